@@ -1,0 +1,90 @@
+//! `berth registry serve | gc`.
+
+mod gc;
+mod serve;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use berth_registry::Config;
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    #[command(subcommand)]
+    command: RegistryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// Serve the OCI distribution API (default: http://127.0.0.1:5000, data under the berth
+    /// data directory).
+    Serve(serve::ServeArgs),
+    /// Delete blobs no manifest references and abandoned uploads. Safe while serving.
+    Gc(gc::GcArgs),
+}
+
+/// Flags shared by every registry command that opens the storage.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Data directory (default: $XDG_DATA_HOME/berth, or /var/lib/berth for root); the
+    /// registry stores under its `registry/` folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// TOML configuration file; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl StorageArgs {
+    /// The configuration with its storage root resolved.
+    pub fn load(&self) -> anyhow::Result<(Config, PathBuf)> {
+        let mut config = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        let root = match (&self.data, &config.storage.root) {
+            (Some(d), _) => d.join("registry"),
+            (None, Some(r)) => r.clone(),
+            (None, None) => crate::dirs::data_dir(None)?.join("registry"),
+        };
+        config.storage.root = Some(root.clone());
+        Ok((config, root))
+    }
+}
+
+pub fn ensure_dir(root: &Path) -> anyhow::Result<()> {
+    berth_fsutil::create_dir_all_durable(root).with_context(|| {
+        format!(
+            "failed to create the registry data directory {}",
+            root.display()
+        )
+    })
+}
+
+pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
+    match args.command {
+        RegistryCommand::Serve(a) => serve::run(a),
+        RegistryCommand::Gc(a) => gc::run(a),
+    }
+}
+
+/// "90", "90s", "15m", "1h", "2d".
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 90s, 15m, 1h, 2d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("invalid duration unit in {s:?}: use s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}

@@ -1,0 +1,252 @@
+//! temp → write → fsync → verify → rename → fsync dir.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::FsError;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn temp_name(dest: &Path) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let base = dest
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = format!(".{base}.tmp.{}.{n}", std::process::id());
+    dest.with_file_name(name)
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// `fsync` a directory so that entries created or renamed in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    let f = File::open(dir).map_err(|source| FsError::Sync {
+        path: dir.to_owned(),
+        source,
+    })?;
+    f.sync_all().map_err(|source| FsError::Sync {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+/// Rename `from` to `to` (same filesystem) and `fsync` the destination directory, and the
+/// source directory when it differs, so the move survives a crash.
+pub fn rename_durable(from: &Path, to: &Path) -> Result<(), FsError> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the one place allowed to rename into place"
+    )]
+    std::fs::rename(from, to).map_err(|source| FsError::Rename {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        source,
+    })?;
+    let to_dir = parent_of(to);
+    sync_dir(to_dir)?;
+    let from_dir = parent_of(from);
+    if from_dir != to_dir {
+        sync_dir(from_dir)?;
+    }
+    Ok(())
+}
+
+/// Create `dir` and its parents, `fsync`ing each newly created level's parent so that the
+/// directory entries are durable too.
+pub fn create_dir_all_durable(dir: &Path) -> Result<(), FsError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = parent_of(dir);
+    if parent != dir {
+        create_dir_all_durable(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => sync_dir(parent),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(FsError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// A file being written under a temporary name beside its destination. Nothing is visible
+/// under the destination name until [`AtomicFile::commit`] succeeds; dropping it without
+/// committing removes the temporary file.
+#[derive(Debug)]
+pub struct AtomicFile {
+    file: Option<File>,
+    temp: PathBuf,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Start writing a file that will become `dest`. Creates missing parent directories.
+    pub fn create(dest: impl AsRef<Path>) -> Result<AtomicFile, FsError> {
+        let dest = dest.as_ref().to_owned();
+        let dir = parent_of(&dest).to_owned();
+        create_dir_all_durable(&dir)?;
+        let temp = temp_name(&dest);
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|source| FsError::CreateTemp { dir, source })?;
+        Ok(AtomicFile {
+            file: Some(file),
+            temp,
+            dest,
+        })
+    }
+
+    /// The temporary path being written.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
+    }
+
+    /// The final path.
+    pub fn dest_path(&self) -> &Path {
+        &self.dest
+    }
+
+    /// The open temporary file, for callers that need `File` APIs (`set_len`, `metadata`).
+    pub fn file(&self) -> Option<&File> {
+        self.file.as_ref()
+    }
+
+    /// Flush, `fsync`, rename over the destination and `fsync` its directory.
+    pub fn commit(self) -> Result<PathBuf, FsError> {
+        self.commit_verified(|_| Ok(()))
+    }
+
+    /// As [`AtomicFile::commit`], but run `verify` on the flushed temporary file first; if it
+    /// fails, the temporary file is removed and the destination is untouched.
+    pub fn commit_verified<F>(mut self, verify: F) -> Result<PathBuf, FsError>
+    where
+        F: FnOnce(&Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if let Some(file) = self.file.take() {
+            file.sync_all().map_err(|source| FsError::Sync {
+                path: self.temp.clone(),
+                source,
+            })?;
+        }
+        verify(&self.temp).map_err(|source| FsError::Verify {
+            path: self.dest.clone(),
+            source,
+        })?;
+        rename_durable(&self.temp, &self.dest)?;
+        // Renamed: nothing left for Drop to clean up.
+        self.temp = PathBuf::new();
+        Ok(self.dest.clone())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.file.as_mut() {
+            Some(f) => f.write(buf),
+            None => Err(std::io::Error::other("atomic file already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Write `data` to `dest` atomically and durably: readers see the old content or the new,
+/// never a torn file, also after a crash.
+pub fn atomic_write(dest: impl AsRef<Path>, data: &[u8]) -> Result<(), FsError> {
+    let mut f = AtomicFile::create(dest)?;
+    f.write_all(data).map_err(|source| FsError::Write {
+        path: f.temp_path().to_owned(),
+        source,
+    })?;
+    f.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_creates_parents_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a/b/c.json");
+        atomic_write(&dest, b"one").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"one");
+        atomic_write(&dest, b"two").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"two");
+        // no temp files left behind
+        let names: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("c.json")]);
+    }
+
+    #[test]
+    fn dropped_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x");
+        {
+            let mut f = AtomicFile::create(&dest).unwrap();
+            f.write_all(b"partial").unwrap();
+            assert!(f.temp_path().exists());
+        }
+        assert!(!dest.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn failed_verification_keeps_old_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("blob");
+        atomic_write(&dest, b"good").unwrap();
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.write_all(b"bad").unwrap();
+        let err = f
+            .commit_verified(|_| Err("digest mismatch".into()))
+            .unwrap_err();
+        assert!(matches!(err, FsError::Verify { .. }));
+        assert_eq!(std::fs::read(&dest).unwrap(), b"good");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn rename_durable_moves_across_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        atomic_write(a.join("f"), b"x").unwrap();
+        rename_durable(&a.join("f"), &b.join("g")).unwrap();
+        assert_eq!(std::fs::read(b.join("g")).unwrap(), b"x");
+        let err = rename_durable(&a.join("f"), &b.join("g")).unwrap_err();
+        assert_eq!(err.io_kind(), Some(std::io::ErrorKind::NotFound));
+    }
+}

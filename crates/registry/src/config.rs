@@ -1,0 +1,189 @@
+//! Registry configuration: a TOML file (`--config FILE`) whose every key has a locked-down
+//! default; command-line flags override it.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:5000"
+//! tls_cert = "/etc/berth/tls.crt"       # both or neither
+//! tls_key = "/etc/berth/tls.key"
+//! insecure_anonymous = false            # allow a non-loopback listener without auth
+//!
+//! [storage]
+//! root = "/var/lib/berth/registry"
+//! delete_enabled = true                 # false: DELETE answers 405 UNSUPPORTED
+//! max_manifest_bytes = 4194304          # larger manifests are refused with 413
+//!
+//! [gc]
+//! grace_secs = 3600                     # never collect a blob younger than this
+//! upload_expiry_secs = 86400            # abandoned uploads older than this are removed
+//!
+//! [auth]
+//! htpasswd = "/etc/berth/htpasswd"      # enables auth (basic and bearer tokens)
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::AuthConfig;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
+pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub gc: GcConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub insecure_anonymous: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            tls_cert: None,
+            tls_key: None,
+            insecure_anonymous: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Where the registry keeps its data; the binary fills this in from the data directory.
+    pub root: Option<PathBuf>,
+    pub delete_enabled: bool,
+    pub max_manifest_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            root: None,
+            delete_enabled: true,
+            max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    pub grace_secs: u64,
+    pub upload_expiry_secs: u64,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            grace_secs: 3600,
+            upload_expiry_secs: 24 * 3600,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Check the combination of settings: refuse what would expose an open registry.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key must be given together".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.storage.max_manifest_bytes < DEFAULT_MAX_MANIFEST_BYTES {
+            return Err(ConfigError::Invalid(format!(
+                "max_manifest_bytes must be at least {DEFAULT_MAX_MANIFEST_BYTES} (distribution-spec: registries should accept manifests of at least 4 MiB)"
+            )));
+        }
+        let loopback = self.server.listen.ip().is_loopback();
+        if !loopback && self.auth.htpasswd.is_none() && !self.server.insecure_anonymous {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on non-loopback address {} without authentication; \
+                 hint: pass --htpasswd FILE, or --insecure-anonymous to serve anyone anonymously",
+                self.server.listen
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_locked_down() {
+        let c = Config::default();
+        assert_eq!(c.server.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.validate().is_ok());
+        let mut open = c.clone();
+        open.server.listen = "0.0.0.0:5000".parse().unwrap();
+        let err = open.validate().unwrap_err().to_string();
+        assert!(err.contains("without authentication"), "{err}");
+        open.server.insecure_anonymous = true;
+        assert!(open.validate().is_ok());
+    }
+
+    #[test]
+    fn parses_toml_and_refuses_unknown_keys() {
+        let c: Config = toml::from_str(
+            "[server]\nlisten = \"127.0.0.1:6000\"\n[storage]\ndelete_enabled = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 6000);
+        assert!(!c.storage.delete_enabled);
+        assert!(toml::from_str::<Config>("[server]\nlisten_typo = 1\n").is_err());
+    }
+
+    #[test]
+    fn small_manifest_limit_refused() {
+        let mut c = Config::default();
+        c.storage.max_manifest_bytes = 1024;
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! Prometheus metrics, rendered in the text exposition format at `/metrics`.
+//!
+//! Requests are counted by route, method and status; bytes in and out by route; upload
+//! durations in a fixed-bucket histogram. Counters are plain atomics behind one small map
+//! keyed by (route, method, status), so recording is a short, uncontended critical section.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const UPLOAD_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
+    bytes_in: Mutex<BTreeMap<&'static str, u64>>,
+    bytes_out: Mutex<BTreeMap<&'static str, u64>>,
+    upload_buckets: [AtomicU64; UPLOAD_BUCKETS.len()],
+    upload_count: AtomicU64,
+    upload_sum_micros: AtomicU64,
+}
+
+fn add<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K, n: u64) {
+    if let Ok(mut g) = m.lock() {
+        *g.entry(k).or_insert(0) += n;
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    pub fn record_request(
+        &self,
+        route: &'static str,
+        method: &str,
+        status: u16,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        add(&self.requests, (route, method.to_owned(), status), 1);
+        if bytes_in > 0 {
+            add(&self.bytes_in, route, bytes_in);
+        }
+        if bytes_out > 0 {
+            add(&self.bytes_out, route, bytes_out);
+        }
+    }
+
+    pub fn record_bytes_out(&self, route: &'static str, n: u64) {
+        add(&self.bytes_out, route, n);
+    }
+
+    /// A completed blob upload session, from POST to the final PUT.
+    pub fn record_upload(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, le) in UPLOAD_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.upload_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.upload_count.fetch_add(1, Ordering::Relaxed);
+        self.upload_sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(4096);
+        s.push_str(
+            "# HELP berth_registry_requests_total HTTP requests by route, method and status.\n",
+        );
+        s.push_str("# TYPE berth_registry_requests_total counter\n");
+        if let Ok(g) = self.requests.lock() {
+            for ((route, method, status), n) in g.iter() {
+                let _ = writeln!(
+                    s,
+                    "berth_registry_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        for (name, help, m) in [
+            (
+                "berth_registry_bytes_received_total",
+                "Request body bytes received, by route.",
+                &self.bytes_in,
+            ),
+            (
+                "berth_registry_bytes_sent_total",
+                "Response body bytes sent, by route.",
+                &self.bytes_out,
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+            if let Ok(g) = m.lock() {
+                for (route, n) in g.iter() {
+                    let _ = writeln!(s, "{name}{{route=\"{route}\"}} {n}");
+                }
+            }
+        }
+        s.push_str("# HELP berth_registry_upload_duration_seconds Blob upload sessions, first request to commit.\n");
+        s.push_str("# TYPE berth_registry_upload_duration_seconds histogram\n");
+        for (i, le) in UPLOAD_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "berth_registry_upload_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                self.upload_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.upload_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            s,
+            "berth_registry_upload_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            s,
+            "berth_registry_upload_duration_seconds_sum {}",
+            self.upload_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(s, "berth_registry_upload_duration_seconds_count {count}");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::new();
+        m.record_request("manifest", "GET", 200, 0, 512);
+        m.record_request("manifest", "GET", 200, 0, 512);
+        m.record_request("blob", "HEAD", 404, 0, 0);
+        m.record_upload(Duration::from_millis(200));
+        let text = m.render();
+        assert!(text.contains(
+            "berth_registry_requests_total{route=\"manifest\",method=\"GET\",status=\"200\"} 2"
+        ));
+        assert!(text.contains("berth_registry_bytes_sent_total{route=\"manifest\"} 1024"));
+        assert!(text.contains("berth_registry_upload_duration_seconds_bucket{le=\"0.1\"} 0"));
+        assert!(text.contains("berth_registry_upload_duration_seconds_bucket{le=\"0.25\"} 1"));
+        assert!(text.contains("berth_registry_upload_duration_seconds_count 1"));
+    }
+}

@@ -1,0 +1,121 @@
+//! The registry's storage layout: the only place that builds storage paths.
+//!
+//! ```text
+//! <root>/
+//!   v1/                                       LAYOUT_VERSION
+//!     blobs/<alg>/<hex[0..2]>/<hex>/data       content, visible only once its digest is verified
+//!     repositories/<name>/                    <name> passed validate_repository_name: no `..`,
+//!                                             no leading `_`, so it never collides with the below
+//!       _layers/<alg>/<hex>/link                blob linked into the repository (content: digest)
+//!       _manifests/revisions/<alg>/<hex>/link   manifest in the repository (content: RevisionMeta JSON)
+//!       _manifests/tags/<tag>/current/link      tag (content: manifest digest)
+//!       _referrers/<alg>/<subject hex>/<alg>-<hex>
+//!                                             a manifest whose `subject` is that digest
+//!                                             (content: its descriptor JSON)
+//!       _uploads/<session id>/data              bytes received so far
+//!       _uploads/<session id>/startedat         when the session began (unix milliseconds)
+//! ```
+//!
+//! Blob content is shared by every repository; a repository sees a blob only through its
+//! `_layers` link, so access to a digest is always scoped by repository.
+
+use berth_oci::Digest;
+
+/// Bump when the layout changes incompatibly.
+pub const LAYOUT_VERSION: &str = "v1";
+
+pub fn blobs_root() -> String {
+    format!("{LAYOUT_VERSION}/blobs")
+}
+
+pub fn blob_data(d: &Digest) -> String {
+    let hex = d.hex();
+    format!(
+        "{LAYOUT_VERSION}/blobs/{}/{}/{}/data",
+        d.algorithm().as_str(),
+        &hex[..2],
+        hex
+    )
+}
+
+pub fn repositories_root() -> String {
+    format!("{LAYOUT_VERSION}/repositories")
+}
+
+pub fn repo(name: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}")
+}
+
+pub fn layer_link(name: &str, d: &Digest) -> String {
+    format!(
+        "{LAYOUT_VERSION}/repositories/{name}/_layers/{}/{}/link",
+        d.algorithm().as_str(),
+        d.hex()
+    )
+}
+
+pub fn layers_dir(name: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_layers")
+}
+
+pub fn revision_link(name: &str, d: &Digest) -> String {
+    format!(
+        "{LAYOUT_VERSION}/repositories/{name}/_manifests/revisions/{}/{}/link",
+        d.algorithm().as_str(),
+        d.hex()
+    )
+}
+
+pub fn revisions_dir(name: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_manifests/revisions")
+}
+
+pub fn tags_dir(name: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_manifests/tags")
+}
+
+pub fn tag_link(name: &str, tag: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_manifests/tags/{tag}/current/link")
+}
+
+pub fn tag_dir(name: &str, tag: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_manifests/tags/{tag}")
+}
+
+pub fn referrers_dir(name: &str, subject: &Digest) -> String {
+    format!(
+        "{LAYOUT_VERSION}/repositories/{name}/_referrers/{}/{}",
+        subject.algorithm().as_str(),
+        subject.hex()
+    )
+}
+
+pub fn referrer_entry(name: &str, subject: &Digest, referrer: &Digest) -> String {
+    format!(
+        "{}/{}-{}",
+        referrers_dir(name, subject),
+        referrer.algorithm().as_str(),
+        referrer.hex()
+    )
+}
+
+pub fn uploads_dir(name: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_uploads")
+}
+
+pub fn upload_dir(name: &str, id: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}")
+}
+
+pub fn upload_data(name: &str, id: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}/data")
+}
+
+pub fn upload_started(name: &str, id: &str) -> String {
+    format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}/startedat")
+}
+
+/// Parse `<alg>/<hex>` directory names back into a digest (listing `_layers` or `revisions`).
+pub fn digest_from_parts(alg: &str, hex: &str) -> Option<Digest> {
+    Digest::parse(&format!("{alg}:{hex}")).ok()
+}

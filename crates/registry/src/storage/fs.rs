@@ -1,0 +1,271 @@
+//! The filesystem driver: one file per path under a root directory.
+//!
+//! Small files are replaced with `berth_fsutil::atomic_write`; moves use
+//! `berth_fsutil::rename_durable`; appends are flushed with `fsync` on commit. Blocking
+//! filesystem calls run on tokio's blocking pool. Every path is joined with
+//! `berth_fsutil::join_in_root`, so no path can leave the root even if a caller bug let `..`
+//! through.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter};
+
+/// Stores everything under `root`.
+#[derive(Debug, Clone)]
+pub struct FsDriver {
+    root: Arc<PathBuf>,
+}
+
+impl FsDriver {
+    pub fn new(root: impl Into<PathBuf>) -> FsDriver {
+        FsDriver {
+            root: Arc::new(root.into()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &str) -> DResult<PathBuf> {
+        berth_fsutil::join_in_root(&self.root, path).map_err(|_| DriverError::InvalidPath {
+            path: path.to_owned(),
+            reason: "not a plain relative path",
+        })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    path: &str,
+    f: impl FnOnce() -> DResult<T> + Send + 'static,
+) -> DResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(DriverError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        }),
+    }
+}
+
+impl Driver for FsDriver {
+    type Writer = FsWriter;
+
+    async fn get_content(&self, path: &str) -> DResult<Bytes> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            std::fs::read(&full)
+                .map(Bytes::from)
+                .map_err(|e| DriverError::io(&p, e))
+        })
+        .await
+    }
+
+    async fn put_content(&self, path: &str, data: Bytes) -> DResult<()> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            berth_fsutil::atomic_write(&full, &data).map_err(|e| DriverError::fs(&p, e))
+        })
+        .await
+    }
+
+    async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        let (file, size) = blocking(path, move || {
+            let mut f = std::fs::File::open(&full).map_err(|e| DriverError::io(&p, e))?;
+            let size = f.metadata().map_err(|e| DriverError::io(&p, e))?.len();
+            if offset > 0 {
+                f.seek(SeekFrom::Start(offset))
+                    .map_err(|e| DriverError::io(&p, e))?;
+            }
+            Ok((f, size))
+        })
+        .await?;
+        let mut file = tokio::fs::File::from_std(file);
+        file.set_max_buf_size(1 << 20);
+        Ok((Box::pin(file), size))
+    }
+
+    async fn writer(&self, path: &str) -> DResult<FsWriter> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        let file = blocking(path, move || {
+            if let Some(parent) = full.parent() {
+                berth_fsutil::create_dir_all_durable(parent).map_err(|e| DriverError::fs(&p, e))?;
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&full)
+                .map_err(|e| DriverError::io(&p, e))
+        })
+        .await?;
+        Ok(FsWriter::spawn(path.to_owned(), file))
+    }
+
+    async fn stat(&self, path: &str) -> DResult<FileInfo> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            let m = std::fs::metadata(&full).map_err(|e| DriverError::io(&p, e))?;
+            Ok(FileInfo {
+                size: m.len(),
+                modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                is_dir: m.is_dir(),
+            })
+        })
+        .await
+    }
+
+    async fn list(&self, path: &str) -> DResult<Vec<String>> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            let rd = std::fs::read_dir(&full).map_err(|e| DriverError::io(&p, e))?;
+            let mut names = Vec::new();
+            for entry in rd {
+                let entry = entry.map_err(|e| DriverError::io(&p, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                // temporaries of in-flight atomic writes are not content
+                if !name.starts_with('.') {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn move_to(&self, from: &str, to: &str) -> DResult<()> {
+        let src = self.full(from)?;
+        let dst = self.full(to)?;
+        let p = to.to_owned();
+        blocking(to, move || {
+            if let Some(parent) = dst.parent() {
+                berth_fsutil::create_dir_all_durable(parent).map_err(|e| DriverError::fs(&p, e))?;
+            }
+            berth_fsutil::rename_durable(&src, &dst).map_err(|e| DriverError::fs(&p, e))
+        })
+        .await
+    }
+
+    async fn delete(&self, path: &str) -> DResult<()> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            let m = std::fs::symlink_metadata(&full).map_err(|e| DriverError::io(&p, e))?;
+            let r = if m.is_dir() {
+                std::fs::remove_dir_all(&full)
+            } else {
+                std::fs::remove_file(&full)
+            };
+            r.map_err(|e| DriverError::io(&p, e))?;
+            if let Some(parent) = full.parent() {
+                berth_fsutil::sync_dir(parent).map_err(|e| DriverError::fs(&p, e))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn touch(&self, path: &str) -> DResult<()> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&full)
+                .map_err(|e| DriverError::io(&p, e))?;
+            f.set_modified(SystemTime::now())
+                .map_err(|e| DriverError::io(&p, e))
+        })
+        .await
+    }
+}
+
+enum Op {
+    Write(Bytes),
+    Commit(oneshot::Sender<DResult<u64>>),
+}
+
+/// Appends on a dedicated blocking task fed through a bounded channel, so network reads,
+/// hashing and disk writes overlap.
+#[derive(Debug)]
+pub struct FsWriter {
+    path: String,
+    tx: mpsc::Sender<Op>,
+    failed: Arc<std::sync::Mutex<Option<std::io::Error>>>,
+}
+
+impl FsWriter {
+    fn spawn(path: String, mut file: std::fs::File) -> FsWriter {
+        let (tx, mut rx) = mpsc::channel::<Op>(8);
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let failed2 = failed.clone();
+        let p = path.clone();
+        tokio::task::spawn_blocking(move || {
+            while let Some(op) = rx.blocking_recv() {
+                match op {
+                    Op::Write(chunk) => {
+                        if let Err(e) = file.write_all(&chunk) {
+                            if let Ok(mut g) = failed2.lock() {
+                                *g = Some(e);
+                            }
+                            return;
+                        }
+                    }
+                    Op::Commit(reply) => {
+                        let r = file
+                            .sync_data()
+                            .and_then(|()| file.metadata())
+                            .map(|m| m.len())
+                            .map_err(|e| DriverError::io(&p, e));
+                        let _ = reply.send(r);
+                        return;
+                    }
+                }
+            }
+        });
+        FsWriter { path, tx, failed }
+    }
+
+    fn take_failure(&self) -> DriverError {
+        let err = self
+            .failed
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take())
+            .unwrap_or_else(|| std::io::Error::other("writer task ended"));
+        DriverError::io(&self.path, err)
+    }
+}
+
+impl UploadWriter for FsWriter {
+    async fn write(&mut self, chunk: Bytes) -> DResult<()> {
+        if self.tx.send(Op::Write(chunk)).await.is_err() {
+            return Err(self.take_failure());
+        }
+        Ok(())
+    }
+
+    async fn commit(self) -> DResult<u64> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Op::Commit(reply)).await.is_err() {
+            return Err(self.take_failure());
+        }
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(self.take_failure()),
+        }
+    }
+}

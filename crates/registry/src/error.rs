@@ -153,7 +153,10 @@ impl ErrorKind {
 /// requires with it (`Range`/`Location` on 416, `WWW-Authenticate` on 401), and for internal
 /// errors the cause, which is logged and never sent.
 #[derive(Debug)]
-pub struct RegistryError {
+pub struct RegistryError(Box<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
     pub kind: ErrorKind,
     pub message: String,
     pub detail: Option<Value>,
@@ -163,13 +166,14 @@ pub struct RegistryError {
 
 impl std::fmt::Display for RegistryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind.code_and_status().0, self.message)
+        write!(f, "{}: {}", self.0.kind.code_and_status().0, self.0.message)
     }
 }
 
 impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }
@@ -177,13 +181,13 @@ impl std::error::Error for RegistryError {
 
 impl RegistryError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        RegistryError {
+        RegistryError(Box::new(Inner {
             kind,
             message: message.into(),
             detail: None,
             headers: HeaderMap::new(),
             source: None,
-        }
+        }))
     }
 
     /// With the kind's default message.
@@ -192,13 +196,13 @@ impl RegistryError {
     }
 
     pub fn detail(mut self, detail: Value) -> Self {
-        self.detail = Some(detail);
+        self.0.detail = Some(detail);
         self
     }
 
     pub fn header(mut self, name: header::HeaderName, value: &str) -> Self {
         if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.append(name, v);
+            self.0.headers.append(name, v);
         }
         self
     }
@@ -208,7 +212,7 @@ impl RegistryError {
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
         let mut e = Self::new(ErrorKind::Internal, context);
-        e.source = Some(Box::new(source));
+        e.0.source = Some(Box::new(source));
         e
     }
 
@@ -233,7 +237,11 @@ impl RegistryError {
     }
 
     pub fn status(&self) -> StatusCode {
-        self.kind.code_and_status().1
+        self.0.kind.code_and_status().1
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
     }
 }
 
@@ -245,23 +253,24 @@ impl From<DriverError> for RegistryError {
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
-        let (code, status, _) = self.kind.code_and_status();
-        if self.kind == ErrorKind::Internal || status.is_server_error() {
-            let cause = self
+        let this = *self.0;
+        let (code, status, _) = this.kind.code_and_status();
+        if this.kind == ErrorKind::Internal || status.is_server_error() {
+            let cause = this
                 .source
                 .as_deref()
                 .map(|e| error_chain(e))
                 .unwrap_or_default();
-            tracing::error!(code, message = %self.message, cause, "request failed");
+            tracing::error!(code, message = %this.message, cause, "request failed");
         }
-        let message = if self.kind == ErrorKind::Internal {
+        let message = if this.kind == ErrorKind::Internal {
             // never leak internal detail (paths, errno) to clients
             "internal error; see the registry log".to_owned()
         } else {
-            self.message
+            this.message
         };
         let mut err = json!({ "code": code, "message": message });
-        if let Some(d) = self.detail {
+        if let Some(d) = this.detail {
             err["detail"] = d;
         }
         let body = json!({ "errors": [err] }).to_string();
@@ -271,7 +280,7 @@ impl IntoResponse for RegistryError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        for (name, value) in self.headers.iter() {
+        for (name, value) in this.headers.iter() {
             h.append(name.clone(), value.clone());
         }
         resp

@@ -190,11 +190,12 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
                 if marked.contains(&d) {
                     continue;
                 }
-                if let Err(e) = driver.stat(&paths::blob_data(&d)).await {
-                    if e.is_not_found() && !opts.dry_run {
-                        let _ = driver.delete(&format!("{layers}/{alg}/{hex}")).await;
-                        report.links_deleted += 1;
-                    }
+                if let Err(e) = driver.stat(&paths::blob_data(&d)).await
+                    && e.is_not_found()
+                    && !opts.dry_run
+                {
+                    let _ = driver.delete(&format!("{layers}/{alg}/{hex}")).await;
+                    report.links_deleted += 1;
                 }
             }
         }

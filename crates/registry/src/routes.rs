@@ -94,25 +94,28 @@ pub fn parse(path: &str) -> Route<'_> {
     if let Some(name) = rest.strip_suffix("/blobs/uploads") {
         return Route::UploadStart { name };
     }
-    if let Some((name, session)) = split_last(rest, "/blobs/uploads/") {
-        if !session.contains('/') {
-            return Route::Upload { name, session };
-        }
+    if let Some((name, session)) = split_last(rest, "/blobs/uploads/")
+        && !session.contains('/')
+    {
+        return Route::Upload { name, session };
     }
-    if let Some((name, reference)) = split_last(rest, "/manifests/") {
-        if !reference.is_empty() && !reference.contains('/') {
-            return Route::Manifest { name, reference };
-        }
+    if let Some((name, reference)) = split_last(rest, "/manifests/")
+        && !reference.is_empty()
+        && !reference.contains('/')
+    {
+        return Route::Manifest { name, reference };
     }
-    if let Some((name, digest)) = split_last(rest, "/blobs/") {
-        if !digest.is_empty() && !digest.contains('/') {
-            return Route::Blob { name, digest };
-        }
+    if let Some((name, digest)) = split_last(rest, "/blobs/")
+        && !digest.is_empty()
+        && !digest.contains('/')
+    {
+        return Route::Blob { name, digest };
     }
-    if let Some((name, digest)) = split_last(rest, "/referrers/") {
-        if !digest.is_empty() && !digest.contains('/') {
-            return Route::Referrers { name, digest };
-        }
+    if let Some((name, digest)) = split_last(rest, "/referrers/")
+        && !digest.is_empty()
+        && !digest.contains('/')
+    {
+        return Route::Referrers { name, digest };
     }
     Route::Unknown
 }

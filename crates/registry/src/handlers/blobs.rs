@@ -120,7 +120,7 @@ pub async fn get<D: Driver>(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=31536000"),
     );
-    if let Ok(v) = HeaderValue::from_str(&d.to_string()) {
+    if let Ok(v) = HeaderValue::from_str(d.as_ref()) {
         h.insert("docker-content-digest", v);
     }
     if let Ok(v) = HeaderValue::from_str(&etag) {

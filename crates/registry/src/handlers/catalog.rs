@@ -19,12 +19,11 @@ pub async fn list<D: Driver>(app: &App<D>, query: &str) -> Result<Response> {
         last.as_deref(),
     );
     let mut resp = json_response(StatusCode::OK, json!({ "repositories": page }).to_string());
-    if let (true, Some(l), Some(n)) = (more, page.last(), n) {
-        if let Ok(v) =
+    if let (true, Some(l), Some(n)) = (more, page.last(), n)
+        && let Ok(v) =
             HeaderValue::from_str(&format!("</v2/_catalog?n={n}&last={l}>; rel=\"next\""))
-        {
-            resp.headers_mut().insert(header::LINK, v);
-        }
+    {
+        resp.headers_mut().insert(header::LINK, v);
     }
     Ok(resp)
 }

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use berth_oci::{Algorithm, Digest, ManifestInfo, validate_tag};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::app::{App, content_length, empty, query_pairs};
@@ -20,6 +20,9 @@ use crate::error::{ErrorKind, RegistryError, Result};
 use crate::paths;
 use crate::repo::RevisionMeta;
 use crate::storage::Driver;
+
+/// How much of an oversized manifest body is read and discarded before answering 413.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// A reference is a digest when it contains `:` (tags cannot).
 enum Reference {
@@ -114,35 +117,47 @@ pub async fn put<D: Driver>(
         )
         .detail(json!({ "limit": max }))
     };
-    if let Some(len) = content_length(headers) {
-        if len > max {
-            return Err(too_large(len.to_string()));
-        }
-    }
-    let bytes: Bytes = match Limited::new(body, max as usize).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(too_large(format!("more than {max}")));
-        }
-        Err(e) => {
-            return Err(RegistryError::new(
+    // Read (bounded) even a body we will refuse: answering before the client has sent it
+    // makes most clients report a broken pipe instead of the 413.
+    let declared_too_large = content_length(headers).is_some_and(|len| len > max);
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = stream.next().await {
+        let chunk = frame.map_err(|e| {
+            RegistryError::new(
                 ErrorKind::ManifestInvalid,
                 format!("failed to read manifest body: {e}"),
-            ));
+            )
+        })?;
+        total += chunk.len() as u64;
+        if total > max + DRAIN_LIMIT {
+            break;
         }
-    };
+        if !declared_too_large && total <= max {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if declared_too_large || total > max {
+        return Err(too_large(if total > max + DRAIN_LIMIT {
+            format!("more than {total}")
+        } else {
+            total.to_string()
+        }));
+    }
+    let bytes: Bytes = buf.freeze();
     let alg = match &reference {
         Reference::Digest(d) => d.algorithm(),
         Reference::Tag(_) => Algorithm::Sha256,
     };
     let digest = Digest::of(alg, &bytes);
-    if let Reference::Digest(want) = &reference {
-        if want != &digest {
-            return Err(RegistryError::digest_invalid(format!(
-                "manifest body has digest {digest}, not {want}"
-            ))
-            .detail(json!({ "digest": want.to_string(), "actual": digest.to_string() })));
-        }
+    if let Reference::Digest(want) = &reference
+        && want != &digest
+    {
+        return Err(RegistryError::digest_invalid(format!(
+            "manifest body has digest {digest}, not {want}"
+        ))
+        .detail(json!({ "digest": want.to_string(), "actual": digest.to_string() })));
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -231,10 +246,10 @@ pub async fn put<D: Driver>(
         if let Some(at) = &info.artifact_type {
             desc["artifactType"] = json!(at);
         }
-        if let Some(a) = &info.annotations {
-            if !a.is_empty() {
-                desc["annotations"] = json!(a);
-            }
+        if let Some(a) = &info.annotations
+            && !a.is_empty()
+        {
+            desc["annotations"] = json!(a);
         }
         app.driver
             .put_content(

@@ -32,10 +32,10 @@ pub async fn list<D: Driver>(
             tracing::warn!(repo = name, entry, "skipping corrupt referrer record");
             continue;
         };
-        if let Some(f) = &filter {
-            if desc.get("artifactType").and_then(Value::as_str) != Some(f.as_str()) {
-                continue;
-            }
+        if let Some(f) = &filter
+            && desc.get("artifactType").and_then(Value::as_str) != Some(f.as_str())
+        {
+            continue;
         }
         manifests.push(desc);
     }

@@ -69,10 +69,10 @@ pub async fn start<D: Driver>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    if let (Some(mount), Some(from)) = (query_get(query, "mount"), query_get(query, "from")) {
-        if let Some(r) = try_mount(app, name, &mount, &from, headers).await? {
-            return Ok(r);
-        }
+    if let (Some(mount), Some(from)) = (query_get(query, "mount"), query_get(query, "from"))
+        && let Some(r) = try_mount(app, name, &mount, &from, headers).await?
+    {
+        return Ok(r);
     }
     let digest = match query_get(query, "digest") {
         Some(d) => Some(parse_digest(&d)?),
@@ -185,15 +185,15 @@ async fn append<D: Driver>(
                 ),
             ));
         }
-        if let Some(len) = content_length {
-            if b - a + 1 != len {
-                return Err(out_of_order(
-                    name,
-                    id,
-                    current,
-                    format!("Content-Range {a}-{b} does not match Content-Length {len}"),
-                ));
-            }
+        if let Some(len) = content_length
+            && b - a + 1 != len
+        {
+            return Err(out_of_order(
+                name,
+                id,
+                current,
+                format!("Content-Range {a}-{b} does not match Content-Length {len}"),
+            ));
         }
     }
     if content_length == Some(0) {
@@ -252,20 +252,20 @@ async fn append<D: Driver>(
             ),
         ));
     }
-    if let Some(len) = content_length {
-        if received != len {
-            return Err(RegistryError::new(
-                ErrorKind::SizeInvalid,
-                format!("received {received} bytes but Content-Length was {len}"),
-            ));
-        }
+    if let Some(len) = content_length
+        && received != len
+    {
+        return Err(RegistryError::new(
+            ErrorKind::SizeInvalid,
+            format!("received {received} bytes but Content-Length was {len}"),
+        ));
     }
-    if let Some(mut p) = partial {
-        if size == current + received {
-            p.offset = size;
-            if let Ok(mut map) = app.hashes.lock() {
-                map.insert(id.to_owned(), p);
-            }
+    if let Some(mut p) = partial
+        && size == current + received
+    {
+        p.offset = size;
+        if let Ok(mut map) = app.hashes.lock() {
+            map.insert(id.to_owned(), p);
         }
     }
     Ok(size)
@@ -316,11 +316,10 @@ async fn complete<D: Driver>(
         .driver
         .get_content(&paths::upload_started(name, id))
         .await
+        && let Ok(ms) = String::from_utf8_lossy(&raw).trim().parse::<u64>()
     {
-        if let Ok(ms) = String::from_utf8_lossy(&raw).trim().parse::<u64>() {
-            app.metrics
-                .record_upload(Duration::from_millis(now_millis().saturating_sub(ms)));
-        }
+        app.metrics
+            .record_upload(Duration::from_millis(now_millis().saturating_sub(ms)));
     }
     let _ = app.driver.delete(&paths::upload_dir(name, id)).await;
     tracing::debug!(repo = name, digest = %expected, size, "blob committed");

@@ -65,11 +65,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<()> {
-    let auth = if config.auth.htpasswd.is_some() {
-        Authorizer::new(&config.auth, &root).context("failed to set up authentication")?
-    } else {
-        Authorizer::disabled()
-    };
+    let auth = Authorizer::new(&config.auth, &root).context("failed to set up authentication")?;
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(c), Some(k)) => Some(berth_registry::tls::load_server_config(c, k)?),
         _ => None,

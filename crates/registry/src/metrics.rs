@@ -14,7 +14,7 @@ const UPLOAD_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, String, u16), u64>>,
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     bytes_in: Mutex<BTreeMap<&'static str, u64>>,
     bytes_out: Mutex<BTreeMap<&'static str, u64>>,
     upload_buckets: [AtomicU64; UPLOAD_BUCKETS.len()],
@@ -25,6 +25,20 @@ pub struct Metrics {
 fn add<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K, n: u64) {
     if let Ok(mut g) = m.lock() {
         *g.entry(k).or_insert(0) += n;
+    }
+}
+
+/// Method names as static labels (no allocation per request); anything unusual is "OTHER".
+fn static_method(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "POST" => "POST",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
     }
 }
 
@@ -41,7 +55,7 @@ impl Metrics {
         bytes_in: u64,
         bytes_out: u64,
     ) {
-        add(&self.requests, (route, method.to_owned(), status), 1);
+        add(&self.requests, (route, static_method(method), status), 1);
         if bytes_in > 0 {
             add(&self.bytes_in, route, bytes_in);
         }

@@ -163,7 +163,12 @@ pub async fn put<D: Driver>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim())
-        .filter(|v| !v.is_empty());
+        // a generic type says nothing about the manifest: let its mediaType field decide
+        .filter(|v| {
+            !v.is_empty()
+                && !v.eq_ignore_ascii_case("application/json")
+                && !v.eq_ignore_ascii_case("application/octet-stream")
+        });
     let info = ManifestInfo::parse(&bytes, content_type)
         .map_err(|e| RegistryError::new(ErrorKind::ManifestInvalid, e.to_string()))?;
 

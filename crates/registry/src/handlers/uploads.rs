@@ -23,6 +23,9 @@ use crate::handlers::parse_digest;
 use crate::paths;
 use crate::storage::{Driver, UploadWriter};
 
+/// Upload sessions whose hash state is kept between requests.
+const MAX_CACHED_HASHES: usize = 4096;
+
 /// Bytes gathered before handing a buffer to the writer task.
 const WRITE_BATCH: usize = 256 * 1024;
 
@@ -265,6 +268,11 @@ async fn append<D: Driver>(
     {
         p.offset = size;
         if let Ok(mut map) = app.hashes.lock() {
+            // a cache, not state: forget everything rather than grow without bound when
+            // clients abandon many sessions
+            if map.len() >= MAX_CACHED_HASHES {
+                map.clear();
+            }
             map.insert(id.to_owned(), p);
         }
     }

@@ -57,15 +57,14 @@ async fn blocking<T: Send + 'static>(
 impl Driver for FsDriver {
     type Writer = FsWriter;
 
+    /// Read inline rather than on the blocking pool: `get_content` is only used for small
+    /// files (links, revision records, manifests of at most a few MiB) that the page cache
+    /// holds, where a thread hand-off costs more than the read.
     async fn get_content(&self, path: &str) -> DResult<Bytes> {
         let full = self.full(path)?;
-        let p = path.to_owned();
-        blocking(path, move || {
-            std::fs::read(&full)
-                .map(Bytes::from)
-                .map_err(|e| DriverError::io(&p, e))
-        })
-        .await
+        std::fs::read(&full)
+            .map(Bytes::from)
+            .map_err(|e| DriverError::io(path, e))
     }
 
     async fn put_content(&self, path: &str, data: Bytes) -> DResult<()> {
@@ -112,18 +111,15 @@ impl Driver for FsDriver {
         Ok(FsWriter::spawn(path.to_owned(), file))
     }
 
+    /// Inline for the same reason as `get_content`: one `statx` on cached metadata.
     async fn stat(&self, path: &str) -> DResult<FileInfo> {
         let full = self.full(path)?;
-        let p = path.to_owned();
-        blocking(path, move || {
-            let m = std::fs::metadata(&full).map_err(|e| DriverError::io(&p, e))?;
-            Ok(FileInfo {
-                size: m.len(),
-                modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                is_dir: m.is_dir(),
-            })
+        let m = std::fs::metadata(&full).map_err(|e| DriverError::io(path, e))?;
+        Ok(FileInfo {
+            size: m.len(),
+            modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            is_dir: m.is_dir(),
         })
-        .await
     }
 
     async fn list(&self, path: &str) -> DResult<Vec<String>> {

@@ -1,7 +1,13 @@
 //! In-process integration tests: the whole HTTP stack (server loop, router, handlers,
 //! filesystem driver) on 127.0.0.1, one module per API resource.
 
-#![allow(missing_debug_implementations, reason = "test harness types")]
+#![allow(
+    missing_debug_implementations,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness: failing loudly is the point"
+)]
 mod blobs;
 mod gc;
 mod manifests;

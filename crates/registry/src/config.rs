@@ -140,6 +140,13 @@ impl Config {
                 "max_manifest_bytes must be at least {DEFAULT_MAX_MANIFEST_BYTES} (distribution-spec: registries should accept manifests of at least 4 MiB)"
             )));
         }
+        if self.gc.grace_secs < crate::gc::MIN_GRACE.as_secs() {
+            return Err(ConfigError::Invalid(format!(
+                "gc.grace_secs = {} is below the minimum of {} seconds that keeps concurrent pushes safe",
+                self.gc.grace_secs,
+                crate::gc::MIN_GRACE.as_secs()
+            )));
+        }
         let loopback = self.server.listen.ip().is_loopback();
         if !loopback && self.auth.htpasswd.is_none() && !self.server.insecure_anonymous {
             return Err(ConfigError::Invalid(format!(

@@ -11,6 +11,13 @@
 //! A push racing that instant fails cleanly with BLOB_UNKNOWN (and the client re-uploads);
 //! it never succeeds against content that then disappears. (Guards against distribution
 //! #2881 and containerd #10843.)
+//!
+//! Why a minimum grace ([`MIN_GRACE`]): the cutoff is `gc start − grace`. A manifest push
+//! touches its blobs at `t` and writes its revision record within [`MAX_PUSH_WINDOW`] of
+//! `t` (the push is refused otherwise). If `t` is after the cutoff the blobs are too young
+//! to collect; if it is before, the record was written before the collection started, so
+//! the mark phase sees it. That holds only when the grace exceeds the push window, so a
+//! shorter grace is refused rather than silently unsafe.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -20,6 +27,13 @@ use berth_oci::{Digest, ManifestInfo};
 use crate::paths;
 use crate::repo::{RevisionMeta, walk_repositories};
 use crate::storage::{DResult, Driver, DriverError};
+
+/// The shortest grace period that keeps concurrent pushes safe.
+pub const MIN_GRACE: Duration = Duration::from_secs(60);
+
+/// The longest a manifest push may take from touching its blobs to recording the manifest.
+/// Must stay well under [`MIN_GRACE`].
+pub const MAX_PUSH_WINDOW: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct GcOptions {
@@ -45,6 +59,11 @@ pub struct GcReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
+    #[error(
+        "grace period {given:?} is shorter than the minimum {min:?}: a shorter one could collect blobs of a manifest being pushed; hint: use --grace {}s or more",
+        min.as_secs()
+    )]
+    GraceTooShort { given: Duration, min: Duration },
     #[error("garbage collection failed while {during}")]
     Storage {
         during: String,
@@ -78,10 +97,24 @@ fn older_than(t: SystemTime, age: Duration) -> bool {
         .unwrap_or(false)
 }
 
+async fn modified<D: Driver>(d: &D, path: &str) -> Option<SystemTime> {
+    d.stat(path).await.ok().map(|i| i.modified)
+}
+
 /// Run one collection over `driver`.
 pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport, GcError> {
+    if opts.grace < MIN_GRACE {
+        return Err(GcError::GraceTooShort {
+            given: opts.grace,
+            min: MIN_GRACE,
+        });
+    }
+    // Measured from the start, so that anything touched while this collection runs is kept.
+    let cutoff = SystemTime::now()
+        .checked_sub(opts.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = GcReport::default();
-    let repos = ctx(walk_repositories(driver).await, || {
+    let repos = ctx(walk_repositories(driver, true).await, || {
         "listing repositories".into()
     })?;
     report.repositories = repos.len();
@@ -147,7 +180,7 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
                 let Ok(info) = driver.stat(&data).await else {
                     continue;
                 };
-                if !older_than(info.modified, opts.grace) {
+                if info.modified >= cutoff {
                     report.blobs_kept_in_grace += 1;
                     continue;
                 }
@@ -161,7 +194,7 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
                     continue; // deleted or moved by someone else
                 }
                 let recheck = ctx(driver.stat(&trash).await, || format!("checking {d}"))?;
-                if !older_than(recheck.modified, opts.grace) {
+                if recheck.modified >= cutoff {
                     // touched by a push between the two checks: put it back
                     ctx(driver.move_to(&trash, &data).await, || {
                         format!("restoring {d}")
@@ -201,22 +234,34 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
         }
         let uploads = paths::uploads_dir(repo);
         for id in list(driver, &uploads).await? {
-            let started = driver.stat(&paths::upload_started(repo, &id)).await;
-            let data = driver.stat(&paths::upload_data(repo, &id)).await;
-            let last = [started.ok(), data.ok()]
-                .into_iter()
-                .flatten()
-                .map(|i| i.modified)
-                .max();
-            let abandoned = last.is_none_or(|t| older_than(t, opts.upload_expiry));
-            if abandoned {
-                if !opts.dry_run {
-                    ctx(driver.delete(&paths::upload_dir(repo, &id)).await, || {
-                        format!("removing upload {id} of {repo}")
-                    })?;
-                }
-                report.uploads_deleted += 1;
+            // The newest sign of life: the session directory (changes while it is being
+            // created or removed), its start marker, its data.
+            let mut last = None;
+            for p in [
+                paths::upload_dir(repo, &id),
+                paths::upload_started(repo, &id),
+                paths::upload_data(repo, &id),
+            ] {
+                last = last.max(modified(driver, &p).await);
             }
+            // Nothing to go by (it vanished meanwhile): leave it to the next run.
+            let Some(last) = last else { continue };
+            if !older_than(last, opts.upload_expiry) {
+                continue;
+            }
+            if !opts.dry_run {
+                match driver.delete(&paths::upload_dir(repo, &id)).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => continue, // completed or cancelled meanwhile
+                    Err(e) => {
+                        return Err(GcError::Storage {
+                            during: format!("removing upload {id} of {repo}"),
+                            source: e,
+                        });
+                    }
+                }
+            }
+            report.uploads_deleted += 1;
         }
     }
     Ok(report)

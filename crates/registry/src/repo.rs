@@ -94,9 +94,13 @@ impl<D: Driver> App<D> {
     }
 }
 
-/// Every repository in storage, sorted. A directory holding `_manifests` or `_layers` is a
-/// repository; directories starting with `_` are registry data, never names.
-pub(crate) async fn walk_repositories<D: Driver>(driver: &D) -> DResult<Vec<String>> {
+/// Every repository in storage, sorted. A directory holding `_manifests` or `_layers` (and,
+/// with `with_uploads_only`, one holding only `_uploads`: a first push still in progress or
+/// abandoned) is a repository; directories starting with `_` are registry data, never names.
+pub(crate) async fn walk_repositories<D: Driver>(
+    driver: &D,
+    with_uploads_only: bool,
+) -> DResult<Vec<String>> {
     let root = paths::repositories_root();
     let mut out = Vec::new();
     let mut queue = vec![String::new()];
@@ -111,7 +115,10 @@ pub(crate) async fn walk_repositories<D: Driver>(driver: &D) -> DResult<Vec<Stri
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        if children.iter().any(|c| c == "_manifests" || c == "_layers") {
+        if children
+            .iter()
+            .any(|c| c == "_manifests" || c == "_layers" || (with_uploads_only && c == "_uploads"))
+        {
             out.push(prefix.clone());
         }
         for c in children {

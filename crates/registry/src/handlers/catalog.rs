@@ -14,7 +14,7 @@ pub async fn list<D: Driver>(app: &App<D>, query: &str) -> Result<Response> {
     let n = parse_n(query)?;
     let last = query_get(query, "last");
     let (page, more) = paginate(
-        crate::repo::walk_repositories(&app.driver).await?,
+        crate::repo::walk_repositories(&app.driver, false).await?,
         n,
         last.as_deref(),
     );

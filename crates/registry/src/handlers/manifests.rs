@@ -172,7 +172,10 @@ pub async fn put<D: Driver>(
     let info = ManifestInfo::parse(&bytes, content_type)
         .map_err(|e| RegistryError::new(ErrorKind::ManifestInvalid, e.to_string()))?;
 
-    // Every referenced blob and child manifest must already be in this repository.
+    // Every referenced blob and child manifest must already be in this repository. From the
+    // first touch below to the revision record, at most gc::MAX_PUSH_WINDOW may pass: that
+    // bound is what makes a concurrent garbage collection safe (see gc.rs).
+    let window = std::time::Instant::now();
     for desc in info.referenced_blobs() {
         let d = berth_oci::descriptor_digest(desc).map_err(|e| {
             RegistryError::new(
@@ -262,6 +265,15 @@ pub async fn put<D: Driver>(
                 Bytes::from(desc.to_string()),
             )
             .await?;
+    }
+    if window.elapsed() > crate::gc::MAX_PUSH_WINDOW {
+        return Err(RegistryError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "storing the manifest took longer than {:?}; it was not recorded so that a concurrent garbage collection cannot break it; retry the push",
+                crate::gc::MAX_PUSH_WINDOW
+            ),
+        ));
     }
     app.driver
         .put_content(&paths::revision_link(name, &digest), Bytes::from(meta_json))

@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# Side-by-side registry benchmark: `berth registry serve` (release build) against Debian's
+# `docker-registry` (CNCF distribution 2.8), same data, same clients, interleaved rounds
+# (docker-registry, berth, docker-registry, berth, …). Run by hand; never in CI.
+#
+#   bench/registry.sh                       ROUNDS=3 DURATION=10
+#   ROUNDS=1 DURATION=5 bench/registry.sh   a quick smoke run
+#
+# Parameters (environment):
+#   ROUNDS=3          rounds; each round starts both servers fresh (new data dir, new port)
+#   DURATION=10       seconds per wrk run
+#   CONNECTIONS=16    wrk connections (-c); WRK_THREADS=2 (-t)
+#   BIG_LAYERS=4 BIG_MIB=64        the large image: incompressible layers
+#   SMALL_LAYERS=200 SMALL_KIB=4   the many-small-layers image
+#   LOG_LEVEL=warn    both servers log at this level (request logging off in both)
+#   BERTH_BIN=…       a berth binary to use instead of building target/release/berth
+#
+# Measures per server: (a) manifest GET by tag and blob GET (the small image's 4 KiB layer),
+# requests/s with p50/p99 from `wrk --latency`, and blob HEAD with `ab -k -i` (wrk 4.1 cannot
+# parse responses to HEAD: wg/wrk#198; ab is single-threaded, so a fast server may be
+# limited by ab itself); (b) peak RSS (VmHWM) of the server process; (c) push and pull of the
+# large and the many-layer image, by skopeo (oci: layout <-> docker://) and by a plain-curl
+# yardstick (POST then PUT ?digest per blob, then the manifest; pull = GET every blob).
+# Prints a table of medians over the rounds with the ratio berth/docker-registry and writes
+# it to bench/results/<date>.md (gitignored).
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-16}
+WRK_THREADS=${WRK_THREADS:-2}
+BIG_LAYERS=${BIG_LAYERS:-4}
+BIG_MIB=${BIG_MIB:-64}
+SMALL_LAYERS=${SMALL_LAYERS:-200}
+SMALL_KIB=${SMALL_KIB:-4}
+LOG_LEVEL=${LOG_LEVEL:-warn}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+for tool in skopeo wrk ab curl jq docker-registry gzip sha256sum; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "error: $tool is not installed" >&2
+        echo "hint: apt-get install skopeo wrk apache2-utils curl jq docker-registry (scripts/test installs them)" >&2
+        exit 1
+    fi
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
+SERVER_PID=""
+cleanup() {
+    local status=$?
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- binaries
+if [ -n "${BERTH_BIN:-}" ]; then
+    BERTH=$BERTH_BIN
+else
+    log "building berth (release)"
+    cargo build --release -p berth-cli >&2
+    BERTH=$ROOT/target/release/berth
+fi
+
+# ---------------------------------------------------------------- fixtures
+# Three OCI layouts, made once, pushed identically to both servers:
+#   small: one 4 KiB layer (the wrk target)   big: BIG_LAYERS x BIG_MIB MiB   many: SMALL_LAYERS x SMALL_KIB KiB
+# Layers are random bytes through `gzip -1`: incompressible, and valid gzip so that skopeo
+# copies them as they are instead of compressing them on push.
+mklayout() { # dir
+    mkdir -p "$1/blobs/sha256"
+    printf '{"imageLayoutVersion":"1.0.0"}' >"$1/oci-layout"
+}
+
+addblob() { # dir file -> prints digest hex; moves the file into the layout
+    local hex
+    hex=$(sha256sum "$2" | cut -d' ' -f1)
+    mv "$2" "$1/blobs/sha256/$hex"
+    echo "$hex"
+}
+
+mkimage() { # dir tag count bytes
+    local dir=$1 tag=$2 count=$3 bytes=$4 i hex size layers="" diffids="" tmp
+    mklayout "$dir"
+    for ((i = 0; i < count; i++)); do
+        tmp=$dir/layer.tmp
+        head -c "$bytes" /dev/urandom >"$tmp.raw"
+        diffids+="${diffids:+,}\"sha256:$(sha256sum "$tmp.raw" | cut -d' ' -f1)\""
+        gzip -1 -n -c "$tmp.raw" >"$tmp"
+        rm -f "$tmp.raw"
+        size=$(stat -c %s "$tmp")
+        hex=$(addblob "$dir" "$tmp")
+        layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$hex\",\"size\":$size}"
+    done
+    printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]}}' "$diffids" >"$dir/config.tmp"
+    size=$(stat -c %s "$dir/config.tmp")
+    hex=$(addblob "$dir" "$dir/config.tmp")
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[%s]}' \
+        "$hex" "$size" "$layers" >"$dir/manifest.tmp"
+    size=$(stat -c %s "$dir/manifest.tmp")
+    hex=$(addblob "$dir" "$dir/manifest.tmp")
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+        "$hex" "$size" "$tag" >"$dir/index.json"
+    echo "$hex" >"$dir/manifest.digest"
+}
+
+log "generating fixtures in $WORK"
+mkimage "$WORK/small" v1 1 4096
+mkimage "$WORK/big" v1 "$BIG_LAYERS" $((BIG_MIB * 1024 * 1024))
+mkimage "$WORK/many" v1 "$SMALL_LAYERS" $((SMALL_KIB * 1024))
+layout_bytes() { # dir: total bytes of its config and layers
+    local m
+    m=$(cat "$1/manifest.digest")
+    jq '[.config.size] + [.layers[].size] | add' "$1/blobs/sha256/$m"
+}
+BIG_BYTES=$(layout_bytes "$WORK/big")
+MANY_BYTES=$(layout_bytes "$WORK/many")
+
+# ---------------------------------------------------------------- servers
+free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+    echo "error: no free port found" >&2
+    exit 1
+}
+
+wait_ready() { # url pid
+    for _ in $(seq 1 300); do
+        if curl -sf -o /dev/null "$1/v2/"; then return 0; fi
+        if ! kill -0 "$2" 2>/dev/null; then return 1; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+start_server() { # name round -> sets SERVER_PID, BASE, HOSTPORT
+    local name=$1 round=$2 port dir
+    port=$(free_port)
+    dir=$WORK/$name-r$round
+    mkdir -p "$dir/data"
+    case $name in
+    docker-registry)
+        cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: $LOG_LEVEL
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$port
+health:
+  storagedriver:
+    enabled: false
+EOF
+        docker-registry serve "$dir/config.yml" >"$dir/server.log" 2>&1 &
+        ;;
+    berth)
+        "$BERTH" --log-level "$LOG_LEVEL" registry serve --listen "127.0.0.1:$port" --data "$dir/data" \
+            >"$dir/server.log" 2>&1 &
+        ;;
+    esac
+    SERVER_PID=$!
+    HOSTPORT=127.0.0.1:$port
+    BASE=http://$HOSTPORT
+    if ! wait_ready "$BASE" "$SERVER_PID"; then
+        echo "error: $name did not start; its log:" >&2
+        cat "$dir/server.log" >&2
+        exit 1
+    fi
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+peak_rss_mib() {
+    awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"
+}
+
+# ---------------------------------------------------------------- measurements
+declare -A RESULTS # "<server>|<metric>" -> space-separated values, one per round
+
+record() { # server metric value
+    RESULTS["$1|$2"]+="${RESULTS["$1|$2"]:+ }$3"
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+mibps() { awk -v bytes="$1" -v s="$2" 'BEGIN { printf "%.2f", bytes / 1048576 / s }'; }
+
+to_ms() { # "185.00us" | "1.23ms" | "1.01s" -> milliseconds
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+        else { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    }'
+}
+
+run_wrk() { # server label url [extra wrk args...]
+    local server=$1 label=$2 url=$3 out non2xx
+    shift 3
+    out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' <<<"$out")
+    if [ -n "$non2xx" ]; then
+        echo "error: $server answered $non2xx non-2xx responses to $label:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    record "$server" "$label req/s" "$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")"
+    record "$server" "$label p50 ms" "$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")"
+    record "$server" "$label p99 ms" "$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
+}
+
+# HEAD with ab (apache2-utils): wrk 4.1 cannot parse responses to HEAD (wg/wrk#198).
+run_ab_head() { # server label url
+    local server=$1 label=$2 url=$3 out
+    out=$(ab -q -k -i -c "$CONNECTIONS" -t "$DURATION" -n 100000000 "$url" 2>&1)
+    if grep -q '^Non-2xx responses:' <<<"$out" || ! grep -q '^Failed requests: *0$' <<<"$out"; then
+        echo "error: $server answered errors to $label:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    record "$server" "$label req/s" "$(awk '/^Requests per second:/ { printf "%.0f", $4 }' <<<"$out")"
+    record "$server" "$label p50 ms" "$(awk '$1 == "50%" { print $2 }' <<<"$out")"
+    record "$server" "$label p99 ms" "$(awk '$1 == "99%" { print $2 }' <<<"$out")"
+}
+
+skopeo_copy() {
+    skopeo --insecure-policy copy --quiet --preserve-digests "$@" >/dev/null
+}
+
+# The curl yardstick: POST, then PUT ?digest with the file, per blob; then the manifest.
+curl_push() { # layout repo
+    local dir=$1 repo=$2 m hex loc sep
+    m=$(cat "$dir/manifest.digest")
+    for hex in $(jq -r '.config.digest, .layers[].digest' "$dir/blobs/sha256/$m" | cut -d: -f2); do
+        loc=$(curl -sS -f -X POST -D - -o /dev/null "$BASE/v2/$repo/blobs/uploads/" |
+            awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
+        case $loc in http*) ;; *) loc=$BASE$loc ;; esac
+        case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
+        curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+            -T "$dir/blobs/sha256/$hex" "$loc${sep}digest=sha256:$hex"
+    done
+    curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "@$dir/blobs/sha256/$m" "$BASE/v2/$repo/manifests/latest"
+}
+
+# pull = GET every blob to /dev/null (one curl, one connection)
+curl_pull() { # layout repo
+    local dir=$1 repo=$2 m
+    m=$(cat "$dir/manifest.digest")
+    {
+        echo "url = \"$BASE/v2/$repo/manifests/latest\""
+        echo 'output = "/dev/null"'
+        for d in $(jq -r '.config.digest, .layers[].digest' "$dir/blobs/sha256/$m"); do
+            echo "url = \"$BASE/v2/$repo/blobs/$d\""
+            echo 'output = "/dev/null"'
+        done
+    } >"$WORK/urls.cfg"
+    curl -sS -f -H 'Accept: application/vnd.oci.image.manifest.v1+json' -K "$WORK/urls.cfg"
+}
+
+transfer() { # server label bytes command...
+    local server=$1 label=$2 bytes=$3 t s
+    shift 3
+    t=$(now)
+    "$@"
+    s=$(elapsed "$t")
+    record "$server" "$label s" "$s"
+    record "$server" "$label MiB/s" "$(mibps "$bytes" "$s")"
+}
+
+bench_server() { # server round
+    local server=$1 round=$2 small_digest pulled
+    start_server "$server" "$round"
+    log "round $round: $server on $BASE (pid $SERVER_PID)"
+
+    skopeo_copy --dest-tls-verify=false "oci:$WORK/small:v1" "docker://$HOSTPORT/bench/small:v1"
+    small_digest=$(jq -r '.layers[0].digest' "$WORK/small/blobs/sha256/$(cat "$WORK/small/manifest.digest")")
+    run_wrk "$server" "manifest GET" "$BASE/v2/bench/small/manifests/v1" \
+        -H 'Accept: application/vnd.oci.image.manifest.v1+json'
+    run_wrk "$server" "blob GET" "$BASE/v2/bench/small/blobs/$small_digest"
+    run_ab_head "$server" "blob HEAD (ab)" "$BASE/v2/bench/small/blobs/$small_digest"
+
+    pulled=$WORK/pulled
+    for image in big many; do
+        local bytes=$BIG_BYTES
+        [ "$image" = many ] && bytes=$MANY_BYTES
+        transfer "$server" "curl push $image" "$bytes" curl_push "$WORK/$image" "bench/curl-$image"
+        transfer "$server" "curl pull $image" "$bytes" curl_pull "$WORK/$image" "bench/curl-$image"
+        transfer "$server" "skopeo push $image" "$bytes" \
+            skopeo_copy --dest-tls-verify=false "oci:$WORK/$image:v1" "docker://$HOSTPORT/bench/skopeo-$image:v1"
+        rm -rf "$pulled"
+        transfer "$server" "skopeo pull $image" "$bytes" \
+            skopeo_copy --src-tls-verify=false "docker://$HOSTPORT/bench/skopeo-$image:v1" "oci:$pulled:v1"
+        rm -rf "$pulled"
+    done
+
+    record "$server" "peak RSS MiB" "$(peak_rss_mib)"
+    stop_server
+    rm -rf "$WORK/$server-r$round/data"
+}
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    bench_server docker-registry "$round"
+    bench_server berth "$round"
+done
+
+# ---------------------------------------------------------------- report
+median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+METRICS=(
+    "manifest GET req/s|higher" "manifest GET p50 ms|lower" "manifest GET p99 ms|lower"
+    "blob GET req/s|higher" "blob GET p50 ms|lower" "blob GET p99 ms|lower"
+    "blob HEAD (ab) req/s|higher" "blob HEAD (ab) p50 ms|lower" "blob HEAD (ab) p99 ms|lower"
+    "peak RSS MiB|lower"
+)
+for image in big many; do
+    for tool in skopeo curl; do
+        for dir in push pull; do
+            METRICS+=("$tool $dir $image MiB/s|higher" "$tool $dir $image s|lower")
+        done
+    done
+done
+
+DATE=$(date +%Y-%m-%d)
+mkdir -p "$ROOT/bench/results"
+OUT=$ROOT/bench/results/$DATE.md
+[ -e "$OUT" ] && OUT=$ROOT/bench/results/$DATE-$(date +%H%M%S).md
+
+{
+    echo "# berth registry vs docker-registry — $DATE"
+    echo
+    echo "- berth: $("$BERTH" --version 2>/dev/null || echo "$BERTH") (release build), \`registry serve --log-level $LOG_LEVEL\`"
+    echo "- docker-registry: $(docker-registry --version 2>/dev/null | head -1), filesystem storage, \`blobdescriptor: inmemory\` cache (Debian's default), log level $LOG_LEVEL, access log off"
+    echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2)"
+    echo "- machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr)"
+    echo "- ROUNDS=$ROUNDS (interleaved: docker-registry then berth, each on a fresh data dir), wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency; HEAD by ab -k -i -c$CONNECTIONS -t$DURATION (single-threaded; wrk cannot send HEAD, wg/wrk#198)"
+    echo "- big: $BIG_LAYERS x $BIG_MIB MiB incompressible layers ($BIG_BYTES bytes); many: $SMALL_LAYERS x $SMALL_KIB KiB ($MANY_BYTES bytes); clients and servers share the machine"
+    echo
+    echo "Medians over the rounds; ratio = berth / docker-registry."
+    echo
+    echo "| metric | docker-registry | berth | ratio | better when |"
+    echo "| --- | ---: | ---: | ---: | --- |"
+    for entry in "${METRICS[@]}"; do
+        metric=${entry%|*}
+        better=${entry#*|}
+        a=$(median <<<"${RESULTS["docker-registry|$metric"]:-0}")
+        b=$(median <<<"${RESULTS["berth|$metric"]:-0}")
+        ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "n/a" }')
+        echo "| $metric | $a | $b | $ratio | $better |"
+    done
+    echo
+    echo "Per-round values (docker-registry / berth):"
+    echo
+    for entry in "${METRICS[@]}"; do
+        metric=${entry%|*}
+        echo "- $metric: ${RESULTS["docker-registry|$metric"]:-} / ${RESULTS["berth|$metric"]:-}"
+    done
+} | tee "$OUT"
+
+log "results written to $OUT"

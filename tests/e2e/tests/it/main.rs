@@ -1,0 +1,25 @@
+//! End-to-end tests: the built `berth` binary against real peers and hostile clients.
+//!
+//! Every server runs as a real process owned by a `berth_test_support::Registry` guard;
+//! tests needing a tool declare it with `requires_tool!` (skipped on a laptop, a failure
+//! under `BERTH_TEST_REQUIRE_TOOLS=1`). One module per resource or concern.
+//!
+//! The tests run the binary at `target/<profile>/berth`: build it first
+//! (`cargo build -p berth-cli`, or `scripts/test`, which builds the workspace).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "tests fail by panicking, helpers included, and report what they measured on stderr"
+)]
+
+mod auth;
+mod common;
+mod crash;
+mod gc;
+mod manifests;
+mod names;
+mod shutdown;
+mod skopeo;
+mod uploads;

@@ -1,0 +1,176 @@
+//! Blob uploads that go wrong: a wrong digest, chunks out of order, a body cut short. Each
+//! must be answered as distribution-spec says, and no unverified content may become a blob.
+
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use berth_test_support::{
+    Registry, RegistryOptions, random_bytes, sha256, wait_until, walk_files, with_query,
+};
+
+use crate::common::{parse_range, patch_chunk};
+
+/// No file under the blobs directory holds `data` (by hash), and none is misnamed.
+#[track_caller]
+fn no_blob_holds(registry: &Registry, data: &[u8]) {
+    let bad = sha256(data);
+    for f in walk_files(registry.blobs_dir()) {
+        let content = std::fs::read(&f).expect("read blob file");
+        let d = sha256(&content);
+        assert_ne!(d, bad, "{} holds the refused content", f.display());
+    }
+}
+
+#[test]
+fn upload_with_wrong_digest_is_refused_with_digest_invalid_and_stores_nothing() {
+    let registry = Registry::start(RegistryOptions::new());
+    let http = registry.http();
+    let data = random_bytes(1, 300_000);
+    let claimed = sha256(b"something else entirely");
+
+    // POST then PUT ?digest=
+    let loc = http.start_upload("bad/digest");
+    let r = http.request(
+        "PUT",
+        &with_query(&loc, &format!("digest={claimed}")),
+        &[("content-type", "application/octet-stream")],
+        Some(&data),
+    );
+    r.expect_status(400, "PUT with a wrong digest");
+    assert!(
+        r.error_codes().iter().any(|c| c == "DIGEST_INVALID"),
+        "{}",
+        r.text()
+    );
+
+    // monolithic POST ?digest=
+    let r = http.request(
+        "POST",
+        &format!("/v2/bad/digest/blobs/uploads/?digest={claimed}"),
+        &[("content-type", "application/octet-stream")],
+        Some(&data),
+    );
+    r.expect_status(400, "monolithic POST with a wrong digest");
+    assert!(
+        r.error_codes().iter().any(|c| c == "DIGEST_INVALID"),
+        "{}",
+        r.text()
+    );
+
+    for d in [&claimed, &sha256(&data)] {
+        http.head(&format!("/v2/bad/digest/blobs/{d}"))
+            .expect_status(404, &format!("HEAD {d} after the refused upload"));
+    }
+    no_blob_holds(&registry, &data);
+    assert!(
+        !registry
+            .blobs_dir()
+            .join(format!("sha256/{}/{}", &claimed.hex()[..2], claimed.hex()))
+            .exists(),
+        "a blob directory exists for the claimed digest"
+    );
+}
+
+#[test]
+fn chunk_out_of_order_gets_416_with_range_and_location() {
+    let registry = Registry::start(RegistryOptions::new());
+    let http = registry.http();
+    let data = random_bytes(2, 300);
+    let loc = http.start_upload("bad/chunks");
+
+    let r = patch_chunk(&http, &loc, "0-99", &data[..100]);
+    r.expect_status(202, "first chunk");
+    assert_eq!(r.header("range"), Some("0-99"));
+    let loc = r.header("location").expect("Location").to_owned();
+
+    for (range, chunk) in [
+        ("200-299", &data[200..300]), // a gap
+        ("0-99", &data[..100]),       // a repeat
+        ("50-149", &data[50..150]),   // an overlap
+    ] {
+        let r = patch_chunk(&http, &loc, range, chunk);
+        r.expect_status(416, &format!("chunk {range} after 0-99"));
+        assert_eq!(
+            r.header("range"),
+            Some("0-99"),
+            "416 for {range} must report the upload's range"
+        );
+        assert!(
+            r.header("location").is_some(),
+            "416 for {range} must carry Location"
+        );
+    }
+
+    // the refused chunks left no trace: the upload continues and completes
+    let r = patch_chunk(&http, &loc, "100-299", &data[100..]);
+    r.expect_status(202, "the chunk that continues the upload");
+    let loc = r.header("location").expect("Location").to_owned();
+    let d = sha256(&data);
+    http.request(
+        "PUT",
+        &with_query(&loc, &format!("digest={d}")),
+        &[],
+        Some(b""),
+    )
+    .expect_status(201, "completing the upload");
+    assert_eq!(http.get_verified_blob("bad/chunks", &d), data);
+}
+
+#[test]
+fn truncated_upload_body_is_not_a_blob_and_resumes_from_the_reported_offset() {
+    let registry = Registry::start(RegistryOptions::new());
+    let http = registry.http();
+    let n: usize = 1 << 20;
+    let data = random_bytes(3, n);
+    let d = sha256(&data);
+    let loc = http.start_upload("bad/truncated");
+
+    // Content-Length: N, then N/2 bytes, then the connection closes.
+    let mut s = TcpStream::connect(registry.addr()).expect("connect");
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {n}\r\nContent-Range: 0-{}\r\n\r\n",
+        registry.host(),
+        n - 1
+    );
+    s.write_all(head.as_bytes()).expect("write head");
+    s.write_all(&data[..n / 2]).expect("write half the body");
+    s.flush().expect("flush");
+    let _ = s.shutdown(Shutdown::Both);
+    drop(s);
+
+    http.head(&format!("/v2/bad/truncated/blobs/{d}"))
+        .expect_status(404, "HEAD the blob of a truncated upload");
+
+    // The server keeps what arrived; wait (bounded) for it to settle at N/2, then resume from
+    // whatever it reports.
+    let status = || {
+        let r = http.get(&loc);
+        r.expect_status(204, "upload status after the truncated PATCH");
+        let (_, last) = parse_range(r.header("range").expect("Range"));
+        let loc = r.header("location").expect("Location").to_owned();
+        (if last == 0 { 0 } else { last + 1 }, loc)
+    };
+    wait_until(Duration::from_secs(10), || status().0 == (n / 2) as u64);
+    let (offset, loc) = status();
+    assert!(
+        offset <= (n / 2) as u64,
+        "the session reports {offset} bytes but only {} were sent",
+        n / 2
+    );
+    http.head(&format!("/v2/bad/truncated/blobs/{d}"))
+        .expect_status(404, "HEAD the blob while the upload is incomplete");
+
+    let off = offset as usize;
+    let r = patch_chunk(&http, &loc, &format!("{off}-{}", n - 1), &data[off..]);
+    r.expect_status(202, &format!("resuming from {off}"));
+    let loc = r.header("location").expect("Location").to_owned();
+    let r = http.request(
+        "PUT",
+        &with_query(&loc, &format!("digest={d}")),
+        &[],
+        Some(b""),
+    );
+    r.expect_status(201, "completing the resumed upload");
+    assert_eq!(http.get_verified_blob("bad/truncated", &d), data);
+}

@@ -1,0 +1,154 @@
+//! Test support for berth: real processes owned by guards, fixtures, and tool requirements.
+//!
+//! What it owns: a [`Registry`] guard that runs the built `berth registry serve` on
+//! `127.0.0.1:0` in a temporary data directory and kills it by PID on `Drop` (panics
+//! included); an [`OciLayout`] fixture builder (images, multi-arch indexes, artifacts with a
+//! `subject`) filled with deterministic incompressible layers; a small HTTP client ([`Http`])
+//! and a raw-socket one ([`raw_request`]) for the requests a polite client never sends;
+//! [`wait_until`] for polling a condition against a deadline; and [`requires_tool!`] /
+//! [`requires_root!`], which skip a test on a laptop but fail it when
+//! `BERTH_TEST_REQUIRE_TOOLS=1` (as `scripts/test` sets).
+//!
+//! What it does not own: assertions about registry behaviour. Those live in the tests.
+//!
+//! The one design decision: tests run the *built binary* (`berth_bin()`), never the server
+//! in-process, so a SIGKILL in a test is a real crash and a restart is a real restart.
+//! Build it first (`cargo build -p berth-cli`; `scripts/test` builds the whole workspace).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "test support: failing loudly is the point"
+)]
+
+mod fs;
+mod http;
+mod layout;
+mod process;
+mod registry;
+mod rng;
+mod tls;
+mod tools;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use fs::{set_mtime, walk_files, write_file};
+pub use http::{Http, RawResponse, Resp, raw_request, with_query};
+pub use layout::{
+    ARTIFACT_EMPTY_CONFIG, Descriptor, Layer, MEDIA_INDEX, MEDIA_LAYER_GZIP, MEDIA_MANIFEST,
+    OciLayout, gzip_stored, image_config,
+};
+pub use process::{ChildGuard, run_with_timeout};
+pub use registry::{Registry, RegistryOptions};
+pub use rng::{XorShift, random_bytes};
+pub use tls::TestCerts;
+pub use tools::{is_root, skip_or_fail, tool_available};
+
+pub use berth_oci::Digest;
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256(data: &[u8]) -> Digest {
+    Digest::sha256_of(data)
+}
+
+/// Poll `probe` until it returns `true` or `timeout` elapses; returns whether it did.
+///
+/// The pause between probes starts at 1 ms and doubles up to 50 ms, so a condition that
+/// becomes true quickly is seen quickly and a slow one does not burn a core.
+pub fn wait_until(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if probe() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        backoff(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "wait_until is the one place tests pause: a short backoff between probes of a condition"
+)]
+fn backoff(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// The workspace root (the directory holding the root `Cargo.toml` and `target/`).
+pub fn workspace_root() -> PathBuf {
+    // tests/support → tests → root
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .expect("tests/support has a grandparent directory")
+}
+
+/// The `berth` binary to test: `$CARGO_BIN_EXE_berth` when cargo or nextest set it, else
+/// `berth` next to the running test executable's profile directory
+/// (`target/<profile>/deps/it-… → target/<profile>/berth`), else `<workspace>/target/debug/berth`.
+///
+/// Panics with a hint when it has not been built: integration tests of other crates cannot
+/// make cargo build a binary of `berth-cli`, so `scripts/test` builds the workspace first.
+pub fn berth_bin() -> PathBuf {
+    let mut candidates = Vec::new();
+    if let Some(p) = tools::env_os("CARGO_BIN_EXE_berth") {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        // target/<profile>/deps/<test> or target/<profile>/<test>
+        for dir in exe.ancestors().skip(1).take(2) {
+            candidates.push(dir.join("berth"));
+        }
+    }
+    candidates.push(workspace_root().join("target/debug/berth"));
+    for c in &candidates {
+        if c.is_file() {
+            return c.clone();
+        }
+    }
+    panic!(
+        "the berth binary is not built (looked at {candidates:?})\nhint: run `cargo build -p berth-cli` first; scripts/test builds the whole workspace"
+    );
+}
+
+/// Skip the test (return from it) unless every named tool is on `PATH`; with
+/// `BERTH_TEST_REQUIRE_TOOLS=1` a missing tool fails the test instead.
+///
+/// ```no_run
+/// # fn t() {
+/// berth_test_support::requires_tool!("skopeo", "openssl");
+/// // … runs only when both are installed
+/// # }
+/// ```
+#[macro_export]
+macro_rules! requires_tool {
+    ($($tool:expr),+ $(,)?) => {
+        $(
+            if !$crate::tool_available($tool)
+                && $crate::skip_or_fail(&format!("the tool `{}` is not on PATH", $tool))
+            {
+                return;
+            }
+        )+
+    };
+}
+
+/// Skip the test unless it runs as root; with `BERTH_TEST_REQUIRE_TOOLS=1` not being root
+/// fails the test instead.
+#[macro_export]
+macro_rules! requires_root {
+    () => {
+        if !$crate::is_root() && $crate::skip_or_fail("the test needs root") {
+            return;
+        }
+    };
+}

@@ -1,0 +1,74 @@
+//! Running external commands (skopeo, `berth registry gc`) with a deadline, owned by a guard.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::wait_until;
+
+/// A child process killed (SIGKILL, by PID) and reaped on `Drop`, panics included.
+#[derive(Debug)]
+pub struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    pub fn spawn(cmd: &mut Command) -> ChildGuard {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+        ChildGuard(Some(child))
+    }
+
+    pub fn id(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
+    pub fn child(&mut self) -> Option<&mut Child> {
+        self.0.as_mut()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Run `cmd` to completion with its stdout and stderr captured (through files, so a chatty
+/// command cannot block on a full pipe); panics if it runs longer than `timeout` (after
+/// killing it).
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    let out = tempfile::tempfile().expect("temporary file for stdout");
+    let err = tempfile::tempfile().expect("temporary file for stderr");
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone().expect("clone stdout file"))
+        .stderr(err.try_clone().expect("clone stderr file"));
+    let mut guard = ChildGuard::spawn(cmd);
+    let mut status = None;
+    let child = guard.child().expect("just spawned");
+    wait_until(timeout, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut v = Vec::new();
+        let _ = f.seek(SeekFrom::Start(0));
+        let _ = f.read_to_end(&mut v);
+        v
+    };
+    let Some(status) = status else {
+        drop(guard);
+        panic!(
+            "{cmd:?} did not finish within {timeout:?}; stderr so far:\n{}",
+            String::from_utf8_lossy(&read(err))
+        );
+    };
+    guard.0 = None;
+    Output {
+        status,
+        stdout: read(out),
+        stderr: read(err),
+    }
+}

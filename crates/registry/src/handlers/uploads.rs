@@ -82,12 +82,10 @@ pub async fn start<D: Driver>(
         None => None,
     };
     let id = uuid::Uuid::new_v4().to_string();
-    app.driver
-        .put_content(
-            &paths::upload_started(name, &id),
-            Bytes::from(now_millis().to_string()),
-        )
-        .await?;
+    // The session marker is scratch space like the data: written without fsync.
+    let mut marker = app.driver.writer(&paths::upload_started(name, &id)).await?;
+    marker.write(Bytes::from(now_millis().to_string())).await?;
+    marker.commit(false).await?;
     match digest {
         None => Ok(empty(StatusCode::ACCEPTED, &session_headers(name, &id, 0))),
         Some(d) => {
@@ -244,9 +242,10 @@ async fn append<D: Driver>(
     if !buf.is_empty() {
         writer.write(buf.freeze()).await?;
     }
-    // Whatever arrived is a prefix of the client's data: keep it durable so the client can
-    // resume from the offset a status request reports.
-    let size = writer.commit().await?;
+    // Whatever arrived is a prefix of the client's data; a status request reports it and
+    // the client resumes from there. Durability is for the final commit: a session lost in
+    // a machine crash is answered BLOB_UPLOAD_UNKNOWN, and the client restarts it.
+    let size = writer.commit(false).await?;
     if let Some(e) = body_error {
         return Err(RegistryError::new(
             ErrorKind::BlobUploadInvalid,
@@ -287,15 +286,9 @@ async fn complete<D: Driver>(
     expected: &Digest,
 ) -> Result<Response> {
     let data = paths::upload_data(name, id);
-    let size = match app.driver.stat(&data).await {
-        Ok(i) => i.size,
-        Err(e) if e.is_not_found() => {
-            // an empty blob: nothing was ever appended
-            let w = app.driver.writer(&data).await?;
-            w.commit().await?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    // Flush what the session holds to disk before anything can make it visible (this also
+    // creates the file for an empty blob, where nothing was ever appended).
+    let size = app.driver.writer(&data).await?.commit(true).await?;
     let cached = app.hashes.lock().ok().and_then(|mut m| m.remove(id));
     let actual = match cached {
         Some(p) if p.offset == size && p.digester.algorithm() == expected.algorithm() => {

@@ -99,7 +99,8 @@ impl Driver for FsDriver {
         let p = path.to_owned();
         let file = blocking(path, move || {
             if let Some(parent) = full.parent() {
-                berth_fsutil::create_dir_all_durable(parent).map_err(|e| DriverError::fs(&p, e))?;
+                // upload scratch space: durability comes from commit(true) + move_to
+                std::fs::create_dir_all(parent).map_err(|e| DriverError::io(&p, e))?;
             }
             std::fs::OpenOptions::new()
                 .create(true)
@@ -191,7 +192,7 @@ impl Driver for FsDriver {
 
 enum Op {
     Write(Bytes),
-    Commit(oneshot::Sender<DResult<u64>>),
+    Commit(bool, oneshot::Sender<DResult<u64>>),
 }
 
 /// Appends on a dedicated blocking task fed through a bounded channel, so network reads,
@@ -220,9 +221,9 @@ impl FsWriter {
                             return;
                         }
                     }
-                    Op::Commit(reply) => {
-                        let r = file
-                            .sync_data()
+                    Op::Commit(durable, reply) => {
+                        let synced = if durable { file.sync_data() } else { Ok(()) };
+                        let r = synced
                             .and_then(|()| file.metadata())
                             .map(|m| m.len())
                             .map_err(|e| DriverError::io(&p, e));
@@ -254,9 +255,9 @@ impl UploadWriter for FsWriter {
         Ok(())
     }
 
-    async fn commit(self) -> DResult<u64> {
+    async fn commit(self, durable: bool) -> DResult<u64> {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Op::Commit(reply)).await.is_err() {
+        if self.tx.send(Op::Commit(durable, reply)).await.is_err() {
             return Err(self.take_failure());
         }
         match rx.await {

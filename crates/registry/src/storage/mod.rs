@@ -89,14 +89,17 @@ pub struct FileInfo {
 /// A reader over stored content, positioned at the requested offset.
 pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
 
-/// Appends bytes to one stored file. Nothing written is durable until [`UploadWriter::commit`]
-/// returns; dropping the writer without committing keeps what reached storage (an upload can
-/// be resumed from [`Driver::stat`]'s size) but promises nothing about it.
+/// Appends bytes to one stored file: the scratch space of an upload session, which the spec
+/// lets a registry lose (the client restarts on BLOB_UPLOAD_UNKNOWN). Nothing written is
+/// durable until [`UploadWriter::commit`] with `durable = true` returns; dropping the writer
+/// keeps what reached storage (an upload can be resumed from [`Driver::stat`]'s size) but
+/// promises nothing about it.
 pub trait UploadWriter: Send {
     /// Append `chunk`.
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = DResult<()>> + Send;
-    /// Make everything written durable; returns the file's total size.
-    fn commit(self) -> impl Future<Output = DResult<u64>> + Send;
+    /// Finish writing and return the file's total size; with `durable`, first make every
+    /// byte written so far durable (before content is moved into place).
+    fn commit(self, durable: bool) -> impl Future<Output = DResult<u64>> + Send;
 }
 
 /// A storage backend. Paths are relative, `/`-separated, built by [`crate::paths`].
@@ -116,7 +119,8 @@ pub trait Driver: Send + Sync + 'static {
         path: &str,
         offset: u64,
     ) -> impl Future<Output = DResult<(BoxReader, u64)>> + Send;
-    /// Open `path` for appending (created if missing).
+    /// Open `path` for appending (created, with its parents, if missing; not durably: see
+    /// [`UploadWriter`]).
     fn writer(&self, path: &str) -> impl Future<Output = DResult<Self::Writer>> + Send;
     /// Size, modification time, and whether the path is a directory (prefix).
     fn stat(&self, path: &str) -> impl Future<Output = DResult<FileInfo>> + Send;

@@ -42,10 +42,10 @@ pub async fn run<D: Driver>(d: &D) {
     // writer appends across writers; commit returns total size
     let mut w = d.writer("up/1/data").await.unwrap();
     w.write(Bytes::from_static(b"hello ")).await.unwrap();
-    assert_eq!(w.commit().await.unwrap(), 6);
+    assert_eq!(w.commit(false).await.unwrap(), 6);
     let mut w = d.writer("up/1/data").await.unwrap();
     w.write(Bytes::from_static(b"world")).await.unwrap();
-    assert_eq!(w.commit().await.unwrap(), 11);
+    assert_eq!(w.commit(true).await.unwrap(), 11);
 
     // reader from an offset
     let (mut r, size) = d.reader("up/1/data", 6).await.unwrap();

@@ -15,6 +15,7 @@
 )]
 
 mod auth;
+mod cli;
 mod common;
 mod crash;
 mod gc;

@@ -135,7 +135,7 @@ async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Respo
         .token(parts.method.clone(), &parts.headers, query, body, &base)
         .await;
     app.metrics
-        .record_request("token", parts.method.as_str(), resp.status().as_u16(), 0, 0);
+        .record_request("token", parts.method.as_str(), resp.status().as_u16(), 0);
     resp
 }
 
@@ -156,7 +156,6 @@ async fn dispatch<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Re
     let path = parts.uri.path().to_owned();
     let route = routes::parse(&path);
     let label = route.label();
-    let bytes_in = content_length(&parts.headers).unwrap_or(0);
     let mut resp = match handle(&app, route, &parts, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -172,7 +171,7 @@ async fn dispatch<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Re
         content_length(resp.headers()).unwrap_or(0)
     };
     app.metrics
-        .record_request(label, parts.method.as_str(), status, bytes_in, bytes_out);
+        .record_request(label, parts.method.as_str(), status, bytes_out);
     // The access log is debug-level: at info, formatting and writing a line per request
     // costs a third of the server's throughput. `--log-level debug` turns it on.
     tracing::debug!(

@@ -47,25 +47,19 @@ impl Metrics {
         Metrics::default()
     }
 
-    pub fn record_request(
-        &self,
-        route: &'static str,
-        method: &str,
-        status: u16,
-        bytes_in: u64,
-        bytes_out: u64,
-    ) {
+    /// One finished request; `bytes_out` is the response body length.
+    pub fn record_request(&self, route: &'static str, method: &str, status: u16, bytes_out: u64) {
         add(&self.requests, (route, static_method(method), status), 1);
-        if bytes_in > 0 {
-            add(&self.bytes_in, route, bytes_in);
-        }
         if bytes_out > 0 {
             add(&self.bytes_out, route, bytes_out);
         }
     }
 
-    pub fn record_bytes_out(&self, route: &'static str, n: u64) {
-        add(&self.bytes_out, route, n);
+    /// Request body bytes actually read (uploads may be chunked, without Content-Length).
+    pub fn record_bytes_in(&self, route: &'static str, n: u64) {
+        if n > 0 {
+            add(&self.bytes_in, route, n);
+        }
     }
 
     /// A completed blob upload session, from POST to the final PUT.
@@ -146,15 +140,17 @@ mod tests {
     #[test]
     fn renders_counters_and_histogram() {
         let m = Metrics::new();
-        m.record_request("manifest", "GET", 200, 0, 512);
-        m.record_request("manifest", "GET", 200, 0, 512);
-        m.record_request("blob", "HEAD", 404, 0, 0);
+        m.record_request("manifest", "GET", 200, 512);
+        m.record_request("manifest", "GET", 200, 512);
+        m.record_request("blob", "HEAD", 404, 0);
+        m.record_bytes_in("upload", 100);
         m.record_upload(Duration::from_millis(200));
         let text = m.render();
         assert!(text.contains(
             "berth_registry_requests_total{route=\"manifest\",method=\"GET\",status=\"200\"} 2"
         ));
         assert!(text.contains("berth_registry_bytes_sent_total{route=\"manifest\"} 1024"));
+        assert!(text.contains("berth_registry_bytes_received_total{route=\"upload\"} 100"));
         assert!(text.contains("berth_registry_upload_duration_seconds_bucket{le=\"0.1\"} 0"));
         assert!(text.contains("berth_registry_upload_duration_seconds_bucket{le=\"0.25\"} 1"));
         assert!(text.contains("berth_registry_upload_duration_seconds_count 1"));

@@ -138,6 +138,7 @@ pub async fn put<D: Driver>(
             buf.extend_from_slice(&chunk);
         }
     }
+    app.metrics.record_bytes_in("manifest", total);
     if declared_too_large || total > max {
         return Err(too_large(if total > max + DRAIN_LIMIT {
             format!("more than {total}")

@@ -246,6 +246,7 @@ async fn append<D: Driver>(
     // the client resumes from there. Durability is for the final commit: a session lost in
     // a machine crash is answered BLOB_UPLOAD_UNKNOWN, and the client restarts it.
     let size = writer.commit(false).await?;
+    app.metrics.record_bytes_in("upload", received);
     if let Some(e) = body_error {
         return Err(RegistryError::new(
             ErrorKind::BlobUploadInvalid,

@@ -160,6 +160,7 @@ fn metrics_count_requests_bytes_and_upload_durations() {
         "berth_registry_requests_total{route=\"blob\",method=\"GET\",status=\"200\"} 1",
         "berth_registry_requests_total{route=\"manifest\",method=\"GET\",status=\"404\"} 1",
         "berth_registry_bytes_sent_total{route=\"blob\"} 50000",
+        "berth_registry_bytes_received_total{route=\"upload\"} 50000",
         "berth_registry_upload_duration_seconds_count 1",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");

@@ -306,6 +306,16 @@ async fn complete<D: Driver>(
             serde_json::json!({ "digest": expected.to_string(), "actual": actual.to_string() }),
         ));
     }
+    // The session ends here: remove its marker before the data moves, so a crash in between
+    // leaves no session that looks resumable but has lost its bytes (a client then sees
+    // BLOB_UPLOAD_UNKNOWN and HEADs or re-uploads the blob).
+    let started = app
+        .driver
+        .get_content(&paths::upload_started(name, id))
+        .await
+        .ok()
+        .and_then(|raw| String::from_utf8_lossy(&raw).trim().parse::<u64>().ok());
+    app.driver.delete(&paths::upload_started(name, id)).await?;
     if app.blob_size(expected).await?.is_some() {
         app.touch_blob(expected).await.ok();
     } else {
@@ -314,12 +324,7 @@ async fn complete<D: Driver>(
             .await?;
     }
     app.link_blob(name, expected).await?;
-    if let Ok(raw) = app
-        .driver
-        .get_content(&paths::upload_started(name, id))
-        .await
-        && let Ok(ms) = String::from_utf8_lossy(&raw).trim().parse::<u64>()
-    {
+    if let Some(ms) = started {
         app.metrics
             .record_upload(Duration::from_millis(now_millis().saturating_sub(ms)));
     }

@@ -315,7 +315,12 @@ async fn complete<D: Driver>(
         .await
         .ok()
         .and_then(|raw| String::from_utf8_lossy(&raw).trim().parse::<u64>().ok());
-    app.driver.delete(&paths::upload_started(name, id)).await?;
+    match app.driver.delete(&paths::upload_started(name, id)).await {
+        Ok(()) => {}
+        // another request completed or cancelled this session meanwhile
+        Err(e) if e.is_not_found() => return Err(RegistryError::upload_unknown(id)),
+        Err(e) => return Err(e.into()),
+    }
     if app.blob_size(expected).await?.is_some() {
         app.touch_blob(expected).await.ok();
     } else {

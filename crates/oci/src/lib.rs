@@ -48,6 +48,10 @@
 
 mod digest;
 mod manifest;
+/// The image-spec types (manifests, indexes, configs, descriptors), re-exported so that
+/// every crate uses the one version pinned by the workspace.
+pub use oci_spec;
+
 pub mod media_type;
 mod name;
 mod reference;

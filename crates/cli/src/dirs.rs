@@ -24,3 +24,17 @@ pub fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         ),
     }
 }
+
+/// Docker's client configuration: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json`.
+pub fn docker_config() -> anyhow::Result<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d).join("config.json"));
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".docker/config.json")),
+        None => anyhow::bail!(
+            "cannot find docker's config.json: HOME and DOCKER_CONFIG are unset\nhint: set DOCKER_CONFIG to a directory"
+        ),
+    }
+}

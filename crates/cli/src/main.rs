@@ -7,6 +7,7 @@
 mod commands;
 mod dirs;
 mod logging;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,27 @@ struct Cli {
 enum Command {
     /// Run and maintain an OCI distribution-spec registry.
     Registry(commands::registry::RegistryArgs),
+    /// Pull an image from a registry into the local store; prints its digest.
+    Pull(commands::image::pull::PullArgs),
+    /// Push an image of the local store to its registry; prints its digest.
+    Push(commands::image::push::PushArgs),
+    /// Copy an image between registries ([docker://]REF), OCI layouts (oci:PATH[:TAG]) and
+    /// the local store (store:NAME); prints its digest.
+    Copy(commands::image::copy::CopyArgs),
+    /// List the images of the local store.
+    Images(commands::image::images::ImagesArgs),
+    /// Show an image's manifest, config, layers and platforms.
+    Inspect(commands::image::inspect::InspectArgs),
+    /// Give an image of the local store another name.
+    Tag(commands::image::tag::TagArgs),
+    /// Remove images from the local store (`berth image prune` frees their blobs).
+    Rmi(commands::image::rmi::RmiArgs),
+    /// Manage the local store's images.
+    Image(commands::image::ImageArgs),
+    /// Log in to a registry (credentials are checked, then kept in docker's config.json).
+    Login(commands::login::LoginArgs),
+    /// Log out of a registry.
+    Logout(commands::logout::LogoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +58,16 @@ fn main() -> ExitCode {
     logging::init(&cli.log);
     let result = match cli.command {
         Command::Registry(args) => commands::registry::run(args),
+        Command::Pull(args) => commands::image::pull::run(args),
+        Command::Push(args) => commands::image::push::run(args),
+        Command::Copy(args) => commands::image::copy::run(args),
+        Command::Images(args) => commands::image::images::run(args),
+        Command::Inspect(args) => commands::image::inspect::run(args),
+        Command::Tag(args) => commands::image::tag::run(args),
+        Command::Rmi(args) => commands::image::rmi::run(args),
+        Command::Image(args) => commands::image::run(args),
+        Command::Login(args) => commands::login::run(args),
+        Command::Logout(args) => commands::logout::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,7 +83,18 @@ fn report(err: &anyhow::Error) {
     use std::io::Write;
     let mut out = std::io::stderr().lock();
     let _ = writeln!(out, "error: {err}");
+    let mut hint = None;
+    for cause in err.chain() {
+        if hint.is_none()
+            && let Some(e) = cause.downcast_ref::<berth_distribution::Error>()
+        {
+            hint = e.hint();
+        }
+    }
     for cause in err.chain().skip(1) {
         let _ = writeln!(out, "  caused by: {cause}");
+    }
+    if let Some(hint) = hint {
+        let _ = writeln!(out, "{hint}");
     }
 }

@@ -1,1 +1,4 @@
+pub mod image;
+pub mod login;
+pub mod logout;
 pub mod registry;

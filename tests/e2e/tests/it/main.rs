@@ -16,6 +16,7 @@
 
 mod auth;
 mod cli;
+mod client;
 mod common;
 mod crash;
 mod gc;

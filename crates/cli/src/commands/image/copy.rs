@@ -1,0 +1,48 @@
+//! `berth copy SRC DST`: between registries (`[docker://]REF`), OCI layouts
+//! (`oci:PATH[:TAG]`) and the local store (`store:NAME`).
+
+use clap::Args;
+
+use super::{DataArgs, RegistryFlags};
+use crate::transfer::{self, CopyOptions, Endpoint, Platform};
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Where to copy from.
+    source: String,
+    /// Where to copy to.
+    destination: String,
+    /// The platform to copy from a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
+    platform: Option<Platform>,
+    /// Copy every platform of a multi-platform image, and the index.
+    #[arg(long, conflicts_with = "platform")]
+    all_platforms: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+pub fn run(args: CopyArgs) -> anyhow::Result<()> {
+    let src = Endpoint::parse(&args.source)?;
+    let dst = Endpoint::parse(&args.destination)?;
+    let uses_store = matches!(src, Endpoint::Store(_)) || matches!(dst, Endpoint::Store(_));
+    let store = if uses_store {
+        Some(args.data.open()?)
+    } else {
+        None
+    };
+    let client = args.registry.client()?;
+    let opts = CopyOptions {
+        all_platforms: args.all_platforms,
+        platform: args.platform.unwrap_or_else(Platform::host),
+        quiet: args.quiet,
+    };
+    let copied =
+        super::runtime()?.block_on(transfer::copy(&client, store.as_ref(), &src, &dst, &opts))?;
+    super::print(copied.digest.as_str())
+}

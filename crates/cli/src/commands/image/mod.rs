@@ -1,0 +1,97 @@
+//! Image commands: `berth pull | push | copy | images | inspect | tag | rmi`, and
+//! `berth image prune`. The copying is in [`crate::transfer`].
+
+pub mod copy;
+pub mod images;
+pub mod inspect;
+pub mod prune;
+pub mod pull;
+pub mod push;
+pub mod rmi;
+pub mod tag;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_distribution::{Client, ClientOptions, CredentialsConfig, PlainHttp};
+use berth_store::Store;
+use clap::{Args, Subcommand};
+
+/// `berth image …`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Remove blobs no image in the local store references.
+    Prune(prune::PruneArgs),
+}
+
+pub fn run(args: ImageArgs) -> anyhow::Result<()> {
+    match args.command {
+        ImageCommand::Prune(a) => prune::run(a),
+    }
+}
+
+/// Where the local store lives.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data directory (default: $XDG_DATA_HOME/berth, or /var/lib/berth for root); the
+    /// local store is its `store/` folder.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    pub fn open(&self) -> anyhow::Result<Store> {
+        let dir = crate::dirs::data_dir(self.data.clone())?;
+        Store::open(&dir)
+            .with_context(|| format!("failed to open the local store in {}", dir.display()))
+    }
+}
+
+/// How to reach registries.
+#[derive(Debug, Args)]
+pub struct RegistryFlags {
+    /// Use plain HTTP (default: only for loopback registries that do not speak TLS).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Accept any TLS certificate (test registries only).
+    #[arg(long, alias = "insecure-skip-verify")]
+    pub insecure: bool,
+}
+
+impl RegistryFlags {
+    /// A client with the credentials of docker's `config.json`.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let credentials = CredentialsConfig::new(crate::dirs::docker_config()?);
+        Client::new(ClientOptions {
+            credentials: Some(Arc::new(credentials)),
+            plain_http: if self.plain_http {
+                PlainHttp::Always
+            } else {
+                PlainHttp::Auto
+            },
+            insecure_skip_verify: self.insecure,
+            ..ClientOptions::default()
+        })
+        .context("failed to set up the registry client")
+    }
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
+/// Write `line` to stdout.
+pub fn print(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").context("failed to write to stdout")
+}

@@ -1,0 +1,45 @@
+//! `berth image prune`: remove blobs no image references.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::DataArgs;
+use crate::commands::registry::parse_duration;
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Report what would be removed without removing it.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep unreferenced blobs younger than this (default 10m: a pull may be about to use
+    /// them).
+    #[arg(long, value_parser = parse_duration)]
+    grace: Option<Duration>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+pub fn run(args: PruneArgs) -> anyhow::Result<()> {
+    let store = args.data.open()?;
+    let report = store.prune(berth_store::PruneOptions {
+        dry_run: args.dry_run,
+        grace: args.grace.unwrap_or(berth_store::DEFAULT_GRACE),
+    })?;
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let mut out = String::new();
+    for d in &report.removed_blobs {
+        out.push_str(&format!("{verb} {d}\n"));
+    }
+    out.push_str(&format!(
+        "{verb} {} blobs, {} bytes; kept {} blobs",
+        report.removed_blobs.len(),
+        report.bytes_freed(),
+        report.blobs_kept
+    ));
+    super::print(&out)
+}

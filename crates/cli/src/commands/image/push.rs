@@ -1,0 +1,40 @@
+//! `berth push REF`: the image named REF in the local store to the registry REF names.
+
+use clap::Args;
+
+use super::{DataArgs, RegistryFlags};
+use crate::transfer::{self, CopyOptions, Endpoint, Platform};
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image, as named in the local store and to push to.
+    reference: String,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+pub fn run(args: PushArgs) -> anyhow::Result<()> {
+    let dst = Endpoint::parse(&args.reference)?;
+    let Endpoint::Registry(reference) = &dst else {
+        anyhow::bail!(
+            "{} is not a registry reference\nhint: use `berth copy` for OCI layouts",
+            args.reference
+        );
+    };
+    let src = Endpoint::Store(reference.to_string());
+    let store = args.data.open()?;
+    let client = args.registry.client()?;
+    let opts = CopyOptions {
+        all_platforms: true,
+        platform: Platform::host(),
+        quiet: args.quiet,
+    };
+    let copied =
+        super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts))?;
+    super::print(copied.digest.as_str())
+}

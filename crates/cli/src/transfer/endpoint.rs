@@ -1,0 +1,100 @@
+//! Where images are copied from and to: a registry reference (`[docker://]REF`), an OCI
+//! image layout (`oci:PATH[:TAG]`), or the local store (`store:NAME`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use berth_oci::Reference;
+
+/// One side of a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A repository on a registry, by tag or digest.
+    Registry(Reference),
+    /// An OCI image layout directory and the `org.opencontainers.image.ref.name` of the
+    /// image in it (`None`: the only image of the layout as a source, untagged as a
+    /// destination).
+    Layout { path: PathBuf, tag: Option<String> },
+    /// An image of the local store, by its normalised reference.
+    Store(String),
+}
+
+impl Endpoint {
+    /// `oci:PATH[:TAG]`, `store:NAME`, else a registry reference (`docker://` optional).
+    pub fn parse(s: &str) -> anyhow::Result<Endpoint> {
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (path, tag) = match rest.rsplit_once(':') {
+                Some((p, t)) if !p.is_empty() && !t.is_empty() && !t.contains('/') => {
+                    (p, Some(t.to_owned()))
+                }
+                _ => (rest, None),
+            };
+            if path.is_empty() {
+                anyhow::bail!(
+                    "invalid image location {s:?}: `oci:` needs a directory\nhint: write oci:PATH[:TAG]"
+                );
+            }
+            return Ok(Endpoint::Layout {
+                path: PathBuf::from(path),
+                tag,
+            });
+        }
+        if let Some(name) = s.strip_prefix("store:") {
+            return Ok(Endpoint::Store(store_name(name)?));
+        }
+        let r = s.strip_prefix("docker://").unwrap_or(s);
+        let reference =
+            Reference::parse(r).with_context(|| format!("invalid image reference {r:?}"))?;
+        Ok(Endpoint::Registry(reference))
+    }
+}
+
+/// The key under which the store records `name`: the full normalised reference.
+pub fn store_name(name: &str) -> anyhow::Result<String> {
+    let reference =
+        Reference::parse(name).with_context(|| format!("invalid image reference {name:?}"))?;
+    Ok(reference.to_string())
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Registry(r) => write!(f, "{r}"),
+            Endpoint::Layout { path, tag: Some(t) } => write!(f, "oci:{}:{t}", path.display()),
+            Endpoint::Layout { path, tag: None } => write!(f, "oci:{}", path.display()),
+            Endpoint::Store(n) => write!(f, "store:{n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_kind_of_location() {
+        assert_eq!(
+            Endpoint::parse("oci:/tmp/a:v1").unwrap(),
+            Endpoint::Layout {
+                path: "/tmp/a".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("oci:dir").unwrap(),
+            Endpoint::Layout {
+                path: "dir".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("store:busybox").unwrap(),
+            Endpoint::Store("docker.io/library/busybox:latest".into())
+        );
+        let Endpoint::Registry(r) = Endpoint::parse("docker://127.0.0.1:5000/x:v1").unwrap() else {
+            panic!("not a registry endpoint");
+        };
+        assert_eq!(r.registry(), "127.0.0.1:5000");
+        assert!(Endpoint::parse("oci:").is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! Copying images between registries, OCI layouts and the local store: what `berth pull`,
+//! `push` and `copy` share.
+//!
+//! A copy reads the top manifest at the source, picks one platform of an index (unless all
+//! platforms are wanted), copies configs and layers concurrently (at most
+//! [`BLOB_CONCURRENCY`] at once) straight through digest verification — a layer is never
+//! held in memory — skipping blobs the destination already has, then child manifests, and
+//! last the top manifest and its tag, so a destination never names incomplete content.
+
+mod endpoint;
+mod side;
+
+use anyhow::Context;
+use berth_distribution::Client;
+use berth_oci::{Digest, ManifestInfo, descriptor_digest, media_type};
+use berth_store::Store;
+use futures_util::StreamExt;
+
+pub use endpoint::{Endpoint, store_name};
+use side::{Dst, Put, Src};
+
+/// Blobs copied at once.
+pub const BLOB_CONCURRENCY: usize = 6;
+
+/// An OS/architecture\[/variant\] to select from an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// This machine: linux and the OCI name of the CPU architecture.
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+            "loongarch64" => "loong64",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
+    /// `os/arch[/variant]`.
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: (*os).into(),
+                architecture: (*arch).into(),
+                variant: None,
+            }),
+            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
+                Ok(Platform {
+                    os: (*os).into(),
+                    architecture: (*arch).into(),
+                    variant: Some((*variant).into()),
+                })
+            }
+            _ => Err(format!(
+                "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/arm64/v8"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How to copy.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// Copy every manifest of an index instead of selecting [`CopyOptions::platform`].
+    pub all_platforms: bool,
+    /// The platform to select from an index.
+    pub platform: Platform,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+}
+
+/// What was written at the destination's top.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    pub digest: Digest,
+    /// The platform selected from an index, if one was.
+    pub platform: Option<String>,
+}
+
+/// A manifest and what identifies it.
+#[derive(Debug, Clone)]
+pub(crate) struct ManifestBlob {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+/// Copy the image at `src` to `dst`. `store` is needed when either side is the store.
+pub async fn copy(
+    client: &Client,
+    store: Option<&Store>,
+    src: &Endpoint,
+    dst: &Endpoint,
+    opts: &CopyOptions,
+) -> anyhow::Result<Copied> {
+    let src_side = Src::open(client, store, src).await?;
+    let dst_side = Dst::open(client, store, dst, &format!("copy {src} to {dst}")).await?;
+    let top = src_side
+        .top()
+        .await
+        .with_context(|| format!("failed to read the image at {src}"))?;
+    let copier = Copier {
+        src: &src_side,
+        dst: &dst_side,
+        quiet: opts.quiet,
+    };
+    let info = parse(&top)?;
+    let (top, platform) = if is_index(&top, &info) && !opts.all_platforms {
+        let p = &opts.platform;
+        let desc = berth_distribution::select_platform(
+            &top.bytes,
+            &p.os,
+            &p.architecture,
+            p.variant.as_deref(),
+        )
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the image at {src} has no manifest for platform {p}\nhint: choose another with --platform, or copy every platform with --all-platforms"
+            )
+        })?;
+        let child = src_side
+            .manifest(&desc)
+            .await
+            .with_context(|| format!("failed to read the {p} manifest of {src}"))?;
+        (child, Some(p.to_string()))
+    } else {
+        (top, None)
+    };
+    let info = parse(&top)?;
+    if is_index(&top, &info) {
+        for child in &info.manifests {
+            let m = src_side
+                .manifest(child)
+                .await
+                .with_context(|| format!("failed to read a manifest of {src}"))?;
+            let child_info = parse(&m)?;
+            if is_index(&m, &child_info) {
+                anyhow::bail!(
+                    "{src}: index {} contains another index ({}); nested indexes are not supported",
+                    top.digest,
+                    m.digest
+                );
+            }
+            copier.image(&m, &child_info, false).await?;
+        }
+        copier.manifest(&top, true).await?;
+    } else {
+        copier.image(&top, &info, true).await?;
+    }
+    dst_side
+        .finish(&top, platform.clone())
+        .await
+        .with_context(|| format!("failed to record the image at {dst}"))?;
+    Ok(Copied {
+        digest: top.digest,
+        platform,
+    })
+}
+
+fn parse(m: &ManifestBlob) -> anyhow::Result<ManifestInfo> {
+    ManifestInfo::parse(&m.bytes, Some(&m.media_type))
+        .with_context(|| format!("manifest {} cannot be parsed", m.digest))
+}
+
+fn is_index(m: &ManifestBlob, info: &ManifestInfo) -> bool {
+    media_type::is_index(&m.media_type) || (info.config.is_none() && !info.manifests.is_empty())
+}
+
+struct Copier<'a> {
+    src: &'a Src,
+    dst: &'a Dst,
+    quiet: bool,
+}
+
+impl Copier<'_> {
+    fn progress(&self, line: std::fmt::Arguments<'_>) {
+        if !self.quiet {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
+
+    /// An image manifest: its blobs, then itself.
+    async fn image(&self, m: &ManifestBlob, info: &ManifestInfo, top: bool) -> anyhow::Result<()> {
+        let mut blobs = Vec::new();
+        for d in info.referenced_blobs() {
+            let digest = descriptor_digest(d)
+                .with_context(|| format!("manifest {} has an invalid descriptor", m.digest))?;
+            if !blobs.iter().any(|(b, _)| *b == digest) {
+                blobs.push((digest, d.size()));
+            }
+        }
+        let mut results = futures_util::stream::iter(blobs)
+            .map(|(digest, size)| async move {
+                if self.dst.has_blob(&digest, size).await? {
+                    self.progress(format_args!("exists {digest}"));
+                    return anyhow::Ok(());
+                }
+                self.progress(format_args!("copying {digest} ({size} bytes)"));
+                let put = self
+                    .dst
+                    .put_blob(self.src, &digest, size)
+                    .await
+                    .with_context(|| format!("failed to copy blob {digest}"))?;
+                match put {
+                    Put::Copied => {}
+                    Put::Mounted => self.progress(format_args!("mounted {digest}")),
+                    Put::Exists => self.progress(format_args!("exists {digest}")),
+                }
+                Ok(())
+            })
+            .buffer_unordered(BLOB_CONCURRENCY);
+        while let Some(r) = results.next().await {
+            r?;
+        }
+        self.manifest(m, top).await
+    }
+
+    async fn manifest(&self, m: &ManifestBlob, top: bool) -> anyhow::Result<()> {
+        self.progress(format_args!("writing manifest {}", m.digest));
+        self.dst
+            .put_manifest(m, top)
+            .await
+            .with_context(|| format!("failed to write manifest {}", m.digest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_parses_os_arch_and_variant() {
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap(),
+            Platform {
+                os: "linux".into(),
+                architecture: "arm64".into(),
+                variant: Some("v8".into())
+            }
+        );
+        assert_eq!(
+            Platform::parse("linux/amd64").unwrap().to_string(),
+            "linux/amd64"
+        );
+        for bad in ["linux", "linux/", "/amd64", "a/b/c/d", ""] {
+            assert!(Platform::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_platform_uses_oci_architecture_names() {
+        let host = Platform::host();
+        assert_eq!(host.os, "linux");
+        assert_ne!(host.architecture, "x86_64");
+        assert_ne!(host.architecture, "aarch64");
+    }
+}

@@ -3,8 +3,8 @@
 
 use clap::Args;
 
-use super::{DataArgs, RegistryFlags};
-use crate::transfer::{self, CopyOptions, Endpoint, Platform};
+use super::{DataArgs, PlatformArgs, RegistryFlags};
+use crate::transfer::{self, Endpoint};
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
@@ -12,12 +12,8 @@ pub struct CopyArgs {
     source: String,
     /// Where to copy to.
     destination: String,
-    /// The platform to copy from a multi-platform image (default: this machine's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
-    platform: Option<Platform>,
-    /// Copy every platform of a multi-platform image, and the index.
-    #[arg(long, conflicts_with = "platform")]
-    all_platforms: bool,
+    #[command(flatten)]
+    platforms: PlatformArgs,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -37,11 +33,7 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
         None
     };
     let client = args.registry.client()?;
-    let opts = CopyOptions {
-        all_platforms: args.all_platforms,
-        platform: args.platform.unwrap_or_else(Platform::host),
-        quiet: args.quiet,
-    };
+    let opts = args.platforms.copy_options(args.quiet);
     let copied =
         super::runtime()?.block_on(transfer::copy(&client, store.as_ref(), &src, &dst, &opts))?;
     super::print(copied.digest.as_str())

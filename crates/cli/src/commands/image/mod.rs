@@ -83,6 +83,41 @@ impl RegistryFlags {
     }
 }
 
+/// `--platform` / `--all-platforms`, shared by `pull` and `copy`.
+#[derive(Debug, Args)]
+pub struct PlatformArgs {
+    /// The platform to take from a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = crate::transfer::Platform::parse)]
+    platform: Option<crate::transfer::Platform>,
+    /// Take every platform of a multi-platform image, and the index.
+    #[arg(long, conflicts_with = "platform")]
+    all_platforms: bool,
+}
+
+impl PlatformArgs {
+    /// The copy options these flags select.
+    pub fn copy_options(&self, quiet: bool) -> crate::transfer::CopyOptions {
+        crate::transfer::CopyOptions {
+            all_platforms: self.all_platforms,
+            platform: self
+                .platform
+                .clone()
+                .unwrap_or_else(crate::transfer::Platform::host),
+            quiet,
+        }
+    }
+}
+
+/// The registry reference `pull` and `push` operate on, refusing layouts and store names.
+pub fn registry_reference(arg: &str) -> anyhow::Result<berth_oci::Reference> {
+    match crate::transfer::Endpoint::parse(arg)? {
+        crate::transfer::Endpoint::Registry(r) => Ok(r),
+        _ => anyhow::bail!(
+            "{arg} is not a registry reference\nhint: use `berth copy` for OCI layouts"
+        ),
+    }
+}
+
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,19 +2,15 @@
 
 use clap::Args;
 
-use super::{DataArgs, RegistryFlags};
-use crate::transfer::{self, CopyOptions, Endpoint, Platform};
+use super::{DataArgs, PlatformArgs, RegistryFlags};
+use crate::transfer::{self, Endpoint};
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// The image (`busybox`, `host:port/repo:tag`, `repo@sha256:…`).
     reference: String,
-    /// The platform to pull from a multi-platform image (default: this machine's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = Platform::parse)]
-    platform: Option<Platform>,
-    /// Pull every platform of a multi-platform image.
-    #[arg(long, conflicts_with = "platform")]
-    all_platforms: bool,
+    #[command(flatten)]
+    platforms: PlatformArgs,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -25,21 +21,12 @@ pub struct PullArgs {
 }
 
 pub fn run(args: PullArgs) -> anyhow::Result<()> {
-    let src = Endpoint::parse(&args.reference)?;
-    let Endpoint::Registry(reference) = &src else {
-        anyhow::bail!(
-            "{} is not a registry reference\nhint: use `berth copy` for OCI layouts",
-            args.reference
-        );
-    };
+    let reference = super::registry_reference(&args.reference)?;
+    let src = Endpoint::Registry(reference.clone());
     let dst = Endpoint::Store(reference.to_string());
     let store = args.data.open()?;
     let client = args.registry.client()?;
-    let opts = CopyOptions {
-        all_platforms: args.all_platforms,
-        platform: args.platform.unwrap_or_else(Platform::host),
-        quiet: args.quiet,
-    };
+    let opts = args.platforms.copy_options(args.quiet);
     let copied =
         super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts))?;
     if !args.quiet {

@@ -19,13 +19,8 @@ pub struct PushArgs {
 }
 
 pub fn run(args: PushArgs) -> anyhow::Result<()> {
-    let dst = Endpoint::parse(&args.reference)?;
-    let Endpoint::Registry(reference) = &dst else {
-        anyhow::bail!(
-            "{} is not a registry reference\nhint: use `berth copy` for OCI layouts",
-            args.reference
-        );
-    };
+    let reference = super::registry_reference(&args.reference)?;
+    let dst = Endpoint::Registry(reference.clone());
     let src = Endpoint::Store(reference.to_string());
     let store = args.data.open()?;
     let client = args.registry.client()?;

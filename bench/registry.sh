@@ -63,6 +63,9 @@ trap 'exit 143' TERM
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+
 # ---------------------------------------------------------------- binaries
 if [ -n "${BERTH_BIN:-}" ]; then
     BERTH=$BERTH_BIN
@@ -72,131 +75,20 @@ else
     BERTH=$ROOT/target/release/berth
 fi
 
-# ---------------------------------------------------------------- fixtures
-# Three OCI layouts, made once, pushed identically to both servers:
-#   small: one 4 KiB layer (the wrk target)   big: BIG_LAYERS x BIG_MIB MiB   many: SMALL_LAYERS x SMALL_KIB KiB
-# Layers are random bytes through `gzip -1`: incompressible, and valid gzip so that skopeo
-# copies them as they are instead of compressing them on push.
-mklayout() { # dir
-    mkdir -p "$1/blobs/sha256"
-    printf '{"imageLayoutVersion":"1.0.0"}' >"$1/oci-layout"
-}
 
-addblob() { # dir file -> prints digest hex; moves the file into the layout
-    local hex
-    hex=$(sha256sum "$2" | cut -d' ' -f1)
-    mv "$2" "$1/blobs/sha256/$hex"
-    echo "$hex"
-}
 
-mkimage() { # dir tag count bytes
-    local dir=$1 tag=$2 count=$3 bytes=$4 i hex size layers="" diffids="" tmp
-    mklayout "$dir"
-    for ((i = 0; i < count; i++)); do
-        tmp=$dir/layer.tmp
-        head -c "$bytes" /dev/urandom >"$tmp.raw"
-        diffids+="${diffids:+,}\"sha256:$(sha256sum "$tmp.raw" | cut -d' ' -f1)\""
-        gzip -1 -n -c "$tmp.raw" >"$tmp"
-        rm -f "$tmp.raw"
-        size=$(stat -c %s "$tmp")
-        hex=$(addblob "$dir" "$tmp")
-        layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$hex\",\"size\":$size}"
-    done
-    printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%s]}}' "$diffids" >"$dir/config.tmp"
-    size=$(stat -c %s "$dir/config.tmp")
-    hex=$(addblob "$dir" "$dir/config.tmp")
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[%s]}' \
-        "$hex" "$size" "$layers" >"$dir/manifest.tmp"
-    size=$(stat -c %s "$dir/manifest.tmp")
-    hex=$(addblob "$dir" "$dir/manifest.tmp")
-    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
-        "$hex" "$size" "$tag" >"$dir/index.json"
-    echo "$hex" >"$dir/manifest.digest"
-}
 
 log "generating fixtures in $WORK"
 mkimage "$WORK/small" v1 1 4096
 mkimage "$WORK/big" v1 "$BIG_LAYERS" $((BIG_MIB * 1024 * 1024))
 mkimage "$WORK/many" v1 "$SMALL_LAYERS" $((SMALL_KIB * 1024))
-layout_bytes() { # dir: total bytes of its config and layers
-    local m
-    m=$(cat "$1/manifest.digest")
-    jq '[.config.size] + [.layers[].size] | add' "$1/blobs/sha256/$m"
-}
 BIG_BYTES=$(layout_bytes "$WORK/big")
 MANY_BYTES=$(layout_bytes "$WORK/many")
 
 # ---------------------------------------------------------------- servers
-free_port() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "error: no free port found" >&2
-    exit 1
-}
 
-wait_ready() { # url pid
-    for _ in $(seq 1 300); do
-        if curl -sf -o /dev/null "$1/v2/"; then return 0; fi
-        if ! kill -0 "$2" 2>/dev/null; then return 1; fi
-        sleep 0.1
-    done
-    return 1
-}
 
-start_server() { # name round -> sets SERVER_PID, BASE, HOSTPORT
-    local name=$1 round=$2 port dir
-    port=$(free_port)
-    dir=$WORK/$name-r$round
-    mkdir -p "$dir/data"
-    case $name in
-    docker-registry)
-        cat >"$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: $LOG_LEVEL
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $dir/data
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: 127.0.0.1:$port
-health:
-  storagedriver:
-    enabled: false
-EOF
-        docker-registry serve "$dir/config.yml" >"$dir/server.log" 2>&1 &
-        ;;
-    berth)
-        "$BERTH" --log-level "$LOG_LEVEL" registry serve --listen "127.0.0.1:$port" --data "$dir/data" \
-            >"$dir/server.log" 2>&1 &
-        ;;
-    esac
-    SERVER_PID=$!
-    HOSTPORT=127.0.0.1:$port
-    BASE=http://$HOSTPORT
-    if ! wait_ready "$BASE" "$SERVER_PID"; then
-        echo "error: $name did not start; its log:" >&2
-        cat "$dir/server.log" >&2
-        exit 1
-    fi
-}
 
-stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
 
 peak_rss_mib() {
     awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"
@@ -209,9 +101,6 @@ record() { # server metric value
     RESULTS["$1|$2"]+="${RESULTS["$1|$2"]:+ }$3"
 }
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-mibps() { awk -v bytes="$1" -v s="$2" 'BEGIN { printf "%.2f", bytes / 1048576 / s }'; }
 
 to_ms() { # "185.00us" | "1.23ms" | "1.01s" -> milliseconds
     awk -v v="$1" 'BEGIN {
@@ -333,7 +222,6 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 # ---------------------------------------------------------------- report
-median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 METRICS=(
     "manifest GET req/s|higher" "manifest GET p50 ms|lower" "manifest GET p99 ms|lower"

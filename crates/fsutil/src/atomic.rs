@@ -85,6 +85,7 @@ pub fn create_dir_all_durable(dir: &Path) -> Result<(), FsError> {
 #[derive(Debug)]
 pub struct AtomicFile {
     file: Option<File>,
+    behind: crate::WriteBehind,
     temp: PathBuf,
     dest: PathBuf,
 }
@@ -104,6 +105,7 @@ impl AtomicFile {
             .map_err(|source| FsError::CreateTemp { dir, source })?;
         Ok(AtomicFile {
             file: Some(file),
+            behind: crate::WriteBehind::new(),
             temp,
             dest,
         })
@@ -136,6 +138,10 @@ impl AtomicFile {
         F: FnOnce(&Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
     {
         if let Some(file) = self.file.take() {
+            self.behind.finish().map_err(|source| FsError::Sync {
+                path: self.temp.clone(),
+                source,
+            })?;
             file.sync_all().map_err(|source| FsError::Sync {
                 path: self.temp.clone(),
                 source,
@@ -155,7 +161,11 @@ impl AtomicFile {
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self.file.as_mut() {
-            Some(f) => f.write(buf),
+            Some(f) => {
+                let n = f.write(buf)?;
+                self.behind.wrote(f, n);
+                Ok(n)
+            }
             None => Err(std::io::Error::other("atomic file already committed")),
         }
     }

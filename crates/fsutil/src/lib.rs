@@ -13,9 +13,11 @@
 
 mod atomic;
 mod root;
+mod writebehind;
 
 pub use atomic::{AtomicFile, atomic_write, create_dir_all_durable, rename_durable, sync_dir};
 pub use root::{join_in_root, open_in_root};
+pub use writebehind::WriteBehind;
 
 use std::path::PathBuf;
 

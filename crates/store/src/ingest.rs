@@ -111,6 +111,7 @@ impl Store {
             key: key.to_owned(),
             dir,
             file: Some(file),
+            behind: berth_fsutil::WriteBehind::new(),
             digester: Some(digester),
             expected: expected.clone(),
             expected_size,
@@ -176,6 +177,8 @@ pub struct BlobWriter {
     key: String,
     dir: PathBuf,
     file: Option<File>,
+    /// Flushes to disk while the blob is still arriving (see `berth_fsutil::WriteBehind`).
+    behind: berth_fsutil::WriteBehind,
     digester: Option<Digester>,
     expected: Digest,
     expected_size: Option<u64>,
@@ -227,7 +230,7 @@ impl BlobWriter {
         let (Some(file), Some(digester)) = (self.file.take(), self.digester.take()) else {
             return Err(self.err(data, io::Error::other("writer already finished")));
         };
-        if let Err(e) = file.sync_all() {
+        if let Err(e) = self.behind.finish().and_then(|()| file.sync_all()) {
             return Err(self.err(data, e));
         }
         let actual_size = digester.bytes_hashed();
@@ -318,6 +321,7 @@ impl Write for BlobWriter {
             ));
         }
         let n = file.write(buf)?;
+        self.behind.wrote(file, n);
         digester.update(buf.get(..n).unwrap_or_default());
         Ok(n)
     }

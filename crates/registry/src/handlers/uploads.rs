@@ -23,6 +23,9 @@ use crate::handlers::parse_digest;
 use crate::paths;
 use crate::storage::{Driver, UploadWriter};
 
+/// The most of a refused request's body read before answering (then the connection closes).
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Upload sessions whose hash state is kept between requests.
 const MAX_CACHED_HASHES: usize = 4096;
 
@@ -77,9 +80,15 @@ pub async fn start<D: Driver>(
     {
         return Ok(r);
     }
-    let digest = match query_get(query, "digest") {
-        Some(d) => Some(parse_digest(&d)?),
-        None => None,
+    let digest = match query_get(query, "digest")
+        .map(|d| parse_digest(&d))
+        .transpose()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
     };
     let id = uuid::Uuid::new_v4().to_string();
     // The session marker is scratch space like the data: written without fsync.
@@ -155,16 +164,9 @@ fn out_of_order(name: &str, id: &str, size: u64, why: String) -> RegistryError {
     e
 }
 
-/// Append the request body to the session after checking `Content-Range` continues it.
-/// Returns the session's new size.
-async fn append<D: Driver>(
-    app: &App<D>,
-    name: &str,
-    id: &str,
-    current: u64,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<u64> {
+/// Check that a chunk's `Content-Range` (when given) continues the upload at `current` and
+/// agrees with its `Content-Length`; 416 with the session's `Range` otherwise.
+fn check_chunk(name: &str, id: &str, current: u64, headers: &HeaderMap) -> Result<()> {
     let content_length = crate::app::content_length(headers);
     if let Some(cr) = headers.get(header::CONTENT_RANGE) {
         let text = cr.to_str().unwrap_or("");
@@ -197,6 +199,34 @@ async fn append<D: Driver>(
             ));
         }
     }
+    Ok(())
+}
+
+/// Read and discard what is left of a request body — at most [`DRAIN_LIMIT`] bytes — so an
+/// error answer reaches a client that is still sending instead of a reset connection.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
+/// Append the request body to the session after checking `Content-Range` continues it.
+/// Returns the session's new size.
+async fn append<D: Driver>(
+    app: &App<D>,
+    name: &str,
+    id: &str,
+    current: u64,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<u64> {
+    check_chunk(name, id, current, headers)?;
+    let content_length = crate::app::content_length(headers);
     if content_length == Some(0) {
         return Ok(current);
     }
@@ -372,7 +402,17 @@ pub async fn patch<D: Driver>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let current = session_size(app, name, id).await?;
+    let checked = match session_size(app, name, id).await {
+        Ok(current) => check_chunk(name, id, current, headers).map(|()| current),
+        Err(e) => Err(e),
+    };
+    let current = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
+    };
     let size = append(app, name, id, current, headers, body).await?;
     Ok(empty(
         StatusCode::ACCEPTED,
@@ -389,13 +429,25 @@ pub async fn finish<D: Driver>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let current = session_size(app, name, id).await?;
-    let Some(d) = query_get(query, "digest") else {
-        return Err(RegistryError::digest_invalid(
-            "the digest query parameter is required to complete an upload",
-        ));
+    let checked = async {
+        let current = session_size(app, name, id).await?;
+        let Some(d) = query_get(query, "digest") else {
+            return Err(RegistryError::digest_invalid(
+                "the digest query parameter is required to complete an upload",
+            ));
+        };
+        let d = parse_digest(&d)?;
+        check_chunk(name, id, current, headers)?;
+        Ok((current, d))
+    }
+    .await;
+    let (current, d) = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            drain(body).await;
+            return Err(e);
+        }
     };
-    let d = parse_digest(&d)?;
     append(app, name, id, current, headers, body).await?;
     complete(app, name, id, &d).await
 }

@@ -109,6 +109,13 @@ EOF
     HOSTPORT=127.0.0.1:$port
     BASE=http://$HOSTPORT
     if ! wait_ready "$BASE" "$SERVER_PID"; then
+        # the probed port can be taken between the probe and the bind: try another
+        if grep -qiE 'address already in use' "$dir/server.log" && [ "${START_ATTEMPT:-0}" -lt 5 ]; then
+            stop_server
+            rm -rf "$dir"
+            START_ATTEMPT=$((${START_ATTEMPT:-0} + 1)) start_server "$name" "$round"
+            return
+        fi
         echo "error: $name did not start; its log:" >&2
         cat "$dir/server.log" >&2
         exit 1

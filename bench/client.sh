@@ -32,23 +32,9 @@ for tool in skopeo curl jq docker-registry gzip sha256sum; do
     }
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-client-bench.XXXXXX")
-SERVER_PID=""
-cleanup() {
-    local status=$?
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
+bench_setup berth-client-bench
 
 if [ -n "${BERTH_BIN:-}" ]; then
     BERTH=$BERTH_BIN

@@ -1,6 +1,27 @@
 #!/usr/bin/env bash
 # Helpers shared by the bench scripts (sourced): fixture layouts, server start/stop, timing.
-# Uses the caller's WORK, LOG_LEVEL, BERTH and sets SERVER_PID, BASE, HOSTPORT.
+# Uses the caller's LOG_LEVEL and BERTH; sets WORK, SERVER_PID, BASE, HOSTPORT.
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Make the work directory and the traps that kill the running server by PID and remove it.
+bench_setup() { # prefix
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    SERVER_PID=""
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+bench_cleanup() {
+    local status=$?
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
 
 # ---------------------------------------------------------------- fixtures
 # Three OCI layouts, made once, pushed identically to both servers:

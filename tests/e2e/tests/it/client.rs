@@ -554,3 +554,90 @@ fn registry_to_registry_between_berth_and_docker_registry() {
     assert_eq!(tagged_digest(&back, "v1"), index.as_str());
     assert_eq!(OciLayout::blob_digests(&back), OciLayout::blob_digests(&m));
 }
+
+/// Two `berth pull`s of the same image at once, with `berth image prune --grace 0s` running
+/// in a loop beside them: both pulls succeed, the store holds one record and only blobs that
+/// match their digests, and the pulled image is whole (its leases kept prune off its blobs).
+#[test]
+fn concurrent_pulls_with_prune_running_keep_the_store_whole() {
+    let registry = Registry::start(RegistryOptions::new());
+    let env = Env::new();
+    let src = env.path("src");
+    let mut layout = OciLayout::new(&src);
+    let layers: Vec<Layer> = (0..8).map(|i| Layer::random(900 + i, 2 << 20)).collect();
+    let config = image_config("linux", host_arch(), &layers);
+    let desc = layout.image(&layers, &config);
+    layout.tag(&desc, "v1");
+    let reference = format!("{}/race/app:v1", registry.host());
+    env.berth(&[
+        "copy",
+        "-q",
+        &format!("oci:{}:v1", src.display()),
+        &reference,
+    ]);
+
+    let mut pulls: Vec<ChildGuard> = (0..2)
+        .map(|_| {
+            let mut cmd = env.command(&["pull", "-q", &reference]);
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            ChildGuard::spawn(&mut cmd)
+        })
+        .collect();
+    let mut statuses: Vec<Option<std::process::ExitStatus>> = vec![None, None];
+    let mut prunes = 0;
+    // bounded: at most 200 prunes, each bounded by run_with_timeout
+    while statuses.iter().any(Option::is_none) && prunes < 200 {
+        let out = env.try_berth(&["image", "prune", "--grace", "0s"]);
+        assert!(
+            out.status.success(),
+            "prune failed during a pull: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        prunes += 1;
+        for (i, p) in pulls.iter_mut().enumerate() {
+            if statuses[i].is_none() {
+                statuses[i] = p.child().and_then(|c| c.try_wait().ok().flatten());
+            }
+        }
+    }
+    for (i, p) in pulls.iter_mut().enumerate() {
+        if statuses[i].is_none() {
+            let finished = wait_until(Duration::from_secs(120), || {
+                statuses[i] = p.child().and_then(|c| c.try_wait().ok().flatten());
+                statuses[i].is_some()
+            });
+            assert!(finished, "pull {i} did not finish");
+        }
+        assert!(
+            statuses[i].is_some_and(|s| s.success()),
+            "pull {i} failed: {:?}",
+            statuses[i]
+        );
+    }
+    assert!(prunes >= 1, "no prune overlapped the pulls");
+
+    let images: Value = serde_json::from_str(&env.berth(&["images", "--format", "json"])).unwrap();
+    assert_eq!(images.as_array().map(Vec::len), Some(1), "{images}");
+    for blob in env.store_blobs() {
+        let name = blob.file_name().unwrap().to_string_lossy().into_owned();
+        let data = std::fs::read(&blob).unwrap();
+        assert_eq!(
+            Digest::sha256_of(&data).hex(),
+            name,
+            "corrupt blob {}",
+            blob.display()
+        );
+    }
+    // the stored image is whole: it copies out to a layout with the same manifest digest
+    let out = env.path("out");
+    env.berth(&[
+        "copy",
+        "-q",
+        &format!("store:{reference}"),
+        &format!("oci:{}:v1", out.display()),
+    ]);
+    assert_eq!(tagged_digest(&out, "v1"), desc.digest.to_string());
+    // and a prune with nothing in flight keeps all of it
+    env.berth(&["image", "prune", "--grace", "0s"]);
+    assert_eq!(env.store_blobs().len(), 10, "manifest, config and 8 layers");
+}

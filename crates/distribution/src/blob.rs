@@ -105,18 +105,9 @@ impl Client {
             Method::HEAD,
             Endpoint::Path(repo.path(&format!("blobs/{digest}"))),
         );
-        let reply = self
-            .expect(
-                &op,
-                repo.registry(),
-                Scopes::pull(repo.name()),
-                out,
-                &[200, 404],
-            )
-            .await?;
-        if reply.status() == 404 {
+        let Some(reply) = self.pull_if_found(&op, repo, out).await? else {
             return Ok(None);
-        }
+        };
         Ok(Some(
             reply
                 .header(CONTENT_LENGTH)

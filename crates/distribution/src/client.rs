@@ -302,6 +302,25 @@ impl Client {
         Err(self.error(op, registry, reply).await)
     }
 
+    /// `expect` a pull-scoped request to answer 200, or 404 for "not there" (`None`).
+    pub(crate) async fn pull_if_found(
+        &self,
+        op: &Op,
+        repo: &Repository,
+        out: Outgoing,
+    ) -> Result<Option<Reply>, Error> {
+        let reply = self
+            .expect(
+                op,
+                repo.registry(),
+                Scopes::pull(repo.name()),
+                out,
+                &[200, 404],
+            )
+            .await?;
+        Ok((reply.status() != 404).then_some(reply))
+    }
+
     pub(crate) async fn error(&self, op: &Op, registry: &str, reply: Reply) -> Error {
         let had = self
             .inner

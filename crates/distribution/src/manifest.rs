@@ -154,18 +154,9 @@ impl Client {
             Endpoint::Path(repo.path(&format!("manifests/{reference}"))),
         )
         .header(ACCEPT, &accept_header(accept));
-        let reply = self
-            .expect(
-                &op,
-                repo.registry(),
-                Scopes::pull(repo.name()),
-                out,
-                &[200, 404],
-            )
-            .await?;
-        if reply.status() == 404 {
+        let Some(reply) = self.pull_if_found(&op, repo, out).await? else {
             return Ok(None);
-        }
+        };
         Ok(Some(ManifestHead {
             media_type: reply
                 .header(CONTENT_TYPE)

@@ -22,6 +22,7 @@
     reason = "test support: failing loudly is the point"
 )]
 
+mod docker_registry;
 mod fs;
 mod http;
 mod layout;
@@ -34,6 +35,7 @@ mod tools;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use docker_registry::DockerRegistry;
 pub use fs::{set_mtime, walk_files, write_file};
 pub use http::{Http, RawResponse, Resp, raw_request, with_query};
 pub use layout::{

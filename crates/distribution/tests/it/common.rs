@@ -1,8 +1,5 @@
 //! Shared helpers: a runtime, clients, images, and a `docker-registry` guard.
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,10 +8,7 @@ use berth_distribution::{
     Secret, StaticCredentials,
 };
 use berth_oci::Digest;
-use berth_test_support::{
-    ChildGuard, Layer, MEDIA_LAYER_GZIP, MEDIA_MANIFEST, image_config, random_bytes, wait_until,
-    write_file,
-};
+use berth_test_support::{Layer, MEDIA_LAYER_GZIP, MEDIA_MANIFEST, image_config, random_bytes};
 use serde_json::{Value, json};
 
 /// Run `f` on a fresh two-worker runtime.
@@ -168,92 +162,7 @@ pub fn blob(seed: u64, n: usize) -> (Digest, Vec<u8>) {
     (Digest::sha256_of(&data), data)
 }
 
-/// A free port on 127.0.0.1 (bound then released: a small race a test may lose).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
-
-/// Debian's `docker-registry` (distribution 2.8) on 127.0.0.1, killed by PID on drop.
-pub struct DockerRegistry {
-    _child: ChildGuard,
-    pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl DockerRegistry {
-    /// Start it; with `user`, behind htpasswd (Basic) authentication.
-    pub fn start(user: Option<(&str, &str)>) -> DockerRegistry {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut last = String::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let config = config_yml(dir.path(), addr, user);
-            let cfg_path = dir.path().join("config.yml");
-            write_file(&cfg_path, config.as_bytes());
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.path().join("registry.log"))
-                .expect("log file");
-            let mut cmd = Command::new("docker-registry");
-            cmd.arg("serve")
-                .arg(&cfg_path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log);
-            let mut child = ChildGuard::spawn(&mut cmd);
-            let up = wait_until(Duration::from_secs(30), || {
-                if child
-                    .child()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                    .is_some()
-                {
-                    return true;
-                }
-                std::net::TcpStream::connect(addr).is_ok()
-            });
-            let exited = child.child().and_then(|c| c.try_wait().ok().flatten());
-            if up && exited.is_none() {
-                return DockerRegistry {
-                    _child: child,
-                    addr,
-                    _dir: dir,
-                };
-            }
-            last = std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
-        }
-        panic!("docker-registry did not start:\n{last}");
-    }
-
-    pub fn host(&self) -> String {
-        self.addr.to_string()
-    }
-}
-
-fn config_yml(dir: &Path, addr: SocketAddr, user: Option<(&str, &str)>) -> String {
-    let mut c = format!(
-        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-        dir.join("data").display()
-    );
-    if let Some((u, p)) = user {
-        let out = Command::new("htpasswd")
-            .args(["-Bbn", u, p])
-            .output()
-            .expect("run htpasswd");
-        assert!(out.status.success(), "htpasswd failed");
-        let file = dir.join("htpasswd");
-        write_file(&file, &out.stdout);
-        c.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-            file.display()
-        ));
-    }
-    c
-}
+pub use berth_test_support::DockerRegistry;
 
 /// A client for a plain-HTTP registry on loopback (found by the HTTPS→HTTP fallback).
 pub fn plain_client() -> Client {

@@ -8,8 +8,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use berth_test_support::{
-    ChildGuard, Digest, Layer, OciLayout, Registry, RegistryOptions, berth_bin, image_config,
-    requires_tool, run_with_timeout, wait_until, walk_files, write_file,
+    ChildGuard, Digest, DockerRegistry, Layer, OciLayout, Registry, RegistryOptions, berth_bin,
+    image_config, requires_tool, run_with_timeout, wait_until, walk_files,
 };
 use serde_json::Value;
 
@@ -406,72 +406,11 @@ fn usage_errors_exit_2() {
     );
 }
 
-/// Debian's `docker-registry` (distribution 2.8) on 127.0.0.1, anonymous, killed by PID on
-/// drop (as `crates/distribution/tests/it/common.rs` starts it).
-struct DockerRegistry {
-    _child: ChildGuard,
-    addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl DockerRegistry {
-    fn start() -> DockerRegistry {
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..3 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .unwrap()
-                .port();
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            let cfg = dir.path().join("config.yml");
-            write_file(
-                &cfg,
-                format!(
-                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                    dir.path().join("data").display()
-                )
-                .as_bytes(),
-            );
-            let mut cmd = Command::new("docker-registry");
-            cmd.arg("serve")
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let mut child = ChildGuard::spawn(&mut cmd);
-            let up = wait_until(Duration::from_secs(30), || {
-                child
-                    .child()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                    .is_some()
-                    || std::net::TcpStream::connect(addr).is_ok()
-            });
-            if up
-                && child
-                    .child()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                    .is_none()
-            {
-                return DockerRegistry {
-                    _child: child,
-                    addr,
-                    _dir: dir,
-                };
-            }
-        }
-        panic!("docker-registry did not start");
-    }
-
-    fn host(&self) -> String {
-        self.addr.to_string()
-    }
-}
-
 #[test]
 fn registry_to_registry_between_berth_and_docker_registry() {
     requires_tool!("skopeo", "docker-registry");
     let berth_registry = Registry::start(RegistryOptions::new());
-    let docker = DockerRegistry::start();
+    let docker = DockerRegistry::start(None);
     let env = Env::new();
     let skopeo = Skopeo::new();
 

@@ -7,6 +7,7 @@
 mod commands;
 mod dirs;
 mod logging;
+mod progress;
 mod transfer;
 
 use std::process::ExitCode;

@@ -242,7 +242,7 @@ impl Client {
                 });
             }
             let wait = self.opts().retry.backoff(resumes);
-            tracing::debug!(offset, resumes, ?wait, error = %cause, "blob download interrupted; resuming");
+            tracing::warn!(%digest, offset, resumes, ?wait, error = %cause, "blob download interrupted; resuming");
             tokio::time::sleep(wait).await;
         }
         sink.flush().await.map_err(|source| Error::Sink {

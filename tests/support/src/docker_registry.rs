@@ -2,7 +2,7 @@
 //! peer, on 127.0.0.1 in a temporary directory, killed by PID on `Drop`.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -72,6 +72,11 @@ impl DockerRegistry {
 
     pub fn host(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// Its filesystem storage root (`docker/registry/v2/…` lies under it).
+    pub fn storage_root(&self) -> PathBuf {
+        self._dir.path().join("data")
     }
 }
 

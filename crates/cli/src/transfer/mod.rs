@@ -88,8 +88,8 @@ pub struct CopyOptions {
     pub all_platforms: bool,
     /// The platform to select from an index.
     pub platform: Platform,
-    /// No progress lines on stderr.
-    pub quiet: bool,
+    /// How progress is shown on stderr.
+    pub progress: crate::progress::Progress,
 }
 
 /// What was written at the destination's top.
@@ -125,7 +125,7 @@ pub async fn copy(
     let copier = Copier {
         src: &src_side,
         dst: &dst_side,
-        quiet: opts.quiet,
+        progress: &opts.progress,
     };
     let info = parse(&top)?;
     let (top, platform) = if is_index(&top, &info) && !opts.all_platforms {
@@ -192,17 +192,10 @@ fn is_index(m: &ManifestBlob, info: &ManifestInfo) -> bool {
 struct Copier<'a> {
     src: &'a Src,
     dst: &'a Dst,
-    quiet: bool,
+    progress: &'a crate::progress::Progress,
 }
 
 impl Copier<'_> {
-    fn progress(&self, line: std::fmt::Arguments<'_>) {
-        if !self.quiet {
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-        }
-    }
-
     /// An image manifest: its blobs, then itself.
     async fn image(&self, m: &ManifestBlob, info: &ManifestInfo, top: bool) -> anyhow::Result<()> {
         let mut blobs = Vec::new();
@@ -216,20 +209,20 @@ impl Copier<'_> {
         let mut results = futures_util::stream::iter(blobs)
             .map(|(digest, size)| async move {
                 if self.dst.has_blob(&digest, size).await? {
-                    self.progress(format_args!("exists {digest}"));
+                    self.progress.skipped(&digest, "exists");
                     return anyhow::Ok(());
                 }
-                self.progress(format_args!("copying {digest} ({size} bytes)"));
+                let bar = self.progress.blob(&digest, size);
                 let put = self
                     .dst
-                    .put_blob(self.src, &digest, size)
+                    .put_blob(self.src, &digest, size, &bar)
                     .await
                     .with_context(|| format!("failed to copy blob {digest}"))?;
-                match put {
-                    Put::Copied => {}
-                    Put::Mounted => self.progress(format_args!("mounted {digest}")),
-                    Put::Exists => self.progress(format_args!("exists {digest}")),
-                }
+                bar.done(match put {
+                    Put::Copied => "done",
+                    Put::Mounted => "mounted",
+                    Put::Exists => "exists",
+                });
                 Ok(())
             })
             .buffer_unordered(BLOB_CONCURRENCY);
@@ -240,7 +233,8 @@ impl Copier<'_> {
     }
 
     async fn manifest(&self, m: &ManifestBlob, top: bool) -> anyhow::Result<()> {
-        self.progress(format_args!("writing manifest {}", m.digest));
+        self.progress
+            .line(format_args!("writing manifest {}", m.digest));
         self.dst
             .put_manifest(m, top)
             .await

@@ -11,6 +11,7 @@ use berth_store::{ImageRecord, Lease, OciLayout, Store};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Endpoint, ManifestBlob};
+use crate::progress::{BlobProgress, CountingSource, CountingWriter};
 
 /// Bytes buffered between a download and the blocking writer it feeds.
 const PIPE_BYTES: usize = 256 << 10;
@@ -257,13 +258,21 @@ impl Dst {
     }
 
     /// Copy blob `digest` of `size` bytes from `src`; says how.
-    pub async fn put_blob(&self, src: &Src, digest: &Digest, size: u64) -> anyhow::Result<Put> {
+    pub async fn put_blob(
+        &self,
+        src: &Src,
+        digest: &Digest,
+        size: u64,
+        bar: &BlobProgress,
+    ) -> anyhow::Result<Put> {
         match self {
             Dst::Registry { client, repo, .. } => {
                 if let Some(path) = src.local_path(digest) {
-                    let pushed = client
-                        .push_blob(repo, digest, size, FileSource::new(path))
-                        .await?;
+                    let source = CountingSource {
+                        inner: FileSource::new(path),
+                        progress: bar.clone(),
+                    };
+                    let pushed = client.push_blob(repo, digest, size, source).await?;
                     return Ok(Put::from(pushed));
                 }
                 if let Src::Registry {
@@ -281,18 +290,25 @@ impl Dst {
                     // from any offset for a chunked or retried upload.
                     let tmp = tempfile::NamedTempFile::new()
                         .context("failed to create a temporary file")?;
-                    let mut f = tokio::fs::File::from_std(
-                        tmp.reopen().context("failed to open a temporary file")?,
-                    );
+                    let mut f = CountingWriter {
+                        inner: tokio::fs::File::from_std(
+                            tmp.reopen().context("failed to open a temporary file")?,
+                        ),
+                        progress: bar.clone(),
+                    };
                     src_client
                         .get_blob(from, digest, Some(size), &mut f)
                         .await?;
-                    f.sync_all()
+                    f.inner
+                        .sync_all()
                         .await
                         .context("failed to flush a temporary file")?;
-                    let pushed = client
-                        .push_blob(repo, digest, size, FileSource::new(tmp.path()))
-                        .await?;
+                    // The download filled the bar once; the upload fills it again.
+                    let source = CountingSource {
+                        inner: FileSource::new(tmp.path()),
+                        progress: bar.clone(),
+                    };
+                    let pushed = client.push_blob(repo, digest, size, source).await?;
                     return Ok(Put::from(pushed));
                 }
                 anyhow::bail!("blob {digest} has no source")
@@ -300,7 +316,7 @@ impl Dst {
             Dst::Layout { layout, .. } => {
                 let layout = layout.clone();
                 let d = digest.clone();
-                piped(src, digest, size, move |r| {
+                piped(src, digest, size, bar, move |r| {
                     layout.write_blob(r, &d, Some(size))?;
                     Ok(())
                 })
@@ -311,7 +327,7 @@ impl Dst {
                 lease.add(digest)?;
                 let store = store.clone();
                 let d = digest.clone();
-                piped(src, digest, size, move |mut r| {
+                piped(src, digest, size, bar, move |mut r| {
                     let key = format!("copy-{}", d.as_str().replace(':', "-"));
                     let mut w = store.ingest(&key, &d, Some(size))?;
                     io::copy(&mut r, &mut w).context("failed to write into the store")?;
@@ -407,9 +423,14 @@ async fn piped(
     src: &Src,
     digest: &Digest,
     size: u64,
+    bar: &BlobProgress,
     write: impl FnOnce(BlockingReader) -> anyhow::Result<()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (mut tx, rx) = tokio::io::duplex(PIPE_BYTES);
+    let (tx, rx) = tokio::io::duplex(PIPE_BYTES);
+    let mut tx = CountingWriter {
+        inner: tx,
+        progress: bar.clone(),
+    };
     let reader = BlockingReader {
         handle: tokio::runtime::Handle::current(),
         inner: rx,

@@ -35,6 +35,8 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
     let client = args.registry.client()?;
     let opts = args.platforms.copy_options(args.quiet);
     let copied =
-        super::runtime()?.block_on(transfer::copy(&client, store.as_ref(), &src, &dst, &opts))?;
+        super::runtime()?.block_on(transfer::copy(&client, store.as_ref(), &src, &dst, &opts));
+    opts.progress.finish();
+    let copied = copied?;
     super::print(copied.digest.as_str())
 }

@@ -103,7 +103,7 @@ impl PlatformArgs {
                 .platform
                 .clone()
                 .unwrap_or_else(crate::transfer::Platform::host),
-            quiet,
+            progress: crate::progress::Progress::new(crate::progress::Mode::detect(quiet)),
         }
     }
 }

@@ -28,7 +28,9 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     let client = args.registry.client()?;
     let opts = args.platforms.copy_options(args.quiet);
     let copied =
-        super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts))?;
+        super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts));
+    opts.progress.finish();
+    let copied = copied?;
     if !args.quiet {
         use std::io::Write;
         let platform = copied.platform.as_deref().unwrap_or("as published");

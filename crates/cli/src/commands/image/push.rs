@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::{DataArgs, RegistryFlags};
+use crate::progress::{Mode, Progress};
 use crate::transfer::{self, CopyOptions, Endpoint, Platform};
 
 #[derive(Debug, Args)]
@@ -27,9 +28,11 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
     let opts = CopyOptions {
         all_platforms: true,
         platform: Platform::host(),
-        quiet: args.quiet,
+        progress: Progress::new(Mode::detect(args.quiet)),
     };
     let copied =
-        super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts))?;
+        super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts));
+    opts.progress.finish();
+    let copied = copied?;
     super::print(copied.digest.as_str())
 }

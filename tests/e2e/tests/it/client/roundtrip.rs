@@ -1,135 +1,19 @@
-//! The image commands of the `berth` binary (`copy`, `pull`, `push`, `images`, `inspect`,
-//! `tag`, `rmi`, `image prune`, `login`) against `berth registry serve`, checked against
-//! what skopeo produces for the same copies.
+//! Round trips of `copy`, `pull`, `push`, `images`, `inspect`, `tag`, `rmi`, `image prune`
+//! and `login` against `berth registry serve` and docker-registry, checked against skopeo.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use berth_test_support::{
-    ChildGuard, Digest, DockerRegistry, Layer, OciLayout, Registry, RegistryOptions, berth_bin,
-    image_config, requires_tool, run_with_timeout, wait_until, walk_files,
+    ChildGuard, Digest, DockerRegistry, Layer, OciLayout, Registry, RegistryOptions, image_config,
+    requires_tool, wait_until,
 };
 use serde_json::Value;
 
 use crate::common::Skopeo;
 
-const USER: &str = "alice";
-const PASSWORD: &str = "correct horse battery staple";
-
-/// A temporary home for one test: the berth data directory and docker's config directory,
-/// so no test reads or writes the developer's.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::Builder::new()
-                .prefix("berth-client-")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(berth_bin());
-        cmd.args(args)
-            .env("XDG_DATA_HOME", self.path("data"))
-            .env("DOCKER_CONFIG", self.path("docker"))
-            .env("HOME", self.dir.path())
-            .env("NO_COLOR", "1");
-        cmd
-    }
-
-    fn try_berth(&self, args: &[&str]) -> Output {
-        run_with_timeout(&mut self.command(args), Duration::from_secs(120))
-    }
-
-    /// Run berth, panic unless it succeeds; returns stdout as text.
-    #[track_caller]
-    fn berth(&self, args: &[&str]) -> String {
-        let out = self.try_berth(args);
-        assert!(
-            out.status.success(),
-            "berth {args:?} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Run berth with `stdin` on its standard input.
-    fn berth_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    fn store_blobs(&self) -> Vec<PathBuf> {
-        let dir = self.path("data/berth/store/v1/blobs");
-        if dir.exists() {
-            walk_files(dir)
-        } else {
-            Vec::new()
-        }
-    }
-}
-
-/// A layout at `dir` holding one image tagged `tag`; returns its manifest digest.
-fn single_image(dir: &Path, tag: &str, seed: u64) -> Digest {
-    let mut layout = OciLayout::new(dir);
-    let layers = [Layer::random(seed, 3000), Layer::random(seed + 1, 300_000)];
-    let config = image_config("linux", host_arch(), &layers);
-    let desc = layout.image(&layers, &config);
-    layout.tag(&desc, tag);
-    desc.digest
-}
-
-/// A layout at `dir` holding an index of an amd64 and an arm64 image tagged `tag`.
-fn multi_arch(dir: &Path, tag: &str) -> Digest {
-    let mut layout = OciLayout::new(dir);
-    let mut children = Vec::new();
-    for (i, arch) in ["amd64", "arm64"].into_iter().enumerate() {
-        let layers = [Layer::random(100 + i as u64, 5000)];
-        let config = image_config("linux", arch, &layers);
-        children.push(layout.image(&layers, &config).with_platform("linux", arch));
-    }
-    let index = layout.index(&children);
-    layout.tag(&index, tag);
-    index.digest
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
-fn tagged_digest(dir: &Path, tag: &str) -> String {
-    let d = OciLayout::resolve_tag(dir, tag)
-        .unwrap_or_else(|| panic!("{} has no tag {tag}", dir.display()));
-    d["digest"].as_str().unwrap().to_owned()
-}
+use super::{Env, PASSWORD, USER, host_arch, multi_arch, single_image, tagged_digest};
 
 fn skopeo_to_layout(skopeo: &Skopeo, src: &str, dir: &Path, tag: &str, all: bool) {
     let dst = format!("oci:{}:{tag}", dir.display());

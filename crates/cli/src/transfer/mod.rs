@@ -90,7 +90,15 @@ pub struct CopyOptions {
     pub platform: Platform,
     /// How progress is shown on stderr.
     pub progress: crate::progress::Progress,
+    /// Also copy the image's referrers (signatures, SBOMs, attestations), theirs too.
+    pub referrers: bool,
 }
+
+/// How deep referrers of referrers are followed (a signature on an SBOM of an image is 2).
+pub const MAX_REFERRER_DEPTH: usize = 4;
+
+/// Referrers copied at most, all depths together: a bound on what a hostile source costs.
+pub const MAX_REFERRERS: usize = 1000;
 
 /// What was written at the destination's top.
 #[derive(Debug, Clone)]
@@ -98,6 +106,8 @@ pub struct Copied {
     pub digest: Digest,
     /// The platform selected from an index, if one was.
     pub platform: Option<String>,
+    /// Referrers copied (with `referrers`).
+    pub referrers: usize,
 }
 
 /// A manifest and what identifies it.
@@ -174,9 +184,18 @@ pub async fn copy(
         .finish(&top, platform.clone())
         .await
         .with_context(|| format!("failed to record the image at {dst}"))?;
+    let referrers = if opts.referrers {
+        copier
+            .referrers(&top.digest)
+            .await
+            .with_context(|| format!("failed to copy the referrers of {}", top.digest))?
+    } else {
+        0
+    };
     Ok(Copied {
         digest: top.digest,
         platform,
+        referrers,
     })
 }
 
@@ -230,6 +249,51 @@ impl Copier<'_> {
             r?;
         }
         self.manifest(m, top).await
+    }
+
+    /// The referrers of `subject` and theirs, breadth first, each after its content: the
+    /// referrers API (or its tag fallback) at a registry, `index.json` in a layout.
+    async fn referrers(&self, subject: &Digest) -> anyhow::Result<usize> {
+        let mut seen = std::collections::HashSet::new();
+        let mut queue = std::collections::VecDeque::from([(subject.clone(), 0usize)]);
+        while let Some((subject, depth)) = queue.pop_front() {
+            if depth >= MAX_REFERRER_DEPTH {
+                continue;
+            }
+            for desc in self.src.referrers(&subject).await? {
+                let digest = descriptor_digest(&desc).with_context(|| {
+                    format!("a referrer of {subject} has an invalid descriptor")
+                })?;
+                if !seen.insert(digest.clone()) {
+                    continue;
+                }
+                if seen.len() > MAX_REFERRERS {
+                    anyhow::bail!("{subject} has more than {MAX_REFERRERS} referrers in all");
+                }
+                let m = self
+                    .src
+                    .manifest(&desc)
+                    .await
+                    .with_context(|| format!("failed to read referrer {digest}"))?;
+                let info = parse(&m)?;
+                if is_index(&m, &info) {
+                    for child in &info.manifests {
+                        let c = self.src.manifest(child).await?;
+                        let child_info = parse(&c)?;
+                        self.image(&c, &child_info, false).await?;
+                    }
+                    self.manifest(&m, false).await?;
+                } else {
+                    self.image(&m, &info, false).await?;
+                }
+                self.dst
+                    .list_referrer(&m, &desc)
+                    .await
+                    .with_context(|| format!("failed to list referrer {digest}"))?;
+                queue.push_back((digest, depth + 1));
+            }
+        }
+        Ok(seen.len())
     }
 
     async fn manifest(&self, m: &ManifestBlob, top: bool) -> anyhow::Result<()> {

@@ -140,6 +140,37 @@ impl Src {
         })
     }
 
+    /// The descriptors of the manifests whose subject is `subject`.
+    pub async fn referrers(&self, subject: &Digest) -> anyhow::Result<Vec<Descriptor>> {
+        match self {
+            Src::Registry { client, repo, .. } => Ok(client.referrers(repo, subject, None).await?),
+            Src::Layout { layout, .. } => {
+                let (layout, subject) = (layout.clone(), subject.clone());
+                blocking(move || {
+                    let mut found = Vec::new();
+                    for desc in layout.index()?.manifests() {
+                        let Ok(digest) = descriptor_digest(desc) else {
+                            continue;
+                        };
+                        let bytes = layout.read_blob(&digest)?;
+                        let names_subject = serde_json::from_slice::<serde_json::Value>(&bytes)
+                            .ok()
+                            .and_then(|m| m["subject"]["digest"].as_str().map(str::to_owned))
+                            .is_some_and(|d| d == subject.as_str());
+                        if names_subject {
+                            found.push(desc.clone());
+                        }
+                    }
+                    Ok(found)
+                })
+                .await
+            }
+            Src::Store { .. } => anyhow::bail!(
+                "the local store keeps no referrers\nhint: copy referrers between registries and OCI layouts"
+            ),
+        }
+    }
+
     /// Where the blob is as a local file, for sources on this machine.
     fn local_path(&self, digest: &Digest) -> Option<PathBuf> {
         match self {
@@ -376,6 +407,23 @@ impl Dst {
             }
         }
         Ok(())
+    }
+
+    /// Make referrer `m` (already written by [`Dst::put_manifest`]) findable from its
+    /// subject: a registry does it on the push (or the client updates its tag fallback); a
+    /// layout lists it, untagged, in `index.json`.
+    pub async fn list_referrer(&self, m: &ManifestBlob, desc: &Descriptor) -> anyhow::Result<()> {
+        match self {
+            Dst::Registry { .. } => Ok(()),
+            Dst::Layout { layout, .. } => {
+                let (layout, mut entry) = (layout.clone(), desc.clone());
+                entry.set_size(m.bytes.len() as u64);
+                blocking(move || Ok(layout.add_manifest(&entry, None)?)).await
+            }
+            Dst::Store { .. } => anyhow::bail!(
+                "the local store keeps no referrers\nhint: copy referrers between registries and OCI layouts"
+            ),
+        }
     }
 
     /// Record the copied image (store) once all its content is present.

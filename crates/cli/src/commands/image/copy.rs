@@ -14,6 +14,10 @@ pub struct CopyArgs {
     destination: String,
     #[command(flatten)]
     platforms: PlatformArgs,
+    /// Also copy the image's referrers (signatures, SBOMs, attestations) and theirs, found
+    /// with the referrers API or its tag fallback (registries) or in index.json (layouts).
+    #[arg(long, short = 'r')]
+    referrers: bool,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -33,10 +37,19 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
         None
     };
     let client = args.registry.client()?;
-    let opts = args.platforms.copy_options(args.quiet);
+    let mut opts = args.platforms.copy_options(args.quiet);
+    opts.referrers = args.referrers;
     let copied =
         super::runtime()?.block_on(transfer::copy(&client, store.as_ref(), &src, &dst, &opts));
     opts.progress.finish();
     let copied = copied?;
+    if args.referrers && !args.quiet {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "copied {} referrers",
+            copied.referrers
+        );
+    }
     super::print(copied.digest.as_str())
 }

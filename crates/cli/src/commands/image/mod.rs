@@ -104,6 +104,7 @@ impl PlatformArgs {
                 .clone()
                 .unwrap_or_else(crate::transfer::Platform::host),
             progress: crate::progress::Progress::new(crate::progress::Mode::detect(quiet)),
+            referrers: false,
         }
     }
 }

@@ -29,6 +29,7 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
         all_platforms: true,
         platform: Platform::host(),
         progress: Progress::new(Mode::detect(args.quiet)),
+        referrers: false,
     };
     let copied =
         super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts));

@@ -3,6 +3,7 @@
 //! checked against what skopeo produces for the same copies. One module per concern; the
 //! shared test environment is here.
 
+mod auth;
 mod faults;
 mod referrers;
 mod roundtrip;

@@ -47,7 +47,7 @@ fn docker_registry_htpasswd_with_login_and_with_a_hand_written_docker_config() {
     let auth = base64_encode(b"bob:pw-123");
     let config = format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#);
     std::fs::create_dir_all(other.path("docker")).unwrap();
-    berth_test_support::write_file(&other.path("docker/config.json"), config.as_bytes());
+    berth_test_support::write_file(other.path("docker/config.json"), config.as_bytes());
     assert_eq!(
         other.berth(&["pull", "-q", &reference]).trim(),
         digest.as_str()

@@ -19,6 +19,7 @@ mod cli;
 mod client;
 mod common;
 mod crash;
+mod engines;
 mod gc;
 mod manifests;
 mod names;

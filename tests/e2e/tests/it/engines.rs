@@ -1,0 +1,391 @@
+//! The drop-in proof: real container engines from Debian drive an OCI runtime through runc's
+//! command line. podman (through conmon) and containerd's `ctr` (through its runc shim) run
+//! a busybox image with the runtime under test; every check runs for runc, the reference,
+//! beside it, and must give the same result.
+//!
+//! Each test owns its engine state (podman `--root`/`--runroot`, a private containerd
+//! daemon with its own socket), removed on drop; nothing touches the host's engines.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use berth_test_support::{ChildGuard, requires_root, requires_tool, run_with_timeout, wait_until};
+
+const IMAGE: &str = "localhost/berth-busybox:test";
+
+/// Engine tests run one at a time, across test processes (nextest runs each test in its
+/// own): podman instances share host-wide state whatever their `--root` (the lock segment
+/// in /dev/shm, the `libpod_parent` cgroup each test removes when done).
+fn one_engine_at_a_time() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("berth-engine-tests.lock"))
+        .unwrap();
+    f.lock().unwrap();
+    f
+}
+/// This VM's hard RLIMIT_NOFILE/NPROC are below podman's defaults and the bounding set lacks
+/// CAP_SYS_RESOURCE, so every runtime (runc included) must be given limits it may set.
+const ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:4096",
+    "--ulimit",
+    "nproc=4096:4096",
+];
+
+/// A root filesystem tar: static busybox and the applets the tests call.
+fn busybox_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in [
+        "sh", "echo", "cat", "sleep", "id", "hostname", "ls", "true", "tty",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    for d in ["proc", "sys", "dev", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let tar = dir.join("rootfs.tar");
+    let out = run_with_timeout(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tar
+}
+
+/// Remove the (empty) parent cgroup `name` an engine created in every hierarchy; a
+/// non-empty one stays (another engine's containers live there).
+fn remove_parent_cgroup(name: &str) {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        let _ = std::fs::remove_dir(h.path().join(name));
+    }
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(name));
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// podman with private storage, the cgroupfs manager and no network set-up.
+struct Podman {
+    dir: tempfile::TempDir,
+    runtime: PathBuf,
+}
+
+impl Podman {
+    fn new(runtime: &Path) -> Podman {
+        let p = Podman {
+            dir: tempfile::Builder::new()
+                .prefix("berth-podman-")
+                .tempdir()
+                .unwrap(),
+            runtime: runtime.to_owned(),
+        };
+        let tar = busybox_tar(p.dir.path());
+        let out = p.run(&["import", tar.to_str().unwrap(), IMAGE]);
+        assert!(out.status.success(), "podman import: {}", text(&out));
+        p
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let d = self.dir.path();
+        let mut c = Command::new("podman");
+        c.arg("--root")
+            .arg(d.join("storage"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("tmp"))
+            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+            .args(["--storage-driver", "overlay"])
+            .arg("--runtime")
+            .arg(&self.runtime)
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_with_timeout(&mut self.command(args), Duration::from_secs(120))
+    }
+
+    /// `podman run --rm` of the test image with `args` after the image name.
+    fn run_image(&self, flags: &[&str], args: &[&str]) -> Output {
+        let mut all = vec!["run", "--rm", "--network", "none"];
+        all.extend(ULIMITS);
+        all.extend(flags);
+        all.push(IMAGE);
+        all.extend(args);
+        self.run(&all)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+        // overlay mounts podman may have left behind would keep the tempdir busy
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("storage/overlay"))
+            .stderr(Stdio::null())
+            .status();
+        remove_parent_cgroup("libpod_parent/conmon");
+        remove_parent_cgroup("libpod_parent");
+    }
+}
+
+/// The checks podman users make, for one runtime; returns what each printed so two
+/// runtimes can be compared.
+fn podman_checks(runtime: &Path) -> Vec<String> {
+    let p = Podman::new(runtime);
+    let mut seen = Vec::new();
+
+    let out = p.run_image(&[], &["echo", "hello"]);
+    assert!(out.status.success(), "podman run: {}", text(&out));
+    seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+
+    let out = p.run_image(&[], &["sh", "-c", "exit 3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit code passes through: {}",
+        text(&out)
+    );
+
+    let out = p.run_image(&["-t"], &["tty"]);
+    assert!(out.status.success(), "podman run -t: {}", text(&out));
+    let tty = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        tty.starts_with("/dev/pts/"),
+        "no terminal inside: {}",
+        text(&out)
+    );
+    seen.push("tty ok".into());
+
+    let out = p.run_image(&["--hostname", "box"], &["hostname"]);
+    assert!(out.status.success(), "{}", text(&out));
+    seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+
+    let mut args = vec!["run", "-d", "--name", "long", "--network", "none"];
+    args.extend(ULIMITS);
+    args.extend([IMAGE, "sleep", "300"]);
+    let out = p.run(&args);
+    assert!(out.status.success(), "podman run -d: {}", text(&out));
+    let out = p.run(&["exec", "long", "echo", "from exec"]);
+    assert!(out.status.success(), "podman exec: {}", text(&out));
+    seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    let out = p.run(&["stop", "--time", "1", "long"]);
+    assert!(out.status.success(), "podman stop: {}", text(&out));
+    let out = p.run(&["inspect", "--format", "{{.State.Status}}", "long"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "exited",
+        "{}",
+        text(&out)
+    );
+    let out = p.run(&["rm", "long"]);
+    assert!(out.status.success(), "podman rm: {}", text(&out));
+    seen
+}
+
+/// A private containerd daemon (no CRI plugin) on a socket in a temporary directory.
+struct Containerd {
+    dir: tempfile::TempDir,
+    _daemon: ChildGuard,
+}
+
+impl Containerd {
+    fn start() -> Containerd {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-containerd-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n",
+            root = d.join("root").display(),
+            state = d.join("state").display(),
+            sock = d.join("containerd.sock").display(),
+        );
+        berth_test_support::write_file(d.join("config.toml"), config.as_bytes());
+        let log = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(d.join("containerd.log"))
+            .unwrap();
+        let daemon = ChildGuard::spawn(
+            Command::new("containerd")
+                .arg("--config")
+                .arg(d.join("config.toml"))
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        let sock = d.join("containerd.sock");
+        assert!(
+            wait_until(Duration::from_secs(30), || sock.exists()),
+            "containerd did not start: {}",
+            std::fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
+        );
+        Containerd {
+            dir,
+            _daemon: daemon,
+        }
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        run_with_timeout(
+            Command::new("ctr")
+                .arg("--address")
+                .arg(self.dir.path().join("containerd.sock"))
+                .args(["--namespace", "berth-test"])
+                .args(args),
+            Duration::from_secs(120),
+        )
+    }
+}
+
+impl Containerd {
+    /// `ctr run …`. containerd 1.6's garbage collector can drop an imported image's layer
+    /// snapshot between the import and a run ("parent snapshot … does not exist"), whatever
+    /// the runtime: the image is unpacked again and the run retried, twice at most.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["run"];
+        all.extend(args);
+        let mut out = self.ctr(&all);
+        for _ in 0..2 {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() || !stderr.contains("parent snapshot") {
+                break;
+            }
+            let unpack = self.ctr(&["images", "unpack", IMAGE]);
+            assert!(
+                unpack.status.success(),
+                "ctr images unpack: {}",
+                text(&unpack)
+            );
+            out = self.ctr(&all);
+        }
+        out
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        for id in ["once", "long", "tty"] {
+            let _ = self.ctr(&["task", "kill", "--signal", "KILL", id]);
+            let _ = self.ctr(&["task", "delete", "--force", id]);
+            let _ = self.ctr(&["container", "delete", id]);
+        }
+        remove_parent_cgroup("berth-test");
+    }
+}
+
+/// The checks containerd users make with `ctr`, for one runtime.
+fn ctr_checks(runtime: &Path) -> Vec<String> {
+    // the image, as an OCI archive podman writes
+    let p = Podman::new(Path::new("/usr/sbin/runc"));
+    let archive = p.dir.path().join("image.tar");
+    let out = p.run(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        archive.to_str().unwrap(),
+        IMAGE,
+    ]);
+    assert!(out.status.success(), "podman save: {}", text(&out));
+    let c = Containerd::start();
+    let out = c.ctr(&[
+        "images",
+        "import",
+        "--index-name",
+        IMAGE,
+        archive.to_str().unwrap(),
+    ]);
+    let listed = c.ctr(&["images", "ls", "-q"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(IMAGE),
+        "ctr images import: {}",
+        text(&out)
+    );
+    let rt = runtime.to_str().unwrap();
+    let mut seen = Vec::new();
+
+    let out = c.run(&["--rm", "--runc-binary", rt, IMAGE, "once", "echo", "hello"]);
+    assert!(out.status.success(), "ctr run: {}", text(&out));
+    seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+
+    let out = c.run(&["-d", "--runc-binary", rt, IMAGE, "long", "sleep", "300"]);
+    assert!(out.status.success(), "ctr run -d: {}", text(&out));
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "long",
+        "echo",
+        "from exec",
+    ]);
+    assert!(out.status.success(), "ctr task exec: {}", text(&out));
+    seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    let out = c.ctr(&["task", "kill", "--signal", "KILL", "long"]);
+    assert!(out.status.success(), "ctr task kill: {}", text(&out));
+    let stopped = wait_until(Duration::from_secs(30), || {
+        String::from_utf8_lossy(&c.ctr(&["task", "ls"]).stdout)
+            .lines()
+            .any(|l| l.starts_with("long ") && l.contains("STOPPED"))
+    });
+    assert!(
+        stopped,
+        "the killed task never stopped: {}",
+        text(&c.ctr(&["task", "ls"]))
+    );
+    let out = c.ctr(&["task", "delete", "long"]);
+    assert!(out.status.success(), "ctr task delete: {}", text(&out));
+    let out = c.ctr(&["container", "delete", "long"]);
+    assert!(out.status.success(), "ctr container delete: {}", text(&out));
+    seen
+}
+
+fn runc() -> PathBuf {
+    PathBuf::from("/usr/sbin/runc")
+}
+
+#[test]
+fn podman_runs_busybox_with_runc() {
+    requires_root!();
+    requires_tool!("podman", "runc", "busybox", "tar");
+    let _one = one_engine_at_a_time();
+    let seen = podman_checks(&runc());
+    assert_eq!(seen, ["hello\n", "tty ok", "box\n", "from exec\n"]);
+}
+
+#[test]
+fn ctr_runs_busybox_with_runc() {
+    requires_root!();
+    requires_tool!("podman", "containerd", "ctr", "runc", "busybox", "tar");
+    let _one = one_engine_at_a_time();
+    let seen = ctr_checks(&runc());
+    assert_eq!(seen, ["hello\n", "from exec\n"]);
+}

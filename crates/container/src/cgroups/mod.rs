@@ -313,3 +313,147 @@ pub(crate) fn from_state_with(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTINFO: &str = "\
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const HYBRID_CGROUP: &str = "9:name=systemd:/user.slice/s.scope\n4:memory:/mem/own\n5:devices:/\n1:cpu,cpuacct:/\n0::/user.slice/s.scope\n";
+
+    fn spec(path: &str, systemd: bool) -> CgroupSpec {
+        CgroupSpec {
+            path: path.to_owned(),
+            systemd,
+            container_id: "c1".to_owned(),
+        }
+    }
+
+    fn paths(state: &CgroupState) -> Vec<String> {
+        let mut out: Vec<String> = state
+            .hierarchies
+            .iter()
+            .map(|h| h.path.display().to_string())
+            .collect();
+        out.extend(
+            state
+                .unified
+                .iter()
+                .map(|u| format!("unified={}", u.path.display())),
+        );
+        out
+    }
+
+    #[test]
+    fn hybrid_relative_path_goes_below_each_own_cgroup_and_the_unified_root() {
+        let host =
+            HostCgroups::from_parts(CgroupMode::Hybrid, HYBRID_MOUNTINFO, HYBRID_CGROUP).unwrap();
+        let state = resolve(&spec("", false), &host).unwrap();
+        assert_eq!(
+            paths(&state),
+            [
+                "/sys/fs/cgroup/cpu,cpuacct/c1",
+                "/sys/fs/cgroup/memory/mem/own/c1",
+                "/sys/fs/cgroup/devices/c1",
+                "/sys/fs/cgroup/systemd/user.slice/s.scope/c1",
+                "unified=/sys/fs/cgroup/unified/c1",
+            ]
+        );
+        let state = resolve(&spec("/k8s/pod", false), &host).unwrap();
+        assert_eq!(paths(&state)[1], "/sys/fs/cgroup/memory/k8s/pod");
+        let state = resolve(&spec("system.slice:docker:abc", true), &host).unwrap();
+        assert_eq!(
+            paths(&state)[1],
+            "/sys/fs/cgroup/memory/system.slice/docker-abc.scope"
+        );
+        assert_eq!(
+            paths(&state)[4],
+            "unified=/sys/fs/cgroup/unified/system.slice/docker-abc.scope"
+        );
+    }
+
+    #[test]
+    fn unified_relative_path_goes_below_the_parent_of_the_own_cgroup() {
+        let mountinfo = "24 18 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        let host =
+            HostCgroups::from_parts(CgroupMode::Unified, mountinfo, "0::/user.slice/s.scope\n")
+                .unwrap();
+        let state = resolve(&spec("ctr", false), &host).unwrap();
+        assert_eq!(paths(&state), ["unified=/sys/fs/cgroup/user.slice/ctr"]);
+        let state = resolve(&spec("", true), &host).unwrap();
+        assert_eq!(
+            paths(&state),
+            ["unified=/sys/fs/cgroup/system.slice/runc-c1.scope"]
+        );
+    }
+
+    #[test]
+    fn a_v1_host_without_the_devices_controller_is_refused() {
+        let mountinfo = "32 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+        let host = HostCgroups::from_parts(CgroupMode::Legacy, mountinfo, "4:memory:/\n").unwrap();
+        let err = resolve(&spec("x", false), &host).unwrap_err();
+        assert!(
+            matches!(err, CgroupError::ControllerNotMounted { ref controller, .. } if controller == "devices"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn states_that_could_touch_a_hierarchy_root_or_escape_it_are_refused() {
+        let bad = |mount: &str, path: &str| CgroupState {
+            mode: CgroupMode::Unified,
+            hierarchies: Vec::new(),
+            unified: Some(UnifiedState {
+                mount_point: mount.into(),
+                path: path.into(),
+            }),
+        };
+        for (mount, path) in [
+            ("/sys/fs/cgroup", "/sys/fs/cgroup"),
+            ("/sys/fs/cgroup", "/sys/fs/cgroup/../etc"),
+            ("/sys/fs/cgroup", "/tmp/x"),
+            ("/sys/fs/cgroup", "relative"),
+        ] {
+            assert!(
+                matches!(
+                    from_state(&bad(mount, path)),
+                    Err(CgroupError::InvalidState { .. })
+                ),
+                "{path}"
+            );
+        }
+        let mut legacy = bad("/sys/fs/cgroup", "/sys/fs/cgroup/x");
+        legacy.mode = CgroupMode::Legacy;
+        assert!(
+            from_state(&legacy).is_err(),
+            "a legacy state needs hierarchies"
+        );
+        assert!(from_state(&bad("/sys/fs/cgroup", "/sys/fs/cgroup/x")).is_ok());
+    }
+
+    #[test]
+    fn state_json_is_stable() {
+        let state = CgroupState {
+            mode: CgroupMode::Hybrid,
+            hierarchies: vec![HierarchyState {
+                controllers: vec!["cpu".into(), "cpuacct".into()],
+                mount_point: "/sys/fs/cgroup/cpu,cpuacct".into(),
+                path: "/sys/fs/cgroup/cpu,cpuacct/c".into(),
+            }],
+            unified: Some(UnifiedState {
+                mount_point: "/sys/fs/cgroup/unified".into(),
+                path: "/sys/fs/cgroup/unified/c".into(),
+            }),
+        };
+        assert_eq!(
+            serde_json::to_string(&state).unwrap(),
+            r#"{"mode":"hybrid","hierarchies":[{"controllers":["cpu","cpuacct"],"mount_point":"/sys/fs/cgroup/cpu,cpuacct","path":"/sys/fs/cgroup/cpu,cpuacct/c"}],"unified":{"mount_point":"/sys/fs/cgroup/unified","path":"/sys/fs/cgroup/unified/c"}}"#
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! v1 `net_prio`: per-interface priorities, one `ifname prio` write each.
+
+use std::path::Path;
+
+use berth_oci::oci_spec::runtime::LinuxResources;
+
+use crate::cgroups::error::CgroupError;
+use crate::cgroups::fs::{self, CgroupFs};
+
+pub(super) fn set(
+    fs: &dyn CgroupFs,
+    dir: Option<&Path>,
+    r: &LinuxResources,
+) -> Result<(), CgroupError> {
+    let Some(priorities) = r
+        .network()
+        .as_ref()
+        .and_then(|n| n.priorities().as_ref())
+        .filter(|p| !p.is_empty())
+    else {
+        return Ok(());
+    };
+    let dir = super::require(dir, "net_prio", "network interface priorities")?;
+    for p in priorities {
+        fs::write(
+            fs,
+            dir,
+            "net_prio.ifpriomap",
+            &format!("{} {}", p.name(), p.priority()),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::fake::FakeTree;
+    use berth_oci::oci_spec::runtime::{LinuxInterfacePriorityBuilder, LinuxNetwork};
+
+    #[test]
+    fn each_interface_is_one_write() {
+        let t = FakeTree::v1_tree();
+        let dir = t.mkcg("net_cls,net_prio/c");
+        let mut n = LinuxNetwork::default();
+        n.set_priorities(Some(vec![
+            LinuxInterfacePriorityBuilder::default()
+                .name("lo")
+                .priority(2u32)
+                .build()
+                .unwrap(),
+            LinuxInterfacePriorityBuilder::default()
+                .name("eth0")
+                .priority(5u32)
+                .build()
+                .unwrap(),
+        ]));
+        let mut r = LinuxResources::default();
+        r.set_network(Some(n));
+        set(t.fs(), Some(&dir), &r).unwrap();
+        let w: Vec<String> = t.writes().into_iter().map(|(_, v)| v).collect();
+        assert_eq!(w, ["lo 2", "eth0 5"]);
+        assert!(
+            set(t.fs(), None, &r)
+                .unwrap_err()
+                .to_string()
+                .contains("net_prio cgroup controller is not mounted")
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! v1 `pids`: the task limit; current count and limit in stats.
+//!
+//! `pids.limit` > 0 is written as is, < 0 as "max". 0 leaves the limit alone: oci-spec's
+//! `LinuxPids::limit` cannot tell an absent limit (runtime-spec 1.3: "no limit") from 0, and
+//! runc up to 1.1 treated 0 as unset (runc 1.2+ maps an explicit 0 to 1).
+
+use std::path::Path;
+
+use berth_oci::oci_spec::runtime::LinuxResources;
+
+use crate::cgroups::error::CgroupError;
+use crate::cgroups::fs::{self, CgroupFs};
+use crate::cgroups::stats::Stats;
+
+/// The value for `pids.max`, or None to leave it.
+pub(crate) fn limit_value(r: &LinuxResources) -> Option<String> {
+    let limit = r.pids().as_ref()?.limit();
+    match limit {
+        0 => None,
+        l if l < 0 => Some("max".to_owned()),
+        l => Some(l.to_string()),
+    }
+}
+
+pub(super) fn set(
+    fs: &dyn CgroupFs,
+    dir: Option<&Path>,
+    r: &LinuxResources,
+) -> Result<(), CgroupError> {
+    let Some(value) = limit_value(r) else {
+        return Ok(());
+    };
+    let dir = super::require(dir, "pids", "a pids limit")?;
+    fs::write(fs, dir, "pids.max", &value)
+}
+
+pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<(), CgroupError> {
+    if !fs.exists(dir) {
+        return Ok(());
+    }
+    stats.pids.current = fs::read_u64(fs, dir, "pids.current")?;
+    let max = fs::read_u64(fs, dir, "pids.max")?;
+    // "max" is reported as 0, as runc
+    stats.pids.limit = if max == u64::MAX { 0 } else { max };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::fake::FakeTree;
+    use berth_oci::oci_spec::runtime::LinuxPids;
+
+    fn resources(limit: i64) -> LinuxResources {
+        let mut p = LinuxPids::default();
+        p.set_limit(limit);
+        let mut r = LinuxResources::default();
+        r.set_pids(Some(p));
+        r
+    }
+
+    #[test]
+    fn limits_and_max() {
+        let t = FakeTree::v1_tree();
+        let dir = t.mkcg("pids/c");
+        set(t.fs(), Some(&dir), &resources(42)).unwrap();
+        assert_eq!(t.read("pids/c/pids.max"), "42");
+        set(t.fs(), Some(&dir), &resources(-1)).unwrap();
+        assert_eq!(t.read("pids/c/pids.max"), "max");
+        t.clear_writes();
+        set(t.fs(), Some(&dir), &resources(0)).unwrap();
+        set(t.fs(), None, &LinuxResources::default()).unwrap();
+        assert!(t.writes().is_empty());
+        assert!(matches!(
+            set(t.fs(), None, &resources(5)),
+            Err(CgroupError::ControllerNotMounted { .. })
+        ));
+    }
+
+    #[test]
+    fn stats_report_max_as_zero() {
+        let t = FakeTree::v1_tree();
+        let dir = t.mkcg("pids/c");
+        t.set_file("pids/c/pids.current", "3\n");
+        let mut s = Stats::default();
+        stats(t.fs(), &dir, &mut s).unwrap();
+        assert_eq!((s.pids.current, s.pids.limit), (3, 0));
+        t.set_file("pids/c/pids.max", "10\n");
+        stats(t.fs(), &dir, &mut s).unwrap();
+        assert_eq!(s.pids.limit, 10);
+    }
+}

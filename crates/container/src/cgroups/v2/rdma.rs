@@ -1,0 +1,36 @@
+//! v2 `rdma`: per-device limits in `rdma.max` (same lines as v1).
+
+use std::path::Path;
+
+use berth_oci::oci_spec::runtime::LinuxResources;
+
+use crate::cgroups::error::CgroupError;
+use crate::cgroups::fs::{self, CgroupFs};
+
+pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
+    for line in crate::cgroups::v1::rdma_lines(r) {
+        fs::write(fs, dir, "rdma.max", &line)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::fake::FakeTree;
+    use berth_oci::oci_spec::runtime::LinuxRdmaBuilder;
+
+    #[test]
+    fn lines_go_to_rdma_max() {
+        let t = FakeTree::v2_tree();
+        let dir = t.mkcg("c");
+        let a = LinuxRdmaBuilder::default()
+            .hca_handles(1u32)
+            .build()
+            .unwrap();
+        let mut r = LinuxResources::default();
+        r.set_rdma(Some([("mlx5_0".to_owned(), a)].into()));
+        set(t.fs(), &dir, &r).unwrap();
+        assert_eq!(t.read("c/rdma.max"), "mlx5_0 hca_handle=1");
+    }
+}

@@ -1,0 +1,600 @@
+//! cgroups for real, as root, on this host's kernel.
+//!
+//! The v1 tests use the host's hierarchies through `manager()` (legacy or hybrid hosts); the
+//! v2 tests use a cgroup2 hierarchy: `/sys/fs/cgroup` on a unified host, or the (controller-
+//! less) `/sys/fs/cgroup/unified` of a hybrid host, where apply, pids, freeze, destroy and the
+//! eBPF device filter work without any controller. Each test names its cgroup uniquely
+//! (pid + test), uses a relative cgroupsPath (below the test's own cgroups), and a guard
+//! kills what runs inside and removes the cgroups on drop, panics included. Processes are
+//! `perl` one-liners (perl-base is essential on Debian) that wait for a line on stdin before
+//! acting, so they act only once inside the cgroup.
+
+#![allow(
+    missing_debug_implementations,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "test harness: failing loudly is the point"
+)]
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use berth_container::cgroups::{
+    self, CgroupManager, CgroupMode, CgroupMounts, CgroupSpec, FreezerState, HostCgroups,
+};
+use berth_oci::oci_spec::runtime::{
+    LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNetwork, LinuxPids,
+    LinuxResources,
+};
+use berth_test_support::{requires_root, requires_tool, wait_until};
+
+/// A process started by a test: killed and reaped on drop.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    /// `perl -e script args...`, stdin and stdout piped.
+    fn perl(script: &str, args: &[&str]) -> Proc {
+        let child = Command::new("perl")
+            .arg("-e")
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn perl");
+        Proc { child }
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap()
+    }
+
+    /// Let the process go on (it waits for a line on stdin).
+    fn go(&mut self) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Wait (bounded) for the exit; the status and what it printed.
+    fn finish(&mut self, timeout: Duration) -> (std::process::ExitStatus, String, String) {
+        let mut status = None;
+        let exited = wait_until(timeout, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        assert!(
+            exited,
+            "process {} did not exit within {timeout:?}",
+            self.pid()
+        );
+        let mut out = String::new();
+        let mut err = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status.unwrap(), out, err)
+    }
+
+    /// One-letter state from /proc/<pid>/stat (R, S, D, Z...).
+    fn state(&self) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        after.chars().next().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A container's cgroups made by a test: thawed, emptied and removed on drop.
+struct Cg {
+    manager: Box<dyn CgroupManager>,
+}
+
+impl Cg {
+    /// The v1 manager of this host for a unique relative cgroupsPath.
+    fn v1(test: &str) -> Option<Cg> {
+        let host = HostCgroups::detect().unwrap();
+        if host.mode == CgroupMode::Unified {
+            eprintln!("skipping: a pure cgroup v2 host has no v1 hierarchies");
+            return None;
+        }
+        let spec = spec(test);
+        Some(Cg {
+            manager: cgroups::manager(&spec).unwrap(),
+        })
+    }
+
+    /// A v2 manager on this host's cgroup2 hierarchy (the hybrid one if need be).
+    fn v2(test: &str) -> Cg {
+        let host = HostCgroups::detect().unwrap();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let unified = HostCgroups::from_parts(CgroupMode::Unified, &mountinfo, &own);
+        let unified = match (host.mode, unified) {
+            (CgroupMode::Unified, Ok(u)) => u,
+            (_, Ok(mut u)) => {
+                // hybrid: the cgroup2 mount is /sys/fs/cgroup/unified
+                u.unified_mount = host.unified_mount.clone();
+                u
+            }
+            (_, Err(e)) => panic!("no cgroup2 hierarchy on this host: {e}"),
+        };
+        assert!(
+            unified.unified_mount.is_some(),
+            "this host has no cgroup2 mount"
+        );
+        Cg {
+            manager: cgroups::manager_for_host(&spec(test), &unified).unwrap(),
+        }
+    }
+
+    fn dirs(&self) -> Vec<PathBuf> {
+        let state = self.manager.state();
+        let mut dirs: Vec<PathBuf> = state.hierarchies.iter().map(|h| h.path.clone()).collect();
+        dirs.extend(state.unified.map(|u| u.path));
+        dirs
+    }
+
+    /// The container's directory for a v1 controller.
+    fn v1_dir(&self, controller: &str) -> PathBuf {
+        let state = self.manager.state();
+        state
+            .hierarchies
+            .iter()
+            .find(|h| h.controllers.iter().any(|c| c == controller))
+            .unwrap_or_else(|| panic!("no {controller} hierarchy"))
+            .path
+            .clone()
+    }
+
+    fn v2_dir(&self) -> PathBuf {
+        self.manager.state().unified.unwrap().path
+    }
+}
+
+impl Drop for Cg {
+    fn drop(&mut self) {
+        let _ = self.manager.freeze(FreezerState::Thawed);
+        for pid in self.manager.pids().unwrap_or_default() {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        let gone = wait_until(Duration::from_secs(10), || self.manager.destroy().is_ok());
+        if !gone && !std::thread::panicking() {
+            panic!("cgroups left behind: {:?}", self.dirs());
+        }
+    }
+}
+
+fn spec(test: &str) -> CgroupSpec {
+    CgroupSpec {
+        path: format!("berth-it-{}-{test}", std::process::id()),
+        systemd: false,
+        container_id: format!("berth-it-{test}"),
+    }
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+        .trim()
+        .to_owned()
+}
+
+/// A perl loop appending a byte to the file `$ARGV[0]` every 5 ms, once told to go.
+const TICKER: &str = r#"<STDIN>; open(my $f, ">>", $ARGV[0]) or die; select($f); $| = 1;
+while (1) { print "x"; select(undef, undef, undef, 0.005); }"#;
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Freeze must stop the ticker and thaw must let it go on.
+fn check_freeze_stops_and_thaw_resumes(cg: &Cg, proc: &Proc, ticks: &Path) {
+    assert!(
+        wait_until(Duration::from_secs(5), || size(ticks) > 3),
+        "the ticker never ran"
+    );
+    cg.manager.freeze(FreezerState::Frozen).unwrap();
+    assert_eq!(cg.manager.freezer_state().unwrap(), FreezerState::Frozen);
+    // A frozen task sleeps in the freezer: uninterruptible on current kernels.
+    let state = proc.state();
+    assert!(
+        state == 'D' || state == 'S',
+        "frozen process in state {state}"
+    );
+    let frozen_at = size(ticks);
+    let moved = wait_until(Duration::from_millis(300), || size(ticks) != frozen_at);
+    assert!(!moved, "the ticker kept running while frozen");
+    cg.manager.freeze(FreezerState::Thawed).unwrap();
+    assert_eq!(cg.manager.freezer_state().unwrap(), FreezerState::Thawed);
+    assert!(
+        wait_until(Duration::from_secs(5), || size(ticks) > frozen_at + 3),
+        "the ticker did not resume after thaw"
+    );
+}
+
+#[test]
+fn v1_limits_are_written_and_read_back_and_pids_list_the_process() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::v1("limits") else { return };
+    let mut proc = Proc::perl("<STDIN>; sleep 100", &[]);
+    cg.manager.apply(proc.pid()).unwrap();
+    let mut r = LinuxResources::default();
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(64 << 20));
+    memory.set_swap(Some(64 << 20));
+    memory.set_reservation(Some(32 << 20));
+    r.set_memory(Some(memory));
+    let mut pids = LinuxPids::default();
+    pids.set_limit(50);
+    r.set_pids(Some(pids));
+    let mut cpu = LinuxCpu::default();
+    cpu.set_shares(Some(512));
+    cpu.set_quota(Some(50_000));
+    cpu.set_period(Some(100_000));
+    cpu.set_cpus(Some("0".to_owned()));
+    r.set_cpu(Some(cpu));
+    cg.manager.set(&r).unwrap();
+
+    let mem = cg.v1_dir("memory");
+    assert_eq!(read(&mem, "memory.limit_in_bytes"), "67108864");
+    assert_eq!(read(&mem, "memory.soft_limit_in_bytes"), "33554432");
+    if mem.join("memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(read(&mem, "memory.memsw.limit_in_bytes"), "67108864");
+    }
+    assert_eq!(read(&cg.v1_dir("pids"), "pids.max"), "50");
+    let cpu_dir = cg.v1_dir("cpu");
+    assert_eq!(read(&cpu_dir, "cpu.shares"), "512");
+    assert_eq!(read(&cpu_dir, "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read(&cpu_dir, "cpu.cfs_period_us"), "100000");
+    assert_eq!(read(&cg.v1_dir("cpuset"), "cpuset.cpus"), "0");
+
+    // the process is in every hierarchy, as the kernel says
+    assert_eq!(cg.manager.pids().unwrap(), [proc.pid()]);
+    let proc_cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", proc.pid())).unwrap();
+    let name = spec("limits").path;
+    for line in proc_cgroup.lines().filter(|l| !l.contains("name=systemd")) {
+        assert!(
+            line.ends_with(&format!("/{name}")),
+            "not in the container's cgroup: {line}"
+        );
+    }
+
+    // update (berth-runtime update): new values replace the old ones
+    let mut pids = LinuxPids::default();
+    pids.set_limit(-1);
+    r.set_pids(Some(pids));
+    cg.manager.set(&r).unwrap();
+    assert_eq!(read(&cg.v1_dir("pids"), "pids.max"), "max");
+    proc.go();
+}
+
+#[test]
+fn v1_freeze_stops_the_process_and_thaw_resumes_it() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::v1("freeze") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let mut proc = Proc::perl(TICKER, &[ticks.to_str().unwrap()]);
+    cg.manager.apply(proc.pid()).unwrap();
+    proc.go();
+    check_freeze_stops_and_thaw_resumes(&cg, &proc, &ticks);
+    assert_eq!(read(&cg.v1_dir("freezer"), "freezer.state"), "THAWED");
+}
+
+#[test]
+fn v1_memory_limit_oom_kills_and_is_counted() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::v1("oom") else { return };
+    let mut proc = Proc::perl(
+        "<STDIN>; my $x = 'a' x (512 * 1024 * 1024); print length($x);",
+        &[],
+    );
+    cg.manager.apply(proc.pid()).unwrap();
+    let mut r = LinuxResources::default();
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(32 << 20));
+    memory.set_swap(Some(32 << 20));
+    r.set_memory(Some(memory));
+    cg.manager.set(&r).unwrap();
+    assert_eq!(cg.manager.oom_kill_count().unwrap(), 0);
+    proc.go();
+    let (status, out, _) = proc.finish(Duration::from_secs(30));
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "not OOM-killed: {status:?}, printed {out:?}"
+    );
+    assert!(out.is_empty(), "the allocation succeeded: {out}");
+    assert_eq!(cg.manager.oom_kill_count().unwrap(), 1);
+    let memory = cg.manager.stats().unwrap().memory;
+    // the peak reached the limit (this kernel leaves failcnt at 0 on an OOM kill)
+    assert_eq!(memory.usage.limit, 32 << 20);
+    assert!(
+        memory.usage.max + (1 << 20) >= memory.usage.limit,
+        "peak below the limit: {memory:?}"
+    );
+}
+
+#[test]
+fn v1_pids_limit_makes_fork_fail_with_eagain() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::v1("pids") else { return };
+    let mut proc = Proc::perl(
+        "<STDIN>; my $pid = fork(); if (!defined $pid) { print $! + 0; exit 0 } \
+         if ($pid == 0) { exit 0 } waitpid($pid, 0); print 'forked';",
+        &[],
+    );
+    cg.manager.apply(proc.pid()).unwrap();
+    let mut r = LinuxResources::default();
+    let mut pids = LinuxPids::default();
+    pids.set_limit(1);
+    r.set_pids(Some(pids));
+    cg.manager.set(&r).unwrap();
+    proc.go();
+    let (status, out, err) = proc.finish(Duration::from_secs(10));
+    assert!(status.success(), "{status:?} {err}");
+    assert_eq!(
+        out,
+        libc::EAGAIN.to_string(),
+        "fork was not refused with EAGAIN"
+    );
+    let stats = cg.manager.stats().unwrap();
+    assert_eq!(stats.pids.limit, 1);
+}
+
+#[test]
+fn v1_stats_are_plausible_and_serialise_like_runc() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::v1("stats") else { return };
+    // burn a little CPU and hold some memory, then wait
+    let mut proc = Proc::perl(
+        "<STDIN>; my $x = 'a' x (8 * 1024 * 1024); my $n = 0; $n++ for 1 .. 3_000_000; \
+         print \"ready\\n\"; close(STDOUT); <STDIN>;",
+        &[],
+    );
+    cg.manager.apply(proc.pid()).unwrap();
+    cg.manager.set(&LinuxResources::default()).unwrap();
+    proc.go();
+    let mut line = [0u8; 6];
+    proc.child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut line)
+        .unwrap();
+    let stats = cg.manager.stats().unwrap();
+    assert_eq!(stats.pids.current, 1);
+    assert!(
+        stats.cpu.usage.total > 1_000_000,
+        "cpu usage {:?}",
+        stats.cpu.usage
+    );
+    assert!(stats.cpu.usage.user + stats.cpu.usage.kernel > 0);
+    assert!(!stats.cpu.usage.percpu.is_empty());
+    assert!(
+        stats.memory.usage.usage >= 8 << 20,
+        "memory {:?}",
+        stats.memory.usage
+    );
+    assert!(stats.memory.raw.contains_key("rss"));
+    assert!(!stats.cpuset.cpus.is_empty());
+    let json = serde_json::to_value(&stats).unwrap();
+    assert!(json["memory"]["usage"]["limit"].as_u64().unwrap() > 0);
+    assert!(json["network_interfaces"].is_null());
+    assert_eq!(json["intel_rdt"], serde_json::json!({}));
+    proc.go();
+}
+
+#[test]
+fn v1_destroy_removes_every_dir_once_the_dead_process_is_reaped() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::v1("destroy") else { return };
+    let mut proc = Proc::perl("<STDIN>;", &[]);
+    cg.manager.apply(proc.pid()).unwrap();
+    let dirs = cg.dirs();
+    assert!(dirs.len() >= 5, "{dirs:?}");
+    for dir in &dirs {
+        assert!(dir.is_dir(), "{} was not created", dir.display());
+    }
+    // with the process alive the kernel refuses
+    let err = cg.manager.destroy().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EBUSY), "{err}");
+    // the process dies and is reaped: every directory goes
+    proc.child.kill().unwrap();
+    proc.child.wait().unwrap();
+    cg.manager.destroy().unwrap();
+    for dir in &dirs {
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+    cg.manager.destroy().unwrap();
+}
+
+#[test]
+fn v1_device_rules_deny_what_the_config_does_not_allow() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::v1("devices") else { return };
+    let open = "<STDIN>; for my $d (@ARGV) { if (open(my $f, '<', $d)) { print \"$d ok\\n\" } \
+                else { print \"$d \", $! + 0, \"\\n\" } }";
+    let mut proc = Proc::perl(open, &["/dev/null", "/dev/kmsg"]);
+    cg.manager.apply(proc.pid()).unwrap();
+    cg.manager.set(&LinuxResources::default()).unwrap();
+    let list = read(&cg.v1_dir("devices"), "devices.list");
+    assert!(list.lines().any(|l| l == "c 1:3 rwm"), "{list}");
+    assert!(!list.lines().any(|l| l.starts_with("a ")), "{list}");
+    proc.go();
+    let (_, out, _) = proc.finish(Duration::from_secs(10));
+    assert_eq!(out, format!("/dev/null ok\n/dev/kmsg {}\n", libc::EPERM));
+
+    // update with a rule for /dev/kmsg: only what changed is written, and it now opens
+    let mut kmsg = LinuxDeviceCgroup::default();
+    kmsg.set_allow(true);
+    kmsg.set_typ(Some(LinuxDeviceType::C));
+    kmsg.set_major(Some(1));
+    kmsg.set_minor(Some(11));
+    kmsg.set_access(Some("r".to_owned()));
+    let mut r = LinuxResources::default();
+    r.set_devices(Some(vec![kmsg]));
+    cg.manager.set(&r).unwrap();
+    let mut proc = Proc::perl(open, &["/dev/kmsg"]);
+    cg.manager.apply(proc.pid()).unwrap();
+    proc.go();
+    let (_, out, _) = proc.finish(Duration::from_secs(10));
+    assert_eq!(out, "/dev/kmsg ok\n");
+}
+
+#[test]
+fn v1_network_class_id_needs_net_cls() {
+    requires_root!();
+    let Some(cg) = Cg::v1("netcls") else { return };
+    cg.manager.apply(-1).unwrap();
+    let mut network = LinuxNetwork::default();
+    network.set_class_id(Some(0x0010_0001));
+    let mut r = LinuxResources::default();
+    r.set_network(Some(network));
+    let mounted = cg
+        .manager
+        .state()
+        .hierarchies
+        .iter()
+        .any(|h| h.controllers.iter().any(|c| c == "net_cls"));
+    let result = cg.manager.set(&r);
+    if mounted {
+        result.unwrap();
+        assert_eq!(read(&cg.v1_dir("net_cls"), "net_cls.classid"), "1048577");
+    } else {
+        let err = result.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the net_cls cgroup controller is not mounted on this host, but the configuration sets a network classID"
+        );
+    }
+}
+
+#[test]
+fn v1_mounts_and_state_match_the_host() {
+    requires_root!();
+    let Some(cg) = Cg::v1("mounts") else { return };
+    let state = cg.manager.state();
+    let again = cgroups::from_state(
+        &serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(again.state(), state);
+    match cg.manager.mounts() {
+        CgroupMounts::V1 {
+            hierarchies,
+            unified,
+        } => {
+            for (name, path) in &hierarchies {
+                let mount = Path::new(cgroups::CGROUP_ROOT).join(name);
+                assert!(
+                    path.starts_with(&mount),
+                    "{} not below {}",
+                    path.display(),
+                    mount.display()
+                );
+            }
+            assert_eq!(unified.is_some(), state.mode == CgroupMode::Hybrid);
+        }
+        CgroupMounts::V2(path) => panic!("v2 mounts on a v1 host: {}", path.display()),
+    }
+}
+
+#[test]
+fn v2_apply_pids_freeze_and_destroy_on_the_cgroup2_hierarchy() {
+    requires_root!();
+    requires_tool!("perl");
+    let cg = Cg::v2("v2freeze");
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let mut proc = Proc::perl(TICKER, &[ticks.to_str().unwrap()]);
+    cg.manager.apply(proc.pid()).unwrap();
+    let cgroup = cg.v2_dir();
+    assert_eq!(read(&cgroup, "cgroup.procs"), proc.pid().to_string());
+    assert_eq!(cg.manager.pids().unwrap(), [proc.pid()]);
+    proc.go();
+    check_freeze_stops_and_thaw_resumes(&cg, &proc, &ticks);
+    assert!(read(&cgroup, "cgroup.events").contains("frozen 0"));
+    // stats work without controllers (pids counted from cgroup.procs)
+    assert_eq!(cg.manager.stats().unwrap().pids.current, 1);
+    proc.child.kill().unwrap();
+    proc.child.wait().unwrap();
+    cg.manager.destroy().unwrap();
+    assert!(!cgroup.exists());
+    cg.manager.destroy().unwrap();
+}
+
+#[test]
+fn v2_device_filter_denies_with_eperm_and_is_replaced_on_update() {
+    requires_root!();
+    requires_tool!("perl");
+    let cg = Cg::v2("v2devices");
+    let open = "<STDIN>; for my $d (@ARGV) { if (open(my $f, '<', $d)) { print \"$d ok\\n\" } \
+                else { print \"$d \", $! + 0, \"\\n\" } }";
+    let mut proc = Proc::perl(open, &["/dev/null", "/dev/zero", "/dev/kmsg"]);
+    cg.manager.apply(proc.pid()).unwrap();
+    cg.manager.set(&LinuxResources::default()).unwrap();
+    let cgroup = cg.v2_dir();
+    assert_eq!(cgroups::attached_device_programs(&cgroup).unwrap(), 1);
+    proc.go();
+    let (_, out, _) = proc.finish(Duration::from_secs(10));
+    assert_eq!(
+        out,
+        format!("/dev/null ok\n/dev/zero ok\n/dev/kmsg {}\n", libc::EPERM)
+    );
+
+    // update: allow /dev/kmsg; the program is replaced, not added
+    let mut kmsg = LinuxDeviceCgroup::default();
+    kmsg.set_allow(true);
+    kmsg.set_typ(Some(LinuxDeviceType::C));
+    kmsg.set_major(Some(1));
+    kmsg.set_minor(Some(11));
+    kmsg.set_access(Some("r".to_owned()));
+    let mut r = LinuxResources::default();
+    r.set_devices(Some(vec![kmsg]));
+    cg.manager.set(&r).unwrap();
+    assert_eq!(cgroups::attached_device_programs(&cgroup).unwrap(), 1);
+    let mut proc = Proc::perl(open, &["/dev/kmsg", "/dev/full"]);
+    cg.manager.apply(proc.pid()).unwrap();
+    proc.go();
+    let (_, out, _) = proc.finish(Duration::from_secs(10));
+    assert_eq!(out, "/dev/kmsg ok\n/dev/full ok\n");
+    // a process outside the cgroup is not affected
+    let mut outside = Proc::perl(open, &["/dev/kmsg"]);
+    outside.go();
+    let (_, out, _) = outside.finish(Duration::from_secs(10));
+    assert_eq!(out, "/dev/kmsg ok\n");
+}

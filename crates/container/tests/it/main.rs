@@ -1,0 +1,3 @@
+//! Integration tests of berth-container: one module per area.
+
+mod cgroups;

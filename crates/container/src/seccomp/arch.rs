@@ -4,7 +4,8 @@
 //! the kernel's `syscall.tbl` files). It was chosen over `syscalls` because it has the x32 and
 //! MIPS n32 tables that seccomp needs (and `syscalls` has not), and over generating our own
 //! tables because the kernel sources are not at hand where berth builds. It has no 31-bit s390
-//! table: `SCMP_ARCH_S390` is therefore not supported (see [`lookup`]).
+//! table: `SCMP_ARCH_S390` is therefore not supported (see [`lookup`]). Its names are musl's;
+//! the kernel names it lacks are added by `kernel_names`.
 //!
 //! Numbers are the ones the kernel shows to a seccomp filter in `seccomp_data.nr`: with the
 //! MIPS ABI bases (4000, 5000, 6000) and the x32 bit (`0x4000_0000`) included.
@@ -288,15 +289,30 @@ pub(crate) fn supported_names() -> Vec<&'static str> {
     names
 }
 
-/// ARM private syscalls (`__ARM_NR_BASE` = 0x0f0000), which the generic table omits and
-/// libseccomp (and so Docker's profile) knows by name.
-const ARM_PRIVATE: [(&str, u32); 5] = [
-    ("breakpoint", 0x0f_0001),
-    ("cacheflush", 0x0f_0002),
-    ("usr26", 0x0f_0003),
-    ("usr32", 0x0f_0004),
-    ("set_tls", 0x0f_0005),
-];
+/// Kernel names missing from `syscall-numbers`, whose names are musl's: on 32-bit ABIs musl
+/// renames the time32 syscalls (`clock_gettime` → `clock_gettime32`, …) and ARM's
+/// `arm_fadvise64_64`/`arm_sync_file_range`, and it omits a few (ARM private syscalls at
+/// `__ARM_NR_BASE` 0x0f0000, RISC-V's, some of LoongArch's, the newest). Profiles (Docker's
+/// included) use the kernel's names, as libseccomp does; this list was made by diffing every
+/// table against libseccomp's syscall table (no number differed, only names were missing).
+#[rustfmt::skip]
+fn kernel_names(table: Table) -> &'static [(&'static str, u32)] {
+    match table {
+        Table::X86 => &[("clock_getres", 266), ("clock_gettime", 265), ("clock_nanosleep", 267), ("clock_settime", 264), ("getrlimit", 76), ("gettimeofday", 78), ("mq_getsetattr", 282), ("mq_notify", 281), ("mq_timedreceive", 280), ("mq_timedsend", 279), ("mq_unlink", 278), ("rseq_slice_yield", 471), ("settimeofday", 79), ("timer_delete", 263), ("timerfd_gettime", 326), ("timerfd_settime", 325), ("timer_getoverrun", 262), ("timer_gettime", 261), ("timer_settime", 260)],
+        Table::X86_64 => &[("rseq_slice_yield", 471)],
+        Table::X32 => &[("rseq_slice_yield", 0x400001d7)],
+        Table::Arm => &[("arm_fadvise64_64", 270), ("arm_sync_file_range", 341), ("breakpoint", 0xf0001), ("cacheflush", 0xf0002), ("clock_getres", 264), ("clock_gettime", 263), ("clock_nanosleep", 265), ("clock_settime", 262), ("gettimeofday", 78), ("get_tls", 0xf0006), ("rseq_slice_yield", 471), ("settimeofday", 79), ("set_tls", 0xf0005), ("timerfd_gettime", 354), ("timerfd_settime", 353), ("timer_gettime", 259), ("timer_settime", 258), ("usr26", 0xf0003), ("usr32", 0xf0004)],
+        Table::Aarch64 => &[("rseq_slice_yield", 471)],
+        Table::Mips => &[("clock_getres", 4264), ("clock_gettime", 4263), ("clock_nanosleep", 4265), ("clock_settime", 4262), ("gettimeofday", 4078), ("rseq_slice_yield", 4471), ("settimeofday", 4079), ("timerfd_gettime", 4322), ("timerfd_settime", 4323), ("timer_gettime", 4259), ("timer_settime", 4258)],
+        Table::Mips64 => &[("rseq_slice_yield", 5471)],
+        Table::MipsN32 => &[("clock_getres", 6227), ("clock_gettime", 6226), ("clock_nanosleep", 6228), ("clock_settime", 6225), ("gettimeofday", 6094), ("rseq_slice_yield", 6471), ("settimeofday", 6159), ("timerfd_gettime", 6285), ("timerfd_settime", 6286), ("timer_gettime", 6222), ("timer_settime", 6221)],
+        Table::Ppc => &[("clock_getres", 247), ("clock_gettime", 246), ("clock_nanosleep", 248), ("clock_settime", 245), ("gettimeofday", 78), ("rseq_slice_yield", 471), ("settimeofday", 79), ("timerfd_gettime", 312), ("timerfd_settime", 311), ("timer_gettime", 242), ("timer_settime", 241)],
+        Table::Ppc64 => &[("rseq_slice_yield", 471)],
+        Table::S390x => &[("rseq_slice_yield", 471)],
+        Table::Riscv64 => &[("riscv_flush_icache", 259), ("riscv_hwprobe", 258), ("rseq_slice_yield", 471)],
+        Table::Loongarch64 => &[("fadvise64", 223), ("fcntl", 25), ("fstat", 80), ("fstatfs", 44), ("ftruncate", 46), ("lseek", 62), ("mmap", 222), ("newfstatat", 79), ("rseq_slice_yield", 471), ("sendfile", 71), ("statfs", 43), ("truncate", 45)],
+    }
+}
 
 type NameFn = fn(c_long) -> Option<&'static str>;
 type ValidFn = fn(c_long) -> bool;
@@ -382,10 +398,8 @@ impl Names {
             }
             nr += 1;
         }
-        if table == Table::Arm {
-            for (name, n) in ARM_PRIVATE {
-                map.entry(name).or_insert(n);
-            }
+        for &(name, n) in kernel_names(table) {
+            map.entry(name).or_insert(n);
         }
         Names(map)
     }
@@ -407,7 +421,7 @@ pub(crate) fn known_anywhere(name: &str) -> bool {
         return true;
     }
     ALL_TABLES.iter().any(|&table| {
-        if table == Table::Arm && ARM_PRIVATE.iter().any(|(n, _)| *n == name) {
+        if kernel_names(table).iter().any(|(n, _)| *n == name) {
             return true;
         }
         let (base, name_of, valid) = table_fns(table);

@@ -1,0 +1,3 @@
+//! Integration tests of berth-container: one test binary, one module per area.
+
+mod seccomp;

@@ -71,6 +71,11 @@ fn install(program: &[Instruction], flags: u32) -> io::Result<Option<OwnedFd>> {
         other => other?,
     };
     if flags & FLAG_NEW_LISTENER == 0 {
+        // With TSYNC (and no TSYNC_ESRCH), a positive result is the id of a thread that could
+        // not be synchronized: nothing was loaded.
+        if ret > 0 {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
         return Ok(None);
     }
     let fd = i32::try_from(ret).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;

@@ -280,6 +280,36 @@ fn log_action_and_log_flag_let_the_syscall_run() {
 }
 
 #[test]
+fn tsync_applies_the_filter_to_every_thread() {
+    let filter = compile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "flags": ["SECCOMP_FILTER_FLAG_TSYNC"],
+        "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EXDEV}],
+    }));
+    let exit = Child::spawn(|| {
+        let (go, wait_go) = std::sync::mpsc::channel::<()>();
+        let (done, result) = std::sync::mpsc::channel();
+        // A thread started before the filter is loaded.
+        let thread = std::thread::spawn(move || {
+            if wait_go.recv().is_ok() {
+                let _ = done.send(uname());
+            }
+        });
+        load(&filter);
+        if go.send(()).is_err() {
+            return 1;
+        }
+        let Ok((r, e)) = result.recv_timeout(TIMEOUT) else {
+            return 2;
+        };
+        let _ = thread.join();
+        if r == -1 && e == libc::EXDEV { 0 } else { 3 }
+    })
+    .wait();
+    assert_eq!(exit, Exit::Code(0));
+}
+
+#[test]
 fn argument_filter_denies_one_value_only() {
     let filter = compile(json!({
         "defaultAction": "SCMP_ACT_ALLOW",

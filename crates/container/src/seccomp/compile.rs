@@ -405,12 +405,15 @@ pub(crate) fn plan(config: &LinuxSeccomp) -> Result<Plan, SeccompError> {
                     action: rule.action,
                 });
             }
-            let mux = match (arch::socketcall_number(rule.name), socketcall) {
-                (Some(call), Some(nr)) => Some((nr, call, 0xffff_ffff)),
-                _ => match (arch::ipc_number(rule.name), ipc) {
-                    // ipc(2) takes the call in the low 16 bits, a version above.
-                    (Some(call), Some(nr)) => Some((nr, call, 0xffff)),
-                    _ => None,
+            let mux = match (socketcall, ipc) {
+                (None, None) => None,
+                _ => match (socketcall, arch::socketcall_number(rule.name)) {
+                    (Some(nr), Some(call)) => Some((nr, call, 0xffff_ffff)),
+                    _ => match (ipc, arch::ipc_number(rule.name)) {
+                        // ipc(2) takes the call in the low 16 bits, a version above.
+                        (Some(nr), Some(call)) => Some((nr, call, 0xffff)),
+                        _ => None,
+                    },
                 },
             };
             if let Some((nr, call, mask)) = mux

@@ -393,6 +393,6 @@ fn docker_scale_profile_compiles_fast_and_small() {
         len = compile(&p).unwrap().len();
     }
     let per = start.elapsed() / rounds;
-    eprintln!("docker-scale profile: {len} instructions, {per:?} per compile (debug build)");
+    eprintln!("docker-scale profile: {len} instructions, {per:?} per compile");
     assert!(len < 1000);
 }

@@ -1,3 +1,4 @@
-//! Integration tests of berth-container: one module per area.
+//! Integration tests of berth-container: one test binary, one module per area.
 
 mod cgroups;
+mod seccomp;

@@ -63,7 +63,7 @@ pub use registry::{Registry, RegistryOptions};
 pub use rng::{XorShift, random_bytes};
 pub use runtime::{
     BERTH_RUNTIME_BIN_ENV, COMMAND_TIMEOUT, ContainerGuard, RtOutput, Runtime, cgroup_dirs,
-    cgroup_mounts,
+    cgroup_mounts, hybrid_cgroup2_controllers, remove_leftover_cgroups,
 };
 pub use tls::TestCerts;
 pub use tools::{is_root, skip_or_fail, tool_available};

@@ -43,12 +43,17 @@ impl LoopDevice {
             file.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        // own the device before checking anything else, so a failed check still detaches it
+        let guard = LoopDevice {
+            dev: PathBuf::from(&printed),
+            _dir: dir,
+        };
         assert!(
-            dev.starts_with("/dev/loop"),
-            "losetup printed no device: {dev:?}"
+            printed.starts_with("/dev/loop"),
+            "losetup printed no device: {printed:?}"
         );
-        LoopDevice { dev, _dir: dir }
+        guard
     }
 
     /// `/dev/loopN`.

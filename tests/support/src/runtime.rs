@@ -463,26 +463,34 @@ impl Drop for ContainerGuard<'_> {
         let Some(path) = self.cgroups_path.clone() else {
             return;
         };
-        let gone = wait_until(CGROUP_REMOVAL_TIMEOUT, || {
-            cgroup_dirs(&path).iter().all(|d| !d.exists())
-        });
-        if gone {
-            return;
-        }
-        let left: Vec<PathBuf> = cgroup_dirs(&path)
-            .into_iter()
-            .filter(|d| d.exists())
-            .collect();
-        for d in &left {
-            remove_cgroup(d);
-        }
-        if !std::thread::panicking() {
+        let left = remove_leftover_cgroups(&path, CGROUP_REMOVAL_TIMEOUT);
+        if !left.is_empty() && !std::thread::panicking() {
             panic!(
                 "{} left cgroup directories of container {} behind after `delete --force`: {left:?}",
                 self.rt.name, self.id
             );
         }
     }
+}
+
+/// Wait up to `timeout` for every directory of `cgroups_path` to be gone; return those
+/// that were not, after killing what they hold and removing them (so a leak is reported
+/// once and not left for the next test).
+pub fn remove_leftover_cgroups(cgroups_path: &str, timeout: Duration) -> Vec<PathBuf> {
+    let gone = wait_until(timeout, || {
+        cgroup_dirs(cgroups_path).iter().all(|d| !d.exists())
+    });
+    if gone {
+        return Vec::new();
+    }
+    let left: Vec<PathBuf> = cgroup_dirs(cgroups_path)
+        .into_iter()
+        .filter(|d| d.exists())
+        .collect();
+    for d in &left {
+        remove_cgroup(d);
+    }
+    left
 }
 
 /// The mount points of every cgroup (v1) and cgroup2 hierarchy mounted with its root.
@@ -543,4 +551,32 @@ fn remove_cgroup(dir: &Path) {
         wait_until(Duration::from_secs(5), || procs().is_empty());
         let _ = std::fs::remove_dir(d);
     }
+}
+
+/// The controllers still enabled on the cgroup2 hierarchy of a hybrid host (v1 controllers
+/// at `/sys/fs/cgroup/<name>`, cgroup2 at `/sys/fs/cgroup/unified`); empty on pure v1 or v2.
+///
+/// crun refuses any container on a hybrid host where this is not empty ("cgroups in hybrid
+/// mode not supported, drop all controllers from cgroupv2"). The workaround is to bind each
+/// listed controller to a v1 hierarchy, which takes it off cgroup2 for the whole host, e.g.
+/// where nothing else sees the mount:
+///
+/// ```text
+/// mkdir -p /run/berth-hugetlb-v1
+/// unshare -m --propagation private sh -c \
+///     'mount -t cgroup -o hugetlb cgroup /run/berth-hugetlb-v1 && exec sleep infinity' &
+/// ```
+///
+/// or visibly, as systemd's hybrid layout does: `mkdir /sys/fs/cgroup/hugetlb && mount -t
+/// cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb`.
+pub fn hybrid_cgroup2_controllers() -> Vec<String> {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    if !cgroup_mounts().iter().any(|m| m == unified) {
+        return Vec::new();
+    }
+    std::fs::read_to_string(unified.join("cgroup.controllers"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }

@@ -22,6 +22,7 @@ mod crash;
 mod gc;
 mod manifests;
 mod names;
+mod runtime;
 mod shutdown;
 mod skopeo;
 mod uploads;

@@ -104,3 +104,51 @@ runtime_test! {
         );
     }
 }
+
+runtime_test! {
+    /// sysctl, oomScoreAdj, user.umask and rlimits from the config are what the process
+    /// sees.
+    fn process_gets_the_configured_sysctls_oom_score_adj_umask_and_rlimits(rt) {
+        let mut b = Bundle::new();
+        b.config_mut()["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        b.config_mut()["process"]["oomScoreAdj"] = json!(123);
+        b.config_mut()["process"]["user"]["umask"] = json!(0o027);
+        b.config_mut()["process"]["rlimits"] = json!([
+            {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 2048},
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}
+        ]);
+        b.probe(&["sysctl:net.ipv4.ip_forward", "oom_score_adj", "umask", "rlimits"]);
+        let v = probe(rt, &b);
+        assert_eq!(v["sysctl:net.ipv4.ip_forward"]["value"], "1", "{v}");
+        assert_eq!(v["oom_score_adj"], 123, "{v}");
+        assert_eq!(v["umask"], 0o027, "{v}");
+        assert_eq!(v["rlimits"]["RLIMIT_NOFILE"], json!({"soft": 512, "hard": 2048}));
+        assert_eq!(v["rlimits"]["RLIMIT_CORE"], json!({"soft": 0, "hard": 0}));
+    }
+}
+
+runtime_test! {
+    /// The process sits in the cgroups the config's cgroupsPath names (no cgroup
+    /// namespace in the default config, so the paths are the host's).
+    fn process_is_in_the_configured_cgroups(rt) {
+        let mut b = Bundle::new();
+        b.probe(&["cgroup"]);
+        let path = b.cgroups_path().unwrap();
+        let v = probe(rt, &b);
+        let entries = v["cgroup"].as_array().unwrap();
+        for controller in ["pids", "memory", "cpu"] {
+            let listed = |e: &&Value| {
+                e["controllers"]
+                    .as_array()
+                    .is_some_and(|c| c.contains(&json!(controller)))
+            };
+            // on a pure v2 host there is one line, hierarchy 0, with no controllers
+            let e = entries
+                .iter()
+                .find(listed)
+                .or_else(|| entries.iter().find(|e| e["id"] == 0))
+                .unwrap_or_else(|| panic!("{v}"));
+            assert_eq!(e["path"], path.as_str(), "{controller}: {v}");
+        }
+    }
+}

@@ -348,3 +348,21 @@ runtime_test! {
         assert_eq!(v["identity"]["gid_map"], json!([[0, 100_000, 65_536]]), "{v}");
     }
 }
+
+runtime_test! {
+    /// The process starts with stdin, stdout and stderr only: no descriptor of the runtime
+    /// (state dir, cgroup dir, sync pipes) survives into the container (the
+    /// CVE-2024-21626 class).
+    fn no_runtime_file_descriptors_leak_into_the_container(rt) {
+        let mut b = Bundle::new();
+        b.probe(&["fds"]);
+        let v = probe(rt, &b);
+        let fds: Vec<u64> = v["fds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["fd"].as_u64())
+            .collect();
+        assert_eq!(fds, [0, 1, 2], "{}", v["fds"]);
+    }
+}

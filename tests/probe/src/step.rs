@@ -107,14 +107,12 @@ pub fn parse_int(s: &str) -> Option<i64> {
     };
     let v = if neg { -magnitude } else { magnitude };
     // hex patterns above i64::MAX wrap to their two's-complement value (a register's bits)
-    if v > i128::from(u64::MAX) || v < i128::from(i64::MIN) {
-        return None;
-    }
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "wrapping a 64-bit register pattern into i64 is the intent"
-    )]
-    Some(v as i64)
+    let v = if v > i128::from(i64::MAX) {
+        v - (1i128 << 64)
+    } else {
+        v
+    };
+    i64::try_from(v).ok()
 }
 
 #[cfg(test)]

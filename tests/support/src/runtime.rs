@@ -141,13 +141,31 @@ impl Runtime {
     pub fn cmd<S: AsRef<OsStr>>(&self, args: &[S], timeout: Duration) -> RtOutput {
         let mut cmd = self.command();
         cmd.args(args);
-        let (status, stdout, stderr) = run_to_files(&mut cmd, timeout, None);
-        RtOutput {
+        let files = Stdio2::new();
+        let status = run_to_files(&mut cmd, timeout, &files);
+        let out = |status| RtOutput {
             cmd: describe(&cmd),
             status,
-            stdout: read_all(&stdout),
-            stderr: read_all(&stderr),
+            stdout: read_all(&files.out),
+            stderr: read_all(&files.err),
+        };
+        match status {
+            Some(s) => out(s),
+            None => panic!(
+                "`{}` did not finish within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                describe(&cmd),
+                String::from_utf8_lossy(&read_all(&files.out)),
+                String::from_utf8_lossy(&read_all(&files.err)),
+            ),
         }
+    }
+
+    /// As [`Runtime::cmd`], but `None` instead of a panic on timeout (for cleanup paths,
+    /// which may run while a test is already panicking).
+    fn try_cmd(&self, args: &[&str], timeout: Duration) -> Option<ExitStatus> {
+        let mut cmd = self.command();
+        cmd.args(args);
+        run_to_files(&mut cmd, timeout, &Stdio2::new())
     }
 
     /// `create --bundle <bundle> <id>`; the container's stdout and stderr go to `stdio`'s
@@ -159,7 +177,13 @@ impl Runtime {
             .arg("--bundle")
             .arg(bundle.path())
             .arg(bundle.id());
-        let (status, _, _) = run_to_files(&mut cmd, COMMAND_TIMEOUT, Some(stdio));
+        let Some(status) = run_to_files(&mut cmd, COMMAND_TIMEOUT, stdio) else {
+            panic!(
+                "`{}` did not finish within {COMMAND_TIMEOUT:?}\n--- stderr\n{}",
+                describe(&cmd),
+                String::from_utf8_lossy(&read_all(&stdio.err)),
+            );
+        };
         RtOutput {
             cmd: describe(&cmd),
             status,
@@ -278,22 +302,10 @@ fn read_all(f: &File) -> Vec<u8> {
     v
 }
 
-/// Run `cmd` with stdin null and stdout/stderr to files (given, or new ones): files, not
-/// pipes, because a container started by `create` keeps its stdio open after the runtime
-/// exits. Panics (after killing the command) when it outlives `timeout`.
-fn run_to_files(
-    cmd: &mut Command,
-    timeout: Duration,
-    stdio: Option<&Stdio2>,
-) -> (ExitStatus, File, File) {
-    let own;
-    let files = match stdio {
-        Some(s) => s,
-        None => {
-            own = Stdio2::new();
-            &own
-        }
-    };
+/// Run `cmd` with stdin null and stdout/stderr to `files`: files, not pipes, because a
+/// container started by `create` keeps its stdio open after the runtime exits. `None` (the
+/// command killed and reaped) when it outlives `timeout`.
+fn run_to_files(cmd: &mut Command, timeout: Duration, files: &Stdio2) -> Option<ExitStatus> {
     cmd.stdin(Stdio::null())
         .stdout(files.out.try_clone().expect("clone stdout file"))
         .stderr(files.err.try_clone().expect("clone stderr file"));
@@ -304,20 +316,8 @@ fn run_to_files(
         status = child.try_wait().ok().flatten();
         status.is_some()
     });
-    let out = files.out.try_clone().expect("clone stdout file");
-    let err = files.err.try_clone().expect("clone stderr file");
-    match status {
-        Some(s) => (s, out, err),
-        None => {
-            drop(guard);
-            panic!(
-                "`{}` did not finish within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
-                describe(cmd),
-                String::from_utf8_lossy(&read_all(&out)),
-                String::from_utf8_lossy(&read_all(&err)),
-            );
-        }
-    }
+    // on timeout, dropping the guard kills and reaps the command
+    status
 }
 
 /// A container created by a runtime. On `Drop` (panics included) it runs `kill <id> KILL`
@@ -458,8 +458,12 @@ impl<'r> ContainerGuard<'r> {
 
 impl Drop for ContainerGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.rt.kill(&self.id, "KILL");
-        let _ = self.rt.delete_force(&self.id);
+        let _ = self
+            .rt
+            .try_cmd(&["kill", &self.id, "KILL"], COMMAND_TIMEOUT);
+        let _ = self
+            .rt
+            .try_cmd(&["delete", "--force", &self.id], COMMAND_TIMEOUT);
         let Some(path) = self.cgroups_path.clone() else {
             return;
         };

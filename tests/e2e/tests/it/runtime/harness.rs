@@ -54,3 +54,37 @@ fn leftover_cgroups_are_found_removed_and_reported() {
     assert!(!pids.exists(), "the leftover was removed");
     assert!(remove_leftover_cgroups(&path, Duration::from_millis(100)).is_empty());
 }
+
+/// Whether `pid` is gone or a zombie (dead, waiting for its parent to reap it).
+fn dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) S ...": the state follows the last ')'
+        Ok(s) => s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+super::runtime_test! {
+    /// A test that panics while its container runs still gets it killed and deleted, and
+    /// its cgroups removed, by the guard.
+    fn a_panicking_test_still_kills_and_deletes_its_container(rt) {
+        use berth_test_support::{Bundle, ContainerGuard, wait_until};
+        let mut b = Bundle::new();
+        b.probe(&["wait-signal"]);
+        let mut seen = None;
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let c = ContainerGuard::create(rt, &b);
+            c.start();
+            assert!(c.wait_for_status("running", Duration::from_secs(30)));
+            seen = Some((c.pid(), c.cgroup_dirs()));
+            panic!("a test failing while its container runs");
+        }));
+        assert!(r.is_err());
+        let (pid, dirs) = seen.expect("the container ran");
+        assert!(!dirs.is_empty() && dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+        assert!(wait_until(Duration::from_secs(10), || dead(pid)), "pid {pid} still runs");
+        assert!(!rt.state(b.id()).success(), "the container is deleted");
+    }
+}

@@ -9,6 +9,12 @@
 //! [`requires_root!`], which skip a test on a laptop but fail it when
 //! `BERTH_TEST_REQUIRE_TOOLS=1` (as `scripts/test` sets).
 //!
+//! For the OCI runtime: a [`Bundle`] builder (busybox-static rootfs with the static probe
+//! from `tests/probe` at `/probe`, [`probe_bin`]; a `runc spec`-like config.json), a
+//! [`Runtime`] handle over any runc-compatible binary (runc, crun, berth-runtime) with its
+//! own `--root`, a [`ContainerGuard`] that kills and deletes its container on `Drop` and
+//! checks its cgroups are gone, and a [`LoopDevice`] guard.
+//!
 //! What it does not own: assertions about registry behaviour. Those live in the tests.
 //!
 //! The one design decision: tests run the *built binary* (`berth_bin()`), never the server
@@ -22,19 +28,27 @@
     reason = "test support: failing loudly is the point"
 )]
 
+mod bundle;
 mod docker_registry;
 mod fs;
 mod http;
 mod layout;
+mod loopdev;
+mod probe;
 mod process;
 mod registry;
 mod rng;
+mod runtime;
 mod tls;
 mod tools;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use bundle::{
+    BUSYBOX, Bundle, DEFAULT_CAPS, DEFAULT_HOSTNAME, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
+    busybox_static_available,
+};
 pub use docker_registry::DockerRegistry;
 pub use fs::{set_mtime, walk_files, write_file};
 pub use http::{Http, RawResponse, Resp, raw_request, with_query};
@@ -42,9 +56,15 @@ pub use layout::{
     ARTIFACT_EMPTY_CONFIG, Descriptor, Layer, MEDIA_INDEX, MEDIA_LAYER_GZIP, MEDIA_MANIFEST,
     OciLayout, gzip_stored, image_config,
 };
+pub use loopdev::LoopDevice;
+pub use probe::{PROBE_BIN_ENV, is_static_elf, probe_bin};
 pub use process::{ChildGuard, run_with_timeout};
 pub use registry::{Registry, RegistryOptions};
 pub use rng::{XorShift, random_bytes};
+pub use runtime::{
+    BERTH_RUNTIME_BIN_ENV, COMMAND_TIMEOUT, ContainerGuard, RtOutput, Runtime, cgroup_dirs,
+    cgroup_mounts, hybrid_cgroup2_controllers, remove_leftover_cgroups,
+};
 pub use tls::TestCerts;
 pub use tools::{is_root, skip_or_fail, tool_available};
 

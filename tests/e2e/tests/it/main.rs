@@ -23,6 +23,7 @@ mod engines;
 mod gc;
 mod manifests;
 mod names;
+mod runtime;
 mod shutdown;
 mod skopeo;
 mod uploads;

@@ -226,6 +226,19 @@ impl CgroupManager for StandIn {
                 path: path.clone(),
                 source,
             })?;
+            // v1 cpuset: a new cgroup starts with no cpus/mems; inherit down from the root
+            let chain: Vec<&Path> = path.ancestors().collect();
+            for dir in chain.into_iter().rev() {
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let file = dir.join(f);
+                    if let (Ok(cur), Some(parent)) = (std::fs::read_to_string(&file), dir.parent())
+                        && cur.trim().is_empty()
+                        && let Ok(v) = std::fs::read_to_string(parent.join(f))
+                    {
+                        write_file(&file, v.trim())?;
+                    }
+                }
+            }
             write_file(&path.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())

@@ -95,7 +95,8 @@ pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), Failure> {
     let keep = set_of(caps.bounding().as_ref()).bits();
     for n in 0..=last_cap() {
         if keep & (1 << n) == 0 && sys::capbset_read(n) == Some(true) {
-            sys::capbset_drop(n).ctx(|| format!("failed to drop capability {n} from the bounding set"))?;
+            sys::capbset_drop(n)
+                .ctx(|| format!("failed to drop capability {n} from the bounding set"))?;
         }
     }
     Ok(())
@@ -131,7 +132,9 @@ mod tests {
         assert_eq!(parse("CAP_KILL"), Some(Capability::Kill));
         assert_eq!(parse("cap_kill"), Some(Capability::Kill));
         assert_eq!(parse("CAP_NOPE"), None);
-        let set = set_of(Some(&[Capability::Kill, Capability::Bpf].into_iter().collect()));
+        let set = set_of(Some(
+            &[Capability::Kill, Capability::Bpf].into_iter().collect(),
+        ));
         assert_eq!(set, CapabilitySet::KILL | CapabilitySet::BPF);
     }
 }

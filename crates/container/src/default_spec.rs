@@ -105,7 +105,12 @@ struct Ns {
     typ: &'static str,
 }
 
-fn mount(destination: &'static str, typ: &'static str, source: &'static str, options: &[&'static str]) -> Mount {
+fn mount(
+    destination: &'static str,
+    typ: &'static str,
+    source: &'static str,
+    options: &[&'static str],
+) -> Mount {
     Mount {
         destination,
         typ,
@@ -123,17 +128,49 @@ pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
     }
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &[]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         ),
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]),
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", "ro"]),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
     ];
     let mut linux = Linux {
         uid_mappings: Vec::new(),
@@ -157,7 +194,13 @@ pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
             "/sys/firmware",
             "/proc/scsi",
         ],
-        readonly_paths: vec!["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        readonly_paths: vec![
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+        ],
     };
     if let Some((uid, gid)) = rootless {
         namespaces.retain(|n| *n != "network" && *n != "user");
@@ -174,9 +217,15 @@ pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
         }];
         for m in &mut mounts {
             if m.destination == "/sys" {
-                *m = mount("/sys", "none", "/sys", &["rbind", "nosuid", "noexec", "nodev", "ro"]);
+                *m = mount(
+                    "/sys",
+                    "none",
+                    "/sys",
+                    &["rbind", "nosuid", "noexec", "nodev", "ro"],
+                );
             } else {
-                m.options.retain(|o| !o.starts_with("gid=") && !o.starts_with("uid="));
+                m.options
+                    .retain(|o| !o.starts_with("gid=") && !o.starts_with("uid="));
             }
         }
         linux.resources = None;

@@ -4,16 +4,54 @@ use serde_json::json;
 
 /// Mount options the runtime understands (rootfs::options).
 const MOUNT_OPTIONS: &[&str] = &[
-    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "iversion", "lazytime",
-    "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion", "nolazytime", "nomand",
-    "norelatime", "nostrictatime", "nosuid", "private", "rbind", "relatime", "remount", "ro",
-    "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
-    "strictatime", "suid", "sync", "tmpcopyup", "unbindable",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "silent",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
 ];
 
 /// The features document.
 pub fn features() -> serde_json::Value {
-    let caps: Vec<String> = crate::caps::NAMES.iter().map(|n| format!("CAP_{n}")).collect();
+    let caps: Vec<String> = crate::caps::NAMES
+        .iter()
+        .map(|n| format!("CAP_{n}"))
+        .collect();
     let seccomp = serde_json::to_value(crate::seccomp::features()).unwrap_or_default();
     json!({
         "ociVersionMin": "1.0.0",

@@ -37,7 +37,9 @@ pub(crate) enum ChildMsg {
     /// apply the cgroup, then send `Continue`.
     Stage1,
     /// Stage 1 forked the init.
-    InitPid { pid: i32 },
+    InitPid {
+        pid: i32,
+    },
     /// Mounts done: run prestart and createRuntime hooks, then send `HooksDone`.
     Hooks,
     /// The pty master is attached.
@@ -53,7 +55,9 @@ pub(crate) enum ParentMsg {
     Continue,
     /// The init may proceed; `state` is the runtime-spec state (for hooks and the seccomp
     /// listener).
-    Start { state: String },
+    Start {
+        state: String,
+    },
     HooksDone,
 }
 
@@ -101,14 +105,18 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
 
     cfg.ns.join()?;
     if let Some(root) = cfg.exec_root {
-        rustix::process::fchdir(root).ctx(|| "failed to change directory to the container root".to_owned())?;
-        rustix::process::chroot(".").ctx(|| "failed to chroot into the container root".to_owned())?;
+        rustix::process::fchdir(root)
+            .ctx(|| "failed to change directory to the container root".to_owned())?;
+        rustix::process::chroot(".")
+            .ctx(|| "failed to chroot into the container root".to_owned())?;
     }
     let new_user = cfg.ns.new.contains(UnshareFlags::NEWUSER);
     if new_user {
-        sys::unshare_namespaces(UnshareFlags::NEWUSER).ctx(|| "failed to create the user namespace".to_owned())?;
+        sys::unshare_namespaces(UnshareFlags::NEWUSER)
+            .ctx(|| "failed to create the user namespace".to_owned())?;
     }
-    chan.send(&ChildMsg::Stage1).map_err(|e| Failure::new(e.to_string()))?;
+    chan.send(&ChildMsg::Stage1)
+        .map_err(|e| Failure::new(e.to_string()))?;
     expect_msg(chan, |m| matches!(m, ParentMsg::Continue))?;
     if new_user {
         // become root of the new namespace (the runtime wrote the maps)
@@ -131,7 +139,8 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
     match sys::fork().ctx(|| "failed to fork the container init".to_owned())? {
         Fork::Child => init(cfg, chan),
         Fork::Parent(pid) => {
-            chan.send(&ChildMsg::InitPid { pid }).map_err(|e| Failure::new(e.to_string()))?;
+            chan.send(&ChildMsg::InitPid { pid })
+                .map_err(|e| Failure::new(e.to_string()))?;
             Ok(())
         }
     }
@@ -144,7 +153,9 @@ fn expect_msg(chan: &Channel, ok: impl Fn(&ParentMsg) -> bool) -> Result<ParentM
     if ok(&m) {
         Ok(m)
     } else {
-        Err(Failure::new(format!("unexpected message from the runtime: {m:?}")))
+        Err(Failure::new(format!(
+            "unexpected message from the runtime: {m:?}"
+        )))
     }
 }
 
@@ -154,15 +165,23 @@ fn init(cfg: &ChildConfig<'_>, chan: &Channel) -> ! {
     let Err(f) = init_inner(cfg, chan, &mut ready);
     if ready {
         // the runtime is gone: stderr is all we have
-        let _ = writeln!(std::io::stderr(), "berth-runtime: {}{}", f.what,
-            f.os_error().map(|e| format!(": {e}")).unwrap_or_default());
+        let _ = writeln!(
+            std::io::stderr(),
+            "berth-runtime: {}{}",
+            f.what,
+            f.os_error().map(|e| format!(": {e}")).unwrap_or_default()
+        );
         std::process::exit(127);
     }
     let _ = chan.send(&ChildMsg::Failed(f));
     std::process::exit(1)
 }
 
-fn init_inner(cfg: &ChildConfig<'_>, chan: &Channel, ready: &mut bool) -> Result<Infallible, Failure> {
+fn init_inner(
+    cfg: &ChildConfig<'_>,
+    chan: &Channel,
+    ready: &mut bool,
+) -> Result<Infallible, Failure> {
     let _ = rustix::process::set_parent_process_death_signal(None);
     let state = match expect_msg(chan, |m| matches!(m, ParentMsg::Start { .. }))? {
         ParentMsg::Start { state } => state,
@@ -181,20 +200,24 @@ fn init_inner(cfg: &ChildConfig<'_>, chan: &Channel, ready: &mut bool) -> Result
         rootfs::create_devices(spec, root.as_fd(), rp.userns)?;
         rootfs::dev_symlinks(spec, root.as_fd())?;
         drop(root);
-        chan.send(&ChildMsg::Hooks).map_err(|e| Failure::new(e.to_string()))?;
+        chan.send(&ChildMsg::Hooks)
+            .map_err(|e| Failure::new(e.to_string()))?;
         expect_msg(chan, |m| matches!(m, ParentMsg::HooksDone))?;
         if let Some(h) = all_hooks.and_then(|h| h.create_container().as_deref()) {
-            hooks::run("createContainer", h, state.as_bytes()).map_err(|e| Failure::new(error_chain(&e)))?;
+            hooks::run("createContainer", h, state.as_bytes())
+                .map_err(|e| Failure::new(error_chain(&e)))?;
         }
         rootfs::enter(rp)?;
         rootfs::finish(rp)?;
     }
     if cfg.rootfs.is_some() {
         if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-            rustix::system::sethostname(h.as_bytes()).ctx(|| format!("failed to set hostname {h}"))?;
+            rustix::system::sethostname(h.as_bytes())
+                .ctx(|| format!("failed to set hostname {h}"))?;
         }
         if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-            rustix::system::setdomainname(d.as_bytes()).ctx(|| format!("failed to set domainname {d}"))?;
+            rustix::system::setdomainname(d.as_bytes())
+                .ctx(|| format!("failed to set domainname {d}"))?;
         }
         rootfs::write_sysctls(spec)?;
         rootfs::readonly_paths(spec)?;
@@ -231,7 +254,8 @@ fn init_inner(cfg: &ChildConfig<'_>, chan: &Channel, ready: &mut bool) -> Result
         caps::drop_bounding(c)?;
         rustix::thread::set_keep_capabilities(true).ctx(|| "failed to set keepcaps".to_owned())?;
         process::set_user(process, setgroups)?;
-        rustix::thread::set_keep_capabilities(false).ctx(|| "failed to clear keepcaps".to_owned())?;
+        rustix::thread::set_keep_capabilities(false)
+            .ctx(|| "failed to clear keepcaps".to_owned())?;
         caps::apply(c)?;
     } else {
         process::set_user(process, setgroups)?;
@@ -241,9 +265,18 @@ fn init_inner(cfg: &ChildConfig<'_>, chan: &Channel, ready: &mut bool) -> Result
         listener = f.load().map_err(|e| Failure::new(error_chain(&e)))?;
     }
     if let Some(l) = listener
-        && let Some(path) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).and_then(|s| s.listener_path().as_ref())
+        && let Some(path) = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| s.listener_path().as_ref())
     {
-        let meta = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).and_then(|s| s.listener_metadata().clone()).unwrap_or_default();
+        let meta = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| s.listener_metadata().clone())
+            .unwrap_or_default();
         let st: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
         let msg = serde_json::json!({
             "ociVersion": spec.version(),
@@ -255,22 +288,29 @@ fn init_inner(cfg: &ChildConfig<'_>, chan: &Channel, ready: &mut bool) -> Result
         crate::seccomp::send_listener(path, l.as_fd(), msg.to_string().as_bytes())
             .map_err(|e| Failure::new(error_chain(&e)))?;
     }
-    chan.send(&ChildMsg::Ready).map_err(|e| Failure::new(e.to_string()))?;
+    chan.send(&ChildMsg::Ready)
+        .map_err(|e| Failure::new(e.to_string()))?;
     *ready = true;
     if let Some(fifo) = cfg.fifo {
         // blocks until `start` opens the fifo for reading
         let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-        let f = rustix::fs::open(path.as_str(), rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .ctx(|| "failed to open the exec fifo".to_owned())?;
+        let f = rustix::fs::open(
+            path.as_str(),
+            rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ctx(|| "failed to open the exec fifo".to_owned())?;
         rustix::io::write(&f, b"0").ctx(|| "failed to write to the exec fifo".to_owned())?;
         drop(f);
         if let Some(h) = all_hooks.and_then(|h| h.start_container().as_deref()) {
-            hooks::run("startContainer", h, state.as_bytes()).map_err(|e| Failure::new(error_chain(&e)))?;
+            hooks::run("startContainer", h, state.as_bytes())
+                .map_err(|e| Failure::new(error_chain(&e)))?;
         }
     }
     sys::reset_signals();
     // nothing of the runtime crosses exec but stdio and the descriptors handed over
-    sys::cloexec_from(cfg.keep_fds as u32).ctx(|| "failed to mark descriptors close-on-exec".to_owned())?;
+    sys::cloexec_from(cfg.keep_fds as u32)
+        .ctx(|| "failed to mark descriptors close-on-exec".to_owned())?;
     for fd in 3..cfg.keep_fds {
         // SAFETY-free: fcntl through a borrowed raw fd we know is open
         if let Some(owned) = sys::inherited_fd(fd) {

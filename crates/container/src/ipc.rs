@@ -132,7 +132,8 @@ impl Channel {
     ) -> Result<(), IpcError> {
         use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
         let peer = self.peer;
-        let data = serde_json::to_vec(msg).map_err(|source| IpcError::Malformed { peer, source })?;
+        let data =
+            serde_json::to_vec(msg).map_err(|source| IpcError::Malformed { peer, source })?;
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
         let mut control = SendAncillaryBuffer::new(&mut space);
         if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
@@ -150,10 +151,12 @@ impl Channel {
             ) {
                 Ok(_) => return Ok(()),
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(IpcError::Send {
-                    peer,
-                    source: e.into(),
-                }),
+                Err(e) => {
+                    return Err(IpcError::Send {
+                        peer,
+                        source: e.into(),
+                    });
+                }
             }
         }
     }
@@ -178,10 +181,12 @@ impl Channel {
             ) {
                 Ok(r) => break r.bytes,
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(IpcError::Recv {
-                    peer,
-                    source: e.into(),
-                }),
+                Err(e) => {
+                    return Err(IpcError::Recv {
+                        peer,
+                        source: e.into(),
+                    });
+                }
             }
         };
         let mut fds = Vec::new();

@@ -108,8 +108,10 @@ impl Plan {
         let mut plan = Plan::default();
         for t in JOIN_ORDER {
             if types.contains(t) {
-                plan.join
-                    .push((*t, PathBuf::from(format!("/proc/{pid}/ns/{}", proc_name(*t)))));
+                plan.join.push((
+                    *t,
+                    PathBuf::from(format!("/proc/{pid}/ns/{}", proc_name(*t))),
+                ));
             }
         }
         plan
@@ -124,7 +126,8 @@ impl Plan {
     pub fn join(&self) -> Result<(), Failure> {
         let mut files = Vec::with_capacity(self.join.len());
         for (t, p) in &self.join {
-            let f = File::open(p).ctx(|| format!("failed to open {} namespace {}", proc_name(*t), p.display()))?;
+            let f = File::open(p)
+                .ctx(|| format!("failed to open {} namespace {}", proc_name(*t), p.display()))?;
             files.push((*t, p, f));
         }
         for (t, p, f) in &files {
@@ -139,7 +142,10 @@ impl Plan {
 }
 
 fn same_ns(path: &Path, name: &str) -> bool {
-    match (std::fs::metadata(path), std::fs::metadata(format!("/proc/self/ns/{name}"))) {
+    match (
+        std::fs::metadata(path),
+        std::fs::metadata(format!("/proc/self/ns/{name}")),
+    ) {
         (Ok(a), Ok(b)) => {
             use std::os::unix::fs::MetadataExt;
             a.ino() == b.ino() && a.dev() == b.dev()

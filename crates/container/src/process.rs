@@ -28,7 +28,9 @@ fn cstr(s: &str, what: &str) -> Result<CString, Failure> {
 /// after pivot_root) and build argv/envp; errors here surface at `create`, as with runc.
 pub fn exec_plan(process: &Process, extra_env: &[String]) -> Result<ExecPlan, Failure> {
     let args = process.args().as_deref().unwrap_or_default();
-    let prog = args.first().ok_or_else(|| Failure::new("process.args is empty"))?;
+    let prog = args
+        .first()
+        .ok_or_else(|| Failure::new("process.args is empty"))?;
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     env.extend(extra_env.iter().cloned());
     let path_var = env
@@ -55,8 +57,14 @@ pub fn exec_plan(process: &Process, extra_env: &[String]) -> Result<ExecPlan, Fa
     Ok(ExecPlan {
         path: CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Failure::new("executable path contains a NUL byte"))?,
-        argv: args.iter().map(|a| cstr(a, "argument")).collect::<Result<_, _>>()?,
-        envp: env.iter().map(|e| cstr(e, "environment entry")).collect::<Result<_, _>>()?,
+        argv: args
+            .iter()
+            .map(|a| cstr(a, "argument"))
+            .collect::<Result<_, _>>()?,
+        envp: env
+            .iter()
+            .map(|e| cstr(e, "environment entry"))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -106,7 +114,8 @@ pub fn set_rlimits(process: &Process) -> Result<(), Failure> {
             current: (r.soft() != u64::MAX).then_some(r.soft()),
             maximum: (r.hard() != u64::MAX).then_some(r.hard()),
         };
-        rustix::process::setrlimit(res, lim).ctx(|| format!("failed to set rlimit {:?}", r.typ()))?;
+        rustix::process::setrlimit(res, lim)
+            .ctx(|| format!("failed to set rlimit {:?}", r.typ()))?;
     }
     Ok(())
 }
@@ -134,16 +143,23 @@ pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<(), Failur
             .flatten()
             .map(|g| rustix::process::Gid::from_raw(*g))
             .collect();
-        rustix::thread::set_thread_groups(&groups).ctx(|| "failed to set supplementary groups".to_owned())?;
-    } else if user.additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        rustix::thread::set_thread_groups(&groups)
+            .ctx(|| "failed to set supplementary groups".to_owned())?;
+    } else if user
+        .additional_gids()
+        .as_ref()
+        .is_some_and(|g| !g.is_empty())
+    {
         return Err(Failure::new(
             "cannot set additional gids: setgroups is denied in this user namespace",
         ));
     }
     let gid = rustix::process::Gid::from_raw(user.gid());
-    rustix::thread::set_thread_res_gid(gid, gid, gid).ctx(|| format!("failed to set gid {}", user.gid()))?;
+    rustix::thread::set_thread_res_gid(gid, gid, gid)
+        .ctx(|| format!("failed to set gid {}", user.gid()))?;
     let uid = rustix::process::Uid::from_raw(user.uid());
-    rustix::thread::set_thread_res_uid(uid, uid, uid).ctx(|| format!("failed to set uid {}", user.uid()))?;
+    rustix::thread::set_thread_res_uid(uid, uid, uid)
+        .ctx(|| format!("failed to set uid {}", user.uid()))?;
     Ok(())
 }
 
@@ -164,8 +180,10 @@ pub fn set_umask(process: &Process) {
 /// reached through a leaked descriptor (CVE-2024-21626) would not be.
 pub fn enter_cwd(process: &Process) -> Result<(), Failure> {
     let cwd = process.cwd();
-    rustix::process::chdir(cwd.as_path()).ctx(|| format!("failed to change directory to {}", cwd.display()))?;
-    let now = rustix::process::getcwd(Vec::new()).ctx(|| "failed to read the working directory".to_owned())?;
+    rustix::process::chdir(cwd.as_path())
+        .ctx(|| format!("failed to change directory to {}", cwd.display()))?;
+    let now = rustix::process::getcwd(Vec::new())
+        .ctx(|| "failed to read the working directory".to_owned())?;
     if !now.as_bytes().starts_with(b"/") {
         return Err(Failure::new(format!(
             "working directory {} is outside the container",
@@ -188,7 +206,10 @@ fn selinux_enabled() -> bool {
 
 /// Refuse (at create time, in the runtime) a profile or label the host cannot apply.
 pub fn check_lsm(process: &Process) -> Result<(), Failure> {
-    if let Some(p) = process.apparmor_profile().as_deref().filter(|p| !p.is_empty())
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
         && !apparmor_enabled()
     {
         return Err(Failure::new(format!(
@@ -207,20 +228,31 @@ pub fn check_lsm(process: &Process) -> Result<(), Failure> {
 
 /// Arrange for the AppArmor profile / SELinux label to apply at exec.
 pub fn apply_lsm(process: &Process) -> Result<(), Failure> {
-    if let Some(p) = process.apparmor_profile().as_deref().filter(|p| !p.is_empty()) {
+    if let Some(p) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
         let attr = if Path::new("/proc/self/attr/apparmor/exec").exists() {
             "/proc/self/attr/apparmor/exec"
         } else {
             "/proc/self/attr/exec"
         };
-        let mut f = std::fs::OpenOptions::new().write(true).open(attr).ctx(|| format!("failed to open {attr}"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(attr)
+            .ctx(|| format!("failed to open {attr}"))?;
         f.write_all(format!("exec {p}").as_bytes())
             .ctx(|| format!("failed to apply apparmor profile {p}"))?;
     }
     if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
         let attr = "/proc/self/attr/exec";
-        let mut f = std::fs::OpenOptions::new().write(true).open(attr).ctx(|| format!("failed to open {attr}"))?;
-        f.write_all(l.as_bytes()).ctx(|| format!("failed to apply selinux label {l}"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(attr)
+            .ctx(|| format!("failed to open {attr}"))?;
+        f.write_all(l.as_bytes())
+            .ctx(|| format!("failed to apply selinux label {l}"))?;
     }
     Ok(())
 }

@@ -35,7 +35,11 @@ const SEALS: SealFlags = SealFlags::SEAL
 
 /// Whether this process already runs from a sealed memfd.
 pub fn is_sealed() -> bool {
-    match rustix::fs::open("/proc/self/exe", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+    match rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         Ok(fd) => rustix::fs::fcntl_get_seals(&fd).is_ok_and(|s| s.contains(SEALS)),
         Err(_) => false,
     }
@@ -44,18 +48,28 @@ pub fn is_sealed() -> bool {
 /// Re-execute from a sealed copy unless already sealed. Returns `Ok(())` only when the
 /// process already runs sealed; otherwise it does not return (or returns the error).
 pub fn ensure_sealed(argv: Vec<OsString>, envp: Vec<OsString>) -> Result<(), SealError> {
-    let exe = rustix::fs::open("/proc/self/exe", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(io("open /proc/self/exe"))?;
+    let exe = rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io("open /proc/self/exe"))?;
     if rustix::fs::fcntl_get_seals(&exe).is_ok_and(|s| s.contains(SEALS)) {
         return Ok(());
     }
-    let size = rustix::fs::fstat(&exe).map_err(io("stat /proc/self/exe"))?.st_size as u64;
-    let mem = rustix::fs::memfd_create("berth-runtime", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .map_err(io("create a memfd"))?;
+    let size = rustix::fs::fstat(&exe)
+        .map_err(io("stat /proc/self/exe"))?
+        .st_size as u64;
+    let mem = rustix::fs::memfd_create(
+        "berth-runtime",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(io("create a memfd"))?;
     rustix::fs::ftruncate(&mem, size).map_err(io("size the memfd"))?;
     let mut done = 0u64;
     while done < size {
-        let n = rustix::fs::sendfile(&mem, &exe, None, (size - done) as usize).map_err(io("copy the binary"))?;
+        let n = rustix::fs::sendfile(&mem, &exe, None, (size - done) as usize)
+            .map_err(io("copy the binary"))?;
         if n == 0 {
             break;
         }

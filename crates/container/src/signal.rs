@@ -57,10 +57,16 @@ pub fn parse_signal(raw: &str) -> Option<i32> {
     if name == "RTMAX" {
         return Some(rtmax);
     }
-    if let Some(n) = name.strip_prefix("RTMIN+").and_then(|n| n.parse::<i32>().ok()) {
+    if let Some(n) = name
+        .strip_prefix("RTMIN+")
+        .and_then(|n| n.parse::<i32>().ok())
+    {
         return (rtmin + n <= rtmax).then_some(rtmin + n);
     }
-    if let Some(n) = name.strip_prefix("RTMAX-").and_then(|n| n.parse::<i32>().ok()) {
+    if let Some(n) = name
+        .strip_prefix("RTMAX-")
+        .and_then(|n| n.parse::<i32>().ok())
+    {
         return (rtmax - n >= rtmin).then_some(rtmax - n);
     }
     None

@@ -163,9 +163,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             "unable to set hostname without a private UTS namespace",
         ));
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty())
-        && !has(LinuxNamespaceType::Uts)
-    {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(invalid(
             "domainname",
             "unable to set domainname without a private UTS namespace",
@@ -190,7 +188,13 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     if let Some(p) = linux.rootfs_propagation()
         && !matches!(
             p.as_str(),
-            "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable"
+            "" | "private"
+                | "rprivate"
+                | "slave"
+                | "rslave"
+                | "shared"
+                | "rshared"
+                | "unbindable"
                 | "runbindable"
         )
     {
@@ -236,7 +240,9 @@ fn validate_sysctl(
         } else {
             Err(invalid(
                 "linux.sysctl",
-                format!("sysctl {key:?} is not allowed as it conflicts with the host's {what} namespace"),
+                format!(
+                    "sysctl {key:?} is not allowed as it conflicts with the host's {what} namespace"
+                ),
             ))
         }
     };
@@ -310,6 +316,9 @@ mod tests {
         v["process"]["args"] = serde_json::json!([]);
         assert!(check(v).is_err(), "empty args");
         let v = serde_json::json!({"ociVersion": "1.0.0", "linux": {"namespaces": [{"type": "bogus"}]}});
-        assert!(serde_json::from_value::<Spec>(v).is_err(), "unknown namespace type");
+        assert!(
+            serde_json::from_value::<Spec>(v).is_err(),
+            "unknown namespace type"
+        );
     }
 }

@@ -27,7 +27,10 @@ pub fn fork() -> io::Result<Fork> {
 }
 
 /// `unshare(2)` of namespace flags only (never CLONE_FILES/CLONE_FS/CLONE_SYSVSEM).
-#[expect(unsafe_code, reason = "rustix marks unshare unsafe because of CLONE_FILES")]
+#[expect(
+    unsafe_code,
+    reason = "rustix marks unshare unsafe because of CLONE_FILES"
+)]
 pub fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
     use rustix::thread::UnshareFlags as F;
     let ns_only = F::NEWNS
@@ -128,7 +131,11 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
 /// Close every descriptor >= 3 except those in `keep`. Only for a freshly forked child that
 /// owns none of the descriptors it closes (it never drops the parent's objects).
 pub fn close_fds_except(keep: &[i32]) -> io::Result<()> {
-    let mut keep: Vec<u32> = keep.iter().filter(|&&f| f >= 3).map(|&f| f as u32).collect();
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&f| f >= 3)
+        .map(|&f| f as u32)
+        .collect();
     keep.sort_unstable();
     keep.dedup();
     let mut first = 3u32;

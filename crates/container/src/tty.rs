@@ -15,8 +15,9 @@ use crate::ipc::{Context, Failure};
 
 /// Open a pty, make its slave our controlling terminal and stdio; returns the master.
 pub fn setup_pty(process: &Process) -> Result<OwnedFd, Failure> {
-    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-        .ctx(|| "failed to open /dev/ptmx".to_owned())?;
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .ctx(|| "failed to open /dev/ptmx".to_owned())?;
     rustix::pty::grantpt(&master).ctx(|| "failed to grant the pty".to_owned())?;
     rustix::pty::unlockpt(&master).ctx(|| "failed to unlock the pty".to_owned())?;
     let slave = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
@@ -28,10 +29,12 @@ pub fn setup_pty(process: &Process) -> Result<OwnedFd, Failure> {
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
-        rustix::termios::tcsetwinsize(&slave, ws).ctx(|| "failed to set the console size".to_owned())?;
+        rustix::termios::tcsetwinsize(&slave, ws)
+            .ctx(|| "failed to set the console size".to_owned())?;
     }
     rustix::process::setsid().ctx(|| "failed to create a session".to_owned())?;
-    rustix::process::ioctl_tiocsctty(&slave).ctx(|| "failed to set the controlling terminal".to_owned())?;
+    rustix::process::ioctl_tiocsctty(&slave)
+        .ctx(|| "failed to set the controlling terminal".to_owned())?;
     rustix::stdio::dup2_stdin(&slave).ctx(|| "failed to dup the pty onto stdin".to_owned())?;
     rustix::stdio::dup2_stdout(&slave).ctx(|| "failed to dup the pty onto stdout".to_owned())?;
     rustix::stdio::dup2_stderr(&slave).ctx(|| "failed to dup the pty onto stderr".to_owned())?;
@@ -46,6 +49,11 @@ pub fn send_to_console_socket(path: &Path, master: BorrowedFd<'_>) -> std::io::R
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [master];
     control.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(&sock, &[IoSlice::new(b"/dev/ptmx")], &mut control, SendFlags::empty())?;
+    rustix::net::sendmsg(
+        &sock,
+        &[IoSlice::new(b"/dev/ptmx")],
+        &mut control,
+        SendFlags::empty(),
+    )?;
     Ok(())
 }

@@ -19,7 +19,10 @@ pub struct Logger {
 
 /// "a: b: c": the error chain, Go style.
 pub fn chain(e: &anyhow::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 impl Logger {

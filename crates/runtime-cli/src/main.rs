@@ -55,11 +55,11 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// create a container
-    Create(commands::create::CreateArgs),
+    Create(Box<commands::create::CreateArgs>),
     /// executes the user defined process in a created container
     Start(commands::start::StartArgs),
     /// create and run a container
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// output the state of a container
     State(commands::state::StateArgs),
     /// kill sends the specified signal (default: SIGTERM) to the container's init process
@@ -69,7 +69,7 @@ enum Command {
     /// lists containers started by berth-runtime with the given root
     List(commands::list::ListArgs),
     /// execute new process inside the container
-    Exec(commands::exec::ExecArgs),
+    Exec(Box<commands::exec::ExecArgs>),
     /// ps displays the processes running inside a container
     Ps(commands::ps::PsArgs),
     /// pause suspends all processes inside the container
@@ -108,13 +108,14 @@ fn main() -> ExitCode {
     if cli.version {
         return commands::version();
     }
-    let logger = match log::Logger::new(cli.log.as_deref().unwrap_or(""), &cli.log_format, cli.debug) {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = writeln!(std::io::stderr(), "{}", log::chain(&e));
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+    let logger =
+        match log::Logger::new(cli.log.as_deref().unwrap_or(""), &cli.log_format, cli.debug) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "{}", log::chain(&e));
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        };
     let Some(command) = cli.command else {
         logger.fatal(&anyhow::anyhow!("no command given (see --help)"));
         return ExitCode::from(EXIT_FAILURE);
@@ -140,7 +141,9 @@ fn main() -> ExitCode {
         "false" => false,
         "auto" => !rustix::process::geteuid().is_root(),
         other => {
-            logger.fatal(&anyhow::anyhow!("invalid --rootless value {other:?}: want true, false or auto"));
+            logger.fatal(&anyhow::anyhow!(
+                "invalid --rootless value {other:?}: want true, false or auto"
+            ));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
@@ -151,14 +154,14 @@ fn main() -> ExitCode {
         log: logger,
     };
     let result = match command {
-        Command::Create(a) => commands::create::run(&g, a),
+        Command::Create(a) => commands::create::run(&g, *a),
         Command::Start(a) => commands::start::run(&g, a),
-        Command::Run(a) => commands::run::run(&g, a),
+        Command::Run(a) => commands::run::run(&g, *a),
         Command::State(a) => commands::state::run(&g, a),
         Command::Kill(a) => commands::kill::run(&g, a),
         Command::Delete(a) => commands::delete::run(&g, a),
         Command::List(a) => commands::list::run(&g, a),
-        Command::Exec(a) => commands::exec::run(&g, a),
+        Command::Exec(a) => commands::exec::run(&g, *a),
         Command::Ps(a) => commands::ps::run(&g, a),
         Command::Pause(a) => commands::pause::run(&g, a, true),
         Command::Resume(a) => commands::pause::run(&g, a, false),
@@ -166,9 +169,9 @@ fn main() -> ExitCode {
         Command::Events(a) => commands::events::run(&g, a),
         Command::Features => commands::features::run(),
         Command::Spec(a) => commands::spec::run(a),
-        Command::Checkpoint(_) | Command::Restore(_) => {
-            Err(anyhow::anyhow!("checkpoint/restore is not supported by berth-runtime"))
-        }
+        Command::Checkpoint(_) | Command::Restore(_) => Err(anyhow::anyhow!(
+            "checkpoint/restore is not supported by berth-runtime"
+        )),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -117,7 +117,7 @@ const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 fn is_cgroup2(path: &Path) -> Result<bool, std::io::Error> {
     let st = rustix::fs::statfs(path)?;
-    Ok(i64::from(st.f_type) == CGROUP2_SUPER_MAGIC)
+    Ok(st.f_type == CGROUP2_SUPER_MAGIC)
 }
 
 /// Detect how /sys/fs/cgroup is laid out.
@@ -249,7 +249,10 @@ impl CgroupManager for StandIn {
             && resources.cpu().is_none()
             && resources.pids().is_none()
             && resources.block_io().is_none()
-            && resources.hugepage_limits().as_ref().is_none_or(|h| h.is_empty())
+            && resources
+                .hugepage_limits()
+                .as_ref()
+                .is_none_or(|h| h.is_empty())
             && resources.network().is_none()
             && resources.unified().as_ref().is_none_or(|u| u.is_empty());
         if only_devices {
@@ -271,7 +274,11 @@ impl CgroupManager for StandIn {
             None => match self.state.paths.iter().find(|(n, _)| n.is_empty()) {
                 Some((_, p)) => write_file(
                     &p.join("cgroup.freeze"),
-                    if state == FreezerState::Frozen { "1" } else { "0" },
+                    if state == FreezerState::Frozen {
+                        "1"
+                    } else {
+                        "0"
+                    },
                 ),
                 None => Err(CgroupError::Unsupported { what: "freezer" }),
             },

@@ -62,13 +62,20 @@ impl Drop for Teardown {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
         }
-        if let Some(cg) = self.cgroup.as_ref().and_then(|st| cgroups::from_state(st).ok()) {
+        if let Some(cg) = self
+            .cgroup
+            .as_ref()
+            .and_then(|st| cgroups::from_state(st).ok())
+        {
             // the killed init may take a moment to leave the cgroup
             for _ in 0..100 {
                 if cg.destroy().is_ok() {
                     break;
                 }
-                let _ = rustix::thread::nanosleep(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 2_000_000 });
+                let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 2_000_000,
+                });
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -111,31 +118,40 @@ impl Container {
         }
         if !terminal && opts.console_socket.is_some() {
             return Err(ContainerError::Config {
-                what: "cannot use console socket if berth-runtime will not detach or allocate tty".to_owned(),
+                what: "cannot use console socket if berth-runtime will not detach or allocate tty"
+                    .to_owned(),
             });
         }
         process::check_lsm(process)?;
         let filter = match linux.seccomp() {
-            Some(s) => Some(seccomp::compile(s).map_err(|source| ContainerError::Seccomp {
-                id: id.to_owned(),
-                source,
-            })?),
+            Some(s) => Some(
+                seccomp::compile(s).map_err(|source| ContainerError::Seccomp {
+                    id: id.to_owned(),
+                    source,
+                })?,
+            ),
             None => None,
         };
         let ns = Plan::of(linux);
-        if ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) || !ns.creates(LinuxNamespaceType::Mount) {
+        if ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount)
+            || !ns.creates(LinuxNamespaceType::Mount)
+        {
             return Err(ContainerError::Config {
                 what: "the container needs a new mount namespace".to_owned(),
             });
         }
-        let userns = ns.creates(LinuxNamespaceType::User) || ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+        let userns = ns.creates(LinuxNamespaceType::User)
+            || ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
 
         // the state directory: from here on, everything is undone on failure
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&opts.root)
-            .map_err(io_err(format!("failed to create the state root {}", opts.root.display())))?;
+            .map_err(io_err(format!(
+                "failed to create the state root {}",
+                opts.root.display()
+            )))?;
         let dir = paths::container_dir(&opts.root, id);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
@@ -194,7 +210,11 @@ impl Container {
                 Some(owned) => std::mem::forget(owned),
                 None => {
                     return Err(ContainerError::Config {
-                        what: format!("unable to stat preserved-fd {} (of {}): not open", fd - 3, keep_fds - 3),
+                        what: format!(
+                            "unable to stat preserved-fd {} (of {}): not open",
+                            fd - 3,
+                            keep_fds - 3
+                        ),
                     });
                 }
             }
@@ -239,7 +259,15 @@ impl Container {
         };
         drop(child);
 
-        let res = sync_create(&parent, stage1, &state, linux, cgroup.as_ref(), opts, &mut teardown);
+        let res = sync_create(
+            &parent,
+            stage1,
+            &state,
+            linux,
+            cgroup.as_ref(),
+            opts,
+            &mut teardown,
+        );
         let pty = match res {
             Ok((pid, pty)) => {
                 state.pid = pid;
@@ -329,8 +357,16 @@ fn sync_create(
         match msg {
             ChildMsg::Hooks => {
                 if let Some(h) = st.config.hooks() {
-                    hooks::run("prestart", h.prestart().as_deref().unwrap_or_default(), &hook_state)?;
-                    hooks::run("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &hook_state)?;
+                    hooks::run(
+                        "prestart",
+                        h.prestart().as_deref().unwrap_or_default(),
+                        &hook_state,
+                    )?;
+                    hooks::run(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or_default(),
+                        &hook_state,
+                    )?;
                 }
                 chan.send(&ParentMsg::HooksDone)?;
             }
@@ -339,8 +375,12 @@ fn sync_create(
                     what: "the container init sent no terminal".to_owned(),
                 })?;
                 match &opts.console_socket {
-                    Some(sock) => tty::send_to_console_socket(sock, master.as_fd())
-                        .map_err(io_err(format!("failed to send the terminal to console socket {}", sock.display())))?,
+                    Some(sock) => tty::send_to_console_socket(sock, master.as_fd()).map_err(
+                        io_err(format!(
+                            "failed to send the terminal to console socket {}",
+                            sock.display()
+                        )),
+                    )?,
                     None => pty = Some(master),
                 }
             }
@@ -366,7 +406,10 @@ fn recv(chan: &Channel) -> Result<(ChildMsg, Vec<OwnedFd>), ContainerError> {
     }
 }
 
-fn expect(chan: &Channel, ok: impl Fn(&ChildMsg) -> bool) -> Result<(ChildMsg, Vec<OwnedFd>), ContainerError> {
+fn expect(
+    chan: &Channel,
+    ok: impl Fn(&ChildMsg) -> bool,
+) -> Result<(ChildMsg, Vec<OwnedFd>), ContainerError> {
     let (m, fds) = recv(chan)?;
     if ok(&m) {
         Ok((m, fds))
@@ -379,11 +422,22 @@ fn expect(chan: &Channel, ok: impl Fn(&ChildMsg) -> bool) -> Result<(ChildMsg, V
 
 /// `<root>/<id>/exec.fifo`, writable by the container's root; returns an O_PATH descriptor
 /// placed above the descriptors handed to the container.
-fn make_fifo(root: &Path, id: &str, linux: &berth_oci::oci_spec::runtime::Linux, min_fd: i32) -> Result<OwnedFd, ContainerError> {
+fn make_fifo(
+    root: &Path,
+    id: &str,
+    linux: &berth_oci::oci_spec::runtime::Linux,
+    min_fd: i32,
+) -> Result<OwnedFd, ContainerError> {
     let path = paths::exec_fifo(root, id);
     let what = || format!("failed to create the exec fifo {}", path.display());
-    rustix::fs::mknodat(rustix::fs::CWD, &path, FileType::Fifo, Mode::from_raw_mode(0o622), 0)
-        .map_err(|e| io_err(what())(e.into()))?;
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &path,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o622),
+        0,
+    )
+    .map_err(|e| io_err(what())(e.into()))?;
     rustix::fs::chmod(&path, Mode::from_raw_mode(0o622)).map_err(|e| io_err(what())(e.into()))?;
     let host_root = |maps: &Option<Vec<berth_oci::oci_spec::runtime::LinuxIdMapping>>| {
         maps.as_deref()
@@ -392,10 +446,18 @@ fn make_fifo(root: &Path, id: &str, linux: &berth_oci::oci_spec::runtime::Linux,
             .find(|m| m.container_id() == 0)
             .map(|m| m.host_id())
     };
-    if let (Some(u), Some(g)) = (host_root(linux.uid_mappings()), host_root(linux.gid_mappings())) {
-        let _ = rustix::fs::chown(&path, Some(rustix::fs::Uid::from_raw(u)), Some(rustix::fs::Gid::from_raw(g)));
+    if let (Some(u), Some(g)) = (
+        host_root(linux.uid_mappings()),
+        host_root(linux.gid_mappings()),
+    ) {
+        let _ = rustix::fs::chown(
+            &path,
+            Some(rustix::fs::Uid::from_raw(u)),
+            Some(rustix::fs::Gid::from_raw(g)),
+        );
     }
-    let fd = rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(|e| io_err(what())(e.into()))?;
+    let fd = rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| io_err(what())(e.into()))?;
     rustix::io::fcntl_dupfd_cloexec(&fd, min_fd.max(10)).map_err(|e| io_err(what())(e.into()))
 }
 

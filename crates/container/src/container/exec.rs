@@ -63,10 +63,12 @@ impl Container {
         process::check_lsm(process)?;
         let linux = cfg_spec.linux().as_ref();
         let filter = match linux.and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(seccomp::compile(s).map_err(|source| ContainerError::Seccomp {
-                id: id.to_owned(),
-                source,
-            })?),
+            Some(s) => Some(
+                seccomp::compile(s).map_err(|source| ContainerError::Seccomp {
+                    id: id.to_owned(),
+                    source,
+                })?,
+            ),
             None => None,
         };
         let types = spec::namespace_types(cfg_spec);
@@ -77,14 +79,22 @@ impl Container {
                 Some(owned) => std::mem::forget(owned),
                 None => {
                     return Err(ContainerError::Config {
-                        what: format!("unable to stat preserved-fd {} (of {}): not open", fd - 3, keep_fds - 3),
+                        what: format!(
+                            "unable to stat preserved-fd {} (of {}): not open",
+                            fd - 3,
+                            keep_fds - 3
+                        ),
                     });
                 }
             }
         }
         let root_path = format!("/proc/{}/root", self.state.pid);
-        let root = rustix::fs::open(root_path.as_str(), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err(format!("failed to open {root_path}"))(e.into()))?;
+        let root = rustix::fs::open(
+            root_path.as_str(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(format!("failed to open {root_path}"))(e.into()))?;
         let root = rustix::io::fcntl_dupfd_cloexec(&root, keep_fds.max(10))
             .map_err(|e| io_err("failed to move a descriptor")(e.into()))?;
         // the exec'd process must see the container's root even when the init's process
@@ -153,7 +163,8 @@ impl Container {
             if let Some(p) = stage1_pid {
                 let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
             }
-            let state = serde_json::to_string(&self.state.spec_state(Status::Running)).unwrap_or_default();
+            let state =
+                serde_json::to_string(&self.state.spec_state(Status::Running)).unwrap_or_default();
             parent.send(&ParentMsg::Start { state })?;
             let mut pty = None;
             let kill_it = || {
@@ -177,7 +188,10 @@ impl Container {
                             Some(sock) => {
                                 if let Err(e) = tty::send_to_console_socket(sock, master.as_fd()) {
                                     kill_it();
-                                    return Err(io_err(format!("failed to send the terminal to console socket {}", sock.display()))(e));
+                                    return Err(io_err(format!(
+                                        "failed to send the terminal to console socket {}",
+                                        sock.display()
+                                    ))(e));
                                 }
                             }
                             None => pty = Some(master),

@@ -107,7 +107,9 @@ impl Container {
                 root: root.to_owned(),
                 state,
             }),
-            Err(StateError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(StateError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 Err(ContainerError::NotFound { id: id.to_owned() })
             }
             Err(e) => Err(e.into()),
@@ -171,22 +173,29 @@ impl Container {
         v
     }
 
-    pub(crate) fn cgroup(&self) -> Result<Option<Box<dyn crate::cgroups::CgroupManager>>, ContainerError> {
+    pub(crate) fn cgroup(
+        &self,
+    ) -> Result<Option<Box<dyn crate::cgroups::CgroupManager>>, ContainerError> {
         match &self.state.cgroup {
-            Some(st) => crate::cgroups::from_state(st)
-                .map(Some)
-                .map_err(|source| ContainerError::Cgroup {
-                    id: self.state.id.clone(),
-                    source,
-                }),
+            Some(st) => {
+                crate::cgroups::from_state(st)
+                    .map(Some)
+                    .map_err(|source| ContainerError::Cgroup {
+                        id: self.state.id.clone(),
+                        source,
+                    })
+            }
             None => Ok(None),
         }
     }
 }
 
+/// One entry of [`list`]: a container, or the id that failed to load and why.
+pub type ListEntry = Result<Container, (String, ContainerError)>;
+
 /// Every container under `root` (entries that fail to load are skipped, as runc does after
 /// printing a warning; the caller gets them as errors).
-pub fn list(root: &Path) -> Result<Vec<Result<Container, (String, ContainerError)>>, ContainerError> {
+pub fn list(root: &Path) -> Result<Vec<ListEntry>, ContainerError> {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -54,8 +54,12 @@ impl Container {
             s => return Err(self.wrong("start", s)),
         }
         let fifo = paths::exec_fifo(&self.root, &self.state.id);
-        let f = rustix::fs::open(&fifo, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| io_err(format!("failed to open exec fifo {}", fifo.display()))(e.into()))?;
+        let f = rustix::fs::open(
+            &fifo,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(format!("failed to open exec fifo {}", fifo.display()))(e.into()))?;
         loop {
             let mut fds = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
             let t = rustix::time::Timespec {
@@ -75,7 +79,8 @@ impl Container {
             }
         }
         let mut b = [0u8; 1];
-        let n = rustix::io::read(&f, &mut b).map_err(|e| io_err("failed to read the exec fifo")(e.into()))?;
+        let n = rustix::io::read(&f, &mut b)
+            .map_err(|e| io_err("failed to read the exec fifo")(e.into()))?;
         if n != 1 {
             return Err(ContainerError::Config {
                 what: format!("container {} init exited before start", self.state.id),
@@ -83,8 +88,15 @@ impl Container {
         }
         let _ = std::fs::remove_file(&fifo);
         let mut warnings = Vec::new();
-        if let Some(h) = self.state.config.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
-            let st = serde_json::to_vec(&self.state.spec_state(Status::Running)).unwrap_or_default();
+        if let Some(h) = self
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_deref())
+        {
+            let st =
+                serde_json::to_vec(&self.state.spec_state(Status::Running)).unwrap_or_default();
             if let Err(e) = hooks::run("poststart", h, &st) {
                 warnings.push(e);
             }
@@ -126,9 +138,14 @@ impl Container {
         if status == Status::Stopped {
             return Err(self.wrong("kill", status));
         }
-        let pid = Pid::from_raw(self.state.pid).ok_or_else(|| self.wrong("kill", Status::Stopped))?;
+        let pid =
+            Pid::from_raw(self.state.pid).ok_or_else(|| self.wrong("kill", Status::Stopped))?;
         rustix::process::kill_process(pid, sig).map_err(|e| {
-            io_err(format!("failed to send signal {} to container {}", sig.as_raw(), self.state.id))(e.into())
+            io_err(format!(
+                "failed to send signal {} to container {}",
+                sig.as_raw(),
+                self.state.id
+            ))(e.into())
         })
     }
 
@@ -143,14 +160,22 @@ impl Container {
             Status::Running | Status::Paused if force => {}
             s => {
                 return Err(ContainerError::Config {
-                    what: format!("cannot delete container {} that is not stopped: {s}", self.state.id),
+                    what: format!(
+                        "cannot delete container {} that is not stopped: {s}",
+                        self.state.id
+                    ),
                 });
             }
         }
         let cg = self.cgroup()?;
         if status != Status::Stopped || force {
             if let Some(cg) = &cg {
-                for p in cg.pids().unwrap_or_default().into_iter().filter_map(Pid::from_raw) {
+                for p in cg
+                    .pids()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(Pid::from_raw)
+                {
                     let _ = rustix::process::kill_process(p, Signal::KILL);
                 }
                 if self.state.paused {
@@ -168,7 +193,10 @@ impl Container {
         while crate::state::process_alive(self.state.pid, self.state.init_start_time) {
             if Instant::now() > deadline {
                 return Err(ContainerError::Config {
-                    what: format!("container {} init (pid {}) did not exit after SIGKILL", self.state.id, self.state.pid),
+                    what: format!(
+                        "container {} init (pid {}) did not exit after SIGKILL",
+                        self.state.id, self.state.pid
+                    ),
                 });
             }
             sleep_ms(2);
@@ -181,7 +209,12 @@ impl Container {
                     break;
                 }
                 // processes that just got SIGKILL may still be leaving
-                for p in cg.pids().unwrap_or_default().into_iter().filter_map(Pid::from_raw) {
+                for p in cg
+                    .pids()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(Pid::from_raw)
+                {
                     let _ = rustix::process::kill_process(p, Signal::KILL);
                 }
                 sleep_ms(2);
@@ -192,14 +225,22 @@ impl Container {
             })?;
         }
         let mut warnings = Vec::new();
-        if let Some(h) = self.state.config.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
-            let st = serde_json::to_vec(&self.state.spec_state(Status::Stopped)).unwrap_or_default();
+        if let Some(h) = self
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_deref())
+        {
+            let st =
+                serde_json::to_vec(&self.state.spec_state(Status::Stopped)).unwrap_or_default();
             if let Err(e) = hooks::run("poststop", h, &st) {
                 warnings.push(e);
             }
         }
         let dir = self.dir();
-        std::fs::remove_dir_all(&dir).map_err(io_err(format!("failed to remove {}", dir.display())))?;
+        std::fs::remove_dir_all(&dir)
+            .map_err(io_err(format!("failed to remove {}", dir.display())))?;
         Ok(warnings)
     }
 
@@ -207,18 +248,26 @@ impl Container {
         let _lock = self.lock()?;
         self.reload()?;
         let status = self.status();
-        let ok = if paused { status == Status::Running } else { status == Status::Paused };
+        let ok = if paused {
+            status == Status::Running
+        } else {
+            status == Status::Paused
+        };
         if !ok {
             return Err(self.wrong(if paused { "pause" } else { "resume" }, status));
         }
         let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
             what: format!("container {} has no cgroup", self.state.id),
         })?;
-        cg.freeze(if paused { FreezerState::Frozen } else { FreezerState::Thawed })
-            .map_err(|source| ContainerError::Cgroup {
-                id: self.state.id.clone(),
-                source,
-            })?;
+        cg.freeze(if paused {
+            FreezerState::Frozen
+        } else {
+            FreezerState::Thawed
+        })
+        .map_err(|source| ContainerError::Cgroup {
+            id: self.state.id.clone(),
+            source,
+        })?;
         self.state.paused = paused;
         self.state.save(&self.root)?;
         Ok(())
@@ -281,10 +330,11 @@ impl Container {
         let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
             what: format!("container {} has no cgroup", self.state.id),
         })?;
-        cg.oom_kill_count().map_err(|source| ContainerError::Cgroup {
-            id: self.state.id.clone(),
-            source,
-        })
+        cg.oom_kill_count()
+            .map_err(|source| ContainerError::Cgroup {
+                id: self.state.id.clone(),
+                source,
+            })
     }
 }
 
@@ -301,4 +351,3 @@ pub fn remove_leftover(root: &Path, id: &str) -> Result<bool, ContainerError> {
         Err(e) => Err(io_err(format!("failed to remove {}", dir.display()))(e)),
     }
 }
-

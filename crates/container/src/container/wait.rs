@@ -58,7 +58,11 @@ pub fn wait_foreground(opts: ForegroundOptions) -> std::io::Result<i32> {
                 Ok(t) => {
                     let mut raw = t.clone();
                     raw.make_raw();
-                    let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw);
+                    let _ = rustix::termios::tcsetattr(
+                        stdin,
+                        rustix::termios::OptionalActions::Now,
+                        &raw,
+                    );
                     Some(t)
                 }
                 Err(_) => None,

@@ -24,18 +24,25 @@ struct Dev {
 }
 
 fn defaults() -> Vec<Dev> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(n, major, minor)| Dev {
-            path: PathBuf::from(format!("/dev/{n}")),
-            kind: FileType::CharacterDevice,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(n, major, minor)| Dev {
+        path: PathBuf::from(format!("/dev/{n}")),
+        kind: FileType::CharacterDevice,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 fn from_spec(d: &LinuxDevice) -> Result<Dev, Failure> {
@@ -44,7 +51,10 @@ fn from_spec(d: &LinuxDevice) -> Result<Dev, Failure> {
         LinuxDeviceType::B => FileType::BlockDevice,
         LinuxDeviceType::P => FileType::Fifo,
         LinuxDeviceType::A => {
-            return Err(Failure::new(format!("device {} has type \"a\", which cannot be created", d.path().display())));
+            return Err(Failure::new(format!(
+                "device {} has type \"a\", which cannot be created",
+                d.path().display()
+            )));
         }
     };
     Ok(Dev {
@@ -60,8 +70,18 @@ fn from_spec(d: &LinuxDevice) -> Result<Dev, Failure> {
 
 /// Create the default devices and `linux.devices` inside the rootfs.
 pub fn create_devices(spec: &Spec, root: BorrowedFd<'_>, userns: bool) -> Result<(), Failure> {
-    let mut devs = if super::binds_dev(spec) { Vec::new() } else { defaults() };
-    for d in spec.linux().as_ref().and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+    let mut devs = if super::binds_dev(spec) {
+        Vec::new()
+    } else {
+        defaults()
+    };
+    for d in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let dev = from_spec(d)?;
         devs.retain(|x| x.path != dev.path);
         devs.push(dev);
@@ -75,14 +95,27 @@ pub fn create_devices(spec: &Spec, root: BorrowedFd<'_>, userns: bool) -> Result
 fn create_one(root: BorrowedFd<'_>, d: &Dev, userns: bool) -> Result<(), Failure> {
     let r = rel(&d.path);
     let parent = r.parent().unwrap_or(Path::new(""));
-    let name = r.file_name().ok_or_else(|| Failure::new(format!("invalid device path {}", d.path.display())))?;
+    let name = r
+        .file_name()
+        .ok_or_else(|| Failure::new(format!("invalid device path {}", d.path.display())))?;
     let dir = mkdir_all_in(root, parent)?;
     if userns {
-        match rustix::fs::openat(&dir, name, OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::from_raw_mode(0o644)) {
+        match rustix::fs::openat(
+            &dir,
+            name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o644),
+        ) {
             Ok(_) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(Failure::io(format!("failed to create {} in the rootfs", d.path.display()), &e.into())),
+            Err(e) => {
+                return Err(Failure::io(
+                    format!("failed to create {} in the rootfs", d.path.display()),
+                    &e.into(),
+                ));
+            }
         }
-        let target = open_in(root, &r, OFlags::PATH).ctx(|| format!("failed to open {}", d.path.display()))?;
+        let target = open_in(root, &r, OFlags::PATH)
+            .ctx(|| format!("failed to open {}", d.path.display()))?;
         let host = d.path.to_string_lossy();
         mount_raw(&host, &fd_path(target.as_fd()), "", libc::MS_BIND, "")
             .ctx(|| format!("failed to bind mount device {host}"))?;
@@ -91,16 +124,27 @@ fn create_one(root: BorrowedFd<'_>, d: &Dev, userns: bool) -> Result<(), Failure
     // replace whatever the image has there
     match rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty()) {
         Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-        Err(e) => return Err(Failure::io(format!("failed to remove {} in the rootfs", d.path.display()), &e.into())),
+        Err(e) => {
+            return Err(Failure::io(
+                format!("failed to remove {} in the rootfs", d.path.display()),
+                &e.into(),
+            ));
+        }
     }
     let dev = rustix::fs::makedev(d.major, d.minor);
     rustix::fs::mknodat(&dir, name, d.kind, Mode::from_raw_mode(d.mode), dev)
         .ctx(|| format!("failed to create device {}", d.path.display()))?;
-    let f = rustix::fs::openat(&dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("failed to open device {}", d.path.display()))?;
+    let f = rustix::fs::openat(
+        &dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("failed to open device {}", d.path.display()))?;
     // mknod is subject to the umask; set the exact mode and owner through the fd path
     let p = fd_path(f.as_fd());
-    rustix::fs::chmod(p.as_str(), Mode::from_raw_mode(d.mode)).ctx(|| format!("failed to chmod device {}", d.path.display()))?;
+    rustix::fs::chmod(p.as_str(), Mode::from_raw_mode(d.mode))
+        .ctx(|| format!("failed to chmod device {}", d.path.display()))?;
     rustix::fs::chown(
         p.as_str(),
         Some(rustix::fs::Uid::from_raw(d.uid)),
@@ -131,13 +175,23 @@ pub fn dev_symlinks(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), Failure> {
     // ptmx: always the devpts instance of the container
     match rustix::fs::unlinkat(&dev, "ptmx", rustix::fs::AtFlags::empty()) {
         Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-        Err(e) => return Err(Failure::io("failed to remove /dev/ptmx in the rootfs", &e.into())),
+        Err(e) => {
+            return Err(Failure::io(
+                "failed to remove /dev/ptmx in the rootfs",
+                &e.into(),
+            ));
+        }
     }
     links.push(("pts/ptmx", "ptmx"));
     for (target, name) in links {
         match rustix::fs::symlinkat(target, dev.as_fd(), name) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(Failure::io(format!("failed to create symlink /dev/{name}"), &e.into())),
+            Err(e) => {
+                return Err(Failure::io(
+                    format!("failed to create symlink /dev/{name}"),
+                    &e.into(),
+                ));
+            }
         }
     }
     Ok(())

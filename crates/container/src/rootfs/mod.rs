@@ -81,7 +81,11 @@ fn rel(dest: &Path) -> PathBuf {
 }
 
 /// Open `rel` inside the root directory `root` without escaping it.
-pub(crate) fn open_in(root: BorrowedFd<'_>, rel: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+pub(crate) fn open_in(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    flags: OFlags,
+) -> rustix::io::Result<OwnedFd> {
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -132,7 +136,11 @@ pub(crate) fn mkdir_all_in(root: BorrowedFd<'_>, rel: &Path) -> Result<OwnedFd, 
 
 /// Create (if missing) the mount point `dest` inside `root`, a directory or, when
 /// `file` is set, an empty file, and open it O_PATH.
-pub(crate) fn mount_point(root: BorrowedFd<'_>, dest: &Path, file: bool) -> Result<OwnedFd, Failure> {
+pub(crate) fn mount_point(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    file: bool,
+) -> Result<OwnedFd, Failure> {
     let r = rel(dest);
     if !file {
         return mkdir_all_in(root, &r);
@@ -152,12 +160,16 @@ pub(crate) fn mount_point(root: BorrowedFd<'_>, dest: &Path, file: bool) -> Resu
         Ok(_) | Err(rustix::io::Errno::EXIST) => {}
         Err(e) => {
             return Err(Failure::io(
-                format!("failed to create mount point {} in the rootfs", dest.display()),
+                format!(
+                    "failed to create mount point {} in the rootfs",
+                    dest.display()
+                ),
                 &e.into(),
             ));
         }
     }
-    open_in(root, &r, OFlags::PATH).ctx(|| format!("failed to open {} in the rootfs", dest.display()))
+    open_in(root, &r, OFlags::PATH)
+        .ctx(|| format!("failed to open {} in the rootfs", dest.display()))
 }
 
 /// Mount flags that a mount in a user namespace cannot drop on remount (the kernel locks
@@ -240,8 +252,12 @@ fn source_of(plan: &RootfsPlan<'_>, m: &Mount) -> String {
 
 fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<(), Failure> {
     let dest = m.destination();
-    let opts = options::parse(m.options().as_deref().unwrap_or_default())
-        .map_err(|o| Failure::new(format!("mount option {o:?} of {} is not supported", dest.display())))?;
+    let opts = options::parse(m.options().as_deref().unwrap_or_default()).map_err(|o| {
+        Failure::new(format!(
+            "mount option {o:?} of {} is not supported",
+            dest.display()
+        ))
+    })?;
     let typ = m.typ().as_deref().unwrap_or("");
     let is_bind = opts.flags & libc::MS_BIND != 0 || typ == "bind";
     if is_bind {
@@ -252,21 +268,40 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<(
     }
     let target_fd = mount_point(root, dest, false)?;
     let target = fd_path(target_fd.as_fd());
-    let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| typ.to_owned());
+    let source = m
+        .source()
+        .as_ref()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| typ.to_owned());
     let flags = opts.flags & !libc::MS_REMOUNT;
     let res = mount_raw(&source, &target, typ, flags, &opts.data);
     match res {
         Ok(()) => {}
         // sysfs (and mqueue) cannot be mounted in a user namespace that does not own the
         // network (ipc) namespace: bind the host's, as runc does
-        Err(e) if plan.userns && e.raw_os_error() == Some(libc::EPERM) && (typ == "sysfs" || typ == "mqueue") => {
-            let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
+        Err(e)
+            if plan.userns
+                && e.raw_os_error() == Some(libc::EPERM)
+                && (typ == "sysfs" || typ == "mqueue") =>
+        {
+            let host = if typ == "sysfs" {
+                "/sys"
+            } else {
+                "/dev/mqueue"
+            };
             mount_raw(host, &target, "", libc::MS_BIND | libc::MS_REC, "")
                 .ctx(|| format!("failed to bind {host} onto {}", dest.display()))?;
-            let fd = open_in(root, &rel(dest), OFlags::PATH).ctx(|| format!("failed to reopen {}", dest.display()))?;
+            let fd = open_in(root, &rel(dest), OFlags::PATH)
+                .ctx(|| format!("failed to reopen {}", dest.display()))?;
             let locked = locked_flags(fd.as_fd());
-            mount_raw("", &fd_path(fd.as_fd()), "", libc::MS_BIND | libc::MS_REMOUNT | flags | locked, "")
-                .ctx(|| format!("failed to remount {} with its options", dest.display()))?;
+            mount_raw(
+                "",
+                &fd_path(fd.as_fd()),
+                "",
+                libc::MS_BIND | libc::MS_REMOUNT | flags | locked,
+                "",
+            )
+            .ctx(|| format!("failed to remount {} with its options", dest.display()))?;
         }
         Err(e) => {
             return Err(Failure::io(
@@ -278,11 +313,16 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<(
     apply_propagation(root, dest, &opts)
 }
 
-fn apply_propagation(root: BorrowedFd<'_>, dest: &Path, opts: &MountOptions) -> Result<(), Failure> {
+fn apply_propagation(
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<(), Failure> {
     if opts.propagation.is_empty() {
         return Ok(());
     }
-    let fd = open_in(root, &rel(dest), OFlags::PATH).ctx(|| format!("failed to reopen {}", dest.display()))?;
+    let fd = open_in(root, &rel(dest), OFlags::PATH)
+        .ctx(|| format!("failed to reopen {}", dest.display()))?;
     for p in &opts.propagation {
         mount_raw("", &fd_path(fd.as_fd()), "", *p, "")
             .ctx(|| format!("failed to change the propagation of {}", dest.display()))?;
@@ -290,10 +330,16 @@ fn apply_propagation(root: BorrowedFd<'_>, dest: &Path, opts: &MountOptions) -> 
     Ok(())
 }
 
-fn bind_mount(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<(), Failure> {
+fn bind_mount(
+    plan: &RootfsPlan<'_>,
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    opts: &MountOptions,
+) -> Result<(), Failure> {
     let dest = m.destination();
     let source = source_of(plan, m);
-    let meta = std::fs::metadata(&source).ctx(|| format!("failed to stat bind mount source {source}"))?;
+    let meta =
+        std::fs::metadata(&source).ctx(|| format!("failed to stat bind mount source {source}"))?;
     let target_fd = mount_point(root, dest, !meta.is_dir())?;
     let flags = libc::MS_BIND | (opts.flags & libc::MS_REC);
     mount_raw(&source, &fd_path(target_fd.as_fd()), "", flags, "")
@@ -301,9 +347,11 @@ fn bind_mount(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &Mou
     // the flags other than bind/rec need a remount of the new mount
     let rest = opts.flags & !(libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT);
     if rest != 0 {
-        let fd = open_in(root, &rel(dest), OFlags::PATH).ctx(|| format!("failed to reopen {}", dest.display()))?;
+        let fd = open_in(root, &rel(dest), OFlags::PATH)
+            .ctx(|| format!("failed to reopen {}", dest.display()))?;
         let locked = if plan.userns {
-            let atime = libc::MS_NOATIME | libc::MS_NODIRATIME | libc::MS_RELATIME | libc::MS_STRICTATIME;
+            let atime =
+                libc::MS_NOATIME | libc::MS_NODIRATIME | libc::MS_RELATIME | libc::MS_STRICTATIME;
             let have = locked_flags(fd.as_fd());
             let mut keep = have & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC);
             if rest & atime == 0 {
@@ -313,30 +361,58 @@ fn bind_mount(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &Mou
         } else {
             0
         };
-        mount_raw("", &fd_path(fd.as_fd()), "", libc::MS_BIND | libc::MS_REMOUNT | rest | locked, "")
-            .ctx(|| format!("failed to remount {} with its options", dest.display()))?;
+        mount_raw(
+            "",
+            &fd_path(fd.as_fd()),
+            "",
+            libc::MS_BIND | libc::MS_REMOUNT | rest | locked,
+            "",
+        )
+        .ctx(|| format!("failed to remount {} with its options", dest.display()))?;
     }
     apply_propagation(root, dest, opts)
 }
 
-fn mount_cgroup(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &MountOptions) -> Result<(), Failure> {
+fn mount_cgroup(
+    plan: &RootfsPlan<'_>,
+    root: BorrowedFd<'_>,
+    m: &Mount,
+    opts: &MountOptions,
+) -> Result<(), Failure> {
     let dest = m.destination();
     let ro = opts.flags & libc::MS_RDONLY != 0;
-    let base = opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME);
+    let base =
+        opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME);
     let target_fd = mount_point(root, dest, false)?;
     let target = fd_path(target_fd.as_fd());
     match plan.cgroup_mounts {
         Some(CgroupMounts::V2(host)) => {
             if plan.cgroupns {
-                mount_raw("cgroup2", &target, "cgroup2", opts.flags & !libc::MS_REMOUNT, "")
-                    .ctx(|| format!("failed to mount cgroup2 on {}", dest.display()))?;
+                mount_raw(
+                    "cgroup2",
+                    &target,
+                    "cgroup2",
+                    opts.flags & !libc::MS_REMOUNT,
+                    "",
+                )
+                .ctx(|| format!("failed to mount cgroup2 on {}", dest.display()))?;
             } else {
                 let host = host.to_string_lossy();
                 mount_raw(&host, &target, "", libc::MS_BIND | libc::MS_REC, "")
                     .ctx(|| format!("failed to bind {host} on {}", dest.display()))?;
-                let fd = open_in(root, &rel(dest), OFlags::PATH).ctx(|| format!("failed to reopen {}", dest.display()))?;
-                mount_raw("", &fd_path(fd.as_fd()), "", libc::MS_BIND | libc::MS_REMOUNT | (opts.flags & !libc::MS_REMOUNT) | locked_flags(fd.as_fd()), "")
-                    .ctx(|| format!("failed to remount {}", dest.display()))?;
+                let fd = open_in(root, &rel(dest), OFlags::PATH)
+                    .ctx(|| format!("failed to reopen {}", dest.display()))?;
+                mount_raw(
+                    "",
+                    &fd_path(fd.as_fd()),
+                    "",
+                    libc::MS_BIND
+                        | libc::MS_REMOUNT
+                        | (opts.flags & !libc::MS_REMOUNT)
+                        | locked_flags(fd.as_fd()),
+                    "",
+                )
+                .ctx(|| format!("failed to remount {}", dest.display()))?;
             }
         }
         Some(CgroupMounts::V1(hierarchies)) => {
@@ -352,10 +428,21 @@ fn mount_cgroup(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &M
                     // a hierarchy the container was not placed in: leave the directory empty
                     continue;
                 }
-                mount_raw(&host_s, &fd_path(sub_fd.as_fd()), "", libc::MS_BIND | libc::MS_REC, "")
-                    .ctx(|| format!("failed to bind {host_s} on {}", sub.display()))?;
-                let fd = open_in(root, &rel(&sub), OFlags::PATH).ctx(|| format!("failed to reopen {}", sub.display()))?;
-                let flags = libc::MS_BIND | libc::MS_REMOUNT | base | if ro { libc::MS_RDONLY } else { 0 } | locked_flags(fd.as_fd());
+                mount_raw(
+                    &host_s,
+                    &fd_path(sub_fd.as_fd()),
+                    "",
+                    libc::MS_BIND | libc::MS_REC,
+                    "",
+                )
+                .ctx(|| format!("failed to bind {host_s} on {}", sub.display()))?;
+                let fd = open_in(root, &rel(&sub), OFlags::PATH)
+                    .ctx(|| format!("failed to reopen {}", sub.display()))?;
+                let flags = libc::MS_BIND
+                    | libc::MS_REMOUNT
+                    | base
+                    | if ro { libc::MS_RDONLY } else { 0 }
+                    | locked_flags(fd.as_fd());
                 mount_raw("", &fd_path(fd.as_fd()), "", flags, "")
                     .ctx(|| format!("failed to remount {}", sub.display()))?;
                 // co-mounted controllers: cpu -> cpu,cpuacct
@@ -366,8 +453,14 @@ fn mount_cgroup(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &M
                 }
             }
             if ro {
-                mount_raw("", &fd_path(dir.as_fd()), "", libc::MS_REMOUNT | libc::MS_RDONLY | base, "")
-                    .ctx(|| format!("failed to remount {} read-only", dest.display()))?;
+                mount_raw(
+                    "",
+                    &fd_path(dir.as_fd()),
+                    "",
+                    libc::MS_REMOUNT | libc::MS_RDONLY | base,
+                    "",
+                )
+                .ctx(|| format!("failed to remount {} read-only", dest.display()))?;
             }
         }
         None => {
@@ -382,31 +475,51 @@ fn mount_cgroup(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount, opts: &M
 
 /// Whether the config bind-mounts the host's /dev (then no devices are created).
 pub fn binds_dev(spec: &Spec) -> bool {
-    spec.mounts().as_deref().unwrap_or_default().iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && (m.typ().as_deref() == Some("bind")
-                || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind"))
-    })
+    spec.mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|m| {
+            m.destination() == Path::new("/dev")
+                && (m.typ().as_deref() == Some("bind")
+                    || m.options()
+                        .iter()
+                        .flatten()
+                        .any(|o| o == "bind" || o == "rbind"))
+        })
 }
 
 /// Step 3: make the rootfs `/` — pivot_root(".", ".") and detach the old root, or
 /// MS_MOVE + chroot with `--no-pivot`.
 pub fn enter(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
-    let newroot = rustix::fs::open(plan.rootfs, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("failed to open the rootfs {}", plan.rootfs.display()))?;
-    rustix::process::fchdir(&newroot).ctx(|| "failed to change directory to the rootfs".to_owned())?;
+    let newroot = rustix::fs::open(
+        plan.rootfs,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("failed to open the rootfs {}", plan.rootfs.display()))?;
+    rustix::process::fchdir(&newroot)
+        .ctx(|| "failed to change directory to the rootfs".to_owned())?;
     if plan.no_pivot {
-        mount_raw(".", "/", "", libc::MS_MOVE, "").ctx(|| "failed to move the rootfs onto /".to_owned())?;
+        mount_raw(".", "/", "", libc::MS_MOVE, "")
+            .ctx(|| "failed to move the rootfs onto /".to_owned())?;
         rustix::process::chroot(".").ctx(|| "failed to chroot into the rootfs".to_owned())?;
     } else {
-        let oldroot = rustix::fs::open("/", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| "failed to open the old root".to_owned())?;
-        rustix::process::pivot_root(".", ".").ctx(|| "failed to pivot_root into the rootfs".to_owned())?;
+        let oldroot = rustix::fs::open(
+            "/",
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "failed to open the old root".to_owned())?;
+        rustix::process::pivot_root(".", ".")
+            .ctx(|| "failed to pivot_root into the rootfs".to_owned())?;
         // the old root is now stacked on "."; detach it without propagating to the host
-        rustix::process::fchdir(&oldroot).ctx(|| "failed to change directory to the old root".to_owned())?;
+        rustix::process::fchdir(&oldroot)
+            .ctx(|| "failed to change directory to the old root".to_owned())?;
         mount_raw("", ".", "", libc::MS_SLAVE | libc::MS_REC, "")
             .ctx(|| "failed to make the old root rslave".to_owned())?;
-        rustix::mount::unmount(".", UnmountFlags::DETACH).ctx(|| "failed to detach the old root".to_owned())?;
+        rustix::mount::unmount(".", UnmountFlags::DETACH)
+            .ctx(|| "failed to detach the old root".to_owned())?;
     }
     rustix::process::chdir("/").ctx(|| "failed to change directory to /".to_owned())?;
     Ok(())
@@ -414,14 +527,34 @@ pub fn enter(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
 
 /// Step 4 (after pivot): read-only root and shared propagation.
 pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
-    if plan.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
-        let fd = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .ctx(|| "failed to open /".to_owned())?;
+    if plan
+        .spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let fd = rustix::fs::open(
+            "/",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| "failed to open /".to_owned())?;
         let locked = locked_flags(fd.as_fd());
-        mount_raw("", "/", "", libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked, "")
-            .ctx(|| "failed to remount the root filesystem read-only".to_owned())?;
+        mount_raw(
+            "",
+            "/",
+            "",
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked,
+            "",
+        )
+        .ctx(|| "failed to remount the root filesystem read-only".to_owned())?;
     }
-    let prop = plan.spec.linux().as_ref().and_then(|l| l.rootfs_propagation().clone());
+    let prop = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
     if let Some(p) = prop.as_deref()
         && (p == "shared" || p == "rshared")
     {
@@ -434,41 +567,91 @@ pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
 /// `linux.sysctl` → /proc/sys (validated when the config was loaded).
 pub fn write_sysctls(spec: &Spec) -> Result<(), Failure> {
     use std::io::Write;
-    for (k, v) in spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
+    for (k, v) in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        let mut f = std::fs::OpenOptions::new().write(true).open(&path).ctx(|| format!("failed to open {path}"))?;
-        f.write_all(v.as_bytes()).ctx(|| format!("failed to write {v} to {path}"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .ctx(|| format!("failed to open {path}"))?;
+        f.write_all(v.as_bytes())
+            .ctx(|| format!("failed to write {v} to {path}"))?;
     }
     Ok(())
 }
 
 /// `linux.readonlyPaths`: bind each onto itself and remount read-only.
 pub fn readonly_paths(spec: &Spec) -> Result<(), Failure> {
-    for p in spec.linux().as_ref().and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
-        let fd = match rustix::fs::open(p.as_str(), OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
+    for p in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.readonly_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let fd = match rustix::fs::open(
+            p.as_str(),
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(Failure::io(format!("failed to open readonly path {p}"), &e.into())),
+            Err(e) => {
+                return Err(Failure::io(
+                    format!("failed to open readonly path {p}"),
+                    &e.into(),
+                ));
+            }
         };
         let target = fd_path(fd.as_fd());
         mount_raw(&target, &target, "", libc::MS_BIND | libc::MS_REC, "")
             .ctx(|| format!("failed to bind readonly path {p}"))?;
-        let fd = rustix::fs::open(p.as_str(), OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())
-            .ctx(|| format!("failed to reopen readonly path {p}"))?;
+        let fd = rustix::fs::open(
+            p.as_str(),
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .ctx(|| format!("failed to reopen readonly path {p}"))?;
         let locked = locked_flags(fd.as_fd());
-        mount_raw("", &fd_path(fd.as_fd()), "", libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked, "")
-            .ctx(|| format!("failed to remount readonly path {p}"))?;
+        mount_raw(
+            "",
+            &fd_path(fd.as_fd()),
+            "",
+            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked,
+            "",
+        )
+        .ctx(|| format!("failed to remount readonly path {p}"))?;
     }
     Ok(())
 }
 
 /// `linux.maskedPaths`: /dev/null over files, an empty read-only tmpfs over directories.
 pub fn mask_paths(spec: &Spec) -> Result<(), Failure> {
-    for p in spec.linux().as_ref().and_then(|l| l.masked_paths().as_ref()).into_iter().flatten() {
-        let fd = match rustix::fs::open(p.as_str(), OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
+    for p in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.masked_paths().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let fd = match rustix::fs::open(
+            p.as_str(),
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        ) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(Failure::io(format!("failed to open masked path {p}"), &e.into())),
+            Err(e) => {
+                return Err(Failure::io(
+                    format!("failed to open masked path {p}"),
+                    &e.into(),
+                ));
+            }
         };
         let st = rustix::fs::fstat(&fd).ctx(|| format!("failed to stat masked path {p}"))?;
         let target = fd_path(fd.as_fd());
@@ -476,7 +659,8 @@ pub fn mask_paths(spec: &Spec) -> Result<(), Failure> {
             mount_raw("tmpfs", &target, "tmpfs", libc::MS_RDONLY, "")
                 .ctx(|| format!("failed to mask {p}"))?;
         } else {
-            mount_raw("/dev/null", &target, "", libc::MS_BIND, "").ctx(|| format!("failed to mask {p}"))?;
+            mount_raw("/dev/null", &target, "", libc::MS_BIND, "")
+                .ctx(|| format!("failed to mask {p}"))?;
         }
     }
     Ok(())

@@ -62,7 +62,12 @@ pub fn options(g: &Global, id: &str, f: &CreateFlags) -> anyhow::Result<CreateOp
 
 pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<u8> {
     let opts = options(g, &a.id, &a.flags)?;
-    let (c, _) = Container::create(&opts).with_context(|| format!("failed to create container {}", a.id))?;
-    g.log.debug(&format!("container {} created, init pid {}", c.id(), c.state.pid));
+    let (c, _) =
+        Container::create(&opts).with_context(|| format!("failed to create container {}", a.id))?;
+    g.log.debug(&format!(
+        "container {} created, init pid {}",
+        c.id(),
+        c.state.pid
+    ));
     Ok(0)
 }

@@ -27,7 +27,9 @@ pub fn run(g: &Global, a: DeleteArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e).with_context(|| format!("failed to load container {}", a.id)),
     };
-    let warnings = c.delete(a.force).with_context(|| format!("failed to delete container {}", a.id))?;
+    let warnings = c
+        .delete(a.force)
+        .with_context(|| format!("failed to delete container {}", a.id))?;
     for w in warnings {
         g.log.warn(&crate::log::chain(&anyhow::Error::new(w)));
     }

@@ -28,10 +28,16 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
         anyhow::bail!("invalid duration {s:?}");
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(|| anyhow::anyhow!("missing unit in duration {s:?}"))?;
+        let n = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(|| anyhow::anyhow!("missing unit in duration {s:?}"))?;
         let (num, tail) = rest.split_at(n);
-        let value: f64 = num.parse().with_context(|| format!("invalid duration {s:?}"))?;
-        let u = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let value: f64 = num
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
+        let u = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(u);
         let mult = match unit {
             "ns" => 1e-9,
@@ -65,7 +71,9 @@ pub fn run(g: &Global, a: EventsArgs) -> anyhow::Result<u8> {
         super::print(&format!("{v}\n"));
     };
     if a.stats {
-        let s = c.stats().with_context(|| format!("failed to read stats of container {}", a.id))?;
+        let s = c
+            .stats()
+            .with_context(|| format!("failed to read stats of container {}", a.id))?;
         emit("stats", serde_json::to_value(s)?);
         return Ok(0);
     }

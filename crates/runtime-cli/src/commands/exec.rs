@@ -69,11 +69,15 @@ pub struct ExecArgs {
 
 fn process_of(a: &ExecArgs, base: Option<&Process>) -> anyhow::Result<Process> {
     if let Some(path) = &a.process {
-        let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
-        let p: Process = serde_json::from_slice(&data).with_context(|| format!("failed to parse {}", path.display()))?;
+        let data =
+            std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+        let p: Process = serde_json::from_slice(&data)
+            .with_context(|| format!("failed to parse {}", path.display()))?;
         return Ok(p);
     }
-    let mut p = base.cloned().ok_or_else(|| anyhow::anyhow!("the container config has no process"))?;
+    let mut p = base
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("the container config has no process"))?;
     if a.command.is_empty() {
         anyhow::bail!("exec args cannot be empty");
     }
@@ -90,7 +94,8 @@ fn process_of(a: &ExecArgs, base: Option<&Process>) -> anyhow::Result<Process> {
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_else(empty_caps);
         for name in &a.cap {
-            let c = berth_container::caps::parse(name).ok_or_else(|| anyhow::anyhow!("unknown capability {name:?}"))?;
+            let c = berth_container::caps::parse(name)
+                .ok_or_else(|| anyhow::anyhow!("unknown capability {name:?}"))?;
             let add = |set: Option<&berth_oci::oci_spec::runtime::Capabilities>| {
                 let mut s = set.cloned().unwrap_or_default();
                 s.insert(c);
@@ -118,14 +123,17 @@ fn process_of(a: &ExecArgs, base: Option<&Process>) -> anyhow::Result<Process> {
             None => (u.as_str(), None),
         };
         if let Some(g) = gid {
-            p.user_mut().set_gid(g.parse().with_context(|| format!("bad gid: {g:?}"))?);
+            p.user_mut()
+                .set_gid(g.parse().with_context(|| format!("bad gid: {g:?}"))?);
         }
-        p.user_mut().set_uid(uid.parse().with_context(|| format!("bad uid: {uid:?}"))?);
+        p.user_mut()
+            .set_uid(uid.parse().with_context(|| format!("bad uid: {uid:?}"))?);
     }
     if !a.additional_gids.is_empty() {
         let mut gids = p.user().additional_gids().clone().unwrap_or_default();
         for g in &a.additional_gids {
-            let g = u32::try_from(*g).map_err(|_| anyhow::anyhow!("additional-gids must be a positive number {g}"))?;
+            let g = u32::try_from(*g)
+                .map_err(|_| anyhow::anyhow!("additional-gids must be a positive number {g}"))?;
             gids.push(g);
         }
         p.user_mut().set_additional_gids(Some(gids));
@@ -161,11 +169,16 @@ pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
-    let p = c.exec(&opts).with_context(|| format!("failed to exec in container {}", a.id))?;
+    let p = c
+        .exec(&opts)
+        .with_context(|| format!("failed to exec in container {}", a.id))?;
     if a.detach {
         return Ok(0);
     }
-    let code = wait_foreground(ForegroundOptions { pid: p.pid, pty: p.pty })
-        .with_context(|| format!("failed to wait for the exec process in container {}", a.id))?;
+    let code = wait_foreground(ForegroundOptions {
+        pid: p.pid,
+        pty: p.pty,
+    })
+    .with_context(|| format!("failed to wait for the exec process in container {}", a.id))?;
     Ok(u8::try_from(code & 0xff).unwrap_or(255))
 }

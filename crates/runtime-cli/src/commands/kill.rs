@@ -19,6 +19,7 @@ pub fn run(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
     let sig = berth_container::signal::parse_signal(&a.signal)
         .ok_or_else(|| anyhow::anyhow!("unknown signal {:?}", a.signal))?;
     let c = super::load(g, &a.id)?;
-    c.kill(sig, a.all).with_context(|| format!("failed to kill container {}", a.id))?;
+    c.kill(sig, a.all)
+        .with_context(|| format!("failed to kill container {}", a.id))?;
     Ok(0)
 }

@@ -19,7 +19,10 @@ pub fn run(g: &Global, a: ListArgs) -> anyhow::Result<u8> {
     for entry in berth_container::list(&g.root)? {
         match entry {
             Ok(c) => items.push(c),
-            Err((id, e)) => g.log.warn(&format!("load container {id}: {}", crate::log::chain(&anyhow::Error::new(e)))),
+            Err((id, e)) => g.log.warn(&format!(
+                "load container {id}: {}",
+                crate::log::chain(&anyhow::Error::new(e))
+            )),
         }
     }
     if a.quiet {
@@ -47,11 +50,18 @@ pub fn run(g: &Global, a: ListArgs) -> anyhow::Result<u8> {
                     ]
                 })
                 .collect();
-            super::print(&table(&["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], &rows));
+            super::print(&table(
+                &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+                &rows,
+            ));
         }
         "json" => {
             let v: Vec<serde_json::Value> = items.iter().map(|c| c.state_json()).collect();
-            let text = if v.is_empty() { "null".to_owned() } else { serde_json::to_string(&v)? };
+            let text = if v.is_empty() {
+                "null".to_owned()
+            } else {
+                serde_json::to_string(&v)?
+            };
             super::print(&format!("{text}\n"));
         }
         _ => anyhow::bail!("invalid format option"),

@@ -46,6 +46,10 @@ pub fn print(s: &str) {
 
 /// Number of descriptors received through systemd socket activation (LISTEN_FDS when
 /// LISTEN_PID is us), as runc passes them on.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the binary reads its own environment"
+)]
 pub fn listen_fds() -> u32 {
     let pid_ok = std::env::var("LISTEN_PID")
         .ok()

@@ -13,9 +13,11 @@ pub struct PauseArgs {
 pub fn run(g: &Global, a: PauseArgs, pause: bool) -> anyhow::Result<u8> {
     let mut c = super::load(g, &a.id)?;
     if pause {
-        c.pause().with_context(|| format!("failed to pause container {}", a.id))?;
+        c.pause()
+            .with_context(|| format!("failed to pause container {}", a.id))?;
     } else {
-        c.resume().with_context(|| format!("failed to resume container {}", a.id))?;
+        c.resume()
+            .with_context(|| format!("failed to resume container {}", a.id))?;
     }
     Ok(0)
 }

@@ -21,7 +21,9 @@ pub struct PsArgs {
 
 pub fn run(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
     let c = super::load(g, &a.id)?;
-    let pids = c.pids().with_context(|| format!("failed to list the processes of container {}", a.id))?;
+    let pids = c
+        .pids()
+        .with_context(|| format!("failed to list the processes of container {}", a.id))?;
     match a.format.as_str() {
         "json" => {
             super::print(&format!("{}\n", serde_json::to_string(&pids)?));
@@ -30,10 +32,22 @@ pub fn run(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
         "table" => {}
         _ => anyhow::bail!("invalid format option"),
     }
-    let args = if a.ps_args.is_empty() { vec!["-ef".to_owned()] } else { a.ps_args };
-    let out = Command::new("ps").args(&args).output().context("failed to run ps")?;
+    let args = if a.ps_args.is_empty() {
+        vec!["-ef".to_owned()]
+    } else {
+        a.ps_args
+    };
+    let out = Command::new("ps")
+        .args(&args)
+        .output()
+        .context("failed to run ps")?;
     if !out.status.success() {
-        anyhow::bail!("ps {}: {}: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stdout).trim());
+        anyhow::bail!(
+            "ps {}: {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -45,7 +59,9 @@ pub fn run(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
     let mut s = format!("{header}\n");
     for line in lines.filter(|l| !l.is_empty()) {
         let field = line.split_whitespace().nth(idx).unwrap_or_default();
-        let p: i32 = field.parse().with_context(|| format!("unable to parse pid {field:?}"))?;
+        let p: i32 = field
+            .parse()
+            .with_context(|| format!("unable to parse pid {field:?}"))?;
         if pids.contains(&p) {
             s.push_str(line);
             s.push('\n');

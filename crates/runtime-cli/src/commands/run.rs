@@ -26,7 +26,8 @@ pub struct RunArgs {
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let mut opts = super::create::options(g, &a.id, &a.flags)?;
     opts.keep_pty = !a.detach && opts.console_socket.is_none();
-    let (mut c, pty) = Container::create(&opts).with_context(|| format!("failed to run container {}", a.id))?;
+    let (mut c, pty) =
+        Container::create(&opts).with_context(|| format!("failed to run container {}", a.id))?;
     let started = c.start();
     let warnings = match started {
         Ok(w) => w,
@@ -41,8 +42,11 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     if a.detach {
         return Ok(0);
     }
-    let code = wait_foreground(ForegroundOptions { pid: c.state.pid, pty })
-        .with_context(|| format!("failed to wait for container {}", a.id))?;
+    let code = wait_foreground(ForegroundOptions {
+        pid: c.state.pid,
+        pty,
+    })
+    .with_context(|| format!("failed to wait for container {}", a.id))?;
     if !a.keep {
         match c.delete(true) {
             Ok(ws) => {

@@ -21,9 +21,18 @@ pub fn run(a: SpecArgs) -> anyhow::Result<u8> {
     if path.exists() {
         anyhow::bail!("File {} exists. Remove it first", path.display());
     }
-    let ids = a.rootless.then(|| (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw()));
-    let v2 = matches!(berth_container::cgroups::detect_mode(), Ok(berth_container::cgroups::CgroupMode::Unified));
+    let ids = a.rootless.then(|| {
+        (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        )
+    });
+    let v2 = matches!(
+        berth_container::cgroups::detect_mode(),
+        Ok(berth_container::cgroups::CgroupMode::Unified)
+    );
     let text = berth_container::default_spec::default_spec(ids, v2);
-    berth_fsutil::atomic_write(&path, text.as_bytes()).with_context(|| format!("failed to write {}", path.display()))?;
+    berth_fsutil::atomic_write(&path, text.as_bytes())
+        .with_context(|| format!("failed to write {}", path.display()))?;
     Ok(0)
 }

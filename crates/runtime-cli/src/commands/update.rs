@@ -78,9 +78,13 @@ pub fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
     if t == "-1" {
         return Ok(-1);
     }
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().with_context(|| format!("invalid size: {s:?}"))?;
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size: {s:?}"))?;
     let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
         "" => 1.0,
         "k" => 1024.0,
@@ -109,9 +113,12 @@ pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
         Some(p) => {
             let mut data = Vec::new();
             if p.as_os_str() == "-" {
-                std::io::stdin().read_to_end(&mut data).context("failed to read resources from stdin")?;
+                std::io::stdin()
+                    .read_to_end(&mut data)
+                    .context("failed to read resources from stdin")?;
             } else {
-                data = std::fs::read(p).with_context(|| format!("failed to read {}", p.display()))?;
+                data =
+                    std::fs::read(p).with_context(|| format!("failed to read {}", p.display()))?;
             }
             serde_json::from_slice(&data).context("failed to parse the resources")?
         }
@@ -171,7 +178,8 @@ pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
         set(&mut v, "pids", "limit", x.into());
     }
     let res: LinuxResources = serde_json::from_value(v).context("invalid resources")?;
-    c.update(&res).with_context(|| format!("failed to update container {}", a.id))?;
+    c.update(&res)
+        .with_context(|| format!("failed to update container {}", a.id))?;
     Ok(0)
 }
 

@@ -131,6 +131,7 @@ fn main() -> ExitCode {
                     s
                 })
                 .collect(),
+            &cli.root.join("@exe-lower"),
         )
     {
         logger.fatal(&anyhow::Error::new(e));

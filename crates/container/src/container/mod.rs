@@ -210,6 +210,8 @@ pub fn list(root: &Path) -> Result<Vec<ListEntry>, ContainerError> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
         .filter_map(|e| e.file_name().into_string().ok())
+        // not a container id: the runtime's own files (e.g. "@exe-lower")
+        .filter(|n| crate::id::is_valid_id(n))
         .collect();
     names.sort();
     Ok(names

@@ -288,3 +288,48 @@ pub fn cgroup_named(id: &str) -> Vec<PathBuf> {
     }
     found
 }
+
+/// /proc/<pid>/exe is not the runtime binary on disk and cannot be written: a file of a
+/// detached read-only overlayfs, or a sealed memfd.
+pub fn assert_protected_exe(pid: i32) {
+    let exe_path = format!("/proc/{pid}/exe");
+    let target = std::fs::read_link(&exe_path).unwrap();
+    assert_ne!(
+        target,
+        std::path::Path::new(BIN),
+        "the init runs the binary on disk"
+    );
+    let err = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&exe_path)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.raw_os_error(),
+            Some(libc::EROFS) | Some(libc::EPERM) | Some(libc::ETXTBSY)
+        ),
+        "{err}"
+    );
+    let fd = rustix::fs::open(
+        exe_path.as_str(),
+        rustix::fs::OFlags::RDONLY,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let sealed = rustix::fs::fcntl_get_seals(&fd).is_ok_and(|s| {
+        s.contains(
+            rustix::fs::SealFlags::WRITE
+                | rustix::fs::SealFlags::GROW
+                | rustix::fs::SealFlags::SHRINK,
+        )
+    });
+    let overlay_ro = rustix::fs::fstatfs(&fd).unwrap().f_type == 0x794c_7630
+        && rustix::fs::fstatvfs(&fd)
+            .unwrap()
+            .f_flag
+            .contains(rustix::fs::StatVfsMountFlags::RDONLY);
+    assert!(
+        sealed || overlay_ro,
+        "{target:?} is neither a sealed memfd nor on a read-only overlay"
+    );
+}

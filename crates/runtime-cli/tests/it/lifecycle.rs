@@ -16,12 +16,8 @@ fn create_start_kill_delete_walks_every_state() {
     assert_eq!(st["bundle"], b.path().to_str().unwrap());
     let pid = st["pid"].as_i64().unwrap() as i32;
     assert!(pid > 0);
-    // the init waits on the exec fifo, still the runtime (sealed copy)
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(
-        exe.to_string_lossy().starts_with("/memfd:berth-runtime"),
-        "{exe:?}"
-    );
+    // the init waits on the exec fifo, still the runtime (a protected copy)
+    assert_protected_exe(pid);
     let cgroups = cgroup_dirs(pid);
     assert!(!cgroups.is_empty(), "the init is in no container cgroup");
 

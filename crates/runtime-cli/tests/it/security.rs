@@ -4,7 +4,7 @@
 
 use std::io::{IoSliceMut, Read};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
@@ -310,34 +310,8 @@ fn runtime_binary_is_not_writable_from_the_container() {
     let rt = Runtime::new();
     rt.create("exe", &b);
     let pid = rt.state("exe")["pid"].as_i64().unwrap() as i32;
-    // the init (still the runtime) runs from a sealed memfd, not from the binary on disk
-    let exe_path = format!("/proc/{pid}/exe");
-    let target = std::fs::read_link(&exe_path).unwrap();
-    assert!(
-        target.to_string_lossy().starts_with("/memfd:"),
-        "{target:?}"
-    );
-    let err = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&exe_path)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err.raw_os_error(),
-            Some(libc::EPERM) | Some(libc::ETXTBSY) | Some(libc::EACCES)
-        ),
-        "{err}"
-    );
-    let fd = rustix::fs::open(
-        exe_path.as_str(),
-        rustix::fs::OFlags::RDONLY,
-        rustix::fs::Mode::empty(),
-    )
-    .unwrap();
-    let seals = rustix::fs::fcntl_get_seals(fd.as_fd()).unwrap();
-    assert!(seals.contains(
-        rustix::fs::SealFlags::WRITE | rustix::fs::SealFlags::GROW | rustix::fs::SealFlags::SHRINK
-    ));
+    // the init (still the runtime) runs from a protected copy, not from the binary on disk
+    assert_protected_exe(pid);
     // the same for a process entering with exec, seen from inside the container
     rt.ok(&["start", "exe"]);
     let out = rt.ok(&[

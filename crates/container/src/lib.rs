@@ -5,10 +5,40 @@
 //! capabilities, mounts and `pivot_root`, the terminal, hooks and the on-disk state.
 //! It does not own images, registries or networking (those are the engine's).
 //!
-//! Design decision: synchronous and small. No tokio, no TLS; it depends only on
-//! `berth-oci` and `berth-fsutil`, so that the `berth-runtime` binary starts fast.
-//! Kernel-facing code is reached through narrow seams so it can be unit-tested
-//! without root, and is tested for real as root.
+//! Design decision: synchronous and small, and no re-exec. The runtime forks its
+//! container processes ([`init`]) so they share the already-parsed config; they talk to
+//! the runtime over a socketpair carrying JSON messages, and their errors cross it as
+//! structured values. The binary is protected from the container (CVE-2019-5736) by
+//! running from a sealed memfd copy ([`sealed`]). Kernel-facing code is reached through
+//! narrow seams so it can be unit-tested without root, and is tested for real as root.
 
+pub mod caps;
 pub mod cgroups;
+mod container;
+pub mod default_spec;
+pub mod features;
+pub mod hooks;
+pub mod id;
+mod init;
+pub mod ipc;
+pub mod namespaces;
+pub mod paths;
+pub mod process;
+pub mod rootfs;
+pub mod sealed;
 pub mod seccomp;
+pub mod signal;
+pub mod spec;
+pub mod state;
+mod sys;
+pub mod timefmt;
+pub mod tty;
+
+pub use container::{
+    Container, ContainerError, CreateOptions, ExecOptions, ExecProcess, ForegroundOptions, list,
+    remove_leftover, wait_foreground,
+};
+pub use state::{State, Status};
+
+/// The runtime-spec version this runtime implements.
+pub const SPEC_VERSION: &str = "1.2.1";

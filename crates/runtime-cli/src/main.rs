@@ -1,5 +1,184 @@
-//! berth-runtime: runc's command line over `berth-container` (being written).
+//! berth-runtime: runc's command line over `berth-container`.
+//!
+//! Global flags, commands and output formats follow runc so that containerd (go-runc),
+//! CRI-O, podman and conmon can drive it unchanged: errors are one line on stderr and, with
+//! `--log`, a logrus-style line (`--log-format json`: `{"level","msg","time"}`) in the log
+//! file, which is where go-runc reads them from.
 
-fn main() -> std::process::ExitCode {
-    std::process::ExitCode::FAILURE
+mod commands;
+mod log;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code of a failed command (runc's).
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth-runtime",
+    about = "Open Container Initiative runtime (runc-compatible)",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// enable debug logging
+    #[arg(long, global = true)]
+    debug: bool,
+    /// set the log file to write logs to (default is '/dev/stderr')
+    #[arg(long, global = true)]
+    log: Option<String>,
+    /// set the log format ('text' (default), or 'json')
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// root directory for storage of container state (this should be located in tmpfs)
+    #[arg(long, global = true, default_value = berth_container::paths::DEFAULT_ROOT)]
+    root: PathBuf,
+    /// path to the criu binary used for checkpoint and restore (accepted, unused)
+    #[arg(long, global = true, default_value = "criu")]
+    criu: String,
+    /// enable systemd cgroup support (the cgroupfs driver is used when systemd is absent)
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// ignore cgroup permission errors ('true', 'false', or 'auto')
+    #[arg(long, default_value = "auto")]
+    rootless: String,
+    /// print the version
+    #[arg(short = 'v', long)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// create a container
+    Create(Box<commands::create::CreateArgs>),
+    /// executes the user defined process in a created container
+    Start(commands::start::StartArgs),
+    /// create and run a container
+    Run(Box<commands::run::RunArgs>),
+    /// output the state of a container
+    State(commands::state::StateArgs),
+    /// kill sends the specified signal (default: SIGTERM) to the container's init process
+    Kill(commands::kill::KillArgs),
+    /// delete any resources held by the container often used with detached container
+    Delete(commands::delete::DeleteArgs),
+    /// lists containers started by berth-runtime with the given root
+    List(commands::list::ListArgs),
+    /// execute new process inside the container
+    Exec(Box<commands::exec::ExecArgs>),
+    /// ps displays the processes running inside a container
+    Ps(commands::ps::PsArgs),
+    /// pause suspends all processes inside the container
+    Pause(commands::pause::PauseArgs),
+    /// resumes all processes that have been previously paused
+    Resume(commands::pause::PauseArgs),
+    /// update container resource constraints
+    Update(Box<commands::update::UpdateArgs>),
+    /// display container events such as OOM notifications and cpu, memory, and IO usage statistics
+    Events(commands::events::EventsArgs),
+    /// show the enabled features
+    Features,
+    /// create a new specification file
+    Spec(commands::spec::SpecArgs),
+    /// checkpoint a running container (not supported)
+    Checkpoint(commands::unsupported::AnyArgs),
+    /// restore a container from a previous checkpoint (not supported)
+    Restore(commands::unsupported::AnyArgs),
+}
+
+/// Global settings every command gets.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub root: PathBuf,
+    pub systemd_cgroup: bool,
+    pub rootless: bool,
+    pub log: log::Logger,
+}
+
+fn needs_sealed_exe(cmd: &Command) -> bool {
+    matches!(cmd, Command::Create(_) | Command::Run(_) | Command::Exec(_))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.version {
+        return commands::version();
+    }
+    let logger =
+        match log::Logger::new(cli.log.as_deref().unwrap_or(""), &cli.log_format, cli.debug) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "{}", log::chain(&e));
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        };
+    let Some(command) = cli.command else {
+        logger.fatal(&anyhow::anyhow!("no command given (see --help)"));
+        return ExitCode::from(EXIT_FAILURE);
+    };
+    if needs_sealed_exe(&command)
+        && let Err(e) = berth_container::sealed::ensure_sealed(
+            std::env::args_os().collect(),
+            std::env::vars_os()
+                .map(|(k, v)| {
+                    let mut s = k;
+                    s.push("=");
+                    s.push(v);
+                    s
+                })
+                .collect(),
+            &cli.root.join("@exe-lower"),
+        )
+    {
+        logger.fatal(&anyhow::Error::new(e));
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let rootless = match cli.rootless.as_str() {
+        "true" => true,
+        "false" => false,
+        "auto" => !rustix::process::geteuid().is_root(),
+        other => {
+            logger.fatal(&anyhow::anyhow!(
+                "invalid --rootless value {other:?}: want true, false or auto"
+            ));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let g = Global {
+        root: cli.root,
+        systemd_cgroup: cli.systemd_cgroup,
+        rootless,
+        log: logger,
+    };
+    let result = match command {
+        Command::Create(a) => commands::create::run(&g, *a),
+        Command::Start(a) => commands::start::run(&g, a),
+        Command::Run(a) => commands::run::run(&g, *a),
+        Command::State(a) => commands::state::run(&g, a),
+        Command::Kill(a) => commands::kill::run(&g, a),
+        Command::Delete(a) => commands::delete::run(&g, a),
+        Command::List(a) => commands::list::run(&g, a),
+        Command::Exec(a) => commands::exec::run(&g, *a),
+        Command::Ps(a) => commands::ps::run(&g, a),
+        Command::Pause(a) => commands::pause::run(&g, a, true),
+        Command::Resume(a) => commands::pause::run(&g, a, false),
+        Command::Update(a) => commands::update::run(&g, *a),
+        Command::Events(a) => commands::events::run(&g, a),
+        Command::Features => commands::features::run(),
+        Command::Spec(a) => commands::spec::run(a),
+        Command::Checkpoint(_) | Command::Restore(_) => Err(anyhow::anyhow!(
+            "checkpoint/restore is not supported by berth-runtime"
+        )),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            g.log.fatal(&e);
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }

@@ -389,3 +389,31 @@ fn ctr_runs_busybox_with_runc() {
     let seen = ctr_checks(&runc());
     assert_eq!(seen, ["hello\n", "from exec\n"]);
 }
+
+/// berth-runtime, built by the workspace (`target/<profile>/berth-runtime`).
+fn berth_runtime() -> PathBuf {
+    berth_test_support::Runtime::find("berth-runtime")
+        .expect("berth-runtime is not built; hint: cargo build --workspace")
+        .bin()
+        .to_owned()
+}
+
+#[test]
+fn podman_runs_busybox_with_berth_runtime_as_with_runc() {
+    requires_root!();
+    requires_tool!("podman", "runc", "busybox", "tar");
+    let _one = one_engine_at_a_time();
+    let reference = podman_checks(&runc());
+    let berth = podman_checks(&berth_runtime());
+    assert_eq!(berth, reference);
+}
+
+#[test]
+fn ctr_runs_busybox_with_berth_runtime_as_with_runc() {
+    requires_root!();
+    requires_tool!("podman", "containerd", "ctr", "runc", "busybox", "tar");
+    let _one = one_engine_at_a_time();
+    let reference = ctr_checks(&runc());
+    let berth = ctr_checks(&berth_runtime());
+    assert_eq!(berth, reference);
+}

@@ -52,9 +52,8 @@ pub fn with_runtime(name: &str, body: fn(&Runtime)) {
 /// a `#[test]` for each runtime (`name::runc`, `name::crun`), each running the body with
 /// that runtime.
 ///
-/// To test berth-runtime too, add
-/// `#[test] fn berth_runtime() { $crate::runtime::with_runtime("berth-runtime", body) }`
-/// below (it is found through `$BERTH_RUNTIME_BIN` or `target/<profile>/berth-runtime`).
+/// and `name::berth_runtime` (found through `$BERTH_RUNTIME_BIN` or
+/// `target/<profile>/berth-runtime`): the references and the runtime under test, side by side.
 macro_rules! runtime_test {
     ($(#[$meta:meta])* fn $name:ident($rt:ident) $body:block) => {
         $(#[$meta])*
@@ -72,6 +71,11 @@ macro_rules! runtime_test {
             #[test]
             fn crun() {
                 $crate::runtime::with_runtime("crun", body);
+            }
+
+            #[test]
+            fn berth_runtime() {
+                $crate::runtime::with_runtime("berth-runtime", body);
             }
         }
     };

@@ -1,0 +1,473 @@
+//! `create`: everything up to an init blocked on the exec fifo. Any failure tears down
+//! what was made (the init, the cgroup, the state directory) before returning.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use berth_oci::oci_spec::runtime::LinuxNamespaceType;
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::process::{Pid, WaitOptions};
+
+use super::{Container, ContainerError, io_err};
+use crate::cgroups::{self, CgroupManager, CgroupSpec};
+use crate::init::{self, ChildConfig, ChildMsg, ParentMsg};
+use crate::ipc::{self, Channel};
+use crate::namespaces::{self, Plan};
+use crate::rootfs::RootfsPlan;
+use crate::state::{Lock, State, Status};
+use crate::sys::{self, Fork};
+use crate::{hooks, paths, process, seccomp, spec, timefmt, tty};
+
+/// Options of `create` (and the create half of `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// `--root`.
+    pub root: PathBuf,
+    pub id: String,
+    /// `--bundle` (the current directory when empty).
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// `--preserve-fds`: descriptors after stdio and LISTEN_FDS passed to the container.
+    pub preserve_fds: u32,
+    /// Descriptors 3.. received through systemd socket activation (LISTEN_FDS).
+    pub listen_fds: u32,
+    pub systemd_cgroup: bool,
+    /// `--rootless` resolved: cgroup errors are tolerated.
+    pub rootless: bool,
+    /// Return the pty master instead of requiring `--console-socket` (`run` in the
+    /// foreground with a terminal).
+    pub keep_pty: bool,
+}
+
+/// Undo a half-made container on drop.
+struct Teardown {
+    dir: PathBuf,
+    cgroup: Option<crate::cgroups::CgroupState>,
+    pid: i32,
+    armed: bool,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.pid > 0
+            && let Some(pid) = Pid::from_raw(self.pid)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+        }
+        if let Some(cg) = self
+            .cgroup
+            .as_ref()
+            .and_then(|st| cgroups::from_state(st).ok())
+        {
+            // the killed init may take a moment to leave the cgroup
+            for _ in 0..100 {
+                if cg.destroy().is_ok() {
+                    break;
+                }
+                let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 2_000_000,
+                });
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Container {
+    /// Create the container: returns it (status `created`) and, with `keep_pty`, the
+    /// terminal's master.
+    pub fn create(opts: &CreateOptions) -> Result<(Container, Option<OwnedFd>), ContainerError> {
+        let id = opts.id.as_str();
+        if !crate::id::is_valid_id(id) {
+            return Err(ContainerError::InvalidId { id: id.to_owned() });
+        }
+        let bundle_dir = if opts.bundle.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            opts.bundle.clone()
+        };
+        let bundle = spec::load_bundle(&bundle_dir).map_err(|source| ContainerError::Bundle {
+            bundle: bundle_dir.clone(),
+            source,
+        })?;
+        let spec = &bundle.spec;
+        let Some(process) = spec.process().as_ref() else {
+            return Err(ContainerError::Config {
+                what: "config.json has no process".to_owned(),
+            });
+        };
+        let Some(linux) = spec.linux().as_ref() else {
+            return Err(ContainerError::Config {
+                what: "config.json has no linux section".to_owned(),
+            });
+        };
+        let terminal = process.terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() && !opts.keep_pty {
+            return Err(ContainerError::Config {
+                what: "cannot allocate tty if berth-runtime will detach without setting console socket".to_owned(),
+            });
+        }
+        if !terminal && opts.console_socket.is_some() {
+            return Err(ContainerError::Config {
+                what: "cannot use console socket if berth-runtime will not detach or allocate tty"
+                    .to_owned(),
+            });
+        }
+        process::check_lsm(process)?;
+        let filter = match linux.seccomp() {
+            Some(s) => Some(
+                seccomp::compile(s).map_err(|source| ContainerError::Seccomp {
+                    id: id.to_owned(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        let ns = Plan::of(linux);
+        if ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount)
+            || !ns.creates(LinuxNamespaceType::Mount)
+        {
+            return Err(ContainerError::Config {
+                what: "the container needs a new mount namespace".to_owned(),
+            });
+        }
+        let userns = ns.creates(LinuxNamespaceType::User)
+            || ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+
+        // the state directory: from here on, everything is undone on failure
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&opts.root)
+            .map_err(io_err(format!(
+                "failed to create the state root {}",
+                opts.root.display()
+            )))?;
+        let dir = paths::container_dir(&opts.root, id);
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(ContainerError::Exists { id: id.to_owned() });
+            }
+            Err(e) => return Err(io_err(format!("failed to create {}", dir.display()))(e)),
+        }
+        let mut teardown = Teardown {
+            dir: dir.clone(),
+            cgroup: None,
+            pid: 0,
+            armed: true,
+        };
+        let _lock = Lock::acquire(&dir)?;
+
+        let cg_spec = CgroupSpec {
+            path: linux
+                .cgroups_path()
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            systemd: opts.systemd_cgroup,
+            container_id: id.to_owned(),
+        };
+        let cg_err = |source| ContainerError::Cgroup {
+            id: id.to_owned(),
+            source,
+        };
+        let cgroup = cgroups::manager(&cg_spec).map_err(cg_err)?;
+        teardown.cgroup = Some(cgroup.state());
+
+        let mut state = State {
+            layout_version: paths::STATE_VERSION,
+            oci_version: spec.version().clone(),
+            id: id.to_owned(),
+            status: Status::Creating,
+            pid: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+            created: timefmt::rfc3339_nano(SystemTime::now()),
+            init_start_time: 0,
+            cgroup: Some(cgroup.state()),
+            paused: false,
+            rootless: opts.rootless,
+            systemd_cgroup: opts.systemd_cgroup,
+            owner: rustix::process::geteuid().as_raw(),
+            config: spec.clone(),
+        };
+        state.save(&opts.root)?;
+
+        let keep_fds = 3 + (opts.listen_fds + opts.preserve_fds) as i32;
+        for fd in 3..keep_fds {
+            match sys::inherited_fd(fd) {
+                Some(owned) => std::mem::forget(owned),
+                None => {
+                    return Err(ContainerError::Config {
+                        what: format!(
+                            "unable to stat preserved-fd {} (of {}): not open",
+                            fd - 3,
+                            keep_fds - 3
+                        ),
+                    });
+                }
+            }
+        }
+        let fifo = make_fifo(&opts.root, id, linux, keep_fds)?;
+        let mounts = cgroup.mounts();
+        let rootfs = RootfsPlan {
+            spec,
+            rootfs: &bundle.rootfs,
+            bundle: &bundle.dir,
+            no_pivot: opts.no_pivot,
+            userns,
+            cgroupns: ns.creates(LinuxNamespaceType::Cgroup),
+            cgroup_mounts: Some(&mounts),
+        };
+        let mut extra_env = Vec::new();
+        if opts.listen_fds > 0 {
+            extra_env.push(format!("LISTEN_FDS={}", opts.listen_fds));
+            extra_env.push("LISTEN_PID=1".to_owned());
+        }
+        let cfg = ChildConfig {
+            id,
+            spec,
+            process,
+            rootfs: Some(rootfs),
+            ns: &ns,
+            fifo: Some(fifo.as_fd()),
+            exec_root: None,
+            keep_fds,
+            extra_env,
+            no_new_keyring: opts.no_new_keyring,
+            seccomp: filter.as_ref(),
+        };
+        let (parent, child) = ipc::pair()?;
+        let child = child
+            .move_above(keep_fds.max(10))
+            .map_err(io_err("failed to move the sync socket"))?;
+        let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+        let stage1 = match sys::fork().map_err(io_err("failed to fork"))? {
+            Fork::Child => init::stage1(&cfg, &child),
+            Fork::Parent(pid) => pid,
+        };
+        drop(child);
+
+        let res = sync_create(
+            &parent,
+            stage1,
+            &state,
+            linux,
+            cgroup.as_ref(),
+            opts,
+            &mut teardown,
+        );
+        let pty = match res {
+            Ok((pid, pty)) => {
+                state.pid = pid;
+                pty
+            }
+            Err(e) => {
+                // reap stage 1 if it is still around
+                if let Some(p) = Pid::from_raw(stage1) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                    let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
+                }
+                return Err(e);
+            }
+        };
+        state.init_start_time = crate::state::proc_stat(state.pid).map(|s| s.0).unwrap_or(0);
+        state.status = Status::Created;
+        state.save(&opts.root)?;
+        if let Some(p) = &opts.pid_file {
+            write_pid_file(p, state.pid)?;
+        }
+        teardown.armed = false;
+        drop(teardown);
+        Ok((
+            Container {
+                root: opts.root.clone(),
+                state,
+            },
+            pty,
+        ))
+    }
+}
+
+/// The runtime's half of the create handshake (see `init`). Returns the init pid and the
+/// pty master when one was kept.
+fn sync_create(
+    chan: &Channel,
+    stage1: i32,
+    state: &State,
+    linux: &berth_oci::oci_spec::runtime::Linux,
+    cgroup: &dyn CgroupManager,
+    opts: &CreateOptions,
+    teardown: &mut Teardown,
+) -> Result<(i32, Option<OwnedFd>), ContainerError> {
+    let id = state.id.clone();
+    let cg_err = |source| ContainerError::Cgroup {
+        id: id.clone(),
+        source,
+    };
+    expect(chan, |m| matches!(m, ChildMsg::Stage1))?;
+    let ns = Plan::of(linux);
+    if ns.creates(LinuxNamespaceType::User) {
+        namespaces::write_id_maps(stage1, linux, opts.rootless)?;
+    }
+    match cgroup.apply(stage1) {
+        Ok(()) => {}
+        Err(_) if opts.rootless => {}
+        Err(e) => return Err(cg_err(e)),
+    }
+    if let Some(r) = linux.resources() {
+        match cgroup.set(r) {
+            Ok(()) => {}
+            Err(_) if opts.rootless => {}
+            Err(e) => return Err(cg_err(e)),
+        }
+    }
+    chan.send(&ParentMsg::Continue)?;
+    let pid = match expect(chan, |m| matches!(m, ChildMsg::InitPid { .. }))? {
+        (ChildMsg::InitPid { pid }, _) => pid,
+        _ => 0,
+    };
+    teardown.pid = pid;
+    if let Some(p) = Pid::from_raw(stage1) {
+        let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
+    }
+    let mut st = state.clone();
+    st.pid = pid;
+    st.init_start_time = crate::state::proc_stat(pid).map(|s| s.0).unwrap_or(0);
+    // recorded now so that `delete` finds the init if we die from here on
+    st.save(&opts.root)?;
+    let hook_state = serde_json::to_vec(&st.spec_state(Status::Creating)).unwrap_or_default();
+    chan.send(&ParentMsg::Start {
+        state: String::from_utf8_lossy(&hook_state).into_owned(),
+    })?;
+    let mut pty = None;
+    loop {
+        let (msg, mut fds) = recv(chan)?;
+        match msg {
+            ChildMsg::Hooks => {
+                if let Some(h) = st.config.hooks() {
+                    hooks::run(
+                        "prestart",
+                        h.prestart().as_deref().unwrap_or_default(),
+                        &hook_state,
+                    )?;
+                    hooks::run(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or_default(),
+                        &hook_state,
+                    )?;
+                }
+                chan.send(&ParentMsg::HooksDone)?;
+            }
+            ChildMsg::Pty => {
+                let master = fds.pop().ok_or_else(|| ContainerError::Config {
+                    what: "the container init sent no terminal".to_owned(),
+                })?;
+                match &opts.console_socket {
+                    Some(sock) => tty::send_to_console_socket(sock, master.as_fd()).map_err(
+                        io_err(format!(
+                            "failed to send the terminal to console socket {}",
+                            sock.display()
+                        )),
+                    )?,
+                    None => pty = Some(master),
+                }
+            }
+            ChildMsg::Ready => return Ok((pid, pty)),
+            ChildMsg::Failed(f) => return Err(f.into()),
+            other => {
+                return Err(ContainerError::Config {
+                    what: format!("unexpected message from the container init: {other:?}"),
+                });
+            }
+        }
+    }
+}
+
+fn recv(chan: &Channel) -> Result<(ChildMsg, Vec<OwnedFd>), ContainerError> {
+    match chan.recv_with_fds::<ChildMsg>() {
+        Ok((ChildMsg::Failed(f), _)) => Err(f.into()),
+        Ok(m) => Ok(m),
+        Err(ipc::IpcError::Closed { .. }) => Err(ContainerError::Config {
+            what: "the container init exited during setup".to_owned(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn expect(
+    chan: &Channel,
+    ok: impl Fn(&ChildMsg) -> bool,
+) -> Result<(ChildMsg, Vec<OwnedFd>), ContainerError> {
+    let (m, fds) = recv(chan)?;
+    if ok(&m) {
+        Ok((m, fds))
+    } else {
+        Err(ContainerError::Config {
+            what: format!("unexpected message from the container init: {m:?}"),
+        })
+    }
+}
+
+/// `<root>/<id>/exec.fifo`, writable by the container's root; returns an O_PATH descriptor
+/// placed above the descriptors handed to the container.
+fn make_fifo(
+    root: &Path,
+    id: &str,
+    linux: &berth_oci::oci_spec::runtime::Linux,
+    min_fd: i32,
+) -> Result<OwnedFd, ContainerError> {
+    let path = paths::exec_fifo(root, id);
+    let what = || format!("failed to create the exec fifo {}", path.display());
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &path,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o622),
+        0,
+    )
+    .map_err(|e| io_err(what())(e.into()))?;
+    rustix::fs::chmod(&path, Mode::from_raw_mode(0o622)).map_err(|e| io_err(what())(e.into()))?;
+    let host_root = |maps: &Option<Vec<berth_oci::oci_spec::runtime::LinuxIdMapping>>| {
+        maps.as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find(|m| m.container_id() == 0)
+            .map(|m| m.host_id())
+    };
+    if let (Some(u), Some(g)) = (
+        host_root(linux.uid_mappings()),
+        host_root(linux.gid_mappings()),
+    ) {
+        let _ = rustix::fs::chown(
+            &path,
+            Some(rustix::fs::Uid::from_raw(u)),
+            Some(rustix::fs::Gid::from_raw(g)),
+        );
+    }
+    let fd = rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| io_err(what())(e.into()))?;
+    rustix::io::fcntl_dupfd_cloexec(&fd, min_fd.max(10)).map_err(|e| io_err(what())(e.into()))
+}
+
+/// runc writes the pid file atomically, without a newline.
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    berth_fsutil::atomic_write(&path, pid.to_string().as_bytes()).map_err(|e| ContainerError::Io {
+        what: format!("failed to write pid file {}", path.display()),
+        source: std::io::Error::other(e),
+    })
+}
+
+use std::os::unix::fs::DirBuilderExt;

@@ -1,0 +1,221 @@
+//! A container: create (fork the init, sync with it over the channel, hooks, state), and
+//! the commands on an existing one (start, kill, delete, pause, resume, exec, update).
+
+mod create;
+mod exec;
+mod ops;
+mod wait;
+
+use std::path::{Path, PathBuf};
+
+use crate::cgroups::CgroupError;
+use crate::hooks::HookError;
+use crate::ipc::{Failure, IpcError};
+use crate::seccomp::SeccompError;
+use crate::spec::SpecError;
+use crate::state::{State, StateError, Status};
+
+pub use create::CreateOptions;
+pub use exec::{ExecOptions, ExecProcess};
+pub use ops::remove_leftover;
+pub use wait::{ForegroundOptions, wait_foreground};
+
+/// What failed, on which container.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("invalid container id format: {id:?}")]
+    InvalidId { id: String },
+    #[error("container with id {id} already exists")]
+    Exists { id: String },
+    #[error("container {id} does not exist")]
+    NotFound { id: String },
+    #[error("cannot {op} container {id}: it is {status}")]
+    WrongStatus {
+        id: String,
+        op: &'static str,
+        status: Status,
+    },
+    #[error("failed to load bundle {bundle}")]
+    Bundle {
+        bundle: PathBuf,
+        #[source]
+        source: SpecError,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cgroup of container {id}")]
+    Cgroup {
+        id: String,
+        #[source]
+        source: CgroupError,
+    },
+    #[error("seccomp profile of container {id}")]
+    Seccomp {
+        id: String,
+        #[source]
+        source: SeccompError,
+    },
+    #[error("{what}")]
+    Init {
+        what: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    #[error(transparent)]
+    Ipc(#[from] IpcError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("{what}")]
+    Config { what: String },
+}
+
+impl From<Failure> for ContainerError {
+    fn from(f: Failure) -> Self {
+        ContainerError::Init {
+            source: f.os_error(),
+            what: f.what,
+        }
+    }
+}
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let what = what.into();
+    move |source| ContainerError::Io { what, source }
+}
+
+/// A container recorded under `--root`.
+#[derive(Debug, Clone)]
+pub struct Container {
+    root: PathBuf,
+    pub state: State,
+}
+
+impl Container {
+    /// Load the container `id` from `root`.
+    pub fn load(root: &Path, id: &str) -> Result<Container, ContainerError> {
+        if !crate::id::is_valid_id(id) {
+            return Err(ContainerError::InvalidId { id: id.to_owned() });
+        }
+        match State::load(root, id) {
+            Ok(state) => Ok(Container {
+                root: root.to_owned(),
+                state,
+            }),
+            Err(StateError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Err(ContainerError::NotFound { id: id.to_owned() })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.state.id
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        crate::paths::container_dir(&self.root, &self.state.id)
+    }
+
+    /// The live status: derived from the init process and the exec fifo, as runc does.
+    pub fn status(&self) -> Status {
+        let s = &self.state;
+        if s.pid <= 0 {
+            return if s.status == Status::Creating {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
+        if !crate::state::process_alive(s.pid, s.init_start_time) {
+            return Status::Stopped;
+        }
+        if s.status == Status::Creating {
+            return Status::Creating;
+        }
+        if crate::paths::exec_fifo(&self.root, &s.id).exists() {
+            return Status::Created;
+        }
+        if s.paused {
+            return Status::Paused;
+        }
+        Status::Running
+    }
+
+    /// What `runc state` prints (indented JSON).
+    pub fn state_json(&self) -> serde_json::Value {
+        let status = self.status();
+        let s = &self.state;
+        let mut v = serde_json::json!({
+            "ociVersion": s.oci_version,
+            "id": s.id,
+            "pid": if status == Status::Stopped { 0 } else { s.pid },
+            "status": status,
+            "bundle": s.bundle,
+            "rootfs": s.rootfs,
+            "created": s.created,
+        });
+        if !s.annotations.is_empty() {
+            v["annotations"] = serde_json::json!(s.annotations);
+        }
+        v["owner"] = "".into();
+        v
+    }
+
+    pub(crate) fn cgroup(
+        &self,
+    ) -> Result<Option<Box<dyn crate::cgroups::CgroupManager>>, ContainerError> {
+        match &self.state.cgroup {
+            Some(st) => {
+                crate::cgroups::from_state(st)
+                    .map(Some)
+                    .map_err(|source| ContainerError::Cgroup {
+                        id: self.state.id.clone(),
+                        source,
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// One entry of [`list`]: a container, or the id that failed to load and why.
+pub type ListEntry = Result<Container, (String, ContainerError)>;
+
+/// Every container under `root` (entries that fail to load are skipped, as runc does after
+/// printing a warning; the caller gets them as errors).
+pub fn list(root: &Path) -> Result<Vec<ListEntry>, ContainerError> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(ContainerError::Io {
+                what: format!("failed to read {}", root.display()),
+                source,
+            });
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .filter_map(|e| e.file_name().into_string().ok())
+        // not a container id: the runtime's own files (e.g. "@exe-lower")
+        .filter(|n| crate::id::is_valid_id(n))
+        .collect();
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|n| Container::load(root, &n).map_err(|e| (n, e)))
+        .collect())
+}

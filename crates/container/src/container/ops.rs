@@ -1,0 +1,353 @@
+//! Commands on an existing container: start, kill, delete, pause, resume, pids, update.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_oci::oci_spec::runtime::LinuxResources;
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, Signal};
+
+use super::{Container, ContainerError, io_err};
+use crate::cgroups::FreezerState;
+use crate::hooks::{self, HookError};
+use crate::paths;
+use crate::state::{Lock, State, Status};
+
+fn sleep_ms(ms: i64) {
+    let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: ms * 1_000_000,
+    });
+}
+
+fn signal(sig: i32) -> Result<Signal, ContainerError> {
+    Signal::from_named_raw(sig).ok_or_else(|| ContainerError::Config {
+        what: format!("invalid signal {sig}"),
+    })
+}
+
+impl Container {
+    fn lock(&self) -> Result<Lock, ContainerError> {
+        Ok(Lock::acquire(&self.dir())?)
+    }
+
+    fn reload(&mut self) -> Result<(), ContainerError> {
+        self.state = State::load(&self.root, &self.state.id)?;
+        Ok(())
+    }
+
+    fn wrong(&self, op: &'static str, status: Status) -> ContainerError {
+        ContainerError::WrongStatus {
+            id: self.state.id.clone(),
+            op,
+            status,
+        }
+    }
+
+    /// Release the init from the exec fifo, then run the poststart hooks; their failures
+    /// are returned as warnings (runtime-spec: poststart errors do not stop the container).
+    pub fn start(&mut self) -> Result<Vec<HookError>, ContainerError> {
+        let _lock = self.lock()?;
+        self.reload()?;
+        match self.status() {
+            Status::Created => {}
+            s => return Err(self.wrong("start", s)),
+        }
+        let fifo = paths::exec_fifo(&self.root, &self.state.id);
+        let f = rustix::fs::open(
+            &fifo,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(format!("failed to open exec fifo {}", fifo.display()))(e.into()))?;
+        loop {
+            let mut fds = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
+            let t = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            };
+            match rustix::event::poll(&mut fds, Some(&t)) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => {
+                    if !crate::state::process_alive(self.state.pid, self.state.init_start_time) {
+                        return Err(ContainerError::Config {
+                            what: format!("container {} init exited before start", self.state.id),
+                        });
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => return Err(io_err("failed to wait on the exec fifo")(e.into())),
+            }
+        }
+        let mut b = [0u8; 1];
+        let n = rustix::io::read(&f, &mut b)
+            .map_err(|e| io_err("failed to read the exec fifo")(e.into()))?;
+        if n != 1 {
+            return Err(ContainerError::Config {
+                what: format!("container {} init exited before start", self.state.id),
+            });
+        }
+        let _ = std::fs::remove_file(&fifo);
+        let mut warnings = Vec::new();
+        if let Some(h) = self
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_deref())
+        {
+            let st =
+                serde_json::to_vec(&self.state.spec_state(Status::Running)).unwrap_or_default();
+            if let Err(e) = hooks::run("poststart", h, &st) {
+                warnings.push(e);
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// Send `sig` to the init, or with `all` to every process of the cgroup.
+    pub fn kill(&self, sig: i32, all: bool) -> Result<(), ContainerError> {
+        let sig = signal(sig)?;
+        let status = self.status();
+        if all {
+            let cg = self.cgroup()?;
+            let pids = match &cg {
+                Some(cg) => cg.pids().map_err(|source| ContainerError::Cgroup {
+                    id: self.state.id.clone(),
+                    source,
+                })?,
+                None => Vec::new(),
+            };
+            if status == Status::Stopped && pids.is_empty() {
+                return Err(ContainerError::WrongStatus {
+                    id: self.state.id.clone(),
+                    op: "kill",
+                    status,
+                });
+            }
+            for p in pids.into_iter().filter_map(Pid::from_raw) {
+                let _ = rustix::process::kill_process(p, sig);
+            }
+            // a frozen container only sees the signal once thawed (KILL included)
+            if self.state.paused
+                && let Some(cg) = cg
+            {
+                let _ = cg.freeze(FreezerState::Thawed);
+            }
+            return Ok(());
+        }
+        if status == Status::Stopped {
+            return Err(self.wrong("kill", status));
+        }
+        let pid =
+            Pid::from_raw(self.state.pid).ok_or_else(|| self.wrong("kill", Status::Stopped))?;
+        rustix::process::kill_process(pid, sig).map_err(|e| {
+            io_err(format!(
+                "failed to send signal {} to container {}",
+                sig.as_raw(),
+                self.state.id
+            ))(e.into())
+        })
+    }
+
+    /// Remove the container. Without `force` only a stopped or created one; with it a
+    /// running one is killed first. Poststop hook failures are returned as warnings.
+    pub fn delete(mut self, force: bool) -> Result<Vec<HookError>, ContainerError> {
+        let _lock = self.lock()?;
+        self.reload()?;
+        let status = self.status();
+        match status {
+            Status::Stopped | Status::Created | Status::Creating => {}
+            Status::Running | Status::Paused if force => {}
+            s => {
+                return Err(ContainerError::Config {
+                    what: format!(
+                        "cannot delete container {} that is not stopped: {s}",
+                        self.state.id
+                    ),
+                });
+            }
+        }
+        let cg = self.cgroup()?;
+        if status != Status::Stopped || force {
+            if let Some(cg) = &cg {
+                for p in cg
+                    .pids()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process(p, Signal::KILL);
+                }
+                if self.state.paused {
+                    let _ = cg.freeze(FreezerState::Thawed);
+                }
+            }
+            if crate::state::process_alive(self.state.pid, self.state.init_start_time)
+                && let Some(p) = Pid::from_raw(self.state.pid)
+            {
+                let _ = rustix::process::kill_process(p, Signal::KILL);
+            }
+        }
+        // wait for the init to be gone (it is not our child; a zombie counts as gone)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::state::process_alive(self.state.pid, self.state.init_start_time) {
+            if Instant::now() > deadline {
+                return Err(ContainerError::Config {
+                    what: format!(
+                        "container {} init (pid {}) did not exit after SIGKILL",
+                        self.state.id, self.state.pid
+                    ),
+                });
+            }
+            sleep_ms(2);
+        }
+        if let Some(cg) = &cg {
+            let mut last = Ok(());
+            for _ in 0..500 {
+                last = cg.destroy();
+                if last.is_ok() {
+                    break;
+                }
+                // processes that just got SIGKILL may still be leaving
+                for p in cg
+                    .pids()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process(p, Signal::KILL);
+                }
+                sleep_ms(2);
+            }
+            last.map_err(|source| ContainerError::Cgroup {
+                id: self.state.id.clone(),
+                source,
+            })?;
+        }
+        let mut warnings = Vec::new();
+        if let Some(h) = self
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_deref())
+        {
+            let st =
+                serde_json::to_vec(&self.state.spec_state(Status::Stopped)).unwrap_or_default();
+            if let Err(e) = hooks::run("poststop", h, &st) {
+                warnings.push(e);
+            }
+        }
+        let dir = self.dir();
+        std::fs::remove_dir_all(&dir)
+            .map_err(io_err(format!("failed to remove {}", dir.display())))?;
+        Ok(warnings)
+    }
+
+    fn set_paused(&mut self, paused: bool) -> Result<(), ContainerError> {
+        let _lock = self.lock()?;
+        self.reload()?;
+        let status = self.status();
+        let ok = if paused {
+            status == Status::Running
+        } else {
+            status == Status::Paused
+        };
+        if !ok {
+            return Err(self.wrong(if paused { "pause" } else { "resume" }, status));
+        }
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
+            what: format!("container {} has no cgroup", self.state.id),
+        })?;
+        cg.freeze(if paused {
+            FreezerState::Frozen
+        } else {
+            FreezerState::Thawed
+        })
+        .map_err(|source| ContainerError::Cgroup {
+            id: self.state.id.clone(),
+            source,
+        })?;
+        self.state.paused = paused;
+        self.state.save(&self.root)?;
+        Ok(())
+    }
+
+    pub fn pause(&mut self) -> Result<(), ContainerError> {
+        self.set_paused(true)
+    }
+
+    pub fn resume(&mut self) -> Result<(), ContainerError> {
+        self.set_paused(false)
+    }
+
+    /// Host pids of every process in the container's cgroup.
+    pub fn pids(&self) -> Result<Vec<i32>, ContainerError> {
+        match self.cgroup()? {
+            Some(cg) => cg.pids().map_err(|source| ContainerError::Cgroup {
+                id: self.state.id.clone(),
+                source,
+            }),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Apply new resource limits and record them in the state's config.
+    pub fn update(&mut self, resources: &LinuxResources) -> Result<(), ContainerError> {
+        let _lock = self.lock()?;
+        self.reload()?;
+        let status = self.status();
+        if status == Status::Stopped {
+            return Err(self.wrong("update", status));
+        }
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
+            what: format!("container {} has no cgroup", self.state.id),
+        })?;
+        cg.set(resources).map_err(|source| ContainerError::Cgroup {
+            id: self.state.id.clone(),
+            source,
+        })?;
+        if let Some(linux) = self.state.config.linux_mut() {
+            linux.set_resources(Some(resources.clone()));
+        }
+        self.state.save(&self.root)?;
+        Ok(())
+    }
+
+    /// Usage statistics of the cgroup (runc `events --stats` "data").
+    pub fn stats(&self) -> Result<crate::cgroups::Stats, ContainerError> {
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
+            what: format!("container {} has no cgroup", self.state.id),
+        })?;
+        cg.stats().map_err(|source| ContainerError::Cgroup {
+            id: self.state.id.clone(),
+            source,
+        })
+    }
+
+    /// OOM kills so far in the container's cgroup.
+    pub fn oom_kill_count(&self) -> Result<u64, ContainerError> {
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
+            what: format!("container {} has no cgroup", self.state.id),
+        })?;
+        cg.oom_kill_count()
+            .map_err(|source| ContainerError::Cgroup {
+                id: self.state.id.clone(),
+                source,
+            })
+    }
+}
+
+/// Remove `<root>/<id>` when it holds no loadable state (a create killed before its first
+/// state write), as `runc delete` does.
+pub fn remove_leftover(root: &Path, id: &str) -> Result<bool, ContainerError> {
+    if !crate::id::is_valid_id(id) {
+        return Err(ContainerError::InvalidId { id: id.to_owned() });
+    }
+    let dir = paths::container_dir(root, id);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(format!("failed to remove {}", dir.display()))(e)),
+    }
+}

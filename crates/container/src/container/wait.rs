@@ -1,0 +1,157 @@
+//! Waiting in the foreground (`run`, `exec` without `--detach`): signals received are
+//! forwarded to the process, SIGWINCH resizes its terminal, the terminal is copied to and
+//! from our stdio, and the process's exit status becomes ours (128+n for a signal).
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::sys;
+
+/// What to wait for.
+#[derive(Debug)]
+pub struct ForegroundOptions {
+    /// Host pid of the process (a child of ours: we are its subreaper).
+    pub pid: i32,
+    /// The terminal's master when the process has one and no console socket took it.
+    pub pty: Option<OwnedFd>,
+}
+
+fn exit_code(status: rustix::process::WaitStatus) -> Option<i32> {
+    if let Some(code) = status.exit_status() {
+        return Some(code);
+    }
+    status.terminating_signal().map(|s| 128 + s)
+}
+
+/// Reap children until the target is among them; its exit code.
+fn reap(target: i32) -> Option<i32> {
+    let mut found = None;
+    loop {
+        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some((pid, status))) => {
+                if pid.as_raw_nonzero().get() == target {
+                    found = exit_code(status);
+                }
+            }
+            _ => return found,
+        }
+    }
+}
+
+fn resize(pty: &OwnedFd) {
+    if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+        let _ = rustix::termios::tcsetwinsize(pty, ws);
+    }
+}
+
+/// Wait for the process; returns its exit code.
+pub fn wait_foreground(opts: ForegroundOptions) -> std::io::Result<i32> {
+    let sigfd = sys::block_signals_to_fd()?;
+    let stdin = rustix::stdio::stdin();
+    let saved = match &opts.pty {
+        Some(pty) => {
+            resize(pty);
+            match rustix::termios::tcgetattr(stdin) {
+                Ok(t) => {
+                    let mut raw = t.clone();
+                    raw.make_raw();
+                    let _ = rustix::termios::tcsetattr(
+                        stdin,
+                        rustix::termios::OptionalActions::Now,
+                        &raw,
+                    );
+                    Some(t)
+                }
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    let result = loop_until_exit(&opts, &sigfd);
+    if let Some(t) = saved {
+        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &t);
+    }
+    result
+}
+
+fn loop_until_exit(opts: &ForegroundOptions, sigfd: &OwnedFd) -> std::io::Result<i32> {
+    if let Some(code) = reap(opts.pid) {
+        return Ok(code);
+    }
+    let target = Pid::from_raw(opts.pid);
+    let stdin = rustix::stdio::stdin();
+    let mut stdin_open = opts.pty.is_some();
+    let mut pty_open = opts.pty.is_some();
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = vec![PollFd::new(sigfd, PollFlags::IN)];
+        if let (Some(p), true) = (&opts.pty, pty_open) {
+            fds.push(PollFd::new(p, PollFlags::IN));
+        }
+        if stdin_open {
+            fds.push(PollFd::from_borrowed_fd(stdin, PollFlags::IN));
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let rev: Vec<PollFlags> = fds.iter().map(|f| f.revents()).collect();
+        drop(fds);
+        if !rev[0].is_empty() {
+            let sig = sys::read_signalfd(sigfd.as_fd())?;
+            if sig == libc::SIGCHLD {
+                if let Some(code) = reap(opts.pid) {
+                    drain_pty(opts, &mut buf);
+                    return Ok(code);
+                }
+            } else if sig == libc::SIGWINCH {
+                if let Some(p) = &opts.pty {
+                    resize(p);
+                }
+            } else if let (Some(t), Some(s)) = (target, Signal::from_named_raw(sig)) {
+                let _ = rustix::process::kill_process(t, s);
+            }
+        }
+        let mut i = 1;
+        if let (Some(p), true) = (&opts.pty, pty_open) {
+            if !rev[i].is_empty() {
+                match rustix::io::read(p, &mut buf) {
+                    Ok(0) | Err(_) => pty_open = false,
+                    Ok(n) => {
+                        let mut out = std::io::stdout();
+                        let _ = out.write_all(&buf[..n]);
+                        let _ = out.flush();
+                    }
+                }
+            }
+            i += 1;
+        }
+        if stdin_open && !rev[i].is_empty() {
+            match std::io::stdin().read(&mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    if let Some(p) = &opts.pty {
+                        let _ = rustix::io::write(p, &buf[..n]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// After the process exited, copy what is left in the terminal.
+fn drain_pty(opts: &ForegroundOptions, buf: &mut [u8]) {
+    let Some(p) = &opts.pty else { return };
+    let _ = rustix::fs::fcntl_setfl(p, rustix::fs::OFlags::NONBLOCK);
+    let mut out = std::io::stdout();
+    while let Ok(n) = rustix::io::read(p, &mut *buf) {
+        if n == 0 {
+            break;
+        }
+        let _ = out.write_all(&buf[..n]);
+    }
+    let _ = out.flush();
+}

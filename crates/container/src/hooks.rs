@@ -1,0 +1,205 @@
+//! OCI hooks: the state JSON on stdin, `timeout` honoured (the hook is killed), output
+//! captured for the error message.
+//!
+//! Which failures are fatal is the caller's decision (runtime-spec: createRuntime,
+//! prestart, createContainer and startContainer failures abort; poststart and poststop
+//! failures are warnings).
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_oci::oci_spec::runtime::Hook;
+use rustix::event::{PollFd, PollFlags};
+
+/// What went wrong with which hook.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("failed to run {kind} hook {path}")]
+    Spawn {
+        kind: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{kind} hook {path} failed ({status}): {output}")]
+    Failed {
+        kind: &'static str,
+        path: PathBuf,
+        status: std::process::ExitStatus,
+        output: String,
+    },
+    #[error("{kind} hook {path} did not finish within its timeout of {secs}s and was killed")]
+    Timeout {
+        kind: &'static str,
+        path: PathBuf,
+        secs: i64,
+    },
+}
+
+/// Run `hooks` one after the other, stopping at the first failure.
+pub fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
+    for h in hooks {
+        run_one(kind, h, state)?;
+    }
+    Ok(())
+}
+
+fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
+    let path = hook.path().clone();
+    let spawn_err = |source| HookError::Spawn {
+        kind,
+        path: path.clone(),
+        source,
+    };
+    let mut cmd = Command::new(&path);
+    if let Some(args) = hook.args() {
+        if let Some(a0) = args.first() {
+            cmd.arg0(a0);
+        }
+        cmd.args(args.iter().skip(1));
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // a hook that does not read its stdin is fine
+        let _ = stdin.write_all(state);
+    }
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut output = Vec::new();
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| spawn_err(e.into()))?;
+    loop {
+        let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+        if let Some(o) = &out {
+            fds.push(PollFd::from_borrowed_fd(o.as_fd(), PollFlags::IN));
+        }
+        if let Some(e) = &err {
+            fds.push(PollFd::from_borrowed_fd(e.as_fd(), PollFlags::IN));
+        }
+        let timeout = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HookError::Timeout {
+                        kind,
+                        path,
+                        secs: hook.timeout().unwrap_or(0),
+                    });
+                }
+                Some(rustix::time::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: i64::from(left.subsec_nanos()),
+                })
+            }
+            None => None,
+        };
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(spawn_err(e.into())),
+        }
+        let rev: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        let exited = rev[0];
+        let mut idx = 1;
+        if out.is_some() {
+            let ready = rev[idx];
+            idx += 1;
+            if ready {
+                drain(&mut out, &mut output);
+            }
+        }
+        if err.is_some() && rev[idx] {
+            drain(&mut err, &mut output);
+        }
+        if exited && out.is_none() && err.is_none() {
+            break;
+        }
+        if exited {
+            // the hook is gone; whatever its children hold open is not our business
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+        }
+    }
+    let status = child.wait().map_err(spawn_err)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(HookError::Failed {
+            kind,
+            path,
+            status,
+            output: String::from_utf8_lossy(&output).trim().to_owned(),
+        })
+    }
+}
+
+/// Read what is there; close (None) at EOF.
+fn drain<R: Read>(pipe: &mut Option<R>, output: &mut Vec<u8>) {
+    if let Some(p) = pipe {
+        let mut buf = [0u8; 4096];
+        match p.read(&mut buf) {
+            Ok(0) | Err(_) => *pipe = None,
+            Ok(n) => {
+                if output.len() < 64 * 1024 {
+                    output.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(json: serde_json::Value) -> Hook {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn state_on_stdin_and_failure_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", out.display())]}),
+        );
+        run("prestart", &[h], b"{\"id\":\"x\"}").unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"x\"}");
+
+        let h = hook(
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "echo nope >&2; exit 3"]}),
+        );
+        let e = run("createRuntime", &[h], b"{}").unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+
+        let h =
+            hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}));
+        let t = Instant::now();
+        let e = run("poststart", &[h], b"{}").unwrap_err();
+        assert!(matches!(e, HookError::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+}

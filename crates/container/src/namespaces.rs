@@ -1,0 +1,245 @@
+//! Namespaces: which to create, which to join by path (user first), the uid/gid maps the
+//! runtime writes for a new user namespace, and time namespace offsets.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_oci::oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use rustix::thread::{LinkNameSpaceType, UnshareFlags};
+
+use crate::ipc::{Context, Failure};
+
+/// The clone/unshare flag of a namespace type.
+pub fn flag(t: LinuxNamespaceType) -> UnshareFlags {
+    match t {
+        LinuxNamespaceType::Mount => UnshareFlags::NEWNS,
+        LinuxNamespaceType::Cgroup => UnshareFlags::NEWCGROUP,
+        LinuxNamespaceType::Uts => UnshareFlags::NEWUTS,
+        LinuxNamespaceType::Ipc => UnshareFlags::NEWIPC,
+        LinuxNamespaceType::User => UnshareFlags::NEWUSER,
+        LinuxNamespaceType::Pid => UnshareFlags::NEWPID,
+        LinuxNamespaceType::Network => UnshareFlags::NEWNET,
+        LinuxNamespaceType::Time => UnshareFlags::NEWTIME,
+    }
+}
+
+/// The name of a namespace under /proc/<pid>/ns/.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+fn link_type(t: LinuxNamespaceType) -> LinkNameSpaceType {
+    match t {
+        LinuxNamespaceType::Mount => LinkNameSpaceType::Mount,
+        LinuxNamespaceType::Cgroup => LinkNameSpaceType::ControlGroup,
+        LinuxNamespaceType::Uts => LinkNameSpaceType::HostNameAndNISDomainName,
+        LinuxNamespaceType::Ipc => LinkNameSpaceType::InterProcessCommunication,
+        LinuxNamespaceType::User => LinkNameSpaceType::User,
+        LinuxNamespaceType::Pid => LinkNameSpaceType::ProcessID,
+        LinuxNamespaceType::Network => LinkNameSpaceType::Network,
+        LinuxNamespaceType::Time => LinkNameSpaceType::Time,
+    }
+}
+
+/// Order in which namespaces are joined: user first (it grants the rights to join the
+/// others), mount last (the other paths are resolved in the current mount namespace, and
+/// all are opened before any is joined anyway).
+const JOIN_ORDER: &[LinuxNamespaceType] = &[
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Time,
+    LinuxNamespaceType::Mount,
+];
+
+/// The namespace plan of a config: what to create, what to join.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Flags of the namespaces to create.
+    pub new: UnshareFlags,
+    /// Namespaces to join: (type, path), in join order.
+    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            new: UnshareFlags::empty(),
+            join: Vec::new(),
+        }
+    }
+}
+
+impl Plan {
+    pub fn of(linux: &Linux) -> Plan {
+        let mut plan = Plan {
+            new: UnshareFlags::empty(),
+            join: Vec::new(),
+        };
+        let nss = linux.namespaces().as_deref().unwrap_or_default();
+        for t in JOIN_ORDER {
+            for ns in nss.iter().filter(|n| n.typ() == *t) {
+                match ns.path() {
+                    Some(p) => plan.join.push((*t, p.clone())),
+                    None => plan.new |= flag(*t),
+                }
+            }
+        }
+        plan
+    }
+
+    /// Joining the namespaces of a running container's init (exec).
+    pub fn join_all_of(pid: i32, types: &[LinuxNamespaceType]) -> Plan {
+        let mut plan = Plan::default();
+        for t in JOIN_ORDER {
+            if types.contains(t) {
+                plan.join.push((
+                    *t,
+                    PathBuf::from(format!("/proc/{pid}/ns/{}", proc_name(*t))),
+                ));
+            }
+        }
+        plan
+    }
+
+    pub fn creates(&self, t: LinuxNamespaceType) -> bool {
+        self.new.contains(flag(t))
+    }
+
+    /// Open every namespace to join, then join them (user first). A namespace the process
+    /// is already in is skipped (joining one's own user namespace fails with EINVAL).
+    pub fn join(&self) -> Result<(), Failure> {
+        let mut files = Vec::with_capacity(self.join.len());
+        for (t, p) in &self.join {
+            let f = File::open(p)
+                .ctx(|| format!("failed to open {} namespace {}", proc_name(*t), p.display()))?;
+            files.push((*t, p, f));
+        }
+        for (t, p, f) in &files {
+            if *t == LinuxNamespaceType::User && same_ns(p, "user") {
+                continue;
+            }
+            rustix::thread::move_into_link_name_space(f.as_fd(), Some(link_type(*t)))
+                .ctx(|| format!("failed to join {} namespace {}", proc_name(*t), p.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn same_ns(path: &Path, name: &str) -> bool {
+    match (
+        std::fs::metadata(path),
+        std::fs::metadata(format!("/proc/self/ns/{name}")),
+    ) {
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.ino() == b.ino() && a.dev() == b.dev()
+        }
+        _ => false,
+    }
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+fn write_proc(path: &str, text: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// Write the uid/gid maps of the new user namespace of `pid` (runtime side). As root the
+/// files are written directly; otherwise through newuidmap/newgidmap (shadow-utils), as
+/// runc and podman do; a single mapping of the caller's own ids is written directly.
+pub fn write_id_maps(pid: i32, linux: &Linux, rootless: bool) -> Result<(), Failure> {
+    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+    let euid = rustix::process::geteuid().as_raw();
+    let egid = rustix::process::getegid().as_raw();
+    let self_map = |maps: &[LinuxIdMapping], id: u32| {
+        maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == id
+    };
+    // setgroups must be denied before an unprivileged gid_map write
+    let unprivileged_gid = rootless && self_map(gid, egid);
+    if unprivileged_gid {
+        write_proc(&format!("/proc/{pid}/setgroups"), "deny")
+            .ctx(|| format!("failed to write deny to /proc/{pid}/setgroups"))?;
+    }
+    if !uid.is_empty() {
+        if !rootless || self_map(uid, euid) {
+            write_proc(&format!("/proc/{pid}/uid_map"), &map_text(uid))
+                .ctx(|| format!("failed to write /proc/{pid}/uid_map"))?;
+        } else {
+            run_idmap_tool("newuidmap", pid, uid)?;
+        }
+    }
+    if !gid.is_empty() {
+        if !rootless || unprivileged_gid {
+            write_proc(&format!("/proc/{pid}/gid_map"), &map_text(gid))
+                .ctx(|| format!("failed to write /proc/{pid}/gid_map"))?;
+        } else {
+            run_idmap_tool("newgidmap", pid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+fn run_idmap_tool(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), Failure> {
+    let mut cmd = Command::new(tool);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd.output().ctx(|| format!("failed to run {tool}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::new(format!(
+            "{tool} {pid} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+/// Write time namespace offsets of the calling process's new time namespace (before any
+/// process enters it).
+pub fn write_time_offsets(linux: &Linux) -> Result<(), Failure> {
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    if text.is_empty() {
+        return Ok(());
+    }
+    write_proc("/proc/self/timens_offsets", &text)
+        .ctx(|| "failed to write /proc/self/timens_offsets".to_owned())
+}

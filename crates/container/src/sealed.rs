@@ -1,0 +1,162 @@
+//! CVE-2019-5736: the container must never get a writable handle on the runtime binary
+//! (a process in the container can open /proc/<runtime pid>/exe while the runtime joins
+//! it). Commands that enter a container re-execute the runtime from a protected copy, as
+//! runc does:
+//!
+//! 1. (root, runc ≥ 1.2's method) the binary opened through a private, read-only
+//!    overlayfs mount that is never attached anywhere (fsopen/fsmount): no copy, the page
+//!    cache is shared, and /proc/<pid>/exe is a file on a read-only mount nobody can reach
+//!    to remount;
+//! 2. (fallback, runc 1.1.12's method) a sealed memfd copy: cannot be written, grown or
+//!    shrunk. Costs a copy of the binary per invocation.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+
+use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
+
+/// What failed while sealing.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("failed to {what} while re-executing from a sealed copy")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: &'static str) -> impl FnOnce(rustix::io::Errno) -> SealError {
+    move |e| SealError::Io {
+        what,
+        source: e.into(),
+    }
+}
+
+const SEALS: SealFlags = SealFlags::SEAL
+    .union(SealFlags::SHRINK)
+    .union(SealFlags::GROW)
+    .union(SealFlags::WRITE);
+
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// Whether `exe` is a sealed memfd or a file of a read-only overlayfs mount.
+fn protected(exe: &OwnedFd) -> bool {
+    if rustix::fs::fcntl_get_seals(exe).is_ok_and(|s| s.contains(SEALS)) {
+        return true;
+    }
+    let overlay = rustix::fs::fstatfs(exe).is_ok_and(|st| st.f_type == OVERLAYFS_SUPER_MAGIC);
+    let ro = rustix::fs::fstatvfs(exe)
+        .is_ok_and(|st| st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    overlay && ro
+}
+
+/// Whether this process already runs from a protected copy.
+pub fn is_sealed() -> bool {
+    match rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => protected(&fd),
+        Err(_) => false,
+    }
+}
+
+/// Escape a path for an overlayfs lowerdir list.
+fn esc(p: &Path) -> String {
+    p.to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace(':', "\\:")
+        .replace(',', "\\,")
+}
+
+/// Open the running binary through a detached read-only overlayfs whose lower layers are
+/// the binary's directory and the empty directory `empty`.
+fn overlay_copy(empty: &Path) -> Result<OwnedFd, rustix::io::Errno> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let path = std::fs::read_link("/proc/self/exe").map_err(|_| rustix::io::Errno::NOENT)?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(rustix::io::Errno::INVAL);
+    };
+    let ctx = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    let lower = format!("{}:{}", esc(dir), esc(empty));
+    rustix::mount::fsconfig_set_string(&ctx, "lowerdir", lower.as_str())?;
+    let _ = rustix::mount::fsconfig_set_string(&ctx, "xino", "off");
+    rustix::mount::fsconfig_create(&ctx)?;
+    let mnt = rustix::mount::fsmount(
+        &ctx,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOSUID,
+    )?;
+    rustix::fs::openat(
+        &mnt,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Re-execute from a protected copy unless already running from one. `empty_dir` is an
+/// empty directory the runtime owns (the overlay's second lower layer; created if
+/// missing). Returns `Ok(())` only when the process already runs protected; otherwise it
+/// does not return (or returns the error).
+pub fn ensure_sealed(
+    argv: Vec<OsString>,
+    envp: Vec<OsString>,
+    empty_dir: &Path,
+) -> Result<(), SealError> {
+    let exe = rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io("open /proc/self/exe"))?;
+    if protected(&exe) {
+        return Ok(());
+    }
+    let to_c = |v: Vec<OsString>| -> Vec<CString> {
+        v.into_iter()
+            .filter_map(|s| CString::new(s.into_vec()).ok())
+            .collect()
+    };
+    let argv_c = to_c(argv);
+    let envp_c = to_c(envp);
+    let empty_ok = std::fs::DirBuilder::new()
+        .recursive(true)
+        .create(empty_dir)
+        .is_ok()
+        && std::fs::read_dir(empty_dir).is_ok_and(|mut d| d.next().is_none());
+    if empty_ok && let Ok(fd) = overlay_copy(empty_dir) {
+        // returns only on failure: then fall back to the memfd copy
+        let _ = crate::sys::fexecve(fd.as_fd(), &argv_c, &envp_c);
+    }
+    let size = rustix::fs::fstat(&exe)
+        .map_err(io("stat /proc/self/exe"))?
+        .st_size as u64;
+    let mem = rustix::fs::memfd_create(
+        "berth-runtime",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(io("create a memfd"))?;
+    rustix::fs::ftruncate(&mem, size).map_err(io("size the memfd"))?;
+    let mut done = 0u64;
+    while done < size {
+        let n = rustix::fs::sendfile(&mem, &exe, None, (size - done) as usize)
+            .map_err(io("copy the binary"))?;
+        if n == 0 {
+            break;
+        }
+        done += n as u64;
+    }
+    rustix::fs::fcntl_add_seals(&mem, SEALS).map_err(io("seal the memfd"))?;
+    let err = crate::sys::fexecve(mem.as_fd(), &argv_c, &envp_c);
+    Err(SealError::Io {
+        what: "execute the sealed copy",
+        source: err,
+    })
+}

@@ -1,0 +1,252 @@
+//! The few system calls rustix does not wrap safely, each behind an audited `unsafe` block.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Result of [`fork`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fork {
+    Child,
+    Parent(i32),
+}
+
+/// `fork(2)`. Callers are single-threaded (the runtime never starts threads), so the child
+/// may run ordinary code; it must end with [`std::process::exit`] and never return into
+/// the parent's stack frames (their destructors would close the parent's descriptors).
+#[expect(unsafe_code, reason = "fork has no safe wrapper")]
+pub fn fork() -> io::Result<Fork> {
+    // SAFETY: the process is single-threaded, so no lock can be held by another thread in
+    // the child; the child does not unwind into the caller (see the doc comment).
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(pid)),
+    }
+}
+
+/// `unshare(2)` of namespace flags only (never CLONE_FILES/CLONE_FS/CLONE_SYSVSEM).
+#[expect(
+    unsafe_code,
+    reason = "rustix marks unshare unsafe because of CLONE_FILES"
+)]
+pub fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
+    use rustix::thread::UnshareFlags as F;
+    let ns_only = F::NEWNS
+        | F::NEWCGROUP
+        | F::NEWUTS
+        | F::NEWIPC
+        | F::NEWUSER
+        | F::NEWPID
+        | F::NEWNET
+        | F::NEWTIME;
+    if !ns_only.contains(flags) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: only namespace flags, which do not unshare the descriptor table or fs info
+    // that Rust code relies on.
+    unsafe { rustix::thread::unshare_unsafe(flags) }.map_err(io::Error::from)
+}
+
+fn prctl5(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> io::Result<()> {
+    #[expect(unsafe_code, reason = "variadic prctl with integer arguments only")]
+    // SAFETY: the options used take integer arguments, no pointers.
+    let r = unsafe { libc::prctl(op, a, b, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// PR_CAPBSET_DROP.
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    prctl5(libc::PR_CAPBSET_DROP, cap.into(), 0)
+}
+
+/// PR_CAPBSET_READ: whether `cap` is in the bounding set (`None` if the kernel does not know it).
+pub fn capbset_read(cap: u32) -> Option<bool> {
+    #[expect(unsafe_code, reason = "variadic prctl with integer arguments only")]
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+    if r < 0 { None } else { Some(r == 1) }
+}
+
+/// PR_CAP_AMBIENT_RAISE.
+pub fn ambient_raise(cap: u32) -> io::Result<()> {
+    #[expect(unsafe_code, reason = "variadic prctl with integer arguments only")]
+    // SAFETY: integer arguments only.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            cap as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Join a new session keyring named `name` (KEYCTL_JOIN_SESSION_KEYRING).
+pub fn join_session_keyring(name: &str) -> io::Result<()> {
+    let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    #[expect(unsafe_code, reason = "keyctl has no wrapper")]
+    // SAFETY: `name` is a valid NUL-terminated string that outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Mark every descriptor from `first` up as close-on-exec (close_range CLOSE_RANGE_CLOEXEC).
+/// Descriptors stay valid until exec, so no owned descriptor is invalidated.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    #[expect(unsafe_code, reason = "close_range has no safe wrapper")]
+    // SAFETY: with CLOSE_RANGE_CLOEXEC no descriptor is closed now.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Close every descriptor >= 3 except those in `keep`. Only for a freshly forked child that
+/// owns none of the descriptors it closes (it never drops the parent's objects).
+pub fn close_fds_except(keep: &[i32]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&f| f >= 3)
+        .map(|&f| f as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if k > first {
+            let last = if k == u32::MAX { u32::MAX } else { k - 1 };
+            #[expect(unsafe_code, reason = "close_range has no safe wrapper")]
+            // SAFETY: see the function's contract: the caller owns no descriptor in range.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint) };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        first = k.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// Take ownership of a raw descriptor number the process inherited (`--preserve-fds`, LISTEN_FDS).
+/// Returns `None` when it is not open.
+pub fn inherited_fd(fd: i32) -> Option<OwnedFd> {
+    // fcntl(F_GETFD) succeeds iff the descriptor is open.
+    #[expect(unsafe_code, reason = "probing a raw descriptor number")]
+    // SAFETY: F_GETFD only queries the descriptor.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if r < 0 {
+        return None;
+    }
+    #[expect(unsafe_code, reason = "adopting an inherited descriptor")]
+    // SAFETY: the descriptor is open and nothing else in the process owns it: it was
+    // inherited from the caller and the runtime never opened it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Unblock all signals and reset every handled/ignored signal to its default.
+pub fn reset_signals() {
+    #[expect(unsafe_code, reason = "sigprocmask and signal have no safe wrappers")]
+    // SAFETY: an empty set is a valid argument; resetting dispositions to SIG_DFL is valid
+    // for every catchable signal.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+/// Block every signal but SIGKILL/SIGSTOP and return a signalfd receiving them.
+pub fn block_signals_to_fd() -> io::Result<OwnedFd> {
+    #[expect(unsafe_code, reason = "sigprocmask and signalfd have no safe wrappers")]
+    // SAFETY: the set is initialised by sigfillset; signalfd(-1, ..) returns a new fd we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Read one signal number from a signalfd.
+pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    let mut buf = [0u8; 128];
+    let n = rustix::io::read(fd, &mut buf)?;
+    if n < 4 {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    Ok(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as i32)
+}
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`; returns only on failure.
+pub fn fexecve(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    let empty: &CStr = c"";
+    #[expect(unsafe_code, reason = "execveat has no safe wrapper")]
+    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    io::Error::last_os_error()
+}
+
+/// `execve(path, argv, envp)`; returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    #[expect(unsafe_code, reason = "execve has no safe wrapper")]
+    // SAFETY: argv/envp are NULL-terminated arrays of valid C strings that outlive the call.
+    unsafe {
+        libc::execve(path.as_ptr(), a.as_ptr(), e.as_ptr());
+    }
+    io::Error::last_os_error()
+}

@@ -1,0 +1,199 @@
+//! `update <id>`: `--resources FILE|-` and runc's per-field flags, applied to the cgroup.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use berth_oci::oci_spec::runtime::LinuxResources;
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::Global;
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// path to the file containing the resources to update or '-' to read from the standard input
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Specifies per cgroup weight, range is from 10 to 1000
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period to be used for hardcapping (in usecs). 0 to use system default
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS hardcap burst limit (in usecs)
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period to be used for hardcapping (in usecs)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime hardcap limit (in usecs)
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU(s) to use
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory node(s) to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// (obsoleted; do not use)
+    #[arg(long = "kernel-memory")]
+    pub kernel_memory: Option<String>,
+    /// (obsoleted; do not use)
+    #[arg(long = "kernel-memory-tcp")]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (in bytes)
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE
+    #[arg(long = "cpu-idle")]
+    pub cpu_idle: Option<i64>,
+    /// Memory reservation or soft_limit (in bytes)
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids allowed in the container
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// The string of Intel RDT/CAT L3 cache schema (not supported)
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// The string of Intel RDT/MBA memory bandwidth schema (not supported)
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+}
+
+/// docker's units.RAMInBytes: "512m", "1g", "100" (binary multiples), "-1".
+pub fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size: {s:?}"))?;
+    let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0f64.powi(4),
+        "p" => 1024.0f64.powi(5),
+        _ => anyhow::bail!("invalid size: {s:?}"),
+    };
+    Ok((n * mult) as i64)
+}
+
+fn set(v: &mut Value, section: &str, key: &str, val: Value) {
+    if !v[section].is_object() {
+        v[section] = json!({});
+    }
+    v[section][key] = val;
+}
+
+pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        anyhow::bail!("Intel RDT is not supported by berth-runtime");
+    }
+    let mut c = super::load(g, &a.id)?;
+    let mut v: Value = match &a.resources {
+        Some(p) => {
+            let mut data = Vec::new();
+            if p.as_os_str() == "-" {
+                std::io::stdin()
+                    .read_to_end(&mut data)
+                    .context("failed to read resources from stdin")?;
+            } else {
+                data =
+                    std::fs::read(p).with_context(|| format!("failed to read {}", p.display()))?;
+            }
+            serde_json::from_slice(&data).context("failed to parse the resources")?
+        }
+        None => c
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .map(serde_json::to_value)
+            .transpose()?
+            .unwrap_or_else(|| json!({})),
+    };
+    if let Some(w) = a.blkio_weight {
+        set(&mut v, "blockIO", "weight", w.into());
+    }
+    if let Some(x) = a.cpu_period {
+        set(&mut v, "cpu", "period", x.into());
+    }
+    if let Some(x) = a.cpu_quota {
+        set(&mut v, "cpu", "quota", x.into());
+    }
+    if let Some(x) = a.cpu_burst {
+        set(&mut v, "cpu", "burst", x.into());
+    }
+    if let Some(x) = a.cpu_share {
+        set(&mut v, "cpu", "shares", x.into());
+    }
+    if let Some(x) = a.cpu_rt_period {
+        set(&mut v, "cpu", "realtimePeriod", x.into());
+    }
+    if let Some(x) = a.cpu_rt_runtime {
+        set(&mut v, "cpu", "realtimeRuntime", x.into());
+    }
+    if let Some(x) = &a.cpuset_cpus {
+        set(&mut v, "cpu", "cpus", x.clone().into());
+    }
+    if let Some(x) = &a.cpuset_mems {
+        set(&mut v, "cpu", "mems", x.clone().into());
+    }
+    if let Some(x) = a.cpu_idle {
+        set(&mut v, "cpu", "idle", x.into());
+    }
+    if let Some(x) = &a.memory {
+        set(&mut v, "memory", "limit", ram_in_bytes(x)?.into());
+    }
+    if let Some(x) = &a.memory_reservation {
+        set(&mut v, "memory", "reservation", ram_in_bytes(x)?.into());
+    }
+    if let Some(x) = &a.memory_swap {
+        set(&mut v, "memory", "swap", ram_in_bytes(x)?.into());
+    }
+    if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
+        g.log.warn("kernel memory settings are ignored");
+    }
+    if let Some(x) = a.pids_limit {
+        set(&mut v, "pids", "limit", x.into());
+    }
+    let res: LinuxResources = serde_json::from_value(v).context("invalid resources")?;
+    c.update(&res)
+        .with_context(|| format!("failed to update container {}", a.id))?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ram_in_bytes("100").unwrap(), 100);
+        assert_eq!(ram_in_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(ram_in_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(ram_in_bytes("2kb").unwrap(), 2048);
+        assert_eq!(ram_in_bytes("-1").unwrap(), -1);
+        assert!(ram_in_bytes("12x").is_err());
+    }
+}

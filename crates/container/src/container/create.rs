@@ -11,12 +11,12 @@ use rustix::process::{Pid, WaitOptions};
 
 use super::{Container, ContainerError, io_err};
 use crate::cgroups::{self, CgroupManager, CgroupSpec};
-use crate::init::{self, ChildConfig, ChildMsg, ParentMsg};
+use crate::init::{ChildConfig, ChildMsg, ParentMsg};
 use crate::ipc::{self, Channel};
 use crate::namespaces::{self, Plan};
 use crate::rootfs::RootfsPlan;
 use crate::state::{Lock, State, Status};
-use crate::sys::{self, Fork};
+use crate::sys::{self};
 use crate::{hooks, paths, process, seccomp, spec, timefmt, tty};
 
 /// Options of `create` (and the create half of `run`).
@@ -248,16 +248,7 @@ impl Container {
             no_new_keyring: opts.no_new_keyring,
             seccomp: filter.as_ref(),
         };
-        let (parent, child) = ipc::pair()?;
-        let child = child
-            .move_above(keep_fds.max(10))
-            .map_err(io_err("failed to move the sync socket"))?;
-        let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-        let stage1 = match sys::fork().map_err(io_err("failed to fork"))? {
-            Fork::Child => init::stage1(&cfg, &child),
-            Fork::Parent(pid) => pid,
-        };
-        drop(child);
+        let (parent, stage1) = super::spawn_stage1(&cfg, keep_fds)?;
 
         let res = sync_create(
             &parent,

@@ -10,11 +10,10 @@ use rustix::fs::{Mode, OFlags};
 use rustix::process::{Pid, WaitOptions};
 
 use super::{Container, ContainerError, io_err};
-use crate::init::{self, ChildConfig, ChildMsg, ParentMsg};
-use crate::ipc;
+use crate::init::{ChildConfig, ChildMsg, ParentMsg};
 use crate::namespaces::Plan;
 use crate::state::Status;
-use crate::sys::{self, Fork};
+use crate::sys::{self};
 use crate::{process, seccomp, spec, tty};
 
 /// Options of `exec`.
@@ -116,16 +115,7 @@ impl Container {
             no_new_keyring: true,
             seccomp: filter.as_ref(),
         };
-        let (parent, child) = ipc::pair()?;
-        let child = child
-            .move_above(keep_fds.max(10))
-            .map_err(io_err("failed to move the sync socket"))?;
-        let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-        let stage1 = match sys::fork().map_err(io_err("failed to fork"))? {
-            Fork::Child => init::stage1(&cfg, &child),
-            Fork::Parent(pid) => pid,
-        };
-        drop(child);
+        let (parent, stage1) = super::spawn_stage1(&cfg, keep_fds)?;
         let stage1_pid = Pid::from_raw(stage1);
         let result = (|| -> Result<ExecProcess, ContainerError> {
             let (m, _) = parent.recv_with_fds::<ChildMsg>()?;

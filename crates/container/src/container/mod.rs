@@ -89,6 +89,27 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> 
     move |source| ContainerError::Io { what, source }
 }
 
+/// Fork stage 1 of a container process (create's init or an exec'd process) with `cfg`,
+/// over a fresh sync channel whose child end sits above the `keep_fds` descriptors the
+/// process keeps. Returns the parent's end and stage 1's pid. This process becomes a child
+/// subreaper first, so the init stage 1 forks is reaped here if stage 1 dies early.
+pub(crate) fn spawn_stage1(
+    cfg: &crate::init::ChildConfig<'_>,
+    keep_fds: i32,
+) -> Result<(crate::ipc::Channel, i32), ContainerError> {
+    let (parent, child) = crate::ipc::pair()?;
+    let child = child
+        .move_above(keep_fds.max(10))
+        .map_err(io_err("failed to move the sync socket"))?;
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    let stage1 = match crate::sys::fork().map_err(io_err("failed to fork"))? {
+        crate::sys::Fork::Child => crate::init::stage1(cfg, &child),
+        crate::sys::Fork::Parent(pid) => pid,
+    };
+    drop(child);
+    Ok((parent, stage1))
+}
+
 /// A container recorded under `--root`.
 #[derive(Debug, Clone)]
 pub struct Container {

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Runtime benchmark: berth-runtime against Debian's runc and crun, side by side in one run,
+# interleaved (berth, runc, crun, berth, …), on the same busybox bundle on tmpfs. Run by hand
+# as root; never in CI.
+#
+#   bench/runtime.sh              N=100 sequential containers per runtime, 20 concurrent
+#   N=20 bench/runtime.sh         a quick smoke run
+#
+# Per runtime: median and p90 wall time of `run` of /bin/true; median of create+start+delete
+# (the container runs /bin/true; delete after it exits); user+system CPU time per `run`; peak
+# RSS of the runtime process (GNU time's %M; Debian package `time`); wall time of 20
+# containers run concurrently. Ratios: other / berth (higher = berth faster or smaller).
+# Results also go to bench/results/runtime-<date>.md (gitignored).
+set -euo pipefail
+
+N=${N:-100}
+CONCURRENT=${CONCURRENT:-20}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+[ "$(id -u)" -eq 0 ] || { echo "error: run as root (containers need it)" >&2; exit 1; }
+for tool in runc crun busybox python3 /usr/bin/time; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "error: $tool is not installed; hint: scripts/test installs the test tools" >&2
+        exit 1
+    }
+done
+
+if [ -n "${BERTH_RUNTIME_BIN:-}" ]; then
+    BERTH=$BERTH_RUNTIME_BIN
+else
+    echo "building berth-runtime (release)" >&2
+    cargo build --release -p berth-runtime-cli >&2
+    BERTH=$ROOT/target/release/berth-runtime
+fi
+
+WORK=$(mktemp -d /dev/shm/berth-runtime-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/bundle/rootfs/bin" "$WORK/bundle/rootfs/proc" "$WORK/bundle/rootfs/dev" "$WORK/bundle/rootfs/sys"
+cp "$(command -v busybox)" "$WORK/bundle/rootfs/bin/busybox"
+ln -s busybox "$WORK/bundle/rootfs/bin/true"
+ln -s busybox "$WORK/bundle/rootfs/bin/sh"
+(cd "$WORK/bundle" && "$BERTH" spec)
+python3 - "$WORK/bundle/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["/bin/true"]
+c["process"]["terminal"] = False
+c["ociVersion"] = "1.0.2"  # what Debian's crun 1.8 still accepts
+json.dump(c, open(p, "w"), indent=2)
+PY
+
+python3 - "$WORK" "$N" "$CONCURRENT" "$BERTH" <<'PY'
+import os, resource, statistics, subprocess, sys, time, datetime, shutil, concurrent.futures
+
+work, n, conc, berth = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+bundle = os.path.join(work, "bundle")
+runtimes = {"berth-runtime": berth, "runc": shutil.which("runc"), "crun": shutil.which("crun")}
+
+def version(b):
+    out = subprocess.run([b, "--version"], capture_output=True, text=True).stdout
+    return out.splitlines()[0] if out else "?"
+
+log = open(os.path.join(work, "runtime-errors.log"), "ab")
+
+def rt(name, *args, check=True):
+    # stderr to a file, not a pipe: a created container inherits it and holds it open
+    root = os.path.join(work, "root-" + name)
+    return subprocess.run([runtimes[name], "--root", root, *args],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=log, check=check)
+
+def timed(fn):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    fn()
+    t1 = time.perf_counter()
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return t1 - t0, cpu
+
+res = {k: {"run": [], "cycle": [], "cpu": []} for k in runtimes}
+rss = {}
+for i in range(n):
+    for name in runtimes:
+        cid = f"b{name[:2]}{i}"
+        wall, cpu = timed(lambda: rt(name, "run", "--bundle", bundle, cid))
+        res[name]["run"].append(wall)
+        res[name]["cpu"].append(cpu)
+        cid2 = f"c{name[:2]}{i}"
+        def cycle():
+            rt(name, "create", "--bundle", bundle, cid2)
+            rt(name, "start", cid2)
+            for _ in range(2000):
+                st = subprocess.run([runtimes[name], "--root", os.path.join(work, "root-" + name), "state", cid2],
+                                    stdin=subprocess.DEVNULL, capture_output=True, text=True)
+                if '"stopped"' in st.stdout:
+                    break
+            rt(name, "delete", cid2)
+        wall, _ = timed(cycle)
+        res[name]["cycle"].append(wall)
+
+# peak RSS: GNU time's %M for one run (measured through time's own small fork, since a
+# child forked from this Python carries Python's high-water mark across exec)
+for name in runtimes:
+    out = subprocess.run(["/usr/bin/time", "-f", "%M", runtimes[name], "--root",
+                          os.path.join(work, "root-" + name), "run", "--bundle", bundle, "rss-" + name],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, check=True)
+    rss[name] = int(out.stderr.strip().splitlines()[-1]) / 1024
+
+conc_wall = {}
+for name in runtimes:
+    def many():
+        with concurrent.futures.ThreadPoolExecutor(conc) as ex:
+            list(ex.map(lambda j: rt(name, "run", "--bundle", bundle, f"p{name[:2]}{j}"), range(conc)))
+    conc_wall[name], _ = timed(many)
+
+def med(v): return statistics.median(v) * 1000
+def p90(v): return sorted(v)[int(len(v) * 0.9) - 1] * 1000
+lines = [f"# berth-runtime vs runc and crun — {datetime.date.today()}", "",
+         "- " + "; ".join(f"{k}: {version(b)}" for k, b in runtimes.items()),
+         f"- N={n} sequential containers per runtime, interleaved; {conc} concurrent; bundle on tmpfs; 2 CPUs", "",
+         "| runtime | run median ms | run p90 ms | create+start+delete median ms | CPU ms per run | peak RSS MiB | 20 concurrent s |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+for k in runtimes:
+    r = res[k]
+    lines.append(f"| {k} | {med(r['run']):.1f} | {p90(r['run']):.1f} | {med(r['cycle']):.1f} | {med(r['cpu']):.1f} | {rss[k]:.1f} | {conc_wall[k]:.2f} |")
+b = res["berth-runtime"]
+lines += ["", "Ratios (other / berth-runtime; higher = berth faster or smaller):", ""]
+for k in ("runc", "crun"):
+    lines.append(f"- {k}: run {med(res[k]['run'])/med(b['run']):.2f}×, create+start+delete {med(res[k]['cycle'])/med(b['cycle']):.2f}×, CPU {med(res[k]['cpu'])/max(med(b['cpu']),1e-9):.2f}×, peak RSS {rss[k]/rss['berth-runtime']:.2f}×, concurrent {conc_wall[k]/conc_wall['berth-runtime']:.2f}×")
+text = "\n".join(lines) + "\n"
+print(text)
+os.makedirs("bench/results", exist_ok=True)
+open(f"bench/results/runtime-{datetime.date.today()}.md", "w").write(text)
+PY

@@ -11,7 +11,7 @@
 //!    shrunk. Costs a copy of the binary per invocation.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
@@ -74,25 +74,28 @@ fn esc(p: &Path) -> String {
 }
 
 /// Open the running binary through a detached read-only overlayfs whose lower layers are
-/// the binary's directory and the empty directory `empty`.
-fn overlay_copy(empty: &Path) -> Result<OwnedFd, rustix::io::Errno> {
+/// the binary's directory and an empty, detached tmpfs (never attached anywhere, so it
+/// can never overlap the binary's directory).
+fn overlay_copy() -> Result<OwnedFd, rustix::io::Errno> {
     use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
     let path = std::fs::read_link("/proc/self/exe").map_err(|_| rustix::io::Errno::NOENT)?;
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(rustix::io::Errno::INVAL);
     };
+    let ro = MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOSUID;
+    let tmp = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    rustix::mount::fsconfig_set_string(&tmp, "size", "4k")?;
+    rustix::mount::fsconfig_create(&tmp)?;
+    let empty = rustix::mount::fsmount(&tmp, FsMountFlags::FSMOUNT_CLOEXEC, ro)?;
     let ctx = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    let lower = format!("{}:{}", esc(dir), esc(empty));
+    let empty_path = format!("/proc/self/fd/{}", empty.as_raw_fd());
+    let lower = format!("{}:{}", esc(dir), esc(Path::new(&empty_path)));
     rustix::mount::fsconfig_set_string(&ctx, "lowerdir", lower.as_str())?;
     let _ = rustix::mount::fsconfig_set_string(&ctx, "xino", "off");
     rustix::mount::fsconfig_create(&ctx)?;
-    let mnt = rustix::mount::fsmount(
-        &ctx,
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::MOUNT_ATTR_RDONLY
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOSUID,
-    )?;
+    let mnt = rustix::mount::fsmount(&ctx, FsMountFlags::FSMOUNT_CLOEXEC, ro)?;
     rustix::fs::openat(
         &mnt,
         name,
@@ -101,15 +104,10 @@ fn overlay_copy(empty: &Path) -> Result<OwnedFd, rustix::io::Errno> {
     )
 }
 
-/// Re-execute from a protected copy unless already running from one. `empty_dir` is an
-/// empty directory the runtime owns (the overlay's second lower layer; created if
-/// missing). Returns `Ok(())` only when the process already runs protected; otherwise it
-/// does not return (or returns the error).
-pub fn ensure_sealed(
-    argv: Vec<OsString>,
-    envp: Vec<OsString>,
-    empty_dir: &Path,
-) -> Result<(), SealError> {
+/// Re-execute from a protected copy unless already running from one. Returns `Ok(())`
+/// only when the process already runs protected; otherwise it does not return (or returns
+/// the error).
+pub fn ensure_sealed(argv: Vec<OsString>, envp: Vec<OsString>) -> Result<(), SealError> {
     let exe = rustix::fs::open(
         "/proc/self/exe",
         OFlags::RDONLY | OFlags::CLOEXEC,
@@ -126,12 +124,7 @@ pub fn ensure_sealed(
     };
     let argv_c = to_c(argv);
     let envp_c = to_c(envp);
-    let empty_ok = std::fs::DirBuilder::new()
-        .recursive(true)
-        .create(empty_dir)
-        .is_ok()
-        && std::fs::read_dir(empty_dir).is_ok_and(|mut d| d.next().is_none());
-    if empty_ok && let Ok(fd) = overlay_copy(empty_dir) {
+    if let Ok(fd) = overlay_copy() {
         // returns only on failure: then fall back to the memfd copy
         let _ = crate::sys::fexecve(fd.as_fd(), &argv_c, &envp_c);
     }

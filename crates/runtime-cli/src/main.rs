@@ -131,7 +131,6 @@ fn main() -> ExitCode {
                     s
                 })
                 .collect(),
-            &cli.root.join("@exe-lower"),
         )
     {
         logger.fatal(&anyhow::Error::new(e));

@@ -30,7 +30,9 @@ fn exit_code(status: rustix::process::WaitStatus) -> Option<i32> {
 fn reap(target: i32) -> Option<i32> {
     let mut found = None;
     loop {
-        match rustix::process::waitpid(None, WaitOptions::NOHANG) {
+        // wait(): any child (pid -1); waitpid(None) is wait4(0), only this process group,
+        // and a container with a terminal runs in a session of its own.
+        match rustix::process::wait(WaitOptions::NOHANG) {
             Ok(Some((pid, status))) => {
                 if pid.as_raw_nonzero().get() == target {
                     found = exit_code(status);

@@ -162,6 +162,10 @@ impl Runtime {
         );
     }
 
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
     pub fn state_dir(&self, id: &str) -> PathBuf {
         self.root.path().join(id)
     }

@@ -416,3 +416,40 @@ fn pause_and_resume() {
     assert_eq!(rt.status("pz"), "running");
     rt.ok(&["delete", "--force", "pz"]);
 }
+
+/// Regression: with `process.terminal` and no console socket, `run` copies the terminal in
+/// the foreground; the container's process runs in a session of its own, so waiting only
+/// for this process group (`wait4(0)`) never saw it exit and `run` hung.
+#[test]
+fn run_with_a_terminal_in_the_foreground_returns_the_exit_code() {
+    let mut b = Bundle::new(&["sh", "-c", "tty; exit 5"]);
+    b.config["process"]["terminal"] = true.into();
+    b.save();
+    let rt = Runtime::new();
+    rt.track("tty5");
+    let line = format!(
+        "{BIN} --root {} run --bundle {} tty5",
+        rt.root().display(),
+        b.path().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let screen = dir.path().join("screen");
+    let mut child = std::process::Command::new("script")
+        .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create_new(&screen).unwrap())
+        .spawn()
+        .unwrap();
+    // keep the terminal's input open: script(1) hangs up on EOF, which would end `run` too
+    let keyboard = child.stdin.take();
+    let status = wait_until(
+        "run with a terminal to return",
+        Duration::from_secs(30),
+        || child.try_wait().unwrap(),
+    );
+    drop(keyboard);
+    let shown = std::fs::read_to_string(&screen).unwrap();
+    assert_eq!(status.code(), Some(5), "{shown}");
+    assert!(shown.contains("/dev/pts/"), "no terminal inside: {shown}");
+    assert!(!rt.state_dir("tty5").exists(), "run deletes the container");
+}

@@ -585,6 +585,23 @@ pub fn write_sysctls(spec: &Spec) -> Result<(), Failure> {
     Ok(())
 }
 
+/// An `O_PATH` descriptor of `p` (not following a final symlink); `None` when it does not
+/// exist, which readonly and masked paths skip, as runc does. `kind` names the list in errors.
+fn open_path(p: &str, kind: &str) -> Result<Option<OwnedFd>, Failure> {
+    match rustix::fs::open(
+        p,
+        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(Failure::io(
+            format!("failed to open {kind} path {p}"),
+            &e.into(),
+        )),
+    }
+}
+
 /// `linux.readonlyPaths`: bind each onto itself and remount read-only.
 pub fn readonly_paths(spec: &Spec) -> Result<(), Failure> {
     for p in spec
@@ -594,29 +611,14 @@ pub fn readonly_paths(spec: &Spec) -> Result<(), Failure> {
         .into_iter()
         .flatten()
     {
-        let fd = match rustix::fs::open(
-            p.as_str(),
-            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => {
-                return Err(Failure::io(
-                    format!("failed to open readonly path {p}"),
-                    &e.into(),
-                ));
-            }
+        let Some(fd) = open_path(p, "readonly")? else {
+            continue;
         };
         let target = fd_path(fd.as_fd());
         mount_raw(&target, &target, "", libc::MS_BIND | libc::MS_REC, "")
             .ctx(|| format!("failed to bind readonly path {p}"))?;
-        let fd = rustix::fs::open(
-            p.as_str(),
-            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        )
-        .ctx(|| format!("failed to reopen readonly path {p}"))?;
+        let fd = open_path(p, "readonly")?
+            .ok_or_else(|| Failure::new(format!("readonly path {p} vanished after its bind")))?;
         let locked = locked_flags(fd.as_fd());
         mount_raw(
             "",
@@ -639,19 +641,8 @@ pub fn mask_paths(spec: &Spec) -> Result<(), Failure> {
         .into_iter()
         .flatten()
     {
-        let fd = match rustix::fs::open(
-            p.as_str(),
-            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => {
-                return Err(Failure::io(
-                    format!("failed to open masked path {p}"),
-                    &e.into(),
-                ));
-            }
+        let Some(fd) = open_path(p, "masked")? else {
+            continue;
         };
         let st = rustix::fs::fstat(&fd).ctx(|| format!("failed to stat masked path {p}"))?;
         let target = fd_path(fd.as_fd());

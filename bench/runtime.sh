@@ -28,9 +28,8 @@ done
 if [ -n "${BERTH_RUNTIME_BIN:-}" ]; then
     BERTH=$BERTH_RUNTIME_BIN
 else
-    echo "building berth-runtime (release)" >&2
-    cargo build --release -p berth-runtime-cli >&2
-    BERTH=$ROOT/target/release/berth-runtime
+    echo "building berth-runtime (scripts/build-runtime: the installed build)" >&2
+    BERTH=$(scripts/build-runtime)
 fi
 
 WORK=$(mktemp -d /dev/shm/berth-runtime-bench.XXXXXX)

@@ -144,12 +144,6 @@ pub struct Throttling {
     pub throttled_time: u64,
 }
 
-impl Throttling {
-    fn is_zero(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 /// runc `types.CpuUsage`, in nanoseconds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuUsage {
@@ -176,7 +170,8 @@ impl CpuUsage {
 pub struct Cpu {
     #[serde(default, skip_serializing_if = "CpuUsage::is_zero")]
     pub usage: CpuUsage,
-    #[serde(default, skip_serializing_if = "Throttling::is_zero")]
+    /// Always present, `{}` when nothing was throttled (runc's field is not `omitempty`).
+    #[serde(default)]
     pub throttling: Throttling,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psi: Option<PsiStats>,

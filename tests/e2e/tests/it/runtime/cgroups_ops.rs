@@ -8,12 +8,17 @@
 //! forks.
 //!
 //! Peer differences (runc 1.1.5, crun 1.8.1), asserted as such so that a change shows:
-//! - crun has no `events` command, no `--l3-cache-schema`/`--mem-bw-schema` flags and takes
-//!   no ps(1) options after the id;
+//! - crun has no `events` command and no `--l3-cache-schema`/`--mem-bw-schema` flags; its
+//!   size flags take bytes only (`--memory 96m` fails), it writes a negative pids limit as
+//!   is (EINVAL, and a refused create leaves its cgroups behind), writes `blkio.weight` but
+//!   not BFQ's `blkio.bfq.weight`, accepts a pids limit of the wrong JSON type, accepts
+//!   `pause` of a paused and `resume` of a running container, leaves a paused container
+//!   frozen on `kill KILL` (it dies on resume), and its `ps` table is a PID column without
+//!   ps(1) options;
 //! - runc 1.1.5 passes a `--` after the id on to ps(1) (which refuses it); berth drops it;
 //! - `pids.limit` 0: the runtime-spec (since "linux: clarify pids cgroup settings") says 0
-//!   is a real limit; berth writes `pids.max` 0, runc 1.1.5 leaves the limit unset ("max"),
-//!   newer runc writes 1 (see [`pids_limit_zero_is_a_limit_and_negative_is_max`]).
+//!   is a real limit; berth writes `pids.max` 0, runc 1.1.5 and crun 1.8.1 leave the limit
+//!   unset ("max"), newer runc writes 1.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -317,13 +317,6 @@ fn sync_create(
         Err(_) if opts.rootless => {}
         Err(e) => return Err(cg_err(e)),
     }
-    if let Some(r) = linux.resources() {
-        match cgroup.set(r) {
-            Ok(()) => {}
-            Err(_) if opts.rootless => {}
-            Err(e) => return Err(cg_err(e)),
-        }
-    }
     chan.send(&ParentMsg::Continue)?;
     let pid = match expect(chan, |m| matches!(m, ChildMsg::InitPid { .. }))? {
         (ChildMsg::InitPid { pid }, _) => pid,
@@ -332,6 +325,15 @@ fn sync_create(
     teardown.pid = pid;
     if let Some(p) = Pid::from_raw(stage1) {
         let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
+    }
+    // limits once the init is forked, as runc: a pids limit of 0 or 1 (runtime-spec: 0 is a
+    // limit) must not stop the runtime's own forks into the cgroup
+    if let Some(r) = linux.resources() {
+        match cgroup.set(r) {
+            Ok(()) => {}
+            Err(_) if opts.rootless => {}
+            Err(e) => return Err(cg_err(e)),
+        }
     }
     let mut st = state.clone();
     st.pid = pid;

@@ -291,6 +291,8 @@ mod tests {
             "berth-runtime pause x",
             "berth-runtime resume x",
             "berth-runtime update --memory 1000000 --pids-limit 10 x",
+            "berth-runtime update --pids-limit -1 --cpu-quota -1 --memory -1 x",
+            "berth-runtime update --resources - x",
             "berth-runtime events --stats --interval 2s x",
             "berth-runtime spec --rootless --bundle /b",
             "berth-runtime --criu /c --log-format text delete x",

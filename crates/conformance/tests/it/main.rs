@@ -213,3 +213,35 @@ fn docker_registry_fails_exactly_its_known_gaps() {
         "{why}"
     );
 }
+
+#[test]
+fn the_command_exits_0_only_when_every_must_passes_and_writes_the_json_report() {
+    requires_tool!("docker-registry");
+    let ours = Registry::start(RegistryOptions::new());
+    let peer = DockerRegistry::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    for (host, ok) in [(ours.host(), true), (peer.host(), false)] {
+        let json = dir.path().join(format!("{}.json", host.replace(':', "_")));
+        let out = berth_test_support::run_with_timeout(
+            std::process::Command::new(berth_test_support::berth_bin())
+                .args(["conformance", "check", &format!("{host}/conformance/cli")])
+                .arg("--json")
+                .arg(&json),
+            std::time::Duration::from_secs(120),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.success(), ok, "{host}: {stdout}");
+        let report: Report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(report.conformant, ok);
+        assert!(
+            stdout.contains(&format!("{} checks:", report.totals.total())),
+            "{stdout}"
+        );
+        for failed in report.with_status(Status::Fail) {
+            assert!(
+                stdout.contains(&format!("fail {} [", failed.info.id)),
+                "{stdout}"
+            );
+        }
+    }
+}

@@ -20,6 +20,7 @@ pub mod checks;
 mod data;
 pub mod model;
 pub mod redact;
+pub mod render;
 mod session;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

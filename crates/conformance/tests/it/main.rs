@@ -19,6 +19,8 @@ use berth_distribution::{
 };
 use berth_test_support::{DockerRegistry, Registry, RegistryOptions, requires_tool};
 
+mod report;
+
 fn client(registry: &str, user: Option<(&str, &str)>) -> Client {
     let credentials = user.map(|(u, p)| {
         Arc::new(StaticCredentials::new().with(

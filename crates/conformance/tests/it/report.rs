@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_conformance::{Report, Status, Workflow};
-use berth_test_support::{Registry, RegistryOptions, requires_tool, wait_until, write_file};
+use berth_test_support::{
+    DockerRegistry, Registry, RegistryOptions, requires_tool, wait_until, write_file,
+};
 
 /// How long one Chromium run may take before it is killed.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(90);
@@ -30,6 +32,12 @@ fn artifacts() -> PathBuf {
 /// written into `dir` as report.json, report.html and report.xml.
 fn reports_from_the_command(dir: &Path) -> Report {
     let reg = Registry::start(RegistryOptions::new());
+    reports_of(&reg.host(), dir, true)
+}
+
+/// The three reports of `berth conformance check` against `host`, which must (or must not)
+/// conform.
+fn reports_of(host: &str, dir: &Path, conformant: bool) -> Report {
     let (json, html, junit) = (
         dir.join("report.json"),
         dir.join("report.html"),
@@ -40,7 +48,7 @@ fn reports_from_the_command(dir: &Path) -> Report {
             .args([
                 "conformance",
                 "check",
-                &format!("{}/conformance/report", reg.host()),
+                &format!("{host}/conformance/report"),
             ])
             .arg("--json")
             .arg(&json)
@@ -50,8 +58,9 @@ fn reports_from_the_command(dir: &Path) -> Report {
             .arg(&junit),
         Duration::from_secs(120),
     );
-    assert!(
+    assert_eq!(
         out.status.success(),
+        conformant,
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -400,6 +409,69 @@ fn html_report_in_headless_chromium() {
         html.display(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The `hidden` state of every check row in a dumped DOM, by check id.
+fn hidden_rows(dom: &str) -> BTreeMap<String, bool> {
+    tags(dom, "details")
+        .into_iter()
+        .filter(|t| t.get("class").map(String::as_str) == Some("check"))
+        .map(|t| {
+            let id = t["id"].strip_prefix("check-").unwrap().to_owned();
+            (id, t.contains_key("hidden"))
+        })
+        .collect()
+}
+
+#[test]
+fn failing_report_filters_in_chromium() {
+    requires_tool!("chromium", "docker-registry");
+    // docker-registry (distribution 2.8) fails and warns on known checks: the filters must
+    // show exactly those, as the JSON lists them.
+    let peer = DockerRegistry::start(None);
+    let dir = artifacts().join("docker-registry");
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = reports_of(&peer.host(), &dir, false);
+    let html = dir.join("report.html");
+    let page = dump_dom(&file_url(&html, ""));
+    assert_eq!(
+        console_messages(&page.log),
+        Vec::<&str>::new(),
+        "{}",
+        page.log
+    );
+    assert!(page.dom.contains("data-conformant=\"false\""));
+    assert_eq!(summary_cell(&page.dom, "all", "fail"), report.totals.fail);
+    assert_eq!(summary_cell(&page.dom, "all", "warn"), report.totals.warn);
+    for status in [Status::Fail, Status::Warn] {
+        assert!(report.with_status(status).next().is_some());
+        let dom = dump_dom(&file_url(&html, &format!("#filter={status}"))).dom;
+        let shown: Vec<String> = hidden_rows(&dom)
+            .into_iter()
+            .filter(|(_, hidden)| !hidden)
+            .map(|(id, _)| id)
+            .collect();
+        let mut expected: Vec<String> = report
+            .with_status(status)
+            .map(|c| c.info.id.clone())
+            .collect();
+        expected.sort();
+        assert_eq!(shown, expected, "#filter={status}");
+    }
+    // A check hidden by the filter in the URL is shown (and opened) when asked for.
+    let pass_id = &report.with_status(Status::Pass).next().unwrap().info.id;
+    let dom = dump_dom(&file_url(&html, &format!("#check-{pass_id}"))).dom;
+    assert!(hidden_rows(&dom).values().all(|hidden| !hidden));
+    let png = dir.join("report.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = Chromium::run(&[
+        format!("--screenshot={}", png.display()),
+        "--window-size=1280,1400".to_owned(),
+        "--hide-scrollbars".to_owned(),
+        file_url(&html, "#filter=fail"),
+    ]);
+    assert!(shot.success && png.is_file(), "{}", shot.log);
+    eprintln!("screenshot: {}", png.display());
 }
 
 #[test]

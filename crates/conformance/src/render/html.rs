@@ -14,7 +14,7 @@
 //! attribute on the other checks, and `#check-<id>` opens that check (clearing a filter that
 //! hid it) and scrolls to it.
 //!
-//! Everything from the report is escaped ([`super::escape_into`]); exchange URLs are shown
+//! Everything from the report is escaped (`render::escape_into`); exchange URLs are shown
 //! as text, never as links; and a Content-Security-Policy allows only this page's own script
 //! (by its hash), so markup a registry manages to get into a report still cannot run.
 

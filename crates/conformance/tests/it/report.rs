@@ -94,6 +94,8 @@ impl Chromium {
                 "--headless=new",
                 "--no-sandbox",
                 "--disable-gpu",
+                // CI containers often have a 64 MiB /dev/shm.
+                "--disable-dev-shm-usage",
                 "--no-first-run",
                 "--disable-extensions",
                 "--disable-background-networking",

@@ -66,7 +66,10 @@ pub use runtime::{
     cgroup_mounts, hybrid_cgroup2_controllers, remove_leftover_cgroups,
 };
 pub use tls::TestCerts;
-pub use tools::{is_root, skip_or_fail, tool_available};
+pub use tools::{
+    EXPECT_CGROUP_ENV, cgroup_v2_or_skip, check_cgroup_mode, expected_cgroup_mode, is_root,
+    skip_or_fail, tool_available,
+};
 
 pub use berth_oci::Digest;
 

@@ -384,6 +384,9 @@ fn serve(
     // Dropping the runtime cancels the connections still open.
 }
 
+/// How long the upstream may take to answer (its headers) before the proxy gives up.
+const UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Hop-by-hop headers, not forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 7] = [
     "connection",
@@ -470,9 +473,23 @@ async fn handle(s: &Shared, req: Request<Incoming>) -> Response<ProxyBody> {
     if applies && matches!(s.brk, Break::IgnoreRange) && parts.headers.remove("range").is_some() {
         s.hits.fetch_add(1, Ordering::SeqCst);
     }
-    let upstream = match s.client.request(Request::from_parts(parts, body)).await {
-        Ok(r) => r,
-        Err(e) => {
+    let forwarded = tokio::time::timeout(
+        UPSTREAM_TIMEOUT,
+        s.client.request(Request::from_parts(parts, body)),
+    )
+    .await;
+    let upstream = match forwarded {
+        Ok(Ok(r)) => r,
+        Err(_) => {
+            return error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "UNAVAILABLE",
+                &format!(
+                    "the broken registry's upstream did not answer within {UPSTREAM_TIMEOUT:?}"
+                ),
+            );
+        }
+        Ok(Err(e)) => {
             return error_response(
                 StatusCode::BAD_GATEWAY,
                 "UNAVAILABLE",

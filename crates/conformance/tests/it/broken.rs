@@ -300,6 +300,31 @@ fn cases() -> Vec<Case> {
             expect: &[("pull.manifest-head-headers", Warn)],
         },
         Case {
+            name: "HEAD of a blob with a wrong Content-Length",
+            brk: set_header(m("HEAD blobs"), "content-length", "1", false),
+            expect: &[("pull.blob-head-headers", Warn)],
+        },
+        Case {
+            name: "an upload's status with a wrong Range",
+            brk: set_header(m("GET blobs/uploads"), "range", "0-0", false),
+            expect: &[("push.upload-status", Fail)],
+        },
+        Case {
+            name: "a chunk with a wrong Range",
+            brk: set_header(m("PATCH blobs/uploads"), "range", "0-1", false),
+            expect: &[("push.blob-chunked", Fail)],
+        },
+        Case {
+            name: "a mount whose Location is another repository's",
+            brk: set_header(
+                m("POST blobs/uploads").query_contains("mount="),
+                "location",
+                &format!("/v2/nowhere/blobs/{ZERO_DIGEST}"),
+                false,
+            ),
+            expect: &[("push.mount", Fail)],
+        },
+        Case {
             name: "an upload's status without Location",
             brk: drop_header(m("GET blobs/uploads"), "location"),
             expect: &[("push.upload-status", Fail)],
@@ -543,6 +568,20 @@ fn cases() -> Vec<Case> {
             expect: &[("discovery.referrers-list", Fail)],
         },
         Case {
+            name: "the artifactType filter claimed but not applied",
+            brk: edit(m("GET referrers").query_contains("artifactType="), |v| {
+                if let Some(list) = referrers_of(v) {
+                    list.push(serde_json::json!({
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": ZERO_DIGEST,
+                        "size": 1,
+                        "artifactType": "application/vnd.example.other",
+                    }));
+                }
+            }),
+            expect: &[("discovery.referrers-filter", Warn)],
+        },
+        Case {
             name: "referrers of nothing list one",
             brk: edit(m("GET referrers"), |v| {
                 if let Some(list) = referrers_of(v)
@@ -760,7 +799,7 @@ fn run_table(
 fn each_break_is_caught_by_the_right_checks_and_no_other() {
     let reg = Registry::start(RegistryOptions::new());
     let cases = cases();
-    let (problems, table) = run_table(reg.addr(), None, cases, 3);
+    let (problems, table) = run_table(reg.addr(), None, cases, 6);
     eprintln!("{table}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -233,11 +233,13 @@ pub enum Break {
     /// A chunk the registry refuses with 416 is answered 202 (with the upload's Location).
     AcceptOutOfOrderChunk,
     /// A JSON body of a 2xx response is edited by `edit` (tags lists, referrers indexes).
+    /// The matched bodies are read whole: point it at JSON endpoints, not at blobs.
     EditJson {
         matcher: Matcher,
         edit: fn(&mut serde_json::Value),
     },
-    /// The error code `from` in an `{"errors":[…]}` body becomes `to`; the status is kept.
+    /// The error code `from` in an `{"errors":[…]}` body of a 4xx or 5xx response becomes
+    /// `to`; the status is kept. Only those (small) error bodies are read whole.
     WrongErrorCode {
         matcher: Matcher,
         from: &'static str,
@@ -604,6 +606,9 @@ async fn apply(
             true
         }
         Break::WrongErrorCode { from, to, .. } => {
+            if !(parts.status.is_client_error() || parts.status.is_server_error()) {
+                return false;
+            }
             let inner = std::mem::replace(body, full(Bytes::new()));
             let bytes = match inner.collect().await {
                 Ok(c) => c.to_bytes(),

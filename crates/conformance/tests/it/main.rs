@@ -10,6 +10,8 @@
     reason = "test harness: failing loudly is the point, helpers included"
 )]
 
+mod broken;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

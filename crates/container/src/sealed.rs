@@ -73,10 +73,14 @@ fn esc(p: &Path) -> String {
         .replace(',', "\\,")
 }
 
-/// Open the running binary through a detached read-only overlayfs whose lower layers are
-/// the binary's directory and an empty, detached tmpfs (never attached anywhere, so it
-/// can never overlap the binary's directory).
-fn overlay_copy() -> Result<OwnedFd, rustix::io::Errno> {
+/// Open the running binary through a detached read-only overlayfs (an `O_PATH` descriptor
+/// to `fexecve`). Lower-only overlayfs (which refuses every write) needs two lower layers:
+/// the binary's directory on top, and below it `spare_lower` — an existing directory that
+/// neither contains nor is inside the binary's (the runtime's state root, as runc uses its
+/// own) — or, without one, an empty detached tmpfs. Older kernels (Debian 12's 6.1; 6.18
+/// accepts it) refuse a detached mount as a layer ("failed to clone lowerpath" in the kernel
+/// log), hence the spare directory first.
+pub fn overlay_copy(spare_lower: Option<&Path>) -> Result<OwnedFd, rustix::io::Errno> {
     use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
     let path = std::fs::read_link("/proc/self/exe").map_err(|_| rustix::io::Errno::NOENT)?;
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
@@ -85,17 +89,26 @@ fn overlay_copy() -> Result<OwnedFd, rustix::io::Errno> {
     let ro = MountAttrFlags::MOUNT_ATTR_RDONLY
         | MountAttrFlags::MOUNT_ATTR_NODEV
         | MountAttrFlags::MOUNT_ATTR_NOSUID;
-    let tmp = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    rustix::mount::fsconfig_set_string(&tmp, "size", "4k")?;
-    rustix::mount::fsconfig_create(&tmp)?;
-    let empty = rustix::mount::fsmount(&tmp, FsMountFlags::FSMOUNT_CLOEXEC, ro)?;
-    let ctx = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-    let empty_path = format!("/proc/self/fd/{}", empty.as_raw_fd());
-    let lower = format!("{}:{}", esc(dir), esc(Path::new(&empty_path)));
-    rustix::mount::fsconfig_set_string(&ctx, "lowerdir", lower.as_str())?;
-    let _ = rustix::mount::fsconfig_set_string(&ctx, "xino", "off");
-    rustix::mount::fsconfig_create(&ctx)?;
-    let mnt = rustix::mount::fsmount(&ctx, FsMountFlags::FSMOUNT_CLOEXEC, ro)?;
+    let overlay = |second: &Path| -> Result<OwnedFd, rustix::io::Errno> {
+        let ctx = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        let lower = format!("{}:{}", esc(dir), esc(second));
+        rustix::mount::fsconfig_set_string(&ctx, "lowerdir", lower.as_str())?;
+        let _ = rustix::mount::fsconfig_set_string(&ctx, "xino", "off");
+        rustix::mount::fsconfig_create(&ctx)?;
+        rustix::mount::fsmount(&ctx, FsMountFlags::FSMOUNT_CLOEXEC, ro)
+    };
+    let detached_tmpfs = || -> Result<OwnedFd, rustix::io::Errno> {
+        let tmp = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        rustix::mount::fsconfig_set_string(&tmp, "size", "4k")?;
+        rustix::mount::fsconfig_create(&tmp)?;
+        let empty = rustix::mount::fsmount(&tmp, FsMountFlags::FSMOUNT_CLOEXEC, ro)?;
+        overlay(Path::new(&format!("/proc/self/fd/{}", empty.as_raw_fd())))
+    };
+    let spare = spare_lower.filter(|p| !p.starts_with(dir) && !dir.starts_with(p));
+    let mnt = match spare.map(overlay) {
+        Some(Ok(mnt)) => mnt,
+        _ => detached_tmpfs()?,
+    };
     rustix::fs::openat(
         &mnt,
         name,
@@ -107,7 +120,14 @@ fn overlay_copy() -> Result<OwnedFd, rustix::io::Errno> {
 /// Re-execute from a protected copy unless already running from one. Returns `Ok(())`
 /// only when the process already runs protected; otherwise it does not return (or returns
 /// the error).
-pub fn ensure_sealed(argv: Vec<OsString>, envp: Vec<OsString>) -> Result<(), SealError> {
+///
+/// `spare_lower` is an existing directory away from the binary (the state root), for the
+/// overlay on kernels that refuse a detached tmpfs as a layer.
+pub fn ensure_sealed(
+    argv: Vec<OsString>,
+    envp: Vec<OsString>,
+    spare_lower: Option<&Path>,
+) -> Result<(), SealError> {
     let exe = rustix::fs::open(
         "/proc/self/exe",
         OFlags::RDONLY | OFlags::CLOEXEC,
@@ -124,7 +144,7 @@ pub fn ensure_sealed(argv: Vec<OsString>, envp: Vec<OsString>) -> Result<(), Sea
     };
     let argv_c = to_c(argv);
     let envp_c = to_c(envp);
-    if let Ok(fd) = overlay_copy() {
+    if let Ok(fd) = overlay_copy(spare_lower) {
         // returns only on failure: then fall back to the memfd copy
         let _ = crate::sys::fexecve(fd.as_fd(), &argv_c, &envp_c);
     }

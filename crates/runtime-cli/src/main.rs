@@ -212,6 +212,7 @@ fn main() -> ExitCode {
                     s
                 })
                 .collect(),
+            cli.root.is_dir().then_some(cli.root.as_path()),
         )
     {
         logger.fatal(&anyhow::Error::new(e));

@@ -10,4 +10,5 @@
 
 mod cgroups;
 mod runtime_core;
+mod sealed;
 mod seccomp;

@@ -402,7 +402,7 @@ runtime_test! {
 }
 
 runtime_test! {
-    /// `state`, `list` and `delete` work under the default root,
+    /// `state`, `list`, `exec`, `kill` and `delete` work under the default root,
     /// `$XDG_RUNTIME_DIR/<runtime>`, which `create` made (0700 and sticky).
     fn rootless_state_list_delete_use_the_default_root(rt) {
         let Some(rl) = Rootless::new(rt) else { return };
@@ -430,6 +430,12 @@ runtime_test! {
 
         let out = rl.run(&["start", b.id()]);
         assert!(out.status.success(), "{}", text(&out));
+        // exec joins the running container (its user namespace first) as the same user
+        let out = rl.run(&["exec", b.id(), "/probe", "identity"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        assert_eq!(v["identity"]["uid"], 0, "{v}");
+        assert_eq!(v["identity"]["hostname"], "berth-rootless", "{v}");
         let out = rl.run(&["kill", b.id(), "KILL"]);
         assert!(out.status.success(), "{}", text(&out));
         let stopped = wait_until(Duration::from_secs(30), || {
@@ -538,5 +544,35 @@ runtime_test! {
             // runc 1.1 on cgroup v1: "cannot set pids limit: container could not join or create cgroup"
             assert!(err.contains("pids"), "{err}");
         }
+    }
+}
+
+runtime_test! {
+    /// Run by an ordinary user, the runtime still never exposes its binary writable to the
+    /// container (the CVE-2019-5736 class): the overlayfs method needs privileges, so the
+    /// created init (a fork of the runtime, before `start`) runs from a sealed memfd copy.
+    fn rootless_runtime_binary_is_a_sealed_copy(rt) {
+        let Some(rl) = Rootless::new(rt) else { return };
+        let b = rl.bundle(&["identity"], |_| {});
+        let _g = rl.guard(b.id());
+        let out = rl.run(&[OsStr::new("create"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = rl.run(&["state", b.id()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let exe = format!("/proc/{}/exe", state["pid"].as_i64().unwrap());
+        let target = std::fs::read_link(&exe).unwrap();
+        assert!(
+            target.to_string_lossy().starts_with("/memfd:"),
+            "{exe} -> {} is not a memfd copy",
+            target.display()
+        );
+        // even root cannot write it: the open is refused or the write is (sealed)
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&exe)
+            .and_then(|mut f| f.write_all(b"x"));
+        assert!(written.is_err(), "{exe} was writable");
     }
 }

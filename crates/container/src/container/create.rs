@@ -271,8 +271,12 @@ impl Container {
             &mut teardown,
         );
         let pty = match res {
-            Ok((pid, pty)) => {
+            Ok((pid, pty, in_cgroup)) => {
                 state.pid = pid;
+                if !in_cgroup {
+                    // rootless without permission: nothing to find or remove later
+                    state.cgroup = None;
+                }
                 pty
             }
             Err(e) => {
@@ -302,8 +306,9 @@ impl Container {
     }
 }
 
-/// The runtime's half of the create handshake (see `init`). Returns the init pid and the
-/// pty master when one was kept.
+/// The runtime's half of the create handshake (see `init`). Returns the init pid, the
+/// pty master when one was kept, and whether the container got its cgroup (a rootless one
+/// may run without).
 fn sync_create(
     chan: &Channel,
     stage1: i32,
@@ -312,7 +317,7 @@ fn sync_create(
     cgroup: &dyn CgroupManager,
     opts: &CreateOptions,
     teardown: &mut Teardown,
-) -> Result<(i32, Option<OwnedFd>), ContainerError> {
+) -> Result<(i32, Option<OwnedFd>, bool), ContainerError> {
     let id = state.id.clone();
     let cg_err = |source| ContainerError::Cgroup {
         id: id.clone(),
@@ -326,7 +331,7 @@ fn sync_create(
     // runc's rootless cgroup manager: without permission and without an explicit
     // cgroupsPath the container runs without a cgroup of its own, unless it asks for
     // limits; device rules are never applied rootless (the kernel refuses them anyway)
-    match cgroup.apply(stage1) {
+    let in_cgroup = match cgroup.apply(stage1) {
         Ok(()) => {
             if let Some(r) = linux.resources() {
                 match cgroup.set(r) {
@@ -335,6 +340,7 @@ fn sync_create(
                     Err(e) => return Err(cg_err(e)),
                 }
             }
+            true
         }
         Err(e)
             if opts.rootless
@@ -354,9 +360,11 @@ fn sync_create(
                 }
                 .into());
             }
+            teardown.cgroup = None;
+            false
         }
         Err(e) => return Err(cg_err(e)),
-    }
+    };
     chan.send(&ParentMsg::Continue)?;
     let pid = match expect(chan, |m| matches!(m, ChildMsg::InitPid { .. }))? {
         (ChildMsg::InitPid { pid }, _) => pid,
@@ -408,7 +416,7 @@ fn sync_create(
                     None => pty = Some(master),
                 }
             }
-            ChildMsg::Ready => return Ok((pid, pty)),
+            ChildMsg::Ready => return Ok((pid, pty, in_cgroup)),
             ChildMsg::Failed(f) => return Err(f.into()),
             other => {
                 return Err(ContainerError::Config {

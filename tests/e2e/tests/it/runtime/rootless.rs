@@ -576,3 +576,38 @@ runtime_test! {
         assert!(written.is_err(), "{exe} was writable");
     }
 }
+
+runtime_test! {
+    /// A rootless container without a cgroup (the user may not write one) still has its
+    /// processes listed by `ps` and reached by `kill --all`: berth-runtime finds them
+    /// through the container's pid namespace.
+    fn rootless_ps_and_kill_all_without_a_cgroup(rt) {
+        let Some(rl) = Rootless::new(rt) else { return };
+        let b = rl.bundle(&["wait-signal"], |_| {});
+        let _g = rl.guard(b.id());
+        let out = rl.run(&[OsStr::new("create"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = rl.run(&["start", b.id()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = rl.run(&["state", b.id()]);
+        let pid = serde_json::from_slice::<Value>(&out.stdout).unwrap()["pid"].as_i64().unwrap();
+        let ps = rl.run(&["ps", "--format", "json", b.id()]);
+        if rt.name() != "berth-runtime" {
+            // peers: without a cgroup runc 1.1 fails `ps` ("unable to get all container
+            // pids") and `kill --all`; crun 1.8 fails `ps` ("the container is not using
+            // cgroups") and its `kill --all` returns 0 without signalling (seen by hand)
+            assert!(!ps.status.success(), "{}", text(&ps));
+            return;
+        }
+        assert!(ps.status.success(), "{}", text(&ps));
+        let pids: Value = serde_json::from_slice(&ps.stdout).unwrap();
+        assert_eq!(pids, json!([pid]), "{}", text(&ps));
+        let out = rl.run(&["kill", "--all", b.id(), "KILL"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let stopped = wait_until(Duration::from_secs(30), || {
+            let out = rl.run(&["state", b.id()]);
+            serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|s| s["status"] == "stopped")
+        });
+        assert!(stopped, "kill --all did not stop the container");
+    }
+}

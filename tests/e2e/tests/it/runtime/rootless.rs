@@ -24,6 +24,9 @@ const USER: &str = "berth-rootless";
 const SUBID_START: u32 = 200_000;
 const SUBID_COUNT: u32 = 65_536;
 
+/// PATH for the runtimes (newuidmap and newgidmap are in /usr/bin).
+const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// A runtime binary run as [`USER`] with its own `XDG_RUNTIME_DIR`.
 struct Rootless<'r> {
     rt: &'r Runtime,
@@ -48,6 +51,16 @@ fn passwd_ids(name: &str) -> Option<(u32, u32)> {
 fn subids_granted(file: &str) -> bool {
     let want = format!("{USER}:{SUBID_START}:{SUBID_COUNT}");
     std::fs::read_to_string(file).is_ok_and(|t| t.lines().any(|l| l.trim() == want))
+}
+
+/// `name` looked up in [`HOST_PATH`] (`name` itself when absent: the spawn then fails
+/// with the name in its message).
+fn in_host_path(name: &Path) -> PathBuf {
+    HOST_PATH
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| name.to_path_buf())
 }
 
 /// chown -R (symlinks themselves, never followed).
@@ -103,18 +116,26 @@ impl<'r> Rootless<'r> {
     /// `setpriv … <runtime> args…` as the user, with a clean environment: PATH (for
     /// newuidmap), USER, HOME and, when `xdg`, XDG_RUNTIME_DIR.
     fn command<S: AsRef<OsStr>>(&self, args: &[S], xdg: bool) -> Command {
-        let mut cmd = Command::new("setpriv");
+        self.command_with_path(args, xdg, OsStr::new(HOST_PATH))
+    }
+
+    /// As [`Rootless::command`], with `path` as PATH (the runtime binary is found first).
+    fn command_with_path<S: AsRef<OsStr>>(&self, args: &[S], xdg: bool, path: &OsStr) -> Command {
+        let bin = if self.rt.bin().is_absolute() {
+            self.rt.bin().to_path_buf()
+        } else {
+            in_host_path(self.rt.bin())
+        };
+        // found here: with `env_clear`, std looks the program up in the child's PATH
+        let mut cmd = Command::new(in_host_path(Path::new("setpriv")));
         cmd.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .arg("--init-groups")
             .arg("--")
-            .arg(self.rt.bin())
+            .arg(bin)
             .args(args)
             .env_clear()
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
+            .env("PATH", path)
             .env("USER", USER)
             .env("HOME", self.xdg.path());
         if xdg {
@@ -609,5 +630,37 @@ runtime_test! {
             serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|s| s["status"] == "stopped")
         });
         assert!(stopped, "kill --all did not stop the container");
+    }
+}
+
+runtime_test! {
+    /// Mapping subordinate ids without newuidmap on PATH fails before the container runs;
+    /// berth-runtime says which tool is missing and where it comes from.
+    fn rootless_without_newuidmap_fails_clearly(rt) {
+        let Some(rl) = Rootless::new(rt) else { return };
+        let (uid, gid) = (rl.uid, rl.gid);
+        let b = rl.bundle(&["identity"], |c| {
+            c["linux"]["uidMappings"] = json!([
+                {"containerID": 0, "hostID": uid, "size": 1},
+                {"containerID": 1, "hostID": SUBID_START, "size": SUBID_COUNT}]);
+            c["linux"]["gidMappings"] = json!([
+                {"containerID": 0, "hostID": gid, "size": 1},
+                {"containerID": 1, "hostID": SUBID_START, "size": SUBID_COUNT}]);
+        });
+        let _g = rl.guard(b.id());
+        let empty = tempfile::tempdir().unwrap();
+        let args = [OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())];
+        let out = run_with_timeout(
+            &mut rl.command_with_path(&args, true, empty.path().as_os_str()),
+            COMMAND_TIMEOUT,
+        );
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(out.stdout.is_empty(), "the probe did not run: {}", text(&out));
+        if rt.name() == "berth-runtime" {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("newuidmap not found") && err.contains("uidmap package"), "{err}");
+        }
+        let state = rl.run(&["state", b.id()]);
+        assert!(!state.status.success(), "nothing is left: {}", text(&state));
     }
 }

@@ -119,6 +119,23 @@ impl<'r> Rootless<'r> {
         self.command_with_path(args, xdg, OsStr::new(HOST_PATH))
     }
 
+    /// As [`Rootless::command`], but the runtime runs as root of a new user namespace
+    /// (`unshare --user --map-root-user`, the user's uid mapped to 0), as under
+    /// rootlesskit.
+    fn command_in_userns<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let cmd = self.command(args, true);
+        let inner: Vec<std::ffi::OsString> = cmd.get_args().map(OsStr::to_owned).collect();
+        let sep = inner.iter().position(|a| a == "--").expect("setpriv's --");
+        let mut new = Command::new(cmd.get_program());
+        new.args(&inner[..=sep])
+            .arg(in_host_path(Path::new("unshare")))
+            .args(["--user", "--map-root-user", "--"])
+            .args(&inner[sep + 1..])
+            .env_clear()
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+        new
+    }
+
     /// As [`Rootless::command`], with `path` as PATH (the runtime binary is found first).
     fn command_with_path<S: AsRef<OsStr>>(&self, args: &[S], xdg: bool, path: &OsStr) -> Command {
         let bin = if self.rt.bin().is_absolute() {
@@ -662,5 +679,42 @@ runtime_test! {
         }
         let state = rl.run(&["state", b.id()]);
         assert!(!state.status.success(), "nothing is left: {}", text(&state));
+    }
+}
+
+runtime_test! {
+    /// Root inside a user namespace (not the initial one) is rootless too under
+    /// `--rootless auto`: the cgroup it may not create is skipped, the container runs; with
+    /// `--rootless false` the same cgroup failure is an error.
+    fn rootless_auto_detects_root_in_a_user_namespace(rt) {
+        let Some(rl) = Rootless::new(rt) else { return };
+        let b = rl.bundle(&["identity"], |c| {
+            // already root in a user namespace: the container needs no new one
+            let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != "user");
+            let linux = c["linux"].as_object_mut().unwrap();
+            linux.remove("uidMappings");
+            linux.remove("gidMappings");
+        });
+        let _g = rl.guard(b.id());
+        let args = [OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())];
+        let out = run_with_timeout(&mut rl.command_in_userns(&args), COMMAND_TIMEOUT);
+        assert!(out.status.success(), "{}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+        assert_eq!(v["identity"]["uid"], 0, "{v}");
+        assert_eq!(v["identity"]["uid_map"], json!([[0, rl.uid, 1]]), "{v}");
+
+        let mut forced = vec![OsStr::new("--rootless"), OsStr::new("false")];
+        forced.extend(args);
+        let out = run_with_timeout(&mut rl.command_in_userns(&forced), COMMAND_TIMEOUT);
+        if rt.name() == "crun" {
+            // peer: crun 1.8 runs it all the same with --rootless false
+            assert!(out.status.success(), "{}", text(&out));
+            return;
+        }
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(out.stdout.is_empty(), "the probe did not run: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("ermission denied"), "a cgroup permission error: {err}");
     }
 }

@@ -28,9 +28,8 @@ done
 if [ -n "${BERTH_RUNTIME_BIN:-}" ]; then
     BERTH=$BERTH_RUNTIME_BIN
 else
-    echo "building berth-runtime (release)" >&2
-    cargo build --release -p berth-runtime-cli >&2
-    BERTH=$ROOT/target/release/berth-runtime
+    echo "building berth-runtime (scripts/build-runtime: the installed build)" >&2
+    BERTH=$(scripts/build-runtime)
 fi
 
 WORK=$(mktemp -d /dev/shm/berth-runtime-bench.XXXXXX)
@@ -121,7 +120,7 @@ def p90(v): return sorted(v)[int(len(v) * 0.9) - 1] * 1000
 lines = [f"# berth-runtime vs runc and crun — {datetime.date.today()}", "",
          "- " + "; ".join(f"{k}: {version(b)}" for k, b in runtimes.items()),
          f"- N={n} sequential containers per runtime, interleaved; {conc} concurrent; bundle on tmpfs; 2 CPUs", "",
-         "| runtime | run median ms | run p90 ms | create+start+delete median ms | CPU ms per run | peak RSS MiB | 20 concurrent s |",
+         f"| runtime | run median ms | run p90 ms | create+start+delete median ms | CPU ms per run | peak RSS MiB | {conc} concurrent s |",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for k in runtimes:
     r = res[k]

@@ -48,6 +48,8 @@ enum Command {
     Rmi(commands::image::rmi::RmiArgs),
     /// Manage the local store's images.
     Image(commands::image::ImageArgs),
+    /// Check registries against the OCI distribution-spec.
+    Conformance(commands::conformance::ConformanceArgs),
     /// Log in to a registry (credentials are checked, then kept in docker's config.json).
     Login(commands::login::LoginArgs),
     /// Log out of a registry.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Command::Tag(args) => commands::image::tag::run(args),
         Command::Rmi(args) => commands::image::rmi::run(args),
         Command::Image(args) => commands::image::run(args),
+        Command::Conformance(args) => commands::conformance::run(args),
         Command::Login(args) => commands::login::run(args),
         Command::Logout(args) => commands::logout::run(args),
     };

@@ -21,6 +21,7 @@ pub mod hooks;
 pub mod id;
 mod init;
 pub mod ipc;
+pub mod mountinfo;
 pub mod namespaces;
 pub mod paths;
 pub mod process;

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use berth_oci::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::Deserialize;
 
 /// What is wrong with the bundle.
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +58,23 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
         path: path.clone(),
         source,
     })?;
-    let spec: Spec = serde_json::from_slice(&data).map_err(|source| SpecError::Parse {
+    let raw: serde_json::Value =
+        serde_json::from_slice(&data).map_err(|source| SpecError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+    let mut spec = Spec::deserialize(&raw).map_err(|source| SpecError::Parse {
         path: path.clone(),
         source,
     })?;
+    // an absent pids.limit is not a limit of 0 (see cgroups::update::normalize)
+    if let Some(r) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        crate::cgroups::update::normalize(&raw["linux"]["resources"], r);
+    }
     let root = spec
         .root()
         .as_ref()

@@ -12,7 +12,9 @@
 //!   store plus caller-given roots), plain HTTP only where [`PlainHttp`] allows it, retries
 //!   of transient failures ([`RetryPolicy`]), never forwarding `Authorization` to another
 //!   host on a redirect;
-//! - [`select_platform`]: the manifest of an index for a platform.
+//! - [`select_platform`]: the manifest of an index for a platform;
+//! - [`Client::exchange`]: one request as built and its whole response as sent, for tools
+//!   that judge a registry (the conformance checks).
 //!
 //! **Does not own**: where content goes (the caller's sink, e.g. `berth-store`), what an
 //! image means (unpacking, configs), progress display, or reading the environment: paths
@@ -48,6 +50,7 @@ mod credentials;
 mod error;
 mod manifest;
 mod platform;
+mod raw;
 mod referrers;
 mod retry;
 mod secret;
@@ -68,6 +71,7 @@ pub use credentials::{
 pub use error::{ConnectCause, Error, ErrorKind, RegistryErrorCode, Target};
 pub use manifest::{DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, ManifestHead};
 pub use platform::select_platform;
+pub use raw::{RawRequest, RawResponse};
 pub use referrers::referrers_tag;
 pub use retry::{MAX_RETRY_AFTER, RetryPolicy, parse_retry_after};
 pub use secret::Secret;

@@ -8,13 +8,14 @@
 mod commands;
 mod log;
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use berth_container::rootless;
-use clap::{Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 /// Exit code of a failed command (runc's).
 const EXIT_FAILURE: u8 = 1;
@@ -26,6 +27,15 @@ const EXIT_FAILURE: u8 = 1;
     disable_version_flag = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// The flags before (and, for most, after) the verb.
+#[derive(Args, Debug)]
+struct GlobalArgs {
     /// enable debug logging
     #[arg(long, global = true)]
     debug: bool,
@@ -51,8 +61,74 @@ pub struct Cli {
     /// print the version
     #[arg(short = 'v', long)]
     version: bool,
-    #[command(subcommand)]
-    command: Option<Command>,
+}
+
+/// Global flags that take a value as the next argument (`--root /x`), to find the verb.
+const GLOBAL_FLAGS_WITH_VALUE: &[&str] =
+    &["--log", "--log-format", "--root", "--criu", "--rootless"];
+
+/// The verb of a command line: the first argument that is neither a flag nor a global flag's
+/// value.
+fn find_verb(args: &[OsString]) -> Option<&str> {
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        let arg = arg.to_str()?;
+        if !arg.starts_with('-') {
+            return Some(arg);
+        }
+        if GLOBAL_FLAGS_WITH_VALUE.contains(&arg) {
+            rest.next()?;
+        }
+    }
+    None
+}
+
+/// Parse a command line building only its verb's arguments. clap's derive builds every
+/// verb's (some 130 arguments) before parsing: that was most of the runtime's heap and much
+/// of the code it touches at start, i.e. of its peak RSS. Anything unusual — no verb, help,
+/// a parse error — returns `None`, and the full parser handles it as before, with the same
+/// messages.
+fn parse_verb_only(args: &[OsString]) -> Option<Cli> {
+    let verb = find_verb(args)?;
+    fn one<A: Args + FromArgMatches>(
+        args: &[OsString],
+        verb: &'static str,
+        wrap: fn(A) -> Command,
+    ) -> Option<Cli> {
+        let cmd = GlobalArgs::augment_args(
+            clap::Command::new("berth-runtime").disable_version_flag(true),
+        )
+        .subcommand(A::augment_args(clap::Command::new(verb)));
+        let m = cmd.try_get_matches_from(args).ok()?;
+        let global = GlobalArgs::from_arg_matches(&m).ok()?;
+        let sub = A::from_arg_matches(m.subcommand_matches(verb)?).ok()?;
+        Some(Cli {
+            global,
+            command: Some(wrap(sub)),
+        })
+    }
+    use commands::*;
+    match verb {
+        "create" => one(args, "create", |a: create::CreateArgs| {
+            Command::Create(Box::new(a))
+        }),
+        "start" => one(args, "start", Command::Start),
+        "run" => one(args, "run", |a: run::RunArgs| Command::Run(Box::new(a))),
+        "state" => one(args, "state", Command::State),
+        "kill" => one(args, "kill", Command::Kill),
+        "delete" => one(args, "delete", Command::Delete),
+        "list" => one(args, "list", Command::List),
+        "exec" => one(args, "exec", |a: exec::ExecArgs| Command::Exec(Box::new(a))),
+        "ps" => one(args, "ps", Command::Ps),
+        "pause" => one(args, "pause", Command::Pause),
+        "resume" => one(args, "resume", Command::Resume),
+        "update" => one(args, "update", |a: update::UpdateArgs| {
+            Command::Update(Box::new(a))
+        }),
+        "events" => one(args, "events", Command::Events),
+        "spec" => one(args, "spec", Command::Spec),
+        _ => None,
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,7 +225,12 @@ fn default_state_root(euid: u32, in_userns: bool) -> anyhow::Result<PathBuf> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let cli = parse_verb_only(&args).unwrap_or_else(|| Cli::parse_from(&args));
+    let Cli {
+        global: cli,
+        command,
+    } = cli;
     if cli.version {
         return commands::version();
     }
@@ -161,13 +242,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_FAILURE);
             }
         };
-    let Some(command) = cli.command else {
+    let Some(command) = command else {
         logger.fatal(&anyhow::anyhow!("no command given (see --help)"));
         return ExitCode::from(EXIT_FAILURE);
     };
     if needs_sealed_exe(&command)
         && let Err(e) = berth_container::sealed::ensure_sealed(
-            std::env::args_os().collect(),
+            args,
             std::env::vars_os()
                 .map(|(k, v)| {
                     let mut s = k;
@@ -234,5 +315,79 @@ fn main() -> ExitCode {
             g.log.fatal(&e);
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<OsString> {
+        line.split_whitespace().map(OsString::from).collect()
+    }
+
+    /// The one-verb parser must read every command line exactly as the full parser does.
+    #[test]
+    fn verb_only_parse_equals_the_full_parse() {
+        let lines = [
+            "berth-runtime run x",
+            "berth-runtime --root /r --log /l --log-format json --debug run -d --bundle /b x",
+            "berth-runtime --root=/r create --bundle /b --pid-file /p --console-socket /s --no-pivot --preserve-fds 2 x",
+            "berth-runtime create --root /r --bundle /b x",
+            "berth-runtime --systemd-cgroup --rootless true start x",
+            "berth-runtime state x",
+            "berth-runtime kill --all x KILL",
+            "berth-runtime kill x 9",
+            "berth-runtime delete --force x",
+            "berth-runtime list --format json -q",
+            "berth-runtime exec -t --cwd /tmp --env A=1 --user 1:2 --cap CAP_KILL x sh -c true",
+            "berth-runtime exec --process /p.json --detach --pid-file /p x",
+            "berth-runtime ps --format json x",
+            "berth-runtime pause x",
+            "berth-runtime resume x",
+            "berth-runtime update --memory 1000000 --pids-limit 10 x",
+            "berth-runtime update --pids-limit -1 --cpu-quota -1 --memory -1 x",
+            "berth-runtime update --resources - x",
+            "berth-runtime events --stats --interval 2s x",
+            "berth-runtime spec --rootless --bundle /b",
+            "berth-runtime --criu /c --log-format text delete x",
+        ];
+        for line in lines {
+            let args = argv(line);
+            let fast = parse_verb_only(&args);
+            let full = Cli::try_parse_from(&args);
+            match (fast, full) {
+                (Some(fast), Ok(full)) => {
+                    assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{line}");
+                }
+                (fast, full) => panic!("{line}: verb-only {fast:?}, full {full:?}"),
+            }
+        }
+    }
+
+    /// What the one-verb parser does not handle falls through to the full parser.
+    #[test]
+    fn help_version_errors_and_unknown_verbs_fall_through() {
+        for line in [
+            "berth-runtime",
+            "berth-runtime --help",
+            "berth-runtime -v",
+            "berth-runtime run --help",
+            "berth-runtime run",
+            "berth-runtime run --no-such-flag x",
+            "berth-runtime features",
+            "berth-runtime frobnicate x",
+            "berth-runtime --root",
+        ] {
+            assert!(parse_verb_only(&argv(line)).is_none(), "{line}");
+        }
+        assert_eq!(
+            find_verb(&argv("berth-runtime --root run start x")),
+            Some("start")
+        );
+        assert_eq!(
+            find_verb(&argv("berth-runtime --debug --log-format json kill")),
+            Some("kill")
+        );
     }
 }

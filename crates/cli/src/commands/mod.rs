@@ -1,3 +1,4 @@
+pub mod conformance;
 pub mod image;
 pub mod login;
 pub mod logout;

@@ -68,68 +68,14 @@ pub fn detect_mode_at(root: &Path) -> Result<CgroupMode, CgroupError> {
     }
 }
 
-/// One line of `/proc/self/mountinfo` (the fields cgroup code needs).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MountInfo {
-    /// The mount's root within its filesystem (field 4), e.g. "/" or "/docker/abc".
-    pub root: String,
-    /// Where it is mounted (field 5), unescaped.
-    pub mount_point: PathBuf,
-    /// Filesystem type, e.g. "cgroup", "cgroup2", "tmpfs".
-    pub fs_type: String,
-    /// Super-block options; for cgroup v1 they name the controllers ("rw,cpu,cpuacct").
-    pub super_options: Vec<String>,
-}
-
-/// Undo mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        if let (b'\\', Some(digits)) = (bytes[i], octal) {
-            let value = digits
-                .iter()
-                .fold(0u16, |acc, d| acc * 8 + u16::from(d - b'0'));
-            out.push(u8::try_from(value).unwrap_or(b'?'));
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use crate::mountinfo::MountInfo;
 
 /// Parse `/proc/<pid>/mountinfo`.
 pub fn parse_mountinfo(text: &str) -> Result<Vec<MountInfo>, CgroupError> {
-    let source = Path::new("/proc/self/mountinfo");
-    let mut mounts = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let malformed = || CgroupError::Parse {
-            path: source.to_owned(),
-            reason: format!("malformed line {line:?}"),
-        };
-        let (before, after) = line.split_once(" - ").ok_or_else(malformed)?;
-        let fields: Vec<&str> = before.split(' ').collect();
-        if fields.len() < 6 {
-            return Err(malformed());
-        }
-        let after: Vec<&str> = after.split(' ').collect();
-        if after.len() < 3 {
-            return Err(malformed());
-        }
-        mounts.push(MountInfo {
-            root: unescape(fields[3]),
-            mount_point: PathBuf::from(unescape(fields[4])),
-            fs_type: after[0].to_owned(),
-            super_options: after[2].split(',').map(str::to_owned).collect(),
-        });
-    }
-    Ok(mounts)
+    crate::mountinfo::parse(text).map_err(|e| CgroupError::Parse {
+        path: PathBuf::from("/proc/self/mountinfo"),
+        reason: format!("malformed line {:?}", e.line),
+    })
 }
 
 /// Parse `/proc/<pid>/cgroup` into controller → cgroup path. Each v1 controller of a line gets

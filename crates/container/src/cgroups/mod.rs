@@ -18,6 +18,7 @@ mod fs;
 pub mod host;
 mod path;
 pub mod stats;
+pub mod update;
 mod v1;
 mod v2;
 

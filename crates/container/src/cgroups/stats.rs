@@ -1,6 +1,7 @@
 //! Usage statistics, serialised exactly like runc's `events --stats` data (runc
-//! `types/events.go`): same field names, same omitted-when-zero fields, maps with sorted keys,
-//! whole floats without a fraction (as Go prints them).
+//! `types/events.go`): same field names, same omitted-when-zero fields (Go's `omitempty`
+//! never omits a struct, so `usage`, `throttling`, `swap`, `kernel`… are always there),
+//! maps with sorted keys, whole floats without a fraction (as Go prints them).
 
 use std::collections::BTreeMap;
 
@@ -144,12 +145,6 @@ pub struct Throttling {
     pub throttled_time: u64,
 }
 
-impl Throttling {
-    fn is_zero(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 /// runc `types.CpuUsage`, in nanoseconds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuUsage {
@@ -165,18 +160,13 @@ pub struct CpuUsage {
     pub user: u64,
 }
 
-impl CpuUsage {
-    fn is_zero(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 /// runc `types.Cpu`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cpu {
-    #[serde(default, skip_serializing_if = "CpuUsage::is_zero")]
+    #[serde(default)]
     pub usage: CpuUsage,
-    #[serde(default, skip_serializing_if = "Throttling::is_zero")]
+    /// Always present, `{}` when nothing was throttled (runc's field is not `omitempty`).
+    #[serde(default)]
     pub throttling: Throttling,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psi: Option<PsiStats>,
@@ -211,28 +201,18 @@ pub struct MemoryEntry {
     pub failcnt: u64,
 }
 
-impl MemoryEntry {
-    fn is_zero(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 /// runc `types.Memory`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cache: u64,
-    #[serde(default, skip_serializing_if = "MemoryEntry::is_zero")]
+    #[serde(default)]
     pub usage: MemoryEntry,
-    #[serde(default, skip_serializing_if = "MemoryEntry::is_zero")]
+    #[serde(default)]
     pub swap: MemoryEntry,
-    #[serde(default, skip_serializing_if = "MemoryEntry::is_zero")]
+    #[serde(default)]
     pub kernel: MemoryEntry,
-    #[serde(
-        rename = "kernelTCP",
-        default,
-        skip_serializing_if = "MemoryEntry::is_zero"
-    )]
+    #[serde(rename = "kernelTCP", default)]
     pub kernel_tcp: MemoryEntry,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub raw: BTreeMap<String, u64>,
@@ -312,9 +292,11 @@ mod tests {
         assert_eq!(
             json,
             concat!(
-                r#"{"cpu":{},"cpuset":{"cpu_exclusive":0,"mem_hardwall":0,"mem_exclusive":0,"memory_migrate":0,"#,
+                r#"{"cpu":{"usage":{"kernel":0,"user":0},"throttling":{}},"cpuset":{"cpu_exclusive":0,"mem_hardwall":0,"mem_exclusive":0,"memory_migrate":0,"#,
                 r#""memory_spread_page":0,"memory_spread_slab":0,"memory_pressure":0,"sched_load_balance":0,"#,
-                r#""sched_relax_domain_level":0},"memory":{},"pids":{},"blkio":{},"hugetlb":{},"intel_rdt":{},"#,
+                r#""sched_relax_domain_level":0},"memory":{"usage":{"limit":0,"failcnt":0},"#,
+                r#""swap":{"limit":0,"failcnt":0},"kernel":{"limit":0,"failcnt":0},"#,
+                r#""kernelTCP":{"limit":0,"failcnt":0}},"pids":{},"blkio":{},"hugetlb":{},"intel_rdt":{},"#,
                 r#""network_interfaces":null}"#
             )
         );
@@ -368,11 +350,11 @@ mod tests {
         let value: serde_json::Value = serde_json::to_value(&stats).unwrap();
         assert_eq!(
             value["cpu"],
-            serde_json::json!({"usage":{"total":5,"percpu":[2,3],"kernel":1,"user":4},"psi":{"some":{"avg10":1,"avg60":0.25,"avg300":0,"total":7}}})
+            serde_json::json!({"usage":{"total":5,"percpu":[2,3],"kernel":1,"user":4},"throttling":{},"psi":{"some":{"avg10":1,"avg60":0.25,"avg300":0,"total":7}}})
         );
         assert_eq!(
             value["memory"],
-            serde_json::json!({"usage":{"limit":100,"max":9,"failcnt":0},"raw":{"cache":2,"rss":1}})
+            serde_json::json!({"usage":{"limit":100,"max":9,"failcnt":0},"swap":{"limit":0,"failcnt":0},"kernel":{"limit":0,"failcnt":0},"kernelTCP":{"limit":0,"failcnt":0},"raw":{"cache":2,"rss":1}})
         );
         assert_eq!(value["pids"], serde_json::json!({"current":3}));
         assert_eq!(

@@ -332,16 +332,7 @@ fn sync_create(
     // cgroupsPath the container runs without a cgroup of its own, unless it asks for
     // limits; device rules are never applied rootless (the kernel refuses them anyway)
     let in_cgroup = match cgroup.apply(stage1) {
-        Ok(()) => {
-            if let Some(r) = linux.resources() {
-                match cgroup.set(r) {
-                    Ok(()) => {}
-                    Err(e) if opts.rootless && rootless::is_devices_error(&e) => {}
-                    Err(e) => return Err(cg_err(e)),
-                }
-            }
-            true
-        }
+        Ok(()) => true,
         Err(e)
             if opts.rootless
                 && linux.cgroups_path().is_none()
@@ -373,6 +364,15 @@ fn sync_create(
     teardown.pid = pid;
     if let Some(p) = Pid::from_raw(stage1) {
         let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
+    }
+    // limits once the init is forked, as runc: a pids limit of 0 or 1 (runtime-spec: 0 is a
+    // limit) must not stop the runtime's own forks into the cgroup
+    if in_cgroup && let Some(r) = linux.resources() {
+        match cgroup.set(r) {
+            Ok(()) => {}
+            Err(e) if opts.rootless && rootless::is_devices_error(&e) => {}
+            Err(e) => return Err(cg_err(e)),
+        }
     }
     let mut st = state.clone();
     st.pid = pid;

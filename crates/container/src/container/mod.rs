@@ -158,7 +158,9 @@ impl Container {
         crate::paths::container_dir(&self.root, &self.state.id)
     }
 
-    /// The live status: derived from the init process and the exec fifo, as runc does.
+    /// The live status: derived from the init process, the exec fifo and the cgroup
+    /// freezer, as runc does (a container frozen or thawed behind the runtime's back shows
+    /// as such).
     pub fn status(&self) -> Status {
         let s = &self.state;
         if s.pid <= 0 {
@@ -177,10 +179,12 @@ impl Container {
         if crate::paths::exec_fifo(&self.root, &s.id).exists() {
             return Status::Created;
         }
-        if s.paused {
-            return Status::Paused;
-        }
-        Status::Running
+        status_of_running(s.paused, self.freezer_state())
+    }
+
+    /// The cgroup freezer's state, when the container has a cgroup and it can be read.
+    fn freezer_state(&self) -> Option<crate::cgroups::FreezerState> {
+        self.cgroup().ok().flatten()?.freezer_state().ok()
     }
 
     /// What `runc state` prints (indented JSON).
@@ -220,6 +224,21 @@ impl Container {
     }
 }
 
+/// The status of a started container whose init lives: paused when its cgroup is frozen,
+/// running when thawed; the runtime's own record (`recorded_paused`) only when the freezer
+/// cannot be read.
+fn status_of_running(
+    recorded_paused: bool,
+    freezer: Option<crate::cgroups::FreezerState>,
+) -> Status {
+    match freezer {
+        Some(crate::cgroups::FreezerState::Frozen) => Status::Paused,
+        Some(crate::cgroups::FreezerState::Thawed) => Status::Running,
+        None if recorded_paused => Status::Paused,
+        None => Status::Running,
+    }
+}
+
 /// One entry of [`list`]: a container, or the id that failed to load and why.
 pub type ListEntry = Result<Container, (String, ContainerError)>;
 
@@ -248,4 +267,32 @@ pub fn list(root: &Path) -> Result<Vec<ListEntry>, ContainerError> {
         .into_iter()
         .map(|n| Container::load(root, &n).map_err(|e| (n, e)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::FreezerState;
+
+    #[test]
+    fn the_freezer_decides_between_paused_and_running() {
+        assert_eq!(
+            status_of_running(false, Some(FreezerState::Frozen)),
+            Status::Paused
+        );
+        assert_eq!(
+            status_of_running(true, Some(FreezerState::Thawed)),
+            Status::Running
+        );
+        assert_eq!(
+            status_of_running(true, Some(FreezerState::Frozen)),
+            Status::Paused
+        );
+        assert_eq!(
+            status_of_running(false, Some(FreezerState::Thawed)),
+            Status::Running
+        );
+        assert_eq!(status_of_running(true, None), Status::Paused);
+        assert_eq!(status_of_running(false, None), Status::Running);
+    }
 }

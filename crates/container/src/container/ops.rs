@@ -104,35 +104,49 @@ impl Container {
         Ok(warnings)
     }
 
-    /// Send `sig` to the init, or with `all` to every process of the cgroup.
+    /// Send `sig` to the init, or with `all` to every process of the cgroup: frozen first
+    /// so that none can fork away meanwhile, signalled, then thawed (as runc). A container
+    /// that was paused stays paused (the signal pending) unless the signal is SIGKILL,
+    /// which thaws it so that its processes can die (a frozen v1 task cannot).
     pub fn kill(&self, sig: i32, all: bool) -> Result<(), ContainerError> {
         let sig = signal(sig)?;
         let status = self.status();
+        let cg = self.cgroup()?;
+        let was_paused = status == Status::Paused;
+        let thaw_after = |froze: bool| {
+            if (froze || (was_paused && sig == Signal::KILL))
+                && let Some(cg) = &cg
+            {
+                let _ = cg.freeze(FreezerState::Thawed);
+            }
+        };
         if all {
-            let cg = self.cgroup()?;
+            let froze = !was_paused
+                && status != Status::Stopped
+                && cg
+                    .as_ref()
+                    .is_some_and(|cg| cg.freeze(FreezerState::Frozen).is_ok());
             let pids = match &cg {
                 Some(cg) => cg.pids().map_err(|source| ContainerError::Cgroup {
                     id: self.state.id.clone(),
                     source,
-                })?,
-                None => self.pids_without_cgroup(),
+                }),
+                None => Ok(self.pids_without_cgroup()),
+            };
+            let pids = match pids {
+                Ok(p) => p,
+                Err(e) => {
+                    thaw_after(froze);
+                    return Err(e);
+                }
             };
             if status == Status::Stopped && pids.is_empty() {
-                return Err(ContainerError::WrongStatus {
-                    id: self.state.id.clone(),
-                    op: "kill",
-                    status,
-                });
+                return Err(self.wrong("kill", status));
             }
             for p in pids.into_iter().filter_map(Pid::from_raw) {
                 let _ = rustix::process::kill_process(p, sig);
             }
-            // a frozen container only sees the signal once thawed (KILL included)
-            if self.state.paused
-                && let Some(cg) = cg
-            {
-                let _ = cg.freeze(FreezerState::Thawed);
-            }
+            thaw_after(froze);
             return Ok(());
         }
         if status == Status::Stopped {
@@ -146,7 +160,9 @@ impl Container {
                 sig.as_raw(),
                 self.state.id
             ))(e.into())
-        })
+        })?;
+        thaw_after(false);
+        Ok(())
     }
 
     /// Remove the container. Without `force` only a stopped or created one; with it a
@@ -178,7 +194,7 @@ impl Container {
                 {
                     let _ = rustix::process::kill_process(p, Signal::KILL);
                 }
-                if self.state.paused {
+                if status == Status::Paused {
                     let _ = cg.freeze(FreezerState::Thawed);
                 }
             }

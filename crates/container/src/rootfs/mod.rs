@@ -501,6 +501,7 @@ pub fn enter(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
     rustix::process::fchdir(&newroot)
         .ctx(|| "failed to change directory to the rootfs".to_owned())?;
     if plan.no_pivot {
+        detach_host_proc_and_sys(plan.rootfs)?;
         mount_raw(".", "/", "", libc::MS_MOVE, "")
             .ctx(|| "failed to move the rootfs onto /".to_owned())?;
         rustix::process::chroot(".").ctx(|| "failed to chroot into the rootfs".to_owned())?;
@@ -522,6 +523,53 @@ pub fn enter(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
             .ctx(|| "failed to detach the old root".to_owned())?;
     }
     rustix::process::chdir("/").ctx(|| "failed to change directory to /".to_owned())?;
+    Ok(())
+}
+
+/// The host's full procfs and sysfs mounts outside `rootfs`, in mount order.
+fn host_proc_and_sys(mounts: &[crate::mountinfo::MountInfo], rootfs: &Path) -> Vec<PathBuf> {
+    mounts
+        .iter()
+        .filter(|m| m.root == "/" && (m.fs_type == "proc" || m.fs_type == "sysfs"))
+        .filter(|m| !m.mount_point.starts_with(rootfs))
+        .map(|m| m.mount_point.clone())
+        .collect()
+}
+
+/// `--no-pivot` leaves the host's mounts in the container's mount namespace, only out of
+/// the chroot's reach. A full procfs or sysfs of the host among them lets the kernel allow
+/// the container to mount a fresh, unmasked procfs (its "fully visible" check counts every
+/// mount in the namespace; CVE-2023-27561), and is one chroot escape away. Detach each one
+/// outside the rootfs first (as runc does), without propagating to the host; cover it with an
+/// empty tmpfs where the kernel refuses the unmount.
+fn detach_host_proc_and_sys(rootfs: &Path) -> Result<(), Failure> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .ctx(|| "failed to read /proc/self/mountinfo".to_owned())?;
+    let mounts = crate::mountinfo::parse(&text)
+        .map_err(|e| Failure::new(format!("failed to parse /proc/self/mountinfo: {e}")))?;
+    for path in host_proc_and_sys(&mounts, rootfs) {
+        let shown = path.display().to_string();
+        let Some(target) = path.to_str() else {
+            return Err(Failure::new(format!(
+                "host mount point {shown} is not UTF-8; cannot detach it for --no-pivot"
+            )));
+        };
+        match mount_raw("", target, "", libc::MS_SLAVE | libc::MS_REC, "") {
+            // a parent of it was detached already
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            r => r.ctx(|| format!("failed to make the host mount {shown} rslave"))?,
+        }
+        match rustix::mount::unmount(target, UnmountFlags::DETACH) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::PERM) => {
+                mount_raw("tmpfs", target, "tmpfs", libc::MS_RDONLY, "")
+                    .ctx(|| format!("failed to cover the host mount {shown} with a tmpfs"))?;
+            }
+            Err(e) => {
+                return Err(e).ctx(|| format!("failed to detach the host mount {shown}"));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -655,4 +703,34 @@ pub fn mask_paths(spec: &Spec) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_pivot_detaches_only_full_host_proc_and_sys_outside_the_rootfs() {
+        let text = "\
+22 1 8:1 / / rw - ext4 /dev/vda rw
+23 22 0:21 / /proc rw,nosuid - proc proc rw
+24 22 0:22 / /sys rw - sysfs sysfs rw
+25 24 0:23 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+26 23 0:24 / /proc/sys/fs/binfmt_misc rw - binfmt_misc binfmt_misc rw
+27 22 0:21 /sys /srv/partial-proc rw - proc proc rw
+28 22 0:25 / /run/b/rootfs/proc rw - proc proc rw
+29 22 0:26 / /run/b/rootfs/sys ro - sysfs sysfs ro
+30 22 0:27 / /run/b/rootfs-other/proc rw - proc proc rw
+";
+        let mounts = crate::mountinfo::parse(text).unwrap();
+        assert_eq!(
+            host_proc_and_sys(&mounts, Path::new("/run/b/rootfs")),
+            [
+                PathBuf::from("/proc"),
+                PathBuf::from("/sys"),
+                // a sibling whose name merely starts like the rootfs is outside it
+                PathBuf::from("/run/b/rootfs-other/proc"),
+            ]
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! `events <id>`: `--stats` once, else stats every `--interval` and OOM notifications, as
-//! JSON lines (`{"type","id","data"}`), until the container stops.
+//! JSON lines (`{"type","id","data"}`), until the container stops. OOM kills are
+//! looked for every 100 ms, so an `oom` line does not wait for the stats interval.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use berth_container::Status;
@@ -54,6 +55,30 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// One line of output, fields in runc's order: `{"type","id","data"}` (`data` left out
+/// when there is none, as in runc's `oom` events).
+#[derive(serde::Serialize)]
+struct Event<'a, T: serde::Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<T>,
+}
+
+fn emit<T: serde::Serialize>(kind: &str, id: &str, data: Option<T>) -> anyhow::Result<()> {
+    let line = serde_json::to_string(&Event { kind, id, data })?;
+    super::print(&format!("{line}\n"));
+    Ok(())
+}
+
+/// How often the streaming loop looks for OOM kills and a stopped container, whatever the
+/// stats interval.
+const TICK: Duration = Duration::from_millis(100);
+
+/// At most this many `oom` lines for the kills seen in one tick.
+const MAX_OOM_LINES: u64 = 100;
+
 pub fn run(g: &Global, a: EventsArgs) -> anyhow::Result<u8> {
     let interval = parse_duration(&a.interval)?;
     if interval.is_zero() {
@@ -63,39 +88,37 @@ pub fn run(g: &Global, a: EventsArgs) -> anyhow::Result<u8> {
     if c.status() == Status::Stopped {
         anyhow::bail!("container with id {} is not running", a.id);
     }
-    let emit = |typ: &str, data: serde_json::Value| {
-        let mut v = serde_json::json!({"type": typ, "id": a.id});
-        if !data.is_null() {
-            v["data"] = data;
-        }
-        super::print(&format!("{v}\n"));
-    };
     if a.stats {
         let s = c
             .stats()
             .with_context(|| format!("failed to read stats of container {}", a.id))?;
-        emit("stats", serde_json::to_value(s)?);
+        emit("stats", &a.id, Some(s))?;
         return Ok(0);
     }
     let mut ooms = c.oom_kill_count().unwrap_or(0);
+    let mut next_stats = Instant::now();
     loop {
-        let c = super::load(g, &a.id)?;
         if c.status() == Status::Stopped {
             return Ok(0);
         }
-        match c.stats() {
-            Ok(s) => emit("stats", serde_json::to_value(s)?),
-            Err(e) => g.log.warn(&crate::log::chain(&anyhow::Error::new(e))),
-        }
         if let Ok(n) = c.oom_kill_count() {
-            if n > ooms {
-                emit("oom", serde_json::Value::Null);
+            for _ in 0..n.saturating_sub(ooms).min(MAX_OOM_LINES) {
+                emit::<()>("oom", &a.id, None)?;
             }
             ooms = n;
         }
+        let now = Instant::now();
+        if now >= next_stats {
+            match c.stats() {
+                Ok(s) => emit("stats", &a.id, Some(s))?,
+                Err(e) => g.log.warn(&crate::log::chain(&anyhow::Error::new(e))),
+            }
+            next_stats = now + interval;
+        }
+        let pause = TICK.min(next_stats.saturating_duration_since(Instant::now()));
         let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
-            tv_sec: interval.as_secs() as i64,
-            tv_nsec: i64::from(interval.subsec_nanos()),
+            tv_sec: 0,
+            tv_nsec: i64::from(pause.subsec_nanos()),
         });
     }
 }

@@ -4,7 +4,6 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use berth_oci::oci_spec::runtime::LinuxResources;
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -23,7 +22,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
     /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     /// CPU CFS hardcap burst limit (in usecs)
     #[arg(long = "cpu-burst")]
@@ -35,7 +34,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
     /// CPU realtime hardcap limit (in usecs)
-    #[arg(long = "cpu-rt-runtime")]
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
     pub cpu_rt_runtime: Option<i64>,
     /// CPU(s) to use
     #[arg(long = "cpuset-cpus")]
@@ -50,19 +49,19 @@ pub struct UpdateArgs {
     #[arg(long = "kernel-memory-tcp")]
     pub kernel_memory_tcp: Option<String>,
     /// Memory limit (in bytes)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE
-    #[arg(long = "cpu-idle")]
+    #[arg(long = "cpu-idle", allow_hyphen_values = true)]
     pub cpu_idle: Option<i64>,
     /// Memory reservation or soft_limit (in bytes)
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
     /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Maximum number of pids allowed in the container
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     /// The string of Intel RDT/CAT L3 cache schema (not supported)
     #[arg(long = "l3-cache-schema")]
@@ -104,34 +103,16 @@ fn set(v: &mut Value, section: &str, key: &str, val: Value) {
     v[section][key] = val;
 }
 
-pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
-    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
-        anyhow::bail!("Intel RDT is not supported by berth-runtime");
-    }
-    let mut c = super::load(g, &a.id)?;
-    let mut v: Value = match &a.resources {
-        Some(p) => {
-            let mut data = Vec::new();
-            if p.as_os_str() == "-" {
-                std::io::stdin()
-                    .read_to_end(&mut data)
-                    .context("failed to read resources from stdin")?;
-            } else {
-                data =
-                    std::fs::read(p).with_context(|| format!("failed to read {}", p.display()))?;
-            }
-            serde_json::from_slice(&data).context("failed to parse the resources")?
-        }
-        None => c
-            .state
-            .config
-            .linux()
-            .as_ref()
-            .and_then(|l| l.resources().as_ref())
-            .map(serde_json::to_value)
-            .transpose()?
-            .unwrap_or_else(|| json!({})),
-    };
+/// A runc size flag (`--memory 512m`, `-1`) as JSON.
+fn size(flag: &str, s: &str) -> anyhow::Result<Value> {
+    Ok(ram_in_bytes(s)
+        .with_context(|| format!("invalid value for --{flag}"))?
+        .into())
+}
+
+/// The LinuxResources patch runc's per-field flags ask for (only the flags given).
+pub fn flags_patch(a: &UpdateArgs) -> anyhow::Result<Value> {
+    let mut v = json!({});
     if let Some(w) = a.blkio_weight {
         set(&mut v, "blockIO", "weight", w.into());
     }
@@ -163,21 +144,71 @@ pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
         set(&mut v, "cpu", "idle", x.into());
     }
     if let Some(x) = &a.memory {
-        set(&mut v, "memory", "limit", ram_in_bytes(x)?.into());
+        set(&mut v, "memory", "limit", size("memory", x)?);
     }
     if let Some(x) = &a.memory_reservation {
-        set(&mut v, "memory", "reservation", ram_in_bytes(x)?.into());
+        set(
+            &mut v,
+            "memory",
+            "reservation",
+            size("memory-reservation", x)?,
+        );
     }
     if let Some(x) = &a.memory_swap {
-        set(&mut v, "memory", "swap", ram_in_bytes(x)?.into());
-    }
-    if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
-        g.log.warn("kernel memory settings are ignored");
+        set(&mut v, "memory", "swap", size("memory-swap", x)?);
     }
     if let Some(x) = a.pids_limit {
         set(&mut v, "pids", "limit", x.into());
     }
-    let res: LinuxResources = serde_json::from_value(v).context("invalid resources")?;
+    Ok(v)
+}
+
+fn read_resources(p: &std::path::Path) -> anyhow::Result<Value> {
+    let mut data = Vec::new();
+    if p.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("failed to read resources from stdin")?;
+    } else {
+        data = std::fs::read(p)
+            .with_context(|| format!("failed to read resources from {}", p.display()))?;
+    }
+    serde_json::from_slice(&data).context("failed to parse the resources as JSON")
+}
+
+/// Whether any per-field flag was given (ignored beside `--resources`, as runc).
+fn any_flag(a: &UpdateArgs) -> anyhow::Result<bool> {
+    Ok(flags_patch(a)?.as_object().is_some_and(|o| !o.is_empty()))
+}
+
+pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
+    // nothing is read or changed before every argument is known to be good
+    if a.l3_cache_schema.is_some() || a.mem_bw_schema.is_some() {
+        anyhow::bail!("Intel RDT is not supported by berth-runtime (this host has no resctrl)");
+    }
+    let patch = match &a.resources {
+        Some(p) => {
+            if any_flag(&a).unwrap_or(true) {
+                g.log.warn(
+                    "the per-field flags are ignored when --resources is given (as runc does)",
+                );
+            }
+            read_resources(p)?
+        }
+        None => flags_patch(&a)?,
+    };
+    if a.kernel_memory.is_some() || a.kernel_memory_tcp.is_some() {
+        g.log.warn("kernel memory settings are ignored");
+    }
+    let mut c = super::load(g, &a.id)?;
+    let current = c
+        .state
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref());
+    let res =
+        berth_container::cgroups::update::merge(current, &patch).context("invalid resources")?;
     c.update(&res)
         .with_context(|| format!("failed to update container {}", a.id))?;
     Ok(0)
@@ -186,6 +217,64 @@ pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        a: UpdateArgs,
+    }
+
+    fn args(argv: &[&str]) -> UpdateArgs {
+        use clap::Parser;
+        let mut v = vec!["update"];
+        v.extend_from_slice(argv);
+        Cmd::try_parse_from(v).unwrap().a
+    }
+
+    #[test]
+    fn flags_become_a_patch_of_only_what_was_given() {
+        let a = args(&[
+            "--cpu-period",
+            "200000",
+            "--cpu-quota",
+            "-1",
+            "--cpu-share",
+            "512",
+            "--cpuset-cpus",
+            "0-1",
+            "--memory",
+            "128m",
+            "--memory-swap",
+            "-1",
+            "--pids-limit",
+            "-1",
+            "--blkio-weight",
+            "300",
+            "c1",
+        ]);
+        assert_eq!(
+            flags_patch(&a).unwrap(),
+            json!({
+                "cpu": {"period": 200_000, "quota": -1, "shares": 512, "cpus": "0-1"},
+                "memory": {"limit": 128 << 20, "swap": -1},
+                "pids": {"limit": -1},
+                "blockIO": {"weight": 300},
+            })
+        );
+        assert_eq!(flags_patch(&args(&["c1"])).unwrap(), json!({}));
+        assert_eq!(
+            flags_patch(&args(&["--pids-limit", "0", "c1"])).unwrap(),
+            json!({"pids": {"limit": 0}})
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(flags_patch(&args(&["--memory", "12x", "c1"])).is_err());
+        use clap::Parser;
+        assert!(Cmd::try_parse_from(["update", "--pids-limit", "abc", "c1"]).is_err());
+        assert!(Cmd::try_parse_from(["update", "--bogus", "1", "c1"]).is_err());
+    }
 
     #[test]
     fn sizes() {

@@ -1,8 +1,10 @@
 //! v1 `pids`: the task limit; current count and limit in stats.
 //!
-//! `pids.limit` > 0 is written as is, < 0 as "max". 0 leaves the limit alone: oci-spec's
-//! `LinuxPids::limit` cannot tell an absent limit (runtime-spec 1.3: "no limit") from 0, and
-//! runc up to 1.1 treated 0 as unset (runc 1.2+ maps an explicit 0 to 1).
+//! `pids.limit` >= 0 is written as is, < 0 as "max" (runtime-spec config-linux "PIDs": -1 is
+//! "max", and "0 is a valid limit value … and SHOULD be treated as such"). An absent `pids`
+//! leaves the limit alone; the config and `update` parsers turn a `pids` object without a
+//! limit into an absent one (`cgroups::update::normalize`), since oci-spec reads it as 0.
+//! Peers differ on 0: runc up to 1.1 leaves the limit unset, runc 1.2+ writes 1.
 
 use std::path::Path;
 
@@ -15,11 +17,11 @@ use crate::cgroups::stats::Stats;
 /// The value for `pids.max`, or None to leave it.
 pub(crate) fn limit_value(r: &LinuxResources) -> Option<String> {
     let limit = r.pids().as_ref()?.limit();
-    match limit {
-        0 => None,
-        l if l < 0 => Some("max".to_owned()),
-        l => Some(l.to_string()),
-    }
+    Some(if limit < 0 {
+        "max".to_owned()
+    } else {
+        limit.to_string()
+    })
 }
 
 pub(super) fn set(
@@ -67,8 +69,14 @@ mod tests {
         assert_eq!(t.read("pids/c/pids.max"), "42");
         set(t.fs(), Some(&dir), &resources(-1)).unwrap();
         assert_eq!(t.read("pids/c/pids.max"), "max");
-        t.clear_writes();
         set(t.fs(), Some(&dir), &resources(0)).unwrap();
+        assert_eq!(
+            t.read("pids/c/pids.max"),
+            "0",
+            "0 is a limit (runtime-spec)"
+        );
+        t.clear_writes();
+        set(t.fs(), Some(&dir), &LinuxResources::default()).unwrap();
         set(t.fs(), None, &LinuxResources::default()).unwrap();
         assert!(t.writes().is_empty());
         assert!(matches!(

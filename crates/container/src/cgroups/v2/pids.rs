@@ -1,4 +1,5 @@
-//! v2 `pids`: the task limit (same values as v1); stats fall back to counting `cgroup.procs`
+//! v2 `pids`: the task limit (same values as v1: 0 is a limit, negative is "max", absent
+//! leaves it alone); stats fall back to counting `cgroup.procs`
 //! when the controller is not enabled.
 
 use std::path::Path;
@@ -10,7 +11,7 @@ use crate::cgroups::fs::{self, CgroupFs};
 use crate::cgroups::stats::Stats;
 
 pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    let Some(limit) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l != 0) else {
+    let Some(limit) = r.pids().as_ref().map(|p| p.limit()) else {
         return Ok(());
     };
     let value = if limit < 0 {
@@ -59,8 +60,10 @@ mod tests {
         assert_eq!(t.read("c/pids.max"), "100");
         set(t.fs(), &dir, &resources(-1)).unwrap();
         assert_eq!(t.read("c/pids.max"), "max");
-        t.clear_writes();
         set(t.fs(), &dir, &resources(0)).unwrap();
+        assert_eq!(t.read("c/pids.max"), "0", "0 is a limit (runtime-spec)");
+        t.clear_writes();
+        set(t.fs(), &dir, &LinuxResources::default()).unwrap();
         assert!(t.writes().is_empty());
     }
 

@@ -9,6 +9,7 @@
 //! loudly without it, and fail under `BERTH_TEST_REQUIRE_TOOLS=1`, as they do when a
 //! runtime or busybox-static is missing.
 
+mod cgroups_ops;
 mod harness;
 mod isolation;
 mod lifecycle;

@@ -1,0 +1,197 @@
+//! Conformance of a registry to the OCI distribution-spec v1.1: one check per requirement,
+//! each recording the exact requests and responses it made, and a [`Report`] of them all.
+//!
+//! **Owns**: the checks ([`checks::all`]), the test data they push (random blobs, an image,
+//! an index, artifacts with a `subject`, a 4 MiB manifest, empty and sha512 blobs), what a
+//! report may show of an exchange (credentials redacted, bodies truncated), and the report
+//! model that the JSON report is and renderers read.
+//!
+//! **Does not own**: HTTP, TLS and authentication (the [`berth_distribution::Client`]'s
+//! [`exchange`](berth_distribution::Client::exchange), which answers challenges and follows
+//! the token flow), or presenting the report (the `berth` binary).
+//!
+//! **Design decision**: a check is a plain async function that returns a [`Verdict`]
+//! (pass, violation, unsupported, not run); its requirement level (MUST/SHOULD/MAY) is data
+//! beside it, and one rule ([`Verdict::outcome`]) turns the two into pass/fail/warn/skip, so
+//! no check decides on its own how much a violation matters. A check must be able to fail:
+//! each compares what came back with what the spec says, and says both in its reason.
+
+pub mod checks;
+mod data;
+pub mod model;
+pub mod redact;
+mod session;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use berth_distribution::Client;
+
+pub use checks::Check;
+pub use model::*;
+use session::Ctx;
+
+/// What failed before any check could run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid repository name {name:?} for conformance checks: {reason}")]
+    InvalidNamespace { name: String, reason: String },
+    #[error("no workflow selected")]
+    NoWorkflow,
+}
+
+/// What to check, and with which client.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The client (its credentials, plain-HTTP policy and TLS roots are used as they are).
+    pub client: Client,
+    /// The registry host, `host[:port]`.
+    pub registry: String,
+    /// The repository to push to and pull from (it and `<namespace>-mount` are written).
+    pub namespace: String,
+    /// Workflows to run (empty = none: an error).
+    pub workflows: Vec<Workflow>,
+    /// Whether the client has credentials for the registry.
+    pub has_credentials: bool,
+}
+
+/// Run the checks of the selected workflows against the registry and report on them.
+/// Failing checks are results, not errors.
+#[tracing::instrument(level = "info", skip_all, fields(registry = %opts.registry, namespace = %opts.namespace))]
+pub async fn run(opts: Options) -> Result<Report, Error> {
+    berth_oci::validate_repository_name(&opts.namespace).map_err(|e| Error::InvalidNamespace {
+        name: opts.namespace.clone(),
+        reason: e.to_string(),
+    })?;
+    if opts.workflows.is_empty() {
+        return Err(Error::NoWorkflow);
+    }
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let mut c = Ctx::new(
+        opts.client,
+        &opts.registry,
+        &opts.namespace,
+        opts.has_credentials,
+    );
+    let needs_data = opts.workflows.iter().any(|w| *w != Workflow::Auth);
+    if needs_data {
+        c.setup().await;
+    }
+    let setup = c.take_log();
+    let mut results = Vec::new();
+    for check in checks::all() {
+        if !opts.workflows.contains(&check.workflow) {
+            continue;
+        }
+        let t = Instant::now();
+        let verdict = (check.run)(&mut c).await.unwrap_or_else(|v| v);
+        let outcome = verdict.outcome(check.level);
+        tracing::debug!(check = check.id, status = %outcome.status, reason = %outcome.reason, "checked");
+        results.push(CheckResult {
+            info: check.info(),
+            outcome,
+            duration_ms: t.elapsed().as_millis() as u64,
+            exchanges: c.take_log(),
+        });
+    }
+    if needs_data {
+        c.cleanup().await;
+    }
+    let cleanup = c.take_log();
+    let mut workflows = opts.workflows.clone();
+    workflows.sort();
+    workflows.dedup();
+    let mut totals = Counts::default();
+    let summary = workflows
+        .iter()
+        .map(|w| {
+            let mut counts = Counts::default();
+            for r in results.iter().filter(|r| r.info.workflow == *w) {
+                counts.add(r.outcome.status);
+                totals.add(r.outcome.status);
+            }
+            WorkflowSummary {
+                workflow: *w,
+                counts,
+            }
+        })
+        .collect();
+    Ok(Report {
+        format: REPORT_FORMAT,
+        tool: format!("berth-conformance {}", env!("CARGO_PKG_VERSION")),
+        spec_version: SPEC_VERSION.to_owned(),
+        registry: opts.registry,
+        namespace: opts.namespace,
+        started_at: rfc3339(started),
+        duration_ms: clock.elapsed().as_millis() as u64,
+        workflows,
+        conformant: totals.fail == 0,
+        totals,
+        summary,
+        checks: results,
+        setup,
+        cleanup,
+    })
+}
+
+/// `t` as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),
+            "2024-02-29T23:59:59Z"
+        );
+    }
+
+    #[test]
+    fn levels_decide_the_status() {
+        let v = || Verdict::violation("expected 404 NAME_UNKNOWN, got 403");
+        assert_eq!(v().outcome(Level::Must).status, Status::Fail);
+        assert_eq!(v().outcome(Level::Should).status, Status::Warn);
+        assert_eq!(v().outcome(Level::May).status, Status::Fail);
+        assert_eq!(
+            v().outcome(Level::Must).reason,
+            "expected 404 NAME_UNKNOWN, got 403"
+        );
+        let u = Verdict::Unsupported("no".into()).outcome(Level::May);
+        assert_eq!((u.status, u.reason.as_str()), (Status::Skip, "no"));
+        assert_eq!(
+            Verdict::NotRun("x".into()).outcome(Level::Must).status,
+            Status::Skip
+        );
+        assert_eq!(Verdict::Pass.outcome(Level::Must).status, Status::Pass);
+    }
+
+    #[test]
+    fn workflows_parse() {
+        assert_eq!("Pull".parse::<Workflow>(), Ok(Workflow::Pull));
+        assert!("pul".parse::<Workflow>().is_err());
+    }
+}

@@ -1,0 +1,303 @@
+//! The report's data model: what a check is, what it saw, what it concluded. The JSON report
+//! is [`Report`] serialized as it is; renderers (HTML, JUnit) read only these types, so every
+//! field is public, named for what it holds, and kept stable.
+
+use serde::{Deserialize, Serialize};
+
+/// The distribution-spec release the checks follow.
+pub const SPEC_VERSION: &str = "v1.1.1";
+/// Where the spec sections are: `{SPEC_URL}#{anchor}`.
+pub const SPEC_URL: &str =
+    "https://github.com/opencontainers/distribution-spec/blob/v1.1.1/spec.md";
+/// Version of the report format; bumped when a field changes meaning or disappears.
+pub const REPORT_FORMAT: u32 = 1;
+
+/// The spec's workflow categories, plus authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workflow {
+    /// `GET /v2/`, authentication challenges and the token flow.
+    Auth,
+    /// Pulling manifests and blobs (every registry MUST support it).
+    Pull,
+    /// Pushing blobs and manifests.
+    Push,
+    /// Tags list and referrers.
+    Discovery,
+    /// Deleting tags, manifests and blobs.
+    Management,
+}
+
+impl Workflow {
+    /// Every workflow, in the order they run.
+    pub const ALL: [Workflow; 5] = [
+        Workflow::Auth,
+        Workflow::Pull,
+        Workflow::Push,
+        Workflow::Discovery,
+        Workflow::Management,
+    ];
+
+    /// The lowercase name (`--only` values).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Workflow::Auth => "auth",
+            Workflow::Pull => "pull",
+            Workflow::Push => "push",
+            Workflow::Discovery => "discovery",
+            Workflow::Management => "management",
+        }
+    }
+}
+
+impl std::str::FromStr for Workflow {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Workflow, String> {
+        Workflow::ALL
+            .into_iter()
+            .find(|w| w.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "unknown workflow {s:?} (expected auth, pull, push, discovery or management)"
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Workflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 2119 requirement level of what a check verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Must,
+    Should,
+    May,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::May => "MAY",
+        })
+    }
+}
+
+/// The result of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The registry does what the check verifies.
+    Pass,
+    /// A MUST (or a claimed MAY feature) is violated.
+    Fail,
+    /// A SHOULD is violated.
+    Warn,
+    /// Not checked: an optional feature the registry does not offer, or a prerequisite
+    /// failed; the reason says which.
+    Skip,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Warn => "warn",
+            Status::Skip => "skip",
+        })
+    }
+}
+
+/// What a check function concluded, before its level is applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Conforms.
+    Pass,
+    /// Does not conform: `reason` says what was expected and what came.
+    Violation(String),
+    /// The registry declines an optional feature in a way the spec allows.
+    Unsupported(String),
+    /// Could not be checked (a prerequisite failed, or the run's options exclude it).
+    NotRun(String),
+}
+
+impl Verdict {
+    /// A violation with `reason`.
+    pub fn violation(reason: impl Into<String>) -> Verdict {
+        Verdict::Violation(reason.into())
+    }
+
+    /// The status and reason at requirement `level`: a violated MUST fails, a violated
+    /// SHOULD warns, a MAY the registry claims to support (it answered as if it did) but
+    /// gets wrong fails; unsupported and not-run checks are skipped.
+    pub fn outcome(self, level: Level) -> Outcome {
+        match self {
+            Verdict::Pass => Outcome {
+                status: Status::Pass,
+                reason: String::new(),
+            },
+            Verdict::Violation(reason) => Outcome {
+                status: if level == Level::Should {
+                    Status::Warn
+                } else {
+                    Status::Fail
+                },
+                reason,
+            },
+            Verdict::Unsupported(reason) | Verdict::NotRun(reason) => Outcome {
+                status: Status::Skip,
+                reason,
+            },
+        }
+    }
+}
+
+/// A check's status and its one-line reason (empty on a pass).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: Status,
+    pub reason: String,
+}
+
+/// A header, as sent or received (credentials redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+/// A request or response body as recorded: its full size, and its first bytes (text when
+/// they are UTF-8, else base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyView {
+    /// Size of the whole body in bytes.
+    pub size: u64,
+    /// Whether `content` holds only the first bytes.
+    pub truncated: bool,
+    /// `utf-8` or `base64`.
+    pub encoding: String,
+    /// The (first) bytes, credentials redacted.
+    pub content: String,
+}
+
+/// One HTTP request and its response, as a check made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exchange {
+    pub method: String,
+    /// The URL requested (secret query parameters redacted).
+    pub url: String,
+    pub request_headers: Vec<Header>,
+    pub request_body: Option<BodyView>,
+    /// `None` when no response came (the error is in `error`).
+    pub status: Option<u16>,
+    pub response_headers: Vec<Header>,
+    pub response_body: Option<BodyView>,
+    /// Transport failure, when no response came.
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// What a check is: its identity, the spec clause and the level of its requirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInfo {
+    /// Stable identifier: `<workflow>.<name>`.
+    pub id: String,
+    pub title: String,
+    pub workflow: Workflow,
+    pub level: Level,
+    /// The spec section's anchor (`pulling-manifests`).
+    pub section: String,
+    /// The section's URL in the spec release the checks follow.
+    pub spec_url: String,
+}
+
+/// A check as it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    #[serde(flatten)]
+    pub info: CheckInfo,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    /// Every request the check made, in order.
+    pub exchanges: Vec<Exchange>,
+}
+
+/// Counts of each status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub pass: u32,
+    pub fail: u32,
+    pub warn: u32,
+    pub skip: u32,
+}
+
+impl Counts {
+    pub(crate) fn add(&mut self, status: Status) {
+        match status {
+            Status::Pass => self.pass += 1,
+            Status::Fail => self.fail += 1,
+            Status::Warn => self.warn += 1,
+            Status::Skip => self.skip += 1,
+        }
+    }
+
+    /// All checks counted.
+    pub fn total(&self) -> u32 {
+        self.pass + self.fail + self.warn + self.skip
+    }
+}
+
+/// Counts for one workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowSummary {
+    pub workflow: Workflow,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// A whole run: the JSON report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_FORMAT`].
+    pub format: u32,
+    /// `berth-conformance <version>`.
+    pub tool: String,
+    /// [`SPEC_VERSION`].
+    pub spec_version: String,
+    /// The registry host checked (`host[:port]`).
+    pub registry: String,
+    /// The repository the checks pushed to and pulled from.
+    pub namespace: String,
+    /// Start of the run, RFC 3339 UTC.
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// The workflows selected.
+    pub workflows: Vec<Workflow>,
+    /// Whether every MUST passed (the run's verdict; no check failed).
+    pub conformant: bool,
+    pub totals: Counts,
+    pub summary: Vec<WorkflowSummary>,
+    pub checks: Vec<CheckResult>,
+    /// Requests that pushed the test data before the checks ran.
+    pub setup: Vec<Exchange>,
+    /// Requests that deleted the test data afterwards.
+    pub cleanup: Vec<Exchange>,
+}
+
+impl Report {
+    /// The results with `status`.
+    pub fn with_status(&self, status: Status) -> impl Iterator<Item = &CheckResult> {
+        self.checks
+            .iter()
+            .filter(move |c| c.outcome.status == status)
+    }
+}

@@ -4,11 +4,12 @@
 //! **Owns**: the checks ([`checks::all`]), the test data they push (random blobs, an image,
 //! an index, artifacts with a `subject`, a 4 MiB manifest, empty and sha512 blobs), what a
 //! report may show of an exchange (credentials redacted, bodies truncated), and the report
-//! model that the JSON report is and renderers read.
+//! model that the JSON report is, and its renderers ([`render::html`], [`render::junit`]:
+//! pure functions from a [`Report`] to a document).
 //!
 //! **Does not own**: HTTP, TLS and authentication (the [`berth_distribution::Client`]'s
 //! [`exchange`](berth_distribution::Client::exchange), which answers challenges and follows
-//! the token flow), or presenting the report (the `berth` binary).
+//! the token flow), or writing files and the terminal summary (the `berth` binary).
 //!
 //! **Design decision**: a check is a plain async function that returns a [`Verdict`]
 //! (pass, violation, unsupported, not run); its requirement level (MUST/SHOULD/MAY) is data
@@ -20,6 +21,7 @@ pub mod checks;
 mod data;
 pub mod model;
 pub mod redact;
+pub mod render;
 mod session;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

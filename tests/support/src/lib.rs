@@ -9,6 +9,9 @@
 //! [`requires_root!`], which skip a test on a laptop but fail it when
 //! `BERTH_TEST_REQUIRE_TOOLS=1` (as `scripts/test` sets).
 //!
+//! For conformance checks: a [`BrokenRegistry`], a proxy in front of a real registry
+//! that breaks one named thing ([`Break`]) on the requests a [`Matcher`] selects.
+//!
 //! For the OCI runtime: a [`Bundle`] builder (busybox-static rootfs with the static probe
 //! from `tests/probe` at `/probe`, [`probe_bin`]; a `runc spec`-like config.json), a
 //! [`Runtime`] handle over any runc-compatible binary (runc, crun, berth-runtime) with its
@@ -28,6 +31,7 @@
     reason = "test support: failing loudly is the point"
 )]
 
+mod broken;
 mod bundle;
 mod docker_registry;
 mod fs;
@@ -45,6 +49,7 @@ mod tools;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use broken::{Break, BrokenRegistry, Endpoint, Matcher, RefKind};
 pub use bundle::{
     BUSYBOX, Bundle, DEFAULT_CAPS, DEFAULT_HOSTNAME, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
     busybox_static_available,
@@ -66,7 +71,10 @@ pub use runtime::{
     cgroup_mounts, hybrid_cgroup2_controllers, remove_leftover_cgroups,
 };
 pub use tls::TestCerts;
-pub use tools::{is_root, skip_or_fail, tool_available};
+pub use tools::{
+    EXPECT_CGROUP_ENV, cgroup_v2_or_skip, check_cgroup_mode, expected_cgroup_mode, is_root,
+    skip_or_fail, tool_available,
+};
 
 pub use berth_oci::Digest;
 

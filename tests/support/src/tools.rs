@@ -49,3 +49,52 @@ pub fn skip_or_fail(reason: &str) -> bool {
     eprintln!("SKIPPED {test}: {reason} (set {REQUIRE_TOOLS_ENV}=1 to fail instead)");
     true
 }
+
+/// The environment variable naming the cgroup mode the host must have: `v1`, `hybrid` or
+/// `v2`. `scripts/vm-test` sets `v2` inside its pure cgroup v2 VM, so that a host detected as
+/// anything else fails the tests instead of running them against the wrong hierarchy, and so
+/// that tests gated on v2 ([`cgroup_v2_or_skip`]) cannot skip there.
+pub const EXPECT_CGROUP_ENV: &str = "BERTH_TEST_EXPECT_CGROUP";
+
+/// The mode `BERTH_TEST_EXPECT_CGROUP` names, if set.
+pub fn expected_cgroup_mode() -> Option<String> {
+    env_os(EXPECT_CGROUP_ENV)
+        .map(|v| v.to_string_lossy().trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Panics when `BERTH_TEST_EXPECT_CGROUP` is set and is not `detected` (`v1`, `hybrid` or
+/// `v2`, as the caller's detection names the host).
+#[track_caller]
+pub fn check_cgroup_mode(detected: &str) {
+    if let Some(expected) = expected_cgroup_mode() {
+        assert!(
+            matches!(expected.as_str(), "v1" | "hybrid" | "v2"),
+            "{EXPECT_CGROUP_ENV}={expected:?}: expected v1, hybrid or v2"
+        );
+        assert_eq!(
+            detected, expected,
+            "this host's cgroups were detected as {detected}, but {EXPECT_CGROUP_ENV}={expected}"
+        );
+    }
+}
+
+/// For tests of the pure cgroup v2 kernel interface: `true` (run) when `detected` is `v2`;
+/// otherwise a panic when `BERTH_TEST_EXPECT_CGROUP=v2` says it should have been, else a skip
+/// note and `false`. These tests run for real in `scripts/vm-test`'s VM; on a v1 or hybrid
+/// host (the CI machine itself) they skip, whatever `BERTH_TEST_REQUIRE_TOOLS` says.
+#[track_caller]
+pub fn cgroup_v2_or_skip(detected: &str) -> bool {
+    check_cgroup_mode(detected);
+    if detected == "v2" {
+        return true;
+    }
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_owned();
+    eprintln!(
+        "SKIPPED {test}: needs a pure cgroup v2 host, this one is {detected} (scripts/vm-test runs it in a v2 VM)"
+    );
+    false
+}

@@ -435,6 +435,16 @@ async fn blob_range(c: &mut Ctx) -> CheckResult {
         .send(Req::new(Method::GET, path).header("range", "bytes=10-99"))
         .await?;
     if r.status() == 200 {
+        // Ignoring Range is allowed, but a 200 is the whole blob: a part of it under 200
+        // is a wrong answer, not an unsupported feature.
+        ensure(r.body() == &layer.data, || {
+            format!(
+                "{}: 200 with {} bytes that are not the whole blob ({} bytes)",
+                r.what,
+                r.body().len(),
+                layer.size()
+            )
+        })?;
         return Ok(Verdict::Unsupported(format!(
             "{}: Range ignored (200 with the whole blob)",
             r.what

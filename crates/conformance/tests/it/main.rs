@@ -10,6 +10,8 @@
     reason = "test harness: failing loudly is the point, helpers included"
 )]
 
+mod broken;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ use berth_distribution::{
     Client, ClientOptions, Credential, PlainHttp, RetryPolicy, Secret, StaticCredentials,
 };
 use berth_test_support::{DockerRegistry, Registry, RegistryOptions, requires_tool};
+
+mod report;
 
 fn client(registry: &str, user: Option<(&str, &str)>) -> Client {
     let credentials = user.map(|(u, p)| {

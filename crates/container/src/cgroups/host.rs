@@ -441,6 +441,12 @@ mod tests {
     fn this_host_is_detected() {
         // whatever this machine runs, detection must give an answer and agree with mountinfo
         let host = HostCgroups::detect().unwrap();
+        // scripts/vm-test says which mode its VM has: a mis-detection fails here
+        berth_test_support::check_cgroup_mode(match host.mode {
+            CgroupMode::Legacy => "v1",
+            CgroupMode::Hybrid => "hybrid",
+            CgroupMode::Unified => "v2",
+        });
         match host.mode {
             CgroupMode::Unified => assert!(host.hierarchies.is_empty()),
             CgroupMode::Hybrid => {

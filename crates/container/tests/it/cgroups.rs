@@ -27,10 +27,12 @@ use berth_container::cgroups::{
     self, CgroupManager, CgroupMode, CgroupMounts, CgroupSpec, FreezerState, HostCgroups,
 };
 use berth_oci::oci_spec::runtime::{
-    LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNetwork, LinuxPids,
-    LinuxResources,
+    LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNetwork,
+    LinuxPids, LinuxResources, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
 };
-use berth_test_support::{requires_root, requires_tool, wait_until};
+use berth_test_support::{
+    LoopDevice, cgroup_v2_or_skip, check_cgroup_mode, requires_root, requires_tool, wait_until,
+};
 
 /// A process started by a test: killed and reaped on drop.
 struct Proc {
@@ -112,10 +114,26 @@ struct Cg {
     manager: Box<dyn CgroupManager>,
 }
 
+/// How `BERTH_TEST_EXPECT_CGROUP` names a mode.
+fn mode_name(mode: CgroupMode) -> &'static str {
+    match mode {
+        CgroupMode::Legacy => "v1",
+        CgroupMode::Hybrid => "hybrid",
+        CgroupMode::Unified => "v2",
+    }
+}
+
+/// This host, checked against `BERTH_TEST_EXPECT_CGROUP` (set by scripts/vm-test).
+fn detect_host() -> HostCgroups {
+    let host = HostCgroups::detect().unwrap();
+    check_cgroup_mode(mode_name(host.mode));
+    host
+}
+
 impl Cg {
     /// The v1 manager of this host for a unique relative cgroupsPath.
     fn v1(test: &str) -> Option<Cg> {
-        let host = HostCgroups::detect().unwrap();
+        let host = detect_host();
         if host.mode == CgroupMode::Unified {
             eprintln!("skipping: a pure cgroup v2 host has no v1 hierarchies");
             return None;
@@ -126,9 +144,24 @@ impl Cg {
         })
     }
 
+    /// The manager of a pure cgroup v2 host (controllers and all), for the tests of the real
+    /// v2 interface; `None` (a skip note) on other hosts, a failure when
+    /// `BERTH_TEST_EXPECT_CGROUP=v2` says this host is one.
+    fn unified(test: &str) -> Option<Cg> {
+        let host = HostCgroups::detect().unwrap();
+        if !cgroup_v2_or_skip(mode_name(host.mode)) {
+            return None;
+        }
+        let cg = Cg {
+            manager: cgroups::manager(&spec(test)).unwrap(),
+        };
+        assert_eq!(cg.manager.state().mode, CgroupMode::Unified);
+        Some(cg)
+    }
+
     /// A v2 manager on this host's cgroup2 hierarchy (the hybrid one if need be).
     fn v2(test: &str) -> Cg {
-        let host = HostCgroups::detect().unwrap();
+        let host = detect_host();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let unified = HostCgroups::from_parts(CgroupMode::Unified, &mountinfo, &own);
@@ -597,4 +630,272 @@ fn v2_device_filter_denies_with_eperm_and_is_replaced_on_update() {
     outside.go();
     let (_, out, _) = outside.finish(Duration::from_secs(10));
     assert_eq!(out, "/dev/kmsg ok\n");
+}
+
+// --- the real cgroup v2 interface: pure v2 hosts only (scripts/vm-test's VM) ---------------
+
+/// The controllers enabled for the container's cgroup (its parent's subtree_control).
+fn enabled_controllers(cg: &Cg) -> Vec<String> {
+    read(cg.v2_dir().parent().unwrap(), "cgroup.subtree_control")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn v2_real_freeze_writes_cgroup_freeze_and_the_kernel_reports_frozen() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::unified("rfreeze") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ticks = dir.path().join("ticks");
+    let mut proc = Proc::perl(TICKER, &[ticks.to_str().unwrap()]);
+    cg.manager.apply(proc.pid()).unwrap();
+    proc.go();
+    assert!(
+        wait_until(Duration::from_secs(5), || size(&ticks) > 3),
+        "the ticker never ran"
+    );
+    let cgroup = cg.v2_dir();
+    cg.manager.freeze(FreezerState::Frozen).unwrap();
+    assert_eq!(read(&cgroup, "cgroup.freeze"), "1");
+    assert!(
+        read(&cgroup, "cgroup.events")
+            .lines()
+            .any(|l| l == "frozen 1"),
+        "{}",
+        read(&cgroup, "cgroup.events")
+    );
+    assert_eq!(cg.manager.freezer_state().unwrap(), FreezerState::Frozen);
+    cg.manager.freeze(FreezerState::Thawed).unwrap();
+    assert_eq!(read(&cgroup, "cgroup.freeze"), "0");
+    assert!(
+        read(&cgroup, "cgroup.events")
+            .lines()
+            .any(|l| l == "frozen 0")
+    );
+    check_freeze_stops_and_thaw_resumes(&cg, &proc, &ticks);
+}
+
+#[test]
+fn v2_real_limits_are_written_converted_and_read_back() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::unified("rlimits") else {
+        return;
+    };
+    let mut proc = Proc::perl("<STDIN>; sleep 100", &[]);
+    cg.manager.apply(proc.pid()).unwrap();
+    let enabled = enabled_controllers(&cg);
+    for c in ["cpu", "cpuset", "io", "memory", "pids"] {
+        assert!(
+            enabled.iter().any(|e| e == c),
+            "{c} not enabled for the container: {enabled:?}"
+        );
+    }
+    let mut r = LinuxResources::default();
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(64 << 20));
+    // memory+swap (v1's notion) 96 MiB: 32 MiB of swap in v2's terms
+    memory.set_swap(Some(96 << 20));
+    memory.set_reservation(Some(32 << 20));
+    r.set_memory(Some(memory));
+    let mut pids = LinuxPids::default();
+    pids.set_limit(50);
+    r.set_pids(Some(pids));
+    let mut cpu = LinuxCpu::default();
+    cpu.set_shares(Some(512));
+    cpu.set_quota(Some(50_000));
+    cpu.set_period(Some(100_000));
+    cpu.set_cpus(Some("0".to_owned()));
+    r.set_cpu(Some(cpu));
+    cg.manager.set(&r).unwrap();
+
+    let dir = cg.v2_dir();
+    assert_eq!(read(&dir, "memory.max"), "67108864");
+    assert_eq!(read(&dir, "memory.swap.max"), "33554432");
+    assert_eq!(read(&dir, "memory.low"), "33554432");
+    assert_eq!(read(&dir, "pids.max"), "50");
+    assert_eq!(read(&dir, "cpu.max"), "50000 100000");
+    // shares 512 → weight 1 + (512 - 2) * 9999 / 262142 (runc's conversion)
+    assert_eq!(read(&dir, "cpu.weight"), "20");
+    assert_eq!(read(&dir, "cpuset.cpus"), "0");
+    assert_eq!(
+        read(&dir, "cgroup.procs"),
+        proc.pid().to_string(),
+        "the process is in the container's cgroup"
+    );
+
+    // memory+swap equal to memory: no swap at all; -1: unlimited
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(64 << 20));
+    memory.set_swap(Some(64 << 20));
+    r.set_memory(Some(memory));
+    cg.manager.set(&r).unwrap();
+    assert_eq!(read(&dir, "memory.swap.max"), "0");
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(128 << 20));
+    memory.set_swap(Some(-1));
+    r.set_memory(Some(memory));
+    let mut pids = LinuxPids::default();
+    pids.set_limit(-1);
+    r.set_pids(Some(pids));
+    cg.manager.set(&r).unwrap();
+    assert_eq!(read(&dir, "memory.max"), "134217728");
+    assert_eq!(read(&dir, "memory.swap.max"), "max");
+    assert_eq!(read(&dir, "pids.max"), "max");
+    let stats = cg.manager.stats().unwrap();
+    assert_eq!(stats.memory.usage.limit, 128 << 20);
+    assert_eq!(stats.pids.current, 1);
+    proc.go();
+}
+
+#[test]
+fn v2_real_io_max_is_written_for_a_loop_device() {
+    requires_root!();
+    requires_tool!("losetup");
+    let Some(cg) = Cg::unified("rio") else {
+        return;
+    };
+    let dev = LoopDevice::new(16);
+    let (major, minor) = dev.major_minor();
+    cg.manager.apply(-1).unwrap();
+    let throttle = |rate: u64| -> LinuxThrottleDevice {
+        LinuxThrottleDeviceBuilder::default()
+            .major(i64::try_from(major).unwrap())
+            .minor(i64::try_from(minor).unwrap())
+            .rate(rate)
+            .build()
+            .unwrap()
+    };
+    let mut io = LinuxBlockIo::default();
+    io.set_throttle_read_bps_device(Some(vec![throttle(1 << 20)]));
+    io.set_throttle_write_iops_device(Some(vec![throttle(100)]));
+    let mut r = LinuxResources::default();
+    r.set_block_io(Some(io));
+    cg.manager.set(&r).unwrap();
+    let io_max = read(&cg.v2_dir(), "io.max");
+    assert_eq!(
+        io_max,
+        format!("{major}:{minor} rbps=1048576 wbps=max riops=max wiops=100"),
+        "io.max"
+    );
+}
+
+#[test]
+fn v2_real_oom_kill_shows_in_memory_events() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::unified("room") else {
+        return;
+    };
+    let mut proc = Proc::perl(
+        "<STDIN>; my $x = 'a' x (512 * 1024 * 1024); print length($x);",
+        &[],
+    );
+    cg.manager.apply(proc.pid()).unwrap();
+    let mut r = LinuxResources::default();
+    let mut memory = LinuxMemory::default();
+    memory.set_limit(Some(32 << 20));
+    memory.set_swap(Some(32 << 20));
+    r.set_memory(Some(memory));
+    cg.manager.set(&r).unwrap();
+    assert_eq!(cg.manager.oom_kill_count().unwrap(), 0);
+    proc.go();
+    let (status, out, _) = proc.finish(Duration::from_secs(30));
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "not OOM-killed: {status:?}, printed {out:?}"
+    );
+    let events = read(&cg.v2_dir(), "memory.events");
+    assert!(
+        events.lines().any(|l| l == "oom_kill 1"),
+        "memory.events: {events}"
+    );
+    assert_eq!(cg.manager.oom_kill_count().unwrap(), 1);
+    let memory = cg.manager.stats().unwrap().memory;
+    assert_eq!(memory.usage.limit, 32 << 20);
+}
+
+#[test]
+fn v2_real_pids_limit_makes_fork_fail_with_eagain() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::unified("rpids") else {
+        return;
+    };
+    let mut proc = Proc::perl(
+        "<STDIN>; my $pid = fork(); if (!defined $pid) { print $! + 0; exit 0 } \
+         if ($pid == 0) { exit 0 } waitpid($pid, 0); print 'forked';",
+        &[],
+    );
+    cg.manager.apply(proc.pid()).unwrap();
+    let mut r = LinuxResources::default();
+    let mut pids = LinuxPids::default();
+    pids.set_limit(1);
+    r.set_pids(Some(pids));
+    cg.manager.set(&r).unwrap();
+    proc.go();
+    let (status, out, err) = proc.finish(Duration::from_secs(10));
+    assert!(status.success(), "{status:?} {err}");
+    assert_eq!(out, libc::EAGAIN.to_string(), "fork was not refused");
+    let events = read(&cg.v2_dir(), "pids.events");
+    assert!(events.contains("max 1"), "pids.events: {events}");
+}
+
+#[test]
+fn v2_real_destroy_leaves_nothing_behind() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::unified("rdestroy") else {
+        return;
+    };
+    let mut proc = Proc::perl("<STDIN>;", &[]);
+    cg.manager.apply(proc.pid()).unwrap();
+    cg.manager.set(&LinuxResources::default()).unwrap();
+    let dir = cg.v2_dir();
+    // a child cgroup (as a nested container runtime would make) with a process of its own
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let mut child = Proc::perl("<STDIN>;", &[]);
+    // the kernel's no-internal-processes rule: the parent's process moves to a leaf first
+    let leaf = dir.join("leaf");
+    std::fs::create_dir(&leaf).unwrap();
+    let procs = |d: &Path, pid: i32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(d.join("cgroup.procs"))
+            .and_then(|mut f| f.write_all(pid.to_string().as_bytes()))
+    };
+    procs(&leaf, proc.pid()).unwrap();
+    procs(&sub, child.pid()).unwrap();
+    let mut pids = cg.manager.pids().unwrap();
+    pids.sort_unstable();
+    let mut want = vec![proc.pid(), child.pid()];
+    want.sort_unstable();
+    assert_eq!(pids, want);
+    // with processes alive the kernel refuses
+    assert!(cg.manager.destroy().is_err());
+    assert!(dir.is_dir());
+    for p in [&mut proc, &mut child] {
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
+    cg.manager.destroy().unwrap();
+    assert!(!dir.exists(), "{} is left", dir.display());
+    let parent = dir.parent().unwrap();
+    let name = dir.file_name().unwrap();
+    assert!(
+        !std::fs::read_dir(parent)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name() == name),
+        "the container's cgroup is still listed in {}",
+        parent.display()
+    );
+    cg.manager.destroy().unwrap();
 }

@@ -22,7 +22,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
     /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    #[arg(long = "cpu-quota", allow_negative_numbers = true)]
     pub cpu_quota: Option<i64>,
     /// CPU CFS hardcap burst limit (in usecs)
     #[arg(long = "cpu-burst")]
@@ -34,7 +34,7 @@ pub struct UpdateArgs {
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
     /// CPU realtime hardcap limit (in usecs)
-    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    #[arg(long = "cpu-rt-runtime", allow_negative_numbers = true)]
     pub cpu_rt_runtime: Option<i64>,
     /// CPU(s) to use
     #[arg(long = "cpuset-cpus")]
@@ -49,19 +49,19 @@ pub struct UpdateArgs {
     #[arg(long = "kernel-memory-tcp")]
     pub kernel_memory_tcp: Option<String>,
     /// Memory limit (in bytes)
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory: Option<String>,
     /// set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE
-    #[arg(long = "cpu-idle", allow_hyphen_values = true)]
+    #[arg(long = "cpu-idle", allow_negative_numbers = true)]
     pub cpu_idle: Option<i64>,
     /// Memory reservation or soft_limit (in bytes)
-    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    #[arg(long = "memory-reservation", allow_negative_numbers = true)]
     pub memory_reservation: Option<String>,
     /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    #[arg(long = "memory-swap", allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// Maximum number of pids allowed in the container
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// The string of Intel RDT/CAT L3 cache schema (not supported)
     #[arg(long = "l3-cache-schema")]
@@ -270,6 +270,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused() {
+        // a flag is not a value: only numbers may start with '-'
+        assert!(Cmd::try_parse_from(["update", "--memory", "--pids-limit", "1", "c1"]).is_err());
         assert!(flags_patch(&args(&["--memory", "12x", "c1"])).is_err());
         use clap::Parser;
         assert!(Cmd::try_parse_from(["update", "--pids-limit", "abc", "c1"]).is_err());
@@ -284,5 +286,33 @@ mod tests {
         assert_eq!(ram_in_bytes("2kb").unwrap(), 2048);
         assert_eq!(ram_in_bytes("-1").unwrap(), -1);
         assert!(ram_in_bytes("12x").is_err());
+    }
+
+    /// runc takes `--memory-swap -1` (unlimited swap) and the other -1s as values; clap
+    /// took them for flags and refused `update` (found running the e2e `update` test).
+    #[test]
+    fn minus_one_is_a_value_of_the_numeric_flags() {
+        let a = args(&[
+            "--memory",
+            "-1",
+            "--memory-swap",
+            "-1",
+            "--memory-reservation",
+            "-1",
+            "--cpu-quota",
+            "-1",
+            "--cpu-rt-runtime",
+            "-1",
+            "--pids-limit",
+            "-1",
+            "ctr",
+        ]);
+        assert_eq!(a.id, "ctr");
+        assert_eq!(a.memory_swap.as_deref(), Some("-1"));
+        assert_eq!(a.memory.as_deref(), Some("-1"));
+        assert_eq!(a.memory_reservation.as_deref(), Some("-1"));
+        assert_eq!(a.cpu_quota, Some(-1));
+        assert_eq!(a.cpu_rt_runtime, Some(-1));
+        assert_eq!(a.pids_limit, Some(-1));
     }
 }

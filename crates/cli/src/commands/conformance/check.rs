@@ -1,12 +1,12 @@
 //! `berth conformance check REGISTRY/NAMESPACE`: run the checks, print a summary (counts
-//! per workflow, one line per failure and warning) on stdout, optionally write the JSON
-//! report, and fail unless every MUST passed.
+//! per workflow, one line per failure and warning) on stdout, optionally write the JSON,
+//! HTML and JUnit reports (any of them, together), and fail unless every MUST passed.
 
 use std::io::Read;
 use std::sync::Arc;
 
 use anyhow::Context;
-use berth_conformance::{Options, Report, Status, Workflow};
+use berth_conformance::{Options, Report, Status, Workflow, render};
 use berth_distribution::{
     Client, ClientOptions, Credential, CredentialsConfig, PlainHttp, RetryPolicy, Secret,
     StaticCredentials,
@@ -31,6 +31,12 @@ pub struct CheckArgs {
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
+    /// Write the report as one self-contained HTML page to FILE (open it in a browser).
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
+    /// Write the report as JUnit XML to FILE (for CI systems).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<std::path::PathBuf>,
     #[command(flatten)]
     flags: RegistryFlags,
 }
@@ -60,8 +66,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to check {}", args.target))?;
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report).context("failed to serialize the report")?;
-        berth_fsutil::atomic_write(path, &json)
-            .with_context(|| format!("failed to write the report to {}", path.display()))?;
+        write_report(path, "JSON", &json)?;
+    }
+    if let Some(path) = &args.html {
+        write_report(path, "HTML", render::html::render(&report).as_bytes())?;
+    }
+    if let Some(path) = &args.junit {
+        write_report(path, "JUnit", render::junit::render(&report).as_bytes())?;
     }
     summary(&report)?;
     if !report.conformant {
@@ -74,6 +85,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Write a report file atomically (a reader never sees half a report).
+fn write_report(path: &std::path::Path, kind: &str, data: &[u8]) -> anyhow::Result<()> {
+    berth_fsutil::atomic_write(path, data)
+        .with_context(|| format!("failed to write the {kind} report to {}", path.display()))
 }
 
 fn client(args: &CheckArgs, registry: &str) -> anyhow::Result<Client> {

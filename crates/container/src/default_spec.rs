@@ -285,4 +285,72 @@ mod tests {
         let rl = default_spec(Some((1000, 1000)), true);
         assert!(rl.contains("\"user\"") && !rl.contains("\"network\"") && !rl.contains("gid=5"));
     }
+
+    /// runc's `specconv.ToRootless`, field by field (the e2e test compares the whole file
+    /// with `runc spec --rootless` run by the same user).
+    #[test]
+    fn rootless_spec_is_runcs() {
+        use serde_json::{Value, json};
+        let root: Value = serde_json::from_str(&default_spec(None, false)).unwrap();
+        for v2 in [false, true] {
+            let rl: Value = serde_json::from_str(&default_spec(Some((1234, 5678)), v2)).unwrap();
+            assert_eq!(
+                rl["linux"]["uidMappings"],
+                json!([{"containerID": 0, "hostID": 1234, "size": 1}])
+            );
+            assert_eq!(
+                rl["linux"]["gidMappings"],
+                json!([{"containerID": 0, "hostID": 5678, "size": 1}])
+            );
+            // network dropped, user appended last; the cgroup namespace only on v2 hosts
+            let mut ns = vec!["pid", "ipc", "uts", "mount"];
+            if v2 {
+                ns.push("cgroup");
+            }
+            ns.push("user");
+            let want: Vec<Value> = ns.iter().map(|t| json!({"type": t})).collect();
+            assert_eq!(rl["linux"]["namespaces"], Value::Array(want));
+            // no cgroup resources
+            assert!(rl["linux"].get("resources").is_none());
+            // mounts: /sys becomes a read-only rbind, uid=/gid= options go, the rest stays
+            let mounts = rl["mounts"].as_array().unwrap();
+            let root_mounts = root["mounts"].as_array().unwrap();
+            assert_eq!(mounts.len(), root_mounts.len());
+            for (m, r) in mounts.iter().zip(root_mounts) {
+                if m["destination"] == "/sys" {
+                    assert_eq!(
+                        m,
+                        &json!({"destination": "/sys", "type": "none", "source": "/sys",
+                                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+                    );
+                    continue;
+                }
+                let kept: Vec<&Value> = r["options"]
+                    .as_array()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|o| {
+                                let o = o.as_str().unwrap();
+                                !o.starts_with("uid=") && !o.starts_with("gid=")
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let got: Vec<&Value> = m["options"]
+                    .as_array()
+                    .map(|o| o.iter().collect())
+                    .unwrap_or_default();
+                assert_eq!(got, kept, "{}", m["destination"]);
+                assert_eq!(m["type"], r["type"]);
+                assert_eq!(m["source"], r["source"]);
+            }
+            // the process, root, hostname and paths are the root spec's
+            for key in ["process", "root", "hostname"] {
+                assert_eq!(rl[key], root[key], "{key}");
+            }
+            for key in ["maskedPaths", "readonlyPaths"] {
+                assert_eq!(rl["linux"][key], root["linux"][key], "{key}");
+            }
+        }
+    }
 }

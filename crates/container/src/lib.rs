@@ -26,6 +26,7 @@ pub mod namespaces;
 pub mod paths;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod sealed;
 pub mod seccomp;
 pub mod signal;

@@ -165,38 +165,63 @@ fn write_proc(path: &str, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-/// Write the uid/gid maps of the new user namespace of `pid` (runtime side). As root the
-/// files are written directly; otherwise through newuidmap/newgidmap (shadow-utils), as
-/// runc and podman do; a single mapping of the caller's own ids is written directly.
-pub fn write_id_maps(pid: i32, linux: &Linux, rootless: bool) -> Result<(), Failure> {
+/// How the id maps of a new user namespace get written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMapPlan {
+    /// Write `deny` to `/proc/<pid>/setgroups` first (an unprivileged process may write
+    /// a gid_map only then).
+    pub deny_setgroups: bool,
+    /// Through newuidmap (else written directly).
+    pub uid_tool: bool,
+    /// Through newgidmap (else written directly).
+    pub gid_tool: bool,
+}
+
+impl IdMapPlan {
+    /// runc's rules: root writes the maps itself; an unprivileged runtime (`euid` not 0)
+    /// writes a single mapping of its own id itself (the kernel allows exactly that, with
+    /// setgroups denied for the gid map) and anything else through the setuid
+    /// newuidmap/newgidmap, which check /etc/subuid and /etc/subgid.
+    pub fn new(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping], euid: u32, egid: u32) -> Self {
+        let self_map = |maps: &[LinuxIdMapping], id: u32| {
+            maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == id
+        };
+        let unprivileged = euid != 0;
+        let gid_self = self_map(gid, egid);
+        IdMapPlan {
+            deny_setgroups: unprivileged && gid_self,
+            uid_tool: unprivileged && !uid.is_empty() && !self_map(uid, euid),
+            gid_tool: unprivileged && !gid.is_empty() && !gid_self,
+        }
+    }
+}
+
+/// Write the uid/gid maps of the new user namespace of `pid` (runtime side), as
+/// [`IdMapPlan`] says.
+pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), Failure> {
     let uid = linux.uid_mappings().as_deref().unwrap_or_default();
     let gid = linux.gid_mappings().as_deref().unwrap_or_default();
-    let euid = rustix::process::geteuid().as_raw();
-    let egid = rustix::process::getegid().as_raw();
-    let self_map = |maps: &[LinuxIdMapping], id: u32| {
-        maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == id
-    };
-    // setgroups must be denied before an unprivileged gid_map write
-    let unprivileged_gid = rootless && self_map(gid, egid);
-    if unprivileged_gid {
+    let plan = IdMapPlan::new(
+        uid,
+        gid,
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    if plan.deny_setgroups {
         write_proc(&format!("/proc/{pid}/setgroups"), "deny")
             .ctx(|| format!("failed to write deny to /proc/{pid}/setgroups"))?;
     }
-    if !uid.is_empty() {
-        if !rootless || self_map(uid, euid) {
-            write_proc(&format!("/proc/{pid}/uid_map"), &map_text(uid))
-                .ctx(|| format!("failed to write /proc/{pid}/uid_map"))?;
-        } else {
-            run_idmap_tool("newuidmap", pid, uid)?;
-        }
+    if plan.uid_tool {
+        run_idmap_tool("newuidmap", pid, uid)?;
+    } else if !uid.is_empty() {
+        write_proc(&format!("/proc/{pid}/uid_map"), &map_text(uid))
+            .ctx(|| format!("failed to write /proc/{pid}/uid_map"))?;
     }
-    if !gid.is_empty() {
-        if !rootless || unprivileged_gid {
-            write_proc(&format!("/proc/{pid}/gid_map"), &map_text(gid))
-                .ctx(|| format!("failed to write /proc/{pid}/gid_map"))?;
-        } else {
-            run_idmap_tool("newgidmap", pid, gid)?;
-        }
+    if plan.gid_tool {
+        run_idmap_tool("newgidmap", pid, gid)?;
+    } else if !gid.is_empty() {
+        write_proc(&format!("/proc/{pid}/gid_map"), &map_text(gid))
+            .ctx(|| format!("failed to write /proc/{pid}/gid_map"))?;
     }
     Ok(())
 }
@@ -211,14 +236,32 @@ fn run_idmap_tool(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), F
             m.size().to_string(),
         ]);
     }
-    let out = cmd.output().ctx(|| format!("failed to run {tool}"))?;
+    let out = match cmd.output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Failure::new(format!(
+                "{tool} not found in PATH: a non-root user needs it to map ids other than its own \
+                 (hint: install the uidmap package, or map only your own uid and gid, size 1)"
+            )));
+        }
+        Err(e) => return Err(e).ctx(|| format!("failed to run {tool}")),
+    };
     if out.status.success() {
         Ok(())
     } else {
+        // newuidmap says which range /etc/subuid does not grant
         Err(Failure::new(format!(
-            "{tool} {pid} failed ({}): {}",
+            "{tool} {pid}{} failed ({}): {} (hint: the ranges must be granted to this user in {})",
+            maps.iter()
+                .map(|m| format!(" {} {} {}", m.container_id(), m.host_id(), m.size()))
+                .collect::<String>(),
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&out.stderr).trim(),
+            if tool == "newuidmap" {
+                "/etc/subuid"
+            } else {
+                "/etc/subgid"
+            }
         )))
     }
 }
@@ -242,4 +285,65 @@ pub fn write_time_offsets(linux: &Linux) -> Result<(), Failure> {
     }
     write_proc("/proc/self/timens_offsets", &text)
         .ctx(|| "failed to write /proc/self/timens_offsets".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maps(v: &[(u32, u32, u32)]) -> Vec<LinuxIdMapping> {
+        v.iter()
+            .map(|(c, h, s)| {
+                serde_json::from_value(
+                    serde_json::json!({"containerID": c, "hostID": h, "size": s}),
+                )
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn id_maps_are_written_as_runc_writes_them() {
+        let own = maps(&[(0, 1000, 1)]);
+        let wide = maps(&[(0, 1000, 1), (1, 200_000, 65_536)]);
+        let root_range = maps(&[(0, 100_000, 65_536)]);
+        // root writes everything itself and never denies setgroups
+        assert_eq!(
+            IdMapPlan::new(&root_range, &root_range, 0, 0),
+            IdMapPlan {
+                deny_setgroups: false,
+                uid_tool: false,
+                gid_tool: false
+            }
+        );
+        // a user mapping only itself: directly, with setgroups denied first
+        assert_eq!(
+            IdMapPlan::new(&own, &own, 1000, 1000),
+            IdMapPlan {
+                deny_setgroups: true,
+                uid_tool: false,
+                gid_tool: false
+            }
+        );
+        // more than itself: newuidmap/newgidmap, setgroups left to them
+        assert_eq!(
+            IdMapPlan::new(&wide, &wide, 1000, 1000),
+            IdMapPlan {
+                deny_setgroups: false,
+                uid_tool: true,
+                gid_tool: true
+            }
+        );
+        // its own uid but another user's: the tool for what the kernel would refuse
+        assert_eq!(
+            IdMapPlan::new(&own, &maps(&[(0, 1001, 1)]), 1000, 1000),
+            IdMapPlan {
+                deny_setgroups: false,
+                uid_tool: false,
+                gid_tool: true
+            }
+        );
+        // a single id but not size 1 is not "its own"
+        assert!(IdMapPlan::new(&maps(&[(0, 1000, 2)]), &own, 1000, 1000).uid_tool);
+    }
 }

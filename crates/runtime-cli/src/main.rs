@@ -13,6 +13,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use berth_container::rootless;
 use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 /// Exit code of a failed command (runc's).
@@ -44,8 +46,9 @@ struct GlobalArgs {
     #[arg(long = "log-format", global = true, default_value = "text")]
     log_format: String,
     /// root directory for storage of container state (this should be located in tmpfs)
-    #[arg(long, global = true, default_value = berth_container::paths::DEFAULT_ROOT)]
-    root: PathBuf,
+    /// [default: /run/berth-runtime; $XDG_RUNTIME_DIR/berth-runtime when not root]
+    #[arg(long, global = true)]
+    root: Option<PathBuf>,
     /// path to the criu binary used for checkpoint and restore (accepted, unused)
     #[arg(long, global = true, default_value = "criu")]
     criu: String,
@@ -179,6 +182,48 @@ fn needs_sealed_exe(cmd: &Command) -> bool {
     matches!(cmd, Command::Create(_) | Command::Run(_) | Command::Exec(_))
 }
 
+/// Whether the command reads or writes container state under `--root`.
+fn uses_state(cmd: &Command) -> bool {
+    !matches!(
+        cmd,
+        Command::Features | Command::Spec(_) | Command::Checkpoint(_) | Command::Restore(_)
+    )
+}
+
+/// The default `--root` (see [`rootless::default_root`]); a directory under
+/// `XDG_RUNTIME_DIR` is created 0700 with the sticky bit, as runc does (the XDG spec
+/// prunes files without it).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the binary reads its environment and hands the values to the library"
+)]
+fn default_state_root(euid: u32, in_userns: bool) -> anyhow::Result<PathBuf> {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR");
+    let user = std::env::var_os("USER");
+    let (root, from_xdg) =
+        rootless::default_root(euid, in_userns, xdg.as_deref(), user.as_deref())?;
+    if from_xdg {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&root)
+            .with_context(|| {
+                format!(
+                    "failed to create {}: the path in $XDG_RUNTIME_DIR must be writable by the user",
+                    root.display()
+                )
+            })?;
+        rustix::fs::chmod(&root, rustix::fs::Mode::from_raw_mode(0o1700)).with_context(|| {
+            format!(
+                "failed to set the sticky bit on {}: check the permissions of $XDG_RUNTIME_DIR",
+                root.display()
+            )
+        })?;
+    }
+    Ok(root)
+}
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let cli = parse_verb_only(&args).unwrap_or_else(|| Cli::parse_from(&args));
@@ -218,19 +263,29 @@ fn main() -> ExitCode {
         logger.fatal(&anyhow::Error::new(e));
         return ExitCode::from(EXIT_FAILURE);
     }
-    let rootless = match cli.rootless.as_str() {
-        "true" => true,
-        "false" => false,
-        "auto" => !rustix::process::geteuid().is_root(),
-        other => {
-            logger.fatal(&anyhow::anyhow!(
-                "invalid --rootless value {other:?}: want true, false or auto"
-            ));
+    let euid = rustix::process::geteuid().as_raw();
+    // only root needs to know whether it is root in a user namespace
+    let in_userns = euid == 0 && rootless::running_in_user_namespace();
+    let rootless = match rootless::resolve_flag(&cli.rootless, euid, in_userns) {
+        Ok(r) => r,
+        Err(e) => {
+            logger.fatal(&anyhow::Error::new(e));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    let root = match cli.root {
+        Some(root) => root,
+        None if uses_state(&command) => match default_state_root(euid, in_userns) {
+            Ok(root) => root,
+            Err(e) => {
+                logger.fatal(&e);
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        },
+        None => PathBuf::from(berth_container::paths::DEFAULT_ROOT),
+    };
     let g = Global {
-        root: cli.root,
+        root,
         systemd_cgroup: cli.systemd_cgroup,
         rootless,
         log: logger,

@@ -17,7 +17,7 @@ use crate::namespaces::{self, Plan};
 use crate::rootfs::RootfsPlan;
 use crate::state::{Lock, State, Status};
 use crate::sys::{self};
-use crate::{hooks, paths, process, seccomp, spec, timefmt, tty};
+use crate::{hooks, paths, process, rootless, seccomp, spec, timefmt, tty};
 
 /// Options of `create` (and the create half of `run`).
 #[derive(Debug, Clone, Default)]
@@ -123,6 +123,9 @@ impl Container {
             });
         }
         process::check_lsm(process)?;
+        if !rustix::process::geteuid().is_root() {
+            rootless::validate_unprivileged(spec)?;
+        }
         let filter = match linux.seccomp() {
             Some(s) => Some(
                 seccomp::compile(s).map_err(|source| ContainerError::Seccomp {
@@ -148,17 +151,25 @@ impl Container {
             .recursive(true)
             .mode(0o700)
             .create(&opts.root)
-            .map_err(io_err(format!(
-                "failed to create the state root {}",
-                opts.root.display()
-            )))?;
+            .map_err(|e| {
+                let hint = not_writable_hint(&e, &opts.root);
+                io_err(format!(
+                    "failed to create the state root {}{hint}",
+                    opts.root.display()
+                ))(e)
+            })?;
         let dir = paths::container_dir(&opts.root, id);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(ContainerError::Exists { id: id.to_owned() });
             }
-            Err(e) => return Err(io_err(format!("failed to create {}", dir.display()))(e)),
+            Err(e) => {
+                let hint = not_writable_hint(&e, &opts.root);
+                return Err(io_err(format!("failed to create {}{hint}", dir.display()))(
+                    e,
+                ));
+            }
         }
         let mut teardown = Teardown {
             dir: dir.clone(),
@@ -260,8 +271,12 @@ impl Container {
             &mut teardown,
         );
         let pty = match res {
-            Ok((pid, pty)) => {
+            Ok((pid, pty, in_cgroup)) => {
                 state.pid = pid;
+                if !in_cgroup {
+                    // rootless without permission: nothing to find or remove later
+                    state.cgroup = None;
+                }
                 pty
             }
             Err(e) => {
@@ -291,8 +306,9 @@ impl Container {
     }
 }
 
-/// The runtime's half of the create handshake (see `init`). Returns the init pid and the
-/// pty master when one was kept.
+/// The runtime's half of the create handshake (see `init`). Returns the init pid, the
+/// pty master when one was kept, and whether the container got its cgroup (a rootless one
+/// may run without).
 fn sync_create(
     chan: &Channel,
     stage1: i32,
@@ -301,7 +317,7 @@ fn sync_create(
     cgroup: &dyn CgroupManager,
     opts: &CreateOptions,
     teardown: &mut Teardown,
-) -> Result<(i32, Option<OwnedFd>), ContainerError> {
+) -> Result<(i32, Option<OwnedFd>, bool), ContainerError> {
     let id = state.id.clone();
     let cg_err = |source| ContainerError::Cgroup {
         id: id.clone(),
@@ -310,13 +326,36 @@ fn sync_create(
     expect(chan, |m| matches!(m, ChildMsg::Stage1))?;
     let ns = Plan::of(linux);
     if ns.creates(LinuxNamespaceType::User) {
-        namespaces::write_id_maps(stage1, linux, opts.rootless)?;
+        namespaces::write_id_maps(stage1, linux)?;
     }
-    match cgroup.apply(stage1) {
-        Ok(()) => {}
-        Err(_) if opts.rootless => {}
+    // runc's rootless cgroup manager: without permission and without an explicit
+    // cgroupsPath the container runs without a cgroup of its own, unless it asks for
+    // limits; device rules are never applied rootless (the kernel refuses them anyway)
+    let in_cgroup = match cgroup.apply(stage1) {
+        Ok(()) => true,
+        Err(e)
+            if opts.rootless
+                && linux.cgroups_path().is_none()
+                && rootless::is_permission_error(&e) =>
+        {
+            // remove whatever part was made before the refusal
+            let _ = cgroup.destroy();
+            if linux
+                .resources()
+                .as_ref()
+                .is_some_and(rootless::requests_limits)
+            {
+                return Err(rootless::RootlessError::LimitsWithoutCgroup {
+                    id: id.clone(),
+                    source: e,
+                }
+                .into());
+            }
+            teardown.cgroup = None;
+            false
+        }
         Err(e) => return Err(cg_err(e)),
-    }
+    };
     chan.send(&ParentMsg::Continue)?;
     let pid = match expect(chan, |m| matches!(m, ChildMsg::InitPid { .. }))? {
         (ChildMsg::InitPid { pid }, _) => pid,
@@ -328,10 +367,10 @@ fn sync_create(
     }
     // limits once the init is forked, as runc: a pids limit of 0 or 1 (runtime-spec: 0 is a
     // limit) must not stop the runtime's own forks into the cgroup
-    if let Some(r) = linux.resources() {
+    if in_cgroup && let Some(r) = linux.resources() {
         match cgroup.set(r) {
             Ok(()) => {}
-            Err(_) if opts.rootless => {}
+            Err(e) if opts.rootless && rootless::is_devices_error(&e) => {}
             Err(e) => return Err(cg_err(e)),
         }
     }
@@ -377,7 +416,7 @@ fn sync_create(
                     None => pty = Some(master),
                 }
             }
-            ChildMsg::Ready => return Ok((pid, pty)),
+            ChildMsg::Ready => return Ok((pid, pty, in_cgroup)),
             ChildMsg::Failed(f) => return Err(f.into()),
             other => {
                 return Err(ContainerError::Config {
@@ -452,6 +491,21 @@ fn make_fifo(
     let fd = rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .map_err(|e| io_err(what())(e.into()))?;
     rustix::io::fcntl_dupfd_cloexec(&fd, min_fd.max(10)).map_err(|e| io_err(what())(e.into()))
+}
+
+/// A hint for a non-root user who cannot write the state root.
+fn not_writable_hint(e: &std::io::Error, root: &Path) -> String {
+    let euid = rustix::process::geteuid();
+    if e.kind() == std::io::ErrorKind::PermissionDenied && !euid.is_root() {
+        format!(
+            " (the state directory --root {} is not writable by uid {}; hint: pass --root <a \
+             directory you own> or set XDG_RUNTIME_DIR and omit --root)",
+            root.display(),
+            euid.as_raw()
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// runc writes the pid file atomically, without a newline.

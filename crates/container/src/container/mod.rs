@@ -73,6 +73,15 @@ pub enum ContainerError {
     Hook(#[from] HookError),
     #[error("{what}")]
     Config { what: String },
+    /// Boxed: it is the largest variant and rare.
+    #[error(transparent)]
+    Rootless(Box<crate::rootless::RootlessError>),
+}
+
+impl From<crate::rootless::RootlessError> for ContainerError {
+    fn from(e: crate::rootless::RootlessError) -> Self {
+        ContainerError::Rootless(Box::new(e))
+    }
 }
 
 impl From<Failure> for ContainerError {

@@ -131,7 +131,7 @@ impl Container {
                     id: self.state.id.clone(),
                     source,
                 }),
-                None => Ok(Vec::new()),
+                None => Ok(self.pids_without_cgroup()),
             };
             let pids = match pids {
                 Ok(p) => p,
@@ -297,15 +297,51 @@ impl Container {
         self.set_paused(false)
     }
 
-    /// Host pids of every process in the container's cgroup.
+    /// Host pids of every process in the container's cgroup (of a rootless container
+    /// without a cgroup: see [`Container::pids_without_cgroup`]).
     pub fn pids(&self) -> Result<Vec<i32>, ContainerError> {
         match self.cgroup()? {
             Some(cg) => cg.pids().map_err(|source| ContainerError::Cgroup {
                 id: self.state.id.clone(),
                 source,
             }),
-            None => Ok(Vec::new()),
+            None => Ok(self.pids_without_cgroup()),
         }
+    }
+
+    /// The processes of a container that has no cgroup (rootless without permission): every
+    /// process in the init's pid namespace when the container has its own, else the init
+    /// alone (runc fails `ps` and `kill --all` there).
+    fn pids_without_cgroup(&self) -> Vec<i32> {
+        let init = self.state.pid;
+        if !crate::state::process_alive(init, self.state.init_start_time) {
+            return Vec::new();
+        }
+        let own_pidns = self.state.config.linux().as_ref().is_some_and(|l| {
+            l.namespaces()
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|n| {
+                    n.typ() == berth_oci::oci_spec::runtime::LinuxNamespaceType::Pid
+                        && n.path().is_none()
+                })
+        });
+        let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let Some(init_ns) = own_pidns.then(|| ns(&init.to_string())).flatten() else {
+            return vec![init];
+        };
+        let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|name| ns(name).as_ref() == Some(&init_ns))
+                    .filter_map(|name| name.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        pids.sort_unstable();
+        pids
     }
 
     /// Apply new resource limits and record them in the state's config.

@@ -15,6 +15,7 @@ mod harness;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod rootless;
 mod security;
 
 use berth_test_support::{

@@ -246,6 +246,12 @@ fn main() -> ExitCode {
         logger.fatal(&anyhow::anyhow!("no command given (see --help)"));
         return ExitCode::from(EXIT_FAILURE);
     };
+    // the state root, a directory away from the binary, for the sealed overlay (as root;
+    // unprivileged callers get the memfd copy anyway)
+    let spare_lower = cli
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(berth_container::paths::DEFAULT_ROOT));
     if needs_sealed_exe(&command)
         && let Err(e) = berth_container::sealed::ensure_sealed(
             args,
@@ -257,7 +263,7 @@ fn main() -> ExitCode {
                     s
                 })
                 .collect(),
-            cli.root.is_dir().then_some(cli.root.as_path()),
+            spare_lower.is_dir().then_some(spare_lower.as_path()),
         )
     {
         logger.fatal(&anyhow::Error::new(e));

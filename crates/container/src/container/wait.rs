@@ -144,16 +144,33 @@ fn loop_until_exit(opts: &ForegroundOptions, sigfd: &OwnedFd) -> std::io::Result
     }
 }
 
-/// After the process exited, copy what is left in the terminal.
+/// After the process exited, copy what is left in the terminal. The pty moves what the
+/// process wrote to the master side asynchronously, so a non-blocking read right after the
+/// exit can find nothing yet (the output was lost about one run in ten). Read until the
+/// kernel says no slave is open any more (EIO, returned only once every written byte was
+/// delivered), or until nothing arrives for a while (another process of the container still
+/// holds the terminal).
 fn drain_pty(opts: &ForegroundOptions, buf: &mut [u8]) {
+    const QUIET: rustix::time::Timespec = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 250_000_000,
+    };
     let Some(p) = &opts.pty else { return };
-    let _ = rustix::fs::fcntl_setfl(p, rustix::fs::OFlags::NONBLOCK);
     let mut out = std::io::stdout();
-    while let Ok(n) = rustix::io::read(p, &mut *buf) {
-        if n == 0 {
-            break;
+    loop {
+        let mut fds = [PollFd::new(p, PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&QUIET)) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
         }
-        let _ = out.write_all(&buf[..n]);
+        match rustix::io::read(p, &mut *buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let _ = out.write_all(&buf[..n]);
+            }
+        }
     }
     let _ = out.flush();
 }

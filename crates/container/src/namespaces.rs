@@ -128,6 +128,7 @@ impl Plan {
         for (t, p) in &self.join {
             let f = File::open(p)
                 .ctx(|| format!("failed to open {} namespace {}", proc_name(*t), p.display()))?;
+            check_kind(&f, *t, p)?;
             files.push((*t, p, f));
         }
         for (t, p, f) in &files {
@@ -139,6 +140,41 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// `f_type` of nsfs, the filesystem of /proc/<pid>/ns/* and of bind mounts of them.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Refuse, before joining, a file that is not a namespace or is one of another type, with
+/// an error saying which (setns(2) would only say EINVAL). The type is read from the
+/// descriptor's link (`ipc:[4026532281]`), as `readlink /proc/<pid>/ns/ipc` shows it.
+fn check_kind(f: &File, t: LinuxNamespaceType, path: &Path) -> Result<(), Failure> {
+    let want = proc_name(t);
+    let fs = rustix::fs::fstatfs(f)
+        .ctx(|| format!("failed to inspect {want} namespace {}", path.display()))?;
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type is i64 on x86_64 and aarch64 but narrower elsewhere"
+    )]
+    let f_type = i64::from(fs.f_type);
+    if f_type != NSFS_MAGIC {
+        return Err(Failure::new(format!(
+            "failed to join {want} namespace {}: not a namespace file",
+            path.display()
+        )));
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(f);
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .ctx(|| format!("failed to read the type of namespace {}", path.display()))?;
+    let link = link.to_string_lossy();
+    let kind = link.split_once(':').map_or(link.as_ref(), |(k, _)| k);
+    if kind != want {
+        return Err(Failure::new(format!(
+            "failed to join {want} namespace {}: it is a {kind} namespace",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn same_ns(path: &Path, name: &str) -> bool {

@@ -13,6 +13,7 @@ mod harness;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod namespaces;
 mod security;
 
 use berth_test_support::{

@@ -525,3 +525,23 @@ runtime_test! {
         assert_all_ttys(&json_on_screen(&screen));
     }
 }
+
+/// `features` lists "time" exactly when the kernel has time namespaces (runc 1.1.5 never
+/// lists it, and runs none; crun 1.8.1 has no `features` command).
+#[test]
+fn berth_runtime_features_list_time_as_the_kernel_has_it() {
+    let Some(rt) = Runtime::find("berth-runtime") else {
+        skip_or_fail("the runtime `berth-runtime` is not available");
+        return;
+    };
+    let v = rt
+        .cmd(&["features"], COMMAND_TIMEOUT)
+        .assert_success()
+        .json();
+    let listed = strings(&v["linux"]["namespaces"]);
+    let kernel = Path::new("/proc/self/ns/time").exists();
+    assert_eq!(listed.contains(&"time".to_owned()), kernel, "{listed:?}");
+    for always in ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"] {
+        assert!(listed.contains(&always.to_owned()), "{always}: {listed:?}");
+    }
+}

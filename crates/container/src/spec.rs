@@ -304,13 +304,37 @@ mod tests {
         check(base()).unwrap();
     }
 
+    /// The config fuzz target's seeds are real configs (`runc spec`, `crun spec`,
+    /// `berth-runtime spec`, rootless ones, one using most fields): all accepted, so the
+    /// fuzzer starts past validation.
+    #[test]
+    fn the_fuzz_seed_configs_are_accepted() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/config");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let data = std::fs::read(&p).unwrap();
+            if let Err(err) = parse_config(&data, &p) {
+                panic!("{}: {err:?}", p.display());
+            }
+            n += 1;
+        }
+        assert!(n >= 6, "{n} seeds in {}", dir.display());
+    }
+
     #[test]
     fn parse_config_parses_then_validates_and_names_the_file() {
         let path = Path::new("/b/config.json");
         let ok = serde_json::to_vec(&base()).unwrap();
-        assert_eq!(parse_config(&ok, path).unwrap().hostname().as_deref(), Some("h"));
+        assert_eq!(
+            parse_config(&ok, path).unwrap().hostname().as_deref(),
+            Some("h")
+        );
         let err = parse_config(b"{not json", path).unwrap_err();
-        assert!(matches!(&err, SpecError::Parse { path: p, .. } if p == path), "{err:?}");
+        assert!(
+            matches!(&err, SpecError::Parse { path: p, .. } if p == path),
+            "{err:?}"
+        );
         let mut v = base();
         v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
         let err = parse_config(&serde_json::to_vec(&v).unwrap(), path).unwrap_err();

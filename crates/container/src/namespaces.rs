@@ -67,6 +67,9 @@ const JOIN_ORDER: &[LinuxNamespaceType] = &[
     LinuxNamespaceType::Mount,
 ];
 
+/// Every namespace type.
+const ALL: &[LinuxNamespaceType] = JOIN_ORDER;
+
 /// The namespace plan of a config: what to create, what to join.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -146,8 +149,9 @@ impl Plan {
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Refuse, before joining, a file that is not a namespace or is one of another type, with
-/// an error saying which (setns(2) would only say EINVAL). The type is read from the
-/// descriptor's link (`ipc:[4026532281]`), as `readlink /proc/<pid>/ns/ipc` shows it.
+/// an error saying which (setns(2) would only say EINVAL). The type comes from the
+/// descriptor (`NS_GET_NSTYPE`), so a bind-mounted namespace (`/run/netns/<name>`) is typed
+/// as well as `/proc/<pid>/ns/net`.
 fn check_kind(f: &File, t: LinuxNamespaceType, path: &Path) -> Result<(), Failure> {
     let want = proc_name(t);
     let fs = rustix::fs::fstatfs(f)
@@ -163,14 +167,15 @@ fn check_kind(f: &File, t: LinuxNamespaceType, path: &Path) -> Result<(), Failur
             path.display()
         )));
     }
-    let fd = std::os::fd::AsRawFd::as_raw_fd(f);
-    let link = std::fs::read_link(format!("/proc/self/fd/{fd}"))
+    let kind = crate::sys::namespace_type(f.as_fd())
         .ctx(|| format!("failed to read the type of namespace {}", path.display()))?;
-    let link = link.to_string_lossy();
-    let kind = link.split_once(':').map_or(link.as_ref(), |(k, _)| k);
-    if kind != want {
+    if i64::from(kind) != i64::from(flag(t).bits()) {
+        let actual = ALL
+            .iter()
+            .find(|a| i64::from(flag(**a).bits()) == i64::from(kind))
+            .map_or("another", |a| proc_name(*a));
         return Err(Failure::new(format!(
-            "failed to join {want} namespace {}: it is a {kind} namespace",
+            "failed to join {want} namespace {}: it is a {actual} namespace",
             path.display()
         )));
     }

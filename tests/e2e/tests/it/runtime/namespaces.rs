@@ -70,6 +70,62 @@ runtime_test! {
     }
 }
 
+/// A named network namespace (`ip netns add`: a bind mount of nsfs under /run/netns, as
+/// CNI and podman pods make them), deleted on drop.
+struct NamedNetns(String);
+
+impl NamedNetns {
+    fn add(name: String) -> NamedNetns {
+        let out = run_with_timeout(
+            Command::new("ip").args(["netns", "add", &name]),
+            COMMAND_TIMEOUT,
+        );
+        assert!(out.status.success(), "ip netns add {name}: {out:?}");
+        NamedNetns(name)
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.0))
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let out = run_with_timeout(
+            Command::new("ip").args(["-n", &self.0]).args(args),
+            COMMAND_TIMEOUT,
+        );
+        assert!(out.status.success(), "ip -n {} {args:?}: {out:?}", self.0);
+    }
+}
+
+impl Drop for NamedNetns {
+    fn drop(&mut self) {
+        let _ = run_with_timeout(
+            Command::new("ip").args(["netns", "delete", &self.0]),
+            COMMAND_TIMEOUT,
+        );
+    }
+}
+
+runtime_test! {
+    /// A pod's network namespace as CNI leaves it, a bind mount under /run/netns: the
+    /// container joins it through that path and sees its interfaces.
+    fn joins_a_bind_mounted_network_namespace(rt) {
+        if !tool_available("ip") && skip_or_fail("ip (apt-get install iproute2)") {
+            return;
+        }
+        let ns = NamedNetns::add(format!("berth-pod-{}-{}", std::process::id(), rt.name()));
+        ns.ip(&["link", "add", "berth-p0", "type", "veth", "peer", "name", "berth-p1"]);
+        let host_view = std::fs::metadata(ns.path()).unwrap();
+        let mut b = Bundle::new();
+        b.namespace_path("network", &ns.path()).probe(&["ns", "netdevs"]);
+        let v = probe(rt, &b);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(v["ns"]["net"], format!("net:[{}]", host_view.ino()), "{v}");
+        let devs = strings(&v["netdevs"]);
+        assert!(devs.contains(&"berth-p0".to_owned()), "{v}");
+    }
+}
+
 runtime_test! {
     /// `{"type": "ipc", "path": …}`: same IPC namespace as the holder.
     fn joins_an_ipc_namespace_by_path(rt) {

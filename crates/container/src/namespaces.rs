@@ -67,6 +67,9 @@ const JOIN_ORDER: &[LinuxNamespaceType] = &[
     LinuxNamespaceType::Mount,
 ];
 
+/// Every namespace type.
+const ALL: &[LinuxNamespaceType] = JOIN_ORDER;
+
 /// The namespace plan of a config: what to create, what to join.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -128,6 +131,7 @@ impl Plan {
         for (t, p) in &self.join {
             let f = File::open(p)
                 .ctx(|| format!("failed to open {} namespace {}", proc_name(*t), p.display()))?;
+            check_kind(&f, *t, p)?;
             files.push((*t, p, f));
         }
         for (t, p, f) in &files {
@@ -139,6 +143,43 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// `f_type` of nsfs, the filesystem of /proc/<pid>/ns/* and of bind mounts of them.
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+
+/// Refuse, before joining, a file that is not a namespace or is one of another type, with
+/// an error saying which (setns(2) would only say EINVAL). The type comes from the
+/// descriptor (`NS_GET_NSTYPE`), so a bind-mounted namespace (`/run/netns/<name>`) is typed
+/// as well as `/proc/<pid>/ns/net`.
+fn check_kind(f: &File, t: LinuxNamespaceType, path: &Path) -> Result<(), Failure> {
+    let want = proc_name(t);
+    let fs = rustix::fs::fstatfs(f)
+        .ctx(|| format!("failed to inspect {want} namespace {}", path.display()))?;
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type is i64 on x86_64 and aarch64 but narrower elsewhere"
+    )]
+    let f_type = i64::from(fs.f_type);
+    if f_type != NSFS_MAGIC {
+        return Err(Failure::new(format!(
+            "failed to join {want} namespace {}: not a namespace file",
+            path.display()
+        )));
+    }
+    let kind = crate::sys::namespace_type(f.as_fd())
+        .ctx(|| format!("failed to read the type of namespace {}", path.display()))?;
+    if i64::from(kind) != i64::from(flag(t).bits()) {
+        let actual = ALL
+            .iter()
+            .find(|a| i64::from(flag(**a).bits()) == i64::from(kind))
+            .map_or("another", |a| proc_name(*a));
+        return Err(Failure::new(format!(
+            "failed to join {want} namespace {}: it is a {actual} namespace",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 fn same_ns(path: &Path, name: &str) -> bool {

@@ -98,6 +98,18 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
     Ok(Bundle { dir, rootfs, spec })
 }
 
+/// Parse the bytes of a `config.json` (`path` names it in errors) and validate them: what
+/// [`load_bundle`] checks of the config itself, without a bundle directory or rootfs. Never
+/// panics, whatever the bytes (the `config` fuzz target holds it to that).
+pub fn parse_config(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
+    let spec: Spec = serde_json::from_slice(data).map_err(|source| SpecError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    validate(&spec)?;
+    Ok(spec)
+}
+
 /// Namespace types the config creates or joins.
 pub fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
     spec.linux()
@@ -304,6 +316,43 @@ mod tests {
     #[test]
     fn accepts_a_plain_config() {
         check(base()).unwrap();
+    }
+
+    /// The config fuzz target's seeds are real configs (`runc spec`, `crun spec`,
+    /// `berth-runtime spec`, rootless ones, one using most fields): all accepted, so the
+    /// fuzzer starts past validation.
+    #[test]
+    fn the_fuzz_seed_configs_are_accepted() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/config");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let data = std::fs::read(&p).unwrap();
+            if let Err(err) = parse_config(&data, &p) {
+                panic!("{}: {err:?}", p.display());
+            }
+            n += 1;
+        }
+        assert!(n >= 6, "{n} seeds in {}", dir.display());
+    }
+
+    #[test]
+    fn parse_config_parses_then_validates_and_names_the_file() {
+        let path = Path::new("/b/config.json");
+        let ok = serde_json::to_vec(&base()).unwrap();
+        assert_eq!(
+            parse_config(&ok, path).unwrap().hostname().as_deref(),
+            Some("h")
+        );
+        let err = parse_config(b"{not json", path).unwrap_err();
+        assert!(
+            matches!(&err, SpecError::Parse { path: p, .. } if p == path),
+            "{err:?}"
+        );
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        let err = parse_config(&serde_json::to_vec(&v).unwrap(), path).unwrap_err();
+        assert!(matches!(err, SpecError::Invalid { .. }), "{err:?}");
     }
 
     #[test]

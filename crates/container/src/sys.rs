@@ -250,3 +250,20 @@ pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
     }
     io::Error::last_os_error()
 }
+
+/// `ioctl(fd, NS_GET_NSTYPE)` (Linux 4.11): the `CLONE_NEW*` flag of the namespace an nsfs
+/// descriptor refers to — also when it was opened through a bind mount (`/run/netns/<name>`),
+/// whose `/proc/self/fd` link is the mount's path, not `net:[…]`.
+pub fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    /// `_IO(0xb7, 0x3)` from <linux/nsfs.h>.
+    const NS_GET_NSTYPE: u32 = 0xb703;
+    #[expect(unsafe_code, reason = "ioctl with no argument through libc")]
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor, which is
+    // borrowed (open) for the duration of the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}

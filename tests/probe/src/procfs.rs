@@ -109,6 +109,17 @@ pub fn cgroup(text: &str) -> Value {
 }
 
 /// The numeric entries of a /proc listing, sorted.
+/// The interface names of /proc/net/dev (two header lines, then `name: counters…`).
+pub fn net_devs(text: &str) -> Value {
+    let mut names: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim()))
+        .collect();
+    names.sort_unstable();
+    Value::from(names)
+}
+
 pub fn pids<I: IntoIterator<Item = String>>(names: I) -> Vec<u64> {
     let mut v: Vec<u64> = names
         .into_iter()
@@ -124,6 +135,12 @@ mod tests {
     use super::*;
 
     const STATUS: &str = "Name:\tprobe\nUmask:\t0022\nState:\tR (running)\nUid:\t0\t0\t0\t0\nGid:\t5\t5\t5\t5\nGroups:\t1 2 3 \nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t1\nCapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\n";
+
+    #[test]
+    fn net_devs_lists_interface_names_sorted() {
+        let text = "Inter-|   Receive\n face |bytes\n    lo: 0 0 0\nberth0: 1 2 3\n";
+        assert_eq!(net_devs(text), serde_json::json!(["berth0", "lo"]));
+    }
 
     #[test]
     fn status_fields_are_found_by_exact_key() {

@@ -60,6 +60,9 @@ pub const REPORTS: &[&str] = &[
     "oom_score_adj",
     "cgroup",
     "tty",
+    "ns",
+    "clocks",
+    "netdevs",
     "sysctl:<dotted.name>",
 ];
 
@@ -91,6 +94,9 @@ pub fn plan(step: &Step) -> Result<Option<Action>, UsageError> {
         "oom_score_adj" => Box::new(oom_score_adj),
         "cgroup" => Box::new(|| read("/proc/self/cgroup").map(|t| procfs::cgroup(&t))),
         "tty" => Box::new(|| Ok(tty())),
+        "ns" => Box::new(|| Ok(namespaces())),
+        "clocks" => Box::new(clocks),
+        "netdevs" => Box::new(|| read("/proc/self/net/dev").map(|t| procfs::net_devs(&t))),
         _ => {
             // sysctl
             step.arity(1, 1)?;
@@ -339,4 +345,54 @@ fn tty() -> Value {
         out.insert(name.to_owned(), json!({"isatty": is, "ttyname": path}));
     }
     Value::Object(out)
+}
+
+/// The namespaces the probe is in: `{"net": "net:[4026531840]", …}` (the links under
+/// /proc/self/ns; a kernel without a type has no link, reported as null).
+fn namespaces() -> Value {
+    let mut out = Map::new();
+    for name in [
+        "cgroup",
+        "ipc",
+        "mnt",
+        "net",
+        "pid",
+        "pid_for_children",
+        "time",
+        "user",
+        "uts",
+    ] {
+        let link = std::fs::read_link(format!("/proc/self/ns/{name}"))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        out.insert(name.to_owned(), json!(link));
+    }
+    Value::Object(out)
+}
+
+/// CLOCK_MONOTONIC and CLOCK_BOOTTIME in seconds (as the time namespace offsets them).
+#[expect(unsafe_code, reason = "clock_gettime(2) through libc")]
+fn clocks() -> Result<Value, ReportError> {
+    let mut out = Map::new();
+    for (id, name) in [
+        (libc::CLOCK_MONOTONIC, "monotonic"),
+        (libc::CLOCK_BOOTTIME, "boottime"),
+    ] {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+        if unsafe { libc::clock_gettime(id, &mut ts) } != 0 {
+            return Err(ReportError {
+                what: format!("clock {name}"),
+                source: io::Error::last_os_error(),
+            });
+        }
+        out.insert(
+            name.to_owned(),
+            json!({"secs": ts.tv_sec, "nanos": ts.tv_nsec}),
+        );
+    }
+    Ok(Value::Object(out))
 }

@@ -33,6 +33,7 @@
 
 mod broken;
 mod bundle;
+mod console;
 mod docker_registry;
 mod fs;
 mod http;
@@ -54,6 +55,7 @@ pub use bundle::{
     BUSYBOX, Bundle, DEFAULT_CAPS, DEFAULT_HOSTNAME, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
     busybox_static_available,
 };
+pub use console::{ConsoleSocket, read_pty};
 pub use docker_registry::DockerRegistry;
 pub use fs::{set_mtime, walk_files, write_file};
 pub use http::{Http, RawResponse, Resp, raw_request, with_query};

@@ -170,10 +170,11 @@ impl Runtime {
 
     /// `create --bundle <bundle> <id>`; the container's stdout and stderr go to `stdio`'s
     /// files (see [`ContainerGuard`], which calls this).
-    fn create_with(&self, bundle: &Bundle, stdio: &Stdio2) -> RtOutput {
+    fn create_with(&self, bundle: &Bundle, extra: &[&str], stdio: &Stdio2) -> RtOutput {
         bundle.write_config();
         let mut cmd = self.command();
         cmd.arg("create")
+            .args(extra)
             .arg("--bundle")
             .arg(bundle.path())
             .arg(bundle.id());
@@ -211,6 +212,73 @@ impl Runtime {
             ],
             timeout,
         );
+        drop(guard);
+        out
+    }
+
+    /// Run `<bin> --root <root> args…` through a wrapper: `wrap` gets that whole command
+    /// line and returns the command to spawn (a shell that opens descriptors first,
+    /// `script` for a terminal). Its stdin is a pipe held open until it exits (script(1)
+    /// hangs up on EOF); stdout and stderr go to files. Panics (after killing it) when it
+    /// outlives `timeout`.
+    pub fn cmd_wrapped(
+        &self,
+        args: &[&OsStr],
+        wrap: impl FnOnce(Vec<std::ffi::OsString>) -> Command,
+        timeout: Duration,
+    ) -> RtOutput {
+        let mut line = vec![self.bin.clone().into_os_string(), "--root".into()];
+        line.push(self.root.path().as_os_str().to_owned());
+        line.extend(args.iter().map(|a| a.to_os_string()));
+        let mut cmd = wrap(line);
+        let files = Stdio2::new();
+        cmd.stdin(Stdio::piped())
+            .stdout(files.out.try_clone().expect("clone stdout file"))
+            .stderr(files.err.try_clone().expect("clone stderr file"));
+        let mut guard = ChildGuard::spawn(&mut cmd);
+        let child = guard.child().expect("just spawned");
+        let keyboard = child.stdin.take();
+        let mut status = None;
+        wait_until(timeout, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        drop(keyboard);
+        drop(guard);
+        let Some(status) = status else {
+            panic!(
+                "`{}` did not finish within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                describe(&cmd),
+                String::from_utf8_lossy(&read_all(&files.out)),
+                String::from_utf8_lossy(&read_all(&files.err)),
+            );
+        };
+        RtOutput {
+            cmd: describe(&cmd),
+            status,
+            stdout: read_all(&files.out),
+            stderr: read_all(&files.err),
+        }
+    }
+
+    /// `run <extra…> --bundle <bundle> <id>` in the foreground through `wrap` (see
+    /// [`Runtime::cmd_wrapped`]), the container owned by a guard meanwhile.
+    pub fn run_wrapped(
+        &self,
+        bundle: &Bundle,
+        extra: &[&str],
+        wrap: impl FnOnce(Vec<std::ffi::OsString>) -> Command,
+    ) -> RtOutput {
+        bundle.write_config();
+        let guard = ContainerGuard::adopt(self, bundle);
+        let mut args: Vec<&OsStr> = vec![OsStr::new("run")];
+        args.extend(extra.iter().map(OsStr::new));
+        args.extend([
+            OsStr::new("--bundle"),
+            bundle.path().as_os_str(),
+            OsStr::new(bundle.id()),
+        ]);
+        let out = self.cmd_wrapped(&args, wrap, COMMAND_TIMEOUT);
         drop(guard);
         out
     }
@@ -346,8 +414,18 @@ impl<'r> ContainerGuard<'r> {
     /// `create` the container; the guard owns it whether or not that worked. The output
     /// is `create`'s (its stdout and stderr are the container's files, still empty).
     pub fn try_create(rt: &'r Runtime, bundle: &Bundle) -> (ContainerGuard<'r>, RtOutput) {
+        ContainerGuard::try_create_with(rt, bundle, &[])
+    }
+
+    /// As [`ContainerGuard::try_create`], with `extra` arguments to `create`
+    /// (`--console-socket <path>`).
+    pub fn try_create_with(
+        rt: &'r Runtime,
+        bundle: &Bundle,
+        extra: &[&str],
+    ) -> (ContainerGuard<'r>, RtOutput) {
         let guard = ContainerGuard::adopt(rt, bundle);
-        let out = rt.create_with(bundle, &guard.stdio);
+        let out = rt.create_with(bundle, extra, &guard.stdio);
         (guard, out)
     }
 

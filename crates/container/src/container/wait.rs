@@ -80,14 +80,16 @@ pub fn wait_foreground(opts: ForegroundOptions) -> std::io::Result<i32> {
 }
 
 fn loop_until_exit(opts: &ForegroundOptions, sigfd: &OwnedFd) -> std::io::Result<i32> {
+    let mut buf = [0u8; 8192];
     if let Some(code) = reap(opts.pid) {
+        // it may have exited before we got here, its output still in the terminal
+        drain_pty(opts, &mut buf);
         return Ok(code);
     }
     let target = Pid::from_raw(opts.pid);
     let stdin = rustix::stdio::stdin();
     let mut stdin_open = opts.pty.is_some();
     let mut pty_open = opts.pty.is_some();
-    let mut buf = [0u8; 8192];
     loop {
         let mut fds = vec![PollFd::new(sigfd, PollFlags::IN)];
         if let (Some(p), true) = (&opts.pty, pty_open) {
@@ -144,26 +146,32 @@ fn loop_until_exit(opts: &ForegroundOptions, sigfd: &OwnedFd) -> std::io::Result
     }
 }
 
-/// After the process exited, copy what is left in the terminal. The pty moves what the
-/// process wrote to the master side asynchronously, so a non-blocking read right after the
-/// exit can find nothing yet (the output was lost about one run in ten). Read until the
-/// kernel says no slave is open any more (EIO, returned only once every written byte was
-/// delivered), or until nothing arrives for a while (another process of the container still
-/// holds the terminal).
+/// How long draining waits for more output once the terminal went quiet: the kernel moves
+/// what the process wrote to the master asynchronously (a work queue), so a read right
+/// after its exit can find nothing yet.
+const DRAIN_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The longest draining goes on (a process left in the container may keep writing).
+const DRAIN_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// After the process exited, copy what is left in the terminal: until the last slave is
+/// closed (EIO, once everything written was read) or, when another process still holds
+/// it, until nothing came for [`DRAIN_QUIET`] (and never longer than [`DRAIN_MAX`]).
 fn drain_pty(opts: &ForegroundOptions, buf: &mut [u8]) {
-    const QUIET: rustix::time::Timespec = rustix::time::Timespec {
-        tv_sec: 0,
-        tv_nsec: 250_000_000,
-    };
     let Some(p) = &opts.pty else { return };
+    let quiet = rustix::event::Timespec::try_from(DRAIN_QUIET).ok();
+    let deadline = std::time::Instant::now() + DRAIN_MAX;
     let mut out = std::io::stdout();
-    loop {
+    while std::time::Instant::now() < deadline {
         let mut fds = [PollFd::new(p, PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&QUIET)) {
+        match rustix::event::poll(&mut fds, quiet.as_ref()) {
             Ok(0) => break,
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => break,
+        }
+        if fds[0].revents().is_empty() {
+            break;
         }
         match rustix::io::read(p, &mut *buf) {
             Ok(0) | Err(_) => break,

@@ -15,6 +15,7 @@ mod harness;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod namespaces;
 mod rootless;
 mod security;
 

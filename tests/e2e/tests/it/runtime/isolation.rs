@@ -1,7 +1,7 @@
 //! Namespaces seen from the inside: pids, hostname, mounts, and the process the config
 //! describes (env, cwd, user, rlimits).
 
-use berth_test_support::Bundle;
+use berth_test_support::{Bundle, ContainerGuard, DEFAULT_CAPS};
 use serde_json::{Value, json};
 
 use super::{probe, runtime_test};
@@ -35,6 +35,42 @@ fn under(mount_point: &str, dest: &str) -> bool {
         || mount_point
             .strip_prefix(dest)
             .is_some_and(|rest| rest.starts_with('/') || dest == "/")
+}
+
+runtime_test! {
+    /// `create --no-pivot` (MS_MOVE + chroot instead of pivot_root, for root filesystems on
+    /// ramfs) isolates as pivot_root does: pid 1 of its own namespace, only the rootfs and
+    /// the config's mounts in its table, and with CAP_SYS_CHROOT the chroot-and-walk-up
+    /// escape still ends at its own root. (berth also detaches the host's procfs and sysfs
+    /// left behind the chroot, as runc does; a unit test in rootfs checks which.)
+    fn no_pivot_container_is_isolated_as_with_pivot_root(rt) {
+        let mut b = Bundle::new();
+        let mut caps = DEFAULT_CAPS.to_vec();
+        caps.push("CAP_SYS_CHROOT");
+        b.capabilities(&caps).probe(&["pids", "mounts", "chroot-escape"]);
+        let dests: Vec<String> = b.config()["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap().to_owned())
+            .collect();
+        let (c, out) = ContainerGuard::try_create_with(rt, &b, &["--no-pivot"]);
+        assert!(out.success(), "{out}");
+        c.start();
+        let v = c.wait_stdout_json(std::time::Duration::from_secs(30));
+        assert_eq!(v["pids"], json!([1]), "{v}");
+        let mounts = v["mounts"].as_array().unwrap();
+        assert!(!mounts.is_empty(), "{v}");
+        for m in mounts {
+            let mp = m["mount_point"].as_str().unwrap();
+            assert!(
+                mp == "/" || dests.iter().any(|d| under(mp, d)),
+                "{mp} is not from the config (a host mount leaked?): {m}"
+            );
+        }
+        assert_eq!(v["chroot-escape"]["ok"], true, "{v}");
+        assert_eq!(v["chroot-escape"]["escaped"], false, "{v}");
+    }
 }
 
 runtime_test! {

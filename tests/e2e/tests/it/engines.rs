@@ -213,6 +213,8 @@ fn podman_checks(runtime: &Path) -> Vec<String> {
 struct Containerd {
     dir: tempfile::TempDir,
     _daemon: ChildGuard,
+    /// The OCI archive the image was imported from, to import it again.
+    archive: Option<PathBuf>,
 }
 
 impl Containerd {
@@ -250,6 +252,7 @@ impl Containerd {
         Containerd {
             dir,
             _daemon: daemon,
+            archive: None,
         }
     }
 
@@ -266,9 +269,30 @@ impl Containerd {
 }
 
 impl Containerd {
+    /// `ctr images import` of an OCI archive (unpacked into the snapshotter, as by default).
+    fn import(&mut self, archive: &Path) -> Output {
+        self.archive = Some(archive.to_owned());
+        self.import_again()
+    }
+
+    fn import_again(&self) -> Output {
+        let archive = self
+            .archive
+            .as_deref()
+            .expect("an image archive was imported");
+        self.ctr(&[
+            "images",
+            "import",
+            "--index-name",
+            IMAGE,
+            archive.to_str().unwrap(),
+        ])
+    }
+
     /// `ctr run …`. containerd 1.6's garbage collector can drop an imported image's layer
     /// snapshot between the import and a run ("parent snapshot … does not exist"), whatever
-    /// the runtime: the image is unpacked again and the run retried, twice at most.
+    /// the runtime: the image is imported again (ctr 1.6 has no `images unpack`) and the run
+    /// retried, twice at most.
     fn run(&self, args: &[&str]) -> Output {
         let mut all = vec!["run"];
         all.extend(args);
@@ -278,11 +302,11 @@ impl Containerd {
             if out.status.success() || !stderr.contains("parent snapshot") {
                 break;
             }
-            let unpack = self.ctr(&["images", "unpack", IMAGE]);
+            let again = self.import_again();
             assert!(
-                unpack.status.success(),
-                "ctr images unpack: {}",
-                text(&unpack)
+                again.status.success(),
+                "ctr images import (again): {}",
+                text(&again)
             );
             out = self.ctr(&all);
         }
@@ -315,14 +339,8 @@ fn ctr_checks(runtime: &Path) -> Vec<String> {
         IMAGE,
     ]);
     assert!(out.status.success(), "podman save: {}", text(&out));
-    let c = Containerd::start();
-    let out = c.ctr(&[
-        "images",
-        "import",
-        "--index-name",
-        IMAGE,
-        archive.to_str().unwrap(),
-    ]);
+    let mut c = Containerd::start();
+    let out = c.import(&archive);
     let listed = c.ctr(&["images", "ls", "-q"]);
     assert!(
         String::from_utf8_lossy(&listed.stdout).contains(IMAGE),

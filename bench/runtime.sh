@@ -99,14 +99,20 @@ for i in range(n):
         wall, _ = timed(cycle)
         res[name]["cycle"].append(wall)
 
-# peak RSS: GNU time's %M for one run (measured through time's own small fork, since a
-# child forked from this Python carries Python's high-water mark across exec)
+# peak RSS: GNU time's %M per run (measured through time's own small fork, since a child
+# forked from this Python carries Python's high-water mark across exec); the median of 15
+# interleaved runs, as one run varies by ±0.1 MiB
+rss_runs = {name: [] for name in runtimes}
+for i in range(15):
+    for name in runtimes:
+        out = subprocess.run(["/usr/bin/time", "-f", "%M", runtimes[name], "--root",
+                              os.path.join(work, "root-" + name), "run", "--bundle", bundle,
+                              f"rss-{name}-{i}"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, check=True)
+        rss_runs[name].append(int(out.stderr.strip().splitlines()[-1]) / 1024)
 for name in runtimes:
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", runtimes[name], "--root",
-                          os.path.join(work, "root-" + name), "run", "--bundle", bundle, "rss-" + name],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True, check=True)
-    rss[name] = int(out.stderr.strip().splitlines()[-1]) / 1024
+    rss[name] = statistics.median(rss_runs[name])
 
 conc_wall = {}
 for name in runtimes:
@@ -124,7 +130,7 @@ lines = [f"# berth-runtime vs runc and crun — {datetime.date.today()}", "",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for k in runtimes:
     r = res[k]
-    lines.append(f"| {k} | {med(r['run']):.1f} | {p90(r['run']):.1f} | {med(r['cycle']):.1f} | {med(r['cpu']):.1f} | {rss[k]:.1f} | {conc_wall[k]:.2f} |")
+    lines.append(f"| {k} | {med(r['run']):.1f} | {p90(r['run']):.1f} | {med(r['cycle']):.1f} | {med(r['cpu']):.1f} | {rss[k]:.2f} | {conc_wall[k]:.2f} |")
 b = res["berth-runtime"]
 lines += ["", "Ratios (other / berth-runtime; higher = berth faster or smaller):", ""]
 for k in ("runc", "crun"):

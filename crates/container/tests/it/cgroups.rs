@@ -253,12 +253,15 @@ fn check_freeze_stops_and_thaw_resumes(cg: &Cg, proc: &Proc, ticks: &Path) {
     );
     cg.manager.freeze(FreezerState::Frozen).unwrap();
     assert_eq!(cg.manager.freezer_state().unwrap(), FreezerState::Frozen);
-    // A frozen task sleeps in the freezer: uninterruptible on current kernels.
-    let state = proc.state();
-    assert!(
-        state == 'D' || state == 'S',
-        "frozen process in state {state}"
-    );
+    // A frozen task sleeps in the freezer (uninterruptible on current kernels). v2 freezes
+    // asynchronously: each task enters the freezer at its next return to user space, which
+    // under software emulation can be a moment after the write.
+    let mut state = proc.state();
+    let asleep = wait_until(Duration::from_secs(5), || {
+        state = proc.state();
+        state == 'D' || state == 'S'
+    });
+    assert!(asleep, "frozen process in state {state}");
     let frozen_at = size(ticks);
     let moved = wait_until(Duration::from_millis(300), || size(ticks) != frozen_at);
     assert!(!moved, "the ticker kept running while frozen");

@@ -311,6 +311,11 @@ runtime_test! {
             Some(f) if rt.name() == "crun" && f == "blkio.bfq.weight" => {
                 assert!(!out.success(), "crun now writes {f}: {out}");
             }
+            // cgroup v2: runc's conversion of the blkio weight, 1 + (300 - 10) * 9999 / 990
+            Some(f) if f == "io.weight" => {
+                out.assert_success();
+                assert_eq!(cg_value(&c, f), "default 2930", "{f}");
+            }
             Some(f) => {
                 out.assert_success();
                 assert!(cg_value(&c, f).contains("300"), "{f}: {}", cg_value(&c, f));
@@ -513,17 +518,22 @@ runtime_test! {
     fn status_follows_the_cgroup_freezer(rt) {
         let b = sh_bundle(COUNTER);
         let c = started(rt, &b);
-        let Some(dir) = cg_dir_with(&c, "freezer.state") else {
-            skip_or_fail("a v1 freezer hierarchy (this test writes freezer.state)");
+        // the v1 freezer, or cgroup v2's cgroup.freeze
+        let (file, frozen, thawed) = if let Some(dir) = cg_dir_with(&c, "freezer.state") {
+            (dir.join("freezer.state"), "FROZEN", "THAWED")
+        } else if let Some(dir) = cg_dir_with(&c, "cgroup.freeze") {
+            (dir.join("cgroup.freeze"), "1", "0")
+        } else {
+            skip_or_fail("a cgroup freezer (v1 freezer.state or v2 cgroup.freeze)");
             return;
         };
-        cg_write(&dir.join("freezer.state"), "FROZEN");
+        cg_write(&file, frozen);
         assert!(c.wait_for_status("paused", WAIT), "frozen on the host: {}", c.state());
-        cg_write(&dir.join("freezer.state"), "THAWED");
+        cg_write(&file, thawed);
         assert!(c.wait_for_status("running", WAIT), "thawed on the host: {}", c.state());
 
         rt.cmd(&["pause", c.id()], WAIT).assert_success();
-        cg_write(&dir.join("freezer.state"), "THAWED");
+        cg_write(&file, thawed);
         assert!(c.wait_for_status("running", WAIT), "paused, then thawed on the host: {}", c.state());
         assert!(counter_advances(&b, WAIT));
     }

@@ -102,7 +102,7 @@ impl Resp {
     }
 
     /// Err(violation) unless the status is one of `ok`.
-    pub(crate) fn expect(&self, ok: &[u16]) -> Result<&Resp, Verdict> {
+    pub(crate) fn expect_status(&self, ok: &[u16]) -> Result<&Resp, Verdict> {
         if ok.contains(&self.status()) {
             return Ok(self);
         }
@@ -292,7 +292,7 @@ impl Ctx {
         let post = self
             .send(Req::new(Method::POST, format!("/v2/{repo}/blobs/uploads/")))
             .await?;
-        post.expect(&[202])?;
+        post.expect_status(&[202])?;
         let loc = post.location()?;
         let put = self
             .send(
@@ -304,7 +304,7 @@ impl Ctx {
                 .body(blob.data.clone()),
             )
             .await?;
-        put.expect(&[201])?;
+        put.expect_status(&[201])?;
         self.pushed_blobs
             .push((repo.to_owned(), blob.digest.to_string()));
         put.location()
@@ -351,20 +351,20 @@ impl Ctx {
         for tag in fx.tags() {
             self.put_manifest(&repo, &tag, &fx.image)
                 .await?
-                .expect(&[201])?;
+                .expect_status(&[201])?;
         }
         let index_tag = format!("{}-index", fx.tag());
         self.put_manifest(&repo, &index_tag, &fx.index)
             .await?
-            .expect(&[201])?;
+            .expect_status(&[201])?;
         let a = self
             .put_manifest(&repo, fx.artifact_a.digest().as_str(), &fx.artifact_a)
             .await?;
-        a.expect(&[201])?;
+        a.expect_status(&[201])?;
         self.setup_oci_subject = a.header("oci-subject").map(str::to_owned);
         self.put_manifest(&repo, fx.artifact_b.digest().as_str(), &fx.artifact_b)
             .await?
-            .expect(&[201])?;
+            .expect_status(&[201])?;
         Ok(())
     }
 

@@ -34,7 +34,7 @@ async fn challenge(c: &mut Ctx) -> CheckResult {
     if r.status() == 200 {
         return Ok(Verdict::Pass);
     }
-    r.expect(&[401])?;
+    r.expect_status(&[401])?;
     let www: Vec<&str> = r
         .raw
         .headers
@@ -72,6 +72,6 @@ async fn credentials(c: &mut Ctx) -> CheckResult {
         return Ok(Verdict::NotRun("no credentials given (--username)".into()));
     }
     let r = c.send(Req::new(Method::GET, "/v2/")).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     Ok(Verdict::Pass)
 }

@@ -138,7 +138,7 @@ struct TagList {
 async fn tags(c: &mut Ctx, query: &str) -> Result<(Resp, Vec<String>), Verdict> {
     let path = c.path(&format!("tags/list{query}"));
     let r = c.send(Req::new(Method::GET, path)).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     let list: TagList = serde_json::from_slice(r.body())
         .map_err(|e| Verdict::violation(format!("{}: the body is not a tag list: {e}", r.what)))?;
     ensure(list.name == c.repo, || {
@@ -247,7 +247,7 @@ async fn tags_link(c: &mut Ctx) -> CheckResult {
     };
     let url = resolve(&r.raw.url, next);
     let r2 = c.send(Req::new(Method::GET, url)).await?;
-    r2.expect(&[200])?;
+    r2.expect_status(&[200])?;
     let list: TagList = serde_json::from_slice(r2.body())
         .map_err(|e| Verdict::violation(format!("{}: not a tag list: {e}", r2.what)))?;
     let got = list.tags.unwrap_or_default();
@@ -266,7 +266,9 @@ async fn tags_link(c: &mut Ctx) -> CheckResult {
 
 async fn tags_unknown_repository(c: &mut Ctx) -> CheckResult {
     let path = format!("/v2/{}/missing-{}/tags/list", c.repo, random_hex(6));
-    c.send(Req::new(Method::GET, path)).await?.expect(&[404])?;
+    c.send(Req::new(Method::GET, path))
+        .await?
+        .expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
@@ -290,7 +292,7 @@ async fn need_referrers(c: &mut Ctx) -> Result<(), Verdict> {
 
 /// The index of a referrers response, checked for status and Content-Type.
 fn referrers_index(r: &Resp) -> Result<Vec<serde_json::Value>, Verdict> {
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     let ct = r.require("content-type")?;
     ensure(media_type(ct) == OCI_INDEX, || {
         format!("{}: Content-Type is {ct}, expected {OCI_INDEX}", r.what)
@@ -409,7 +411,7 @@ async fn referrers_invalid_digest(c: &mut Ctx) -> CheckResult {
     need_referrers(c).await?;
     referrers(c, "sha256:not-a-digest", "")
         .await?
-        .expect(&[400])?;
+        .expect_status(&[400])?;
     Ok(Verdict::Pass)
 }
 
@@ -443,7 +445,7 @@ async fn subject_missing_accepted(c: &mut Ctx) -> CheckResult {
     let repo = c.repo.clone();
     c.put_manifest(&repo, m.digest().as_str(), &m)
         .await?
-        .expect(&[201])?;
+        .expect_status(&[201])?;
     Ok(Verdict::Pass)
 }
 

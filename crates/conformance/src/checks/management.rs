@@ -76,7 +76,7 @@ async fn fresh_manifest(c: &mut Ctx, reference: Option<&str>) -> Result<Manifest
     let reference = reference.map_or_else(|| m.digest().to_string(), str::to_owned);
     c.put_manifest(&repo, &reference, &m)
         .await?
-        .expect(&[201])?;
+        .expect_status(&[201])?;
     Ok(m)
 }
 
@@ -90,10 +90,10 @@ async fn delete_tag(c: &mut Ctx) -> CheckResult {
     let m = fresh_manifest(c, Some(&tag)).await?;
     let r = status_of(c, Method::DELETE, c.path(&format!("manifests/{tag}"))).await?;
     deletion_enabled(&r)?;
-    r.expect(&[202])?;
+    r.expect_status(&[202])?;
     status_of(c, Method::GET, c.path(&format!("manifests/{tag}")))
         .await?
-        .expect(&[404])?;
+        .expect_status(&[404])?;
     let r = status_of(
         c,
         Method::HEAD,
@@ -116,8 +116,10 @@ async fn delete_manifest(c: &mut Ctx) -> CheckResult {
     let path = c.path(&format!("manifests/{}", m.digest()));
     let r = status_of(c, Method::DELETE, path.clone()).await?;
     deletion_enabled(&r)?;
-    r.expect(&[202])?;
-    status_of(c, Method::GET, path).await?.expect(&[404])?;
+    r.expect_status(&[202])?;
+    status_of(c, Method::GET, path)
+        .await?
+        .expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
@@ -128,8 +130,10 @@ async fn delete_blob(c: &mut Ctx) -> CheckResult {
     let path = c.path(&format!("blobs/{}", blob.digest));
     let r = status_of(c, Method::DELETE, path.clone()).await?;
     deletion_enabled(&r)?;
-    r.expect(&[202])?;
-    status_of(c, Method::GET, path).await?.expect(&[404])?;
+    r.expect_status(&[202])?;
+    status_of(c, Method::GET, path)
+        .await?
+        .expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
@@ -142,7 +146,7 @@ async fn delete_blob_unknown(c: &mut Ctx) -> CheckResult {
             r.what
         )));
     }
-    r.expect(&[404])?;
+    r.expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
@@ -160,6 +164,6 @@ async fn delete_manifest_unknown_repository(c: &mut Ctx) -> CheckResult {
             r.what
         )));
     }
-    r.expect(&[404])?;
+    r.expect_status(&[404])?;
     Ok(Verdict::Pass)
 }

@@ -184,7 +184,7 @@ pub(super) fn checks() -> Vec<Check> {
 async fn api_base(c: &mut Ctx) -> CheckResult {
     c.send(Req::new(Method::GET, "/v2/"))
         .await?
-        .expect(&[200])?;
+        .expect_status(&[200])?;
     Ok(Verdict::Pass)
 }
 
@@ -215,7 +215,7 @@ fn same_bytes(r: &Resp, m: &Manifest) -> Result<(), Verdict> {
 async fn manifest_get_tag(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let r = get_manifest(c, &c.fx.tag()).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     same_bytes(&r, &c.fx.image)?;
     Ok(Verdict::Pass)
 }
@@ -224,7 +224,7 @@ async fn manifest_get_digest(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let d = c.fx.image.digest().to_string();
     let r = get_manifest(c, &d).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     same_bytes(&r, &c.fx.image)?;
     Ok(Verdict::Pass)
 }
@@ -232,14 +232,14 @@ async fn manifest_get_digest(c: &mut Ctx) -> CheckResult {
 async fn manifest_head_tag(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let r = head_manifest(c, &c.fx.tag()).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     Ok(Verdict::Pass)
 }
 
 async fn manifest_head_digest(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let d = c.fx.image.digest().to_string();
-    head_manifest(c, &d).await?.expect(&[200])?;
+    head_manifest(c, &d).await?.expect_status(&[200])?;
     Ok(Verdict::Pass)
 }
 
@@ -256,7 +256,7 @@ fn digest_header(r: &Resp, want: &str) -> Result<(), Verdict> {
 async fn manifest_digest_header(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let r = get_manifest(c, &c.fx.tag()).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     digest_header(&r, c.fx.image.digest().as_str())?;
     Ok(Verdict::Pass)
 }
@@ -271,7 +271,7 @@ fn length_header(r: &Resp, want: u64) -> Result<(), Verdict> {
 async fn manifest_head_headers(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let r = head_manifest(c, &c.fx.tag()).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     digest_header(&r, c.fx.image.digest().as_str())?;
     length_header(&r, c.fx.image.blob.size())?;
     Ok(Verdict::Pass)
@@ -280,7 +280,7 @@ async fn manifest_head_headers(c: &mut Ctx) -> CheckResult {
 async fn content_type(c: &mut Ctx, m: &Manifest, want: &str) -> CheckResult {
     need_setup(c)?;
     let r = get_manifest(c, m.digest().as_str()).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     let got = r.require("content-type")?;
     ensure(media_type(got) == want, || {
         format!("{}: Content-Type is {got}, expected {want}", r.what)
@@ -318,14 +318,16 @@ fn unknown_tag() -> String {
 
 async fn manifest_unknown_tag(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
-    get_manifest(c, &unknown_tag()).await?.expect(&[404])?;
+    get_manifest(c, &unknown_tag())
+        .await?
+        .expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
 async fn manifest_unknown_code(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let r = get_manifest(c, &unknown_tag()).await?;
-    r.expect(&[404])?;
+    r.expect_status(&[404])?;
     expect_code(&r, &["MANIFEST_UNKNOWN"])?;
     Ok(Verdict::Pass)
 }
@@ -337,8 +339,8 @@ fn unknown_digest() -> String {
 async fn manifest_unknown_digest(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let d = unknown_digest();
-    get_manifest(c, &d).await?.expect(&[404])?;
-    head_manifest(c, &d).await?.expect(&[404])?;
+    get_manifest(c, &d).await?.expect_status(&[404])?;
+    head_manifest(c, &d).await?.expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
@@ -349,13 +351,13 @@ async fn get_in_unknown_repo(c: &mut Ctx) -> Result<Resp, Verdict> {
 }
 
 async fn repository_unknown(c: &mut Ctx) -> CheckResult {
-    get_in_unknown_repo(c).await?.expect(&[404])?;
+    get_in_unknown_repo(c).await?.expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
 async fn repository_unknown_code(c: &mut Ctx) -> CheckResult {
     let r = get_in_unknown_repo(c).await?;
-    r.expect(&[404])?;
+    r.expect_status(&[404])?;
     expect_code(&r, &["NAME_UNKNOWN", "MANIFEST_UNKNOWN"])?;
     Ok(Verdict::Pass)
 }
@@ -369,7 +371,7 @@ async fn blob_get(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let layer = c.fx.layer.clone();
     let r = get_blob(c, Method::GET, layer.digest.as_str()).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     ensure(r.body() == &layer.data, || {
         format!(
             "{}: the body ({} bytes) is not the blob pushed ({} bytes)",
@@ -385,7 +387,7 @@ async fn blob_digest_header(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let d = c.fx.layer.digest.to_string();
     let r = get_blob(c, Method::GET, &d).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     digest_header(&r, &d)?;
     Ok(Verdict::Pass)
 }
@@ -394,7 +396,7 @@ async fn blob_head(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let d = c.fx.layer.digest.to_string();
     let r = get_blob(c, Method::HEAD, &d).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     ensure(r.body().is_empty(), || {
         format!("{}: a HEAD response with a body", r.what)
     })?;
@@ -405,7 +407,7 @@ async fn blob_head_headers(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let layer = c.fx.layer.clone();
     let r = get_blob(c, Method::HEAD, layer.digest.as_str()).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     length_header(&r, layer.size())?;
     digest_header(&r, layer.digest.as_str())?;
     Ok(Verdict::Pass)
@@ -414,15 +416,15 @@ async fn blob_head_headers(c: &mut Ctx) -> CheckResult {
 async fn blob_unknown(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let d = unknown_digest();
-    get_blob(c, Method::GET, &d).await?.expect(&[404])?;
-    get_blob(c, Method::HEAD, &d).await?.expect(&[404])?;
+    get_blob(c, Method::GET, &d).await?.expect_status(&[404])?;
+    get_blob(c, Method::HEAD, &d).await?.expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
 async fn blob_unknown_code(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let r = get_blob(c, Method::GET, &unknown_digest()).await?;
-    r.expect(&[404])?;
+    r.expect_status(&[404])?;
     expect_code(&r, &["BLOB_UNKNOWN"])?;
     Ok(Verdict::Pass)
 }
@@ -450,7 +452,7 @@ async fn blob_range(c: &mut Ctx) -> CheckResult {
             r.what
         )));
     }
-    r.expect(&[206])?;
+    r.expect_status(&[206])?;
     let want_range = format!("bytes 10-99/{}", layer.size());
     let got = r.require("content-range")?;
     ensure(got == want_range, || {

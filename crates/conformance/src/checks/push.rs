@@ -198,7 +198,7 @@ async fn post(c: &mut Ctx, repo: &str) -> Result<String, Verdict> {
     let r = c
         .send(Req::new(Method::POST, format!("/v2/{repo}/blobs/uploads/")))
         .await?;
-    r.expect(&[202])?;
+    r.expect_status(&[202])?;
     r.location()
 }
 
@@ -230,7 +230,7 @@ async fn pull_blob(c: &mut Ctx, repo: &str, blob: &Blob) -> Result<(), Verdict> 
             format!("/v2/{repo}/blobs/{}", blob.digest),
         ))
         .await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     ensure(r.body() == &blob.data, || {
         format!(
             "{}: {} bytes that are not the blob pushed ({} bytes)",
@@ -246,7 +246,7 @@ async fn blob_post_put(c: &mut Ctx) -> CheckResult {
     let repo = c.repo.clone();
     let loc = post(c, &repo).await?;
     let r = put_close(c, &loc, blob.digest.as_str(), blob.data.clone()).await?;
-    r.expect(&[201])?;
+    r.expect_status(&[201])?;
     c.pushed_blobs.push((repo.clone(), blob.digest.to_string()));
     r.require("location")?;
     pull_blob(c, &repo, &blob).await?;
@@ -258,7 +258,7 @@ async fn blob_location(c: &mut Ctx) -> CheckResult {
     let repo = c.repo.clone();
     let loc = c.upload(&repo, &blob).await?;
     let r = c.send(Req::new(Method::GET, loc)).await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     ensure(r.body() == &blob.data, || {
         format!("{}: not the blob's bytes", r.what)
     })?;
@@ -285,7 +285,7 @@ async fn blob_single_post(c: &mut Ctx) -> CheckResult {
             r.what
         )));
     }
-    r.expect(&[201])?;
+    r.expect_status(&[201])?;
     c.pushed_blobs.push((repo.clone(), blob.digest.to_string()));
     r.require("location")?;
     pull_blob(c, &repo, &blob).await?;
@@ -308,7 +308,7 @@ async fn post_chunked(c: &mut Ctx) -> Result<(String, usize), Verdict> {
                 .header("content-length", "0"),
         )
         .await?;
-    r.expect(&[202])?;
+    r.expect_status(&[202])?;
     Ok((r.location()?, chunk_len(r.header("oci-chunk-min-length"))))
 }
 
@@ -325,12 +325,12 @@ async fn blob_chunked(c: &mut Ctx) -> CheckResult {
     let blob = Blob::new(random_bytes(n * 2 + 100));
     for i in 0..2 {
         let r = patch(c, &loc, &blob.data[i * n..(i + 1) * n], i * n).await?;
-        r.expect(&[202])?;
+        r.expect_status(&[202])?;
         expect_range(&r, (i + 1) * n - 1)?;
         loc = r.location()?;
     }
     let r = put_close(c, &loc, blob.digest.as_str(), blob.data.slice(2 * n..)).await?;
-    r.expect(&[201])?;
+    r.expect_status(&[201])?;
     let repo = c.repo.clone();
     c.pushed_blobs.push((repo.clone(), blob.digest.to_string()));
     r.require("location")?;
@@ -342,10 +342,10 @@ async fn chunk_out_of_order(c: &mut Ctx) -> CheckResult {
     let (loc, n) = post_chunked(c).await?;
     let data = random_bytes(n * 3);
     let r = patch(c, &loc, &data[..n], 0).await?;
-    r.expect(&[202])?;
+    r.expect_status(&[202])?;
     let loc = r.location()?;
     let r = patch(c, &loc, &data[2 * n..], 2 * n).await?;
-    r.expect(&[416])?;
+    r.expect_status(&[416])?;
     Ok(Verdict::Pass)
 }
 
@@ -353,9 +353,9 @@ async fn chunk_resent(c: &mut Ctx) -> CheckResult {
     let (loc, n) = post_chunked(c).await?;
     let data = random_bytes(n * 2);
     let r = patch(c, &loc, &data[..n], 0).await?;
-    r.expect(&[202])?;
+    r.expect_status(&[202])?;
     let loc = r.location()?;
-    patch(c, &loc, &data[..n], 0).await?.expect(&[416])?;
+    patch(c, &loc, &data[..n], 0).await?.expect_status(&[416])?;
     Ok(Verdict::Pass)
 }
 
@@ -363,10 +363,10 @@ async fn upload_status(c: &mut Ctx) -> CheckResult {
     let (loc, n) = post_chunked(c).await?;
     let data = random_bytes(n);
     let r = patch(c, &loc, &data, 0).await?;
-    r.expect(&[202])?;
+    r.expect_status(&[202])?;
     let loc = r.location()?;
     let r = c.send(Req::new(Method::GET, loc)).await?;
-    r.expect(&[204])?;
+    r.expect_status(&[204])?;
     r.require("location")?;
     expect_range(&r, n - 1)?;
     Ok(Verdict::Pass)
@@ -374,7 +374,9 @@ async fn upload_status(c: &mut Ctx) -> CheckResult {
 
 async fn upload_unknown(c: &mut Ctx) -> CheckResult {
     let path = c.path(&format!("blobs/uploads/{}", random_hex(16)));
-    c.send(Req::new(Method::GET, path)).await?.expect(&[404])?;
+    c.send(Req::new(Method::GET, path))
+        .await?
+        .expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
@@ -388,8 +390,10 @@ async fn upload_cancel(c: &mut Ctx) -> CheckResult {
             r.summary()
         )));
     }
-    r.expect(&[204, 202, 200])?;
-    c.send(Req::new(Method::GET, loc)).await?.expect(&[404])?;
+    r.expect_status(&[204, 202, 200])?;
+    c.send(Req::new(Method::GET, loc))
+        .await?
+        .expect_status(&[404])?;
     Ok(Verdict::Pass)
 }
 
@@ -402,7 +406,7 @@ async fn digest_mismatch(c: &mut Ctx) -> CheckResult {
     if r.status() == 201 {
         c.pushed_blobs.push((repo, other.digest.to_string()));
     }
-    r.expect(&[400])?;
+    r.expect_status(&[400])?;
     expect_code(&r, &["DIGEST_INVALID"])?;
     Ok(Verdict::Pass)
 }
@@ -427,7 +431,7 @@ async fn blob_sha512(c: &mut Ctx) -> CheckResult {
             r.summary()
         )));
     }
-    r.expect(&[201])?;
+    r.expect_status(&[201])?;
     c.pushed_blobs.push((repo.clone(), blob.digest.to_string()));
     pull_blob(c, &repo, &blob).await?;
     Ok(Verdict::Pass)
@@ -453,7 +457,7 @@ async fn mount(c: &mut Ctx) -> CheckResult {
             r.what
         )));
     }
-    r.expect(&[201])?;
+    r.expect_status(&[201])?;
     c.pushed_blobs
         .push((other.clone(), blob.digest.to_string()));
     let loc = r.location()?;
@@ -474,7 +478,7 @@ async fn mount_fallback(c: &mut Ctx) -> CheckResult {
             format!("/v2/{other}/blobs/uploads/?mount={missing}&from={repo}"),
         ))
         .await?;
-    r.expect(&[202])?;
+    r.expect_status(&[202])?;
     r.require("location")?;
     Ok(Verdict::Pass)
 }
@@ -494,7 +498,7 @@ async fn manifest_put_tag(c: &mut Ctx) -> CheckResult {
     let m = fresh_manifest(c);
     let (repo, tag) = (c.repo.clone(), format!("{}-put", c.fx.tag()));
     let r = c.put_manifest(&repo, &tag, &m).await?;
-    r.expect(&[201])?;
+    r.expect_status(&[201])?;
     r.require("location")?;
     let r = c
         .send(
@@ -502,7 +506,7 @@ async fn manifest_put_tag(c: &mut Ctx) -> CheckResult {
                 .header("accept", ACCEPT_MANIFESTS),
         )
         .await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     ensure(r.body() == &m.blob.data, || {
         format!("{}: not the exact bytes pushed", r.what)
     })?;
@@ -514,7 +518,7 @@ async fn manifest_put_digest(c: &mut Ctx) -> CheckResult {
     let m = fresh_manifest(c);
     let repo = c.repo.clone();
     let r = c.put_manifest(&repo, m.digest().as_str(), &m).await?;
-    r.expect(&[201])?;
+    r.expect_status(&[201])?;
     r.require("location")?;
     Ok(Verdict::Pass)
 }
@@ -524,7 +528,7 @@ async fn manifest_digest_header(c: &mut Ctx) -> CheckResult {
     let m = fresh_manifest(c);
     let repo = c.repo.clone();
     let r = c.put_manifest(&repo, m.digest().as_str(), &m).await?;
-    r.expect(&[201])?;
+    r.expect_status(&[201])?;
     let got = r.require("docker-content-digest")?;
     ensure(got == m.digest().as_str(), || {
         format!(
@@ -547,7 +551,7 @@ async fn manifest_no_layers(c: &mut Ctx) -> CheckResult {
     let repo = c.repo.clone();
     c.put_manifest(&repo, m.digest().as_str(), &m)
         .await?
-        .expect(&[201])?;
+        .expect_status(&[201])?;
     Ok(Verdict::Pass)
 }
 
@@ -557,14 +561,14 @@ async fn manifest_4mib(c: &mut Ctx) -> CheckResult {
     let repo = c.repo.clone();
     c.put_manifest(&repo, m.digest().as_str(), &m)
         .await?
-        .expect(&[201])?;
+        .expect_status(&[201])?;
     let r = c
         .send(
             Req::new(Method::GET, c.path(&format!("manifests/{}", m.digest())))
                 .header("accept", ACCEPT_MANIFESTS),
         )
         .await?;
-    r.expect(&[200])?;
+    r.expect_status(&[200])?;
     ensure(r.body() == &m.blob.data, || {
         format!("{}: not the exact bytes pushed", r.what)
     })?;
@@ -580,7 +584,7 @@ async fn manifest_invalid(c: &mut Ctx) -> CheckResult {
     let r = c
         .put_manifest(&repo, &format!("{}-invalid", c.fx.tag()), &m)
         .await?;
-    r.expect(&[400])?;
+    r.expect_status(&[400])?;
     expect_code(&r, &["MANIFEST_INVALID"])?;
     Ok(Verdict::Pass)
 }
@@ -601,7 +605,7 @@ async fn manifest_blob_unknown(c: &mut Ctx) -> CheckResult {
             r.what
         )));
     }
-    r.expect(&[400])?;
+    r.expect_status(&[400])?;
     expect_code(&r, &["MANIFEST_BLOB_UNKNOWN"])?;
     Ok(Verdict::Pass)
 }
@@ -625,6 +629,6 @@ async fn name_max_length(c: &mut Ctx) -> CheckResult {
     let image = c.fx.image.clone();
     c.put_manifest(&repo, image.digest().as_str(), &image)
         .await?
-        .expect(&[201])?;
+        .expect_status(&[201])?;
     Ok(Verdict::Pass)
 }

@@ -24,7 +24,7 @@ pub mod redact;
 pub mod render;
 mod session;
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use berth_distribution::Client;
 
@@ -124,7 +124,7 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         spec_version: SPEC_VERSION.to_owned(),
         registry: opts.registry,
         namespace: opts.namespace,
-        started_at: rfc3339(started),
+        started_at: berth_oci::timefmt::rfc3339(started),
         duration_ms: clock.elapsed().as_millis() as u64,
         workflows,
         conformant: totals.fail == 0,
@@ -136,28 +136,6 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     })
 }
 
-/// `t` as `YYYY-MM-DDTHH:MM:SSZ`.
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +143,8 @@ mod tests {
 
     #[test]
     fn timestamps() {
+        use berth_oci::timefmt::rfc3339;
+        use std::time::UNIX_EPOCH;
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(
             rfc3339(UNIX_EPOCH + Duration::from_secs(1_709_251_199)),

@@ -33,7 +33,6 @@ pub mod signal;
 pub mod spec;
 pub mod state;
 mod sys;
-pub mod timefmt;
 pub mod tty;
 
 pub use container::{

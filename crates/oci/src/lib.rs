@@ -55,6 +55,7 @@ pub use oci_spec;
 pub mod media_type;
 mod name;
 mod reference;
+pub mod timefmt;
 
 pub use digest::{Algorithm, Digest, DigestError, Digester, VerifyingReader};
 pub use manifest::{ManifestError, ManifestInfo, ManifestKind, descriptor_digest};

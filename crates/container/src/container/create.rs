@@ -17,7 +17,8 @@ use crate::namespaces::{self, Plan};
 use crate::rootfs::RootfsPlan;
 use crate::state::{Lock, State, Status};
 use crate::sys::{self};
-use crate::{hooks, paths, process, rootless, seccomp, spec, timefmt, tty};
+use crate::{hooks, paths, process, rootless, seccomp, spec, tty};
+use berth_oci::timefmt;
 
 /// Options of `create` (and the create half of `run`).
 #[derive(Debug, Clone, Default)]

@@ -1,5 +1,6 @@
-//! RFC 3339 timestamps (UTC, nanoseconds) as Go's `time.Time` marshals them, without a
-//! date-time dependency.
+//! RFC 3339 timestamps in UTC, without a date-time dependency: with nanoseconds as Go's
+//! `time.Time` marshals them (runtime state, logs), or to the second (image configs, tokens,
+//! reports).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,6 +25,19 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     }
     out.push('Z');
     out
+}
+
+/// `2006-01-02T15:04:05Z` for `t`, to the second.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -53,5 +67,12 @@ mod tests {
         assert_eq!(rfc3339_nano(t), "2024-02-29T23:59:59.12Z");
         let t = UNIX_EPOCH + Duration::new(951_782_400, 5);
         assert_eq!(rfc3339_nano(t), "2000-02-29T00:00:00.000000005Z");
+    }
+
+    #[test]
+    fn formats_to_the_second() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::new(1_709_251_199, 999_999_999);
+        assert_eq!(rfc3339(t), "2024-02-29T23:59:59Z");
     }
 }

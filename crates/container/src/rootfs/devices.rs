@@ -4,7 +4,7 @@
 //! Outside a user namespace devices are created with mknod; inside one (where mknod is
 //! refused) the host's device is bind-mounted onto an empty file, as runc does.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use berth_oci::oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
@@ -100,7 +100,7 @@ fn create_one(root: BorrowedFd<'_>, d: &Dev, userns: bool) -> Result<(), Failure
         .ok_or_else(|| Failure::new(format!("invalid device path {}", d.path.display())))?;
     let dir = mkdir_all_in(root, parent)?;
     if userns {
-        return bind_one(root, &dir, name, &r, d);
+        return bind_one(root, d);
     }
     // replace whatever the image has there
     match rustix::fs::unlinkat(&dir, name, rustix::fs::AtFlags::empty()) {
@@ -116,7 +116,7 @@ fn create_one(root: BorrowedFd<'_>, d: &Dev, userns: bool) -> Result<(), Failure
     match rustix::fs::mknodat(&dir, name, d.kind, Mode::from_raw_mode(d.mode), dev) {
         Ok(()) => {}
         // root in a user namespace (rootless without a new one): bind mount, as runc does
-        Err(rustix::io::Errno::PERM) => return bind_one(root, &dir, name, &r, d),
+        Err(rustix::io::Errno::PERM) => return bind_one(root, d),
         Err(e) => {
             return Err(Failure::io(
                 format!("failed to create device {}", d.path.display()),
@@ -144,31 +144,10 @@ fn create_one(root: BorrowedFd<'_>, d: &Dev, userns: bool) -> Result<(), Failure
     Ok(())
 }
 
-/// The host's device bind-mounted onto an empty file at `name` in `dir` (`r` below the
-/// rootfs): how a user namespace gets its devices.
-fn bind_one(
-    root: BorrowedFd<'_>,
-    dir: &OwnedFd,
-    name: &std::ffi::OsStr,
-    r: &Path,
-    d: &Dev,
-) -> Result<(), Failure> {
-    match rustix::fs::openat(
-        dir,
-        name,
-        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::from_raw_mode(0o644),
-    ) {
-        Ok(_) | Err(rustix::io::Errno::EXIST) => {}
-        Err(e) => {
-            return Err(Failure::io(
-                format!("failed to create {} in the rootfs", d.path.display()),
-                &e.into(),
-            ));
-        }
-    }
-    let target =
-        open_in(root, r, OFlags::PATH).ctx(|| format!("failed to open {}", d.path.display()))?;
+/// The host's device bind-mounted onto an empty file at its path in the rootfs: how a user
+/// namespace gets its devices.
+fn bind_one(root: BorrowedFd<'_>, d: &Dev) -> Result<(), Failure> {
+    let target = super::mount_point(root, &d.path, true)?;
     let host = d.path.to_string_lossy();
     mount_raw(&host, &fd_path(target.as_fd()), "", libc::MS_BIND, "")
         .ctx(|| format!("failed to bind mount device {host}"))?;

@@ -188,7 +188,7 @@ async fn api_base(c: &mut Ctx) -> CheckResult {
     Ok(Verdict::Pass)
 }
 
-async fn get_manifest(c: &mut Ctx, reference: &str) -> Result<Resp, Verdict> {
+pub(super) async fn get_manifest(c: &mut Ctx, reference: &str) -> Result<Resp, Verdict> {
     let path = c.path(&format!("manifests/{reference}"));
     c.send(Req::new(Method::GET, path).header("accept", ACCEPT_MANIFESTS))
         .await
@@ -200,7 +200,7 @@ async fn head_manifest(c: &mut Ctx, reference: &str) -> Result<Resp, Verdict> {
         .await
 }
 
-fn same_bytes(r: &Resp, m: &Manifest) -> Result<(), Verdict> {
+pub(super) fn same_bytes(r: &Resp, m: &Manifest) -> Result<(), Verdict> {
     ensure(r.body() == &m.blob.data, || {
         format!(
             "{}: the body ({} bytes) is not the manifest pushed ({} bytes, {})",

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use http::Method;
 
-use super::pull::expect_code;
-use super::{ACCEPT_MANIFESTS, Check, CheckResult, check, ensure, need_setup};
+use super::pull::{expect_code, get_manifest, same_bytes};
+use super::{Check, CheckResult, check, ensure, need_setup};
 use crate::data::{
     Blob, Manifest, OCI_CONFIG, OCI_MANIFEST, image_manifest, random_bytes, random_hex,
 };
@@ -500,16 +500,9 @@ async fn manifest_put_tag(c: &mut Ctx) -> CheckResult {
     let r = c.put_manifest(&repo, &tag, &m).await?;
     r.expect_status(&[201])?;
     r.require("location")?;
-    let r = c
-        .send(
-            Req::new(Method::GET, c.path(&format!("manifests/{tag}")))
-                .header("accept", ACCEPT_MANIFESTS),
-        )
-        .await?;
+    let r = get_manifest(c, &tag).await?;
     r.expect_status(&[200])?;
-    ensure(r.body() == &m.blob.data, || {
-        format!("{}: not the exact bytes pushed", r.what)
-    })?;
+    same_bytes(&r, &m)?;
     Ok(Verdict::Pass)
 }
 
@@ -562,16 +555,9 @@ async fn manifest_4mib(c: &mut Ctx) -> CheckResult {
     c.put_manifest(&repo, m.digest().as_str(), &m)
         .await?
         .expect_status(&[201])?;
-    let r = c
-        .send(
-            Req::new(Method::GET, c.path(&format!("manifests/{}", m.digest())))
-                .header("accept", ACCEPT_MANIFESTS),
-        )
-        .await?;
+    let r = get_manifest(c, m.digest().as_str()).await?;
     r.expect_status(&[200])?;
-    ensure(r.body() == &m.blob.data, || {
-        format!("{}: not the exact bytes pushed", r.what)
-    })?;
+    same_bytes(&r, &m)?;
     Ok(Verdict::Pass)
 }
 

@@ -344,11 +344,9 @@ fn v1_freeze_stops_the_process_and_thaw_resumes_it() {
     assert_eq!(read(&cg.v1_dir("freezer"), "freezer.state"), "THAWED");
 }
 
-#[test]
-fn v1_memory_limit_oom_kills_and_is_counted() {
-    requires_root!();
-    requires_tool!("perl");
-    let Some(cg) = Cg::v1("oom") else { return };
+/// A perl process in `cg` allocates 512 MiB under a 32 MiB memory (and swap) limit: it must
+/// be OOM-killed, and no kill counted before. Returns what it printed.
+fn allocate_past_a_32_mib_limit(cg: &Cg) -> String {
     let mut proc = Proc::perl(
         "<STDIN>; my $x = 'a' x (512 * 1024 * 1024); print length($x);",
         &[],
@@ -369,6 +367,35 @@ fn v1_memory_limit_oom_kills_and_is_counted() {
         Some(libc::SIGKILL),
         "not OOM-killed: {status:?}, printed {out:?}"
     );
+    out
+}
+
+/// A perl process in `cg` forks once under a pids limit of 1 and prints the errno (or
+/// "forked"); it must exit cleanly. Returns what it printed.
+fn fork_under_a_pids_limit_of_1(cg: &Cg) -> String {
+    let mut proc = Proc::perl(
+        "<STDIN>; my $pid = fork(); if (!defined $pid) { print $! + 0; exit 0 } \
+         if ($pid == 0) { exit 0 } waitpid($pid, 0); print 'forked';",
+        &[],
+    );
+    cg.manager.apply(proc.pid()).unwrap();
+    let mut r = LinuxResources::default();
+    let mut pids = LinuxPids::default();
+    pids.set_limit(1);
+    r.set_pids(Some(pids));
+    cg.manager.set(&r).unwrap();
+    proc.go();
+    let (status, out, err) = proc.finish(Duration::from_secs(10));
+    assert!(status.success(), "{status:?} {err}");
+    out
+}
+
+#[test]
+fn v1_memory_limit_oom_kills_and_is_counted() {
+    requires_root!();
+    requires_tool!("perl");
+    let Some(cg) = Cg::v1("oom") else { return };
+    let out = allocate_past_a_32_mib_limit(&cg);
     assert!(out.is_empty(), "the allocation succeeded: {out}");
     assert_eq!(cg.manager.oom_kill_count().unwrap(), 1);
     let memory = cg.manager.stats().unwrap().memory;
@@ -385,20 +412,7 @@ fn v1_pids_limit_makes_fork_fail_with_eagain() {
     requires_root!();
     requires_tool!("perl");
     let Some(cg) = Cg::v1("pids") else { return };
-    let mut proc = Proc::perl(
-        "<STDIN>; my $pid = fork(); if (!defined $pid) { print $! + 0; exit 0 } \
-         if ($pid == 0) { exit 0 } waitpid($pid, 0); print 'forked';",
-        &[],
-    );
-    cg.manager.apply(proc.pid()).unwrap();
-    let mut r = LinuxResources::default();
-    let mut pids = LinuxPids::default();
-    pids.set_limit(1);
-    r.set_pids(Some(pids));
-    cg.manager.set(&r).unwrap();
-    proc.go();
-    let (status, out, err) = proc.finish(Duration::from_secs(10));
-    assert!(status.success(), "{status:?} {err}");
+    let out = fork_under_a_pids_limit_of_1(&cg);
     assert_eq!(
         out,
         libc::EAGAIN.to_string(),
@@ -794,26 +808,7 @@ fn v2_real_oom_kill_shows_in_memory_events() {
     let Some(cg) = Cg::unified("room") else {
         return;
     };
-    let mut proc = Proc::perl(
-        "<STDIN>; my $x = 'a' x (512 * 1024 * 1024); print length($x);",
-        &[],
-    );
-    cg.manager.apply(proc.pid()).unwrap();
-    let mut r = LinuxResources::default();
-    let mut memory = LinuxMemory::default();
-    memory.set_limit(Some(32 << 20));
-    memory.set_swap(Some(32 << 20));
-    r.set_memory(Some(memory));
-    cg.manager.set(&r).unwrap();
-    assert_eq!(cg.manager.oom_kill_count().unwrap(), 0);
-    proc.go();
-    let (status, out, _) = proc.finish(Duration::from_secs(30));
-    use std::os::unix::process::ExitStatusExt as _;
-    assert_eq!(
-        status.signal(),
-        Some(libc::SIGKILL),
-        "not OOM-killed: {status:?}, printed {out:?}"
-    );
+    allocate_past_a_32_mib_limit(&cg);
     let events = read(&cg.v2_dir(), "memory.events");
     assert!(
         events.lines().any(|l| l == "oom_kill 1"),
@@ -831,20 +826,7 @@ fn v2_real_pids_limit_makes_fork_fail_with_eagain() {
     let Some(cg) = Cg::unified("rpids") else {
         return;
     };
-    let mut proc = Proc::perl(
-        "<STDIN>; my $pid = fork(); if (!defined $pid) { print $! + 0; exit 0 } \
-         if ($pid == 0) { exit 0 } waitpid($pid, 0); print 'forked';",
-        &[],
-    );
-    cg.manager.apply(proc.pid()).unwrap();
-    let mut r = LinuxResources::default();
-    let mut pids = LinuxPids::default();
-    pids.set_limit(1);
-    r.set_pids(Some(pids));
-    cg.manager.set(&r).unwrap();
-    proc.go();
-    let (status, out, err) = proc.finish(Duration::from_secs(10));
-    assert!(status.success(), "{status:?} {err}");
+    let out = fork_under_a_pids_limit_of_1(&cg);
     assert_eq!(out, libc::EAGAIN.to_string(), "fork was not refused");
     let events = read(&cg.v2_dir(), "pids.events");
     assert!(events.contains("max 1"), "pids.events: {events}");

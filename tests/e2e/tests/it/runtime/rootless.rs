@@ -27,6 +27,16 @@ const SUBID_COUNT: u32 = 65_536;
 /// PATH for the runtimes (newuidmap and newgidmap are in /usr/bin).
 const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// `<verb> --bundle <bundle> <id>`, the arguments of `create` and `run`.
+fn bundle_args<'a>(verb: &'a str, b: &'a Bundle) -> [&'a OsStr; 4] {
+    [
+        OsStr::new(verb),
+        OsStr::new("--bundle"),
+        b.path().as_os_str(),
+        OsStr::new(b.id()),
+    ]
+}
+
 /// A runtime binary run as [`USER`] with its own `XDG_RUNTIME_DIR`.
 struct Rootless<'r> {
     rt: &'r Runtime,
@@ -338,7 +348,7 @@ runtime_test! {
         let Some(rl) = Rootless::new(rt) else { return };
         let b = rl.bundle(&["identity", "pids", "self"], |_| {});
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("run", &b));
         assert!(out.status.success(), "{}", text(&out));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
         assert_eq!(v["identity"]["uid"], 0, "{v}");
@@ -361,7 +371,7 @@ runtime_test! {
         // and from the host, a running one is the user's uid
         let b = rl.bundle(&["wait-signal"], |_| {});
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("create"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("create", &b));
         assert!(out.status.success(), "{}", text(&out));
         let out = rl.run(&["start", b.id()]);
         assert!(out.status.success(), "{}", text(&out));
@@ -395,7 +405,7 @@ runtime_test! {
             c["process"]["user"] = json!({"uid": 1, "gid": 1});
         });
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("run", &b));
         assert!(out.status.success(), "{}", text(&out));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
         assert_eq!(v["identity"]["uid"], 1, "{v}");
@@ -426,7 +436,7 @@ runtime_test! {
                 {"containerID": 1, "hostID": 300_000, "size": 1000}]);
         });
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("run", &b));
         assert!(!out.status.success(), "{}", text(&out));
         assert!(out.stdout.is_empty(), "the probe did not run: {}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -446,7 +456,7 @@ runtime_test! {
         let Some(rl) = Rootless::new(rt) else { return };
         let b = rl.bundle(&["wait-signal"], |_| {});
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("create"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("create", &b));
         assert!(out.status.success(), "{}", text(&out));
         let root = rl.default_root();
         assert!(root.is_dir(), "{} was not made", root.display());
@@ -498,7 +508,7 @@ runtime_test! {
         let Some(rl) = Rootless::new(rt) else { return };
         let b = rl.bundle(&["identity"], |_| {});
         let _g = rl.guard(b.id());
-        let args = [OsStr::new("create"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())];
+        let args = bundle_args("create", &b);
         let out = run_with_timeout(&mut rl.command(&args, false), COMMAND_TIMEOUT);
         assert!(!out.status.success(), "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
@@ -543,7 +553,7 @@ runtime_test! {
             linux.remove("gidMappings");
         });
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("run", &b));
         if rt.name() == "crun" {
             // peer: crun adds a user namespace itself, mapped from /etc/subuid, and runs
             let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
@@ -567,7 +577,7 @@ runtime_test! {
             c["linux"]["resources"] = json!({"pids": {"limit": 64}});
         });
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("run", &b));
         if rt.name() == "crun" {
             // peer: crun (1.8) runs the container without the limit, and exits 0
             assert!(out.status.success(), "{}", text(&out));
@@ -593,7 +603,7 @@ runtime_test! {
         let Some(rl) = Rootless::new(rt) else { return };
         let b = rl.bundle(&["identity"], |_| {});
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("create"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("create", &b));
         assert!(out.status.success(), "{}", text(&out));
         let out = rl.run(&["state", b.id()]);
         assert!(out.status.success(), "{}", text(&out));
@@ -623,7 +633,7 @@ runtime_test! {
         let Some(rl) = Rootless::new(rt) else { return };
         let b = rl.bundle(&["wait-signal"], |_| {});
         let _g = rl.guard(b.id());
-        let out = rl.run(&[OsStr::new("create"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())]);
+        let out = rl.run(&bundle_args("create", &b));
         assert!(out.status.success(), "{}", text(&out));
         let out = rl.run(&["start", b.id()]);
         assert!(out.status.success(), "{}", text(&out));
@@ -666,7 +676,7 @@ runtime_test! {
         });
         let _g = rl.guard(b.id());
         let empty = tempfile::tempdir().unwrap();
-        let args = [OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())];
+        let args = bundle_args("run", &b);
         let out = run_with_timeout(
             &mut rl.command_with_path(&args, true, empty.path().as_os_str()),
             COMMAND_TIMEOUT,
@@ -697,7 +707,7 @@ runtime_test! {
             linux.remove("gidMappings");
         });
         let _g = rl.guard(b.id());
-        let args = [OsStr::new("run"), OsStr::new("--bundle"), b.path().as_os_str(), OsStr::new(b.id())];
+        let args = bundle_args("run", &b);
         let out = run_with_timeout(&mut rl.command_in_userns(&args), COMMAND_TIMEOUT);
         assert!(out.status.success(), "{}", text(&out));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));

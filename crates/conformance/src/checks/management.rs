@@ -113,21 +113,18 @@ async fn delete_tag(c: &mut Ctx) -> CheckResult {
 async fn delete_manifest(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
     let m = fresh_manifest(c, None).await?;
-    let path = c.path(&format!("manifests/{}", m.digest()));
-    let r = status_of(c, Method::DELETE, path.clone()).await?;
-    deletion_enabled(&r)?;
-    r.expect_status(&[202])?;
-    status_of(c, Method::GET, path)
-        .await?
-        .expect_status(&[404])?;
-    Ok(Verdict::Pass)
+    delete_then_gone(c, c.path(&format!("manifests/{}", m.digest()))).await
 }
 
 async fn delete_blob(c: &mut Ctx) -> CheckResult {
     let blob = Blob::random(500);
     let repo = c.repo.clone();
     c.upload(&repo, &blob).await?;
-    let path = c.path(&format!("blobs/{}", blob.digest));
+    delete_then_gone(c, c.path(&format!("blobs/{}", blob.digest))).await
+}
+
+/// DELETE `path`: 202 (or deletion disabled), then a GET of it is 404.
+async fn delete_then_gone(c: &mut Ctx, path: String) -> CheckResult {
     let r = status_of(c, Method::DELETE, path.clone()).await?;
     deletion_enabled(&r)?;
     r.expect_status(&[202])?;

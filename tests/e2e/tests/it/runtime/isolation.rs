@@ -29,6 +29,27 @@ runtime_test! {
     }
 }
 
+/// The destinations of the config's `mounts`.
+fn config_destinations(b: &Bundle) -> Vec<String> {
+    b.config()["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every mount point the probe listed is `/` or at or below one of `dests`.
+fn assert_only_config_mounts(mounts: &[Value], dests: &[String]) {
+    for m in mounts {
+        let mp = m["mount_point"].as_str().unwrap();
+        assert!(
+            mp == "/" || dests.iter().any(|d| under(mp, d)),
+            "{mp} is not from the config (a host mount leaked?): {m}"
+        );
+    }
+}
+
 /// Whether `mount_point` is `dest` or below it.
 fn under(mount_point: &str, dest: &str) -> bool {
     mount_point == dest
@@ -48,12 +69,7 @@ runtime_test! {
         let mut caps = DEFAULT_CAPS.to_vec();
         caps.push("CAP_SYS_CHROOT");
         b.capabilities(&caps).probe(&["pids", "mounts", "chroot-escape"]);
-        let dests: Vec<String> = b.config()["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["destination"].as_str().unwrap().to_owned())
-            .collect();
+        let dests = config_destinations(&b);
         let (c, out) = ContainerGuard::try_create_with(rt, &b, &["--no-pivot"]);
         assert!(out.success(), "{out}");
         c.start();
@@ -61,13 +77,7 @@ runtime_test! {
         assert_eq!(v["pids"], json!([1]), "{v}");
         let mounts = v["mounts"].as_array().unwrap();
         assert!(!mounts.is_empty(), "{v}");
-        for m in mounts {
-            let mp = m["mount_point"].as_str().unwrap();
-            assert!(
-                mp == "/" || dests.iter().any(|d| under(mp, d)),
-                "{mp} is not from the config (a host mount leaked?): {m}"
-            );
-        }
+        assert_only_config_mounts(mounts, &dests);
         assert_eq!(v["chroot-escape"]["ok"], true, "{v}");
         assert_eq!(v["chroot-escape"]["escaped"], false, "{v}");
     }
@@ -80,12 +90,7 @@ runtime_test! {
     fn no_host_mounts_are_visible(rt) {
         let mut b = Bundle::new();
         b.probe(&["mounts"]);
-        let dests: Vec<String> = b.config()["mounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["destination"].as_str().unwrap().to_owned())
-            .collect();
+        let dests = config_destinations(&b);
         let v = probe(rt, &b);
         let mounts = v["mounts"].as_array().unwrap();
         assert!(!mounts.is_empty(), "{v}");
@@ -96,13 +101,7 @@ runtime_test! {
             "the root is the bundle's rootfs: {}",
             root[0]
         );
-        for m in mounts {
-            let mp = m["mount_point"].as_str().unwrap();
-            assert!(
-                mp == "/" || dests.iter().any(|d| under(mp, d)),
-                "{mp} is not from the config (a host mount leaked?): {m}"
-            );
-        }
+        assert_only_config_mounts(mounts, &dests);
         // and the host's own mount points are absent (/work is this repository's host
         // mount on the CI machines; /boot and /home on most others)
         for host_only in ["/work", "/boot", "/home", "/etc/hostname", "/etc/resolv.conf"] {

@@ -19,6 +19,7 @@
 
 pub mod checks;
 mod data;
+mod existing;
 pub mod model;
 pub mod redact;
 pub mod render;
@@ -39,6 +40,13 @@ pub enum Error {
     InvalidNamespace { name: String, reason: String },
     #[error("no workflow selected")]
     NoWorkflow,
+    #[error(
+        "the {workflow} checks write to the registry: they cannot check existing content {reference} read-only"
+    )]
+    WritesInReadOnlyRun {
+        workflow: Workflow,
+        reference: String,
+    },
 }
 
 /// What to check, and with which client.
@@ -54,6 +62,10 @@ pub struct Options {
     pub workflows: Vec<Workflow>,
     /// Whether the client has credentials for the registry.
     pub has_credentials: bool,
+    /// A tag or digest of existing content in `namespace` to check read-only: nothing is
+    /// pushed, the pull (and discovery) checks pull it, and only `GET` and `HEAD` are
+    /// sent. `None`: push generated test data and pull that.
+    pub existing: Option<String>,
 }
 
 /// Run the checks of the selected workflows against the registry and report on them.
@@ -67,6 +79,17 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     if opts.workflows.is_empty() {
         return Err(Error::NoWorkflow);
     }
+    if let Some(reference) = &opts.existing
+        && let Some(w) = opts
+            .workflows
+            .iter()
+            .find(|w| matches!(w, Workflow::Push | Workflow::Management))
+    {
+        return Err(Error::WritesInReadOnlyRun {
+            workflow: *w,
+            reference: reference.clone(),
+        });
+    }
     let started = SystemTime::now();
     let clock = Instant::now();
     let mut c = Ctx::new(
@@ -75,6 +98,9 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         &opts.namespace,
         opts.has_credentials,
     );
+    if let Some(reference) = &opts.existing {
+        c.set_read_only(reference);
+    }
     let needs_data = opts.workflows.iter().any(|w| *w != Workflow::Auth);
     if needs_data {
         c.setup().await;
@@ -124,6 +150,7 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         spec_version: SPEC_VERSION.to_owned(),
         registry: opts.registry,
         namespace: opts.namespace,
+        existing: opts.existing,
         started_at: berth_oci::timefmt::rfc3339(started),
         duration_ms: clock.elapsed().as_millis() as u64,
         workflows,

@@ -685,6 +685,7 @@ fn run(host: &str, namespace: &str, user: Option<(&str, &str)>) -> Report {
         namespace: namespace.into(),
         workflows: Workflow::ALL.to_vec(),
         has_credentials: user.is_some(),
+        existing: None,
     }))
     .unwrap()
 }

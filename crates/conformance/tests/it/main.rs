@@ -56,6 +56,7 @@ fn check(registry: &str, user: Option<(&str, &str)>, workflows: &[Workflow]) -> 
         namespace: "conformance/test".into(),
         workflows: workflows.to_vec(),
         has_credentials: user.is_some(),
+        existing: None,
     }))
     .unwrap()
 }

@@ -11,6 +11,7 @@
 )]
 
 mod broken;
+mod read_only;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -226,6 +226,12 @@ impl Ctx {
         }
     }
 
+    /// The credentials the client sends to the registry, if any (for the auth checks that
+    /// follow the token flow themselves, so that each step is recorded).
+    pub(crate) async fn credential(&self) -> Option<berth_distribution::Credential> {
+        self.client.credential(&self.registry).await.ok().flatten()
+    }
+
     /// Ask for `scope` in tokens from now on.
     pub(crate) fn add_scope(&mut self, scope: String) {
         if !self.scopes.contains(&scope) {

@@ -642,6 +642,12 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Requests to berth's token realm (`<base URL>/token`: the proxy's, as the client reached
+/// the registry through it), once the setup's own token requests are done.
+fn token_requests() -> Matcher {
+    m("GET *").path_contains("/token").after_setup()
+}
+
 /// The checks with credentials, against a registry that requires them.
 fn auth_cases() -> Vec<Case> {
     vec![
@@ -665,6 +671,49 @@ fn auth_cases() -> Vec<Case> {
             name: "a challenge of an unknown scheme",
             brk: set_header(m("GET /v2/"), "www-authenticate", "Negotiate", false),
             expect: &[("auth.challenge", Fail)],
+        },
+        Case {
+            name: "a repository's 401 without WWW-Authenticate",
+            // The four auth checks' anonymous requests (a client answering a later 401 has
+            // no challenge to follow either: that is another check's break).
+            brk: drop_header(
+                m("GET tags/list").after_setup().limit(4),
+                "www-authenticate",
+            ),
+            // Nothing to follow: the token checks cannot run.
+            expect: &[
+                ("auth.challenge-repository", Warn),
+                ("auth.token", Skip),
+                ("auth.token-retry", Skip),
+                ("auth.wrong-credentials", Skip),
+            ],
+        },
+        Case {
+            name: "the token endpoint answers 500 (the checks' own requests)",
+            brk: status(token_requests().limit(2), 200, 500),
+            expect: &[("auth.token", Fail), ("auth.token-retry", Skip)],
+        },
+        Case {
+            name: "the token endpoint answers 200 without a token",
+            brk: edit(token_requests().limit(2), |v| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("token");
+                    o.remove("access_token");
+                }
+            }),
+            expect: &[("auth.token", Fail), ("auth.token-retry", Skip)],
+        },
+        Case {
+            // The fourth tags-list request after the setup is the retry with the token
+            // (three anonymous ones come first: one per token check's challenge).
+            name: "the request retried with a valid token is 401",
+            brk: status(m("GET tags/list").after_setup().limit(4), 200, 401),
+            expect: &[("auth.token-retry", Fail)],
+        },
+        Case {
+            name: "a wrong password is answered 200 by the token endpoint",
+            brk: status(token_requests(), 401, 200),
+            expect: &[("auth.wrong-credentials", Fail)],
         },
         Case {
             name: "valid credentials are refused on /v2/",

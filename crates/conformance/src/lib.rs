@@ -9,7 +9,12 @@
 //!
 //! **Does not own**: HTTP, TLS and authentication (the [`berth_distribution::Client`]'s
 //! [`exchange`](berth_distribution::Client::exchange), which answers challenges and follows
-//! the token flow), or writing files and the terminal summary (the `berth` binary).
+//! the token flow — except in the `auth` checks, which take the token flow step by step
+//! themselves so that each step is recorded), or writing files and the terminal summary
+//! (the `berth` binary).
+//!
+//! A run either pushes generated test data and pulls it back, or — given
+//! [`Options::existing`] — checks existing content read-only, sending only `GET` and `HEAD`.
 //!
 //! **Design decision**: a check is a plain async function that returns a [`Verdict`]
 //! (pass, violation, unsupported, not run); its requirement level (MUST/SHOULD/MAY) is data
@@ -60,7 +65,8 @@ pub struct Options {
     pub namespace: String,
     /// Workflows to run (empty = none: an error).
     pub workflows: Vec<Workflow>,
-    /// Whether the client has credentials for the registry.
+    /// Whether the client has credentials for the registry (also found true when the
+    /// client's credential provider has some for it).
     pub has_credentials: bool,
     /// A tag or digest of existing content in `namespace` to check read-only: nothing is
     /// pushed, the pull (and discovery) checks pull it, and only `GET` and `HEAD` are
@@ -92,11 +98,14 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     }
     let started = SystemTime::now();
     let clock = Instant::now();
+    // Credentials from docker's config.json count as given, as the CLI's --username does.
+    let has_credentials =
+        opts.has_credentials || matches!(opts.client.credential(&opts.registry).await, Ok(Some(_)));
     let mut c = Ctx::new(
         opts.client,
         &opts.registry,
         &opts.namespace,
-        opts.has_credentials,
+        has_credentials,
     );
     if let Some(reference) = &opts.existing {
         c.set_read_only(reference);

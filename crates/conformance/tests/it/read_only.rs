@@ -310,7 +310,7 @@ fn berth_registry_for_a_user_with_pull_rights_only() {
     requires_tool!("htpasswd");
     let (reg, _dir) = berth_with_a_reader(false);
     let host = reg.host();
-    seed(&host, Some(("alice", "alice-pw")));
+    let seeded = seed(&host, Some(("alice", "alice-pw")));
     let reader = Some(("reader", "reader-pw"));
     let before = snapshot(reg.data_dir());
     let workflows = [Workflow::Auth, Workflow::Pull, Workflow::Discovery];
@@ -336,6 +336,24 @@ fn berth_registry_for_a_user_with_pull_rights_only() {
     ] {
         assert!(ids(&report, Status::Pass).contains(id), "{id}: {why}");
     }
+
+    // The image named by digest: there is no tag to pull it by.
+    let report = check_existing(&host, reader, &seeded.image, &workflows);
+    let why = explain(&report);
+    assert_only_reads(&report);
+    assert!(report.conformant, "{why}");
+    let mut skipped = BTreeSet::from([
+        "pull.manifest-content-type-index",
+        "pull.manifest-get-tag",
+        "pull.manifest-head-tag",
+    ]);
+    skipped.extend(WRITERS);
+    assert_eq!(ids(&report, Status::Skip), skipped, "{why}");
+    assert!(
+        reason(&report, "pull.manifest-get-tag").contains("named by digest"),
+        "{why}"
+    );
+    assert_eq!(snapshot(reg.data_dir()), before, "the storage changed");
 
     // The same user without a named image: the setup push is refused (no push right).
     let report = super::check(&host, reader, &[Workflow::Pull]);

@@ -9,7 +9,12 @@
 //!
 //! **Does not own**: HTTP, TLS and authentication (the [`berth_distribution::Client`]'s
 //! [`exchange`](berth_distribution::Client::exchange), which answers challenges and follows
-//! the token flow), or writing files and the terminal summary (the `berth` binary).
+//! the token flow — except in the `auth` checks, which take the token flow step by step
+//! themselves so that each step is recorded), or writing files and the terminal summary
+//! (the `berth` binary).
+//!
+//! A run either pushes generated test data and pulls it back, or — given
+//! [`Options::existing`] — checks existing content read-only, sending only `GET` and `HEAD`.
 //!
 //! **Design decision**: a check is a plain async function that returns a [`Verdict`]
 //! (pass, violation, unsupported, not run); its requirement level (MUST/SHOULD/MAY) is data
@@ -19,6 +24,7 @@
 
 pub mod checks;
 mod data;
+mod existing;
 pub mod model;
 pub mod redact;
 pub mod render;
@@ -39,6 +45,13 @@ pub enum Error {
     InvalidNamespace { name: String, reason: String },
     #[error("no workflow selected")]
     NoWorkflow,
+    #[error(
+        "the {workflow} checks write to the registry: they cannot check existing content {reference} read-only"
+    )]
+    WritesInReadOnlyRun {
+        workflow: Workflow,
+        reference: String,
+    },
 }
 
 /// What to check, and with which client.
@@ -52,8 +65,13 @@ pub struct Options {
     pub namespace: String,
     /// Workflows to run (empty = none: an error).
     pub workflows: Vec<Workflow>,
-    /// Whether the client has credentials for the registry.
+    /// Whether the client has credentials for the registry (also found true when the
+    /// client's credential provider has some for it).
     pub has_credentials: bool,
+    /// A tag or digest of existing content in `namespace` to check read-only: nothing is
+    /// pushed, the pull (and discovery) checks pull it, and only `GET` and `HEAD` are
+    /// sent. `None`: push generated test data and pull that.
+    pub existing: Option<String>,
 }
 
 /// Run the checks of the selected workflows against the registry and report on them.
@@ -67,14 +85,31 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     if opts.workflows.is_empty() {
         return Err(Error::NoWorkflow);
     }
+    if let Some(reference) = &opts.existing
+        && let Some(w) = opts
+            .workflows
+            .iter()
+            .find(|w| matches!(w, Workflow::Push | Workflow::Management))
+    {
+        return Err(Error::WritesInReadOnlyRun {
+            workflow: *w,
+            reference: reference.clone(),
+        });
+    }
     let started = SystemTime::now();
     let clock = Instant::now();
+    // Credentials from docker's config.json count as given, as the CLI's --username does.
+    let has_credentials =
+        opts.has_credentials || matches!(opts.client.credential(&opts.registry).await, Ok(Some(_)));
     let mut c = Ctx::new(
         opts.client,
         &opts.registry,
         &opts.namespace,
-        opts.has_credentials,
+        has_credentials,
     );
+    if let Some(reference) = &opts.existing {
+        c.set_read_only(reference);
+    }
     let needs_data = opts.workflows.iter().any(|w| *w != Workflow::Auth);
     if needs_data {
         c.setup().await;
@@ -124,6 +159,7 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         spec_version: SPEC_VERSION.to_owned(),
         registry: opts.registry,
         namespace: opts.namespace,
+        existing: opts.existing,
         started_at: berth_oci::timefmt::rfc3339(started),
         duration_ms: clock.elapsed().as_millis() as u64,
         workflows,

@@ -277,6 +277,10 @@ pub struct Report {
     pub registry: String,
     /// The repository the checks pushed to and pulled from.
     pub namespace: String,
+    /// The existing content (tag or digest in `namespace`) checked read-only, if the run
+    /// was read-only (then nothing was pushed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing: Option<String>,
     /// Start of the run, RFC 3339 UTC.
     pub started_at: String,
     pub duration_ms: u64,

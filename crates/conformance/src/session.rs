@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::data::{Blob, Fixtures, Manifest};
+use crate::existing::PullTarget;
 use crate::model::{Exchange, Verdict};
 use crate::redact;
 
@@ -190,6 +191,11 @@ pub(crate) struct Ctx {
     pub pushed_blobs: Vec<(String, String)>,
     /// `OCI-Subject` of the setup's artifact push (whether the registry processed it).
     pub setup_oci_subject: Option<String>,
+    /// The tag or digest of existing content to check read-only (nothing is written).
+    pub read_only: Option<String>,
+    /// What the pull checks pull: the pushed test data, or the existing image resolved
+    /// by the setup of a read-only run (`None` until then).
+    pub target: Option<PullTarget>,
     log: Vec<Exchange>,
     scopes: Vec<String>,
 }
@@ -201,12 +207,15 @@ impl Ctx {
             format!("repository:{repo}:pull,push,delete"),
             format!("repository:{other_repo}:pull,push,delete"),
         ];
+        let fx = Fixtures::generate();
         Ctx {
             client,
             registry: registry.to_owned(),
             repo: repo.to_owned(),
             other_repo,
-            fx: Fixtures::generate(),
+            target: Some(PullTarget::of_fixtures(&fx)),
+            read_only: None,
+            fx,
             setup_error: None,
             has_credentials,
             pushed_manifests: Vec::new(),
@@ -215,6 +224,12 @@ impl Ctx {
             log: Vec::new(),
             scopes,
         }
+    }
+
+    /// The credentials the client sends to the registry, if any (for the auth checks that
+    /// follow the token flow themselves, so that each step is recorded).
+    pub(crate) async fn credential(&self) -> Option<berth_distribution::Credential> {
+        self.client.credential(&self.registry).await.ok().flatten()
     }
 
     /// Ask for `scope` in tokens from now on.
@@ -234,8 +249,37 @@ impl Ctx {
         format!("/v2/{}/{rest}", self.repo)
     }
 
-    /// Send `req`, record it; a transport failure is a violation.
+    /// Check `reference` (a tag or digest in the repository) read-only from now on: the
+    /// setup resolves it instead of pushing, and nothing but `GET` and `HEAD` is sent.
+    pub(crate) fn set_read_only(&mut self, reference: &str) {
+        self.read_only = Some(reference.to_owned());
+        self.target = None;
+    }
+
+    /// What the pull checks pull; Err(not run) when the setup could not provide it.
+    pub(crate) fn pull_target(&self) -> Result<PullTarget, Verdict> {
+        crate::checks::need_setup(self)?;
+        self.target
+            .clone()
+            .ok_or_else(|| Verdict::NotRun("no content to pull was resolved".into()))
+    }
+
+    /// Err(not run) in a read-only run: the check has to write.
+    pub(crate) fn need_writes(&self) -> Result<(), Verdict> {
+        match &self.read_only {
+            Some(r) => Err(Verdict::NotRun(format!(
+                "read-only run (checking {r}): this check writes to the registry"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Send `req`, record it; a transport failure is a violation. In a read-only run a
+    /// request that could write is refused here, before it is sent.
     pub(crate) async fn send(&mut self, req: Req) -> Result<Resp, Verdict> {
+        if self.read_only.is_some() && req.method != Method::GET && req.method != Method::HEAD {
+            self.need_writes()?;
+        }
         let url = self.client.url_of(&self.registry, &req.target);
         let mut exchange = Exchange {
             method: req.method.to_string(),
@@ -331,13 +375,30 @@ impl Ctx {
         Ok(resp)
     }
 
-    /// Push the shared test data; on failure, remember why (checks needing it are skipped).
+    /// Push the shared test data (or, in a read-only run, resolve the content named); on
+    /// failure, remember why (checks needing it are skipped).
     pub(crate) async fn setup(&mut self) {
-        if let Err(v) = self.try_setup().await {
-            let reason = match v {
+        let result = match self.read_only.clone() {
+            Some(reference) => crate::existing::resolve(self, &reference).await,
+            None => self.try_setup().await,
+        };
+        if let Err(v) = result {
+            let mut reason = match v {
                 Verdict::Violation(r) | Verdict::Unsupported(r) | Verdict::NotRun(r) => r,
                 Verdict::Pass => String::new(),
             };
+            let refused = self.log.iter().any(|e| {
+                e.method != "GET"
+                    && e.method != "HEAD"
+                    && matches!(e.status, Some(401 | 403 | 405 | 503))
+            });
+            if refused {
+                reason.push_str(
+                    "; the registry refuses writes (read-only, a mirror, or no push rights?): \
+                     name an existing image to check it without writing \
+                     (berth conformance check REGISTRY/REPOSITORY:TAG --only pull)",
+                );
+            }
             self.setup_error = Some(reason);
         }
     }

@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::auth::{Authenticator, Scopes, Verdict};
 use crate::body::{Body, status_error};
 use crate::connect::{Connector, TlsSettings, client_config};
-use crate::credentials::CredentialProvider;
+use crate::credentials::{Credential, CredentialProvider};
 use crate::error::{Error, Target};
 use crate::retry::RetryPolicy;
 use crate::transport::{
@@ -331,6 +331,13 @@ impl Client {
             .flatten()
             .is_some();
         status_error(op, reply.resp, had, self.idle()).await
+    }
+
+    /// The credentials this client sends to `registry` (looked up once), for tools that
+    /// follow the token flow step by step themselves (the conformance checks record each
+    /// step). `None` when it has none.
+    pub async fn credential(&self, registry: &str) -> Result<Option<Credential>, Error> {
+        self.inner.auth.credential(registry).await
     }
 
     /// Check that `registry` answers the API and accepts this client's credentials (`GET

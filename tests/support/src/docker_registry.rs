@@ -22,17 +22,48 @@ pub struct DockerRegistry {
     _child: ChildGuard,
     pub addr: SocketAddr,
     _dir: tempfile::TempDir,
+    user: Option<(String, String)>,
 }
 
 impl DockerRegistry {
     /// Start it; with `user`, behind htpasswd (Basic) authentication.
     pub fn start(user: Option<(&str, &str)>) -> DockerRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
+        let user = user.map(|(u, p)| (u.to_owned(), p.to_owned()));
+        DockerRegistry::launch(dir, user, false)
+    }
+
+    /// Stop it, then start it again over the same storage in read-only mode
+    /// (`storage: maintenance: readonly: enabled: true`: every write is refused), with its
+    /// access log on (see [`DockerRegistry::log`]).
+    pub fn restart_read_only(self) -> DockerRegistry {
+        let DockerRegistry {
+            _child, _dir, user, ..
+        } = self;
+        drop(_child);
+        DockerRegistry::launch(_dir, user, true)
+    }
+
+    /// Its log (in read-only mode, with one access-log line per request).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        user: Option<(String, String)>,
+        read_only: bool,
+    ) -> DockerRegistry {
         let mut last = String::new();
         for _ in 0..3 {
             let port = free_port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let config = config_yml(dir.path(), addr, user);
+            let config = config_yml(
+                dir.path(),
+                addr,
+                user.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+                read_only,
+            );
             let cfg_path = dir.path().join("config.yml");
             write_file(&cfg_path, config.as_bytes());
             let log = std::fs::OpenOptions::new()
@@ -63,6 +94,7 @@ impl DockerRegistry {
                     _child: child,
                     addr,
                     _dir: dir,
+                    user,
                 };
             }
             last = std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
@@ -80,11 +112,16 @@ impl DockerRegistry {
     }
 }
 
-fn config_yml(dir: &Path, addr: SocketAddr, user: Option<(&str, &str)>) -> String {
+fn config_yml(dir: &Path, addr: SocketAddr, user: Option<(&str, &str)>, read_only: bool) -> String {
     let mut c = format!(
-        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n",
+        !read_only,
         dir.join("data").display()
     );
+    if read_only {
+        c.push_str("  maintenance:\n    readonly:\n      enabled: true\n");
+    }
+    c.push_str(&format!("http:\n  addr: {addr}\n"));
     if let Some((u, p)) = user {
         let out = Command::new("htpasswd")
             .args(["-Bbn", u, p])

@@ -147,14 +147,27 @@ async fn tags(c: &mut Ctx, query: &str) -> Result<(Resp, Vec<String>), Verdict> 
     Ok((r, list.tags.unwrap_or_default()))
 }
 
+/// The tags the tags-list checks page through (the run's, or in a read-only run the
+/// repository's); Err(not run) when a read-only repository has fewer than `n`.
+fn need_tags(c: &Ctx, n: usize) -> Result<Vec<String>, Verdict> {
+    let t = c.pull_target()?;
+    if t.tags.len() < n {
+        return Err(Verdict::NotRun(format!(
+            "the repository has {} tag(s), this check needs at least {n} (read-only: no tags are pushed)",
+            t.tags.len()
+        )));
+    }
+    Ok(t.tags)
+}
+
 async fn tags_list(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
+    let t = c.pull_target()?;
+    let want: Vec<String> = match &c.read_only {
+        None => t.tags,
+        Some(_) => t.tag.into_iter().collect(),
+    };
     let (r, got) = tags(c, "").await?;
-    let missing: Vec<String> =
-        c.fx.tags()
-            .into_iter()
-            .filter(|t| !got.contains(t))
-            .collect();
+    let missing: Vec<String> = want.into_iter().filter(|t| !got.contains(t)).collect();
     ensure(missing.is_empty(), || {
         format!("{}: tags missing: {}", r.what, missing.join(", "))
     })?;
@@ -162,7 +175,7 @@ async fn tags_list(c: &mut Ctx) -> CheckResult {
 }
 
 async fn tags_order(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
+    need_tags(c, 2)?;
     let (r, got) = tags(c, "").await?;
     let sorted = got.windows(2).all(|w| w[0] <= w[1])
         || got
@@ -175,7 +188,7 @@ async fn tags_order(c: &mut Ctx) -> CheckResult {
 }
 
 async fn tags_n(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
+    need_tags(c, 2)?;
     let (r, got) = tags(c, "?n=2").await?;
     ensure(got.len() <= 2, || {
         format!("{}: {} tags for n=2", r.what, got.len())
@@ -203,8 +216,7 @@ async fn tags_n_zero(c: &mut Ctx) -> CheckResult {
 }
 
 async fn tags_last(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let t = c.fx.tags();
+    let t = need_tags(c, 4)?;
     let (r, got) = tags(c, &format!("?n=2&last={}", t[1])).await?;
     let want = vec![t[2].clone(), t[3].clone()];
     ensure(got == want, || {
@@ -233,8 +245,7 @@ fn next_link(link: &str) -> Option<&str> {
 }
 
 async fn tags_link(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let t = c.fx.tags();
+    let t = need_tags(c, 5)?;
     let (r, first) = tags(c, &format!("?n=2&last={}", t[1])).await?;
     let Some(link) = r.header("link") else {
         return Ok(Verdict::Unsupported(format!("{}: no Link header", r.what)));
@@ -279,7 +290,7 @@ async fn referrers(c: &mut Ctx, digest: &str, query: &str) -> Result<Resp, Verdi
 
 /// Err(unsupported) when the registry has no referrers API (404).
 async fn need_referrers(c: &mut Ctx) -> Result<(), Verdict> {
-    let d = c.fx.image.digest().to_string();
+    let d = c.pull_target()?.image.digest.to_string();
     let r = referrers(c, &d, "").await?;
     if r.status() == 404 {
         return Err(Verdict::Unsupported(format!(
@@ -318,8 +329,19 @@ async fn referrers_api(c: &mut Ctx) -> CheckResult {
     Ok(Verdict::Pass)
 }
 
+/// Err(not run) in a read-only run: the check needs the artifacts a pushing run refers
+/// to its image.
+fn need_test_referrers(c: &Ctx) -> Result<(), Verdict> {
+    c.need_writes().map_err(|_| {
+        Verdict::NotRun(
+            "read-only run: no artifacts of known types were pushed to refer to the image".into(),
+        )
+    })
+}
+
 async fn referrers_list(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
+    need_test_referrers(c)?;
     need_referrers(c).await?;
     let d = c.fx.image.digest().to_string();
     let r = referrers(c, &d, "").await?;
@@ -369,6 +391,7 @@ async fn referrers_list(c: &mut Ctx) -> CheckResult {
 
 async fn referrers_filter(c: &mut Ctx) -> CheckResult {
     need_setup(c)?;
+    need_test_referrers(c)?;
     need_referrers(c).await?;
     let d = c.fx.image.digest().to_string();
     let r = referrers(c, &d, &format!("?artifactType={ARTIFACT_A}")).await?;
@@ -416,6 +439,7 @@ async fn referrers_invalid_digest(c: &mut Ctx) -> CheckResult {
 }
 
 async fn oci_subject(c: &mut Ctx) -> CheckResult {
+    c.need_writes()?;
     need_setup(c)?;
     need_referrers(c).await?;
     let want = c.fx.image.digest().to_string();
@@ -431,6 +455,7 @@ async fn oci_subject(c: &mut Ctx) -> CheckResult {
 }
 
 async fn subject_missing_accepted(c: &mut Ctx) -> CheckResult {
+    c.need_writes()?;
     need_setup(c)?;
     let empty = c.fx.empty_json.clone();
     let mut m = image_manifest(&empty, OCI_EMPTY, &[&empty]);

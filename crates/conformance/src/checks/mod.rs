@@ -76,13 +76,15 @@ pub fn all() -> Vec<Check> {
     v
 }
 
-/// Err(not run) when the shared test data could not be pushed.
+/// Err(not run) when the shared test data could not be pushed (or, in a read-only run,
+/// the content named could not be read).
 pub(crate) fn need_setup(c: &Ctx) -> Result<(), Verdict> {
-    match &c.setup_error {
-        Some(e) => Err(Verdict::NotRun(format!(
+    match (&c.setup_error, &c.read_only) {
+        (Some(e), None) => Err(Verdict::NotRun(format!(
             "the test data could not be pushed: {e}"
         ))),
-        None => Ok(()),
+        (Some(e), Some(r)) => Err(Verdict::NotRun(format!("{r} could not be read: {e}"))),
+        (None, _) => Ok(()),
     }
 }
 

@@ -4,7 +4,8 @@
 use http::Method;
 
 use super::{ACCEPT_MANIFESTS, Check, CheckResult, check, ensure, media_type, need_setup};
-use crate::data::{Manifest, OCI_INDEX, OCI_MANIFEST, random_hex};
+use crate::data::{Manifest, random_hex};
+use crate::existing::{Content, PullTarget, RANGE_MIN};
 use crate::model::{Level, Verdict, Workflow};
 use crate::session::{Ctx, Req, Resp};
 
@@ -212,34 +213,41 @@ pub(super) fn same_bytes(r: &Resp, m: &Manifest) -> Result<(), Verdict> {
     })
 }
 
+/// The tag the target is pulled by; Err(not run) when it was named by digest.
+fn need_tag(t: &PullTarget) -> Result<String, Verdict> {
+    t.tag.clone().ok_or_else(|| {
+        Verdict::NotRun("the content checked was named by digest: there is no tag to pull".into())
+    })
+}
+
 async fn manifest_get_tag(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let r = get_manifest(c, &c.fx.tag()).await?;
+    let t = c.pull_target()?;
+    let r = get_manifest(c, &need_tag(&t)?).await?;
     r.expect_status(&[200])?;
-    same_bytes(&r, &c.fx.image)?;
+    t.tagged.same_as(&r, r.body())?;
     Ok(Verdict::Pass)
 }
 
 async fn manifest_get_digest(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let d = c.fx.image.digest().to_string();
-    let r = get_manifest(c, &d).await?;
+    let t = c.pull_target()?;
+    let r = get_manifest(c, t.image.digest.as_str()).await?;
     r.expect_status(&[200])?;
-    same_bytes(&r, &c.fx.image)?;
+    t.image.same_as(&r, r.body())?;
     Ok(Verdict::Pass)
 }
 
 async fn manifest_head_tag(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let r = head_manifest(c, &c.fx.tag()).await?;
+    let t = c.pull_target()?;
+    let r = head_manifest(c, &need_tag(&t)?).await?;
     r.expect_status(&[200])?;
     Ok(Verdict::Pass)
 }
 
 async fn manifest_head_digest(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let d = c.fx.image.digest().to_string();
-    head_manifest(c, &d).await?.expect_status(&[200])?;
+    let t = c.pull_target()?;
+    head_manifest(c, t.image.digest.as_str())
+        .await?
+        .expect_status(&[200])?;
     Ok(Verdict::Pass)
 }
 
@@ -253,11 +261,21 @@ fn digest_header(r: &Resp, want: &str) -> Result<(), Verdict> {
     })
 }
 
+/// The reference a manifest's headers are checked on (its tag, else its digest), and the
+/// manifest it names.
+fn named(t: &PullTarget) -> (String, &Content) {
+    match &t.tag {
+        Some(tag) => (tag.clone(), &t.tagged),
+        None => (t.tagged.digest.to_string(), &t.tagged),
+    }
+}
+
 async fn manifest_digest_header(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let r = get_manifest(c, &c.fx.tag()).await?;
+    let t = c.pull_target()?;
+    let (reference, m) = named(&t);
+    let r = get_manifest(c, &reference).await?;
     r.expect_status(&[200])?;
-    digest_header(&r, c.fx.image.digest().as_str())?;
+    digest_header(&r, m.digest.as_str())?;
     Ok(Verdict::Pass)
 }
 
@@ -269,17 +287,24 @@ fn length_header(r: &Resp, want: u64) -> Result<(), Verdict> {
 }
 
 async fn manifest_head_headers(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let r = head_manifest(c, &c.fx.tag()).await?;
+    let t = c.pull_target()?;
+    let (reference, m) = named(&t);
+    let r = head_manifest(c, &reference).await?;
     r.expect_status(&[200])?;
-    digest_header(&r, c.fx.image.digest().as_str())?;
-    length_header(&r, c.fx.image.blob.size())?;
+    digest_header(&r, m.digest.as_str())?;
+    length_header(&r, m.size)?;
     Ok(Verdict::Pass)
 }
 
-async fn content_type(c: &mut Ctx, m: &Manifest, want: &str) -> CheckResult {
-    need_setup(c)?;
-    let r = get_manifest(c, m.digest().as_str()).await?;
+async fn content_type(c: &mut Ctx, m: &Content) -> CheckResult {
+    let want = m.media_type.as_str();
+    if want.is_empty() {
+        return Err(Verdict::NotRun(format!(
+            "the manifest {} declares no mediaType: nothing to compare Content-Type with",
+            m.digest
+        )));
+    }
+    let r = get_manifest(c, m.digest.as_str()).await?;
     r.expect_status(&[200])?;
     let got = r.require("content-type")?;
     ensure(media_type(got) == want, || {
@@ -289,13 +314,14 @@ async fn content_type(c: &mut Ctx, m: &Manifest, want: &str) -> CheckResult {
 }
 
 async fn content_type_image(c: &mut Ctx) -> CheckResult {
-    let m = c.fx.image.clone();
-    content_type(c, &m, OCI_MANIFEST).await
+    let t = c.pull_target()?;
+    content_type(c, &t.image).await
 }
 
 async fn content_type_index(c: &mut Ctx) -> CheckResult {
-    let m = c.fx.index.clone();
-    content_type(c, &m, OCI_INDEX).await
+    let t = c.pull_target()?;
+    let index = t.need(&t.index, "image index")?;
+    content_type(c, index).await
 }
 
 /// `expected 404 CODE, got …` unless `r` carries `code` (or one of `codes`).
@@ -367,25 +393,23 @@ async fn get_blob(c: &mut Ctx, method: Method, digest: &str) -> Result<Resp, Ver
     c.send(Req::new(method, path)).await
 }
 
+/// The blob the blob checks pull; Err(not run) when the content has none small enough.
+fn need_blob(t: &PullTarget) -> Result<Content, Verdict> {
+    t.need(&t.blob, "blob of at most 4 MiB").cloned()
+}
+
 async fn blob_get(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let layer = c.fx.layer.clone();
-    let r = get_blob(c, Method::GET, layer.digest.as_str()).await?;
+    let t = c.pull_target()?;
+    let blob = need_blob(&t)?;
+    let r = get_blob(c, Method::GET, blob.digest.as_str()).await?;
     r.expect_status(&[200])?;
-    ensure(r.body() == &layer.data, || {
-        format!(
-            "{}: the body ({} bytes) is not the blob pushed ({} bytes)",
-            r.what,
-            r.body().len(),
-            layer.size()
-        )
-    })?;
+    blob.same_as(&r, r.body())?;
     Ok(Verdict::Pass)
 }
 
 async fn blob_digest_header(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let d = c.fx.layer.digest.to_string();
+    let t = c.pull_target()?;
+    let d = need_blob(&t)?.digest.to_string();
     let r = get_blob(c, Method::GET, &d).await?;
     r.expect_status(&[200])?;
     digest_header(&r, &d)?;
@@ -393,8 +417,8 @@ async fn blob_digest_header(c: &mut Ctx) -> CheckResult {
 }
 
 async fn blob_head(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let d = c.fx.layer.digest.to_string();
+    let t = c.pull_target()?;
+    let d = need_blob(&t)?.digest.to_string();
     let r = get_blob(c, Method::HEAD, &d).await?;
     r.expect_status(&[200])?;
     ensure(r.body().is_empty(), || {
@@ -404,12 +428,12 @@ async fn blob_head(c: &mut Ctx) -> CheckResult {
 }
 
 async fn blob_head_headers(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let layer = c.fx.layer.clone();
-    let r = get_blob(c, Method::HEAD, layer.digest.as_str()).await?;
+    let t = c.pull_target()?;
+    let blob = need_blob(&t)?;
+    let r = get_blob(c, Method::HEAD, blob.digest.as_str()).await?;
     r.expect_status(&[200])?;
-    length_header(&r, layer.size())?;
-    digest_header(&r, layer.digest.as_str())?;
+    length_header(&r, blob.size)?;
+    digest_header(&r, blob.digest.as_str())?;
     Ok(Verdict::Pass)
 }
 
@@ -430,21 +454,37 @@ async fn blob_unknown_code(c: &mut Ctx) -> CheckResult {
 }
 
 async fn blob_range(c: &mut Ctx) -> CheckResult {
-    need_setup(c)?;
-    let layer = c.fx.layer.clone();
-    let path = c.path(&format!("blobs/{}", layer.digest));
+    let t = c.pull_target()?;
+    let blob = need_blob(&t)?;
+    if blob.size < RANGE_MIN {
+        return Err(Verdict::NotRun(format!(
+            "the blob {} has {} bytes: too small for a range of bytes 10-99",
+            blob.digest, blob.size
+        )));
+    }
+    let data = match &blob.data {
+        Some(d) => d.clone(),
+        None => {
+            // An existing blob: read it whole first, to compare the range with.
+            let r = get_blob(c, Method::GET, blob.digest.as_str()).await?;
+            r.expect_status(&[200])?;
+            blob.same_as(&r, r.body())?;
+            r.body().clone()
+        }
+    };
+    let path = c.path(&format!("blobs/{}", blob.digest));
     let r = c
         .send(Req::new(Method::GET, path).header("range", "bytes=10-99"))
         .await?;
     if r.status() == 200 {
         // Ignoring Range is allowed, but a 200 is the whole blob: a part of it under 200
         // is a wrong answer, not an unsupported feature.
-        ensure(r.body() == &layer.data, || {
+        ensure(r.body() == &data, || {
             format!(
                 "{}: 200 with {} bytes that are not the whole blob ({} bytes)",
                 r.what,
                 r.body().len(),
-                layer.size()
+                blob.size
             )
         })?;
         return Ok(Verdict::Unsupported(format!(
@@ -453,12 +493,12 @@ async fn blob_range(c: &mut Ctx) -> CheckResult {
         )));
     }
     r.expect_status(&[206])?;
-    let want_range = format!("bytes 10-99/{}", layer.size());
+    let want_range = format!("bytes 10-99/{}", blob.size);
     let got = r.require("content-range")?;
     ensure(got == want_range, || {
         format!("{}: Content-Range is {got}, expected {want_range}", r.what)
     })?;
-    ensure(r.body().as_ref() == &layer.data[10..100], || {
+    ensure(r.body().as_ref() == &data[10..100], || {
         format!(
             "{}: the body ({} bytes) is not bytes 10-99 of the blob",
             r.what,

@@ -128,6 +128,7 @@ pub(crate) fn sample_report() -> crate::Report {
         spec_version: SPEC_VERSION.into(),
         registry: "127.0.0.1:5000".into(),
         namespace: "conformance/test".into(),
+        existing: None,
         started_at: "2024-02-29T23:59:59Z".into(),
         duration_ms: 2345,
         workflows: vec![Workflow::Pull, Workflow::Push],

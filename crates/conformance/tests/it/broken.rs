@@ -642,6 +642,12 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Requests to berth's token realm (`<base URL>/token`: the proxy's, as the client reached
+/// the registry through it), once the setup's own token requests are done.
+fn token_requests() -> Matcher {
+    m("GET *").path_contains("/token").after_setup()
+}
+
 /// The checks with credentials, against a registry that requires them.
 fn auth_cases() -> Vec<Case> {
     vec![
@@ -667,6 +673,49 @@ fn auth_cases() -> Vec<Case> {
             expect: &[("auth.challenge", Fail)],
         },
         Case {
+            name: "a repository's 401 without WWW-Authenticate",
+            // The four auth checks' anonymous requests (a client answering a later 401 has
+            // no challenge to follow either: that is another check's break).
+            brk: drop_header(
+                m("GET tags/list").after_setup().limit(4),
+                "www-authenticate",
+            ),
+            // Nothing to follow: the token checks cannot run.
+            expect: &[
+                ("auth.challenge-repository", Warn),
+                ("auth.token", Skip),
+                ("auth.token-retry", Skip),
+                ("auth.wrong-credentials", Skip),
+            ],
+        },
+        Case {
+            name: "the token endpoint answers 500 (the checks' own requests)",
+            brk: status(token_requests().limit(2), 200, 500),
+            expect: &[("auth.token", Fail), ("auth.token-retry", Skip)],
+        },
+        Case {
+            name: "the token endpoint answers 200 without a token",
+            brk: edit(token_requests().limit(2), |v| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("token");
+                    o.remove("access_token");
+                }
+            }),
+            expect: &[("auth.token", Fail), ("auth.token-retry", Skip)],
+        },
+        Case {
+            // The fourth tags-list request after the setup is the retry with the token
+            // (three anonymous ones come first: one per token check's challenge).
+            name: "the request retried with a valid token is 401",
+            brk: status(m("GET tags/list").after_setup().limit(4), 200, 401),
+            expect: &[("auth.token-retry", Fail)],
+        },
+        Case {
+            name: "a wrong password is answered 200 by the token endpoint",
+            brk: status(token_requests(), 401, 200),
+            expect: &[("auth.wrong-credentials", Fail)],
+        },
+        Case {
             name: "valid credentials are refused on /v2/",
             brk: status(m("GET /v2/"), 200, 403),
             expect: &[("auth.credentials", Fail), ("pull.api-base", Fail)],
@@ -674,7 +723,16 @@ fn auth_cases() -> Vec<Case> {
     ]
 }
 
-fn run(host: &str, namespace: &str, user: Option<(&str, &str)>) -> Report {
+/// A run through `host`: every workflow with generated test data, or with `existing`, a
+/// read-only run of pull and discovery over the image [`super::read_only::seed`] pushed.
+fn run(host: &str, namespace: &str, user: Option<(&str, &str)>, existing: Option<&str>) -> Report {
+    let (namespace, workflows) = match existing {
+        None => (namespace, Workflow::ALL.to_vec()),
+        Some(_) => (
+            super::read_only::REPO,
+            vec![Workflow::Pull, Workflow::Discovery],
+        ),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -683,8 +741,9 @@ fn run(host: &str, namespace: &str, user: Option<(&str, &str)>) -> Report {
         client: super::client(host, user),
         registry: host.into(),
         namespace: namespace.into(),
-        workflows: Workflow::ALL.to_vec(),
+        workflows,
         has_credentials: user.is_some(),
+        existing: existing.map(str::to_owned),
     }))
     .unwrap()
 }
@@ -709,12 +768,13 @@ fn run_table(
     user: Option<(&str, &str)>,
     cases: Vec<Case>,
     parallel: usize,
+    existing: Option<&str>,
 ) -> (Vec<String>, String) {
     // The baseline: the same proxy, breaking nothing.
     let clean = BrokenRegistry::start(upstream, Break::None);
-    let baseline = outcomes(&run(&clean.host(), "broken/baseline", user));
+    let baseline = outcomes(&run(&clean.host(), "broken/baseline", user, existing));
     drop(clean);
-    let direct = outcomes(&run(&upstream.to_string(), "broken/direct", user));
+    let direct = outcomes(&run(&upstream.to_string(), "broken/direct", user, existing));
     let mut problems = Vec::new();
     for (id, (st, why)) in &baseline {
         if direct.get(id).map(|d| d.0) != Some(*st) {
@@ -735,7 +795,12 @@ fn run_table(
                     };
                     let t = Instant::now();
                     let proxy = BrokenRegistry::start(upstream, case.brk.clone());
-                    let got = outcomes(&run(&proxy.host(), &format!("broken/case{i}"), user));
+                    let got = outcomes(&run(
+                        &proxy.host(),
+                        &format!("broken/case{i}"),
+                        user,
+                        existing,
+                    ));
                     let hits = proxy.hits();
                     drop(proxy);
                     results
@@ -799,7 +864,7 @@ fn run_table(
 fn each_break_is_caught_by_the_right_checks_and_no_other() {
     let reg = Registry::start(RegistryOptions::new());
     let cases = cases();
-    let (problems, table) = run_table(reg.addr(), None, cases, 6);
+    let (problems, table) = run_table(reg.addr(), None, cases, 6, None);
     eprintln!("{table}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -808,7 +873,109 @@ fn each_break_is_caught_by_the_right_checks_and_no_other() {
 fn broken_authentication_is_caught_by_the_auth_checks() {
     requires_tool!("htpasswd");
     let reg = Registry::start(RegistryOptions::new().user("alice", "pw-broken"));
-    let (problems, table) = run_table(reg.addr(), Some(("alice", "pw-broken")), auth_cases(), 2);
+    let (problems, table) = run_table(
+        reg.addr(),
+        Some(("alice", "pw-broken")),
+        auth_cases(),
+        2,
+        None,
+    );
+    eprintln!("{table}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Breaks of the pull and tags-list answers, caught in a read-only run of an existing image
+/// (an index over an image; its layer is pulled by digest, its bytes unknown beforehand).
+fn read_only_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "read-only: an unknown tag is 403",
+            brk: status(m("GET manifests").path_contains("conf-missing-"), 404, 403),
+            expect: &[
+                ("pull.manifest-unknown-tag", Fail),
+                ("pull.manifest-unknown-code", Warn),
+            ],
+        },
+        Case {
+            name: "read-only: HEAD of a manifest by tag is 404",
+            brk: status(m("HEAD manifests").reference(RefKind::Tag), 200, 404),
+            expect: &[
+                ("pull.manifest-head-tag", Fail),
+                ("pull.manifest-head-headers", Warn),
+            ],
+        },
+        Case {
+            name: "read-only: GET of a manifest by digest is 500 after the setup",
+            brk: status(
+                m("GET manifests").reference(RefKind::Digest).after_setup(),
+                200,
+                500,
+            ),
+            expect: &[
+                ("pull.manifest-get-digest", Fail),
+                ("pull.manifest-content-type-image", Warn),
+                ("pull.manifest-content-type-index", Warn),
+            ],
+        },
+        Case {
+            name: "read-only: manifests come with a flipped byte after the setup",
+            brk: Break::CorruptBody {
+                matcher: m("GET manifests").after_setup(),
+            },
+            expect: &[
+                ("pull.manifest-get-tag", Fail),
+                ("pull.manifest-get-digest", Fail),
+            ],
+        },
+        Case {
+            name: "read-only: blobs come with a flipped byte",
+            brk: Break::CorruptBody {
+                matcher: m("GET blobs"),
+            },
+            expect: &[("pull.blob-get", Fail), ("pull.blob-range", Fail)],
+        },
+        Case {
+            name: "read-only: GET of a blob with a wrong Docker-Content-Digest",
+            brk: Break::WrongDigest {
+                matcher: m("GET blobs"),
+            },
+            expect: &[("pull.blob-digest-header", Warn)],
+        },
+        Case {
+            name: "read-only: HEAD of a blob is 404",
+            brk: status(m("HEAD blobs"), 200, 404),
+            expect: &[("pull.blob-head", Fail), ("pull.blob-head-headers", Warn)],
+        },
+        Case {
+            name: "read-only: a partial blob is answered 200",
+            brk: status(m("GET blobs"), 206, 200),
+            expect: &[("pull.blob-range", Fail)],
+        },
+        Case {
+            name: "read-only: GET of a manifest without Content-Type",
+            brk: drop_header(m("GET manifests").after_setup(), "content-type"),
+            expect: &[
+                ("pull.manifest-content-type-image", Warn),
+                ("pull.manifest-content-type-index", Warn),
+            ],
+        },
+        Case {
+            name: "read-only: the tag named is missing from the tags list",
+            brk: edit(m("GET tags/list").after_setup(), |v| {
+                if let Some(t) = tags_of(v) {
+                    t.retain(|t| t != "multi");
+                }
+            }),
+            expect: &[("discovery.tags-list", Fail)],
+        },
+    ]
+}
+
+#[test]
+fn read_only_breaks_are_caught_by_the_right_pull_checks() {
+    let reg = Registry::start(RegistryOptions::new());
+    super::read_only::seed(&reg.host(), None);
+    let (problems, table) = run_table(reg.addr(), None, read_only_cases(), 4, Some("multi"));
     eprintln!("{table}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -17,7 +17,12 @@ use super::super::image::{RegistryFlags, print, runtime};
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The registry and the repository to test in: `127.0.0.1:5000/conformance`.
+    /// The registry and the repository to test in: `127.0.0.1:5000/conformance`. With a
+    /// tag or digest (`127.0.0.1:5000/library/alpine:3.20`, `…@sha256:…`), the check is
+    /// read-only: nothing is pushed; the pull and discovery checks pull that existing image
+    /// (its manifest, an index's first image, a config or layer blob), and checks that
+    /// need data it lacks are skipped with the reason. For mirrors, pull-through caches,
+    /// registries in maintenance mode, and accounts with pull rights only.
     target: String,
     /// User name (with --password-stdin); without it, docker's config.json credentials.
     #[arg(long, short, requires = "password_stdin")]
@@ -26,6 +31,8 @@ pub struct CheckArgs {
     #[arg(long, requires = "username")]
     password_stdin: bool,
     /// Only these workflows (comma-separated: auth, pull, push, discovery, management).
+    /// Default: all of them; with a tag or digest in the target (read-only), auth, pull
+    /// and discovery.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Workflow>,
     /// Write the JSON report to FILE.
@@ -42,17 +49,12 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
-    let (registry, namespace) = args
-        .target
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .split_once('/')
-        .with_context(|| format!("{:?} is not REGISTRY/NAMESPACE", args.target))?;
+    let (registry, namespace, existing) = split_target(&args.target)?;
     let client = client(&args, registry)?;
-    let workflows = if args.only.is_empty() {
-        Workflow::ALL.to_vec()
-    } else {
-        args.only.clone()
+    let workflows = match (args.only.is_empty(), &existing) {
+        (false, _) => args.only.clone(),
+        (true, None) => Workflow::ALL.to_vec(),
+        (true, Some(_)) => vec![Workflow::Auth, Workflow::Pull, Workflow::Discovery],
     };
     let opts = Options {
         client,
@@ -60,6 +62,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         namespace: namespace.to_owned(),
         workflows,
         has_credentials: args.username.is_some(),
+        existing: existing.map(str::to_owned),
     };
     let report = runtime()?
         .block_on(berth_conformance::run(opts))
@@ -85,6 +88,27 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `REGISTRY/REPOSITORY[:TAG|@DIGEST]` split into the registry, the repository and the
+/// tag or digest of existing content (a read-only check).
+fn split_target(target: &str) -> anyhow::Result<(&str, &str, Option<&str>)> {
+    let (registry, rest) = target
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split_once('/')
+        .filter(|(r, rest)| !r.is_empty() && !rest.is_empty())
+        .with_context(|| {
+            format!("{target:?} is not REGISTRY/NAMESPACE or REGISTRY/REPOSITORY:TAG")
+        })?;
+    if let Some((repo, digest)) = rest.split_once('@') {
+        return Ok((registry, repo, Some(digest)));
+    }
+    let last = rest.rsplit('/').next().unwrap_or(rest);
+    match last.split_once(':') {
+        Some((_, tag)) => Ok((registry, &rest[..rest.len() - tag.len() - 1], Some(tag))),
+        None => Ok((registry, rest, None)),
+    }
 }
 
 /// Write a report file atomically (a reader never sees half a report).
@@ -130,8 +154,13 @@ fn client(args: &CheckArgs, registry: &str) -> anyhow::Result<Client> {
 }
 
 fn summary(report: &Report) -> anyhow::Result<()> {
+    let read_only = report
+        .existing
+        .as_ref()
+        .map(|r| format!(" (read-only: {r})"))
+        .unwrap_or_default();
     print(&format!(
-        "{} {} against distribution-spec {} in {:.1}s",
+        "{} {}{read_only} against distribution-spec {} in {:.1}s",
         report.registry,
         report.namespace,
         report.spec_version,
@@ -165,4 +194,27 @@ fn summary(report: &Report) -> anyhow::Result<()> {
         t.warn,
         t.skip
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_target;
+
+    #[test]
+    fn targets_split() {
+        assert_eq!(
+            split_target("127.0.0.1:5000/conformance").unwrap(),
+            ("127.0.0.1:5000", "conformance", None)
+        );
+        assert_eq!(
+            split_target("http://127.0.0.1:5000/library/alpine:3.20").unwrap(),
+            ("127.0.0.1:5000", "library/alpine", Some("3.20"))
+        );
+        assert_eq!(
+            split_target("reg.example/a/b@sha256:abc").unwrap(),
+            ("reg.example", "a/b", Some("sha256:abc"))
+        );
+        assert!(split_target("reg.example").is_err());
+        assert!(split_target("reg.example/").is_err());
+    }
 }

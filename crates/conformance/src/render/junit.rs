@@ -14,6 +14,13 @@
 //! and with the `<properties>` convention (pytest's, read by Jenkins) on every testcase:
 //! `outcome` (pass/fail/warn/skip), `level` and `spec`, so a tool can still tell warnings
 //! apart.
+//!
+//! **The optional `main` group** (checks beyond v1.1, from the spec's `main` branch) is its
+//! own `<testsuite name="main">` with the property `optional` = `true` on the suite and on
+//! each testcase, and the spec version `main`. Its failures do not fail the run, so they do
+//! not fail a CI build either: an optional check that failed is written like a warning (a
+//! passing testcase whose `<system-out>` starts `optional check failed: `, `outcome` =
+//! `fail`), and the `failures` counts leave it out.
 
 use super::{escape, escape_into, seconds};
 use crate::model::{CheckResult, Exchange, Report, Status};
@@ -28,7 +35,7 @@ pub fn render(report: &Report) -> String {
         escape(&report.registry),
         escape(&report.namespace),
         t.total(),
-        t.fail,
+        report.required().fail,
         t.skip,
         seconds(report.duration_ms),
         escape(&report.started_at),
@@ -44,7 +51,7 @@ pub fn render(report: &Report) -> String {
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\" time=\"{}\" timestamp=\"{}\" hostname=\"{}\">\n",
             w.workflow,
             w.counts.total(),
-            w.counts.fail,
+            if w.optional { 0 } else { w.counts.fail },
             w.counts.skip,
             seconds(time),
             escape(&report.started_at),
@@ -54,10 +61,20 @@ pub fn render(report: &Report) -> String {
         for (name, value) in [
             ("registry", report.registry.as_str()),
             ("namespace", report.namespace.as_str()),
-            ("spec_version", report.spec_version.as_str()),
+            (
+                "spec_version",
+                if w.optional {
+                    "main"
+                } else {
+                    report.spec_version.as_str()
+                },
+            ),
             ("tool", report.tool.as_str()),
         ] {
             property(&mut out, "      ", name, value);
+        }
+        if w.optional {
+            property(&mut out, "      ", "optional", "true");
         }
         out.push_str("    </properties>\n");
         for c in checks {
@@ -102,9 +119,24 @@ fn testcase(out: &mut String, c: &CheckResult) {
     property(out, "        ", "outcome", &c.outcome.status.to_string());
     property(out, "        ", "level", &c.info.level.to_string());
     property(out, "        ", "spec", &c.info.spec_url);
+    if c.info.optional {
+        property(out, "        ", "optional", "true");
+    }
     out.push_str("      </properties>\n");
     match c.outcome.status {
         Status::Pass => {}
+        Status::Fail if c.info.optional => {
+            out.push_str("      <system-out>");
+            escape_into(
+                out,
+                &format!(
+                    "optional check failed: {}\n(beyond distribution-spec v1.1: does not fail the run)\n\n{}",
+                    c.outcome.reason,
+                    details(c)
+                ),
+            );
+            out.push_str("</system-out>\n");
+        }
         Status::Fail => {
             out.push_str("      <failure message=\"");
             attribute_into(out, &c.outcome.reason);
@@ -305,13 +337,21 @@ mod tests {
                 root.attr("failures"),
                 root.attr("skipped")
             ),
-            ("4", "1", "1")
+            // The optional check's failure is not one of the run's.
+            ("5", "1", "1")
         );
         assert_eq!(root.attr("time"), "2.345");
         let suites = root.all("testsuite");
         assert_eq!(
             suites.iter().map(|s| s.attr("name")).collect::<Vec<_>>(),
-            ["pull", "push"]
+            ["pull", "push", "main"]
+        );
+        assert_eq!(suites[2].attr("failures"), "0");
+        assert!(
+            suites[2].all("properties")[0]
+                .all("property")
+                .iter()
+                .any(|p| p.attr("name") == "optional" && p.attr("value") == "true")
         );
         assert_eq!(suites[0].attr("tests"), "2");
         assert_eq!(suites[0].attr("time"), "3.000");
@@ -339,6 +379,14 @@ mod tests {
                 .collect();
             match check.outcome.status {
                 Status::Pass => assert!(kinds.is_empty()),
+                Status::Fail if check.info.optional => {
+                    assert_eq!(kinds, ["system-out"]);
+                    let out = &case.all("system-out")[0].text;
+                    assert!(
+                        out.starts_with("optional check failed: no Docker-Content-Digest"),
+                        "{out}"
+                    );
+                }
                 Status::Fail => {
                     assert_eq!(kinds, ["failure"]);
                     let failure = case.all("failure")[0];

@@ -674,7 +674,12 @@ fn auth_cases() -> Vec<Case> {
     ]
 }
 
-fn run(host: &str, namespace: &str, user: Option<(&str, &str)>) -> Report {
+fn run_of(
+    host: &str,
+    namespace: &str,
+    user: Option<(&str, &str)>,
+    workflows: &[Workflow],
+) -> Report {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -683,7 +688,7 @@ fn run(host: &str, namespace: &str, user: Option<(&str, &str)>) -> Report {
         client: super::client(host, user),
         registry: host.into(),
         namespace: namespace.into(),
-        workflows: Workflow::ALL.to_vec(),
+        workflows: workflows.to_vec(),
         has_credentials: user.is_some(),
     }))
     .unwrap()
@@ -710,6 +715,18 @@ fn run_table(
     cases: Vec<Case>,
     parallel: usize,
 ) -> (Vec<String>, String) {
+    run_table_of(upstream, user, cases, parallel, &Workflow::ALL)
+}
+
+/// [`run_table`] of the `workflows` given.
+fn run_table_of(
+    upstream: SocketAddr,
+    user: Option<(&str, &str)>,
+    cases: Vec<Case>,
+    parallel: usize,
+    workflows: &[Workflow],
+) -> (Vec<String>, String) {
+    let run = |host: &str, namespace: &str, user| run_of(host, namespace, user, workflows);
     // The baseline: the same proxy, breaking nothing.
     let clean = BrokenRegistry::start(upstream, Break::None);
     let baseline = outcomes(&run(&clean.host(), "broken/baseline", user));
@@ -816,7 +833,11 @@ fn broken_authentication_is_caught_by_the_auth_checks() {
 #[test]
 fn every_check_is_proven_able_to_fail() {
     // A check is proven when some break makes it fail or warn (a skip proves nothing).
-    let cases: Vec<Case> = cases().into_iter().chain(auth_cases()).collect();
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .chain(auth_cases())
+        .chain(main_cases())
+        .collect();
     let proven: BTreeSet<&str> = cases
         .iter()
         .flat_map(|c| c.expect.iter())
@@ -837,4 +858,103 @@ fn every_check_is_proven_able_to_fail() {
         unknown.is_empty(),
         "the table names unknown checks: {unknown:?}"
     );
+}
+
+/// The optional `main` group (run alone): one break per requirement it adds.
+fn main_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "main: GET of a manifest by digest without Docker-Content-Digest",
+            brk: drop_header(
+                m("GET manifests").reference(RefKind::Digest),
+                "docker-content-digest",
+            ),
+            expect: &[("main.manifest-digest-header", Fail)],
+        },
+        Case {
+            name: "main: HEAD of a manifest by tag without Docker-Content-Digest",
+            brk: drop_header(
+                m("HEAD manifests").reference(RefKind::Tag),
+                "docker-content-digest",
+            ),
+            expect: &[("main.manifest-head-headers", Fail)],
+        },
+        Case {
+            name: "main: GET of a blob without Docker-Content-Digest",
+            brk: drop_header(m("GET blobs"), "docker-content-digest"),
+            expect: &[("main.blob-digest-header", Fail)],
+        },
+        Case {
+            name: "main: HEAD of a blob with a wrong Docker-Content-Digest",
+            brk: Break::WrongDigest {
+                matcher: m("HEAD blobs"),
+            },
+            expect: &[("main.blob-head-headers", Fail)],
+        },
+        Case {
+            name: "main: a final chunk out of order on PUT is taken (201)",
+            brk: status(m("PUT blobs/uploads"), 416, 201),
+            expect: &[("main.put-chunk-out-of-order", Fail)],
+        },
+        Case {
+            name: "main: cancelling an upload answers 202",
+            brk: status(m("DELETE blobs/uploads"), 204, 202),
+            expect: &[("main.upload-cancel", Warn)],
+        },
+        Case {
+            name: "main: a digest of an unsupported algorithm is taken (201)",
+            brk: status(
+                m("PUT blobs/uploads").query_contains("digest=berth.unknown-alg:"),
+                400,
+                201,
+            ),
+            expect: &[("main.digest-invalid", Warn)],
+        },
+        Case {
+            name: "main: POST ?digest-algorithm=sha512 answers 500",
+            brk: status(
+                m("POST blobs/uploads").query_contains("digest-algorithm="),
+                202,
+                500,
+            ),
+            expect: &[("main.digest-algorithm", Fail)],
+        },
+        Case {
+            name: "main: tags pushed with ?tag= get no OCI-Tag",
+            brk: drop_header(m("PUT manifests").query_contains("tag="), "oci-tag"),
+            expect: &[
+                ("main.manifest-put-tags", Fail),
+                ("main.manifest-put-ten-tags", Warn),
+            ],
+        },
+        Case {
+            name: "main: ten tag parameters are refused (414)",
+            // Only the ten-tag PUT has a ninth tag followed by a tenth.
+            brk: status(m("PUT manifests").query_contains("-8&tag="), 201, 414),
+            expect: &[("main.manifest-put-ten-tags", Warn)],
+        },
+        Case {
+            name: "main: a tag outlives its deleted manifest",
+            brk: status(m("GET manifests").path_contains("conf-untag-"), 404, 200),
+            expect: &[("main.delete-manifest-untags", Warn)],
+        },
+        Case {
+            name: "main: OCI-Namespace is not the ns= sent",
+            brk: set_header(
+                m("GET manifests").query_contains("ns="),
+                "oci-namespace",
+                "mirror.example",
+                true,
+            ),
+            expect: &[("main.proxy-namespace", Warn)],
+        },
+    ]
+}
+
+#[test]
+fn each_main_group_break_is_caught_by_the_right_check() {
+    let reg = Registry::start(RegistryOptions::new());
+    let (problems, table) = run_table_of(reg.addr(), None, main_cases(), 4, &[Workflow::Main]);
+    eprintln!("{table}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

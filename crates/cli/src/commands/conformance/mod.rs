@@ -14,7 +14,8 @@ pub struct ConformanceArgs {
 enum ConformanceCommand {
     /// Check REGISTRY/NAMESPACE against distribution-spec v1.1; exit 0 only when every MUST
     /// passes. Pushes generated test data to NAMESPACE (and NAMESPACE-mount), deleted
-    /// afterwards where the registry allows.
+    /// afterwards where the registry allows. --include-main adds the optional checks of the
+    /// spec's main branch (reported, never failing the run).
     Check(check::CheckArgs),
 }
 

@@ -640,15 +640,16 @@ fn junit_report_parses_and_matches_the_json() {
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 assert root.tag == "testsuites", root.tag
-print("totals", root.get("tests"), root.get("failures"), root.get("skipped"), root.get("errors"))
+print("totals", root.get("tests"), root.get("failures"), root.get("errors"))
 for suite in root.findall("testsuite"):
     print("suite", suite.get("name"), suite.get("tests"), suite.get("failures"), suite.get("skipped"), suite.get("errors"), float(suite.get("time")) >= 0)
     assert suite.find("properties/property[@name='registry']") is not None
     for case in suite.findall("testcase"):
-        kinds = [c.tag for c in case if c.tag in ("failure", "skipped", "error", "system-out")]
-        outcome = case.find("properties/property[@name='outcome']").get("value")
+        kinds = [c.tag for c in case]
+        out = case.find("system-out")
+        first = out.text.split()[0] if out is not None else "-"
         float(case.get("time"))
-        print("case", suite.get("name"), case.get("classname"), case.get("name"), outcome, ",".join(kinds) or "-")
+        print("case", suite.get("name"), case.get("classname"), case.get("name"), ",".join(kinds) or "-", first)
 "#;
     let out = berth_test_support::run_with_timeout(
         Command::new("python3")
@@ -665,12 +666,7 @@ for suite in root.findall("testsuite"):
     );
     let t = &report.totals;
     // Optional (main group) failures fail no CI build: they are not counted as failures.
-    let mut expected = vec![format!(
-        "totals {} {} {} 0",
-        t.total(),
-        report.required().fail,
-        t.skip
-    )];
+    let mut expected = vec![format!("totals {} {} 0", t.total(), report.required().fail)];
     assert!(report.summary.iter().any(|w| w.optional));
     for w in &report.summary {
         let c = &w.counts;
@@ -687,19 +683,92 @@ for suite in root.findall("testsuite"):
             .filter(|r| r.info.workflow == w.workflow)
         {
             let kind = match r.outcome.status {
-                Status::Pass => "-",
-                Status::Fail if r.info.optional => "system-out",
-                Status::Fail => "failure",
-                Status::Warn => "system-out",
-                Status::Skip => "skipped",
+                Status::Pass => "- -",
+                Status::Fail if r.info.optional => "system-out optional",
+                Status::Fail => "failure -",
+                Status::Warn => "system-out warning:",
+                Status::Skip => "skipped -",
             };
-            expected.push(format!(
-                "case {w} {w} {} {} {kind}",
-                r.info.id,
-                r.outcome.status,
-                w = w.workflow
-            ));
+            expected.push(format!("case {w} {w} {} {kind}", r.info.id, w = w.workflow));
         }
     }
     assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
+}
+
+/// The JUnit schema CI tools read (Jenkins' xunit plugin `junit-10.xsd`), where
+/// `scripts/test` puts it: `<target>/test-tools/junit-10.xsd`.
+fn junit_schema() -> Option<PathBuf> {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent()?;
+    let schema = target.join("test-tools").join("junit-10.xsd");
+    schema.is_file().then_some(schema)
+}
+
+/// `xmllint --schema` of `doc`: whether it is valid, and what xmllint said.
+fn xmllint(schema: &Path, doc: &Path) -> (bool, String) {
+    let out = berth_test_support::run_with_timeout(
+        Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(schema)
+            .arg(doc),
+        Duration::from_secs(30),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn junit_report_is_valid_against_the_junit_schema() {
+    requires_tool!("xmllint");
+    let Some(schema) = junit_schema() else {
+        berth_test_support::skip_or_fail(
+            "the JUnit schema <target>/test-tools/junit-10.xsd is missing (scripts/test fetches it)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The command's report (berth's registry, the main group included).
+    let mut report = reports_from_the_command(dir.path());
+    let (valid, why) = xmllint(&schema, &dir.path().join("report.xml"));
+    assert!(valid, "{why}");
+    // Every kind of testcase, with registry text that tries to break the XML.
+    let hostile = "</failure><properties/>]]> & \u{1} \"'";
+    let required = [Status::Fail, Status::Warn, Status::Skip];
+    for (c, status) in report
+        .checks
+        .iter_mut()
+        .filter(|c| !c.info.optional)
+        .zip(required)
+    {
+        c.outcome.status = status;
+        c.outcome.reason = format!("{status} {hostile}");
+    }
+    let optional = report.checks.iter_mut().find(|c| c.info.optional).unwrap();
+    optional.outcome.status = Status::Fail;
+    optional.outcome.reason = hostile.to_owned();
+    let all = dir.path().join("all-kinds.xml");
+    let xml = berth_conformance::render::junit::render(&report);
+    for element in [
+        "<failure ",
+        "<skipped ",
+        "<system-out>warning: ",
+        "<system-out>optional check failed: ",
+    ] {
+        assert!(xml.contains(element), "{element}");
+    }
+    write_file(&all, xml.as_bytes());
+    let (valid, why) = xmllint(&schema, &all);
+    assert!(valid, "{why}");
+    // And the validation can fail: a <properties> in a testcase is not in the schema.
+    let invalid = dir.path().join("invalid.xml");
+    write_file(
+        &invalid,
+        xml.replacen("</testcase>", "<properties/></testcase>", 1)
+            .as_bytes(),
+    );
+    let (valid, why) = xmllint(&schema, &invalid);
+    assert!(!valid, "xmllint accepted a <properties> in a <testcase>");
+    assert!(why.contains("properties"), "{why}");
 }

@@ -711,6 +711,21 @@ mod tests {
     }
 
     #[test]
+    fn the_optional_group_is_marked_and_left_out_of_the_verdict() {
+        let report = sample_report();
+        let html = render(&report);
+        assert!(html.contains("<section class=\"workflow optional\" id=\"wf-main\" data-workflow=\"main\" data-optional=\"true\">"));
+        assert!(html.contains("<h2>main <span class=\"beyond\">optional · beyond v1.1.1</span>"));
+        assert!(html.contains(
+            "<code class=\"id\">main.beyond</code> <span class=\"beyond\">optional</span>"
+        ));
+        // The verdict counts the required checks (one failure), the optional ones apart.
+        assert!(html.contains("<strong>Not conformant</strong>: 1 of 4 checks failed"));
+        assert!(html.contains("not part of the verdict: 0 passed, 1 failed, 0 warned, 0 skipped."));
+        assert!(html.contains("<a href=\"https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests\""));
+    }
+
+    #[test]
     fn a_spec_url_that_is_not_https_is_not_a_link() {
         let mut report = sample_report();
         report.checks[0].info.spec_url = "javascript:alert(1)".into();

@@ -23,8 +23,10 @@
 //! Not checked, with the reason: the `Retry-After` a 429 SHOULD carry (#607: a check cannot
 //! make a registry rate-limit it); redirects allowed on any request (#607: a client rule,
 //! and our client follows them); the referrers tag schema's truncation (#563: a client
-//! rule); "ASCIIbetical" tag order and fewer than `n` tags with a `Link` (#470 and the
-//! ASCIIbetical change), which relax rules the discovery checks already apply the relaxed way.
+//! rule); "ASCIIbetical" tag order and fewer than `n` tags with a `Link` (#583, #470), which
+//! relax rules the discovery checks already apply the relaxed way; the `Range` of a chunk's
+//! response matching the end of its `Content-Range` (#581), which `push.blob-chunked` already
+//! checks; editorial changes (headings, `<tag-or-digest>`, "repository": #602, #616, #325).
 
 use bytes::Bytes;
 use http::Method;

@@ -9,10 +9,13 @@ pub const SPEC_VERSION: &str = "v1.1.1";
 /// Where the spec sections are: `{SPEC_URL}#{anchor}`.
 pub const SPEC_URL: &str =
     "https://github.com/opencontainers/distribution-spec/blob/v1.1.1/spec.md";
+/// Where the `main` group's sections are: the spec on its `main` branch, past the release.
+pub const MAIN_SPEC_URL: &str =
+    "https://github.com/opencontainers/distribution-spec/blob/main/spec.md";
 /// Version of the report format; bumped when a field changes meaning or disappears.
 pub const REPORT_FORMAT: u32 = 1;
 
-/// The spec's workflow categories, plus authentication.
+/// The spec's workflow categories, plus authentication, plus the optional `main` group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Workflow {
@@ -26,10 +29,14 @@ pub enum Workflow {
     Discovery,
     /// Deleting tags, manifests and blobs.
     Management,
+    /// Optional: requirements added on the spec's `main` branch after the release the other
+    /// workflows follow. Run only when asked; its failures never make a run non-conformant.
+    Main,
 }
 
 impl Workflow {
-    /// Every workflow, in the order they run.
+    /// Every workflow of the release ([`SPEC_VERSION`]), in the order they run: what a run
+    /// checks unless told otherwise. [`Workflow::Main`] is not one of them.
     pub const ALL: [Workflow; 5] = [
         Workflow::Auth,
         Workflow::Pull,
@@ -46,7 +53,14 @@ impl Workflow {
             Workflow::Push => "push",
             Workflow::Discovery => "discovery",
             Workflow::Management => "management",
+            Workflow::Main => "main",
         }
+    }
+
+    /// Whether the workflow is optional: beyond the release, reported but never failing a
+    /// run ([`Workflow::Main`]).
+    pub fn is_optional(self) -> bool {
+        self == Workflow::Main
     }
 }
 
@@ -56,10 +70,11 @@ impl std::str::FromStr for Workflow {
     fn from_str(s: &str) -> Result<Workflow, String> {
         Workflow::ALL
             .into_iter()
+            .chain([Workflow::Main])
             .find(|w| w.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 format!(
-                    "unknown workflow {s:?} (expected auth, pull, push, discovery or management)"
+                    "unknown workflow {s:?} (expected auth, pull, push, discovery, management or main)"
                 )
             })
     }
@@ -215,8 +230,13 @@ pub struct CheckInfo {
     pub level: Level,
     /// The spec section's anchor (`pulling-manifests`).
     pub section: String,
-    /// The section's URL in the spec release the checks follow.
+    /// The section's URL in the spec release the checks follow (on the spec's `main` branch
+    /// for an optional check).
     pub spec_url: String,
+    /// Whether the check is optional (the `main` group: beyond the release; its failure does
+    /// not make the run non-conformant).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// A check as it ran.
@@ -260,6 +280,9 @@ impl Counts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowSummary {
     pub workflow: Workflow,
+    /// Whether the workflow is optional ([`Workflow::is_optional`]).
+    #[serde(default)]
+    pub optional: bool,
     #[serde(flatten)]
     pub counts: Counts,
 }
@@ -286,8 +309,9 @@ pub struct Report {
     pub duration_ms: u64,
     /// The workflows selected.
     pub workflows: Vec<Workflow>,
-    /// Whether every MUST passed (the run's verdict; no check failed).
+    /// Whether every MUST passed (the run's verdict: no check failed, optional ones aside).
     pub conformant: bool,
+    /// Counts of every check, optional ones included ([`Report::required`] leaves them out).
     pub totals: Counts,
     pub summary: Vec<WorkflowSummary>,
     pub checks: Vec<CheckResult>,
@@ -298,6 +322,24 @@ pub struct Report {
 }
 
 impl Report {
+    /// Counts of the checks that decide the verdict: every check but the optional ones.
+    pub fn required(&self) -> Counts {
+        let mut c = Counts::default();
+        for r in self.checks.iter().filter(|r| !r.info.optional) {
+            c.add(r.outcome.status);
+        }
+        c
+    }
+
+    /// Counts of the optional checks (the `main` group).
+    pub fn optional(&self) -> Counts {
+        let mut c = Counts::default();
+        for r in self.checks.iter().filter(|r| r.info.optional) {
+            c.add(r.outcome.status);
+        }
+        c
+    }
+
     /// The results with `status`.
     pub fn with_status(&self, status: Status) -> impl Iterator<Item = &CheckResult> {
         self.checks

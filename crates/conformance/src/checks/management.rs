@@ -54,7 +54,7 @@ pub(super) fn checks() -> Vec<Check> {
 }
 
 /// Err(unsupported) when `r` says deletion is disabled (400 or 405).
-fn deletion_enabled(r: &Resp) -> Result<(), Verdict> {
+pub(super) fn deletion_enabled(r: &Resp) -> Result<(), Verdict> {
     if matches!(r.status(), 400 | 405) {
         return Err(Verdict::Unsupported(format!(
             "{}: {}, deletion disabled",
@@ -65,13 +65,23 @@ fn deletion_enabled(r: &Resp) -> Result<(), Verdict> {
     Ok(())
 }
 
-async fn fresh_manifest(c: &mut Ctx, reference: Option<&str>) -> Result<Manifest, Verdict> {
+/// An image manifest over the shared config and layer that no other check pushes (a nonce
+/// annotation makes its digest unique), not pushed yet.
+pub(super) fn unique_manifest(c: &Ctx) -> Manifest {
     let mut m = image_manifest(&c.fx.config, OCI_CONFIG, &[&c.fx.layer]);
     m["annotations"] = serde_json::json!({"org.berth.conformance.nonce": random_hex(8)});
-    let m = Manifest {
+    Manifest {
         blob: Blob::new(serde_json::to_vec(&m).unwrap_or_default()),
         media_type: OCI_MANIFEST,
-    };
+    }
+}
+
+/// A [`unique_manifest`] pushed under `reference` (its digest when `None`).
+pub(super) async fn fresh_manifest(
+    c: &mut Ctx,
+    reference: Option<&str>,
+) -> Result<Manifest, Verdict> {
+    let m = unique_manifest(c);
     let repo = c.repo.clone();
     let reference = reference.map_or_else(|| m.digest().to_string(), str::to_owned);
     c.put_manifest(&repo, &reference, &m)

@@ -2,17 +2,18 @@
 //!
 //! A check returns `Ok(verdict)` or `Err(verdict)` (so that `?` can end it at the first
 //! violation); either way the verdict is its result. Checks run in the order listed, one
-//! at a time, over the shared [`Ctx`].
+//! at a time, over the shared context (the client, the repository and the test data).
 
 mod auth;
 mod discovery;
+mod main_branch;
 mod management;
 mod pull;
 mod push;
 
 use futures_util::future::LocalBoxFuture;
 
-use crate::model::{CheckInfo, Level, SPEC_URL, Verdict, Workflow};
+use crate::model::{CheckInfo, Level, MAIN_SPEC_URL, SPEC_URL, Verdict, Workflow};
 use crate::session::Ctx;
 
 pub(crate) type CheckResult = Result<Verdict, Verdict>;
@@ -47,7 +48,12 @@ impl Check {
             workflow: self.workflow,
             level: self.level,
             section: self.section.to_owned(),
-            spec_url: format!("{SPEC_URL}#{}", self.section),
+            spec_url: if self.workflow.is_optional() {
+                format!("{MAIN_SPEC_URL}#{}", self.section)
+            } else {
+                format!("{SPEC_URL}#{}", self.section)
+            },
+            optional: self.workflow.is_optional(),
         }
     }
 }
@@ -73,6 +79,7 @@ pub fn all() -> Vec<Check> {
     v.extend(push::checks());
     v.extend(discovery::checks());
     v.extend(management::checks());
+    v.extend(main_branch::checks());
     v
 }
 

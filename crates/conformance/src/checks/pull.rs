@@ -195,7 +195,7 @@ pub(super) async fn get_manifest(c: &mut Ctx, reference: &str) -> Result<Resp, V
         .await
 }
 
-async fn head_manifest(c: &mut Ctx, reference: &str) -> Result<Resp, Verdict> {
+pub(super) async fn head_manifest(c: &mut Ctx, reference: &str) -> Result<Resp, Verdict> {
     let path = c.path(&format!("manifests/{reference}"));
     c.send(Req::new(Method::HEAD, path).header("accept", ACCEPT_MANIFESTS))
         .await
@@ -251,7 +251,7 @@ async fn manifest_head_digest(c: &mut Ctx) -> CheckResult {
     Ok(Verdict::Pass)
 }
 
-fn digest_header(r: &Resp, want: &str) -> Result<(), Verdict> {
+pub(super) fn digest_header(r: &Resp, want: &str) -> Result<(), Verdict> {
     let got = r.require("docker-content-digest")?;
     ensure(got == want, || {
         format!(
@@ -279,7 +279,7 @@ async fn manifest_digest_header(c: &mut Ctx) -> CheckResult {
     Ok(Verdict::Pass)
 }
 
-fn length_header(r: &Resp, want: u64) -> Result<(), Verdict> {
+pub(super) fn length_header(r: &Resp, want: u64) -> Result<(), Verdict> {
     let got = r.require("content-length")?;
     ensure(got == want.to_string(), || {
         format!("{}: Content-Length is {got}, expected {want}", r.what)
@@ -388,7 +388,7 @@ async fn repository_unknown_code(c: &mut Ctx) -> CheckResult {
     Ok(Verdict::Pass)
 }
 
-async fn get_blob(c: &mut Ctx, method: Method, digest: &str) -> Result<Resp, Verdict> {
+pub(super) async fn get_blob(c: &mut Ctx, method: Method, digest: &str) -> Result<Resp, Verdict> {
     let path = c.path(&format!("blobs/{digest}"));
     c.send(Req::new(method, path)).await
 }

@@ -194,7 +194,7 @@ pub(super) fn checks() -> Vec<Check> {
     ]
 }
 
-async fn post(c: &mut Ctx, repo: &str) -> Result<String, Verdict> {
+pub(super) async fn post(c: &mut Ctx, repo: &str) -> Result<String, Verdict> {
     let r = c
         .send(Req::new(Method::POST, format!("/v2/{repo}/blobs/uploads/")))
         .await?;
@@ -202,7 +202,12 @@ async fn post(c: &mut Ctx, repo: &str) -> Result<String, Verdict> {
     r.location()
 }
 
-async fn put_close(c: &mut Ctx, loc: &str, digest: &str, body: Bytes) -> Result<Resp, Verdict> {
+pub(super) async fn put_close(
+    c: &mut Ctx,
+    loc: &str,
+    digest: &str,
+    body: Bytes,
+) -> Result<Resp, Verdict> {
     let mut req = Req::new(Method::PUT, with_query(loc, "digest", digest));
     if !body.is_empty() {
         req = req
@@ -212,7 +217,12 @@ async fn put_close(c: &mut Ctx, loc: &str, digest: &str, body: Bytes) -> Result<
     c.send(req).await
 }
 
-async fn patch(c: &mut Ctx, loc: &str, data: &[u8], start: usize) -> Result<Resp, Verdict> {
+pub(super) async fn patch(
+    c: &mut Ctx,
+    loc: &str,
+    data: &[u8],
+    start: usize,
+) -> Result<Resp, Verdict> {
     let end = start + data.len() - 1;
     c.send(
         Req::new(Method::PATCH, loc.to_owned())
@@ -223,7 +233,7 @@ async fn patch(c: &mut Ctx, loc: &str, data: &[u8], start: usize) -> Result<Resp
     .await
 }
 
-async fn pull_blob(c: &mut Ctx, repo: &str, blob: &Blob) -> Result<(), Verdict> {
+pub(super) async fn pull_blob(c: &mut Ctx, repo: &str, blob: &Blob) -> Result<(), Verdict> {
     let r = c
         .send(Req::new(
             Method::GET,
@@ -300,7 +310,7 @@ fn chunk_len(min: Option<&str>) -> usize {
 }
 
 /// POST for a chunked upload; the session's Location and the chunk length to use.
-async fn post_chunked(c: &mut Ctx) -> Result<(String, usize), Verdict> {
+pub(super) async fn post_chunked(c: &mut Ctx) -> Result<(String, usize), Verdict> {
     let repo = c.repo.clone();
     let r = c
         .send(

@@ -35,12 +35,22 @@ pub fn render(report: &Report) -> String {
     summary(&mut out, report);
     filter_nav(&mut out, report);
     for w in &report.summary {
-        let _ = write!(
-            out,
-            "<section class=\"workflow\" id=\"wf-{w}\" data-workflow=\"{w}\">\n<h2>{w} <span class=\"counts\">{}</span></h2>\n",
-            counts_text(&w.counts),
-            w = w.workflow
-        );
+        if w.optional {
+            let _ = write!(
+                out,
+                "<section class=\"workflow optional\" id=\"wf-{w}\" data-workflow=\"{w}\" data-optional=\"true\">\n<h2>{w} <span class=\"beyond\">optional · beyond {v}</span> <span class=\"counts\">{}</span></h2>\n<p class=\"note optional-note\">These checks follow requirements added to the distribution-spec on its <code>main</code> branch after {v} (their links go to that branch). They are reported, but a failure here does not change the verdict or the exit code.</p>\n",
+                counts_text(&w.counts),
+                w = w.workflow,
+                v = escape(&report.spec_version),
+            );
+        } else {
+            let _ = write!(
+                out,
+                "<section class=\"workflow\" id=\"wf-{w}\" data-workflow=\"{w}\">\n<h2>{w} <span class=\"counts\">{}</span></h2>\n",
+                counts_text(&w.counts),
+                w = w.workflow
+            );
+        }
         for c in report
             .checks
             .iter()
@@ -74,7 +84,7 @@ pub fn render(report: &Report) -> String {
 }
 
 fn head(out: &mut String, report: &Report) {
-    let t = &report.totals;
+    let t = &report.required();
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     let _ = writeln!(
@@ -123,7 +133,8 @@ fn script_hash() -> String {
 }
 
 fn header(out: &mut String, report: &Report) {
-    let t = &report.totals;
+    // The verdict counts the checks that decide it; the optional group is told apart.
+    let t = &report.required();
     out.push_str("<header>\n<h1>Distribution-spec conformance of <span class=\"target\">");
     escape_into(out, &report.registry);
     out.push('/');
@@ -147,6 +158,18 @@ fn header(out: &mut String, report: &Report) {
             t.pass,
             t.warn,
             t.skip
+        );
+    }
+    let o = report.optional();
+    if o.total() > 0 {
+        let _ = writeln!(
+            out,
+            "<p class=\"verdict optional\" id=\"optional-verdict\">Optional checks beyond {} (the spec's <code>main</code> branch), not part of the verdict: {} passed, {} failed, {} warned, {} skipped. <a href=\"#wf-main\">See them</a>.</p>",
+            escape(&report.spec_version),
+            o.pass,
+            o.fail,
+            o.warn,
+            o.skip
         );
     }
     out.push_str("<dl class=\"meta\">\n<dt>Registry</dt><dd><code>");
@@ -179,12 +202,15 @@ fn summary(out: &mut String, report: &Report) {
     out.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<div class=\"table-wrap\"><table class=\"summary\">\n<thead><tr><th scope=\"col\">Workflow</th><th scope=\"col\">Pass</th><th scope=\"col\">Fail</th><th scope=\"col\">Warn</th><th scope=\"col\">Skip</th><th scope=\"col\">Total</th><th scope=\"col\" class=\"barcol\">Results</th></tr></thead>\n<tbody>\n");
     for w in &report.summary {
         let name = w.workflow.as_str();
-        summary_row(
-            out,
-            name,
-            &format!("<a href=\"#wf-{name}\">{name}</a>"),
-            &w.counts,
-        );
+        let label = if w.optional {
+            format!(
+                "<a href=\"#wf-{name}\">{name}</a> <span class=\"beyond\">optional · beyond {}</span>",
+                escape(&report.spec_version)
+            )
+        } else {
+            format!("<a href=\"#wf-{name}\">{name}</a>")
+        };
+        summary_row(out, name, &label, &w.counts);
     }
     out.push_str("</tbody>\n<tfoot>\n");
     summary_row(out, "all", "All", &report.totals);
@@ -291,7 +317,11 @@ fn check(out: &mut String, c: &CheckResult) {
         c.info.level
     );
     escape_into(out, &c.info.id);
-    out.push_str("</code> <span class=\"title\">");
+    out.push_str("</code> ");
+    if c.info.optional {
+        out.push_str("<span class=\"beyond\">optional</span> ");
+    }
+    out.push_str("<span class=\"title\">");
     escape_into(out, &c.info.title);
     out.push_str("</span>");
     if !c.outcome.reason.is_empty() {
@@ -541,6 +571,9 @@ h4 { margin: 0.25rem 0; font-size: 0.85rem; text-transform: uppercase; letter-sp
 .verdict { padding: 0.5rem 0.75rem; border-radius: 6px; border-left: 6px solid; }
 .verdict.pass { background: var(--pass-bg); border-color: var(--pass); }
 .verdict.fail { background: var(--fail-bg); border-color: var(--fail); }
+.verdict.optional { background: var(--panel); border-color: var(--skip); }
+.beyond { font-size: 0.75rem; font-weight: normal; color: var(--muted); border: 1px dashed var(--muted); border-radius: 4px; padding: 0 0.3rem; white-space: nowrap; }
+section.workflow.optional { border-top: 2px dashed var(--line); margin-top: 2rem; }
 .meta { display: grid; grid-template-columns: max-content 1fr; gap: 0.15rem 1rem; margin: 0.75rem 0; }
 .meta dt { color: var(--muted); }
 .meta dd { margin: 0; overflow-wrap: anywhere; }
@@ -675,6 +708,21 @@ mod tests {
         assert!(html.contains("<a href=\"#filter=warn\" data-filter=\"warn\" class=\"warn\">WARN <span class=\"n\">1</span></a>"));
         assert!(html.contains("data-conformant=\"false\""));
         assert!(html.contains("Setup: test data pushed before the checks (1 request)"));
+    }
+
+    #[test]
+    fn the_optional_group_is_marked_and_left_out_of_the_verdict() {
+        let report = sample_report();
+        let html = render(&report);
+        assert!(html.contains("<section class=\"workflow optional\" id=\"wf-main\" data-workflow=\"main\" data-optional=\"true\">"));
+        assert!(html.contains("<h2>main <span class=\"beyond\">optional · beyond v1.1.1</span>"));
+        assert!(html.contains(
+            "<code class=\"id\">main.beyond</code> <span class=\"beyond\">optional</span>"
+        ));
+        // The verdict counts the required checks (one failure), the optional ones apart.
+        assert!(html.contains("<strong>Not conformant</strong>: 1 of 4 checks failed"));
+        assert!(html.contains("not part of the verdict: 0 passed, 1 failed, 0 warned, 0 skipped."));
+        assert!(html.contains("<a href=\"https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests\""));
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub(crate) fn seconds(ms: u64) -> String {
     format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
-/// A small report with one check of each status over two workflows, and registry strings
+/// A small report with one check of each status over two workflows (and a failed optional
+/// check in the `main` group), and registry strings
 /// that try to break out of HTML and XML.
 #[cfg(test)]
 pub(crate) fn sample_report() -> crate::Report {
@@ -83,7 +84,12 @@ pub(crate) fn sample_report() -> crate::Report {
                 workflow,
                 level,
                 section: "pulling-manifests".into(),
-                spec_url: format!("{SPEC_URL}#pulling-manifests"),
+                spec_url: if workflow.is_optional() {
+                    format!("{MAIN_SPEC_URL}#pulling-manifests")
+                } else {
+                    format!("{SPEC_URL}#pulling-manifests")
+                },
+                optional: workflow.is_optional(),
             },
             outcome: Outcome {
                 status,
@@ -115,6 +121,13 @@ pub(crate) fn sample_report() -> crate::Report {
             Status::Skip,
             "not offered",
         ),
+        result(
+            Workflow::Main,
+            "beyond",
+            Level::Must,
+            Status::Fail,
+            "no Docker-Content-Digest",
+        ),
     ];
     let counts = |p, f, w, s| Counts {
         pass: p,
@@ -131,17 +144,24 @@ pub(crate) fn sample_report() -> crate::Report {
         existing: None,
         started_at: "2024-02-29T23:59:59Z".into(),
         duration_ms: 2345,
-        workflows: vec![Workflow::Pull, Workflow::Push],
+        workflows: vec![Workflow::Pull, Workflow::Push, Workflow::Main],
         conformant: false,
-        totals: counts(1, 1, 1, 1),
+        totals: counts(1, 2, 1, 1),
         summary: vec![
             WorkflowSummary {
                 workflow: Workflow::Pull,
+                optional: false,
                 counts: counts(1, 1, 0, 0),
             },
             WorkflowSummary {
                 workflow: Workflow::Push,
+                optional: false,
                 counts: counts(0, 0, 1, 1),
+            },
+            WorkflowSummary {
+                workflow: Workflow::Main,
+                optional: true,
+                counts: counts(0, 1, 0, 0),
             },
         ],
         checks,

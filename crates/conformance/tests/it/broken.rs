@@ -723,15 +723,18 @@ fn auth_cases() -> Vec<Case> {
     ]
 }
 
-/// A run through `host`: every workflow with generated test data, or with `existing`, a
-/// read-only run of pull and discovery over the image [`super::read_only::seed`] pushed.
-fn run(host: &str, namespace: &str, user: Option<(&str, &str)>, existing: Option<&str>) -> Report {
-    let (namespace, workflows) = match existing {
-        None => (namespace, Workflow::ALL.to_vec()),
-        Some(_) => (
-            super::read_only::REPO,
-            vec![Workflow::Pull, Workflow::Discovery],
-        ),
+/// A run of `workflows` through `host`: with generated test data, or with `existing`, a
+/// read-only run over the image [`super::read_only::seed`] pushed.
+fn run(
+    host: &str,
+    namespace: &str,
+    user: Option<(&str, &str)>,
+    existing: Option<&str>,
+    workflows: &[Workflow],
+) -> Report {
+    let namespace = match existing {
+        None => namespace,
+        Some(_) => super::read_only::REPO,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -741,7 +744,7 @@ fn run(host: &str, namespace: &str, user: Option<(&str, &str)>, existing: Option
         client: super::client(host, user),
         registry: host.into(),
         namespace: namespace.into(),
-        workflows,
+        workflows: workflows.to_vec(),
         has_credentials: user.is_some(),
         existing: existing.map(str::to_owned),
     }))
@@ -770,11 +773,27 @@ fn run_table(
     parallel: usize,
     existing: Option<&str>,
 ) -> (Vec<String>, String) {
+    let workflows = match existing {
+        None => Workflow::ALL.to_vec(),
+        Some(_) => vec![Workflow::Pull, Workflow::Discovery],
+    };
+    run_table_of(upstream, user, cases, parallel, existing, &workflows)
+}
+
+/// [`run_table`] of the `workflows` given.
+fn run_table_of(
+    upstream: SocketAddr,
+    user: Option<(&str, &str)>,
+    cases: Vec<Case>,
+    parallel: usize,
+    existing: Option<&str>,
+    workflows: &[Workflow],
+) -> (Vec<String>, String) {
     // The baseline: the same proxy, breaking nothing.
     let clean = BrokenRegistry::start(upstream, Break::None);
-    let baseline = outcomes(&run(&clean.host(), "broken/baseline", user, existing));
+    let baseline = outcomes(&run(&clean.host(), "broken/baseline", user, existing, workflows));
     drop(clean);
-    let direct = outcomes(&run(&upstream.to_string(), "broken/direct", user, existing));
+    let direct = outcomes(&run(&upstream.to_string(), "broken/direct", user, existing, workflows));
     let mut problems = Vec::new();
     for (id, (st, why)) in &baseline {
         if direct.get(id).map(|d| d.0) != Some(*st) {
@@ -800,6 +819,7 @@ fn run_table(
                         &format!("broken/case{i}"),
                         user,
                         existing,
+                        workflows,
                     ));
                     let hits = proxy.hits();
                     drop(proxy);
@@ -983,7 +1003,11 @@ fn read_only_breaks_are_caught_by_the_right_pull_checks() {
 #[test]
 fn every_check_is_proven_able_to_fail() {
     // A check is proven when some break makes it fail or warn (a skip proves nothing).
-    let cases: Vec<Case> = cases().into_iter().chain(auth_cases()).collect();
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .chain(auth_cases())
+        .chain(main_cases())
+        .collect();
     let proven: BTreeSet<&str> = cases
         .iter()
         .flat_map(|c| c.expect.iter())
@@ -1004,4 +1028,103 @@ fn every_check_is_proven_able_to_fail() {
         unknown.is_empty(),
         "the table names unknown checks: {unknown:?}"
     );
+}
+
+/// The optional `main` group (run alone): one break per requirement it adds.
+fn main_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "main: GET of a manifest by digest without Docker-Content-Digest",
+            brk: drop_header(
+                m("GET manifests").reference(RefKind::Digest),
+                "docker-content-digest",
+            ),
+            expect: &[("main.manifest-digest-header", Fail)],
+        },
+        Case {
+            name: "main: HEAD of a manifest by tag without Docker-Content-Digest",
+            brk: drop_header(
+                m("HEAD manifests").reference(RefKind::Tag),
+                "docker-content-digest",
+            ),
+            expect: &[("main.manifest-head-headers", Fail)],
+        },
+        Case {
+            name: "main: GET of a blob without Docker-Content-Digest",
+            brk: drop_header(m("GET blobs"), "docker-content-digest"),
+            expect: &[("main.blob-digest-header", Fail)],
+        },
+        Case {
+            name: "main: HEAD of a blob with a wrong Docker-Content-Digest",
+            brk: Break::WrongDigest {
+                matcher: m("HEAD blobs"),
+            },
+            expect: &[("main.blob-head-headers", Fail)],
+        },
+        Case {
+            name: "main: a final chunk out of order on PUT is taken (201)",
+            brk: status(m("PUT blobs/uploads"), 416, 201),
+            expect: &[("main.put-chunk-out-of-order", Fail)],
+        },
+        Case {
+            name: "main: cancelling an upload answers 202",
+            brk: status(m("DELETE blobs/uploads"), 204, 202),
+            expect: &[("main.upload-cancel", Warn)],
+        },
+        Case {
+            name: "main: a digest of an unsupported algorithm is taken (201)",
+            brk: status(
+                m("PUT blobs/uploads").query_contains("digest=berth.unknown-alg:"),
+                400,
+                201,
+            ),
+            expect: &[("main.digest-invalid", Warn)],
+        },
+        Case {
+            name: "main: POST ?digest-algorithm=sha512 answers 500",
+            brk: status(
+                m("POST blobs/uploads").query_contains("digest-algorithm="),
+                202,
+                500,
+            ),
+            expect: &[("main.digest-algorithm", Fail)],
+        },
+        Case {
+            name: "main: tags pushed with ?tag= get no OCI-Tag",
+            brk: drop_header(m("PUT manifests").query_contains("tag="), "oci-tag"),
+            expect: &[
+                ("main.manifest-put-tags", Fail),
+                ("main.manifest-put-ten-tags", Warn),
+            ],
+        },
+        Case {
+            name: "main: ten tag parameters are refused (414)",
+            // Only the ten-tag PUT has a ninth tag followed by a tenth.
+            brk: status(m("PUT manifests").query_contains("-8&tag="), 201, 414),
+            expect: &[("main.manifest-put-ten-tags", Warn)],
+        },
+        Case {
+            name: "main: a tag outlives its deleted manifest",
+            brk: status(m("GET manifests").path_contains("conf-untag-"), 404, 200),
+            expect: &[("main.delete-manifest-untags", Warn)],
+        },
+        Case {
+            name: "main: OCI-Namespace is not the ns= sent",
+            brk: set_header(
+                m("GET manifests").query_contains("ns="),
+                "oci-namespace",
+                "mirror.example",
+                true,
+            ),
+            expect: &[("main.proxy-namespace", Warn)],
+        },
+    ]
+}
+
+#[test]
+fn each_main_group_break_is_caught_by_the_right_check() {
+    let reg = Registry::start(RegistryOptions::new());
+    let (problems, table) = run_table_of(reg.addr(), None, main_cases(), 4, None, &[Workflow::Main]);
+    eprintln!("{table}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -98,9 +98,13 @@ fn berth_registry_passes_every_must_and_should() {
     assert_eq!(ids(&report, Status::Warn), BTreeSet::new(), "{why}");
     // No credentials were given and the registry is open: nothing else is skipped.
     assert_eq!(ids(&report, Status::Skip), OPEN_AUTH_SKIPS.into(), "{why}");
+    // Every check of the release ran (the optional main group only runs when asked).
     assert_eq!(
         report.totals.total() as usize,
-        berth_conformance::checks::all().len()
+        berth_conformance::checks::all()
+            .iter()
+            .filter(|c| !c.workflow.is_optional())
+            .count()
     );
     // Every check that ran a request recorded it.
     for c in &report.checks {
@@ -259,5 +263,101 @@ fn the_command_exits_0_only_when_every_must_passes_and_writes_the_json_report() 
                 "{stdout}"
             );
         }
+    }
+}
+
+#[test]
+fn berth_registry_passes_the_main_group() {
+    let reg = Registry::start(RegistryOptions::new());
+    let report = check(&reg.host(), None, &[Workflow::Main]);
+    let why = explain(&report);
+    assert!(report.conformant, "{why}");
+    assert!(report.checks.iter().all(|c| c.info.optional));
+    assert_eq!(ids(&report, Status::Fail), BTreeSet::new(), "{why}");
+    assert_eq!(ids(&report, Status::Warn), BTreeSet::new(), "{why}");
+    assert_eq!(ids(&report, Status::Skip), BTreeSet::new(), "{why}");
+    let main_checks = berth_conformance::checks::all()
+        .iter()
+        .filter(|c| c.workflow == Workflow::Main)
+        .count();
+    assert_eq!(report.totals.pass as usize, main_checks);
+    assert!(report.summary.iter().all(|w| w.optional));
+}
+
+#[test]
+fn docker_registry_fails_exactly_its_main_gaps_and_stays_conformant() {
+    requires_tool!("docker-registry");
+    let reg = DockerRegistry::start(None);
+    let report = check(&reg.host(), None, &[Workflow::Main]);
+    let why = explain(&report);
+    // distribution 2.8 ignores Content-Range on the closing PUT (it appends the chunk, then
+    // refuses the digest: 400), and ignores tag parameters (no OCI-Tag, no tag: a MAY it
+    // does not offer). It sends both headers on GET and HEAD, answers a cancel with 204,
+    // refuses bad digests with 400, takes sha512, ignores ns= and untags deleted manifests.
+    assert_eq!(
+        ids(&report, Status::Fail),
+        BTreeSet::from(["main.put-chunk-out-of-order"]),
+        "{why}"
+    );
+    assert_eq!(ids(&report, Status::Warn), BTreeSet::new(), "{why}");
+    assert_eq!(
+        ids(&report, Status::Skip),
+        BTreeSet::from(["main.manifest-put-tags", "main.manifest-put-ten-tags"]),
+        "{why}"
+    );
+    // Optional failures are reported, and the run still conforms.
+    assert!(report.conformant, "{why}");
+    assert_eq!(report.required().total(), 0);
+}
+
+#[test]
+fn the_main_group_runs_only_when_asked_and_never_changes_the_exit_code() {
+    requires_tool!("docker-registry");
+    let peer = DockerRegistry::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    // (arguments, exit 0?, main group in the report?)
+    let runs: [(&[&str], bool, bool); 3] = [
+        (&["--only", "main"], true, true),
+        (&["--only", "pull", "--include-main"], true, true),
+        (&["--only", "push"], false, false),
+    ];
+    for (i, (args, ok, with_main)) in runs.into_iter().enumerate() {
+        let json = dir.path().join(format!("{i}.json"));
+        let out = berth_test_support::run_with_timeout(
+            std::process::Command::new(berth_test_support::berth_bin())
+                .args(["conformance", "check"])
+                .arg(format!("{}/conformance/main{i}", peer.host()))
+                .args(args)
+                .arg("--json")
+                .arg(&json),
+            std::time::Duration::from_secs(120),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.success(), ok, "{args:?}: {stdout}");
+        let report: Report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let has_main = report.checks.iter().any(|c| c.info.optional);
+        assert_eq!(has_main, with_main, "{args:?}");
+        assert!(
+            report
+                .checks
+                .iter()
+                .all(|c| c.info.optional == c.info.id.starts_with("main.")),
+            "{args:?}"
+        );
+        if with_main {
+            // Its known failure is listed, marked optional, and the run still conforms.
+            assert!(
+                stdout
+                    .contains("fail main.put-chunk-out-of-order [MUST, optional beyond v1.1] PUT "),
+                "{stdout}"
+            );
+            assert!(stdout.contains("optional checks (main branch, beyond v1.1): "));
+            assert!(report.conformant);
+            assert!(report.optional().fail >= 1);
+        }
+        assert!(
+            stdout.contains(&format!("{} checks:", report.required().total())),
+            "{stdout}"
+        );
     }
 }

@@ -28,16 +28,16 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-/// The three reports of one `berth conformance check` run against a fresh berth registry,
-/// written into `dir` as report.json, report.html and report.xml.
+/// The three reports of one `berth conformance check --include-main` run against a fresh
+/// berth registry, written into `dir` as report.json, report.html and report.xml.
 fn reports_from_the_command(dir: &Path) -> Report {
     let reg = Registry::start(RegistryOptions::new());
-    reports_of(&reg.host(), dir, true)
+    reports_of(&reg.host(), dir, true, &["--include-main"])
 }
 
-/// The three reports of `berth conformance check` against `host`, which must (or must not)
-/// conform.
-fn reports_of(host: &str, dir: &Path, conformant: bool) -> Report {
+/// The three reports of `berth conformance check [extra…]` against `host`, which must (or
+/// must not) conform.
+fn reports_of(host: &str, dir: &Path, conformant: bool, extra: &[&str]) -> Report {
     let (json, html, junit) = (
         dir.join("report.json"),
         dir.join("report.html"),
@@ -55,7 +55,8 @@ fn reports_of(host: &str, dir: &Path, conformant: bool) -> Report {
             .arg("--html")
             .arg(&html)
             .arg("--junit")
-            .arg(&junit),
+            .arg(&junit)
+            .args(extra),
         Duration::from_secs(120),
     );
     assert_eq!(
@@ -294,7 +295,40 @@ fn html_report_in_headless_chromium() {
     );
     assert_eq!(summary_cell(&page.dom, "all", "skip"), report.totals.skip);
     assert_eq!(summary_cell(&page.dom, "all", "pass"), report.totals.pass);
-    assert_eq!(report.summary.len(), Workflow::ALL.len());
+    assert_eq!(report.summary.len(), Workflow::ALL.len() + 1);
+
+    // The optional main group is its own section, marked as beyond v1.1 in its heading, its
+    // summary row and each of its checks, and the verdict says it is not part of it.
+    let main = tags(&page.dom, "section")
+        .into_iter()
+        .find(|t| t.get("id").map(String::as_str) == Some("wf-main"))
+        .expect("no section for the main group");
+    assert_eq!(main.get("data-optional").map(String::as_str), Some("true"));
+    assert!(element(&page.dom, "section", "wf-main").contains("optional · beyond v1.1.1"));
+    let main_row_at = page.dom.find("<tr data-workflow=\"main\">").unwrap();
+    assert!(
+        page.dom[main_row_at..]
+            .split("</tr>")
+            .next()
+            .unwrap()
+            .contains("optional · beyond")
+    );
+    let optional_verdict = element(&page.dom, "p", "optional-verdict");
+    assert!(
+        optional_verdict.contains("not part of the verdict"),
+        "{optional_verdict}"
+    );
+    for c in report.checks.iter().filter(|c| c.info.optional) {
+        let row = element(&page.dom, "details", &format!("check-{}", c.info.id));
+        assert!(
+            row.contains("<span class=\"beyond\">optional</span>"),
+            "{row}"
+        );
+        assert!(
+            row.contains("distribution-spec/blob/main/spec.md#"),
+            "{row}"
+        );
+    }
 
     // Every check is a closed row with the JSON's status; nothing is hidden.
     let rows = tags(&page.dom, "details")
@@ -406,11 +440,81 @@ fn html_report_in_headless_chromium() {
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000);
         eprintln!("screenshot: {}", png.display());
     }
+    // A full-page screenshot with one check expanded: the window is as tall as the page (so
+    // nothing scrolls and nothing is cut), measured by Chromium itself.
+    let fragment = format!("#check-{id}");
+    let height = document_height(&file_url(&html, &fragment), &dir);
+    assert!(
+        (2_000..16_384).contains(&height),
+        "the page is {height} px tall: not a whole report, or too tall for one screenshot"
+    );
+    let png = dir.join("report-full.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = Chromium::run(&[
+        format!("--screenshot={}", png.display()),
+        format!("--window-size=1280,{height}"),
+        "--hide-scrollbars".to_owned(),
+        file_url(&html, &fragment),
+    ]);
+    assert!(shot.success, "{}", shot.log);
+    assert_eq!(
+        console_messages(&shot.log),
+        Vec::<&str>::new(),
+        "{}",
+        shot.log
+    );
+    assert_eq!(png_size(&png), (1280, height));
+    eprintln!("full-page screenshot ({id} expanded): {}", png.display());
     eprintln!(
         "reports: {} (.json, .xml); chromium test took {:.1}s",
         html.display(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The height in CSS pixels of the document at `url` laid out 1280 pixels wide, as Chromium
+/// lays it out (after its script ran): a page of our own, written into `dir`, loads it in
+/// an iframe and writes its `scrollHeight` into its own DOM (reading a `file:` frame needs
+/// `--allow-file-access-from-files`).
+fn document_height(url: &str, dir: &Path) -> u32 {
+    let page = dir.join("measure.html");
+    let html = format!(
+        r#"<!DOCTYPE html>
+<html><body style="margin:0">
+<iframe id="report" src="{url}" style="width:1280px;height:600px;border:0"></iframe>
+<script>
+window.addEventListener("load", function () {{
+  var d = document.getElementById("report").contentDocument.documentElement;
+  document.body.setAttribute("data-report-height", String(d.scrollHeight));
+}});
+</script>
+</body></html>
+"#
+    );
+    write_file(&page, html.as_bytes());
+    let out = Chromium::run(&[
+        "--allow-file-access-from-files".to_owned(),
+        "--dump-dom".to_owned(),
+        file_url(&page, ""),
+    ]);
+    assert!(out.success, "{}", out.log);
+    let body = tags(&out.dom, "body")
+        .into_iter()
+        .next()
+        .expect("no <body> dumped");
+    let _ = std::fs::remove_file(&page);
+    body.get("data-report-height")
+        .unwrap_or_else(|| panic!("the report's height was not measured:\n{}", out.log))
+        .parse()
+        .unwrap()
+}
+
+/// Width and height of a PNG (its IHDR chunk, the first one).
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && &bytes[12..16] == b"IHDR");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&bytes[16..20]), be(&bytes[20..24]))
 }
 
 /// The `hidden` state of every check row in a dumped DOM, by check id.
@@ -433,7 +537,7 @@ fn failing_report_filters_in_chromium() {
     let peer = DockerRegistry::start(None);
     let dir = artifacts().join("docker-registry");
     std::fs::create_dir_all(&dir).unwrap();
-    let report = reports_of(&peer.host(), &dir, false);
+    let report = reports_of(&peer.host(), &dir, false, &[]);
     let html = dir.join("report.html");
     let page = dump_dom(&file_url(&html, ""));
     assert_eq!(
@@ -536,15 +640,16 @@ fn junit_report_parses_and_matches_the_json() {
 import sys, xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
 assert root.tag == "testsuites", root.tag
-print("totals", root.get("tests"), root.get("failures"), root.get("skipped"), root.get("errors"))
+print("totals", root.get("tests"), root.get("failures"), root.get("errors"))
 for suite in root.findall("testsuite"):
     print("suite", suite.get("name"), suite.get("tests"), suite.get("failures"), suite.get("skipped"), suite.get("errors"), float(suite.get("time")) >= 0)
     assert suite.find("properties/property[@name='registry']") is not None
     for case in suite.findall("testcase"):
-        kinds = [c.tag for c in case if c.tag in ("failure", "skipped", "error", "system-out")]
-        outcome = case.find("properties/property[@name='outcome']").get("value")
+        kinds = [c.tag for c in case]
+        out = case.find("system-out")
+        first = out.text.split()[0] if out is not None else "-"
         float(case.get("time"))
-        print("case", suite.get("name"), case.get("classname"), case.get("name"), outcome, ",".join(kinds) or "-")
+        print("case", suite.get("name"), case.get("classname"), case.get("name"), ",".join(kinds) or "-", first)
 "#;
     let out = berth_test_support::run_with_timeout(
         Command::new("python3")
@@ -560,14 +665,16 @@ for suite in root.findall("testsuite"):
         String::from_utf8_lossy(&out.stderr)
     );
     let t = &report.totals;
-    let mut expected = vec![format!("totals {} {} {} 0", t.total(), t.fail, t.skip)];
+    // Optional (main group) failures fail no CI build: they are not counted as failures.
+    let mut expected = vec![format!("totals {} {} 0", t.total(), report.required().fail)];
+    assert!(report.summary.iter().any(|w| w.optional));
     for w in &report.summary {
         let c = &w.counts;
         expected.push(format!(
             "suite {} {} {} {} 0 True",
             w.workflow,
             c.total(),
-            c.fail,
+            if w.optional { 0 } else { c.fail },
             c.skip
         ));
         for r in report
@@ -576,18 +683,92 @@ for suite in root.findall("testsuite"):
             .filter(|r| r.info.workflow == w.workflow)
         {
             let kind = match r.outcome.status {
-                Status::Pass => "-",
-                Status::Fail => "failure",
-                Status::Warn => "system-out",
-                Status::Skip => "skipped",
+                Status::Pass => "- -",
+                Status::Fail if r.info.optional => "system-out optional",
+                Status::Fail => "failure -",
+                Status::Warn => "system-out warning:",
+                Status::Skip => "skipped -",
             };
-            expected.push(format!(
-                "case {w} {w} {} {} {kind}",
-                r.info.id,
-                r.outcome.status,
-                w = w.workflow
-            ));
+            expected.push(format!("case {w} {w} {} {kind}", r.info.id, w = w.workflow));
         }
     }
     assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
+}
+
+/// The JUnit schema CI tools read (Jenkins' xunit plugin `junit-10.xsd`), where
+/// `scripts/test` puts it: `<target>/test-tools/junit-10.xsd`.
+fn junit_schema() -> Option<PathBuf> {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent()?;
+    let schema = target.join("test-tools").join("junit-10.xsd");
+    schema.is_file().then_some(schema)
+}
+
+/// `xmllint --schema` of `doc`: whether it is valid, and what xmllint said.
+fn xmllint(schema: &Path, doc: &Path) -> (bool, String) {
+    let out = berth_test_support::run_with_timeout(
+        Command::new("xmllint")
+            .arg("--noout")
+            .arg("--schema")
+            .arg(schema)
+            .arg(doc),
+        Duration::from_secs(30),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn junit_report_is_valid_against_the_junit_schema() {
+    requires_tool!("xmllint");
+    let Some(schema) = junit_schema() else {
+        berth_test_support::skip_or_fail(
+            "the JUnit schema <target>/test-tools/junit-10.xsd is missing (scripts/test fetches it)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The command's report (berth's registry, the main group included).
+    let mut report = reports_from_the_command(dir.path());
+    let (valid, why) = xmllint(&schema, &dir.path().join("report.xml"));
+    assert!(valid, "{why}");
+    // Every kind of testcase, with registry text that tries to break the XML.
+    let hostile = "</failure><properties/>]]> & \u{1} \"'";
+    let required = [Status::Fail, Status::Warn, Status::Skip];
+    for (c, status) in report
+        .checks
+        .iter_mut()
+        .filter(|c| !c.info.optional)
+        .zip(required)
+    {
+        c.outcome.status = status;
+        c.outcome.reason = format!("{status} {hostile}");
+    }
+    let optional = report.checks.iter_mut().find(|c| c.info.optional).unwrap();
+    optional.outcome.status = Status::Fail;
+    optional.outcome.reason = hostile.to_owned();
+    let all = dir.path().join("all-kinds.xml");
+    let xml = berth_conformance::render::junit::render(&report);
+    for element in [
+        "<failure ",
+        "<skipped ",
+        "<system-out>warning: ",
+        "<system-out>optional check failed: ",
+    ] {
+        assert!(xml.contains(element), "{element}");
+    }
+    write_file(&all, xml.as_bytes());
+    let (valid, why) = xmllint(&schema, &all);
+    assert!(valid, "{why}");
+    // And the validation can fail: a <properties> in a testcase is not in the schema.
+    let invalid = dir.path().join("invalid.xml");
+    write_file(
+        &invalid,
+        xml.replacen("</testcase>", "<properties/></testcase>", 1)
+            .as_bytes(),
+    );
+    let (valid, why) = xmllint(&schema, &invalid);
+    assert!(!valid, "xmllint accepted a <properties> in a <testcase>");
+    assert!(why.contains("properties"), "{why}");
 }

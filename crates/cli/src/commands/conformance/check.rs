@@ -30,11 +30,16 @@ pub struct CheckArgs {
     /// Read the password (or token) from stdin.
     #[arg(long, requires = "username")]
     password_stdin: bool,
-    /// Only these workflows (comma-separated: auth, pull, push, discovery, management).
-    /// Default: all of them; with a tag or digest in the target (read-only), auth, pull
-    /// and discovery.
+    /// Only these workflows (comma-separated: auth, pull, push, discovery, management, and
+    /// main for the optional group alone). Default: the five v1.1 workflows; with a tag or
+    /// digest in the target (read-only), auth, pull and discovery.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Workflow>,
+    /// Also run the optional `main` group: requirements added to distribution-spec on its
+    /// main branch after v1.1 (ids main.*). Reported, marked as beyond v1.1; its failures
+    /// never change the exit code.
+    #[arg(long)]
+    include_main: bool,
     /// Write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<std::path::PathBuf>,
@@ -51,11 +56,14 @@ pub struct CheckArgs {
 pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     let (registry, namespace, existing) = split_target(&args.target)?;
     let client = client(&args, registry)?;
-    let workflows = match (args.only.is_empty(), &existing) {
+    let mut workflows = match (args.only.is_empty(), &existing) {
         (false, _) => args.only.clone(),
         (true, None) => Workflow::ALL.to_vec(),
         (true, Some(_)) => vec![Workflow::Auth, Workflow::Pull, Workflow::Discovery],
     };
+    if args.include_main && !workflows.contains(&Workflow::Main) {
+        workflows.push(Workflow::Main);
+    }
     let opts = Options {
         client,
         registry: registry.to_owned(),
@@ -79,10 +87,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     }
     summary(&report)?;
     if !report.conformant {
+        let required = report.required();
         anyhow::bail!(
             "{} of {} checks failed: {} does not conform to distribution-spec {}",
-            report.totals.fail,
-            report.totals.total(),
+            required.fail,
+            required.total(),
             report.registry,
             report.spec_version
         );
@@ -169,23 +178,34 @@ fn summary(report: &Report) -> anyhow::Result<()> {
     for w in &report.summary {
         let c = &w.counts;
         print(&format!(
-            "  {:<11} {:>3} pass {:>3} fail {:>3} warn {:>3} skip",
+            "  {:<11} {:>3} pass {:>3} fail {:>3} warn {:>3} skip{}",
             w.workflow.as_str(),
             c.pass,
             c.fail,
             c.warn,
-            c.skip
+            c.skip,
+            if w.optional {
+                "  (optional, beyond v1.1: does not change the exit code)"
+            } else {
+                ""
+            }
         ))?;
     }
     for status in [Status::Fail, Status::Warn] {
         for r in report.with_status(status) {
+            let optional = if r.info.optional {
+                ", optional beyond v1.1"
+            } else {
+                ""
+            };
             print(&format!(
-                "{status:<4} {} [{}] {}",
+                "{status:<4} {} [{}{optional}] {}",
                 r.info.id, r.info.level, r.outcome.reason
             ))?;
         }
     }
-    let t = &report.totals;
+    // The verdict's checks; the optional group has its own line.
+    let t = report.required();
     print(&format!(
         "{} checks: {} passed, {} failed, {} warned, {} skipped",
         t.total(),
@@ -193,7 +213,19 @@ fn summary(report: &Report) -> anyhow::Result<()> {
         t.fail,
         t.warn,
         t.skip
-    ))
+    ))?;
+    let o = report.optional();
+    if o.total() > 0 {
+        print(&format!(
+            "{} optional checks (main branch, beyond v1.1): {} passed, {} failed, {} warned, {} skipped",
+            o.total(),
+            o.pass,
+            o.fail,
+            o.warn,
+            o.skip
+        ))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

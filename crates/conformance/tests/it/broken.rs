@@ -791,9 +791,21 @@ fn run_table_of(
 ) -> (Vec<String>, String) {
     // The baseline: the same proxy, breaking nothing.
     let clean = BrokenRegistry::start(upstream, Break::None);
-    let baseline = outcomes(&run(&clean.host(), "broken/baseline", user, existing, workflows));
+    let baseline = outcomes(&run(
+        &clean.host(),
+        "broken/baseline",
+        user,
+        existing,
+        workflows,
+    ));
     drop(clean);
-    let direct = outcomes(&run(&upstream.to_string(), "broken/direct", user, existing, workflows));
+    let direct = outcomes(&run(
+        &upstream.to_string(),
+        "broken/direct",
+        user,
+        existing,
+        workflows,
+    ));
     let mut problems = Vec::new();
     for (id, (st, why)) in &baseline {
         if direct.get(id).map(|d| d.0) != Some(*st) {
@@ -1124,7 +1136,8 @@ fn main_cases() -> Vec<Case> {
 #[test]
 fn each_main_group_break_is_caught_by_the_right_check() {
     let reg = Registry::start(RegistryOptions::new());
-    let (problems, table) = run_table_of(reg.addr(), None, main_cases(), 4, None, &[Workflow::Main]);
+    let (problems, table) =
+        run_table_of(reg.addr(), None, main_cases(), 4, None, &[Workflow::Main]);
     eprintln!("{table}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

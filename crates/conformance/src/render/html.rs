@@ -195,6 +195,17 @@ fn header(out: &mut String, report: &Report) {
     out.push_str("</dd>\n<dt>Workflows</dt><dd>");
     let workflows: Vec<&str> = report.workflows.iter().map(|w| w.as_str()).collect();
     out.push_str(&workflows.join(", "));
+    out.push_str("</dd>\n<dt>Mode</dt><dd id=\"mode\">");
+    match &report.existing {
+        Some(reference) => {
+            out.push_str("read-only: existing content <code>");
+            escape_into(out, &report.namespace);
+            out.push_str(if reference.contains(':') { "@" } else { ":" });
+            escape_into(out, reference);
+            out.push_str("</code> checked with <code>GET</code> and <code>HEAD</code> only");
+        }
+        None => out.push_str("read-write: generated test data pushed, then deleted where allowed"),
+    }
     out.push_str("</dd>\n</dl>\n</header>\n");
 }
 
@@ -708,6 +719,23 @@ mod tests {
         assert!(html.contains("<a href=\"#filter=warn\" data-filter=\"warn\" class=\"warn\">WARN <span class=\"n\">1</span></a>"));
         assert!(html.contains("data-conformant=\"false\""));
         assert!(html.contains("Setup: test data pushed before the checks (1 request)"));
+    }
+
+    #[test]
+    fn the_mode_says_whether_the_run_wrote_to_the_registry() {
+        let mut report = sample_report();
+        report.existing = None;
+        assert!(render(&report).contains("<dd id=\"mode\">read-write: generated test data pushed"));
+        report.existing = Some("3.20".into());
+        let html = render(&report);
+        let ns = escape(&report.namespace);
+        assert!(html.contains(&format!(
+            "<dd id=\"mode\">read-only: existing content <code>{ns}:3.20</code> checked with <code>GET</code> and <code>HEAD</code> only"
+        )));
+        report.existing = Some("sha256:<b>".into());
+        let html = render(&report);
+        assert!(html.contains(&format!("<code>{ns}@sha256:&lt;b&gt;</code>")));
+        assert!(!html.contains("sha256:<b>"));
     }
 
     #[test]

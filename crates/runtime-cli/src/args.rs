@@ -385,12 +385,12 @@ pub fn help(prog: &str, verb: &str, about: &str, usage: &str, flags: &[&[Flag]])
         s.push_str(usage);
     }
     s.push('\n');
-    options(&mut s, flags);
+    options(&mut s, "OPTIONS", flags);
     s
 }
 
-/// The OPTIONS section: `--name value, -n value   help`, aligned.
-pub fn options(s: &mut String, flags: &[&[Flag]]) {
+/// An OPTIONS section: `--name value, -n value   help`, aligned, under `title`.
+pub fn options(s: &mut String, title: &str, flags: &[&[Flag]]) {
     let rows: Vec<(String, String)> = flags
         .iter()
         .flat_map(|f| f.iter())
@@ -413,7 +413,7 @@ pub fn options(s: &mut String, flags: &[&[Flag]]) {
         )))
         .collect();
     let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
-    s.push_str("\nOPTIONS:\n");
+    s.push_str(&format!("\n{title}:\n"));
     for (left, help) in rows {
         s.push_str(&format!("   {left:width$}  {help}\n"));
     }

@@ -435,7 +435,7 @@ fn program_help() -> String {
         "   {:width$}  {}\n",
         "help", "shows the help of a command"
     ));
-    args::options(&mut s, &[GLOBAL_FLAGS, TOP_FLAGS]);
+    args::options(&mut s, "GLOBAL OPTIONS", &[GLOBAL_FLAGS, TOP_FLAGS]);
     s
 }
 

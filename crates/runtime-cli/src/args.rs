@@ -548,6 +548,89 @@ mod tests {
         assert_eq!(ok("--memory -1 x").number::<i64>("memory"), Ok(Some(-1)));
     }
 
+    /// The fuzz target's property on generated lines (the fuzz target itself is not run in
+    /// CI): no panic, only the table's flags, and the canonical spelling of what was read
+    /// reads back the same.
+    #[test]
+    fn generated_lines_read_back_canonically() {
+        const TOKENS: &[&str] = &[
+            "x",
+            "-",
+            "--",
+            "-1",
+            "-x",
+            "--bundle",
+            "-b",
+            "-b/b",
+            "--bundle=",
+            "-bundle",
+            "--detach",
+            "--detach=false",
+            "-dt",
+            "-td",
+            "-dte",
+            "A=1",
+            "--env",
+            "-e",
+            "--env=B",
+            "--memory",
+            "--memory=-1",
+            "-h",
+            "--help",
+            "--nope",
+            "-=",
+            "--=",
+            "=",
+            "",
+            "-d=true",
+            "-t=x",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut accepted = 0;
+        for _ in 0..8_000 {
+            let len = (next() % 7) as usize;
+            let argv: Vec<OsString> = (0..len)
+                .map(|_| OsString::from(TOKENS[(next() % TOKENS.len() as u64) as usize]))
+                .collect();
+            for mode in [Positionals::Interleaved, Positionals::RawAfter(1)] {
+                for stop in [false, true] {
+                    let Ok(m) = lex(&argv, &[FLAGS], mode, stop) else {
+                        continue;
+                    };
+                    accepted += 1;
+                    for (name, value) in &m.flags {
+                        let f = FLAGS.iter().find(|f| f.long == *name).unwrap();
+                        assert!(f.takes_value || value == "true" || value == "false");
+                    }
+                    let mut canon: Vec<OsString> = m
+                        .flags
+                        .iter()
+                        .map(|(name, value)| {
+                            let mut a = OsString::from(format!("--{name}="));
+                            a.push(value);
+                            a
+                        })
+                        .collect();
+                    if m.help {
+                        canon.push("--help".into());
+                    }
+                    if !m.positionals.is_empty() {
+                        canon.push("--".into());
+                        canon.extend(m.positionals.iter().cloned());
+                    }
+                    assert_eq!(lex(&canon, &[FLAGS], mode, stop), Ok(m), "{argv:?}");
+                }
+            }
+        }
+        assert!(accepted > 4_000, "only {accepted} lines accepted");
+    }
+
     #[test]
     fn help_text_lists_every_flag() {
         let h = help(

@@ -5,6 +5,10 @@
 #
 #   bench/runtime.sh              N=100 sequential containers per runtime, 20 concurrent
 #   N=20 bench/runtime.sh         a quick smoke run
+#   PARTS=rss bench/runtime.sh    only some parts: any of time (run, create+start+delete,
+#                                 CPU), rss, concurrent; comma-separated (default: all)
+#   BERTH_BASELINE_BIN=/old/berth-runtime bench/runtime.sh
+#                                 also measure an older build, interleaved, as "berth-baseline"
 #
 # Per runtime: median and p90 wall time of `run` of /bin/true; median of create+start+delete
 # (the container runs /bin/true; delete after it exits); user+system CPU time per `run`; peak
@@ -14,6 +18,7 @@
 set -euo pipefail
 
 N=${N:-100}
+PARTS=${PARTS:-time,rss,concurrent}
 CONCURRENT=${CONCURRENT:-20}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -49,12 +54,20 @@ c["ociVersion"] = "1.0.2"  # what Debian's crun 1.8 still accepts
 json.dump(c, open(p, "w"), indent=2)
 PY
 
-python3 - "$WORK" "$N" "$CONCURRENT" "$BERTH" <<'PY'
+python3 - "$WORK" "$N" "$CONCURRENT" "$BERTH" "$PARTS" "${BERTH_BASELINE_BIN:-}" <<'PY'
 import os, resource, statistics, subprocess, sys, time, datetime, shutil, concurrent.futures
 
 work, n, conc, berth = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+parts, baseline = set(sys.argv[5].split(",")), sys.argv[6]
+unknown = parts - {"time", "rss", "concurrent"}
+if unknown:
+    sys.exit(f"error: unknown PARTS {sorted(unknown)}; hint: any of time, rss, concurrent")
 bundle = os.path.join(work, "bundle")
 runtimes = {"berth-runtime": berth, "runc": shutil.which("runc"), "crun": shutil.which("crun")}
+if baseline:
+    runtimes["berth-baseline"] = baseline
+# container ids unique per runtime (their cgroups share the hierarchy)
+tag = {name: f"r{j}" for j, name in enumerate(runtimes)}
 
 def version(b):
     out = subprocess.run([b, "--version"], capture_output=True, text=True).stdout
@@ -80,13 +93,13 @@ def timed(fn):
 
 res = {k: {"run": [], "cycle": [], "cpu": []} for k in runtimes}
 rss = {}
-for i in range(n):
+for i in range(n if "time" in parts else 0):
     for name in runtimes:
-        cid = f"b{name[:2]}{i}"
+        cid = f"b{tag[name]}-{i}"
         wall, cpu = timed(lambda: rt(name, "run", "--bundle", bundle, cid))
         res[name]["run"].append(wall)
         res[name]["cpu"].append(cpu)
-        cid2 = f"c{name[:2]}{i}"
+        cid2 = f"c{tag[name]}-{i}"
         def cycle():
             rt(name, "create", "--bundle", bundle, cid2)
             rt(name, "start", cid2)
@@ -103,7 +116,7 @@ for i in range(n):
 # forked from this Python carries Python's high-water mark across exec); the median of 15
 # interleaved runs, as one run varies by ±0.1 MiB
 rss_runs = {name: [] for name in runtimes}
-for i in range(15):
+for i in range(15 if "rss" in parts else 0):
     for name in runtimes:
         out = subprocess.run(["/usr/bin/time", "-f", "%M", runtimes[name], "--root",
                               os.path.join(work, "root-" + name), "run", "--bundle", bundle,
@@ -112,17 +125,20 @@ for i in range(15):
                              stderr=subprocess.PIPE, text=True, check=True)
         rss_runs[name].append(int(out.stderr.strip().splitlines()[-1]) / 1024)
 for name in runtimes:
-    rss[name] = statistics.median(rss_runs[name])
+    if rss_runs[name]:
+        rss[name] = statistics.median(rss_runs[name])
 
 conc_wall = {}
-for name in runtimes:
+for name in (runtimes if "concurrent" in parts else ()):
     def many():
         with concurrent.futures.ThreadPoolExecutor(conc) as ex:
-            list(ex.map(lambda j: rt(name, "run", "--bundle", bundle, f"p{name[:2]}{j}"), range(conc)))
+            list(ex.map(lambda j: rt(name, "run", "--bundle", bundle, f"p{tag[name]}-{j}"), range(conc)))
     conc_wall[name], _ = timed(many)
 
-def med(v): return statistics.median(v) * 1000
-def p90(v): return sorted(v)[int(len(v) * 0.9) - 1] * 1000
+nan = float("nan")
+def med(v): return statistics.median(v) * 1000 if v else nan
+def p90(v): return sorted(v)[max(int(len(v) * 0.9) - 1, 0)] * 1000 if v else nan
+def fmt(v, digits): return "–" if v != v else f"{v:.{digits}f}"
 lines = [f"# berth-runtime vs runc and crun — {datetime.date.today()}", "",
          "- " + "; ".join(f"{k}: {version(b)}" for k, b in runtimes.items()),
          f"- N={n} sequential containers per runtime, interleaved; {conc} concurrent; bundle on tmpfs; 2 CPUs", "",
@@ -130,11 +146,17 @@ lines = [f"# berth-runtime vs runc and crun — {datetime.date.today()}", "",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for k in runtimes:
     r = res[k]
-    lines.append(f"| {k} | {med(r['run']):.1f} | {p90(r['run']):.1f} | {med(r['cycle']):.1f} | {med(r['cpu']):.1f} | {rss[k]:.2f} | {conc_wall[k]:.2f} |")
+    cells = [med(r['run']), p90(r['run']), med(r['cycle']), med(r['cpu']), rss.get(k, nan), conc_wall.get(k, nan)]
+    lines.append(f"| {k} | " + " | ".join(fmt(v, d) for v, d in zip(cells, (1, 1, 1, 1, 2, 2))) + " |")
 b = res["berth-runtime"]
-lines += ["", "Ratios (other / berth-runtime; higher = berth faster or smaller):", ""]
-for k in ("runc", "crun"):
-    lines.append(f"- {k}: run {med(res[k]['run'])/med(b['run']):.2f}×, create+start+delete {med(res[k]['cycle'])/med(b['cycle']):.2f}×, CPU {med(res[k]['cpu'])/max(med(b['cpu']),1e-9):.2f}×, peak RSS {rss[k]/rss['berth-runtime']:.2f}×, concurrent {conc_wall[k]/conc_wall['berth-runtime']:.2f}×")
+lines += ["", f"Ratios (other / berth-runtime; higher = berth faster or smaller; parts: {','.join(sorted(parts))}):", ""]
+for k in [k for k in runtimes if k != "berth-runtime"]:
+    ratios = [("run", med(res[k]['run']) / med(b['run'])),
+              ("create+start+delete", med(res[k]['cycle']) / med(b['cycle'])),
+              ("CPU", med(res[k]['cpu']) / max(med(b['cpu']), 1e-9)),
+              ("peak RSS", rss.get(k, nan) / rss.get('berth-runtime', nan)),
+              ("concurrent", conc_wall.get(k, nan) / conc_wall.get('berth-runtime', nan))]
+    lines.append(f"- {k}: " + ", ".join(f"{what} {v:.2f}×" for what, v in ratios if v == v))
 text = "\n".join(lines) + "\n"
 print(text)
 os.makedirs("bench/results", exist_ok=True)

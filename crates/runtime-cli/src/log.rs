@@ -86,6 +86,11 @@ impl Logger {
         self.write("warning", msg);
     }
 
+    /// Log an error line (only there: the caller reports it on stderr itself).
+    pub fn error(&self, msg: &str) {
+        self.write("error", msg);
+    }
+
     /// Log an error and, when the log is a file, print it plainly on stderr too.
     pub fn fatal(&self, e: &anyhow::Error) {
         let msg = chain(e);

@@ -2,42 +2,89 @@
 
 use std::path::PathBuf;
 
+use crate::Global;
+use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
 use berth_container::{Container, CreateOptions};
-use clap::Args;
 
-use crate::Global;
+/// The flags `create` and `run` share.
+pub const FLAGS: &[Flag] = &[
+    Flag::value(
+        "bundle",
+        Some('b'),
+        "path to the root of the bundle directory, defaults to the current directory",
+    ),
+    Flag::value(
+        "console-socket",
+        None,
+        "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal",
+    ),
+    Flag::value(
+        "pidfd-socket",
+        None,
+        "path to an AF_UNIX socket which will receive a file descriptor referencing the init process (not supported)",
+    ),
+    Flag::value(
+        "pid-file",
+        None,
+        "specify the file to write the process id to",
+    ),
+    Flag::bool(
+        "no-pivot",
+        None,
+        "do not use pivot root to jail process inside rootfs",
+    ),
+    Flag::bool(
+        "no-new-keyring",
+        None,
+        "do not create a new session keyring for the container",
+    ),
+    Flag::value(
+        "preserve-fds",
+        None,
+        "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total) (default: 0)",
+    ),
+];
 
-#[derive(Args, Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateFlags {
-    /// path to the root of the bundle directory, defaults to the current directory
-    #[arg(short = 'b', long)]
     pub bundle: Option<PathBuf>,
-    /// path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
-    #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    /// path to an AF_UNIX socket which will receive a file descriptor referencing the init process (not supported)
-    #[arg(long = "pidfd-socket")]
     pub pidfd_socket: Option<PathBuf>,
-    /// specify the file to write the process id to
-    #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// do not use pivot root to jail process inside rootfs
-    #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// do not create a new session keyring for the container
-    #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
-    /// Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
 }
 
-#[derive(Args, Debug)]
+impl CreateFlags {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        Ok(CreateFlags {
+            bundle: m.path("bundle"),
+            console_socket: m.path("console-socket"),
+            pidfd_socket: m.path("pidfd-socket"),
+            pid_file: m.path("pid-file"),
+            no_pivot: m.flag("no-pivot"),
+            no_new_keyring: m.flag("no-new-keyring"),
+            preserve_fds: m.number("preserve-fds")?.unwrap_or(0),
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
 pub struct CreateArgs {
     pub id: String,
-    #[command(flatten)]
     pub flags: CreateFlags,
+}
+
+impl CreateArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let [id] = super::exactly::<1>("create", m)?;
+        Ok(CreateArgs {
+            id,
+            flags: CreateFlags::from_matches(m)?,
+        })
+    }
 }
 
 pub fn options(g: &Global, id: &str, f: &CreateFlags) -> anyhow::Result<CreateOptions> {

@@ -1,18 +1,31 @@
 //! `delete <id>` (`--force` kills a running one first). A directory left without state by
 //! an interrupted create is removed too.
 
+use crate::Global;
+use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
 use berth_container::{Container, ContainerError, remove_leftover};
-use clap::Args;
 
-use crate::Global;
+pub const FLAGS: &[Flag] = &[Flag::bool(
+    "force",
+    Some('f'),
+    "Forcibly deletes the container if it is still running (uses SIGKILL)",
+)];
 
-#[derive(Args, Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct DeleteArgs {
     pub id: String,
-    /// Forcibly deletes the container if it is still running (uses SIGKILL)
-    #[arg(short = 'f', long)]
     pub force: bool,
+}
+
+impl DeleteArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let [id] = super::exactly::<1>("delete", m)?;
+        Ok(DeleteArgs {
+            id,
+            force: m.flag("force"),
+        })
+    }
 }
 
 pub fn run(g: &Global, a: DeleteArgs) -> anyhow::Result<u8> {

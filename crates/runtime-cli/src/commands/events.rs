@@ -4,21 +4,36 @@
 
 use std::time::{Duration, Instant};
 
+use crate::Global;
+use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
 use berth_container::Status;
-use clap::Args;
 
-use crate::Global;
+pub const FLAGS: &[Flag] = &[
+    Flag::value(
+        "interval",
+        None,
+        "set the stats collection interval (default: 5s)",
+    ),
+    Flag::bool("stats", None, "display the container's stats then exit"),
+];
 
-#[derive(Args, Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct EventsArgs {
     pub id: String,
-    /// set the stats collection interval
-    #[arg(long, default_value = "5s")]
     pub interval: String,
-    /// display the container's stats then exit
-    #[arg(long)]
     pub stats: bool,
+}
+
+impl EventsArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let [id] = super::exactly::<1>("events", m)?;
+        Ok(EventsArgs {
+            id,
+            interval: m.string("interval")?.unwrap_or_else(|| "5s".to_owned()),
+            stats: m.flag("stats"),
+        })
+    }
 }
 
 /// Go durations: "5s", "100ms", "1m30s", "2h".

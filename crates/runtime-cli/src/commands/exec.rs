@@ -2,69 +2,109 @@
 
 use std::path::PathBuf;
 
+use crate::Global;
+use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
 use berth_container::{ExecOptions, ForegroundOptions, wait_foreground};
 use berth_oci::oci_spec::runtime::{LinuxCapabilities, Process};
-use clap::Args;
 
-use crate::Global;
+pub const FLAGS: &[Flag] = &[
+    Flag::value(
+        "console-socket",
+        None,
+        "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal",
+    ),
+    Flag::value("pidfd-socket", None, "(not supported)"),
+    Flag::value("cwd", None, "current working directory in the container"),
+    Flag::list("env", Some('e'), "set environment variables"),
+    Flag::bool("tty", Some('t'), "allocate a pseudo-TTY"),
+    Flag::value("user", Some('u'), "UID (format: <uid>[:<gid>])"),
+    Flag::list("additional-gids", Some('g'), "additional gids"),
+    Flag::value("process", Some('p'), "path to the process.json"),
+    Flag::bool("detach", Some('d'), "detach from the container's process"),
+    Flag::value(
+        "pid-file",
+        None,
+        "specify the file to write the process id to",
+    ),
+    Flag::value(
+        "process-label",
+        None,
+        "set the asm process label for the process commonly used with selinux",
+    ),
+    Flag::value("apparmor", None, "set the apparmor profile for the process"),
+    Flag::bool(
+        "no-new-privs",
+        None,
+        "set the no new privileges value for the process",
+    ),
+    Flag::list(
+        "cap",
+        Some('c'),
+        "add a capability to the bounding set for the process",
+    ),
+    Flag::value(
+        "preserve-fds",
+        None,
+        "Pass N additional file descriptors to the container (stdio + N in total) (default: 0)",
+    ),
+    Flag::list(
+        "cgroup",
+        None,
+        "run the process in an (existing) sub-cgroup(s) (accepted only empty)",
+    ),
+    Flag::bool("ignore-paused", None, "allow exec in a paused container"),
+];
 
-#[derive(Args, Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecArgs {
-    /// path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
-    #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
-    /// (not supported)
-    #[arg(long = "pidfd-socket")]
     pub pidfd_socket: Option<PathBuf>,
-    /// current working directory in the container
-    #[arg(long)]
     pub cwd: Option<PathBuf>,
-    /// set environment variables
-    #[arg(short = 'e', long)]
     pub env: Vec<String>,
-    /// allocate a pseudo-TTY
-    #[arg(short = 't', long)]
     pub tty: bool,
-    /// UID (format: <uid>[:<gid>])
-    #[arg(short = 'u', long)]
     pub user: Option<String>,
-    /// additional gids
-    #[arg(short = 'g', long = "additional-gids")]
     pub additional_gids: Vec<i64>,
-    /// path to the process.json
-    #[arg(short = 'p', long)]
     pub process: Option<PathBuf>,
-    /// detach from the container's process
-    #[arg(short = 'd', long)]
     pub detach: bool,
-    /// specify the file to write the process id to
-    #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,
-    /// set the asm process label for the process commonly used with selinux
-    #[arg(long = "process-label")]
     pub process_label: Option<String>,
-    /// set the apparmor profile for the process
-    #[arg(long)]
     pub apparmor: Option<String>,
-    /// set the no new privileges value for the process
-    #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
-    /// add a capability to the bounding set for the process
-    #[arg(short = 'c', long = "cap")]
     pub cap: Vec<String>,
-    /// Pass N additional file descriptors to the container (stdio + N in total)
-    #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// run the process in an (existing) sub-cgroup(s) (accepted only empty)
-    #[arg(long)]
     pub cgroup: Vec<String>,
-    /// allow exec in a paused container
-    #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
     pub id: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+impl ExecArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let mut args = m.positionals("exec", 1, usize::MAX)?.into_iter();
+        let id = args.next().unwrap_or_default();
+        Ok(ExecArgs {
+            console_socket: m.path("console-socket"),
+            pidfd_socket: m.path("pidfd-socket"),
+            cwd: m.path("cwd"),
+            env: m.strings("env")?,
+            tty: m.flag("tty"),
+            user: m.string("user")?,
+            additional_gids: m.numbers("additional-gids")?,
+            process: m.path("process"),
+            detach: m.flag("detach"),
+            pid_file: m.path("pid-file"),
+            process_label: m.string("process-label")?,
+            apparmor: m.string("apparmor")?,
+            no_new_privs: m.flag("no-new-privs"),
+            cap: m.strings("cap")?,
+            preserve_fds: m.number("preserve-fds")?.unwrap_or(0),
+            cgroup: m.strings("cgroup")?,
+            ignore_paused: m.flag("ignore-paused"),
+            id,
+            command: args.collect(),
+        })
+    }
 }
 
 fn process_of(a: &ExecArgs, base: Option<&Process>) -> anyhow::Result<Process> {

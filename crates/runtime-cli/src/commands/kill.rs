@@ -1,18 +1,32 @@
 //! `kill <id> [signal]` (default SIGTERM; names or numbers), `--all`.
 
-use anyhow::Context;
-use clap::Args;
-
 use crate::Global;
+use crate::args::{Flag, Matches, UsageError};
+use anyhow::Context;
 
-#[derive(Args, Debug)]
+pub const FLAGS: &[Flag] = &[Flag::bool(
+    "all",
+    Some('a'),
+    "send the specified signal to all processes inside the container",
+)];
+
+#[derive(Debug, PartialEq, Eq)]
 pub struct KillArgs {
     pub id: String,
-    #[arg(default_value = "SIGTERM")]
     pub signal: String,
-    /// send the specified signal to all processes inside the container
-    #[arg(short = 'a', long)]
     pub all: bool,
+}
+
+impl KillArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let mut args = m.positionals("kill", 1, 2)?.into_iter();
+        let id = args.next().unwrap_or_default();
+        Ok(KillArgs {
+            id,
+            signal: args.next().unwrap_or_else(|| "SIGTERM".to_owned()),
+            all: m.flag("all"),
+        })
+    }
 }
 
 pub fn run(g: &Global, a: KillArgs) -> anyhow::Result<u8> {

@@ -1,17 +1,31 @@
 //! `list` (`--format table|json`, `--quiet`).
 
-use clap::Args;
-
 use crate::Global;
+use crate::args::{Flag, Matches, UsageError};
 
-#[derive(Args, Debug)]
+pub const FLAGS: &[Flag] = &[
+    Flag::value(
+        "format",
+        Some('f'),
+        "select one of: table or json (default: \"table\")",
+    ),
+    Flag::bool("quiet", Some('q'), "display only container IDs"),
+];
+
+#[derive(Debug, PartialEq, Eq)]
 pub struct ListArgs {
-    /// select one of: table or json
-    #[arg(short = 'f', long, default_value = "table")]
     pub format: String,
-    /// display only container IDs
-    #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+impl ListArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        m.positionals("list", 0, 0)?;
+        Ok(ListArgs {
+            format: m.string("format")?.unwrap_or_else(|| "table".to_owned()),
+            quiet: m.flag("quiet"),
+        })
+    }
 }
 
 pub fn run(g: &Global, a: ListArgs) -> anyhow::Result<u8> {

@@ -23,6 +23,14 @@ use anyhow::Context;
 use berth_container::Container;
 
 use crate::Global;
+use crate::args::{Matches, UsageError};
+
+/// Exactly `N` positional arguments (runc's `checkArgs(…, exactArgs)`).
+pub fn exactly<const N: usize>(verb: &str, m: &Matches) -> Result<[String; N], UsageError> {
+    m.positionals(verb, N, N)?
+        .try_into()
+        .map_err(|_| UsageError(format!("{verb:?} requires exactly {N} argument(s)")))
+}
 
 /// `--version`: runc-like lines.
 pub fn version() -> ExitCode {

@@ -1,13 +1,20 @@
 //! `pause <id>` / `resume <id>` (the freezer).
 
-use anyhow::Context;
-use clap::Args;
-
 use crate::Global;
+use crate::args::{Matches, UsageError};
+use anyhow::Context;
 
-#[derive(Args, Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct PauseArgs {
     pub id: String,
+}
+
+impl PauseArgs {
+    /// For `pause` and `resume` (`verb`).
+    pub fn from_matches(verb: &str, m: &Matches) -> Result<Self, UsageError> {
+        let [id] = super::exactly::<1>(verb, m)?;
+        Ok(PauseArgs { id })
+    }
 }
 
 pub fn run(g: &Global, a: PauseArgs, pause: bool) -> anyhow::Result<u8> {

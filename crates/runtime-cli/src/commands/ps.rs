@@ -3,20 +3,34 @@
 
 use std::process::Command;
 
-use anyhow::Context;
-use clap::Args;
-
 use crate::Global;
+use crate::args::{Flag, Matches, UsageError};
+use anyhow::Context;
 
-#[derive(Args, Debug)]
+pub const FLAGS: &[Flag] = &[Flag::value(
+    "format",
+    Some('f'),
+    "select one of: table or json (default: \"table\")",
+)];
+
+#[derive(Debug, PartialEq, Eq)]
 pub struct PsArgs {
-    /// select one of: table or json
-    #[arg(short = 'f', long, default_value = "table")]
     pub format: String,
     pub id: String,
     /// options passed to ps (default -ef)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
+}
+
+impl PsArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let mut args = m.positionals("ps", 1, usize::MAX)?.into_iter();
+        let id = args.next().unwrap_or_default();
+        Ok(PsArgs {
+            format: m.string("format")?.unwrap_or_else(|| "table".to_owned()),
+            id,
+            ps_args: args.collect(),
+        })
+    }
 }
 
 pub fn run(g: &Global, a: PsArgs) -> anyhow::Result<u8> {

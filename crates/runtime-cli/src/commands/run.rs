@@ -1,26 +1,42 @@
 //! `run <id>`: create + start; in the foreground, wait (forwarding signals) and exit with
 //! the container's status, then delete it unless `--keep`.
 
+use crate::Global;
+use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
 use berth_container::{Container, ForegroundOptions, wait_foreground};
-use clap::Args;
 
-use crate::Global;
+/// `run`'s flags beside `create`'s.
+pub const FLAGS: &[Flag] = &[
+    Flag::bool("detach", Some('d'), "detach from the container's process"),
+    Flag::bool("keep", None, "do not delete the container after it exits"),
+    Flag::bool(
+        "no-subreaper",
+        None,
+        "disable the use of the subreaper used to reap reparented processes (accepted)",
+    ),
+];
 
-#[derive(Args, Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct RunArgs {
     pub id: String,
-    #[command(flatten)]
     pub flags: super::create::CreateFlags,
-    /// detach from the container's process
-    #[arg(short = 'd', long)]
     pub detach: bool,
-    /// do not delete the container after it exits
-    #[arg(long)]
     pub keep: bool,
-    /// disable the use of the subreaper used to reap reparented processes (accepted)
-    #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
+}
+
+impl RunArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let [id] = super::exactly::<1>("run", m)?;
+        Ok(RunArgs {
+            id,
+            flags: super::create::CreateFlags::from_matches(m)?,
+            detach: m.flag("detach"),
+            keep: m.flag("keep"),
+            no_subreaper: m.flag("no-subreaper"),
+        })
+    }
 }
 
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {

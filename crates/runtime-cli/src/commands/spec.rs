@@ -2,17 +2,36 @@
 
 use std::path::PathBuf;
 
+use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
-use clap::Args;
 
-#[derive(Args, Debug)]
+pub const FLAGS: &[Flag] = &[
+    Flag::value(
+        "bundle",
+        Some('b'),
+        "path to the root of the bundle directory",
+    ),
+    Flag::bool(
+        "rootless",
+        None,
+        "generate a configuration for a rootless container",
+    ),
+];
+
+#[derive(Debug, PartialEq, Eq)]
 pub struct SpecArgs {
-    /// path to the root of the bundle directory
-    #[arg(short = 'b', long)]
     pub bundle: Option<PathBuf>,
-    /// generate a configuration for a rootless container
-    #[arg(long)]
     pub rootless: bool,
+}
+
+impl SpecArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        m.positionals("spec", 0, 0)?;
+        Ok(SpecArgs {
+            bundle: m.path("bundle"),
+            rootless: m.flag("rootless"),
+        })
+    }
 }
 
 pub fn run(a: SpecArgs) -> anyhow::Result<u8> {

@@ -1,13 +1,19 @@
 //! `start <id>`.
 
-use anyhow::Context;
-use clap::Args;
-
 use crate::Global;
+use crate::args::{Matches, UsageError};
+use anyhow::Context;
 
-#[derive(Args, Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct StartArgs {
     pub id: String,
+}
+
+impl StartArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let [id] = super::exactly::<1>("start", m)?;
+        Ok(StartArgs { id })
+    }
 }
 
 pub fn run(g: &Global, a: StartArgs) -> anyhow::Result<u8> {

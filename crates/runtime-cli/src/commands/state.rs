@@ -1,12 +1,18 @@
 //! `state <id>`: runc's indented JSON.
 
-use clap::Args;
-
 use crate::Global;
+use crate::args::{Matches, UsageError};
 
-#[derive(Args, Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct StateArgs {
     pub id: String,
+}
+
+impl StateArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        let [id] = super::exactly::<1>("state", m)?;
+        Ok(StateArgs { id })
+    }
 }
 
 pub fn run(g: &Global, a: StateArgs) -> anyhow::Result<u8> {

@@ -1,9 +1,18 @@
 //! Commands runc has that berth-runtime refuses (checkpoint, restore).
 
-use clap::Args;
+use std::ffi::OsString;
 
-#[derive(Args, Debug)]
+use crate::args::{Matches, UsageError};
+
+#[derive(Debug, PartialEq, Eq)]
 pub struct AnyArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    pub args: Vec<OsString>,
+}
+
+impl AnyArgs {
+    pub fn from_matches(m: &Matches) -> Result<Self, UsageError> {
+        Ok(AnyArgs {
+            args: m.positionals.clone(),
+        })
+    }
 }

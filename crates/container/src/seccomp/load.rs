@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use berth_oci::oci_spec::runtime::{Arch, LinuxSeccompFilterFlag};
+use berth_oci::runtime::{Arch, LinuxSeccompFilterFlag};
 use serde::Serialize;
 
 use super::compile::{self, FLAG_NEW_LISTENER, FLAGS};

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -16,7 +16,7 @@ use crate::cgroups::stats::Stats;
 
 /// The value for `pids.max`, or None to leave it.
 pub(crate) fn limit_value(r: &LinuxResources) -> Option<String> {
-    let limit = r.pids().as_ref()?.limit();
+    let limit = r.pids.as_ref()?.limit;
     Some(if limit < 0 {
         "max".to_owned()
     } else {
@@ -51,14 +51,15 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxPids;
+    use berth_oci::runtime::LinuxPids;
 
     fn resources(limit: i64) -> LinuxResources {
-        let mut p = LinuxPids::default();
-        p.set_limit(limit);
-        let mut r = LinuxResources::default();
-        r.set_pids(Some(p));
-        r
+        let p = LinuxPids { limit };
+
+        LinuxResources {
+            pids: Some(p),
+            ..Default::default()
+        }
     }
 
     #[test]

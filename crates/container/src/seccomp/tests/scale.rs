@@ -361,7 +361,7 @@ fn random_profiles_agree_with_an_independent_model() {
 #[test]
 fn every_oci_spec_arch_name_maps_to_a_table_or_is_refused_clearly() {
     for name in super::super::arch::supported_names() {
-        let ok: Result<berth_oci::oci_spec::runtime::Arch, _> = serde_json::from_value(json!(name));
+        let ok: Result<berth_oci::runtime::Arch, _> = serde_json::from_value(json!(name));
         if ok.is_err() {
             // The config types of this oci-spec cannot carry it (LoongArch in 0.8).
             assert_eq!(name, "SCMP_ARCH_LOONGARCH64");

@@ -54,7 +54,7 @@ pub const NAMES: &[&str] = &[
 
 /// The number of a capability.
 pub fn number(cap: Capability) -> u32 {
-    // oci-spec displays SCREAMING_SNAKE_CASE without the CAP_ prefix
+    // displayed as the spec spells it, `CAP_*`; the table has the bare names
     let name = cap.to_string();
     let name = name.strip_prefix("CAP_").unwrap_or(&name);
     NAMES

@@ -100,8 +100,6 @@ fn rlimit_resource(t: PosixRlimitType) -> Option<Resource> {
         PosixRlimitType::RlimitNice => Resource::Nice,
         PosixRlimitType::RlimitRtprio => Resource::Rtprio,
         PosixRlimitType::RlimitRttime => Resource::Rttime,
-        #[allow(unreachable_patterns, reason = "oci-spec may add rlimit types")]
-        _ => return None,
     })
 }
 

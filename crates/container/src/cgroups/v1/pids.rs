@@ -3,7 +3,7 @@
 //! `pids.limit` >= 0 is written as is, < 0 as "max" (runtime-spec config-linux "PIDs": -1 is
 //! "max", and "0 is a valid limit value … and SHOULD be treated as such"). An absent `pids`
 //! leaves the limit alone; the config and `update` parsers turn a `pids` object without a
-//! limit into an absent one (`cgroups::update::normalize`), since oci-spec reads it as 0.
+//! limit into an absent one (`cgroups::update::normalize`), since the typed parse reads it as 0.
 //! Peers differ on 0: runc up to 1.1 leaves the limit unset, runc 1.2+ writes 1.
 
 use std::path::Path;

@@ -5,6 +5,8 @@
 #
 #   bench/runtime.sh              N=100 sequential containers per runtime, 20 concurrent
 #   N=20 bench/runtime.sh         a quick smoke run
+#   PARTS=rss bench/runtime.sh    only some parts: a comma-separated list of
+#                                 time (run and create+start+delete, CPU), rss, concurrent
 #
 # Per runtime: median and p90 wall time of `run` of /bin/true; median of create+start+delete
 # (the container runs /bin/true; delete after it exits); user+system CPU time per `run`; peak
@@ -15,6 +17,13 @@ set -euo pipefail
 
 N=${N:-100}
 CONCURRENT=${CONCURRENT:-20}
+PARTS=${PARTS:-time,rss,concurrent}
+for part in ${PARTS//,/ }; do
+    case $part in
+    time | rss | concurrent) ;;
+    *) echo "error: unknown part $part in PARTS (time, rss, concurrent)" >&2; exit 1 ;;
+    esac
+done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 [ "$(id -u)" -eq 0 ] || { echo "error: run as root (containers need it)" >&2; exit 1; }
@@ -49,10 +58,11 @@ c["ociVersion"] = "1.0.2"  # what Debian's crun 1.8 still accepts
 json.dump(c, open(p, "w"), indent=2)
 PY
 
-python3 - "$WORK" "$N" "$CONCURRENT" "$BERTH" <<'PY'
+python3 - "$WORK" "$N" "$CONCURRENT" "$BERTH" "$PARTS" <<'PY'
 import os, resource, statistics, subprocess, sys, time, datetime, shutil, concurrent.futures
 
 work, n, conc, berth = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+parts = set(sys.argv[5].split(","))
 bundle = os.path.join(work, "bundle")
 runtimes = {"berth-runtime": berth, "runc": shutil.which("runc"), "crun": shutil.which("crun")}
 
@@ -80,7 +90,7 @@ def timed(fn):
 
 res = {k: {"run": [], "cycle": [], "cpu": []} for k in runtimes}
 rss = {}
-for i in range(n):
+for i in range(n if "time" in parts else 0):
     for name in runtimes:
         cid = f"b{name[:2]}{i}"
         wall, cpu = timed(lambda: rt(name, "run", "--bundle", bundle, cid))
@@ -103,7 +113,7 @@ for i in range(n):
 # forked from this Python carries Python's high-water mark across exec); the median of 15
 # interleaved runs, as one run varies by ±0.1 MiB
 rss_runs = {name: [] for name in runtimes}
-for i in range(15):
+for i in range(15 if "rss" in parts else 0):
     for name in runtimes:
         out = subprocess.run(["/usr/bin/time", "-f", "%M", runtimes[name], "--root",
                               os.path.join(work, "root-" + name), "run", "--bundle", bundle,
@@ -112,29 +122,31 @@ for i in range(15):
                              stderr=subprocess.PIPE, text=True, check=True)
         rss_runs[name].append(int(out.stderr.strip().splitlines()[-1]) / 1024)
 for name in runtimes:
-    rss[name] = statistics.median(rss_runs[name])
+    rss[name] = statistics.median(rss_runs[name]) if rss_runs[name] else None
 
 conc_wall = {}
-for name in runtimes:
+for name in runtimes if "concurrent" in parts else ():
     def many():
         with concurrent.futures.ThreadPoolExecutor(conc) as ex:
             list(ex.map(lambda j: rt(name, "run", "--bundle", bundle, f"p{name[:2]}{j}"), range(conc)))
     conc_wall[name], _ = timed(many)
 
-def med(v): return statistics.median(v) * 1000
-def p90(v): return sorted(v)[int(len(v) * 0.9) - 1] * 1000
+def med(v): return statistics.median(v) * 1000 if v else None
+def p90(v): return sorted(v)[int(len(v) * 0.9) - 1] * 1000 if v else None
+def cell(x, fmt): return "—" if x is None else format(x, fmt)
+def ratio(a, b): return "—" if a is None or b is None else f"{a / max(b, 1e-9):.2f}×"
 lines = [f"# berth-runtime vs runc and crun — {datetime.date.today()}", "",
          "- " + "; ".join(f"{k}: {version(b)}" for k, b in runtimes.items()),
-         f"- N={n} sequential containers per runtime, interleaved; {conc} concurrent; bundle on tmpfs; 2 CPUs", "",
+         f"- N={n} sequential containers per runtime, interleaved; {conc} concurrent; bundle on tmpfs; 2 CPUs; parts: {','.join(sorted(parts))}", "",
          f"| runtime | run median ms | run p90 ms | create+start+delete median ms | CPU ms per run | peak RSS MiB | {conc} concurrent s |",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for k in runtimes:
     r = res[k]
-    lines.append(f"| {k} | {med(r['run']):.1f} | {p90(r['run']):.1f} | {med(r['cycle']):.1f} | {med(r['cpu']):.1f} | {rss[k]:.2f} | {conc_wall[k]:.2f} |")
+    lines.append(f"| {k} | {cell(med(r['run']), '.1f')} | {cell(p90(r['run']), '.1f')} | {cell(med(r['cycle']), '.1f')} | {cell(med(r['cpu']), '.1f')} | {cell(rss[k], '.2f')} | {cell(conc_wall.get(k), '.2f')} |")
 b = res["berth-runtime"]
 lines += ["", "Ratios (other / berth-runtime; higher = berth faster or smaller):", ""]
 for k in ("runc", "crun"):
-    lines.append(f"- {k}: run {med(res[k]['run'])/med(b['run']):.2f}×, create+start+delete {med(res[k]['cycle'])/med(b['cycle']):.2f}×, CPU {med(res[k]['cpu'])/max(med(b['cpu']),1e-9):.2f}×, peak RSS {rss[k]/rss['berth-runtime']:.2f}×, concurrent {conc_wall[k]/conc_wall['berth-runtime']:.2f}×")
+    lines.append(f"- {k}: run {ratio(med(res[k]['run']), med(b['run']))}, create+start+delete {ratio(med(res[k]['cycle']), med(b['cycle']))}, CPU {ratio(med(res[k]['cpu']), med(b['cpu']))}, peak RSS {ratio(rss[k], rss['berth-runtime'])}, concurrent {ratio(conc_wall.get(k), conc_wall.get('berth-runtime'))}")
 text = "\n".join(lines) + "\n"
 print(text)
 os.makedirs("bench/results", exist_ok=True)

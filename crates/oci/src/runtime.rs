@@ -137,7 +137,9 @@ pub struct Spec {
 /// `root`: the container's root filesystem.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Root {
-    /// Absolute, or relative to the bundle.
+    /// Absolute, or relative to the bundle. REQUIRED by the spec, but an absent one reads as
+    /// empty (the bundle directory itself), as runc's and oci-spec's parsers read it.
+    #[serde(default)]
     pub path: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly: Option<bool>,

@@ -407,3 +407,34 @@ fn device_rules_display_as_cgroup_v1_lines() {
     assert_eq!(rule.to_string(), "c 1:* rwm");
     assert_eq!(LinuxDeviceCgroup::default().to_string(), "a *:* ");
 }
+
+#[test]
+fn required_fields_follow_what_runc_and_oci_spec_read() {
+    // root.path absent: the bundle directory, as runc reads it
+    let spec: Spec = serde_json::from_value(json!({"root": {}})).unwrap();
+    assert_eq!(spec.root.unwrap().path, PathBuf::new());
+    // a mount needs its destination, a namespace its type, seccomp its default action
+    for (value, want) in [
+        (
+            json!({"mounts": [{"type": "tmpfs"}]}),
+            "missing field `destination`",
+        ),
+        (
+            json!({"linux": {"namespaces": [{"path": "/x"}]}}),
+            "missing field `type`",
+        ),
+        (
+            json!({"linux": {"seccomp": {}}}),
+            "missing field `defaultAction`",
+        ),
+        (
+            json!({"hooks": {"poststop": [{"args": []}]}}),
+            "missing field `path`",
+        ),
+    ] {
+        let err = serde_json::from_value::<Spec>(value.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{value}: {err}");
+    }
+}

@@ -91,9 +91,6 @@ use serde::{Deserialize, Serialize};
 pub use linux::*;
 pub use process::*;
 
-/// The runtime-spec version berth writes and reads (`ociVersion`).
-pub const VERSION: &str = "1.2.1";
-
 /// A container's configuration: the whole `config.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

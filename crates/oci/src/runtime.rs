@@ -5,7 +5,7 @@
 //! Shape: plain `pub` fields and `Default`, one struct per spec object, JSON names
 //! exactly as the spec spells them (camelCase, `blockIO`, `hostID`, …). Optional fields are
 //! `Option` and are not written when `None`; unknown fields are ignored (runtime-spec
-//! "Configuration": "Runtimes MUST ignore unknown fields"). Enums carry the spec's
+//! config.md "Extensibility": runtimes "MUST otherwise ignore them"). Enums carry the spec's
 //! spelling (`CAP_*`, `SCMP_*`, `RLIMIT_*`, namespace and device types). Numbers have the
 //! spec's width and sign: memory limits are `i64` (-1 is unlimited), `pids.limit` is
 //! `i64`, cpu `shares`/`period` are `u64` and `quota` is `i64`.
@@ -15,8 +15,7 @@
 //! is the runtime's to validate (`berth_container::spec`).
 //!
 //! The other platforms' sections (`solaris`, `windows`, `vm`, `zos`, `freebsd`) are kept as
-//! raw JSON:
-//! berth runs Linux containers and only carries them through.
+//! raw JSON: berth runs Linux containers and only carries them through.
 
 /// `Serialize` and `Display` for a fieldless enum spelled as fixed strings (one table gives
 /// each variant its spec spelling), and `Deserialize` of exactly those spellings unless

@@ -17,34 +17,34 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let types = spec::namespace_types(&config);
-    if let Some(linux) = config.linux() {
+    if let Some(linux) = &config.linux {
         let plan = Plan::of(linux);
         for t in &types {
             // each type is created or joined (validation refused duplicates)
             let joined = plan.join.iter().filter(|(j, _)| j == t).count();
             assert_eq!(usize::from(plan.creates(*t)) + joined, 1, "{t:?}");
         }
-        if let Some(profile) = linux.seccomp() {
+        if let Some(profile) = &linux.seccomp {
             let _ = seccomp::compile(profile);
         }
     }
     if let Some(c) = config
-        .process()
+        .process
         .as_ref()
-        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|p| p.capabilities.as_ref())
     {
         for set in [
-            c.bounding(),
-            c.effective(),
-            c.permitted(),
-            c.inheritable(),
-            c.ambient(),
+            &c.bounding,
+            &c.effective,
+            &c.permitted,
+            &c.inheritable,
+            &c.ambient,
         ] {
             let _ = caps::set_of(set.as_ref());
         }
     }
-    for m in config.mounts().as_deref().unwrap_or_default() {
-        let _ = options::parse(m.options().as_deref().unwrap_or_default());
+    for m in config.mounts.as_deref().unwrap_or_default() {
+        let _ = options::parse(m.options.as_deref().unwrap_or_default());
     }
     let again = serde_json::to_vec(&config).unwrap();
     assert!(

@@ -4,7 +4,7 @@
 #![no_main]
 
 use berth_container::seccomp::{self, bpf};
-use berth_oci::oci_spec::runtime::LinuxSeccomp;
+use berth_oci::runtime::LinuxSeccomp;
 use libfuzzer_sys::fuzz_target;
 
 /// `AUDIT_ARCH_*` of the supported architectures, and one unknown.

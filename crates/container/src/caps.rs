@@ -1,7 +1,7 @@
 //! Capabilities: the five sets of `process.capabilities`, applied in runc's order around
 //! the uid switch (bounding drop → keepcaps → setuid → capset → ambient raise).
 
-use berth_oci::oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
+use berth_oci::runtime::{Capabilities, Capability, LinuxCapabilities};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use crate::ipc::{Context, Failure};
@@ -54,7 +54,7 @@ pub const NAMES: &[&str] = &[
 
 /// The number of a capability.
 pub fn number(cap: Capability) -> u32 {
-    // oci-spec displays SCREAMING_SNAKE_CASE without the CAP_ prefix
+    // displayed as the spec spells it, `CAP_*`; the table has the bare names
     let name = cap.to_string();
     let name = name.strip_prefix("CAP_").unwrap_or(&name);
     NAMES
@@ -92,7 +92,7 @@ fn last_cap() -> u32 {
 
 /// Drop from the bounding set everything the config's bounding set lacks.
 pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), Failure> {
-    let keep = set_of(caps.bounding().as_ref()).bits();
+    let keep = set_of(caps.bounding.as_ref()).bits();
     for n in 0..=last_cap() {
         if keep & (1 << n) == 0 && sys::capbset_read(n) == Some(true) {
             sys::capbset_drop(n)
@@ -105,12 +105,12 @@ pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), Failure> {
 /// Set effective/permitted/inheritable, then raise the ambient set.
 pub fn apply(caps: &LinuxCapabilities) -> Result<(), Failure> {
     let sets = CapabilitySets {
-        effective: set_of(caps.effective().as_ref()),
-        permitted: set_of(caps.permitted().as_ref()),
-        inheritable: set_of(caps.inheritable().as_ref()),
+        effective: set_of(caps.effective.as_ref()),
+        permitted: set_of(caps.permitted.as_ref()),
+        inheritable: set_of(caps.inheritable.as_ref()),
     };
     rustix::thread::set_capabilities(None, sets).ctx(|| "failed to set capabilities".to_owned())?;
-    for c in caps.ambient().iter().flatten() {
+    for c in caps.ambient.iter().flatten() {
         let n = number(*c);
         // raising an ambient cap needs it in permitted and inheritable; runc ignores failures
         // for caps the kernel does not know, we report the rest

@@ -278,7 +278,7 @@ mod tests {
     fn parses_as_a_valid_config() {
         for rootless in [None, Some((1000, 1000))] {
             let text = default_spec(rootless, false);
-            let spec: berth_oci::oci_spec::runtime::Spec = serde_json::from_str(&text).unwrap();
+            let spec: berth_oci::runtime::Spec = serde_json::from_str(&text).unwrap();
             crate::spec::validate(&spec).unwrap();
             assert!(text.starts_with("{\n\t\"ociVersion\""));
         }

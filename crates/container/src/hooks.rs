@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_oci::oci_spec::runtime::Hook;
+use berth_oci::runtime::Hook;
 use rustix::event::{PollFd, PollFlags};
 
 /// What went wrong with which hook.
@@ -49,21 +49,21 @@ pub fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookE
 }
 
 fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
-    let path = hook.path().clone();
+    let path = hook.path.clone();
     let spawn_err = |source| HookError::Spawn {
         kind,
         path: path.clone(),
         source,
     };
     let mut cmd = Command::new(&path);
-    if let Some(args) = hook.args() {
+    if let Some(args) = &hook.args {
         if let Some(a0) = args.first() {
             cmd.arg0(a0);
         }
         cmd.args(args.iter().skip(1));
     }
     cmd.env_clear();
-    for kv in hook.env().iter().flatten() {
+    for kv in hook.env.iter().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }
@@ -77,7 +77,7 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
         let _ = stdin.write_all(state);
     }
     let deadline = hook
-        .timeout()
+        .timeout
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let mut output = Vec::new();
@@ -105,7 +105,7 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
                     return Err(HookError::Timeout {
                         kind,
                         path,
-                        secs: hook.timeout().unwrap_or(0),
+                        secs: hook.timeout.unwrap_or(0),
                     });
                 }
                 Some(rustix::time::Timespec {

@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use berth_oci::oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+use berth_oci::runtime::{LinuxNamespaceType, Process, Spec};
 use rustix::thread::UnshareFlags;
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +104,7 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
 
     cfg.ns.join()?;
-    if let Some(root) = cfg.exec_root {
+    if let Some(root) = &cfg.exec_root {
         rustix::process::fchdir(root)
             .ctx(|| "failed to change directory to the container root".to_owned())?;
         rustix::process::chroot(".")
@@ -132,7 +132,7 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
         sys::unshare_namespaces(rest).ctx(|| "failed to create namespaces".to_owned())?;
     }
     if rest.contains(UnshareFlags::NEWTIME)
-        && let Some(linux) = cfg.spec.linux()
+        && let Some(linux) = &cfg.spec.linux
     {
         namespaces::write_time_offsets(linux)?;
     }
@@ -189,7 +189,7 @@ fn init_inner(
     };
     let spec = cfg.spec;
     let process = cfg.process;
-    let all_hooks = spec.hooks().as_ref();
+    let all_hooks = spec.hooks.as_ref();
     if let Some(rp) = &cfg.rootfs {
         if !cfg.ns.creates(LinuxNamespaceType::Mount) {
             return Err(Failure::new("the container needs its own mount namespace"));
@@ -203,7 +203,7 @@ fn init_inner(
         chan.send(&ChildMsg::Hooks)
             .map_err(|e| Failure::new(e.to_string()))?;
         expect_msg(chan, |m| matches!(m, ParentMsg::HooksDone))?;
-        if let Some(h) = all_hooks.and_then(|h| h.create_container().as_deref()) {
+        if let Some(h) = all_hooks.and_then(|h| h.create_container.as_deref()) {
             hooks::run("createContainer", h, state.as_bytes())
                 .map_err(|e| Failure::new(error_chain(&e)))?;
         }
@@ -211,11 +211,11 @@ fn init_inner(
         rootfs::finish(rp)?;
     }
     if cfg.rootfs.is_some() {
-        if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        if let Some(h) = spec.hostname.as_deref().filter(|h| !h.is_empty()) {
             rustix::system::sethostname(h.as_bytes())
                 .ctx(|| format!("failed to set hostname {h}"))?;
         }
-        if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        if let Some(d) = spec.domainname.as_deref().filter(|d| !d.is_empty()) {
             rustix::system::setdomainname(d.as_bytes())
                 .ctx(|| format!("failed to set domainname {d}"))?;
         }
@@ -233,7 +233,7 @@ fn init_inner(
     }
     process::set_oom_score_adj(process)?;
     process::set_rlimits(process)?;
-    if process.terminal().unwrap_or(false) {
+    if process.terminal.unwrap_or(false) {
         let master = tty::setup_pty(process)?;
         chan.send_with_fds(&ChildMsg::Pty, &[master.as_fd()])
             .map_err(|e| Failure::new(e.to_string()))?;
@@ -241,7 +241,7 @@ fn init_inner(
     process::enter_cwd(process)?;
     let plan = process::exec_plan(process, &cfg.extra_env)?;
     process::apply_lsm(process)?;
-    let nnp = process.no_new_privileges().unwrap_or(false);
+    let nnp = process.no_new_privileges.unwrap_or(false);
     if nnp {
         rustix::thread::set_no_new_privs(true).ctx(|| "failed to set no_new_privs".to_owned())?;
     }
@@ -250,7 +250,7 @@ fn init_inner(
         listener = f.load().map_err(|e| Failure::new(error_chain(&e)))?;
     }
     let setgroups = process::setgroups_allowed();
-    if let Some(c) = process.capabilities() {
+    if let Some(c) = &process.capabilities {
         caps::drop_bounding(c)?;
         rustix::thread::set_keep_capabilities(true).ctx(|| "failed to set keepcaps".to_owned())?;
         process::set_user(process, setgroups)?;
@@ -266,20 +266,20 @@ fn init_inner(
     }
     if let Some(l) = listener
         && let Some(path) = spec
-            .linux()
+            .linux
             .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .and_then(|s| s.listener_path().as_ref())
+            .and_then(|l| l.seccomp.as_ref())
+            .and_then(|s| s.listener_path.as_ref())
     {
         let meta = spec
-            .linux()
+            .linux
             .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .and_then(|s| s.listener_metadata().clone())
+            .and_then(|l| l.seccomp.as_ref())
+            .and_then(|s| s.listener_metadata.clone())
             .unwrap_or_default();
         let st: serde_json::Value = serde_json::from_str(&state).unwrap_or_default();
         let msg = serde_json::json!({
-            "ociVersion": spec.version(),
+            "ociVersion": spec.version,
             "fds": ["seccompFd"],
             "pid": st.get("pid").cloned().unwrap_or_default(),
             "metadata": meta,
@@ -291,7 +291,7 @@ fn init_inner(
     chan.send(&ChildMsg::Ready)
         .map_err(|e| Failure::new(e.to_string()))?;
     *ready = true;
-    if let Some(fifo) = cfg.fifo {
+    if let Some(fifo) = &cfg.fifo {
         // blocks until `start` opens the fifo for reading
         let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
         let f = rustix::fs::open(
@@ -302,7 +302,7 @@ fn init_inner(
         .ctx(|| "failed to open the exec fifo".to_owned())?;
         rustix::io::write(&f, b"0").ctx(|| "failed to write to the exec fifo".to_owned())?;
         drop(f);
-        if let Some(h) = all_hooks.and_then(|h| h.start_container().as_deref()) {
+        if let Some(h) = all_hooks.and_then(|h| h.start_container.as_deref()) {
             hooks::run("startContainer", h, state.as_bytes())
                 .map_err(|e| Failure::new(error_chain(&e)))?;
         }

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_oci::oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use berth_oci::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use crate::ipc::{Context, Failure};
@@ -94,10 +94,10 @@ impl Plan {
             new: UnshareFlags::empty(),
             join: Vec::new(),
         };
-        let nss = linux.namespaces().as_deref().unwrap_or_default();
+        let nss = linux.namespaces.as_deref().unwrap_or_default();
         for t in JOIN_ORDER {
-            for ns in nss.iter().filter(|n| n.typ() == *t) {
-                match ns.path() {
+            for ns in nss.iter().filter(|n| n.typ == *t) {
+                match &ns.path {
                     Some(p) => plan.join.push((*t, p.clone())),
                     None => plan.new |= flag(*t),
                 }
@@ -197,7 +197,7 @@ fn same_ns(path: &Path, name: &str) -> bool {
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
         .collect()
 }
 
@@ -225,7 +225,7 @@ impl IdMapPlan {
     /// newuidmap/newgidmap, which check /etc/subuid and /etc/subgid.
     pub fn new(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping], euid: u32, egid: u32) -> Self {
         let self_map = |maps: &[LinuxIdMapping], id: u32| {
-            maps.len() == 1 && maps[0].size() == 1 && maps[0].host_id() == id
+            maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == id
         };
         let unprivileged = euid != 0;
         let gid_self = self_map(gid, egid);
@@ -240,8 +240,8 @@ impl IdMapPlan {
 /// Write the uid/gid maps of the new user namespace of `pid` (runtime side), as
 /// [`IdMapPlan`] says.
 pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), Failure> {
-    let uid = linux.uid_mappings().as_deref().unwrap_or_default();
-    let gid = linux.gid_mappings().as_deref().unwrap_or_default();
+    let uid = linux.uid_mappings.as_deref().unwrap_or_default();
+    let gid = linux.gid_mappings.as_deref().unwrap_or_default();
     let plan = IdMapPlan::new(
         uid,
         gid,
@@ -272,9 +272,9 @@ fn run_idmap_tool(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), F
     cmd.arg(pid.to_string());
     for m in maps {
         cmd.args([
-            m.container_id().to_string(),
-            m.host_id().to_string(),
-            m.size().to_string(),
+            m.container_id.to_string(),
+            m.host_id.to_string(),
+            m.size.to_string(),
         ]);
     }
     let out = match cmd.output() {
@@ -294,7 +294,7 @@ fn run_idmap_tool(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), F
         Err(Failure::new(format!(
             "{tool} {pid}{} failed ({}): {} (hint: the ranges must be granted to this user in {})",
             maps.iter()
-                .map(|m| format!(" {} {} {}", m.container_id(), m.host_id(), m.size()))
+                .map(|m| format!(" {} {} {}", m.container_id, m.host_id, m.size))
                 .collect::<String>(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim(),
@@ -310,15 +310,15 @@ fn run_idmap_tool(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), F
 /// Write time namespace offsets of the calling process's new time namespace (before any
 /// process enters it).
 pub fn write_time_offsets(linux: &Linux) -> Result<(), Failure> {
-    let Some(offsets) = linux.time_offsets() else {
+    let Some(offsets) = &linux.time_offsets else {
         return Ok(());
     };
     let mut text = String::new();
     for (clock, off) in offsets {
         text.push_str(&format!(
             "{clock} {} {}\n",
-            off.secs().unwrap_or(0),
-            off.nanosecs().unwrap_or(0)
+            off.secs.unwrap_or(0),
+            off.nanosecs.unwrap_or(0)
         ));
     }
     if text.is_empty() {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use berth_oci::oci_spec::runtime::{PosixRlimitType, Process};
+use berth_oci::runtime::{PosixRlimitType, Process};
 use rustix::process::{Resource, Rlimit};
 
 use crate::ipc::{Context, Failure};
@@ -27,11 +27,11 @@ fn cstr(s: &str, what: &str) -> Result<CString, Failure> {
 /// Resolve `args[0]` like execvp with the *container's* PATH (called inside the rootfs,
 /// after pivot_root) and build argv/envp; errors here surface at `create`, as with runc.
 pub fn exec_plan(process: &Process, extra_env: &[String]) -> Result<ExecPlan, Failure> {
-    let args = process.args().as_deref().unwrap_or_default();
+    let args = process.args.as_deref().unwrap_or_default();
     let prog = args
         .first()
         .ok_or_else(|| Failure::new("process.args is empty"))?;
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    let mut env: Vec<String> = process.env.clone().unwrap_or_default();
     env.extend(extra_env.iter().cloned());
     let path_var = env
         .iter()
@@ -100,29 +100,26 @@ fn rlimit_resource(t: PosixRlimitType) -> Option<Resource> {
         PosixRlimitType::RlimitNice => Resource::Nice,
         PosixRlimitType::RlimitRtprio => Resource::Rtprio,
         PosixRlimitType::RlimitRttime => Resource::Rttime,
-        #[allow(unreachable_patterns, reason = "oci-spec may add rlimit types")]
-        _ => return None,
     })
 }
 
 /// `process.rlimits`.
 pub fn set_rlimits(process: &Process) -> Result<(), Failure> {
-    for r in process.rlimits().iter().flatten() {
-        let res = rlimit_resource(r.typ())
-            .ok_or_else(|| Failure::new(format!("unknown rlimit {:?}", r.typ())))?;
+    for r in process.rlimits.iter().flatten() {
+        let res = rlimit_resource(r.typ)
+            .ok_or_else(|| Failure::new(format!("unknown rlimit {:?}", r.typ)))?;
         let lim = Rlimit {
-            current: (r.soft() != u64::MAX).then_some(r.soft()),
-            maximum: (r.hard() != u64::MAX).then_some(r.hard()),
+            current: (r.soft != u64::MAX).then_some(r.soft),
+            maximum: (r.hard != u64::MAX).then_some(r.hard),
         };
-        rustix::process::setrlimit(res, lim)
-            .ctx(|| format!("failed to set rlimit {:?}", r.typ()))?;
+        rustix::process::setrlimit(res, lim).ctx(|| format!("failed to set rlimit {:?}", r.typ))?;
     }
     Ok(())
 }
 
 /// `process.oomScoreAdj`.
 pub fn set_oom_score_adj(process: &Process) -> Result<(), Failure> {
-    if let Some(adj) = process.oom_score_adj() {
+    if let Some(adj) = &process.oom_score_adj {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .open("/proc/self/oom_score_adj")
@@ -135,31 +132,27 @@ pub fn set_oom_score_adj(process: &Process) -> Result<(), Failure> {
 
 /// Switch to the process's user: supplementary groups, gid, uid (setres*).
 pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<(), Failure> {
-    let user = process.user();
+    let user = &process.user;
     if setgroups_allowed {
         let groups: Vec<rustix::process::Gid> = user
-            .additional_gids()
+            .additional_gids
             .iter()
             .flatten()
             .map(|g| rustix::process::Gid::from_raw(*g))
             .collect();
         rustix::thread::set_thread_groups(&groups)
             .ctx(|| "failed to set supplementary groups".to_owned())?;
-    } else if user
-        .additional_gids()
-        .as_ref()
-        .is_some_and(|g| !g.is_empty())
-    {
+    } else if user.additional_gids.as_ref().is_some_and(|g| !g.is_empty()) {
         return Err(Failure::new(
             "cannot set additional gids: setgroups is denied in this user namespace",
         ));
     }
-    let gid = rustix::process::Gid::from_raw(user.gid());
+    let gid = rustix::process::Gid::from_raw(user.gid);
     rustix::thread::set_thread_res_gid(gid, gid, gid)
-        .ctx(|| format!("failed to set gid {}", user.gid()))?;
-    let uid = rustix::process::Uid::from_raw(user.uid());
+        .ctx(|| format!("failed to set gid {}", user.gid))?;
+    let uid = rustix::process::Uid::from_raw(user.uid);
     rustix::thread::set_thread_res_uid(uid, uid, uid)
-        .ctx(|| format!("failed to set uid {}", user.uid()))?;
+        .ctx(|| format!("failed to set uid {}", user.uid))?;
     Ok(())
 }
 
@@ -172,14 +165,14 @@ pub fn setgroups_allowed() -> bool {
 
 /// `process.user.umask` (runc's default: 0022).
 pub fn set_umask(process: &Process) {
-    let mask = process.user().umask().unwrap_or(0o022);
+    let mask = process.user.umask.unwrap_or(0o022);
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask & 0o777));
 }
 
 /// chdir into `process.cwd` and check the result is inside the container's root: a cwd
 /// reached through a leaked descriptor (CVE-2024-21626) would not be.
 pub fn enter_cwd(process: &Process) -> Result<(), Failure> {
-    let cwd = process.cwd();
+    let cwd = &process.cwd;
     rustix::process::chdir(cwd.as_path())
         .ctx(|| format!("failed to change directory to {}", cwd.display()))?;
     let now = rustix::process::getcwd(Vec::new())
@@ -207,7 +200,7 @@ fn selinux_enabled() -> bool {
 /// Refuse (at create time, in the runtime) a profile or label the host cannot apply.
 pub fn check_lsm(process: &Process) -> Result<(), Failure> {
     if let Some(p) = process
-        .apparmor_profile()
+        .apparmor_profile
         .as_deref()
         .filter(|p| !p.is_empty())
         && !apparmor_enabled()
@@ -216,7 +209,7 @@ pub fn check_lsm(process: &Process) -> Result<(), Failure> {
             "apparmor profile {p:?} requested, but AppArmor is not enabled on this host"
         )));
     }
-    if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty())
+    if let Some(l) = process.selinux_label.as_deref().filter(|l| !l.is_empty())
         && !selinux_enabled()
     {
         return Err(Failure::new(format!(
@@ -229,7 +222,7 @@ pub fn check_lsm(process: &Process) -> Result<(), Failure> {
 /// Arrange for the AppArmor profile / SELinux label to apply at exec.
 pub fn apply_lsm(process: &Process) -> Result<(), Failure> {
     if let Some(p) = process
-        .apparmor_profile()
+        .apparmor_profile
         .as_deref()
         .filter(|p| !p.is_empty())
     {
@@ -245,7 +238,7 @@ pub fn apply_lsm(process: &Process) -> Result<(), Failure> {
         f.write_all(format!("exec {p}").as_bytes())
             .ctx(|| format!("failed to apply apparmor profile {p}"))?;
     }
-    if let Some(l) = process.selinux_label().as_deref().filter(|l| !l.is_empty()) {
+    if let Some(l) = process.selinux_label.as_deref().filter(|l| !l.is_empty()) {
         let attr = "/proc/self/attr/exec";
         let mut f = std::fs::OpenOptions::new()
             .write(true)

@@ -13,7 +13,7 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use berth_oci::oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Spec};
+use berth_oci::runtime::{LinuxNamespaceType, LinuxResources, Spec};
 
 use crate::cgroups::CgroupError;
 
@@ -116,21 +116,21 @@ pub fn default_root(
 /// namespace, id mappings when it creates one, and `uid=`/`gid=` mount options that are
 /// mapped inside it.
 pub fn validate_unprivileged(spec: &Spec) -> Result<(), RootlessError> {
-    let Some(linux) = spec.linux().as_ref() else {
+    let Some(linux) = spec.linux.as_ref() else {
         return Err(RootlessError::NoUserNamespace);
     };
     let userns = linux
-        .namespaces()
+        .namespaces
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .find(|n| n.typ() == LinuxNamespaceType::User);
+        .find(|n| n.typ == LinuxNamespaceType::User);
     let Some(userns) = userns else {
         return Err(RootlessError::NoUserNamespace);
     };
-    let uid_maps = linux.uid_mappings().as_deref().unwrap_or_default();
-    let gid_maps = linux.gid_mappings().as_deref().unwrap_or_default();
-    if userns.path().is_none() {
+    let uid_maps = linux.uid_mappings.as_deref().unwrap_or_default();
+    let gid_maps = linux.gid_mappings.as_deref().unwrap_or_default();
+    if userns.path.is_none() {
         if uid_maps.is_empty() {
             return Err(RootlessError::NoMapping { kind: "UID" });
         }
@@ -138,14 +138,13 @@ pub fn validate_unprivileged(spec: &Spec) -> Result<(), RootlessError> {
             return Err(RootlessError::NoMapping { kind: "GID" });
         }
     }
-    let mapped = |maps: &[berth_oci::oci_spec::runtime::LinuxIdMapping], id: u32| {
+    let mapped = |maps: &[berth_oci::runtime::LinuxIdMapping], id: u32| {
         maps.iter().any(|m| {
-            id >= m.container_id()
-                && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size())
+            id >= m.container_id && u64::from(id) < u64::from(m.container_id) + u64::from(m.size)
         })
     };
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        for opt in m.options().as_deref().unwrap_or_default() {
+    for m in spec.mounts.as_deref().unwrap_or_default() {
+        for opt in m.options.as_deref().unwrap_or_default() {
             let (kind, maps, value) = if let Some(v) = opt.strip_prefix("uid=") {
                 ("uid", uid_maps, v)
             } else if let Some(v) = opt.strip_prefix("gid=") {
@@ -160,7 +159,7 @@ pub fn validate_unprivileged(spec: &Spec) -> Result<(), RootlessError> {
             if !mapped(maps, id) {
                 return Err(RootlessError::UnmappedMountOption {
                     option: opt.clone(),
-                    destination: m.destination().display().to_string(),
+                    destination: m.destination.display().to_string(),
                     kind,
                     id,
                 });
@@ -173,14 +172,14 @@ pub fn validate_unprivileged(spec: &Spec) -> Result<(), RootlessError> {
 /// Whether `resources` asks for anything only a cgroup can give (devices aside: a rootless
 /// runtime cannot apply device rules anyway, and runc ignores them too).
 pub fn requests_limits(r: &LinuxResources) -> bool {
-    r.memory().is_some()
-        || r.cpu().is_some()
-        || r.pids().is_some()
-        || r.block_io().is_some()
-        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
-        || r.network().is_some()
-        || r.rdma().as_ref().is_some_and(|m| !m.is_empty())
-        || r.unified().as_ref().is_some_and(|m| !m.is_empty())
+    r.memory.is_some()
+        || r.cpu.is_some()
+        || r.pids.is_some()
+        || r.block_io.is_some()
+        || r.hugepage_limits.as_ref().is_some_and(|h| !h.is_empty())
+        || r.network.is_some()
+        || r.rdma.as_ref().is_some_and(|m| !m.is_empty())
+        || r.unified.as_ref().is_some_and(|m| !m.is_empty())
 }
 
 /// Whether a cgroup error is a lack of permission (EPERM, EACCES, EROFS), the only kind

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use berth_oci::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use berth_oci::runtime::{LinuxNamespaceType, Spec};
 use serde::Deserialize;
 
 /// What is wrong with the bundle.
@@ -68,21 +68,17 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
         source,
     })?;
     // an absent pids.limit is not a limit of 0 (see cgroups::update::normalize)
-    if let Some(r) = spec
-        .linux_mut()
-        .as_mut()
-        .and_then(|l| l.resources_mut().as_mut())
-    {
+    if let Some(r) = spec.linux.as_mut().and_then(|l| l.resources.as_mut()) {
         crate::cgroups::update::normalize(&raw["linux"]["resources"], r);
     }
     let root = spec
-        .root()
+        .root
         .as_ref()
         .ok_or_else(|| invalid("root", "root must be specified"))?;
-    let rootfs = if root.path().is_absolute() {
-        root.path().clone()
+    let rootfs = if root.path.is_absolute() {
+        root.path.clone()
     } else {
-        dir.join(root.path())
+        dir.join(&root.path)
     };
     let meta = std::fs::metadata(&rootfs).map_err(|source| SpecError::Read {
         path: rootfs.clone(),
@@ -112,16 +108,16 @@ pub fn parse_config(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
 
 /// Namespace types the config creates or joins.
 pub fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
-    spec.linux()
+    spec.linux
         .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .map(|ns| ns.iter().map(|n| n.typ()).collect())
+        .and_then(|l| l.namespaces.as_ref())
+        .map(|ns| ns.iter().map(|n| n.typ).collect())
         .unwrap_or_default()
 }
 
 /// Check a config for what the runtime refuses (see the module docs).
 pub fn validate(spec: &Spec) -> Result<(), SpecError> {
-    let v = spec.version();
+    let v = &spec.version;
     if !v.starts_with("1.") {
         return Err(invalid(
             "ociVersion",
@@ -129,31 +125,31 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         ));
     }
     let process = spec
-        .process()
+        .process
         .as_ref()
         .ok_or_else(|| invalid("process", "process must be specified"))?;
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+    if process.args.as_ref().is_none_or(|a| a.is_empty()) {
         return Err(invalid("process.args", "args must not be empty"));
     }
-    if !process.cwd().is_absolute() {
+    if !process.cwd.is_absolute() {
         return Err(invalid(
             "process.cwd",
-            format!("cwd {} is not an absolute path", process.cwd().display()),
+            format!("cwd {} is not an absolute path", process.cwd.display()),
         ));
     }
     let linux = spec
-        .linux()
+        .linux
         .as_ref()
         .ok_or_else(|| invalid("linux", "linux section must be specified"))?;
     let mut seen = HashSet::new();
-    for ns in linux.namespaces().as_deref().unwrap_or_default() {
-        if !seen.insert(ns.typ()) {
+    for ns in linux.namespaces.as_deref().unwrap_or_default() {
+        if !seen.insert(ns.typ) {
             return Err(invalid(
                 "linux.namespaces",
-                format!("duplicate namespace {}", ns.typ()),
+                format!("duplicate namespace {}", ns.typ),
             ));
         }
-        if let Some(p) = ns.path()
+        if let Some(p) = &ns.path
             && !p.is_absolute()
         {
             return Err(invalid(
@@ -163,14 +159,14 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         }
     }
     let new_userns = linux
-        .namespaces()
+        .namespaces
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+        .any(|n| n.typ == LinuxNamespaceType::User && n.path.is_none());
     let has = |t| seen.contains(&t);
-    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let has_maps = linux.uid_mappings.as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings.as_ref().is_some_and(|m| !m.is_empty());
     if new_userns && !has_maps {
         return Err(invalid(
             "linux.uidMappings",
@@ -183,26 +179,26 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             "user namespaces not enabled in config",
         ));
     }
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+    if spec.hostname.as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(invalid(
             "hostname",
             "unable to set hostname without a private UTS namespace",
         ));
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+    if spec.domainname.as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return Err(invalid(
             "domainname",
             "unable to set domainname without a private UTS namespace",
         ));
     }
-    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
+    if linux.time_offsets.as_ref().is_some_and(|t| !t.is_empty()) {
         if !has(LinuxNamespaceType::Time) {
             return Err(invalid(
                 "linux.timeOffsets",
                 "time offsets specified without a time namespace",
             ));
         }
-        for clock in linux.time_offsets().iter().flat_map(|t| t.keys()) {
+        for clock in linux.time_offsets.iter().flat_map(|t| t.keys()) {
             if clock != "monotonic" && clock != "boottime" {
                 return Err(invalid(
                     "linux.timeOffsets",
@@ -211,7 +207,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             }
         }
     }
-    if let Some(p) = linux.rootfs_propagation()
+    if let Some(p) = &linux.rootfs_propagation
         && !matches!(
             p.as_str(),
             "" | "private"
@@ -229,11 +225,11 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             format!("unknown propagation {p:?}"),
         ));
     }
-    for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
+    for key in linux.sysctl.iter().flat_map(|s| s.keys()) {
         validate_sysctl(key, &seen, spec)?;
     }
-    for m in spec.mounts().as_deref().unwrap_or_default() {
-        if m.destination().as_os_str().is_empty() {
+    for m in spec.mounts.as_deref().unwrap_or_default() {
+        if m.destination.as_os_str().is_empty() {
             return Err(invalid("mounts", "mount destination must not be empty"));
         }
     }
@@ -280,8 +276,7 @@ fn validate_sysctl(
     }
     if key_dots == "kernel.hostname" || key_dots == "kernel.domainname" {
         need(LinuxNamespaceType::Uts, "uts")?;
-        if key_dots == "kernel.hostname" && spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-        {
+        if key_dots == "kernel.hostname" && spec.hostname.as_ref().is_some_and(|h| !h.is_empty()) {
             return Err(invalid(
                 "linux.sysctl",
                 "sysctl kernel.hostname conflicts with the config's hostname",
@@ -341,7 +336,7 @@ mod tests {
         let path = Path::new("/b/config.json");
         let ok = serde_json::to_vec(&base()).unwrap();
         assert_eq!(
-            parse_config(&ok, path).unwrap().hostname().as_deref(),
+            parse_config(&ok, path).unwrap().hostname.as_deref(),
             Some("h")
         );
         let err = parse_config(b"{not json", path).unwrap_err();

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use berth_oci::oci_spec::runtime::Spec;
+use berth_oci::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::CgroupState;

@@ -8,7 +8,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::Process;
+use berth_oci::runtime::Process;
 use rustix::pty::OpenptFlags;
 
 use crate::ipc::{Context, Failure};
@@ -22,10 +22,10 @@ pub fn setup_pty(process: &Process) -> Result<OwnedFd, Failure> {
     rustix::pty::unlockpt(&master).ctx(|| "failed to unlock the pty".to_owned())?;
     let slave = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
         .ctx(|| "failed to open the pty slave".to_owned())?;
-    if let Some(size) = process.console_size() {
+    if let Some(size) = &process.console_size {
         let ws = rustix::termios::Winsize {
-            ws_row: size.height() as u16,
-            ws_col: size.width() as u16,
+            ws_row: size.height as u16,
+            ws_col: size.width as u16,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };

@@ -4,7 +4,7 @@
 //!
 //! `suite!(factory)` expands to one `#[test]` per case, each on a fresh fixture.
 
-use berth_oci::oci_spec::runtime::{LinuxMemory, LinuxPids, LinuxResources};
+use berth_oci::runtime::{LinuxMemory, LinuxPids, LinuxResources};
 
 use super::devices::{Access, DevType};
 use super::fake::Fixture;
@@ -85,20 +85,20 @@ pub(crate) fn set_limits_show_in_stats(f: &Fixture) {
     let m = f.manager();
     m.apply(30).unwrap();
     let mut r = LinuxResources::default();
-    let mut pids = LinuxPids::default();
-    pids.set_limit(42);
-    r.set_pids(Some(pids));
-    let mut memory = LinuxMemory::default();
-    memory.set_limit(Some(64 << 20));
-    r.set_memory(Some(memory));
+    let pids = LinuxPids { limit: 42 };
+    r.pids = Some(pids);
+    let memory = LinuxMemory {
+        limit: Some(64 << 20),
+        ..Default::default()
+    };
+    r.memory = Some(memory);
     m.set(&r).unwrap();
     let stats = m.stats().unwrap();
     assert_eq!(stats.pids.limit, 42);
     assert_eq!(stats.memory.usage.limit, 64 << 20);
     // an update changes them
-    let mut pids = LinuxPids::default();
-    pids.set_limit(-1);
-    r.set_pids(Some(pids));
+    let pids = LinuxPids { limit: -1 };
+    r.pids = Some(pids);
     m.set(&r).unwrap();
     assert_eq!(
         m.stats().unwrap().pids.limit,

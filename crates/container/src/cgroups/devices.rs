@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use berth_oci::oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use berth_oci::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use super::error::CgroupError;
 
@@ -138,7 +138,7 @@ pub(crate) fn rule_from_oci(index: usize, rule: &LinuxDeviceCgroup) -> Result<Ru
         rule: rule.to_string(),
         reason,
     };
-    let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+    let typ = match rule.typ.unwrap_or(LinuxDeviceType::A) {
         LinuxDeviceType::A => DevType::All,
         LinuxDeviceType::B => DevType::Block,
         LinuxDeviceType::C => DevType::Char,
@@ -149,7 +149,7 @@ pub(crate) fn rule_from_oci(index: usize, rule: &LinuxDeviceCgroup) -> Result<Ru
             )));
         }
     };
-    let access_text = rule.access().as_deref().unwrap_or("");
+    let access_text = rule.access.as_deref().unwrap_or("");
     if access_text.is_empty() {
         return Err(invalid(format!(
             "device access at {index} field cannot be empty"
@@ -166,10 +166,10 @@ pub(crate) fn rule_from_oci(index: usize, rule: &LinuxDeviceCgroup) -> Result<Ru
     };
     Ok(Rule {
         typ,
-        major: check(rule.major(), "major")?,
-        minor: check(rule.minor(), "minor")?,
+        major: check(rule.major, "major")?,
+        minor: check(rule.minor, "minor")?,
         access,
-        allow: rule.allow(),
+        allow: rule.allow,
     })
 }
 
@@ -179,13 +179,13 @@ fn oci_rule(
     minor: Option<i64>,
     access: &str,
 ) -> LinuxDeviceCgroup {
-    let mut rule = LinuxDeviceCgroup::default();
-    rule.set_allow(true);
-    rule.set_typ(Some(typ));
-    rule.set_major(major);
-    rule.set_minor(minor);
-    rule.set_access(Some(access.to_owned()));
-    rule
+    LinuxDeviceCgroup {
+        allow: true,
+        typ: Some(typ),
+        major,
+        minor,
+        access: Some(access.to_owned()),
+    }
 }
 
 /// The device rules runc appends after every config's own (specconv `AllowedDevices`): mknod of
@@ -210,7 +210,7 @@ pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
 
 /// The rules a container gets: the config's, then [`default_device_rules`].
 pub(crate) fn effective_rules(resources: &LinuxResources) -> Result<Vec<Rule>, CgroupError> {
-    let configured = resources.devices().as_deref().unwrap_or_default();
+    let configured = resources.devices.as_deref().unwrap_or_default();
     configured
         .iter()
         .chain(default_device_rules().iter())
@@ -464,30 +464,32 @@ mod tests {
 
     #[test]
     fn oci_rules_follow_runc_conversion() {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_access(Some("rwm".into()));
+        let mut r = LinuxDeviceCgroup {
+            access: Some("rwm".into()),
+            ..Default::default()
+        };
         let converted = rule_from_oci(0, &r).unwrap();
         assert_eq!(converted.cgroup_string(), "a *:* rwm");
         assert!(!converted.allow);
-        r.set_access(None);
+        r.access = None;
         let err = rule_from_oci(3, &r).unwrap_err();
         assert!(
             err.to_string()
                 .contains("device access at 3 field cannot be empty"),
             "{err}"
         );
-        r.set_access(Some("rx".into()));
+        r.access = Some("rx".into());
         assert!(rule_from_oci(0, &r).is_err());
-        r.set_access(Some("r".into()));
-        r.set_typ(Some(LinuxDeviceType::U));
+        r.access = Some("r".into());
+        r.typ = Some(LinuxDeviceType::U);
         assert!(
             rule_from_oci(0, &r)
                 .unwrap_err()
                 .to_string()
                 .contains("invalid cgroup device type")
         );
-        r.set_typ(Some(LinuxDeviceType::C));
-        r.set_major(Some(-2));
+        r.typ = Some(LinuxDeviceType::C);
+        r.major = Some(-2);
         assert!(
             rule_from_oci(0, &r)
                 .unwrap_err()

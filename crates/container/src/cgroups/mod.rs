@@ -31,7 +31,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use devices::default_device_rules;

@@ -4,11 +4,11 @@
 //! runc merges into its `config.Cgroups.Resources`).
 //!
 //! The merge works on JSON, before the typed parse, because the typed form cannot tell an
-//! absent field from a zero (oci-spec reads a missing `pids.limit` as 0), and the
+//! absent field from a zero (a missing `pids.limit` reads as 0), and the
 //! runtime-spec gives the two different meanings: absent leaves the limit alone, 0 is a
 //! limit of zero ([`normalize`]).
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -71,7 +71,7 @@ pub fn parse(raw: &Value) -> Result<LinuxResources, UpdateError> {
 pub fn normalize(raw: &Value, r: &mut LinuxResources) {
     let limit = raw.get("pids").and_then(|p| p.get("limit"));
     if limit.is_none_or(Value::is_null) {
-        r.set_pids(None);
+        r.pids = None;
     }
 }
 
@@ -109,16 +109,13 @@ mod tests {
     #[test]
     fn fields_not_in_the_update_keep_their_values() {
         let r = merge(Some(&current()), &json!({"pids": {"limit": 8}})).unwrap();
-        assert_eq!(r.pids().as_ref().unwrap().limit(), 8);
-        assert_eq!(r.memory().as_ref().unwrap().limit(), Some(1_000_000));
-        assert_eq!(r.memory().as_ref().unwrap().swap(), Some(2_000_000));
-        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!(r.pids.as_ref().unwrap().limit, 8);
+        assert_eq!(r.memory.as_ref().unwrap().limit, Some(1_000_000));
+        assert_eq!(r.memory.as_ref().unwrap().swap, Some(2_000_000));
+        let cpu = r.cpu.as_ref().unwrap();
+        assert_eq!((cpu.shares, cpu.cpus.as_deref()), (Some(100), Some("0-1")));
         assert_eq!(
-            (cpu.shares(), cpu.cpus().as_deref()),
-            (Some(100), Some("0-1"))
-        );
-        assert_eq!(
-            r.devices().as_ref().map(Vec::len),
+            r.devices.as_ref().map(Vec::len),
             Some(1),
             "devices are kept"
         );
@@ -131,36 +128,36 @@ mod tests {
             &json!({"cpu": {"quota": 5000}, "devices": [{"allow": true, "access": "rwm"}]}),
         )
         .unwrap();
-        let cpu = r.cpu().as_ref().unwrap();
-        assert_eq!((cpu.quota(), cpu.shares()), (Some(5000), Some(100)));
-        let devices = r.devices().as_ref().unwrap();
+        let cpu = r.cpu.as_ref().unwrap();
+        assert_eq!((cpu.quota, cpu.shares), (Some(5000), Some(100)));
+        let devices = r.devices.as_ref().unwrap();
         assert_eq!(devices.len(), 1);
-        assert!(!devices[0].allow(), "the update's device rule was dropped");
+        assert!(!devices[0].allow, "the update's device rule was dropped");
     }
 
     #[test]
     fn an_unlimited_memory_limit_lifts_swap_unless_given() {
         let r = merge(Some(&current()), &json!({"memory": {"limit": -1}})).unwrap();
-        assert_eq!(r.memory().as_ref().unwrap().swap(), Some(-1));
+        assert_eq!(r.memory.as_ref().unwrap().swap, Some(-1));
         let r = merge(
             Some(&current()),
             &json!({"memory": {"limit": -1, "swap": 5}}),
         )
         .unwrap();
-        assert_eq!(r.memory().as_ref().unwrap().swap(), Some(5));
+        assert_eq!(r.memory.as_ref().unwrap().swap, Some(5));
     }
 
     #[test]
     fn a_pids_limit_of_zero_is_kept_and_an_absent_one_is_none() {
         let r = merge(None, &json!({"pids": {"limit": 0}})).unwrap();
-        assert_eq!(r.pids().as_ref().map(|p| p.limit()), Some(0));
+        assert_eq!(r.pids.as_ref().map(|p| p.limit), Some(0));
         let r = merge(None, &json!({"pids": {}})).unwrap();
-        assert!(r.pids().is_none());
+        assert!(r.pids.is_none());
         let r = merge(None, &json!({"memory": {"limit": 5}})).unwrap();
-        assert!(r.pids().is_none());
+        assert!(r.pids.is_none());
         // a recorded limit survives an update that does not mention pids
         let r = merge(Some(&current()), &json!({"memory": {"limit": 5}})).unwrap();
-        assert_eq!(r.pids().as_ref().map(|p| p.limit()), Some(50));
+        assert_eq!(r.pids.as_ref().map(|p| p.limit), Some(50));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use berth_oci::oci_spec::runtime::LinuxNamespaceType;
+use berth_oci::runtime::LinuxNamespaceType;
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::process::{Pid, WaitOptions};
 
@@ -101,17 +101,17 @@ impl Container {
             source,
         })?;
         let spec = &bundle.spec;
-        let Some(process) = spec.process().as_ref() else {
+        let Some(process) = spec.process.as_ref() else {
             return Err(ContainerError::Config {
                 what: "config.json has no process".to_owned(),
             });
         };
-        let Some(linux) = spec.linux().as_ref() else {
+        let Some(linux) = spec.linux.as_ref() else {
             return Err(ContainerError::Config {
                 what: "config.json has no linux section".to_owned(),
             });
         };
-        let terminal = process.terminal().unwrap_or(false);
+        let terminal = process.terminal.unwrap_or(false);
         if terminal && opts.console_socket.is_none() && !opts.keep_pty {
             return Err(ContainerError::Config {
                 what: "cannot allocate tty if berth-runtime will detach without setting console socket".to_owned(),
@@ -127,7 +127,7 @@ impl Container {
         if !rustix::process::geteuid().is_root() {
             rootless::validate_unprivileged(spec)?;
         }
-        let filter = match linux.seccomp() {
+        let filter = match &linux.seccomp {
             Some(s) => Some(
                 seccomp::compile(s).map_err(|source| ContainerError::Seccomp {
                     id: id.to_owned(),
@@ -182,7 +182,7 @@ impl Container {
 
         let cg_spec = CgroupSpec {
             path: linux
-                .cgroups_path()
+                .cgroups_path
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default(),
@@ -198,13 +198,13 @@ impl Container {
 
         let mut state = State {
             layout_version: paths::STATE_VERSION,
-            oci_version: spec.version().clone(),
+            oci_version: spec.version.clone(),
             id: id.to_owned(),
             status: Status::Creating,
             pid: 0,
             bundle: bundle.dir.clone(),
             rootfs: bundle.rootfs.clone(),
-            annotations: spec.annotations().clone().unwrap_or_default(),
+            annotations: spec.annotations.clone().unwrap_or_default(),
             created: timefmt::rfc3339_nano(SystemTime::now()),
             init_start_time: 0,
             cgroup: Some(cgroup.state()),
@@ -314,7 +314,7 @@ fn sync_create(
     chan: &Channel,
     stage1: i32,
     state: &State,
-    linux: &berth_oci::oci_spec::runtime::Linux,
+    linux: &berth_oci::runtime::Linux,
     cgroup: &dyn CgroupManager,
     opts: &CreateOptions,
     teardown: &mut Teardown,
@@ -336,13 +336,13 @@ fn sync_create(
         Ok(()) => true,
         Err(e)
             if opts.rootless
-                && linux.cgroups_path().is_none()
+                && linux.cgroups_path.is_none()
                 && rootless::is_permission_error(&e) =>
         {
             // remove whatever part was made before the refusal
             let _ = cgroup.destroy();
             if linux
-                .resources()
+                .resources
                 .as_ref()
                 .is_some_and(rootless::requests_limits)
             {
@@ -368,7 +368,7 @@ fn sync_create(
     }
     // limits once the init is forked, as runc: a pids limit of 0 or 1 (runtime-spec: 0 is a
     // limit) must not stop the runtime's own forks into the cgroup
-    if in_cgroup && let Some(r) = linux.resources() {
+    if in_cgroup && let Some(r) = &linux.resources {
         match cgroup.set(r) {
             Ok(()) => {}
             Err(e) if opts.rootless && rootless::is_devices_error(&e) => {}
@@ -389,15 +389,15 @@ fn sync_create(
         let (msg, mut fds) = recv(chan)?;
         match msg {
             ChildMsg::Hooks => {
-                if let Some(h) = st.config.hooks() {
+                if let Some(h) = &st.config.hooks {
                     hooks::run(
                         "prestart",
-                        h.prestart().as_deref().unwrap_or_default(),
+                        h.prestart.as_deref().unwrap_or_default(),
                         &hook_state,
                     )?;
                     hooks::run(
                         "createRuntime",
-                        h.create_runtime().as_deref().unwrap_or_default(),
+                        h.create_runtime.as_deref().unwrap_or_default(),
                         &hook_state,
                     )?;
                 }
@@ -458,7 +458,7 @@ fn expect(
 fn make_fifo(
     root: &Path,
     id: &str,
-    linux: &berth_oci::oci_spec::runtime::Linux,
+    linux: &berth_oci::runtime::Linux,
     min_fd: i32,
 ) -> Result<OwnedFd, ContainerError> {
     let path = paths::exec_fifo(root, id);
@@ -472,16 +472,16 @@ fn make_fifo(
     )
     .map_err(|e| io_err(what())(e.into()))?;
     rustix::fs::chmod(&path, Mode::from_raw_mode(0o622)).map_err(|e| io_err(what())(e.into()))?;
-    let host_root = |maps: &Option<Vec<berth_oci::oci_spec::runtime::LinuxIdMapping>>| {
+    let host_root = |maps: &Option<Vec<berth_oci::runtime::LinuxIdMapping>>| {
         maps.as_deref()
             .unwrap_or_default()
             .iter()
-            .find(|m| m.container_id() == 0)
-            .map(|m| m.host_id())
+            .find(|m| m.container_id == 0)
+            .map(|m| m.host_id)
     };
     if let (Some(u), Some(g)) = (
-        host_root(linux.uid_mappings()),
-        host_root(linux.gid_mappings()),
+        host_root(&linux.uid_mappings),
+        host_root(&linux.gid_mappings),
     ) {
         let _ = rustix::fs::chown(
             &path,

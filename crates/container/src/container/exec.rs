@@ -5,7 +5,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-use berth_oci::oci_spec::runtime::Process;
+use berth_oci::runtime::Process;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::{Pid, WaitOptions};
 
@@ -48,20 +48,20 @@ impl Container {
         let id = self.state.id.as_str();
         let cfg_spec = &self.state.config;
         let process = &opts.process;
-        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        if process.args.as_ref().is_none_or(|a| a.is_empty()) {
             return Err(ContainerError::Config {
                 what: "exec: process args must not be empty".to_owned(),
             });
         }
-        let terminal = process.terminal().unwrap_or(false);
+        let terminal = process.terminal.unwrap_or(false);
         if terminal && opts.console_socket.is_none() && !opts.keep_pty {
             return Err(ContainerError::Config {
                 what: "cannot allocate tty if berth-runtime will detach without setting console socket".to_owned(),
             });
         }
         process::check_lsm(process)?;
-        let linux = cfg_spec.linux().as_ref();
-        let filter = match linux.and_then(|l| l.seccomp().as_ref()) {
+        let linux = cfg_spec.linux.as_ref();
+        let filter = match linux.and_then(|l| l.seccomp.as_ref()) {
             Some(s) => Some(
                 seccomp::compile(s).map_err(|source| ContainerError::Seccomp {
                     id: id.to_owned(),

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::{Pid, Signal};
 
@@ -91,9 +91,9 @@ impl Container {
         if let Some(h) = self
             .state
             .config
-            .hooks()
+            .hooks
             .as_ref()
-            .and_then(|h| h.poststart().as_deref())
+            .and_then(|h| h.poststart.as_deref())
         {
             let st =
                 serde_json::to_vec(&self.state.spec_state(Status::Running)).unwrap_or_default();
@@ -244,9 +244,9 @@ impl Container {
         if let Some(h) = self
             .state
             .config
-            .hooks()
+            .hooks
             .as_ref()
-            .and_then(|h| h.poststop().as_deref())
+            .and_then(|h| h.poststop.as_deref())
         {
             let st =
                 serde_json::to_vec(&self.state.spec_state(Status::Stopped)).unwrap_or_default();
@@ -317,16 +317,12 @@ impl Container {
         if !crate::state::process_alive(init, self.state.init_start_time) {
             return Vec::new();
         }
-        let own_pidns = self.state.config.linux().as_ref().is_some_and(|l| {
-            l.namespaces()
-                .as_deref()
-                .unwrap_or_default()
-                .iter()
-                .any(|n| {
-                    n.typ() == berth_oci::oci_spec::runtime::LinuxNamespaceType::Pid
-                        && n.path().is_none()
+        let own_pidns =
+            self.state.config.linux.as_ref().is_some_and(|l| {
+                l.namespaces.as_deref().unwrap_or_default().iter().any(|n| {
+                    n.typ == berth_oci::runtime::LinuxNamespaceType::Pid && n.path.is_none()
                 })
-        });
+            });
         let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
         let Some(init_ns) = own_pidns.then(|| ns(&init.to_string())).flatten() else {
             return vec![init];
@@ -359,8 +355,8 @@ impl Container {
             id: self.state.id.clone(),
             source,
         })?;
-        if let Some(linux) = self.state.config.linux_mut() {
-            linux.set_resources(Some(resources.clone()));
+        if let Some(linux) = &mut self.state.config.linux {
+            linux.resources = Some(resources.clone());
         }
         self.state.save(&self.root)?;
         Ok(())

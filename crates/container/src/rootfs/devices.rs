@@ -7,7 +7,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use berth_oci::oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
+use berth_oci::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 use rustix::fs::{FileType, Mode, OFlags};
 
 use super::{fd_path, mkdir_all_in, mount_raw, open_in, rel};
@@ -46,25 +46,25 @@ fn defaults() -> Vec<Dev> {
 }
 
 fn from_spec(d: &LinuxDevice) -> Result<Dev, Failure> {
-    let kind = match d.typ() {
+    let kind = match d.typ {
         LinuxDeviceType::C | LinuxDeviceType::U => FileType::CharacterDevice,
         LinuxDeviceType::B => FileType::BlockDevice,
         LinuxDeviceType::P => FileType::Fifo,
         LinuxDeviceType::A => {
             return Err(Failure::new(format!(
                 "device {} has type \"a\", which cannot be created",
-                d.path().display()
+                d.path.display()
             )));
         }
     };
     Ok(Dev {
-        path: d.path().clone(),
+        path: d.path.clone(),
         kind,
-        major: d.major() as u32,
-        minor: d.minor() as u32,
-        mode: d.file_mode().unwrap_or(0o666) & 0o7777,
-        uid: d.uid().unwrap_or(0),
-        gid: d.gid().unwrap_or(0),
+        major: d.major as u32,
+        minor: d.minor as u32,
+        mode: d.file_mode.unwrap_or(0o666) & 0o7777,
+        uid: d.uid.unwrap_or(0),
+        gid: d.gid.unwrap_or(0),
     })
 }
 
@@ -76,9 +76,9 @@ pub fn create_devices(spec: &Spec, root: BorrowedFd<'_>, userns: bool) -> Result
         defaults()
     };
     for d in spec
-        .linux()
+        .linux
         .as_ref()
-        .and_then(|l| l.devices().as_ref())
+        .and_then(|l| l.devices.as_ref())
         .into_iter()
         .flatten()
     {

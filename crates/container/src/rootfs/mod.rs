@@ -17,7 +17,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
-use berth_oci::oci_spec::runtime::{Mount, Spec};
+use berth_oci::runtime::{Mount, Spec};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{MountFlags, UnmountFlags};
 
@@ -199,9 +199,9 @@ fn locked_flags(target: BorrowedFd<'_>) -> u64 {
 pub fn prepare_root(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
     let prop = plan
         .spec
-        .linux()
+        .linux
         .as_ref()
-        .and_then(|l| l.rootfs_propagation().clone())
+        .and_then(|l| l.rootfs_propagation.clone())
         .filter(|p| !p.is_empty());
     let flags = match prop.as_deref().and_then(options::propagation_flags) {
         Some(f) => f | libc::MS_REC,
@@ -236,14 +236,14 @@ pub fn open_root(plan: &RootfsPlan<'_>) -> Result<OwnedFd, Failure> {
 
 /// Step 2: every `mounts[]` entry, in order.
 pub fn mount_all(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>) -> Result<(), Failure> {
-    for m in plan.spec.mounts().as_deref().unwrap_or_default() {
+    for m in plan.spec.mounts.as_deref().unwrap_or_default() {
         mount_one(plan, root, m)?;
     }
     Ok(())
 }
 
 fn source_of(plan: &RootfsPlan<'_>, m: &Mount) -> String {
-    match m.source() {
+    match &m.source {
         Some(s) if s.is_absolute() => s.to_string_lossy().into_owned(),
         Some(s) if !s.as_os_str().is_empty() => plan.bundle.join(s).to_string_lossy().into_owned(),
         _ => String::new(),
@@ -251,14 +251,14 @@ fn source_of(plan: &RootfsPlan<'_>, m: &Mount) -> String {
 }
 
 fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<(), Failure> {
-    let dest = m.destination();
-    let opts = options::parse(m.options().as_deref().unwrap_or_default()).map_err(|o| {
+    let dest = &m.destination;
+    let opts = options::parse(m.options.as_deref().unwrap_or_default()).map_err(|o| {
         Failure::new(format!(
             "mount option {o:?} of {} is not supported",
             dest.display()
         ))
     })?;
-    let typ = m.typ().as_deref().unwrap_or("");
+    let typ = m.typ.as_deref().unwrap_or("");
     let is_bind = opts.flags & libc::MS_BIND != 0 || typ == "bind";
     if is_bind {
         return bind_mount(plan, root, m, &opts);
@@ -269,7 +269,7 @@ fn mount_one(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>, m: &Mount) -> Result<(
     let target_fd = mount_point(root, dest, false)?;
     let target = fd_path(target_fd.as_fd());
     let source = m
-        .source()
+        .source
         .as_ref()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| typ.to_owned());
@@ -336,7 +336,7 @@ fn bind_mount(
     m: &Mount,
     opts: &MountOptions,
 ) -> Result<(), Failure> {
-    let dest = m.destination();
+    let dest = &m.destination;
     let source = source_of(plan, m);
     let meta =
         std::fs::metadata(&source).ctx(|| format!("failed to stat bind mount source {source}"))?;
@@ -379,7 +379,7 @@ fn mount_cgroup(
     m: &Mount,
     opts: &MountOptions,
 ) -> Result<(), Failure> {
-    let dest = m.destination();
+    let dest = &m.destination;
     let ro = opts.flags & libc::MS_RDONLY != 0;
     let base =
         opts.flags & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME);
@@ -475,18 +475,14 @@ fn mount_cgroup(
 
 /// Whether the config bind-mounts the host's /dev (then no devices are created).
 pub fn binds_dev(spec: &Spec) -> bool {
-    spec.mounts()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .any(|m| {
-            m.destination() == Path::new("/dev")
-                && (m.typ().as_deref() == Some("bind")
-                    || m.options()
-                        .iter()
-                        .flatten()
-                        .any(|o| o == "bind" || o == "rbind"))
-        })
+    spec.mounts.as_deref().unwrap_or_default().iter().any(|m| {
+        m.destination == Path::new("/dev")
+            && (m.typ.as_deref() == Some("bind")
+                || m.options
+                    .iter()
+                    .flatten()
+                    .any(|o| o == "bind" || o == "rbind"))
+    })
 }
 
 /// Step 3: make the rootfs `/` — pivot_root(".", ".") and detach the old root, or
@@ -577,9 +573,9 @@ fn detach_host_proc_and_sys(rootfs: &Path) -> Result<(), Failure> {
 pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
     if plan
         .spec
-        .root()
+        .root
         .as_ref()
-        .and_then(|r| r.readonly())
+        .and_then(|r| r.readonly)
         .unwrap_or(false)
     {
         let fd = rustix::fs::open(
@@ -600,9 +596,9 @@ pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
     }
     let prop = plan
         .spec
-        .linux()
+        .linux
         .as_ref()
-        .and_then(|l| l.rootfs_propagation().clone());
+        .and_then(|l| l.rootfs_propagation.clone());
     if let Some(p) = prop.as_deref()
         && (p == "shared" || p == "rshared")
     {
@@ -616,9 +612,9 @@ pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
 pub fn write_sysctls(spec: &Spec) -> Result<(), Failure> {
     use std::io::Write;
     for (k, v) in spec
-        .linux()
+        .linux
         .as_ref()
-        .and_then(|l| l.sysctl().as_ref())
+        .and_then(|l| l.sysctl.as_ref())
         .into_iter()
         .flatten()
     {
@@ -653,9 +649,9 @@ fn open_path(p: &str, kind: &str) -> Result<Option<OwnedFd>, Failure> {
 /// `linux.readonlyPaths`: bind each onto itself and remount read-only.
 pub fn readonly_paths(spec: &Spec) -> Result<(), Failure> {
     for p in spec
-        .linux()
+        .linux
         .as_ref()
-        .and_then(|l| l.readonly_paths().as_ref())
+        .and_then(|l| l.readonly_paths.as_ref())
         .into_iter()
         .flatten()
     {
@@ -683,9 +679,9 @@ pub fn readonly_paths(spec: &Spec) -> Result<(), Failure> {
 /// `linux.maskedPaths`: /dev/null over files, an empty read-only tmpfs over directories.
 pub fn mask_paths(spec: &Spec) -> Result<(), Failure> {
     for p in spec
-        .linux()
+        .linux
         .as_ref()
-        .and_then(|l| l.masked_paths().as_ref())
+        .and_then(|l| l.masked_paths.as_ref())
         .into_iter()
         .flatten()
     {

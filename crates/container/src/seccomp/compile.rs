@@ -34,9 +34,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_oci::oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator,
-};
+use berth_oci::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator};
 
 use super::SeccompError;
 use super::arch::{self, Abi, ArchDef, Names};
@@ -224,7 +222,7 @@ pub(crate) fn strictness(action: u32) -> u8 {
 }
 
 fn cond(syscall: &str, arg: &LinuxSeccompArg) -> Result<Cond, SeccompError> {
-    let index = arg.index();
+    let index = arg.index;
     let Some(index) = u8::try_from(index).ok().filter(|i| *i < 6) else {
         return Err(SeccompError::ArgIndex {
             syscall: syscall.to_owned(),
@@ -232,16 +230,16 @@ fn cond(syscall: &str, arg: &LinuxSeccompArg) -> Result<Cond, SeccompError> {
         });
     };
     use LinuxSeccompOperator as O;
-    let (op, value) = match arg.op() {
-        O::ScmpCmpNe => (Op::Ne, arg.value()),
-        O::ScmpCmpLt => (Op::Lt, arg.value()),
-        O::ScmpCmpLe => (Op::Le, arg.value()),
-        O::ScmpCmpEq => (Op::Eq, arg.value()),
-        O::ScmpCmpGe => (Op::Ge, arg.value()),
-        O::ScmpCmpGt => (Op::Gt, arg.value()),
+    let (op, value) = match arg.op {
+        O::ScmpCmpNe => (Op::Ne, arg.value),
+        O::ScmpCmpLt => (Op::Lt, arg.value),
+        O::ScmpCmpLe => (Op::Le, arg.value),
+        O::ScmpCmpEq => (Op::Eq, arg.value),
+        O::ScmpCmpGe => (Op::Ge, arg.value),
+        O::ScmpCmpGt => (Op::Gt, arg.value),
         O::ScmpCmpMaskedEq => {
-            let mask = arg.value();
-            (Op::MaskedEq(mask), arg.value_two().unwrap_or(0) & mask)
+            let mask = arg.value;
+            (Op::MaskedEq(mask), arg.value_two.unwrap_or(0) & mask)
         }
     };
     Ok(Cond {
@@ -282,16 +280,16 @@ struct NamedRule<'a> {
 
 pub(crate) fn plan(config: &LinuxSeccomp) -> Result<Plan, SeccompError> {
     use LinuxSeccompAction as A;
-    let default_action = config.default_action();
+    let default_action = config.default_action;
     if default_action == A::ScmpActNotify {
         return Err(SeccompError::NotifyDefaultAction);
     }
-    let default = action_value(default_action, config.default_errno_ret())?;
+    let default = action_value(default_action, config.default_errno_ret)?;
 
     // Architectures: native first, then the listed ones, each once.
     let native = arch::native().ok_or(SeccompError::NativeArchUnsupported)?;
     let mut defs: Vec<&'static ArchDef> = vec![native];
-    for a in config.architectures().iter().flatten() {
+    for a in config.architectures.iter().flatten() {
         let name = a.to_string();
         let def = arch::lookup(&name).ok_or(SeccompError::UnsupportedArch { arch: name })?;
         if !defs.contains(&def) {
@@ -302,7 +300,7 @@ pub(crate) fn plan(config: &LinuxSeccomp) -> Result<Plan, SeccompError> {
     // Flags.
     let mut flags = 0;
     let mut optional_flags = 0;
-    match config.flags() {
+    match &config.flags {
         None => optional_flags |= FLAG_SPEC_ALLOW,
         Some(list) => {
             for f in list {
@@ -321,15 +319,15 @@ pub(crate) fn plan(config: &LinuxSeccomp) -> Result<Plan, SeccompError> {
     let mut rules = Vec::new();
     let mut all_names = Vec::new();
     let mut uses_notify = false;
-    for syscall in config.syscalls().iter().flatten() {
-        let action = action_value(syscall.action(), syscall.errno_ret())?;
-        for name in syscall.names() {
+    for syscall in config.syscalls.iter().flatten() {
+        let action = action_value(syscall.action, syscall.errno_ret)?;
+        for name in &syscall.names {
             if name.is_empty() {
                 return Err(SeccompError::EmptySyscallName);
             }
             all_names.push(name.as_str());
             let conds = syscall
-                .args()
+                .args
                 .iter()
                 .flatten()
                 .map(|a| cond(name, a))
@@ -366,7 +364,7 @@ pub(crate) fn plan(config: &LinuxSeccomp) -> Result<Plan, SeccompError> {
         }
     }
     if uses_notify {
-        if config.listener_path().is_none() {
+        if config.listener_path.is_none() {
             return Err(SeccompError::NotifyWithoutListenerPath);
         }
         flags |= FLAG_NEW_LISTENER;
@@ -377,7 +375,7 @@ pub(crate) fn plan(config: &LinuxSeccomp) -> Result<Plan, SeccompError> {
         // Only meaningful with a listener; the kernel refuses it without one.
         flags &= !FLAG_WAIT_KILLABLE_RECV;
     }
-    if config.listener_metadata().is_some() && config.listener_path().is_none() {
+    if config.listener_metadata.is_some() && config.listener_path.is_none() {
         return Err(SeccompError::MetadataWithoutListenerPath);
     }
 

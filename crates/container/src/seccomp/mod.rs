@@ -19,7 +19,7 @@ mod notify;
 
 use std::path::PathBuf;
 
-use berth_oci::oci_spec::runtime::LinuxSeccomp;
+use berth_oci::runtime::LinuxSeccomp;
 
 pub use bpf::Instruction;
 pub use load::{SeccompFeatures, action_available, features};

@@ -19,8 +19,8 @@ use super::SeccompError;
 /// the connection is closed.
 ///
 /// `state_json` is the serialized container process state: `ociVersion`, `fds` =
-/// `["seccompFd"]`, `pid`, `metadata` (`listenerMetadata`) and `state`; oci-spec's
-/// `ContainerProcessState` builds it.
+/// `["seccompFd"]`, `pid`, `metadata` (`listenerMetadata`) and `state`, as `init.rs` builds
+/// it.
 pub fn send_listener(
     listener_path: &Path,
     listener: BorrowedFd<'_>,

@@ -26,9 +26,9 @@ use std::time::Duration;
 use berth_container::cgroups::{
     self, CgroupManager, CgroupMode, CgroupMounts, CgroupSpec, FreezerState, HostCgroups,
 };
-use berth_oci::oci_spec::runtime::{
+use berth_oci::runtime::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNetwork,
-    LinuxPids, LinuxResources, LinuxThrottleDevice, LinuxThrottleDeviceBuilder,
+    LinuxPids, LinuxResources, LinuxThrottleDevice,
 };
 use berth_test_support::{
     LoopDevice, cgroup_v2_or_skip, check_cgroup_mode, requires_root, requires_tool, wait_until,
@@ -281,20 +281,23 @@ fn v1_limits_are_written_and_read_back_and_pids_list_the_process() {
     let mut proc = Proc::perl("<STDIN>; sleep 100", &[]);
     cg.manager.apply(proc.pid()).unwrap();
     let mut r = LinuxResources::default();
-    let mut memory = LinuxMemory::default();
-    memory.set_limit(Some(64 << 20));
-    memory.set_swap(Some(64 << 20));
-    memory.set_reservation(Some(32 << 20));
-    r.set_memory(Some(memory));
-    let mut pids = LinuxPids::default();
-    pids.set_limit(50);
-    r.set_pids(Some(pids));
-    let mut cpu = LinuxCpu::default();
-    cpu.set_shares(Some(512));
-    cpu.set_quota(Some(50_000));
-    cpu.set_period(Some(100_000));
-    cpu.set_cpus(Some("0".to_owned()));
-    r.set_cpu(Some(cpu));
+    let memory = LinuxMemory {
+        limit: Some(64 << 20),
+        swap: Some(64 << 20),
+        reservation: Some(32 << 20),
+        ..Default::default()
+    };
+    r.memory = Some(memory);
+    let pids = LinuxPids { limit: 50 };
+    r.pids = Some(pids);
+    let cpu = LinuxCpu {
+        shares: Some(512),
+        quota: Some(50_000),
+        period: Some(100_000),
+        cpus: Some("0".to_owned()),
+        ..Default::default()
+    };
+    r.cpu = Some(cpu);
     cg.manager.set(&r).unwrap();
 
     let mem = cg.v1_dir("memory");
@@ -322,9 +325,8 @@ fn v1_limits_are_written_and_read_back_and_pids_list_the_process() {
     }
 
     // update (berth-runtime update): new values replace the old ones
-    let mut pids = LinuxPids::default();
-    pids.set_limit(-1);
-    r.set_pids(Some(pids));
+    let pids = LinuxPids { limit: -1 };
+    r.pids = Some(pids);
     cg.manager.set(&r).unwrap();
     assert_eq!(read(&cg.v1_dir("pids"), "pids.max"), "max");
     proc.go();
@@ -353,10 +355,12 @@ fn allocate_past_a_32_mib_limit(cg: &Cg) -> String {
     );
     cg.manager.apply(proc.pid()).unwrap();
     let mut r = LinuxResources::default();
-    let mut memory = LinuxMemory::default();
-    memory.set_limit(Some(32 << 20));
-    memory.set_swap(Some(32 << 20));
-    r.set_memory(Some(memory));
+    let memory = LinuxMemory {
+        limit: Some(32 << 20),
+        swap: Some(32 << 20),
+        ..Default::default()
+    };
+    r.memory = Some(memory);
     cg.manager.set(&r).unwrap();
     assert_eq!(cg.manager.oom_kill_count().unwrap(), 0);
     proc.go();
@@ -380,9 +384,8 @@ fn fork_under_a_pids_limit_of_1(cg: &Cg) -> String {
     );
     cg.manager.apply(proc.pid()).unwrap();
     let mut r = LinuxResources::default();
-    let mut pids = LinuxPids::default();
-    pids.set_limit(1);
-    r.set_pids(Some(pids));
+    let pids = LinuxPids { limit: 1 };
+    r.pids = Some(pids);
     cg.manager.set(&r).unwrap();
     proc.go();
     let (status, out, err) = proc.finish(Duration::from_secs(10));
@@ -509,14 +512,17 @@ fn v1_device_rules_deny_what_the_config_does_not_allow() {
     assert_eq!(out, format!("/dev/null ok\n/dev/kmsg {}\n", libc::EPERM));
 
     // update with a rule for /dev/kmsg: only what changed is written, and it now opens
-    let mut kmsg = LinuxDeviceCgroup::default();
-    kmsg.set_allow(true);
-    kmsg.set_typ(Some(LinuxDeviceType::C));
-    kmsg.set_major(Some(1));
-    kmsg.set_minor(Some(11));
-    kmsg.set_access(Some("r".to_owned()));
-    let mut r = LinuxResources::default();
-    r.set_devices(Some(vec![kmsg]));
+    let kmsg = LinuxDeviceCgroup {
+        allow: true,
+        typ: Some(LinuxDeviceType::C),
+        major: Some(1),
+        minor: Some(11),
+        access: Some("r".to_owned()),
+    };
+    let r = LinuxResources {
+        devices: Some(vec![kmsg]),
+        ..Default::default()
+    };
     cg.manager.set(&r).unwrap();
     let mut proc = Proc::perl(open, &["/dev/kmsg"]);
     cg.manager.apply(proc.pid()).unwrap();
@@ -530,10 +536,14 @@ fn v1_network_class_id_needs_net_cls() {
     requires_root!();
     let Some(cg) = Cg::v1("netcls") else { return };
     cg.manager.apply(-1).unwrap();
-    let mut network = LinuxNetwork::default();
-    network.set_class_id(Some(0x0010_0001));
-    let mut r = LinuxResources::default();
-    r.set_network(Some(network));
+    let network = LinuxNetwork {
+        class_id: Some(0x0010_0001),
+        ..Default::default()
+    };
+    let r = LinuxResources {
+        network: Some(network),
+        ..Default::default()
+    };
     let mounted = cg
         .manager
         .state()
@@ -627,14 +637,17 @@ fn v2_device_filter_denies_with_eperm_and_is_replaced_on_update() {
     );
 
     // update: allow /dev/kmsg; the program is replaced, not added
-    let mut kmsg = LinuxDeviceCgroup::default();
-    kmsg.set_allow(true);
-    kmsg.set_typ(Some(LinuxDeviceType::C));
-    kmsg.set_major(Some(1));
-    kmsg.set_minor(Some(11));
-    kmsg.set_access(Some("r".to_owned()));
-    let mut r = LinuxResources::default();
-    r.set_devices(Some(vec![kmsg]));
+    let kmsg = LinuxDeviceCgroup {
+        allow: true,
+        typ: Some(LinuxDeviceType::C),
+        major: Some(1),
+        minor: Some(11),
+        access: Some("r".to_owned()),
+    };
+    let r = LinuxResources {
+        devices: Some(vec![kmsg]),
+        ..Default::default()
+    };
     cg.manager.set(&r).unwrap();
     assert_eq!(cgroups::attached_device_programs(&cgroup).unwrap(), 1);
     let mut proc = Proc::perl(open, &["/dev/kmsg", "/dev/full"]);
@@ -713,21 +726,24 @@ fn v2_real_limits_are_written_converted_and_read_back() {
         );
     }
     let mut r = LinuxResources::default();
-    let mut memory = LinuxMemory::default();
-    memory.set_limit(Some(64 << 20));
+    let mut memory = LinuxMemory {
+        limit: Some(64 << 20),
+        ..Default::default()
+    };
     // memory+swap (v1's notion) 96 MiB: 32 MiB of swap in v2's terms
-    memory.set_swap(Some(96 << 20));
-    memory.set_reservation(Some(32 << 20));
-    r.set_memory(Some(memory));
-    let mut pids = LinuxPids::default();
-    pids.set_limit(50);
-    r.set_pids(Some(pids));
-    let mut cpu = LinuxCpu::default();
-    cpu.set_shares(Some(512));
-    cpu.set_quota(Some(50_000));
-    cpu.set_period(Some(100_000));
-    cpu.set_cpus(Some("0".to_owned()));
-    r.set_cpu(Some(cpu));
+    memory.swap = Some(96 << 20);
+    memory.reservation = Some(32 << 20);
+    r.memory = Some(memory);
+    let pids = LinuxPids { limit: 50 };
+    r.pids = Some(pids);
+    let cpu = LinuxCpu {
+        shares: Some(512),
+        quota: Some(50_000),
+        period: Some(100_000),
+        cpus: Some("0".to_owned()),
+        ..Default::default()
+    };
+    r.cpu = Some(cpu);
     cg.manager.set(&r).unwrap();
 
     let dir = cg.v2_dir();
@@ -746,19 +762,22 @@ fn v2_real_limits_are_written_converted_and_read_back() {
     );
 
     // memory+swap equal to memory: no swap at all; -1: unlimited
-    let mut memory = LinuxMemory::default();
-    memory.set_limit(Some(64 << 20));
-    memory.set_swap(Some(64 << 20));
-    r.set_memory(Some(memory));
+    let memory = LinuxMemory {
+        limit: Some(64 << 20),
+        swap: Some(64 << 20),
+        ..Default::default()
+    };
+    r.memory = Some(memory);
     cg.manager.set(&r).unwrap();
     assert_eq!(read(&dir, "memory.swap.max"), "0");
-    let mut memory = LinuxMemory::default();
-    memory.set_limit(Some(128 << 20));
-    memory.set_swap(Some(-1));
-    r.set_memory(Some(memory));
-    let mut pids = LinuxPids::default();
-    pids.set_limit(-1);
-    r.set_pids(Some(pids));
+    let memory = LinuxMemory {
+        limit: Some(128 << 20),
+        swap: Some(-1),
+        ..Default::default()
+    };
+    r.memory = Some(memory);
+    let pids = LinuxPids { limit: -1 };
+    r.pids = Some(pids);
     cg.manager.set(&r).unwrap();
     assert_eq!(read(&dir, "memory.max"), "134217728");
     assert_eq!(read(&dir, "memory.swap.max"), "max");
@@ -780,18 +799,21 @@ fn v2_real_io_max_is_written_for_a_loop_device() {
     let (major, minor) = dev.major_minor();
     cg.manager.apply(-1).unwrap();
     let throttle = |rate: u64| -> LinuxThrottleDevice {
-        LinuxThrottleDeviceBuilder::default()
-            .major(i64::try_from(major).unwrap())
-            .minor(i64::try_from(minor).unwrap())
-            .rate(rate)
-            .build()
-            .unwrap()
+        LinuxThrottleDevice {
+            major: i64::try_from(major).unwrap(),
+            minor: i64::try_from(minor).unwrap(),
+            rate,
+        }
     };
-    let mut io = LinuxBlockIo::default();
-    io.set_throttle_read_bps_device(Some(vec![throttle(1 << 20)]));
-    io.set_throttle_write_iops_device(Some(vec![throttle(100)]));
-    let mut r = LinuxResources::default();
-    r.set_block_io(Some(io));
+    let io = LinuxBlockIo {
+        throttle_read_bps_device: Some(vec![throttle(1 << 20)]),
+        throttle_write_iops_device: Some(vec![throttle(100)]),
+        ..Default::default()
+    };
+    let r = LinuxResources {
+        block_io: Some(io),
+        ..Default::default()
+    };
     cg.manager.set(&r).unwrap();
     let io_max = read(&cg.v2_dir(), "io.max");
     assert_eq!(

@@ -6,7 +6,7 @@ use crate::Global;
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
 use berth_container::{ExecOptions, ForegroundOptions, wait_foreground};
-use berth_oci::oci_spec::runtime::{LinuxCapabilities, Process};
+use berth_oci::runtime::Process;
 
 pub const FLAGS: &[Flag] = &[
     Flag::value(
@@ -121,41 +121,41 @@ fn process_of(a: &ExecArgs, base: Option<&Process>) -> anyhow::Result<Process> {
     if a.command.is_empty() {
         anyhow::bail!("exec args cannot be empty");
     }
-    p.set_args(Some(a.command.clone()));
+    p.args = Some(a.command.clone());
     if let Some(cwd) = &a.cwd {
-        p.set_cwd(cwd.clone());
+        p.cwd = cwd.clone();
     }
     if let Some(ap) = &a.apparmor {
-        p.set_apparmor_profile(Some(ap.clone()));
+        p.apparmor_profile = Some(ap.clone());
     }
     if let Some(l) = &a.process_label {
-        p.set_selinux_label(Some(l.clone()));
+        p.selinux_label = Some(l.clone());
     }
     if !a.cap.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_else(empty_caps);
+        let mut caps = p.capabilities.clone().unwrap_or_default();
         for name in &a.cap {
             let c = berth_container::caps::parse(name)
                 .ok_or_else(|| anyhow::anyhow!("unknown capability {name:?}"))?;
-            let add = |set: Option<&berth_oci::oci_spec::runtime::Capabilities>| {
+            let add = |set: Option<&berth_oci::runtime::Capabilities>| {
                 let mut s = set.cloned().unwrap_or_default();
                 s.insert(c);
                 Some(s)
             };
-            caps.set_bounding(add(caps.bounding().as_ref()));
-            caps.set_effective(add(caps.effective().as_ref()));
-            caps.set_permitted(add(caps.permitted().as_ref()));
-            if caps.inheritable().is_some() {
-                caps.set_ambient(add(caps.ambient().as_ref()));
+            caps.bounding = add(caps.bounding.as_ref());
+            caps.effective = add(caps.effective.as_ref());
+            caps.permitted = add(caps.permitted.as_ref());
+            if caps.inheritable.is_some() {
+                caps.ambient = add(caps.ambient.as_ref());
             }
         }
-        p.set_capabilities(Some(caps));
+        p.capabilities = Some(caps);
     }
-    let mut env = p.env().clone().unwrap_or_default();
+    let mut env = p.env.clone().unwrap_or_default();
     env.extend(a.env.iter().cloned());
-    p.set_env(Some(env));
-    p.set_terminal(Some(a.tty));
+    p.env = Some(env);
+    p.terminal = Some(a.tty);
     if a.no_new_privs {
-        p.set_no_new_privileges(Some(true));
+        p.no_new_privileges = Some(true);
     }
     if let Some(u) = &a.user {
         let (uid, gid) = match u.split_once(':') {
@@ -163,32 +163,20 @@ fn process_of(a: &ExecArgs, base: Option<&Process>) -> anyhow::Result<Process> {
             None => (u.as_str(), None),
         };
         if let Some(g) = gid {
-            p.user_mut()
-                .set_gid(g.parse().with_context(|| format!("bad gid: {g:?}"))?);
+            p.user.gid = g.parse().with_context(|| format!("bad gid: {g:?}"))?;
         }
-        p.user_mut()
-            .set_uid(uid.parse().with_context(|| format!("bad uid: {uid:?}"))?);
+        p.user.uid = uid.parse().with_context(|| format!("bad uid: {uid:?}"))?;
     }
     if !a.additional_gids.is_empty() {
-        let mut gids = p.user().additional_gids().clone().unwrap_or_default();
+        let mut gids = p.user.additional_gids.clone().unwrap_or_default();
         for g in &a.additional_gids {
             let g = u32::try_from(*g)
                 .map_err(|_| anyhow::anyhow!("additional-gids must be a positive number {g}"))?;
             gids.push(g);
         }
-        p.user_mut().set_additional_gids(Some(gids));
+        p.user.additional_gids = Some(gids);
     }
     Ok(p)
-}
-
-fn empty_caps() -> LinuxCapabilities {
-    let mut c = LinuxCapabilities::default();
-    c.set_bounding(None);
-    c.set_effective(None);
-    c.set_permitted(None);
-    c.set_inheritable(None);
-    c.set_ambient(None);
-    c
 }
 
 pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
@@ -199,8 +187,8 @@ pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
         anyhow::bail!("--cgroup is not supported by berth-runtime");
     }
     let c = super::load(g, &a.id)?;
-    let process = process_of(&a, c.state.config.process().as_ref())?;
-    let terminal = process.terminal().unwrap_or(false);
+    let process = process_of(&a, c.state.config.process.as_ref())?;
+    let terminal = process.terminal.unwrap_or(false);
     let opts = ExecOptions {
         process,
         console_socket: a.console_socket.clone(),

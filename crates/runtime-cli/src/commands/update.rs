@@ -268,9 +268,9 @@ pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
     let current = c
         .state
         .config
-        .linux()
+        .linux
         .as_ref()
-        .and_then(|l| l.resources().as_ref());
+        .and_then(|l| l.resources.as_ref());
     let res =
         berth_container::cgroups::update::merge(current, &patch).context("invalid resources")?;
     c.update(&res)

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::{LinuxBlockIo, LinuxResources, LinuxThrottleDevice};
+use berth_oci::runtime::{LinuxBlockIo, LinuxResources, LinuxThrottleDevice};
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -14,13 +14,13 @@ use crate::cgroups::stats::{BlkioEntry, Stats};
 
 fn wanted(b: &LinuxBlockIo) -> bool {
     let any = |v: &Option<Vec<LinuxThrottleDevice>>| v.as_ref().is_some_and(|v| !v.is_empty());
-    b.weight().is_some_and(|w| w != 0)
-        || b.leaf_weight().is_some_and(|w| w != 0)
-        || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-        || any(b.throttle_read_bps_device())
-        || any(b.throttle_write_bps_device())
-        || any(b.throttle_read_iops_device())
-        || any(b.throttle_write_iops_device())
+    b.weight.is_some_and(|w| w != 0)
+        || b.leaf_weight.is_some_and(|w| w != 0)
+        || b.weight_device.as_ref().is_some_and(|v| !v.is_empty())
+        || any(&b.throttle_read_bps_device)
+        || any(&b.throttle_write_bps_device)
+        || any(&b.throttle_read_iops_device)
+        || any(&b.throttle_write_iops_device)
 }
 
 pub(super) fn set(
@@ -28,7 +28,7 @@ pub(super) fn set(
     dir: Option<&Path>,
     r: &LinuxResources,
 ) -> Result<(), CgroupError> {
-    let Some(b) = r.block_io().as_ref().filter(|b| wanted(b)) else {
+    let Some(b) = r.block_io.as_ref().filter(|b| wanted(b)) else {
         return Ok(());
     };
     let dir = super::require(dir, "blkio", "block I/O limits")?;
@@ -37,46 +37,46 @@ pub(super) fn set(
     } else {
         ("blkio.bfq.weight", "blkio.bfq.weight_device")
     };
-    if let Some(weight) = b.weight().filter(|w| *w != 0) {
+    if let Some(weight) = b.weight.filter(|w| *w != 0) {
         fs::write(fs, dir, weight_file, &weight.to_string())?;
     }
-    if let Some(leaf) = b.leaf_weight().filter(|w| *w != 0) {
+    if let Some(leaf) = b.leaf_weight.filter(|w| *w != 0) {
         fs::write(fs, dir, "blkio.leaf_weight", &leaf.to_string())?;
     }
-    for wd in b.weight_device().as_deref().unwrap_or_default() {
-        if let Some(weight) = wd.weight().filter(|w| *w != 0) {
+    for wd in b.weight_device.as_deref().unwrap_or_default() {
+        if let Some(weight) = wd.weight.filter(|w| *w != 0) {
             fs::write(
                 fs,
                 dir,
                 weight_device_file,
-                &format!("{}:{} {weight}", wd.major(), wd.minor()),
+                &format!("{}:{} {weight}", wd.major, wd.minor),
             )?;
         }
-        if let Some(leaf) = wd.leaf_weight().filter(|w| *w != 0) {
+        if let Some(leaf) = wd.leaf_weight.filter(|w| *w != 0) {
             fs::write(
                 fs,
                 dir,
                 "blkio.leaf_weight_device",
-                &format!("{}:{} {leaf}", wd.major(), wd.minor()),
+                &format!("{}:{} {leaf}", wd.major, wd.minor),
             )?;
         }
     }
     for (file, devices) in [
         (
             "blkio.throttle.read_bps_device",
-            b.throttle_read_bps_device(),
+            &b.throttle_read_bps_device,
         ),
         (
             "blkio.throttle.write_bps_device",
-            b.throttle_write_bps_device(),
+            &b.throttle_write_bps_device,
         ),
         (
             "blkio.throttle.read_iops_device",
-            b.throttle_read_iops_device(),
+            &b.throttle_read_iops_device,
         ),
         (
             "blkio.throttle.write_iops_device",
-            b.throttle_write_iops_device(),
+            &b.throttle_write_iops_device,
         ),
     ] {
         for td in devices.as_deref().unwrap_or_default() {
@@ -84,7 +84,7 @@ pub(super) fn set(
                 fs,
                 dir,
                 file,
-                &format!("{}:{} {}", td.major(), td.minor(), td.rate()),
+                &format!("{}:{} {}", td.major, td.minor, td.rate),
             )?;
         }
     }
@@ -215,37 +215,32 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::{LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder};
+    use berth_oci::runtime::{LinuxThrottleDevice, LinuxWeightDevice};
 
     fn throttle(major: i64, minor: i64, rate: u64) -> LinuxThrottleDevice {
-        LinuxThrottleDeviceBuilder::default()
-            .major(major)
-            .minor(minor)
-            .rate(rate)
-            .build()
-            .unwrap()
+        LinuxThrottleDevice { major, minor, rate }
     }
 
     fn full() -> LinuxResources {
-        let mut b = LinuxBlockIo::default();
-        b.set_weight(Some(500));
-        b.set_leaf_weight(Some(300));
-        b.set_weight_device(Some(vec![
-            LinuxWeightDeviceBuilder::default()
-                .major(8)
-                .minor(0)
-                .weight(200u16)
-                .leaf_weight(100u16)
-                .build()
-                .unwrap(),
-        ]));
-        b.set_throttle_read_bps_device(Some(vec![throttle(8, 0, 1000)]));
-        b.set_throttle_write_bps_device(Some(vec![throttle(8, 0, 2000)]));
-        b.set_throttle_read_iops_device(Some(vec![throttle(8, 16, 30)]));
-        b.set_throttle_write_iops_device(Some(vec![throttle(8, 16, 40)]));
-        let mut r = LinuxResources::default();
-        r.set_block_io(Some(b));
-        r
+        let b = LinuxBlockIo {
+            weight: Some(500),
+            leaf_weight: Some(300),
+            weight_device: Some(vec![LinuxWeightDevice {
+                major: 8,
+                minor: 0,
+                weight: Some(200u16),
+                leaf_weight: Some(100u16),
+            }]),
+            throttle_read_bps_device: Some(vec![throttle(8, 0, 1000)]),
+            throttle_write_bps_device: Some(vec![throttle(8, 0, 2000)]),
+            throttle_read_iops_device: Some(vec![throttle(8, 16, 30)]),
+            throttle_write_iops_device: Some(vec![throttle(8, 16, 40)]),
+        };
+
+        LinuxResources {
+            block_io: Some(b),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -285,10 +280,14 @@ mod tests {
     fn bfq_weight_files_are_used_without_cfq_and_missing_ones_fail_by_name() {
         let t = FakeTree::v1_tree();
         let dir = t.mkcg("blkio/c");
-        let mut b = LinuxBlockIo::default();
-        b.set_weight(Some(500));
-        let mut r = LinuxResources::default();
-        r.set_block_io(Some(b));
+        let b = LinuxBlockIo {
+            weight: Some(500),
+            ..Default::default()
+        };
+        let mut r = LinuxResources {
+            block_io: Some(b),
+            ..Default::default()
+        };
         // no scheduler weight files at all (this host): a set weight is an error naming the file
         let err = set(t.fs(), Some(&dir), &r).unwrap_err();
         assert!(
@@ -299,9 +298,11 @@ mod tests {
         set(t.fs(), Some(&dir), &r).unwrap();
         assert_eq!(t.read("blkio/c/blkio.bfq.weight"), "500");
         // throttling alone works without any weight file
-        let mut b = LinuxBlockIo::default();
-        b.set_throttle_read_bps_device(Some(vec![throttle(7, 0, 1)]));
-        r.set_block_io(Some(b));
+        let b = LinuxBlockIo {
+            throttle_read_bps_device: Some(vec![throttle(7, 0, 1)]),
+            ..Default::default()
+        };
+        r.block_io = Some(b);
         set(t.fs(), Some(&dir), &r).unwrap();
         assert!(matches!(
             set(t.fs(), None, &r),

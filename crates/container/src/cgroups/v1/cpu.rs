@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::{LinuxCpu, LinuxResources};
+use berth_oci::runtime::{LinuxCpu, LinuxResources};
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -13,20 +13,20 @@ fn is_einval(err: &CgroupError) -> bool {
 }
 
 fn wanted(cpu: &LinuxCpu) -> bool {
-    cpu.shares().is_some_and(|v| v != 0)
-        || cpu.quota().is_some_and(|v| v != 0)
-        || cpu.period().is_some_and(|v| v != 0)
-        || cpu.burst().is_some()
-        || cpu.idle().is_some()
-        || cpu.realtime_runtime().is_some_and(|v| v != 0)
-        || cpu.realtime_period().is_some_and(|v| v != 0)
+    cpu.shares.is_some_and(|v| v != 0)
+        || cpu.quota.is_some_and(|v| v != 0)
+        || cpu.period.is_some_and(|v| v != 0)
+        || cpu.burst.is_some()
+        || cpu.idle.is_some()
+        || cpu.realtime_runtime.is_some_and(|v| v != 0)
+        || cpu.realtime_period.is_some_and(|v| v != 0)
 }
 
 /// Realtime period and runtime, in the order the kernel accepts (runc `SetRtSched`).
 fn set_rt(fs: &dyn CgroupFs, dir: &Path, cpu: &LinuxCpu) -> Result<(), CgroupError> {
-    let runtime = cpu.realtime_runtime().filter(|v| *v != 0);
+    let runtime = cpu.realtime_runtime.filter(|v| *v != 0);
     let mut pending_period = None;
-    if let Some(period) = cpu.realtime_period().filter(|v| *v != 0) {
+    if let Some(period) = cpu.realtime_period.filter(|v| *v != 0) {
         let value = period.to_string();
         match fs::write(fs, dir, "cpu.rt_period_us", &value) {
             Ok(()) => {}
@@ -49,11 +49,11 @@ pub(super) fn set(
     dir: Option<&Path>,
     r: &LinuxResources,
 ) -> Result<(), CgroupError> {
-    let Some(cpu) = r.cpu().as_ref().filter(|c| wanted(c)) else {
+    let Some(cpu) = r.cpu.as_ref().filter(|c| wanted(c)) else {
         return Ok(());
     };
     let dir = super::require(dir, "cpu", "cpu shares, quota or realtime limits")?;
-    if let Some(shares) = cpu.shares().filter(|s| *s != 0) {
+    if let Some(shares) = cpu.shares.filter(|s| *s != 0) {
         fs::write(fs, dir, "cpu.shares", &shares.to_string())?;
         // The kernel clamps out-of-range shares: read back and say so (as runc).
         let read = fs::read_u64(fs, dir, "cpu.shares")?;
@@ -69,9 +69,9 @@ pub(super) fn set(
             });
         }
     }
-    let quota = cpu.quota().filter(|q| *q != 0);
+    let quota = cpu.quota.filter(|q| *q != 0);
     let mut pending_period = None;
-    if let Some(period) = cpu.period().filter(|p| *p != 0) {
+    if let Some(period) = cpu.period.filter(|p| *p != 0) {
         let value = period.to_string();
         match fs::write(fs, dir, "cpu.cfs_period_us", &value) {
             Ok(()) => {}
@@ -81,7 +81,7 @@ pub(super) fn set(
         }
     }
     let mut pending_burst = None;
-    if let Some(burst) = cpu.burst() {
+    if let Some(burst) = &cpu.burst {
         let value = burst.to_string();
         match fs::write(fs, dir, "cpu.cfs_burst_us", &value) {
             Ok(()) => {}
@@ -100,7 +100,7 @@ pub(super) fn set(
             fs::write(fs, dir, "cpu.cfs_burst_us", &burst)?;
         }
     }
-    if let Some(idle) = cpu.idle() {
+    if let Some(idle) = &cpu.idle {
         fs::write(fs, dir, "cpu.idle", &idle.to_string())?;
     }
     set_rt(fs, dir, cpu)
@@ -125,9 +125,11 @@ mod tests {
     fn resources(f: impl FnOnce(&mut LinuxCpu)) -> LinuxResources {
         let mut cpu = LinuxCpu::default();
         f(&mut cpu);
-        let mut r = LinuxResources::default();
-        r.set_cpu(Some(cpu));
-        r
+
+        LinuxResources {
+            cpu: Some(cpu),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -135,13 +137,13 @@ mod tests {
         let t = FakeTree::v1_tree();
         let dir = t.mkcg("cpu,cpuacct/c");
         let r = resources(|c| {
-            c.set_shares(Some(512));
-            c.set_quota(Some(50_000));
-            c.set_period(Some(100_000));
-            c.set_burst(Some(1000));
-            c.set_idle(Some(1));
-            c.set_realtime_runtime(Some(950));
-            c.set_realtime_period(Some(1000));
+            c.shares = Some(512);
+            c.quota = Some(50_000);
+            c.period = Some(100_000);
+            c.burst = Some(1000);
+            c.idle = Some(1);
+            c.realtime_runtime = Some(950);
+            c.realtime_period = Some(1000);
         });
         set(t.fs(), Some(&dir), &r).unwrap();
         assert_eq!(
@@ -165,8 +167,8 @@ mod tests {
         let dir = t.mkcg("cpu,cpuacct/c");
         t.fail_write("cpu,cpuacct/c/cpu.cfs_period_us", libc::EINVAL, 1);
         let r = resources(|c| {
-            c.set_quota(Some(20_000));
-            c.set_period(Some(10_000));
+            c.quota = Some(20_000);
+            c.period = Some(10_000);
         });
         set(t.fs(), Some(&dir), &r).unwrap();
         let files: Vec<String> = t
@@ -188,7 +190,7 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|c| {
-                c.set_period(Some(10_000));
+                c.period = Some(10_000);
             }),
         )
         .unwrap_err();
@@ -206,7 +208,7 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|c| {
-                c.set_shares(Some(500_000));
+                c.shares = Some(500_000);
             }),
         )
         .unwrap_err();
@@ -219,7 +221,7 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|c| {
-                c.set_burst(Some(5));
+                c.burst = Some(5);
             }),
         )
         .unwrap();
@@ -232,7 +234,7 @@ mod tests {
             t.fs(),
             None,
             &resources(|c| {
-                c.set_shares(Some(0));
+                c.shares = Some(0);
             }),
         )
         .unwrap();
@@ -241,7 +243,7 @@ mod tests {
             t.fs(),
             None,
             &resources(|c| {
-                c.set_quota(Some(1000));
+                c.quota = Some(1000);
             }),
         )
         .unwrap_err();

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -56,9 +56,9 @@ pub(super) fn set(
     dir: Option<&Path>,
     r: &LinuxResources,
 ) -> Result<(), CgroupError> {
-    let Some(cpu) = r.cpu() else { return Ok(()) };
-    let cpus = cpu.cpus().as_deref().filter(|s| !s.is_empty());
-    let mems = cpu.mems().as_deref().filter(|s| !s.is_empty());
+    let Some(cpu) = &r.cpu else { return Ok(()) };
+    let cpus = cpu.cpus.as_deref().filter(|s| !s.is_empty());
+    let mems = cpu.mems.as_deref().filter(|s| !s.is_empty());
     if cpus.is_none() && mems.is_none() {
         return Ok(());
     }
@@ -133,7 +133,7 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxCpu;
+    use berth_oci::runtime::LinuxCpu;
 
     #[test]
     fn apply_fills_empty_ancestors_from_the_root_down() {
@@ -158,11 +158,15 @@ mod tests {
     fn cpus_and_mems_are_written_and_noprefix_mounts_work() {
         let t = FakeTree::v1_tree();
         let dir = t.mkcg("cpuset/c");
-        let mut cpu = LinuxCpu::default();
-        cpu.set_cpus(Some("0-1".into()));
-        cpu.set_mems(Some("0".into()));
-        let mut r = LinuxResources::default();
-        r.set_cpu(Some(cpu));
+        let cpu = LinuxCpu {
+            cpus: Some("0-1".into()),
+            mems: Some("0".into()),
+            ..Default::default()
+        };
+        let r = LinuxResources {
+            cpu: Some(cpu),
+            ..Default::default()
+        };
         set(t.fs(), Some(&dir), &r).unwrap();
         assert_eq!(t.read("cpuset/c/cpuset.cpus"), "0-1");
         assert_eq!(t.read("cpuset/c/cpuset.mems"), "0");

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::devices::{Emulator, effective_rules};
 use crate::cgroups::error::CgroupError;
@@ -52,28 +52,33 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    use berth_oci::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
     fn deny_all_then(extra: Vec<LinuxDeviceCgroup>) -> LinuxResources {
-        let mut deny = LinuxDeviceCgroup::default();
-        deny.set_access(Some("rwm".into()));
+        let deny = LinuxDeviceCgroup {
+            access: Some("rwm".into()),
+            ..Default::default()
+        };
         let mut rules = vec![deny];
         rules.extend(extra);
-        let mut r = LinuxResources::default();
-        r.set_devices(Some(rules));
-        r
+
+        LinuxResources {
+            devices: Some(rules),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn a_new_cgroup_gets_deny_all_then_the_allows() {
         let t = FakeTree::v1_tree();
         let dir = t.mkcg("devices/c");
-        let mut fuse = LinuxDeviceCgroup::default();
-        fuse.set_allow(true);
-        fuse.set_typ(Some(LinuxDeviceType::C));
-        fuse.set_major(Some(10));
-        fuse.set_minor(Some(229));
-        fuse.set_access(Some("rwm".into()));
+        let fuse = LinuxDeviceCgroup {
+            allow: true,
+            typ: Some(LinuxDeviceType::C),
+            major: Some(10),
+            minor: Some(229),
+            access: Some("rwm".into()),
+        };
         set(t.fs(), Some(&dir), &deny_all_then(vec![fuse])).unwrap();
         let w: Vec<String> = t
             .writes()

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -13,14 +13,14 @@ pub(super) fn set(
     dir: Option<&Path>,
     r: &LinuxResources,
 ) -> Result<(), CgroupError> {
-    let Some(limits) = r.hugepage_limits().as_ref().filter(|l| !l.is_empty()) else {
+    let Some(limits) = r.hugepage_limits.as_ref().filter(|l| !l.is_empty()) else {
         return Ok(());
     };
     let dir = super::require(dir, "hugetlb", "hugepage limits")?;
     let mut rsvd = true;
     for limit in limits {
-        let prefix = format!("hugetlb.{}", limit.page_size());
-        let value = limit.limit().to_string();
+        let prefix = format!("hugetlb.{}", limit.page_size);
+        let value = limit.limit.to_string();
         fs::write(fs, dir, &format!("{prefix}.limit_in_bytes"), &value)?;
         if rsvd {
             match fs::write(fs, dir, &format!("{prefix}.rsvd.limit_in_bytes"), &value) {
@@ -76,23 +76,22 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxHugepageLimitBuilder;
+    use berth_oci::runtime::LinuxHugepageLimit;
 
     fn resources() -> LinuxResources {
-        let mut r = LinuxResources::default();
-        r.set_hugepage_limits(Some(vec![
-            LinuxHugepageLimitBuilder::default()
-                .page_size("2MB")
-                .limit(4_194_304i64)
-                .build()
-                .unwrap(),
-            LinuxHugepageLimitBuilder::default()
-                .page_size("1GB")
-                .limit(0i64)
-                .build()
-                .unwrap(),
-        ]));
-        r
+        LinuxResources {
+            hugepage_limits: Some(vec![
+                LinuxHugepageLimit {
+                    page_size: "2MB".to_owned(),
+                    limit: 4_194_304i64,
+                },
+                LinuxHugepageLimit {
+                    page_size: "1GB".to_owned(),
+                    limit: 0i64,
+                },
+            ]),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -113,14 +112,13 @@ mod tests {
         set(t.fs(), Some(&dir), &resources()).unwrap();
         assert_eq!(t.writes().len(), 2);
         // an unknown page size is an error naming the file
-        let mut r = LinuxResources::default();
-        r.set_hugepage_limits(Some(vec![
-            LinuxHugepageLimitBuilder::default()
-                .page_size("3MB")
-                .limit(1i64)
-                .build()
-                .unwrap(),
-        ]));
+        let r = LinuxResources {
+            hugepage_limits: Some(vec![LinuxHugepageLimit {
+                page_size: "3MB".to_owned(),
+                limit: 1i64,
+            }]),
+            ..Default::default()
+        };
         assert!(
             set(t.fs(), Some(&dir), &r)
                 .unwrap_err()

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::{LinuxMemory, LinuxResources};
+use berth_oci::runtime::{LinuxMemory, LinuxResources};
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -44,11 +44,11 @@ fn set_swap(fs: &dyn CgroupFs, dir: &Path, swap: i64) -> Result<(), CgroupError>
 }
 
 fn wanted(m: &LinuxMemory) -> bool {
-    m.limit().unwrap_or(0) != 0
-        || m.swap().unwrap_or(0) != 0
-        || m.reservation().unwrap_or(0) != 0
-        || m.disable_oom_killer() == Some(true)
-        || m.swappiness().is_some_and(|s| s != u64::MAX)
+    m.limit.unwrap_or(0) != 0
+        || m.swap.unwrap_or(0) != 0
+        || m.reservation.unwrap_or(0) != 0
+        || m.disable_oom_killer == Some(true)
+        || m.swappiness.is_some_and(|s| s != u64::MAX)
 }
 
 pub(super) fn set(
@@ -56,12 +56,12 @@ pub(super) fn set(
     dir: Option<&Path>,
     r: &LinuxResources,
 ) -> Result<(), CgroupError> {
-    let Some(m) = r.memory().as_ref().filter(|m| wanted(m)) else {
+    let Some(m) = r.memory.as_ref().filter(|m| wanted(m)) else {
         return Ok(());
     };
     let dir = super::require(dir, "memory", "memory limits")?;
-    let limit = m.limit().unwrap_or(0);
-    let mut swap = m.swap().unwrap_or(0);
+    let limit = m.limit.unwrap_or(0);
+    let mut swap = m.swap.unwrap_or(0);
     // Unlimited memory without a swap value means unlimited swap too (when swap is accounted).
     if limit == -1 && swap == 0 && fs.exists(&dir.join(SWAP_LIMIT)) {
         swap = -1;
@@ -79,7 +79,7 @@ pub(super) fn set(
         set_limit(fs, dir, limit)?;
         set_swap(fs, dir, swap)?;
     }
-    if let Some(reservation) = m.reservation().filter(|v| *v != 0) {
+    if let Some(reservation) = m.reservation.filter(|v| *v != 0) {
         fs::write(
             fs,
             dir,
@@ -87,11 +87,11 @@ pub(super) fn set(
             &reservation.to_string(),
         )?;
     }
-    if m.disable_oom_killer() == Some(true) {
+    if m.disable_oom_killer == Some(true) {
         fs::write(fs, dir, "memory.oom_control", "1")?;
     }
     // u64::MAX is -1 in the Go types: "unset".
-    if let Some(swappiness) = m.swappiness().filter(|s| *s != u64::MAX) {
+    if let Some(swappiness) = m.swappiness.filter(|s| *s != u64::MAX) {
         if swappiness > 100 {
             return Err(CgroupError::InvalidResource {
                 what: "memory swappiness".to_owned(),
@@ -151,9 +151,11 @@ mod tests {
     fn resources(f: impl FnOnce(&mut LinuxMemory)) -> LinuxResources {
         let mut m = LinuxMemory::default();
         f(&mut m);
-        let mut r = LinuxResources::default();
-        r.set_memory(Some(m));
-        r
+
+        LinuxResources {
+            memory: Some(m),
+            ..Default::default()
+        }
     }
 
     fn writes(t: &FakeTree) -> Vec<String> {
@@ -168,15 +170,15 @@ mod tests {
         let t = FakeTree::v1_tree();
         let dir = t.mkcg("memory/c");
         let r = resources(|m| {
-            m.set_limit(Some(64 << 20));
-            m.set_swap(Some(128 << 20));
-            m.set_reservation(Some(32 << 20));
-            m.set_kernel(Some(1 << 20));
-            m.set_kernel_tcp(Some(1 << 20));
-            m.set_swappiness(Some(10));
-            m.set_disable_oom_killer(Some(true));
-            m.set_use_hierarchy(Some(false));
-            m.set_check_before_update(Some(true));
+            m.limit = Some(64 << 20);
+            m.swap = Some(128 << 20);
+            m.reservation = Some(32 << 20);
+            m.kernel = Some(1 << 20);
+            m.kernel_tcp = Some(1 << 20);
+            m.swappiness = Some(10);
+            m.disable_oom_killer = Some(true);
+            m.use_hierarchy = Some(false);
+            m.check_before_update = Some(true);
         });
         set(t.fs(), Some(&dir), &r).unwrap();
         // the current limit (unlimited) is above the new swap: memory first
@@ -201,8 +203,8 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|m| {
-                m.set_limit(Some(2 << 20));
-                m.set_swap(Some(4 << 20));
+                m.limit = Some(2 << 20);
+                m.swap = Some(4 << 20);
             }),
         )
         .unwrap();
@@ -223,7 +225,7 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|m| {
-                m.set_limit(Some(-1));
+                m.limit = Some(-1);
             }),
         )
         .unwrap();
@@ -239,7 +241,7 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|m| {
-                m.set_limit(Some(-1));
+                m.limit = Some(-1);
             }),
         )
         .unwrap();
@@ -249,8 +251,8 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|m| {
-                m.set_limit(Some(1 << 20));
-                m.set_swap(Some(2 << 20));
+                m.limit = Some(1 << 20);
+                m.swap = Some(2 << 20);
             }),
         )
         .unwrap_err();
@@ -271,7 +273,7 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|m| {
-                m.set_limit(Some(4096));
+                m.limit = Some(4096);
             }),
         )
         .unwrap_err();
@@ -293,7 +295,7 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|m| {
-                m.set_swappiness(Some(u64::MAX));
+                m.swappiness = Some(u64::MAX);
             }),
         )
         .unwrap();
@@ -302,7 +304,7 @@ mod tests {
             t.fs(),
             Some(&dir),
             &resources(|m| {
-                m.set_swappiness(Some(101));
+                m.swappiness = Some(101);
             }),
         )
         .unwrap_err();
@@ -315,8 +317,8 @@ mod tests {
             t.fs(),
             None,
             &resources(|m| {
-                m.set_kernel(Some(1));
-                m.set_use_hierarchy(Some(true));
+                m.kernel = Some(1);
+                m.use_hierarchy = Some(true);
             }),
         )
         .unwrap();
@@ -325,7 +327,7 @@ mod tests {
                 t.fs(),
                 None,
                 &resources(|m| {
-                    m.set_limit(Some(1));
+                    m.limit = Some(1);
                 })
             ),
             Err(CgroupError::ControllerNotMounted { .. })

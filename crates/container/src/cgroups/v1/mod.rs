@@ -20,7 +20,7 @@ pub(crate) use rdma::lines as rdma_lines;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use super::error::CgroupError;
 use super::fs::{self, CgroupFs};
@@ -116,7 +116,7 @@ impl CgroupManager for V1Manager {
     }
 
     fn set(&self, r: &LinuxResources) -> Result<(), CgroupError> {
-        if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
+        if r.unified.as_ref().is_some_and(|u| !u.is_empty()) {
             return Err(CgroupError::UnifiedOnV1);
         }
         let fs = self.fs.as_ref();
@@ -241,8 +241,10 @@ mod tests {
         let f = FakeTree::v1_fixture();
         let m = f.manager();
         m.apply(1).unwrap();
-        let mut r = berth_oci::oci_spec::runtime::LinuxResources::default();
-        r.set_unified(Some([("memory.high".to_owned(), "1".to_owned())].into()));
+        let r = berth_oci::runtime::LinuxResources {
+            unified: Some([("memory.high".to_owned(), "1".to_owned())].into()),
+            ..Default::default()
+        };
         let err = m.set(&r).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -257,7 +259,7 @@ mod tests {
         m.apply(77).unwrap();
         let unified = f.state.unified.clone().unwrap().path;
         assert_eq!(f.tree.read_abs(&unified.join("cgroup.procs")), "77\n");
-        m.set(&berth_oci::oci_spec::runtime::LinuxResources::default())
+        m.set(&berth_oci::runtime::LinuxResources::default())
             .unwrap();
         assert!(
             f.tree

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -16,9 +16,9 @@ pub(super) fn set(
     r: &LinuxResources,
 ) -> Result<(), CgroupError> {
     let Some(class_id) = r
-        .network()
+        .network
         .as_ref()
-        .and_then(|n| n.class_id())
+        .and_then(|n| n.class_id)
         .filter(|c| *c != 0)
     else {
         return Ok(());
@@ -31,16 +31,20 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxNetwork;
+    use berth_oci::runtime::LinuxNetwork;
 
     #[test]
     fn class_id_is_written_in_decimal_and_needs_the_controller() {
         let t = FakeTree::v1_tree();
         let dir = t.mkcg("net_cls,net_prio/c");
-        let mut n = LinuxNetwork::default();
-        n.set_class_id(Some(0x0010_0001));
-        let mut r = LinuxResources::default();
-        r.set_network(Some(n));
+        let n = LinuxNetwork {
+            class_id: Some(0x0010_0001),
+            ..Default::default()
+        };
+        let r = LinuxResources {
+            network: Some(n),
+            ..Default::default()
+        };
         set(t.fs(), Some(&dir), &r).unwrap();
         assert_eq!(t.read("net_cls,net_prio/c/net_cls.classid"), "1048577");
         let err = set(t.fs(), None, &r).unwrap_err();

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -13,9 +13,9 @@ pub(super) fn set(
     r: &LinuxResources,
 ) -> Result<(), CgroupError> {
     let Some(priorities) = r
-        .network()
+        .network
         .as_ref()
-        .and_then(|n| n.priorities().as_ref())
+        .and_then(|n| n.priorities.as_ref())
         .filter(|p| !p.is_empty())
     else {
         return Ok(());
@@ -26,7 +26,7 @@ pub(super) fn set(
             fs,
             dir,
             "net_prio.ifpriomap",
-            &format!("{} {}", p.name(), p.priority()),
+            &format!("{} {}", p.name, p.priority),
         )?;
     }
     Ok(())
@@ -36,27 +36,29 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::{LinuxInterfacePriorityBuilder, LinuxNetwork};
+    use berth_oci::runtime::{LinuxInterfacePriority, LinuxNetwork};
 
     #[test]
     fn each_interface_is_one_write() {
         let t = FakeTree::v1_tree();
         let dir = t.mkcg("net_cls,net_prio/c");
-        let mut n = LinuxNetwork::default();
-        n.set_priorities(Some(vec![
-            LinuxInterfacePriorityBuilder::default()
-                .name("lo")
-                .priority(2u32)
-                .build()
-                .unwrap(),
-            LinuxInterfacePriorityBuilder::default()
-                .name("eth0")
-                .priority(5u32)
-                .build()
-                .unwrap(),
-        ]));
-        let mut r = LinuxResources::default();
-        r.set_network(Some(n));
+        let n = LinuxNetwork {
+            priorities: Some(vec![
+                LinuxInterfacePriority {
+                    name: "lo".to_owned(),
+                    priority: 2u32,
+                },
+                LinuxInterfacePriority {
+                    name: "eth0".to_owned(),
+                    priority: 5u32,
+                },
+            ]),
+            ..Default::default()
+        };
+        let r = LinuxResources {
+            network: Some(n),
+            ..Default::default()
+        };
         set(t.fs(), Some(&dir), &r).unwrap();
         let w: Vec<String> = t.writes().into_iter().map(|(_, v)| v).collect();
         assert_eq!(w, ["lo 2", "eth0 5"]);

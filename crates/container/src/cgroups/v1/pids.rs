@@ -3,12 +3,12 @@
 //! `pids.limit` >= 0 is written as is, < 0 as "max" (runtime-spec config-linux "PIDs": -1 is
 //! "max", and "0 is a valid limit value … and SHOULD be treated as such"). An absent `pids`
 //! leaves the limit alone; the config and `update` parsers turn a `pids` object without a
-//! limit into an absent one (`cgroups::update::normalize`), since oci-spec reads it as 0.
+//! limit into an absent one (`cgroups::update::normalize`), since the typed parse reads it as 0.
 //! Peers differ on 0: runc up to 1.1 leaves the limit unset, runc 1.2+ writes 1.
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -16,7 +16,7 @@ use crate::cgroups::stats::Stats;
 
 /// The value for `pids.max`, or None to leave it.
 pub(crate) fn limit_value(r: &LinuxResources) -> Option<String> {
-    let limit = r.pids().as_ref()?.limit();
+    let limit = r.pids.as_ref()?.limit;
     Some(if limit < 0 {
         "max".to_owned()
     } else {
@@ -51,14 +51,15 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxPids;
+    use berth_oci::runtime::LinuxPids;
 
     fn resources(limit: i64) -> LinuxResources {
-        let mut p = LinuxPids::default();
-        p.set_limit(limit);
-        let mut r = LinuxResources::default();
-        r.set_pids(Some(p));
-        r
+        let p = LinuxPids { limit };
+
+        LinuxResources {
+            pids: Some(p),
+            ..Default::default()
+        }
     }
 
     #[test]

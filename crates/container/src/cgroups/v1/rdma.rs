@@ -2,14 +2,14 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
 
 /// One `rdma.max` line per device, sorted by device: "mlx4_0 hca_handle=2 hca_object=2000".
 pub(crate) fn lines(r: &LinuxResources) -> Vec<String> {
-    let Some(rdma) = r.rdma() else {
+    let Some(rdma) = &r.rdma else {
         return Vec::new();
     };
     let mut devices: Vec<_> = rdma.iter().collect();
@@ -18,10 +18,10 @@ pub(crate) fn lines(r: &LinuxResources) -> Vec<String> {
         .into_iter()
         .map(|(device, limits)| {
             let mut line = device.clone();
-            if let Some(h) = limits.hca_handles() {
+            if let Some(h) = &limits.hca_handles {
                 line.push_str(&format!(" hca_handle={h}"));
             }
-            if let Some(o) = limits.hca_objects() {
+            if let Some(o) = &limits.hca_objects {
                 line.push_str(&format!(" hca_object={o}"));
             }
             line
@@ -49,25 +49,24 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxRdmaBuilder;
+    use berth_oci::runtime::LinuxRdma;
 
     #[test]
     fn one_line_per_device() {
         let t = FakeTree::v1_tree();
         let dir = t.mkcg("rdma/c");
-        let a = LinuxRdmaBuilder::default()
-            .hca_handles(2u32)
-            .hca_objects(2000u32)
-            .build()
-            .unwrap();
-        let b = LinuxRdmaBuilder::default()
-            .hca_objects(5u32)
-            .build()
-            .unwrap();
-        let mut r = LinuxResources::default();
-        r.set_rdma(Some(
-            [("mlx4_0".to_owned(), a), ("hfi1".to_owned(), b)].into(),
-        ));
+        let a = LinuxRdma {
+            hca_handles: Some(2u32),
+            hca_objects: Some(2000u32),
+        };
+        let b = LinuxRdma {
+            hca_objects: Some(5u32),
+            ..Default::default()
+        };
+        let r = LinuxResources {
+            rdma: Some([("mlx4_0".to_owned(), a), ("hfi1".to_owned(), b)].into()),
+            ..Default::default()
+        };
         set(t.fs(), Some(&dir), &r).unwrap();
         let w: Vec<String> = t.writes().into_iter().map(|(_, v)| v).collect();
         assert_eq!(

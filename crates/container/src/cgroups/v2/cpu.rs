@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -25,18 +25,18 @@ pub(crate) fn shares_to_weight(shares: u64) -> u64 {
 }
 
 pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    let Some(cpu) = r.cpu() else { return Ok(()) };
-    if let Some(idle) = cpu.idle() {
+    let Some(cpu) = &r.cpu else { return Ok(()) };
+    if let Some(idle) = &cpu.idle {
         fs::write(fs, dir, "cpu.idle", &idle.to_string())?;
     }
-    let weight = shares_to_weight(cpu.shares().unwrap_or(0));
+    let weight = shares_to_weight(cpu.shares.unwrap_or(0));
     if weight != 0 {
         fs::write(fs, dir, "cpu.weight", &weight.to_string())?;
     }
-    let quota = cpu.quota().unwrap_or(0);
-    let period = cpu.period().unwrap_or(0);
+    let quota = cpu.quota.unwrap_or(0);
+    let period = cpu.period.unwrap_or(0);
     let mut pending_burst = None;
-    if let Some(burst) = cpu.burst() {
+    if let Some(burst) = &cpu.burst {
         let value = burst.to_string();
         match fs::write(fs, dir, "cpu.max.burst", &value) {
             Ok(()) => {}
@@ -81,14 +81,16 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxCpu;
+    use berth_oci::runtime::LinuxCpu;
 
     fn resources(f: impl FnOnce(&mut LinuxCpu)) -> LinuxResources {
         let mut cpu = LinuxCpu::default();
         f(&mut cpu);
-        let mut r = LinuxResources::default();
-        r.set_cpu(Some(cpu));
-        r
+
+        LinuxResources {
+            cpu: Some(cpu),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -110,13 +112,13 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|c| {
-                c.set_shares(Some(1024));
-                c.set_quota(Some(50_000));
-                c.set_period(Some(200_000));
-                c.set_burst(Some(10));
-                c.set_idle(Some(0));
-                c.set_realtime_runtime(Some(5));
-                c.set_realtime_period(Some(10));
+                c.shares = Some(1024);
+                c.quota = Some(50_000);
+                c.period = Some(200_000);
+                c.burst = Some(10);
+                c.idle = Some(0);
+                c.realtime_runtime = Some(5);
+                c.realtime_period = Some(10);
             }),
         )
         .unwrap();
@@ -144,7 +146,7 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|c| {
-                c.set_quota(Some(25_000));
+                c.quota = Some(25_000);
             }),
         )
         .unwrap();
@@ -153,7 +155,7 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|c| {
-                c.set_quota(Some(-1));
+                c.quota = Some(-1);
             }),
         )
         .unwrap();
@@ -162,7 +164,7 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|c| {
-                c.set_period(Some(50_000));
+                c.period = Some(50_000);
             }),
         )
         .unwrap();
@@ -173,7 +175,7 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|c| {
-                c.set_shares(Some(100));
+                c.shares = Some(100);
             }),
         )
         .unwrap_err();

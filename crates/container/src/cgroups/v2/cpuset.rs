@@ -2,17 +2,17 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
 
 pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    let Some(cpu) = r.cpu() else { return Ok(()) };
-    if let Some(cpus) = cpu.cpus().as_deref().filter(|s| !s.is_empty()) {
+    let Some(cpu) = &r.cpu else { return Ok(()) };
+    if let Some(cpus) = cpu.cpus.as_deref().filter(|s| !s.is_empty()) {
         fs::write(fs, dir, "cpuset.cpus", cpus)?;
     }
-    if let Some(mems) = cpu.mems().as_deref().filter(|s| !s.is_empty()) {
+    if let Some(mems) = cpu.mems.as_deref().filter(|s| !s.is_empty()) {
         fs::write(fs, dir, "cpuset.mems", mems)?;
     }
     Ok(())
@@ -22,24 +22,28 @@ pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxCpu;
+    use berth_oci::runtime::LinuxCpu;
 
     #[test]
     fn cpus_and_mems() {
         let t = FakeTree::v2_tree();
         let dir = t.mkcg("c");
-        let mut cpu = LinuxCpu::default();
-        cpu.set_cpus(Some("1".into()));
-        cpu.set_mems(Some("0".into()));
-        let mut r = LinuxResources::default();
-        r.set_cpu(Some(cpu));
+        let cpu = LinuxCpu {
+            cpus: Some("1".into()),
+            mems: Some("0".into()),
+            ..Default::default()
+        };
+        let mut r = LinuxResources {
+            cpu: Some(cpu),
+            ..Default::default()
+        };
         set(t.fs(), &dir, &r).unwrap();
         assert_eq!(
             (t.read("c/cpuset.cpus"), t.read("c/cpuset.mems")),
             ("1".into(), "0".into())
         );
         t.clear_writes();
-        r.set_cpu(Some(LinuxCpu::default()));
+        r.cpu = Some(LinuxCpu::default());
         set(t.fs(), &dir, &r).unwrap();
         assert!(t.writes().is_empty());
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use super::bpf::device_program;
 use crate::cgroups::devices::{Emulator, effective_rules};
@@ -21,20 +21,23 @@ mod tests {
     use crate::cgroups::devices::{Access, DevType};
     use crate::cgroups::fake::FakeTree;
     use crate::cgroups::v2::bpf::interpreter::run;
-    use berth_oci::oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    use berth_oci::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
     #[test]
     fn the_attached_program_allows_the_defaults_and_the_config_rules_only() {
         let t = FakeTree::v2_tree();
         let dir = t.mkcg("c");
-        let mut fuse = LinuxDeviceCgroup::default();
-        fuse.set_allow(true);
-        fuse.set_typ(Some(LinuxDeviceType::C));
-        fuse.set_major(Some(10));
-        fuse.set_minor(Some(229));
-        fuse.set_access(Some("rw".into()));
-        let mut r = LinuxResources::default();
-        r.set_devices(Some(vec![fuse]));
+        let fuse = LinuxDeviceCgroup {
+            allow: true,
+            typ: Some(LinuxDeviceType::C),
+            major: Some(10),
+            minor: Some(229),
+            access: Some("rw".into()),
+        };
+        let r = LinuxResources {
+            devices: Some(vec![fuse]),
+            ..Default::default()
+        };
         set(t.fs(), &dir, &r).unwrap();
         let programs = t.programs();
         assert_eq!(programs.len(), 1);
@@ -64,11 +67,15 @@ mod tests {
     fn invalid_rules_are_refused_before_anything_is_attached() {
         let t = FakeTree::v2_tree();
         let dir = t.mkcg("c");
-        let mut bad = LinuxDeviceCgroup::default();
-        bad.set_allow(true);
-        bad.set_typ(Some(LinuxDeviceType::C));
-        let mut r = LinuxResources::default();
-        r.set_devices(Some(vec![bad]));
+        let bad = LinuxDeviceCgroup {
+            allow: true,
+            typ: Some(LinuxDeviceType::C),
+            ..Default::default()
+        };
+        let r = LinuxResources {
+            devices: Some(vec![bad]),
+            ..Default::default()
+        };
         assert!(matches!(
             set(t.fs(), &dir, &r),
             Err(CgroupError::DeviceRule { .. })

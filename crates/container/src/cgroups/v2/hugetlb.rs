@@ -3,23 +3,23 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
 use crate::cgroups::stats::{Hugetlb, Stats};
 
 pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    let Some(limits) = r.hugepage_limits() else {
+    let Some(limits) = &r.hugepage_limits else {
         return Ok(());
     };
     let mut rsvd = true;
     for limit in limits {
-        let prefix = format!("hugetlb.{}", limit.page_size());
-        let value = if limit.limit() < 0 {
+        let prefix = format!("hugetlb.{}", limit.page_size);
+        let value = if limit.limit < 0 {
             "max".to_owned()
         } else {
-            limit.limit().to_string()
+            limit.limit.to_string()
         };
         fs::write(fs, dir, &format!("{prefix}.max"), &value)?;
         if rsvd {
@@ -68,25 +68,25 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxHugepageLimitBuilder;
+    use berth_oci::runtime::LinuxHugepageLimit;
 
     #[test]
     fn limits_reservations_and_stats() {
         let t = FakeTree::v2_tree();
         let dir = t.mkcg("c");
-        let mut r = LinuxResources::default();
-        r.set_hugepage_limits(Some(vec![
-            LinuxHugepageLimitBuilder::default()
-                .page_size("2MB")
-                .limit(2_097_152i64)
-                .build()
-                .unwrap(),
-            LinuxHugepageLimitBuilder::default()
-                .page_size("1GB")
-                .limit(-1i64)
-                .build()
-                .unwrap(),
-        ]));
+        let r = LinuxResources {
+            hugepage_limits: Some(vec![
+                LinuxHugepageLimit {
+                    page_size: "2MB".to_owned(),
+                    limit: 2_097_152i64,
+                },
+                LinuxHugepageLimit {
+                    page_size: "1GB".to_owned(),
+                    limit: -1i64,
+                },
+            ]),
+            ..Default::default()
+        };
         set(t.fs(), &dir, &r).unwrap();
         assert_eq!(t.read("c/hugetlb.2MB.max"), "2097152");
         assert_eq!(t.read("c/hugetlb.2MB.rsvd.max"), "2097152");

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -21,9 +21,9 @@ pub(crate) fn blkio_to_io_weight(weight: u16) -> u64 {
 }
 
 pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    let Some(b) = r.block_io() else { return Ok(()) };
-    let weight = b.weight().filter(|w| *w != 0);
-    let devices = b.weight_device().as_deref().unwrap_or_default();
+    let Some(b) = &r.block_io else { return Ok(()) };
+    let weight = b.weight.filter(|w| *w != 0);
+    let devices = b.weight_device.as_deref().unwrap_or_default();
     // BFQ present: its file; per-device weights only when it prints "default N" lines.
     let bfq = if weight.is_some() || !devices.is_empty() {
         fs::optional(fs::read(fs, dir, "io.bfq.weight"))?
@@ -47,28 +47,28 @@ pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(
         .is_some_and(|text| text.trim().parse::<u64>().is_err())
     {
         for wd in devices {
-            if let Some(w) = wd.weight() {
+            if let Some(w) = &wd.weight {
                 fs::write(
                     fs,
                     dir,
                     "io.bfq.weight",
-                    &format!("{}:{} {w}", wd.major(), wd.minor()),
+                    &format!("{}:{} {w}", wd.major, wd.minor),
                 )?;
             }
         }
     }
     for (key, devices) in [
-        ("rbps", b.throttle_read_bps_device()),
-        ("wbps", b.throttle_write_bps_device()),
-        ("riops", b.throttle_read_iops_device()),
-        ("wiops", b.throttle_write_iops_device()),
+        ("rbps", &b.throttle_read_bps_device),
+        ("wbps", &b.throttle_write_bps_device),
+        ("riops", &b.throttle_read_iops_device),
+        ("wiops", &b.throttle_write_iops_device),
     ] {
         for td in devices.as_deref().unwrap_or_default() {
             fs::write(
                 fs,
                 dir,
                 "io.max",
-                &format!("{}:{} {key}={}", td.major(), td.minor(), td.rate()),
+                &format!("{}:{} {key}={}", td.major, td.minor, td.rate),
             )?;
         }
     }
@@ -113,16 +113,16 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::{
-        LinuxBlockIo, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder,
-    };
+    use berth_oci::runtime::{LinuxBlockIo, LinuxThrottleDevice, LinuxWeightDevice};
 
     fn resources(f: impl FnOnce(&mut LinuxBlockIo)) -> LinuxResources {
         let mut b = LinuxBlockIo::default();
         f(&mut b);
-        let mut r = LinuxResources::default();
-        r.set_block_io(Some(b));
-        r
+
+        LinuxResources {
+            block_io: Some(b),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -137,32 +137,27 @@ mod tests {
     fn weight_without_bfq_goes_to_io_weight_converted_and_throttles_to_io_max() {
         let t = FakeTree::v2_tree();
         let dir = t.mkcg("c");
-        let throttle = |rate: u64| {
-            LinuxThrottleDeviceBuilder::default()
-                .major(8)
-                .minor(0)
-                .rate(rate)
-                .build()
-                .unwrap()
+        let throttle = |rate: u64| LinuxThrottleDevice {
+            major: 8,
+            minor: 0,
+            rate,
         };
         set(
             t.fs(),
             &dir,
             &resources(|b| {
-                b.set_weight(Some(500));
-                b.set_leaf_weight(Some(100));
-                b.set_weight_device(Some(vec![
-                    LinuxWeightDeviceBuilder::default()
-                        .major(8)
-                        .minor(0)
-                        .weight(300u16)
-                        .build()
-                        .unwrap(),
-                ]));
-                b.set_throttle_read_bps_device(Some(vec![throttle(1000)]));
-                b.set_throttle_write_bps_device(Some(vec![throttle(2000)]));
-                b.set_throttle_read_iops_device(Some(vec![throttle(3)]));
-                b.set_throttle_write_iops_device(Some(vec![throttle(4)]));
+                b.weight = Some(500);
+                b.leaf_weight = Some(100);
+                b.weight_device = Some(vec![LinuxWeightDevice {
+                    major: 8,
+                    minor: 0,
+                    weight: Some(300u16),
+                    ..Default::default()
+                }]);
+                b.throttle_read_bps_device = Some(vec![throttle(1000)]);
+                b.throttle_write_bps_device = Some(vec![throttle(2000)]);
+                b.throttle_read_iops_device = Some(vec![throttle(3)]);
+                b.throttle_write_iops_device = Some(vec![throttle(4)]);
             }),
         )
         .unwrap();
@@ -189,15 +184,13 @@ mod tests {
         let dir = t.mkcg("c");
         t.set_file("c/io.bfq.weight", "default 100\n");
         let r = resources(|b| {
-            b.set_weight(Some(500));
-            b.set_weight_device(Some(vec![
-                LinuxWeightDeviceBuilder::default()
-                    .major(8)
-                    .minor(16)
-                    .weight(300u16)
-                    .build()
-                    .unwrap(),
-            ]));
+            b.weight = Some(500);
+            b.weight_device = Some(vec![LinuxWeightDevice {
+                major: 8,
+                minor: 16,
+                weight: Some(300u16),
+                ..Default::default()
+            }]);
         });
         set(t.fs(), &dir, &r).unwrap();
         let w: Vec<String> = t.writes().into_iter().map(|(_, v)| v).collect();

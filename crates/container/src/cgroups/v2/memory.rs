@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -43,14 +43,14 @@ fn value(v: i64) -> Option<String> {
 }
 
 pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    let Some(m) = r.memory() else { return Ok(()) };
-    let limit = m.limit().unwrap_or(0);
-    let swap = m.swap().unwrap_or(0);
-    let reservation = m.reservation().unwrap_or(0);
+    let Some(m) = &r.memory else { return Ok(()) };
+    let limit = m.limit.unwrap_or(0);
+    let swap = m.swap.unwrap_or(0);
+    let reservation = m.reservation.unwrap_or(0);
     if limit == 0 && swap == 0 && reservation == 0 {
         return Ok(());
     }
-    if m.check_before_update() == Some(true) && (limit > 0 || swap > 0) {
+    if m.check_before_update == Some(true) && (limit > 0 || swap > 0) {
         // best effort: a cgroup without memory.current is not checked
         if let Ok(usage) = fs::read_u64(fs, dir, "memory.current") {
             for (what, l) in [("memory+swap limit", swap), ("memory limit", limit)] {
@@ -140,14 +140,16 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxMemory;
+    use berth_oci::runtime::LinuxMemory;
 
     fn resources(f: impl FnOnce(&mut LinuxMemory)) -> LinuxResources {
         let mut m = LinuxMemory::default();
         f(&mut m);
-        let mut r = LinuxResources::default();
-        r.set_memory(Some(m));
-        r
+
+        LinuxResources {
+            memory: Some(m),
+            ..Default::default()
+        }
     }
 
     fn writes(t: &FakeTree) -> Vec<String> {
@@ -188,12 +190,12 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|m| {
-                m.set_limit(Some(100 << 20));
-                m.set_swap(Some(300 << 20));
-                m.set_reservation(Some(50 << 20));
-                m.set_swappiness(Some(10));
-                m.set_disable_oom_killer(Some(true));
-                m.set_kernel(Some(1));
+                m.limit = Some(100 << 20);
+                m.swap = Some(300 << 20);
+                m.reservation = Some(50 << 20);
+                m.swappiness = Some(10);
+                m.disable_oom_killer = Some(true);
+                m.kernel = Some(1);
             }),
         )
         .unwrap();
@@ -215,7 +217,7 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|m| {
-                m.set_limit(Some(-1));
+                m.limit = Some(-1);
             }),
         )
         .unwrap();
@@ -225,8 +227,8 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|m| {
-                m.set_limit(Some(1000));
-                m.set_swap(Some(1000));
+                m.limit = Some(1000);
+                m.swap = Some(1000);
             }),
         )
         .unwrap();
@@ -238,7 +240,7 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|m| {
-                m.set_limit(Some(-1));
+                m.limit = Some(-1);
             }),
         )
         .unwrap();
@@ -247,8 +249,8 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|m| {
-                m.set_limit(Some(1000));
-                m.set_swap(Some(3000));
+                m.limit = Some(1000);
+                m.swap = Some(3000);
             }),
         )
         .unwrap_err();
@@ -264,8 +266,8 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|m| {
-                m.set_limit(Some(4000));
-                m.set_check_before_update(Some(true));
+                m.limit = Some(4000);
+                m.check_before_update = Some(true);
             }),
         )
         .unwrap_err();
@@ -278,7 +280,7 @@ mod tests {
             t.fs(),
             &dir,
             &resources(|m| {
-                m.set_limit(Some(4000));
+                m.limit = Some(4000);
             }),
         )
         .unwrap();

@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
 use crate::cgroups::stats::Stats;
 
 pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    let Some(limit) = r.pids().as_ref().map(|p| p.limit()) else {
+    let Some(limit) = r.pids.as_ref().map(|p| p.limit) else {
         return Ok(());
     };
     let value = if limit < 0 {
@@ -42,14 +42,15 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxPids;
+    use berth_oci::runtime::LinuxPids;
 
     fn resources(limit: i64) -> LinuxResources {
-        let mut p = LinuxPids::default();
-        p.set_limit(limit);
-        let mut r = LinuxResources::default();
-        r.set_pids(Some(p));
-        r
+        let p = LinuxPids { limit };
+
+        LinuxResources {
+            pids: Some(p),
+            ..Default::default()
+        }
     }
 
     #[test]

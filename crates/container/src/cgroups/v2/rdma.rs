@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -18,18 +18,20 @@ pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::oci_spec::runtime::LinuxRdmaBuilder;
+    use berth_oci::runtime::LinuxRdma;
 
     #[test]
     fn lines_go_to_rdma_max() {
         let t = FakeTree::v2_tree();
         let dir = t.mkcg("c");
-        let a = LinuxRdmaBuilder::default()
-            .hca_handles(1u32)
-            .build()
-            .unwrap();
-        let mut r = LinuxResources::default();
-        r.set_rdma(Some([("mlx5_0".to_owned(), a)].into()));
+        let a = LinuxRdma {
+            hca_handles: Some(1u32),
+            ..Default::default()
+        };
+        let r = LinuxResources {
+            rdma: Some([("mlx5_0".to_owned(), a)].into()),
+            ..Default::default()
+        };
         set(t.fs(), &dir, &r).unwrap();
         assert_eq!(t.read("c/rdma.max"), "mlx5_0 hca_handle=1");
     }

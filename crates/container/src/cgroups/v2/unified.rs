@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use berth_oci::oci_spec::runtime::LinuxResources;
+use berth_oci::runtime::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
 
 pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(), CgroupError> {
-    let Some(unified) = r.unified() else {
+    let Some(unified) = &r.unified else {
         return Ok(());
     };
     let mut keys: Vec<&String> = unified.keys().collect();
@@ -54,14 +54,15 @@ mod tests {
     use crate::cgroups::fake::FakeTree;
 
     fn resources(pairs: &[(&str, &str)]) -> LinuxResources {
-        let mut r = LinuxResources::default();
-        r.set_unified(Some(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        ));
-        r
+        LinuxResources {
+            unified: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod scale;
 
 use std::collections::HashMap;
 
-use berth_oci::oci_spec::runtime::LinuxSeccomp;
+use berth_oci::runtime::LinuxSeccomp;
 use serde_json::json;
 
 use super::arch::{Names, Table};

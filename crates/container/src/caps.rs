@@ -102,7 +102,41 @@ pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Set effective/permitted/inheritable, then raise the ambient set.
+/// Ambient capabilities that cannot be raised: capabilities(7) keeps a capability out of the
+/// ambient set unless it is both permitted and inheritable. runc warns about these and goes
+/// on (up to 1.1 its capability package dropped the error, and runc 1.1's `spec` lists its
+/// default capabilities as ambient without making them inheritable), so berth skips them too
+/// and [`crate::Container::create`] and [`crate::Container::exec`] report them as warnings.
+/// In capability-number order.
+pub fn unraisable_ambient(caps: &LinuxCapabilities) -> Vec<Capability> {
+    let allowed = set_of(caps.permitted.as_ref()) & set_of(caps.inheritable.as_ref());
+    let mut out: Vec<Capability> = caps
+        .ambient
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|c| !allowed.contains(set_of(Some(&[*c].into_iter().collect()))))
+        .collect();
+    out.sort_by_key(|c| number(*c));
+    out
+}
+
+/// The warnings for [`unraisable_ambient`], one line each.
+pub fn ambient_warnings(caps: Option<&LinuxCapabilities>) -> Vec<String> {
+    caps.map(unraisable_ambient)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            format!(
+                "ambient capability {c} is not both permitted and inheritable: not raised (the kernel refuses it; runc skips it too)"
+            )
+        })
+        .collect()
+}
+
+/// Set effective/permitted/inheritable, then raise the ambient set (but for the
+/// [`unraisable_ambient`] ones and those the running kernel does not know, which runc
+/// skips as well).
 pub fn apply(caps: &LinuxCapabilities) -> Result<(), Failure> {
     let sets = CapabilitySets {
         effective: set_of(caps.effective.as_ref()),
@@ -110,11 +144,14 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<(), Failure> {
         inheritable: set_of(caps.inheritable.as_ref()),
     };
     rustix::thread::set_capabilities(None, sets).ctx(|| "failed to set capabilities".to_owned())?;
+    let skip = unraisable_ambient(caps);
+    let last = last_cap();
     for c in caps.ambient.iter().flatten() {
         let n = number(*c);
-        // raising an ambient cap needs it in permitted and inheritable; runc ignores failures
-        // for caps the kernel does not know, we report the rest
-        sys::ambient_raise(n).ctx(|| format!("failed to raise ambient capability CAP_{c}"))?;
+        if skip.contains(c) || n > last {
+            continue;
+        }
+        sys::ambient_raise(n).ctx(|| format!("failed to raise ambient capability {c}"))?;
     }
     Ok(())
 }
@@ -136,5 +173,44 @@ mod tests {
             &[Capability::Kill, Capability::Bpf].into_iter().collect(),
         ));
         assert_eq!(set, CapabilitySet::KILL | CapabilitySet::BPF);
+    }
+
+    #[test]
+    fn ambient_caps_need_permitted_and_inheritable() {
+        let set = |c: &[Capability]| Some(c.iter().copied().collect());
+        // runc 1.1's `spec`: the defaults as ambient, nothing inheritable.
+        let runc11 = LinuxCapabilities {
+            bounding: set(&[Capability::Kill, Capability::AuditWrite]),
+            effective: set(&[Capability::Kill, Capability::AuditWrite]),
+            permitted: set(&[Capability::Kill, Capability::AuditWrite]),
+            inheritable: None,
+            ambient: set(&[Capability::NetBindService, Capability::Kill]),
+        };
+        assert_eq!(
+            unraisable_ambient(&runc11),
+            [Capability::Kill, Capability::NetBindService]
+        );
+        let warnings = ambient_warnings(Some(&runc11));
+        assert_eq!(warnings.len(), 2);
+        assert!(
+            warnings[0]
+                .starts_with("ambient capability CAP_KILL is not both permitted and inheritable"),
+            "{warnings:?}"
+        );
+        // permitted and inheritable: raisable, no warning.
+        let ok = LinuxCapabilities {
+            inheritable: set(&[Capability::Kill, Capability::AuditWrite]),
+            ambient: set(&[Capability::Kill]),
+            ..runc11.clone()
+        };
+        assert!(unraisable_ambient(&ok).is_empty());
+        assert!(ambient_warnings(Some(&ok)).is_empty());
+        assert!(ambient_warnings(None).is_empty());
+        // inheritable but not permitted: refused by the kernel as well.
+        let not_permitted = LinuxCapabilities {
+            permitted: set(&[Capability::AuditWrite]),
+            ..ok
+        };
+        assert_eq!(unraisable_ambient(&not_permitted), [Capability::Kill]);
     }
 }

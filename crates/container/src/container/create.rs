@@ -124,6 +124,7 @@ impl Container {
             });
         }
         process::check_lsm(process)?;
+        let warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
         if !rustix::process::geteuid().is_root() {
             rootless::validate_unprivileged(spec)?;
         }
@@ -301,6 +302,7 @@ impl Container {
             Container {
                 root: opts.root.clone(),
                 state,
+                warnings,
             },
             pty,
         ))

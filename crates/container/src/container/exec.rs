@@ -34,6 +34,9 @@ pub struct ExecOptions {
 pub struct ExecProcess {
     pub pid: i32,
     pub pty: Option<OwnedFd>,
+    /// What the exec went on despite (ambient capabilities the kernel will not raise), for
+    /// the caller to log.
+    pub warnings: Vec<String>,
 }
 
 impl Container {
@@ -60,6 +63,7 @@ impl Container {
             });
         }
         process::check_lsm(process)?;
+        let warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
         let linux = cfg_spec.linux.as_ref();
         let filter = match linux.and_then(|l| l.seccomp.as_ref()) {
             Some(s) => Some(
@@ -203,7 +207,7 @@ impl Container {
             if let Some(p) = &opts.pid_file {
                 super::create::write_pid_file(p, pid)?;
             }
-            Ok(ExecProcess { pid, pty })
+            Ok(ExecProcess { pid, pty, warnings })
         })();
         if result.is_err()
             && let Some(p) = stage1_pid

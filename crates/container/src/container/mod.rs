@@ -124,6 +124,9 @@ pub(crate) fn spawn_stage1(
 pub struct Container {
     root: PathBuf,
     pub state: State,
+    /// What `create` went on despite (e.g. ambient capabilities the kernel will not raise),
+    /// one line each, for the caller to log; not recorded (empty once loaded).
+    pub warnings: Vec<String>,
 }
 
 impl Container {
@@ -136,6 +139,7 @@ impl Container {
             Ok(state) => Ok(Container {
                 root: root.to_owned(),
                 state,
+                warnings: Vec::new(),
             }),
             Err(StateError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>

@@ -111,6 +111,9 @@ pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<u8> {
     let opts = options(g, &a.id, &a.flags)?;
     let (c, _) =
         Container::create(&opts).with_context(|| format!("failed to create container {}", a.id))?;
+    for w in &c.warnings {
+        g.log.warn(w);
+    }
     g.log.debug(&format!(
         "container {} created, init pid {}",
         c.id(),

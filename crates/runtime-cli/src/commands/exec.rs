@@ -200,6 +200,9 @@ pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
     let p = c
         .exec(&opts)
         .with_context(|| format!("failed to exec in container {}", a.id))?;
+    for w in &p.warnings {
+        g.log.warn(w);
+    }
     if a.detach {
         return Ok(0);
     }

@@ -44,6 +44,9 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     opts.keep_pty = !a.detach && opts.console_socket.is_none();
     let (mut c, pty) =
         Container::create(&opts).with_context(|| format!("failed to run container {}", a.id))?;
+    for w in &c.warnings {
+        g.log.warn(w);
+    }
     let started = c.start();
     let warnings = match started {
         Ok(w) => w,

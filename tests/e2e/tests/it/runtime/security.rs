@@ -184,6 +184,39 @@ runtime_test! {
 }
 
 runtime_test! {
+    /// Ambient capabilities that are not inheritable (runc 1.1's `spec` writes its defaults
+    /// so) cannot be raised: every runtime runs the container anyway with an empty ambient
+    /// set and the other sets as configured; berth-runtime says so in a warning per capability.
+    fn ambient_capabilities_without_inheritable_are_skipped(rt) {
+        let caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+        let mut b = Bundle::new();
+        for set in ["bounding", "effective", "permitted", "ambient"] {
+            b.capability_set(set, &caps);
+        }
+        b.capability_set("inheritable", &[]);
+        b.probe(&["caps"]);
+        let out = rt.run(&b);
+        assert!(out.success(), "{} failed:\n{out}", rt.name());
+        assert_caps(&out.json(), &[
+            ("bounding", &caps),
+            ("effective", &caps),
+            ("permitted", &caps),
+            ("inheritable", &[]),
+            ("ambient", &[]),
+        ]);
+        if rt.name() == "berth-runtime" {
+            let err = out.stderr_str();
+            for c in caps {
+                assert!(
+                    err.contains(&format!("ambient capability {c} is not both permitted and inheritable")),
+                    "no warning for {c} in:\n{err}"
+                );
+            }
+        }
+    }
+}
+
+runtime_test! {
     /// noNewPrivileges: true sets no_new_privs; false leaves it clear (so the probe reads
     /// the flag, not a constant).
     fn no_new_privs_follows_the_config(rt) {

@@ -41,6 +41,7 @@ mod layout;
 mod loopdev;
 mod probe;
 mod process;
+mod pty;
 mod registry;
 mod rng;
 mod runtime;
@@ -66,6 +67,7 @@ pub use layout::{
 pub use loopdev::LoopDevice;
 pub use probe::{PROBE_BIN_ENV, is_static_elf, probe_bin};
 pub use process::{ChildGuard, run_with_timeout};
+pub use pty::PtySession;
 pub use registry::{Registry, RegistryOptions};
 pub use rng::{XorShift, random_bytes};
 pub use runtime::{

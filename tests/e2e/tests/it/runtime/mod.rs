@@ -18,6 +18,7 @@ mod limits;
 mod namespaces;
 mod rootless;
 mod security;
+mod terminal;
 
 use berth_test_support::{
     Bundle, Runtime, busybox_static_available, hybrid_cgroup2_controllers, requires_root,

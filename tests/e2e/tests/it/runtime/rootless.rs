@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use berth_test_support::{
-    Bundle, COMMAND_TIMEOUT, Runtime, run_with_timeout, skip_or_fail, wait_until,
+    Bundle, COMMAND_TIMEOUT, Runtime, passwd_ids, run_with_timeout, skip_or_fail, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -44,17 +44,6 @@ pub(super) struct Rootless<'r> {
     pub(super) gid: u32,
     /// `XDG_RUNTIME_DIR`, owned by the user, 0700; removed on drop (by root).
     xdg: tempfile::TempDir,
-}
-
-/// The uid and gid of `name` from /etc/passwd.
-fn passwd_ids(name: &str) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&name) && f.len() > 3)
-            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-            .flatten()
-    })
 }
 
 /// Whether `file` grants [`USER`] exactly the subordinate range the tests expect.

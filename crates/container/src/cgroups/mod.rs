@@ -134,6 +134,10 @@ pub trait CgroupManager: fmt::Debug {
     /// config's device rules followed by [`default_device_rules`] are always applied (from
     /// deny-all, as runc), so `update` must pass the container's full resources.
     fn set(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
+    /// As [`CgroupManager::set`] but leaving the device rules as they are, for `update`:
+    /// runc's `update` cannot change them and skips them (`SkipDevices`), so rules
+    /// another component added on top (a GPU plugin's) survive.
+    fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
     /// Freeze or thaw every process, waiting (bounded) until the kernel reports it done.
     fn freeze(&self, state: FreezerState) -> Result<(), CgroupError>;
     /// Whether the container's cgroup is frozen (thawed when it has no freezer or is gone).

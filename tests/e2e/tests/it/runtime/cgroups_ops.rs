@@ -69,7 +69,7 @@ fn cg_read(c: &ContainerGuard<'_>, file: &str) -> Option<String> {
 }
 
 #[track_caller]
-fn cg_value(c: &ContainerGuard<'_>, file: &str) -> String {
+pub(super) fn cg_value(c: &ContainerGuard<'_>, file: &str) -> String {
     cg_read(c, file).unwrap_or_else(|| panic!("no {file} in {:?}", c.cgroup_dirs()))
 }
 

@@ -63,7 +63,7 @@ runtime_test! {
             let (mut killed, mut reported) = (None, None);
             let deadline = Instant::now() + WAIT;
             // probes 1 ms apart (wait_until's first pause)
-            while Instant::now() < deadline && reported.is_none() {
+            while Instant::now() < deadline && (killed.is_none() || reported.is_none()) {
                 wait_until(Duration::from_millis(1), || {
                     let now = Instant::now();
                     if killed.is_none() && oom_kills(&dir) > kills {
@@ -80,9 +80,25 @@ runtime_test! {
             };
             // the line may be seen in the same probe as the counter (or before it)
             latencies.push(r.saturating_duration_since(k));
+            // a late second line for this kill (runc's, see below) must not count as the
+            // next kill's: wait until no line came for 200 ms
+            let deadline = Instant::now() + WAIT;
+            while Instant::now() < deadline {
+                let n = oom_lines();
+                if !wait_until(Duration::from_millis(200), || oom_lines() != n) {
+                    break;
+                }
+            }
         }
         let all = ev.lines().iter().filter(|l| l["type"] == "oom").count();
-        assert_eq!(all, KILLS, "one oom line per kill: {}", ev.describe());
+        if rt.name() == "runc" {
+            // peer: runc prints one line per eventfd notification, which a loaded host
+            // can raise twice for one kill (the OOM killer invoked again before the
+            // victim is gone); berth-runtime prints one per kill the counter shows
+            assert!(all >= KILLS, "an oom line per kill at least: {}", ev.describe());
+        } else {
+            assert_eq!(all, KILLS, "one oom line per kill: {}", ev.describe());
+        }
         latencies.sort();
         let median = latencies[KILLS / 2];
         eprintln!("{}: kill → oom line latencies {latencies:?}, median {median:?}", rt.name());

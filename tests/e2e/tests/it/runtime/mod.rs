@@ -20,6 +20,7 @@ mod namespaces;
 mod rootless;
 mod security;
 mod terminal;
+mod update;
 
 use berth_test_support::{
     Bundle, Runtime, busybox_static_available, hybrid_cgroup2_controllers, requires_root,

@@ -11,6 +11,7 @@
 
 mod cgroups;
 mod cgroups_ops;
+mod delegated;
 mod events;
 mod harness;
 mod isolation;

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +25,13 @@ pub struct PtySession {
     master: File,
     child: ChildGuard,
     screen: Arc<Mutex<Vec<u8>>>,
+    /// Set by the reader once the master reads EOF or EIO (every slave closed).
+    hung_up: Arc<AtomicBool>,
 }
+
+/// How long [`PtySession::wait`] waits, once the command exited, for what it wrote to
+/// reach the screen (the kernel hands writes to the master asynchronously).
+const DRAIN: Duration = Duration::from_secs(10);
 
 fn open_pair() -> (OwnedFd, OwnedFd) {
     let master =
@@ -65,6 +72,8 @@ impl PtySession {
         let screen = Arc::new(Mutex::new(Vec::new()));
         let mut reader = File::from(master.try_clone().expect("dup the pty's master"));
         let sink = Arc::clone(&screen);
+        let hung_up = Arc::new(AtomicBool::new(false));
+        let hup = Arc::clone(&hung_up);
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             loop {
@@ -76,11 +85,13 @@ impl PtySession {
                     },
                 }
             }
+            hup.store(true, Ordering::SeqCst);
         });
         PtySession {
             master: File::from(master),
             child,
             screen,
+            hung_up,
         }
     }
 
@@ -124,7 +135,9 @@ impl PtySession {
     }
 
     /// Wait for the command to exit; its status, or `None` if it still ran after
-    /// `timeout`.
+    /// `timeout`. Once it exited, what it wrote is on the screen: the reader is given
+    /// until the last slave closes (at most [`DRAIN`]; a process the command left behind
+    /// may hold it).
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let child = self.child.child().expect("spawned");
         let mut status = None;
@@ -132,6 +145,9 @@ impl PtySession {
             status = child.try_wait().ok().flatten();
             status.is_some()
         });
+        if status.is_some() {
+            wait_until(DRAIN, || self.hung_up.load(Ordering::SeqCst));
+        }
         status
     }
 }

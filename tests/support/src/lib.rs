@@ -41,6 +41,7 @@ mod layout;
 mod loopdev;
 mod probe;
 mod process;
+mod pty;
 mod registry;
 mod rng;
 mod runtime;
@@ -65,7 +66,8 @@ pub use layout::{
 };
 pub use loopdev::LoopDevice;
 pub use probe::{PROBE_BIN_ENV, is_static_elf, probe_bin};
-pub use process::{ChildGuard, run_with_timeout};
+pub use process::{ChildGuard, kill_pid_and_wait, run_with_timeout};
+pub use pty::PtySession;
 pub use registry::{Registry, RegistryOptions};
 pub use rng::{XorShift, random_bytes};
 pub use runtime::{
@@ -75,7 +77,7 @@ pub use runtime::{
 pub use tls::TestCerts;
 pub use tools::{
     EXPECT_CGROUP_ENV, cgroup_v2_or_skip, check_cgroup_mode, expected_cgroup_mode, is_root,
-    skip_or_fail, tool_available,
+    passwd_ids, skip_or_fail, tool_available,
 };
 
 pub use berth_oci::Digest;

@@ -72,3 +72,14 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
         stderr: read(err),
     }
 }
+
+/// SIGKILL the process `pid`, which is not our child (a daemon a tool left behind, killed
+/// by the pid it wrote), and wait until it is gone; whether it went within `timeout`.
+pub fn kill_pid_and_wait(pid: i32, timeout: Duration) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return true;
+    };
+    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+    wait_until(timeout, || !proc.exists())
+}

@@ -402,7 +402,7 @@ pub struct ContainerGuard<'r> {
 
 impl<'r> ContainerGuard<'r> {
     /// Own the container `bundle` describes without creating it (for `run`).
-    fn adopt(rt: &'r Runtime, bundle: &Bundle) -> ContainerGuard<'r> {
+    pub fn adopt(rt: &'r Runtime, bundle: &Bundle) -> ContainerGuard<'r> {
         ContainerGuard {
             rt,
             id: bundle.id().to_owned(),

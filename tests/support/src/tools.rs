@@ -28,6 +28,17 @@ pub fn tool_available(tool: &str) -> bool {
     })
 }
 
+/// The uid and gid of `name` from /etc/passwd.
+pub fn passwd_ids(name: &str) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&name) && f.len() > 3)
+            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
+            .flatten()
+    })
+}
+
 /// Whether the test process runs with effective uid 0.
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

@@ -20,6 +20,7 @@ macro_rules! suite {
             set_limits_show_in_stats,
             set_with_nothing_leaves_the_cgroup_alone_but_devices,
             device_policy_is_deny_all_plus_defaults,
+            update_leaves_the_device_rules_alone,
             freeze_and_thaw,
             oom_kill_count_reads_the_kernel_counter,
             stats_of_a_fresh_cgroup_serialise,
@@ -155,6 +156,37 @@ pub(crate) fn device_policy_is_deny_all_plus_defaults(f: &Fixture) {
     assert!(
         f.device_allowed(DevType::Block, 8, 0, Access::MKNOD),
         "mknod is allowed, as runc"
+    );
+}
+
+/// `update` (runc's SkipDevices): the limits it is given and nothing of the device rules,
+/// neither rule files nor a new device program.
+pub(crate) fn update_leaves_the_device_rules_alone(f: &Fixture) {
+    let m = f.manager();
+    m.apply(41).unwrap();
+    m.set(&LinuxResources::default()).unwrap();
+    let programs = f.tree.programs().len();
+    f.tree.clear_writes();
+    let r = LinuxResources {
+        pids: Some(LinuxPids { limit: 7 }),
+        ..Default::default()
+    };
+    m.update(&r).unwrap();
+    let writes = f.tree.writes();
+    assert!(
+        writes.iter().all(|(p, _)| !p.contains("devices.")),
+        "update wrote device rules: {writes:?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|(p, v)| p.ends_with("pids.max") && v == "7"),
+        "update did not write the pids limit: {writes:?}"
+    );
+    assert_eq!(
+        f.tree.programs().len(),
+        programs,
+        "update attached a device program"
     );
 }
 

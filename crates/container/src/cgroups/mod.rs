@@ -16,6 +16,7 @@ mod devices;
 mod error;
 mod fs;
 pub mod host;
+pub mod notify;
 mod path;
 pub mod stats;
 pub mod update;
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 pub use devices::default_device_rules;
 pub use error::CgroupError;
 pub use host::{CGROUP_ROOT, HostCgroups, detect_mode};
+pub use notify::{NotifyError, OomNotifier};
 pub use path::{DEFAULT_SCOPE_PREFIX, DEFAULT_SLICE};
 pub use stats::Stats;
 pub use v2::bpf::attached_device_programs;
@@ -132,6 +134,10 @@ pub trait CgroupManager: fmt::Debug {
     /// config's device rules followed by [`default_device_rules`] are always applied (from
     /// deny-all, as runc), so `update` must pass the container's full resources.
     fn set(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
+    /// As [`CgroupManager::set`] but leaving the device rules as they are, for `update`:
+    /// runc's `update` cannot change them and skips them (`SkipDevices`), so rules
+    /// another component added on top (a GPU plugin's) survive.
+    fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
     /// Freeze or thaw every process, waiting (bounded) until the kernel reports it done.
     fn freeze(&self, state: FreezerState) -> Result<(), CgroupError>;
     /// Whether the container's cgroup is frozen (thawed when it has no freezer or is gone).

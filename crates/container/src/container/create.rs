@@ -241,6 +241,7 @@ impl Container {
             no_pivot: opts.no_pivot,
             userns,
             cgroupns: ns.creates(LinuxNamespaceType::Cgroup),
+            rootless: opts.rootless,
             cgroup_mounts: Some(&mounts),
         };
         let mut extra_env = Vec::new();

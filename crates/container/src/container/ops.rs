@@ -351,10 +351,12 @@ impl Container {
         let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
             what: format!("container {} has no cgroup", self.state.id),
         })?;
-        cg.set(resources).map_err(|source| ContainerError::Cgroup {
-            id: self.state.id.clone(),
-            source,
-        })?;
+        // the device rules stay as they are, as runc's `update` (SkipDevices)
+        cg.update(resources)
+            .map_err(|source| ContainerError::Cgroup {
+                id: self.state.id.clone(),
+                source,
+            })?;
         if let Some(linux) = &mut self.state.config.linux {
             linux.resources = Some(resources.clone());
         }

@@ -41,6 +41,8 @@ pub struct RootfsPlan<'a> {
     pub userns: bool,
     /// The container has its own cgroup namespace.
     pub cgroupns: bool,
+    /// The runtime runs rootless: the container may have no cgroup of its own.
+    pub rootless: bool,
     pub cgroup_mounts: Option<&'a CgroupMounts>,
 }
 
@@ -373,6 +375,41 @@ fn bind_mount(
     apply_propagation(root, dest, opts)
 }
 
+/// Bind the container's cgroup2 directory `host` on `dest` (`target` its fd path) with the
+/// mount's flags. A rootless container that got no cgroup of its own (`host` missing)
+/// gets an empty read-only tmpfs there instead, as runc masks it: never the host's tree.
+fn bind_cgroup2(
+    plan: &RootfsPlan<'_>,
+    root: BorrowedFd<'_>,
+    dest: &Path,
+    target: &str,
+    host: &Path,
+    opts: &MountOptions,
+) -> Result<(), Failure> {
+    let host = host.to_string_lossy();
+    match mount_raw(&host, target, "", libc::MS_BIND | libc::MS_REC, "") {
+        Ok(()) => {}
+        Err(e) if plan.rootless && e.raw_os_error() == Some(libc::ENOENT) => {
+            return mount_raw("tmpfs", target, "tmpfs", libc::MS_RDONLY, "")
+                .ctx(|| format!("failed to mask {}", dest.display()));
+        }
+        Err(e) => return Err(e).ctx(|| format!("failed to bind {host} on {}", dest.display())),
+    }
+    let fd = open_in(root, &rel(dest), OFlags::PATH)
+        .ctx(|| format!("failed to reopen {}", dest.display()))?;
+    mount_raw(
+        "",
+        &fd_path(fd.as_fd()),
+        "",
+        libc::MS_BIND
+            | libc::MS_REMOUNT
+            | (opts.flags & !libc::MS_REMOUNT)
+            | locked_flags(fd.as_fd()),
+        "",
+    )
+    .ctx(|| format!("failed to remount {}", dest.display()))
+}
+
 fn mount_cgroup(
     plan: &RootfsPlan<'_>,
     root: BorrowedFd<'_>,
@@ -387,7 +424,8 @@ fn mount_cgroup(
     let target = fd_path(target_fd.as_fd());
     match plan.cgroup_mounts {
         Some(CgroupMounts::V2(host)) => {
-            if plan.cgroupns {
+            // a fresh cgroup2 shows the container's cgroup namespace as its root
+            let fresh = plan.cgroupns.then(|| {
                 mount_raw(
                     "cgroup2",
                     &target,
@@ -395,24 +433,20 @@ fn mount_cgroup(
                     opts.flags & !libc::MS_REMOUNT,
                     "",
                 )
-                .ctx(|| format!("failed to mount cgroup2 on {}", dest.display()))?;
-            } else {
-                let host = host.to_string_lossy();
-                mount_raw(&host, &target, "", libc::MS_BIND | libc::MS_REC, "")
-                    .ctx(|| format!("failed to bind {host} on {}", dest.display()))?;
-                let fd = open_in(root, &rel(dest), OFlags::PATH)
-                    .ctx(|| format!("failed to reopen {}", dest.display()))?;
-                mount_raw(
-                    "",
-                    &fd_path(fd.as_fd()),
-                    "",
-                    libc::MS_BIND
-                        | libc::MS_REMOUNT
-                        | (opts.flags & !libc::MS_REMOUNT)
-                        | locked_flags(fd.as_fd()),
-                    "",
-                )
-                .ctx(|| format!("failed to remount {}", dest.display()))?;
+            });
+            match fresh {
+                Some(Ok(())) => {}
+                // as runc: without a cgroup namespace, and where the kernel refuses a
+                // fresh cgroup2 (EPERM: a user namespace that does not own the cgroup
+                // namespace; EBUSY: over the host's cgroup2 reached through an rbind of
+                // /sys, as under `spec --rootless`), bind the container's own cgroup
+                None => bind_cgroup2(plan, root, dest, &target, host, opts)?,
+                Some(Err(e)) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EBUSY)) => {
+                    bind_cgroup2(plan, root, dest, &target, host, opts)?;
+                }
+                Some(Err(e)) => {
+                    return Err(e).ctx(|| format!("failed to mount cgroup2 on {}", dest.display()));
+                }
             }
         }
         Some(CgroupMounts::V1 { hierarchies, .. }) => {

@@ -1,6 +1,8 @@
 //! `events <id>`: `--stats` once, else stats every `--interval` and OOM notifications, as
-//! JSON lines (`{"type","id","data"}`), until the container stops. OOM kills are
-//! looked for every 100 ms, so an `oom` line does not wait for the stats interval.
+//! JSON lines (`{"type","id","data"}`), until the container stops. OOM kills are reported
+//! as the kernel notifies them (v1 eventfd, v2 inotify: `berth_container::cgroups::notify`),
+//! between notifications the counter and the container's status are looked at every
+//! 100 ms (every 100 ms only, when the notification cannot be registered).
 
 use std::time::{Duration, Instant};
 
@@ -94,6 +96,18 @@ const TICK: Duration = Duration::from_millis(100);
 /// At most this many `oom` lines for the kills seen in one tick.
 const MAX_OOM_LINES: u64 = 100;
 
+/// After a notification the OOM kill counter may move a moment later (v1 raises the event
+/// when the OOM killer is invoked): it is read again every [`HURRY_TICK`], this many times.
+const HURRY_TICKS: u32 = 100;
+const HURRY_TICK: Duration = Duration::from_millis(1);
+
+fn sleep(pause: Duration) {
+    let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+        tv_sec: i64::try_from(pause.as_secs()).unwrap_or(0),
+        tv_nsec: i64::from(pause.subsec_nanos()),
+    });
+}
+
 pub fn run(g: &Global, a: EventsArgs) -> anyhow::Result<u8> {
     let interval = parse_duration(&a.interval)?;
     if interval.is_zero() {
@@ -110,8 +124,15 @@ pub fn run(g: &Global, a: EventsArgs) -> anyhow::Result<u8> {
         emit("stats", &a.id, Some(s))?;
         return Ok(0);
     }
+    // registered before the first look at the counter: no kill falls in between
+    let notifier = c
+        .state
+        .cgroup
+        .as_ref()
+        .and_then(|st| berth_container::cgroups::OomNotifier::open(st).ok());
     let mut ooms = c.oom_kill_count().unwrap_or(0);
     let mut next_stats = Instant::now();
+    let mut hurry = 0;
     loop {
         if c.status() == Status::Stopped {
             return Ok(0);
@@ -119,6 +140,9 @@ pub fn run(g: &Global, a: EventsArgs) -> anyhow::Result<u8> {
         if let Ok(n) = c.oom_kill_count() {
             for _ in 0..n.saturating_sub(ooms).min(MAX_OOM_LINES) {
                 emit::<()>("oom", &a.id, None)?;
+            }
+            if n != ooms {
+                hurry = 0;
             }
             ooms = n;
         }
@@ -131,10 +155,19 @@ pub fn run(g: &Global, a: EventsArgs) -> anyhow::Result<u8> {
             next_stats = now + interval;
         }
         let pause = TICK.min(next_stats.saturating_duration_since(Instant::now()));
-        let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: i64::from(pause.subsec_nanos()),
-        });
+        if hurry > 0 {
+            hurry -= 1;
+            sleep(HURRY_TICK.min(pause));
+            continue;
+        }
+        match &notifier {
+            Some(n) => {
+                if matches!(n.wait(pause), Ok(true)) {
+                    hurry = HURRY_TICKS;
+                }
+            }
+            None => sleep(pause),
+        }
     }
 }
 

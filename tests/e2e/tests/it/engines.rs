@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use berth_test_support::{ChildGuard, requires_root, requires_tool, run_with_timeout, wait_until};
+use berth_test_support::{
+    ChildGuard, kill_pid_and_wait, requires_root, requires_tool, run_with_timeout, wait_until,
+};
 
 const IMAGE: &str = "localhost/berth-busybox:test";
 
@@ -88,37 +90,76 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// podman with private storage, the cgroupfs manager and no network set-up.
+/// The ordinary user rootless podman runs as (scripts/test creates it, with subordinate
+/// ids 200000:65536, for the rootless runtime tests too).
+const ROOTLESS_USER: &str = "berth-rootless";
+
+/// PATH for podman as that user (newuidmap, conmon, the runtimes).
+const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// podman with private storage, the cgroupfs manager and no network set-up; as root, or
+/// rootless as `user` (uid, gid), its storage then under the user's own `HOME` and
+/// `XDG_RUNTIME_DIR` (both in the test's directory), as a user's podman keeps it.
 struct Podman {
     dir: tempfile::TempDir,
     runtime: PathBuf,
+    user: Option<(u32, u32)>,
 }
 
 impl Podman {
-    fn new(runtime: &Path) -> Podman {
+    fn new(runtime: &Path, user: Option<(u32, u32)>) -> Podman {
         let p = Podman {
             dir: tempfile::Builder::new()
                 .prefix("berth-podman-")
                 .tempdir()
                 .unwrap(),
             runtime: runtime.to_owned(),
+            user,
         };
+        if let Some((uid, gid)) = user {
+            std::fs::create_dir(p.xdg()).unwrap();
+            for d in [p.dir.path(), &p.xdg()] {
+                std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap();
+            }
+        }
         let tar = busybox_tar(p.dir.path());
         let out = p.run(&["import", tar.to_str().unwrap(), IMAGE]);
         assert!(out.status.success(), "podman import: {}", text(&out));
         p
     }
 
+    /// The rootless user's `XDG_RUNTIME_DIR`.
+    fn xdg(&self) -> PathBuf {
+        self.dir.path().join("xdg")
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let d = self.dir.path();
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(d.join("storage"))
-            .arg("--runroot")
-            .arg(d.join("run"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
+        let mut c = match self.user {
+            None => {
+                let mut c = Command::new("podman");
+                c.arg("--root")
+                    .arg(d.join("storage"))
+                    .arg("--runroot")
+                    .arg(d.join("run"))
+                    .arg("--tmpdir")
+                    .arg(d.join("tmp"));
+                c
+            }
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .args(["--init-groups", "--", "podman"])
+                    .env_clear()
+                    .env("PATH", HOST_PATH)
+                    .env("USER", ROOTLESS_USER)
+                    .env("HOME", d)
+                    .env("XDG_RUNTIME_DIR", self.xdg());
+                c
+            }
+        };
+        c.args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
             .args(["--storage-driver", "overlay"])
             .arg("--runtime")
             .arg(&self.runtime)
@@ -139,11 +180,31 @@ impl Podman {
         all.extend(args);
         self.run(&all)
     }
+
+    /// Rootless podman's pause process (it holds the user namespace every podman command
+    /// joins, and outlives them): killed by its pid file, waited for until gone.
+    fn kill_pause_process(&self) {
+        let file = self.xdg().join("libpod/tmp/pause.pid");
+        if let Some(pid) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            assert!(
+                kill_pid_and_wait(pid, Duration::from_secs(30)) || std::thread::panicking(),
+                "podman's pause process {pid} outlived SIGKILL"
+            );
+        }
+    }
 }
 
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+        if self.user.is_some() {
+            // its overlay mounts live in the pause process's mount namespace
+            self.kill_pause_process();
+            return;
+        }
         // overlay mounts podman may have left behind would keep the tempdir busy
         let _ = Command::new("umount")
             .arg("-R")
@@ -155,10 +216,10 @@ impl Drop for Podman {
     }
 }
 
-/// The checks podman users make, for one runtime; returns what each printed so two
-/// runtimes can be compared.
-fn podman_checks(runtime: &Path) -> Vec<String> {
-    let p = Podman::new(runtime);
+/// The checks podman users make, for one runtime, podman running as root or rootless as
+/// `user`; returns what each printed so two runtimes can be compared.
+fn podman_checks(runtime: &Path, user: Option<(u32, u32)>) -> Vec<String> {
+    let p = Podman::new(runtime, user);
     let mut seen = Vec::new();
 
     let out = p.run_image(&[], &["echo", "hello"]);
@@ -195,6 +256,15 @@ fn podman_checks(runtime: &Path) -> Vec<String> {
     let out = p.run(&["exec", "long", "echo", "from exec"]);
     assert!(out.status.success(), "podman exec: {}", text(&out));
     seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    let out = p.run(&["exec", "-t", "long", "tty"]);
+    assert!(out.status.success(), "podman exec -t: {}", text(&out));
+    let tty = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        tty.starts_with("/dev/pts/"),
+        "no terminal in exec -t: {}",
+        text(&out)
+    );
+    seen.push("exec tty ok".into());
     let out = p.run(&["stop", "--time", "1", "long"]);
     assert!(out.status.success(), "podman stop: {}", text(&out));
     let out = p.run(&["inspect", "--format", "{{.State.Status}}", "long"]);
@@ -328,7 +398,7 @@ impl Drop for Containerd {
 /// The checks containerd users make with `ctr`, for one runtime.
 fn ctr_checks(runtime: &Path) -> Vec<String> {
     // the image, as an OCI archive podman writes
-    let p = Podman::new(Path::new("/usr/sbin/runc"));
+    let p = Podman::new(Path::new("/usr/sbin/runc"), None);
     let archive = p.dir.path().join("image.tar");
     let out = p.run(&[
         "save",
@@ -395,8 +465,11 @@ fn podman_runs_busybox_with_runc() {
     requires_root!();
     requires_tool!("podman", "runc", "busybox", "tar");
     let _one = one_engine_at_a_time();
-    let seen = podman_checks(&runc());
-    assert_eq!(seen, ["hello\n", "tty ok", "box\n", "from exec\n"]);
+    let seen = podman_checks(&runc(), None);
+    assert_eq!(
+        seen,
+        ["hello\n", "tty ok", "box\n", "from exec\n", "exec tty ok"]
+    );
 }
 
 #[test]
@@ -421,8 +494,8 @@ fn podman_runs_busybox_with_berth_runtime_as_with_runc() {
     requires_root!();
     requires_tool!("podman", "runc", "busybox", "tar");
     let _one = one_engine_at_a_time();
-    let reference = podman_checks(&runc());
-    let berth = podman_checks(&berth_runtime());
+    let reference = podman_checks(&runc(), None);
+    let berth = podman_checks(&berth_runtime(), None);
     assert_eq!(berth, reference);
 }
 
@@ -433,5 +506,87 @@ fn ctr_runs_busybox_with_berth_runtime_as_with_runc() {
     let _one = one_engine_at_a_time();
     let reference = ctr_checks(&runc());
     let berth = ctr_checks(&berth_runtime());
+    assert_eq!(berth, reference);
+}
+
+/// The rootless user's uid and gid, or `None` after a skip (a failure under
+/// `BERTH_TEST_REQUIRE_TOOLS=1`) when it or its subordinate ids are missing.
+fn rootless_user() -> Option<(u32, u32)> {
+    let ids = berth_test_support::passwd_ids(ROOTLESS_USER);
+    let granted = |f: &str| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.starts_with(&format!("{ROOTLESS_USER}:")))
+        })
+    };
+    if ids.is_none() || !granted("/etc/subuid") || !granted("/etc/subgid") {
+        berth_test_support::skip_or_fail(&format!(
+            "no user {ROOTLESS_USER} with subordinate ids (scripts/test creates it)"
+        ));
+        return None;
+    }
+    ids
+}
+
+/// What the rootless checks add: who the process is inside, and the user namespace's
+/// mappings podman set up (the user as root, its subordinate ids after).
+fn rootless_identity(runtime: &Path, user: (u32, u32)) -> Vec<String> {
+    let mut seen = podman_checks(runtime, Some(user));
+    let p = Podman::new(runtime, Some(user));
+    let out = p.run_image(
+        &[],
+        &["sh", "-c", "id; cat /proc/self/uid_map /proc/self/gid_map"],
+    );
+    assert!(out.status.success(), "podman run: {}", text(&out));
+    seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    seen
+}
+
+#[test]
+fn podman_rootless_runs_busybox_with_runc() {
+    requires_root!();
+    requires_tool!(
+        "podman",
+        "runc",
+        "busybox",
+        "tar",
+        "setpriv",
+        "newuidmap",
+        "newgidmap"
+    );
+    let Some(user) = rootless_user() else { return };
+    let _one = one_engine_at_a_time();
+    let seen = rootless_identity(&runc(), user);
+    assert_eq!(
+        seen[..5],
+        ["hello\n", "tty ok", "box\n", "from exec\n", "exec tty ok"]
+    );
+    // root inside (no /etc/passwd in the image: no names), the user as 0, its
+    // subordinate ids from 1
+    let (uid, gid) = (user.0.to_string(), user.1.to_string());
+    let want = [
+        "uid=0", "gid=0", "0", &uid, "1", "1", "200000", "65536", "0", &gid, "1", "1", "200000",
+        "65536",
+    ];
+    let got: Vec<&str> = seen[5].split_whitespace().collect();
+    assert_eq!(got, want, "{}", seen[5]);
+}
+
+#[test]
+fn podman_rootless_runs_busybox_with_berth_runtime_as_with_runc() {
+    requires_root!();
+    requires_tool!(
+        "podman",
+        "runc",
+        "busybox",
+        "tar",
+        "setpriv",
+        "newuidmap",
+        "newgidmap"
+    );
+    let Some(user) = rootless_user() else { return };
+    let _one = one_engine_at_a_time();
+    let reference = rootless_identity(&runc(), user);
+    let berth = rootless_identity(&berth_runtime(), user);
     assert_eq!(berth, reference);
 }

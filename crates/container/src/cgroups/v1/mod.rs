@@ -74,6 +74,27 @@ impl V1Manager {
         }
         paths
     }
+
+    /// The limits in `r`; the device rules too when `devices`.
+    fn write(&self, r: &LinuxResources, devices: bool) -> Result<(), CgroupError> {
+        if r.unified.as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(CgroupError::UnifiedOnV1);
+        }
+        let fs = self.fs.as_ref();
+        cpuset::set(fs, self.path("cpuset"), r)?;
+        if devices {
+            devices::set(fs, self.path("devices"), r)?;
+        }
+        memory::set(fs, self.path("memory"), r)?;
+        cpu::set(fs, self.path("cpu"), r)?;
+        pids::set(fs, self.path("pids"), r)?;
+        blkio::set(fs, self.path("blkio"), r)?;
+        hugetlb::set(fs, self.path("hugetlb"), r)?;
+        net_cls::set(fs, self.path("net_cls"), r)?;
+        net_prio::set(fs, self.path("net_prio"), r)?;
+        rdma::set(fs, self.path("rdma"), r)?;
+        Ok(())
+    }
 }
 
 impl CgroupManager for V1Manager {
@@ -116,21 +137,11 @@ impl CgroupManager for V1Manager {
     }
 
     fn set(&self, r: &LinuxResources) -> Result<(), CgroupError> {
-        if r.unified.as_ref().is_some_and(|u| !u.is_empty()) {
-            return Err(CgroupError::UnifiedOnV1);
-        }
-        let fs = self.fs.as_ref();
-        cpuset::set(fs, self.path("cpuset"), r)?;
-        devices::set(fs, self.path("devices"), r)?;
-        memory::set(fs, self.path("memory"), r)?;
-        cpu::set(fs, self.path("cpu"), r)?;
-        pids::set(fs, self.path("pids"), r)?;
-        blkio::set(fs, self.path("blkio"), r)?;
-        hugetlb::set(fs, self.path("hugetlb"), r)?;
-        net_cls::set(fs, self.path("net_cls"), r)?;
-        net_prio::set(fs, self.path("net_prio"), r)?;
-        rdma::set(fs, self.path("rdma"), r)?;
-        Ok(())
+        self.write(r, true)
+    }
+
+    fn update(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        self.write(r, false)
     }
 
     fn freeze(&self, state: FreezerState) -> Result<(), CgroupError> {

@@ -144,6 +144,24 @@ fn check_type(fs: &dyn CgroupFs, dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
+impl V2Manager {
+    /// The limits in `r`; the device rules (the eBPF program) too when `devices`.
+    fn write(&self, r: &LinuxResources, devices: bool) -> Result<(), CgroupError> {
+        let (fs, dir) = (self.fs.as_ref(), self.path.as_path());
+        pids::set(fs, dir, r)?;
+        memory::set(fs, dir, r)?;
+        io::set(fs, dir, r)?;
+        cpu::set(fs, dir, r)?;
+        if devices {
+            devices::set(fs, dir, r)?;
+        }
+        cpuset::set(fs, dir, r)?;
+        hugetlb::set(fs, dir, r)?;
+        rdma::set(fs, dir, r)?;
+        unified::set(fs, dir, r)
+    }
+}
+
 impl CgroupManager for V2Manager {
     fn apply(&self, pid: i32) -> Result<(), CgroupError> {
         self.create()?;
@@ -151,16 +169,11 @@ impl CgroupManager for V2Manager {
     }
 
     fn set(&self, r: &LinuxResources) -> Result<(), CgroupError> {
-        let (fs, dir) = (self.fs.as_ref(), self.path.as_path());
-        pids::set(fs, dir, r)?;
-        memory::set(fs, dir, r)?;
-        io::set(fs, dir, r)?;
-        cpu::set(fs, dir, r)?;
-        devices::set(fs, dir, r)?;
-        cpuset::set(fs, dir, r)?;
-        hugetlb::set(fs, dir, r)?;
-        rdma::set(fs, dir, r)?;
-        unified::set(fs, dir, r)
+        self.write(r, true)
+    }
+
+    fn update(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        self.write(r, false)
     }
 
     fn freeze(&self, state: FreezerState) -> Result<(), CgroupError> {

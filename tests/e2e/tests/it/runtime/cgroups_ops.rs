@@ -32,15 +32,15 @@ use serde_json::{Value, json};
 
 use super::runtime_test;
 
-const WAIT: Duration = Duration::from_secs(30);
-const MIB: u64 = 1 << 20;
+pub(super) const WAIT: Duration = Duration::from_secs(30);
+pub(super) const MIB: u64 = 1 << 20;
 
 /// A shell loop that bumps a counter in `/tmp/counter` every 20 ms (observable from the
 /// host in the bundle's rootfs).
 const COUNTER: &str = "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.02; done";
 
 /// A bundle whose process is `sh -c script`.
-fn sh_bundle(script: &str) -> Bundle {
+pub(super) fn sh_bundle(script: &str) -> Bundle {
     let mut b = Bundle::new();
     b.args(&["sh", "-c", script]);
     b
@@ -48,7 +48,7 @@ fn sh_bundle(script: &str) -> Bundle {
 
 /// Create and start the container; wait until it runs.
 #[track_caller]
-fn started<'r>(rt: &'r Runtime, b: &Bundle) -> ContainerGuard<'r> {
+pub(super) fn started<'r>(rt: &'r Runtime, b: &Bundle) -> ContainerGuard<'r> {
     let c = ContainerGuard::create(rt, b);
     c.start();
     assert!(
@@ -69,12 +69,12 @@ fn cg_read(c: &ContainerGuard<'_>, file: &str) -> Option<String> {
 }
 
 #[track_caller]
-fn cg_value(c: &ContainerGuard<'_>, file: &str) -> String {
+pub(super) fn cg_value(c: &ContainerGuard<'_>, file: &str) -> String {
     cg_read(c, file).unwrap_or_else(|| panic!("no {file} in {:?}", c.cgroup_dirs()))
 }
 
 /// The container's cgroup directory holding `file` (which controller's hierarchy).
-fn cg_dir_with(c: &ContainerGuard<'_>, file: &str) -> Option<PathBuf> {
+pub(super) fn cg_dir_with(c: &ContainerGuard<'_>, file: &str) -> Option<PathBuf> {
     c.cgroup_dirs().into_iter().find(|d| d.join(file).exists())
 }
 
@@ -131,14 +131,14 @@ fn read_file(f: &std::fs::File) -> Vec<u8> {
 
 /// A runtime command left running in the background (`events`), its stdout in a file,
 /// killed and reaped on drop.
-struct Background {
+pub(super) struct Background {
     _child: ChildGuard,
     out: std::fs::File,
     err: std::fs::File,
 }
 
 impl Background {
-    fn spawn(rt: &Runtime, args: &[&str]) -> Background {
+    pub(super) fn spawn(rt: &Runtime, args: &[&str]) -> Background {
         let out = tempfile::tempfile().unwrap();
         let err = tempfile::tempfile().unwrap();
         let mut cmd = rt.command();
@@ -154,7 +154,7 @@ impl Background {
     }
 
     /// Every complete line printed so far, parsed as JSON.
-    fn lines(&self) -> Vec<Value> {
+    pub(super) fn lines(&self) -> Vec<Value> {
         let text = String::from_utf8_lossy(&read_file(&self.out)).into_owned();
         let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
         complete
@@ -164,7 +164,7 @@ impl Background {
             .collect()
     }
 
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         format!(
             "--- stdout\n{}\n--- stderr\n{}",
             String::from_utf8_lossy(&read_file(&self.out)),
@@ -175,7 +175,7 @@ impl Background {
 
 /// crun 1.8.1 has no `events` command: check that it still refuses it (so the day it
 /// gains one, this test says so), then skip the rest of the body for crun.
-fn lacks_events(rt: &Runtime) -> bool {
+pub(super) fn lacks_events(rt: &Runtime) -> bool {
     if rt.name() != "crun" {
         return false;
     }

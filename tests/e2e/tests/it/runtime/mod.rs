@@ -11,6 +11,8 @@
 
 mod cgroups;
 mod cgroups_ops;
+mod delegated;
+mod events;
 mod harness;
 mod isolation;
 mod lifecycle;
@@ -18,6 +20,8 @@ mod limits;
 mod namespaces;
 mod rootless;
 mod security;
+mod terminal;
+mod update;
 
 use berth_test_support::{
     Bundle, Runtime, busybox_static_available, hybrid_cgroup2_controllers, requires_root,

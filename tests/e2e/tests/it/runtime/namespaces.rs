@@ -17,7 +17,7 @@ use super::{host_probe, probe, runtime_test, strings};
 
 /// A first container, started and waiting for a signal: the holder of the namespaces a
 /// second container joins. The bundle must outlive the guard.
-fn holder<'r>(rt: &'r Runtime, b: &mut Bundle) -> ContainerGuard<'r> {
+pub(super) fn holder<'r>(rt: &'r Runtime, b: &mut Bundle) -> ContainerGuard<'r> {
     b.probe(&["wait-signal"]);
     let c = ContainerGuard::create(rt, b);
     c.start();
@@ -495,7 +495,7 @@ fn on_a_pty(line: Vec<OsString>) -> Command {
 }
 
 /// The probe's JSON out of what a terminal showed (CR LF line ends, maybe echo before).
-fn json_on_screen(screen: &[u8]) -> Value {
+pub(super) fn json_on_screen(screen: &[u8]) -> Value {
     let text = String::from_utf8_lossy(screen).replace('\r', "");
     let (start, end) = (text.find('{'), text.rfind('}'));
     match (start, end) {
@@ -505,7 +505,7 @@ fn json_on_screen(screen: &[u8]) -> Value {
     }
 }
 
-fn assert_all_ttys(v: &Value) {
+pub(super) fn assert_all_ttys(v: &Value) {
     for s in ["stdin", "stdout", "stderr"] {
         assert_eq!(v["tty"][s]["isatty"], true, "{s} is not a terminal: {v}");
     }

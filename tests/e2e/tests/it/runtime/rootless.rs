@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use berth_test_support::{
-    Bundle, COMMAND_TIMEOUT, Runtime, run_with_timeout, skip_or_fail, wait_until,
+    Bundle, COMMAND_TIMEOUT, Runtime, passwd_ids, run_with_timeout, skip_or_fail, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -28,7 +28,7 @@ const SUBID_COUNT: u32 = 65_536;
 const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `<verb> --bundle <bundle> <id>`, the arguments of `create` and `run`.
-fn bundle_args<'a>(verb: &'a str, b: &'a Bundle) -> [&'a OsStr; 4] {
+pub(super) fn bundle_args<'a>(verb: &'a str, b: &'a Bundle) -> [&'a OsStr; 4] {
     [
         OsStr::new(verb),
         OsStr::new("--bundle"),
@@ -38,23 +38,12 @@ fn bundle_args<'a>(verb: &'a str, b: &'a Bundle) -> [&'a OsStr; 4] {
 }
 
 /// A runtime binary run as [`USER`] with its own `XDG_RUNTIME_DIR`.
-struct Rootless<'r> {
+pub(super) struct Rootless<'r> {
     rt: &'r Runtime,
-    uid: u32,
-    gid: u32,
+    pub(super) uid: u32,
+    pub(super) gid: u32,
     /// `XDG_RUNTIME_DIR`, owned by the user, 0700; removed on drop (by root).
     xdg: tempfile::TempDir,
-}
-
-/// The uid and gid of `name` from /etc/passwd.
-fn passwd_ids(name: &str) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.first() == Some(&name) && f.len() > 3)
-            .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-            .flatten()
-    })
 }
 
 /// Whether `file` grants [`USER`] exactly the subordinate range the tests expect.
@@ -88,7 +77,7 @@ impl<'r> Rootless<'r> {
     /// The rootless setup for `rt`, or `None` after a skip (a failure under
     /// `BERTH_TEST_REQUIRE_TOOLS=1`) when the user, its subordinate ids, setpriv or
     /// newuidmap is missing.
-    fn new(rt: &'r Runtime) -> Option<Rootless<'r>> {
+    pub(super) fn new(rt: &'r Runtime) -> Option<Rootless<'r>> {
         let Some((uid, gid)) = passwd_ids(USER) else {
             skip_or_fail(&format!(
                 "no user {USER} (scripts/test creates it with subordinate ids {SUBID_START}:{SUBID_COUNT})"
@@ -125,7 +114,7 @@ impl<'r> Rootless<'r> {
 
     /// `setpriv … <runtime> args…` as the user, with a clean environment: PATH (for
     /// newuidmap), USER, HOME and, when `xdg`, XDG_RUNTIME_DIR.
-    fn command<S: AsRef<OsStr>>(&self, args: &[S], xdg: bool) -> Command {
+    pub(super) fn command<S: AsRef<OsStr>>(&self, args: &[S], xdg: bool) -> Command {
         self.command_with_path(args, xdg, OsStr::new(HOST_PATH))
     }
 
@@ -172,7 +161,7 @@ impl<'r> Rootless<'r> {
     }
 
     /// Run as the user with `XDG_RUNTIME_DIR` set and no `--root` (the default root).
-    fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+    pub(super) fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
         run_with_timeout(&mut self.command(args, true), COMMAND_TIMEOUT)
     }
 
@@ -197,7 +186,7 @@ impl<'r> Rootless<'r> {
     /// A busybox + probe bundle whose config is this runtime's `spec --rootless`, running
     /// the probe with `steps` (no terminal, hostname `berth-rootless`, writable rootfs),
     /// changed by `edit`, then handed to the user.
-    fn bundle(&self, steps: &[&str], edit: impl FnOnce(&mut Value)) -> Bundle {
+    pub(super) fn bundle(&self, steps: &[&str], edit: impl FnOnce(&mut Value)) -> Bundle {
         let mut b = Bundle::new();
         let mut config = self.spec();
         let mut args = vec!["/probe"];
@@ -214,7 +203,7 @@ impl<'r> Rootless<'r> {
     }
 
     /// A guard that kills and deletes the container `id` as the user on drop.
-    fn guard<'a>(&'a self, id: &str) -> RootlessGuard<'a, 'r> {
+    pub(super) fn guard<'a>(&'a self, id: &str) -> RootlessGuard<'a, 'r> {
         RootlessGuard {
             rl: self,
             id: id.to_owned(),
@@ -224,7 +213,7 @@ impl<'r> Rootless<'r> {
 
 /// Kills (`kill <id> KILL`) and deletes (`delete --force`) a rootless container on drop,
 /// panics included.
-struct RootlessGuard<'a, 'r> {
+pub(super) struct RootlessGuard<'a, 'r> {
     rl: &'a Rootless<'r>,
     id: String,
 }
@@ -247,7 +236,7 @@ impl Drop for RootlessGuard<'_, '_> {
     }
 }
 
-fn text(out: &Output) -> String {
+pub(super) fn text(out: &Output) -> String {
     format!(
         "{}\n--- stdout\n{}\n--- stderr\n{}",
         out.status,

@@ -36,13 +36,7 @@ done
 . "$ROOT/bench/lib.sh"
 bench_setup berth-client-bench
 
-if [ -n "${BERTH_BIN:-}" ]; then
-    BERTH=$BERTH_BIN
-else
-    log "building berth (release)"
-    cargo build --release -p berth-cli >&2
-    BERTH=$ROOT/target/release/berth
-fi
+berth_release_bin
 
 log "generating fixtures in $WORK"
 mkimage "$WORK/big" v1 "$BIG_LAYERS" $((BIG_MIB * 1024 * 1024))

@@ -38,13 +38,7 @@ done
 . "$ROOT/bench/lib.sh"
 bench_setup berth-bench-conformance
 
-if [ -n "${BERTH_BIN:-}" ]; then
-    BERTH=$BERTH_BIN
-else
-    log "building berth (release)"
-    cargo build --release -p berth-cli >&2
-    BERTH=$ROOT/target/release/berth
-fi
+berth_release_bin
 
 # The image the read-only runs check: one 64 KiB layer.
 mkimage "$WORK/ro-image" v1 1 65536

@@ -13,6 +13,17 @@ bench_setup() { # prefix
     trap 'exit 143' TERM
 }
 
+# BERTH: $BERTH_BIN if set, else target/release/berth, built now (the caller's ROOT).
+berth_release_bin() {
+    if [ -n "${BERTH_BIN:-}" ]; then
+        BERTH=$BERTH_BIN
+    else
+        log "building berth (release)"
+        cargo build --release -p berth-cli >&2
+        BERTH=$ROOT/target/release/berth
+    fi
+}
+
 bench_cleanup() {
     local status=$?
     if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then

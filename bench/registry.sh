@@ -51,13 +51,7 @@ done
 bench_setup berth-bench
 
 # ---------------------------------------------------------------- binaries
-if [ -n "${BERTH_BIN:-}" ]; then
-    BERTH=$BERTH_BIN
-else
-    log "building berth (release)"
-    cargo build --release -p berth-cli >&2
-    BERTH=$ROOT/target/release/berth
-fi
+berth_release_bin
 
 
 

@@ -119,6 +119,16 @@ async fn credentials(c: &mut Ctx) -> CheckResult {
     Ok(Verdict::Pass)
 }
 
+/// The repository's request again, with `token` as its bearer token (and nothing else).
+async fn with_token(c: &mut Ctx, token: &str) -> Result<Resp, Verdict> {
+    c.send(
+        Req::new(Method::GET, repository_request(c))
+            .header("authorization", &format!("Bearer {token}"))
+            .anonymous(),
+    )
+    .await
+}
+
 /// `/v2/<repo>/tags/list`: a request for a repository, whose challenge names its scope.
 fn repository_request(c: &Ctx) -> String {
     c.path("tags/list")
@@ -339,13 +349,7 @@ async fn token_retry(c: &mut Ctx) -> CheckResult {
         Verdict::Violation(why) => Verdict::NotRun(format!("no token to retry with: {why}")),
         v => v,
     })?;
-    let retry = c
-        .send(
-            Req::new(Method::GET, repository_request(c))
-                .header("authorization", &format!("Bearer {token}"))
-                .anonymous(),
-        )
-        .await?;
+    let retry = with_token(c, &token).await?;
     ensure(!matches!(retry.status(), 401 | 403), || {
         format!(
             "{}: the token from the realm is refused: {}",
@@ -379,13 +383,7 @@ async fn wrong_credentials(c: &mut Ctx) -> CheckResult {
                     r.what
                 ))
             })?;
-            let retry = c
-                .send(
-                    Req::new(Method::GET, repository_request(c))
-                        .header("authorization", &format!("Bearer {token}"))
-                        .anonymous(),
-                )
-                .await?;
+            let retry = with_token(c, &token).await?;
             retry.expect_status(&[401])?;
             Ok(Verdict::Pass)
         }

@@ -238,6 +238,25 @@ fn summary_cell(dom: &str, workflow: &str, status: &str) -> u32 {
         .unwrap_or_else(|_| panic!("{workflow} {status} cell holds {text:?}"))
 }
 
+/// Take a screenshot of `url` into `png` (replaced) with a window of `size` ("W,H"); the
+/// page must load without a console message.
+fn screenshot(png: &Path, size: &str, url: &str) {
+    let _ = std::fs::remove_file(png);
+    let shot = Chromium::run(&[
+        format!("--screenshot={}", png.display()),
+        format!("--window-size={size}"),
+        "--hide-scrollbars".to_owned(),
+        url.to_owned(),
+    ]);
+    assert!(shot.success, "{}", shot.log);
+    assert_eq!(
+        console_messages(&shot.log),
+        Vec::<&str>::new(),
+        "{}",
+        shot.log
+    );
+}
+
 #[test]
 fn chromium_console_capture_sees_a_deliberate_error() {
     requires_tool!("chromium");
@@ -422,20 +441,7 @@ fn html_report_in_headless_chromium() {
         ("report-narrow.png", "390,1800"),
     ] {
         let png = dir.join(name);
-        let _ = std::fs::remove_file(&png);
-        let shot = Chromium::run(&[
-            format!("--screenshot={}", png.display()),
-            format!("--window-size={size}"),
-            "--hide-scrollbars".to_owned(),
-            file_url(&html, ""),
-        ]);
-        assert!(shot.success, "{}", shot.log);
-        assert_eq!(
-            console_messages(&shot.log),
-            Vec::<&str>::new(),
-            "{}",
-            shot.log
-        );
+        screenshot(&png, size, &file_url(&html, ""));
         let bytes = std::fs::read(&png).unwrap();
         assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000);
         eprintln!("screenshot: {}", png.display());
@@ -449,20 +455,7 @@ fn html_report_in_headless_chromium() {
         "the page is {height} px tall: not a whole report, or too tall for one screenshot"
     );
     let png = dir.join("report-full.png");
-    let _ = std::fs::remove_file(&png);
-    let shot = Chromium::run(&[
-        format!("--screenshot={}", png.display()),
-        format!("--window-size=1280,{height}"),
-        "--hide-scrollbars".to_owned(),
-        file_url(&html, &fragment),
-    ]);
-    assert!(shot.success, "{}", shot.log);
-    assert_eq!(
-        console_messages(&shot.log),
-        Vec::<&str>::new(),
-        "{}",
-        shot.log
-    );
+    screenshot(&png, &format!("1280,{height}"), &file_url(&html, &fragment));
     assert_eq!(png_size(&png), (1280, height));
     eprintln!("full-page screenshot ({id} expanded): {}", png.display());
     eprintln!(
@@ -569,14 +562,8 @@ fn failing_report_filters_in_chromium() {
     let dom = dump_dom(&file_url(&html, &format!("#check-{pass_id}"))).dom;
     assert!(hidden_rows(&dom).values().all(|hidden| !hidden));
     let png = dir.join("report.png");
-    let _ = std::fs::remove_file(&png);
-    let shot = Chromium::run(&[
-        format!("--screenshot={}", png.display()),
-        "--window-size=1280,1400".to_owned(),
-        "--hide-scrollbars".to_owned(),
-        file_url(&html, "#filter=fail"),
-    ]);
-    assert!(shot.success && png.is_file(), "{}", shot.log);
+    screenshot(&png, "1280,1400", &file_url(&html, "#filter=fail"));
+    assert!(png.is_file());
     eprintln!("screenshot: {}", png.display());
 }
 

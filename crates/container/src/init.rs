@@ -102,6 +102,19 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
     sys::close_fds_except(&keep).ctx(|| "failed to close inherited descriptors".to_owned())?;
     // die with the runtime while we are only a helper
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    // Non-dumpable until the container's program is executed (CVE-2016-9962, as runc's
+    // nsexec): once this process and the init it forks have joined the container and
+    // dropped to its credentials, a process of the container (or of a sibling sharing the
+    // pid namespace) could otherwise open their /proc/<pid>/mem, their descriptors (the
+    // host's exec fifo) or ptrace them — before the seccomp filter is loaded. The fork
+    // inherits it; execve of the container's program sets dumpability anew. With no
+    // namespace to join or create there is no other security context to guard against,
+    // and runc leaves the process dumpable then (it would only break rootless use).
+    let guarded = !cfg.ns.new.is_empty() || !cfg.ns.join.is_empty();
+    if guarded {
+        sys::set_dumpable(false)
+            .ctx(|| "failed to make the runtime process non-dumpable".to_owned())?;
+    }
 
     cfg.ns.join()?;
     if let Some(root) = &cfg.exec_root {
@@ -115,9 +128,21 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
         sys::unshare_namespaces(UnshareFlags::NEWUSER)
             .ctx(|| "failed to create the user namespace".to_owned())?;
     }
+    if new_user && guarded {
+        // the runtime (an ordinary user when rootless, or newuidmap checking that user
+        // owns us) writes our id maps through /proc/<pid>: dumpable for that moment only,
+        // as runc. Nothing of the container can see this process yet: it is in no pid
+        // namespace but the runtime's, and its new user namespace has no mapping.
+        sys::set_dumpable(true)
+            .ctx(|| "failed to make stage 1 dumpable for the id maps".to_owned())?;
+    }
     chan.send(&ChildMsg::Stage1)
         .map_err(|e| Failure::new(e.to_string()))?;
     expect_msg(chan, |m| matches!(m, ParentMsg::Continue))?;
+    if new_user && guarded {
+        sys::set_dumpable(false)
+            .ctx(|| "failed to make the runtime process non-dumpable".to_owned())?;
+    }
     if new_user {
         // become root of the new namespace (the runtime wrote the maps)
         let root_g = rustix::process::Gid::ROOT;
@@ -240,6 +265,18 @@ fn init_inner(
     }
     process::enter_cwd(process)?;
     let plan = process::exec_plan(process, &cfg.extra_env)?;
+    // Nothing of the runtime crosses exec but stdio and the descriptors handed over. Marked
+    // now, before the seccomp filter is loaded: nothing after the filter may depend on a
+    // system call the profile can deny (close_range is missing from many profiles). Every
+    // descriptor opened from here on is close-on-exec.
+    sys::cloexec_from(cfg.keep_fds as u32)
+        .ctx(|| "failed to mark descriptors close-on-exec".to_owned())?;
+    for fd in 3..cfg.keep_fds {
+        if let Some(owned) = sys::inherited_fd(fd) {
+            let _ = rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::empty());
+            std::mem::forget(owned);
+        }
+    }
     process::apply_lsm(process)?;
     let nnp = process.no_new_privileges.unwrap_or(false);
     if nnp {
@@ -291,6 +328,9 @@ fn init_inner(
     chan.send(&ChildMsg::Ready)
         .map_err(|e| Failure::new(e.to_string()))?;
     *ready = true;
+    // the runtime is done with us: the sync socket carries nothing more (errors from here
+    // on go to the container's stderr); shut it down so that it is dead while we wait
+    let _ = rustix::net::shutdown(chan.fd(), rustix::net::Shutdown::Both);
     if let Some(fifo) = &cfg.fifo {
         // blocks until `start` opens the fifo for reading
         let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
@@ -308,16 +348,6 @@ fn init_inner(
         }
     }
     sys::reset_signals();
-    // nothing of the runtime crosses exec but stdio and the descriptors handed over
-    sys::cloexec_from(cfg.keep_fds as u32)
-        .ctx(|| "failed to mark descriptors close-on-exec".to_owned())?;
-    for fd in 3..cfg.keep_fds {
-        // SAFETY-free: fcntl through a borrowed raw fd we know is open
-        if let Some(owned) = sys::inherited_fd(fd) {
-            let _ = rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::empty());
-            std::mem::forget(owned);
-        }
-    }
     Err(Failure::io(
         format!("failed to execute {}", plan.path.to_string_lossy()),
         &sys::execve(&plan.path, &plan.argv, &plan.envp),

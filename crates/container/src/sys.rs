@@ -60,6 +60,14 @@ fn prctl5(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> io::Result<()>
     }
 }
 
+/// PR_SET_DUMPABLE. A non-dumpable process's `/proc/<pid>/mem`, `/proc/<pid>/fd/*`,
+/// `environ`, `exe` and `root` and ptrace need CAP_SYS_PTRACE in the initial user namespace
+/// (its mm's), which no container process has; `execve` sets dumpability anew for the
+/// program it runs.
+pub fn set_dumpable(on: bool) -> io::Result<()> {
+    prctl5(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0)
+}
+
 /// PR_CAPBSET_DROP.
 pub fn capbset_drop(cap: u32) -> io::Result<()> {
     prctl5(libc::PR_CAPBSET_DROP, cap.into(), 0)
@@ -107,9 +115,52 @@ pub fn join_session_keyring(name: &str) -> io::Result<()> {
     }
 }
 
-/// Mark every descriptor from `first` up as close-on-exec (close_range CLOSE_RANGE_CLOEXEC).
-/// Descriptors stay valid until exec, so no owned descriptor is invalidated.
+/// Mark every descriptor from `first` up as close-on-exec: close_range(CLOSE_RANGE_CLOEXEC)
+/// (Linux 5.11), or, where that is refused (an older kernel, or an outer seccomp profile
+/// without close_range), `F_SETFD` on each descriptor listed in /proc/self/fd, as runc's
+/// fallback. Descriptors stay valid until exec, so no owned descriptor is invalidated.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
+    match cloexec_range(first) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::ENOSYS | libc::EINVAL)
+            ) =>
+        {
+            cloexec_walk(first)
+        }
+        r => r,
+    }
+}
+
+/// The fallback of [`cloexec_from`]: every open descriptor >= `first`, one by one.
+fn cloexec_walk(first: u32) -> io::Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| u32::try_from(fd).is_ok_and(|fd| fd >= first))
+        .collect();
+    for fd in fds {
+        #[expect(unsafe_code, reason = "fcntl on a raw descriptor number")]
+        // SAFETY: F_GETFD/F_SETFD only change the close-on-exec flag; a number that is no
+        // longer open (the directory listing's own descriptor) fails with EBADF.
+        let r = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 {
+                continue;
+            }
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC)
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EBADF) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cloexec_range(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     #[expect(unsafe_code, reason = "close_range has no safe wrapper")]
     // SAFETY: with CLOSE_RANGE_CLOEXEC no descriptor is closed now.
@@ -265,5 +316,26 @@ pub fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
         Err(io::Error::last_os_error())
     } else {
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn the_fallback_marks_descriptors_close_on_exec_one_by_one() {
+        // opened without O_CLOEXEC, as a descriptor inherited from the runtime's caller
+        let fd = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let flags = || rustix::io::fcntl_getfd(fd.as_fd()).unwrap();
+        assert!(!flags().contains(rustix::io::FdFlags::CLOEXEC));
+        cloexec_walk(fd.as_raw_fd() as u32).unwrap();
+        assert!(flags().contains(rustix::io::FdFlags::CLOEXEC));
     }
 }

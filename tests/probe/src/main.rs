@@ -19,6 +19,8 @@
 //!   an observation, not a failure;
 //! - **loads** (`fork:<n>`, `alloc:<MiB>`, `burn:<ms>`, `read-direct`, `wait-signal`) run
 //!   into a limit or wait;
+//! - **neighbour** steps (`neighbour-scan`, `neighbour-watch`) attack the other processes
+//!   the probe sees (`/proc/<pid>/mem`, `/proc/<pid>/fd/*`, ptrace): a hostile neighbour;
 //! - `exit:<code>` makes the probe exit with that code after printing.
 //!
 //! Every step is checked before any runs: an unknown step or a bad argument prints the
@@ -27,6 +29,7 @@
 mod attempt;
 mod load;
 mod names;
+mod neighbour;
 mod procfs;
 mod report;
 mod step;
@@ -73,6 +76,8 @@ fn plan(args: &[String]) -> Result<(Vec<Planned>, Option<u8>), UsageError> {
             (Kind::Other, a)
         } else if let Some(a) = load::plan(&step)? {
             (Kind::Other, a)
+        } else if let Some(a) = neighbour::plan(&step)? {
+            (Kind::Other, a)
         } else {
             return Err(step.usage("unknown step"));
         };
@@ -88,10 +93,11 @@ fn plan(args: &[String]) -> Result<(Vec<Planned>, Option<u8>), UsageError> {
 fn usage() -> String {
     let list = |v: &[&str]| v.join(" ");
     format!(
-        "usage: probe STEP...\n  reports:  {}\n  attempts: {}\n  loads:    {}\n  control:  exit:<code>\n",
+        "usage: probe STEP...\n  reports:  {}\n  attempts: {}\n  loads:    {}\n  neighbours: {}\n  control:  exit:<code>\n",
         list(report::REPORTS),
         list(attempt::ATTEMPTS),
         list(load::LOADS),
+        list(neighbour::NEIGHBOUR),
     )
 }
 

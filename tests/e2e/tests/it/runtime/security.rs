@@ -356,3 +356,74 @@ runtime_test! {
         assert_eq!(fds, [0, 1, 2], "{}", v["fds"]);
     }
 }
+
+/// An allow-list profile as older Docker-style profiles are: podman's default profile
+/// (containers-common's `/usr/share/containers/seccomp.json`, the reference peer's own
+/// data) reduced to its unconditional allow rule plus x86's `arch_prctl` and `modify_ldt`,
+/// with `close_range` (Linux 5.9, missing from many real profiles) taken out; everything
+/// else fails with EPERM, the errno the runtime must not take for a fatal error.
+fn allow_list_without_close_range() -> Value {
+    let path = "/usr/share/containers/seccomp.json";
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("{path}: {e} (it comes with podman's containers-common package; scripts/test installs podman)")
+    });
+    let podman: Value = serde_json::from_str(&text).unwrap();
+    let mut names: Vec<Value> = Vec::new();
+    for rule in podman["syscalls"].as_array().unwrap() {
+        let unconditional = rule["action"] == "SCMP_ACT_ALLOW"
+            && rule
+                .get("args")
+                .is_none_or(|a| a.is_null() || a.as_array().is_some_and(Vec::is_empty))
+            && rule.get("includes").is_none_or(|i| {
+                i.as_object().is_none_or(|o| {
+                    o.is_empty()
+                        || o.get("arches")
+                            .is_some_and(|a| a.as_array().unwrap().contains(&json!("amd64")))
+                })
+            })
+            && rule
+                .get("excludes")
+                .is_none_or(|i| i.as_object().is_none_or(serde_json::Map::is_empty));
+        if unconditional {
+            names.extend(rule["names"].as_array().unwrap().iter().cloned());
+        }
+    }
+    let before = names.len();
+    names.retain(|n| n != "close_range");
+    assert_eq!(
+        names.len() + 1,
+        before,
+        "podman's profile allows close_range: the test takes it out"
+    );
+    assert!(names.contains(&json!("execve")) && names.contains(&json!("arch_prctl")));
+    json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+    })
+}
+
+runtime_test! {
+    /// A profile that does not allow `close_range` (EPERM for it) still runs the container,
+    /// with and without no_new_privileges (the filter is loaded before the credentials
+    /// change in one case, last in the other): nothing the runtime does after loading the
+    /// filter may depend on a syscall the profile can deny. The process runs under the
+    /// filter, and only stdio crosses into it.
+    fn a_profile_without_close_range_still_runs_the_container(rt) {
+        let profile = allow_list_without_close_range();
+        for nnp in [false, true] {
+            let mut b = Bundle::new();
+            b.seccomp(profile.clone())
+                .no_new_privileges(nnp)
+                .probe(&["seccomp", "nnp", "fds", "syscall:436:3:100:0"]);
+            let v = probe(rt, &b);
+            assert_eq!(v["seccomp"]["mode_name"], "filter", "nnp={nnp}: {v}");
+            assert_eq!(v["nnp"], nnp, "{v}");
+            // close_range(3, 100, 0) is refused in the container, as the profile says
+            assert_eq!(outcome(&v, "syscall:436:3:100:0"), "EPERM", "nnp={nnp}: {v}");
+            let fds: Vec<u64> = v["fds"].as_array().unwrap().iter().filter_map(|f| f["fd"].as_u64()).collect();
+            assert_eq!(fds, [0, 1, 2], "nnp={nnp}: {v}");
+        }
+    }
+}

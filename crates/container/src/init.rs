@@ -191,7 +191,7 @@ fn init_inner(
     let process = cfg.process;
     let all_hooks = spec.hooks.as_ref();
     if let Some(rp) = &cfg.rootfs {
-        if !cfg.ns.creates(LinuxNamespaceType::Mount) {
+        if !cfg.ns.separates(LinuxNamespaceType::Mount) {
             return Err(Failure::new("the container needs its own mount namespace"));
         }
         rootfs::prepare_root(rp)?;

@@ -138,15 +138,18 @@ impl Container {
             None => None,
         };
         let ns = Plan::of(linux);
-        if ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount)
-            || !ns.creates(LinuxNamespaceType::Mount)
-        {
+        // a joined mount namespace gets the whole rootfs setup, pivot_root included, as in
+        // runc and crun; none at all would mount the rootfs in the runtime's own namespace
+        // (runc refuses that too, crun leaves the mounts on the host)
+        if !ns.separates(LinuxNamespaceType::Mount) {
             return Err(ContainerError::Config {
-                what: "the container needs a new mount namespace".to_owned(),
+                what:
+                    "the container needs a mount namespace of its own: add {\"type\": \"mount\"} \
+                       (or one with a path) to linux.namespaces"
+                        .to_owned(),
             });
         }
-        let userns = ns.creates(LinuxNamespaceType::User)
-            || ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+        let userns = ns.separates(LinuxNamespaceType::User);
 
         // the state directory: from here on, everything is undone on failure
         std::fs::DirBuilder::new()

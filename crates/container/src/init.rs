@@ -222,6 +222,7 @@ fn init_inner(
         rootfs::write_sysctls(spec)?;
         rootfs::readonly_paths(spec)?;
         rootfs::mask_paths(spec)?;
+        rootfs::unbindable_root(spec)?;
     }
     if !cfg.no_new_keyring {
         match sys::join_session_keyring(&format!("_ses.{}", cfg.id)) {

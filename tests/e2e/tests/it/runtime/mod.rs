@@ -18,6 +18,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod namespaces;
+mod rootfs;
 mod rootless;
 mod security;
 mod terminal;

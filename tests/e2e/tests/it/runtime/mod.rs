@@ -14,6 +14,7 @@ mod cgroups_ops;
 mod delegated;
 mod events;
 mod harness;
+mod hooks;
 mod isolation;
 mod lifecycle;
 mod limits;

@@ -124,7 +124,7 @@ impl Container {
             });
         }
         process::check_lsm(process)?;
-        let warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
+        let mut warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
         if !rustix::process::geteuid().is_root() {
             rootless::validate_unprivileged(spec)?;
         }
@@ -237,6 +237,9 @@ impl Container {
         }
         let fifo = make_fifo(&opts.root, id, linux, keep_fds)?;
         let mounts = cgroup.mounts();
+        if let Some(r) = &linux.resources {
+            warnings.extend(cgroups::resource_warnings(r, &mounts));
+        }
         let rootfs = RootfsPlan {
             spec,
             rootfs: &bundle.rootfs,

@@ -134,3 +134,49 @@ runtime_test! {
         assert_eq!(lines, want, "{}", rt.name());
     }
 }
+
+runtime_test! {
+    /// `memory.kernelTCP` on cgroup v1: berth-runtime sets the host's
+    /// `memory.kmem.tcp.limit_in_bytes`, as crun does; `memory.kernel` is not set (this
+    /// kernel accepts and ignores it anyway) and berth-runtime says so once on stderr.
+    /// Pinned: runc 1.1 sets neither and warns once that kernel memory settings are
+    /// ignored; crun 1.8 writes both (the kernel keeps kmem unlimited) and says nothing.
+    fn kernel_tcp_memory_is_set_and_kernel_memory_reported(rt) {
+        if !v1_hierarchy("memory") {
+            return;
+        }
+        let mut b = Bundle::new();
+        b.resources(json!({
+            "memory": {"limit": 64 * MIB, "kernelTCP": 4 * MIB, "kernel": 32 * MIB}
+        }))
+        .probe(&["wait-signal"]);
+        let (c, out) = ContainerGuard::try_create(rt, &b);
+        assert!(out.success(), "{out}");
+        let dirs = c.cgroup_dirs();
+        let read = |f: &str| {
+            dirs.iter()
+                .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_else(|| panic!("no {f} in {dirs:?}"))
+        };
+        assert_eq!(read("memory.limit_in_bytes"), (64 * MIB).to_string());
+        let tcp = read("memory.kmem.tcp.limit_in_bytes");
+        let stderr = out.stderr_str().to_lowercase();
+        let kernel_warnings = stderr.lines().filter(|l| l.contains("kernel memory")).count();
+        match rt.name() {
+            "runc" => {
+                assert_ne!(tcp, (4 * MIB).to_string(), "runc 1.1 ignores kernelTCP");
+                assert_eq!(kernel_warnings, 1, "{out}");
+            }
+            "crun" => {
+                assert_eq!(tcp, (4 * MIB).to_string());
+                assert_eq!(kernel_warnings, 0, "{out}");
+            }
+            _ => {
+                assert_eq!(tcp, (4 * MIB).to_string());
+                assert_eq!(kernel_warnings, 1, "one warning for memory.kernel: {out}");
+                assert!(stderr.contains("memory.kernel (33554432) is ignored"), "{out}");
+            }
+        }
+    }
+}

@@ -634,13 +634,12 @@ pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
         .linux
         .as_ref()
         .and_then(|l| l.rootfs_propagation.clone());
-    match prop.as_deref() {
-        Some(p @ ("shared" | "rshared")) => {
-            mount_raw("", "/", "", libc::MS_SHARED | libc::MS_REC, "")
-                .ctx(|| format!("failed to make / {p} (linux.rootfsPropagation)"))?;
-        }
-        // unbindable: see `unbindable_root`, once nothing is bind-mounted from the root
-        _ => {}
+    // unbindable: see `unbindable_root`, once nothing is bind-mounted from the root
+    if let Some(p) = prop.as_deref()
+        && (p == "shared" || p == "rshared")
+    {
+        mount_raw("", "/", "", libc::MS_SHARED | libc::MS_REC, "")
+            .ctx(|| "failed to make / shared".to_owned())?;
     }
     Ok(())
 }

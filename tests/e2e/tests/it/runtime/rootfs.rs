@@ -7,7 +7,7 @@ use std::process::Command;
 use berth_test_support::{Bundle, COMMAND_TIMEOUT, run_with_timeout};
 use serde_json::Value;
 
-use super::{probe, runtime_test, strings};
+use super::{runtime_test, strings};
 
 /// The bundle's rootfs bind-mounted onto itself and made shared on the host, so that the
 /// container's copy of it can be a slave (`master:N`) as well as shared, private or

@@ -696,3 +696,50 @@ runtime_test! {
         assert!(!host.contains(&rootfs), "the host sees mounts under {rootfs}:\n{host}");
     }
 }
+
+/// The mount points under `dir` in the host's mount namespace.
+fn host_mounts_under(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_string_lossy().into_owned();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&dir))
+        .map(str::to_owned)
+        .collect()
+}
+
+runtime_test! {
+    /// No mount namespace at all (neither new nor joined): the rootfs would be built in the
+    /// runtime's own mount namespace. berth-runtime refuses, saying what to add; runc 1.1
+    /// refuses too (the default masked paths need a mount namespace of their own). crun
+    /// 1.8 truly differs, pinned: it runs the container and leaves its mounts (/proc,
+    /// /dev, /sys...) on the host under the rootfs, which this test then unmounts.
+    fn a_config_without_a_mount_namespace_is_refused(rt) {
+        let mut b = Bundle::new();
+        b.remove_namespace("mount").probe(&["self"]);
+        let out = rt.run(&b);
+        let leaked = host_mounts_under(&b.rootfs());
+        if !leaked.is_empty() {
+            let _ = run_with_timeout(
+                Command::new("umount").arg("--lazy").arg("--recursive").args(&leaked),
+                COMMAND_TIMEOUT,
+            );
+        }
+        match rt.name() {
+            "crun" => {
+                assert!(out.success(), "{out}");
+                assert!(!leaked.is_empty(), "crun left no mount on the host this time: {out}");
+            }
+            name => {
+                assert!(!out.success(), "{name} ran without a mount namespace: {out}");
+                assert!(leaked.is_empty(), "{name} left {leaked:?} on the host");
+                let want = if name == "runc" {
+                    "without a private MNT namespace"
+                } else {
+                    "needs a mount namespace of its own"
+                };
+                assert!(out.stderr_str().contains(want), "{out}");
+            }
+        }
+    }
+}

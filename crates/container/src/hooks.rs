@@ -40,12 +40,22 @@ pub enum HookError {
     },
 }
 
-/// Run `hooks` one after the other, stopping at the first failure.
+/// Run `hooks` one after the other, stopping at the first failure (createRuntime,
+/// prestart, createContainer and startContainer: a failure aborts).
 pub fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
     for h in hooks {
         run_one(kind, h, state)?;
     }
     Ok(())
+}
+
+/// Run every one of `hooks`, whatever the others do, and return the failures in order:
+/// poststart and poststop hooks, whose failures are warnings (runtime-spec), all run.
+pub fn run_all(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Vec<HookError> {
+    hooks
+        .iter()
+        .filter_map(|h| run_one(kind, h, state).err())
+        .collect()
 }
 
 fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
@@ -201,5 +211,40 @@ mod tests {
         let e = run("poststart", &[h], b"{}").unwrap_err();
         assert!(matches!(e, HookError::Timeout { .. }), "{e}");
         assert!(t.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn run_all_runs_every_hook_and_returns_each_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = |name: &str| {
+            hook(serde_json::json!({
+                "path": "/bin/sh",
+                "args": ["sh", "-c", format!("touch {}", dir.path().join(name).display())]
+            }))
+        };
+        let fail = |code: i32| {
+            hook(
+                serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("exit {code}")]}),
+            )
+        };
+        let hooks = [fail(3), mark("second"), fail(4), mark("fourth")];
+        let errs = run_all("poststop", &hooks, b"{}");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].to_string().contains("exit status: 3"),
+            "{}",
+            errs[0]
+        );
+        assert!(
+            errs[1].to_string().contains("exit status: 4"),
+            "{}",
+            errs[1]
+        );
+        assert!(dir.path().join("second").exists());
+        assert!(dir.path().join("fourth").exists());
+        // `run` still stops at the first failure (the hooks whose failures abort)
+        let _ = std::fs::remove_file(dir.path().join("second"));
+        assert!(run("prestart", &hooks, b"{}").is_err());
+        assert!(!dir.path().join("second").exists());
     }
 }

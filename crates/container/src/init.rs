@@ -216,7 +216,7 @@ fn init_inner(
     let process = cfg.process;
     let all_hooks = spec.hooks.as_ref();
     if let Some(rp) = &cfg.rootfs {
-        if !cfg.ns.creates(LinuxNamespaceType::Mount) {
+        if !cfg.ns.separates(LinuxNamespaceType::Mount) {
             return Err(Failure::new("the container needs its own mount namespace"));
         }
         rootfs::prepare_root(rp)?;
@@ -247,6 +247,7 @@ fn init_inner(
         rootfs::write_sysctls(spec)?;
         rootfs::readonly_paths(spec)?;
         rootfs::mask_paths(spec)?;
+        rootfs::unbindable_root(spec)?;
     }
     if !cfg.no_new_keyring {
         match sys::join_session_keyring(&format!("_ses.{}", cfg.id)) {

@@ -124,6 +124,12 @@ impl Plan {
         self.new.contains(flag(t))
     }
 
+    /// The container has a namespace of type `t` other than the runtime's: a new one or
+    /// one joined by path.
+    pub fn separates(&self, t: LinuxNamespaceType) -> bool {
+        self.creates(t) || self.join.iter().any(|(j, _)| *j == t)
+    }
+
     /// Open every namespace to join, then join them (user first). A namespace the process
     /// is already in is skipped (joining one's own user namespace fails with EINVAL).
     pub fn join(&self) -> Result<(), Failure> {

@@ -18,6 +18,7 @@ macro_rules! suite {
             apply_twice_is_fine,
             pids_include_child_cgroups,
             set_limits_show_in_stats,
+            kernel_memory_is_never_set_and_kernel_tcp_where_the_version_has_it,
             set_with_nothing_leaves_the_cgroup_alone_but_devices,
             device_policy_is_deny_all_plus_defaults,
             update_leaves_the_device_rules_alone,
@@ -106,6 +107,38 @@ pub(crate) fn set_limits_show_in_stats(f: &Fixture) {
         0,
         "unlimited pids read back as 0 (runc)"
     );
+}
+
+/// `memory.kernel` is never written (create reports it instead); `memory.kernelTCP` is the
+/// TCP limit of v1 (shown in the stats, as crun sets it) and nothing on v2, which has none.
+pub(crate) fn kernel_memory_is_never_set_and_kernel_tcp_where_the_version_has_it(f: &Fixture) {
+    let m = f.manager();
+    m.apply(32).unwrap();
+    f.tree.clear_writes();
+    let r = LinuxResources {
+        memory: Some(LinuxMemory {
+            limit: Some(64 << 20),
+            kernel: Some(32 << 20),
+            kernel_tcp: Some(4 << 20),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    m.update(&r).unwrap();
+    let writes = f.tree.writes();
+    assert!(
+        writes
+            .iter()
+            .all(|(p, _)| !p.ends_with("memory.kmem.limit_in_bytes")),
+        "kernel memory was written: {writes:?}"
+    );
+    let stats = m.stats().unwrap();
+    assert_eq!(stats.memory.usage.limit, 64 << 20);
+    let want = match m.mounts() {
+        CgroupMounts::V1 { .. } => 4 << 20,
+        CgroupMounts::V2(_) => 0,
+    };
+    assert_eq!(stats.memory.kernel_tcp.limit, want, "{writes:?}");
 }
 
 pub(crate) fn set_with_nothing_leaves_the_cgroup_alone_but_devices(f: &Fixture) {

@@ -7,9 +7,10 @@
 //! `AllowedDevices`) after the config's rules, so a container never gets a device the config
 //! and those defaults do not grant. From the emulated state, v1 writes the smallest transition
 //! from the current `devices.list` (nothing when already right; deny-all then the allows for a
-//! new cgroup) and v2 compiles the exceptions into one eBPF program.
+//! new cgroup, in the config's order then the defaults', as crun writes them, so that
+//! `devices.list` reads as the config says) and v2 compiles the exceptions into one eBPF
+//! program.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use berth_oci::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
@@ -219,21 +220,37 @@ pub(crate) fn effective_rules(resources: &LinuxResources) -> Result<Vec<Rule>, C
         .collect()
 }
 
-/// Which devices an exception is about. The field order gives runc's sort (major, minor, type).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Which devices an exception is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Meta {
     major: i64,
     minor: i64,
     typ: DevType,
 }
 
-/// The state of a v1 devices cgroup: a default and exceptions to it.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// The state of a v1 devices cgroup: a default and exceptions to it. The exceptions keep
+/// the order they were added in, as the kernel's list does (`devices.list` shows them in
+/// the order written): a config's rules are written, and listed, in its own order.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Emulator {
     /// Allow-all ("black-list") when true, deny-all ("white-list") otherwise.
     pub default_allow: bool,
-    exceptions: BTreeMap<Meta, Access>,
+    exceptions: Vec<(Meta, Access)>,
 }
+
+/// The same state, whatever the order of the exceptions.
+impl PartialEq for Emulator {
+    fn eq(&self, other: &Self) -> bool {
+        self.default_allow == other.default_allow
+            && self.exceptions.len() == other.exceptions.len()
+            && self
+                .exceptions
+                .iter()
+                .all(|(meta, access)| other.get(meta) == Some(*access))
+    }
+}
+
+impl Eq for Emulator {}
 
 impl Emulator {
     /// Deny-all followed by `rules`.
@@ -282,20 +299,31 @@ impl Emulator {
         Ok(emulator)
     }
 
+    fn get(&self, meta: &Meta) -> Option<Access> {
+        self.exceptions
+            .iter()
+            .find(|(m, _)| m == meta)
+            .map(|(_, a)| *a)
+    }
+
     pub(crate) fn apply(&mut self, rule: &Rule) -> Result<(), CgroupError> {
         if rule.typ == DevType::All {
             *self = Self {
                 default_allow: rule.allow,
-                exceptions: BTreeMap::new(),
+                exceptions: Vec::new(),
             };
             return Ok(());
         }
-        // An exception is added when the rule goes against the default, removed otherwise.
+        // An exception is added when the rule goes against the default, removed otherwise;
+        // one for a device already listed widens it in place (as the kernel's list).
         if rule.allow == self.default_allow {
             self.remove(rule)
         } else {
-            let entry = self.exceptions.entry(rule.meta()).or_default();
-            *entry = entry.union(rule.access);
+            let meta = rule.meta();
+            match self.exceptions.iter_mut().find(|(m, _)| *m == meta) {
+                Some((_, access)) => *access = access.union(rule.access),
+                None => self.exceptions.push((meta, rule.access)),
+            }
             Ok(())
         }
     }
@@ -313,10 +341,12 @@ impl Emulator {
 
     fn remove_exact(&mut self, rule: &Rule) {
         let meta = rule.meta();
-        if let Some(access) = self.exceptions.get_mut(&meta) {
-            *access = access.difference(rule.access);
+        if let Some(i) = self.exceptions.iter().position(|(m, _)| *m == meta) {
+            let access = self.exceptions[i].1.difference(rule.access);
             if access.is_empty() {
-                self.exceptions.remove(&meta);
+                self.exceptions.remove(i);
+            } else {
+                self.exceptions[i].1 = access;
             }
         }
     }
@@ -343,7 +373,7 @@ impl Emulator {
             if partial == meta {
                 continue;
             }
-            if let Some(access) = self.exceptions.get(&partial)
+            if let Some(access) = self.get(&partial)
                 && access.intersects(rule.access)
             {
                 return Err(CgroupError::DeviceRule {
@@ -354,7 +384,7 @@ impl Emulator {
                             typ: partial.typ,
                             major: partial.major,
                             minor: partial.minor,
-                            access: *access,
+                            access,
                             allow: !rule.allow
                         }
                         .cgroup_string()
@@ -366,7 +396,7 @@ impl Emulator {
         Ok(())
     }
 
-    /// The exceptions, each with the action opposite to the default, in runc's order.
+    /// The exceptions, each with the action opposite to the default, in the order added.
     pub(crate) fn exceptions(&self) -> Vec<Rule> {
         self.exceptions
             .iter()
@@ -382,11 +412,12 @@ impl Emulator {
 
     /// The fewest rules that turn a cgroup in state `self` into `target` (runc `Transition`):
     /// a disruptive `a` rule only when the default changes or the source is allow-all (whose
-    /// deny list cannot be read back), then the dropped and the gained exceptions.
+    /// deny list cannot be read back), then the dropped and the gained exceptions, each in
+    /// its list's order (so a new cgroup gets the target's rules in the target's order).
     pub(crate) fn transition(&self, target: &Self) -> Vec<Rule> {
         let mut rules = Vec::new();
-        let mut old = &self.exceptions;
-        let empty = BTreeMap::new();
+        let mut old = self;
+        let empty = Self::default();
         if self.default_allow || self.default_allow != target.default_allow {
             rules.push(Rule {
                 typ: DevType::All,
@@ -397,9 +428,8 @@ impl Emulator {
             });
             old = &empty;
         }
-        for (meta, old_access) in old {
-            let dropped =
-                old_access.difference(target.exceptions.get(meta).copied().unwrap_or_default());
+        for (meta, old_access) in &old.exceptions {
+            let dropped = old_access.difference(target.get(meta).unwrap_or_default());
             if !dropped.is_empty() {
                 rules.push(Rule {
                     typ: meta.typ,
@@ -411,7 +441,7 @@ impl Emulator {
             }
         }
         for (meta, new_access) in &target.exceptions {
-            let gained = new_access.difference(old.get(meta).copied().unwrap_or_default());
+            let gained = new_access.difference(old.get(meta).unwrap_or_default());
             if !gained.is_empty() {
                 rules.push(Rule {
                     typ: meta.typ,
@@ -517,10 +547,28 @@ mod tests {
             [
                 (false, "a *:* rwm".to_owned()),
                 (true, "c 1:3 rwm".to_owned()),
-                (true, "b 8:0 r".to_owned()),
                 (true, "c 136:* rw".to_owned()),
+                (true, "b 8:0 r".to_owned()),
             ]
         );
+        // a rule for a device already listed widens it where it is, as the kernel's list
+        let widened = Emulator::build(&[
+            rule("c 10:229 r", true),
+            rule("b 8:0 r", true),
+            rule("c 10:229 w", true),
+        ])
+        .unwrap();
+        let order: Vec<String> = widened
+            .exceptions()
+            .iter()
+            .map(Rule::cgroup_string)
+            .collect();
+        assert_eq!(order, ["c 10:229 rw", "b 8:0 r"]);
+        // the same rules in another order are the same state (nothing to write)
+        let reordered =
+            Emulator::build(&[rule("b 8:0 r", true), rule("c 10:229 rw", true)]).unwrap();
+        assert_eq!(widened, reordered);
+        assert!(widened.transition(&reordered).is_empty());
     }
 
     #[test]

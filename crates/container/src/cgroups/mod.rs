@@ -321,9 +321,61 @@ pub(crate) fn from_state_with(
     }
 }
 
+/// The settings of `resources` that no cgroup gets (the runtime goes on without them), one
+/// line each, for `create` to report once: kernel memory limits (`memory.kernel`: deprecated
+/// since Linux 5.16, accepted and ignored by later kernels, never set, as runc) and, on
+/// cgroup v2 (`mounts`), the TCP memory limit, which v2 does not have (memory.max covers
+/// socket buffers).
+pub fn resource_warnings(
+    resources: &berth_oci::runtime::LinuxResources,
+    mounts: &CgroupMounts,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(m) = &resources.memory else {
+        return out;
+    };
+    if let Some(k) = m.kernel.filter(|k| *k != 0) {
+        out.push(format!(
+            "linux.resources.memory.kernel ({k}) is ignored: kernel memory limits are deprecated \
+             since Linux 5.16 and not enforced by later kernels; use memory.limit"
+        ));
+    }
+    if let (Some(t), CgroupMounts::V2(_)) = (m.kernel_tcp.filter(|t| *t != 0), mounts) {
+        out.push(format!(
+            "linux.resources.memory.kernelTCP ({t}) is ignored: cgroup v2 has no TCP memory \
+             limit of its own (memory.max counts socket buffers)"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_memory_is_reported_once_and_kernel_tcp_only_on_v2() {
+        let mut r: berth_oci::runtime::LinuxResources = serde_json::from_value(
+            serde_json::json!({"memory": {"limit": 1048576, "kernel": 4096, "kernelTCP": 8192}}),
+        )
+        .unwrap();
+        let v1 = CgroupMounts::V1 {
+            hierarchies: Vec::new(),
+            unified: None,
+        };
+        let v2 = CgroupMounts::V2(PathBuf::from("/sys/fs/cgroup/c"));
+        let w = resource_warnings(&r, &v1);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("memory.kernel (4096) is ignored"), "{w:?}");
+        let w = resource_warnings(&r, &v2);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[1].contains("memory.kernelTCP (8192) is ignored"), "{w:?}");
+        // unset or 0: nothing to say
+        r.memory.as_mut().unwrap().kernel = Some(0);
+        r.memory.as_mut().unwrap().kernel_tcp = None;
+        assert!(resource_warnings(&r, &v2).is_empty());
+        assert!(resource_warnings(&Default::default(), &v1).is_empty());
+    }
 
     const HYBRID_MOUNTINFO: &str = "\
 32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct

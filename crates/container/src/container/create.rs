@@ -124,7 +124,7 @@ impl Container {
             });
         }
         process::check_lsm(process)?;
-        let warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
+        let mut warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
         if !rustix::process::geteuid().is_root() {
             rootless::validate_unprivileged(spec)?;
         }
@@ -138,15 +138,18 @@ impl Container {
             None => None,
         };
         let ns = Plan::of(linux);
-        if ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount)
-            || !ns.creates(LinuxNamespaceType::Mount)
-        {
+        // a joined mount namespace gets the whole rootfs setup, pivot_root included, as in
+        // runc and crun; none at all would mount the rootfs in the runtime's own namespace
+        // (runc refuses that too, crun leaves the mounts on the host)
+        if !ns.separates(LinuxNamespaceType::Mount) {
             return Err(ContainerError::Config {
-                what: "the container needs a new mount namespace".to_owned(),
+                what:
+                    "the container needs a mount namespace of its own: add {\"type\": \"mount\"} \
+                       (or one with a path) to linux.namespaces"
+                        .to_owned(),
             });
         }
-        let userns = ns.creates(LinuxNamespaceType::User)
-            || ns.join.iter().any(|(t, _)| *t == LinuxNamespaceType::User);
+        let userns = ns.separates(LinuxNamespaceType::User);
 
         // the state directory: from here on, everything is undone on failure
         std::fs::DirBuilder::new()
@@ -234,6 +237,9 @@ impl Container {
         }
         let fifo = make_fifo(&opts.root, id, linux, keep_fds)?;
         let mounts = cgroup.mounts();
+        if let Some(r) = &linux.resources {
+            warnings.extend(cgroups::resource_warnings(r, &mounts));
+        }
         let rootfs = RootfsPlan {
             spec,
             rootfs: &bundle.rootfs,

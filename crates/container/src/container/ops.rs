@@ -97,9 +97,8 @@ impl Container {
         {
             let st =
                 serde_json::to_vec(&self.state.spec_state(Status::Running)).unwrap_or_default();
-            if let Err(e) = hooks::run("poststart", h, &st) {
-                warnings.push(e);
-            }
+            // every one runs: a failure is a warning, not a reason to skip the rest
+            warnings.extend(hooks::run_all("poststart", h, &st));
         }
         Ok(warnings)
     }
@@ -250,9 +249,8 @@ impl Container {
         {
             let st =
                 serde_json::to_vec(&self.state.spec_state(Status::Stopped)).unwrap_or_default();
-            if let Err(e) = hooks::run("poststop", h, &st) {
-                warnings.push(e);
-            }
+            // every one runs: a failure is a warning, not a reason to skip the rest
+            warnings.extend(hooks::run_all("poststop", h, &st));
         }
         let dir = self.dir();
         std::fs::remove_dir_all(&dir)

@@ -3,8 +3,8 @@
 //! Order (runc's): make `/` rslave (or `rootfsPropagation`), bind the rootfs onto itself,
 //! every `mounts[]` entry in order, default devices and /dev symlinks; then (after the
 //! createRuntime/createContainer hooks) `pivot_root(".", ".")` + detach of the old root (or
-//! MS_MOVE + chroot with `--no-pivot`), the read-only root, and after sysctls the read-only
-//! and masked paths.
+//! MS_MOVE + chroot with `--no-pivot`), the read-only root and shared propagation, after
+//! sysctls the read-only and masked paths, and last an unbindable root.
 //!
 //! Every destination is resolved inside the rootfs with `openat2(RESOLVE_IN_ROOT)` and
 //! mounted on through `/proc/self/fd/N`, so a symlink planted in the image (or swapped in
@@ -209,8 +209,9 @@ pub fn prepare_root(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
         Some(f) => f | libc::MS_REC,
         None => libc::MS_SLAVE | libc::MS_REC,
     };
-    // shared propagation is set on the new root after pivot_root; the host side stays slave
-    let first = if flags & libc::MS_SHARED != 0 {
+    // shared and unbindable are set on the new root after pivot_root (see `finish`): the
+    // host side stays slave, and an unbindable rootfs could not be bind-mounted onto itself
+    let first = if flags & (libc::MS_SHARED | libc::MS_UNBINDABLE) != 0 {
         libc::MS_SLAVE | libc::MS_REC
     } else {
         flags
@@ -633,11 +634,28 @@ pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
         .linux
         .as_ref()
         .and_then(|l| l.rootfs_propagation.clone());
+    // unbindable: see `unbindable_root`, once nothing is bind-mounted from the root
     if let Some(p) = prop.as_deref()
         && (p == "shared" || p == "rshared")
     {
         mount_raw("", "/", "", libc::MS_SHARED | libc::MS_REC, "")
             .ctx(|| "failed to make / shared".to_owned())?;
+    }
+    Ok(())
+}
+
+/// Step 5 (after the read-only and masked paths, which bind mounts of the root's own
+/// mounts make): `rootfsPropagation` `unbindable` (/ only) or `runbindable` (every mount
+/// of the container).
+pub fn unbindable_root(spec: &Spec) -> Result<(), Failure> {
+    let prop = spec
+        .linux
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation.as_deref());
+    if let Some(p @ ("unbindable" | "runbindable")) = prop {
+        let flags = options::propagation_flags(p).unwrap_or(libc::MS_UNBINDABLE);
+        mount_raw("", "/", "", flags, "")
+            .ctx(|| format!("failed to make / {p} (linux.rootfsPropagation)"))?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! v1 `devices`: the container's device rules (config rules then runc's defaults, from
 //! deny-all) written as the smallest transition from the current `devices.list` — for a new
-//! cgroup "a" to `devices.deny`, then each allow to `devices.allow` — and checked afterwards.
+//! cgroup "a" to `devices.deny`, then each allow to `devices.allow`, in the config's order —
+//! and checked afterwards.
 
 use std::path::Path;
 
@@ -88,20 +89,28 @@ mod tests {
         assert_eq!(
             w,
             [
+                // the config's rules in its order, then the defaults in theirs (crun's)
                 "devices.deny=a *:* rwm",
-                "devices.allow=b *:* m",
+                "devices.allow=c 10:229 rwm",
                 "devices.allow=c *:* m",
+                "devices.allow=b *:* m",
                 "devices.allow=c 1:3 rwm",
-                "devices.allow=c 1:5 rwm",
-                "devices.allow=c 1:7 rwm",
                 "devices.allow=c 1:8 rwm",
-                "devices.allow=c 1:9 rwm",
+                "devices.allow=c 1:7 rwm",
                 "devices.allow=c 5:0 rwm",
+                "devices.allow=c 1:5 rwm",
+                "devices.allow=c 1:9 rwm",
+                "devices.allow=c 136:* rwm",
                 "devices.allow=c 5:2 rwm",
                 "devices.allow=c 10:200 rwm",
-                "devices.allow=c 10:229 rwm",
-                "devices.allow=c 136:* rwm",
             ]
+        );
+        // and devices.list (the fake lists them in the order written, as the kernel) reads
+        // the same
+        let list = t.read("devices/c/devices.list");
+        assert_eq!(
+            list.lines().take(2).collect::<Vec<_>>(),
+            ["c 10:229 rwm", "c *:* m"]
         );
         // the same rules again (update): nothing to write
         t.clear_writes();

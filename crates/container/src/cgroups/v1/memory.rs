@@ -1,9 +1,11 @@
 //! v1 `memory`: limit, swap (memory+swap in `memsw`), reservation, OOM killer, swappiness;
 //! usage statistics and the OOM kill count.
 //!
-//! As runc: kernel memory limits are ignored (the kernel dropped them); `useHierarchy` and
-//! `checkBeforeUpdate` are ignored on v1 (the kernel refuses a limit below the usage with
-//! EBUSY, reported with the usage).
+//! `kernelTCP` goes to `memory.kmem.tcp.limit_in_bytes`, as crun (runc 1.1 ignores it).
+//! As runc: kernel memory limits (`kernel`) are not set (deprecated since Linux 5.16, whose
+//! later versions accept and ignore them; `create` warns, see
+//! [`crate::cgroups::resource_warnings`]); `useHierarchy` and `checkBeforeUpdate` are ignored
+//! on v1 (the kernel refuses a limit below the usage with EBUSY, reported with the usage).
 
 use std::path::Path;
 
@@ -15,6 +17,7 @@ use crate::cgroups::stats::{MemoryEntry, Stats};
 
 const LIMIT: &str = "memory.limit_in_bytes";
 const SWAP_LIMIT: &str = "memory.memsw.limit_in_bytes";
+const KERNEL_TCP_LIMIT: &str = "memory.kmem.tcp.limit_in_bytes";
 
 fn set_limit(fs: &dyn CgroupFs, dir: &Path, limit: i64) -> Result<(), CgroupError> {
     if limit == 0 {
@@ -49,6 +52,7 @@ fn wanted(m: &LinuxMemory) -> bool {
         || m.reservation.unwrap_or(0) != 0
         || m.disable_oom_killer == Some(true)
         || m.swappiness.is_some_and(|s| s != u64::MAX)
+        || m.kernel_tcp.unwrap_or(0) != 0
 }
 
 pub(super) fn set(
@@ -99,6 +103,10 @@ pub(super) fn set(
             });
         }
         fs::write(fs, dir, "memory.swappiness", &swappiness.to_string())?;
+    }
+    // a kernel without TCP accounting has no such file: an error naming it, as for swap
+    if let Some(tcp) = m.kernel_tcp.filter(|v| *v != 0) {
+        fs::write(fs, dir, KERNEL_TCP_LIMIT, &tcp.to_string())?;
     }
     Ok(())
 }
@@ -190,7 +198,41 @@ mod tests {
                 "memory.soft_limit_in_bytes=33554432",
                 "memory.oom_control=1",
                 "memory.swappiness=10",
+                "memory.kmem.tcp.limit_in_bytes=1048576",
             ]
+        );
+    }
+
+    #[test]
+    fn kernel_tcp_alone_is_written_and_a_kernel_without_it_is_an_error() {
+        let t = FakeTree::v1_tree();
+        let dir = t.mkcg("memory/c");
+        set(
+            t.fs(),
+            Some(&dir),
+            &resources(|m| m.kernel_tcp = Some(4 << 20)),
+        )
+        .unwrap();
+        assert_eq!(writes(&t), ["memory.kmem.tcp.limit_in_bytes=4194304"]);
+        assert_eq!(t.read("memory/c/memory.kmem.tcp.limit_in_bytes"), "4194304");
+        // and it shows in the stats
+        let mut s = Stats::default();
+        stats(t.fs(), &dir, &mut s).unwrap();
+        assert_eq!(s.memory.kernel_tcp.limit, 4 << 20);
+        // `kernel` alone: nothing written (create warns)
+        t.clear_writes();
+        set(t.fs(), Some(&dir), &resources(|m| m.kernel = Some(4 << 20))).unwrap();
+        assert!(t.writes().is_empty(), "{:?}", t.writes());
+        t.remove_file("memory/c/memory.kmem.tcp.limit_in_bytes");
+        let err = set(
+            t.fs(),
+            Some(&dir),
+            &resources(|m| m.kernel_tcp = Some(1 << 20)),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("memory.kmem.tcp.limit_in_bytes") && err.is_not_found(),
+            "{err}"
         );
     }
 

@@ -601,3 +601,145 @@ fn berth_runtime_features_list_time_as_the_kernel_has_it() {
         assert!(listed.contains(&always.to_owned()), "{always}: {listed:?}");
     }
 }
+
+runtime_test! {
+    /// A namespace type absent from `linux.namespaces` is the runtime's own: without uts and
+    /// ipc entries (and so without a hostname, which needs a uts namespace of its own) the
+    /// container is in the host's uts and ipc namespaces and sees the host's hostname,
+    /// while the types still listed are new.
+    fn absent_namespaces_are_inherited_from_the_runtime(rt) {
+        let mut b = Bundle::new();
+        b.config_mut().as_object_mut().unwrap().remove("hostname");
+        b.remove_namespace("uts").remove_namespace("ipc").probe(&["ns", "identity"]);
+        let v = probe(rt, &b);
+        let me = std::process::id() as i32;
+        assert_eq!(v["ns"]["uts"], ns_link(me, "uts"), "{v}");
+        assert_eq!(v["ns"]["ipc"], ns_link(me, "ipc"), "{v}");
+        let host = host_probe(&["identity"]);
+        assert_eq!(v["identity"]["hostname"], host["identity"]["hostname"], "{v}");
+        // the listed ones are still the container's own
+        assert_ne!(v["ns"]["net"], ns_link(me, "net"), "{v}");
+        assert_ne!(v["ns"]["mnt"], ns_link(me, "mnt"), "{v}");
+    }
+}
+
+/// A process in a mount namespace of its own (`unshare --mount`) in which `mnt` of a
+/// bundle's rootfs has `source` bind-mounted; killed (by pid) and reaped on drop.
+struct MountNsHolder(std::process::Child);
+
+impl MountNsHolder {
+    fn spawn(source: &Path, target: &Path) -> MountNsHolder {
+        let script = format!(
+            "mount --bind '{}' '{}' && exec sleep 600",
+            source.display(),
+            target.display()
+        );
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .spawn()
+            .expect("spawn unshare --mount");
+        let h = MountNsHolder(child);
+        let pid = h.pid();
+        let target_s = target.to_string_lossy().into_owned();
+        assert!(
+            berth_test_support::wait_until(COMMAND_TIMEOUT, || {
+                std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                    .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(&target_s)))
+                    && std::fs::read_link(format!("/proc/{pid}/exe"))
+                        .is_ok_and(|e| e.to_string_lossy().contains("sleep"))
+            }),
+            "the helper never mounted {target_s} in its mount namespace"
+        );
+        h
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for MountNsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+runtime_test! {
+    /// `{"type": "mount", "path": …}`: the container joins that mount namespace and builds
+    /// its root filesystem there (runc and crun both do the whole rootfs setup, pivot_root
+    /// included, inside the joined namespace), so a bind mount made in that namespace under
+    /// the rootfs — and only there — is visible in the container.
+    fn joins_a_mount_namespace_by_path_and_sets_up_the_rootfs_in_it(rt) {
+        let mut b = Bundle::new();
+        let src = tempfile::tempdir().expect("tempdir");
+        write_file(src.path().join("marker"), b"from the joined namespace\n");
+        let target = b.rootfs().join("mnt");
+        let h = MountNsHolder::spawn(src.path(), &target);
+        b.namespace_path("mount", &ns_path(h.pid(), "mnt"))
+            .probe(&["ns", "mounts", "read:/mnt/marker"]);
+        let v = probe(rt, &b);
+        assert_eq!(v["ns"]["mnt"], ns_link(h.pid(), "mnt"), "{v}");
+        assert_ne!(v["ns"]["mnt"], ns_link(std::process::id() as i32, "mnt"), "{v}");
+        assert_eq!(crate::runtime::outcome(&v, "read:/mnt/marker"), "ok", "{v}");
+        assert_eq!(v["read:/mnt/marker"]["head"], "from the joined namespace\n", "{v}");
+        // the rootfs was set up there: / is the rootfs, /proc a fresh procfs
+        let mounts = v["mounts"].as_array().expect("mounts");
+        assert!(
+            mounts.iter().any(|m| m["mount_point"] == "/proc" && m["fs_type"] == "proc"),
+            "{v}"
+        );
+        assert!(mounts.iter().any(|m| m["mount_point"] == "/mnt"), "{v}");
+        // and nothing of it leaked into the host's mount namespace
+        let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let rootfs = b.rootfs().to_string_lossy().into_owned();
+        assert!(!host.contains(&rootfs), "the host sees mounts under {rootfs}:\n{host}");
+    }
+}
+
+/// The mount points under `dir` in the host's mount namespace.
+fn host_mounts_under(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_string_lossy().into_owned();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&dir))
+        .map(str::to_owned)
+        .collect()
+}
+
+runtime_test! {
+    /// No mount namespace at all (neither new nor joined): the rootfs would be built in the
+    /// runtime's own mount namespace. berth-runtime refuses, saying what to add; runc 1.1
+    /// refuses too (the default masked paths need a mount namespace of their own). crun
+    /// 1.8 truly differs, pinned: it runs the container and leaves its mounts (/proc,
+    /// /dev, /sys...) on the host under the rootfs, which this test then unmounts.
+    fn a_config_without_a_mount_namespace_is_refused(rt) {
+        let mut b = Bundle::new();
+        b.remove_namespace("mount").probe(&["self"]);
+        let out = rt.run(&b);
+        let leaked = host_mounts_under(&b.rootfs());
+        if !leaked.is_empty() {
+            let _ = run_with_timeout(
+                Command::new("umount").arg("--lazy").arg("--recursive").args(&leaked),
+                COMMAND_TIMEOUT,
+            );
+        }
+        match rt.name() {
+            "crun" => {
+                assert!(out.success(), "{out}");
+                assert!(!leaked.is_empty(), "crun left no mount on the host this time: {out}");
+            }
+            name => {
+                assert!(!out.success(), "{name} ran without a mount namespace: {out}");
+                assert!(leaked.is_empty(), "{name} left {leaked:?} on the host");
+                let want = if name == "runc" {
+                    "without a private MNT namespace"
+                } else {
+                    "needs a mount namespace of its own"
+                };
+                assert!(out.stderr_str().contains(want), "{out}");
+            }
+        }
+    }
+}

@@ -37,9 +37,9 @@ pub mod tty;
 
 pub use container::{
     Container, ContainerError, CreateOptions, ExecOptions, ExecProcess, ForegroundOptions, list,
-    remove_leftover, wait_foreground,
+    remove_leftover, remove_unreadable, wait_foreground,
 };
-pub use state::{State, Status};
+pub use state::{State, StateError, Status};
 
 /// The runtime-spec version this runtime implements.
 pub const SPEC_VERSION: &str = "1.2.1";

@@ -118,7 +118,10 @@ impl State {
             path: path.clone(),
             source,
         })?;
-        berth_fsutil::atomic_write(&path, &data)
+        // atomic for `state`, `list` and `delete` reading it concurrently, not fsynced: the
+        // record describes processes that do not survive a crash either (runc and crun
+        // write theirs the same way; each fsync cost a journal commit per container)
+        berth_fsutil::atomic_replace(&path, &data)
             .map_err(|source| StateError::Write { path, source })
     }
 

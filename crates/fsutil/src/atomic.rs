@@ -198,9 +198,66 @@ pub fn atomic_write(dest: impl AsRef<Path>, data: &[u8]) -> Result<(), FsError> 
     Ok(())
 }
 
+/// Replace `dest` (in an existing directory) with `data` atomically for concurrent readers —
+/// they see the old content or the new, never a torn file — but **not durably**: nothing is
+/// `fsync`ed, so after a crash the file may hold the old content, or be empty or missing.
+/// Only for state that does not outlive the machine's processes, such as a container
+/// runtime's state under `/run` (runc and crun write theirs the same way): a power loss takes
+/// the containers with it, and their stale records are removed by `delete --force`.
+pub fn atomic_replace(dest: impl AsRef<Path>, data: &[u8]) -> Result<(), FsError> {
+    let dest = dest.as_ref();
+    let temp = temp_name(dest);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(|source| FsError::CreateTemp {
+            dir: parent_of(dest).to_owned(),
+            source,
+        })?;
+    let written = file.write_all(data).map_err(|source| FsError::Write {
+        path: temp.clone(),
+        source,
+    });
+    drop(file);
+    let renamed = written.and_then(|()| {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "this is the one place allowed to rename into place"
+        )]
+        std::fs::rename(&temp, dest).map_err(|source| FsError::Rename {
+            from: temp.clone(),
+            to: dest.to_owned(),
+            source,
+        })
+    });
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    renamed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn atomic_replace_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("state.json");
+        atomic_replace(&dest, b"one").unwrap();
+        atomic_replace(&dest, b"two").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // a missing directory is an error naming it, and leaves nothing
+        let err = atomic_replace(dir.path().join("gone/state.json"), b"x").unwrap_err();
+        assert!(err.to_string().contains("gone"), "{err}");
+        // a destination that cannot be replaced (a directory) keeps it and removes the temp
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        atomic_write(dir.path().join("d/x"), b"").unwrap();
+        assert!(atomic_replace(dir.path().join("d"), b"x").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
 
     #[test]
     fn atomic_write_creates_parents_and_replaces() {

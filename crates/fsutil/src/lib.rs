@@ -15,7 +15,9 @@ mod atomic;
 mod root;
 mod writebehind;
 
-pub use atomic::{AtomicFile, atomic_write, create_dir_all_durable, rename_durable, sync_dir};
+pub use atomic::{
+    AtomicFile, atomic_replace, atomic_write, create_dir_all_durable, rename_durable, sync_dir,
+};
 pub use root::{join_in_root, open_in_root};
 pub use writebehind::WriteBehind;
 

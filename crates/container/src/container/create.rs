@@ -518,12 +518,15 @@ fn not_writable_hint(e: &std::io::Error, root: &Path) -> String {
     }
 }
 
-/// runc writes the pid file atomically, without a newline.
+/// runc writes the pid file atomically (not durably: a pid means nothing after a crash),
+/// without a newline.
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    berth_fsutil::atomic_write(&path, pid.to_string().as_bytes()).map_err(|e| ContainerError::Io {
-        what: format!("failed to write pid file {}", path.display()),
-        source: std::io::Error::other(e),
+    berth_fsutil::atomic_replace(&path, pid.to_string().as_bytes()).map_err(|e| {
+        ContainerError::Io {
+            what: format!("failed to write pid file {}", path.display()),
+            source: std::io::Error::other(e),
+        }
     })
 }
 

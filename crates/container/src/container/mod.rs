@@ -17,7 +17,7 @@ use crate::state::{State, StateError, Status};
 
 pub use create::CreateOptions;
 pub use exec::{ExecOptions, ExecProcess};
-pub use ops::remove_leftover;
+pub use ops::{remove_leftover, remove_unreadable};
 pub use wait::{ForegroundOptions, wait_foreground};
 
 /// What failed, on which container.

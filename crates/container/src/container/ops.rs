@@ -399,3 +399,89 @@ pub fn remove_leftover(root: &Path, id: &str) -> Result<bool, ContainerError> {
         Err(e) => Err(io_err(format!("failed to remove {}", dir.display()))(e)),
     }
 }
+
+/// `delete --force` of a container whose state file cannot be parsed (state is written
+/// atomically but not durably, so a crash can leave it empty): kill every process that still
+/// holds the container's exec fifo — an init waiting for `start`, the only process such a
+/// record can still describe after a crash — then remove the directory. Returns the pids
+/// killed. A container that had started left no such trace; its processes, if any survived,
+/// and its cgroup cannot be found without the record.
+pub fn remove_unreadable(root: &Path, id: &str) -> Result<Vec<i32>, ContainerError> {
+    if !crate::id::is_valid_id(id) {
+        return Err(ContainerError::InvalidId { id: id.to_owned() });
+    }
+    let fifo = paths::exec_fifo(root, id);
+    let fifo = std::fs::canonicalize(&fifo).unwrap_or(fifo);
+    let mut killed = Vec::new();
+    let mut cgroups = Vec::new();
+    for pid in holders_of(&fifo) {
+        let dirs = cgroup_dirs_named(pid, id);
+        if let Some(p) = Pid::from_raw(pid)
+            && rustix::process::kill_process(p, Signal::KILL).is_ok()
+        {
+            killed.push(pid);
+            cgroups.extend(dirs);
+        }
+    }
+    // the killed inits leave their cgroups once the kernel has reaped them
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for dir in cgroups {
+        while std::fs::remove_dir(&dir).is_err() && dir.exists() && Instant::now() < deadline {
+            let _ = rustix::thread::nanosleep(&rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 5_000_000,
+            });
+        }
+    }
+    remove_leftover(root, id)?;
+    Ok(killed)
+}
+
+/// The cgroup directories of process `pid` whose last component names container `id`
+/// (runc's and berth's defaults): the only ones that can be removed without the record.
+fn cgroup_dirs_named(pid: i32, id: &str) -> Vec<std::path::PathBuf> {
+    use crate::cgroups::host::{HostCgroups, join_below, parse_proc_cgroup};
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let (Ok(mut host), Ok(theirs)) = (HostCgroups::detect(), parse_proc_cgroup(&text)) else {
+        return Vec::new();
+    };
+    host.own = theirs;
+    let mut dirs = Vec::new();
+    for controller in host.own.keys() {
+        let dir = if controller.is_empty() {
+            host.unified_mount
+                .as_deref()
+                .zip(host.own_unified())
+                .map(|(m, p)| join_below(m, p))
+        } else {
+            host.own_dir(controller.trim_start_matches("name="))
+        };
+        if let Some(dir) = dir
+            && dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(id))
+            && !dirs.contains(&dir)
+        {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+/// The pids with a descriptor open on `path` (as /proc/<pid>/fd/* resolve).
+fn holders_of(path: &Path) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.filter_map(Result::ok)
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == path))
+            })
+        })
+        .collect()
+}

@@ -4,7 +4,7 @@
 use crate::Global;
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
-use berth_container::{Container, ContainerError, remove_leftover};
+use berth_container::{Container, ContainerError, StateError, remove_leftover, remove_unreadable};
 
 pub const FLAGS: &[Flag] = &[Flag::bool(
     "force",
@@ -37,6 +37,21 @@ pub fn run(g: &Global, a: DeleteArgs) -> anyhow::Result<u8> {
                 return Ok(0);
             }
             anyhow::bail!("container {} does not exist", a.id);
+        }
+        Err(ContainerError::State(StateError::Parse { path, source })) if a.force => {
+            // a crash while the state was written (it is not fsynced, as runc's)
+            let killed = remove_unreadable(&g.root, &a.id)?;
+            g.log.warn(&format!(
+                "container {}: unreadable state {} ({source}): removed its directory{}",
+                a.id,
+                path.display(),
+                if killed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and killed its waiting init {killed:?}")
+                }
+            ));
+            return Ok(0);
         }
         Err(e) => return Err(e).with_context(|| format!("failed to load container {}", a.id)),
     };

@@ -453,3 +453,34 @@ fn run_with_a_terminal_in_the_foreground_returns_the_exit_code() {
     assert!(shown.contains("/dev/pts/"), "no terminal inside: {shown}");
     assert!(!rt.state_dir("tty5").exists(), "run deletes the container");
 }
+
+/// State files are written atomically but not fsynced (as runc's and crun's), so a crash can
+/// leave one empty. `delete --force` still removes such a container: the init still waiting
+/// on the exec fifo is found by the fifo it holds and killed, and the directory goes, with a
+/// warning. Without `--force` the parse error is reported.
+#[test]
+fn delete_force_removes_a_container_whose_state_is_unreadable() {
+    let b = Bundle::new(&["sleep", "300"]);
+    let rt = Runtime::new();
+    rt.create("torn", &b);
+    let pid = rt.state("torn")["pid"].as_i64().unwrap() as i32;
+    let cgroups = cgroup_dirs(pid);
+    assert!(!cgroups.is_empty());
+    berth_fsutil::atomic_write(rt.state_dir("torn").join("state.json"), b"").unwrap();
+    let out = rt.run(&["delete", "torn"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed to parse container state"));
+    let out = rt.run(&["delete", "--force", "torn"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unreadable state") && err.contains(&pid.to_string()),
+        "{err}"
+    );
+    assert_nothing_left(&rt, "torn", &b, None, &cgroups);
+    wait_until("the waiting init to die", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.contains(") Z"))
+            .then_some(())
+    });
+}

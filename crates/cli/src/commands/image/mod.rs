@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use berth_distribution::{Client, ClientOptions, CredentialsConfig, PlainHttp};
+use berth_distribution::{Client, ClientOptions, PlainHttp};
 use berth_store::Store;
 use clap::{Args, Subcommand};
 
@@ -66,9 +66,10 @@ pub struct RegistryFlags {
 }
 
 impl RegistryFlags {
-    /// A client with the credentials of docker's `config.json`.
+    /// A client with the credentials of docker's `config.json`, then of the containers
+    /// `auth.json` files.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let credentials = CredentialsConfig::new(crate::dirs::docker_config()?);
+        let credentials = crate::dirs::credentials()?;
         Client::new(ClientOptions {
             credentials: Some(Arc::new(credentials)),
             plain_http: if self.plain_http {

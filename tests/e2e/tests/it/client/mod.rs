@@ -47,6 +47,10 @@ impl Env {
             .env("XDG_DATA_HOME", self.path("data"))
             .env("DOCKER_CONFIG", self.path("docker"))
             .env("HOME", self.dir.path())
+            // containers' auth.json files, kept inside the test's home too
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("REGISTRY_AUTH_FILE")
             .env("NO_COLOR", "1");
         cmd
     }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod faults;
+mod listing;
 mod referrers;
 mod roundtrip;
 mod terminal;

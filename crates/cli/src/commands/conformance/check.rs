@@ -72,9 +72,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         has_credentials: args.username.is_some(),
         existing: existing.map(str::to_owned),
     };
-    let report = runtime()?
-        .block_on(berth_conformance::run(opts))
-        .with_context(|| format!("failed to check {}", args.target))?;
+    let report = match runtime()?.block_on(berth_conformance::run(opts)) {
+        Err(e @ berth_conformance::Error::CredentialsRequired { .. }) => anyhow::bail!(
+            "{e}\nhint: pass --username USER --password-stdin (the password on stdin), or run berth login {registry} first"
+        ),
+        r => r.with_context(|| format!("failed to check {}", args.target))?,
+    };
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report).context("failed to serialize the report")?;
         write_report(path, "JSON", &json)?;

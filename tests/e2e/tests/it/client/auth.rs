@@ -169,3 +169,52 @@ fn base64_encode(input: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn conformance_check_without_credentials_stops_saying_credentials_required() {
+    requires_tool!("htpasswd");
+    let registry = Registry::start(RegistryOptions::new().user(USER, PASSWORD));
+    let env = Env::new();
+    let host = registry.host();
+    for target in [format!("{host}/conformance"), format!("{host}/team/app:v1")] {
+        let out = env.try_berth(&["conformance", "check", &target]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(1), "{target}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("credentials required") && stderr.contains(&host),
+            "{target}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: pass --username USER --password-stdin"),
+            "{target}: {stderr}"
+        );
+        assert!(
+            !stdout.contains("checks:") && !stderr.contains("does not conform"),
+            "{target}: ran the checks anyway: {stdout}{stderr}"
+        );
+    }
+    // with the credentials, the same check runs (the auth workflow alone, to be quick)
+    let out = env.berth_stdin(
+        &[
+            "conformance",
+            "check",
+            &format!("{host}/conformance"),
+            "--username",
+            USER,
+            "--password-stdin",
+            "--only",
+            "auth,pull",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("0 failed"), "{stdout}");
+}

@@ -5,6 +5,7 @@
 
 mod auth;
 mod faults;
+mod first_image;
 mod listing;
 mod referrers;
 mod roundtrip;

@@ -6,6 +6,9 @@
     reason = "binaries read the environment; libraries take configuration as arguments"
 )]
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_distribution::{CredentialChain, CredentialsConfig};
 
 pub fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(d) = flag {
@@ -37,4 +40,39 @@ pub fn docker_config() -> anyhow::Result<PathBuf> {
             "cannot find docker's config.json: HOME and DOCKER_CONFIG are unset\nhint: set DOCKER_CONFIG to a directory"
         ),
     }
+}
+
+/// The containers `auth.json` files podman, skopeo and buildah read, in the order
+/// containers/image reads them (`getAuthFilePaths`): `$REGISTRY_AUTH_FILE` alone when set
+/// (as their `--authfile`); else `$XDG_RUNTIME_DIR/containers/auth.json` (or
+/// `/run/containers/$UID/auth.json` without `XDG_RUNTIME_DIR`), then
+/// `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/containers/auth.json`).
+pub fn containers_auth_files() -> Vec<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(f) = var("REGISTRY_AUTH_FILE") {
+        return vec![PathBuf::from(f)];
+    }
+    let mut files = vec![match var("XDG_RUNTIME_DIR") {
+        Some(d) => PathBuf::from(d).join("containers/auth.json"),
+        None => PathBuf::from(format!(
+            "/run/containers/{}/auth.json",
+            rustix::process::geteuid().as_raw()
+        )),
+    }];
+    if let Some(d) = var("XDG_CONFIG_HOME") {
+        files.push(PathBuf::from(d).join("containers/auth.json"));
+    } else if let Some(h) = var("HOME") {
+        files.push(PathBuf::from(h).join(".config/containers/auth.json"));
+    }
+    files
+}
+
+/// Where registry credentials come from: docker's `config.json` (which `berth login`
+/// writes) first, then the containers `auth.json` files.
+pub fn credentials() -> anyhow::Result<CredentialChain> {
+    let mut chain = CredentialChain::new().then(Arc::new(CredentialsConfig::new(docker_config()?)));
+    for f in containers_auth_files() {
+        chain = chain.then(Arc::new(CredentialsConfig::containers(f)));
+    }
+    Ok(chain)
 }

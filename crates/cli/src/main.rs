@@ -6,6 +6,7 @@
 
 mod commands;
 mod dirs;
+mod duration;
 mod logging;
 mod progress;
 mod transfer;

@@ -52,6 +52,12 @@ pub enum Error {
         workflow: Workflow,
         reference: String,
     },
+    /// Without credentials, the registry refused to show the repository at all: every
+    /// check that needs data would fail on a `401`, saying nothing about conformance.
+    #[error(
+        "credentials required: {registry} answered 401 to an anonymous request for {registry}/{namespace}"
+    )]
+    CredentialsRequired { registry: String, namespace: String },
 }
 
 /// What to check, and with which client.
@@ -102,6 +108,10 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     // Credentials from docker's config.json count as given, as the CLI's --username does.
     let has_credentials =
         opts.has_credentials || matches!(opts.client.credential(&opts.registry).await, Ok(Some(_)));
+    let needs_data = opts.workflows.iter().any(|w| *w != Workflow::Auth);
+    if needs_data && !has_credentials {
+        probe_anonymous(&opts).await?;
+    }
     let mut c = Ctx::new(
         opts.client,
         &opts.registry,
@@ -111,7 +121,6 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     if let Some(reference) = &opts.existing {
         c.set_read_only(reference);
     }
-    let needs_data = opts.workflows.iter().any(|w| *w != Workflow::Auth);
     if needs_data {
         c.setup().await;
     }
@@ -174,6 +183,26 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         setup,
         cleanup,
     })
+}
+
+/// Before a run without credentials: one anonymous `HEAD` of a manifest in the namespace
+/// (the existing image in a read-only run). A `401` stops the run with
+/// [`Error::CredentialsRequired`]; any other answer, or no answer, lets the checks judge.
+async fn probe_anonymous(opts: &Options) -> Result<(), Error> {
+    let Ok(repo) = berth_distribution::Repository::new(&opts.registry, &opts.namespace) else {
+        return Ok(());
+    };
+    let reference = opts
+        .existing
+        .as_deref()
+        .unwrap_or("berth-conformance-probe");
+    match opts.client.head_manifest(&repo, reference, &[]).await {
+        Err(e) if e.status() == Some(401) => Err(Error::CredentialsRequired {
+            registry: opts.registry.clone(),
+            namespace: opts.namespace.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

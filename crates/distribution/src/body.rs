@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use tokio::io::{AsyncRead, ReadBuf};
 
+use crate::credentials::Credential;
 use crate::error::{BoxError, Error, RegistryErrorCode};
 use crate::retry::parse_retry_after;
 use crate::transport::Op;
@@ -153,7 +154,7 @@ pub(crate) fn parse_error_codes(body: &[u8]) -> Vec<RegistryErrorCode> {
 pub(crate) async fn status_error(
     op: &Op,
     resp: Response<Incoming>,
-    had_credentials: bool,
+    credential: Option<&Credential>,
     idle: Duration,
 ) -> Error {
     let status = resp.status().as_u16();
@@ -171,7 +172,8 @@ pub(crate) async fn status_error(
         401 => Error::Unauthorized {
             operation,
             target,
-            had_credentials,
+            had_credentials: credential.is_some(),
+            username: credential.map(|c| c.username().to_owned()),
             codes,
         },
         403 => Error::Denied {

@@ -228,7 +228,13 @@ impl Client {
                     .filter_map(|v| v.to_str().ok())
                     .collect();
                 let verdict = if rounds < MAX_AUTH_ROUNDS {
-                    auth.challenged(registry, &mut scopes, &www, header.is_some())
+                    auth.challenged(
+                        registry,
+                        op.target.repository(),
+                        &mut scopes,
+                        &www,
+                        header.is_some(),
+                    )
                 } else {
                     Verdict::GiveUp {
                         insufficient_scope: false,
@@ -238,15 +244,18 @@ impl Client {
                 match verdict {
                     Verdict::Retry => continue,
                     Verdict::GiveUp { insufficient_scope } => {
-                        let had = header.is_some() && auth.credential(registry).await?.is_some();
-                        let err = status_error(op, reply.resp, had, self.idle()).await;
+                        let sent = match header {
+                            Some(_) => auth.credential(registry, op.target.repository()).await?,
+                            None => None,
+                        };
+                        let err = status_error(op, reply.resp, sent.as_ref(), self.idle()).await;
                         return Err(match err {
                             Error::Unauthorized {
                                 operation,
                                 target,
                                 codes,
                                 ..
-                            } if insufficient_scope && had => Error::Denied {
+                            } if insufficient_scope && sent.is_some() => Error::Denied {
                                 operation,
                                 target,
                                 codes,
@@ -322,22 +331,21 @@ impl Client {
     }
 
     pub(crate) async fn error(&self, op: &Op, registry: &str, reply: Reply) -> Error {
-        let had = self
+        let credential = self
             .inner
             .auth
-            .credential(registry)
+            .credential(registry, op.target.repository())
             .await
             .ok()
-            .flatten()
-            .is_some();
-        status_error(op, reply.resp, had, self.idle()).await
+            .flatten();
+        status_error(op, reply.resp, credential.as_ref(), self.idle()).await
     }
 
     /// The credentials this client sends to `registry` (looked up once), for tools that
     /// follow the token flow step by step themselves (the conformance checks record each
     /// step). `None` when it has none.
     pub async fn credential(&self, registry: &str) -> Result<Option<Credential>, Error> {
-        self.inner.auth.credential(registry).await
+        self.inner.auth.credential(registry, None).await
     }
 
     /// Check that `registry` answers the API and accepts this client's credentials (`GET

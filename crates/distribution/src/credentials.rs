@@ -1,4 +1,5 @@
-//! Registry credentials from a Docker-compatible `config.json`, with credential helpers.
+//! Registry credentials from a Docker-compatible `config.json` and from the `auth.json` of
+//! podman, skopeo and buildah (containers/image), with credential helpers.
 //!
 //! Follows the docker CLI (`cli/config/configfile`, `cli/config/credentials`):
 //! - `auths.<key>.auth` is `base64("user:password")`; `identitytoken` beside it is an
@@ -10,6 +11,15 @@
 //! - keys are compared by host: `https://reg.example/v1/` matches `reg.example`, and Docker
 //!   Hub is stored under `https://index.docker.io/v1/` and matches `docker.io`,
 //!   `index.docker.io` and `registry-1.docker.io`.
+//!
+//! A containers `auth.json` ([`FileKind::Containers`]) is read as containers/image reads it
+//! (`pkg/docker/config/config.go`, `findCredentialsInFile`): `credHelpers.<registry>` first;
+//! then exact keys from the most specific to the registry (`reg/ns/repo`, `reg/ns`, `reg`,
+//! so one repository can have its own account); then keys normalised to a host, where only
+//! a URL key (`https://reg/v1/`) loses its path and `docker.io`/`registry-1.docker.io`/
+//! `index.docker.io` are one. An entry without a user and password (or identity token)
+//! does not count. [`CredentialChain`] asks several files in order; the first with
+//! credentials wins.
 //!
 //! Files are written atomically with mode 0600, keeping every key berth does not know.
 
@@ -61,6 +71,58 @@ pub trait CredentialProvider: Send + Sync + std::fmt::Debug {
     /// Credentials for `registry` (`host[:port]`, `docker.io` for Docker Hub); `Ok(None)`
     /// means anonymous.
     fn get(&self, registry: &str) -> Result<Option<Credential>, CredentialsError>;
+
+    /// Credentials for `repository` on `registry`, for providers with per-repository
+    /// entries (an `auth.json` key `registry/namespace/repo`); the default is
+    /// [`get`](Self::get). `repository` is `None` for registry-wide requests (`/v2/`).
+    fn get_for_repository(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<Credential>, CredentialsError> {
+        let _ = repository;
+        self.get(registry)
+    }
+}
+
+/// Several credential sources asked in order (docker's `config.json`, then the
+/// containers `auth.json` files); the first that has credentials wins. An error stops the
+/// lookup, naming the file.
+#[derive(Debug, Clone, Default)]
+pub struct CredentialChain {
+    sources: Vec<std::sync::Arc<dyn CredentialProvider>>,
+}
+
+impl CredentialChain {
+    /// No sources: anonymous.
+    pub fn new() -> CredentialChain {
+        CredentialChain::default()
+    }
+
+    /// Ask `source` after the sources already added.
+    pub fn then(mut self, source: std::sync::Arc<dyn CredentialProvider>) -> CredentialChain {
+        self.sources.push(source);
+        self
+    }
+}
+
+impl CredentialProvider for CredentialChain {
+    fn get(&self, registry: &str) -> Result<Option<Credential>, CredentialsError> {
+        self.get_for_repository(registry, None)
+    }
+
+    fn get_for_repository(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<Credential>, CredentialsError> {
+        for source in &self.sources {
+            if let Some(c) = source.get_for_repository(registry, repository)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Credentials given directly (`--username/--password`, tests), by registry host.
@@ -147,10 +209,23 @@ pub enum CredentialsError {
     },
 }
 
-/// Docker's client configuration file and where its credential helpers live.
+/// Which tool's rules a credentials file follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FileKind {
+    /// Docker's `config.json`: keys are registries (`auths`, `credHelpers`, `credsStore`).
+    #[default]
+    Docker,
+    /// The containers `auth.json` (podman, skopeo, buildah): keys may name a namespace or
+    /// repository (`reg/ns/repo`); `credHelpers` only.
+    Containers,
+}
+
+/// Docker's client configuration file (or a containers `auth.json`) and where its
+/// credential helpers live.
 ///
 /// The caller chooses the path (`$DOCKER_CONFIG/config.json`, else
-/// `~/.docker/config.json`); this library reads no environment variables.
+/// `~/.docker/config.json`; `$REGISTRY_AUTH_FILE`, …); this library reads no environment
+/// variables.
 #[derive(Debug, Clone)]
 pub struct CredentialsConfig {
     /// The `config.json` file; a missing file means no credentials.
@@ -158,14 +233,25 @@ pub struct CredentialsConfig {
     /// Directories searched for `docker-credential-<name>`; empty means the process's
     /// `PATH` (as `std::process::Command` resolves names).
     pub helper_dirs: Vec<PathBuf>,
+    /// How keys are matched.
+    pub kind: FileKind,
 }
 
 impl CredentialsConfig {
-    /// The configuration at `path`, with helpers found on the process's `PATH`.
+    /// Docker's configuration at `path`, with helpers found on the process's `PATH`.
     pub fn new(path: impl Into<PathBuf>) -> CredentialsConfig {
         CredentialsConfig {
             path: path.into(),
             helper_dirs: Vec::new(),
+            kind: FileKind::Docker,
+        }
+    }
+
+    /// A containers `auth.json` at `path` (read only: `berth login` writes docker's file).
+    pub fn containers(path: impl Into<PathBuf>) -> CredentialsConfig {
+        CredentialsConfig {
+            kind: FileKind::Containers,
+            ..CredentialsConfig::new(path)
         }
     }
 
@@ -297,6 +383,14 @@ impl CredentialsConfig {
 
     /// The helper configured for `registry`: `credHelpers` by host, else `credsStore`.
     fn helper_for(&self, root: &Value, registry: &str) -> Result<Option<String>, CredentialsError> {
+        if self.kind == FileKind::Containers {
+            let name = root
+                .get("credHelpers")
+                .and_then(Value::as_object)
+                .and_then(|m| m.get(registry))
+                .and_then(Value::as_str);
+            return self.checked_helper(name);
+        }
         let by_host = root
             .get("credHelpers")
             .and_then(Value::as_object)
@@ -309,6 +403,11 @@ impl CredentialsConfig {
             })
             .and_then(Value::as_str);
         let name = by_host.or_else(|| root.get("credsStore").and_then(Value::as_str));
+        self.checked_helper(name)
+    }
+
+    /// A helper name from the file, refused when it could name another program.
+    fn checked_helper(&self, name: Option<&str>) -> Result<Option<String>, CredentialsError> {
         match name {
             None | Some("") => Ok(None),
             Some(n) if n.contains('/') || n.contains('\0') => {
@@ -422,14 +521,26 @@ impl CredentialsConfig {
         &self,
         root: &Value,
         registry: &str,
+        repository: Option<&str>,
     ) -> Result<Option<Credential>, CredentialsError> {
         let Some(auths) = root.get("auths").and_then(Value::as_object) else {
             return Ok(None);
         };
-        let key = config_key(registry);
-        let found = auths
-            .get_key_value(&key)
-            .or_else(|| auths.iter().find(|(k, _)| same_registry(k, registry)));
+        let found = match self.kind {
+            FileKind::Docker => {
+                let key = config_key(registry);
+                auths
+                    .get_key_value(&key)
+                    .or_else(|| auths.iter().find(|(k, _)| same_registry(k, registry)))
+            }
+            FileKind::Containers => containers_keys(registry, repository)
+                .iter()
+                .find_map(|k| auths.get_key_value(k.as_str()))
+                .or_else(|| {
+                    let want = containers_normalize(registry);
+                    auths.iter().find(|(k, _)| containers_normalize(k) == want)
+                }),
+        };
         let Some((k, entry)) = found else {
             return Ok(None);
         };
@@ -466,11 +577,65 @@ impl CredentialsConfig {
 
 impl CredentialProvider for CredentialsConfig {
     fn get(&self, registry: &str) -> Result<Option<Credential>, CredentialsError> {
+        self.get_for_repository(registry, None)
+    }
+
+    fn get_for_repository(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<Credential>, CredentialsError> {
         let root = self.load()?;
-        match self.helper_for(&root, registry)? {
-            Some(h) => self.get_from_helper(&h, registry),
-            None => self.get_from_file(&root, registry),
+        let found = match self.helper_for(&root, registry)? {
+            Some(h) => self.get_from_helper(&h, registry)?,
+            None => self.get_from_file(&root, registry, repository)?,
+        };
+        // containers/image moves on to the next file unless the entry has a user and a
+        // password, or an identity token.
+        Ok(found.filter(|c| {
+            self.kind == FileKind::Docker
+                || match c {
+                    Credential::Basic { username, password } => {
+                        !username.is_empty() && !password.expose().is_empty()
+                    }
+                    Credential::IdentityToken { .. } => true,
+                }
+        }))
+    }
+}
+
+/// The exact `auth.json` keys for `repository` on `registry`, most specific first:
+/// `reg/ns/repo`, `reg/ns`, `reg` (containers/image `authKeyLookupOrder`).
+fn containers_keys(registry: &str, repository: Option<&str>) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(repo) = repository {
+        let mut name = format!("{registry}/{repo}");
+        loop {
+            keys.push(name.clone());
+            match name.rfind('/') {
+                Some(i) if i > registry.len() => name.truncate(i),
+                _ => break,
+            }
         }
+    }
+    keys.push(registry.to_owned());
+    keys
+}
+
+/// An `auth.json` key as a registry host for the fallback match (containers/image
+/// `normalizeAuthFileKey`): a URL loses its scheme and path, a plain key is kept whole
+/// (so `reg/ns` never matches the registry `reg`), Docker Hub's names are one.
+fn containers_normalize(key: &str) -> String {
+    let stripped = key
+        .strip_prefix("http://")
+        .or_else(|| key.strip_prefix("https://"));
+    let host = match stripped {
+        Some(rest) => rest.split('/').next().unwrap_or(rest),
+        None => key,
+    };
+    match host {
+        "registry-1.docker.io" | "docker.io" | "index.docker.io" => "docker.io".to_owned(),
+        h => h.to_owned(),
     }
 }
 

@@ -97,6 +97,40 @@ impl fmt::Display for Codes<'_> {
     }
 }
 
+/// The message of [`Error::Unauthorized`].
+struct Unauthorized<'a> {
+    operation: &'a str,
+    target: &'a Target,
+    had_credentials: bool,
+    username: Option<&'a str>,
+    codes: &'a [RegistryErrorCode],
+}
+
+impl fmt::Display for Unauthorized<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (operation, target, codes) = (self.operation, self.target, Codes(self.codes));
+        if !self.had_credentials {
+            return write!(
+                f,
+                "failed to {operation} {target}: authentication required{codes}"
+            );
+        }
+        f.write_str("authentication failed")?;
+        if let Some(user) = self.username.filter(|u| !u.is_empty()) {
+            write!(f, " for user {user:?}")?;
+        }
+        write!(
+            f,
+            " at {}: the registry refused the credentials{codes}",
+            target.registry()
+        )?;
+        if target.repository().is_some() {
+            write!(f, " (to {operation} {target})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Why a connection could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectCause {
@@ -161,11 +195,15 @@ pub enum Error {
         target: Target,
         codes: Vec<RegistryErrorCode>,
     },
-    #[error("failed to {operation} {target}: {}{}", if *had_credentials { "the registry refused the credentials" } else { "authentication required" }, Codes(codes))]
+    /// `401`: without credentials, "authentication required"; with them, "authentication
+    /// failed" naming the registry and the user.
+    #[error("{}", Unauthorized { operation, target, had_credentials: *had_credentials, username: username.as_deref(), codes })]
     Unauthorized {
         operation: &'static str,
         target: Target,
         had_credentials: bool,
+        /// The user whose credentials were refused (`None`: none sent, or no name).
+        username: Option<String>,
         codes: Vec<RegistryErrorCode>,
     },
     #[error("failed to {operation} {target}: access denied{}", Codes(codes))]
@@ -391,11 +429,26 @@ mod tests {
             operation: "push blob",
             target: t(),
             had_credentials: true,
+            username: Some("alice".into()),
             codes: vec![],
         };
-        assert!(
-            e.to_string()
-                .ends_with("the registry refused the credentials")
+        assert_eq!(
+            e.to_string(),
+            "authentication failed for user \"alice\" at r.example: the registry refused the credentials (to push blob r.example/team/app:v1)"
+        );
+        let e = Error::Unauthorized {
+            operation: "reach registry",
+            target: Target::registry_only("r.example"),
+            had_credentials: true,
+            username: Some("alice".into()),
+            codes: vec![RegistryErrorCode {
+                code: "UNAUTHORIZED".into(),
+                message: "invalid username or password".into(),
+            }],
+        };
+        assert_eq!(
+            e.to_string(),
+            "authentication failed for user \"alice\" at r.example: the registry refused the credentials (UNAUTHORIZED: invalid username or password)"
         );
         assert_eq!(
             e.hint().unwrap(),

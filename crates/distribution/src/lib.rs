@@ -7,7 +7,8 @@
 //!   chunked and resumable, [`Client::mount_blob`]), tags with `Link` pagination,
 //!   referrers with the tag-schema fallback, and [`Client::ping`];
 //! - authentication ([`parse_challenges`], Basic, bearer tokens cached per scope set) and
-//!   docker's `config.json` credentials with credential helpers ([`CredentialsConfig`]);
+//!   docker's `config.json` and containers' `auth.json` credentials with credential
+//!   helpers ([`CredentialsConfig`], asked in order by a [`CredentialChain`]);
 //! - transport policy: HTTPS by default (rustls with the ring provider, the system trust
 //!   store plus caller-given roots), plain HTTP only where [`PlainHttp`] allows it, retries
 //!   of transient failures ([`RetryPolicy`]), never forwarding `Authorization` to another
@@ -18,7 +19,7 @@
 //!
 //! **Does not own**: where content goes (the caller's sink, e.g. `berth-store`), what an
 //! image means (unpacking, configs), progress display, or reading the environment: paths
-//! (`config.json`, helper directories) and options come from the caller.
+//! (`config.json`, `auth.json`, helper directories) and options come from the caller.
 //!
 //! **Design decision**: the client is hyper's pooled client (HTTP/1.1 keep-alive, HTTP/2
 //! by ALPN) over a small rustls connector rather than a batteries-included HTTP client, so
@@ -65,8 +66,8 @@ pub use berth_oci::oci_spec::image::Descriptor;
 pub use blob::BlobPush;
 pub use client::{Client, ClientOptions, Repository};
 pub use credentials::{
-    Credential, CredentialProvider, CredentialsConfig, CredentialsError, DOCKER_HUB_KEY,
-    StaticCredentials, config_key, normalize_host,
+    Credential, CredentialChain, CredentialProvider, CredentialsConfig, CredentialsError,
+    DOCKER_HUB_KEY, FileKind, StaticCredentials, config_key, normalize_host,
 };
 pub use error::{ConnectCause, Error, ErrorKind, RegistryErrorCode, Target};
 pub use manifest::{DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, ManifestHead};

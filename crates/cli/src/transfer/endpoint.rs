@@ -50,7 +50,7 @@ impl Endpoint {
 }
 
 /// The key under which the store records `name`: the full normalised reference.
-pub fn store_name(name: &str) -> anyhow::Result<String> {
+fn store_name(name: &str) -> anyhow::Result<String> {
     let reference =
         Reference::parse(name).with_context(|| format!("invalid image reference {name:?}"))?;
     Ok(reference.to_string())

@@ -16,7 +16,7 @@ use berth_oci::{Digest, ManifestInfo, descriptor_digest, media_type};
 use berth_store::Store;
 use futures_util::StreamExt;
 
-pub use endpoint::{Endpoint, store_name};
+pub use endpoint::Endpoint;
 use side::{Dst, Put, Src};
 
 /// Blobs copied at once.

@@ -97,8 +97,8 @@ struct Token {
 
 #[derive(Debug, Default)]
 struct RegistryState {
-    /// `None` until looked up.
-    credential: Option<Option<Credential>>,
+    /// Per repository (`None`: registry-wide requests); absent until looked up.
+    credentials: HashMap<Option<String>, Option<Credential>>,
     scheme: Option<Scheme>,
     tokens: HashMap<String, Token>,
 }
@@ -160,28 +160,34 @@ impl Authenticator {
         }
     }
 
-    /// The credentials for `registry`, looked up once (on a blocking thread: the lookup may
-    /// run a credential helper).
-    pub(crate) async fn credential(&self, registry: &str) -> Result<Option<Credential>, Error> {
-        if let Some(c) = self.with_state(registry, |s| s.credential.clone()) {
+    /// The credentials for `repository` on `registry`, looked up once (on a blocking
+    /// thread: the lookup may run a credential helper).
+    pub(crate) async fn credential(
+        &self,
+        registry: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<Credential>, Error> {
+        let key = repository.map(str::to_owned);
+        if let Some(c) = self.with_state(registry, |s| s.credentials.get(&key).cloned()) {
             return Ok(c);
         }
         let Some(provider) = self.provider.clone() else {
             return Ok(None);
         };
-        let reg = registry.to_owned();
-        let found = tokio::task::spawn_blocking(move || provider.get(&reg))
-            .await
-            .unwrap_or_else(|e| {
-                Err(CredentialsError::Interrupted {
-                    reason: e.to_string(),
+        let (reg, repo) = (registry.to_owned(), key.clone());
+        let found =
+            tokio::task::spawn_blocking(move || provider.get_for_repository(&reg, repo.as_deref()))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(CredentialsError::Interrupted {
+                        reason: e.to_string(),
+                    })
                 })
-            })
-            .map_err(|source| Error::Credentials {
-                registry: registry.to_owned(),
-                source: Box::new(source),
-            })?;
-        self.with_state(registry, |s| s.credential = Some(found.clone()));
+                .map_err(|source| Error::Credentials {
+                    registry: registry.to_owned(),
+                    source: Box::new(source),
+                })?;
+        self.with_state(registry, |s| s.credentials.insert(key, found.clone()));
         Ok(found)
     }
 
@@ -198,12 +204,14 @@ impl Authenticator {
             return Ok(None);
         };
         match scheme {
-            Scheme::Basic => Ok(match self.credential(registry).await? {
-                Some(Credential::Basic { username, password }) => {
-                    basic_header(&username, password.expose())
-                }
-                _ => None,
-            }),
+            Scheme::Basic => Ok(
+                match self.credential(registry, op.target.repository()).await? {
+                    Some(Credential::Basic { username, password }) => {
+                        basic_header(&username, password.expose())
+                    }
+                    _ => None,
+                },
+            ),
             Scheme::Bearer { realm, service } => {
                 let key = scopes.key();
                 let now = Instant::now();
@@ -216,7 +224,7 @@ impl Authenticator {
                 if let Some(h) = cached {
                     return Ok(Some(h));
                 }
-                let credential = self.credential(registry).await?;
+                let credential = self.credential(registry, op.target.repository()).await?;
                 let token = fetch_token(
                     t,
                     op,
@@ -239,6 +247,7 @@ impl Authenticator {
     pub(crate) fn challenged(
         &self,
         registry: &str,
+        repository: Option<&str>,
         scopes: &mut Scopes,
         www_authenticate: &[&str],
         sent: bool,
@@ -270,7 +279,9 @@ impl Authenticator {
         let has_credential = self.with_state(registry, |s| {
             s.scheme = Some(scheme.clone());
             s.tokens.remove(&key);
-            s.credential.as_ref().map(Option::is_some)
+            s.credentials
+                .get(&repository.map(str::to_owned))
+                .map(Option::is_some)
         });
         let widened = insufficient && c.param("scope").is_some_and(|sc| scopes.widen(sc));
         match scheme {
@@ -360,7 +371,7 @@ async fn fetch_token(
     let status = resp.status().as_u16();
     if status != 200 {
         // 401/403 from the token service: the credentials (or their absence) are refused.
-        return Err(status_error(op, resp, credential.is_some(), t.timeout).await);
+        return Err(status_error(op, resp, credential, t.timeout).await);
     }
     let body = read_body(op, resp, MAX_TOKEN_BODY, t.timeout).await?;
     #[derive(serde::Deserialize)]
@@ -435,41 +446,41 @@ mod tests {
         let bearer =
             r#"Bearer realm="http://127.0.0.1:1/token",service="svc",scope="repository:app:pull""#;
         assert_eq!(
-            a.challenged("r", &mut scopes, &[bearer], false),
+            a.challenged("r", None, &mut scopes, &[bearer], false),
             Verdict::Retry
         );
         // a token that was refused without a reason: give up
         assert_eq!(
-            a.challenged("r", &mut scopes, &[bearer], true),
+            a.challenged("r", None, &mut scopes, &[bearer], true),
             Verdict::GiveUp {
                 insufficient_scope: false
             }
         );
         let wider = r#"Bearer realm="http://127.0.0.1:1/token",error="insufficient_scope",scope="repository:app:pull repository:src:pull""#;
         assert_eq!(
-            a.challenged("r", &mut scopes, &[wider], true),
+            a.challenged("r", None, &mut scopes, &[wider], true),
             Verdict::Retry
         );
         assert_eq!(
-            a.challenged("r", &mut scopes, &[wider], true),
+            a.challenged("r", None, &mut scopes, &[wider], true),
             Verdict::GiveUp {
                 insufficient_scope: true
             }
         );
         let expired = r#"Bearer realm="http://127.0.0.1:1/token",error="invalid_token""#;
         assert_eq!(
-            a.challenged("r", &mut scopes, &[expired], true),
+            a.challenged("r", None, &mut scopes, &[expired], true),
             Verdict::Retry
         );
         // Basic without any credential source cannot succeed
         assert_eq!(
-            a.challenged("b", &mut scopes, &[r#"Basic realm="x""#], false),
+            a.challenged("b", None, &mut scopes, &[r#"Basic realm="x""#], false),
             Verdict::GiveUp {
                 insufficient_scope: false
             }
         );
         assert_eq!(
-            a.challenged("c", &mut scopes, &["Negotiate abc"], false),
+            a.challenged("c", None, &mut scopes, &["Negotiate abc"], false),
             Verdict::GiveUp {
                 insufficient_scope: false
             }

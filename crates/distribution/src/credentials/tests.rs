@@ -275,3 +275,102 @@ fn static_credentials() {
     assert_eq!(s.get("index.docker.io").unwrap(), Some(basic("a", "b")));
     assert_eq!(s.get("r.example").unwrap(), None);
 }
+
+fn auth_json(dir: &Path, name: &str, json: &str) -> CredentialsConfig {
+    let path = dir.join(name);
+    berth_fsutil::atomic_write(&path, json.as_bytes()).unwrap();
+    CredentialsConfig::containers(path)
+}
+
+#[test]
+fn containers_auth_json_matches_repository_keys_most_specific_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // alice:a for the registry, bob:b for reg/team, carol:c for reg/team/app
+    let c = auth_json(
+        dir.path(),
+        "auth.json",
+        r#"{"auths": {
+            "reg.example:5000": {"auth": "YWxpY2U6YQ=="},
+            "reg.example:5000/team": {"auth": "Ym9iOmI="},
+            "reg.example:5000/team/app": {"auth": "Y2Fyb2w6Yw=="},
+            "other.example/ns": {"auth": "Ym9iOmI="},
+            "https://url.example/v1/": {"auth": "YWxpY2U6YQ=="},
+            "docker.io": {"auth": "Ym9iOmI="}
+        }}"#,
+    );
+    let get = |reg: &str, repo: Option<&str>| c.get_for_repository(reg, repo).unwrap();
+    assert_eq!(
+        get("reg.example:5000", Some("team/app")),
+        Some(basic("carol", "c"))
+    );
+    assert_eq!(
+        get("reg.example:5000", Some("team/app/sub")),
+        Some(basic("carol", "c"))
+    );
+    assert_eq!(
+        get("reg.example:5000", Some("team/other")),
+        Some(basic("bob", "b"))
+    );
+    assert_eq!(
+        get("reg.example:5000", Some("x")),
+        Some(basic("alice", "a"))
+    );
+    assert_eq!(get("reg.example:5000", None), Some(basic("alice", "a")));
+    // a namespace key is an exact match only: it never stands for its registry
+    assert_eq!(get("other.example", Some("elsewhere/app")), None);
+    assert_eq!(get("other.example", None), None);
+    assert_eq!(
+        get("other.example", Some("ns/app")),
+        Some(basic("bob", "b"))
+    );
+    // URL keys lose their path; Docker Hub's names are one
+    assert_eq!(get("url.example", Some("a")), Some(basic("alice", "a")));
+    assert_eq!(
+        get("docker.io", Some("library/busybox")),
+        Some(basic("bob", "b"))
+    );
+    // docker's config.json keeps docker's rules: the registry-wide entry only
+    let d = config(
+        dir.path(),
+        r#"{"auths": {"reg.example:5000": {"auth": "YWxpY2U6YQ=="}}}"#,
+    );
+    assert_eq!(
+        d.get_for_repository("reg.example:5000", Some("team/app"))
+            .unwrap(),
+        Some(basic("alice", "a"))
+    );
+}
+
+#[test]
+fn a_chain_asks_docker_first_then_the_auth_json_files_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let docker = config(
+        dir.path(),
+        r#"{"auths": {"docker-only.example": {"auth": "ZG9ja2VyOmQ="}, "both.example": {"auth": "ZG9ja2VyOmQ="}}}"#,
+    );
+    let primary = auth_json(
+        dir.path(),
+        "primary.json",
+        // an entry without a password does not count: the next file is asked
+        r#"{"auths": {"both.example": {"auth": "cG9kbWFuOnA="}, "empty.example": {"auth": "dTo="}, "primary.example": {"auth": "cG9kbWFuOnA="}}}"#,
+    );
+    let user = auth_json(
+        dir.path(),
+        "user.json",
+        r#"{"auths": {"primary.example": {"auth": "dXNlcjp1"}, "empty.example": {"auth": "dXNlcjp1"}, "user.example": {"auth": "dXNlcjp1"}}}"#,
+    );
+    let missing = CredentialsConfig::containers(dir.path().join("nope/auth.json"));
+    let chain = CredentialChain::new()
+        .then(std::sync::Arc::new(docker))
+        .then(std::sync::Arc::new(missing))
+        .then(std::sync::Arc::new(primary))
+        .then(std::sync::Arc::new(user));
+    let get = |reg: &str| chain.get_for_repository(reg, Some("a")).unwrap();
+    assert_eq!(get("docker-only.example"), Some(basic("docker", "d")));
+    assert_eq!(get("both.example"), Some(basic("docker", "d")));
+    assert_eq!(get("primary.example"), Some(basic("podman", "p")));
+    assert_eq!(get("empty.example"), Some(basic("user", "u")));
+    assert_eq!(get("user.example"), Some(basic("user", "u")));
+    assert_eq!(get("none.example"), None);
+    assert_eq!(chain.get("user.example").unwrap(), Some(basic("user", "u")));
+}

@@ -166,3 +166,71 @@ fn metrics_count_requests_bytes_and_upload_durations() {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
 }
+
+#[test]
+fn gc_help_shows_defaults_and_durations_take_compound_forms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("registry")).expect("mkdir");
+    let data = data.to_str().expect("utf-8");
+    let berth = |args: &[&str]| {
+        let mut cmd = Command::new(berth_bin());
+        cmd.args(args).env("XDG_DATA_HOME", dir.path());
+        run_with_timeout(&mut cmd, Duration::from_secs(60))
+    };
+
+    let help = berth(&["registry", "gc", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success(), "{text}");
+    for want in ["[default: 1h]", "[default: 24h]", "1h30m", "90s", "2d"] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+
+    for d in ["90s", "2h", "1h30m", "1h30m15s", "3600"] {
+        let gc = berth(&[
+            "registry",
+            "gc",
+            "--data",
+            data,
+            "--dry-run",
+            "--grace",
+            d,
+            "--upload-expiry",
+            d,
+        ]);
+        assert!(
+            gc.status.success(),
+            "gc --grace {d}: {}",
+            String::from_utf8_lossy(&gc.stderr)
+        );
+        let prune = berth(&["image", "prune", "--dry-run", "--grace", d]);
+        assert!(
+            prune.status.success(),
+            "prune --grace {d}: {}",
+            String::from_utf8_lossy(&prune.stderr)
+        );
+    }
+
+    for bad in ["1h30", "30m1h", "1x", "1.5h"] {
+        for args in [
+            vec![
+                "registry",
+                "gc",
+                "--data",
+                data,
+                "--dry-run",
+                "--grace",
+                bad,
+            ],
+            vec!["image", "prune", "--dry-run", "--grace", bad],
+        ] {
+            let out = berth(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("invalid duration {bad:?}")) && stderr.contains("1h30m"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+}

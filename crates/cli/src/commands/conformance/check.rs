@@ -8,8 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use berth_conformance::{Options, Report, Status, Workflow, render};
 use berth_distribution::{
-    Client, ClientOptions, Credential, CredentialsConfig, PlainHttp, RetryPolicy, Secret,
-    StaticCredentials,
+    Client, ClientOptions, Credential, PlainHttp, RetryPolicy, Secret, StaticCredentials,
 };
 use clap::Args;
 
@@ -24,7 +23,8 @@ pub struct CheckArgs {
     /// need data it lacks are skipped with the reason. For mirrors, pull-through caches,
     /// registries in maintenance mode, and accounts with pull rights only.
     target: String,
-    /// User name (with --password-stdin); without it, docker's config.json credentials.
+    /// User name (with --password-stdin); without it, the credentials of docker's
+    /// config.json or the containers auth.json files.
     #[arg(long, short, requires = "password_stdin")]
     username: Option<String>,
     /// Read the password (or token) from stdin.
@@ -72,9 +72,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         has_credentials: args.username.is_some(),
         existing: existing.map(str::to_owned),
     };
-    let report = runtime()?
-        .block_on(berth_conformance::run(opts))
-        .with_context(|| format!("failed to check {}", args.target))?;
+    let report = match runtime()?.block_on(berth_conformance::run(opts)) {
+        Err(e @ berth_conformance::Error::CredentialsRequired { .. }) => anyhow::bail!(
+            "{e}\nhint: pass --username USER --password-stdin (the password on stdin), or run berth login {registry} first"
+        ),
+        r => r.with_context(|| format!("failed to check {}", args.target))?,
+    };
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report).context("failed to serialize the report")?;
         write_report(path, "JSON", &json)?;
@@ -142,7 +145,7 @@ fn client(args: &CheckArgs, registry: &str) -> anyhow::Result<Client> {
                 },
             ))
         }
-        None => Arc::new(CredentialsConfig::new(crate::dirs::docker_config()?)),
+        None => Arc::new(crate::dirs::credentials()?),
     };
     Client::new(ClientOptions {
         credentials: Some(credentials),

@@ -9,9 +9,11 @@ use crate::transfer::{self, Endpoint};
 #[derive(Debug, Args)]
 pub struct CopyArgs {
     /// Where to copy from.
-    source: String,
+    #[arg(value_parser = super::parse_endpoint)]
+    source: Endpoint,
     /// Where to copy to.
-    destination: String,
+    #[arg(value_parser = super::parse_endpoint)]
+    destination: Endpoint,
     #[command(flatten)]
     platforms: PlatformArgs,
     /// Also copy the image's referrers (signatures, SBOMs, attestations) and theirs, found
@@ -28,8 +30,7 @@ pub struct CopyArgs {
 }
 
 pub fn run(args: CopyArgs) -> anyhow::Result<()> {
-    let src = Endpoint::parse(&args.source)?;
-    let dst = Endpoint::parse(&args.destination)?;
+    let (src, dst) = (args.source, args.destination);
     let uses_store = matches!(src, Endpoint::Store(_)) || matches!(dst, Endpoint::Store(_));
     let store = if uses_store {
         Some(args.data.open()?)

@@ -9,12 +9,12 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::{DataArgs, RegistryFlags};
-use crate::transfer::store_name;
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The image.
-    reference: String,
+    #[arg(value_parser = super::parse_reference)]
+    reference: Reference,
     /// Print the top manifest exactly as stored.
     #[arg(long)]
     raw: bool,
@@ -29,7 +29,8 @@ pub struct InspectArgs {
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let store = args.data.open()?;
-    let name = store_name(&args.reference)?;
+    let reference = args.reference;
+    let name = reference.to_string();
     let (source, manifest, media_type, digest, config) = match store.image(&name)? {
         Some(record) => {
             let bytes = store.read_blob(&record.digest)?;
@@ -37,8 +38,6 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             ("store", bytes, record.media_type, record.digest, config)
         }
         None => {
-            let reference = Reference::parse(&args.reference)
-                .with_context(|| format!("invalid image reference {:?}", args.reference))?;
             let client = args.registry.client()?;
             let repo = Repository::from(&reference);
             let r = match (reference.digest(), reference.tag()) {

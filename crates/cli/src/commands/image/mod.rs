@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use berth_distribution::{Client, ClientOptions, CredentialsConfig, PlainHttp};
+use berth_distribution::{Client, ClientOptions, PlainHttp};
 use berth_store::Store;
 use clap::{Args, Subcommand};
 
@@ -66,9 +66,10 @@ pub struct RegistryFlags {
 }
 
 impl RegistryFlags {
-    /// A client with the credentials of docker's `config.json`.
+    /// A client with the credentials of docker's `config.json`, then of the containers
+    /// `auth.json` files.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let credentials = CredentialsConfig::new(crate::dirs::docker_config()?);
+        let credentials = crate::dirs::credentials()?;
         Client::new(ClientOptions {
             credentials: Some(Arc::new(credentials)),
             plain_http: if self.plain_http {
@@ -109,14 +110,26 @@ impl PlatformArgs {
     }
 }
 
-/// The registry reference `pull` and `push` operate on, refusing layouts and store names.
-pub fn registry_reference(arg: &str) -> anyhow::Result<berth_oci::Reference> {
-    match crate::transfer::Endpoint::parse(arg)? {
+/// The registry reference `pull` and `push` operate on, refusing layouts and store names
+/// (a clap value parser: a bad reference is a usage error, exit status 2).
+pub fn parse_registry_reference(arg: &str) -> Result<berth_oci::Reference, String> {
+    match crate::transfer::Endpoint::parse(arg).map_err(|e| format!("{e:#}"))? {
         crate::transfer::Endpoint::Registry(r) => Ok(r),
-        _ => anyhow::bail!(
+        _ => Err(format!(
             "{arg} is not a registry reference\nhint: use `berth copy` for OCI layouts"
-        ),
+        )),
     }
+}
+
+/// An image reference argument (a clap value parser: a bad one is a usage error, exit
+/// status 2, as for any other malformed argument).
+pub fn parse_reference(arg: &str) -> Result<berth_oci::Reference, String> {
+    berth_oci::Reference::parse(arg).map_err(|e| e.to_string())
+}
+
+/// A `copy` location argument, checked the same way.
+pub fn parse_endpoint(arg: &str) -> Result<crate::transfer::Endpoint, String> {
+    crate::transfer::Endpoint::parse(arg).map_err(|e| format!("{e:#}"))
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

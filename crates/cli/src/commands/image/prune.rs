@@ -5,16 +5,16 @@ use std::time::Duration;
 use clap::Args;
 
 use super::DataArgs;
-use crate::commands::registry::parse_duration;
+use crate::duration;
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// Report what would be removed without removing it.
     #[arg(long)]
     dry_run: bool,
-    /// Keep unreferenced blobs younger than this (default 10m: a pull may be about to use
-    /// them).
-    #[arg(long, value_parser = parse_duration)]
+    /// Keep unreferenced blobs younger than this (a pull may be about to use them). DURATION:
+    /// seconds, or 90s, 15m, 2h, 1h30m, 2d. [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     grace: Option<Duration>,
     #[command(flatten)]
     data: DataArgs,
@@ -42,4 +42,22 @@ pub fn run(args: PruneArgs) -> anyhow::Result<()> {
         report.blobs_kept
     ));
     super::print(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::PruneArgs,
+    }
+
+    #[test]
+    fn help_shows_the_store_default() {
+        let help = Cli::command().render_long_help().to_string();
+        let default = crate::duration::format(berth_store::DEFAULT_GRACE);
+        assert!(help.contains(&format!("[default: {default}]")), "{help}");
+    }
 }

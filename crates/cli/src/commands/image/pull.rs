@@ -8,7 +8,8 @@ use crate::transfer::{self, Endpoint};
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// The image (`busybox`, `host:port/repo:tag`, `repo@sha256:…`).
-    reference: String,
+    #[arg(value_parser = super::parse_registry_reference)]
+    reference: berth_oci::Reference,
     #[command(flatten)]
     platforms: PlatformArgs,
     /// No progress on stderr.
@@ -21,7 +22,7 @@ pub struct PullArgs {
 }
 
 pub fn run(args: PullArgs) -> anyhow::Result<()> {
-    let reference = super::registry_reference(&args.reference)?;
+    let reference = args.reference;
     let src = Endpoint::Registry(reference.clone());
     let dst = Endpoint::Store(reference.to_string());
     let store = args.data.open()?;

@@ -9,7 +9,8 @@ use crate::transfer::{self, CopyOptions, Endpoint, Platform};
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The image, as named in the local store and to push to.
-    reference: String,
+    #[arg(value_parser = super::parse_registry_reference)]
+    reference: berth_oci::Reference,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -20,7 +21,7 @@ pub struct PushArgs {
 }
 
 pub fn run(args: PushArgs) -> anyhow::Result<()> {
-    let reference = super::registry_reference(&args.reference)?;
+    let reference = args.reference;
     let dst = Endpoint::Registry(reference.clone());
     let src = Endpoint::Store(reference.to_string());
     let store = args.data.open()?;

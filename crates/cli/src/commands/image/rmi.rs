@@ -4,13 +4,12 @@
 use clap::Args;
 
 use super::DataArgs;
-use crate::transfer::store_name;
 
 #[derive(Debug, Args)]
 pub struct RmiArgs {
     /// Images to remove.
-    #[arg(required = true)]
-    references: Vec<String>,
+    #[arg(required = true, value_parser = super::parse_reference)]
+    references: Vec<berth_oci::Reference>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -18,7 +17,7 @@ pub struct RmiArgs {
 pub fn run(args: RmiArgs) -> anyhow::Result<()> {
     let store = args.data.open()?;
     for r in &args.references {
-        let name = store_name(r)?;
+        let name = r.to_string();
         match store.remove_image(&name)? {
             Some(record) => super::print(&format!("untagged {name} ({})", record.digest))?,
             None => anyhow::bail!(

@@ -7,17 +7,24 @@ use berth_registry::gc::{GcOptions, collect};
 use berth_registry::storage::fs::FsDriver;
 use clap::Args;
 
-use super::{StorageArgs, parse_duration};
+use super::StorageArgs;
+use crate::duration;
 
 #[derive(Debug, Args)]
+#[command(after_help = concat!(
+    "DURATION is a number of seconds, or <N><unit> groups with units d, h, m, s, largest first:\n",
+    "90s, 15m, 2h, 1h30m, 1h30m15s, 2d. Without a flag, the --config file's gc.grace_secs and\n",
+    "gc.upload_expiry_secs apply, else the defaults shown."
+))]
 pub struct GcArgs {
     #[command(flatten)]
     storage: StorageArgs,
     /// Keep unreferenced blobs younger than this (an upload may still reference them).
-    #[arg(long, value_parser = parse_duration)]
+    /// [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     grace: Option<Duration>,
-    /// Remove upload sessions idle longer than this.
-    #[arg(long, value_parser = parse_duration)]
+    /// Remove upload sessions idle longer than this. [default: 24h]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     upload_expiry: Option<Duration>,
     /// Report what would be deleted without deleting.
     #[arg(long)]
@@ -75,4 +82,28 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::CommandFactory;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::GcArgs,
+    }
+
+    #[test]
+    fn help_shows_the_configuration_defaults_and_the_syntax() {
+        let help = Cli::command().render_long_help().to_string();
+        let gc = berth_registry::Config::default().gc;
+        for secs in [gc.grace_secs, gc.upload_expiry_secs] {
+            let default = crate::duration::format(Duration::from_secs(secs));
+            assert!(help.contains(&format!("[default: {default}]")), "{help}");
+        }
+        assert!(help.contains("1h30m"), "{help}");
+    }
 }

@@ -68,23 +68,3 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<()> {
         RegistryCommand::Gc(a) => gc::run(a),
     }
 }
-
-/// "90", "90s", "15m", "1h", "2d".
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 90s, 15m, 1h, 2d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return Err(format!("invalid duration unit in {s:?}: use s, m, h or d")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
-}

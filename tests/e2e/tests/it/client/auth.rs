@@ -1,9 +1,104 @@
 //! Credentials as docker users have them: `berth login` against docker-registry's htpasswd,
-//! and a `config.json` written by hand (as `docker login` leaves it) read by `berth pull`.
+//! and a `config.json` written by hand (as `docker login` leaves it) read by `berth pull`;
+//! as podman and skopeo users have them, in a containers `auth.json`; and what a refused
+//! password says.
 
-use berth_test_support::{DockerRegistry, requires_tool};
+use berth_test_support::{DockerRegistry, Registry, RegistryOptions, requires_tool};
 
-use super::{Env, single_image};
+use super::{Env, PASSWORD, USER, single_image};
+
+/// A berth registry with htpasswd holding one image, pushed by skopeo with credentials;
+/// returns the reference and the digest.
+fn private_image(registry: &Registry, env: &Env) -> (String, String) {
+    let a = env.path("a");
+    let digest = single_image(&a, "v1", 91);
+    let reference = format!("{}/team/app:v1", registry.host());
+    crate::common::Skopeo::new().run(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &format!("{USER}:{PASSWORD}"),
+        &format!("oci:{}:v1", a.display()),
+        &format!("docker://{reference}"),
+    ]);
+    (reference, digest.as_str().to_owned())
+}
+
+#[test]
+fn pull_reads_credentials_from_the_auth_json_registry_auth_file_names() {
+    requires_tool!("skopeo", "htpasswd");
+    let registry = Registry::start(RegistryOptions::new().user(USER, PASSWORD));
+    let env = Env::new();
+    let (reference, digest) = private_image(&registry, &env);
+    let host = registry.host();
+
+    // Nothing in docker's config.json: anonymous, refused.
+    let anonymous = env.try_berth(&["pull", "-q", &reference]);
+    assert_eq!(anonymous.status.code(), Some(1));
+
+    // An auth.json as `podman login --authfile` writes it, outside every default place.
+    let auth_file = env.path("elsewhere/auth.json");
+    std::fs::create_dir_all(env.path("elsewhere")).unwrap();
+    let auth = base64_encode(format!("{USER}:{PASSWORD}").as_bytes());
+    berth_test_support::write_file(
+        &auth_file,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#).as_bytes(),
+    );
+    let out = env
+        .command(&["pull", "-q", &reference])
+        .env("REGISTRY_AUTH_FILE", &auth_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), digest);
+
+    // The per-user file ($XDG_RUNTIME_DIR/containers/auth.json) with a repository key:
+    // `host/team` covers team/app, and a wrong registry-wide entry loses to it.
+    let other = Env::new();
+    std::fs::create_dir_all(other.path("run/containers")).unwrap();
+    let bad = base64_encode(format!("{USER}:wrong").as_bytes());
+    berth_test_support::write_file(
+        other.path("run/containers/auth.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{bad}"}},"{host}/team":{{"auth":"{auth}"}}}}}}"#)
+            .as_bytes(),
+    );
+    assert_eq!(other.berth(&["pull", "-q", &reference]).trim(), digest);
+}
+
+#[test]
+fn a_wrong_password_says_authentication_failed_on_login_and_pull() {
+    requires_tool!("skopeo", "htpasswd");
+    let registry = Registry::start(RegistryOptions::new().user(USER, PASSWORD));
+    let env = Env::new();
+    let (reference, _) = private_image(&registry, &env);
+    let host = registry.host();
+    let expected = format!("authentication failed for user \"{USER}\" at {host}");
+
+    let login = env.berth_stdin(&["login", "-u", USER, "--password-stdin", &host], "wrong\n");
+    let stderr = String::from_utf8_lossy(&login.stderr);
+    assert_eq!(login.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.contains("failed to reach"), "{stderr}");
+
+    std::fs::create_dir_all(env.path("docker")).unwrap();
+    let bad = base64_encode(format!("{USER}:wrong").as_bytes());
+    berth_test_support::write_file(
+        env.path("docker/config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{bad}"}}}}}}"#).as_bytes(),
+    );
+    let pull = env.try_berth(&["pull", "-q", &reference]);
+    let stderr = String::from_utf8_lossy(&pull.stderr);
+    assert_eq!(pull.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(
+        stderr.contains(&format!("hint: check the username and password for {host}")),
+        "{stderr}"
+    );
+}
 
 #[test]
 fn docker_registry_htpasswd_with_login_and_with_a_hand_written_docker_config() {
@@ -73,4 +168,53 @@ fn base64_encode(input: &[u8]) -> String {
         }
     }
     out
+}
+
+#[test]
+fn conformance_check_without_credentials_stops_saying_credentials_required() {
+    requires_tool!("htpasswd");
+    let registry = Registry::start(RegistryOptions::new().user(USER, PASSWORD));
+    let env = Env::new();
+    let host = registry.host();
+    for target in [format!("{host}/conformance"), format!("{host}/team/app:v1")] {
+        let out = env.try_berth(&["conformance", "check", &target]);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(1), "{target}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("credentials required") && stderr.contains(&host),
+            "{target}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: pass --username USER --password-stdin"),
+            "{target}: {stderr}"
+        );
+        assert!(
+            !stdout.contains("checks:") && !stderr.contains("does not conform"),
+            "{target}: ran the checks anyway: {stdout}{stderr}"
+        );
+    }
+    // with the credentials, the same check runs (the auth workflow alone, to be quick)
+    let out = env.berth_stdin(
+        &[
+            "conformance",
+            "check",
+            &format!("{host}/conformance"),
+            "--username",
+            USER,
+            "--password-stdin",
+            "--only",
+            "auth,pull",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("0 failed"), "{stdout}");
 }

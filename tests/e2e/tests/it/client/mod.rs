@@ -5,6 +5,8 @@
 
 mod auth;
 mod faults;
+mod first_image;
+mod listing;
 mod referrers;
 mod roundtrip;
 mod terminal;
@@ -47,6 +49,10 @@ impl Env {
             .env("XDG_DATA_HOME", self.path("data"))
             .env("DOCKER_CONFIG", self.path("docker"))
             .env("HOME", self.dir.path())
+            // containers' auth.json files, kept inside the test's home too
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("REGISTRY_AUTH_FILE")
             .env("NO_COLOR", "1");
         cmd
     }

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Runtime benchmark: berth-runtime against Debian's runc and crun, side by side in one run,
-# interleaved (berth, runc, crun, berth, …), on the same busybox bundle on tmpfs. Run by hand
-# as root; never in CI.
+# interleaved with the order alternating every round (berth, runc, crun, then crun, runc,
+# berth: ABBA), on the same busybox bundle. Run by hand as root; never in CI.
+#
+# State (each runtime's --root) and bundle live where users have them: on the disk
+# (/var/tmp, the root filesystem) by default, since /run is on disk on many hosts and a
+# runtime that fsyncs its state pays for it there; STATE=tmpfs puts both on /dev/shm (a
+# systemd host's /run).
 #
 #   bench/runtime.sh              N=100 sequential containers per runtime, 20 concurrent
 #   N=20 bench/runtime.sh         a quick smoke run
+#   STATE=tmpfs bench/runtime.sh  state and bundle on tmpfs
 #   PARTS=rss bench/runtime.sh    only some parts: any of time (run, create+start+delete,
 #                                 CPU), rss, concurrent; comma-separated (default: all)
 #   BERTH_BASELINE_BIN=/old/berth-runtime bench/runtime.sh
@@ -37,7 +43,13 @@ else
     BERTH=$(scripts/build-runtime)
 fi
 
-WORK=$(mktemp -d /dev/shm/berth-runtime-bench.XXXXXX)
+STATE=${STATE:-disk}
+case "$STATE" in
+    disk) WORK=$(mktemp -d /var/tmp/berth-runtime-bench.XXXXXX) ;;
+    tmpfs) WORK=$(mktemp -d /dev/shm/berth-runtime-bench.XXXXXX) ;;
+    *) echo "error: STATE must be disk or tmpfs, not $STATE" >&2; exit 1 ;;
+esac
+echo "state and bundle in $WORK ($(stat -f -c %T "$WORK"))" >&2
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/bundle/rootfs/bin" "$WORK/bundle/rootfs/proc" "$WORK/bundle/rootfs/dev" "$WORK/bundle/rootfs/sys"
 cp "$(command -v busybox)" "$WORK/bundle/rootfs/bin/busybox"
@@ -54,11 +66,11 @@ c["ociVersion"] = "1.0.2"  # what Debian's crun 1.8 still accepts
 json.dump(c, open(p, "w"), indent=2)
 PY
 
-python3 - "$WORK" "$N" "$CONCURRENT" "$BERTH" "$PARTS" "${BERTH_BASELINE_BIN:-}" <<'PY'
+python3 - "$WORK" "$N" "$CONCURRENT" "$BERTH" "$PARTS" "${BERTH_BASELINE_BIN:-}" "$STATE" <<'PY'
 import os, resource, statistics, subprocess, sys, time, datetime, shutil, concurrent.futures
 
 work, n, conc, berth = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-parts, baseline = set(sys.argv[5].split(",")), sys.argv[6]
+parts, baseline, state = set(sys.argv[5].split(",")), sys.argv[6], sys.argv[7]
 unknown = parts - {"time", "rss", "concurrent"}
 if unknown:
     sys.exit(f"error: unknown PARTS {sorted(unknown)}; hint: any of time, rss, concurrent")
@@ -91,10 +103,15 @@ def timed(fn):
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return t1 - t0, cpu
 
+def order(i):
+    # ABBA: the order alternates every round, so no runtime always runs first (or last)
+    names = list(runtimes)
+    return names if i % 2 == 0 else names[::-1]
+
 res = {k: {"run": [], "cycle": [], "cpu": []} for k in runtimes}
 rss = {}
 for i in range(n if "time" in parts else 0):
-    for name in runtimes:
+    for name in order(i):
         cid = f"b{tag[name]}-{i}"
         wall, cpu = timed(lambda: rt(name, "run", "--bundle", bundle, cid))
         res[name]["run"].append(wall)
@@ -117,7 +134,7 @@ for i in range(n if "time" in parts else 0):
 # interleaved runs, as one run varies by ±0.1 MiB
 rss_runs = {name: [] for name in runtimes}
 for i in range(15 if "rss" in parts else 0):
-    for name in runtimes:
+    for name in order(i):
         out = subprocess.run(["/usr/bin/time", "-f", "%M", runtimes[name], "--root",
                               os.path.join(work, "root-" + name), "run", "--bundle", bundle,
                               f"rss-{name}-{i}"],
@@ -128,12 +145,14 @@ for name in runtimes:
     if rss_runs[name]:
         rss[name] = statistics.median(rss_runs[name])
 
-conc_wall = {}
-for name in (runtimes if "concurrent" in parts else ()):
-    def many():
-        with concurrent.futures.ThreadPoolExecutor(conc) as ex:
-            list(ex.map(lambda j: rt(name, "run", "--bundle", bundle, f"p{tag[name]}-{j}"), range(conc)))
-    conc_wall[name], _ = timed(many)
+conc_runs = {name: [] for name in runtimes}
+for i in range(4 if "concurrent" in parts else 0):
+    for name in order(i):
+        def many():
+            with concurrent.futures.ThreadPoolExecutor(conc) as ex:
+                list(ex.map(lambda j: rt(name, "run", "--bundle", bundle, f"p{tag[name]}-{i}-{j}"), range(conc)))
+        conc_runs[name].append(timed(many)[0])
+conc_wall = {name: statistics.median(v) for name, v in conc_runs.items() if v}
 
 nan = float("nan")
 def med(v): return statistics.median(v) * 1000 if v else nan
@@ -141,7 +160,7 @@ def p90(v): return sorted(v)[max(int(len(v) * 0.9) - 1, 0)] * 1000 if v else nan
 def fmt(v, digits): return "–" if v != v else f"{v:.{digits}f}"
 lines = [f"# berth-runtime vs runc and crun — {datetime.date.today()}", "",
          "- " + "; ".join(f"{k}: {version(b)}" for k, b in runtimes.items()),
-         f"- N={n} sequential containers per runtime, interleaved; {conc} concurrent; bundle on tmpfs; 2 CPUs", "",
+         f"- N={n} sequential containers per runtime, interleaved ABBA; {conc} concurrent (median of 4 rounds); state and bundle on {state}; {os.cpu_count()} CPUs", "",
          f"| runtime | run median ms | run p90 ms | create+start+delete median ms | CPU ms per run | peak RSS MiB | {conc} concurrent s |",
          "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for k in runtimes:
@@ -160,5 +179,5 @@ for k in [k for k in runtimes if k != "berth-runtime"]:
 text = "\n".join(lines) + "\n"
 print(text)
 os.makedirs("bench/results", exist_ok=True)
-open(f"bench/results/runtime-{datetime.date.today()}.md", "w").write(text)
+open(f"bench/results/runtime-{datetime.date.today()}-{state}.md", "w").write(text)
 PY

@@ -97,6 +97,23 @@ impl<D: Driver> App<D> {
         }
     }
 
+    /// Refuse a write with 503 UNAVAILABLE and `Retry-After` when the storage has less free
+    /// space than `storage.min_free_bytes`, so no client fills the disk and the registry
+    /// keeps room for manifests, links and its own state.
+    pub(crate) fn check_free_space(&self) -> Result<()> {
+        let reserve = self.config.storage.min_free_bytes;
+        if reserve == 0 {
+            return Ok(());
+        }
+        match self.driver.available_bytes() {
+            Some(free) if free < reserve => Err(RegistryError::storage_full(format!(
+                "the registry's storage has {free} bytes free, less than its reserve of {reserve} bytes (storage.min_free_bytes); writes are refused until space is freed, retry later"
+            ))
+            .detail(serde_json::json!({ "available": free, "reserve": reserve }))),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the caller may pull from `name` (used for cross-repository mounts).
     pub(crate) fn may_pull(&self, headers: &HeaderMap, name: &str) -> bool {
         self.authorize(
@@ -139,7 +156,15 @@ async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Respo
     resp
 }
 
-async fn metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
+/// `/metrics` reveals repository activity (routes, volumes, timings): when authentication
+/// is on it needs the same as `GET /v2/` — any valid identity.
+async fn metrics<D: Driver>(State(app): State<Arc<App<D>>>, headers: HeaderMap) -> Response {
+    if let Err(e) = app.authorize(&headers, &Access::Base) {
+        let resp = e.into_response();
+        app.metrics
+            .record_request("metrics", "GET", resp.status().as_u16(), 0);
+        return resp;
+    }
     (
         [(
             header::CONTENT_TYPE,

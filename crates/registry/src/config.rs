@@ -9,17 +9,29 @@
 //! insecure_anonymous = false            # allow a non-loopback listener without auth
 //!
 //! [storage]
-//! root = "/var/lib/berth/registry"
+//! root = "/var/lib/berth/registry"      # created 0700; every file in it is 0600
 //! delete_enabled = true                 # false: DELETE answers 405 UNSUPPORTED
 //! max_manifest_bytes = 4194304          # larger manifests are refused with 413
+//! max_upload_bytes = 10737418240        # larger blob uploads: 413 SIZE_INVALID, data removed
+//! min_free_bytes = 268435456            # below this much free space (statvfs of the root),
+//!                                       # uploads and manifest pushes get 503 UNAVAILABLE
+//!                                       # with Retry-After; 0 turns the check off
 //!
 //! [gc]
 //! grace_secs = 3600                     # never collect a blob younger than this
-//! upload_expiry_secs = 86400            # abandoned uploads older than this are removed
+//! upload_expiry_secs = 3600             # uploads idle longer than this are abandoned: removed
+//!                                       # by `berth registry gc` and by the server itself
+//! upload_purge_interval_secs = 600      # how often the server removes abandoned uploads
+//!                                       # (0: never; `berth registry gc` still does)
 //!
 //! [auth]
-//! htpasswd = "/etc/berth/htpasswd"      # enables auth (basic and bearer tokens)
+//! htpasswd = "/etc/berth/htpasswd"      # enables auth (basic and bearer tokens), which
+//!                                       # `/metrics` then requires too (any valid user)
 //! ```
+//!
+//! An upload that fails while writing (storage full, I/O error, over `max_upload_bytes`)
+//! is removed at once; one whose client went away mid-request stays resumable until it has
+//! been idle for `upload_expiry_secs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +42,8 @@ use crate::auth::AuthConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -85,6 +99,10 @@ pub struct StorageConfig {
     pub root: Option<PathBuf>,
     pub delete_enabled: bool,
     pub max_manifest_bytes: u64,
+    /// The largest blob one upload session may hold.
+    pub max_upload_bytes: u64,
+    /// Free space (bytes) below which writes are refused with 503; 0 disables the check.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -93,6 +111,8 @@ impl Default for StorageConfig {
             root: None,
             delete_enabled: true,
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -102,13 +122,15 @@ impl Default for StorageConfig {
 pub struct GcConfig {
     pub grace_secs: u64,
     pub upload_expiry_secs: u64,
+    pub upload_purge_interval_secs: u64,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
         GcConfig {
             grace_secs: 3600,
-            upload_expiry_secs: 24 * 3600,
+            upload_expiry_secs: 3600,
+            upload_purge_interval_secs: 600,
         }
     }
 }
@@ -139,6 +161,16 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "max_manifest_bytes must be at least {DEFAULT_MAX_MANIFEST_BYTES} (distribution-spec: registries should accept manifests of at least 4 MiB)"
             )));
+        }
+        if self.storage.max_upload_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "storage.max_upload_bytes must be positive".into(),
+            ));
+        }
+        if self.gc.upload_expiry_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "gc.upload_expiry_secs must be positive: 0 would remove uploads in progress".into(),
+            ));
         }
         if self.gc.grace_secs < crate::gc::MIN_GRACE.as_secs() {
             return Err(ConfigError::Invalid(format!(

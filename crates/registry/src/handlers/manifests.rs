@@ -172,6 +172,7 @@ pub async fn put<D: Driver>(
             total.to_string()
         }));
     }
+    app.check_free_space()?;
     let bytes: Bytes = buf.freeze();
     let alg = match &reference {
         Reference::Digest(d) => d.algorithm(),

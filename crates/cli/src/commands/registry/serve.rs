@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use berth_registry::auth::Authorizer;
@@ -70,6 +71,8 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
         (Some(c), Some(k)) => Some(berth_registry::tls::load_server_config(c, k)?),
         _ => None,
     };
+    let purge_interval = Duration::from_secs(config.gc.upload_purge_interval_secs);
+    let upload_expiry = Duration::from_secs(config.gc.upload_expiry_secs);
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -86,6 +89,14 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
         auth,
         tls.is_some(),
     ));
+    // Abandoned uploads free their space without an operator running `berth registry gc`.
+    let purger = (!purge_interval.is_zero()).then(|| {
+        tokio::spawn(berth_registry::gc::purge_uploads_every(
+            FsDriver::new(&root),
+            purge_interval,
+            upload_expiry,
+        ))
+    });
     tracing::info!(
         address = %local,
         data = %root.display(),
@@ -100,6 +111,9 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
     )
     .await
     .context("the server stopped with an error")?;
+    if let Some(p) = purger {
+        p.abort();
+    }
     tracing::info!("berth registry stopped");
     Ok(())
 }

@@ -62,8 +62,9 @@ async fn resolve<D: Driver>(app: &App<D>, name: &str, reference: &str) -> Result
 }
 
 /// A descriptor must give the size of the content it names: a client trusting the manifest
-/// would otherwise read a truncated or overlong blob. MANIFEST_INVALID (as distribution's
-/// manifest verification answers a descriptor that does not match the stored content).
+/// would otherwise read a truncated or overlong blob. MANIFEST_INVALID, the spec's code for
+/// a manifest that fails the registry's checks (distribution 2.8 does not compare sizes and
+/// accepts such a manifest; SIZE_INVALID is for upload lengths).
 fn check_size(d: &Digest, declared: u64, stored: u64, what: &str) -> Result<()> {
     if declared == stored {
         return Ok(());

@@ -335,3 +335,68 @@ fn uploads_are_refused_below_the_free_space_reserve() {
     std::fs::remove_file(&filler).expect("remove the filler");
     assert_eq!(http.push_blob("reserve", &small), sha256(&small));
 }
+
+/// Issue 13 §3.1: an upload whose client went away mid-PATCH stays resumable, but once it
+/// has been idle for `gc.upload_expiry_secs` the server itself removes it (every
+/// `gc.upload_purge_interval_secs`): the space comes back without an operator running gc.
+#[test]
+fn the_server_removes_abandoned_uploads_by_itself() {
+    let conf_dir = tempfile::tempdir().expect("tempdir");
+    let conf = conf_dir.path().join("registry.toml");
+    berth_test_support::write_file(
+        &conf,
+        b"[gc]\nupload_expiry_secs = 2\nupload_purge_interval_secs = 1\n",
+    );
+    let registry = Registry::start(RegistryOptions::new().arg("--config").arg(&conf));
+    let http = registry.http();
+    let n: usize = 1 << 20;
+    let data = random_bytes(46, n);
+    let loc = http.start_upload("gone/client");
+    // Content-Length: N, then N/2 bytes, then the client is gone.
+    let mut s = TcpStream::connect(registry.addr()).expect("connect");
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {n}\r\n\r\n",
+        registry.host()
+    );
+    s.write_all(head.as_bytes()).expect("write head");
+    s.write_all(&data[..n / 2]).expect("write half the body");
+    s.flush().expect("flush");
+    let _ = s.shutdown(Shutdown::Both);
+    drop(s);
+    let uploads = registry
+        .storage_root()
+        .join("v1/repositories/gone/client/_uploads");
+    let sessions = || {
+        std::fs::read_dir(&uploads)
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(sessions(), 1, "the session of the cut PATCH");
+    // bounded: expiry 2 s, purge every 1 s
+    let gone = wait_until(Duration::from_secs(30), || sessions() == 0);
+    assert!(
+        gone,
+        "the abandoned upload is still stored: {}",
+        uploads.display()
+    );
+    let r = http.get(&loc);
+    r.expect_status(404, "status of the purged upload");
+    assert!(
+        r.error_codes().iter().any(|c| c == "BLOB_UPLOAD_UNKNOWN"),
+        "{}",
+        r.text()
+    );
+    // a live upload is kept: it is never idle that long here
+    let loc = http.start_upload("gone/client");
+    let r = patch_chunk(&http, &loc, "0-999", &data[..1000]);
+    r.expect_status(202, "PATCH of a live upload");
+    let loc = r.header("location").expect("Location").to_owned();
+    let d = sha256(&data[..1000]);
+    http.request(
+        "PUT",
+        &with_query(&loc, &format!("digest={d}")),
+        &[],
+        Some(b""),
+    )
+    .expect_status(201, "completing the live upload");
+}

@@ -127,13 +127,33 @@ impl<D: Driver> App<D> {
     }
 }
 
-/// Build the router over an app.
+/// Build the router over an app. `/metrics` is served here (behind authentication when it
+/// is on) unless `server.metrics_listen` moves it to [`metrics_router`].
 pub fn router<D: Driver>(app: Arc<App<D>>) -> Router {
+    let mut r = Router::new().route("/token", axum::routing::get(token::<D>).post(token::<D>));
+    if app.config.server.metrics_listen.is_none() {
+        r = r.route("/metrics", axum::routing::get(metrics::<D>));
+    }
+    r.fallback(dispatch::<D>).with_state(app)
+}
+
+/// The router of the separate `server.metrics_listen` listener (loopback only, enforced by
+/// [`Config::validate`]): `/metrics` without authentication, nothing else.
+pub fn metrics_router<D: Driver>(app: Arc<App<D>>) -> Router {
     Router::new()
-        .route("/token", axum::routing::get(token::<D>).post(token::<D>))
-        .route("/metrics", axum::routing::get(metrics::<D>))
-        .fallback(dispatch::<D>)
+        .route("/metrics", axum::routing::get(render_metrics::<D>))
         .with_state(app)
+}
+
+async fn render_metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Response {
@@ -158,21 +178,16 @@ async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Respo
 
 /// `/metrics` reveals repository activity (routes, volumes, timings): when authentication
 /// is on it needs the same as `GET /v2/` — any valid identity.
-async fn metrics<D: Driver>(State(app): State<Arc<App<D>>>, headers: HeaderMap) -> Response {
-    if let Err(e) = app.authorize(&headers, &Access::Base) {
+async fn metrics<D: Driver>(state: State<Arc<App<D>>>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.0.authorize(&headers, &Access::Base) {
         let resp = e.into_response();
-        app.metrics
+        state
+            .0
+            .metrics
             .record_request("metrics", "GET", resp.status().as_u16(), 0);
         return resp;
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        app.metrics.render(),
-    )
-        .into_response()
+    render_metrics(state).await
 }
 
 async fn dispatch<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Response {

@@ -7,6 +7,8 @@
 //! tls_cert = "/etc/berth/tls.crt"       # both or neither
 //! tls_key = "/etc/berth/tls.key"
 //! insecure_anonymous = false            # allow a non-loopback listener without auth
+//! metrics_listen = "127.0.0.1:9090"     # serve /metrics here instead, without auth; loopback
+//!                                       # only (unset: /metrics on `listen`, behind auth)
 //!
 //! [storage]
 //! root = "/var/lib/berth/registry"      # created 0700; every file in it is 0600
@@ -79,6 +81,8 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub insecure_anonymous: bool,
+    /// A separate loopback-only listener for `/metrics` (then not served on `listen`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -88,6 +92,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             insecure_anonymous: false,
+            metrics_listen: None,
         }
     }
 }
@@ -177,6 +182,14 @@ impl Config {
                 "gc.grace_secs = {} is below the minimum of {} seconds that keeps concurrent pushes safe",
                 self.gc.grace_secs,
                 crate::gc::MIN_GRACE.as_secs()
+            )));
+        }
+        if let Some(m) = self.server.metrics_listen
+            && !m.ip().is_loopback()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "metrics_listen = {m} is not a loopback address; metrics are served there without authentication; \
+                 hint: use 127.0.0.1:PORT, or leave it unset to serve /metrics behind authentication"
             )));
         }
         let loopback = self.server.listen.ip().is_loopback();

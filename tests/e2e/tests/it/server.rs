@@ -144,3 +144,47 @@ fn token_key_readable_by_others_is_refused_at_startup() {
         .get("/v2/")
         .expect_status(200, "after chmod 600");
 }
+
+/// Issue 13 §3.4, the alternative: `--metrics-listen` serves `/metrics` on a separate
+/// loopback address without authentication, and the API port no longer serves it; a
+/// non-loopback metrics address is refused.
+#[test]
+fn metrics_listen_serves_metrics_on_a_separate_loopback_port() {
+    let registry = Registry::start(
+        RegistryOptions::new()
+            .user("alice", "s3cret")
+            .arg("--metrics-listen")
+            .arg("127.0.0.1:0"),
+    );
+    let log = registry.log();
+    let marker = "metrics listening on http://";
+    let at = log
+        .find(marker)
+        .unwrap_or_else(|| panic!("no metrics line in:\n{log}"));
+    let rest = &log[at + marker.len()..];
+    let addr = rest.split('/').next().expect("address");
+    let metrics = berth_test_support::Http::new(&format!("http://{addr}"), None);
+    let r = metrics.get("/metrics");
+    r.expect_status(200, "GET /metrics on the metrics port");
+    assert!(
+        r.text().contains("berth_registry_requests_total"),
+        "{}",
+        r.text()
+    );
+    metrics
+        .get("/v2/")
+        .expect_status(404, "the API on the metrics port");
+    let api = registry.http().basic("alice", "s3cret");
+    api.get("/metrics")
+        .expect_status(404, "/metrics on the API port when --metrics-listen is set");
+
+    let mut cmd = Command::new(berth_bin());
+    cmd.args(["registry", "serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "0.0.0.0:0", "--data"])
+        .arg(registry.temp_dir().join("other-data"))
+        .env_remove("RUST_LOG");
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "served metrics on 0.0.0.0: {stderr}");
+    assert!(stderr.contains("not a loopback address"), "{stderr}");
+}

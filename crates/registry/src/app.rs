@@ -101,11 +101,28 @@ impl<D: Driver> App<D> {
     /// space than `storage.min_free_bytes`, so no client fills the disk and the registry
     /// keeps room for manifests, links and its own state.
     pub(crate) fn check_free_space(&self) -> Result<()> {
+        self.check_free_space_while_writing(None, 0)
+    }
+
+    /// [`App::check_free_space`] for a request that has sent `written` bytes to storage
+    /// since `baseline` was measured: writes are queued, so the space they will take is
+    /// counted from the baseline rather than from what the filesystem reports so far.
+    pub(crate) fn check_free_space_while_writing(
+        &self,
+        baseline: Option<u64>,
+        written: u64,
+    ) -> Result<()> {
         let reserve = self.config.storage.min_free_bytes;
         if reserve == 0 {
             return Ok(());
         }
-        match self.driver.available_bytes() {
+        let now = self.driver.available_bytes();
+        let projected = baseline.map(|b| b.saturating_sub(written));
+        let free = match (now, projected) {
+            (Some(n), Some(p)) => Some(n.min(p)),
+            (n, p) => n.or(p),
+        };
+        match free {
             Some(free) if free < reserve => Err(RegistryError::storage_full(format!(
                 "the registry's storage has {free} bytes free, less than its reserve of {reserve} bytes (storage.min_free_bytes); writes are refused until space is freed, retry later"
             ))

@@ -288,6 +288,7 @@ async fn append<D: Driver>(
         drain(body).await;
         return Err(e);
     }
+    let space_baseline = app.driver.available_bytes();
     // Hash as we go only when we know the hash state at `current`.
     let mut partial = {
         let mut map = app.hashes.lock().map_err(|_| {
@@ -336,13 +337,13 @@ async fn append<D: Driver>(
         }
         buf.extend_from_slice(&chunk);
         if buf.len() >= WRITE_BATCH {
-            if let Err(e) = writer.write(buf.split().freeze()).await {
-                stop = Some(Stop::Storage(e));
+            // the reserve holds while the upload streams, not only when it starts
+            if let Err(e) = app.check_free_space_while_writing(space_baseline, received) {
+                stop = Some(Stop::LowSpace(e));
                 break;
             }
-            // the reserve holds while the upload streams, not only when it starts
-            if let Err(e) = app.check_free_space() {
-                stop = Some(Stop::LowSpace(e));
+            if let Err(e) = writer.write(buf.split().freeze()).await {
+                stop = Some(Stop::Storage(e));
                 break;
             }
         }

@@ -233,6 +233,26 @@ mod tests {
     }
 
     #[test]
+    fn storage_and_metrics_settings_are_checked() {
+        let c: Config = toml::from_str(
+            "[server]\nmetrics_listen = \"127.0.0.1:9090\"\n[storage]\nmax_upload_bytes = 1048576\nmin_free_bytes = 0\n[gc]\nupload_expiry_secs = 60\nupload_purge_interval_secs = 0\n",
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.storage.max_upload_bytes, 1 << 20);
+        let mut bad = c.clone();
+        bad.server.metrics_listen = Some("0.0.0.0:9090".parse().unwrap());
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("not a loopback address"), "{err}");
+        let mut bad = c.clone();
+        bad.storage.max_upload_bytes = 0;
+        assert!(bad.validate().is_err());
+        let mut bad = c;
+        bad.gc.upload_expiry_secs = 0;
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
     fn small_manifest_limit_refused() {
         let mut c = Config::default();
         c.storage.max_manifest_bytes = 1024;

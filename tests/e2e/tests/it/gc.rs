@@ -471,11 +471,27 @@ fn a_second_gc_refuses_while_one_runs() {
                     .expect("stderr file"),
             ),
     );
-    // the first collection holds the lock (and then blocks on the FIFO)
+    // the first collection holds the lock (and then blocks on the FIFO); read from
+    // /proc/locks, since trying the lock here could itself make the first one refuse
     let lock = registry.storage_root().join("gc.lock");
+    let pid = first.id().expect("pid of the first gc").to_string();
     let held = berth_test_support::wait_until(Duration::from_secs(60), || {
-        std::fs::File::open(&lock)
-            .map(|f| matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+        use std::os::unix::fs::MetadataExt;
+        let Ok(ino) = std::fs::metadata(&lock).map(|m| m.ino().to_string()) else {
+            return false;
+        };
+        std::fs::read_to_string("/proc/locks")
+            .map(|locks| {
+                locks.lines().any(|l| {
+                    // "1: FLOCK  ADVISORY  WRITE <pid> <maj>:<min>:<inode> 0 EOF"
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() >= 6
+                        && f[1] == "FLOCK"
+                        && f[3] == "WRITE"
+                        && f[4] == pid
+                        && f[5].rsplit(':').next() == Some(ino.as_str())
+                })
+            })
             .unwrap_or(false)
     });
 

@@ -97,6 +97,40 @@ impl<D: Driver> App<D> {
         }
     }
 
+    /// Refuse a write with 503 UNAVAILABLE and `Retry-After` when the storage has less free
+    /// space than `storage.min_free_bytes`, so no client fills the disk and the registry
+    /// keeps room for manifests, links and its own state.
+    pub(crate) fn check_free_space(&self) -> Result<()> {
+        self.check_free_space_while_writing(None, 0)
+    }
+
+    /// [`App::check_free_space`] for a request that has sent `written` bytes to storage
+    /// since `baseline` was measured: writes are queued, so the space they will take is
+    /// counted from the baseline rather than from what the filesystem reports so far.
+    pub(crate) fn check_free_space_while_writing(
+        &self,
+        baseline: Option<u64>,
+        written: u64,
+    ) -> Result<()> {
+        let reserve = self.config.storage.min_free_bytes;
+        if reserve == 0 {
+            return Ok(());
+        }
+        let now = self.driver.available_bytes();
+        let projected = baseline.map(|b| b.saturating_sub(written));
+        let free = match (now, projected) {
+            (Some(n), Some(p)) => Some(n.min(p)),
+            (n, p) => n.or(p),
+        };
+        match free {
+            Some(free) if free < reserve => Err(RegistryError::storage_full(format!(
+                "the registry's storage has {free} bytes free, less than its reserve of {reserve} bytes (storage.min_free_bytes); writes are refused until space is freed, retry later"
+            ))
+            .detail(serde_json::json!({ "available": free, "reserve": reserve }))),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether the caller may pull from `name` (used for cross-repository mounts).
     pub(crate) fn may_pull(&self, headers: &HeaderMap, name: &str) -> bool {
         self.authorize(
@@ -110,13 +144,33 @@ impl<D: Driver> App<D> {
     }
 }
 
-/// Build the router over an app.
+/// Build the router over an app. `/metrics` is served here (behind authentication when it
+/// is on) unless `server.metrics_listen` moves it to [`metrics_router`].
 pub fn router<D: Driver>(app: Arc<App<D>>) -> Router {
+    let mut r = Router::new().route("/token", axum::routing::get(token::<D>).post(token::<D>));
+    if app.config.server.metrics_listen.is_none() {
+        r = r.route("/metrics", axum::routing::get(metrics::<D>));
+    }
+    r.fallback(dispatch::<D>).with_state(app)
+}
+
+/// The router of the separate `server.metrics_listen` listener (loopback only, enforced by
+/// [`Config::validate`]): `/metrics` without authentication, nothing else.
+pub fn metrics_router<D: Driver>(app: Arc<App<D>>) -> Router {
     Router::new()
-        .route("/token", axum::routing::get(token::<D>).post(token::<D>))
-        .route("/metrics", axum::routing::get(metrics::<D>))
-        .fallback(dispatch::<D>)
+        .route("/metrics", axum::routing::get(render_metrics::<D>))
         .with_state(app)
+}
+
+async fn render_metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Response {
@@ -139,15 +193,18 @@ async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Respo
     resp
 }
 
-async fn metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        app.metrics.render(),
-    )
-        .into_response()
+/// `/metrics` reveals repository activity (routes, volumes, timings): when authentication
+/// is on it needs the same as `GET /v2/` — any valid identity.
+async fn metrics<D: Driver>(state: State<Arc<App<D>>>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.0.authorize(&headers, &Access::Base) {
+        let resp = e.into_response();
+        state
+            .0
+            .metrics
+            .record_request("metrics", "GET", resp.status().as_u16(), 0);
+        return resp;
+    }
+    render_metrics(state).await
 }
 
 async fn dispatch<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Response {

@@ -7,19 +7,33 @@
 //! tls_cert = "/etc/berth/tls.crt"       # both or neither
 //! tls_key = "/etc/berth/tls.key"
 //! insecure_anonymous = false            # allow a non-loopback listener without auth
+//! metrics_listen = "127.0.0.1:9090"     # serve /metrics here instead, without auth; loopback
+//!                                       # only (unset: /metrics on `listen`, behind auth)
 //!
 //! [storage]
-//! root = "/var/lib/berth/registry"
+//! root = "/var/lib/berth/registry"      # created 0700; every file in it is 0600
 //! delete_enabled = true                 # false: DELETE answers 405 UNSUPPORTED
 //! max_manifest_bytes = 4194304          # larger manifests are refused with 413
+//! max_upload_bytes = 10737418240        # larger blob uploads: 413 SIZE_INVALID, data removed
+//! min_free_bytes = 268435456            # below this much free space (statvfs of the root),
+//!                                       # uploads and manifest pushes get 503 UNAVAILABLE
+//!                                       # with Retry-After; 0 turns the check off
 //!
 //! [gc]
 //! grace_secs = 3600                     # never collect a blob younger than this
-//! upload_expiry_secs = 86400            # abandoned uploads older than this are removed
+//! upload_expiry_secs = 3600             # uploads idle longer than this are abandoned: removed
+//!                                       # by `berth registry gc` and by the server itself
+//! upload_purge_interval_secs = 600      # how often the server removes abandoned uploads
+//!                                       # (0: never; `berth registry gc` still does)
 //!
 //! [auth]
-//! htpasswd = "/etc/berth/htpasswd"      # enables auth (basic and bearer tokens)
+//! htpasswd = "/etc/berth/htpasswd"      # enables auth (basic and bearer tokens), which
+//!                                       # `/metrics` then requires too (any valid user)
 //! ```
+//!
+//! An upload that fails while writing (storage full, I/O error, over `max_upload_bytes`)
+//! is removed at once; one whose client went away mid-request stays resumable until it has
+//! been idle for `upload_expiry_secs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +44,8 @@ use crate::auth::AuthConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +81,8 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub insecure_anonymous: bool,
+    /// A separate loopback-only listener for `/metrics` (then not served on `listen`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +92,7 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             insecure_anonymous: false,
+            metrics_listen: None,
         }
     }
 }
@@ -85,6 +104,10 @@ pub struct StorageConfig {
     pub root: Option<PathBuf>,
     pub delete_enabled: bool,
     pub max_manifest_bytes: u64,
+    /// The largest blob one upload session may hold.
+    pub max_upload_bytes: u64,
+    /// Free space (bytes) below which writes are refused with 503; 0 disables the check.
+    pub min_free_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -93,6 +116,8 @@ impl Default for StorageConfig {
             root: None,
             delete_enabled: true,
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -102,13 +127,15 @@ impl Default for StorageConfig {
 pub struct GcConfig {
     pub grace_secs: u64,
     pub upload_expiry_secs: u64,
+    pub upload_purge_interval_secs: u64,
 }
 
 impl Default for GcConfig {
     fn default() -> Self {
         GcConfig {
             grace_secs: 3600,
-            upload_expiry_secs: 24 * 3600,
+            upload_expiry_secs: 3600,
+            upload_purge_interval_secs: 600,
         }
     }
 }
@@ -140,11 +167,29 @@ impl Config {
                 "max_manifest_bytes must be at least {DEFAULT_MAX_MANIFEST_BYTES} (distribution-spec: registries should accept manifests of at least 4 MiB)"
             )));
         }
+        if self.storage.max_upload_bytes == 0 {
+            return Err(ConfigError::Invalid(
+                "storage.max_upload_bytes must be positive".into(),
+            ));
+        }
+        if self.gc.upload_expiry_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "gc.upload_expiry_secs must be positive: 0 would remove uploads in progress".into(),
+            ));
+        }
         if self.gc.grace_secs < crate::gc::MIN_GRACE.as_secs() {
             return Err(ConfigError::Invalid(format!(
                 "gc.grace_secs = {} is below the minimum of {} seconds that keeps concurrent pushes safe",
                 self.gc.grace_secs,
                 crate::gc::MIN_GRACE.as_secs()
+            )));
+        }
+        if let Some(m) = self.server.metrics_listen
+            && !m.ip().is_loopback()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "metrics_listen = {m} is not a loopback address; metrics are served there without authentication; \
+                 hint: use 127.0.0.1:PORT, or leave it unset to serve /metrics behind authentication"
             )));
         }
         let loopback = self.server.listen.ip().is_loopback();
@@ -185,6 +230,26 @@ mod tests {
         assert_eq!(c.server.listen.port(), 6000);
         assert!(!c.storage.delete_enabled);
         assert!(toml::from_str::<Config>("[server]\nlisten_typo = 1\n").is_err());
+    }
+
+    #[test]
+    fn storage_and_metrics_settings_are_checked() {
+        let c: Config = toml::from_str(
+            "[server]\nmetrics_listen = \"127.0.0.1:9090\"\n[storage]\nmax_upload_bytes = 1048576\nmin_free_bytes = 0\n[gc]\nupload_expiry_secs = 60\nupload_purge_interval_secs = 0\n",
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.storage.max_upload_bytes, 1 << 20);
+        let mut bad = c.clone();
+        bad.server.metrics_listen = Some("0.0.0.0:9090".parse().unwrap());
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("not a loopback address"), "{err}");
+        let mut bad = c.clone();
+        bad.storage.max_upload_bytes = 0;
+        assert!(bad.validate().is_err());
+        let mut bad = c;
+        bad.gc.upload_expiry_secs = 0;
+        assert!(bad.validate().is_err());
     }
 
     #[test]

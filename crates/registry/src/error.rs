@@ -26,6 +26,8 @@ pub enum ErrorKind {
     ManifestInvalid,
     ManifestUnknown,
     ManifestTooLarge,
+    /// A blob upload over the configured per-upload limit.
+    BlobTooLarge,
     NameInvalid,
     NameUnknown,
     SizeInvalid,
@@ -94,6 +96,11 @@ impl ErrorKind {
                 "SIZE_INVALID",
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "manifest too large",
+            ),
+            BlobTooLarge => (
+                "SIZE_INVALID",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "blob upload too large",
             ),
             NameInvalid => (
                 "NAME_INVALID",
@@ -232,6 +239,18 @@ impl RegistryError {
         Self::of(ErrorKind::BlobUploadUnknown).detail(json!({ "session": id }))
     }
 
+    /// 503 UNAVAILABLE with `Retry-After`: the storage is full or below its free-space
+    /// reserve. Clients (containerd, skopeo, docker) retry 503s.
+    pub fn storage_full(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+            .header(header::RETRY_AFTER, &STORAGE_FULL_RETRY_AFTER.to_string())
+    }
+
+    /// 413 SIZE_INVALID: a blob upload larger than `storage.max_upload_bytes`.
+    pub fn upload_too_large(limit: u64, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BlobTooLarge, message).detail(json!({ "limit": limit }))
+    }
+
     pub fn digest_invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::DigestInvalid, message)
     }
@@ -245,8 +264,17 @@ impl RegistryError {
     }
 }
 
+/// What a client is told to wait before retrying when the storage is full (seconds).
+pub const STORAGE_FULL_RETRY_AFTER: u64 = 60;
+
 impl From<DriverError> for RegistryError {
     fn from(e: DriverError) -> Self {
+        if e.is_storage_full() {
+            tracing::error!(error = %error_chain(&e), "the registry's storage is full");
+            return RegistryError::storage_full(
+                "the registry's storage is full; nothing was stored, retry later",
+            );
+        }
         RegistryError::internal("storage operation failed", e)
     }
 }
@@ -318,6 +346,8 @@ mod tests {
             (ManifestInvalid, "MANIFEST_INVALID", 400),
             (ManifestUnknown, "MANIFEST_UNKNOWN", 404),
             (ManifestTooLarge, "SIZE_INVALID", 413),
+            (BlobTooLarge, "SIZE_INVALID", 413),
+            (Unavailable, "UNAVAILABLE", 503),
             (NameInvalid, "NAME_INVALID", 400),
             (NameUnknown, "NAME_UNKNOWN", 404),
             (SizeInvalid, "SIZE_INVALID", 400),

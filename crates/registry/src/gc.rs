@@ -18,6 +18,9 @@
 //! to collect; if it is before, the record was written before the collection started, so
 //! the mark phase sees it. That holds only when the grace exceeds the push window, so a
 //! shorter grace is refused rather than silently unsafe.
+//!
+//! One collection at a time: `berth registry gc` holds [`GcLock`] on the storage root, and
+//! a second one started meanwhile refuses to run.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
@@ -55,6 +58,57 @@ pub struct GcReport {
     pub bytes_freed: u64,
     pub uploads_deleted: usize,
     pub links_deleted: usize,
+}
+
+/// The lock file, in the storage root of a filesystem registry, that one collection holds.
+pub const LOCK_FILE: &str = "gc.lock";
+
+/// An exclusive `flock` on `<root>/gc.lock`, held for one collection: two collections at
+/// once could each restore or delete what the other moved aside. Released on drop (and by
+/// the kernel when the process dies, so a crashed collection never blocks the next one).
+#[derive(Debug)]
+pub struct GcLock {
+    _file: std::fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcLockError {
+    #[error(
+        "another garbage collection is running on this registry (it holds the lock {path}); wait for it to finish, then run again"
+    )]
+    Busy { path: std::path::PathBuf },
+    #[error("failed to lock {path}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl GcLock {
+    /// Take the lock of the registry stored under `root`, or fail at once with
+    /// [`GcLockError::Busy`] when another collection holds it.
+    pub fn try_acquire(root: &std::path::Path) -> Result<GcLock, GcLockError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = root.join(LOCK_FILE);
+        let io = |source| GcLockError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(GcLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(GcLockError::Busy { path }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,37 +286,84 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
                 }
             }
         }
-        let uploads = paths::uploads_dir(repo);
-        for id in list(driver, &uploads).await? {
-            // The newest sign of life: the session directory (changes while it is being
-            // created or removed), its start marker, its data.
-            let mut last = None;
-            for p in [
-                paths::upload_dir(repo, &id),
-                paths::upload_started(repo, &id),
-                paths::upload_data(repo, &id),
-            ] {
-                last = last.max(modified(driver, &p).await);
-            }
-            // Nothing to go by (it vanished meanwhile): leave it to the next run.
-            let Some(last) = last else { continue };
-            if !older_than(last, opts.upload_expiry) {
-                continue;
-            }
-            if !opts.dry_run {
-                match driver.delete(&paths::upload_dir(repo, &id)).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_not_found() => continue, // completed or cancelled meanwhile
-                    Err(e) => {
-                        return Err(GcError::Storage {
-                            during: format!("removing upload {id} of {repo}"),
-                            source: e,
-                        });
-                    }
-                }
-            }
-            report.uploads_deleted += 1;
-        }
+        report.uploads_deleted +=
+            sweep_uploads(driver, repo, opts.upload_expiry, opts.dry_run).await?;
     }
     Ok(report)
+}
+
+/// Remove every upload session of `repo` idle for longer than `expiry`; returns how many
+/// (would be) removed.
+async fn sweep_uploads<D: Driver>(
+    driver: &D,
+    repo: &str,
+    expiry: Duration,
+    dry_run: bool,
+) -> Result<usize, GcError> {
+    let mut removed = 0;
+    let uploads = paths::uploads_dir(repo);
+    for id in list(driver, &uploads).await? {
+        // The newest sign of life: the session directory (changes while it is being
+        // created or removed), its start marker, its data.
+        let mut last = None;
+        for p in [
+            paths::upload_dir(repo, &id),
+            paths::upload_started(repo, &id),
+            paths::upload_data(repo, &id),
+        ] {
+            last = last.max(modified(driver, &p).await);
+        }
+        // Nothing to go by (it vanished meanwhile): leave it to the next run.
+        let Some(last) = last else { continue };
+        if !older_than(last, expiry) {
+            continue;
+        }
+        if !dry_run {
+            match driver.delete(&paths::upload_dir(repo, &id)).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => continue, // completed or cancelled meanwhile
+                Err(e) => {
+                    return Err(GcError::Storage {
+                        during: format!("removing upload {id} of {repo}"),
+                        source: e,
+                    });
+                }
+            }
+            tracing::info!(repo, session = %id, "abandoned upload removed");
+        }
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Remove upload sessions idle for longer than `expiry` in every repository (what the
+/// server runs every `gc.upload_purge_interval_secs`, so the space of abandoned uploads
+/// comes back without an operator). Safe while uploads run: an upload receiving data is
+/// never idle.
+pub async fn purge_uploads<D: Driver>(driver: &D, expiry: Duration) -> Result<usize, GcError> {
+    let repos = ctx(walk_repositories(driver, true).await, || {
+        "listing repositories".into()
+    })?;
+    let mut removed = 0;
+    for repo in &repos {
+        removed += sweep_uploads(driver, repo, expiry, false).await?;
+    }
+    Ok(removed)
+}
+
+/// Run [`purge_uploads`] every `interval` (the first time one interval from now) until the
+/// task is dropped. Failures are logged and retried at the next interval.
+pub async fn purge_uploads_every<D: Driver>(driver: D, interval: Duration, expiry: Duration) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match purge_uploads(&driver, expiry).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "removed abandoned uploads"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::error_chain(&e), "failed to remove abandoned uploads; retrying at the next interval")
+            }
+        }
+    }
 }

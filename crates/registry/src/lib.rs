@@ -25,6 +25,6 @@ pub mod server;
 pub mod storage;
 pub mod tls;
 
-pub use app::{App, router};
+pub use app::{App, metrics_router, router};
 pub use config::Config;
 pub use error::{ErrorKind, RegistryError};

@@ -161,6 +161,24 @@ impl Conn {
         let Some(acceptor) = acceptor else {
             return self.http(stream).await;
         };
+        // Every TLS connection opens with a handshake record (content type 0x16). Anything
+        // else is most likely plain HTTP sent to this port: answer it in plain text, as Go's
+        // net/http does, instead of dropping a connection the client cannot make sense of.
+        let mut first = [0u8; 1];
+        let peek = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, stream.peek(&mut first));
+        let peeked = tokio::select! {
+            _ = self.stop.changed() => return,
+            r = peek => r,
+        };
+        match peeked {
+            Ok(Ok(1..)) if first[0] != TLS_HANDSHAKE_RECORD => {
+                tracing::debug!(remote = %self.service.remote, "plain HTTP on the TLS port");
+                return refuse_plain_http(stream).await;
+            }
+            Ok(Ok(1..)) => {}
+            // closed, failed or silent before sending anything
+            _ => return,
+        }
         let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
         let tls = tokio::select! {
             _ = self.stop.changed() => return,
@@ -200,6 +218,46 @@ impl Conn {
         }
     }
 }
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What a plain-HTTP client on the TLS port is told (Go's net/http sends the first sentence).
+const PLAIN_HTTP_ON_TLS: &str =
+    "Client sent an HTTP request to an HTTPS server: this server speaks HTTPS only; use https://\n";
+
+/// Answer `400` in plain HTTP and close. The rest of the request is read (bounded in size
+/// and time) after answering, so closing does not reset the connection before the client
+/// has read the answer.
+async fn refuse_plain_http(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let resp = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{PLAIN_HTTP_ON_TLS}",
+        PLAIN_HTTP_ON_TLS.len()
+    );
+    let answered = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, async {
+        stream.write_all(resp.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await;
+    if !matches!(answered, Ok(Ok(()))) {
+        return;
+    }
+    let _ = tokio::time::timeout(PLAIN_HTTP_LINGER, async {
+        let mut sink = [0u8; 4096];
+        let mut total = 0usize;
+        while total < 64 * 1024 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// How long a refused plain-HTTP connection is kept open for the client to read the answer.
+const PLAIN_HTTP_LINGER: Duration = Duration::from_secs(2);
 
 /// The per-connection hyper service: adds `ConnectInfo` and calls the router.
 #[derive(Clone)]

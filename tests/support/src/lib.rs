@@ -46,6 +46,7 @@ mod registry;
 mod rng;
 mod runtime;
 mod tls;
+mod tmpfs;
 mod tools;
 
 use std::path::PathBuf;
@@ -75,6 +76,7 @@ pub use runtime::{
     cgroup_mounts, hybrid_cgroup2_controllers, remove_leftover_cgroups,
 };
 pub use tls::TestCerts;
+pub use tmpfs::Tmpfs;
 pub use tools::{
     EXPECT_CGROUP_ENV, cgroup_v2_or_skip, check_cgroup_mode, expected_cgroup_mode, is_root,
     passwd_ids, skip_or_fail, tool_available,

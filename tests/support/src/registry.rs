@@ -24,6 +24,8 @@ pub struct RegistryOptions {
     tls: bool,
     disable_delete: bool,
     args: Vec<OsString>,
+    data_dir: Option<PathBuf>,
+    umask: Option<u32>,
 }
 
 impl RegistryOptions {
@@ -48,6 +50,19 @@ impl RegistryOptions {
     /// `--disable-delete`.
     pub fn disable_delete(mut self) -> RegistryOptions {
         self.disable_delete = true;
+        self
+    }
+
+    /// Use `dir` as the `--data` directory (e.g. a small tmpfs) instead of one in the
+    /// registry's temporary directory. The caller owns it and cleans it up.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> RegistryOptions {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Start the server with this umask (through `sh -c 'umask …; exec …'`).
+    pub fn umask(mut self, mask: u32) -> RegistryOptions {
+        self.umask = Some(mask);
         self
     }
 
@@ -83,7 +98,10 @@ impl Registry {
             .prefix("berth-registry-test-")
             .tempdir()
             .expect("failed to create a temporary directory for the registry");
-        let data = tmp.path().join("data");
+        let data = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| tmp.path().join("data"));
         let log_path = tmp.path().join("registry.log");
         let htpasswd = (!opts.users.is_empty()).then(|| {
             let p = tmp.path().join("htpasswd");
@@ -118,7 +136,16 @@ impl Registry {
             .open(&self.log_path)
             .unwrap_or_else(|e| panic!("failed to open {}: {e}", self.log_path.display()));
         let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut cmd = Command::new(crate::berth_bin());
+        let mut cmd = match self.opts.umask {
+            Some(mask) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg(format!("umask {mask:03o} && exec \"$0\" \"$@\""))
+                    .arg(crate::berth_bin());
+                c
+            }
+            None => Command::new(crate::berth_bin()),
+        };
         cmd.args(["--log-format", "text", "--log-level", "info"])
             .args(["registry", "serve", "--listen"])
             .arg(format!("127.0.0.1:{}", port.unwrap_or(0)))

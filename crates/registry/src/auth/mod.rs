@@ -109,6 +109,11 @@ pub enum AuthError {
     },
     #[error("failed to generate a random token key for {path}")]
     GenerateTokenKey { path: PathBuf },
+    #[error(
+        "token key {path} has mode {mode:o}: group or others may read it and forge tokens; \
+         hint: chmod 600 {path} (or remove it: a new key is created, and tokens issued so far stop working)"
+    )]
+    TokenKeyExposed { path: PathBuf, mode: u32 },
     #[error("token key {path} has {len} bytes, expected 32")]
     TokenKeyLength { path: PathBuf, len: usize },
 }

@@ -110,7 +110,7 @@ impl TokenKeys {
         let path = state_dir.join(KEY_FILE);
         let secret = match std::fs::read(&path) {
             Ok(bytes) => {
-                warn_if_exposed(&path);
+                refuse_if_exposed(&path)?;
                 bytes
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key(state_dir)?,
@@ -258,14 +258,23 @@ fn create_key(state_dir: &Path) -> Result<Vec<u8>, AuthError> {
     Ok(secret)
 }
 
-fn warn_if_exposed(path: &Path) {
-    let mode = match std::fs::metadata(path) {
-        Ok(m) => m.permissions().mode() & 0o777,
-        Err(_) => return,
-    };
+/// A signing key others can read lets them mint tokens for any user: refuse to start.
+fn refuse_if_exposed(path: &Path) -> Result<(), AuthError> {
+    let mode = std::fs::metadata(path)
+        .map_err(|source| AuthError::ReadTokenKey {
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o7777;
     if mode & 0o077 != 0 {
-        tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "token signing key is readable by group or others; chmod 600 it");
+        return Err(AuthError::TokenKeyExposed {
+            path: path.to_owned(),
+            mode,
+        });
     }
+    Ok(())
 }
 
 /// Seconds since the Unix epoch.
@@ -393,6 +402,7 @@ mod tests {
         assert_eq!(format!("{k1:?}"), "TokenKeys(<redacted>)");
 
         berth_fsutil::atomic_write(&path, b"short").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = TokenKeys::load_or_create(&state).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -42,13 +42,40 @@ fn parse_reference(reference: &str) -> Result<Reference> {
 }
 
 async fn resolve<D: Driver>(app: &App<D>, name: &str, reference: &str) -> Result<Digest> {
-    match parse_reference(reference)? {
+    // A reference that is neither a digest nor a valid tag names no manifest: 404
+    // MANIFEST_UNKNOWN, as distribution answers (its route does not match) and clients
+    // expect from a pull. Only a push of such a reference is a client error (400).
+    let parsed = match parse_reference(reference) {
+        Ok(r) => r,
+        Err(e) if e.kind() == ErrorKind::ManifestInvalid => {
+            return Err(RegistryError::manifest_unknown(reference));
+        }
+        Err(e) => return Err(e),
+    };
+    match parsed {
         Reference::Digest(d) => Ok(d),
         Reference::Tag(t) => app
             .tag_target(name, &t)
             .await?
             .ok_or_else(|| RegistryError::manifest_unknown(reference)),
     }
+}
+
+/// A descriptor must give the size of the content it names: a client trusting the manifest
+/// would otherwise read a truncated or overlong blob. MANIFEST_INVALID, the spec's code for
+/// a manifest that fails the registry's checks (distribution 2.8 does not compare sizes and
+/// accepts such a manifest; SIZE_INVALID is for upload lengths).
+fn check_size(d: &Digest, declared: u64, stored: u64, what: &str) -> Result<()> {
+    if declared == stored {
+        return Ok(());
+    }
+    Err(RegistryError::new(
+        ErrorKind::ManifestInvalid,
+        format!(
+            "descriptor of {what} {d} gives size {declared}, but the stored {what} has {stored} bytes; fix the manifest's size field"
+        ),
+    )
+    .detail(json!({ "digest": d.to_string(), "size": declared, "stored": stored })))
 }
 
 pub async fn get<D: Driver>(
@@ -146,6 +173,7 @@ pub async fn put<D: Driver>(
             total.to_string()
         }));
     }
+    app.check_free_space()?;
     let bytes: Bytes = buf.freeze();
     let alg = match &reference {
         Reference::Digest(d) => d.algorithm(),
@@ -185,7 +213,7 @@ pub async fn put<D: Driver>(
             )
         })?;
         let foreign = desc.urls().as_ref().is_some_and(|u| !u.is_empty());
-        if app.linked_blob_size(name, &d).await?.is_none() {
+        let Some(stored) = app.linked_blob_size(name, &d).await? else {
             if foreign {
                 continue; // non-distributable layer fetched from its URLs
             }
@@ -196,7 +224,8 @@ pub async fn put<D: Driver>(
                 ),
             )
             .detail(json!({ "digest": d.to_string() })));
-        }
+        };
+        check_size(&d, desc.size(), stored, "blob")?;
         app.touch_blob(&d).await.map_err(|_| {
             RegistryError::new(
                 ErrorKind::ManifestBlobUnknown,
@@ -212,13 +241,14 @@ pub async fn put<D: Driver>(
                 format!("invalid descriptor: {e}"),
             )
         })?;
-        if app.revision(name, &d).await?.is_none() {
+        let Some(child) = app.revision(name, &d).await? else {
             return Err(RegistryError::new(
                 ErrorKind::ManifestBlobUnknown,
                 format!("index references manifest {d}, which is not in repository {name}; push it first"),
             )
             .detail(json!({ "digest": d.to_string() })));
-        }
+        };
+        check_size(&d, desc.size(), child.size, "manifest")?;
         app.touch_blob(&d).await.ok();
     }
 

@@ -90,11 +90,23 @@ pub async fn start<D: Driver>(
             return Err(e);
         }
     };
+    if let Err(e) = app.check_free_space() {
+        drain(body).await;
+        return Err(e);
+    }
     let id = uuid::Uuid::new_v4().to_string();
     // The session marker is scratch space like the data: written without fsync.
-    let mut marker = app.driver.writer(&paths::upload_started(name, &id)).await?;
-    marker.write(Bytes::from(now_millis().to_string())).await?;
-    marker.commit(false).await?;
+    let marked = async {
+        let mut marker = app.driver.writer(&paths::upload_started(name, &id)).await?;
+        marker.write(Bytes::from(now_millis().to_string())).await?;
+        marker.commit(false).await
+    }
+    .await;
+    if let Err(e) = marked {
+        discard(app, name, &id).await;
+        drain(body).await;
+        return Err(e.into());
+    }
     match digest {
         None => Ok(empty(StatusCode::ACCEPTED, &session_headers(name, &id, 0))),
         Some(d) => {
@@ -205,7 +217,10 @@ fn check_chunk(name: &str, id: &str, current: u64, headers: &HeaderMap) -> Resul
 /// Read and discard what is left of a request body — at most [`DRAIN_LIMIT`] bytes — so an
 /// error answer reaches a client that is still sending instead of a reset connection.
 async fn drain(body: Body) {
-    let mut stream = body.into_data_stream();
+    drain_stream(body.into_data_stream()).await;
+}
+
+async fn drain_stream(mut stream: axum::body::BodyDataStream) {
     let mut seen = 0usize;
     while let Some(Ok(chunk)) = stream.next().await {
         seen += chunk.len();
@@ -213,6 +228,37 @@ async fn drain(body: Body) {
             break;
         }
     }
+}
+
+/// Remove an upload session and everything it holds (a failed write, an upload over the
+/// limit): its space is free again at once, and the client starts a new upload.
+async fn discard<D: Driver>(app: &App<D>, name: &str, id: &str) {
+    if let Ok(mut m) = app.hashes.lock() {
+        m.remove(id);
+    }
+    match app.driver.delete(&paths::upload_dir(name, id)).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            tracing::warn!(repo = name, session = id, error = %crate::error::error_chain(&e), "failed to remove a failed upload; the next upload purge removes it");
+        }
+    }
+}
+
+/// Why an append stopped before the end of the body.
+enum Stop {
+    TooLarge,
+    LowSpace(RegistryError),
+    Storage(crate::storage::DriverError),
+}
+
+fn too_large(limit: u64, size: u64) -> RegistryError {
+    RegistryError::upload_too_large(
+        limit,
+        format!(
+            "the upload would hold {size} bytes, more than this registry's limit of {limit} bytes per blob (storage.max_upload_bytes); the upload was discarded"
+        ),
+    )
 }
 
 /// Append the request body to the session after checking `Content-Range` continues it.
@@ -230,6 +276,19 @@ async fn append<D: Driver>(
     if content_length == Some(0) {
         return Ok(current);
     }
+    let limit = app.config.storage.max_upload_bytes;
+    if let Some(len) = content_length
+        && current.saturating_add(len) > limit
+    {
+        discard(app, name, id).await;
+        drain(body).await;
+        return Err(too_large(limit, current.saturating_add(len)));
+    }
+    if let Err(e) = app.check_free_space() {
+        drain(body).await;
+        return Err(e);
+    }
+    let space_baseline = app.driver.available_bytes();
     // Hash as we go only when we know the hash state at `current`.
     let mut partial = {
         let mut map = app.hashes.lock().map_err(|_| {
@@ -247,11 +306,19 @@ async fn append<D: Driver>(
             _ => None,
         }
     };
-    let mut writer = app.driver.writer(&paths::upload_data(name, id)).await?;
+    let mut writer = match app.driver.writer(&paths::upload_data(name, id)).await {
+        Ok(w) => w,
+        Err(e) => {
+            discard(app, name, id).await;
+            drain(body).await;
+            return Err(e.into());
+        }
+    };
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::with_capacity(WRITE_BATCH);
     let mut received: u64 = 0;
     let mut body_error = None;
+    let mut stop = None;
     while let Some(frame) = stream.next().await {
         let chunk = match frame {
             Ok(c) => c,
@@ -261,22 +328,62 @@ async fn append<D: Driver>(
             }
         };
         received += chunk.len() as u64;
+        if current.saturating_add(received) > limit {
+            stop = Some(Stop::TooLarge);
+            break;
+        }
         if let Some(p) = partial.as_mut() {
             p.digester.update(&chunk);
         }
         buf.extend_from_slice(&chunk);
         if buf.len() >= WRITE_BATCH {
-            writer.write(buf.split().freeze()).await?;
+            // the reserve holds while the upload streams, not only when it starts
+            if let Err(e) = app.check_free_space_while_writing(space_baseline, received) {
+                stop = Some(Stop::LowSpace(e));
+                break;
+            }
+            if let Err(e) = writer.write(buf.split().freeze()).await {
+                stop = Some(Stop::Storage(e));
+                break;
+            }
         }
     }
-    if !buf.is_empty() {
-        writer.write(buf.freeze()).await?;
+    if stop.is_none()
+        && !buf.is_empty()
+        && let Err(e) = writer.write(buf.freeze()).await
+    {
+        stop = Some(Stop::Storage(e));
     }
     // Whatever arrived is a prefix of the client's data; a status request reports it and
     // the client resumes from there. Durability is for the final commit: a session lost in
     // a machine crash is answered BLOB_UPLOAD_UNKNOWN, and the client restarts it.
-    let size = writer.commit(false).await?;
+    let committed = writer.commit(false).await;
     app.metrics.record_bytes_in("upload", received);
+    let outcome = match (stop, committed) {
+        (None, Ok(size)) => Ok(size),
+        (None, Err(e)) => Err(Stop::Storage(e)),
+        (Some(stop), _) => Err(stop),
+    };
+    let size = match outcome {
+        Ok(size) => size,
+        // A write that failed (storage full, I/O error) or went over a limit leaves the
+        // session unusable: remove it now so its space is free again, not at the next GC.
+        Err(stop) => {
+            discard(app, name, id).await;
+            drain_stream(stream).await;
+            return Err(match stop {
+                Stop::TooLarge => too_large(limit, current.saturating_add(received)),
+                Stop::LowSpace(e) => e,
+                Stop::Storage(e) if e.is_storage_full() => {
+                    tracing::error!(repo = name, error = %crate::error::error_chain(&e), "the registry's storage is full");
+                    RegistryError::storage_full(
+                        "the registry's storage is full; the upload was discarded, retry later",
+                    )
+                }
+                Stop::Storage(e) => e.into(),
+            });
+        }
+    };
     if let Some(e) = body_error {
         return Err(RegistryError::new(
             ErrorKind::BlobUploadInvalid,
@@ -319,7 +426,16 @@ async fn complete<D: Driver>(
     let data = paths::upload_data(name, id);
     // Flush what the session holds to disk before anything can make it visible (this also
     // creates the file for an empty blob, where nothing was ever appended).
-    let size = app.driver.writer(&data).await?.commit(true).await?;
+    let flushed = async { app.driver.writer(&data).await?.commit(true).await }.await;
+    let size = match flushed {
+        Ok(size) => size,
+        Err(e) => {
+            if e.is_storage_full() {
+                discard(app, name, id).await;
+            }
+            return Err(e.into());
+        }
+    };
     let cached = app.hashes.lock().ok().and_then(|mut m| m.remove(id));
     let actual = match cached {
         Some(p) if p.offset == size && p.digester.algorithm() == expected.algorithm() => {

@@ -5,8 +5,13 @@
 //! filesystem calls run on tokio's blocking pool. Every path is joined with
 //! `berth_fsutil::join_in_root`, so no path can leave the root even if a caller bug let `..`
 //! through.
+//!
+//! Everything is private whatever the umask: directories are created 0700 and files 0600
+//! (pushed images may be private, and the root also holds `token.key`); [`prepare_root`]
+//! makes the root itself 0700.
 
 use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -41,6 +46,67 @@ impl FsDriver {
     }
 }
 
+/// Create `dir` and its missing parents with mode 0700 (whatever the umask), `fsync`ing each
+/// new level's parent so the entries are durable.
+fn create_dir_all_private(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        create_dir_all_private(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            // the umask may only have removed bits; make it exactly 0700
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+            match dir.parent() {
+                Some(p) if !p.as_os_str().is_empty() => {
+                    berth_fsutil::sync_dir(p).map_err(std::io::Error::other)
+                }
+                _ => Ok(()),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Create the storage root (and its missing parents) private, and make the root itself 0700
+/// if it already existed with wider permissions.
+pub fn prepare_root(root: &Path) -> std::io::Result<()> {
+    create_dir_all_private(root)?;
+    let mode = std::fs::metadata(root)?.permissions().mode() & 0o7777;
+    if mode != 0o700 {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Write `data` to `full` atomically and durably, as a 0600 file in 0700 directories.
+fn write_private(full: &Path, data: &[u8]) -> Result<(), berth_fsutil::FsError> {
+    if let Some(parent) = full.parent() {
+        create_dir_all_private(parent).map_err(|source| berth_fsutil::FsError::CreateDir {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let mut f = berth_fsutil::AtomicFile::create(full)?;
+    let temp = f.temp_path().to_owned();
+    if let Some(file) = f.file() {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| berth_fsutil::FsError::Write {
+                path: temp.clone(),
+                source,
+            })?;
+    }
+    f.write_all(data)
+        .map_err(|source| berth_fsutil::FsError::Write { path: temp, source })?;
+    f.commit()?;
+    Ok(())
+}
+
 async fn blocking<T: Send + 'static>(
     path: &str,
     f: impl FnOnce() -> DResult<T> + Send + 'static,
@@ -71,7 +137,7 @@ impl Driver for FsDriver {
         let full = self.full(path)?;
         let p = path.to_owned();
         blocking(path, move || {
-            berth_fsutil::atomic_write(&full, &data).map_err(|e| DriverError::fs(&p, e))
+            write_private(&full, &data).map_err(|e| DriverError::fs(&p, e))
         })
         .await
     }
@@ -100,11 +166,12 @@ impl Driver for FsDriver {
         let file = blocking(path, move || {
             if let Some(parent) = full.parent() {
                 // upload scratch space: durability comes from commit(true) + move_to
-                std::fs::create_dir_all(parent).map_err(|e| DriverError::io(&p, e))?;
+                create_dir_all_private(parent).map_err(|e| DriverError::io(&p, e))?;
             }
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(&full)
                 .map_err(|e| DriverError::io(&p, e))
         })
@@ -149,7 +216,7 @@ impl Driver for FsDriver {
         let p = to.to_owned();
         blocking(to, move || {
             if let Some(parent) = dst.parent() {
-                berth_fsutil::create_dir_all_durable(parent).map_err(|e| DriverError::fs(&p, e))?;
+                create_dir_all_private(parent).map_err(|e| DriverError::io(&p, e))?;
             }
             berth_fsutil::rename_durable(&src, &dst).map_err(|e| DriverError::fs(&p, e))
         })
@@ -173,6 +240,12 @@ impl Driver for FsDriver {
             Ok(())
         })
         .await
+    }
+
+    /// `statvfs` of the root: blocks available to unprivileged users × fragment size.
+    fn available_bytes(&self) -> Option<u64> {
+        let st = rustix::fs::statvfs(self.root.as_path()).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
     async fn touch(&self, path: &str) -> DResult<()> {

@@ -49,6 +49,19 @@ impl DriverError {
         matches!(self, DriverError::NotFound { .. })
     }
 
+    /// Whether the storage ran out of space (ENOSPC) or quota (EDQUOT).
+    pub fn is_storage_full(&self) -> bool {
+        let kind = match self {
+            DriverError::Io { source, .. } => Some(source.kind()),
+            DriverError::Fs { source, .. } => source.io_kind(),
+            _ => None,
+        };
+        matches!(
+            kind,
+            Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        )
+    }
+
     pub(crate) fn io(path: &str, source: std::io::Error) -> Self {
         if source.kind() == std::io::ErrorKind::NotFound {
             DriverError::NotFound {
@@ -132,4 +145,9 @@ pub trait Driver: Send + Sync + 'static {
     fn delete(&self, path: &str) -> impl Future<Output = DResult<()>> + Send;
     /// Set a file's modification time to now (the garbage collector's grace clock).
     fn touch(&self, path: &str) -> impl Future<Output = DResult<()>> + Send;
+    /// Bytes an unprivileged writer may still store, when the backend has such a limit
+    /// (`None`: unlimited or unknown). Cheap enough to ask while an upload streams.
+    fn available_bytes(&self) -> Option<u64> {
+        None
+    }
 }

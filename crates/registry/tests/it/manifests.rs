@@ -356,3 +356,90 @@ fn catalog_lists_repositories_with_pagination() {
         Some("</v2/_catalog?n=2&last=b/x>; rel=\"next\"")
     );
 }
+
+/// Issue 13 §3.5: a reference that is neither a digest nor a valid tag names no manifest:
+/// `GET`/`HEAD` answer 404 MANIFEST_UNKNOWN (as distribution does), `PUT` still 400.
+#[test]
+fn get_and_head_of_an_invalid_tag_are_404_manifest_unknown() {
+    let r = TestRegistry::start();
+    let (_, bytes) = r.push_image("inv", "v1", &[b"layer"]);
+    let bad = "-not.a-tag";
+    let long = "a".repeat(129);
+    for reference in [bad, long.as_str(), "t%21"] {
+        let get = r.get(&format!("/v2/inv/manifests/{reference}"));
+        assert_eq!(get.status, 404, "GET {reference}: {}", get.text());
+        assert_eq!(get.code(), "MANIFEST_UNKNOWN", "GET {reference}");
+        let head = r.req("HEAD", &format!("/v2/inv/manifests/{reference}"), &[], b"");
+        assert_eq!(head.status, 404, "HEAD {reference}");
+    }
+    let put = put(&r, "inv", bad, OCI_MANIFEST, &bytes);
+    assert_eq!(put.status, 400, "{}", put.text());
+    assert_eq!(put.code(), "MANIFEST_INVALID");
+}
+
+/// Issue 13 §3.3: a descriptor whose `size` is not the stored content's size is refused,
+/// for the config, a layer, and a child manifest of an index; the subject is exempt.
+#[test]
+fn descriptor_size_mismatch_is_manifest_invalid() {
+    let r = TestRegistry::start();
+    let config_bytes = br#"{"architecture":"amd64","os":"linux"}"#;
+    let config = r.push_blob("sz", config_bytes);
+    let layer = r.push_blob("sz", b"layer bytes");
+    let manifest = |config_size: usize, layer_size: usize| {
+        json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": layer_size}],
+        })
+        .to_string()
+    };
+    for (cs, ls, what) in [
+        (config_bytes.len() + 1, 11, "config too large"),
+        (config_bytes.len(), 10, "layer too small"),
+        (config_bytes.len(), 1 << 30, "layer far too large"),
+    ] {
+        let resp = put(&r, "sz", "t", OCI_MANIFEST, manifest(cs, ls).as_bytes());
+        assert_eq!(resp.status, 400, "{what}: {}", resp.text());
+        assert_eq!(resp.code(), "MANIFEST_INVALID", "{what}");
+        assert!(resp.text().contains("size"), "{what}: {}", resp.text());
+    }
+    assert_eq!(
+        r.get("/v2/sz/manifests/t").status,
+        404,
+        "nothing was tagged"
+    );
+
+    let good = manifest(config_bytes.len(), 11);
+    let resp = put(&r, "sz", "t", OCI_MANIFEST, good.as_bytes());
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    let child = Digest::sha256_of(good.as_bytes());
+    let index = |size: usize| {
+        json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": child.to_string(), "size": size}],
+        })
+        .to_string()
+    };
+    let resp = put(&r, "sz", "idx", OCI_INDEX, index(good.len() - 1).as_bytes());
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(resp.code(), "MANIFEST_INVALID");
+    let resp = put(&r, "sz", "idx", OCI_INDEX, index(good.len()).as_bytes());
+    assert_eq!(resp.status, 201, "{}", resp.text());
+
+    // The subject is exempt from existence checks, and so from size checks: a wrong size
+    // for a subject that exists is still accepted (clients may push referrers first).
+    let referrer = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": config_bytes.len()},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": child.to_string(), "size": 1},
+    });
+    let resp = put(
+        &r,
+        "sz",
+        "sig",
+        OCI_MANIFEST,
+        referrer.to_string().as_bytes(),
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+}

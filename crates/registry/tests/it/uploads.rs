@@ -304,3 +304,96 @@ fn concurrent_uploads_of_the_same_blob() {
     }
     assert!(r.stored_blobs().iter().all(|(_, ok)| *ok));
 }
+
+/// Issue 13 §3.1: one client with push rights cannot fill the disk with one upload:
+/// beyond `storage.max_upload_bytes` an upload is refused with 413 SIZE_INVALID and its data
+/// is removed.
+#[test]
+fn uploads_over_the_size_limit_are_413_and_discarded() {
+    let mut config = berth_registry::Config::default();
+    config.storage.max_upload_bytes = 1 << 20;
+    let r = TestRegistry::with_config(config);
+    let big = random_bytes(31, (1 << 20) + 1);
+    let d = Digest::sha256_of(&big);
+    let resp = r.req(
+        "POST",
+        &format!("/v2/lim/blobs/uploads/?digest={d}"),
+        &[],
+        &big,
+    );
+    assert_eq!(resp.status, 413, "{}", resp.text());
+    assert_eq!(resp.code(), "SIZE_INVALID");
+    assert_eq!(
+        r.req("HEAD", &format!("/v2/lim/blobs/{d}"), &[], b"")
+            .status,
+        404
+    );
+
+    // chunked: the chunk that crosses the limit ends the session
+    let loc = start_session(&r, "lim");
+    let half = 700 * 1024;
+    let resp = r.req(
+        "PATCH",
+        &loc,
+        &[("content-range", &format!("0-{}", half - 1))],
+        &big[..half],
+    );
+    assert_eq!(resp.status, 202, "{}", resp.text());
+    let loc = resp.header("location").unwrap().to_owned();
+    let resp = r.req(
+        "PATCH",
+        &loc,
+        &[("content-range", &format!("{half}-{}", big.len() - 1))],
+        &big[half..],
+    );
+    assert_eq!(resp.status, 413, "{}", resp.text());
+    assert_eq!(resp.code(), "SIZE_INVALID");
+    let status = r.get(&loc);
+    assert_eq!(status.status, 404, "the session is gone: {}", status.text());
+    assert_eq!(status.code(), "BLOB_UPLOAD_UNKNOWN");
+    let uploads = r.root.join("v1/repositories/lim/_uploads");
+    let left: Vec<_> = std::fs::read_dir(&uploads)
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "upload data left behind: {left:?}");
+
+    // exactly the limit is accepted
+    let fits = &big[..1 << 20];
+    r.push_blob("lim", fits);
+}
+
+/// Issue 13 §3.1: below `storage.min_free_bytes` of free space, writes are refused with 503
+/// UNAVAILABLE and `Retry-After` (not 500 UNKNOWN), and no session is created.
+#[test]
+fn writes_below_the_free_space_reserve_are_503_with_retry_after() {
+    let mut config = berth_registry::Config::default();
+    config.storage.min_free_bytes = u64::MAX;
+    let r = TestRegistry::with_config(config);
+    let data = random_bytes(32, 1000);
+    let d = Digest::sha256_of(&data);
+    for (method, path) in [
+        ("POST", "/v2/full/blobs/uploads/".to_owned()),
+        ("POST", format!("/v2/full/blobs/uploads/?digest={d}")),
+    ] {
+        let resp = r.req(method, &path, &[], &data);
+        assert_eq!(resp.status, 503, "{method} {path}: {}", resp.text());
+        assert_eq!(resp.code(), "UNAVAILABLE");
+        assert_eq!(resp.header("retry-after"), Some("60"));
+        assert!(resp.text().contains("free"), "{}", resp.text());
+    }
+    assert!(
+        !r.root.join("v1/repositories/full/_uploads").exists(),
+        "a refused upload created a session"
+    );
+    let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []});
+    let resp = r.req(
+        "PUT",
+        "/v2/full/manifests/t",
+        &[("content-type", "application/vnd.oci.image.index.v1+json")],
+        m.to_string().as_bytes(),
+    );
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(resp.header("retry-after"), Some("60"));
+    // reads still work
+    assert_eq!(r.get("/v2/").status, 200);
+}

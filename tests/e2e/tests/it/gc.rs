@@ -431,3 +431,107 @@ fn gc_removes_uploads_abandoned_longer_than_the_upload_expiry() {
     .expect_status(201, "completing the active upload");
     http.get_verified_blob("gc/with-image", &d);
 }
+
+/// Issue 13 §3.7: two `berth registry gc` processes at once — the second refuses (the first
+/// holds a flock on `<storage>/gc.lock`), so neither can undo what the other moved aside.
+/// The first is held mid-collection deterministically: one of its manifest revision links
+/// is a FIFO, and reading it blocks until the test writes to it.
+#[test]
+fn a_second_gc_refuses_while_one_runs() {
+    let registry = Registry::start(RegistryOptions::new());
+    let http = registry.http();
+    crate::common::push_image(&http, "gc/lock", "v1", 11, &[1000]);
+    let ghost = Digest::sha256_of(b"a revision that is a FIFO");
+    let link_dir = registry.storage_root().join(format!(
+        "v1/repositories/gc/lock/_manifests/revisions/sha256/{}",
+        ghost.hex()
+    ));
+    std::fs::create_dir_all(&link_dir).expect("create the revision directory");
+    let fifo = link_dir.join("link");
+    let out = run_with_timeout(Command::new("mkfifo").arg(&fifo), Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "mkfifo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let logs = tempfile::tempdir().expect("tempdir");
+    let first_err = logs.path().join("first.stderr");
+    let mut first = berth_test_support::ChildGuard::spawn(
+        Command::new(berth_bin())
+            .args(["--log-level", "warn", "registry", "gc", "--json", "--data"])
+            .arg(registry.data_dir())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&first_err)
+                    .expect("stderr file"),
+            ),
+    );
+    // the first collection holds the lock (and then blocks on the FIFO); read from
+    // /proc/locks, since trying the lock here could itself make the first one refuse
+    let lock = registry.storage_root().join("gc.lock");
+    let pid = first.id().expect("pid of the first gc").to_string();
+    let held = berth_test_support::wait_until(Duration::from_secs(60), || {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(ino) = std::fs::metadata(&lock).map(|m| m.ino().to_string()) else {
+            return false;
+        };
+        std::fs::read_to_string("/proc/locks")
+            .map(|locks| {
+                locks.lines().any(|l| {
+                    // "1: FLOCK  ADVISORY  WRITE <pid> <maj>:<min>:<inode> 0 EOF"
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() >= 6
+                        && f[1] == "FLOCK"
+                        && f[3] == "WRITE"
+                        && f[4] == pid
+                        && f[5].rsplit(':').next() == Some(ino.as_str())
+                })
+            })
+            .unwrap_or(false)
+    });
+
+    let mut second = Command::new(berth_bin());
+    second
+        .args(["--log-level", "warn", "registry", "gc", "--data"])
+        .arg(registry.data_dir())
+        .env_remove("RUST_LOG");
+    let out = run_with_timeout(&mut second, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(held, "the first gc never held {}", lock.display());
+    assert!(!out.status.success(), "the second gc ran: {stderr}");
+    assert!(
+        stderr.contains("another garbage collection is running"),
+        "{stderr}"
+    );
+
+    // release the first: it finishes normally
+    let writer = thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&fifo)
+            .expect("open the FIFO");
+        f.write_all(b"{}").expect("write the FIFO");
+    });
+    let mut status = None;
+    berth_test_support::wait_until(Duration::from_secs(60), || {
+        status = first.child().and_then(|c| c.try_wait().ok().flatten());
+        status.is_some()
+    });
+    let status = status.expect("the first gc did not finish");
+    assert!(
+        status.success(),
+        "the first gc failed: {}",
+        std::fs::read_to_string(&first_err).unwrap_or_default()
+    );
+    writer.join().expect("FIFO writer");
+    std::fs::remove_dir_all(&link_dir).expect("remove the FIFO");
+
+    // the lock was released: the next collection runs
+    gc(&registry, &[]);
+}

@@ -24,6 +24,7 @@ mod gc;
 mod manifests;
 mod names;
 mod runtime;
+mod server;
 mod shutdown;
 mod skopeo;
 mod uploads;

@@ -6,7 +6,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use berth_test_support::{
-    Registry, RegistryOptions, random_bytes, sha256, wait_until, walk_files, with_query,
+    Registry, RegistryOptions, Tmpfs, random_bytes, sha256, wait_until, walk_files, with_query,
 };
 
 use crate::common::{parse_range, patch_chunk};
@@ -173,4 +173,230 @@ fn truncated_upload_body_is_not_a_blob_and_resumes_from_the_reported_offset() {
     );
     r.expect_status(201, "completing the resumed upload");
     assert_eq!(http.get_verified_blob("bad/truncated", &d), data);
+}
+
+/// A `[storage]` config file in `dir` with these extra lines.
+fn storage_config(dir: &std::path::Path, lines: &str) -> std::path::PathBuf {
+    let p = dir.join("registry.toml");
+    berth_test_support::write_file(&p, format!("[storage]\n{lines}\n").as_bytes());
+    p
+}
+
+/// Bytes of every file under `dir`.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    walk_files(dir)
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Issue 13 §3.1: a push that fills the disk (a real ENOSPC, on an 8 MiB tmpfs, the free
+/// space reserve turned off) is answered 503 UNAVAILABLE with Retry-After, its partial data
+/// is removed at once, and the next push succeeds: the disk recovers without an operator.
+#[test]
+fn push_that_fills_the_disk_is_discarded_and_the_space_comes_back() {
+    let fs = Tmpfs::new(8 * 1024);
+    let conf_dir = tempfile::tempdir().expect("tempdir");
+    let conf = storage_config(conf_dir.path(), "min_free_bytes = 0");
+    let registry = Registry::start(
+        RegistryOptions::new()
+            .data_dir(fs.path().join("data"))
+            .arg("--config")
+            .arg(&conf),
+    );
+    let http = registry.http();
+    let free_at_start = fs.available();
+    let big = random_bytes(41, 12 << 20);
+    let d = sha256(&big);
+
+    let check_full = |r: &berth_test_support::Resp, what: &str| {
+        r.expect_status(503, what);
+        assert!(
+            r.error_codes().iter().any(|c| c == "UNAVAILABLE"),
+            "{what}: {}",
+            r.text()
+        );
+        assert!(r.header("retry-after").is_some(), "{what}: no Retry-After");
+        assert!(r.text().contains("full"), "{what}: {}", r.text());
+    };
+    let check_space_back = |what: &str| {
+        let held = bytes_under(registry.data_dir());
+        assert!(
+            held < 64 * 1024,
+            "{what}: {held} bytes are still stored under the data directory"
+        );
+        let free = fs.available();
+        assert!(
+            free + 256 * 1024 >= free_at_start,
+            "{what}: {free} bytes free, {free_at_start} before the push"
+        );
+    };
+
+    // monolithic POST ?digest=
+    let r = http.request(
+        "POST",
+        &format!("/v2/full/disk/blobs/uploads/?digest={d}"),
+        &[("content-type", "application/octet-stream")],
+        Some(&big),
+    );
+    check_full(&r, "monolithic push larger than the disk");
+    check_space_back("after the monolithic push");
+
+    // POST, then one PATCH
+    let loc = http.start_upload("full/disk");
+    let r = patch_chunk(&http, &loc, &format!("0-{}", big.len() - 1), &big);
+    check_full(&r, "PATCH larger than the disk");
+    let status = http.get(&loc);
+    status.expect_status(404, "status of the discarded upload");
+    assert!(
+        status
+            .error_codes()
+            .iter()
+            .any(|c| c == "BLOB_UPLOAD_UNKNOWN"),
+        "{}",
+        status.text()
+    );
+    check_space_back("after the chunked push");
+
+    // a push that fits succeeds
+    let small = random_bytes(42, 4 << 20);
+    let ds = http.push_blob("full/disk", &small);
+    assert_eq!(http.get_verified_blob("full/disk", &ds), small);
+}
+
+/// Issue 13 §3.1: below `storage.min_free_bytes` of free space (statvfs of the data
+/// directory) uploads are refused with 503 and Retry-After before anything is written; an
+/// upload that would eat into the reserve is stopped while it streams and removed.
+#[test]
+fn uploads_are_refused_below_the_free_space_reserve() {
+    let fs = Tmpfs::new(16 * 1024);
+    let conf_dir = tempfile::tempdir().expect("tempdir");
+    let conf = storage_config(conf_dir.path(), &format!("min_free_bytes = {}", 8 << 20));
+    let registry = Registry::start(
+        RegistryOptions::new()
+            .data_dir(fs.path().join("data"))
+            .arg("--config")
+            .arg(&conf),
+    );
+    let http = registry.http();
+    let free_at_start = fs.available();
+    let refused = |r: &berth_test_support::Resp, what: &str| {
+        r.expect_status(503, what);
+        assert!(
+            r.error_codes().iter().any(|c| c == "UNAVAILABLE"),
+            "{what}: {}",
+            r.text()
+        );
+        assert!(r.header("retry-after").is_some(), "{what}: no Retry-After");
+    };
+
+    // 10 MiB of 16 would leave less than the 8 MiB reserve: stopped midway, removed
+    let ten = random_bytes(43, 10 << 20);
+    let r = http.request(
+        "POST",
+        &format!("/v2/reserve/blobs/uploads/?digest={}", sha256(&ten)),
+        &[("content-type", "application/octet-stream")],
+        Some(&ten),
+    );
+    refused(&r, "an upload into the reserve");
+    assert!(
+        fs.available() + 256 * 1024 >= free_at_start,
+        "the stopped upload still holds space: {} free of {free_at_start}",
+        fs.available()
+    );
+
+    // 4 MiB leaves the reserve intact
+    let four = random_bytes(44, 4 << 20);
+    http.push_blob("reserve", &four);
+
+    // something else takes the free space below the reserve: refused before writing
+    let filler = fs.path().join("filler");
+    berth_test_support::write_file(&filler, &vec![7u8; 6 << 20]);
+    assert!(fs.available() < 8 << 20, "the filler did not fill enough");
+    let small = random_bytes(45, 1000);
+    let before = bytes_under(registry.data_dir());
+    let r = http.request("POST", "/v2/reserve/blobs/uploads/", &[], None);
+    refused(&r, "POST below the reserve");
+    let r = http.request(
+        "POST",
+        &format!("/v2/reserve/blobs/uploads/?digest={}", sha256(&small)),
+        &[("content-type", "application/octet-stream")],
+        Some(&small),
+    );
+    refused(&r, "monolithic POST below the reserve");
+    assert_eq!(
+        bytes_under(registry.data_dir()),
+        before,
+        "a refused upload stored data"
+    );
+
+    // space freed: uploads are accepted again, without a restart
+    std::fs::remove_file(&filler).expect("remove the filler");
+    assert_eq!(http.push_blob("reserve", &small), sha256(&small));
+}
+
+/// Issue 13 §3.1: an upload whose client went away mid-PATCH stays resumable, but once it
+/// has been idle for `gc.upload_expiry_secs` the server itself removes it (every
+/// `gc.upload_purge_interval_secs`): the space comes back without an operator running gc.
+#[test]
+fn the_server_removes_abandoned_uploads_by_itself() {
+    let conf_dir = tempfile::tempdir().expect("tempdir");
+    let conf = conf_dir.path().join("registry.toml");
+    berth_test_support::write_file(
+        &conf,
+        b"[gc]\nupload_expiry_secs = 2\nupload_purge_interval_secs = 1\n",
+    );
+    let registry = Registry::start(RegistryOptions::new().arg("--config").arg(&conf));
+    let http = registry.http();
+    let n: usize = 1 << 20;
+    let data = random_bytes(46, n);
+    let loc = http.start_upload("gone/client");
+    // Content-Length: N, then N/2 bytes, then the client is gone.
+    let mut s = TcpStream::connect(registry.addr()).expect("connect");
+    let head = format!(
+        "PATCH {loc} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {n}\r\n\r\n",
+        registry.host()
+    );
+    s.write_all(head.as_bytes()).expect("write head");
+    s.write_all(&data[..n / 2]).expect("write half the body");
+    s.flush().expect("flush");
+    let _ = s.shutdown(Shutdown::Both);
+    drop(s);
+    let uploads = registry
+        .storage_root()
+        .join("v1/repositories/gone/client/_uploads");
+    let sessions = || {
+        std::fs::read_dir(&uploads)
+            .map(|rd| rd.count())
+            .unwrap_or(0)
+    };
+    assert_eq!(sessions(), 1, "the session of the cut PATCH");
+    // bounded: expiry 2 s, purge every 1 s
+    let gone = wait_until(Duration::from_secs(30), || sessions() == 0);
+    assert!(
+        gone,
+        "the abandoned upload is still stored: {}",
+        uploads.display()
+    );
+    let r = http.get(&loc);
+    r.expect_status(404, "status of the purged upload");
+    assert!(
+        r.error_codes().iter().any(|c| c == "BLOB_UPLOAD_UNKNOWN"),
+        "{}",
+        r.text()
+    );
+    // a live upload is kept: it is never idle that long here
+    let loc = http.start_upload("gone/client");
+    let r = patch_chunk(&http, &loc, "0-999", &data[..1000]);
+    r.expect_status(202, "PATCH of a live upload");
+    let loc = r.header("location").expect("Location").to_owned();
+    let d = sha256(&data[..1000]);
+    http.request(
+        "PUT",
+        &with_query(&loc, &format!("digest={d}")),
+        &[],
+        Some(b""),
+    )
+    .expect_status(201, "completing the live upload");
 }

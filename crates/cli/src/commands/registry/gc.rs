@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_registry::gc::{GcOptions, collect};
+use berth_registry::gc::{GcLock, GcOptions, collect};
 use berth_registry::storage::fs::FsDriver;
 use clap::Args;
 
@@ -42,6 +42,7 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
             root.display()
         );
     }
+    let _lock = GcLock::try_acquire(&root)?;
     let opts = GcOptions {
         grace: args
             .grace

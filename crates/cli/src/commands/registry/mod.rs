@@ -53,8 +53,10 @@ impl StorageArgs {
     }
 }
 
+/// Create the registry's storage root private (0700, missing parents too) whatever the
+/// umask, and tighten an existing root to 0700.
 pub fn ensure_dir(root: &Path) -> anyhow::Result<()> {
-    berth_fsutil::create_dir_all_durable(root).with_context(|| {
+    berth_registry::storage::fs::prepare_root(root).with_context(|| {
         format!(
             "failed to create the registry data directory {}",
             root.display()

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use berth_registry::auth::Authorizer;
@@ -34,6 +35,10 @@ pub struct ServeArgs {
     /// Refuse DELETE requests (405 UNSUPPORTED).
     #[arg(long)]
     disable_delete: bool,
+    /// Serve /metrics on this loopback address, without authentication, instead of on
+    /// --listen (where it needs authentication when it is on).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -54,6 +59,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.disable_delete {
         config.storage.delete_enabled = false;
     }
+    if args.metrics_listen.is_some() {
+        config.server.metrics_listen = args.metrics_listen;
+    }
     config.validate()?;
     super::ensure_dir(&root)?;
 
@@ -70,6 +78,8 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
         (Some(c), Some(k)) => Some(berth_registry::tls::load_server_config(c, k)?),
         _ => None,
     };
+    let purge_interval = Duration::from_secs(config.gc.upload_purge_interval_secs);
+    let upload_expiry = Duration::from_secs(config.gc.upload_expiry_secs);
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -79,6 +89,21 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
     let local = listener
         .local_addr()
         .context("failed to read the bound address")?;
+    // Bound (and announced) before the main listener's line, so whoever waits for that
+    // line finds the metrics address already logged.
+    let metrics_listener = match config.server.metrics_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to listen on {addr} for metrics\nhint: choose another address with --metrics-listen"))?;
+            let bound = l
+                .local_addr()
+                .context("failed to read the metrics address")?;
+            tracing::info!("metrics listening on http://{bound}/metrics");
+            Some(l)
+        }
+        None => None,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let app = Arc::new(berth_registry::App::new(
         FsDriver::new(&root),
@@ -86,20 +111,48 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
         auth,
         tls.is_some(),
     ));
+    // Abandoned uploads free their space without an operator running `berth registry gc`.
+    let purger = (!purge_interval.is_zero()).then(|| {
+        tokio::spawn(berth_registry::gc::purge_uploads_every(
+            FsDriver::new(&root),
+            purge_interval,
+            upload_expiry,
+        ))
+    });
     tracing::info!(
         address = %local,
         data = %root.display(),
         auth = app_auth_label(&app),
         "berth registry listening on {scheme}://{local}"
     );
-    berth_registry::server::serve(
-        listener,
-        berth_registry::router(app),
-        tls,
-        shutdown_signal(),
-    )
-    .await
-    .context("the server stopped with an error")?;
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let metrics_server = metrics_listener.map(|l| {
+        tokio::spawn(berth_registry::server::serve(
+            l,
+            berth_registry::metrics_router(app.clone()),
+            None,
+            stopped(stop_rx.clone()),
+        ))
+    });
+    berth_registry::server::serve(listener, berth_registry::router(app), tls, stopped(stop_rx))
+        .await
+        .context("the server stopped with an error")?;
+    if let Some(m) = metrics_server {
+        m.await
+            .context("the metrics server failed")?
+            .context("the metrics server stopped with an error")?;
+    }
+    if let Some(p) = purger {
+        p.abort();
+    }
     tracing::info!("berth registry stopped");
     Ok(())
 }

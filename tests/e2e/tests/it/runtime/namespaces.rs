@@ -804,8 +804,8 @@ exit $rc"#;
         let info = self.mountinfo();
         let line = info
             .lines()
-            .filter(|l| l.split(' ').nth(4).map(Path::new) == Some(shared.as_path()))
-            .last()
+            .rev()
+            .find(|l| l.split(' ').nth(4).map(Path::new) == Some(shared.as_path()))
             .unwrap_or_else(|| panic!("{} is not mounted:\n{info}", shared.display()));
         line.split(" - ")
             .next()

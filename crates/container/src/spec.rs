@@ -3,7 +3,8 @@
 //! Validation refuses, before anything is created, what runc refuses: a missing root or
 //! process, duplicate namespaces, user-namespace mappings without a user namespace (and the
 //! reverse), a hostname without a UTS namespace, sysctls that would change the host, time
-//! offsets without a time namespace.
+//! offsets without a time namespace, masked or read-only paths without a mount namespace
+//! (and, beyond runc, which would change the host's `/`, a rootfs propagation without one).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

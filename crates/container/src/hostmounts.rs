@@ -57,9 +57,11 @@ fn current() -> Result<Vec<MountInfo>, HostMountError> {
 }
 
 /// The mounts at or under `rootfs` (component-wise: `/b/rootfs-other` is not under
-/// `/b/rootfs`) in this process's mount namespace.
+/// `/b/rootfs`) in this process's mount namespace. mountinfo shows mount points with
+/// symlinks resolved: so is `rootfs` first (a bundle under `/var/run` → `/run`).
 pub fn snapshot(rootfs: &Path) -> Result<Vec<HostMount>, HostMountError> {
-    Ok(at_or_under(&current()?, rootfs))
+    let resolved = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_owned());
+    Ok(at_or_under(&current()?, &resolved))
 }
 
 fn at_or_under(mounts: &[MountInfo], rootfs: &Path) -> Vec<HostMount> {

@@ -881,6 +881,33 @@ runtime_test! {
 }
 
 runtime_test! {
+    /// The same, with the bundle reached through a symlink (`/var/run` → `/run` is common):
+    /// the kernel reports the mounts under the resolved rootfs path, and berth-runtime still
+    /// finds and detaches every one of them. runc's and crun's leftovers pinned, as above.
+    fn a_bundle_behind_a_symlink_without_a_mount_namespace_leaves_no_mount(rt) {
+        let mut b = Bundle::new();
+        without_namespaces(&mut b).probe(&["self"]);
+        b.write_config();
+        let links = tempfile::tempdir().expect("tempdir");
+        let link = links.path().join("bundle");
+        std::os::unix::fs::symlink(b.path(), &link).unwrap();
+        let t = ThrowawayMntns::new();
+        let guard = ContainerGuard::adopt(rt, &b);
+        let args = [OsStr::new("run"), OsStr::new("--bundle"), link.as_os_str(), OsStr::new(b.id())];
+        let out = rt.cmd_wrapped(&args, |line| t.wrap(line), COMMAND_TIMEOUT);
+        drop(guard);
+        assert!(out.success(), "{out}");
+        let left = mounts_under(&t.mountinfo(), &b.rootfs());
+        match rt.name() {
+            "runc" | "crun" => {
+                assert!(!left.is_empty(), "{} left no mount under the rootfs", rt.name());
+            }
+            name => assert!(left.is_empty(), "{name} left {left:?} mounted under the rootfs"),
+        }
+    }
+}
+
+runtime_test! {
     /// A `create` without a mount namespace that fails half-way (a bind mount whose source
     /// is missing, after /proc, /dev, /sys... are mounted): berth-runtime detaches what the
     /// init had mounted in the runtime's mount namespace. Pinned: runc 1.1 and crun 1.8

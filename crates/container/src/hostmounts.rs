@@ -11,6 +11,7 @@
 //! *and* its mount point, so that an id the kernel reused elsewhere is never touched.
 
 use std::collections::{HashMap, HashSet};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use rustix::mount::UnmountFlags;
@@ -82,29 +83,69 @@ pub fn made_since(before: &[HostMount], rootfs: &Path) -> Result<Vec<HostMount>,
 }
 
 /// Detach every mount of `ours` still mounted (same id, same mount point), with every mount
-/// made on top of or beneath one of them since, children before parents. Returns the first
-/// failure after trying them all.
+/// made on top of or beneath one of them since, children before parents. A mount whose
+/// path no longer leads to it without a symlink (the container shares this mount namespace
+/// and may have moved things) is left to the detach of its parent, which takes it along;
+/// any mount still there at the end is an error.
 pub fn unmount(ours: &[HostMount]) -> Result<(), HostMountError> {
     if ours.is_empty() {
         return Ok(());
     }
-    let mounts = current()?;
-    let mut last = Ok(());
-    for m in plan(&mounts, ours) {
-        let target = m.mount_point.as_path();
-        match rustix::mount::unmount(target, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW) {
-            // gone meanwhile (an ancestor of it was detached by someone else)
-            Ok(()) | Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => {}
-            Err(e) => {
-                last = Err(HostMountError::Unmount {
-                    id: m.id,
-                    mount_point: m.mount_point.clone(),
-                    source: e.into(),
-                });
-            }
+    let planned = plan(&current()?, ours);
+    let mut last = None;
+    for m in &planned {
+        if let Err(e) = detach(m) {
+            last = Some((m, e));
         }
     }
-    last
+    let left: HashSet<HostMount> = current()?.iter().map(HostMount::of).collect();
+    match planned.iter().find(|m| left.contains(*m)) {
+        None => Ok(()),
+        Some(m) => Err(HostMountError::Unmount {
+            id: m.id,
+            mount_point: m.mount_point.clone(),
+            source: match last {
+                Some((f, e)) if f == m => e.into(),
+                _ => std::io::Error::other("still mounted after its parent was detached"),
+            },
+        }),
+    }
+}
+
+/// Detach the mount `m` if its mount point still leads to it: resolved without following
+/// any symlink (so that a path the container swapped cannot redirect the unmount to a mount
+/// of the host's) and checked to be that very mount (by its id) before the unmount, which
+/// goes through the descriptor.
+fn detach(m: &HostMount) -> Result<(), rustix::io::Errno> {
+    use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, StatxFlags};
+    let fd = match rustix::fs::openat2(
+        rustix::fs::CWD,
+        &m.mount_point,
+        OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        // moved, replaced by a symlink, or gone: its parent's detach takes it along
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let st = rustix::fs::statx(&fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
+    if st.stx_mnt_id != m.id {
+        // what is there now is another mount (covering ours or unrelated): not ours to
+        // touch; covered, ours goes with its parent
+        return Ok(());
+    }
+    match rustix::mount::unmount(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+        UnmountFlags::DETACH,
+    ) {
+        // not the root of its mount (the path led inside it) or detached meanwhile
+        Ok(()) | Err(rustix::io::Errno::INVAL) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// What [`unmount`] detaches, in order: the recorded mounts still present and their
@@ -183,6 +224,41 @@ mod tests {
         // 45 is stacked on 30 at the same path: it goes first
         assert!(pos(45) < pos(30), "{order:?}");
         assert!(!order.iter().any(|m| m.id == 22 || m.id == 40), "{order:?}");
+    }
+
+    /// A tmpfs on `<tmp>/real/m` (this process's mount namespace: root only), lazily
+    /// unmounted on drop whatever the test did.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = rustix::mount::unmount(&self.0.path().join("real/m"), UnmountFlags::DETACH);
+        }
+    }
+
+    #[test]
+    fn a_mount_point_reached_through_a_symlink_is_not_unmounted() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let t = Tmpfs(tempfile::tempdir().unwrap());
+        let real = t.0.path().join("real");
+        std::fs::create_dir_all(real.join("m")).unwrap();
+        std::os::unix::fs::symlink(&real, t.0.path().join("link")).unwrap();
+        crate::rootfs::mount_raw("tmpfs", &real.join("m").to_string_lossy(), "tmpfs", 0, "")
+            .unwrap();
+        let ours = snapshot(&real).unwrap();
+        assert_eq!(ours.len(), 1, "{ours:?}");
+        // as if the container had swapped a directory of the path for a symlink
+        let redirected = hm(ours[0].id, &t.0.path().join("link/m").to_string_lossy());
+        detach(&redirected).unwrap();
+        assert_eq!(
+            snapshot(&real).unwrap(),
+            ours,
+            "unmounted through a symlink"
+        );
+        unmount(&ours).unwrap();
+        assert!(snapshot(&real).unwrap().is_empty());
     }
 
     #[test]

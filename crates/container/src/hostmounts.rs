@@ -232,7 +232,7 @@ mod tests {
 
     impl Drop for Tmpfs {
         fn drop(&mut self) {
-            let _ = rustix::mount::unmount(&self.0.path().join("real/m"), UnmountFlags::DETACH);
+            let _ = rustix::mount::unmount(self.0.path().join("real/m"), UnmountFlags::DETACH);
         }
     }
 

@@ -728,6 +728,16 @@ fn unmount_leaked(leaked: &[String]) {
     }
 }
 
+/// On drop, unmount whatever is still mounted under a rootfs on the host (what crun leaves),
+/// so that a failed assertion does not leave it there.
+struct SweepHostMounts(PathBuf);
+
+impl Drop for SweepHostMounts {
+    fn drop(&mut self) {
+        unmount_leaked(&host_mounts_under(&self.0));
+    }
+}
+
 /// A config with no namespace at all, and so nothing that needs one: no hostname, no
 /// masked or read-only paths.
 fn without_namespaces(b: &mut Bundle) -> &mut Bundle {
@@ -860,18 +870,45 @@ runtime_test! {
             }
         }
 
-        // in the test's own mount namespace: every namespace is the test process's own
+        // in the test's own mount namespace: the init and a process `exec`'d into the
+        // container are in every one of the test process's namespaces, the exec'd one in
+        // the container's root
         if rt.name() == "runc" {
             return;
         }
-        let out = rt.run(&b);
+        b.probe(&["wait-signal"]);
+        // crun's leftovers are unmounted even when an assertion fails (after the guard)
+        let _sweep = SweepHostMounts(b.rootfs());
+        let c = ContainerGuard::create(rt, &b);
+        c.start();
+        assert!(c.wait_for_status("running", COMMAND_TIMEOUT), "the container never ran");
+        for name in types.iter().chain(&["mnt"]) {
+            assert_eq!(ns_link(c.pid(), name), ns_link(me, name), "{name} of the init");
+        }
+        let out = c.exec(&["/probe", "ns", "mounts"]);
+        if rt.name() == "crun" {
+            // pinned: crun 1.8 does not enter the container's root for `exec` without a
+            // mount namespace; the program is looked up on the host
+            assert!(!out.success(), "{out}");
+            assert!(out.stderr_str().contains("/probe` not found"), "{out}");
+        } else {
+            assert!(out.success(), "{out}");
+            let v = out.json();
+            for name in types.iter().chain(&["mnt"]) {
+                assert_eq!(v["ns"][*name], ns_link(me, name), "{name} of the exec'd process: {v}");
+            }
+            let mounts = v["mounts"].as_array().expect("mounts");
+            assert!(
+                mounts.iter().any(|m| m["mount_point"] == "/proc" && m["fs_type"] == "proc"),
+                "the exec'd process is not in the container's root: {v}"
+            );
+        }
+        c.kill("KILL");
+        assert!(c.wait_for_status("stopped", COMMAND_TIMEOUT), "the container never stopped");
+        let out = c.delete();
         let leaked = host_mounts_under(&b.rootfs());
         unmount_leaked(&leaked);
         assert!(out.success(), "{out}");
-        let v = out.json();
-        for name in types.iter().chain(&["mnt"]) {
-            assert_eq!(v["ns"][*name], ns_link(me, name), "{name}: {v}");
-        }
         if rt.name() == "crun" {
             assert!(!leaked.is_empty(), "crun left no mount on the host this time");
         } else {
@@ -950,6 +987,7 @@ runtime_test! {
     fn masked_paths_without_a_mount_namespace_are_refused(rt) {
         let mut b = Bundle::new();
         b.remove_namespace("mount").probe(&["self"]);
+        let _sweep = SweepHostMounts(b.rootfs());
         let out = rt.run(&b);
         let leaked = host_mounts_under(&b.rootfs());
         unmount_leaked(&leaked);

@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use berth_oci::runtime::{LinuxNamespaceType, Process, Spec};
+use berth_oci::runtime::{Process, Spec};
 use rustix::thread::UnshareFlags;
 use serde::{Deserialize, Serialize};
 
@@ -216,9 +216,7 @@ fn init_inner(
     let process = cfg.process;
     let all_hooks = spec.hooks.as_ref();
     if let Some(rp) = &cfg.rootfs {
-        if !cfg.ns.separates(LinuxNamespaceType::Mount) {
-            return Err(Failure::new("the container needs its own mount namespace"));
-        }
+        // without a mount namespace of its own this is the runtime's: see `rootfs`
         rootfs::prepare_root(rp)?;
         let root = rootfs::open_root(rp)?;
         rootfs::mount_all(rp, root.as_fd())?;

@@ -18,6 +18,7 @@ mod container;
 pub mod default_spec;
 pub mod features;
 pub mod hooks;
+pub mod hostmounts;
 pub mod id;
 mod init;
 pub mod ipc;

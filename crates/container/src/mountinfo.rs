@@ -1,10 +1,15 @@
-//! `/proc/<pid>/mountinfo`, the fields the runtime needs (cgroup discovery, `--no-pivot`).
+//! `/proc/<pid>/mountinfo`, the fields the runtime needs (cgroup discovery, `--no-pivot`,
+//! the host mounts of a container without a mount namespace).
 
 use std::path::PathBuf;
 
 /// One line of `/proc/self/mountinfo`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountInfo {
+    /// Mount id (field 1; unique while mounted, reused after).
+    pub id: u64,
+    /// Id of the parent mount (field 2).
+    pub parent: u64,
     /// The mount's root within its filesystem (field 4), e.g. "/" or "/docker/abc".
     pub root: String,
     /// Where it is mounted (field 5), unescaped.
@@ -62,6 +67,8 @@ pub fn parse(text: &str) -> Result<Vec<MountInfo>, MalformedLine> {
             return Err(malformed());
         }
         mounts.push(MountInfo {
+            id: fields[0].parse().map_err(|_| malformed())?,
+            parent: fields[1].parse().map_err(|_| malformed())?,
             root: unescape(fields[3]),
             mount_point: PathBuf::from(unescape(fields[4])),
             fs_type: after[0].to_owned(),

@@ -3,7 +3,8 @@
 //! Validation refuses, before anything is created, what runc refuses: a missing root or
 //! process, duplicate namespaces, user-namespace mappings without a user namespace (and the
 //! reverse), a hostname without a UTS namespace, sysctls that would change the host, time
-//! offsets without a time namespace.
+//! offsets without a time namespace, masked or read-only paths without a mount namespace
+//! (and, beyond runc, which would change the host's `/`, a rootfs propagation without one).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -225,6 +226,36 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             format!("unknown propagation {p:?}"),
         ));
     }
+    if !has(LinuxNamespaceType::Mount) {
+        // runc's rule: masked and read-only paths are mounts over /proc and /sys, which
+        // would be made in the runtime's own mount namespace (the host's)
+        for (field, list) in [
+            ("linux.maskedPaths", &linux.masked_paths),
+            ("linux.readonlyPaths", &linux.readonly_paths),
+        ] {
+            if list.as_ref().is_some_and(|l| !l.is_empty()) {
+                return Err(invalid(
+                    field,
+                    "unable to restrict sys entries without a private MNT namespace (hint: add \
+                     {\"type\": \"mount\"} to linux.namespaces, or empty linux.maskedPaths \
+                     and linux.readonlyPaths)",
+                ));
+            }
+        }
+        // runc would apply it to the runtime's own `/`, changing the host's propagation
+        if linux
+            .rootfs_propagation
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Err(invalid(
+                "linux.rootfsPropagation",
+                "unable to set the rootfs propagation without a private MNT namespace: it would \
+                 change the runtime's own mount namespace (hint: add {\"type\": \"mount\"} to \
+                 linux.namespaces, or remove linux.rootfsPropagation)",
+            ));
+        }
+    }
     for key in linux.sysctl.iter().flat_map(|s| s.keys()) {
         validate_sysctl(key, &seen, spec)?;
     }
@@ -370,6 +401,40 @@ mod tests {
         let mut v = base();
         v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"});
         assert!(check(v).is_err(), "host sysctl");
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "uts"}]);
+        v["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+        let err = check(v).unwrap_err().to_string();
+        assert!(
+            err.contains("unable to restrict sys entries without a private MNT namespace"),
+            "{err}"
+        );
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "uts"}]);
+        v["linux"]["readonlyPaths"] = serde_json::json!(["/proc/sys"]);
+        assert!(
+            check(v).is_err(),
+            "readonly paths without a mount namespace"
+        );
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "uts"}]);
+        v["linux"]["rootfsPropagation"] = "rslave".into();
+        assert!(
+            check(v).is_err(),
+            "rootfsPropagation without a mount namespace"
+        );
+        let mut v = base();
+        v["linux"]["namespaces"] = serde_json::json!([{"type": "uts"}]);
+        v["linux"]["maskedPaths"] = serde_json::json!([]);
+        assert!(check(v).is_ok(), "no mount namespace, nothing to restrict");
+        let mut v = base();
+        v["linux"]["namespaces"] =
+            serde_json::json!([{"type": "uts"}, {"type": "mount", "path": "/proc/1/ns/mnt"}]);
+        v["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+        assert!(
+            check(v).is_ok(),
+            "a joined mount namespace is private to the container"
+        );
         let mut v = base();
         v["process"]["args"] = serde_json::json!([]);
         assert!(check(v).is_err(), "empty args");

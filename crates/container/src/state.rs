@@ -14,6 +14,7 @@ use berth_oci::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::CgroupState;
+use crate::hostmounts::HostMount;
 use crate::paths;
 
 /// What failed on which state path.
@@ -98,6 +99,15 @@ pub struct State {
     pub owner: u32,
     /// The config the container was created from.
     pub config: Spec,
+    /// Without a mount namespace of its own (see [`crate::hostmounts`]): the mounts at or
+    /// under the rootfs in the runtime's mount namespace before the init started; `None`
+    /// for a container with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts_before: Option<Vec<HostMount>>,
+    /// ... and the ones the container made there, recorded once the init is ready:
+    /// unmounted by `delete`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_mounts: Vec<HostMount>,
 }
 
 impl State {

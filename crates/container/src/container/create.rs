@@ -11,6 +11,7 @@ use rustix::process::{Pid, WaitOptions};
 
 use super::{Container, ContainerError, io_err};
 use crate::cgroups::{self, CgroupManager, CgroupSpec};
+use crate::hostmounts::{self, HostMount};
 use crate::init::{ChildConfig, ChildMsg, ParentMsg};
 use crate::ipc::{self, Channel};
 use crate::namespaces::{self, Plan};
@@ -49,6 +50,9 @@ struct Teardown {
     dir: PathBuf,
     cgroup: Option<crate::cgroups::CgroupState>,
     pid: i32,
+    /// Without a mount namespace: the rootfs and the mounts at or under it before the init
+    /// started; whatever else is mounted there is the init's, detached on failure.
+    host_mounts: Option<(PathBuf, Vec<HostMount>)>,
     armed: bool,
 }
 
@@ -62,6 +66,12 @@ impl Drop for Teardown {
         {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+        }
+        // the init is dead (and stage 1 reaped by the caller): nothing mounts there any more
+        if let Some((rootfs, before)) = &self.host_mounts
+            && let Ok(made) = hostmounts::made_since(before, rootfs)
+        {
+            let _ = hostmounts::unmount(&made);
         }
         if let Some(cg) = self
             .cgroup
@@ -139,16 +149,11 @@ impl Container {
         };
         let ns = Plan::of(linux);
         // a joined mount namespace gets the whole rootfs setup, pivot_root included, as in
-        // runc and crun; none at all would mount the rootfs in the runtime's own namespace
-        // (runc refuses that too, crun leaves the mounts on the host)
-        if !ns.separates(LinuxNamespaceType::Mount) {
-            return Err(ContainerError::Config {
-                what:
-                    "the container needs a mount namespace of its own: add {\"type\": \"mount\"} \
-                       (or one with a path) to linux.namespaces"
-                        .to_owned(),
-            });
-        }
+        // runc and crun. None at all: the runtime's own (runtime-spec, runc): the rootfs is
+        // set up in it, entered with chroot, and its mounts recorded to be undone (see
+        // `hostmounts`); the config validation refused masked and read-only paths and a
+        // rootfs propagation, which would change the host
+        let own_mntns = ns.separates(LinuxNamespaceType::Mount);
         let userns = ns.separates(LinuxNamespaceType::User);
 
         // the state directory: from here on, everything is undone on failure
@@ -180,6 +185,7 @@ impl Container {
             dir: dir.clone(),
             cgroup: None,
             pid: 0,
+            host_mounts: None,
             armed: true,
         };
         let _lock = Lock::acquire(&dir)?;
@@ -217,7 +223,19 @@ impl Container {
             systemd_cgroup: opts.systemd_cgroup,
             owner: rustix::process::geteuid().as_raw(),
             config: spec.clone(),
+            host_mounts_before: None,
+            host_mounts: Vec::new(),
         };
+        if !own_mntns {
+            let before = hostmounts::snapshot(&bundle.rootfs).map_err(|source| {
+                ContainerError::HostMounts {
+                    id: id.to_owned(),
+                    source,
+                }
+            })?;
+            teardown.host_mounts = Some((bundle.rootfs.clone(), before.clone()));
+            state.host_mounts_before = Some(before);
+        }
         state.save(&opts.root)?;
 
         let keep_fds = 3 + (opts.listen_fds + opts.preserve_fds) as i32;
@@ -245,6 +263,7 @@ impl Container {
             rootfs: &bundle.rootfs,
             bundle: &bundle.dir,
             no_pivot: opts.no_pivot,
+            own_mntns,
             userns,
             cgroupns: ns.creates(LinuxNamespaceType::Cgroup),
             rootless: opts.rootless,
@@ -298,6 +317,15 @@ impl Container {
             }
         };
         state.init_start_time = crate::state::proc_stat(state.pid).map(|s| s.0).unwrap_or(0);
+        if let Some(before) = &state.host_mounts_before {
+            state.host_mounts =
+                hostmounts::made_since(before, &bundle.rootfs).map_err(|source| {
+                    ContainerError::HostMounts {
+                        id: id.to_owned(),
+                        source,
+                    }
+                })?;
+        }
         state.status = Status::Created;
         state.save(&opts.root)?;
         if let Some(p) = &opts.pid_file {

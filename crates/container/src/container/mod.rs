@@ -73,6 +73,12 @@ pub enum ContainerError {
     Hook(#[from] HookError),
     #[error("{what}")]
     Config { what: String },
+    #[error("mounts of container {id} in the runtime's mount namespace")]
+    HostMounts {
+        id: String,
+        #[source]
+        source: crate::hostmounts::HostMountError,
+    },
     /// Boxed: it is the largest variant and rare.
     #[error(transparent)]
     Rootless(Box<crate::rootless::RootlessError>),

@@ -216,6 +216,7 @@ impl Container {
             }
             sleep_ms(2);
         }
+        self.unmount_host_mounts()?;
         if let Some(cg) = &cg {
             let mut last = Ok(());
             for _ in 0..500 {
@@ -256,6 +257,26 @@ impl Container {
         std::fs::remove_dir_all(&dir)
             .map_err(io_err(format!("failed to remove {}", dir.display())))?;
         Ok(warnings)
+    }
+
+    /// A container without a mount namespace of its own: detach what it mounted in the
+    /// runtime's (see [`crate::hostmounts`]). What `create` recorded once the init was
+    /// ready; after a `create` that died before that, whatever is mounted at or under the
+    /// rootfs now and was not before.
+    fn unmount_host_mounts(&self) -> Result<(), ContainerError> {
+        let Some(before) = &self.state.host_mounts_before else {
+            return Ok(());
+        };
+        let err = |source| ContainerError::HostMounts {
+            id: self.state.id.clone(),
+            source,
+        };
+        let ours = if self.state.host_mounts.is_empty() {
+            crate::hostmounts::made_since(before, &self.state.rootfs).map_err(err)?
+        } else {
+            self.state.host_mounts.clone()
+        };
+        crate::hostmounts::unmount(&ours).map_err(err)
     }
 
     fn set_paused(&mut self, paused: bool) -> Result<(), ContainerError> {

@@ -1,4 +1,8 @@
 //! The container's root filesystem, set up by its init inside the new mount namespace.
+//! Without a mount namespace of its own (none in the config: the runtime's is inherited)
+//! the same mounts are made in the runtime's namespace, under a private bind of the rootfs,
+//! without touching the propagation of `/`, and entered with chroot (see
+//! [`crate::hostmounts`] for their removal).
 //!
 //! Order (runc's): make `/` rslave (or `rootfsPropagation`), bind the rootfs onto itself,
 //! every `mounts[]` entry in order, default devices and /dev symlinks; then (after the
@@ -36,6 +40,9 @@ pub struct RootfsPlan<'a> {
     /// Absolute bundle directory (relative bind sources are relative to it).
     pub bundle: &'a Path,
     pub no_pivot: bool,
+    /// The container has a mount namespace of its own (new or joined). Without one the
+    /// rootfs is set up in the runtime's own mount namespace (see `prepare_root`, `enter`).
+    pub own_mntns: bool,
     /// The container has a user namespace (new or joined): devices are bind-mounted and
     /// locked mount flags are kept on remounts.
     pub userns: bool,
@@ -199,6 +206,9 @@ fn locked_flags(target: BorrowedFd<'_>) -> u64 {
 
 /// Step 1: propagation of `/` and the rootfs bind mount.
 pub fn prepare_root(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
+    if !plan.own_mntns {
+        return prepare_root_in_host_namespace(plan);
+    }
     let prop = plan
         .spec
         .linux
@@ -225,6 +235,21 @@ pub fn prepare_root(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
         let _ = mount_raw("", &parent.to_string_lossy(), "", libc::MS_PRIVATE, "");
     }
     Ok(())
+}
+
+/// Step 1 without a mount namespace of its own: we are in the runtime's (the host's).
+/// runc makes the host's `/` rslave (recursively: every shared mount of the host stops
+/// propagating) and the rootfs's parent mount private; we change no mount that is not
+/// ours. The rootfs is bound onto itself (the mount the container's `/` becomes, the one a
+/// read-only root remounts, and the root of everything `delete` detaches) and that bind,
+/// with the copies of the mounts under it, made private, so that nothing mounted under it
+/// from here on propagates to the host's peers of the rootfs's parent.
+fn prepare_root_in_host_namespace(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
+    let root = plan.rootfs.to_string_lossy();
+    mount_raw(&root, &root, "", libc::MS_BIND | libc::MS_REC, "")
+        .ctx(|| format!("failed to bind mount the rootfs {root} onto itself"))?;
+    mount_raw("", &root, "", libc::MS_PRIVATE | libc::MS_REC, "")
+        .ctx(|| format!("failed to make the rootfs bind mount {root} private"))
 }
 
 /// Open the (bind-mounted) rootfs.
@@ -531,7 +556,12 @@ pub fn enter(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
     .ctx(|| format!("failed to open the rootfs {}", plan.rootfs.display()))?;
     rustix::process::fchdir(&newroot)
         .ctx(|| "failed to change directory to the rootfs".to_owned())?;
-    if plan.no_pivot {
+    if !plan.own_mntns {
+        // the runtime's mount namespace: neither pivot_root nor MS_MOVE may replace the
+        // host's root (nor, for --no-pivot, may its /proc and /sys be detached); chroot,
+        // as runc does without a mount namespace
+        rustix::process::chroot(".").ctx(|| "failed to chroot into the rootfs".to_owned())?;
+    } else if plan.no_pivot {
         detach_host_proc_and_sys(plan.rootfs)?;
         mount_raw(".", "/", "", libc::MS_MOVE, "")
             .ctx(|| "failed to move the rootfs onto /".to_owned())?;

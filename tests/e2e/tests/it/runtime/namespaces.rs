@@ -2,7 +2,7 @@
 //! the time and cgroup namespaces, descriptors passed in (`--preserve-fds`, systemd's
 //! `LISTEN_FDS`), and terminals (a real pty in the foreground, `--console-socket`).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -697,34 +697,300 @@ runtime_test! {
     }
 }
 
-/// The mount points under `dir` in the host's mount namespace.
-fn host_mounts_under(dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let dir = dir.to_string_lossy().into_owned();
-    text.lines()
+/// The mount points at or under `dir` (component-wise) in `mountinfo`'s text.
+fn mounts_under(mountinfo: &str, dir: &Path) -> Vec<String> {
+    mountinfo
+        .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&dir))
+        .filter(|m| Path::new(m).starts_with(dir))
         .map(str::to_owned)
         .collect()
 }
 
+/// The mount points at or under `dir` in the host's mount namespace.
+fn host_mounts_under(dir: &Path) -> Vec<String> {
+    mounts_under(
+        &std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        dir,
+    )
+}
+
+/// Unmount (lazily, recursively) what a reference runtime left on the host.
+fn unmount_leaked(leaked: &[String]) {
+    if !leaked.is_empty() {
+        let _ = run_with_timeout(
+            Command::new("umount")
+                .arg("--lazy")
+                .arg("--recursive")
+                .args(leaked),
+            COMMAND_TIMEOUT,
+        );
+    }
+}
+
+/// On drop, unmount whatever is still mounted under a rootfs on the host (what crun leaves),
+/// so that a failed assertion does not leave it there.
+struct SweepHostMounts(PathBuf);
+
+impl Drop for SweepHostMounts {
+    fn drop(&mut self) {
+        unmount_leaked(&host_mounts_under(&self.0));
+    }
+}
+
+/// A config with no namespace at all, and so nothing that needs one: no hostname, no
+/// masked or read-only paths.
+fn without_namespaces(b: &mut Bundle) -> &mut Bundle {
+    let c = b.config_mut();
+    c.as_object_mut().unwrap().remove("hostname");
+    let linux = c["linux"].as_object_mut().unwrap();
+    linux.insert("namespaces".into(), json!([]));
+    linux.remove("maskedPaths");
+    linux.remove("readonlyPaths");
+    b
+}
+
+/// What a runtime did in a throwaway mount namespace of its own (`unshare --mount`, copies
+/// of the host's mounts): the runtime's command line ran there, after a private bind of
+/// `shared/` made shared; its namespace link and its mountinfo once the runtime exited are
+/// kept. Nothing of it reaches the host's mount namespace, whatever the runtime does there.
+struct ThrowawayMntns {
+    dir: tempfile::TempDir,
+}
+
+impl ThrowawayMntns {
+    fn new() -> ThrowawayMntns {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-mntns-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::create_dir(dir.path().join("shared")).unwrap();
+        ThrowawayMntns { dir }
+    }
+
+    /// The wrapper for [`Runtime::run_wrapped`] and [`Runtime::cmd_wrapped`].
+    fn wrap(&self, line: Vec<OsString>) -> Command {
+        let script = r#"set -e
+d=$1; shift
+mount --bind "$d/shared" "$d/shared"
+mount --make-shared "$d/shared"
+readlink /proc/self/ns/mnt > "$d/mntns"
+rc=0
+"$@" || rc=$?
+cat /proc/self/mountinfo > "$d/mountinfo"
+exit $rc"#;
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "unchanged",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(self.dir.path())
+        .args(line);
+        cmd
+    }
+
+    /// `mnt:[…]` of the throwaway namespace.
+    fn mntns(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mntns"))
+            .expect("the wrapper recorded its mount namespace")
+            .trim()
+            .to_owned()
+    }
+
+    /// Its mountinfo after the runtime exited.
+    fn mountinfo(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mountinfo"))
+            .expect("the wrapper recorded its mounts")
+    }
+
+    /// Whether `shared/` was still shared after the runtime exited.
+    fn still_shared(&self) -> bool {
+        let shared = self.dir.path().join("shared");
+        let info = self.mountinfo();
+        let line = info
+            .lines()
+            .rev()
+            .find(|l| l.split(' ').nth(4).map(Path::new) == Some(shared.as_path()))
+            .unwrap_or_else(|| panic!("{} is not mounted:\n{info}", shared.display()));
+        line.split(" - ")
+            .next()
+            .unwrap_or_default()
+            .split(' ')
+            .any(|f| f.starts_with("shared:"))
+    }
+}
+
 runtime_test! {
-    /// No mount namespace at all (neither new nor joined): the rootfs would be built in the
-    /// runtime's own mount namespace. berth-runtime refuses, saying what to add; runc 1.1
-    /// refuses too (the default masked paths need a mount namespace of their own). crun
-    /// 1.8 truly differs, pinned: it runs the container and leaves its mounts (/proc,
-    /// /dev, /sys...) on the host under the rootfs, which this test then unmounts.
-    fn a_config_without_a_mount_namespace_is_refused(rt) {
+    /// runtime-spec: "If a namespace type is not specified in the namespaces array, the
+    /// container MUST inherit the runtime namespace of that type" — the mount namespace
+    /// too (runtime-tools' linux_ns_itype). With no namespace at all the container is in
+    /// every one of the runtime's: the rootfs is set up in the runtime's mount namespace
+    /// and entered with chroot. berth-runtime changes no mount of the runtime's but its
+    /// own and leaves nothing mounted under the rootfs once the container is deleted.
+    /// Pinned: runc 1.1 makes the runtime's `/` rslave, recursively (a shared mount of the
+    /// host stops propagating), and leaves the rootfs bind and every mount under it; crun
+    /// 1.8 leaves every mount under the rootfs. So runc runs only in a throwaway mount
+    /// namespace here, and crun's leftovers are unmounted by the test.
+    fn a_config_without_namespaces_runs_in_the_runtimes_own(rt) {
         let mut b = Bundle::new();
-        b.remove_namespace("mount").probe(&["self"]);
-        let out = rt.run(&b);
-        let leaked = host_mounts_under(&b.rootfs());
-        if !leaked.is_empty() {
-            let _ = run_with_timeout(
-                Command::new("umount").arg("--lazy").arg("--recursive").args(&leaked),
-                COMMAND_TIMEOUT,
+        without_namespaces(&mut b).probe(&["ns", "mounts"]);
+        let me = std::process::id() as i32;
+        let types = ["cgroup", "ipc", "net", "pid", "pid_for_children", "time", "user", "uts"];
+
+        // in a throwaway mount namespace: which mounts of the runtime's it changes
+        let t = ThrowawayMntns::new();
+        let out = rt.run_wrapped(&b, &[], |line| t.wrap(line));
+        assert!(out.success(), "{out}");
+        let v = out.json();
+        for name in types {
+            assert_eq!(v["ns"][name], ns_link(me, name), "{name}: {v}");
+        }
+        assert_eq!(v["ns"]["mnt"], t.mntns(), "{v}");
+        // the container's / is its rootfs, with a fresh /proc on it
+        let mounts = v["mounts"].as_array().expect("mounts");
+        assert!(mounts.iter().any(|m| m["mount_point"] == "/proc" && m["fs_type"] == "proc"), "{v}");
+        let left = mounts_under(&t.mountinfo(), &b.rootfs());
+        match rt.name() {
+            "runc" => {
+                assert!(!t.still_shared(), "runc no longer changes the runtime's / propagation");
+                assert!(!left.is_empty(), "runc left no mount under the rootfs");
+            }
+            "crun" => {
+                assert!(t.still_shared(), "crun changed the propagation of a mount of the runtime's");
+                assert!(!left.is_empty(), "crun left no mount under the rootfs");
+            }
+            name => {
+                assert!(t.still_shared(), "{name} changed the propagation of a mount of the runtime's");
+                assert!(left.is_empty(), "{name} left {left:?} mounted under the rootfs");
+            }
+        }
+
+        // in the test's own mount namespace: the init and a process `exec`'d into the
+        // container are in every one of the test process's namespaces, the exec'd one in
+        // the container's root
+        if rt.name() == "runc" {
+            return;
+        }
+        b.probe(&["wait-signal"]);
+        // crun's leftovers are unmounted even when an assertion fails (after the guard)
+        let _sweep = SweepHostMounts(b.rootfs());
+        let c = ContainerGuard::create(rt, &b);
+        c.start();
+        assert!(c.wait_for_status("running", COMMAND_TIMEOUT), "the container never ran");
+        for name in types.iter().chain(&["mnt"]) {
+            assert_eq!(ns_link(c.pid(), name), ns_link(me, name), "{name} of the init");
+        }
+        let out = c.exec(&["/probe", "ns", "mounts"]);
+        if rt.name() == "crun" {
+            // pinned: crun 1.8 does not enter the container's root for `exec` without a
+            // mount namespace; the program is looked up on the host
+            assert!(!out.success(), "{out}");
+            assert!(out.stderr_str().contains("/probe` not found"), "{out}");
+        } else {
+            assert!(out.success(), "{out}");
+            let v = out.json();
+            for name in types.iter().chain(&["mnt"]) {
+                assert_eq!(v["ns"][*name], ns_link(me, name), "{name} of the exec'd process: {v}");
+            }
+            let mounts = v["mounts"].as_array().expect("mounts");
+            assert!(
+                mounts.iter().any(|m| m["mount_point"] == "/proc" && m["fs_type"] == "proc"),
+                "the exec'd process is not in the container's root: {v}"
             );
         }
+        c.kill("KILL");
+        assert!(c.wait_for_status("stopped", COMMAND_TIMEOUT), "the container never stopped");
+        let out = c.delete();
+        let leaked = host_mounts_under(&b.rootfs());
+        unmount_leaked(&leaked);
+        assert!(out.success(), "{out}");
+        if rt.name() == "crun" {
+            assert!(!leaked.is_empty(), "crun left no mount on the host this time");
+        } else {
+            assert!(leaked.is_empty(), "{} left {leaked:?} on the host", rt.name());
+        }
+    }
+}
+
+runtime_test! {
+    /// The same, with the bundle reached through a symlink (`/var/run` → `/run` is common):
+    /// the kernel reports the mounts under the resolved rootfs path, and berth-runtime still
+    /// finds and detaches every one of them. runc's and crun's leftovers pinned, as above.
+    fn a_bundle_behind_a_symlink_without_a_mount_namespace_leaves_no_mount(rt) {
+        let mut b = Bundle::new();
+        without_namespaces(&mut b).probe(&["self"]);
+        b.write_config();
+        let links = tempfile::tempdir().expect("tempdir");
+        let link = links.path().join("bundle");
+        std::os::unix::fs::symlink(b.path(), &link).unwrap();
+        let t = ThrowawayMntns::new();
+        let guard = ContainerGuard::adopt(rt, &b);
+        let args = [OsStr::new("run"), OsStr::new("--bundle"), link.as_os_str(), OsStr::new(b.id())];
+        let out = rt.cmd_wrapped(&args, |line| t.wrap(line), COMMAND_TIMEOUT);
+        drop(guard);
+        assert!(out.success(), "{out}");
+        let left = mounts_under(&t.mountinfo(), &b.rootfs());
+        match rt.name() {
+            "runc" | "crun" => {
+                assert!(!left.is_empty(), "{} left no mount under the rootfs", rt.name());
+            }
+            name => assert!(left.is_empty(), "{name} left {left:?} mounted under the rootfs"),
+        }
+    }
+}
+
+runtime_test! {
+    /// A `create` without a mount namespace that fails half-way (a bind mount whose source
+    /// is missing, after /proc, /dev, /sys... are mounted): berth-runtime detaches what the
+    /// init had mounted in the runtime's mount namespace. Pinned: runc 1.1 and crun 1.8
+    /// leave those mounts (in a throwaway mount namespace here).
+    fn a_failed_create_without_a_mount_namespace_leaves_no_mount(rt) {
+        let mut b = Bundle::new();
+        without_namespaces(&mut b);
+        b.config_mut()["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/missing",
+            "type": "bind",
+            "source": "/nonexistent-berth-source",
+            "options": ["rbind"]
+        }));
+        b.write_config();
+        let t = ThrowawayMntns::new();
+        let guard = ContainerGuard::adopt(rt, &b);
+        let bundle = b.path().as_os_str();
+        let args = [OsStr::new("create"), OsStr::new("--bundle"), bundle, OsStr::new(b.id())];
+        let out = rt.cmd_wrapped(&args, |line| t.wrap(line), COMMAND_TIMEOUT);
+        drop(guard);
+        assert!(!out.success(), "{out}");
+        assert!(out.stderr_str().contains("nonexistent-berth-source"), "{out}");
+        let left = mounts_under(&t.mountinfo(), &b.rootfs());
+        match rt.name() {
+            "runc" | "crun" => {
+                assert!(!left.is_empty(), "{} left no mount under the rootfs", rt.name());
+            }
+            name => assert!(left.is_empty(), "{name} left {left:?} mounted under the rootfs"),
+        }
+    }
+}
+
+runtime_test! {
+    /// No mount namespace, but masked and read-only paths (mounts over /proc and /sys that
+    /// would be made in the runtime's own mount namespace): refused with runc's reason
+    /// ("unable to restrict sys entries without a private MNT namespace"), and by
+    /// berth-runtime with a hint. crun 1.8 truly differs, pinned: it runs the container and
+    /// leaves its mounts (/proc, /dev, /sys...) on the host under the rootfs, which this
+    /// test then unmounts.
+    fn masked_paths_without_a_mount_namespace_are_refused(rt) {
+        let mut b = Bundle::new();
+        b.remove_namespace("mount").probe(&["self"]);
+        let _sweep = SweepHostMounts(b.rootfs());
+        let out = rt.run(&b);
+        let leaked = host_mounts_under(&b.rootfs());
+        unmount_leaked(&leaked);
         match rt.name() {
             "crun" => {
                 assert!(out.success(), "{out}");
@@ -733,12 +999,15 @@ runtime_test! {
             name => {
                 assert!(!out.success(), "{name} ran without a mount namespace: {out}");
                 assert!(leaked.is_empty(), "{name} left {leaked:?} on the host");
-                let want = if name == "runc" {
-                    "without a private MNT namespace"
-                } else {
-                    "needs a mount namespace of its own"
-                };
-                assert!(out.stderr_str().contains(want), "{out}");
+                let err = out.stderr_str();
+                assert!(
+                    err.contains("unable to restrict sys entries without a private MNT namespace"),
+                    "{out}"
+                );
+                if name == "berth-runtime" {
+                    assert!(err.contains("hint: add"), "{out}");
+                    assert!(err.contains("to linux.namespaces, or empty linux.maskedPaths"), "{out}");
+                }
             }
         }
     }

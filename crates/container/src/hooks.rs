@@ -5,8 +5,8 @@
 //! prestart, createContainer and startContainer failures abort; poststart and poststop
 //! failures are warnings).
 
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -72,9 +72,17 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(spawn_err)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // a hook that does not read its stdin is fine
-        let _ = stdin.write_all(state);
+    // the state is written as the hook reads it, beside its output, so that a large state
+    // (a config with 1 MiB of annotations) cannot deadlock against a hook that writes
+    // before it reads, nor outlive its timeout; a hook that does not read it is fine
+    let mut stdin = child.stdin.take().and_then(|s| {
+        let fd = OwnedFd::from(s);
+        rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK).ok()?;
+        Some(fd)
+    });
+    let mut written = 0usize;
+    if state.is_empty() {
+        stdin = None;
     }
     let deadline = hook
         .timeout
@@ -95,6 +103,9 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
         }
         if let Some(e) = &err {
             fds.push(PollFd::from_borrowed_fd(e.as_fd(), PollFlags::IN));
+        }
+        if let Some(i) = &stdin {
+            fds.push(PollFd::new(i, PollFlags::OUT));
         }
         let timeout = match deadline {
             Some(d) => {
@@ -130,8 +141,29 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
                 drain(&mut out, &mut output);
             }
         }
-        if err.is_some() && rev[idx] {
-            drain(&mut err, &mut output);
+        if err.is_some() {
+            let ready = rev[idx];
+            idx += 1;
+            if ready {
+                drain(&mut err, &mut output);
+            }
+        }
+        if let Some(i) = &stdin
+            && rev[idx]
+        {
+            match rustix::io::write(i, &state[written..]) {
+                Ok(n) => written += n,
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+                // EPIPE: the hook closed its stdin or exited
+                Err(_) => written = state.len(),
+            }
+            if written >= state.len() {
+                stdin = None;
+            }
+        }
+        if exited {
+            // its stdin has no reader left to wait for
+            stdin = None;
         }
         if exited && out.is_none() && err.is_none() {
             break;

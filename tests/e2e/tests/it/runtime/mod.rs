@@ -15,6 +15,7 @@ mod delegated;
 mod events;
 mod harness;
 mod isolation;
+mod large;
 mod lifecycle;
 mod limits;
 mod namespaces;

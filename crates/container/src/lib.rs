@@ -36,8 +36,8 @@ mod sys;
 pub mod tty;
 
 pub use container::{
-    Container, ContainerError, CreateOptions, ExecOptions, ExecProcess, ForegroundOptions, list,
-    remove_leftover, wait_foreground,
+    Container, ContainerError, CreateOptions, ExecOptions, ExecProcess, ForegroundOptions,
+    catch_signals, host_console, list, remove_leftover, wait_foreground,
 };
 pub use state::{State, Status};
 

@@ -209,6 +209,7 @@ pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
     let code = wait_foreground(ForegroundOptions {
         pid: p.pid,
         pty: p.pty,
+        signals: None,
     })
     .with_context(|| format!("failed to wait for the exec process in container {}", a.id))?;
     Ok(u8::try_from(code & 0xff).unwrap_or(255))

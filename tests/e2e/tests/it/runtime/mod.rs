@@ -13,6 +13,7 @@ mod cgroups;
 mod cgroups_ops;
 mod delegated;
 mod events;
+mod foreground;
 mod harness;
 mod isolation;
 mod large;

@@ -15,6 +15,7 @@
 pub mod caps;
 pub mod cgroups;
 mod container;
+pub mod default_seccomp;
 pub mod default_spec;
 pub mod features;
 pub mod hooks;

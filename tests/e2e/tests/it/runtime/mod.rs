@@ -22,6 +22,7 @@ mod limits;
 mod namespaces;
 mod rootless;
 mod security;
+mod spec;
 mod terminal;
 mod update;
 

@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::event::{PollFd, PollFlags};
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::WaitOptions;
 
 use crate::sys;
 
@@ -131,7 +131,6 @@ fn loop_until_exit(
         drain_pty(opts, &mut buf);
         return Ok(code);
     }
-    let target = Pid::from_raw(opts.pid);
     let stdin = rustix::stdio::stdin();
     let mut stdin_open = opts.pty.is_some();
     let mut pty_open = opts.pty.is_some();
@@ -162,8 +161,9 @@ fn loop_until_exit(
                 }
             } else if sig == libc::SIGURG {
                 // runc ignores it (the Go runtime's preemption signal)
-            } else if let (Some(t), Some(s)) = (target, Signal::from_named_raw(sig)) {
-                let _ = rustix::process::kill_process(t, s);
+            } else if opts.pid > 0 {
+                // realtime signals too, which rustix's `Signal` does not name
+                let _ = sys::kill_raw(opts.pid, sig);
             }
         }
         let mut i = 1;

@@ -234,4 +234,34 @@ mod tests {
         assert!(matches!(e, HookError::Timeout { .. }), "{e}");
         assert!(t.elapsed() < Duration::from_secs(10));
     }
+
+    /// A state larger than a pipe (a config with 1 MiB of annotations): a hook that reads
+    /// it gets all of it, one that writes much before reading does not deadlock, and one
+    /// that never reads it is still stopped by its timeout.
+    #[test]
+    fn a_large_state_is_fed_as_the_hook_reads_it() {
+        let state = format!("{{\"annotations\":\"{}\"}}", "a".repeat(2 << 20));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("head -c 1000000 /dev/zero; head -c 1000000 /dev/zero >&2; cat > {}", out.display())]}));
+        // bounded: a runtime that writes the whole state before reading the hook's output
+        // deadlocks with this hook
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        std::thread::spawn(move || tx.send(run("createRuntime", &[h], st.as_bytes())));
+        let done = rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            matches!(done, Ok(Ok(()))),
+            "the hook deadlocked or failed: {done:?}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap().len(), state.len());
+
+        let h =
+            hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}));
+        let t = Instant::now();
+        let e = run("prestart", &[h], state.as_bytes()).unwrap_err();
+        assert!(matches!(e, HookError::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
 }

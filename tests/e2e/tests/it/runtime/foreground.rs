@@ -188,3 +188,41 @@ runtime_test! {
         drop(guard);
     }
 }
+
+runtime_test! {
+    /// The same for `exec -t` in the foreground: runc refuses (`open /dev/tty`), crun
+    /// refuses (`tcgetattr`), berth-runtime refuses before starting anything; it used to
+    /// run the shell on a terminal nobody could type into, forever.
+    fn exec_with_a_terminal_but_none_to_proxy_fails_fast(rt) {
+        let mut b = Bundle::new();
+        b.probe(&["wait-signal"]);
+        let c = ContainerGuard::create(rt, &b);
+        c.start();
+        assert!(c.wait_for_status("running", WAIT), "not running: {}", c.status());
+        let args = ["exec", "-t", c.id(), "/bin/sh"];
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let out = rt.cmd_wrapped(
+            &args,
+            |line| {
+                let mut c = Command::new("setsid");
+                c.args(["sh", "-c", "exec \"$@\" </dev/null", "sh"]).args(line);
+                c
+            },
+            FAIL_FAST,
+        );
+        assert!(!out.success(), "exec -t must fail without a terminal: {out}");
+        let err = out.stderr_str();
+        let why = match rt.name() {
+            "runc" => "/dev/tty",
+            "crun" => "tcgetattr",
+            _ => "cannot allocate a terminal",
+        };
+        assert!(err.contains(why), "{}: the error says why: {err}", rt.name());
+        // nothing is left beside the probe
+        let left = || {
+            let ps = rt.ps(c.id()).assert_success().json();
+            ps.as_array().map_or(0, Vec::len)
+        };
+        assert!(wait_until(WAIT, || left() == 1), "processes left in the container: {}", left());
+    }
+}

@@ -1,6 +1,16 @@
-//! The `config.json` that `spec` writes: runc's example (runc 1.2+: no ambient caps; a
-//! cgroup namespace on cgroup v2 hosts), and its rootless variant. Fields are emitted in
-//! runc's order, indented with tabs as runc does.
+//! The `config.json` that `spec` writes, and its rootless variant, in two flavours:
+//!
+//! - [`Flavor::Locked`] (the default): runc's example locked down as berth runs containers
+//!   by default: Docker's default seccomp profile ([`crate::default_seccomp`]),
+//!   `noNewPrivileges`, runc's three capabilities (CAP_AUDIT_WRITE, CAP_KILL,
+//!   CAP_NET_BIND_SERVICE; bounding, effective and permitted, none inheritable or
+//!   ambient), Docker's masked and read-only paths, a read-only root, all devices denied,
+//!   and the pid, network, ipc, uts and mount namespaces (and cgroup on cgroup v2 hosts).
+//! - [`Flavor::RuncCompat`] (`--runc-compat`): what the runc this was tested beside
+//!   (1.1.5) writes, byte for byte: its spec version, the caps listed as ambient too, no
+//!   seccomp.
+//!
+//! Fields are emitted in runc's order, indented with tabs as runc does.
 
 use serde::Serialize;
 
@@ -39,6 +49,8 @@ struct Caps {
     bounding: Vec<&'static str>,
     effective: Vec<&'static str>,
     permitted: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ambient: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -77,7 +89,43 @@ struct Linux {
     namespaces: Vec<Ns>,
     masked_paths: Vec<&'static str>,
     readonly_paths: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seccomp: Option<crate::default_seccomp::Seccomp>,
 }
+
+/// Which default `spec` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavor {
+    /// berth's locked-down default.
+    #[default]
+    Locked,
+    /// runc 1.1's output, byte for byte (`spec --runc-compat`).
+    RuncCompat,
+}
+
+/// The `ociVersion` of the locked-down default: the newest crun 1.8 (Debian 12) accepts
+/// ("unknown version specified" for 1.2.x); the config uses nothing newer.
+pub const LOCKED_SPEC_VERSION: &str = "1.1.0";
+
+/// The `ociVersion` runc 1.1 writes (and `--runc-compat` with it).
+pub const RUNC_SPEC_VERSION: &str = "1.0.2-dev";
+
+/// Docker's masked paths (moby `oci/defaults.go`, 28.x): runc's plus /proc/interrupts and
+/// /sys/devices/virtual/powercap (RAPL energy counters, a side channel: CVE-2020-8694).
+const LOCKED_MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+];
 
 #[derive(Serialize)]
 struct IdMap {
@@ -119,8 +167,14 @@ fn mount(
     }
 }
 
-/// The default config; `rootless` maps the caller's `uid`/`gid` to root.
+/// The default config (locked down); `rootless` maps the caller's `uid`/`gid` to root.
 pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
+    spec(Flavor::Locked, rootless, cgroup_v2)
+}
+
+/// The config `spec` writes in `flavor`; `rootless` maps the caller's `uid`/`gid` to root.
+pub fn spec(flavor: Flavor, rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
+    let runc = flavor == Flavor::RuncCompat;
     let caps = vec!["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
     let mut namespaces: Vec<&'static str> = vec!["pid", "network", "ipc", "uts", "mount"];
     if cgroup_v2 {
@@ -201,7 +255,12 @@ pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
             "/proc/sys",
             "/proc/sysrq-trigger",
         ],
+        seccomp: None,
     };
+    if !runc {
+        linux.masked_paths = LOCKED_MASKED_PATHS.to_vec();
+        linux.seccomp = Some(crate::default_seccomp::profile());
+    }
     if let Some((uid, gid)) = rootless {
         namespaces.retain(|n| *n != "network" && *n != "user");
         namespaces.push("user");
@@ -232,7 +291,11 @@ pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
     }
     linux.namespaces = namespaces.into_iter().map(|typ| Ns { typ }).collect();
     let spec = Spec {
-        oci_version: crate::SPEC_VERSION,
+        oci_version: if runc {
+            RUNC_SPEC_VERSION
+        } else {
+            LOCKED_SPEC_VERSION
+        },
         process: Process {
             terminal: true,
             user: User { uid: 0, gid: 0 },
@@ -245,7 +308,10 @@ pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
             capabilities: Caps {
                 bounding: caps.clone(),
                 effective: caps.clone(),
-                permitted: caps,
+                permitted: caps.clone(),
+                // runc 1.1 lists them as ambient too (which the kernel refuses to raise
+                // without them inheritable; runc 1.2 dropped them)
+                ambient: if runc { caps } else { Vec::new() },
             },
             rlimits: vec![Rlimit {
                 typ: "RLIMIT_NOFILE",
@@ -258,7 +324,7 @@ pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
             path: "rootfs",
             readonly: true,
         },
-        hostname: "runc",
+        hostname: if runc { "runc" } else { "berth" },
         mounts,
         linux,
     };
@@ -273,6 +339,97 @@ pub fn default_spec(rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The locked-down default: Docker's seccomp profile (compiled by our own compiler,
+    /// every name known), no new privileges, runc's three caps and none ambient,
+    /// Docker's masked paths; `--runc-compat` has none of the additions.
+    #[test]
+    fn the_default_is_locked_down_and_runc_compat_is_not() {
+        for rootless in [None, Some((1000, 1000))] {
+            let text = default_spec(rootless, false);
+            let spec: berth_oci::runtime::Spec = serde_json::from_str(&text).unwrap();
+            let linux = spec.linux.as_ref().unwrap();
+            let sc = linux.seccomp.as_ref().expect("a seccomp profile");
+            let filter = crate::seccomp::compile(sc).unwrap();
+            assert!(
+                filter.unknown_syscalls().is_empty(),
+                "names no table knows: {:?}",
+                filter.unknown_syscalls()
+            );
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+            assert_eq!(v["linux"]["seccomp"]["defaultErrnoRet"], 1);
+            let allowed: Vec<&str> = v["linux"]["seccomp"]["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["action"] == "SCMP_ACT_ALLOW" && r.get("args").is_none())
+                .flat_map(|r| r["names"].as_array().unwrap().iter())
+                .map(|n| n.as_str().unwrap())
+                .collect();
+            for denied in [
+                "mount",
+                "umount2",
+                "unshare",
+                "setns",
+                "pivot_root",
+                "chroot",
+                "keyctl",
+                "add_key",
+                "bpf",
+                "perf_event_open",
+                "kexec_load",
+                "init_module",
+                "reboot",
+                "open_by_handle_at",
+                "userfaultfd",
+                "clone",
+                "clone3",
+                "personality",
+                "socket",
+            ] {
+                assert!(
+                    !allowed.contains(&denied),
+                    "{denied} is allowed unconditionally"
+                );
+            }
+            for ok in [
+                "read",
+                "execve",
+                "openat",
+                "ptrace",
+                "setuid",
+                "io_uring_setup",
+            ] {
+                assert!(allowed.contains(&ok), "{ok} is not allowed");
+            }
+            assert_eq!(v["process"]["noNewPrivileges"], true);
+            let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+            for set in ["bounding", "effective", "permitted"] {
+                assert_eq!(v["process"]["capabilities"][set], caps, "{set}");
+            }
+            assert!(v["process"]["capabilities"].get("ambient").is_none());
+            assert!(
+                v["linux"]["maskedPaths"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("/sys/devices/virtual/powercap"))
+            );
+            assert_eq!(v["root"]["readonly"], true);
+
+            let compat: serde_json::Value =
+                serde_json::from_str(&spec_of(Flavor::RuncCompat, rootless)).unwrap();
+            assert!(compat["linux"].get("seccomp").is_none());
+            assert_eq!(compat["ociVersion"], RUNC_SPEC_VERSION);
+            assert_eq!(compat["process"]["capabilities"]["ambient"], caps);
+            assert_eq!(compat["hostname"], "runc");
+        }
+    }
+
+    fn spec_of(flavor: Flavor, rootless: Option<(u32, u32)>) -> String {
+        spec(flavor, rootless, false)
+    }
 
     #[test]
     fn parses_as_a_valid_config() {
@@ -290,7 +447,7 @@ mod tests {
     /// with `runc spec --rootless` run by the same user).
     #[test]
     fn rootless_spec_is_runcs() {
-        use serde_json::{Value, json};
+        use serde_json::Value;
         let root: Value = serde_json::from_str(&default_spec(None, false)).unwrap();
         for v2 in [false, true] {
             let rl: Value = serde_json::from_str(&default_spec(Some((1234, 5678)), v2)).unwrap();

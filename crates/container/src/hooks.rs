@@ -5,8 +5,8 @@
 //! prestart, createContainer and startContainer failures abort; poststart and poststop
 //! failures are warnings).
 
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -82,9 +82,17 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(spawn_err)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // a hook that does not read its stdin is fine
-        let _ = stdin.write_all(state);
+    // the state is written as the hook reads it, beside its output, so that a large state
+    // (a config with 1 MiB of annotations) cannot deadlock against a hook that writes
+    // before it reads, nor outlive its timeout; a hook that does not read it is fine
+    let mut stdin = child.stdin.take().and_then(|s| {
+        let fd = OwnedFd::from(s);
+        rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK).ok()?;
+        Some(fd)
+    });
+    let mut written = 0usize;
+    if state.is_empty() {
+        stdin = None;
     }
     let deadline = hook
         .timeout
@@ -105,6 +113,9 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
         }
         if let Some(e) = &err {
             fds.push(PollFd::from_borrowed_fd(e.as_fd(), PollFlags::IN));
+        }
+        if let Some(i) = &stdin {
+            fds.push(PollFd::new(i, PollFlags::OUT));
         }
         let timeout = match deadline {
             Some(d) => {
@@ -140,8 +151,29 @@ fn run_one(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
                 drain(&mut out, &mut output);
             }
         }
-        if err.is_some() && rev[idx] {
-            drain(&mut err, &mut output);
+        if err.is_some() {
+            let ready = rev[idx];
+            idx += 1;
+            if ready {
+                drain(&mut err, &mut output);
+            }
+        }
+        if let Some(i) = &stdin
+            && rev[idx]
+        {
+            match rustix::io::write(i, &state[written..]) {
+                Ok(n) => written += n,
+                Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+                // EPIPE: the hook closed its stdin or exited
+                Err(_) => written = state.len(),
+            }
+            if written >= state.len() {
+                stdin = None;
+            }
+        }
+        if exited {
+            // its stdin has no reader left to wait for
+            stdin = None;
         }
         if exited && out.is_none() && err.is_none() {
             break;
@@ -246,5 +278,35 @@ mod tests {
         let _ = std::fs::remove_file(dir.path().join("second"));
         assert!(run("prestart", &hooks, b"{}").is_err());
         assert!(!dir.path().join("second").exists());
+    }
+
+    /// A state larger than a pipe (a config with 1 MiB of annotations): a hook that reads
+    /// it gets all of it, one that writes much before reading does not deadlock, and one
+    /// that never reads it is still stopped by its timeout.
+    #[test]
+    fn a_large_state_is_fed_as_the_hook_reads_it() {
+        let state = format!("{{\"annotations\":\"{}\"}}", "a".repeat(2 << 20));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("head -c 1000000 /dev/zero; head -c 1000000 /dev/zero >&2; cat > {}", out.display())]}));
+        // bounded: a runtime that writes the whole state before reading the hook's output
+        // deadlocks with this hook
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        std::thread::spawn(move || tx.send(run("createRuntime", &[h], st.as_bytes())));
+        let done = rx.recv_timeout(Duration::from_secs(60));
+        assert!(
+            matches!(done, Ok(Ok(()))),
+            "the hook deadlocked or failed: {done:?}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap().len(), state.len());
+
+        let h =
+            hook(serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}));
+        let t = Instant::now();
+        let e = run("prestart", &[h], state.as_bytes()).unwrap_err();
+        assert!(matches!(e, HookError::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     }
 }

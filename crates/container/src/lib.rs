@@ -15,6 +15,7 @@
 pub mod caps;
 pub mod cgroups;
 mod container;
+pub mod default_seccomp;
 pub mod default_spec;
 pub mod features;
 pub mod hooks;
@@ -37,8 +38,8 @@ mod sys;
 pub mod tty;
 
 pub use container::{
-    Container, ContainerError, CreateOptions, ExecOptions, ExecProcess, ForegroundOptions, list,
-    remove_leftover, remove_unreadable, wait_foreground,
+    Container, ContainerError, CreateOptions, ExecOptions, ExecProcess, ForegroundOptions,
+    catch_signals, host_console, list, remove_leftover, remove_unreadable, wait_foreground,
 };
 pub use state::{State, StateError, Status};
 

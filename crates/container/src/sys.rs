@@ -256,6 +256,19 @@ pub fn block_signals_to_fd() -> io::Result<OwnedFd> {
     }
 }
 
+/// kill(2) with any signal number, realtime ones included (rustix's `Signal` names only
+/// the standard ones).
+pub fn kill_raw(pid: i32, sig: i32) -> io::Result<()> {
+    #[expect(unsafe_code, reason = "kill(2) with a raw signal number")]
+    // SAFETY: kill(2) takes two integers and has no memory-safety preconditions.
+    let r = unsafe { libc::kill(pid, sig) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Read one signal number from a signalfd.
 pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<i32> {
     let mut buf = [0u8; 128];

@@ -742,6 +742,15 @@ mod tests {
             Command::Spec(spec::SpecArgs {
                 bundle: p("/b"),
                 rootless: true,
+                runc_compat: false,
+            })
+        );
+        assert_eq!(
+            command("spec --runc-compat"),
+            Command::Spec(spec::SpecArgs {
+                bundle: None,
+                rootless: false,
+                runc_compat: true,
             })
         );
         assert_eq!(command("features"), Command::Features);

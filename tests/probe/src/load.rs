@@ -295,7 +295,7 @@ fn sleep(d: Duration) -> Value {
     json!({"ok": true, "ms": ms(d)})
 }
 
-/// Block SIGTERM, SIGINT, SIGHUP, SIGUSR1 and SIGUSR2 and wait for one of them. Blocked
+/// Block SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 and SIGRTMIN+2 and wait for one of them. Blocked
 /// signals reach a namespace's pid 1 too (an unhandled SIGTERM to pid 1 is dropped), so
 /// `kill <id> TERM` ends a probe waiting here, with exit code 0.
 #[expect(unsafe_code, reason = "sigprocmask(2) and sigwaitinfo(2)")]
@@ -311,6 +311,7 @@ fn wait_signal() -> Value {
             libc::SIGHUP,
             libc::SIGUSR1,
             libc::SIGUSR2,
+            libc::SIGRTMIN() + 2,
         ] {
             libc::sigaddset(&mut set, s);
         }

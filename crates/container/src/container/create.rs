@@ -127,6 +127,16 @@ impl Container {
                 what: "cannot allocate tty if berth-runtime will detach without setting console socket".to_owned(),
             });
         }
+        if terminal && opts.console_socket.is_none() && opts.keep_pty {
+            // as runc: fail now rather than run a terminal nobody can see or type into
+            // (a shell there waits forever)
+            super::wait::host_console().map_err(io_err(
+                "cannot allocate a terminal for the container in the foreground: none of \
+                 stdin, stdout and stderr is a terminal and there is no controlling terminal \
+                 (/dev/tty); hint: run it from a terminal, or pass --detach with \
+                 --console-socket, or set process.terminal to false",
+            ))?;
+        }
         if !terminal && opts.console_socket.is_some() {
             return Err(ContainerError::Config {
                 what: "cannot use console socket if berth-runtime will not detach or allocate tty"

@@ -62,6 +62,15 @@ impl Container {
                 what: "cannot allocate tty if berth-runtime will detach without setting console socket".to_owned(),
             });
         }
+        if terminal && opts.console_socket.is_none() && opts.keep_pty {
+            // as runc: fail now rather than run a terminal nobody can see or type into
+            super::wait::host_console().map_err(super::io_err(
+                "cannot allocate a terminal for the process in the foreground: none of \
+                 stdin, stdout and stderr is a terminal and there is no controlling terminal \
+                 (/dev/tty); hint: run it from a terminal, or pass --detach with \
+                 --console-socket, or drop --tty",
+            ))?;
+        }
         process::check_lsm(process)?;
         let warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
         let linux = cfg_spec.linux.as_ref();

@@ -18,7 +18,7 @@ use crate::state::{State, StateError, Status};
 pub use create::CreateOptions;
 pub use exec::{ExecOptions, ExecProcess};
 pub use ops::{remove_leftover, remove_unreadable};
-pub use wait::{ForegroundOptions, wait_foreground};
+pub use wait::{ForegroundOptions, catch_signals, host_console, wait_foreground};
 
 /// What failed, on which container.
 #[derive(Debug, thiserror::Error)]

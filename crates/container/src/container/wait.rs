@@ -1,12 +1,19 @@
 //! Waiting in the foreground (`run`, `exec` without `--detach`): signals received are
 //! forwarded to the process, SIGWINCH resizes its terminal, the terminal is copied to and
 //! from our stdio, and the process's exit status becomes ours (128+n for a signal).
+//!
+//! As runc's `signals.go`: every signal is forwarded except SIGCHLD (reaping), SIGWINCH
+//! (resize) and SIGURG (ignored: Go uses it for preemption, and runc drops it). The caller
+//! takes the signals with [`catch_signals`] before it creates the container, as runc
+//! installs its handler before `Run`: a SIGTERM that arrives during create, hooks or start
+//! is held and forwarded once the process runs, instead of killing the runtime and
+//! leaving a half-made container behind.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::event::{PollFd, PollFlags};
-use rustix::process::{Pid, Signal, WaitOptions};
+use rustix::process::WaitOptions;
 
 use crate::sys;
 
@@ -17,6 +24,36 @@ pub struct ForegroundOptions {
     pub pid: i32,
     /// The terminal's master when the process has one and no console socket took it.
     pub pty: Option<OwnedFd>,
+    /// The signalfd from [`catch_signals`], taken before the process was made; `None`:
+    /// take the signals now.
+    pub signals: Option<OwnedFd>,
+}
+
+/// Block every signal (but SIGKILL and SIGSTOP) and return a signalfd receiving them, for
+/// [`ForegroundOptions::signals`]. Processes forked from here on reset their mask (the
+/// container's stage 1 and its process do, hooks are spawned by `std::process`, which
+/// does).
+pub fn catch_signals() -> std::io::Result<OwnedFd> {
+    sys::block_signals_to_fd()
+}
+
+/// The terminal the foreground process's terminal is proxied to, as runc's
+/// `initHostConsole`: the first of stderr, stdout and stdin that is a terminal, else the
+/// controlling terminal (`/dev/tty`). An error when there is none: then nothing can show
+/// the container's terminal nor switch it to raw mode, and runc refuses the same way.
+pub fn host_console() -> std::io::Result<OwnedFd> {
+    use rustix::stdio::{stderr, stdin, stdout};
+    for fd in [stderr(), stdout(), stdin()] {
+        if rustix::termios::isatty(fd) {
+            return Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?);
+        }
+    }
+    let tty = rustix::fs::open(
+        "/dev/tty",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?;
+    Ok(tty)
 }
 
 fn exit_code(status: rustix::process::WaitStatus) -> Option<i32> {
@@ -43,25 +80,29 @@ fn reap(target: i32) -> Option<i32> {
     }
 }
 
-fn resize(pty: &OwnedFd) {
-    if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+fn resize(pty: &OwnedFd, console: Option<&OwnedFd>) {
+    let Some(console) = console else { return };
+    if let Ok(ws) = rustix::termios::tcgetwinsize(console) {
         let _ = rustix::termios::tcsetwinsize(pty, ws);
     }
 }
 
 /// Wait for the process; returns its exit code.
-pub fn wait_foreground(opts: ForegroundOptions) -> std::io::Result<i32> {
-    let sigfd = sys::block_signals_to_fd()?;
-    let stdin = rustix::stdio::stdin();
-    let saved = match &opts.pty {
-        Some(pty) => {
-            resize(pty);
-            match rustix::termios::tcgetattr(stdin) {
+pub fn wait_foreground(mut opts: ForegroundOptions) -> std::io::Result<i32> {
+    let sigfd = match opts.signals.take() {
+        Some(fd) => fd,
+        None => sys::block_signals_to_fd()?,
+    };
+    let console = opts.pty.as_ref().and_then(|_| host_console().ok());
+    let saved = match (&opts.pty, &console) {
+        (Some(pty), Some(con)) => {
+            resize(pty, Some(con));
+            match rustix::termios::tcgetattr(con) {
                 Ok(t) => {
                     let mut raw = t.clone();
                     raw.make_raw();
                     let _ = rustix::termios::tcsetattr(
-                        stdin,
+                        con,
                         rustix::termios::OptionalActions::Now,
                         &raw,
                     );
@@ -70,23 +111,26 @@ pub fn wait_foreground(opts: ForegroundOptions) -> std::io::Result<i32> {
                 Err(_) => None,
             }
         }
-        None => None,
+        _ => None,
     };
-    let result = loop_until_exit(&opts, &sigfd);
-    if let Some(t) = saved {
-        let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &t);
+    let result = loop_until_exit(&opts, &sigfd, console.as_ref());
+    if let (Some(t), Some(con)) = (saved, &console) {
+        let _ = rustix::termios::tcsetattr(con, rustix::termios::OptionalActions::Now, &t);
     }
     result
 }
 
-fn loop_until_exit(opts: &ForegroundOptions, sigfd: &OwnedFd) -> std::io::Result<i32> {
+fn loop_until_exit(
+    opts: &ForegroundOptions,
+    sigfd: &OwnedFd,
+    console: Option<&OwnedFd>,
+) -> std::io::Result<i32> {
     let mut buf = [0u8; 8192];
     if let Some(code) = reap(opts.pid) {
         // it may have exited before we got here, its output still in the terminal
         drain_pty(opts, &mut buf);
         return Ok(code);
     }
-    let target = Pid::from_raw(opts.pid);
     let stdin = rustix::stdio::stdin();
     let mut stdin_open = opts.pty.is_some();
     let mut pty_open = opts.pty.is_some();
@@ -113,10 +157,13 @@ fn loop_until_exit(opts: &ForegroundOptions, sigfd: &OwnedFd) -> std::io::Result
                 }
             } else if sig == libc::SIGWINCH {
                 if let Some(p) = &opts.pty {
-                    resize(p);
+                    resize(p, console);
                 }
-            } else if let (Some(t), Some(s)) = (target, Signal::from_named_raw(sig)) {
-                let _ = rustix::process::kill_process(t, s);
+            } else if sig == libc::SIGURG {
+                // runc ignores it (the Go runtime's preemption signal)
+            } else if opts.pid > 0 {
+                // realtime signals too, which rustix's `Signal` does not name
+                let _ = sys::kill_raw(opts.pid, sig);
             }
         }
         let mut i = 1;

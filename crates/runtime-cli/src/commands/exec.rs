@@ -197,6 +197,12 @@ pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
     };
+    // as run: a signal during the exec's setup is held and forwarded once the process runs
+    let signals = if a.detach {
+        None
+    } else {
+        Some(berth_container::catch_signals().context("failed to block signals for forwarding")?)
+    };
     let p = c
         .exec(&opts)
         .with_context(|| format!("failed to exec in container {}", a.id))?;
@@ -209,6 +215,7 @@ pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
     let code = wait_foreground(ForegroundOptions {
         pid: p.pid,
         pty: p.pty,
+        signals,
     })
     .with_context(|| format!("failed to wait for the exec process in container {}", a.id))?;
     Ok(u8::try_from(code & 0xff).unwrap_or(255))

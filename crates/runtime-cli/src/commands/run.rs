@@ -4,7 +4,7 @@
 use crate::Global;
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
-use berth_container::{Container, ForegroundOptions, wait_foreground};
+use berth_container::{Container, ForegroundOptions, catch_signals, wait_foreground};
 
 /// `run`'s flags beside `create`'s.
 pub const FLAGS: &[Flag] = &[
@@ -42,6 +42,13 @@ impl RunArgs {
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let mut opts = super::create::options(g, &a.id, &a.flags)?;
     opts.keep_pty = !a.detach && opts.console_socket.is_none();
+    // as runc, which installs its handler before `Run`: a signal during create, hooks or
+    // start is held and forwarded to the process once it runs
+    let signals = if a.detach {
+        None
+    } else {
+        Some(catch_signals().context("failed to block signals for forwarding")?)
+    };
     let (mut c, pty) =
         Container::create(&opts).with_context(|| format!("failed to run container {}", a.id))?;
     for w in &c.warnings {
@@ -64,6 +71,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let code = wait_foreground(ForegroundOptions {
         pid: c.state.pid,
         pty,
+        signals,
     })
     .with_context(|| format!("failed to wait for container {}", a.id))?;
     if !a.keep {

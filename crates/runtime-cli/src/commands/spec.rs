@@ -1,9 +1,12 @@
-//! `spec` (`--bundle`, `--rootless`): write runc's default config.json.
+//! `spec` (`--bundle`, `--rootless`, `--runc-compat`): write a default config.json, locked
+//! down (Docker's seccomp profile, no new privileges, few capabilities, masked paths), or
+//! with `--runc-compat` runc's own, byte for byte.
 
 use std::path::PathBuf;
 
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
+use berth_container::default_spec::Flavor;
 
 pub const FLAGS: &[Flag] = &[
     Flag::value(
@@ -16,12 +19,19 @@ pub const FLAGS: &[Flag] = &[
         None,
         "generate a configuration for a rootless container",
     ),
+    Flag::bool(
+        "runc-compat",
+        None,
+        "write runc's default configuration byte for byte (no seccomp profile) instead of \
+         berth's locked-down one",
+    ),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct SpecArgs {
     pub bundle: Option<PathBuf>,
     pub rootless: bool,
+    pub runc_compat: bool,
 }
 
 impl SpecArgs {
@@ -30,6 +40,7 @@ impl SpecArgs {
         Ok(SpecArgs {
             bundle: m.path("bundle"),
             rootless: m.flag("rootless"),
+            runc_compat: m.flag("runc-compat"),
         })
     }
 }
@@ -50,7 +61,12 @@ pub fn run(a: SpecArgs) -> anyhow::Result<u8> {
         berth_container::cgroups::detect_mode(),
         Ok(berth_container::cgroups::CgroupMode::Unified)
     );
-    let text = berth_container::default_spec::default_spec(ids, v2);
+    let flavor = if a.runc_compat {
+        Flavor::RuncCompat
+    } else {
+        Flavor::Locked
+    };
+    let text = berth_container::default_spec::spec(flavor, ids, v2);
     berth_fsutil::atomic_write(&path, text.as_bytes())
         .with_context(|| format!("failed to write {}", path.display()))?;
     Ok(0)

@@ -486,7 +486,7 @@ fn shell_line(line: &[OsString]) -> String {
 }
 
 /// `script` running `line` on a new pty whose output goes to script's stdout.
-fn on_a_pty(line: Vec<OsString>) -> Command {
+pub(super) fn on_a_pty(line: Vec<OsString>) -> Command {
     let mut c = Command::new("script");
     c.args(["--quiet", "--return", "--command"])
         .arg(shell_line(&line))

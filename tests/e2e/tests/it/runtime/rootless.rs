@@ -165,13 +165,20 @@ impl<'r> Rootless<'r> {
         run_with_timeout(&mut self.command(args, true), COMMAND_TIMEOUT)
     }
 
-    /// `spec --rootless` written by the user into a fresh directory, parsed.
+    /// `spec --rootless` written by the user into a fresh directory, parsed (berth-runtime's
+    /// is its locked-down default).
     fn spec(&self) -> Value {
+        self.spec_with(&[])
+    }
+
+    /// `spec --rootless <extra…>` written by the user into a fresh directory, parsed.
+    fn spec_with(&self, extra: &[&str]) -> Value {
         let dir = tempfile::tempdir().expect("tempdir for spec");
         std::os::unix::fs::chown(dir.path(), Some(self.uid), Some(self.gid)).expect("chown");
+        let mut args = vec!["spec", "--rootless"];
+        args.extend_from_slice(extra);
         let out = run_with_timeout(
-            self.command(&["spec", "--rootless"], true)
-                .current_dir(dir.path()),
+            self.command(&args, true).current_dir(dir.path()),
             COMMAND_TIMEOUT,
         );
         assert!(
@@ -296,7 +303,8 @@ fn spec_rootless_matches_runc_field_by_field() {
         return;
     };
     let runc_spec = r.spec();
-    let berth_spec = b.spec();
+    // berth-runtime's default is locked down (runtime::spec); `--runc-compat` is runc's
+    let berth_spec = b.spec_with(&["--runc-compat"]);
     // the caller's own ids mapped to root, size 1
     let map = json!([{"containerID": 0, "hostID": b.uid, "size": 1}]);
     assert_eq!(berth_spec["linux"]["uidMappings"], map, "{berth_spec:#}");

@@ -9,7 +9,8 @@
 //!   non-blocking (for an exec fifo: the open that lets the waiting init go on), and
 //!   `PTRACE_SEIZE` (undone at once). Reports each result per pid.
 //! - `neighbour-watch:<ms>:<comm>` watches for processes that appear during `<ms>` and
-//!   spins on each, trying to open its `/proc/<pid>/mem` read-write until it succeeds,
+//!   spins on each, trying to open its `/proc/<pid>/mem` read-write, to read its
+//!   `/proc/<pid>/fd/0` and to `PTRACE_SEIZE` it until one succeeds,
 //!   the process goes, or it becomes `<comm>` (the program an `exec` runs, which the
 //!   container may legitimately open). A success counts as won only when the process was
 //!   still not `<comm>` after the open succeeded: the comm changes once, at `execve`, so
@@ -29,6 +30,9 @@ use crate::step::{Step, UsageError};
 pub const NEIGHBOUR: &[&str] = &["neighbour-scan", "neighbour-watch:<ms>:<comm>"];
 
 const MAX_MS: u64 = 600_000;
+
+/// One attack on a pid: `Ok(())` or the errno.
+type Attempt = fn(i32) -> Result<(), i32>;
 
 /// Plan a neighbour step; `Ok(None)` when `step` is not one.
 pub fn plan(step: &Step) -> Result<Option<Action>, UsageError> {
@@ -166,26 +170,40 @@ fn watch(span: Duration, skip: &str) -> Value {
         seen.extend(&new);
         for pid in new {
             candidates += 1;
-            // spin until the open succeeds, the process goes or executes `skip`
-            while start.elapsed() < span {
-                match open_close(&format!("/proc/{pid}/mem"), libc::O_RDWR) {
-                    Ok(()) => {
-                        match comm(pid) {
-                            Some(c) if c != skip => won.push(json!({"pid": pid, "comm": c})),
-                            _ => {}
+            // spin until an attack succeeds, the process goes or executes `skip`
+            'spin: while start.elapsed() < span {
+                let attempts: [(&str, Attempt); 3] = [
+                    ("mem", |p| {
+                        open_close(&format!("/proc/{p}/mem"), libc::O_RDWR)
+                    }),
+                    ("fd", |p| {
+                        std::fs::read_link(format!("/proc/{p}/fd/0"))
+                            .map(drop)
+                            .map_err(|e| e.raw_os_error().unwrap_or(0))
+                    }),
+                    ("ptrace", ptrace_seize),
+                ];
+                for (what, attempt) in attempts {
+                    match attempt(pid) {
+                        Ok(()) => {
+                            // still not `skip` after the success: it hit the helper
+                            match comm(pid) {
+                                Some(c) if c != skip => {
+                                    won.push(json!({"pid": pid, "comm": c, "what": what}));
+                                }
+                                _ => {}
+                            }
+                            break 'spin;
                         }
-                        break;
+                        Err(e) if e == libc::ENOENT || e == libc::ESRCH => break 'spin,
+                        Err(e) => {
+                            refused.insert(format!("{what}:{}", crate::names::errno_name(e)));
+                        }
                     }
-                    Err(e) => {
-                        if e == libc::ENOENT || e == libc::ESRCH {
-                            break;
-                        }
-                        refused.insert(crate::names::errno_name(e));
-                        match comm(pid) {
-                            Some(c) if c != skip => {}
-                            _ => break,
-                        }
-                    }
+                }
+                match comm(pid) {
+                    Some(c) if c != skip => {}
+                    _ => break,
                 }
             }
         }

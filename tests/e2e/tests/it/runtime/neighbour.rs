@@ -69,8 +69,9 @@ runtime_test! {
 
 runtime_test! {
     /// While `exec` runs, a process of the container watches for the helper that joins it
-    /// and spins on its `/proc/<pid>/mem`: no open succeeds before the helper executes the
-    /// exec'd program (busybox), whose own memory the container may read.
+    /// and spins on its `/proc/<pid>/mem` (read-write), `/proc/<pid>/fd/*` and ptrace: none
+    /// succeeds before the helper executes the exec'd program (busybox), which the
+    /// container may then open like any of its processes.
     fn the_container_cannot_open_an_exec_helper_before_it_executes(rt) {
         const EXECS: usize = 20;
         let mut b = Bundle::new();

@@ -40,7 +40,8 @@ pub(crate) enum ChildMsg {
     InitPid {
         pid: i32,
     },
-    /// Mounts done: run prestart and createRuntime hooks, then send `HooksDone`.
+    /// Mounts done: run prestart and createRuntime hooks, then send `HooksDone` (sent only
+    /// when the config has such hooks).
     Hooks,
     /// The pty master is attached.
     Pty,
@@ -223,9 +224,16 @@ fn init_inner(
         rootfs::create_devices(spec, root.as_fd(), rp.userns)?;
         rootfs::dev_symlinks(spec, root.as_fd())?;
         drop(root);
-        chan.send(&ChildMsg::Hooks)
-            .map_err(|e| Failure::new(e.to_string()))?;
-        expect_msg(chan, |m| matches!(m, ParentMsg::HooksDone))?;
+        // the runtime runs prestart and createRuntime hooks now; without any, no round trip
+        let runtime_hooks = all_hooks.is_some_and(|h| {
+            h.prestart.as_ref().is_some_and(|v| !v.is_empty())
+                || h.create_runtime.as_ref().is_some_and(|v| !v.is_empty())
+        });
+        if runtime_hooks {
+            chan.send(&ChildMsg::Hooks)
+                .map_err(|e| Failure::new(e.to_string()))?;
+            expect_msg(chan, |m| matches!(m, ParentMsg::HooksDone))?;
+        }
         if let Some(h) = all_hooks.and_then(|h| h.create_container.as_deref()) {
             hooks::run("createContainer", h, state.as_bytes())
                 .map_err(|e| Failure::new(error_chain(&e)))?;

@@ -324,20 +324,22 @@ impl OciLayout {
             source,
         })?;
         let mut verifying = VerifyingReader::new(reader, expected.clone(), size);
-        let copied = crate::copy_large(&mut verifying, &mut file).map_err(|source| match source
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<DigestError>())
-        {
-            Some(digest_error) => LayoutError::Verify {
-                path: self.root.clone(),
-                digest: expected.clone(),
-                source: digest_error.clone(),
-            },
-            None => LayoutError::Copy {
-                digest: expected.clone(),
-                path: dest.clone(),
-                source,
-            },
+        let copied = crate::copy_large(&mut verifying, &mut file, size).map_err(|source| {
+            match source
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<DigestError>())
+            {
+                Some(digest_error) => LayoutError::Verify {
+                    path: self.root.clone(),
+                    digest: expected.clone(),
+                    source: digest_error.clone(),
+                },
+                None => LayoutError::Copy {
+                    digest: expected.clone(),
+                    path: dest.clone(),
+                    source,
+                },
+            }
         })?;
         file.commit().map_err(|source| LayoutError::Write {
             path: self.root.clone(),

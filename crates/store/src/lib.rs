@@ -92,9 +92,18 @@ use crate::paths::StorePaths;
 /// 8 KiB made 32 768 `write`s (and as many hand-offs from the download) for 256 MiB.
 const COPY_BUF: usize = 1 << 20;
 
-/// Copy `r` to `w` through one [`COPY_BUF`] buffer; the number of bytes copied.
-fn copy_large(r: &mut impl std::io::Read, w: &mut impl std::io::Write) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; COPY_BUF];
+/// Copy `r` to `w` through one buffer of [`COPY_BUF`] bytes, or of `size` (at least 8 KiB)
+/// when the content is known to be smaller: a 4 KiB layer does not allocate 1 MiB. Returns
+/// the number of bytes copied.
+fn copy_large(
+    r: &mut impl std::io::Read,
+    w: &mut impl std::io::Write,
+    size: Option<u64>,
+) -> std::io::Result<u64> {
+    let len = size.map_or(COPY_BUF, |s| {
+        usize::try_from(s).map_or(COPY_BUF, |s| s.clamp(8 << 10, COPY_BUF))
+    });
+    let mut buf = vec![0u8; len];
     let mut total = 0u64;
     loop {
         let n = match r.read(&mut buf) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Client benchmark: `berth copy`/`berth pull` against `skopeo copy` doing the same job, side by
-# side in one run, interleaved (berth, skopeo, berth, skopeo, …), against the same registry:
+# side in one run, interleaved in ABBA order (berth, skopeo, skopeo, berth, …; for each job the
+# first client alternates from round to round), against the same registry:
 # berth's and Debian's docker-registry (CNCF distribution 2.8). Run by hand; never in CI.
 #
 #   bench/client.sh                 ROUNDS=3
@@ -64,9 +65,12 @@ timed() { # key client command...
 }
 
 for round in $(seq 1 "$ROUNDS"); do
+    job=0
     for server in berth docker-registry; do
         for image in big many; do
-            for client in berth skopeo; do
+            job=$((job + 1))
+            # shellcheck disable=SC2046 # two words on purpose
+            for client in $(abba $((round + job)) berth skopeo); do
                 # push into an empty registry
                 start_server "$server" "$round-$image-$client-push"
                 case $client in
@@ -99,7 +103,7 @@ REPORT=$ROOT/bench/results/client-$DATE.md
     echo
     echo "- berth $("$BERTH" --version | awk '{print $2}') (release), $(skopeo --version)"
     echo "- registries: berth registry serve, docker-registry $(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null)"
-    echo "- ROUNDS=$ROUNDS interleaved; big = $BIG_LAYERS x $BIG_MIB MiB, many = $SMALL_LAYERS x $SMALL_KIB KiB; machine: $(nproc) CPUs, clients and server share it"
+    echo "- ROUNDS=$ROUNDS interleaved (ABBA); big = $BIG_LAYERS x $BIG_MIB MiB, many = $SMALL_LAYERS x $SMALL_KIB KiB; machine: $(nproc) CPUs, clients and server share it"
     echo
     echo "Medians in seconds; speed-up = skopeo / berth."
     echo
@@ -121,7 +125,7 @@ REPORT=$ROOT/bench/results/client-$DATE.md
         done
     done
     echo
-    echo "Per-run values (skopeo / berth):"
+    echo "Per-run values, in run order per client:"
     for k in "${!RES[@]}"; do echo "- $k: ${RES[$k]}"; done | sort
 } >"$REPORT"
 cat "$REPORT"

@@ -59,7 +59,8 @@ timed_check() {
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-    for server in docker-registry berth; do
+    # ABBA: docker-registry, berth, berth, docker-registry, …
+    for server in $(abba $((r + 1)) docker-registry berth); do
         start_server "$server" "$r"
         log "round $r/$ROUNDS: $server at $BASE"
         skopeo copy --quiet --dest-tls-verify=false "oci:$WORK/ro-image:v1" \

@@ -20,7 +20,7 @@ berth_release_bin() {
     else
         log "building berth (release)"
         cargo build --release -p berth-cli >&2
-        BERTH=$ROOT/target/release/berth
+        BERTH=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth
     fi
 }
 
@@ -162,9 +162,20 @@ stop_server() {
 
 now() { date +%s.%N; }
 
+# ABBA order of two contenders: `abba N A B` prints "A B" for even N and "B A" for odd N. The
+# callers pass a number that changes parity from one pairing to the next and, for the same
+# job, from one round to the next, so that neither contender always runs first (a warmer page
+# cache, a quieter moment on a shared machine): A B, B A, A B, B A, …
+abba() { # n a b
+    if (($1 % 2 == 0)); then echo "$2 $3"; else echo "$3 $2"; fi
+}
+
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 mibps() { awk -v bytes="$1" -v s="$2" 'BEGIN { printf "%.2f", bytes / 1048576 / s }'; }
 
-median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Median of whitespace-separated numbers on stdin. Empty fields (the values are recorded as
+# "a b c ", with a trailing space) are skipped: counted, they made an empty first element after
+# sorting, so the "median" of 3 values was the mean of the two smallest, and of 1 value half it.
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 

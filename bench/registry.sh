@@ -195,8 +195,10 @@ bench_server() { # server round
 }
 
 for ((round = 1; round <= ROUNDS; round++)); do
-    bench_server docker-registry "$round"
-    bench_server berth "$round"
+    # ABBA: docker-registry, berth, berth, docker-registry, …
+    for server in $(abba $((round + 1)) docker-registry berth); do
+        bench_server "$server" "$round"
+    done
 done
 
 # ---------------------------------------------------------------- report
@@ -227,7 +229,7 @@ OUT=$ROOT/bench/results/$DATE.md
     echo "- docker-registry: $(docker-registry --version 2>/dev/null | head -1), filesystem storage, \`blobdescriptor: inmemory\` cache (Debian's default), log level $LOG_LEVEL, access log off"
     echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2)"
     echo "- machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr)"
-    echo "- ROUNDS=$ROUNDS (interleaved: docker-registry then berth, each on a fresh data dir), wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency; HEAD by ab -k -i -c$CONNECTIONS -t$DURATION (single-threaded; wrk cannot send HEAD, wg/wrk#198)"
+    echo "- ROUNDS=$ROUNDS (interleaved ABBA: docker-registry first in odd rounds, berth first in even ones; each on a fresh data dir), wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency; HEAD by ab -k -i -c$CONNECTIONS -t$DURATION (single-threaded; wrk cannot send HEAD, wg/wrk#198)"
     echo "- big: $BIG_LAYERS x $BIG_MIB MiB incompressible layers ($BIG_BYTES bytes); many: $SMALL_LAYERS x $SMALL_KIB KiB ($MANY_BYTES bytes); clients and servers share the machine"
     echo
     echo "Medians over the rounds; ratio = berth / docker-registry."

@@ -212,6 +212,14 @@ impl BlobWriter {
         &self.key
     }
 
+    /// Write everything `r` yields, in large chunks (one read, one write and one hash update
+    /// per up to 1 MiB); the number of bytes written. As with `Write`, the content is only
+    /// checked by [`BlobWriter::commit`].
+    pub fn write_from(&mut self, mut r: impl Read) -> io::Result<u64> {
+        let remaining = self.expected_size.map(|s| s.saturating_sub(self.offset()));
+        crate::copy_large(&mut r, self, remaining)
+    }
+
     fn err(&self, path: PathBuf, source: io::Error) -> StoreError {
         StoreError::Ingest {
             key: self.key.clone(),

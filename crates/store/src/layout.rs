@@ -324,7 +324,7 @@ impl OciLayout {
             source,
         })?;
         let mut verifying = VerifyingReader::new(reader, expected.clone(), size);
-        let copied = io::copy(&mut verifying, &mut file).map_err(|source| {
+        let copied = crate::copy_large(&mut verifying, &mut file, size).map_err(|source| {
             match source
                 .get_ref()
                 .and_then(|inner| inner.downcast_ref::<DigestError>())

@@ -14,7 +14,7 @@ use super::{Endpoint, ManifestBlob};
 use crate::progress::{BlobProgress, CountingSource, CountingWriter};
 
 /// Bytes buffered between a download and the blocking writer it feeds.
-const PIPE_BYTES: usize = 256 << 10;
+const PIPE_BYTES: usize = 1 << 20;
 
 fn need_store(store: Option<&Store>) -> anyhow::Result<&Store> {
     store.ok_or_else(|| anyhow::anyhow!("the local store is not open"))
@@ -180,8 +180,10 @@ impl Src {
         }
     }
 
-    /// Stream blob `digest` into `sink` (the destination verifies it).
-    async fn fetch<W: AsyncWrite + Unpin + Send>(
+    /// Stream blob `digest` into `sink`, which **must verify the digest** before the content
+    /// becomes visible (the layout and store writers behind [`piped`] do): a download is not
+    /// hashed here too, a local file is copied as it is.
+    async fn fetch_for_verifying_sink<W: AsyncWrite + Unpin + Send>(
         &self,
         digest: &Digest,
         size: u64,
@@ -189,7 +191,9 @@ impl Src {
     ) -> anyhow::Result<()> {
         match (self, self.local_path(digest)) {
             (Src::Registry { client, repo, .. }, _) => {
-                client.get_blob(repo, digest, Some(size), sink).await?;
+                client
+                    .get_blob_sink_verifies(repo, digest, Some(size), sink)
+                    .await?;
             }
             (_, Some(path)) => {
                 let mut f = tokio::fs::File::open(&path)
@@ -361,7 +365,8 @@ impl Dst {
                 piped(src, digest, size, bar, move |mut r| {
                     let key = format!("copy-{}", d.as_str().replace(':', "-"));
                     let mut w = store.ingest(&key, &d, Some(size))?;
-                    io::copy(&mut r, &mut w).context("failed to write into the store")?;
+                    w.write_from(&mut r)
+                        .context("failed to write into the store")?;
                     w.commit()?;
                     Ok(())
                 })
@@ -466,7 +471,8 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Stream blob `digest` from `src` into `write`, a blocking writer that reads its input
-/// through a bounded pipe (and verifies the digest before the blob becomes visible).
+/// through a bounded pipe and **must verify the digest** before the blob becomes visible:
+/// the download itself is not hashed (see [`Src::fetch_for_verifying_sink`]).
 async fn piped(
     src: &Src,
     digest: &Digest,
@@ -484,7 +490,7 @@ async fn piped(
         inner: rx,
     };
     let writer = tokio::task::spawn_blocking(move || write(reader));
-    let fetched = src.fetch(digest, size, &mut tx).await;
+    let fetched = src.fetch_for_verifying_sink(digest, size, &mut tx).await;
     drop(tx);
     let written = writer.await.context("a blocking task failed")?;
     match (fetched, written) {

@@ -53,6 +53,42 @@ fn blob_whose_bytes_do_not_match_is_refused() {
     );
 }
 
+/// `get_blob_sink_verifies` hands the bytes over unhashed (the sink verifies: berth's layout
+/// and store writers), but keeps `get_blob`'s size check.
+#[test]
+fn blob_for_a_verifying_sink_is_not_hashed_but_its_size_is_checked() {
+    let (digest, data) = blob(2, 64 * 1024);
+    let mut wrong = data.clone();
+    wrong[1000] ^= 1;
+    let longer = [data.clone(), b"extra".to_vec()].concat();
+    let served = wrong.clone();
+    let server =
+        FakeServer::start(move |r, _| ok_v2(r).unwrap_or_else(|| Answer::new(200, &[], &served)));
+    let c = client(options());
+    let r = repo(&server.host(), "app");
+    let mut sink = Vec::new();
+    let n = block_on(c.get_blob_sink_verifies(&r, &digest, Some(data.len() as u64), &mut sink))
+        .unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert_eq!(sink, wrong, "the bytes reach the sink as served");
+    assert_ne!(
+        Digest::sha256_of(&sink),
+        digest,
+        "the sink's check is what refuses them"
+    );
+
+    let server =
+        FakeServer::start(move |r, _| ok_v2(r).unwrap_or_else(|| Answer::new(200, &[], &longer)));
+    let r = repo(&server.host(), "app");
+    let e =
+        block_on(c.get_blob_sink_verifies(&r, &digest, Some(data.len() as u64), &mut Vec::new()))
+            .unwrap_err();
+    assert!(
+        matches!(e, Error::SizeMismatch { expected, .. } if expected == data.len() as u64),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn manifest_whose_bytes_do_not_match_is_refused() {
     let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;

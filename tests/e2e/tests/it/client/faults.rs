@@ -179,3 +179,74 @@ fn pull_refuses_a_corrupt_blob_from_docker_registry_and_stores_nothing() {
     ));
     corrupt_pull_is_refused(&env, &reference, &layer, file);
 }
+
+/// `berth copy REGISTRY/… oci:DIR` of an image whose big layer the registry serves
+/// corrupted: refused, naming the layer and the mismatch, and nothing of it is visible in
+/// the layout — neither the blob nor an `index.json` entry. (The download is hashed once, by
+/// the layout's writer, not also by the registry client: this is what keeps that safe.)
+fn corrupt_copy_to_a_layout_is_refused(env: &Env, reference: &str, layer: &Digest, blob: PathBuf) {
+    corrupt(&blob);
+    let out_dir = env.path("out");
+    let out = env.try_berth(&[
+        "copy",
+        "-q",
+        reference,
+        &format!("oci:{}:v1", out_dir.display()),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(layer.as_str()) && stderr.contains("digest"),
+        "the error names neither the blob nor the digest mismatch:\n{stderr}"
+    );
+    let hex = layer.as_str().split_once(':').unwrap().1;
+    let blobs = walk_files(out_dir.join("blobs"));
+    assert!(
+        !blobs.iter().any(|p| p.ends_with(hex)),
+        "the corrupt layer is visible in the layout: {blobs:?}"
+    );
+    for path in &blobs {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            !name.starts_with('.'),
+            "a temporary file was left: {}",
+            path.display()
+        );
+        let data = std::fs::read(path).unwrap();
+        assert_eq!(Digest::sha256_of(&data).as_str(), format!("sha256:{name}"));
+    }
+    let index = std::fs::read_to_string(out_dir.join("index.json")).unwrap_or_default();
+    assert!(!index.contains("\"v1\""), "the image was tagged: {index}");
+}
+
+#[test]
+fn copy_to_a_layout_refuses_a_corrupt_blob_from_berth_registry() {
+    let registry = Registry::start(RegistryOptions::new());
+    let env = Env::new();
+    let a = env.path("a");
+    let (_, layer) = image_with_big_layer(&a, 3 << 20);
+    let reference = format!("{}/corrupt:v1", registry.host());
+    env.berth(&["copy", "-q", &format!("oci:{}:v1", a.display()), &reference]);
+    let hex = layer.as_str().split_once(':').unwrap().1;
+    let file = registry
+        .blobs_dir()
+        .join(format!("sha256/{}/{hex}/data", &hex[..2]));
+    corrupt_copy_to_a_layout_is_refused(&env, &reference, &layer, file);
+}
+
+#[test]
+fn copy_to_a_layout_refuses_a_corrupt_blob_from_docker_registry() {
+    requires_tool!("docker-registry");
+    let registry = DockerRegistry::start(None);
+    let env = Env::new();
+    let a = env.path("a");
+    let (_, layer) = image_with_big_layer(&a, 3 << 20);
+    let reference = format!("{}/corrupt:v1", registry.host());
+    env.berth(&["copy", "-q", &format!("oci:{}:v1", a.display()), &reference]);
+    let hex = layer.as_str().split_once(':').unwrap().1;
+    let file = registry.storage_root().join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    corrupt_copy_to_a_layout_is_refused(&env, &reference, &layer, file);
+}

@@ -148,18 +148,28 @@ fn corrupt_pull_is_refused(env: &Env, reference: &str, layer: &Digest, blob_file
     assert_eq!(images.trim(), "[]", "an image was recorded: {images}");
 }
 
+/// An image with one big layer of `size` bytes pushed with berth to `host`/corrupt:v1:
+/// the reference and the layer's digest.
+fn push_big_layer(env: &Env, host: &str, size: usize) -> (String, Digest) {
+    let a = env.path("a");
+    let (_, layer) = image_with_big_layer(&a, size);
+    let reference = format!("{host}/corrupt:v1");
+    env.berth(&["copy", "-q", &format!("oci:{}:v1", a.display()), &reference]);
+    (reference, layer)
+}
+
+/// Where distribution's layout (and berth's registry's) keeps a blob, below `blobs/`.
+fn blob_rel(layer: &Digest) -> String {
+    let hex = layer.as_str().split_once(':').unwrap().1;
+    format!("sha256/{}/{hex}/data", &hex[..2])
+}
+
 #[test]
 fn pull_refuses_a_corrupt_blob_from_berth_registry_and_stores_nothing() {
     let registry = Registry::start(RegistryOptions::new());
     let env = Env::new();
-    let a = env.path("a");
-    let (_, layer) = image_with_big_layer(&a, 1 << 20);
-    let reference = format!("{}/corrupt:v1", registry.host());
-    env.berth(&["copy", "-q", &format!("oci:{}:v1", a.display()), &reference]);
-    let hex = layer.as_str().split_once(':').unwrap().1;
-    let file = registry
-        .blobs_dir()
-        .join(format!("sha256/{}/{hex}/data", &hex[..2]));
+    let (reference, layer) = push_big_layer(&env, &registry.host(), 1 << 20);
+    let file = registry.blobs_dir().join(blob_rel(&layer));
     corrupt_pull_is_refused(&env, &reference, &layer, file);
 }
 
@@ -168,15 +178,11 @@ fn pull_refuses_a_corrupt_blob_from_docker_registry_and_stores_nothing() {
     requires_tool!("docker-registry");
     let registry = DockerRegistry::start(None);
     let env = Env::new();
-    let a = env.path("a");
-    let (_, layer) = image_with_big_layer(&a, 1 << 20);
-    let reference = format!("{}/corrupt:v1", registry.host());
-    env.berth(&["copy", "-q", &format!("oci:{}:v1", a.display()), &reference]);
-    let hex = layer.as_str().split_once(':').unwrap().1;
-    let file = registry.storage_root().join(format!(
-        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
-        &hex[..2]
-    ));
+    let (reference, layer) = push_big_layer(&env, &registry.host(), 1 << 20);
+    let file = registry
+        .storage_root()
+        .join("docker/registry/v2/blobs")
+        .join(blob_rel(&layer));
     corrupt_pull_is_refused(&env, &reference, &layer, file);
 }
 
@@ -223,14 +229,8 @@ fn corrupt_copy_to_a_layout_is_refused(env: &Env, reference: &str, layer: &Diges
 fn copy_to_a_layout_refuses_a_corrupt_blob_from_berth_registry() {
     let registry = Registry::start(RegistryOptions::new());
     let env = Env::new();
-    let a = env.path("a");
-    let (_, layer) = image_with_big_layer(&a, 3 << 20);
-    let reference = format!("{}/corrupt:v1", registry.host());
-    env.berth(&["copy", "-q", &format!("oci:{}:v1", a.display()), &reference]);
-    let hex = layer.as_str().split_once(':').unwrap().1;
-    let file = registry
-        .blobs_dir()
-        .join(format!("sha256/{}/{hex}/data", &hex[..2]));
+    let (reference, layer) = push_big_layer(&env, &registry.host(), 3 << 20);
+    let file = registry.blobs_dir().join(blob_rel(&layer));
     corrupt_copy_to_a_layout_is_refused(&env, &reference, &layer, file);
 }
 
@@ -239,14 +239,10 @@ fn copy_to_a_layout_refuses_a_corrupt_blob_from_docker_registry() {
     requires_tool!("docker-registry");
     let registry = DockerRegistry::start(None);
     let env = Env::new();
-    let a = env.path("a");
-    let (_, layer) = image_with_big_layer(&a, 3 << 20);
-    let reference = format!("{}/corrupt:v1", registry.host());
-    env.berth(&["copy", "-q", &format!("oci:{}:v1", a.display()), &reference]);
-    let hex = layer.as_str().split_once(':').unwrap().1;
-    let file = registry.storage_root().join(format!(
-        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
-        &hex[..2]
-    ));
+    let (reference, layer) = push_big_layer(&env, &registry.host(), 3 << 20);
+    let file = registry
+        .storage_root()
+        .join("docker/registry/v2/blobs")
+        .join(blob_rel(&layer));
     corrupt_copy_to_a_layout_is_refused(&env, &reference, &layer, file);
 }

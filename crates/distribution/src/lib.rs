@@ -13,7 +13,6 @@
 //!   store plus caller-given roots), plain HTTP only where [`PlainHttp`] allows it, retries
 //!   of transient failures ([`RetryPolicy`]), never forwarding `Authorization` to another
 //!   host on a redirect;
-//! - [`select_platform`]: the manifest of an index for a platform;
 //! - [`Client::exchange`]: one request as built and its whole response as sent, for tools
 //!   that judge a registry (the conformance checks).
 //!
@@ -50,7 +49,6 @@ mod connect;
 mod credentials;
 mod error;
 mod manifest;
-mod platform;
 mod raw;
 mod referrers;
 mod retry;
@@ -71,7 +69,6 @@ pub use credentials::{
 };
 pub use error::{ConnectCause, Error, ErrorKind, RegistryErrorCode, Target};
 pub use manifest::{DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, ManifestHead};
-pub use platform::select_platform;
 pub use raw::{RawRequest, RawResponse};
 pub use referrers::referrers_tag;
 pub use retry::{MAX_RETRY_AFTER, RetryPolicy, parse_retry_after};

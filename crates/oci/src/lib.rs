@@ -9,6 +9,8 @@
 //! - image references ([`Reference`]) normalised as docker and containerd
 //!   do (`busybox` → `docker.io/library/busybox:latest`);
 //! - media type constants ([`media_type`]);
+//! - platforms ([`Platform`]: `os/arch[/variant]`, the host's, and choosing a manifest from
+//!   an index as containerd's platform matcher does);
 //! - manifest inspection ([`ManifestInfo`]): what a registry must know about
 //!   a pushed manifest (kind, config, layers, child manifests, subject,
 //!   artifact type) without rejecting manifest types it does not know;
@@ -17,7 +19,7 @@
 //!
 //! **Does not own**: storage, HTTP, registry logic, pulling, unpacking, or
 //! image configuration semantics. The crate is pure: no I/O beyond wrapping
-//! a caller's `Read`, no async, no global state. The OCI document types
+//! a caller's `Read`, no async, no global state (the host platform is a compile-time constant). The OCI document types
 //! themselves (`Descriptor`, `ImageManifest`, `ImageIndex`) are `oci-spec`'s; the
 //! runtime-spec ones are not.
 //!
@@ -58,6 +60,7 @@ pub use oci_spec;
 
 pub mod media_type;
 mod name;
+mod platform;
 mod reference;
 pub mod runtime;
 pub mod timefmt;
@@ -65,4 +68,5 @@ pub mod timefmt;
 pub use digest::{Algorithm, Digest, DigestError, Digester, VerifyingReader};
 pub use manifest::{ManifestError, ManifestInfo, ManifestKind, descriptor_digest};
 pub use name::{MAX_NAME_LEN, MAX_TAG_LEN, NameError, validate_repository_name, validate_tag};
+pub use platform::{Platform, PlatformError};
 pub use reference::{DEFAULT_REGISTRY, DEFAULT_TAG, Reference, ReferenceError};

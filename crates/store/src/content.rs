@@ -86,8 +86,9 @@ impl Store {
     /// Store a small blob given in memory (a configuration, a manifest) and return its
     /// digest. With `expected`, the bytes must hash to it (with its algorithm) or nothing is
     /// stored ([`StoreError::Mismatch`]); without, sha256 is used. Storing a blob that is
-    /// already present only refreshes its modification time (the GC grace clock).
-    pub fn put_blob_bytes(&self, data: &[u8], expected: Option<&Digest>) -> Result<Digest> {
+    /// already present only refreshes its modification time (the GC grace clock). Callers
+    /// go through [`crate::Ingester::put_bytes`], which leases the digest first.
+    pub(crate) fn put_blob_bytes(&self, data: &[u8], expected: Option<&Digest>) -> Result<Digest> {
         let alg = expected.map_or(Algorithm::Sha256, Digest::algorithm);
         let actual = Digest::of(alg, data);
         if let Some(expected) = expected

@@ -117,6 +117,12 @@ pub enum StoreError {
         #[source]
         source: FsError,
     },
+    #[error("cannot name process {pid} as a lease holder: it is not running")]
+    NoSuchHolder {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to parse manifest {digest} while collecting garbage; nothing was removed")]
     Manifest {
         digest: Digest,
@@ -135,7 +141,9 @@ impl StoreError {
     /// The class of this failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::BlobNotFound { .. } => ErrorKind::NotFound,
+            StoreError::BlobNotFound { .. } | StoreError::NoSuchHolder { .. } => {
+                ErrorKind::NotFound
+            }
             StoreError::BlobTooLarge { .. }
             | StoreError::Mismatch { .. }
             | StoreError::InvalidRecord { .. } => ErrorKind::InvalidInput,

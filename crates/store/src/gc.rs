@@ -3,8 +3,8 @@
 //! Under the exclusive store lock (no index update and no lease change can interleave):
 //! 1. **mark** from every [`ImageRecord`](crate::ImageRecord): its manifest or index, and
 //!    recursively child manifests, configs and layers;
-//! 2. mark every digest of every live lease (and, if it is a stored manifest, what it
-//!    references); stale leases are removed;
+//! 2. mark every digest of every live lease (its holder still runs; and, if it is a stored
+//!    manifest, what it references); stale leases (holder gone) are removed;
 //! 3. mark **referrers**: stored manifests whose `subject` is marked (signatures, SBOMs,
 //!    attestations pulled alongside an image), to a fixpoint, with their own blobs;
 //! 4. **sweep** every unmarked blob last modified more than the grace period ago — the second
@@ -163,9 +163,6 @@ impl Store {
         opts: &PruneOptions,
         report: &mut PruneReport,
     ) -> Result<Vec<Digest>> {
-        let now_secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let mut digests = Vec::new();
         for entry in read_dir(&self.paths.leases())? {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -180,8 +177,10 @@ impl Store {
                 .ok()
                 .and_then(|raw| serde_json::from_slice::<LeaseRecord>(&raw).ok());
             let stale = match &record {
-                Some(r) => r.is_stale(now_secs),
-                None => older_than(&path, now, crate::LEASE_MAX_AGE),
+                Some(r) => r.is_stale(),
+                // not a lease berth wrote (they are replaced atomically): keep it a while
+                // for someone to look at
+                None => older_than(&path, now, INGEST_EXPIRY),
             };
             if stale {
                 if !opts.dry_run {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::content::{BLOB_MODE, touch};
 use crate::lock::FileLock;
 use crate::paths::{StorePaths, ingest};
-use crate::{Result, Store, StoreError};
+use crate::{Lease, Result, Store, StoreError};
 
 /// Distinguishes the private ingests of one process.
 static PRIVATE: AtomicU64 = AtomicU64::new(0);
@@ -33,6 +33,73 @@ struct IngestRef {
     started_at: u64,
 }
 
+/// Writes into the store under a [`Lease`]: the only way to add blobs, so that nothing is
+/// ingested without protection from a concurrent [`Store::prune`] (containerd's
+/// `content.Ingester`, whose writers need a lease in the context; here the type says it).
+///
+/// Each write first adds its digest to the lease, then writes; the blob stays protected
+/// until the lease ends, by which time an image record (or a longer lease) should name it.
+/// Cheap to clone and `'static`, for blocking tasks.
+#[derive(Debug, Clone)]
+pub struct Ingester {
+    store: Store,
+    lease: Lease,
+}
+
+impl Store {
+    /// The writer side of the store, under `lease`.
+    ///
+    /// ```compile_fail
+    /// # let store = berth_store::Store::open("/nonexistent").unwrap();
+    /// // there is no way to write a blob without a lease
+    /// let w = store.ingester().writer("k", &berth_oci::Digest::sha256_of(b""), None);
+    /// ```
+    pub fn ingester(&self, lease: &Lease) -> Ingester {
+        Ingester {
+            store: self.clone(),
+            lease: lease.clone(),
+        }
+    }
+}
+
+impl Ingester {
+    /// The store written into.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The lease every write is added to.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Lease `expected`, then start (or resume) writing it; see [`BlobWriter`] for resuming
+    /// and the busy-key case. `key` identifies the ingest (a pull uses something like
+    /// `"<repository>@<digest>"`).
+    pub fn writer(
+        &self,
+        key: &str,
+        expected: &Digest,
+        expected_size: Option<u64>,
+    ) -> Result<BlobWriter> {
+        self.lease.add(expected)?;
+        self.store.ingest(key, expected, expected_size)
+    }
+
+    /// Lease and store a small blob given in memory (a configuration, a manifest) and
+    /// return its digest. With `expected`, the bytes must hash to it (with its algorithm)
+    /// or nothing is stored ([`StoreError::Mismatch`]); without, sha256 is used. Storing a
+    /// blob that is already present only refreshes its modification time.
+    pub fn put_bytes(&self, data: &[u8], expected: Option<&Digest>) -> Result<Digest> {
+        let digest = match expected {
+            Some(d) => d.clone(),
+            None => Digest::sha256_of(data),
+        };
+        self.lease.add(&digest)?;
+        self.store.put_blob_bytes(data, Some(&digest))
+    }
+}
+
 impl Store {
     /// Start (or resume) writing the blob `expected`, identified by the caller's `key` (any
     /// string; a pull uses something like `"<repository>@<digest>"`).
@@ -45,8 +112,8 @@ impl Store {
     /// While a writer is open it holds a lock on its ingest. A second writer for the same key
     /// (another thread or process) does not wait: it writes a private ingest of its own, and
     /// both commits succeed (the second finds the blob present). `expected_size`, when given,
-    /// is enforced as bytes arrive and again at commit.
-    pub fn ingest(
+    /// is enforced as bytes arrive and again at commit. Callers go through [`Ingester::writer`].
+    pub(crate) fn ingest(
         &self,
         key: &str,
         expected: &Digest,
@@ -162,14 +229,14 @@ fn resume(dir: &Path, wanted: &IngestRef) -> io::Result<Option<(File, Digester)>
     Ok(Some((file, digester)))
 }
 
-/// A blob being written into the store; see [`Store::ingest`].
+/// A blob being written into the store; see [`Ingester::writer`].
 ///
 /// Write the content (from [`BlobWriter::offset`] on), then [`BlobWriter::commit`]: it
 /// verifies size and digest and only then makes the blob visible. [`BlobWriter::abort`]
 /// throws the data away.
 ///
 /// **Dropping a writer without committing keeps its data** under `ingest/` for a later
-/// [`Store::ingest`] with the same key to resume (a private ingest, made when the key was
+/// [`Ingester::writer`] with the same key to resume (a private ingest, made when the key was
 /// busy, is removed instead). Data nobody resumes is removed by [`Store::prune`] once it has
 /// not been written for [`crate::INGEST_EXPIRY`].
 pub struct BlobWriter {

@@ -1,27 +1,29 @@
-//! Leases: "this process is using these blobs", so that garbage collection keeps them.
+//! Leases: "this holder is using these blobs", so that garbage collection keeps them.
 //!
 //! A lease is a file, `leases/<id>.json`, rewritten atomically on each change under a shared
 //! store lock (so a prune, which holds the exclusive lock, sees each change entirely before or
-//! entirely after). It is removed when the [`Lease`] is dropped. A lease left behind by a
-//! process that died is *stale*: its pid is gone (or now belongs to a process started at
-//! another time), or it is older than [`LEASE_MAX_AGE`]. Prune ignores and removes stale
-//! leases. Pids are only meaningful within one pid namespace: processes sharing a store must
-//! share one.
+//! entirely after). A lease lasts exactly as long as its **holder**, a process identified by
+//! its pid and its start time (`/proc/<pid>/stat` field 22), so that a new process reusing
+//! the pid does not keep it alive:
+//! - [`Store::lease`]: held by this process (a `berth pull`); the file is removed when the
+//!   [`Lease`] is dropped, and a crash leaves it to prune;
+//! - [`Store::lease_held_by`]: held by another process (a running container's init process
+//!   holds its image); the file stays after the handle is dropped, until the holder exits.
+//!
+//! Prune ignores and removes leases whose holder is gone (*stale*). There is no fixed expiry:
+//! a container that runs for a month keeps its image for a month. Pids are only meaningful
+//! within one pid namespace: processes sharing a store must share one.
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use berth_oci::Digest;
 use serde::{Deserialize, Serialize};
 
 use crate::lock::FileLock;
 use crate::{Result, Store, StoreError};
-
-/// A lease older than this is stale even if its process still runs (24 hours).
-pub const LEASE_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
 static LEASE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -30,56 +32,118 @@ static LEASE_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LeaseRecord {
     pub(crate) id: String,
+    /// The holder's pid.
     pub(crate) pid: u32,
-    /// The process's start time (clock ticks since boot, `/proc/<pid>/stat` field 22), to
-    /// tell a live owner from a new process that reused its pid.
+    /// The holder's start time (clock ticks since boot, `/proc/<pid>/stat` field 22), to
+    /// tell a live holder from a new process that reused its pid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) pid_start: Option<u64>,
-    /// Seconds since the Unix epoch.
+    /// Seconds since the Unix epoch (for people reading `leases/`; not an expiry).
     pub(crate) created: u64,
     pub(crate) purpose: String,
     pub(crate) digests: Vec<Digest>,
 }
 
 impl LeaseRecord {
-    /// Whether the lease no longer protects anything: too old, or its process is gone.
-    pub(crate) fn is_stale(&self, now: u64) -> bool {
-        now.saturating_sub(self.created) > LEASE_MAX_AGE.as_secs()
-            || !process_alive(self.pid, self.pid_start)
+    /// Whether the lease no longer protects anything: its holder is gone.
+    pub(crate) fn is_stale(&self) -> bool {
+        !process_alive(self.pid, self.pid_start)
     }
 }
 
-/// Protection for the blobs an operation is writing or about to use; see the crate docs for
-/// the order of operations. Dropping it removes the lease file.
-#[derive(Debug)]
+/// The process a lease lasts as long as: a pid and the start time that pid had when the
+/// holder was named, so that pid reuse does not extend the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pid: u32,
+    start: Option<u64>,
+}
+
+impl LeaseHolder {
+    /// This process.
+    pub fn this_process() -> LeaseHolder {
+        let pid = std::process::id();
+        LeaseHolder {
+            pid,
+            start: process_start_time(pid).ok().flatten(),
+        }
+    }
+
+    /// Process `pid`, which must be running now ([`StoreError::NoSuchHolder`] otherwise).
+    pub fn process(pid: u32) -> Result<LeaseHolder> {
+        match process_start_time(pid) {
+            Ok(start) => Ok(LeaseHolder { pid, start }),
+            Err(source) => Err(StoreError::NoSuchHolder { pid, source }),
+        }
+    }
+
+    /// The holder's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the holder still runs (and is the same process).
+    pub fn is_alive(&self) -> bool {
+        process_alive(self.pid, self.start)
+    }
+}
+
+/// Protection for the blobs a holder is writing or using; see the crate docs for the order
+/// of operations. Every write into the store needs one ([`Store::ingester`]).
+///
+/// Cheap to clone; clones share one lease file. A lease taken with [`Store::lease`] removes
+/// its file when the last clone is dropped; one taken with [`Store::lease_held_by`] leaves
+/// it for as long as its holder runs.
+#[derive(Debug, Clone)]
 pub struct Lease {
+    inner: Arc<LeaseInner>,
+}
+
+#[derive(Debug)]
+struct LeaseInner {
     id: String,
     path: PathBuf,
     lock_path: PathBuf,
+    /// Remove the file on drop: the holder is this process.
+    owned: bool,
     record: Mutex<LeaseRecord>,
 }
 
 impl Store {
-    /// Take a new lease; `purpose` is free text for people reading `leases/`
+    /// Take a new lease held by this process, for as long as the returned [`Lease`] (and
+    /// its clones) live; `purpose` is free text for people reading `leases/`
     /// (`"pull docker.io/library/busybox:latest"`).
     pub fn lease(&self, purpose: &str) -> Result<Lease> {
-        let pid = std::process::id();
+        self.new_lease(LeaseHolder::this_process(), purpose, true)
+    }
+
+    /// Take a new lease held by `holder` (a container's init process): it protects its
+    /// digests until that process exits, also after the returned handle is dropped.
+    pub fn lease_held_by(&self, holder: LeaseHolder, purpose: &str) -> Result<Lease> {
+        let owned = holder == LeaseHolder::this_process();
+        self.new_lease(holder, purpose, owned)
+    }
+
+    fn new_lease(&self, holder: LeaseHolder, purpose: &str, owned: bool) -> Result<Lease> {
         let n = LEASE_COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let id = format!("{pid}-{nanos:x}-{n}");
+        let id = format!("{}-{}-{nanos:x}-{n}", holder.pid, std::process::id());
         let lease = Lease {
-            id: id.clone(),
-            path: self.paths.lease(&id),
-            lock_path: self.paths.lock(),
-            record: Mutex::new(LeaseRecord {
-                id,
-                pid,
-                pid_start: process_start_time(pid).ok().flatten(),
-                created: crate::unix_now(),
-                purpose: purpose.to_owned(),
-                digests: Vec::new(),
+            inner: Arc::new(LeaseInner {
+                id: id.clone(),
+                path: self.paths.lease(&id),
+                lock_path: self.paths.lock(),
+                owned,
+                record: Mutex::new(LeaseRecord {
+                    id,
+                    pid: holder.pid,
+                    pid_start: holder.start,
+                    created: crate::unix_now(),
+                    purpose: purpose.to_owned(),
+                    digests: Vec::new(),
+                }),
             }),
         };
         let record = lease.lock_record();
@@ -92,7 +156,7 @@ impl Store {
 impl Lease {
     /// This lease's id (its file is `leases/<id>.json`).
     pub fn id(&self) -> &str {
-        &self.id
+        &self.inner.id
     }
 
     /// The digests this lease protects.
@@ -126,39 +190,45 @@ impl Lease {
     }
 
     fn lock_record(&self) -> std::sync::MutexGuard<'_, LeaseRecord> {
-        self.record
+        self.inner
+            .record
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn save(&self, record: &LeaseRecord) -> Result<()> {
+        let path = &self.inner.path;
         let write_err = |source| StoreError::WriteLease {
             id: record.id.clone(),
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         };
         let json = serde_json::to_vec(record).map_err(|e| {
             write_err(berth_fsutil::FsError::Write {
-                path: self.path.clone(),
+                path: path.clone(),
                 source: e.into(),
             })
         })?;
-        let _shared = FileLock::shared(&self.lock_path).map_err(|source| StoreError::Lock {
-            path: self.lock_path.clone(),
+        let lock_path = &self.inner.lock_path;
+        let _shared = FileLock::shared(lock_path).map_err(|source| StoreError::Lock {
+            path: lock_path.clone(),
             source,
         })?;
-        berth_fsutil::atomic_write(&self.path, &json).map_err(write_err)
+        berth_fsutil::atomic_write(path, &json).map_err(write_err)
     }
 }
 
-impl Drop for Lease {
+impl Drop for LeaseInner {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.owned {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
 /// Whether process `pid` (started at `start`, when known) still runs. When this cannot be
-/// told (no `/proc`), it is assumed to run: a lease then ends by age only.
+/// told (no `/proc`), it is assumed to run: the lease then ends only when its handle
+/// removes its file.
 pub(crate) fn process_alive(pid: u32, start: Option<u64>) -> bool {
     match process_start_time(pid) {
         Ok(Some(now)) => start.is_none_or(|s| s == now),
@@ -196,6 +266,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let lease = store.lease("test").unwrap();
         let path = store.paths.lease(lease.id());
+        assert_eq!(lease.digests(), Vec::<Digest>::new());
         let d = Digest::sha256_of(b"x");
         lease.add(&d).unwrap();
         lease.add(&d).unwrap();
@@ -203,8 +274,12 @@ mod tests {
         let on_disk: LeaseRecord = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(on_disk.digests, vec![d]);
         assert_eq!(on_disk.pid, std::process::id());
-        assert!(!on_disk.is_stale(crate::unix_now()));
+        assert!(!on_disk.is_stale());
+        // clones share the file; the last one removes it
+        let clone = lease.clone();
         drop(lease);
+        assert!(path.exists());
+        drop(clone);
         assert!(!path.exists());
     }
 
@@ -223,9 +298,15 @@ mod tests {
             purpose: String::new(),
             digests: Vec::new(),
         };
-        assert!(!r.is_stale(1_000_000));
-        assert!(r.is_stale(1_000_000 + LEASE_MAX_AGE.as_secs() + 1));
+        // no fixed expiry: a holder that started long ago and still runs keeps its lease
+        assert!(!r.is_stale());
+        r.pid_start = start.map(|s| s + 1);
+        assert!(
+            r.is_stale(),
+            "a new process reusing the pid does not hold the lease"
+        );
+        r.pid_start = start;
         r.pid = u32::MAX; // above any pid_max
-        assert!(r.is_stale(1_000_000));
+        assert!(r.is_stale());
     }
 }

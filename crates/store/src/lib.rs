@@ -3,11 +3,12 @@
 //!
 //! **Owns**
 //! - content-addressed blobs under `<data_dir>/store/v1/blobs/<alg>/<hex>`, written through
-//!   resumable ingests ([`Store::ingest`] → [`BlobWriter`]) that verify size and digest
-//!   before a blob becomes visible;
+//!   resumable ingests ([`Store::ingester`] → [`Ingester::writer`] → [`BlobWriter`]) that
+//!   verify size and digest before a blob becomes visible;
 //! - the metadata index of named images ([`ImageRecord`]: reference → top-level manifest);
-//! - leases ([`Lease`]) that protect content a running operation is writing or about to use,
-//!   and garbage collection ([`Store::prune`]);
+//! - leases ([`Lease`]) that protect content a holder (a `berth pull`, a running container) is
+//!   writing or using for as long as the holder runs, and garbage collection
+//!   ([`Store::prune`]);
 //! - reading and writing OCI image layouts on disk ([`OciLayout`], image-spec
 //!   "image-layout.md"), the format `skopeo` and `umoci` exchange as `oci:DIR:TAG`.
 //!
@@ -29,9 +30,10 @@
 //! # Protocol for writers
 //!
 //! To add an image: take a [`Lease`], [`Lease::add`] every digest *before* checking whether
-//! it is present or starting to write it, ingest what is missing, [`Store::put_image`], then
-//! drop the lease. A prune that runs at any point of this sees the blobs either as leased or
-//! as reachable from the record.
+//! it is present, write what is missing through [`Store::ingester`] (which needs the lease,
+//! and leases each digest before writing it), [`Store::put_image`], then drop the lease. A
+//! prune that runs at any point of this sees the blobs either as leased or as reachable
+//! from the record.
 //!
 //! # Example
 //!
@@ -46,8 +48,9 @@
 //! let digest = Digest::sha256_of(manifest);
 //!
 //! let lease = store.lease("example pull")?;
-//! lease.add(&digest)?;
-//! let mut w = store.ingest("example", &digest, Some(manifest.len() as u64))?;
+//! let mut w = store
+//!     .ingester(&lease)
+//!     .writer("example", &digest, Some(manifest.len() as u64))?;
 //! w.write_all(manifest)?;
 //! w.commit()?;
 //! store.put_image(ImageRecord {
@@ -80,9 +83,9 @@ pub use content::MAX_IN_MEMORY_BLOB;
 pub use error::{ErrorKind, Result, StoreError};
 pub use gc::{DEFAULT_GRACE, INGEST_EXPIRY, PruneOptions, PruneReport};
 pub use index::ImageRecord;
-pub use ingest::BlobWriter;
+pub use ingest::{BlobWriter, Ingester};
 pub use layout::{LayoutError, OciLayout, REF_NAME_ANNOTATION};
-pub use lease::{LEASE_MAX_AGE, Lease};
+pub use lease::{Lease, LeaseHolder};
 pub use paths::LAYOUT_VERSION;
 
 use crate::lock::FileLock;

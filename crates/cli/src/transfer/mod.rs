@@ -16,70 +16,13 @@ use berth_oci::{Digest, ManifestInfo, descriptor_digest, media_type};
 use berth_store::Store;
 use futures_util::StreamExt;
 
+pub use berth_oci::Platform;
+
 pub use endpoint::Endpoint;
 use side::{Dst, Put, Src};
 
 /// Blobs copied at once.
 pub const BLOB_CONCURRENCY: usize = 6;
-
-/// An OS/architecture\[/variant\] to select from an index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// This machine: linux and the OCI name of the CPU architecture.
-    pub fn host() -> Platform {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-            "loongarch64" => "loong64",
-            other => other,
-        };
-        Platform {
-            os: "linux".into(),
-            architecture: architecture.into(),
-            variant: None,
-        }
-    }
-
-    /// `os/arch[/variant]`.
-    pub fn parse(s: &str) -> Result<Platform, String> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
-                os: (*os).into(),
-                architecture: (*arch).into(),
-                variant: None,
-            }),
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
-                Ok(Platform {
-                    os: (*os).into(),
-                    architecture: (*arch).into(),
-                    variant: Some((*variant).into()),
-                })
-            }
-            _ => Err(format!(
-                "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/arm64/v8"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
 
 /// How to copy.
 #[derive(Debug, Clone)]
@@ -140,13 +83,7 @@ pub async fn copy(
     let info = parse(&top)?;
     let (top, platform) = if is_index(&top, &info) && !opts.all_platforms {
         let p = &opts.platform;
-        let desc = berth_distribution::select_platform(
-            &top.bytes,
-            &p.os,
-            &p.architecture,
-            p.variant.as_deref(),
-        )
-        .ok_or_else(|| {
+        let desc = p.select(&top.bytes).ok_or_else(|| {
             anyhow::anyhow!(
                 "the image at {src} has no manifest for platform {p}\nhint: choose another with --platform, or copy every platform with --all-platforms"
             )
@@ -303,37 +240,5 @@ impl Copier<'_> {
             .put_manifest(m, top)
             .await
             .with_context(|| format!("failed to write manifest {}", m.digest))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn platform_parses_os_arch_and_variant() {
-        assert_eq!(
-            Platform::parse("linux/arm64/v8").unwrap(),
-            Platform {
-                os: "linux".into(),
-                architecture: "arm64".into(),
-                variant: Some("v8".into())
-            }
-        );
-        assert_eq!(
-            Platform::parse("linux/amd64").unwrap().to_string(),
-            "linux/amd64"
-        );
-        for bad in ["linux", "linux/", "/amd64", "a/b/c/d", ""] {
-            assert!(Platform::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn host_platform_uses_oci_architecture_names() {
-        let host = Platform::host();
-        assert_eq!(host.os, "linux");
-        assert_ne!(host.architecture, "x86_64");
-        assert_ne!(host.architecture, "aarch64");
     }
 }

@@ -359,12 +359,11 @@ impl Dst {
                 Ok(Put::Copied)
             }
             Dst::Store { store, lease, .. } => {
-                lease.add(digest)?;
-                let store = store.clone();
+                let ingester = store.ingester(lease);
                 let d = digest.clone();
                 piped(src, digest, size, bar, move |mut r| {
                     let key = format!("copy-{}", d.as_str().replace(':', "-"));
-                    let mut w = store.ingest(&key, &d, Some(size))?;
+                    let mut w = ingester.writer(&key, &d, Some(size))?;
                     w.write_from(&mut r)
                         .context("failed to write into the store")?;
                     w.commit()?;
@@ -407,8 +406,7 @@ impl Dst {
                 .await?;
             }
             Dst::Store { store, lease, .. } => {
-                lease.add(&m.digest)?;
-                store.put_blob_bytes(&m.bytes, Some(&m.digest))?;
+                store.ingester(lease).put_bytes(&m.bytes, Some(&m.digest))?;
             }
         }
         Ok(())

@@ -14,7 +14,7 @@ fn blob_is_visible_only_after_commit() {
     let (_dir, store) = temp_store();
     let data = random_bytes(1, 300_000);
     let d = Digest::sha256_of(&data);
-    let mut w = store.ingest("pull a", &d, Some(data.len() as u64)).unwrap();
+    let mut w = crate::ingest(&store, "pull a", &d, Some(data.len() as u64)).unwrap();
     assert_eq!(w.offset(), 0);
     w.write_all(&data[..1000]).unwrap();
     assert_eq!(store.blob_size(&d).unwrap(), None);
@@ -35,7 +35,7 @@ fn blob_is_visible_only_after_commit() {
 fn wrong_digest_is_refused_and_nothing_stored() {
     let (_dir, store) = temp_store();
     let claimed = Digest::sha256_of(b"the real thing");
-    let mut w = store.ingest("k", &claimed, None).unwrap();
+    let mut w = crate::ingest(&store, "k", &claimed, None).unwrap();
     w.write_all(b"something else").unwrap();
     let err = w.commit().unwrap_err();
     assert!(
@@ -49,7 +49,10 @@ fn wrong_digest_is_refused_and_nothing_stored() {
     assert!(stored_blobs(&store).is_empty());
     assert!(berth_test_support::walk_files(store.root().join("ingest")).is_empty());
     // and the next attempt starts from scratch
-    assert_eq!(store.ingest("k", &claimed, None).unwrap().offset(), 0);
+    assert_eq!(
+        crate::ingest(&store, "k", &claimed, None).unwrap().offset(),
+        0
+    );
 }
 
 #[test]
@@ -58,7 +61,7 @@ fn wrong_size_is_refused_and_nothing_stored() {
     let data = b"twelve bytes";
     let d = Digest::sha256_of(data);
     // right content, wrong claimed size (short): refused at commit
-    let mut w = store.ingest("k", &d, Some(20)).unwrap();
+    let mut w = crate::ingest(&store, "k", &d, Some(20)).unwrap();
     w.write_all(data).unwrap();
     let err = w.commit().unwrap_err();
     assert!(
@@ -75,7 +78,7 @@ fn wrong_size_is_refused_and_nothing_stored() {
         "{err:?}"
     );
     // too long: refused as it is written, and commit refuses too
-    let mut w = store.ingest("k", &d, Some(5)).unwrap();
+    let mut w = crate::ingest(&store, "k", &d, Some(5)).unwrap();
     assert!(w.write_all(data).is_err());
     assert!(w.commit().is_err());
     assert!(stored_blobs(&store).is_empty());
@@ -88,18 +91,14 @@ fn ingest_resumes_after_drop() {
     let d = Digest::sha256_of(&data);
     let half = data.len() / 2;
     {
-        let mut w = store
-            .ingest("resume me", &d, Some(data.len() as u64))
-            .unwrap();
+        let mut w = crate::ingest(&store, "resume me", &d, Some(data.len() as u64)).unwrap();
         w.write_all(&data[..half]).unwrap();
         // dropped without commit: a crash or a cancelled download
     }
     assert_eq!(store.blob_size(&d).unwrap(), None);
     // another Store handle, as a new process would open it
     let store2 = berth_store::Store::open(dir.path()).unwrap();
-    let mut w = store2
-        .ingest("resume me", &d, Some(data.len() as u64))
-        .unwrap();
+    let mut w = crate::ingest(&store2, "resume me", &d, Some(data.len() as u64)).unwrap();
     assert_eq!(w.offset(), half as u64);
     assert_eq!(w.resumed_from(), half as u64);
     w.write_all(&data[half..]).unwrap();
@@ -113,11 +112,11 @@ fn resumed_prefix_is_verified_too() {
     let data = random_bytes(3, 10_000);
     let d = Digest::sha256_of(&data);
     {
-        let mut w = store.ingest("k", &d, None).unwrap();
+        let mut w = crate::ingest(&store, "k", &d, None).unwrap();
         // a garbled prefix (as a crash can leave)
         w.write_all(&[0u8; 5000]).unwrap();
     }
-    let mut w = store.ingest("k", &d, None).unwrap();
+    let mut w = crate::ingest(&store, "k", &d, None).unwrap();
     assert_eq!(w.offset(), 5000);
     w.write_all(&data[5000..]).unwrap();
     assert!(matches!(
@@ -131,10 +130,10 @@ fn resumed_prefix_is_verified_too() {
 fn abort_discards_the_ingest() {
     let (_dir, store) = temp_store();
     let d = Digest::sha256_of(b"abc");
-    let mut w = store.ingest("k", &d, None).unwrap();
+    let mut w = crate::ingest(&store, "k", &d, None).unwrap();
     w.write_all(b"ab").unwrap();
     w.abort().unwrap();
-    assert_eq!(store.ingest("k", &d, None).unwrap().offset(), 0);
+    assert_eq!(crate::ingest(&store, "k", &d, None).unwrap().offset(), 0);
 }
 
 #[test]
@@ -156,7 +155,7 @@ fn concurrent_ingest_of_one_digest_all_succeed() {
                     format!("own {i}")
                 };
                 barrier.wait();
-                let mut w = store.ingest(&key, &d, Some(data.len() as u64)).unwrap();
+                let mut w = crate::ingest(&store, &key, &d, Some(data.len() as u64)).unwrap();
                 for chunk in data.chunks(64 * 1024) {
                     w.write_all(chunk).unwrap();
                 }
@@ -196,9 +195,7 @@ fn child_ingest() {
     let store = berth_store::Store::open(&dir).unwrap();
     let data = random_bytes(5, 4 << 20);
     let d = Digest::sha256_of(&data);
-    let mut w = store
-        .ingest("same key", &d, Some(data.len() as u64))
-        .unwrap();
+    let mut w = crate::ingest(&store, "same key", &d, Some(data.len() as u64)).unwrap();
     let start = w.offset() as usize;
     for chunk in data[start..].chunks(16 * 1024) {
         w.write_all(chunk).unwrap();

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use berth_oci::{Digest, media_type};
-use berth_store::{ErrorKind, PruneOptions, Store};
+use berth_store::{ErrorKind, LeaseHolder, PruneOptions, Store};
 use serde_json::json;
 
 use crate::{StoredImage, age, age_all_blobs, record, store_image, stored_blobs, temp_store};
@@ -24,10 +24,7 @@ fn store_index(store: &Store, images: &[&StoredImage]) -> (Digest, u64) {
         })).collect::<Vec<_>>(),
     }))
     .unwrap();
-    (
-        store.put_blob_bytes(&body, None).unwrap(),
-        body.len() as u64,
-    )
+    (crate::put(store, &body, None).unwrap(), body.len() as u64)
 }
 
 fn sorted(mut v: Vec<Digest>) -> Vec<Digest> {
@@ -44,7 +41,7 @@ fn prune_keeps_everything_reachable_from_images() {
     let arm = store_image(&store, 3);
     let (index, index_size) = store_index(&store, &[&amd, &arm]);
     let garbage = store_image(&store, 4);
-    let loose = store.put_blob_bytes(b"loose", None).unwrap();
+    let loose = crate::put(&store, b"loose", None).unwrap();
     store
         .put_image(record(
             "a:1",
@@ -115,8 +112,8 @@ fn removing_an_image_frees_only_what_nothing_else_uses() {
 #[test]
 fn grace_period_protects_fresh_blobs() {
     let (_dir, store) = temp_store();
-    let old = store.put_blob_bytes(b"old", None).unwrap();
-    let fresh = store.put_blob_bytes(b"fresh", None).unwrap();
+    let old = crate::put(&store, b"old", None).unwrap();
+    let fresh = crate::put(&store, b"fresh", None).unwrap();
     age(&store.blob_path(&old), Duration::from_secs(11 * 60));
     let report = store.prune(PruneOptions::default()).unwrap();
     assert_eq!(report.removed_blobs, vec![old]);
@@ -160,7 +157,7 @@ fn lease_protects_a_blob_from_prune() {
     let lease = store.lease("pull test").unwrap();
     // leasing the manifest protects what it references too
     lease.add(&image.manifest).unwrap();
-    let other = store.put_blob_bytes(b"leased alone", None).unwrap();
+    let other = crate::put(&store, b"leased alone", None).unwrap();
     lease.add(&other).unwrap();
     age_all_blobs(&store);
     let report = store.prune(PruneOptions::default()).unwrap();
@@ -177,7 +174,7 @@ fn lease_protects_a_blob_from_prune() {
 fn lease_of_a_dead_process_does_not_protect() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let blob = store.put_blob_bytes(b"leased by the dead", None).unwrap();
+    let blob = crate::put(&store, b"leased by the dead", None).unwrap();
     age(&store.blob_path(&blob), Duration::from_secs(3600));
     crate::run_child("gc::child_leak_lease", "lease", dir.path(), blob.as_str());
     let leases = berth_test_support::walk_files(store.root().join("leases"));
@@ -211,12 +208,117 @@ fn child_leak_lease() {
     std::process::exit(0);
 }
 
+/// A process to hold leases, killed and reaped on drop.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn spawn() -> Holder {
+        Holder(
+            std::process::Command::new("sleep")
+                .arg("600")
+                .spawn()
+                .expect("spawn sleep"),
+        )
+    }
+
+    fn kill_and_reap(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
+}
+
+#[test]
+fn lease_lasts_as_long_as_its_holder_process() {
+    let (_dir, store) = temp_store();
+    let blob = crate::put(&store, b"a container's image", None).unwrap();
+    age_all_blobs(&store);
+    let mut holder = Holder::spawn();
+    let lease = store
+        .lease_held_by(LeaseHolder::process(holder.0.id()).unwrap(), "container c1")
+        .unwrap();
+    lease.add(&blob).unwrap();
+    // the handle goes; the holder still runs, so the lease stays
+    drop(lease);
+    let report = store.prune(PruneOptions::default()).unwrap();
+    assert!(report.removed_blobs.is_empty(), "{report:?}");
+    assert_eq!(report.leases_removed, 0);
+
+    // the holder exits (and is reaped: its pid may be reused from now on)
+    holder.kill_and_reap();
+    let report = store.prune(PruneOptions::default()).unwrap();
+    assert_eq!(report.removed_blobs, vec![blob]);
+    assert_eq!(report.leases_removed, 1);
+}
+
+#[test]
+fn lease_of_a_live_holder_has_no_fixed_expiry() {
+    let (_dir, store) = temp_store();
+    let blob = crate::put(&store, b"leased for days", None).unwrap();
+    age_all_blobs(&store);
+    let lease = store.lease("a long-running holder").unwrap();
+    lease.add(&blob).unwrap();
+    // the lease was taken two days ago, by a holder that still runs
+    rewrite_lease(&store, |l| {
+        l["created"] = json!(crate::unix_now() - 2 * 24 * 3600)
+    });
+    let report = store.prune(PruneOptions::default()).unwrap();
+    assert!(report.removed_blobs.is_empty(), "{report:?}");
+    assert_eq!(report.leases_removed, 0);
+    drop(lease);
+}
+
+#[test]
+fn lease_of_a_reused_pid_does_not_protect() {
+    let (_dir, store) = temp_store();
+    let blob = crate::put(&store, b"leased by a pid now reused", None).unwrap();
+    age_all_blobs(&store);
+    let lease = store.lease("old holder").unwrap();
+    lease.add(&blob).unwrap();
+    // same pid, another start time: the pid now belongs to a process started later
+    rewrite_lease(&store, |l| {
+        let start = l["pidStart"]
+            .as_u64()
+            .expect("lease records the start time");
+        l["pidStart"] = json!(start + 1);
+    });
+    let report = store.prune(PruneOptions::default()).unwrap();
+    assert_eq!(report.removed_blobs, vec![blob]);
+    assert_eq!(report.leases_removed, 1);
+    drop(lease);
+}
+
+#[test]
+fn a_holder_that_is_not_running_is_refused() {
+    let mut holder = Holder::spawn();
+    let pid = holder.0.id();
+    holder.kill_and_reap();
+    let err = LeaseHolder::process(pid).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains(&pid.to_string()), "{err}");
+}
+
+/// Edit the only lease file of `store` as JSON.
+fn rewrite_lease(store: &Store, edit: impl FnOnce(&mut serde_json::Value)) {
+    let leases = berth_test_support::walk_files(store.root().join("leases"));
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    let mut lease: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&leases[0]).unwrap()).unwrap();
+    edit(&mut lease);
+    berth_fsutil::atomic_write(&leases[0], &serde_json::to_vec(&lease).unwrap()).unwrap();
+}
+
 #[test]
 fn referrers_of_kept_manifests_are_kept() {
     let (_dir, store) = temp_store();
     let image = store_image(&store, 1);
-    let empty = store.put_blob_bytes(b"{}", None).unwrap();
-    let sig = store.put_blob_bytes(b"signature envelope", None).unwrap();
+    let empty = crate::put(&store, b"{}", None).unwrap();
+    let sig = crate::put(&store, b"signature envelope", None).unwrap();
     let artifact = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": media_type::OCI_MANIFEST,
@@ -226,7 +328,7 @@ fn referrers_of_kept_manifests_are_kept() {
         "subject": {"mediaType": media_type::OCI_MANIFEST, "digest": image.manifest, "size": image.manifest_size},
     }))
     .unwrap();
-    let artifact = store.put_blob_bytes(&artifact, None).unwrap();
+    let artifact = crate::put(&store, &artifact, None).unwrap();
     store
         .put_image(record(
             "signed",
@@ -249,8 +351,8 @@ fn referrers_of_kept_manifests_are_kept() {
 #[test]
 fn unparsable_manifest_stops_prune_before_removing_anything() {
     let (_dir, store) = temp_store();
-    let bad = store.put_blob_bytes(b"not json at all", None).unwrap();
-    let garbage = store.put_blob_bytes(b"garbage", None).unwrap();
+    let bad = crate::put(&store, b"not json at all", None).unwrap();
+    let garbage = crate::put(&store, b"garbage", None).unwrap();
     store
         .put_image(record("broken", &bad, media_type::OCI_MANIFEST, 15))
         .unwrap();
@@ -267,15 +369,15 @@ fn abandoned_ingests_are_removed_after_a_day() {
     let d = Digest::sha256_of(b"whole");
     let day = Duration::from_secs(25 * 3600);
     // abandoned long ago
-    let mut w = store.ingest("old", &d, None).unwrap();
+    let mut w = crate::ingest(&store, "old", &d, None).unwrap();
     w.write_all(b"who").unwrap();
     drop(w);
     // abandoned recently
-    let mut w = store.ingest("recent", &d, None).unwrap();
+    let mut w = crate::ingest(&store, "recent", &d, None).unwrap();
     w.write_all(b"wh").unwrap();
     drop(w);
     // old, but someone is writing it right now
-    let mut busy = store.ingest("busy", &d, None).unwrap();
+    let mut busy = crate::ingest(&store, "busy", &d, None).unwrap();
     busy.write_all(b"w").unwrap();
     let ingest_root = store.root().join("ingest");
     let dirs_of = |names: &[&str]| -> Vec<std::path::PathBuf> {
@@ -299,5 +401,8 @@ fn abandoned_ingests_are_removed_after_a_day() {
     assert!(busy_dir.exists());
     busy.write_all(b"hole").unwrap();
     assert_eq!(busy.commit().unwrap(), d);
-    assert_eq!(store.ingest("recent", &d, None).unwrap().offset(), 2);
+    assert_eq!(
+        crate::ingest(&store, "recent", &d, None).unwrap().offset(),
+        2
+    );
 }

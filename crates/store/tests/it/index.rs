@@ -13,7 +13,7 @@ const PER_WRITER: usize = 15;
 fn put_many(store: &Store, prefix: &str) {
     for i in 0..PER_WRITER {
         let name = format!("{prefix}/{i}");
-        let empty = store.put_blob_bytes(b"{}", None).unwrap();
+        let empty = crate::put(store, b"{}", None).unwrap();
         let body = serde_json::to_string(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": media_type::OCI_MANIFEST,
@@ -22,7 +22,7 @@ fn put_many(store: &Store, prefix: &str) {
             "annotations": {"name": name},
         }))
         .unwrap();
-        let d = store.put_blob_bytes(body.as_bytes(), None).unwrap();
+        let d = crate::put(store, body.as_bytes(), None).unwrap();
         store
             .put_image(record(
                 &name,

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use berth_oci::{Digest, media_type};
-use berth_store::{ImageRecord, Store};
+use berth_store::{BlobWriter, ImageRecord, Store, StoreError};
 use serde_json::json;
 
 /// A store in a fresh temporary data directory (kept alive by the returned guard).
@@ -28,6 +28,40 @@ pub fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open store");
     (dir, store)
+}
+
+/// Store a small blob under a lease that ends on return (as a pull that has finished).
+#[expect(
+    clippy::result_large_err,
+    reason = "the store's own error, as its API returns it"
+)]
+pub fn put(store: &Store, data: &[u8], expected: Option<&Digest>) -> Result<Digest, StoreError> {
+    let lease = store.lease("test put")?;
+    store.ingester(&lease).put_bytes(data, expected)
+}
+
+/// Open an ingest under a lease that ends on return: the writer does not need it alive,
+/// only prune protection does (tests that want that take their own lease).
+#[expect(
+    clippy::result_large_err,
+    reason = "the store's own error, as its API returns it"
+)]
+pub fn ingest(
+    store: &Store,
+    key: &str,
+    expected: &Digest,
+    size: Option<u64>,
+) -> Result<BlobWriter, StoreError> {
+    let lease = store.lease("test ingest")?;
+    store.ingester(&lease).writer(key, expected, size)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Set `path`'s modification time `ago` in the past (blobs are read-only: open for reading).
@@ -82,14 +116,14 @@ pub fn store_image(store: &Store, seed: u64) -> StoredImage {
         .collect();
     let layer_digests: Vec<Digest> = layers
         .iter()
-        .map(|l| store.put_blob_bytes(l, None).unwrap())
+        .map(|l| crate::put(store, l, None).unwrap())
         .collect();
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64", "os": "linux", "seed": seed,
         "rootfs": {"type": "layers", "diff_ids": []},
     }))
     .unwrap();
-    let config_digest = store.put_blob_bytes(&config, None).unwrap();
+    let config_digest = crate::put(store, &config, None).unwrap();
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": media_type::OCI_MANIFEST,
@@ -99,7 +133,7 @@ pub fn store_image(store: &Store, seed: u64) -> StoredImage {
         })).collect::<Vec<_>>(),
     }))
     .unwrap();
-    let manifest_digest = store.put_blob_bytes(&manifest, None).unwrap();
+    let manifest_digest = crate::put(store, &manifest, None).unwrap();
     StoredImage {
         manifest: manifest_digest,
         manifest_size: manifest.len() as u64,

@@ -88,7 +88,7 @@ impl RegistryFlags {
 #[derive(Debug, Args)]
 pub struct PlatformArgs {
     /// The platform to take from a multi-platform image (default: this machine's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = crate::transfer::Platform::parse)]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
     platform: Option<crate::transfer::Platform>,
     /// Take every platform of a multi-platform image, and the index.
     #[arg(long, conflicts_with = "platform")]
@@ -125,6 +125,11 @@ pub fn parse_registry_reference(arg: &str) -> Result<berth_oci::Reference, Strin
 /// status 2, as for any other malformed argument).
 pub fn parse_reference(arg: &str) -> Result<berth_oci::Reference, String> {
     berth_oci::Reference::parse(arg).map_err(|e| e.to_string())
+}
+
+/// A `--platform` argument (`os/arch[/variant]`).
+pub fn parse_platform(arg: &str) -> Result<berth_oci::Platform, String> {
+    berth_oci::Platform::parse(arg).map_err(|e| e.to_string())
 }
 
 /// A `copy` location argument, checked the same way.

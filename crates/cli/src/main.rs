@@ -9,7 +9,6 @@ mod dirs;
 mod duration;
 mod logging;
 mod progress;
-mod transfer;
 
 use std::process::ExitCode;
 
@@ -92,6 +91,11 @@ fn report(err: &anyhow::Error) {
     for cause in err.chain() {
         if hint.is_none()
             && let Some(e) = cause.downcast_ref::<berth_distribution::Error>()
+        {
+            hint = e.hint();
+        }
+        if hint.is_none()
+            && let Some(e) = cause.downcast_ref::<berth_transfer::TransferError>()
         {
             hint = e.hint();
         }

@@ -6,13 +6,9 @@
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use berth_distribution::BlobSource;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,74 +201,32 @@ fn short_digest(d: &str) -> String {
     format!("{alg}:{}", &hex[..hex.len().min(12)])
 }
 
-/// An [`AsyncWrite`] that counts what passes through into a [`BlobProgress`].
-#[derive(Debug)]
-pub struct CountingWriter<W> {
-    pub inner: W,
-    pub progress: BlobProgress,
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &r {
-            self.progress.inc(*n as u64);
-        }
-        r
+/// The copy engine's events, rendered.
+impl berth_transfer::Progress for Progress {
+    fn manifest(&self, digest: &berth_oci::Digest) {
+        self.line(format_args!("writing manifest {digest}"));
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+    fn exists(&self, digest: &berth_oci::Digest) {
+        self.skipped(digest, "exists");
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    fn blob(&self, digest: &berth_oci::Digest, size: u64) -> Arc<dyn berth_transfer::BlobProgress> {
+        Arc::new(Progress::blob(self, digest, size))
     }
 }
 
-/// A [`BlobSource`] whose reads are counted into a [`BlobProgress`]: an upload's progress.
-#[derive(Debug)]
-pub struct CountingSource<S> {
-    pub inner: S,
-    pub progress: BlobProgress,
-}
-
-impl<S: BlobSource> BlobSource for CountingSource<S> {
-    type Reader = CountingReader<S::Reader>;
-
-    async fn open(&self, offset: u64) -> std::io::Result<Self::Reader> {
-        let inner = self.inner.open(offset).await?;
-        self.progress.restart_at(offset);
-        Ok(CountingReader {
-            inner,
-            progress: self.progress.clone(),
-        })
+impl berth_transfer::BlobProgress for BlobProgress {
+    fn inc(&self, n: u64) {
+        BlobProgress::inc(self, n);
     }
-}
 
-/// An [`AsyncRead`] that counts what is read into a [`BlobProgress`].
-#[derive(Debug)]
-pub struct CountingReader<R> {
-    inner: R,
-    progress: BlobProgress,
-}
+    fn restart_at(&self, offset: u64) {
+        BlobProgress::restart_at(self, offset);
+    }
 
-impl<R: AsyncRead + Unpin> AsyncRead for CountingReader<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &r {
-            self.progress.inc((buf.filled().len() - before) as u64);
-        }
-        r
+    fn done(&self, how: berth_transfer::Put) {
+        self.clone().done(how.as_str());
     }
 }
 
@@ -292,24 +246,5 @@ mod tests {
     #[test]
     fn quiet_wins_over_everything() {
         assert_eq!(Mode::detect(true), Mode::Quiet);
-    }
-
-    #[tokio::test]
-    async fn counting_source_restarts_at_the_offset_and_counts_reads() {
-        use tokio::io::AsyncReadExt;
-        let progress = Progress::new(Mode::Quiet);
-        let d = berth_oci::Digest::sha256_of(b"0123456789");
-        let blob = progress.blob(&d, 10);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("blob");
-        berth_fsutil::atomic_write(&path, b"0123456789").unwrap();
-        let src = CountingSource {
-            inner: berth_distribution::FileSource::new(&path),
-            progress: blob.clone(),
-        };
-        let mut r = src.open(4).await.unwrap();
-        let mut out = Vec::new();
-        r.read_to_end(&mut out).await.unwrap();
-        assert_eq!(out, b"456789");
     }
 }

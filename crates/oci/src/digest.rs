@@ -318,6 +318,28 @@ impl Digester {
         Digest::from_raw(self.algorithm, self.context.finish().as_ref())
     }
 
+    /// Check everything fed so far against `expected` and, when given, `size`: the size
+    /// first ([`DigestError::SizeMismatch`]), then the digest ([`DigestError::Mismatch`]).
+    pub fn verify(self, expected: &Digest, size: Option<u64>) -> Result<(), DigestError> {
+        if let Some(size) = size
+            && size != self.bytes_hashed
+        {
+            return Err(DigestError::SizeMismatch {
+                expected: size,
+                actual: self.bytes_hashed,
+            });
+        }
+        let actual = self.finalize();
+        if actual == *expected {
+            Ok(())
+        } else {
+            Err(DigestError::Mismatch {
+                expected: expected.clone(),
+                actual,
+            })
+        }
+    }
+
     /// The algorithm this hasher computes.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm

@@ -309,24 +309,7 @@ impl BlobWriter {
             return Err(self.err(data, e));
         }
         let actual_size = digester.bytes_hashed();
-        let size_mismatch = self.expected_size.filter(|&e| e != actual_size);
-        let verdict = match size_mismatch {
-            Some(expected) => Err(DigestError::SizeMismatch {
-                expected,
-                actual: actual_size,
-            }),
-            None => {
-                let actual = digester.finalize();
-                if actual == self.expected {
-                    Ok(())
-                } else {
-                    Err(DigestError::Mismatch {
-                        expected: self.expected.clone(),
-                        actual,
-                    })
-                }
-            }
-        };
+        let verdict = digester.verify(&self.expected, self.expected_size);
         if let Err(source) = verdict {
             self.discard();
             return Err(StoreError::Mismatch {

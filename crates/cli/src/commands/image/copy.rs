@@ -4,7 +4,7 @@
 use clap::Args;
 
 use super::{DataArgs, PlatformArgs, RegistryFlags};
-use crate::transfer::{self, Endpoint};
+use berth_transfer::Endpoint;
 
 #[derive(Debug, Args)]
 pub struct CopyArgs {
@@ -38,12 +38,9 @@ pub fn run(args: CopyArgs) -> anyhow::Result<()> {
         None
     };
     let client = args.registry.client()?;
-    let mut opts = args.platforms.copy_options(args.quiet);
+    let mut opts = args.platforms.copy_options();
     opts.referrers = args.referrers;
-    let copied =
-        super::runtime()?.block_on(transfer::copy(&client, store.as_ref(), &src, &dst, &opts));
-    opts.progress.finish();
-    let copied = copied?;
+    let copied = super::copy(&client, store.as_ref(), &src, &dst, &opts, args.quiet)?;
     if args.referrers && !args.quiet {
         use std::io::Write;
         let _ = writeln!(

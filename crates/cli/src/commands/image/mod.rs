@@ -1,5 +1,5 @@
 //! Image commands: `berth pull | push | copy | images | inspect | tag | rmi`, and
-//! `berth image prune`. The copying is in [`crate::transfer`].
+//! `berth image prune`. The copying is `berth-transfer`'s.
 
 pub mod copy;
 pub mod images;
@@ -89,7 +89,7 @@ impl RegistryFlags {
 pub struct PlatformArgs {
     /// The platform to take from a multi-platform image (default: this machine's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
-    platform: Option<crate::transfer::Platform>,
+    platform: Option<berth_oci::Platform>,
     /// Take every platform of a multi-platform image, and the index.
     #[arg(long, conflicts_with = "platform")]
     all_platforms: bool,
@@ -97,14 +97,13 @@ pub struct PlatformArgs {
 
 impl PlatformArgs {
     /// The copy options these flags select.
-    pub fn copy_options(&self, quiet: bool) -> crate::transfer::CopyOptions {
-        crate::transfer::CopyOptions {
+    pub fn copy_options(&self) -> berth_transfer::CopyOptions {
+        berth_transfer::CopyOptions {
             all_platforms: self.all_platforms,
             platform: self
                 .platform
                 .clone()
-                .unwrap_or_else(crate::transfer::Platform::host),
-            progress: crate::progress::Progress::new(crate::progress::Mode::detect(quiet)),
+                .unwrap_or_else(berth_oci::Platform::host),
             referrers: false,
         }
     }
@@ -113,8 +112,8 @@ impl PlatformArgs {
 /// The registry reference `pull` and `push` operate on, refusing layouts and store names
 /// (a clap value parser: a bad reference is a usage error, exit status 2).
 pub fn parse_registry_reference(arg: &str) -> Result<berth_oci::Reference, String> {
-    match crate::transfer::Endpoint::parse(arg).map_err(|e| format!("{e:#}"))? {
-        crate::transfer::Endpoint::Registry(r) => Ok(r),
+    match berth_transfer::Endpoint::parse(arg).map_err(|e| format!("{e:#}"))? {
+        berth_transfer::Endpoint::Registry(r) => Ok(r),
         _ => Err(format!(
             "{arg} is not a registry reference\nhint: use `berth copy` for OCI layouts"
         )),
@@ -133,8 +132,26 @@ pub fn parse_platform(arg: &str) -> Result<berth_oci::Platform, String> {
 }
 
 /// A `copy` location argument, checked the same way.
-pub fn parse_endpoint(arg: &str) -> Result<crate::transfer::Endpoint, String> {
-    crate::transfer::Endpoint::parse(arg).map_err(|e| format!("{e:#}"))
+pub fn parse_endpoint(arg: &str) -> Result<berth_transfer::Endpoint, String> {
+    berth_transfer::Endpoint::parse(arg).map_err(|e| format!("{e:#}"))
+}
+
+/// Run one copy with progress on stderr (none with `quiet`), clearing the bars before the
+/// command prints its result.
+pub fn copy(
+    client: &Client,
+    store: Option<&Store>,
+    src: &berth_transfer::Endpoint,
+    dst: &berth_transfer::Endpoint,
+    opts: &berth_transfer::CopyOptions,
+    quiet: bool,
+) -> anyhow::Result<berth_transfer::Copied> {
+    let progress = crate::progress::Progress::new(crate::progress::Mode::detect(quiet));
+    let copied = runtime()?.block_on(berth_transfer::copy(
+        client, store, src, dst, opts, &progress,
+    ));
+    progress.finish();
+    Ok(copied?)
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

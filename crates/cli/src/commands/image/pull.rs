@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::{DataArgs, PlatformArgs, RegistryFlags};
-use crate::transfer::{self, Endpoint};
+use berth_transfer::Endpoint;
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -27,11 +27,8 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     let dst = Endpoint::Store(reference.to_string());
     let store = args.data.open()?;
     let client = args.registry.client()?;
-    let opts = args.platforms.copy_options(args.quiet);
-    let copied =
-        super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts));
-    opts.progress.finish();
-    let copied = copied?;
+    let opts = args.platforms.copy_options();
+    let copied = super::copy(&client, Some(&store), &src, &dst, &opts, args.quiet)?;
     if !args.quiet {
         use std::io::Write;
         let platform = copied.platform.as_deref().unwrap_or("as published");

@@ -3,8 +3,8 @@
 use clap::Args;
 
 use super::{DataArgs, RegistryFlags};
-use crate::progress::{Mode, Progress};
-use crate::transfer::{self, CopyOptions, Endpoint, Platform};
+use berth_oci::Platform;
+use berth_transfer::{CopyOptions, Endpoint};
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -29,12 +29,8 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
     let opts = CopyOptions {
         all_platforms: true,
         platform: Platform::host(),
-        progress: Progress::new(Mode::detect(args.quiet)),
         referrers: false,
     };
-    let copied =
-        super::runtime()?.block_on(transfer::copy(&client, Some(&store), &src, &dst, &opts));
-    opts.progress.finish();
-    let copied = copied?;
+    let copied = super::copy(&client, Some(&store), &src, &dst, &opts, args.quiet)?;
     super::print(copied.digest.as_str())
 }

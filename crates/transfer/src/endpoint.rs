@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use berth_oci::Reference;
+
+use crate::{Result, TransferError};
 
 /// One side of a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// `oci:PATH[:TAG]`, `store:NAME`, else a registry reference (`docker://` optional).
-    pub fn parse(s: &str) -> anyhow::Result<Endpoint> {
+    pub fn parse(s: &str) -> Result<Endpoint> {
         if let Some(rest) = s.strip_prefix("oci:") {
             let (path, tag) = match rest.rsplit_once(':') {
                 Some((p, t)) if !p.is_empty() && !t.is_empty() && !t.contains('/') => {
@@ -30,9 +31,9 @@ impl Endpoint {
                 _ => (rest, None),
             };
             if path.is_empty() {
-                anyhow::bail!(
-                    "invalid image location {s:?}: `oci:` needs a directory\nhint: write oci:PATH[:TAG]"
-                );
+                return Err(TransferError::LayoutPathMissing {
+                    location: s.to_owned(),
+                });
             }
             return Ok(Endpoint::Layout {
                 path: PathBuf::from(path),
@@ -43,17 +44,20 @@ impl Endpoint {
             return Ok(Endpoint::Store(store_name(name)?));
         }
         let r = s.strip_prefix("docker://").unwrap_or(s);
-        let reference =
-            Reference::parse(r).with_context(|| format!("invalid image reference {r:?}"))?;
-        Ok(Endpoint::Registry(reference))
+        Ok(Endpoint::Registry(parse_reference(r)?))
     }
 }
 
 /// The key under which the store records `name`: the full normalised reference.
-fn store_name(name: &str) -> anyhow::Result<String> {
-    let reference =
-        Reference::parse(name).with_context(|| format!("invalid image reference {name:?}"))?;
-    Ok(reference.to_string())
+fn store_name(name: &str) -> Result<String> {
+    Ok(parse_reference(name)?.to_string())
+}
+
+fn parse_reference(r: &str) -> Result<Reference> {
+    Reference::parse(r).map_err(|source| TransferError::InvalidReference {
+        reference: r.to_owned(),
+        source,
+    })
 }
 
 impl std::fmt::Display for Endpoint {

@@ -47,12 +47,20 @@ pub struct Ingester {
 }
 
 impl Store {
-    /// The writer side of the store, under `lease`.
+    /// The writer side of the store, under `lease`: there is no other way to write a blob.
+    /// Neither of these compiles:
     ///
     /// ```compile_fail
-    /// # let store = berth_store::Store::open("/nonexistent").unwrap();
-    /// // there is no way to write a blob without a lease
-    /// let w = store.ingester().writer("k", &berth_oci::Digest::sha256_of(b""), None);
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = berth_store::Store::open(dir.path()).unwrap();
+    /// let d = berth_oci::Digest::sha256_of(b"x");
+    /// let w = store.ingest("k", &d, None); // a streaming write without a lease
+    /// ```
+    ///
+    /// ```compile_fail
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = berth_store::Store::open(dir.path()).unwrap();
+    /// let d = store.put_blob_bytes(b"x", None); // a small write without a lease
     /// ```
     pub fn ingester(&self, lease: &Lease) -> Ingester {
         Ingester {

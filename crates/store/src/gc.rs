@@ -30,8 +30,9 @@ use crate::{ErrorKind, Result, Store, StoreError};
 /// Default grace period: blobs modified more recently than this are never collected.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10 * 60);
 
-/// An ingest (partial download) not written for this long is abandoned and collected; so is
-/// a temporary file a crashed writer left beside the blobs (24 hours).
+/// An ingest (partial download) not written for this long is abandoned and collected; so are
+/// a temporary file a crashed writer left beside the blobs and a lease file that cannot be
+/// read (24 hours). Readable leases have no expiry: they end with their holder.
 pub const INGEST_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Blobs larger than this are never read to look for a `subject`: no registry accepts

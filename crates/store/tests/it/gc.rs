@@ -297,7 +297,11 @@ fn lease_of_a_reused_pid_does_not_protect() {
 fn a_holder_that_is_not_running_is_refused() {
     let mut holder = Holder::spawn();
     let pid = holder.0.id();
+    let named = LeaseHolder::process(pid).unwrap();
+    assert_eq!(named.pid(), pid);
+    assert!(named.is_alive());
     holder.kill_and_reap();
+    assert!(!named.is_alive());
     let err = LeaseHolder::process(pid).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains(&pid.to_string()), "{err}");

@@ -15,8 +15,8 @@
 pub mod caps;
 pub mod cgroups;
 mod container;
-pub mod default_seccomp;
-pub mod default_spec;
+#[cfg(test)]
+mod defaults_tests;
 pub mod features;
 pub mod hooks;
 pub mod hostmounts;

@@ -1,8 +1,9 @@
 //! The OCI runtime-spec vocabulary for berth: the configuration types (`config.json`,
 //! runtime-spec v1.2 with the v1.3 additions berth reads), the secure defaults built from
 //! them ([`defaults`]: capabilities, masked and read-only paths, mounts, device rules,
-//! Docker's default seccomp profile, the config `berth-runtime spec` writes) and the RFC
-//! 3339 timestamps of runtime state ([`timefmt`]).
+//! Docker's default seccomp profile, the config `berth-runtime spec` writes), the state
+//! and features documents a runtime prints ([`state`], [`features`]) and the RFC 3339
+//! timestamps of runtime state ([`timefmt`]).
 //!
 //! **Owns** the serde types a runtime reads and an image tool writes; **does not own** what
 //! a config means (validation against the host, seccomp compilation: `berth-container`) nor
@@ -86,8 +87,10 @@ macro_rules! spelled_enum {
 }
 
 pub mod defaults;
+pub mod features;
 mod linux;
 mod process;
+pub mod state;
 #[cfg(test)]
 mod tests;
 pub mod timefmt;

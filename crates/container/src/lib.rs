@@ -15,8 +15,6 @@
 pub mod caps;
 pub mod cgroups;
 mod container;
-pub mod default_seccomp;
-pub mod default_spec;
 pub mod features;
 pub mod hooks;
 pub mod hostmounts;
@@ -29,6 +27,8 @@ pub mod paths;
 pub mod process;
 pub mod rootfs;
 pub mod rootless;
+#[cfg(test)]
+mod runtime_spec_tests;
 pub mod sealed;
 pub mod seccomp;
 pub mod signal;

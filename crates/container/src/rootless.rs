@@ -208,6 +208,7 @@ pub fn is_devices_error(e: &CgroupError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_runtime_spec::defaults::default_spec;
     use std::path::Path;
 
     #[test]
@@ -275,25 +276,14 @@ mod tests {
 
     #[test]
     fn unprivileged_configs_are_checked_as_runc_does() {
-        let ok = spec(
-            serde_json::from_str(&crate::default_spec::default_spec(
-                Some((1000, 1000)),
-                false,
-            ))
-            .unwrap(),
-        );
+        let ok = default_spec(Some((1000, 1000)), false);
         validate_unprivileged(&ok).unwrap();
-        let root =
-            spec(serde_json::from_str(&crate::default_spec::default_spec(None, false)).unwrap());
+        let root = default_spec(None, false);
         assert!(matches!(
             validate_unprivileged(&root),
             Err(RootlessError::NoUserNamespace)
         ));
-        let mut v: serde_json::Value = serde_json::from_str(&crate::default_spec::default_spec(
-            Some((1000, 1000)),
-            false,
-        ))
-        .unwrap();
+        let mut v = serde_json::to_value(default_spec(Some((1000, 1000)), false)).unwrap();
         v["linux"]["gidMappings"] = serde_json::json!([]);
         assert!(matches!(
             validate_unprivileged(&spec(v.clone())),
@@ -305,11 +295,7 @@ mod tests {
         ]);
         validate_unprivileged(&spec(v.clone())).unwrap();
         // gid=5 on devpts is not mapped when only the caller's gid is mapped to 0
-        let mut v: serde_json::Value = serde_json::from_str(&crate::default_spec::default_spec(
-            Some((1000, 1000)),
-            false,
-        ))
-        .unwrap();
+        let mut v = serde_json::to_value(default_spec(Some((1000, 1000)), false)).unwrap();
         v["mounts"][2]["options"] = serde_json::json!(["newinstance", "gid=5"]);
         let e = validate_unprivileged(&spec(v.clone())).unwrap_err();
         assert!(

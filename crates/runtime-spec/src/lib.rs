@@ -1,6 +1,9 @@
 //! The OCI runtime-spec vocabulary for berth: the configuration types (`config.json`,
-//! runtime-spec v1.2 with the v1.3 additions berth reads) and the RFC 3339 timestamps of
-//! runtime state ([`timefmt`]).
+//! runtime-spec v1.2 with the v1.3 additions berth reads), the secure defaults built from
+//! them ([`defaults`]: capabilities, masked and read-only paths, mounts, device rules,
+//! Docker's default seccomp profile, the config `berth-runtime spec` writes), the state
+//! and features documents a runtime prints ([`state`], [`features`]) and the RFC 3339
+//! timestamps of runtime state ([`timefmt`]).
 //!
 //! **Owns** the serde types a runtime reads and an image tool writes; **does not own** what
 //! a config means (validation against the host, seccomp compilation: `berth-container`) nor
@@ -83,8 +86,11 @@ macro_rules! spelled_enum {
     };
 }
 
+pub mod defaults;
+pub mod features;
 mod linux;
 mod process;
+pub mod state;
 #[cfg(test)]
 mod tests;
 pub mod timefmt;
@@ -97,7 +103,8 @@ use serde::{Deserialize, Serialize};
 pub use linux::*;
 pub use process::*;
 
-/// A container's configuration: the whole `config.json`.
+/// A container's configuration: the whole `config.json`. Fields are written in the order
+/// runc (Go's `specs.Spec`) writes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
@@ -105,15 +112,15 @@ pub struct Spec {
     #[serde(default, rename = "ociVersion")]
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root: Option<Root>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mounts: Option<Vec<Mount>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<Process>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Root>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<Mount>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<Hooks>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

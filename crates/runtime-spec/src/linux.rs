@@ -28,13 +28,15 @@ pub struct Linux {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_devices: Option<HashMap<String, LinuxNetDevice>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<LinuxSeccomp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs_propagation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masked_paths: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly_paths: Option<Vec<String>>,
+    /// Written after the paths (Go's `specs.Linux` has it before them), as `berth-runtime
+    /// spec` has always written it: a long profile does not push the paths out of sight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<LinuxSeccomp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `process`. `user` and `cwd` are REQUIRED by the spec, so a process without them does
 /// not parse.
@@ -76,19 +76,47 @@ pub struct User {
 /// A capability set.
 pub type Capabilities = HashSet<Capability>;
 
-/// `process.capabilities`: the five sets, each a list of `CAP_*` names.
+/// `process.capabilities`: the five sets, each a list of `CAP_*` names, written sorted by
+/// name (a set iterates in no fixed order; the same config is always written the same way).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinuxCapabilities {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "sorted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub bounding: Option<Capabilities>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "sorted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub effective: Option<Capabilities>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "sorted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub inheritable: Option<Capabilities>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "sorted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub permitted: Option<Capabilities>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "sorted",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ambient: Option<Capabilities>,
+}
+
+/// A capability set as a list sorted by name.
+fn sorted<S: Serializer>(set: &Option<Capabilities>, s: S) -> Result<S::Ok, S::Error> {
+    let mut names: Vec<&str> = set.iter().flatten().map(|c| c.as_str()).collect();
+    names.sort_unstable();
+    names.serialize(s)
 }
 
 spelled_enum! {

@@ -438,3 +438,23 @@ fn required_fields_follow_what_runc_and_oci_spec_read() {
         assert!(err.contains(want), "{value}: {err}");
     }
 }
+
+/// A capability set is written sorted by name, whatever order the set iterates in (a
+/// `HashSet`'s differs between instances), so that one config is always written the same.
+#[test]
+fn capability_sets_are_written_sorted() {
+    let mut names: Vec<&str> = Capability::NAMES.to_vec();
+    names.sort_unstable();
+    for _ in 0..4 {
+        let all: Capabilities = Capability::ALL.iter().copied().collect();
+        let caps = LinuxCapabilities {
+            bounding: Some(all.clone()),
+            ambient: Some(all),
+            ..LinuxCapabilities::default()
+        };
+        let v = serde_json::to_value(&caps).unwrap();
+        assert_eq!(v["bounding"], json!(names));
+        assert_eq!(v["ambient"], json!(names));
+        assert!(v.get("effective").is_none());
+    }
+}

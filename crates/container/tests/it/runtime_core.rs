@@ -40,8 +40,8 @@ impl Bundle {
         for a in ["sh", "sleep", "true"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
         }
-        let text = berth_container::default_spec::default_spec(None, false);
-        let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut config =
+            serde_json::to_value(berth_runtime_spec::defaults::default_spec(None, false)).unwrap();
         config["process"]["terminal"] = false.into();
         config["process"]["args"] = serde_json::json!(args);
         berth_fsutil::atomic_write(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
-use berth_container::default_spec::Flavor;
+use berth_runtime_spec::defaults::{self, Flavor};
 
 pub const FLAGS: &[Flag] = &[
     Flag::value(
@@ -66,7 +66,8 @@ pub fn run(a: SpecArgs) -> anyhow::Result<u8> {
     } else {
         Flavor::Locked
     };
-    let text = berth_container::default_spec::spec(flavor, ids, v2);
+    let text = defaults::to_json(&defaults::spec(flavor, ids, v2))
+        .context("failed to serialize the default config")?;
     berth_fsutil::atomic_write(&path, text.as_bytes())
         .with_context(|| format!("failed to write {}", path.display()))?;
     Ok(0)

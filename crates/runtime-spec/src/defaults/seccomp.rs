@@ -18,37 +18,11 @@
 //!   lacks anyway; what it does not, such as `unshare(CLONE_NEWUSER)` and `keyctl`, is the
 //!   profile's real work).
 //!
-//! [`default_spec`]: super::default_spec::default_spec
+//! [`default_spec`]: super::default_spec
 
-use serde::Serialize;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Seccomp {
-    default_action: &'static str,
-    default_errno_ret: u32,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    architectures: Vec<&'static str>,
-    syscalls: Vec<Syscall>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Syscall {
-    names: Vec<&'static str>,
-    action: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    errno_ret: Option<u32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    args: Vec<Arg>,
-}
-
-#[derive(Serialize)]
-struct Arg {
-    index: u32,
-    value: u64,
-    op: &'static str,
-}
+use crate::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator, LinuxSyscall,
+};
 
 /// The profile's unconditional allow-list, in its order.
 const ALLOW: &[&str] = &[
@@ -417,33 +391,38 @@ const AF_VSOCK: u64 = 40;
 
 const ENOSYS: u32 = 38;
 
-fn allow(names: &[&'static str]) -> Syscall {
-    Syscall {
-        names: names.to_vec(),
-        action: "SCMP_ACT_ALLOW",
+fn allow(names: &[&str]) -> LinuxSyscall {
+    LinuxSyscall {
+        names: names.iter().map(|n| (*n).to_owned()).collect(),
+        action: LinuxSeccompAction::ScmpActAllow,
         errno_ret: None,
-        args: Vec::new(),
+        args: None,
     }
 }
 
-fn allow_if(name: &'static str, index: u32, value: u64, op: &'static str) -> Syscall {
-    Syscall {
-        args: vec![Arg { index, value, op }],
+fn allow_if(name: &str, index: usize, value: u64, op: LinuxSeccompOperator) -> LinuxSyscall {
+    LinuxSyscall {
+        args: Some(vec![LinuxSeccompArg {
+            index,
+            value,
+            value_two: None,
+            op,
+        }]),
         ..allow(&[name])
     }
 }
 
 /// The architectures (native first, then its compat ABIs, as the profile's `archMap`)
 /// and the architecture-specific allowed syscalls of the target berth was built for.
-fn native() -> (Vec<&'static str>, Vec<&'static [&'static str]>) {
+fn native() -> (Vec<Arch>, Vec<&'static [&'static str]>) {
     if cfg!(target_arch = "x86_64") {
         (
-            vec!["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            vec![Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32],
             vec![&["arch_prctl"], &["modify_ldt"]],
         )
     } else if cfg!(target_arch = "aarch64") {
         (
-            vec!["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+            vec![Arch::ScmpArchAarch64, Arch::ScmpArchArm],
             vec![&[
                 "arm_fadvise64_64",
                 "arm_sync_file_range",
@@ -455,7 +434,7 @@ fn native() -> (Vec<&'static str>, Vec<&'static [&'static str]>) {
         )
     } else if cfg!(target_arch = "s390x") {
         (
-            vec!["SCMP_ARCH_S390X", "SCMP_ARCH_S390"],
+            vec![Arch::ScmpArchS390x, Arch::ScmpArchS390],
             vec![&[
                 "s390_pci_mmio_read",
                 "s390_pci_mmio_write",
@@ -463,23 +442,29 @@ fn native() -> (Vec<&'static str>, Vec<&'static [&'static str]>) {
             ]],
         )
     } else if cfg!(target_arch = "riscv64") {
-        (vec!["SCMP_ARCH_RISCV64"], vec![&["riscv_flush_icache"]])
+        (vec![Arch::ScmpArchRiscv64], vec![&["riscv_flush_icache"]])
     } else {
         // the filter's native architecture only
         (Vec::new(), Vec::new())
     }
 }
 
-/// The resolved profile.
-pub(crate) fn profile() -> Seccomp {
+/// Docker's default profile, resolved for the default capabilities and the architecture
+/// berth was built for: the `linux.seccomp` of [`super::default_spec`].
+pub fn profile() -> LinuxSeccomp {
     let (architectures, arch_specific) = native();
     let mut syscalls = vec![
         allow(ALLOW),
         allow(&["process_vm_readv", "process_vm_writev", "ptrace"]),
-        allow_if("socket", 0, AF_VSOCK, "SCMP_CMP_NE"),
+        allow_if("socket", 0, AF_VSOCK, LinuxSeccompOperator::ScmpCmpNe),
     ];
     for p in PERSONAS {
-        syscalls.push(allow_if("personality", 0, p, "SCMP_CMP_EQ"));
+        syscalls.push(allow_if(
+            "personality",
+            0,
+            p,
+            LinuxSeccompOperator::ScmpCmpEq,
+        ));
     }
     syscalls.extend(arch_specific.into_iter().map(allow));
     // s390 passes clone's flags second
@@ -488,18 +473,18 @@ pub(crate) fn profile() -> Seccomp {
         "clone",
         flags_arg,
         CLONE_NAMESPACE_FLAGS,
-        "SCMP_CMP_MASKED_EQ",
+        LinuxSeccompOperator::ScmpCmpMaskedEq,
     ));
-    syscalls.push(Syscall {
-        names: vec!["clone3"],
-        action: "SCMP_ACT_ERRNO",
+    syscalls.push(LinuxSyscall {
+        action: LinuxSeccompAction::ScmpActErrno,
         errno_ret: Some(ENOSYS),
-        args: Vec::new(),
+        ..allow(&["clone3"])
     });
-    Seccomp {
-        default_action: "SCMP_ACT_ERRNO",
-        default_errno_ret: 1,
-        architectures,
-        syscalls,
+    LinuxSeccomp {
+        default_action: LinuxSeccompAction::ScmpActErrno,
+        default_errno_ret: Some(1),
+        architectures: (!architectures.is_empty()).then_some(architectures),
+        syscalls: Some(syscalls),
+        ..LinuxSeccomp::default()
     }
 }

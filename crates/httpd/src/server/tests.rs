@@ -393,3 +393,43 @@ async fn bind_loads_tls_first_and_names_the_address_it_cannot_take() {
         format!("failed to read certificate file {}", missing.display())
     );
 }
+
+#[tokio::test]
+async fn h2_max_concurrent_streams_is_what_the_server_announces() {
+    tokio::time::timeout(LIMIT, async {
+        let srv = start(Config {
+            limits: Limits {
+                h2_max_concurrent_streams: 7,
+                ..Limits::default()
+            },
+            ..config(None)
+        })
+        .await;
+        let mut h2 = TcpStream::connect(srv.addr).await.unwrap();
+        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .unwrap();
+        // The server's first frame is its SETTINGS: 6-byte entries (id, value).
+        let mut head = [0u8; 9];
+        h2.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[3], 0x4, "expected a SETTINGS frame, got {head:?}");
+        let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let mut payload = vec![0u8; len];
+        h2.read_exact(&mut payload).await.unwrap();
+        let settings: Vec<(u16, u32)> = payload
+            .chunks_exact(6)
+            .map(|e| {
+                (
+                    u16::from_be_bytes([e[0], e[1]]),
+                    u32::from_be_bytes([e[2], e[3], e[4], e[5]]),
+                )
+            })
+            .collect();
+        // SETTINGS_MAX_CONCURRENT_STREAMS is 0x3 (RFC 9113, 6.5.2).
+        assert!(settings.contains(&(0x3, 7)), "{settings:?}");
+        drop(h2);
+        srv.shut_down().await;
+    })
+    .await
+    .unwrap();
+}

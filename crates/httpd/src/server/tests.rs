@@ -10,6 +10,9 @@ use tokio_rustls::TlsConnector;
 /// Upper bound for anything a test waits on.
 const LIMIT: Duration = Duration::from_secs(10);
 
+/// An HTTP/2 client's connection preface (prior knowledge) and its empty SETTINGS frame.
+const H2C_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
 struct Running {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
@@ -175,9 +178,7 @@ async fn plain_http1_connect_info_and_h2c() {
 
         // h2c with prior knowledge: the server answers the preface with SETTINGS.
         let mut h2 = TcpStream::connect(srv.addr).await.unwrap();
-        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-            .await
-            .unwrap();
+        h2.write_all(H2C_PREFACE).await.unwrap();
         let mut frame = [0u8; 9];
         h2.read_exact(&mut frame).await.unwrap();
         assert_eq!(frame[3], 0x4, "expected a SETTINGS frame, got {frame:?}");
@@ -406,9 +407,7 @@ async fn h2_max_concurrent_streams_is_what_the_server_announces() {
         })
         .await;
         let mut h2 = TcpStream::connect(srv.addr).await.unwrap();
-        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-            .await
-            .unwrap();
+        h2.write_all(H2C_PREFACE).await.unwrap();
         // The server's first frame is its SETTINGS: 6-byte entries (id, value).
         let mut head = [0u8; 9];
         h2.read_exact(&mut head).await.unwrap();

@@ -78,6 +78,9 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The private key.
     pub key: PathBuf,
+    /// Read both files again when either changes, so a renewed certificate is served without
+    /// a restart ([`crate::tls::reloading_server_config`]); `false`: read once, at bind.
+    pub reload: bool,
 }
 
 /// Timeouts and sizes that bound what one client can hold.
@@ -128,6 +131,7 @@ impl Server {
     /// Load the TLS certificate and key (when configured), then bind `config.listen`.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let tls = match &config.tls {
+            Some(f) if f.reload => Some(tls::reloading_server_config(&f.cert, &f.key)?),
             Some(f) => Some(tls::load_server_config(&f.cert, &f.key)?),
             None => None,
         };

@@ -77,7 +77,11 @@ async fn start(config: Config) -> Running {
 /// The files of a fresh self-signed certificate (the certificate is also what clients trust).
 fn tls_files(dir: &std::path::Path) -> TlsFiles {
     let (cert, key) = crate::tls::testcert::generate(dir, "srv");
-    TlsFiles { cert, key }
+    TlsFiles {
+        cert,
+        key,
+        reload: false,
+    }
 }
 
 /// A client trusting `cert` and offering `alpn`.
@@ -94,6 +98,9 @@ fn connector(cert: &std::path::Path, alpn: &[&[u8]]) -> TlsConnector {
     .with_root_certificates(roots)
     .with_no_client_auth();
     client.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    // Every connection a full handshake, so it shows the certificate served now (a resumed
+    // session reports the one it was first made with).
+    client.resumption = rustls::client::Resumption::disabled();
     TlsConnector::from(Arc::new(client))
 }
 
@@ -380,6 +387,7 @@ async fn bind_loads_tls_first_and_names_the_address_it_cannot_take() {
         tls: Some(TlsFiles {
             cert: missing.clone(),
             key: missing.clone(),
+            reload: false,
         }),
         ..Config::new(addr)
     })
@@ -428,6 +436,77 @@ async fn h2_max_concurrent_streams_is_what_the_server_announces() {
         assert!(settings.contains(&(0x3, 7)), "{settings:?}");
         drop(h2);
         srv.shut_down().await;
+    })
+    .await
+    .unwrap();
+}
+
+/// The DER of the first certificate in a PEM file.
+fn der(pem: &std::path::Path) -> Vec<u8> {
+    CertificateDer::from_pem_file(pem).unwrap().to_vec()
+}
+
+/// The leaf certificate the TLS server at `addr` presents.
+async fn presented(c: &TlsConnector, addr: SocketAddr) -> Vec<u8> {
+    let s = tls_connect(c, addr).await;
+    s.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test]
+async fn tls_certificate_is_reloaded_when_its_files_change_and_only_when_asked() {
+    use berth_fsutil::atomic_write;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_cert, a_key) = crate::tls::testcert::generate(dir.path(), "a");
+    let (b_cert, b_key) = crate::tls::testcert::generate(dir.path(), "b");
+    let install = |files: &TlsFiles, cert: &std::path::Path, key: &std::path::Path| {
+        atomic_write(&files.key, &std::fs::read(key).unwrap()).unwrap();
+        atomic_write(&files.cert, &std::fs::read(cert).unwrap()).unwrap();
+    };
+    let files = |name: &str, reload| TlsFiles {
+        cert: dir.path().join(format!("{name}.crt")),
+        key: dir.path().join(format!("{name}.key")),
+        reload,
+    };
+    let reloading = files("reloading", true);
+    let fixed = files("fixed", false);
+    install(&reloading, &a_cert, &a_key);
+    install(&fixed, &a_cert, &a_key);
+    // A client trusting both certificates.
+    let both = dir.path().join("both.pem");
+    let pems = [
+        std::fs::read(&a_cert).unwrap(),
+        std::fs::read(&b_cert).unwrap(),
+    ]
+    .concat();
+    atomic_write(&both, &pems).unwrap();
+    let client = connector(&both, &[b"http/1.1"]);
+    tokio::time::timeout(LIMIT, async {
+        let r = start(config(Some(reloading.clone()))).await;
+        let f = start(config(Some(fixed.clone()))).await;
+        assert_eq!(presented(&client, r.addr).await, der(&a_cert));
+        assert_eq!(presented(&client, f.addr).await, der(&a_cert));
+
+        install(&reloading, &b_cert, &b_key);
+        install(&fixed, &b_cert, &b_key);
+        // The files are looked at once per RELOAD_CHECK_INTERVAL (bounded by LIMIT).
+        while presented(&client, r.addr).await != der(&b_cert) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Without `reload`, the certificate read at bind stays.
+        assert_eq!(presented(&client, f.addr).await, der(&a_cert));
+
+        // A change that does not load (A's certificate beside B's key) keeps B…
+        atomic_write(&reloading.cert, &std::fs::read(&a_cert).unwrap()).unwrap();
+        // (a negative: give the server one check interval to look at the broken pair)
+        tokio::time::sleep(crate::tls::RELOAD_CHECK_INTERVAL + Duration::from_millis(300)).await;
+        assert_eq!(presented(&client, r.addr).await, der(&b_cert));
+        // …until the pair is whole again.
+        atomic_write(&reloading.key, &std::fs::read(&a_key).unwrap()).unwrap();
+        while presented(&client, r.addr).await != der(&a_cert) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        r.shut_down().await;
+        f.shut_down().await;
     })
     .await
     .unwrap();

@@ -79,6 +79,8 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),
             key: key.clone(),
+            // The registry reads its certificate at start (docs/security.md: restart to reload).
+            reload: false,
         }),
         _ => None,
     };

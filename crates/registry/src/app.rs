@@ -184,8 +184,8 @@ async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Respo
     let body = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(b) => b,
         Err(_) => {
-            return RegistryError::new(ErrorKind::SizeInvalid, "token request body too large")
-                .into_response();
+            let e = RegistryError::new(ErrorKind::SizeInvalid, "token request body too large");
+            return (Extension(RouteLabel("token")), e).into_response();
         }
     };
     let query = parts.uri.query().unwrap_or("");

@@ -3,17 +3,18 @@
 //! One fallback handler parses the path ([`crate::routes`]), validates the repository name,
 //! asks the [`Authorizer`] for the access the method needs, then calls the handler for the
 //! resource. Every response passes through here, so the `Docker-Distribution-API-Version`
-//! header, metrics and the access log are uniform.
+//! header and metrics are uniform; each response names its route ([`RouteLabel`]) for the
+//! access log, which `berth-httpd`'s [`AccessLogLayer`] writes around every route.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
+use berth_httpd::{AccessLogLayer, RouteLabel};
 use berth_oci::Digester;
 
 use crate::auth::{Access, Action, Authorizer, Decision};
@@ -151,7 +152,9 @@ pub fn router<D: Driver>(app: Arc<App<D>>) -> Router {
     if app.config.server.metrics_listen.is_none() {
         r = r.route("/metrics", axum::routing::get(metrics::<D>));
     }
-    r.fallback(dispatch::<D>).with_state(app)
+    r.fallback(dispatch::<D>)
+        .with_state(app)
+        .layer(AccessLogLayer)
 }
 
 /// The router of the separate `server.metrics_listen` listener (loopback only, enforced by
@@ -160,6 +163,7 @@ pub fn metrics_router<D: Driver>(app: Arc<App<D>>) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(render_metrics::<D>))
         .with_state(app)
+        .layer(AccessLogLayer)
 }
 
 async fn render_metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
@@ -168,6 +172,7 @@ async fn render_metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
+        Extension(RouteLabel("metrics")),
         app.metrics.render(),
     )
         .into_response()
@@ -179,15 +184,16 @@ async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Respo
     let body = match axum::body::to_bytes(body, 64 * 1024).await {
         Ok(b) => b,
         Err(_) => {
-            return RegistryError::new(ErrorKind::SizeInvalid, "token request body too large")
-                .into_response();
+            let e = RegistryError::new(ErrorKind::SizeInvalid, "token request body too large");
+            return (Extension(RouteLabel("token")), e).into_response();
         }
     };
     let query = parts.uri.query().unwrap_or("");
-    let resp = app
+    let mut resp = app
         .auth
         .token(parts.method.clone(), &parts.headers, query, body, &base)
         .await;
+    resp.extensions_mut().insert(RouteLabel("token"));
     app.metrics
         .record_request("token", parts.method.as_str(), resp.status().as_u16(), 0);
     resp
@@ -197,7 +203,7 @@ async fn token<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Respo
 /// is on it needs the same as `GET /v2/` — any valid identity.
 async fn metrics<D: Driver>(state: State<Arc<App<D>>>, headers: HeaderMap) -> Response {
     if let Err(e) = state.0.authorize(&headers, &Access::Base) {
-        let resp = e.into_response();
+        let resp = (Extension(RouteLabel("metrics")), e).into_response();
         state
             .0
             .metrics
@@ -208,10 +214,8 @@ async fn metrics<D: Driver>(state: State<Arc<App<D>>>, headers: HeaderMap) -> Re
 }
 
 async fn dispatch<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Response {
-    let start = Instant::now();
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let route = routes::parse(&path);
+    let route = routes::parse(parts.uri.path());
     let label = route.label();
     let mut resp = match handle(&app, route, &parts, body).await {
         Ok(r) => r,
@@ -229,16 +233,7 @@ async fn dispatch<D: Driver>(State(app): State<Arc<App<D>>>, req: Request) -> Re
     };
     app.metrics
         .record_request(label, parts.method.as_str(), status, bytes_out);
-    // The access log is debug-level: at info, formatting and writing a line per request
-    // costs a third of the server's throughput. `--log-level debug` turns it on.
-    tracing::debug!(
-        method = %parts.method,
-        path,
-        status,
-        route = label,
-        micros = start.elapsed().as_micros() as u64,
-        "request"
-    );
+    resp.extensions_mut().insert(RouteLabel(label));
     resp
 }
 

@@ -59,19 +59,23 @@ impl TestRegistry {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                let server = berth_httpd::Server::bind(berth_httpd::Config::new(listen))
+                    .await
+                    .unwrap();
+                addr_tx.send(server.local_addr()).unwrap();
                 let app = Arc::new(App::new(
                     FsDriver::new(&root2),
                     config,
                     Authorizer::disabled(),
                     false,
                 ));
-                berth_registry::server::serve(listener, berth_registry::router(app), None, async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .unwrap();
+                server
+                    .serve(berth_registry::router(app), async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
             });
         });
         let addr = addr_rx

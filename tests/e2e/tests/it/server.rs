@@ -1,4 +1,4 @@
-//! The server around the API: plain HTTP on the TLS port, `/metrics` behind
+//! The server around the API: plain HTTP on the TLS port, the access log, `/metrics` behind
 //! authentication, private data files, the token key's permissions.
 
 use std::os::unix::fs::PermissionsExt;
@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use berth_test_support::{
-    Registry, RegistryOptions, berth_bin, random_bytes, raw_request, run_with_timeout,
+    Registry, RegistryOptions, berth_bin, random_bytes, raw_request, run_with_timeout, wait_until,
 };
 
 use crate::common::{patch_chunk, push_image};
@@ -37,6 +37,32 @@ fn plain_http_on_the_tls_port_gets_400_saying_https() {
         .http()
         .get("/v2/")
         .expect_status(200, "GET /v2/ over TLS");
+}
+
+/// Issue 14: the access log is berth-httpd's layer around the registry's router, one
+/// debug-level line per request with the fields it had (method, path, status, route, micros);
+/// the route is the label the registry's handlers give their responses.
+#[test]
+fn access_log_has_one_line_per_request_with_its_route() {
+    let registry = Registry::start(RegistryOptions::new().arg("--log-level").arg("debug"));
+    let http = registry.http();
+    http.get("/v2/").expect_status(200, "GET /v2/");
+    http.get("/v2/some/app/manifests/nope")
+        .expect_status(404, "unknown manifest");
+    http.get("/metrics").expect_status(200, "/metrics");
+    let lines = [
+        "berth_httpd::access_log: request method=GET path=\"/v2/\" status=200 route=\"base\" micros=",
+        "berth_httpd::access_log: request method=GET path=\"/v2/some/app/manifests/nope\" status=404 route=\"manifest\" micros=",
+        "berth_httpd::access_log: request method=GET path=\"/metrics\" status=200 route=\"metrics\" micros=",
+    ];
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let log = registry.log();
+            lines.iter().all(|l| log.contains(l))
+        }),
+        "missing access-log lines {lines:#?} in:\n{}",
+        registry.log()
+    );
 }
 
 /// Issue 13 §3.4: with authentication on, `/metrics` needs it too.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use berth_httpd::{Server, ServerError, TlsFiles};
 use berth_registry::auth::Authorizer;
 use berth_registry::storage::fs::FsDriver;
 use clap::Args;
@@ -75,41 +76,54 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<()> {
     let auth = Authorizer::new(&config.auth, &root).context("failed to set up authentication")?;
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
-        (Some(c), Some(k)) => Some(berth_registry::tls::load_server_config(c, k)?),
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            // The registry reads its certificate at start (docs/security.md: restart to reload).
+            reload: false,
+        }),
         _ => None,
     };
     let purge_interval = Duration::from_secs(config.gc.upload_purge_interval_secs);
     let upload_expiry = Duration::from_secs(config.gc.upload_expiry_secs);
-    let listen = config.server.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| {
-            format!("failed to listen on {listen}\nhint: another process may hold the port; choose one with --listen")
-        })?;
-    let local = listener
-        .local_addr()
-        .context("failed to read the bound address")?;
+    // Loads the certificate, then binds.
+    let server = Server::bind(berth_httpd::Config {
+        tls,
+        ..berth_httpd::Config::new(config.server.listen)
+    })
+    .await
+    .map_err(|e| {
+        with_hint(
+            e,
+            "",
+            "another process may hold the port; choose one with --listen",
+        )
+    })?;
+    let local = server.local_addr();
     // Bound (and announced) before the main listener's line, so whoever waits for that
     // line finds the metrics address already logged.
-    let metrics_listener = match config.server.metrics_listen {
+    let metrics_server = match config.server.metrics_listen {
         Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
+            let m = Server::bind(berth_httpd::Config::new(addr))
                 .await
-                .with_context(|| format!("failed to listen on {addr} for metrics\nhint: choose another address with --metrics-listen"))?;
-            let bound = l
-                .local_addr()
-                .context("failed to read the metrics address")?;
-            tracing::info!("metrics listening on http://{bound}/metrics");
-            Some(l)
+                .map_err(|e| {
+                    with_hint(
+                        e,
+                        " for metrics",
+                        "choose another address with --metrics-listen",
+                    )
+                })?;
+            tracing::info!("metrics listening on http://{}/metrics", m.local_addr());
+            Some(m)
         }
         None => None,
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let scheme = if server.is_tls() { "https" } else { "http" };
     let app = Arc::new(berth_registry::App::new(
         FsDriver::new(&root),
         config,
         auth,
-        tls.is_some(),
+        server.is_tls(),
     ));
     // Abandoned uploads free their space without an operator running `berth registry gc`.
     let purger = (!purge_interval.is_zero()).then(|| {
@@ -134,15 +148,14 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let metrics_server = metrics_listener.map(|l| {
-        tokio::spawn(berth_registry::server::serve(
-            l,
+    let metrics_server = metrics_server.map(|m| {
+        tokio::spawn(m.serve(
             berth_registry::metrics_router(app.clone()),
-            None,
             stopped(stop_rx.clone()),
         ))
     });
-    berth_registry::server::serve(listener, berth_registry::router(app), tls, stopped(stop_rx))
+    server
+        .serve(berth_registry::router(app), stopped(stop_rx))
         .await
         .context("the server stopped with an error")?;
     if let Some(m) = metrics_server {
@@ -155,6 +168,16 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
     }
     tracing::info!("berth registry stopped");
     Ok(())
+}
+
+/// A listener that cannot be bound, with what it was for and the flag that changes it; any
+/// other error as it is.
+fn with_hint(e: ServerError, what: &str, hint: &str) -> anyhow::Error {
+    match e {
+        ServerError::Bind { addr, source } => anyhow::Error::new(source)
+            .context(format!("failed to listen on {addr}{what}\nhint: {hint}")),
+        e => e.into(),
+    }
 }
 
 fn app_auth_label<D: berth_registry::storage::Driver>(

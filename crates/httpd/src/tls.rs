@@ -3,13 +3,19 @@
 //! The certificate file holds the chain, leaf first; the key file one PKCS#8, PKCS#1 or SEC1
 //! private key. ALPN offers `h2` then `http/1.1`, so TLS clients get HTTP/2 when they can.
 //! Session tickets are enabled so reconnecting clients skip the full handshake.
+//! [`reloading_server_config`] serves a renewed certificate without a restart.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 
 /// ALPN protocols offered, in preference order.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
@@ -44,8 +50,53 @@ pub enum TlsError {
     },
 }
 
-/// Build a server configuration from a PEM certificate chain and a PEM private key.
+/// Build a server configuration from a PEM certificate chain and a PEM private key, read
+/// once.
 pub fn load_server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = load_certified_key(cert_pem, key_pem, &provider)?;
+    server_config(
+        provider,
+        Arc::new(SingleCertAndKey::from(key)),
+        cert_pem,
+        key_pem,
+    )
+}
+
+/// [`load_server_config`] whose certificate and key are read again when either file changes
+/// (modification time, size or inode, looked at during a handshake at most once per
+/// [`RELOAD_CHECK_INTERVAL`]), so a renewed certificate is served without a restart. A
+/// change that does not load (a half-written pair, a key that does not match) is logged and
+/// the previous certificate kept until the files change again.
+pub fn reloading_server_config(
+    cert_pem: &Path,
+    key_pem: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let stamp = stamps(cert_pem, key_pem);
+    let key = load_certified_key(cert_pem, key_pem, &provider)?;
+    let resolver = Reloading {
+        cert: cert_pem.to_owned(),
+        key: key_pem.to_owned(),
+        provider: Arc::clone(&provider),
+        current: Mutex::new(Current {
+            stamp,
+            checked: Instant::now(),
+            key: Arc::new(key),
+        }),
+    };
+    server_config(provider, Arc::new(resolver), cert_pem, key_pem)
+}
+
+/// How often, at most, a reloading configuration looks at its files.
+pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The certificate chain and private key in the PEM files, checked to belong together.
+fn load_certified_key(
+    cert_pem: &Path,
+    key_pem: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
     let certs = CertificateDer::pem_file_iter(cert_pem)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|source| TlsError::ReadCert {
@@ -71,7 +122,11 @@ pub fn load_server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerC
             });
         }
     };
-    let config_err = |source: rustls::Error| match source {
+    CertifiedKey::from_der(certs, key, provider).map_err(|e| config_err(e, cert_pem, key_pem))
+}
+
+fn config_err(source: rustls::Error, cert_pem: &Path, key_pem: &Path) -> TlsError {
+    match source {
         rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
             TlsError::KeyMismatch {
                 cert: cert_pem.to_owned(),
@@ -83,17 +138,98 @@ pub fn load_server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerC
             key: key_pem.to_owned(),
             source,
         },
-    };
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(config_err)?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(config_err)?;
+    }
+}
+
+/// The server configuration around a certificate resolver: ALPN and session tickets.
+fn server_config(
+    provider: Arc<CryptoProvider>,
+    resolver: Arc<dyn ResolvesServerCert>,
+    cert_pem: &Path,
+    key_pem: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let err = |e| config_err(e, cert_pem, key_pem);
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(err)?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(config_err)?;
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(err)?;
     Ok(Arc::new(config))
+}
+
+/// What identifies one version of a file: a rewrite in place changes the modification time
+/// or size, a replacement by rename the inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    ino: u64,
+}
+
+/// The stamps of the certificate and key files (`None` for a file that cannot be read).
+fn stamps(cert_pem: &Path, key_pem: &Path) -> [Option<Stamp>; 2] {
+    [cert_pem, key_pem].map(|p| {
+        std::fs::metadata(p).ok().map(|m| Stamp {
+            modified: m.modified().ok(),
+            len: m.len(),
+            ino: m.ino(),
+        })
+    })
+}
+
+/// The certificate resolver of [`reloading_server_config`].
+#[derive(Debug)]
+struct Reloading {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: Mutex<Current>,
+}
+
+#[derive(Debug)]
+struct Current {
+    /// The files' stamps when they were last looked at.
+    stamp: [Option<Stamp>; 2],
+    checked: Instant,
+    key: Arc<CertifiedKey>,
+}
+
+impl ResolvesServerCert for Reloading {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.checked.elapsed() >= RELOAD_CHECK_INTERVAL {
+            current.checked = Instant::now();
+            let stamp = stamps(&self.cert, &self.key);
+            if stamp != current.stamp {
+                current.stamp = stamp;
+                match load_certified_key(&self.cert, &self.key, &self.provider) {
+                    Ok(key) => {
+                        current.key = Arc::new(key);
+                        tracing::info!(cert = %self.cert.display(), "reloaded the TLS certificate");
+                    }
+                    Err(e) => tracing::warn!(
+                        error = %error_chain(&e),
+                        "the TLS certificate or key changed but could not be loaded; serving the previous certificate"
+                    ),
+                }
+            }
+        }
+        Some(Arc::clone(&current.key))
+    }
+}
+
+/// `error: cause: cause…` on one line, for a log field.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
 }
 
 /// Test helpers: self-signed certificates made with the `openssl` CLI.

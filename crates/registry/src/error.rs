@@ -19,8 +19,10 @@ pub enum ErrorKind {
     BlobUploadUnknown,
     /// A chunk that does not continue the upload (distribution-spec: 416 with `Range`).
     ChunkOutOfOrder,
-    /// A `Range` on a blob GET that lies outside the blob.
+    /// A `Range` on a blob GET that lies outside the blob (distribution's RANGE_INVALID).
     RangeNotSatisfiable,
+    /// A pagination `n` that is not a non-negative integer.
+    PaginationNumberInvalid,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestInvalid,
@@ -68,9 +70,14 @@ impl ErrorKind {
                 "chunk does not continue the upload",
             ),
             RangeNotSatisfiable => (
-                "BLOB_UNKNOWN",
+                "RANGE_INVALID",
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "requested range not satisfiable",
+            ),
+            PaginationNumberInvalid => (
+                "PAGINATION_NUMBER_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid number of results requested",
             ),
             DigestInvalid => (
                 "DIGEST_INVALID",
@@ -341,6 +348,8 @@ mod tests {
             (BlobUploadInvalid, "BLOB_UPLOAD_INVALID", 400),
             (BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404),
             (ChunkOutOfOrder, "BLOB_UPLOAD_INVALID", 416),
+            (RangeNotSatisfiable, "RANGE_INVALID", 416),
+            (PaginationNumberInvalid, "PAGINATION_NUMBER_INVALID", 400),
             (DigestInvalid, "DIGEST_INVALID", 400),
             (ManifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN", 400),
             (ManifestInvalid, "MANIFEST_INVALID", 400),

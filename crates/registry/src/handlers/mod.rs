@@ -27,7 +27,7 @@ pub(crate) fn parse_n(query: &str) -> Result<Option<usize>> {
         Some(v) if v.is_empty() => Ok(None),
         Some(v) => v.parse::<usize>().map(Some).map_err(|_| {
             RegistryError::new(
-                ErrorKind::BlobUploadInvalid,
+                ErrorKind::PaginationNumberInvalid,
                 format!("invalid pagination parameter n={v:?}: expected a non-negative integer"),
             )
             .detail(serde_json::json!({ "n": v }))

@@ -450,9 +450,18 @@ fn descriptor_size_mismatch_is_manifest_invalid() {
 fn bad_pagination_number_is_pagination_number_invalid() {
     let r = TestRegistry::start();
     r.push_image("pg", "v1", &[b"pg layer"]);
-    for path in ["/v2/pg/tags/list?n=abc", "/v2/pg/tags/list?n=-1", "/v2/_catalog?n=x"] {
+    for path in [
+        "/v2/pg/tags/list?n=abc",
+        "/v2/pg/tags/list?n=-1",
+        "/v2/_catalog?n=x",
+    ] {
         let bad = r.get(path);
         assert_eq!(bad.status, 400, "{path}: {}", bad.text());
-        assert_eq!(bad.code(), "PAGINATION_NUMBER_INVALID", "{path}: {}", bad.text());
+        assert_eq!(
+            bad.code(),
+            "PAGINATION_NUMBER_INVALID",
+            "{path}: {}",
+            bad.text()
+        );
     }
 }

@@ -18,12 +18,14 @@
 //! linearizable (its conformance suite checks it), not that a move is atomic or keeps a
 //! modification time.
 //!
-//! Why a minimum grace ([`MIN_GRACE`]): a manifest push marks its blobs at `t` and writes
-//! its revision record within [`MAX_PUSH_WINDOW`] of `t` (the push is refused otherwise).
-//! If `t` is after the cutoff the blobs are too young to collect; if it is before, the
-//! record was written before the collection started, so the mark phase sees it. That holds
-//! only when the grace exceeds the push window (plus the clock difference between the
-//! registry's replicas and the collector), so a shorter grace is refused.
+//! Why a minimum grace ([`MIN_GRACE`]): a manifest push marks its blobs at `t` — leaving a
+//! record dated `t' ≥ t − MARK_REUSE` — and writes its revision record within
+//! [`MAX_PUSH_WINDOW`] of `t` (the push is refused otherwise). If `t'` is after the cutoff
+//! the blobs are too young to collect; if it is before, then `t < gc start − grace +
+//! MARK_REUSE`, and the revision record was written before the collection started, so the
+//! mark phase sees it. That holds only when the grace exceeds `MARK_REUSE + MAX_PUSH_WINDOW`
+//! (plus the clock difference between the registry's replicas and the collector), so a
+//! shorter grace is refused.
 //!
 //! A blob without a record (stored before records existed) is given one, dated now, and
 //! kept: it becomes collectable one grace period later.
@@ -46,6 +48,11 @@ pub use super::manifests::MAX_PUSH_WINDOW;
 
 /// The shortest grace period that keeps concurrent pushes safe.
 pub const MIN_GRACE: Duration = Duration::from_secs(60);
+
+// the argument above, checked at compile time (with 25 s left for clock differences)
+const _: () = assert!(
+    MIN_GRACE.as_secs() >= super::MARK_REUSE.as_secs() + MAX_PUSH_WINDOW.as_secs() + 25
+);
 
 #[derive(Debug, Clone)]
 pub struct GcOptions {

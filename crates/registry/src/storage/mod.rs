@@ -44,6 +44,11 @@ pub use error::{Result, StorageError};
 pub use manifests::RevisionMeta;
 pub use uploads::BlobWriter;
 
+/// How old a blob's "last referenced" record may be for a new reference to leave it as it
+/// is rather than rewrite it. Counts against the garbage collector's minimum grace like the
+/// push window does (see `gc.rs`).
+pub const MARK_REUSE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The registry's storage: a driver plus what this process caches about it (the hash
 /// state of upload sessions it has seen from their first byte; always rebuildable).
 #[derive(Debug)]
@@ -85,8 +90,18 @@ impl<D: Driver> Registry<D> {
     /// collection that has not yet re-read the record when it is written keeps the blob;
     /// one that re-read it earlier had already moved the content away, so the check fails
     /// and the caller refuses (or, committing an upload, puts its own verified copy in).
+    ///
+    /// A record younger than [`MARK_REUSE`] is left as it is (one read instead of a durable
+    /// write: the common case of a manifest pushed right after its layers); `gc.rs` counts
+    /// that age into its minimum grace.
     pub async fn mark_referenced(&self, d: &Digest) -> Result<bool> {
-        write_last_referenced(&self.driver, d, SystemTime::now()).await?;
+        let now = SystemTime::now();
+        let fresh = read_last_referenced(&self.driver, d)
+            .await?
+            .is_some_and(|t| now.duration_since(t).map_or(true, |age| age < MARK_REUSE));
+        if !fresh {
+            write_last_referenced(&self.driver, d, now).await?;
+        }
         Ok(self.blob_size(d).await?.is_some())
     }
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use berth_container::seccomp::{self, bpf};
-use berth_oci::runtime::LinuxSeccomp;
+use berth_runtime_spec::LinuxSeccomp;
 use libfuzzer_sys::fuzz_target;
 
 /// `AUDIT_ARCH_*` of the supported architectures, and one unknown.

@@ -19,7 +19,7 @@ mod notify;
 
 use std::path::PathBuf;
 
-use berth_oci::runtime::LinuxSeccomp;
+use berth_runtime_spec::LinuxSeccomp;
 
 pub use bpf::Instruction;
 pub use load::{SeccompFeatures, action_available, features};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::{LinuxCpu, LinuxResources};
+use berth_runtime_spec::{LinuxCpu, LinuxResources};
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};

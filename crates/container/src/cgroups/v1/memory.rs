@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::{LinuxMemory, LinuxResources};
+use berth_runtime_spec::{LinuxMemory, LinuxResources};
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -36,7 +36,7 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::runtime::{LinuxInterfacePriority, LinuxNetwork};
+    use berth_runtime_spec::{LinuxInterfacePriority, LinuxNetwork};
 
     #[test]
     fn each_interface_is_one_write() {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -49,7 +49,7 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::runtime::LinuxRdma;
+    use berth_runtime_spec::LinuxRdma;
 
     #[test]
     fn one_line_per_device() {

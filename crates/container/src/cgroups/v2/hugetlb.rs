@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};
@@ -68,7 +68,7 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::cgroups::fake::FakeTree;
-    use berth_oci::runtime::LinuxHugepageLimit;
+    use berth_runtime_spec::LinuxHugepageLimit;
 
     #[test]
     fn limits_reservations_and_stats() {

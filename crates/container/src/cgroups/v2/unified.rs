@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::cgroups::error::CgroupError;
 use crate::cgroups::fs::{self, CgroupFs};

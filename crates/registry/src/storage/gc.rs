@@ -30,6 +30,13 @@
 //! A blob without a record (stored before records existed) is given one, dated now, and
 //! kept: it becomes collectable one grace period later.
 //!
+//! The record is written with [`super::Driver::put_hint`] — atomically but not durably — since
+//! its loss in a machine crash is safe: a missing or empty record is dated afresh (kept); a
+//! stale one can only let the collector take a blob no revision names yet, and the manifest
+//! push that would name it then finds no content and is refused cleanly (its mark checks the
+//! content), as after any lost upload. Revision records, which the mark phase reads, stay
+//! durable.
+//!
 //! One collection at a time: `berth registry gc` holds [`GcLock`] on the storage root, and
 //! a second one started meanwhile refuses to run.
 
@@ -50,9 +57,8 @@ pub use super::manifests::MAX_PUSH_WINDOW;
 pub const MIN_GRACE: Duration = Duration::from_secs(60);
 
 // the argument above, checked at compile time (with 25 s left for clock differences)
-const _: () = assert!(
-    MIN_GRACE.as_secs() >= super::MARK_REUSE.as_secs() + MAX_PUSH_WINDOW.as_secs() + 25
-);
+const _: () =
+    assert!(MIN_GRACE.as_secs() >= super::MARK_REUSE.as_secs() + MAX_PUSH_WINDOW.as_secs() + 25);
 
 #[derive(Debug, Clone)]
 pub struct GcOptions {

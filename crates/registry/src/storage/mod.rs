@@ -121,8 +121,10 @@ pub async fn write_last_referenced<D: Driver>(
         .duration_since(UNIX_EPOCH)
         .map(|t| t.as_millis() as u64)
         .unwrap_or(0);
+    // a hint: lost or stale after a crash, it only makes a later request fail cleanly or a
+    // collection keep a blob longer (gc.rs)
     driver
-        .put_content(&paths::blob_last_referenced(d), Bytes::from(ms.to_string()))
+        .put_hint(&paths::blob_last_referenced(d), Bytes::from(ms.to_string()))
         .await
 }
 

@@ -76,16 +76,13 @@ fn create_dir_all_private(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Remove `dir` if it is empty (`rmdir` refuses otherwise, atomically, so a file created in
-/// it meanwhile is never lost). Best effort: a directory left behind is only untidy.
+/// it meanwhile is never lost). Best effort and not made durable: an empty directory left
+/// behind (or back, after a crash) is only untidy.
 fn remove_if_empty(root: &Path, dir: &Path) {
     if dir == root || !dir.starts_with(root) {
         return;
     }
-    if std::fs::remove_dir(dir).is_ok()
-        && let Some(parent) = dir.parent()
-    {
-        let _ = berth_fsutil::sync_dir(parent);
-    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// Create the storage root (and its missing parents) private, and make the root itself 0700
@@ -187,6 +184,23 @@ impl Driver for FsDriver {
         let p = path.to_owned();
         blocking(path, move || {
             write_private(&full, &data).map_err(|e| DriverError::fs(&p, e))
+        })
+        .await
+    }
+
+    /// Temporary file + rename without `fsync` (`berth_fsutil::atomic_replace`), then
+    /// 0600 like every other file.
+    async fn put_hint(&self, path: &str, data: Bytes) -> DResult<()> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            in_parent(
+                &full,
+                || berth_fsutil::atomic_replace(&full, &data).map_err(|e| DriverError::fs(&p, e)),
+                |e| DriverError::io(&p, e),
+            )?;
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| DriverError::io(&p, e))
         })
         .await
     }

@@ -9,7 +9,7 @@
 //!
 //! The contract is an object store's, not POSIX's:
 //! - **Consistency.** Every operation is atomic and linearizable: once a `put_content`,
-//!   `move_to` or `delete` has returned, every later call from any task or process sees its
+//!   `put_hint`, `move_to` or `delete` has returned, every later call from any task or process sees its
 //!   effect. The garbage collector's safety argument rests on this (and on nothing else).
 //! - **Prefixes are not objects.** A "directory" exists while something is stored under it;
 //!   deleting a file may remove a parent prefix left empty; nothing can be stored in a prefix
@@ -140,6 +140,13 @@ pub trait Driver: Send + Sync + 'static {
     fn get_content(&self, path: &str) -> impl Future<Output = DResult<Bytes>> + Send;
     /// Replace a small file whole, atomically and durably.
     fn put_content(&self, path: &str, data: Bytes) -> impl Future<Output = DResult<()>> + Send;
+    /// Replace a small file whole and atomically, durable only eventually: after a machine
+    /// crash it may hold its previous content, be empty, or be missing. For hints whose loss
+    /// is safe — the garbage collector's clock (see `gc.rs`). Defaults to
+    /// [`Driver::put_content`] (object stores have nothing cheaper).
+    fn put_hint(&self, path: &str, data: Bytes) -> impl Future<Output = DResult<()>> + Send {
+        self.put_content(path, data)
+    }
     /// Stream a file from `offset`; also returns the file's total size.
     fn reader(
         &self,

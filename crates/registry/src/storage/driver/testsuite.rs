@@ -231,7 +231,8 @@ pub async fn concurrency<D: Driver + Clone>(d: &D) {
 }
 
 /// What the garbage collector's safety argument needs from a driver (see `gc.rs`): the
-/// "last referenced" clock is a small file, so its writes and deletes are seen at once by
+/// "last referenced" clock is a small file written with `put_hint`, so its writes and
+/// deletes are seen at once by
 /// every later call (read-after-write), a blob moved aside and back keeps its content and
 /// leaves the clock alone, and a delete is seen at once. Modification times may be absent
 /// and are not preserved by a move: nothing here reads them.

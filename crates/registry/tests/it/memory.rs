@@ -43,6 +43,29 @@ fn memory_registry(driver: &MemoryDriver) -> TestRegistry {
     TestRegistry::in_memory(driver.clone(), config)
 }
 
+/// The conformance suite is exported (feature `driver-testsuite`) for drivers in other
+/// crates: run it from here as one would, over both drivers and over the test's own
+/// hooking driver (a third implementation, with no hook set).
+#[test]
+fn exported_driver_testsuite_runs_from_outside_the_crate() {
+    use berth_registry::storage::driver::testsuite::run_all;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(run_all(&berth_registry::storage::fs::FsDriver::new(
+        dir.path(),
+    )));
+    rt.block_on(run_all(&MemoryDriver::object_store_like()));
+    rt.block_on(run_all(&HookDriver {
+        inner: MemoryDriver::new(),
+        trigger: ("none", String::new()),
+        hook: Arc::new(Mutex::new(None)),
+    }));
+}
+
 #[test]
 fn the_whole_api_over_the_memory_driver() {
     for driver in [MemoryDriver::new(), MemoryDriver::object_store_like()] {

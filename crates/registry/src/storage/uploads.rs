@@ -131,7 +131,6 @@ impl<'a, D: Driver> Uploads<'a, D> {
             partial,
             expect: current,
             id: id.to_owned(),
-            repo: self.repo.name.to_owned(),
         })
     }
 
@@ -264,7 +263,6 @@ pub struct BlobWriter<D: Driver> {
     /// What the session will hold once everything written so far has landed.
     expect: u64,
     id: String,
-    repo: String,
 }
 
 /// A closed [`BlobWriter`]: the session's size and the hash state to keep.
@@ -297,10 +295,6 @@ impl<D: Driver> BlobWriter<D> {
             id: self.id,
             partial,
         })
-    }
-
-    pub fn repository(&self) -> &str {
-        &self.repo
     }
 }
 

@@ -4,10 +4,13 @@
 //!
 //! Mark: every manifest revision in every repository, and every blob its manifest names.
 //! Sweep: a blob not marked is deleted only if its "last referenced" record
-//! ([`paths::blob_last_referenced`]) is older than `gc start − grace`. Every operation that
-//! makes a blob newly referenced — upload commit, mount, manifest push — first writes that
-//! record and only then checks the content is there
-//! ([`crate::storage::Registry::mark_referenced`]). To close the window between reading the
+//! ([`paths::blob_last_referenced`]) is older than `gc start − grace`. A blob without a
+//! record (every new blob: commits write none) is given one, dated now, and kept. Every
+//! operation that makes a blob newly referenced — upload commit, mount, manifest push — first
+//! rewrites an existing record older than `MARK_REUSE` and only then checks the content is
+//! there ([`crate::storage::Registry::mark_referenced`]). Records are only ever written as
+//! "now", so a request that finds no record knows any record a collection reads later is
+//! younger than that request. To close the window between reading the
 //! record and deleting, the sweep first moves the content aside, reads the record again,
 //! and moves the content back if it changed. Either the second read sees a concurrent
 //! mark (the blob is restored and kept), or the mark came after it — and so after the
@@ -19,7 +22,8 @@
 //! modification time.
 //!
 //! Why a minimum grace ([`MIN_GRACE`]): a manifest push marks its blobs at `t` — leaving a
-//! record dated `t' ≥ t − MARK_REUSE` — and writes its revision record within
+//! record dated `t' ≥ t − MARK_REUSE`, or none (then any record a collection reads later is
+//! dated after `t`) — and writes its revision record within
 //! [`MAX_PUSH_WINDOW`] of `t` (the push is refused otherwise). If `t'` is after the cutoff
 //! the blobs are too young to collect; if it is before, then `t < gc start − grace +
 //! MARK_REUSE`, and the revision record was written before the collection started, so the
@@ -27,8 +31,8 @@
 //! (plus the clock difference between the registry's replicas and the collector), so a
 //! shorter grace is refused.
 //!
-//! A blob without a record (stored before records existed) is given one, dated now, and
-//! kept: it becomes collectable one grace period later.
+//! So an unreferenced blob is collected by the first collection that runs at least one grace
+//! period after the collection that dated it (blobs stored before records existed too).
 //!
 //! The record is written with [`super::Driver::put_hint`] — atomically but not durably — since
 //! its loss in a machine crash is safe: a missing or empty record is dated afresh (kept); a
@@ -298,7 +302,7 @@ async fn sweep_blob<D: Driver>(
         format!("reading the last reference of {d}")
     })?;
     let Some(first) = first else {
-        // stored before records existed: start its clock now
+        // new since the last collection (or stored before records existed): start its clock
         if !dry_run {
             ctx(
                 write_last_referenced(driver, d, SystemTime::now()).await,

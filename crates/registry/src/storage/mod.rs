@@ -16,9 +16,10 @@
 //!
 //! The one design decision: the garbage collector's clock is data. Every operation that
 //! makes a blob newly referenced — an upload's commit, a mount, a manifest push — first
-//! writes the blob's "last referenced" record ([`paths::blob_last_referenced`], unix
-//! milliseconds) and only then checks that the blob's content is there
-//! ([`Registry::mark_referenced`]). `gc` reads that record, never a modification time, so
+//! refreshes the blob's "last referenced" record ([`paths::blob_last_referenced`], unix
+//! milliseconds) when it has an old one, and only then checks that the blob's content is
+//! there ([`Registry::mark_referenced`]); a blob without a record is dated by the first
+//! collection that sees it. `gc` reads that record, never a modification time, so
 //! a driver whose moves are copy + delete and which has no mtimes is as safe as the
 //! filesystem (the argument is in `gc.rs` and docs/ARCHITECTURE.md).
 
@@ -91,15 +92,16 @@ impl<D: Driver> Registry<D> {
     /// one that re-read it earlier had already moved the content away, so the check fails
     /// and the caller refuses (or, committing an upload, puts its own verified copy in).
     ///
-    /// A record younger than [`MARK_REUSE`] is left as it is (one read instead of a durable
-    /// write: the common case of a manifest pushed right after its layers); `gc.rs` counts
-    /// that age into its minimum grace.
+    /// Only an existing record older than [`MARK_REUSE`] is rewritten. A blob without a
+    /// record — every new one — is never collected before a collection has dated it (it
+    /// writes "now" and keeps the blob), and a record younger than `MARK_REUSE` counts into
+    /// the minimum grace (`gc.rs`); so the common push writes nothing here, one read per blob.
     pub async fn mark_referenced(&self, d: &Digest) -> Result<bool> {
         let now = SystemTime::now();
-        let fresh = read_last_referenced(&self.driver, d)
+        let stale = read_last_referenced(&self.driver, d)
             .await?
-            .is_some_and(|t| now.duration_since(t).map_or(true, |age| age < MARK_REUSE));
-        if !fresh {
+            .is_some_and(|t| now.duration_since(t).is_ok_and(|age| age >= MARK_REUSE));
+        if stale {
             write_last_referenced(&self.driver, d, now).await?;
         }
         Ok(self.blob_size(d).await?.is_some())

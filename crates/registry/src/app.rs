@@ -1,4 +1,5 @@
-//! The application: shared state, the request dispatcher, and helpers every handler uses.
+//! The application: the router and the request dispatcher over the shared state
+//! ([`crate::state::App`]).
 //!
 //! One fallback handler parses the path ([`crate::routes`]), validates the repository name,
 //! asks the [`Authorizer`] for the access the method needs, then calls the handler for the
@@ -6,8 +7,7 @@
 //! header and metrics are uniform; each response names its route ([`RouteLabel`]) for the
 //! access log, which `berth-httpd`'s [`AccessLogLayer`] writes around every route.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -15,135 +15,14 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Pa
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use berth_httpd::{AccessLogLayer, RouteLabel};
-use berth_oci::Digester;
 
-use crate::auth::{Access, Action, Authorizer, Decision};
-use crate::config::Config;
+use crate::auth::{Access, Action};
 use crate::error::{ErrorKind, RegistryError, Result};
 use crate::handlers;
-use crate::metrics::Metrics;
+use crate::handlers::http::{content_length, json_response, method_not_allowed};
 use crate::routes::{self, Route};
+pub use crate::state::App;
 use crate::storage::Driver;
-
-/// Hashing progress of an upload session kept between requests: an optimisation only. When
-/// it is missing (another replica, a restart) the upload is re-hashed from storage.
-#[derive(Debug)]
-pub(crate) struct PartialHash {
-    pub offset: u64,
-    pub digester: Digester,
-}
-
-/// Everything a request handler can reach.
-#[derive(Debug)]
-pub struct App<D: Driver> {
-    pub(crate) driver: D,
-    pub(crate) config: Config,
-    pub(crate) auth: Authorizer,
-    pub(crate) metrics: Metrics,
-    pub(crate) hashes: Mutex<HashMap<String, PartialHash>>,
-    pub(crate) tls: bool,
-}
-
-impl<D: Driver> App<D> {
-    pub fn new(driver: D, config: Config, auth: Authorizer, tls: bool) -> App<D> {
-        App {
-            driver,
-            config,
-            auth,
-            metrics: Metrics::new(),
-            hashes: Mutex::new(HashMap::new()),
-            tls,
-        }
-    }
-
-    pub fn driver(&self) -> &D {
-        &self.driver
-    }
-
-    pub fn auth_enabled(&self) -> bool {
-        self.auth.enabled()
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    /// `scheme://host[:port]` as the client addressed us, for challenge realms.
-    pub(crate) fn base_url(&self, headers: &HeaderMap) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .unwrap_or_else(|| self.config.server.listen.to_string());
-        format!("{scheme}://{host}")
-    }
-
-    /// Ask the authorizer; turn a refusal into the spec's 401/403.
-    pub(crate) fn authorize(&self, headers: &HeaderMap, access: &Access) -> Result<()> {
-        if !self.auth.enabled() {
-            return Ok(());
-        }
-        match self
-            .auth
-            .authorize(headers, &self.base_url(headers), access)
-        {
-            Decision::Allow(_) => Ok(()),
-            Decision::Challenge {
-                www_authenticate,
-                message,
-            } => Err(RegistryError::new(ErrorKind::Unauthorized, message)
-                .header(header::WWW_AUTHENTICATE, &www_authenticate)),
-            Decision::Deny { message } => Err(RegistryError::new(ErrorKind::Denied, message)),
-        }
-    }
-
-    /// Refuse a write with 503 UNAVAILABLE and `Retry-After` when the storage has less free
-    /// space than `storage.min_free_bytes`, so no client fills the disk and the registry
-    /// keeps room for manifests, links and its own state.
-    pub(crate) fn check_free_space(&self) -> Result<()> {
-        self.check_free_space_while_writing(None, 0)
-    }
-
-    /// [`App::check_free_space`] for a request that has sent `written` bytes to storage
-    /// since `baseline` was measured: writes are queued, so the space they will take is
-    /// counted from the baseline rather than from what the filesystem reports so far.
-    pub(crate) fn check_free_space_while_writing(
-        &self,
-        baseline: Option<u64>,
-        written: u64,
-    ) -> Result<()> {
-        let reserve = self.config.storage.min_free_bytes;
-        if reserve == 0 {
-            return Ok(());
-        }
-        let now = self.driver.available_bytes();
-        let projected = baseline.map(|b| b.saturating_sub(written));
-        let free = match (now, projected) {
-            (Some(n), Some(p)) => Some(n.min(p)),
-            (n, p) => n.or(p),
-        };
-        match free {
-            Some(free) if free < reserve => Err(RegistryError::storage_full(format!(
-                "the registry's storage has {free} bytes free, less than its reserve of {reserve} bytes (storage.min_free_bytes); writes are refused until space is freed, retry later"
-            ))
-            .detail(serde_json::json!({ "available": free, "reserve": reserve }))),
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether the caller may pull from `name` (used for cross-repository mounts).
-    pub(crate) fn may_pull(&self, headers: &HeaderMap, name: &str) -> bool {
-        self.authorize(
-            headers,
-            &Access::Repository {
-                name: name.to_owned(),
-                actions: vec![Action::Pull],
-            },
-        )
-        .is_ok()
-    }
-}
 
 /// Build the router over an app. `/metrics` is served here (behind authentication when it
 /// is on) unless `server.metrics_listen` moves it to [`metrics_router`].
@@ -324,118 +203,5 @@ async fn handle<D: Driver>(
                 _ => Err(method_not_allowed(method)),
             }
         }
-    }
-}
-
-pub(crate) fn method_not_allowed(method: &Method) -> RegistryError {
-    RegistryError::new(
-        ErrorKind::Unsupported,
-        format!("method {method} is not allowed on this endpoint"),
-    )
-}
-
-pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
-    let len = body.len();
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    r
-}
-
-/// A response with no body and the given headers.
-pub(crate) fn empty(status: StatusCode, headers: &[(&'static str, String)]) -> Response {
-    let mut r = Response::new(Body::empty());
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    for (k, v) in headers {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.append(*k, v);
-        }
-    }
-    if !h.contains_key(header::CONTENT_LENGTH) {
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    }
-    r
-}
-
-/// Query parameters, percent-decoded, in order (keys may repeat: `?tag=a&tag=b`).
-pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-pub(crate) fn query_get(query: &str, key: &str) -> Option<String> {
-    query_pairs(query)
-        .into_iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_decoding() {
-        assert_eq!(
-            query_pairs("digest=sha256%3Aab&tag=a&tag=b&x"),
-            vec![
-                ("digest".into(), "sha256:ab".into()),
-                ("tag".into(), "a".into()),
-                ("tag".into(), "b".into()),
-                ("x".into(), "".into()),
-            ]
-        );
-        assert_eq!(query_get("a=%zz&b=%4", "a").as_deref(), Some("%zz"));
-        assert_eq!(query_get("b=%4", "b").as_deref(), Some("%4"));
     }
 }

@@ -177,11 +177,11 @@ impl Config {
                 "gc.upload_expiry_secs must be positive: 0 would remove uploads in progress".into(),
             ));
         }
-        if self.gc.grace_secs < crate::gc::MIN_GRACE.as_secs() {
+        if self.gc.grace_secs < crate::storage::gc::MIN_GRACE.as_secs() {
             return Err(ConfigError::Invalid(format!(
                 "gc.grace_secs = {} is below the minimum of {} seconds that keeps concurrent pushes safe",
                 self.gc.grace_secs,
-                crate::gc::MIN_GRACE.as_secs()
+                crate::storage::gc::MIN_GRACE.as_secs()
             )));
         }
         if let Some(m) = self.server.metrics_listen

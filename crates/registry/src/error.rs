@@ -3,13 +3,17 @@
 //! distribution-spec v1.1, "Error Codes": every 4xx body is
 //! `{"errors":[{"code":…,"message":…,"detail":…}]}`. Handlers return [`RegistryError`]; its
 //! [`ErrorKind`] picks the code and status from [`ErrorKind::code_and_status`] and nothing else
-//! chooses a status. Internal causes are logged once here and never sent to the client.
+//! chooses a status. The storage layer's [`StorageError`] becomes a `RegistryError` in one
+//! place, `From<StorageError>` below. Internal causes are logged once here and never sent to
+//! the client.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::storage::DriverError;
+use crate::storage::{DriverError, StorageError};
+
+pub use crate::storage::error::error_chain;
 
 /// The classes of failure a client can see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +23,10 @@ pub enum ErrorKind {
     BlobUploadUnknown,
     /// A chunk that does not continue the upload (distribution-spec: 416 with `Range`).
     ChunkOutOfOrder,
-    /// A `Range` on a blob GET that lies outside the blob.
+    /// A `Range` on a blob GET that lies outside the blob (distribution's RANGE_INVALID).
     RangeNotSatisfiable,
+    /// A pagination `n` that is not a non-negative integer.
+    PaginationNumberInvalid,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestInvalid,
@@ -68,9 +74,14 @@ impl ErrorKind {
                 "chunk does not continue the upload",
             ),
             RangeNotSatisfiable => (
-                "BLOB_UNKNOWN",
+                "RANGE_INVALID",
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "requested range not satisfiable",
+            ),
+            PaginationNumberInvalid => (
+                "PAGINATION_NUMBER_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid number of results requested",
             ),
             DigestInvalid => (
                 "DIGEST_INVALID",
@@ -279,6 +290,53 @@ impl From<DriverError> for RegistryError {
     }
 }
 
+/// The one mapping from storage failures to what a client is told.
+impl From<StorageError> for RegistryError {
+    fn from(e: StorageError) -> Self {
+        let message = e.to_string();
+        match e {
+            StorageError::BlobUnknown { digest, .. } => RegistryError::blob_unknown(&digest),
+            StorageError::ManifestUnknown { reference, .. } => {
+                RegistryError::manifest_unknown(&reference)
+            }
+            StorageError::RepositoryUnknown { repo } => RegistryError::name_unknown(&repo),
+            StorageError::UploadUnknown { id } => RegistryError::upload_unknown(&id),
+            StorageError::ManifestBlobUnknown { digest, .. } => {
+                RegistryError::new(ErrorKind::ManifestBlobUnknown, message)
+                    .detail(json!({ "digest": digest.to_string() }))
+            }
+            StorageError::InvalidDescriptor { source } => RegistryError::new(
+                ErrorKind::ManifestInvalid,
+                format!("invalid descriptor: {source}"),
+            ),
+            StorageError::InvalidSubject { source } => RegistryError::new(
+                ErrorKind::ManifestInvalid,
+                format!("invalid subject: {source}"),
+            ),
+            // distribution 2.8 does not compare sizes; SIZE_INVALID is for upload lengths
+            StorageError::DescriptorSizeMismatch {
+                digest,
+                declared,
+                stored,
+                ..
+            } => RegistryError::new(ErrorKind::ManifestInvalid, message).detail(
+                json!({ "digest": digest.to_string(), "size": declared, "stored": stored }),
+            ),
+            StorageError::DigestMismatch { expected, actual } => {
+                RegistryError::digest_invalid(message)
+                    .detail(json!({ "digest": expected.to_string(), "actual": actual.to_string() }))
+            }
+            StorageError::PushWindowExceeded { .. } => {
+                RegistryError::new(ErrorKind::Unavailable, message)
+            }
+            StorageError::Driver { source } => source.into(),
+            e @ (StorageError::Corrupt { .. } | StorageError::Reread { .. }) => {
+                RegistryError::internal(message, e)
+            }
+        }
+    }
+}
+
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let this = *self.0;
@@ -315,18 +373,6 @@ impl IntoResponse for RegistryError {
     }
 }
 
-/// "a: b: c" from an error and its sources.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
 #[cfg(test)]
@@ -341,6 +387,8 @@ mod tests {
             (BlobUploadInvalid, "BLOB_UPLOAD_INVALID", 400),
             (BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", 404),
             (ChunkOutOfOrder, "BLOB_UPLOAD_INVALID", 416),
+            (RangeNotSatisfiable, "RANGE_INVALID", 416),
+            (PaginationNumberInvalid, "PAGINATION_NUMBER_INVALID", 400),
             (DigestInvalid, "DIGEST_INVALID", 400),
             (ManifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN", 400),
             (ManifestInvalid, "MANIFEST_INVALID", 400),

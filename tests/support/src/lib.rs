@@ -69,7 +69,7 @@ pub use loopdev::LoopDevice;
 pub use probe::{PROBE_BIN_ENV, is_static_elf, probe_bin};
 pub use process::{ChildGuard, kill_pid_and_wait, run_with_timeout};
 pub use pty::PtySession;
-pub use registry::{Registry, RegistryOptions};
+pub use registry::{Registry, RegistryOptions, set_last_referenced};
 pub use rng::{XorShift, random_bytes};
 pub use runtime::{
     BERTH_RUNTIME_BIN_ENV, COMMAND_TIMEOUT, ContainerGuard, RtOutput, Runtime, cgroup_dirs,

@@ -244,6 +244,13 @@ impl Registry {
         self.storage_root().join("v1/blobs")
     }
 
+    /// Date blob `d`'s "last referenced" record — the garbage collector's clock, written by
+    /// the registry on upload commit, mount and manifest push — to `t`, as if it had last
+    /// been referenced then (`v1/blobs/<alg>/<xx>/<hex>/lastref`: unix milliseconds).
+    pub fn set_last_referenced(&self, d: &crate::Digest, t: std::time::SystemTime) {
+        set_last_referenced(&self.blobs_dir(), d, t);
+    }
+
     /// The temporary directory holding the data directory, the log, the PKI and htpasswd.
     pub fn temp_dir(&self) -> &Path {
         self.tmp.path()
@@ -386,6 +393,21 @@ fn write_htpasswd(path: &Path, users: &[(String, String)]) {
         content.push(b'\n');
     }
     crate::fs::write_file(path, &content);
+}
+
+/// [`Registry::set_last_referenced`] for the blobs directory `blobs_dir` (`<storage>/v1/blobs`).
+pub fn set_last_referenced(blobs_dir: &Path, d: &crate::Digest, t: std::time::SystemTime) {
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|x| x.as_millis())
+        .unwrap_or(0);
+    let path = blobs_dir.join(format!(
+        "{}/{}/{}/lastref",
+        d.algorithm().as_str(),
+        &d.hex()[..2],
+        d.hex()
+    ));
+    crate::write_file(path, ms.to_string().as_bytes());
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@ use axum::response::Response;
 use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 
-use crate::app::{App, empty};
 use crate::error::{ErrorKind, RegistryError, Result};
+use crate::handlers::http::empty;
 use crate::handlers::parse_digest;
-use crate::paths;
+use crate::state::App;
 use crate::storage::Driver;
 
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -74,7 +74,8 @@ pub async fn get<D: Driver>(
     head: bool,
 ) -> Result<Response> {
     let d = parse_digest(digest)?;
-    let Some(size) = app.linked_blob_size(name, &d).await? else {
+    let blobs = app.storage.repository(name).blobs();
+    let Some(size) = blobs.size(&d).await? else {
         return Err(RegistryError::blob_unknown(&d));
     };
     let etag = format!("\"{d}\"");
@@ -100,11 +101,7 @@ pub async fn get<D: Driver>(
     let mut resp = if head {
         Response::new(Body::empty())
     } else {
-        let (reader, _) = match app.driver.reader(&paths::blob_data(&d), start).await {
-            Ok(r) => r,
-            Err(e) if e.is_not_found() => return Err(RegistryError::blob_unknown(&d)),
-            Err(e) => return Err(e.into()),
-        };
+        let (reader, _) = blobs.open(&d, start).await?;
         let stream = ReaderStream::with_capacity(reader.take(len), STREAM_CHUNK);
         Response::new(Body::from_stream(stream))
     };
@@ -144,11 +141,8 @@ pub async fn delete<D: Driver>(app: &App<D>, name: &str, digest: &str) -> Result
     }
     let d = parse_digest(digest)?;
     // Only the repository's link goes; the content is shared and collected by `gc`.
-    match app.driver.delete(&paths::layer_link(name, &d)).await {
-        Ok(()) => Ok(empty(StatusCode::ACCEPTED, &[])),
-        Err(e) if e.is_not_found() => Err(RegistryError::blob_unknown(&d)),
-        Err(e) => Err(e.into()),
-    }
+    app.storage.repository(name).blobs().unlink(&d).await?;
+    Ok(empty(StatusCode::ACCEPTED, &[]))
 }
 
 #[cfg(test)]

@@ -5,19 +5,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::json;
 
-use crate::app::{App, json_response, query_get};
 use crate::error::Result;
+use crate::handlers::http::{json_response, query_get};
 use crate::handlers::{paginate, parse_n};
+use crate::state::App;
 use crate::storage::Driver;
 
 pub async fn list<D: Driver>(app: &App<D>, query: &str) -> Result<Response> {
     let n = parse_n(query)?;
     let last = query_get(query, "last");
-    let (page, more) = paginate(
-        crate::repo::walk_repositories(&app.driver, false).await?,
-        n,
-        last.as_deref(),
-    );
+    let (page, more) = paginate(app.storage.repositories().await?, n, last.as_deref());
     let mut resp = json_response(StatusCode::OK, json!({ "repositories": page }).to_string());
     if let (true, Some(l), Some(n)) = (more, page.last(), n)
         && let Ok(v) =

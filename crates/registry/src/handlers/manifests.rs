@@ -5,7 +5,8 @@
 //! Manifests are stored byte-exact as blobs and served with the media type they were pushed
 //! with. A pushed manifest must name only blobs (and, for an index, manifests) already in
 //! the repository, except its `subject`; one with a `subject` is recorded in the subject's
-//! referrers list and answered with `OCI-Subject`.
+//! referrers list and answered with `OCI-Subject`. This module reads and checks the request
+//! (size limit, digest, media type, tags); storing is [`crate::storage::manifests`].
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,10 +16,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::app::{App, content_length, empty, query_pairs};
 use crate::error::{ErrorKind, RegistryError, Result};
-use crate::paths;
-use crate::repo::RevisionMeta;
+use crate::handlers::http::{content_length, empty, query_pairs};
+use crate::state::App;
 use crate::storage::Driver;
 
 /// How much of an oversized manifest body is read and discarded before answering 413.
@@ -55,27 +55,13 @@ async fn resolve<D: Driver>(app: &App<D>, name: &str, reference: &str) -> Result
     match parsed {
         Reference::Digest(d) => Ok(d),
         Reference::Tag(t) => app
-            .tag_target(name, &t)
+            .storage
+            .repository(name)
+            .tags()
+            .get(&t)
             .await?
             .ok_or_else(|| RegistryError::manifest_unknown(reference)),
     }
-}
-
-/// A descriptor must give the size of the content it names: a client trusting the manifest
-/// would otherwise read a truncated or overlong blob. MANIFEST_INVALID, the spec's code for
-/// a manifest that fails the registry's checks (distribution 2.8 does not compare sizes and
-/// accepts such a manifest; SIZE_INVALID is for upload lengths).
-fn check_size(d: &Digest, declared: u64, stored: u64, what: &str) -> Result<()> {
-    if declared == stored {
-        return Ok(());
-    }
-    Err(RegistryError::new(
-        ErrorKind::ManifestInvalid,
-        format!(
-            "descriptor of {what} {d} gives size {declared}, but the stored {what} has {stored} bytes; fix the manifest's size field"
-        ),
-    )
-    .detail(json!({ "digest": d.to_string(), "size": declared, "stored": stored })))
 }
 
 pub async fn get<D: Driver>(
@@ -85,18 +71,14 @@ pub async fn get<D: Driver>(
     head: bool,
 ) -> Result<Response> {
     let d = resolve(app, name, reference).await?;
-    let Some(meta) = app.revision(name, &d).await? else {
+    let manifests = app.storage.repository(name).manifests();
+    let Some(meta) = manifests.revision(&d).await? else {
         return Err(RegistryError::manifest_unknown(reference));
     };
     let mut resp = if head {
         Response::new(Body::empty())
     } else {
-        let bytes = match app.driver.get_content(&paths::blob_data(&d)).await {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => return Err(RegistryError::manifest_unknown(reference)),
-            Err(e) => return Err(e.into()),
-        };
-        Response::new(Body::from(bytes))
+        Response::new(Body::from(manifests.content(&d, reference).await?))
     };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
@@ -201,120 +183,12 @@ pub async fn put<D: Driver>(
     let info = ManifestInfo::parse(&bytes, content_type)
         .map_err(|e| RegistryError::new(ErrorKind::ManifestInvalid, e.to_string()))?;
 
-    // Every referenced blob and child manifest must already be in this repository. From the
-    // first touch below to the revision record, at most gc::MAX_PUSH_WINDOW may pass: that
-    // bound is what makes a concurrent garbage collection safe (see gc.rs).
-    let window = std::time::Instant::now();
-    for desc in info.referenced_blobs() {
-        let d = berth_oci::descriptor_digest(desc).map_err(|e| {
-            RegistryError::new(
-                ErrorKind::ManifestInvalid,
-                format!("invalid descriptor: {e}"),
-            )
-        })?;
-        let foreign = desc.urls().as_ref().is_some_and(|u| !u.is_empty());
-        let Some(stored) = app.linked_blob_size(name, &d).await? else {
-            if foreign {
-                continue; // non-distributable layer fetched from its URLs
-            }
-            return Err(RegistryError::new(
-                ErrorKind::ManifestBlobUnknown,
-                format!(
-                    "manifest references blob {d}, which is not in repository {name}; push it first"
-                ),
-            )
-            .detail(json!({ "digest": d.to_string() })));
-        };
-        check_size(&d, desc.size(), stored, "blob")?;
-        app.touch_blob(&d).await.map_err(|_| {
-            RegistryError::new(
-                ErrorKind::ManifestBlobUnknown,
-                format!("blob {d} was removed"),
-            )
-            .detail(json!({ "digest": d.to_string() }))
-        })?;
-    }
-    for desc in info.referenced_manifests() {
-        let d = berth_oci::descriptor_digest(desc).map_err(|e| {
-            RegistryError::new(
-                ErrorKind::ManifestInvalid,
-                format!("invalid descriptor: {e}"),
-            )
-        })?;
-        let Some(child) = app.revision(name, &d).await? else {
-            return Err(RegistryError::new(
-                ErrorKind::ManifestBlobUnknown,
-                format!("index references manifest {d}, which is not in repository {name}; push it first"),
-            )
-            .detail(json!({ "digest": d.to_string() })));
-        };
-        check_size(&d, desc.size(), child.size, "manifest")?;
-        app.touch_blob(&d).await.ok();
-    }
-
-    let subject = match &info.subject {
-        Some(s) => Some(berth_oci::descriptor_digest(s).map_err(|e| {
-            RegistryError::new(ErrorKind::ManifestInvalid, format!("invalid subject: {e}"))
-        })?),
-        None => None,
-    };
-
-    // Content first, then the links that make it visible.
-    if app.blob_size(&digest).await?.is_none() {
-        app.driver
-            .put_content(&paths::blob_data(&digest), bytes.clone())
-            .await?;
-    } else {
-        app.touch_blob(&digest).await.ok();
-    }
-    app.link_blob(name, &digest).await?;
-    let meta = RevisionMeta {
-        digest: digest.to_string(),
-        media_type: info.media_type.clone(),
-        size: bytes.len() as u64,
-        subject: subject.as_ref().map(|s| s.to_string()),
-    };
-    let meta_json = serde_json::to_vec(&meta)
-        .map_err(|e| RegistryError::internal("failed to encode revision record", e))?;
-    if let Some(s) = &subject {
-        let mut desc = json!({
-            "mediaType": info.media_type,
-            "digest": digest.to_string(),
-            "size": bytes.len(),
-        });
-        if let Some(at) = &info.artifact_type {
-            desc["artifactType"] = json!(at);
-        }
-        if let Some(a) = &info.annotations
-            && !a.is_empty()
-        {
-            desc["annotations"] = json!(a);
-        }
-        app.driver
-            .put_content(
-                &paths::referrer_entry(name, s, &digest),
-                Bytes::from(desc.to_string()),
-            )
-            .await?;
-    }
-    if window.elapsed() > crate::gc::MAX_PUSH_WINDOW {
-        return Err(RegistryError::new(
-            ErrorKind::Unavailable,
-            format!(
-                "storing the manifest took longer than {:?}; it was not recorded so that a concurrent garbage collection cannot break it; retry the push",
-                crate::gc::MAX_PUSH_WINDOW
-            ),
-        ));
-    }
-    app.driver
-        .put_content(&paths::revision_link(name, &digest), Bytes::from(meta_json))
+    let subject = app
+        .storage
+        .repository(name)
+        .manifests()
+        .put(bytes, &digest, &info, &tags)
         .await?;
-    for t in &tags {
-        app.driver
-            .put_content(&paths::tag_link(name, t), Bytes::from(digest.to_string()))
-            .await?;
-    }
-    tracing::debug!(repo = name, digest = %digest, tags = ?tags, "manifest stored");
     let mut h = vec![
         ("location", format!("/v2/{name}/manifests/{digest}")),
         ("docker-content-digest", digest.to_string()),
@@ -335,32 +209,10 @@ pub async fn delete<D: Driver>(app: &App<D>, name: &str, reference: &str) -> Res
             "deletion is disabled on this registry (storage.delete_enabled = false)",
         ));
     }
+    let repo = app.storage.repository(name);
     match parse_reference(reference)? {
-        Reference::Tag(t) => {
-            if app.tag_target(name, &t).await?.is_none() {
-                return Err(RegistryError::manifest_unknown(reference));
-            }
-            app.driver.delete(&paths::tag_dir(name, &t)).await?;
-            Ok(empty(StatusCode::ACCEPTED, &[]))
-        }
-        Reference::Digest(d) => {
-            let Some(meta) = app.revision(name, &d).await? else {
-                return Err(RegistryError::manifest_unknown(reference));
-            };
-            // Tags first, so no tag ever points at a missing manifest.
-            for t in app.list_or_empty(&paths::tags_dir(name)).await? {
-                if app.tag_target(name, &t).await?.as_ref() == Some(&d) {
-                    app.driver.delete(&paths::tag_dir(name, &t)).await.ok();
-                }
-            }
-            if let Some(s) = meta.subject.as_deref().and_then(|s| Digest::parse(s).ok()) {
-                app.driver
-                    .delete(&paths::referrer_entry(name, &s, &d))
-                    .await
-                    .ok();
-            }
-            app.driver.delete(&paths::revision_link(name, &d)).await?;
-            Ok(empty(StatusCode::ACCEPTED, &[]))
-        }
+        Reference::Tag(t) => repo.tags().delete(&t).await?,
+        Reference::Digest(d) => repo.manifests().delete(&d, reference).await?,
     }
+    Ok(empty(StatusCode::ACCEPTED, &[]))
 }

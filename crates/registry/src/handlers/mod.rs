@@ -1,7 +1,10 @@
-//! One module per API resource (distribution-spec v1.1 endpoints end-1 … end-13).
+//! One module per API resource (distribution-spec v1.1 endpoints end-1 … end-13): each
+//! turns a request into calls on the storage layer ([`crate::storage`]) and its answer
+//! into a response. No handler touches the storage driver.
 
 pub mod blobs;
 pub mod catalog;
+pub mod http;
 pub mod manifests;
 pub mod referrers;
 pub mod tags;
@@ -22,12 +25,12 @@ pub(crate) fn parse_digest(s: &str) -> Result<Digest> {
 
 /// `<n>` pagination parameter (tags list, catalog).
 pub(crate) fn parse_n(query: &str) -> Result<Option<usize>> {
-    match crate::app::query_get(query, "n") {
+    match http::query_get(query, "n") {
         None => Ok(None),
         Some(v) if v.is_empty() => Ok(None),
         Some(v) => v.parse::<usize>().map(Some).map_err(|_| {
             RegistryError::new(
-                ErrorKind::BlobUploadInvalid,
+                ErrorKind::PaginationNumberInvalid,
                 format!("invalid pagination parameter n={v:?}: expected a non-negative integer"),
             )
             .detail(serde_json::json!({ "n": v }))

@@ -4,12 +4,12 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::app::{App, query_get};
 use crate::error::Result;
+use crate::handlers::http::query_get;
 use crate::handlers::parse_digest;
-use crate::paths;
+use crate::state::App;
 use crate::storage::Driver;
 
 pub async fn list<D: Driver>(
@@ -20,25 +20,12 @@ pub async fn list<D: Driver>(
 ) -> Result<Response> {
     let subject = parse_digest(digest)?;
     let filter = query_get(query, "artifactType").filter(|s| !s.is_empty());
-    let dir = paths::referrers_dir(name, &subject);
-    let mut manifests: Vec<Value> = Vec::new();
-    for entry in app.list_or_empty(&dir).await? {
-        let raw = match app.driver.get_content(&format!("{dir}/{entry}")).await {
-            Ok(r) => r,
-            Err(e) if e.is_not_found() => continue, // deleted meanwhile
-            Err(e) => return Err(e.into()),
-        };
-        let Ok(desc) = serde_json::from_slice::<Value>(&raw) else {
-            tracing::warn!(repo = name, entry, "skipping corrupt referrer record");
-            continue;
-        };
-        if let Some(f) = &filter
-            && desc.get("artifactType").and_then(Value::as_str) != Some(f.as_str())
-        {
-            continue;
-        }
-        manifests.push(desc);
-    }
+    let manifests = app
+        .storage
+        .repository(name)
+        .referrers()
+        .list(&subject, filter.as_deref())
+        .await?;
     let body = json!({
         "schemaVersion": 2,
         "mediaType": berth_oci::media_type::OCI_INDEX,

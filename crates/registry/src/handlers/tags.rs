@@ -5,19 +5,16 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use crate::app::{App, json_response, query_get};
-use crate::error::{RegistryError, Result};
+use crate::error::Result;
+use crate::handlers::http::{json_response, query_get};
 use crate::handlers::{paginate, parse_n};
-use crate::paths;
+use crate::state::App;
 use crate::storage::Driver;
 
 pub async fn list<D: Driver>(app: &App<D>, name: &str, query: &str) -> Result<Response> {
-    if !app.repo_exists(name).await? {
-        return Err(RegistryError::name_unknown(name));
-    }
+    let all = app.storage.repository(name).tags().list().await?;
     let n = parse_n(query)?;
     let last = query_get(query, "last");
-    let all = app.list_or_empty(&paths::tags_dir(name)).await?;
     let (page, more) = paginate(all, n, last.as_deref());
     let next = match (more, page.last(), n) {
         (true, Some(l), Some(n)) => Some(format!(

@@ -1,33 +1,25 @@
 //! Blob uploads (distribution-spec: "Pushing blobs", "Pushing a blob monolithically",
 //! "Pushing a blob in chunks", "Mounting a blob from another repository").
 //!
-//! A session is `_uploads/<id>/` in storage: `startedat` marks it, `data` holds the bytes
-//! received so far, so any replica — or this one after a restart — can continue it. Bytes
-//! are hashed as they arrive when this process saw the session from its first byte
-//! ([`PartialHash`]); otherwise the data is re-hashed from storage at the final `PUT`.
-//! Content becomes a blob only after its digest is verified, by one atomic move.
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+//! This module speaks HTTP: `Content-Range` checks, the body stream, per-upload and
+//! free-space limits, draining refused bodies. The session itself — storage, hashing,
+//! verification, commit — is [`crate::storage::uploads`].
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use berth_oci::{Algorithm, Digest, Digester};
-use bytes::{Bytes, BytesMut};
+use berth_oci::Digest;
+use bytes::BytesMut;
 use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
 
-use crate::app::{App, PartialHash, empty, query_get};
 use crate::error::{ErrorKind, RegistryError, Result};
+use crate::handlers::http::{content_length, empty, query_get};
 use crate::handlers::parse_digest;
-use crate::paths;
-use crate::storage::{Driver, UploadWriter};
+use crate::state::App;
+use crate::storage::Driver;
 
 /// The most of a refused request's body read before answering (then the connection closes).
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Upload sessions whose hash state is kept between requests.
-const MAX_CACHED_HASHES: usize = 4096;
 
 /// Bytes gathered before handing a buffer to the writer task.
 const WRITE_BATCH: usize = 256 * 1024;
@@ -39,21 +31,6 @@ fn session_headers(name: &str, id: &str, size: u64) -> Vec<(&'static str, String
         ("blob-upload-session-id", id.to_owned()),
         ("docker-upload-uuid", id.to_owned()),
     ]
-}
-
-fn valid_session_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn created(name: &str, d: &Digest) -> Response {
@@ -94,19 +71,13 @@ pub async fn start<D: Driver>(
         drain(body).await;
         return Err(e);
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    // The session marker is scratch space like the data: written without fsync.
-    let marked = async {
-        let mut marker = app.driver.writer(&paths::upload_started(name, &id)).await?;
-        marker.write(Bytes::from(now_millis().to_string())).await?;
-        marker.commit(false).await
-    }
-    .await;
-    if let Err(e) = marked {
-        discard(app, name, &id).await;
-        drain(body).await;
-        return Err(e.into());
-    }
+    let id = match app.storage.repository(name).uploads().create().await {
+        Ok(id) => id,
+        Err(e) => {
+            drain(body).await;
+            return Err(e.into());
+        }
+    };
     match digest {
         None => Ok(empty(StatusCode::ACCEPTED, &session_headers(name, &id, 0))),
         Some(d) => {
@@ -131,28 +102,14 @@ async fn try_mount<D: Driver>(
     if berth_oci::validate_repository_name(from).is_err() || !app.may_pull(headers, from) {
         return Ok(None);
     }
-    if app.linked_blob_size(from, &d).await?.is_none() {
+    if !app.storage.repository(name).blobs().mount(from, &d).await? {
         return Ok(None);
     }
-    app.touch_blob(&d).await?;
-    app.link_blob(name, &d).await?;
     Ok(Some(created(name, &d)))
 }
 
 async fn session_size<D: Driver>(app: &App<D>, name: &str, id: &str) -> Result<u64> {
-    if !valid_session_id(id) {
-        return Err(RegistryError::upload_unknown(id));
-    }
-    match app.driver.stat(&paths::upload_started(name, id)).await {
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => return Err(RegistryError::upload_unknown(id)),
-        Err(e) => return Err(e.into()),
-    }
-    match app.driver.stat(&paths::upload_data(name, id)).await {
-        Ok(i) => Ok(i.size),
-        Err(e) if e.is_not_found() => Ok(0),
-        Err(e) => Err(e.into()),
-    }
+    Ok(app.storage.repository(name).uploads().size(id).await?)
 }
 
 /// `Content-Range: <start>-<end>` (also accepting `bytes=a-b` and `bytes a-b/total`).
@@ -179,7 +136,7 @@ fn out_of_order(name: &str, id: &str, size: u64, why: String) -> RegistryError {
 /// Check that a chunk's `Content-Range` (when given) continues the upload at `current` and
 /// agrees with its `Content-Length`; 416 with the session's `Range` otherwise.
 fn check_chunk(name: &str, id: &str, current: u64, headers: &HeaderMap) -> Result<()> {
-    let content_length = crate::app::content_length(headers);
+    let content_length = content_length(headers);
     if let Some(cr) = headers.get(header::CONTENT_RANGE) {
         let text = cr.to_str().unwrap_or("");
         let Some((a, b)) = parse_content_range(text) else {
@@ -230,19 +187,9 @@ async fn drain_stream(mut stream: axum::body::BodyDataStream) {
     }
 }
 
-/// Remove an upload session and everything it holds (a failed write, an upload over the
-/// limit): its space is free again at once, and the client starts a new upload.
+/// Remove an upload session and everything it holds (see `Uploads::discard`).
 async fn discard<D: Driver>(app: &App<D>, name: &str, id: &str) {
-    if let Ok(mut m) = app.hashes.lock() {
-        m.remove(id);
-    }
-    match app.driver.delete(&paths::upload_dir(name, id)).await {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => {
-            tracing::warn!(repo = name, session = id, error = %crate::error::error_chain(&e), "failed to remove a failed upload; the next upload purge removes it");
-        }
-    }
+    app.storage.repository(name).uploads().discard(id).await;
 }
 
 /// Why an append stopped before the end of the body.
@@ -272,7 +219,7 @@ async fn append<D: Driver>(
     body: Body,
 ) -> Result<u64> {
     check_chunk(name, id, current, headers)?;
-    let content_length = crate::app::content_length(headers);
+    let content_length = content_length(headers);
     if content_length == Some(0) {
         return Ok(current);
     }
@@ -288,28 +235,11 @@ async fn append<D: Driver>(
         drain(body).await;
         return Err(e);
     }
-    let space_baseline = app.driver.available_bytes();
-    // Hash as we go only when we know the hash state at `current`.
-    let mut partial = {
-        let mut map = app.hashes.lock().map_err(|_| {
-            RegistryError::internal(
-                "upload hash cache poisoned",
-                std::io::Error::other("poisoned"),
-            )
-        })?;
-        match map.remove(id) {
-            Some(p) if p.offset == current => Some(p),
-            _ if current == 0 => Some(PartialHash {
-                offset: 0,
-                digester: Digester::new(Algorithm::Sha256),
-            }),
-            _ => None,
-        }
-    };
-    let mut writer = match app.driver.writer(&paths::upload_data(name, id)).await {
+    let space_baseline = app.driver().available_bytes();
+    let uploads = app.storage.repository(name).uploads();
+    let mut writer = match uploads.writer(id, current).await {
         Ok(w) => w,
         Err(e) => {
-            discard(app, name, id).await;
             drain(body).await;
             return Err(e.into());
         }
@@ -331,9 +261,6 @@ async fn append<D: Driver>(
         if current.saturating_add(received) > limit {
             stop = Some(Stop::TooLarge);
             break;
-        }
-        if let Some(p) = partial.as_mut() {
-            p.digester.update(&chunk);
         }
         buf.extend_from_slice(&chunk);
         if buf.len() >= WRITE_BATCH {
@@ -357,15 +284,15 @@ async fn append<D: Driver>(
     // Whatever arrived is a prefix of the client's data; a status request reports it and
     // the client resumes from there. Durability is for the final commit: a session lost in
     // a machine crash is answered BLOB_UPLOAD_UNKNOWN, and the client restarts it.
-    let committed = writer.commit(false).await;
+    let closed = writer.close().await;
     app.metrics.record_bytes_in("upload", received);
-    let outcome = match (stop, committed) {
-        (None, Ok(size)) => Ok(size),
+    let outcome = match (stop, closed) {
+        (None, Ok(closed)) => Ok(closed),
         (None, Err(e)) => Err(Stop::Storage(e)),
         (Some(stop), _) => Err(stop),
     };
-    let size = match outcome {
-        Ok(size) => size,
+    let closed = match outcome {
+        Ok(closed) => closed,
         // A write that failed (storage full, I/O error) or went over a limit leaves the
         // session unusable: remove it now so its space is free again, not at the next GC.
         Err(stop) => {
@@ -384,6 +311,7 @@ async fn append<D: Driver>(
             });
         }
     };
+    let size = closed.size;
     if let Some(e) = body_error {
         return Err(RegistryError::new(
             ErrorKind::BlobUploadInvalid,
@@ -400,19 +328,7 @@ async fn append<D: Driver>(
             format!("received {received} bytes but Content-Length was {len}"),
         ));
     }
-    if let Some(mut p) = partial
-        && size == current + received
-    {
-        p.offset = size;
-        if let Ok(mut map) = app.hashes.lock() {
-            // a cache, not state: forget everything rather than grow without bound when
-            // clients abandon many sessions
-            if map.len() >= MAX_CACHED_HASHES {
-                map.clear();
-            }
-            map.insert(id.to_owned(), p);
-        }
-    }
+    uploads.keep_hash(closed);
     Ok(size)
 }
 
@@ -423,82 +339,16 @@ async fn complete<D: Driver>(
     id: &str,
     expected: &Digest,
 ) -> Result<Response> {
-    let data = paths::upload_data(name, id);
-    // Flush what the session holds to disk before anything can make it visible (this also
-    // creates the file for an empty blob, where nothing was ever appended).
-    let flushed = async { app.driver.writer(&data).await?.commit(true).await }.await;
-    let size = match flushed {
-        Ok(size) => size,
-        Err(e) => {
-            if e.is_storage_full() {
-                discard(app, name, id).await;
-            }
-            return Err(e.into());
-        }
-    };
-    let cached = app.hashes.lock().ok().and_then(|mut m| m.remove(id));
-    let actual = match cached {
-        Some(p) if p.offset == size && p.digester.algorithm() == expected.algorithm() => {
-            p.digester.finalize()
-        }
-        _ => rehash(app, &data, expected.algorithm()).await?,
-    };
-    if &actual != expected {
-        let _ = app.driver.delete(&paths::upload_dir(name, id)).await;
-        return Err(RegistryError::digest_invalid(format!(
-            "uploaded content has digest {actual}, not {expected}; the upload was discarded"
-        ))
-        .detail(
-            serde_json::json!({ "digest": expected.to_string(), "actual": actual.to_string() }),
-        ));
+    let committed = app
+        .storage
+        .repository(name)
+        .uploads()
+        .commit(id, expected)
+        .await?;
+    if let Some(d) = committed.duration {
+        app.metrics.record_upload(d);
     }
-    // The session ends here: remove its marker before the data moves, so a crash in between
-    // leaves no session that looks resumable but has lost its bytes (a client then sees
-    // BLOB_UPLOAD_UNKNOWN and HEADs or re-uploads the blob).
-    let started = app
-        .driver
-        .get_content(&paths::upload_started(name, id))
-        .await
-        .ok()
-        .and_then(|raw| String::from_utf8_lossy(&raw).trim().parse::<u64>().ok());
-    match app.driver.delete(&paths::upload_started(name, id)).await {
-        Ok(()) => {}
-        // another request completed or cancelled this session meanwhile
-        Err(e) if e.is_not_found() => return Err(RegistryError::upload_unknown(id)),
-        Err(e) => return Err(e.into()),
-    }
-    if app.blob_size(expected).await?.is_some() {
-        app.touch_blob(expected).await.ok();
-    } else {
-        app.driver
-            .move_to(&data, &paths::blob_data(expected))
-            .await?;
-    }
-    app.link_blob(name, expected).await?;
-    if let Some(ms) = started {
-        app.metrics
-            .record_upload(Duration::from_millis(now_millis().saturating_sub(ms)));
-    }
-    let _ = app.driver.delete(&paths::upload_dir(name, id)).await;
-    tracing::debug!(repo = name, digest = %expected, size, "blob committed");
     Ok(created(name, expected))
-}
-
-async fn rehash<D: Driver>(app: &App<D>, path: &str, alg: Algorithm) -> Result<Digest> {
-    let (mut reader, _) = app.driver.reader(path, 0).await?;
-    let mut digester = Digester::new(alg);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|e| RegistryError::internal(format!("failed to re-read upload {path}"), e))?;
-        if n == 0 {
-            break;
-        }
-        digester.update(&buf[..n]);
-    }
-    Ok(digester.finalize())
 }
 
 /// `GET /v2/<name>/blobs/uploads/<id>` — the session's offset.
@@ -570,15 +420,8 @@ pub async fn finish<D: Driver>(
 
 /// `DELETE /v2/<name>/blobs/uploads/<id>` — cancel.
 pub async fn cancel<D: Driver>(app: &App<D>, name: &str, id: &str) -> Result<Response> {
-    session_size(app, name, id).await?;
-    if let Ok(mut m) = app.hashes.lock() {
-        m.remove(id);
-    }
-    match app.driver.delete(&paths::upload_dir(name, id)).await {
-        Ok(()) => Ok(empty(StatusCode::NO_CONTENT, &[])),
-        Err(e) if e.is_not_found() => Err(RegistryError::upload_unknown(id)),
-        Err(e) => Err(e.into()),
-    }
+    app.storage.repository(name).uploads().cancel(id).await?;
+    Ok(empty(StatusCode::NO_CONTENT, &[]))
 }
 
 #[cfg(test)]
@@ -592,13 +435,5 @@ mod tests {
         assert_eq!(parse_content_range("bytes 10-19/100"), Some((10, 19)));
         assert_eq!(parse_content_range("9-0"), None);
         assert_eq!(parse_content_range("abc"), None);
-    }
-
-    #[test]
-    fn session_ids() {
-        assert!(valid_session_id("0b1c-22_ab"));
-        assert!(!valid_session_id("../x"));
-        assert!(!valid_session_id(""));
-        assert!(!valid_session_id(&"a".repeat(65)));
     }
 }

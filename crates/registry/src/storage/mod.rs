@@ -1,153 +1,257 @@
-//! The storage driver: the narrow seam between the registry and where bytes live.
+//! The registry's storage layer: repositories, blobs, uploads, manifests, tags and
+//! referrers, over a [`Driver`] that only stores files.
 //!
-//! Everything the registry knows — blobs, manifests, tags, referrers, upload sessions — is a
-//! file in a [`Driver`], addressed by a `/`-separated relative path built only in
-//! [`crate::paths`]. No registry state lives in process memory, so replicas can share one
-//! object store and a restarted server resumes where it stopped. The filesystem driver is
-//! [`fs::FsDriver`]; an S3-compatible driver is the next implementation, and both must pass
-//! [`testsuite`].
+//! HTTP handlers call this layer and nothing below it; it knows nothing of HTTP. Its
+//! failures are [`StorageError`]s, which `crate::error` maps to distribution-spec codes in
+//! one place. (Model: distribution's `registry/storage/` under `registry/handlers/`.)
 //!
-//! Lifecycle of content: a [`Driver::writer`] appends to a path (an upload's data); the
-//! registry verifies the digest of what was written and only then [`Driver::move_to`]s it
-//! into place. Small metadata files are replaced whole and atomically by
-//! [`Driver::put_content`].
+//! ```text
+//! Registry ── repository(name) ── Repository ── blobs()      links, reads, mounts
+//!    │                                        ├─ uploads()    sessions → BlobWriter → commit
+//!    │                                        ├─ manifests()  revisions, push, delete
+//!    │                                        ├─ tags()       tag links
+//!    │                                        └─ referrers()  subject → referrer records
+//!    └─ driver: Driver (fs, memory, …)        all paths built in `paths`
+//! ```
+//!
+//! The one design decision: the garbage collector's clock is data. Every operation that
+//! makes a blob newly referenced — an upload's commit, a mount, a manifest push — first
+//! refreshes the blob's "last referenced" record ([`paths::blob_last_referenced`], unix
+//! milliseconds) when it has an old one, and only then checks that the blob's content is
+//! there ([`Registry::mark_referenced`]); a blob without a record is dated by the first
+//! collection that sees it. `gc` reads that record, never a modification time, so
+//! a driver whose moves are copy + delete and which has no mtimes is as safe as the
+//! filesystem (the argument is in `gc.rs` and docs/ARCHITECTURE.md).
 
-pub mod fs;
-#[cfg(test)]
-mod testsuite;
+pub mod blobs;
+pub mod driver;
+pub mod error;
+pub mod gc;
+pub mod manifests;
+pub mod paths;
+pub mod referrers;
+pub mod tags;
+pub mod uploads;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use berth_oci::Digest;
 use bytes::Bytes;
-use tokio::io::AsyncRead;
 
-/// A failed storage operation, naming the path.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    #[error("path not found in storage: {path}")]
-    NotFound { path: String },
-    #[error("invalid storage path {path:?}: {reason}")]
-    InvalidPath { path: String, reason: &'static str },
-    #[error("storage I/O failed on {path}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("storage write failed on {path}")]
-    Fs {
-        path: String,
-        #[source]
-        source: berth_fsutil::FsError,
-    },
+pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory};
+pub use error::{Result, StorageError};
+pub use manifests::RevisionMeta;
+pub use uploads::BlobWriter;
+
+/// How old a blob's "last referenced" record may be for a new reference to leave it as it
+/// is rather than rewrite it. Counts against the garbage collector's minimum grace like the
+/// push window does (see `gc.rs`).
+pub const MARK_REUSE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The registry's storage: a driver plus what this process caches about it (the hash
+/// state of upload sessions it has seen from their first byte; always rebuildable).
+#[derive(Debug)]
+pub struct Registry<D: Driver> {
+    driver: D,
+    hashes: Mutex<HashMap<String, uploads::PartialHash>>,
 }
 
-impl DriverError {
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, DriverError::NotFound { .. })
+impl<D: Driver> Registry<D> {
+    pub fn new(driver: D) -> Registry<D> {
+        Registry {
+            driver,
+            hashes: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Whether the storage ran out of space (ENOSPC) or quota (EDQUOT).
-    pub fn is_storage_full(&self) -> bool {
-        let kind = match self {
-            DriverError::Io { source, .. } => Some(source.kind()),
-            DriverError::Fs { source, .. } => source.io_kind(),
-            _ => None,
+    pub fn driver(&self) -> &D {
+        &self.driver
+    }
+
+    /// The repository `name`, which must already have passed
+    /// `berth_oci::validate_repository_name` (paths are built from it).
+    pub fn repository<'a>(&'a self, name: &'a str) -> Repository<'a, D> {
+        Repository { reg: self, name }
+    }
+
+    /// Every repository with content, sorted (the catalog).
+    pub async fn repositories(&self) -> Result<Vec<String>> {
+        Ok(walk_repositories(&self.driver, false).await?)
+    }
+
+    /// Size of the blob's content if it exists anywhere in the registry.
+    pub async fn blob_size(&self, d: &Digest) -> Result<Option<u64>> {
+        Ok(missing_ok(self.driver.stat(&paths::blob_data(d)).await)?.map(|i| i.size))
+    }
+
+    /// Record that `d` is referenced now — the garbage collector's clock — then check its
+    /// content is still there. The order is what makes a concurrent collection safe: a
+    /// collection that has not yet re-read the record when it is written keeps the blob;
+    /// one that re-read it earlier had already moved the content away, so the check fails
+    /// and the caller refuses (or, committing an upload, puts its own verified copy in).
+    ///
+    /// Only an existing record older than [`MARK_REUSE`] is rewritten. A blob without a
+    /// record — every new one — is never collected before a collection has dated it (it
+    /// writes "now" and keeps the blob), and a record younger than `MARK_REUSE` counts into
+    /// the minimum grace (`gc.rs`); so the common push writes nothing here, one read per blob.
+    pub async fn mark_referenced(&self, d: &Digest) -> Result<bool> {
+        let now = SystemTime::now();
+        let stale = read_last_referenced(&self.driver, d)
+            .await?
+            .is_some_and(|t| now.duration_since(t).is_ok_and(|age| age >= MARK_REUSE));
+        if stale {
+            write_last_referenced(&self.driver, d, now).await?;
+        }
+        Ok(self.blob_size(d).await?.is_some())
+    }
+
+    /// When `d` was last referenced, from its record (`None`: no record, or unreadable).
+    pub async fn last_referenced(&self, d: &Digest) -> Result<Option<SystemTime>> {
+        Ok(read_last_referenced(&self.driver, d).await?)
+    }
+}
+
+/// Write `d`'s "last referenced" record ([`paths::blob_last_referenced`]) as `at`.
+pub async fn write_last_referenced<D: Driver>(
+    driver: &D,
+    d: &Digest,
+    at: SystemTime,
+) -> DResult<()> {
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .map(|t| t.as_millis() as u64)
+        .unwrap_or(0);
+    // a hint: lost or stale after a crash, it only makes a later request fail cleanly or a
+    // collection keep a blob longer (gc.rs)
+    driver
+        .put_hint(&paths::blob_last_referenced(d), Bytes::from(ms.to_string()))
+        .await
+}
+
+/// Read `d`'s "last referenced" record (`None`: there is none, or it is unreadable).
+pub async fn read_last_referenced<D: Driver>(
+    driver: &D,
+    d: &Digest,
+) -> DResult<Option<SystemTime>> {
+    let Some(raw) = missing_ok(driver.get_content(&paths::blob_last_referenced(d)).await)? else {
+        return Ok(None);
+    };
+    Ok(String::from_utf8_lossy(&raw)
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|ms| UNIX_EPOCH + std::time::Duration::from_millis(ms)))
+}
+
+/// One repository of a [`Registry`].
+#[derive(Debug)]
+pub struct Repository<'a, D: Driver> {
+    reg: &'a Registry<D>,
+    name: &'a str,
+}
+
+impl<D: Driver> Clone for Repository<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<D: Driver> Copy for Repository<'_, D> {}
+
+impl<'a, D: Driver> Repository<'a, D> {
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// Whether anything was ever stored for this repository.
+    pub async fn exists(&self) -> Result<bool> {
+        Ok(missing_ok(self.reg.driver.stat(&paths::repo(self.name)).await)?.is_some())
+    }
+
+    pub fn blobs(&self) -> blobs::Blobs<'a, D> {
+        blobs::Blobs { repo: *self }
+    }
+
+    pub fn uploads(&self) -> uploads::Uploads<'a, D> {
+        uploads::Uploads { repo: *self }
+    }
+
+    pub fn manifests(&self) -> manifests::Manifests<'a, D> {
+        manifests::Manifests { repo: *self }
+    }
+
+    pub fn tags(&self) -> tags::Tags<'a, D> {
+        tags::Tags { repo: *self }
+    }
+
+    pub fn referrers(&self) -> referrers::Referrers<'a, D> {
+        referrers::Referrers { repo: *self }
+    }
+
+    fn driver(&self) -> &'a D {
+        &self.reg.driver
+    }
+
+    async fn list_or_empty(&self, path: &str) -> Result<Vec<String>> {
+        Ok(missing_ok(self.driver().list(path).await)?.unwrap_or_default())
+    }
+}
+
+pub(crate) fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `Ok(None)` for a path that is not there.
+pub(crate) fn missing_ok<T>(r: DResult<T>) -> DResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every repository in storage, sorted. A directory holding `_manifests` or `_layers` (and,
+/// with `with_uploads_only`, one holding only `_uploads`: a first push still in progress or
+/// abandoned) is a repository; directories starting with `_` are registry data, never names.
+pub(crate) async fn walk_repositories<D: Driver>(
+    driver: &D,
+    with_uploads_only: bool,
+) -> DResult<Vec<String>> {
+    let root = paths::repositories_root();
+    let mut out = Vec::new();
+    let mut queue = vec![String::new()];
+    while let Some(prefix) = queue.pop() {
+        let dir = if prefix.is_empty() {
+            root.clone()
+        } else {
+            format!("{root}/{prefix}")
         };
-        matches!(
-            kind,
-            Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
-        )
-    }
-
-    pub(crate) fn io(path: &str, source: std::io::Error) -> Self {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DriverError::NotFound {
-                path: path.to_owned(),
+        let children = match driver.list(&dir).await {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        if children
+            .iter()
+            .any(|c| c == "_manifests" || c == "_layers" || (with_uploads_only && c == "_uploads"))
+        {
+            out.push(prefix.clone());
+        }
+        for c in children {
+            if c.starts_with('_') {
+                continue;
             }
-        } else {
-            DriverError::Io {
-                path: path.to_owned(),
-                source,
-            }
+            queue.push(if prefix.is_empty() {
+                c
+            } else {
+                format!("{prefix}/{c}")
+            });
         }
     }
-
-    pub(crate) fn fs(path: &str, source: berth_fsutil::FsError) -> Self {
-        if source.io_kind() == Some(std::io::ErrorKind::NotFound) {
-            DriverError::NotFound {
-                path: path.to_owned(),
-            }
-        } else {
-            DriverError::Fs {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    }
-}
-
-pub type DResult<T> = Result<T, DriverError>;
-
-/// What [`Driver::stat`] knows about a path.
-#[derive(Debug, Clone, Copy)]
-pub struct FileInfo {
-    pub size: u64,
-    pub modified: SystemTime,
-    pub is_dir: bool,
-}
-
-/// A reader over stored content, positioned at the requested offset.
-pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
-
-/// Appends bytes to one stored file: the scratch space of an upload session, which the spec
-/// lets a registry lose (the client restarts on BLOB_UPLOAD_UNKNOWN). Nothing written is
-/// durable until [`UploadWriter::commit`] with `durable = true` returns; dropping the writer
-/// keeps what reached storage (an upload can be resumed from [`Driver::stat`]'s size) but
-/// promises nothing about it.
-pub trait UploadWriter: Send {
-    /// Append `chunk`.
-    fn write(&mut self, chunk: Bytes) -> impl Future<Output = DResult<()>> + Send;
-    /// Finish writing and return the file's total size; with `durable`, first make every
-    /// byte written so far durable (before content is moved into place).
-    fn commit(self, durable: bool) -> impl Future<Output = DResult<u64>> + Send;
-}
-
-/// A storage backend. Paths are relative, `/`-separated, built by [`crate::paths`].
-///
-/// Every method is safe to call concurrently from many tasks and from many processes sharing
-/// the same backend.
-pub trait Driver: Send + Sync + 'static {
-    type Writer: UploadWriter;
-
-    /// The whole content of a small file.
-    fn get_content(&self, path: &str) -> impl Future<Output = DResult<Bytes>> + Send;
-    /// Replace a small file whole, atomically and durably.
-    fn put_content(&self, path: &str, data: Bytes) -> impl Future<Output = DResult<()>> + Send;
-    /// Stream a file from `offset`; also returns the file's total size.
-    fn reader(
-        &self,
-        path: &str,
-        offset: u64,
-    ) -> impl Future<Output = DResult<(BoxReader, u64)>> + Send;
-    /// Open `path` for appending (created, with its parents, if missing; not durably: see
-    /// [`UploadWriter`]).
-    fn writer(&self, path: &str) -> impl Future<Output = DResult<Self::Writer>> + Send;
-    /// Size, modification time, and whether the path is a directory (prefix).
-    fn stat(&self, path: &str) -> impl Future<Output = DResult<FileInfo>> + Send;
-    /// Names of the direct children of a directory (prefix), sorted.
-    fn list(&self, path: &str) -> impl Future<Output = DResult<Vec<String>>> + Send;
-    /// Move a file into place atomically and durably, replacing any file at `to`.
-    fn move_to(&self, from: &str, to: &str) -> impl Future<Output = DResult<()>> + Send;
-    /// Delete a file, or a directory (prefix) and everything under it.
-    fn delete(&self, path: &str) -> impl Future<Output = DResult<()>> + Send;
-    /// Set a file's modification time to now (the garbage collector's grace clock).
-    fn touch(&self, path: &str) -> impl Future<Output = DResult<()>> + Send;
-    /// Bytes an unprivileged writer may still store, when the backend has such a limit
-    /// (`None`: unlimited or unknown). Cheap enough to ask while an upload streams.
-    fn available_bytes(&self) -> Option<u64> {
-        None
-    }
+    out.sort();
+    Ok(out)
 }

@@ -114,3 +114,22 @@ fn base_endpoint_and_unknown_routes() {
         )
     );
 }
+
+/// distribution's code for a `Range` outside the blob is RANGE_INVALID (416), not
+/// BLOB_UNKNOWN: the blob exists, so a client must not treat it as missing.
+#[test]
+fn unsatisfiable_range_is_range_invalid_416() {
+    let r = TestRegistry::start();
+    let d = r.push_blob("rng", &random_bytes(12, 100));
+    for range in ["bytes=100-", "bytes=500-600"] {
+        let bad = r.req(
+            "GET",
+            &format!("/v2/rng/blobs/{d}"),
+            &[("range", range)],
+            b"",
+        );
+        assert_eq!(bad.status, 416, "{range}: {}", bad.text());
+        assert_eq!(bad.code(), "RANGE_INVALID", "{range}: {}", bad.text());
+        assert_eq!(bad.header("content-range"), Some("bytes */100"));
+    }
+}

@@ -13,6 +13,19 @@ fn age(path: &std::path::Path, by: Duration) {
     f.set_modified(SystemTime::now() - by).unwrap();
 }
 
+/// Date a blob's "last referenced" record (the collector's clock) `by` back.
+fn age_blob(r: &TestRegistry, d: &berth_oci::Digest, by: Duration) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(berth_registry::storage::write_last_referenced(
+        &FsDriver::new(&r.root),
+        d,
+        SystemTime::now() - by,
+    ))
+    .unwrap();
+}
+
 /// Run one collection over the registry's storage.
 fn run_gc(
     r: &TestRegistry,
@@ -47,7 +60,7 @@ fn collects_only_old_unreferenced_blobs_and_stale_uploads() {
     let orphan_young = r.push_blob("keep", &random_bytes(2, 100));
     let referenced = berth_oci::Digest::sha256_of(b"referenced layer");
     for d in [&orphan_old, &referenced] {
-        age(&blob_path(&r, d), Duration::from_secs(7200));
+        age_blob(&r, d, Duration::from_secs(7200));
     }
     // an abandoned upload and a live one
     let stale = r.req("POST", "/v2/keep/blobs/uploads/", &[], b"");
@@ -71,6 +84,8 @@ fn collects_only_old_unreferenced_blobs_and_stale_uploads() {
     assert!(report.blobs_kept_in_grace >= 1);
 
     assert_eq!(r.get(&format!("/v2/keep/blobs/{orphan_old}")).status, 404);
+    // content, clock and directory all gone
+    assert!(!blob_path(&r, &orphan_old).parent().unwrap().exists());
     assert_eq!(r.get(&format!("/v2/keep/blobs/{orphan_young}")).status, 200);
     assert_eq!(r.get(&format!("/v2/keep/blobs/{referenced}")).status, 200);
     assert_eq!(r.get("/v2/keep/manifests/v1").status, 200);
@@ -86,7 +101,7 @@ fn collects_only_old_unreferenced_blobs_and_stale_uploads() {
 fn re_pushed_old_blob_is_touched_and_survives() {
     let r = TestRegistry::start();
     let d = r.push_blob("t", b"about to be referenced");
-    age(&blob_path(&r, &d), Duration::from_secs(7200));
+    age_blob(&r, &d, Duration::from_secs(7200));
     // re-pushing (or mounting, or a manifest PUT) refreshes the blob's clock
     let again = r.push_blob("t", b"about to be referenced");
     assert_eq!(again, d);
@@ -99,7 +114,7 @@ fn re_pushed_old_blob_is_touched_and_survives() {
 fn dry_run_deletes_nothing() {
     let r = TestRegistry::start();
     let d = r.push_blob("dry", b"orphan");
-    age(&blob_path(&r, &d), Duration::from_secs(7200));
+    age_blob(&r, &d, Duration::from_secs(7200));
     let report = run_gc(&r, 60, true).unwrap();
     assert_eq!(report.blobs_deleted, 1);
     assert_eq!(r.get(&format!("/v2/dry/blobs/{d}")).status, 200);

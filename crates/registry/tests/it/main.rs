@@ -1,5 +1,6 @@
 //! In-process integration tests: the whole HTTP stack (server loop, router, handlers,
-//! filesystem driver) on 127.0.0.1, one module per API resource.
+//! storage layer, filesystem or in-memory driver) on 127.0.0.1, one module per API
+//! resource, and `memory` for the registry over the in-memory driver.
 
 #![allow(
     missing_debug_implementations,
@@ -11,6 +12,7 @@
 mod blobs;
 mod gc;
 mod manifests;
+mod memory;
 mod names;
 mod uploads;
 
@@ -20,7 +22,9 @@ use std::sync::Arc;
 
 use berth_oci::Digest;
 use berth_registry::auth::Authorizer;
+use berth_registry::storage::Driver;
 use berth_registry::storage::fs::FsDriver;
+use berth_registry::storage::memory::MemoryDriver;
 use berth_registry::{App, Config};
 
 /// A registry served from a background runtime; stopped (gracefully) on drop.
@@ -49,9 +53,19 @@ impl TestRegistry {
     /// Serve an existing storage root (a "restart" when the previous one was dropped).
     pub fn on_root(root: &Path, config: Config) -> TestRegistry {
         std::fs::create_dir_all(root).unwrap();
+        let mut r = Self::serve(FsDriver::new(root), config);
+        r.root = root.to_owned();
+        r
+    }
+
+    /// Serve `driver` (an in-memory one: `root` is then meaningless and left empty).
+    pub fn in_memory(driver: MemoryDriver, config: Config) -> TestRegistry {
+        Self::serve(driver, config)
+    }
+
+    fn serve<D: Driver>(driver: D, config: Config) -> TestRegistry {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let root2 = root.to_owned();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -64,12 +78,7 @@ impl TestRegistry {
                     .await
                     .unwrap();
                 addr_tx.send(server.local_addr()).unwrap();
-                let app = Arc::new(App::new(
-                    FsDriver::new(&root2),
-                    config,
-                    Authorizer::disabled(),
-                    false,
-                ));
+                let app = Arc::new(App::new(driver, config, Authorizer::disabled(), false));
                 server
                     .serve(berth_registry::router(app), async {
                         let _ = stop_rx.await;
@@ -88,7 +97,7 @@ impl TestRegistry {
             .into();
         TestRegistry {
             addr,
-            root: root.to_owned(),
+            root: PathBuf::new(),
             _dir: None,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -145,6 +154,17 @@ impl TestRegistry {
         );
         assert_eq!(r.status, 201, "{}", r.text());
         d
+    }
+
+    /// Push `data` monolithically as `d` (right or wrong); returns the status.
+    pub fn push_blob_status(&self, name: &str, data: &[u8], d: &Digest) -> u16 {
+        self.req(
+            "POST",
+            &format!("/v2/{name}/blobs/uploads/?digest={d}"),
+            &[("content-type", "application/octet-stream")],
+            data,
+        )
+        .status
     }
 
     /// Push an OCI image manifest over the given blobs (first is the config).

@@ -443,3 +443,25 @@ fn descriptor_size_mismatch_is_manifest_invalid() {
     );
     assert_eq!(resp.status, 201, "{}", resp.text());
 }
+
+/// A malformed `n` on tags/list and the catalog is PAGINATION_NUMBER_INVALID (400), not
+/// BLOB_UPLOAD_INVALID (which is about uploads).
+#[test]
+fn bad_pagination_number_is_pagination_number_invalid() {
+    let r = TestRegistry::start();
+    r.push_image("pg", "v1", &[b"pg layer"]);
+    for path in [
+        "/v2/pg/tags/list?n=abc",
+        "/v2/pg/tags/list?n=-1",
+        "/v2/_catalog?n=x",
+    ] {
+        let bad = r.get(path);
+        assert_eq!(bad.status, 400, "{path}: {}", bad.text());
+        assert_eq!(
+            bad.code(),
+            "PAGINATION_NUMBER_INVALID",
+            "{path}: {}",
+            bad.text()
+        );
+    }
+}

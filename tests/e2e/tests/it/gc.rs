@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use berth_test_support::{
     Digest, Http, Layer, MEDIA_MANIFEST, Registry, RegistryOptions, berth_bin, random_bytes,
-    run_with_timeout, set_mtime, with_query,
+    run_with_timeout, set_last_referenced, set_mtime, with_query,
 };
 use serde_json::Value;
 
@@ -49,8 +49,9 @@ fn n(report: &Value, field: &str) -> u64 {
 /// registry refused a step with a clean 4xx (a racing GC may do that; the client would
 /// retry).
 ///
-/// With `age` (the registry's blobs directory), every blob is made two hours old after its
-/// upload and before the manifest PUT — as if the layers had been pushed long ago — and an
+/// With `age` (the registry's blobs directory), every blob's "last referenced" record is
+/// dated two hours back after its upload and before the manifest PUT — as if the layers had
+/// been pushed long ago — and an
 /// extra unreferenced blob is pushed and aged, so a concurrent collection always has real
 /// candidates to sweep while manifests that reference old blobs arrive.
 fn try_push(
@@ -109,10 +110,7 @@ fn try_push(
             let f = blobs_dir.join(format!("sha256/{}/{}/data", &d.hex()[..2], d.hex()));
             // a collection may already have taken it: then the manifest PUT is refused
             if f.exists() {
-                let _ = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&f)
-                    .and_then(|file| file.set_modified(old));
+                set_last_referenced(blobs_dir, d, old);
             }
         }
     }
@@ -293,7 +291,7 @@ fn gc_refuses_a_grace_period_shorter_than_the_minimum() {
 #[test]
 fn gc_at_the_minimum_grace_during_pushes_of_old_layers_keeps_every_accepted_manifest() {
     // Layers aged to two hours before their manifest arrives: each collection has real
-    // candidates, and races manifest PUTs that must touch (and so keep) what they reference.
+    // candidates, and races manifest PUTs that must mark (and so keep) what they reference.
     // A push may be refused (MANIFEST_BLOB_UNKNOWN: the client re-uploads), but an accepted
     // manifest must stay whole.
     pushes_survive_concurrent_gc(&["--grace", "60s"], 6, true, true);
@@ -319,7 +317,7 @@ fn gc_collects_an_unreferenced_blob_older_than_the_grace_period() {
             .join(format!("sha256/{}/{}/data", &d.hex()[..2], d.hex()))
     };
     for d in kept.blobs.iter().chain([&kept.digest, &old_orphan]) {
-        set_mtime(blob_file(d), two_hours_ago);
+        registry.set_last_referenced(d, two_hours_ago);
     }
 
     let report = gc(&registry, &["--grace", "1h"]);
@@ -340,7 +338,7 @@ fn gc_collects_an_unreferenced_blob_older_than_the_grace_period() {
         .expect_status(200, "the referenced manifest");
 
     // a dry run reports without deleting
-    set_mtime(blob_file(&young_orphan), two_hours_ago);
+    registry.set_last_referenced(&young_orphan, two_hours_ago);
     let report = gc(&registry, &["--grace", "1h", "--dry-run"]);
     assert_eq!(n(&report, "blobs_deleted"), 1, "dry-run report: {report}");
     http.get_verified_blob(repo, &young_orphan);

@@ -1,7 +1,10 @@
 //! The filesystem driver: one file per path under a root directory.
 //!
 //! Small files are replaced with `berth_fsutil::atomic_write`; moves use
-//! `berth_fsutil::rename_durable`; appends are flushed with `fsync` on commit. Blocking
+//! `berth_fsutil::rename_durable` (atomic here, though the contract allows copy + delete);
+//! appends are flushed with `fsync` on commit. Deleting a file removes its directory when
+//! that is left empty (as an object store has no empty prefixes), and a write that finds its
+//! directory removed by such a delete meanwhile creates it again. Blocking
 //! filesystem calls run on tokio's blocking pool. Every path is joined with
 //! `berth_fsutil::join_in_root`, so no path can leave the root even if a caller bug let `..`
 //! through.
@@ -14,7 +17,6 @@ use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -73,6 +75,16 @@ fn create_dir_all_private(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Remove `dir` if it is empty (`rmdir` refuses otherwise, atomically, so a file created in
+/// it meanwhile is never lost). Best effort and not made durable: an empty directory left
+/// behind (or back, after a crash) is only untidy.
+fn remove_if_empty(root: &Path, dir: &Path) {
+    if dir == root || !dir.starts_with(root) {
+        return;
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
 /// Create the storage root (and its missing parents) private, and make the root itself 0700
 /// if it already existed with wider permissions.
 pub fn prepare_root(root: &Path) -> std::io::Result<()> {
@@ -86,12 +98,17 @@ pub fn prepare_root(root: &Path) -> std::io::Result<()> {
 
 /// Write `data` to `full` atomically and durably, as a 0600 file in 0700 directories.
 fn write_private(full: &Path, data: &[u8]) -> Result<(), berth_fsutil::FsError> {
-    if let Some(parent) = full.parent() {
-        create_dir_all_private(parent).map_err(|source| berth_fsutil::FsError::CreateDir {
-            path: parent.to_owned(),
+    in_parent(
+        full,
+        || write_private_once(full, data),
+        |source| berth_fsutil::FsError::CreateDir {
+            path: full.parent().unwrap_or(full).to_owned(),
             source,
-        })?;
-    }
+        },
+    )
+}
+
+fn write_private_once(full: &Path, data: &[u8]) -> Result<(), berth_fsutil::FsError> {
     let mut f = berth_fsutil::AtomicFile::create(full)?;
     let temp = f.temp_path().to_owned();
     if let Some(file) = f.file() {
@@ -105,6 +122,35 @@ fn write_private(full: &Path, data: &[u8]) -> Result<(), berth_fsutil::FsError> 
         .map_err(|source| berth_fsutil::FsError::Write { path: temp, source })?;
     f.commit()?;
     Ok(())
+}
+
+/// How often a write retries when a concurrent delete removed the directory it had just
+/// created (each retry means another writer or deleter made progress).
+const PARENT_RACE_RETRIES: usize = 8;
+
+/// Run `op` after creating `full`'s parent, again when it failed because the parent was
+/// removed in between (by a delete pruning a directory it had emptied).
+fn in_parent<T, E>(
+    full: &Path,
+    mut op: impl FnMut() -> Result<T, E>,
+    mkdir_err: impl Fn(std::io::Error) -> E,
+) -> Result<T, E> {
+    let mut tries = 0;
+    loop {
+        if let Some(parent) = full.parent() {
+            create_dir_all_private(parent).map_err(&mkdir_err)?;
+        }
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tries += 1;
+                let parent_gone = full.parent().is_some_and(|p| !p.is_dir());
+                if !parent_gone || tries > PARENT_RACE_RETRIES {
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(
@@ -142,6 +188,23 @@ impl Driver for FsDriver {
         .await
     }
 
+    /// Temporary file + rename without `fsync` (`berth_fsutil::atomic_replace`), then
+    /// 0600 like every other file.
+    async fn put_hint(&self, path: &str, data: Bytes) -> DResult<()> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            in_parent(
+                &full,
+                || berth_fsutil::atomic_replace(&full, &data).map_err(|e| DriverError::fs(&p, e)),
+                |e| DriverError::io(&p, e),
+            )?;
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| DriverError::io(&p, e))
+        })
+        .await
+    }
+
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
         let full = self.full(path)?;
         let p = path.to_owned();
@@ -164,16 +227,19 @@ impl Driver for FsDriver {
         let full = self.full(path)?;
         let p = path.to_owned();
         let file = blocking(path, move || {
-            if let Some(parent) = full.parent() {
-                // upload scratch space: durability comes from commit(true) + move_to
-                create_dir_all_private(parent).map_err(|e| DriverError::io(&p, e))?;
-            }
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&full)
-                .map_err(|e| DriverError::io(&p, e))
+            // upload scratch space: durability comes from commit(true) + move_to
+            in_parent(
+                &full,
+                || {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .mode(0o600)
+                        .open(&full)
+                },
+                |e| e,
+            )
+            .map_err(|e| DriverError::io(&p, e))
         })
         .await?;
         Ok(FsWriter::spawn(path.to_owned(), file))
@@ -185,7 +251,7 @@ impl Driver for FsDriver {
         let m = std::fs::metadata(&full).map_err(|e| DriverError::io(path, e))?;
         Ok(FileInfo {
             size: m.len(),
-            modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            modified: m.modified().ok(),
             is_dir: m.is_dir(),
         })
     }
@@ -214,11 +280,18 @@ impl Driver for FsDriver {
         let src = self.full(from)?;
         let dst = self.full(to)?;
         let p = to.to_owned();
+        let root = self.root.clone();
         blocking(to, move || {
-            if let Some(parent) = dst.parent() {
-                create_dir_all_private(parent).map_err(|e| DriverError::io(&p, e))?;
+            in_parent(
+                &dst,
+                || berth_fsutil::rename_durable(&src, &dst).map_err(|e| DriverError::fs(&p, e)),
+                |e| DriverError::io(&p, e),
+            )?;
+            // the source's directory may be empty now
+            if let Some(parent) = src.parent() {
+                remove_if_empty(&root, parent);
             }
-            berth_fsutil::rename_durable(&src, &dst).map_err(|e| DriverError::fs(&p, e))
+            Ok(())
         })
         .await
     }
@@ -226,6 +299,7 @@ impl Driver for FsDriver {
     async fn delete(&self, path: &str) -> DResult<()> {
         let full = self.full(path)?;
         let p = path.to_owned();
+        let root = self.root.clone();
         blocking(path, move || {
             let m = std::fs::symlink_metadata(&full).map_err(|e| DriverError::io(&p, e))?;
             let r = if m.is_dir() {
@@ -236,6 +310,9 @@ impl Driver for FsDriver {
             r.map_err(|e| DriverError::io(&p, e))?;
             if let Some(parent) = full.parent() {
                 berth_fsutil::sync_dir(parent).map_err(|e| DriverError::fs(&p, e))?;
+                if !m.is_dir() {
+                    remove_if_empty(&root, parent);
+                }
             }
             Ok(())
         })
@@ -246,20 +323,6 @@ impl Driver for FsDriver {
     fn available_bytes(&self) -> Option<u64> {
         let st = rustix::fs::statvfs(self.root.as_path()).ok()?;
         Some(st.f_bavail.saturating_mul(st.f_frsize))
-    }
-
-    async fn touch(&self, path: &str) -> DResult<()> {
-        let full = self.full(path)?;
-        let p = path.to_owned();
-        blocking(path, move || {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&full)
-                .map_err(|e| DriverError::io(&p, e))?;
-            f.set_modified(SystemTime::now())
-                .map_err(|e| DriverError::io(&p, e))
-        })
-        .await
     }
 }
 

@@ -4,6 +4,11 @@
 //! <root>/
 //!   v1/                                       LAYOUT_VERSION
 //!     blobs/<alg>/<hex[0..2]>/<hex>/data       content, visible only once its digest is verified
+//!     blobs/<alg>/<hex[0..2]>/<hex>/lastref    when the blob was last newly referenced (upload
+//!                                             commit, mount, manifest push): unix milliseconds,
+//!                                             the garbage collector's clock; written before
+//!                                             `data` first appears
+//!     _trash/<alg>-<hex>                      a blob the collector has moved aside (transient)
 //!     repositories/<name>/                    <name> passed validate_repository_name: no `..`,
 //!                                             no leading `_`, so it never collides with the below
 //!       _layers/<alg>/<hex>/link                blob linked into the repository (content: digest)
@@ -35,6 +40,26 @@ pub fn blob_data(d: &Digest) -> String {
         d.algorithm().as_str(),
         &hex[..2],
         hex
+    )
+}
+
+/// The garbage collector's "last referenced" record of a blob (see [`crate::storage`]).
+pub fn blob_last_referenced(d: &Digest) -> String {
+    let hex = d.hex();
+    format!(
+        "{LAYOUT_VERSION}/blobs/{}/{}/{}/lastref",
+        d.algorithm().as_str(),
+        &hex[..2],
+        hex
+    )
+}
+
+/// Where the collector moves a blob's content aside before deciding to delete it.
+pub fn blob_trash(d: &Digest) -> String {
+    format!(
+        "{LAYOUT_VERSION}/_trash/{}-{}",
+        d.algorithm().as_str(),
+        d.hex()
     )
 }
 

@@ -1,23 +1,45 @@
 //! Garbage collection of unreferenced blobs and abandoned uploads (`berth registry gc`),
-//! safe to run while the server takes pushes.
+//! safe to run while the server takes pushes, over any driver (moves may be copy + delete,
+//! modification times may be absent).
 //!
 //! Mark: every manifest revision in every repository, and every blob its manifest names.
-//! Sweep: a blob not marked is deleted only if its modification time is older than the
-//! grace period. Every operation that makes a blob newly referenced — upload commit, mount,
-//! manifest push — first refreshes the blob's modification time (`touch`), so a blob that
-//! becomes referenced after the mark phase is always younger than the grace period. To
-//! close the window between checking the time and deleting, the sweep first moves the blob
-//! aside, checks the time again on the moved file, and moves it back if it was touched.
-//! A push racing that instant fails cleanly with BLOB_UNKNOWN (and the client re-uploads);
-//! it never succeeds against content that then disappears. (Guards against distribution
-//! #2881 and containerd #10843.)
+//! Sweep: a blob not marked is deleted only if its "last referenced" record
+//! ([`paths::blob_last_referenced`]) is older than `gc start − grace`. A blob without a
+//! record (every new blob: commits write none) is given one, dated now, and kept. Every
+//! operation that makes a blob newly referenced — upload commit, mount, manifest push — first
+//! rewrites an existing record older than `MARK_REUSE` and only then checks the content is
+//! there ([`crate::storage::Registry::mark_referenced`]). Records are only ever written as
+//! "now", so a request that finds no record knows any record a collection reads later is
+//! younger than that request. To close the window between reading the
+//! record and deleting, the sweep first moves the content aside, reads the record again,
+//! and moves the content back if it changed. Either the second read sees a concurrent
+//! mark (the blob is restored and kept), or the mark came after it — and so after the
+//! content was moved away — and the marking request finds no content: a mount or manifest
+//! push fails cleanly (the client re-uploads), an upload commit moves its own verified copy
+//! in. No request ever succeeds against content that then disappears. (Guards against
+//! distribution #2881 and containerd #10843.) This needs only that the driver is
+//! linearizable (its conformance suite checks it), not that a move is atomic or keeps a
+//! modification time.
 //!
-//! Why a minimum grace ([`MIN_GRACE`]): the cutoff is `gc start − grace`. A manifest push
-//! touches its blobs at `t` and writes its revision record within [`MAX_PUSH_WINDOW`] of
-//! `t` (the push is refused otherwise). If `t` is after the cutoff the blobs are too young
-//! to collect; if it is before, the record was written before the collection started, so
-//! the mark phase sees it. That holds only when the grace exceeds the push window, so a
-//! shorter grace is refused rather than silently unsafe.
+//! Why a minimum grace ([`MIN_GRACE`]): a manifest push marks its blobs at `t` — leaving a
+//! record dated `t' ≥ t − MARK_REUSE`, or none (then any record a collection reads later is
+//! dated after `t`) — and writes its revision record within
+//! [`MAX_PUSH_WINDOW`] of `t` (the push is refused otherwise). If `t'` is after the cutoff
+//! the blobs are too young to collect; if it is before, then `t < gc start − grace +
+//! MARK_REUSE`, and the revision record was written before the collection started, so the
+//! mark phase sees it. That holds only when the grace exceeds `MARK_REUSE + MAX_PUSH_WINDOW`
+//! (plus the clock difference between the registry's replicas and the collector), so a
+//! shorter grace is refused.
+//!
+//! So an unreferenced blob is collected by the first collection that runs at least one grace
+//! period after the collection that dated it (blobs stored before records existed too).
+//!
+//! The record is written with [`super::Driver::put_hint`] — atomically but not durably — since
+//! its loss in a machine crash is safe: a missing or empty record is dated afresh (kept); a
+//! stale one can only let the collector take a blob no revision names yet, and the manifest
+//! push that would name it then finds no content and is refused cleanly (its mark checks the
+//! content), as after any lost upload. Revision records, which the mark phase reads, stay
+//! durable.
 //!
 //! One collection at a time: `berth registry gc` holds [`GcLock`] on the storage root, and
 //! a second one started meanwhile refuses to run.
@@ -27,20 +49,24 @@ use std::time::{Duration, SystemTime};
 
 use berth_oci::{Digest, ManifestInfo};
 
-use crate::paths;
-use crate::repo::{RevisionMeta, walk_repositories};
-use crate::storage::{DResult, Driver, DriverError};
+use super::manifests::RevisionMeta;
+use super::{
+    DResult, Driver, DriverError, paths, read_last_referenced, walk_repositories,
+    write_last_referenced,
+};
+
+pub use super::manifests::MAX_PUSH_WINDOW;
 
 /// The shortest grace period that keeps concurrent pushes safe.
 pub const MIN_GRACE: Duration = Duration::from_secs(60);
 
-/// The longest a manifest push may take from touching its blobs to recording the manifest.
-/// Must stay well under [`MIN_GRACE`].
-pub const MAX_PUSH_WINDOW: Duration = Duration::from_secs(20);
+// the argument above, checked at compile time (with 25 s left for clock differences)
+const _: () =
+    assert!(MIN_GRACE.as_secs() >= super::MARK_REUSE.as_secs() + MAX_PUSH_WINDOW.as_secs() + 25);
 
 #[derive(Debug, Clone)]
 pub struct GcOptions {
-    /// Never delete a blob modified more recently than this.
+    /// Never delete a blob referenced more recently than this.
     pub grace: Duration,
     /// Remove upload sessions idle for longer than this.
     pub upload_expiry: Duration,
@@ -152,7 +178,7 @@ fn older_than(t: SystemTime, age: Duration) -> bool {
 }
 
 async fn modified<D: Driver>(d: &D, path: &str) -> Option<SystemTime> {
-    d.stat(path).await.ok().map(|i| i.modified)
+    d.stat(path).await.ok().and_then(|i| i.modified)
 }
 
 /// Run one collection over `driver`.
@@ -163,7 +189,7 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
             min: MIN_GRACE,
         });
     }
-    // Measured from the start, so that anything touched while this collection runs is kept.
+    // Measured from the start, so that anything marked while this collection runs is kept.
     let cutoff = SystemTime::now()
         .checked_sub(opts.grace)
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -220,7 +246,6 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
 
     // Sweep blobs.
     let blobs_root = paths::blobs_root();
-    let trash_root = format!("{}/_trash", paths::LAYOUT_VERSION);
     for alg in list(driver, &blobs_root).await? {
         for prefix in list(driver, &format!("{blobs_root}/{alg}")).await? {
             for hex in list(driver, &format!("{blobs_root}/{alg}/{prefix}")).await? {
@@ -230,38 +255,7 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
                 if marked.contains(&d) {
                     continue;
                 }
-                let data = paths::blob_data(&d);
-                let Ok(info) = driver.stat(&data).await else {
-                    continue;
-                };
-                if info.modified >= cutoff {
-                    report.blobs_kept_in_grace += 1;
-                    continue;
-                }
-                if opts.dry_run {
-                    report.blobs_deleted += 1;
-                    report.bytes_freed += info.size;
-                    continue;
-                }
-                let trash = format!("{trash_root}/{alg}-{hex}");
-                if driver.move_to(&data, &trash).await.is_err() {
-                    continue; // deleted or moved by someone else
-                }
-                let recheck = ctx(driver.stat(&trash).await, || format!("checking {d}"))?;
-                if recheck.modified >= cutoff {
-                    // touched by a push between the two checks: put it back
-                    ctx(driver.move_to(&trash, &data).await, || {
-                        format!("restoring {d}")
-                    })?;
-                    report.blobs_kept_in_grace += 1;
-                    continue;
-                }
-                ctx(driver.delete(&trash).await, || format!("deleting {d}"))?;
-                let dir = format!("{blobs_root}/{alg}/{prefix}/{hex}");
-                let _ = driver.delete(&dir).await;
-                report.blobs_deleted += 1;
-                report.bytes_freed += recheck.size;
-                tracing::info!(digest = %d, size = recheck.size, "blob collected");
+                sweep_blob(driver, &d, cutoff, opts.dry_run, &mut report).await?;
             }
         }
     }
@@ -292,6 +286,77 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
     Ok(report)
 }
 
+/// Delete one unmarked blob if its record says it was last referenced before `cutoff`.
+async fn sweep_blob<D: Driver>(
+    driver: &D,
+    d: &Digest,
+    cutoff: SystemTime,
+    dry_run: bool,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    let data = paths::blob_data(d);
+    let Ok(info) = driver.stat(&data).await else {
+        return Ok(()); // no content (a record left alone, or deleted meanwhile)
+    };
+    let first = ctx(read_last_referenced(driver, d).await, || {
+        format!("reading the last reference of {d}")
+    })?;
+    let Some(first) = first else {
+        // new since the last collection (or stored before records existed): start its clock
+        if !dry_run {
+            ctx(
+                write_last_referenced(driver, d, SystemTime::now()).await,
+                || format!("recording the last reference of {d}"),
+            )?;
+        }
+        report.blobs_kept_in_grace += 1;
+        return Ok(());
+    };
+    if first >= cutoff {
+        report.blobs_kept_in_grace += 1;
+        return Ok(());
+    }
+    if dry_run {
+        report.blobs_deleted += 1;
+        report.bytes_freed += info.size;
+        return Ok(());
+    }
+    let trash = paths::blob_trash(d);
+    if driver.move_to(&data, &trash).await.is_err() {
+        return Ok(()); // deleted or moved by someone else
+    }
+    let again = ctx(read_last_referenced(driver, d).await, || {
+        format!("re-reading the last reference of {d}")
+    })?;
+    if again.is_none_or(|t| t != first) {
+        // marked by a request between the two reads: put it back (replacing, with the same
+        // bytes, any copy an upload commit moved in meanwhile)
+        ctx(driver.move_to(&trash, &data).await, || {
+            format!("restoring {d}")
+        })?;
+        report.blobs_kept_in_grace += 1;
+        return Ok(());
+    }
+    ctx(driver.delete(&trash).await, || format!("deleting {d}"))?;
+    // the record goes last; a request marking the blob meanwhile finds no content, and a
+    // commit that then moves its copy in leaves a blob without a record, which the next
+    // collection dates afresh
+    match driver.delete(&paths::blob_last_referenced(d)).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => {
+            return Err(GcError::Storage {
+                during: format!("deleting the last reference of {d}"),
+                source: e,
+            });
+        }
+    }
+    report.blobs_deleted += 1;
+    report.bytes_freed += info.size;
+    tracing::info!(digest = %d, size = info.size, "blob collected");
+    Ok(())
+}
+
 /// Remove every upload session of `repo` idle for longer than `expiry`; returns how many
 /// (would be) removed.
 async fn sweep_uploads<D: Driver>(
@@ -304,7 +369,8 @@ async fn sweep_uploads<D: Driver>(
     let uploads = paths::uploads_dir(repo);
     for id in list(driver, &uploads).await? {
         // The newest sign of life: the session directory (changes while it is being
-        // created or removed), its start marker, its data.
+        // created or removed), its start marker, its data; without modification times,
+        // the start the marker records.
         let mut last = None;
         for p in [
             paths::upload_dir(repo, &id),
@@ -312,6 +378,9 @@ async fn sweep_uploads<D: Driver>(
             paths::upload_data(repo, &id),
         ] {
             last = last.max(modified(driver, &p).await);
+        }
+        if last.is_none() {
+            last = started_at(driver, repo, &id).await;
         }
         // Nothing to go by (it vanished meanwhile): leave it to the next run.
         let Some(last) = last else { continue };
@@ -334,6 +403,15 @@ async fn sweep_uploads<D: Driver>(
         removed += 1;
     }
     Ok(removed)
+}
+
+async fn started_at<D: Driver>(driver: &D, repo: &str, id: &str) -> Option<SystemTime> {
+    let raw = driver
+        .get_content(&paths::upload_started(repo, id))
+        .await
+        .ok()?;
+    let ms = String::from_utf8_lossy(&raw).trim().parse::<u64>().ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// Remove upload sessions idle for longer than `expiry` in every repository (what the
@@ -362,7 +440,7 @@ pub async fn purge_uploads_every<D: Driver>(driver: D, interval: Duration, expir
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "removed abandoned uploads"),
             Err(e) => {
-                tracing::warn!(error = %crate::error::error_chain(&e), "failed to remove abandoned uploads; retrying at the next interval")
+                tracing::warn!(error = %super::error::error_chain(&e), "failed to remove abandoned uploads; retrying at the next interval")
             }
         }
     }

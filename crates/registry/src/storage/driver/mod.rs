@@ -1,0 +1,175 @@
+//! The storage driver: the narrow seam between the registry and where bytes live.
+//!
+//! A driver stores opaque files at `/`-separated relative paths (built only in
+//! [`crate::storage::paths`]) and knows nothing of blobs, manifests or repositories: that is
+//! the semantic layer in [`crate::storage`]. The filesystem driver is [`fs::FsDriver`], the
+//! in-memory one [`memory::MemoryDriver`]; an S3-compatible driver is next, and every one
+//! must pass [`testsuite`] (compiled for this crate's tests and, for another crate's, with
+//! the `driver-testsuite` feature).
+//!
+//! The contract is an object store's, not POSIX's:
+//! - **Consistency.** Every operation is atomic and linearizable: once a `put_content`,
+//!   `put_hint`, `move_to` or `delete` has returned, every later call from any task or process sees its
+//!   effect. The garbage collector's safety argument rests on this (and on nothing else).
+//! - **Prefixes are not objects.** A "directory" exists while something is stored under it;
+//!   deleting a file may remove a parent prefix left empty; nothing can be stored in a prefix
+//!   and listing or deleting a prefix with nothing under it is [`DriverError::NotFound`].
+//! - **Moves may be copy + delete.** [`Driver::move_to`] replaces `to` whole (a reader sees
+//!   the old or the new content, never a mix) and then removes `from`; it need not be one
+//!   atomic step and keeps no metadata. In particular a modification time is never a clock
+//!   the registry relies on: the garbage collector's "last referenced" time is data the
+//!   storage layer writes ([`crate::storage::paths::blob_last_referenced`]).
+//! - **Appends are the upload scratch space only.** A [`Driver::writer`] appends to a path;
+//!   nothing written is durable until [`UploadWriter::commit`] with `durable = true`.
+
+pub mod fs;
+pub mod memory;
+#[cfg(any(test, feature = "driver-testsuite"))]
+pub mod testsuite;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+
+/// A failed storage operation, naming the path.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("path not found in storage: {path}")]
+    NotFound { path: String },
+    #[error("invalid storage path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: &'static str },
+    #[error("storage I/O failed on {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("storage write failed on {path}")]
+    Fs {
+        path: String,
+        #[source]
+        source: berth_fsutil::FsError,
+    },
+}
+
+impl DriverError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, DriverError::NotFound { .. })
+    }
+
+    /// Whether the storage ran out of space (ENOSPC) or quota (EDQUOT).
+    pub fn is_storage_full(&self) -> bool {
+        let kind = match self {
+            DriverError::Io { source, .. } => Some(source.kind()),
+            DriverError::Fs { source, .. } => source.io_kind(),
+            _ => None,
+        };
+        matches!(
+            kind,
+            Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        )
+    }
+
+    pub(crate) fn io(path: &str, source: std::io::Error) -> Self {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            DriverError::NotFound {
+                path: path.to_owned(),
+            }
+        } else {
+            DriverError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+
+    pub(crate) fn fs(path: &str, source: berth_fsutil::FsError) -> Self {
+        if source.io_kind() == Some(std::io::ErrorKind::NotFound) {
+            DriverError::NotFound {
+                path: path.to_owned(),
+            }
+        } else {
+            DriverError::Fs {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+pub type DResult<T> = Result<T, DriverError>;
+
+/// What [`Driver::stat`] knows about a path.
+#[derive(Debug, Clone, Copy)]
+pub struct FileInfo {
+    pub size: u64,
+    /// When the file was last written, if the backend records it (an object store's
+    /// `Last-Modified`). Used only to judge whether an upload session is idle; never as the
+    /// garbage collector's clock, and not preserved by [`Driver::move_to`].
+    pub modified: Option<SystemTime>,
+    pub is_dir: bool,
+}
+
+/// A reader over stored content, positioned at the requested offset.
+pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Appends bytes to one stored file: the scratch space of an upload session, which the spec
+/// lets a registry lose (the client restarts on BLOB_UPLOAD_UNKNOWN). Nothing written is
+/// durable until [`UploadWriter::commit`] with `durable = true` returns; dropping the writer
+/// keeps what reached storage (an upload can be resumed from [`Driver::stat`]'s size) but
+/// promises nothing about it.
+pub trait UploadWriter: Send {
+    /// Append `chunk`.
+    fn write(&mut self, chunk: Bytes) -> impl Future<Output = DResult<()>> + Send;
+    /// Finish writing and return the file's total size; with `durable`, first make every
+    /// byte written so far durable (before content is moved into place).
+    fn commit(self, durable: bool) -> impl Future<Output = DResult<u64>> + Send;
+}
+
+/// A storage backend. Paths are relative, `/`-separated, built by [`crate::storage::paths`].
+///
+/// Every method is safe to call concurrently from many tasks and from many processes sharing
+/// the same backend.
+pub trait Driver: Send + Sync + 'static {
+    type Writer: UploadWriter;
+
+    /// The whole content of a small file.
+    fn get_content(&self, path: &str) -> impl Future<Output = DResult<Bytes>> + Send;
+    /// Replace a small file whole, atomically and durably.
+    fn put_content(&self, path: &str, data: Bytes) -> impl Future<Output = DResult<()>> + Send;
+    /// Replace a small file whole and atomically, durable only eventually: after a machine
+    /// crash it may hold its previous content, be empty, or be missing. For hints whose loss
+    /// is safe — the garbage collector's clock (see `gc.rs`). Defaults to
+    /// [`Driver::put_content`] (object stores have nothing cheaper).
+    fn put_hint(&self, path: &str, data: Bytes) -> impl Future<Output = DResult<()>> + Send {
+        self.put_content(path, data)
+    }
+    /// Stream a file from `offset`; also returns the file's total size.
+    fn reader(
+        &self,
+        path: &str,
+        offset: u64,
+    ) -> impl Future<Output = DResult<(BoxReader, u64)>> + Send;
+    /// Open `path` for appending (created, with its parents, if missing; not durably: see
+    /// [`UploadWriter`]).
+    fn writer(&self, path: &str) -> impl Future<Output = DResult<Self::Writer>> + Send;
+    /// Size, modification time, and whether the path is a directory (prefix).
+    fn stat(&self, path: &str) -> impl Future<Output = DResult<FileInfo>> + Send;
+    /// Names of the direct children of a directory (prefix), sorted.
+    fn list(&self, path: &str) -> impl Future<Output = DResult<Vec<String>>> + Send;
+    /// Move a file durably to `to`, replacing any file there whole, then remove `from`.
+    /// May be a copy followed by a delete (not one atomic step); metadata such as the
+    /// modification time is not kept.
+    fn move_to(&self, from: &str, to: &str) -> impl Future<Output = DResult<()>> + Send;
+    /// Delete a file, or a prefix and everything under it. Deleting a file may also remove
+    /// its parent prefix when nothing else is left under it.
+    fn delete(&self, path: &str) -> impl Future<Output = DResult<()>> + Send;
+    /// Bytes an unprivileged writer may still store, when the backend has such a limit
+    /// (`None`: unlimited or unknown). Cheap enough to ask while an upload streams.
+    fn available_bytes(&self) -> Option<u64> {
+        None
+    }
+}

@@ -1,0 +1,304 @@
+//! The conformance suite every [`Driver`] runs (style convention 9; model: distribution's
+//! `registry/storage/driver/testsuites`).
+//!
+//! Compiled for this crate's tests and, with the `driver-testsuite` feature, for anyone's:
+//! a new driver's test calls [`run_all`] on a fresh, empty instance inside a multi-threaded
+//! tokio runtime. Each part is also public, so a failure points at one property. Failures
+//! panic with what the driver did instead.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test suite: failing loudly with the driver's answer is the point"
+)]
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use super::{Driver, UploadWriter};
+
+/// Every part, each under its own prefix of `d` (which should start empty).
+pub async fn run_all<D: Driver + Clone>(d: &D) {
+    basics(d).await;
+    listing(d).await;
+    large_objects(d).await;
+    concurrency(d).await;
+    gc_clock(d).await;
+}
+
+/// put/get/replace, stat, appends, readers at offsets, moves, deletes, path checks.
+pub async fn basics<D: Driver>(d: &D) {
+    d.put_content("a/b/c", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    assert_eq!(&d.get_content("a/b/c").await.unwrap()[..], b"one");
+    d.put_content("a/b/c", Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    assert_eq!(&d.get_content("a/b/c").await.unwrap()[..], b"two");
+    assert!(
+        d.get_content("a/b/missing")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    // an empty file is a file
+    d.put_content("a/empty", Bytes::new()).await.unwrap();
+    assert_eq!(d.stat("a/empty").await.unwrap().size, 0);
+
+    let info = d.stat("a/b/c").await.unwrap();
+    assert_eq!(info.size, 3);
+    assert!(!info.is_dir);
+    assert!(d.stat("a/b").await.unwrap().is_dir);
+    assert!(d.stat("nope").await.unwrap_err().is_not_found());
+
+    // a writer appends across writers; commit returns the total size
+    let mut w = d.writer("up/1/data").await.unwrap();
+    w.write(Bytes::from_static(b"hello ")).await.unwrap();
+    assert_eq!(w.commit(false).await.unwrap(), 6);
+    let mut w = d.writer("up/1/data").await.unwrap();
+    w.write(Bytes::from_static(b"world")).await.unwrap();
+    assert_eq!(w.commit(true).await.unwrap(), 11);
+    // a writer with nothing written creates the file
+    assert_eq!(
+        d.writer("up/2/data")
+            .await
+            .unwrap()
+            .commit(true)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(d.stat("up/2/data").await.unwrap().size, 0);
+
+    let (mut r, size) = d.reader("up/1/data", 6).await.unwrap();
+    assert_eq!(size, 11);
+    let mut s = String::new();
+    r.read_to_string(&mut s).await.unwrap();
+    assert_eq!(s, "world");
+    assert!(matches!(d.reader("up/none", 0).await, Err(e) if e.is_not_found()));
+
+    // a move replaces the target whole and the source is gone
+    d.put_content("blobs/x", Bytes::from_static(b"old content, longer"))
+        .await
+        .unwrap();
+    d.move_to("up/1/data", "blobs/x").await.unwrap();
+    assert_eq!(&d.get_content("blobs/x").await.unwrap()[..], b"hello world");
+    assert!(d.stat("up/1/data").await.unwrap_err().is_not_found());
+    assert!(
+        d.move_to("up/1/data", "blobs/y")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // delete a file, then a prefix and everything under it
+    d.delete("blobs/x").await.unwrap();
+    assert!(d.stat("blobs/x").await.unwrap_err().is_not_found());
+    d.delete("a").await.unwrap();
+    assert!(d.stat("a/b/c").await.unwrap_err().is_not_found());
+    assert!(d.delete("a").await.unwrap_err().is_not_found());
+    d.delete("up").await.unwrap();
+
+    // paths cannot escape
+    for bad in ["../etc/passwd", "/etc/passwd", "a/../../b"] {
+        assert!(d.get_content(bad).await.is_err(), "{bad}");
+        assert!(
+            d.put_content(bad, Bytes::from_static(b"x")).await.is_err(),
+            "{bad}"
+        );
+    }
+}
+
+/// Listing returns the sorted names of direct children only; a prefix with nothing under it
+/// does not exist.
+pub async fn listing<D: Driver>(d: &D) {
+    for p in ["l/b/c", "l/b/a", "l/b/d/e", "l/b/d/f/g", "l/bb", "l/b-"] {
+        d.put_content(p, Bytes::from_static(b"x")).await.unwrap();
+    }
+    assert_eq!(d.list("l/b").await.unwrap(), vec!["a", "c", "d"]);
+    assert_eq!(d.list("l").await.unwrap(), vec!["b", "b-", "bb"]);
+    assert_eq!(d.list("l/b/d").await.unwrap(), vec!["e", "f"]);
+    assert!(d.list("zzz").await.unwrap_err().is_not_found());
+    // many entries, sorted
+    for i in (0..300).rev() {
+        d.put_content(&format!("l/many/{i:04}"), Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+    }
+    let names = d.list("l/many").await.unwrap();
+    assert_eq!(names.len(), 300);
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "not sorted");
+    // once everything under a prefix is deleted, the prefix is gone from its parent's list
+    d.delete("l/b/d/f/g").await.unwrap();
+    d.delete("l/b/d/e").await.unwrap();
+    assert_eq!(d.list("l/b").await.unwrap(), vec!["a", "c"]);
+    assert!(d.list("l/b/d").await.unwrap_err().is_not_found());
+    d.delete("l").await.unwrap();
+    assert!(d.list("l").await.unwrap_err().is_not_found());
+}
+
+/// 64 MiB through a writer in uneven chunks, read back whole and from offsets, moved.
+pub async fn large_objects<D: Driver>(d: &D) {
+    const SIZE: usize = 64 << 20;
+    let data: Vec<u8> = (0..SIZE)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0])
+        .collect();
+    let data = Bytes::from(data);
+    let mut w = d.writer("big/upload").await.unwrap();
+    let mut at = 0;
+    let mut step = 1;
+    while at < SIZE {
+        let end = (at + step).min(SIZE);
+        w.write(data.slice(at..end)).await.unwrap();
+        at = end;
+        step = (step * 7 + 13) % (3 << 20) + 1;
+    }
+    assert_eq!(w.commit(true).await.unwrap(), SIZE as u64);
+    d.move_to("big/upload", "big/blob").await.unwrap();
+    for offset in [0usize, 1, SIZE / 3, SIZE - 1, SIZE] {
+        let (mut r, size) = d.reader("big/blob", offset as u64).await.unwrap();
+        assert_eq!(size, SIZE as u64);
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        assert!(
+            got == data[offset..],
+            "content differs read from offset {offset}"
+        );
+    }
+    assert_eq!(d.stat("big/blob").await.unwrap().size, SIZE as u64);
+    d.delete("big").await.unwrap();
+}
+
+/// Many tasks at once: distinct files, the same file replaced (always whole), writers on
+/// distinct paths, and the same source moved by two tasks (exactly one content lands).
+pub async fn concurrency<D: Driver + Clone>(d: &D) {
+    let mut tasks = Vec::new();
+    for i in 0..32u32 {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = format!("c/own/{i}");
+            d.put_content(&own, Bytes::from(vec![i as u8; 1000]))
+                .await
+                .unwrap();
+            // everyone replaces one shared file with a whole value of its own
+            d.put_content("c/shared", Bytes::from(vec![i as u8; 4096]))
+                .await
+                .unwrap();
+            let got = d.get_content("c/shared").await.unwrap();
+            assert_eq!(got.len(), 4096, "a replaced file was read torn");
+            assert!(got.iter().all(|b| *b == got[0]), "mixed content");
+            let mut w = d.writer(&format!("c/up/{i}")).await.unwrap();
+            for _ in 0..16 {
+                w.write(Bytes::from(vec![i as u8; 777])).await.unwrap();
+            }
+            assert_eq!(w.commit(true).await.unwrap(), 16 * 777);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let own = d.list("c/own").await.unwrap();
+    assert_eq!(own.len(), 32);
+    for i in 0..32u32 {
+        let got = d.get_content(&format!("c/up/{i}")).await.unwrap();
+        assert!(got.len() == 16 * 777 && got.iter().all(|b| *b == i as u8));
+    }
+    // two tasks move the same source: at least one succeeds, the target is whole
+    for round in 0..8u8 {
+        d.put_content("c/src", Bytes::from(vec![round; 2048]))
+            .await
+            .unwrap();
+        let (a, b) = (d.clone(), d.clone());
+        let t1 = tokio::spawn(async move { a.move_to("c/src", "c/dst1").await });
+        let t2 = tokio::spawn(async move { b.move_to("c/src", "c/dst2").await });
+        let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+        assert!(r1.is_ok() || r2.is_ok(), "both moves failed");
+        for (r, p) in [(r1, "c/dst1"), (r2, "c/dst2")] {
+            match r {
+                Ok(()) => {
+                    let got = d.get_content(p).await.unwrap();
+                    assert!(got.len() == 2048 && got.iter().all(|b| *b == round));
+                    d.delete(p).await.unwrap();
+                }
+                Err(e) => assert!(e.is_not_found(), "{e}"),
+            }
+        }
+        assert!(d.stat("c/src").await.unwrap_err().is_not_found());
+    }
+    d.delete("c").await.unwrap();
+}
+
+/// What the garbage collector's safety argument needs from a driver (see `gc.rs`): the
+/// "last referenced" clock is a small file written with `put_hint`, so its writes and
+/// deletes are seen at once by
+/// every later call (read-after-write), a blob moved aside and back keeps its content and
+/// leaves the clock alone, and a delete is seen at once. Modification times may be absent
+/// and are not preserved by a move: nothing here reads them.
+pub async fn gc_clock<D: Driver + Clone>(d: &D) {
+    let data = "g/blobs/x/data";
+    let clock = "g/blobs/x/lastref";
+    d.put_content(data, Bytes::from_static(b"blob"))
+        .await
+        .unwrap();
+    for t in [100u64, 200, 50] {
+        // another task writes the clock; this one reads it right after
+        let w = d.clone();
+        tokio::spawn(async move {
+            w.put_content(clock, Bytes::from(t.to_string()))
+                .await
+                .unwrap();
+        })
+        .await
+        .unwrap();
+        assert_eq!(d.get_content(clock).await.unwrap(), t.to_string());
+    }
+    // aside and back (the sweep's check-then-restore) keeps content, not the clock
+    d.move_to(data, "g/trash/x").await.unwrap();
+    assert!(d.stat(data).await.unwrap_err().is_not_found());
+    assert_eq!(d.get_content(clock).await.unwrap(), "50");
+    d.move_to("g/trash/x", data).await.unwrap();
+    assert_eq!(&d.get_content(data).await.unwrap()[..], b"blob");
+    // deleting the data leaves the clock, and a delete is seen at once by others
+    d.delete(data).await.unwrap();
+    let r = d.clone();
+    let seen = tokio::spawn(async move { r.stat(data).await.map(|_| ()) })
+        .await
+        .unwrap();
+    assert!(seen.unwrap_err().is_not_found());
+    assert_eq!(d.get_content(clock).await.unwrap(), "50");
+    d.delete("g").await.unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fs_driver_passes_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = super::super::fs::FsDriver::new(dir.path());
+        run_all(&d).await;
+        // the root itself is never removed, even when emptied
+        assert!(dir.path().is_dir());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_driver_passes_suite() {
+        run_all(&super::super::memory::MemoryDriver::new()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn object_store_like_memory_driver_passes_suite() {
+        let d = super::super::memory::MemoryDriver::object_store_like();
+        run_all(&d).await;
+        d.put_content("m/x", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert!(
+            d.stat("m/x").await.unwrap().modified.is_none(),
+            "object_store_like keeps no modification times"
+        );
+    }
+}

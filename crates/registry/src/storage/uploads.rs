@@ -1,0 +1,332 @@
+//! Upload sessions (distribution's `blobwriter.go`): `_uploads/<id>/` holds `startedat`
+//! and the `data` received so far, so any replica — or this one after a restart — can
+//! continue a session. Bytes are hashed as they arrive when this process saw the session
+//! from its first byte ([`PartialHash`]); otherwise the data is re-hashed from storage on
+//! commit. Content becomes a blob only after its digest is verified, by one move.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_oci::{Algorithm, Digest, Digester};
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use super::{
+    Driver, DriverError, Repository, Result, StorageError, UploadWriter, now_millis, paths,
+};
+
+/// Upload sessions whose hash state is kept between requests.
+const MAX_CACHED_HASHES: usize = 4096;
+
+/// Hashing progress of an upload session kept between requests: an optimisation only. When
+/// it is missing (another replica, a restart) the upload is re-hashed from storage.
+#[derive(Debug)]
+pub(crate) struct PartialHash {
+    offset: u64,
+    digester: Digester,
+}
+
+fn valid_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The upload sessions of one repository.
+#[derive(Debug)]
+pub struct Uploads<'a, D: Driver> {
+    pub(super) repo: Repository<'a, D>,
+}
+
+/// A committed upload.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    pub size: u64,
+    /// From the session's start to its commit, when the start is known.
+    pub duration: Option<Duration>,
+}
+
+impl<'a, D: Driver> Uploads<'a, D> {
+    fn unknown(id: &str) -> StorageError {
+        StorageError::UploadUnknown { id: id.to_owned() }
+    }
+
+    /// Start a session; returns its id. The marker is scratch space like the data: written
+    /// without fsync.
+    pub async fn create(&self) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let marked = async {
+            let mut marker = self
+                .repo
+                .driver()
+                .writer(&paths::upload_started(self.repo.name, &id))
+                .await?;
+            marker.write(Bytes::from(now_millis().to_string())).await?;
+            marker.commit(false).await
+        }
+        .await;
+        if let Err(e) = marked {
+            self.discard(&id).await;
+            return Err(e.into());
+        }
+        Ok(id)
+    }
+
+    /// How many bytes the session holds; [`StorageError::UploadUnknown`] if there is none.
+    pub async fn size(&self, id: &str) -> Result<u64> {
+        if !valid_session_id(id) {
+            return Err(Self::unknown(id));
+        }
+        let driver = self.repo.driver();
+        match driver
+            .stat(&paths::upload_started(self.repo.name, id))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Err(Self::unknown(id)),
+            Err(e) => return Err(e.into()),
+        }
+        match driver.stat(&paths::upload_data(self.repo.name, id)).await {
+            Ok(i) => Ok(i.size),
+            Err(e) if e.is_not_found() => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Append to a session that holds `current` bytes (the caller checked it exists).
+    pub async fn writer(&self, id: &str, current: u64) -> Result<BlobWriter<D>> {
+        // Hash as we go only when we know the hash state at `current`.
+        let partial = {
+            let cached = self
+                .repo
+                .reg
+                .hashes
+                .lock()
+                .ok()
+                .and_then(|mut m| m.remove(id));
+            match cached {
+                Some(p) if p.offset == current => Some(p),
+                _ if current == 0 => Some(PartialHash {
+                    offset: 0,
+                    digester: Digester::new(Algorithm::Sha256),
+                }),
+                _ => None,
+            }
+        };
+        let writer = match self
+            .repo
+            .driver()
+            .writer(&paths::upload_data(self.repo.name, id))
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                self.discard(id).await;
+                return Err(e.into());
+            }
+        };
+        Ok(BlobWriter {
+            writer,
+            partial,
+            expect: current,
+            id: id.to_owned(),
+        })
+    }
+
+    /// Keep a writer's hash state for the session's next request.
+    pub fn keep_hash(&self, closed: Closed) {
+        let Some(p) = closed.partial else { return };
+        if let Ok(mut map) = self.repo.reg.hashes.lock() {
+            // a cache, not state: forget everything rather than grow without bound when
+            // clients abandon many sessions
+            if map.len() >= MAX_CACHED_HASHES {
+                map.clear();
+            }
+            map.insert(closed.id, p);
+        }
+    }
+
+    /// Verify the session's data against `expected` and, when it matches, make it a blob
+    /// linked into this repository. The session is gone afterwards either way (except when
+    /// it was not found or storage failed otherwise).
+    pub async fn commit(&self, id: &str, expected: &Digest) -> Result<Committed> {
+        let name = self.repo.name;
+        let driver = self.repo.driver();
+        let reg = self.repo.reg;
+        let data = paths::upload_data(name, id);
+        // Flush what the session holds to disk before anything can make it visible (this
+        // also creates the file for an empty blob, where nothing was ever appended).
+        let flushed = async { driver.writer(&data).await?.commit(true).await }.await;
+        let size = match flushed {
+            Ok(size) => size,
+            Err(e) => {
+                if e.is_storage_full() {
+                    self.discard(id).await;
+                }
+                return Err(e.into());
+            }
+        };
+        let cached = reg.hashes.lock().ok().and_then(|mut m| m.remove(id));
+        let actual = match cached {
+            Some(p) if p.offset == size && p.digester.algorithm() == expected.algorithm() => {
+                p.digester.finalize()
+            }
+            _ => rehash(driver, &data, expected.algorithm()).await?,
+        };
+        if &actual != expected {
+            let _ = driver.delete(&paths::upload_dir(name, id)).await;
+            return Err(StorageError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        // The session ends here: remove its marker before the data moves, so a crash in
+        // between leaves no session that looks resumable but has lost its bytes (a client
+        // then sees BLOB_UPLOAD_UNKNOWN and HEADs or re-uploads the blob).
+        let started = driver
+            .get_content(&paths::upload_started(name, id))
+            .await
+            .ok()
+            .and_then(|raw| String::from_utf8_lossy(&raw).trim().parse::<u64>().ok());
+        match driver.delete(&paths::upload_started(name, id)).await {
+            Ok(()) => {}
+            // another request completed or cancelled this session meanwhile
+            Err(e) if e.is_not_found() => return Err(Self::unknown(id)),
+            Err(e) => return Err(e.into()),
+        }
+        // The clock first, then the content (see `Registry::mark_referenced`): when the
+        // blob is already there this is all; otherwise the verified upload moves in.
+        if !reg.mark_referenced(expected).await? {
+            driver.move_to(&data, &paths::blob_data(expected)).await?;
+        }
+        self.repo.blobs().link(expected).await?;
+        let _ = driver.delete(&paths::upload_dir(name, id)).await;
+        tracing::debug!(repo = name, digest = %expected, size, "blob committed");
+        let duration = started.map(|ms| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            now.saturating_sub(Duration::from_millis(ms))
+        });
+        Ok(Committed { size, duration })
+    }
+
+    /// Cancel a session (the client's DELETE).
+    pub async fn cancel(&self, id: &str) -> Result<()> {
+        self.size(id).await?;
+        self.forget_hash(id);
+        match self
+            .repo
+            .driver()
+            .delete(&paths::upload_dir(self.repo.name, id))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Err(Self::unknown(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn forget_hash(&self, id: &str) {
+        if let Ok(mut m) = self.repo.reg.hashes.lock() {
+            m.remove(id);
+        }
+    }
+
+    /// Remove a session and everything it holds (a failed write, an upload over a limit):
+    /// its space is free again at once, and the client starts a new upload.
+    pub async fn discard(&self, id: &str) {
+        self.forget_hash(id);
+        match self
+            .repo
+            .driver()
+            .delete(&paths::upload_dir(self.repo.name, id))
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                tracing::warn!(repo = self.repo.name, session = id, error = %super::error::error_chain(&e), "failed to remove a failed upload; the next upload purge removes it");
+            }
+        }
+    }
+}
+
+/// Appends to one upload session, hashing what it writes when the session's hash state is
+/// known. [`BlobWriter::close`] ends the request's writes (not durably: an upload is
+/// scratch space until its commit).
+#[derive(Debug)]
+pub struct BlobWriter<D: Driver> {
+    writer: D::Writer,
+    partial: Option<PartialHash>,
+    /// What the session will hold once everything written so far has landed.
+    expect: u64,
+    id: String,
+}
+
+/// A closed [`BlobWriter`]: the session's size and the hash state to keep.
+#[derive(Debug)]
+pub struct Closed {
+    pub size: u64,
+    id: String,
+    partial: Option<PartialHash>,
+}
+
+impl<D: Driver> BlobWriter<D> {
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), DriverError> {
+        if let Some(p) = self.partial.as_mut() {
+            p.digester.update(&chunk);
+        }
+        self.expect += chunk.len() as u64;
+        self.writer.write(chunk).await
+    }
+
+    /// Finish this request's writes; returns the session's size and, when everything
+    /// written landed, the hash state for [`Uploads::keep_hash`].
+    pub async fn close(self) -> Result<Closed, DriverError> {
+        let size = self.writer.commit(false).await?;
+        let partial = self.partial.filter(|_| size == self.expect).map(|mut p| {
+            p.offset = size;
+            p
+        });
+        Ok(Closed {
+            size,
+            id: self.id,
+            partial,
+        })
+    }
+}
+
+async fn rehash<D: Driver>(driver: &D, path: &str, alg: Algorithm) -> Result<Digest> {
+    let (mut reader, _) = driver.reader(path, 0).await?;
+    let mut digester = Digester::new(alg);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|source| StorageError::Reread {
+                path: path.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        digester.update(&buf[..n]);
+    }
+    Ok(digester.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids() {
+        assert!(valid_session_id("0b1c-22_ab"));
+        assert!(!valid_session_id("../x"));
+        assert!(!valid_session_id(""));
+        assert!(!valid_session_id(&"a".repeat(65)));
+    }
+}

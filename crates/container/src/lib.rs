@@ -35,13 +35,16 @@ pub mod signal;
 pub mod spec;
 pub mod state;
 mod sys;
+pub mod threads;
 pub mod tty;
 
 pub use container::{
-    Container, ContainerError, CreateOptions, ExecOptions, ExecProcess, ForegroundOptions,
-    catch_signals, host_console, list, remove_leftover, remove_unreadable, wait_foreground,
+    Container, ContainerError, CreateOptions, ErrorKind, ExecOptions, ExecProcess,
+    ForegroundOptions, catch_signals, host_console, list, remove_leftover, remove_unreadable,
+    wait_foreground,
 };
 pub use state::{State, StateError, Status};
+pub use threads::{SingleThreaded, ThreadsError};
 
 /// The runtime-spec version this runtime implements.
 pub const SPEC_VERSION: &str = "1.2.1";

@@ -4,6 +4,8 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use crate::threads::SingleThreaded;
+
 /// Result of [`fork`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fork {
@@ -11,13 +13,14 @@ pub enum Fork {
     Parent(i32),
 }
 
-/// `fork(2)`. Callers are single-threaded (the runtime never starts threads), so the child
+/// `fork(2)`. The caller proves it is single-threaded ([`SingleThreaded`]), so the child
 /// may run ordinary code; it must end with [`std::process::exit`] and never return into
 /// the parent's stack frames (their destructors would close the parent's descriptors).
 #[expect(unsafe_code, reason = "fork has no safe wrapper")]
-pub fn fork() -> io::Result<Fork> {
-    // SAFETY: the process is single-threaded, so no lock can be held by another thread in
-    // the child; the child does not unwind into the caller (see the doc comment).
+pub fn fork(_proof: SingleThreaded) -> io::Result<Fork> {
+    // SAFETY: the process is single-threaded (the proof, taken on this thread, which cannot
+    // have started threads since: see `container::spawn_stage1`), so no lock can be held by
+    // another thread in the child; the child does not unwind into the caller (see above).
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(io::Error::last_os_error()),

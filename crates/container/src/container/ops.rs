@@ -21,9 +21,7 @@ fn sleep_ms(ms: i64) {
 }
 
 fn signal(sig: i32) -> Result<Signal, ContainerError> {
-    Signal::from_named_raw(sig).ok_or_else(|| ContainerError::Config {
-        what: format!("invalid signal {sig}"),
-    })
+    Signal::from_named_raw(sig).ok_or(ContainerError::InvalidSignal { signal: sig })
 }
 
 impl Container {
@@ -37,7 +35,7 @@ impl Container {
     }
 
     fn wrong(&self, op: &'static str, status: Status) -> ContainerError {
-        ContainerError::WrongStatus {
+        ContainerError::InvalidState {
             id: self.state.id.clone(),
             op,
             status,
@@ -59,7 +57,7 @@ impl Container {
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| io_err(format!("failed to open exec fifo {}", fifo.display()))(e.into()))?;
+        .map_err(|e| io_err("open exec fifo", &fifo)(e.into()))?;
         loop {
             let mut fds = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
             let t = rustix::time::Timespec {
@@ -69,21 +67,21 @@ impl Container {
             match rustix::event::poll(&mut fds, Some(&t)) {
                 Ok(0) | Err(rustix::io::Errno::INTR) => {
                     if !crate::state::process_alive(self.state.pid, self.state.init_start_time) {
-                        return Err(ContainerError::Config {
-                            what: format!("container {} init exited before start", self.state.id),
+                        return Err(ContainerError::ExitedBeforeStart {
+                            id: self.state.id.clone(),
                         });
                     }
                 }
                 Ok(_) => break,
-                Err(e) => return Err(io_err("failed to wait on the exec fifo")(e.into())),
+                Err(e) => return Err(io_err("wait on the exec fifo", &fifo)(e.into())),
             }
         }
         let mut b = [0u8; 1];
         let n = rustix::io::read(&f, &mut b)
-            .map_err(|e| io_err("failed to read the exec fifo")(e.into()))?;
+            .map_err(|e| io_err("read the exec fifo", &fifo)(e.into()))?;
         if n != 1 {
-            return Err(ContainerError::Config {
-                what: format!("container {} init exited before start", self.state.id),
+            return Err(ContainerError::ExitedBeforeStart {
+                id: self.state.id.clone(),
             });
         }
         let _ = std::fs::remove_file(&fifo);
@@ -153,12 +151,10 @@ impl Container {
         }
         let pid =
             Pid::from_raw(self.state.pid).ok_or_else(|| self.wrong("kill", Status::Stopped))?;
-        rustix::process::kill_process(pid, sig).map_err(|e| {
-            io_err(format!(
-                "failed to send signal {} to container {}",
-                sig.as_raw(),
-                self.state.id
-            ))(e.into())
+        rustix::process::kill_process(pid, sig).map_err(|e| ContainerError::Signal {
+            id: self.state.id.clone(),
+            signal: sig.as_raw(),
+            source: e.into(),
         })?;
         thaw_after(false);
         Ok(())
@@ -174,11 +170,9 @@ impl Container {
             Status::Stopped | Status::Created | Status::Creating => {}
             Status::Running | Status::Paused if force => {}
             s => {
-                return Err(ContainerError::Config {
-                    what: format!(
-                        "cannot delete container {} that is not stopped: {s}",
-                        self.state.id
-                    ),
+                return Err(ContainerError::NotStopped {
+                    id: self.state.id.clone(),
+                    status: s,
                 });
             }
         }
@@ -207,11 +201,9 @@ impl Container {
         let deadline = Instant::now() + Duration::from_secs(10);
         while crate::state::process_alive(self.state.pid, self.state.init_start_time) {
             if Instant::now() > deadline {
-                return Err(ContainerError::Config {
-                    what: format!(
-                        "container {} init (pid {}) did not exit after SIGKILL",
-                        self.state.id, self.state.pid
-                    ),
+                return Err(ContainerError::InitSurvivedKill {
+                    id: self.state.id.clone(),
+                    pid: self.state.pid,
                 });
             }
             sleep_ms(2);
@@ -254,8 +246,7 @@ impl Container {
             warnings.extend(hooks::run_all("poststop", h, &st));
         }
         let dir = self.dir();
-        std::fs::remove_dir_all(&dir)
-            .map_err(io_err(format!("failed to remove {}", dir.display())))?;
+        std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
         Ok(warnings)
     }
 
@@ -291,8 +282,8 @@ impl Container {
         if !ok {
             return Err(self.wrong(if paused { "pause" } else { "resume" }, status));
         }
-        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
-            what: format!("container {} has no cgroup", self.state.id),
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {
+            id: self.state.id.clone(),
         })?;
         cg.freeze(if paused {
             FreezerState::Frozen
@@ -367,8 +358,8 @@ impl Container {
         if status == Status::Stopped {
             return Err(self.wrong("update", status));
         }
-        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
-            what: format!("container {} has no cgroup", self.state.id),
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {
+            id: self.state.id.clone(),
         })?;
         // the device rules stay as they are, as runc's `update` (SkipDevices)
         cg.update(resources)
@@ -385,8 +376,8 @@ impl Container {
 
     /// Usage statistics of the cgroup (runc `events --stats` "data").
     pub fn stats(&self) -> Result<crate::cgroups::Stats, ContainerError> {
-        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
-            what: format!("container {} has no cgroup", self.state.id),
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {
+            id: self.state.id.clone(),
         })?;
         cg.stats().map_err(|source| ContainerError::Cgroup {
             id: self.state.id.clone(),
@@ -396,8 +387,8 @@ impl Container {
 
     /// OOM kills so far in the container's cgroup.
     pub fn oom_kill_count(&self) -> Result<u64, ContainerError> {
-        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
-            what: format!("container {} has no cgroup", self.state.id),
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {
+            id: self.state.id.clone(),
         })?;
         cg.oom_kill_count()
             .map_err(|source| ContainerError::Cgroup {
@@ -417,7 +408,7 @@ pub fn remove_leftover(root: &Path, id: &str) -> Result<bool, ContainerError> {
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_err(format!("failed to remove {}", dir.display()))(e)),
+        Err(e) => Err(io_err("remove", &dir)(e)),
     }
 }
 

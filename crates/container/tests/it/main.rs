@@ -9,6 +9,5 @@
 )]
 
 mod cgroups;
-mod runtime_core;
 mod sealed;
 mod seccomp;

@@ -1,28 +1,22 @@
 //! The library API end to end: create → start → kill → delete, status derivation from
 //! the init and the fifo, cleanup of a failed create, list and state JSON.
 //!
-//! `Container::create` forks the calling process; the test harness is multi-threaded, so
-//! every test here holds one lock for its whole run: while a test forks, the other test
-//! threads are parked on that lock and hold nothing the child could need.
+//! `Container::create` forks the calling process: these run in the single-threaded
+//! `forking` test binary (see main.rs), which hands each the proof.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use berth_container::{Container, ContainerError, CreateOptions, Status};
+use berth_container::{
+    Container, ContainerError, CreateOptions, ErrorKind, SingleThreaded, Status,
+};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Bundle {
+pub(crate) struct Bundle {
     dir: tempfile::TempDir,
 }
 
 impl Bundle {
-    fn new(args: &[&str]) -> Bundle {
+    pub(crate) fn new(args: &[&str]) -> Bundle {
         assert!(
             rustix::process::geteuid().is_root(),
             "these tests need root"
@@ -67,7 +61,7 @@ impl Drop for Guard {
     }
 }
 
-fn opts(root: &Path, id: &str, bundle: &Bundle) -> CreateOptions {
+pub(crate) fn opts(root: &Path, id: &str, bundle: &Bundle) -> CreateOptions {
     CreateOptions {
         root: root.to_owned(),
         id: id.to_owned(),
@@ -95,16 +89,14 @@ fn wait_status(root: &Path, id: &str, want: Status) {
     }
 }
 
-#[test]
-fn library_lifecycle_with_status_derived_from_the_init() {
-    let _s = serial();
+pub(crate) fn library_lifecycle_with_status_derived_from_the_init(proof: SingleThreaded) {
     let root = tempfile::tempdir().unwrap();
     let b = Bundle::new(&["sleep", "300"]);
     let _g = Guard {
         root: root.path().to_owned(),
         id: "lib1",
     };
-    let (c, pty) = Container::create(&opts(root.path(), "lib1", &b)).unwrap();
+    let (c, pty) = Container::create(&opts(root.path(), "lib1", &b), proof).unwrap();
     assert!(pty.is_none());
     assert_eq!(c.status(), Status::Created);
     assert!(berth_container::paths::exec_fifo(root.path(), "lib1").exists());
@@ -118,8 +110,9 @@ fn library_lifecycle_with_status_derived_from_the_init() {
     assert!(disk.init_start_time > 0);
 
     // a second create with the same id is refused and does not disturb the first
-    let err = Container::create(&opts(root.path(), "lib1", &b)).unwrap_err();
-    assert!(matches!(err, ContainerError::Exists { .. }), "{err}");
+    let err = Container::create(&opts(root.path(), "lib1", &b), proof).unwrap_err();
+    assert!(matches!(err, ContainerError::AlreadyExists { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
 
     let mut c = Container::load(root.path(), "lib1").unwrap();
     c.start().unwrap();
@@ -138,22 +131,21 @@ fn library_lifecycle_with_status_derived_from_the_init() {
     assert_eq!(c.state_json()["pid"], 0);
     c.delete(false).unwrap();
     assert!(!root.path().join("lib1").exists());
-    assert!(matches!(
-        Container::load(root.path(), "lib1"),
-        Err(ContainerError::NotFound { .. })
-    ));
+    let err = Container::load(root.path(), "lib1").unwrap_err();
+    assert!(matches!(err, ContainerError::NotFound { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
-#[test]
-fn library_failed_create_reports_the_init_errno_and_leaves_nothing() {
-    let _s = serial();
+pub(crate) fn library_failed_create_reports_the_init_errno_and_leaves_nothing(
+    proof: SingleThreaded,
+) {
     let root = tempfile::tempdir().unwrap();
     let b = Bundle::new(&["/does/not/exist"]);
-    let err = Container::create(&opts(root.path(), "lib2", &b)).unwrap_err();
+    let err = Container::create(&opts(root.path(), "lib2", &b), proof).unwrap_err();
     // the init's failure crossed the channel as a structured value with its errno
     match &err {
-        ContainerError::Init { what, source } => {
-            assert!(what.contains("/does/not/exist"), "{what}");
+        ContainerError::ChildFailed { message, source } => {
+            assert!(message.contains("/does/not/exist"), "{message}");
             assert_eq!(
                 source.as_ref().and_then(|e| e.raw_os_error()),
                 Some(libc::ENOENT)
@@ -165,16 +157,15 @@ fn library_failed_create_reports_the_init_errno_and_leaves_nothing() {
     assert!(berth_container::list(root.path()).unwrap().is_empty());
 }
 
-#[test]
-fn library_refuses_invalid_ids_and_bundles() {
-    let _s = serial();
+pub(crate) fn library_refuses_invalid_ids_and_bundles(proof: SingleThreaded) {
     let root = tempfile::tempdir().unwrap();
     let b = Bundle::new(&["true"]);
-    let err = Container::create(&opts(root.path(), "../escape", &b)).unwrap_err();
+    let err = Container::create(&opts(root.path(), "../escape", &b), proof).unwrap_err();
     assert!(matches!(err, ContainerError::InvalidId { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let mut o = opts(root.path(), "lib3", &b);
     o.bundle = root.path().join("missing");
-    let err = Container::create(&o).unwrap_err();
+    let err = Container::create(&o, proof).unwrap_err();
     assert!(matches!(err, ContainerError::Bundle { .. }), "{err}");
     assert!(!root.path().join("lib3").exists());
 }

@@ -12,37 +12,49 @@
 //! running from a sealed memfd copy ([`sealed`]). Kernel-facing code is reached through
 //! narrow seams so it can be unit-tested without root, and is tested for real as root.
 
+#![warn(unreachable_pub)]
+
+// The public surface is what `berth-runtime` needs: the `Container` and its options, the
+// fork-safety proof, the errors, and the few helpers below. Everything else is private.
 pub mod caps;
 pub mod cgroups;
 mod container;
 pub mod default_seccomp;
 pub mod default_spec;
 pub mod features;
-pub mod hooks;
-pub mod hostmounts;
-pub mod id;
+/// The fuzz targets' bodies (feature `fuzzing`, for `fuzz/`).
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+mod hooks;
+mod hostmounts;
+mod id;
 mod init;
-pub mod ipc;
-pub mod mountinfo;
-pub mod namespaces;
+mod ipc;
+mod mountinfo;
+mod namespaces;
 pub mod paths;
-pub mod process;
-pub mod rootfs;
+mod process;
+mod rootfs;
 pub mod rootless;
 pub mod sealed;
-pub mod seccomp;
+mod seccomp;
 pub mod signal;
-pub mod spec;
-pub mod state;
+mod spec;
+mod state;
 mod sys;
-pub mod threads;
-pub mod tty;
+mod threads;
+mod tty;
 
 pub use container::{
     Container, ContainerError, CreateOptions, ErrorKind, ExecOptions, ExecProcess,
-    ForegroundOptions, catch_signals, host_console, list, remove_leftover, remove_unreadable,
-    wait_foreground,
+    ForegroundOptions, ListEntry, catch_signals, host_console, list, remove_leftover,
+    remove_unreadable, wait_foreground,
 };
+pub use hooks::HookError;
+pub use hostmounts::HostMountError;
+pub use ipc::IpcError;
+pub use seccomp::SeccompError;
+pub use spec::SpecError;
 pub use state::{State, StateError, Status};
 pub use threads::{SingleThreaded, ThreadsError};
 

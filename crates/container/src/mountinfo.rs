@@ -51,7 +51,7 @@ fn unescape(field: &str) -> String {
 }
 
 /// Parse the text of `/proc/<pid>/mountinfo`.
-pub fn parse(text: &str) -> Result<Vec<MountInfo>, MalformedLine> {
+pub(crate) fn parse(text: &str) -> Result<Vec<MountInfo>, MalformedLine> {
     let mut mounts = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let malformed = || MalformedLine {

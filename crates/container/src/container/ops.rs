@@ -385,6 +385,18 @@ impl Container {
         })
     }
 
+    /// Register for the OOM events of the container's memory cgroup; `None` for a container
+    /// without a cgroup (rootless without permission).
+    pub fn oom_notifier(
+        &self,
+    ) -> Result<Option<crate::cgroups::OomNotifier>, crate::cgroups::NotifyError> {
+        self.state
+            .cgroup
+            .as_ref()
+            .map(crate::cgroups::OomNotifier::open)
+            .transpose()
+    }
+
     /// OOM kills so far in the container's cgroup.
     pub fn oom_kill_count(&self) -> Result<u64, ContainerError> {
         let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {

@@ -10,4 +10,3 @@
 
 mod cgroups;
 mod sealed;
-mod seccomp;

@@ -6,6 +6,7 @@
     reason = "fork, raw syscalls, signal handlers and _exit in test children"
 )]
 #![allow(
+    clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
     reason = "test helpers outside #[test] functions fail the test by panicking"
@@ -18,7 +19,7 @@ use std::os::unix::net::UnixListener;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use berth_container::seccomp::{self, Filter, NotifyResponse};
+use crate::seccomp::{self, Filter, NotifyResponse};
 use berth_oci::runtime::LinuxSeccomp;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};

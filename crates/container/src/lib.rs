@@ -17,7 +17,6 @@
 // The public surface is what `berth-runtime` needs: the `Container` and its options, the
 // fork-safety proof, the errors, and the few helpers below. Everything else is private.
 pub mod caps;
-pub mod cgroups;
 mod container;
 pub mod default_seccomp;
 pub mod default_spec;
@@ -30,7 +29,6 @@ mod hostmounts;
 mod id;
 mod init;
 mod ipc;
-mod mountinfo;
 mod namespaces;
 pub mod paths;
 mod process;
@@ -44,6 +42,10 @@ mod state;
 mod sys;
 mod threads;
 mod tty;
+
+// cgroups are their own crate; the runtime's code reaches them as `crate::cgroups`
+use berth_cgroups as cgroups;
+use berth_cgroups::mountinfo;
 
 pub use container::{
     Container, ContainerError, CreateOptions, ErrorKind, ExecOptions, ExecProcess,

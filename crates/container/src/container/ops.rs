@@ -439,7 +439,7 @@ pub fn remove_unreadable(root: &Path, id: &str) -> Result<Vec<i32>, ContainerErr
     let mut killed = Vec::new();
     let mut cgroups = Vec::new();
     for pid in holders_of(&fifo) {
-        let dirs = cgroup_dirs_named(pid, id);
+        let dirs = crate::cgroups::process_dirs_named(pid, id);
         if let Some(p) = Pid::from_raw(pid)
             && rustix::process::kill_process(p, Signal::KILL).is_ok()
         {
@@ -459,39 +459,6 @@ pub fn remove_unreadable(root: &Path, id: &str) -> Result<Vec<i32>, ContainerErr
     }
     remove_leftover(root, id)?;
     Ok(killed)
-}
-
-/// The cgroup directories of process `pid` whose last component names container `id`
-/// (runc's and berth's defaults): the only ones that can be removed without the record.
-fn cgroup_dirs_named(pid: i32, id: &str) -> Vec<std::path::PathBuf> {
-    use crate::cgroups::host::{HostCgroups, join_below, parse_proc_cgroup};
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return Vec::new();
-    };
-    let (Ok(mut host), Ok(theirs)) = (HostCgroups::detect(), parse_proc_cgroup(&text)) else {
-        return Vec::new();
-    };
-    host.own = theirs;
-    let mut dirs = Vec::new();
-    for controller in host.own.keys() {
-        let dir = if controller.is_empty() {
-            host.unified_mount
-                .as_deref()
-                .zip(host.own_unified())
-                .map(|(m, p)| join_below(m, p))
-        } else {
-            host.own_dir(controller.trim_start_matches("name="))
-        };
-        if let Some(dir) = dir
-            && dir
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(id))
-            && !dirs.contains(&dir)
-        {
-            dirs.push(dir);
-        }
-    }
-    dirs
 }
 
 /// The pids with a descriptor open on `path` (as /proc/<pid>/fd/* resolve).

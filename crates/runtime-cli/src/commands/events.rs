@@ -1,6 +1,6 @@
 //! `events <id>`: `--stats` once, else stats every `--interval` and OOM notifications, as
 //! JSON lines (`{"type","id","data"}`), until the container stops. OOM kills are reported
-//! as the kernel notifies them (v1 eventfd, v2 inotify: `berth_container::cgroups::notify`),
+//! as the kernel notifies them (v1 eventfd, v2 inotify: `berth_cgroups::notify`),
 //! between notifications the counter and the container's status are looked at every
 //! 100 ms (every 100 ms only, when the notification cannot be registered).
 

@@ -1,16 +1,19 @@
-//! berth-container: the OCI runtime as a library.
+//! berth-container: the OCI runtime as a library, for `berth-runtime`.
 //!
 //! Owns everything between a bundle (`config.json` + root filesystem) and a running,
-//! isolated process: namespaces, cgroups (v1 and v2 behind one trait), seccomp,
-//! capabilities, mounts and `pivot_root`, the terminal, hooks and the on-disk state.
-//! It does not own images, registries or networking (those are the engine's).
+//! isolated process: namespaces, seccomp, capabilities, mounts and `pivot_root`, the
+//! terminal, hooks and the on-disk state; cgroups through `berth-cgroups`. It does not own
+//! images, registries or networking (those are the engine's, which runs the `berth-runtime`
+//! binary and never links this library).
 //!
 //! Design decision: synchronous and small, and no re-exec. The runtime forks its
-//! container processes ([`init`]) so they share the already-parsed config; they talk to
+//! container processes (`init.rs`) so they share the already-parsed config; they talk to
 //! the runtime over a socketpair carrying JSON messages, and their errors cross it as
-//! structured values. The binary is protected from the container (CVE-2019-5736) by
-//! running from a sealed memfd copy ([`sealed`]). Kernel-facing code is reached through
-//! narrow seams so it can be unit-tested without root, and is tested for real as root.
+//! structured values. Forking and then running Rust in the child is sound only in a
+//! single-threaded process: every call that forks takes a [`SingleThreaded`] proof, checked
+//! at run time. The binary is protected from the container (CVE-2019-5736) by running from
+//! a sealed copy ([`sealed`]). Kernel-facing code is reached through narrow seams so it can
+//! be unit-tested without root, and is tested for real as root.
 
 #![warn(unreachable_pub)]
 

@@ -308,7 +308,7 @@ impl Container {
     }
 
     /// Host pids of every process in the container's cgroup (of a rootless container
-    /// without a cgroup: see [`Container::pids_without_cgroup`]).
+    /// without a cgroup: the init's pid namespace, or the init alone).
     pub fn pids(&self) -> Result<Vec<i32>, ContainerError> {
         match self.cgroup()? {
             Some(cg) => cg.pids().map_err(|source| ContainerError::Cgroup {

@@ -4,7 +4,7 @@
 //!
 //! `suite!(factory)` expands to one `#[test]` per case, each on a fresh fixture.
 
-use berth_oci::runtime::{LinuxMemory, LinuxPids, LinuxResources};
+use berth_runtime_spec::{LinuxMemory, LinuxPids, LinuxResources};
 
 use super::devices::{Access, DevType};
 use super::fake::Fixture;

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use berth_oci::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use berth_runtime_spec::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 
 use super::error::CgroupError;
 

@@ -42,7 +42,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 use serde::{Deserialize, Serialize};
 
 pub use error::CgroupError;
@@ -336,7 +336,7 @@ pub(crate) fn from_state_with(
 /// cgroup v2 (`mounts`), the TCP memory limit, which v2 does not have (memory.max covers
 /// socket buffers).
 pub fn resource_warnings(
-    resources: &berth_oci::runtime::LinuxResources,
+    resources: &berth_runtime_spec::LinuxResources,
     mounts: &CgroupMounts,
 ) -> Vec<String> {
     let mut out = Vec::new();
@@ -364,7 +364,7 @@ mod tests {
 
     #[test]
     fn kernel_memory_is_reported_once_and_kernel_tcp_only_on_v2() {
-        let mut r: berth_oci::runtime::LinuxResources = serde_json::from_value(
+        let mut r: berth_runtime_spec::LinuxResources = serde_json::from_value(
             serde_json::json!({"memory": {"limit": 1048576, "kernel": 4096, "kernelTCP": 8192}}),
         )
         .unwrap();

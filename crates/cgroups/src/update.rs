@@ -8,7 +8,7 @@
 //! runtime-spec gives the two different meanings: absent leaves the limit alone, 0 is a
 //! limit of zero ([`normalize`]).
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! Capabilities: the five sets of `process.capabilities`, applied in runc's order around
 //! the uid switch (bounding drop → keepcaps → setuid → capset → ambient raise).
 
-use berth_oci::runtime::{Capabilities, Capability, LinuxCapabilities};
+use berth_runtime_spec::{Capabilities, Capability, LinuxCapabilities};
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use crate::ipc::{Context, Failure};

@@ -348,7 +348,7 @@ mod tests {
     fn the_default_is_locked_down_and_runc_compat_is_not() {
         for rootless in [None, Some((1000, 1000))] {
             let text = default_spec(rootless, false);
-            let spec: berth_oci::runtime::Spec = serde_json::from_str(&text).unwrap();
+            let spec: berth_runtime_spec::Spec = serde_json::from_str(&text).unwrap();
             let linux = spec.linux.as_ref().unwrap();
             let sc = linux.seccomp.as_ref().expect("a seccomp profile");
             let filter = crate::seccomp::compile(sc).unwrap();
@@ -435,7 +435,7 @@ mod tests {
     fn parses_as_a_valid_config() {
         for rootless in [None, Some((1000, 1000))] {
             let text = default_spec(rootless, false);
-            let spec: berth_oci::runtime::Spec = serde_json::from_str(&text).unwrap();
+            let spec: berth_runtime_spec::Spec = serde_json::from_str(&text).unwrap();
             crate::spec::validate(&spec).unwrap();
             assert!(text.starts_with("{\n\t\"ociVersion\""));
         }

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxSeccomp;
+use berth_runtime_spec::LinuxSeccomp;
 
 use crate::namespaces::Plan;
 use crate::rootfs::options;

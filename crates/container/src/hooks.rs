@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_oci::runtime::Hook;
+use berth_runtime_spec::Hook;
 use rustix::event::{PollFd, PollFlags};
 
 /// What went wrong with which hook.

@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use berth_oci::runtime::{Process, Spec};
+use berth_runtime_spec::{Process, Spec};
 use rustix::thread::UnshareFlags;
 use serde::{Deserialize, Serialize};
 

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_oci::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+use berth_runtime_spec::{Linux, LinuxIdMapping, LinuxNamespaceType};
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use crate::ipc::{Context, Failure};

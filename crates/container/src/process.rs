@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use berth_oci::runtime::{PosixRlimitType, Process};
+use berth_runtime_spec::{PosixRlimitType, Process};
 use rustix::process::{Resource, Rlimit};
 
 use crate::ipc::{Context, Failure};

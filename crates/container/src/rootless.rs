@@ -13,7 +13,7 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use berth_oci::runtime::{LinuxNamespaceType, LinuxResources, Spec};
+use berth_runtime_spec::{LinuxNamespaceType, LinuxResources, Spec};
 
 use crate::cgroups::CgroupError;
 
@@ -138,7 +138,7 @@ pub(crate) fn validate_unprivileged(spec: &Spec) -> Result<(), RootlessError> {
             return Err(RootlessError::NoMapping { kind: "GID" });
         }
     }
-    let mapped = |maps: &[berth_oci::runtime::LinuxIdMapping], id: u32| {
+    let mapped = |maps: &[berth_runtime_spec::LinuxIdMapping], id: u32| {
         maps.iter().any(|m| {
             id >= m.container_id && u64::from(id) < u64::from(m.container_id) + u64::from(m.size)
         })

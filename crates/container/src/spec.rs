@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use berth_oci::runtime::{LinuxNamespaceType, Spec};
+use berth_runtime_spec::{LinuxNamespaceType, Spec};
 use serde::Deserialize;
 
 /// What is wrong with the bundle.

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use berth_oci::runtime::Spec;
+use berth_runtime_spec::Spec;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::CgroupState;

@@ -8,7 +8,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
-use berth_oci::runtime::Process;
+use berth_runtime_spec::Process;
 use rustix::pty::OpenptFlags;
 
 use crate::ipc::{Context, Failure};

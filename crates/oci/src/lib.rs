@@ -11,15 +11,14 @@
 //! - media type constants ([`media_type`]);
 //! - manifest inspection ([`ManifestInfo`]): what a registry must know about
 //!   a pushed manifest (kind, config, layers, child manifests, subject,
-//!   artifact type) without rejecting manifest types it does not know;
-//! - the runtime-spec configuration types ([`runtime`]: `config.json`), berth's own so
-//!   that the runtime links no builder or regex code.
+//!   artifact type) without rejecting manifest types it does not know.
 //!
 //! **Does not own**: storage, HTTP, registry logic, pulling, unpacking, or
-//! image configuration semantics. The crate is pure: no I/O beyond wrapping
-//! a caller's `Read`, no async, no global state. The OCI document types
-//! themselves (`Descriptor`, `ImageManifest`, `ImageIndex`) are `oci-spec`'s; the
-//! runtime-spec ones are not.
+//! image configuration semantics, nor the runtime-spec types (`config.json`, state,
+//! features: `berth-runtime-spec`, so that the runtime compiles none of this crate's
+//! dependencies). The crate is pure: no I/O beyond wrapping a caller's `Read`, no async,
+//! no global state. The OCI document types themselves (`Descriptor`, `ImageManifest`,
+//! `ImageIndex`) are `oci-spec`'s.
 //!
 //! **Design decision**: every string from outside is validated once, into a
 //! type that cannot hold an invalid value. A [`Digest`] is always a
@@ -53,14 +52,15 @@ mod digest;
 mod manifest;
 /// The image-spec types (manifests, indexes, configs, descriptors), re-exported so that
 /// every crate uses the one version pinned by the workspace. The runtime-spec types are
-/// berth's own: [`runtime`].
+/// berth's own, in `berth-runtime-spec`.
 pub use oci_spec;
 
 pub mod media_type;
 mod name;
 mod reference;
-pub mod runtime;
-pub mod timefmt;
+/// RFC 3339 timestamps (image configs, tokens, reports): the runtime-spec crate's, which
+/// owns them for the runtime state's `created`, so that there is one copy.
+pub use berth_runtime_spec::timefmt;
 
 pub use digest::{Algorithm, Digest, DigestError, Digester, VerifyingReader};
 pub use manifest::{ManifestError, ManifestInfo, ManifestKind, descriptor_digest};

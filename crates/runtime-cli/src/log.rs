@@ -50,7 +50,7 @@ impl Logger {
 
     fn line(&self, level: &str, msg: &str) -> String {
         let now = SystemTime::now();
-        let full = berth_oci::timefmt::rfc3339_nano(now);
+        let full = berth_runtime_spec::timefmt::rfc3339_nano(now);
         // logrus' default timestamp: RFC 3339 with seconds
         let time = match full.find('.') {
             Some(i) => format!("{}Z", &full[..i]),

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::{LinuxBlockIo, LinuxResources, LinuxThrottleDevice};
+use berth_runtime_spec::{LinuxBlockIo, LinuxResources, LinuxThrottleDevice};
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -215,7 +215,7 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::{LinuxThrottleDevice, LinuxWeightDevice};
+    use berth_runtime_spec::{LinuxThrottleDevice, LinuxWeightDevice};
 
     fn throttle(major: i64, minor: i64, rate: u64) -> LinuxThrottleDevice {
         LinuxThrottleDevice { major, minor, rate }

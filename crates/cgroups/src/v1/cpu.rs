@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::{LinuxCpu, LinuxResources};
+use berth_runtime_spec::{LinuxCpu, LinuxResources};
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};

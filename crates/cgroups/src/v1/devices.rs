@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::devices::{Emulator, effective_rules};
 use crate::error::CgroupError;
@@ -53,7 +53,7 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    use berth_runtime_spec::{LinuxDeviceCgroup, LinuxDeviceType};
 
     fn deny_all_then(extra: Vec<LinuxDeviceCgroup>) -> LinuxResources {
         let deny = LinuxDeviceCgroup {

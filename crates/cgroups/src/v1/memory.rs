@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::{LinuxMemory, LinuxResources};
+use berth_runtime_spec::{LinuxMemory, LinuxResources};
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};

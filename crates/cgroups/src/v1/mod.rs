@@ -20,7 +20,7 @@ pub(crate) use rdma::lines as rdma_lines;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use super::error::CgroupError;
 use super::fs::{self, CgroupFs};
@@ -252,7 +252,7 @@ mod tests {
         let f = FakeTree::v1_fixture();
         let m = f.manager();
         m.apply(1).unwrap();
-        let r = berth_oci::runtime::LinuxResources {
+        let r = berth_runtime_spec::LinuxResources {
             unified: Some([("memory.high".to_owned(), "1".to_owned())].into()),
             ..Default::default()
         };
@@ -270,7 +270,7 @@ mod tests {
         m.apply(77).unwrap();
         let unified = f.state.unified.clone().unwrap().path;
         assert_eq!(f.tree.read_abs(&unified.join("cgroup.procs")), "77\n");
-        m.set(&berth_oci::runtime::LinuxResources::default())
+        m.set(&berth_runtime_spec::LinuxResources::default())
             .unwrap();
         assert!(
             f.tree

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -31,7 +31,7 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::LinuxNetwork;
+    use berth_runtime_spec::LinuxNetwork;
 
     #[test]
     fn class_id_is_written_in_decimal_and_needs_the_controller() {

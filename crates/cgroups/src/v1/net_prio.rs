@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -36,7 +36,7 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::{LinuxInterfacePriority, LinuxNetwork};
+    use berth_runtime_spec::{LinuxInterfacePriority, LinuxNetwork};
 
     #[test]
     fn each_interface_is_one_write() {

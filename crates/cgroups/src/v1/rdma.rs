@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -49,7 +49,7 @@ pub(super) fn set(
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::LinuxRdma;
+    use berth_runtime_spec::LinuxRdma;
 
     #[test]
     fn one_line_per_device() {

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -81,7 +81,7 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::LinuxCpu;
+    use berth_runtime_spec::LinuxCpu;
 
     fn resources(f: impl FnOnce(&mut LinuxCpu)) -> LinuxResources {
         let mut cpu = LinuxCpu::default();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use super::bpf::device_program;
 use crate::devices::{Emulator, effective_rules};
@@ -21,7 +21,7 @@ mod tests {
     use crate::devices::{Access, DevType};
     use crate::fake::FakeTree;
     use crate::v2::bpf::interpreter::run;
-    use berth_oci::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    use berth_runtime_spec::{LinuxDeviceCgroup, LinuxDeviceType};
 
     #[test]
     fn the_attached_program_allows_the_defaults_and_the_config_rules_only() {

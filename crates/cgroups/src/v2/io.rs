@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -113,7 +113,7 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::{LinuxBlockIo, LinuxThrottleDevice, LinuxWeightDevice};
+    use berth_runtime_spec::{LinuxBlockIo, LinuxThrottleDevice, LinuxWeightDevice};
 
     fn resources(f: impl FnOnce(&mut LinuxBlockIo)) -> LinuxResources {
         let mut b = LinuxBlockIo::default();

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -140,7 +140,7 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::LinuxMemory;
+    use berth_runtime_spec::LinuxMemory;
 
     fn resources(f: impl FnOnce(&mut LinuxMemory)) -> LinuxResources {
         let mut m = LinuxMemory::default();

@@ -16,7 +16,7 @@ mod unified;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use super::error::CgroupError;
 use super::fs::{self, CgroupFs};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -42,7 +42,7 @@ pub(super) fn stats(fs: &dyn CgroupFs, dir: &Path, stats: &mut Stats) -> Result<
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::LinuxPids;
+    use berth_runtime_spec::LinuxPids;
 
     fn resources(limit: i64) -> LinuxResources {
         let p = LinuxPids { limit };

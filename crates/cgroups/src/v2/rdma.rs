@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};
@@ -18,7 +18,7 @@ pub(super) fn set(fs: &dyn CgroupFs, dir: &Path, r: &LinuxResources) -> Result<(
 mod tests {
     use super::*;
     use crate::fake::FakeTree;
-    use berth_oci::runtime::LinuxRdma;
+    use berth_runtime_spec::LinuxRdma;
 
     #[test]
     fn lines_go_to_rdma_max() {

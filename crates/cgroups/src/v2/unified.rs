@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 
 use crate::error::CgroupError;
 use crate::fs::{self, CgroupFs};

@@ -26,7 +26,7 @@ use std::time::Duration;
 use berth_cgroups::{
     self as cgroups, CgroupManager, CgroupMode, CgroupMounts, CgroupSpec, FreezerState, HostCgroups,
 };
-use berth_oci::runtime::{
+use berth_runtime_spec::{
     LinuxBlockIo, LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxNetwork,
     LinuxPids, LinuxResources, LinuxThrottleDevice,
 };

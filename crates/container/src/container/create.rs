@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use berth_oci::runtime::LinuxNamespaceType;
+use berth_runtime_spec::LinuxNamespaceType;
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::process::{Pid, WaitOptions};
 
@@ -20,7 +20,7 @@ use crate::state::{Lock, State, Status};
 use crate::sys::{self};
 use crate::threads::SingleThreaded;
 use crate::{hooks, paths, process, rootless, seccomp, spec, tty};
-use berth_oci::timefmt;
+use berth_runtime_spec::timefmt;
 
 /// Options of `create` (and the create half of `run`).
 #[derive(Debug, Clone, Default)]
@@ -355,7 +355,7 @@ fn sync_create(
     chan: &Channel,
     stage1: i32,
     state: &State,
-    linux: &berth_oci::runtime::Linux,
+    linux: &berth_runtime_spec::Linux,
     cgroup: &dyn CgroupManager,
     opts: &CreateOptions,
     teardown: &mut Teardown,
@@ -500,7 +500,7 @@ fn expect(
 fn make_fifo(
     root: &Path,
     id: &str,
-    linux: &berth_oci::runtime::Linux,
+    linux: &berth_runtime_spec::Linux,
     min_fd: i32,
 ) -> Result<OwnedFd, ContainerError> {
     let path = paths::exec_fifo(root, id);
@@ -514,7 +514,7 @@ fn make_fifo(
     )
     .map_err(err)?;
     rustix::fs::chmod(&path, Mode::from_raw_mode(0o622)).map_err(err)?;
-    let host_root = |maps: &Option<Vec<berth_oci::runtime::LinuxIdMapping>>| {
+    let host_root = |maps: &Option<Vec<berth_runtime_spec::LinuxIdMapping>>| {
         maps.as_deref()
             .unwrap_or_default()
             .iter()

@@ -5,7 +5,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-use berth_oci::runtime::Process;
+use berth_runtime_spec::Process;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::{Pid, WaitOptions};
 

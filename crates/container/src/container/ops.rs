@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use berth_oci::runtime::LinuxResources;
+use berth_runtime_spec::LinuxResources;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::{Pid, Signal};
 
@@ -330,7 +330,7 @@ impl Container {
         let own_pidns =
             self.state.config.linux.as_ref().is_some_and(|l| {
                 l.namespaces.as_deref().unwrap_or_default().iter().any(|n| {
-                    n.typ == berth_oci::runtime::LinuxNamespaceType::Pid && n.path.is_none()
+                    n.typ == berth_runtime_spec::LinuxNamespaceType::Pid && n.path.is_none()
                 })
             });
         let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();

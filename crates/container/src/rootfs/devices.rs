@@ -7,7 +7,7 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use berth_oci::runtime::{LinuxDevice, LinuxDeviceType, Spec};
+use berth_runtime_spec::{LinuxDevice, LinuxDeviceType, Spec};
 use rustix::fs::{FileType, Mode, OFlags};
 
 use super::{fd_path, mkdir_all_in, mount_raw, open_in, rel};

@@ -34,7 +34,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_oci::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator};
+use berth_runtime_spec::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompOperator};
 
 use super::SeccompError;
 use super::arch::{self, Abi, ArchDef, Names};

@@ -3,7 +3,7 @@
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use berth_oci::runtime::{Arch, LinuxSeccompFilterFlag};
+use berth_runtime_spec::{Arch, LinuxSeccompFilterFlag};
 use serde::Serialize;
 
 use super::compile::{self, FLAG_NEW_LISTENER, FLAGS};
@@ -143,7 +143,7 @@ pub(crate) struct SeccompFeatures {
 /// What berth's seccomp supports, and which of the flags the running kernel accepts.
 pub(crate) fn features() -> SeccompFeatures {
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    // A flag is known if the config types can carry it (berth_oci::runtime parses it) and we
+    // A flag is known if the config types can carry it (berth_runtime_spec parses it) and we
     // map it.
     let known: Vec<(&str, u32)> = FLAGS
         .iter()
@@ -190,7 +190,7 @@ pub(crate) fn features() -> SeccompFeatures {
             "SCMP_CMP_MASKED_EQ",
             "SCMP_CMP_NE",
         ]),
-        // Those the config types can carry (berth_oci::runtime parses them) and berth has a
+        // Those the config types can carry (berth_runtime_spec parses them) and berth has a
         // table for.
         archs: arch::supported_names()
             .into_iter()

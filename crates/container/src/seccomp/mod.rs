@@ -21,7 +21,7 @@ mod notify;
 
 use std::path::PathBuf;
 
-use berth_oci::runtime::LinuxSeccomp;
+use berth_runtime_spec::LinuxSeccomp;
 
 pub(crate) use bpf::Instruction;
 pub(crate) use load::features;

@@ -6,7 +6,7 @@ use crate::Global;
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
 use berth_container::{ExecOptions, ForegroundOptions, SingleThreaded, wait_foreground};
-use berth_oci::runtime::Process;
+use berth_runtime_spec::Process;
 
 pub const FLAGS: &[Flag] = &[
     Flag::value(
@@ -136,7 +136,7 @@ fn process_of(a: &ExecArgs, base: Option<&Process>) -> anyhow::Result<Process> {
         for name in &a.cap {
             let c = berth_container::caps::parse(name)
                 .ok_or_else(|| anyhow::anyhow!("unknown capability {name:?}"))?;
-            let add = |set: Option<&berth_oci::runtime::Capabilities>| {
+            let add = |set: Option<&berth_runtime_spec::Capabilities>| {
                 let mut s = set.cloned().unwrap_or_default();
                 s.insert(c);
                 Some(s)

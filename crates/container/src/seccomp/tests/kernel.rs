@@ -20,7 +20,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use crate::seccomp::{self, Filter, NotifyResponse};
-use berth_oci::runtime::LinuxSeccomp;
+use berth_runtime_spec::LinuxSeccomp;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
 use rustix::process::{Pid, PidfdFlags, pidfd_open};

@@ -8,7 +8,7 @@ mod scale;
 
 use std::collections::HashMap;
 
-use berth_oci::runtime::LinuxSeccomp;
+use berth_runtime_spec::LinuxSeccomp;
 use serde_json::json;
 
 use super::arch::{Names, Table};

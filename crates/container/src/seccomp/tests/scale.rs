@@ -362,7 +362,7 @@ fn random_profiles_agree_with_an_independent_model() {
 fn every_arch_name_maps_to_a_table_or_is_refused_clearly() {
     for name in super::super::arch::supported_names() {
         // every architecture berth has a table for is one the config types can carry
-        let parsed: Result<berth_oci::runtime::Arch, _> = serde_json::from_value(json!(name));
+        let parsed: Result<berth_runtime_spec::Arch, _> = serde_json::from_value(json!(name));
         assert!(parsed.is_ok(), "{name}");
         build(
             json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": [name], "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO"}]}),
@@ -371,7 +371,7 @@ fn every_arch_name_maps_to_a_table_or_is_refused_clearly() {
     build(json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_NATIVE"]}));
     // the spec's architectures without a table (S390, M68K, SH, PARISC, …) are refused
     let supported = super::super::arch::supported_names();
-    let missing: Vec<_> = berth_oci::runtime::Arch::NAMES
+    let missing: Vec<_> = berth_runtime_spec::Arch::NAMES
         .iter()
         .filter(|n| **n != "SCMP_ARCH_NATIVE" && !supported.contains(n))
         .collect();

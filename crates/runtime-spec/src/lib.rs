@@ -1,6 +1,12 @@
-//! runtime-spec configuration types (`config.json`, runtime-spec v1.2 with the v1.3
-//! additions berth reads), owned by berth so that `berth-runtime` links no builder,
-//! getter or regex code.
+//! The OCI runtime-spec vocabulary for berth: the configuration types (`config.json`,
+//! runtime-spec v1.2 with the v1.3 additions berth reads) and the RFC 3339 timestamps of
+//! runtime state ([`timefmt`]).
+//!
+//! **Owns** the serde types a runtime reads and an image tool writes; **does not own** what
+//! a config means (validation against the host, seccomp compilation: `berth-container`) nor
+//! anything of images or registries (`berth-oci`). Its only dependencies are serde and
+//! serde_json, so that `berth-runtime`, which depends on it, compiles no builder, getter,
+//! regex or hashing code.
 //!
 //! Shape: plain `pub` fields and `Default`, one struct per spec object, JSON names
 //! exactly as the spec spells them (camelCase, `blockIO`, `hostID`, …). Optional fields are
@@ -81,6 +87,7 @@ mod linux;
 mod process;
 #[cfg(test)]
 mod tests;
+pub mod timefmt;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

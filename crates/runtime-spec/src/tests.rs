@@ -8,7 +8,7 @@ macro_rules! fixture {
     ($name:literal) => {
         (
             $name,
-            include_str!(concat!("../../../../tests/fixtures/runtime-spec/", $name)),
+            include_str!(concat!("../../../tests/fixtures/runtime-spec/", $name)),
         )
     };
 }

@@ -95,10 +95,10 @@ pub(crate) fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
     Ok(Bundle { dir, rootfs, spec })
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
 /// Parse the bytes of a `config.json` (`path` names it in errors) and validate them: what
 /// [`load_bundle`] checks of the config itself, without a bundle directory or rootfs. Never
 /// panics, whatever the bytes (the `config` fuzz target holds it to that).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn parse_config(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
     let spec: Spec = serde_json::from_slice(data).map_err(|source| SpecError::Parse {
         path: path.to_owned(),

@@ -97,13 +97,24 @@ mod tests {
         assert!(matches!(e, ThreadsError::Count { .. }), "{e}");
     }
 
-    /// The test harness runs tests on threads of its own: never single-threaded here.
+    /// With a second thread alive (parked here; the harness may have more of its own),
+    /// `check` refuses and says how many threads it counted.
     #[test]
-    fn the_multi_threaded_test_harness_is_refused() {
+    fn a_process_with_a_second_thread_is_refused() {
+        let (release, parked) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || parked.recv());
         let e = SingleThreaded::check().unwrap_err();
-        assert!(
-            matches!(e, ThreadsError::MultiThreaded { count } if count >= 2),
-            "{e}"
-        );
+        release.send(()).unwrap();
+        thread.join().unwrap().unwrap();
+        match e {
+            ThreadsError::MultiThreaded { count } => {
+                assert!(count >= 2, "{count}");
+                assert!(
+                    e.to_string().contains(&format!("has {count} threads")),
+                    "{e}"
+                );
+            }
+            other => panic!("unexpected error {other}"),
+        }
     }
 }

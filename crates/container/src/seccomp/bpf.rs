@@ -437,9 +437,9 @@ pub(crate) fn verify(program: &[Instruction]) -> Result<(), String> {
     }
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
 /// Run a verified program on `seccomp_data` (`big_endian`: the byte order of the machine the
 /// filter would run on). Returns the `SECCOMP_RET_*` value.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn run(
     program: &[Instruction],
     big_endian: bool,

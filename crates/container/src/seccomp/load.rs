@@ -117,8 +117,8 @@ pub(crate) fn kernel_accepts_flags(flags: u32) -> bool {
     matches!(result, Err(e) if e.raw_os_error() == Some(libc::EFAULT))
 }
 
-#[cfg(test)]
 /// Whether the running kernel implements a `SECCOMP_RET_*` action (`SECCOMP_GET_ACTION_AVAIL`).
+#[cfg(test)]
 pub(crate) fn action_available(action: u32) -> bool {
     let arg = std::ptr::from_ref(&action).cast::<libc::c_void>();
     // SAFETY: `arg` points to a u32 that outlives the call.

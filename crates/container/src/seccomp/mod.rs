@@ -116,48 +116,48 @@ pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Filter, SeccompError> {
 }
 
 impl Filter {
-    #[cfg(any(test, feature = "fuzzing"))]
     /// Number of BPF instructions.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn len(&self) -> usize {
         self.program.len()
     }
 
-    #[cfg(test)]
     /// Whether a rule uses `SCMP_ACT_NOTIFY` (then [`Filter::load`] returns a listener).
+    #[cfg(test)]
     pub(crate) fn uses_notify(&self) -> bool {
         self.uses_notify
     }
 
-    #[cfg(any(test, feature = "fuzzing"))]
     /// The program.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn instructions(&self) -> &[Instruction] {
         &self.program
     }
 
-    #[cfg(test)]
     /// `SECCOMP_FILTER_FLAG_*` bits passed to `seccomp(2)` (`NEW_LISTENER` included with NOTIFY).
+    #[cfg(test)]
     pub(crate) fn flags(&self) -> u32 {
         self.flags
     }
 
-    #[cfg(test)]
     /// Flags berth adds by default and drops if the kernel refuses them: `SPEC_ALLOW` when the
     /// profile has no `flags` at all (runc does the same).
+    #[cfg(test)]
     pub(crate) fn optional_flags(&self) -> u32 {
         self.optional_flags
     }
 
-    #[cfg(test)]
     /// Syscall names of the profile unknown on every architecture: skipped, as runc does.
+    #[cfg(test)]
     pub(crate) fn unknown_syscalls(&self) -> &[String] {
         &self.unknown
     }
 
-    #[cfg(test)]
     /// Run the filter without the kernel: the `SECCOMP_RET_*` value for a syscall `nr` of
     /// audit architecture `arch` (`AUDIT_ARCH_*`) with `args`. `seccomp_data` is laid out in
     /// the byte order of `arch` (big-endian unless its `__AUDIT_ARCH_LE` bit is set), as the
     /// kernel of that architecture lays it out.
+    #[cfg(test)]
     pub(crate) fn evaluate(&self, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
         let big_endian = arch & 0x4000_0000 == 0;
         // The program was verified at compile time; an error here would be a berth bug, and

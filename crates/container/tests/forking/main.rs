@@ -4,8 +4,9 @@
 //! process's only thread, takes the proof — which is itself the test that `check` accepts a
 //! single-threaded process — and runs each test in turn, reporting as libtest does.
 //!
-//! Arguments not starting with `-` filter tests by substring, as libtest's do; flags such as
-//! `--nocapture` are accepted and ignored.
+//! As libtest: arguments not starting with `-` filter tests by substring, `--skip <s>` leaves
+//! out the tests containing `<s>`, `--exact` matches whole names, `--list` lists; other flags
+//! (`--nocapture`, `--test-threads`, ...) are accepted and ignored.
 
 #![allow(
     clippy::unwrap_used,
@@ -56,14 +57,36 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let (mut exact, mut list) = (false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--skip" => skips.extend(args.next()),
+            "--exact" => exact = true,
+            "--list" => list = true,
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a),
+        }
+    }
+    let matches = |name: &str, f: &String| {
+        if exact {
+            name == f
+        } else {
+            name.contains(f.as_str())
+        }
+    };
     let chosen: Vec<&Test> = TESTS
         .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|s| name.contains(s.as_str())))
         .collect();
+    if list {
+        for (name, _) in &chosen {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
     println!("\nrunning {} tests", chosen.len());
     let mut failed = Vec::new();
     for (name, test) in chosen.iter().copied() {

@@ -53,7 +53,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// The number of a capability.
-pub fn number(cap: Capability) -> u32 {
+pub(crate) fn number(cap: Capability) -> u32 {
     // displayed as the spec spells it, `CAP_*`; the table has the bare names
     let name = cap.to_string();
     let name = name.strip_prefix("CAP_").unwrap_or(&name);
@@ -70,7 +70,7 @@ pub fn parse(name: &str) -> Option<Capability> {
 }
 
 /// The bit set of a set of capabilities.
-pub fn set_of(caps: Option<&Capabilities>) -> CapabilitySet {
+pub(crate) fn set_of(caps: Option<&Capabilities>) -> CapabilitySet {
     let mut bits = 0u64;
     for c in caps.into_iter().flatten() {
         let n = number(*c);
@@ -91,7 +91,7 @@ fn last_cap() -> u32 {
 }
 
 /// Drop from the bounding set everything the config's bounding set lacks.
-pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), Failure> {
+pub(crate) fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), Failure> {
     let keep = set_of(caps.bounding.as_ref()).bits();
     for n in 0..=last_cap() {
         if keep & (1 << n) == 0 && sys::capbset_read(n) == Some(true) {
@@ -108,7 +108,7 @@ pub fn drop_bounding(caps: &LinuxCapabilities) -> Result<(), Failure> {
 /// default capabilities as ambient without making them inheritable), so berth skips them too
 /// and [`crate::Container::create`] and [`crate::Container::exec`] report them as warnings.
 /// In capability-number order.
-pub fn unraisable_ambient(caps: &LinuxCapabilities) -> Vec<Capability> {
+pub(crate) fn unraisable_ambient(caps: &LinuxCapabilities) -> Vec<Capability> {
     let allowed = set_of(caps.permitted.as_ref()) & set_of(caps.inheritable.as_ref());
     let mut out: Vec<Capability> = caps
         .ambient
@@ -122,7 +122,7 @@ pub fn unraisable_ambient(caps: &LinuxCapabilities) -> Vec<Capability> {
 }
 
 /// The warnings for [`unraisable_ambient`], one line each.
-pub fn ambient_warnings(caps: Option<&LinuxCapabilities>) -> Vec<String> {
+pub(crate) fn ambient_warnings(caps: Option<&LinuxCapabilities>) -> Vec<String> {
     caps.map(unraisable_ambient)
         .unwrap_or_default()
         .into_iter()
@@ -137,7 +137,7 @@ pub fn ambient_warnings(caps: Option<&LinuxCapabilities>) -> Vec<String> {
 /// Set effective/permitted/inheritable, then raise the ambient set (but for the
 /// [`unraisable_ambient`] ones and those the running kernel does not know, which runc
 /// skips as well).
-pub fn apply(caps: &LinuxCapabilities) -> Result<(), Failure> {
+pub(crate) fn apply(caps: &LinuxCapabilities) -> Result<(), Failure> {
     let sets = CapabilitySets {
         effective: set_of(caps.effective.as_ref()),
         permitted: set_of(caps.permitted.as_ref()),

@@ -42,7 +42,7 @@ pub enum HookError {
 
 /// Run `hooks` one after the other, stopping at the first failure (createRuntime,
 /// prestart, createContainer and startContainer: a failure aborts).
-pub fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
+pub(crate) fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
     for h in hooks {
         run_one(kind, h, state)?;
     }
@@ -51,7 +51,7 @@ pub fn run(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookE
 
 /// Run every one of `hooks`, whatever the others do, and return the failures in order:
 /// poststart and poststop hooks, whose failures are warnings (runtime-spec), all run.
-pub fn run_all(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Vec<HookError> {
+pub(crate) fn run_all(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Vec<HookError> {
     hooks
         .iter()
         .filter_map(|h| run_one(kind, h, state).err())

@@ -38,7 +38,7 @@ pub enum HostMountError {
 /// One mount in the runtime's mount namespace.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct HostMount {
+pub(crate) struct HostMount {
     pub id: u64,
     pub mount_point: PathBuf,
 }
@@ -60,7 +60,7 @@ fn current() -> Result<Vec<MountInfo>, HostMountError> {
 /// The mounts at or under `rootfs` (component-wise: `/b/rootfs-other` is not under
 /// `/b/rootfs`) in this process's mount namespace. mountinfo shows mount points with
 /// symlinks resolved: so is `rootfs` first (a bundle under `/var/run` → `/run`).
-pub fn snapshot(rootfs: &Path) -> Result<Vec<HostMount>, HostMountError> {
+pub(crate) fn snapshot(rootfs: &Path) -> Result<Vec<HostMount>, HostMountError> {
     let resolved = std::fs::canonicalize(rootfs).unwrap_or_else(|_| rootfs.to_owned());
     Ok(at_or_under(&current()?, &resolved))
 }
@@ -74,7 +74,10 @@ fn at_or_under(mounts: &[MountInfo], rootfs: &Path) -> Vec<HostMount> {
 }
 
 /// The mounts at or under `rootfs` that are not in `before`.
-pub fn made_since(before: &[HostMount], rootfs: &Path) -> Result<Vec<HostMount>, HostMountError> {
+pub(crate) fn made_since(
+    before: &[HostMount],
+    rootfs: &Path,
+) -> Result<Vec<HostMount>, HostMountError> {
     let before: HashSet<&HostMount> = before.iter().collect();
     Ok(snapshot(rootfs)?
         .into_iter()
@@ -87,7 +90,7 @@ pub fn made_since(before: &[HostMount], rootfs: &Path) -> Result<Vec<HostMount>,
 /// path no longer leads to it without a symlink (the container shares this mount namespace
 /// and may have moved things) is left to the detach of its parent, which takes it along;
 /// any mount still there at the end is an error.
-pub fn unmount(ours: &[HostMount]) -> Result<(), HostMountError> {
+pub(crate) fn unmount(ours: &[HostMount]) -> Result<(), HostMountError> {
     if ours.is_empty() {
         return Ok(());
     }

@@ -2,7 +2,7 @@
 //! single safe path component under `--root`.
 
 /// Whether `id` is a valid container id.
-pub fn is_valid_id(id: &str) -> bool {
+pub(crate) fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id != "."
         && id != ".."

@@ -162,7 +162,9 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
     {
         namespaces::write_time_offsets(linux)?;
     }
-    match sys::fork().ctx(|| "failed to fork the container init".to_owned())? {
+    // stage 1 is the child of a fork: single-threaded whatever the runtime was
+    let proof = crate::threads::SingleThreaded::in_forked_child();
+    match sys::fork(proof).ctx(|| "failed to fork the container init".to_owned())? {
         Fork::Child => init(cfg, chan),
         Fork::Parent(pid) => {
             chan.send(&ChildMsg::InitPid { pid })

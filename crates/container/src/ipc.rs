@@ -22,11 +22,11 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 /// The largest payload of one packet: well below the default socket send buffer.
-pub const CHUNK: usize = 32 * 1024;
+pub(crate) const CHUNK: usize = 32 * 1024;
 
 /// The largest message either end sends or accepts (a state with 1 MiB of annotations is
 /// a few MiB of JSON at most); beyond it, the message is garbage or an attack.
-pub const MAX_MSG: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_MSG: usize = 64 * 1024 * 1024;
 
 /// At most this many descriptors travel with one message.
 const MAX_FDS: usize = 4;
@@ -106,7 +106,7 @@ impl Failure {
 }
 
 /// Attach "what failed" to an I/O result.
-pub trait Context<T> {
+pub(crate) trait Context<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, Failure>;
 }
 
@@ -124,13 +124,13 @@ impl<T> Context<T> for Result<T, rustix::io::Errno> {
 
 /// One end of the channel.
 #[derive(Debug)]
-pub struct Channel {
+pub(crate) struct Channel {
     fd: OwnedFd,
     peer: &'static str,
 }
 
 /// A connected pair: (runtime end, container end).
-pub fn pair() -> Result<(Channel, Channel), IpcError> {
+pub(crate) fn pair() -> Result<(Channel, Channel), IpcError> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
     let (a, b) = rustix::net::socketpair(
         AddressFamily::UNIX,
@@ -152,12 +152,12 @@ pub fn pair() -> Result<(Channel, Channel), IpcError> {
 }
 
 impl Channel {
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 
     /// Send one message with descriptors (at most 4).
-    pub fn send_with_fds<T: Serialize>(
+    pub(crate) fn send_with_fds<T: Serialize>(
         &self,
         msg: &T,
         fds: &[BorrowedFd<'_>],
@@ -169,7 +169,7 @@ impl Channel {
     }
 
     /// Send `data` as one message, in chunks, `fds` on the first.
-    pub fn send_bytes(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), IpcError> {
+    pub(crate) fn send_bytes(&self, data: &[u8], fds: &[BorrowedFd<'_>]) -> Result<(), IpcError> {
         let peer = self.peer;
         if data.len() > MAX_MSG {
             return Err(IpcError::TooLarge {
@@ -230,12 +230,12 @@ impl Channel {
         }
     }
 
-    pub fn send<T: Serialize>(&self, msg: &T) -> Result<(), IpcError> {
+    pub(crate) fn send<T: Serialize>(&self, msg: &T) -> Result<(), IpcError> {
         self.send_with_fds(msg, &[])
     }
 
     /// Receive one message and any descriptors sent with it.
-    pub fn recv_with_fds<T: DeserializeOwned>(&self) -> Result<(T, Vec<OwnedFd>), IpcError> {
+    pub(crate) fn recv_with_fds<T: DeserializeOwned>(&self) -> Result<(T, Vec<OwnedFd>), IpcError> {
         let peer = self.peer;
         let (data, fds) = self.recv_bytes()?;
         let msg =
@@ -244,7 +244,7 @@ impl Channel {
     }
 
     /// Receive one message's bytes (all its chunks) and its descriptors.
-    pub fn recv_bytes(&self) -> Result<(Vec<u8>, Vec<OwnedFd>), IpcError> {
+    pub(crate) fn recv_bytes(&self) -> Result<(Vec<u8>, Vec<OwnedFd>), IpcError> {
         let peer = self.peer;
         let mut data = Vec::new();
         let mut fds = Vec::new();
@@ -318,12 +318,12 @@ impl Channel {
         Ok((r.bytes, r.flags.contains(ReturnFlags::TRUNC)))
     }
 
-    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, IpcError> {
+    pub(crate) fn recv<T: DeserializeOwned>(&self) -> Result<T, IpcError> {
         Ok(self.recv_with_fds()?.0)
     }
 
     /// Move the descriptor to a number >= `min` (so it cannot collide with preserved fds).
-    pub fn move_above(self, min: i32) -> Result<Channel, std::io::Error> {
+    pub(crate) fn move_above(self, min: i32) -> Result<Channel, std::io::Error> {
         let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, min)?;
         Ok(Channel {
             fd,

@@ -13,7 +13,7 @@ use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 use crate::ipc::{Context, Failure};
 
 /// The clone/unshare flag of a namespace type.
-pub fn flag(t: LinuxNamespaceType) -> UnshareFlags {
+pub(crate) fn flag(t: LinuxNamespaceType) -> UnshareFlags {
     match t {
         LinuxNamespaceType::Mount => UnshareFlags::NEWNS,
         LinuxNamespaceType::Cgroup => UnshareFlags::NEWCGROUP,
@@ -27,7 +27,7 @@ pub fn flag(t: LinuxNamespaceType) -> UnshareFlags {
 }
 
 /// The name of a namespace under /proc/<pid>/ns/.
-pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+pub(crate) fn proc_name(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Mount => "mnt",
         LinuxNamespaceType::Cgroup => "cgroup",
@@ -72,7 +72,7 @@ const ALL: &[LinuxNamespaceType] = JOIN_ORDER;
 
 /// The namespace plan of a config: what to create, what to join.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Flags of the namespaces to create.
     pub new: UnshareFlags,
     /// Namespaces to join: (type, path), in join order.
@@ -89,7 +89,7 @@ impl Default for Plan {
 }
 
 impl Plan {
-    pub fn of(linux: &Linux) -> Plan {
+    pub(crate) fn of(linux: &Linux) -> Plan {
         let mut plan = Plan {
             new: UnshareFlags::empty(),
             join: Vec::new(),
@@ -107,7 +107,7 @@ impl Plan {
     }
 
     /// Joining the namespaces of a running container's init (exec).
-    pub fn join_all_of(pid: i32, types: &[LinuxNamespaceType]) -> Plan {
+    pub(crate) fn join_all_of(pid: i32, types: &[LinuxNamespaceType]) -> Plan {
         let mut plan = Plan::default();
         for t in JOIN_ORDER {
             if types.contains(t) {
@@ -120,19 +120,19 @@ impl Plan {
         plan
     }
 
-    pub fn creates(&self, t: LinuxNamespaceType) -> bool {
+    pub(crate) fn creates(&self, t: LinuxNamespaceType) -> bool {
         self.new.contains(flag(t))
     }
 
     /// The container has a namespace of type `t` other than the runtime's: a new one or
     /// one joined by path.
-    pub fn separates(&self, t: LinuxNamespaceType) -> bool {
+    pub(crate) fn separates(&self, t: LinuxNamespaceType) -> bool {
         self.creates(t) || self.join.iter().any(|(j, _)| *j == t)
     }
 
     /// Open every namespace to join, then join them (user first). A namespace the process
     /// is already in is skipped (joining one's own user namespace fails with EINVAL).
-    pub fn join(&self) -> Result<(), Failure> {
+    pub(crate) fn join(&self) -> Result<(), Failure> {
         let mut files = Vec::with_capacity(self.join.len());
         for (t, p) in &self.join {
             let f = File::open(p)
@@ -214,7 +214,7 @@ fn write_proc(path: &str, text: &str) -> std::io::Result<()> {
 
 /// How the id maps of a new user namespace get written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdMapPlan {
+pub(crate) struct IdMapPlan {
     /// Write `deny` to `/proc/<pid>/setgroups` first (an unprivileged process may write
     /// a gid_map only then).
     pub deny_setgroups: bool,
@@ -229,7 +229,12 @@ impl IdMapPlan {
     /// writes a single mapping of its own id itself (the kernel allows exactly that, with
     /// setgroups denied for the gid map) and anything else through the setuid
     /// newuidmap/newgidmap, which check /etc/subuid and /etc/subgid.
-    pub fn new(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping], euid: u32, egid: u32) -> Self {
+    pub(crate) fn new(
+        uid: &[LinuxIdMapping],
+        gid: &[LinuxIdMapping],
+        euid: u32,
+        egid: u32,
+    ) -> Self {
         let self_map = |maps: &[LinuxIdMapping], id: u32| {
             maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == id
         };
@@ -245,7 +250,7 @@ impl IdMapPlan {
 
 /// Write the uid/gid maps of the new user namespace of `pid` (runtime side), as
 /// [`IdMapPlan`] says.
-pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), Failure> {
+pub(crate) fn write_id_maps(pid: i32, linux: &Linux) -> Result<(), Failure> {
     let uid = linux.uid_mappings.as_deref().unwrap_or_default();
     let gid = linux.gid_mappings.as_deref().unwrap_or_default();
     let plan = IdMapPlan::new(
@@ -315,7 +320,7 @@ fn run_idmap_tool(tool: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), F
 
 /// Write time namespace offsets of the calling process's new time namespace (before any
 /// process enters it).
-pub fn write_time_offsets(linux: &Linux) -> Result<(), Failure> {
+pub(crate) fn write_time_offsets(linux: &Linux) -> Result<(), Failure> {
     let Some(offsets) = &linux.time_offsets else {
         return Ok(());
     };

@@ -11,15 +11,15 @@
 use std::path::{Path, PathBuf};
 
 /// Version of the state.json layout.
-pub const STATE_VERSION: u32 = 1;
+pub(crate) const STATE_VERSION: u32 = 1;
 /// The default `--root`.
 pub const DEFAULT_ROOT: &str = "/run/berth-runtime";
 
-pub fn container_dir(root: &Path, id: &str) -> PathBuf {
+pub(crate) fn container_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
 
-pub fn state_file(root: &Path, id: &str) -> PathBuf {
+pub(crate) fn state_file(root: &Path, id: &str) -> PathBuf {
     root.join(id).join("state.json")
 }
 

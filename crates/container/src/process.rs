@@ -14,7 +14,7 @@ use crate::ipc::{Context, Failure};
 
 /// What will be executed.
 #[derive(Debug)]
-pub struct ExecPlan {
+pub(crate) struct ExecPlan {
     pub path: CString,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
@@ -26,7 +26,7 @@ fn cstr(s: &str, what: &str) -> Result<CString, Failure> {
 
 /// Resolve `args[0]` like execvp with the *container's* PATH (called inside the rootfs,
 /// after pivot_root) and build argv/envp; errors here surface at `create`, as with runc.
-pub fn exec_plan(process: &Process, extra_env: &[String]) -> Result<ExecPlan, Failure> {
+pub(crate) fn exec_plan(process: &Process, extra_env: &[String]) -> Result<ExecPlan, Failure> {
     let args = process.args.as_deref().unwrap_or_default();
     let prog = args
         .first()
@@ -104,7 +104,7 @@ fn rlimit_resource(t: PosixRlimitType) -> Option<Resource> {
 }
 
 /// `process.rlimits`.
-pub fn set_rlimits(process: &Process) -> Result<(), Failure> {
+pub(crate) fn set_rlimits(process: &Process) -> Result<(), Failure> {
     for r in process.rlimits.iter().flatten() {
         let res = rlimit_resource(r.typ)
             .ok_or_else(|| Failure::new(format!("unknown rlimit {:?}", r.typ)))?;
@@ -118,7 +118,7 @@ pub fn set_rlimits(process: &Process) -> Result<(), Failure> {
 }
 
 /// `process.oomScoreAdj`.
-pub fn set_oom_score_adj(process: &Process) -> Result<(), Failure> {
+pub(crate) fn set_oom_score_adj(process: &Process) -> Result<(), Failure> {
     if let Some(adj) = &process.oom_score_adj {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -131,7 +131,7 @@ pub fn set_oom_score_adj(process: &Process) -> Result<(), Failure> {
 }
 
 /// Switch to the process's user: supplementary groups, gid, uid (setres*).
-pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<(), Failure> {
+pub(crate) fn set_user(process: &Process, setgroups_allowed: bool) -> Result<(), Failure> {
     let user = &process.user;
     if setgroups_allowed {
         let groups: Vec<rustix::process::Gid> = user
@@ -157,21 +157,21 @@ pub fn set_user(process: &Process, setgroups_allowed: bool) -> Result<(), Failur
 }
 
 /// Whether setgroups(2) is allowed in this process's user namespace.
-pub fn setgroups_allowed() -> bool {
+pub(crate) fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)
 }
 
 /// `process.user.umask` (runc's default: 0022).
-pub fn set_umask(process: &Process) {
+pub(crate) fn set_umask(process: &Process) {
     let mask = process.user.umask.unwrap_or(0o022);
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(mask & 0o777));
 }
 
 /// chdir into `process.cwd` and check the result is inside the container's root: a cwd
 /// reached through a leaked descriptor (CVE-2024-21626) would not be.
-pub fn enter_cwd(process: &Process) -> Result<(), Failure> {
+pub(crate) fn enter_cwd(process: &Process) -> Result<(), Failure> {
     let cwd = &process.cwd;
     rustix::process::chdir(cwd.as_path())
         .ctx(|| format!("failed to change directory to {}", cwd.display()))?;
@@ -198,7 +198,7 @@ fn selinux_enabled() -> bool {
 }
 
 /// Refuse (at create time, in the runtime) a profile or label the host cannot apply.
-pub fn check_lsm(process: &Process) -> Result<(), Failure> {
+pub(crate) fn check_lsm(process: &Process) -> Result<(), Failure> {
     if let Some(p) = process
         .apparmor_profile
         .as_deref()
@@ -220,7 +220,7 @@ pub fn check_lsm(process: &Process) -> Result<(), Failure> {
 }
 
 /// Arrange for the AppArmor profile / SELinux label to apply at exec.
-pub fn apply_lsm(process: &Process) -> Result<(), Failure> {
+pub(crate) fn apply_lsm(process: &Process) -> Result<(), Failure> {
     if let Some(p) = process
         .apparmor_profile
         .as_deref()

@@ -59,7 +59,7 @@ const INITIAL_UID_MAP: [u64; 3] = [0, 0, 4_294_967_295];
 
 /// Whether `uid_map` (the text of `/proc/self/uid_map`) is the initial user namespace's
 /// (`0 0 4294967295`), as moby/sys `userns.RunningInUserNS` reads it.
-pub fn is_initial_user_namespace(uid_map: &str) -> bool {
+pub(crate) fn is_initial_user_namespace(uid_map: &str) -> bool {
     let lines: Vec<&str> = uid_map.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.len() != 1 {
         return false;
@@ -115,7 +115,7 @@ pub fn default_root(
 /// runc's `rootlessEUIDCheck`: a runtime without root (effective uid not 0) needs a user
 /// namespace, id mappings when it creates one, and `uid=`/`gid=` mount options that are
 /// mapped inside it.
-pub fn validate_unprivileged(spec: &Spec) -> Result<(), RootlessError> {
+pub(crate) fn validate_unprivileged(spec: &Spec) -> Result<(), RootlessError> {
     let Some(linux) = spec.linux.as_ref() else {
         return Err(RootlessError::NoUserNamespace);
     };
@@ -171,7 +171,7 @@ pub fn validate_unprivileged(spec: &Spec) -> Result<(), RootlessError> {
 
 /// Whether `resources` asks for anything only a cgroup can give (devices aside: a rootless
 /// runtime cannot apply device rules anyway, and runc ignores them too).
-pub fn requests_limits(r: &LinuxResources) -> bool {
+pub(crate) fn requests_limits(r: &LinuxResources) -> bool {
     r.memory.is_some()
         || r.cpu.is_some()
         || r.pids.is_some()
@@ -184,7 +184,7 @@ pub fn requests_limits(r: &LinuxResources) -> bool {
 
 /// Whether a cgroup error is a lack of permission (EPERM, EACCES, EROFS), the only kind
 /// runc's rootless cgroup manager tolerates.
-pub fn is_permission_error(e: &CgroupError) -> bool {
+pub(crate) fn is_permission_error(e: &CgroupError) -> bool {
     use rustix::io::Errno;
     e.raw_os_error().is_some_and(|n| {
         [Errno::PERM, Errno::ACCESS, Errno::ROFS]
@@ -195,7 +195,7 @@ pub fn is_permission_error(e: &CgroupError) -> bool {
 
 /// Whether a cgroup error comes from applying device rules (ignored in rootless mode, as
 /// runc does: an unprivileged user cannot write `devices.deny` or attach a device program).
-pub fn is_devices_error(e: &CgroupError) -> bool {
+pub(crate) fn is_devices_error(e: &CgroupError) -> bool {
     match e {
         CgroupError::Write { path, .. } => path
             .file_name()

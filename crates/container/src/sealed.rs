@@ -53,18 +53,6 @@ fn protected(exe: &OwnedFd) -> bool {
     overlay && ro
 }
 
-/// Whether this process already runs from a protected copy.
-pub fn is_sealed() -> bool {
-    match rustix::fs::open(
-        "/proc/self/exe",
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => protected(&fd),
-        Err(_) => false,
-    }
-}
-
 /// Escape a path for an overlayfs lowerdir list.
 fn esc(p: &Path) -> String {
     p.to_string_lossy()

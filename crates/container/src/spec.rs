@@ -40,7 +40,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> SpecError {
 
 /// A loaded, validated bundle.
 #[derive(Debug, Clone)]
-pub struct Bundle {
+pub(crate) struct Bundle {
     /// Absolute bundle directory.
     pub dir: PathBuf,
     /// Absolute root filesystem path.
@@ -49,7 +49,7 @@ pub struct Bundle {
 }
 
 /// Load `<dir>/config.json` and validate it.
-pub fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
+pub(crate) fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
     let dir = std::path::absolute(dir).map_err(|source| SpecError::Read {
         path: dir.to_owned(),
         source,
@@ -98,7 +98,8 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
 /// Parse the bytes of a `config.json` (`path` names it in errors) and validate them: what
 /// [`load_bundle`] checks of the config itself, without a bundle directory or rootfs. Never
 /// panics, whatever the bytes (the `config` fuzz target holds it to that).
-pub fn parse_config(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn parse_config(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
     let spec: Spec = serde_json::from_slice(data).map_err(|source| SpecError::Parse {
         path: path.to_owned(),
         source,
@@ -108,7 +109,7 @@ pub fn parse_config(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
 }
 
 /// Namespace types the config creates or joins.
-pub fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
+pub(crate) fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
     spec.linux
         .as_ref()
         .and_then(|l| l.namespaces.as_ref())
@@ -117,7 +118,7 @@ pub fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
 }
 
 /// Check a config for what the runtime refuses (see the module docs).
-pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+pub(crate) fn validate(spec: &Spec) -> Result<(), SpecError> {
     let v = &spec.version;
     if !v.starts_with("1.") {
         return Err(invalid(

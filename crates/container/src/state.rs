@@ -89,7 +89,7 @@ pub struct State {
     pub created: String,
     /// Field 22 of /proc/<pid>/stat of the init, to detect pid reuse.
     pub init_start_time: u64,
-    pub cgroup: Option<CgroupState>,
+    pub(crate) cgroup: Option<CgroupState>,
     /// Set by `pause`, cleared by `resume`.
     #[serde(default)]
     pub paused: bool,
@@ -103,11 +103,11 @@ pub struct State {
     /// under the rootfs in the runtime's mount namespace before the init started; `None`
     /// for a container with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_mounts_before: Option<Vec<HostMount>>,
+    pub(crate) host_mounts_before: Option<Vec<HostMount>>,
     /// ... and the ones the container made there, recorded once the init is ready:
     /// unmounted by `delete`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub host_mounts: Vec<HostMount>,
+    pub(crate) host_mounts: Vec<HostMount>,
 }
 
 impl State {
@@ -155,13 +155,13 @@ impl State {
 
 /// An exclusive `flock` on a container directory, released on drop.
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     _fd: OwnedFd,
 }
 
 impl Lock {
     /// Block until the container directory is ours.
-    pub fn acquire(dir: &Path) -> Result<Lock, StateError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Lock, StateError> {
         let err = |source: std::io::Error| StateError::Lock {
             path: dir.to_owned(),
             source,
@@ -174,7 +174,7 @@ impl Lock {
 }
 
 /// Start time (jiffies since boot) and state letter of a process, from /proc/<pid>/stat.
-pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
+pub(crate) fn proc_stat(pid: i32) -> Option<(u64, char)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and parentheses: split after the last ')'
     let rest = &text[text.rfind(')')? + 2..];
@@ -186,7 +186,7 @@ pub fn proc_stat(pid: i32) -> Option<(u64, char)> {
 }
 
 /// Whether `pid` is still the process that started at `start_time`, and not a zombie.
-pub fn process_alive(pid: i32, start_time: u64) -> bool {
+pub(crate) fn process_alive(pid: i32, start_time: u64) -> bool {
     if pid <= 0 {
         return false;
     }

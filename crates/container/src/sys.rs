@@ -4,20 +4,23 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use crate::threads::SingleThreaded;
+
 /// Result of [`fork`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fork {
+pub(crate) enum Fork {
     Child,
     Parent(i32),
 }
 
-/// `fork(2)`. Callers are single-threaded (the runtime never starts threads), so the child
+/// `fork(2)`. The caller proves it is single-threaded ([`SingleThreaded`]), so the child
 /// may run ordinary code; it must end with [`std::process::exit`] and never return into
 /// the parent's stack frames (their destructors would close the parent's descriptors).
 #[expect(unsafe_code, reason = "fork has no safe wrapper")]
-pub fn fork() -> io::Result<Fork> {
-    // SAFETY: the process is single-threaded, so no lock can be held by another thread in
-    // the child; the child does not unwind into the caller (see the doc comment).
+pub(crate) fn fork(_proof: SingleThreaded) -> io::Result<Fork> {
+    // SAFETY: the process is single-threaded (the proof, taken on this thread, which cannot
+    // have started threads since: see `container::spawn_stage1`), so no lock can be held by
+    // another thread in the child; the child does not unwind into the caller (see above).
     let pid = unsafe { libc::fork() };
     match pid {
         -1 => Err(io::Error::last_os_error()),
@@ -31,7 +34,7 @@ pub fn fork() -> io::Result<Fork> {
     unsafe_code,
     reason = "rustix marks unshare unsafe because of CLONE_FILES"
 )]
-pub fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
+pub(crate) fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
     use rustix::thread::UnshareFlags as F;
     let ns_only = F::NEWNS
         | F::NEWCGROUP
@@ -64,17 +67,17 @@ fn prctl5(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> io::Result<()>
 /// `environ`, `exe` and `root` and ptrace need CAP_SYS_PTRACE in the initial user namespace
 /// (its mm's), which no container process has; `execve` sets dumpability anew for the
 /// program it runs.
-pub fn set_dumpable(on: bool) -> io::Result<()> {
+pub(crate) fn set_dumpable(on: bool) -> io::Result<()> {
     prctl5(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0)
 }
 
 /// PR_CAPBSET_DROP.
-pub fn capbset_drop(cap: u32) -> io::Result<()> {
+pub(crate) fn capbset_drop(cap: u32) -> io::Result<()> {
     prctl5(libc::PR_CAPBSET_DROP, cap.into(), 0)
 }
 
 /// PR_CAPBSET_READ: whether `cap` is in the bounding set (`None` if the kernel does not know it).
-pub fn capbset_read(cap: u32) -> Option<bool> {
+pub(crate) fn capbset_read(cap: u32) -> Option<bool> {
     #[expect(unsafe_code, reason = "variadic prctl with integer arguments only")]
     // SAFETY: integer arguments only.
     let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
@@ -82,7 +85,7 @@ pub fn capbset_read(cap: u32) -> Option<bool> {
 }
 
 /// PR_CAP_AMBIENT_RAISE.
-pub fn ambient_raise(cap: u32) -> io::Result<()> {
+pub(crate) fn ambient_raise(cap: u32) -> io::Result<()> {
     #[expect(unsafe_code, reason = "variadic prctl with integer arguments only")]
     // SAFETY: integer arguments only.
     let r = unsafe {
@@ -102,7 +105,7 @@ pub fn ambient_raise(cap: u32) -> io::Result<()> {
 }
 
 /// Join a new session keyring named `name` (KEYCTL_JOIN_SESSION_KEYRING).
-pub fn join_session_keyring(name: &str) -> io::Result<()> {
+pub(crate) fn join_session_keyring(name: &str) -> io::Result<()> {
     let name = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     #[expect(unsafe_code, reason = "keyctl has no wrapper")]
@@ -119,7 +122,7 @@ pub fn join_session_keyring(name: &str) -> io::Result<()> {
 /// (Linux 5.11), or, where that is refused (an older kernel, or an outer seccomp profile
 /// without close_range), `F_SETFD` on each descriptor listed in /proc/self/fd, as runc's
 /// fallback. Descriptors stay valid until exec, so no owned descriptor is invalidated.
-pub fn cloexec_from(first: u32) -> io::Result<()> {
+pub(crate) fn cloexec_from(first: u32) -> io::Result<()> {
     match cloexec_range(first) {
         Err(e)
             if matches!(
@@ -181,7 +184,7 @@ fn cloexec_range(first: u32) -> io::Result<()> {
 
 /// Close every descriptor >= 3 except those in `keep`. Only for a freshly forked child that
 /// owns none of the descriptors it closes (it never drops the parent's objects).
-pub fn close_fds_except(keep: &[i32]) -> io::Result<()> {
+pub(crate) fn close_fds_except(keep: &[i32]) -> io::Result<()> {
     let mut keep: Vec<u32> = keep
         .iter()
         .filter(|&&f| f >= 3)
@@ -207,7 +210,7 @@ pub fn close_fds_except(keep: &[i32]) -> io::Result<()> {
 
 /// Take ownership of a raw descriptor number the process inherited (`--preserve-fds`, LISTEN_FDS).
 /// Returns `None` when it is not open.
-pub fn inherited_fd(fd: i32) -> Option<OwnedFd> {
+pub(crate) fn inherited_fd(fd: i32) -> Option<OwnedFd> {
     // fcntl(F_GETFD) succeeds iff the descriptor is open.
     #[expect(unsafe_code, reason = "probing a raw descriptor number")]
     // SAFETY: F_GETFD only queries the descriptor.
@@ -222,7 +225,7 @@ pub fn inherited_fd(fd: i32) -> Option<OwnedFd> {
 }
 
 /// Unblock all signals and reset every handled/ignored signal to its default.
-pub fn reset_signals() {
+pub(crate) fn reset_signals() {
     #[expect(unsafe_code, reason = "sigprocmask and signal have no safe wrappers")]
     // SAFETY: an empty set is a valid argument; resetting dispositions to SIG_DFL is valid
     // for every catchable signal.
@@ -239,7 +242,7 @@ pub fn reset_signals() {
 }
 
 /// Block every signal but SIGKILL/SIGSTOP and return a signalfd receiving them.
-pub fn block_signals_to_fd() -> io::Result<OwnedFd> {
+pub(crate) fn block_signals_to_fd() -> io::Result<OwnedFd> {
     #[expect(unsafe_code, reason = "sigprocmask and signalfd have no safe wrappers")]
     // SAFETY: the set is initialised by sigfillset; signalfd(-1, ..) returns a new fd we own.
     unsafe {
@@ -258,7 +261,7 @@ pub fn block_signals_to_fd() -> io::Result<OwnedFd> {
 
 /// kill(2) with any signal number, realtime ones included (rustix's `Signal` names only
 /// the standard ones).
-pub fn kill_raw(pid: i32, sig: i32) -> io::Result<()> {
+pub(crate) fn kill_raw(pid: i32, sig: i32) -> io::Result<()> {
     #[expect(unsafe_code, reason = "kill(2) with a raw signal number")]
     // SAFETY: kill(2) takes two integers and has no memory-safety preconditions.
     let r = unsafe { libc::kill(pid, sig) };
@@ -270,7 +273,7 @@ pub fn kill_raw(pid: i32, sig: i32) -> io::Result<()> {
 }
 
 /// Read one signal number from a signalfd.
-pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<i32> {
+pub(crate) fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<i32> {
     let mut buf = [0u8; 128];
     let n = rustix::io::read(fd, &mut buf)?;
     if n < 4 {
@@ -280,7 +283,7 @@ pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<i32> {
 }
 
 /// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`; returns only on failure.
-pub fn fexecve(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
+pub(crate) fn fexecve(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Error {
     let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
     a.push(std::ptr::null());
     let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
@@ -302,7 +305,7 @@ pub fn fexecve(fd: BorrowedFd<'_>, argv: &[CString], envp: &[CString]) -> io::Er
 }
 
 /// `execve(path, argv, envp)`; returns only on failure.
-pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+pub(crate) fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
     let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
     a.push(std::ptr::null());
     let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
@@ -318,7 +321,7 @@ pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
 /// `ioctl(fd, NS_GET_NSTYPE)` (Linux 4.11): the `CLONE_NEW*` flag of the namespace an nsfs
 /// descriptor refers to — also when it was opened through a bind mount (`/run/netns/<name>`),
 /// whose `/proc/self/fd` link is the mount's path, not `net:[…]`.
-pub fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
+pub(crate) fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
     /// `_IO(0xb7, 0x3)` from <linux/nsfs.h>.
     const NS_GET_NSTYPE: u32 = 0xb703;
     #[expect(unsafe_code, reason = "ioctl with no argument through libc")]

@@ -14,7 +14,7 @@ use rustix::pty::OpenptFlags;
 use crate::ipc::{Context, Failure};
 
 /// Open a pty, make its slave our controlling terminal and stdio; returns the master.
-pub fn setup_pty(process: &Process) -> Result<OwnedFd, Failure> {
+pub(crate) fn setup_pty(process: &Process) -> Result<OwnedFd, Failure> {
     let master =
         rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
             .ctx(|| "failed to open /dev/ptmx".to_owned())?;
@@ -42,7 +42,7 @@ pub fn setup_pty(process: &Process) -> Result<OwnedFd, Failure> {
 }
 
 /// Send the pty master to the console socket, as runc does (the payload is the pty's name).
-pub fn send_to_console_socket(path: &Path, master: BorrowedFd<'_>) -> std::io::Result<()> {
+pub(crate) fn send_to_console_socket(path: &Path, master: BorrowedFd<'_>) -> std::io::Result<()> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let sock = UnixStream::connect(path)?;
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];

@@ -36,6 +36,13 @@ pub struct Global {
     pub log: log::Logger,
 }
 
+/// create, run and exec fork and run the container's first process in the child: only
+/// sound in a single-threaded process. berth-runtime starts no threads; this proves it.
+fn single_threaded() -> anyhow::Result<berth_container::SingleThreaded> {
+    berth_container::SingleThreaded::check()
+        .context("berth-runtime cannot fork the container process")
+}
+
 fn needs_sealed_exe(cmd: &Command) -> bool {
     matches!(cmd, Command::Create(_) | Command::Run(_) | Command::Exec(_))
 }
@@ -174,14 +181,14 @@ fn main() -> ExitCode {
         log: logger,
     };
     let result = match command {
-        Command::Create(a) => commands::create::run(&g, *a),
+        Command::Create(a) => single_threaded().and_then(|p| commands::create::run(&g, *a, p)),
         Command::Start(a) => commands::start::run(&g, a),
-        Command::Run(a) => commands::run::run(&g, *a),
+        Command::Run(a) => single_threaded().and_then(|p| commands::run::run(&g, *a, p)),
         Command::State(a) => commands::state::run(&g, a),
         Command::Kill(a) => commands::kill::run(&g, a),
         Command::Delete(a) => commands::delete::run(&g, a),
         Command::List(a) => commands::list::run(&g, a),
-        Command::Exec(a) => commands::exec::run(&g, *a),
+        Command::Exec(a) => single_threaded().and_then(|p| commands::exec::run(&g, *a, p)),
         Command::Ps(a) => commands::ps::run(&g, a),
         Command::Pause(a) => commands::pause::run(&g, a, true),
         Command::Resume(a) => commands::pause::run(&g, a, false),

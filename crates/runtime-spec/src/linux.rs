@@ -314,7 +314,7 @@ pub struct LinuxCpu {
 }
 
 /// `linux.resources.pids`. The spec requires `limit`; a missing one reads as 0 here, and
-/// the runtime tells the two apart on the raw JSON (`berth_container::cgroups::update`).
+/// the runtime tells the two apart on the raw JSON (`berth_cgroups::update`).
 /// 0 and negative values are limits the runtime interprets (see docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinuxPids {

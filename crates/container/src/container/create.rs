@@ -9,7 +9,7 @@ use berth_runtime_spec::LinuxNamespaceType;
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::process::{Pid, WaitOptions};
 
-use super::{Container, ContainerError, io_err};
+use super::{Container, ContainerError, INIT, io_err, unexpected};
 use crate::cgroups::{self, CgroupManager, CgroupSpec};
 use crate::hostmounts::{self, HostMount};
 use crate::init::{ChildConfig, ChildMsg, ParentMsg};
@@ -18,6 +18,7 @@ use crate::namespaces::{self, Plan};
 use crate::rootfs::RootfsPlan;
 use crate::state::{Lock, State, Status};
 use crate::sys::{self};
+use crate::threads::SingleThreaded;
 use crate::{hooks, paths, process, rootless, seccomp, spec, tty};
 use berth_runtime_spec::timefmt;
 
@@ -95,8 +96,11 @@ impl Drop for Teardown {
 
 impl Container {
     /// Create the container: returns it (status `created`) and, with `keep_pty`, the
-    /// terminal's master.
-    pub fn create(opts: &CreateOptions) -> Result<(Container, Option<OwnedFd>), ContainerError> {
+    /// terminal's master. Forks: `proof` says this process is single-threaded.
+    pub fn create(
+        opts: &CreateOptions,
+        proof: SingleThreaded,
+    ) -> Result<(Container, Option<OwnedFd>), ContainerError> {
         let id = opts.id.as_str();
         if !crate::id::is_valid_id(id) {
             return Err(ContainerError::InvalidId { id: id.to_owned() });
@@ -112,38 +116,30 @@ impl Container {
         })?;
         let spec = &bundle.spec;
         let Some(process) = spec.process.as_ref() else {
-            return Err(ContainerError::Config {
-                what: "config.json has no process".to_owned(),
-            });
+            return Err(ContainerError::MissingConfig { section: "process" });
         };
         let Some(linux) = spec.linux.as_ref() else {
-            return Err(ContainerError::Config {
-                what: "config.json has no linux section".to_owned(),
+            return Err(ContainerError::MissingConfig {
+                section: "linux section",
             });
         };
         let terminal = process.terminal.unwrap_or(false);
         if terminal && opts.console_socket.is_none() && !opts.keep_pty {
-            return Err(ContainerError::Config {
-                what: "cannot allocate tty if berth-runtime will detach without setting console socket".to_owned(),
-            });
+            return Err(ContainerError::TerminalWithoutConsoleSocket);
         }
         if terminal && opts.console_socket.is_none() && opts.keep_pty {
             // as runc: fail now rather than run a terminal nobody can see or type into
             // (a shell there waits forever)
-            super::wait::host_console().map_err(io_err(
-                "cannot allocate a terminal for the container in the foreground: none of \
-                 stdin, stdout and stderr is a terminal and there is no controlling terminal \
-                 (/dev/tty); hint: run it from a terminal, or pass --detach with \
-                 --console-socket, or set process.terminal to false",
-            ))?;
+            super::wait::host_console().map_err(|source| ContainerError::NoHostTerminal {
+                what: "the container",
+                alternative: "set process.terminal to false",
+                source,
+            })?;
         }
         if !terminal && opts.console_socket.is_some() {
-            return Err(ContainerError::Config {
-                what: "cannot use console socket if berth-runtime will not detach or allocate tty"
-                    .to_owned(),
-            });
+            return Err(ContainerError::ConsoleSocketWithoutTerminal);
         }
-        process::check_lsm(process)?;
+        process::check_lsm(process).map_err(|f| ContainerError::Lsm { message: f.what })?;
         let mut warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
         if !rustix::process::geteuid().is_root() {
             rootless::validate_unprivileged(spec)?;
@@ -171,24 +167,25 @@ impl Container {
             .recursive(true)
             .mode(0o700)
             .create(&opts.root)
-            .map_err(|e| {
-                let hint = not_writable_hint(&e, &opts.root);
-                io_err(format!(
-                    "failed to create the state root {}{hint}",
-                    opts.root.display()
-                ))(e)
+            .map_err(|source| ContainerError::StateDir {
+                what: "the state root",
+                path: opts.root.clone(),
+                hint: not_writable_hint(&source, &opts.root),
+                source,
             })?;
         let dir = paths::container_dir(&opts.root, id);
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(ContainerError::Exists { id: id.to_owned() });
+                return Err(ContainerError::AlreadyExists { id: id.to_owned() });
             }
-            Err(e) => {
-                let hint = not_writable_hint(&e, &opts.root);
-                return Err(io_err(format!("failed to create {}{hint}", dir.display()))(
-                    e,
-                ));
+            Err(source) => {
+                return Err(ContainerError::StateDir {
+                    what: "the container directory",
+                    hint: not_writable_hint(&source, &opts.root),
+                    path: dir,
+                    source,
+                });
             }
         }
         let mut teardown = Teardown {
@@ -253,12 +250,9 @@ impl Container {
             match sys::inherited_fd(fd) {
                 Some(owned) => std::mem::forget(owned),
                 None => {
-                    return Err(ContainerError::Config {
-                        what: format!(
-                            "unable to stat preserved-fd {} (of {}): not open",
-                            fd - 3,
-                            keep_fds - 3
-                        ),
+                    return Err(ContainerError::PreservedFdNotOpen {
+                        index: fd - 3,
+                        count: keep_fds - 3,
                     });
                 }
             }
@@ -297,7 +291,7 @@ impl Container {
             no_new_keyring: opts.no_new_keyring,
             seccomp: filter.as_ref(),
         };
-        let (parent, stage1) = super::spawn_stage1(&cfg, keep_fds)?;
+        let (parent, stage1) = super::spawn_stage1(&cfg, keep_fds, proof)?;
 
         let res = sync_create(
             &parent,
@@ -374,7 +368,10 @@ fn sync_create(
     expect(chan, |m| matches!(m, ChildMsg::Stage1))?;
     let ns = Plan::of(linux);
     if ns.creates(LinuxNamespaceType::User) {
-        namespaces::write_id_maps(stage1, linux)?;
+        namespaces::write_id_maps(stage1, linux).map_err(|f| ContainerError::IdMappings {
+            source: f.os_error(),
+            message: f.what,
+        })?;
     }
     // runc's rootless cgroup manager: without permission and without an explicit
     // cgroupsPath the container runs without a cgroup of its own, unless it asks for
@@ -451,26 +448,25 @@ fn sync_create(
                 chan.send(&ParentMsg::HooksDone)?;
             }
             ChildMsg::Pty => {
-                let master = fds.pop().ok_or_else(|| ContainerError::Config {
-                    what: "the container init sent no terminal".to_owned(),
+                let master = fds.pop().ok_or_else(|| ContainerError::ChildProtocol {
+                    process: INIT,
+                    problem: "sent no terminal".to_owned(),
                 })?;
                 match &opts.console_socket {
-                    Some(sock) => tty::send_to_console_socket(sock, master.as_fd()).map_err(
-                        io_err(format!(
-                            "failed to send the terminal to console socket {}",
-                            sock.display()
-                        )),
-                    )?,
+                    Some(sock) => {
+                        tty::send_to_console_socket(sock, master.as_fd()).map_err(|source| {
+                            ContainerError::ConsoleSocket {
+                                path: sock.clone(),
+                                source,
+                            }
+                        })?
+                    }
                     None => pty = Some(master),
                 }
             }
             ChildMsg::Ready => return Ok((pid, pty, in_cgroup)),
             ChildMsg::Failed(f) => return Err(f.into()),
-            other => {
-                return Err(ContainerError::Config {
-                    what: format!("unexpected message from the container init: {other:?}"),
-                });
-            }
+            other => return Err(unexpected(INIT, &other)),
         }
     }
 }
@@ -479,8 +475,9 @@ fn recv(chan: &Channel) -> Result<(ChildMsg, Vec<OwnedFd>), ContainerError> {
     match chan.recv_with_fds::<ChildMsg>() {
         Ok((ChildMsg::Failed(f), _)) => Err(f.into()),
         Ok(m) => Ok(m),
-        Err(ipc::IpcError::Closed { .. }) => Err(ContainerError::Config {
-            what: "the container init exited during setup".to_owned(),
+        Err(ipc::IpcError::Closed { .. }) => Err(ContainerError::ChildProtocol {
+            process: INIT,
+            problem: "exited during setup".to_owned(),
         }),
         Err(e) => Err(e.into()),
     }
@@ -494,9 +491,7 @@ fn expect(
     if ok(&m) {
         Ok((m, fds))
     } else {
-        Err(ContainerError::Config {
-            what: format!("unexpected message from the container init: {m:?}"),
-        })
+        Err(unexpected(INIT, &m))
     }
 }
 
@@ -509,7 +504,7 @@ fn make_fifo(
     min_fd: i32,
 ) -> Result<OwnedFd, ContainerError> {
     let path = paths::exec_fifo(root, id);
-    let what = || format!("failed to create the exec fifo {}", path.display());
+    let err = |e: rustix::io::Errno| io_err("create the exec fifo", &path)(e.into());
     rustix::fs::mknodat(
         rustix::fs::CWD,
         &path,
@@ -517,8 +512,8 @@ fn make_fifo(
         Mode::from_raw_mode(0o622),
         0,
     )
-    .map_err(|e| io_err(what())(e.into()))?;
-    rustix::fs::chmod(&path, Mode::from_raw_mode(0o622)).map_err(|e| io_err(what())(e.into()))?;
+    .map_err(err)?;
+    rustix::fs::chmod(&path, Mode::from_raw_mode(0o622)).map_err(err)?;
     let host_root = |maps: &Option<Vec<berth_runtime_spec::LinuxIdMapping>>| {
         maps.as_deref()
             .unwrap_or_default()
@@ -536,9 +531,8 @@ fn make_fifo(
             Some(rustix::fs::Gid::from_raw(g)),
         );
     }
-    let fd = rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| io_err(what())(e.into()))?;
-    rustix::io::fcntl_dupfd_cloexec(&fd, min_fd.max(10)).map_err(|e| io_err(what())(e.into()))
+    let fd = rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(err)?;
+    rustix::io::fcntl_dupfd_cloexec(&fd, min_fd.max(10)).map_err(err)
 }
 
 /// A hint for a non-root user who cannot write the state root.
@@ -560,12 +554,8 @@ fn not_writable_hint(e: &std::io::Error, root: &Path) -> String {
 /// without a newline.
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), ContainerError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    berth_fsutil::atomic_replace(&path, pid.to_string().as_bytes()).map_err(|e| {
-        ContainerError::Io {
-            what: format!("failed to write pid file {}", path.display()),
-            source: std::io::Error::other(e),
-        }
-    })
+    berth_fsutil::atomic_replace(&path, pid.to_string().as_bytes())
+        .map_err(|source| ContainerError::PidFile { path, source })
 }
 
 use std::os::unix::fs::DirBuilderExt;

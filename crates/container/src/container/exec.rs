@@ -9,11 +9,12 @@ use berth_runtime_spec::Process;
 use rustix::fs::{Mode, OFlags};
 use rustix::process::{Pid, WaitOptions};
 
-use super::{Container, ContainerError, io_err};
+use super::{Container, ContainerError, EXEC, io_err, unexpected};
 use crate::init::{ChildConfig, ChildMsg, ParentMsg};
 use crate::namespaces::Plan;
 use crate::state::Status;
 use crate::sys::{self};
+use crate::threads::SingleThreaded;
 use crate::{process, seccomp, spec, tty};
 
 /// Options of `exec`.
@@ -41,7 +42,12 @@ pub struct ExecProcess {
 
 impl Container {
     /// Start `opts.process` inside the container; returns once it is about to execute.
-    pub fn exec(&self, opts: &ExecOptions) -> Result<ExecProcess, ContainerError> {
+    /// Forks: `proof` says this process is single-threaded.
+    pub fn exec(
+        &self,
+        opts: &ExecOptions,
+        proof: SingleThreaded,
+    ) -> Result<ExecProcess, ContainerError> {
         let status = self.status();
         match status {
             Status::Running | Status::Created => {}
@@ -52,26 +58,21 @@ impl Container {
         let cfg_spec = &self.state.config;
         let process = &opts.process;
         if process.args.as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(ContainerError::Config {
-                what: "exec: process args must not be empty".to_owned(),
-            });
+            return Err(ContainerError::EmptyArgs);
         }
         let terminal = process.terminal.unwrap_or(false);
         if terminal && opts.console_socket.is_none() && !opts.keep_pty {
-            return Err(ContainerError::Config {
-                what: "cannot allocate tty if berth-runtime will detach without setting console socket".to_owned(),
-            });
+            return Err(ContainerError::TerminalWithoutConsoleSocket);
         }
         if terminal && opts.console_socket.is_none() && opts.keep_pty {
             // as runc: fail now rather than run a terminal nobody can see or type into
-            super::wait::host_console().map_err(super::io_err(
-                "cannot allocate a terminal for the process in the foreground: none of \
-                 stdin, stdout and stderr is a terminal and there is no controlling terminal \
-                 (/dev/tty); hint: run it from a terminal, or pass --detach with \
-                 --console-socket, or drop --tty",
-            ))?;
+            super::wait::host_console().map_err(|source| ContainerError::NoHostTerminal {
+                what: "the process",
+                alternative: "drop --tty",
+                source,
+            })?;
         }
-        process::check_lsm(process)?;
+        process::check_lsm(process).map_err(|f| ContainerError::Lsm { message: f.what })?;
         let warnings = crate::caps::ambient_warnings(process.capabilities.as_ref());
         let linux = cfg_spec.linux.as_ref();
         let filter = match linux.and_then(|l| l.seccomp.as_ref()) {
@@ -90,12 +91,9 @@ impl Container {
             match sys::inherited_fd(fd) {
                 Some(owned) => std::mem::forget(owned),
                 None => {
-                    return Err(ContainerError::Config {
-                        what: format!(
-                            "unable to stat preserved-fd {} (of {}): not open",
-                            fd - 3,
-                            keep_fds - 3
-                        ),
+                    return Err(ContainerError::PreservedFdNotOpen {
+                        index: fd - 3,
+                        count: keep_fds - 3,
                     });
                 }
             }
@@ -106,9 +104,9 @@ impl Container {
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| io_err(format!("failed to open {root_path}"))(e.into()))?;
+        .map_err(|e| io_err("open", &root_path)(e.into()))?;
         let root = rustix::io::fcntl_dupfd_cloexec(&root, keep_fds.max(10))
-            .map_err(|e| io_err("failed to move a descriptor")(e.into()))?;
+            .map_err(|e| io_err("move above the kept descriptors", &root_path)(e.into()))?;
         // the exec'd process must see the container's root even when the init's process
         // state moved on: refuse a container whose init is gone
         if !crate::state::process_alive(self.state.pid, self.state.init_start_time) {
@@ -128,18 +126,14 @@ impl Container {
             no_new_keyring: true,
             seccomp: filter.as_ref(),
         };
-        let (parent, stage1) = super::spawn_stage1(&cfg, keep_fds)?;
+        let (parent, stage1) = super::spawn_stage1(&cfg, keep_fds, proof)?;
         let stage1_pid = Pid::from_raw(stage1);
         let result = (|| -> Result<ExecProcess, ContainerError> {
             let (m, _) = parent.recv_with_fds::<ChildMsg>()?;
             match m {
                 ChildMsg::Stage1 => {}
                 ChildMsg::Failed(f) => return Err(f.into()),
-                other => {
-                    return Err(ContainerError::Config {
-                        what: format!("unexpected message from the exec process: {other:?}"),
-                    });
-                }
+                other => return Err(unexpected(EXEC, &other)),
             }
             if let Some(cg) = self.cgroup()? {
                 match cg.apply(stage1) {
@@ -157,11 +151,7 @@ impl Container {
             let pid = match parent.recv_with_fds::<ChildMsg>()?.0 {
                 ChildMsg::InitPid { pid } => pid,
                 ChildMsg::Failed(f) => return Err(f.into()),
-                other => {
-                    return Err(ContainerError::Config {
-                        what: format!("unexpected message from the exec process: {other:?}"),
-                    });
-                }
+                other => return Err(unexpected(EXEC, &other)),
             };
             if let Some(p) = stage1_pid {
                 let _ = rustix::process::waitpid(Some(p), WaitOptions::empty());
@@ -191,10 +181,10 @@ impl Container {
                             Some(sock) => {
                                 if let Err(e) = tty::send_to_console_socket(sock, master.as_fd()) {
                                     kill_it();
-                                    return Err(io_err(format!(
-                                        "failed to send the terminal to console socket {}",
-                                        sock.display()
-                                    ))(e));
+                                    return Err(ContainerError::ConsoleSocket {
+                                        path: sock.clone(),
+                                        source: e,
+                                    });
                                 }
                             }
                             None => pty = Some(master),
@@ -207,9 +197,7 @@ impl Container {
                     }
                     other => {
                         kill_it();
-                        return Err(ContainerError::Config {
-                            what: format!("unexpected message from the exec process: {other:?}"),
-                        });
+                        return Err(unexpected(EXEC, &other));
                     }
                 }
             }
@@ -228,7 +216,7 @@ impl Container {
     }
 
     fn wrong_status(&self, op: &'static str, status: Status) -> ContainerError {
-        ContainerError::WrongStatus {
+        ContainerError::InvalidState {
             id: self.state.id.clone(),
             op,
             status,

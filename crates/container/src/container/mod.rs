@@ -14,41 +14,150 @@ use crate::ipc::{Failure, IpcError};
 use crate::seccomp::SeccompError;
 use crate::spec::SpecError;
 use crate::state::{State, StateError, Status};
+use crate::threads::{SingleThreaded, ThreadsError};
 
 pub use create::CreateOptions;
 pub use exec::{ExecOptions, ExecProcess};
 pub use ops::{remove_leftover, remove_unreadable};
 pub use wait::{ForegroundOptions, catch_signals, host_console, wait_foreground};
 
-/// What failed, on which container.
+/// What failed, on which container. [`ContainerError::kind`] classifies it.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     #[error("invalid container id format: {id:?}")]
     InvalidId { id: String },
     #[error("container with id {id} already exists")]
-    Exists { id: String },
+    AlreadyExists { id: String },
     #[error("container {id} does not exist")]
     NotFound { id: String },
+    /// The operation needs another status (e.g. `start` of a running container).
     #[error("cannot {op} container {id}: it is {status}")]
-    WrongStatus {
+    InvalidState {
         id: String,
         op: &'static str,
         status: Status,
     },
+    /// `delete` without force of a container that is still running or paused.
+    #[error("cannot delete container {id} that is not stopped: {status}")]
+    NotStopped { id: String, status: Status },
+    /// `start` found the init gone before it read the exec fifo.
+    #[error("container {id} init exited before start")]
+    ExitedBeforeStart { id: String },
+    /// `delete` killed the init and it is still alive after the deadline.
+    #[error("container {id} init (pid {pid}) did not exit after SIGKILL")]
+    InitSurvivedKill { id: String, pid: i32 },
+    /// pause, resume, update and stats of a (rootless) container that runs without one.
+    #[error("container {id} has no cgroup")]
+    NoCgroup { id: String },
     #[error("failed to load bundle {bundle}")]
     Bundle {
         bundle: PathBuf,
         #[source]
         source: SpecError,
     },
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("{what}")]
-    Io {
-        what: String,
+    /// A section `create` needs is absent from `config.json`.
+    #[error("config.json has no {section}")]
+    MissingConfig { section: &'static str },
+    /// `exec` of a process without arguments.
+    #[error("exec: process args must not be empty")]
+    EmptyArgs,
+    #[error("cannot allocate tty if berth-runtime will detach without setting console socket")]
+    TerminalWithoutConsoleSocket,
+    #[error("cannot use console socket if berth-runtime will not detach or allocate tty")]
+    ConsoleSocketWithoutTerminal,
+    /// A foreground terminal was asked for, and this process has none to connect it to.
+    #[error(
+        "cannot allocate a terminal for {what} in the foreground: none of stdin, stdout and \
+         stderr is a terminal and there is no controlling terminal (/dev/tty); hint: run it \
+         from a terminal, or pass --detach with --console-socket, or {alternative}"
+    )]
+    NoHostTerminal {
+        /// "the container" or "the process".
+        what: &'static str,
+        alternative: &'static str,
         #[source]
         source: std::io::Error,
     },
+    /// `--preserve-fds` (or LISTEN_FDS) names a descriptor this process does not have.
+    #[error("unable to stat preserved-fd {index} (of {count}): not open")]
+    PreservedFdNotOpen { index: i32, count: i32 },
+    #[error("invalid signal {signal}")]
+    InvalidSignal { signal: i32 },
+    /// An AppArmor profile or SELinux label this host cannot apply.
+    #[error("{message}")]
+    Lsm { message: String },
+    /// `--root` or the container's directory in it cannot be made.
+    #[error("failed to create {what} {path}{hint}")]
+    StateDir {
+        /// "the state root" or "the container directory".
+        what: &'static str,
+        path: PathBuf,
+        /// For a user who cannot write `--root`: what to pass instead (else empty).
+        hint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file operation of the runtime on `path` (the exec fifo, the state directory, ...).
+    #[error("failed to {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to write pid file {path}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: berth_fsutil::FsError,
+    },
+    #[error("failed to send the terminal to console socket {path}")]
+    ConsoleSocket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to send signal {signal} to container {id}")]
+    Signal {
+        id: String,
+        signal: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Starting the container's first process: the sync socket, the fork.
+    #[error("failed to {step}")]
+    Spawn {
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The calling process cannot prove it is single-threaded, so it must not fork.
+    #[error(transparent)]
+    Threads(#[from] ThreadsError),
+    /// Writing the user namespace's id mappings of the container's first process.
+    #[error("{message}")]
+    IdMappings {
+        message: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// The container process (stage 1, init or exec) reported a failure during setup; the
+    /// errno, when a system call failed, is the source.
+    #[error("{message}")]
+    ChildFailed {
+        message: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// The container process broke the setup protocol (exited, or sent the wrong message).
+    #[error("the {process} {problem}")]
+    ChildProtocol {
+        /// "container init" or "exec process".
+        process: &'static str,
+        problem: String,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("cgroup of container {id}")]
     Cgroup {
         id: String,
@@ -61,18 +170,10 @@ pub enum ContainerError {
         #[source]
         source: SeccompError,
     },
-    #[error("{what}")]
-    Init {
-        what: String,
-        #[source]
-        source: Option<std::io::Error>,
-    },
     #[error(transparent)]
     Ipc(#[from] IpcError),
     #[error(transparent)]
     Hook(#[from] HookError),
-    #[error("{what}")]
-    Config { what: String },
     #[error("mounts of container {id} in the runtime's mount namespace")]
     HostMounts {
         id: String,
@@ -84,6 +185,77 @@ pub enum ContainerError {
     Rootless(Box<crate::rootless::RootlessError>),
 }
 
+/// The class of a [`ContainerError`], for a caller that decides on it (an exit code, a
+/// message, a retry) rather than on the variant, as containerd's `errdefs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No such container.
+    NotFound,
+    /// A container with that id exists.
+    AlreadyExists,
+    /// The request or the bundle is wrong: an id, a config, options that do not fit.
+    InvalidInput,
+    /// The container's status does not allow the operation.
+    Conflict,
+    /// The kernel or the host refused (permissions, an LSM that is not enabled).
+    Denied,
+    /// The calling process cannot do it now (it has threads, so it must not fork).
+    Unavailable,
+    /// Anything else: a system call, the container process, the state on disk.
+    Internal,
+}
+
+fn io_kind(e: &std::io::Error) -> ErrorKind {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        ErrorKind::Denied
+    } else {
+        ErrorKind::Internal
+    }
+}
+
+impl ContainerError {
+    pub fn kind(&self) -> ErrorKind {
+        use ContainerError as E;
+        match self {
+            E::NotFound { .. } => ErrorKind::NotFound,
+            E::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            E::InvalidId { .. }
+            | E::Bundle { .. }
+            | E::MissingConfig { .. }
+            | E::EmptyArgs
+            | E::TerminalWithoutConsoleSocket
+            | E::ConsoleSocketWithoutTerminal
+            | E::NoHostTerminal { .. }
+            | E::PreservedFdNotOpen { .. }
+            | E::InvalidSignal { .. }
+            | E::Seccomp { .. }
+            | E::Rootless(_) => ErrorKind::InvalidInput,
+            E::InvalidState { .. }
+            | E::NotStopped { .. }
+            | E::ExitedBeforeStart { .. }
+            | E::NoCgroup { .. } => ErrorKind::Conflict,
+            E::Lsm { .. } => ErrorKind::Denied,
+            E::Threads(_) => ErrorKind::Unavailable,
+            E::StateDir { source, .. }
+            | E::Io { source, .. }
+            | E::ConsoleSocket { source, .. }
+            | E::Signal { source, .. }
+            | E::Spawn { source, .. } => io_kind(source),
+            E::IdMappings { source, .. } | E::ChildFailed { source, .. } => {
+                source.as_ref().map_or(ErrorKind::Internal, io_kind)
+            }
+            E::PidFile { .. }
+            | E::InitSurvivedKill { .. }
+            | E::ChildProtocol { .. }
+            | E::State(_)
+            | E::Cgroup { .. }
+            | E::Ipc(_)
+            | E::Hook(_)
+            | E::HostMounts { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
 impl From<crate::rootless::RootlessError> for ContainerError {
     fn from(e: crate::rootless::RootlessError) -> Self {
         ContainerError::Rootless(Box::new(e))
@@ -92,32 +264,57 @@ impl From<crate::rootless::RootlessError> for ContainerError {
 
 impl From<Failure> for ContainerError {
     fn from(f: Failure) -> Self {
-        ContainerError::Init {
+        ContainerError::ChildFailed {
             source: f.os_error(),
-            what: f.what,
+            message: f.what,
         }
     }
 }
 
-pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
-    let what = what.into();
-    move |source| ContainerError::Io { what, source }
+pub(crate) fn io_err(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let path = path.into();
+    move |source| ContainerError::Io { op, path, source }
+}
+
+/// Names of the two kinds of container process in [`ContainerError::ChildProtocol`].
+pub(crate) const INIT: &str = "container init";
+pub(crate) const EXEC: &str = "exec process";
+
+/// The container process `process` sent `msg` where the protocol wants another.
+pub(crate) fn unexpected(process: &'static str, msg: &crate::init::ChildMsg) -> ContainerError {
+    ContainerError::ChildProtocol {
+        process,
+        problem: format!("sent an unexpected message: {msg:?}"),
+    }
+}
+
+fn spawn_err(step: &'static str) -> impl FnOnce(std::io::Error) -> ContainerError {
+    move |source| ContainerError::Spawn { step, source }
 }
 
 /// Fork stage 1 of a container process (create's init or an exec'd process) with `cfg`,
 /// over a fresh sync channel whose child end sits above the `keep_fds` descriptors the
 /// process keeps. Returns the parent's end and stage 1's pid. This process becomes a child
 /// subreaper first, so the init stage 1 forks is reaped here if stage 1 dies early.
+///
+/// `proof` says the caller was single-threaded when it took it; checked again here, right
+/// before the fork, in case a thread was started since.
 pub(crate) fn spawn_stage1(
     cfg: &crate::init::ChildConfig<'_>,
     keep_fds: i32,
+    proof: SingleThreaded,
 ) -> Result<(crate::ipc::Channel, i32), ContainerError> {
+    let _ = proof;
+    let proof = SingleThreaded::check()?;
     let (parent, child) = crate::ipc::pair()?;
     let child = child
         .move_above(keep_fds.max(10))
-        .map_err(io_err("failed to move the sync socket"))?;
+        .map_err(spawn_err("move the sync socket above the kept descriptors"))?;
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
-    let stage1 = match crate::sys::fork().map_err(io_err("failed to fork"))? {
+    let stage1 = match crate::sys::fork(proof).map_err(spawn_err("fork the container process"))? {
         crate::sys::Fork::Child => crate::init::stage1(cfg, &child),
         crate::sys::Fork::Parent(pid) => pid,
     };
@@ -258,12 +455,7 @@ pub fn list(root: &Path) -> Result<Vec<ListEntry>, ContainerError> {
     let entries = match std::fs::read_dir(root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(ContainerError::Io {
-                what: format!("failed to read {}", root.display()),
-                source,
-            });
-        }
+        Err(source) => return Err(io_err("read the state root", root)(source)),
     };
     let mut names: Vec<String> = entries
         .filter_map(|e| e.ok())

@@ -21,9 +21,7 @@ fn sleep_ms(ms: i64) {
 }
 
 fn signal(sig: i32) -> Result<Signal, ContainerError> {
-    Signal::from_named_raw(sig).ok_or_else(|| ContainerError::Config {
-        what: format!("invalid signal {sig}"),
-    })
+    Signal::from_named_raw(sig).ok_or(ContainerError::InvalidSignal { signal: sig })
 }
 
 impl Container {
@@ -37,7 +35,7 @@ impl Container {
     }
 
     fn wrong(&self, op: &'static str, status: Status) -> ContainerError {
-        ContainerError::WrongStatus {
+        ContainerError::InvalidState {
             id: self.state.id.clone(),
             op,
             status,
@@ -59,7 +57,7 @@ impl Container {
             OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| io_err(format!("failed to open exec fifo {}", fifo.display()))(e.into()))?;
+        .map_err(|e| io_err("open exec fifo", &fifo)(e.into()))?;
         loop {
             let mut fds = [rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
             let t = rustix::time::Timespec {
@@ -69,21 +67,21 @@ impl Container {
             match rustix::event::poll(&mut fds, Some(&t)) {
                 Ok(0) | Err(rustix::io::Errno::INTR) => {
                     if !crate::state::process_alive(self.state.pid, self.state.init_start_time) {
-                        return Err(ContainerError::Config {
-                            what: format!("container {} init exited before start", self.state.id),
+                        return Err(ContainerError::ExitedBeforeStart {
+                            id: self.state.id.clone(),
                         });
                     }
                 }
                 Ok(_) => break,
-                Err(e) => return Err(io_err("failed to wait on the exec fifo")(e.into())),
+                Err(e) => return Err(io_err("wait on the exec fifo", &fifo)(e.into())),
             }
         }
         let mut b = [0u8; 1];
         let n = rustix::io::read(&f, &mut b)
-            .map_err(|e| io_err("failed to read the exec fifo")(e.into()))?;
+            .map_err(|e| io_err("read the exec fifo", &fifo)(e.into()))?;
         if n != 1 {
-            return Err(ContainerError::Config {
-                what: format!("container {} init exited before start", self.state.id),
+            return Err(ContainerError::ExitedBeforeStart {
+                id: self.state.id.clone(),
             });
         }
         let _ = std::fs::remove_file(&fifo);
@@ -153,12 +151,10 @@ impl Container {
         }
         let pid =
             Pid::from_raw(self.state.pid).ok_or_else(|| self.wrong("kill", Status::Stopped))?;
-        rustix::process::kill_process(pid, sig).map_err(|e| {
-            io_err(format!(
-                "failed to send signal {} to container {}",
-                sig.as_raw(),
-                self.state.id
-            ))(e.into())
+        rustix::process::kill_process(pid, sig).map_err(|e| ContainerError::Signal {
+            id: self.state.id.clone(),
+            signal: sig.as_raw(),
+            source: e.into(),
         })?;
         thaw_after(false);
         Ok(())
@@ -174,11 +170,9 @@ impl Container {
             Status::Stopped | Status::Created | Status::Creating => {}
             Status::Running | Status::Paused if force => {}
             s => {
-                return Err(ContainerError::Config {
-                    what: format!(
-                        "cannot delete container {} that is not stopped: {s}",
-                        self.state.id
-                    ),
+                return Err(ContainerError::NotStopped {
+                    id: self.state.id.clone(),
+                    status: s,
                 });
             }
         }
@@ -207,11 +201,9 @@ impl Container {
         let deadline = Instant::now() + Duration::from_secs(10);
         while crate::state::process_alive(self.state.pid, self.state.init_start_time) {
             if Instant::now() > deadline {
-                return Err(ContainerError::Config {
-                    what: format!(
-                        "container {} init (pid {}) did not exit after SIGKILL",
-                        self.state.id, self.state.pid
-                    ),
+                return Err(ContainerError::InitSurvivedKill {
+                    id: self.state.id.clone(),
+                    pid: self.state.pid,
                 });
             }
             sleep_ms(2);
@@ -254,8 +246,7 @@ impl Container {
             warnings.extend(hooks::run_all("poststop", h, &st));
         }
         let dir = self.dir();
-        std::fs::remove_dir_all(&dir)
-            .map_err(io_err(format!("failed to remove {}", dir.display())))?;
+        std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
         Ok(warnings)
     }
 
@@ -291,8 +282,8 @@ impl Container {
         if !ok {
             return Err(self.wrong(if paused { "pause" } else { "resume" }, status));
         }
-        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
-            what: format!("container {} has no cgroup", self.state.id),
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {
+            id: self.state.id.clone(),
         })?;
         cg.freeze(if paused {
             FreezerState::Frozen
@@ -317,7 +308,7 @@ impl Container {
     }
 
     /// Host pids of every process in the container's cgroup (of a rootless container
-    /// without a cgroup: see [`Container::pids_without_cgroup`]).
+    /// without a cgroup: the init's pid namespace, or the init alone).
     pub fn pids(&self) -> Result<Vec<i32>, ContainerError> {
         match self.cgroup()? {
             Some(cg) => cg.pids().map_err(|source| ContainerError::Cgroup {
@@ -367,8 +358,8 @@ impl Container {
         if status == Status::Stopped {
             return Err(self.wrong("update", status));
         }
-        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
-            what: format!("container {} has no cgroup", self.state.id),
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {
+            id: self.state.id.clone(),
         })?;
         // the device rules stay as they are, as runc's `update` (SkipDevices)
         cg.update(resources)
@@ -385,8 +376,8 @@ impl Container {
 
     /// Usage statistics of the cgroup (runc `events --stats` "data").
     pub fn stats(&self) -> Result<crate::cgroups::Stats, ContainerError> {
-        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
-            what: format!("container {} has no cgroup", self.state.id),
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {
+            id: self.state.id.clone(),
         })?;
         cg.stats().map_err(|source| ContainerError::Cgroup {
             id: self.state.id.clone(),
@@ -394,10 +385,22 @@ impl Container {
         })
     }
 
+    /// Register for the OOM events of the container's memory cgroup; `None` for a container
+    /// without a cgroup (rootless without permission).
+    pub fn oom_notifier(
+        &self,
+    ) -> Result<Option<crate::cgroups::OomNotifier>, crate::cgroups::NotifyError> {
+        self.state
+            .cgroup
+            .as_ref()
+            .map(crate::cgroups::OomNotifier::open)
+            .transpose()
+    }
+
     /// OOM kills so far in the container's cgroup.
     pub fn oom_kill_count(&self) -> Result<u64, ContainerError> {
-        let cg = self.cgroup()?.ok_or_else(|| ContainerError::Config {
-            what: format!("container {} has no cgroup", self.state.id),
+        let cg = self.cgroup()?.ok_or_else(|| ContainerError::NoCgroup {
+            id: self.state.id.clone(),
         })?;
         cg.oom_kill_count()
             .map_err(|source| ContainerError::Cgroup {
@@ -417,7 +420,7 @@ pub fn remove_leftover(root: &Path, id: &str) -> Result<bool, ContainerError> {
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_err(format!("failed to remove {}", dir.display()))(e)),
+        Err(e) => Err(io_err("remove", &dir)(e)),
     }
 }
 
@@ -436,7 +439,7 @@ pub fn remove_unreadable(root: &Path, id: &str) -> Result<Vec<i32>, ContainerErr
     let mut killed = Vec::new();
     let mut cgroups = Vec::new();
     for pid in holders_of(&fifo) {
-        let dirs = cgroup_dirs_named(pid, id);
+        let dirs = crate::cgroups::process_dirs_named(pid, id);
         if let Some(p) = Pid::from_raw(pid)
             && rustix::process::kill_process(p, Signal::KILL).is_ok()
         {
@@ -456,39 +459,6 @@ pub fn remove_unreadable(root: &Path, id: &str) -> Result<Vec<i32>, ContainerErr
     }
     remove_leftover(root, id)?;
     Ok(killed)
-}
-
-/// The cgroup directories of process `pid` whose last component names container `id`
-/// (runc's and berth's defaults): the only ones that can be removed without the record.
-fn cgroup_dirs_named(pid: i32, id: &str) -> Vec<std::path::PathBuf> {
-    use crate::cgroups::host::{HostCgroups, join_below, parse_proc_cgroup};
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-        return Vec::new();
-    };
-    let (Ok(mut host), Ok(theirs)) = (HostCgroups::detect(), parse_proc_cgroup(&text)) else {
-        return Vec::new();
-    };
-    host.own = theirs;
-    let mut dirs = Vec::new();
-    for controller in host.own.keys() {
-        let dir = if controller.is_empty() {
-            host.unified_mount
-                .as_deref()
-                .zip(host.own_unified())
-                .map(|(m, p)| join_below(m, p))
-        } else {
-            host.own_dir(controller.trim_start_matches("name="))
-        };
-        if let Some(dir) = dir
-            && dir
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(id))
-            && !dirs.contains(&dir)
-        {
-            dirs.push(dir);
-        }
-    }
-    dirs
 }
 
 /// The pids with a descriptor open on `path` (as /proc/<pid>/fd/* resolve).

@@ -69,7 +69,11 @@ fn from_spec(d: &LinuxDevice) -> Result<Dev, Failure> {
 }
 
 /// Create the default devices and `linux.devices` inside the rootfs.
-pub fn create_devices(spec: &Spec, root: BorrowedFd<'_>, userns: bool) -> Result<(), Failure> {
+pub(crate) fn create_devices(
+    spec: &Spec,
+    root: BorrowedFd<'_>,
+    userns: bool,
+) -> Result<(), Failure> {
     let mut devs = if super::binds_dev(spec) {
         Vec::new()
     } else {
@@ -155,7 +159,7 @@ fn bind_one(root: BorrowedFd<'_>, d: &Dev) -> Result<(), Failure> {
 }
 
 /// /dev/ptmx → pts/ptmx and the standard symlinks, when /dev is ours.
-pub fn dev_symlinks(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), Failure> {
+pub(crate) fn dev_symlinks(spec: &Spec, root: BorrowedFd<'_>) -> Result<(), Failure> {
     if super::binds_dev(spec) {
         return Ok(());
     }

@@ -15,7 +15,7 @@
 //! while we work, CVE-2021-30465) cannot redirect a mount outside the rootfs.
 
 mod devices;
-pub mod options;
+pub(crate) mod options;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -29,11 +29,11 @@ use crate::cgroups::CgroupMounts;
 use crate::ipc::{Context, Failure};
 use options::MountOptions;
 
-pub use devices::{create_devices, dev_symlinks};
+pub(crate) use devices::{create_devices, dev_symlinks};
 
 /// What the init needs to build the root filesystem.
 #[derive(Debug)]
-pub struct RootfsPlan<'a> {
+pub(crate) struct RootfsPlan<'a> {
     pub spec: &'a Spec,
     /// Absolute host path of the rootfs.
     pub rootfs: &'a Path,
@@ -205,7 +205,7 @@ fn locked_flags(target: BorrowedFd<'_>) -> u64 {
 }
 
 /// Step 1: propagation of `/` and the rootfs bind mount.
-pub fn prepare_root(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
+pub(crate) fn prepare_root(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
     if !plan.own_mntns {
         return prepare_root_in_host_namespace(plan);
     }
@@ -253,7 +253,7 @@ fn prepare_root_in_host_namespace(plan: &RootfsPlan<'_>) -> Result<(), Failure> 
 }
 
 /// Open the (bind-mounted) rootfs.
-pub fn open_root(plan: &RootfsPlan<'_>) -> Result<OwnedFd, Failure> {
+pub(crate) fn open_root(plan: &RootfsPlan<'_>) -> Result<OwnedFd, Failure> {
     rustix::fs::open(
         plan.rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -263,7 +263,7 @@ pub fn open_root(plan: &RootfsPlan<'_>) -> Result<OwnedFd, Failure> {
 }
 
 /// Step 2: every `mounts[]` entry, in order.
-pub fn mount_all(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>) -> Result<(), Failure> {
+pub(crate) fn mount_all(plan: &RootfsPlan<'_>, root: BorrowedFd<'_>) -> Result<(), Failure> {
     for m in plan.spec.mounts.as_deref().unwrap_or_default() {
         mount_one(plan, root, m)?;
     }
@@ -534,7 +534,7 @@ fn mount_cgroup(
 }
 
 /// Whether the config bind-mounts the host's /dev (then no devices are created).
-pub fn binds_dev(spec: &Spec) -> bool {
+pub(crate) fn binds_dev(spec: &Spec) -> bool {
     spec.mounts.as_deref().unwrap_or_default().iter().any(|m| {
         m.destination == Path::new("/dev")
             && (m.typ.as_deref() == Some("bind")
@@ -547,7 +547,7 @@ pub fn binds_dev(spec: &Spec) -> bool {
 
 /// Step 3: make the rootfs `/` — pivot_root(".", ".") and detach the old root, or
 /// MS_MOVE + chroot with `--no-pivot`.
-pub fn enter(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
+pub(crate) fn enter(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
     let newroot = rustix::fs::open(
         plan.rootfs,
         OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
@@ -635,7 +635,7 @@ fn detach_host_proc_and_sys(rootfs: &Path) -> Result<(), Failure> {
 }
 
 /// Step 4 (after pivot): read-only root and shared propagation.
-pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
+pub(crate) fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
     if plan
         .spec
         .root
@@ -677,7 +677,7 @@ pub fn finish(plan: &RootfsPlan<'_>) -> Result<(), Failure> {
 /// Step 5 (after the read-only and masked paths, which bind mounts of the root's own
 /// mounts make): `rootfsPropagation` `unbindable` (/ only) or `runbindable` (every mount
 /// of the container).
-pub fn unbindable_root(spec: &Spec) -> Result<(), Failure> {
+pub(crate) fn unbindable_root(spec: &Spec) -> Result<(), Failure> {
     let prop = spec
         .linux
         .as_ref()
@@ -691,7 +691,7 @@ pub fn unbindable_root(spec: &Spec) -> Result<(), Failure> {
 }
 
 /// `linux.sysctl` → /proc/sys (validated when the config was loaded).
-pub fn write_sysctls(spec: &Spec) -> Result<(), Failure> {
+pub(crate) fn write_sysctls(spec: &Spec) -> Result<(), Failure> {
     use std::io::Write;
     for (k, v) in spec
         .linux
@@ -729,7 +729,7 @@ fn open_path(p: &str, kind: &str) -> Result<Option<OwnedFd>, Failure> {
 }
 
 /// `linux.readonlyPaths`: bind each onto itself and remount read-only.
-pub fn readonly_paths(spec: &Spec) -> Result<(), Failure> {
+pub(crate) fn readonly_paths(spec: &Spec) -> Result<(), Failure> {
     for p in spec
         .linux
         .as_ref()
@@ -759,7 +759,7 @@ pub fn readonly_paths(spec: &Spec) -> Result<(), Failure> {
 }
 
 /// `linux.maskedPaths`: /dev/null over files, an empty read-only tmpfs over directories.
-pub fn mask_paths(spec: &Spec) -> Result<(), Failure> {
+pub(crate) fn mask_paths(spec: &Spec) -> Result<(), Failure> {
     for p in spec
         .linux
         .as_ref()

@@ -3,7 +3,7 @@
 
 /// Parsed options of one mount.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MountOptions {
+pub(crate) struct MountOptions {
     /// MS_* flags to set.
     pub flags: u64,
     /// MS_* flags explicitly cleared ("rw", "suid", ...).
@@ -33,7 +33,7 @@ const MS_LAZYTIME: u64 = libc::MS_LAZYTIME;
 const MS_I_VERSION: u64 = libc::MS_I_VERSION;
 
 /// Propagation option → flags.
-pub fn propagation_flags(opt: &str) -> Option<u64> {
+pub(crate) fn propagation_flags(opt: &str) -> Option<u64> {
     Some(match opt {
         "private" => libc::MS_PRIVATE,
         "rprivate" => libc::MS_PRIVATE | MS_REC,
@@ -49,7 +49,7 @@ pub fn propagation_flags(opt: &str) -> Option<u64> {
 
 /// Parse options; `Err(option)` for an option this runtime refuses (idmapped and
 /// recursive-attribute mounts are not supported yet).
-pub fn parse(options: &[String]) -> Result<MountOptions, String> {
+pub(crate) fn parse(options: &[String]) -> Result<MountOptions, String> {
     let mut o = MountOptions::default();
     let mut data = Vec::new();
     for opt in options {

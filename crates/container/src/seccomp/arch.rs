@@ -85,13 +85,13 @@ pub(crate) struct ArchDef {
 
 impl ArchDef {
     /// Byte offset of the low 32-bit word of argument `index` in `seccomp_data`.
-    pub fn arg_lo(&self, index: u8) -> u32 {
+    pub(crate) fn arg_lo(&self, index: u8) -> u32 {
         let base = 16 + 8 * u32::from(index);
         if self.big_endian() { base + 4 } else { base }
     }
 
     /// Byte offset of the high 32-bit word of argument `index` in `seccomp_data`.
-    pub fn arg_hi(&self, index: u8) -> u32 {
+    pub(crate) fn arg_hi(&self, index: u8) -> u32 {
         let base = 16 + 8 * u32::from(index);
         if self.big_endian() { base } else { base + 4 }
     }
@@ -385,7 +385,7 @@ fn table_fns(table: Table) -> (c_long, NameFn, ValidFn) {
 pub(crate) struct Names(HashMap<&'static str, u32>);
 
 impl Names {
-    pub fn build(table: Table) -> Names {
+    pub(super) fn build(table: Table) -> Names {
         let (base, name_of, valid) = table_fns(table);
         let mut map = HashMap::with_capacity(512);
         let mut nr = base;
@@ -404,13 +404,13 @@ impl Names {
         Names(map)
     }
 
-    pub fn get(&self, name: &str) -> Option<u32> {
+    pub(super) fn get(&self, name: &str) -> Option<u32> {
         self.0.get(name).copied()
     }
 
     /// The largest number in the table (for tests).
     #[cfg(test)]
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'static str, u32)> + '_ {
         self.0.iter().map(|(k, v)| (*k, *v))
     }
 }

@@ -28,7 +28,7 @@ use super::compile::{ArchBlock, Cond, Op, Outcome, Plan, RET_ERRNO, Rule};
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(C)]
-pub struct Instruction {
+pub(crate) struct Instruction {
     pub code: u16,
     pub jt: u8,
     pub jf: u8,
@@ -36,7 +36,7 @@ pub struct Instruction {
 }
 
 /// `BPF_MAXINSNS`
-pub const MAX_INSNS: usize = 4096;
+pub(crate) const MAX_INSNS: usize = 4096;
 
 const BPF_LD: u16 = 0x00;
 const BPF_ALU: u16 = 0x04;
@@ -397,7 +397,7 @@ fn gen_cond(e: &mut Emitter, def: &ArchDef, c: &Cond, t: Target, f: Target) -> u
 /// Check a program as the kernel does (`bpf_check_classic` and `seccomp_check_filter`, for
 /// the instructions berth emits): length, opcodes, aligned loads inside `seccomp_data`,
 /// jumps inside the program, a return at the end.
-pub fn verify(program: &[Instruction]) -> Result<(), String> {
+pub(crate) fn verify(program: &[Instruction]) -> Result<(), String> {
     let len = program.len();
     if len == 0 || len > MAX_INSNS {
         return Err(format!("program length {len} is outside 1..={MAX_INSNS}"));
@@ -439,7 +439,8 @@ pub fn verify(program: &[Instruction]) -> Result<(), String> {
 
 /// Run a verified program on `seccomp_data` (`big_endian`: the byte order of the machine the
 /// filter would run on). Returns the `SECCOMP_RET_*` value.
-pub fn run(
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn run(
     program: &[Instruction],
     big_endian: bool,
     nr: u32,

@@ -10,6 +10,7 @@ use super::compile::{self, FLAG_NEW_LISTENER, FLAGS};
 use super::{Filter, Instruction, SeccompError, arch};
 
 const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+#[cfg(test)]
 const SECCOMP_GET_ACTION_AVAIL: libc::c_uint = 2;
 
 /// `seccomp(op, flags, arg)`; the result (an fd with `NEW_LISTENER`) or the errno.
@@ -90,7 +91,7 @@ impl Filter {
     /// runc likewise leaves no_new_privs to the caller). Returns the notification listener
     /// when the profile uses `SCMP_ACT_NOTIFY`. Flags berth added by default (see
     /// [`Filter::optional_flags`]) are dropped if the kernel refuses them.
-    pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
+    pub(crate) fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
         let mut flags = self.flags | self.optional_flags;
         let result = match install(&self.program, flags) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.optional_flags != 0 => {
@@ -117,7 +118,8 @@ pub(crate) fn kernel_accepts_flags(flags: u32) -> bool {
 }
 
 /// Whether the running kernel implements a `SECCOMP_RET_*` action (`SECCOMP_GET_ACTION_AVAIL`).
-pub fn action_available(action: u32) -> bool {
+#[cfg(test)]
+pub(crate) fn action_available(action: u32) -> bool {
     let arg = std::ptr::from_ref(&action).cast::<libc::c_void>();
     // SAFETY: `arg` points to a u32 that outlives the call.
     #[expect(unsafe_code, reason = "SECCOMP_GET_ACTION_AVAIL reads one u32")]
@@ -128,7 +130,7 @@ pub fn action_available(action: u32) -> bool {
 /// runtime-spec `features.json` → `linux.seccomp`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SeccompFeatures {
+pub(crate) struct SeccompFeatures {
     pub enabled: bool,
     pub actions: Vec<String>,
     pub operators: Vec<String>,
@@ -139,7 +141,7 @@ pub struct SeccompFeatures {
 }
 
 /// What berth's seccomp supports, and which of the flags the running kernel accepts.
-pub fn features() -> SeccompFeatures {
+pub(crate) fn features() -> SeccompFeatures {
     let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     // A flag is known if the config types can carry it (berth_runtime_spec parses it) and we
     // map it.

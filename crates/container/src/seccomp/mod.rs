@@ -11,8 +11,10 @@
 //! kernel ([`Filter::evaluate`]), so that every decision is unit-tested on synthetic
 //! `seccomp_data`, and loaded for real only in the tests that fork.
 
+#[cfg(test)]
+mod agent;
 mod arch;
-pub mod bpf;
+pub(crate) mod bpf;
 mod compile;
 mod load;
 mod notify;
@@ -21,11 +23,13 @@ use std::path::PathBuf;
 
 use berth_runtime_spec::LinuxSeccomp;
 
-pub use bpf::Instruction;
-pub use load::{SeccompFeatures, action_available, features};
-pub use notify::{
-    Notification, NotifyResponse, notification_id_valid, receive_notification, respond,
-    send_listener,
+pub(crate) use bpf::Instruction;
+pub(crate) use load::features;
+pub(crate) use notify::send_listener;
+#[cfg(test)]
+use {
+    agent::{NotifyResponse, notification_id_valid, receive_notification, respond},
+    load::action_available,
 };
 
 /// What failed while compiling, loading or handing over a seccomp filter.
@@ -86,7 +90,7 @@ pub enum SeccompError {
 
 /// A compiled seccomp filter, ready to load.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Filter {
+pub(crate) struct Filter {
     program: Vec<Instruction>,
     flags: u32,
     optional_flags: u32,
@@ -99,7 +103,7 @@ pub struct Filter {
 /// Fails on what the runtime-spec or runc reject (an `errnoRet` on an action without one,
 /// NOTIFY as default or on `write`, NOTIFY without `listenerPath`, an argument index above
 /// 5, an architecture without a syscall table here) and on a program over 4096 instructions.
-pub fn compile(config: &LinuxSeccomp) -> Result<Filter, SeccompError> {
+pub(crate) fn compile(config: &LinuxSeccomp) -> Result<Filter, SeccompError> {
     let plan = compile::plan(config)?;
     let program = bpf::generate(&plan)?;
     Ok(Filter {
@@ -113,38 +117,39 @@ pub fn compile(config: &LinuxSeccomp) -> Result<Filter, SeccompError> {
 
 impl Filter {
     /// Number of BPF instructions.
-    pub fn len(&self) -> usize {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn len(&self) -> usize {
         self.program.len()
     }
 
-    /// Never true: a filter has at least one instruction.
-    pub fn is_empty(&self) -> bool {
-        self.program.is_empty()
-    }
-
     /// Whether a rule uses `SCMP_ACT_NOTIFY` (then [`Filter::load`] returns a listener).
-    pub fn uses_notify(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn uses_notify(&self) -> bool {
         self.uses_notify
     }
 
     /// The program.
-    pub fn instructions(&self) -> &[Instruction] {
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn instructions(&self) -> &[Instruction] {
         &self.program
     }
 
     /// `SECCOMP_FILTER_FLAG_*` bits passed to `seccomp(2)` (`NEW_LISTENER` included with NOTIFY).
-    pub fn flags(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn flags(&self) -> u32 {
         self.flags
     }
 
     /// Flags berth adds by default and drops if the kernel refuses them: `SPEC_ALLOW` when the
     /// profile has no `flags` at all (runc does the same).
-    pub fn optional_flags(&self) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn optional_flags(&self) -> u32 {
         self.optional_flags
     }
 
     /// Syscall names of the profile unknown on every architecture: skipped, as runc does.
-    pub fn unknown_syscalls(&self) -> &[String] {
+    #[cfg(test)]
+    pub(crate) fn unknown_syscalls(&self) -> &[String] {
         &self.unknown
     }
 
@@ -152,7 +157,8 @@ impl Filter {
     /// audit architecture `arch` (`AUDIT_ARCH_*`) with `args`. `seccomp_data` is laid out in
     /// the byte order of `arch` (big-endian unless its `__AUDIT_ARCH_LE` bit is set), as the
     /// kernel of that architecture lays it out.
-    pub fn evaluate(&self, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
+    #[cfg(test)]
+    pub(crate) fn evaluate(&self, arch: u32, nr: u32, args: [u64; 6]) -> u32 {
         let big_endian = arch & 0x4000_0000 == 0;
         // The program was verified at compile time; an error here would be a berth bug, and
         // the kernel would kill the thread on it.

@@ -1,5 +1,7 @@
-//! Integration tests of berth-container: one test binary, one module per area; real
-//! containers, cgroups and seccomp filters, as root.
+//! Integration tests of berth-container through its public API, as root. The calls that
+//! fork run in the single-threaded `forking` binary (tests/forking); the real seccomp
+//! filters are tested inside the crate (src/seccomp/tests/kernel.rs), cgroups in
+//! berth-cgroups.
 
 #![allow(
     clippy::unwrap_used,
@@ -8,7 +10,4 @@
     reason = "test helpers fail the test by panicking"
 )]
 
-mod cgroups;
-mod runtime_core;
 mod sealed;
-mod seccomp;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::Global;
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
-use berth_container::{Container, CreateOptions};
+use berth_container::{Container, CreateOptions, SingleThreaded};
 
 /// The flags `create` and `run` share.
 pub const FLAGS: &[Flag] = &[
@@ -107,10 +107,10 @@ pub fn options(g: &Global, id: &str, f: &CreateFlags) -> anyhow::Result<CreateOp
     })
 }
 
-pub fn run(g: &Global, a: CreateArgs) -> anyhow::Result<u8> {
+pub fn run(g: &Global, a: CreateArgs, proof: SingleThreaded) -> anyhow::Result<u8> {
     let opts = options(g, &a.id, &a.flags)?;
-    let (c, _) =
-        Container::create(&opts).with_context(|| format!("failed to create container {}", a.id))?;
+    let (c, _) = Container::create(&opts, proof)
+        .with_context(|| format!("failed to create container {}", a.id))?;
     for w in &c.warnings {
         g.log.warn(w);
     }

@@ -4,7 +4,9 @@
 use crate::Global;
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
-use berth_container::{Container, ContainerError, StateError, remove_leftover, remove_unreadable};
+use berth_container::{
+    Container, ContainerError, ErrorKind, StateError, remove_leftover, remove_unreadable,
+};
 
 pub const FLAGS: &[Flag] = &[Flag::bool(
     "force",
@@ -31,7 +33,7 @@ impl DeleteArgs {
 pub fn run(g: &Global, a: DeleteArgs) -> anyhow::Result<u8> {
     let c = match Container::load(&g.root, &a.id) {
         Ok(c) => c,
-        Err(ContainerError::NotFound { .. }) => {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
             let removed = remove_leftover(&g.root, &a.id)?;
             if a.force || removed {
                 return Ok(0);

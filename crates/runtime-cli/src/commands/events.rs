@@ -1,6 +1,6 @@
 //! `events <id>`: `--stats` once, else stats every `--interval` and OOM notifications, as
 //! JSON lines (`{"type","id","data"}`), until the container stops. OOM kills are reported
-//! as the kernel notifies them (v1 eventfd, v2 inotify: `berth_container::cgroups::notify`),
+//! as the kernel notifies them (v1 eventfd, v2 inotify: `berth_cgroups::notify`),
 //! between notifications the counter and the container's status are looked at every
 //! 100 ms (every 100 ms only, when the notification cannot be registered).
 
@@ -125,11 +125,7 @@ pub fn run(g: &Global, a: EventsArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     // registered before the first look at the counter: no kill falls in between
-    let notifier = c
-        .state
-        .cgroup
-        .as_ref()
-        .and_then(|st| berth_container::cgroups::OomNotifier::open(st).ok());
+    let notifier = c.oom_notifier().ok().flatten();
     let mut ooms = c.oom_kill_count().unwrap_or(0);
     let mut next_stats = Instant::now();
     let mut hurry = 0;

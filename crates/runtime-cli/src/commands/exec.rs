@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::Global;
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
-use berth_container::{ExecOptions, ForegroundOptions, wait_foreground};
+use berth_container::{ExecOptions, ForegroundOptions, SingleThreaded, wait_foreground};
 use berth_runtime_spec::Process;
 
 pub const FLAGS: &[Flag] = &[
@@ -179,7 +179,7 @@ fn process_of(a: &ExecArgs, base: Option<&Process>) -> anyhow::Result<Process> {
     Ok(p)
 }
 
-pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
+pub fn run(g: &Global, a: ExecArgs, proof: SingleThreaded) -> anyhow::Result<u8> {
     if a.pidfd_socket.is_some() {
         anyhow::bail!("--pidfd-socket is not supported by berth-runtime");
     }
@@ -204,7 +204,7 @@ pub fn run(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
         Some(berth_container::catch_signals().context("failed to block signals for forwarding")?)
     };
     let p = c
-        .exec(&opts)
+        .exec(&opts, proof)
         .with_context(|| format!("failed to exec in container {}", a.id))?;
     for w in &p.warnings {
         g.log.warn(w);

@@ -4,7 +4,9 @@
 use crate::Global;
 use crate::args::{Flag, Matches, UsageError};
 use anyhow::Context;
-use berth_container::{Container, ForegroundOptions, catch_signals, wait_foreground};
+use berth_container::{
+    Container, ForegroundOptions, SingleThreaded, catch_signals, wait_foreground,
+};
 
 /// `run`'s flags beside `create`'s.
 pub const FLAGS: &[Flag] = &[
@@ -39,7 +41,7 @@ impl RunArgs {
     }
 }
 
-pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub fn run(g: &Global, a: RunArgs, proof: SingleThreaded) -> anyhow::Result<u8> {
     let mut opts = super::create::options(g, &a.id, &a.flags)?;
     opts.keep_pty = !a.detach && opts.console_socket.is_none();
     // as runc, which installs its handler before `Run`: a signal during create, hooks or
@@ -49,8 +51,8 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     } else {
         Some(catch_signals().context("failed to block signals for forwarding")?)
     };
-    let (mut c, pty) =
-        Container::create(&opts).with_context(|| format!("failed to run container {}", a.id))?;
+    let (mut c, pty) = Container::create(&opts, proof)
+        .with_context(|| format!("failed to run container {}", a.id))?;
     for w in &c.warnings {
         g.log.warn(w);
     }

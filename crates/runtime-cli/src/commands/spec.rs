@@ -58,8 +58,8 @@ pub fn run(a: SpecArgs) -> anyhow::Result<u8> {
         )
     });
     let v2 = matches!(
-        berth_container::cgroups::detect_mode(),
-        Ok(berth_container::cgroups::CgroupMode::Unified)
+        berth_cgroups::detect_mode(),
+        Ok(berth_cgroups::CgroupMode::Unified)
     );
     let flavor = if a.runc_compat {
         Flavor::RuncCompat

@@ -271,8 +271,7 @@ pub fn run(g: &Global, a: UpdateArgs) -> anyhow::Result<u8> {
         .linux
         .as_ref()
         .and_then(|l| l.resources.as_ref());
-    let res =
-        berth_container::cgroups::update::merge(current, &patch).context("invalid resources")?;
+    let res = berth_cgroups::update::merge(current, &patch).context("invalid resources")?;
     c.update(&res)
         .with_context(|| format!("failed to update container {}", a.id))?;
     Ok(0)

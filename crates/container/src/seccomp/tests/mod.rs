@@ -1,5 +1,6 @@
 //! Unit tests: compiled programs run in the BPF interpreter on synthetic `seccomp_data`.
 
+mod kernel;
 #[cfg(target_arch = "x86_64")]
 mod rules;
 #[cfg(target_arch = "x86_64")]

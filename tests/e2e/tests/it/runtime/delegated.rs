@@ -30,11 +30,11 @@ const CONTROLLERS: &str = "+memory +pids";
 
 /// Whether this is a pure cgroup v2 host; `false` after a skip note.
 fn pure_v2() -> bool {
-    let mode = berth_container::cgroups::detect_mode().expect("detect the host's cgroup mode");
+    let mode = berth_cgroups::detect_mode().expect("detect the host's cgroup mode");
     cgroup_v2_or_skip(match mode {
-        berth_container::cgroups::CgroupMode::Legacy => "v1",
-        berth_container::cgroups::CgroupMode::Hybrid => "hybrid",
-        berth_container::cgroups::CgroupMode::Unified => "v2",
+        berth_cgroups::CgroupMode::Legacy => "v1",
+        berth_cgroups::CgroupMode::Hybrid => "hybrid",
+        berth_cgroups::CgroupMode::Unified => "v2",
     })
 }
 

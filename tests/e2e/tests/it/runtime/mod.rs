@@ -40,11 +40,11 @@ use serde_json::Value;
 pub fn with_runtime(name: &str, body: fn(&Runtime)) {
     requires_root!();
     // scripts/vm-test runs these in a pure cgroup v2 VM and says so: a mis-detection fails
-    let mode = berth_container::cgroups::detect_mode().expect("detect the host's cgroup mode");
+    let mode = berth_cgroups::detect_mode().expect("detect the host's cgroup mode");
     berth_test_support::check_cgroup_mode(match mode {
-        berth_container::cgroups::CgroupMode::Legacy => "v1",
-        berth_container::cgroups::CgroupMode::Hybrid => "hybrid",
-        berth_container::cgroups::CgroupMode::Unified => "v2",
+        berth_cgroups::CgroupMode::Legacy => "v1",
+        berth_cgroups::CgroupMode::Hybrid => "hybrid",
+        berth_cgroups::CgroupMode::Unified => "v2",
     });
     if !busybox_static_available()
         && skip_or_fail("a static busybox at /bin/busybox (apt-get install busybox-static)")

@@ -39,7 +39,7 @@ runtime_test! {
             );
         } else {
             let dir = cg_dir_with(&c, "cgroup.procs").expect("the container's cgroup");
-            let programs = || berth_container::cgroups::attached_device_programs(&dir).expect("query");
+            let programs = || berth_cgroups::attached_device_programs(&dir).expect("query");
             assert_eq!(programs(), 1, "one device program after create");
             rt.cmd(&["update", "--pids-limit", "99", c.id()], WAIT).assert_success();
             assert_eq!(cg_value(&c, "pids.max"), "99", "the update was applied");

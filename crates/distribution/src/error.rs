@@ -142,17 +142,8 @@ pub enum ConnectCause {
     Network,
 }
 
-/// The classification of an [`Error`], as containerd's `errdefs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    NotFound,
-    AlreadyExists,
-    InvalidInput,
-    Conflict,
-    Denied,
-    Unavailable,
-    Internal,
-}
+/// The class of a failure, shared by berth's libraries (containerd's `errdefs`).
+pub use berth_errdefs::ErrorKind;
 
 /// What failed in a registry operation.
 #[derive(Debug, thiserror::Error)]

@@ -5,23 +5,9 @@ use std::path::PathBuf;
 use berth_fsutil::FsError;
 use berth_oci::{Digest, DigestError, ManifestError};
 
-/// The class of a failure, for callers that map errors once (exit codes, messages, retries),
-/// as containerd's `errdefs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// The blob, image, tag or layout does not exist.
-    NotFound,
-    /// Creating something that is already there.
-    AlreadyExists,
-    /// The caller's input is unusable: content that does not match its digest, an empty
-    /// name, an ambiguous layout reference, an oversized manifest.
-    InvalidInput,
-    /// The request conflicts with the current state (reserved: the store serialises its own
-    /// writers with file locks, so none of its operations reports this today).
-    Conflict,
-    /// The store itself failed: I/O, a corrupt file, a lock that cannot be taken.
-    Internal,
-}
+/// The class of a failure, shared by berth's libraries (containerd's `errdefs`). The store
+/// reports no `Conflict`: it serialises its own writers with file locks.
+pub use berth_errdefs::ErrorKind;
 
 /// What failed in the content store, on which object.
 #[derive(Debug, thiserror::Error)]

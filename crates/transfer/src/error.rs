@@ -5,26 +5,9 @@ use std::path::PathBuf;
 use berth_oci::{Digest, DigestError, ManifestError, Platform, ReferenceError};
 use berth_store::{LayoutError, StoreError};
 
-/// The class of a failure, for callers that map errors once (exit codes, retries), as
-/// containerd's `errdefs`; the same classes as the other berth crates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// The image, tag, platform or blob does not exist.
-    NotFound,
-    /// Creating something that is already there.
-    AlreadyExists,
-    /// Unusable input: a bad location, content that does not match its digest, a manifest
-    /// that cannot be parsed.
-    InvalidInput,
-    /// The request conflicts with the current state.
-    Conflict,
-    /// Credentials are missing or refused.
-    Denied,
-    /// The registry cannot be reached or is overloaded; worth retrying.
-    Unavailable,
-    /// Anything else: I/O, a failed task.
-    Internal,
-}
+/// The class of a failure, shared by berth's libraries (containerd's `errdefs`): a store or
+/// registry failure inside a transfer keeps its class.
+pub use berth_errdefs::ErrorKind;
 
 /// What failed while copying an image.
 #[derive(Debug, thiserror::Error)]
@@ -216,11 +199,11 @@ impl TransferError {
             | E::StoreKeepsNoReferrers => ErrorKind::InvalidInput,
             E::NotInStore { .. } | E::NoPlatform { .. } => ErrorKind::NotFound,
             E::StoreNotOpen | E::Io { .. } | E::Task { .. } => ErrorKind::Internal,
-            E::Lease { source } | E::Store(source) => store_kind(source.kind()),
+            E::Lease { source } | E::Store(source) => source.kind(),
             E::OpenLayout { source, .. } | E::CreateLayout { source, .. } | E::Layout(source) => {
-                store_kind(source.kind())
+                source.kind()
             }
-            E::Registry(e) => registry_kind(e.kind()),
+            E::Registry(e) => e.kind(),
             // the context variants: classified by what they wrap, above
             _ => ErrorKind::Internal,
         }
@@ -269,29 +252,6 @@ impl From<StoreError> for TransferError {
 impl From<LayoutError> for TransferError {
     fn from(e: LayoutError) -> TransferError {
         TransferError::Layout(Box::new(e))
-    }
-}
-
-fn store_kind(kind: berth_store::ErrorKind) -> ErrorKind {
-    match kind {
-        berth_store::ErrorKind::NotFound => ErrorKind::NotFound,
-        berth_store::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
-        berth_store::ErrorKind::InvalidInput => ErrorKind::InvalidInput,
-        berth_store::ErrorKind::Conflict => ErrorKind::Conflict,
-        berth_store::ErrorKind::Internal => ErrorKind::Internal,
-    }
-}
-
-fn registry_kind(kind: berth_distribution::ErrorKind) -> ErrorKind {
-    use berth_distribution::ErrorKind as K;
-    match kind {
-        K::NotFound => ErrorKind::NotFound,
-        K::AlreadyExists => ErrorKind::AlreadyExists,
-        K::InvalidInput => ErrorKind::InvalidInput,
-        K::Conflict => ErrorKind::Conflict,
-        K::Denied => ErrorKind::Denied,
-        K::Unavailable => ErrorKind::Unavailable,
-        K::Internal => ErrorKind::Internal,
     }
 }
 

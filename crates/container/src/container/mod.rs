@@ -185,25 +185,10 @@ pub enum ContainerError {
     Rootless(Box<crate::rootless::RootlessError>),
 }
 
-/// The class of a [`ContainerError`], for a caller that decides on it (an exit code, a
-/// message, a retry) rather than on the variant, as containerd's `errdefs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// No such container.
-    NotFound,
-    /// A container with that id exists.
-    AlreadyExists,
-    /// The request or the bundle is wrong: an id, a config, options that do not fit.
-    InvalidInput,
-    /// The container's status does not allow the operation.
-    Conflict,
-    /// The kernel or the host refused (permissions, an LSM that is not enabled).
-    Denied,
-    /// The calling process cannot do it now (it has threads, so it must not fork).
-    Unavailable,
-    /// Anything else: a system call, the container process, the state on disk.
-    Internal,
-}
+/// The class of a [`ContainerError`], shared by berth's libraries (containerd's `errdefs`),
+/// for a caller that decides on it (an exit code, a message, a retry) rather than on the
+/// variant.
+pub use berth_errdefs::ErrorKind;
 
 fn io_kind(e: &std::io::Error) -> ErrorKind {
     if e.kind() == std::io::ErrorKind::PermissionDenied {

@@ -363,14 +363,4 @@ fn init_inner(
     ))
 }
 
-/// "a: b: c" from an error and its sources.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub(crate) use berth_errdefs::error_chain;

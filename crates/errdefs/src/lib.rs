@@ -28,3 +28,35 @@ pub enum ErrorKind {
     /// Anything else: I/O, corrupt state, a failed system call or task.
     Internal,
 }
+
+/// "a: b: c" from an error and its sources, for a log line or a message that must carry the
+/// whole cause on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to read {0}")]
+    struct Outer(&'static str, #[source] io::Error);
+
+    #[test]
+    fn error_chain_joins_every_source() {
+        let e = Outer("config.json", io::Error::other("disk on fire"));
+        assert_eq!(
+            super::error_chain(&e),
+            "failed to read config.json: disk on fire"
+        );
+        assert_eq!(super::error_chain(&io::Error::other("alone")), "alone");
+    }
+}

@@ -17,6 +17,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 
+use berth_errdefs::error_chain;
+
 /// ALPN protocols offered, in preference order.
 pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
@@ -218,18 +220,6 @@ impl ResolvesServerCert for Reloading {
         }
         Some(Arc::clone(&current.key))
     }
-}
-
-/// `error: cause: cause…` on one line, for a log field.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 /// Test helpers: self-signed certificates made with the `openssl` CLI.

@@ -25,28 +25,11 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// The capabilities of `runc spec`'s default process.
 pub const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
-/// `runc spec`'s masked paths.
-pub const DEFAULT_MASKED_PATHS: [&str; 10] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-];
-
-/// `runc spec`'s read-only paths.
-pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+/// `runc spec`'s masked paths and read-only paths: the configuration every runtime under test
+/// gets, runc's own (`berth-runtime spec --runc-compat` writes the same lists).
+pub use berth_runtime_spec::defaults::{
+    READONLY_PATHS as DEFAULT_READONLY_PATHS, RUNC_MASKED_PATHS as DEFAULT_MASKED_PATHS,
+};
 
 /// The hostname a bundle's config sets unless a test changes it.
 pub const DEFAULT_HOSTNAME: &str = "berth-probe";

@@ -19,8 +19,6 @@ pub mod seccomp;
 
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 use crate::{
     Capabilities, Capability, Linux, LinuxCapabilities, LinuxDeviceCgroup, LinuxIdMapping,
     LinuxNamespace, LinuxNamespaceType, LinuxResources, Mount, PosixRlimit, PosixRlimitType,
@@ -275,18 +273,75 @@ pub fn spec(flavor: Flavor, rootless: Option<(u32, u32)>, cgroup_v2: bool) -> Sp
 
 /// `spec` as runc writes a config: fields in runc's order, indented with tabs, no final
 /// newline.
+///
+/// Written compactly, then indented by [`indent_with_tabs`]: serde_json's pretty writer would
+/// compile a second copy of every spec type's `Serialize` into `berth-runtime` (about 30 KiB
+/// of code), which already has the compact one for its state and hooks.
 pub fn to_json(spec: &Spec) -> Result<String, serde_json::Error> {
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    spec.serialize(&mut ser)?;
-    // serde_json writes UTF-8 only
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    let compact = serde_json::to_vec(spec)?;
+    Ok(indent_with_tabs(&compact))
+}
+
+/// serde_json's compact output laid out as its `PrettyFormatter` with a tab indent does: one
+/// member or element a line, `": "` after keys, `{}` and `[]` for empty containers.
+fn indent_with_tabs(compact: &[u8]) -> String {
+    let mut out = Vec::with_capacity(compact.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        out.extend(std::iter::repeat_n(b'\t', depth));
+    };
+    let mut i = 0;
+    while i < compact.len() {
+        let c = compact[i];
+        i += 1;
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => {
+                in_string = true;
+                out.push(c);
+            }
+            b'{' | b'[' => {
+                out.push(c);
+                if matches!(compact.get(i), Some(b'}' | b']')) {
+                    out.push(compact[i]);
+                    i += 1;
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            b',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            _ => out.push(c),
+        }
+    }
+    // serde_json writes UTF-8 only, and only ASCII was added
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Serialize;
     use serde_json::{Value, json};
 
     fn text(flavor: Flavor, rootless: Option<(u32, u32)>, cgroup_v2: bool) -> String {
@@ -374,6 +429,35 @@ mod tests {
     }
 
     /// Written as runc writes: tabs, `ociVersion` first, and read back as the same config.
+    /// The tab indent is serde_json's `PrettyFormatter` with a tab, byte for byte, also for
+    /// strings holding brackets, commas, colons, quotes and backslashes.
+    #[test]
+    fn indented_as_serde_jsons_pretty_writer() {
+        fn pretty(v: &impl Serialize) -> String {
+            let mut out = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+            v.serialize(&mut ser).unwrap();
+            String::from_utf8(out).unwrap()
+        }
+        let tricky = json!({
+            "a": [], "b": {}, "c": [{}, [], [[]]], "d": "x{[,:]}\"\\\"y\\", "e": [1, -2.5, true, null],
+            "f": {"g": {"h": ["i", {"j": "k"}]}}, "{": "}", "u": "\u{1}é",
+        });
+        assert_eq!(
+            indent_with_tabs(&serde_json::to_vec(&tricky).unwrap()),
+            pretty(&tricky)
+        );
+        for flavor in [Flavor::Locked, Flavor::RuncCompat] {
+            for rootless in [None, Some((1000, 1000))] {
+                for v2 in [false, true] {
+                    let spec = spec(flavor, rootless, v2);
+                    assert_eq!(text(flavor, rootless, v2), pretty(&spec));
+                }
+            }
+        }
+    }
+
     #[test]
     fn written_as_runc_writes_and_reads_back() {
         for flavor in [Flavor::Locked, Flavor::RuncCompat] {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runtime benchmark: berth-runtime against Debian's runc and crun, side by side in one run,
-# interleaved with the order alternating every round (berth, runc, crun, then crun, runc,
-# berth: ABBA), on the same busybox bundle. Run by hand as root; never in CI.
+# interleaved with the order alternating every round (A B C, then C B A: ABBA), over a random
+# order drawn every two rounds (SEED=N picks the draw), on the same busybox bundle. Run by hand as root; never in CI.
 #
 # State (each runtime's --root) and bundle live where users have them: on the disk
 # (/var/tmp, the root filesystem) by default, since /run is on disk on many hosts and a
@@ -69,7 +69,7 @@ json.dump(c, open(p, "w"), indent=2)
 PY
 
 python3 - "$WORK" "$N" "$CONCURRENT" "$BERTH" "$PARTS" "${BERTH_BASELINE_BIN:-}" "$STATE" <<'PY'
-import os, resource, statistics, subprocess, sys, time, datetime, shutil, concurrent.futures
+import os, random, resource, statistics, subprocess, sys, time, datetime, shutil, concurrent.futures
 
 work, n, conc, berth = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 parts, baseline, state = set(sys.argv[5].split(",")), sys.argv[6], sys.argv[7]
@@ -105,9 +105,16 @@ def timed(fn):
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return t1 - t0, cpu
 
+orders = {}
+shuffle = random.Random(int(os.environ.get("SEED", "1")))
 def order(i):
-    # ABBA: the order alternates every round, so no runtime always runs first (or last)
-    names = list(runtimes)
+    # ABBA over a fresh random order every two rounds: each runtime runs first and last as
+    # often as the others, and follows each of the others as often. (A fixed ABBA order puts
+    # one runtime after runc every other round and another never: runc's slow cgroup and
+    # namespace teardown, still running in the kernel, cost whoever came next about 10 %.)
+    if i // 2 not in orders:
+        orders[i // 2] = shuffle.sample(list(runtimes), len(runtimes))
+    names = orders[i // 2]
     return names if i % 2 == 0 else names[::-1]
 
 res = {k: {"run": [], "cycle": [], "cpu": []} for k in runtimes}

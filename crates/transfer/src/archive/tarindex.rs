@@ -80,6 +80,14 @@ impl TarIndex {
             path: path.to_owned(),
             source,
         };
+        let len = file
+            .metadata()
+            .map_err(|source| TransferError::Io {
+                action: "read the archive",
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
         let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(64 << 10, file));
         let mut entries = HashMap::new();
         for entry in archive.entries_with_seek().map_err(read_err)? {
@@ -130,6 +138,15 @@ impl TarIndex {
                     ));
                 }
             };
+            if let EntryKind::File { offset, size } = kind
+                && offset.saturating_add(size) > len
+            {
+                return Err(hostile(
+                    path,
+                    &name,
+                    "cut short: the archive ends inside it",
+                ));
+            }
             if clean_name.is_empty() {
                 continue; // the archive's root directory
             }

@@ -155,6 +155,15 @@ pub enum TransferError {
         #[source]
         source: Box<DigestError>,
     },
+    #[error("failed to load {name} from {path}{}", entry.as_ref().map(|e| format!(" (at entry {e:?})")).unwrap_or_default())]
+    LoadImage {
+        path: PathBuf,
+        name: String,
+        /// The archive entry whose blob failed, when one did.
+        entry: Option<String>,
+        #[source]
+        source: Box<TransferError>,
+    },
     #[error("failed to {action} {source_path} for import")]
     Import {
         source_path: PathBuf,
@@ -396,7 +405,7 @@ impl TransferError {
     }
 
     /// The failure a context variant (what was being done) wraps.
-    fn wrapped(&self) -> Option<&TransferError> {
+    pub(crate) fn wrapped(&self) -> Option<&TransferError> {
         use TransferError as E;
         match self {
             E::ReadImage { source, .. }
@@ -408,7 +417,8 @@ impl TransferError {
             | E::RecordImage { source, .. }
             | E::CopyReferrers { source, .. }
             | E::ReadReferrer { source, .. }
-            | E::ListReferrer { source, .. } => Some(source),
+            | E::ListReferrer { source, .. }
+            | E::LoadImage { source, .. } => Some(source),
             _ => None,
         }
     }

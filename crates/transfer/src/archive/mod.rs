@@ -196,7 +196,13 @@ pub async fn load(
                 opts,
                 progress,
             )
-            .await?;
+            .await
+            .map_err(|e| TransferError::LoadImage {
+                path: path.to_owned(),
+                name: name.clone(),
+                entry: source.failed_entry(&e),
+                source: Box::new(e),
+            })?;
             loaded.push(Loaded {
                 name,
                 digest: copied.digest,

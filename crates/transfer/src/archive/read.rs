@@ -248,6 +248,14 @@ impl ArchiveSource {
             .unwrap_or_else(|| format!("blobs/{}/{}", digest.algorithm().as_str(), digest.hex()))
     }
 
+    /// The archive entry of the blob whose copy failed in `e`, if one did.
+    pub(crate) fn failed_entry(&self, e: &TransferError) -> Option<String> {
+        match e {
+            TransferError::CopyBlob { digest, .. } => Some(self.entry_of(digest)),
+            other => other.wrapped().and_then(|inner| self.failed_entry(inner)),
+        }
+    }
+
     fn span_of(&self, digest: &Digest) -> Result<Span> {
         self.index.resolve(&self.entry_of(digest))
     }

@@ -496,7 +496,7 @@ fn hostile_archives_are_refused_with_their_reason() {
                 other[600] ^= 1;
                 t.file("layer.tar", &other).finish()
             },
-            "failed verification",
+            "(at entry \"layer.tar\"): failed to copy blob",
         ),
         (
             "truncated archive",

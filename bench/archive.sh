@@ -57,32 +57,33 @@ mkinput() { # dir -> $dir/input.tar
     rm -rf "$d"
 }
 
-podman_() { # store-dir args…
-    local s=$1
-    shift
-    podman --root "$s/root" --runroot "$s/run" --storage-driver overlay --events-backend none "$@"
-}
 
-declare -A RES
+declare -A RES RSS
+RSSF=$WORK/rss
+# run "$@" recording its peak resident set (KiB) in $RSSF
+T() { /usr/bin/time -f %M -o "$RSSF" "$@"; }
 
 run_one() { # contender round
     local c=$1 r=$2 s=$WORK/$1-$2 t
+    local pa=(--root "$s/root" --runroot "$s/run" --storage-driver overlay --events-backend none)
     mkdir -p "$s"
     t=$(now)
     case $c in
-    berth) "$BERTH" load -q --data "$s/data" -i "$WORK/input.tar" >/dev/null ;;
-    podman) podman_ "$s" load -q -i "$WORK/input.tar" >/dev/null ;;
-    skopeo) skopeo --insecure-policy copy -q "docker-archive:$WORK/input.tar" "oci:$s/layout:x" >/dev/null ;;
+    berth) T "$BERTH" load -q --data "$s/data" -i "$WORK/input.tar" >/dev/null ;;
+    podman) T podman "${pa[@]}" load -q -i "$WORK/input.tar" >/dev/null ;;
+    skopeo) T skopeo --insecure-policy copy -q "docker-archive:$WORK/input.tar" "oci:$s/layout:x" >/dev/null ;;
     esac
     RES["load|$c"]+="$(elapsed "$t") "
+    RSS["load|$c"]+="$(cat "$RSSF") "
     t=$(now)
     case $c in
-    berth) "$BERTH" save -q --data "$s/data" -o "$s/out.tar" "$IMAGE" ;;
-    podman) podman_ "$s" save -q -o "$s/out.tar" "$IMAGE" >/dev/null ;;
-    skopeo) skopeo --insecure-policy copy -q "oci:$s/layout:x" "docker-archive:$s/out.tar:$IMAGE" >/dev/null ;;
+    berth) T "$BERTH" save -q --data "$s/data" -o "$s/out.tar" "$IMAGE" ;;
+    podman) T podman "${pa[@]}" save -q -o "$s/out.tar" "$IMAGE" >/dev/null ;;
+    skopeo) T skopeo --insecure-policy copy -q "oci:$s/layout:x" "docker-archive:$s/out.tar:$IMAGE" >/dev/null ;;
     esac
     RES["save|$c"]+="$(elapsed "$t") "
-    if [ "$c" = podman ]; then podman_ "$s" system reset -f >/dev/null 2>&1 || true; fi
+    RSS["save|$c"]+="$(cat "$RSSF") "
+    if [ "$c" = podman ]; then podman "${pa[@]}" system reset -f >/dev/null 2>&1 || true; fi
     rm -rf "$s"
 }
 
@@ -102,13 +103,13 @@ out=bench/results/archive-$(date +%Y%m%d-%H%M%S).md
 {
     echo "- ROUNDS=$ROUNDS interleaved; input $LAYERS x $LAYER_MIB MiB docker-archive ($BYTES bytes); machine: $(nproc) CPUs, shared"
     echo
-    echo "| job | berth s | podman s | skopeo s | podman/berth | skopeo/berth | berth MiB/s |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| job | berth s | podman s | skopeo s | podman/berth | skopeo/berth | berth MiB/s | peak RSS MiB berth / podman / skopeo |"
+    echo "|---|---|---|---|---|---|---|---|"
     for job in load save; do
         b=$(echo "${RES["$job|berth"]}" | median)
         p=$(echo "${RES["$job|podman"]}" | median)
         k=$(echo "${RES["$job|skopeo"]}" | median)
-        echo "| $job | $b | $p | $k | $(awk -v a="$p" -v b="$b" 'BEGIN{printf "%.2f", a/b}') | $(awk -v a="$k" -v b="$b" 'BEGIN{printf "%.2f", a/b}') | $(mibps "$BYTES" "$b") |"
+        echo "| $job | $b | $p | $k | $(awk -v a="$p" -v b="$b" 'BEGIN{printf "%.2f", a/b}') | $(awk -v a="$k" -v b="$b" 'BEGIN{printf "%.2f", a/b}') | $(mibps "$BYTES" "$b") | $(for c in berth podman skopeo; do echo "${RSS["$job|$c"]}" | median | awk '{printf "%.0f", $1/1024}'; [ $c = skopeo ] || printf ' / '; done) |"
     done
     echo
     for key in "${!RES[@]}"; do echo "- $key: ${RES[$key]}"; done | sort

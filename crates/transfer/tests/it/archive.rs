@@ -627,3 +627,34 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     }
     s
 }
+
+#[test]
+fn docker_archives_of_each_docker_generation_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = tar_bytes(&[("etc/motd", b"hello\n")]);
+    let hex = Digest::sha256_of(&layer).hex().to_owned();
+    // docker < 25 (`<v1 id>/layer.tar`), docker 25+ (an OCI layout inside, layers under
+    // blobs/sha256/, manifest.json beside index.json), podman (`<diff_id>.tar`)
+    let legacy = format!("{hex}/layer.tar");
+    let oci = format!("blobs/sha256/{hex}");
+    let podman = format!("{hex}.tar");
+    for entry in [legacy, oci, podman] {
+        let (mut t, l) = docker_archive(&entry, &layer);
+        t.file(&entry, &l);
+        if entry.starts_with("blobs/") {
+            t.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
+                .file("index.json", br#"{"schemaVersion":2,"manifests":[]}"#);
+        }
+        let file = dir.path().join("image.tar");
+        berth_fsutil::atomic_replace(&file, &t.finish()).unwrap();
+        let store = Store::open(dir.path().join(entry.replace('/', "-"))).unwrap();
+        let loaded = load(&store, &file).unwrap_or_else(|e| panic!("{entry}: {}", error_chain(&e)));
+        assert_eq!(loaded[0].name, "localhost/hostile:1", "{entry}");
+        let (_, info) = manifest(&store, "localhost/hostile:1");
+        assert_eq!(
+            berth_oci::descriptor_digest(&info.layers[0]).unwrap(),
+            Digest::sha256_of(&layer),
+            "{entry}"
+        );
+    }
+}

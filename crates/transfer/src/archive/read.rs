@@ -400,8 +400,11 @@ impl Provider for ArchiveProvider {
             f.seek(SeekFrom::Start(span.offset))
                 .await
                 .map_err(io_err(&path, "read the archive"))?;
-            let mut r = tokio::io::AsyncReadExt::take(f, span.size);
-            tokio::io::copy(&mut r, sink)
+            let mut r = tokio::io::BufReader::with_capacity(
+                1 << 20,
+                tokio::io::AsyncReadExt::take(f, span.size),
+            );
+            tokio::io::copy_buf(&mut r, sink)
                 .await
                 .map_err(io_err(&path, "read the archive"))?;
             Ok(())

@@ -417,8 +417,7 @@ impl Saver<'_> {
             digester: Digester::new(digest.algorithm()),
             progress: Some(bar.clone()),
         });
-        self.handle
-            .block_on(src.provider().fetch(desc, &mut sink))?;
+        fetch(&self.handle, src, desc, &mut sink.0)?;
         let SyncSink(EntrySink { digester, .. }) = sink;
         verify(digester, &digest, desc.size())?;
         self.tar.end(&name, at)?;
@@ -573,7 +572,7 @@ impl Saver<'_> {
                 digester: Digester::new(digest.algorithm()),
                 progress: bar.clone(),
             });
-            handle.block_on(src.provider().fetch(desc, &mut sink))?;
+            fetch(&handle, src, desc, &mut sink.0)?;
             let SyncSink(Tee {
                 inner, digester, ..
             }) = sink;
@@ -588,7 +587,7 @@ impl Saver<'_> {
                 progress: Some(bar.clone()),
                 ..uncompressed
             });
-            handle.block_on(src.provider().fetch(desc, &mut sink))?;
+            fetch(&handle, src, desc, &mut sink.0)?;
             let SyncSink(EntrySink { digester, .. }) = sink;
             if digester.bytes_hashed() != desc.size() {
                 return Err(TransferError::Verify {
@@ -612,6 +611,42 @@ impl Saver<'_> {
         self.written.insert(name.to_owned());
         bar.done(Put::Copied);
         Ok(())
+    }
+}
+
+/// Stream blob `desc` from `src` into `w`: read straight from the file where the source has
+/// one on this machine (the store, a layout), in 1 MiB reads; else through the source's
+/// async fetch, driven from this blocking thread.
+fn fetch(
+    handle: &tokio::runtime::Handle,
+    src: &Src,
+    desc: &Descriptor,
+    w: &mut (impl Write + Unpin + Send),
+) -> Result<()> {
+    let digest = digest_of(desc)?;
+    let Some(path) = src.provider().local_path(&digest) else {
+        return handle.block_on(src.provider().fetch(desc, &mut SyncSink(w)));
+    };
+    let read_err = |source| TransferError::Io {
+        action: "read blob",
+        path: path.clone(),
+        source,
+    };
+    let mut f = std::fs::File::open(&path).map_err(read_err)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match io::Read::read(&mut f, &mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        w.write_all(buf.get(..n).unwrap_or_default())
+            .map_err(|source| TransferError::WriteArchive {
+                path: PathBuf::from("the archive"),
+                entry: digest.to_string(),
+                source,
+            })?;
     }
 }
 

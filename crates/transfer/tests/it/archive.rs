@@ -658,3 +658,48 @@ fn docker_archives_of_each_docker_generation_load() {
         );
     }
 }
+
+#[test]
+fn a_docker_archive_with_a_gzip_layer_loads_it_compressed_and_saves_it_uncompressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = tar_bytes(&[("etc/motd", b"hello\n"), ("bin/x", &[7u8; 5000])]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &layer).unwrap();
+    let gz = gz.finish().unwrap();
+    let (mut t, _) = docker_archive("layer.tar.gz", &layer);
+    let file = dir.path().join("gz.tar");
+    berth_fsutil::atomic_write(&file, &t.file("layer.tar.gz", &gz).finish()).unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    load(&store, &file).unwrap();
+    let (_, info) = manifest(&store, "localhost/hostile:1");
+    assert_eq!(
+        berth_oci::descriptor_digest(&info.layers[0]).unwrap(),
+        Digest::sha256_of(&gz)
+    );
+    assert_eq!(
+        info.layers[0].media_type().to_string(),
+        media_type::DOCKER_LAYER_GZIP
+    );
+
+    let out = dir.path().join("out.tar");
+    save(
+        &store,
+        &["localhost/hostile:1"],
+        &out,
+        ArchiveFormat::Docker,
+    )
+    .unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let name = format!("{}.tar", Digest::sha256_of(&layer).hex());
+    let mut found = false;
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().to_str() == Some(name.as_str()) {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut got).unwrap();
+            assert_eq!(got, layer, "the saved layer is the uncompressed tar");
+            found = true;
+        }
+    }
+    assert!(found, "no {name} in the saved archive");
+}

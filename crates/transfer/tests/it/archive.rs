@@ -703,3 +703,43 @@ fn a_docker_archive_with_a_gzip_layer_loads_it_compressed_and_saves_it_uncompres
     }
     assert!(found, "no {name} in the saved archive");
 }
+
+#[test]
+fn a_registry_image_copies_into_both_archive_formats() {
+    berth_test_support::requires_tool!("docker-registry");
+    let reg = berth_test_support::DockerRegistry::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let a = Store::open(dir.path().join("a")).unwrap();
+    let imported = import(&a, &rootfs(dir.path()), NAME);
+    let remote = format!("{}/archive/rootfs:v1", reg.host());
+    let copy = |src: &str, dst: &str, store: Option<&Store>| {
+        runtime()
+            .block_on(berth_transfer::copy(
+                &client(),
+                store,
+                &Endpoint::parse(src).unwrap(),
+                &Endpoint::parse(dst).unwrap(),
+                &opts(),
+                &NoProgress,
+            ))
+            .unwrap_or_else(|e| panic!("copy {src} {dst}: {}", error_chain(&e)))
+    };
+    copy(&format!("store:{NAME}"), &remote, Some(&a));
+    for format in ["docker-archive", "oci-archive"] {
+        let file = dir.path().join(format!("{format}.tar"));
+        // the layers stream from the registry into the archive
+        copy(
+            &remote,
+            &format!("{format}:{}:{remote}", file.display()),
+            None,
+        );
+        let b = Store::open(dir.path().join(format!("b-{format}"))).unwrap();
+        let loaded = load(&b, &file).unwrap();
+        let name = &loaded[0].name;
+        let (digest, info) = manifest(&b, name);
+        assert_eq!(config_digest(&info), imported.config, "{format}");
+        if format == "oci-archive" {
+            assert_eq!(digest, imported.digest, "{format}");
+        }
+    }
+}

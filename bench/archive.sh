@@ -65,7 +65,7 @@ T() { /usr/bin/time -f %M -o "$RSSF" "$@"; }
 
 run_one() { # contender round
     local c=$1 r=$2 s=$WORK/$1-$2 t
-    local pa=(--root "$s/root" --runroot "$s/run" --storage-driver overlay --events-backend none)
+    local pa=(--root "$s/root" --runroot "$s/run" --tmpdir "$s/libpod" --storage-driver overlay --events-backend none)
     mkdir -p "$s"
     t=$(now)
     case $c in

@@ -54,8 +54,20 @@ fn header(name: &str, size: u64, kind: tar::EntryType, mode: u32) -> io::Result<
     h.set_uid(0);
     h.set_gid(0);
     h.set_mtime(0);
-    h.set_cksum();
+    h.set_device_major(0)?;
+    h.set_device_minor(0)?;
+    seal(&mut h);
     Ok(h)
+}
+
+/// Write the header's checksum as Go's `archive/tar` does (six octal digits, NUL, space),
+/// so that berth's archives are podman's byte for byte.
+fn seal(h: &mut tar::Header) {
+    let bytes = h.as_mut_bytes();
+    bytes[148..156].fill(b' ');
+    let sum: u32 = bytes.iter().map(|b| u32::from(*b)).sum();
+    let field = format!("{sum:06o}\0 ");
+    bytes[148..156].copy_from_slice(field.as_bytes());
 }
 
 impl TarWriter {
@@ -108,9 +120,9 @@ impl TarWriter {
     }
 
     fn symlink(&mut self, name: &str, target: &str) -> Result<()> {
-        let mut h = header(name, 0, tar::EntryType::Symlink, 0o777).map_err(self.err(name))?;
+        let mut h = header(name, 0, tar::EntryType::Symlink, 0).map_err(self.err(name))?;
         h.set_link_name(target).map_err(self.err(name))?;
-        h.set_cksum();
+        seal(&mut h);
         self.raw(h.as_bytes()).map_err(self.err(name))
     }
 
@@ -195,6 +207,26 @@ impl<W: Write + Unpin> AsyncWrite for SyncSink<W> {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+}
+
+/// The archive's JSON metadata, encoded.
+fn encode(dest: &Path, v: &impl serde::Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| TransferError::WriteArchive {
+        path: dest.to_owned(),
+        entry: "metadata".into(),
+        source: io::Error::other(e),
+    })
+}
+
+/// An entry of `manifest.json`, its fields in the order docker and podman write them.
+#[derive(Debug, serde::Serialize)]
+struct ManifestItem {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "RepoTags")]
+    repo_tags: Vec<String>,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
 }
 
 /// What to write: an image at a source, and the names it gets in the archive.
@@ -286,25 +318,15 @@ pub(crate) fn save(
             }
         }
     }
-    let encode = |v: &serde_json::Value| {
-        serde_json::to_vec(v).map_err(|e| TransferError::WriteArchive {
-            path: dest.to_owned(),
-            entry: "metadata".into(),
-            source: io::Error::other(e),
-        })
-    };
     match format {
         ArchiveFormat::Oci => {
             let index = json!({ "schemaVersion": 2, "manifests": oci_index });
-            s.tar.bytes("index.json", &encode(&index)?)?;
+            s.tar.bytes("index.json", &encode(dest, &index)?)?;
         }
         ArchiveFormat::Docker => {
             s.tar
-                .bytes("manifest.json", &encode(&json!(docker_entries))?)?;
-            if !repositories.is_empty() {
-                s.tar
-                    .bytes("repositories", &encode(&json!(repositories))?)?;
-            }
+                .bytes("manifest.json", &encode(dest, &docker_entries)?)?;
+            s.tar.bytes("repositories", &encode(dest, &repositories)?)?;
         }
     }
     s.tar.finish()?;
@@ -432,7 +454,7 @@ impl Saver<'_> {
         &mut self,
         image: &SaveImage,
         top: &ManifestBlob,
-    ) -> Result<(serde_json::Value, String)> {
+    ) -> Result<(ManifestItem, String)> {
         let info = crate::parse(top)?;
         let config_desc = info
             .config
@@ -485,7 +507,6 @@ impl Saver<'_> {
                     Digest::sha256_of(format!("{} {}", c.as_str(), diff_id.as_str()).as_bytes())
                 }
             };
-            let id = next.hex().to_owned();
             let mut layer_config = serde_json::Map::new();
             if !last.is_empty() {
                 layer_config.insert("parent".into(), json!(last));
@@ -506,30 +527,29 @@ impl Saver<'_> {
                     );
                 }
             }
+            // the id is the digest of this config with the chain id in it (and no id yet),
+            // so that a layer repeated at another depth gets another folder
+            layer_config.insert("layer_id".into(), json!(next.as_str()));
+            let id = Digest::sha256_of(&go_json(&layer_config)).hex().to_owned();
+            layer_config.remove("layer_id");
             layer_config.insert("id".into(), json!(id));
             if self.written.insert(format!("{id}/")) {
-                self.tar.dir(&format!("{id}/"))?;
-                self.tar.bytes(&format!("{id}/VERSION"), b"1.0")?;
-                let json =
-                    serde_json::to_vec(&layer_config).map_err(|e| TransferError::WriteArchive {
-                        path: self.tar.dest.clone(),
-                        entry: format!("{id}/json"),
-                        source: io::Error::other(e),
-                    })?;
-                self.tar.bytes(&format!("{id}/json"), &json)?;
                 self.tar.symlink(
                     &format!("{id}/layer.tar"),
                     &format!("../{}.tar", diff_id.hex()),
                 )?;
+                self.tar.bytes(&format!("{id}/VERSION"), b"1.0")?;
+                self.tar
+                    .bytes(&format!("{id}/json"), &go_json(&layer_config))?;
             }
-            chain = Some(next);
             last = id;
+            chain = Some(next);
         }
-        let entry = json!({
-            "Config": config_name,
-            "RepoTags": image.names,
-            "Layers": layer_names,
-        });
+        let entry = ManifestItem {
+            config: config_name,
+            repo_tags: image.names.clone(),
+            layers: layer_names,
+        };
         Ok((entry, last))
     }
 
@@ -648,6 +668,24 @@ fn fetch(
                 source,
             })?;
     }
+}
+
+/// JSON as Go's `encoding/json` writes a map: keys sorted (serde_json's map is), and `<`,
+/// `>`, `&`, U+2028 and U+2029 escaped, so the legacy ids match podman's byte for byte.
+fn go_json(map: &serde_json::Map<String, serde_json::Value>) -> Vec<u8> {
+    let plain = serde_json::Value::Object(map.clone()).to_string();
+    let mut out = String::with_capacity(plain.len());
+    for c in plain.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.into_bytes()
 }
 
 /// Check what was hashed against the descriptor's digest and size.

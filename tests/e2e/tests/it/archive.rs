@@ -41,6 +41,8 @@ impl Podman {
             .arg(d.join("root"))
             .arg("--runroot")
             .arg(d.join("run"))
+            .arg("--tmpdir")
+            .arg(d.join("libpod"))
             .args(["--storage-driver", "vfs", "--events-backend", "none"])
             .args(args)
             .env("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf"))
@@ -243,6 +245,15 @@ fn podman_save_both_formats_loads_in_berth_with_the_same_config() {
             want,
             "{format}"
         );
+        if format == "docker-archive" {
+            // saved again by berth, the archive is podman's, byte for byte
+            let again = dir.path().join("again.tar");
+            save(&data, format, &again, "localhost/frompodman:1");
+            assert!(
+                std::fs::read(&again).unwrap() == std::fs::read(&archive).unwrap(),
+                "berth save differs from podman save"
+            );
+        }
     }
 }
 

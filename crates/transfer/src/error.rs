@@ -126,6 +126,10 @@ pub enum TransferError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the archive to load is empty (nothing came on standard input)\nhint: berth load -i FILE, or pipe one in (podman save IMAGE | berth load)"
+    )]
+    EmptyInput,
     #[error("writing an archive needs tokio's multi-threaded runtime")]
     NeedsMultiThread,
     #[error("blob {digest} is {size} bytes, more than the {limit} a config may be")]
@@ -377,7 +381,8 @@ impl TransferError {
             | E::UnsupportedLayer { .. }
             | E::Decompress { .. }
             | E::DiffIdMismatch { .. }
-            | E::NotATar { .. } => ErrorKind::InvalidInput,
+            | E::NotATar { .. }
+            | E::EmptyInput => ErrorKind::InvalidInput,
             E::ArchiveImageNotFound { .. } => ErrorKind::NotFound,
             E::CreateArchive { .. }
             | E::WriteArchive { .. }

@@ -212,6 +212,35 @@ pub async fn load(
     Ok(loaded)
 }
 
+/// As [`load`], for an archive read from `input` (a pipe: `podman save IMAGE | berth
+/// load`): it is first copied into an unnamed temporary file beside the store, since
+/// blobs are read by offset.
+pub async fn load_stream(
+    client: &Client,
+    store: &Store,
+    input: impl std::io::Read + Send + 'static,
+    opts: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<Loaded>> {
+    let root = store.root().to_owned();
+    let spooled = crate::local::blocking(move || {
+        let mut input = input;
+        let io_err = |source| TransferError::Io {
+            action: "copy the archive read from standard input into a temporary file in",
+            path: root.clone(),
+            source,
+        };
+        let mut temp = tempfile::NamedTempFile::new_in(&root).map_err(io_err)?;
+        let n = std::io::copy(&mut input, temp.as_file_mut()).map_err(io_err)?;
+        if n == 0 {
+            return Err(TransferError::EmptyInput);
+        }
+        Ok(temp)
+    })
+    .await?;
+    load(client, store, spooled.path(), opts, progress).await
+}
+
 /// The store name of an archived image's name: a full reference as it is normalised; a
 /// bare OCI tag (`v1`, as `skopeo copy … oci-archive:F:v1` writes) as `localhost/v1`,
 /// which is podman's choice too.

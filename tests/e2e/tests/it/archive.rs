@@ -245,6 +245,29 @@ fn podman_save_both_formats_loads_in_berth_with_the_same_config() {
             want,
             "{format}"
         );
+        // `podman save IMAGE | berth load`: the archive on standard input
+        let piped = dir.path().join(format!("piped-{format}"));
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#""$0" load -q --data "$1" < "$2""#)
+            .arg(berth_bin())
+            .arg(&piped)
+            .arg(&archive);
+        let out = stdout_of(
+            "berth load <",
+            &[s(&archive)],
+            &run_with_timeout(&mut cmd, Duration::from_secs(600)),
+        );
+        assert_eq!(
+            out.trim(),
+            "Loaded image: localhost/frompodman:1",
+            "{format} piped"
+        );
+        assert_eq!(
+            berth_inspect(&piped, "localhost/frompodman:1"),
+            want,
+            "{format} piped"
+        );
         if format == "docker-archive" {
             // saved again by berth, the archive is podman's, byte for byte
             let again = dir.path().join("again.tar");

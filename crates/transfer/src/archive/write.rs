@@ -434,13 +434,14 @@ impl Saver<'_> {
         }
         let bar = self.progress.blob(&digest, desc.size());
         let at = self.tar.begin(&name)?;
-        let mut sink = SyncSink(EntrySink {
+        let dest = self.tar.dest.clone();
+        let mut sink = EntrySink {
             tar: &mut self.tar,
             digester: Digester::new(digest.algorithm()),
             progress: Some(bar.clone()),
-        });
-        fetch(&self.handle, src, desc, &mut sink.0)?;
-        let SyncSink(EntrySink { digester, .. }) = sink;
+        };
+        fetch(&self.handle, src, desc, &mut sink, &dest)?;
+        let EntrySink { digester, .. } = sink;
         verify(digester, &digest, desc.size())?;
         self.tar.end(&name, at)?;
         self.written.insert(name);
@@ -580,6 +581,7 @@ impl Saver<'_> {
         let bar = self.progress.blob(&digest, desc.size());
         let at = self.tar.begin(name)?;
         let handle = self.handle.clone();
+        let dest = self.tar.dest.clone();
         let uncompressed = EntrySink {
             tar: &mut self.tar,
             digester: Digester::new(diff_id.algorithm()),
@@ -587,15 +589,15 @@ impl Saver<'_> {
         };
         let digester = if gzip {
             // hash the compressed bytes too: they must be the descriptor's
-            let mut sink = SyncSink(Tee {
+            let mut sink = Tee {
                 inner: flate2::write::GzDecoder::new(uncompressed),
                 digester: Digester::new(digest.algorithm()),
                 progress: bar.clone(),
-            });
-            fetch(&handle, src, desc, &mut sink.0)?;
-            let SyncSink(Tee {
+            };
+            fetch(&handle, src, desc, &mut sink, &dest)?;
+            let Tee {
                 inner, digester, ..
-            }) = sink;
+            } = sink;
             verify(digester, &digest, desc.size())?;
             let entry = inner.finish().map_err(|source| TransferError::Decompress {
                 digest: digest.clone(),
@@ -603,12 +605,12 @@ impl Saver<'_> {
             })?;
             entry.digester
         } else {
-            let mut sink = SyncSink(EntrySink {
+            let mut sink = EntrySink {
                 progress: Some(bar.clone()),
                 ..uncompressed
-            });
-            fetch(&handle, src, desc, &mut sink.0)?;
-            let SyncSink(EntrySink { digester, .. }) = sink;
+            };
+            fetch(&handle, src, desc, &mut sink, &dest)?;
+            let EntrySink { digester, .. } = sink;
             if digester.bytes_hashed() != desc.size() {
                 return Err(TransferError::Verify {
                     digest,
@@ -642,6 +644,7 @@ fn fetch(
     src: &Src,
     desc: &Descriptor,
     w: &mut (impl Write + Unpin + Send),
+    dest: &Path,
 ) -> Result<()> {
     let digest = digest_of(desc)?;
     let Some(path) = src.provider().local_path(&digest) else {
@@ -663,7 +666,7 @@ fn fetch(
         };
         w.write_all(buf.get(..n).unwrap_or_default())
             .map_err(|source| TransferError::WriteArchive {
-                path: PathBuf::from("the archive"),
+                path: dest.to_owned(),
                 entry: digest.to_string(),
                 source,
             })?;

@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -244,12 +244,15 @@ fn checksum(block: &[u8; 512]) -> u32 {
         .sum()
 }
 
-/// Write the tree under `root` as a tar into `w`: sorted, symlinks kept as links, owners,
-/// modes and times as they are; sockets skipped (tar has no type for them).
+/// Write the tree under `root` as a tar into `w`: sorted, symlinks kept as links, the
+/// second and later names of a file as hard links to the first, owners, modes and times
+/// as they are; sockets skipped (tar has no type for them). Extended attributes are not
+/// read (a tar given to `import` keeps those it has).
 fn tar_dir(root: &Path, w: &mut impl Write) -> Result<()> {
     let mut builder = tar::Builder::new(w);
     builder.follow_symlinks(false);
     let mut stack = vec![(root.to_owned(), String::new())];
+    let mut links: std::collections::HashMap<(u64, u64), String> = std::collections::HashMap::new();
     while let Some((dir, prefix)) = stack.pop() {
         let mut entries: Vec<_> = std::fs::read_dir(&dir)
             .map_err(src_err(&dir, "read the directory"))?
@@ -272,6 +275,25 @@ fn tar_dir(root: &Path, w: &mut impl Write) -> Result<()> {
             let ft = e.file_type().map_err(src_err(&path, "read"))?;
             if ft.is_socket() {
                 continue;
+            }
+            let meta = e.metadata().map_err(src_err(&path, "read"))?;
+            // a second name of a file already written becomes a hard link to the first
+            if ft.is_file() && meta.nlink() > 1 {
+                match links.entry((meta.dev(), meta.ino())) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        let mut h = tar::Header::new_gnu();
+                        h.set_metadata(&meta);
+                        h.set_entry_type(tar::EntryType::Link);
+                        h.set_size(0);
+                        builder
+                            .append_link(&mut h, &rel, first.get())
+                            .map_err(src_err(&path, "archive"))?;
+                        continue;
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(rel.clone());
+                    }
+                }
             }
             builder
                 .append_path_with_name(&path, &rel)

@@ -793,3 +793,59 @@ fn mutated_archives_never_panic_and_never_record_unverified_content() {
         "loaded {loaded}, refused {refused}"
     );
 }
+
+#[test]
+fn import_of_a_directory_keeps_hard_links_symlinks_and_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let root = rootfs(dir.path());
+    std::fs::hard_link(root.join("bin/busybox"), root.join("bin/ls")).unwrap();
+    let mut perms = std::fs::metadata(root.join("etc/hostname"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o4750);
+    std::fs::set_permissions(root.join("etc/hostname"), perms).unwrap();
+    import(&store, &root, NAME);
+    let (_, info) = manifest(&store, NAME);
+    let layer = store
+        .open_blob(&berth_oci::descriptor_digest(&info.layers[0]).unwrap())
+        .unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    let mut seen = std::collections::BTreeMap::new();
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        let name = e.path().unwrap().to_str().unwrap().to_owned();
+        let h = e.header();
+        let link = e
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_str().unwrap().to_owned());
+        seen.insert(
+            name,
+            (h.entry_type(), h.mode().unwrap(), h.size().unwrap(), link),
+        );
+    }
+    let names: Vec<&str> = seen.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "bin",
+            "bin/busybox",
+            "bin/ls",
+            "bin/sh",
+            "etc",
+            "etc/hostname",
+            "tmp"
+        ],
+        "in name order, without the root"
+    );
+    // busybox comes first in name order: ls is the link
+    assert_eq!(seen["bin/busybox"].0, tar::EntryType::Regular);
+    assert_eq!(seen["bin/busybox"].2, 300_000);
+    assert_eq!(seen["bin/ls"].0, tar::EntryType::Link);
+    assert_eq!(seen["bin/ls"].3.as_deref(), Some("bin/busybox"));
+    assert_eq!(seen["bin/sh"].0, tar::EntryType::Symlink);
+    assert_eq!(seen["bin/sh"].3.as_deref(), Some("busybox"));
+    assert_eq!(seen["etc/hostname"].1 & 0o7777, 0o4750);
+    assert_eq!(seen["tmp"].0, tar::EntryType::Directory);
+}

@@ -245,9 +245,10 @@ fn checksum(block: &[u8; 512]) -> u32 {
 }
 
 /// Write the tree under `root` as a tar into `w`: sorted, symlinks kept as links, the
-/// second and later names of a file as hard links to the first, owners, modes and times
-/// as they are; sockets skipped (tar has no type for them). Extended attributes are not
-/// read (a tar given to `import` keeps those it has).
+/// second and later names of a file as hard links to the first, owners, modes, times and
+/// extended attributes (`security.capability` among them, as PAX `SCHILY.xattr.` records,
+/// which GNU tar, Go's archive/tar and the unpacker read) as they are; sockets skipped
+/// (tar has no type for them).
 fn tar_dir(root: &Path, w: &mut impl Write) -> Result<()> {
     let mut builder = tar::Builder::new(w);
     builder.follow_symlinks(false);
@@ -295,6 +296,7 @@ fn tar_dir(root: &Path, w: &mut impl Write) -> Result<()> {
                     }
                 }
             }
+            append_xattrs(&mut builder, &path, &rel)?;
             builder
                 .append_path_with_name(&path, &rel)
                 .map_err(src_err(&path, "archive"))?;
@@ -307,4 +309,62 @@ fn tar_dir(root: &Path, w: &mut impl Write) -> Result<()> {
     }
     builder.into_inner().map_err(src_err(root, "archive"))?;
     Ok(())
+}
+
+/// The PAX header carrying the extended attributes of `path` (none: nothing is written),
+/// placed before its entry `rel`.
+fn append_xattrs(builder: &mut tar::Builder<impl Write>, path: &Path, rel: &str) -> Result<()> {
+    let err = src_err(path, "read the extended attributes of");
+    let mut names = vec![0u8; 64 << 10];
+    let n = match rustix::fs::llistxattr(path, &mut names[..]) {
+        Ok(n) => n,
+        // a filesystem without xattrs has none to keep
+        Err(e) if e == rustix::io::Errno::NOTSUP => return Ok(()),
+        Err(e) => return Err(err(e.into())),
+    };
+    let mut records = Vec::new();
+    for name in names.get(..n).unwrap_or_default().split(|b| *b == 0) {
+        if name.is_empty() {
+            continue;
+        }
+        let mut value = vec![0u8; 64 << 10];
+        let len = match rustix::fs::lgetxattr(path, name, &mut value[..]) {
+            Ok(len) => len,
+            // removed meanwhile
+            Err(e) if e == rustix::io::Errno::NODATA => continue,
+            Err(e) => return Err(err(e.into())),
+        };
+        let mut key = b"SCHILY.xattr.".to_vec();
+        key.extend_from_slice(name);
+        pax_record(&mut records, &key, value.get(..len).unwrap_or_default());
+    }
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut h = tar::Header::new_ustar();
+    let pax_name = format!("PaxHeaders/{}", rel.rsplit('/').next().unwrap_or(rel));
+    h.set_path(&pax_name).map_err(src_err(path, "archive"))?;
+    h.set_entry_type(tar::EntryType::XHeader);
+    h.set_mode(0o644);
+    h.set_size(records.len() as u64);
+    h.set_cksum();
+    builder
+        .append(&h, &records[..])
+        .map_err(src_err(path, "archive"))?;
+    Ok(())
+}
+
+/// One PAX record, `LEN KEY=VALUE\n`, where LEN counts the whole record, itself included.
+fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    let rest = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
 }

@@ -849,3 +849,59 @@ fn import_of_a_directory_keeps_hard_links_symlinks_and_modes() {
     assert_eq!(seen["etc/hostname"].1 & 0o7777, 0o4750);
     assert_eq!(seen["tmp"].0, tar::EntryType::Directory);
 }
+
+#[test]
+fn import_of_a_directory_keeps_extended_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let root = rootfs(dir.path());
+    let file = root.join("bin/busybox");
+    // a capability set as `setcap cap_net_raw+ep` writes it (VFS_CAP_REVISION_2)
+    let cap: [u8; 20] = [
+        0, 0, 0, 2, 0, 0x20, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    rustix::fs::setxattr(
+        &file,
+        "security.capability",
+        &cap,
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    rustix::fs::setxattr(&file, "user.note", b"kept", rustix::fs::XattrFlags::empty()).unwrap();
+    import(&store, &root, NAME);
+    let (_, info) = manifest(&store, NAME);
+    let layer = store
+        .open_blob(&berth_oci::descriptor_digest(&info.layers[0]).unwrap())
+        .unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    let mut found = std::collections::BTreeMap::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_str().unwrap().to_owned();
+        if let Some(pax) = e.pax_extensions().unwrap() {
+            for x in pax {
+                let x = x.unwrap();
+                found.insert(
+                    (name.clone(), x.key().unwrap().to_owned()),
+                    x.value_bytes().to_vec(),
+                );
+            }
+        }
+    }
+    assert_eq!(
+        found.get(&(
+            "bin/busybox".to_owned(),
+            "SCHILY.xattr.security.capability".to_owned()
+        )),
+        Some(&cap.to_vec()),
+        "{found:?}"
+    );
+    assert_eq!(
+        found.get(&(
+            "bin/busybox".to_owned(),
+            "SCHILY.xattr.user.note".to_owned()
+        )),
+        Some(&b"kept".to_vec())
+    );
+    assert_eq!(found.len(), 2, "only busybox has xattrs: {found:?}");
+}

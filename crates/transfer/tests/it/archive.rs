@@ -905,3 +905,29 @@ fn import_of_a_directory_keeps_extended_attributes() {
     );
     assert_eq!(found.len(), 2, "only busybox has xattrs: {found:?}");
 }
+
+#[test]
+fn import_records_the_platform_and_message_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    let opts = ImportOptions {
+        message: Some("from a rootfs".into()),
+        platform: Platform::parse("linux/arm64/v8").unwrap(),
+    };
+    let imported = runtime()
+        .block_on(archive::import(&store, &rootfs(dir.path()), NAME, &opts))
+        .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&store.read_blob(&imported.config).unwrap()).unwrap();
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["variant"], "v8");
+    assert_eq!(config["os"], "linux");
+    assert_eq!(config["history"][0]["comment"], "from a rootfs");
+    assert_eq!(
+        store.image(NAME).unwrap().unwrap().platform.as_deref(),
+        Some("linux/arm64/v8")
+    );
+    // saving it for another platform than this machine's works: the image is not an index
+    let file = dir.path().join("arm.tar");
+    save(&store, &[NAME], &file, ArchiveFormat::Oci).unwrap();
+}

@@ -243,7 +243,7 @@ pub async fn load_stream(
 
 /// The store name of an archived image's name: a full reference as it is normalised; a
 /// bare OCI tag (`v1`, as `skopeo copy … oci-archive:F:v1` writes) as `localhost/v1`,
-/// which is podman's choice too.
+/// as podman names short names (`localhost/` first).
 fn store_name(path: &Path, raw: &str) -> Result<String> {
     let name = if raw.contains('/') || raw.contains(':') || raw.contains('@') {
         raw.to_owned()

@@ -35,9 +35,16 @@ enum Command {
     Pull(commands::image::pull::PullArgs),
     /// Push an image of the local store to its registry; prints its digest.
     Push(commands::image::push::PushArgs),
-    /// Copy an image between registries ([docker://]REF), OCI layouts (oci:PATH[:TAG]) and
-    /// the local store (store:NAME); prints its digest.
+    /// Copy an image between registries ([docker://]REF), OCI layouts (oci:PATH[:TAG]),
+    /// the local store (store:NAME) and archives (docker-archive:PATH[:REF],
+    /// oci-archive:PATH[:TAG]); prints its digest.
     Copy(commands::image::copy::CopyArgs),
+    /// Save images of the local store into a docker-archive or oci-archive file.
+    Save(commands::image::save::SaveArgs),
+    /// Load the images of a docker-archive or oci-archive file into the local store.
+    Load(commands::image::load::LoadArgs),
+    /// Make a one-layer image of a root filesystem (a tar archive or a directory).
+    Import(commands::image::import::ImportArgs),
     /// List the images of the local store.
     Images(commands::image::images::ImagesArgs),
     /// Show an image's manifest, config, layers and platforms.
@@ -64,6 +71,9 @@ fn main() -> ExitCode {
         Command::Pull(args) => commands::image::pull::run(args),
         Command::Push(args) => commands::image::push::run(args),
         Command::Copy(args) => commands::image::copy::run(args),
+        Command::Save(args) => commands::image::save::run(args),
+        Command::Load(args) => commands::image::load::run(args),
+        Command::Import(args) => commands::image::import::run(args),
         Command::Images(args) => commands::image::images::run(args),
         Command::Inspect(args) => commands::image::inspect::run(args),
         Command::Tag(args) => commands::image::tag::run(args),

@@ -16,6 +16,152 @@ pub enum TransferError {
         "invalid image location {location:?}: `oci:` needs a directory\nhint: write oci:PATH[:TAG]"
     )]
     LayoutPathMissing { location: String },
+    #[error(
+        "invalid image location {location:?}: an archive needs a file\nhint: write docker-archive:PATH[:REF] or oci-archive:PATH[:TAG]"
+    )]
+    ArchivePathMissing { location: String },
+    #[error("refused the archive {path}: entry {entry:?} is {reason}")]
+    HostileArchive {
+        path: PathBuf,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error("the archive {path} is not a complete tar file\nhint: check the file was copied whole")]
+    ReadArchive {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the archive {path} names {entry:?}, which is not in it\nhint: the archive is incomplete or was not written by an image tool"
+    )]
+    ArchiveEntryMissing { path: PathBuf, entry: String },
+    #[error("the archive {path}: {entry:?} is {size} bytes, more than the {limit} allowed")]
+    ArchiveEntryTooLarge {
+        path: PathBuf,
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error("the archive {path}: {entry:?} holds {actual}, not {expected} as it is named")]
+    ArchiveDigestMismatch {
+        path: PathBuf,
+        entry: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("the archive {path}: {entry:?} is unusable: {reason}")]
+    BadArchive {
+        path: PathBuf,
+        entry: String,
+        reason: String,
+    },
+    #[error(
+        "{path} is compressed\nhint: decompress it first (gunzip, zstd -d); image archives are plain tar files"
+    )]
+    CompressedArchive { path: PathBuf },
+    #[error(
+        "{path} is neither a docker-archive (no manifest.json) nor an oci-archive (no oci-layout)"
+    )]
+    NotAnArchive { path: PathBuf },
+    #[error("{path} is a {found}, not a {expected}\nhint: write {found}:{path}")]
+    ArchiveFormatMismatch {
+        path: PathBuf,
+        expected: crate::ArchiveFormat,
+        found: crate::ArchiveFormat,
+    },
+    #[error("the archive {path} holds no image")]
+    ArchiveEmpty { path: PathBuf },
+    #[error(
+        "the archive {path} holds {count} images\nhint: name one, as docker-archive:PATH:REF or oci-archive:PATH:TAG"
+    )]
+    ArchiveAmbiguous { path: PathBuf, count: usize },
+    #[error("the archive {path} has no image named {name} (it has: {available})")]
+    ArchiveImageNotFound {
+        path: PathBuf,
+        name: String,
+        available: String,
+    },
+    #[error(
+        "image {digest} of the archive {path} has no name\nhint: give it one with `berth copy {format}:{path} store:NAME`"
+    )]
+    ArchiveUnnamed {
+        path: PathBuf,
+        format: crate::ArchiveFormat,
+        digest: Digest,
+    },
+    #[error("{name:?} (in or for {path}) is not a valid image name")]
+    ArchiveBadName { path: PathBuf, name: String },
+    #[error(
+        "{location} can only be written by `berth save` or `berth copy SRC {location}`, not as part of another copy"
+    )]
+    ArchiveNotADestination { location: String },
+    #[error("failed to create the archive {path}")]
+    CreateArchive {
+        path: PathBuf,
+        #[source]
+        source: berth_fsutil::FsError,
+    },
+    #[error("failed to write {entry} into the archive {path}; nothing was saved")]
+    WriteArchive {
+        path: PathBuf,
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the archive to load is empty (nothing came on standard input)\nhint: berth load -i FILE, or pipe one in (podman save IMAGE | berth load)"
+    )]
+    EmptyInput,
+    #[error("writing an archive needs tokio's multi-threaded runtime")]
+    NeedsMultiThread,
+    #[error("blob {digest} is {size} bytes, more than the {limit} a config may be")]
+    BlobTooLarge {
+        digest: Digest,
+        size: u64,
+        limit: u64,
+    },
+    #[error("the image at {image} is not an image manifest (no config)")]
+    NotAnImage { image: String },
+    #[error("the image config {digest} is unusable: {reason}")]
+    BadConfig { digest: Digest, reason: String },
+    #[error(
+        "layer {digest} has media type {media_type}, which a docker-archive cannot hold\nhint: save it with --format oci-archive"
+    )]
+    UnsupportedLayer { digest: Digest, media_type: String },
+    #[error("failed to decompress layer {digest}")]
+    Decompress {
+        digest: Digest,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("layer {layer} does not unpack to its diff_id {diff_id}")]
+    DiffIdMismatch {
+        layer: Digest,
+        diff_id: Digest,
+        #[source]
+        source: Box<DigestError>,
+    },
+    #[error("failed to load {name} from {path}{}", entry.as_ref().map(|e| format!(" (at entry {e:?})")).unwrap_or_default())]
+    LoadImage {
+        path: PathBuf,
+        name: String,
+        /// The archive entry whose blob failed, when one did.
+        entry: Option<String>,
+        #[source]
+        source: Box<TransferError>,
+    },
+    #[error("failed to {action} {source_path} for import")]
+    Import {
+        source_path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{source_path} is not a tar archive\nhint: import a root filesystem as a directory, a .tar or a .tar.gz"
+    )]
+    NotATar { source_path: PathBuf },
     #[error("invalid image reference {reference:?}")]
     InvalidReference {
         reference: String,
@@ -196,7 +342,35 @@ impl TransferError {
             | E::InvalidDescriptor { .. }
             | E::NestedIndex { .. }
             | E::TooManyReferrers { .. }
-            | E::StoreKeepsNoReferrers => ErrorKind::InvalidInput,
+            | E::StoreKeepsNoReferrers
+            | E::ArchivePathMissing { .. }
+            | E::HostileArchive { .. }
+            | E::ReadArchive { .. }
+            | E::ArchiveEntryMissing { .. }
+            | E::ArchiveEntryTooLarge { .. }
+            | E::ArchiveDigestMismatch { .. }
+            | E::BadArchive { .. }
+            | E::CompressedArchive { .. }
+            | E::NotAnArchive { .. }
+            | E::ArchiveFormatMismatch { .. }
+            | E::ArchiveEmpty { .. }
+            | E::ArchiveAmbiguous { .. }
+            | E::ArchiveUnnamed { .. }
+            | E::ArchiveBadName { .. }
+            | E::ArchiveNotADestination { .. }
+            | E::BlobTooLarge { .. }
+            | E::NotAnImage { .. }
+            | E::BadConfig { .. }
+            | E::UnsupportedLayer { .. }
+            | E::Decompress { .. }
+            | E::DiffIdMismatch { .. }
+            | E::NotATar { .. }
+            | E::EmptyInput => ErrorKind::InvalidInput,
+            E::ArchiveImageNotFound { .. } => ErrorKind::NotFound,
+            E::CreateArchive { .. }
+            | E::WriteArchive { .. }
+            | E::NeedsMultiThread
+            | E::Import { .. } => ErrorKind::Internal,
             E::NotInStore { .. } | E::NoPlatform { .. } => ErrorKind::NotFound,
             E::StoreNotOpen | E::Io { .. } | E::Task { .. } => ErrorKind::Internal,
             E::Lease { source } | E::Store(source) => source.kind(),
@@ -219,7 +393,7 @@ impl TransferError {
     }
 
     /// The failure a context variant (what was being done) wraps.
-    fn wrapped(&self) -> Option<&TransferError> {
+    pub(crate) fn wrapped(&self) -> Option<&TransferError> {
         use TransferError as E;
         match self {
             E::ReadImage { source, .. }
@@ -231,7 +405,8 @@ impl TransferError {
             | E::RecordImage { source, .. }
             | E::CopyReferrers { source, .. }
             | E::ReadReferrer { source, .. }
-            | E::ListReferrer { source, .. } => Some(source),
+            | E::ListReferrer { source, .. }
+            | E::LoadImage { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -9,7 +9,9 @@
 //!   ([`RegistryContent`]);
 //! - the copy engine ([`copy`], [`copy_blob`]): platform selection from an index,
 //!   concurrent blob copies, manifests after their content, referrers;
-//! - image locations ([`Endpoint`]: `[docker://]REF`, `oci:PATH[:TAG]`, `store:NAME`).
+//! - image locations ([`Endpoint`]: `[docker://]REF`, `oci:PATH[:TAG]`, `store:NAME`,
+//!   `docker-archive:PATH[:REF]`, `oci-archive:PATH[:TAG]`);
+//! - image archives ([`archive`]: `berth save`, `load` and `import`).
 //!
 //! **Does not own**: HTTP (`berth-distribution`), the store's files and leases
 //! (`berth-store`), platform matching (`berth-oci`), or showing progress: the caller
@@ -23,6 +25,7 @@
 //! its tag, so a destination never names incomplete content. A copy into the store holds a
 //! lease of this process for its duration; the image record then keeps the content.
 
+pub mod archive;
 mod content;
 mod endpoint;
 mod error;
@@ -39,6 +42,7 @@ use berth_oci::{Digest, ManifestInfo, Platform, media_type};
 use berth_store::Store;
 use futures_util::StreamExt;
 
+pub use archive::{ArchiveFormat, ImportOptions, Imported, Loaded};
 pub use content::{BoxFuture, ContentWriter, Ingester, Provider, Put, Sink};
 pub use endpoint::Endpoint;
 pub use error::{ErrorKind, Result, TransferError};
@@ -88,6 +92,7 @@ pub(crate) struct ManifestBlob {
 }
 
 /// Copy the image at `src` to `dst`. `store` is needed when either side is the store.
+/// Writing an archive needs the multi-threaded runtime.
 pub async fn copy(
     client: &Client,
     store: Option<&Store>,
@@ -96,15 +101,34 @@ pub async fn copy(
     opts: &CopyOptions,
     progress: &dyn Progress,
 ) -> Result<Copied> {
+    if let Some(digest) = archive::copy_to_archive(client, store, src, dst, opts, progress).await? {
+        return Ok(Copied {
+            digest,
+            platform: None,
+            referrers: 0,
+        });
+    }
     let src_side = Src::open(client, store, src)?;
     let dst_side = Dst::open(client, store, dst, &format!("copy {src} to {dst}"))?;
+    copy_sides(&src_side, &dst_side, &src.to_string(), dst, opts, progress).await
+}
+
+/// The copy between two opened sides.
+pub(crate) async fn copy_sides(
+    src_side: &Src,
+    dst_side: &Dst,
+    src: &str,
+    dst: &Endpoint,
+    opts: &CopyOptions,
+    progress: &dyn Progress,
+) -> Result<Copied> {
     let top = src_side.top().await.map_err(|e| TransferError::ReadImage {
         image: src.to_string(),
         source: Box::new(e),
     })?;
     let copier = Copier {
-        src: &src_side,
-        dst: &dst_side,
+        src: src_side,
+        dst: dst_side,
         progress,
     };
     let info = parse(&top)?;

@@ -7,6 +7,9 @@ use berth_oci::oci_spec::image::MediaType;
 use berth_oci::{Digest, Reference, descriptor_digest};
 use berth_store::{ImageRecord, OciLayout, Store};
 
+use std::sync::Arc;
+
+use crate::archive::{ArchiveFormat, ArchiveProvider, ArchiveSource};
 use crate::content::{Ingester, Provider};
 use crate::local::{blocking, digest_of};
 use crate::registry::RegistryContent;
@@ -43,6 +46,30 @@ pub(crate) enum Src {
         store: Store,
         name: String,
     },
+    /// Image `image` of an indexed archive.
+    Archive {
+        provider: ArchiveProvider,
+        image: usize,
+    },
+}
+
+/// Index the archive at `path` and select the image `name` in it.
+fn open_archive(path: &std::path::Path, name: Option<&str>, want: ArchiveFormat) -> Result<Src> {
+    let source = ArchiveSource::open(path)?;
+    if source.format() != want {
+        return Err(TransferError::ArchiveFormatMismatch {
+            path: path.to_owned(),
+            expected: want,
+            found: source.format(),
+        });
+    }
+    let image = source.select(name)?;
+    Ok(Src::Archive {
+        provider: ArchiveProvider {
+            source: Arc::new(source),
+        },
+        image,
+    })
 }
 
 impl Src {
@@ -63,6 +90,12 @@ impl Src {
                 store: need_store(store)?.clone(),
                 name: name.clone(),
             },
+            Endpoint::DockerArchive { path, reference } => {
+                open_archive(path, reference.as_deref(), ArchiveFormat::Docker)?
+            }
+            Endpoint::OciArchive { path, tag } => {
+                open_archive(path, tag.as_deref(), ArchiveFormat::Oci)?
+            }
         })
     }
 
@@ -72,6 +105,7 @@ impl Src {
             Src::Registry { content, .. } => content,
             Src::Layout { layout, .. } => layout,
             Src::Store { store, .. } => store,
+            Src::Archive { provider, .. } => provider,
         }
     }
 
@@ -118,6 +152,14 @@ impl Src {
                 })
                 .await
             }
+            Src::Archive { provider, image } => provider
+                .source
+                .images()
+                .get(*image)
+                .map(|i| i.top.clone())
+                .ok_or_else(|| TransferError::ArchiveEmpty {
+                    path: provider.path(),
+                }),
         }
     }
 
@@ -161,6 +203,7 @@ impl Src {
                 .await
             }
             Src::Store { .. } => Err(TransferError::StoreKeepsNoReferrers),
+            Src::Archive { .. } => Ok(Vec::new()),
         }
     }
 }
@@ -213,6 +256,12 @@ impl Dst {
                     ingester: store.ingester(&lease),
                     name: name.clone(),
                 }
+            }
+            // archives are written sequentially by `archive::copy_to_archive`
+            Endpoint::DockerArchive { .. } | Endpoint::OciArchive { .. } => {
+                return Err(TransferError::ArchiveNotADestination {
+                    location: e.to_string(),
+                });
             }
         })
     }

@@ -6,6 +6,7 @@
     reason = "tests fail by panicking, helpers included"
 )]
 
+mod archive;
 mod roles;
 
 use berth_distribution::Descriptor;

@@ -205,3 +205,16 @@ pub fn verify_tree_in_registry(http: &Http, repo: &str, digest: &Digest, layout_
         );
     }
 }
+
+/// The stdout of a finished `what args…` as text; panics with its stderr unless it
+/// succeeded.
+#[track_caller]
+pub fn stdout_of(what: &str, args: &[&str], out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("output is UTF-8")
+}

@@ -1,5 +1,6 @@
-//! `berth copy SRC DST`: between registries (`[docker://]REF`), OCI layouts
-//! (`oci:PATH[:TAG]`) and the local store (`store:NAME`).
+//! `berth copy SRC DST`: between registries (`[docker://]REF`), OCI layouts (`oci:PATH[:TAG]`),
+//! the local store (`store:NAME`) and archives (`docker-archive:PATH[:REF]`,
+//! `oci-archive:PATH[:TAG]`).
 
 use clap::Args;
 

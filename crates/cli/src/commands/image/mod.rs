@@ -1,13 +1,17 @@
-//! Image commands: `berth pull | push | copy | images | inspect | tag | rmi`, and
+//! Image commands: `berth pull | push | copy | save | load | import | images | inspect |
+//! tag | rmi`, and
 //! `berth image prune`. The copying is `berth-transfer`'s.
 
 pub mod copy;
 pub mod images;
+pub mod import;
 pub mod inspect;
+pub mod load;
 pub mod prune;
 pub mod pull;
 pub mod push;
 pub mod rmi;
+pub mod save;
 pub mod tag;
 
 use std::path::PathBuf;

@@ -1,0 +1,216 @@
+//! Killed processes: a half-made snapshot is never used and is removed at the next open;
+//! two processes at once never lose each other's snapshots.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_image::snapshot::{CrashPoint, Driver, Opts, SnapshotStore, Snapshotter};
+
+use super::helpers::{Scratch, layer, require_root, upper, write};
+use super::process::{Helper, announce_and_hang, role};
+
+fn dir_names(p: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+/// The helper: opens the store with a hook that stops at the named point, then works.
+#[test]
+#[ignore = "helper process for the crash and concurrency tests"]
+fn child_snapshot_worker() {
+    let Some((role, root)) = role() else { return };
+    let (point, op) = role.split_once(':').unwrap();
+    let stop_at = match point {
+        "temp" => Some(CrashPoint::TempFilled),
+        "renamed" => Some(CrashPoint::Renamed),
+        "unrecorded" => Some(CrashPoint::Unrecorded),
+        _ => None,
+    };
+    let hook: Option<berth_image::snapshot::CrashHook> = stop_at.map(|p| {
+        Arc::new(move |at: CrashPoint| {
+            if at == p {
+                announce_and_hang(&format!("reached {at:?}"));
+            }
+        }) as _
+    });
+    let driver = if op.starts_with("native") {
+        Driver::Native
+    } else {
+        Driver::Overlay
+    };
+    let s = SnapshotStore::open_with_hook(&root, driver, hook).unwrap();
+    match op {
+        "prepare" | "native-prepare" => {
+            s.prepare("half", Some("base"), &Opts::default()).unwrap();
+        }
+        "remove" => s.remove("doomed").unwrap(),
+        "unpack" => {
+            // An unpack in progress: a leased active snapshot, half written.
+            let lease = s.lease().unwrap();
+            let m = s
+                .prepare(
+                    "extract-1 sha256:x",
+                    Some("base"),
+                    &Opts::with_lease(&lease),
+                )
+                .unwrap();
+            write(&upper(&m), "half-written", "…");
+            announce_and_hang("reached unpack");
+        }
+        w if w.starts_with("many-") => {
+            // Concurrency: prepare and commit 25 snapshots on "base" as fast as possible.
+            let me = w.trim_start_matches("many-");
+            use std::io::Write;
+            println!("ready");
+            std::io::stdout().flush().unwrap();
+            for i in 0..25 {
+                let key = format!("{me}-active-{i}");
+                let m = s.prepare(&key, Some("base"), &Opts::default()).unwrap();
+                write(&upper(&m), "who", &key);
+                s.commit(&format!("{me}-{i}"), &key, &Opts::default())
+                    .unwrap();
+            }
+        }
+        other => panic!("unknown op {other}"),
+    }
+}
+
+fn setup(driver: Driver) -> (Scratch, SnapshotStore) {
+    let scratch = Scratch::new();
+    let s = scratch.store(driver);
+    layer(&s, "base", None, |d| write(d, "etc/os", "base"));
+    (scratch, s)
+}
+
+fn kill_at(root: &Path, role: &str) {
+    let mut h = Helper::spawn("snapshot::crash::child_snapshot_worker", role, root);
+    let point = role.split_once(':').unwrap().0;
+    let line = h.wait_for("reached");
+    assert!(
+        line.to_lowercase().contains(point),
+        "{line} (wanted {point})"
+    );
+    h.kill();
+}
+
+fn killed_mid_prepare_leaves_nothing(driver: Driver, role: &str) {
+    let (_scratch, s) = setup(driver);
+    kill_at(s.root(), role);
+    // Before reopening, the debris is there: an unrecorded directory (renamed) or a
+    // temporary one (temp).
+    let debris =
+        dir_names(&s.root().join("snapshots")).len() + dir_names(&s.root().join("tmp")).len();
+    assert_eq!(debris, 2, "base plus one half-made snapshot");
+    assert!(
+        s.stat("half").is_err(),
+        "a half-made snapshot is never visible"
+    );
+    let s = SnapshotStore::open(s.root(), driver).unwrap();
+    assert_eq!(
+        dir_names(&s.root().join("snapshots")).len(),
+        1,
+        "only base remains"
+    );
+    assert!(dir_names(&s.root().join("tmp")).is_empty());
+    assert_eq!(s.list().unwrap().len(), 1);
+    // And the key is free again: the next prepare succeeds.
+    s.prepare("half", Some("base"), &Opts::default()).unwrap();
+}
+
+#[test]
+fn killed_after_filling_before_rename_the_temporary_snapshot_is_removed_at_open() {
+    if require_root() {
+        killed_mid_prepare_leaves_nothing(Driver::Overlay, "temp:prepare");
+        killed_mid_prepare_leaves_nothing(Driver::Native, "temp:native-prepare");
+    }
+}
+
+#[test]
+fn killed_between_rename_and_record_the_unrecorded_directory_is_removed_at_open() {
+    if require_root() {
+        killed_mid_prepare_leaves_nothing(Driver::Overlay, "renamed:prepare");
+        killed_mid_prepare_leaves_nothing(Driver::Native, "renamed:native-prepare");
+    }
+}
+
+#[test]
+fn killed_mid_remove_the_directory_is_removed_at_open() {
+    if !require_root() {
+        return;
+    }
+    let (_scratch, s) = setup(Driver::Overlay);
+    layer(&s, "doomed", Some("base"), |d| write(d, "x", "x"));
+    kill_at(s.root(), "unrecorded:remove");
+    assert!(s.stat("doomed").is_err());
+    assert_eq!(dir_names(&s.root().join("snapshots")).len(), 2);
+    let s = SnapshotStore::open(s.root(), Driver::Overlay).unwrap();
+    assert_eq!(dir_names(&s.root().join("snapshots")).len(), 1);
+}
+
+#[test]
+fn killed_mid_unpack_the_leased_snapshot_is_removed_at_open_but_not_while_alive() {
+    if !require_root() {
+        return;
+    }
+    let (_scratch, s) = setup(Driver::Overlay);
+    let mut h = Helper::spawn(
+        "snapshot::crash::child_snapshot_worker",
+        "none:unpack",
+        s.root(),
+    );
+    h.wait_for("reached unpack");
+    // While the unpacking process lives, neither an open nor a collection touches it.
+    let other = SnapshotStore::open(s.root(), Driver::Overlay).unwrap();
+    assert!(other.stat("extract-1 sha256:x").is_ok());
+    assert!(other.gc().unwrap().removed.is_empty());
+    h.kill();
+    let s = SnapshotStore::open(s.root(), Driver::Overlay).unwrap();
+    assert!(
+        s.stat("extract-1 sha256:x").is_err(),
+        "the half-unpacked snapshot was removed"
+    );
+    assert_eq!(s.list().unwrap().len(), 1);
+    assert_eq!(dir_names(&s.root().join("snapshots")).len(), 1);
+    assert!(dir_names(&s.root().join("leases")).is_empty());
+}
+
+#[test]
+fn two_processes_preparing_on_the_same_parent_lose_nothing() {
+    if !require_root() {
+        return;
+    }
+    let (_scratch, s) = setup(Driver::Overlay);
+    let mut a = Helper::spawn(
+        "snapshot::crash::child_snapshot_worker",
+        "none:many-a",
+        s.root(),
+    );
+    let mut b = Helper::spawn(
+        "snapshot::crash::child_snapshot_worker",
+        "none:many-b",
+        s.root(),
+    );
+    a.wait_for("ready");
+    b.wait_for("ready");
+    a.wait_success();
+    b.wait_success();
+    let list = s.list().unwrap();
+    assert_eq!(
+        list.len(),
+        51,
+        "base + 2 × 25: {:?}",
+        list.iter().map(|i| &i.key).collect::<Vec<_>>()
+    );
+    let dirs = dir_names(&s.root().join("snapshots"));
+    assert_eq!(dirs.len(), 51, "one directory per snapshot, none shared");
+    for who in ["a", "b"] {
+        for i in 0..25 {
+            let dir = s.dir_of(&format!("{who}-{i}")).unwrap();
+            let got = std::fs::read_to_string(dir.join("fs/who")).unwrap();
+            assert_eq!(got, format!("{who}-active-{i}"));
+        }
+    }
+}

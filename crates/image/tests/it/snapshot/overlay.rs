@@ -1,0 +1,250 @@
+//! The overlay snapshotter through real overlayfs mounts.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use berth_image::snapshot::{
+    Driver, ErrorKind, MOUNT_DATA_LIMIT, Opts, Snapshotter, Strategy, mount_all_with, unmount,
+};
+
+use super::helpers::{Scratch, layer, opaque_dir, require_root, upper, whiteout, write};
+
+#[test]
+fn chain_of_layers_merges_and_upper_layers_shadow_lower_ones() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let s = scratch.store(Driver::Overlay);
+    layer(&s, "l0", None, |d| {
+        write(d, "etc/os", "base");
+        write(d, "bin/a", "a0");
+    });
+    layer(&s, "l1", Some("l0"), |d| write(d, "bin/a", "a1"));
+    layer(&s, "l2", Some("l1"), |d| write(d, "bin/b", "b2"));
+    let m = s.prepare("ctr", Some("l2"), &Opts::default()).unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].kind, "overlay");
+    assert_eq!(m[0].lowerdirs().len(), 3, "{m:?}");
+    let root = scratch.mount(&m, "ctr");
+    assert_eq!(fs::read_to_string(root.join("etc/os")).unwrap(), "base");
+    assert_eq!(fs::read_to_string(root.join("bin/a")).unwrap(), "a1");
+    assert_eq!(fs::read_to_string(root.join("bin/b")).unwrap(), "b2");
+    // Writes land in the container's upper only; the committed layers are untouched.
+    write(&root, "bin/a", "changed");
+    write(&root, "new", "n");
+    let up = upper(&m);
+    assert_eq!(fs::read_to_string(up.join("bin/a")).unwrap(), "changed");
+    assert!(up.join("new").exists());
+    let l1 = s.dir_of("l1").unwrap().join("fs");
+    assert_eq!(fs::read_to_string(l1.join("bin/a")).unwrap(), "a1");
+    // A committed layer cannot be mounted, a second key cannot reuse the name.
+    assert_eq!(s.mounts("l1").unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        s.prepare("ctr", Some("l2"), &Opts::default())
+            .unwrap_err()
+            .kind(),
+        ErrorKind::AlreadyExists
+    );
+    // Parents must be committed.
+    let err = s
+        .prepare("ctr2", Some("ctr"), &Opts::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("not committed"), "{err}");
+    unmount(&root).unwrap();
+    assert_eq!(s.stat("l2").unwrap().parent.as_deref(), Some("l1"));
+}
+
+#[test]
+fn whiteouts_and_opaque_directories_delete_through_the_mount() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let s = scratch.store(Driver::Overlay);
+    layer(&s, "base", None, |d| {
+        write(d, "a/x", "x");
+        write(d, "a/y", "y");
+        write(d, "b/z", "z");
+        write(d, "b/sub/deep", "deep");
+        write(d, "gone", "g");
+    });
+    layer(&s, "del", Some("base"), |d| {
+        whiteout(d, "a/x");
+        whiteout(d, "gone");
+        opaque_dir(d, "b");
+        write(d, "b/new", "new");
+    });
+    // Through an active snapshot (overlay with an upper) and a view (read-only overlay of
+    // two lower layers): the same tree.
+    let active = s.prepare("ctr", Some("del"), &Opts::default()).unwrap();
+    let view = s.view("v", Some("del"), &Opts::default()).unwrap();
+    for (name, m) in [("active", &active), ("view", &view)] {
+        let root = scratch.mount(m, name);
+        assert!(!root.join("a/x").exists(), "{name}: whiteout a/x");
+        assert!(!root.join("gone").exists(), "{name}: whiteout gone");
+        assert_eq!(fs::read_to_string(root.join("a/y")).unwrap(), "y");
+        assert!(!root.join("b/z").exists(), "{name}: opaque b hides b/z");
+        assert!(!root.join("b/sub").exists(), "{name}: opaque b hides b/sub");
+        assert_eq!(fs::read_to_string(root.join("b/new")).unwrap(), "new");
+        let names: Vec<_> = fs::read_dir(root.join("b"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["new"], "{name}");
+        unmount(&root).unwrap();
+    }
+}
+
+/// Build `n` layers, each adding `f<i>` and replacing `top`.
+fn many_layers(s: &dyn Snapshotter, n: usize) -> String {
+    let mut parent: Option<String> = None;
+    for i in 0..n {
+        let name = format!("layer-{i}");
+        layer(s, &name, parent.as_deref(), |d| {
+            write(d, &format!("f{i}"), &i.to_string());
+            write(d, "top", &i.to_string());
+        });
+        parent = Some(name);
+    }
+    parent.unwrap()
+}
+
+fn check_many(root: &std::path::Path, n: usize) {
+    for i in 0..n {
+        assert_eq!(
+            fs::read_to_string(root.join(format!("f{i}"))).unwrap(),
+            i.to_string()
+        );
+    }
+    // The uppermost layer wins: the lower directories are in the right order.
+    assert_eq!(
+        fs::read_to_string(root.join("top")).unwrap(),
+        (n - 1).to_string()
+    );
+}
+
+#[test]
+fn more_layers_than_one_mount_page_holds_mount_with_each_strategy() {
+    if !require_root() {
+        return;
+    }
+    const N: usize = 140;
+    let scratch = Scratch::new();
+    let s = scratch.store(Driver::Overlay);
+    let top = many_layers(&s, N);
+    let m = s.prepare("ctr", Some(&top), &Opts::default()).unwrap();
+    let data_len: usize = m[0].options.iter().map(|o| o.len() + 1).sum();
+    assert!(
+        data_len > MOUNT_DATA_LIMIT,
+        "the test must exceed a page: {data_len}"
+    );
+    // One plain mount(2) with these options is what the defence is for: it fails.
+    let plain = scratch.target("plain");
+    let err = mount_all_with(&m, &plain, Strategy::Plain).unwrap_err();
+    eprintln!("plain mount of {N} layers ({data_len} bytes of options): {err}");
+    for (name, strategy) in [
+        ("auto", Strategy::Auto),
+        ("lowerdir-plus", Strategy::LowerdirPlus),
+        ("relative", Strategy::Relative),
+    ] {
+        let t = scratch.target(name);
+        mount_all_with(&m, &t, strategy).unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_many(&t, N);
+        write(&t, "written", name);
+        unmount(&t).unwrap();
+        assert_eq!(fs::read_to_string(upper(&m).join("written")).unwrap(), name);
+    }
+    // A read-only view of the same chain (a lower-only overlay) mounts too.
+    let v = s.view("v", Some(&top), &Opts::default()).unwrap();
+    let root = scratch.mount(&v, "view");
+    check_many(&root, N);
+    unmount(&root).unwrap();
+}
+
+#[test]
+fn views_are_read_only() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let s = scratch.store(Driver::Overlay);
+    layer(&s, "one", None, |d| write(d, "f", "1"));
+    layer(&s, "two", Some("one"), |d| write(d, "g", "2"));
+    // One parent: a read-only bind of it; two: a lower-only overlay; none: an empty ro bind.
+    for (key, parent) in [("v1", Some("one")), ("v2", Some("two")), ("v0", None)] {
+        let m = s.view(key, parent, &Opts::default()).unwrap();
+        assert!(m.iter().all(|m| m.is_read_only()), "{m:?}");
+        assert!(berth_image::snapshot::writable_dir(&m).is_none());
+        let root = scratch.mount(&m, key);
+        let rofs = Some(rustix::io::Errno::ROFS.raw_os_error());
+        let err = fs::create_dir(root.join("d")).unwrap_err();
+        assert_eq!(err.raw_os_error(), rofs, "{key}: mkdir");
+        if parent.is_some() {
+            let err = fs::OpenOptions::new()
+                .write(true)
+                .open(root.join("f"))
+                .unwrap_err();
+            assert_eq!(err.raw_os_error(), rofs, "{key}: open for writing");
+        }
+        unmount(&root).unwrap();
+    }
+    assert_eq!(
+        s.commit("c", "v2", &Opts::default()).unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+}
+
+#[test]
+fn remove_is_refused_while_children_exist_or_while_mounted() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let s = scratch.store(Driver::Overlay);
+    layer(&s, "base", None, |d| write(d, "f", "1"));
+    layer(&s, "mid", Some("base"), |d| write(d, "g", "2"));
+    let m = s.prepare("ctr", Some("mid"), &Opts::default()).unwrap();
+    let err = s.remove("mid").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("ctr"), "{err}");
+    assert!(s.dir_of("mid").unwrap().join("fs/g").exists());
+    // Mounted: neither removed nor committed.
+    let root = scratch.mount(&m, "ctr");
+    let err = s.remove("ctr").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("unmount"), "{err}");
+    let err = s.commit("c", "ctr", &Opts::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(root.join("g").exists());
+    unmount(&root).unwrap();
+    // Unmounted, children first: all goes.
+    let dir = s.dir_of("mid").unwrap();
+    s.remove("ctr").unwrap();
+    s.remove("mid").unwrap();
+    s.remove("base").unwrap();
+    assert!(!dir.exists());
+    assert!(s.list().unwrap().is_empty());
+}
+
+#[test]
+fn upper_directory_takes_the_parent_roots_owner() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let s = scratch.store(Driver::Overlay);
+    layer(&s, "base", None, |d| {
+        rustix::fs::chown(
+            d,
+            Some(rustix::fs::Uid::from_raw(1234)),
+            Some(rustix::fs::Gid::from_raw(5678)),
+        )
+        .unwrap();
+    });
+    let m = s.prepare("ctr", Some("base"), &Opts::default()).unwrap();
+    let root = scratch.mount(&m, "ctr");
+    let md = fs::metadata(&root).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 5678));
+    unmount(&root).unwrap();
+}

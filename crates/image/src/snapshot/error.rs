@@ -126,7 +126,7 @@ impl SnapshotError {
 /// A mount or unmount failure.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
-    #[error("failed to mount {fstype} from {source_path} on {target} (options {options:?})")]
+    #[error("failed to mount {fstype} from {source_path} on {target} (options {options})")]
     Mount {
         fstype: String,
         source_path: PathBuf,

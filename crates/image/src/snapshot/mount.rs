@@ -127,11 +127,22 @@ pub fn unmount(target: &Path) -> Result<(), MountError> {
 }
 
 fn mount_err(m: &Mount, target: &Path, source: io::Error) -> MountError {
+    const SHOWN: usize = 300;
+    let mut options = m.options.join(",");
+    if options.len() > SHOWN {
+        let total = options.len();
+        let mut end = SHOWN;
+        while !options.is_char_boundary(end) {
+            end -= 1;
+        }
+        options.truncate(end);
+        options.push_str(&format!("… ({total} bytes)"));
+    }
     MountError::Mount {
         fstype: m.kind.clone(),
         source_path: m.source.clone(),
         target: target.to_owned(),
-        options: m.options.join(","),
+        options,
         source,
     }
 }

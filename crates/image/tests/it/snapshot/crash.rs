@@ -98,7 +98,24 @@ fn kill_at(root: &Path, role: &str) {
 
 fn killed_mid_prepare_leaves_nothing(driver: Driver, role: &str) {
     let (_scratch, s) = setup(driver);
-    kill_at(s.root(), role);
+    let mut h = Helper::spawn("snapshot::crash::child_snapshot_worker", role, s.root());
+    let point = role.split_once(':').unwrap().0;
+    let line = h.wait_for("reached");
+    assert!(
+        line.to_lowercase().contains(point),
+        "{line} (wanted {point})"
+    );
+    if point == "temp" {
+        // While its creator lives, another process's open leaves the temporary tree alone.
+        // (At `renamed` the creator holds the root lock: an open would wait for it.)
+        SnapshotStore::open(s.root(), driver).unwrap();
+        assert_eq!(
+            dir_names(&s.root().join("tmp")).len(),
+            1,
+            "a live creator's tree was removed"
+        );
+    }
+    h.kill();
     // Before reopening, the debris is there: an unrecorded directory (renamed) or a
     // temporary one (temp).
     let debris =

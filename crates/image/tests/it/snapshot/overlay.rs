@@ -142,7 +142,8 @@ fn more_layers_than_one_mount_page_holds_mount_with_each_strategy() {
     // One plain mount(2) with these options is what the defence is for: it fails.
     let plain = scratch.target("plain");
     let err = mount_all_with(&m, &plain, Strategy::Plain).unwrap_err();
-    eprintln!("plain mount of {N} layers ({data_len} bytes of options): {err}");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    eprintln!("plain mount of {N} layers ({data_len} bytes of options): {err}: {cause:?}");
     for (name, strategy) in [
         ("auto", Strategy::Auto),
         ("lowerdir-plus", Strategy::LowerdirPlus),
@@ -151,6 +152,9 @@ fn more_layers_than_one_mount_page_holds_mount_with_each_strategy() {
         let t = scratch.target(name);
         mount_all_with(&m, &t, strategy).unwrap_or_else(|e| panic!("{name}: {e}"));
         check_many(&t, N);
+        // However the options were passed, the mount is seen as using the snapshot.
+        let err = s.remove("ctr").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{name}: {err}");
         write(&t, "written", name);
         unmount(&t).unwrap();
         assert_eq!(fs::read_to_string(upper(&m).join("written")).unwrap(), name);

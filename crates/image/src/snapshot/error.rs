@@ -151,6 +151,14 @@ pub enum MountError {
         common: PathBuf,
         limit: usize,
     },
+    #[error(
+        "overlay mount on {target} has {layers} lower layers, more than overlayfs stacks ({max}); flatten the image (fewer layers)"
+    )]
+    TooManyLayers {
+        target: PathBuf,
+        layers: usize,
+        max: usize,
+    },
     #[error("mount type {fstype:?} on {target} is not supported (only overlay and bind)")]
     Unsupported { fstype: String, target: PathBuf },
     #[error("overlayfs is not usable in {dir}: {reason}; use the native snapshotter")]
@@ -162,6 +170,7 @@ impl MountError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             MountError::TooLong { .. }
+            | MountError::TooManyLayers { .. }
             | MountError::OverlayUnavailable { .. }
             | MountError::Unsupported { .. } => ErrorKind::Unavailable,
             MountError::Mount { .. } | MountError::Unmount { .. } => ErrorKind::Internal,

@@ -210,6 +210,13 @@ fn mount_overlay(m: &Mount, target: &Path, strategy: Strategy) -> Result<(), Mou
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
+    if lowers.len() > OVERLAY_MAX_LOWER {
+        return Err(MountError::TooManyLayers {
+            target: target.to_owned(),
+            layers: lowers.len(),
+            max: OVERLAY_MAX_LOWER,
+        });
+    }
     let data = overlay_data(m, &lowers);
     let fits = data.len() < MOUNT_DATA_LIMIT;
     match strategy {

@@ -215,7 +215,9 @@ impl SnapshotStore {
         ] {
             berth_fsutil::create_dir_all_durable(&dir).map_err(fs_err(""))?;
         }
-        if driver == Driver::Overlay {
+        // Checked when the root is created (as containerd checks once at start): a root
+        // that worked keeps working on the same filesystem, and a check is a mount.
+        if driver == Driver::Overlay && !layout::metadata(&root).exists() {
             check_overlay(&root)?;
         }
         let store = SnapshotStore { root, driver, hook };

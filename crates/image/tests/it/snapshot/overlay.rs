@@ -252,3 +252,41 @@ fn upper_directory_takes_the_parent_roots_owner() {
     assert_eq!((md.uid(), md.gid()), (1234, 5678));
     unmount(&root).unwrap();
 }
+
+#[test]
+fn overlayfs_stacks_500_lower_layers_and_501_is_refused_by_name() {
+    if !require_root() {
+        return;
+    }
+    use berth_image::snapshot::{MountError, OVERLAY_MAX_LOWER, mount_all};
+    let scratch = Scratch::new();
+    let dirs: Vec<std::path::PathBuf> = (0..=OVERLAY_MAX_LOWER)
+        .map(|i| {
+            let d = scratch.path().join("layers").join(i.to_string());
+            write(&d, &format!("f{i}"), "x");
+            d
+        })
+        .collect();
+    let overlay = |n: usize| berth_image::snapshot::Mount {
+        kind: "overlay".into(),
+        source: "overlay".into(),
+        options: vec![format!(
+            "lowerdir={}",
+            dirs[..n]
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        )],
+    };
+    let t = scratch.target("max");
+    mount_all(&[overlay(OVERLAY_MAX_LOWER)], &t).unwrap();
+    assert!(t.join("f0").exists() && t.join(format!("f{}", OVERLAY_MAX_LOWER - 1)).exists());
+    unmount(&t).unwrap();
+    let err = mount_all(&[overlay(OVERLAY_MAX_LOWER + 1)], &t).unwrap_err();
+    assert!(
+        matches!(err, MountError::TooManyLayers { layers: 501, .. }),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+}

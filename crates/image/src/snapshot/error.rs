@@ -55,6 +55,10 @@ pub enum SnapshotError {
         path: PathBuf,
         how: String,
     },
+    #[error(
+        "lease {lease:?} for snapshot {key:?} is not held by a running process; take a new lease with `Snapshotter::lease` and keep it while working"
+    )]
+    DeadLease { key: String, lease: String },
     #[error("invalid snapshot key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("snapshot root {root} cannot be used: {reason}")]
@@ -111,6 +115,7 @@ impl SnapshotError {
             SnapshotError::WrongKind { .. }
             | SnapshotError::ParentNotCommitted { .. }
             | SnapshotError::InvalidKey { .. }
+            | SnapshotError::DeadLease { .. }
             | SnapshotError::InvalidRoot { .. }
             | SnapshotError::DriverMismatch { .. } => ErrorKind::InvalidInput,
             SnapshotError::HasChildren { .. } | SnapshotError::InUse { .. } => ErrorKind::Conflict,

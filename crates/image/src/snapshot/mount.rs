@@ -376,7 +376,9 @@ pub fn check_overlay(dir: &Path) -> Result<(), MountError> {
         dir: dir.to_owned(),
         reason,
     };
-    let scratch = dir.join(format!(".overlay-check-{}", std::process::id()));
+    static CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch = dir.join(format!(".overlay-check-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let result = (|| {
         for d in ["lower1", "lower2", "upper", "work", "merged"] {

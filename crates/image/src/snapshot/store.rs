@@ -152,12 +152,41 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A directory moved into `tmp/` to be deleted outside the root lock, `flock`ed meanwhile so
+/// that another process's cleanup leaves it to us.
+struct Trash {
+    path: PathBuf,
+    _lock: Option<File>,
+}
+
+impl Trash {
+    /// Move `dir` into `tmp/` and lock it; call with the root lock held.
+    fn take(root: &Path, dir: PathBuf) -> Option<Trash> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dest = layout::tmp(root).join(format!("rm-{name}-{}", unique_name()));
+        let path = match berth_fsutil::rename_durable(&dir, &dest) {
+            Ok(()) => dest,
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return None,
+            Err(_) => dir,
+        };
+        let lock = File::open(&path).ok().filter(meta::try_lock);
+        Some(Trash { path, _lock: lock })
+    }
+
+    fn delete(self) -> std::io::Result<()> {
+        remove_tree(&self.path)
+    }
+}
+
 /// What a cleanup did.
 struct Cleanup {
     /// The index changed and must be written.
     changed: bool,
     /// Directories to delete after the index is written.
-    trash: Vec<PathBuf>,
+    trash: Vec<Trash>,
     /// Snapshots removed (held by a dead lease), with their size.
     removed: Vec<(String, u64)>,
 }
@@ -228,8 +257,8 @@ impl SnapshotStore {
             meta::write(&store.root, &index)?;
         }
         drop(_lock);
-        for d in cleanup.trash {
-            let _ = remove_tree(&d);
+        for t in cleanup.trash {
+            let _ = t.delete();
         }
         Ok(store)
     }
@@ -330,20 +359,10 @@ impl SnapshotStore {
             }
         }
         // Move the doomed directories out of snapshots/ now (under the lock), delete later.
-        let mut moved = Vec::new();
-        for dir in trash {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-            let dest = layout::tmp(root).join(format!(
-                "rm-{}-{}",
-                name.unwrap_or_default(),
-                unique_name()
-            ));
-            match berth_fsutil::rename_durable(&dir, &dest) {
-                Ok(()) => moved.push(dest),
-                Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => {}
-                Err(_) => moved.push(dir),
-            }
-        }
+        let moved = trash
+            .into_iter()
+            .filter_map(|d| Trash::take(root, d))
+            .collect();
         Ok(Cleanup {
             changed,
             trash: moved,
@@ -423,6 +442,7 @@ impl SnapshotStore {
             Some(p) => Some(self.committed_parent(&index, key, p)?.id),
             None => None,
         };
+        self.check_lease(key, opts)?;
         let mut tmp = self.temp_dir(key)?;
         let fs = tmp.path.join("fs");
         rustix::fs::mkdir(&fs, rustix::fs::Mode::from_raw_mode(0o755))
@@ -576,6 +596,17 @@ impl SnapshotStore {
         })
     }
 
+    /// A snapshot recorded with a dead lease would be removed at the next open: refuse it.
+    fn check_lease(&self, key: &str, opts: &Opts) -> Result<(), SnapshotError> {
+        match &opts.lease {
+            Some(l) if !meta::lease_alive(&self.root, l) => Err(SnapshotError::DeadLease {
+                key: key.to_owned(),
+                lease: l.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn check_not_in_use(&self, key: &str, id: u64) -> Result<(), SnapshotError> {
         let dir = layout::snapshot_dir(&self.root, id);
         let mounts =
@@ -602,13 +633,8 @@ impl SnapshotStore {
     }
 
     /// Move `snapshots/<id>` into `tmp/` (under the lock), to be deleted after it.
-    fn unlink_dir(&self, id: u64) -> PathBuf {
-        let dir = layout::snapshot_dir(&self.root, id);
-        let dest = layout::tmp(&self.root).join(format!("rm-{id}-{}", unique_name()));
-        match berth_fsutil::rename_durable(&dir, &dest) {
-            Ok(()) => dest,
-            Err(_) => dir,
-        }
+    fn unlink_dir(&self, id: u64) -> Option<Trash> {
+        Trash::take(&self.root, layout::snapshot_dir(&self.root, id))
     }
 
     /// The directory of `key` (tests and diagnostics).
@@ -700,6 +726,7 @@ impl Snapshotter for SnapshotStore {
             });
         }
         let id = rec.id;
+        self.check_lease(name, opts)?;
         // A mounted upper would keep changing under every child of the committed layer.
         self.check_not_in_use(key, id)?;
         let fs = layout::fs_dir(&self.root, id);
@@ -758,9 +785,15 @@ impl Snapshotter for SnapshotStore {
         index.snapshots.remove(key);
         meta::write(&self.root, &index)?;
         self.crash_point(CrashPoint::Unrecorded);
-        let dir = self.unlink_dir(id);
+        let trash = self.unlink_dir(id);
         drop(lock);
-        remove_tree(&dir).map_err(io_err(key, "remove", &dir))
+        match trash {
+            Some(t) => {
+                let path = t.path.clone();
+                t.delete().map_err(io_err(key, "remove", &path))
+            }
+            None => Ok(()),
+        }
     }
 
     fn list(&self) -> Result<Vec<Info>, SnapshotError> {
@@ -845,12 +878,10 @@ impl Snapshotter for SnapshotStore {
         report.removed.extend(doomed);
         meta::write(&self.root, &index)?;
         self.crash_point(CrashPoint::Unrecorded);
-        for id in ids {
-            trash.push(self.unlink_dir(id));
-        }
+        trash.extend(ids.into_iter().filter_map(|id| self.unlink_dir(id)));
         drop(lock);
-        for d in trash {
-            let _ = remove_tree(&d);
+        for t in trash {
+            let _ = t.delete();
         }
         Ok(report)
     }

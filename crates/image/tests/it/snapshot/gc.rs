@@ -74,7 +74,15 @@ fn gc_removes_unreferenced_snapshots_and_keeps_referenced_mounted_and_leased_one
         .into()
     );
     // The unpack ends without a reference (its process drops the lease): b0, b1 and it go.
+    let lease_name = lease.name().to_owned();
     drop(lease);
+    // A dead lease cannot hold a new snapshot (it would be removed at the next open).
+    let dead = Opts {
+        lease: Some(lease_name),
+        ..Opts::default()
+    };
+    let err = s.prepare("late", Some("a1"), &dead).unwrap_err();
+    assert!(err.to_string().contains("not held"), "{err}");
     let report = s.gc().unwrap();
     assert_eq!(
         report.removed,

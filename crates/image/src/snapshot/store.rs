@@ -66,6 +66,8 @@ pub struct SnapshotStore {
     root: PathBuf,
     driver: Driver,
     hook: Option<CrashHook>,
+    /// Options every overlay mount gets (`index=off` where the kernel knows it).
+    overlay_options: Vec<String>,
 }
 
 impl std::fmt::Debug for SnapshotStore {
@@ -249,7 +251,19 @@ impl SnapshotStore {
         if driver == Driver::Overlay && !layout::metadata(&root).exists() {
             check_overlay(&root)?;
         }
-        let store = SnapshotStore { root, driver, hook };
+        // As containerd: `index=off` whenever the kernel has the option, so a kernel built
+        // with the index on by default does not tie an upper to the lowers it first saw.
+        let overlay_options = if Path::new("/sys/module/overlay/parameters/index").exists() {
+            vec!["index=off".to_owned()]
+        } else {
+            Vec::new()
+        };
+        let store = SnapshotStore {
+            root,
+            driver,
+            hook,
+            overlay_options,
+        };
         let _lock = meta::lock(&store.root)?;
         let mut index = meta::read(&store.root, driver.name())?;
         let cleanup = store.cleanup(&mut index)?;
@@ -582,16 +596,20 @@ impl SnapshotStore {
             (true, many) => vec![Mount {
                 kind: "overlay".into(),
                 source: "overlay".into(),
-                options: vec![lowerdir(many)],
+                options: [vec![lowerdir(many)], self.overlay_options.clone()].concat(),
             }],
             (false, many) => vec![Mount {
                 kind: "overlay".into(),
                 source: "overlay".into(),
-                options: vec![
-                    lowerdir(many),
-                    format!("upperdir={}", fs.display()),
-                    format!("workdir={}", layout::work_dir(&self.root, rec.id).display()),
-                ],
+                options: [
+                    vec![
+                        lowerdir(many),
+                        format!("upperdir={}", fs.display()),
+                        format!("workdir={}", layout::work_dir(&self.root, rec.id).display()),
+                    ],
+                    self.overlay_options.clone(),
+                ]
+                .concat(),
             }],
         })
     }

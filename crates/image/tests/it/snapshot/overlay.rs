@@ -26,6 +26,10 @@ fn chain_of_layers_merges_and_upper_layers_shadow_lower_ones() {
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].kind, "overlay");
     assert_eq!(m[0].lowerdirs().len(), 3, "{m:?}");
+    // containerd's `index=off`, where the kernel has the option (this one does).
+    if std::path::Path::new("/sys/module/overlay/parameters/index").exists() {
+        assert_eq!(m[0].option("index"), Some("off"), "{m:?}");
+    }
     let root = scratch.mount(&m, "ctr");
     assert_eq!(fs::read_to_string(root.join("etc/os")).unwrap(), "base");
     assert_eq!(fs::read_to_string(root.join("bin/a")).unwrap(), "a1");

@@ -74,6 +74,27 @@ fn child_snapshot_worker() {
                     .unwrap();
             }
         }
+        w if w.starts_with("same-") => {
+            // The same layer unpacked by two processes at once: one commit wins, the other
+            // is told it exists and removes its copy (what an unpacker does).
+            let me = w.trim_start_matches("same-");
+            let key = format!("extract-{me} sha256:same");
+            let m = s.prepare(&key, Some("base"), &Opts::default()).unwrap();
+            write(&upper(&m), "who", me);
+            use std::io::Write;
+            println!("ready");
+            std::io::stdout().flush().unwrap();
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            match s.commit("sha256:same", &key, &Opts::default()) {
+                Ok(()) => println!("@@result committed"),
+                Err(e) if e.kind() == berth_image::snapshot::ErrorKind::AlreadyExists => {
+                    s.remove(&key).unwrap();
+                    println!("@@result exists");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         other => panic!("unknown op {other}"),
     }
 }
@@ -230,4 +251,46 @@ fn two_processes_preparing_on_the_same_parent_lose_nothing() {
             assert_eq!(got, format!("{who}-active-{i}"));
         }
     }
+}
+
+#[test]
+fn two_processes_committing_the_same_layer_one_wins_and_nothing_leaks() {
+    if !require_root() {
+        return;
+    }
+    let (_scratch, s) = setup(Driver::Overlay);
+    let mut a = Helper::spawn_with_stdin(
+        "snapshot::crash::child_snapshot_worker",
+        "none:same-a",
+        s.root(),
+    );
+    let mut b = Helper::spawn_with_stdin(
+        "snapshot::crash::child_snapshot_worker",
+        "none:same-b",
+        s.root(),
+    );
+    a.wait_for("ready");
+    b.wait_for("ready");
+    // Release both commits at once.
+    a.release();
+    b.release();
+    let results = [a.wait_for("@@result"), b.wait_for("@@result")];
+    a.wait_success();
+    b.wait_success();
+    let committed = results.iter().filter(|r| r.ends_with("committed")).count();
+    assert_eq!(committed, 1, "{results:?}");
+    assert_eq!(
+        s.stat("sha256:same").unwrap().parent.as_deref(),
+        Some("base")
+    );
+    assert_eq!(
+        s.list().unwrap().len(),
+        2,
+        "base and the one committed layer"
+    );
+    assert_eq!(
+        dir_names(&s.root().join("snapshots")).len(),
+        2,
+        "the loser's copy is gone"
+    );
 }

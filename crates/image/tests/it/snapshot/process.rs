@@ -21,11 +21,21 @@ pub fn role() -> Option<(String, std::path::PathBuf)> {
 pub struct Helper {
     pub child: Child,
     pub out: BufReader<ChildStdout>,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl Helper {
     /// Run the ignored test `test` (a `child_…` function) with `role` and `root`.
     pub fn spawn(test: &str, role: &str, root: &Path) -> Helper {
+        Helper::start(test, role, root, Stdio::null())
+    }
+
+    /// As [`Helper::spawn`], with a pipe to its stdin: [`Helper::release`] sends it a line.
+    pub fn spawn_with_stdin(test: &str, role: &str, root: &Path) -> Helper {
+        Helper::start(test, role, root, Stdio::piped())
+    }
+
+    fn start(test: &str, role: &str, root: &Path, stdin: Stdio) -> Helper {
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new(exe)
             .args([
@@ -37,12 +47,22 @@ impl Helper {
             ])
             .env(ROLE, role)
             .env(ROOT, root)
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
-        Helper { child, out }
+        let stdin = child.stdin.take();
+        Helper { child, out, stdin }
+    }
+
+    /// Send the helper the line it waits for.
+    pub fn release(&mut self) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("started with spawn_with_stdin");
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
     }
 
     /// Read the helper's stdout up to a line containing `marker` (what it prints when it

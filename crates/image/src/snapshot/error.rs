@@ -63,7 +63,7 @@ pub enum SnapshotError {
     InvalidKey { key: String, reason: &'static str },
     #[error("snapshot root {root} cannot be used: {reason}")]
     InvalidRoot { root: PathBuf, reason: String },
-    #[error("failed to {action} {path} (snapshot {key:?})")]
+    #[error("failed to {action} {}{}", .path.display(), key_note(.key))]
     Io {
         key: String,
         action: &'static str,
@@ -104,6 +104,15 @@ pub enum SnapshotError {
     },
     #[error(transparent)]
     Mount(#[from] MountError),
+}
+
+/// ` (snapshot "KEY")`, or nothing for an operation on the root itself.
+fn key_note(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!(" (snapshot {key:?})")
+    }
 }
 
 impl SnapshotError {

@@ -179,7 +179,10 @@ impl Trash {
     }
 
     fn delete(self) -> std::io::Result<()> {
-        remove_tree(&self.path)
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if !m.is_dir() => std::fs::remove_file(&self.path),
+            _ => remove_tree(&self.path),
+        }
     }
 }
 
@@ -302,16 +305,21 @@ impl SnapshotStore {
         let root = &self.root;
         let mut trash = Vec::new();
         let mut removed = Vec::new();
+        let mut later = Vec::new();
         // 1. tmp/: creations of dead processes, removals that were cut short.
         let tmp = layout::tmp(root);
         for entry in std::fs::read_dir(&tmp).map_err(io_err("", "read", &tmp))? {
             let Ok(entry) = entry else { continue };
             let path = entry.path();
             match File::open(&path) {
-                Ok(f) if !meta::try_lock(&f) => continue, // its creator is alive
-                _ => {}
+                // Nobody holds it: its creator is gone. Keep the lock while deleting it.
+                Ok(f) if meta::try_lock(&f) => later.push(Trash {
+                    path,
+                    _lock: Some(f),
+                }),
+                Ok(_) => {} // its creator is alive
+                Err(_) => later.push(Trash { path, _lock: None }),
             }
-            let _ = remove_tree(&path).or_else(|_| std::fs::remove_file(&path));
         }
         // 2. Leases whose holder is gone.
         let mut changed = false;
@@ -373,13 +381,10 @@ impl SnapshotStore {
             }
         }
         // Move the doomed directories out of snapshots/ now (under the lock), delete later.
-        let moved = trash
-            .into_iter()
-            .filter_map(|d| Trash::take(root, d))
-            .collect();
+        later.extend(trash.into_iter().filter_map(|d| Trash::take(root, d)));
         Ok(Cleanup {
             changed,
-            trash: moved,
+            trash: later,
             removed,
         })
     }

@@ -33,6 +33,15 @@ impl Driver {
         }
     }
 
+    /// How a layer's changes are written into [`writable_dir`](super::writable_dir): `true`
+    /// for overlay, where deletions become overlayfs whiteouts (a `0/0` character device
+    /// named like the entry) and opaque directories (`trusted.overlay.opaque=y`); `false` for
+    /// native, where the snapshot already holds its parent's files and deletions are applied
+    /// by deleting.
+    pub fn uses_whiteouts(self) -> bool {
+        self == Driver::Overlay
+    }
+
     /// Overlay when overlayfs with several lower layers works in `dir`, else native.
     pub fn detect(dir: &Path) -> Driver {
         match check_overlay(dir) {

@@ -165,11 +165,17 @@ pub fn tree(root: &Path) -> BTreeMap<String, String> {
             } else {
                 m.permissions().mode() & 0o7777
             };
+            // A directory's time changes with its entries; anything else keeps its layer's.
+            let mtime = if ft.is_dir() {
+                String::new()
+            } else {
+                format!(" mtime {}.{:09}", m.mtime(), m.mtime_nsec())
+            };
             let xattrs = xattrs(&p);
             out.insert(
                 r.display().to_string(),
                 format!(
-                    "{what} mode {mode:o} owner {}:{} xattrs {xattrs:?}",
+                    "{what} mode {mode:o} owner {}:{} xattrs {xattrs:?}{mtime}",
                     m.uid(),
                     m.gid()
                 ),

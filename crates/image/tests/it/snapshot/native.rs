@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use berth_image::snapshot::{Driver, Opts, Snapshotter, unmount};
+use berth_image::snapshot::{Driver, Opts, SnapshotStore, Snapshotter, unmount};
 
 use super::helpers::{Scratch, opaque_dir, require_root, tree, upper, whiteout, write};
 
@@ -64,7 +64,7 @@ fn layers() -> Vec<Vec<Op>> {
     ]
 }
 
-fn apply(d: &Path, op: &Op, overlay: bool) {
+fn apply(d: &Path, op: &Op, overlay: bool, mtime: i64) {
     let set = |p: &Path, mode: u32, uid: u32, gid: u32| {
         rustix::fs::chown(
             p,
@@ -74,10 +74,29 @@ fn apply(d: &Path, op: &Op, overlay: bool) {
         .unwrap();
         rustix::fs::chmod(p, rustix::fs::Mode::from_raw_mode(mode)).unwrap();
     };
+    // As an unpacker does from the tar header: the same times in both drivers.
+    let stamp = |p: &Path| {
+        let t = rustix::fs::Timespec {
+            tv_sec: mtime,
+            tv_nsec: 0,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: t,
+            last_modification: t,
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            p,
+            &times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+    };
     match *op {
         Op::File(p, content, mode, uid, gid) => {
             write(d, p, content);
             set(&d.join(p), mode, uid, gid);
+            stamp(&d.join(p));
         }
         Op::Dir(p, mode) => {
             fs::create_dir_all(d.join(p)).unwrap();
@@ -87,6 +106,7 @@ fn apply(d: &Path, op: &Op, overlay: bool) {
             fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
             let _ = fs::remove_file(d.join(p));
             std::os::unix::fs::symlink(target, d.join(p)).unwrap();
+            stamp(&d.join(p));
         }
         Op::Hardlink(p, target) => fs::hard_link(d.join(target), d.join(p)).unwrap(),
         Op::Fifo(p) => {
@@ -99,6 +119,7 @@ fn apply(d: &Path, op: &Op, overlay: bool) {
                 0,
             )
             .unwrap();
+            stamp(&d.join(p));
         }
         Op::CharDev(p, major, minor) => {
             fs::create_dir_all(d.join(p).parent().unwrap()).unwrap();
@@ -110,6 +131,7 @@ fn apply(d: &Path, op: &Op, overlay: bool) {
                 rustix::fs::makedev(major, minor),
             )
             .unwrap();
+            stamp(&d.join(p));
         }
         Op::Xattr(p, name, value) => {
             rustix::fs::lsetxattr(d.join(p), name, value, rustix::fs::XattrFlags::empty()).unwrap()
@@ -137,7 +159,8 @@ fn apply(d: &Path, op: &Op, overlay: bool) {
     }
 }
 
-fn build(s: &dyn Snapshotter, overlay: bool) -> String {
+fn build(s: &SnapshotStore) -> String {
+    let overlay = s.driver().uses_whiteouts();
     let mut parent: Option<String> = None;
     for (i, ops) in layers().iter().enumerate() {
         let name = format!("L{i}");
@@ -147,7 +170,7 @@ fn build(s: &dyn Snapshotter, overlay: bool) -> String {
             .unwrap();
         let d = upper(&m);
         for op in ops {
-            apply(&d, op, overlay);
+            apply(&d, op, overlay, 1_600_000_000 + i as i64);
         }
         s.commit(&name, &key, &Opts::default()).unwrap();
         parent = Some(name);
@@ -163,8 +186,8 @@ fn native_shows_the_same_tree_as_overlay_for_the_same_chain() {
     let scratch = Scratch::new();
     let overlay = scratch.store(Driver::Overlay);
     let native = scratch.store(Driver::Native);
-    let top_o = build(&overlay, true);
-    let top_n = build(&native, false);
+    let top_o = build(&overlay);
+    let top_n = build(&native);
     let vo = overlay.view("v", Some(&top_o), &Opts::default()).unwrap();
     let vn = native.view("v", Some(&top_n), &Opts::default()).unwrap();
     let ro = scratch.mount(&vo, "overlay");

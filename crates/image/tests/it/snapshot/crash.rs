@@ -95,6 +95,29 @@ fn child_snapshot_worker() {
                 Err(e) => panic!("{e}"),
             }
         }
+        "loop" | "native-loop" => {
+            // Prepare, fill and commit layers until killed; each unpack held by a lease.
+            use std::io::Write;
+            let lease = s.lease().unwrap();
+            for i in 0.. {
+                let key = format!("extract-{i}");
+                let m = s
+                    .prepare(&key, Some("base"), &Opts::with_lease(&lease))
+                    .unwrap();
+                println!("@@prepared {i}");
+                std::io::stdout().flush().unwrap();
+                let d = upper(&m);
+                for f in 0..20 {
+                    write(&d, &format!("d/{f}"), &format!("{i}"));
+                }
+                println!("@@filled {i}");
+                std::io::stdout().flush().unwrap();
+                let opts = Opts::default().label(berth_image::snapshot::LABEL_GC_ROOT, "t");
+                s.commit(&format!("loop-{i}"), &key, &opts).unwrap();
+                println!("@@done {i}");
+                std::io::stdout().flush().unwrap();
+            }
+        }
         other => panic!("unknown op {other}"),
     }
 }
@@ -293,4 +316,63 @@ fn two_processes_committing_the_same_layer_one_wins_and_nothing_leaks() {
         2,
         "the loser's copy is gone"
     );
+}
+
+fn killed_at_arbitrary_points(driver: Driver, role: &str) {
+    let (_scratch, s) = setup(driver);
+    // Kill the loop as soon as it says where it is: then it is somewhere in the next
+    // prepare (after `done`), fill (after `prepared`) or commit and its metadata write
+    // (after `filled`).
+    let points = [
+        "@@done 0",
+        "@@prepared 3",
+        "@@filled 1",
+        "@@done 4",
+        "@@prepared 0",
+        "@@filled 5",
+    ];
+    for (round, point) in points.into_iter().enumerate() {
+        let mut h = Helper::spawn("snapshot::crash::child_snapshot_worker", role, s.root());
+        h.wait_for(point);
+        h.kill();
+        let s = SnapshotStore::open(s.root(), driver).unwrap();
+        let list = s.list().unwrap();
+        assert!(
+            list.iter()
+                .all(|i| i.key == "base" || i.key.starts_with("loop-")),
+            "round {round}: an uncommitted snapshot survived the open: {list:?}"
+        );
+        let mut recorded = BTreeSet::new();
+        for info in &list {
+            let dir = s.dir_of(&info.key).unwrap();
+            assert!(dir.join("fs").is_dir(), "{} has no tree", info.key);
+            if let Some(i) = info.key.strip_prefix("loop-") {
+                let got = std::fs::read_to_string(dir.join("fs/d/19")).unwrap();
+                assert_eq!(got, i, "{} is complete", info.key);
+            }
+            recorded.insert(dir.file_name().unwrap().to_string_lossy().into_owned());
+        }
+        assert_eq!(
+            dir_names(&s.root().join("snapshots")),
+            recorded,
+            "round {round}"
+        );
+        assert!(dir_names(&s.root().join("tmp")).is_empty(), "round {round}");
+        assert!(
+            dir_names(&s.root().join("leases")).is_empty(),
+            "round {round}"
+        );
+        // The committed layers are removed again so the next round reuses the keys.
+        for info in list.iter().filter(|i| i.key != "base") {
+            s.remove(&info.key).unwrap();
+        }
+    }
+}
+
+#[test]
+fn killed_at_arbitrary_points_of_prepare_fill_commit_the_store_stays_consistent() {
+    if require_root() {
+        killed_at_arbitrary_points(Driver::Overlay, "none:loop");
+        killed_at_arbitrary_points(Driver::Native, "none:native-loop");
+    }
 }

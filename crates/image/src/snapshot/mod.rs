@@ -11,7 +11,9 @@
 //! (the `native` driver, where overlayfs is unavailable: see [`check_overlay`]).
 //!
 //! **Lifecycle**: `prepare(key, parent)` → fill it (through its mounts, or directly in
-//! [`writable_dir`], in overlayfs's whiteout format) → `commit(name, key)`; or `remove(key)`.
+//! [`writable_dir`]: deletions as overlayfs whiteouts when [`Driver::uses_whiteouts`]) →
+//! `commit(name, key)`; or `remove(key)`. Hold a [`Lease`] while filling, and commit with a
+//! reference label or the lease, so a collection in between cannot take the snapshot.
 //! Metadata changes happen under an exclusive lock on the root and are written atomically, so
 //! several processes may use one root at once. A snapshot is created in `tmp/` and renamed into
 //! place before it is recorded; a process killed at any point leaves either nothing recorded

@@ -59,6 +59,8 @@ pub enum SnapshotError {
         "lease {lease:?} for snapshot {key:?} is not held by a running process; take a new lease with `Snapshotter::lease` and keep it while working"
     )]
     DeadLease { key: String, lease: String },
+    #[error("cannot commit snapshot {key:?} onto the given parent: {reason}")]
+    Rebase { key: String, reason: &'static str },
     #[error("invalid snapshot key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     #[error("snapshot root {root} cannot be used: {reason}")]
@@ -125,6 +127,7 @@ impl SnapshotError {
             | SnapshotError::ParentNotCommitted { .. }
             | SnapshotError::InvalidKey { .. }
             | SnapshotError::DeadLease { .. }
+            | SnapshotError::Rebase { .. }
             | SnapshotError::InvalidRoot { .. }
             | SnapshotError::DriverMismatch { .. } => ErrorKind::InvalidInput,
             SnapshotError::HasChildren { .. } | SnapshotError::InUse { .. } => ErrorKind::Conflict,

@@ -110,6 +110,10 @@ pub struct Opts {
     pub labels: BTreeMap<String, String>,
     /// The lease (by [`Lease::name`]) that holds the new snapshot until it is referenced.
     pub lease: Option<String>,
+    /// `commit` only: the committed snapshot to stack this one on, for an active snapshot
+    /// prepared without a parent (containerd's rebase, [`Driver::supports_rebase`]): layers
+    /// are unpacked in parallel into parentless snapshots and chained as they are committed.
+    pub parent: Option<String>,
 }
 
 impl Opts {
@@ -118,7 +122,14 @@ impl Opts {
         Opts {
             labels: BTreeMap::new(),
             lease: Some(lease.name().to_owned()),
+            parent: None,
         }
+    }
+
+    /// Commit onto `parent` (see [`Opts::parent`]).
+    pub fn onto(mut self, parent: impl Into<String>) -> Opts {
+        self.parent = Some(parent.into());
+        self
     }
 
     /// Add a label.

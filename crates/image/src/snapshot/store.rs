@@ -42,6 +42,13 @@ impl Driver {
         self == Driver::Overlay
     }
 
+    /// Whether an active snapshot prepared without a parent may be committed onto one
+    /// (`Opts::parent`, containerd's `rebase` capability): what lets layers be unpacked in
+    /// parallel, each into its own parentless snapshot, and chained at commit. Overlay only.
+    pub fn supports_rebase(self) -> bool {
+        self == Driver::Overlay
+    }
+
     /// Overlay when overlayfs with several lower layers works in `dir`, else native.
     pub fn detect(dir: &Path) -> Driver {
         match check_overlay(dir) {
@@ -628,6 +635,36 @@ impl SnapshotStore {
         })
     }
 
+    /// The parent a commit records: the active snapshot's, or `opts.parent` for one prepared
+    /// without a parent (containerd's rebase: overlay only, where a layer's directory holds
+    /// only its own changes and so does not depend on what it is stacked on).
+    fn commit_parent(
+        &self,
+        index: &Index,
+        key: &str,
+        current: Option<String>,
+        opts: &Opts,
+    ) -> Result<Option<String>, SnapshotError> {
+        let rebase = |reason: &'static str| SnapshotError::Rebase {
+            key: key.to_owned(),
+            reason,
+        };
+        match (current, &opts.parent) {
+            (current, None) => Ok(current),
+            (Some(p), Some(new)) if &p == new => Ok(Some(p)),
+            (Some(_), Some(_)) => Err(rebase(
+                "it was prepared on another parent, and a parent cannot change",
+            )),
+            (None, Some(_)) if !self.driver.supports_rebase() => Err(rebase(
+                "the native snapshotter copies its parent at prepare; prepare it on the parent instead",
+            )),
+            (None, Some(new)) => {
+                self.committed_parent(index, key, new)?;
+                Ok(Some(new.clone()))
+            }
+        }
+    }
+
     /// A snapshot recorded with a dead lease would be removed at the next open: refuse it.
     fn check_lease(&self, key: &str, opts: &Opts) -> Result<(), SnapshotError> {
         match &opts.lease {
@@ -779,6 +816,7 @@ impl Snapshotter for SnapshotStore {
                 root: self.root.clone(),
             });
         }
+        let parent = self.commit_parent(&index, key, rec.parent, opts)?;
         let t = now();
         index.snapshots.remove(key);
         index.snapshots.insert(
@@ -786,7 +824,7 @@ impl Snapshotter for SnapshotStore {
             Record {
                 id,
                 kind: Kind::Committed,
-                parent: rec.parent,
+                parent,
                 labels: opts.labels.clone(),
                 created: t.clone(),
                 updated: t,

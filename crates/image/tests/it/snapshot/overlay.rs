@@ -294,3 +294,157 @@ fn overlayfs_stacks_500_lower_layers_and_501_is_refused_by_name() {
     );
     assert_eq!(err.kind(), ErrorKind::Unavailable);
 }
+
+/// Layer `i` of the parallel-unpack chain: files, a whiteout, an opaque directory.
+fn parallel_layer(d: &std::path::Path, i: usize) {
+    write(d, &format!("f{i}"), &i.to_string());
+    write(d, "top", &i.to_string());
+    if i == 0 {
+        write(d, "dir/old", "old");
+    }
+    if i == 3 {
+        opaque_dir(d, "dir");
+        write(d, "dir/new3", "3");
+    }
+    if i > 0 && i.is_multiple_of(2) {
+        whiteout(d, &format!("f{}", i - 1));
+    }
+}
+
+#[test]
+fn layers_unpacked_in_parallel_without_parents_are_chained_at_commit() {
+    if !require_root() {
+        return;
+    }
+    use berth_image::snapshot::chain_ids;
+    use berth_oci::Digest;
+    const N: usize = 8;
+    let scratch = Scratch::new();
+    let s = scratch.store(Driver::Overlay);
+    assert!(s.driver().supports_rebase());
+    let diff_ids: Vec<Digest> = (0..N)
+        .map(|i| Digest::sha256_of(format!("layer {i}").as_bytes()))
+        .collect();
+    let chain = chain_ids(&diff_ids);
+    // Every layer at once, each into its own parentless snapshot, in threads.
+    std::thread::scope(|scope| {
+        for i in 0..N {
+            let s = &s;
+            scope.spawn(move || {
+                let m = s
+                    .prepare(&format!("extract-{i}"), None, &Opts::default())
+                    .unwrap();
+                parallel_layer(&upper(&m), i);
+            });
+        }
+    });
+    // Then chained in order as each is committed under its chain ID.
+    for i in 0..N {
+        let mut opts = Opts::default();
+        if i > 0 {
+            opts = opts.onto(chain[i - 1].as_str());
+        }
+        s.commit(chain[i].as_str(), &format!("extract-{i}"), &opts)
+            .unwrap();
+    }
+    assert_eq!(
+        s.stat(chain[N - 1].as_str()).unwrap().parent.as_deref(),
+        Some(chain[N - 2].as_str())
+    );
+    // The same layers unpacked one after the other, each on its parent.
+    let sequential = berth_image::snapshot::SnapshotStore::open(
+        scratch.path().join("sequential"),
+        Driver::Overlay,
+    )
+    .unwrap();
+    let mut parent: Option<String> = None;
+    for i in 0..N {
+        let name = format!("seq-{i}");
+        layer(&sequential, &name, parent.as_deref(), |d| {
+            parallel_layer(d, i)
+        });
+        parent = Some(name);
+    }
+    let a = scratch.mount(
+        &s.prepare("ctr", Some(chain[N - 1].as_str()), &Opts::default())
+            .unwrap(),
+        "parallel",
+    );
+    let b = scratch.mount(
+        &sequential
+            .prepare("ctr", parent.as_deref(), &Opts::default())
+            .unwrap(),
+        "sequential",
+    );
+    assert_eq!(
+        fs::read_to_string(a.join("top")).unwrap(),
+        (N - 1).to_string()
+    );
+    for gone in ["f1", "f3", "f5", "dir/old"] {
+        assert!(
+            !a.join(gone).exists(),
+            "{gone} was deleted by a later layer"
+        );
+    }
+    assert!(a.join("f7").exists() && a.join("dir/new3").exists());
+    let (ta, tb) = (super::helpers::tree(&a), super::helpers::tree(&b));
+    let strip = |t: std::collections::BTreeMap<String, String>| {
+        // Times differ between the two unpacks; everything else must not.
+        t.into_iter()
+            .map(|(k, v)| (k, v.split(" mtime ").next().unwrap_or_default().to_owned()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(strip(ta), strip(tb));
+    unmount(&a).unwrap();
+    unmount(&b).unwrap();
+}
+
+#[test]
+fn rebase_at_commit_is_refused_where_it_cannot_be_right() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new();
+    for driver in [Driver::Overlay, Driver::Native] {
+        let s = scratch.store(driver);
+        layer(&s, "base", None, |d| write(d, "f", "1"));
+        layer(&s, "other", None, |d| write(d, "g", "2"));
+        // Onto a parent other than the one it was prepared on.
+        s.prepare("on-base", Some("base"), &Opts::default())
+            .unwrap();
+        let err = s
+            .commit("c1", "on-base", &Opts::default().onto("other"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        // Onto the same parent: allowed.
+        s.commit("c1", "on-base", &Opts::default().onto("base"))
+            .unwrap();
+        // Onto an active snapshot or a missing one.
+        s.prepare("active", None, &Opts::default()).unwrap();
+        s.prepare("loose", None, &Opts::default()).unwrap();
+        let err = s
+            .commit("c2", "loose", &Opts::default().onto("active"))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{driver:?}: {err}");
+        let err = s
+            .commit("c2", "loose", &Opts::default().onto("missing"))
+            .unwrap_err();
+        let expected = if driver.supports_rebase() {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::InvalidInput // native: no rebase at all
+        };
+        assert_eq!(err.kind(), expected, "{driver:?}: {err}");
+        // The refused commits left the active snapshot as it was.
+        assert_eq!(
+            s.stat("loose").unwrap().kind,
+            berth_image::snapshot::Kind::Active
+        );
+        let result = s.commit("c2", "loose", &Opts::default().onto("base"));
+        assert_eq!(
+            result.is_ok(),
+            driver.supports_rebase(),
+            "{driver:?}: {result:?}"
+        );
+    }
+}

@@ -25,6 +25,7 @@
 //! Everything else is removed. A [`Lease`] protects snapshots while they are being unpacked;
 //! when its process dies the active snapshots it held are removed at the next open.
 
+mod collect;
 mod copy;
 mod error;
 mod inuse;

@@ -1,0 +1,188 @@
+//! Copying a tree for the native snapshotter, and measuring disk usage.
+//!
+//! The copy keeps what an image's root filesystem needs: file types (regular, directory,
+//! symlink, character and block devices, fifos, sockets), owners, modes with
+//! setuid/setgid/sticky, extended attributes (`security.capability` included), hard links
+//! within the tree, and modification times. Symlinks are never followed.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, CWD, FileType, Gid, Mode, Timespec, Timestamps, Uid};
+
+use super::Usage;
+
+/// A failure naming the path it happened on.
+#[derive(Debug)]
+pub(crate) struct CopyError {
+    pub action: &'static str,
+    pub path: std::path::PathBuf,
+    pub source: io::Error,
+}
+
+fn at(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CopyError {
+    let path = path.to_owned();
+    move |source| CopyError {
+        action,
+        path,
+        source,
+    }
+}
+
+fn rx(e: rustix::io::Errno) -> io::Error {
+    e.into()
+}
+
+/// Copy the contents of directory `src` into the existing directory `dst`, then give `dst`
+/// the attributes of `src`.
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
+    let mut links = HashMap::new();
+    copy_dir_contents(src, dst, &mut links)?;
+    let meta = fs::symlink_metadata(src).map_err(at("stat", src))?;
+    copy_attrs(src, dst, &meta)
+}
+
+fn copy_dir_contents(
+    src: &Path,
+    dst: &Path,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> Result<(), CopyError> {
+    for entry in fs::read_dir(src).map_err(at("read directory", src))? {
+        let entry = entry.map_err(at("read directory", src))?;
+        let s = entry.path();
+        let d = dst.join(entry.file_name());
+        let meta = fs::symlink_metadata(&s).map_err(at("stat", &s))?;
+        let ft = meta.file_type();
+        if !ft.is_dir() && meta.nlink() > 1 {
+            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                fs::hard_link(first, &d).map_err(at("link", &d))?;
+                continue;
+            }
+            links.insert((meta.dev(), meta.ino()), d.clone());
+        }
+        if ft.is_dir() {
+            rustix::fs::mkdirat(CWD, &d, Mode::from_raw_mode(0o700))
+                .map_err(|e| at("create directory", &d)(rx(e)))?;
+            copy_dir_contents(&s, &d, links)?;
+        } else if ft.is_file() {
+            let mut from = fs::File::open(&s).map_err(at("open", &s))?;
+            let mut to = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&d)
+                .map_err(at("create", &d))?;
+            io::copy(&mut from, &mut to).map_err(at("copy to", &d))?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&s).map_err(at("read link", &s))?;
+            rustix::fs::symlinkat(&target, CWD, &d).map_err(|e| at("create symlink", &d)(rx(e)))?;
+        } else {
+            let kind = if ft.is_char_device() {
+                FileType::CharacterDevice
+            } else if ft.is_block_device() {
+                FileType::BlockDevice
+            } else if ft.is_fifo() {
+                FileType::Fifo
+            } else if ft.is_socket() {
+                FileType::Socket
+            } else {
+                FileType::Unknown
+            };
+            rustix::fs::mknodat(CWD, &d, kind, Mode::from_raw_mode(0o600), meta.rdev())
+                .map_err(|e| at("create node", &d)(rx(e)))?;
+        }
+        copy_attrs(&s, &d, &meta)?;
+    }
+    Ok(())
+}
+
+/// Owner, then mode (a chown clears setuid/setgid), then xattrs (a chown clears
+/// `security.capability`), then times (last, after a directory's entries were created).
+fn copy_attrs(src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
+    let symlink = meta.file_type().is_symlink();
+    rustix::fs::chownat(
+        CWD,
+        dst,
+        Some(Uid::from_raw(meta.uid())),
+        Some(Gid::from_raw(meta.gid())),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| at("change owner of", dst)(rx(e)))?;
+    if !symlink {
+        rustix::fs::chmodat(
+            CWD,
+            dst,
+            Mode::from_raw_mode(meta.mode() & 0o7777),
+            AtFlags::empty(),
+        )
+        .map_err(|e| at("change mode of", dst)(rx(e)))?;
+    }
+    copy_xattrs(src, dst)?;
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: meta.atime(),
+            tv_nsec: meta.atime_nsec(),
+        },
+        last_modification: Timespec {
+            tv_sec: meta.mtime(),
+            tv_nsec: meta.mtime_nsec(),
+        },
+    };
+    rustix::fs::utimensat(CWD, dst, &times, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| at("set times of", dst)(rx(e)))
+}
+
+fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), CopyError> {
+    let mut names = vec![0u8; 4096];
+    let n = loop {
+        match rustix::fs::llistxattr(src, &mut names[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => names.resize(names.len() * 4, 0),
+            Err(rustix::io::Errno::NOTSUP) => return Ok(()),
+            Err(e) => return Err(at("list xattrs of", src)(rx(e))),
+        }
+    };
+    for name in names[..n].split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name);
+        let mut value = vec![0u8; 4096];
+        let len = loop {
+            match rustix::fs::lgetxattr(src, name, &mut value[..]) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::RANGE) => value.resize(value.len() * 4, 0),
+                Err(rustix::io::Errno::NODATA) => break usize::MAX,
+                Err(e) => return Err(at("read xattr of", src)(rx(e))),
+            }
+        };
+        if len == usize::MAX {
+            continue;
+        }
+        rustix::fs::lsetxattr(dst, name, &value[..len], rustix::fs::XattrFlags::empty())
+            .map_err(|e| at("set xattr on", dst)(rx(e)))?;
+    }
+    Ok(())
+}
+
+/// Disk usage of the tree under `dir`: allocated bytes and inodes, hard links counted once.
+pub(crate) fn usage(dir: &Path) -> io::Result<Usage> {
+    let mut seen = HashSet::new();
+    let mut u = Usage { size: 0, inodes: 0 };
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if !seen.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            u.inodes += 1;
+            u.size += meta.blocks() * 512;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(u)
+}

@@ -48,6 +48,7 @@ mod runtime;
 mod tls;
 mod tmpfs;
 mod tools;
+mod tree;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -81,6 +82,7 @@ pub use tools::{
     EXPECT_CGROUP_ENV, cgroup_v2_or_skip, check_cgroup_mode, expected_cgroup_mode, is_root,
     passwd_ids, skip_or_fail, tool_available,
 };
+pub use tree::{Node, diff_trees, node, tree};
 
 pub use berth_oci::Digest;
 

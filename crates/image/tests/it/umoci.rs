@@ -1,1 +1,265 @@
-//! placeholder
+//! berth's apply-mode root filesystem equals `umoci unpack`'s, file by file (type, mode,
+//! owner, size, content, link target, device number, xattrs), for a real-shaped busybox
+//! image of several layers with deletions, an opaque directory and type changes.
+
+use std::path::Path;
+use std::process::Command;
+
+use berth_image::unpack::{UnpackOptions, WhiteoutMode, unpack};
+use berth_test_support::{Layer, OciLayout, diff_trees, image_config, tree};
+
+use crate::tarball::{self, BLK, CHR, DIR, FIFO, Hdr, REG, SYM, Tar};
+
+const CAP_NET_RAW: [u8; 20] = [
+    0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+fn dir(t: &mut Tar, name: &str, mode: u32, uid: u32, gid: u32) {
+    let mut h = Hdr::new(name.as_bytes(), DIR);
+    (h.mode, h.uid, h.gid) = (mode, uid, gid);
+    t.add(h, b"");
+}
+
+fn file(t: &mut Tar, name: &str, mode: u32, uid: u32, gid: u32, data: &[u8]) {
+    let mut h = Hdr::new(name.as_bytes(), REG);
+    (h.mode, h.uid, h.gid) = (mode, uid, gid);
+    t.add(h, data);
+}
+
+/// Three layers over busybox-static, shaped like a real image's history.
+fn busybox_layers() -> Vec<Vec<u8>> {
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    let applets: Vec<String> = String::from_utf8(list.stdout)
+        .unwrap()
+        .lines()
+        .filter(|a| *a != "busybox" && !a.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        applets.len() > 100,
+        "busybox --list: {} applets",
+        applets.len()
+    );
+
+    // 1: the base: busybox and its applets, /etc, devices, special modes, xattrs
+    let mut t = Tar::new();
+    for (d, mode, uid, gid) in [
+        ("bin/", 0o755, 0, 0),
+        ("dev/", 0o755, 0, 0),
+        ("etc/", 0o755, 0, 0),
+        ("home/", 0o755, 0, 0),
+        ("opt/", 0o755, 0, 0),
+        ("opt/app/", 0o750, 0, 10),
+        ("opt/app/conf.d/", 0o755, 0, 0),
+        ("root/", 0o700, 0, 0),
+        ("tmp/", 0o1777, 0, 0),
+        ("usr/", 0o755, 0, 0),
+        ("usr/bin/", 0o755, 0, 0),
+        ("var/", 0o755, 0, 0),
+        ("var/log/", 0o755, 0, 0),
+        ("var/spool/", 0o2775, 0, 50),
+        ("var/spool/mail/", 0o3775, 8, 8),
+    ] {
+        dir(&mut t, d, mode, uid, gid);
+    }
+    file(&mut t, "bin/busybox", 0o755, 0, 0, &busybox);
+    for a in &applets {
+        let mut h = Hdr::new(b"", SYM);
+        let name = format!("bin/{a}");
+        h.name = name.as_bytes();
+        h.link = b"busybox";
+        t.add(h, b"");
+    }
+    t.hardlink(b"usr/bin/busybox-hardlink", b"bin/busybox");
+    let mut su = Hdr::new(b"usr/bin/su", REG);
+    (su.mode, su.uid, su.gid) = (0o4755, 0, 0);
+    t.add(su, b"setuid");
+    let mut ping = Hdr::new(b"usr/bin/ping", REG);
+    ping.pax.push((
+        b"SCHILY.xattr.security.capability".to_vec(),
+        CAP_NET_RAW.to_vec(),
+    ));
+    t.add(ping, b"ping");
+    file(
+        &mut t,
+        "etc/passwd",
+        0o644,
+        0,
+        0,
+        b"root:x:0:0:root:/root:/bin/sh\n",
+    );
+    file(&mut t, "etc/group", 0o644, 0, 0, b"root:x:0:\n");
+    file(
+        &mut t,
+        "etc/shadow",
+        0o640,
+        0,
+        42,
+        b"root:*:19000:0:99999:7:::\n",
+    );
+    let mut motd = Hdr::new(b"etc/motd", REG);
+    motd.pax
+        .push((b"SCHILY.xattr.user.origin".to_vec(), b"layer-1".to_vec()));
+    t.add(motd, b"welcome\n");
+    file(&mut t, "opt/app/old.conf", 0o600, 0, 10, b"old");
+    file(&mut t, "opt/app/conf.d/a.conf", 0o644, 0, 0, b"a");
+    file(&mut t, "var/log/messages", 0o640, 0, 4, b"log\n");
+    file(&mut t, "var/spool/mail/root", 0o660, 0, 8, b"");
+    let mut null = Hdr::new(b"dev/null", CHR);
+    (null.mode, null.dev) = (0o666, (1, 3));
+    t.add(null, b"");
+    let mut sda = Hdr::new(b"dev/sda", BLK);
+    (sda.mode, sda.gid, sda.dev) = (0o660, 6, (8, 0));
+    t.add(sda, b"");
+    let mut fifo = Hdr::new(b"dev/initctl", FIFO);
+    fifo.mode = 0o600;
+    t.add(fifo, b"");
+    let long = format!(
+        "usr/{}/{}",
+        "long-directory-name".repeat(6),
+        "x".repeat(120)
+    );
+    dir(
+        &mut t,
+        &format!("usr/{}/", "long-directory-name".repeat(6)),
+        0o755,
+        0,
+        0,
+    );
+    let mut lh = Hdr::new(b"placeholder", REG);
+    lh.pax.push((b"path".to_vec(), long.into_bytes()));
+    t.add(lh, b"a long name");
+    let l1 = t.finish();
+
+    // 2: deletions, an opaque directory, changed modes and owners, a new user
+    let mut t = Tar::new();
+    dir(&mut t, "bin/", 0o755, 0, 0);
+    t.file(b"bin/.wh.vi", b"");
+    t.file(b"bin/.wh.telnet", b"");
+    dir(&mut t, "etc/", 0o755, 0, 0);
+    t.file(b"etc/.wh.motd", b"");
+    file(
+        &mut t,
+        "etc/passwd",
+        0o600,
+        0,
+        0,
+        b"root:x:0:0:root:/root:/bin/sh\nu:x:1000:1000::/home/u:/bin/sh\n",
+    );
+    dir(&mut t, "opt/app/", 0o755, 0, 0);
+    t.file(b"opt/app/.wh..wh..opq", b"");
+    file(&mut t, "opt/app/new.conf", 0o644, 0, 0, b"new");
+    dir(&mut t, "var/", 0o755, 0, 0);
+    t.file(b"var/.wh.log", b"");
+    dir(&mut t, "home/u/", 0o700, 1000, 1000);
+    file(
+        &mut t,
+        "home/u/.profile",
+        0o644,
+        1000,
+        1000,
+        b"export PS1='$ '\n",
+    );
+    dir(&mut t, "usr/", 0o755, 0, 0);
+    dir(&mut t, "usr/bin/", 0o755, 0, 0);
+    let mut bb = Hdr::new(b"usr/bin/busybox-hardlink", SYM);
+    bb.link = b"/bin/busybox";
+    t.add(bb, b"");
+    let l2 = t.finish();
+
+    // 3: type changes both ways, a symlink replaced by a file, a re-added deleted path
+    let mut t = Tar::new();
+    dir(&mut t, "etc/", 0o755, 0, 0);
+    dir(&mut t, "etc/motd/", 0o755, 0, 0); // deleted file comes back as a directory
+    file(&mut t, "etc/motd/10-hello", 0o644, 0, 0, b"hello");
+    file(&mut t, "etc/shadow", 0o000, 0, 42, b"root:!:19000::::::\n");
+    dir(&mut t, "opt/", 0o755, 0, 0);
+    file(&mut t, "opt/app", 0o755, 0, 0, b"#!/bin/sh\n"); // a directory becomes a file
+    dir(&mut t, "bin/", 0o755, 0, 0);
+    file(&mut t, "bin/sh", 0o755, 0, 0, b"not a symlink any more"); // symlink -> file
+    let l3 = t.finish();
+
+    vec![l1, l2, l3]
+}
+
+fn apply_all(layers: &[Layer], tars: &[Vec<u8>], root: &Path) {
+    for (layer, tar) in layers.iter().zip(tars) {
+        let mut opts = UnpackOptions::new(WhiteoutMode::Apply);
+        opts.expected_diff_id = Some(layer.diff_id.clone());
+        let stats = unpack(
+            &layer.data[..],
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            root,
+            &opts,
+        )
+        .unwrap();
+        assert_eq!(stats.uncompressed_bytes, tar.len() as u64);
+    }
+}
+
+#[test]
+fn busybox_image_equals_umoci_unpack() {
+    berth_test_support::requires_root!();
+    berth_test_support::requires_tool!("umoci");
+    let tmp = tempfile::tempdir().unwrap();
+    let tars = busybox_layers();
+    let layers: Vec<Layer> = tars
+        .iter()
+        .map(|t| Layer {
+            data: tarball::gzip(t),
+            diff_id: berth_test_support::sha256(t),
+        })
+        .collect();
+    let mut layout = OciLayout::new(tmp.path().join("layout"));
+    let manifest = layout.image(&layers, &image_config("linux", "amd64", &layers));
+    layout.tag(&manifest, "busybox");
+
+    let bundle = tmp.path().join("bundle");
+    let out = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:busybox", layout.dir().display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci unpack failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ours = tmp.path().join("berth");
+    std::fs::create_dir(&ours).unwrap();
+    apply_all(&layers, &tars, &ours);
+
+    let theirs = tree(&bundle.join("rootfs"));
+    let mine = tree(&ours);
+    assert!(mine.len() > 250, "{} paths", mine.len());
+    let diffs = diff_trees("berth", &mine, "umoci", &theirs);
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+
+    // and the layers really did what they say (not two unpackers equally wrong)
+    assert!(!ours.join("bin/vi").exists());
+    assert!(!ours.join("var/log").exists());
+    assert!(ours.join("etc/motd/10-hello").exists());
+    assert!(
+        std::fs::symlink_metadata(ours.join("bin/sh"))
+            .unwrap()
+            .is_file()
+    );
+    assert!(
+        std::fs::symlink_metadata(ours.join("opt/app"))
+            .unwrap()
+            .is_file()
+    );
+    let su = &mine[&b"usr/bin/su"[..]];
+    assert_eq!(su.mode, 0o4755);
+    let ping = &mine[&b"usr/bin/ping"[..]];
+    assert!(ping.xattrs.iter().any(|(n, _)| n == b"security.capability"));
+}

@@ -38,7 +38,9 @@ impl<'a> LayerReader<'a> {
         meter: Rc<Meter>,
     ) -> io::Result<LayerReader<'a>> {
         let inner: Box<dyn Read + 'a> = match compression {
-            Compression::None => Box::new(raw),
+            // The tar parser reads 512-byte headers: buffer them (the decoders below buffer
+            // their input themselves).
+            Compression::None => Box::new(io::BufReader::with_capacity(128 * 1024, raw)),
             // Multi-member, as Go's gzip reader (what docker and containerd use) reads it.
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
             // libzstd's default window limit (128 MiB, window_log_max 27) bounds its memory.

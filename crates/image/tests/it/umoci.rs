@@ -198,12 +198,16 @@ fn apply_all(layers: &[Layer], tars: &[Vec<u8>], root: &Path) {
     }
 }
 
-#[test]
-fn busybox_image_equals_umoci_unpack() {
-    berth_test_support::requires_root!();
-    berth_test_support::requires_tool!("umoci");
-    let tmp = tempfile::tempdir().unwrap();
-    let tars = busybox_layers();
+/// Write `tars` as a gzip OCI image, unpack it with `umoci unpack` and with berth (apply
+/// mode, diff IDs checked); assert the two root filesystems are equal and return berth's tree
+/// and its directory (inside `tmp`).
+fn compare_with_umoci(
+    tmp: &Path,
+    tars: &[Vec<u8>],
+) -> (
+    std::collections::BTreeMap<Vec<u8>, berth_test_support::Node>,
+    std::path::PathBuf,
+) {
     let layers: Vec<Layer> = tars
         .iter()
         .map(|t| Layer {
@@ -211,15 +215,15 @@ fn busybox_image_equals_umoci_unpack() {
             diff_id: berth_test_support::sha256(t),
         })
         .collect();
-    let mut layout = OciLayout::new(tmp.path().join("layout"));
+    let mut layout = OciLayout::new(tmp.join("layout"));
     let manifest = layout.image(&layers, &image_config("linux", "amd64", &layers));
-    layout.tag(&manifest, "busybox");
+    layout.tag(&manifest, "test");
 
-    let bundle = tmp.path().join("bundle");
+    let bundle = tmp.join("bundle");
     let out = Command::new("umoci")
         .arg("unpack")
         .arg("--image")
-        .arg(format!("{}:busybox", layout.dir().display()))
+        .arg(format!("{}:test", layout.dir().display()))
         .arg(&bundle)
         .output()
         .unwrap();
@@ -229,13 +233,12 @@ fn busybox_image_equals_umoci_unpack() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let ours = tmp.path().join("berth");
+    let ours = tmp.join("berth");
     std::fs::create_dir(&ours).unwrap();
-    apply_all(&layers, &tars, &ours);
+    apply_all(&layers, tars, &ours);
 
     let theirs = tree(&bundle.join("rootfs"));
     let mine = tree(&ours);
-    assert!(mine.len() > 250, "{} paths", mine.len());
     let diffs = diff_trees("berth", &mine, "umoci", &theirs);
     assert!(
         diffs.is_empty(),
@@ -243,6 +246,16 @@ fn busybox_image_equals_umoci_unpack() {
         diffs.len(),
         diffs.join("\n")
     );
+    (mine, ours)
+}
+
+#[test]
+fn busybox_image_equals_umoci_unpack() {
+    berth_test_support::requires_root!();
+    berth_test_support::requires_tool!("umoci");
+    let tmp = tempfile::tempdir().unwrap();
+    let (mine, ours) = compare_with_umoci(tmp.path(), &busybox_layers());
+    assert!(mine.len() > 250, "{} paths", mine.len());
 
     // and the layers really did what they say (not two unpackers equally wrong)
     assert!(!ours.join("bin/vi").exists());
@@ -262,4 +275,119 @@ fn busybox_image_equals_umoci_unpack() {
     assert_eq!(su.mode, 0o4755);
     let ping = &mine[&b"usr/bin/ping"[..]];
     assert!(ping.xattrs.iter().any(|(n, _)| n == b"security.capability"));
+}
+
+#[test]
+fn debian_layers_equal_umoci_unpack() {
+    berth_test_support::requires_root!();
+    berth_test_support::requires_tool!("umoci", "tar");
+    let Some(rootfs) = berth_test_support::debian_rootfs() else {
+        // fails the test instead when BERTH_TEST_REQUIRE_TOOLS=1
+        berth_test_support::skip_or_fail(
+            "no Debian root filesystem; hint: run scripts/make-debian-rootfs (debootstrap)",
+        );
+        return;
+    };
+    // 1: the whole debootstrap tree, as GNU tar writes it (PAX, xattrs, hardlinks, devices)
+    let out = Command::new("tar")
+        .args([
+            "--format=posix",
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+        ])
+        .args(["--pax-option=delete=atime,delete=ctime", "-C"])
+        .arg(&rootfs)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let l1 = out.stdout;
+
+    // 2: an image's later history: docs and apt lists cleared (opaque), files deleted (one
+    // of a hardlinked pair among them), users added, a file's mode and owner changed
+    let mut t = Tar::new();
+    dir(&mut t, "usr/", 0o755, 0, 0);
+    dir(&mut t, "usr/share/", 0o755, 0, 0);
+    dir(&mut t, "usr/share/doc/", 0o755, 0, 0);
+    t.file(b"usr/share/doc/.wh..wh..opq", b"");
+    file(
+        &mut t,
+        "usr/share/doc/README",
+        0o644,
+        0,
+        0,
+        b"docs removed to save space\n",
+    );
+    dir(&mut t, "var/", 0o755, 0, 0);
+    dir(&mut t, "var/lib/", 0o755, 0, 0);
+    dir(&mut t, "var/lib/apt/", 0o755, 0, 0);
+    dir(&mut t, "var/lib/apt/lists/", 0o755, 0, 0);
+    t.file(b"var/lib/apt/lists/.wh..wh..opq", b"");
+    dir(&mut t, "usr/bin/", 0o755, 0, 0);
+    t.file(b"usr/bin/.wh.perl5.36.0", b"");
+    t.file(b"usr/bin/.wh.uncompress", b"");
+    dir(&mut t, "etc/", 0o755, 0, 0);
+    t.file(b"etc/.wh.motd", b"");
+    let passwd = std::fs::read(rootfs.join("etc/passwd")).unwrap();
+    let mut passwd2 = passwd.clone();
+    passwd2.extend_from_slice(b"app:x:1000:1000::/home/app:/bin/sh\n");
+    file(&mut t, "etc/passwd", 0o644, 0, 0, &passwd2);
+    file(
+        &mut t,
+        "etc/shadow",
+        0o600,
+        0,
+        0,
+        b"root:*:19000:0:99999:7:::\n",
+    );
+    dir(&mut t, "home/", 0o755, 0, 0);
+    dir(&mut t, "home/app/", 0o750, 1000, 1000);
+    file(
+        &mut t,
+        "home/app/.profile",
+        0o644,
+        1000,
+        1000,
+        b"umask 027\n",
+    );
+    let l2 = t.finish();
+
+    // 3: an application layer: a setgid tool, a symlink over a deleted path
+    let mut t = Tar::new();
+    dir(&mut t, "opt/", 0o755, 0, 0);
+    dir(&mut t, "opt/app/", 0o755, 0, 0);
+    dir(&mut t, "opt/app/bin/", 0o755, 0, 0);
+    file(
+        &mut t,
+        "opt/app/bin/tool",
+        0o2755,
+        0,
+        50,
+        b"#!/bin/sh\necho tool\n",
+    );
+    dir(&mut t, "etc/", 0o755, 0, 0);
+    let mut motd = Hdr::new(b"etc/motd", SYM);
+    motd.link = b"/opt/app/motd";
+    t.add(motd, b"");
+    let l3 = t.finish();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (mine, ours) = compare_with_umoci(tmp.path(), &[l1, l2, l3]);
+    assert!(mine.len() > 5000, "{} paths", mine.len());
+    assert!(!ours.join("usr/bin/perl5.36.0").exists());
+    assert_eq!(mine[&b"usr/bin/perl"[..]].kind, 'f');
+    assert_eq!(mine[&b"usr/bin/passwd"[..]].mode, 0o4755);
+    assert_eq!(mine[&b"dev/null"[..]].kind, 'c');
+    assert_eq!(
+        std::fs::read_dir(ours.join("usr/share/doc"))
+            .unwrap()
+            .count(),
+        1,
+        "the opaque directory holds only its own layer's file"
+    );
 }

@@ -29,7 +29,9 @@
 //! # Caller contract
 //! On error the target holds a partly unpacked layer: discard it (a snapshotter removes the
 //! snapshot). A layer that unpacked without error but whose diff ID the caller did not check
-//! is not verified.
+//! is not verified: a tar cut exactly between two entries (no end-of-archive blocks) reads as
+//! a shorter valid tar, as Go's `archive/tar` reads it too; only the diff ID catches it, so
+//! callers pass [`UnpackOptions::expected_diff_id`] (the config's `rootfs.diff_ids`).
 
 mod error;
 mod meta;

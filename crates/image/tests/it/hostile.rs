@@ -603,3 +603,16 @@ fn garbage_streams_are_errors() {
     }
     f.assert_outside_untouched();
 }
+
+#[test]
+fn tar_cut_between_entries_is_caught_by_the_diff_id() {
+    let f = Fixture::new();
+    let tar = Tar::new().file(b"a", b"1").file(b"b", b"2").finish();
+    let cut = &tar[..1024]; // entry "a" whole, no end-of-archive blocks
+    let mut opts = UnpackOptions::new(WhiteoutMode::Apply);
+    opts.expected_diff_id = Some(berth_test_support::sha256(&tar));
+    let err = f.unpack(cut, &opts).unwrap_err();
+    assert!(matches!(err, UnpackError::DiffIdMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains("discard"), "{err}");
+    f.assert_outside_untouched();
+}

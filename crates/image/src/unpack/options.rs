@@ -193,11 +193,15 @@ impl UnpackOptions {
         }
     }
 
-    /// Rootless defaults: device nodes skipped, owners left to the unpacking user.
+    /// Rootless defaults: device nodes skipped, owners left to the unpacking user, opaque
+    /// directories marked with `user.overlay.opaque` (overlayfs mounted with `userxattr` in a
+    /// user namespace; `trusted.*` needs CAP_SYS_ADMIN). Overlay whiteouts need no privilege
+    /// (Linux 5.8+ lets anyone create the 0/0 character device).
     pub fn rootless(whiteouts: WhiteoutMode) -> UnpackOptions {
         UnpackOptions {
             devices: DeviceNodes::Skip,
             ownership: Ownership::Ignore,
+            opaque_xattr: OpaqueXattr::User,
             ..UnpackOptions::new(whiteouts)
         }
     }

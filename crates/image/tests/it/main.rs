@@ -3,6 +3,7 @@
 //! - `hostile`: the hostile-layer corpus (each layer built by test code); every test checks
 //!   that nothing outside the target changed, besides the specific refusal or containment.
 //! - `features`: everything real layers hold, both whiteout modes, compressions, id maps.
+//! - `rootless`: unpacking as `nobody` (the test binary re-runs itself as uid 65534).
 //! - `umoci`: berth's apply-mode root filesystems against `umoci unpack`, file by file.
 #![allow(
     clippy::unwrap_used,
@@ -14,6 +15,7 @@
 
 mod features;
 mod hostile;
+mod rootless;
 mod tarball;
 mod umoci;
 

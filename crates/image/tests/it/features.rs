@@ -20,6 +20,32 @@ pub fn getxattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// An overlayfs mount (read-only, `lowerdir` = `lowers`, top first), unmounted on drop
+/// (panics included) so the temporary directory can go.
+pub struct OverlayMount(pub std::path::PathBuf);
+
+impl OverlayMount {
+    pub fn new(target: &Path, lowers: &[&Path]) -> OverlayMount {
+        let lowerdir: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+        let data = std::ffi::CString::new(format!("lowerdir={}", lowerdir.join(":"))).unwrap();
+        rustix::mount::mount(
+            "overlay",
+            target,
+            "overlay",
+            rustix::mount::MountFlags::RDONLY,
+            Some(data.as_c_str()),
+        )
+        .unwrap_or_else(|e| panic!("failed to mount overlayfs on {}: {e}", target.display()));
+        OverlayMount(target.to_owned())
+    }
+}
+
+impl Drop for OverlayMount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 /// `security.capability` for cap_net_bind_service+ep (VFS_CAP_REVISION_2).
 const CAP_NET_BIND_SERVICE: [u8; 20] = [
     0x01, 0x00, 0x00, 0x02, 0x00, 0x04, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -263,20 +289,7 @@ fn overlay_lower_mounts_and_hides_what_it_whites_out() {
     let opts = UnpackOptions::new(WhiteoutMode::Overlay);
     unpack_stream(&l1[..], Compression::None, &lower1, &opts).unwrap();
     unpack_stream(&l2[..], Compression::None, &lower2, &opts).unwrap();
-    let data = std::ffi::CString::new(format!(
-        "lowerdir={}:{}",
-        lower2.display(),
-        lower1.display()
-    ))
-    .unwrap();
-    rustix::mount::mount(
-        "overlay",
-        &merged,
-        "overlay",
-        rustix::mount::MountFlags::RDONLY,
-        Some(data.as_c_str()),
-    )
-    .unwrap();
+    let mount = OverlayMount::new(&merged, &[&lower2, &lower1]);
     let names = |p: &Path| {
         let mut v: Vec<_> = std::fs::read_dir(p)
             .unwrap()
@@ -287,7 +300,7 @@ fn overlay_lower_mounts_and_hides_what_it_whites_out() {
     };
     let top = names(&merged);
     let o = names(&merged.join("o"));
-    rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::empty()).unwrap();
+    drop(mount);
     assert_eq!(top, vec!["o"]);
     assert_eq!(o, vec!["new"]);
 }

@@ -4,7 +4,9 @@
 //!   that nothing outside the target changed, besides the specific refusal or containment.
 //! - `features`: everything real layers hold, both whiteout modes, compressions, id maps.
 //! - `rootless`: unpacking as `nobody` (the test binary re-runs itself as uid 65534).
-//! - `umoci`: berth's apply-mode root filesystems against `umoci unpack`, file by file.
+//! - `umoci`: berth's root filesystems against `umoci unpack`, file by file: busybox, Debian
+//!   (debootstrap) split into layers, and a `podman build` image (apply mode and an overlayfs
+//!   mount of overlay-mode layers).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

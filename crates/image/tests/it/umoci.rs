@@ -391,3 +391,157 @@ fn debian_layers_equal_umoci_unpack() {
         "the opaque directory holds only its own layer's file"
     );
 }
+
+/// Removes the podman images a test made (by name) when dropped, panics included.
+struct PodmanImages(Vec<String>);
+
+impl Drop for PodmanImages {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .args(["rmi", "-f"])
+            .args(&self.0)
+            .output();
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// An image `podman build` made from the Debian tree (whiteouts, an opaque directory, a
+/// setuid change, a fifo, exactly as buildah writes them), read from an OCI layout: berth's
+/// apply-mode root filesystem, and the overlayfs mount of its overlay-mode layers, both equal
+/// `umoci unpack`'s.
+#[test]
+fn podman_built_image_equals_umoci_unpack_in_both_modes() {
+    berth_test_support::requires_root!();
+    berth_test_support::requires_tool!("podman", "skopeo", "umoci", "tar");
+    let Some(rootfs) = berth_test_support::debian_rootfs() else {
+        berth_test_support::skip_or_fail(
+            "no Debian root filesystem; hint: run scripts/make-debian-rootfs (debootstrap)",
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let base = format!("localhost/berth-test/unpack-{}:base", std::process::id());
+    let built = format!("localhost/berth-test/unpack-{}:built", std::process::id());
+    let _images = PodmanImages(vec![built.clone(), base.clone()]);
+    let tarball = tmp.path().join("rootfs.tar");
+    run_ok(
+        Command::new("tar")
+            .args(["--numeric-owner", "--xattrs", "--xattrs-include=*", "-C"])
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg("."),
+    );
+    run_ok(
+        Command::new("podman")
+            .arg("import")
+            .arg(&tarball)
+            .arg(&base),
+    );
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    berth_test_support::write_file(
+        ctx.join("Containerfile"),
+        format!(
+            "FROM {base}\n\
+             RUN rm -rf /usr/share/doc/* /etc/motd && useradd -m -u 1000 app && chmod 4755 /usr/bin/true\n\
+             RUN rm -rf /var/lib/apt/lists && mkdir -p /var/lib/apt/lists/partial && \
+                 echo new > /var/lib/apt/lists/marker && ln -sf /bin/bash /usr/local/bin/sh2 && \
+                 mkfifo /run/fifo && mkdir /data && chown 1000:1000 /data && chmod 2770 /data\n"
+        )
+        .as_bytes(),
+    );
+    run_ok(
+        Command::new("podman")
+            .args(["build", "--network=none", "-t", &built])
+            .arg(&ctx),
+    );
+    let layout = tmp.path().join("layout");
+    run_ok(
+        Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("containers-storage:{built}"))
+            .arg(format!("oci:{}:built", layout.display())),
+    );
+
+    // berth, from the layout: the manifest's layers with the config's diff IDs
+    let blob = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        layout.join("blobs/sha256").join(hex)
+    };
+    let json = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let index = json(layout.join("index.json"));
+    let manifest = json(blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let config = json(blob(manifest["config"]["digest"].as_str().unwrap()));
+    let layers = manifest["layers"].as_array().unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "base + two RUN layers");
+    let apply_root = tmp.path().join("apply");
+    std::fs::create_dir(&apply_root).unwrap();
+    let mut lowers = Vec::new();
+    for (i, (layer, diff_id)) in layers.iter().zip(diff_ids).enumerate() {
+        let mt = layer["mediaType"].as_str().unwrap();
+        let expected = berth_test_support::Digest::parse(diff_id.as_str().unwrap()).unwrap();
+        for mode in [WhiteoutMode::Apply, WhiteoutMode::Overlay] {
+            let target = if mode == WhiteoutMode::Apply {
+                apply_root.clone()
+            } else {
+                let d = tmp.path().join(format!("lower{i}"));
+                std::fs::create_dir(&d).unwrap();
+                lowers.push(d.clone());
+                d
+            };
+            let mut opts = UnpackOptions::new(mode);
+            opts.expected_diff_id = Some(expected.clone());
+            let file = std::fs::File::open(blob(layer["digest"].as_str().unwrap())).unwrap();
+            unpack(file, mt, &target, &opts).unwrap_or_else(|e| panic!("layer {i} {mode:?}: {e}"));
+        }
+    }
+
+    let bundle = tmp.path().join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:built", layout.display()))
+            .arg(&bundle),
+    );
+    let theirs = tree(&bundle.join("rootfs"));
+    let applied = tree(&apply_root);
+    let diffs = diff_trees("berth-apply", &applied, "umoci", &theirs);
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+    assert_eq!(applied[&b"usr/bin/true"[..]].mode, 0o4755);
+    assert_eq!(applied[&b"run/fifo"[..]].kind, 'p');
+    assert!(!apply_root.join("etc/motd").exists());
+
+    // the overlay-mode layers, mounted as overlayfs does for a container
+    let merged = tmp.path().join("merged");
+    std::fs::create_dir(&merged).unwrap();
+    let top_first: Vec<&Path> = lowers.iter().rev().map(|p| p.as_path()).collect();
+    let mount = crate::features::OverlayMount::new(&merged, &top_first);
+    let overlaid = tree(&merged);
+    drop(mount);
+    let diffs = diff_trees("berth-overlay", &overlaid, "umoci", &theirs);
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}

@@ -325,10 +325,7 @@ impl Unpacker<'_> {
         meta: &Meta,
         raw: &[u8],
     ) -> Result<(), UnpackError> {
-        let target = entry
-            .link_name_bytes()
-            .map(|c| c.into_owned())
-            .unwrap_or_default();
+        let target = link_target(entry);
         if target.is_empty() {
             return Err(Self::refused(raw, "a symlink with an empty target"));
         }
@@ -373,10 +370,7 @@ impl Unpacker<'_> {
         entry: &mut tar::Entry<R>,
         raw: &[u8],
     ) -> Result<(), UnpackError> {
-        let target = entry
-            .link_name_bytes()
-            .map(|c| c.into_owned())
-            .unwrap_or_default();
+        let target = link_target(entry);
         let tcomps = normalize(&target).map_err(|reason| Self::refused(raw, reason))?;
         let Some((&tname, tparents)) = tcomps.split_last() else {
             return Err(Self::refused(raw, "a hardlink to the root directory"));
@@ -527,6 +521,15 @@ impl Unpacker<'_> {
         }
         Ok(())
     }
+}
+
+/// A symlink's or hardlink's target (PAX `linkpath`, GNU long link or the header's), empty
+/// when there is none.
+fn link_target<R: Read>(entry: &tar::Entry<R>) -> Vec<u8> {
+    entry
+        .link_name_bytes()
+        .map(|c| c.into_owned())
+        .unwrap_or_default()
 }
 
 fn times(mtime: Timespec) -> Timestamps {

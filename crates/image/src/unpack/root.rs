@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 
 /// The unpack target, opened once.
 #[derive(Debug)]
@@ -52,13 +52,7 @@ impl Root {
     /// NUL, not absolute) resolved inside the root. Symlinks on the way are followed, but
     /// clamped to the root.
     pub fn open_dir(&self, rel: &[u8]) -> io::Result<OwnedFd> {
-        Ok(rustix::fs::openat2(
-            &self.fd,
-            os(dot_if_empty(rel)),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )?)
+        berth_fsutil::open_dir_in_root_at(&self.fd, os(rel))
     }
 
     /// Like [`Root::open_dir`], creating missing directories (mode 0755, then `on_create`,

@@ -6,7 +6,8 @@
 //! rename itself survives a crash. Nothing here knows about OCI; callers pass bytes and paths.
 //!
 //! It also resolves caller-supplied relative paths inside a root without letting `..`,
-//! absolute components or symlinks escape it ([`join_in_root`], [`open_in_root`]).
+//! absolute components or symlinks escape it ([`join_in_root`], [`open_in_root`], and
+//! [`open_dir_in_root_at`] for fd-relative work such as unpacking a layer).
 //!
 //! Design decision: the temporary file lives in the *destination directory* (never `/tmp`),
 //! so the final step is always a same-filesystem `rename(2)`, which is atomic.
@@ -18,7 +19,7 @@ mod writebehind;
 pub use atomic::{
     AtomicFile, atomic_replace, atomic_write, create_dir_all_durable, rename_durable, sync_dir,
 };
-pub use root::{join_in_root, open_in_root};
+pub use root::{join_in_root, open_dir_in_root_at, open_in_root};
 pub use writebehind::WriteBehind;
 
 use std::path::PathBuf;

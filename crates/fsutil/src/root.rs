@@ -1,6 +1,8 @@
 //! Resolving untrusted relative paths inside a root.
 
+use std::ffi::OsStr;
 use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -59,6 +61,23 @@ pub fn open_in_root(root: &Path, rel: &str) -> Result<File, FsError> {
     Ok(File::from(fd))
 }
 
+/// Open the directory `rel` beneath the directory fd `root` as an `O_PATH` fd, resolved with
+/// `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` like [`open_in_root`]: for fd-relative
+/// work in a tree someone else controls (unpacking an image layer), where every later
+/// operation is an `*at` call on the returned fd that does not follow its last component.
+/// An empty `rel` is `root` itself. Errors are the kernel's (`ENOENT`, `ENOTDIR`, …): the
+/// caller knows what it was opening and says so.
+pub fn open_dir_in_root_at(root: impl AsFd, rel: &OsStr) -> std::io::Result<OwnedFd> {
+    let rel = if rel.is_empty() { OsStr::new(".") } else { rel };
+    Ok(rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +122,25 @@ mod tests {
             .read_to_string(&mut s)
             .unwrap();
         assert_eq!(s, "inside");
+    }
+
+    #[test]
+    fn open_dir_in_root_at_clamps_symlinks_to_the_root() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../etc", root.join("rel")).unwrap();
+        let rootfd = File::open(&root).unwrap();
+        let inside = std::fs::metadata(root.join("etc")).unwrap().ino();
+        for rel in ["abs", "rel", "etc", "../etc"] {
+            let fd = open_dir_in_root_at(&rootfd, OsStr::new(rel)).unwrap();
+            let st = rustix::fs::fstat(&fd).unwrap();
+            assert_eq!(st.st_ino, inside, "{rel} must resolve to <root>/etc");
+        }
+        let st = rustix::fs::fstat(open_dir_in_root_at(&rootfd, OsStr::new("")).unwrap()).unwrap();
+        assert_eq!(st.st_ino, std::fs::metadata(&root).unwrap().ino());
     }
 }

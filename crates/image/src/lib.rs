@@ -1,12 +1,20 @@
-//! Images become root filesystems.
+//! berth-image: images become root filesystems.
 //!
-//! **Owns**: the snapshotters ([`snapshot`]): overlayfs and native (copying) snapshots of
-//! layers, keyed by chain ID, shared between images and containers and garbage-collected.
+//! **Owns**: [`unpack`], streaming a layer blob (tar, tar+gzip, tar+zstd) into a directory,
+//! strictly inside that directory, computing its diff ID on the way; and the snapshotters
+//! ([`snapshot`]): overlayfs and native (copying) snapshots of layers, keyed by chain ID,
+//! shared between images and containers and garbage-collected.
 //!
-//! **Does not own**: fetching content (`berth-transfer`, `berth-store`), running containers.
+//! **Does not own**: fetching blobs (`berth-transfer`), storing them (`berth-store`),
+//! running containers.
 //!
-//! **Design decision**: a snapshot's directory becomes visible under its final number only
-//! after it is complete, and its metadata record is written atomically under a lock; anything
-//! a killed process leaves behind is unrecorded and removed at the next open.
+//! **Design decisions**: the tar stream is *parsed* by the `tar` crate but *extracted* by our
+//! own code, every file-system call relative to a directory fd that was resolved with
+//! `openat2(RESOLVE_IN_ROOT)`, and the last component never followed: no entry can write or
+//! read outside the target, whatever symlinks earlier entries planted. A snapshot's directory
+//! becomes visible under its final number only after it is complete, and its metadata record
+//! is written atomically under a lock; anything a killed process leaves behind is unrecorded
+//! and removed at the next open.
 
 pub mod snapshot;
+pub mod unpack;

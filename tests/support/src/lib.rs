@@ -48,6 +48,7 @@ mod runtime;
 mod tls;
 mod tmpfs;
 mod tools;
+mod tree;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -78,9 +79,10 @@ pub use runtime::{
 pub use tls::TestCerts;
 pub use tmpfs::Tmpfs;
 pub use tools::{
-    EXPECT_CGROUP_ENV, cgroup_v2_or_skip, check_cgroup_mode, expected_cgroup_mode, is_root,
-    passwd_ids, skip_or_fail, tool_available,
+    EXPECT_CGROUP_ENV, cgroup_v2_or_skip, check_cgroup_mode, debian_rootfs, expected_cgroup_mode,
+    is_root, passwd_ids, skip_or_fail, tool_available,
 };
+pub use tree::{Node, diff_trees, node, tree};
 
 pub use berth_oci::Digest;
 

@@ -109,3 +109,16 @@ pub fn cgroup_v2_or_skip(detected: &str) -> bool {
     );
     false
 }
+
+/// The Debian root filesystem `scripts/make-debian-rootfs` builds with debootstrap (minbase),
+/// for tests that need a real distribution tree: `$BERTH_TEST_DEBIAN_ROOTFS`, default
+/// `/var/cache/berth-test/debian-bookworm-minbase`. `None` until the build finished (the
+/// script's `<dir>.complete` marker).
+pub fn debian_rootfs() -> Option<std::path::PathBuf> {
+    let dir = env_os("BERTH_TEST_DEBIAN_ROOTFS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/var/cache/berth-test/debian-bookworm-minbase".into());
+    let mut marker = dir.clone().into_os_string();
+    marker.push(".complete");
+    Path::new(&marker).exists().then_some(dir)
+}

@@ -13,12 +13,14 @@
 //! so the final step is always a same-filesystem `rename(2)`, which is atomic.
 
 mod atomic;
+mod lock;
 mod root;
 mod writebehind;
 
 pub use atomic::{
     AtomicFile, atomic_replace, atomic_write, create_dir_all_durable, rename_durable, sync_dir,
 };
+pub use lock::FileLock;
 pub use root::{join_in_root, open_dir_in_root_at, open_in_root};
 pub use writebehind::WriteBehind;
 

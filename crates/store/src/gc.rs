@@ -23,9 +23,9 @@ use std::time::{Duration, SystemTime};
 use berth_oci::{Algorithm, Digest, ManifestError, ManifestInfo, descriptor_digest, media_type};
 
 use crate::lease::LeaseRecord;
-use crate::lock::FileLock;
 use crate::paths::{StorePaths, ingest};
 use crate::{ErrorKind, Result, Store, StoreError};
+use berth_fsutil::FileLock;
 
 /// Default grace period: blobs modified more recently than this are never collected.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10 * 60);

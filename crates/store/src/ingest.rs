@@ -15,9 +15,9 @@ use berth_oci::{Digest, DigestError, Digester};
 use serde::{Deserialize, Serialize};
 
 use crate::content::{BLOB_MODE, touch};
-use crate::lock::FileLock;
 use crate::paths::{StorePaths, ingest};
 use crate::{Lease, Result, Store, StoreError};
+use berth_fsutil::FileLock;
 
 /// Distinguishes the private ingests of one process.
 static PRIVATE: AtomicU64 = AtomicU64::new(0);

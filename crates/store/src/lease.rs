@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use berth_oci::Digest;
 use serde::{Deserialize, Serialize};
 
-use crate::lock::FileLock;
 use crate::{Result, Store, StoreError};
+use berth_fsutil::FileLock;
 
 static LEASE_COUNTER: AtomicU64 = AtomicU64::new(0);
 

@@ -73,7 +73,6 @@ mod index;
 mod ingest;
 mod layout;
 mod lease;
-mod lock;
 mod paths;
 
 use std::os::unix::fs::PermissionsExt;
@@ -88,8 +87,8 @@ pub use layout::{LayoutError, OciLayout, REF_NAME_ANNOTATION};
 pub use lease::{Lease, LeaseHolder};
 pub use paths::LAYOUT_VERSION;
 
-use crate::lock::FileLock;
 use crate::paths::StorePaths;
+use berth_fsutil::FileLock;
 
 /// Bytes per `read` and `write` when a blob streams into the store or a layout. `io::copy`'s
 /// 8 KiB made 32 768 `write`s (and as many hand-offs from the download) for 256 MiB.

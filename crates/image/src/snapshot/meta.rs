@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use berth_fsutil::FileLock;
 use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
 
@@ -118,45 +119,16 @@ pub(crate) fn write(root: &Path, index: &Index) -> Result<(), SnapshotError> {
     })
 }
 
-/// An exclusive `flock` on `<root>/lock`, released on drop (or when the process dies).
-#[derive(Debug)]
-pub(crate) struct RootLock {
-    _file: File,
-}
-
-/// Take the root's lock, blocking until the holder releases it.
-pub(crate) fn lock(root: &Path) -> Result<RootLock, SnapshotError> {
+/// Take the root's lock (an exclusive `flock` on `<root>/lock`), blocking until the holder
+/// releases it; released on drop or when the process dies.
+pub(crate) fn lock(root: &Path) -> Result<FileLock, SnapshotError> {
     let path = layout::lock(root);
-    let file = open_lock_file(&path)?;
-    loop {
-        match flock(&file, FlockOperation::LockExclusive) {
-            Ok(()) => return Ok(RootLock { _file: file }),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => {
-                return Err(SnapshotError::Io {
-                    key: String::new(),
-                    action: "lock",
-                    path,
-                    source: e.into(),
-                });
-            }
-        }
-    }
-}
-
-fn open_lock_file(path: &Path) -> Result<File, SnapshotError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|source| SnapshotError::Io {
-            key: String::new(),
-            action: "open lock file",
-            path: path.to_owned(),
-            source,
-        })
+    FileLock::exclusive(&path).map_err(|source| SnapshotError::Io {
+        key: String::new(),
+        action: "lock",
+        path,
+        source,
+    })
 }
 
 /// Try to take an exclusive `flock` on an open file or directory without blocking: `true`

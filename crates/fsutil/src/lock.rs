@@ -1,4 +1,4 @@
-//! `flock(2)` guards.
+//! `flock(2)` guards: the store's and the snapshotter's locks.
 //!
 //! A lock belongs to an open file description, so every acquisition opens the lock file
 //! afresh: two threads of one process sharing a `Store` exclude each other exactly as two
@@ -14,18 +14,18 @@ use rustix::fs::FlockOperation;
 
 /// A held `flock`; dropping it unlocks.
 #[derive(Debug)]
-pub(crate) struct FileLock {
+pub struct FileLock {
     _file: File,
 }
 
 impl FileLock {
     /// Wait for a shared lock on `path` (created if missing).
-    pub(crate) fn shared(path: &Path) -> io::Result<FileLock> {
+    pub fn shared(path: &Path) -> io::Result<FileLock> {
         Self::blocking(path, FlockOperation::LockShared)
     }
 
     /// Wait for an exclusive lock on `path` (created if missing).
-    pub(crate) fn exclusive(path: &Path) -> io::Result<FileLock> {
+    pub fn exclusive(path: &Path) -> io::Result<FileLock> {
         Self::blocking(path, FlockOperation::LockExclusive)
     }
 
@@ -47,7 +47,7 @@ impl FileLock {
     /// Because the file can be unlinked while we wait to lock it, a lock is only kept once
     /// `path` still names the very inode that was locked; otherwise it is retried.
     /// `prepare` is called before each attempt to (re)create the parent directory.
-    pub(crate) fn try_exclusive_unlinkable(
+    pub fn try_exclusive_unlinkable(
         path: &Path,
         mut prepare: impl FnMut() -> io::Result<()>,
     ) -> io::Result<Option<FileLock>> {

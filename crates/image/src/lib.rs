@@ -3,7 +3,8 @@
 //! **Owns**: [`unpack`], streaming a layer blob (tar, tar+gzip, tar+zstd) into a directory,
 //! strictly inside that directory, computing its diff ID on the way; and the snapshotters
 //! ([`snapshot`]): overlayfs and native (copying) snapshots of layers, keyed by chain ID,
-//! shared between images and containers and garbage-collected.
+//! shared between images and containers and garbage-collected; and [`spec`], an image's
+//! config and `berth run`'s flags → a runtime config, locked down by default.
 //!
 //! **Does not own**: fetching blobs (`berth-transfer`), storing them (`berth-store`),
 //! running containers.
@@ -17,4 +18,5 @@
 //! and removed at the next open.
 
 pub mod snapshot;
+pub mod spec;
 pub mod unpack;

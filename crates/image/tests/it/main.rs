@@ -6,6 +6,8 @@
 //!   that nothing outside the target changed, besides the specific refusal or containment.
 //! - `features`: everything real layers hold, both whiteout modes, compressions, id maps.
 //! - `rootless`: unpacking as `nobody` (the test binary re-runs itself as uid 65534).
+//! - `spec`: image config + `berth run` flags → runtime config, and a built spec run by
+//!   berth-runtime and runc, checked from inside.
 //! - `umoci`: berth's root filesystems against `umoci unpack`, file by file: busybox, Debian
 //!   (debootstrap) split into layers, and a `podman build` image (apply mode and an overlayfs
 //!   mount of overlay-mode layers).
@@ -22,6 +24,7 @@ mod features;
 mod hostile;
 mod rootless;
 mod snapshot;
+mod spec;
 mod tarball;
 mod umoci;
 

@@ -719,6 +719,16 @@ pub fn build_spec(
             }
         }
     }
+    if let Some(r) = userns
+        && r.size <= 5
+    {
+        // devpts' gid=5 (tty) is not mapped in so small a range: the kernel would refuse it
+        for m in &mut mounts {
+            if let Some(o) = m.options.as_mut() {
+                o.retain(|o| !o.starts_with("gid=") && !o.starts_with("uid="));
+            }
+        }
+    }
     let mut covered: Vec<PathBuf> = Vec::new();
     for t in &opts.tmpfs {
         let m = tmpfs_mount(t)?;

@@ -662,6 +662,45 @@ fn network_and_userns_modes() {
     );
     assert!(!has_ns(&spec, LinuxNamespaceType::User) && spec.linux.unwrap().uid_mappings.is_none());
     assert!(notes.opened.iter().any(|l| l.contains("--userns=host")));
+    // a one-id range: devpts cannot name gid 5
+    let one = Some(IdRange {
+        host_start: 300000,
+        size: 1,
+    });
+    let (spec, _) = build(
+        &img,
+        &RunOptions {
+            id_range: one,
+            ..opts()
+        },
+    );
+    let pts = spec
+        .mounts
+        .iter()
+        .flatten()
+        .find(|m| m.destination == Path::new("/dev/pts"))
+        .unwrap();
+    assert!(
+        !pts.options
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|o| o.starts_with("gid="))
+    );
+    let (spec, _) = build(
+        &img,
+        &RunOptions {
+            id_range: range,
+            ..opts()
+        },
+    );
+    let pts = spec
+        .mounts
+        .iter()
+        .flatten()
+        .find(|m| m.destination == Path::new("/dev/pts"))
+        .unwrap();
+    assert!(pts.options.as_ref().unwrap().iter().any(|o| o == "gid=5"));
     let (spec, notes) = build(&img, &opts());
     assert!(!has_ns(&spec, LinuxNamespaceType::User));
     assert!(

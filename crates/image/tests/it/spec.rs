@@ -100,6 +100,17 @@ fn has_ns(spec: &Spec, typ: LinuxNamespaceType) -> bool {
     namespaces(spec).iter().any(|(t, _)| *t == typ)
 }
 
+/// The mount at `dest`, and its options.
+fn mount(spec: &Spec, dest: &str) -> (berth_runtime_spec::Mount, Vec<String>) {
+    let m = spec
+        .mounts
+        .iter()
+        .flatten()
+        .find(|m| m.destination == Path::new(dest))
+        .unwrap_or_else(|| panic!("no mount at {dest}"));
+    (m.clone(), m.options.clone().unwrap_or_default())
+}
+
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| (*x).to_owned()).collect()
 }
@@ -395,13 +406,7 @@ fn default_caps_are_a_subset_of_podmans_and_locked_down() {
     ] {
         assert!(dests.iter().any(|x| x == d), "{d} missing from {dests:?}");
     }
-    let sys = spec
-        .mounts
-        .iter()
-        .flatten()
-        .find(|m| m.destination == Path::new("/sys"))
-        .unwrap();
-    assert!(sys.options.as_ref().unwrap().contains(&"ro".to_owned()));
+    assert!(mount(&spec, "/sys").1.contains(&"ro".to_owned()));
     // the user namespace with the given range, and a private network namespace
     assert!(has_ns(&spec, LinuxNamespaceType::User) && has_ns(&spec, LinuxNamespaceType::Network));
     let m = linux.uid_mappings.as_ref().unwrap()[0];
@@ -479,13 +484,7 @@ fn privileged_opens_up_and_says_so() {
         spec.process.as_ref().unwrap().no_new_privileges,
         Some(false)
     );
-    let sys = spec
-        .mounts
-        .iter()
-        .flatten()
-        .find(|m| m.destination == Path::new("/sys"))
-        .unwrap();
-    assert!(!sys.options.as_ref().unwrap().contains(&"ro".to_owned()));
+    assert!(!mount(&spec, "/sys").1.contains(&"ro".to_owned()));
     assert!(
         notes
             .opened
@@ -538,37 +537,15 @@ fn mounts_volumes_tmpfs_read_only() {
         ..opts()
     };
     let (spec, notes) = build(&img, &o);
-    let find = |d: &str| {
-        spec.mounts
-            .iter()
-            .flatten()
-            .find(|m| m.destination == Path::new(d))
-            .unwrap()
-            .clone()
-    };
-    let data = find("/data");
+    let (data, data_opts) = mount(&spec, "/data");
     assert_eq!(data.source.as_deref(), Some(src.as_path()));
-    assert!(data.options.as_ref().unwrap().iter().any(|o| o == "ro"));
-    assert!(data.options.as_ref().unwrap().iter().any(|o| o == "rbind"));
-    let cache = find("/cache");
+    assert!(data_opts.contains(&"ro".to_owned()) && data_opts.contains(&"rbind".to_owned()));
+    let (cache, cache_opts) = mount(&spec, "/cache");
     assert_eq!(cache.typ.as_deref(), Some("tmpfs"));
     assert!(
-        cache
-            .options
-            .as_ref()
-            .unwrap()
-            .iter()
-            .any(|o| o == "size=1m")
+        cache_opts.contains(&"size=1m".to_owned()) && cache_opts.contains(&"noexec".to_owned())
     );
-    assert!(
-        cache
-            .options
-            .as_ref()
-            .unwrap()
-            .iter()
-            .any(|o| o == "noexec")
-    );
-    assert_eq!(find("/run").typ.as_deref(), Some("tmpfs"));
+    assert_eq!(mount(&spec, "/run").0.typ.as_deref(), Some("tmpfs"));
     assert_eq!(
         notes.anonymous_volumes,
         vec![PathBuf::from("/anon"), PathBuf::from("/var/lib/db")]
@@ -634,13 +611,7 @@ fn network_and_userns_modes() {
     assert!(!has_ns(&spec, LinuxNamespaceType::Network));
     assert!(notes.opened.iter().any(|l| l.contains("--network host")));
     // sysfs bound from the host (a user namespace cannot mount one for the host's netns)
-    let sys = spec
-        .mounts
-        .iter()
-        .flatten()
-        .find(|m| m.destination == Path::new("/sys"))
-        .unwrap();
-    assert_eq!(sys.typ.as_deref(), Some("bind"));
+    assert_eq!(mount(&spec, "/sys").0.typ.as_deref(), Some("bind"));
     let (spec, _) = build(
         &img,
         &RunOptions {
@@ -674,16 +645,9 @@ fn network_and_userns_modes() {
             ..opts()
         },
     );
-    let pts = spec
-        .mounts
-        .iter()
-        .flatten()
-        .find(|m| m.destination == Path::new("/dev/pts"))
-        .unwrap();
     assert!(
-        !pts.options
-            .as_ref()
-            .unwrap()
+        !mount(&spec, "/dev/pts")
+            .1
             .iter()
             .any(|o| o.starts_with("gid="))
     );
@@ -694,13 +658,7 @@ fn network_and_userns_modes() {
             ..opts()
         },
     );
-    let pts = spec
-        .mounts
-        .iter()
-        .flatten()
-        .find(|m| m.destination == Path::new("/dev/pts"))
-        .unwrap();
-    assert!(pts.options.as_ref().unwrap().iter().any(|o| o == "gid=5"));
+    assert!(mount(&spec, "/dev/pts").1.contains(&"gid=5".to_owned()));
     let (spec, notes) = build(&img, &opts());
     assert!(!has_ns(&spec, LinuxNamespaceType::User));
     assert!(

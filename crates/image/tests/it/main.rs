@@ -7,7 +7,7 @@
 //! - `features`: everything real layers hold, both whiteout modes, compressions, id maps.
 //! - `rootless`: unpacking as `nobody` (the test binary re-runs itself as uid 65534).
 //! - `spec`: image config + `berth run` flags → runtime config, and a built spec run by
-//!   berth-runtime and runc, checked from inside.
+//!   berth-runtime, runc and crun, checked from inside.
 //! - `umoci`: berth's root filesystems against `umoci unpack`, file by file: busybox, Debian
 //!   (debootstrap) split into layers, and a `podman build` image (apply mode and an overlayfs
 //!   mount of overlay-mode layers).

@@ -1,7 +1,7 @@
 //! `berth_image::spec`: image config + `berth run` flags → runtime config. Each flag's
 //! effect, docker's precedence rules, user resolution inside a root the test builds (a
 //! hostile `/etc/passwd` symlink included), and one end-to-end run of a built spec over a
-//! busybox rootfs with berth-runtime and runc, checked from inside.
+//! busybox rootfs with berth-runtime, runc and crun, checked from inside.
 
 use std::path::{Path, PathBuf};
 
@@ -865,16 +865,17 @@ fn status_field(out: &str, key: &str) -> String {
 }
 
 #[test]
-fn built_spec_runs_locked_down_in_berth_runtime_and_runc() {
+fn built_spec_runs_locked_down_in_berth_runtime_runc_and_crun() {
     berth_test_support::requires_root!();
     berth_test_support::requires_tool!("runc");
+    berth_test_support::requires_tool!("crun");
     let script = "id; cat /proc/self/uid_map; grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status";
     let img = image(json!({"Entrypoint": ["sh", "-c"], "Cmd": [script], "User": "app"}));
     let range = IdRange {
         host_start: 100000,
         size: 65536,
     };
-    for runtime in ["berth-runtime", "runc"] {
+    for runtime in ["berth-runtime", "runc", "crun"] {
         // the image's user, by name: uid, gid and supplementary groups from the image's files
         let out = run_in(
             runtime,

@@ -150,3 +150,49 @@ pub fn read_since(path: &Path, offset: u64, out: &mut Vec<Entry>) -> std::io::Re
     f.seek(SeekFrom::Start(offset))?;
     read_from(f, out)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn lines_split_long_ones_cut_and_the_log_rotates_at_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        let mut w = LogWriter::open(&path, 8192).unwrap();
+        w.feed(0, b"one\ntw").unwrap();
+        w.feed(1, b"err\n").unwrap();
+        w.feed(0, b"o\n").unwrap();
+        let (e, _) = read_all(&path).unwrap();
+        let got: Vec<(&str, &str)> = e
+            .iter()
+            .map(|e| (e.stream.as_str(), e.log.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("stdout", "one\n"),
+                ("stderr", "err\n"),
+                ("stdout", "two\n")
+            ]
+        );
+        // a line longer than MAX_LINE is cut into pieces; the tail without newline is flushed
+        w.feed(0, &vec![b'x'; MAX_LINE + 10]).unwrap();
+        w.flush().unwrap();
+        // writing far more than the maximum keeps at most two files of about the maximum
+        for i in 0..2000 {
+            w.feed(1, format!("line {i}\n").as_bytes()).unwrap();
+        }
+        let cur = std::fs::metadata(&path).unwrap().len();
+        let old = std::fs::metadata(rotated(&path)).unwrap().len();
+        assert!(cur <= 8192 && old <= 8192, "{cur} {old}");
+        let (e, _) = read_all(&path).unwrap();
+        assert_eq!(e.last().unwrap().log, "line 1999\n");
+        let first: usize = e[0].log.trim_start_matches("line ").trim().parse().unwrap();
+        assert!(
+            first > 0 && e.len() == 2000 - first,
+            "entries lost inside the kept window"
+        );
+    }
+}

@@ -36,7 +36,12 @@ fn env() -> Option<Env> {
     let engine = Engine::new(
         state.path(),
         MonitorCommand {
-            program: PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor")),
+            // BERTH_MONITOR_BIN: measure another build (release) of the same monitor
+            #[allow(clippy::disallowed_methods, reason = "a test knob")]
+            program: std::env::var_os("BERTH_MONITOR_BIN").map_or_else(
+                || PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor")),
+                PathBuf::from,
+            ),
             args: vec![],
         },
     )
@@ -483,4 +488,93 @@ fn the_monitor_outlives_its_caller() {
         .unwrap_or("VmHWM: ?");
     eprintln!("monitor peak RSS: {hwm}");
     env.engine.remove(&r.id, true).unwrap();
+}
+
+/// Not a test on its own: the caller process of `the_monitor_survives_its_caller_exiting`.
+#[test]
+#[ignore = "run by the_monitor_survives_its_caller_exiting as its short-lived caller"]
+fn helper_caller_creates_and_exits() {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the parent test passes its state root"
+    )]
+    let (Some(root), Some(rt)) = (
+        std::env::var_os("BERTH_ENGINE_HELPER_ROOT"),
+        std::env::var_os("BERTH_ENGINE_HELPER_RUNTIME"),
+    ) else {
+        panic!("run by the_monitor_survives_its_caller_exiting only");
+    };
+    let engine = Engine::new(
+        PathBuf::from(root),
+        MonitorCommand {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor")),
+            args: vec![],
+        },
+    )
+    .unwrap();
+    let (b, mut o) = container("echo up; sleep 1000", Path::new(&rt));
+    o.name = Some("survivor".to_owned());
+    engine.run_detached(o).unwrap();
+    // the bundle's directory must outlive this process (the container runs from it): the
+    // parent test removes it
+    #[allow(
+        clippy::print_stdout,
+        reason = "tells the parent test what to clean up"
+    )]
+    {
+        println!("\nBUNDLE={}", b.path().display());
+    }
+    std::mem::forget(b);
+}
+
+#[test]
+fn the_monitor_survives_its_caller_exiting() {
+    let Some(env) = env() else { return };
+    let Some(bin) = runtime_bin("berth-runtime") else {
+        return;
+    };
+    let out = berth_test_support::run_with_timeout(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "helper_caller_creates_and_exits",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env("BERTH_ENGINE_HELPER_ROOT", env.engine.root())
+            .env("BERTH_ENGINE_HELPER_RUNTIME", &bin),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // the caller is gone; the container still runs and its monitor still logs
+    let ps = env.engine.list(false).unwrap();
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0].status, Status::Running);
+    assert!(wait_until(Duration::from_secs(10), || {
+        logs(&env.engine, "survivor", LogOptions::default())
+            == vec![("stdout".to_owned(), "up\n".to_owned())]
+    }));
+    assert_eq!(
+        env.engine.stop("survivor", Duration::from_secs(1)).unwrap(),
+        Some(137)
+    );
+    let record_bundle = ps[0].bundle.clone();
+    env.engine.remove("survivor", false).unwrap();
+    assert!(!record_bundle.exists());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let helper_bundle = stdout
+        .lines()
+        .find_map(|l| Some(l.split_once("BUNDLE=")?.1))
+        .unwrap_or_else(|| {
+            panic!(
+                "no BUNDLE= in {stdout:?} / {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    std::fs::remove_dir_all(helper_bundle).unwrap();
 }

@@ -67,6 +67,34 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// Docker's exit status for a `run` that failed before the container's process ran:
+    /// 127 when the command is not found, 126 when it cannot be invoked, 125 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        let text = match self {
+            EngineError::Monitor { message, .. } => message.as_str(),
+            EngineError::Runtime {
+                stderr,
+                op: "start" | "create",
+                ..
+            } => stderr.as_str(),
+            _ => return 125,
+        };
+        let t = text.to_ascii_lowercase();
+        if t.contains("no such file or directory")
+            || t.contains("executable file not found")
+            || t.contains("not found")
+        {
+            127
+        } else if t.contains("permission denied")
+            || t.contains("exec format error")
+            || t.contains("is a directory")
+        {
+            126
+        } else {
+            125
+        }
+    }
+
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         EngineError::Io {
             what,

@@ -578,3 +578,27 @@ fn the_monitor_survives_its_caller_exiting() {
         });
     std::fs::remove_dir_all(helper_bundle).unwrap();
 }
+
+#[test]
+fn a_command_not_found_or_not_executable_gives_dockers_codes() {
+    let Some(env) = env() else { return };
+    for rt in RUNTIMES {
+        let Some(bin) = runtime_bin(rt) else { continue };
+        for (cmd, want) in [("/nonexistent", 127), ("/etc/passwd", 126)] {
+            let (_b, mut o) = container("true", &bin);
+            o.spec.process.as_mut().unwrap().args = Some(vec![cmd.to_owned()]);
+            o.auto_remove = true;
+            // the runtime refuses at create or start (an error with the code), or the
+            // process fails to exec (the container's own code, as the runtime reports it)
+            let code = match env.engine.run(o) {
+                Ok(code) => code.unwrap_or(-1),
+                Err(e) => e.exit_code(),
+            };
+            assert_eq!(code, want, "{rt}: {cmd}");
+            assert!(
+                env.engine.list(true).unwrap().is_empty(),
+                "{rt}: {cmd} left a record"
+            );
+        }
+    }
+}

@@ -546,10 +546,21 @@ fn the_monitor_survives_its_caller_exiting() {
             .env("BERTH_ENGINE_HELPER_RUNTIME", &bin),
         Duration::from_secs(60),
     );
+    /// Removes the helper's bundle however this test ends.
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let cleanup = stdout
+        .lines()
+        .find_map(|l| Some(RemoveDir(PathBuf::from(l.split_once("BUNDLE=")?.1))));
+    assert!(out.status.success(), "{stdout}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+        cleanup.is_some(),
+        "the helper did not name its bundle: {stdout:?}"
     );
     // the caller is gone; the container still runs and its monitor still logs
     let ps = env.engine.list(false).unwrap();
@@ -566,17 +577,6 @@ fn the_monitor_survives_its_caller_exiting() {
     let record_bundle = ps[0].bundle.clone();
     env.engine.remove("survivor", false).unwrap();
     assert!(!record_bundle.exists());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let helper_bundle = stdout
-        .lines()
-        .find_map(|l| Some(l.split_once("BUNDLE=")?.1))
-        .unwrap_or_else(|| {
-            panic!(
-                "no BUNDLE= in {stdout:?} / {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    std::fs::remove_dir_all(helper_bundle).unwrap();
 }
 
 #[test]

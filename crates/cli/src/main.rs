@@ -64,6 +64,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `berth __monitor STATE_ROOT ID`: the per-container monitor (berth-engine), dispatched
+    // before anything else so that it stays single-threaded (no logging, no async runtime)
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "__monitor") {
+        let rest: Vec<std::ffi::OsString> = args.collect();
+        let code = berth_engine::monitor::main(&rest);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     logging::init(&cli.log);
     let result = match cli.command {

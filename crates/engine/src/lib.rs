@@ -1,0 +1,625 @@
+//! berth-engine: what `berth create|start|run|stop|kill|rm|ps|logs|wait|exec` do, from a
+//! prepared bundle (a root filesystem and a runtime-spec [`Spec`]) on.
+//!
+//! Containers are created and started through a runtime binary with runc's command line
+//! (`berth-runtime` by default, `runc` or `crun` by name), as containerd does. Each container
+//! has a record directory `STATE/containers/ID/` (`container.json`, written atomically under
+//! the container's flock), a name in `STATE/names/` (under `STATE/names.lock`), and, while it
+//! exists, a monitor process ([`monitor`]) that holds its stdio, writes its log ([`logs`])
+//! and records its exit code.
+
+pub mod error;
+pub mod logs;
+pub mod monitor;
+pub mod record;
+pub mod runtime;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_fsutil::FileLock;
+use berth_runtime_spec::Spec;
+
+pub use error::{EngineError, Result};
+pub use record::{Record, Status};
+
+use record::Layout;
+use runtime::Runtime;
+
+/// How to start a monitor: a program and the arguments before `STATE_ROOT ID`
+/// (the `berth` binary and `__monitor`).
+#[derive(Debug, Clone)]
+pub struct MonitorCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+/// What a new container is made of.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// `--name`; a name is generated when `None`.
+    pub name: Option<String>,
+    /// The image reference, recorded for `ps` ("" for a bare bundle).
+    pub image: String,
+    /// The runtime configuration; `root.path` is replaced by `rootfs`.
+    pub spec: Spec,
+    /// The container's root filesystem, already prepared (mounted) by the caller.
+    pub rootfs: PathBuf,
+    /// `--rm`.
+    pub auto_remove: bool,
+    /// `--runtime PATH|NAME`; `None` is `berth-runtime`.
+    pub runtime: Option<String>,
+    /// `--stop-signal` (default SIGTERM).
+    pub stop_signal: Option<String>,
+    /// The log's rotation size (default [`logs::DEFAULT_MAX_SIZE`]).
+    pub log_max_size: Option<u64>,
+}
+
+/// `logs` options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    /// `--tail N`: the last N entries only.
+    pub tail: Option<usize>,
+    /// `--timestamps`: each line prefixed with its time.
+    pub timestamps: bool,
+}
+
+/// The engine over one state root.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    layout: Layout,
+    monitor: MonitorCommand,
+    search_path: Vec<PathBuf>,
+}
+
+/// A created container whose monitor still reports to us (for `run`).
+#[derive(Debug)]
+pub struct Created {
+    pub record: Record,
+    monitor: BufReader<std::process::ChildStdout>,
+}
+
+impl Engine {
+    /// An engine keeping its state under `state_root` (`/var/lib/berth` for root).
+    pub fn new(state_root: impl Into<PathBuf>, monitor: MonitorCommand) -> Result<Engine> {
+        let layout = Layout {
+            root: state_root.into(),
+        };
+        for d in [layout.containers(), layout.names(), layout.runtime_root()] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| EngineError::io("creating the state directory", d, e))?;
+        }
+        Ok(Engine {
+            layout,
+            monitor,
+            search_path: Vec::new(),
+        })
+    }
+
+    /// Where runtimes given by name are looked for after the binary's own directory (the
+    /// CLI passes `PATH`).
+    pub fn with_search_path(mut self, dirs: Vec<PathBuf>) -> Engine {
+        self.search_path = dirs;
+        self
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// The runtime root (`--root`) the engine gives every runtime.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.layout.runtime_root()
+    }
+
+    /// A container's directory.
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.layout.dir(id)
+    }
+
+    /// Resolve a full id, a name, or a unique id prefix (as docker does) to the full id.
+    pub fn resolve(&self, reference: &str) -> Result<String> {
+        if reference.is_empty() {
+            return Err(EngineError::NotFound(String::new()));
+        }
+        if reference.len() == 64 && self.layout.record(reference).exists() {
+            return Ok(reference.to_owned());
+        }
+        if record::valid_name(reference)
+            && let Ok(id) = std::fs::read_to_string(self.layout.names().join(reference))
+        {
+            let id = id.trim().to_owned();
+            if self.layout.record(&id).exists() {
+                return Ok(id);
+            }
+        }
+        let ids = record::ids(&self.layout)?;
+        let hits: Vec<&String> = ids.iter().filter(|i| i.starts_with(reference)).collect();
+        match hits.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(EngineError::NotFound(reference.to_owned())),
+            many => Err(EngineError::Ambiguous {
+                reference: reference.to_owned(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    /// `berth create`: the record, the bundle, the monitor, `RUNTIME create`.
+    pub fn create(&self, opts: CreateOptions) -> Result<Record> {
+        self.create_attached(opts).map(|c| c.record)
+    }
+
+    /// `create`, keeping the monitor's report channel (for [`Engine::wait_created`]).
+    pub fn create_attached(&self, opts: CreateOptions) -> Result<Created> {
+        let mut spec = opts.spec;
+        if spec
+            .process
+            .as_ref()
+            .is_some_and(|p| p.terminal.unwrap_or(false))
+        {
+            return Err(EngineError::Invalid(
+                "process.terminal (-t) is not supported by berth-engine yet; run without a terminal".to_owned(),
+            ));
+        }
+        let rootfs = std::path::absolute(&opts.rootfs)
+            .map_err(|e| EngineError::io("resolving the root filesystem", &opts.rootfs, e))?;
+        if !rootfs.is_dir() {
+            return Err(EngineError::Invalid(format!(
+                "the root filesystem {} is not a directory",
+                rootfs.display()
+            )));
+        }
+        let runtime_path = runtime::resolve(
+            opts.runtime.as_deref().unwrap_or(runtime::DEFAULT_RUNTIME),
+            &self.search_path,
+        )?;
+        let id = random_id()?;
+        let name = match opts.name {
+            Some(n) if !record::valid_name(&n) => return Err(EngineError::InvalidName(n)),
+            Some(n) => n,
+            None => format!("berth_{}", &id[..12]),
+        };
+        let dir = self.layout.dir(&id);
+        std::fs::create_dir(&dir)
+            .map_err(|e| EngineError::io("creating the container directory", &dir, e))?;
+        let cleanup = |e: EngineError| {
+            let _ = std::fs::remove_dir_all(&dir);
+            e
+        };
+        record::reserve_name(&self.layout, &name, &id).map_err(cleanup)?;
+        let cleanup = |e: EngineError| {
+            let _ = record::release_name(&self.layout, &name, &id);
+            let _ = std::fs::remove_dir_all(&dir);
+            e
+        };
+        let bundle = dir.join("bundle");
+        std::fs::create_dir(&bundle)
+            .map_err(|e| EngineError::io("creating the bundle directory", &bundle, e))
+            .map_err(cleanup)?;
+        let root = spec.root.get_or_insert_with(Default::default);
+        root.path = rootfs.clone();
+        let config = serde_json::to_vec_pretty(&spec)
+            .map_err(|e| EngineError::Invalid(format!("serializing config.json: {e}")))
+            .map_err(cleanup)?;
+        berth_fsutil::atomic_write(bundle.join("config.json"), &config)
+            .map_err(|source| EngineError::Fs {
+                what: "writing",
+                path: bundle.join("config.json"),
+                source,
+            })
+            .map_err(cleanup)?;
+        let rec = Record {
+            id: id.clone(),
+            name: name.clone(),
+            image: opts.image,
+            created: record::now(),
+            bundle,
+            runtime: runtime_path,
+            runtime_root: self.layout.runtime_root(),
+            status: Status::Creating,
+            exit_code: None,
+            started: None,
+            finished: None,
+            note: None,
+            log_path: dir.join("container.log"),
+            log_max_size: opts.log_max_size.unwrap_or(logs::DEFAULT_MAX_SIZE),
+            auto_remove: opts.auto_remove,
+            monitor_pid: None,
+            init_pid: None,
+            init_start: None,
+            stop_signal: opts.stop_signal.unwrap_or_else(|| "SIGTERM".to_owned()),
+        };
+        record::write(&self.layout, &rec).map_err(cleanup)?;
+        let monitor_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("monitor.log"))
+            .map_err(|e| EngineError::io("creating", dir.join("monitor.log"), e))
+            .map_err(cleanup)?;
+        let mut child = Command::new(&self.monitor.program)
+            .args(&self.monitor.args)
+            .arg(&self.layout.root)
+            .arg(&id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(monitor_log))
+            .spawn()
+            .map_err(|e| EngineError::io("starting the monitor", &self.monitor.program, e))
+            .map_err(cleanup)?;
+        // the first process forks the monitor and exits at once
+        let _ = child.wait();
+        let Some(out) = child.stdout.take() else {
+            return Err(cleanup(EngineError::Monitor {
+                id: id.clone(),
+                message: "no report pipe".to_owned(),
+            }));
+        };
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        if line.trim() != "ok" {
+            let message = line
+                .trim()
+                .strip_prefix("error: ")
+                .unwrap_or(line.trim())
+                .to_owned();
+            let message = if message.is_empty() {
+                "the monitor exited without a report".to_owned()
+            } else {
+                message
+            };
+            let rt = Runtime {
+                path: rec.runtime.clone(),
+                root: rec.runtime_root.clone(),
+            };
+            let _ = rt.delete_force(&id);
+            return Err(cleanup(EngineError::Monitor {
+                id: id.clone(),
+                message,
+            }));
+        }
+        let record = record::read(&self.layout, &id)?;
+        Ok(Created {
+            record,
+            monitor: reader,
+        })
+    }
+
+    /// `berth start`.
+    pub fn start(&self, reference: &str) -> Result<Record> {
+        let id = self.resolve(reference)?;
+        let rec = self.reconcile(&id)?;
+        if rec.status != Status::Created {
+            return Err(EngineError::State {
+                id,
+                status: rec.status.as_str().to_owned(),
+                what: "only a created container can be started (create a new one with `berth run`)"
+                    .to_owned(),
+            });
+        }
+        runtime_of(&rec).start(&id)?;
+        let (_, rec) = record::update(&self.layout, &id, |r| {
+            if r.status == Status::Created {
+                r.status = Status::Running;
+                r.started = Some(record::now());
+            }
+        })
+        .or_else(|e| match e {
+            // an --rm container that already exited and was removed
+            EngineError::NotFound(_) => Ok(((), rec.clone())),
+            e => Err(e),
+        })?;
+        Ok(rec)
+    }
+
+    /// `berth run -d`: create and start.
+    pub fn run_detached(&self, opts: CreateOptions) -> Result<Record> {
+        let c = self.create(opts)?;
+        self.start(&c.id).inspect_err(|_| {
+            let _ = self.remove(&c.id, true);
+        })
+    }
+
+    /// `berth run` in the foreground (output goes to the log; attach is not implemented):
+    /// create, start, and wait for the exit code (`None` when unknown). Works with `--rm`.
+    pub fn run(&self, opts: CreateOptions) -> Result<Option<i32>> {
+        let c = self.create_attached(opts)?;
+        let id = c.record.id.clone();
+        if let Err(e) = self.start(&id) {
+            let _ = self.remove(&id, true);
+            return Err(e);
+        }
+        self.wait_created(c)
+    }
+
+    /// Wait for a container created by [`Engine::create_attached`] through its monitor's
+    /// report (works for `--rm` containers, whose record is gone when they exit).
+    pub fn wait_created(&self, mut c: Created) -> Result<Option<i32>> {
+        let mut line = String::new();
+        let _ = c.monitor.read_line(&mut line);
+        match line.trim().strip_prefix("exit ") {
+            Some(code) => Ok(code.parse().ok()),
+            // the monitor died: fall back to the record
+            None => self.wait(&c.record.id, None),
+        }
+    }
+
+    /// A record with its status reconciled with reality: a container whose monitor and init
+    /// are both gone has exited, with an unknown code.
+    pub fn reconcile(&self, id: &str) -> Result<Record> {
+        let rec = record::read(&self.layout, id)?;
+        if !matches!(rec.status, Status::Created | Status::Running) || self.monitor_alive(id) {
+            return Ok(rec);
+        }
+        if let Some(pid) = rec.init_pid
+            && record::alive(pid, rec.init_start)
+        {
+            return Ok(rec);
+        }
+        let (_, rec) = record::update(&self.layout, id, |r| {
+            if matches!(r.status, Status::Created | Status::Running) {
+                r.status = Status::Exited;
+                r.exit_code = None;
+                r.finished = Some(record::now());
+                r.note = Some(
+                    "exit code unknown: the monitor and the container's init are gone".to_owned(),
+                );
+            }
+        })?;
+        let _ = runtime_of(&rec).delete_force(id);
+        Ok(rec)
+    }
+
+    fn monitor_alive(&self, id: &str) -> bool {
+        let path = self.layout.monitor_lock(id);
+        if !self.layout.dir(id).is_dir() {
+            return false;
+        }
+        matches!(
+            FileLock::try_exclusive_unlinkable(&path, || Ok(())),
+            Ok(None)
+        )
+    }
+
+    /// `berth ps [-a]`, oldest first.
+    pub fn list(&self, all: bool) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for id in record::ids(&self.layout)? {
+            match self.reconcile(&id) {
+                Ok(r) if all || r.status != Status::Exited => out.push(r),
+                Ok(_) | Err(EngineError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(out)
+    }
+
+    /// `berth inspect CONTAINER`.
+    pub fn inspect(&self, reference: &str) -> Result<Record> {
+        let id = self.resolve(reference)?;
+        self.reconcile(&id)
+    }
+
+    /// `berth kill -s SIGNAL`.
+    pub fn kill(&self, reference: &str, signal: &str) -> Result<()> {
+        let id = self.resolve(reference)?;
+        let rec = self.reconcile(&id)?;
+        if !matches!(rec.status, Status::Created | Status::Running) {
+            return Err(EngineError::State {
+                id,
+                status: rec.status.as_str().to_owned(),
+                what: "it is not running".to_owned(),
+            });
+        }
+        runtime_of(&rec).kill(&id, signal)
+    }
+
+    /// `berth wait`: the exit code (`None` when unknown); `timeout` bounds the wait.
+    pub fn wait(&self, reference: &str, timeout: Option<Duration>) -> Result<Option<i32>> {
+        let id = self.resolve(reference)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let rec = self.reconcile(&id)?;
+            if rec.status == Status::Exited {
+                return Ok(rec.exit_code);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(EngineError::State {
+                    id,
+                    status: rec.status.as_str().to_owned(),
+                    what: "still running after the wait's timeout".to_owned(),
+                });
+            }
+            pause(Duration::from_millis(50));
+        }
+    }
+
+    /// `berth stop -t`: the stop signal, then SIGKILL after `timeout`.
+    pub fn stop(&self, reference: &str, timeout: Duration) -> Result<Option<i32>> {
+        let id = self.resolve(reference)?;
+        let rec = self.reconcile(&id)?;
+        if !matches!(rec.status, Status::Created | Status::Running) {
+            return Ok(rec.exit_code);
+        }
+        let rt = runtime_of(&rec);
+        let _ = rt.kill(&id, &rec.stop_signal);
+        match self.wait(&id, Some(timeout)) {
+            Ok(code) => return Ok(code),
+            Err(EngineError::NotFound(_)) => return Ok(None),
+            Err(_) => {}
+        }
+        let _ = rt.kill(&id, "SIGKILL");
+        match self.wait(&id, Some(Duration::from_secs(10))) {
+            Err(EngineError::NotFound(_)) => Ok(None),
+            r => r,
+        }
+    }
+
+    /// `berth rm [-f]`: `force` kills a running container first.
+    pub fn remove(&self, reference: &str, force: bool) -> Result<()> {
+        let id = self.resolve(reference)?;
+        let rec = self.reconcile(&id)?;
+        let rt = runtime_of(&rec);
+        if matches!(
+            rec.status,
+            Status::Created | Status::Running | Status::Creating
+        ) {
+            if !force && rec.status != Status::Creating {
+                return Err(EngineError::State {
+                    id,
+                    status: rec.status.as_str().to_owned(),
+                    what: "cannot remove a running container: stop it first or use `rm -f`"
+                        .to_owned(),
+                });
+            }
+            let _ = rt.kill(&id, "SIGKILL");
+            if let Some(pid) = rec.init_pid
+                && record::alive(pid, rec.init_start)
+                && let Some(p) = rustix::process::Pid::from_raw(pid)
+            {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+            match self.wait(&id, Some(Duration::from_secs(10))) {
+                Ok(_) | Err(EngineError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // let an exiting monitor finish its bookkeeping first
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.monitor_alive(&id) && Instant::now() < deadline {
+            pause(Duration::from_millis(20));
+        }
+        rt.delete_force(&id)?;
+        record::remove(&self.layout, &rec)
+    }
+
+    /// `berth container prune`: remove every exited container; returns their ids.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for rec in self.list(true)? {
+            if rec.status == Status::Exited {
+                match self.remove(&rec.id, false) {
+                    Ok(()) | Err(EngineError::NotFound(_)) => out.push(rec.id),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `berth exec CONTAINER CMD…` with the caller's stdio; returns the exit code.
+    pub fn exec(&self, reference: &str, args: &[String]) -> Result<i32> {
+        let id = self.resolve(reference)?;
+        let rec = self.reconcile(&id)?;
+        if rec.status != Status::Running {
+            return Err(EngineError::State {
+                id,
+                status: rec.status.as_str().to_owned(),
+                what: "exec needs a running container".to_owned(),
+            });
+        }
+        let rt = runtime_of(&rec);
+        let mut cmd = rt.command(["exec"]);
+        cmd.arg(&id).args(args).stdin(Stdio::inherit());
+        let st = cmd.status().map_err(|source| EngineError::RuntimeSpawn {
+            runtime: rt.path.clone(),
+            id: id.clone(),
+            op: "exec",
+            source,
+        })?;
+        Ok(st.code().unwrap_or(125))
+    }
+
+    /// `berth logs`: each entry passed to `out` (stream, text) as it is read; with `follow`,
+    /// until the container has exited.
+    pub fn logs(
+        &self,
+        reference: &str,
+        opts: LogOptions,
+        mut out: impl FnMut(&str, &str) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let id = self.resolve(reference)?;
+        let rec = record::read(&self.layout, &id)?;
+        let path = rec.log_path.clone();
+        let (mut entries, mut offset) =
+            logs::read_all(&path).map_err(|e| EngineError::io("reading the log", &path, e))?;
+        if let Some(n) = opts.tail {
+            let skip = entries.len().saturating_sub(n);
+            entries.drain(..skip);
+        }
+        let emit = |entries: &[logs::Entry],
+                    out: &mut dyn FnMut(&str, &str) -> std::io::Result<()>| {
+            for e in entries {
+                let text = if opts.timestamps {
+                    format!("{} {}", e.time, e.log)
+                } else {
+                    e.log.clone()
+                };
+                out(&e.stream, &text)
+                    .map_err(|err| EngineError::io("writing the logs of", &path, err))?;
+            }
+            Ok::<(), EngineError>(())
+        };
+        emit(&entries, &mut out)?;
+        if !opts.follow {
+            return Ok(());
+        }
+        loop {
+            let running = match self.reconcile(&id) {
+                Ok(r) => r.status != Status::Exited,
+                Err(EngineError::NotFound(_)) => false,
+                Err(e) => return Err(e),
+            };
+            let mut new = Vec::new();
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if len < offset {
+                // rotated: the rest of the old file, then the new one
+                let _ = logs::read_since(&logs::rotated(&path), offset, &mut new);
+                offset = 0;
+            }
+            if let Ok(o) = logs::read_since(&path, offset, &mut new) {
+                offset = o;
+            }
+            emit(&new, &mut out)?;
+            if !running && new.is_empty() {
+                return Ok(());
+            }
+            pause(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The engine waits on other processes (the monitor, the init) by polling their records.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "polling another process's state, not a test"
+)]
+fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
+fn runtime_of(rec: &Record) -> Runtime {
+    Runtime {
+        path: rec.runtime.clone(),
+        root: rec.runtime_root.clone(),
+    }
+}
+
+/// 64 random hex digits, as docker's ids.
+fn random_id() -> Result<String> {
+    let mut b = [0u8; 32];
+    let mut filled = 0;
+    while filled < b.len() {
+        let n = rustix::rand::getrandom(&mut b[filled..], rustix::rand::GetRandomFlags::empty())
+            .map_err(|e| EngineError::io("reading random bytes", "getrandom", e.into()))?;
+        filled += n;
+    }
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}

@@ -1,0 +1,290 @@
+//! Container records: `<root>/containers/<id>/container.json`, written atomically under the
+//! container's own flock; the name index `<root>/names/<name>` (a file holding the id) under
+//! `<root>/names.lock`.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use berth_fsutil::FileLock;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+/// A container's life stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The record exists, the monitor is bringing the container up.
+    Creating,
+    /// `runtime create` succeeded: the init waits for `start`.
+    Created,
+    /// Started.
+    Running,
+    /// The init exited (or vanished: then `exit_code` is `None`).
+    Exited,
+}
+
+impl Status {
+    /// The lowercase name `berth ps` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+/// `container.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    /// The image reference the container was made from ("" for a bare bundle).
+    #[serde(default)]
+    pub image: String,
+    /// RFC 3339, nanoseconds.
+    pub created: String,
+    /// The bundle directory (holds `config.json`).
+    pub bundle: PathBuf,
+    /// The runtime binary.
+    pub runtime: PathBuf,
+    /// The runtime's `--root`.
+    pub runtime_root: PathBuf,
+    pub status: Status,
+    /// The init's exit code (128+N for signal N); `None` while it runs or when unknown.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub started: Option<String>,
+    #[serde(default)]
+    pub finished: Option<String>,
+    /// Why the exit code is unknown, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub log_path: PathBuf,
+    /// The size at which the log is rotated (`crate::logs`).
+    #[serde(default = "default_log_max")]
+    pub log_max_size: u64,
+    /// `--rm`: the monitor removes the container when it exits.
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub monitor_pid: Option<i32>,
+    #[serde(default)]
+    pub init_pid: Option<i32>,
+    /// The init's start time (field 22 of /proc/PID/stat), to tell it from a reused pid.
+    #[serde(default)]
+    pub init_start: Option<u64>,
+    /// The signal `stop` sends first.
+    #[serde(default = "default_stop_signal")]
+    pub stop_signal: String,
+}
+
+fn default_log_max() -> u64 {
+    crate::logs::DEFAULT_MAX_SIZE
+}
+
+fn default_stop_signal() -> String {
+    "SIGTERM".to_owned()
+}
+
+/// The on-disk layout under a state root.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.containers().join(id)
+    }
+    pub fn record(&self, id: &str) -> PathBuf {
+        self.dir(id).join("container.json")
+    }
+    pub fn lock(&self, id: &str) -> PathBuf {
+        self.dir(id).join("container.lock")
+    }
+    /// Held exclusively by the monitor for its whole life.
+    pub fn monitor_lock(&self, id: &str) -> PathBuf {
+        self.dir(id).join("monitor.lock")
+    }
+    pub fn names(&self) -> PathBuf {
+        self.root.join("names")
+    }
+    pub fn names_lock(&self) -> PathBuf {
+        self.root.join("names.lock")
+    }
+    pub fn runtime_root(&self) -> PathBuf {
+        self.root.join("runtime")
+    }
+}
+
+pub fn now() -> String {
+    berth_runtime_spec::timefmt::rfc3339_nano(SystemTime::now())
+}
+
+pub fn read(layout: &Layout, id: &str) -> Result<Record> {
+    let path = layout.record(id);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(EngineError::NotFound(id.to_owned()));
+        }
+        Err(e) => return Err(EngineError::io("reading the container record", path, e)),
+    };
+    serde_json::from_slice(&data).map_err(|source| EngineError::Corrupt { path, source })
+}
+
+pub fn write(layout: &Layout, rec: &Record) -> Result<()> {
+    let path = layout.record(&rec.id);
+    let data = serde_json::to_vec_pretty(rec).map_err(|source| EngineError::Corrupt {
+        path: path.clone(),
+        source,
+    })?;
+    berth_fsutil::atomic_write(&path, &data).map_err(|source| EngineError::Fs {
+        what: "writing the container record",
+        path,
+        source,
+    })
+}
+
+/// Take the container's lock.
+pub fn lock(layout: &Layout, id: &str) -> Result<FileLock> {
+    let path = layout.lock(id);
+    if !layout.dir(id).is_dir() {
+        return Err(EngineError::NotFound(id.to_owned()));
+    }
+    FileLock::exclusive(&path).map_err(|e| EngineError::io("locking the container", path, e))
+}
+
+/// Read-modify-write the record under the container's lock.
+pub fn update<T>(
+    layout: &Layout,
+    id: &str,
+    f: impl FnOnce(&mut Record) -> T,
+) -> Result<(T, Record)> {
+    let _g = lock(layout, id)?;
+    let mut rec = read(layout, id)?;
+    let out = f(&mut rec);
+    write(layout, &rec)?;
+    Ok((out, rec))
+}
+
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b.len() <= 253
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// Reserve `name` for `id` (fails if taken).
+pub fn reserve_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
+    let lock_path = layout.names_lock();
+    let _g = FileLock::exclusive(&lock_path)
+        .map_err(|e| EngineError::io("locking the name index", lock_path, e))?;
+    let path = layout.names().join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(owner) => {
+            let owner = owner.trim().to_owned();
+            // a stale entry (its container is gone) is taken over; the directory is made
+            // before the name is reserved, the record after
+            if !owner.is_empty() && layout.dir(&owner).exists() {
+                return Err(EngineError::NameInUse {
+                    name: name.to_owned(),
+                    id: owner,
+                });
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(EngineError::io("reading the name index", path, e)),
+    }
+    berth_fsutil::atomic_write(&path, id.as_bytes()).map_err(|source| EngineError::Fs {
+        what: "writing the name index",
+        path,
+        source,
+    })
+}
+
+/// Drop `name` from the index if it still points at `id`.
+pub fn release_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
+    let lock_path = layout.names_lock();
+    let _g = FileLock::exclusive(&lock_path)
+        .map_err(|e| EngineError::io("locking the name index", lock_path, e))?;
+    let path = layout.names().join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(owner) if owner.trim() == id => std::fs::remove_file(&path)
+            .map_err(|e| EngineError::io("removing from the name index", path, e)),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::io("reading the name index", path, e)),
+    }
+}
+
+/// Remove a container's directory and name (the caller holds no lock on it).
+pub fn remove(layout: &Layout, rec: &Record) -> Result<()> {
+    release_name(layout, &rec.name, &rec.id)?;
+    let dir = layout.dir(&rec.id);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::io("removing the container directory", dir, e)),
+    }
+}
+
+/// Every container id on disk.
+pub fn ids(layout: &Layout) -> Result<Vec<String>> {
+    let dir = layout.containers();
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(EngineError::io("listing containers in", dir, e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| EngineError::io("listing containers in", &dir, e))?;
+        if let Some(name) = ent.file_name().to_str()
+            && name.len() == 64
+            && name.bytes().all(|c| c.is_ascii_hexdigit())
+        {
+            out.push(name.to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The start time of a process (field 22 of /proc/PID/stat), `None` if it is gone.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.get(stat.rfind(')')? + 2..)?;
+    // after the comm: field 3 is the state, so field 22 is index 19
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process that was `pid` at `start` is still alive (a zombie counts as gone).
+pub fn alive(pid: i32, start: Option<u64>) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat.get(i + 2..))
+        .and_then(|s| s.chars().next());
+    if state == Some('Z') || state == Some('X') {
+        return false;
+    }
+    match start {
+        Some(s) => proc_start_time(pid) == Some(s),
+        None => true,
+    }
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

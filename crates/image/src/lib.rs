@@ -16,5 +16,6 @@
 //! is written atomically under a lock; anything a killed process leaves behind is unrecorded
 //! and removed at the next open.
 
+pub mod rootfs;
 pub mod snapshot;
 pub mod unpack;

@@ -20,6 +20,7 @@
 
 mod features;
 mod hostile;
+mod rootfs;
 mod rootless;
 mod snapshot;
 mod tarball;

@@ -3,7 +3,9 @@
 //! **Owns**: [`unpack`], streaming a layer blob (tar, tar+gzip, tar+zstd) into a directory,
 //! strictly inside that directory, computing its diff ID on the way; and the snapshotters
 //! ([`snapshot`]): overlayfs and native (copying) snapshots of layers, keyed by chain ID,
-//! shared between images and containers and garbage-collected.
+//! shared between images and containers and garbage-collected; [`rootfs`], an image of the
+//! store made into chain-ID snapshots (missing layers unpacked in parallel) and a container's
+//! snapshot over them.
 //!
 //! **Does not own**: fetching blobs (`berth-transfer`), storing them (`berth-store`),
 //! running containers.

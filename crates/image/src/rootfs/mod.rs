@@ -546,6 +546,32 @@ pub fn release_image(snap: &SnapshotStore, name: &str) -> Result<usize, RootfsEr
     Ok(n)
 }
 
+/// Drop the image reference of every image for which `exists(name)` is false (images removed
+/// by a process that did not release them); returns the names released.
+pub fn release_missing_images(
+    snap: &SnapshotStore,
+    exists: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, RootfsError> {
+    let prefix = image_label("");
+    let mut released = Vec::new();
+    for info in snap.list()? {
+        let stale: BTreeMap<String, Option<String>> = info
+            .labels
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix).map(|n| (k, n)))
+            .filter(|(_, n)| !exists(n))
+            .map(|(k, n)| {
+                released.push(n.to_owned());
+                (k.clone(), None)
+            })
+            .collect();
+        if !stale.is_empty() {
+            snap.update_labels(&info.key, &stale)?;
+        }
+    }
+    Ok(released)
+}
+
 /// Whether `driver` unpacks layers in parallel.
 pub fn parallel(driver: Driver) -> bool {
     driver.supports_rebase()

@@ -5,6 +5,9 @@
 //! - `hostile`: the hostile-layer corpus (each layer built by test code); every test checks
 //!   that nothing outside the target changed, besides the specific refusal or containment.
 //! - `features`: everything real layers hold, both whiteout modes, compressions, id maps.
+//! - `rootfs`: images into chain-ID snapshots: against `umoci unpack` through an overlay
+//!   mount, shared layers reused, parallel equals sequential, failures leave nothing
+//!   committed, `kill -9` mid-unpack then a retry, image and container references vs `gc`.
 //! - `rootless`: unpacking as `nobody` (the test binary re-runs itself as uid 65534).
 //! - `umoci`: berth's root filesystems against `umoci unpack`, file by file: busybox, Debian
 //!   (debootstrap) split into layers, and a `podman build` image (apply mode and an overlayfs

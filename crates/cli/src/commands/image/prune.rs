@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 
 use super::DataArgs;
@@ -41,6 +42,21 @@ pub fn run(args: PruneArgs) -> anyhow::Result<()> {
         report.bytes_freed(),
         report.blobs_kept
     ));
+    if !args.dry_run
+        && let Some(snap) = args.data.existing_snapshots()?
+    {
+        let names: std::collections::HashSet<String> =
+            store.images()?.into_iter().map(|r| r.name).collect();
+        berth_image::rootfs::release_missing_images(&snap, |n| names.contains(n))
+            .context("failed to drop stale image references from the snapshots")?;
+        let gc = berth_image::snapshot::Snapshotter::gc(&snap)
+            .context("failed to collect unused snapshots")?;
+        out.push_str(&format!(
+            "\nremoved {} snapshots, {} bytes",
+            gc.removed.len(),
+            gc.reclaimed
+        ));
+    }
     super::print(&out)
 }
 

@@ -572,6 +572,60 @@ pub fn release_missing_images(
     Ok(released)
 }
 
+/// One snapshot in [`disk_usage`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SnapshotUsage {
+    pub key: String,
+    pub kind: crate::snapshot::Kind,
+    /// Its own files' allocated bytes.
+    pub size: u64,
+    /// The images and containers that reference it (label names without the prefix).
+    pub referenced_by: Vec<String>,
+    /// Whether something keeps it: a reference, a `berth.gc.root` label, being an active
+    /// snapshot or view, or being an ancestor of one that is kept. The others are what
+    /// `berth system prune` (a `gc`) reclaims.
+    pub kept: bool,
+}
+
+/// Every snapshot with its size and whether a collection would keep it.
+pub fn disk_usage(snap: &SnapshotStore) -> Result<Vec<SnapshotUsage>, RootfsError> {
+    use crate::snapshot::{Kind, LABEL_GC_ROOT};
+    let infos = snap.list()?;
+    let parents: HashMap<&str, Option<&str>> = infos
+        .iter()
+        .map(|i| (i.key.as_str(), i.parent.as_deref()))
+        .collect();
+    let mut kept: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for i in &infos {
+        let root = i.kind != Kind::Committed
+            || i.labels
+                .keys()
+                .any(|k| k == LABEL_GC_ROOT || k.starts_with(LABEL_REF_PREFIX));
+        let mut next = root.then_some(i.key.as_str());
+        while let Some(k) = next {
+            if !kept.insert(k) {
+                break;
+            }
+            next = parents.get(k).copied().flatten();
+        }
+    }
+    let mut out = Vec::with_capacity(infos.len());
+    for i in &infos {
+        out.push(SnapshotUsage {
+            key: i.key.clone(),
+            kind: i.kind,
+            size: snap.usage(&i.key)?.size,
+            referenced_by: i
+                .labels
+                .keys()
+                .filter_map(|k| k.strip_prefix(LABEL_REF_PREFIX).map(str::to_owned))
+                .collect(),
+            kept: kept.contains(i.key.as_str()),
+        });
+    }
+    Ok(out)
+}
+
 /// Whether `driver` unpacks layers in parallel.
 pub fn parallel(driver: Driver) -> bool {
     driver.supports_rebase()

@@ -1,4 +1,5 @@
-//! `berth pull --unpack`, `berth image unpack`, `berth rmi` + `berth image prune` and the
+//! `berth pull --unpack`, `berth image unpack`, `berth rmi`, `berth system df`/`prune`,
+//! `berth image prune` and the
 //! snapshots under the data directory: layers shared between images are unpacked once, a
 //! removed image's snapshots are collected, a used one's are not.
 
@@ -90,9 +91,16 @@ fn pull_unpack_shares_layers_and_prune_collects_released_ones() {
             &berth_image::snapshot::Opts::default().label("berth.gc.ref.container/ctr", ""),
         )
         .unwrap();
+    let df = env.berth(&["system", "df"]);
+    assert!(
+        df.contains("(0 snapshots)"),
+        "nothing reclaimable yet:\n{df}"
+    );
     env.berth(&["rmi", &refs[0]]);
     env.berth(&["rmi", &refs[1]]);
-    let out = env.berth(&["image", "prune", "--grace", "0s"]);
+    let df = env.berth(&["system", "df", "-v"]);
+    assert!(df.contains("(1 snapshots)"), "image one's top layer:\n{df}");
+    let out = env.berth(&["system", "prune", "--grace", "0s"]);
     assert!(out.contains("removed 1 snapshots"), "{out}");
     let left = committed(&snaps);
     assert_eq!(

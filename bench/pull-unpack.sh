@@ -31,7 +31,7 @@ for tool in podman skopeo umoci gzip tar sha256sum jq curl; do
 done
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-bench_setup berth-pull-unpack-bench
+bench_setup berth-pu # short: podman refuses a runroot path over 50 characters
 berth_release_bin
 
 log "making the images: big $BIG_LAYERS x $BIG_MIB MiB, many $SMALL_LAYERS x $SMALL_KIB KiB"

@@ -36,6 +36,7 @@ bench_cleanup() {
 
 # ---------------------------------------------------------------- fixtures
 # Three OCI layouts, made once, pushed identically to both servers:
+# (MKIMAGE_TAR=1: each layer a tar holding the random bytes as one file, for unpacking)
 #   small: one 4 KiB layer (the wrk target)   big: BIG_LAYERS x BIG_MIB MiB   many: SMALL_LAYERS x SMALL_KIB KiB
 # Layers are random bytes through `gzip -1`: incompressible, and valid gzip so that skopeo
 # copies them as they are instead of compressing them on push.
@@ -57,6 +58,11 @@ mkimage() { # dir tag count bytes
     for ((i = 0; i < count; i++)); do
         tmp=$dir/layer.tmp
         head -c "$bytes" /dev/urandom >"$tmp.raw"
+        if [ "${MKIMAGE_TAR:-0}" = 1 ]; then # an unpackable layer: a tar of the bytes as one file
+            mv "$tmp.raw" "$dir/file$i"
+            tar -C "$dir" -cf "$tmp.raw" "file$i"
+            rm -f "$dir/file$i"
+        fi
         diffids+="${diffids:+,}\"sha256:$(sha256sum "$tmp.raw" | cut -d' ' -f1)\""
         gzip -1 -n -c "$tmp.raw" >"$tmp"
         rm -f "$tmp.raw"

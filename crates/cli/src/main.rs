@@ -61,6 +61,8 @@ enum Command {
     Login(commands::login::LoginArgs),
     /// Log out of a registry.
     Logout(commands::logout::LogoutArgs),
+    /// Disk usage of images and snapshots, and pruning of what nothing uses.
+    System(commands::system::SystemArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => commands::conformance::run(args),
         Command::Login(args) => commands::login::run(args),
         Command::Logout(args) => commands::logout::run(args),
+        Command::System(args) => commands::system::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

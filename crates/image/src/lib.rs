@@ -3,8 +3,10 @@
 //! **Owns**: [`unpack`], streaming a layer blob (tar, tar+gzip, tar+zstd) into a directory,
 //! strictly inside that directory, computing its diff ID on the way; and the snapshotters
 //! ([`snapshot`]): overlayfs and native (copying) snapshots of layers, keyed by chain ID,
-//! shared between images and containers and garbage-collected; and [`spec`], an image's
-//! config and `berth run`'s flags → a runtime config, locked down by default.
+//! shared between images and containers and garbage-collected; [`rootfs`], an image of the
+//! store made into chain-ID snapshots (missing layers unpacked in parallel) and a container's
+//! snapshot over them; and [`spec`], an image's config and `berth run`'s flags → a runtime
+//! config, locked down by default.
 //!
 //! **Does not own**: fetching blobs (`berth-transfer`), storing them (`berth-store`),
 //! running containers.
@@ -17,6 +19,7 @@
 //! is written atomically under a lock; anything a killed process leaves behind is unrecorded
 //! and removed at the next open.
 
+pub mod rootfs;
 pub mod snapshot;
 pub mod spec;
 pub mod unpack;

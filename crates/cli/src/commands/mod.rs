@@ -3,3 +3,4 @@ pub mod image;
 pub mod login;
 pub mod logout;
 pub mod registry;
+pub mod system;

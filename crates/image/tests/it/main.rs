@@ -5,6 +5,9 @@
 //! - `hostile`: the hostile-layer corpus (each layer built by test code); every test checks
 //!   that nothing outside the target changed, besides the specific refusal or containment.
 //! - `features`: everything real layers hold, both whiteout modes, compressions, id maps.
+//! - `rootfs`: images into chain-ID snapshots: against `umoci unpack` through an overlay
+//!   mount, shared layers reused, parallel equals sequential, failures leave nothing
+//!   committed, `kill -9` mid-unpack then a retry, image and container references vs `gc`.
 //! - `rootless`: unpacking as `nobody` (the test binary re-runs itself as uid 65534).
 //! - `spec`: image config + `berth run` flags → runtime config, and a built spec run by
 //!   berth-runtime, runc and crun, checked from inside.
@@ -22,6 +25,7 @@
 
 mod features;
 mod hostile;
+mod rootfs;
 mod rootless;
 mod snapshot;
 mod spec;

@@ -27,7 +27,7 @@ fn file(t: &mut Tar, name: &str, mode: u32, uid: u32, gid: u32, data: &[u8]) {
 }
 
 /// Three layers over busybox-static, shaped like a real image's history.
-fn busybox_layers() -> Vec<Vec<u8>> {
+pub(crate) fn busybox_layers() -> Vec<Vec<u8>> {
     let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     let applets: Vec<String> = String::from_utf8(list.stdout)
@@ -198,6 +198,22 @@ fn apply_all(layers: &[Layer], tars: &[Vec<u8>], root: &Path) {
     }
 }
 
+/// `umoci unpack --image LAYOUT:test BUNDLE`, which must succeed.
+pub(crate) fn umoci_unpack(layout: &Path, bundle: &Path) {
+    let out = Command::new("umoci")
+        .arg("unpack")
+        .arg("--image")
+        .arg(format!("{}:test", layout.display()))
+        .arg(bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci unpack failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Write `tars` as a gzip OCI image, unpack it with `umoci unpack` and with berth (apply
 /// mode, diff IDs checked); assert the two root filesystems are equal and return berth's tree
 /// and its directory (inside `tmp`).
@@ -220,18 +236,7 @@ fn compare_with_umoci(
     layout.tag(&manifest, "test");
 
     let bundle = tmp.join("bundle");
-    let out = Command::new("umoci")
-        .arg("unpack")
-        .arg("--image")
-        .arg(format!("{}:test", layout.dir().display()))
-        .arg(&bundle)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "umoci unpack failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    umoci_unpack(layout.dir(), &bundle);
 
     let ours = tmp.join("berth");
     std::fs::create_dir(&ours).unwrap();

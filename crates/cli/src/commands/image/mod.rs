@@ -13,6 +13,7 @@ pub mod push;
 pub mod rmi;
 pub mod save;
 pub mod tag;
+pub mod unpack;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,11 +34,14 @@ pub struct ImageArgs {
 enum ImageCommand {
     /// Remove blobs no image in the local store references.
     Prune(prune::PruneArgs),
+    /// Unpack an image's layers into snapshots (what a container mounts).
+    Unpack(unpack::UnpackArgs),
 }
 
 pub fn run(args: ImageArgs) -> anyhow::Result<()> {
     match args.command {
         ImageCommand::Prune(a) => prune::run(a),
+        ImageCommand::Unpack(a) => unpack::run(a),
     }
 }
 
@@ -55,6 +59,27 @@ impl DataArgs {
         let dir = crate::dirs::data_dir(self.data.clone())?;
         Store::open(&dir)
             .with_context(|| format!("failed to open the local store in {}", dir.display()))
+    }
+
+    /// The snapshots under `<data>/snapshots` (overlay where overlayfs works, else native).
+    pub fn snapshots(&self) -> anyhow::Result<berth_image::snapshot::SnapshotStore> {
+        let dir = crate::dirs::data_dir(self.data.clone())?.join("snapshots");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+        let driver = berth_image::snapshot::Driver::detect(&dir);
+        berth_image::snapshot::SnapshotStore::open(&dir, driver)
+            .with_context(|| format!("failed to open the snapshots in {}", dir.display()))
+    }
+
+    /// The snapshots, when any were ever made (`rmi` does not create them).
+    pub fn existing_snapshots(
+        &self,
+    ) -> anyhow::Result<Option<berth_image::snapshot::SnapshotStore>> {
+        let dir = crate::dirs::data_dir(self.data.clone())?.join("snapshots");
+        if !dir.exists() {
+            return Ok(None);
+        }
+        self.snapshots().map(Some)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 
 use super::DataArgs;
@@ -41,7 +42,30 @@ pub fn run(args: PruneArgs) -> anyhow::Result<()> {
         report.bytes_freed(),
         report.blobs_kept
     ));
+    if !args.dry_run {
+        out.push('\n');
+        out.push_str(&collect_snapshots(&store, &args.data)?);
+    }
     super::print(&out)
+}
+
+/// Drop the snapshot references of images no longer in `store`, then collect the snapshots
+/// nothing references; returns the summary line ("" when no snapshot was ever made).
+pub fn collect_snapshots(store: &berth_store::Store, data: &DataArgs) -> anyhow::Result<String> {
+    let Some(snap) = data.existing_snapshots()? else {
+        return Ok(String::new());
+    };
+    let names: std::collections::HashSet<String> =
+        store.images()?.into_iter().map(|r| r.name).collect();
+    berth_image::rootfs::release_missing_images(&snap, |n| names.contains(n))
+        .context("failed to drop stale image references from the snapshots")?;
+    let gc = berth_image::snapshot::Snapshotter::gc(&snap)
+        .context("failed to collect unused snapshots")?;
+    Ok(format!(
+        "removed {} snapshots, {} bytes",
+        gc.removed.len(),
+        gc.reclaimed
+    ))
 }
 
 #[cfg(test)]

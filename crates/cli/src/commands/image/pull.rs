@@ -15,6 +15,9 @@ pub struct PullArgs {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Also unpack the layers into snapshots (as `berth image unpack`).
+    #[arg(long)]
+    unpack: bool,
     #[command(flatten)]
     registry: RegistryFlags,
     #[command(flatten)]
@@ -33,6 +36,10 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
         use std::io::Write;
         let platform = copied.platform.as_deref().unwrap_or("as published");
         let _ = writeln!(std::io::stderr().lock(), "pulled {reference} ({platform})");
+    }
+    if args.unpack {
+        let snap = args.data.snapshots()?;
+        super::unpack::unpack_image(&store, &snap, &reference.to_string(), None, args.quiet)?;
     }
     super::print(copied.digest.as_str())
 }

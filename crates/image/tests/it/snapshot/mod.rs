@@ -3,8 +3,8 @@
 
 mod crash;
 mod gc;
-mod helpers;
+pub(crate) mod helpers;
 mod native;
 mod overlay;
-mod process;
+pub(crate) mod process;
 mod suite;

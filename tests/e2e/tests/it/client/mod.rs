@@ -10,6 +10,7 @@ mod listing;
 mod referrers;
 mod roundtrip;
 mod terminal;
+mod unpack;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

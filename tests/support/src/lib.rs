@@ -74,7 +74,7 @@ pub use registry::{Registry, RegistryOptions, set_last_referenced};
 pub use rng::{XorShift, random_bytes};
 pub use runtime::{
     BERTH_RUNTIME_BIN_ENV, COMMAND_TIMEOUT, ContainerGuard, RtOutput, Runtime, cgroup_dirs,
-    cgroup_mounts, hybrid_cgroup2_controllers, remove_leftover_cgroups,
+    cgroup_mounts, hybrid_cgroup2_controllers, in_sigwait, remove_leftover_cgroups,
 };
 pub use tls::TestCerts;
 pub use tmpfs::Tmpfs;

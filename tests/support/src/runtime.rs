@@ -488,6 +488,19 @@ impl<'r> ContainerGuard<'r> {
         self.rt.kill(&self.id, signal)
     }
 
+    /// Sends `signal` once the container's process (the probe's `wait-signal`) sleeps in
+    /// sigwaitinfo(2). Sent earlier, it is lost: the namespace's init has no handler yet,
+    /// and the kernel drops such signals to a pid-namespace init even from the host.
+    #[track_caller]
+    pub fn kill_when_waiting(&self, signal: &str, timeout: Duration) -> RtOutput {
+        let pid = self.pid();
+        assert!(
+            wait_until(timeout, || in_sigwait(pid)),
+            "the container's process {pid} never waited for a signal within {timeout:?}"
+        );
+        self.kill(signal)
+    }
+
     pub fn exec(&self, args: &[&str]) -> RtOutput {
         self.rt.exec(&self.id, args)
     }
@@ -661,4 +674,10 @@ pub fn hybrid_cgroup2_controllers() -> Vec<String> {
         .split_whitespace()
         .map(str::to_owned)
         .collect()
+}
+
+/// Whether the process `pid` sleeps in sigwaitinfo(2) (its `SigBlk` in /proc does not
+/// tell: the kernel unblocks the awaited signals while the process waits).
+pub fn in_sigwait(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("sigtimedwait"))
 }

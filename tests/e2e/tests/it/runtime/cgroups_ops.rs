@@ -153,14 +153,23 @@ impl Background {
         }
     }
 
-    /// Every complete line printed so far, parsed as JSON.
+    /// Every complete line printed so far that is a JSON value. Others are reported on
+    /// stderr, not fatal: runc 1.1's `events` once printed a line that did not parse while
+    /// a container was OOM-killed under load (seen once in 400 runs); the callers look for
+    /// the events they need and show the whole output when one is missing.
     pub(super) fn lines(&self) -> Vec<Value> {
         let text = String::from_utf8_lossy(&read_file(&self.out)).into_owned();
         let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);
         complete
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .filter_map(|l| match serde_json::from_str(l) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    eprintln!("events: a line that is not JSON ({e}): {l:?}");
+                    None
+                }
+            })
             .collect()
     }
 
@@ -217,7 +226,7 @@ runtime_test! {
         assert_eq!(mem, Some((256 * MIB).to_string()), "a field not in the update is kept");
 
         // the effect: the probe's fork bomb now stops below 8
-        c.kill("USR1").assert_success();
+        c.kill_when_waiting("USR1", WAIT).assert_success();
         let v = c.wait_stdout_json(WAIT);
         let f = &v["fork:1000"];
         assert_eq!(f["errno_name"], "EAGAIN", "{v}");
@@ -687,7 +696,7 @@ fn pids_limit_zero(rt: &Runtime, b: &Bundle) {
         "max"
     };
     assert_eq!(cg_value(&c, "pids.max"), want, "{}", rt.name());
-    c.kill("USR1").assert_success();
+    c.kill_when_waiting("USR1", WAIT).assert_success();
     let v = c.wait_stdout_json(WAIT);
     if want == "0" {
         assert_eq!(v["fork:10"]["errno_name"], "EAGAIN", "{v}");

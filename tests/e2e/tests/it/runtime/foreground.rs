@@ -10,7 +10,7 @@ use std::fs::File;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use berth_test_support::{Bundle, ChildGuard, ContainerGuard, Runtime, wait_until};
+use berth_test_support::{Bundle, ChildGuard, ContainerGuard, Runtime, in_sigwait, wait_until};
 use serde_json::{Value, json};
 
 use super::runtime_test;
@@ -67,12 +67,6 @@ fn send(pid: u32, sig: &str) {
         .status()
         .expect("run kill");
     assert!(st.success(), "kill -{sig} {pid}");
-}
-
-/// Whether the process `pid` sleeps in sigwaitinfo(2) (the probe's `wait-signal`; its
-/// `SigBlk` in /proc does not tell: the kernel unblocks the awaited signals while waiting).
-fn in_sigwait(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("sigtimedwait"))
 }
 
 runtime_test! {

@@ -91,7 +91,7 @@ fn lifecycle(rt: &berth_test_support::Runtime, bytes: usize) {
         "exec in a container with large annotations: {e}"
     );
     assert_eq!(e.stdout_str().trim(), "exec-ok");
-    c.kill("TERM").assert_success();
+    c.kill_when_waiting("TERM", WAIT).assert_success();
     assert!(
         c.wait_for_status("stopped", WAIT),
         "not stopped: {}",

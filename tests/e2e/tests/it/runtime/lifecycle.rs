@@ -72,7 +72,7 @@ runtime_test! {
         assert_state_fields(&s, c.id(), &b);
         assert_eq!(s["pid"], created_pid, "start runs the process create made");
 
-        c.kill("TERM").assert_success();
+        c.kill_when_waiting("TERM", WAIT).assert_success();
         assert!(c.wait_for_status("stopped", WAIT), "not stopped: {}", c.state());
         let s = c.state();
         assert_state_fields(&s, c.id(), &b);

@@ -331,7 +331,7 @@ runtime_test! {
         assert!(ran, "the container's process did not exec the probe: {status_path}");
         assert_eq!(host_uids, "100000 100000 100000 100000");
         assert_eq!(host_gids, "100000 100000 100000 100000");
-        c.kill("TERM").assert_success();
+        c.kill_when_waiting("TERM", Duration::from_secs(30)).assert_success();
         let v = c.wait_stdout_json(Duration::from_secs(30));
         assert_eq!(v["identity"]["uid"], 0, "{v}");
         assert_eq!(v["identity"]["uid_map"], json!([[0, 100_000, 65_536]]), "{v}");

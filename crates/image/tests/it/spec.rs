@@ -372,10 +372,7 @@ fn default_caps_are_a_subset_of_podmans_and_locked_down() {
     let c = p.capabilities.as_ref().unwrap();
     assert!(c.ambient.is_none() && c.inheritable.is_none());
     let linux = spec.linux.as_ref().unwrap();
-    assert_eq!(
-        linux.seccomp,
-        Some(berth_runtime_spec::defaults::seccomp::profile())
-    );
+    assert_eq!(linux.seccomp, Some(berth_image::spec::default_seccomp()));
     let masked = linux.masked_paths.clone().unwrap();
     assert!(
         berth_runtime_spec::defaults::MASKED_PATHS

@@ -223,8 +223,13 @@ def main():
         lambda r: dev(berth) <= dev(r),
     )
     def pids_max(r):
-        v = r.get("read:/sys/fs/cgroup/pids/pids.max", {})
-        t = v.get("head", "").strip() if isinstance(v, dict) and v.get("ok") else ""
+        # cgroup v1's pids hierarchy, or v2's unified one
+        t = ""
+        for k in ("read:/sys/fs/cgroup/pids/pids.max", "read:/sys/fs/cgroup/pids.max"):
+            v = r.get(k, {})
+            if isinstance(v, dict) and v.get("ok"):
+                t = v.get("head", "").strip()
+                break
         return int(t) if t.isdigit() else (UNLIMITED if t == "max" else None)
 
     row(

@@ -37,7 +37,7 @@ IMAGE=localhost/berth-security-defaults:probe
 # the probe steps; unshare(CLONE_NEWUSER) comes last: when allowed it moves the probe into
 # a new user namespace (x86_64 numbers: see scripts/security-defaults.py SYSCALLS)
 STEPS=(identity caps nnp seccomp mounts rlimits list:/dev read:/sys/fs/cgroup/pids/pids.max
-    mount-tmpfs:/mnt
+    read:/sys/fs/cgroup/pids.max mount-tmpfs:/mnt
     syscall:272:131072 syscall:308:-1:0 syscall:250:0:-3:0 syscall:101:12:2147483647
     syscall:321:0:0:0 syscall:298:0:0:0:-1:0 syscall:425:0:0 syscall:435:0:0
     syscall:272:268435456)

@@ -60,6 +60,7 @@ const STEPS: &[&str] = &[
     "rlimits",
     "list:/dev",
     "read:/sys/fs/cgroup/pids/pids.max",
+    "read:/sys/fs/cgroup/pids.max",
     "mount-tmpfs:/mnt",
     "syscall:272:131072",
     "syscall:308:-1:0",
@@ -217,11 +218,16 @@ fn check(v: &Value, runtime: &str) -> Vec<String> {
     dev.retain(|d| !(runtime == "crun" && d == "core"));
     dev.sort();
     expect(dev == DEV, format!("/dev holds {dev:?}, want {DEV:?}"));
-    let pids = v["read:/sys/fs/cgroup/pids/pids.max"]["head"]
-        .as_str()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    // cgroup v1's pids hierarchy, or v2's unified one
+    let pids = [
+        "read:/sys/fs/cgroup/pids/pids.max",
+        "read:/sys/fs/cgroup/pids.max",
+    ]
+    .iter()
+    .find_map(|k| v[*k]["head"].as_str())
+    .unwrap_or_default()
+    .trim()
+    .to_owned();
     expect(pids == "2048", format!("pids.max {pids:?}, want 2048"));
     let nofile = &v["rlimits"]["RLIMIT_NOFILE"];
     expect(

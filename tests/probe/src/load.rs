@@ -18,6 +18,7 @@ pub const LOADS: &[&str] = &[
     "alloc:<MiB>",
     "burn:<ms>[:<threads>]",
     "read-direct:<path>:<bytes>",
+    "write-direct:<path>:<bytes>",
     "sleep:<ms>",
     "wait-signal",
 ];
@@ -62,6 +63,13 @@ pub fn plan(step: &Step) -> Result<Option<Action>, UsageError> {
                 .map_err(|_| step.usage("a path with a NUL byte"))?;
             let bytes = step.u64_arg(1, 0, MAX_READ)?;
             Box::new(move || read_direct(&path, bytes))
+        }
+        "write-direct" => {
+            step.arity(2, 2)?;
+            let path = std::ffi::CString::new(step.str_arg(0, ""))
+                .map_err(|_| step.usage("a path with a NUL byte"))?;
+            let bytes = step.u64_arg(1, 0, MAX_READ)?;
+            Box::new(move || write_direct(&path, bytes))
         }
         "sleep" => {
             step.arity(1, 1)?;
@@ -221,23 +229,45 @@ fn burn(wall: Duration, threads: u64) -> Value {
 
 /// Read `bytes` from `path` with O_DIRECT (no page cache), 64 KiB at a time; report how
 /// long it took. Under a read bps limit the time is at least bytes / limit.
+fn read_direct(path: &std::ffi::CStr, bytes: u64) -> Value {
+    direct_io(path, Direction::Read, bytes)
+}
+
+/// Write `bytes` (rounded up to 64 KiB) of zeros to `path` with O_DIRECT (created 0644 if
+/// missing, not truncated), 64 KiB at a time, then fsync; report how long it took. Under a
+/// write bps limit the time is at least bytes / limit.
+fn write_direct(path: &std::ffi::CStr, bytes: u64) -> Value {
+    direct_io(path, Direction::Write, bytes)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Read,
+    Write,
+}
+
 #[expect(
     unsafe_code,
-    reason = "open(2) with O_DIRECT, read(2) into an aligned mapping"
+    reason = "open(2) with O_DIRECT, read(2)/write(2) with an aligned mapping, fsync(2)"
 )]
-fn read_direct(path: &std::ffi::CStr, bytes: u64) -> Value {
+fn direct_io(path: &std::ffi::CStr, dir: Direction, bytes: u64) -> Value {
     const CHUNK: usize = 64 * 1024;
-    // SAFETY: `path` is NUL-terminated.
+    let flags = match dir {
+        Direction::Read => libc::O_RDONLY,
+        Direction::Write => libc::O_WRONLY | libc::O_CREAT,
+    };
+    // SAFETY: `path` is NUL-terminated; the mode is used only with O_CREAT.
     let fd = unsafe {
         libc::open(
             path.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECT | libc::O_CLOEXEC,
+            flags | libc::O_DIRECT | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
         )
     };
     if fd < 0 {
         return failed(last_errno());
     }
-    // a page-aligned buffer, as O_DIRECT needs
+    // a page-aligned buffer, as O_DIRECT needs (an anonymous mapping is zero-filled)
     // SAFETY: an anonymous private mapping with no address hint.
     let buf = unsafe {
         libc::mmap(
@@ -259,8 +289,13 @@ fn read_direct(path: &std::ffi::CStr, bytes: u64) -> Value {
     let mut done: u64 = 0;
     let mut errno = None;
     while done < bytes {
-        // SAFETY: `buf` is a writable mapping of CHUNK bytes.
-        let n = unsafe { libc::read(fd, buf, CHUNK) };
+        // SAFETY: `buf` is a readable and writable mapping of CHUNK bytes.
+        let n = unsafe {
+            match dir {
+                Direction::Read => libc::read(fd, buf, CHUNK),
+                Direction::Write => libc::write(fd, buf, CHUNK),
+            }
+        };
         if n < 0 {
             let e = last_errno();
             if e == libc::EINTR {
@@ -273,6 +308,10 @@ fn read_direct(path: &std::ffi::CStr, bytes: u64) -> Value {
             break;
         }
         done += u64::try_from(n).unwrap_or(0);
+    }
+    // SAFETY: fsync of the fd opened above.
+    if dir == Direction::Write && errno.is_none() && unsafe { libc::fsync(fd) } != 0 {
+        errno = Some(last_errno());
     }
     let elapsed = start.elapsed();
     // SAFETY: unmapping and closing what this function made.

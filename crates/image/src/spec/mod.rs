@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use berth_runtime_spec::defaults::{self, CAPABILITIES};
 use berth_runtime_spec::{
     Capabilities, Capability, LinuxDeviceCgroup, LinuxIdMapping, LinuxNamespace,
-    LinuxNamespaceType, LinuxSeccomp, Mount, Root, Spec,
+    LinuxNamespaceType, LinuxSeccomp, LinuxSeccompAction, Mount, Root, Spec,
 };
 use serde::Deserialize;
 
 pub use idrange::{IdRange, pick_range, subid_ranges};
-pub use resources::parse_bytes;
+pub use resources::{DEFAULT_PIDS_LIMIT, parse_bytes};
 pub use user::{ResolvedUser, resolve_user};
 
 /// docker's default `PATH` (moby `oci.DefaultPathEnv`), used when the image sets none.
@@ -55,6 +55,37 @@ pub fn default_capabilities() -> Capabilities {
         .into_iter()
         .filter(|c| PODMAN_CAPABILITIES.contains(c))
         .collect()
+}
+
+/// Syscalls the default profile denies beyond the Docker profile `defaults::seccomp` is
+/// (moby 20.10's, which allows io_uring): moby 25 and podman's profile deny them too. io_uring
+/// runs I/O the filter never sees (its operations are not system calls), and has been a
+/// steady source of kernel privilege escalations.
+pub const EXTRA_DENIED_SYSCALLS: [&str; 3] =
+    ["io_uring_enter", "io_uring_register", "io_uring_setup"];
+
+/// Paths masked beyond Docker's (`defaults::MASKED_PATHS`): podman's additions.
+/// `/sys/dev/block` names every block device of the host with its major:minor.
+pub const EXTRA_MASKED_PATHS: [&str; 2] = ["/sys/dev/block", "/sys/fs/selinux"];
+
+/// Mount flags `/proc` gets, as docker and podman mount it (runtime-spec's example and
+/// `defaults::mounts` give none).
+pub const PROC_FLAGS: [&str; 3] = ["nosuid", "noexec", "nodev"];
+
+/// Docker's default seccomp profile less [`EXTRA_DENIED_SYSCALLS`] (left to the default
+/// action, ERRNO(EPERM)).
+pub fn default_seccomp() -> LinuxSeccomp {
+    let mut profile = defaults::seccomp::profile();
+    for rule in &mut profile.syscalls.iter_mut().flatten() {
+        if rule.action == LinuxSeccompAction::ScmpActAllow {
+            rule.names
+                .retain(|n| !EXTRA_DENIED_SYSCALLS.contains(&n.as_str()));
+        }
+    }
+    if let Some(rules) = profile.syscalls.as_mut() {
+        rules.retain(|r| !r.names.is_empty());
+    }
+    profile
 }
 
 /// What went wrong building a config.
@@ -231,6 +262,7 @@ pub struct RunOptions {
     pub memory_swap: Option<i64>,
     pub cpus: Option<f64>,
     pub cpu_shares: Option<u64>,
+    /// `--pids-limit`; `None` is [`DEFAULT_PIDS_LIMIT`], 0 or -1 unlimited.
     pub pids_limit: Option<i64>,
     pub blkio_weight: Option<u16>,
     /// `--device-read-bps PATH:RATE` (and the three others alike).
@@ -627,7 +659,7 @@ pub fn build_spec(
     )?;
     let caps = capabilities(opts, &mut opened)?;
     let mut no_new_privs = !opts.privileged;
-    let mut seccomp = (!opts.privileged).then(defaults::seccomp::profile);
+    let mut seccomp = (!opts.privileged).then(default_seccomp);
     for so in &opts.security_opt {
         let (key, value) = so.split_once(['=', ':']).unwrap_or((so.as_str(), ""));
         match (key, value) {
@@ -695,6 +727,16 @@ pub fn build_spec(
             None
         }
     };
+    for m in &mut mounts {
+        if m.destination.as_os_str() == "/proc" && m.typ.as_deref() == Some("proc") {
+            let o = m.options.get_or_insert_with(Vec::new);
+            for f in PROC_FLAGS {
+                if !o.iter().any(|x| x == f) {
+                    o.push(f.to_owned());
+                }
+            }
+        }
+    }
     if opts.privileged {
         for m in &mut mounts {
             if m.destination.starts_with("/sys")
@@ -790,6 +832,13 @@ pub fn build_spec(
         if opts.privileged {
             linux.masked_paths = None;
             linux.readonly_paths = None;
+        } else {
+            let masked = linux.masked_paths.get_or_insert_with(Vec::new);
+            for p in EXTRA_MASKED_PATHS {
+                if !masked.iter().any(|m| m.as_str() == p) {
+                    masked.push(p.to_owned());
+                }
+            }
         }
         let res = linux.resources.get_or_insert_with(Default::default);
         if opts.privileged {

@@ -10,6 +10,10 @@ use berth_runtime_spec::{
 
 use super::{RunOptions, SpecError};
 
+/// The pids limit a container gets without `--pids-limit` (podman's default, 2048; docker
+/// sets none): a fork bomb stops there instead of exhausting the host's pids.
+pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+
 /// The CFS period `--cpus` is expressed in (docker's: 100 ms).
 pub const CPU_PERIOD: u64 = 100_000;
 
@@ -156,11 +160,11 @@ pub(super) fn apply(opts: &RunOptions, res: &mut LinuxResources) -> Result<(), S
     if cpu != LinuxCpu::default() {
         res.cpu = Some(cpu);
     }
-    if let Some(limit) = opts.pids_limit {
-        res.pids = Some(LinuxPids {
-            limit: if limit <= 0 { -1 } else { limit },
-        });
-    }
+    // podman's default pids limit unless `--pids-limit` says (0 or -1: unlimited, docker's)
+    let limit = opts.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT);
+    res.pids = Some(LinuxPids {
+        limit: if limit <= 0 { -1 } else { limit },
+    });
     let mut blkio = LinuxBlockIo::default();
     if let Some(w) = opts.blkio_weight {
         if !(10..=1000).contains(&w) {

@@ -8,6 +8,10 @@
 //! - `rootfs`: images into chain-ID snapshots: against `umoci unpack` through an overlay
 //!   mount, shared layers reused, parallel equals sequential, failures leave nothing
 //!   committed, `kill -9` mid-unpack then a retry, image and container references vs `gc`.
+//! - `limits`: `--memory`, `--pids-limit`, `--device-write-bps` (a loop device) and
+//!   `--cpus` through `build_spec`, each run into with berth-runtime, runc and crun.
+//! - `secdef`: berth's column of the security-defaults table (docs/security.md) checked
+//!   from inside a default container under berth-runtime, runc and crun.
 //! - `rootless`: unpacking as `nobody` (the test binary re-runs itself as uid 65534).
 //! - `spec`: image config + `berth run` flags → runtime config, and a built spec run by
 //!   berth-runtime, runc and crun, checked from inside.
@@ -25,8 +29,10 @@
 
 mod features;
 mod hostile;
+mod limits;
 mod rootfs;
 mod rootless;
+mod secdef;
 mod snapshot;
 mod spec;
 mod tarball;

@@ -372,10 +372,7 @@ fn default_caps_are_a_subset_of_podmans_and_locked_down() {
     let c = p.capabilities.as_ref().unwrap();
     assert!(c.ambient.is_none() && c.inheritable.is_none());
     let linux = spec.linux.as_ref().unwrap();
-    assert_eq!(
-        linux.seccomp,
-        Some(berth_runtime_spec::defaults::seccomp::profile())
-    );
+    assert_eq!(linux.seccomp, Some(berth_image::spec::default_seccomp()));
     let masked = linux.masked_paths.clone().unwrap();
     assert!(
         berth_runtime_spec::defaults::MASKED_PATHS
@@ -931,4 +928,73 @@ fn built_spec_runs_locked_down_in_berth_runtime_runc_and_crun() {
         );
         assert_eq!(status_field(&out, "NoNewPrivs"), "0", "{runtime}");
     }
+}
+
+#[test]
+fn defaults_beyond_runtime_spec_proc_flags_masks_io_uring_pids() {
+    use berth_image::spec::{
+        DEFAULT_PIDS_LIMIT, EXTRA_DENIED_SYSCALLS, EXTRA_MASKED_PATHS, default_seccomp,
+    };
+    let img = image(json!({"Cmd": ["sh"]}));
+    let (spec, _) = build(&img, &opts());
+    let (_, proc_opts) = mount(&spec, "/proc");
+    for f in ["nosuid", "noexec", "nodev"] {
+        assert!(proc_opts.iter().any(|o| o == f), "{proc_opts:?}");
+    }
+    let linux = spec.linux.as_ref().unwrap();
+    let masked = linux.masked_paths.clone().unwrap();
+    for p in EXTRA_MASKED_PATHS {
+        assert!(masked.iter().any(|m| m == p), "{p} in {masked:?}");
+    }
+    let allowed: Vec<&str> = linux
+        .seccomp
+        .as_ref()
+        .unwrap()
+        .syscalls
+        .iter()
+        .flatten()
+        .filter(|r| r.action == berth_runtime_spec::LinuxSeccompAction::ScmpActAllow)
+        .flat_map(|r| r.names.iter().map(String::as_str))
+        .collect();
+    assert!(allowed.contains(&"read") && allowed.contains(&"clone"));
+    for s in EXTRA_DENIED_SYSCALLS {
+        assert!(!allowed.contains(&s), "{s} allowed");
+    }
+    // Docker's profile as runtime-spec has it does allow them: the removal is what denies
+    let docker = berth_runtime_spec::defaults::seccomp::profile();
+    assert!(
+        docker
+            .syscalls
+            .iter()
+            .flatten()
+            .any(|r| r.names.iter().any(|n| n == "io_uring_setup"))
+    );
+    assert_ne!(default_seccomp(), docker);
+    let pids = |o: &RunOptions| {
+        build(&img, o)
+            .0
+            .linux
+            .unwrap()
+            .resources
+            .unwrap()
+            .pids
+            .unwrap()
+            .limit
+    };
+    assert_eq!(pids(&opts()), DEFAULT_PIDS_LIMIT);
+    for unlimited in [0, -1] {
+        let o = RunOptions {
+            pids_limit: Some(unlimited),
+            ..opts()
+        };
+        assert_eq!(pids(&o), -1);
+    }
+    // --privileged opens the masks but /proc keeps its flags, as docker's
+    let o = RunOptions {
+        privileged: true,
+        ..opts()
+    };
+    let (spec, _) = build(&img, &o);
+    assert!(mount(&spec, "/proc").1.iter().any(|f| f == "noexec"));
+    assert!(spec.linux.unwrap().masked_paths.is_none());
 }

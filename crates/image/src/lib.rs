@@ -19,6 +19,7 @@
 //! is written atomically under a lock; anything a killed process leaves behind is unrecorded
 //! and removed at the next open.
 
+pub mod idmap;
 pub mod rootfs;
 pub mod snapshot;
 pub mod spec;

@@ -25,6 +25,7 @@
 
 mod features;
 mod hostile;
+mod idmap;
 mod rootfs;
 mod rootless;
 mod snapshot;

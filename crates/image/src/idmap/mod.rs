@@ -138,9 +138,9 @@ pub fn prepare(
             let filled = match (top, writable_dir(&mounts)) {
                 (None, _) => Ok(()),
                 (Some(t), Some(dir)) => snap
-                    .dir_of(t.as_str())
+                    .fs_dir_of(t.as_str())
                     .map_err(IdmapError::snapshot(t.as_str()))
-                    .and_then(|d| chown::copy_shifted(&d.join("fs"), &dir, range)),
+                    .and_then(|d| chown::copy_shifted(&d, &dir, range)),
                 (Some(_), None) => Err(no_writable(key)),
             };
             if let Err(e) = filled {
@@ -296,10 +296,7 @@ fn remap_one(
         .map_err(IdmapError::snapshot(&active))?;
     let done = (|| {
         let dir = writable_dir(&mounts).ok_or_else(|| no_writable(&active))?;
-        let src = snap
-            .dir_of(base)
-            .map_err(IdmapError::snapshot(base))?
-            .join("fs");
+        let src = snap.fs_dir_of(base).map_err(IdmapError::snapshot(base))?;
         chown::copy_shifted(&src, &dir, range)?;
         match snap.commit(key, &active, &Opts::with_lease(lease)) {
             Ok(()) => Ok(()),

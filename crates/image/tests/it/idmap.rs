@@ -372,6 +372,7 @@ fn idmapped_rootfs_owned_by_the_range_without_copying_the_image() {
     let infos = snap.list().unwrap();
     assert_eq!(infos.len(), 2 + 3, "{infos:?}");
     let grown = total_usage(snap) - layers_before;
+    eprintln!("measured: image layers {layers_before} bytes; 3 id-mapped containers added {grown}");
     assert!(
         grown < layers_before / 10,
         "id-mapped containers used {grown} bytes; the image is {layers_before}"
@@ -427,7 +428,9 @@ fn chowned_fallback_forced_works_too_and_is_shared_per_range() {
         .filter(|k| k.starts_with("remap/"))
         .collect();
     assert_eq!(remapped.len(), 2, "{remapped:?}");
-    assert!(total_usage(snap) >= 2 * layers_before - layers_before / 10);
+    let after = total_usage(snap);
+    eprintln!("measured: image layers {layers_before} bytes; with one chowned range {after}");
+    assert!(after >= 2 * layers_before - layers_before / 10);
     // the remaps live with their base image: kept by gc while it exists, collected with it
     assert!(snap.gc().unwrap().removed.is_empty());
     assert_eq!(release_image(snap, "idmap/test:1").unwrap(), 2);

@@ -457,3 +457,62 @@ fn idmapped_mode_forced_and_native_snapshotter_chowns() {
     let (inside, as_user) = run("berth-runtime", &rootfs);
     check_ownership("berth-runtime", &rootfs, &inside, &as_user);
 }
+
+/// A real image (busybox in three layers with deletions, an opaque directory and type
+/// changes, unpacked by `ensure_layers`): the tree a container sees through either method is
+/// the plain container's with every owner moved up by the range's start — whiteouts, opaque
+/// directories, modes, links, devices and xattrs all kept.
+#[test]
+fn real_image_through_both_methods_equals_the_plain_tree_shifted() {
+    use berth_image::rootfs::prepare;
+    use berth_test_support::{diff_trees, tree};
+
+    if !require_root() {
+        return;
+    }
+    let s = Scratch::new();
+    let (snap, image) = crate::rootfs::busybox_in_overlay(&s);
+    let plain = s.mount(&prepare(&snap, "plain", image.top()).unwrap(), "plain");
+    let plain = tree(&plain);
+    assert!(plain.len() > 250, "{} paths", plain.len());
+    let range = IdRange {
+        host_start: 500000,
+        size: DEFAULT_RANGE_SIZE,
+    };
+    // the kernel shows a file capability through an id-mapped mount as version 3 with the
+    // range's root as root id (busybox's /usr/bin/ping has cap_net_raw): the chowned copy
+    // must write the same
+    let mut want = plain.clone();
+    let mut caps = 0;
+    for n in want.values_mut() {
+        n.uid += range.host_start;
+        n.gid += range.host_start;
+        for (name, value) in &mut n.xattrs {
+            if name == b"security.capability" && value.len() == 20 && value[3] == 2 {
+                value[3] = 3;
+                value.extend_from_slice(&range.host_start.to_le_bytes());
+                caps += 1;
+            }
+        }
+    }
+    assert!(caps > 0, "the image has a file capability to check");
+    for (mode, method) in [
+        (IdmapMode::Auto, Method::IdMapped),
+        (IdmapMode::Chown, Method::Chowned),
+    ] {
+        let key = format!("c-{method:?}");
+        let rootfs = idmap::prepare(&snap, &key, image.top(), range, mode).unwrap();
+        assert_eq!(rootfs.method, method);
+        let target = s.target(&key);
+        idmap::mount(&rootfs, &target).unwrap();
+        let _m = Mounted(target.clone());
+        let got = tree(&target);
+        let diffs = diff_trees("shifted plain", &want, &format!("{method:?}"), &got);
+        assert!(
+            diffs.is_empty(),
+            "{} differences:\n{}",
+            diffs.len(),
+            diffs.join("\n")
+        );
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use rustix::mount::{OpenTreeFlags, open_tree};
 
 use super::IdmapError;
-use crate::snapshot::{Mount, mount_all, unmount};
+use crate::snapshot::{Mount, mount_all};
 use crate::spec::IdRange;
 
 /// A user namespace whose ids `0..size` are host ids `host_start..` (uid and gid), kept
@@ -30,7 +30,12 @@ pub(crate) fn userns_fd(range: IdRange) -> Result<OwnedFd, IdmapError> {
             source,
         }
     };
-    let mut cmd = Command::new("cat");
+    // an absolute path: a library running as root does not search $PATH
+    let cat = ["/usr/bin/cat", "/bin/cat"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("/bin/cat");
+    let mut cmd = Command::new(cat);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -128,10 +133,29 @@ pub(crate) fn fd_path(fd: &OwnedFd) -> PathBuf {
 
 /// Whether id-mapped lower layers work for an overlay here (kernel ≥ 5.19 with a filesystem
 /// that supports id-mapped mounts, and detached mounts accepted as layers), probed once per
-/// process by mounting one in a scratch directory under `dir`. `Err` carries the reason.
+/// kernel release by mounting one in a scratch directory under `dir` (the snapshot root): a
+/// success is kept in `dir`'s `idmap-probe` file with the release it was found on (a failure,
+/// which may be passing, only for the process). `Err` carries the reason.
 pub(crate) fn probe(dir: &Path) -> Result<(), String> {
     static RESULT: OnceLock<Result<(), String>> = OnceLock::new();
-    RESULT.get_or_init(|| probe_uncached(dir)).clone()
+    RESULT.get_or_init(|| probe_cached(dir)).clone()
+}
+
+fn probe_cached(dir: &Path) -> Result<(), String> {
+    let file = crate::snapshot::layout::idmap_probe(dir);
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|r| r.trim().to_owned())
+        .unwrap_or_default();
+    let known = format!("{release}\nok");
+    if !release.is_empty() && std::fs::read_to_string(&file).is_ok_and(|t| t == known) {
+        return Ok(());
+    }
+    let result = probe_uncached(dir);
+    if result.is_ok() && !release.is_empty() {
+        // a cache: when it cannot be written, the next process probes again
+        let _ = berth_fsutil::atomic_write(&file, known.as_bytes());
+    }
+    result
 }
 
 fn probe_uncached(dir: &Path) -> Result<(), String> {
@@ -167,7 +191,7 @@ fn probe_uncached(dir: &Path) -> Result<(), String> {
         let merged = scratch.join("merged");
         mount_all(&[m], &merged).map_err(|e| berth_errdefs::error_chain(&e))?;
         let uid = std::fs::symlink_metadata(merged.join("f")).map(|m| m.uid());
-        let _ = unmount(&merged);
+        let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
         match uid {
             Ok(u) if u == range.host_start => Ok(()),
             Ok(u) => Err(format!(

@@ -29,7 +29,7 @@ mod collect;
 pub(crate) mod copy;
 mod error;
 mod inuse;
-mod layout;
+pub(crate) mod layout;
 mod meta;
 mod mount;
 mod store;

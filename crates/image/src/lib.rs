@@ -5,8 +5,11 @@
 //! ([`snapshot`]): overlayfs and native (copying) snapshots of layers, keyed by chain ID,
 //! shared between images and containers and garbage-collected; [`rootfs`], an image of the
 //! store made into chain-ID snapshots (missing layers unpacked in parallel) and a container's
-//! snapshot over them; and [`spec`], an image's config and `berth run`'s flags → a runtime
-//! config, locked down by default.
+//! snapshot over them; [`spec`], an image's config and `berth run`'s flags → a runtime
+//! config, locked down by default; and [`idmap`], a user namespace by default: a free range
+//! of host ids per container from `/etc/subuid`, and its root filesystem shown in that range
+//! (id-mapped layers, nothing copied; or chowned copies of the layers per range where the
+//! kernel cannot).
 //!
 //! **Does not own**: fetching blobs (`berth-transfer`), storing them (`berth-store`),
 //! running containers.
@@ -19,6 +22,7 @@
 //! is written atomically under a lock; anything a killed process leaves behind is unrecorded
 //! and removed at the next open.
 
+pub mod idmap;
 pub mod rootfs;
 pub mod snapshot;
 pub mod spec;

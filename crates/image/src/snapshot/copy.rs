@@ -4,6 +4,10 @@
 //! symlink, character and block devices, fifos, sockets), owners, modes with
 //! setuid/setgid/sticky, extended attributes (`security.capability` included), hard links
 //! within the tree, and modification times. Symlinks are never followed.
+//!
+//! [`copy_tree_shifted`] also moves every owner up by a constant (a container's id range, for
+//! `crate::idmap`'s chowned fallback), rewriting `security.capability` as a version-3 value
+//! whose root id moves with it ([`shift_caps`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
@@ -39,15 +43,21 @@ fn rx(e: rustix::io::Errno) -> io::Error {
 /// Copy the contents of directory `src` into the existing directory `dst`, then give `dst`
 /// the attributes of `src`.
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
+    copy_tree_shifted(src, dst, 0)
+}
+
+/// [`copy_tree`] with every owner (and file capability root id) moved up by `by`.
+pub(crate) fn copy_tree_shifted(src: &Path, dst: &Path, by: u32) -> Result<(), CopyError> {
     let mut links = HashMap::new();
-    copy_dir_contents(src, dst, &mut links)?;
+    copy_dir_contents(src, dst, by, &mut links)?;
     let meta = fs::symlink_metadata(src).map_err(at("stat", src))?;
-    copy_attrs(src, dst, &meta)
+    copy_attrs(src, dst, &meta, by)
 }
 
 fn copy_dir_contents(
     src: &Path,
     dst: &Path,
+    by: u32,
     links: &mut HashMap<(u64, u64), std::path::PathBuf>,
 ) -> Result<(), CopyError> {
     for entry in fs::read_dir(src).map_err(at("read directory", src))? {
@@ -66,7 +76,7 @@ fn copy_dir_contents(
         if ft.is_dir() {
             rustix::fs::mkdirat(CWD, &d, Mode::from_raw_mode(0o700))
                 .map_err(|e| at("create directory", &d)(rx(e)))?;
-            copy_dir_contents(&s, &d, links)?;
+            copy_dir_contents(&s, &d, by, links)?;
         } else if ft.is_file() {
             let mut from = fs::File::open(&s).map_err(at("open", &s))?;
             let mut to = OpenOptions::new()
@@ -94,20 +104,28 @@ fn copy_dir_contents(
             rustix::fs::mknodat(CWD, &d, kind, Mode::from_raw_mode(0o600), meta.rdev())
                 .map_err(|e| at("create node", &d)(rx(e)))?;
         }
-        copy_attrs(&s, &d, &meta)?;
+        copy_attrs(&s, &d, &meta, by)?;
     }
     Ok(())
 }
 
 /// Owner, then mode (a chown clears setuid/setgid), then xattrs (a chown clears
 /// `security.capability`), then times (last, after a directory's entries were created).
-fn copy_attrs(src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), CopyError> {
+fn copy_attrs(src: &Path, dst: &Path, meta: &fs::Metadata, by: u32) -> Result<(), CopyError> {
     let symlink = meta.file_type().is_symlink();
+    let shift = |id: u32| {
+        id.checked_add(by).ok_or_else(|| {
+            at("shift the owner of", src)(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("id {id} + {by} is past the id space"),
+            ))
+        })
+    };
     rustix::fs::chownat(
         CWD,
         dst,
-        Some(Uid::from_raw(meta.uid())),
-        Some(Gid::from_raw(meta.gid())),
+        Some(Uid::from_raw(shift(meta.uid())?)),
+        Some(Gid::from_raw(shift(meta.gid())?)),
         AtFlags::SYMLINK_NOFOLLOW,
     )
     .map_err(|e| at("change owner of", dst)(rx(e)))?;
@@ -120,7 +138,7 @@ fn copy_attrs(src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), CopyErr
         )
         .map_err(|e| at("change mode of", dst)(rx(e)))?;
     }
-    copy_xattrs(src, dst)?;
+    copy_xattrs(src, dst, by)?;
     let times = Timestamps {
         last_access: Timespec {
             tv_sec: meta.atime(),
@@ -135,7 +153,7 @@ fn copy_attrs(src: &Path, dst: &Path, meta: &fs::Metadata) -> Result<(), CopyErr
         .map_err(|e| at("set times of", dst)(rx(e)))
 }
 
-fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), CopyError> {
+fn copy_xattrs(src: &Path, dst: &Path, by: u32) -> Result<(), CopyError> {
     let mut names = vec![0u8; 4096];
     let n = loop {
         match rustix::fs::llistxattr(src, &mut names[..]) {
@@ -159,10 +177,42 @@ fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), CopyError> {
         if len == usize::MAX {
             continue;
         }
-        rustix::fs::lsetxattr(dst, name, &value[..len], rustix::fs::XattrFlags::empty())
+        value.truncate(len);
+        if by != 0 && name == CAPS_XATTR {
+            value = shift_caps(&value, by).ok_or_else(|| {
+                at("shift security.capability of", src)(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "not a version 2 or 3 capability",
+                ))
+            })?;
+        }
+        rustix::fs::lsetxattr(dst, name, &value, rustix::fs::XattrFlags::empty())
             .map_err(|e| at("set xattr on", dst)(rx(e)))?;
     }
     Ok(())
+}
+
+const CAPS_XATTR: &str = "security.capability";
+const VFS_CAP_REVISION_MASK: u32 = 0xff00_0000;
+const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+const VFS_CAP_REVISION_3: u32 = 0x0300_0000;
+
+/// A `security.capability` value (version 2: 20 bytes; version 3: 24, ending with the root
+/// id) as a version-3 value whose root id is moved up by `by`: the file's capabilities then
+/// apply in the user namespace whose root is that id (a version-2 value applies in every
+/// namespace below the host's), as the kernel shows them through an id-mapped mount.
+pub(crate) fn shift_caps(value: &[u8], by: u32) -> Option<Vec<u8>> {
+    let magic = u32::from_le_bytes(value.get(..4)?.try_into().ok()?);
+    let rootid = match (magic & VFS_CAP_REVISION_MASK, value.len()) {
+        (VFS_CAP_REVISION_2, 20) => 0,
+        (VFS_CAP_REVISION_3, 24) => u32::from_le_bytes(value.get(20..24)?.try_into().ok()?),
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(24);
+    out.extend_from_slice(&((magic & !VFS_CAP_REVISION_MASK) | VFS_CAP_REVISION_3).to_le_bytes());
+    out.extend_from_slice(value.get(4..20)?);
+    out.extend_from_slice(&rootid.checked_add(by)?.to_le_bytes());
+    Some(out)
 }
 
 /// Disk usage of the tree under `dir`: allocated bytes and inodes, hard links counted once.
@@ -185,4 +235,30 @@ pub(crate) fn usage(dir: &Path) -> io::Result<Usage> {
         }
     }
     Ok(u)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_become_version_3_with_the_shifted_root() {
+        // cap_net_raw+ep, version 2 (what `setcap` writes as host root)
+        let mut v2 = vec![0x01, 0, 0, 0x02];
+        v2.extend_from_slice(&[0, 0x20, 0, 0, 0, 0, 0, 0]);
+        v2.extend_from_slice(&[0; 8]);
+        let v3 = shift_caps(&v2, 100000).unwrap();
+        assert_eq!(v3.len(), 24);
+        assert_eq!(&v3[..4], &[0x01, 0, 0, 0x03]);
+        assert_eq!(&v3[4..20], &v2[4..20]);
+        assert_eq!(u32::from_le_bytes(v3[20..].try_into().unwrap()), 100000);
+        // version 3 for root id 1000 → 101000
+        let mut v3b = v3.clone();
+        v3b[20..].copy_from_slice(&1000u32.to_le_bytes());
+        let out = shift_caps(&v3b, 100000).unwrap();
+        assert_eq!(u32::from_le_bytes(out[20..].try_into().unwrap()), 101000);
+        assert_eq!(shift_caps(&[1, 2, 3], 1), None);
+        assert_eq!(shift_caps(&[0; 20], 1), None);
+        assert_eq!(shift_caps(&v3b, u32::MAX), None);
+    }
 }

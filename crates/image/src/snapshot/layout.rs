@@ -10,6 +10,8 @@
 //!                               snapshots/<id> under the lock, or removed at the next open when
 //!                               its creator is gone. tmp/rm-<id> is one being removed.
 //!   leases/<name>               a lease, flock'd by the process holding it
+//!   idmap-probe                 "RELEASE\nok": id-mapped overlay layers worked here on that
+//!                               kernel release (`crate::idmap`'s probe, kept)
 //! ```
 //!
 //! A `snapshots/<id>` directory that `metadata.json` does not name is unrecorded: a process
@@ -55,4 +57,8 @@ pub(crate) fn leases(root: &Path) -> PathBuf {
 
 pub(crate) fn lease(root: &Path, name: &str) -> PathBuf {
     leases(root).join(name)
+}
+
+pub(crate) fn idmap_probe(root: &Path) -> PathBuf {
+    root.join("idmap-probe")
 }

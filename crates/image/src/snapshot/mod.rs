@@ -26,10 +26,10 @@
 //! when its process dies the active snapshots it held are removed at the next open.
 
 mod collect;
-mod copy;
+pub(crate) mod copy;
 mod error;
 mod inuse;
-mod layout;
+pub(crate) mod layout;
 mod meta;
 mod mount;
 mod store;

@@ -572,6 +572,13 @@ impl SnapshotStore {
         Trash::take(&self.root, layout::snapshot_dir(&self.root, id))
     }
 
+    /// The tree of `key`: for overlay, only its own layer's files (deletions as overlay
+    /// whiteouts); for native, all of it. Read it only while `key` is held (a lease, a label).
+    pub(crate) fn fs_dir_of(&self, key: &str) -> Result<PathBuf, SnapshotError> {
+        let index = meta::read(&self.root, self.driver.name())?;
+        Ok(layout::fs_dir(&self.root, self.record(&index, key)?.id))
+    }
+
     /// The directory of `key` (tests and diagnostics).
     pub fn dir_of(&self, key: &str) -> Result<PathBuf, SnapshotError> {
         let index = meta::read(&self.root, self.driver.name())?;

@@ -5,6 +5,9 @@
 //! - `hostile`: the hostile-layer corpus (each layer built by test code); every test checks
 //!   that nothing outside the target changed, besides the specific refusal or containment.
 //! - `features`: everything real layers hold, both whiteout modes, compressions, id maps.
+//! - `idmap`: a user namespace by default: the id-range allocator (threads, processes,
+//!   release, exhaustion) and root filesystems shifted into a range — id-mapped and chowned —
+//!   run by berth-runtime, runc and crun, checked from inside and outside.
 //! - `rootfs`: images into chain-ID snapshots: against `umoci unpack` through an overlay
 //!   mount, shared layers reused, parallel equals sequential, failures leave nothing
 //!   committed, `kill -9` mid-unpack then a retry, image and container references vs `gc`.
@@ -29,6 +32,7 @@
 
 mod features;
 mod hostile;
+mod idmap;
 mod limits;
 mod rootfs;
 mod rootless;

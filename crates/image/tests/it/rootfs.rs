@@ -60,6 +60,18 @@ fn ensure(
     ensure_layers(snap, src, image, &opts).unwrap()
 }
 
+/// The busybox image of `umoci` (three layers: deletions, an opaque directory, type
+/// changes) in an OCI layout under `s`, unpacked into an overlay store labelled
+/// `test/image:1`.
+pub(crate) fn busybox_in_overlay(s: &Scratch) -> (SnapshotStore, ImageLayers) {
+    let layers = layers_of(&busybox_layers());
+    let (src, digest) = layout_with(&s.path().join("layout"), &layers, None);
+    let image = resolve(&src, &digest, &amd64()).unwrap();
+    let snap = s.store(Driver::Overlay);
+    ensure(&snap, &src, &image, 4);
+    (snap, image)
+}
+
 /// The tree a container of `image` sees (mounted under `scratch`, unmounted when it drops:
 /// a helper process forked by a parallel test may briefly hold an fd inside the mount).
 fn container_tree(
@@ -271,11 +283,7 @@ fn image_reference_keeps_snapshots_until_released() {
         return;
     }
     let s = Scratch::new();
-    let layers = layers_of(&busybox_layers());
-    let (src, digest) = layout_with(&s.path().join("layout"), &layers, None);
-    let image = resolve(&src, &digest, &amd64()).unwrap();
-    let snap = s.store(Driver::Overlay);
-    ensure(&snap, &src, &image, 4);
+    let (snap, image) = busybox_in_overlay(&s);
     let top = snap.stat(image.top().unwrap().as_str()).unwrap();
     assert_eq!(
         top.labels.get(&image_label("test/image:1")),

@@ -79,6 +79,12 @@ pub struct Record {
     /// The signal `stop` sends first.
     #[serde(default = "default_stop_signal")]
     pub stop_signal: String,
+    /// `-t`: the init has a pty whose master the monitor holds.
+    #[serde(default)]
+    pub terminal: bool,
+    /// `-i`: the init's stdin is kept open and fed from attached callers.
+    #[serde(default)]
+    pub stdin: bool,
 }
 
 fn default_log_max() -> u64 {
@@ -111,6 +117,14 @@ impl Layout {
     /// Held exclusively by the monitor for its whole life.
     pub fn monitor_lock(&self, id: &str) -> PathBuf {
         self.dir(id).join("monitor.lock")
+    }
+    /// The monitor's attach socket (`crate::attach`); mode 0600 in a 0700 directory.
+    pub fn attach_socket(&self, id: &str) -> PathBuf {
+        self.dir(id).join("attach.sock")
+    }
+    /// Where the runtime sends the pty master during `create` (`--console-socket`).
+    pub fn console_socket(&self, id: &str) -> PathBuf {
+        self.dir(id).join("console.sock")
     }
     pub fn names(&self) -> PathBuf {
         self.root.join("names")

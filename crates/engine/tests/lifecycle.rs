@@ -89,6 +89,8 @@ fn container(script: &str, runtime: &Path) -> (Bundle, CreateOptions) {
         runtime: Some(runtime.to_string_lossy().into_owned()),
         stop_signal: None,
         log_max_size: None,
+        terminal: false,
+        stdin: false,
     };
     (b, opts)
 }

@@ -5,8 +5,9 @@
 //! (`berth-runtime` by default, `runc` or `crun` by name), as containerd does. Each container
 //! has a record directory `STATE/containers/ID/` (`container.json`, written atomically under
 //! the container's flock), a name in `STATE/names/` (under `STATE/names.lock`), and, while it
-//! exists, a monitor process ([`monitor`]) that holds its stdio, writes its log ([`logs`])
-//! and records its exit code.
+//! exists, a monitor process ([`monitor`]) that holds its stdio (pipes, or the pty master of
+//! a `-t` container), writes its log ([`logs`]), records its exit code, and relays callers
+//! attached through its socket ([`attach`]: `run -it`, `attach`).
 
 pub mod attach;
 pub mod error;

@@ -3,12 +3,6 @@
 //! -i -t -e -u -w`, kill -9 of the caller and of the runtime's exec, and a hostile neighbour
 //! in the container's pid namespace. Real containers (busybox bundles) with berth-runtime,
 //! runc and crun, as root.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -17,72 +11,13 @@ use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_engine::{AttachStdio, CreateOptions, Engine, ExecOptions, MonitorCommand, Status};
+use crate::{RUNTIMES, env, monitor, runtime_bin, search_path};
+use berth_engine::{AttachStdio, CreateOptions, Engine, ExecOptions, Status};
 use berth_runtime_spec::Spec;
-use berth_test_support::{
-    Bundle, Runtime, is_root, kill_pid_and_wait, skip_or_fail, tool_available, wait_until,
-};
+use berth_test_support::{Bundle, kill_pid_and_wait, skip_or_fail, tool_available, wait_until};
 use rustix::termios::{LocalModes, Winsize, tcgetattr, tcsetwinsize};
 
-const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];
 const T: Duration = Duration::from_secs(30);
-
-struct Env {
-    _state: tempfile::TempDir,
-    engine: Engine,
-}
-
-fn monitor() -> MonitorCommand {
-    MonitorCommand {
-        // BERTH_MONITOR_BIN: measure another build (release) of the same monitor
-        #[allow(clippy::disallowed_methods, reason = "a test knob")]
-        program: std::env::var_os("BERTH_MONITOR_BIN").map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor")),
-            PathBuf::from,
-        ),
-        args: vec![],
-    }
-}
-
-fn search_path() -> Vec<PathBuf> {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the test plays the CLI, which passes PATH"
-    )]
-    let mut dirs: Vec<PathBuf> =
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-    dirs.extend(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from));
-    dirs
-}
-
-fn env() -> Option<Env> {
-    if !is_root() {
-        skip_or_fail("engine tests need root");
-        return None;
-    }
-    let state = tempfile::Builder::new()
-        .prefix("berth-engine-")
-        .tempdir()
-        .unwrap();
-    let engine = Engine::new(state.path(), monitor())
-        .unwrap()
-        .with_search_path(search_path());
-    Some(Env {
-        _state: state,
-        engine,
-    })
-}
-
-fn runtime_bin(name: &str) -> Option<PathBuf> {
-    if name != "berth-runtime" && !tool_available(name) {
-        skip_or_fail(&format!("{name} is not installed"));
-        return None;
-    }
-    if name == "berth-runtime" {
-        return Runtime::find(name).map(|r| r.bin().to_path_buf());
-    }
-    Some(PathBuf::from(name))
-}
 
 fn opts_for(b: &Bundle, runtime: &Path, terminal: bool, stdin: bool) -> CreateOptions {
     let spec: Spec = serde_json::from_value(b.config().clone()).unwrap();
@@ -242,7 +177,7 @@ impl Caller {
             .args([
                 "--ignored",
                 "--exact",
-                "helper_caller_run_attached",
+                "attach::helper_caller_run_attached",
                 "--test-threads=1",
                 "--nocapture",
                 "--quiet",

@@ -674,3 +674,87 @@ fn monitor_memory_holding_a_pty_container() {
     assert!(hwm < 8 * 1024, "monitor peak RSS {hwm} KiB");
     env.engine.remove(&rec.id, true).unwrap();
 }
+
+/// A runtime that marks `create` and holds it for a while before running the real one.
+fn slow_create_runtime(dir: &Path, real: &Path) -> PathBuf {
+    let p = dir.join("rt-slow-create");
+    berth_test_support::write_file(
+        &p,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = create ] && touch {mark} && sleep 1; done\nexec {real} \"$@\"\n",
+            mark = dir.join("creating").display(),
+            real = real.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn kill9_of_the_caller_mid_create_and_of_a_pty_monitor_keep_ps_true() {
+    let Some(env) = env() else { return };
+    let Some(real) = runtime_bin("berth-runtime") else {
+        return;
+    };
+    // 1. the caller killed while the runtime is in `create`: the monitor finishes it alone
+    let dir = tempfile::tempdir().unwrap();
+    let slow = slow_create_runtime(dir.path(), &real);
+    let pty = Pty::open(24, 80);
+    let mut b = Bundle::new();
+    b.args(&["/bin/sh"]);
+    let mut caller = Caller::spawn(&pty, env.engine.root(), &slow, &b, true);
+    assert!(wait_until(T, || dir.path().join("creating").exists()));
+    caller.0.kill().unwrap();
+    caller.0.wait().unwrap();
+    let mut st = None;
+    assert!(
+        wait_until(T, || {
+            st = env.engine.list(true).unwrap().first().map(|r| r.status);
+            st == Some(Status::Created)
+        }),
+        "the monitor did not finish the create: {st:?}"
+    );
+    let r = env.engine.inspect("attached").unwrap();
+    let mon = r.monitor_pid.unwrap();
+    assert!(Path::new(&format!("/proc/{mon}")).exists(), "monitor gone");
+    // and it still runs: start it, attach, and it answers
+    env.engine.start("attached").unwrap();
+    let (in_r, in_w) = rustix::pipe::pipe().unwrap();
+    let (mut out_r, io) = pipe_io(false);
+    let io = AttachStdio {
+        stdin: Some(in_r),
+        ..io
+    };
+    let e = env.engine.clone();
+    let t = std::thread::spawn(move || e.attach("attached", &io));
+    std::fs::File::from(in_w)
+        .write_all(b"echo alive-$((2*21)); exit 3\n")
+        .unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), Some(3));
+    let mut out = String::new();
+    out_r.read_to_string(&mut out).unwrap();
+    assert!(out.contains("alive-42"), "{out:?}");
+    env.engine.remove("attached", false).unwrap();
+    assert_no_leftovers(&env.engine, &r.id, &b);
+
+    // 2. the monitor of a -t container killed: the pty's master goes with it, the shell
+    // hangs up; ps says exited with an unknown code, and rm leaves nothing
+    let (b, o) = container(&["/bin/sh"], &real, true, true);
+    let r = env.engine.run_detached(o).unwrap();
+    assert!(kill_pid_and_wait(r.monitor_pid.unwrap(), T));
+    let mut i = None;
+    assert!(
+        wait_until(T, || {
+            i = Some(env.engine.inspect(&r.id).unwrap());
+            i.as_ref().is_some_and(|i| i.status == Status::Exited)
+        }),
+        "{i:?}"
+    );
+    let i = i.unwrap();
+    assert_eq!(i.exit_code, None);
+    assert!(i.note.is_some(), "{i:?}");
+    assert!(env.engine.list(false).unwrap().is_empty());
+    env.engine.remove(&r.id, false).unwrap();
+    assert_no_leftovers(&env.engine, &r.id, &b);
+}

@@ -205,7 +205,8 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
     let _ = ready.flush();
 
     let pidfd = pidfd_open(init_pid, PidfdFlags::empty()).ok();
-    let mut io = Io::new(attach, out_r, err_r, master, stdin_w).map_err(|e| e.to_string())?;
+    let mut io =
+        Io::new(attach, out_r, err_r, master, stdin_w, rec.stdin).map_err(|e| e.to_string())?;
     let (code, note) = relay(&mut log, &mut io, pidfd, init_pid);
     drop(io);
     let _ = std::fs::remove_file(&attach_path);
@@ -289,13 +290,20 @@ impl Io {
         err: OwnedFd,
         master: Option<OwnedFd>,
         stdin: Option<OwnedFd>,
+        open_stdin: bool,
     ) -> std::io::Result<Io> {
         listener.set_nonblocking(true)?;
         let (input, tty) = match &master {
             Some(m) => {
                 // non-blocking: a container that reads no input must not stall the monitor
                 rustix::io::ioctl_fionbio(m, true)?;
-                (Some(rustix::io::dup(m)?), Some(rustix::io::dup(m)?))
+                // `-t` without `-i`: nobody types into the pty (docker's OpenStdin=false)
+                let input = if open_stdin {
+                    Some(rustix::io::dup(m)?)
+                } else {
+                    None
+                };
+                (input, Some(rustix::io::dup(m)?))
             }
             None => {
                 if let Some(i) = &stdin {

@@ -449,6 +449,46 @@ fn detached_dit_keeps_the_pty_in_the_monitor_logs_it_and_attach_works() {
 }
 
 #[test]
+fn a_t_container_without_i_takes_no_input_from_an_attached_caller() {
+    let Some(env) = env() else { return };
+    let Some(bin) = runtime_bin("berth-runtime") else {
+        return;
+    };
+    let (_b, o) = container(
+        &[
+            "/bin/sh",
+            "-c",
+            "echo ready; read -t 3 x; echo \"got-[$x]\"",
+        ],
+        &bin,
+        true,
+        false,
+    );
+    let rec = env.engine.create(o).unwrap();
+    let (in_r, in_w) = rustix::pipe::pipe().unwrap();
+    let (mut out_r, io) = pipe_io(false);
+    let io = AttachStdio {
+        stdin: Some(in_r),
+        ..io
+    };
+    let e = env.engine.clone();
+    let id = rec.id.clone();
+    let t = std::thread::spawn(move || e.attach(&id, &io));
+    // attached before the start: the caller's typing is there before the read
+    let mut w = std::fs::File::from(in_w);
+    w.write_all(b"zzz\n").unwrap();
+    env.engine.start(&rec.id).unwrap();
+    assert_eq!(t.join().unwrap().unwrap(), Some(0));
+    let mut out = String::new();
+    out_r.read_to_string(&mut out).unwrap();
+    assert!(
+        out.contains("got-[]"),
+        "stdin reached a container without -i: {out:?}"
+    );
+    env.engine.remove(&rec.id, false).unwrap();
+}
+
+#[test]
 fn exec_with_env_user_cwd_stdin_and_a_terminal() {
     let Some(env) = env() else { return };
     for rt in RUNTIMES {

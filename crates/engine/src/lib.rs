@@ -121,6 +121,7 @@ impl Engine {
             std::fs::create_dir_all(&d)
                 .map_err(|e| EngineError::io("creating the state directory", d, e))?;
         }
+        record::sweep_removals(&layout);
         Ok(Engine {
             layout,
             monitor,

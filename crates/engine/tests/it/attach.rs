@@ -545,10 +545,14 @@ fn exec_with_env_user_cwd_stdin_and_a_terminal() {
         };
         let code = env.engine.exec_with(&rec.id, &opts, &io).unwrap();
         assert_eq!(code, 4, "{rt}: {}", screen.text());
+        // crun 1.8.1 applies neither `consoleSize` nor the caller's size before the exec'd
+        // process runs (its own race: `stty size` sometimes sees 0 0, as under podman);
+        // berth-runtime and runc size the pty first
+        let sized = rt != "crun";
         assert!(
             wait_until(T, || {
                 let t = screen.text();
-                t.contains("/dev/pts/") && t.contains("24 80")
+                t.contains("/dev/pts/") && (!sized || t.contains("24 80"))
             }),
             "{rt}: {:?}",
             screen.text()

@@ -336,7 +336,17 @@ impl Engine {
                     .to_owned(),
             });
         }
-        runtime_of(&rec).start(&id)?;
+        if let Err(e) = runtime_of(&rec).start(&id) {
+            // a runtime can fail after it released the init: runc removing its exec.fifo
+            // after a container that exited at once was already deleted by its monitor. An
+            // init that is gone ran (or was killed): its monitor records what happened
+            let gone = rec
+                .init_pid
+                .is_some_and(|pid| !record::alive(pid, rec.init_start));
+            if !gone {
+                return Err(e);
+            }
+        }
         let (_, rec) = record::update(&self.layout, &id, |r| {
             if r.status == Status::Created {
                 r.status = Status::Running;

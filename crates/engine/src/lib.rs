@@ -5,10 +5,13 @@
 //! (`berth-runtime` by default, `runc` or `crun` by name), as containerd does. Each container
 //! has a record directory `STATE/containers/ID/` (`container.json`, written atomically under
 //! the container's flock), a name in `STATE/names/` (under `STATE/names.lock`), and, while it
-//! exists, a monitor process ([`monitor`]) that holds its stdio, writes its log ([`logs`])
-//! and records its exit code.
+//! exists, a monitor process ([`monitor`]) that holds its stdio (pipes, or the pty master of
+//! a `-t` container), writes its log ([`logs`]), records its exit code, and relays callers
+//! attached through its socket ([`attach`]: `run -it`, `attach`).
 
+pub mod attach;
 pub mod error;
+mod exec;
 pub mod logs;
 pub mod monitor;
 pub mod record;
@@ -23,6 +26,7 @@ use std::time::{Duration, Instant};
 use berth_fsutil::FileLock;
 use berth_runtime_spec::Spec;
 
+pub use attach::Stdio as AttachStdio;
 pub use error::{EngineError, Result};
 pub use record::{Record, Status};
 
@@ -56,6 +60,30 @@ pub struct CreateOptions {
     pub stop_signal: Option<String>,
     /// The log's rotation size (default [`logs::DEFAULT_MAX_SIZE`]).
     pub log_max_size: Option<u64>,
+    /// `-t`: give the container a pty (`process.terminal` is set to match); the monitor
+    /// receives and holds its master.
+    pub terminal: bool,
+    /// `-i`: keep the container's stdin open; attached callers feed it.
+    pub stdin: bool,
+}
+
+/// `berth exec` options: the process is the container's own (`config.json`'s `process`:
+/// capabilities, no_new_privileges, rlimits, AppArmor, environment) with these changes.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// The command (required).
+    pub args: Vec<String>,
+    /// `-e KEY=VALUE`: added to (or replacing in) the container's environment.
+    pub env: Vec<String>,
+    /// `-u UID[:GID]` or `-u NAME[:GROUP]`, names resolved through the container's own
+    /// `/etc/passwd` and `/etc/group` (inside its root).
+    pub user: Option<String>,
+    /// `-w DIR`: an absolute directory inside the container.
+    pub cwd: Option<String>,
+    /// `-t`: a pty for the process (the runtime relays it to the caller's terminal).
+    pub terminal: bool,
+    /// `-i`: the caller's stdin is the process's stdin (else /dev/null).
+    pub stdin: bool,
 }
 
 /// `logs` options.
@@ -93,6 +121,7 @@ impl Engine {
             std::fs::create_dir_all(&d)
                 .map_err(|e| EngineError::io("creating the state directory", d, e))?;
         }
+        record::sweep_removals(&layout);
         Ok(Engine {
             layout,
             monitor,
@@ -158,14 +187,13 @@ impl Engine {
     /// `create`, keeping the monitor's report channel (for [`Engine::wait_created`]).
     pub fn create_attached(&self, opts: CreateOptions) -> Result<Created> {
         let mut spec = opts.spec;
-        if spec
-            .process
-            .as_ref()
-            .is_some_and(|p| p.terminal.unwrap_or(false))
-        {
-            return Err(EngineError::Invalid(
-                "process.terminal (-t) is not supported by berth-engine yet; run without a terminal".to_owned(),
-            ));
+        let terminal = opts.terminal
+            || spec
+                .process
+                .as_ref()
+                .is_some_and(|p| p.terminal.unwrap_or(false));
+        if let Some(p) = spec.process.as_mut() {
+            p.terminal = terminal.then_some(true);
         }
         let rootfs = std::path::absolute(&opts.rootfs)
             .map_err(|e| EngineError::io("resolving the root filesystem", &opts.rootfs, e))?;
@@ -186,7 +214,10 @@ impl Engine {
             None => format!("berth_{}", &id[..12]),
         };
         let dir = self.layout.dir(&id);
-        std::fs::create_dir(&dir)
+        // 0700: the attach socket, the log and the record are the engine's, not the
+        // containers' (a neighbour container's root is not the host's root under userns)
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&dir)
             .map_err(|e| EngineError::io("creating the container directory", &dir, e))?;
         let cleanup = |e: EngineError| {
             let _ = std::fs::remove_dir_all(&dir);
@@ -234,6 +265,8 @@ impl Engine {
             init_pid: None,
             init_start: None,
             stop_signal: opts.stop_signal.unwrap_or_else(|| "SIGTERM".to_owned()),
+            terminal,
+            stdin: opts.stdin,
         };
         record::write(&self.layout, &rec).map_err(cleanup)?;
         let monitor_log = std::fs::OpenOptions::new()
@@ -303,7 +336,17 @@ impl Engine {
                     .to_owned(),
             });
         }
-        runtime_of(&rec).start(&id)?;
+        if let Err(e) = runtime_of(&rec).start(&id) {
+            // a runtime can fail after it released the init: runc removing its exec.fifo
+            // after a container that exited at once was already deleted by its monitor. An
+            // init that is gone ran (or was killed): its monitor records what happened
+            let gone = rec
+                .init_pid
+                .is_some_and(|pid| !record::alive(pid, rec.init_start));
+            if !gone {
+                return Err(e);
+            }
+        }
         let (_, rec) = record::update(&self.layout, &id, |r| {
             if r.status == Status::Created {
                 r.status = Status::Running;
@@ -336,6 +379,55 @@ impl Engine {
             return Err(e);
         }
         self.wait_created(c)
+    }
+
+    /// Foreground `berth run` with the caller attached (`run -it`, `run -i`, and plain
+    /// `run`): create, attach `io` to the monitor, start, relay until the container's output
+    /// ends (the caller's terminal raw for `-t`, restored on every path), and return the
+    /// container's exit code (`None` when unknown). Killing the caller leaves the container
+    /// running under its monitor (its `-i` stdin is closed, as docker's `StdinOnce`).
+    pub fn run_attached(&self, opts: CreateOptions, io: &AttachStdio) -> Result<Option<i32>> {
+        let c = self.create_attached(opts)?;
+        let id = c.record.id.clone();
+        let (terminal, stdin) = (c.record.terminal, c.record.stdin);
+        let socket = self.layout.attach_socket(&id);
+        let conn = match attach::connect(&socket, io, stdin && io.stdin.is_some()) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = self.remove(&id, true);
+                return Err(EngineError::io("attaching to the monitor at", socket, e));
+            }
+        };
+        if let Err(e) = self.start(&id) {
+            let _ = self.remove(&id, true);
+            return Err(e);
+        }
+        attach::relay(conn, io, terminal)
+            .map_err(|e| EngineError::io("relaying the stdio of container", &id, e))?;
+        self.wait_created(c)
+    }
+
+    /// `berth attach`: the caller's stdio to a running container until its output ends
+    /// (the container exited); returns the exit code as [`Engine::wait`] does.
+    pub fn attach(&self, reference: &str, io: &AttachStdio) -> Result<Option<i32>> {
+        let id = self.resolve(reference)?;
+        let rec = self.reconcile(&id)?;
+        if !matches!(rec.status, Status::Created | Status::Running) || !self.monitor_alive(&id) {
+            return Err(EngineError::State {
+                id,
+                status: rec.status.as_str().to_owned(),
+                what: "only a container whose monitor runs can be attached".to_owned(),
+            });
+        }
+        let socket = self.layout.attach_socket(&id);
+        let conn = attach::connect(&socket, io, rec.stdin && io.stdin.is_some())
+            .map_err(|e| EngineError::io("attaching to the monitor at", &socket, e))?;
+        attach::relay(conn, io, rec.terminal)
+            .map_err(|e| EngineError::io("relaying the stdio of container", &id, e))?;
+        match self.wait(&id, Some(Duration::from_secs(10))) {
+            Err(EngineError::NotFound(_)) => Ok(None),
+            r => r,
+        }
     }
 
     /// Wait for a container created by [`Engine::create_attached`] through its monitor's
@@ -535,6 +627,110 @@ impl Engine {
             source,
         })?;
         Ok(st.code().unwrap_or(125))
+    }
+
+    /// `berth exec [-i] [-t] [-e] [-u] [-w]`: run a process in a running container through
+    /// `RUNTIME exec --process FILE` with the caller's stdio; returns its exit code. With
+    /// `-t` the runtime gives the process a pty and relays it to `io` (a terminal), as
+    /// `runc exec -t` does in the foreground.
+    pub fn exec_with(&self, reference: &str, opts: &ExecOptions, io: &AttachStdio) -> Result<i32> {
+        let id = self.resolve(reference)?;
+        let rec = self.reconcile(&id)?;
+        if rec.status != Status::Running {
+            return Err(EngineError::State {
+                id,
+                status: rec.status.as_str().to_owned(),
+                what: "exec needs a running container".to_owned(),
+            });
+        }
+        if opts.args.is_empty() {
+            return Err(EngineError::Invalid("exec needs a command".to_owned()));
+        }
+        let config = rec.bundle.join("config.json");
+        let spec: Spec = std::fs::read(&config)
+            .map_err(|e| EngineError::io("reading", &config, e))
+            .and_then(|d| {
+                serde_json::from_slice(&d).map_err(|source| EngineError::Corrupt {
+                    path: config.clone(),
+                    source,
+                })
+            })?;
+        let rootfs = spec
+            .root
+            .as_ref()
+            .map(|r| r.path.clone())
+            .unwrap_or_default();
+        let mut process = spec.process.unwrap_or_default();
+        process.args = Some(opts.args.clone());
+        process.terminal = opts.terminal.then_some(true);
+        // the size is the runtime's to set before the process runs (it races otherwise: the
+        // foreground runtime copies it from its own terminal only after the exec)
+        process.console_size =
+            opts.terminal
+                .then(|| io.window_size())
+                .flatten()
+                .map(|(rows, cols)| berth_runtime_spec::ConsoleSize {
+                    height: rows.into(),
+                    width: cols.into(),
+                });
+        let mut env = process.env.take().unwrap_or_default();
+        for kv in &opts.env {
+            let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+            env.retain(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) != key);
+            env.push(kv.clone());
+        }
+        process.env = Some(env);
+        if let Some(cwd) = &opts.cwd {
+            if !cwd.starts_with('/') {
+                return Err(EngineError::Invalid(format!(
+                    "the working directory {cwd:?} is not absolute"
+                )));
+            }
+            process.cwd = PathBuf::from(cwd);
+        }
+        if let Some(user) = &opts.user {
+            let (uid, gid) = exec::resolve_user(&rootfs, user)?;
+            process.user.uid = uid;
+            process.user.gid = gid;
+            process.user.additional_gids = None;
+        }
+        let dir = self.layout.dir(&id);
+        let file = dir.join(format!("exec-{}.json", &random_id()?[..16]));
+        let data = serde_json::to_vec(&process)
+            .map_err(|e| EngineError::Invalid(format!("serializing the exec process: {e}")))?;
+        berth_fsutil::atomic_write(&file, &data).map_err(|source| EngineError::Fs {
+            what: "writing",
+            path: file.clone(),
+            source,
+        })?;
+        let rt = runtime_of(&rec);
+        let mut cmd = rt.command(["exec".as_ref(), "--process".as_ref(), file.as_os_str()]);
+        if opts.terminal {
+            // crun relays a `--process` terminal in the foreground only with `--tty` too
+            cmd.arg("--tty");
+        }
+        cmd.arg(&id);
+        let dup = |fd: &std::os::fd::OwnedFd| {
+            fd.try_clone()
+                .map_err(|e| EngineError::io("duplicating the caller's stdio for", &id, e))
+        };
+        match (&io.stdin, opts.stdin) {
+            (Some(i), true) => cmd.stdin(dup(i)?),
+            _ => cmd.stdin(Stdio::null()),
+        };
+        cmd.stdout(dup(&io.stdout)?).stderr(dup(&io.stderr)?);
+        let st = cmd.status();
+        let _ = std::fs::remove_file(&file);
+        let st = st.map_err(|source| EngineError::RuntimeSpawn {
+            runtime: rt.path.clone(),
+            id: id.clone(),
+            op: "exec",
+            source,
+        })?;
+        Ok(st
+            .code()
+            .or_else(|| std::os::unix::process::ExitStatusExt::signal(&st).map(|s| 128 + s))
+            .unwrap_or(125))
     }
 
     /// `berth logs`: each entry passed to `out` (stream, text) as it is read; with `follow`,

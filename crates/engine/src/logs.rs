@@ -62,7 +62,11 @@ impl LogWriter {
                 _ => break,
             };
             let piece: Vec<u8> = self.pending[s].drain(..cut).collect();
-            self.entry(s, &piece)?;
+            if let Err(e) = self.entry(s, &piece) {
+                // what cannot be written is dropped: memory stays bounded whatever the disk does
+                self.pending[s].clear();
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -88,12 +92,21 @@ impl LogWriter {
         line.push(b'\n');
         if self.size > 0 && self.size + line.len() as u64 > self.max {
             let old = rotated(&self.path);
-            berth_fsutil::rename_durable(&self.path, &old).map_err(std::io::Error::other)?;
-            self.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .truncate(false)
-                .open(&self.path)?;
+            let reopened = berth_fsutil::rename_durable(&self.path, &old)
+                .map_err(std::io::Error::other)
+                .and_then(|()| {
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .truncate(false)
+                        .open(&self.path)
+                });
+            match reopened {
+                Ok(f) => self.file = f,
+                // the log cannot rotate (its directory is gone): start the file over, so
+                // it stays within its size
+                Err(_) => self.file.set_len(0)?,
+            }
             self.size = 0;
         }
         self.file.write_all(&line)?;
@@ -155,6 +168,21 @@ pub fn read_since(path: &Path, offset: u64, out: &mut Vec<Entry>) -> std::io::Re
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    /// The log's directory removed under a running monitor (rotation cannot rename): the
+    /// writer's memory and the file stay bounded (the monitor once grew to 512 MiB).
+    #[test]
+    fn a_log_that_cannot_rotate_stays_bounded_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        let mut w = LogWriter::open(&path, 8192).unwrap();
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        for _ in 0..20_000 {
+            let _ = w.feed(0, b"tick\n/bin/sh: sleep: not found\n");
+            assert!(w.pending[0].len() <= MAX_LINE, "{}", w.pending[0].len());
+        }
+        assert!(w.size <= 8192, "{}", w.size);
+    }
 
     #[test]
     fn lines_split_long_ones_cut_and_the_log_rotates_at_its_size() {

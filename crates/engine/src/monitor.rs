@@ -15,9 +15,14 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::Duration;
+
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
 
 use berth_fsutil::FileLock;
 use rustix::event::{PollFd, PollFlags, poll};
@@ -89,6 +94,44 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
         .map_err(|e| format!("pipe: {e}"))?;
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| format!("pipe: {e}"))?;
+    // -i without -t: the init's stdin is a pipe whose write end we keep
+    let (stdin_r, stdin_w) = if rec.stdin && !rec.terminal {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| format!("pipe: {e}"))?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    // sockets are named through /proc/PID/fd/DIRFD/NAME: a state root deep enough makes
+    // their full paths longer than a sockaddr_un holds (108 bytes)
+    let dir_fd = rustix::fs::open(
+        &dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("opening {}: {e}", dir.display()))?;
+    let short = |name: &str| {
+        PathBuf::from(format!(
+            "/proc/{}/fd/{}/{name}",
+            getpid().as_raw_nonzero(),
+            dir_fd.as_raw_fd()
+        ))
+    };
+    let console_path = layout.console_socket(id);
+    let console = if rec.terminal {
+        let _ = std::fs::remove_file(&console_path);
+        let l = UnixListener::bind(short("console.sock"))
+            .map_err(|e| format!("binding {}: {e}", console_path.display()))?;
+        Some(l)
+    } else {
+        None
+    };
+    let attach_path = layout.attach_socket(id);
+    let _ = std::fs::remove_file(&attach_path);
+    let attach = UnixListener::bind(short("attach.sock"))
+        .map_err(|e| format!("binding {}: {e}", attach_path.display()))?;
+    std::fs::set_permissions(&attach_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", attach_path.display()))?;
     let mut log = LogWriter::open(&rec.log_path, rec.log_max_size)
         .map_err(|e| format!("opening the log {}: {e}", rec.log_path.display()))?;
 
@@ -101,9 +144,15 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
             rec.bundle.as_os_str(),
             "--pid-file".as_ref(),
             pid_file.as_os_str(),
-            id.as_ref(),
         ]);
+        if console.is_some() {
+            cmd.arg("--console-socket").arg(short("console.sock"));
+        }
+        cmd.arg(id);
         cmd.stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+        if let Some(r) = stdin_r {
+            cmd.stdin(Stdio::from(r));
+        }
         cmd.status()
         // cmd (and with it our copies of the write ends) is dropped here
     };
@@ -119,6 +168,23 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
             msg.trim()
         ));
     }
+    // the runtime connected and sent the master before `create` returned: it waits in the
+    // listener's backlog
+    let master = match console {
+        Some(l) => {
+            let m = receive_master(&l).map_err(|e| {
+                format!(
+                    "{} create sent no pty master to {}: {e}",
+                    rt.path.display(),
+                    console_path.display()
+                )
+            })?;
+            drop(l);
+            let _ = std::fs::remove_file(&console_path);
+            Some(m)
+        }
+        None => None,
+    };
     let pid_text = std::fs::read_to_string(&pid_file)
         .map_err(|e| format!("reading {}: {e}", pid_file.display()))?;
     let init: i32 = pid_text
@@ -139,7 +205,11 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
     let _ = ready.flush();
 
     let pidfd = pidfd_open(init_pid, PidfdFlags::empty()).ok();
-    let (code, note) = relay(&mut log, [Some(out_r), Some(err_r)], pidfd, init_pid);
+    let mut io =
+        Io::new(attach, out_r, err_r, master, stdin_w, rec.stdin).map_err(|e| e.to_string())?;
+    let (code, note) = relay(&mut log, &mut io, pidfd, init_pid);
+    drop(io);
+    let _ = std::fs::remove_file(&attach_path);
     let _ = log.flush();
     let _ = rt.delete_force(id);
     let auto_remove = match record::update(layout, id, |r| {
@@ -164,14 +234,245 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
     Ok(())
 }
 
-/// Relay the two pipes to the log until the init has exited and the pipes are drained (or
-/// stay quiet for a moment: a process outside a pid namespace may keep them open).
+/// Receive the pty master the runtime sent to the console socket (runc's protocol: one
+/// message with the fd in `SCM_RIGHTS`).
+fn receive_master(l: &UnixListener) -> std::io::Result<OwnedFd> {
+    l.set_nonblocking(true)?;
+    let (conn, _) = l.accept()?;
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    recvmsg(&conn, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    let mut master = None;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = msg {
+            for fd in fds {
+                // the first one is the master; others (none expected) are closed here
+                if master.is_none() {
+                    master = Some(fd);
+                }
+            }
+        }
+    }
+    master.ok_or_else(|| std::io::Error::other("a message without SCM_RIGHTS"))
+}
+
+/// One attached caller.
+struct Client {
+    conn: UnixStream,
+    buf: Vec<u8>,
+    /// It feeds stdin, and its detach closes it (docker's `StdinOnce`).
+    feeds_stdin: bool,
+}
+
+/// What the monitor relays: the init's output (two pipes, or the pty master), its input (a
+/// pipe's write end, or the master), the attach listener and the attached callers.
+struct Io {
+    /// stdout pipe, stderr pipe, pty master (logged and sent as stdout).
+    outputs: [Option<OwnedFd>; 3],
+    /// Where callers' stdin goes; `None` once closed (or without `-i`).
+    input: Option<OwnedFd>,
+    /// The pty master, for window sizes.
+    tty: Option<OwnedFd>,
+    pending_in: Vec<u8>,
+    close_input: bool,
+    listener: UnixListener,
+    clients: Vec<Client>,
+}
+
+impl Io {
+    fn new(
+        listener: UnixListener,
+        out: OwnedFd,
+        err: OwnedFd,
+        master: Option<OwnedFd>,
+        stdin: Option<OwnedFd>,
+        open_stdin: bool,
+    ) -> std::io::Result<Io> {
+        listener.set_nonblocking(true)?;
+        let (input, tty) = match &master {
+            Some(m) => {
+                // non-blocking: a container that reads no input must not stall the monitor
+                rustix::io::ioctl_fionbio(m, true)?;
+                // `-t` without `-i`: nobody types into the pty (docker's OpenStdin=false)
+                let input = if open_stdin {
+                    Some(rustix::io::dup(m)?)
+                } else {
+                    None
+                };
+                (input, Some(rustix::io::dup(m)?))
+            }
+            None => {
+                if let Some(i) = &stdin {
+                    rustix::io::ioctl_fionbio(i, true)?;
+                }
+                (stdin, None)
+            }
+        };
+        Ok(Io {
+            outputs: [Some(out), Some(err), master],
+            input,
+            tty,
+            pending_in: Vec::new(),
+            close_input: false,
+            listener,
+            clients: Vec::new(),
+        })
+    }
+
+    /// Send output to every caller; one that does not take it within the timeout is dropped.
+    fn broadcast(&mut self, stream: u8, data: &[u8]) {
+        if self.clients.is_empty() {
+            return;
+        }
+        let f = crate::attach::frame(stream, data);
+        let mut gone = Vec::new();
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            if c.conn.write_all(&f).is_err() {
+                gone.push(i);
+            }
+        }
+        for i in gone.into_iter().rev() {
+            self.drop_client(i);
+        }
+    }
+
+    fn drop_client(&mut self, i: usize) {
+        if i < self.clients.len() {
+            let c = self.clients.remove(i);
+            if c.feeds_stdin && self.tty.is_none() {
+                self.close_input = true;
+            }
+        }
+    }
+
+    /// Accept a caller and do its handshake (bounded by timeouts: callers are root).
+    fn accept(&mut self) {
+        let Ok((conn, _)) = self.listener.accept() else {
+            return;
+        };
+        let hello = || -> std::io::Result<Client> {
+            conn.set_nonblocking(false)?;
+            conn.set_read_timeout(Some(crate::attach::HANDSHAKE_TIMEOUT))?;
+            conn.set_write_timeout(Some(crate::attach::HANDSHAKE_TIMEOUT))?;
+            let mut head = [0u8; 5];
+            (&conn).read_exact(&mut head)?;
+            let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            if head[0] != crate::attach::HELLO || len > 64 {
+                return Err(std::io::Error::other("not a hello"));
+            }
+            let mut p = vec![0u8; len];
+            (&conn).read_exact(&mut p)?;
+            if let Some((rows, cols)) = crate::attach::parse_size(&p) {
+                self.resize(rows, cols);
+            }
+            let feeds_stdin = p
+                .get(4)
+                .is_some_and(|f| f & crate::attach::HELLO_STDIN != 0);
+            (&conn).write_all(&crate::attach::frame(crate::attach::ACK, &[]))?;
+            conn.set_read_timeout(None)?;
+            Ok(Client {
+                conn: conn.try_clone()?,
+                buf: Vec::new(),
+                feeds_stdin,
+            })
+        };
+        if let Ok(c) = hello() {
+            self.clients.push(c);
+        }
+    }
+
+    fn resize(&self, rows: u16, cols: u16) {
+        if let Some(t) = &self.tty
+            && rows > 0
+            && cols > 0
+        {
+            let ws = rustix::termios::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let _ = rustix::termios::tcsetwinsize(t, ws);
+        }
+    }
+
+    /// Read what caller `i` sent; `false` when it is gone.
+    fn read_client(&mut self, i: usize, buf: &mut [u8]) -> bool {
+        let Some(c) = self.clients.get_mut(i) else {
+            return false;
+        };
+        let n = match (&c.conn).read(buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        c.buf.extend_from_slice(buf.get(..n).unwrap_or_default());
+        let mut frames = Vec::new();
+        loop {
+            match crate::attach::take_frame(&mut c.buf) {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => break,
+                Err(_) => return false,
+            }
+        }
+        for (kind, p) in frames {
+            match kind {
+                crate::attach::STDIN if self.input.is_some() && !self.close_input => {
+                    self.pending_in.extend_from_slice(&p);
+                }
+                crate::attach::STDIN_CLOSE if self.tty.is_none() => self.close_input = true,
+                crate::attach::RESIZE => {
+                    if let Some((r, c)) = crate::attach::parse_size(&p) {
+                        self.resize(r, c);
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Write pending input without blocking; close the input once asked and flushed.
+    fn flush_input(&mut self) {
+        if let Some(fd) = &self.input {
+            while !self.pending_in.is_empty() {
+                match rustix::io::write(fd, &self.pending_in) {
+                    Ok(n) => {
+                        self.pending_in.drain(..n);
+                    }
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(rustix::io::Errno::AGAIN) => return,
+                    Err(_) => {
+                        // the reader is gone
+                        self.pending_in.clear();
+                        self.input = None;
+                        return;
+                    }
+                }
+            }
+        }
+        if self.close_input && self.pending_in.is_empty() && self.tty.is_none() {
+            self.input = None;
+        }
+    }
+}
+
+/// Relay the output to the log and the attached callers, and callers' input to the init,
+/// until the init has exited and the output is drained (or stays quiet for a moment: a
+/// process outside a pid namespace may keep a pipe open).
 fn relay(
     log: &mut LogWriter,
-    mut pipes: [Option<OwnedFd>; 2],
+    io: &mut Io,
     pidfd: Option<OwnedFd>,
     init: Pid,
 ) -> (Option<i32>, Option<String>) {
+    const LISTENER: usize = 3;
+    const PIDFD: usize = 4;
+    const INPUT: usize = 5;
+    const CLIENT: usize = 6;
     let mut exit: Option<(Option<i32>, Option<String>)> = None;
     let mut buf = vec![0u8; 64 * 1024];
     let drain = rustix::event::Timespec {
@@ -183,22 +484,37 @@ fn relay(
         tv_nsec: 0,
     };
     loop {
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
-        let mut which: Vec<usize> = Vec::with_capacity(3);
-        for (i, p) in pipes.iter().enumerate() {
+        if exit.is_some() && io.outputs.iter().all(Option::is_none) {
+            break;
+        }
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(8);
+        let mut which: Vec<usize> = Vec::with_capacity(8);
+        for (i, p) in io.outputs.iter().enumerate() {
             if let Some(p) = p {
                 fds.push(PollFd::new(p, PollFlags::IN));
                 which.push(i);
             }
         }
+        fds.push(PollFd::new(&io.listener, PollFlags::IN));
+        which.push(LISTENER);
         if exit.is_none()
             && let Some(pfd) = &pidfd
         {
             fds.push(PollFd::new(pfd, PollFlags::IN));
-            which.push(2);
+            which.push(PIDFD);
         }
-        if exit.is_some() && fds.is_empty() {
-            break;
+        if !io.pending_in.is_empty()
+            && let Some(i) = &io.input
+        {
+            fds.push(PollFd::new(i, PollFlags::OUT));
+            which.push(INPUT);
+        }
+        // callers are not read while input is backed up (the container is not reading)
+        if io.pending_in.len() < 64 * 1024 {
+            for (k, c) in io.clients.iter().enumerate() {
+                fds.push(PollFd::new(&c.conn, PollFlags::IN));
+                which.push(CLIENT + k);
+            }
         }
         // without a pidfd, look at the init once a second
         let timeout = if exit.is_some() {
@@ -222,25 +538,49 @@ fn relay(
         if n == 0 && exit.is_some() {
             break;
         }
+        let mut gone_clients = Vec::new();
         for (w, rev) in ready {
             if rev.is_empty() {
                 continue;
             }
-            if w == 2 {
-                continue;
-            }
-            let Some(fd) = pipes[w].as_ref() else {
-                continue;
-            };
-            match rustix::io::read(fd.as_fd(), &mut buf) {
-                Ok(0) => pipes[w] = None,
-                Ok(k) => {
-                    let _ = log.feed(w, buf.get(..k).unwrap_or_default());
+            match w {
+                0..=2 => {
+                    let Some(fd) = io.outputs[w].as_ref() else {
+                        continue;
+                    };
+                    match rustix::io::read(fd.as_fd(), &mut buf) {
+                        // EIO: a pty master whose last slave closed
+                        Ok(0) => io.outputs[w] = None,
+                        Ok(k) => {
+                            let data = buf.get(..k).unwrap_or_default();
+                            let stream = if w == 1 { 1 } else { 0 };
+                            let _ = log.feed(stream, data);
+                            let kind = if w == 1 {
+                                crate::attach::STDERR
+                            } else {
+                                crate::attach::STDOUT
+                            };
+                            io.broadcast(kind, data);
+                        }
+                        Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                        Err(_) => io.outputs[w] = None,
+                    }
                 }
-                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
-                Err(_) => pipes[w] = None,
+                LISTENER => io.accept(),
+                INPUT => io.flush_input(),
+                PIDFD => {}
+                k => {
+                    if !io.read_client(k - CLIENT, &mut buf) {
+                        gone_clients.push(k - CLIENT);
+                    }
+                }
             }
         }
+        gone_clients.sort_unstable();
+        for i in gone_clients.into_iter().rev() {
+            io.drop_client(i);
+        }
+        io.flush_input();
         // reap every child we have (runtime leftovers reparented to us, and the init)
         loop {
             // wait(), not waitpid(None): that is wait4(0), our process group only, and the

@@ -79,6 +79,12 @@ pub struct Record {
     /// The signal `stop` sends first.
     #[serde(default = "default_stop_signal")]
     pub stop_signal: String,
+    /// `-t`: the init has a pty whose master the monitor holds.
+    #[serde(default)]
+    pub terminal: bool,
+    /// `-i`: the init's stdin is kept open and fed from attached callers.
+    #[serde(default)]
+    pub stdin: bool,
 }
 
 fn default_log_max() -> u64 {
@@ -111,6 +117,14 @@ impl Layout {
     /// Held exclusively by the monitor for its whole life.
     pub fn monitor_lock(&self, id: &str) -> PathBuf {
         self.dir(id).join("monitor.lock")
+    }
+    /// The monitor's attach socket (`crate::attach`); mode 0600 in a 0700 directory.
+    pub fn attach_socket(&self, id: &str) -> PathBuf {
+        self.dir(id).join("attach.sock")
+    }
+    /// Where the runtime sends the pty master during `create` (`--console-socket`).
+    pub fn console_socket(&self, id: &str) -> PathBuf {
+        self.dir(id).join("console.sock")
     }
     pub fn names(&self) -> PathBuf {
         self.root.join("names")
@@ -158,7 +172,14 @@ pub fn lock(layout: &Layout, id: &str) -> Result<FileLock> {
     if !layout.dir(id).is_dir() {
         return Err(EngineError::NotFound(id.to_owned()));
     }
-    FileLock::exclusive(&path).map_err(|e| EngineError::io("locking the container", path, e))
+    FileLock::exclusive(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            // removed since the check
+            EngineError::NotFound(id.to_owned())
+        } else {
+            EngineError::io("locking the container", path, e)
+        }
+    })
 }
 
 /// Read-modify-write the record under the container's lock.
@@ -226,14 +247,50 @@ pub fn release_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
     }
 }
 
-/// Remove a container's directory and name (the caller holds no lock on it).
+/// Remove a container's directory and name (the caller holds no lock on it). The directory
+/// goes under the container's lock, so an `update` racing it (`start` of an `--rm` container
+/// that already exited) finds the record gone instead of writing into a half-removed one.
 pub fn remove(layout: &Layout, rec: &Record) -> Result<()> {
     release_name(layout, &rec.name, &rec.id)?;
+    let _g = match lock(layout, &rec.id) {
+        Ok(g) => Some(g),
+        Err(EngineError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
     let dir = layout.dir(&rec.id);
-    match std::fs::remove_dir_all(&dir) {
+    // renamed away first: a racing `lock` (which creates `container.lock`) then finds no
+    // directory, instead of recreating a file in one being emptied
+    let doomed = layout.containers().join(format!(".removing-{}", rec.id));
+    match berth_fsutil::rename_durable(&dir, &doomed) {
+        Ok(()) => {}
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(()),
+        Err(source) => {
+            return Err(EngineError::Fs {
+                what: "removing the container directory",
+                path: dir,
+                source,
+            });
+        }
+    }
+    match std::fs::remove_dir_all(&doomed) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(EngineError::io("removing the container directory", dir, e)),
+        Err(e) => Err(EngineError::io(
+            "removing the container directory",
+            doomed,
+            e,
+        )),
+    }
+}
+
+/// Finish removals a killed process left half done (`containers/.removing-ID`).
+pub fn sweep_removals(layout: &Layout) {
+    if let Ok(rd) = std::fs::read_dir(layout.containers()) {
+        for ent in rd.flatten() {
+            if ent.file_name().to_string_lossy().starts_with(".removing-") {
+                let _ = std::fs::remove_dir_all(ent.path());
+            }
+        }
     }
 }
 
@@ -287,4 +344,66 @@ pub fn alive(pid: i32, start: Option<u64>) -> bool {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+    use super::*;
+
+    fn sample(id: &str) -> Record {
+        Record {
+            id: id.to_owned(),
+            name: format!("n{}", &id[..8]),
+            image: String::new(),
+            created: now(),
+            bundle: PathBuf::from("/b"),
+            runtime: PathBuf::from("/r"),
+            runtime_root: PathBuf::from("/rr"),
+            status: Status::Running,
+            exit_code: None,
+            started: None,
+            finished: None,
+            note: None,
+            log_path: PathBuf::from("/l"),
+            log_max_size: 4096,
+            auto_remove: true,
+            monitor_pid: None,
+            init_pid: None,
+            init_start: None,
+            stop_signal: "SIGTERM".to_owned(),
+            terminal: false,
+            stdin: false,
+        }
+    }
+
+    /// An `--rm` container removed by its monitor while `start` updates its record: the
+    /// update finds it gone (NotFound), never a half-written record or a failed rename.
+    #[test]
+    fn an_update_racing_a_remove_sees_not_found_or_success() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            root: d.path().to_owned(),
+        };
+        std::fs::create_dir_all(layout.containers()).unwrap();
+        std::fs::create_dir_all(layout.names()).unwrap();
+        for i in 0..300 {
+            let id = format!("{i:064x}");
+            std::fs::create_dir(layout.dir(&id)).unwrap();
+            let rec = sample(&id);
+            write(&layout, &rec).unwrap();
+            let l2 = layout.clone();
+            let id2 = id.clone();
+            let t = std::thread::spawn(move || update(&l2, &id2, |r| r.status = Status::Exited));
+            remove(&layout, &rec).unwrap();
+            match t.join().unwrap() {
+                Ok(_) | Err(EngineError::NotFound(_)) => {}
+                Err(e) => panic!("iteration {i}: {e}"),
+            }
+            assert!(
+                !layout.dir(&id).exists(),
+                "iteration {i}: the directory came back"
+            );
+        }
+    }
 }

@@ -1,79 +1,14 @@
 //! The engine's lifecycle against real containers (busybox bundles), as root, with
 //! berth-runtime, runc and crun side by side.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::{RUNTIMES, env, runtime_bin};
 use berth_engine::{CreateOptions, Engine, EngineError, LogOptions, MonitorCommand, Status};
 use berth_runtime_spec::Spec;
-use berth_test_support::{
-    Bundle, Runtime, is_root, kill_pid_and_wait, skip_or_fail, tool_available, wait_until,
-};
-
-const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];
-
-struct Env {
-    _state: tempfile::TempDir,
-    engine: Engine,
-}
-
-fn env() -> Option<Env> {
-    if !is_root() {
-        skip_or_fail("engine tests need root");
-        return None;
-    }
-    let state = tempfile::Builder::new()
-        .prefix("berth-engine-")
-        .tempdir()
-        .unwrap();
-    let engine = Engine::new(
-        state.path(),
-        MonitorCommand {
-            // BERTH_MONITOR_BIN: measure another build (release) of the same monitor
-            #[allow(clippy::disallowed_methods, reason = "a test knob")]
-            program: std::env::var_os("BERTH_MONITOR_BIN").map_or_else(
-                || PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor")),
-                PathBuf::from,
-            ),
-            args: vec![],
-        },
-    )
-    .unwrap();
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the test plays the CLI, which passes PATH"
-    )]
-    let engine = engine.with_search_path({
-        // PATH, and the sbin directories root's PATH has (runc is /usr/sbin/runc on Debian)
-        let mut dirs: Vec<PathBuf> =
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-        dirs.extend(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from));
-        dirs
-    });
-    Some(Env {
-        _state: state,
-        engine,
-    })
-}
-
-fn runtime_bin(name: &str) -> Option<PathBuf> {
-    if name != "berth-runtime" && !tool_available(name) {
-        skip_or_fail(&format!("{name} is not installed"));
-        return None;
-    }
-    if name == "berth-runtime" {
-        return Runtime::find(name).map(|r| r.bin().to_path_buf());
-    }
-    // runc and crun by name, as `--runtime runc` gives them (found on PATH)
-    Some(PathBuf::from(name))
-}
+use berth_test_support::{Bundle, kill_pid_and_wait, wait_until};
 
 /// A bundle running `sh -c SCRIPT`, and create options for it.
 fn container(script: &str, runtime: &Path) -> (Bundle, CreateOptions) {
@@ -89,6 +24,8 @@ fn container(script: &str, runtime: &Path) -> (Bundle, CreateOptions) {
         runtime: Some(runtime.to_string_lossy().into_owned()),
         stop_signal: None,
         log_max_size: None,
+        terminal: false,
+        stdin: false,
     };
     (b, opts)
 }
@@ -538,7 +475,7 @@ fn the_monitor_survives_its_caller_exiting() {
             .args([
                 "--ignored",
                 "--exact",
-                "helper_caller_creates_and_exits",
+                "lifecycle::helper_caller_creates_and_exits",
                 "--test-threads=1",
                 "--nocapture",
             ])

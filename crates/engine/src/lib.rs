@@ -8,9 +8,11 @@
 //! exists, a monitor process ([`monitor`]) that holds its stdio, writes its log ([`logs`])
 //! and records its exit code.
 
+pub mod attach;
 pub mod error;
 pub mod logs;
 pub mod monitor;
+mod oom;
 pub mod record;
 pub mod runtime;
 
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use berth_fsutil::FileLock;
 use berth_runtime_spec::Spec;
 
+pub use attach::{Attachments, HostIds, SnapshotRef};
 pub use error::{EngineError, Result};
 pub use record::{Record, Status};
 
@@ -54,8 +57,27 @@ pub struct CreateOptions {
     pub runtime: Option<String>,
     /// `--stop-signal` (default SIGTERM).
     pub stop_signal: Option<String>,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not told (recorded).
+    pub stop_timeout: Option<u64>,
     /// The log's rotation size (default [`logs::DEFAULT_MAX_SIZE`]).
     pub log_max_size: Option<u64>,
+    /// The container's id, when the caller chose it ([`new_id`]) to name what it set up
+    /// beforehand; generated when `None`.
+    pub id: Option<String>,
+    /// What the caller set up for the container (recorded; undone when it is removed). On a
+    /// failed `create` the caller undoes it ([`Attachments::teardown`]).
+    pub attachments: Attachments,
+}
+
+/// `berth exec` options.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// `-e KEY=VALUE`.
+    pub env: Vec<String>,
+    /// `-u UID[:GID]` (numeric: names are resolved by the caller).
+    pub user: Option<String>,
+    /// `-w DIR`.
+    pub cwd: Option<String>,
 }
 
 /// `logs` options.
@@ -179,7 +201,19 @@ impl Engine {
             opts.runtime.as_deref().unwrap_or(runtime::DEFAULT_RUNTIME),
             &self.search_path,
         )?;
-        let id = random_id()?;
+        let id = match opts.id {
+            Some(id)
+                if id.len() == 64 && id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) =>
+            {
+                id
+            }
+            Some(id) => {
+                return Err(EngineError::Invalid(format!(
+                    "invalid container id {id:?}: ids are 64 lowercase hex digits"
+                )));
+            }
+            None => random_id()?,
+        };
         let name = match opts.name {
             Some(n) if !record::valid_name(&n) => return Err(EngineError::InvalidName(n)),
             Some(n) => n,
@@ -234,6 +268,9 @@ impl Engine {
             init_pid: None,
             init_start: None,
             stop_signal: opts.stop_signal.unwrap_or_else(|| "SIGTERM".to_owned()),
+            stop_timeout: opts.stop_timeout,
+            oom_killed: false,
+            attachments: opts.attachments,
         };
         record::write(&self.layout, &rec).map_err(cleanup)?;
         let monitor_log = std::fs::OpenOptions::new()
@@ -516,6 +553,11 @@ impl Engine {
 
     /// `berth exec CONTAINER CMD…` with the caller's stdio; returns the exit code.
     pub fn exec(&self, reference: &str, args: &[String]) -> Result<i32> {
+        self.exec_with(reference, args, &ExecOptions::default())
+    }
+
+    /// [`Engine::exec`] with `-e`, `-u`, `-w`.
+    pub fn exec_with(&self, reference: &str, args: &[String], opts: &ExecOptions) -> Result<i32> {
         let id = self.resolve(reference)?;
         let rec = self.reconcile(&id)?;
         if rec.status != Status::Running {
@@ -527,6 +569,15 @@ impl Engine {
         }
         let rt = runtime_of(&rec);
         let mut cmd = rt.command(["exec"]);
+        for e in &opts.env {
+            cmd.arg("--env").arg(e);
+        }
+        if let Some(u) = &opts.user {
+            cmd.arg("--user").arg(u);
+        }
+        if let Some(w) = &opts.cwd {
+            cmd.arg("--cwd").arg(w);
+        }
         cmd.arg(&id).args(args).stdin(Stdio::inherit());
         let st = cmd.status().map_err(|source| EngineError::RuntimeSpawn {
             runtime: rt.path.clone(),
@@ -610,6 +661,11 @@ fn runtime_of(rec: &Record) -> Runtime {
         path: rec.runtime.clone(),
         root: rec.runtime_root.clone(),
     }
+}
+
+/// A new container id (for [`CreateOptions::id`]).
+pub fn new_id() -> Result<String> {
+    random_id()
 }
 
 /// 64 random hex digits, as docker's ids.

@@ -141,8 +141,11 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
     let pidfd = pidfd_open(init_pid, PidfdFlags::empty()).ok();
     let (code, note) = relay(&mut log, [Some(out_r), Some(err_r)], pidfd, init_pid);
     let _ = log.flush();
+    // read before `delete` removes the cgroup
+    let oom_killed = crate::oom::killed(&rec.bundle);
     let _ = rt.delete_force(id);
     let auto_remove = match record::update(layout, id, |r| {
+        r.oom_killed = oom_killed;
         r.status = Status::Exited;
         r.exit_code = code;
         r.finished = Some(record::now());

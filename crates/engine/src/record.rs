@@ -79,6 +79,16 @@ pub struct Record {
     /// The signal `stop` sends first.
     #[serde(default = "default_stop_signal")]
     pub stop_signal: String,
+    /// `--stop-timeout`: the seconds `stop` waits by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+    /// Whether the kernel's OOM killer killed a process of the container (docker's
+    /// `State.OOMKilled`), read from its memory cgroup when the init exited.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// What the caller set up besides the bundle, undone when the record is removed.
+    #[serde(default)]
+    pub attachments: crate::attach::Attachments,
 }
 
 fn default_log_max() -> u64 {
@@ -226,8 +236,11 @@ pub fn release_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
     }
 }
 
-/// Remove a container's directory and name (the caller holds no lock on it).
+/// Remove a container's directory and name (the caller holds no lock on it), after undoing
+/// its [`Attachments`](crate::attach::Attachments) (a failure there keeps the record, so
+/// `rm` can be tried again).
 pub fn remove(layout: &Layout, rec: &Record) -> Result<()> {
+    rec.attachments.teardown()?;
     release_name(layout, &rec.name, &rec.id)?;
     let dir = layout.dir(&rec.id);
     match std::fs::remove_dir_all(&dir) {

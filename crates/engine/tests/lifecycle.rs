@@ -89,6 +89,9 @@ fn container(script: &str, runtime: &Path) -> (Bundle, CreateOptions) {
         runtime: Some(runtime.to_string_lossy().into_owned()),
         stop_signal: None,
         log_max_size: None,
+        id: None,
+        stop_timeout: None,
+        attachments: Default::default(),
     };
     (b, opts)
 }

@@ -1,0 +1,310 @@
+//! What `run` and `create` do before the engine: find the image (pulling it per `--pull`),
+//! make its layers snapshots, prepare the container's writable snapshot and mount it,
+//! allocate its user namespace's host ids, and build its runtime config from the image's
+//! config and the flags. Everything set up is recorded in [`Attachments`] and undone on any
+//! failure, here or (through the record) when the container is removed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use berth_engine::{Attachments, CreateOptions, Engine, HostIds, SnapshotRef};
+use berth_fsutil::FileLock;
+use berth_image::rootfs::{EnsureOptions, ensure_layers, prepare, resolve};
+use berth_image::snapshot::mount_all;
+use berth_image::spec::{
+    IdRange, ImageConfig, Network, RunOptions, Userns, build_spec, pick_range, subid_ranges,
+};
+use berth_transfer::Endpoint;
+
+use super::run::RunArgs;
+
+/// The ids each container's user namespace maps (podman's `--userns=auto` default size).
+pub const HOST_IDS_PER_CONTAINER: u32 = 65536;
+
+/// The create options for `args`, with everything they need set up; the returned lock (held
+/// until the container is created) keeps another `run` from taking the same host ids.
+pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepared> {
+    if args.init {
+        anyhow::bail!(
+            "--init is not supported yet: run without it (the image's command is the container's init)"
+        );
+    }
+    if args.interactive {
+        anyhow::bail!("-i is not supported yet: berth run does not attach stdin; run without -i");
+    }
+    let data = args.data.image_data();
+    let store = data.open()?;
+    let reference = berth_oci::Reference::parse(&args.image)
+        .with_context(|| format!("invalid image reference {:?}", args.image))?;
+    let name = reference.to_string();
+    let present = store.image(&name)?.is_some();
+    if args.pull == "always" || (args.pull == "missing" && !present) {
+        pull(args, &store, &reference)?;
+    } else if !present {
+        anyhow::bail!(
+            "no image {name} in the local store and --pull never\nhint: `berth pull {name}`, `berth load` or `berth import` it first"
+        );
+    }
+    let record = store
+        .image(&name)?
+        .with_context(|| format!("image {name} vanished from the local store"))?;
+    let platform = match (&args.platform, &record.platform) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => berth_oci::Platform::parse(p)
+            .with_context(|| format!("image {name} records an invalid platform {p:?}"))?,
+        (None, None) => berth_oci::Platform::host(),
+    };
+    let snap = data.snapshots()?;
+    let layers = resolve(&store, &record.digest, &platform)
+        .with_context(|| format!("failed to read image {name}"))?;
+    let ensure = EnsureOptions {
+        image_name: Some(name.clone()),
+        ..EnsureOptions::default()
+    };
+    ensure_layers(&snap, &store, &layers, &ensure)
+        .with_context(|| format!("failed to unpack image {name}"))?;
+    let config = ImageConfig::parse(&store.read_blob(&layers.config)?)
+        .with_context(|| format!("failed to read the config of image {name}"))?;
+
+    let id = berth_engine::new_id()?;
+    let dir = args.data.dir()?;
+    let mut attachments = Attachments::default();
+    let ids_lock = lock_host_ids(&dir)?;
+    let image = Image {
+        name: &name,
+        config: &config,
+        top: layers.top(),
+    };
+    match set_up(engine, args, &snap, &image, &id, &dir, &mut attachments) {
+        Ok(opts) => Ok(Prepared {
+            opts,
+            host_ids_lock: ids_lock,
+        }),
+        Err(e) => {
+            if let Err(t) = attachments.teardown() {
+                let _ = writeln!(std::io::stderr().lock(), "warning: cleaning up: {t}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The image a container is made of.
+struct Image<'a> {
+    name: &'a str,
+    config: &'a ImageConfig,
+    top: Option<&'a berth_oci::Digest>,
+}
+
+/// The container's snapshot, mount, host ids, volumes and runtime config, each recorded in
+/// `attachments` as soon as it exists (for the caller to undo on failure).
+fn set_up(
+    engine: &Engine,
+    args: &RunArgs,
+    snap: &berth_image::snapshot::SnapshotStore,
+    image: &Image<'_>,
+    id: &str,
+    dir: &Path,
+    attachments: &mut Attachments,
+) -> anyhow::Result<CreateOptions> {
+    let name = image.name;
+    let mounts = prepare(snap, id, image.top)
+        .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
+    attachments.snapshot = Some(SnapshotRef {
+        root: snap.root().to_owned(),
+        driver: snap.driver().name().to_owned(),
+        key: id.to_owned(),
+    });
+    let rootfs = dir.join("rootfs").join(id);
+    std::fs::create_dir_all(&rootfs)
+        .with_context(|| format!("failed to create {}", rootfs.display()))?;
+    attachments.rootfs_mount = Some(rootfs.clone());
+    mount_all(&mounts, &rootfs).with_context(|| {
+        format!(
+            "failed to mount the root filesystem on {}",
+            rootfs.display()
+        )
+    })?;
+    let host_ids = match args.userns.as_str() {
+        "host" => None,
+        _ => allocate_host_ids(engine)?,
+    };
+    attachments.host_ids = host_ids.map(|r| HostIds {
+        host_start: r.host_start,
+        size: r.size,
+    });
+    let opts = run_options(args, name, id, host_ids)?;
+    let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
+    let mut err = std::io::stderr().lock();
+    for line in &notes.opened {
+        let _ = writeln!(err, "warning: {line}");
+    }
+    drop(err);
+    let mut mounts = spec.mounts.take().unwrap_or_default();
+    let volumes = dir.join("volumes").join(id);
+    for (i, dest) in notes.anonymous_volumes.iter().enumerate() {
+        let src = volumes.join(i.to_string());
+        if i == 0 {
+            attachments.volumes.push(volumes.clone());
+        }
+        std::fs::create_dir_all(&src)
+            .with_context(|| format!("failed to create the volume {}", src.display()))?;
+        mounts.push(berth_runtime_spec::Mount {
+            destination: dest.clone(),
+            typ: Some("bind".into()),
+            source: Some(src),
+            options: Some(vec!["rbind".into(), "rprivate".into(), "rw".into()]),
+            ..Default::default()
+        });
+    }
+    spec.mounts = Some(mounts);
+    if let Some(linux) = spec.linux.as_mut() {
+        linux.cgroups_path = Some(PathBuf::from(format!("/berth/{id}")));
+    }
+    Ok(CreateOptions {
+        name: args.name.clone(),
+        image: name.to_owned(),
+        spec,
+        rootfs,
+        auto_remove: args.rm,
+        runtime: args.runtime.clone(),
+        stop_signal: Some(notes.stop_signal),
+        stop_timeout: args.stop_timeout,
+        log_max_size: None,
+        id: Some(id.to_owned()),
+        attachments: attachments.clone(),
+    })
+}
+
+/// Create options and the host-id lock to hold until the container is created.
+pub struct Prepared {
+    opts: CreateOptions,
+    host_ids_lock: FileLock,
+}
+
+impl Prepared {
+    /// The options, and the lock to drop once the container's record exists.
+    pub fn into_parts(self) -> (CreateOptions, FileLock) {
+        (self.opts, self.host_ids_lock)
+    }
+}
+
+fn pull(
+    args: &RunArgs,
+    store: &berth_store::Store,
+    reference: &berth_oci::Reference,
+) -> anyhow::Result<()> {
+    let client = args.registry.client()?;
+    let opts = berth_transfer::CopyOptions {
+        all_platforms: false,
+        platform: args
+            .platform
+            .clone()
+            .unwrap_or_else(berth_oci::Platform::host),
+        referrers: false,
+    };
+    let src = Endpoint::Registry(reference.clone());
+    let dst = Endpoint::Store(reference.to_string());
+    crate::commands::image::copy(&client, Some(store), &src, &dst, &opts, args.quiet)
+        .with_context(|| format!("failed to pull {reference}"))?;
+    Ok(())
+}
+
+fn lock_host_ids(dir: &Path) -> anyhow::Result<FileLock> {
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let path = dir.join("host-ids.lock");
+    FileLock::exclusive(&path).with_context(|| format!("failed to lock {}", path.display()))
+}
+
+/// The host ids for a new container's user namespace: the lowest free range of
+/// [`HOST_IDS_PER_CONTAINER`] ids that root's `/etc/subuid` and `/etc/subgid` both grant and
+/// no existing container holds; `None` when there is none (the container then runs without
+/// a user namespace, which `build_spec` reports). The caller holds [`lock_host_ids`].
+///
+/// One function on purpose: per-container id-mapped snapshots will replace it.
+pub fn allocate_host_ids(engine: &Engine) -> anyhow::Result<Option<IdRange>> {
+    let read = |p: &str| match std::fs::read_to_string(p) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("failed to read {p}"))),
+    };
+    let uids = subid_ranges(&read("/etc/subuid")?, "root", 0);
+    let gids = subid_ranges(&read("/etc/subgid")?, "root", 0);
+    let in_use: Vec<IdRange> = engine
+        .list(true)?
+        .iter()
+        .filter_map(|r| r.attachments.host_ids)
+        .map(|h| IdRange {
+            host_start: h.host_start,
+            size: h.size,
+        })
+        .collect();
+    let Some(r) = pick_range(&uids, &in_use, HOST_IDS_PER_CONTAINER) else {
+        return Ok(None);
+    };
+    let in_gids = gids
+        .iter()
+        .any(|g| g.host_start <= r.host_start && g.end() >= r.end());
+    Ok(in_gids.then_some(r))
+}
+
+fn run_options(
+    args: &RunArgs,
+    image: &str,
+    id: &str,
+    id_range: Option<IdRange>,
+) -> anyhow::Result<RunOptions> {
+    let network = match args.network.as_str() {
+        "none" => Network::None,
+        "host" => Network::Host,
+        n => match n.strip_prefix("ns:") {
+            Some(p) if p.starts_with('/') => Network::Path(PathBuf::from(p)),
+            _ => anyhow::bail!(
+                "--network {n}: unsupported: use none, host or ns:PATH (bridge networking is not there yet)"
+            ),
+        },
+    };
+    Ok(RunOptions {
+        image: image.to_owned(),
+        args: args.args.clone(),
+        entrypoint: args.entrypoint.clone(),
+        env: args.env.clone(),
+        host_env: crate::dirs::host_env(),
+        env_files: args.env_file.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname: Some(
+            args.hostname
+                .clone()
+                .unwrap_or_else(|| id.get(..12).unwrap_or(id).to_owned()),
+        ),
+        tty: args.tty,
+        read_only: args.read_only,
+        tmpfs: args.tmpfs.clone(),
+        volumes: args.volume.clone(),
+        memory: args.memory,
+        memory_swap: args.memory_swap,
+        cpus: args.cpus,
+        cpu_shares: args.cpu_shares,
+        pids_limit: args.pids_limit,
+        blkio_weight: args.blkio_weight,
+        device_read_bps: args.device_read_bps.clone(),
+        device_write_bps: args.device_write_bps.clone(),
+        device_read_iops: args.device_read_iops.clone(),
+        device_write_iops: args.device_write_iops.clone(),
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        security_opt: args.security_opt.clone(),
+        privileged: args.privileged,
+        init: args.init,
+        stop_signal: args.stop_signal.clone(),
+        network,
+        userns: if args.userns == "host" {
+            Userns::Host
+        } else {
+            Userns::Auto
+        },
+        id_range,
+    })
+}

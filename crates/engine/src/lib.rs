@@ -340,7 +340,18 @@ impl Engine {
                     .to_owned(),
             });
         }
-        runtime_of(&rec).start(&id)?;
+        if let Err(e) = runtime_of(&rec).start(&id) {
+            // A command that exits at once can be reaped by the monitor, and its runtime
+            // state deleted, before `start` returns, which then fails (runc: "remove
+            // …/exec.fifo: no such file or directory"): the container did start; its exit
+            // code is the monitor's to record.
+            let ran = rec
+                .init_pid
+                .is_some_and(|pid| !record::alive(pid, rec.init_start));
+            if !ran {
+                return Err(e);
+            }
+        }
         let (_, rec) = record::update(&self.layout, &id, |r| {
             if r.status == Status::Created {
                 r.status = Status::Running;

@@ -519,7 +519,9 @@ impl Engine {
             rec.status,
             Status::Created | Status::Running | Status::Creating
         ) {
-            if !force && rec.status != Status::Creating {
+            // a created container is removed as docker does, without -f: its init only
+            // waits for `start`
+            if !force && rec.status == Status::Running {
                 return Err(EngineError::State {
                     id,
                     status: rec.status.as_str().to_owned(),

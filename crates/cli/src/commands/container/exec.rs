@@ -42,10 +42,10 @@ fn exec(args: ExecArgs) -> anyhow::Result<i32> {
         anyhow::bail!("exec -i and -t are not supported yet: run without them");
     }
     let engine = args.data.engine()?;
+    let rec = engine.inspect(&args.container)?;
     let user = match &args.user {
         None => None,
         Some(u) => {
-            let rec = engine.inspect(&args.container)?;
             let root = rec
                 .attachments
                 .rootfs_mount
@@ -55,21 +55,36 @@ fn exec(args: ExecArgs) -> anyhow::Result<i32> {
             Some(format!("{}:{}", r.uid, r.gid))
         }
     };
-    let host_env = crate::dirs::host_env();
-    let env = args
-        .env
-        .iter()
-        .map(|e| {
-            if e.contains('=') {
-                Ok(e.clone())
-            } else {
-                host_env
-                    .get(e)
-                    .map(|v| format!("{e}={v}"))
-                    .with_context(|| format!("-e {e}: not set in this environment; give KEY=VALUE"))
-            }
+    // the container's environment with -e on top, as docker passes it (crun's --env
+    // replaces the process environment rather than adding to it)
+    let mut env: Vec<String> = std::fs::read(rec.bundle.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| {
+            v["process"]["env"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            })
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .unwrap_or_default();
+    let host_env = crate::dirs::host_env();
+    for e in &args.env {
+        let kv = if e.contains('=') {
+            e.clone()
+        } else {
+            let v = host_env
+                .get(e)
+                .with_context(|| format!("-e {e}: not set in this environment; give KEY=VALUE"))?;
+            format!("{e}={v}")
+        };
+        let key = kv
+            .split_once('=')
+            .map_or(kv.as_str(), |(k, _)| k)
+            .to_owned();
+        env.retain(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) != key);
+        env.push(kv);
+    }
     let opts = ExecOptions {
         env,
         user,

@@ -136,6 +136,9 @@ fn set_up(
     });
     let opts = run_options(args, name, id, host_ids)?;
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
+    if let Some(p) = &spec.process {
+        ensure_workdir(&rootfs, &p.cwd)?;
+    }
     let mut err = std::io::stderr().lock();
     for line in &notes.opened {
         let _ = writeln!(err, "warning: {line}");
@@ -159,8 +162,16 @@ fn set_up(
         });
     }
     spec.mounts = Some(mounts);
+    let parent = args.cgroup_parent.trim_end_matches('/');
+    if !parent.is_empty()
+        && (!parent.starts_with('/') || parent.split('/').any(|c| c == ".." || c == "."))
+    {
+        anyhow::bail!(
+            "--cgroup-parent {parent}: give an absolute cgroup path without . or .. (such as /berth)"
+        );
+    }
     if let Some(linux) = spec.linux.as_mut() {
-        linux.cgroups_path = Some(PathBuf::from(format!("/berth/{id}")));
+        linux.cgroups_path = Some(PathBuf::from(format!("{parent}/{id}")));
     }
     Ok(CreateOptions {
         name: args.name.clone(),
@@ -307,4 +318,33 @@ fn run_options(
         },
         id_range,
     })
+}
+
+/// Create the working directory inside the container's root filesystem when it is missing,
+/// as docker does (runc would, other runtimes refuse): each component made with `mkdirat`
+/// under its parent opened with in-root resolution, so a symlink in the image cannot point
+/// it outside.
+fn ensure_workdir(rootfs: &Path, cwd: &Path) -> anyhow::Result<()> {
+    use rustix::fs::{Mode, mkdirat};
+    use std::path::Component;
+    let fail = |e: std::io::Error| {
+        anyhow::Error::new(e).context(format!(
+            "failed to create the working directory {} in the container",
+            cwd.display()
+        ))
+    };
+    let root = std::fs::File::open(rootfs).map_err(fail)?;
+    let mut rel = PathBuf::new();
+    for c in cwd.components() {
+        let Component::Normal(name) = c else {
+            continue;
+        };
+        let parent = berth_fsutil::open_dir_in_root_at(&root, rel.as_os_str()).map_err(fail)?;
+        match mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(fail(e.into())),
+        }
+        rel.push(name);
+    }
+    Ok(())
 }

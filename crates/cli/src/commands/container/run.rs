@@ -172,26 +172,82 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     // In the foreground the command removes the container itself once its output is all
     // relayed (the monitor's --rm would remove the log while it is read).
     opts.auto_remove = false;
-    let rec = engine.create(opts).map_err(|e| {
+    let created = engine.create_attached(opts).map_err(|e| {
         let _ = attachments.teardown();
         Failure::run(anyhow::Error::new(e).context("failed to create the container"))
     })?;
     drop(lock);
-    if let Err(e) = engine.start(&rec.id) {
-        let _ = engine.remove(&rec.id, true);
+    let id = created.record.id.clone();
+    if let Err(e) = engine.start(&id) {
+        let _ = engine.remove(&id, true);
         let _ = attachments.teardown();
         return Err(Failure::run(
             anyhow::Error::new(e).context("failed to start the container"),
         ));
     }
-    let code = attach(&engine, &rec.id);
+    let code = relay_until_exit(&engine, created);
     if auto_remove {
         engine
-            .remove(&rec.id, true)
-            .with_context(|| format!("failed to remove container {}", rec.id))
+            .remove(&id, true)
+            .with_context(|| format!("failed to remove container {id}"))
             .map_err(Failure::run)?;
     }
     code
+}
+
+/// Relay a container's log as it grows until its monitor reports the exit (the monitor
+/// writes the last of the log before it reports); the exit status (255 when unknown).
+fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i32, Failure> {
+    use berth_engine::logs::{read_since, rotated};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let id = created.record.id.clone();
+    let log = created.record.log_path.clone();
+    let exited = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let r = engine.wait_created(created);
+            exited.store(true, Ordering::Release);
+            r
+        });
+        let mut offset = 0u64;
+        loop {
+            let done = exited.load(Ordering::Acquire);
+            let mut new = Vec::new();
+            let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+            if len < offset {
+                // rotated: the rest of the old file, then the new one
+                let _ = read_since(&rotated(&log), offset, &mut new);
+                offset = 0;
+            }
+            if let Ok(o) = read_since(&log, offset, &mut new) {
+                offset = o;
+            }
+            for e in &new {
+                super::relay(&e.stream, &e.log)
+                    .with_context(|| format!("failed to relay the output of container {id}"))
+                    .map_err(Failure::run)?;
+            }
+            if done {
+                break;
+            }
+            pause();
+        }
+        let code = waiter
+            .join()
+            .map_err(|_| Failure::run(anyhow::anyhow!("the wait for container {id} panicked")))?
+            .with_context(|| format!("failed to wait for container {id}"))
+            .map_err(Failure::run)?;
+        Ok(code.unwrap_or(255))
+    })
+}
+
+/// How often a foreground run looks at the log (the exit is reported at once).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "polling a file another process appends to, not a test"
+)]
+fn pause() {
+    std::thread::sleep(std::time::Duration::from_millis(10));
 }
 
 /// Relay a started container's output until it exits; its exit status (255 when unknown).

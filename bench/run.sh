@@ -56,7 +56,9 @@ XDG_DATA_HOME=$WORK "$BERTH_BIN" import "$WORK/rootfs.tar" localhost/bench:1 >/d
 "${PODMAN[@]}" import -q "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
 mkdir -p "$WORK/bundle"
 cp -a "$WORK/rootfs" "$WORK/bundle/rootfs"
-(cd "$WORK/bundle" && "$RUNTIME_BIN" spec --runc-compat)
+# the locked-down default config (Docker's seccomp profile, no_new_privileges), the same kind
+# of config berth run gives the runtime
+(cd "$WORK/bundle" && "$RUNTIME_BIN" spec)
 python3 - "$WORK/bundle/config.json" <<'PY'
 import json, sys
 p = sys.argv[1]

@@ -546,7 +546,11 @@ impl Engine {
         while self.monitor_alive(&id) && Instant::now() < deadline {
             pause(Duration::from_millis(20));
         }
-        rt.delete_force(&id)?;
+        // runc, crun and berth-runtime keep a container's state in `ROOT/ID`: when the
+        // monitor's `delete` already removed it, another is a wasted process
+        if self.layout.runtime_root().join(&id).exists() {
+            rt.delete_force(&id)?;
+        }
         record::remove(&self.layout, &rec)
     }
 

@@ -756,3 +756,41 @@ fn fast_exiting_runs_report_their_status_not_a_start_failure() {
     assert!(wrong.is_empty(), "{} of 40 runs: {wrong:?}", wrong.len());
     b.assert_clean();
 }
+
+/// `--pull missing` (the default) pulls an image the store lacks, `--pull never` refuses it
+/// (125), `--pull always` pulls again; from a registry on 127.0.0.1.
+#[test]
+fn run_pulls_per_the_pull_policy() {
+    requires_root!();
+    let registry = berth_test_support::Registry::start(berth_test_support::RegistryOptions::new());
+    let remote = format!("{}/run/busybox:1", registry.host());
+    let source = Berth::new();
+    source.ok(&["tag", IMAGE, &remote]);
+    source.ok(&["push", "-q", &remote]);
+    let b = Berth::new();
+    let out = b.run(&["run", "--rm", "--pull", "never", &remote, "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "--pull never of a missing image"
+    );
+    let run = |policy: &str| {
+        b.run(&[
+            "run", "--rm", "-q", "--pull", policy, &remote, "echo", "ran",
+        ])
+    };
+    for policy in ["missing", "always", "never"] {
+        let out = run(policy);
+        assert!(
+            out.status.success(),
+            "--pull {policy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ran\n",
+            "--pull {policy}"
+        );
+    }
+    b.assert_clean();
+}

@@ -240,8 +240,6 @@ pub fn allocate_host_ids(engine: &Engine) -> anyhow::Result<Option<IdRange>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
         Err(e) => Err(anyhow::Error::new(e).context(format!("failed to read {p}"))),
     };
-    let uids = subid_ranges(&read("/etc/subuid")?, "root", 0);
-    let gids = subid_ranges(&read("/etc/subgid")?, "root", 0);
     let in_use: Vec<IdRange> = engine
         .list(true)?
         .iter()
@@ -251,13 +249,22 @@ pub fn allocate_host_ids(engine: &Engine) -> anyhow::Result<Option<IdRange>> {
             size: h.size,
         })
         .collect();
-    let Some(r) = pick_range(&uids, &in_use, HOST_IDS_PER_CONTAINER) else {
-        return Ok(None);
-    };
-    let in_gids = gids
-        .iter()
-        .any(|g| g.host_start <= r.host_start && g.end() >= r.end());
-    Ok(in_gids.then_some(r))
+    Ok(choose_host_ids(
+        &read("/etc/subuid")?,
+        &read("/etc/subgid")?,
+        &in_use,
+    ))
+}
+
+/// The lowest range of [`HOST_IDS_PER_CONTAINER`] ids that root's subuid and subgid entries
+/// both grant and that overlaps none of `in_use`.
+fn choose_host_ids(subuid: &str, subgid: &str, in_use: &[IdRange]) -> Option<IdRange> {
+    let uids = subid_ranges(subuid, "root", 0);
+    let gids = subid_ranges(subgid, "root", 0);
+    let r = pick_range(&uids, in_use, HOST_IDS_PER_CONTAINER)?;
+    gids.iter()
+        .any(|g| g.host_start <= r.host_start && g.end() >= r.end())
+        .then_some(r)
 }
 
 fn run_options(
@@ -347,4 +354,46 @@ fn ensure_workdir(rootfs: &Path, cwd: &Path) -> anyhow::Result<()> {
         rel.push(name);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ids_are_root_s_subordinate_ids_not_taken_by_another_container() {
+        let sub = "berth-rootless:200000:65536\nroot:100000:196608\n";
+        let first = choose_host_ids(sub, sub, &[]);
+        assert_eq!(
+            first,
+            Some(IdRange {
+                host_start: 100_000,
+                size: 65536
+            })
+        );
+        let taken = [first.unwrap_or(IdRange {
+            host_start: 0,
+            size: 0,
+        })];
+        assert_eq!(
+            choose_host_ids(sub, sub, &taken).map(|r| r.host_start),
+            Some(165_536),
+            "the next free range, not the rootless user's"
+        );
+        let all = [IdRange {
+            host_start: 100_000,
+            size: 196_608,
+        }];
+        assert_eq!(choose_host_ids(sub, sub, &all), None, "all taken");
+        assert_eq!(
+            choose_host_ids("berth-rootless:200000:65536\n", "", &[]),
+            None,
+            "no range for root"
+        );
+        assert_eq!(
+            choose_host_ids(sub, "root:100000:1000\n", &[]),
+            None,
+            "the gids must cover the range too"
+        );
+    }
 }

@@ -18,7 +18,7 @@ const IMAGE: &str = "localhost/busybox:run";
 const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];
 const APPLETS: [&str; 22] = [
     "sh", "echo", "cat", "sleep", "id", "hostname", "ls", "true", "pwd", "env", "touch", "mkdir",
-    "dd", "head", "grep", "wc", "kill", "cut", "tail", "tr", "stat", "mount",
+    "dd", "head", "grep", "wc", "kill", "cut", "tail", "tr", "yes", "mount",
 ];
 
 /// A data directory with the busybox image imported, and the `berth` that uses it; its
@@ -792,5 +792,53 @@ fn run_pulls_per_the_pull_policy() {
             "--pull {policy}"
         );
     }
+    b.assert_clean();
+}
+
+/// A foreground `run --rm` whose `berth` is killed still leaves nothing once the container
+/// exits (the monitor removes it), and a foreground run relays all of an output larger than
+/// the log's rotation size (10 MiB), across the rotation.
+#[test]
+fn foreground_rm_survives_a_killed_berth_and_relays_across_log_rotation() {
+    requires_root!();
+    let b = Berth::new();
+    let mut cmd = b.cmd(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "berth-runtime",
+        "--name",
+        "fg",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo started; sleep 3",
+    ]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut fg = ChildGuard::spawn(&mut cmd);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            b.run(&["logs", "fg"]).stdout == b"started\n"
+        }),
+        "the container runs"
+    );
+    // SIGKILL, by PID, and reaped
+    fg.child().unwrap().kill().unwrap();
+    let _ = fg.child().unwrap().wait();
+    assert!(
+        wait_until(Duration::from_secs(30), || b.ps_json().is_empty()),
+        "the monitor removes the --rm container: {:?}",
+        b.ps_json()
+    );
+    b.assert_clean();
+
+    let line = "a".repeat(999);
+    let script = format!("yes {line} | head -n 15000; echo last");
+    let (code, out, err) = b.run_rm("berth-runtime", &[], &["sh", "-c", &script]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 15001, "every line relayed across the rotation");
+    assert!(lines[..15000].iter().all(|l| *l == line));
+    assert_eq!(lines[15000], "last");
     b.assert_clean();
 }

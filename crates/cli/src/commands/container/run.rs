@@ -155,8 +155,7 @@ fn parse_size_or_unlimited(s: &str) -> Result<i64, String> {
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let engine = args.data.engine().map_err(Failure::run)?;
     let detach = args.detach;
-    let auto_remove = args.rm;
-    let (mut opts, lock) = setup::create_options(&engine, &args)
+    let (opts, lock) = setup::create_options(&engine, &args)
         .map_err(Failure::run)?
         .into_parts();
     let attachments = opts.attachments.clone();
@@ -169,9 +168,8 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         super::super::image::print(&rec.id).map_err(Failure::run)?;
         return Ok(0);
     }
-    // In the foreground the command removes the container itself once its output is all
-    // relayed (the monitor's --rm would remove the log while it is read).
-    opts.auto_remove = false;
+    // With --rm the monitor removes the container (also when this command is killed); the
+    // log is read through a descriptor opened before the start, which outlives its removal.
     let created = engine.create_attached(opts).map_err(|e| {
         let _ = attachments.teardown();
         Failure::run(anyhow::Error::new(e).context("failed to create the container"))
@@ -185,23 +183,17 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             anyhow::Error::new(e).context("failed to start the container"),
         ));
     }
-    let code = relay_until_exit(&engine, created);
-    if auto_remove {
-        engine
-            .remove(&id, true)
-            .with_context(|| format!("failed to remove container {id}"))
-            .map_err(Failure::run)?;
-    }
-    code
+    relay_until_exit(&engine, created)
 }
 
 /// Relay a container's log as it grows until its monitor reports the exit (the monitor
 /// writes the last of the log before it reports); the exit status (255 when unknown).
 fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i32, Failure> {
-    use berth_engine::logs::{read_since, rotated};
     use std::sync::atomic::{AtomicBool, Ordering};
     let id = created.record.id.clone();
     let log = created.record.log_path.clone();
+    // the monitor made the log before it reported the container created
+    let mut file = std::fs::File::open(&log).ok();
     let exited = AtomicBool::new(false);
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {
@@ -213,24 +205,27 @@ fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i
         loop {
             let done = exited.load(Ordering::Acquire);
             let mut new = Vec::new();
-            let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-            if len < offset {
-                // rotated: the rest of the old file, then the new one
-                let _ = read_since(&rotated(&log), offset, &mut new);
-                offset = 0;
-            }
-            if let Ok(o) = read_since(&log, offset, &mut new) {
-                offset = o;
+            let mut switched = false;
+            if let Some(f) = file.as_ref() {
+                offset = read_at(f, offset, &mut new).unwrap_or(offset);
+                if new.is_empty() && replaced(f, &log) {
+                    // rotated: this file is drained, the path names the new one
+                    file = std::fs::File::open(&log).ok();
+                    offset = 0;
+                    switched = true;
+                }
             }
             for e in &new {
                 super::relay(&e.stream, &e.log)
                     .with_context(|| format!("failed to relay the output of container {id}"))
                     .map_err(Failure::run)?;
             }
-            if done {
+            if done && new.is_empty() && !switched {
                 break;
             }
-            pause();
+            if !done {
+                pause();
+            }
         }
         let code = waiter
             .join()
@@ -239,6 +234,28 @@ fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i
             .map_err(Failure::run)?;
         Ok(code.unwrap_or(255))
     })
+}
+
+/// The complete entries of `f` from `offset`; the offset after them.
+fn read_at(
+    f: &std::fs::File,
+    offset: u64,
+    out: &mut Vec<berth_engine::logs::Entry>,
+) -> std::io::Result<u64> {
+    use std::io::Seek;
+    let mut c = f.try_clone()?;
+    c.seek(std::io::SeekFrom::Start(offset))?;
+    berth_engine::logs::read_from(c, out)
+}
+
+/// Whether `path` now names another file than `f` (the log was rotated); `false` when it
+/// names none (an `--rm` container's directory is removed).
+fn replaced(f: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev(),
+        _ => false,
+    }
 }
 
 /// How often a foreground run looks at the log (the exit is reported at once).

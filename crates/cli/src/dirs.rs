@@ -76,3 +76,19 @@ pub fn credentials() -> anyhow::Result<CredentialChain> {
     }
     Ok(chain)
 }
+
+/// Where runtimes given by name (`--runtime runc`) are looked for: `PATH`, then the sbin
+/// directories root's `PATH` has (runc is `/usr/sbin/runc` on Debian).
+pub fn search_path() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> =
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    dirs.extend(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from));
+    dirs
+}
+
+/// The caller's environment, for `-e KEY` without a value (as docker's client reads its own).
+pub fn host_env() -> std::collections::BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}

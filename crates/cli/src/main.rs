@@ -2,7 +2,8 @@
 //!
 //! Commands are thin: parse flags, call one library function, render the result. Data goes
 //! to stdout; logs, progress and errors to stderr. Exit codes: 0 success, 1 failure,
-//! 2 usage error.
+//! 2 usage error; `run`, `create`, `start` and `exec` exit as docker's do (125 berth failed,
+//! 126 the command cannot be invoked, 127 not found, else the container's status).
 
 mod commands;
 mod dirs;
@@ -63,7 +64,35 @@ enum Command {
     Logout(commands::logout::LogoutArgs),
     /// Disk usage of images and snapshots, and pruning of what nothing uses.
     System(commands::system::SystemArgs),
+    /// Run a command in a new container of an image (pulled when missing).
+    Run(commands::container::run::RunArgs),
+    /// Create a container of an image (start it with `berth start`); prints its id.
+    Create(commands::container::run::RunArgs),
+    /// Start created containers.
+    Start(commands::container::start::StartArgs),
+    /// List containers.
+    Ps(commands::container::ps::PsArgs),
+    /// Show a container's logs.
+    Logs(commands::container::logs::LogsArgs),
+    /// Stop running containers: the stop signal, then SIGKILL after a timeout.
+    Stop(commands::container::stop::StopArgs),
+    /// Send a signal to running containers.
+    Kill(commands::container::kill::KillArgs),
+    /// Remove containers, their snapshots and anonymous volumes.
+    Rm(commands::container::rm::RmArgs),
+    /// Wait for containers to exit; prints their exit codes.
+    Wait(commands::container::wait::WaitArgs),
+    /// Run a command in a running container.
+    Exec(commands::container::exec::ExecArgs),
+    /// Attach this terminal (or stdio) to a running container.
+    Attach(commands::container::attach::AttachArgs),
+    /// Manage containers (`ls`, `run`, `create`, `start`, `stop`, `kill`, `rm`, `logs`,
+    /// `inspect`, `prune`, `wait`, `exec`, `attach`).
+    Container(commands::container::ContainerArgs),
 }
+
+/// Commands whose failures exit as `docker run`'s do (125, 126, 127).
+const RUN_LIKE: [&str; 5] = ["run", "create", "start", "exec", "container"];
 
 fn main() -> ExitCode {
     // `berth __monitor STATE_ROOT ID`: the per-container monitor (berth-engine), dispatched
@@ -74,31 +103,58 @@ fn main() -> ExitCode {
         let code = berth_engine::monitor::main(&rest);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            let run_like = std::env::args()
+                .nth(1)
+                .is_some_and(|a| RUN_LIKE.contains(&a.as_str()));
+            return if run_like && e.use_stderr() {
+                ExitCode::from(125)
+            } else {
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            };
+        }
+    };
     logging::init(&cli.log);
+    use commands::container as c;
+    let legacy = |r: anyhow::Result<()>| r.map(|()| 0).map_err(c::Failure::other);
     let result = match cli.command {
-        Command::Registry(args) => commands::registry::run(args),
-        Command::Pull(args) => commands::image::pull::run(args),
-        Command::Push(args) => commands::image::push::run(args),
-        Command::Copy(args) => commands::image::copy::run(args),
-        Command::Save(args) => commands::image::save::run(args),
-        Command::Load(args) => commands::image::load::run(args),
-        Command::Import(args) => commands::image::import::run(args),
-        Command::Images(args) => commands::image::images::run(args),
-        Command::Inspect(args) => commands::image::inspect::run(args),
-        Command::Tag(args) => commands::image::tag::run(args),
-        Command::Rmi(args) => commands::image::rmi::run(args),
-        Command::Image(args) => commands::image::run(args),
-        Command::Conformance(args) => commands::conformance::run(args),
-        Command::Login(args) => commands::login::run(args),
-        Command::Logout(args) => commands::logout::run(args),
-        Command::System(args) => commands::system::run(args),
+        Command::Registry(args) => legacy(commands::registry::run(args)),
+        Command::Pull(args) => legacy(commands::image::pull::run(args)),
+        Command::Push(args) => legacy(commands::image::push::run(args)),
+        Command::Copy(args) => legacy(commands::image::copy::run(args)),
+        Command::Save(args) => legacy(commands::image::save::run(args)),
+        Command::Load(args) => legacy(commands::image::load::run(args)),
+        Command::Import(args) => legacy(commands::image::import::run(args)),
+        Command::Images(args) => legacy(commands::image::images::run(args)),
+        Command::Inspect(args) => legacy(commands::image::inspect::run(args)),
+        Command::Tag(args) => legacy(commands::image::tag::run(args)),
+        Command::Rmi(args) => legacy(commands::image::rmi::run(args)),
+        Command::Image(args) => legacy(commands::image::run(args)),
+        Command::Conformance(args) => legacy(commands::conformance::run(args)),
+        Command::Login(args) => legacy(commands::login::run(args)),
+        Command::Logout(args) => legacy(commands::logout::run(args)),
+        Command::System(args) => legacy(commands::system::run(args)),
+        Command::Run(args) => c::run::run(args),
+        Command::Create(args) => c::run::create(args),
+        Command::Start(args) => c::start::run(args),
+        Command::Exec(args) => c::exec::run(args),
+        Command::Attach(args) => c::attach::run(args),
+        Command::Container(args) => c::run(args),
+        Command::Ps(args) => c::ps::run(args).map_err(c::Failure::other),
+        Command::Logs(args) => c::logs::run(args).map_err(c::Failure::other),
+        Command::Stop(args) => c::stop::run(args).map_err(c::Failure::other),
+        Command::Kill(args) => c::kill::run(args).map_err(c::Failure::other),
+        Command::Rm(args) => c::rm::run(args).map_err(c::Failure::other),
+        Command::Wait(args) => c::wait::run(args).map_err(c::Failure::other),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            report(&err);
-            ExitCode::FAILURE
+        Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
+        Err(failure) => {
+            report(&failure.error);
+            ExitCode::from(failure.code)
         }
     }
 }

@@ -62,6 +62,12 @@ pub enum EngineError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("failed to remove snapshot {key} of the container")]
+    Snapshot {
+        key: String,
+        #[source]
+        source: Box<berth_image::snapshot::SnapshotError>,
+    },
     #[error("{0}")]
     Invalid(String),
 }

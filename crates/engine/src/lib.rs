@@ -10,10 +10,12 @@
 //! attached through its socket ([`attach`]: `run -it`, `attach`).
 
 pub mod attach;
+pub mod attachments;
 pub mod error;
 mod exec;
 pub mod logs;
 pub mod monitor;
+mod oom;
 pub mod record;
 pub mod runtime;
 
@@ -27,6 +29,7 @@ use berth_fsutil::FileLock;
 use berth_runtime_spec::Spec;
 
 pub use attach::Stdio as AttachStdio;
+pub use attachments::{Attachments, HostIds, SnapshotRef};
 pub use error::{EngineError, Result};
 pub use record::{Record, Status};
 
@@ -58,6 +61,8 @@ pub struct CreateOptions {
     pub runtime: Option<String>,
     /// `--stop-signal` (default SIGTERM).
     pub stop_signal: Option<String>,
+    /// `--stop-timeout`: seconds `stop` waits before SIGKILL when not told (recorded).
+    pub stop_timeout: Option<u64>,
     /// The log's rotation size (default [`logs::DEFAULT_MAX_SIZE`]).
     pub log_max_size: Option<u64>,
     /// `-t`: give the container a pty (`process.terminal` is set to match); the monitor
@@ -65,6 +70,12 @@ pub struct CreateOptions {
     pub terminal: bool,
     /// `-i`: keep the container's stdin open; attached callers feed it.
     pub stdin: bool,
+    /// The container's id, when the caller chose it ([`new_id`]) to name what it set up
+    /// beforehand; generated when `None`.
+    pub id: Option<String>,
+    /// What the caller set up for the container (recorded; undone when it is removed). On a
+    /// failed `create` the caller undoes it ([`Attachments::teardown`]).
+    pub attachments: Attachments,
 }
 
 /// `berth exec` options: the process is the container's own (`config.json`'s `process`:
@@ -207,7 +218,19 @@ impl Engine {
             opts.runtime.as_deref().unwrap_or(runtime::DEFAULT_RUNTIME),
             &self.search_path,
         )?;
-        let id = random_id()?;
+        let id = match opts.id {
+            Some(id)
+                if id.len() == 64 && id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) =>
+            {
+                id
+            }
+            Some(id) => {
+                return Err(EngineError::Invalid(format!(
+                    "invalid container id {id:?}: ids are 64 lowercase hex digits"
+                )));
+            }
+            None => random_id()?,
+        };
         let name = match opts.name {
             Some(n) if !record::valid_name(&n) => return Err(EngineError::InvalidName(n)),
             Some(n) => n,
@@ -267,6 +290,9 @@ impl Engine {
             stop_signal: opts.stop_signal.unwrap_or_else(|| "SIGTERM".to_owned()),
             terminal,
             stdin: opts.stdin,
+            stop_timeout: opts.stop_timeout,
+            oom_killed: false,
+            attachments: opts.attachments,
         };
         record::write(&self.layout, &rec).map_err(cleanup)?;
         let monitor_log = std::fs::OpenOptions::new()
@@ -388,6 +414,14 @@ impl Engine {
     /// running under its monitor (its `-i` stdin is closed, as docker's `StdinOnce`).
     pub fn run_attached(&self, opts: CreateOptions, io: &AttachStdio) -> Result<Option<i32>> {
         let c = self.create_attached(opts)?;
+        self.start_attached(c, io)
+    }
+
+    /// The second half of [`Engine::run_attached`], for a caller that releases its own
+    /// locks between the create and the start: attach `io` to the monitor of a container
+    /// [`Engine::create_attached`] made, start it, relay until its output ends and return
+    /// its exit code. A failed attach or start removes the container.
+    pub fn start_attached(&self, c: Created, io: &AttachStdio) -> Result<Option<i32>> {
         let id = c.record.id.clone();
         let (terminal, stdin) = (c.record.terminal, c.record.stdin);
         let socket = self.layout.attach_socket(&id);
@@ -563,7 +597,9 @@ impl Engine {
             rec.status,
             Status::Created | Status::Running | Status::Creating
         ) {
-            if !force && rec.status != Status::Creating {
+            // a created container is removed as docker does, without -f: its init only
+            // waits for `start`
+            if !force && rec.status == Status::Running {
                 return Err(EngineError::State {
                     id,
                     status: rec.status.as_str().to_owned(),
@@ -588,7 +624,11 @@ impl Engine {
         while self.monitor_alive(&id) && Instant::now() < deadline {
             pause(Duration::from_millis(20));
         }
-        rt.delete_force(&id)?;
+        // runc, crun and berth-runtime keep a container's state in `ROOT/ID`: when the
+        // monitor's `delete` already removed it, another is a wasted process
+        if self.layout.runtime_root().join(&id).exists() {
+            rt.delete_force(&id)?;
+        }
         record::remove(&self.layout, &rec)
     }
 
@@ -606,27 +646,17 @@ impl Engine {
         Ok(out)
     }
 
-    /// `berth exec CONTAINER CMD…` with the caller's stdio; returns the exit code.
+    /// `berth exec CONTAINER CMD…` with the caller's stdio (stdin included); returns the
+    /// exit code.
     pub fn exec(&self, reference: &str, args: &[String]) -> Result<i32> {
-        let id = self.resolve(reference)?;
-        let rec = self.reconcile(&id)?;
-        if rec.status != Status::Running {
-            return Err(EngineError::State {
-                id,
-                status: rec.status.as_str().to_owned(),
-                what: "exec needs a running container".to_owned(),
-            });
-        }
-        let rt = runtime_of(&rec);
-        let mut cmd = rt.command(["exec"]);
-        cmd.arg(&id).args(args).stdin(Stdio::inherit());
-        let st = cmd.status().map_err(|source| EngineError::RuntimeSpawn {
-            runtime: rt.path.clone(),
-            id: id.clone(),
-            op: "exec",
-            source,
-        })?;
-        Ok(st.code().unwrap_or(125))
+        let io = AttachStdio::inherit(true)
+            .map_err(|e| EngineError::io("duplicating the caller's stdio", "/proc/self/fd", e))?;
+        let opts = ExecOptions {
+            args: args.to_vec(),
+            stdin: true,
+            ..ExecOptions::default()
+        };
+        self.exec_with(reference, &opts, &io)
     }
 
     /// `berth exec [-i] [-t] [-e] [-u] [-w]`: run a process in a running container through
@@ -806,6 +836,11 @@ fn runtime_of(rec: &Record) -> Runtime {
         path: rec.runtime.clone(),
         root: rec.runtime_root.clone(),
     }
+}
+
+/// A new container id (for [`CreateOptions::id`]).
+pub fn new_id() -> Result<String> {
+    random_id()
 }
 
 /// 64 random hex digits, as docker's ids.

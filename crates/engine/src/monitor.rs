@@ -211,8 +211,11 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
     drop(io);
     let _ = std::fs::remove_file(&attach_path);
     let _ = log.flush();
+    // read before `delete` removes the cgroup
+    let oom_killed = crate::oom::killed(&rec.bundle);
     let _ = rt.delete_force(id);
     let auto_remove = match record::update(layout, id, |r| {
+        r.oom_killed = oom_killed;
         r.status = Status::Exited;
         r.exit_code = code;
         r.finished = Some(record::now());

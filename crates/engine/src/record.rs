@@ -85,6 +85,16 @@ pub struct Record {
     /// `-i`: the init's stdin is kept open and fed from attached callers.
     #[serde(default)]
     pub stdin: bool,
+    /// `--stop-timeout`: the seconds `stop` waits by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<u64>,
+    /// Whether the kernel's OOM killer killed a process of the container (docker's
+    /// `State.OOMKilled`), read from its memory cgroup when the init exited.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// What the caller set up besides the bundle, undone when the record is removed.
+    #[serde(default)]
+    pub attachments: crate::attachments::Attachments,
 }
 
 fn default_log_max() -> u64 {
@@ -247,10 +257,13 @@ pub fn release_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
     }
 }
 
-/// Remove a container's directory and name (the caller holds no lock on it). The directory
-/// goes under the container's lock, so an `update` racing it (`start` of an `--rm` container
-/// that already exited) finds the record gone instead of writing into a half-removed one.
+/// Remove a container's directory and name (the caller holds no lock on it), after undoing
+/// its [`Attachments`](crate::attachments::Attachments) (a failure there keeps the record, so
+/// `rm` can be tried again). The directory goes under the container's lock, so an `update`
+/// racing it (`start` of an `--rm` container that already exited) finds the record gone
+/// instead of writing into a half-removed one.
 pub fn remove(layout: &Layout, rec: &Record) -> Result<()> {
+    rec.attachments.teardown()?;
     release_name(layout, &rec.name, &rec.id)?;
     let _g = match lock(layout, &rec.id) {
         Ok(g) => Some(g),
@@ -374,6 +387,9 @@ mod tests {
             stop_signal: "SIGTERM".to_owned(),
             terminal: false,
             stdin: false,
+            stop_timeout: None,
+            oom_killed: false,
+            attachments: crate::attachments::Attachments::default(),
         }
     }
 

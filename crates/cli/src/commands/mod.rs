@@ -1,4 +1,5 @@
 pub mod conformance;
+pub mod container;
 pub mod image;
 pub mod login;
 pub mod logout;

@@ -30,6 +30,9 @@ fn opts_for(b: &Bundle, runtime: &Path, terminal: bool, stdin: bool) -> CreateOp
         runtime: Some(runtime.to_string_lossy().into_owned()),
         stop_signal: None,
         log_max_size: None,
+        id: None,
+        stop_timeout: None,
+        attachments: Default::default(),
         terminal,
         stdin,
     }
@@ -239,6 +242,9 @@ fn helper_caller_run_attached() {
         runtime: Some(var("BERTH_TTY_RUNTIME")),
         stop_signal: None,
         log_max_size: None,
+        id: None,
+        stop_timeout: None,
+        attachments: Default::default(),
         terminal,
         stdin: true,
     };

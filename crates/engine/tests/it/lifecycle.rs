@@ -26,6 +26,9 @@ fn container(script: &str, runtime: &Path) -> (Bundle, CreateOptions) {
         log_max_size: None,
         terminal: false,
         stdin: false,
+        id: None,
+        stop_timeout: None,
+        attachments: Default::default(),
     };
     (b, opts)
 }

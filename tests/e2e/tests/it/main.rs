@@ -19,6 +19,7 @@ mod auth;
 mod cli;
 mod client;
 mod common;
+mod containers;
 mod crash;
 mod engines;
 mod gc;

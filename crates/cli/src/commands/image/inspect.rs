@@ -1,5 +1,5 @@
-//! `berth inspect REF`: an image's manifest, config, layers and platforms, from the local
-//! store, else from its registry.
+//! `berth inspect REF`: a container's record (when REF names a container), else an image's
+//! manifest, config, layers and platforms, from the local store, else from its registry.
 
 use anyhow::Context;
 use berth_distribution::Repository;
@@ -12,9 +12,8 @@ use super::{DataArgs, RegistryFlags};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The image.
-    #[arg(value_parser = super::parse_reference)]
-    reference: Reference,
+    /// The container (name, id or unique id prefix) or image.
+    reference: String,
     /// Print the top manifest exactly as stored.
     #[arg(long)]
     raw: bool,
@@ -28,8 +27,23 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let containers = crate::commands::container::DataArgs {
+        data: args.data.data.clone(),
+    };
+    if !args.raw && containers.dir()?.join("containers").is_dir() {
+        let engine = containers.engine()?;
+        if engine.resolve(&args.reference).is_ok() {
+            let v = crate::commands::container::inspect_one(&engine, &args.reference)?;
+            return super::print(&serde_json::to_string_pretty(&v)?);
+        }
+    }
     let store = args.data.open()?;
-    let reference = args.reference;
+    let reference = Reference::parse(&args.reference).with_context(|| {
+        format!(
+            "no container {0} and {0} is not an image reference",
+            args.reference
+        )
+    })?;
     let name = reference.to_string();
     let (source, manifest, media_type, digest, config) = match store.image(&name)? {
         Some(record) => {

@@ -66,7 +66,9 @@ impl DataArgs {
         let dir = crate::dirs::data_dir(self.data.clone())?.join("snapshots");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
-        let driver = berth_image::snapshot::Driver::detect(&dir);
+        // the driver the root was made with (a probe mount on every command otherwise)
+        let driver =
+            recorded_driver(&dir).unwrap_or_else(|| berth_image::snapshot::Driver::detect(&dir));
         berth_image::snapshot::SnapshotStore::open(&dir, driver)
             .with_context(|| format!("failed to open the snapshots in {}", dir.display()))
     }
@@ -80,6 +82,17 @@ impl DataArgs {
             return Ok(None);
         }
         self.snapshots().map(Some)
+    }
+}
+
+/// The driver recorded in a snapshot root's `metadata.json`, when it has one.
+fn recorded_driver(dir: &std::path::Path) -> Option<berth_image::snapshot::Driver> {
+    let bytes = std::fs::read(dir.join("metadata.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    match v.get("driver")?.as_str()? {
+        "overlay" => Some(berth_image::snapshot::Driver::Overlay),
+        "native" => Some(berth_image::snapshot::Driver::Native),
+        _ => None,
     }
 }
 

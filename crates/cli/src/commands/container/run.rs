@@ -1,0 +1,316 @@
+//! `berth run IMAGE [CMD…]` and `berth create IMAGE [CMD…]`, with docker's flags.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use berth_engine::{AttachStdio, Engine, LogOptions};
+use clap::Args;
+
+use super::{DataArgs, Failure, setup};
+use crate::commands::image::RegistryFlags;
+
+/// The flags of `run` and `create` (docker's names and meanings).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run in the background and print the container's id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove the container (its snapshot and anonymous volumes too) when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// The container's name (default: berth_ and the id's first 12 digits).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to take this shell's value).
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, # comments).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Bind mount a host path (SRC:DST[:ro|rw]), or an anonymous volume (DST).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Mount a tmpfs (DST[:OPTIONS]).
+    #[arg(long, value_name = "DST[:OPTIONS]")]
+    pub tmpfs: Vec<String>,
+    /// The working directory inside the container.
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The user (name or uid, optionally :group).
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+    /// Replace the image's entrypoint ("" clears it).
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// The container's hostname (default: the id's first 12 digits).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Run an init inside the container (not supported yet).
+    #[arg(long)]
+    pub init: bool,
+    /// Memory limit (64m, 1g).
+    #[arg(short = 'm', long, value_parser = parse_size)]
+    pub memory: Option<i64>,
+    /// Memory plus swap limit (-1: unlimited swap).
+    #[arg(long, value_parser = parse_size_or_unlimited, allow_hyphen_values = true)]
+    pub memory_swap: Option<i64>,
+    /// CPUs (1.5: one and a half CPUs' time).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight).
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
+    /// Maximum number of processes (-1: unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10 to 1000).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// Limit read rate from a device (PATH:RATE, e.g. /dev/sda:1mb).
+    #[arg(long, value_name = "PATH:RATE")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate to a device (PATH:RATE).
+    #[arg(long, value_name = "PATH:RATE")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read operations per second from a device (PATH:N).
+    #[arg(long, value_name = "PATH:N")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write operations per second to a device (PATH:N).
+    #[arg(long, value_name = "PATH:N")]
+    pub device_write_iops: Vec<String>,
+    /// Add a capability (NET_ADMIN, ALL).
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (NET_RAW, ALL).
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// seccomp=PROFILE.json|unconfined, no-new-privileges[=true|false].
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    /// The user namespace: auto (a range of /etc/subuid for each container) or host.
+    #[arg(long, value_parser = ["auto", "host", ""], default_value = "auto")]
+    pub userns: String,
+    /// Every capability, no seccomp, all devices: opens the container up entirely.
+    #[arg(long)]
+    pub privileged: bool,
+    /// When to pull the image: always, missing (default) or never.
+    #[arg(long, value_parser = ["always", "missing", "never"], default_value = "missing")]
+    pub pull: String,
+    /// The platform of a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = crate::commands::image::parse_platform)]
+    pub platform: Option<berth_oci::Platform>,
+    /// The signal `stop` sends first (default: the image's, else SIGTERM).
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long)]
+    pub stop_timeout: Option<u64>,
+    /// The OCI runtime: a path, or a name on PATH (berth-runtime, runc, crun).
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// The cgroup the container's cgroup is made under (in every hierarchy).
+    #[arg(long, value_name = "PATH", default_value = "/berth")]
+    pub cgroup_parent: String,
+    /// The network: none (a loopback-only namespace, the default), host, or ns:PATH.
+    #[arg(long, alias = "net", default_value = "none")]
+    pub network: String,
+    /// Keep stdin open: this command's stdin feeds the container's (attached in the
+    /// foreground; `-d -i` keeps it open for a later `berth attach`).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// No pull progress on stderr.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The image (a name in the local store, pulled when missing).
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The command and its arguments (default: the image's).
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+fn parse_size(s: &str) -> Result<i64, String> {
+    berth_image::spec::parse_bytes(s).map_err(|e| e.to_string())
+}
+
+fn parse_size_or_unlimited(s: &str) -> Result<i64, String> {
+    if s == "-1" { Ok(-1) } else { parse_size(s) }
+}
+
+/// `berth run`: create and start; in the foreground, relay the container's output and exit
+/// with its status; with `-d`, print its id.
+pub fn run(args: RunArgs) -> Result<i32, Failure> {
+    let engine = args.data.engine().map_err(Failure::run)?;
+    let detach = args.detach;
+    let (opts, lock) = setup::create_options(&engine, &args)
+        .map_err(Failure::run)?
+        .into_parts();
+    let attachments = opts.attachments.clone();
+    if detach {
+        let rec = engine.run_detached(opts).map_err(|e| {
+            let _ = attachments.teardown();
+            Failure::run(anyhow::Error::new(e).context("failed to run the container"))
+        })?;
+        drop(lock);
+        super::super::image::print(&rec.id).map_err(Failure::run)?;
+        return Ok(0);
+    }
+    // With --rm the monitor removes the container (also when this command is killed); the
+    // log is read through a descriptor opened before the start, which outlives its removal.
+    let created = engine.create_attached(opts).map_err(|e| {
+        let _ = attachments.teardown();
+        Failure::run(anyhow::Error::new(e).context("failed to create the container"))
+    })?;
+    drop(lock);
+    if args.tty || args.interactive {
+        // -t, -i: this command's stdio attached through the monitor (a raw terminal for -t,
+        // its size following SIGWINCH; stdin fed for -i)
+        let io = AttachStdio::inherit(args.interactive)
+            .context("duplicating this command's stdio")
+            .map_err(Failure::run)?;
+        let id = created.record.id.clone();
+        let code = engine
+            .start_attached(created, &io)
+            .with_context(|| format!("failed to run container {id}"))
+            .map_err(Failure::run)?;
+        return Ok(code.unwrap_or(255));
+    }
+    let id = created.record.id.clone();
+    if let Err(e) = engine.start(&id) {
+        let _ = engine.remove(&id, true);
+        let _ = attachments.teardown();
+        return Err(Failure::run(
+            anyhow::Error::new(e).context("failed to start the container"),
+        ));
+    }
+    relay_until_exit(&engine, created)
+}
+
+/// Relay a container's log as it grows until its monitor reports the exit (the monitor
+/// writes the last of the log before it reports); the exit status (255 when unknown).
+fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i32, Failure> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let id = created.record.id.clone();
+    let log = created.record.log_path.clone();
+    // the monitor made the log before it reported the container created
+    let mut file = std::fs::File::open(&log).ok();
+    let exited = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let r = engine.wait_created(created);
+            exited.store(true, Ordering::Release);
+            r
+        });
+        let mut offset = 0u64;
+        loop {
+            let done = exited.load(Ordering::Acquire);
+            let mut new = Vec::new();
+            let mut switched = false;
+            if let Some(f) = file.as_ref() {
+                offset = read_at(f, offset, &mut new).unwrap_or(offset);
+                if new.is_empty() && replaced(f, &log) {
+                    // rotated: this file is drained, the path names the new one
+                    file = std::fs::File::open(&log).ok();
+                    offset = 0;
+                    switched = true;
+                }
+            }
+            for e in &new {
+                super::relay(&e.stream, &e.log)
+                    .with_context(|| format!("failed to relay the output of container {id}"))
+                    .map_err(Failure::run)?;
+            }
+            if done && new.is_empty() && !switched {
+                break;
+            }
+            if !done {
+                pause();
+            }
+        }
+        let code = waiter
+            .join()
+            .map_err(|_| Failure::run(anyhow::anyhow!("the wait for container {id} panicked")))?
+            .with_context(|| format!("failed to wait for container {id}"))
+            .map_err(Failure::run)?;
+        Ok(code.unwrap_or(255))
+    })
+}
+
+/// The complete entries of `f` from `offset`; the offset after them.
+fn read_at(
+    f: &std::fs::File,
+    offset: u64,
+    out: &mut Vec<berth_engine::logs::Entry>,
+) -> std::io::Result<u64> {
+    use std::io::Seek;
+    let mut c = f.try_clone()?;
+    c.seek(std::io::SeekFrom::Start(offset))?;
+    berth_engine::logs::read_from(c, out)
+}
+
+/// Whether `path` now names another file than `f` (the log was rotated); `false` when it
+/// names none (an `--rm` container's directory is removed).
+fn replaced(f: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() != b.ino() || a.dev() != b.dev(),
+        _ => false,
+    }
+}
+
+/// How often a foreground run looks at the log (the exit is reported at once).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "polling a file another process appends to, not a test"
+)]
+fn pause() {
+    std::thread::sleep(std::time::Duration::from_millis(10));
+}
+
+/// Relay a started container's output until it exits; its exit status (255 when unknown).
+pub fn attach(engine: &Engine, id: &str) -> Result<i32, Failure> {
+    let opts = LogOptions {
+        follow: true,
+        tail: None,
+        timestamps: false,
+    };
+    engine
+        .logs(id, opts, super::relay)
+        .with_context(|| format!("failed to relay the output of container {id}"))
+        .map_err(Failure::run)?;
+    let code = engine
+        .wait(id, None)
+        .with_context(|| format!("failed to wait for container {id}"))
+        .map_err(Failure::run)?;
+    Ok(code.unwrap_or(255))
+}
+
+/// `berth create`: prints the new container's id.
+pub fn create(args: RunArgs) -> Result<i32, Failure> {
+    let engine = args.data.engine().map_err(Failure::run)?;
+    let (opts, lock) = setup::create_options(&engine, &args)
+        .map_err(Failure::run)?
+        .into_parts();
+    let attachments = opts.attachments.clone();
+    let rec = engine.create(opts).map_err(|e| {
+        let _ = attachments.teardown();
+        Failure::run(anyhow::Error::new(e).context("failed to create the container"))
+    })?;
+    drop(lock);
+    super::super::image::print(&rec.id).map_err(Failure::run)?;
+    Ok(0)
+}

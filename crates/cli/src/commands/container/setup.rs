@@ -1,0 +1,388 @@
+//! What `run` and `create` do before the engine: find the image (pulling it per `--pull`),
+//! make its layers snapshots, prepare the container's writable snapshot and mount it,
+//! allocate its user namespace's host ids, and build its runtime config from the image's
+//! config and the flags. Everything set up is recorded in [`Attachments`] and undone on any
+//! failure, here or (through the record) when the container is removed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use berth_engine::{Attachments, CreateOptions, Engine, HostIds, SnapshotRef};
+use berth_fsutil::FileLock;
+use berth_image::idmap::{IdAllocator, IdmapMode};
+use berth_image::rootfs::{EnsureOptions, ensure_layers, prepare, resolve};
+use berth_image::snapshot::mount_all;
+use berth_image::spec::{IdRange, ImageConfig, Network, RunOptions, Userns, build_spec};
+use berth_transfer::Endpoint;
+
+use super::run::RunArgs;
+
+/// The ids each container's user namespace maps (podman's `--userns=auto` default size).
+pub const HOST_IDS_PER_CONTAINER: u32 = 65536;
+
+/// The create options for `args`, with everything they need set up; the returned lock (held
+/// until the container is created) keeps another `run` from taking the same host ids.
+pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepared> {
+    if args.init {
+        anyhow::bail!(
+            "--init is not supported yet: run without it (the image's command is the container's init)"
+        );
+    }
+    let data = args.data.image_data();
+    let store = data.open()?;
+    let reference = berth_oci::Reference::parse(&args.image)
+        .with_context(|| format!("invalid image reference {:?}", args.image))?;
+    let name = reference.to_string();
+    let present = store.image(&name)?.is_some();
+    if args.pull == "always" || (args.pull == "missing" && !present) {
+        pull(args, &store, &reference)?;
+    } else if !present {
+        anyhow::bail!(
+            "no image {name} in the local store and --pull never\nhint: `berth pull {name}`, `berth load` or `berth import` it first"
+        );
+    }
+    let record = store
+        .image(&name)?
+        .with_context(|| format!("image {name} vanished from the local store"))?;
+    let platform = match (&args.platform, &record.platform) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => berth_oci::Platform::parse(p)
+            .with_context(|| format!("image {name} records an invalid platform {p:?}"))?,
+        (None, None) => berth_oci::Platform::host(),
+    };
+    let snap = data.snapshots()?;
+    let layers = resolve(&store, &record.digest, &platform)
+        .with_context(|| format!("failed to read image {name}"))?;
+    let ensure = EnsureOptions {
+        image_name: Some(name.clone()),
+        ..EnsureOptions::default()
+    };
+    ensure_layers(&snap, &store, &layers, &ensure)
+        .with_context(|| format!("failed to unpack image {name}"))?;
+    let config = ImageConfig::parse(&store.read_blob(&layers.config)?)
+        .with_context(|| format!("failed to read the config of image {name}"))?;
+
+    let id = berth_engine::new_id()?;
+    let dir = args.data.dir()?;
+    let mut attachments = Attachments::default();
+    let ids_lock = lock_host_ids(&dir)?;
+    let image = Image {
+        name: &name,
+        config: &config,
+        top: layers.top(),
+    };
+    match set_up(engine, args, &snap, &image, &id, &dir, &mut attachments) {
+        Ok(opts) => Ok(Prepared {
+            opts,
+            host_ids_lock: ids_lock,
+        }),
+        Err(e) => {
+            if let Err(t) = attachments.teardown() {
+                let _ = writeln!(std::io::stderr().lock(), "warning: cleaning up: {t}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The image a container is made of.
+struct Image<'a> {
+    name: &'a str,
+    config: &'a ImageConfig,
+    top: Option<&'a berth_oci::Digest>,
+}
+
+/// The container's snapshot, mount, host ids, volumes and runtime config, each recorded in
+/// `attachments` as soon as it exists (for the caller to undo on failure).
+fn set_up(
+    engine: &Engine,
+    args: &RunArgs,
+    snap: &berth_image::snapshot::SnapshotStore,
+    image: &Image<'_>,
+    id: &str,
+    dir: &Path,
+    attachments: &mut Attachments,
+) -> anyhow::Result<CreateOptions> {
+    let name = image.name;
+    // the user namespace's host ids first: the snapshot is prepared for them
+    let host_ids = match args.userns.as_str() {
+        "host" => None,
+        _ => Some(allocate_host_ids(engine, dir, id)?),
+    };
+    attachments.host_ids = host_ids.map(|r| HostIds {
+        host_start: r.host_start,
+        size: r.size,
+        allocator: Some((dir.to_owned(), id.to_owned())),
+    });
+    let rootfs = dir.join("rootfs").join(id);
+    let mount_failed = || {
+        format!(
+            "failed to mount the root filesystem on {}",
+            rootfs.display()
+        )
+    };
+    let snapshot_ref = SnapshotRef {
+        root: snap.root().to_owned(),
+        driver: snap.driver().name().to_owned(),
+        key: id.to_owned(),
+    };
+    match host_ids {
+        Some(range) => {
+            // the image's layers shown shifted into the range (id-mapped lower layers, or a
+            // chowned copy per range where the kernel cannot): nothing copied per container
+            let ranged = berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
+                .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
+            attachments.snapshot = Some(snapshot_ref);
+            create_mount_point(&rootfs)?;
+            attachments.rootfs_mount = Some(rootfs.clone());
+            reachable_by(&rootfs, range)?;
+            berth_image::idmap::mount(&ranged, &rootfs).with_context(mount_failed)?;
+        }
+        None => {
+            let mounts = prepare(snap, id, image.top)
+                .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
+            attachments.snapshot = Some(snapshot_ref);
+            create_mount_point(&rootfs)?;
+            attachments.rootfs_mount = Some(rootfs.clone());
+            mount_all(&mounts, &rootfs).with_context(mount_failed)?;
+        }
+    }
+    let opts = run_options(args, name, id, host_ids)?;
+    let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
+    if let Some(p) = &spec.process {
+        ensure_workdir(&rootfs, &p.cwd)?;
+    }
+    let mut err = std::io::stderr().lock();
+    for line in &notes.opened {
+        let _ = writeln!(err, "warning: {line}");
+    }
+    drop(err);
+    let mut mounts = spec.mounts.take().unwrap_or_default();
+    let volumes = dir.join("volumes").join(id);
+    for (i, dest) in notes.anonymous_volumes.iter().enumerate() {
+        let src = volumes.join(i.to_string());
+        if i == 0 {
+            attachments.volumes.push(volumes.clone());
+        }
+        std::fs::create_dir_all(&src)
+            .with_context(|| format!("failed to create the volume {}", src.display()))?;
+        mounts.push(berth_runtime_spec::Mount {
+            destination: dest.clone(),
+            typ: Some("bind".into()),
+            source: Some(src),
+            options: Some(vec!["rbind".into(), "rprivate".into(), "rw".into()]),
+            ..Default::default()
+        });
+    }
+    spec.mounts = Some(mounts);
+    let parent = args.cgroup_parent.trim_end_matches('/');
+    if !parent.is_empty()
+        && (!parent.starts_with('/') || parent.split('/').any(|c| c == ".." || c == "."))
+    {
+        anyhow::bail!(
+            "--cgroup-parent {parent}: give an absolute cgroup path without . or .. (such as /berth)"
+        );
+    }
+    if let Some(linux) = spec.linux.as_mut() {
+        linux.cgroups_path = Some(PathBuf::from(format!("{parent}/{id}")));
+    }
+    Ok(CreateOptions {
+        name: args.name.clone(),
+        image: name.to_owned(),
+        spec,
+        rootfs,
+        auto_remove: args.rm,
+        runtime: args.runtime.clone(),
+        stop_signal: Some(notes.stop_signal),
+        stop_timeout: args.stop_timeout,
+        log_max_size: None,
+        terminal: args.tty,
+        stdin: args.interactive,
+        id: Some(id.to_owned()),
+        attachments: attachments.clone(),
+    })
+}
+
+/// Create options and the host-id lock to hold until the container is created.
+pub struct Prepared {
+    opts: CreateOptions,
+    host_ids_lock: FileLock,
+}
+
+impl Prepared {
+    /// The options, and the lock to drop once the container's record exists.
+    pub fn into_parts(self) -> (CreateOptions, FileLock) {
+        (self.opts, self.host_ids_lock)
+    }
+}
+
+fn pull(
+    args: &RunArgs,
+    store: &berth_store::Store,
+    reference: &berth_oci::Reference,
+) -> anyhow::Result<()> {
+    let client = args.registry.client()?;
+    let opts = berth_transfer::CopyOptions {
+        all_platforms: false,
+        platform: args
+            .platform
+            .clone()
+            .unwrap_or_else(berth_oci::Platform::host),
+        referrers: false,
+    };
+    let src = Endpoint::Registry(reference.clone());
+    let dst = Endpoint::Store(reference.to_string());
+    crate::commands::image::copy(&client, Some(store), &src, &dst, &opts, args.quiet)
+        .with_context(|| format!("failed to pull {reference}"))?;
+    Ok(())
+}
+
+fn lock_host_ids(dir: &Path) -> anyhow::Result<FileLock> {
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let path = dir.join("host-ids.lock");
+    FileLock::exclusive(&path).with_context(|| format!("failed to lock {}", path.display()))
+}
+
+fn create_mount_point(rootfs: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(rootfs)
+        .with_context(|| format!("failed to create {}", rootfs.display()))
+}
+
+/// The runtime mounts the root filesystem as the container's root, a host id of `range`:
+/// every directory above it must let others search it. berth's own directories (the data
+/// directory and its `rootfs/`) are made so (0711, as docker's `--userns-remap` root); one
+/// above them that is not is an error saying which, instead of the runtime's bare EACCES.
+fn reachable_by(rootfs: &Path, range: IdRange) -> anyhow::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let berth_dirs = rootfs.parent().and_then(|r| Some((r, r.parent()?)));
+    for dir in rootfs.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir)
+            .with_context(|| format!("failed to read the mode of {}", dir.display()))?;
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o001 != 0 {
+            continue;
+        }
+        if berth_dirs.is_some_and(|(r, d)| dir == r || dir == d) {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711))
+                .with_context(|| format!("failed to make {} searchable", dir.display()))?;
+            continue;
+        }
+        anyhow::bail!(
+            "the container's root filesystem {} is out of reach of its user namespace's root \
+             (host uid {}): {} has mode {mode:o} and owner {}, without search permission for \
+             others\nhint: `chmod o+x {}`, choose a --data directory others can traverse, or \
+             run with --userns=host",
+            rootfs.display(),
+            range.host_start,
+            dir.display(),
+            meta.uid(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The host ids for a new container's user namespace: a free range of
+/// [`HOST_IDS_PER_CONTAINER`] ids that `/etc/subuid` and `/etc/subgid` both grant to root
+/// (else to `containers`, as podman), none shared with another container
+/// ([`IdAllocator`], its state in the data directory). Ranges of containers whose records are
+/// gone (removed, or never created by a killed `run`) are given back first; the caller holds
+/// [`lock_host_ids`] until the new container's record exists, so a range being set up is
+/// never taken for a missing one.
+fn allocate_host_ids(engine: &Engine, dir: &Path, id: &str) -> anyhow::Result<IdRange> {
+    let alloc = IdAllocator::new(dir);
+    let live: std::collections::HashSet<String> =
+        engine.list(true)?.into_iter().map(|r| r.id).collect();
+    alloc.release_missing(|owner| live.contains(owner))?;
+    Ok(alloc.allocate(id, HOST_IDS_PER_CONTAINER)?)
+}
+
+fn run_options(
+    args: &RunArgs,
+    image: &str,
+    id: &str,
+    id_range: Option<IdRange>,
+) -> anyhow::Result<RunOptions> {
+    let network = match args.network.as_str() {
+        "none" => Network::None,
+        "host" => Network::Host,
+        n => match n.strip_prefix("ns:") {
+            Some(p) if p.starts_with('/') => Network::Path(PathBuf::from(p)),
+            _ => anyhow::bail!(
+                "--network {n}: unsupported: use none, host or ns:PATH (bridge networking is not there yet)"
+            ),
+        },
+    };
+    Ok(RunOptions {
+        image: image.to_owned(),
+        args: args.args.clone(),
+        entrypoint: args.entrypoint.clone(),
+        env: args.env.clone(),
+        host_env: crate::dirs::host_env(),
+        env_files: args.env_file.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname: Some(
+            args.hostname
+                .clone()
+                .unwrap_or_else(|| id.get(..12).unwrap_or(id).to_owned()),
+        ),
+        tty: args.tty,
+        read_only: args.read_only,
+        tmpfs: args.tmpfs.clone(),
+        volumes: args.volume.clone(),
+        memory: args.memory,
+        memory_swap: args.memory_swap,
+        cpus: args.cpus,
+        cpu_shares: args.cpu_shares,
+        pids_limit: args.pids_limit,
+        blkio_weight: args.blkio_weight,
+        device_read_bps: args.device_read_bps.clone(),
+        device_write_bps: args.device_write_bps.clone(),
+        device_read_iops: args.device_read_iops.clone(),
+        device_write_iops: args.device_write_iops.clone(),
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        security_opt: args.security_opt.clone(),
+        privileged: args.privileged,
+        init: args.init,
+        stop_signal: args.stop_signal.clone(),
+        network,
+        userns: if args.userns == "host" {
+            Userns::Host
+        } else {
+            Userns::Auto
+        },
+        id_range,
+    })
+}
+
+/// Create the working directory inside the container's root filesystem when it is missing,
+/// as docker does (runc would, other runtimes refuse): each component made with `mkdirat`
+/// under its parent opened with in-root resolution, so a symlink in the image cannot point
+/// it outside.
+fn ensure_workdir(rootfs: &Path, cwd: &Path) -> anyhow::Result<()> {
+    use rustix::fs::{Mode, mkdirat};
+    use std::path::Component;
+    let fail = |e: std::io::Error| {
+        anyhow::Error::new(e).context(format!(
+            "failed to create the working directory {} in the container",
+            cwd.display()
+        ))
+    };
+    let root = std::fs::File::open(rootfs).map_err(fail)?;
+    let mut rel = PathBuf::new();
+    for c in cwd.components() {
+        let Component::Normal(name) = c else {
+            continue;
+        };
+        let parent = berth_fsutil::open_dir_in_root_at(&root, rel.as_os_str()).map_err(fail)?;
+        match mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(fail(e.into())),
+        }
+        rel.push(name);
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! What a caller set up for a container outside its bundle — the mounted root filesystem, the
+//! snapshot under it, anonymous volume directories, the user namespace's host ids — recorded
+//! in the container's record and undone when the record is removed (`rm`, `container prune`,
+//! the monitor of an `--rm` container), so nothing outlives the container.
+
+use std::path::{Path, PathBuf};
+
+use berth_image::snapshot::{Driver, ErrorKind, SnapshotStore, Snapshotter};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+/// A snapshot in a snapshot root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRef {
+    /// The snapshot root (`DATA/snapshots`).
+    pub root: PathBuf,
+    /// Its driver's name (`overlay`, `native`).
+    pub driver: String,
+    /// The snapshot's key.
+    pub key: String,
+}
+
+/// A range of host ids (`host_start .. host_start + size`) a container's user namespace maps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIds {
+    pub host_start: u32,
+    pub size: u32,
+    /// The allocator's state directory and the owner it allocated the range to
+    /// (`berth_image::idmap::IdAllocator`), released at teardown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocator: Option<(PathBuf, String)>,
+}
+
+/// Everything set up for a container besides its bundle (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachments {
+    /// Where the root filesystem is mounted (unmounted at teardown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs_mount: Option<PathBuf>,
+    /// The container's writable snapshot (removed at teardown, after the unmount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRef>,
+    /// Directories made for the container alone (anonymous volumes), removed at teardown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<PathBuf>,
+    /// The host ids its user namespace maps (so no other container is given them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ids: Option<HostIds>,
+}
+
+impl Attachments {
+    /// Undo everything; what is already gone is not an error, so this may run more than
+    /// once (the failure paths of `run` and the record's removal both call it).
+    pub fn teardown(&self) -> Result<()> {
+        if let Some(m) = &self.rootfs_mount {
+            unmount_all(m)?;
+            match std::fs::remove_dir(m) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::io("removing the mount point", m, e)),
+            }
+        }
+        if let Some(s) = &self.snapshot {
+            remove_snapshot(s)?;
+        }
+        for v in &self.volumes {
+            match std::fs::remove_dir_all(v) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::io("removing the anonymous volume", v, e)),
+            }
+        }
+        if let Some((state, owner)) = self.host_ids.as_ref().and_then(|h| h.allocator.as_ref()) {
+            berth_image::idmap::IdAllocator::new(state)
+                .release(owner)
+                .map_err(|e| {
+                    EngineError::Invalid(format!("releasing the host ids of {owner}: {e}"))
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether something is mounted on `path` (a line of /proc/self/mountinfo names it).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let Some(want) = path.to_str() else {
+        return false;
+    };
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| unescape_mountinfo(mp) == want)
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(n) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(n as char);
+            i += 4;
+            continue;
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
+/// Unmount everything stacked on `path` (a lazy unmount when a plain one is refused as busy).
+fn unmount_all(path: &Path) -> Result<()> {
+    use rustix::mount::{UnmountFlags, unmount};
+    for _ in 0..16 {
+        if !is_mounted(path) {
+            return Ok(());
+        }
+        if let Err(e) = unmount(path, UnmountFlags::empty()) {
+            if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOENT {
+                return Ok(());
+            }
+            unmount(path, UnmountFlags::DETACH)
+                .map_err(|e| EngineError::io("unmounting the root filesystem", path, e.into()))?;
+        }
+    }
+    Err(EngineError::Invalid(format!(
+        "{} is still mounted after 16 unmounts; unmount it by hand",
+        path.display()
+    )))
+}
+
+fn remove_snapshot(s: &SnapshotRef) -> Result<()> {
+    if !s.root.is_dir() {
+        return Ok(());
+    }
+    let driver = match s.driver.as_str() {
+        "native" => Driver::Native,
+        _ => Driver::Overlay,
+    };
+    let snapshot_err = |source| EngineError::Snapshot {
+        key: s.key.clone(),
+        source: Box::new(source),
+    };
+    let store = SnapshotStore::open(&s.root, driver).map_err(snapshot_err)?;
+    match store.remove(&s.key) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(snapshot_err(e)),
+    }
+}

@@ -1,0 +1,844 @@
+//! `berth run` and the container commands, typed as a user types them, against real
+//! containers (as root) of a busybox image imported with `berth import`, with each of the
+//! three runtimes (`--runtime berth-runtime|runc|crun`) giving the same results.
+//!
+//! Each test owns a data directory (`XDG_DATA_HOME`); its guard removes every container
+//! it left (`rm -f`) and unmounts anything still mounted under it, panics included.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use berth_test_support::{
+    ChildGuard, berth_bin, requires_root, requires_tool, run_with_timeout, wait_until, write_file,
+};
+use serde_json::Value;
+
+const IMAGE: &str = "localhost/busybox:run";
+const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];
+const APPLETS: [&str; 22] = [
+    "sh", "echo", "cat", "sleep", "id", "hostname", "ls", "true", "pwd", "env", "touch", "mkdir",
+    "dd", "head", "grep", "wc", "kill", "cut", "tail", "tr", "yes", "mount",
+];
+
+/// A data directory with the busybox image imported, and the `berth` that uses it; its
+/// containers' cgroups are made under a cgroup parent of its own, so tests running at once
+/// can each check that theirs are gone.
+struct Berth {
+    dir: tempfile::TempDir,
+    cgroup_parent: String,
+}
+
+impl Berth {
+    fn new() -> Berth {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-containers-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("rootfs");
+        for d in ["bin", "etc", "tmp", "home/app", "proc", "sys", "dev"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        for a in APPLETS {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+        }
+        write_file(
+            root.join("etc/passwd"),
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        );
+        write_file(
+            root.join("etc/group"),
+            b"root:x:0:\napps:x:1001:app\nextra:x:2000:app\nnogroup:x:65534:\n",
+        );
+        // a file that is not executable: running it is "cannot invoke" (126)
+        write_file(root.join("etc/motd"), b"not a program\n");
+        let name = dir.path().file_name().unwrap().to_str().unwrap().to_owned();
+        let b = Berth {
+            dir,
+            cgroup_parent: format!("/{name}"),
+        };
+        b.ok(&["import", root.to_str().unwrap(), IMAGE]);
+        b
+    }
+
+    /// The data directory berth uses (`$XDG_DATA_HOME/berth`).
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("berth")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(berth_bin());
+        // `run` and `create` (also as `container run|create`) get the cgroup parent
+        let verb = match args {
+            ["container", v, ..] => 2 * usize::from(matches!(*v, "run" | "create")),
+            [v, ..] => usize::from(matches!(*v, "run" | "create")),
+            [] => 0,
+        };
+        c.args(&args[..verb]);
+        if verb > 0 {
+            c.args(["--cgroup-parent", &self.cgroup_parent]);
+        }
+        c.args(&args[verb..])
+            .env("XDG_DATA_HOME", self.dir.path())
+            .env("NO_COLOR", "1")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_with_timeout(&mut self.cmd(args), Duration::from_secs(120))
+    }
+
+    /// `berth ARGS…`, which must succeed; its stdout.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `berth run --rm --runtime RT FLAGS… IMAGE CMD…`: (status, stdout, stderr).
+    fn run_rm(&self, rt: &str, flags: &[&str], cmd: &[&str]) -> (i32, String, String) {
+        let mut args = vec!["run", "--rm", "--runtime", rt];
+        args.extend_from_slice(flags);
+        args.push(IMAGE);
+        args.extend_from_slice(cmd);
+        let out = self.run(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `run --rm` that must exit 0; its stdout.
+    #[track_caller]
+    fn sh(&self, rt: &str, flags: &[&str], script: &str) -> String {
+        let (code, out, err) = self.run_rm(rt, flags, &["sh", "-c", script]);
+        assert_eq!(
+            code, 0,
+            "{rt}: run {flags:?} sh -c {script:?}: stdout:\n{out}\nstderr:\n{err}"
+        );
+        out
+    }
+
+    fn ps_json(&self) -> Vec<Value> {
+        let out = self.ok(&["ps", "-a", "--format", "json"]);
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The keys of the snapshots that are not image layers (a container's are its id).
+    fn container_snapshots(&self) -> Vec<String> {
+        let Ok(bytes) = std::fs::read(self.data().join("snapshots/metadata.json")) else {
+            return Vec::new();
+        };
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        v["snapshots"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !k.starts_with("sha256:"))
+            .cloned()
+            .collect()
+    }
+
+    /// Nothing of any container is left: no record, snapshot, mount, mount point, volume,
+    /// runtime state or cgroup.
+    #[track_caller]
+    fn assert_clean(&self) {
+        assert_eq!(self.ps_json(), Vec::<Value>::new(), "containers left");
+        assert_eq!(
+            self.container_snapshots(),
+            Vec::<String>::new(),
+            "snapshots left"
+        );
+        let data = self.data();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(data.to_str().unwrap()),
+            "mounts left under {}:\n{mounts}",
+            data.display()
+        );
+        for d in ["containers", "rootfs", "volumes", "runtime"] {
+            let left: Vec<_> = std::fs::read_dir(data.join(d))
+                .map(|r| r.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "{d}/ not empty: {left:?}");
+        }
+        let left = self.cgroups();
+        assert!(left.is_empty(), "cgroups left: {left:?}");
+    }
+
+    /// The cgroups of this data directory's containers, in every hierarchy.
+    fn cgroups(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for h in cgroup_roots() {
+            let parent = h.join(self.cgroup_parent.trim_start_matches('/'));
+            if let Ok(rd) = std::fs::read_dir(&parent) {
+                out.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if let Ok(out) = self.cmd(&["ps", "-a", "-q", "--no-trunc"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = self.cmd(&["rm", "-f", id]).output();
+            }
+        }
+        for h in cgroup_roots() {
+            let _ = std::fs::remove_dir(h.join(self.cgroup_parent.trim_start_matches('/')));
+        }
+        let data = self.data();
+        if let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for mp in info.lines().filter_map(|l| l.split(' ').nth(4)) {
+                if mp.starts_with(data.to_str().unwrap_or("/nonexistent")) {
+                    let _ = Command::new("umount").arg("-l").arg(mp).status();
+                }
+            }
+        }
+    }
+}
+
+/// The cgroup hierarchies: v1 controllers and the v2 ones (`unified`, or the root itself).
+fn cgroup_roots() -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("/sys/fs/cgroup")];
+    out.extend(
+        std::fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir()),
+    );
+    out
+}
+
+fn runtimes() -> Vec<&'static str> {
+    RUNTIMES.to_vec()
+}
+
+#[test]
+fn run_rm_echo_and_docker_exit_codes_leave_nothing_behind() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let b = Berth::new();
+    for rt in runtimes() {
+        let (code, out, err) = b.run_rm(rt, &[], &["echo", "hello", "world"]);
+        assert_eq!((code, out.as_str()), (0, "hello world\n"), "{rt}: {err}");
+        let (code, out, err) = b.run_rm(rt, &[], &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+        assert_eq!(code, 3, "{rt}: exit code propagated: {err}");
+        assert_eq!(out, "out\n", "{rt}");
+        assert!(err.contains("err\n"), "{rt}: stderr relayed: {err}");
+        // 127: the command is not found
+        let (code, _, err) = b.run_rm(rt, &[], &["no-such-command"]);
+        assert_eq!(code, 127, "{rt}: {err}");
+        assert!(err.contains("no-such-command"), "{rt}: {err}");
+        // 126: it cannot be invoked
+        let (code, _, err) = b.run_rm(rt, &[], &["/etc/motd"]);
+        assert_eq!(code, 126, "{rt}: {err}");
+        b.assert_clean();
+    }
+    // 125: berth itself fails (an unknown runtime, a missing image, a bad flag)
+    let (code, _, err) = b.run_rm("/nonexistent/runtime", &[], &["true"]);
+    assert_eq!(code, 125, "{err}");
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "localhost/missing:1",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(125));
+    let out = b.run(&["run", "--no-such-flag", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    let (code, _, err) = b.run_rm("runc", &["--memory", "lots"], &["true"]);
+    assert_eq!(code, 125, "{err}");
+    b.assert_clean();
+}
+
+#[test]
+fn failed_run_leaves_no_snapshot_mount_cgroup_or_record() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let b = Berth::new();
+    for rt in runtimes() {
+        // fails at create (not found), and -d too
+        let (code, _, _) = b.run_rm(rt, &[], &["/bin/nope"]);
+        assert_eq!(code, 127, "{rt}");
+        b.assert_clean();
+        let out = b.run(&["run", "-d", "--runtime", rt, IMAGE, "/bin/nope"]);
+        assert_eq!(out.status.code(), Some(127), "{rt} -d");
+        b.assert_clean();
+        // a bad bind source fails before the engine
+        let (code, _, _) = b.run_rm(rt, &["-v", "/no/such/dir:/x"], &["true"]);
+        assert_eq!(code, 125, "{rt}");
+        b.assert_clean();
+        // the name is taken: the second run fails and leaves the first alone
+        let id = b.ok(&["create", "--runtime", rt, "--name", "taken", IMAGE, "true"]);
+        let out = b.run(&["run", "--runtime", rt, "--name", "taken", IMAGE, "true"]);
+        assert_eq!(out.status.code(), Some(125), "{rt}");
+        assert_eq!(b.container_snapshots(), vec![id.trim().to_owned()], "{rt}");
+        b.ok(&["rm", "taken"]);
+        b.assert_clean();
+    }
+}
+
+#[test]
+fn detached_logs_follow_stop_rm() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let b = Berth::new();
+    for rt in runtimes() {
+        let name = format!("web-{rt}");
+        let id = b.ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--name",
+            &name,
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 3' TERM; echo hello; echo oops >&2; while true; do sleep 0.1; done",
+        ]);
+        let id = id.trim().to_owned();
+        assert_eq!(id.len(), 64, "{rt}: -d prints the id: {id}");
+        let mut follow = b.cmd(&["logs", "-f", &name]);
+        follow.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut follower = ChildGuard::spawn(&mut follow);
+        assert!(
+            wait_until(Duration::from_secs(20), || b
+                .ok(&["logs", &name])
+                .contains("hello")),
+            "{rt}: the log has the output"
+        );
+        let ps = b.ok(&["ps"]);
+        assert!(ps.contains(&name) && ps.contains("Up"), "{rt}: {ps}");
+        assert_eq!(b.ok(&["stop", "-t", "10", &name]).trim(), name);
+        let child = follower.child().unwrap();
+        let mut done = None;
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                done = child.try_wait().unwrap();
+                done.is_some()
+            }),
+            "{rt}: logs -f ends when the container exits"
+        );
+        let mut followed = String::new();
+        std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut followed).unwrap();
+        let mut followed_err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut followed_err).unwrap();
+        assert_eq!(followed, "hello\nbye\n", "{rt}: logs -f stdout");
+        assert_eq!(followed_err, "oops\n", "{rt}: logs -f stderr");
+        assert_eq!(
+            b.ok(&["wait", &name]).trim(),
+            "3",
+            "{rt}: the trap's exit code"
+        );
+        assert_eq!(b.ok(&["logs", "--tail", "1", &name]), "bye\n", "{rt}");
+        let stamped = b.ok(&["logs", "--timestamps", &id[..12]]);
+        assert!(
+            stamped.starts_with("20") && stamped.contains("Z hello"),
+            "{rt}: {stamped}"
+        );
+        assert!(!b.ok(&["ps"]).contains(&name), "{rt}: ps without -a");
+        assert_eq!(b.ok(&["rm", &name]).trim(), name);
+        b.assert_clean();
+    }
+}
+
+#[test]
+fn ps_json_create_start_kill_wait_prune_and_aliases() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let b = Berth::new();
+    for rt in runtimes() {
+        let created = b.ok(&[
+            "create",
+            "--runtime",
+            rt,
+            "--name",
+            "c1",
+            IMAGE,
+            "sh",
+            "-c",
+            "exit 7",
+        ]);
+        let created = created.trim();
+        let running = b.ok(&[
+            "container",
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--name",
+            "r1",
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'exit 42' USR1; echo ready; while true; do sleep 0.1; done",
+        ]);
+        let running = running.trim();
+        let exited = b.ok(&["run", "-d", "--runtime", rt, "--name", "e1", IMAGE, "true"]);
+        let exited = exited.trim();
+        assert_eq!(b.ok(&["wait", "e1"]).trim(), "0");
+        let ps = b.ps_json();
+        assert_eq!(ps.len(), 3, "{rt}: {ps:?}");
+        let by_name = |n: &str| {
+            ps.iter()
+                .find(|c| c["Names"][0] == n)
+                .unwrap_or_else(|| panic!("{rt}: {n} in {ps:?}"))
+                .clone()
+        };
+        let c1 = by_name("c1");
+        assert_eq!(c1["Id"], created);
+        assert_eq!(c1["State"], "created");
+        assert_eq!(c1["Image"], IMAGE);
+        assert_eq!(c1["Command"], serde_json::json!(["sh", "-c", "exit 7"]));
+        let r1 = by_name("r1");
+        assert_eq!(
+            (r1["Id"].as_str(), r1["State"].as_str()),
+            (Some(running), Some("running"))
+        );
+        assert!(r1["Pid"].as_i64().unwrap() > 0, "{rt}: {r1}");
+        let e1 = by_name("e1");
+        assert_eq!(e1["Id"], exited);
+        assert_eq!(e1["State"], "exited");
+        assert_eq!(e1["ExitCode"], 0);
+        assert_eq!(e1["Status"], "Exited (0)");
+        for c in &ps {
+            for field in [
+                "Created",
+                "StartedAt",
+                "ExitedAt",
+                "OOMKilled",
+                "Runtime",
+                "AutoRemove",
+            ] {
+                assert!(c.get(field).is_some(), "{rt}: {field} in {c}");
+            }
+        }
+        // ps without -a: created and running; -q: short ids
+        let q = b.ok(&["ps", "-q"]);
+        let mut q: Vec<&str> = q.lines().collect();
+        q.sort_unstable();
+        let mut want = vec![&created[..12], &running[..12]];
+        want.sort_unstable();
+        assert_eq!(q, want, "{rt}");
+        assert_eq!(b.ok(&["container", "ls", "-a", "-q"]).lines().count(), 3);
+        // start -a: the created container runs, its status is ours
+        let out = b.run(&["start", "-a", "c1"]);
+        assert_eq!(out.status.code(), Some(7), "{rt}");
+        // kill with a signal the container handles (once its trap is set)
+        assert!(
+            wait_until(Duration::from_secs(20), || b
+                .ok(&["logs", "r1"])
+                .contains("ready")),
+            "{rt}: r1 is ready: logs {:?}, ps {}",
+            b.run(&["logs", "r1"]),
+            b.ok(&["ps", "-a"])
+        );
+        assert_eq!(b.ok(&["kill", "-s", "USR1", "r1"]).trim(), "r1");
+        assert_eq!(b.ok(&["container", "wait", "r1"]).trim(), "42", "{rt}");
+        let inspect: Value = serde_json::from_str(&b.ok(&["inspect", "r1"])).unwrap();
+        assert_eq!(inspect["Id"], running);
+        assert_eq!(inspect["State"]["ExitCode"], 42);
+        assert_eq!(inspect["State"]["OOMKilled"], false);
+        // and plain kill is SIGKILL: 128+9
+        b.ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--name",
+            "k1",
+            IMAGE,
+            "sleep",
+            "60",
+        ]);
+        b.ok(&["kill", "k1"]);
+        assert_eq!(b.ok(&["wait", "k1"]).trim(), "137", "{rt}");
+        assert_eq!(inspect["State"]["Status"], "exited");
+        // prune removes all three (and what they hold)
+        let pruned = b.ok(&["container", "prune", "-f"]);
+        assert_eq!(pruned.lines().count(), 4, "{rt}: {pruned}");
+        b.assert_clean();
+    }
+    // the image is still inspectable by the same command
+    let img: Value = serde_json::from_str(&b.ok(&["inspect", IMAGE])).unwrap();
+    assert_eq!(img["name"], IMAGE);
+}
+
+#[test]
+fn two_runs_at_once() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let b = Berth::new();
+    for rt in runtimes() {
+        let outs: Vec<(i32, String, String)> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2)
+                .map(|i| {
+                    let b = &b;
+                    s.spawn(move || {
+                        b.run_rm(
+                            rt,
+                            &[],
+                            &["sh", "-c", &format!("echo run{i}; exit {}", 10 + i)],
+                        )
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, (code, out, err)) in outs.iter().enumerate() {
+            assert_eq!(*code, 10 + i as i32, "{rt}: {err}");
+            assert_eq!(out, &format!("run{i}\n"), "{rt}");
+        }
+        // two detached runs at once with names: both recorded
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2)
+                .map(|i| {
+                    let b = &b;
+                    s.spawn(move || {
+                        let n = format!("par{i}");
+                        b.ok(&[
+                            "run",
+                            "-d",
+                            "--runtime",
+                            rt,
+                            "--name",
+                            &n,
+                            IMAGE,
+                            "sleep",
+                            "30",
+                        ])
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap().trim().to_owned())
+                .collect()
+        });
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!(b.ps_json().len(), 2, "{rt}");
+        b.ok(&["rm", "-f", "par0", "par1"]);
+        b.assert_clean();
+    }
+}
+
+#[test]
+fn env_workdir_user_volumes_tmpfs_read_only_hostname_network() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let b = Berth::new();
+    let host = tempfile::tempdir().unwrap();
+    write_file(host.path().join("in.txt"), b"from the host\n");
+    write_file(
+        host.path().join("env.list"),
+        b"# comment\nFROM_FILE=yes\nBOTH=file\n",
+    );
+    let bind = format!("{}:/mnt/data", host.path().display());
+    let bind_ro = format!("{}:/mnt/ro:ro", host.path().display());
+    let env_file = host.path().join("env.list");
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let host_has_more_than_lo = host_ifaces
+        .lines()
+        .skip(2)
+        .any(|l| !l.trim_start().starts_with("lo:"));
+    for rt in runtimes() {
+        let out = b.sh(
+            rt,
+            &[
+                "-e",
+                "A=1",
+                "-e",
+                "BOTH=flag",
+                "--env-file",
+                env_file.to_str().unwrap(),
+            ],
+            "echo $A $FROM_FILE $BOTH; echo $HOSTNAME",
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "1 yes flag", "{rt}: -e wins over --env-file");
+        assert_eq!(lines[1].len(), 12, "{rt}: HOSTNAME is the short id: {out}");
+        assert_eq!(b.sh(rt, &["-w", "/tmp/work"], "pwd"), "/tmp/work\n", "{rt}");
+        assert_eq!(
+            b.sh(rt, &["-u", "app"], "id -u; id -g; id -G"),
+            "1000\n1001\n1001 2000\n",
+            "{rt}"
+        );
+        assert_eq!(
+            b.sh(rt, &["-u", "1234:5678"], "id -u; id -g"),
+            "1234\n5678\n",
+            "{rt}"
+        );
+        // bind mounts: rw writes reach the host, ro refuses
+        let script = "cat /mnt/data/in.txt; echo written > /mnt/data/out.txt; touch /mnt/ro/x 2>/dev/null && echo ro-writable || echo ro-refused";
+        let out = b.sh(rt, &["-v", &bind, "-v", &bind_ro], script);
+        assert_eq!(out, "from the host\nro-refused\n", "{rt}");
+        assert_eq!(
+            std::fs::read_to_string(host.path().join("out.txt")).unwrap(),
+            "written\n"
+        );
+        std::fs::remove_file(host.path().join("out.txt")).unwrap();
+        // --tmpfs and --read-only
+        let out = b.sh(
+            rt,
+            &["--read-only", "--tmpfs", "/scratch"],
+            "echo ok > /scratch/f && cat /scratch/f; grep ' /scratch ' /proc/mounts | cut -d' ' -f3; touch /newfile 2>/dev/null && echo root-writable || echo root-refused",
+        );
+        assert_eq!(out, "ok\ntmpfs\nroot-refused\n", "{rt}");
+        assert_eq!(
+            b.sh(rt, &[], "touch /newfile && echo root-writable"),
+            "root-writable\n",
+            "{rt}"
+        );
+        // --hostname
+        assert_eq!(
+            b.sh(rt, &["--hostname", "box1"], "hostname"),
+            "box1\n",
+            "{rt}"
+        );
+        // --network none: loopback only; host: the host's interfaces
+        let none = b.sh(
+            rt,
+            &["--network", "none"],
+            "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '",
+        );
+        assert_eq!(none, "lo\n", "{rt}");
+        let hostnet = b.sh(
+            rt,
+            &["--network", "host"],
+            "tail -n +3 /proc/net/dev | wc -l",
+        );
+        let want = host_ifaces.lines().count() - 2;
+        assert_eq!(hostnet.trim(), want.to_string(), "{rt}: host network");
+        assert!(host_has_more_than_lo || want == 1);
+        // an anonymous volume: a fresh directory, removed with the container
+        assert_eq!(
+            b.sh(rt, &["-v", "/vol"], "echo v > /vol/f; cat /vol/f"),
+            "v\n",
+            "{rt}"
+        );
+        // exec with -e, -u, -w into a running container
+        b.ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--name",
+            "ex",
+            IMAGE,
+            "sleep",
+            "60",
+        ]);
+        let out = b.ok(&[
+            "exec",
+            "-e",
+            "X=42",
+            "-u",
+            "app",
+            "-w",
+            "/home/app",
+            "ex",
+            "sh",
+            "-c",
+            "echo $X; id -u; pwd",
+        ]);
+        assert_eq!(out, "42\n1000\n/home/app\n", "{rt}");
+        let out = b.run(&["exec", "ex", "sh", "-c", "exit 5"]);
+        assert_eq!(out.status.code(), Some(5), "{rt}: exec's status");
+        b.ok(&["rm", "-f", "ex"]);
+        b.assert_clean();
+    }
+}
+
+#[test]
+fn memory_limit_oom_kills_with_137_and_pids_limit_stops_a_fork_bomb() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let b = Berth::new();
+    for rt in runtimes() {
+        // a 64 MiB buffer in a 16 MiB container without swap
+        let out = b.run(&[
+            "run",
+            "--runtime",
+            rt,
+            "--name",
+            "oom",
+            "--memory",
+            "16m",
+            "--memory-swap",
+            "16m",
+            IMAGE,
+            "dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=64M",
+            "count=1",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(137),
+            "{rt}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_str(&b.ok(&["inspect", "oom"])).unwrap();
+        assert_eq!(v["State"]["OOMKilled"], true, "{rt}: {v}");
+        assert_eq!(v["State"]["ExitCode"], 137, "{rt}");
+        b.ok(&["rm", "oom"]);
+        // the same without a limit is not killed
+        let v = b.sh(
+            rt,
+            &[],
+            "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo survived",
+        );
+        assert_eq!(v, "survived\n", "{rt}");
+        // a fork bomb (bounded: 200 sleepers) under --pids-limit 20 gets at most 20 processes
+        // (the loop runs in a subshell, which busybox sh leaves at the first fork refused;
+        // the count needs no fork: a glob and `set`)
+        let script = "(i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done) 2>/dev/null; set -- /proc/[0-9]*; echo $#";
+        let (code, out, err) = b.run_rm(rt, &["--pids-limit", "20"], &["sh", "-c", script]);
+        assert_eq!(code, 0, "{rt}: {err}");
+        let n: u32 = out
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{rt}: {out} {err}"));
+        assert!(
+            (2..=20).contains(&n),
+            "{rt}: {n} processes under --pids-limit 20"
+        );
+        let (_, out, _) = b.run_rm(rt, &[], &["sh", "-c", script]);
+        let unlimited: u32 = out.trim().parse().unwrap();
+        assert!(
+            unlimited > 200,
+            "{rt}: without a limit all 200 start: {unlimited}"
+        );
+        b.assert_clean();
+    }
+}
+
+/// Regression: a container whose command exits at once could be gone (reaped by the
+/// monitor, its runtime state deleted) before `runc start` returned, which then failed
+/// ("remove …/exec.fifo: no such file or directory") and `berth run` exited 127 instead of
+/// with the container's status. Many runs, to hit the window.
+#[test]
+fn fast_exiting_runs_report_their_status_not_a_start_failure() {
+    requires_root!();
+    requires_tool!("runc");
+    let b = Berth::new();
+    let mut wrong = Vec::new();
+    for _ in 0..40 {
+        let (code, _, err) = b.run_rm("runc", &[], &["sh", "-c", "exit 3"]);
+        if code != 3 {
+            wrong.push((code, err));
+        }
+    }
+    assert!(wrong.is_empty(), "{} of 40 runs: {wrong:?}", wrong.len());
+    b.assert_clean();
+}
+
+/// `--pull missing` (the default) pulls an image the store lacks, `--pull never` refuses it
+/// (125), `--pull always` pulls again; from a registry on 127.0.0.1.
+#[test]
+fn run_pulls_per_the_pull_policy() {
+    requires_root!();
+    let registry = berth_test_support::Registry::start(berth_test_support::RegistryOptions::new());
+    let remote = format!("{}/run/busybox:1", registry.host());
+    let source = Berth::new();
+    source.ok(&["tag", IMAGE, &remote]);
+    source.ok(&["push", "-q", &remote]);
+    let b = Berth::new();
+    let out = b.run(&["run", "--rm", "--pull", "never", &remote, "true"]);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "--pull never of a missing image"
+    );
+    let run = |policy: &str| {
+        b.run(&[
+            "run", "--rm", "-q", "--pull", policy, &remote, "echo", "ran",
+        ])
+    };
+    for policy in ["missing", "always", "never"] {
+        let out = run(policy);
+        assert!(
+            out.status.success(),
+            "--pull {policy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "ran\n",
+            "--pull {policy}"
+        );
+    }
+    b.assert_clean();
+}
+
+/// A foreground `run --rm` whose `berth` is killed still leaves nothing once the container
+/// exits (the monitor removes it), and a foreground run relays all of an output larger than
+/// the log's rotation size (10 MiB), across the rotation.
+#[test]
+fn foreground_rm_survives_a_killed_berth_and_relays_across_log_rotation() {
+    requires_root!();
+    let b = Berth::new();
+    let mut cmd = b.cmd(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "berth-runtime",
+        "--name",
+        "fg",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo started; sleep 3",
+    ]);
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut fg = ChildGuard::spawn(&mut cmd);
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            b.run(&["logs", "fg"]).stdout == b"started\n"
+        }),
+        "the container runs"
+    );
+    // SIGKILL, by PID, and reaped
+    fg.child().unwrap().kill().unwrap();
+    let _ = fg.child().unwrap().wait();
+    assert!(
+        wait_until(Duration::from_secs(30), || b.ps_json().is_empty()),
+        "the monitor removes the --rm container: {:?}",
+        b.ps_json()
+    );
+    b.assert_clean();
+
+    let line = "a".repeat(999);
+    let script = format!("yes {line} | head -n 15000; echo last");
+    let (code, out, err) = b.run_rm("berth-runtime", &[], &["sh", "-c", &script]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 15001, "every line relayed across the rotation");
+    assert!(lines[..15000].iter().all(|l| *l == line));
+    assert_eq!(lines[15000], "last");
+    b.assert_clean();
+}

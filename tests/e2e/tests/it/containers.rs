@@ -5,6 +5,7 @@
 //! Each test owns a data directory (`XDG_DATA_HOME`); its guard removes every container
 //! it left (`rm -f`) and unmounts anything still mounted under it, panics included.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -16,9 +17,9 @@ use serde_json::Value;
 
 const IMAGE: &str = "localhost/busybox:run";
 const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];
-const APPLETS: [&str; 22] = [
+const APPLETS: [&str; 24] = [
     "sh", "echo", "cat", "sleep", "id", "hostname", "ls", "true", "pwd", "env", "touch", "mkdir",
-    "dd", "head", "grep", "wc", "kill", "cut", "tail", "tr", "yes", "mount",
+    "dd", "head", "grep", "wc", "kill", "cut", "tail", "tr", "yes", "mount", "tty", "stty",
 ];
 
 /// A data directory with the busybox image imported, and the `berth` that uses it; its
@@ -551,6 +552,9 @@ fn env_workdir_user_volumes_tmpfs_read_only_hostname_network() {
     requires_tool!("runc", "crun");
     let b = Berth::new();
     let host = tempfile::tempdir().unwrap();
+    // the container's root is an unprivileged host uid (its own user namespace): the bind
+    // mounted directory must let it write, as with docker's userns-remap
+    std::fs::set_permissions(host.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     write_file(host.path().join("in.txt"), b"from the host\n");
     write_file(
         host.path().join("env.list"),
@@ -598,6 +602,13 @@ fn env_workdir_user_volumes_tmpfs_read_only_hostname_network() {
         assert_eq!(
             std::fs::read_to_string(host.path().join("out.txt")).unwrap(),
             "written\n"
+        );
+        let owner = std::fs::metadata(host.path().join("out.txt"))
+            .unwrap()
+            .uid();
+        assert!(
+            owner > 65535,
+            "{rt}: what container root writes is owned by a subordinate host uid, not {owner}"
         );
         std::fs::remove_file(host.path().join("out.txt")).unwrap();
         // --tmpfs and --read-only
@@ -841,4 +852,233 @@ fn foreground_rm_survives_a_killed_berth_and_relays_across_log_rotation() {
     assert!(lines[..15000].iter().all(|l| *l == line));
     assert_eq!(lines[15000], "last");
     b.assert_clean();
+}
+
+/// `berth ARGS…` with `input` as its stdin (a file: bounded, no thread feeding a pipe).
+fn run_with_input(b: &Berth, args: &[&str], input: &[u8]) -> Output {
+    let mut f = tempfile::tempfile().unwrap();
+    std::io::Write::write_all(&mut f, input).unwrap();
+    std::io::Seek::rewind(&mut f).unwrap();
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let mut cmd = b.cmd(args);
+    cmd.stdin(f)
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap());
+    let mut guard = ChildGuard::spawn(&mut cmd);
+    let child = guard.child().unwrap();
+    let mut status = None;
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        }),
+        "berth {args:?} did not finish"
+    );
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.rewind().unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status: status.unwrap(),
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+/// `-it` on a real terminal (script(1) gives the caller a pty of a set size): the container
+/// sees a pty of the caller's size and its exit code comes back; `exec -it` into a running
+/// container too; `-i` without `-t` feeds stdin and keeps stdout apart. Each runtime.
+#[test]
+fn run_it_exec_it_and_run_i_on_a_real_terminal() {
+    requires_root!();
+    requires_tool!("script", "runc", "crun");
+    let b = Berth::new();
+    let berth = berth_bin();
+    for rt in runtimes() {
+        let on_a_terminal = |berth_args: &str| {
+            let line = format!("stty rows 30 cols 100; {} {berth_args}", berth.display());
+            let mut c = Command::new("script");
+            c.args(["-qec", &line, "/dev/null"])
+                .env("XDG_DATA_HOME", b.dir.path());
+            let out = run_with_timeout(&mut c, Duration::from_secs(60));
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+            )
+        };
+        let (code, out) = on_a_terminal(&format!(
+            "run --rm -it --runtime {rt} --cgroup-parent {} {IMAGE} sh -c 'tty; stty size; exit 7'",
+            b.cgroup_parent
+        ));
+        assert_eq!(
+            (code, out.as_str()),
+            (7, "/dev/pts/0\n30 100\n"),
+            "{rt}: run -it"
+        );
+
+        let id = b.ok(&["run", "-d", "--runtime", rt, IMAGE, "sleep", "100"]);
+        let id = id.trim();
+        let (code, out) = on_a_terminal(&format!("exec -it {id} sh -c 'tty; stty size; exit 3'"));
+        // script(1), its stdin at end of file, passes a NUL to the terminal, which echoes it
+        // as `^@` when it arrives before the runtime made the terminal raw (runc does the same
+        // run by hand under script)
+        let out = out.strip_prefix("^@").unwrap_or(&out);
+        assert_eq!(code, 3, "{rt}: exec -it: {out}");
+        assert!(
+            out.starts_with("/dev/pts/"),
+            "{rt}: exec -it has a pty: {out}"
+        );
+        b.ok(&["rm", "-f", id]);
+
+        let out = run_with_input(
+            &b,
+            &[
+                "run",
+                "--rm",
+                "-i",
+                "--runtime",
+                rt,
+                IMAGE,
+                "sh",
+                "-c",
+                "cat; echo err >&2",
+            ],
+            b"typed\n",
+        );
+        assert_eq!(out.status.code(), Some(0), "{rt}: run -i: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "typed\n",
+            "{rt}: stdin reached cat"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "err\n",
+            "{rt}: stderr kept apart"
+        );
+    }
+    b.assert_clean();
+}
+
+/// As root, each container has its own user namespace: container root is a subordinate host
+/// id, two running containers get disjoint ranges, the image's files show as root's inside
+/// (id-mapped, not copied), the range is given back when the container is removed, and
+/// `--userns=host` opts out, printed as an opening.
+#[test]
+fn each_container_gets_its_own_host_id_range() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let b = Berth::new();
+    let range_of = |id: &str| -> (u64, u64) {
+        let v: Value = serde_json::from_str(&b.ok(&["inspect", id])).unwrap();
+        let v = if v.is_array() { v[0].clone() } else { v };
+        let h = &v["HostIds"];
+        (
+            h["host_start"].as_u64().unwrap(),
+            h["size"].as_u64().unwrap(),
+        )
+    };
+    for rt in runtimes() {
+        let a = b.ok(&["run", "-d", "--runtime", rt, IMAGE, "sleep", "100"]);
+        let c = b.ok(&["run", "-d", "--runtime", rt, IMAGE, "sleep", "100"]);
+        let (a, c) = (a.trim(), c.trim());
+        let (sa, na) = range_of(a);
+        let (sc, nc) = range_of(c);
+        assert_eq!((na, nc), (65536, 65536), "{rt}");
+        assert!(
+            sa + na <= sc || sc + nc <= sa,
+            "{rt}: ranges overlap: {sa}+{na} {sc}+{nc}"
+        );
+        assert!(
+            sa > 65535 && sc > 65535,
+            "{rt}: subordinate ids, not host users'"
+        );
+        let map = b.ok(&["exec", a, "cat", "/proc/self/uid_map"]);
+        let fields: Vec<&str> = map.split_whitespace().collect();
+        assert_eq!(fields, ["0", &sa.to_string(), "65536"], "{rt}: {map}");
+        // the image's files are root's inside; what the container writes is its range's
+        let ls = b.ok(&[
+            "exec",
+            a,
+            "sh",
+            "-c",
+            "ls -ln /bin/busybox | tr -s ' ' | cut -d' ' -f3,4; touch /made",
+        ]);
+        assert_eq!(ls, "0 0\n", "{rt}");
+        let v: Value = serde_json::from_str(&b.ok(&["inspect", a])).unwrap();
+        let v = if v.is_array() { v[0].clone() } else { v };
+        let m = PathBuf::from(
+            v["Rootfs"]
+                .as_str()
+                .expect("inspect shows the Rootfs mount"),
+        );
+        let made = std::fs::metadata(m.join("made")).unwrap();
+        assert_eq!(
+            u64::from(made.uid()),
+            sa,
+            "{rt}: /made owned by the range's root"
+        );
+        let upper_image_file = std::fs::symlink_metadata(m.join("bin/busybox")).unwrap();
+        assert_eq!(
+            u64::from(upper_image_file.uid()),
+            sa,
+            "{rt}: seen through the container's mount, the image's files are the range's root"
+        );
+        b.ok(&["rm", "-f", a, c]);
+        let ranges = std::fs::read_to_string(b.data().join("idranges.json")).unwrap();
+        assert!(
+            !ranges.contains(a) && !ranges.contains(c),
+            "{rt}: ranges given back on rm: {ranges}"
+        );
+        let (code, out, err) = b.run_rm(rt, &["--userns", "host"], &["cat", "/proc/self/uid_map"]);
+        assert_eq!(code, 0, "{rt}: {err}");
+        assert_eq!(
+            out.split_whitespace().collect::<Vec<_>>(),
+            ["0", "0", "4294967295"],
+            "{rt}: --userns=host"
+        );
+        assert!(
+            err.contains("warning:") && err.contains("userns"),
+            "{rt}: printed: {err}"
+        );
+    }
+    b.assert_clean();
+}
+
+/// A data directory below a directory others cannot search is out of reach of a container's
+/// root: `run` says which directory (exit 125) and leaves nothing behind.
+#[test]
+fn a_data_directory_out_of_reach_of_the_user_namespace_is_named() {
+    requires_root!();
+    let b = Berth::new();
+    let private = b.dir.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data = private.join("data");
+    let data = data.to_str().unwrap();
+    b.ok(&[
+        "import",
+        "--data",
+        data,
+        b.dir.path().join("rootfs").to_str().unwrap(),
+        IMAGE,
+    ]);
+    let out = b.run(&["run", "--rm", "--data", data, IMAGE, "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!("{} has mode 700", private.display())) && err.contains("chmod o+x"),
+        "{err}"
+    );
+    let ps = b.ok(&["ps", "-a", "-q", "--data", data]);
+    assert_eq!(ps, "", "no record left");
+    let rootfs = private.join("data/rootfs");
+    let left: Vec<_> = std::fs::read_dir(&rootfs)
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no mount point left: {left:?}");
 }

@@ -167,6 +167,17 @@ fn set_up(
         }
         std::fs::create_dir_all(&src)
             .with_context(|| format!("failed to create the volume {}", src.display()))?;
+        if let Some(r) = host_ids {
+            // the container's root owns its anonymous volumes (docker's userns-remap does so)
+            let owner = Some(rustix::fs::Uid::from_raw(r.host_start));
+            let group = Some(rustix::fs::Gid::from_raw(r.host_start));
+            rustix::fs::chown(&src, owner, group).with_context(|| {
+                format!(
+                    "failed to give the volume {} to the container's root",
+                    src.display()
+                )
+            })?;
+        }
         mounts.push(berth_runtime_spec::Mount {
             destination: dest.clone(),
             typ: Some("bind".into()),

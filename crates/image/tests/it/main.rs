@@ -26,6 +26,7 @@
 mod features;
 mod hostile;
 mod rootfs;
+mod rootfs_stream;
 mod rootless;
 mod snapshot;
 mod spec;

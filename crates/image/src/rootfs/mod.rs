@@ -8,10 +8,12 @@
 //!
 //! - **overlay** ([`Driver::supports_rebase`]): the missing layers are unpacked **in parallel**
 //!   by up to [`EnsureOptions::workers`] threads, each into its own parent-less active snapshot
-//!   in [`WhiteoutMode::Overlay`] (whiteouts become overlay whiteouts and opaque xattrs, so a
+//!   (all prepared in one metadata write, [`SnapshotStore::prepare_all`]) in
+//!   [`WhiteoutMode::Overlay`] (whiteouts become overlay whiteouts and opaque xattrs, so a
 //!   layer does not need its parents on disk), verified against its diff ID, and committed in
-//!   order onto its parent chain with [`Opts::onto`] as soon as it and every layer below are
-//!   done;
+//!   order onto its parent chain with [`Opts::onto`], in batches
+//!   ([`SnapshotStore::commit_all`]: 64 contiguous layers, or all that remain, per metadata
+//!   write);
 //! - **native**: sequentially, each layer applied ([`WhiteoutMode::Apply`]) onto a copy of its
 //!   parent.
 //!
@@ -439,6 +441,9 @@ fn unpack_sequential(
     Ok(())
 }
 
+/// Layers committed at once by the parallel path (the last batch may be smaller).
+const COMMIT_BATCH: usize = 64;
+
 fn unpack_parallel(
     run: &Run<'_>,
     committed: &mut Vec<Digest>,
@@ -498,8 +503,8 @@ fn unpack_parallel(
             });
         }
         drop(tx);
-        // Commit in order, each onto the one below, as soon as it is ready: every layer
-        // ready at that moment in one batch (one metadata write).
+        // Commit in order, each onto the one below, in batches of at least COMMIT_BATCH
+        // contiguous ready layers (or all that remain), each batch one metadata write.
         let mut ready: HashMap<usize, u64> = HashMap::new();
         let mut want = first;
         while let Ok(msg) = rx.recv() {
@@ -518,6 +523,14 @@ fn unpack_parallel(
                 }
             }
             if failure.is_some() {
+                continue;
+            }
+            // Wait for a whole batch (or the last layers): layers arriving one by one from a
+            // download would otherwise make a batch each, one metadata write per layer.
+            let run_len = (want..image.layers.len())
+                .take_while(|i| ready.contains_key(i))
+                .count();
+            if run_len < COMMIT_BATCH && want + run_len < image.layers.len() {
                 continue;
             }
             let mut batch = Vec::new();

@@ -23,8 +23,16 @@ fn opts() -> EnsureOptions {
     }
 }
 
-fn is_committed(snap: &SnapshotStore, key: &str) -> bool {
-    snap.stat(key).is_ok_and(|i| i.kind == Kind::Committed)
+/// Whether layer `chain`'s active snapshot (`unpack/<chain hex>/…`) has been unpacked into:
+/// its tree is not empty. (Layers are committed in batches, so unpacked is what shows first.)
+fn is_unpacked(snap: &SnapshotStore, chain: &berth_oci::Digest) -> bool {
+    let prefix = format!("unpack/{}/", chain.hex());
+    snap.list().unwrap().iter().any(|i| {
+        i.kind == Kind::Active
+            && i.key.starts_with(&prefix)
+            && std::fs::read_dir(snap.dir_of(&i.key).unwrap().join("fs"))
+                .is_ok_and(|mut d| d.next().is_some())
+    })
 }
 
 /// The test image in an OCI layout under `s`, resolved.
@@ -36,7 +44,7 @@ fn image_in(s: &Scratch) -> (berth_store::OciLayout, ImageLayers) {
 }
 
 #[test]
-fn layers_are_committed_as_their_blobs_arrive_and_equal_a_complete_unpack() {
+fn layers_are_unpacked_as_their_blobs_arrive_and_equal_a_complete_unpack() {
     if !require_root() {
         return;
     }
@@ -47,22 +55,27 @@ fn layers_are_committed_as_their_blobs_arrive_and_equal_a_complete_unpack() {
     let arrivals = Arrivals::new();
     let report = std::thread::scope(|sc| {
         let h = sc.spawn(|| ensure_layers_gated(&streamed, &src, &image, &opts(), &arrivals));
-        // The bottom layer arrives first: it is unpacked and committed while the others
-        // are still "downloading".
+        // The bottom layer arrives first: it is unpacked while the others are still
+        // "downloading" (on timeout the gate fails, so the unpack thread ends too).
         arrivals.ready(&image.layers[0].digest);
+        let early = wait_until(Duration::from_secs(30), || {
+            is_unpacked(&streamed, &image.layers[0].chain_id)
+        });
+        if !early {
+            arrivals.fail("the test gave up");
+        }
         assert!(
-            wait_until(Duration::from_secs(30), || is_committed(
-                &streamed,
-                image.layers[0].chain_id.as_str()
-            )),
-            "layer 0 was not committed while the rest were missing"
+            early,
+            "layer 0 was not unpacked while the rest were missing"
         );
+        assert!(!is_unpacked(&streamed, &image.layers[1].chain_id));
         assert_eq!(
             streamed
-                .stat(image.layers[1].chain_id.as_str())
+                .stat(image.layers[0].chain_id.as_str())
                 .unwrap_err()
                 .kind(),
-            ErrorKind::NotFound
+            ErrorKind::NotFound,
+            "nothing is committed before its batch is complete"
         );
         // The rest arrive top first: each waits for the ones below before its commit.
         for l in image.layers[1..].iter().rev() {
@@ -94,14 +107,11 @@ fn a_pull_that_fails_midway_leaves_nothing_committed() {
         let h = sc.spawn(|| ensure_layers_gated(&snap, &src, &image, &opts(), &arrivals));
         arrivals.ready(&image.layers[0].digest);
         arrivals.ready(&image.layers[1].digest);
-        assert!(
-            wait_until(Duration::from_secs(30), || is_committed(
-                &snap,
-                image.layers[1].chain_id.as_str()
-            )),
-            "the layers that arrived were not committed"
-        );
+        let early = wait_until(Duration::from_secs(30), || {
+            is_unpacked(&snap, &image.layers[1].chain_id)
+        });
         arrivals.fail("the download of layer 2 failed");
+        assert!(early, "the layers that arrived were not unpacked");
         h.join().unwrap().unwrap_err()
     });
     assert!(

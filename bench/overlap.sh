@@ -2,8 +2,8 @@
 # Which contenders unpack while they download? A local `berth registry serve` behind a
 # proxy (bench/tools/stall-proxy.py) that holds the GET of the LAST layer's blob for STALL
 # seconds; half-way through the stall, each contender's storage is inspected: layers already
-# unpacked (podman: containers-storage overlay layers with content; berth: committed
-# snapshots). skopeo+umoci is not observed: `skopeo copy … oci:` writes blobs into a layout
+# unpacked (podman: containers-storage overlay layers with content; berth: snapshots, active
+# or committed, holding their layer's file). skopeo+umoci is not observed: `skopeo copy … oci:` writes blobs into a layout
 # and never a file system, and `umoci unpack` reads the finished layout afterwards, so
 # nothing can unpack during that download by construction.
 # Run by hand as root; never in CI.
@@ -48,7 +48,8 @@ observe() { # contender: runs it in the background, reports what is unpacked mid
     for _ in $(seq 1 200); do grep -q stalling "$WORK/proxy.log" 2>/dev/null && break; sleep 0.05; done
     sleep "$half"
     case $c in
-    berth) n=$(jq '[.snapshots[] | select(.kind == "committed")] | length' "$s/data/snapshots/metadata.json" 2>/dev/null || echo 0) ;;
+    berth) # layers are committed in batches: count the snapshots holding an unpacked file
+        n=$(find "$s/data/snapshots/snapshots" -mindepth 3 -maxdepth 3 -path '*/fs/file*' 2>/dev/null | wc -l) ;;
     podman) n=$(find "$s/root/overlay" -mindepth 3 -maxdepth 3 -path '*/diff/file*' 2>/dev/null | wc -l) ;;
     esac
     echo "$c: $n of $((LAYERS - 1)) downloaded layers unpacked while the last one was still downloading"

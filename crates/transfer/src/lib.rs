@@ -295,6 +295,7 @@ impl Copier<'_> {
                 blobs.push((digest, d));
             }
         }
+        self.progress.image(&m.digest, &m.bytes);
         let (provider, ingester) = (self.src.provider(), self.dst.ingester());
         let mut results = futures_util::stream::iter(blobs)
             .map(|(_, desc)| copy_blob(provider, ingester, desc, self.progress))

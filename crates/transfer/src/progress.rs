@@ -15,11 +15,17 @@ use crate::Put;
 pub trait Progress: Send + Sync {
     /// A manifest is about to be written.
     fn manifest(&self, digest: &Digest);
-    /// Blob `digest` needs no transfer: the destination has it.
+    /// Blob `digest` needs no transfer: the destination has it (readable there).
     fn exists(&self, digest: &Digest);
     /// The transfer of blob `digest` of `size` bytes starts; the returned handle receives
     /// its byte counts and its end.
     fn blob(&self, digest: &Digest, size: u64) -> Arc<dyn BlobProgress>;
+    /// The blobs of image manifest `digest` (`bytes`) are about to be copied; the manifest
+    /// itself is written after them. What lets a caller start on the image (unpack its
+    /// layers as each blob arrives, see [`BlobProgress::done`]) before the copy ends.
+    fn image(&self, digest: &Digest, bytes: &[u8]) {
+        let _ = (digest, bytes);
+    }
 }
 
 /// The transfer of one blob.
@@ -29,7 +35,8 @@ pub trait BlobProgress: Send + Sync {
     /// The transfer (re)starts from byte `offset` (a retry, a resumed upload, or the upload
     /// after a download was spooled).
     fn restart_at(&self, offset: u64);
-    /// The blob is at the destination; `how` says how.
+    /// The blob is at the destination, complete and verified (readable there from now on);
+    /// `how` says how.
     fn done(&self, how: Put);
 }
 

@@ -50,6 +50,12 @@ pub enum RootfsError {
     },
     #[error("snapshotter: {0}")]
     Snapshotter(#[source] Box<SnapshotError>),
+    #[error("layer {index} ({digest}) was not unpacked: {reason}")]
+    Download {
+        index: usize,
+        digest: Digest,
+        reason: String,
+    },
     #[error("an unpack worker panicked on layer {index}; this is a bug in berth")]
     WorkerPanicked { index: usize },
 }

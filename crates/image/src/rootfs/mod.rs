@@ -8,10 +8,12 @@
 //!
 //! - **overlay** ([`Driver::supports_rebase`]): the missing layers are unpacked **in parallel**
 //!   by up to [`EnsureOptions::workers`] threads, each into its own parent-less active snapshot
-//!   in [`WhiteoutMode::Overlay`] (whiteouts become overlay whiteouts and opaque xattrs, so a
+//!   (all prepared in one metadata write, [`SnapshotStore::prepare_all`]) in
+//!   [`WhiteoutMode::Overlay`] (whiteouts become overlay whiteouts and opaque xattrs, so a
 //!   layer does not need its parents on disk), verified against its diff ID, and committed in
-//!   order onto its parent chain with [`Opts::onto`] as soon as it and every layer below are
-//!   done;
+//!   order onto its parent chain with [`Opts::onto`], in batches
+//!   ([`SnapshotStore::commit_all`]: 64 contiguous layers, or all that remain, per metadata
+//!   write);
 //! - **native**: sequentially, each layer applied ([`WhiteoutMode::Apply`]) onto a copy of its
 //!   parent.
 //!
@@ -23,10 +25,10 @@
 //! this call committed are removed again: nothing half-made is committed or left in use.
 
 mod error;
+mod gate;
 mod source;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -34,11 +36,12 @@ use berth_oci::{Digest, ManifestInfo, ManifestKind, Platform, descriptor_digest}
 use serde::Deserialize;
 
 pub use error::RootfsError;
+pub use gate::{AllPresent, Arrivals, LayerGate};
 pub use source::BlobSource;
 
 use crate::snapshot::{
-    Driver, ErrorKind, LABEL_REF_PREFIX, Mount, Opts, SnapshotStore, Snapshotter, chain_ids,
-    writable_dir,
+    CommitOp, Driver, ErrorKind, LABEL_REF_PREFIX, Mount, Opts, SnapshotStore, Snapshotter,
+    chain_ids, writable_dir,
 };
 use crate::unpack::{UnpackOptions, WhiteoutMode, unpack};
 
@@ -92,6 +95,26 @@ struct ConfigDoc {
     rootfs: ConfigRootfs,
 }
 
+fn read_blob(
+    source: &dyn BlobSource,
+    digest: &Digest,
+    what: &'static str,
+) -> Result<Vec<u8>, RootfsError> {
+    source.read(digest).map_err(|source| RootfsError::Blob {
+        digest: digest.clone(),
+        what,
+        source,
+    })
+}
+
+fn invalid(digest: &Digest, what: &'static str, reason: String) -> RootfsError {
+    RootfsError::Invalid {
+        digest: digest.clone(),
+        what,
+        reason,
+    }
+}
+
 /// Read image `digest` (a manifest, or an index from which `platform`'s manifest is chosen)
 /// from `source`: its layers, their media types, diff IDs and chain IDs.
 pub fn resolve(
@@ -99,21 +122,11 @@ pub fn resolve(
     digest: &Digest,
     platform: &Platform,
 ) -> Result<ImageLayers, RootfsError> {
-    let read = |d: &Digest, what: &'static str| {
-        source.read(d).map_err(|source| RootfsError::Blob {
-            digest: d.clone(),
-            what,
-            source,
-        })
-    };
-    let invalid = |d: &Digest, what: &'static str, reason: String| RootfsError::Invalid {
-        digest: d.clone(),
-        what,
-        reason,
-    };
+    let read = |d: &Digest, what: &'static str| read_blob(source, d, what);
     let mut manifest_digest = digest.clone();
-    let mut info = ManifestInfo::parse(&read(digest, "manifest")?, None)
-        .map_err(|e| invalid(digest, "manifest", e.to_string()))?;
+    let top = read(digest, "manifest")?;
+    let info =
+        ManifestInfo::parse(&top, None).map_err(|e| invalid(digest, "manifest", e.to_string()))?;
     if info.kind == ManifestKind::Index {
         let child = info
             .manifests
@@ -130,9 +143,26 @@ pub fn resolve(
             })?;
         manifest_digest =
             descriptor_digest(child).map_err(|e| invalid(digest, "index", e.to_string()))?;
-        info = ManifestInfo::parse(&read(&manifest_digest, "manifest")?, None)
-            .map_err(|e| invalid(&manifest_digest, "manifest", e.to_string()))?;
     }
+    let bytes = if manifest_digest == *digest {
+        top
+    } else {
+        read(&manifest_digest, "manifest")?
+    };
+    resolve_manifest(source, &manifest_digest, &bytes)
+}
+
+/// Read image manifest `manifest_digest` (its `bytes` already at hand: a pull that has not
+/// stored it yet) and its config from `source`: its layers, media types, diff and chain IDs.
+pub fn resolve_manifest(
+    source: &dyn BlobSource,
+    manifest_digest: &Digest,
+    bytes: &[u8],
+) -> Result<ImageLayers, RootfsError> {
+    let read = |d: &Digest, what: &'static str| read_blob(source, d, what);
+    let manifest_digest = manifest_digest.clone();
+    let info = ManifestInfo::parse(bytes, None)
+        .map_err(|e| invalid(&manifest_digest, "manifest", e.to_string()))?;
     if info.kind != ManifestKind::Image {
         return Err(invalid(
             &manifest_digest,
@@ -224,6 +254,19 @@ pub fn ensure_layers(
     image: &ImageLayers,
     opts: &EnsureOptions,
 ) -> Result<EnsureReport, RootfsError> {
+    ensure_layers_gated(snap, source, image, opts, &AllPresent)
+}
+
+/// [`ensure_layers`] while the blobs are still arriving: each layer is unpacked once `gate`
+/// says its blob is complete in `source` (unpacking while downloading; see [`Arrivals`]).
+/// A gate that fails makes this fail like a corrupt layer: nothing is left committed.
+pub fn ensure_layers_gated(
+    snap: &SnapshotStore,
+    source: &dyn BlobSource,
+    image: &ImageLayers,
+    opts: &EnsureOptions,
+    gate: &dyn LayerGate,
+) -> Result<EnsureReport, RootfsError> {
     let lease = snap.lease()?;
     // Committed chains are complete, so the missing layers are a suffix.
     let mut first_missing = image.layers.len();
@@ -253,6 +296,7 @@ pub fn ensure_layers(
         first: first_missing,
         opts,
         lease: &lease,
+        gate,
     };
     let result = if snap.driver().supports_rebase() {
         unpack_parallel(&run, &mut committed, &mut report)
@@ -290,8 +334,8 @@ fn active_key(chain: &Digest) -> String {
 }
 
 fn unpack_into(
-    snap: &SnapshotStore,
     source: &dyn BlobSource,
+    gate: &dyn LayerGate,
     index: usize,
     layer: &LayerInfo,
     mounts: &[Mount],
@@ -302,7 +346,12 @@ fn unpack_into(
         what: "snapshot",
         reason: "its mounts have no writable directory".to_owned(),
     })?;
-    let _ = snap;
+    gate.wait(&layer.digest)
+        .map_err(|reason| RootfsError::Download {
+            index,
+            digest: layer.digest.clone(),
+            reason,
+        })?;
     let reader = source.open(&layer.digest).map_err(|e| RootfsError::Blob {
         digest: layer.digest.clone(),
         what: "layer",
@@ -351,6 +400,7 @@ struct Run<'a> {
     first: usize,
     opts: &'a EnsureOptions,
     lease: &'a crate::snapshot::Lease,
+    gate: &'a dyn LayerGate,
 }
 
 fn unpack_sequential(
@@ -374,7 +424,7 @@ fn unpack_sequential(
         let mounts = snap
             .prepare(&key, parent, &Opts::with_lease(lease))
             .map_err(snap_err)?;
-        let done = unpack_into(snap, run.source, i, layer, &mounts, &uo)
+        let done = unpack_into(run.source, run.gate, i, layer, &mounts, &uo)
             .and_then(|n| commit(snap, i, &key, layer, &Opts::with_lease(lease)).map(|c| (n, c)));
         match done {
             Ok((n, true)) => {
@@ -391,6 +441,9 @@ fn unpack_sequential(
     Ok(())
 }
 
+/// Layers committed at once by the parallel path (the last batch may be smaller).
+const COMMIT_BATCH: usize = 64;
+
 fn unpack_parallel(
     run: &Run<'_>,
     committed: &mut Vec<Digest>,
@@ -403,6 +456,7 @@ fn unpack_parallel(
         first,
         opts,
         lease,
+        gate,
     } = *run;
     let todo = &image.layers[first..];
     if todo.is_empty() {
@@ -410,40 +464,37 @@ fn unpack_parallel(
     }
     let mut uo = opts.unpack.clone();
     uo.whiteouts = WhiteoutMode::Overlay;
+    // Every missing layer's parent-less active snapshot at once: one metadata write.
+    let keys: Vec<String> = todo.iter().map(|l| active_key(&l.chain_id)).collect();
+    let mounts = snap
+        .prepare_all(&keys, &Opts::with_lease(lease))
+        .map_err(|source| RootfsError::Snapshot {
+            index: first,
+            chain_id: todo[0].chain_id.clone(),
+            source: Box::new(source),
+        })?;
     let next = AtomicUsize::new(first);
     let stop = AtomicBool::new(false);
-    let prepared: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let workers = opts.workers.clamp(1, todo.len());
-    let (tx, rx) = mpsc::channel::<(usize, Result<(String, u64), RootfsError>)>();
+    let (tx, rx) = mpsc::channel::<(usize, Result<u64, RootfsError>)>();
     let mut failure: Option<RootfsError> = None;
+    // Active keys not yet committed (or dropped for another process's commit).
+    let mut active: Vec<Option<&str>> = keys.iter().map(|k| Some(k.as_str())).collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, stop, prepared, uo) = (&next, &stop, &prepared, &uo);
+            let (next, stop, uo, mounts) = (&next, &stop, &uo, &mounts);
             s.spawn(move || {
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(layer) = image.layers.get(i) else {
+                    let (Some(layer), Some(m)) = (image.layers.get(i), mounts.get(i - first))
+                    else {
                         return;
                     };
-                    let key = active_key(&layer.chain_id);
-                    let r = snap
-                        .prepare(&key, None, &Opts::with_lease(lease))
-                        .map_err(|source| RootfsError::Snapshot {
-                            index: i,
-                            chain_id: layer.chain_id.clone(),
-                            source: Box::new(source),
-                        })
-                        .and_then(|mounts| {
-                            if let Ok(mut p) = prepared.lock() {
-                                p.push(key.clone());
-                            }
-                            unpack_into(snap, source, i, layer, &mounts, uo)
-                        })
-                        .map(|n| (key, n));
+                    let r = unpack_into(source, gate, i, layer, m, uo);
                     let failed = r.is_err();
                     if tx.send((i, r)).is_err() || failed {
                         return;
@@ -452,42 +503,77 @@ fn unpack_parallel(
             });
         }
         drop(tx);
-        // Commit in order, each onto the one below, as soon as it is ready.
-        let mut ready: HashMap<usize, (String, u64)> = HashMap::new();
+        // Commit in order, each onto the one below, in batches of at least COMMIT_BATCH
+        // contiguous ready layers (or all that remain), each batch one metadata write.
+        let mut ready: HashMap<usize, u64> = HashMap::new();
         let mut want = first;
-        for (i, r) in rx.iter() {
-            if failure.is_some() {
-                continue;
-            }
-            match r {
-                Ok(v) => {
-                    ready.insert(i, v);
-                }
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    failure = Some(e);
+        while let Ok(msg) = rx.recv() {
+            for (i, r) in std::iter::once(msg).chain(rx.try_iter()) {
+                if failure.is_some() {
                     continue;
                 }
-            }
-            while let Some((key, n)) = ready.remove(&want) {
-                let layer = &image.layers[want];
-                let mut o = Opts::with_lease(lease);
-                if let Some(p) = want.checked_sub(1) {
-                    o = o.onto(image.layers[p].chain_id.as_str());
-                }
-                match commit(snap, want, &key, layer, &o) {
-                    Ok(true) => {
-                        report.bytes += n;
-                        committed.push(layer.chain_id.clone());
+                match r {
+                    Ok(n) => {
+                        ready.insert(i, n);
                     }
-                    Ok(false) => {}
                     Err(e) => {
                         stop.store(true, Ordering::Relaxed);
                         failure = Some(e);
-                        break;
                     }
                 }
-                want += 1;
+            }
+            if failure.is_some() {
+                continue;
+            }
+            // Wait for a whole batch (or the last layers): layers arriving one by one from a
+            // download would otherwise make a batch each, one metadata write per layer.
+            let run_len = (want..image.layers.len())
+                .take_while(|i| ready.contains_key(i))
+                .count();
+            if run_len < COMMIT_BATCH && want + run_len < image.layers.len() {
+                continue;
+            }
+            let mut batch = Vec::new();
+            let mut bytes = Vec::new();
+            while let Some(n) = ready.remove(&(want + batch.len())) {
+                let i = want + batch.len();
+                let mut o = Opts::with_lease(lease);
+                if let Some(p) = i.checked_sub(1) {
+                    o = o.onto(image.layers[p].chain_id.as_str());
+                }
+                batch.push(CommitOp {
+                    name: image.layers[i].chain_id.to_string(),
+                    key: keys[i - first].clone(),
+                    opts: o,
+                });
+                bytes.push(n);
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            match snap.commit_all(&batch) {
+                Ok(made) => {
+                    for (k, made) in made.into_iter().enumerate() {
+                        let i = want + k;
+                        active[i - first] = None;
+                        if made {
+                            report.bytes += bytes[k];
+                            committed.push(image.layers[i].chain_id.clone());
+                        } else {
+                            // Another process committed this layer first: ours goes.
+                            let _ = snap.remove(&keys[i - first]);
+                        }
+                    }
+                    want += batch.len();
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    failure = Some(RootfsError::Snapshot {
+                        index: want,
+                        chain_id: image.layers[want].chain_id.clone(),
+                        source: Box::new(e),
+                    });
+                }
             }
         }
         if failure.is_none() && want != image.layers.len() {
@@ -498,10 +584,8 @@ fn unpack_parallel(
     });
     if let Some(e) = failure {
         // Remove what is still active (committed keys are gone from the active set).
-        if let Ok(keys) = prepared.lock() {
-            for k in keys.iter() {
-                let _ = snap.remove(k);
-            }
+        for k in active.into_iter().flatten() {
+            let _ = snap.remove(k);
         }
         return Err(e);
     }

@@ -72,6 +72,12 @@ pub enum CrashPoint {
     Renamed,
     /// `remove`/`gc`: the records are gone, the directories not yet removed.
     Unrecorded,
+    /// [`SnapshotStore::prepare_all`]: the directories exist under `snapshots/`, not yet
+    /// recorded (the lock is held).
+    BatchCreated,
+    /// [`SnapshotStore::commit_all`]: every commit of the batch is applied to the index in
+    /// memory, which is not yet written (the lock is held).
+    BatchApplied,
 }
 
 /// Called at each [`CrashPoint`] (tests only: production passes none).
@@ -586,6 +592,177 @@ impl SnapshotStore {
             &self.root,
             self.record(&index, key)?.id,
         ))
+    }
+}
+
+/// One commit of [`SnapshotStore::commit_all`]: the active snapshot `key` as `name`, with
+/// `opts` as [`Snapshotter::commit`] takes them.
+#[derive(Debug, Clone)]
+pub struct CommitOp {
+    pub name: String,
+    pub key: String,
+    pub opts: Opts,
+}
+
+impl SnapshotStore {
+    /// Create parent-less active snapshots `keys` (each an empty tree) in one metadata
+    /// transaction: one lock, one `metadata.json` write for all of them, where `prepare`
+    /// writes it once per snapshot. What an image's layers are unpacked into in parallel
+    /// before [`SnapshotStore::commit_all`] stacks them. All or nothing: a failure, or a
+    /// process killed before the write, records none of them, and the directories made are
+    /// removed (by this call, or as unrecorded at the next open). Returns the mounts of each,
+    /// in order.
+    pub fn prepare_all(
+        &self,
+        keys: &[String],
+        opts: &Opts,
+    ) -> Result<Vec<Vec<Mount>>, SnapshotError> {
+        for (i, key) in keys.iter().enumerate() {
+            validate_key(key)?;
+            if keys[..i].contains(key) {
+                return Err(SnapshotError::AlreadyExists {
+                    key: key.clone(),
+                    root: self.root.clone(),
+                });
+            }
+            self.check_lease(key, opts)?;
+        }
+        let _lock = meta::lock(&self.root)?;
+        let mut index = meta::read(&self.root, self.driver.name())?;
+        if let Some(key) = keys.iter().find(|k| index.snapshots.contains_key(*k)) {
+            return Err(SnapshotError::AlreadyExists {
+                key: key.clone(),
+                root: self.root.clone(),
+            });
+        }
+        // Made in place under the lock (an empty tree needs no temporary: another process's
+        // cleanup cannot run before the record is written, and a killed process's directories
+        // are unrecorded ones, removed at the next open).
+        let mut made: Vec<PathBuf> = Vec::with_capacity(keys.len());
+        let result = (|| {
+            let t = now();
+            let mut mounts = Vec::with_capacity(keys.len());
+            let mut records = Vec::with_capacity(keys.len());
+            for key in keys {
+                let id = index.next_id;
+                index.next_id += 1;
+                let dest = layout::snapshot_dir(&self.root, id);
+                remove_tree(&dest).map_err(io_err(key, "remove stale", &dest))?;
+                std::fs::create_dir(&dest).map_err(io_err(key, "create", &dest))?;
+                made.push(dest);
+                let fs = layout::fs_dir(&self.root, id);
+                rustix::fs::mkdir(&fs, rustix::fs::Mode::from_raw_mode(0o755))
+                    .map_err(|e| io_err(key, "create", &fs)(e.into()))?;
+                let rec = Record {
+                    id,
+                    kind: Kind::Active,
+                    parent: None,
+                    labels: opts.labels.clone(),
+                    created: t.clone(),
+                    updated: t.clone(),
+                    lease: opts.lease.clone(),
+                    usage: None,
+                };
+                mounts.push(self.mounts_of(&index, key, &rec)?);
+                records.push((key.clone(), rec));
+            }
+            let dir = layout::snapshots(&self.root);
+            berth_fsutil::sync_dir(&dir).map_err(fs_err(""))?;
+            self.crash_point(CrashPoint::BatchCreated);
+            index.snapshots.extend(records);
+            meta::write(&self.root, &index)?;
+            Ok(mounts)
+        })();
+        if result.is_err() {
+            for d in &made {
+                let _ = remove_tree(d);
+            }
+        }
+        result
+    }
+
+    /// Commit several active snapshots in one metadata transaction: one lock and one
+    /// `metadata.json` write for the whole batch, where `commit` writes it once per snapshot.
+    /// The commits apply in order, so one may be stacked ([`Opts::onto`]) on a snapshot an
+    /// earlier one of the batch commits. All or nothing: on any error, or a process killed
+    /// before the write, none is recorded (the active snapshots stay as they were, and a dead
+    /// process's are removed at the next open); after it, all are.
+    ///
+    /// Returns, per commit, whether it was made: `false` when `name` already exists (another
+    /// process committed the same layer first): then the active `key` is left for the caller
+    /// to remove, as `commit`'s `AlreadyExists`.
+    pub fn commit_all(&self, ops: &[CommitOp]) -> Result<Vec<bool>, SnapshotError> {
+        let index = meta::read(&self.root, self.driver.name())?;
+        let mounted =
+            inuse::current().map_err(io_err("", "read", Path::new("/proc/self/mountinfo")))?;
+        let mut prepared = Vec::with_capacity(ops.len());
+        for op in ops {
+            validate_key(&op.name)?;
+            let rec = self.record(&index, &op.key)?;
+            if rec.kind != Kind::Active {
+                return Err(SnapshotError::WrongKind {
+                    key: op.key.clone(),
+                    operation: "commit",
+                    actual: rec.kind.as_str(),
+                    expected: "an active",
+                });
+            }
+            self.check_lease(&op.name, &op.opts)?;
+            let dir = layout::snapshot_dir(&self.root, rec.id);
+            if let Some(how) = inuse::in_use(&mounted, &dir) {
+                return Err(SnapshotError::InUse {
+                    key: op.key.clone(),
+                    path: dir,
+                    how,
+                });
+            }
+            let fs = layout::fs_dir(&self.root, rec.id);
+            let usage = copy::usage(&fs).map_err(io_err(&op.key, "measure", &fs))?;
+            prepared.push((rec.id, usage));
+        }
+
+        let lock = meta::lock(&self.root)?;
+        let mut index = meta::read(&self.root, self.driver.name())?;
+        let mut made = Vec::with_capacity(ops.len());
+        let t = now();
+        for (op, (id, usage)) in ops.iter().zip(prepared) {
+            if index.snapshots.contains_key(&op.name) {
+                made.push(false);
+                continue;
+            }
+            let rec = self.record(&index, &op.key)?.clone();
+            if rec.id != id || rec.kind != Kind::Active {
+                return Err(SnapshotError::NotFound {
+                    key: op.key.clone(),
+                    root: self.root.clone(),
+                });
+            }
+            let parent = self.commit_parent(&index, &op.key, rec.parent, &op.opts)?;
+            index.snapshots.remove(&op.key);
+            index.snapshots.insert(
+                op.name.clone(),
+                Record {
+                    id,
+                    kind: Kind::Committed,
+                    parent,
+                    labels: op.opts.labels.clone(),
+                    created: t.clone(),
+                    updated: t.clone(),
+                    lease: op.opts.lease.clone(),
+                    usage: Some(usage),
+                },
+            );
+            made.push(true);
+        }
+        self.crash_point(CrashPoint::BatchApplied);
+        meta::write(&self.root, &index)?;
+        drop(lock);
+        for (op, made) in ops.iter().zip(&made) {
+            if *made && let Some(rec) = index.snapshots.get(&op.name) {
+                let _ = remove_tree(&layout::work_dir(&self.root, rec.id));
+            }
+        }
+        Ok(made)
     }
 }
 

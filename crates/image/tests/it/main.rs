@@ -35,6 +35,7 @@ mod hostile;
 mod idmap;
 mod limits;
 mod rootfs;
+mod rootfs_stream;
 mod rootless;
 mod secdef;
 mod snapshot;

@@ -19,11 +19,11 @@ use crate::snapshot::helpers::{Scratch, require_root};
 use crate::tarball::{self, Tar};
 use crate::umoci::busybox_layers;
 
-fn amd64() -> Platform {
+pub(crate) fn amd64() -> Platform {
     Platform::parse("linux/amd64").unwrap()
 }
 
-fn layers_of(tars: &[Vec<u8>]) -> Vec<Layer> {
+pub(crate) fn layers_of(tars: &[Vec<u8>]) -> Vec<Layer> {
     tars.iter()
         .map(|t| Layer {
             data: tarball::gzip(t),
@@ -34,7 +34,7 @@ fn layers_of(tars: &[Vec<u8>]) -> Vec<Layer> {
 
 /// An OCI layout in `dir` holding `layers` tagged `tag`, with `config` (default: the real
 /// diff IDs); returns the store's view of it and the manifest digest.
-fn layout_with(
+pub(crate) fn layout_with(
     dir: &Path,
     layers: &[Layer],
     config: Option<serde_json::Value>,
@@ -74,7 +74,7 @@ pub(crate) fn busybox_in_overlay(s: &Scratch) -> (SnapshotStore, ImageLayers) {
 
 /// The tree a container of `image` sees (mounted under `scratch`, unmounted when it drops:
 /// a helper process forked by a parallel test may briefly hold an fd inside the mount).
-fn container_tree(
+pub(crate) fn container_tree(
     scratch: &Scratch,
     snap: &SnapshotStore,
     image: &ImageLayers,
@@ -90,7 +90,12 @@ fn umoci_tree(layout: &Path, out: &Path) -> BTreeMap<Vec<u8>, Node> {
     tree(&out.join("rootfs"))
 }
 
-fn assert_same(a: &str, ta: &BTreeMap<Vec<u8>, Node>, b: &str, tb: &BTreeMap<Vec<u8>, Node>) {
+pub(crate) fn assert_same(
+    a: &str,
+    ta: &BTreeMap<Vec<u8>, Node>,
+    b: &str,
+    tb: &BTreeMap<Vec<u8>, Node>,
+) {
     let diffs = diff_trees(a, ta, b, tb);
     assert!(
         diffs.is_empty(),
@@ -100,7 +105,7 @@ fn assert_same(a: &str, ta: &BTreeMap<Vec<u8>, Node>, b: &str, tb: &BTreeMap<Vec
     );
 }
 
-fn committed(snap: &SnapshotStore) -> Vec<String> {
+pub(crate) fn committed(snap: &SnapshotStore) -> Vec<String> {
     snap.list()
         .unwrap()
         .into_iter()
@@ -195,15 +200,10 @@ fn second_image_reuses_shared_base_layers() {
     }
 }
 
-#[test]
-fn parallel_unpack_equals_sequential() {
-    if !require_root() {
-        return;
-    }
-    let s = Scratch::new();
-    // the busybox layers and 12 small layers that delete and re-add each other's files
+/// The busybox layers and `n` small layers that delete and re-add each other's files.
+pub(crate) fn small_layers(n: usize) -> Vec<Vec<u8>> {
     let mut tars = busybox_layers();
-    for i in 0..12 {
+    for i in 0..n {
         let mut t = Tar::new();
         if i > 0 {
             t.file(format!(".wh.layer{}.txt", i - 1).as_bytes(), b"");
@@ -214,7 +214,16 @@ fn parallel_unpack_equals_sequential() {
         );
         tars.push(t.finish());
     }
-    let layers = layers_of(&tars);
+    tars
+}
+
+#[test]
+fn parallel_unpack_equals_sequential() {
+    if !require_root() {
+        return;
+    }
+    let s = Scratch::new();
+    let layers = layers_of(&small_layers(12));
     let (src, digest) = layout_with(&s.path().join("layout"), &layers, None);
     let image = resolve(&src, &digest, &amd64()).unwrap();
     let seq = s.store(Driver::Overlay);

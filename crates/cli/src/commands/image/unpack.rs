@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::Context;
-use berth_image::rootfs::{EnsureOptions, ensure_layers, resolve};
+use berth_image::rootfs::{EnsureOptions, EnsureReport, ensure_layers, resolve};
 use berth_image::snapshot::SnapshotStore;
 use berth_store::Store;
 use clap::Args;
@@ -71,15 +71,26 @@ pub fn unpack_image(
     let report = ensure_layers(snap, store, &image, &opts)
         .with_context(|| format!("failed to unpack image {name}"))?;
     if !quiet {
-        let secs = started.elapsed().as_secs_f64();
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "unpacked {name}: {} layers new, {} present, {:.1} MiB in {secs:.2}s ({} snapshots)",
-            report.unpacked.len(),
-            report.reused,
-            report.bytes as f64 / (1 << 20) as f64,
-            snap.driver().name(),
-        );
+        summary(name, "", &report, started, snap);
     }
     Ok(report.top.map(|d| d.to_string()).unwrap_or_default())
+}
+
+/// The line on stderr after an unpack (`how`: "" or " while pulling").
+pub fn summary(
+    name: &str,
+    how: &str,
+    report: &EnsureReport,
+    started: Instant,
+    snap: &SnapshotStore,
+) {
+    let secs = started.elapsed().as_secs_f64();
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "unpacked {name}{how}: {} layers new, {} present, {:.1} MiB in {secs:.2}s ({} snapshots)",
+        report.unpacked.len(),
+        report.reused,
+        report.bytes as f64 / (1 << 20) as f64,
+        snap.driver().name(),
+    );
 }

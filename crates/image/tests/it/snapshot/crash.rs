@@ -3,12 +3,11 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 
 use berth_image::snapshot::{CrashPoint, Driver, Opts, SnapshotStore, Snapshotter};
 
 use super::helpers::{Scratch, layer, require_root, upper, write};
-use super::process::{Helper, announce_and_hang, role};
+use super::process::{Helper, announce_and_hang, kill_at, role};
 
 fn dir_names(p: &Path) -> BTreeSet<String> {
     std::fs::read_dir(p)
@@ -29,13 +28,7 @@ fn child_snapshot_worker() {
         "unrecorded" => Some(CrashPoint::Unrecorded),
         _ => None,
     };
-    let hook: Option<berth_image::snapshot::CrashHook> = stop_at.map(|p| {
-        Arc::new(move |at: CrashPoint| {
-            if at == p {
-                announce_and_hang(&format!("reached {at:?}"));
-            }
-        }) as _
-    });
+    let hook = super::process::hang_at(stop_at);
     let driver = if op.starts_with("native") {
         Driver::Native
     } else {
@@ -129,17 +122,6 @@ fn setup(driver: Driver) -> (Scratch, SnapshotStore) {
     (scratch, s)
 }
 
-fn kill_at(root: &Path, role: &str) {
-    let mut h = Helper::spawn("snapshot::crash::child_snapshot_worker", role, root);
-    let point = role.split_once(':').unwrap().0;
-    let line = h.wait_for("reached");
-    assert!(
-        line.to_lowercase().contains(point),
-        "{line} (wanted {point})"
-    );
-    h.kill();
-}
-
 fn killed_mid_prepare_leaves_nothing(driver: Driver, role: &str) {
     let (_scratch, s) = setup(driver);
     let mut h = Helper::spawn("snapshot::crash::child_snapshot_worker", role, s.root());
@@ -204,7 +186,11 @@ fn killed_mid_remove_the_directory_is_removed_at_open() {
     }
     let (_scratch, s) = setup(Driver::Overlay);
     layer(&s, "doomed", Some("base"), |d| write(d, "x", "x"));
-    kill_at(s.root(), "unrecorded:remove");
+    kill_at(
+        "snapshot::crash::child_snapshot_worker",
+        s.root(),
+        "unrecorded:remove",
+    );
     assert!(s.stat("doomed").is_err());
     assert_eq!(dir_names(&s.root().join("snapshots")).len(), 2);
     let s = SnapshotStore::open(s.root(), Driver::Overlay).unwrap();

@@ -1,6 +1,7 @@
 //! The snapshotters, for real: overlay mounts, whiteouts, many layers, concurrency, GC,
 //! native equivalence and crash cleanup.
 
+mod batch;
 mod crash;
 mod gc;
 pub(crate) mod helpers;

@@ -113,3 +113,29 @@ pub fn announce_and_hang(marker: &str) -> ! {
         rustix::event::pause();
     }
 }
+
+/// A crash hook that announces `reached {point:?}` and hangs at `point` (none: no hook).
+pub fn hang_at(
+    point: Option<berth_image::snapshot::CrashPoint>,
+) -> Option<berth_image::snapshot::CrashHook> {
+    point.map(|p| {
+        std::sync::Arc::new(move |at: berth_image::snapshot::CrashPoint| {
+            if at == p {
+                announce_and_hang(&format!("reached {at:?}"));
+            }
+        }) as _
+    })
+}
+
+/// Run helper `test` with `role` (`POINT:OP`), wait until it announces it reached POINT, and
+/// `SIGKILL` it there.
+pub fn kill_at(test: &str, root: &Path, role: &str) {
+    let mut h = Helper::spawn(test, role, root);
+    let point = role.split_once(':').unwrap().0;
+    let line = h.wait_for("reached");
+    assert!(
+        line.to_lowercase().contains(point),
+        "{line} (wanted {point})"
+    );
+    h.kill();
+}

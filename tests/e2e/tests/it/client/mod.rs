@@ -7,6 +7,7 @@ mod auth;
 mod faults;
 mod first_image;
 mod listing;
+mod pull_unpack;
 mod referrers;
 mod roundtrip;
 mod terminal;

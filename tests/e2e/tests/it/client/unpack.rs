@@ -12,7 +12,7 @@ use berth_test_support::{Digest, Layer, OciLayout, Registry, RegistryOptions, im
 use super::{Env, host_arch};
 
 /// A gzip tar layer holding `files` (name, content).
-fn tar_layer(dir: &Path, files: &[(&str, &str)]) -> Layer {
+pub(super) fn tar_layer(dir: &Path, files: &[(&str, &str)]) -> Layer {
     std::fs::create_dir_all(dir).unwrap();
     for (name, content) in files {
         berth_test_support::write_file(dir.join(name), content.as_bytes());

@@ -14,7 +14,6 @@ use berth_image::idmap::{IdAllocator, IdmapMode};
 use berth_image::rootfs::{EnsureOptions, ensure_layers, prepare, resolve};
 use berth_image::snapshot::mount_all;
 use berth_image::spec::{IdRange, ImageConfig, Network, RunOptions, Userns, build_spec};
-use berth_transfer::Endpoint;
 
 use super::run::RunArgs;
 
@@ -35,8 +34,9 @@ pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepare
         .with_context(|| format!("invalid image reference {:?}", args.image))?;
     let name = reference.to_string();
     let present = store.image(&name)?.is_some();
+    let snap = data.snapshots()?;
     if args.pull == "always" || (args.pull == "missing" && !present) {
-        pull(args, &store, &reference)?;
+        pull(args, &store, &snap, &reference)?;
     } else if !present {
         anyhow::bail!(
             "no image {name} in the local store and --pull never\nhint: `berth pull {name}`, `berth load` or `berth import` it first"
@@ -51,7 +51,6 @@ pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepare
             .with_context(|| format!("image {name} records an invalid platform {p:?}"))?,
         (None, None) => berth_oci::Platform::host(),
     };
-    let snap = data.snapshots()?;
     let layers = resolve(&store, &record.digest, &platform)
         .with_context(|| format!("failed to read image {name}"))?;
     let ensure = EnsureOptions {
@@ -228,9 +227,12 @@ impl Prepared {
     }
 }
 
+/// Pull `reference` into the store, unpacking each layer as soon as its blob has arrived
+/// (`berth pull --unpack`'s path).
 fn pull(
     args: &RunArgs,
     store: &berth_store::Store,
+    snap: &berth_image::snapshot::SnapshotStore,
     reference: &berth_oci::Reference,
 ) -> anyhow::Result<()> {
     let client = args.registry.client()?;
@@ -242,9 +244,7 @@ fn pull(
             .unwrap_or_else(berth_oci::Platform::host),
         referrers: false,
     };
-    let src = Endpoint::Registry(reference.clone());
-    let dst = Endpoint::Store(reference.to_string());
-    crate::commands::image::copy(&client, Some(store), &src, &dst, &opts, args.quiet)
+    crate::commands::image::pull::pull_unpack(&client, store, snap, reference, &opts, args.quiet)
         .with_context(|| format!("failed to pull {reference}"))?;
     Ok(())
 }

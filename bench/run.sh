@@ -36,6 +36,7 @@ RUNTIME_BIN=$(dirname "$BERTH_BIN")/berth-runtime
 [ -x "$RUNTIME_BIN" ] || { echo "error: no berth-runtime next to $BERTH_BIN" >&2; exit 1; }
 
 WORK=$(mktemp -d /var/tmp/berth-run-bench.XXXXXX)
+chmod 755 "$WORK"   # a container's root (a subordinate uid) must reach berth's data directory
 PODMAN=(podman --root "$WORK/podman/storage" --runroot "$WORK/podman/run" --tmpdir "$WORK/podman/tmp"
         --cgroup-manager cgroupfs --events-backend none --storage-driver overlay --runtime crun)
 cleanup() {
@@ -84,6 +85,8 @@ def bare():
 
 cmds = {
     "berth run": lambda: [berth, "run", "--rm", "--userns", "host", "localhost/bench:1", "true"],
+    # the default: its own user namespace (a range from /etc/subuid, id-mapped layers)
+    "berth run (userns)": lambda: [berth, "run", "--rm", "localhost/bench:1", "true"],
     "podman run (crun)": lambda: podman + ["run", "--rm", "--network", "none", *ulimits, "localhost/bench:1", "true"],
     "berth-runtime run": bare,
 }

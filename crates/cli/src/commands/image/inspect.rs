@@ -37,13 +37,31 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             return super::print(&serde_json::to_string_pretty(&v)?);
         }
     }
+    let reference = match Reference::parse(&args.reference) {
+        Ok(r) => r,
+        // neither a container nor an image reference: a usage error (exit 2), as clap
+        // reports an invalid reference for the image commands
+        Err(e) => {
+            use clap::CommandFactory;
+            #[derive(clap::Parser)]
+            #[command(name = "berth inspect")]
+            struct Inspect {
+                #[command(flatten)]
+                args: InspectArgs,
+            }
+            Inspect::command()
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!(
+                        "invalid value '{0}' for '<REFERENCE>': no container {0}, and not an \
+                         image reference: {e}",
+                        args.reference
+                    ),
+                )
+                .exit()
+        }
+    };
     let store = args.data.open()?;
-    let reference = Reference::parse(&args.reference).with_context(|| {
-        format!(
-            "no container {0} and {0} is not an image reference",
-            args.reference
-        )
-    })?;
     let name = reference.to_string();
     let (source, manifest, media_type, digest, config) = match store.image(&name)? {
         Some(record) => {

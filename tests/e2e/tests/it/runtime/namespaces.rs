@@ -494,9 +494,30 @@ pub(super) fn on_a_pty(line: Vec<OsString>) -> Command {
     c
 }
 
+/// crun 1.8.1 at times relays a container's terminal output through its own error log:
+/// each chunk red and timestamped (`ESC[1;31m<time>: <chunk>ESC[0m` and a newline; seen once
+/// under load in CI). The chunks joined again, as the container wrote them.
+fn unwrap_crun_log(text: &str) -> String {
+    const RED: &str = "\u{1b}[1;31m";
+    const RESET: &str = "\u{1b}[0m\n";
+    if !text.contains(RED) {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    for (i, piece) in text.split(RED).enumerate() {
+        if i == 0 {
+            out.push_str(piece);
+            continue;
+        }
+        let chunk = piece.split_once(": ").map_or(piece, |(_, c)| c);
+        out.push_str(chunk.strip_suffix(RESET).unwrap_or(chunk));
+    }
+    out
+}
+
 /// The probe's JSON out of what a terminal showed (CR LF line ends, maybe echo before).
 pub(super) fn json_on_screen(screen: &[u8]) -> Value {
-    let text = String::from_utf8_lossy(screen).replace('\r', "");
+    let text = unwrap_crun_log(&String::from_utf8_lossy(screen).replace('\r', ""));
     let (start, end) = (text.find('{'), text.rfind('}'));
     match (start, end) {
         (Some(s), Some(e)) if s < e => serde_json::from_str(&text[s..=e])
@@ -1020,4 +1041,15 @@ runtime_test! {
             }
         }
     }
+}
+
+/// crun's error-log wrapping (as seen in CI, 2026-12-04) is taken off chunk by chunk.
+#[test]
+fn crun_log_wrapping_is_taken_off_the_screen() {
+    let screen = "\u{1b}[1;31m2026-12-04T10:38:41.348766Z: {\"a\":{\"errno_n\u{1b}[0m\n\u{1b}[1;31m2026-12-04T10:38:41.348789Z: ame\":\"EPERM\"},\"b\":1}\n\u{1b}[0m\n";
+    assert_eq!(
+        json_on_screen(screen.as_bytes()),
+        serde_json::json!({"a": {"errno_name": "EPERM"}, "b": 1})
+    );
+    assert_eq!(unwrap_crun_log("plain {\"x\":1}"), "plain {\"x\":1}");
 }

@@ -55,6 +55,49 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The time `s` names, for the UTC forms this module writes (`2006-01-02T15:04:05Z`, with an
+/// optional fraction of up to nine digits); `None` for anything else.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let num = |t: &str, len: usize| -> Option<u64> {
+        (t.len() == len && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let mut d = date.splitn(3, '-');
+    let (y, m, dd) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.splitn(3, ':');
+    let (h, mi, se) = (num(t.next()?, 2)?, num(t.next()?, 2)?, num(t.next()?, 2)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&dd) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        frac.parse::<u32>().ok()? * 10u32.pow(9 - frac.len() as u32)
+    };
+    let days = u64::try_from(days_from_civil(i64::try_from(y).ok()?, m as u32, dd as u32)).ok()?;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
+    Some(UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm, the
+/// inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +117,30 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let t = UNIX_EPOCH + Duration::new(1_709_251_199, 999_999_999);
         assert_eq!(rfc3339(t), "2024-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn parse_rfc3339_reads_what_this_module_writes() {
+        for secs in [0u64, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            for nanos in [0u32, 1, 500_000_000, 999_999_999] {
+                let t = UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+                assert_eq!(parse_rfc3339(&rfc3339_nano(t)), Some(t), "{secs}.{nanos}");
+            }
+            let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        }
+        for bad in [
+            "",
+            "2026-12-04",
+            "2026-12-04T10:30:56",
+            "2026-13-04T10:30:56Z",
+            "2026-12-04T24:00:00Z",
+            "2026-12-04T10:30:56.1234567890Z",
+            "2026-12-4T10:30:56Z",
+            "2026-12-04T10:30:56.x1Z",
+            "+026-12-04T10:30:56Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
     }
 }

@@ -1,9 +1,11 @@
 //! `berth ps [-a] [-q] [--format json]`: containers, oldest first.
 
 use std::io::Write;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use berth_engine::{Record, Status};
+use berth_oci::timefmt::parse_rfc3339;
 use clap::Args;
 use serde_json::json;
 
@@ -49,6 +51,7 @@ pub fn run(args: PsArgs) -> anyhow::Result<i32> {
         writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(0);
     }
+    let now = std::time::SystemTime::now();
     writeln!(
         out,
         "{:<14}{:<32}{:<24}{:<32}{:<24}NAMES",
@@ -65,8 +68,8 @@ pub fn run(args: PsArgs) -> anyhow::Result<i32> {
             short(&r.id),
             r.image,
             format!("\"{command}\""),
-            r.created.get(..19).unwrap_or(&r.created),
-            status_text(r),
+            ago(&r.created, now).unwrap_or_else(|| r.created.clone()),
+            status_line(r, now),
             r.name
         )?;
     }
@@ -101,6 +104,53 @@ fn status_text(r: &Record) -> String {
     }
 }
 
+/// docker's table STATUS: `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`.
+fn status_line(r: &Record, now: SystemTime) -> String {
+    let since = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(parse_rfc3339)
+            .and_then(|t| now.duration_since(t).ok())
+    };
+    match r.status {
+        Status::Running => match since(&r.started) {
+            Some(d) => format!("Up {}", human_duration(d)),
+            None => "Up".to_owned(),
+        },
+        Status::Exited => match since(&r.finished) {
+            Some(d) => format!("{} {} ago", status_text(r), human_duration(d)),
+            None => status_text(r),
+        },
+        Status::Creating | Status::Created => status_text(r),
+    }
+}
+
+/// `N units ago` for an RFC 3339 time, as docker's CREATED column.
+fn ago(t: &str, now: SystemTime) -> Option<String> {
+    let d = now.duration_since(parse_rfc3339(t)?).ok()?;
+    Some(format!("{} ago", human_duration(d)))
+}
+
+/// docker's `units.HumanDuration`: `Less than a second`, `1 second`, `N seconds`, `About a
+/// minute`, `N minutes`, `About an hour`, `N hours` (under 48), `N days` (under 14),
+/// `N weeks` (under 60 days), `N months` (under 2 years), `N years`.
+fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (minutes, hours) = (secs / 60, secs / 3600);
+    match secs {
+        0 => "Less than a second".to_owned(),
+        1 => "1 second".to_owned(),
+        2..60 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".to_owned(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".to_owned(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", hours / 24 / 365),
+    }
+}
+
 /// One container of `--format json`.
 fn to_json(r: &Record) -> serde_json::Value {
     json!({
@@ -120,4 +170,38 @@ fn to_json(r: &Record) -> serde_json::Value {
         "AutoRemove": r.auto_remove,
         "Runtime": r.runtime,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_docker_writes_them() {
+        let cases = [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (59, "59 seconds"),
+            (60, "About a minute"),
+            (119, "About a minute"),
+            (120, "2 minutes"),
+            (3599, "59 minutes"),
+            (3600, "About an hour"),
+            (7200, "2 hours"),
+            (47 * 3600, "47 hours"),
+            (48 * 3600, "2 days"),
+            (14 * 86_400, "2 weeks"),
+            (60 * 86_400, "2 months"),
+            (730 * 86_400, "2 years"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(Duration::from_secs(secs)), want, "{secs}");
+        }
+        let now = parse_rfc3339("2026-12-04T10:31:00Z").unwrap_or(SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            ago("2026-12-04T10:30:56.046183659Z", now).as_deref(),
+            Some("3 seconds ago")
+        );
+        assert_eq!(ago("not a time", now), None);
+    }
 }

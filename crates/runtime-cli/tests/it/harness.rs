@@ -242,6 +242,19 @@ pub fn proc_status(pid: i32, key: &str) -> String {
         .to_owned()
 }
 
+/// Waits (at most 10 s) until process `pid` has executed a program named `comm`: `start`
+/// returns once the exec fifo is opened, a moment before the container's `execve`.
+pub fn wait_for_exec(pid: i32, comm: &str) {
+    wait_until(
+        &format!("process {pid} to exec {comm}"),
+        Duration::from_secs(10),
+        || {
+            let now = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (now.trim() == comm).then_some(())
+        },
+    )
+}
+
 /// Nothing of the container `id` is left: no state dir, no cgroup dir, no mount of the
 /// bundle, no process `pid`.
 pub fn assert_nothing_left(

@@ -28,6 +28,7 @@ fn create_start_kill_delete_walks_every_state() {
 
     rt.ok(&["start", "life"]);
     assert_eq!(rt.status("life"), "running");
+    wait_for_exec(pid, "sleep");
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(exe, std::path::Path::new("/bin/busybox"));
     let out = rt.run(&["start", "life"]);

@@ -117,6 +117,7 @@ fn capabilities_and_no_new_privs_equal_the_config() {
         ["256", "512"]
     );
     rt.ok(&["start", "caps"]);
+    wait_for_exec(pid, "sleep");
     // after exec (uid 1000, no file caps): the ambient cap keeps KILL in effective
     assert_eq!(proc_status(pid, "CapEff"), caps_hex(&["CAP_KILL"]));
     rt.ok(&["delete", "--force", "caps"]);
@@ -269,6 +270,7 @@ fn preserve_fds_are_passed_and_nothing_else_leaks() {
     );
     rt.ok(&["start", "fds"]);
     let pid = rt.state("fds")["pid"].as_i64().unwrap() as i32;
+    wait_for_exec(pid, "sleep");
     let fds_of = |pid: i32| {
         let mut v: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
@@ -300,6 +302,7 @@ fn preserve_fds_are_passed_and_nothing_else_leaks() {
     rt.create("fds2", &b);
     rt.ok(&["start", "fds2"]);
     let pid = rt.state("fds2")["pid"].as_i64().unwrap() as i32;
+    wait_for_exec(pid, "sleep");
     assert_eq!(fds_of(pid), [0, 1, 2]);
     rt.ok(&["delete", "--force", "fds2"]);
 }
@@ -314,6 +317,7 @@ fn runtime_binary_is_not_writable_from_the_container() {
     assert_protected_exe(pid);
     // the same for a process entering with exec, seen from inside the container
     rt.ok(&["start", "exe"]);
+    wait_for_exec(pid, "sleep");
     let out = rt.ok(&[
         "exec",
         "exe",

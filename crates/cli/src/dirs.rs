@@ -17,7 +17,7 @@ pub fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
         return Ok(PathBuf::from(x).join("berth"));
     }
-    if rustix::process::geteuid().is_root() {
+    if crate::rootless::caller_euid() == 0 {
         return Ok(PathBuf::from("/var/lib/berth"));
     }
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
@@ -56,7 +56,7 @@ pub fn containers_auth_files() -> Vec<PathBuf> {
         Some(d) => PathBuf::from(d).join("containers/auth.json"),
         None => PathBuf::from(format!(
             "/run/containers/{}/auth.json",
-            rustix::process::geteuid().as_raw()
+            crate::rootless::caller_euid()
         )),
     }];
     if let Some(d) = var("XDG_CONFIG_HOME") {

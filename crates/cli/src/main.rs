@@ -10,6 +10,7 @@ mod dirs;
 mod duration;
 mod logging;
 mod progress;
+mod rootless;
 
 use std::process::ExitCode;
 
@@ -98,10 +99,15 @@ fn main() -> ExitCode {
     // `berth __monitor STATE_ROOT ID`: the per-container monitor (berth-engine), dispatched
     // before anything else so that it stays single-threaded (no logging, no async runtime)
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "__monitor") {
-        let rest: Vec<std::ffi::OsString> = args.collect();
-        let code = berth_engine::monitor::main(&rest);
-        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    match args.nth(1) {
+        Some(a) if a == "__monitor" => {
+            let rest: Vec<std::ffi::OsString> = args.collect();
+            let code = berth_engine::monitor::main(&rest);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
+        // rootless: the process holding the user's namespaces (see `rootless`)
+        Some(a) if a == rootless::PAUSE_ARG => return rootless::pause_main(),
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -117,6 +123,19 @@ fn main() -> ExitCode {
             };
         }
     };
+    // an ordinary user's berth becomes root of its rootless namespace, while still
+    // single-threaded; the registry and its client need no namespace
+    let needs_namespace = !matches!(
+        cli.command,
+        Command::Registry(_) | Command::Conformance(_) | Command::Login(_) | Command::Logout(_)
+    );
+    if needs_namespace && let Err(e) = rootless::enter() {
+        let run_like = std::env::args()
+            .nth(1)
+            .is_some_and(|a| RUN_LIKE.contains(&a.as_str()));
+        report(&e);
+        return ExitCode::from(if run_like { 125 } else { 1 });
+    }
     logging::init(&cli.log);
     use commands::container as c;
     let legacy = |r: anyhow::Result<()>| r.map(|()| 0).map_err(c::Failure::other);

@@ -54,27 +54,7 @@ pub enum RootlessError {
     },
 }
 
-/// The uid_map of the initial user namespace.
-const INITIAL_UID_MAP: [u64; 3] = [0, 0, 4_294_967_295];
-
-/// Whether `uid_map` (the text of `/proc/self/uid_map`) is the initial user namespace's
-/// (`0 0 4294967295`), as moby/sys `userns.RunningInUserNS` reads it.
-pub(crate) fn is_initial_user_namespace(uid_map: &str) -> bool {
-    let lines: Vec<&str> = uid_map.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.len() != 1 {
-        return false;
-    }
-    let nums: Vec<u64> = lines[0]
-        .split_whitespace()
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    nums == INITIAL_UID_MAP
-}
-
-/// Whether this process runs in a user namespace other than the initial one.
-pub fn running_in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_initial_user_namespace(&m))
-}
+pub use berth_fsutil::running_in_user_namespace;
 
 /// `--rootless true|false|auto` resolved as runc's `shouldUseRootlessCgroupManager` does
 /// for the cgroupfs driver: auto is rootless when the effective uid is not 0, or when it
@@ -210,20 +190,6 @@ mod tests {
     use super::*;
     use berth_runtime_spec::defaults::default_spec;
     use std::path::Path;
-
-    #[test]
-    fn the_initial_user_namespace_is_recognised() {
-        assert!(is_initial_user_namespace(
-            "         0          0 4294967295\n"
-        ));
-        assert!(!is_initial_user_namespace(
-            "         0       1001          1\n"
-        ));
-        assert!(!is_initial_user_namespace("0 1001 1\n1 200000 65536\n"));
-        assert!(!is_initial_user_namespace("0 0 65536\n"));
-        // an empty map (a new namespace not yet mapped) is not the initial one
-        assert!(!is_initial_user_namespace(""));
-    }
 
     #[test]
     fn auto_is_rootless_unless_real_root() {

@@ -15,6 +15,7 @@
 mod atomic;
 mod lock;
 mod root;
+mod userns;
 mod writebehind;
 
 pub use atomic::{
@@ -22,6 +23,7 @@ pub use atomic::{
 };
 pub use lock::FileLock;
 pub use root::{join_in_root, open_dir_in_root_at, open_in_root};
+pub use userns::{is_initial_user_namespace, running_in_user_namespace};
 pub use writebehind::WriteBehind;
 
 use std::path::PathBuf;

@@ -229,7 +229,7 @@ impl Default for EnsureOptions {
                 .map(|n| n.get().min(8))
                 .unwrap_or(2),
             image_name: None,
-            unpack: UnpackOptions::new(WhiteoutMode::Overlay),
+            unpack: UnpackOptions::for_this_process(WhiteoutMode::Overlay),
         }
     }
 }

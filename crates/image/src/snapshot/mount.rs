@@ -205,6 +205,19 @@ fn mount_flags(m: &Mount) -> MountFlags {
 }
 
 fn mount_overlay(m: &Mount, target: &Path, strategy: Strategy) -> Result<(), MountError> {
+    // root in a user namespace (rootless berth) cannot use `trusted.overlay.*` xattrs: the
+    // layers were unpacked with `user.overlay.*` ones, which `userxattr` makes overlayfs read
+    let with_userxattr;
+    let m = if berth_fsutil::running_in_user_namespace()
+        && !m.options.iter().any(|o| o == "userxattr")
+    {
+        let mut c = m.clone();
+        c.options.push("userxattr".into());
+        with_userxattr = c;
+        &with_userxattr
+    } else {
+        m
+    };
     let lowers: Vec<String> = m
         .lowerdirs()
         .iter()

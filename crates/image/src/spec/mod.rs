@@ -285,6 +285,11 @@ pub struct RunOptions {
     /// The host ids container ids 0.. map to under `--userns=auto` (the engine allocates it
     /// with [`pick_range`]).
     pub id_range: Option<IdRange>,
+    /// berth runs as root of an ordinary user's user namespace (rootless): the container
+    /// shares it (its root is that user, not host root), sysfs is the host's bound read-only
+    /// when the network namespace is not the container's own, and no default pids limit is
+    /// set (the user may have no cgroup; limits asked for are passed on to the runtime).
+    pub rootless: bool,
 }
 
 /// What the CLI prints and the engine needs besides the spec.
@@ -714,6 +719,7 @@ pub fn build_spec(
 
     let mut mounts = spec.mounts.take().unwrap_or_else(defaults::mounts);
     let userns = match (opts.userns, opts.id_range) {
+        (_, _) if opts.rootless => None,
         (Userns::Auto, Some(r)) => Some(r),
         (Userns::Auto, None) => {
             opened.push(
@@ -746,7 +752,7 @@ pub fn build_spec(
             }
         }
     }
-    if userns.is_some() && opts.network == Network::Host {
+    if (userns.is_some() || opts.rootless) && opts.network == Network::Host {
         // sysfs cannot be mounted in a user namespace that does not own the network
         // namespace: bind the host's, read-only (as podman does)
         for m in &mut mounts {

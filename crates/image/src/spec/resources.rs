@@ -161,10 +161,15 @@ pub(super) fn apply(opts: &RunOptions, res: &mut LinuxResources) -> Result<(), S
         res.cpu = Some(cpu);
     }
     // podman's default pids limit unless `--pids-limit` says (0 or -1: unlimited, docker's)
-    let limit = opts.pids_limit.unwrap_or(DEFAULT_PIDS_LIMIT);
-    res.pids = Some(LinuxPids {
-        limit: if limit <= 0 { -1 } else { limit },
-    });
+    // (rootless: only when asked, a cgroup may not be the user's to limit)
+    if let Some(limit) = opts
+        .pids_limit
+        .or((!opts.rootless).then_some(DEFAULT_PIDS_LIMIT))
+    {
+        res.pids = Some(LinuxPids {
+            limit: if limit <= 0 { -1 } else { limit },
+        });
+    }
     let mut blkio = LinuxBlockIo::default();
     if let Some(w) = opts.blkio_weight {
         if !(10..=1000).contains(&w) {

@@ -193,6 +193,22 @@ impl UnpackOptions {
         }
     }
 
+    /// What this process can do: [`UnpackOptions::new`] in the initial user namespace;
+    /// in another one (rootless berth, root of its own user namespace) ownership is kept
+    /// (within the namespace's map), device nodes are skipped and opaque directories are
+    /// marked with `user.overlay.opaque` (mounts add `userxattr` there).
+    pub fn for_this_process(whiteouts: WhiteoutMode) -> UnpackOptions {
+        if berth_fsutil::running_in_user_namespace() {
+            UnpackOptions {
+                devices: DeviceNodes::Skip,
+                opaque_xattr: OpaqueXattr::User,
+                ..UnpackOptions::new(whiteouts)
+            }
+        } else {
+            UnpackOptions::new(whiteouts)
+        }
+    }
+
     /// Rootless defaults: device nodes skipped, owners left to the unpacking user, opaque
     /// directories marked with `user.overlay.opaque` (overlayfs mounted with `userxattr` in a
     /// user namespace; `trusted.*` needs CAP_SYS_ADMIN). Overlay whiteouts need no privilege

@@ -25,6 +25,7 @@ mod engines;
 mod gc;
 mod manifests;
 mod names;
+mod rootless_run;
 mod runtime;
 mod server;
 mod shutdown;

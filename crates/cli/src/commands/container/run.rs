@@ -111,9 +111,10 @@ pub struct RunArgs {
     /// The OCI runtime: a path, or a name on PATH (berth-runtime, runc, crun).
     #[arg(long)]
     pub runtime: Option<String>,
-    /// The cgroup the container's cgroup is made under (in every hierarchy).
-    #[arg(long, value_name = "PATH", default_value = "/berth")]
-    pub cgroup_parent: String,
+    /// The cgroup the container's cgroup is made under (in every hierarchy; default
+    /// /berth; rootless: none, the runtime's rootless cgroup manager decides).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
     /// The network: none (a loopback-only namespace, the default), host, or ns:PATH.
     #[arg(long, alias = "net", default_value = "none")]
     pub network: String,

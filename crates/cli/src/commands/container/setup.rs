@@ -105,7 +105,9 @@ fn set_up(
 ) -> anyhow::Result<CreateOptions> {
     let name = image.name;
     // the user namespace's host ids first: the snapshot is prepared for them
+    // (rootless: the container shares berth's own user namespace, see `rootless`)
     let host_ids = match args.userns.as_str() {
+        _ if crate::rootless::active() => None,
         "host" => None,
         _ => Some(allocate_host_ids(engine, dir, id)?),
     };
@@ -186,16 +188,24 @@ fn set_up(
         });
     }
     spec.mounts = Some(mounts);
-    let parent = args.cgroup_parent.trim_end_matches('/');
-    if !parent.is_empty()
-        && (!parent.starts_with('/') || parent.split('/').any(|c| c == ".." || c == "."))
-    {
-        anyhow::bail!(
-            "--cgroup-parent {parent}: give an absolute cgroup path without . or .. (such as /berth)"
-        );
-    }
-    if let Some(linux) = spec.linux.as_mut() {
-        linux.cgroups_path = Some(PathBuf::from(format!("{parent}/{id}")));
+    // rootless without --cgroup-parent: no cgroupsPath, so that the runtime's rootless
+    // cgroup manager runs the container without a cgroup when the user has none to give
+    let parent = match &args.cgroup_parent {
+        Some(p) => Some(p.trim_end_matches('/')),
+        None if crate::rootless::active() => None,
+        None => Some("/berth"),
+    };
+    if let Some(parent) = parent {
+        if !parent.is_empty()
+            && (!parent.starts_with('/') || parent.split('/').any(|c| c == ".." || c == "."))
+        {
+            anyhow::bail!(
+                "--cgroup-parent {parent}: give an absolute cgroup path without . or .. (such as /berth)"
+            );
+        }
+        if let Some(linux) = spec.linux.as_mut() {
+            linux.cgroups_path = Some(PathBuf::from(format!("{parent}/{id}")));
+        }
     }
     Ok(CreateOptions {
         name: args.name.clone(),
@@ -366,6 +376,7 @@ fn run_options(
             Userns::Auto
         },
         id_range,
+        rootless: crate::rootless::active(),
     })
 }
 

@@ -1,0 +1,345 @@
+//! `berth run` as an ordinary user (rootless, as podman's): the test runs as root and drops
+//! to the user `berth-rootless` (made by scripts/test, with subordinate ids
+//! `200000:65536`), whose berth keeps its data in `$XDG_DATA_HOME` and joins a user
+//! namespace held by its pause process (`$XDG_RUNTIME_DIR/berth/pause.pid`).
+//!
+//! Each test owns the user's HOME, XDG_DATA_HOME and XDG_RUNTIME_DIR; its guard removes
+//! its containers and kills its pause process, panics included.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use berth_test_support::{
+    berth_bin, requires_root, requires_tool, run_with_timeout, wait_until, write_file,
+};
+
+const USER: &str = "berth-rootless";
+const SUBUID_START: u32 = 200_000;
+const IMAGE: &str = "localhost/busybox:rootless";
+const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The user's berth with its own directories and a busybox image imported from a tar
+/// archive (made as root, so that it can hold files of other owners).
+struct UserBerth {
+    home: tempfile::TempDir,
+    uid: u32,
+    gid: u32,
+}
+
+impl UserBerth {
+    fn new() -> Option<UserBerth> {
+        let Some((uid, gid)) = berth_test_support::passwd_ids(USER) else {
+            berth_test_support::skip_or_fail(&format!(
+                "no user {USER} (scripts/test creates it, with subordinate ids)"
+            ));
+            return None;
+        };
+        let home = tempfile::Builder::new()
+            .prefix("berth-rootless-run-")
+            .tempdir()
+            .unwrap();
+        for d in ["", "data", "run"] {
+            let p = home.path().join(d);
+            std::fs::create_dir_all(&p).unwrap();
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+        }
+        std::fs::set_permissions(
+            home.path().join("run"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let b = UserBerth { home, uid, gid };
+        let tar = b.image_tar();
+        b.ok(&["import", tar.to_str().unwrap(), IMAGE]);
+        Some(b)
+    }
+
+    /// A busybox root filesystem as a tar archive, `/home/app` owned by 1000:1001.
+    fn image_tar(&self) -> PathBuf {
+        let root = self.home.path().join("rootfs");
+        for d in ["bin", "etc", "tmp", "home/app", "proc", "sys", "dev"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        for a in [
+            "sh", "echo", "cat", "sleep", "id", "ls", "stat", "touch", "true", "ps", "mount",
+        ] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+        }
+        write_file(root.join("etc/passwd"), b"root:x:0:0::/root:/bin/sh\n");
+        std::os::unix::fs::chown(root.join("home/app"), Some(1000), Some(1001)).unwrap();
+        let tar = self.home.path().join("rootfs.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::fs::set_permissions(&tar, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        tar
+    }
+
+    fn data(&self) -> PathBuf {
+        self.home.path().join("data/berth")
+    }
+
+    fn xdg_runtime(&self) -> PathBuf {
+        self.home.path().join("run")
+    }
+
+    /// `berth ARGS…` as the user, with a clean environment, as a login shell gives one.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .args(["--init-groups", "--"])
+            .arg(berth_bin())
+            .args(args)
+            .current_dir(self.home.path())
+            .env_clear()
+            .env("PATH", HOST_PATH)
+            .env("USER", USER)
+            .env("HOME", self.home.path())
+            .env("XDG_DATA_HOME", self.home.path().join("data"))
+            .env("XDG_RUNTIME_DIR", self.xdg_runtime())
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_with_timeout(&mut self.cmd(args), Duration::from_secs(120))
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} as {USER} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn pause_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.xdg_runtime().join("berth/pause.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for UserBerth {
+    fn drop(&mut self) {
+        if let Ok(out) = self.cmd(&["ps", "-a", "-q", "--no-trunc"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = self.cmd(&["rm", "-f", id]).output();
+            }
+        }
+        if let Some(pid) = self.pause_pid() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .output();
+        }
+    }
+}
+
+/// The process's real uid on the host, from `/proc/PID/status`.
+fn host_uid(pid: i32) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn mounts_under(pid: i32, dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|mp| mp.starts_with(dir.to_str().unwrap()))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn an_ordinary_users_run_is_root_of_its_own_namespace_and_keeps_image_owners() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap", "runc", "crun");
+    let Some(b) = UserBerth::new() else { return };
+    for rt in ["berth-runtime", "runc", "crun"] {
+        let out = b.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            IMAGE,
+            "sh",
+            "-c",
+            "id -u; stat -c %u:%g /home/app /bin/busybox; cat /proc/self/uid_map; touch /x && echo rw",
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "0", "{rt}: {out}");
+        // the image's owners kept: 1000:1001 in the layer is 1000:1001 in the container
+        assert_eq!(lines[1], "1000:1001", "{rt}: {out}");
+        assert_eq!(lines[2], "0:0", "{rt}: {out}");
+        // root is the user, then the user's subordinate ids, nothing else of the host
+        let map: Vec<Vec<&str>> = lines[3..5]
+            .iter()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(map[0], ["0", &b.uid.to_string(), "1"], "{rt}: {out}");
+        assert_eq!(
+            map[1],
+            ["1", &SUBUID_START.to_string(), "65536"],
+            "{rt}: {out}"
+        );
+        assert_eq!(lines[5], "rw", "{rt}: {out}");
+    }
+    // on disk the layer's files belong to the user and to its subordinate ids
+    let found = walkdir_find(&b.data().join("snapshots"), "app");
+    let meta = std::fs::metadata(found.expect("home/app in a snapshot")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (SUBUID_START + 999, SUBUID_START + 1000)
+    );
+    // the store belongs to the user, not to root
+    assert_eq!(std::fs::metadata(b.data()).unwrap().uid(), b.uid);
+}
+
+/// The first path under `dir` named `name` (bounded depth).
+fn walkdir_find(dir: &Path, name: &str) -> Option<PathBuf> {
+    let mut stack = vec![(dir.to_owned(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        for e in std::fs::read_dir(&d).ok()?.flatten() {
+            let p = e.path();
+            if e.file_name() == name {
+                return Some(p);
+            }
+            if depth < 8 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((p, depth + 1));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn rootless_detached_container_is_seen_by_every_later_command_and_removed_cleanly() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap");
+    let Some(b) = UserBerth::new() else { return };
+    let vol = b.home.path().join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::os::unix::fs::chown(&vol, Some(b.uid), Some(b.gid)).unwrap();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-v",
+            &format!("{}:/data", vol.display()),
+            IMAGE,
+            "sh",
+            "-c",
+            "echo started; touch /data/made-by-root; exec sleep 300",
+        ])
+        .trim()
+        .to_owned();
+    let pause = b.pause_pid().expect("a pause process");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "web"])).unwrap();
+    let pid = i32::try_from(inspect[0]["State"]["Pid"].as_i64().unwrap()).unwrap();
+    // container root is the user on the host, never host root
+    assert_eq!(host_uid(pid), b.uid);
+    assert!(
+        wait_until(Duration::from_secs(10), || vol
+            .join("made-by-root")
+            .exists()),
+        "the container did not write its volume"
+    );
+    assert_eq!(
+        std::fs::metadata(vol.join("made-by-root")).unwrap().uid(),
+        b.uid,
+        "a file container root made belongs to the user"
+    );
+    // each later command joins the same namespace: ps, exec, logs, stop, rm
+    assert!(b.ok(&["ps"]).contains("web"));
+    assert_eq!(b.ok(&["exec", "web", "id", "-u"]).trim(), "0");
+    assert!(
+        wait_until(Duration::from_secs(10), || b
+            .ok(&["logs", "web"])
+            .contains("started")),
+        "no log line"
+    );
+    assert_eq!(b.pause_pid(), Some(pause), "one pause process for them all");
+    let rootfs = b.data().join("rootfs").join(&id);
+    assert!(
+        !mounts_under(pause, &rootfs).is_empty(),
+        "the root filesystem is mounted in the user's namespace"
+    );
+    assert!(
+        mounts_under(1, &b.data()).is_empty(),
+        "nothing of the user's is mounted in the host's namespace"
+    );
+    b.ok(&["stop", "-t", "1", "web"]);
+    b.ok(&["rm", "web"]);
+    assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    assert!(mounts_under(pause, &b.data()).is_empty(), "a mount left");
+    assert!(!rootfs.exists(), "the root filesystem directory left");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "the container's process left"
+    );
+}
+
+#[test]
+fn a_user_without_subordinate_ids_is_told_what_to_add() {
+    requires_root!();
+    requires_tool!("setpriv");
+    // nobody has no /etc/subuid line (scripts/test gives ranges to root, containers and
+    // berth-rootless only)
+    let subuid = std::fs::read_to_string("/etc/subuid").unwrap_or_default();
+    assert!(
+        !subuid
+            .lines()
+            .any(|l| l.starts_with("nobody:") || l.starts_with("65534:")),
+        "this test needs nobody without subordinate ids"
+    );
+    let home = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(home.path(), Some(65534), Some(65534)).unwrap();
+    let out = run_with_timeout(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(berth_bin())
+            .args(["run", "--rm", IMAGE, "true"])
+            .env_clear()
+            .env("PATH", HOST_PATH)
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", home.path()),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("/etc/subuid grants no subordinate ids to nobody")
+            && err.contains("usermod --add-subuids"),
+        "{err}"
+    );
+    // and no pause process was left behind
+    assert!(!home.path().join("berth/pause.pid").exists());
+}

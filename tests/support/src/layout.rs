@@ -83,6 +83,14 @@ impl Layer {
         }
     }
 
+    /// An uncompressed tar archive as a layer (wrapped as a stored-block gzip stream).
+    pub fn from_tar(tar: &[u8]) -> Layer {
+        Layer {
+            diff_id: Digest::sha256_of(tar),
+            data: gzip_stored(tar),
+        }
+    }
+
     pub fn digest(&self) -> Digest {
         Digest::sha256_of(&self.data)
     }

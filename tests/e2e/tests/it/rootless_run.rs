@@ -307,6 +307,70 @@ fn rootless_detached_container_is_seen_by_every_later_command_and_removed_cleanl
     );
 }
 
+/// `tar -c` of `dir` (GNU tar writes `.wh.` names as plain files, as image builders do).
+fn tar_of(dir: &Path) -> Vec<u8> {
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .args(["--numeric-owner", "-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn rootless_layers_with_whiteouts_and_opaque_directories_are_merged_by_overlayfs() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap", "tar");
+    let Some(b) = UserBerth::new() else { return };
+    // layer 1: the busybox root filesystem (left by `new`) plus /etc/motd and /opt/old;
+    // layer 2 deletes
+    // /etc/motd (a whiteout) and replaces /opt (an opaque directory)
+    let root = b.home.path().join("rootfs");
+    write_file(root.join("etc/motd"), b"old motd\n");
+    std::fs::create_dir_all(root.join("opt")).unwrap();
+    write_file(root.join("opt/old"), b"old\n");
+    let tar1 = tar_of(&root);
+    let l2 = b.home.path().join("l2");
+    std::fs::create_dir_all(l2.join("etc")).unwrap();
+    std::fs::create_dir_all(l2.join("opt")).unwrap();
+    write_file(l2.join("etc/.wh.motd"), b"");
+    write_file(l2.join("opt/.wh..wh..opq"), b"");
+    write_file(l2.join("opt/new"), b"new\n");
+    let layers = [
+        berth_test_support::Layer::from_tar(&tar1),
+        berth_test_support::Layer::from_tar(&tar_of(&l2)),
+    ];
+    let mut layout = berth_test_support::OciLayout::new(b.home.path().join("layout"));
+    let config = berth_test_support::image_config("linux", "amd64", &layers);
+    let desc = layout.image(&layers, &config);
+    layout.tag(&desc, "two");
+    let status = Command::new("chown")
+        .args(["-R", &format!("{}:{}", b.uid, b.gid)])
+        .arg(layout.dir())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    b.ok(&[
+        "copy",
+        &format!("oci:{}:two", layout.dir().display()),
+        "store:localhost/layered:two",
+    ]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "localhost/layered:two",
+        "sh",
+        "-c",
+        "ls /opt; cat /etc/motd 2>/dev/null || echo motd-gone; touch /opt/x && ls /opt",
+    ]);
+    assert_eq!(out, "new\nmotd-gone\nnew\nx\n");
+    // the opaque directory is marked with the xattr overlayfs reads under `userxattr`
+    let opaque = walkdir_find(&b.data().join("snapshots"), ".wh..wh..opq");
+    assert!(opaque.is_none(), "the opaque marker was unpacked as a file");
+}
+
 #[test]
 fn a_user_without_subordinate_ids_is_told_what_to_add() {
     requires_root!();

@@ -52,28 +52,56 @@ pub fn run(args: PsArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let now = std::time::SystemTime::now();
-    writeln!(
-        out,
-        "{:<14}{:<32}{:<24}{:<32}{:<24}NAMES",
-        "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
-    )?;
+    let mut rows = vec![
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ]
+        .map(String::from),
+    ];
     for r in &records {
         let mut command = command_of(r).join(" ");
         if !args.no_trunc && command.chars().count() > 20 {
             command = format!("{}…", command.chars().take(19).collect::<String>());
         }
-        writeln!(
-            out,
-            "{:<14}{:<32}{:<24}{:<32}{:<24}{}",
+        rows.push([
             short(&r.id),
-            r.image,
+            r.image.clone(),
             format!("\"{command}\""),
             ago(&r.created, now).unwrap_or_else(|| r.created.clone()),
             status_line(r, now),
-            r.name
-        )?;
+            r.name.clone(),
+        ]);
     }
+    write_table(&mut out, &rows)?;
     Ok(0)
+}
+
+/// Columns as docker's tabwriter lays them out: each as wide as its widest cell (at least
+/// 10), then 3 spaces; the last column unpadded.
+fn write_table<const N: usize>(out: &mut impl Write, rows: &[[String; N]]) -> std::io::Result<()> {
+    let mut widths = [10usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                let pad = widths[i] + 3 - cell.chars().count();
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 /// The container's command, from its runtime config.
@@ -175,6 +203,22 @@ fn to_json(r: &Record) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_columns_grow_with_their_widest_cell() {
+        let rows = [
+            ["CONTAINER ID", "STATUS", "NAMES"].map(String::from),
+            ["0e024f2f451a", "Exited (137) Less than a second ago", "web"].map(String::from),
+        ];
+        let mut out = Vec::new();
+        write_table(&mut out, &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "CONTAINER ID   STATUS                                NAMES\n\
+             0e024f2f451a   Exited (137) Less than a second ago   web\n"
+        );
+    }
 
     #[test]
     fn durations_read_as_docker_writes_them() {

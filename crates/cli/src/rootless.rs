@@ -32,6 +32,8 @@ use berth_image::spec::{IdRange, subid_ranges};
 
 /// The argument that starts the pause process.
 pub const PAUSE_ARG: &str = "__pause";
+/// After [`PAUSE_ARG`]: hold the namespaces the parent joined instead of new ones.
+const JOINED_ARG: &str = "--joined";
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static USER: AtomicU32 = AtomicU32::new(0);
@@ -63,16 +65,24 @@ pub fn enter() -> anyhow::Result<()> {
     let lock_path = dir.join("pause.lock");
     let lock = berth_fsutil::FileLock::exclusive(&lock_path)
         .with_context(|| format!("failed to lock {}", lock_path.display()))?;
-    let pid = match live_pause(&dir, uid) {
-        Some(pid) => pid,
-        None => start_pause(&dir, uid)?,
-    };
-    join(pid).with_context(|| {
-        format!(
-            "failed to join the rootless namespace of pause process {pid}\nhint: kill {pid} to \
-             start a new one (running containers keep theirs)"
-        )
-    })?;
+    match live_pause(&dir, uid) {
+        Some(pid) => join_pause(pid)?,
+        // the pause process was killed while containers run: their monitors still hold the
+        // namespace; join it and hold it with a new pause process, so that they stay within
+        // reach (`exec`, `stop`, their mounts), as podman does through conmon
+        None => match monitor_in_other_namespace(uid) {
+            Some(monitor) => {
+                join(monitor).with_context(|| {
+                    format!("failed to join the rootless namespace of monitor {monitor}")
+                })?;
+                hold_joined(&dir)?;
+            }
+            None => {
+                let pid = start_pause(&dir, uid)?;
+                join_pause(pid)?;
+            }
+        },
+    }
     drop(lock);
     // joining a mount namespace moves the working directory to its root: back to where the
     // user was (the same path; the namespace began as a copy of the user's mounts)
@@ -82,6 +92,65 @@ pub fn enter() -> anyhow::Result<()> {
     }
     USER.store(uid, Ordering::Relaxed);
     ACTIVE.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+fn join_pause(pid: i32) -> anyhow::Result<()> {
+    join(pid).with_context(|| {
+        format!(
+            "failed to join the rootless namespace of pause process {pid}\nhint: kill {pid} to \
+             start a new one"
+        )
+    })
+}
+
+/// A process of `uid` running `berth __monitor` in a user namespace other than this
+/// process's: a container's monitor, in the namespace of a pause process that is gone.
+fn monitor_in_other_namespace(uid: u32) -> Option<i32> {
+    let own = std::fs::read_link("/proc/self/ns/user").ok()?;
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter().find(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let is_monitor = cmdline
+            .split(|b| *b == 0)
+            .nth(1)
+            .is_some_and(|a| a == b"__monitor");
+        is_monitor
+            && process_uid(*pid) == Some(uid)
+            && std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns != own)
+    })
+}
+
+/// The real uid of `pid`, as `/proc/PID/status` gives it.
+fn process_uid(pid: i32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A new pause process in the namespaces this process has joined (`__pause --joined`: no
+/// unshare), its pid recorded.
+fn hold_joined(dir: &Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("failed to find the berth binary")?;
+    let child = Command::new(&exe)
+        .args([PAUSE_ARG, JOINED_ARG])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("failed to start {} {PAUSE_ARG}", exe.display()))?;
+    let pid_file = dir.join("pause.pid");
+    berth_fsutil::atomic_write(&pid_file, format!("{}\n", child.id()).as_bytes())
+        .with_context(|| format!("failed to write {}", pid_file.display()))?;
+    drop(child);
     Ok(())
 }
 
@@ -126,13 +195,7 @@ fn live_pause(dir: &Path, uid: u32) -> Option<i32> {
         .split(|b| *b == 0)
         .nth(1)
         .is_some_and(|a| a == PAUSE_ARG.as_bytes());
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let owner = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u32>().ok());
-    (is_pause && owner == Some(uid)).then_some(pid)
+    (is_pause && process_uid(pid) == Some(uid)).then_some(pid)
 }
 
 /// Start the pause process, map its user namespace's ids and record its pid.
@@ -263,9 +326,15 @@ fn join(pid: i32) -> anyhow::Result<()> {
 }
 
 /// `berth __pause`: new user and mount namespaces, "ready" on stdout once they exist (the
-/// parent then maps the ids), then sleep until killed.
+/// parent then maps the ids), then sleep until killed; `berth __pause --joined`: sleep in
+/// the namespaces it was started in.
 pub fn pause_main() -> ExitCode {
     let _ = rustix::process::setsid();
+    if std::env::args_os().nth(2).is_some_and(|a| a == JOINED_ARG) {
+        loop {
+            rustix::event::pause();
+        }
+    }
     let mut out = std::io::stdout().lock();
     // SAFETY: no FILES flag; the process is single-threaded (dispatched first thing in main).
     #[expect(unsafe_code, reason = "unshare: the pause process's namespaces")]

@@ -307,6 +307,46 @@ fn rootless_detached_container_is_seen_by_every_later_command_and_removed_cleanl
     );
 }
 
+#[test]
+fn a_killed_pause_process_leaves_running_containers_within_reach() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap");
+    let Some(b) = UserBerth::new() else { return };
+    let id = b
+        .ok(&["run", "-d", "--name", "kept", IMAGE, "sleep", "300"])
+        .trim()
+        .to_owned();
+    let first = b.pause_pid().expect("a pause process");
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    let container_ns = ns(first);
+    let status = Command::new("kill")
+        .args(["-KILL", &first.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || !Path::new(&format!(
+            "/proc/{first}"
+        ))
+        .exists()),
+        "the pause process did not die"
+    );
+    // the next command finds the container's namespace through its monitor
+    assert_eq!(b.ok(&["exec", "kept", "id", "-u"]).trim(), "0");
+    let second = b.pause_pid().expect("a new pause process");
+    assert_ne!(second, first);
+    assert_eq!(
+        ns(second),
+        container_ns,
+        "the new pause process holds the same namespace"
+    );
+    let rootfs = b.data().join("rootfs").join(&id);
+    assert!(!mounts_under(second, &rootfs).is_empty());
+    b.ok(&["rm", "-f", "kept"]);
+    assert!(mounts_under(second, &b.data()).is_empty(), "a mount left");
+    assert!(!rootfs.exists());
+}
+
 /// `tar -c` of `dir` (GNU tar writes `.wh.` names as plain files, as image builders do).
 fn tar_of(dir: &Path) -> Vec<u8> {
     let out = Command::new("tar")

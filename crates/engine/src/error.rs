@@ -85,16 +85,25 @@ impl EngineError {
             } => stderr.as_str(),
             _ => return 125,
         };
-        let t = text.to_ascii_lowercase();
-        if t.contains("no such file or directory")
-            || t.contains("executable file not found")
-            || t.contains("not found")
-        {
+        // docker's translation of the runtime's start error, narrowed to lines about the
+        // exec of the container's process (a cgroup's "permission denied" is berth's 125)
+        let about_exec: Vec<String> = text
+            .lines()
+            .map(str::to_ascii_lowercase)
+            .filter(|l| l.contains("exec"))
+            .collect();
+        let any = |words: &[&str]| {
+            about_exec
+                .iter()
+                .any(|l| words.iter().any(|w| l.contains(w)))
+        };
+        if any(&[
+            "no such file or directory",
+            "executable file not found",
+            "not found",
+        ]) {
             127
-        } else if t.contains("permission denied")
-            || t.contains("exec format error")
-            || t.contains("is a directory")
-        {
+        } else if any(&["permission denied", "exec format error", "is a directory"]) {
             126
         } else {
             125
@@ -112,3 +121,51 @@ impl EngineError {
 
 /// The engine's result type.
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor(message: &str) -> EngineError {
+        EngineError::Monitor {
+            id: "c".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn start_errors_exit_as_dockers_by_what_the_runtime_said_of_the_exec() {
+        // what berth-runtime, runc and crun print (seen on this machine)
+        let cases = [
+            (
+                r#"msg="failed to create container c: exec: "nope": executable file not found in $PATH: No such file or directory (os error 2)""#,
+                127,
+            ),
+            (
+                r#"msg="runc create failed: unable to start container process: exec: "nope": executable file not found in $PATH""#,
+                127,
+            ),
+            (
+                "executable file `nope` not found in $PATH: No such file or directory",
+                127,
+            ),
+            (
+                "failed to create container c: execute /bin: Permission denied (os error 13)",
+                126,
+            ),
+            (
+                r#"msg="runc create failed: unable to start container process: exec: "/bin": permission denied""#,
+                126,
+            ),
+            // a cgroup refused is berth's (or the runtime's) failure, not the command's
+            (
+                "rootless container c asks for cgroup limits but the runtime cannot create or join a cgroup: failed to create cgroup directory /sys/fs/cgroup/cpuset/c: Permission denied (os error 13)",
+                125,
+            ),
+            ("mount /proc: No such file or directory", 125),
+        ];
+        for (text, code) in cases {
+            assert_eq!(monitor(text).exit_code(), code, "{text}");
+        }
+    }
+}

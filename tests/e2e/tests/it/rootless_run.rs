@@ -209,6 +209,27 @@ fn an_ordinary_users_run_is_root_of_its_own_namespace_and_keeps_image_owners() {
         );
         assert_eq!(lines[5], "rw", "{rt}: {out}");
     }
+    // a limit without a cgroup to enforce it is refused by berth (crun would run the
+    // container without it on a cgroup v1 host), and nothing is left behind
+    for flag in [["--pids-limit", "10"], ["--memory", "64m"]] {
+        let out = b.run(&[
+            "run",
+            "--rm",
+            "--runtime",
+            "crun",
+            flag[0],
+            flag[1],
+            IMAGE,
+            "true",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flag:?}: {err}");
+        assert!(
+            err.contains(&format!("{} needs a cgroup", flag[0])),
+            "{err}"
+        );
+    }
+    assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty());
     // on disk the layer's files belong to the user and to its subordinate ids
     let found = walkdir_find(&b.data().join("snapshots"), "app");
     let meta = std::fs::metadata(found.expect("home/app in a snapshot")).unwrap();

@@ -105,6 +105,16 @@ fn set_up(
 ) -> anyhow::Result<CreateOptions> {
     let name = image.name;
     // the user namespace's host ids first: the snapshot is prepared for them
+    if crate::rootless::active()
+        && args.cgroup_parent.is_none()
+        && let Some(flag) = limit_asked(args)
+    {
+        // crun would drop it silently on a cgroup v1 host; berth says so instead
+        anyhow::bail!(
+            "{flag} needs a cgroup, and rootless berth has none for the container: run as root, \
+             or delegate a cgroup v2 subtree to your user and pass it as --cgroup-parent"
+        );
+    }
     // (rootless: the container shares berth's own user namespace, see `rootless`)
     let host_ids = match args.userns.as_str() {
         _ if crate::rootless::active() => None,
@@ -222,6 +232,24 @@ fn set_up(
         id: Some(id.to_owned()),
         attachments: attachments.clone(),
     })
+}
+
+/// The first resource flag of `args` that only a cgroup can enforce.
+fn limit_asked(args: &RunArgs) -> Option<&'static str> {
+    [
+        (args.memory.is_some(), "--memory"),
+        (args.memory_swap.is_some(), "--memory-swap"),
+        (args.cpus.is_some(), "--cpus"),
+        (args.cpu_shares.is_some(), "--cpu-shares"),
+        (args.pids_limit.is_some(), "--pids-limit"),
+        (args.blkio_weight.is_some(), "--blkio-weight"),
+        (!args.device_read_bps.is_empty(), "--device-read-bps"),
+        (!args.device_write_bps.is_empty(), "--device-write-bps"),
+        (!args.device_read_iops.is_empty(), "--device-read-iops"),
+        (!args.device_write_iops.is_empty(), "--device-write-iops"),
+    ]
+    .into_iter()
+    .find_map(|(asked, flag)| asked.then_some(flag))
 }
 
 /// Create options and the host-id lock to hold until the container is created.

@@ -12,6 +12,7 @@
 pub mod attach;
 pub mod attachments;
 pub mod error;
+pub mod etcfiles;
 mod exec;
 pub mod logs;
 pub mod monitor;

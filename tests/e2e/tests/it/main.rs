@@ -20,6 +20,7 @@ mod cli;
 mod client;
 mod common;
 mod containers;
+mod containers_etc;
 mod crash;
 mod engines;
 mod gc;

@@ -48,6 +48,18 @@ pub struct RunArgs {
     /// Mount the root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// Add a line to the container's /etc/hosts (NAME:IP).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// A nameserver for the container's /etc/resolv.conf (replaces the host's).
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<std::net::IpAddr>,
+    /// A search domain for /etc/resolv.conf (`.` for none).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// A resolver option for /etc/resolv.conf (ndots:2).
+    #[arg(long = "dns-option", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
     /// Run an init inside the container (not supported yet).
     #[arg(long)]
     pub init: bool,

@@ -197,6 +197,7 @@ fn set_up(
             ..Default::default()
         });
     }
+    etc_files(args, &spec, dir, id, host_ids, &mut mounts, attachments)?;
     spec.mounts = Some(mounts);
     // rootless without --cgroup-parent: no cgroupsPath, so that the runtime's rootless
     // cgroup manager runs the container without a cgroup when the user has none to give
@@ -232,6 +233,62 @@ fn set_up(
         id: Some(id.to_owned()),
         attachments: attachments.clone(),
     })
+}
+
+/// The container's own `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`
+/// (`berth_engine::etcfiles`), in `DIR/etc/ID` (removed with the container), bound over the
+/// image's unless a `-v` or `--tmpfs` already covers the path.
+fn etc_files(
+    args: &RunArgs,
+    spec: &berth_runtime_spec::Spec,
+    dir: &Path,
+    id: &str,
+    host_ids: Option<IdRange>,
+    mounts: &mut Vec<berth_runtime_spec::Mount>,
+    attachments: &mut Attachments,
+) -> anyhow::Result<()> {
+    use berth_engine::etcfiles::{EtcOptions, parse_add_host};
+    let add_hosts = args
+        .add_host
+        .iter()
+        .map(|h| parse_add_host(h).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let opts = EtcOptions {
+        hostname: spec.hostname.clone().unwrap_or_default(),
+        name: args.name.clone(),
+        address: None,
+        host_network: args.network == "host",
+        add_hosts,
+        dns: args.dns.clone(),
+        dns_search: args.dns_search.clone(),
+        dns_options: args.dns_option.clone(),
+    };
+    let files = dir.join("etc").join(id);
+    attachments.volumes.push(files.clone());
+    let binds = berth_engine::etcfiles::write(&files, &opts, host_ids.map(|r| r.host_start))
+        .with_context(|| {
+            format!(
+                "failed to write the container's /etc files in {}",
+                files.display()
+            )
+        })?;
+    for (dest, src) in binds {
+        if mounts.iter().any(|m| m.destination == dest) {
+            continue;
+        }
+        mounts.push(berth_runtime_spec::Mount {
+            destination: dest,
+            typ: Some("bind".into()),
+            source: Some(src),
+            options: Some(
+                ["rbind", "rprivate", "nosuid", "nodev", "noexec", "rw"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            ..Default::default()
+        });
+    }
+    Ok(())
 }
 
 /// The first resource flag of `args` that only a cgroup can enforce.

@@ -16,6 +16,7 @@ pub mod etcfiles;
 mod exec;
 pub mod logs;
 pub mod monitor;
+pub mod netns;
 mod oom;
 pub mod record;
 pub mod runtime;

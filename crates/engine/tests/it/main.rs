@@ -10,6 +10,7 @@
 
 mod attach;
 mod lifecycle;
+mod netns;
 
 use std::path::PathBuf;
 

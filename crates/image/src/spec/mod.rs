@@ -752,9 +752,10 @@ pub fn build_spec(
             }
         }
     }
-    if (userns.is_some() || opts.rootless) && opts.network == Network::Host {
+    if (userns.is_some() || opts.rootless) && opts.network != Network::None {
         // sysfs cannot be mounted in a user namespace that does not own the network
-        // namespace: bind the host's, read-only (as podman does)
+        // namespace (the host's, or one joined by path): bind the host's, read-only (as
+        // podman does)
         for m in &mut mounts {
             if m.destination.as_os_str() == "/sys" {
                 m.typ = Some("bind".into());

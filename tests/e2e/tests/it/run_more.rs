@@ -226,3 +226,67 @@ fn device_write_bps_holds_on_a_loop_device() {
     );
     assert_eq!(std::fs::metadata(mnt.join("f")).unwrap().len(), 3 << 20);
 }
+
+#[test]
+fn network_container_joins_a_running_containers_network_namespace() {
+    requires_root!();
+    requires_tool!("runc", "crun");
+    let d = Data::new();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "owner",
+        "--add-host",
+        "db:10.0.0.9",
+        IMAGE,
+        "sh",
+        "-c",
+        "exec sleep 300",
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ok(&["container", "inspect", "owner"])).unwrap();
+    let pid = inspect[0]["State"]["Pid"].as_i64().unwrap();
+    let owner_ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let owner_host = d.ok(&["exec", "owner", "hostname"]);
+    for rt in ["berth-runtime", "runc", "crun"] {
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "--network",
+            "container:owner",
+            IMAGE,
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/net; hostname; cat /etc/hosts",
+        ]);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), owner_ns.to_str(), "{rt}: {out}");
+        assert_eq!(lines.next(), Some(owner_host.trim()), "{rt}: {out}");
+        assert!(
+            out.contains("10.0.0.9\tdb"),
+            "{rt}: the owner's /etc/hosts: {out}"
+        );
+    }
+    let conflict = d.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        "--hostname",
+        "x",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(conflict.status.code(), Some(125));
+    d.ok(&["stop", "-t", "0", "owner"]);
+    let stopped = d.run(&["run", "--rm", "--network", "container:owner", IMAGE, "true"]);
+    assert_eq!(stopped.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&stopped.stderr).contains("is not running"),
+        "{stopped:?}"
+    );
+    d.ok(&["rm", "owner"]);
+}

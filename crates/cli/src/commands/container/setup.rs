@@ -159,7 +159,14 @@ fn set_up(
             mount_all(&mounts, &rootfs).with_context(mount_failed)?;
         }
     }
-    let opts = run_options(args, name, id, host_ids)?;
+    let shared = shared_network(engine, args)?;
+    let mut opts = run_options(args, name, id, host_ids)?;
+    if let Some(other) = &shared {
+        opts.network = berth_image::spec::Network::Path(other.netns.clone());
+        if let Ok(h) = std::fs::read_to_string(other.etc.join("hostname")) {
+            opts.hostname = Some(h.trim().to_owned());
+        }
+    }
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
     if let Some(p) = &spec.process {
         ensure_workdir(&rootfs, &p.cwd)?;
@@ -197,7 +204,11 @@ fn set_up(
             ..Default::default()
         });
     }
-    etc_files(args, &spec, dir, id, host_ids, &mut mounts, attachments)?;
+    match &shared {
+        // the other container's files, as docker shares them with its network
+        Some(other) => bind_etc_files(&other.etc, &mut mounts),
+        None => etc_files(args, &spec, dir, id, host_ids, &mut mounts, attachments)?,
+    }
     spec.mounts = Some(mounts);
     // rootless without --cgroup-parent: no cgroupsPath, so that the runtime's rootless
     // cgroup manager runs the container without a cgroup when the user has none to give
@@ -265,14 +276,25 @@ fn etc_files(
     };
     let files = dir.join("etc").join(id);
     attachments.volumes.push(files.clone());
-    let binds = berth_engine::etcfiles::write(&files, &opts, host_ids.map(|r| r.host_start))
-        .with_context(|| {
+    berth_engine::etcfiles::write(&files, &opts, host_ids.map(|r| r.host_start)).with_context(
+        || {
             format!(
                 "failed to write the container's /etc files in {}",
                 files.display()
             )
-        })?;
-    for (dest, src) in binds {
+        },
+    )?;
+    bind_etc_files(&files, mounts);
+    Ok(())
+}
+
+/// Bind `DIR/{hostname,hosts,resolv.conf}` over the image's, unless a mount covers one.
+fn bind_etc_files(files: &Path, mounts: &mut Vec<berth_runtime_spec::Mount>) {
+    for name in ["hostname", "hosts", "resolv.conf"] {
+        let (dest, src) = (Path::new("/etc").join(name), files.join(name));
+        if !src.exists() {
+            continue;
+        }
         if mounts.iter().any(|m| m.destination == dest) {
             continue;
         }
@@ -288,7 +310,42 @@ fn etc_files(
             ..Default::default()
         });
     }
-    Ok(())
+}
+
+/// `--network container:NAME|ID`: the running container's network namespace and its /etc
+/// files.
+struct SharedNetwork {
+    netns: PathBuf,
+    etc: PathBuf,
+}
+
+fn shared_network(engine: &Engine, args: &RunArgs) -> anyhow::Result<Option<SharedNetwork>> {
+    let Some(reference) = args.network.strip_prefix("container:") else {
+        return Ok(None);
+    };
+    if args.hostname.is_some() {
+        anyhow::bail!(
+            "--hostname and --network container:{reference} conflict: the container takes the \
+             other's hostname"
+        );
+    }
+    let other = engine
+        .inspect(reference)
+        .with_context(|| format!("--network container:{reference}"))?;
+    let pid = other
+        .init_pid
+        .filter(|_| other.status == berth_engine::Status::Running)
+        .with_context(|| {
+            format!(
+                "--network container:{reference}: the container is not running ({}); start it first",
+                other.status.as_str()
+            )
+        })?;
+    let dir = args.data.dir()?;
+    Ok(Some(SharedNetwork {
+        netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
+        etc: dir.join("etc").join(&other.id),
+    }))
 }
 
 /// The first resource flag of `args` that only a cgroup can enforce.
@@ -413,10 +470,12 @@ fn run_options(
     let network = match args.network.as_str() {
         "none" => Network::None,
         "host" => Network::Host,
+        // (joined by path once the container is found: `shared_network`)
+        n if n.starts_with("container:") => Network::None,
         n => match n.strip_prefix("ns:") {
             Some(p) if p.starts_with('/') => Network::Path(PathBuf::from(p)),
             _ => anyhow::bail!(
-                "--network {n}: unsupported: use none, host or ns:PATH (bridge networking is not there yet)"
+                "--network {n}: unsupported: use none, host, container:NAME or ns:PATH (bridge networking is not there yet)"
             ),
         },
     };

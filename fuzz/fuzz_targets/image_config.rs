@@ -59,6 +59,7 @@ fn flag(opts: &mut RunOptions, name: &str, value: &str) {
         "read-only" => opts.read_only = true,
         "init" => opts.init = true,
         "tty" => opts.tty = true,
+        "rootless" => opts.rootless = true,
         _ => {}
     }
 }

@@ -15,6 +15,8 @@ use berth_test_support::{
 };
 use serde_json::Value;
 
+mod init;
+
 const IMAGE: &str = "localhost/busybox:run";
 const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];
 const APPLETS: [&str; 24] = [

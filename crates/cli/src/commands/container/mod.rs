@@ -8,6 +8,7 @@
 
 pub mod attach;
 pub mod exec;
+pub mod init;
 pub mod kill;
 pub mod logs;
 pub mod ps;

@@ -60,9 +60,14 @@ pub struct RunArgs {
     /// A resolver option for /etc/resolv.conf (ndots:2).
     #[arg(long = "dns-option", value_name = "OPTION")]
     pub dns_option: Vec<String>,
-    /// Run an init inside the container (not supported yet).
+    /// Run a small init as the container's PID 1 that forwards signals and reaps zombies
+    /// (a static tini or catatonit found on the host, mounted at /sbin/docker-init).
     #[arg(long)]
     pub init: bool,
+    /// The init binary for --init (implies --init; default: docker-init, tini-static or
+    /// catatonit on the search path).
+    #[arg(long, value_name = "PATH")]
+    pub init_path: Option<PathBuf>,
     /// Memory limit (64m, 1g).
     #[arg(short = 'm', long, value_parser = parse_size)]
     pub memory: Option<i64>,

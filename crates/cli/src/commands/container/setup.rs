@@ -23,11 +23,13 @@ pub const HOST_IDS_PER_CONTAINER: u32 = 65536;
 /// The create options for `args`, with everything they need set up; the returned lock (held
 /// until the container is created) keeps another `run` from taking the same host ids.
 pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepared> {
-    if args.init {
-        anyhow::bail!(
-            "--init is not supported yet: run without it (the image's command is the container's init)"
-        );
-    }
+    // found first: a missing init fails before anything is pulled or set up
+    let init = if args.init || args.init_path.is_some() {
+        let search = crate::dirs::search_path();
+        Some(super::init::find(args.init_path.as_deref(), &search)?)
+    } else {
+        None
+    };
     let data = args.data.image_data();
     let store = data.open()?;
     let reference = berth_oci::Reference::parse(&args.image)
@@ -71,7 +73,14 @@ pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepare
         config: &config,
         top: layers.top(),
     };
-    match set_up(engine, args, &snap, &image, &id, &dir, &mut attachments) {
+    match set_up(engine, args, &snap, &image, &id, &dir, &mut attachments).map(|mut opts| {
+        if let Some(init) = &init {
+            let mut mounts = opts.spec.mounts.take().unwrap_or_default();
+            super::init::apply(&mut opts.spec, init, &mut mounts);
+            opts.spec.mounts = Some(mounts);
+        }
+        opts
+    }) {
         Ok(opts) => Ok(Prepared {
             opts,
             host_ids_lock: ids_lock,
@@ -511,7 +520,7 @@ fn run_options(
         cap_drop: args.cap_drop.clone(),
         security_opt: args.security_opt.clone(),
         privileged: args.privileged,
-        init: args.init,
+        init: args.init || args.init_path.is_some(),
         stop_signal: args.stop_signal.clone(),
         network,
         userns: if args.userns == "host" {

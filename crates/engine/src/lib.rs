@@ -199,6 +199,20 @@ impl Engine {
 
     /// `create`, keeping the monitor's report channel (for [`Engine::wait_created`]).
     pub fn create_attached(&self, opts: CreateOptions) -> Result<Created> {
+        self.create_with(opts, false)
+    }
+
+    /// Create and start, keeping the monitor's report channel (for [`Engine::wait_created`]):
+    /// `run` and `run -d`, where nobody attaches between the two. The monitor runs `RUNTIME
+    /// start` right after `RUNTIME create` (still two steps, containerd's way) and records
+    /// the container `running` in the same durable write that records its pids, before it
+    /// reports: one record write and no round trip through this process instead of
+    /// [`Engine::create_attached`] + [`Engine::start`].
+    pub fn create_started(&self, opts: CreateOptions) -> Result<Created> {
+        self.create_with(opts, true)
+    }
+
+    fn create_with(&self, opts: CreateOptions, start: bool) -> Result<Created> {
         let mut spec = opts.spec;
         let terminal = opts.terminal
             || spec
@@ -303,10 +317,15 @@ impl Engine {
             .open(dir.join("monitor.log"))
             .map_err(|e| EngineError::io("creating", dir.join("monitor.log"), e))
             .map_err(cleanup)?;
-        let mut child = Command::new(&self.monitor.program)
+        let mut monitor = Command::new(&self.monitor.program);
+        monitor
             .args(&self.monitor.args)
             .arg(&self.layout.root)
-            .arg(&id)
+            .arg(&id);
+        if start {
+            monitor.arg(monitor::START_FLAG);
+        }
+        let mut child = monitor
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(monitor_log))
@@ -391,21 +410,13 @@ impl Engine {
 
     /// `berth run -d`: create and start.
     pub fn run_detached(&self, opts: CreateOptions) -> Result<Record> {
-        let c = self.create(opts)?;
-        self.start(&c.id).inspect_err(|_| {
-            let _ = self.remove(&c.id, true);
-        })
+        self.create_started(opts).map(|c| c.record)
     }
 
     /// `berth run` in the foreground (output goes to the log; attach is not implemented):
     /// create, start, and wait for the exit code (`None` when unknown). Works with `--rm`.
     pub fn run(&self, opts: CreateOptions) -> Result<Option<i32>> {
-        let c = self.create_attached(opts)?;
-        let id = c.record.id.clone();
-        if let Err(e) = self.start(&id) {
-            let _ = self.remove(&id, true);
-            return Err(e);
-        }
+        let c = self.create_started(opts)?;
         self.wait_created(c)
     }
 

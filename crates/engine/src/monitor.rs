@@ -36,9 +36,16 @@ use crate::runtime::Runtime;
 
 /// The monitor's entry point; returns the process exit status.
 pub fn main(args: &[OsString]) -> i32 {
-    let [root, id] = args else {
-        let _ = writeln!(std::io::stderr(), "usage: MONITOR STATE_ROOT CONTAINER_ID");
-        return 2;
+    let (root, id, start) = match args {
+        [root, id] => (root, id, false),
+        [root, id, flag] if flag.as_os_str() == START_FLAG => (root, id, true),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "usage: MONITOR STATE_ROOT CONTAINER_ID [{START_FLAG}]"
+            );
+            return 2;
+        }
     };
     let Some(id) = id.to_str().map(str::to_owned) else {
         return 2;
@@ -67,7 +74,7 @@ pub fn main(args: &[OsString]) -> i32 {
         root: PathBuf::from(root),
     };
     let mut ready = std::io::stdout();
-    match monitor(&layout, &id, &mut ready) {
+    match monitor(&layout, &id, start, &mut ready) {
         Ok(()) => 0,
         Err(message) => {
             let _ = writeln!(ready, "error: {}", message.replace('\n', " "));
@@ -77,7 +84,12 @@ pub fn main(args: &[OsString]) -> i32 {
     }
 }
 
-fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), String> {
+/// The monitor's optional third argument: start the container as soon as it is created, and
+/// record it `running` in the same record write that records its pids (`run`, `run -d`:
+/// nobody attaches between the create and the start), then report `ok`.
+pub const START_FLAG: &str = "--start";
+
+fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Result<(), String> {
     let lock_path = layout.monitor_lock(id);
     let _alive = FileLock::exclusive(&lock_path)
         .map_err(|e| format!("locking {}: {e}", lock_path.display()))?;
@@ -193,12 +205,29 @@ fn monitor(layout: &Layout, id: &str, ready: &mut impl Write) -> Result<(), Stri
         .map_err(|_| format!("bad pid file {}: {pid_text:?}", pid_file.display()))?;
     let init_pid =
         Pid::from_raw(init).ok_or_else(|| format!("bad pid {init} in {}", pid_file.display()))?;
-    let start = record::proc_start_time(init);
+    let init_start = record::proc_start_time(init);
+    if start {
+        // the init is our child: however soon it exits, it waits for the relay below
+        rt.start(id).map_err(|e| match e {
+            crate::EngineError::Runtime { stderr, .. } => {
+                format!("{} start failed: {stderr}", rt.path.display())
+            }
+            e => e.to_string(),
+        })?;
+    }
+    // one durable write: `created`, or (started) `running` with its start time
     record::update(layout, id, |r| {
-        r.status = Status::Created;
+        r.status = if start {
+            Status::Running
+        } else {
+            Status::Created
+        };
+        if start {
+            r.started = Some(record::now());
+        }
         r.monitor_pid = Some(getpid().as_raw_nonzero().get());
         r.init_pid = Some(init);
-        r.init_start = start;
+        r.init_start = init_start;
     })
     .map_err(|e| e.to_string())?;
     let _ = ready.write_all(b"ok\n");

@@ -305,9 +305,17 @@ pub fn ensure_layers_gated(
     };
     let result = result.and_then(|()| {
         if let (Some(top), Some(name)) = (&report.top, &opts.image_name) {
-            let mut changes = BTreeMap::new();
-            changes.insert(image_label(name), Some(image.manifest.to_string()));
-            snap.update_labels(top.as_str(), &changes)?;
+            let (label, value) = (image_label(name), image.manifest.to_string());
+            // a warm `run` finds the label already there: no metadata rewrite (and its two
+            // fsyncs) for a change that changes nothing
+            let labelled = snap
+                .stat(top.as_str())
+                .is_ok_and(|i| i.labels.get(&label) == Some(&value));
+            if !labelled {
+                let mut changes = BTreeMap::new();
+                changes.insert(label, Some(value));
+                snap.update_labels(top.as_str(), &changes)?;
+            }
         }
         Ok(())
     });

@@ -189,41 +189,44 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     }
     // With --rm the monitor removes the container (also when this command is killed); the
     // log is read through a descriptor opened before the start, which outlives its removal.
+    if !(args.tty || args.interactive) {
+        // nobody attaches: the monitor starts the container right after creating it
+        let created = engine.create_started(opts).map_err(|e| {
+            let _ = attachments.teardown();
+            Failure::run(anyhow::Error::new(e).context("failed to start the container"))
+        })?;
+        drop(lock);
+        return relay_until_exit(&engine, created);
+    }
     let created = engine.create_attached(opts).map_err(|e| {
         let _ = attachments.teardown();
         Failure::run(anyhow::Error::new(e).context("failed to create the container"))
     })?;
     drop(lock);
-    if args.tty || args.interactive {
-        // -t, -i: this command's stdio attached through the monitor (a raw terminal for -t,
-        // its size following SIGWINCH; stdin fed for -i)
-        let io = AttachStdio::inherit(args.interactive)
-            .context("duplicating this command's stdio")
-            .map_err(Failure::run)?;
-        let id = created.record.id.clone();
-        let code = engine
-            .start_attached(created, &io)
-            .with_context(|| format!("failed to run container {id}"))
-            .map_err(Failure::run)?;
-        return Ok(code.unwrap_or(255));
-    }
+    // -t, -i: this command's stdio attached through the monitor (a raw terminal for -t,
+    // its size following SIGWINCH; stdin fed for -i) before the start
+    let io = AttachStdio::inherit(args.interactive)
+        .context("duplicating this command's stdio")
+        .map_err(Failure::run)?;
     let id = created.record.id.clone();
-    if let Err(e) = engine.start(&id) {
-        let _ = engine.remove(&id, true);
-        let _ = attachments.teardown();
-        return Err(Failure::run(
-            anyhow::Error::new(e).context("failed to start the container"),
-        ));
-    }
-    relay_until_exit(&engine, created)
+    let code = engine
+        .start_attached(created, &io)
+        .with_context(|| format!("failed to run container {id}"))
+        .map_err(Failure::run)?;
+    Ok(code.unwrap_or(255))
 }
 
 /// Relay a container's log as it grows until its monitor reports the exit (the monitor
-/// writes the last of the log before it reports); the exit status (255 when unknown).
+/// writes the last of the log before it reports). Event-driven: the loop sleeps in `poll` on
+/// an inotify watch of the container's directory (the log growing, or replaced by a
+/// rotation) and on an eventfd the waiting thread signals when the exit is reported, so the
+/// exit is seen at once, not at the next tick of a timer. The exit status (255 when unknown).
 fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i32, Failure> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let id = created.record.id.clone();
     let log = created.record.log_path.clone();
+    // watched before the first read, so that no append after it goes unnoticed
+    let watch = LogWatch::new(&log);
     // the monitor made the log before it reported the container created
     let mut file = std::fs::File::open(&log).ok();
     let exited = AtomicBool::new(false);
@@ -231,6 +234,7 @@ fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i
         let waiter = s.spawn(|| {
             let r = engine.wait_created(created);
             exited.store(true, Ordering::Release);
+            watch.wake();
             r
         });
         let mut offset = 0u64;
@@ -255,8 +259,8 @@ fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i
             if done && new.is_empty() && !switched {
                 break;
             }
-            if !done {
-                pause();
+            if !done && new.is_empty() && !switched {
+                watch.wait();
             }
         }
         let code = waiter
@@ -266,6 +270,65 @@ fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i
             .map_err(Failure::run)?;
         Ok(code.unwrap_or(255))
     })
+}
+
+/// What a foreground run sleeps on between reads of the log: an inotify watch of the log's
+/// directory (appends, and the new file of a rotation) and an eventfd for the exit. Without
+/// inotify (no instance left) it falls back to looking every 10 ms.
+struct LogWatch {
+    inotify: Option<std::os::fd::OwnedFd>,
+    exit: Option<std::os::fd::OwnedFd>,
+}
+
+impl LogWatch {
+    fn new(log: &std::path::Path) -> LogWatch {
+        use rustix::fs::inotify::{CreateFlags, WatchFlags, add_watch, init};
+        let dir = log.parent().unwrap_or(std::path::Path::new("."));
+        let inotify = init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
+            .ok()
+            .filter(|fd| {
+                let mask = WatchFlags::MODIFY
+                    | WatchFlags::CREATE
+                    | WatchFlags::MOVED_TO
+                    | WatchFlags::CLOSE_WRITE
+                    | WatchFlags::ONLYDIR;
+                add_watch(fd, dir, mask).is_ok()
+            });
+        let exit = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .ok();
+        LogWatch { inotify, exit }
+    }
+
+    /// Wake [`LogWatch::wait`] (the exit was reported).
+    fn wake(&self) {
+        if let Some(e) = &self.exit {
+            let _ = rustix::io::write(e, &1u64.to_ne_bytes());
+        }
+    }
+
+    /// Sleep until the log's directory changed or the exit was reported (spurious wakeups
+    /// are fine: the caller reads again).
+    fn wait(&self) {
+        use rustix::event::{PollFd, PollFlags, poll};
+        let (Some(inotify), Some(exit)) = (&self.inotify, &self.exit) else {
+            pause();
+            return;
+        };
+        let mut fds = [
+            PollFd::new(inotify, PollFlags::IN),
+            PollFd::new(exit, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => pause(),
+        }
+        // drain the events (the exit's count stays: every later wait returns at once)
+        let mut buf = [0u8; 4096];
+        while matches!(rustix::io::read(inotify, &mut buf), Ok(n) if n > 0) {}
+    }
 }
 
 /// The complete entries of `f` from `offset`; the offset after them.
@@ -290,7 +353,7 @@ fn replaced(f: &std::fs::File, path: &std::path::Path) -> bool {
     }
 }
 
-/// How often a foreground run looks at the log (the exit is reported at once).
+/// How often a foreground run looks at the log when it cannot watch it (no inotify).
 #[allow(
     clippy::disallowed_methods,
     reason = "polling a file another process appends to, not a test"

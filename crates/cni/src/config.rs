@@ -177,15 +177,13 @@ impl NetworkConfigList {
         for (field, p) in &raw_plugins {
             plugins.push(PluginConfig::from_value(p, origin, field)?);
         }
-        let bytes = if appended {
+        if appended {
             obj.insert(
                 "plugins".to_owned(),
                 Value::Array(raw_plugins.into_iter().map(|(_, v)| v).collect()),
             );
-            serde_json::to_vec(&obj).map_err(|e| invalid(origin, "", e))?
-        } else {
-            serde_json::to_vec(&obj).map_err(|e| invalid(origin, "", e))?
-        };
+        }
+        let bytes = serde_json::to_vec(&obj).map_err(|e| invalid(origin, "", e))?;
         Ok(NetworkConfigList {
             name,
             versions,

@@ -10,6 +10,7 @@
     reason = "tests fail by panicking, helpers included"
 )]
 
+mod args;
 mod attach;
 mod config;
 mod errors;

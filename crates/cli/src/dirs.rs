@@ -92,3 +92,29 @@ pub fn host_env() -> std::collections::BTreeMap<String, String> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
 }
+
+/// berth's configuration directory: `$XDG_CONFIG_HOME/berth`, else `/etc/berth` for root,
+/// else `~/.config/berth` (networks live in its `networks/`).
+pub fn config_dir() -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("berth"));
+    }
+    if crate::rootless::caller_euid() == 0 {
+        return Ok(PathBuf::from("/etc/berth"));
+    }
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".config/berth")),
+        None => anyhow::bail!(
+            "cannot choose a configuration directory: HOME and XDG_CONFIG_HOME are unset"
+        ),
+    }
+}
+
+/// Where CNI plugins are looked for: `$CNI_PATH` (colon-separated) when set, else Debian's
+/// `/usr/lib/cni` and the upstream `/opt/cni/bin`.
+pub fn cni_plugin_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("CNI_PATH").filter(|p| !p.is_empty()) {
+        Some(p) => std::env::split_paths(&p).collect(),
+        None => vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
+    }
+}

@@ -117,7 +117,11 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
             .ctx(|| "failed to make the runtime process non-dumpable".to_owned())?;
     }
 
-    cfg.ns.join()?;
+    if cfg.ns.join()? {
+        // root of the joined user namespace (its maps exist already): what the runtime
+        // makes in the container (mounts, /dev) must have owners mapped there
+        become_root()?;
+    }
     if let Some(root) = &cfg.exec_root {
         rustix::process::fchdir(root)
             .ctx(|| "failed to change directory to the container root".to_owned())?;
@@ -146,12 +150,7 @@ fn stage1_inner(cfg: &ChildConfig<'_>, chan: &Channel) -> Result<(), Failure> {
     }
     if new_user {
         // become root of the new namespace (the runtime wrote the maps)
-        let root_g = rustix::process::Gid::ROOT;
-        rustix::thread::set_thread_res_gid(root_g, root_g, root_g)
-            .ctx(|| "failed to become gid 0 in the user namespace".to_owned())?;
-        let root_u = rustix::process::Uid::ROOT;
-        rustix::thread::set_thread_res_uid(root_u, root_u, root_u)
-            .ctx(|| "failed to become uid 0 in the user namespace".to_owned())?;
+        become_root()?;
     }
     let rest = cfg.ns.new - UnshareFlags::NEWUSER;
     if !rest.is_empty() {
@@ -364,3 +363,14 @@ fn init_inner(
 }
 
 pub(crate) use berth_errdefs::error_chain;
+
+/// setresgid/setresuid to 0 in the user namespace just created or joined.
+fn become_root() -> Result<(), Failure> {
+    let root_g = rustix::process::Gid::ROOT;
+    rustix::thread::set_thread_res_gid(root_g, root_g, root_g)
+        .ctx(|| "failed to become gid 0 in the user namespace".to_owned())?;
+    let root_u = rustix::process::Uid::ROOT;
+    rustix::thread::set_thread_res_uid(root_u, root_u, root_u)
+        .ctx(|| "failed to become uid 0 in the user namespace".to_owned())?;
+    Ok(())
+}

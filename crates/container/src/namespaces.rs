@@ -132,7 +132,10 @@ impl Plan {
 
     /// Open every namespace to join, then join them (user first). A namespace the process
     /// is already in is skipped (joining one's own user namespace fails with EINVAL).
-    pub(crate) fn join(&self) -> Result<(), Failure> {
+    /// Whether a user namespace other than the process's own was joined: the caller then
+    /// becomes its root, as runc's nsexec does, before making anything in the container.
+    pub(crate) fn join(&self) -> Result<bool, Failure> {
+        let mut joined_user = false;
         let mut files = Vec::with_capacity(self.join.len());
         for (t, p) in &self.join {
             let f = File::open(p)
@@ -146,8 +149,9 @@ impl Plan {
             }
             rustix::thread::move_into_link_name_space(f.as_fd(), Some(link_type(*t)))
                 .ctx(|| format!("failed to join {} namespace {}", proc_name(*t), p.display()))?;
+            joined_user |= *t == LinuxNamespaceType::User;
         }
-        Ok(())
+        Ok(joined_user)
     }
 }
 

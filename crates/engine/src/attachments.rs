@@ -47,12 +47,18 @@ pub struct Attachments {
     /// The host ids its user namespace maps (so no other container is given them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ids: Option<HostIds>,
+    /// Its pinned network namespace and CNI networks (detached, then unpinned, at teardown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::network::NetworkAttachment>,
 }
 
 impl Attachments {
     /// Undo everything; what is already gone is not an error, so this may run more than
     /// once (the failure paths of `run` and the record's removal both call it).
     pub fn teardown(&self) -> Result<()> {
+        if let Some(n) = &self.network {
+            crate::network::detach(n)?;
+        }
         if let Some(m) = &self.rootfs_mount {
             unmount_all(m)?;
             match std::fs::remove_dir(m) {

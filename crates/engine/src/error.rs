@@ -70,6 +70,9 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// Setting up or tearing down a container's networks (CNI).
+    #[error("{0}")]
+    Network(String),
 }
 
 impl EngineError {

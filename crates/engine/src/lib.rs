@@ -17,6 +17,7 @@ mod exec;
 pub mod logs;
 pub mod monitor;
 pub mod netns;
+pub mod network;
 mod oom;
 pub mod record;
 pub mod runtime;

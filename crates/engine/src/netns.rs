@@ -49,6 +49,95 @@ pub fn create(path: &Path) -> Result<PathBuf> {
     Ok(path.to_owned())
 }
 
+/// A new user namespace mapping ids `0..size` to host ids `host_start..`, and a network
+/// namespace it owns, pinned at `userns_path` and `netns_path` (CRI-O's `pinns` for user
+/// namespaced pods): the container joins both by path, so its root has the network
+/// namespace's capabilities (sysfs, `exec` joining it), while CNI, run as host root, sets it
+/// up before the container exists. Made by a short-lived `cat` that unshares both before its
+/// exec; on failure nothing is left.
+pub fn create_with_userns(
+    netns_path: &Path,
+    userns_path: &Path,
+    host_start: u32,
+    size: u32,
+) -> Result<()> {
+    use std::io::Write;
+    for p in [netns_path, userns_path] {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| EngineError::io("failed to create the directory of", p, e))?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p)
+            .map_err(|e| EngineError::io("failed to create the namespace file", p, e))?;
+    }
+    let cat = ["/usr/bin/cat", "/bin/cat"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("/bin/cat");
+    let mut cmd = std::process::Command::new(cat);
+    cmd.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure runs in the child between fork and exec and makes one raw system
+    // call (unshare), which is async-signal-safe; it allocates and locks nothing.
+    #[expect(unsafe_code, reason = "pre_exec: unshare(CLONE_NEWUSER|CLONE_NEWNET)")]
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            rustix::thread::unshare_unsafe(
+                rustix::thread::UnshareFlags::NEWUSER | rustix::thread::UnshareFlags::NEWNET,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
+    let undo = || {
+        let _ = remove(netns_path);
+        let _ = remove(userns_path);
+    };
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            undo();
+            return Err(EngineError::io(
+                "failed to start a helper in new user and network namespaces for",
+                netns_path,
+                e,
+            ));
+        }
+    };
+    let pid = child.id();
+    let result = (|| -> std::io::Result<()> {
+        let map = format!("0 {host_start} {size}\n");
+        for file in ["uid_map", "gid_map"] {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/{pid}/{file}"))?
+                .write_all(map.as_bytes())?;
+        }
+        rustix::mount::mount_bind(format!("/proc/{pid}/ns/user"), userns_path)?;
+        rustix::mount::mount_bind(format!("/proc/{pid}/ns/net"), netns_path)?;
+        Ok(())
+    })();
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        undo();
+        return Err(EngineError::io(
+            "failed to pin a user-namespaced network namespace at",
+            netns_path,
+            e,
+        ));
+    }
+    if let Err(e) = bring_up_loopback(netns_path) {
+        undo();
+        return Err(e);
+    }
+    Ok(())
+}
+
 /// `ip link set lo up` inside the namespace at `path` (through `nsenter`: iproute2 takes
 /// only names under /run/netns), as runtimes do for a namespace they create; a network
 /// namespace given by path gets no loopback from runc or crun.

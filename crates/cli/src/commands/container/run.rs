@@ -48,6 +48,16 @@ pub struct RunArgs {
     /// Mount the root filesystem read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// Publish a container's port on the host ([IP:]HOST:CONTAINER[/tcp|udp]; needs a network).
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:]HOST:CONTAINER[/PROTO]"
+    )]
+    pub publish: Vec<String>,
+    /// Cap the container's network traffic: egress=RATE,ingress=RATE[,burst=SIZE] (10mbit, 1M).
+    #[arg(long = "network-bandwidth", value_name = "egress=RATE,ingress=RATE")]
+    pub network_bandwidth: Option<String>,
     /// Add a line to the container's /etc/hosts (NAME:IP).
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,

@@ -176,7 +176,19 @@ fn set_up(
             opts.hostname = Some(h.trim().to_owned());
         }
     }
+    let address = attach_networks(args, dir, id, host_ids, &mut opts, attachments)?;
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
+    if let Some(userns) = attachments.network.as_ref().and_then(|n| n.userns.clone())
+        && let Some(linux) = spec.linux.as_mut()
+    {
+        // the user namespace that owns the network namespace, joined by path (its map is
+        // the one the config states)
+        for ns in linux.namespaces.iter_mut().flatten() {
+            if ns.typ == berth_runtime_spec::LinuxNamespaceType::User {
+                ns.path = Some(userns.clone());
+            }
+        }
+    }
     if let Some(p) = &spec.process {
         ensure_workdir(&rootfs, &p.cwd)?;
     }
@@ -216,7 +228,15 @@ fn set_up(
     match &shared {
         // the other container's files, as docker shares them with its network
         Some(other) => bind_etc_files(&other.etc, &mut mounts),
-        None => etc_files(args, &spec, dir, id, host_ids, &mut mounts, attachments)?,
+        None => etc_files(
+            args,
+            &spec,
+            &dir.join("etc").join(id),
+            host_ids,
+            address,
+            &mut mounts,
+            attachments,
+        )?,
     }
     spec.mounts = Some(mounts);
     // rootless without --cgroup-parent: no cgroupsPath, so that the runtime's rootless
@@ -261,9 +281,9 @@ fn set_up(
 fn etc_files(
     args: &RunArgs,
     spec: &berth_runtime_spec::Spec,
-    dir: &Path,
-    id: &str,
+    files: &Path,
     host_ids: Option<IdRange>,
+    address: Option<std::net::IpAddr>,
     mounts: &mut Vec<berth_runtime_spec::Mount>,
     attachments: &mut Attachments,
 ) -> anyhow::Result<()> {
@@ -276,16 +296,15 @@ fn etc_files(
     let opts = EtcOptions {
         hostname: spec.hostname.clone().unwrap_or_default(),
         name: args.name.clone(),
-        address: None,
+        address,
         host_network: args.network == "host",
         add_hosts,
         dns: args.dns.clone(),
         dns_search: args.dns_search.clone(),
         dns_options: args.dns_option.clone(),
     };
-    let files = dir.join("etc").join(id);
-    attachments.volumes.push(files.clone());
-    berth_engine::etcfiles::write(&files, &opts, host_ids.map(|r| r.host_start)).with_context(
+    attachments.volumes.push(files.to_owned());
+    berth_engine::etcfiles::write(files, &opts, host_ids.map(|r| r.host_start)).with_context(
         || {
             format!(
                 "failed to write the container's /etc files in {}",
@@ -293,7 +312,7 @@ fn etc_files(
             )
         },
     )?;
-    bind_etc_files(&files, mounts);
+    bind_etc_files(files, mounts);
     Ok(())
 }
 
@@ -319,6 +338,92 @@ fn bind_etc_files(files: &Path, mounts: &mut Vec<berth_runtime_spec::Mount>) {
             ..Default::default()
         });
     }
+}
+
+/// The CNI networks `--network` names (`bridge` is the default network, `berth0`), or
+/// `None` for none, host, container: and ns:.
+fn cni_networks(args: &RunArgs) -> Option<Vec<String>> {
+    let n = args.network.as_str();
+    if matches!(n, "none" | "host") || n.starts_with("container:") || n.starts_with("ns:") {
+        return None;
+    }
+    Some(
+        n.split(',')
+            .map(|n| match n {
+                "bridge" => berth_engine::network::DEFAULT_NETWORK.to_owned(),
+                other => other.to_owned(),
+            })
+            .collect(),
+    )
+}
+
+/// Where networks, plugins and CNI state live for the data directory `dir`.
+fn network_dirs(dir: &Path) -> anyhow::Result<berth_engine::network::NetworkDirs> {
+    let mut plugins = crate::dirs::cni_plugin_dirs();
+    plugins.dedup();
+    Ok(berth_engine::network::NetworkDirs {
+        config: vec![
+            crate::dirs::config_dir()?.join("networks"),
+            PathBuf::from(berth_engine::network::SYSTEM_CONFIG_DIR),
+        ],
+        plugins,
+        cache: dir.join("cni/cache"),
+        netns: dir.join("netns"),
+        ipam: dir.join("cni/networks"),
+    })
+}
+
+/// Attach the container to the CNI networks `--network` names (a pinned namespace, CNI
+/// ADD), recorded in `attachments` at once; point the spec at the namespace. The address on
+/// the first network, for /etc/hosts.
+fn attach_networks(
+    args: &RunArgs,
+    dir: &Path,
+    id: &str,
+    host_ids: Option<IdRange>,
+    opts: &mut RunOptions,
+    attachments: &mut Attachments,
+) -> anyhow::Result<Option<std::net::IpAddr>> {
+    let ports = args
+        .publish
+        .iter()
+        .map(|p| berth_engine::network::parse_publish(p).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bandwidth = args
+        .network_bandwidth
+        .as_deref()
+        .map(|b| berth_engine::network::parse_bandwidth(b).map_err(anyhow::Error::msg))
+        .transpose()?;
+    let Some(networks) = cni_networks(args) else {
+        if !ports.is_empty() || bandwidth.is_some() {
+            anyhow::bail!(
+                "-p and --network-bandwidth need a network of the container's own: run with \
+                 --network bridge (or a network's name), not --network {}",
+                args.network
+            );
+        }
+        return Ok(None);
+    };
+    if crate::rootless::active() {
+        anyhow::bail!(
+            "--network {}: rootless berth cannot make bridge networks yet; use --network none \
+             or --network host",
+            args.network
+        );
+    }
+    let req = berth_engine::network::NetworkRequest {
+        networks,
+        ports,
+        bandwidth,
+        userns: host_ids.map(|r| (r.host_start, r.size)),
+    };
+    let dirs = network_dirs(dir)?;
+    let (att, addresses) = berth_engine::network::attach(&dirs, id, &req, |a| {
+        attachments.network = Some(a.clone());
+    })?;
+    opts.network = berth_image::spec::Network::Path(att.netns.clone());
+    attachments.network = Some(att);
+    Ok(addresses.first().copied().flatten())
 }
 
 /// `--network container:NAME|ID`: the running container's network namespace and its /etc
@@ -479,8 +584,10 @@ fn run_options(
     let network = match args.network.as_str() {
         "none" => Network::None,
         "host" => Network::Host,
-        // (joined by path once the container is found: `shared_network`)
+        // (joined by path once the container is found (`shared_network`) or the networks
+        // attached (`attach_networks`))
         n if n.starts_with("container:") => Network::None,
+        n if !n.starts_with("ns:") => Network::None,
         n => match n.strip_prefix("ns:") {
             Some(p) if p.starts_with('/') => Network::Path(PathBuf::from(p)),
             _ => anyhow::bail!(

@@ -1,0 +1,423 @@
+//! Container networking through CNI (`berth-cni` and the standard plugins), as containerd's
+//! CRI and nerdctl do it: a pinned network namespace ([`crate::netns`]) is made first, each
+//! network of the container is attached to it with CNI ADD (`eth0`, `eth1`, …), and the
+//! runtime joins the namespace by path. Detaching runs CNI DEL from the result cache — so it
+//! works after a killed engine too — and then unpins the namespace.
+//!
+//! Networks are CNI configuration lists, looked up by name in berth's own directory
+//! (`<config>/networks`) and then in `/etc/cni/net.d`. The default network `berth0` is
+//! written there on first use: a `bridge` (gateway, masquerade, hairpin) with `host-local`
+//! addresses from 10.89.0.0/16, `portmap` for `-p`, `firewall`, and `bandwidth` for
+//! `--network-bandwidth`; `disableCheck`, because portmap 1.1.1's CHECK fails on IPv4-only
+//! networks (containernetworking/plugins#819).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use berth_cni::{Bandwidth, Cni, NetworkConfigList, PortMapping, RuntimeConf};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+
+/// The default network's name.
+pub const DEFAULT_NETWORK: &str = "berth0";
+/// The system's CNI configuration directory, searched after berth's own.
+pub const SYSTEM_CONFIG_DIR: &str = berth_cni::SYSTEM_CONFIG_DIR;
+/// The default network's subnet.
+pub const DEFAULT_SUBNET: &str = "10.89.0.0/16";
+
+/// Where networks, plugins and state live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkDirs {
+    /// Configuration directories, searched in order (berth's own first).
+    pub config: Vec<PathBuf>,
+    /// Plugin directories (`CNI_PATH`).
+    pub plugins: Vec<PathBuf>,
+    /// The CNI result cache.
+    pub cache: PathBuf,
+    /// Where pinned namespaces go (`<dir>/<container id>`).
+    pub netns: PathBuf,
+    /// host-local's address files for the networks berth writes.
+    pub ipam: PathBuf,
+}
+
+/// What a container asks of its networks.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkRequest {
+    /// The networks, by name, in interface order.
+    pub networks: Vec<String>,
+    pub ports: Vec<PortMapping>,
+    pub bandwidth: Option<Bandwidth>,
+    /// The container's user namespace range (`host_start`, `size`), when it has one: the
+    /// network namespace is then made owned by a pinned user namespace with that map, which
+    /// the container joins (see [`crate::netns::create_with_userns`]).
+    pub userns: Option<(u32, u32)>,
+}
+
+/// A container's networking, recorded in its attachments: enough to undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAttachment {
+    pub dirs: NetworkDirs,
+    /// The pinned namespace.
+    pub netns: PathBuf,
+    /// The pinned user namespace owning it, for a user-namespaced container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<PathBuf>,
+    pub container_id: String,
+    /// The networks attached (or being attached), with their interface names.
+    pub networks: Vec<(String, String)>,
+}
+
+/// The default network's configuration list, its addresses kept in `ipam_dir`.
+pub fn default_conflist(ipam_dir: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": DEFAULT_NETWORK,
+        "disableCheck": true,
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": DEFAULT_NETWORK,
+                "isGateway": true,
+                "ipMasq": true,
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": DEFAULT_SUBNET}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": ipam_dir,
+                }
+            },
+            {"type": "portmap", "capabilities": {"portMappings": true}},
+            {"type": "firewall"},
+            {"type": "bandwidth", "capabilities": {"bandwidth": true}},
+        ]
+    })
+}
+
+/// The network `name`, writing the default network's list into the first configuration
+/// directory when it is asked for and found nowhere.
+pub fn load(dirs: &NetworkDirs, name: &str) -> Result<NetworkConfigList> {
+    match berth_cni::load(&dirs.config, name) {
+        Ok(list) => Ok(list),
+        Err(berth_cni::CniError::NetworkNotFound { .. }) if name == DEFAULT_NETWORK => {
+            let dir = dirs
+                .config
+                .first()
+                .ok_or_else(|| EngineError::Invalid("no network configuration directory".into()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::io("failed to create", dir, e))?;
+            let path = dir.join(format!("{DEFAULT_NETWORK}.conflist"));
+            let text = serde_json::to_vec_pretty(&default_conflist(&dirs.ipam))
+                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+            berth_fsutil::atomic_write(&path, &text)
+                .map_err(|e| EngineError::io("failed to write", &path, std::io::Error::other(e)))?;
+            berth_cni::load(&dirs.config, name).map_err(cni_err)
+        }
+        Err(e) => Err(cni_err(e)),
+    }
+}
+
+fn cni_err(e: berth_cni::CniError) -> EngineError {
+    EngineError::Network(e.to_string())
+}
+
+/// Make the container's namespace and attach its networks; `record` is called with the
+/// attachment as soon as the namespace exists (and again after each network), so that a
+/// failure — here, or a kill — can be undone from the record. On error what was made is
+/// undone. Returns the container's address on each network, in order.
+pub fn attach(
+    dirs: &NetworkDirs,
+    container_id: &str,
+    req: &NetworkRequest,
+    mut record: impl FnMut(&NetworkAttachment),
+) -> Result<(NetworkAttachment, Vec<Option<IpAddr>>)> {
+    let lists = req
+        .networks
+        .iter()
+        .map(|n| load(dirs, n))
+        .collect::<Result<Vec<_>>>()?;
+    let netns = dirs.netns.join(container_id);
+    let userns = req
+        .userns
+        .map(|_| dirs.netns.join(format!("{container_id}.userns")));
+    match (req.userns, &userns) {
+        (Some((start, size)), Some(path)) => {
+            crate::netns::create_with_userns(&netns, path, start, size)?;
+        }
+        _ => {
+            crate::netns::create(&netns)?;
+        }
+    }
+    let mut att = NetworkAttachment {
+        dirs: dirs.clone(),
+        netns: netns.clone(),
+        userns,
+        container_id: container_id.to_owned(),
+        networks: Vec::new(),
+    };
+    record(&att);
+    let cni = Cni::new(dirs.plugins.clone(), &dirs.cache);
+    let mut addresses = Vec::new();
+    for (i, list) in lists.iter().enumerate() {
+        let ifname = format!("eth{i}");
+        att.networks.push((list.name.clone(), ifname.clone()));
+        record(&att);
+        let mut rt = RuntimeConf::new(container_id, netns.to_string_lossy(), &ifname);
+        if i == 0 {
+            // published ports and shaping on the first network, as nerdctl does
+            if !req.ports.is_empty() {
+                rt = rt.with_port_mappings(&req.ports);
+            }
+            if let Some(bw) = req.bandwidth {
+                rt = rt.with_bandwidth(bw);
+            }
+        }
+        match cni.add(list, &rt) {
+            Ok(result) => addresses.push(
+                result
+                    .ips
+                    .iter()
+                    .find_map(berth_cni::IpConfig::ip)
+                    .or_else(|| result.ips.first().and_then(berth_cni::IpConfig::ip)),
+            ),
+            Err(e) => {
+                let _ = detach(&att);
+                return Err(EngineError::Network(format!(
+                    "failed to attach container {container_id} to network {}: {e}",
+                    list.name
+                )));
+            }
+        }
+    }
+    Ok((att, addresses))
+}
+
+/// CNI DEL of every network (from the result cache), then unpin the namespace. Idempotent.
+pub fn detach(att: &NetworkAttachment) -> Result<()> {
+    let cni = Cni::new(att.dirs.plugins.clone(), &att.dirs.cache);
+    let mut first: Option<EngineError> = None;
+    let cached = cni
+        .cached_attachments(Some(&att.container_id))
+        .map_err(cni_err)?;
+    for a in cached.iter().rev() {
+        if let Err(e) = cni.del_attachment(a) {
+            first.get_or_insert(EngineError::Network(format!(
+                "failed to detach container {} from network {}: {e}",
+                att.container_id, a.network
+            )));
+        }
+    }
+    crate::netns::remove(&att.netns)?;
+    if let Some(u) = &att.userns {
+        crate::netns::remove(u)?;
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// `-p [IP:]HOST:CONTAINER[/tcp|udp|sctp]`, as docker reads it (a host port is required:
+/// portmap publishes no random port).
+pub fn parse_publish(s: &str) -> std::result::Result<PortMapping, String> {
+    let bad = |why: &str| format!("invalid -p {s:?}: {why} (give [IP:]HOST:CONTAINER[/tcp|udp])");
+    let (spec, protocol) = match s.rsplit_once('/') {
+        Some((spec, p)) if matches!(p, "tcp" | "udp" | "sctp") => (spec, p),
+        Some((_, p)) => return Err(bad(&format!("unknown protocol {p}"))),
+        None => (s, "tcp"),
+    };
+    // an IPv6 host address is bracketed: [::1]:8080:80
+    let (host_ip, rest) = match spec.strip_prefix('[') {
+        Some(r) => {
+            let (ip, rest) = r.split_once("]:").ok_or_else(|| bad("unclosed ["))?;
+            (ip.to_owned(), rest)
+        }
+        None => match spec.matches(':').count() {
+            2 => {
+                let (ip, rest) = spec.split_once(':').ok_or_else(|| bad("bad address"))?;
+                (ip.to_owned(), rest)
+            }
+            1 => (String::new(), spec),
+            _ => return Err(bad("a host port is required")),
+        },
+    };
+    if !host_ip.is_empty() && host_ip.parse::<IpAddr>().is_err() {
+        return Err(bad(&format!("{host_ip} is not an IP address")));
+    }
+    let (host, container) = rest
+        .split_once(':')
+        .ok_or_else(|| bad("a host port is required"))?;
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0);
+    Ok(PortMapping {
+        host_port: port(host).ok_or_else(|| bad(&format!("bad host port {host}")))?,
+        container_port: port(container)
+            .ok_or_else(|| bad(&format!("bad container port {container}")))?,
+        protocol: protocol.to_owned(),
+        host_ip,
+    })
+}
+
+/// `--network-bandwidth egress=RATE,ingress=RATE[,burst=SIZE]`: rates as `tc` writes them
+/// (`10mbit`, `500kbit`, `1gbit`, `2mbps` bytes per second) or Kubernetes' annotation
+/// quantities (`10M` = 10 Mbit/s); burst in bytes (`64k`, `1mb`; default a tenth of a second
+/// at the rate, at least 32 KiB). CNI wants bits.
+pub fn parse_bandwidth(s: &str) -> std::result::Result<Bandwidth, String> {
+    let bad = |why: String| {
+        format!(
+            "invalid --network-bandwidth {s:?}: {why} (give egress=RATE,ingress=RATE[,burst=SIZE], such as egress=10mbit)"
+        )
+    };
+    let mut bw = Bandwidth::default();
+    let mut burst: Option<u64> = None;
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{part} is not KEY=VALUE")))?;
+        match k {
+            "egress" => bw.egress_rate = parse_rate(v).map_err(bad)?,
+            "ingress" => bw.ingress_rate = parse_rate(v).map_err(bad)?,
+            "burst" => burst = Some(parse_size_bits(v).map_err(bad)?),
+            _ => return Err(bad(format!("unknown key {k}"))),
+        }
+    }
+    if bw.egress_rate == 0 && bw.ingress_rate == 0 {
+        return Err(bad("no rate".into()));
+    }
+    let default_burst = |rate: u64| (rate / 10).max(32 * 1024 * 8);
+    if bw.egress_rate > 0 {
+        bw.egress_burst = burst.unwrap_or_else(|| default_burst(bw.egress_rate));
+    }
+    if bw.ingress_rate > 0 {
+        bw.ingress_burst = burst.unwrap_or_else(|| default_burst(bw.ingress_rate));
+    }
+    Ok(bw)
+}
+
+/// A rate in bits per second.
+fn parse_rate(v: &str) -> std::result::Result<u64, String> {
+    let lower = v.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{v} is not a rate"))?;
+    let mult: f64 = match unit {
+        "" | "bit" => 1.0,
+        "k" | "kbit" => 1e3,
+        "m" | "mbit" => 1e6,
+        "g" | "gbit" => 1e9,
+        "bps" => 8.0,
+        "kbps" => 8e3,
+        "mbps" => 8e6,
+        "gbps" => 8e9,
+        _ => return Err(format!("unknown rate unit in {v}")),
+    };
+    let bits = n * mult;
+    if !(1.0..=1e12).contains(&bits) {
+        return Err(format!("{v} is out of range"));
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "range checked"
+    )]
+    Ok(bits as u64)
+}
+
+/// A size in bytes (`64k`, `1mb`, `1m`, `2048`) as bits.
+fn parse_size_bits(v: &str) -> std::result::Result<u64, String> {
+    let lower = v.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{v} is not a size"))?;
+    let mult: u64 = match unit {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return Err(format!("unknown size unit in {v}")),
+    };
+    n.checked_mul(mult)
+        .and_then(|b| b.checked_mul(8))
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("{v} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_reads_dockers_forms() {
+        let p = parse_publish("8080:80").unwrap();
+        assert_eq!(
+            (
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str(),
+                p.host_ip.as_str()
+            ),
+            (8080, 80, "tcp", "")
+        );
+        let p = parse_publish("127.0.0.1:5353:53/udp").unwrap();
+        assert_eq!(
+            (
+                p.host_port,
+                p.container_port,
+                p.protocol.as_str(),
+                p.host_ip.as_str()
+            ),
+            (5353, 53, "udp", "127.0.0.1")
+        );
+        let p = parse_publish("[::1]:8443:443").unwrap();
+        assert_eq!(p.host_ip, "::1");
+        for bad in [
+            "80",
+            "x:80",
+            "8080:0",
+            "1.2.3.4:80",
+            "8080:80/icmp",
+            "nope:1:2",
+            "70000:80",
+        ] {
+            assert!(parse_publish(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bandwidth_reads_tc_and_kubernetes_units_into_bits() {
+        let bw = parse_bandwidth("egress=10mbit,ingress=1M").unwrap();
+        assert_eq!(bw.egress_rate, 10_000_000);
+        assert_eq!(bw.ingress_rate, 1_000_000);
+        assert_eq!(bw.egress_burst, 1_000_000);
+        assert_eq!(bw.ingress_burst, 32 * 1024 * 8);
+        let bw = parse_bandwidth("ingress=2mbps,burst=64k").unwrap();
+        assert_eq!(bw.ingress_rate, 16_000_000);
+        assert_eq!(bw.ingress_burst, 64 * 1024 * 8);
+        assert_eq!(bw.egress_rate, 0);
+        for bad in [
+            "",
+            "egress",
+            "egress=fast",
+            "up=1m",
+            "burst=1m",
+            "egress=0",
+            "egress=1m,burst=1t",
+        ] {
+            assert!(parse_bandwidth(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_network_is_a_list_the_cni_crate_accepts() {
+        let v = default_conflist(Path::new("/var/lib/berth/cni/networks"));
+        let list =
+            NetworkConfigList::from_bytes(&serde_json::to_vec(&v).unwrap(), "default").unwrap();
+        assert_eq!(list.name, DEFAULT_NETWORK);
+        let types: Vec<&str> = list
+            .plugins
+            .iter()
+            .map(|p| p.plugin_type.as_str())
+            .collect();
+        assert_eq!(types, ["bridge", "portmap", "firewall", "bandwidth"]);
+    }
+}

@@ -1,0 +1,268 @@
+//! `berth run --network bridge` (CNI: the default network `berth0`, bridge + host-local +
+//! portmap + firewall + bandwidth from Debian's plugins). Every test runs berth inside a
+//! network namespace of its own (`ip netns add`, then `nsenter --net`), so the bridge, the
+//! veths, the NAT rules and every packet stay there; the namespace is deleted at the end.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use berth_test_support::{
+    berth_bin, requires_root, requires_tool, run_with_timeout, wait_until, write_file,
+};
+
+const IMAGE: &str = "localhost/busybox:net";
+
+struct NetBerth {
+    dir: tempfile::TempDir,
+    netns: String,
+}
+
+impl NetBerth {
+    fn new() -> NetBerth {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let netns = format!("berth-e2e-{}-{n}", std::process::id());
+        for args in [
+            vec!["netns", "add", &netns],
+            vec!["-n", &netns, "link", "set", "lo", "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let b = NetBerth { dir, netns };
+        let root = b.dir.path().join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        for a in [
+            "sh", "cat", "nc", "ip", "sleep", "echo", "tail", "cut", "true",
+        ] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+        }
+        write_file(root.join("etc/passwd"), b"root:x:0:0::/root:/bin/sh\n");
+        b.ok(&["import", root.to_str().unwrap(), IMAGE]);
+        b
+    }
+
+    /// `COMMAND…` in the test's network namespace (and nothing else changed).
+    fn in_ns(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.netns))
+            .arg("--")
+            .arg(program);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = self.in_ns(berth_bin().to_str().unwrap());
+        c.args(args)
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
+        run_with_timeout(&mut c, Duration::from_secs(120))
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data/berth")
+    }
+
+    /// `busybox nc` from the test namespace: what the peer sends.
+    fn connect(&self, addr: &str, port: u16) -> String {
+        let out = run_with_timeout(
+            self.in_ns("busybox")
+                .args(["nc", "-w", "2", addr, &port.to_string()])
+                .stdin(std::process::Stdio::null()),
+            Duration::from_secs(10),
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What of the network is left in the test namespace: veths, NAT chains of containers,
+    /// pinned namespaces, host-local's address files.
+    fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let links = Command::new("ip")
+            .args(["-n", &self.netns, "-o", "link", "show", "type", "veth"])
+            .output()
+            .unwrap();
+        left.extend(
+            String::from_utf8_lossy(&links.stdout)
+                .lines()
+                .map(|l| format!("veth: {l}")),
+        );
+        let nat = self
+            .in_ns("iptables-save")
+            .args(["-t", "nat"])
+            .output()
+            .unwrap();
+        left.extend(
+            String::from_utf8_lossy(&nat.stdout)
+                .lines()
+                .filter(|l| l.starts_with(":CNI-DN-"))
+                .map(|l| format!("nat: {l}")),
+        );
+        for dir in ["netns", "cni/cache/results"] {
+            if let Ok(rd) = std::fs::read_dir(self.data().join(dir)) {
+                left.extend(rd.flatten().map(|e| format!("{dir}: {:?}", e.file_name())));
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(self.data().join("cni/networks/berth0")) {
+            left.extend(
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+                    .map(|n| format!("ip: {n}")),
+            );
+        }
+        left
+    }
+}
+
+impl Drop for NetBerth {
+    fn drop(&mut self) {
+        let ids = self.run(&["ps", "-a", "-q", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+    }
+}
+
+/// A container that answers `hello from NAME` on port 80, forever.
+fn serve(b: &NetBerth, rt: &str, name: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "run",
+        "-d",
+        "--runtime",
+        rt,
+        "--name",
+        name,
+        "--network",
+        "bridge",
+    ];
+    args.extend_from_slice(extra);
+    let script = format!("while true; do echo hello from {name} | nc -l -p 80; done");
+    args.extend_from_slice(&[IMAGE, "sh", "-c", &script]);
+    b.ok(&args).trim().to_owned()
+}
+
+/// The container's address, from its own /etc/hosts (its last line).
+fn address(b: &NetBerth, name: &str) -> String {
+    b.ok(&["exec", name, "sh", "-c", "tail -1 /etc/hosts | cut -f1"])
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn bridge_containers_get_addresses_publish_ports_talk_and_leave_nothing() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save", "runc", "crun");
+    let b = NetBerth::new();
+    let before = b.leftovers();
+    assert!(before.is_empty(), "{before:?}");
+    for (i, rt) in ["berth-runtime", "runc", "crun"].into_iter().enumerate() {
+        let port = 18080 + u16::try_from(i).unwrap();
+        let name = format!("web-{i}");
+        serve(&b, rt, &name, &["-p", &format!("{port}:80")]);
+        let ip = address(&b, &name);
+        assert!(ip.starts_with("10.89."), "{rt}: {ip}");
+        let want = format!("hello from {name}\n");
+        // from the host (its side of the bridge), to the container and to the published port
+        assert!(
+            wait_until(Duration::from_secs(10), || b.connect(&ip, 80) == want),
+            "{rt}: the container's port 80 at {ip}"
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || b.connect("10.89.0.1", port)
+                == want),
+            "{rt}: the published port {port}"
+        );
+        // and from another container on the bridge
+        let out = b.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "--network",
+            "bridge",
+            IMAGE,
+            "sh",
+            "-c",
+            &format!("for i in 1 2 3 4 5; do nc -w 2 {ip} 80 </dev/null && break; sleep 0.2; done"),
+        ]);
+        assert_eq!(out, want, "{rt}: container to container");
+    }
+    for i in 0..3 {
+        b.ok(&["rm", "-f", &format!("web-{i}")]);
+    }
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+#[test]
+fn bandwidth_is_shaped_by_the_bandwidth_plugin_and_bad_flags_are_refused() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "tc");
+    let b = NetBerth::new();
+    serve(
+        &b,
+        "berth-runtime",
+        "capped",
+        &["--network-bandwidth", "egress=10mbit,ingress=1mbit"],
+    );
+    let qdiscs = b.in_ns("tc").args(["qdisc", "show"]).output().unwrap();
+    let q = String::from_utf8_lossy(&qdiscs.stdout);
+    assert!(
+        q.contains("tbf") && q.contains("rate 1Mbit"),
+        "ingress shaping: {q}"
+    );
+    assert!(q.contains("rate 10Mbit"), "egress shaping (ifb): {q}");
+    b.ok(&["rm", "-f", "capped"]);
+    let q = b.in_ns("tc").args(["qdisc", "show"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&q.stdout).contains("tbf"),
+        "a qdisc left"
+    );
+
+    for (flags, says) in [
+        (
+            vec!["--network-bandwidth", "egress=fast"],
+            "invalid --network-bandwidth",
+        ),
+        (vec!["-p", "80"], "a host port is required"),
+        (vec!["--network", "none", "-p", "8080:80"], "need a network"),
+        (vec!["--network", "nosuchnet"], "nosuchnet"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        if !flags.contains(&"--network") {
+            args.extend(["--network", "bridge"]);
+        }
+        args.extend(flags.iter().copied());
+        args.extend([IMAGE, "true"]);
+        let out = b.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}

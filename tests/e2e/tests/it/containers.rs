@@ -15,6 +15,7 @@ use berth_test_support::{
 };
 use serde_json::Value;
 
+mod detach;
 mod init;
 
 const IMAGE: &str = "localhost/busybox:run";

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 mod detach;
 mod init;
+mod volumes;
 
 const IMAGE: &str = "localhost/busybox:run";
 const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];

@@ -205,6 +205,8 @@ fn set_up(
                 )
             })?;
         }
+        // docker's copy-up: the image's content at that path, owners as the container sees them
+        berth_image::volume::seed(&rootfs, dest, &src)?;
         mounts.push(berth_runtime_spec::Mount {
             destination: dest.clone(),
             typ: Some("bind".into()),

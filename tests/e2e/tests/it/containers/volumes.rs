@@ -4,7 +4,9 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use berth_test_support::{requires_root, requires_tool, write_file};
+use berth_test_support::{
+    Layer, OciLayout, image_config, requires_root, requires_tool, write_file,
+};
 
 use super::{APPLETS, Berth, runtimes};
 
@@ -90,5 +92,69 @@ fn anonymous_volumes_start_with_the_images_content_owners_and_modes() {
         );
         b.ok(&["rm", "-f", id]);
     }
+    b.assert_clean();
+}
+
+/// The image's own `Volumes` (an OCI image whose config declares `/data`, loaded with
+/// `berth load`): with no `-v` at all, the container's `/data` is an anonymous volume seeded
+/// with the image's files, and what the container writes there lands in the volume, not the
+/// container's root filesystem.
+#[test]
+fn image_volumes_are_seeded_anonymous_volumes() {
+    requires_root!();
+    let b = Berth::new();
+    let root = b.dir.path().join("vol-rootfs");
+    import_image_with_data(&b);
+    let tar = std::process::Command::new("tar")
+        .args([
+            "--numeric-owner",
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            "-",
+            ".",
+        ])
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "tar: {tar:?}");
+    let layer = Layer::from_tar(&tar.stdout);
+    let mut config = image_config("linux", "amd64", std::slice::from_ref(&layer));
+    config["config"]["Volumes"] = serde_json::json!({ "/data": {} });
+    config["config"]["Cmd"] = serde_json::json!(["sleep", "100"]);
+    let dir = b.dir.path().join("layout");
+    let mut layout = OciLayout::new(&dir);
+    let desc = layout.image(&[layer], &config);
+    layout.tag(&desc, "localhost/busybox:declares-volumes");
+    let archive = b.dir.path().join("image.tar");
+    let st = std::process::Command::new("tar")
+        .args([
+            "-C",
+            dir.to_str().unwrap(),
+            "-cf",
+            archive.to_str().unwrap(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let images = b.ok(&["images"]);
+    assert!(images.contains("declares-volumes"), "{images}");
+    let id = b.ok(&["run", "-d", "localhost/busybox:declares-volumes"]);
+    let id = id.trim();
+    let out = b.ok(&["exec", "-u", "app", id, "cat", "/data/seed.txt"]);
+    assert_eq!(out, "from the image\n");
+    b.ok(&["exec", "-u", "app", id, "touch", "/data/written"]);
+    let vols = b.data().join("volumes").join(id);
+    let written = std::fs::read_dir(&vols)
+        .unwrap()
+        .flatten()
+        .any(|e| e.path().join("written").exists() && e.path().join("seed.txt").exists());
+    assert!(
+        written,
+        "the image's /data is a seeded volume in {}",
+        vols.display()
+    );
+    b.ok(&["rm", "-f", id]);
     b.assert_clean();
 }

@@ -211,7 +211,13 @@ fn set_up(
             destination: dest.clone(),
             typ: Some("bind".into()),
             source: Some(src),
-            options: Some(vec!["rbind".into(), "rprivate".into(), "rw".into()]),
+            // nodev: the seed may hold the image's device nodes, now on a host filesystem
+            options: Some(vec![
+                "rbind".into(),
+                "rprivate".into(),
+                "nodev".into(),
+                "rw".into(),
+            ]),
             ..Default::default()
         });
     }

@@ -70,6 +70,23 @@ fn anonymous_volumes_start_with_the_images_content_owners_and_modes() {
             "{rt} {extra:?}: the volume holds the image's /data"
         );
         b.ok(&["exec", "-u", "app", id, "touch", "/data/sub/by-app"]);
+        // the image's device nodes copied into a volume on a host filesystem open nothing
+        let mountinfo = b.ok(&["exec", id, "cat", "/proc/self/mountinfo"]);
+        let data = mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/data"))
+            .unwrap_or_else(|| panic!("{rt}: no /data mount:\n{mountinfo}"));
+        let nodev = data
+            .split(' ')
+            .nth(5)
+            .is_some_and(|o| o.split(',').any(|o| o == "nodev"));
+        // crun (1.8) drops nodev from a bind mount in a user namespace (ro it keeps): there
+        // the device cgroup alone keeps the nodes closed
+        let crun_in_userns = rt == "crun" && extra.is_empty();
+        assert!(
+            nodev || crun_in_userns,
+            "{rt} {extra:?}: the volume is mounted nodev: {data}"
+        );
         // on the host: the volume directory, owned by the image's 1000:1001 as the
         // container's user namespace maps it
         let v: serde_json::Value =

@@ -33,8 +33,95 @@ pub const RESIZE: u8 = 0x13;
 pub const ACK: u8 = 0x00;
 pub const STDOUT: u8 = 0x01;
 pub const STDERR: u8 = 0x02;
+/// The caller detaches (its detach keys were typed): the container's stdin stays open.
+pub const DETACH: u8 = 0x14;
 /// [`HELLO`] flag: this caller feeds stdin.
 pub const HELLO_STDIN: u8 = 1;
+
+/// docker's default detach keys: ctrl-p, ctrl-q.
+pub const DEFAULT_DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// How a [`relay`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relayed {
+    /// The monitor closed the connection: the container exited and its output is drained.
+    Ended,
+    /// The caller typed its detach keys: the container runs on.
+    Detached,
+}
+
+/// Parse docker's `--detach-keys` syntax: comma-separated keys, each a single character or
+/// `ctrl-X` with X one of `a`…`z`, `@`, `[`, `\`, `]`, `^`, `_` (docker's
+/// `term.ToBytes`).
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    for key in spec.split(',') {
+        let k = key.trim();
+        let lower = k.to_ascii_lowercase();
+        if let Some(c) = lower.strip_prefix("ctrl-").filter(|c| c.len() == 1) {
+            let b = c.as_bytes()[0];
+            let code = match b {
+                b'a'..=b'z' => b - b'a' + 1,
+                b'@' => 0,
+                b'[' => 27,
+                b'\\' => 28,
+                b']' => 29,
+                b'^' => 30,
+                b'_' => 31,
+                _ => {
+                    return Err(format!(
+                        "invalid detach key {k:?}: ctrl- takes a-z, @, [, \\, ], ^ or _"
+                    ));
+                }
+            };
+            out.push(code);
+        } else if k.len() == 1 {
+            out.push(k.as_bytes()[0]);
+        } else {
+            return Err(format!(
+                "invalid detach key {k:?}: give a single character or ctrl-X, comma-separated (ctrl-p,ctrl-q)"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Watches the caller's input for its detach keys: bytes that may begin them are held back
+/// until they match in full (detach) or stop matching (then passed on).
+struct DetachMatcher<'a> {
+    keys: &'a [u8],
+    matched: usize,
+}
+
+impl DetachMatcher<'_> {
+    /// Feed `input`; what to send on, and whether the keys were typed in full.
+    fn feed(&mut self, input: &[u8], send: &mut Vec<u8>) -> bool {
+        for &b in input {
+            if self.keys.is_empty() {
+                send.push(b);
+                continue;
+            }
+            if self.keys.get(self.matched) == Some(&b) {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return true;
+                }
+                continue;
+            }
+            send.extend_from_slice(self.keys.get(..self.matched).unwrap_or_default());
+            self.matched = 0;
+            if self.keys.first() == Some(&b) {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    return true;
+                }
+            } else {
+                send.push(b);
+            }
+        }
+        false
+    }
+}
 
 /// The largest payload a frame may carry.
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -172,9 +259,20 @@ fn connect_long(socket: &Path) -> std::io::Result<UnixStream> {
 }
 
 /// Relay between the caller's stdio and an attached monitor connection until the monitor
-/// closes it (the container exited). With `terminal`, the caller's terminal is put in raw
-/// mode and its window size follows `SIGWINCH`.
-pub fn relay(mut conn: UnixStream, io: &Stdio, terminal: bool) -> std::io::Result<()> {
+/// closes it (the container exited) or the caller types `detach` keys on its stdin. With
+/// `terminal`, the caller's terminal is put in raw mode and its window size follows
+/// `SIGWINCH`.
+pub fn relay(
+    mut conn: UnixStream,
+    io: &Stdio,
+    terminal: bool,
+    detach: Option<&[u8]>,
+) -> std::io::Result<Relayed> {
+    let mut matcher = DetachMatcher {
+        keys: detach.unwrap_or_default(),
+        matched: 0,
+    };
+    let mut send = Vec::new();
     let tty = if terminal { io.tty() } else { None };
     let _raw = match (&io.stdin, tty) {
         (Some(i), Some(_)) if rustix::termios::isatty(i) => Some(RawMode::enter(i.as_fd())?),
@@ -229,11 +327,15 @@ pub fn relay(mut conn: UnixStream, io: &Stdio, terminal: bool) -> std::io::Resul
                     let _ = conn.write_all(&frame(STDIN_CLOSE, &[]));
                 }
                 Ok(n) => {
-                    if conn
-                        .write_all(&frame(STDIN, inbuf.get(..n).unwrap_or_default()))
-                        .is_err()
-                    {
+                    send.clear();
+                    let detached = matcher.feed(inbuf.get(..n).unwrap_or_default(), &mut send);
+                    if !send.is_empty() && conn.write_all(&frame(STDIN, &send)).is_err() {
                         stdin_open = false;
+                    }
+                    if detached {
+                        // the monitor keeps the container's stdin open for a later attach
+                        let _ = conn.write_all(&frame(DETACH, &[]));
+                        return Ok(Relayed::Detached);
                     }
                 }
             }
@@ -246,7 +348,7 @@ pub fn relay(mut conn: UnixStream, io: &Stdio, terminal: bool) -> std::io::Resul
                 Err(e) => return Err(e),
             };
             if n == 0 {
-                return Ok(());
+                return Ok(Relayed::Ended);
             }
             from_monitor.extend_from_slice(inbuf.get(..n).unwrap_or_default());
             loop {
@@ -384,5 +486,33 @@ mod tests {
         let mut big = vec![STDIN];
         big.extend(((MAX_FRAME + 1) as u32).to_be_bytes());
         assert_eq!(take_frame(&mut big), Err(OversizedFrame));
+    }
+
+    #[test]
+    fn detach_keys_parse_as_docker_and_match_across_reads() {
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
+            DEFAULT_DETACH_KEYS
+        );
+        assert_eq!(parse_detach_keys("ctrl-a,x").unwrap(), [1, b'x']);
+        assert_eq!(
+            parse_detach_keys("ctrl-@,ctrl-[,ctrl-_").unwrap(),
+            [0, 27, 31]
+        );
+        assert!(parse_detach_keys("ctrl-1").is_err());
+        assert!(parse_detach_keys("ab").is_err());
+        let keys = [0x10, 0x11];
+        let mut m = DetachMatcher {
+            keys: &keys,
+            matched: 0,
+        };
+        let mut out = Vec::new();
+        // a held ctrl-p that is not followed by ctrl-q is passed on
+        assert!(!m.feed(b"a\x10", &mut out));
+        assert_eq!(out, b"a");
+        assert!(!m.feed(b"b\x10", &mut out));
+        assert_eq!(out, b"a\x10b");
+        assert!(m.feed(b"\x11rest", &mut out));
+        assert_eq!(out, b"a\x10b");
     }
 }

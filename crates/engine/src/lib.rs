@@ -32,6 +32,7 @@ use berth_fsutil::FileLock;
 use berth_runtime_spec::Spec;
 
 pub use attach::Stdio as AttachStdio;
+pub use attach::{DEFAULT_DETACH_KEYS, parse_detach_keys};
 pub use attachments::{Attachments, HostIds, SnapshotRef};
 pub use error::{EngineError, Result};
 pub use record::{Record, Status};
@@ -98,6 +99,10 @@ pub struct ExecOptions {
     pub terminal: bool,
     /// `-i`: the caller's stdin is the process's stdin (else /dev/null).
     pub stdin: bool,
+    /// `-d`: the runtime starts the process and returns at once; the process runs on with
+    /// its stdio on /dev/null (its output goes nowhere, as docker's `exec -d`), `-i` and
+    /// `-t` ignored.
+    pub detach: bool,
 }
 
 /// `logs` options.
@@ -116,6 +121,15 @@ pub struct Engine {
     layout: Layout,
     monitor: MonitorCommand,
     search_path: Vec<PathBuf>,
+}
+
+/// How an attached `run`, `start -a` or `attach` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attached {
+    /// The container exited: its exit code (`None` when unknown).
+    Exited(Option<i32>),
+    /// The caller typed its detach keys: the container runs on.
+    Detached,
 }
 
 /// A created container whose monitor still reports to us (for `run`).
@@ -436,6 +450,20 @@ impl Engine {
     /// [`Engine::create_attached`] made, start it, relay until its output ends and return
     /// its exit code. A failed attach or start removes the container.
     pub fn start_attached(&self, c: Created, io: &AttachStdio) -> Result<Option<i32>> {
+        match self.start_attached_with(c, io, None)? {
+            Attached::Exited(code) => Ok(code),
+            Attached::Detached => Ok(None),
+        }
+    }
+
+    /// [`Engine::start_attached`] that also ends when the caller types `detach` keys on its
+    /// stdin (`run -it --detach-keys`): the container runs on under its monitor.
+    pub fn start_attached_with(
+        &self,
+        c: Created,
+        io: &AttachStdio,
+        detach: Option<&[u8]>,
+    ) -> Result<Attached> {
         let id = c.record.id.clone();
         let (terminal, stdin) = (c.record.terminal, c.record.stdin);
         let socket = self.layout.attach_socket(&id);
@@ -450,32 +478,98 @@ impl Engine {
             let _ = self.remove(&id, true);
             return Err(e);
         }
-        attach::relay(conn, io, terminal)
+        let how = attach::relay(conn, io, terminal, detach)
             .map_err(|e| EngineError::io("relaying the stdio of container", &id, e))?;
-        self.wait_created(c)
+        if how == attach::Relayed::Detached {
+            return Ok(Attached::Detached);
+        }
+        self.wait_created(c).map(Attached::Exited)
     }
 
-    /// `berth attach`: the caller's stdio to a running container until its output ends
-    /// (the container exited); returns the exit code as [`Engine::wait`] does.
-    pub fn attach(&self, reference: &str, io: &AttachStdio) -> Result<Option<i32>> {
+    /// `berth start -a -i`: attach `io` to a created container's monitor, start it, and
+    /// relay until its output ends (its exit code) or the caller types `detach` keys.
+    pub fn start_and_attach(
+        &self,
+        reference: &str,
+        io: &AttachStdio,
+        detach: Option<&[u8]>,
+    ) -> Result<Attached> {
+        let (rec, conn) = self.connect_monitor(
+            reference,
+            io,
+            &[Status::Created],
+            "start -a -i needs a created container whose monitor runs",
+        )?;
+        self.start(&rec.id)?;
+        self.relay_attached(&rec.id, conn, io, rec.terminal, detach)
+    }
+
+    /// Connect `io` to the monitor of a container in one of `states` whose monitor runs.
+    fn connect_monitor(
+        &self,
+        reference: &str,
+        io: &AttachStdio,
+        states: &[Status],
+        what: &str,
+    ) -> Result<(Record, std::os::unix::net::UnixStream)> {
         let id = self.resolve(reference)?;
         let rec = self.reconcile(&id)?;
-        if !matches!(rec.status, Status::Created | Status::Running) || !self.monitor_alive(&id) {
+        if !states.contains(&rec.status) || !self.monitor_alive(&id) {
             return Err(EngineError::State {
                 id,
                 status: rec.status.as_str().to_owned(),
-                what: "only a container whose monitor runs can be attached".to_owned(),
+                what: what.to_owned(),
             });
         }
         let socket = self.layout.attach_socket(&id);
         let conn = attach::connect(&socket, io, rec.stdin && io.stdin.is_some())
             .map_err(|e| EngineError::io("attaching to the monitor at", &socket, e))?;
-        attach::relay(conn, io, rec.terminal)
-            .map_err(|e| EngineError::io("relaying the stdio of container", &id, e))?;
-        match self.wait(&id, Some(Duration::from_secs(10))) {
-            Err(EngineError::NotFound(_)) => Ok(None),
-            r => r,
+        Ok((rec, conn))
+    }
+
+    fn relay_attached(
+        &self,
+        id: &str,
+        conn: std::os::unix::net::UnixStream,
+        io: &AttachStdio,
+        terminal: bool,
+        detach: Option<&[u8]>,
+    ) -> Result<Attached> {
+        let how = attach::relay(conn, io, terminal, detach)
+            .map_err(|e| EngineError::io("relaying the stdio of container", id, e))?;
+        if how == attach::Relayed::Detached {
+            return Ok(Attached::Detached);
         }
+        match self.wait(id, Some(Duration::from_secs(10))) {
+            Err(EngineError::NotFound(_)) => Ok(Attached::Exited(None)),
+            r => r.map(Attached::Exited),
+        }
+    }
+
+    /// `berth attach`: the caller's stdio to a running container until its output ends
+    /// (the container exited); returns the exit code as [`Engine::wait`] does.
+    pub fn attach(&self, reference: &str, io: &AttachStdio) -> Result<Option<i32>> {
+        match self.attach_with(reference, io, None)? {
+            Attached::Exited(code) => Ok(code),
+            Attached::Detached => Ok(None),
+        }
+    }
+
+    /// [`Engine::attach`] that also ends when the caller types `detach` keys on its stdin:
+    /// the container runs on (its stdin kept open for the next attach).
+    pub fn attach_with(
+        &self,
+        reference: &str,
+        io: &AttachStdio,
+        detach: Option<&[u8]>,
+    ) -> Result<Attached> {
+        let (rec, conn) = self.connect_monitor(
+            reference,
+            io,
+            &[Status::Created, Status::Running],
+            "only a container whose monitor runs can be attached",
+        )?;
+        self.relay_attached(&rec.id, conn, io, rec.terminal, detach)
     }
 
     /// Wait for a container created by [`Engine::create_attached`] through its monitor's
@@ -706,17 +800,17 @@ impl Engine {
             .unwrap_or_default();
         let mut process = spec.process.unwrap_or_default();
         process.args = Some(opts.args.clone());
-        process.terminal = opts.terminal.then_some(true);
+        let terminal = opts.terminal && !opts.detach;
+        process.terminal = terminal.then_some(true);
         // the size is the runtime's to set before the process runs (it races otherwise: the
         // foreground runtime copies it from its own terminal only after the exec)
-        process.console_size =
-            opts.terminal
-                .then(|| io.window_size())
-                .flatten()
-                .map(|(rows, cols)| berth_runtime_spec::ConsoleSize {
-                    height: rows.into(),
-                    width: cols.into(),
-                });
+        process.console_size = terminal
+            .then(|| io.window_size())
+            .flatten()
+            .map(|(rows, cols)| berth_runtime_spec::ConsoleSize {
+                height: rows.into(),
+                width: cols.into(),
+            });
         let mut env = process.env.take().unwrap_or_default();
         for kv in &opts.env {
             let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
@@ -749,20 +843,32 @@ impl Engine {
         })?;
         let rt = runtime_of(&rec);
         let mut cmd = rt.command(["exec".as_ref(), "--process".as_ref(), file.as_os_str()]);
-        if opts.terminal {
+        if terminal {
             // crun relays a `--process` terminal in the foreground only with `--tty` too
             cmd.arg("--tty");
+        }
+        if opts.detach {
+            cmd.arg("--detach");
         }
         cmd.arg(&id);
         let dup = |fd: &std::os::fd::OwnedFd| {
             fd.try_clone()
                 .map_err(|e| EngineError::io("duplicating the caller's stdio for", &id, e))
         };
-        match (&io.stdin, opts.stdin) {
-            (Some(i), true) => cmd.stdin(dup(i)?),
-            _ => cmd.stdin(Stdio::null()),
-        };
-        cmd.stdout(dup(&io.stdout)?).stderr(dup(&io.stderr)?);
+        if opts.detach {
+            // the runtime hands its stdio down to the process, which outlives this call:
+            // /dev/null, so that nothing of the caller's is held open (the runtime's own
+            // errors are lost with it; its exit status still tells)
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        } else {
+            match (&io.stdin, opts.stdin) {
+                (Some(i), true) => cmd.stdin(dup(i)?),
+                _ => cmd.stdin(Stdio::null()),
+            };
+            cmd.stdout(dup(&io.stdout)?).stderr(dup(&io.stderr)?);
+        }
         let st = cmd.status();
         let _ = std::fs::remove_file(&file);
         let st = st.map_err(|source| EngineError::RuntimeSpawn {
@@ -771,6 +877,16 @@ impl Engine {
             op: "exec",
             source,
         })?;
+        if opts.detach && !st.success() {
+            return Err(EngineError::Runtime {
+                runtime: rt.path.clone(),
+                op: "exec --detach",
+                id,
+                stderr: format!(
+                    "{st} (the process could not be started; run it without -d to see why)"
+                ),
+            });
+        }
         Ok(st
             .code()
             .or_else(|| std::os::unix::process::ExitStatusExt::signal(&st).map(|s| 128 + s))

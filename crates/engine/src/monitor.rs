@@ -456,6 +456,12 @@ impl Io {
                     self.pending_in.extend_from_slice(&p);
                 }
                 crate::attach::STDIN_CLOSE if self.tty.is_none() => self.close_input = true,
+                crate::attach::DETACH => {
+                    // detach keys: this caller leaves, the container's stdin stays open
+                    if let Some(c) = self.clients.get_mut(i) {
+                        c.feeds_stdin = false;
+                    }
+                }
                 crate::attach::RESIZE => {
                     if let Some((r, c)) = crate::attach::parse_size(&p) {
                         self.resize(r, c);

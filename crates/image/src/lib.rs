@@ -27,3 +27,4 @@ pub mod rootfs;
 pub mod snapshot;
 pub mod spec;
 pub mod unpack;
+pub mod volume;

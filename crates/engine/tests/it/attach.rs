@@ -525,6 +525,7 @@ fn exec_with_env_user_cwd_stdin_and_a_terminal() {
             cwd: Some("/proc".to_owned()),
             terminal: false,
             stdin: true,
+            detach: false,
         };
         let code = env.engine.exec_with(&rec.id, &opts, &io).unwrap();
         drop(io);

@@ -15,7 +15,9 @@ use berth_test_support::{
 };
 use serde_json::Value;
 
+mod detach;
 mod init;
+mod volumes;
 
 const IMAGE: &str = "localhost/busybox:run";
 const RUNTIMES: [&str; 3] = ["berth-runtime", "runc", "crun"];

@@ -13,6 +13,10 @@ pub struct AttachArgs {
     /// Do not feed this command's stdin to the container.
     #[arg(long)]
     no_stdin: bool,
+    /// The keys that detach this terminal, leaving the container running (docker's syntax
+    /// and default: ctrl-p,ctrl-q).
+    #[arg(long, value_name = "KEYS")]
+    detach_keys: Option<String>,
     #[command(flatten)]
     data: DataArgs,
     /// The container (name, id or unique id prefix).
@@ -26,8 +30,9 @@ pub fn run(args: AttachArgs) -> Result<i32, Failure> {
 fn attach(args: &AttachArgs) -> anyhow::Result<i32> {
     let engine = args.data.engine()?;
     let io = AttachStdio::inherit(!args.no_stdin).context("duplicating this command's stdio")?;
-    let code = engine
-        .attach(&args.container, &io)
+    let keys = super::detach::keys(args.detach_keys.as_deref())?;
+    let how = engine
+        .attach_with(&args.container, &io, Some(&keys))
         .with_context(|| format!("failed to attach to container {}", args.container))?;
-    Ok(code.unwrap_or(255))
+    Ok(super::detach::status(how))
 }

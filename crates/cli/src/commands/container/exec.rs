@@ -1,5 +1,5 @@
-//! `berth exec [-i] [-t] [-e] [-u] [-w] CONTAINER CMD…`: a process in a running container, with this
-//! command's stdio; exits with its status.
+//! `berth exec [-d] [-i] [-t] [-e] [-u] [-w] CONTAINER CMD…`: a process in a running container, with
+//! this command's stdio; exits with its status (`-d`: returns at once, the process runs on).
 
 use anyhow::Context;
 use berth_engine::{AttachStdio, ExecOptions};
@@ -24,6 +24,10 @@ pub struct ExecArgs {
     /// Allocate a pseudo-terminal (relayed to this command's terminal).
     #[arg(short = 't', long)]
     tty: bool,
+    /// Detached: start the process and return at once; it runs on, its output going
+    /// nowhere (as docker's).
+    #[arg(short = 'd', long)]
+    detach: bool,
     #[command(flatten)]
     data: DataArgs,
     /// The container (name, id or unique id prefix).
@@ -63,6 +67,7 @@ fn exec(args: ExecArgs) -> anyhow::Result<i32> {
         cwd: args.workdir.clone(),
         terminal: args.tty,
         stdin: args.interactive,
+        detach: args.detach,
     };
     let io = AttachStdio::inherit(args.interactive).context("duplicating this command's stdio")?;
     engine

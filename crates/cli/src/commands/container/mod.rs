@@ -7,6 +7,7 @@
 //! container's (or the exec'd process's) status; the other commands exit 1 on failure.
 
 pub mod attach;
+pub mod detach;
 pub mod exec;
 pub mod init;
 pub mod kill;

@@ -152,6 +152,10 @@ pub struct RunArgs {
     /// Allocate a pseudo-terminal.
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// The keys that detach this terminal from an `-i` container, leaving it running
+    /// (docker's syntax and default: ctrl-p,ctrl-q).
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// No pull progress on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -184,6 +188,8 @@ fn parse_size_or_unlimited(s: &str) -> Result<i64, String> {
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let engine = args.data.engine().map_err(Failure::run)?;
     let detach = args.detach;
+    // checked before anything is set up
+    let keys = super::detach::keys(args.detach_keys.as_deref()).map_err(Failure::run)?;
     let (opts, lock) = setup::create_options(&engine, &args)
         .map_err(Failure::run)?
         .into_parts();
@@ -219,11 +225,11 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .context("duplicating this command's stdio")
         .map_err(Failure::run)?;
     let id = created.record.id.clone();
-    let code = engine
-        .start_attached(created, &io)
+    let how = engine
+        .start_attached_with(created, &io, Some(&keys))
         .with_context(|| format!("failed to run container {id}"))
         .map_err(Failure::run)?;
-    Ok(code.unwrap_or(255))
+    Ok(super::detach::status(how))
 }
 
 /// Relay a container's log as it grows until its monitor reports the exit (the monitor

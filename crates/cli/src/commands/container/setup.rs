@@ -217,11 +217,19 @@ fn set_up(
                 )
             })?;
         }
+        // docker's copy-up: the image's content at that path, owners as the container sees them
+        berth_image::volume::seed(&rootfs, dest, &src)?;
         mounts.push(berth_runtime_spec::Mount {
             destination: dest.clone(),
             typ: Some("bind".into()),
             source: Some(src),
-            options: Some(vec!["rbind".into(), "rprivate".into(), "rw".into()]),
+            // nodev: the seed may hold the image's device nodes, now on a host filesystem
+            options: Some(vec![
+                "rbind".into(),
+                "rprivate".into(),
+                "nodev".into(),
+                "rw".into(),
+            ]),
             ..Default::default()
         });
     }

@@ -65,6 +65,8 @@ enum Command {
     Logout(commands::logout::LogoutArgs),
     /// Disk usage of images and snapshots, and pruning of what nothing uses.
     System(commands::system::SystemArgs),
+    /// Manage networks (CNI configuration lists): create, ls, inspect, rm, prune.
+    Network(commands::network::NetworkArgs),
     /// Run a command in a new container of an image (pulled when missing).
     Run(commands::container::run::RunArgs),
     /// Create a container of an image (start it with `berth start`); prints its id.
@@ -156,6 +158,7 @@ fn main() -> ExitCode {
         Command::Login(args) => legacy(commands::login::run(args)),
         Command::Logout(args) => legacy(commands::logout::run(args)),
         Command::System(args) => legacy(commands::system::run(args)),
+        Command::Network(args) => legacy(commands::network::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),

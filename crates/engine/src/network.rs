@@ -66,6 +66,9 @@ pub struct NetworkAttachment {
     pub container_id: String,
     /// The networks attached (or being attached), with their interface names.
     pub networks: Vec<(String, String)>,
+    /// The container's address on each network that gave one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<(String, IpAddr)>,
 }
 
 /// The default network's configuration list, its addresses kept in `ipam_dir`.
@@ -155,6 +158,7 @@ pub fn attach(
         userns,
         container_id: container_id.to_owned(),
         networks: Vec::new(),
+        addresses: Vec::new(),
     };
     record(&att);
     let cni = Cni::new(dirs.plugins.clone(), &dirs.cache);
@@ -174,13 +178,13 @@ pub fn attach(
             }
         }
         match cni.add(list, &rt) {
-            Ok(result) => addresses.push(
-                result
-                    .ips
-                    .iter()
-                    .find_map(berth_cni::IpConfig::ip)
-                    .or_else(|| result.ips.first().and_then(berth_cni::IpConfig::ip)),
-            ),
+            Ok(result) => {
+                let ip = result.ips.iter().find_map(berth_cni::IpConfig::ip);
+                if let Some(ip) = ip {
+                    att.addresses.push((list.name.clone(), ip));
+                }
+                addresses.push(ip);
+            }
             Err(e) => {
                 let _ = detach(&att);
                 return Err(EngineError::Network(format!(
@@ -420,4 +424,235 @@ mod tests {
             .collect();
         assert_eq!(types, ["bridge", "portmap", "firewall", "bandwidth"]);
     }
+}
+
+/// `berth network create`'s settings.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNetwork {
+    /// CIDR; `None`: the first free /24 of 10.90.0.0/16.
+    pub subnet: Option<String>,
+    pub gateway: Option<IpAddr>,
+    /// No route out and no masquerade: containers reach each other and the host only.
+    pub internal: bool,
+}
+
+/// A network as `berth network ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkInfo {
+    pub name: String,
+    /// The first plugin's type (`bridge`).
+    pub driver: String,
+    pub subnets: Vec<String>,
+    pub file: Option<PathBuf>,
+    /// Written by berth (in its own directory): `rm` and `prune` may remove it.
+    pub berth: bool,
+}
+
+/// The subnets a list's IPAM ranges name (host-local's `ranges` or `subnet`).
+fn subnets_of(list: &NetworkConfigList) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in &list.plugins {
+        let Some(ipam) = p.raw.get("ipam") else {
+            continue;
+        };
+        if let Some(s) = ipam.get("subnet").and_then(|s| s.as_str()) {
+            out.push(s.to_owned());
+        }
+        for set in ipam
+            .get("ranges")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+        {
+            for r in set.as_array().into_iter().flatten() {
+                if let Some(s) = r.get("subnet").and_then(|s| s.as_str()) {
+                    out.push(s.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every network the configuration directories hold (the first of a name wins, as in
+/// [`load`]); files that do not parse are returned as errors beside them.
+pub fn list(dirs: &NetworkDirs) -> Result<(Vec<NetworkInfo>, Vec<String>)> {
+    let (lists, broken) = berth_cni::load_all(&dirs.config).map_err(cni_err)?;
+    let own = dirs.config.first();
+    let infos = lists
+        .iter()
+        .map(|l| NetworkInfo {
+            name: l.name.clone(),
+            driver: l
+                .plugins
+                .first()
+                .map(|p| p.plugin_type.clone())
+                .unwrap_or_default(),
+            subnets: subnets_of(l),
+            file: l.origin.clone(),
+            berth: l
+                .origin
+                .as_ref()
+                .is_some_and(|f| own.is_some_and(|d| f.parent() == Some(d.as_path()))),
+        })
+        .collect();
+    Ok((infos, broken.iter().map(ToString::to_string).collect()))
+}
+
+/// The bridge device of a network berth writes: `berth0` for the default, else `bn-` and
+/// eight hex digits of the name's hash (interface names have at most 15 bytes).
+fn bridge_name(name: &str) -> String {
+    if name == DEFAULT_NETWORK {
+        return name.to_owned();
+    }
+    // FNV-1a: stable across builds, enough to keep bridges of different names apart
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("bn-{h:08x}")
+}
+
+/// Write a new bridge network `name` into berth's own directory (refused when any directory
+/// has a network of that name, or the subnet overlaps another network's).
+pub fn create(dirs: &NetworkDirs, name: &str, opts: &CreateNetwork) -> Result<NetworkInfo> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if !valid {
+        return Err(EngineError::Invalid(format!(
+            "invalid network name {name:?}: letters, digits, -, _ and ., starting with a letter or digit"
+        )));
+    }
+    let (existing, _) = list(dirs)?;
+    if existing.iter().any(|n| n.name == name) || name == DEFAULT_NETWORK {
+        return Err(EngineError::Invalid(format!(
+            "network {name} already exists"
+        )));
+    }
+    let mut taken: Vec<(IpAddr, u8)> = existing
+        .iter()
+        .flat_map(|n| n.subnets.iter())
+        .filter_map(|s| berth_cni::parse_cidr(s))
+        .collect();
+    taken.extend(berth_cni::parse_cidr(DEFAULT_SUBNET));
+    let subnet = match &opts.subnet {
+        Some(s) => {
+            let parsed = berth_cni::parse_cidr(s)
+                .ok_or_else(|| EngineError::Invalid(format!("--subnet {s}: not a CIDR")))?;
+            if let Some(t) = taken.iter().find(|t| overlaps(**t, parsed)) {
+                return Err(EngineError::Invalid(format!(
+                    "--subnet {s} overlaps {}/{} of another network",
+                    t.0, t.1
+                )));
+            }
+            s.clone()
+        }
+        None => (0..=255u8)
+            .map(|i| format!("10.90.{i}.0/24"))
+            .find(|s| {
+                berth_cni::parse_cidr(s).is_some_and(|c| !taken.iter().any(|t| overlaps(*t, c)))
+            })
+            .ok_or_else(|| {
+                EngineError::Invalid("no free subnet left in 10.90.0.0/16: pass --subnet".into())
+            })?,
+    };
+    let mut range = serde_json::json!({"subnet": subnet});
+    if let Some(gw) = opts.gateway {
+        range["gateway"] = serde_json::json!(gw.to_string());
+    }
+    let routes = if opts.internal {
+        serde_json::json!([])
+    } else {
+        serde_json::json!([{"dst": "0.0.0.0/0"}])
+    };
+    let mut plugins = vec![serde_json::json!({
+        "type": "bridge",
+        "bridge": bridge_name(name),
+        "isGateway": true,
+        "ipMasq": !opts.internal,
+        "hairpinMode": true,
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[range]],
+            "routes": routes,
+            "dataDir": dirs.ipam,
+        }
+    })];
+    if !opts.internal {
+        plugins
+            .push(serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}));
+    }
+    plugins.push(serde_json::json!({"type": "firewall"}));
+    plugins.push(serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": name,
+        "disableCheck": true,
+        "plugins": plugins,
+    });
+    let dir = dirs
+        .config
+        .first()
+        .ok_or_else(|| EngineError::Invalid("no network configuration directory".into()))?;
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io("failed to create", dir, e))?;
+    let path = dir.join(format!("{name}.conflist"));
+    let text = serde_json::to_vec_pretty(&conf).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    // the list must be one the CNI crate takes back
+    NetworkConfigList::from_bytes(&text, &path.to_string_lossy()).map_err(cni_err)?;
+    berth_fsutil::atomic_write(&path, &text)
+        .map_err(|e| EngineError::io("failed to write", &path, std::io::Error::other(e)))?;
+    let (all, _) = list(dirs)?;
+    all.into_iter()
+        .find(|n| n.name == name)
+        .ok_or_else(|| EngineError::Invalid(format!("network {name} vanished after writing it")))
+}
+
+/// Whether two CIDRs share an address (same family only).
+fn overlaps(a: (IpAddr, u8), b: (IpAddr, u8)) -> bool {
+    let bits = |ip: IpAddr| -> (u128, u8) {
+        match ip {
+            IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+            IpAddr::V6(v) => (u128::from(v), 128),
+        }
+    };
+    let ((x, wx), (y, wy)) = (bits(a.0), bits(b.0));
+    if wx != wy {
+        return false;
+    }
+    let len = u32::from(a.1.min(b.1).min(wx));
+    let shift = u32::from(wx) - len;
+    let mask = |v: u128| if shift >= 128 { 0 } else { v >> shift };
+    mask(x) == mask(y)
+}
+
+/// Remove berth's own network `name` (the caller checks no container uses it). The default
+/// network and networks of other directories are refused.
+pub fn remove(dirs: &NetworkDirs, name: &str) -> Result<()> {
+    if name == DEFAULT_NETWORK {
+        return Err(EngineError::Invalid(format!(
+            "network {name} is berth's default network and cannot be removed"
+        )));
+    }
+    let (all, _) = list(dirs)?;
+    let info = all.into_iter().find(|n| n.name == name).ok_or_else(|| {
+        EngineError::Invalid(format!(
+            "no network {name} (list them with `berth network ls`)"
+        ))
+    })?;
+    let file = match (&info.file, info.berth) {
+        (Some(f), true) => f.clone(),
+        _ => {
+            return Err(EngineError::Invalid(format!(
+                "network {name} is not berth's ({}): remove its file yourself",
+                info.file
+                    .as_ref()
+                    .map_or_else(|| "no file".to_owned(), |f| f.display().to_string())
+            )));
+        }
+    };
+    std::fs::remove_file(&file).map_err(|e| EngineError::io("failed to remove", &file, e))
 }

@@ -266,3 +266,93 @@ fn bandwidth_is_shaped_by_the_bandwidth_plugin_and_bad_flags_are_refused() {
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
 }
+
+#[test]
+fn user_defined_networks_resolve_names_and_are_managed_with_berth_network() {
+    requires_root!();
+    requires_tool!("ip", "nsenter");
+    let b = NetBerth::new();
+    assert_eq!(b.ok(&["network", "create", "appnet"]).trim(), "appnet");
+    b.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.91.0.0/24",
+        "quiet",
+    ]);
+    let ls = b.ok(&["network", "ls"]);
+    assert!(ls.contains("berth0") && ls.contains("10.89.0.0/16"), "{ls}");
+    assert!(ls.contains("appnet") && ls.contains("10.90.0.0/24"), "{ls}");
+    assert!(ls.contains("quiet") && ls.contains("10.91.0.0/24"), "{ls}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["network", "inspect", "appnet"])).unwrap();
+    assert_eq!(inspect[0]["name"], "appnet");
+    assert_eq!(inspect[0]["plugins"][0]["type"], "bridge");
+    // a subnet overlapping another network's is refused
+    let out = b.run(&["network", "create", "--subnet", "10.90.0.128/25", "clash"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overlaps"));
+
+    serve(&b, "berth-runtime", "api", &[]);
+    b.ok(&["rm", "-f", "api"]);
+    // by name on a user-defined network, both ways
+    let mut args = vec![
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "appnet",
+        IMAGE,
+        "sh",
+        "-c",
+    ];
+    args.push("while true; do echo hello from api | nc -l -p 80; done");
+    b.ok(&args);
+    let out = b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "client",
+        "--network",
+        "appnet",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    assert!(!out.trim().is_empty());
+    let got = b.ok(&[
+        "exec",
+        "client",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do nc -w 2 api 80 </dev/null && break; sleep 0.2; done",
+    ]);
+    assert_eq!(got, "hello from api\n");
+    let api_hosts = b.ok(&["exec", "api", "cat", "/etc/hosts"]);
+    assert!(api_hosts.contains("\tclient\n"), "{api_hosts}");
+    // an internal network has no route out
+    let routes = b.ok(&["run", "--rm", "--network", "quiet", IMAGE, "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(routes.contains("10.91.0.0/24"), "{routes}");
+
+    let out = b.run(&["network", "rm", "appnet"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "{out:?}"
+    );
+    let out = b.run(&["network", "rm", "berth0"]);
+    assert!(!out.status.success());
+    b.ok(&["rm", "-f", "api", "client"]);
+    assert_eq!(b.ok(&["network", "rm", "appnet"]).trim(), "appnet");
+    assert_eq!(b.ok(&["network", "prune"]).trim(), "quiet");
+    // (the system's /etc/cni/net.d may list more, podman's for one)
+    let names = b.ok(&["network", "ls", "-q"]);
+    let names: Vec<&str> = names.lines().collect();
+    assert!(names.contains(&"berth0"), "{names:?}");
+    assert!(!names.contains(&"appnet") && !names.contains(&"quiet"), "{names:?}");
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}

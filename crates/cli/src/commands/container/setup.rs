@@ -177,6 +177,7 @@ fn set_up(
         }
     }
     let address = attach_networks(args, dir, id, host_ids, &mut opts, attachments)?;
+    let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
     if let Some(userns) = attachments.network.as_ref().and_then(|n| n.userns.clone())
         && let Some(linux) = spec.linux.as_mut()
@@ -241,7 +242,7 @@ fn set_up(
             &spec,
             &dir.join("etc").join(id),
             host_ids,
-            address,
+            (address, peers),
             &mut mounts,
             attachments,
         )?,
@@ -291,16 +292,15 @@ fn etc_files(
     spec: &berth_runtime_spec::Spec,
     files: &Path,
     host_ids: Option<IdRange>,
-    address: Option<std::net::IpAddr>,
+    (address, peers): (Option<std::net::IpAddr>, Vec<(String, std::net::IpAddr)>),
     mounts: &mut Vec<berth_runtime_spec::Mount>,
     attachments: &mut Attachments,
 ) -> anyhow::Result<()> {
     use berth_engine::etcfiles::{EtcOptions, parse_add_host};
-    let add_hosts = args
-        .add_host
-        .iter()
-        .map(|h| parse_add_host(h).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut add_hosts = peers;
+    for h in &args.add_host {
+        add_hosts.push(parse_add_host(h).map_err(anyhow::Error::msg)?);
+    }
     let opts = EtcOptions {
         hostname: spec.hostname.clone().unwrap_or_default(),
         name: args.name.clone(),
@@ -366,7 +366,7 @@ fn cni_networks(args: &RunArgs) -> Option<Vec<String>> {
 }
 
 /// Where networks, plugins and CNI state live for the data directory `dir`.
-fn network_dirs(dir: &Path) -> anyhow::Result<berth_engine::network::NetworkDirs> {
+pub fn network_dirs(dir: &Path) -> anyhow::Result<berth_engine::network::NetworkDirs> {
     let mut plugins = crate::dirs::cni_plugin_dirs();
     plugins.dedup();
     Ok(berth_engine::network::NetworkDirs {
@@ -432,6 +432,50 @@ fn attach_networks(
     opts.network = berth_image::spec::Network::Path(att.netns.clone());
     attachments.network = Some(att);
     Ok(addresses.first().copied().flatten())
+}
+
+/// Names on user-defined networks (not the default one, as docker's): the running
+/// containers sharing a network with this one, for its /etc/hosts; and this one's name and
+/// address appended to theirs (in place: the files are bind-mounted). Best effort: a peer
+/// whose file cannot be written is skipped.
+fn link_names(
+    engine: &Engine,
+    dir: &Path,
+    name: Option<&str>,
+    attachments: &Attachments,
+) -> Vec<(String, std::net::IpAddr)> {
+    use std::io::Write as _;
+    let Some(own) = &attachments.network else {
+        return Vec::new();
+    };
+    let user_defined: Vec<&(String, std::net::IpAddr)> = own
+        .addresses
+        .iter()
+        .filter(|(n, _)| n != berth_engine::network::DEFAULT_NETWORK)
+        .collect();
+    if user_defined.is_empty() {
+        return Vec::new();
+    }
+    let mut peers = Vec::new();
+    for r in engine.list(false).unwrap_or_default() {
+        let Some(theirs) = &r.attachments.network else {
+            continue;
+        };
+        for (net, ip) in &user_defined {
+            let Some((_, their_ip)) = theirs.addresses.iter().find(|(n, _)| n == net) else {
+                continue;
+            };
+            peers.push((r.name.clone(), *their_ip));
+            if let Some(name) = name
+                && let Ok(mut f) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(dir.join("etc").join(&r.id).join("hosts"))
+            {
+                let _ = writeln!(f, "{ip}\t{name}");
+            }
+        }
+    }
+    peers
 }
 
 /// `--network container:NAME|ID`: the running container's network namespace and its /etc

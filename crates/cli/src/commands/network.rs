@@ -1,0 +1,195 @@
+//! `berth network create | ls | inspect | rm | prune`: CNI network lists in berth's own
+//! directory (`<config>/networks`), beside the system's (`/etc/cni/net.d`), as nerdctl keeps
+//! them (`berth_engine::network`).
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::container::DataArgs;
+use super::container::setup::network_dirs;
+
+/// `berth network …`.
+#[derive(Debug, Args)]
+pub struct NetworkArgs {
+    #[command(subcommand)]
+    command: NetworkCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkCommand {
+    /// Create a bridge network (a CNI list in berth's network directory).
+    Create(CreateArgs),
+    /// List the networks berth can attach containers to.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show networks' CNI configuration lists as JSON.
+    Inspect(NamesArgs),
+    /// Remove networks berth created (none in use by a container).
+    #[command(alias = "remove")]
+    Rm(NamesArgs),
+    /// Remove every network berth created that no container uses.
+    Prune(LsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The network's name.
+    name: String,
+    /// Its subnet (CIDR; default: the first free /24 of 10.90.0.0/16).
+    #[arg(long)]
+    subnet: Option<String>,
+    /// Its gateway (default: the subnet's first address).
+    #[arg(long)]
+    gateway: Option<std::net::IpAddr>,
+    /// No route out of the network and no masquerade.
+    #[arg(long)]
+    internal: bool,
+    /// Only `bridge`.
+    #[arg(long, short, default_value = "bridge")]
+    driver: String,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Names only.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    names: Vec<String>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+pub fn run(args: NetworkArgs) -> anyhow::Result<()> {
+    match args.command {
+        NetworkCommand::Create(a) => create(a),
+        NetworkCommand::Ls(a) => ls(a),
+        NetworkCommand::Inspect(a) => inspect(a),
+        NetworkCommand::Rm(a) => rm(a),
+        NetworkCommand::Prune(a) => prune(a),
+    }
+}
+
+fn create(args: CreateArgs) -> anyhow::Result<()> {
+    if args.driver != "bridge" {
+        anyhow::bail!(
+            "--driver {}: only bridge networks can be created",
+            args.driver
+        );
+    }
+    let dirs = network_dirs(&args.data.dir()?)?;
+    let opts = berth_engine::network::CreateNetwork {
+        subnet: args.subnet,
+        gateway: args.gateway,
+        internal: args.internal,
+    };
+    let info = berth_engine::network::create(&dirs, &args.name, &opts)
+        .with_context(|| format!("failed to create network {}", args.name))?;
+    super::image::print(&info.name)
+}
+
+fn ls(args: LsArgs) -> anyhow::Result<()> {
+    let dirs = network_dirs(&args.data.dir()?)?;
+    // the default network is listed even before its first use writes it
+    berth_engine::network::load(&dirs, berth_engine::network::DEFAULT_NETWORK)?;
+    let (nets, broken) = berth_engine::network::list(&dirs)?;
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for n in &nets {
+            writeln!(out, "{}", n.name)?;
+        }
+    } else {
+        writeln!(out, "{:<24}{:<12}{:<20}FILE", "NAME", "DRIVER", "SUBNET")?;
+        for n in &nets {
+            writeln!(
+                out,
+                "{:<24}{:<12}{:<20}{}",
+                n.name,
+                n.driver,
+                n.subnets.join(","),
+                n.file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    drop(out);
+    for b in broken {
+        let _ = writeln!(std::io::stderr().lock(), "warning: skipped: {b}");
+    }
+    Ok(())
+}
+
+fn inspect(args: NamesArgs) -> anyhow::Result<()> {
+    let dirs = network_dirs(&args.data.dir()?)?;
+    let mut out = Vec::new();
+    for name in &args.names {
+        let list = berth_engine::network::load(&dirs, name)
+            .with_context(|| format!("failed to inspect network {name}"))?;
+        let mut v: serde_json::Value = serde_json::from_slice(&list.bytes)
+            .with_context(|| format!("network {name}'s file is not JSON"))?;
+        if let (Some(o), Some(f)) = (v.as_object_mut(), &list.origin) {
+            o.insert("file".into(), serde_json::json!(f));
+        }
+        out.push(v);
+    }
+    super::image::print(&serde_json::to_string_pretty(&out)?)
+}
+
+/// The containers (any status) attached to `name`.
+fn users(engine: &berth_engine::Engine, name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(engine
+        .list(true)?
+        .into_iter()
+        .filter(|r| {
+            r.attachments
+                .network
+                .as_ref()
+                .is_some_and(|n| n.networks.iter().any(|(net, _)| net == name))
+        })
+        .map(|r| r.name)
+        .collect())
+}
+
+fn rm(args: NamesArgs) -> anyhow::Result<()> {
+    let dirs = network_dirs(&args.data.dir()?)?;
+    let engine = args.data.engine()?;
+    super::container::each(&args.names, |name| {
+        let users = users(&engine, name)?;
+        if !users.is_empty() {
+            anyhow::bail!(
+                "network {name} is in use by container(s) {}: remove them first",
+                users.join(", ")
+            );
+        }
+        berth_engine::network::remove(&dirs, name)
+            .with_context(|| format!("failed to remove network {name}"))
+    })
+}
+
+fn prune(args: LsArgs) -> anyhow::Result<()> {
+    let dirs = network_dirs(&args.data.dir()?)?;
+    let engine = args.data.engine()?;
+    let (nets, _) = berth_engine::network::list(&dirs)?;
+    for n in nets
+        .iter()
+        .filter(|n| n.berth && n.name != berth_engine::network::DEFAULT_NETWORK)
+    {
+        if users(&engine, &n.name)?.is_empty() {
+            berth_engine::network::remove(&dirs, &n.name)?;
+            super::image::print(&n.name)?;
+        }
+    }
+    Ok(())
+}

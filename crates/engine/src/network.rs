@@ -160,13 +160,26 @@ pub fn attach(
         networks: Vec::new(),
         addresses: Vec::new(),
     };
-    record(&att);
+    // on disk before each ADD too, beside the namespace: a `run` killed before its record
+    // exists leaves what `collect_orphans` needs to undo it (even an ADD cut short, which
+    // has no CNI cache entry yet)
+    let mut record = |a: &NetworkAttachment| -> Result<()> {
+        record(a);
+        write_intent(a)
+    };
+    if let Err(e) = record(&att) {
+        let _ = detach(&att);
+        return Err(e);
+    }
     let cni = Cni::new(dirs.plugins.clone(), &dirs.cache);
     let mut addresses = Vec::new();
     for (i, list) in lists.iter().enumerate() {
         let ifname = format!("eth{i}");
         att.networks.push((list.name.clone(), ifname.clone()));
-        record(&att);
+        if let Err(e) = record(&att) {
+            let _ = detach(&att);
+            return Err(e);
+        }
         let mut rt = RuntimeConf::new(container_id, netns.to_string_lossy(), &ifname);
         if i == 0 {
             // published ports and shaping on the first network, as nerdctl does
@@ -184,6 +197,7 @@ pub fn attach(
                     att.addresses.push((list.name.clone(), ip));
                 }
                 addresses.push(ip);
+                record(&att)?;
             }
             Err(e) => {
                 let _ = detach(&att);
@@ -197,26 +211,72 @@ pub fn attach(
     Ok((att, addresses))
 }
 
-/// CNI DEL of every network (from the result cache), then unpin the namespace. Idempotent.
+/// `<netns dir>/<id>.json`: the attachment, for [`collect_orphans`].
+fn intent_path(att: &NetworkAttachment) -> PathBuf {
+    att.dirs.netns.join(format!("{}.json", att.container_id))
+}
+
+fn write_intent(att: &NetworkAttachment) -> Result<()> {
+    let path = intent_path(att);
+    let text = serde_json::to_vec(att).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    berth_fsutil::atomic_write(&path, &text)
+        .map_err(|e| EngineError::io("failed to write", &path, std::io::Error::other(e)))
+}
+
+/// CNI DEL of every network the attachment names (with the cached result where the ADD
+/// completed; without, as CNI allows, where it was cut short) and of any other cached
+/// attachment of the container, then unpin the namespaces. Idempotent.
 pub fn detach(att: &NetworkAttachment) -> Result<()> {
     let cni = Cni::new(att.dirs.plugins.clone(), &att.dirs.cache);
     let mut first: Option<EngineError> = None;
-    let cached = cni
-        .cached_attachments(Some(&att.container_id))
-        .map_err(cni_err)?;
-    for a in cached.iter().rev() {
-        if let Err(e) = cni.del_attachment(a) {
-            first.get_or_insert(EngineError::Network(format!(
-                "failed to detach container {} from network {}: {e}",
-                att.container_id, a.network
-            )));
+    let mut fail = |network: &str, e: &dyn std::fmt::Display| {
+        first.get_or_insert(EngineError::Network(format!(
+            "failed to detach container {} from network {network}: {e}",
+            att.container_id
+        )));
+    };
+    for (network, ifname) in att.networks.iter().rev() {
+        let cached = berth_cni::entry_path(&att.dirs.cache, network, &att.container_id, ifname);
+        if cached.exists() {
+            continue; // below, from the cache
         }
+        match load(&att.dirs, network) {
+            Ok(list) => {
+                let rt = RuntimeConf::new(
+                    att.container_id.clone(),
+                    att.netns.to_string_lossy(),
+                    ifname.clone(),
+                );
+                if let Err(e) = cni.del(&list, &rt) {
+                    fail(network, &e);
+                }
+            }
+            Err(e) => fail(network, &e),
+        }
+    }
+    match cni.cached_attachments(Some(&att.container_id)) {
+        Ok(cached) => {
+            for a in cached.iter().rev() {
+                if let Err(e) = cni.del_attachment(a) {
+                    fail(&a.network, &e);
+                }
+            }
+        }
+        Err(e) => fail("(cache)", &e),
+    }
+    if let Some(e) = first {
+        // keep the namespace and the intent: a later teardown or collection tries again
+        return Err(e);
     }
     crate::netns::remove(&att.netns)?;
     if let Some(u) = &att.userns {
         crate::netns::remove(u)?;
     }
-    first.map_or(Ok(()), Err)
+    match std::fs::remove_file(intent_path(att)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::io("failed to remove", intent_path(att), e)),
+    }
 }
 
 /// `-p [IP:]HOST:CONTAINER[/tcp|udp|sctp]`, as docker reads it (a host port is required:
@@ -655,4 +715,57 @@ pub fn remove(dirs: &NetworkDirs, name: &str) -> Result<()> {
         }
     };
     std::fs::remove_file(&file).map_err(|e| EngineError::io("failed to remove", &file, e))
+}
+
+/// Undo the networking of containers that have no record (a `berth run` killed between
+/// attaching and writing the record): from their intent files ([`detach`]), then any cached
+/// attachment or pinned namespace left without one. The caller must hold the lock every
+/// `run` holds from set-up to record (else a `run` being set up would look orphaned).
+/// Returns the ids cleaned.
+pub fn collect_orphans(dirs: &NetworkDirs, live: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
+    let mut cleaned: Vec<String> = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(&dirs.netns) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if live(id) {
+                continue;
+            }
+            let att: Option<NetworkAttachment> = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            match att {
+                Some(att) => detach(&att)?,
+                None => {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+            cleaned.push(id.to_owned());
+        }
+    }
+    let cni = Cni::new(dirs.plugins.clone(), &dirs.cache);
+    for a in cni.cached_attachments(None).map_err(cni_err)? {
+        if live(&a.container_id) {
+            continue;
+        }
+        cni.del_attachment(&a).map_err(cni_err)?;
+        if !cleaned.contains(&a.container_id) {
+            cleaned.push(a.container_id.clone());
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(&dirs.netns) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".userns").unwrap_or(&name).to_owned();
+            if !live(&id) {
+                crate::netns::remove(&e.path())?;
+                if !cleaned.contains(&id) {
+                    cleaned.push(id);
+                }
+            }
+        }
+    }
+    Ok(cleaned)
 }

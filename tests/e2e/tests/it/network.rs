@@ -55,16 +55,24 @@ impl NetBerth {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    fn berth(&self, args: &[&str]) -> Command {
         let mut c = self.in_ns(berth_bin().to_str().unwrap());
         c.args(args)
             .env("XDG_DATA_HOME", self.dir.path().join("data"))
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env(
+                "CNI_PATH",
+                format!("{}:/usr/lib/cni", self.dir.path().join("plugins").display()),
+            )
+            .env(
                 "PATH",
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             );
-        run_with_timeout(&mut c, Duration::from_secs(120))
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_with_timeout(&mut self.berth(args), Duration::from_secs(120))
     }
 
     #[track_caller]
@@ -352,7 +360,90 @@ fn user_defined_networks_resolve_names_and_are_managed_with_berth_network() {
     let names = b.ok(&["network", "ls", "-q"]);
     let names: Vec<&str> = names.lines().collect();
     assert!(names.contains(&"berth0"), "{names:?}");
-    assert!(!names.contains(&"appnet") && !names.contains(&"quiet"), "{names:?}");
+    assert!(
+        !names.contains(&"appnet") && !names.contains(&"quiet"),
+        "{names:?}"
+    );
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+#[test]
+fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_the_next_run() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save");
+    let b = NetBerth::new();
+    // a network whose second plugin hangs on ADD: berth is killed while it runs, after the
+    // bridge plugin made the veth and took an address, before any CNI cache entry exists
+    let plugins = b.dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    // the script's own path marks its process (pgrep -f)
+    let marker = plugins.join("slowpoke").display().to_string();
+    write_file(
+        plugins.join("slowpoke"),
+        concat!(
+            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n",
+            "VERSION) echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}' ;;\n",
+            "ADD) i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done ;;\n",
+            "*) exit 0 ;;\nesac\n"
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(
+        plugins.join("slowpoke"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let ipam = b.dir.path().join("ipam");
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "slow",
+        "plugins": [
+            {"type": "bridge", "bridge": "slow0", "isGateway": true,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.92.0.0/24"}]],
+                      "dataDir": ipam}},
+            {"type": "slowpoke"}
+        ]
+    });
+    write_file(
+        b.dir.path().join("config/berth/networks/slow.conflist"),
+        serde_json::to_string(&conf).unwrap().as_bytes(),
+    );
+    let mut child = b
+        .berth(&["run", "--rm", "--network", "slow", IMAGE, "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hung = wait_until(Duration::from_secs(30), || {
+        !b.leftovers().iter().all(|l| !l.starts_with("veth"))
+            && Command::new("pgrep")
+                .args(["-f", &marker])
+                .output()
+                .is_ok_and(|o| o.status.success())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = Command::new("pkill").args(["-f", &marker]).output();
+    assert!(hung, "berth never reached the hanging plugin");
+    let leaked = b.leftovers();
+    assert!(
+        leaked.iter().any(|l| l.starts_with("veth"))
+            && leaked.iter().any(|l| l.starts_with("netns")),
+        "the kill should have left a veth and a namespace: {leaked:?}"
+    );
+    let addresses = |dir: &std::path::Path| -> usize {
+        std::fs::read_dir(dir.join("slow"))
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.92."))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(addresses(&ipam), 1, "the bridge plugin took an address");
+    // the next run on a network finds the orphan (no record) and undoes it
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert_eq!(addresses(&ipam), 0, "the address was not given back");
 }

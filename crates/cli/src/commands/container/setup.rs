@@ -176,7 +176,7 @@ fn set_up(
             opts.hostname = Some(h.trim().to_owned());
         }
     }
-    let address = attach_networks(args, dir, id, host_ids, &mut opts, attachments)?;
+    let address = attach_networks(engine, args, dir, id, host_ids, &mut opts, attachments)?;
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
     if let Some(userns) = attachments.network.as_ref().and_then(|n| n.userns.clone())
@@ -385,6 +385,7 @@ pub fn network_dirs(dir: &Path) -> anyhow::Result<berth_engine::network::Network
 /// ADD), recorded in `attachments` at once; point the spec at the namespace. The address on
 /// the first network, for /etc/hosts.
 fn attach_networks(
+    engine: &Engine,
     args: &RunArgs,
     dir: &Path,
     id: &str,
@@ -426,6 +427,11 @@ fn attach_networks(
         userns: host_ids.map(|r| (r.host_start, r.size)),
     };
     let dirs = network_dirs(dir)?;
+    // (the host-id lock is held: no other `run` is between attaching and its record)
+    let live: std::collections::HashSet<String> =
+        engine.list(true)?.into_iter().map(|r| r.id).collect();
+    berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
+        .context("failed to clean up the networks of containers whose run was killed")?;
     let (att, addresses) = berth_engine::network::attach(&dirs, id, &req, |a| {
         attachments.network = Some(a.clone());
     })?;

@@ -447,3 +447,163 @@ fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_the_next_run() {
     assert!(after.is_empty(), "left behind: {after:?}");
     assert_eq!(addresses(&ipam), 0, "the address was not given back");
 }
+
+/// iperf3 from inside `netns` (a container's) to a server in the test namespace on
+/// `port`; `reverse`: the server sends (traffic into the container). Bits per second
+/// received.
+fn iperf(b: &NetBerth, netns: &std::path::Path, port: u16, reverse: bool, secs: u32) -> f64 {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", netns.display()))
+        .args([
+            "iperf3",
+            "-c",
+            "10.89.0.1",
+            "-p",
+            &port.to_string(),
+            "-J",
+            "-t",
+        ])
+        .arg(secs.to_string());
+    if reverse {
+        c.arg("-R");
+    }
+    let out = run_with_timeout(&mut c, Duration::from_secs(u64::from(secs) + 30));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let _ = b;
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no rate in {v}"))
+}
+
+/// An iperf3 server in the test namespace on `port`, for `runs` tests.
+fn iperf_server(b: &NetBerth, port: u16) -> berth_test_support::ChildGuard {
+    let guard = berth_test_support::ChildGuard::spawn(
+        b.in_ns("iperf3")
+            .args(["-s", "-B", "10.89.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let ss = b.in_ns("ss").args(["-ltn"]).output().unwrap();
+            String::from_utf8_lossy(&ss.stdout).contains(&format!(":{port}"))
+        }),
+        "iperf3 -s did not listen on {port}"
+    );
+    guard
+}
+
+#[test]
+fn bandwidth_limits_hold_both_ways_and_the_neighbour_keeps_its_throughput() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iperf3", "ss");
+    let b = NetBerth::new();
+    // the default network (and its gateway, where the servers listen) exists after a run
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let _server = iperf_server(&b, 5201);
+    let _neighbour_server = iperf_server(&b, 5202);
+    let netns_of = |name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&b.ok(&["container", "inspect", name])).unwrap();
+        PathBuf::from(
+            v[0]["Spec"]["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["type"] == "network")
+                .and_then(|n| n["path"].as_str())
+                .unwrap(),
+        )
+    };
+    for mbit in [1u64, 10, 100] {
+        let name = format!("capped-{mbit}");
+        let rate = format!("egress={mbit}mbit,ingress={mbit}mbit");
+        b.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "bridge",
+            "--network-bandwidth",
+            &rate,
+            IMAGE,
+            "sleep",
+            "300",
+        ]);
+        let ns = netns_of(&name);
+        for reverse in [false, true] {
+            let got = iperf(&b, &ns, 5201, reverse, 4) / 1e6;
+            let want = mbit as f64;
+            eprintln!(
+                "{mbit} Mbit/s {}: measured {got:.2} Mbit/s",
+                if reverse { "ingress" } else { "egress" }
+            );
+            assert!(
+                (got - want).abs() <= want * 0.10,
+                "{} at {mbit} Mbit/s measured {got:.2} Mbit/s",
+                if reverse { "ingress" } else { "egress" }
+            );
+        }
+        b.ok(&["rm", "-f", &name]);
+    }
+    // a neighbour without a limit keeps its throughput while a capped container saturates
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "capped",
+        "--network",
+        "bridge",
+        "--network-bandwidth",
+        "egress=10mbit",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "free",
+        "--network",
+        "bridge",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let (capped, free) = (netns_of("capped"), netns_of("free"));
+    let alone = iperf(&b, &free, 5202, false, 3) / 1e6;
+    let ns = capped.clone();
+    let saturating = std::thread::spawn(move || {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", ns.display())).args([
+            "iperf3",
+            "-c",
+            "10.89.0.1",
+            "-p",
+            "5201",
+            "-t",
+            "5",
+        ]);
+        run_with_timeout(&mut c, Duration::from_secs(40))
+    });
+    // (the capped run has started once its server has a connection)
+    assert!(wait_until(Duration::from_secs(10), || {
+        let ss = b
+            .in_ns("ss")
+            .args(["-tn", "state", "established", "( sport = :5201 )"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ss.stdout).lines().count() > 1
+    }));
+    let beside = iperf(&b, &free, 5202, false, 3) / 1e6;
+    let _ = saturating.join();
+    eprintln!("neighbour: {alone:.0} Mbit/s alone, {beside:.0} Mbit/s beside a capped container");
+    assert!(
+        beside >= alone * 0.5 && beside > 100.0,
+        "the neighbour dropped from {alone:.0} to {beside:.0} Mbit/s"
+    );
+    b.ok(&["rm", "-f", "capped", "free"]);
+}

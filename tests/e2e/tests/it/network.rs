@@ -452,28 +452,41 @@ fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_the_next_run() {
 /// `port`; `reverse`: the server sends (traffic into the container). Bits per second
 /// received.
 fn iperf(b: &NetBerth, netns: &std::path::Path, port: u16, reverse: bool, secs: u32) -> f64 {
-    let mut c = Command::new("nsenter");
-    c.arg(format!("--net={}", netns.display()))
-        .args([
-            "iperf3",
-            "-c",
-            "10.89.0.1",
-            "-p",
-            &port.to_string(),
-            "-J",
-            "-t",
-        ])
-        .arg(secs.to_string());
-    if reverse {
-        c.arg("-R");
-    }
-    let out = run_with_timeout(&mut c, Duration::from_secs(u64::from(secs) + 30));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stderr)));
     let _ = b;
-    v["end"]["sum_received"]["bits_per_second"]
+    let attempt = || {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", netns.display()))
+            .args([
+                "iperf3",
+                "-c",
+                "10.89.0.1",
+                "-p",
+                &port.to_string(),
+                "-J",
+                "-t",
+            ])
+            .arg(secs.to_string());
+        if reverse {
+            c.arg("-R");
+        }
+        let out = run_with_timeout(&mut c, Duration::from_secs(u64::from(secs) + 30));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    // iperf3 3.12's server closes its listening socket between two tests: a client that
+    // comes in that moment is refused, and tries again
+    let mut last = serde_json::Value::Null;
+    let measured = wait_until(Duration::from_secs(20), || {
+        last = attempt();
+        let refused = last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Connection refused") || e.contains("busy"));
+        !refused
+    });
+    assert!(measured, "iperf3 kept being refused: {last}");
+    last["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .unwrap_or_else(|| panic!("no rate in {v}"))
+        .unwrap_or_else(|| panic!("no rate in {last}"))
 }
 
 /// An iperf3 server in the test namespace on `port`, for `runs` tests.

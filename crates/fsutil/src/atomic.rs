@@ -59,6 +59,23 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<(), FsError> {
     Ok(())
 }
 
+/// Rename `from` to `to` (same filesystem) atomically but **not durably**: no directory is
+/// `fsync`ed, so after a crash the entry may be under either name. Only for moves whose
+/// outcome either way is handled, such as moving an already-unrecorded directory into a
+/// trash that is emptied at the next start (a leftover under the old name is found and
+/// removed then too).
+pub fn rename_unsynced(from: &Path, to: &Path) -> Result<(), FsError> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "this is the one place allowed to rename into place"
+    )]
+    std::fs::rename(from, to).map_err(|source| FsError::Rename {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        source,
+    })
+}
+
 /// Create `dir` and its parents, `fsync`ing each newly created level's parent so that the
 /// directory entries are durable too.
 pub fn create_dir_all_durable(dir: &Path) -> Result<(), FsError> {

@@ -41,15 +41,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
 /// Rename `from` to `to` (same filesystem) and `fsync` the destination directory, and the
 /// source directory when it differs, so the move survives a crash.
 pub fn rename_durable(from: &Path, to: &Path) -> Result<(), FsError> {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "this is the one place allowed to rename into place"
-    )]
-    std::fs::rename(from, to).map_err(|source| FsError::Rename {
-        from: from.to_owned(),
-        to: to.to_owned(),
-        source,
-    })?;
+    rename_unsynced(from, to)?;
     let to_dir = parent_of(to);
     sync_dir(to_dir)?;
     let from_dir = parent_of(from);

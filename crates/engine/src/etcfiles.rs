@@ -188,7 +188,10 @@ pub fn write(
     let mut binds = Vec::new();
     for (name, text) in files {
         let path = dir.join(name);
-        berth_fsutil::atomic_write(&path, text.as_bytes()).map_err(std::io::Error::other)?;
+        // not fsynced (as docker writes them): only a living container reads them (its
+        // runtime binds them; `--network container:` binds a running one's), and no
+        // container outlives a crash; its record then shows it exited for good
+        berth_fsutil::atomic_replace(&path, text.as_bytes()).map_err(std::io::Error::other)?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
         if let Some(id) = owner {
             rustix::fs::chown(

@@ -243,19 +243,28 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
     // read before `delete` removes the cgroup
     let oom_killed = crate::oom::killed(&rec.bundle);
     let _ = rt.delete_force(id);
-    let auto_remove = match record::update(layout, id, |r| {
+    let exited = |r: &mut record::Record| {
         r.oom_killed = oom_killed;
         r.status = Status::Exited;
         r.exit_code = code;
         r.finished = Some(record::now());
         r.note = note.clone();
-        r.auto_remove
-    }) {
-        Ok((a, rec)) => a.then_some(rec),
-        Err(_) => None, // removed meanwhile (`rm -f`)
     };
-    if let Some(rec) = auto_remove {
-        record::remove(layout, &rec).map_err(|e| e.to_string())?;
+    if rec.auto_remove {
+        // --rm: removed at once, without first writing (and fsyncing) an `exited` record
+        // that is deleted right after. A crash before the removal leaves the `running`
+        // record, which `ps` reconciles to exited (as after a crash a moment earlier); a
+        // failed removal records the exit and leaves the container for `rm`.
+        // (not found: removed meanwhile, `rm -f`)
+        if let Ok(current) = record::read(layout, id)
+            && let Err(e) = record::remove(layout, &current)
+        {
+            let _ = record::update(layout, id, exited);
+            return Err(e.to_string());
+        }
+    } else {
+        // removed meanwhile (`rm -f`): nothing to record
+        let _ = record::update(layout, id, exited);
     }
     // reported last: whoever waits sees the record (or its absence, for --rm) final
     let _ = match code {

@@ -41,6 +41,22 @@ pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
 /// Rename `from` to `to` (same filesystem) and `fsync` the destination directory, and the
 /// source directory when it differs, so the move survives a crash.
 pub fn rename_durable(from: &Path, to: &Path) -> Result<(), FsError> {
+    rename_unsynced(from, to)?;
+    let to_dir = parent_of(to);
+    sync_dir(to_dir)?;
+    let from_dir = parent_of(from);
+    if from_dir != to_dir {
+        sync_dir(from_dir)?;
+    }
+    Ok(())
+}
+
+/// Rename `from` to `to` (same filesystem) atomically but **not durably**: no directory is
+/// `fsync`ed, so after a crash the entry may be under either name. Only for moves whose
+/// outcome either way is handled, such as moving an already-unrecorded directory into a
+/// trash that is emptied at the next start (a leftover under the old name is found and
+/// removed then too).
+pub fn rename_unsynced(from: &Path, to: &Path) -> Result<(), FsError> {
     #[expect(
         clippy::disallowed_methods,
         reason = "this is the one place allowed to rename into place"
@@ -49,14 +65,7 @@ pub fn rename_durable(from: &Path, to: &Path) -> Result<(), FsError> {
         from: from.to_owned(),
         to: to.to_owned(),
         source,
-    })?;
-    let to_dir = parent_of(to);
-    sync_dir(to_dir)?;
-    let from_dir = parent_of(from);
-    if from_dir != to_dir {
-        sync_dir(from_dir)?;
-    }
-    Ok(())
+    })
 }
 
 /// Create `dir` and its parents, `fsync`ing each newly created level's parent so that the

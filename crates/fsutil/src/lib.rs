@@ -19,7 +19,8 @@ mod userns;
 mod writebehind;
 
 pub use atomic::{
-    AtomicFile, atomic_replace, atomic_write, create_dir_all_durable, rename_durable, sync_dir,
+    AtomicFile, atomic_replace, atomic_write, create_dir_all_durable, rename_durable,
+    rename_unsynced, sync_dir,
 };
 pub use lock::FileLock;
 pub use root::{join_in_root, open_dir_in_root_at, open_in_root};

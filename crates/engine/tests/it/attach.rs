@@ -573,7 +573,8 @@ fn exec_with_env_user_cwd_stdin_and_a_terminal() {
     }
 }
 
-/// The pids of our children whose command name starts with `comm`.
+/// The pids of our children whose command name starts with `comm` and whose arguments hold
+/// `exec` (a runtime's `exec`, not the `kill` or `delete` of a test running at once).
 fn children_named(comm: &str) -> Vec<i32> {
     let me = std::process::id().to_string();
     let mut out = Vec::new();
@@ -589,7 +590,9 @@ fn children_named(comm: &str) -> Vec<i32> {
         };
         let name = &stat[open + 1..close];
         let ppid = stat[close + 2..].split_whitespace().nth(1).unwrap_or("");
-        if ppid == me && name.starts_with(&comm[..comm.len().min(15)]) {
+        let execs = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"exec"));
+        if ppid == me && name.starts_with(&comm[..comm.len().min(15)]) && execs {
             out.push(pid);
         }
     }

@@ -297,6 +297,56 @@ fn kill9_of_the_runtime_mid_create_and_start() {
     assert_eq!(env.engine.inspect(&c.id).unwrap().status, Status::Created);
     env.engine.remove(&c.id, true).unwrap();
     assert_no_leftovers(&env.engine, &c.id, &b);
+
+    // `run -d`: the monitor runs `start` itself right after `create`; a runtime killed in
+    // it fails the run and leaves nothing (no record, init, cgroup or runtime state)
+    let (b, o) = container("sleep 1000", &wrapper("start"));
+    let err = env.engine.run_detached(o).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::Monitor { message, .. } if message.contains("start failed")),
+        "{err}"
+    );
+    assert!(
+        env.engine.list(true).unwrap().is_empty(),
+        "a failed start left a record"
+    );
+    assert_no_leftovers_quick(&env.engine, &b);
+}
+
+/// `run -d` (and a foreground `run`): the container is created and started by its monitor
+/// before the call returns, and its record, written once after both, says `running` with its
+/// start time and pids (no `created` record in between, no `start` by the caller).
+#[test]
+fn create_started_returns_a_running_record() {
+    let Some(env) = env() else { return };
+    for rt in RUNTIMES {
+        let Some(bin) = runtime_bin(rt) else { continue };
+        let (_b, opts) = container("echo started; sleep 1000", &bin);
+        let c = env
+            .engine
+            .create_started(opts)
+            .unwrap_or_else(|e| panic!("{rt}: {e}"));
+        for r in [c.record.clone(), env.engine.inspect(&c.record.id).unwrap()] {
+            assert_eq!(r.status, Status::Running, "{rt}");
+            assert!(r.started.is_some(), "{rt}: no start time");
+            assert!(
+                r.init_pid.is_some() && r.monitor_pid.is_some(),
+                "{rt}: {r:?}"
+            );
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || logs(
+                &env.engine,
+                &c.record.id,
+                LogOptions::default()
+            )
+            .contains(&("stdout".to_owned(), "started\n".to_owned()))),
+            "{rt}: the container did not run"
+        );
+        let id = c.record.id.clone();
+        env.engine.remove(&id, true).unwrap();
+        assert!(!env.engine.container_dir(&id).exists(), "{rt}");
+    }
 }
 
 fn assert_no_leftovers_quick(engine: &Engine, bundle: &Bundle) {

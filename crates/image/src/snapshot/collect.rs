@@ -27,7 +27,11 @@ impl Trash {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let dest = layout::tmp(root).join(format!("rm-{name}-{}", unique_name()));
-        let path = match berth_fsutil::rename_durable(&dir, &dest) {
+        // Not synced: the trash is never a commit point. A snapshot's directory is taken
+        // here once `metadata.json` no longer names it (or before the write that drops it):
+        // after a crash it is under `tmp/` (emptied at the next open) or still under
+        // `snapshots/`, where an unrecorded directory is removed at the next open as well.
+        let path = match berth_fsutil::rename_unsynced(&dir, &dest) {
             Ok(()) => dest,
             Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return None,
             Err(_) => dir,

@@ -316,6 +316,43 @@ fn image_reference_keeps_snapshots_until_released() {
     assert!(snap.list().unwrap().is_empty());
 }
 
+/// A warm `ensure_layers` (every layer committed, the label already on the top) changes
+/// nothing and so writes nothing: `metadata.json` is not replaced (its inode stays), where it
+/// was rewritten (two fsyncs) on every `run`. Another image name still labels the top.
+#[test]
+fn a_warm_ensure_rewrites_no_metadata() {
+    if !require_root() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new();
+    let layers = layers_of(&busybox_layers());
+    let (src, digest) = layout_with(&s.path().join("layout"), &layers, None);
+    let image = resolve(&src, &digest, &amd64()).unwrap();
+    let snap = s.store(Driver::Overlay);
+    ensure(&snap, &src, &image, 4);
+    let metadata = snap.root().join("metadata.json");
+    let before = std::fs::metadata(&metadata).unwrap().ino();
+    let report = ensure(&snap, &src, &image, 4);
+    assert_eq!((report.unpacked.len(), report.reused), (0, 3));
+    assert_eq!(
+        std::fs::metadata(&metadata).unwrap().ino(),
+        before,
+        "metadata.json was rewritten by a warm ensure"
+    );
+    let opts = EnsureOptions {
+        image_name: Some("test/other:2".to_owned()),
+        ..EnsureOptions::default()
+    };
+    ensure_layers(&snap, &src, &image, &opts).unwrap();
+    let top = snap.stat(image.top().unwrap().as_str()).unwrap();
+    assert_eq!(
+        top.labels.get(&image_label("test/other:2")),
+        Some(&image.manifest.to_string())
+    );
+    assert_ne!(std::fs::metadata(&metadata).unwrap().ino(), before);
+}
+
 /// A source that serves the first 64 KiB of layer `hang_on` and then announces itself and
 /// hangs until killed: a process killed in the middle of unpacking.
 struct Hanging<'a> {

@@ -1087,3 +1087,53 @@ fn a_data_directory_out_of_reach_of_the_user_namespace_is_named() {
         .unwrap_or_default();
     assert!(left.is_empty(), "no mount point left: {left:?}");
 }
+
+/// A warm `berth run --rm IMAGE true` under strace: the foreground `berth` waits for its
+/// container on events (poll on the log's inotify watch and the exit's eventfd), never on a
+/// timer; and it fsyncs what crash safety needs and nothing more: the record durably twice
+/// (`creating`, before the monitor exists, with what to undo; `running`, before `run` says
+/// the container started; no `created` between, no `exited` before an `--rm` removal), the
+/// snapshot index twice (the container's snapshot prepared, then removed; not the image's
+/// unchanged label), and not the container's /etc files. A second run right after a first,
+/// so the image's snapshots are warm.
+#[test]
+fn a_warm_foreground_run_waits_on_events_and_fsyncs_only_what_crash_safety_needs() {
+    requires_root!();
+    requires_tool!("strace");
+    let b = Berth::new();
+    let (code, _, err) = b.run_rm("berth-runtime", &[], &["true"]);
+    assert_eq!(code, 0, "{err}");
+    let trace = b.dir.path().join("strace.txt");
+    let cmd = b.cmd(&["run", "--rm", "--runtime", "berth-runtime", IMAGE, "true"]);
+    let mut strace = Command::new("strace");
+    strace
+        .args(["-f", "-y", "-o", trace.to_str().unwrap()])
+        .args(["-e", "trace=fsync,fdatasync,nanosleep,clock_nanosleep"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => strace.env(k, v),
+            None => strace.env_remove(k),
+        };
+    }
+    let out = run_with_timeout(&mut strace, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let sleeps: Vec<&str> = text.lines().filter(|l| l.contains("nanosleep(")).collect();
+    assert!(sleeps.is_empty(), "timer sleeps: {sleeps:#?}");
+    let fsyncs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("fsync(") && !l.contains("resumed>"))
+        .collect();
+    let count = |needle: &str| fsyncs.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count(".container.json.tmp."), 2, "{fsyncs:#?}");
+    assert_eq!(count(".metadata.json.tmp."), 2, "{fsyncs:#?}");
+    let etc = b.data().join("etc");
+    assert_eq!(count(etc.to_str().unwrap()), 0, "{fsyncs:#?}");
+    b.assert_clean();
+}

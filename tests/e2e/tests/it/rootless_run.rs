@@ -64,7 +64,7 @@ impl UserBerth {
         }
         std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
         for a in [
-            "sh", "echo", "cat", "sleep", "id", "ls", "stat", "touch", "true", "ps", "mount",
+            "sh", "echo", "cat", "sleep", "id", "ls", "stat", "touch", "true", "ps", "mount", "tr",
         ] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
         }
@@ -467,4 +467,48 @@ fn a_user_without_subordinate_ids_is_told_what_to_add() {
     );
     // and no pause process was left behind
     assert!(!home.path().join("berth/pause.pid").exists());
+}
+
+#[test]
+fn rootless_init_detached_exec_and_seeded_volumes_work_too() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap");
+    let Some(b) = UserBerth::new() else { return };
+    // --init: PID 1 is the init, the command its child, the exit code passed through
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "--init",
+        IMAGE,
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("/sbin/docker-init"), "{stdout}");
+    // exec -d returns at once, its process runs on
+    b.ok(&["run", "-d", "--name", "bg", IMAGE, "sleep", "300"]);
+    b.ok(&["exec", "-d", "bg", "sh", "-c", "sleep 1; touch /tmp/done"]);
+    assert!(
+        wait_until(Duration::from_secs(15), || b
+            .run(&["exec", "bg", "stat", "/tmp/done"])
+            .status
+            .success()),
+        "the detached exec never ran"
+    );
+    // an anonymous volume starts with the image's content, owners kept
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "/home",
+        IMAGE,
+        "stat",
+        "-c",
+        "%u:%g",
+        "/home/app",
+    ]);
+    assert_eq!(out.trim(), "1000:1001");
+    b.ok(&["rm", "-f", "bg"]);
 }

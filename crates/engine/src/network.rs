@@ -69,6 +69,21 @@ pub struct NetworkAttachment {
     /// The container's address on each network that gave one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<(String, IpAddr)>,
+    /// Published ports, as `[IP:]HOST->CONTAINER/PROTO` (for `inspect`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<String>,
+    /// The traffic shaping asked for (bits per second, bursts in bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<BandwidthLimits>,
+}
+
+/// [`Bandwidth`] as a record keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandwidthLimits {
+    pub ingress_rate: u64,
+    pub ingress_burst: u64,
+    pub egress_rate: u64,
+    pub egress_burst: u64,
 }
 
 /// The default network's configuration list, its addresses kept in `ipam_dir`.
@@ -159,6 +174,24 @@ pub fn attach(
         container_id: container_id.to_owned(),
         networks: Vec::new(),
         addresses: Vec::new(),
+        published: req
+            .ports
+            .iter()
+            .map(|p| {
+                let ip = if p.host_ip.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}:", p.host_ip)
+                };
+                format!("{ip}{}->{}/{}", p.host_port, p.container_port, p.protocol)
+            })
+            .collect(),
+        bandwidth: req.bandwidth.map(|b| BandwidthLimits {
+            ingress_rate: b.ingress_rate,
+            ingress_burst: b.ingress_burst,
+            egress_rate: b.egress_rate,
+            egress_burst: b.egress_burst,
+        }),
     };
     // on disk before each ADD too, beside the namespace: a `run` killed before its record
     // exists leaves what `collect_orphans` needs to undo it (even an ADD cut short, which

@@ -193,6 +193,11 @@ fn bridge_containers_get_addresses_publish_ports_talk_and_leave_nothing() {
         serve(&b, rt, &name, &["-p", &format!("{port}:80")]);
         let ip = address(&b, &name);
         assert!(ip.starts_with("10.89."), "{rt}: {ip}");
+        let v: serde_json::Value =
+            serde_json::from_str(&b.ok(&["container", "inspect", &name])).unwrap();
+        let net = &v[0]["NetworkSettings"];
+        assert_eq!(net["Networks"]["berth0"]["IPAddress"], ip.as_str(), "{v}");
+        assert_eq!(net["Ports"][0], format!("{port}->80/tcp"), "{v}");
         let want = format!("hello from {name}\n");
         // from the host (its side of the bridge), to the container and to the published port
         assert!(
@@ -237,6 +242,11 @@ fn bandwidth_is_shaped_by_the_bandwidth_plugin_and_bad_flags_are_refused() {
         "capped",
         &["--network-bandwidth", "egress=10mbit,ingress=1mbit"],
     );
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "capped"])).unwrap();
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 10_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 1_000_000, "{v}");
     let qdiscs = b.in_ns("tc").args(["qdisc", "show"]).output().unwrap();
     let q = String::from_utf8_lossy(&qdiscs.stdout);
     assert!(
@@ -369,7 +379,7 @@ fn user_defined_networks_resolve_names_and_are_managed_with_berth_network() {
 }
 
 #[test]
-fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_the_next_run() {
+fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_system_prune_or_the_next_run() {
     requires_root!();
     requires_tool!("ip", "nsenter", "iptables-save");
     let b = NetBerth::new();
@@ -408,29 +418,6 @@ fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_the_next_run() {
         b.dir.path().join("config/berth/networks/slow.conflist"),
         serde_json::to_string(&conf).unwrap().as_bytes(),
     );
-    let mut child = b
-        .berth(&["run", "--rm", "--network", "slow", IMAGE, "true"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let hung = wait_until(Duration::from_secs(30), || {
-        !b.leftovers().iter().all(|l| !l.starts_with("veth"))
-            && Command::new("pgrep")
-                .args(["-f", &marker])
-                .output()
-                .is_ok_and(|o| o.status.success())
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = Command::new("pkill").args(["-f", &marker]).output();
-    assert!(hung, "berth never reached the hanging plugin");
-    let leaked = b.leftovers();
-    assert!(
-        leaked.iter().any(|l| l.starts_with("veth"))
-            && leaked.iter().any(|l| l.starts_with("netns")),
-        "the kill should have left a veth and a namespace: {leaked:?}"
-    );
     let addresses = |dir: &std::path::Path| -> usize {
         std::fs::read_dir(dir.join("slow"))
             .map(|r| {
@@ -440,8 +427,44 @@ fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_the_next_run() {
             })
             .unwrap_or(0)
     };
-    assert_eq!(addresses(&ipam), 1, "the bridge plugin took an address");
-    // the next run on a network finds the orphan (no record) and undoes it
+    let kill_a_run = || {
+        let mut child = b
+            .berth(&["run", "--rm", "--network", "slow", IMAGE, "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let hung = wait_until(Duration::from_secs(30), || {
+            b.leftovers().iter().any(|l| l.starts_with("veth"))
+                && Command::new("pgrep")
+                    .args(["-f", &marker])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = Command::new("pkill").args(["-f", &marker]).output();
+        assert!(hung, "berth never reached the hanging plugin");
+        let leaked = b.leftovers();
+        assert!(
+            leaked.iter().any(|l| l.starts_with("veth"))
+                && leaked.iter().any(|l| l.starts_with("netns")),
+            "the kill should have left a veth and a namespace: {leaked:?}"
+        );
+        assert_eq!(addresses(&ipam), 1, "the bridge plugin took an address");
+    };
+    // `berth system prune` finds the orphan (no record) and undoes it
+    kill_a_run();
+    let pruned = b.ok(&["system", "prune"]);
+    assert!(
+        pruned.contains("removed the networking of 1 container"),
+        "{pruned}"
+    );
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    // and so does the next run on a network
+    kill_a_run();
     b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");

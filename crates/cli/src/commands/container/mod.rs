@@ -205,6 +205,15 @@ pub fn inspect_one(engine: &Engine, reference: &str) -> anyhow::Result<serde_jso
         "Snapshot": rec.attachments.snapshot,
         "Volumes": rec.attachments.volumes,
         "HostIds": rec.attachments.host_ids,
+        "NetworkSettings": rec.attachments.network.as_ref().map(|n| serde_json::json!({
+            "SandboxKey": n.netns,
+            "Networks": n.networks.iter().map(|(name, ifname)| (name.clone(), serde_json::json!({
+                "Interface": ifname,
+                "IPAddress": n.addresses.iter().find(|(a, _)| a == name).map(|(_, ip)| ip.to_string()),
+            }))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Ports": n.published,
+            "Bandwidth": n.bandwidth,
+        })),
         "Bundle": rec.bundle,
         "Spec": config,
     }))

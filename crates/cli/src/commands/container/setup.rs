@@ -573,7 +573,7 @@ fn pull(
     Ok(())
 }
 
-fn lock_host_ids(dir: &Path) -> anyhow::Result<FileLock> {
+pub fn lock_host_ids(dir: &Path) -> anyhow::Result<FileLock> {
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let path = dir.join("host-ids.lock");
     FileLock::exclusive(&path).with_context(|| format!("failed to lock {}", path.display()))

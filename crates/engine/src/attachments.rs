@@ -88,6 +88,80 @@ impl Attachments {
     }
 }
 
+/// Where `berth run` sets a container up before its record exists, all under one data
+/// directory: the mount point `DIR/rootfs/ID` (made first, so that it marks a set-up in
+/// progress), the anonymous volumes `DIR/volumes/ID`, the `/etc` files `DIR/etc/ID`, the host
+/// ids allocated to `ID` in `DIR`, and the writable snapshot `ID` in a snapshot root.
+#[derive(Debug, Clone)]
+pub struct SetUpDirs {
+    /// The data directory (`DIR`).
+    pub dir: PathBuf,
+    /// The snapshot root and its driver's name.
+    pub snapshots: (PathBuf, String),
+}
+
+impl SetUpDirs {
+    /// The mount point of container `id`'s root filesystem.
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.dir.join("rootfs").join(id)
+    }
+
+    /// Everything a `run` of container `id` may have set up (whether or not it got that far).
+    pub fn attachments_of(&self, id: &str) -> Attachments {
+        Attachments {
+            rootfs_mount: Some(self.rootfs(id)),
+            snapshot: Some(SnapshotRef {
+                root: self.snapshots.0.clone(),
+                driver: self.snapshots.1.clone(),
+                key: id.to_owned(),
+            }),
+            volumes: vec![
+                self.dir.join("volumes").join(id),
+                self.dir.join("etc").join(id),
+            ],
+            host_ids: Some(HostIds {
+                host_start: 0,
+                size: 0,
+                allocator: Some((self.dir.clone(), id.to_owned())),
+            }),
+            network: None,
+        }
+    }
+
+    /// Undo what `run`s killed during set-up left (a mount point with no record: its mount,
+    /// snapshot, volumes, `/etc` files and host ids), and return their ids. `live(id)` says
+    /// whether a record exists; the caller holds the lock every `run` holds from its set-up to
+    /// its record, or a `run` being set up would be taken for a killed one.
+    pub fn collect_unrecorded(&self, live: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
+        let mut cleaned = Vec::new();
+        let rootfs = self.dir.join("rootfs");
+        let rd = match std::fs::read_dir(&rootfs) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cleaned),
+            Err(e) => return Err(EngineError::io("listing", &rootfs, e)),
+        };
+        for e in rd {
+            let e = e.map_err(|e| EngineError::io("listing", &rootfs, e))?;
+            let name = e.file_name();
+            // only what `run` makes: a container id (64 hex digits), never a user's file
+            let Some(id) = name.to_str().filter(|n| is_container_id(n)) else {
+                continue;
+            };
+            if live(id) {
+                continue;
+            }
+            self.attachments_of(id).teardown()?;
+            cleaned.push(id.to_owned());
+        }
+        Ok(cleaned)
+    }
+}
+
+/// Whether `s` has the shape of a container id (64 lowercase hex digits, as `new_id` makes).
+pub fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Whether something is mounted on `path` (a line of /proc/self/mountinfo names it).
 pub fn is_mounted(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {

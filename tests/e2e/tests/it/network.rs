@@ -141,6 +141,44 @@ impl NetBerth {
         }
         left
     }
+
+    /// What of a container's set-up outside networking is left: mounts under the test's
+    /// directory, mount points, volume and /etc directories, and containers' snapshots
+    /// (keys that are container ids) in the snapshot roots' metadata.
+    fn set_up_leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = mounts_under(self.dir.path())
+            .into_iter()
+            .map(|m| format!("mount: {m}"))
+            .collect();
+        for dir in ["rootfs", "volumes", "etc"] {
+            if let Ok(rd) = std::fs::read_dir(self.data().join(dir)) {
+                left.extend(rd.flatten().map(|e| format!("{dir}: {:?}", e.file_name())));
+            }
+        }
+        // the snapshot root's metadata (crates/image/src/snapshot/layout.rs)
+        let meta = std::fs::read(self.data().join("snapshots/metadata.json")).unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+        left.extend(
+            meta["snapshots"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(|k| format!("snapshot: {k}")),
+        );
+        left
+    }
+}
+
+/// Mount points at or below `dir` in this process's mount namespace.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(dir))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Drop for NetBerth {
@@ -148,6 +186,14 @@ impl Drop for NetBerth {
         let ids = self.run(&["ps", "-a", "-q", "--no-trunc"]);
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.run(&["rm", "-f", id]);
+        }
+        // what a failed test's killed runs left: collected, and anything still mounted under
+        // the directory (deepest first) unmounted before it is removed
+        let _ = self.run(&["system", "prune"]);
+        let mut left = mounts_under(self.dir.path());
+        left.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in left {
+            let _ = Command::new("umount").args(["-l", &m]).output();
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
@@ -379,7 +425,7 @@ fn user_defined_networks_resolve_names_and_are_managed_with_berth_network() {
 }
 
 #[test]
-fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_system_prune_or_the_next_run() {
+fn a_run_killed_in_the_middle_of_set_up_leaves_nothing_after_system_prune_or_the_next_run() {
     requires_root!();
     requires_tool!("ip", "nsenter", "iptables-save");
     let b = NetBerth::new();
@@ -452,23 +498,40 @@ fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_system_prune_or_
             "the kill should have left a veth and a namespace: {leaked:?}"
         );
         assert_eq!(addresses(&ipam), 1, "the bridge plugin took an address");
+        let set_up = b.set_up_leftovers();
+        for what in ["mount: ", "rootfs: ", "snapshot: "] {
+            assert!(
+                set_up.iter().any(|l| l.starts_with(what)),
+                "the kill should have left a {what}…: {set_up:?}"
+            );
+        }
     };
     // `berth system prune` finds the orphan (no record) and undoes it
     kill_a_run();
     let pruned = b.ok(&["system", "prune"]);
     assert!(
-        pruned.contains("removed the networking of 1 container"),
+        pruned.contains("cleaned up after 1 container(s) whose run was killed"),
         "{pruned}"
     );
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
     assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
     // and so does the next run on a network
     kill_a_run();
     b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
     assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    // also a run with no network at all cleans up after killed ones
+    kill_a_run();
+    b.ok(&["run", "--rm", "--network", "none", IMAGE, "true"]);
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert!(b.leftovers().is_empty(), "left behind: {:?}", b.leftovers());
 }
 
 /// iperf3 from inside `netns` (a container's) to a server in the test namespace on

@@ -4,6 +4,7 @@
 //! config and the flags. Everything set up is recorded in [`Attachments`] and undone on any
 //! failure, here or (through the record) when the container is removed.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -68,12 +69,20 @@ pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepare
     let dir = args.data.dir()?;
     let mut attachments = Attachments::default();
     let ids_lock = lock_host_ids(&dir)?;
+    let live: HashSet<String> = engine.list(true)?.into_iter().map(|r| r.id).collect();
+    collect_killed_runs(&dir, &snap, &live)?;
     let image = Image {
         name: &name,
         config: &config,
         top: layers.top(),
     };
-    match set_up(engine, args, &snap, &image, &id, &dir, &mut attachments).map(|mut opts| {
+    let new = NewContainer {
+        id: &id,
+        dir: &dir,
+        live: &live,
+    };
+    let set_up = set_up(engine, args, &snap, &image, &new, &mut attachments);
+    match set_up.map(|mut opts| {
         if let Some(init) = &init {
             let mut mounts = opts.spec.mounts.take().unwrap_or_default();
             super::init::apply(&mut opts.spec, init, &mut mounts);
@@ -94,6 +103,14 @@ pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepare
     }
 }
 
+/// The container being set up: its id, the data directory, and the ids of every record
+/// (read once, under the host-id lock).
+struct NewContainer<'a> {
+    id: &'a str,
+    dir: &'a Path,
+    live: &'a HashSet<String>,
+}
+
 /// The image a container is made of.
 struct Image<'a> {
     name: &'a str,
@@ -108,11 +125,15 @@ fn set_up(
     args: &RunArgs,
     snap: &berth_image::snapshot::SnapshotStore,
     image: &Image<'_>,
-    id: &str,
-    dir: &Path,
+    new: &NewContainer<'_>,
     attachments: &mut Attachments,
 ) -> anyhow::Result<CreateOptions> {
+    let (id, dir, live) = (new.id, new.dir, new.live);
     let name = image.name;
+    // the mount point first: it marks a set-up in progress, for `collect_killed_runs`
+    let rootfs = dir.join("rootfs").join(id);
+    create_mount_point(&rootfs)?;
+    attachments.rootfs_mount = Some(rootfs.clone());
     // the user namespace's host ids first: the snapshot is prepared for them
     if crate::rootless::active()
         && args.cgroup_parent.is_none()
@@ -128,14 +149,13 @@ fn set_up(
     let host_ids = match args.userns.as_str() {
         _ if crate::rootless::active() => None,
         "host" => None,
-        _ => Some(allocate_host_ids(engine, dir, id)?),
+        _ => Some(allocate_host_ids(dir, id, live)?),
     };
     attachments.host_ids = host_ids.map(|r| HostIds {
         host_start: r.host_start,
         size: r.size,
         allocator: Some((dir.to_owned(), id.to_owned())),
     });
-    let rootfs = dir.join("rootfs").join(id);
     let mount_failed = || {
         format!(
             "failed to mount the root filesystem on {}",
@@ -154,8 +174,6 @@ fn set_up(
             let ranged = berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
                 .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
             attachments.snapshot = Some(snapshot_ref);
-            create_mount_point(&rootfs)?;
-            attachments.rootfs_mount = Some(rootfs.clone());
             reachable_by(&rootfs, range)?;
             berth_image::idmap::mount(&ranged, &rootfs).with_context(mount_failed)?;
         }
@@ -163,8 +181,6 @@ fn set_up(
             let mounts = prepare(snap, id, image.top)
                 .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
             attachments.snapshot = Some(snapshot_ref);
-            create_mount_point(&rootfs)?;
-            attachments.rootfs_mount = Some(rootfs.clone());
             mount_all(&mounts, &rootfs).with_context(mount_failed)?;
         }
     }
@@ -176,7 +192,7 @@ fn set_up(
             opts.hostname = Some(h.trim().to_owned());
         }
     }
-    let address = attach_networks(engine, args, dir, id, host_ids, &mut opts, attachments)?;
+    let address = attach_networks(args, dir, id, host_ids, &mut opts, attachments)?;
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
     if let Some(userns) = attachments.network.as_ref().and_then(|n| n.userns.clone())
@@ -385,7 +401,6 @@ pub fn network_dirs(dir: &Path) -> anyhow::Result<berth_engine::network::Network
 /// ADD), recorded in `attachments` at once; point the spec at the namespace. The address on
 /// the first network, for /etc/hosts.
 fn attach_networks(
-    engine: &Engine,
     args: &RunArgs,
     dir: &Path,
     id: &str,
@@ -427,11 +442,6 @@ fn attach_networks(
         userns: host_ids.map(|r| (r.host_start, r.size)),
     };
     let dirs = network_dirs(dir)?;
-    // (the host-id lock is held: no other `run` is between attaching and its record)
-    let live: std::collections::HashSet<String> =
-        engine.list(true)?.into_iter().map(|r| r.id).collect();
-    berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
-        .context("failed to clean up the networks of containers whose run was killed")?;
     let (att, addresses) = berth_engine::network::attach(&dirs, id, &req, |a| {
         attachments.network = Some(a.clone());
     })?;
@@ -579,6 +589,35 @@ pub fn lock_host_ids(dir: &Path) -> anyhow::Result<FileLock> {
     FileLock::exclusive(&path).with_context(|| format!("failed to lock {}", path.display()))
 }
 
+/// Undo what `run`s killed before their record existed left behind — the root filesystem's
+/// mount, snapshot, volumes, `/etc` files and host ids (`SetUpDirs::collect_unrecorded`),
+/// and their networks (`network::collect_orphans`) — given the ids of every record. The
+/// caller holds [`lock_host_ids`], which every `run` holds from its set-up to its record.
+pub fn collect_killed_runs(
+    dir: &Path,
+    snap: &berth_image::snapshot::SnapshotStore,
+    live: &HashSet<String>,
+) -> anyhow::Result<usize> {
+    let set_up = berth_engine::attachments::SetUpDirs {
+        dir: dir.to_owned(),
+        snapshots: (snap.root().to_owned(), snap.driver().name().to_owned()),
+    };
+    let mut cleaned = set_up
+        .collect_unrecorded(&|c| live.contains(c))
+        .context("failed to clean up after runs killed during set-up")?;
+    if dir.join("netns").is_dir() {
+        let dirs = network_dirs(dir)?;
+        for id in berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
+            .context("failed to clean up the networks of runs killed during set-up")?
+        {
+            if !cleaned.contains(&id) {
+                cleaned.push(id);
+            }
+        }
+    }
+    Ok(cleaned.len())
+}
+
 fn create_mount_point(rootfs: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(rootfs)
         .with_context(|| format!("failed to create {}", rootfs.display()))
@@ -625,10 +664,8 @@ fn reachable_by(rootfs: &Path, range: IdRange) -> anyhow::Result<()> {
 /// gone (removed, or never created by a killed `run`) are given back first; the caller holds
 /// [`lock_host_ids`] until the new container's record exists, so a range being set up is
 /// never taken for a missing one.
-fn allocate_host_ids(engine: &Engine, dir: &Path, id: &str) -> anyhow::Result<IdRange> {
+fn allocate_host_ids(dir: &Path, id: &str, live: &HashSet<String>) -> anyhow::Result<IdRange> {
     let alloc = IdAllocator::new(dir);
-    let live: std::collections::HashSet<String> =
-        engine.list(true)?.into_iter().map(|r| r.id).collect();
     alloc.release_missing(|owner| live.contains(owner))?;
     Ok(alloc.allocate(id, HOST_IDS_PER_CONTAINER)?)
 }

@@ -431,39 +431,7 @@ fn a_run_killed_in_the_middle_of_set_up_leaves_nothing_after_system_prune_or_the
     let b = NetBerth::new();
     // a network whose second plugin hangs on ADD: berth is killed while it runs, after the
     // bridge plugin made the veth and took an address, before any CNI cache entry exists
-    let plugins = b.dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    // the script's own path marks its process (pgrep -f)
-    let marker = plugins.join("slowpoke").display().to_string();
-    write_file(
-        plugins.join("slowpoke"),
-        concat!(
-            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n",
-            "VERSION) echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}' ;;\n",
-            "ADD) i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done ;;\n",
-            "*) exit 0 ;;\nesac\n"
-        )
-        .as_bytes(),
-    );
-    std::fs::set_permissions(
-        plugins.join("slowpoke"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let ipam = b.dir.path().join("ipam");
-    let conf = serde_json::json!({
-        "cniVersion": "1.0.0", "name": "slow",
-        "plugins": [
-            {"type": "bridge", "bridge": "slow0", "isGateway": true,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.92.0.0/24"}]],
-                      "dataDir": ipam}},
-            {"type": "slowpoke"}
-        ]
-    });
-    write_file(
-        b.dir.path().join("config/berth/networks/slow.conflist"),
-        serde_json::to_string(&conf).unwrap().as_bytes(),
-    );
+    let (marker, ipam) = slow_network(&b, "ADD", None);
     let addresses = |dir: &std::path::Path| -> usize {
         std::fs::read_dir(dir.join("slow"))
             .map(|r| {
@@ -481,11 +449,7 @@ fn a_run_killed_in_the_middle_of_set_up_leaves_nothing_after_system_prune_or_the
             .spawn()
             .unwrap();
         let hung = wait_until(Duration::from_secs(30), || {
-            b.leftovers().iter().any(|l| l.starts_with("veth"))
-                && Command::new("pgrep")
-                    .args(["-f", &marker])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
+            b.leftovers().iter().any(|l| l.starts_with("veth")) && running(&marker)
         });
         let _ = child.kill();
         let _ = child.wait();
@@ -532,6 +496,133 @@ fn a_run_killed_in_the_middle_of_set_up_leaves_nothing_after_system_prune_or_the
     let after = b.set_up_leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
     assert!(b.leftovers().is_empty(), "left behind: {:?}", b.leftovers());
+}
+
+/// A network `slow` (a bridge `slow0` on 10.92.0.0/24, then a plugin `slowpoke`) whose
+/// second plugin hangs on `command` (ADD or DEL) — each time, or only while the file
+/// `until_gone` exists (removed as it starts hanging); else its ADD passes the bridge's
+/// result on (jq). Returns the plugin's path (its
+/// process's mark, for pgrep -f) and host-local's data directory.
+fn slow_network(
+    b: &NetBerth,
+    command: &str,
+    until_gone: Option<&std::path::Path>,
+) -> (String, PathBuf) {
+    let plugins = b.dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let hang = "i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done";
+    let hang = match until_gone {
+        Some(f) => format!("if [ -e {f} ]; then rm {f}; {hang}; fi", f = f.display()),
+        None => hang.to_owned(),
+    };
+    write_file(
+        plugins.join("slowpoke"),
+        format!(
+            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n\
+             VERSION) echo '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}}' ;;\n\
+             {command}) {hang} ;;\n\
+             ADD) jq -c .prevResult ;;\n\
+             *) exit 0 ;;\nesac\n"
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(
+        plugins.join("slowpoke"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let ipam = b.dir.path().join("ipam");
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "slow",
+        "plugins": [
+            {"type": "bridge", "bridge": "slow0", "isGateway": true,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.92.0.0/24"}]],
+                      "dataDir": ipam}},
+            {"type": "slowpoke"}
+        ]
+    });
+    write_file(
+        b.dir.path().join("config/berth/networks/slow.conflist"),
+        serde_json::to_string(&conf).unwrap().as_bytes(),
+    );
+    (plugins.join("slowpoke").display().to_string(), ipam)
+}
+
+/// Whether a process whose command line contains `marker` runs.
+fn running(marker: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `berth rm -f` SIGKILLed while the network's teardown hangs (its record stays: the
+/// teardown comes first), and a monitor SIGKILLed under a running container: the next
+/// `rm -f` leaves no veth, address, NAT chain, namespace, mount or snapshot.
+#[test]
+fn killing_the_monitor_or_rm_midway_leaves_nothing_after_the_next_rm() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save", "pgrep", "jq");
+    let b = NetBerth::new();
+    let hang_once = b.dir.path().join("hang-del");
+    let (marker, _ipam) = slow_network(&b, "DEL", Some(&hang_once));
+
+    // the monitor killed: the container runs on; rm -f stops it and undoes its network
+    let id = b
+        .ok(&["run", "-d", "--network", "slow", IMAGE, "sleep", "1000"])
+        .trim()
+        .to_owned();
+    let record = b.data().join("containers").join(&id).join("container.json");
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let monitor = rec["monitor_pid"].as_i64().expect("a monitor pid") as i32;
+    let _ = Command::new("kill")
+        .args(["-KILL", &monitor.to_string()])
+        .output();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            !std::path::Path::new(&format!("/proc/{monitor}")).exists()
+        }),
+        "the monitor did not die"
+    );
+    assert!(b.ok(&["ps", "-q", "--no-trunc"]).contains(&id));
+    assert!(!b.leftovers().is_empty(), "the container has its network");
+    b.ok(&["rm", "-f", &id]);
+    assert!(b.leftovers().is_empty(), "left: {:?}", b.leftovers());
+    assert!(
+        b.set_up_leftovers().is_empty(),
+        "left: {:?}",
+        b.set_up_leftovers()
+    );
+
+    // rm killed while CNI DEL hangs: the record stays, and the next rm -f finishes
+    let id = b
+        .ok(&["run", "-d", "--network", "slow", IMAGE, "sleep", "1000"])
+        .trim()
+        .to_owned();
+    write_file(&hang_once, b"");
+    let mut rm = b
+        .berth(&["rm", "-f", &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hung = wait_until(Duration::from_secs(30), || running(&marker));
+    let _ = rm.kill();
+    let _ = rm.wait();
+    let _ = Command::new("pkill").args(["-f", &marker]).output();
+    assert!(hung, "rm never reached the hanging plugin");
+    assert!(
+        b.ok(&["ps", "-a", "-q", "--no-trunc"]).contains(&id),
+        "the record of a half-removed container is kept"
+    );
+    assert!(!b.leftovers().is_empty(), "the kill left the network");
+    b.ok(&["rm", "-f", &id]);
+    assert!(b.leftovers().is_empty(), "left: {:?}", b.leftovers());
+    assert!(
+        b.set_up_leftovers().is_empty(),
+        "left: {:?}",
+        b.set_up_leftovers()
+    );
 }
 
 /// iperf3 from inside `netns` (a container's) to a server in the test namespace on

@@ -67,6 +67,8 @@ enum Command {
     System(commands::system::SystemArgs),
     /// Manage networks (CNI configuration lists): create, ls, inspect, rm, prune.
     Network(commands::network::NetworkArgs),
+    /// Manage named volumes: create, ls, inspect, rm, prune.
+    Volume(commands::volume::VolumeArgs),
     /// Run a command in a new container of an image (pulled when missing).
     Run(commands::container::run::RunArgs),
     /// Create a container of an image (start it with `berth start`); prints its id.
@@ -159,6 +161,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => legacy(commands::logout::run(args)),
         Command::System(args) => legacy(commands::system::run(args)),
         Command::Network(args) => legacy(commands::network::run(args)),
+        Command::Volume(args) => legacy(commands::volume::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),

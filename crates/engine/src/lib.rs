@@ -21,6 +21,7 @@ pub mod network;
 mod oom;
 pub mod record;
 pub mod runtime;
+pub mod volumes;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};

@@ -215,6 +215,14 @@ fn set_up(
     }
     drop(err);
     let mut mounts = spec.mounts.take().unwrap_or_default();
+    named_volumes(
+        &notes.named_volumes,
+        &rootfs,
+        new,
+        host_ids,
+        &mut mounts,
+        attachments,
+    )?;
     let volumes = dir.join("volumes").join(id);
     for (i, dest) in notes.anonymous_volumes.iter().enumerate() {
         let src = volumes.join(i.to_string());
@@ -298,6 +306,67 @@ fn set_up(
         id: Some(id.to_owned()),
         attachments: attachments.clone(),
     })
+}
+
+/// Bind each named volume (`-v NAME:DST`), made when missing and filled from the image
+/// when empty, as docker does. In a user namespace with a range the volume is bound
+/// id-mapped for it (`DIR/volume-mounts/ID/N`, recorded in `attachments.mounts`): it keeps
+/// the ids containers see, so containers of different ranges share it.
+fn named_volumes(
+    named: &[berth_image::spec::NamedVolume],
+    rootfs: &Path,
+    new: &NewContainer<'_>,
+    host_ids: Option<IdRange>,
+    mounts: &mut Vec<berth_runtime_spec::Mount>,
+    attachments: &mut Attachments,
+) -> anyhow::Result<()> {
+    let store = berth_engine::volumes::Volumes::new(new.dir);
+    for (i, v) in named.iter().enumerate() {
+        let (volume, _) = store
+            .create(&v.name, &Default::default())
+            .with_context(|| format!("failed to create volume {}", v.name))?;
+        attachments.named_volumes.push(v.name.clone());
+        let source = match host_ids {
+            Some(range) => {
+                let at = berth_engine::attachments::SetUpDirs::mounts_in(new.dir, new.id)
+                    .join(i.to_string());
+                std::fs::create_dir_all(&at)
+                    .with_context(|| format!("failed to create {}", at.display()))?;
+                attachments.mounts.push(at.clone());
+                berth_image::idmap::bind_idmapped(&volume.mountpoint, &at, range).with_context(
+                    || {
+                        format!(
+                            "failed to bind volume {} id-mapped for the container",
+                            v.name
+                        )
+                    },
+                )?;
+                at
+            }
+            None => volume.mountpoint.clone(),
+        };
+        if berth_engine::volumes::is_empty(&volume.mountpoint)? {
+            // written to the volume itself, owners as the container sees them
+            let unshift = host_ids.map_or(0, |r| r.host_start);
+            berth_image::volume::seed_unshifted(
+                rootfs,
+                &v.destination,
+                &volume.mountpoint,
+                unshift,
+            )
+            .with_context(|| format!("failed to fill volume {} from the image", v.name))?;
+        }
+        let mut options: Vec<String> = ["rbind", "rprivate", "nodev"].map(String::from).into();
+        options.push(if v.read_only { "ro" } else { "rw" }.to_owned());
+        mounts.push(berth_runtime_spec::Mount {
+            destination: v.destination.clone(),
+            typ: Some("bind".into()),
+            source: Some(source),
+            options: Some(options),
+            ..Default::default()
+        });
+    }
+    Ok(())
 }
 
 /// The container's own `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`

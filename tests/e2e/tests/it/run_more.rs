@@ -11,6 +11,7 @@ use std::time::Duration;
 use berth_test_support::{
     LoopDevice, berth_bin, requires_root, requires_tool, run_with_timeout, wait_until, write_file,
 };
+use serde_json::json;
 
 const IMAGE: &str = "localhost/busybox:etc";
 
@@ -362,6 +363,25 @@ fn named_volumes_persist_are_shared_across_ranges_fill_from_the_image_and_stay_w
         "sleep",
         "600",
     ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.ok(&["container", "inspect", "user"])).unwrap();
+    let mounts = inspect[0]["Mounts"].as_array().unwrap();
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    assert_eq!(
+        (
+            &mounts[0]["Type"],
+            &mounts[0]["Name"],
+            &mounts[0]["Destination"],
+            &mounts[0]["RW"]
+        ),
+        (
+            &json!("volume"),
+            &json!("data"),
+            &json!("/data"),
+            &json!(true)
+        ),
+        "{mounts:?}"
+    );
     let rm = d.run(&["volume", "rm", "data"]);
     assert_ne!(rm.status.code(), Some(0));
     assert!(

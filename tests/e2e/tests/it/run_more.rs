@@ -407,6 +407,9 @@ fn named_volumes_persist_are_shared_across_ranges_fill_from_the_image_and_stay_w
     let bad = d.run(&["run", "--rm", "-v", "a:/x", IMAGE, "true"]);
     assert_eq!(bad.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid volume name"));
+    // a run refused for its name makes no volume
+    let bad = d.run(&["run", "--rm", "--name", "x", "-v", "zz:/x", IMAGE, "true"]);
+    assert_eq!(bad.status.code(), Some(125));
     assert_eq!(d.ok(&["volume", "prune"]), "v2\n");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let dir = d.0.path().to_str().unwrap();

@@ -24,6 +24,14 @@ pub const HOST_IDS_PER_CONTAINER: u32 = 65536;
 /// The create options for `args`, with everything they need set up; the returned lock (held
 /// until the container is created) keeps another `run` from taking the same host ids.
 pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepared> {
+    // a bad name fails before anything is pulled, made or mounted
+    if let Some(n) = args
+        .name
+        .as_deref()
+        .filter(|n| !berth_engine::record::valid_name(n))
+    {
+        return Err(berth_engine::EngineError::InvalidName(n.to_owned()).into());
+    }
     // found first: a missing init fails before anything is pulled or set up
     let init = if args.init || args.init_path.is_some() {
         let search = crate::dirs::search_path();

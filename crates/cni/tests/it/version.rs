@@ -95,12 +95,11 @@ fn counting_plugin(dir: &std::path::Path, versions: &str) {
          echo '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":{versions}}}'; fi\n",
         dir.join("asked").display()
     );
-    // written anew and renamed into place, as a package upgrade replaces a binary
-    let tmp = dir.join("plugins/.counter.new");
-    std::fs::create_dir_all(dir.join("plugins")).unwrap();
-    std::fs::write(&tmp, script).unwrap();
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::rename(&tmp, dir.join("plugins/counter")).unwrap();
+    // written anew and renamed into place (atomic_write), as a package upgrade replaces a
+    // binary
+    let path = dir.join("plugins/counter");
+    berth_test_support::write_file(&path, script.as_bytes());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
@@ -139,7 +138,7 @@ fn version_answers_are_kept_in_the_cache_directory_until_the_binary_changes() {
     assert_eq!(third.plugin_versions("n", "counter").unwrap(), ["1.0.0"]);
     assert_eq!(asked(), 2);
     // and a cache file that does not parse is ignored (and replaced)
-    std::fs::write(cache.join(berth_cni::VERSIONS_FILE), b"{not json").unwrap();
+    berth_test_support::write_file(cache.join(berth_cni::VERSIONS_FILE), b"{not json");
     let fourth = berth_cni::Cni::new(plugins, &cache);
     assert_eq!(fourth.plugin_versions("n", "counter").unwrap(), ["1.0.0"]);
     assert_eq!(asked(), 3);

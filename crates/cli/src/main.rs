@@ -87,6 +87,8 @@ enum Command {
     Rm(commands::container::rm::RmArgs),
     /// Wait for containers to exit; prints their exit codes.
     Wait(commands::container::wait::WaitArgs),
+    /// List a container's published ports (`80/tcp -> 0.0.0.0:32768`).
+    Port(commands::container::port::PortArgs),
     /// Run a command in a running container.
     Exec(commands::container::exec::ExecArgs),
     /// Attach this terminal (or stdio) to a running container.
@@ -174,6 +176,7 @@ fn main() -> ExitCode {
         Command::Kill(args) => c::kill::run(args).map_err(c::Failure::other),
         Command::Rm(args) => c::rm::run(args).map_err(c::Failure::other),
         Command::Wait(args) => c::wait::run(args).map_err(c::Failure::other),
+        Command::Port(args) => c::port::run(args).map_err(c::Failure::other),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

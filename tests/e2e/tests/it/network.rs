@@ -797,3 +797,327 @@ fn bandwidth_limits_hold_both_ways_and_the_neighbour_keeps_its_throughput() {
     );
     b.ok(&["rm", "-f", "capped", "free"]);
 }
+
+/// A second namespace made by the test (for `--network ns:PATH`), deleted on drop.
+struct TestNetns(String);
+
+impl TestNetns {
+    fn new(tag: &str) -> TestNetns {
+        let name = format!("berth-e2e-{}-{tag}", std::process::id());
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ip netns add {name}: {out:?}");
+        TestNetns(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn run_joins_the_default_bridge_network_unless_told_none_host_or_a_namespace() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save");
+    let b = NetBerth::new();
+    // no --network: the default network, berth0 (its list written on first use)
+    let out = b.ok(&[
+        "run", "--rm", IMAGE, "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    assert!(out.contains("inet 10.89."), "{out}");
+    assert!(
+        b.dir
+            .path()
+            .join("config/berth/networks/berth0.conflist")
+            .exists(),
+        "the default network's list was not written"
+    );
+    let id = b.ok(&["run", "-d", IMAGE, "sleep", "300"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", id.trim()])).unwrap();
+    let ip = v[0]["NetworkSettings"]["Networks"]["berth0"]["IPAddress"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not on berth0: {v}"))
+        .to_owned();
+    assert!(ip.starts_with("10.89."), "{v}");
+    // `create` too
+    let created = b.ok(&["create", IMAGE, "true"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", created.trim()])).unwrap();
+    assert!(
+        v[0]["NetworkSettings"]["Networks"]["berth0"].is_object(),
+        "{v}"
+    );
+    b.ok(&["rm", "-f", id.trim(), created.trim()]);
+    // --network none: loopback only, nothing attached
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains(": lo:"), "{out}");
+    // --network ns:PATH: the namespace given, with what it holds
+    let other = TestNetns::new("other");
+    let out = Command::new("ip")
+        .args([
+            "-n", &other.0, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ns = format!("ns:{}", other.path());
+    let out = b.ok(&["run", "--rm", "--network", &ns, IMAGE, "ip", "-o", "link"]);
+    assert!(out.contains("probe0"), "{out}");
+    assert!(!out.contains("eth0"), "{out}");
+    // a relative path is refused
+    let out = b.run(&["run", "--rm", "--network", "ns:netns/x", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("absolute path"),
+        "{out:?}"
+    );
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+/// An image of the test's busybox root filesystem whose config exposes `ports`, loaded
+/// from an OCI archive as `name`.
+fn load_exposing(b: &NetBerth, name: &str, ports: &[&str]) {
+    use berth_test_support::{Layer, OciLayout, image_config};
+    let tar = Command::new("tar")
+        .args(["--numeric-owner", "-C"])
+        .arg(b.dir.path().join("rootfs"))
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "tar: {tar:?}");
+    let layer = Layer::from_tar(&tar.stdout);
+    let mut config = image_config("linux", "amd64", std::slice::from_ref(&layer));
+    config["config"]["ExposedPorts"] = ports
+        .iter()
+        .map(|p| ((*p).to_owned(), serde_json::json!({})))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let dir = b.dir.path().join(format!("layout-{}", ports.len()));
+    let mut layout = OciLayout::new(&dir);
+    let desc = layout.image(&[layer], &config);
+    layout.tag(&desc, name);
+    let archive = dir.with_extension("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.ok(&["load", "-i", archive.to_str().unwrap()]);
+}
+
+#[test]
+fn publish_all_maps_each_exposed_port_to_a_free_host_port_shown_by_port_and_inspect() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save", "sysctl");
+    let b = NetBerth::new();
+    const EXPOSING: &str = "localhost/busybox:exposing";
+    load_exposing(&b, EXPOSING, &["80/tcp", "81", "53/udp"]);
+    // the test namespace's ephemeral range (the sysctl is per namespace), with its first
+    // port taken by a listener on the host side and its second by another container's -p
+    let out = b
+        .in_ns("sysctl")
+        .args(["-w", "net.ipv4.ip_local_port_range=40000 40009"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let _listener = berth_test_support::ChildGuard::spawn(
+        b.in_ns("busybox")
+            .args(["nc", "-l", "-p", "40000"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let ss = b.in_ns("ss").args(["-ltn"]).output().unwrap();
+            String::from_utf8_lossy(&ss.stdout).contains(":40000")
+        }),
+        "the listener on 40000 did not start"
+    );
+    serve(&b, "berth-runtime", "pinned", &["-p", "40001:80"]);
+    // the image's ports: tcp 80 and 81 on the first free tcp ports, udp 53 on the first udp
+    let script = "while true; do echo hello from all | nc -l -p 80; done";
+    b.ok(&[
+        "run", "-d", "--name", "all", "-P", EXPOSING, "sh", "-c", script,
+    ]);
+    let ports = b.ok(&["port", "all"]);
+    let mut lines: Vec<&str> = ports.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "53/udp -> 0.0.0.0:40000",
+            "80/tcp -> 0.0.0.0:40002",
+            "81/tcp -> 0.0.0.0:40003"
+        ],
+        "{ports}"
+    );
+    assert_eq!(b.ok(&["port", "all", "80/tcp"]).trim(), "0.0.0.0:40002");
+    assert_eq!(
+        b.ok(&["container", "port", "all", "81"]).trim(),
+        "0.0.0.0:40003"
+    );
+    let out = b.run(&["port", "all", "8080"]);
+    assert!(!out.status.success(), "{out:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "all"])).unwrap();
+    let published = v[0]["NetworkSettings"]["Ports"].to_string();
+    for p in ["40002->80/tcp", "40003->81/tcp", "40000->53/udp"] {
+        assert!(published.contains(p), "{p}: {v}");
+    }
+    // the published port answers from the host
+    assert!(
+        wait_until(Duration::from_secs(10), || b.connect("10.89.0.1", 40002)
+            == "hello from all\n"),
+        "-P's port 40002"
+    );
+    // -P with -p: the explicit one kept, the others on free ports; a full range is an error
+    b.ok(&[
+        "run", "-d", "--name", "both", "-P", "-p", "40004:80", EXPOSING, "sleep", "300",
+    ]);
+    let ports = b.ok(&["port", "both"]);
+    assert!(ports.contains("80/tcp -> 0.0.0.0:40004"), "{ports}");
+    assert!(ports.contains("80/tcp -> 0.0.0.0:40005"), "{ports}");
+    assert!(ports.contains("81/tcp -> 0.0.0.0:40006"), "{ports}");
+    assert!(ports.contains("53/udp -> 0.0.0.0:40001"), "{ports}");
+    b.ok(&[
+        "run", "-d", "--name", "more", "-P", EXPOSING, "sleep", "300",
+    ]);
+    let out = b.run(&["run", "--rm", "-P", EXPOSING, "true"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no free tcp port"),
+        "{out:?}"
+    );
+    // and -P needs a network of the container's own
+    let out = b.run(&["run", "--rm", "--network", "none", "-P", EXPOSING, "true"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    b.ok(&["rm", "-f", "all", "both", "more", "pinned"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+#[test]
+fn ip_picks_the_containers_address_and_a_taken_one_is_refused() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save");
+    let b = NetBerth::new();
+    serve(&b, "berth-runtime", "fixed", &["--ip", "10.89.0.200"]);
+    assert_eq!(address(&b, "fixed"), "10.89.0.200");
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "fixed"])).unwrap();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Networks"]["berth0"]["IPAddress"], "10.89.0.200",
+        "{v}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || b.connect("10.89.0.200", 80)
+            == "hello from fixed\n"),
+        "the container at 10.89.0.200"
+    );
+    // on a user-defined network too
+    b.ok(&["network", "create", "--subnet", "10.93.0.0/24", "fixednet"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fixednet",
+        "--ip",
+        "10.93.0.9",
+        IMAGE,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 10.93.0.9/24"), "{out}");
+    for (flags, says) in [
+        // taken by the running container
+        (vec!["--ip", "10.89.0.200"], "10.89.0.200"),
+        // outside the network's subnet
+        (vec!["--ip", "192.0.2.7"], "192.0.2.7"),
+        (
+            vec!["--network", "none", "--ip", "10.89.0.9"],
+            "need a network",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags.iter().copied());
+        args.extend([IMAGE, "true"]);
+        let out = b.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+    b.ok(&["rm", "-f", "fixed"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+#[test]
+fn an_internal_network_has_no_route_out_where_the_default_one_has() {
+    requires_root!();
+    requires_tool!("ip", "nsenter");
+    let b = NetBerth::new();
+    // an address of the test namespace off every bridge (on its loopback), with a server on
+    // it: "outside"
+    let out = Command::new("ip")
+        .args(["-n", &b.netns, "addr", "add", "192.0.2.1/32", "dev", "lo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // (one process, a persistent server: the guard's kill ends it)
+    let _server = berth_test_support::ChildGuard::spawn(
+        b.in_ns("busybox")
+            .args(["nc", "-ll", "-p", "9000", "-e", "echo", "from", "outside"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    b.ok(&["network", "create", "--internal", "walled"]);
+    let probe = "for i in 1 2 3 4 5; do nc -w 2 192.0.2.1 9000 </dev/null && exit 0; sleep 0.2; done; \
+                 echo unreachable; ip route";
+    let out = b.ok(&["run", "--rm", IMAGE, "sh", "-c", probe]);
+    assert_eq!(out, "from outside\n", "the default network routes out");
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "walled",
+        IMAGE,
+        "sh",
+        "-c",
+        probe,
+    ]);
+    assert!(out.starts_with("unreachable\n"), "{out}");
+    assert!(!out.contains("default"), "{out}");
+    b.ok(&["network", "rm", "walled"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}

@@ -43,9 +43,20 @@ impl Data {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        // `run` joins the bridge network by default, which these tests (on the host's
+        // network) must not make: none unless a test names one (network.rs runs the default
+        // in a namespace of its own)
+        let mut args = args.to_vec();
+        if matches!(args.first(), Some(&"run" | &"create"))
+            && !args
+                .iter()
+                .any(|a| *a == "--network" || a.starts_with("--network="))
+        {
+            args.splice(1..1, ["--network", "none"]);
+        }
         run_with_timeout(
             Command::new(berth_bin())
-                .args(args)
+                .args(&args)
                 .env("XDG_DATA_HOME", self.0.path().join("data"))
                 .env(
                     "PATH",

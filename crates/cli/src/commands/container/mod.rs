@@ -12,6 +12,7 @@ pub mod exec;
 pub mod init;
 pub mod kill;
 pub mod logs;
+pub mod port;
 pub mod ps;
 pub mod rm;
 pub mod run;
@@ -59,6 +60,8 @@ enum ContainerCommand {
     Prune(rm::PruneArgs),
     /// Wait for containers to exit; prints their exit codes.
     Wait(wait::WaitArgs),
+    /// List a container's published ports (`80/tcp -> 0.0.0.0:32768`).
+    Port(port::PortArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
     /// Attach this terminal (or stdio) to a running container.
@@ -89,6 +92,7 @@ pub fn run(args: ContainerArgs) -> Result<i32, Failure> {
         ContainerCommand::Inspect(a) => inspect(a).map(|()| 0).map_err(Failure::other),
         ContainerCommand::Prune(a) => rm::prune(a).map_err(Failure::other),
         ContainerCommand::Wait(a) => wait::run(a).map_err(Failure::other),
+        ContainerCommand::Port(a) => port::run(a).map_err(Failure::other),
         ContainerCommand::Exec(a) => exec::run(a),
         ContainerCommand::Attach(a) => attach::run(a),
     }

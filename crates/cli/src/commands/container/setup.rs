@@ -200,7 +200,16 @@ fn set_up(
             opts.hostname = Some(h.trim().to_owned());
         }
     }
-    let address = attach_networks(args, dir, id, host_ids, &mut opts, attachments)?;
+    let address = attach_networks(
+        engine,
+        args,
+        image.config,
+        dir,
+        id,
+        host_ids,
+        &mut opts,
+        attachments,
+    )?;
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
     if let Some(userns) = attachments.network.as_ref().and_then(|n| n.userns.clone())
@@ -398,7 +407,7 @@ fn etc_files(
         hostname: spec.hostname.clone().unwrap_or_default(),
         name: args.name.clone(),
         address,
-        host_network: args.network == "host",
+        host_network: args.network() == "host",
         add_hosts,
         dns: args.dns.clone(),
         dns_search: args.dns_search.clone(),
@@ -441,10 +450,21 @@ fn bind_etc_files(files: &Path, mounts: &mut Vec<berth_runtime_spec::Mount>) {
     }
 }
 
+/// The network a container joins when `run` and `create` are given no `--network` (the one
+/// place this is decided): the default bridge network `berth0`, as docker's and podman's
+/// `run` join theirs; none for rootless berth, which cannot make a bridge.
+pub fn default_network() -> &'static str {
+    if crate::rootless::active() {
+        "none"
+    } else {
+        "bridge"
+    }
+}
+
 /// The CNI networks `--network` names (`bridge` is the default network, `berth0`), or
 /// `None` for none, host, container: and ns:.
 fn cni_networks(args: &RunArgs) -> Option<Vec<String>> {
-    let n = args.network.as_str();
+    let n = args.network();
     if matches!(n, "none" | "host") || n.starts_with("container:") || n.starts_with("ns:") {
         return None;
     }
@@ -477,15 +497,21 @@ pub fn network_dirs(dir: &Path) -> anyhow::Result<berth_engine::network::Network
 /// Attach the container to the CNI networks `--network` names (a pinned namespace, CNI
 /// ADD), recorded in `attachments` at once; point the spec at the namespace. The address on
 /// the first network, for /etc/hosts.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one container's set-up"
+)]
 fn attach_networks(
+    engine: &Engine,
     args: &RunArgs,
+    config: &ImageConfig,
     dir: &Path,
     id: &str,
     host_ids: Option<IdRange>,
     opts: &mut RunOptions,
     attachments: &mut Attachments,
 ) -> anyhow::Result<Option<std::net::IpAddr>> {
-    let ports = args
+    let mut ports = args
         .publish
         .iter()
         .map(|p| berth_engine::network::parse_publish(p).map_err(anyhow::Error::msg))
@@ -496,11 +522,11 @@ fn attach_networks(
         .map(|b| berth_engine::network::parse_bandwidth(b).map_err(anyhow::Error::msg))
         .transpose()?;
     let Some(networks) = cni_networks(args) else {
-        if !ports.is_empty() || bandwidth.is_some() {
+        if !ports.is_empty() || bandwidth.is_some() || args.publish_all || args.ip.is_some() {
             anyhow::bail!(
-                "-p and --network-bandwidth need a network of the container's own: run with \
-                 --network bridge (or a network's name), not --network {}",
-                args.network
+                "-p, -P, --ip and --network-bandwidth need a network of the container's own: \
+                 run with --network bridge (or a network's name), not --network {}",
+                args.network()
             );
         }
         return Ok(None);
@@ -509,13 +535,42 @@ fn attach_networks(
         anyhow::bail!(
             "--network {}: rootless berth cannot make bridge networks yet; use --network none \
              or --network host",
-            args.network
+            args.network()
+        );
+    }
+    // (the host-id lock is held: no other `run` is between attaching and its record)
+    let records = engine.list(true)?;
+    if args.publish_all {
+        // docker's -P: each exposed port on a free port of the ephemeral range, one no
+        // other container publishes and nothing on the host listens on
+        let exposed = config
+            .config
+            .as_ref()
+            .and_then(|c| c.exposed_ports.as_ref())
+            .map(|m| {
+                m.keys()
+                    .map(|k| berth_engine::network::parse_exposed(k).map_err(anyhow::Error::msg))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let mut taken: Vec<(u16, String)> = records
+            .iter()
+            .filter_map(|r| r.attachments.network.as_ref())
+            .flat_map(|n| n.published_ports())
+            .collect();
+        taken.extend(ports.iter().map(|p| (p.host_port, p.protocol.clone())));
+        let range = berth_engine::network::ephemeral_port_range();
+        ports.extend(
+            berth_engine::network::publish_free(&exposed, &taken, range)
+                .context("-P: failed to find free host ports")?,
         );
     }
     let req = berth_engine::network::NetworkRequest {
         networks,
         ports,
         bandwidth,
+        ip: args.ip,
         userns: host_ids.map(|r| (r.host_start, r.size)),
     };
     let dirs = network_dirs(dir)?;
@@ -579,7 +634,7 @@ struct SharedNetwork {
 }
 
 fn shared_network(engine: &Engine, args: &RunArgs) -> anyhow::Result<Option<SharedNetwork>> {
-    let Some(reference) = args.network.strip_prefix("container:") else {
+    let Some(reference) = args.network().strip_prefix("container:") else {
         return Ok(None);
     };
     if args.hostname.is_some() {
@@ -753,7 +808,7 @@ fn run_options(
     id: &str,
     id_range: Option<IdRange>,
 ) -> anyhow::Result<RunOptions> {
-    let network = match args.network.as_str() {
+    let network = match args.network() {
         "none" => Network::None,
         "host" => Network::Host,
         // (joined by path once the container is found (`shared_network`) or the networks
@@ -763,7 +818,7 @@ fn run_options(
         n => match n.strip_prefix("ns:") {
             Some(p) if p.starts_with('/') => Network::Path(PathBuf::from(p)),
             _ => anyhow::bail!(
-                "--network {n}: unsupported: use none, host, container:NAME or ns:PATH (bridge networking is not there yet)"
+                "--network {n}: give the namespace's absolute path (ns:/run/netns/NAME)"
             ),
         },
     };

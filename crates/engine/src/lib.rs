@@ -19,6 +19,7 @@ pub mod monitor;
 pub mod netns;
 pub mod network;
 mod oom;
+pub mod pasta;
 pub mod record;
 pub mod runtime;
 

@@ -207,10 +207,13 @@ pub fn inspect_one(engine: &Engine, reference: &str) -> anyhow::Result<serde_jso
         "HostIds": rec.attachments.host_ids,
         "NetworkSettings": rec.attachments.network.as_ref().map(|n| serde_json::json!({
             "SandboxKey": n.netns,
-            "Networks": n.networks.iter().map(|(name, ifname)| (name.clone(), serde_json::json!({
-                "Interface": ifname,
-                "IPAddress": n.addresses.iter().find(|(a, _)| a == name).map(|(_, ip)| ip.to_string()),
-            }))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Networks": n.networks.iter().map(|(name, ifname)| (name.clone(), ifname.clone()))
+                .chain(n.pasta.as_ref().map(|_| (berth_engine::pasta::NETWORK.to_owned(), berth_engine::pasta::IFNAME.to_owned())))
+                .map(|(name, ifname)| {
+                    let ip = n.addresses.iter().find(|(a, _)| *a == name).map(|(_, ip)| ip.to_string());
+                    (name, serde_json::json!({"Interface": ifname, "IPAddress": ip}))
+                }).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Pasta": n.pasta,
             "Ports": n.published,
             "Bandwidth": n.bandwidth,
         })),

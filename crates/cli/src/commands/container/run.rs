@@ -142,8 +142,9 @@ pub struct RunArgs {
     /// /berth; rootless: none, the runtime's rootless cgroup manager decides).
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
-    /// The network: none (a loopback-only namespace, the default), host, or ns:PATH.
-    #[arg(long, alias = "net", default_value = "none")]
+    /// The network: none (a loopback-only namespace; root's default), pasta (rootless'
+    /// default), host, container:NAME, ns:PATH, bridge or a network's name.
+    #[arg(long, alias = "net", default_value_t = super::setup::default_network())]
     pub network: String,
     /// Keep stdin open: this command's stdin feeds the container's (attached in the
     /// foreground; `-d -i` keeps it open for a later `berth attach`).

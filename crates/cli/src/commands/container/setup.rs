@@ -348,11 +348,24 @@ fn bind_etc_files(files: &Path, mounts: &mut Vec<berth_runtime_spec::Mount>) {
     }
 }
 
+/// `--network`'s default: for an ordinary user (rootless) `pasta`, as rootless podman's;
+/// else `none`.
+pub fn default_network() -> String {
+    if rustix::process::geteuid().is_root() {
+        "none".to_owned()
+    } else {
+        berth_engine::pasta::NETWORK.to_owned()
+    }
+}
+
 /// The CNI networks `--network` names (`bridge` is the default network, `berth0`), or
-/// `None` for none, host, container: and ns:.
+/// `None` for none, host, pasta, container: and ns:.
 fn cni_networks(args: &RunArgs) -> Option<Vec<String>> {
     let n = args.network.as_str();
-    if matches!(n, "none" | "host") || n.starts_with("container:") || n.starts_with("ns:") {
+    if matches!(n, "none" | "host" | berth_engine::pasta::NETWORK)
+        || n.starts_with("container:")
+        || n.starts_with("ns:")
+    {
         return None;
     }
     Some(
@@ -403,6 +416,17 @@ fn attach_networks(
         .as_deref()
         .map(|b| berth_engine::network::parse_bandwidth(b).map_err(anyhow::Error::msg))
         .transpose()?;
+    if args.network == berth_engine::pasta::NETWORK {
+        return attach_pasta(
+            engine,
+            dir,
+            id,
+            &ports,
+            bandwidth.is_some(),
+            opts,
+            attachments,
+        );
+    }
     let Some(networks) = cni_networks(args) else {
         if !ports.is_empty() || bandwidth.is_some() {
             anyhow::bail!(
@@ -438,6 +462,44 @@ fn attach_networks(
     opts.network = berth_image::spec::Network::Path(att.netns.clone());
     attachments.network = Some(att);
     Ok(addresses.first().copied().flatten())
+}
+
+/// Rootless `--network pasta`: the container's namespace attached to pasta
+/// (`berth_engine::pasta`), `-p` forwarded by it.
+fn attach_pasta(
+    engine: &Engine,
+    dir: &Path,
+    id: &str,
+    ports: &[berth_engine::network::PortMapping],
+    bandwidth: bool,
+    opts: &mut RunOptions,
+    attachments: &mut Attachments,
+) -> anyhow::Result<Option<std::net::IpAddr>> {
+    if !crate::rootless::active() {
+        anyhow::bail!(
+            "--network pasta is rootless berth's network (an ordinary user's); as root use \
+             --network bridge or a network's name"
+        );
+    }
+    if bandwidth {
+        anyhow::bail!(
+            "--network-bandwidth shapes a CNI network's veth (the bandwidth plugin); pasta has \
+             none: rootless containers cannot be capped yet"
+        );
+    }
+    let dirs = network_dirs(dir)?;
+    // (the host-id lock is held: no other `run` is between attaching and its record)
+    let live: std::collections::HashSet<String> =
+        engine.list(true)?.into_iter().map(|r| r.id).collect();
+    berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
+        .context("failed to clean up the networks of containers whose run was killed")?;
+    let (att, address) =
+        berth_engine::pasta::attach(&dirs, id, ports, &crate::dirs::search_path(), |a| {
+            attachments.network = Some(a.clone())
+        })?;
+    opts.network = berth_image::spec::Network::Path(att.netns.clone());
+    attachments.network = Some(att);
+    Ok(address)
 }
 
 /// Names on user-defined networks (not the default one, as docker's): the running

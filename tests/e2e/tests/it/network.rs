@@ -643,3 +643,117 @@ fn bandwidth_limits_hold_both_ways_and_the_neighbour_keeps_its_throughput() {
     );
     b.ok(&["rm", "-f", "capped", "free"]);
 }
+
+/// `tc qdisc show` in the test namespace: every qdisc of the host side.
+fn qdiscs(b: &NetBerth) -> String {
+    let out = b.in_ns("tc").args(["qdisc", "show"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn assert_rate(what: &str, got: f64, want: f64) {
+    eprintln!("{what}: measured {got:.2} Mbit/s, limit {want} Mbit/s");
+    assert!(
+        (got - want).abs() <= want * 0.10,
+        "{what}: measured {got:.2} Mbit/s against a limit of {want} Mbit/s"
+    );
+}
+
+#[test]
+fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cleans_up() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iperf3", "ss", "tc");
+    let b = NetBerth::new();
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let _server = iperf_server(&b, 5201);
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "shaped",
+            "--network",
+            "bridge",
+            "--network-bandwidth",
+            "egress=5mbit,ingress=5mbit",
+            IMAGE,
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "shaped"])).unwrap();
+    let ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    assert_rate("egress before", iperf(&b, &ns, 5201, false, 3) / 1e6, 5.0);
+    assert_rate("ingress before", iperf(&b, &ns, 5201, true, 3) / 1e6, 5.0);
+
+    // live: both directions changed, the container keeps running
+    b.ok(&[
+        "update",
+        "--network-bandwidth",
+        "egress=20mbit,ingress=2mbit",
+        "shaped",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "shaped"])).unwrap();
+    assert_eq!(v[0]["State"]["Running"], true, "{v}");
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 20_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 2_000_000, "{v}");
+    assert_rate("egress after", iperf(&b, &ns, 5201, false, 3) / 1e6, 20.0);
+    assert_rate("ingress after", iperf(&b, &ns, 5201, true, 3) / 1e6, 2.0);
+    let q = qdiscs(&b);
+    assert_eq!(q.matches("tbf").count(), 2, "one tbf each way:\n{q}");
+    assert!(!q.contains("5Mbit"), "the old limit is gone:\n{q}");
+
+    // egress only: the ingress shaping goes, and the cache says what is there
+    b.ok(&["update", "--network-bandwidth", "egress=8mbit", "shaped"]);
+    let q = qdiscs(&b);
+    assert_eq!(q.matches("tbf").count(), 1, "egress only:\n{q}");
+    assert!(q.contains("rate 8Mbit"), "{q}");
+    let cache = b
+        .data()
+        .join("cni/cache/results")
+        .join(format!("berth0-{id}-eth0"));
+    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let cap = &entry["capabilityArgs"]["bandwidth"];
+    assert_eq!(cap["egressRate"], 8_000_000, "{entry}");
+    assert_eq!(cap["ingressRate"].as_u64().unwrap_or(0), 0, "{entry}");
+    let ifbs = entry["result"]["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["name"].as_str().unwrap().starts_with("bwp"))
+        .count();
+    assert_eq!(ifbs, 1, "one IFB in the cached result: {entry}");
+    assert_rate("egress only", iperf(&b, &ns, 5201, false, 3) / 1e6, 8.0);
+
+    // a container without a network of its own has nothing to shape
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "alone",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let out = b.run(&["update", "--network-bandwidth", "egress=1mbit", "alone"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no network"), "{err}");
+
+    b.ok(&["rm", "-f", "shaped", "alone"]);
+    let q = qdiscs(&b);
+    assert!(
+        !q.contains("tbf") && !q.contains("ingress"),
+        "a qdisc left:\n{q}"
+    );
+    let links = b.in_ns("ip").args(["-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("bwp"), "an IFB left:\n{links}");
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}

@@ -1,5 +1,5 @@
 //! Container commands: `berth run | create | start | ps | logs | stop | kill | rm | wait |
-//! exec` and `berth container …` (the same verbs, plus `ls` and `prune`). The lifecycle is
+//! exec | update` and `berth container …` (the same verbs, plus `ls` and `prune`). The lifecycle is
 //! `berth-engine`'s; [`setup`] joins it to `berth-image` (image → snapshot → runtime config).
 //!
 //! Exit statuses follow docker's: `run`, `create`, `start` and `exec` exit 125 when berth
@@ -18,6 +18,7 @@ pub mod run;
 pub mod setup;
 pub mod start;
 pub mod stop;
+pub mod update;
 pub mod wait;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ enum ContainerCommand {
     Exec(exec::ExecArgs),
     /// Attach this terminal (or stdio) to a running container.
     Attach(attach::AttachArgs),
+    /// Change a container's settings while it runs (--network-bandwidth).
+    Update(update::UpdateArgs),
 }
 
 /// `berth container inspect CONTAINER…`.
@@ -91,6 +94,7 @@ pub fn run(args: ContainerArgs) -> Result<i32, Failure> {
         ContainerCommand::Wait(a) => wait::run(a).map_err(Failure::other),
         ContainerCommand::Exec(a) => exec::run(a),
         ContainerCommand::Attach(a) => attach::run(a),
+        ContainerCommand::Update(a) => update::run(a).map_err(Failure::other),
     }
 }
 

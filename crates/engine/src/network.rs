@@ -398,7 +398,6 @@ pub fn parse_bandwidth(s: &str) -> std::result::Result<Bandwidth, String> {
     if bw.egress_rate == 0 && bw.ingress_rate == 0 {
         return Err(bad("no rate".into()));
     }
-    let default_burst = |rate: u64| (rate / 10).max(32 * 1024 * 8);
     if bw.egress_rate > 0 {
         bw.egress_burst = burst.unwrap_or_else(|| default_burst(bw.egress_rate));
     }
@@ -406,6 +405,11 @@ pub fn parse_bandwidth(s: &str) -> std::result::Result<Bandwidth, String> {
         bw.ingress_burst = burst.unwrap_or_else(|| default_burst(bw.ingress_rate));
     }
     Ok(bw)
+}
+
+/// The burst (bits) when none is given: a tenth of a second at `rate`, at least 32 KiB.
+pub(crate) fn default_burst(rate: u64) -> u64 {
+    (rate / 10).max(32 * 1024 * 8)
 }
 
 /// A rate in bits per second.

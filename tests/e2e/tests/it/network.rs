@@ -757,3 +757,94 @@ fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cle
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
 }
+
+#[test]
+fn kubernetes_bandwidth_annotations_shape_the_container_like_the_flag() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iperf3", "ss", "tc");
+    let b = NetBerth::new();
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let _server = iperf_server(&b, 5201);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pod",
+        "--network",
+        "bridge",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=10M",
+        "--annotation",
+        "kubernetes.io/ingress-bandwidth=3M",
+        "--annotation",
+        "example.com/other=kept",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "pod"])).unwrap();
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 10_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 3_000_000, "{v}");
+    let ann = &v[0]["Spec"]["annotations"];
+    assert_eq!(ann["kubernetes.io/egress-bandwidth"], "10M", "{v}");
+    assert_eq!(ann["example.com/other"], "kept", "{v}");
+    let ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    assert_rate(
+        "egress (annotation)",
+        iperf(&b, &ns, 5201, false, 3) / 1e6,
+        10.0,
+    );
+    assert_rate(
+        "ingress (annotation)",
+        iperf(&b, &ns, 5201, true, 3) / 1e6,
+        3.0,
+    );
+    b.ok(&["rm", "-f", "pod"]);
+
+    // the flag wins where both set a direction; the annotation keeps the other
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "bridge",
+        "--network-bandwidth",
+        "egress=4mbit",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=10M",
+        "--annotation",
+        "kubernetes.io/ingress-bandwidth=3M",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "both"])).unwrap();
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 4_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 3_000_000, "{v}");
+    b.ok(&["rm", "-f", "both"]);
+
+    // kubelet's quantities: `m` is milli, so 10m is refused (below 1k), as is a tc unit
+    for bad in ["10m", "10Mbit"] {
+        let a = format!("kubernetes.io/egress-bandwidth={bad}");
+        let out = b.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--annotation",
+            &a,
+            IMAGE,
+            "true",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{bad}: {err}");
+        assert!(err.contains("not a bandwidth"), "{bad}: {err}");
+    }
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}

@@ -179,6 +179,12 @@ fn set_up(
     let address = attach_networks(engine, args, dir, id, host_ids, &mut opts, attachments)?;
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
+    let annotations = annotations(args)?;
+    if !annotations.is_empty() {
+        spec.annotations
+            .get_or_insert_with(Default::default)
+            .extend(annotations);
+    }
     if let Some(userns) = attachments.network.as_ref().and_then(|n| n.userns.clone())
         && let Some(linux) = spec.linux.as_mut()
     {
@@ -411,11 +417,14 @@ fn attach_networks(
         .iter()
         .map(|p| berth_engine::network::parse_publish(p).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let bandwidth = args
+    let flag = args
         .network_bandwidth
         .as_deref()
         .map(|b| berth_engine::network::parse_bandwidth(b).map_err(anyhow::Error::msg))
         .transpose()?;
+    let from_annotations = berth_engine::shaping::kubernetes_bandwidth(&annotations(args)?)
+        .map_err(anyhow::Error::msg)?;
+    let bandwidth = berth_engine::shaping::merge(flag, from_annotations);
     if args.network == berth_engine::pasta::NETWORK {
         return attach_pasta(
             engine,
@@ -430,7 +439,8 @@ fn attach_networks(
     let Some(networks) = cni_networks(args) else {
         if !ports.is_empty() || bandwidth.is_some() {
             anyhow::bail!(
-                "-p and --network-bandwidth need a network of the container's own: run with \
+                "-p and --network-bandwidth (or the kubernetes.io bandwidth annotations) need a \
+                 network of the container's own: run with \
                  --network bridge (or a network's name), not --network {}",
                 args.network
             );
@@ -462,6 +472,17 @@ fn attach_networks(
     opts.network = berth_image::spec::Network::Path(att.netns.clone());
     attachments.network = Some(att);
     Ok(addresses.first().copied().flatten())
+}
+
+/// `--annotation KEY=VALUE`s, as the runtime config's annotations hold them.
+fn annotations(args: &RunArgs) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    args.annotation
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => anyhow::bail!("invalid --annotation {a:?}: give KEY=VALUE"),
+        })
+        .collect()
 }
 
 /// Rootless `--network pasta`: the container's namespace attached to pasta

@@ -83,6 +83,8 @@ enum Command {
     Stop(commands::container::stop::StopArgs),
     /// Send a signal to running containers.
     Kill(commands::container::kill::KillArgs),
+    /// Change a container's settings while it runs (--network-bandwidth).
+    Update(commands::container::update::UpdateArgs),
     /// Remove containers, their snapshots and anonymous volumes.
     Rm(commands::container::rm::RmArgs),
     /// Wait for containers to exit; prints their exit codes.
@@ -174,6 +176,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => c::logs::run(args).map_err(c::Failure::other),
         Command::Stop(args) => c::stop::run(args).map_err(c::Failure::other),
         Command::Kill(args) => c::kill::run(args).map_err(c::Failure::other),
+        Command::Update(args) => c::update::run(args).map_err(c::Failure::other),
         Command::Rm(args) => c::rm::run(args).map_err(c::Failure::other),
         Command::Wait(args) => c::wait::run(args).map_err(c::Failure::other),
         Command::Port(args) => c::port::run(args).map_err(c::Failure::other),

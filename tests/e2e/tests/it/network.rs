@@ -1121,3 +1121,208 @@ fn an_internal_network_has_no_route_out_where_the_default_one_has() {
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
 }
+
+/// `tc qdisc show` in the test namespace: every qdisc of the host side.
+fn qdiscs(b: &NetBerth) -> String {
+    let out = b.in_ns("tc").args(["qdisc", "show"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn assert_rate(what: &str, got: f64, want: f64) {
+    eprintln!("{what}: measured {got:.2} Mbit/s, limit {want} Mbit/s");
+    assert!(
+        (got - want).abs() <= want * 0.10,
+        "{what}: measured {got:.2} Mbit/s against a limit of {want} Mbit/s"
+    );
+}
+
+#[test]
+fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cleans_up() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iperf3", "ss", "tc");
+    let b = NetBerth::new();
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let _server = iperf_server(&b, 5201);
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "shaped",
+            "--network",
+            "bridge",
+            "--network-bandwidth",
+            "egress=5mbit,ingress=5mbit",
+            IMAGE,
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "shaped"])).unwrap();
+    let ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    assert_rate("egress before", iperf(&b, &ns, 5201, false, 3) / 1e6, 5.0);
+    assert_rate("ingress before", iperf(&b, &ns, 5201, true, 3) / 1e6, 5.0);
+
+    // live: both directions changed, the container keeps running
+    b.ok(&[
+        "update",
+        "--network-bandwidth",
+        "egress=20mbit,ingress=2mbit",
+        "shaped",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "shaped"])).unwrap();
+    assert_eq!(v[0]["State"]["Running"], true, "{v}");
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 20_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 2_000_000, "{v}");
+    assert_rate("egress after", iperf(&b, &ns, 5201, false, 3) / 1e6, 20.0);
+    assert_rate("ingress after", iperf(&b, &ns, 5201, true, 3) / 1e6, 2.0);
+    let q = qdiscs(&b);
+    assert_eq!(q.matches("tbf").count(), 2, "one tbf each way:\n{q}");
+    assert!(!q.contains("5Mbit"), "the old limit is gone:\n{q}");
+
+    // egress only: the ingress shaping goes, and the cache says what is there
+    b.ok(&["update", "--network-bandwidth", "egress=8mbit", "shaped"]);
+    let q = qdiscs(&b);
+    assert_eq!(q.matches("tbf").count(), 1, "egress only:\n{q}");
+    assert!(q.contains("rate 8Mbit"), "{q}");
+    let cache = b
+        .data()
+        .join("cni/cache/results")
+        .join(format!("berth0-{id}-eth0"));
+    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let cap = &entry["capabilityArgs"]["bandwidth"];
+    assert_eq!(cap["egressRate"], 8_000_000, "{entry}");
+    assert_eq!(cap["ingressRate"].as_u64().unwrap_or(0), 0, "{entry}");
+    let ifbs = entry["result"]["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["name"].as_str().unwrap().starts_with("bwp"))
+        .count();
+    assert_eq!(ifbs, 1, "one IFB in the cached result: {entry}");
+    assert_rate("egress only", iperf(&b, &ns, 5201, false, 3) / 1e6, 8.0);
+
+    // a container without a network of its own has nothing to shape
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "alone",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let out = b.run(&["update", "--network-bandwidth", "egress=1mbit", "alone"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no network"), "{err}");
+
+    b.ok(&["rm", "-f", "shaped", "alone"]);
+    let q = qdiscs(&b);
+    assert!(
+        !q.contains("tbf") && !q.contains("ingress"),
+        "a qdisc left:\n{q}"
+    );
+    let links = b.in_ns("ip").args(["-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("bwp"), "an IFB left:\n{links}");
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+#[test]
+fn kubernetes_bandwidth_annotations_shape_the_container_like_the_flag() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iperf3", "ss", "tc");
+    let b = NetBerth::new();
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let _server = iperf_server(&b, 5201);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pod",
+        "--network",
+        "bridge",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=10M",
+        "--annotation",
+        "kubernetes.io/ingress-bandwidth=3M",
+        "--annotation",
+        "example.com/other=kept",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "pod"])).unwrap();
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 10_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 3_000_000, "{v}");
+    let ann = &v[0]["Spec"]["annotations"];
+    assert_eq!(ann["kubernetes.io/egress-bandwidth"], "10M", "{v}");
+    assert_eq!(ann["example.com/other"], "kept", "{v}");
+    let ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    assert_rate(
+        "egress (annotation)",
+        iperf(&b, &ns, 5201, false, 3) / 1e6,
+        10.0,
+    );
+    assert_rate(
+        "ingress (annotation)",
+        iperf(&b, &ns, 5201, true, 3) / 1e6,
+        3.0,
+    );
+    b.ok(&["rm", "-f", "pod"]);
+
+    // the flag wins where both set a direction; the annotation keeps the other
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "bridge",
+        "--network-bandwidth",
+        "egress=4mbit",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=10M",
+        "--annotation",
+        "kubernetes.io/ingress-bandwidth=3M",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "both"])).unwrap();
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 4_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 3_000_000, "{v}");
+    b.ok(&["rm", "-f", "both"]);
+
+    // kubelet's quantities: `m` is milli, so 10m is refused (below 1k), as is a tc unit
+    for bad in ["10m", "10Mbit"] {
+        let a = format!("kubernetes.io/egress-bandwidth={bad}");
+        let out = b.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--annotation",
+            &a,
+            IMAGE,
+            "true",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{bad}: {err}");
+        assert!(err.contains("not a bandwidth"), "{bad}: {err}");
+    }
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}

@@ -1,5 +1,5 @@
 //! Container commands: `berth run | create | start | ps | logs | stop | kill | rm | wait |
-//! exec` and `berth container …` (the same verbs, plus `ls` and `prune`). The lifecycle is
+//! exec | update` and `berth container …` (the same verbs, plus `ls` and `prune`). The lifecycle is
 //! `berth-engine`'s; [`setup`] joins it to `berth-image` (image → snapshot → runtime config).
 //!
 //! Exit statuses follow docker's: `run`, `create`, `start` and `exec` exit 125 when berth
@@ -19,6 +19,7 @@ pub mod run;
 pub mod setup;
 pub mod start;
 pub mod stop;
+pub mod update;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,8 @@ enum ContainerCommand {
     Exec(exec::ExecArgs),
     /// Attach this terminal (or stdio) to a running container.
     Attach(attach::AttachArgs),
+    /// Change a container's settings while it runs (--network-bandwidth).
+    Update(update::UpdateArgs),
 }
 
 /// `berth container inspect CONTAINER…`.
@@ -95,6 +98,7 @@ pub fn run(args: ContainerArgs) -> Result<i32, Failure> {
         ContainerCommand::Port(a) => port::run(a).map_err(Failure::other),
         ContainerCommand::Exec(a) => exec::run(a),
         ContainerCommand::Attach(a) => attach::run(a),
+        ContainerCommand::Update(a) => update::run(a).map_err(Failure::other),
     }
 }
 
@@ -212,10 +216,13 @@ pub fn inspect_one(engine: &Engine, reference: &str) -> anyhow::Result<serde_jso
         "HostIds": rec.attachments.host_ids,
         "NetworkSettings": rec.attachments.network.as_ref().map(|n| serde_json::json!({
             "SandboxKey": n.netns,
-            "Networks": n.networks.iter().map(|(name, ifname)| (name.clone(), serde_json::json!({
-                "Interface": ifname,
-                "IPAddress": n.addresses.iter().find(|(a, _)| a == name).map(|(_, ip)| ip.to_string()),
-            }))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Networks": n.networks.iter().map(|(name, ifname)| (name.clone(), ifname.clone()))
+                .chain(n.pasta.as_ref().map(|_| (berth_engine::pasta::NETWORK.to_owned(), berth_engine::pasta::IFNAME.to_owned())))
+                .map(|(name, ifname)| {
+                    let ip = n.addresses.iter().find(|(a, _)| *a == name).map(|(_, ip)| ip.to_string());
+                    (name, serde_json::json!({"Interface": ifname, "IPAddress": ip}))
+                }).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Pasta": n.pasta,
             "Ports": n.published,
             "Bandwidth": n.bandwidth,
         })),

@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// Cap the container's network traffic: egress=RATE,ingress=RATE[,burst=SIZE] (10mbit, 1M).
     #[arg(long = "network-bandwidth", value_name = "egress=RATE,ingress=RATE")]
     pub network_bandwidth: Option<String>,
+    /// An annotation of the container's runtime config (KEY=VALUE); Kubernetes'
+    /// kubernetes.io/ingress-bandwidth and kubernetes.io/egress-bandwidth shape its network
+    /// as --network-bandwidth does (which wins where both set a direction).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotation: Vec<String>,
     /// Add a line to the container's /etc/hosts (NAME:IP).
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,

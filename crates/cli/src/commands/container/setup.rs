@@ -212,6 +212,12 @@ fn set_up(
     )?;
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
+    let annotations = annotations(args)?;
+    if !annotations.is_empty() {
+        spec.annotations
+            .get_or_insert_with(Default::default)
+            .extend(annotations);
+    }
     if let Some(userns) = attachments.network.as_ref().and_then(|n| n.userns.clone())
         && let Some(linux) = spec.linux.as_mut()
     {
@@ -452,20 +458,24 @@ fn bind_etc_files(files: &Path, mounts: &mut Vec<berth_runtime_spec::Mount>) {
 
 /// The network a container joins when `run` and `create` are given no `--network` (the one
 /// place this is decided): the default bridge network `berth0`, as docker's and podman's
-/// `run` join theirs; none for rootless berth, which cannot make a bridge.
+/// `run` join theirs; for rootless berth, which cannot make a bridge, `pasta`, as rootless
+/// podman's.
 pub fn default_network() -> &'static str {
     if crate::rootless::active() {
-        "none"
+        berth_engine::pasta::NETWORK
     } else {
         "bridge"
     }
 }
 
 /// The CNI networks `--network` names (`bridge` is the default network, `berth0`), or
-/// `None` for none, host, container: and ns:.
+/// `None` for none, host, pasta, container: and ns:.
 fn cni_networks(args: &RunArgs) -> Option<Vec<String>> {
     let n = args.network();
-    if matches!(n, "none" | "host") || n.starts_with("container:") || n.starts_with("ns:") {
+    if matches!(n, "none" | "host" | berth_engine::pasta::NETWORK)
+        || n.starts_with("container:")
+        || n.starts_with("ns:")
+    {
         return None;
     }
     Some(
@@ -516,16 +526,31 @@ fn attach_networks(
         .iter()
         .map(|p| berth_engine::network::parse_publish(p).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let bandwidth = args
+    let flag = args
         .network_bandwidth
         .as_deref()
         .map(|b| berth_engine::network::parse_bandwidth(b).map_err(anyhow::Error::msg))
         .transpose()?;
+    let from_annotations = berth_engine::shaping::kubernetes_bandwidth(&annotations(args)?)
+        .map_err(anyhow::Error::msg)?;
+    let bandwidth = berth_engine::shaping::merge(flag, from_annotations);
+    if args.network() == berth_engine::pasta::NETWORK {
+        return attach_pasta(
+            engine,
+            dir,
+            id,
+            &ports,
+            bandwidth.is_some(),
+            opts,
+            attachments,
+        );
+    }
     let Some(networks) = cni_networks(args) else {
         if !ports.is_empty() || bandwidth.is_some() || args.publish_all || args.ip.is_some() {
             anyhow::bail!(
-                "-p, -P, --ip and --network-bandwidth need a network of the container's own: \
-                 run with --network bridge (or a network's name), not --network {}",
+                "-p, -P, --ip and --network-bandwidth (or the kubernetes.io bandwidth \
+                 annotations) need a network of the container's own: run with --network bridge \
+                 (or a network's name), not --network {}",
                 args.network()
             );
         }
@@ -580,6 +605,55 @@ fn attach_networks(
     opts.network = berth_image::spec::Network::Path(att.netns.clone());
     attachments.network = Some(att);
     Ok(addresses.first().copied().flatten())
+}
+
+/// `--annotation KEY=VALUE`s, as the runtime config's annotations hold them.
+fn annotations(args: &RunArgs) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    args.annotation
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => anyhow::bail!("invalid --annotation {a:?}: give KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// Rootless `--network pasta`: the container's namespace attached to pasta
+/// (`berth_engine::pasta`), `-p` forwarded by it.
+fn attach_pasta(
+    engine: &Engine,
+    dir: &Path,
+    id: &str,
+    ports: &[berth_engine::network::PortMapping],
+    bandwidth: bool,
+    opts: &mut RunOptions,
+    attachments: &mut Attachments,
+) -> anyhow::Result<Option<std::net::IpAddr>> {
+    if !crate::rootless::active() {
+        anyhow::bail!(
+            "--network pasta is rootless berth's network (an ordinary user's); as root use \
+             --network bridge or a network's name"
+        );
+    }
+    if bandwidth {
+        anyhow::bail!(
+            "--network-bandwidth shapes a CNI network's veth (the bandwidth plugin); pasta has \
+             none: rootless containers cannot be capped yet"
+        );
+    }
+    let dirs = network_dirs(dir)?;
+    // (the host-id lock is held: no other `run` is between attaching and its record)
+    let live: std::collections::HashSet<String> =
+        engine.list(true)?.into_iter().map(|r| r.id).collect();
+    berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
+        .context("failed to clean up the networks of containers whose run was killed")?;
+    let (att, address) =
+        berth_engine::pasta::attach(&dirs, id, ports, &crate::dirs::search_path(), |a| {
+            attachments.network = Some(a.clone())
+        })?;
+    opts.network = berth_image::spec::Network::Path(att.netns.clone());
+    attachments.network = Some(att);
+    Ok(address)
 }
 
 /// Names on user-defined networks (not the default one, as docker's): the running

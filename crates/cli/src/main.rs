@@ -67,6 +67,8 @@ enum Command {
     System(commands::system::SystemArgs),
     /// Manage networks (CNI configuration lists): create, ls, inspect, rm, prune.
     Network(commands::network::NetworkArgs),
+    /// Manage named volumes: create, ls, inspect, rm, prune.
+    Volume(commands::volume::VolumeArgs),
     /// Run a command in a new container of an image (pulled when missing).
     Run(commands::container::run::RunArgs),
     /// Create a container of an image (start it with `berth start`); prints its id.
@@ -87,6 +89,8 @@ enum Command {
     Rm(commands::container::rm::RmArgs),
     /// Wait for containers to exit; prints their exit codes.
     Wait(commands::container::wait::WaitArgs),
+    /// List a container's published ports (`80/tcp -> 0.0.0.0:32768`).
+    Port(commands::container::port::PortArgs),
     /// Run a command in a running container.
     Exec(commands::container::exec::ExecArgs),
     /// Attach this terminal (or stdio) to a running container.
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => legacy(commands::logout::run(args)),
         Command::System(args) => legacy(commands::system::run(args)),
         Command::Network(args) => legacy(commands::network::run(args)),
+        Command::Volume(args) => legacy(commands::volume::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
         Command::Update(args) => c::update::run(args).map_err(c::Failure::other),
         Command::Rm(args) => c::rm::run(args).map_err(c::Failure::other),
         Command::Wait(args) => c::wait::run(args).map_err(c::Failure::other),
+        Command::Port(args) => c::port::run(args).map_err(c::Failure::other),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

@@ -64,12 +64,37 @@ pub struct Cni {
     plugin_dirs: Vec<PathBuf>,
     cache_dir: PathBuf,
     timeout: Duration,
-    /// VERSION answers by plugin path, valid while the binary's mtime is unchanged.
-    versions: Mutex<HashMap<PathBuf, VersionAnswer>>,
+    /// VERSION answers by plugin path, valid while the binary is unchanged; loaded from
+    /// and saved to [`VERSIONS_FILE`] in the cache directory (`None`: not read yet).
+    versions: Mutex<Option<HashMap<PathBuf, VersionAnswer>>>,
 }
 
-/// A plugin binary's mtime and its VERSION answer's `supportedVersions`.
-type VersionAnswer = (Option<SystemTime>, Vec<String>);
+/// The file in the cache directory that keeps the plugins' VERSION answers between
+/// processes: each `berth run` is a new process, and asking every plugin of a list for its
+/// versions before each ADD would cost one plugin run per plugin (a Go binary's start, some
+/// milliseconds each).
+pub const VERSIONS_FILE: &str = "versions.json";
+
+/// A plugin binary's identity (device, inode, size, mtime in nanoseconds: a replaced or
+/// upgraded binary changes it) and its VERSION answer's `supportedVersions`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct VersionAnswer {
+    binary: (u64, u64, u64, u64),
+    supported: Vec<String>,
+}
+
+/// The identity [`VersionAnswer`] is valid for; `None` when the binary cannot be read.
+fn binary_identity(path: &Path) -> Option<(u64, u64, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = path.metadata().ok()?;
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some((m.dev(), m.ino(), m.size(), u64::try_from(mtime).ok()?))
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Command {
@@ -100,7 +125,7 @@ impl Cni {
             plugin_dirs,
             cache_dir: cache_dir.into(),
             timeout: DEFAULT_TIMEOUT,
-            versions: Mutex::new(HashMap::new()),
+            versions: Mutex::new(None),
         }
     }
 
@@ -132,19 +157,19 @@ impl Cni {
     }
 
     /// The specification versions the plugin `plugin_type` supports (its VERSION answer).
-    /// Answers are remembered while the binary is unchanged.
+    /// Answers are remembered while the binary is unchanged (same device, inode, size and
+    /// mtime), in memory and in [`VERSIONS_FILE`], so that a new process does not ask again.
     pub fn plugin_versions(&self, network: &str, plugin_type: &str) -> Result<Vec<String>> {
         let path = self.find(network, plugin_type)?;
-        let mtime = path.metadata().and_then(|m| m.modified()).ok();
-        if let Some((t, v)) = self
-            .versions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&path)
-            && *t == mtime
-            && mtime.is_some()
+        let identity = binary_identity(&path);
         {
-            return Ok(v.clone());
+            let mut known = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+            let known = known.get_or_insert_with(|| self.read_versions());
+            if let (Some(a), Some(id)) = (known.get(&path), identity)
+                && a.binary == id
+            {
+                return Ok(a.supported.clone());
+            }
         }
         let stdin = json!({ "cniVersion": CURRENT.to_string() }).to_string();
         let inv = exec::Invocation {
@@ -173,11 +198,37 @@ impl Cni {
             None => vec!["0.1.0".to_owned()],
             Some(other) => return Err(bad(format!("supportedVersions is {other}, not a list"))),
         };
-        self.versions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(path, (mtime, supported.clone()));
+        if let Some(binary) = identity {
+            let mut known = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+            let known = known.get_or_insert_with(HashMap::new);
+            known.insert(
+                path,
+                VersionAnswer {
+                    binary,
+                    supported: supported.clone(),
+                },
+            );
+            // best effort: a cache that cannot be written only costs the next process a
+            // VERSION run
+            let _ = self.write_versions(known);
+        }
         Ok(supported)
+    }
+
+    /// The answers [`VERSIONS_FILE`] holds (none when it is missing or unreadable).
+    fn read_versions(&self) -> HashMap<PathBuf, VersionAnswer> {
+        std::fs::read(self.cache_dir.join(VERSIONS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn write_versions(&self, known: &HashMap<PathBuf, VersionAnswer>) -> Result<()> {
+        berth_fsutil::create_dir_all_durable(&self.cache_dir)
+            .map_err(|source| CniError::WriteCache { source })?;
+        let data = serde_json::to_vec(known).unwrap_or_default();
+        berth_fsutil::atomic_write(self.cache_dir.join(VERSIONS_FILE), &data)
+            .map_err(|source| CniError::WriteCache { source })
     }
 
     /// The version to run `list` with: the highest of the list's versions that every plugin

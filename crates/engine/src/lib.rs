@@ -23,6 +23,7 @@ pub mod pasta;
 pub mod record;
 pub mod runtime;
 pub mod shaping;
+pub mod volumes;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};

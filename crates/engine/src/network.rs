@@ -49,6 +49,9 @@ pub struct NetworkRequest {
     pub networks: Vec<String>,
     pub ports: Vec<PortMapping>,
     pub bandwidth: Option<Bandwidth>,
+    /// `--ip`: the address to ask of the first network's IPAM (host-local's `IP` in
+    /// `CNI_ARGS`, as podman's and nerdctl's `--ip`).
+    pub ip: Option<IpAddr>,
     /// The container's user namespace range (`host_start`, `size`), when it has one: the
     /// network namespace is then made owned by a pinned user namespace with that map, which
     /// the container joins (see [`crate::netns::create_with_userns`]).
@@ -212,6 +215,12 @@ pub fn attach(
             if let Some(bw) = req.bandwidth {
                 rt = rt.with_bandwidth(bw);
             }
+            if let Some(ip) = req.ip {
+                // IgnoreUnknown: plugins that read CNI_ARGS refuse keys they do not know
+                rt = rt
+                    .with_arg("IgnoreUnknown", "1")
+                    .with_arg("IP", ip.to_string());
+            }
         }
         match cni.add(list, &rt) {
             Ok(result) => {
@@ -330,6 +339,109 @@ pub fn detach(att: &NetworkAttachment) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(EngineError::io("failed to remove", intent_path(att), e)),
     }
+}
+
+impl NetworkAttachment {
+    /// The host ports published, with their protocols (from [`NetworkAttachment::published`]).
+    pub fn published_ports(&self) -> Vec<(u16, String)> {
+        self.published
+            .iter()
+            .filter_map(|p| {
+                let (host, rest) = p.split_once("->")?;
+                let (_, proto) = rest.rsplit_once('/')?;
+                let port = host
+                    .rsplit_once(':')
+                    .map_or(host, |(_, p)| p)
+                    .parse()
+                    .ok()?;
+                Some((port, proto.to_owned()))
+            })
+            .collect()
+    }
+}
+
+/// An `ExposedPorts` key of an image config (`80/tcp`, `53/udp`, `8080`): the port and its
+/// protocol (tcp when none is given).
+pub fn parse_exposed(key: &str) -> std::result::Result<(u16, String), String> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!(
+            "the image exposes {key:?}: unknown protocol {proto}"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok((p, proto)),
+        _ => Err(format!("the image exposes {key:?}: not a port")),
+    }
+}
+
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), where docker's `-P`
+/// takes host ports; Linux's default 32768–60999 when it cannot be read.
+pub fn ephemeral_port_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .filter(|(lo, hi)| lo <= hi && *lo > 0)
+        .unwrap_or((32768, 60999))
+}
+
+/// `-P`: a host port for each of `exposed` (port, protocol), the lowest of `range` that is
+/// not in `taken` (published by another container, or by this one's `-p`) and that nothing
+/// on the host is bound to (a bind to it succeeds). portmap's rules hold no socket, so the
+/// caller must keep other `run`s out between this and the container's record (the host-id
+/// lock does).
+pub fn publish_free(
+    exposed: &[(u16, String)],
+    taken: &[(u16, String)],
+    range: (u16, u16),
+) -> Result<Vec<PortMapping>> {
+    let mut taken = taken.to_vec();
+    let mut out = Vec::new();
+    for (container_port, protocol) in exposed {
+        let free = (range.0..=range.1).find(|p| {
+            !taken.iter().any(|(t, proto)| t == p && proto == protocol)
+                && host_port_free(*p, protocol)
+        });
+        let Some(host_port) = free else {
+            return Err(EngineError::Invalid(format!(
+                "no free {protocol} port left in {}-{} for the exposed port {container_port}",
+                range.0, range.1
+            )));
+        };
+        taken.push((host_port, protocol.clone()));
+        out.push(PortMapping {
+            host_port,
+            container_port: *container_port,
+            protocol: protocol.clone(),
+            host_ip: String::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// Whether nothing on the host holds `port` for `protocol` (a wildcard bind succeeds, on
+/// IPv4 and, where the host has it, IPv6).
+fn host_port_free(port: u16, protocol: &str) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+    let bind = |ip: IpAddr| -> std::io::Result<()> {
+        let addr = SocketAddr::new(ip, port);
+        match protocol {
+            "udp" => UdpSocket::bind(addr).map(drop),
+            // (sctp: no std socket; tcp's answer stands for it)
+            _ => TcpListener::bind(addr).map(drop),
+        }
+    };
+    // one at a time (each socket closed before the next bind); no IPv6 on the host (or in
+    // this namespace) leaves IPv4's answer
+    bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).is_ok()
+        && !matches!(
+            bind(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse
+        )
 }
 
 /// `-p [IP:]HOST:CONTAINER[/tcp|udp|sctp]`, as docker reads it (a host port is required:

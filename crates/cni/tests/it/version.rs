@@ -86,3 +86,64 @@ fn the_highest_version_every_plugin_speaks_is_chosen_and_others_refused() {
         "{e:?}"
     );
 }
+
+/// A plugin script that answers VERSION with `versions` and counts how often it was asked.
+fn counting_plugin(dir: &std::path::Path, versions: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = format!(
+        "#!/bin/sh\nif [ \"$CNI_COMMAND\" = VERSION ]; then echo asked >> {}; \
+         echo '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":{versions}}}'; fi\n",
+        dir.join("asked").display()
+    );
+    // written anew and renamed into place (atomic_write), as a package upgrade replaces a
+    // binary
+    let path = dir.join("plugins/counter");
+    berth_test_support::write_file(&path, script.as_bytes());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn version_answers_are_kept_in_the_cache_directory_until_the_binary_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let asked = || {
+        std::fs::read_to_string(dir.path().join("asked"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    counting_plugin(dir.path(), r#"["0.4.0","1.0.0"]"#);
+    let plugins = vec![dir.path().join("plugins")];
+    let cache = dir.path().join("cache");
+    let first = berth_cni::Cni::new(plugins.clone(), &cache);
+    assert_eq!(
+        first.plugin_versions("n", "counter").unwrap(),
+        ["0.4.0", "1.0.0"]
+    );
+    assert_eq!(
+        first.plugin_versions("n", "counter").unwrap(),
+        ["0.4.0", "1.0.0"]
+    );
+    assert_eq!(asked(), 1);
+    // another process (each `berth run` is one) takes the answer from the cache directory
+    let second = berth_cni::Cni::new(plugins.clone(), &cache);
+    assert_eq!(
+        second.plugin_versions("n", "counter").unwrap(),
+        ["0.4.0", "1.0.0"]
+    );
+    assert_eq!(asked(), 1, "asked again despite the cached answer");
+    assert!(cache.join(berth_cni::VERSIONS_FILE).exists());
+    // a replaced binary is asked again
+    counting_plugin(dir.path(), r#"["1.0.0"]"#);
+    let third = berth_cni::Cni::new(plugins.clone(), &cache);
+    assert_eq!(third.plugin_versions("n", "counter").unwrap(), ["1.0.0"]);
+    assert_eq!(asked(), 2);
+    // and a cache file that does not parse is ignored (and replaced)
+    berth_test_support::write_file(cache.join(berth_cni::VERSIONS_FILE), b"{not json");
+    let fourth = berth_cni::Cni::new(plugins, &cache);
+    assert_eq!(fourth.plugin_versions("n", "counter").unwrap(), ["1.0.0"]);
+    assert_eq!(asked(), 3);
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache.join(berth_cni::VERSIONS_FILE)).unwrap())
+            .unwrap();
+    assert!(kept.is_object(), "{kept}");
+}

@@ -26,6 +26,15 @@ const APPLETS: [&str; 24] = [
     "dd", "head", "grep", "wc", "kill", "cut", "tail", "tr", "yes", "mount", "tty", "stty",
 ];
 
+/// Whether `run`/`create` flags choose a network (`--network X`, `--network=X`, `--net …`).
+fn names_a_network(flags: &[&str]) -> bool {
+    flags.iter().any(|f| {
+        ["--network", "--net"]
+            .iter()
+            .any(|n| *f == *n || f.strip_prefix(n).is_some_and(|r| r.starts_with('=')))
+    })
+}
+
 /// A data directory with the busybox image imported, and the `berth` that uses it; its
 /// containers' cgroups are made under a cgroup parent of its own, so tests running at once
 /// can each check that theirs are gone.
@@ -83,6 +92,12 @@ impl Berth {
         c.args(&args[..verb]);
         if verb > 0 {
             c.args(["--cgroup-parent", &self.cgroup_parent]);
+            // no network of their own unless a test asks: `run` joins the bridge network
+            // by default, which these tests (on the host's network) must not make
+            // (tests/e2e/tests/it/network.rs runs the default in a namespace of its own)
+            if !names_a_network(&args[verb..]) {
+                c.args(["--network", "none"]);
+            }
         }
         c.args(&args[verb..])
             .env("XDG_DATA_HOME", self.dir.path())
@@ -920,7 +935,7 @@ fn run_it_exec_it_and_run_i_on_a_real_terminal() {
             )
         };
         let (code, out) = on_a_terminal(&format!(
-            "run --rm -it --runtime {rt} --cgroup-parent {} {IMAGE} sh -c 'tty; stty size; exit 7'",
+            "run --rm -it --network none --runtime {rt} --cgroup-parent {} {IMAGE} sh -c 'tty; stty size; exit 7'",
             b.cgroup_parent
         ));
         assert_eq!(

@@ -141,6 +141,44 @@ impl NetBerth {
         }
         left
     }
+
+    /// What of a container's set-up outside networking is left: mounts under the test's
+    /// directory, mount points, volume and /etc directories, and containers' snapshots
+    /// (keys that are container ids) in the snapshot roots' metadata.
+    fn set_up_leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = mounts_under(self.dir.path())
+            .into_iter()
+            .map(|m| format!("mount: {m}"))
+            .collect();
+        for dir in ["rootfs", "volumes", "etc"] {
+            if let Ok(rd) = std::fs::read_dir(self.data().join(dir)) {
+                left.extend(rd.flatten().map(|e| format!("{dir}: {:?}", e.file_name())));
+            }
+        }
+        // the snapshot root's metadata (crates/image/src/snapshot/layout.rs)
+        let meta = std::fs::read(self.data().join("snapshots/metadata.json")).unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+        left.extend(
+            meta["snapshots"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(|k| format!("snapshot: {k}")),
+        );
+        left
+    }
+}
+
+/// Mount points at or below `dir` in this process's mount namespace.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(dir))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Drop for NetBerth {
@@ -148,6 +186,14 @@ impl Drop for NetBerth {
         let ids = self.run(&["ps", "-a", "-q", "--no-trunc"]);
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.run(&["rm", "-f", id]);
+        }
+        // what a failed test's killed runs left: collected, and anything still mounted under
+        // the directory (deepest first) unmounted before it is removed
+        let _ = self.run(&["system", "prune"]);
+        let mut left = mounts_under(self.dir.path());
+        left.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in left {
+            let _ = Command::new("umount").args(["-l", &m]).output();
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
@@ -379,23 +425,104 @@ fn user_defined_networks_resolve_names_and_are_managed_with_berth_network() {
 }
 
 #[test]
-fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_system_prune_or_the_next_run() {
+fn a_run_killed_in_the_middle_of_set_up_leaves_nothing_after_system_prune_or_the_next_run() {
     requires_root!();
     requires_tool!("ip", "nsenter", "iptables-save");
     let b = NetBerth::new();
     // a network whose second plugin hangs on ADD: berth is killed while it runs, after the
     // bridge plugin made the veth and took an address, before any CNI cache entry exists
+    let (marker, ipam) = slow_network(&b, "ADD", None);
+    let addresses = |dir: &std::path::Path| -> usize {
+        std::fs::read_dir(dir.join("slow"))
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.92."))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let kill_a_run = || {
+        let mut child = b
+            .berth(&["run", "--rm", "--network", "slow", IMAGE, "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let hung = wait_until(Duration::from_secs(30), || {
+            b.leftovers().iter().any(|l| l.starts_with("veth")) && running(&marker)
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = Command::new("pkill").args(["-f", &marker]).output();
+        assert!(hung, "berth never reached the hanging plugin");
+        let leaked = b.leftovers();
+        assert!(
+            leaked.iter().any(|l| l.starts_with("veth"))
+                && leaked.iter().any(|l| l.starts_with("netns")),
+            "the kill should have left a veth and a namespace: {leaked:?}"
+        );
+        assert_eq!(addresses(&ipam), 1, "the bridge plugin took an address");
+        let set_up = b.set_up_leftovers();
+        for what in ["mount: ", "rootfs: ", "snapshot: "] {
+            assert!(
+                set_up.iter().any(|l| l.starts_with(what)),
+                "the kill should have left a {what}…: {set_up:?}"
+            );
+        }
+    };
+    // `berth system prune` finds the orphan (no record) and undoes it
+    kill_a_run();
+    let pruned = b.ok(&["system", "prune"]);
+    assert!(
+        pruned.contains("cleaned up after 1 container(s) whose run was killed"),
+        "{pruned}"
+    );
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    // and so does the next run on a network
+    kill_a_run();
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    // also a run with no network at all cleans up after killed ones
+    kill_a_run();
+    b.ok(&["run", "--rm", "--network", "none", IMAGE, "true"]);
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert!(b.leftovers().is_empty(), "left behind: {:?}", b.leftovers());
+}
+
+/// A network `slow` (a bridge `slow0` on 10.92.0.0/24, then a plugin `slowpoke`) whose
+/// second plugin hangs on `command` (ADD or DEL) — each time, or only while the file
+/// `until_gone` exists (removed as it starts hanging); else its ADD passes the bridge's
+/// result on (jq). Returns the plugin's path (its
+/// process's mark, for pgrep -f) and host-local's data directory.
+fn slow_network(
+    b: &NetBerth,
+    command: &str,
+    until_gone: Option<&std::path::Path>,
+) -> (String, PathBuf) {
     let plugins = b.dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    // the script's own path marks its process (pgrep -f)
-    let marker = plugins.join("slowpoke").display().to_string();
+    let hang = "i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done";
+    let hang = match until_gone {
+        Some(f) => format!("if [ -e {f} ]; then rm {f}; {hang}; fi", f = f.display()),
+        None => hang.to_owned(),
+    };
     write_file(
         plugins.join("slowpoke"),
-        concat!(
-            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n",
-            "VERSION) echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}' ;;\n",
-            "ADD) i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done ;;\n",
-            "*) exit 0 ;;\nesac\n"
+        format!(
+            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n\
+             VERSION) echo '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}}' ;;\n\
+             {command}) {hang} ;;\n\
+             ADD) jq -c .prevResult ;;\n\
+             *) exit 0 ;;\nesac\n"
         )
         .as_bytes(),
     );
@@ -418,57 +545,84 @@ fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_system_prune_or_
         b.dir.path().join("config/berth/networks/slow.conflist"),
         serde_json::to_string(&conf).unwrap().as_bytes(),
     );
-    let addresses = |dir: &std::path::Path| -> usize {
-        std::fs::read_dir(dir.join("slow"))
-            .map(|r| {
-                r.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.92."))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
-    let kill_a_run = || {
-        let mut child = b
-            .berth(&["run", "--rm", "--network", "slow", IMAGE, "true"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let hung = wait_until(Duration::from_secs(30), || {
-            b.leftovers().iter().any(|l| l.starts_with("veth"))
-                && Command::new("pgrep")
-                    .args(["-f", &marker])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-        });
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = Command::new("pkill").args(["-f", &marker]).output();
-        assert!(hung, "berth never reached the hanging plugin");
-        let leaked = b.leftovers();
-        assert!(
-            leaked.iter().any(|l| l.starts_with("veth"))
-                && leaked.iter().any(|l| l.starts_with("netns")),
-            "the kill should have left a veth and a namespace: {leaked:?}"
-        );
-        assert_eq!(addresses(&ipam), 1, "the bridge plugin took an address");
-    };
-    // `berth system prune` finds the orphan (no record) and undoes it
-    kill_a_run();
-    let pruned = b.ok(&["system", "prune"]);
+    (plugins.join("slowpoke").display().to_string(), ipam)
+}
+
+/// Whether a process whose command line contains `marker` runs.
+fn running(marker: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `berth rm -f` SIGKILLed while the network's teardown hangs (its record stays: the
+/// teardown comes first), and a monitor SIGKILLed under a running container: the next
+/// `rm -f` leaves no veth, address, NAT chain, namespace, mount or snapshot.
+#[test]
+fn killing_the_monitor_or_rm_midway_leaves_nothing_after_the_next_rm() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save", "pgrep", "jq");
+    let b = NetBerth::new();
+    let hang_once = b.dir.path().join("hang-del");
+    let (marker, _ipam) = slow_network(&b, "DEL", Some(&hang_once));
+
+    // the monitor killed: the container runs on; rm -f stops it and undoes its network
+    let id = b
+        .ok(&["run", "-d", "--network", "slow", IMAGE, "sleep", "1000"])
+        .trim()
+        .to_owned();
+    let record = b.data().join("containers").join(&id).join("container.json");
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let monitor = rec["monitor_pid"].as_i64().expect("a monitor pid") as i32;
+    let _ = Command::new("kill")
+        .args(["-KILL", &monitor.to_string()])
+        .output();
     assert!(
-        pruned.contains("removed the networking of 1 container"),
-        "{pruned}"
+        wait_until(Duration::from_secs(10), || {
+            !std::path::Path::new(&format!("/proc/{monitor}")).exists()
+        }),
+        "the monitor did not die"
     );
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
-    assert_eq!(addresses(&ipam), 0, "the address was not given back");
-    // and so does the next run on a network
-    kill_a_run();
-    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
-    assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    assert!(b.ok(&["ps", "-q", "--no-trunc"]).contains(&id));
+    assert!(!b.leftovers().is_empty(), "the container has its network");
+    b.ok(&["rm", "-f", &id]);
+    assert!(b.leftovers().is_empty(), "left: {:?}", b.leftovers());
+    assert!(
+        b.set_up_leftovers().is_empty(),
+        "left: {:?}",
+        b.set_up_leftovers()
+    );
+
+    // rm killed while CNI DEL hangs: the record stays, and the next rm -f finishes
+    let id = b
+        .ok(&["run", "-d", "--network", "slow", IMAGE, "sleep", "1000"])
+        .trim()
+        .to_owned();
+    write_file(&hang_once, b"");
+    let mut rm = b
+        .berth(&["rm", "-f", &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hung = wait_until(Duration::from_secs(30), || running(&marker));
+    let _ = rm.kill();
+    let _ = rm.wait();
+    let _ = Command::new("pkill").args(["-f", &marker]).output();
+    assert!(hung, "rm never reached the hanging plugin");
+    assert!(
+        b.ok(&["ps", "-a", "-q", "--no-trunc"]).contains(&id),
+        "the record of a half-removed container is kept"
+    );
+    assert!(!b.leftovers().is_empty(), "the kill left the network");
+    b.ok(&["rm", "-f", &id]);
+    assert!(b.leftovers().is_empty(), "left: {:?}", b.leftovers());
+    assert!(
+        b.set_up_leftovers().is_empty(),
+        "left: {:?}",
+        b.set_up_leftovers()
+    );
 }
 
 /// iperf3 from inside `netns` (a container's) to a server in the test namespace on
@@ -642,6 +796,330 @@ fn bandwidth_limits_hold_both_ways_and_the_neighbour_keeps_its_throughput() {
         "the neighbour dropped from {alone:.0} to {beside:.0} Mbit/s"
     );
     b.ok(&["rm", "-f", "capped", "free"]);
+}
+
+/// A second namespace made by the test (for `--network ns:PATH`), deleted on drop.
+struct TestNetns(String);
+
+impl TestNetns {
+    fn new(tag: &str) -> TestNetns {
+        let name = format!("berth-e2e-{}-{tag}", std::process::id());
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ip netns add {name}: {out:?}");
+        TestNetns(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+#[test]
+fn run_joins_the_default_bridge_network_unless_told_none_host_or_a_namespace() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save");
+    let b = NetBerth::new();
+    // no --network: the default network, berth0 (its list written on first use)
+    let out = b.ok(&[
+        "run", "--rm", IMAGE, "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    assert!(out.contains("inet 10.89."), "{out}");
+    assert!(
+        b.dir
+            .path()
+            .join("config/berth/networks/berth0.conflist")
+            .exists(),
+        "the default network's list was not written"
+    );
+    let id = b.ok(&["run", "-d", IMAGE, "sleep", "300"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", id.trim()])).unwrap();
+    let ip = v[0]["NetworkSettings"]["Networks"]["berth0"]["IPAddress"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not on berth0: {v}"))
+        .to_owned();
+    assert!(ip.starts_with("10.89."), "{v}");
+    // `create` too
+    let created = b.ok(&["create", IMAGE, "true"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", created.trim()])).unwrap();
+    assert!(
+        v[0]["NetworkSettings"]["Networks"]["berth0"].is_object(),
+        "{v}"
+    );
+    b.ok(&["rm", "-f", id.trim(), created.trim()]);
+    // --network none: loopback only, nothing attached
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains(": lo:"), "{out}");
+    // --network ns:PATH: the namespace given, with what it holds
+    let other = TestNetns::new("other");
+    let out = Command::new("ip")
+        .args([
+            "-n", &other.0, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ns = format!("ns:{}", other.path());
+    let out = b.ok(&["run", "--rm", "--network", &ns, IMAGE, "ip", "-o", "link"]);
+    assert!(out.contains("probe0"), "{out}");
+    assert!(!out.contains("eth0"), "{out}");
+    // a relative path is refused
+    let out = b.run(&["run", "--rm", "--network", "ns:netns/x", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("absolute path"),
+        "{out:?}"
+    );
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+/// An image of the test's busybox root filesystem whose config exposes `ports`, loaded
+/// from an OCI archive as `name`.
+fn load_exposing(b: &NetBerth, name: &str, ports: &[&str]) {
+    use berth_test_support::{Layer, OciLayout, image_config};
+    let tar = Command::new("tar")
+        .args(["--numeric-owner", "-C"])
+        .arg(b.dir.path().join("rootfs"))
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success(), "tar: {tar:?}");
+    let layer = Layer::from_tar(&tar.stdout);
+    let mut config = image_config("linux", "amd64", std::slice::from_ref(&layer));
+    config["config"]["ExposedPorts"] = ports
+        .iter()
+        .map(|p| ((*p).to_owned(), serde_json::json!({})))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let dir = b.dir.path().join(format!("layout-{}", ports.len()));
+    let mut layout = OciLayout::new(&dir);
+    let desc = layout.image(&[layer], &config);
+    layout.tag(&desc, name);
+    let archive = dir.with_extension("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.ok(&["load", "-i", archive.to_str().unwrap()]);
+}
+
+#[test]
+fn publish_all_maps_each_exposed_port_to_a_free_host_port_shown_by_port_and_inspect() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save", "sysctl");
+    let b = NetBerth::new();
+    const EXPOSING: &str = "localhost/busybox:exposing";
+    load_exposing(&b, EXPOSING, &["80/tcp", "81", "53/udp"]);
+    // the test namespace's ephemeral range (the sysctl is per namespace), with its first
+    // port taken by a listener on the host side and its second by another container's -p
+    let out = b
+        .in_ns("sysctl")
+        .args(["-w", "net.ipv4.ip_local_port_range=40000 40009"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let _listener = berth_test_support::ChildGuard::spawn(
+        b.in_ns("busybox")
+            .args(["nc", "-l", "-p", "40000"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let ss = b.in_ns("ss").args(["-ltn"]).output().unwrap();
+            String::from_utf8_lossy(&ss.stdout).contains(":40000")
+        }),
+        "the listener on 40000 did not start"
+    );
+    serve(&b, "berth-runtime", "pinned", &["-p", "40001:80"]);
+    // the image's ports: tcp 80 and 81 on the first free tcp ports, udp 53 on the first udp
+    let script = "while true; do echo hello from all | nc -l -p 80; done";
+    b.ok(&[
+        "run", "-d", "--name", "all", "-P", EXPOSING, "sh", "-c", script,
+    ]);
+    let ports = b.ok(&["port", "all"]);
+    let mut lines: Vec<&str> = ports.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "53/udp -> 0.0.0.0:40000",
+            "80/tcp -> 0.0.0.0:40002",
+            "81/tcp -> 0.0.0.0:40003"
+        ],
+        "{ports}"
+    );
+    assert_eq!(b.ok(&["port", "all", "80/tcp"]).trim(), "0.0.0.0:40002");
+    assert_eq!(
+        b.ok(&["container", "port", "all", "81"]).trim(),
+        "0.0.0.0:40003"
+    );
+    let out = b.run(&["port", "all", "8080"]);
+    assert!(!out.status.success(), "{out:?}");
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "all"])).unwrap();
+    let published = v[0]["NetworkSettings"]["Ports"].to_string();
+    for p in ["40002->80/tcp", "40003->81/tcp", "40000->53/udp"] {
+        assert!(published.contains(p), "{p}: {v}");
+    }
+    // the published port answers from the host
+    assert!(
+        wait_until(Duration::from_secs(10), || b.connect("10.89.0.1", 40002)
+            == "hello from all\n"),
+        "-P's port 40002"
+    );
+    // -P with -p: the explicit one kept, the others on free ports; a full range is an error
+    b.ok(&[
+        "run", "-d", "--name", "both", "-P", "-p", "40004:80", EXPOSING, "sleep", "300",
+    ]);
+    let ports = b.ok(&["port", "both"]);
+    assert!(ports.contains("80/tcp -> 0.0.0.0:40004"), "{ports}");
+    assert!(ports.contains("80/tcp -> 0.0.0.0:40005"), "{ports}");
+    assert!(ports.contains("81/tcp -> 0.0.0.0:40006"), "{ports}");
+    assert!(ports.contains("53/udp -> 0.0.0.0:40001"), "{ports}");
+    b.ok(&[
+        "run", "-d", "--name", "more", "-P", EXPOSING, "sleep", "300",
+    ]);
+    let out = b.run(&["run", "--rm", "-P", EXPOSING, "true"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no free tcp port"),
+        "{out:?}"
+    );
+    // and -P needs a network of the container's own
+    let out = b.run(&["run", "--rm", "--network", "none", "-P", EXPOSING, "true"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    b.ok(&["rm", "-f", "all", "both", "more", "pinned"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+#[test]
+fn ip_picks_the_containers_address_and_a_taken_one_is_refused() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save");
+    let b = NetBerth::new();
+    serve(&b, "berth-runtime", "fixed", &["--ip", "10.89.0.200"]);
+    assert_eq!(address(&b, "fixed"), "10.89.0.200");
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "fixed"])).unwrap();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Networks"]["berth0"]["IPAddress"], "10.89.0.200",
+        "{v}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || b.connect("10.89.0.200", 80)
+            == "hello from fixed\n"),
+        "the container at 10.89.0.200"
+    );
+    // on a user-defined network too
+    b.ok(&["network", "create", "--subnet", "10.93.0.0/24", "fixednet"]);
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "fixednet",
+        "--ip",
+        "10.93.0.9",
+        IMAGE,
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("inet 10.93.0.9/24"), "{out}");
+    for (flags, says) in [
+        // taken by the running container
+        (vec!["--ip", "10.89.0.200"], "10.89.0.200"),
+        // outside the network's subnet
+        (vec!["--ip", "192.0.2.7"], "192.0.2.7"),
+        (
+            vec!["--network", "none", "--ip", "10.89.0.9"],
+            "need a network",
+        ),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend(flags.iter().copied());
+        args.extend([IMAGE, "true"]);
+        let out = b.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+    b.ok(&["rm", "-f", "fixed"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+#[test]
+fn an_internal_network_has_no_route_out_where_the_default_one_has() {
+    requires_root!();
+    requires_tool!("ip", "nsenter");
+    let b = NetBerth::new();
+    // an address of the test namespace off every bridge (on its loopback), with a server on
+    // it: "outside"
+    let out = Command::new("ip")
+        .args(["-n", &b.netns, "addr", "add", "192.0.2.1/32", "dev", "lo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // (one process, a persistent server: the guard's kill ends it)
+    let _server = berth_test_support::ChildGuard::spawn(
+        b.in_ns("busybox")
+            .args(["nc", "-ll", "-p", "9000", "-e", "echo", "from", "outside"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    b.ok(&["network", "create", "--internal", "walled"]);
+    let probe = "for i in 1 2 3 4 5; do nc -w 2 192.0.2.1 9000 </dev/null && exit 0; sleep 0.2; done; \
+                 echo unreachable; ip route";
+    let out = b.ok(&["run", "--rm", IMAGE, "sh", "-c", probe]);
+    assert_eq!(out, "from outside\n", "the default network routes out");
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "walled",
+        IMAGE,
+        "sh",
+        "-c",
+        probe,
+    ]);
+    assert!(out.starts_with("unreachable\n"), "{out}");
+    assert!(!out.contains("default"), "{out}");
+    b.ok(&["network", "rm", "walled"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
 }
 
 /// `tc qdisc show` in the test namespace: every qdisc of the host side.

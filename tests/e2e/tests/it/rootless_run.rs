@@ -471,7 +471,7 @@ fn a_user_without_subordinate_ids_is_told_what_to_add() {
 }
 
 #[test]
-fn rootless_init_detached_exec_and_seeded_volumes_work_too() {
+fn rootless_init_detached_exec_seeded_and_named_volumes_work_too() {
     requires_root!();
     requires_tool!("setpriv", "newuidmap", "newgidmap");
     let Some(b) = UserBerth::new() else { return };
@@ -511,7 +511,38 @@ fn rootless_init_detached_exec_and_seeded_volumes_work_too() {
         "/home/app",
     ]);
     assert_eq!(out.trim(), "1000:1001");
+    // a named volume: filled from the image, kept, the container's root is the user on disk
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "homes:/home",
+        IMAGE,
+        "sh",
+        "-c",
+        "stat -c %u:%g /home/app; echo kept > /home/note",
+    ]);
+    assert_eq!(out.trim(), "1000:1001");
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "homes:/home",
+        IMAGE,
+        "cat",
+        "/home/note",
+    ]);
+    assert_eq!(out.trim(), "kept");
+    let note = walkdir_find(&b.data(), "note").expect("the volume's file under the user's data");
+    assert!(
+        note.to_string_lossy().contains("named-volumes/homes/_data"),
+        "{note:?}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&note).unwrap().uid(), b.uid);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), "homes\n");
     b.ok(&["rm", "-f", "bg"]);
+    assert_eq!(b.ok(&["volume", "rm", "homes"]), "homes\n");
 }
 
 /// The pids of live (not zombie) processes whose command line mentions `needle`: a pasta

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod init;
 pub mod kill;
 pub mod logs;
+pub mod port;
 pub mod ps;
 pub mod rm;
 pub mod run;
@@ -21,7 +22,7 @@ pub mod stop;
 pub mod update;
 pub mod wait;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use berth_engine::{Engine, MonitorCommand};
@@ -60,6 +61,8 @@ enum ContainerCommand {
     Prune(rm::PruneArgs),
     /// Wait for containers to exit; prints their exit codes.
     Wait(wait::WaitArgs),
+    /// List a container's published ports (`80/tcp -> 0.0.0.0:32768`).
+    Port(port::PortArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
     /// Attach this terminal (or stdio) to a running container.
@@ -92,6 +95,7 @@ pub fn run(args: ContainerArgs) -> Result<i32, Failure> {
         ContainerCommand::Inspect(a) => inspect(a).map(|()| 0).map_err(Failure::other),
         ContainerCommand::Prune(a) => rm::prune(a).map_err(Failure::other),
         ContainerCommand::Wait(a) => wait::run(a).map_err(Failure::other),
+        ContainerCommand::Port(a) => port::run(a).map_err(Failure::other),
         ContainerCommand::Exec(a) => exec::run(a),
         ContainerCommand::Attach(a) => attach::run(a),
         ContainerCommand::Update(a) => update::run(a).map_err(Failure::other),
@@ -208,6 +212,7 @@ pub fn inspect_one(engine: &Engine, reference: &str) -> anyhow::Result<serde_jso
         "Rootfs": rec.attachments.rootfs_mount,
         "Snapshot": rec.attachments.snapshot,
         "Volumes": rec.attachments.volumes,
+        "Mounts": mounts_of(&rec, &config),
         "HostIds": rec.attachments.host_ids,
         "NetworkSettings": rec.attachments.network.as_ref().map(|n| serde_json::json!({
             "SandboxKey": n.netns,
@@ -224,6 +229,52 @@ pub fn inspect_one(engine: &Engine, reference: &str) -> anyhow::Result<serde_jso
         "Bundle": rec.bundle,
         "Spec": config,
     }))
+}
+
+/// docker's `Mounts`: the config's bind mounts, those of named volumes (bound from the
+/// volume, or id-mapped from `volume-mounts/ID/N`) as `volume` with their name.
+fn mounts_of(rec: &berth_engine::Record, config: &serde_json::Value) -> Vec<serde_json::Value> {
+    let named = |src: &Path| -> Option<String> {
+        if let Some(i) = rec.attachments.mounts.iter().position(|m| m == src) {
+            return rec.attachments.named_volumes.get(i).cloned();
+        }
+        // `named-volumes/NAME/_data` (no user namespace of its own)
+        let parent = src.parent()?;
+        (src.file_name()? == "_data" && parent.parent()?.file_name()? == "named-volumes")
+            .then(|| parent.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .flatten()
+    };
+    config["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "bind")
+        .filter_map(|m| {
+            let src = Path::new(m["source"].as_str()?);
+            // berth's own files (the container's /etc files, the init), as docker omits its
+            if m["destination"] == "/sbin/docker-init"
+                || (src.parent().and_then(Path::file_name) == Some(rec.id.as_ref())
+                    && src.parent()?.parent().and_then(Path::file_name) == Some("etc".as_ref()))
+            {
+                return None;
+            }
+            let opts: Vec<&str> = m["options"]
+                .as_array()
+                .map(|o| o.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            let rw = !opts.contains(&"ro");
+            let dest = &m["destination"];
+            Some(match named(src) {
+                Some(name) => serde_json::json!({
+                    "Type": "volume", "Name": name, "Source": src,
+                    "Destination": dest, "Driver": "local", "RW": rw,
+                }),
+                None => serde_json::json!({
+                    "Type": "bind", "Source": src, "Destination": dest, "RW": rw,
+                }),
+            })
+        })
+        .collect()
 }
 
 /// Run a per-container operation on each of `refs`, printing each reference that succeeded

@@ -55,6 +55,13 @@ pub struct RunArgs {
         value_name = "[IP:]HOST:CONTAINER[/PROTO]"
     )]
     pub publish: Vec<String>,
+    /// Publish every port the image exposes (ExposedPorts) on a free host port of the
+    /// ephemeral range (see `berth port NAME`).
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// The container's address on its (first) network, from the network's subnet.
+    #[arg(long = "ip", value_name = "ADDRESS")]
+    pub ip: Option<std::net::IpAddr>,
     /// Cap the container's network traffic: egress=RATE,ingress=RATE[,burst=SIZE] (10mbit, 1M).
     #[arg(long = "network-bandwidth", value_name = "egress=RATE,ingress=RATE")]
     pub network_bandwidth: Option<String>,
@@ -147,10 +154,10 @@ pub struct RunArgs {
     /// /berth; rootless: none, the runtime's rootless cgroup manager decides).
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
-    /// The network: none (a loopback-only namespace; root's default), pasta (rootless'
-    /// default), host, container:NAME, ns:PATH, bridge or a network's name.
-    #[arg(long, alias = "net", default_value_t = super::setup::default_network())]
-    pub network: String,
+    /// The network: bridge (the default network berth0; rootless: none), none (loopback
+    /// only), host, a network's name, container:NAME|ID or ns:PATH.
+    #[arg(long, alias = "net", value_name = "NETWORK")]
+    pub network: Option<String>,
     /// Keep stdin open: this command's stdin feeds the container's (attached in the
     /// foreground; `-d -i` keeps it open for a later `berth attach`).
     #[arg(short = 'i', long)]
@@ -179,6 +186,15 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub args: Vec<String>,
+}
+
+impl RunArgs {
+    /// `--network`, or the default when none was given ([`setup::default_network`]).
+    pub fn network(&self) -> &str {
+        self.network
+            .as_deref()
+            .unwrap_or_else(|| setup::default_network())
+    }
 }
 
 fn parse_size(s: &str) -> Result<i64, String> {

@@ -746,3 +746,74 @@ fn rootless_network_none_still_works_and_a_killed_rm_container_leaves_no_pasta()
         processes_naming(netns)
     );
 }
+
+#[test]
+fn a_rootless_run_killed_after_pasta_started_leaves_nothing_after_system_prune() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap", "pasta");
+    let Some(b) = UserBerth::new() else { return };
+    // a `pasta` first on PATH that runs the real one, says so, and then hangs: the `run`
+    // is killed while it waits, after the namespace and pasta exist and before any record
+    let bin = b.home.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let started = b.home.path().join("pasta-started");
+    let wrapper_pid = b.home.path().join("wrapper.pid");
+    write_file(
+        bin.join("pasta"),
+        format!(
+            "#!/bin/sh\n/usr/bin/pasta \"$@\" || exit $?\necho $$ > {}\ntouch {}\nexec sleep 300\n",
+            wrapper_pid.display(),
+            started.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(
+        bin.join("pasta"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&bin, Some(b.uid), Some(b.gid)).unwrap();
+    let mut run = b.cmd(&["run", "-d", IMAGE, "sleep", "300"]);
+    run.env("PATH", format!("{}:{HOST_PATH}", bin.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = run.spawn().unwrap();
+    let seen = wait_until(Duration::from_secs(30), || started.exists());
+    // setpriv execs berth: the child is berth itself
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Ok(pid) = std::fs::read_to_string(&wrapper_pid) {
+        let _ = Command::new("kill").args(["-KILL", pid.trim()]).output();
+    }
+    assert!(seen, "the wrapped pasta never started");
+    let netns = b.data().join("netns");
+    let id = std::fs::read_dir(&netns)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".json").map(str::to_owned)
+        })
+        .expect("the killed run's intent file");
+    let ns_path = netns.join(&id);
+    let ns_path = ns_path.to_str().unwrap();
+    assert_eq!(
+        processes_naming(ns_path).len(),
+        1,
+        "pasta runs for the killed run's namespace"
+    );
+    assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty(), "no record");
+
+    b.ok(&["system", "prune"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(ns_path)
+            .is_empty()),
+        "pasta left after system prune"
+    );
+    let left: Vec<String> = std::fs::read_dir(&netns)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", netns.display());
+}

@@ -673,6 +673,25 @@ fn rootless_run_gets_a_network_through_pasta_and_a_published_port_answers_on_loo
     assert_eq!(pasta.len(), 1, "one pasta for the container: {pasta:?}");
     assert_eq!(host_uid(pasta[0]), b.uid, "pasta runs as the user");
 
+    // shaping needs a CNI network's veth: refused with pasta, not silently dropped
+    let out = b.run(&["update", "--network-bandwidth", "egress=1mbit", "web"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no CNI network"),
+        "{err}"
+    );
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=1M",
+        IMAGE,
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("pasta has none"), "{err}");
+
     // rm: the namespace is unpinned and pasta exits with it
     b.ok(&["rm", "-f", "web"]);
     assert!(

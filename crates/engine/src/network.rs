@@ -927,7 +927,12 @@ pub fn collect_orphans(dirs: &NetworkDirs, live: &dyn Fn(&str) -> bool) -> Resul
     if let Ok(rd) = std::fs::read_dir(&dirs.netns) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let id = name.strip_suffix(".userns").unwrap_or(&name).to_owned();
+            // (`<id>`, `<id>.userns`, and pasta's pid file of a run killed while it started)
+            let id = [".userns", ".pasta.pid"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name)
+                .to_owned();
             if !live(&id) {
                 crate::netns::remove(&e.path())?;
                 if !cleaned.contains(&id) {

@@ -189,6 +189,12 @@ fn start(pasta: &Path, args: &[String], dir: &Path, container_id: &str) -> Resul
     let mut f = err_file;
     let _ = std::io::Seek::rewind(&mut f);
     let _ = f.take(8192).read_to_string(&mut message);
+    // (pasta also tries the system log, and says so when there is none)
+    let message = message
+        .lines()
+        .filter(|l| !l.contains("to syslog"))
+        .collect::<Vec<_>>()
+        .join("; ");
     let message = message.trim();
     match status {
         Some(s) if s.success() => Ok(()),
@@ -197,7 +203,8 @@ fn start(pasta: &Path, args: &[String], dir: &Path, container_id: &str) -> Resul
                 "\nhint: pasta opens /dev/net/tun from your user namespace: distributions ship \
                  it with mode 0666 (here it is not); or run with --network none"
             } else {
-                ""
+                "\nhint: pasta copies the host's addresses and routes (it needs an interface \
+                 with a default route); --network none runs the container without a network"
             };
             Err(EngineError::Network(format!(
                 "pasta failed ({s}) for the network namespace {}: {message}{hint}",

@@ -673,6 +673,25 @@ fn rootless_run_gets_a_network_through_pasta_and_a_published_port_answers_on_loo
     assert_eq!(pasta.len(), 1, "one pasta for the container: {pasta:?}");
     assert_eq!(host_uid(pasta[0]), b.uid, "pasta runs as the user");
 
+    // shaping needs a CNI network's veth: refused with pasta, not silently dropped
+    let out = b.run(&["update", "--network-bandwidth", "egress=1mbit", "web"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no CNI network"),
+        "{err}"
+    );
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=1M",
+        IMAGE,
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("pasta has none"), "{err}");
+
     // rm: the namespace is unpinned and pasta exits with it
     b.ok(&["rm", "-f", "web"]);
     assert!(
@@ -745,4 +764,75 @@ fn rootless_network_none_still_works_and_a_killed_rm_container_leaves_no_pasta()
         "pasta left after the killed container was removed: {:?}",
         processes_naming(netns)
     );
+}
+
+#[test]
+fn a_rootless_run_killed_after_pasta_started_leaves_nothing_after_system_prune() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap", "pasta");
+    let Some(b) = UserBerth::new() else { return };
+    // a `pasta` first on PATH that runs the real one, says so, and then hangs: the `run`
+    // is killed while it waits, after the namespace and pasta exist and before any record
+    let bin = b.home.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let started = b.home.path().join("pasta-started");
+    let wrapper_pid = b.home.path().join("wrapper.pid");
+    write_file(
+        bin.join("pasta"),
+        format!(
+            "#!/bin/sh\n/usr/bin/pasta \"$@\" || exit $?\necho $$ > {}\ntouch {}\nexec sleep 300\n",
+            wrapper_pid.display(),
+            started.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(
+        bin.join("pasta"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&bin, Some(b.uid), Some(b.gid)).unwrap();
+    let mut run = b.cmd(&["run", "-d", IMAGE, "sleep", "300"]);
+    run.env("PATH", format!("{}:{HOST_PATH}", bin.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = run.spawn().unwrap();
+    let seen = wait_until(Duration::from_secs(30), || started.exists());
+    // setpriv execs berth: the child is berth itself
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Ok(pid) = std::fs::read_to_string(&wrapper_pid) {
+        let _ = Command::new("kill").args(["-KILL", pid.trim()]).output();
+    }
+    assert!(seen, "the wrapped pasta never started");
+    let netns = b.data().join("netns");
+    let id = std::fs::read_dir(&netns)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".json").map(str::to_owned)
+        })
+        .expect("the killed run's intent file");
+    let ns_path = netns.join(&id);
+    let ns_path = ns_path.to_str().unwrap();
+    assert_eq!(
+        processes_naming(ns_path).len(),
+        1,
+        "pasta runs for the killed run's namespace"
+    );
+    assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty(), "no record");
+
+    b.ok(&["system", "prune"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(ns_path)
+            .is_empty()),
+        "pasta left after system prune"
+    );
+    let left: Vec<String> = std::fs::read_dir(&netns)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", netns.display());
 }

@@ -154,8 +154,9 @@ pub struct RunArgs {
     /// /berth; rootless: none, the runtime's rootless cgroup manager decides).
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
-    /// The network: bridge (the default network berth0; rootless: none), none (loopback
-    /// only), host, a network's name, container:NAME|ID or ns:PATH.
+    /// The network: bridge (the default network berth0; the default as root), pasta
+    /// (rootless berth's default), none (loopback only), host, a network's name,
+    /// container:NAME|ID or ns:PATH.
     #[arg(long, alias = "net", value_name = "NETWORK")]
     pub network: Option<String>,
     /// Keep stdin open: this command's stdin feeds the container's (attached in the

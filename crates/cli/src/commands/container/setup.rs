@@ -637,8 +637,9 @@ fn attach_pasta(
     }
     if bandwidth {
         anyhow::bail!(
-            "--network-bandwidth shapes a CNI network's veth (the bandwidth plugin); pasta has \
-             none: rootless containers cannot be capped yet"
+            "--network-bandwidth (and the kubernetes.io bandwidth annotations) shape a CNI \
+             network's veth (the bandwidth plugin); pasta has none: rootless containers cannot \
+             be capped yet"
         );
     }
     let dirs = network_dirs(dir)?;

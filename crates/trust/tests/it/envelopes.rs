@@ -460,3 +460,54 @@ fn malformed_envelopes_are_refused_with_a_reason() {
         );
     }
 }
+
+/// Envelopes whose payload carries annotations, and notation's blob signatures (JWS and COSE):
+/// they parse, their signatures verify, and the payload is read as signed.
+#[test]
+fn annotated_and_blob_envelopes_parse_and_verify_integrity() {
+    let bytes = crate::read(&format!("{MOCK}/sig_env_with_metadata.json"));
+    let env = Envelope::parse(&bytes, MEDIA_TYPE_JWS).expect("parses");
+    env.verify_integrity().expect("integrity");
+    let target = env.target_artifact().expect("payload");
+    assert_eq!(
+        target
+            .annotations
+            .get("io.wabbit-networks.buildId")
+            .map(String::as_str),
+        Some("123")
+    );
+    for (name, media) in [
+        ("blob.jws.sig", MEDIA_TYPE_JWS),
+        ("blob.cose.sig", MEDIA_TYPE_COSE),
+    ] {
+        let bytes = crate::read(&format!("notation/test/e2e/testdata/signatures/{name}"));
+        let env = Envelope::parse(&bytes, media).unwrap_or_else(|e| panic!("{name}: {e}"));
+        env.verify_integrity()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // one flipped signature bit and integrity fails
+        let mut sig = env.signature_value().to_vec();
+        sig[0] ^= 1;
+        let tampered = reparse_with_signature(&bytes, media, &sig).expect("re-encoded");
+        assert!(
+            tampered.verify_integrity().is_err(),
+            "{name}: a tampered signature must not verify"
+        );
+    }
+}
+
+/// Re-encodes an envelope with another signature value (JWS only; COSE by byte search).
+fn reparse_with_signature(bytes: &[u8], media: &str, sig: &[u8]) -> Option<Envelope> {
+    use base64::Engine;
+    if media == MEDIA_TYPE_JWS {
+        let mut j: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        j["signature"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sig)
+            .into();
+        return Envelope::parse(&serde_json::to_vec(&j).ok()?, media).ok();
+    }
+    // COSE: the signature is the last byte string of the array; it ends the encoding
+    let mut out = bytes.to_vec();
+    let start = out.len() - sig.len();
+    out[start..].copy_from_slice(sig);
+    Envelope::parse(&out, media).ok()
+}

@@ -291,6 +291,8 @@ impl Envelope {
     pub fn target_artifact(&self) -> Result<TargetArtifact, EnvelopeError> {
         let p: PayloadJson = serde_json::from_slice(&self.payload)
             .map_err(|e| EnvelopeError::Payload(e.to_string()))?;
+        berth_oci::Digest::parse(&p.target_artifact.digest)
+            .map_err(|e| EnvelopeError::Payload(format!("targetArtifact.digest: {e}")))?;
         Ok(p.target_artifact)
     }
 

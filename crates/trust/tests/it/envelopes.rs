@@ -511,3 +511,22 @@ fn reparse_with_signature(bytes: &[u8], media: &str, sig: &[u8]) -> Option<Envel
     out[start..].copy_from_slice(sig);
     Envelope::parse(&out, media).ok()
 }
+
+/// A payload whose target digest is not a digest is refused at parsing.
+#[test]
+fn payload_digest_must_be_a_digest() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut j: serde_json::Value = serde_json::from_slice(&crate::read(
+        "notation-go/internal/testdata/jws_signature.sig",
+    ))
+    .expect("json");
+    let payload = br#"{"targetArtifact":{"digest":"sha256:zz","mediaType":"application/vnd.oci.image.manifest.v1+json","size":1}}"#;
+    j["payload"] = b64.encode(payload).into();
+    let err = Envelope::parse(&serde_json::to_vec(&j).expect("ser"), MEDIA_TYPE_JWS)
+        .expect_err("bad digest");
+    assert!(
+        matches!(&err, EnvelopeError::Payload(m) if m.contains("targetArtifact.digest")),
+        "{err}"
+    );
+}

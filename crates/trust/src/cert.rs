@@ -167,6 +167,7 @@ pub struct Certificate {
     signature: Vec<u8>,
     issuer_raw: Vec<u8>,
     subject_raw: Vec<u8>,
+    serial: Vec<u8>,
     /// The subject DN.
     pub subject: DistinguishedName,
     /// The issuer DN.
@@ -235,7 +236,8 @@ impl Certificate {
         if version > 2 {
             return Err(CertError::Unsupported(format!("version {}", version + 1)));
         }
-        t.read(der::INTEGER, "serialNumber")
+        let serial = t
+            .read(der::INTEGER, "serialNumber")
             .map_err(field("serialNumber"))?;
         let inner_alg = t
             .read(der::SEQUENCE, "signature")
@@ -273,6 +275,7 @@ impl Certificate {
             signature,
             issuer_raw: issuer.raw.to_vec(),
             subject_raw: subject.raw.to_vec(),
+            serial: serial.value.to_vec(),
             subject: parse_name(subject.value)?,
             issuer: parse_name(issuer.value)?,
             not_before,
@@ -329,6 +332,11 @@ impl Certificate {
     /// The certificate's DER encoding.
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// Whether this certificate has this issuer name (DER) and serial number (INTEGER contents).
+    pub(crate) fn is_issuer_and_serial(&self, issuer_der: &[u8], serial: &[u8]) -> bool {
+        self.issuer_raw == issuer_der && self.serial == serial
     }
 
     /// Whether subject and issuer names are byte-equal.

@@ -4,8 +4,8 @@
 //!
 //! What it owns: turning envelope bytes plus a trust store and a policy statement into a
 //! [`Verdict`] with every step's outcome. What it does not own (yet): signing, the signature
-//! manifest and registry access (a small port over `berth-distribution`), role policies,
-//! RFC 3161 timestamp verification and CRL/OCSP revocation — those fail closed with a reason.
+//! manifest and registry access (a small port over `berth-distribution`), role policies and
+//! CRL/OCSP revocation (which fails closed with a reason).
 //!
 //! The design decision to know: parsing is strict and in-crate (a DER reader for the
 //! certificate fields the specification reads, a CBOR reader for COSE_Sign1), and all
@@ -21,6 +21,7 @@ pub mod envelope;
 mod jws;
 pub mod policy;
 pub mod time;
+pub mod timestamp;
 pub mod truststore;
 pub mod verify;
 

@@ -166,7 +166,7 @@ fn run_steps(
             _ => Ok(()),
         }),
         (Step::AuthenticTimestamp, v.authentic_timestamp, &|| {
-            authentic_timestamp(envelope, opts.statement.verify_timestamp, opts.now)
+            authentic_timestamp(envelope, opts.statement, store, opts.now)
         }),
         (
             Step::Revocation,
@@ -301,7 +301,8 @@ fn authenticity(
 
 fn authentic_timestamp(
     env: &Envelope,
-    verify_timestamp: VerifyTimestamp,
+    statement: &PolicyStatement,
+    store: &TrustStore,
     now: Timestamp,
 ) -> Result<(), String> {
     let chain = &env.certificate_chain;
@@ -325,13 +326,45 @@ fn authentic_timestamp(
         }
         SigningScheme::X509 => match &env.timestamp_token {
             None => valid_at(now),
-            Some(_) => {
-                if verify_timestamp == VerifyTimestamp::AfterCertExpiry && valid_at(now).is_ok() {
+            Some(token) => {
+                if statement.verify_timestamp == VerifyTimestamp::AfterCertExpiry
+                    && valid_at(now).is_ok()
+                {
                     return Ok(());
                 }
-                Err("the signature carries an RFC 3161 timestamp and timestamp verification is not implemented \
-                     in berth yet: refusing rather than trusting it unverified"
-                    .to_string())
+                let mut roots = Vec::new();
+                for (_, name) in statement
+                    .trust_stores
+                    .iter()
+                    .filter(|(t, _)| *t == StoreType::Tsa)
+                {
+                    roots.extend(
+                        store
+                            .certificates(StoreType::Tsa, name)
+                            .map_err(|e| error_chain(&e))?,
+                    );
+                }
+                if roots.is_empty() {
+                    return Err(format!(
+                        "the signature is timestamped and statement {:?} names no tsa trust store to verify it with",
+                        statement.name
+                    ));
+                }
+                let range = crate::timestamp::verify_token(token, env.signature_value(), &roots)?;
+                match chain
+                    .iter()
+                    .find(|c| !(c.valid_at(range.lower) && c.valid_at(range.upper)))
+                {
+                    Some(c) => Err(format!(
+                        "the timestamp range {} .. {} is not within the validity of certificate {:?} ({} to {})",
+                        range.lower,
+                        range.upper,
+                        c.subject.to_string(),
+                        c.not_before,
+                        c.not_after
+                    )),
+                    None => Ok(()),
+                }
             }
         },
     }

@@ -269,34 +269,100 @@ fn notation_go_mock_envelopes_get_notations_verdict() {
     }
 }
 
-/// Timestamped signatures: RFC 3161 verification is not implemented, so they fail closed unless
-/// the policy only needs the timestamp after the certificate expired and it has not.
+/// A temporary trust store with the envelope's own root under `ca/t` and notation-go's TSA
+/// root (`tsa/test-timestamp/globalsignRoot.cer`) under `tsa/t`.
+fn store_with_tsa(bytes: &[u8], tsa_root: &str) -> (tempfile::TempDir, TrustStore) {
+    let (tmp, store) = own_anchor(bytes);
+    let dir = tmp.path().join("x509/tsa/t");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let root = crate::read(&format!(
+        "notation-go/verifier/testdata/truststore/x509/tsa/{tsa_root}"
+    ));
+    std::fs::write(dir.join("root.cer"), root).expect("write");
+    (tmp, store)
+}
+
+/// notation-go's timestamped envelopes (RFC 3161 countersignatures by a GlobalSign TSA) get
+/// notation's verdicts: valid ones pass, also with a signing certificate that expired after
+/// the timestamp; timestamps outside the certificate's validity fail; a wrong or missing TSA
+/// root fails.
 #[test]
-fn timestamped_signatures_fail_closed() {
-    let without = crate::read(&format!("{TS}/withoutTimestamp.sig"));
-    let (_tmp, store) = own_anchor(&without);
-    let strict = policy("strict", r#""ca:t""#, "");
-    let v = run(&without, &store, &strict, None);
-    assert!(v.passed, "withoutTimestamp.sig: {:?}", v.steps);
-    for name in [
-        "jwsWithTimestamp.sig",
-        "coseWithTimestamp.sig",
-        "jwsExpiredWithTimestamp.sig",
-        "coseExpiredWithTimestamp.sig",
-        "timestampAfterNotAfter.sig",
-        "timestampBeforeNotBefore.sig",
-    ] {
+fn timestamped_signatures_get_notations_verdict() {
+    let strict = policy("strict", r#""ca:t","tsa:t""#, "");
+    let after_expiry = policy(
+        "strict",
+        r#""ca:t","tsa:t""#,
+        r#","verifyTimestamp":"afterCertExpiry""#,
+    );
+    let no_tsa = policy("strict", r#""ca:t""#, "");
+    let cases: &[(&str, bool)] = &[
+        ("withoutTimestamp.sig", true),
+        ("jwsWithTimestamp.sig", true),
+        ("coseWithTimestamp.sig", true),
+        ("jwsExpiredWithTimestamp.sig", true),
+        ("coseExpiredWithTimestamp.sig", true),
+        ("timestampAfterNotAfter.sig", false),
+        ("timestampBeforeNotBefore.sig", false),
+    ];
+    for (name, passes) in cases {
         let bytes = crate::read(&format!("{TS}/{name}"));
-        let (_tmp, store) = own_anchor(&bytes);
+        let (_tmp, store) = store_with_tsa(&bytes, "test-timestamp/globalsignRoot.cer");
         let v = run(&bytes, &store, &strict, None);
-        assert!(!v.passed, "{name} must not pass unverified");
-        let (step, reason) = failed_step(&v).unwrap_or_else(|| panic!("{name}: no failure"));
-        assert_eq!(step, Step::AuthenticTimestamp, "{name}: {reason}");
+        assert_eq!(v.passed, *passes, "{name}: {:?}", v.steps);
+        if !passes {
+            let (step, reason) = failed_step(&v).expect("failure");
+            assert_eq!(step, Step::AuthenticTimestamp, "{name}: {reason}");
+            assert!(
+                reason.contains("not within the validity"),
+                "{name}: {reason}"
+            );
+        }
+        let v = run(&bytes, &store, &after_expiry, None);
+        assert_eq!(v.passed, *passes, "{name} (afterCertExpiry): {:?}", v.steps);
+    }
+    // a timestamped signature cannot pass without the TSA's root, nor with another TSA's root
+    for name in ["jwsWithTimestamp.sig", "coseExpiredWithTimestamp.sig"] {
+        let bytes = crate::read(&format!("{TS}/{name}"));
+        let (_tmp, store) = store_with_tsa(&bytes, "test-timestamp/globalsignRoot.cer");
+        let v = run(&bytes, &store, &no_tsa, None);
+        assert!(!v.passed, "{name} without a tsa store");
+        assert!(failed_step(&v).is_some_and(
+            |(s, r)| s == Step::AuthenticTimestamp && r.contains("no tsa trust store")
+        ));
+        let (_tmp, store) = store_with_tsa(&bytes, "test-mismatch/DigiCertTSARootSHA384.cer");
+        let v = run(&bytes, &store, &strict, None);
+        assert!(!v.passed, "{name} with another TSA's root");
         assert!(
-            reason.contains("timestamp verification is not implemented"),
-            "{name}: {reason}"
+            failed_step(&v)
+                .is_some_and(|(s, r)| s == Step::AuthenticTimestamp && r.contains("tsa stores")),
+            "{name}: {:?}",
+            v.steps
         );
     }
+}
+
+/// notation-go's bare timestamp tokens: the broken ones are refused for what is broken; the
+/// valid one gets as far as the message imprint (it is over another signature).
+#[test]
+fn timestamp_tokens_are_checked_field_by_field() {
+    let dir = "notation-go/verifier/testdata/timestamp/countersignature";
+    let root = berth_trust::Certificate::parse_many(&crate::read(
+        "notation-go/verifier/testdata/truststore/x509/tsa/test-timestamp/globalsignRoot.cer",
+    ))
+    .expect("root");
+    let check = |name: &str| {
+        berth_trust::timestamp::verify_token(&crate::read(&format!("{dir}/{name}")), b"x", &root)
+    };
+    let err = check("TimeStampToken.p7s").expect_err("over another signature");
+    assert!(err.contains("messageImprint mismatch"), "{err}");
+    let err = check("TimeStampTokenWithoutCertificate.p7s").expect_err("no certificate");
+    assert!(err.contains("signer's certificate"), "{err}");
+    let err = check("TimeStampTokenWithInvalideContentType.p7s").expect_err("content type");
+    assert!(
+        err.contains("TSTInfo") || err.contains("SignedData"),
+        "{err}"
+    );
+    assert!(check("TimeStampTokenWithInvalidTSTInfo.p7s").is_err());
 }
 
 fn layout_signature(layout: &str) -> (Vec<u8>, String, TargetArtifact) {
@@ -373,6 +439,60 @@ fn notation_e2e_layout_signatures_get_notations_verdict() {
             }
         }
     }
+    // the timestamped layout: its TSA is Microsoft's, whose root is not among the vectors, so
+    // with the GlobalSign TSA root it must fail at the timestamp and nowhere before
+    let (env, media, target) = layout_signature("e2e-with-timestamped-signature");
+    let (ts_tmp, ts_store) = own_anchor(&env);
+    let tsa = tmp_dir_with(
+        &ts_tmp,
+        "x509/tsa/t",
+        "notation/test/e2e/testdata/config/timestamp/globalsignTSARoot.cer",
+    );
+    // its signature carries an expiry that has passed since it was made: logged here, so the
+    // timestamp step is what decides
+    let p = policy(
+        "strict",
+        r#""ca:t","tsa:t""#,
+        r#","override":{"expiry":"log"}"#,
+    );
+    let opts = VerifyOptions {
+        statement: &p.statements[0],
+        artifact: Some(&target),
+        now: Timestamp::now(),
+    };
+    let v = verify(&env, &media, &ts_store, &opts);
+    assert!(
+        !v.passed,
+        "e2e-with-timestamped-signature ({tsa}): {:?}",
+        v.steps
+    );
+    assert_eq!(
+        v.steps
+            .iter()
+            .map(|s| (s.step, matches!(s.outcome, Outcome::Passed)))
+            .collect::<Vec<_>>(),
+        vec![
+            (Step::Integrity, true),
+            (Step::Authenticity, true),
+            (Step::Expiry, false),
+            (Step::AuthenticTimestamp, false)
+        ]
+    );
+    let reason = match &v.steps[3].outcome {
+        Outcome::Failed(r) => r.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        reason.contains("Microsoft") && reason.contains("tsa stores"),
+        "{reason}"
+    );
+    assert!(
+        v.envelope
+            .as_ref()
+            .is_some_and(|e| e.timestamp_token.is_some()),
+        "it is timestamped"
+    );
+
     // with authenticity only logged, the expired certificate still fails, as in notation
     let (env, media, target) = layout_signature("e2e-with-expired-cert");
     let p = policy(
@@ -529,4 +649,13 @@ fn payload_digest_must_be_a_digest() {
         matches!(&err, EnvelopeError::Payload(m) if m.contains("targetArtifact.digest")),
         "{err}"
     );
+}
+
+/// Writes a vector file into `<tmp>/<sub>/` of a temporary trust store; returns its name.
+fn tmp_dir_with(tmp: &tempfile::TempDir, sub: &str, vector: &str) -> String {
+    let dir = tmp.path().join(sub);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let name = vector.rsplit('/').next().expect("name").to_string();
+    std::fs::write(dir.join(&name), crate::read(vector)).expect("write");
+    name
 }

@@ -4,7 +4,7 @@
 
 use crate::cert::{Certificate, Curve, KeyUsage, PublicKey};
 use crate::envelope::{Envelope, SigningScheme, TargetArtifact};
-use crate::policy::{Action, Level, PolicyStatement, TrustedIdentity, VerifyTimestamp};
+use crate::policy::{Action, Level, PolicyStatement, VerifyTimestamp};
 use crate::time::Timestamp;
 use crate::truststore::{StoreType, TrustStore};
 
@@ -288,13 +288,6 @@ fn authenticity(
             "signing certificate subject {:?} is not a trusted identity",
             leaf.subject.to_string()
         ));
-    }
-    if statement
-        .trusted_identities
-        .iter()
-        .any(|i| matches!(i, TrustedIdentity::Any))
-    {
-        return Ok(());
     }
     Ok(())
 }

@@ -26,6 +26,13 @@ pub fn check_envelope(data: &[u8], media_type: &str) {
     }
     assert!(env.target_artifact().is_ok());
     let _ = env.verify_integrity();
+    if let Some(token) = &env.timestamp_token {
+        let _ = berth_trust::timestamp::verify_token(
+            token,
+            env.signature_value(),
+            &env.certificate_chain,
+        );
+    }
     let _ = berth_trust::verify::validate_chain(
         &env.certificate_chain,
         berth_trust::verify::ChainPurpose::CodeSigning,

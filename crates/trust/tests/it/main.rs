@@ -9,6 +9,7 @@
 )]
 
 mod envelopes;
+mod openssl;
 mod policies;
 mod truststores;
 

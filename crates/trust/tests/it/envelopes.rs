@@ -108,6 +108,21 @@ fn notation_go_jws_and_cose_signatures_verify() {
             Some(Step::Integrity),
             "{name}"
         );
+        // one flipped bit of the signature: integrity fails, whatever the level
+        let env = Envelope::parse(&bytes, media_type(&bytes)).expect("parses");
+        let mut sig = env.signature_value().to_vec();
+        sig[7] ^= 0x10;
+        let tampered = reencode_with_signature(&bytes, media_type(&bytes), &sig);
+        let v = run(
+            &tampered,
+            &store,
+            &policy("audit", r#""ca:t""#, ""),
+            Some(&artifact),
+        );
+        assert!(!v.passed, "{name}: a tampered signature must fail");
+        let (step, reason) = failed_step(&v).expect("failure");
+        assert_eq!(step, Step::Integrity, "{name}: {reason}");
+        assert!(reason.contains("does not verify"), "{name}: {reason}");
         // a store that does not hold the anchor: authenticity fails (strict), logged (audit)
         let (_t2, wrong) = temp_store(
             "ca",
@@ -615,21 +630,25 @@ fn annotated_and_blob_envelopes_parse_and_verify_integrity() {
     }
 }
 
-/// Re-encodes an envelope with another signature value (JWS only; COSE by byte search).
-fn reparse_with_signature(bytes: &[u8], media: &str, sig: &[u8]) -> Option<Envelope> {
+/// Re-encodes an envelope with another signature value of the same length.
+fn reencode_with_signature(bytes: &[u8], media: &str, sig: &[u8]) -> Vec<u8> {
     use base64::Engine;
     if media == MEDIA_TYPE_JWS {
-        let mut j: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let mut j: serde_json::Value = serde_json::from_slice(bytes).expect("json");
         j["signature"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(sig)
             .into();
-        return Envelope::parse(&serde_json::to_vec(&j).ok()?, media).ok();
+        return serde_json::to_vec(&j).expect("json");
     }
     // COSE: the signature is the last byte string of the array; it ends the encoding
     let mut out = bytes.to_vec();
     let start = out.len() - sig.len();
     out[start..].copy_from_slice(sig);
-    Envelope::parse(&out, media).ok()
+    out
+}
+
+fn reparse_with_signature(bytes: &[u8], media: &str, sig: &[u8]) -> Option<Envelope> {
+    Envelope::parse(&reencode_with_signature(bytes, media, sig), media).ok()
 }
 
 /// A payload whose target digest is not a digest is refused at parsing.

@@ -461,11 +461,14 @@ fn busybox_real_seconds(stderr: &str) -> f64 {
 }
 
 /// `--device-write-bps DISK:5mb` on the machine's own disk (the one under the test's
-/// directory): 15 MiB written from the container, with O_DIRECT and buffered then fsync'd,
-/// each at 5 MiB/s ± 10 % (timed inside the container by busybox `time`), while the same
-/// writes without the limit go at least twice as fast (so the limit is what was measured).
+/// directory): 15 MiB written from the container with O_DIRECT at 5 MiB/s ± 10 % (timed
+/// inside the container by busybox `time`), while the same write without the limit goes at
+/// least twice as fast (so the limit is what was measured). Buffered then fsync'd writes
+/// too, asserted where the kernel charges writeback to the container (pure cgroup v2); on
+/// cgroup v1 the flusher may write the pages back first, unthrottled (docker documents it):
+/// measured and printed only.
 #[test]
-fn device_write_bps_holds_within_ten_percent_on_the_machines_disk() {
+fn device_write_bps_holds_within_ten_percent_on_the_machines_disk_for_direct_writes() {
     requires_root!();
     let d = Data::new();
     let disk = disk_of(d.0.path()).unwrap_or_else(|| {
@@ -496,6 +499,11 @@ fn device_write_bps_holds_within_ten_percent_on_the_machines_disk() {
         let free = rate(&[], how);
         let limited = rate(&["--device-write-bps", &limit], how);
         eprintln!("{disk:?} {how}: {limited:.2} MiB/s at 5mb, {free:.2} MiB/s without");
+        if how == "conv=fsync"
+            && !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+        {
+            continue;
+        }
         assert!(
             (4.5..=5.5).contains(&limited),
             "{how}: {limited:.2} MiB/s under --device-write-bps 5mb (±10 %)"

@@ -10,8 +10,9 @@
 #   BERTH_BIN=target/debug/berth bench/run.sh
 #                                another build (berth-runtime is looked for next to it)
 #
-# berth and podman each get a data directory of their own under /var/tmp (podman: overlay
-# storage, cgroupfs, no network, the ulimits this VM's hard limits allow); the image is the
+# berth and podman each get a data directory of their own under /var/tmp (both without a
+# network: --network none; podman: overlay storage, cgroupfs, the ulimits this VM's hard
+# limits allow); the image is the
 # same busybox root filesystem, `berth import`ed and `podman import`ed. Targets: berth at
 # least 3× faster than podman, within 2× of the bare runtime. Results also go to
 # bench/results/run-<date>.md (gitignored).
@@ -84,9 +85,11 @@ def bare():
             os.path.join(work, "bundle"), f"bench-{counter[0]}"]
 
 cmds = {
-    "berth run": lambda: [berth, "run", "--rm", "--userns", "host", "localhost/bench:1", "true"],
+    # --network none, as podman's below: berth's default network (berth0) would make a
+    # bridge on this host's network; bench/network.sh measures networking in a namespace
+    "berth run": lambda: [berth, "run", "--rm", "--network", "none", "--userns", "host", "localhost/bench:1", "true"],
     # the default: its own user namespace (a range from /etc/subuid, id-mapped layers)
-    "berth run (userns)": lambda: [berth, "run", "--rm", "localhost/bench:1", "true"],
+    "berth run (userns)": lambda: [berth, "run", "--rm", "--network", "none", "localhost/bench:1", "true"],
     "podman run (crun)": lambda: podman + ["run", "--rm", "--network", "none", *ulimits, "localhost/bench:1", "true"],
     "berth-runtime run": bare,
 }

@@ -655,9 +655,9 @@ fn iperf(b: &NetBerth, netns: &std::path::Path, port: u16, reverse: bool, secs: 
     let mut last = serde_json::Value::Null;
     let measured = wait_until(Duration::from_secs(20), || {
         last = attempt();
-        let refused = last["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("Connection refused") || e.contains("busy"));
+        let refused = last["error"].as_str().is_some_and(|e| {
+            e.contains("Connection refused") || e.contains("busy") || e.contains("reset by peer")
+        });
         !refused
     });
     assert!(measured, "iperf3 kept being refused: {last}");
@@ -840,6 +840,21 @@ fn run_joins_the_default_bridge_network_unless_told_none_host_or_a_namespace() {
             .exists(),
         "the default network's list was not written"
     );
+    // the pinned namespace's loopback is up (with and without a user namespace owning it)
+    for userns in ["auto", "host"] {
+        let out = b.ok(&[
+            "run",
+            "--rm",
+            "--userns",
+            userns,
+            IMAGE,
+            "sh",
+            "-c",
+            "ip -o link show lo; nc -l -p 7 -e echo up & sleep 0.2; nc -w 2 127.0.0.1 7",
+        ]);
+        assert!(out.contains("LOOPBACK,UP"), "{userns}: {out}");
+        assert!(out.ends_with("up\n"), "{userns}: loopback traffic: {out}");
+    }
     let id = b.ok(&["run", "-d", IMAGE, "sleep", "300"]);
     let v: serde_json::Value =
         serde_json::from_str(&b.ok(&["container", "inspect", id.trim()])).unwrap();

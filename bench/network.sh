@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Networking benchmark (issue 16 §3), by hand as root, never in CI. Everything runs inside a
+# network namespace this script makes (`ip netns add`, berth and podman entered into it with
+# nsenter): their bridges, veths, iptables rules and every packet stay there, and the
+# namespace is deleted at the end.
+#
+#   bench/network.sh              N=20 runs of each, interleaved ABBA
+#   N=50 bench/network.sh
+#   BERTH_BIN=target/debug/berth bench/network.sh
+#                                 another build (berth-runtime is looked for next to it)
+#   IPERF_SECS=5                  length of each iperf3 run
+#
+# Measured:
+# 1. `run --rm IMAGE true`: berth on its default bridge network (berth0: bridge + host-local
+#    + portmap + firewall + bandwidth) vs `--network none`, and podman's `run --rm` on its
+#    default network vs `--network none` (podman's backend as `podman info` reports it: CNI
+#    here, Debian 12's podman 4.3 without netavark; its `podman` network is bridge +
+#    host-local + portmap + firewall + tuning). The bridge − none difference of the medians is
+#    what networking adds to a container's whole life (CNI ADD before the start, DEL at the
+#    removal).
+# 2. `create` and `rm` of a container, bridge vs none, for berth: ADD alone (create) and DEL
+#    alone (rm). Target: network setup (ADD) under 30 ms per container.
+# 3. iperf3 from a container's namespace to a server on the bridge's gateway, against
+#    iperf3 over the namespace's loopback (the limit).
+# Both engines run the same busybox root filesystem, imported; both without a user namespace
+# (`--userns host` for berth: podman's default has none). Results also go to
+# bench/results/network-<date>.md (gitignored).
+set -euo pipefail
+
+N=${N:-20}
+IPERF_SECS=${IPERF_SECS:-5}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+[ "$(id -u)" -eq 0 ] || { echo "error: run as root (bridges and containers need it)" >&2; exit 1; }
+for tool in podman crun busybox python3 ip nsenter iperf3 iptables; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "error: $tool is not installed; hint: scripts/test installs the test tools" >&2
+        exit 1
+    }
+done
+[ -x /usr/lib/cni/bridge ] || { echo "error: no CNI plugins in /usr/lib/cni (containernetworking-plugins)" >&2; exit 1; }
+if [ -z "${BERTH_BIN:-}" ]; then
+    echo "building berth and berth-runtime (release)" >&2
+    cargo build --release -q -p berth-cli -p berth-runtime-cli
+    BERTH_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth
+fi
+RUNTIME_BIN=$(dirname "$BERTH_BIN")/berth-runtime
+[ -x "$RUNTIME_BIN" ] || { echo "error: no berth-runtime next to $BERTH_BIN" >&2; exit 1; }
+
+NETNS=berth-bench-net-$$
+WORK=$(mktemp -d /var/tmp/berth-net-bench.XXXXXX)
+chmod 755 "$WORK"
+IN_NS=(nsenter "--net=/run/netns/$NETNS" --)
+PODMAN=("${IN_NS[@]}" podman --root "$WORK/podman/storage" --runroot "$WORK/podman/run"
+        --tmpdir "$WORK/podman/tmp" --network-config-dir "$WORK/podman/networks"
+        --cgroup-manager cgroupfs --events-backend none --storage-driver overlay --runtime crun)
+BERTH=(env XDG_DATA_HOME="$WORK/data" XDG_CONFIG_HOME="$WORK/config" NO_COLOR=1
+       PATH="$(dirname "$BERTH_BIN"):$PATH" "${IN_NS[@]}" "$BERTH_BIN")
+IPERF_PID=""
+cleanup() {
+    [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null || true
+    "${BERTH[@]}" rm -f bench-iperf >/dev/null 2>&1 || true
+    "${BERTH[@]}" container prune >/dev/null 2>&1 || true
+    # (no `podman system reset`: it removes networks, and the system's CNI lists with them)
+    "${PODMAN[@]}" rm -af >/dev/null 2>&1 || true
+    "${PODMAN[@]}" rmi -af >/dev/null 2>&1 || true
+    grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    ip netns del "$NETNS" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ip netns add "$NETNS"
+ip -n "$NETNS" link set lo up
+mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/proc" "$WORK/rootfs/dev" "$WORK/rootfs/sys" "$WORK/rootfs/etc"
+cp "$(command -v busybox)" "$WORK/rootfs/bin/busybox"
+for a in true sh sleep; do ln -s busybox "$WORK/rootfs/bin/$a"; done
+tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
+"${BERTH[@]}" import "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
+"${PODMAN[@]}" import -q "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
+BACKEND=$("${PODMAN[@]}" info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)
+
+python3 - "$WORK" "$N" "$IPERF_SECS" "$BACKEND" "$NETNS" "${#BERTH[@]}" "${BERTH[@]}" "${PODMAN[@]}" <<'PY'
+import datetime, json, os, random, statistics, subprocess, sys, time
+
+work, n, iperf_secs, backend, netns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+nb = int(sys.argv[6])
+berth = sys.argv[7:7 + nb]
+podman = sys.argv[7 + nb:]
+in_ns = ["nsenter", f"--net=/run/netns/{netns}", "--"]
+ulimits = ["--ulimit", "nofile=1024:4096", "--ulimit", "nproc=4096:4096"]
+img = "localhost/bench:1"
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, check=True, text=True, **kw).stdout
+
+def timed(cmd):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+def abba(cmds, n, seed):
+    for name in cmds:  # warm: images unpacked, networks written, caches filled
+        cmds[name]()
+    orders, shuffle = {}, random.Random(seed)
+    def order(i):
+        if i // 2 not in orders:
+            orders[i // 2] = shuffle.sample(list(cmds), len(cmds))
+        return orders[i // 2] if i % 2 == 0 else orders[i // 2][::-1]
+    res = {k: [] for k in cmds}
+    for i in range(n):
+        for name in order(i):
+            res[name].append(cmds[name]())
+    return res
+
+med = lambda v: statistics.median(v) * 1000
+p90 = lambda v: sorted(v)[max(int(len(v) * 0.9) - 1, 0)] * 1000
+seed = int(os.environ.get("SEED", "1"))
+
+# 1. whole runs
+runs = {
+    "berth run (bridge)": lambda: timed(berth + ["run", "--rm", "--userns", "host", img, "true"]),
+    "berth run --network none": lambda: timed(berth + ["run", "--rm", "--userns", "host", "--network", "none", img, "true"]),
+    "podman run (bridge)": lambda: timed(podman + ["run", "--rm", *ulimits, img, "true"]),
+    "podman run --network none": lambda: timed(podman + ["run", "--rm", "--network", "none", *ulimits, img, "true"]),
+}
+res = abba(runs, n, seed)
+
+# 2. berth's ADD (create) and DEL (rm) alone
+def create_rm(network):
+    def step():
+        t0 = time.perf_counter()
+        cid = sh(berth + ["create", "--userns", "host", "--network", network, img, "true"]).strip()
+        t1 = time.perf_counter()
+        sh(berth + ["rm", cid])
+        t2 = time.perf_counter()
+        return (t1 - t0, t2 - t1)
+    return step
+pairs = abba({"bridge": create_rm("bridge"), "none": create_rm("none")}, n, seed + 1)
+create = {k: [a for a, _ in v] for k, v in pairs.items()}
+remove = {k: [b for _, b in v] for k, v in pairs.items()}
+
+# 3. iperf3: a container's namespace to the bridge's gateway, and loopback
+def iperf(client_ns, addr):
+    server = subprocess.Popen(in_ns + ["iperf3", "-s", "-1", "-B", addr, "-p", "5299"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while True:
+            out = subprocess.run(["nsenter", f"--net={client_ns}", "--", "iperf3", "-c", addr,
+                                  "-p", "5299", "-J", "-t", str(iperf_secs)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            try:
+                v = json.loads(out.stdout)
+            except ValueError:
+                v = {"error": out.stdout}
+            if "error" not in v or time.time() > deadline:
+                break
+            time.sleep(0.2)  # the server is not listening yet
+        return v["end"]["sum_received"]["bits_per_second"] / 1e9
+    finally:
+        server.kill()
+        server.wait()
+
+sh(berth + ["run", "-d", "--name", "bench-iperf", "--userns", "host", img, "sleep", "600"])
+info = json.loads(sh(berth + ["container", "inspect", "bench-iperf"]))
+sandbox = info[0]["NetworkSettings"]["SandboxKey"]
+bridge_gbit = iperf(sandbox, "10.89.0.1")
+loop_gbit = iperf(f"/run/netns/{netns}", "127.0.0.1")
+sh(berth + ["rm", "-f", "bench-iperf"])
+
+lines = [f"# bench/network.sh — {datetime.date.today()}", "",
+         f"- N={n} each, interleaved ABBA (seed {seed}); {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f} at the end; "
+         f"podman's network backend: {backend}; berth {berth[-1]}", "",
+         "| command | median ms | p90 ms |", "| --- | ---: | ---: |"]
+for k, v in res.items():
+    lines.append(f"| {k} | {med(v):.1f} | {p90(v):.1f} |")
+for k in ("bridge", "none"):
+    lines.append(f"| berth create --network {k} | {med(create[k]):.1f} | {p90(create[k]):.1f} |")
+    lines.append(f"| berth rm (--network {k}) | {med(remove[k]):.1f} | {p90(remove[k]):.1f} |")
+b_net = med(res["berth run (bridge)"]) - med(res["berth run --network none"])
+p_net = med(res["podman run (bridge)"]) - med(res["podman run --network none"])
+add = med(create["bridge"]) - med(create["none"])
+dele = med(remove["bridge"]) - med(remove["none"])
+lines += ["",
+          f"- networking's share of a `run --rm` (bridge − none medians): berth {b_net:.1f} ms, podman {p_net:.1f} ms",
+          f"- berth's network setup (CNI ADD, create bridge − none): {add:.1f} ms (target < 30 ms); teardown (DEL, rm): {dele:.1f} ms",
+          f"- podman run / berth run, both on their bridge: {med(res['podman run (bridge)']) / med(res['berth run (bridge)']):.2f}× (target ≥ 2×)",
+          f"- iperf3 ({iperf_secs} s): container → bridge gateway {bridge_gbit:.1f} Gbit/s; loopback {loop_gbit:.1f} Gbit/s "
+          f"({bridge_gbit / loop_gbit:.0%} of loopback)"]
+text = "\n".join(lines) + "\n"
+print(text)
+os.makedirs("bench/results", exist_ok=True)
+open(f"bench/results/network-{datetime.date.today()}.md", "w").write(text)
+PY

@@ -1222,6 +1222,35 @@ fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cle
     assert_eq!(ifbs, 1, "one IFB in the cached result: {entry}");
     assert_rate("egress only", iperf(&b, &ns, 5201, false, 3) / 1e6, 8.0);
 
+    // a container run without shaping gets it live (the plugin's first ADD had nothing to do)
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--network",
+        "bridge",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    b.ok(&["update", "--network-bandwidth", "ingress=2mbit", "plain"]);
+    let q = qdiscs(&b);
+    assert!(q.contains("rate 2Mbit"), "{q}");
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "plain"])).unwrap();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Bandwidth"]["ingress_rate"], 2_000_000,
+        "{v}"
+    );
+    let plain_ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    assert_rate(
+        "ingress added live",
+        iperf(&b, &plain_ns, 5201, true, 4) / 1e6,
+        2.0,
+    );
+    b.ok(&["rm", "-f", "plain"]);
+
     // a container without a network of its own has nothing to shape
     b.ok(&[
         "run",

@@ -84,9 +84,10 @@ def bare():
             os.path.join(work, "bundle"), f"bench-{counter[0]}"]
 
 cmds = {
-    "berth run": lambda: [berth, "run", "--rm", "--userns", "host", "localhost/bench:1", "true"],
+    # --network none as podman's (whatever berth's default network is)
+    "berth run": lambda: [berth, "run", "--rm", "--network", "none", "--userns", "host", "localhost/bench:1", "true"],
     # the default: its own user namespace (a range from /etc/subuid, id-mapped layers)
-    "berth run (userns)": lambda: [berth, "run", "--rm", "localhost/bench:1", "true"],
+    "berth run (userns)": lambda: [berth, "run", "--rm", "--network", "none", "localhost/bench:1", "true"],
     "podman run (crun)": lambda: podman + ["run", "--rm", "--network", "none", *ulimits, "localhost/bench:1", "true"],
     "berth-runtime run": bare,
 }

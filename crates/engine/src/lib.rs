@@ -85,6 +85,22 @@ pub struct CreateOptions {
     pub attachments: Attachments,
 }
 
+/// A monitor started before its container was prepared ([`Engine::spawn_monitor`]); dropped
+/// without being used, it exits without doing anything.
+#[derive(Debug)]
+pub struct EarlyMonitor {
+    id: String,
+    child: std::process::Child,
+    go: std::os::fd::OwnedFd,
+}
+
+impl EarlyMonitor {
+    /// The id of the container it waits for.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// `berth exec` options: the process is the container's own (`config.json`'s `process`:
 /// capabilities, no_new_privileges, rlimits, AppArmor, environment) with these changes.
 #[derive(Debug, Clone, Default)]
@@ -217,20 +233,63 @@ impl Engine {
 
     /// `create`, keeping the monitor's report channel (for [`Engine::wait_created`]).
     pub fn create_attached(&self, opts: CreateOptions) -> Result<Created> {
-        self.create_with(opts, false)
+        self.create_with(opts, false, None)
     }
 
     /// Create and start, keeping the monitor's report channel (for [`Engine::wait_created`]):
     /// `run` and `run -d`, where nobody attaches between the two. The monitor runs `RUNTIME
-    /// start` right after `RUNTIME create` (still two steps, containerd's way) and records
-    /// the container `running` in the same durable write that records its pids, before it
-    /// reports: one record write and no round trip through this process instead of
+    /// run --detach` (create and start in one runtime process) and records the container
+    /// `running` in the same durable write that records its pids, before it reports: one
+    /// record write and no round trip through this process instead of
     /// [`Engine::create_attached`] + [`Engine::start`].
     pub fn create_started(&self, opts: CreateOptions) -> Result<Created> {
-        self.create_with(opts, true)
+        self.create_with(opts, true, None)
     }
 
-    fn create_with(&self, opts: CreateOptions, start: bool) -> Result<Created> {
+    /// Start the monitor of container `id` (a new id, [`new_id`]) before the container is
+    /// prepared, so that its exec and start-up overlap the caller's work (snapshot, mounts,
+    /// config); it waits on a pipe, touching nothing, until [`Engine::create_started_by`]
+    /// hands it the container, and exits quietly when the pipe closes first (the caller
+    /// failed, or was killed).
+    pub fn spawn_monitor(&self, id: &str) -> Result<EarlyMonitor> {
+        let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| EngineError::io("creating the monitor's pipe", "pipe", e.into()))?;
+        let child = Command::new(&self.monitor.program)
+            .args(&self.monitor.args)
+            .arg(&self.layout.root)
+            .arg(id)
+            .arg(monitor::START_FLAG)
+            .arg(monitor::WAIT_FLAG)
+            .stdin(Stdio::from(go_r))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| EngineError::io("starting the monitor", &self.monitor.program, e))?;
+        Ok(EarlyMonitor {
+            id: id.to_owned(),
+            child,
+            go: go_w,
+        })
+    }
+
+    /// [`Engine::create_started`] through a monitor started beforehand
+    /// ([`Engine::spawn_monitor`] with `opts.id`'s id).
+    pub fn create_started_by(&self, opts: CreateOptions, monitor: EarlyMonitor) -> Result<Created> {
+        if opts.id.as_deref() != Some(monitor.id.as_str()) {
+            return Err(EngineError::Invalid(format!(
+                "the monitor started for container {} was given another container",
+                monitor.id
+            )));
+        }
+        self.create_with(opts, true, Some(monitor))
+    }
+
+    fn create_with(
+        &self,
+        opts: CreateOptions,
+        start: bool,
+        early: Option<EarlyMonitor>,
+    ) -> Result<Created> {
         let mut spec = opts.spec;
         let terminal = opts.terminal
             || spec
@@ -335,21 +394,35 @@ impl Engine {
             .open(dir.join("monitor.log"))
             .map_err(|e| EngineError::io("creating", dir.join("monitor.log"), e))
             .map_err(cleanup)?;
-        let mut monitor = Command::new(&self.monitor.program);
-        monitor
-            .args(&self.monitor.args)
-            .arg(&self.layout.root)
-            .arg(&id);
-        if start {
-            monitor.arg(monitor::START_FLAG);
-        }
-        let mut child = monitor
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(monitor_log))
-            .spawn()
-            .map_err(|e| EngineError::io("starting the monitor", &self.monitor.program, e))
-            .map_err(cleanup)?;
+        let mut child = match early {
+            Some(EarlyMonitor { child, go, .. }) => {
+                // it opens monitor.log itself once it has the container
+                drop(monitor_log);
+                rustix::io::write(&go, monitor::GO)
+                    .map_err(|e| {
+                        EngineError::io("handing the container to its monitor", &dir, e.into())
+                    })
+                    .map_err(cleanup)?;
+                child
+            }
+            None => {
+                let mut monitor = Command::new(&self.monitor.program);
+                monitor
+                    .args(&self.monitor.args)
+                    .arg(&self.layout.root)
+                    .arg(&id);
+                if start {
+                    monitor.arg(monitor::START_FLAG);
+                }
+                monitor
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::from(monitor_log))
+                    .spawn()
+                    .map_err(|e| EngineError::io("starting the monitor", &self.monitor.program, e))
+                    .map_err(cleanup)?
+            }
+        };
         // the first process forks the monitor and exits at once
         let _ = child.wait();
         let Some(out) = child.stdout.take() else {
@@ -577,9 +650,27 @@ impl Engine {
 
     /// Wait for a container created by [`Engine::create_attached`] through its monitor's
     /// report (works for `--rm` containers, whose record is gone when they exit).
-    pub fn wait_created(&self, mut c: Created) -> Result<Option<i32>> {
+    pub fn wait_created(&self, c: Created) -> Result<Option<i32>> {
+        self.wait_created_with(c, || {})
+    }
+
+    /// [`Engine::wait_created`], calling `log_grew` each time the monitor reports that the
+    /// container's log grew (a foreground `run` relays it from there).
+    pub fn wait_created_with(
+        &self,
+        mut c: Created,
+        mut log_grew: impl FnMut(),
+    ) -> Result<Option<i32>> {
         let mut line = String::new();
-        let _ = c.monitor.read_line(&mut line);
+        loop {
+            line.clear();
+            let _ = c.monitor.read_line(&mut line);
+            if line.as_bytes() == monitor::REPORT_LOG {
+                log_grew();
+            } else {
+                break;
+            }
+        }
         match line.trim().strip_prefix("exit ") {
             Some(code) => Ok(code.parse().ok()),
             // the monitor died: fall back to the record

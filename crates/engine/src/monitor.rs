@@ -1,16 +1,19 @@
 //! The per-container monitor (conmon's and containerd's shim's job), run as
-//! `MONITOR STATE_ROOT ID` (the `berth` binary's hidden `__monitor` mode, or the
-//! `berth-monitor` binary): single-threaded, no async runtime.
+//! `MONITOR STATE_ROOT ID [--start] [--wait]` (the `berth` binary's hidden `__monitor` mode,
+//! or the `berth-monitor` binary): single-threaded, no async runtime.
 //!
 //! It forks once more and the parent exits (so the caller reaps it at once and the monitor
-//! is reparented away from the `berth` command), starts a new session, becomes the child
-//! subreaper, holds `monitor.lock` for its whole life (how others tell that it is alive),
-//! runs `RUNTIME create` with the container's stdout/stderr on two pipes, relays those to
-//! the log (`crate::logs`), waits for the init (a pidfd in the same poll as the pipes),
-//! records the exit code, runs `RUNTIME delete --force` and, for `--rm`, removes the record.
+//! is reparented away from the `berth` command), starts a new session (with `--wait`, then
+//! waits for `go` on its stdin: started before its container was prepared), becomes the
+//! child subreaper, holds `monitor.lock` for its whole life (how others tell that it is
+//! alive), runs `RUNTIME create` (`--start`: `RUNTIME run --detach`) with the container's
+//! stdout/stderr on two pipes, relays those to the log (`crate::logs`), waits for the init (a
+//! pidfd in the same poll as the pipes), records the exit code, runs `RUNTIME delete --force`
+//! and, for `--rm`, removes the record (the `delete` running meanwhile).
 //!
 //! It talks to the engine through its stdout, a pipe: `ok\n` once the container is created
-//! (or `error: MESSAGE\n`), then `exit CODE\n` (`exit unknown\n`) when the init is gone.
+//! (or `error: MESSAGE\n`), `log\n` whenever the log grew (never blocking: dropped when the
+//! pipe is full), then `exit CODE\n` (`exit unknown\n`) when the init is gone.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -36,17 +39,24 @@ use crate::runtime::Runtime;
 
 /// The monitor's entry point; returns the process exit status.
 pub fn main(args: &[OsString]) -> i32 {
-    let (root, id, start) = match args {
-        [root, id] => (root, id, false),
-        [root, id, flag] if flag.as_os_str() == START_FLAG => (root, id, true),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "usage: MONITOR STATE_ROOT CONTAINER_ID [{START_FLAG}]"
-            );
-            return 2;
-        }
+    let usage = || {
+        let _ = writeln!(
+            std::io::stderr(),
+            "usage: MONITOR STATE_ROOT CONTAINER_ID [{START_FLAG}] [{WAIT_FLAG}]"
+        );
+        2
     };
+    let [root, id, flags @ ..] = args else {
+        return usage();
+    };
+    let (mut start, mut wait) = (false, false);
+    for f in flags {
+        match f.to_str() {
+            Some(START_FLAG) => start = true,
+            Some(WAIT_FLAG) => wait = true,
+            _ => return usage(),
+        }
+    }
     let Some(id) = id.to_str().map(str::to_owned) else {
         return 2;
     };
@@ -73,6 +83,9 @@ pub fn main(args: &[OsString]) -> i32 {
     let layout = Layout {
         root: PathBuf::from(root),
     };
+    if wait && !wait_for_go(&layout, &id) {
+        return 0;
+    }
     let mut ready = std::io::stdout();
     match monitor(&layout, &id, start, &mut ready) {
         Ok(()) => 0,
@@ -82,6 +95,61 @@ pub fn main(args: &[OsString]) -> i32 {
             1
         }
     }
+}
+
+/// What the monitor writes on its report pipe when the container's log grew (between `ok`
+/// and `exit`; readers skip it, or look at the log again).
+pub const REPORT_LOG: &[u8] = b"log\n";
+
+/// Set or clear `O_NONBLOCK` on `fd`; whether it worked.
+fn set_nonblocking(fd: std::os::fd::BorrowedFd<'_>, on: bool) -> bool {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let Ok(flags) = fcntl_getfl(fd) else {
+        return false;
+    };
+    let flags = if on {
+        flags | OFlags::NONBLOCK
+    } else {
+        flags & !OFlags::NONBLOCK
+    };
+    fcntl_setfl(fd, flags).is_ok()
+}
+
+/// The monitor's flag to wait, before it touches anything, until the engine writes [`GO`]
+/// on its stdin (a pipe; [`crate::Engine::spawn_monitor`]): started ahead of its container.
+pub const WAIT_FLAG: &str = "--wait";
+
+/// What the engine writes to a waiting monitor once the container's record exists.
+pub const GO: &[u8] = b"go\n";
+
+/// Wait for [`GO`] on stdin; `false` when the pipe closed without it (the engine gave up:
+/// exit without a trace). Then stdin becomes /dev/null and stderr the container's
+/// `monitor.log`, as for a monitor started the ordinary way.
+fn wait_for_go(layout: &Layout, id: &str) -> bool {
+    let mut got = Vec::with_capacity(GO.len());
+    let mut buf = [0u8; 8];
+    while got.len() < GO.len() {
+        match rustix::io::read(rustix::stdio::stdin(), &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => got.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    if got != GO {
+        return false;
+    }
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdin(&null);
+    }
+    if let Ok(log) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(layout.dir(id).join("monitor.log"))
+    {
+        let _ = rustix::stdio::dup2_stderr(&log);
+    }
+    true
 }
 
 /// The monitor's optional third argument: start the container as soon as it is created, and
@@ -147,16 +215,22 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
     let mut log = LogWriter::open(&rec.log_path, rec.log_max_size)
         .map_err(|e| format!("opening the log {}: {e}", rec.log_path.display()))?;
 
+    // started at once: `RUNTIME run --detach` is `create` then `start` in one runtime
+    // process (runc, crun and berth-runtime all have it), one process fewer than the two
+    let op = if start { "run" } else { "create" };
     let status = {
         let mut cmd = rt.command([
             "--log".as_ref(),
             rt_log.as_os_str(),
-            "create".as_ref(),
+            op.as_ref(),
             "--bundle".as_ref(),
             rec.bundle.as_os_str(),
             "--pid-file".as_ref(),
             pid_file.as_os_str(),
         ]);
+        if op == "run" {
+            cmd.arg("--detach");
+        }
         if console.is_some() {
             cmd.arg("--console-socket").arg(short("console.sock"));
         }
@@ -168,14 +242,18 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
         cmd.status()
         // cmd (and with it our copies of the write ends) is dropped here
     };
-    let status = status.map_err(|e| format!("running {} create: {e}", rt.path.display()))?;
+    let status = status.map_err(|e| format!("running {} {op}: {e}", rt.path.display()))?;
     if !status.success() {
         let mut msg = std::fs::read_to_string(&rt_log).unwrap_or_default();
-        let mut err = String::new();
-        let _ = File::from(err_r).read_to_string(&mut err);
-        msg.push_str(&err);
+        // what the runtime wrote before it exited, without waiting for the end of the pipe:
+        // a runtime that died after making the init leaves it holding the write end
+        let mut err = Vec::new();
+        if set_nonblocking(err_r.as_fd(), true) {
+            let _ = File::from(err_r).read_to_end(&mut err);
+        }
+        msg.push_str(&String::from_utf8_lossy(&err));
         return Err(format!(
-            "{} create exited with {status}: {}",
+            "{} {op} exited with {status}: {}",
             rt.path.display(),
             msg.trim()
         ));
@@ -206,7 +284,7 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
     let init_pid =
         Pid::from_raw(init).ok_or_else(|| format!("bad pid {init} in {}", pid_file.display()))?;
     let init_start = record::proc_start_time(init);
-    if start {
+    if start && op == "create" {
         // the init is our child: however soon it exits, it waits for the relay below
         rt.start(id).map_err(|e| match e {
             crate::EngineError::Runtime { stderr, .. } => {
@@ -236,13 +314,36 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
     let pidfd = pidfd_open(init_pid, PidfdFlags::empty()).ok();
     let mut io =
         Io::new(attach, out_r, err_r, master, stdin_w, rec.stdin).map_err(|e| e.to_string())?;
-    let (code, note) = relay(&mut log, &mut io, pidfd, init_pid);
+    // `log` on the report pipe whenever the log grew, for a foreground `run` relaying it (no
+    // inotify watch there: closing one waits for an SRCU grace period, milliseconds at
+    // every exit). Never blocking: when the pipe is full the reader has lines still to read,
+    // each of which makes it look at the log again; nobody reading (`run -d`) is EPIPE.
+    let report = std::io::stdout();
+    let stdout = report.as_fd();
+    let notify_ok = set_nonblocking(stdout, true);
+    let mut notify = || {
+        if notify_ok {
+            let _ = rustix::io::write(stdout, REPORT_LOG);
+        }
+    };
+    let (code, note) = relay(&mut log, &mut io, pidfd, init_pid, &mut notify);
+    if notify_ok {
+        set_nonblocking(stdout, false);
+    }
     drop(io);
     let _ = std::fs::remove_file(&attach_path);
     let _ = log.flush();
     // read before `delete` removes the cgroup
     let oom_killed = crate::oom::killed(&rec.bundle);
-    let _ = rt.delete_force(id);
+    // `delete` (the runtime's state and the cgroup) runs while an `--rm` container's own
+    // removal (unmount, snapshot, record) goes on here: neither needs the other's part
+    // (berth gives the runtime no hooks that could want the root filesystem)
+    let deleting = if rec.auto_remove {
+        rt.spawn_delete_force(id).ok()
+    } else {
+        let _ = rt.delete_force(id);
+        None
+    };
     let exited = |r: &mut record::Record| {
         r.oom_killed = oom_killed;
         r.status = Status::Exited;
@@ -260,11 +361,17 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
             && let Err(e) = record::remove(layout, &current)
         {
             let _ = record::update(layout, id, exited);
+            if let Some(d) = deleting {
+                let _ = d.finish();
+            }
             return Err(e.to_string());
         }
     } else {
         // removed meanwhile (`rm -f`): nothing to record
         let _ = record::update(layout, id, exited);
+    }
+    if let Some(d) = deleting {
+        let _ = d.finish();
     }
     // reported last: whoever waits sees the record (or its absence, for --rm) final
     let _ = match code {
@@ -515,6 +622,7 @@ fn relay(
     io: &mut Io,
     pidfd: Option<OwnedFd>,
     init: Pid,
+    notify: &mut dyn FnMut(),
 ) -> (Option<i32>, Option<String>) {
     const LISTENER: usize = 3;
     const PIDFD: usize = 4;
@@ -586,6 +694,7 @@ fn relay(
             break;
         }
         let mut gone_clients = Vec::new();
+        let mut logged = false;
         for (w, rev) in ready {
             if rev.is_empty() {
                 continue;
@@ -602,6 +711,7 @@ fn relay(
                             let data = buf.get(..k).unwrap_or_default();
                             let stream = if w == 1 { 1 } else { 0 };
                             let _ = log.feed(stream, data);
+                            logged = true;
                             let kind = if w == 1 {
                                 crate::attach::STDERR
                             } else {
@@ -622,6 +732,9 @@ fn relay(
                     }
                 }
             }
+        }
+        if logged {
+            notify();
         }
         gone_clients.sort_unstable();
         for i in gone_clients.into_iter().rev() {

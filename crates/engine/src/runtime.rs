@@ -102,17 +102,28 @@ impl Runtime {
 
     /// `delete --force`; a container the runtime does not know is not an error.
     pub fn delete_force(&self, id: &str) -> Result<()> {
-        match self.run(id, "delete", ["delete", "--force", id]) {
-            Ok(_) => Ok(()),
-            Err(EngineError::Runtime { stderr, .. })
-                if stderr.contains("does not exist")
-                    || stderr.contains("not exist")
-                    || stderr.contains("not found") =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        unknown_is_deleted(self.run(id, "delete", ["delete", "--force", id]).map(drop))
+    }
+
+    /// `delete --force` started in the background, for the caller to overlap other work
+    /// with it; [`Deleting::finish`] waits and judges it as [`Runtime::delete_force`] does.
+    pub fn spawn_delete_force(&self, id: &str) -> Result<Deleting> {
+        let child = self
+            .command(["delete", "--force", id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| EngineError::RuntimeSpawn {
+                runtime: self.path.clone(),
+                id: id.to_owned(),
+                op: "delete",
+                source,
+            })?;
+        Ok(Deleting {
+            child,
+            runtime: self.path.clone(),
+            id: id.to_owned(),
+        })
     }
 
     /// The runtime's state JSON `status` field, `None` when it does not know the container.
@@ -130,4 +141,54 @@ impl Runtime {
 
 pub fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// `delete --force` of a container the runtime does not know (already deleted) succeeded.
+fn unknown_is_deleted(r: Result<()>) -> Result<()> {
+    match r {
+        Err(EngineError::Runtime { stderr, .. })
+            if stderr.contains("does not exist")
+                || stderr.contains("not exist")
+                || stderr.contains("not found") =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// A `delete --force` running in the background ([`Runtime::spawn_delete_force`]).
+#[derive(Debug)]
+pub struct Deleting {
+    child: std::process::Child,
+    runtime: PathBuf,
+    id: String,
+}
+
+impl Deleting {
+    /// Wait for the runtime; a container it did not know is not an error.
+    pub fn finish(self) -> Result<()> {
+        let out = self
+            .child
+            .wait_with_output()
+            .map_err(|source| EngineError::RuntimeSpawn {
+                runtime: self.runtime.clone(),
+                id: self.id.clone(),
+                op: "delete",
+                source,
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if stderr.is_empty() {
+            stderr = format!("exited with {}", out.status);
+        }
+        unknown_is_deleted(Err(EngineError::Runtime {
+            runtime: self.runtime,
+            id: self.id,
+            op: "delete",
+            stderr,
+        }))
+    }
 }

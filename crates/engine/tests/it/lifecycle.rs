@@ -298,12 +298,33 @@ fn kill9_of_the_runtime_mid_create_and_start() {
     env.engine.remove(&c.id, true).unwrap();
     assert_no_leftovers(&env.engine, &c.id, &b);
 
-    // `run -d`: the monitor runs `start` itself right after `create`; a runtime killed in
-    // it fails the run and leaves nothing (no record, init, cgroup or runtime state)
-    let (b, o) = container("sleep 1000", &wrapper("start"));
+    // `run -d`: the monitor runs `RUNTIME run --detach` (create and start in one runtime
+    // process); a runtime killed -9 in it between its create and its start (a real `create`,
+    // then the kill: the init made and waiting, the runtime's state written) fails the run
+    // and leaves nothing (no record, init, cgroup or runtime state)
+    let p = dir.path().join("rt-dies-in-run");
+    berth_test_support::write_file(
+        &p,
+        format!(
+            "#!/bin/sh
+             case \" $* \" in *' run '*) ;; *) exec {real} \"$@\" ;; esac
+             args=\"\"
+             for a in \"$@\"; do
+             case \"$a\" in run) a=create ;; --detach) continue ;; esac
+             args=\"$args '$a'\"
+             done
+             eval \"{real} $args\" && kill -9 $$
+             exit 1
+",
+            real = real.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (b, o) = container("sleep 1000", &p);
     let err = env.engine.run_detached(o).unwrap_err();
     assert!(
-        matches!(&err, EngineError::Monitor { message, .. } if message.contains("start failed")),
+        matches!(&err, EngineError::Monitor { message, .. } if message.contains("run exited with")),
         "{err}"
     );
     assert!(

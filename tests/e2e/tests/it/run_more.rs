@@ -578,3 +578,40 @@ fn network_container_joins_a_running_containers_network_namespace() {
     );
     d.ok(&["rm", "owner"]);
 }
+
+/// An `--rm` container's root filesystem is a `volatile` overlay: its writable layer is
+/// deleted when it exits and never mounted again, so overlayfs skips its syncs (above all the
+/// sync of the whole upper filesystem at the unmount, on every `--rm` exit; podman mounts
+/// `--rm` containers so). A container that outlives its exit keeps an ordinary overlay.
+#[test]
+fn an_rm_containers_overlay_is_volatile_and_a_kept_ones_is_not() {
+    requires_root!();
+    let d = Data::new();
+    let root_line = |mountinfo: &str| -> String {
+        mountinfo
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let rm = d.ok(&["run", "--rm", IMAGE, "cat", "/proc/self/mountinfo"]);
+    let line = root_line(&rm);
+    assert!(
+        line.contains(" - overlay ") && line.contains("volatile"),
+        "{rm}"
+    );
+    let kept = d.ok(&[
+        "run",
+        "--name",
+        "kept",
+        IMAGE,
+        "cat",
+        "/proc/self/mountinfo",
+    ]);
+    let line = root_line(&kept);
+    assert!(
+        line.contains(" - overlay ") && !line.contains("volatile"),
+        "{kept}"
+    );
+    d.ok(&["rm", "kept"]);
+}

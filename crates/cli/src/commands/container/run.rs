@@ -213,7 +213,17 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let detach = args.detach;
     // checked before anything is set up
     let keys = super::detach::keys(args.detach_keys.as_deref()).map_err(Failure::run)?;
-    let (opts, lock) = setup::create_options(&engine, &args)
+    // a foreground run without a terminal or stdin (nobody attaches): its monitor is
+    // started first, so that its exec and start-up overlap the set-up below; it waits for
+    // the container on a pipe (and exits when this command fails or is killed first)
+    let early = if detach || args.tty || args.interactive {
+        None
+    } else {
+        let id = berth_engine::new_id().map_err(|e| Failure::run(e.into()))?;
+        engine.spawn_monitor(&id).ok()
+    };
+    let early_id = early.as_ref().map(|m| m.id().to_owned());
+    let (opts, lock) = setup::create_options(&engine, &args, early_id.as_deref())
         .map_err(Failure::run)?
         .into_parts();
     let attachments = opts.attachments.clone();
@@ -230,7 +240,11 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     // log is read through a descriptor opened before the start, which outlives its removal.
     if !(args.tty || args.interactive) {
         // nobody attaches: the monitor starts the container right after creating it
-        let created = engine.create_started(opts).map_err(|e| {
+        let created = match early {
+            Some(m) => engine.create_started_by(opts, m),
+            None => engine.create_started(opts),
+        }
+        .map_err(|e| {
             let _ = attachments.teardown();
             Failure::run(anyhow::Error::new(e).context("failed to start the container"))
         })?;
@@ -256,22 +270,22 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
 }
 
 /// Relay a container's log as it grows until its monitor reports the exit (the monitor
-/// writes the last of the log before it reports). Event-driven: the loop sleeps in `poll` on
-/// an inotify watch of the container's directory (the log growing, or replaced by a
-/// rotation) and on an eventfd the waiting thread signals when the exit is reported, so the
-/// exit is seen at once, not at the next tick of a timer. The exit status (255 when unknown).
+/// writes the last of the log before it reports). Event-driven: the monitor reports each
+/// growth of the log on its report pipe, which a waiting thread reads and turns into a wake
+/// of an eventfd the loop sleeps on (in `poll`), as it does the exit; no timer, and no
+/// inotify watch (closing one waits for an SRCU grace period: milliseconds at every exit).
+/// The exit status (255 when unknown).
 fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i32, Failure> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let id = created.record.id.clone();
     let log = created.record.log_path.clone();
-    // watched before the first read, so that no append after it goes unnoticed
-    let watch = LogWatch::new(&log);
+    let watch = LogWatch::new();
     // the monitor made the log before it reported the container created
     let mut file = std::fs::File::open(&log).ok();
     let exited = AtomicBool::new(false);
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {
-            let r = engine.wait_created(created);
+            let r = engine.wait_created_with(created, || watch.wake());
             exited.store(true, Ordering::Release);
             watch.wake();
             r
@@ -311,62 +325,46 @@ fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i
     })
 }
 
-/// What a foreground run sleeps on between reads of the log: an inotify watch of the log's
-/// directory (appends, and the new file of a rotation) and an eventfd for the exit. Without
-/// inotify (no instance left) it falls back to looking every 10 ms.
+/// What a foreground run sleeps on between reads of the log: an eventfd the waiting thread
+/// signals when the monitor reports that the log grew, and when it reports the exit.
+/// Without an eventfd (none left) it falls back to looking every 10 ms.
 struct LogWatch {
-    inotify: Option<std::os::fd::OwnedFd>,
-    exit: Option<std::os::fd::OwnedFd>,
+    wake: Option<std::os::fd::OwnedFd>,
 }
 
 impl LogWatch {
-    fn new(log: &std::path::Path) -> LogWatch {
-        use rustix::fs::inotify::{CreateFlags, WatchFlags, add_watch, init};
-        let dir = log.parent().unwrap_or(std::path::Path::new("."));
-        let inotify = init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
-            .ok()
-            .filter(|fd| {
-                let mask = WatchFlags::MODIFY
-                    | WatchFlags::CREATE
-                    | WatchFlags::MOVED_TO
-                    | WatchFlags::CLOSE_WRITE
-                    | WatchFlags::ONLYDIR;
-                add_watch(fd, dir, mask).is_ok()
-            });
-        let exit = rustix::event::eventfd(
+    fn new() -> LogWatch {
+        let wake = rustix::event::eventfd(
             0,
             rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
         )
         .ok();
-        LogWatch { inotify, exit }
+        LogWatch { wake }
     }
 
-    /// Wake [`LogWatch::wait`] (the exit was reported).
+    /// Wake [`LogWatch::wait`] (the log grew, or the exit was reported).
     fn wake(&self) {
-        if let Some(e) = &self.exit {
+        if let Some(e) = &self.wake {
             let _ = rustix::io::write(e, &1u64.to_ne_bytes());
         }
     }
 
-    /// Sleep until the log's directory changed or the exit was reported (spurious wakeups
-    /// are fine: the caller reads again).
+    /// Sleep until woken since the last wait (a wake before this call returns at once, so
+    /// none is lost; spurious wakeups are fine: the caller reads again).
     fn wait(&self) {
         use rustix::event::{PollFd, PollFlags, poll};
-        let (Some(inotify), Some(exit)) = (&self.inotify, &self.exit) else {
+        let Some(wake) = &self.wake else {
             pause();
             return;
         };
-        let mut fds = [
-            PollFd::new(inotify, PollFlags::IN),
-            PollFd::new(exit, PollFlags::IN),
-        ];
+        let mut fds = [PollFd::new(wake, PollFlags::IN)];
         match poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(_) => pause(),
         }
-        // drain the events (the exit's count stays: every later wait returns at once)
-        let mut buf = [0u8; 4096];
-        while matches!(rustix::io::read(inotify, &mut buf), Ok(n) if n > 0) {}
+        // reset the count: the next wait sleeps until the next wake
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(wake, &mut buf);
     }
 }
 
@@ -392,7 +390,7 @@ fn replaced(f: &std::fs::File, path: &std::path::Path) -> bool {
     }
 }
 
-/// How often a foreground run looks at the log when it cannot watch it (no inotify).
+/// How often a foreground run looks at the log when it cannot be woken (no eventfd).
 #[allow(
     clippy::disallowed_methods,
     reason = "polling a file another process appends to, not a test"
@@ -422,7 +420,7 @@ pub fn attach(engine: &Engine, id: &str) -> Result<i32, Failure> {
 /// `berth create`: prints the new container's id.
 pub fn create(args: RunArgs) -> Result<i32, Failure> {
     let engine = args.data.engine().map_err(Failure::run)?;
-    let (opts, lock) = setup::create_options(&engine, &args)
+    let (opts, lock) = setup::create_options(&engine, &args, None)
         .map_err(Failure::run)?
         .into_parts();
     let attachments = opts.attachments.clone();

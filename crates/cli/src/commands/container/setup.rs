@@ -23,7 +23,13 @@ pub const HOST_IDS_PER_CONTAINER: u32 = 65536;
 
 /// The create options for `args`, with everything they need set up; the returned lock (held
 /// until the container is created) keeps another `run` from taking the same host ids.
-pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepared> {
+/// `id`: the container's id when the caller chose it (a monitor already waits for it);
+/// else a new one.
+pub fn create_options(
+    engine: &Engine,
+    args: &RunArgs,
+    id: Option<&str>,
+) -> anyhow::Result<Prepared> {
     // a bad name fails before anything is pulled, made or mounted
     if let Some(n) = args
         .name
@@ -73,7 +79,10 @@ pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepare
     let config = ImageConfig::parse(&store.read_blob(&layers.config)?)
         .with_context(|| format!("failed to read the config of image {name}"))?;
 
-    let id = berth_engine::new_id()?;
+    let id = match id {
+        Some(id) => id.to_owned(),
+        None => berth_engine::new_id()?,
+    };
     let dir = args.data.dir()?;
     let mut attachments = Attachments::default();
     let ids_lock = lock_host_ids(&dir)?;
@@ -179,17 +188,33 @@ fn set_up(
         Some(range) => {
             // the image's layers shown shifted into the range (id-mapped lower layers, or a
             // chowned copy per range where the kernel cannot): nothing copied per container
-            let ranged = berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
-                .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
+            let mut ranged =
+                berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
+                    .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
             attachments.snapshot = Some(snapshot_ref);
             reachable_by(&rootfs, range)?;
-            berth_image::idmap::mount(&ranged, &rootfs).with_context(mount_failed)?;
+            let volatile = args.rm && make_volatile(&mut ranged.mounts);
+            if let Err(e) = berth_image::idmap::mount(&ranged, &rootfs) {
+                if !volatile {
+                    return Err(e).with_context(mount_failed);
+                }
+                // a kernel before 5.10 has no `volatile`
+                strip_volatile(&mut ranged.mounts);
+                berth_image::idmap::mount(&ranged, &rootfs).with_context(mount_failed)?;
+            }
         }
         None => {
-            let mounts = prepare(snap, id, image.top)
+            let mut mounts = prepare(snap, id, image.top)
                 .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
             attachments.snapshot = Some(snapshot_ref);
-            mount_all(&mounts, &rootfs).with_context(mount_failed)?;
+            let volatile = args.rm && make_volatile(&mut mounts);
+            if let Err(e) = mount_all(&mounts, &rootfs) {
+                if !volatile {
+                    return Err(e).with_context(mount_failed);
+                }
+                strip_volatile(&mut mounts);
+                mount_all(&mounts, &rootfs).with_context(mount_failed)?;
+            }
         }
     }
     let shared = shared_network(engine, args)?;
@@ -390,6 +415,31 @@ fn named_volumes(
         });
     }
     Ok(())
+}
+
+/// `--rm`: the container's writable layer is deleted when it exits, and never mounted again
+/// (after a crash too it is only removed), so nothing written to it has to reach the disk.
+/// overlayfs's `volatile` option (Linux 5.10) skips its syncs, above all the sync of the
+/// whole upper filesystem when the overlay is unmounted, which waits for every other
+/// writer's dirty data on that filesystem (podman mounts its `--rm` containers so). Whether
+/// an overlay mount was marked.
+fn make_volatile(mounts: &mut [berth_image::snapshot::Mount]) -> bool {
+    let mut any = false;
+    for m in mounts {
+        if m.kind == "overlay" && m.option("upperdir").is_some() {
+            if !m.options.iter().any(|o| o == "volatile") {
+                m.options.push("volatile".to_owned());
+            }
+            any = true;
+        }
+    }
+    any
+}
+
+fn strip_volatile(mounts: &mut [berth_image::snapshot::Mount]) {
+    for m in mounts {
+        m.options.retain(|o| o != "volatile");
+    }
 }
 
 /// The container's own `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`

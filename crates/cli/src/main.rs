@@ -67,6 +67,8 @@ enum Command {
     System(commands::system::SystemArgs),
     /// Manage networks (CNI configuration lists): create, ls, inspect, rm, prune.
     Network(commands::network::NetworkArgs),
+    /// Manage named volumes: create, ls, inspect, rm, prune.
+    Volume(commands::volume::VolumeArgs),
     /// Run a command in a new container of an image (pulled when missing).
     Run(commands::container::run::RunArgs),
     /// Create a container of an image (start it with `berth start`); prints its id.
@@ -81,6 +83,8 @@ enum Command {
     Stop(commands::container::stop::StopArgs),
     /// Send a signal to running containers.
     Kill(commands::container::kill::KillArgs),
+    /// Change a container's settings while it runs (--network-bandwidth).
+    Update(commands::container::update::UpdateArgs),
     /// Remove containers, their snapshots and anonymous volumes.
     Rm(commands::container::rm::RmArgs),
     /// Wait for containers to exit; prints their exit codes.
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => legacy(commands::logout::run(args)),
         Command::System(args) => legacy(commands::system::run(args)),
         Command::Network(args) => legacy(commands::network::run(args)),
+        Command::Volume(args) => legacy(commands::volume::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => c::logs::run(args).map_err(c::Failure::other),
         Command::Stop(args) => c::stop::run(args).map_err(c::Failure::other),
         Command::Kill(args) => c::kill::run(args).map_err(c::Failure::other),
+        Command::Update(args) => c::update::run(args).map_err(c::Failure::other),
         Command::Rm(args) => c::rm::run(args).map_err(c::Failure::other),
         Command::Wait(args) => c::wait::run(args).map_err(c::Failure::other),
         Command::Port(args) => c::port::run(args).map_err(c::Failure::other),

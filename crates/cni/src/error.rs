@@ -172,6 +172,18 @@ pub enum CniError {
         #[source]
         source: Box<CniError>,
     },
+    /// [`crate::Cni::readd`] of a plugin that is not the list's last one, or not in it.
+    #[error(
+        "network {network:?} does not end with a {plugin} plugin: only the last plugin of a list can be re-run on a live attachment (a plugin earlier in the chain would need every later one re-run)"
+    )]
+    NotLastPlugin { network: String, plugin: String },
+    /// The caller's step between DEL and ADD of [`crate::Cni::readd`] failed.
+    #[error("failed to prepare network {network:?} for re-adding plugin {plugin}: {reason}")]
+    Prepare {
+        network: String,
+        plugin: String,
+        reason: String,
+    },
     /// GC went on past failures; these are all of them.
     #[error("CNI GC of network {network:?} had {} failure(s): {}", .errors.len(), join_errors(.errors))]
     Gc {
@@ -245,7 +257,8 @@ impl CniError {
             CniError::InvalidConfig { .. }
             | CniError::InvalidParameter { .. }
             | CniError::VersionUnsupported { .. }
-            | CniError::CommandUnsupported { .. } => ErrorKind::InvalidInput,
+            | CniError::CommandUnsupported { .. }
+            | CniError::NotLastPlugin { .. } => ErrorKind::InvalidInput,
             CniError::Plugin { error, .. } => match error.code {
                 1 | 2 | 4 | 6 | 7 => ErrorKind::InvalidInput,
                 3 => ErrorKind::NotFound,

@@ -514,6 +514,128 @@ impl Cni {
         self.del(&list, &rt)
     }
 
+    /// Re-run the last plugin of an attachment with new capability arguments (such as a new
+    /// `bandwidth`), keeping the cache true. CNI has no UPDATE, and neither ADD over an
+    /// existing ADD nor DEL of one plugin of a chain is in the spec; this is the narrow way a
+    /// runtime can do it with the plugins as they are:
+    ///
+    /// 1. DEL of that plugin alone, with the cached result as `prevResult` and the cached
+    ///    capability arguments (what its ADD had);
+    /// 2. `prepare(cached result)`: the caller undoes what the plugin's DEL leaves to the
+    ///    removal of the interfaces (the bandwidth plugin's qdiscs on the host veth) and
+    ///    returns the `prevResult` the plugin's ADD first had (the cached result without
+    ///    what the plugin added to it);
+    /// 3. ADD of that plugin alone with the new capability arguments and that `prevResult`;
+    /// 4. the cache entry rewritten with the new capability arguments and the new result, so
+    ///    a later DEL of the whole list undoes exactly what is there.
+    ///
+    /// The plugin must be the list's last (its result is the attachment's). When the new ADD
+    /// fails, it is undone (DEL, then `prepare` again) and the cache records the attachment
+    /// without the plugin's capabilities (it is now unset), before the error is returned.
+    pub fn readd(
+        &self,
+        att: &Attachment,
+        plugin_type: &str,
+        capability_args: Map<String, Value>,
+        mut prepare: impl FnMut(&CniResult) -> std::result::Result<CniResult, String>,
+    ) -> Result<CniResult> {
+        let list = NetworkConfigList::from_bytes(&att.config, &att.path.display().to_string())?;
+        let Some(plugin) = list.plugins.last().filter(|p| p.plugin_type == plugin_type) else {
+            return Err(CniError::NotLastPlugin {
+                network: list.name.clone(),
+                plugin: plugin_type.to_owned(),
+            });
+        };
+        let path = cache::entry_path(
+            &self.cache_dir,
+            &att.network,
+            &att.container_id,
+            &att.ifname,
+        );
+        let cached = att
+            .result
+            .as_ref()
+            .map(CniResult::from_json)
+            .transpose()
+            .map_err(|reason| CniError::CorruptCache {
+                path: path.clone(),
+                reason,
+            })?
+            .ok_or_else(|| CniError::NotAttached {
+                network: att.network.clone(),
+                container_id: att.container_id.clone(),
+                ifname: att.ifname.clone(),
+                path: path.clone(),
+            })?;
+        let version = Version::parse(&cached.cni_version)
+            .filter(|v| v.is_supported())
+            .unwrap_or_else(|| list.cni_version());
+        let old = RuntimeConf {
+            container_id: att.container_id.clone(),
+            netns: att.netns.clone(),
+            ifname: att.ifname.clone(),
+            args: att.args.clone(),
+            capability_args: att.capability_args.clone(),
+        };
+        validate(&list, &old, true)?;
+        let prepare_err = |reason: String| CniError::Prepare {
+            network: list.name.clone(),
+            plugin: plugin_type.to_owned(),
+            reason,
+        };
+        self.run_attached(&list, plugin, Command::Del, version, Some(&cached), &old)?;
+        let prev = prepare(&cached).map_err(prepare_err)?;
+        let new = RuntimeConf {
+            capability_args,
+            ..old.clone()
+        };
+        let added = self
+            .run_attached(&list, plugin, Command::Add, version, Some(&prev), &new)
+            .and_then(|out| {
+                parse_result(&out).map_err(|reason| CniError::BadOutput {
+                    network: list.name.clone(),
+                    plugin: plugin_type.to_owned(),
+                    command: "ADD",
+                    reason,
+                    stdout: String::from_utf8_lossy(&out).into_owned(),
+                })
+            });
+        let (result, capability_args, failed) = match added {
+            Ok(r) => (r, new.capability_args.clone(), None),
+            Err(e) => {
+                let undone = self
+                    .run_attached(&list, plugin, Command::Del, version, Some(&prev), &new)
+                    .and_then(|_| prepare(&prev).map_err(prepare_err));
+                let e = match undone {
+                    Ok(_) => e,
+                    Err(source) => CniError::RollbackFailed {
+                        add: Box::new(e),
+                        source: Box::new(source),
+                    },
+                };
+                // the plugin's capabilities are unset now: the cache says so
+                let mut caps = new.capability_args.clone();
+                for (cap, on) in &plugin.capabilities {
+                    if *on {
+                        caps.remove(cap);
+                    }
+                }
+                (prev.clone(), caps, Some(e))
+            }
+        };
+        let entry = Attachment {
+            capability_args,
+            result: Some(result.to_json(version)),
+            path: PathBuf::new(),
+            ..att.clone()
+        };
+        cache::write(&self.cache_dir, &entry)?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(result),
+        }
+    }
+
     /// CHECK the attachment: every plugin in order with the cached ADD result as
     /// `prevResult`; the first failure is returned. Nothing to do when the list sets
     /// `disableCheck`.

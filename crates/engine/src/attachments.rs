@@ -47,6 +47,15 @@ pub struct Attachments {
     /// The host ids its user namespace maps (so no other container is given them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ids: Option<HostIds>,
+    /// The named volumes it uses (`berth volume rm` refuses them while the record exists).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named_volumes: Vec<String>,
+    /// Mounts made for it on the host besides the root filesystem (a named volume bound
+    /// id-mapped for its range), unmounted and their mount points removed at teardown
+    /// before anything else: never `remove_dir_all`'d, so a mount still there cannot cost a
+    /// volume its data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<PathBuf>,
     /// Its pinned network namespace and CNI networks (detached, then unpinned, at teardown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::network::NetworkAttachment>,
@@ -59,13 +68,16 @@ impl Attachments {
         if let Some(n) = &self.network {
             crate::network::detach(n)?;
         }
+        for m in &self.mounts {
+            unmount_all(m)?;
+            remove_mount_point(m)?;
+        }
+        if let Some(parent) = self.mounts.first().and_then(|m| m.parent()) {
+            remove_mount_point(parent)?;
+        }
         if let Some(m) = &self.rootfs_mount {
             unmount_all(m)?;
-            match std::fs::remove_dir(m) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(EngineError::io("removing the mount point", m, e)),
-            }
+            remove_mount_point(m)?;
         }
         if let Some(s) = &self.snapshot {
             remove_snapshot(s)?;
@@ -85,6 +97,105 @@ impl Attachments {
                 })?;
         }
         Ok(())
+    }
+}
+
+/// Where `berth run` sets a container up before its record exists, all under one data
+/// directory: the mount point `DIR/rootfs/ID` (made first, so that it marks a set-up in
+/// progress), the anonymous volumes `DIR/volumes/ID`, the `/etc` files `DIR/etc/ID`, the host
+/// ids allocated to `ID` in `DIR`, and the writable snapshot `ID` in a snapshot root.
+#[derive(Debug, Clone)]
+pub struct SetUpDirs {
+    /// The data directory (`DIR`).
+    pub dir: PathBuf,
+    /// The snapshot root and its driver's name.
+    pub snapshots: (PathBuf, String),
+}
+
+impl SetUpDirs {
+    /// The mount point of container `id`'s root filesystem.
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.dir.join("rootfs").join(id)
+    }
+
+    /// Where container `id`'s extra host mounts go (`DIR/volume-mounts/ID/N`).
+    pub fn mounts(&self, id: &str) -> PathBuf {
+        SetUpDirs::mounts_in(&self.dir, id)
+    }
+
+    /// [`SetUpDirs::mounts`] of data directory `dir`.
+    pub fn mounts_in(dir: &Path, id: &str) -> PathBuf {
+        dir.join("volume-mounts").join(id)
+    }
+
+    /// Everything a `run` of container `id` may have set up (whether or not it got that far).
+    pub fn attachments_of(&self, id: &str) -> Attachments {
+        let mounts = std::fs::read_dir(self.mounts(id))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        Attachments {
+            named_volumes: Vec::new(),
+            mounts,
+            rootfs_mount: Some(self.rootfs(id)),
+            snapshot: Some(SnapshotRef {
+                root: self.snapshots.0.clone(),
+                driver: self.snapshots.1.clone(),
+                key: id.to_owned(),
+            }),
+            volumes: vec![
+                self.dir.join("volumes").join(id),
+                self.dir.join("etc").join(id),
+            ],
+            host_ids: Some(HostIds {
+                host_start: 0,
+                size: 0,
+                allocator: Some((self.dir.clone(), id.to_owned())),
+            }),
+            network: None,
+        }
+    }
+
+    /// Undo what `run`s killed during set-up left (a mount point with no record: its mount,
+    /// snapshot, volumes, `/etc` files and host ids), and return their ids. `live(id)` says
+    /// whether a record exists; the caller holds the lock every `run` holds from its set-up to
+    /// its record, or a `run` being set up would be taken for a killed one.
+    pub fn collect_unrecorded(&self, live: &dyn Fn(&str) -> bool) -> Result<Vec<String>> {
+        let mut cleaned = Vec::new();
+        let rootfs = self.dir.join("rootfs");
+        let rd = match std::fs::read_dir(&rootfs) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cleaned),
+            Err(e) => return Err(EngineError::io("listing", &rootfs, e)),
+        };
+        for e in rd {
+            let e = e.map_err(|e| EngineError::io("listing", &rootfs, e))?;
+            let name = e.file_name();
+            // only what `run` makes: a container id (64 hex digits), never a user's file
+            let Some(id) = name.to_str().filter(|n| is_container_id(n)) else {
+                continue;
+            };
+            if live(id) {
+                continue;
+            }
+            self.attachments_of(id).teardown()?;
+            remove_mount_point(&self.mounts(id))?;
+            cleaned.push(id.to_owned());
+        }
+        Ok(cleaned)
+    }
+}
+
+/// Whether `s` has the shape of a container id (64 lowercase hex digits, as `new_id` makes).
+pub fn is_container_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `rmdir` of a mount point (already gone is fine).
+fn remove_mount_point(m: &Path) -> Result<()> {
+    match std::fs::remove_dir(m) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(EngineError::io("removing the mount point", m, e)),
     }
 }
 

@@ -19,8 +19,11 @@ pub mod monitor;
 pub mod netns;
 pub mod network;
 mod oom;
+pub mod pasta;
 pub mod record;
 pub mod runtime;
+pub mod shaping;
+pub mod volumes;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -639,6 +642,28 @@ impl Engine {
     pub fn inspect(&self, reference: &str) -> Result<Record> {
         let id = self.resolve(reference)?;
         self.reconcile(&id)
+    }
+
+    /// `berth update --network-bandwidth`: shape the container's first CNI network with
+    /// `bw` while it runs ([`shaping::update_bandwidth`]); the record says what holds after,
+    /// a failure included (then the container is unshaped).
+    pub fn update_network_bandwidth(
+        &self,
+        reference: &str,
+        bw: network::Bandwidth,
+    ) -> Result<Record> {
+        let id = self.resolve(reference)?;
+        let ((), rec) = record::update(&self.layout, &id, |r| -> Result<()> {
+            let att = r.attachments.network.as_mut().ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "container {id} has no network of its own (--network none, host, \
+                     container: or ns:): nothing to shape"
+                ))
+            })?;
+            shaping::update_bandwidth(att, bw)
+        })
+        .and_then(|(outcome, rec)| outcome.map(|()| ((), rec)))?;
+        Ok(rec)
     }
 
     /// `berth kill -s SIGNAL`.

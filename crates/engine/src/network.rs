@@ -14,7 +14,8 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use berth_cni::{Bandwidth, Cni, NetworkConfigList, PortMapping, RuntimeConf};
+pub use berth_cni::{Bandwidth, PortMapping};
+use berth_cni::{Cni, NetworkConfigList, RuntimeConf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
@@ -78,6 +79,10 @@ pub struct NetworkAttachment {
     /// The traffic shaping asked for (bits per second, bursts in bits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<BandwidthLimits>,
+    /// Rootless: the namespace is attached to pasta instead of CNI networks
+    /// ([`crate::pasta`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pasta: Option<crate::pasta::PastaState>,
 }
 
 /// [`Bandwidth`] as a record keeps it.
@@ -177,24 +182,9 @@ pub fn attach(
         container_id: container_id.to_owned(),
         networks: Vec::new(),
         addresses: Vec::new(),
-        published: req
-            .ports
-            .iter()
-            .map(|p| {
-                let ip = if p.host_ip.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}:", p.host_ip)
-                };
-                format!("{ip}{}->{}/{}", p.host_port, p.container_port, p.protocol)
-            })
-            .collect(),
-        bandwidth: req.bandwidth.map(|b| BandwidthLimits {
-            ingress_rate: b.ingress_rate,
-            ingress_burst: b.ingress_burst,
-            egress_rate: b.egress_rate,
-            egress_burst: b.egress_burst,
-        }),
+        published: published(&req.ports),
+        bandwidth: req.bandwidth.map(BandwidthLimits::from),
+        pasta: None,
     };
     // on disk before each ADD too, beside the namespace: a `run` killed before its record
     // exists leaves what `collect_orphans` needs to undo it (even an ADD cut short, which
@@ -253,12 +243,38 @@ pub fn attach(
     Ok((att, addresses))
 }
 
+/// Published ports as `inspect` shows them: `[IP:]HOST->CONTAINER/PROTO`.
+pub(crate) fn published(ports: &[PortMapping]) -> Vec<String> {
+    ports
+        .iter()
+        .map(|p| {
+            let ip = if p.host_ip.is_empty() {
+                String::new()
+            } else {
+                format!("{}:", p.host_ip)
+            };
+            format!("{ip}{}->{}/{}", p.host_port, p.container_port, p.protocol)
+        })
+        .collect()
+}
+
+impl From<Bandwidth> for BandwidthLimits {
+    fn from(b: Bandwidth) -> BandwidthLimits {
+        BandwidthLimits {
+            ingress_rate: b.ingress_rate,
+            ingress_burst: b.ingress_burst,
+            egress_rate: b.egress_rate,
+            egress_burst: b.egress_burst,
+        }
+    }
+}
+
 /// `<netns dir>/<id>.json`: the attachment, for [`collect_orphans`].
 fn intent_path(att: &NetworkAttachment) -> PathBuf {
     att.dirs.netns.join(format!("{}.json", att.container_id))
 }
 
-fn write_intent(att: &NetworkAttachment) -> Result<()> {
+pub(crate) fn write_intent(att: &NetworkAttachment) -> Result<()> {
     let path = intent_path(att);
     let text = serde_json::to_vec(att).map_err(|e| EngineError::Invalid(e.to_string()))?;
     berth_fsutil::atomic_write(&path, &text)
@@ -311,6 +327,10 @@ pub fn detach(att: &NetworkAttachment) -> Result<()> {
         return Err(e);
     }
     crate::netns::remove(&att.netns)?;
+    if let Some(p) = &att.pasta {
+        // (pasta exits when its namespace file goes; this is for one that did not)
+        crate::pasta::stop(p, &att.netns);
+    }
     if let Some(u) = &att.userns {
         crate::netns::remove(u)?;
     }
@@ -490,7 +510,6 @@ pub fn parse_bandwidth(s: &str) -> std::result::Result<Bandwidth, String> {
     if bw.egress_rate == 0 && bw.ingress_rate == 0 {
         return Err(bad("no rate".into()));
     }
-    let default_burst = |rate: u64| (rate / 10).max(32 * 1024 * 8);
     if bw.egress_rate > 0 {
         bw.egress_burst = burst.unwrap_or_else(|| default_burst(bw.egress_rate));
     }
@@ -498,6 +517,11 @@ pub fn parse_bandwidth(s: &str) -> std::result::Result<Bandwidth, String> {
         bw.ingress_burst = burst.unwrap_or_else(|| default_burst(bw.ingress_rate));
     }
     Ok(bw)
+}
+
+/// The burst (bits) when none is given: a tenth of a second at `rate`, at least 32 KiB.
+pub(crate) fn default_burst(rate: u64) -> u64 {
+    (rate / 10).max(32 * 1024 * 8)
 }
 
 /// A rate in bits per second.
@@ -908,7 +932,12 @@ pub fn collect_orphans(dirs: &NetworkDirs, live: &dyn Fn(&str) -> bool) -> Resul
     if let Ok(rd) = std::fs::read_dir(&dirs.netns) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let id = name.strip_suffix(".userns").unwrap_or(&name).to_owned();
+            // (`<id>`, `<id>.userns`, and pasta's pid file of a run killed while it started)
+            let id = [".userns", ".pasta.pid"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name)
+                .to_owned();
             if !live(&id) {
                 crate::netns::remove(&e.path())?;
                 if !cleaned.contains(&id) {

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::snapshot::copy::copy_tree;
+use crate::snapshot::copy::{copy_tree, copy_tree_shifted};
 
 /// Seeding a volume failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,22 @@ pub enum VolumeError {
 /// `rootfs`) into the empty directory `volume`, which takes its owner and mode. `Ok(false)`
 /// when the image has no directory there (the volume is left as it is, empty).
 pub fn seed(rootfs: &Path, dest: &Path, volume: &Path) -> Result<bool, VolumeError> {
+    seed_shifted(rootfs, dest, volume, 0)
+}
+
+/// [`seed`] with every owner moved down by `unshift`: the owners a root filesystem shifted
+/// into a range starting there shows become the ids its container sees (a named volume's,
+/// which keeps those ids and is bound id-mapped into each container's range).
+pub fn seed_unshifted(
+    rootfs: &Path,
+    dest: &Path,
+    volume: &Path,
+    unshift: u32,
+) -> Result<bool, VolumeError> {
+    seed_shifted(rootfs, dest, volume, -i64::from(unshift))
+}
+
+fn seed_shifted(rootfs: &Path, dest: &Path, volume: &Path, by: i64) -> Result<bool, VolumeError> {
     let fail = |action, path: &Path| {
         let (volume, dest, path) = (volume.to_owned(), dest.to_owned(), path.to_owned());
         move |source| VolumeError::Seed {
@@ -62,7 +78,12 @@ pub fn seed(rootfs: &Path, dest: &Path, volume: &Path) -> Result<bool, VolumeErr
     use std::os::fd::AsRawFd;
     // (`/.`: the directory itself, not the magic link, is what its attributes are read from)
     let src = PathBuf::from(format!("/proc/self/fd/{}/.", dir.as_raw_fd()));
-    copy_tree(&src, volume).map_err(|e| fail(e.action, &e.path)(e.source))?;
+    let copied = if by == 0 {
+        copy_tree(&src, volume)
+    } else {
+        copy_tree_shifted(&src, volume, by)
+    };
+    copied.map_err(|e| fail(e.action, &e.path)(e.source))?;
     Ok(true)
 }
 

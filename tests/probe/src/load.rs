@@ -19,6 +19,7 @@ pub const LOADS: &[&str] = &[
     "burn:<ms>[:<threads>]",
     "read-direct:<path>:<bytes>",
     "write-direct:<path>:<bytes>",
+    "write-fsync:<path>:<bytes>",
     "sleep:<ms>",
     "wait-signal",
 ];
@@ -70,6 +71,13 @@ pub fn plan(step: &Step) -> Result<Option<Action>, UsageError> {
                 .map_err(|_| step.usage("a path with a NUL byte"))?;
             let bytes = step.u64_arg(1, 0, MAX_READ)?;
             Box::new(move || write_direct(&path, bytes))
+        }
+        "write-fsync" => {
+            step.arity(2, 2)?;
+            let path = std::ffi::CString::new(step.str_arg(0, ""))
+                .map_err(|_| step.usage("a path with a NUL byte"))?;
+            let bytes = step.u64_arg(1, 0, MAX_READ)?;
+            Box::new(move || block_io(&path, Direction::Write, bytes, false))
         }
         "sleep" => {
             step.arity(1, 1)?;
@@ -230,14 +238,14 @@ fn burn(wall: Duration, threads: u64) -> Value {
 /// Read `bytes` from `path` with O_DIRECT (no page cache), 64 KiB at a time; report how
 /// long it took. Under a read bps limit the time is at least bytes / limit.
 fn read_direct(path: &std::ffi::CStr, bytes: u64) -> Value {
-    direct_io(path, Direction::Read, bytes)
+    block_io(path, Direction::Read, bytes, true)
 }
 
 /// Write `bytes` (rounded up to 64 KiB) of zeros to `path` with O_DIRECT (created 0644 if
 /// missing, not truncated), 64 KiB at a time, then fsync; report how long it took. Under a
 /// write bps limit the time is at least bytes / limit.
 fn write_direct(path: &std::ffi::CStr, bytes: u64) -> Value {
-    direct_io(path, Direction::Write, bytes)
+    block_io(path, Direction::Write, bytes, true)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -246,11 +254,14 @@ enum Direction {
     Write,
 }
 
+/// Read or write `bytes` of `path` in 64 KiB chunks, with O_DIRECT or through the page
+/// cache (`direct` false: buffered writes, then the fsync below writes them back); a write
+/// is fsync'd before the clock stops.
 #[expect(
     unsafe_code,
     reason = "open(2) with O_DIRECT, read(2)/write(2) with an aligned mapping, fsync(2)"
 )]
-fn direct_io(path: &std::ffi::CStr, dir: Direction, bytes: u64) -> Value {
+fn block_io(path: &std::ffi::CStr, dir: Direction, bytes: u64, direct: bool) -> Value {
     const CHUNK: usize = 64 * 1024;
     let flags = match dir {
         Direction::Read => libc::O_RDONLY,
@@ -260,7 +271,7 @@ fn direct_io(path: &std::ffi::CStr, dir: Direction, bytes: u64) -> Value {
     let fd = unsafe {
         libc::open(
             path.as_ptr(),
-            flags | libc::O_DIRECT | libc::O_CLOEXEC,
+            flags | if direct { libc::O_DIRECT } else { 0 } | libc::O_CLOEXEC,
             0o644 as libc::c_uint,
         )
     };

@@ -17,7 +17,7 @@
 //! - **attempts** (`mount-tmpfs`, `init-module`, `syscall:<nr>:<args>`, …) try what a
 //!   contained process should not be able to do and report `ok` or the errno: a refusal is
 //!   an observation, not a failure;
-//! - **loads** (`fork:<n>`, `alloc:<MiB>`, `burn:<ms>`, `read-direct`, `write-direct`,
+//! - **loads** (`fork:<n>`, `alloc:<MiB>`, `burn:<ms>`, `read-direct`, `write-direct`, `write-fsync`,
 //!   `wait-signal`) run into a limit or wait;
 //! - **neighbour** steps (`neighbour-scan`, `neighbour-watch`) attack the other processes
 //!   the probe sees (`/proc/<pid>/mem`, `/proc/<pid>/fd/*`, ptrace): a hostile neighbour;

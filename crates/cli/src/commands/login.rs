@@ -123,15 +123,17 @@ fn credentials(args: &LoginArgs) -> anyhow::Result<(String, String)> {
 
 /// Ask on stderr, read one line from the terminal on stdin; without echo unless `echo`.
 fn prompt(question: &str, echo: bool) -> anyhow::Result<String> {
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "{question}");
-    let _ = err.flush();
-    let stdin = std::io::stdin();
+    // echo off before the question, as getpass(3): what is typed once the prompt shows (or
+    // ahead of it) is never echoed
     let _restore = if echo {
         None
     } else {
         Some(EchoOff::new().context("failed to turn off the terminal's echo")?)
     };
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "{question}");
+    let _ = err.flush();
+    let stdin = std::io::stdin();
     let mut line = String::new();
     stdin
         .lock()

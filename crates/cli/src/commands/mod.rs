@@ -6,3 +6,4 @@ pub mod logout;
 pub mod network;
 pub mod registry;
 pub mod system;
+pub mod volume;

@@ -96,15 +96,15 @@ fn df(args: DfArgs) -> anyhow::Result<()> {
 }
 
 fn prune(args: PruneArgs) -> anyhow::Result<()> {
-    let networks = collect_networks(&args.data)?;
+    let killed = collect_killed_runs(&args.data)?;
     let store = args.data.open()?;
     let mut out = super::image::prune::collect_snapshots(&store, &args.data)?;
-    if networks > 0 {
+    if killed > 0 {
         if !out.is_empty() {
             out.push('\n');
         }
         out.push_str(&format!(
-            "removed the networking of {networks} container(s) whose run was killed"
+            "cleaned up after {killed} container(s) whose run was killed during set-up"
         ));
     }
     if !out.is_empty() {
@@ -122,23 +122,21 @@ fn prune(args: PruneArgs) -> anyhow::Result<()> {
     super::image::print(&out)
 }
 
-/// Undo the networks of containers whose `run` was killed before their record existed
-/// (`berth_engine::network::collect_orphans`), under the lock every `run` holds until its
-/// record exists.
-fn collect_networks(data: &DataArgs) -> anyhow::Result<usize> {
+/// Undo what containers whose `run` was killed before their record existed left behind
+/// (mounts, snapshots, volumes, host ids, networks: `setup::collect_killed_runs`), under the
+/// lock every `run` holds until its record exists.
+fn collect_killed_runs(data: &DataArgs) -> anyhow::Result<usize> {
     let containers = super::container::DataArgs {
         data: data.data.clone(),
     };
     let dir = containers.dir()?;
-    if !dir.join("netns").is_dir() {
+    if !dir.is_dir() {
         return Ok(0);
     }
     let _lock = super::container::setup::lock_host_ids(&dir)?;
     let engine = containers.engine()?;
     let live: std::collections::HashSet<String> =
         engine.list(true)?.into_iter().map(|r| r.id).collect();
-    let dirs = super::container::setup::network_dirs(&dir)?;
-    let cleaned = berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
-        .context("failed to clean up the networks of killed runs")?;
-    Ok(cleaned.len())
+    let snap = data.snapshots()?;
+    super::container::setup::collect_killed_runs(&dir, &snap, &live)
 }

@@ -14,5 +14,6 @@ mod args;
 mod attach;
 mod config;
 mod errors;
+mod readd;
 mod support;
 mod version;

@@ -21,7 +21,7 @@ use crate::spec::IdRange;
 /// Copy the contents of `src` into the existing directory `dst`, owners shifted by
 /// `range.host_start`, then give `dst` the shifted attributes of `src`.
 pub(crate) fn copy_shifted(src: &Path, dst: &Path, range: IdRange) -> Result<(), IdmapError> {
-    copy_tree_shifted(src, dst, range.host_start).map_err(|e| IdmapError::Shift {
+    copy_tree_shifted(src, dst, i64::from(range.host_start)).map_err(|e| IdmapError::Shift {
         action: e.action,
         path: e.path,
         source: e.source,

@@ -226,6 +226,27 @@ pub fn mount(rootfs: &RangedRootfs, target: &Path) -> Result<(), IdmapError> {
     Ok(r?)
 }
 
+/// Bind `src` (a directory) on `target` (an existing directory) id-mapped for `range`: an
+/// owner `n` on disk appears as host id `host_start + n`, and what a process of the range
+/// creates there is stored as its id inside the range. A named volume so keeps the ids its
+/// containers see, whatever range each one has. Undo by unmounting `target`.
+pub fn bind_idmapped(src: &Path, target: &Path, range: IdRange) -> Result<(), IdmapError> {
+    use std::os::fd::AsFd;
+    let ns = userns::userns_fd(range)?;
+    let tree = userns::idmapped_tree(src, &ns)?;
+    rustix::mount::move_mount(
+        tree.as_fd(),
+        "",
+        rustix::fs::CWD,
+        target,
+        rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(|e| IdmapError::IdmapMount {
+        path: target.to_owned(),
+        source: e.into(),
+    })
+}
+
 /// The remapped copy of the chain ending at `top` for `range`, made where missing (bottom
 /// first); returns the remapped top's key.
 fn remap_chain(

@@ -46,8 +46,9 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), CopyError> {
     copy_tree_shifted(src, dst, 0)
 }
 
-/// [`copy_tree`] with every owner (and file capability root id) moved up by `by`.
-pub(crate) fn copy_tree_shifted(src: &Path, dst: &Path, by: u32) -> Result<(), CopyError> {
+/// [`copy_tree`] with every owner (and file capability root id) moved by `by` (up, or down
+/// when negative); an id moved out of the id space is an error.
+pub(crate) fn copy_tree_shifted(src: &Path, dst: &Path, by: i64) -> Result<(), CopyError> {
     let mut links = HashMap::new();
     copy_dir_contents(src, dst, by, &mut links)?;
     let meta = fs::symlink_metadata(src).map_err(at("stat", src))?;
@@ -57,7 +58,7 @@ pub(crate) fn copy_tree_shifted(src: &Path, dst: &Path, by: u32) -> Result<(), C
 fn copy_dir_contents(
     src: &Path,
     dst: &Path,
-    by: u32,
+    by: i64,
     links: &mut HashMap<(u64, u64), std::path::PathBuf>,
 ) -> Result<(), CopyError> {
     for entry in fs::read_dir(src).map_err(at("read directory", src))? {
@@ -111,13 +112,13 @@ fn copy_dir_contents(
 
 /// Owner, then mode (a chown clears setuid/setgid), then xattrs (a chown clears
 /// `security.capability`), then times (last, after a directory's entries were created).
-fn copy_attrs(src: &Path, dst: &Path, meta: &fs::Metadata, by: u32) -> Result<(), CopyError> {
+fn copy_attrs(src: &Path, dst: &Path, meta: &fs::Metadata, by: i64) -> Result<(), CopyError> {
     let symlink = meta.file_type().is_symlink();
     let shift = |id: u32| {
-        id.checked_add(by).ok_or_else(|| {
+        shift_id(id, by).ok_or_else(|| {
             at("shift the owner of", src)(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("id {id} + {by} is past the id space"),
+                format!("id {id} moved by {by} is out of the id space"),
             ))
         })
     };
@@ -153,7 +154,7 @@ fn copy_attrs(src: &Path, dst: &Path, meta: &fs::Metadata, by: u32) -> Result<()
         .map_err(|e| at("set times of", dst)(rx(e)))
 }
 
-fn copy_xattrs(src: &Path, dst: &Path, by: u32) -> Result<(), CopyError> {
+fn copy_xattrs(src: &Path, dst: &Path, by: i64) -> Result<(), CopyError> {
     let mut names = vec![0u8; 4096];
     let n = loop {
         match rustix::fs::llistxattr(src, &mut names[..]) {
@@ -192,16 +193,21 @@ fn copy_xattrs(src: &Path, dst: &Path, by: u32) -> Result<(), CopyError> {
     Ok(())
 }
 
+/// `id` moved by `by`, if still an id.
+fn shift_id(id: u32, by: i64) -> Option<u32> {
+    u32::try_from(i64::from(id).checked_add(by)?).ok()
+}
+
 const CAPS_XATTR: &str = "security.capability";
 const VFS_CAP_REVISION_MASK: u32 = 0xff00_0000;
 const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
 const VFS_CAP_REVISION_3: u32 = 0x0300_0000;
 
 /// A `security.capability` value (version 2: 20 bytes; version 3: 24, ending with the root
-/// id) as a version-3 value whose root id is moved up by `by`: the file's capabilities then
+/// id) as a version-3 value whose root id is moved by `by`: the file's capabilities then
 /// apply in the user namespace whose root is that id (a version-2 value applies in every
 /// namespace below the host's), as the kernel shows them through an id-mapped mount.
-pub(crate) fn shift_caps(value: &[u8], by: u32) -> Option<Vec<u8>> {
+pub(crate) fn shift_caps(value: &[u8], by: i64) -> Option<Vec<u8>> {
     let magic = u32::from_le_bytes(value.get(..4)?.try_into().ok()?);
     let rootid = match (magic & VFS_CAP_REVISION_MASK, value.len()) {
         (VFS_CAP_REVISION_2, 20) => 0,
@@ -211,7 +217,7 @@ pub(crate) fn shift_caps(value: &[u8], by: u32) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(24);
     out.extend_from_slice(&((magic & !VFS_CAP_REVISION_MASK) | VFS_CAP_REVISION_3).to_le_bytes());
     out.extend_from_slice(value.get(4..20)?);
-    out.extend_from_slice(&rootid.checked_add(by)?.to_le_bytes());
+    out.extend_from_slice(&shift_id(rootid, by)?.to_le_bytes());
     Some(out)
 }
 
@@ -259,6 +265,9 @@ mod tests {
         assert_eq!(u32::from_le_bytes(out[20..].try_into().unwrap()), 101000);
         assert_eq!(shift_caps(&[1, 2, 3], 1), None);
         assert_eq!(shift_caps(&[0; 20], 1), None);
-        assert_eq!(shift_caps(&v3b, u32::MAX), None);
+        assert_eq!(shift_caps(&v3b, i64::from(u32::MAX)), None);
+        assert_eq!(shift_caps(&v3b, -1001), None, "below 0");
+        let down = shift_caps(&v3b, -1000).unwrap();
+        assert_eq!(u32::from_le_bytes(down[20..].try_into().unwrap()), 0);
     }
 }

@@ -302,6 +302,8 @@ pub struct SpecNotes {
     /// The image's `Volumes` not covered by a `-v` or `--tmpfs`: the engine creates an
     /// anonymous volume for each and bind-mounts it there.
     pub anonymous_volumes: Vec<PathBuf>,
+    /// The named volumes of `-v NAME:DST`: the engine creates, fills and binds each.
+    pub named_volumes: Vec<NamedVolume>,
     /// The signal `stop` sends (`SIGTERM` unless the image or `--stop-signal` says).
     pub stop_signal: String,
     pub labels: BTreeMap<String, String>,
@@ -572,11 +574,40 @@ fn seccomp_profile(path: &Path) -> Result<LinuxSeccomp, SpecError> {
         .map_err(|e| SpecError::Invalid(format!("seccomp profile {}: {e}", path.display())))
 }
 
-fn bind_mount(spec: &str) -> Result<Option<Mount>, SpecError> {
+/// What a `-v` names: a host path bound, a named volume, or (a lone absolute path) an
+/// anonymous volume.
+enum VolumeArg {
+    Bind(Mount),
+    Named(NamedVolume),
+    Anonymous(PathBuf),
+}
+
+/// A named volume (`-v NAME:DST[:ro]`): the engine creates it when missing, fills it from the
+/// image when empty, and binds it at `destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedVolume {
+    pub name: String,
+    pub destination: PathBuf,
+    pub read_only: bool,
+}
+
+/// Whether `name` is a valid local volume name (docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]+`).
+pub fn valid_volume_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() >= 2
+        && b.len() <= 255
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn volume_arg(spec: &str) -> Result<VolumeArg, SpecError> {
     let parts: Vec<&str> = spec.split(':').collect();
     let bad = |why: &str| SpecError::Invalid(format!("-v {spec}: {why}"));
     let (src, dst, mode) = match parts.as_slice() {
-        [_] => return Ok(None),
+        [d] if d.starts_with('/') => return Ok(VolumeArg::Anonymous(PathBuf::from(d))),
+        [_] => return Err(bad("the destination must be an absolute path")),
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
         _ => {
@@ -585,25 +616,39 @@ fn bind_mount(spec: &str) -> Result<Option<Mount>, SpecError> {
             ));
         }
     };
-    if !src.starts_with('/') {
-        return Err(bad(
-            "named volumes are not supported yet: give an absolute host path",
-        ));
-    }
     if !dst.starts_with('/') {
         return Err(bad("the destination must be an absolute path"));
+    }
+    let mut read_only = false;
+    let mut modes = Vec::new();
+    for m in mode.split(',').filter(|m| !m.is_empty()) {
+        match m {
+            "ro" | "rw" => {
+                read_only = m == "ro";
+                modes.push(m.to_owned());
+            }
+            _ => return Err(bad(&format!("unsupported mode {m:?}: use ro or rw"))),
+        }
+    }
+    if !src.starts_with('/') {
+        if !valid_volume_name(src) {
+            return Err(bad(&format!(
+                "{src:?} is not a valid volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+); a host \
+                 path must be absolute"
+            )));
+        }
+        return Ok(VolumeArg::Named(NamedVolume {
+            name: src.to_owned(),
+            destination: PathBuf::from(dst),
+            read_only,
+        }));
     }
     if std::fs::symlink_metadata(src).is_err() {
         return Err(bad(&format!("bind source path does not exist: {src}")));
     }
     let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];
-    for m in mode.split(',').filter(|m| !m.is_empty()) {
-        match m {
-            "ro" | "rw" => options.push(m.to_owned()),
-            _ => return Err(bad(&format!("unsupported mode {m:?}: use ro or rw"))),
-        }
-    }
-    Ok(Some(Mount {
+    options.extend(modes);
+    Ok(VolumeArg::Bind(Mount {
         destination: dst.into(),
         typ: Some("bind".into()),
         source: Some(src.into()),
@@ -787,18 +832,18 @@ pub fn build_spec(
         mounts.push(m);
     }
     let mut anonymous_volumes = Vec::new();
+    let mut named_volumes = Vec::new();
     for v in &opts.volumes {
-        match bind_mount(v)? {
-            Some(m) => {
+        match volume_arg(v)? {
+            VolumeArg::Bind(m) => {
                 covered.push(m.destination.clone());
                 mounts.push(m);
             }
-            None if v.starts_with('/') => anonymous_volumes.push(PathBuf::from(v)),
-            None => {
-                return Err(SpecError::Invalid(format!(
-                    "-v {v}: the destination must be an absolute path"
-                )));
+            VolumeArg::Named(n) => {
+                covered.push(n.destination.clone());
+                named_volumes.push(n);
             }
+            VolumeArg::Anonymous(p) => anonymous_volumes.push(p),
         }
     }
     for vol in cfg.volumes.iter().flat_map(BTreeMap::keys) {
@@ -869,6 +914,7 @@ pub fn build_spec(
     let notes = SpecNotes {
         opened,
         anonymous_volumes,
+        named_volumes,
         stop_signal,
         labels: cfg.labels.clone().unwrap_or_default(),
         exposed_ports: cfg

@@ -558,16 +558,51 @@ fn mounts_volumes_tmpfs_read_only() {
         )
         .contains("does not exist")
     );
+    // a name is a named volume, for the engine; it covers the image's volume there
+    let (spec, notes) = build(
+        &img,
+        &RunOptions {
+            volumes: s(&["db-data:/var/lib/db:ro", "named.2:/x"]),
+            ..opts()
+        },
+    );
+    assert_eq!(
+        notes.named_volumes,
+        vec![
+            berth_image::spec::NamedVolume {
+                name: "db-data".into(),
+                destination: "/var/lib/db".into(),
+                read_only: true,
+            },
+            berth_image::spec::NamedVolume {
+                name: "named.2".into(),
+                destination: "/x".into(),
+                read_only: false,
+            },
+        ]
+    );
     assert!(
-        build_err(
+        !notes
+            .anonymous_volumes
+            .contains(&PathBuf::from("/var/lib/db"))
+    );
+    assert!(
+        spec.mounts
+            .iter()
+            .flatten()
+            .all(|m| m.destination != Path::new("/x")),
+        "the engine binds named volumes, not the spec"
+    );
+    for bad in ["a:/x", "-a:/x", "a/b:/x", "a b:/x", "rel", "vol:/x:rx"] {
+        let e = build_err(
             &img,
             &RunOptions {
-                volumes: s(&["named:/x"]),
+                volumes: s(&[bad]),
                 ..opts()
-            }
-        )
-        .contains("named volumes")
-    );
+            },
+        );
+        assert!(e.contains(&format!("-v {bad}")), "{bad}: {e}");
+    }
     assert!(
         build_err(
             &img,

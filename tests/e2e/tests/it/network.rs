@@ -141,6 +141,44 @@ impl NetBerth {
         }
         left
     }
+
+    /// What of a container's set-up outside networking is left: mounts under the test's
+    /// directory, mount points, volume and /etc directories, and containers' snapshots
+    /// (keys that are container ids) in the snapshot roots' metadata.
+    fn set_up_leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = mounts_under(self.dir.path())
+            .into_iter()
+            .map(|m| format!("mount: {m}"))
+            .collect();
+        for dir in ["rootfs", "volumes", "etc"] {
+            if let Ok(rd) = std::fs::read_dir(self.data().join(dir)) {
+                left.extend(rd.flatten().map(|e| format!("{dir}: {:?}", e.file_name())));
+            }
+        }
+        // the snapshot root's metadata (crates/image/src/snapshot/layout.rs)
+        let meta = std::fs::read(self.data().join("snapshots/metadata.json")).unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+        left.extend(
+            meta["snapshots"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(|k| format!("snapshot: {k}")),
+        );
+        left
+    }
+}
+
+/// Mount points at or below `dir` in this process's mount namespace.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(dir))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Drop for NetBerth {
@@ -148,6 +186,14 @@ impl Drop for NetBerth {
         let ids = self.run(&["ps", "-a", "-q", "--no-trunc"]);
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
             let _ = self.run(&["rm", "-f", id]);
+        }
+        // what a failed test's killed runs left: collected, and anything still mounted under
+        // the directory (deepest first) unmounted before it is removed
+        let _ = self.run(&["system", "prune"]);
+        let mut left = mounts_under(self.dir.path());
+        left.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in left {
+            let _ = Command::new("umount").args(["-l", &m]).output();
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
@@ -379,23 +425,104 @@ fn user_defined_networks_resolve_names_and_are_managed_with_berth_network() {
 }
 
 #[test]
-fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_system_prune_or_the_next_run() {
+fn a_run_killed_in_the_middle_of_set_up_leaves_nothing_after_system_prune_or_the_next_run() {
     requires_root!();
     requires_tool!("ip", "nsenter", "iptables-save");
     let b = NetBerth::new();
     // a network whose second plugin hangs on ADD: berth is killed while it runs, after the
     // bridge plugin made the veth and took an address, before any CNI cache entry exists
+    let (marker, ipam) = slow_network(&b, "ADD", None);
+    let addresses = |dir: &std::path::Path| -> usize {
+        std::fs::read_dir(dir.join("slow"))
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.92."))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let kill_a_run = || {
+        let mut child = b
+            .berth(&["run", "--rm", "--network", "slow", IMAGE, "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let hung = wait_until(Duration::from_secs(30), || {
+            b.leftovers().iter().any(|l| l.starts_with("veth")) && running(&marker)
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = Command::new("pkill").args(["-f", &marker]).output();
+        assert!(hung, "berth never reached the hanging plugin");
+        let leaked = b.leftovers();
+        assert!(
+            leaked.iter().any(|l| l.starts_with("veth"))
+                && leaked.iter().any(|l| l.starts_with("netns")),
+            "the kill should have left a veth and a namespace: {leaked:?}"
+        );
+        assert_eq!(addresses(&ipam), 1, "the bridge plugin took an address");
+        let set_up = b.set_up_leftovers();
+        for what in ["mount: ", "rootfs: ", "snapshot: "] {
+            assert!(
+                set_up.iter().any(|l| l.starts_with(what)),
+                "the kill should have left a {what}…: {set_up:?}"
+            );
+        }
+    };
+    // `berth system prune` finds the orphan (no record) and undoes it
+    kill_a_run();
+    let pruned = b.ok(&["system", "prune"]);
+    assert!(
+        pruned.contains("cleaned up after 1 container(s) whose run was killed"),
+        "{pruned}"
+    );
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    // and so does the next run on a network
+    kill_a_run();
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    // also a run with no network at all cleans up after killed ones
+    kill_a_run();
+    b.ok(&["run", "--rm", "--network", "none", IMAGE, "true"]);
+    let after = b.set_up_leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+    assert!(b.leftovers().is_empty(), "left behind: {:?}", b.leftovers());
+}
+
+/// A network `slow` (a bridge `slow0` on 10.92.0.0/24, then a plugin `slowpoke`) whose
+/// second plugin hangs on `command` (ADD or DEL) — each time, or only while the file
+/// `until_gone` exists (removed as it starts hanging); else its ADD passes the bridge's
+/// result on (jq). Returns the plugin's path (its
+/// process's mark, for pgrep -f) and host-local's data directory.
+fn slow_network(
+    b: &NetBerth,
+    command: &str,
+    until_gone: Option<&std::path::Path>,
+) -> (String, PathBuf) {
     let plugins = b.dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    // the script's own path marks its process (pgrep -f)
-    let marker = plugins.join("slowpoke").display().to_string();
+    let hang = "i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done";
+    let hang = match until_gone {
+        Some(f) => format!("if [ -e {f} ]; then rm {f}; {hang}; fi", f = f.display()),
+        None => hang.to_owned(),
+    };
     write_file(
         plugins.join("slowpoke"),
-        concat!(
-            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n",
-            "VERSION) echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}' ;;\n",
-            "ADD) i=0; while [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done ;;\n",
-            "*) exit 0 ;;\nesac\n"
+        format!(
+            "#!/bin/sh\ncase \"$CNI_COMMAND\" in\n\
+             VERSION) echo '{{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"0.4.0\",\"1.0.0\"]}}' ;;\n\
+             {command}) {hang} ;;\n\
+             ADD) jq -c .prevResult ;;\n\
+             *) exit 0 ;;\nesac\n"
         )
         .as_bytes(),
     );
@@ -418,57 +545,84 @@ fn a_run_killed_in_the_middle_of_attaching_leaves_nothing_after_system_prune_or_
         b.dir.path().join("config/berth/networks/slow.conflist"),
         serde_json::to_string(&conf).unwrap().as_bytes(),
     );
-    let addresses = |dir: &std::path::Path| -> usize {
-        std::fs::read_dir(dir.join("slow"))
-            .map(|r| {
-                r.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("10.92."))
-                    .count()
-            })
-            .unwrap_or(0)
-    };
-    let kill_a_run = || {
-        let mut child = b
-            .berth(&["run", "--rm", "--network", "slow", IMAGE, "true"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let hung = wait_until(Duration::from_secs(30), || {
-            b.leftovers().iter().any(|l| l.starts_with("veth"))
-                && Command::new("pgrep")
-                    .args(["-f", &marker])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-        });
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = Command::new("pkill").args(["-f", &marker]).output();
-        assert!(hung, "berth never reached the hanging plugin");
-        let leaked = b.leftovers();
-        assert!(
-            leaked.iter().any(|l| l.starts_with("veth"))
-                && leaked.iter().any(|l| l.starts_with("netns")),
-            "the kill should have left a veth and a namespace: {leaked:?}"
-        );
-        assert_eq!(addresses(&ipam), 1, "the bridge plugin took an address");
-    };
-    // `berth system prune` finds the orphan (no record) and undoes it
-    kill_a_run();
-    let pruned = b.ok(&["system", "prune"]);
+    (plugins.join("slowpoke").display().to_string(), ipam)
+}
+
+/// Whether a process whose command line contains `marker` runs.
+fn running(marker: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `berth rm -f` SIGKILLed while the network's teardown hangs (its record stays: the
+/// teardown comes first), and a monitor SIGKILLed under a running container: the next
+/// `rm -f` leaves no veth, address, NAT chain, namespace, mount or snapshot.
+#[test]
+fn killing_the_monitor_or_rm_midway_leaves_nothing_after_the_next_rm() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables-save", "pgrep", "jq");
+    let b = NetBerth::new();
+    let hang_once = b.dir.path().join("hang-del");
+    let (marker, _ipam) = slow_network(&b, "DEL", Some(&hang_once));
+
+    // the monitor killed: the container runs on; rm -f stops it and undoes its network
+    let id = b
+        .ok(&["run", "-d", "--network", "slow", IMAGE, "sleep", "1000"])
+        .trim()
+        .to_owned();
+    let record = b.data().join("containers").join(&id).join("container.json");
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let monitor = rec["monitor_pid"].as_i64().expect("a monitor pid") as i32;
+    let _ = Command::new("kill")
+        .args(["-KILL", &monitor.to_string()])
+        .output();
     assert!(
-        pruned.contains("removed the networking of 1 container"),
-        "{pruned}"
+        wait_until(Duration::from_secs(10), || {
+            !std::path::Path::new(&format!("/proc/{monitor}")).exists()
+        }),
+        "the monitor did not die"
     );
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
-    assert_eq!(addresses(&ipam), 0, "the address was not given back");
-    // and so does the next run on a network
-    kill_a_run();
-    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
-    assert_eq!(addresses(&ipam), 0, "the address was not given back");
+    assert!(b.ok(&["ps", "-q", "--no-trunc"]).contains(&id));
+    assert!(!b.leftovers().is_empty(), "the container has its network");
+    b.ok(&["rm", "-f", &id]);
+    assert!(b.leftovers().is_empty(), "left: {:?}", b.leftovers());
+    assert!(
+        b.set_up_leftovers().is_empty(),
+        "left: {:?}",
+        b.set_up_leftovers()
+    );
+
+    // rm killed while CNI DEL hangs: the record stays, and the next rm -f finishes
+    let id = b
+        .ok(&["run", "-d", "--network", "slow", IMAGE, "sleep", "1000"])
+        .trim()
+        .to_owned();
+    write_file(&hang_once, b"");
+    let mut rm = b
+        .berth(&["rm", "-f", &id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let hung = wait_until(Duration::from_secs(30), || running(&marker));
+    let _ = rm.kill();
+    let _ = rm.wait();
+    let _ = Command::new("pkill").args(["-f", &marker]).output();
+    assert!(hung, "rm never reached the hanging plugin");
+    assert!(
+        b.ok(&["ps", "-a", "-q", "--no-trunc"]).contains(&id),
+        "the record of a half-removed container is kept"
+    );
+    assert!(!b.leftovers().is_empty(), "the kill left the network");
+    b.ok(&["rm", "-f", &id]);
+    assert!(b.leftovers().is_empty(), "left: {:?}", b.leftovers());
+    assert!(
+        b.set_up_leftovers().is_empty(),
+        "left: {:?}",
+        b.set_up_leftovers()
+    );
 }
 
 /// iperf3 from inside `netns` (a container's) to a server in the test namespace on
@@ -990,6 +1144,240 @@ fn an_internal_network_has_no_route_out_where_the_default_one_has() {
     assert!(out.starts_with("unreachable\n"), "{out}");
     assert!(!out.contains("default"), "{out}");
     b.ok(&["network", "rm", "walled"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+/// `tc qdisc show` in the test namespace: every qdisc of the host side.
+fn qdiscs(b: &NetBerth) -> String {
+    let out = b.in_ns("tc").args(["qdisc", "show"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn assert_rate(what: &str, got: f64, want: f64) {
+    eprintln!("{what}: measured {got:.2} Mbit/s, limit {want} Mbit/s");
+    assert!(
+        (got - want).abs() <= want * 0.10,
+        "{what}: measured {got:.2} Mbit/s against a limit of {want} Mbit/s"
+    );
+}
+
+#[test]
+fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cleans_up() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iperf3", "ss", "tc");
+    let b = NetBerth::new();
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let _server = iperf_server(&b, 5201);
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "shaped",
+            "--network",
+            "bridge",
+            "--network-bandwidth",
+            "egress=5mbit,ingress=5mbit",
+            IMAGE,
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "shaped"])).unwrap();
+    let ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    assert_rate("egress before", iperf(&b, &ns, 5201, false, 3) / 1e6, 5.0);
+    assert_rate("ingress before", iperf(&b, &ns, 5201, true, 3) / 1e6, 5.0);
+
+    // live: both directions changed, the container keeps running
+    b.ok(&[
+        "update",
+        "--network-bandwidth",
+        "egress=20mbit,ingress=2mbit",
+        "shaped",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "shaped"])).unwrap();
+    assert_eq!(v[0]["State"]["Running"], true, "{v}");
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 20_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 2_000_000, "{v}");
+    assert_rate("egress after", iperf(&b, &ns, 5201, false, 3) / 1e6, 20.0);
+    assert_rate("ingress after", iperf(&b, &ns, 5201, true, 3) / 1e6, 2.0);
+    let q = qdiscs(&b);
+    assert_eq!(q.matches("tbf").count(), 2, "one tbf each way:\n{q}");
+    assert!(!q.contains("5Mbit"), "the old limit is gone:\n{q}");
+
+    // egress only: the ingress shaping goes, and the cache says what is there
+    b.ok(&["update", "--network-bandwidth", "egress=8mbit", "shaped"]);
+    let q = qdiscs(&b);
+    assert_eq!(q.matches("tbf").count(), 1, "egress only:\n{q}");
+    assert!(q.contains("rate 8Mbit"), "{q}");
+    let cache = b
+        .data()
+        .join("cni/cache/results")
+        .join(format!("berth0-{id}-eth0"));
+    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let cap = &entry["capabilityArgs"]["bandwidth"];
+    assert_eq!(cap["egressRate"], 8_000_000, "{entry}");
+    assert_eq!(cap["ingressRate"].as_u64().unwrap_or(0), 0, "{entry}");
+    let ifbs = entry["result"]["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["name"].as_str().unwrap().starts_with("bwp"))
+        .count();
+    assert_eq!(ifbs, 1, "one IFB in the cached result: {entry}");
+    assert_rate("egress only", iperf(&b, &ns, 5201, false, 3) / 1e6, 8.0);
+
+    // a container run without shaping gets it live (the plugin's first ADD had nothing to do)
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--network",
+        "bridge",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    b.ok(&["update", "--network-bandwidth", "ingress=2mbit", "plain"]);
+    let q = qdiscs(&b);
+    assert!(q.contains("rate 2Mbit"), "{q}");
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "plain"])).unwrap();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Bandwidth"]["ingress_rate"], 2_000_000,
+        "{v}"
+    );
+    let plain_ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    assert_rate(
+        "ingress added live",
+        iperf(&b, &plain_ns, 5201, true, 4) / 1e6,
+        2.0,
+    );
+    b.ok(&["rm", "-f", "plain"]);
+
+    // a container without a network of its own has nothing to shape
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "alone",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let out = b.run(&["update", "--network-bandwidth", "egress=1mbit", "alone"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no network"), "{err}");
+
+    b.ok(&["rm", "-f", "shaped", "alone"]);
+    let q = qdiscs(&b);
+    assert!(
+        !q.contains("tbf") && !q.contains("ingress"),
+        "a qdisc left:\n{q}"
+    );
+    let links = b.in_ns("ip").args(["-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("bwp"), "an IFB left:\n{links}");
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+#[test]
+fn kubernetes_bandwidth_annotations_shape_the_container_like_the_flag() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iperf3", "ss", "tc");
+    let b = NetBerth::new();
+    b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
+    let _server = iperf_server(&b, 5201);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pod",
+        "--network",
+        "bridge",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=10M",
+        "--annotation",
+        "kubernetes.io/ingress-bandwidth=2M",
+        "--annotation",
+        "example.com/other=kept",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "pod"])).unwrap();
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 10_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 2_000_000, "{v}");
+    let ann = &v[0]["Spec"]["annotations"];
+    assert_eq!(ann["kubernetes.io/egress-bandwidth"], "10M", "{v}");
+    assert_eq!(ann["example.com/other"], "kept", "{v}");
+    let ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    assert_rate(
+        "egress (annotation)",
+        iperf(&b, &ns, 5201, false, 3) / 1e6,
+        10.0,
+    );
+    assert_rate(
+        "ingress (annotation)",
+        iperf(&b, &ns, 5201, true, 3) / 1e6,
+        2.0,
+    );
+    b.ok(&["rm", "-f", "pod"]);
+
+    // the flag wins where both set a direction; the annotation keeps the other
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "bridge",
+        "--network-bandwidth",
+        "egress=4mbit",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=10M",
+        "--annotation",
+        "kubernetes.io/ingress-bandwidth=2M",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "both"])).unwrap();
+    let bw = &v[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 4_000_000, "{v}");
+    assert_eq!(bw["ingress_rate"], 2_000_000, "{v}");
+    b.ok(&["rm", "-f", "both"]);
+
+    // kubelet's quantities: `m` is milli, so 10m is refused (below 1k), as is a tc unit
+    for bad in ["10m", "10Mbit"] {
+        let a = format!("kubernetes.io/egress-bandwidth={bad}");
+        let out = b.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--annotation",
+            &a,
+            IMAGE,
+            "true",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{bad}: {err}");
+        assert!(err.contains("not a bandwidth"), "{bad}: {err}");
+    }
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
 }

@@ -65,6 +65,7 @@ impl UserBerth {
         std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
         for a in [
             "sh", "echo", "cat", "sleep", "id", "ls", "stat", "touch", "true", "ps", "mount", "tr",
+            "ip", "nc",
         ] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
         }
@@ -470,7 +471,7 @@ fn a_user_without_subordinate_ids_is_told_what_to_add() {
 }
 
 #[test]
-fn rootless_init_detached_exec_and_seeded_volumes_work_too() {
+fn rootless_init_detached_exec_seeded_and_named_volumes_work_too() {
     requires_root!();
     requires_tool!("setpriv", "newuidmap", "newgidmap");
     let Some(b) = UserBerth::new() else { return };
@@ -510,5 +511,328 @@ fn rootless_init_detached_exec_and_seeded_volumes_work_too() {
         "/home/app",
     ]);
     assert_eq!(out.trim(), "1000:1001");
+    // a named volume: filled from the image, kept, the container's root is the user on disk
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "homes:/home",
+        IMAGE,
+        "sh",
+        "-c",
+        "stat -c %u:%g /home/app; echo kept > /home/note",
+    ]);
+    assert_eq!(out.trim(), "1000:1001");
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "homes:/home",
+        IMAGE,
+        "cat",
+        "/home/note",
+    ]);
+    assert_eq!(out.trim(), "kept");
+    let note = walkdir_find(&b.data(), "note").expect("the volume's file under the user's data");
+    assert!(
+        note.to_string_lossy().contains("named-volumes/homes/_data"),
+        "{note:?}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&note).unwrap().uid(), b.uid);
+    assert_eq!(b.ok(&["volume", "ls", "-q"]), "homes\n");
     b.ok(&["rm", "-f", "bg"]);
+    assert_eq!(b.ok(&["volume", "rm", "homes"]), "homes\n");
+}
+
+/// The pids of live (not zombie) processes whose command line mentions `needle`: a pasta
+/// attached to a container's namespace names its path, which holds the container's id.
+fn processes_naming(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true);
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The host's IPv4 addresses (read only: the interfaces are never touched).
+fn host_ipv4_addresses() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            f.find(|w| *w == "inet")?;
+            Some(f.next()?.split('/').next()?.to_owned())
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn rootless_run_gets_a_network_through_pasta_and_a_published_port_answers_on_loopback() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap", "pasta", "ip");
+    let Some(b) = UserBerth::new() else { return };
+    // the default network of an ordinary user's berth: an interface with the host's address
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "ip -o -4 addr show dev eth0; ip route",
+    ]);
+    let address = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no IPv4 address on eth0:\n{out}"))
+        .to_owned();
+    assert!(
+        host_ipv4_addresses().contains(&address),
+        "pasta copies the host's address; {address} is not one:\n{out}"
+    );
+    assert!(
+        out.contains("default via"),
+        "the host's routes copied:\n{out}"
+    );
+
+    // -p: pasta listens on the host's loopback as the user and forwards into the container
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &publish,
+            IMAGE,
+            "sh",
+            "-c",
+            "while true; do echo hello-from-pasta | nc -l -p 8080; done",
+        ])
+        .trim()
+        .to_owned();
+    let mut answer = String::new();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            use std::io::Read;
+            answer.clear();
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    s.read_to_string(&mut answer)
+                })
+                .is_ok()
+                && answer.contains("hello-from-pasta")
+        }),
+        "127.0.0.1:{port} did not answer from the container (last: {answer:?})"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "web"])).unwrap();
+    let net = &inspect[0]["NetworkSettings"];
+    assert_eq!(net["Networks"]["pasta"]["Interface"], "eth0", "{net}");
+    assert_eq!(
+        net["Networks"]["pasta"]["IPAddress"],
+        address.as_str(),
+        "{net}"
+    );
+    assert_eq!(
+        net["Ports"][0],
+        format!("127.0.0.1:{port}->8080/tcp"),
+        "{net}"
+    );
+    let netns_path = b.data().join("netns").join(&id);
+    let pasta = processes_naming(netns_path.to_str().unwrap());
+    assert_eq!(pasta.len(), 1, "one pasta for the container: {pasta:?}");
+    assert_eq!(host_uid(pasta[0]), b.uid, "pasta runs as the user");
+
+    // shaping needs a CNI network's veth: refused with pasta, not silently dropped
+    let out = b.run(&["update", "--network-bandwidth", "egress=1mbit", "web"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no CNI network"),
+        "{err}"
+    );
+    let out = b.run(&[
+        "run",
+        "--rm",
+        "--annotation",
+        "kubernetes.io/egress-bandwidth=1M",
+        IMAGE,
+        "true",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("pasta has none"), "{err}");
+
+    // rm: the namespace is unpinned and pasta exits with it
+    b.ok(&["rm", "-f", "web"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(
+            netns_path.to_str().unwrap()
+        )
+        .is_empty()),
+        "pasta left after rm"
+    );
+    let netns = b.data().join("netns");
+    let left: Vec<String> = std::fs::read_dir(&netns)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&id))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in {}: {left:?}", netns.display());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "127.0.0.1:{port} still answers after rm"
+    );
+}
+
+#[test]
+fn rootless_network_none_still_works_and_a_killed_rm_container_leaves_no_pasta() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap", "pasta");
+    let Some(b) = UserBerth::new() else { return };
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "ip -o link show",
+    ]);
+    let links: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(str::trim))
+        .collect();
+    assert_eq!(links, ["lo"], "{out}");
+
+    // a --rm container killed: its monitor tears the network down, pasta goes with it
+    let id = b
+        .ok(&["run", "-d", "--rm", IMAGE, "sleep", "300"])
+        .trim()
+        .to_owned();
+    let netns = b.data().join("netns").join(&id);
+    let netns = netns.to_str().unwrap();
+    assert_eq!(
+        processes_naming(netns).len(),
+        1,
+        "a pasta for the container"
+    );
+    b.ok(&["kill", &id]);
+    assert!(
+        wait_until(Duration::from_secs(20), || b
+            .ok(&["ps", "-a", "-q", "--no-trunc"])
+            .trim()
+            .is_empty()),
+        "the --rm container was not removed"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(netns)
+            .is_empty()),
+        "pasta left after the killed container was removed: {:?}",
+        processes_naming(netns)
+    );
+}
+
+#[test]
+fn a_rootless_run_killed_after_pasta_started_leaves_nothing_after_system_prune() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap", "pasta");
+    let Some(b) = UserBerth::new() else { return };
+    // a `pasta` first on PATH that runs the real one, says so, and then hangs: the `run`
+    // is killed while it waits, after the namespace and pasta exist and before any record
+    let bin = b.home.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let started = b.home.path().join("pasta-started");
+    let wrapper_pid = b.home.path().join("wrapper.pid");
+    write_file(
+        bin.join("pasta"),
+        format!(
+            "#!/bin/sh\n/usr/bin/pasta \"$@\" || exit $?\necho $$ > {}\ntouch {}\nexec sleep 300\n",
+            wrapper_pid.display(),
+            started.display()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(
+        bin.join("pasta"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&bin, Some(b.uid), Some(b.gid)).unwrap();
+    let mut run = b.cmd(&["run", "-d", IMAGE, "sleep", "300"]);
+    run.env("PATH", format!("{}:{HOST_PATH}", bin.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = run.spawn().unwrap();
+    let seen = wait_until(Duration::from_secs(30), || started.exists());
+    // setpriv execs berth: the child is berth itself
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Ok(pid) = std::fs::read_to_string(&wrapper_pid) {
+        let _ = Command::new("kill").args(["-KILL", pid.trim()]).output();
+    }
+    assert!(seen, "the wrapped pasta never started");
+    let netns = b.data().join("netns");
+    let id = std::fs::read_dir(&netns)
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".json").map(str::to_owned)
+        })
+        .expect("the killed run's intent file");
+    let ns_path = netns.join(&id);
+    let ns_path = ns_path.to_str().unwrap();
+    assert_eq!(
+        processes_naming(ns_path).len(),
+        1,
+        "pasta runs for the killed run's namespace"
+    );
+    assert!(b.ok(&["ps", "-a", "-q"]).trim().is_empty(), "no record");
+
+    b.ok(&["system", "prune"]);
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_naming(ns_path)
+            .is_empty()),
+        "pasta left after system prune"
+    );
+    let left: Vec<String> = std::fs::read_dir(&netns)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left in {}: {left:?}", netns.display());
 }

@@ -1,5 +1,5 @@
 //! Container commands: `berth run | create | start | ps | logs | stop | kill | rm | wait |
-//! exec` and `berth container …` (the same verbs, plus `ls` and `prune`). The lifecycle is
+//! exec | update` and `berth container …` (the same verbs, plus `ls` and `prune`). The lifecycle is
 //! `berth-engine`'s; [`setup`] joins it to `berth-image` (image → snapshot → runtime config).
 //!
 //! Exit statuses follow docker's: `run`, `create`, `start` and `exec` exit 125 when berth
@@ -19,9 +19,10 @@ pub mod run;
 pub mod setup;
 pub mod start;
 pub mod stop;
+pub mod update;
 pub mod wait;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use berth_engine::{Engine, MonitorCommand};
@@ -66,6 +67,8 @@ enum ContainerCommand {
     Exec(exec::ExecArgs),
     /// Attach this terminal (or stdio) to a running container.
     Attach(attach::AttachArgs),
+    /// Change a container's settings while it runs (--network-bandwidth).
+    Update(update::UpdateArgs),
 }
 
 /// `berth container inspect CONTAINER…`.
@@ -95,6 +98,7 @@ pub fn run(args: ContainerArgs) -> Result<i32, Failure> {
         ContainerCommand::Port(a) => port::run(a).map_err(Failure::other),
         ContainerCommand::Exec(a) => exec::run(a),
         ContainerCommand::Attach(a) => attach::run(a),
+        ContainerCommand::Update(a) => update::run(a).map_err(Failure::other),
     }
 }
 
@@ -208,19 +212,69 @@ pub fn inspect_one(engine: &Engine, reference: &str) -> anyhow::Result<serde_jso
         "Rootfs": rec.attachments.rootfs_mount,
         "Snapshot": rec.attachments.snapshot,
         "Volumes": rec.attachments.volumes,
+        "Mounts": mounts_of(&rec, &config),
         "HostIds": rec.attachments.host_ids,
         "NetworkSettings": rec.attachments.network.as_ref().map(|n| serde_json::json!({
             "SandboxKey": n.netns,
-            "Networks": n.networks.iter().map(|(name, ifname)| (name.clone(), serde_json::json!({
-                "Interface": ifname,
-                "IPAddress": n.addresses.iter().find(|(a, _)| a == name).map(|(_, ip)| ip.to_string()),
-            }))).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Networks": n.networks.iter().map(|(name, ifname)| (name.clone(), ifname.clone()))
+                .chain(n.pasta.as_ref().map(|_| (berth_engine::pasta::NETWORK.to_owned(), berth_engine::pasta::IFNAME.to_owned())))
+                .map(|(name, ifname)| {
+                    let ip = n.addresses.iter().find(|(a, _)| *a == name).map(|(_, ip)| ip.to_string());
+                    (name, serde_json::json!({"Interface": ifname, "IPAddress": ip}))
+                }).collect::<serde_json::Map<String, serde_json::Value>>(),
+            "Pasta": n.pasta,
             "Ports": n.published,
             "Bandwidth": n.bandwidth,
         })),
         "Bundle": rec.bundle,
         "Spec": config,
     }))
+}
+
+/// docker's `Mounts`: the config's bind mounts, those of named volumes (bound from the
+/// volume, or id-mapped from `volume-mounts/ID/N`) as `volume` with their name.
+fn mounts_of(rec: &berth_engine::Record, config: &serde_json::Value) -> Vec<serde_json::Value> {
+    let named = |src: &Path| -> Option<String> {
+        if let Some(i) = rec.attachments.mounts.iter().position(|m| m == src) {
+            return rec.attachments.named_volumes.get(i).cloned();
+        }
+        // `named-volumes/NAME/_data` (no user namespace of its own)
+        let parent = src.parent()?;
+        (src.file_name()? == "_data" && parent.parent()?.file_name()? == "named-volumes")
+            .then(|| parent.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .flatten()
+    };
+    config["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "bind")
+        .filter_map(|m| {
+            let src = Path::new(m["source"].as_str()?);
+            // berth's own files (the container's /etc files, the init), as docker omits its
+            if m["destination"] == "/sbin/docker-init"
+                || (src.parent().and_then(Path::file_name) == Some(rec.id.as_ref())
+                    && src.parent()?.parent().and_then(Path::file_name) == Some("etc".as_ref()))
+            {
+                return None;
+            }
+            let opts: Vec<&str> = m["options"]
+                .as_array()
+                .map(|o| o.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            let rw = !opts.contains(&"ro");
+            let dest = &m["destination"];
+            Some(match named(src) {
+                Some(name) => serde_json::json!({
+                    "Type": "volume", "Name": name, "Source": src,
+                    "Destination": dest, "Driver": "local", "RW": rw,
+                }),
+                None => serde_json::json!({
+                    "Type": "bind", "Source": src, "Destination": dest, "RW": rw,
+                }),
+            })
+        })
+        .collect()
 }
 
 /// Run a per-container operation on each of `refs`, printing each reference that succeeded

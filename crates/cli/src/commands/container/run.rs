@@ -65,6 +65,11 @@ pub struct RunArgs {
     /// Cap the container's network traffic: egress=RATE,ingress=RATE[,burst=SIZE] (10mbit, 1M).
     #[arg(long = "network-bandwidth", value_name = "egress=RATE,ingress=RATE")]
     pub network_bandwidth: Option<String>,
+    /// An annotation of the container's runtime config (KEY=VALUE); Kubernetes'
+    /// kubernetes.io/ingress-bandwidth and kubernetes.io/egress-bandwidth shape its network
+    /// as --network-bandwidth does (which wins where both set a direction).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotation: Vec<String>,
     /// Add a line to the container's /etc/hosts (NAME:IP).
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
@@ -149,8 +154,9 @@ pub struct RunArgs {
     /// /berth; rootless: none, the runtime's rootless cgroup manager decides).
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
-    /// The network: bridge (the default network berth0; rootless: none), none (loopback
-    /// only), host, a network's name, container:NAME|ID or ns:PATH.
+    /// The network: bridge (the default network berth0; the default as root), pasta
+    /// (rootless berth's default), none (loopback only), host, a network's name,
+    /// container:NAME|ID or ns:PATH.
     #[arg(long, alias = "net", value_name = "NETWORK")]
     pub network: Option<String>,
     /// Keep stdin open: this command's stdin feeds the container's (attached in the

@@ -4,6 +4,7 @@
 //! config and the flags. Everything set up is recorded in [`Attachments`] and undone on any
 //! failure, here or (through the record) when the container is removed.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,14 @@ pub const HOST_IDS_PER_CONTAINER: u32 = 65536;
 /// The create options for `args`, with everything they need set up; the returned lock (held
 /// until the container is created) keeps another `run` from taking the same host ids.
 pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepared> {
+    // a bad name fails before anything is pulled, made or mounted
+    if let Some(n) = args
+        .name
+        .as_deref()
+        .filter(|n| !berth_engine::record::valid_name(n))
+    {
+        return Err(berth_engine::EngineError::InvalidName(n.to_owned()).into());
+    }
     // found first: a missing init fails before anything is pulled or set up
     let init = if args.init || args.init_path.is_some() {
         let search = crate::dirs::search_path();
@@ -68,12 +77,20 @@ pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepare
     let dir = args.data.dir()?;
     let mut attachments = Attachments::default();
     let ids_lock = lock_host_ids(&dir)?;
+    let live: HashSet<String> = engine.list(true)?.into_iter().map(|r| r.id).collect();
+    collect_killed_runs(&dir, &snap, &live)?;
     let image = Image {
         name: &name,
         config: &config,
         top: layers.top(),
     };
-    match set_up(engine, args, &snap, &image, &id, &dir, &mut attachments).map(|mut opts| {
+    let new = NewContainer {
+        id: &id,
+        dir: &dir,
+        live: &live,
+    };
+    let set_up = set_up(engine, args, &snap, &image, &new, &mut attachments);
+    match set_up.map(|mut opts| {
         if let Some(init) = &init {
             let mut mounts = opts.spec.mounts.take().unwrap_or_default();
             super::init::apply(&mut opts.spec, init, &mut mounts);
@@ -94,6 +111,14 @@ pub fn create_options(engine: &Engine, args: &RunArgs) -> anyhow::Result<Prepare
     }
 }
 
+/// The container being set up: its id, the data directory, and the ids of every record
+/// (read once, under the host-id lock).
+struct NewContainer<'a> {
+    id: &'a str,
+    dir: &'a Path,
+    live: &'a HashSet<String>,
+}
+
 /// The image a container is made of.
 struct Image<'a> {
     name: &'a str,
@@ -108,11 +133,15 @@ fn set_up(
     args: &RunArgs,
     snap: &berth_image::snapshot::SnapshotStore,
     image: &Image<'_>,
-    id: &str,
-    dir: &Path,
+    new: &NewContainer<'_>,
     attachments: &mut Attachments,
 ) -> anyhow::Result<CreateOptions> {
+    let (id, dir, live) = (new.id, new.dir, new.live);
     let name = image.name;
+    // the mount point first: it marks a set-up in progress, for `collect_killed_runs`
+    let rootfs = dir.join("rootfs").join(id);
+    create_mount_point(&rootfs)?;
+    attachments.rootfs_mount = Some(rootfs.clone());
     // the user namespace's host ids first: the snapshot is prepared for them
     if crate::rootless::active()
         && args.cgroup_parent.is_none()
@@ -128,14 +157,13 @@ fn set_up(
     let host_ids = match args.userns.as_str() {
         _ if crate::rootless::active() => None,
         "host" => None,
-        _ => Some(allocate_host_ids(engine, dir, id)?),
+        _ => Some(allocate_host_ids(dir, id, live)?),
     };
     attachments.host_ids = host_ids.map(|r| HostIds {
         host_start: r.host_start,
         size: r.size,
         allocator: Some((dir.to_owned(), id.to_owned())),
     });
-    let rootfs = dir.join("rootfs").join(id);
     let mount_failed = || {
         format!(
             "failed to mount the root filesystem on {}",
@@ -154,8 +182,6 @@ fn set_up(
             let ranged = berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
                 .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
             attachments.snapshot = Some(snapshot_ref);
-            create_mount_point(&rootfs)?;
-            attachments.rootfs_mount = Some(rootfs.clone());
             reachable_by(&rootfs, range)?;
             berth_image::idmap::mount(&ranged, &rootfs).with_context(mount_failed)?;
         }
@@ -163,8 +189,6 @@ fn set_up(
             let mounts = prepare(snap, id, image.top)
                 .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
             attachments.snapshot = Some(snapshot_ref);
-            create_mount_point(&rootfs)?;
-            attachments.rootfs_mount = Some(rootfs.clone());
             mount_all(&mounts, &rootfs).with_context(mount_failed)?;
         }
     }
@@ -188,6 +212,12 @@ fn set_up(
     )?;
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
+    let annotations = annotations(args)?;
+    if !annotations.is_empty() {
+        spec.annotations
+            .get_or_insert_with(Default::default)
+            .extend(annotations);
+    }
     if let Some(userns) = attachments.network.as_ref().and_then(|n| n.userns.clone())
         && let Some(linux) = spec.linux.as_mut()
     {
@@ -208,6 +238,14 @@ fn set_up(
     }
     drop(err);
     let mut mounts = spec.mounts.take().unwrap_or_default();
+    named_volumes(
+        &notes.named_volumes,
+        &rootfs,
+        new,
+        host_ids,
+        &mut mounts,
+        attachments,
+    )?;
     let volumes = dir.join("volumes").join(id);
     for (i, dest) in notes.anonymous_volumes.iter().enumerate() {
         let src = volumes.join(i.to_string());
@@ -293,6 +331,67 @@ fn set_up(
     })
 }
 
+/// Bind each named volume (`-v NAME:DST`), made when missing and filled from the image
+/// when empty, as docker does. In a user namespace with a range the volume is bound
+/// id-mapped for it (`DIR/volume-mounts/ID/N`, recorded in `attachments.mounts`): it keeps
+/// the ids containers see, so containers of different ranges share it.
+fn named_volumes(
+    named: &[berth_image::spec::NamedVolume],
+    rootfs: &Path,
+    new: &NewContainer<'_>,
+    host_ids: Option<IdRange>,
+    mounts: &mut Vec<berth_runtime_spec::Mount>,
+    attachments: &mut Attachments,
+) -> anyhow::Result<()> {
+    let store = berth_engine::volumes::Volumes::new(new.dir);
+    for (i, v) in named.iter().enumerate() {
+        let (volume, _) = store
+            .create(&v.name, &Default::default())
+            .with_context(|| format!("failed to create volume {}", v.name))?;
+        attachments.named_volumes.push(v.name.clone());
+        let source = match host_ids {
+            Some(range) => {
+                let at = berth_engine::attachments::SetUpDirs::mounts_in(new.dir, new.id)
+                    .join(i.to_string());
+                std::fs::create_dir_all(&at)
+                    .with_context(|| format!("failed to create {}", at.display()))?;
+                attachments.mounts.push(at.clone());
+                berth_image::idmap::bind_idmapped(&volume.mountpoint, &at, range).with_context(
+                    || {
+                        format!(
+                            "failed to bind volume {} id-mapped for the container",
+                            v.name
+                        )
+                    },
+                )?;
+                at
+            }
+            None => volume.mountpoint.clone(),
+        };
+        if berth_engine::volumes::is_empty(&volume.mountpoint)? {
+            // written to the volume itself, owners as the container sees them
+            let unshift = host_ids.map_or(0, |r| r.host_start);
+            berth_image::volume::seed_unshifted(
+                rootfs,
+                &v.destination,
+                &volume.mountpoint,
+                unshift,
+            )
+            .with_context(|| format!("failed to fill volume {} from the image", v.name))?;
+        }
+        let mut options: Vec<String> = ["rbind", "rprivate", "nodev"].map(String::from).into();
+        options.push(if v.read_only { "ro" } else { "rw" }.to_owned());
+        mounts.push(berth_runtime_spec::Mount {
+            destination: v.destination.clone(),
+            typ: Some("bind".into()),
+            source: Some(source),
+            options: Some(options),
+            ..Default::default()
+        });
+    }
+    Ok(())
+}
+
 /// The container's own `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`
 /// (`berth_engine::etcfiles`), in `DIR/etc/ID` (removed with the container), bound over the
 /// image's unless a `-v` or `--tmpfs` already covers the path.
@@ -359,20 +458,24 @@ fn bind_etc_files(files: &Path, mounts: &mut Vec<berth_runtime_spec::Mount>) {
 
 /// The network a container joins when `run` and `create` are given no `--network` (the one
 /// place this is decided): the default bridge network `berth0`, as docker's and podman's
-/// `run` join theirs; none for rootless berth, which cannot make a bridge.
+/// `run` join theirs; for rootless berth, which cannot make a bridge, `pasta`, as rootless
+/// podman's.
 pub fn default_network() -> &'static str {
     if crate::rootless::active() {
-        "none"
+        berth_engine::pasta::NETWORK
     } else {
         "bridge"
     }
 }
 
 /// The CNI networks `--network` names (`bridge` is the default network, `berth0`), or
-/// `None` for none, host, container: and ns:.
+/// `None` for none, host, pasta, container: and ns:.
 fn cni_networks(args: &RunArgs) -> Option<Vec<String>> {
     let n = args.network();
-    if matches!(n, "none" | "host") || n.starts_with("container:") || n.starts_with("ns:") {
+    if matches!(n, "none" | "host" | berth_engine::pasta::NETWORK)
+        || n.starts_with("container:")
+        || n.starts_with("ns:")
+    {
         return None;
     }
     Some(
@@ -423,16 +526,31 @@ fn attach_networks(
         .iter()
         .map(|p| berth_engine::network::parse_publish(p).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let bandwidth = args
+    let flag = args
         .network_bandwidth
         .as_deref()
         .map(|b| berth_engine::network::parse_bandwidth(b).map_err(anyhow::Error::msg))
         .transpose()?;
+    let from_annotations = berth_engine::shaping::kubernetes_bandwidth(&annotations(args)?)
+        .map_err(anyhow::Error::msg)?;
+    let bandwidth = berth_engine::shaping::merge(flag, from_annotations);
+    if args.network() == berth_engine::pasta::NETWORK {
+        return attach_pasta(
+            engine,
+            dir,
+            id,
+            &ports,
+            bandwidth.is_some(),
+            opts,
+            attachments,
+        );
+    }
     let Some(networks) = cni_networks(args) else {
         if !ports.is_empty() || bandwidth.is_some() || args.publish_all || args.ip.is_some() {
             anyhow::bail!(
-                "-p, -P, --ip and --network-bandwidth need a network of the container's own: \
-                 run with --network bridge (or a network's name), not --network {}",
+                "-p, -P, --ip and --network-bandwidth (or the kubernetes.io bandwidth \
+                 annotations) need a network of the container's own: run with --network bridge \
+                 (or a network's name), not --network {}",
                 args.network()
             );
         }
@@ -481,9 +599,6 @@ fn attach_networks(
         userns: host_ids.map(|r| (r.host_start, r.size)),
     };
     let dirs = network_dirs(dir)?;
-    let live: std::collections::HashSet<String> = records.into_iter().map(|r| r.id).collect();
-    berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
-        .context("failed to clean up the networks of containers whose run was killed")?;
     let (att, addresses) = berth_engine::network::attach(&dirs, id, &req, |a| {
         attachments.network = Some(a.clone());
     })
@@ -498,6 +613,56 @@ fn attach_networks(
     opts.network = berth_image::spec::Network::Path(att.netns.clone());
     attachments.network = Some(att);
     Ok(addresses.first().copied().flatten())
+}
+
+/// `--annotation KEY=VALUE`s, as the runtime config's annotations hold them.
+fn annotations(args: &RunArgs) -> anyhow::Result<std::collections::HashMap<String, String>> {
+    args.annotation
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => anyhow::bail!("invalid --annotation {a:?}: give KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// Rootless `--network pasta`: the container's namespace attached to pasta
+/// (`berth_engine::pasta`), `-p` forwarded by it.
+fn attach_pasta(
+    engine: &Engine,
+    dir: &Path,
+    id: &str,
+    ports: &[berth_engine::network::PortMapping],
+    bandwidth: bool,
+    opts: &mut RunOptions,
+    attachments: &mut Attachments,
+) -> anyhow::Result<Option<std::net::IpAddr>> {
+    if !crate::rootless::active() {
+        anyhow::bail!(
+            "--network pasta is rootless berth's network (an ordinary user's); as root use \
+             --network bridge or a network's name"
+        );
+    }
+    if bandwidth {
+        anyhow::bail!(
+            "--network-bandwidth (and the kubernetes.io bandwidth annotations) shape a CNI \
+             network's veth (the bandwidth plugin); pasta has none: rootless containers cannot \
+             be capped yet"
+        );
+    }
+    let dirs = network_dirs(dir)?;
+    // (the host-id lock is held: no other `run` is between attaching and its record)
+    let live: std::collections::HashSet<String> =
+        engine.list(true)?.into_iter().map(|r| r.id).collect();
+    berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
+        .context("failed to clean up the networks of containers whose run was killed")?;
+    let (att, address) =
+        berth_engine::pasta::attach(&dirs, id, ports, &crate::dirs::search_path(), |a| {
+            attachments.network = Some(a.clone())
+        })?;
+    opts.network = berth_image::spec::Network::Path(att.netns.clone());
+    attachments.network = Some(att);
+    Ok(address)
 }
 
 /// Names on user-defined networks (not the default one, as docker's): the running
@@ -639,6 +804,35 @@ pub fn lock_host_ids(dir: &Path) -> anyhow::Result<FileLock> {
     FileLock::exclusive(&path).with_context(|| format!("failed to lock {}", path.display()))
 }
 
+/// Undo what `run`s killed before their record existed left behind — the root filesystem's
+/// mount, snapshot, volumes, `/etc` files and host ids (`SetUpDirs::collect_unrecorded`),
+/// and their networks (`network::collect_orphans`) — given the ids of every record. The
+/// caller holds [`lock_host_ids`], which every `run` holds from its set-up to its record.
+pub fn collect_killed_runs(
+    dir: &Path,
+    snap: &berth_image::snapshot::SnapshotStore,
+    live: &HashSet<String>,
+) -> anyhow::Result<usize> {
+    let set_up = berth_engine::attachments::SetUpDirs {
+        dir: dir.to_owned(),
+        snapshots: (snap.root().to_owned(), snap.driver().name().to_owned()),
+    };
+    let mut cleaned = set_up
+        .collect_unrecorded(&|c| live.contains(c))
+        .context("failed to clean up after runs killed during set-up")?;
+    if dir.join("netns").is_dir() {
+        let dirs = network_dirs(dir)?;
+        for id in berth_engine::network::collect_orphans(&dirs, &|c| live.contains(c))
+            .context("failed to clean up the networks of runs killed during set-up")?
+        {
+            if !cleaned.contains(&id) {
+                cleaned.push(id);
+            }
+        }
+    }
+    Ok(cleaned.len())
+}
+
 fn create_mount_point(rootfs: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(rootfs)
         .with_context(|| format!("failed to create {}", rootfs.display()))
@@ -685,10 +879,8 @@ fn reachable_by(rootfs: &Path, range: IdRange) -> anyhow::Result<()> {
 /// gone (removed, or never created by a killed `run`) are given back first; the caller holds
 /// [`lock_host_ids`] until the new container's record exists, so a range being set up is
 /// never taken for a missing one.
-fn allocate_host_ids(engine: &Engine, dir: &Path, id: &str) -> anyhow::Result<IdRange> {
+fn allocate_host_ids(dir: &Path, id: &str, live: &HashSet<String>) -> anyhow::Result<IdRange> {
     let alloc = IdAllocator::new(dir);
-    let live: std::collections::HashSet<String> =
-        engine.list(true)?.into_iter().map(|r| r.id).collect();
     alloc.release_missing(|owner| live.contains(owner))?;
     Ok(alloc.allocate(id, HOST_IDS_PER_CONTAINER)?)
 }

@@ -1,0 +1,36 @@
+//! `berth-trust`: Notary Project signatures (specification v1.1) — envelopes (JWS and
+//! COSE_Sign1), X.509 certificate chains, notation's trust store layout and trust policy, and
+//! verification as the specification's workflow.
+//!
+//! What it owns: turning envelope bytes plus a trust store and a policy statement into a
+//! [`Verdict`] with every step's outcome. What it does not own (yet): signing, the signature
+//! manifest and registry access (a small port over `berth-distribution`), role policies and
+//! CRL/OCSP revocation (which fails closed with a reason).
+//!
+//! The design decision to know: parsing is strict and in-crate (a DER reader for the
+//! certificate fields the specification reads, a CBOR reader for COSE_Sign1), and all
+//! cryptography is `ring`'s; nothing else parses outside input. ring has no P-521, so ES512
+//! signatures and P-521 keys are refused with a message that says so.
+
+mod cbor;
+pub mod cert;
+mod cose;
+mod crypto;
+mod der;
+pub mod envelope;
+mod jws;
+pub mod policy;
+pub mod time;
+pub mod timestamp;
+pub mod truststore;
+pub mod verify;
+
+pub use cert::Certificate;
+pub use der::DerError;
+pub use envelope::{
+    Envelope, EnvelopeError, EnvelopeFormat, SignatureAlgorithm, SigningScheme, TargetArtifact,
+};
+pub use policy::{Action, Level, PolicyError, PolicyStatement, TrustPolicy, VerificationLevel};
+pub use time::Timestamp;
+pub use truststore::{StoreType, TrustStore, TrustStoreError};
+pub use verify::{Outcome, Step, StepResult, Verdict, VerifyOptions, verify};

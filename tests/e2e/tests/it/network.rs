@@ -839,6 +839,15 @@ fn run_joins_the_default_bridge_network_unless_told_none_host_or_a_namespace() {
         err.contains("default network berth0") && err.contains("--network none"),
         "{err}"
     );
+    // the failed run's root filesystem was unmounted all the same (its network waits for
+    // the next collection), and --network none works at once
+    let rootfs = b.data().join("rootfs");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(rootfs.to_str().unwrap()),
+        "a root filesystem left mounted: {mounts}"
+    );
+    b.ok(&["run", "--rm", "--network", "none", IMAGE, "true"]);
     // no --network: the default network, berth0 (its list written on first use)
     let out = b.ok(&[
         "run", "--rm", IMAGE, "ip", "-o", "-4", "addr", "show", "eth0",

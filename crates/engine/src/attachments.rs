@@ -63,11 +63,19 @@ pub struct Attachments {
 
 impl Attachments {
     /// Undo everything; what is already gone is not an error, so this may run more than
-    /// once (the failure paths of `run` and the record's removal both call it).
+    /// once (the failure paths of `run` and the record's removal both call it). A network
+    /// that cannot be detached (a CNI DEL failing: plugins missing, a plugin's error) does
+    /// not keep the rest in place: its namespace and intent stay for a later teardown or
+    /// `network::collect_orphans`, the mounts, snapshot and volumes go, and its error is
+    /// returned at the end.
     pub fn teardown(&self) -> Result<()> {
-        if let Some(n) = &self.network {
-            crate::network::detach(n)?;
-        }
+        let network = self.network.as_ref().map_or(Ok(()), crate::network::detach);
+        self.teardown_local()?;
+        network
+    }
+
+    /// Everything but the network.
+    fn teardown_local(&self) -> Result<()> {
         for m in &self.mounts {
             unmount_all(m)?;
             remove_mount_point(m)?;

@@ -906,7 +906,12 @@ pub fn collect_orphans(dirs: &NetworkDirs, live: &dyn Fn(&str) -> bool) -> Resul
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
             match att {
-                Some(att) => detach(&att)?,
+                Some(mut att) => {
+                    // the plugins where they are now: the killed run's own CNI path may
+                    // have been wrong (its ADD failed for it) or the plugins moved since
+                    att.dirs.plugins.clone_from(&dirs.plugins);
+                    detach(&att)?;
+                }
                 None => {
                     let _ = std::fs::remove_file(e.path());
                 }

@@ -204,10 +204,12 @@ impl ImageConfig {
     }
 }
 
-/// `--network`: namespaces only (bridge networking comes with the networking issue).
+/// The container's network namespace as the spec states it (CNI networks — `run`'s default
+/// bridge network among them — are attached by the engine to a pinned namespace the
+/// container joins by path).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Network {
-    /// A new network namespace with only loopback (`none`; berth's default for now).
+    /// A new network namespace with only loopback (`none`).
     #[default]
     None,
     /// The host's network namespace.

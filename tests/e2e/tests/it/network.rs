@@ -828,6 +828,26 @@ fn run_joins_the_default_bridge_network_unless_told_none_host_or_a_namespace() {
     requires_root!();
     requires_tool!("ip", "nsenter", "iptables-save");
     let b = NetBerth::new();
+    // without the CNI plugins the default network fails, saying how to run without it (and
+    // what it left is undone by the next run that attaches a network, below)
+    let mut c = b.berth(&["run", "--rm", IMAGE, "true"]);
+    c.env("CNI_PATH", b.dir.path().join("no-plugins"));
+    let out = run_with_timeout(&mut c, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("default network berth0") && err.contains("--network none"),
+        "{err}"
+    );
+    // the failed run's root filesystem was unmounted all the same (its network waits for
+    // the next collection), and --network none works at once
+    let rootfs = b.data().join("rootfs");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(rootfs.to_str().unwrap()),
+        "a root filesystem left mounted: {mounts}"
+    );
+    b.ok(&["run", "--rm", "--network", "none", IMAGE, "true"]);
     // no --network: the default network, berth0 (its list written on first use)
     let out = b.ok(&[
         "run", "--rm", IMAGE, "ip", "-o", "-4", "addr", "show", "eth0",

@@ -651,6 +651,14 @@ fn attach_networks(
     let dirs = network_dirs(dir)?;
     let (att, addresses) = berth_engine::network::attach(&dirs, id, &req, |a| {
         attachments.network = Some(a.clone());
+    })
+    .with_context(|| {
+        if args.network.is_none() {
+            "failed to attach the container to the default network berth0 (--network none \
+             runs it without a network)"
+        } else {
+            "failed to attach the container to its networks"
+        }
     })?;
     opts.network = berth_image::spec::Network::Path(att.netns.clone());
     attachments.network = Some(att);

@@ -724,16 +724,14 @@ fn bandwidth_limits_hold_both_ways_and_the_neighbour_keeps_its_throughput() {
         ]);
         let ns = netns_of(&name);
         for reverse in [false, true] {
-            let got = iperf(&b, &ns, 5201, reverse, 4) / 1e6;
-            let want = mbit as f64;
-            eprintln!(
-                "{mbit} Mbit/s {}: measured {got:.2} Mbit/s",
+            let what = format!(
+                "{} at {mbit} Mbit/s",
                 if reverse { "ingress" } else { "egress" }
             );
-            assert!(
-                (got - want).abs() <= want * 0.10,
-                "{} at {mbit} Mbit/s measured {got:.2} Mbit/s",
-                if reverse { "ingress" } else { "egress" }
+            assert_rate(
+                &what,
+                || iperf(&b, &ns, 5201, reverse, 4) / 1e6,
+                mbit as f64,
             );
         }
         b.ok(&["rm", "-f", &name]);
@@ -1163,12 +1161,23 @@ fn qdiscs(b: &NetBerth) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `measure()` (Mbit/s) is within ±10 % of `want`: measured again, twice at most, when it is
+/// not (a loaded machine's scheduler can starve the shaper's timer or the sender for a
+/// moment); a limit that does not hold fails all three.
 #[track_caller]
-fn assert_rate(what: &str, got: f64, want: f64) {
-    eprintln!("{what}: measured {got:.2} Mbit/s, limit {want} Mbit/s");
-    assert!(
-        (got - want).abs() <= want * 0.10,
-        "{what}: measured {got:.2} Mbit/s against a limit of {want} Mbit/s"
+fn assert_rate(what: &str, measure: impl Fn() -> f64, want: f64) {
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let got = measure();
+        eprintln!("{what}: measured {got:.2} Mbit/s, limit {want} Mbit/s");
+        if (got - want).abs() <= want * 0.10 {
+            return;
+        }
+        seen.push(format!("{got:.2}"));
+    }
+    panic!(
+        "{what}: measured {} Mbit/s against a limit of {want} Mbit/s",
+        seen.join(", ")
     );
 }
 
@@ -1198,8 +1207,16 @@ fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cle
     let v: serde_json::Value =
         serde_json::from_str(&b.ok(&["container", "inspect", "shaped"])).unwrap();
     let ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
-    assert_rate("egress before", iperf(&b, &ns, 5201, false, 3) / 1e6, 5.0);
-    assert_rate("ingress before", iperf(&b, &ns, 5201, true, 3) / 1e6, 5.0);
+    assert_rate(
+        "egress before",
+        || iperf(&b, &ns, 5201, false, 3) / 1e6,
+        5.0,
+    );
+    assert_rate(
+        "ingress before",
+        || iperf(&b, &ns, 5201, true, 3) / 1e6,
+        5.0,
+    );
 
     // live: both directions changed, the container keeps running
     b.ok(&[
@@ -1214,8 +1231,12 @@ fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cle
     let bw = &v[0]["NetworkSettings"]["Bandwidth"];
     assert_eq!(bw["egress_rate"], 20_000_000, "{v}");
     assert_eq!(bw["ingress_rate"], 2_000_000, "{v}");
-    assert_rate("egress after", iperf(&b, &ns, 5201, false, 3) / 1e6, 20.0);
-    assert_rate("ingress after", iperf(&b, &ns, 5201, true, 3) / 1e6, 2.0);
+    assert_rate(
+        "egress after",
+        || iperf(&b, &ns, 5201, false, 3) / 1e6,
+        20.0,
+    );
+    assert_rate("ingress after", || iperf(&b, &ns, 5201, true, 3) / 1e6, 2.0);
     let q = qdiscs(&b);
     assert_eq!(q.matches("tbf").count(), 2, "one tbf each way:\n{q}");
     assert!(!q.contains("5Mbit"), "the old limit is gone:\n{q}");
@@ -1240,7 +1261,7 @@ fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cle
         .filter(|i| i["name"].as_str().unwrap().starts_with("bwp"))
         .count();
     assert_eq!(ifbs, 1, "one IFB in the cached result: {entry}");
-    assert_rate("egress only", iperf(&b, &ns, 5201, false, 3) / 1e6, 8.0);
+    assert_rate("egress only", || iperf(&b, &ns, 5201, false, 3) / 1e6, 8.0);
 
     // a container run without shaping gets it live (the plugin's first ADD had nothing to do)
     b.ok(&[
@@ -1266,7 +1287,7 @@ fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cle
     let plain_ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
     assert_rate(
         "ingress added live",
-        iperf(&b, &plain_ns, 5201, true, 4) / 1e6,
+        || iperf(&b, &plain_ns, 5201, true, 4) / 1e6,
         2.0,
     );
     b.ok(&["rm", "-f", "plain"]);
@@ -1335,12 +1356,12 @@ fn kubernetes_bandwidth_annotations_shape_the_container_like_the_flag() {
     let ns = PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
     assert_rate(
         "egress (annotation)",
-        iperf(&b, &ns, 5201, false, 3) / 1e6,
+        || iperf(&b, &ns, 5201, false, 3) / 1e6,
         10.0,
     );
     assert_rate(
         "ingress (annotation)",
-        iperf(&b, &ns, 5201, true, 3) / 1e6,
+        || iperf(&b, &ns, 5201, true, 3) / 1e6,
         2.0,
     );
     b.ok(&["rm", "-f", "pod"]);

@@ -155,6 +155,10 @@ pub enum Attached {
 #[derive(Debug)]
 pub struct Created {
     pub record: Record,
+    /// The container's log, opened for reading before its monitor had the container: an
+    /// `--rm` container can exit and be removed (its directory with it) before the caller
+    /// looks, and this descriptor still reads all it wrote.
+    pub log: Option<std::fs::File>,
     monitor: BufReader<std::process::ChildStdout>,
 }
 
@@ -388,6 +392,14 @@ impl Engine {
             attachments: opts.attachments,
         };
         record::write(&self.layout, &rec).map_err(cleanup)?;
+        // made here (the monitor appends to it) and held open for reading: see `Created::log`
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&rec.log_path)
+            .and_then(|_| std::fs::File::open(&rec.log_path))
+            .map_err(|e| EngineError::io("creating", &rec.log_path, e))
+            .map_err(cleanup)?;
         let monitor_log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -455,9 +467,20 @@ impl Engine {
                 message,
             }));
         }
-        let record = record::read(&self.layout, &id)?;
+        let record = match record::read(&self.layout, &id) {
+            Ok(r) => r,
+            // an --rm container that already ran, exited and was removed by its monitor:
+            // the record as written stands in (its exit comes on the report pipe, its
+            // output through `log`)
+            Err(EngineError::NotFound(_)) if rec.auto_remove && start => Record {
+                status: Status::Running,
+                ..rec
+            },
+            Err(e) => return Err(e),
+        };
         Ok(Created {
             record,
+            log: Some(log),
             monitor: reader,
         })
     }

@@ -198,6 +198,41 @@ fn rm_flag_leaves_nothing_and_exit_codes() {
     }
 }
 
+/// An `--rm` container started by its monitor (`create_started`) can exit and be removed —
+/// its directory and log with it — before the caller reads anything: the caller's
+/// `Created::log`, opened before the monitor had the container, still reads all it wrote
+/// (a foreground `run --rm` of a quick command printed nothing, or failed with "no such
+/// container", when the caller opened the log or read the record afterwards: seen in CI).
+#[test]
+fn an_rm_containers_output_is_read_after_its_monitor_removed_it() {
+    use std::io::Read;
+    let Some(env) = env() else { return };
+    for rt in RUNTIMES {
+        let Some(bin) = runtime_bin(rt) else { continue };
+        let (_b, mut opts) = container("echo quick output; exit 3", &bin);
+        opts.auto_remove = true;
+        let mut created = env
+            .engine
+            .create_started(opts)
+            .unwrap_or_else(|e| panic!("{rt}: {e}"));
+        let dir = created.record.log_path.parent().unwrap().to_owned();
+        let mut log = created
+            .log
+            .take()
+            .expect("the log, opened before the start");
+        // the exit is reported after the removal
+        let code = env.engine.wait_created(created).unwrap();
+        assert_eq!(code, Some(3), "{rt}");
+        assert!(
+            !dir.exists(),
+            "{rt}: the --rm container's directory is gone"
+        );
+        let mut text = String::new();
+        log.read_to_string(&mut text).unwrap();
+        assert!(text.contains("quick output"), "{rt}: {text:?}");
+    }
+}
+
 #[test]
 fn kill9_of_monitor_init_or_both_keeps_ps_true() {
     let Some(env) = env() else { return };

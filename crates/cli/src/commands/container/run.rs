@@ -275,13 +275,16 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
 /// of an eventfd the loop sleeps on (in `poll`), as it does the exit; no timer, and no
 /// inotify watch (closing one waits for an SRCU grace period: milliseconds at every exit).
 /// The exit status (255 when unknown).
-fn relay_until_exit(engine: &Engine, created: berth_engine::Created) -> Result<i32, Failure> {
+fn relay_until_exit(engine: &Engine, mut created: berth_engine::Created) -> Result<i32, Failure> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let id = created.record.id.clone();
     let log = created.record.log_path.clone();
     let watch = LogWatch::new();
-    // the monitor made the log before it reported the container created
-    let mut file = std::fs::File::open(&log).ok();
+    // opened before the monitor had the container: an --rm container may be gone already
+    let mut file = created
+        .log
+        .take()
+        .or_else(|| std::fs::File::open(&log).ok());
     let exited = AtomicBool::new(false);
     std::thread::scope(|s| {
         let waiter = s.spawn(|| {

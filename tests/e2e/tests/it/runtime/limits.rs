@@ -131,11 +131,12 @@ runtime_test! {
 
 runtime_test! {
     /// blockIO.throttleWriteBpsDevice of 5 MiB/s on a loop device holds within ±10 % for
-    /// 10 MiB written with O_DIRECT, and — on pure cgroup v2, where the kernel's writeback is
-    /// charged to the writer's cgroup (scripts/vm-test) — for 10 MiB written through the
-    /// page cache and then fsync'd. On cgroup v1 the buffered rate is measured and printed,
-    /// not asserted: pages the flusher writes back before the fsync (under another writer's
-    /// dirty pressure) belong to no container there, as docker documents.
+    /// 10 MiB written with O_DIRECT. 10 MiB written through the page cache and then fsync'd
+    /// is measured and printed, not asserted: on cgroup v1 pages the flusher writes back
+    /// before the fsync belong to no container (docker documents it), and on pure v2 the
+    /// writeback is charged to the cgroup only where the runtime's cgroup has the memory
+    /// controller too (in scripts/vm-test berth-runtime held 5 MiB/s, runc 1.1 let 56 MiB/s
+    /// through).
     fn block_io_write_bps_limit_holds_for_direct_and_fsynced_writes(rt) {
         requires_tool!("losetup");
         let dev = LoopDevice::new(32);
@@ -156,7 +157,7 @@ runtime_test! {
             let secs = r["elapsed_ms"].as_u64().unwrap() as f64 / 1000.0;
             let rate = bytes as f64 / MIB as f64 / secs;
             eprintln!("{}: {step} at 5 MiB/s: {rate:.2} MiB/s", rt.name());
-            if step.starts_with("write-fsync") && !writeback_is_charged() {
+            if step.starts_with("write-fsync") {
                 continue;
             }
             assert!(
@@ -165,17 +166,4 @@ runtime_test! {
             );
         }
     }
-}
-
-/// Whether the block I/O controller is cgroup v2's (pure v2), which charges the kernel's
-/// writeback to the cgroup that dirtied the pages; `BERTH_TEST_EXPECT_CGROUP` is checked.
-fn writeback_is_charged() -> bool {
-    let mode = berth_cgroups::detect_mode().expect("detect the host's cgroup mode");
-    let name = match mode {
-        berth_cgroups::CgroupMode::Legacy => "v1",
-        berth_cgroups::CgroupMode::Hybrid => "hybrid",
-        berth_cgroups::CgroupMode::Unified => "v2",
-    };
-    berth_test_support::check_cgroup_mode(name);
-    name == "v2"
 }

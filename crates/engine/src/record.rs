@@ -285,14 +285,25 @@ pub fn remove(layout: &Layout, rec: &Record) -> Result<()> {
             });
         }
     }
-    match std::fs::remove_dir_all(&doomed) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(EngineError::io(
-            "removing the container directory",
-            doomed,
-            e,
-        )),
+    // an update that looked the directory up before the rename may still drop its
+    // temporary file into it while it is emptied (and then find its record gone): the
+    // removal goes again over what it added, a few times at most
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(&doomed) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 8 => {
+                tries += 1;
+            }
+            Err(e) => {
+                return Err(EngineError::io(
+                    "removing the container directory",
+                    doomed,
+                    e,
+                ));
+            }
+        }
     }
 }
 

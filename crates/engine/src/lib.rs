@@ -22,6 +22,7 @@ mod oom;
 pub mod pasta;
 pub mod record;
 pub mod runtime;
+pub mod setup;
 pub mod shaping;
 pub mod volumes;
 

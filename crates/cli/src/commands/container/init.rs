@@ -4,16 +4,12 @@
 //!
 //! The init is a static binary found on the host (`--init-path`, else the first of
 //! [`INIT_NAMES`] on the search path or in [`INIT_DIRS`]), bind-mounted read-only at
-//! [`INIT_DEST`] (docker's path) and prepended to the process's arguments with `--`: the
+//! `berth_engine::setup::INIT_DEST` (docker's path) and prepended to the process's arguments with `--`: the
 //! image needs nothing of its own, not even a libc.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use berth_runtime_spec::{Mount, Spec};
-
-/// Where the init is mounted inside the container (docker's path).
-pub const INIT_DEST: &str = "/sbin/docker-init";
 
 /// The init binaries looked for, in order: all of them statically linked (Debian's `tini`
 /// ships `tini-static`; docker's `docker-init` and podman's `catatonit` are static builds).
@@ -60,28 +56,6 @@ pub fn find(init_path: Option<&Path>, search: &[PathBuf]) -> anyhow::Result<Path
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// Make `init` the process's PID 1: bound read-only at [`INIT_DEST`], the command after
-/// `--` as its arguments.
-pub fn apply(spec: &mut Spec, init: &Path, mounts: &mut Vec<Mount>) {
-    if let Some(p) = spec.process.as_mut() {
-        let mut args = vec![INIT_DEST.to_owned(), "--".to_owned()];
-        args.extend(p.args.take().unwrap_or_default());
-        p.args = Some(args);
-    }
-    mounts.retain(|m| m.destination != Path::new(INIT_DEST));
-    mounts.push(Mount {
-        destination: PathBuf::from(INIT_DEST),
-        typ: Some("bind".into()),
-        source: Some(init.to_owned()),
-        options: Some(
-            ["bind", "rprivate", "ro", "nosuid", "nodev"]
-                .map(String::from)
-                .to_vec(),
-        ),
-        ..Default::default()
-    });
 }
 
 #[cfg(test)]

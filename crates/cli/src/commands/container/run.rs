@@ -189,15 +189,6 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-impl RunArgs {
-    /// `--network`, or the default when none was given ([`setup::default_network`]).
-    pub fn network(&self) -> &str {
-        self.network
-            .as_deref()
-            .unwrap_or_else(|| setup::default_network())
-    }
-}
-
 fn parse_size(s: &str) -> Result<i64, String> {
     berth_image::spec::parse_bytes(s).map_err(|e| e.to_string())
 }

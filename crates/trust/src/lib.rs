@@ -20,6 +20,7 @@ mod der;
 pub mod envelope;
 mod jws;
 pub mod policy;
+pub mod provenance;
 pub mod time;
 pub mod timestamp;
 pub mod truststore;

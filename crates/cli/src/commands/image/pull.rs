@@ -31,6 +31,11 @@ pub struct PullArgs {
     /// has downloaded.
     #[arg(long)]
     unpack: bool,
+    /// Also keep the image's referrers (signatures, SBOMs, attestations) in the local
+    /// store, found with the referrers API or its tag fallback; `save --referrers` and
+    /// `copy --referrers store:NAME …` carry them on.
+    #[arg(long, short = 'r')]
+    referrers: bool,
     #[command(flatten)]
     registry: RegistryFlags,
     #[command(flatten)]
@@ -41,8 +46,9 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     let reference = args.reference;
     let store = args.data.open()?;
     let client = args.registry.client()?;
-    let opts = args.platforms.copy_options();
-    if args.unpack && !opts.all_platforms {
+    let mut opts = args.platforms.copy_options();
+    opts.referrers = args.referrers;
+    if args.unpack && !opts.all_platforms && !opts.referrers {
         let snap = args.data.snapshots()?;
         let copied = pull_unpack(&client, &store, &snap, &reference, &opts, args.quiet)?;
         return super::print(copied.digest.as_str());

@@ -98,6 +98,8 @@ enum Command {
     /// Manage containers (`ls`, `run`, `create`, `start`, `stop`, `kill`, `rm`, `logs`,
     /// `inspect`, `prune`, `wait`, `exec`, `attach`).
     Container(commands::container::ContainerArgs),
+    /// Verify an image's Notary Project signatures against the trust policy.
+    Verify(commands::trust::verify::VerifyArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -135,7 +137,11 @@ fn main() -> ExitCode {
     // single-threaded; the registry and its client need no namespace
     let needs_namespace = !matches!(
         cli.command,
-        Command::Registry(_) | Command::Conformance(_) | Command::Login(_) | Command::Logout(_)
+        Command::Registry(_)
+            | Command::Conformance(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Verify(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -180,6 +186,7 @@ fn main() -> ExitCode {
         Command::Rm(args) => c::rm::run(args).map_err(c::Failure::other),
         Command::Wait(args) => c::wait::run(args).map_err(c::Failure::other),
         Command::Port(args) => c::port::run(args).map_err(c::Failure::other),
+        Command::Verify(args) => legacy(commands::trust::verify::run(args)),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

@@ -20,6 +20,7 @@ mod der;
 pub mod envelope;
 mod jws;
 pub mod policy;
+pub mod repository;
 pub mod time;
 pub mod timestamp;
 pub mod truststore;
@@ -31,6 +32,10 @@ pub use envelope::{
     Envelope, EnvelopeError, EnvelopeFormat, SignatureAlgorithm, SigningScheme, TargetArtifact,
 };
 pub use policy::{Action, Level, PolicyError, PolicyStatement, TrustPolicy, VerificationLevel};
+pub use repository::{
+    ImageVerification, RegistrySignatures, RepositoryError, SignatureOutcome, SignatureRepository,
+    VerifyImageOptions, verify_image,
+};
 pub use time::Timestamp;
 pub use truststore::{StoreType, TrustStore, TrustStoreError};
 pub use verify::{Outcome, Step, StepResult, Verdict, VerifyOptions, verify};

@@ -1,0 +1,3 @@
+//! Trust commands: `berth sign` and `berth verify` (Notary Project signatures in registries).
+
+pub mod verify;

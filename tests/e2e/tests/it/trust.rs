@@ -666,3 +666,59 @@ fn junk_signatures_are_limited_berth_registry() {
 fn junk_signatures_are_limited_docker_registry() {
     junk_signatures_are_limited(Kind::Docker);
 }
+
+// ---------------------------------------------------------------------------------------
+
+/// The older signature manifest form (no `artifactType`; the signature type as
+/// `config.mediaType`) is listed and verified too.
+fn older_form_is_read(kind: Kind) {
+    let Some(bin) = notation_bin() else { return };
+    let peer = Peer::start(kind);
+    let h = peer.http();
+    let signed = push_image(&h, "app", "v1", 7);
+    let n = Notation::new(&bin);
+    n.generate_test("alice.example");
+    n.policy(&["ca:alice.example"], &["*"]);
+    // notation signs a throwaway tag of the same image in another repository, so that the
+    // image under test has only the rewritten signature
+    let digest_in_other = push_image(&h, "scratch", "v1", 7);
+    assert_eq!(digest_in_other, signed);
+    n.sign(
+        "alice.example",
+        &format!("{}/scratch@{signed}", peer.host()),
+        "jws",
+    );
+    let sigs = peer.listed_signatures("scratch", &signed);
+    let (sig, _) = get_json(&h, "scratch", &sigs[0]);
+    let layer = &sig["layers"][0];
+    let envelope = h.get_verified_blob(
+        "scratch",
+        &Digest::parse(layer["digest"].as_str().unwrap()).unwrap(),
+    );
+    h.push_blob("app", &envelope);
+    let config = h.push_blob("app", b"{}");
+    let old = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": SIGNATURE, "digest": config.to_string(), "size": 2},
+        "layers": [layer],
+        "subject": sig["subject"],
+    }))
+    .unwrap();
+    let d = push_signature_manifest(&peer, "app", &signed, &old);
+    assert_eq!(peer.listed_signatures("app", &signed), [d.to_string()]);
+    let (out, report) = berth_verify(&n, &format!("{}/app@{signed}", peer.host()), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(report["signatures"][0]["digest"], d.to_string());
+    assert_eq!(report["signatures"][0]["passed"], true);
+}
+
+#[test]
+fn older_form_is_read_berth_registry() {
+    older_form_is_read(Kind::Berth);
+}
+
+#[test]
+fn older_form_is_read_docker_registry() {
+    older_form_is_read(Kind::Docker);
+}

@@ -69,6 +69,10 @@ enum Command {
     Network(commands::network::NetworkArgs),
     /// Manage named volumes: create, ls, inspect, rm, prune.
     Volume(commands::volume::VolumeArgs),
+    /// Manage signing keys: generate, list, import, export, rm.
+    Key(commands::trust::key::KeyArgs),
+    /// Make test certificates (generate-test, as notation's).
+    Cert(commands::trust::cert::CertArgs),
     /// Run a command in a new container of an image (pulled when missing).
     Run(commands::container::run::RunArgs),
     /// Create a container of an image (start it with `berth start`); prints its id.
@@ -135,7 +139,12 @@ fn main() -> ExitCode {
     // single-threaded; the registry and its client need no namespace
     let needs_namespace = !matches!(
         cli.command,
-        Command::Registry(_) | Command::Conformance(_) | Command::Login(_) | Command::Logout(_)
+        Command::Registry(_)
+            | Command::Conformance(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Key(_)
+            | Command::Cert(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -166,6 +175,8 @@ fn main() -> ExitCode {
         Command::System(args) => legacy(commands::system::run(args)),
         Command::Network(args) => legacy(commands::network::run(args)),
         Command::Volume(args) => legacy(commands::volume::run(args)),
+        Command::Key(args) => legacy(commands::trust::key::run(args)),
+        Command::Cert(args) => legacy(commands::trust::cert::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),

@@ -722,3 +722,186 @@ fn older_form_is_read_berth_registry() {
 fn older_form_is_read_docker_registry() {
     older_form_is_read(Kind::Docker);
 }
+
+// ---------------------------------------------------------------------------------------
+
+/// `berth` with its configuration (keys, trust store, trust policy) under `xdg`.
+fn berth(xdg: &Path, args: &[&str]) -> Output {
+    Command::new(berth_bin())
+        .args(args)
+        .env("XDG_CONFIG_HOME", xdg)
+        .env("HOME", xdg)
+        .env("DOCKER_CONFIG", xdg.join("docker"))
+        .env("REGISTRY_AUTH_FILE", xdg.join("auth.json"))
+        .output()
+        .expect("run berth")
+}
+
+#[track_caller]
+fn berth_ok(xdg: &Path, args: &[&str]) -> String {
+    let out = berth(xdg, args);
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn berth_signs_notation_verifies(kind: Kind) {
+    let Some(bin) = notation_bin() else { return };
+    let peer = Peer::start(kind);
+    let h = peer.http();
+    // berth's key and test certificate; notation trusts that certificate and nothing else
+    let n = Notation::new(&bin);
+    berth_ok(
+        n.xdg(),
+        &["cert", "generate-test", "bob.example", "--default"],
+    );
+    let cert = n
+        .xdg()
+        .join("berth/truststore/x509/ca/bob.example/bob.example.crt");
+    let store = n.dir().join("truststore/x509/ca/bob");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(&cert, store.join("bob.crt")).unwrap();
+    n.policy(
+        &["ca:bob"],
+        &[&format!("x509.subject: {TEST_SUBJECT}bob.example")],
+    );
+    for (i, envelope) in ["jws", "cose"].into_iter().enumerate() {
+        let tag = format!("v{i}");
+        let digest = push_image(&h, "app", &tag, 10 + i as u64);
+        // by tag: resolved, signed by digest, with a warning
+        let out = berth(
+            n.xdg(),
+            &[
+                "sign",
+                "--envelope",
+                envelope,
+                &format!("{}/app:{tag}", peer.host()),
+            ],
+        );
+        assert!(out.status.success(), "berth sign: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("rather than by tag"),
+            "{}",
+            stderr(&out)
+        );
+        let sig = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert_eq!(
+            peer.listed_signatures("app", &digest),
+            std::slice::from_ref(&sig)
+        );
+        let (m, _) = get_json(&h, "app", &sig);
+        assert_eq!(m["artifactType"], SIGNATURE);
+        assert_eq!(m["subject"]["digest"], digest.to_string());
+        let want = if envelope == "jws" {
+            JWS
+        } else {
+            "application/cose"
+        };
+        assert_eq!(m["layers"][0]["mediaType"], want);
+        assert!(
+            m["annotations"]["io.cncf.notary.x509chain.thumbprint#S256"].is_string(),
+            "{m}"
+        );
+
+        let image = format!("{}/app@{digest}", peer.host());
+        let v = n.verify(&image);
+        assert!(
+            v.status.success(),
+            "notation verify of berth's {envelope} signature: {}{}",
+            String::from_utf8_lossy(&v.stdout),
+            stderr(&v)
+        );
+        // berth verifies it too, with notation's configuration (berth has no policy)
+        let (out, report) = berth_verify(&n, &image, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(report["signatures"][0]["envelopeMediaType"], want);
+    }
+    // an expired signature fails both tools (signed with --expiry 1s, verified 2 s later)
+    let digest = push_image(&h, "app", "exp", 20);
+    let image = format!("{}/app@{digest}", peer.host());
+    berth_ok(n.xdg(), &["sign", "--expiry", "1s", &image]);
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    berth_test_support::wait_until(std::time::Duration::from_secs(5), || {
+        std::time::Instant::now() >= later
+    });
+    assert!(!n.verify(&image).status.success(), "notation refuses it");
+    let (out, report) = berth_verify(&n, &image, &[]);
+    assert!(!out.status.success());
+    assert!(failures(&report)[0].contains("expired"), "{report}");
+}
+
+#[test]
+fn berth_signs_notation_verifies_berth_registry() {
+    berth_signs_notation_verifies(Kind::Berth);
+}
+
+#[test]
+fn berth_signs_notation_verifies_docker_registry() {
+    berth_signs_notation_verifies(Kind::Docker);
+}
+
+/// berth's own trust policy, when there is one, is used instead of notation's; a signature
+/// made with notation's RSA key imported into berth verifies.
+#[test]
+fn berth_configuration_comes_first() {
+    let Some(bin) = notation_bin() else { return };
+    let peer = Peer::start(Kind::Berth);
+    let h = peer.http();
+    let digest = push_image(&h, "app", "v1", 30);
+    let image = format!("{}/app@{digest}", peer.host());
+    let n = Notation::new(&bin);
+    n.generate_test("carol.example");
+    n.policy(&["ca:carol.example"], &["*"]);
+    let key = n.dir().join("localkeys/carol.example.key");
+    berth_ok(
+        n.xdg(),
+        &[
+            "key",
+            "import",
+            "carol",
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            n.certificate("carol.example").to_str().unwrap(),
+        ],
+    );
+    berth_ok(n.xdg(), &["sign", "--key", "carol", &image]);
+    assert!(n.verify(&image).status.success());
+    let (out, report) = berth_verify(&n, &image, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        report["trustPolicy"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("notation/trustpolicy.json")
+    );
+    // berth's own policy trusts a store with nothing of carol's: it is the one used
+    berth_ok(n.xdg(), &["cert", "generate-test", "dave.example"]);
+    write_file(
+        n.xdg().join("berth/trustpolicy.oci.json"),
+        &serde_json::to_vec(&json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "berth-own",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:dave.example"],
+                "trustedIdentities": ["*"],
+            }]
+        }))
+        .unwrap(),
+    );
+    let (out, report) = berth_verify(&n, &image, &[]);
+    assert!(!out.status.success(), "{report}");
+    assert_eq!(report["trustPolicy"]["statement"], "berth-own");
+    assert!(
+        report["trustPolicy"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("berth/trustpolicy.oci.json")
+    );
+}

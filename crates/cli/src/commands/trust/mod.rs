@@ -1,3 +1,7 @@
-//! Trust commands: `berth sign` and `berth verify` (Notary Project signatures in registries).
+//! Notary Project signatures: keys and test certificates (`berth key`, `berth cert`),
+//! signing and verifying images in registries (`berth sign`, `berth verify`).
 
+pub mod cert;
+pub mod key;
+pub mod sign;
 pub mod verify;

@@ -1,16 +1,22 @@
-//! The signature manifest (signature-specification.md, "Storage"): an OCI image manifest with
-//! `artifactType` `application/vnd.cncf.notary.signature`, the empty config
-//! (`application/vnd.oci.empty.v1+json`, `{}`), one layer holding the envelope, `subject` =
+//! The signature manifest (signature-specification.md, "OCI Signatures"): an OCI image
+//! manifest whose `config.mediaType` is `application/vnd.cncf.notary.signature` (the config
+//! blob is `{}`: size 2, `sha256:44136fa3…`), with one layer holding the envelope, `subject` =
 //! the signed manifest, and the annotations `io.cncf.notary.x509chain.thumbprint#S256` (a JSON
 //! array of the hex SHA-256 of each certificate, leaf first) and
-//! `org.opencontainers.image.created`. Also the reading side: the envelope layer of a
-//! signature manifest in this form or in the older one with the type in `config.mediaType`.
+//! `org.opencontainers.image.created`. That is the specification's form and what notation
+//! 1.3 writes; an `artifactType` with the OCI empty config is NOT what the specification says,
+//! and notation does not find such a signature in an OCI layout (tried by hand with notation
+//! v1.3.2), so berth does not write it. Registries report the config media type as the
+//! artifact type in the referrers API.
+//!
+//! The reading side, [`envelope_layer`], accepts both: `config.mediaType` or `artifactType`
+//! naming a Notary signature.
 
 use crate::cert::Certificate;
 use crate::envelope::{EnvelopeFormat, MAX_ENVELOPE_SIZE};
 use crate::time::Timestamp;
 use berth_oci::Digest;
-use berth_oci::media_type::{OCI_EMPTY_JSON, OCI_EMPTY_JSON_DIGEST, OCI_MANIFEST};
+use berth_oci::media_type::{OCI_EMPTY_JSON_DIGEST, OCI_MANIFEST};
 use berth_oci::oci_spec::image::{Descriptor, ImageManifest, MediaType};
 
 /// The artifact type of Notary Project signatures.
@@ -49,7 +55,8 @@ pub struct SignatureManifest {
     pub envelope: Descriptor,
 }
 
-/// The empty config blob, `{}`.
+/// The config blob, `{}` (push it under [`OCI_EMPTY_JSON_DIGEST`] with the config's media
+/// type).
 pub const EMPTY_CONFIG: &[u8] = b"{}";
 
 /// The hex SHA-256 of each certificate, leaf first, as the annotation's JSON array.
@@ -92,12 +99,10 @@ pub fn signature_manifest(
     let doc = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
         "config": {
-            "mediaType": OCI_EMPTY_JSON,
+            "mediaType": ARTIFACT_TYPE,
             "digest": OCI_EMPTY_JSON_DIGEST,
-            "size": 2,
-            "data": "e30=",
+            "size": EMPTY_CONFIG.len(),
         },
         "layers": [{
             "mediaType": format.media_type(),
@@ -141,8 +146,8 @@ fn oci_digest(d: &Digest) -> Result<berth_oci::oci_spec::image::Digest, Signatur
 }
 
 /// The envelope layer of a signature manifest: the manifest must be an OCI image manifest
-/// whose `artifactType` is [`ARTIFACT_TYPE`] (or, the older form, whose `config.mediaType`
-/// is), with exactly one layer of media type `application/jose+json` or `application/cose`,
+/// whose `config.mediaType` is [`ARTIFACT_TYPE`] (the specification's form) or whose
+/// `artifactType` is (the image-spec 1.1 artifact form; another `artifactType` is refused), with exactly one layer of media type `application/jose+json` or `application/cose`,
 /// a sha256/sha512 digest and a size within the envelope limit.
 pub fn envelope_layer(manifest_bytes: &[u8]) -> Result<Descriptor, SignatureManifestError> {
     if manifest_bytes.len() > MAX_MANIFEST_SIZE {

@@ -773,9 +773,14 @@ fn signature_manifests_are_built_and_read() {
         Some(artifact().digest)
     );
     let config = info.config.expect("config");
+    // the specification's form: the type in config.mediaType, the config blob `{}`, no
+    // artifactType (notation writes the same and finds nothing else in an OCI layout)
+    assert_eq!(config.media_type().to_string(), manifest::ARTIFACT_TYPE);
+    let raw: serde_json::Value = serde_json::from_slice(&sm.bytes).expect("json");
+    assert!(raw.get("artifactType").is_none(), "{raw}");
     assert_eq!(
-        config.media_type().to_string(),
-        "application/vnd.oci.empty.v1+json"
+        raw["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
     );
     assert_eq!(config.size(), 2);
     assert_eq!(
@@ -825,13 +830,17 @@ fn signature_manifests_are_built_and_read() {
         berth_oci::Digest::sha256_of(&sm.bytes).to_string()
     );
 
-    // the older form: the type in config.mediaType, no artifactType
-    let mut old: serde_json::Value = serde_json::from_slice(&sm.bytes).expect("json");
-    old.as_object_mut().expect("obj").remove("artifactType");
-    old["config"] = serde_json::json!({"mediaType": manifest::ARTIFACT_TYPE, "digest": berth_oci::media_type::OCI_EMPTY_JSON_DIGEST, "size": 2});
-    let old_bytes = serde_json::to_vec(&old).expect("json");
+    // the image-spec 1.1 artifact form (artifactType, the empty config) is read too
+    let mut art: serde_json::Value = serde_json::from_slice(&sm.bytes).expect("json");
+    art["artifactType"] = manifest::ARTIFACT_TYPE.into();
+    art["config"] = serde_json::json!({
+        "mediaType": "application/vnd.oci.empty.v1+json",
+        "digest": berth_oci::media_type::OCI_EMPTY_JSON_DIGEST,
+        "size": 2,
+    });
+    let art_bytes = serde_json::to_vec(&art).expect("json");
     assert_eq!(
-        manifest::envelope_layer(&old_bytes).expect("old form"),
+        manifest::envelope_layer(&art_bytes).expect("artifact form"),
         layer
     );
 
@@ -859,9 +868,8 @@ fn signature_manifests_are_built_and_read() {
     assert!(e.to_string().contains("over the"), "{e}");
     let e = variant(&|v| v["mediaType"] = "application/vnd.oci.image.index.v1+json".into());
     assert!(matches!(e, SignatureManifestError::NotSignature(_)), "{e}");
-    let e = variant(&|v| {
-        v.as_object_mut().expect("o").remove("artifactType");
-    });
+    let e =
+        variant(&|v| v["config"]["mediaType"] = "application/vnd.oci.image.config.v1+json".into());
     assert!(e.to_string().contains("config.mediaType"), "{e}");
     assert!(manifest::envelope_layer(b"[]").is_err());
     assert!(manifest::envelope_layer(b"{").is_err());

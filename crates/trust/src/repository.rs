@@ -4,8 +4,9 @@
 //!
 //! Where signatures live (signature-specification.md, "Storage"; distribution-spec "Listing
 //! Referrers", "Referrers Tag Schema", "Pushing Manifests with Subject"): each signature is an
-//! OCI image manifest with `artifactType` `application/vnd.cncf.notary.signature` (older
-//! signatures: that type as `config.mediaType`), exactly one layer holding the envelope, and
+//! OCI image manifest whose `config.mediaType` is `application/vnd.cncf.notary.signature`
+//! (the specification's form, what notation writes; or, the OCI 1.1 artifact form, with that
+//! type as `artifactType`), exactly one layer holding the envelope, and
 //! `subject` naming the signed manifest. They are listed through the referrers API, or the
 //! `sha256-<hex>` tag index on registries without it (docker-registry 2.8); a signature is
 //! pushed through the referrers API when the registry answers with `OCI-Subject`, else the tag
@@ -326,7 +327,7 @@ const EMPTY_JSON: &[u8] = b"{}";
 
 impl ParsedSignatureManifest {
     /// The config blob to push with the manifest, when it is one berth can produce: the
-    /// empty JSON `{}` (the current form; the older form's config is `{}` as well).
+    /// empty JSON `{}` (in both forms).
     fn config_blob(&self) -> Option<(Digest, &'static [u8])> {
         let d = Digest::sha256_of(EMPTY_JSON);
         (self.config_digest == d.as_ref()).then_some((d, EMPTY_JSON))
@@ -356,8 +357,8 @@ struct RawManifest {
 }
 
 /// Checks a signature manifest against signature-specification.md "Storage": an OCI image
-/// manifest; `artifactType` the signature type (or, older form, no `artifactType` and the
-/// config's media type the signature type); exactly one layer, a JWS or COSE envelope; a
+/// manifest; the config's media type the signature type (the specification's form), or
+/// `artifactType` the signature type (the OCI 1.1 artifact form); exactly one layer, a JWS or COSE envelope; a
 /// `subject`.
 pub(crate) fn parse_signature_manifest(bytes: &[u8]) -> Result<ParsedSignatureManifest, String> {
     let m: RawManifest = serde_json::from_slice(bytes)
@@ -626,7 +627,7 @@ mod tests {
     }
 
     #[test]
-    fn current_and_older_forms_are_read() {
+    fn both_forms_are_read() {
         let p = parse_signature_manifest(&manifest(good())).unwrap();
         assert_eq!(p.subject_digest, Digest::sha256_of(b"img").to_string());
         assert_eq!(p.envelope_media_type, MEDIA_TYPE_JWS);

@@ -360,14 +360,14 @@ fn notation_signs_berth_verifies_docker_registry() {
 
 // ---------------------------------------------------------------------------------------
 
-/// A signature manifest for `subject` holding the envelope `layer` (a descriptor JSON).
+/// A signature manifest for `subject` holding the envelope `layer` (a descriptor JSON), in the
+/// specification's form (notation's): the signature type as `config.mediaType`.
 fn signature_manifest(h: &Http, repo: &str, subject: &Value, layer: &Value) -> Vec<u8> {
     let empty = h.push_blob(repo, b"{}");
     serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "artifactType": SIGNATURE,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
+        "config": {"mediaType": SIGNATURE, "digest": empty.to_string(), "size": 2},
         "layers": [layer],
         "subject": subject,
     }))
@@ -669,9 +669,9 @@ fn junk_signatures_are_limited_docker_registry() {
 
 // ---------------------------------------------------------------------------------------
 
-/// The older signature manifest form (no `artifactType`; the signature type as
-/// `config.mediaType`) is listed and verified too.
-fn older_form_is_read(kind: Kind) {
+/// The OCI 1.1 artifact form of a signature manifest (`artifactType` the signature type, the
+/// empty config) is listed and verified too, beside the specification's form notation writes.
+fn artifact_type_form_is_read(kind: Kind) {
     let Some(bin) = notation_bin() else { return };
     let peer = Peer::start(kind);
     let h = peer.http();
@@ -696,16 +696,18 @@ fn older_form_is_read(kind: Kind) {
         &Digest::parse(layer["digest"].as_str().unwrap()).unwrap(),
     );
     h.push_blob("app", &envelope);
+    assert_eq!(sig["config"]["mediaType"], SIGNATURE, "notation's form");
     let config = h.push_blob("app", b"{}");
-    let old = serde_json::to_vec(&json!({
+    let other_form = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": SIGNATURE, "digest": config.to_string(), "size": 2},
+        "artifactType": SIGNATURE,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.to_string(), "size": 2},
         "layers": [layer],
         "subject": sig["subject"],
     }))
     .unwrap();
-    let d = push_signature_manifest(&peer, "app", &signed, &old);
+    let d = push_signature_manifest(&peer, "app", &signed, &other_form);
     assert_eq!(peer.listed_signatures("app", &signed), [d.to_string()]);
     let (out, report) = berth_verify(&n, &format!("{}/app@{signed}", peer.host()), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -714,13 +716,13 @@ fn older_form_is_read(kind: Kind) {
 }
 
 #[test]
-fn older_form_is_read_berth_registry() {
-    older_form_is_read(Kind::Berth);
+fn artifact_type_form_is_read_berth_registry() {
+    artifact_type_form_is_read(Kind::Berth);
 }
 
 #[test]
-fn older_form_is_read_docker_registry() {
-    older_form_is_read(Kind::Docker);
+fn artifact_type_form_is_read_docker_registry() {
+    artifact_type_form_is_read(Kind::Docker);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -794,7 +796,10 @@ fn berth_signs_notation_verifies(kind: Kind) {
             std::slice::from_ref(&sig)
         );
         let (m, _) = get_json(&h, "app", &sig);
-        assert_eq!(m["artifactType"], SIGNATURE);
+        assert_eq!(
+            m["config"]["mediaType"], SIGNATURE,
+            "the specification's form"
+        );
         assert_eq!(m["subject"]["digest"], digest.to_string());
         let want = if envelope == "jws" {
             JWS

@@ -24,6 +24,7 @@ use std::future::Future;
 
 use berth_distribution::{BytesSource, Client, ErrorKind, Repository};
 use berth_oci::{Digest, media_type};
+use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
 
 use crate::envelope::{MAX_ENVELOPE_SIZE, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, TargetArtifact};
@@ -38,6 +39,8 @@ pub const ARTIFACT_TYPE_SIGNATURE: &str = "application/vnd.cncf.notary.signature
 pub const ANNOTATION_THUMBPRINT: &str = "io.cncf.notary.x509chain.thumbprint#S256";
 /// Signatures evaluated at most by default (notation's `--max-signatures` default).
 pub const DEFAULT_MAX_SIGNATURES: usize = 100;
+/// Signatures fetched at once by [`verify_image`].
+const FETCH_CONCURRENCY: usize = 8;
 /// Largest signature manifest read (a signature manifest is a few hundred bytes).
 pub const MAX_SIGNATURE_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 
@@ -566,14 +569,20 @@ pub async fn verify_image<R: SignatureRepository>(
         artifact: Some(target),
         now: opts.now,
     };
-    for sig in listed.iter().take(opts.max_signatures) {
+    // fetched concurrently (a few at a time, in the registry's order), verified in order
+    let fetched: Vec<_> = stream::iter(listed.iter().take(opts.max_signatures))
+        .map(|sig| async move { (sig, repo.fetch_signature(sig).await) })
+        .buffered(FETCH_CONCURRENCY)
+        .collect()
+        .await;
+    for (sig, result) in fetched {
         let mut outcome = SignatureOutcome {
             digest: sig.digest.clone(),
             envelope_media_type: None,
             verdict: None,
             error: None,
         };
-        match repo.fetch_signature(sig).await {
+        match result {
             Err(e) => outcome.error = Some(error_chain(&e)),
             Ok(f) => {
                 outcome.envelope_media_type = Some(f.envelope_media_type.clone());

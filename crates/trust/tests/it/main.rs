@@ -9,8 +9,10 @@
 )]
 
 mod envelopes;
+mod keystore;
 mod openssl;
 mod policies;
+mod signing;
 mod truststores;
 
 use std::path::{Path, PathBuf};

@@ -106,6 +106,9 @@ enum Command {
     Sign(commands::trust::sign::SignArgs),
     /// Verify an image's Notary Project signatures against the trust policy.
     Verify(commands::trust::verify::VerifyArgs),
+    /// Record and sign where an image came from (SLSA provenance naming the source commit),
+    /// attached to it in its registry; prints the attestation's digest.
+    Attest(commands::trust::attest::AttestArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
             | Command::Logout(_)
             | Command::Sign(_)
             | Command::Verify(_)
+            | Command::Attest(_)
             | Command::Key(_)
             | Command::Cert(_)
     );
@@ -199,6 +203,7 @@ fn main() -> ExitCode {
         Command::Port(args) => c::port::run(args).map_err(c::Failure::other),
         Command::Sign(args) => legacy(commands::trust::sign::run(args)),
         Command::Verify(args) => legacy(commands::trust::verify::run(args)),
+        Command::Attest(args) => legacy(commands::trust::attest::run(args)),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

@@ -13,6 +13,7 @@
 //! cryptography is `ring`'s; nothing else parses outside input. ring has no P-521, so ES512
 //! signatures and P-521 keys are refused with a message that says so.
 
+pub mod attestation;
 mod cbor;
 mod cbor_writer;
 pub mod cert;

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use berth_oci::Reference;
+use berth_trust::provenance::SourceRequirement;
 use berth_trust::repository::{
     DEFAULT_MAX_SIGNATURES, ImageVerification, RegistrySignatures, SignatureRepository,
     VerifyImageOptions, verify_image,
@@ -45,8 +46,16 @@ pub struct VerifyArgs {
     /// Signatures evaluated at most; more are ignored, and said so (notation's default).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SIGNATURES, value_parser = positive)]
     max_signatures: usize,
+    /// Also require a signed provenance attestation (`berth attest`) saying the image was
+    /// built from this source: `REPO` or `REPO@COMMIT` (the full commit).
+    #[arg(long, value_name = "REPO[@COMMIT]", value_parser = require_source)]
+    require_source: Option<SourceRequirement>,
     #[command(flatten)]
     registry: RegistryFlags,
+}
+
+fn require_source(s: &str) -> Result<SourceRequirement, String> {
+    SourceRequirement::parse(s).map_err(|e| e.to_string())
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -124,10 +133,29 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             .resolve(&wanted)
             .await
             .with_context(|| format!("failed to resolve {reference}"))?;
-        verify_image(&sigs, &scope, &target, &policy, &store, &opts)
+        let result = verify_image(&sigs, &scope, &target, &policy, &store, &opts)
             .await
-            .with_context(|| format!("failed to verify {reference}"))
+            .with_context(|| format!("failed to verify {reference}"))?;
+        let source = match &args.require_source {
+            Some(required) => Some(
+                berth_trust::attestation::verify_source(
+                    &client,
+                    sigs.repository(),
+                    &scope,
+                    &target,
+                    required,
+                    &policy,
+                    &store,
+                    &opts,
+                )
+                .await
+                .with_context(|| format!("failed to check the source of {reference}"))?,
+            ),
+            None => None,
+        };
+        anyhow::Ok((result, source))
     })?;
+    let (result, source) = result;
     if by_tag {
         eprintln_warning(&format!(
             "Warning: always verify an image by digest ({scope}@{}) rather than by tag ({}): a tag may be moved to another image",
@@ -140,6 +168,21 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             &serde_json::to_string_pretty(&render_json(&reference, &config, &result))
                 .context("failed to render JSON")?,
         )?,
+    }
+    if let Some(source) = &source {
+        match &source.source {
+            Some(found) => eprintln_warning(&format!(
+                "source: {found}, as a signed provenance attestation says (required: {})",
+                source.required
+            )),
+            None if result.passed => anyhow::bail!(
+                "{scope}@{} is signed, but no signed provenance attestation says it was built from {}:\n{}",
+                result.target.digest,
+                source.required,
+                source.explain()
+            ),
+            None => {}
+        }
     }
     if result.passed {
         Ok(())

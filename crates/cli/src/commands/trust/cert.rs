@@ -57,6 +57,19 @@ pub fn run(args: CertArgs) -> anyhow::Result<()> {
     }
 }
 
+/// A test key and certificate named `name`, made the default key and trusted: what the
+/// first signed push makes when signing is on and there is no key yet.
+pub fn generate_default_test_key(name: &str) -> anyhow::Result<()> {
+    generate_test(GenerateTestArgs {
+        name: name.to_string(),
+        curve: CurveArg::P256,
+        default: true,
+        ca: false,
+        days: certgen::DEFAULT_VALIDITY_DAYS,
+        force: false,
+    })
+}
+
 fn generate_test(a: GenerateTestArgs) -> anyhow::Result<()> {
     let config = crate::dirs::config_dir()?;
     let store = key_store()?;

@@ -3,6 +3,10 @@
 
 pub mod attest;
 pub mod cert;
+pub mod config;
+pub mod gate;
+pub mod init;
 pub mod key;
+pub mod onpush;
 pub mod sign;
 pub mod verify;

@@ -83,20 +83,24 @@ fn notation_dir() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".config/notation"))
 }
 
+/// The trust policy and store in `dir`, if it has a trust policy.
+pub fn trust_config_in(dir: &std::path::Path) -> Option<TrustConfig> {
+    ["trustpolicy.oci.json", "trustpolicy.json"]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+        .map(|policy_path| TrustConfig {
+            policy_path,
+            truststore: dir.join("truststore"),
+        })
+}
+
 /// berth's trust policy and store, else notation's.
 pub fn trust_config() -> anyhow::Result<TrustConfig> {
     let mut dirs = vec![crate::dirs::config_dir()?];
     dirs.extend(notation_dir());
-    for dir in &dirs {
-        for name in ["trustpolicy.oci.json", "trustpolicy.json"] {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Ok(TrustConfig {
-                    policy_path: p,
-                    truststore: dir.join("truststore"),
-                });
-            }
-        }
+    if let Some(found) = dirs.iter().find_map(|d| trust_config_in(d)) {
+        return Ok(found);
     }
     let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     anyhow::bail!(

@@ -20,8 +20,10 @@ mod der;
 pub mod envelope;
 mod jws;
 pub mod policy;
+pub mod roles;
 pub mod time;
 pub mod timestamp;
+pub mod tofu;
 pub mod truststore;
 pub mod verify;
 
@@ -31,6 +33,7 @@ pub use envelope::{
     Envelope, EnvelopeError, EnvelopeFormat, SignatureAlgorithm, SigningScheme, TargetArtifact,
 };
 pub use policy::{Action, Level, PolicyError, PolicyStatement, TrustPolicy, VerificationLevel};
+pub use roles::{Decision, Policy as RolePolicy, VerifiedSignature, evaluate};
 pub use time::Timestamp;
 pub use truststore::{StoreType, TrustStore, TrustStoreError};
 pub use verify::{Outcome, Step, StepResult, Verdict, VerifyOptions, verify};

@@ -8,9 +8,14 @@
     reason = "tests fail by panicking; temporary trust stores need no atomic writes"
 )]
 
+mod check;
 mod envelopes;
 mod openssl;
+mod pki;
 mod policies;
+mod roles;
+mod schema;
+mod tofu;
 mod truststores;
 
 use std::path::{Path, PathBuf};

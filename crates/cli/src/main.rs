@@ -98,6 +98,10 @@ enum Command {
     /// Manage containers (`ls`, `run`, `create`, `start`, `stop`, `kill`, `rm`, `logs`,
     /// `inspect`, `prune`, `wait`, `exec`, `attach`).
     Container(commands::container::ContainerArgs),
+    /// Check role policies (berth.policy/v1).
+    Policy(commands::trust::policy::PolicyArgs),
+    /// Trust on first use: the signing identities pinned per repository.
+    Trust(commands::trust::tofu::TrustArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -135,7 +139,12 @@ fn main() -> ExitCode {
     // single-threaded; the registry and its client need no namespace
     let needs_namespace = !matches!(
         cli.command,
-        Command::Registry(_) | Command::Conformance(_) | Command::Login(_) | Command::Logout(_)
+        Command::Registry(_)
+            | Command::Conformance(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Policy(_)
+            | Command::Trust(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -166,6 +175,8 @@ fn main() -> ExitCode {
         Command::System(args) => legacy(commands::system::run(args)),
         Command::Network(args) => legacy(commands::network::run(args)),
         Command::Volume(args) => legacy(commands::volume::run(args)),
+        Command::Policy(args) => legacy(commands::trust::policy::run(args)),
+        Command::Trust(args) => legacy(commands::trust::tofu::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),

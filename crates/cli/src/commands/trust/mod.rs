@@ -1,0 +1,4 @@
+//! Signing and verification commands (issue 17).
+
+pub mod policy;
+pub mod tofu;

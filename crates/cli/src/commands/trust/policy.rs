@@ -91,7 +91,10 @@ fn summary(name: &str, p: &Policy) -> String {
     let roles: Vec<String> = p
         .roles
         .iter()
-        .map(|r| format!("{} ({} identities)", r.name, r.identities.len()))
+        .map(|r| match r.identities.len() {
+            1 => format!("{} (1 identity)", r.name),
+            n => format!("{} ({n} identities)", r.name),
+        })
         .collect();
     s.push_str(&format!(
         "\n  roles: {}",

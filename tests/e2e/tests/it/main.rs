@@ -32,4 +32,5 @@ mod runtime;
 mod server;
 mod shutdown;
 mod skopeo;
+mod trust_keys;
 mod uploads;

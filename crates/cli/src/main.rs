@@ -69,6 +69,10 @@ enum Command {
     Network(commands::network::NetworkArgs),
     /// Manage named volumes: create, ls, inspect, rm, prune.
     Volume(commands::volume::VolumeArgs),
+    /// Manage signing keys: generate, list, import, export, rm.
+    Key(commands::trust::key::KeyArgs),
+    /// Make test certificates (generate-test, as notation's).
+    Cert(commands::trust::cert::CertArgs),
     /// Run a command in a new container of an image (pulled when missing).
     Run(commands::container::run::RunArgs),
     /// Create a container of an image (start it with `berth start`); prints its id.
@@ -143,6 +147,8 @@ fn main() -> ExitCode {
             | Command::Conformance(_)
             | Command::Login(_)
             | Command::Logout(_)
+            | Command::Key(_)
+            | Command::Cert(_)
             | Command::Policy(_)
             | Command::Trust(_)
     );
@@ -175,6 +181,8 @@ fn main() -> ExitCode {
         Command::System(args) => legacy(commands::system::run(args)),
         Command::Network(args) => legacy(commands::network::run(args)),
         Command::Volume(args) => legacy(commands::volume::run(args)),
+        Command::Key(args) => legacy(commands::trust::key::run(args)),
+        Command::Cert(args) => legacy(commands::trust::cert::run(args)),
         Command::Policy(args) => legacy(commands::trust::policy::run(args)),
         Command::Trust(args) => legacy(commands::trust::tofu::run(args)),
         Command::Run(args) => c::run::run(args),

@@ -10,11 +10,13 @@
 
 mod check;
 mod envelopes;
+mod keystore;
 mod openssl;
 mod pki;
 mod policies;
 mod roles;
 mod schema;
+mod signing;
 mod tofu;
 mod truststores;
 

@@ -32,5 +32,6 @@ mod runtime;
 mod server;
 mod shutdown;
 mod skopeo;
+mod trust_keys;
 mod trust_policy;
 mod uploads;

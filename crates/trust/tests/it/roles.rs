@@ -463,3 +463,69 @@ fn evaluation_micro_bench() {
         assert!(times[5_000] < std::time::Duration::from_millis(1));
     }
 }
+
+/// The same policy over envelopes berth itself signs (`berth_trust::sign`, JWS and COSE, EC
+/// P-256 and P-384 keys, certificates from `certgen`), verified by `verify`: dev + CI + prod
+/// allowed; dev's key with a second, CN=ci certificate fills one role only.
+#[test]
+fn envelopes_berth_signs_fill_roles_by_key() {
+    use berth_trust::cert::DistinguishedName;
+    use berth_trust::certgen::{self, CertParams};
+    use berth_trust::{EnvelopeFormat, KeySpec, SignOptions, SigningKey, Timestamp, TrustStore};
+
+    let params = |cn: &str| CertParams {
+        subject: DistinguishedName(vec![
+            ("C".into(), "US".into()),
+            ("ST".into(), "WA".into()),
+            ("O".into(), "Acme".into()),
+            ("CN".into(), cn.into()),
+        ]),
+        not_before: Timestamp(Timestamp::now().0 - 60),
+        not_after: Timestamp(Timestamp::now().0 + 86_400),
+    };
+    let ca_key = SigningKey::generate(KeySpec::EcP256).unwrap();
+    let ca = certgen::ca(&params("Acme Root"), &ca_key).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store_dir = tmp.path().join("x509/ca/acme");
+    std::fs::create_dir_all(&store_dir).unwrap();
+    std::fs::write(store_dir.join("root.der"), ca.der()).unwrap();
+    let store = TrustStore::new(tmp.path());
+
+    let p = acme();
+    let st = &rule(&p, PROD_IMAGE, Some("prod-eu")).statement;
+    let target = pki::target();
+    let sign_as = |cn: &str, key: &SigningKey, format| {
+        let leaf = certgen::leaf(&params(cn), key, &ca, &ca_key).unwrap();
+        let env = berth_trust::sign(&target, key, &[leaf, ca.clone()], &SignOptions::new(format))
+            .unwrap();
+        let opts = berth_trust::VerifyOptions {
+            statement: st,
+            artifact: Some(&target),
+            now: Timestamp::now(),
+        };
+        let verdict = berth_trust::verify(&env, format.media_type(), &store, &opts);
+        assert!(verdict.passed, "{cn}: {:?}", verdict.failure());
+        VerifiedSignature::new(pki::digest_of(&env), verdict)
+    };
+    let dev_key = SigningKey::generate(KeySpec::EcP256).unwrap();
+    let ci_key = SigningKey::generate(KeySpec::EcP384).unwrap();
+    let prod_key = SigningKey::generate(KeySpec::EcP256).unwrap();
+    let dev = sign_as("dev", &dev_key, EnvelopeFormat::Cose);
+    let ci = sign_as("ci", &ci_key, EnvelopeFormat::Jws);
+    let prod = sign_as("prod", &prod_key, EnvelopeFormat::Cose);
+    let dev_as_ci = sign_as("ci", &dev_key, EnvelopeFormat::Jws);
+
+    let all = [dev.clone(), ci, prod.clone()];
+    let d = evaluate(&p, PROD_IMAGE, Some("prod-eu"), &all);
+    assert!(d.allowed, "{d}");
+    let d = evaluate(&p, PROD_IMAGE, Some("prod-eu"), &[dev, dev_as_ci, prod]);
+    assert!(!d.allowed, "{d}");
+    assert!(
+        role_line(&d, "ci")
+            .missing
+            .as_deref()
+            .unwrap()
+            .contains("already fills role dev"),
+        "{d}"
+    );
+}

@@ -29,9 +29,11 @@ pub mod manifest;
 pub mod policy;
 pub mod provenance;
 pub mod repository;
+pub mod roles;
 pub mod sign;
 pub mod time;
 pub mod timestamp;
+pub mod tofu;
 pub mod truststore;
 pub mod verify;
 
@@ -46,6 +48,7 @@ pub use repository::{
     ImageVerification, RegistrySignatures, RepositoryError, SignatureOutcome, SignatureRepository,
     VerifyImageOptions, verify_image,
 };
+pub use roles::{Decision, Policy as RolePolicy, VerifiedSignature, evaluate};
 pub use sign::{SignOptions, sign};
 pub use time::Timestamp;
 pub use truststore::{StoreType, TrustStore, TrustStoreError};

@@ -34,4 +34,6 @@ mod shutdown;
 mod skopeo;
 mod trust;
 mod trust_attest;
+mod trust_keys;
+mod trust_policy;
 mod uploads;

@@ -1,5 +1,7 @@
 //! Notary Project signatures: keys and test certificates (`berth key`, `berth cert`),
-//! signing and verifying images in registries (`berth sign`, `berth verify`).
+//! signing, verifying and attesting images in registries (`berth sign`, `berth verify`,
+//! `berth attest`), the trust gate of pull and run, role policies (`berth policy`) and
+//! pinned signers and signing on push (`berth trust`).
 
 pub mod attest;
 pub mod cert;
@@ -10,3 +12,5 @@ pub mod key;
 pub mod onpush;
 pub mod sign;
 pub mod verify;
+pub mod policy;
+pub mod tofu;

@@ -24,6 +24,7 @@ mod der;
 mod der_writer;
 pub mod envelope;
 mod jws;
+pub mod image_policy;
 pub mod keys;
 pub mod manifest;
 pub mod policy;

@@ -1,7 +1,8 @@
 //! The trust gate of `berth pull` and `berth run`: when berth's configuration directory holds
-//! a trust policy (`trustpolicy.oci.json` or `trustpolicy.json`, with `truststore/`), an image
-//! is verified in its registry before anything of it is fetched or unpacked, and refused when
-//! it fails; what is then pulled is the digest that passed, not whatever the tag names a
+//! a role policy (`policy.json`, `berth.policy/v1`: docs/policy.md) or a trust policy
+//! (`trustpolicy.oci.json` or `trustpolicy.json`), with `truststore/`, an image is verified in
+//! its registry before anything of it is fetched or unpacked, and refused when it fails (the
+//! role policy wins when both exist; its rules without namespaces apply outside Kubernetes); what is then pulled is the digest that passed, not whatever the tag names a
 //! moment later. A local image is verified again at every `run` (signatures may have been
 //! revoked by removal, or the policy tightened). Without a policy, `pull` says the image was
 //! not verified. notation's configuration is read by `berth verify`, not enforced here: a
@@ -16,17 +17,39 @@ use berth_trust::{TargetArtifact, TrustPolicy, TrustStore};
 
 use super::verify::{TrustConfig, trust_config_in};
 
-/// berth's own trust policy, when one is configured.
-pub struct Gate {
-    config: TrustConfig,
-    policy: TrustPolicy,
-    store: TrustStore,
+/// The role policy's file name in berth's configuration directory.
+pub const ROLE_POLICY: &str = "policy.json";
+
+/// berth's own policy, when one is configured.
+pub enum Gate {
+    Roles {
+        path: std::path::PathBuf,
+        policy: berth_trust::roles::Policy,
+        store: TrustStore,
+    },
+    Trust {
+        config: TrustConfig,
+        policy: TrustPolicy,
+        store: TrustStore,
+    },
 }
 
 impl Gate {
-    /// The gate of berth's configuration directory; `None` when it has no trust policy.
+    /// The gate of berth's configuration directory; `None` when it has no policy.
     pub fn configured() -> anyhow::Result<Option<Gate>> {
-        let Some(config) = trust_config_in(&crate::dirs::config_dir()?) else {
+        let dir = crate::dirs::config_dir()?;
+        let roles = dir.join(ROLE_POLICY);
+        if roles.is_file() {
+            let policy = super::verify::load_role_policy(&roles).with_context(|| {
+                "images cannot be verified, so none is pulled or run\nhint: fix the role policy, or remove it to turn verification off"
+            })?;
+            return Ok(Some(Gate::Roles {
+                path: roles,
+                policy,
+                store: TrustStore::new(dir.join("truststore")),
+            }));
+        }
+        let Some(config) = trust_config_in(&dir) else {
             return Ok(None);
         };
         let bytes = std::fs::read(&config.policy_path)
@@ -38,27 +61,74 @@ impl Gate {
             )
         })?;
         let store = TrustStore::new(&config.truststore);
-        Ok(Some(Gate {
+        Ok(Some(Gate::Trust {
             config,
             policy,
             store,
         }))
     }
 
-    /// Verifies `target` (a manifest of `reference`'s repository); an error says why it failed.
+    /// Verifies `target` (a manifest of `reference`'s repository); an error says why it
+    /// failed. Returns what to tell the user when it passed.
     async fn check(
         &self,
         sigs: &RegistrySignatures<'_>,
         reference: &Reference,
         target: &TargetArtifact,
-    ) -> anyhow::Result<ImageVerification> {
+    ) -> anyhow::Result<String> {
         let scope = reference.name();
+        let (config, policy, store) = match self {
+            Gate::Trust {
+                config,
+                policy,
+                store,
+            } => (config, policy, store),
+            Gate::Roles {
+                path,
+                policy,
+                store,
+            } => {
+                let d = berth_trust::image_policy::evaluate_image(
+                    sigs,
+                    policy,
+                    &scope,
+                    None,
+                    target,
+                    store,
+                    &VerifyImageOptions::default(),
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "failed to verify {scope}@{} against the role policy {}",
+                        target.digest,
+                        path.display()
+                    )
+                })?
+                .decision;
+                if d.allowed {
+                    return Ok(format!(
+                        "trust: {scope}@{} allowed by rule {:?} of {}",
+                        target.digest,
+                        d.rule.as_deref().unwrap_or("-"),
+                        path.display()
+                    ));
+                }
+                anyhow::bail!(
+                    "{scope}@{} is denied by the role policy {}:\n{d}\nhint: `berth verify --policy {} {scope}@{}` explains it; the missing roles sign with `berth sign`",
+                    target.digest,
+                    path.display(),
+                    path.display(),
+                    target.digest
+                );
+            }
+        };
         let v = verify_image(
             sigs,
             &scope,
             target,
-            &self.policy,
-            &self.store,
+            policy,
+            store,
             &VerifyImageOptions::default(),
         )
         .await
@@ -66,11 +136,11 @@ impl Gate {
             format!(
                 "failed to verify {scope}@{} against the trust policy {}",
                 target.digest,
-                self.config.policy_path.display()
+                config.policy_path.display()
             )
         })?;
         if v.passed {
-            return Ok(v);
+            return Ok(passed(&v));
         }
         let why = if v.signatures.is_empty() {
             "no signature found".to_string()
@@ -85,7 +155,7 @@ impl Gate {
             "{scope}@{} fails the trust policy (statement {:?} of {}): {why}\nhint: `berth verify {scope}@{}` shows each signature and step; sign it with `berth sign`",
             target.digest,
             v.statement,
-            self.config.policy_path.display(),
+            config.policy_path.display(),
             target.digest
         )
     }
@@ -98,20 +168,17 @@ fn note(quiet: bool, line: &str) {
     }
 }
 
-fn passed(quiet: bool, v: &ImageVerification) {
+fn passed(v: &ImageVerification) -> String {
     let signer = v
         .signatures
         .iter()
         .find(|s| s.passed())
         .and_then(|s| s.signer())
         .unwrap_or_else(|| "(verification level skip)".to_string());
-    note(
-        quiet,
-        &format!(
-            "trust: {}@{} passed trust policy statement {:?}, signed by {signer}",
-            v.scope, v.target.digest, v.statement
-        ),
-    );
+    format!(
+        "trust: {}@{} passed trust policy statement {:?}, signed by {signer}",
+        v.scope, v.target.digest, v.statement
+    )
 }
 
 /// Before `reference` is pulled: with a trust policy, resolves it, verifies that digest and
@@ -134,16 +201,17 @@ pub fn before_pull(
         .with_context(|| format!("invalid image reference {reference}"))?;
     let sigs = RegistrySignatures::new(client, repo);
     let (_, wanted) = super::sign::wanted(reference);
-    let v = crate::commands::image::runtime()?.block_on(async {
+    let (target, said) = crate::commands::image::runtime()?.block_on(async {
         let target = sigs
             .resolve(&wanted)
             .await
             .with_context(|| format!("failed to resolve {reference} to verify it"))?;
-        gate.check(&sigs, reference, &target).await
+        let said = gate.check(&sigs, reference, &target).await?;
+        anyhow::Ok((target, said))
     })?;
-    passed(quiet, &v);
-    Reference::parse(&format!("{}@{}", reference.name(), v.target.digest))
-        .with_context(|| format!("invalid digest {} of {reference}", v.target.digest))
+    note(quiet, &said);
+    Reference::parse(&format!("{}@{}", reference.name(), target.digest))
+        .with_context(|| format!("invalid digest {} of {reference}", target.digest))
 }
 
 /// Before the local image `record` (named `reference`) is run: with a trust policy, its
@@ -166,9 +234,9 @@ pub fn before_run(
         size: record.size,
         annotations: Default::default(),
     };
-    let v = crate::commands::image::runtime()?
+    let said = crate::commands::image::runtime()?
         .block_on(gate.check(&sigs, reference, &target))
         .with_context(|| format!("refusing to run {reference}"))?;
-    passed(quiet, &v);
+    note(quiet, &said);
     Ok(())
 }

@@ -48,8 +48,15 @@ pub struct VerifyArgs {
     max_signatures: usize,
     /// Also require a signed provenance attestation (`berth attest`) saying the image was
     /// built from this source: `REPO` or `REPO@COMMIT` (the full commit).
-    #[arg(long, value_name = "REPO[@COMMIT]", value_parser = require_source)]
+    #[arg(long, value_name = "REPO[@COMMIT]", value_parser = require_source, conflicts_with = "policy")]
     require_source: Option<SourceRequirement>,
+    /// Evaluate this role policy (`berth.policy/v1`, docs/policy.md) instead of the trust
+    /// policy: which roles are satisfied, by which signatures, which are missing.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// The Kubernetes namespace the image is for (selects the role policy's rule).
+    #[arg(long, value_name = "NS", requires = "policy")]
+    namespace: Option<String>,
     #[command(flatten)]
     registry: RegistryFlags,
 }
@@ -111,7 +118,89 @@ pub fn trust_config() -> anyhow::Result<TrustConfig> {
     )
 }
 
+/// The trust store a role policy's `ca:NAME` references resolve in: berth's, else
+/// notation's when berth has no trust configuration and notation has.
+fn role_truststore() -> anyhow::Result<PathBuf> {
+    let berth = crate::dirs::config_dir()?;
+    if berth.join("truststore").is_dir() {
+        return Ok(berth.join("truststore"));
+    }
+    Ok(notation_dir()
+        .map(|d| d.join("truststore"))
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| berth.join("truststore")))
+}
+
+/// Reads a role policy, pointing at `berth policy check` for the details of a bad one.
+pub fn load_role_policy(path: &std::path::Path) -> anyhow::Result<berth_trust::roles::Policy> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+    berth_trust::roles::Policy::parse(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid role policy {}: {e}\nhint: `berth policy check {}` lists every problem with its line and column",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let reference = &args.reference;
+    let policy = load_role_policy(path)?;
+    let store = TrustStore::new(role_truststore()?);
+    let client = args.registry.client()?;
+    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
+        .with_context(|| format!("invalid image reference {reference}"))?;
+    let scope = reference.name();
+    let sigs = RegistrySignatures::new(&client, repo);
+    let opts = VerifyImageOptions {
+        max_signatures: args.max_signatures,
+        ..VerifyImageOptions::default()
+    };
+    let (_, wanted) = super::sign::wanted(reference);
+    let result = crate::commands::image::runtime()?.block_on(async {
+        let target = sigs
+            .resolve(&wanted)
+            .await
+            .with_context(|| format!("failed to resolve {reference}"))?;
+        berth_trust::image_policy::evaluate_image(
+            &sigs,
+            &policy,
+            &scope,
+            args.namespace.as_deref(),
+            &target,
+            &store,
+            &opts,
+        )
+        .await
+        .with_context(|| format!("failed to verify {reference}"))
+    })?;
+    match args.format {
+        Format::Text => crate::commands::image::print(&result.decision.to_string())?,
+        Format::Json => crate::commands::image::print(
+            &serde_json::to_string_pretty(&result.decision).context("failed to render JSON")?,
+        )?,
+    }
+    if result.ignored > 0 {
+        eprintln_warning(&format!(
+            "{} more signature(s) were not evaluated (--max-signatures {})",
+            result.ignored, args.max_signatures
+        ));
+    }
+    if result.decision.allowed {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{scope} is denied by the role policy {}",
+            path.display()
+        )
+    }
+}
+
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(path) = args.policy.clone() {
+        return run_role_policy(&args, &path);
+    }
     let reference = args.reference;
     let config = trust_config()?;
     let policy_bytes = std::fs::read(&config.policy_path)

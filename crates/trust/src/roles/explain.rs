@@ -6,7 +6,10 @@ use std::fmt;
 /// `sha256:0123456789ab…`
 fn short(digest: &str) -> String {
     match digest.split_once(':') {
-        Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}…", &hex[..12]),
+        Some((alg, hex)) if hex.len() > 12 => match hex.get(..12) {
+            Some(h) => format!("{alg}:{h}…"),
+            None => digest.to_string(),
+        },
         _ => digest.to_string(),
     }
 }
@@ -121,5 +124,18 @@ impl fmt::Display for Ignored {
                 roles.join(", ")
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_never_splits_a_character() {
+        assert_eq!(
+            super::short("sha256:0123456789abcdef"),
+            "sha256:0123456789ab…"
+        );
+        assert_eq!(super::short("sha256:aéééééééééé"), "sha256:aéééééééééé");
+        assert_eq!(super::short("junk"), "junk");
     }
 }

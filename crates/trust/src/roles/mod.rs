@@ -217,4 +217,46 @@ impl Policy {
     pub fn role(&self, name: &str) -> Option<&Role> {
         self.roles.iter().find(|r| r.name == name)
     }
+
+    /// The whole check for one image, for `berth verify --policy`, `pull`/`run` and the
+    /// webhook: selects the rule, verifies each fetched envelope under its statement against
+    /// `store` (which reads the trust store's files: the one step that is not pure), and
+    /// evaluates. With no applicable rule nothing is verified and the decision denies.
+    pub fn verify_and_evaluate(
+        &self,
+        scope: &str,
+        namespace: Option<&str>,
+        artifact: &crate::TargetArtifact,
+        signatures: &[FetchedSignature<'_>],
+        store: &crate::TrustStore,
+        now: crate::Timestamp,
+    ) -> Decision {
+        let Some(rule) = self.select(scope, namespace) else {
+            return evaluate(self, scope, namespace, &[]);
+        };
+        let opts = crate::VerifyOptions {
+            statement: &rule.statement,
+            artifact: Some(artifact),
+            now,
+        };
+        let verified: Vec<VerifiedSignature> = signatures
+            .iter()
+            .map(|s| {
+                VerifiedSignature::new(
+                    s.digest,
+                    crate::verify(s.envelope, s.media_type, store, &opts),
+                )
+            })
+            .collect();
+        evaluate(self, scope, namespace, &verified)
+    }
+}
+
+/// One signature as fetched from the registry: the signature manifest's digest and its
+/// envelope layer (media type and bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct FetchedSignature<'a> {
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    pub envelope: &'a [u8],
 }

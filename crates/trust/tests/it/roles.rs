@@ -529,3 +529,62 @@ fn envelopes_berth_signs_fill_roles_by_key() {
         "{d}"
     );
 }
+
+/// `verify_and_evaluate`: fetched envelopes in, decision out (the call `berth verify
+/// --policy` and the webhook make).
+#[test]
+fn verify_and_evaluate_takes_fetched_envelopes() {
+    use berth_trust::envelope::MEDIA_TYPE_JWS;
+    use berth_trust::roles::FetchedSignature;
+    let p = acme();
+    let target = pki::target();
+    let envs: Vec<Vec<u8>> = ["dev", "ci", "prod"]
+        .iter()
+        .map(|w| pki::envelope(pki().signer(w), &target))
+        .collect();
+    let digests: Vec<String> = envs.iter().map(|e| pki::digest_of(e)).collect();
+    let fetched: Vec<FetchedSignature<'_>> = envs
+        .iter()
+        .zip(&digests)
+        .map(|(e, d)| FetchedSignature {
+            digest: d,
+            media_type: MEDIA_TYPE_JWS,
+            envelope: e,
+        })
+        .collect();
+    let now = berth_trust::Timestamp::now();
+    let d = p.verify_and_evaluate(
+        PROD_IMAGE,
+        Some("prod-eu"),
+        &target,
+        &fetched,
+        &pki().store,
+        now,
+    );
+    assert!(d.allowed, "{d}");
+    // the same signatures do not count for another image
+    let mut other = target.clone();
+    other.digest = format!("sha256:{}", "d".repeat(64));
+    let d = p.verify_and_evaluate(
+        PROD_IMAGE,
+        Some("prod-eu"),
+        &other,
+        &fetched,
+        &pki().store,
+        now,
+    );
+    assert!(!d.allowed, "{d}");
+    assert_eq!(d.ignored.len(), 3);
+    assert!(
+        d.to_string().contains("the signature is over sha256:bbbb"),
+        "{d}"
+    );
+    // no rule: nothing verified, denied
+    let strict_only = Policy::parse(
+        br#"{"version":"berth.policy/v1","trustStores":["ca:acme"],"roles":{"ci":{"trustedIdentities":["x509.subject: C=US, ST=WA, O=Acme, CN=ci"]}},
+        "rules":[{"name":"a","registryScopes":["r.test/a"],"signatureVerification":{"level":"strict"},"trustStores":["ca:acme"],"requirement":{"allOf":["ci"]}}]}"#,
+    )
+    .unwrap();
+    let d = strict_only.verify_and_evaluate(PROD_IMAGE, None, &target, &fetched, &pki().store, now);
+    assert!(!d.allowed && d.rule.is_none(), "{d}");
+}

@@ -52,8 +52,9 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     let fetch = crate::commands::trust::gate::before_pull(&client, &reference, args.quiet)?;
     if args.unpack && !opts.all_platforms && !opts.referrers {
         let snap = args.data.snapshots()?;
-        let copied =
-            pull_unpack(&client, &store, &snap, &fetch, &reference, &opts, args.quiet)?;
+        let copied = pull_unpack(
+            &client, &store, &snap, &fetch, &reference, &opts, args.quiet,
+        )?;
         return super::print(copied.digest.as_str());
     }
     let src = Endpoint::Registry(fetch);

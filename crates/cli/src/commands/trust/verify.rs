@@ -190,10 +190,7 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
     if result.decision.allowed {
         Ok(())
     } else {
-        anyhow::bail!(
-            "{scope} is denied by the role policy {}",
-            path.display()
-        )
+        anyhow::bail!("{scope} is denied by the role policy {}", path.display())
     }
 }
 

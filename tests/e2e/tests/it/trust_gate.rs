@@ -264,4 +264,47 @@ fn a_trust_policy_gates_pull_by_digest() {
         "{}",
         stderr(&out)
     );
+
+    // Trust on first use: the repository's first signer is pinned; an image of it signed by
+    // another trusted key is refused until the change is accepted.
+    write_file(
+        home.join("config/berth/berth.toml"),
+        b"[trust]\npin_signers = true\n",
+    );
+    ok(home, &["cert", "generate-test", "other.example"]);
+    let policy = home.join("config/berth/trustpolicy.oci.json");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    write_file(
+        &policy,
+        text.replace(
+            r#"["ca:rel.example"]"#,
+            r#"["ca:rel.example","ca:other.example"]"#,
+        )
+        .as_bytes(),
+    );
+    ok(home, &["pull", "-q", &image]);
+    let pins = String::from_utf8_lossy(&ok(home, &["trust", "pins"]).stdout).to_string();
+    assert!(pins.contains("CN=rel.example"), "{pins}");
+    let v2 = format!("{}/lib/base:v2", reg.host());
+    ok(home, &["tag", &image, &v2]);
+    // a second image of the repository (another config), signed by the other key
+    let root = home.join("rootfs");
+    write_file(root.join("etc/motd"), b"v2\n");
+    ok(home, &["import", root.to_str().unwrap(), &v2]);
+    ok(home, &["push", "-q", &v2]);
+    ok(home, &["rmi", &v2]);
+    ok(home, &["sign", "--key", "other.example", &v2]);
+    let out = berth(home, &["pull", &v2]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the signing identity of")
+            && stderr(&out).contains("berth trust accept"),
+        "{}",
+        stderr(&out)
+    );
+    ok(
+        home,
+        &["trust", "accept", &format!("{}/lib/base", reg.host())],
+    );
+    ok(home, &["pull", "-q", &v2]);
 }

@@ -6,6 +6,8 @@
 //! sign_on_push = true     # every `berth push` signs what it pushed
 //! key = "alice.example"   # the signing key (default: the key store's default key)
 //! envelope = "jws"        # or "cose"
+//! pin_signers = true      # trust on first use: pull and run refuse a repository's image
+//!                         # signed by another identity than the first one seen
 //! ```
 //!
 //! Unknown keys are refused, so a typo does not silently leave signing off.
@@ -37,6 +39,9 @@ pub struct TrustSection {
     /// `jws` (default) or `cose`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<String>,
+    /// Trust on first use of each repository's signer (with a trust policy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin_signers: bool,
 }
 
 impl TrustSection {
@@ -92,6 +97,7 @@ mod tests {
                 sign_on_push: true,
                 key: Some("alice.example".into()),
                 envelope: None,
+                pin_signers: true,
             },
         };
         let text = toml::to_string(&c).unwrap();

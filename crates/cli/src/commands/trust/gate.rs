@@ -140,6 +140,9 @@ impl Gate {
             )
         })?;
         if v.passed {
+            if super::config::load()?.trust.pin_signers {
+                pin_signer(&scope, &v)?;
+            }
             return Ok(passed(&v));
         }
         let why = if v.signatures.is_empty() {
@@ -158,6 +161,33 @@ impl Gate {
             config.policy_path.display(),
             target.digest
         )
+    }
+}
+
+/// Trust on first use: the first trusted signer of a repository is pinned, and an image
+/// signed by anyone else is refused (`berth trust accept` takes the new one).
+fn pin_signer(scope: &str, v: &ImageVerification) -> anyhow::Result<()> {
+    use berth_trust::roles::VerifiedSignature;
+    use berth_trust::tofu::{PinStore, TofuError, TofuOutcome};
+    let path = crate::dirs::config_dir()?.join("trust/pins.json");
+    let mut pins = PinStore::load(&path)?;
+    let signatures: Vec<VerifiedSignature> = v
+        .signatures
+        .iter()
+        .filter_map(|s| {
+            s.verdict
+                .clone()
+                .map(|d| VerifiedSignature::new(s.digest.to_string(), d))
+        })
+        .collect();
+    match pins.check(scope, &signatures, berth_trust::Timestamp::now()) {
+        Ok(TofuOutcome::Match(_)) => Ok(()),
+        Ok(TofuOutcome::FirstUse(_)) => Ok(pins.save(&path)?),
+        Err(e @ TofuError::Changed(_)) => {
+            pins.save(&path)?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -65,8 +65,12 @@ pub fn create_options(
         .with_context(|| format!("image {name} vanished from the local store"))?;
     if !pulling {
         // A local image is held to the trust policy as a pulled one is, before it is unpacked.
-        let client = args.registry.client()?;
-        crate::commands::trust::gate::before_run(&client, &reference, &record, args.quiet)?;
+        crate::commands::trust::gate::before_run(
+            || args.registry.client(),
+            &reference,
+            &record,
+            args.quiet,
+        )?;
     }
     let platform = match (&args.platform, &record.platform) {
         (Some(p), _) => p.clone(),

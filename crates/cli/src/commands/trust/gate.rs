@@ -246,8 +246,9 @@ pub fn before_pull(
 
 /// Before the local image `record` (named `reference`) is run: with a trust policy, its
 /// digest is verified in its registry.
+/// The client is made only when a policy is configured: a run without one pays nothing.
 pub fn before_run(
-    client: &berth_distribution::Client,
+    client: impl FnOnce() -> anyhow::Result<berth_distribution::Client>,
     reference: &Reference,
     record: &berth_store::ImageRecord,
     quiet: bool,
@@ -255,6 +256,7 @@ pub fn before_run(
     let Some(gate) = Gate::configured()? else {
         return Ok(());
     };
+    let client = &client()?;
     let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
         .with_context(|| format!("invalid image reference {reference}"))?;
     let sigs = RegistrySignatures::new(client, repo);

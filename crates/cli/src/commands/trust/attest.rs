@@ -19,7 +19,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use berth_oci::Reference;
 use berth_trust::provenance::{Build, Source, Statement};
-use berth_trust::repository::{RegistrySignatures, SignatureRepository};
+use berth_trust::repository::SignatureRepository;
 use berth_trust::{SignOptions, Timestamp};
 use clap::Args;
 
@@ -98,10 +98,8 @@ pub fn run(args: AttestArgs) -> anyhow::Result<()> {
         EnvelopeArg::Cose => berth_trust::EnvelopeFormat::Cose,
     });
     let client = args.registry.client()?;
-    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
-        .with_context(|| format!("invalid image reference {reference}"))?;
     let scope = reference.name();
-    let sigs = RegistrySignatures::new(&client, repo.clone());
+    let sigs = super::sign::signatures_in(&client, &reference)?;
     let (by_tag, wanted) = wanted(&reference);
     let (image, attestation) = crate::commands::image::runtime()?.block_on(async {
         let image = sigs
@@ -118,10 +116,14 @@ pub fn run(args: AttestArgs) -> anyhow::Result<()> {
             .with_context(|| format!("invalid digest {}", image.digest))?;
         let statement = Statement::new(&scope, &digest, &source, &build).to_json();
         let manifest = berth_trust::attestation::attestation_manifest(&image, &statement);
-        let attestation =
-            berth_trust::attestation::push_attestation(&client, &repo, &statement, &manifest)
-                .await
-                .with_context(|| format!("failed to push the attestation of {scope}@{digest}"))?;
+        let attestation = berth_trust::attestation::push_attestation(
+            &client,
+            sigs.repository(),
+            &statement,
+            &manifest,
+        )
+        .await
+        .with_context(|| format!("failed to push the attestation of {scope}@{digest}"))?;
         signer.sign_and_push(&sigs, &attestation, &opts).await?;
         anyhow::Ok((image, attestation))
     })?;

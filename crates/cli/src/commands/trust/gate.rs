@@ -227,9 +227,7 @@ pub fn before_pull(
         );
         return Ok(reference.clone());
     };
-    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
-        .with_context(|| format!("invalid image reference {reference}"))?;
-    let sigs = RegistrySignatures::new(client, repo);
+    let sigs = super::sign::signatures_in(client, reference)?;
     let (_, wanted) = super::sign::wanted(reference);
     let (target, said) = crate::commands::image::runtime()?.block_on(async {
         let target = sigs
@@ -257,15 +255,8 @@ pub fn before_run(
         return Ok(());
     };
     let client = &client()?;
-    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
-        .with_context(|| format!("invalid image reference {reference}"))?;
-    let sigs = RegistrySignatures::new(client, repo);
-    let target = TargetArtifact {
-        media_type: record.media_type.clone(),
-        digest: record.digest.to_string(),
-        size: record.size,
-        annotations: Default::default(),
-    };
+    let sigs = super::sign::signatures_in(client, reference)?;
+    let target = super::sign::record_target(record);
     let said = crate::commands::image::runtime()?
         .block_on(gate.check(&sigs, reference, &target))
         .with_context(|| format!("refusing to run {reference}"))?;

@@ -11,8 +11,7 @@
 
 use anyhow::Context;
 use berth_oci::Reference;
-use berth_trust::repository::RegistrySignatures;
-use berth_trust::{SignOptions, TargetArtifact};
+use berth_trust::SignOptions;
 
 use super::sign::Signer;
 
@@ -77,15 +76,8 @@ pub fn after_push(
         );
     }
     let signer = Signer::load(config.trust.key.clone())?;
-    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
-        .with_context(|| format!("invalid image reference {reference}"))?;
-    let sigs = RegistrySignatures::new(client, repo);
-    let target = TargetArtifact {
-        media_type: record.media_type.clone(),
-        digest: record.digest.to_string(),
-        size: record.size,
-        annotations: Default::default(),
-    };
+    let sigs = super::sign::signatures_in(client, reference)?;
+    let target = super::sign::record_target(record);
     let opts = SignOptions::new(format);
     let signature = crate::commands::image::runtime()?
         .block_on(signer.sign_and_push(&sigs, &target, &opts))

@@ -114,6 +114,26 @@ impl Signer {
     }
 }
 
+/// The signatures (and manifests) of `reference`'s repository.
+pub fn signatures_in<'a>(
+    client: &'a berth_distribution::Client,
+    reference: &Reference,
+) -> anyhow::Result<RegistrySignatures<'a>> {
+    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
+        .with_context(|| format!("invalid image reference {reference}"))?;
+    Ok(RegistrySignatures::new(client, repo))
+}
+
+/// A local image's top manifest as signatures name it.
+pub fn record_target(record: &berth_store::ImageRecord) -> berth_trust::TargetArtifact {
+    berth_trust::TargetArtifact {
+        media_type: record.media_type.clone(),
+        digest: record.digest.to_string(),
+        size: record.size,
+        annotations: Default::default(),
+    }
+}
+
 /// `(by_tag, tag or digest)` of an image reference: what to resolve.
 pub fn wanted(reference: &Reference) -> (bool, String) {
     match (reference.digest(), reference.tag()) {
@@ -135,10 +155,8 @@ pub fn run(args: SignArgs) -> anyhow::Result<()> {
         opts.expiry = Some(Timestamp(opts.signing_time.0.saturating_add(secs)));
     }
     let client = args.registry.client()?;
-    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
-        .with_context(|| format!("invalid image reference {reference}"))?;
     let scope = reference.name();
-    let sigs = RegistrySignatures::new(&client, repo);
+    let sigs = signatures_in(&client, &reference)?;
     let (by_tag, wanted) = wanted(&reference);
     let (target, signature) = crate::commands::image::runtime()?.block_on(async {
         let target = sigs

@@ -18,8 +18,8 @@ use anyhow::Context;
 use berth_oci::Reference;
 use berth_trust::provenance::SourceRequirement;
 use berth_trust::repository::{
-    DEFAULT_MAX_SIGNATURES, ImageVerification, RegistrySignatures, SignatureRepository,
-    VerifyImageOptions, verify_image,
+    DEFAULT_MAX_SIGNATURES, ImageVerification, SignatureRepository, VerifyImageOptions,
+    verify_image,
 };
 use berth_trust::verify::Outcome;
 use berth_trust::{Level, TrustPolicy, TrustStore};
@@ -149,10 +149,8 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
     let policy = load_role_policy(path)?;
     let store = TrustStore::new(role_truststore()?);
     let client = args.registry.client()?;
-    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
-        .with_context(|| format!("invalid image reference {reference}"))?;
     let scope = reference.name();
-    let sigs = RegistrySignatures::new(&client, repo);
+    let sigs = super::sign::signatures_in(&client, reference)?;
     let opts = VerifyImageOptions {
         max_signatures: args.max_signatures,
         ..VerifyImageOptions::default()
@@ -206,10 +204,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("invalid trust policy {}", config.policy_path.display()))?;
     let store = TrustStore::new(&config.truststore);
     let client = args.registry.client()?;
-    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
-        .with_context(|| format!("invalid image reference {reference}"))?;
     let scope = reference.name();
-    let sigs = RegistrySignatures::new(&client, repo);
+    let sigs = super::sign::signatures_in(&client, &reference)?;
     let opts = VerifyImageOptions {
         max_signatures: args.max_signatures,
         ..VerifyImageOptions::default()

@@ -5,6 +5,7 @@
 
 use crate::envelope::TargetArtifact;
 use crate::policy::TrustPolicy;
+use crate::provenance::SourceRequirement;
 use crate::repository::{SignatureRepository, VerifyImageError, VerifyImageOptions, verify_image};
 use crate::roles::{Decision, Policy, VerifiedSignature, evaluate};
 use crate::truststore::TrustStore;
@@ -15,6 +16,12 @@ pub struct ImageDecision {
     pub decision: Decision,
     /// Signature manifests listed beyond the limit, not fetched.
     pub ignored: usize,
+    /// The rule's `requireSource`, still to be checked against the image's attestations
+    /// ([`crate::attestation::verify_source`]) under [`ImageDecision::rule_policy`].
+    pub require_source: Option<SourceRequirement>,
+    /// The rule's statement as a one-statement trust policy for the image's scope: what the
+    /// attestations' own signatures are verified with.
+    pub rule_policy: Option<TrustPolicy>,
 }
 
 /// Evaluates `policy` for `target` of repository `scope` (`registry/repository`) used in
@@ -32,6 +39,8 @@ pub async fn evaluate_image<R: SignatureRepository>(
         return Ok(ImageDecision {
             decision: evaluate(policy, scope, namespace, &[]),
             ignored: 0,
+            require_source: None,
+            rule_policy: None,
         });
     };
     // The rule's statement, for this scope only: every signature is verified under it.
@@ -52,5 +61,7 @@ pub async fn evaluate_image<R: SignatureRepository>(
     Ok(ImageDecision {
         decision: evaluate(policy, scope, namespace, &signatures),
         ignored: found.ignored,
+        require_source: rule.require_source.clone(),
+        rule_policy: Some(single),
     })
 }

@@ -133,6 +133,8 @@ pub struct Rule {
     pub statement: PolicyStatement,
     /// `None` only at level `skip`.
     pub requirement: Option<Requirement>,
+    /// A signed provenance attestation must name this source (`requireSource`).
+    pub require_source: Option<crate::provenance::SourceRequirement>,
 }
 
 /// How specific a match is; larger is more specific. Namespace first, then scope.

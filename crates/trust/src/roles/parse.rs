@@ -144,6 +144,8 @@ struct RawRule {
     trust_stores: Option<Vec<String>>,
     #[serde(default)]
     requirement: Option<RawRequirement>,
+    #[serde(default)]
+    require_source: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -692,6 +694,30 @@ fn check_rule(
         }
         (_, Some(req)) => check_requirement(c, &rp, req, roles),
     };
+    // provenance
+    let sp = format!("{p}/requireSource");
+    let require_source = match (level, r.require_source) {
+        (_, None) => None,
+        (Some(Level::Skip), Some(_)) => {
+            c.err(
+                &sp,
+                "a skip rule verifies nothing and requires no source",
+                "remove requireSource, or choose strict, permissive or audit",
+            );
+            None
+        }
+        (_, Some(src)) => match crate::provenance::SourceRequirement::parse(&src) {
+            Ok(req) => Some(req),
+            Err(e) => {
+                c.err(
+                    &sp,
+                    format!("requireSource {src:?}: {e}"),
+                    "write REPO or REPO@COMMIT with the full commit, e.g. \"github.com/acme/app\"",
+                );
+                None
+            }
+        },
+    };
     if c.problems.len() != n0 {
         return None;
     }
@@ -714,6 +740,7 @@ fn check_rule(
         namespaces,
         statement,
         requirement,
+        require_source,
     })
 }
 

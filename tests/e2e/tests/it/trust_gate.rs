@@ -226,6 +226,55 @@ fn signing_is_on_after_init_and_a_role_policy_gates_pull_and_run() {
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["allowed"], true, "{d}");
     assert_eq!(d["signersCounted"], 2, "{d}");
+
+    // The rule also requires provenance from the source repository: refused until a signed
+    // attestation names it. An abbreviated commit in the policy is a check error.
+    let mut with_source = policy.clone();
+    with_source["rules"][0]["requireSource"] = json!("github.com/acme/app@0123abc");
+    write_file(
+        &policy_file,
+        &serde_json::to_vec_pretty(&with_source).unwrap(),
+    );
+    let out = berth(home, &["policy", "check", policy_file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &stderr(&out);
+    assert!(
+        text.contains("requireSource") && text.contains("full commit"),
+        "{text}"
+    );
+    with_source["rules"][0]["requireSource"] = json!("github.com/acme/app");
+    write_file(
+        &policy_file,
+        &serde_json::to_vec_pretty(&with_source).unwrap(),
+    );
+    let out = run(home, "never");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no provenance attestation is attached"),
+        "{}",
+        stderr(&out)
+    );
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    ok(
+        home,
+        &[
+            "attest",
+            "--source",
+            &format!("https://github.com/acme/app@{commit}"),
+            &format!("{}/shop/app@{digest}", reg.host()),
+        ],
+    );
+    let out = run(home, "never");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ok(
+        home,
+        &["verify", "--policy", policy_file.to_str().unwrap(), &image],
+    );
+    assert!(
+        stderr(&out).contains(&format!("source: github.com/acme/app@{commit}")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -72,6 +72,7 @@ impl Gate {
     /// failed. Returns what to tell the user when it passed.
     async fn check(
         &self,
+        client: &berth_distribution::Client,
         sigs: &RegistrySignatures<'_>,
         reference: &Reference,
         target: &TargetArtifact,
@@ -104,8 +105,21 @@ impl Gate {
                         target.digest,
                         path.display()
                     )
-                })?
-                .decision;
+                })?;
+                if let Some(v) =
+                    super::verify::required_source(client, sigs, &scope, target, &d, store).await?
+                    && !v.passed()
+                {
+                    anyhow::bail!(
+                        "{scope}@{} is signed as rule {:?} of {} requires, but no signed provenance attestation says it was built from {}:\n{}",
+                        target.digest,
+                        d.decision.rule.as_deref().unwrap_or("-"),
+                        path.display(),
+                        v.required,
+                        v.explain()
+                    );
+                }
+                let d = d.decision;
                 if d.allowed {
                     return Ok(format!(
                         "trust: {scope}@{} allowed by rule {:?} of {}",
@@ -234,7 +248,7 @@ pub fn before_pull(
             .resolve(&wanted)
             .await
             .with_context(|| format!("failed to resolve {reference} to verify it"))?;
-        let said = gate.check(&sigs, reference, &target).await?;
+        let said = gate.check(client, &sigs, reference, &target).await?;
         anyhow::Ok((target, said))
     })?;
     note(quiet, &said);
@@ -258,7 +272,7 @@ pub fn before_run(
     let sigs = super::sign::signatures_in(client, reference)?;
     let target = super::sign::record_target(record);
     let said = crate::commands::image::runtime()?
-        .block_on(gate.check(&sigs, reference, &target))
+        .block_on(gate.check(client, &sigs, reference, &target))
         .with_context(|| format!("refusing to run {reference}"))?;
     note(quiet, &said);
     Ok(())

@@ -144,6 +144,37 @@ pub fn load_role_policy(path: &std::path::Path) -> anyhow::Result<berth_trust::r
     })
 }
 
+/// The rule's `requireSource`, checked when the signatures satisfied an enforced rule:
+/// `None` when there is nothing to check.
+pub async fn required_source(
+    client: &berth_distribution::Client,
+    sigs: &berth_trust::repository::RegistrySignatures<'_>,
+    scope: &str,
+    target: &berth_trust::TargetArtifact,
+    d: &berth_trust::image_policy::ImageDecision,
+    store: &TrustStore,
+) -> anyhow::Result<Option<berth_trust::attestation::SourceVerification>> {
+    let (Some(required), Some(policy)) = (&d.require_source, &d.rule_policy) else {
+        return Ok(None);
+    };
+    if !(d.decision.allowed && d.decision.enforced) {
+        return Ok(None);
+    }
+    let v = berth_trust::attestation::verify_source(
+        client,
+        sigs.repository(),
+        scope,
+        target,
+        required,
+        policy,
+        store,
+        &VerifyImageOptions::default(),
+    )
+    .await
+    .with_context(|| format!("failed to check the source of {scope}@{}", target.digest))?;
+    Ok(Some(v))
+}
+
 fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<()> {
     let reference = &args.reference;
     let policy = load_role_policy(path)?;
@@ -161,7 +192,7 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
             .resolve(&wanted)
             .await
             .with_context(|| format!("failed to resolve {reference}"))?;
-        berth_trust::image_policy::evaluate_image(
+        let d = berth_trust::image_policy::evaluate_image(
             &sigs,
             &policy,
             &scope,
@@ -171,8 +202,11 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
             &opts,
         )
         .await
-        .with_context(|| format!("failed to verify {reference}"))
+        .with_context(|| format!("failed to verify {reference}"))?;
+        let source = required_source(&client, &sigs, &scope, &target, &d, &store).await?;
+        anyhow::Ok((d, source))
     })?;
+    let (result, source) = result;
     match args.format {
         Format::Text => crate::commands::image::print(&result.decision.to_string())?,
         Format::Json => crate::commands::image::print(
@@ -184,6 +218,20 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
             "{} more signature(s) were not evaluated (--max-signatures {})",
             result.ignored, args.max_signatures
         ));
+    }
+    if let Some(v) = &source {
+        match &v.source {
+            Some(found) => eprintln_warning(&format!(
+                "source: {found}, as a signed provenance attestation says (the rule requires {})",
+                v.required
+            )),
+            None => anyhow::bail!(
+                "{scope} is signed as the role policy {} requires, but no signed provenance attestation says it was built from {}:\n{}",
+                path.display(),
+                v.required,
+                v.explain()
+            ),
+        }
     }
     if result.decision.allowed {
         Ok(())

@@ -37,7 +37,7 @@ pub use der::DerError;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeFormat, SignatureAlgorithm, SigningScheme, TargetArtifact,
 };
-pub use keys::{KeySpec, KeyStore, SigningKey};
+pub use keys::{KeySpec, KeyStore, Signer, SigningKey};
 pub use policy::{Action, Level, PolicyError, PolicyStatement, TrustPolicy, VerificationLevel};
 pub use sign::{SignOptions, sign};
 pub use time::Timestamp;

@@ -616,7 +616,8 @@ impl KeyStore {
         }
     }
 
-    /// Stores a key (and its certificate chain, leaf first, which must certify the key).
+    /// Stores a key (and its certificate chain, leaf first, which must certify the key). The
+    /// key becomes the default when asked to, or when there is no (existing) default key.
     pub fn add(
         &self,
         name: &str,
@@ -639,7 +640,8 @@ impl KeyStore {
             Some(chain) => write_atomic(&cert_path, chain_pem(chain).as_bytes(), 0o644)?,
             None => remove_if_exists(&cert_path)?,
         }
-        if opts.default {
+        // the first key is the default one, so that signing needs no flag
+        if opts.default || self.default_key()?.is_none_or(|d| !self.contains(&d)) {
             self.set_default(name)?;
         }
         Ok(())

@@ -204,12 +204,15 @@ fn a_failed_write_leaves_no_key() {
         .add("fresh", &new, None, AddOptions::default())
         .expect_err("full");
     assert!(!store.contains("fresh"), "no half-written key: {err}");
-    let names: Vec<String> = std::fs::read_dir(store.dir())
+    let mut names: Vec<String> = std::fs::read_dir(store.dir())
         .expect("ls")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["k.key"], "no temporary file left");
+    names.sort();
+    // k is the default (the first key); "fresh" left nothing, not even a temporary file
+    assert_eq!(names, ["default", "k.key"], "no temporary file left");
+    assert_eq!(store.default_key().expect("default").as_deref(), Some("k"));
 }
 
 #[test]
@@ -219,17 +222,16 @@ fn the_signer_is_the_named_or_default_key_with_its_chain() {
     assert!(matches!(store.signer(None), Err(KeyError::NoDefault)));
     let key = SigningKey::generate(KeySpec::EcP256).expect("key");
     let cert = certgen::generate_test("alice", &key).expect("cert");
+    // the first key becomes the default without being asked to
     store
         .add(
             "alice",
             &key,
             Some(std::slice::from_ref(&cert)),
-            AddOptions {
-                force: false,
-                default: true,
-            },
+            AddOptions::default(),
         )
         .expect("add");
+    assert_eq!(store.default_key().expect("d").as_deref(), Some("alice"));
     let bare = SigningKey::generate(KeySpec::EcP384).expect("key");
     store
         .add("bare", &bare, None, AddOptions::default())

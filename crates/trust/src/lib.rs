@@ -43,7 +43,7 @@ pub use der::DerError;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeFormat, SignatureAlgorithm, SigningScheme, TargetArtifact,
 };
-pub use keys::{KeySpec, KeyStore, SigningKey};
+pub use keys::{KeySpec, KeyStore, Signer, SigningKey};
 pub use policy::{Action, Level, PolicyError, PolicyStatement, TrustPolicy, VerificationLevel};
 pub use repository::{
     ImageVerification, RegistrySignatures, RepositoryError, SignatureOutcome, SignatureRepository,

@@ -23,7 +23,7 @@ use berth_trust::repository::SignatureRepository;
 use berth_trust::{SignOptions, Timestamp};
 use clap::Args;
 
-use super::sign::{EnvelopeArg, Signer, wanted};
+use super::sign::{EnvelopeArg, SignAndPush, load_signer, wanted};
 use crate::commands::image::RegistryFlags;
 
 #[derive(Debug, Args)]
@@ -92,7 +92,7 @@ pub fn run(args: AttestArgs) -> anyhow::Result<()> {
         finished: Some(args.finished.unwrap_or_else(Timestamp::now)),
         invocation_id: ci_invocation_id(),
     };
-    let signer = Signer::load(args.key)?;
+    let signer = load_signer(args.key.as_deref())?;
     let opts = SignOptions::new(match args.envelope {
         EnvelopeArg::Jws => berth_trust::EnvelopeFormat::Jws,
         EnvelopeArg::Cose => berth_trust::EnvelopeFormat::Cose,

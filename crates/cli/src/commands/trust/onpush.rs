@@ -13,7 +13,7 @@ use anyhow::Context;
 use berth_oci::Reference;
 use berth_trust::SignOptions;
 
-use super::sign::Signer;
+use super::sign::{SignAndPush, load_signer};
 
 fn note(quiet: bool, line: &str) {
     if !quiet {
@@ -75,7 +75,7 @@ pub fn after_push(
             ),
         );
     }
-    let signer = Signer::load(config.trust.key.clone())?;
+    let signer = load_signer(config.trust.key.as_deref())?;
     let sigs = super::sign::signatures_in(client, reference)?;
     let target = super::sign::record_target(record);
     let opts = SignOptions::new(format);

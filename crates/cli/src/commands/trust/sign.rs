@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use berth_oci::Reference;
 use berth_oci::oci_spec::image::{Descriptor, MediaType};
+use berth_trust::keys::Signer;
 use berth_trust::repository::{RegistrySignatures, SignatureRepository, SignatureUpload};
 use berth_trust::{EnvelopeFormat, SignOptions, Timestamp};
 use clap::{Args, ValueEnum};
@@ -42,44 +43,24 @@ pub struct SignArgs {
     registry: RegistryFlags,
 }
 
-/// A signing key of berth's key store and its certificate chain.
-pub struct Signer {
-    pub name: String,
-    pub key: berth_trust::keys::SigningKey,
-    pub chain: Vec<berth_trust::Certificate>,
+/// The key `name`, else the key store's default key, with its chain checked to certify it.
+pub fn load_signer(name: Option<&str>) -> anyhow::Result<Signer> {
+    Ok(super::key::key_store()?.signer(name)?)
 }
 
-impl Signer {
-    /// The key `name`, else the key store's default key.
-    pub fn load(name: Option<String>) -> anyhow::Result<Signer> {
-        let store = super::key::key_store()?;
-        let name = match name {
-            Some(k) => k,
-            None => store
-                .default_key()
-                .context("failed to read the default signing key")?
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "no signing key given and no default key\nhint: pass --key NAME, or make one with `berth cert generate-test NAME --default` or `berth key generate NAME --default`"
-                    )
-                })?,
-        };
-        let key = store
-            .load(&name)
-            .with_context(|| format!("failed to load signing key {name:?}"))?;
-        let chain = store
-            .chain(&name)
-            .with_context(|| format!("failed to read the certificate chain of key {name:?}"))?
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "key {name:?} has no certificate chain\nhint: import one with `berth key import {name} --key KEYFILE --cert CHAIN.pem --force`"
-                )
-            })?;
-        Ok(Signer { name, key, chain })
-    }
-
+/// How signing and pushing a signature go.
+pub trait SignAndPush {
     /// Signs `target` (a manifest of `sigs`' repository) and pushes the signature manifest.
-    pub async fn sign_and_push(
+    fn sign_and_push(
+        &self,
+        sigs: &RegistrySignatures<'_>,
+        target: &berth_trust::TargetArtifact,
+        opts: &SignOptions,
+    ) -> impl std::future::Future<Output = anyhow::Result<berth_trust::repository::SignatureDescriptor>>;
+}
+
+impl SignAndPush for Signer {
+    async fn sign_and_push(
         &self,
         sigs: &RegistrySignatures<'_>,
         target: &berth_trust::TargetArtifact,
@@ -144,7 +125,7 @@ pub fn wanted(reference: &Reference) -> (bool, String) {
 
 pub fn run(args: SignArgs) -> anyhow::Result<()> {
     let reference = args.reference;
-    let signer = Signer::load(args.key)?;
+    let signer = load_signer(args.key.as_deref())?;
     let format = match args.envelope {
         EnvelopeArg::Jws => EnvelopeFormat::Jws,
         EnvelopeArg::Cose => EnvelopeFormat::Cose,

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::{CniError, Result};
 
@@ -89,16 +89,6 @@ pub(crate) fn run(
         source,
     };
     let mut child = cmd.spawn().map_err(spawn_err)?;
-    let pid = rustix::process::Pid::from_child(&child);
-    let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(spawn_err(e.into()));
-        }
-    };
-
     // stdin is written and stdout/stderr read by threads of their own, so a plugin that
     // prints before it reads (or a request larger than a pipe) cannot deadlock us
     let mut child_stdin = child.stdin.take();
@@ -131,45 +121,12 @@ pub(crate) fn run(
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
 
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            timed_out = true;
-            break;
-        }
-        let ts = rustix::time::Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        let mut fds = [rustix::event::PollFd::new(
-            &pidfd,
-            rustix::event::PollFlags::IN,
-        )];
-        match rustix::event::poll(&mut fds, Some(&ts)) {
-            Ok(n) if n > 0 => break,
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(spawn_err(e.into()));
-            }
-        }
-    }
-    if timed_out {
-        // the whole group: the plugin and whatever it started
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-    }
-    let status = child.wait().map_err(spawn_err)?;
-    if timed_out {
-        // the group is dead; what was left in the pipes is all there is
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-    }
+    // (the whole group is killed on the deadline: the plugin and whatever it started)
+    let status = berth_fsutil::wait_or_kill_group(&mut child, timeout).map_err(spawn_err)?;
     let _ = writer.join();
     let stdout = out.join().unwrap_or_default();
     let stderr = err.join().unwrap_or_default();
-    if timed_out {
+    let Some(status) = status else {
         return Err(CniError::Timeout {
             network: network.to_owned(),
             plugin: path.display().to_string(),
@@ -177,7 +134,7 @@ pub(crate) fn run(
             timeout,
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         });
-    }
+    };
     Ok(Output {
         status,
         stdout,

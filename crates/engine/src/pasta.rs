@@ -19,7 +19,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_cni::PortMapping;
 use serde::{Deserialize, Serialize};
@@ -165,6 +165,7 @@ pub fn attach(
 /// `/dev/null`, so no pipe is held open by it).
 fn start(pasta: &Path, args: &[String], dir: &Path, container_id: &str) -> Result<()> {
     use std::io::Read;
+    use std::os::unix::process::CommandExt;
     let err_path = dir.join(format!("{container_id}.pasta.err"));
     let err_file = std::fs::OpenOptions::new()
         .read(true)
@@ -177,14 +178,17 @@ fn start(pasta: &Path, args: &[String], dir: &Path, container_id: &str) -> Resul
     let stderr = err_file
         .try_clone()
         .map_err(|e| EngineError::io("failed to duplicate", &err_path, e))?;
+    // a process group of its own: on the deadline it is killed with what it forked
     let mut child = std::process::Command::new(pasta)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(stderr)
+        .process_group(0)
         .spawn()
         .map_err(|e| EngineError::io("failed to run", pasta, e))?;
-    let status = wait_bounded(&mut child, START_TIMEOUT);
+    let status = berth_fsutil::wait_or_kill_group(&mut child, START_TIMEOUT)
+        .map_err(|e| EngineError::io("failed to wait for", pasta, e))?;
     let mut message = String::new();
     let mut f = err_file;
     let _ = std::io::Seek::rewind(&mut f);
@@ -215,39 +219,6 @@ fn start(pasta: &Path, args: &[String], dir: &Path, container_id: &str) -> Resul
             "pasta did not finish setting up the network namespace in {}s; killed: {message}",
             START_TIMEOUT.as_secs()
         ))),
-    }
-}
-
-/// The child's exit status, or `None` (after killing it) when it outlives `timeout`.
-fn wait_bounded(
-    child: &mut std::process::Child,
-    timeout: Duration,
-) -> Option<std::process::ExitStatus> {
-    let pid = rustix::process::Pid::from_child(child);
-    let Ok(pidfd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
-        return child.wait().ok();
-    };
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        let ts = rustix::time::Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        let mut fds = [rustix::event::PollFd::new(
-            &pidfd,
-            rustix::event::PollFlags::IN,
-        )];
-        match rustix::event::poll(&mut fds, Some(&ts)) {
-            Ok(n) if n > 0 => return child.wait().ok(),
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return child.wait().ok(),
-        }
     }
 }
 

@@ -9,11 +9,15 @@
 //! absolute components or symlinks escape it ([`join_in_root`], [`open_in_root`], and
 //! [`open_dir_in_root_at`] for fd-relative work such as unpacking a layer).
 //!
+//! And it waits for helper processes with a bound ([`wait_or_kill_group`]): a helper past
+//! its deadline is killed with its process group.
+//!
 //! Design decision: the temporary file lives in the *destination directory* (never `/tmp`),
 //! so the final step is always a same-filesystem `rename(2)`, which is atomic.
 
 mod atomic;
 mod lock;
+mod process;
 mod root;
 mod userns;
 mod writebehind;
@@ -23,6 +27,7 @@ pub use atomic::{
     rename_unsynced, sync_dir,
 };
 pub use lock::FileLock;
+pub use process::wait_or_kill_group;
 pub use root::{join_in_root, open_dir_in_root_at, open_in_root};
 pub use userns::{is_initial_user_namespace, running_in_user_namespace};
 pub use writebehind::WriteBehind;

@@ -7,10 +7,15 @@
 //! image's (id-mapped layers, or the chowned copy per range), so the copy keeps them as they
 //! are. The path is resolved inside the root (`openat2(RESOLVE_IN_ROOT)`): a symlink in the
 //! image cannot make berth copy host files into the volume.
+//!
+//! The copy is made in a staging directory beside the volume and moved in entry by entry
+//! (`copy_tree_staged`): a named volume may be in use by a running container whose root
+//! owns its content, and could otherwise swap a directory being filled for a symlink to a
+//! host path between two of berth's writes.
 
 use std::path::{Path, PathBuf};
 
-use crate::snapshot::copy::{copy_tree, copy_tree_shifted};
+use crate::snapshot::copy::copy_tree_staged;
 
 /// Seeding a volume failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,13 +83,37 @@ fn seed_shifted(rootfs: &Path, dest: &Path, volume: &Path, by: i64) -> Result<bo
     use std::os::fd::AsRawFd;
     // (`/.`: the directory itself, not the magic link, is what its attributes are read from)
     let src = PathBuf::from(format!("/proc/self/fd/{}/.", dir.as_raw_fd()));
-    let copied = if by == 0 {
-        copy_tree(&src, volume)
-    } else {
-        copy_tree_shifted(&src, volume, by)
-    };
+    let staging =
+        staging_dir(volume).map_err(|e| fail("create a staging directory for", volume)(e))?;
+    let copied = copy_tree_staged(&src, volume, &staging, by);
+    let _ = std::fs::remove_dir_all(&staging);
     copied.map_err(|e| fail(e.action, &e.path)(e.source))?;
     Ok(true)
+}
+
+/// A new empty directory (0700) beside `volume`, for [`copy_tree_staged`]; those a killed
+/// seeding left there are removed first (the caller holds the lock every set-up holds).
+fn staging_dir(volume: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let parent = volume.parent().unwrap_or(Path::new("/"));
+    let name = volume
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".seed-{name}-");
+    if let Ok(rd) = std::fs::read_dir(parent) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let staging = parent.join(format!("{prefix}{}-{nanos}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    Ok(staging)
 }
 
 #[cfg(test)]

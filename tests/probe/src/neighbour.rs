@@ -15,6 +15,11 @@
 //!   container may legitimately open). A success counts as won only when the process was
 //!   still not `<comm>` after the open succeeded: the comm changes once, at `execve`, so
 //!   the open happened before it — to the runtime's helper.
+//! - `swap-dir:<dir>:<target>:<ms>` is a neighbour sharing a volume with a host process
+//!   that writes into it: it waits (up to `<ms>`) for `<dir>` to appear as a real directory
+//!   and at once exchanges it (`renameat2(RENAME_EXCHANGE)`, atomic) with a symlink to
+//!   `<target>`, so that a writer that goes on by path lands in `<target>` resolved on the
+//!   host. Reports whether and after how many polls it swapped.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -27,7 +32,11 @@ use crate::attempt::failed;
 use crate::step::{Step, UsageError};
 
 /// The steps of this module, for the usage text.
-pub const NEIGHBOUR: &[&str] = &["neighbour-scan", "neighbour-watch:<ms>:<comm>"];
+pub const NEIGHBOUR: &[&str] = &[
+    "neighbour-scan",
+    "neighbour-watch:<ms>:<comm>",
+    "swap-dir:<dir>:<target>:<ms>",
+];
 
 const MAX_MS: u64 = 600_000;
 
@@ -49,6 +58,16 @@ pub fn plan(step: &Step) -> Result<Option<Action>, UsageError> {
                 return Err(step.usage("the comm to skip must be 1 to 15 bytes"));
             }
             Box::new(move || watch(Duration::from_millis(ms), &comm))
+        }
+        "swap-dir" => {
+            step.arity(3, 3)?;
+            let dir = step.str_arg(0, "").to_owned();
+            let target = step.str_arg(1, "").to_owned();
+            let ms = step.u64_arg(2, 0, MAX_MS)?;
+            if !dir.starts_with('/') || target.is_empty() {
+                return Err(step.usage("give an absolute directory and a symlink target"));
+            }
+            Box::new(move || swap_dir(&dir, &target, Duration::from_millis(ms)))
         }
         _ => return Ok(None),
     };
@@ -156,6 +175,45 @@ fn scan() -> Value {
         out.insert(pid.to_string(), attack(pid));
     }
     json!({"ok": true, "pids": out})
+}
+
+/// `swap-dir`: wait for `dir` to be a directory, then exchange it with a symlink to `target`.
+#[expect(unsafe_code, reason = "renameat2(2) through a raw system call")]
+fn swap_dir(dir: &str, target: &str, span: Duration) -> Value {
+    let start = Instant::now();
+    let link = format!("{dir}.swap");
+    let (Ok(a), Ok(b)) = (CString::new(link.as_str()), CString::new(dir)) else {
+        return failed(libc::EINVAL);
+    };
+    let mut polls = 0u64;
+    while start.elapsed() < span {
+        polls += 1;
+        // (lstat: a symlink to a directory is not one)
+        if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir()) {
+            continue;
+        }
+        // made only now: until the directory appears, the volume holds nothing of ours
+        if let Err(e) = std::os::unix::fs::symlink(target, &link) {
+            return failed(e.raw_os_error().unwrap_or(0));
+        }
+        // SAFETY: two NUL-terminated paths that outlive the call; integer flags.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        return if r == 0 {
+            json!({"ok": true, "polls": polls})
+        } else {
+            failed(errno())
+        };
+    }
+    json!({"ok": false, "timeout": true, "polls": polls})
 }
 
 fn watch(span: Duration, skip: &str) -> Value {

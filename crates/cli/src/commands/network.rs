@@ -7,8 +7,8 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::container::DataArgs;
 use super::container::setup::network_dirs;
+use super::container::{DataArgs, LsArgs, NamesArgs};
 
 /// `berth network …`.
 #[derive(Debug, Args)]
@@ -49,23 +49,6 @@ pub struct CreateArgs {
     /// Only `bridge`.
     #[arg(long, short, default_value = "bridge")]
     driver: String,
-    #[command(flatten)]
-    data: DataArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct LsArgs {
-    /// Names only.
-    #[arg(long, short)]
-    quiet: bool,
-    #[command(flatten)]
-    data: DataArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct NamesArgs {
-    #[arg(required = true)]
-    names: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
 }

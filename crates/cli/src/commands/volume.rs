@@ -8,7 +8,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::container::DataArgs;
+use super::container::{DataArgs, LsArgs, NamesArgs};
 use berth_engine::volumes::Volumes;
 
 /// `berth volume …`.
@@ -44,23 +44,6 @@ pub struct CreateArgs {
     /// A label, KEY=VALUE (repeatable).
     #[arg(long = "label")]
     labels: Vec<String>,
-    #[command(flatten)]
-    data: DataArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct LsArgs {
-    /// Names only.
-    #[arg(long, short)]
-    quiet: bool,
-    #[command(flatten)]
-    data: DataArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct NamesArgs {
-    #[arg(required = true)]
-    names: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
 }

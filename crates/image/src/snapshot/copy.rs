@@ -55,6 +55,40 @@ pub(crate) fn copy_tree_shifted(src: &Path, dst: &Path, by: i64) -> Result<(), C
     copy_attrs(src, dst, &meta, by)
 }
 
+/// [`copy_tree_shifted`] for a destination others may be writing into (a named volume in use
+/// by a running container, whose root owns what is in it): the contents are copied into
+/// `staging` — a new directory beside `dst` on the same filesystem, out of reach of the
+/// container — and each top-level entry is then renamed into `dst` (`RENAME_NOREPLACE`,
+/// between directories opened with `O_NOFOLLOW`). Copying into `dst` by path instead would
+/// follow a symlink the container swapped in for a directory being filled, onto the host.
+pub(crate) fn copy_tree_staged(
+    src: &Path,
+    dst: &Path,
+    staging: &Path,
+    by: i64,
+) -> Result<(), CopyError> {
+    use rustix::fs::{OFlags, RenameFlags};
+    let mut links = HashMap::new();
+    copy_dir_contents(src, staging, by, &mut links)?;
+    let open_dir = |p: &Path| {
+        rustix::fs::open(
+            p,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| at("open directory", p)(rx(e)))
+    };
+    let (from, to) = (open_dir(staging)?, open_dir(dst)?);
+    for entry in fs::read_dir(staging).map_err(at("read directory", staging))? {
+        let entry = entry.map_err(at("read directory", staging))?;
+        let name = entry.file_name();
+        rustix::fs::renameat_with(&from, &name, &to, &name, RenameFlags::NOREPLACE)
+            .map_err(|e| at("move into place", &dst.join(&name))(rx(e)))?;
+    }
+    let meta = fs::symlink_metadata(src).map_err(at("stat", src))?;
+    copy_attrs(src, dst, &meta, by)
+}
+
 fn copy_dir_contents(
     src: &Path,
     dst: &Path,

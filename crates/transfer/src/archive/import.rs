@@ -297,9 +297,13 @@ fn tar_dir(root: &Path, w: &mut impl Write) -> Result<()> {
                 }
             }
             append_xattrs(&mut builder, &path, &rel)?;
-            builder
-                .append_path_with_name(&path, &rel)
-                .map_err(src_err(&path, "archive"))?;
+            if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+                append_special(&mut builder, &path, &meta, &rel)?;
+            } else {
+                builder
+                    .append_path_with_name(&path, &rel)
+                    .map_err(src_err(&path, "archive"))?;
+            }
             if ft.is_dir() {
                 subdirs.push((path, format!("{rel}/")));
             }
@@ -309,6 +313,34 @@ fn tar_dir(root: &Path, w: &mut impl Write) -> Result<()> {
     }
     builder.into_inner().map_err(src_err(root, "archive"))?;
     Ok(())
+}
+
+/// A device node or fifo as entry `rel`. (tar 0.4's `append_path_with_name` names such an
+/// entry by its source path instead of the name it is given, and refuses the absolute path.)
+fn append_special(
+    builder: &mut tar::Builder<impl Write>,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    rel: &str,
+) -> Result<()> {
+    let ft = meta.file_type();
+    let mut h = tar::Header::new_gnu();
+    h.set_metadata(meta);
+    h.set_entry_type(if ft.is_char_device() {
+        tar::EntryType::Char
+    } else if ft.is_block_device() {
+        tar::EntryType::Block
+    } else {
+        tar::EntryType::Fifo
+    });
+    h.set_size(0);
+    let dev = meta.rdev();
+    h.set_device_major(rustix::fs::major(dev))
+        .and_then(|()| h.set_device_minor(rustix::fs::minor(dev)))
+        .map_err(src_err(path, "archive"))?;
+    builder
+        .append_data(&mut h, rel, io::empty())
+        .map_err(src_err(path, "archive"))
 }
 
 /// The PAX header carrying the extended attributes of `path` (none: nothing is written),

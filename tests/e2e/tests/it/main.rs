@@ -25,6 +25,7 @@ mod engines;
 mod gc;
 mod manifests;
 mod names;
+mod neighbours;
 mod network;
 mod rootless_run;
 mod run_more;

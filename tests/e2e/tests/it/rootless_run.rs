@@ -836,3 +836,156 @@ fn a_rootless_run_killed_after_pasta_started_leaves_nothing_after_system_prune()
         .collect();
     assert!(left.is_empty(), "left in {}: {left:?}", netns.display());
 }
+
+impl UserBerth {
+    /// A second image: busybox with the probe at `/bin/probe`.
+    fn probe_image(&self) -> &'static str {
+        const PROBE_IMAGE: &str = "localhost/probe:rootless";
+        let root = self.home.path().join("probe-rootfs");
+        for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        for a in ["sh", "cat", "ls", "kill", "sleep", "true"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+        }
+        std::fs::copy(berth_test_support::probe_bin(), root.join("bin/probe")).unwrap();
+        let tar = self.home.path().join("probe-rootfs.tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        std::fs::set_permissions(&tar, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        self.ok(&["import", tar.to_str().unwrap(), PROBE_IMAGE]);
+        PROBE_IMAGE
+    }
+}
+
+/// The comms of the processes a `neighbour-scan` saw, with whether any attack on each
+/// (its /proc/PID/mem, its descriptors, ptrace) succeeded.
+fn scanned(out: &str) -> Vec<(String, bool)> {
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("probe output {out:?}: {e}"));
+    v["neighbour-scan"]["pids"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no scan in {v}"))
+        .values()
+        .map(|p| {
+            let fd_opened = p["fd"]["fds"]
+                .as_object()
+                .is_some_and(|fds| fds.values().any(|f| f["open"]["ok"] == true));
+            let won = p["mem"]["ok"] == true || p["ptrace"]["ok"] == true || fd_opened;
+            (p["comm"].as_str().unwrap_or("").to_owned(), won)
+        })
+        .collect()
+}
+
+/// pasta runs as the user — the same host uid as a rootless container's root — so only the
+/// container's own pid namespace keeps it out of reach: from inside the container (an
+/// `exec`) and from a `--network container:` neighbour sharing its network namespace, no
+/// process seen is pasta, its host pid names nothing (`kill` fails), and pasta keeps
+/// running. The control runs the neighbour with its pid namespace taken out of the config
+/// and the host's /proc bound in (a runtime editing the config): then the same scan finds
+/// pasta, so the check is one that can fail.
+#[test]
+fn pasta_is_out_of_sight_and_reach_of_its_container_and_a_network_neighbour() {
+    requires_root!();
+    requires_tool!("setpriv", "newuidmap", "newgidmap", "pasta", "jq");
+    let Some(b) = UserBerth::new() else { return };
+    let image = b.probe_image();
+    let id = b
+        .ok(&["run", "-d", "--name", "owner", image, "sleep", "600"])
+        .trim()
+        .to_owned();
+    let netns_path = b.data().join("netns").join(&id);
+    let pasta = processes_naming(netns_path.to_str().unwrap());
+    assert_eq!(pasta.len(), 1, "one pasta for the container: {pasta:?}");
+    let pasta = pasta[0];
+    assert_eq!(host_uid(pasta), b.uid, "pasta runs as the user");
+    let pasta_comm = std::fs::read_to_string(format!("/proc/{pasta}/comm")).unwrap();
+    let pasta_comm = pasta_comm.trim();
+    let kill = format!("kill -TERM {pasta} && echo killed; kill -0 {pasta} && echo alive; true");
+
+    let from_inside = b.ok(&["exec", "owner", "/bin/probe", "neighbour-scan"]);
+    let from_neighbour = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        image,
+        "/bin/probe",
+        "neighbour-scan",
+    ]);
+    for (who, out) in [
+        ("the container", &from_inside),
+        ("the neighbour", &from_neighbour),
+    ] {
+        let seen = scanned(out);
+        assert!(
+            seen.iter().all(|(c, _)| c != pasta_comm),
+            "{who} sees pasta: {seen:?}"
+        );
+        assert!(
+            seen.iter().all(|(c, _)| c == "sleep"),
+            "{who} sees processes not its container's: {seen:?}"
+        );
+    }
+    for who in [
+        vec!["exec", "owner", "sh", "-c", &kill],
+        vec![
+            "run",
+            "--rm",
+            "--network",
+            "container:owner",
+            image,
+            "sh",
+            "-c",
+            &kill,
+        ],
+    ] {
+        let out = b.ok(&who);
+        assert!(
+            !out.contains("killed") && !out.contains("alive"),
+            "{who:?} reached pid {pasta}: {out}"
+        );
+    }
+    assert_eq!(
+        processes_naming(netns_path.to_str().unwrap()),
+        vec![pasta],
+        "pasta still runs"
+    );
+
+    // control: without a pid namespace of its own, the neighbour does see pasta
+    let control = crate::neighbours::runtime_editing(
+        b.home.path(),
+        "no-pidns",
+        ".linux.namespaces |= map(select(.type != \"pid\")) | .mounts |= map(if .destination \
+         == \"/proc\" then {destination: \"/proc\", type: \"bind\", source: \"/proc\", \
+         options: [\"rbind\", \"nosuid\", \"nodev\", \"noexec\"]} else . end)",
+    );
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--runtime",
+        control.to_str().unwrap(),
+        "--network",
+        "container:owner",
+        image,
+        "/bin/probe",
+        "neighbour-scan",
+    ]);
+    let seen = scanned(&out);
+    let found: Vec<_> = seen.iter().filter(|(c, _)| c == pasta_comm).collect();
+    eprintln!("control: a neighbour without its pid namespace sees pasta: {found:?}");
+    assert!(
+        !found.is_empty(),
+        "control: without its pid namespace the neighbour should see pasta: {seen:?}"
+    );
+    b.ok(&["rm", "-f", "owner"]);
+}

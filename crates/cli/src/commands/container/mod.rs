@@ -128,6 +128,27 @@ impl Failure {
     }
 }
 
+/// `ls`-like commands of a resource kept in the data directory (`volume ls`, `network ls`,
+/// `network prune`).
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Names only.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Commands over resources named on the command line (`volume inspect`, `network inspect`,
+/// `network rm`).
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
 /// Where the engine keeps its state: the data directory (`containers/`, `names/`,
 /// `runtime/`, and `rootfs/` and `volumes/` for what `run` sets up).
 #[derive(Debug, Args, Clone)]

@@ -414,7 +414,12 @@ fn named_volumes(
             )
             .with_context(|| format!("failed to fill volume {} from the image", v.name))?;
         }
-        let mut options: Vec<String> = ["rbind", "rprivate", "nodev"].map(String::from).into();
+        // nosuid, nodev: a volume is shared by containers of different ranges (and outlives
+        // them); what one container's root left in it (a setuid-root binary, a file with
+        // capabilities, a device node the image seeded) gives another none of its powers
+        let mut options: Vec<String> = ["rbind", "rprivate", "nosuid", "nodev"]
+            .map(String::from)
+            .into();
         options.push(if v.read_only { "ro" } else { "rw" }.to_owned());
         mounts.push(berth_runtime_spec::Mount {
             destination: v.destination.clone(),

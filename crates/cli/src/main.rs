@@ -69,6 +69,10 @@ enum Command {
     Network(commands::network::NetworkArgs),
     /// Manage named volumes: create, ls, inspect, rm, prune.
     Volume(commands::volume::VolumeArgs),
+    /// Manage signing keys: generate, list, import, export, rm.
+    Key(commands::trust::key::KeyArgs),
+    /// Make test certificates (generate-test, as notation's).
+    Cert(commands::trust::cert::CertArgs),
     /// Run a command in a new container of an image (pulled when missing).
     Run(commands::container::run::RunArgs),
     /// Create a container of an image (start it with `berth start`); prints its id.
@@ -98,6 +102,18 @@ enum Command {
     /// Manage containers (`ls`, `run`, `create`, `start`, `stop`, `kill`, `rm`, `logs`,
     /// `inspect`, `prune`, `wait`, `exec`, `attach`).
     Container(commands::container::ContainerArgs),
+    /// Sign an image in its registry (Notary Project signature); prints the signature's digest.
+    Sign(commands::trust::sign::SignArgs),
+    /// Verify an image's Notary Project signatures against the trust policy.
+    Verify(commands::trust::verify::VerifyArgs),
+    /// Record and sign where an image came from (SLSA provenance naming the source commit),
+    /// attached to it in its registry; prints the attestation's digest.
+    Attest(commands::trust::attest::AttestArgs),
+    /// Check role policies (berth.policy/v1).
+    Policy(commands::trust::policy::PolicyArgs),
+    /// Signing on push (`init`) and trust on first use: the signing identities pinned per
+    /// repository (`pins`, `accept`, `forget`).
+    Trust(commands::trust::tofu::TrustArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -135,7 +151,17 @@ fn main() -> ExitCode {
     // single-threaded; the registry and its client need no namespace
     let needs_namespace = !matches!(
         cli.command,
-        Command::Registry(_) | Command::Conformance(_) | Command::Login(_) | Command::Logout(_)
+        Command::Registry(_)
+            | Command::Conformance(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Sign(_)
+            | Command::Verify(_)
+            | Command::Attest(_)
+            | Command::Key(_)
+            | Command::Cert(_)
+            | Command::Policy(_)
+            | Command::Trust(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -166,6 +192,10 @@ fn main() -> ExitCode {
         Command::System(args) => legacy(commands::system::run(args)),
         Command::Network(args) => legacy(commands::network::run(args)),
         Command::Volume(args) => legacy(commands::volume::run(args)),
+        Command::Key(args) => legacy(commands::trust::key::run(args)),
+        Command::Cert(args) => legacy(commands::trust::cert::run(args)),
+        Command::Policy(args) => legacy(commands::trust::policy::run(args)),
+        Command::Trust(args) => legacy(commands::trust::tofu::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),
@@ -180,6 +210,9 @@ fn main() -> ExitCode {
         Command::Rm(args) => c::rm::run(args).map_err(c::Failure::other),
         Command::Wait(args) => c::wait::run(args).map_err(c::Failure::other),
         Command::Port(args) => c::port::run(args).map_err(c::Failure::other),
+        Command::Sign(args) => legacy(commands::trust::sign::run(args)),
+        Command::Verify(args) => legacy(commands::trust::verify::run(args)),
+        Command::Attest(args) => legacy(commands::trust::attest::run(args)),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

@@ -3,8 +3,9 @@
 //! verification as the specification's workflow.
 //!
 //! What it owns: turning envelope bytes plus a trust store and a policy statement into a
-//! [`Verdict`] with every step's outcome. What it does not own (yet): signing, the signature
-//! manifest and registry access (a small port over `berth-distribution`), role policies and
+//! [`Verdict`] with every step's outcome. It also signs: keys and berth's key store
+//! ([`keys`]), test certificates ([`certgen`]), envelopes ([`sign`]) and the signature manifest
+//! ([`manifest`]). What it does not own (yet): registry access (a small port over `berth-distribution`), role policies and
 //! CRL/OCSP revocation (which fails closed with a reason).
 //!
 //! The design decision to know: parsing is strict and in-crate (a DER reader for the
@@ -12,16 +13,28 @@
 //! cryptography is `ring`'s; nothing else parses outside input. ring has no P-521, so ES512
 //! signatures and P-521 keys are refused with a message that says so.
 
+pub mod attestation;
 mod cbor;
+mod cbor_writer;
 pub mod cert;
+pub mod certgen;
 mod cose;
 mod crypto;
 mod der;
+mod der_writer;
 pub mod envelope;
+pub mod image_policy;
 mod jws;
+pub mod keys;
+pub mod manifest;
 pub mod policy;
+pub mod provenance;
+pub mod repository;
+pub mod roles;
+pub mod sign;
 pub mod time;
 pub mod timestamp;
+pub mod tofu;
 pub mod truststore;
 pub mod verify;
 
@@ -30,7 +43,14 @@ pub use der::DerError;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeFormat, SignatureAlgorithm, SigningScheme, TargetArtifact,
 };
+pub use keys::{KeySpec, KeyStore, Signer, SigningKey};
 pub use policy::{Action, Level, PolicyError, PolicyStatement, TrustPolicy, VerificationLevel};
+pub use repository::{
+    ImageVerification, RegistrySignatures, RepositoryError, SignatureOutcome, SignatureRepository,
+    VerifyImageOptions, verify_image,
+};
+pub use roles::{Decision, Policy as RolePolicy, VerifiedSignature, evaluate};
+pub use sign::{SignOptions, sign};
 pub use time::Timestamp;
 pub use truststore::{StoreType, TrustStore, TrustStoreError};
 pub use verify::{Outcome, Step, StepResult, Verdict, VerifyOptions, verify};

@@ -6,4 +6,5 @@ pub mod logout;
 pub mod network;
 pub mod registry;
 pub mod system;
+pub mod trust;
 pub mod volume;

@@ -1,0 +1,166 @@
+//! `berth sign IMAGE [--key NAME] [--envelope jws|cose] [--expiry DURATION]`: signs the
+//! image's manifest digest with a key of berth's key store and pushes the signature manifest
+//! to the image's repository (the referrers API, else the `sha256-<hex>` tag index); prints
+//! the signature manifest's digest. A tag is resolved to its digest first, with a warning,
+//! as notation does.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_oci::Reference;
+use berth_oci::oci_spec::image::{Descriptor, MediaType};
+use berth_trust::keys::Signer;
+use berth_trust::repository::{RegistrySignatures, SignatureRepository, SignatureUpload};
+use berth_trust::{EnvelopeFormat, SignOptions, Timestamp};
+use clap::{Args, ValueEnum};
+
+use crate::commands::image::RegistryFlags;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvelopeArg {
+    /// JWS flattened JSON (`application/jose+json`), notation's default.
+    Jws,
+    /// COSE_Sign1 (`application/cose`).
+    Cose,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image (`host:port/repo@sha256:…`, or a tag, which is resolved to its digest).
+    #[arg(value_parser = crate::commands::image::parse_registry_reference)]
+    reference: Reference,
+    /// The signing key (default: the key store's default key).
+    #[arg(long, short, value_name = "NAME")]
+    key: Option<String>,
+    /// The envelope format.
+    #[arg(long, value_enum, default_value = "jws")]
+    envelope: EnvelopeArg,
+    /// After this long, verifiers refuse the signature (`io.cncf.notary.expiry`): 90s, 15m,
+    /// 24h, 30d, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    expiry: Option<Duration>,
+    #[command(flatten)]
+    registry: RegistryFlags,
+}
+
+/// The key `name`, else the key store's default key, with its chain checked to certify it.
+pub fn load_signer(name: Option<&str>) -> anyhow::Result<Signer> {
+    Ok(super::key::key_store()?.signer(name)?)
+}
+
+/// How signing and pushing a signature go.
+pub trait SignAndPush {
+    /// Signs `target` (a manifest of `sigs`' repository) and pushes the signature manifest.
+    fn sign_and_push(
+        &self,
+        sigs: &RegistrySignatures<'_>,
+        target: &berth_trust::TargetArtifact,
+        opts: &SignOptions,
+    ) -> impl std::future::Future<Output = anyhow::Result<berth_trust::repository::SignatureDescriptor>>;
+}
+
+impl SignAndPush for Signer {
+    async fn sign_and_push(
+        &self,
+        sigs: &RegistrySignatures<'_>,
+        target: &berth_trust::TargetArtifact,
+        opts: &SignOptions,
+    ) -> anyhow::Result<berth_trust::repository::SignatureDescriptor> {
+        let what = format!("{}@{}", sigs.repository().name(), target.digest);
+        let envelope = berth_trust::sign(target, &self.key, &self.chain, opts)
+            .with_context(|| format!("failed to sign {what}"))?;
+        let digest: berth_oci::oci_spec::image::Digest = target
+            .digest
+            .parse()
+            .with_context(|| format!("invalid digest {}", target.digest))?;
+        let subject = Descriptor::new(
+            MediaType::from(target.media_type.as_str()),
+            target.size,
+            digest,
+        );
+        let manifest = berth_trust::manifest::signature_manifest(
+            &subject,
+            &envelope,
+            opts.format,
+            &self.chain,
+            opts.signing_time,
+        )
+        .context("failed to make the signature manifest")?;
+        sigs.push_signature(SignatureUpload {
+            envelope: &envelope,
+            manifest: &manifest.bytes,
+        })
+        .await
+        .with_context(|| format!("failed to push the signature of {what}"))
+    }
+}
+
+/// The signatures (and manifests) of `reference`'s repository.
+pub fn signatures_in<'a>(
+    client: &'a berth_distribution::Client,
+    reference: &Reference,
+) -> anyhow::Result<RegistrySignatures<'a>> {
+    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
+        .with_context(|| format!("invalid image reference {reference}"))?;
+    Ok(RegistrySignatures::new(client, repo))
+}
+
+/// A local image's top manifest as signatures name it.
+pub fn record_target(record: &berth_store::ImageRecord) -> berth_trust::TargetArtifact {
+    berth_trust::TargetArtifact {
+        media_type: record.media_type.clone(),
+        digest: record.digest.to_string(),
+        size: record.size,
+        annotations: Default::default(),
+    }
+}
+
+/// `(by_tag, tag or digest)` of an image reference: what to resolve.
+pub fn wanted(reference: &Reference) -> (bool, String) {
+    match (reference.digest(), reference.tag()) {
+        (Some(d), _) => (false, d.to_string()),
+        (None, t) => (true, t.unwrap_or(berth_oci::DEFAULT_TAG).to_string()),
+    }
+}
+
+pub fn run(args: SignArgs) -> anyhow::Result<()> {
+    let reference = args.reference;
+    let signer = load_signer(args.key.as_deref())?;
+    let format = match args.envelope {
+        EnvelopeArg::Jws => EnvelopeFormat::Jws,
+        EnvelopeArg::Cose => EnvelopeFormat::Cose,
+    };
+    let mut opts = SignOptions::new(format);
+    if let Some(d) = args.expiry {
+        let secs = i64::try_from(d.as_secs()).context("--expiry is too long")?;
+        opts.expiry = Some(Timestamp(opts.signing_time.0.saturating_add(secs)));
+    }
+    let client = args.registry.client()?;
+    let scope = reference.name();
+    let sigs = signatures_in(&client, &reference)?;
+    let (by_tag, wanted) = wanted(&reference);
+    let (target, signature) = crate::commands::image::runtime()?.block_on(async {
+        let target = sigs
+            .resolve(&wanted)
+            .await
+            .with_context(|| format!("failed to resolve {reference}"))?;
+        if by_tag {
+            warn(&format!(
+                "Warning: always sign by digest ({scope}@{}) rather than by tag ({wanted}): a tag may be moved to another image; signing the image it names now",
+                target.digest
+            ));
+        }
+        let pushed = signer.sign_and_push(&sigs, &target, &opts).await?;
+        anyhow::Ok((target, pushed))
+    })?;
+    warn(&format!(
+        "Successfully signed {scope}@{} with key {:?}",
+        target.digest, signer.name
+    ));
+    crate::commands::image::print(signature.digest.as_ref())
+}
+
+pub(crate) fn warn(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}

@@ -910,3 +910,55 @@ fn berth_configuration_comes_first() {
             .ends_with("berth/trustpolicy.oci.json")
     );
 }
+
+/// `berth sign` and `berth verify` use the registry credentials `berth pull` and `berth push`
+/// use (`berth login` → docker's config.json), against a registry behind htpasswd.
+#[test]
+fn registry_credentials_are_used() {
+    let Some(bin) = notation_bin() else { return };
+    berth_test_support::requires_tool!("htpasswd");
+    let registry = Registry::start(RegistryOptions::new().user("erin", "s3cret-pass"));
+    let h = registry.http().basic("erin", "s3cret-pass");
+    let digest = push_image(&h, "app", "v1", 40);
+    let image = format!("{}/app@{digest}", registry.host());
+    let n = Notation::new(&bin);
+    berth_ok(
+        n.xdg(),
+        &["cert", "generate-test", "erin.example", "--default"],
+    );
+    let store = n.dir().join("truststore/x509/ca/erin");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(
+        n.xdg()
+            .join("berth/truststore/x509/ca/erin.example/erin.example.crt"),
+        store.join("erin.crt"),
+    )
+    .unwrap();
+    n.policy(&["ca:erin"], &["*"]);
+    // without credentials: refused by the registry, and said so
+    let out = berth(n.xdg(), &["sign", &image]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("authentication required"),
+        "{}",
+        stderr(&out)
+    );
+    berth_ok(
+        n.xdg(),
+        &["login", "-u", "erin", "-p", "s3cret-pass", &registry.host()],
+    );
+    berth_ok(n.xdg(), &["sign", &image]);
+    let (out, report) = berth_verify(&n, &image, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(report["signatures"].as_array().unwrap().len(), 1);
+    let v = n.cmd(&[
+        "verify",
+        "--insecure-registry",
+        "-u",
+        "erin",
+        "-p",
+        "s3cret-pass",
+        &image,
+    ]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}

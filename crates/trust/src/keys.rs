@@ -617,6 +617,7 @@ impl KeyStore {
             return Err(KeyError::Exists(name.to_string()));
         }
         self.ensure_dir()?;
+        self.remove_stale_temporaries(name)?;
         write_atomic(&key_path, key.to_pkcs8_pem().as_bytes(), 0o600)?;
         match chain {
             Some(chain) => write_atomic(&cert_path, chain_pem(chain).as_bytes(), 0o644)?,
@@ -624,6 +625,32 @@ impl KeyStore {
         }
         if opts.default {
             self.set_default(name)?;
+        }
+        Ok(())
+    }
+
+    /// Removes what a write of NAME's files that crashed left behind (`.NAME.key.tmp.*`,
+    /// `.NAME.crt.tmp.*`): a temporary key file holds a private key.
+    fn remove_stale_temporaries(&self, name: &str) -> Result<(), KeyError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io("reading", &self.dir)(e)),
+        };
+        let prefixes = [format!(".{name}.key.tmp."), format!(".{name}.crt.tmp.")];
+        for entry in entries {
+            let entry = entry.map_err(io("reading", &self.dir))?;
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            // the rest is fsutil's "PID.N": digits and dots only
+            let ours = prefixes.iter().any(|p| {
+                file_name.strip_prefix(p.as_str()).is_some_and(|rest| {
+                    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                })
+            });
+            if ours {
+                remove_if_exists(&entry.path())?;
+            }
         }
         Ok(())
     }
@@ -720,6 +747,7 @@ impl KeyStore {
         }
         remove_if_exists(&self.cert_path(name)?)?;
         remove_if_exists(&key_path)?;
+        self.remove_stale_temporaries(name)?;
         sync_dir(&self.dir)
     }
 

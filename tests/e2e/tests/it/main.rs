@@ -33,4 +33,5 @@ mod server;
 mod shutdown;
 mod skopeo;
 mod trust;
+mod trust_keys;
 mod uploads;

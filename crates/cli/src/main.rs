@@ -106,6 +106,14 @@ enum Command {
     Sign(commands::trust::sign::SignArgs),
     /// Verify an image's Notary Project signatures against the trust policy.
     Verify(commands::trust::verify::VerifyArgs),
+    /// Record and sign where an image came from (SLSA provenance naming the source commit),
+    /// attached to it in its registry; prints the attestation's digest.
+    Attest(commands::trust::attest::AttestArgs),
+    /// Check role policies (berth.policy/v1).
+    Policy(commands::trust::policy::PolicyArgs),
+    /// Signing on push (`init`) and trust on first use: the signing identities pinned per
+    /// repository (`pins`, `accept`, `forget`).
+    Trust(commands::trust::tofu::TrustArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -149,8 +157,11 @@ fn main() -> ExitCode {
             | Command::Logout(_)
             | Command::Sign(_)
             | Command::Verify(_)
+            | Command::Attest(_)
             | Command::Key(_)
             | Command::Cert(_)
+            | Command::Policy(_)
+            | Command::Trust(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -183,6 +194,8 @@ fn main() -> ExitCode {
         Command::Volume(args) => legacy(commands::volume::run(args)),
         Command::Key(args) => legacy(commands::trust::key::run(args)),
         Command::Cert(args) => legacy(commands::trust::cert::run(args)),
+        Command::Policy(args) => legacy(commands::trust::policy::run(args)),
+        Command::Trust(args) => legacy(commands::trust::tofu::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),
@@ -199,6 +212,7 @@ fn main() -> ExitCode {
         Command::Port(args) => c::port::run(args).map_err(c::Failure::other),
         Command::Sign(args) => legacy(commands::trust::sign::run(args)),
         Command::Verify(args) => legacy(commands::trust::verify::run(args)),
+        Command::Attest(args) => legacy(commands::trust::attest::run(args)),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

@@ -115,6 +115,12 @@ pub enum StoreError {
         #[source]
         source: ManifestError,
     },
+    #[error("failed to list the referrers stored in {path}")]
+    Referrers {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to collect garbage in {path}")]
     Prune {
         path: PathBuf,
@@ -151,6 +157,7 @@ impl StoreError {
             | StoreError::WriteIndex { .. }
             | StoreError::WriteLease { .. }
             | StoreError::Manifest { .. }
+            | StoreError::Referrers { .. }
             | StoreError::Prune { .. } => ErrorKind::Internal,
         }
     }

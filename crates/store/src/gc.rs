@@ -37,7 +37,7 @@ pub const INGEST_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Blobs larger than this are never read to look for a `subject`: no registry accepts
 /// manifests this large.
-const MAX_REFERRER_MANIFEST: u64 = 4 << 20;
+pub(crate) const MAX_REFERRER_MANIFEST: u64 = 4 << 20;
 
 /// How to collect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -411,7 +411,7 @@ fn parse_manifest(
 }
 
 /// Whether the file starts (after whitespace) with `{`.
-fn looks_like_json(path: &Path) -> bool {
+pub(crate) fn looks_like_json(path: &Path) -> bool {
     let mut head = [0u8; 64];
     let Ok(mut f) = std::fs::File::open(path) else {
         return false;

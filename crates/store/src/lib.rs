@@ -74,6 +74,7 @@ mod ingest;
 mod layout;
 mod lease;
 mod paths;
+mod referrers;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

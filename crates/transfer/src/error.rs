@@ -192,9 +192,9 @@ pub enum TransferError {
     )]
     NotInStore { name: String },
     #[error(
-        "the local store keeps no referrers\nhint: copy referrers between registries and OCI layouts"
+        "a docker-archive cannot hold referrers (signatures, SBOMs), so {path} would lose them\nhint: save with --format oci-archive, or leave out --referrers"
     )]
-    StoreKeepsNoReferrers,
+    ArchiveCannotHoldReferrers { path: PathBuf },
     #[error(transparent)]
     Registry(Box<berth_distribution::Error>),
     #[error(transparent)]
@@ -341,8 +341,8 @@ impl TransferError {
             | E::Manifest { .. }
             | E::InvalidDescriptor { .. }
             | E::NestedIndex { .. }
+            | E::ArchiveCannotHoldReferrers { .. }
             | E::TooManyReferrers { .. }
-            | E::StoreKeepsNoReferrers
             | E::ArchivePathMissing { .. }
             | E::HostileArchive { .. }
             | E::ReadArchive { .. }

@@ -202,8 +202,11 @@ impl Src {
                 })
                 .await
             }
-            Src::Store { .. } => Err(TransferError::StoreKeepsNoReferrers),
-            Src::Archive { .. } => Ok(Vec::new()),
+            Src::Store { store, .. } => {
+                let (store, subject) = (store.clone(), subject.clone());
+                blocking(move || Ok(store.referrers(&subject)?)).await
+            }
+            Src::Archive { provider, .. } => Ok(provider.source.referrers(subject)),
         }
     }
 }
@@ -310,7 +313,8 @@ impl Dst {
 
     /// Make referrer `m` (already written by [`Dst::put_manifest`]) findable from its
     /// subject: a registry does it on the push (or the client updates its tag fallback); a
-    /// layout lists it, untagged, in `index.json`.
+    /// layout lists it, untagged, in `index.json`; the store finds stored manifests by their
+    /// `subject` and keeps them as long as it keeps the subject.
     pub async fn list_referrer(&self, m: &ManifestBlob, desc: &Descriptor) -> Result<()> {
         match self {
             Dst::Registry { .. } => Ok(()),
@@ -319,7 +323,7 @@ impl Dst {
                 entry.set_size(m.bytes.len() as u64);
                 blocking(move || Ok(layout.add_manifest(&entry, None)?)).await
             }
-            Dst::Store { .. } => Err(TransferError::StoreKeepsNoReferrers),
+            Dst::Store { .. } => Ok(()),
         }
     }
 

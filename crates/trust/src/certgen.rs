@@ -215,6 +215,14 @@ fn build(
             "notAfter must be after notBefore".to_string(),
         ));
     }
+    // RFC 5280 times: UTCTime from 1950, GeneralizedTime with four-digit years
+    let (earliest, latest) = (Timestamp(-631_152_000), Timestamp(253_402_300_799));
+    if params.not_before < earliest || params.not_after > latest {
+        return Err(CertGenError::Invalid(format!(
+            "the validity {} .. {} is outside 1950 .. 9999 (a shorter period, please)",
+            params.not_before, params.not_after
+        )));
+    }
     let signer = issuer.map_or(key, |(_, k)| k);
     let sig_alg = signer.certificate_signature_algorithm();
     let subject = encode_name(&params.subject)?;
@@ -328,6 +336,9 @@ mod tests {
             )
             .expect("CA chain");
             assert!(ca_cert.is_ca() && !leaf_cert.is_ca());
+            // validity beyond year 9999 is refused, not encoded wrongly
+            let err = self_signed(&CertParams::test("x", 4_000_000), &key).expect_err("too long");
+            assert!(err.to_string().contains("9999"), "{err}");
             // the leaf alone does not chain to itself
             assert!(validate_chain(&[leaf_cert], ChainPurpose::CodeSigning).is_err());
         }

@@ -42,6 +42,14 @@ pub enum KeyError {
     Exists(String),
     #[error("no key named {0:?} (see `berth key list`)")]
     NotFound(String),
+    #[error(
+        "no default signing key: pass --key NAME, or make one the default (berth key set-default NAME)"
+    )]
+    NoDefault,
+    #[error(
+        "key {0:?} has no certificate, so it cannot sign: import one (berth key import NAME --key KEY --cert CHAIN --force)"
+    )]
+    NoCertificate(String),
     #[error("unsupported key: {0}")]
     Unsupported(String),
     #[error("invalid key: {0}")]
@@ -513,6 +521,14 @@ pub struct KeyEntry {
     pub is_default: bool,
 }
 
+/// A key ready to sign: its name, the key, its certificate chain (leaf first).
+#[derive(Debug)]
+pub struct Signer {
+    pub name: String,
+    pub key: SigningKey,
+    pub chain: Vec<Certificate>,
+}
+
 /// How [`KeyStore::add`] treats an existing name and the default marker.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AddOptions {
@@ -600,7 +616,8 @@ impl KeyStore {
         }
     }
 
-    /// Stores a key (and its certificate chain, leaf first, which must certify the key).
+    /// Stores a key (and its certificate chain, leaf first, which must certify the key). The
+    /// key becomes the default when asked to, or when there is no (existing) default key.
     pub fn add(
         &self,
         name: &str,
@@ -623,7 +640,8 @@ impl KeyStore {
             Some(chain) => write_atomic(&cert_path, chain_pem(chain).as_bytes(), 0o644)?,
             None => remove_if_exists(&cert_path)?,
         }
-        if opts.default {
+        // the first key is the default one, so that signing needs no flag
+        if opts.default || self.default_key()?.is_none_or(|d| !self.contains(&d)) {
             self.set_default(name)?;
         }
         Ok(())
@@ -701,6 +719,21 @@ impl KeyStore {
                 name: name.to_string(),
                 source,
             })
+    }
+
+    /// What `berth sign --key NAME` signs with: the named key (or, with `None`, the default
+    /// key), its certificate chain, checked to certify the key.
+    pub fn signer(&self, name: Option<&str>) -> Result<Signer, KeyError> {
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => self.default_key()?.ok_or(KeyError::NoDefault)?,
+        };
+        let key = self.load(&name)?;
+        let chain = self
+            .chain(&name)?
+            .ok_or_else(|| KeyError::NoCertificate(name.clone()))?;
+        check_chain_matches(&name, &key, &chain)?;
+        Ok(Signer { name, key, chain })
     }
 
     /// Every key, by name.

@@ -13,6 +13,7 @@
 //! cryptography is `ring`'s; nothing else parses outside input. ring has no P-521, so ES512
 //! signatures and P-521 keys are refused with a message that says so.
 
+pub mod attestation;
 mod cbor;
 mod cbor_writer;
 pub mod cert;
@@ -22,14 +23,18 @@ mod crypto;
 mod der;
 mod der_writer;
 pub mod envelope;
+pub mod image_policy;
 mod jws;
 pub mod keys;
 pub mod manifest;
 pub mod policy;
+pub mod provenance;
 pub mod repository;
+pub mod roles;
 pub mod sign;
 pub mod time;
 pub mod timestamp;
+pub mod tofu;
 pub mod truststore;
 pub mod verify;
 
@@ -38,12 +43,13 @@ pub use der::DerError;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeFormat, SignatureAlgorithm, SigningScheme, TargetArtifact,
 };
-pub use keys::{KeySpec, KeyStore, SigningKey};
+pub use keys::{KeySpec, KeyStore, Signer, SigningKey};
 pub use policy::{Action, Level, PolicyError, PolicyStatement, TrustPolicy, VerificationLevel};
 pub use repository::{
     ImageVerification, RegistrySignatures, RepositoryError, SignatureOutcome, SignatureRepository,
     VerifyImageOptions, verify_image,
 };
+pub use roles::{Decision, Policy as RolePolicy, VerifiedSignature, evaluate};
 pub use sign::{SignOptions, sign};
 pub use time::Timestamp;
 pub use truststore::{StoreType, TrustStore, TrustStoreError};

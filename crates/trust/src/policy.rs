@@ -364,7 +364,7 @@ fn validate_statement(raw: RawStatement) -> Result<PolicyStatement, PolicyError>
 }
 
 /// A repository URI without tag or digest: `host[:port]/path`, path components lowercase.
-fn validate_scope(s: &str) -> Result<(), String> {
+pub(crate) fn validate_scope(s: &str) -> Result<(), String> {
     let (host, path) = s.split_once('/').ok_or("not REGISTRY/REPOSITORY")?;
     let (h, port) = match host.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),

@@ -164,6 +164,10 @@ pub async fn load(
             path: path.to_owned(),
         });
     }
+    // Referrers the archive holds (signatures, SBOMs) are loaded with their image.
+    let mut opts = opts.clone();
+    opts.referrers |= source.has_referrers();
+    let opts = &opts;
     let mut loaded = Vec::new();
     for (i, image) in source.images().iter().enumerate() {
         if image.names.is_empty() {

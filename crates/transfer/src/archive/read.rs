@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_distribution::Descriptor;
-use berth_oci::{Algorithm, Digest, Digester, Reference, media_type};
+use berth_oci::{Algorithm, Digest, Digester, ManifestInfo, Reference, media_type};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncSeekExt;
@@ -59,6 +59,9 @@ pub struct ArchiveSource {
     index: TarIndex,
     format: ArchiveFormat,
     images: Vec<ArchivedImage>,
+    /// Untagged manifests of an OCI archive's `index.json` that name a `subject`
+    /// (signatures, SBOMs): kept beside their image, not loaded as images of their own.
+    referrers: Vec<(Digest, Descriptor)>,
     /// Where each blob is (docker-archive); an OCI archive's are at `blobs/<alg>/<hex>`.
     blobs: HashMap<Digest, String>,
 }
@@ -120,6 +123,20 @@ impl ArchiveSource {
     /// The archive file.
     pub fn path(&self) -> &Path {
         &self.index.path
+    }
+
+    /// Whether the archive holds referrers (only an OCI archive can).
+    pub fn has_referrers(&self) -> bool {
+        !self.referrers.is_empty()
+    }
+
+    /// The descriptors of the archived manifests whose subject is `subject`.
+    pub(crate) fn referrers(&self, subject: &Digest) -> Vec<Descriptor> {
+        self.referrers
+            .iter()
+            .filter(|(s, _)| s == subject)
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
     fn docker(index: TarIndex) -> Result<ArchiveSource> {
@@ -191,6 +208,7 @@ impl ArchiveSource {
             index,
             format: ArchiveFormat::Docker,
             images,
+            referrers: Vec::new(),
             blobs,
         })
     }
@@ -217,6 +235,7 @@ impl ArchiveSource {
             index,
             format: ArchiveFormat::Oci,
             images: Vec::new(),
+            referrers: Vec::new(),
             blobs: HashMap::new(),
         };
         for desc in manifests {
@@ -228,6 +247,17 @@ impl ArchiveSource {
                 .and_then(|a| a.get(REF_NAME))
                 .map(|n| vec![n.clone()])
                 .unwrap_or_default();
+            // An untagged manifest that names a subject is a referrer of another image
+            // (what `berth save --referrers` and `copy --referrers oci-archive:` write).
+            if names.is_empty()
+                && let Some(subject) = ManifestInfo::parse(&bytes, Some(desc.media_type().as_ref()))
+                    .ok()
+                    .and_then(|i| i.subject)
+                    .and_then(|s| digest_of(&s).ok())
+            {
+                source.referrers.push((subject, desc));
+                continue;
+            }
             source.images.push(ArchivedImage {
                 names,
                 top: ManifestBlob {

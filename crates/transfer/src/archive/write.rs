@@ -261,6 +261,11 @@ pub(crate) fn save(
     opts: &CopyOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<Digest>> {
+    if opts.referrers && format == ArchiveFormat::Docker {
+        return Err(TransferError::ArchiveCannotHoldReferrers {
+            path: dest.to_owned(),
+        });
+    }
     let mut s = Saver {
         handle,
         tar: TarWriter::create(dest)?,
@@ -302,6 +307,9 @@ pub(crate) fn save(
                         desc["annotations"] = json!({ REF_NAME: n });
                         oci_index.push(desc.clone());
                     }
+                }
+                if opts.referrers {
+                    s.oci_referrers(image, &chosen.top.digest, &mut oci_index)?;
                 }
             }
             ArchiveFormat::Docker => {
@@ -414,6 +422,70 @@ impl Saver<'_> {
                 source,
             })?;
         Ok(buf)
+    }
+
+    /// The referrers of `subject` and theirs (as [`crate::copy`] follows them: at most
+    /// [`crate::MAX_REFERRER_DEPTH`] deep and [`crate::MAX_REFERRERS`] in all), written with
+    /// their content and listed untagged in `index.json`, where `load` and OCI layout
+    /// readers find them by their `subject`.
+    fn oci_referrers(
+        &mut self,
+        image: &SaveImage,
+        subject: &Digest,
+        oci_index: &mut Vec<serde_json::Value>,
+    ) -> Result<()> {
+        let src = &image.src;
+        let mut seen = HashSet::new();
+        let mut queue = std::collections::VecDeque::from([(subject.clone(), 0usize)]);
+        while let Some((subject, depth)) = queue.pop_front() {
+            if depth >= crate::MAX_REFERRER_DEPTH {
+                continue;
+            }
+            for desc in self.handle.block_on(src.referrers(&subject))? {
+                let digest = digest_of(&desc)?;
+                if !seen.insert(digest.clone()) {
+                    continue;
+                }
+                if seen.len() > crate::MAX_REFERRERS {
+                    return Err(TransferError::TooManyReferrers {
+                        subject,
+                        limit: crate::MAX_REFERRERS,
+                    });
+                }
+                let m = self.handle.block_on(src.manifest(&desc)).map_err(|e| {
+                    TransferError::ReadReferrer {
+                        digest: digest.clone(),
+                        source: Box::new(e),
+                    }
+                })?;
+                let info = crate::parse(&m)?;
+                if crate::is_index(&m, &info) {
+                    for child in &info.manifests {
+                        let c = self.handle.block_on(src.manifest(child))?;
+                        for d in crate::parse(&c)?.referenced_blobs() {
+                            self.oci_blob(src, d)?;
+                        }
+                        self.oci_bytes(&c.bytes, &c.digest)?;
+                    }
+                } else {
+                    for d in info.referenced_blobs() {
+                        self.oci_blob(src, d)?;
+                    }
+                }
+                self.oci_bytes(&m.bytes, &m.digest)?;
+                let mut entry = json!({
+                    "mediaType": m.media_type,
+                    "digest": m.digest.as_str(),
+                    "size": m.bytes.len(),
+                });
+                if let Some(t) = &info.artifact_type {
+                    entry["artifactType"] = json!(t);
+                }
+                oci_index.push(entry);
+                queue.push_back((digest, depth + 1));
+            }
+        }
+        Ok(())
     }
 
     fn oci_bytes(&mut self, bytes: &[u8], digest: &Digest) -> Result<()> {

@@ -204,10 +204,58 @@ fn a_failed_write_leaves_no_key() {
         .add("fresh", &new, None, AddOptions::default())
         .expect_err("full");
     assert!(!store.contains("fresh"), "no half-written key: {err}");
-    let names: Vec<String> = std::fs::read_dir(store.dir())
+    let mut names: Vec<String> = std::fs::read_dir(store.dir())
         .expect("ls")
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, ["k.key"], "no temporary file left");
+    names.sort();
+    // k is the default (the first key); "fresh" left nothing, not even a temporary file
+    assert_eq!(names, ["default", "k.key"], "no temporary file left");
+    assert_eq!(store.default_key().expect("default").as_deref(), Some("k"));
+}
+
+#[test]
+fn the_signer_is_the_named_or_default_key_with_its_chain() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = KeyStore::new(tmp.path());
+    assert!(matches!(store.signer(None), Err(KeyError::NoDefault)));
+    let key = SigningKey::generate(KeySpec::EcP256).expect("key");
+    let cert = certgen::generate_test("alice", &key).expect("cert");
+    // the first key becomes the default without being asked to
+    store
+        .add(
+            "alice",
+            &key,
+            Some(std::slice::from_ref(&cert)),
+            AddOptions::default(),
+        )
+        .expect("add");
+    assert_eq!(store.default_key().expect("d").as_deref(), Some("alice"));
+    let bare = SigningKey::generate(KeySpec::EcP384).expect("key");
+    store
+        .add("bare", &bare, None, AddOptions::default())
+        .expect("add");
+    let s = store.signer(None).expect("default signer");
+    assert_eq!(s.name, "alice");
+    assert_eq!(s.chain, vec![cert.clone()]);
+    assert_eq!(s.key.public_key(), key.public_key());
+    assert_eq!(store.signer(Some("alice")).expect("named").name, "alice");
+    let err = store.signer(Some("bare")).expect_err("no certificate");
+    assert!(matches!(err, KeyError::NoCertificate(_)), "{err}");
+    assert!(matches!(
+        store.signer(Some("nobody")),
+        Err(KeyError::NotFound(_))
+    ));
+    // a chain file replaced by another key's certificate is refused at use
+    let other = certgen::generate_test("x", &bare).expect("cert");
+    std::fs::write(
+        store.cert_path("alice").expect("p"),
+        berth_trust::keys::chain_pem(&[other]),
+    )
+    .expect("write");
+    assert!(matches!(
+        store.signer(None),
+        Err(KeyError::CertificateMismatch { .. })
+    ));
 }

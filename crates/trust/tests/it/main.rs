@@ -8,11 +8,16 @@
     reason = "tests fail by panicking; temporary trust stores need no atomic writes"
 )]
 
+mod check;
 mod envelopes;
 mod keystore;
 mod openssl;
+mod pki;
 mod policies;
+mod roles;
+mod schema;
 mod signing;
+mod tofu;
 mod truststores;
 
 use std::path::{Path, PathBuf};

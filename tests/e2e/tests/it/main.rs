@@ -33,5 +33,8 @@ mod server;
 mod shutdown;
 mod skopeo;
 mod trust;
+mod trust_attest;
+mod trust_gate;
 mod trust_keys;
+mod trust_policy;
 mod uploads;

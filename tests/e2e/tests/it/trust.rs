@@ -40,33 +40,33 @@ fn notation_bin() -> Option<PathBuf> {
 }
 
 /// A registry of either kind, and a client for it.
-enum Peer {
+pub(crate) enum Peer {
     Berth(Box<Registry>),
     Docker(DockerRegistry),
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Berth,
     Docker,
 }
 
 impl Peer {
-    fn start(kind: Kind) -> Peer {
+    pub(crate) fn start(kind: Kind) -> Peer {
         match kind {
             Kind::Berth => Peer::Berth(Box::new(Registry::start(RegistryOptions::new()))),
             Kind::Docker => Peer::Docker(DockerRegistry::start(None)),
         }
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         match self {
             Peer::Berth(r) => r.host(),
             Peer::Docker(r) => r.host(),
         }
     }
 
-    fn http(&self) -> Http {
+    pub(crate) fn http(&self) -> Http {
         match self {
             Peer::Berth(r) => r.http(),
             Peer::Docker(r) => Http::new(&format!("http://{}", r.host()), None),
@@ -106,7 +106,7 @@ impl Peer {
 }
 
 /// An image pushed to `repo:tag`: its digest.
-fn push_image(h: &Http, repo: &str, tag: &str, seed: u64) -> Digest {
+pub(crate) fn push_image(h: &Http, repo: &str, tag: &str, seed: u64) -> Digest {
     let layer = random_bytes(seed, 512);
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64", "os": "linux",
@@ -246,7 +246,7 @@ fn berth_verify(n: &Notation, image: &str, extra: &[&str]) -> (Output, Value) {
     (out, report)
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -728,7 +728,7 @@ fn artifact_type_form_is_read_docker_registry() {
 // ---------------------------------------------------------------------------------------
 
 /// `berth` with its configuration (keys, trust store, trust policy) under `xdg`.
-fn berth(xdg: &Path, args: &[&str]) -> Output {
+pub(crate) fn berth(xdg: &Path, args: &[&str]) -> Output {
     Command::new(berth_bin())
         .args(args)
         .env("XDG_CONFIG_HOME", xdg)
@@ -740,7 +740,7 @@ fn berth(xdg: &Path, args: &[&str]) -> Output {
 }
 
 #[track_caller]
-fn berth_ok(xdg: &Path, args: &[&str]) -> String {
+pub(crate) fn berth_ok(xdg: &Path, args: &[&str]) -> String {
     let out = berth(xdg, args);
     assert!(
         out.status.success(),

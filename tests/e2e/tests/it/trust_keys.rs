@@ -442,3 +442,68 @@ fn a_crash_while_writing_a_key_leaves_no_key() {
         openssl(&c.keys(), &["pkey", "-in", "fresh.key", "-noout"], None);
     }
 }
+
+/// An ordinary user's keys live in `~/.config/berth/keys`, owned by the user, 0600; `berth
+/// key` and `berth cert` need no user namespace (no pause process is started for them).
+#[test]
+fn an_ordinary_user_keeps_keys_in_the_home_directory() {
+    requires_tool!("setpriv");
+    let user = "berth-rootless";
+    let Some((uid, gid)) = berth_test_support::passwd_ids(user) else {
+        berth_test_support::skip_or_fail(&format!("no user {user} (scripts/test creates it)"));
+        return;
+    };
+    let home = tempfile::tempdir().expect("tempdir");
+    let run_dir = home.path().join("run");
+    std::fs::create_dir(&run_dir).expect("mkdir");
+    for p in [home.path(), run_dir.as_path()] {
+        std::os::unix::fs::chown(p, Some(uid), Some(gid)).expect("chown");
+    }
+    let as_user = |args: &[&str]| -> Output {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .args(["--init-groups", "--"])
+            .arg(berth_bin())
+            .args(args)
+            .current_dir(home.path())
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", home.path())
+            .env("XDG_RUNTIME_DIR", &run_dir);
+        run_with_timeout(&mut c, Duration::from_secs(60))
+    };
+    for args in [
+        &["key", "generate", "mine", "--default"][..],
+        &["cert", "generate-test", "team"][..],
+    ] {
+        let out = as_user(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} as {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let keys = home.path().join(".config/berth/keys");
+    for f in ["mine.key", "team.key"] {
+        let m = std::fs::metadata(keys.join(f)).expect("key file");
+        assert_eq!((m.uid(), m.mode() & 0o7777), (uid, 0o600), "{f}");
+    }
+    assert_eq!(mode(&keys), 0o700);
+    assert!(
+        home.path()
+            .join(".config/berth/truststore/x509/ca/team/team.crt")
+            .is_file()
+    );
+    let out = as_user(&["key", "list", "-q"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "mine\nteam\n");
+    let pause = run_dir.join("berth/pause.pid");
+    if let Ok(pid) = std::fs::read_to_string(&pause) {
+        // stop what a regression started before failing
+        let _ = Command::new("kill").arg(pid.trim()).status();
+    }
+    assert!(
+        !pause.exists(),
+        "berth key started a user namespace's pause process"
+    );
+}

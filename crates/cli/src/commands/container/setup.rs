@@ -52,7 +52,8 @@ pub fn create_options(
     let name = reference.to_string();
     let present = store.image(&name)?.is_some();
     let snap = data.snapshots()?;
-    if args.pull == "always" || (args.pull == "missing" && !present) {
+    let pulling = args.pull == "always" || (args.pull == "missing" && !present);
+    if pulling {
         pull(args, &store, &snap, &reference)?;
     } else if !present {
         anyhow::bail!(
@@ -62,6 +63,11 @@ pub fn create_options(
     let record = store
         .image(&name)?
         .with_context(|| format!("image {name} vanished from the local store"))?;
+    if !pulling {
+        // A local image is held to the trust policy as a pulled one is, before it is unpacked.
+        let client = args.registry.client()?;
+        crate::commands::trust::gate::before_run(&client, &reference, &record, args.quiet)?;
+    }
     let platform = match (&args.platform, &record.platform) {
         (Some(p), _) => p.clone(),
         (None, Some(p)) => berth_oci::Platform::parse(p)
@@ -843,8 +849,11 @@ fn pull(
             .unwrap_or_else(berth_oci::Platform::host),
         referrers: false,
     };
-    crate::commands::image::pull::pull_unpack(&client, store, snap, reference, &opts, args.quiet)
-        .with_context(|| format!("failed to pull {reference}"))?;
+    let fetch = crate::commands::trust::gate::before_pull(&client, reference, args.quiet)?;
+    crate::commands::image::pull::pull_unpack(
+        &client, store, snap, &fetch, reference, &opts, args.quiet,
+    )
+    .with_context(|| format!("failed to pull {reference}"))?;
     Ok(())
 }
 

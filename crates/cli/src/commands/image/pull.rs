@@ -31,6 +31,11 @@ pub struct PullArgs {
     /// has downloaded.
     #[arg(long)]
     unpack: bool,
+    /// Also keep the image's referrers (signatures, SBOMs, attestations) in the local
+    /// store, found with the referrers API or its tag fallback; `save --referrers` and
+    /// `copy --referrers store:NAME …` carry them on.
+    #[arg(long, short = 'r')]
+    referrers: bool,
     #[command(flatten)]
     registry: RegistryFlags,
     #[command(flatten)]
@@ -41,13 +46,18 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     let reference = args.reference;
     let store = args.data.open()?;
     let client = args.registry.client()?;
-    let opts = args.platforms.copy_options();
-    if args.unpack && !opts.all_platforms {
+    let mut opts = args.platforms.copy_options();
+    opts.referrers = args.referrers;
+    // With a trust policy, the digest the policy accepted is what is fetched.
+    let fetch = crate::commands::trust::gate::before_pull(&client, &reference, args.quiet)?;
+    if args.unpack && !opts.all_platforms && !opts.referrers {
         let snap = args.data.snapshots()?;
-        let copied = pull_unpack(&client, &store, &snap, &reference, &opts, args.quiet)?;
+        let copied = pull_unpack(
+            &client, &store, &snap, &fetch, &reference, &opts, args.quiet,
+        )?;
         return super::print(copied.digest.as_str());
     }
-    let src = Endpoint::Registry(reference.clone());
+    let src = Endpoint::Registry(fetch);
     let dst = Endpoint::Store(reference.to_string());
     let copied = super::copy(&client, Some(&store), &src, &dst, &opts, args.quiet)?;
     pulled(&reference, &copied, args.quiet);
@@ -71,16 +81,19 @@ fn pulled(reference: &Reference, copied: &Copied, quiet: bool) {
 /// against its diff ID before its snapshot is committed. When the pull fails, the unpack
 /// stops and removes what it made: nothing is left committed. What `berth run` does for an
 /// image it does not have.
+/// `fetch` is what is fetched (the digest a trust policy verified, else `reference`), and
+/// `reference` the name it is recorded under in the store.
 pub fn pull_unpack(
     client: &berth_distribution::Client,
     store: &Store,
     snap: &SnapshotStore,
+    fetch: &Reference,
     reference: &Reference,
     opts: &CopyOptions,
     quiet: bool,
 ) -> anyhow::Result<Copied> {
     let name = reference.to_string();
-    let src = Endpoint::Registry(reference.clone());
+    let src = Endpoint::Registry(fetch.clone());
     let dst = Endpoint::Store(name.clone());
     let arrivals = Arc::new(Arrivals::new());
     let progress = crate::progress::Progress::new(crate::progress::Mode::detect(quiet));

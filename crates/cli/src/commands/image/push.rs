@@ -32,5 +32,10 @@ pub fn run(args: PushArgs) -> anyhow::Result<()> {
         referrers: false,
     };
     let copied = super::copy(&client, Some(&store), &src, &dst, &opts, args.quiet)?;
+    if let Some(record) = store.image(&reference.to_string())?
+        && record.digest == copied.digest
+    {
+        crate::commands::trust::onpush::after_push(&client, &reference, &record, args.quiet)?;
+    }
     super::print(copied.digest.as_str())
 }

@@ -30,6 +30,11 @@ pub struct SaveArgs {
     format: Format,
     #[command(flatten)]
     platforms: PlatformArgs,
+    /// Also save the images' referrers (signatures, SBOMs, attestations) kept in the
+    /// local store (`pull --referrers`, `copy --referrers … store:NAME`); `load` keeps
+    /// them. Only an oci-archive can hold them.
+    #[arg(long, short = 'r')]
+    referrers: bool,
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -44,7 +49,8 @@ pub fn run(args: SaveArgs) -> anyhow::Result<()> {
         Format::DockerArchive => ArchiveFormat::Docker,
         Format::OciArchive => ArchiveFormat::Oci,
     };
-    let opts = args.platforms.copy_options();
+    let mut opts = args.platforms.copy_options();
+    opts.referrers = args.referrers;
     let progress = crate::progress::Progress::new(crate::progress::Mode::detect(args.quiet));
     let saved = super::runtime()?.block_on(berth_transfer::archive::save(
         &store,

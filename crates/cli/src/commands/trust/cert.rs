@@ -53,11 +53,29 @@ pub struct GenerateTestArgs {
 
 pub fn run(args: CertArgs) -> anyhow::Result<()> {
     match args.command {
-        CertCommand::GenerateTest(a) => generate_test(a),
+        CertCommand::GenerateTest(a) => generate_test(a, true),
     }
 }
 
-fn generate_test(a: GenerateTestArgs) -> anyhow::Result<()> {
+/// A test key and certificate named `name`, made the default key and trusted: what the
+/// first signed push makes when signing is on and there is no key yet.
+pub fn generate_default_test_key(name: &str) -> anyhow::Result<()> {
+    generate_test(
+        GenerateTestArgs {
+            name: name.to_string(),
+            curve: CurveArg::P256,
+            default: true,
+            ca: false,
+            days: certgen::DEFAULT_VALIDITY_DAYS,
+            force: false,
+        },
+        false,
+    )
+}
+
+/// `name_to_stdout`: print the key's name on standard output, as `berth cert generate-test`
+/// does (not when a push makes the key: its output is the pushed digest).
+fn generate_test(a: GenerateTestArgs, name_to_stdout: bool) -> anyhow::Result<()> {
     let config = crate::dirs::config_dir()?;
     let store = key_store()?;
     if !berth_trust::truststore::is_valid_store_name(&a.name)
@@ -113,5 +131,12 @@ fn generate_test(a: GenerateTestArgs) -> anyhow::Result<()> {
         anchor.subject,
         trust_file.display()
     );
-    report_added(&store, &a.name, &key, chain.first(), a.default)
+    report_added(
+        &store,
+        &a.name,
+        &key,
+        chain.first(),
+        a.default,
+        name_to_stdout,
+    )
 }

@@ -174,7 +174,7 @@ fn generate(store: &KeyStore, a: GenerateArgs) -> anyhow::Result<()> {
             },
         )
         .with_context(|| format!("failed to store key {:?}", a.name))?;
-    report_added(store, &a.name, &key, Some(&cert), a.default)
+    report_added(store, &a.name, &key, Some(&cert), a.default, true)
 }
 
 pub(super) fn report_added(
@@ -183,6 +183,7 @@ pub(super) fn report_added(
     key: &SigningKey,
     leaf: Option<&Certificate>,
     default: bool,
+    name_to_stdout: bool,
 ) -> anyhow::Result<()> {
     let _ = writeln!(
         std::io::stderr().lock(),
@@ -205,7 +206,9 @@ pub(super) fn report_added(
             "{name}: marked as the default signing key"
         );
     }
-    writeln!(std::io::stdout().lock(), "{name}")?;
+    if name_to_stdout {
+        writeln!(std::io::stdout().lock(), "{name}")?;
+    }
     Ok(())
 }
 
@@ -249,6 +252,7 @@ fn import(store: &KeyStore, a: ImportArgs) -> anyhow::Result<()> {
         &key,
         chain.as_ref().and_then(|c| c.first()),
         a.default,
+        true,
     )
 }
 

@@ -42,31 +42,89 @@ pub struct SignArgs {
     registry: RegistryFlags,
 }
 
-pub fn run(args: SignArgs) -> anyhow::Result<()> {
-    let reference = args.reference;
-    let store = super::key::key_store()?;
-    let name = match args.key {
-        Some(k) => k,
-        None => store
-            .default_key()
-            .context("failed to read the default signing key")?
+/// A signing key of berth's key store and its certificate chain.
+pub struct Signer {
+    pub name: String,
+    pub key: berth_trust::keys::SigningKey,
+    pub chain: Vec<berth_trust::Certificate>,
+}
+
+impl Signer {
+    /// The key `name`, else the key store's default key.
+    pub fn load(name: Option<String>) -> anyhow::Result<Signer> {
+        let store = super::key::key_store()?;
+        let name = match name {
+            Some(k) => k,
+            None => store
+                .default_key()
+                .context("failed to read the default signing key")?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no signing key given and no default key\nhint: pass --key NAME, or make one with `berth cert generate-test NAME --default` or `berth key generate NAME --default`"
+                    )
+                })?,
+        };
+        let key = store
+            .load(&name)
+            .with_context(|| format!("failed to load signing key {name:?}"))?;
+        let chain = store
+            .chain(&name)
+            .with_context(|| format!("failed to read the certificate chain of key {name:?}"))?
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "no signing key given and no default key\nhint: pass --key NAME, or make one with `berth cert generate-test NAME --default` or `berth key generate NAME --default`"
+                    "key {name:?} has no certificate chain\nhint: import one with `berth key import {name} --key KEYFILE --cert CHAIN.pem --force`"
                 )
-            })?,
-    };
-    let key = store
-        .load(&name)
-        .with_context(|| format!("failed to load signing key {name:?}"))?;
-    let chain = store
-        .chain(&name)
-        .with_context(|| format!("failed to read the certificate chain of key {name:?}"))?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "key {name:?} has no certificate chain\nhint: import one with `berth key import {name} --key KEYFILE --cert CHAIN.pem --force`"
-            )
-        })?;
+            })?;
+        Ok(Signer { name, key, chain })
+    }
+
+    /// Signs `target` (a manifest of `sigs`' repository) and pushes the signature manifest.
+    pub async fn sign_and_push(
+        &self,
+        sigs: &RegistrySignatures<'_>,
+        target: &berth_trust::TargetArtifact,
+        opts: &SignOptions,
+    ) -> anyhow::Result<berth_trust::repository::SignatureDescriptor> {
+        let what = format!("{}@{}", sigs.repository().name(), target.digest);
+        let envelope = berth_trust::sign(target, &self.key, &self.chain, opts)
+            .with_context(|| format!("failed to sign {what}"))?;
+        let digest: berth_oci::oci_spec::image::Digest = target
+            .digest
+            .parse()
+            .with_context(|| format!("invalid digest {}", target.digest))?;
+        let subject = Descriptor::new(
+            MediaType::from(target.media_type.as_str()),
+            target.size,
+            digest,
+        );
+        let manifest = berth_trust::manifest::signature_manifest(
+            &subject,
+            &envelope,
+            opts.format,
+            &self.chain,
+            opts.signing_time,
+        )
+        .context("failed to make the signature manifest")?;
+        sigs.push_signature(SignatureUpload {
+            envelope: &envelope,
+            manifest: &manifest.bytes,
+        })
+        .await
+        .with_context(|| format!("failed to push the signature of {what}"))
+    }
+}
+
+/// `(by_tag, tag or digest)` of an image reference: what to resolve.
+pub fn wanted(reference: &Reference) -> (bool, String) {
+    match (reference.digest(), reference.tag()) {
+        (Some(d), _) => (false, d.to_string()),
+        (None, t) => (true, t.unwrap_or(berth_oci::DEFAULT_TAG).to_string()),
+    }
+}
+
+pub fn run(args: SignArgs) -> anyhow::Result<()> {
+    let reference = args.reference;
+    let signer = Signer::load(args.key)?;
     let format = match args.envelope {
         EnvelopeArg::Jws => EnvelopeFormat::Jws,
         EnvelopeArg::Cose => EnvelopeFormat::Cose,
@@ -81,10 +139,7 @@ pub fn run(args: SignArgs) -> anyhow::Result<()> {
         .with_context(|| format!("invalid image reference {reference}"))?;
     let scope = reference.name();
     let sigs = RegistrySignatures::new(&client, repo);
-    let (by_tag, wanted) = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => (false, d.to_string()),
-        (None, t) => (true, t.unwrap_or(berth_oci::DEFAULT_TAG).to_string()),
-    };
+    let (by_tag, wanted) = wanted(&reference);
     let (target, signature) = crate::commands::image::runtime()?.block_on(async {
         let target = sigs
             .resolve(&wanted)
@@ -96,42 +151,17 @@ pub fn run(args: SignArgs) -> anyhow::Result<()> {
                 target.digest
             ));
         }
-        let envelope = berth_trust::sign(&target, &key, &chain, &opts)
-            .with_context(|| format!("failed to sign {scope}@{}", target.digest))?;
-        let digest: berth_oci::oci_spec::image::Digest = target
-            .digest
-            .parse()
-            .with_context(|| format!("invalid digest {}", target.digest))?;
-        let subject = Descriptor::new(
-            MediaType::from(target.media_type.as_str()),
-            target.size,
-            digest,
-        );
-        let manifest = berth_trust::manifest::signature_manifest(
-            &subject,
-            &envelope,
-            format,
-            &chain,
-            opts.signing_time,
-        )
-        .context("failed to make the signature manifest")?;
-        let pushed = sigs
-            .push_signature(SignatureUpload {
-                envelope: &envelope,
-                manifest: &manifest.bytes,
-            })
-            .await
-            .with_context(|| format!("failed to push the signature of {scope}@{}", target.digest))?;
+        let pushed = signer.sign_and_push(&sigs, &target, &opts).await?;
         anyhow::Ok((target, pushed))
     })?;
     warn(&format!(
-        "Successfully signed {scope}@{} with key {name:?}",
-        target.digest
+        "Successfully signed {scope}@{} with key {:?}",
+        target.digest, signer.name
     ));
     crate::commands::image::print(signature.digest.as_ref())
 }
 
-fn warn(line: &str) {
+pub(crate) fn warn(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use berth_oci::Reference;
+use berth_trust::provenance::SourceRequirement;
 use berth_trust::repository::{
     DEFAULT_MAX_SIGNATURES, ImageVerification, RegistrySignatures, SignatureRepository,
     VerifyImageOptions, verify_image,
@@ -45,8 +46,23 @@ pub struct VerifyArgs {
     /// Signatures evaluated at most; more are ignored, and said so (notation's default).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SIGNATURES, value_parser = positive)]
     max_signatures: usize,
+    /// Also require a signed provenance attestation (`berth attest`) saying the image was
+    /// built from this source: `REPO` or `REPO@COMMIT` (the full commit).
+    #[arg(long, value_name = "REPO[@COMMIT]", value_parser = require_source, conflicts_with = "policy")]
+    require_source: Option<SourceRequirement>,
+    /// Evaluate this role policy (`berth.policy/v1`, docs/policy.md) instead of the trust
+    /// policy: which roles are satisfied, by which signatures, which are missing.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// The Kubernetes namespace the image is for (selects the role policy's rule).
+    #[arg(long, value_name = "NS", requires = "policy")]
+    namespace: Option<String>,
     #[command(flatten)]
     registry: RegistryFlags,
+}
+
+fn require_source(s: &str) -> Result<SourceRequirement, String> {
+    SourceRequirement::parse(s).map_err(|e| e.to_string())
 }
 
 fn positive(s: &str) -> Result<usize, String> {
@@ -74,20 +90,24 @@ fn notation_dir() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".config/notation"))
 }
 
+/// The trust policy and store in `dir`, if it has a trust policy.
+pub fn trust_config_in(dir: &std::path::Path) -> Option<TrustConfig> {
+    ["trustpolicy.oci.json", "trustpolicy.json"]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+        .map(|policy_path| TrustConfig {
+            policy_path,
+            truststore: dir.join("truststore"),
+        })
+}
+
 /// berth's trust policy and store, else notation's.
 pub fn trust_config() -> anyhow::Result<TrustConfig> {
     let mut dirs = vec![crate::dirs::config_dir()?];
     dirs.extend(notation_dir());
-    for dir in &dirs {
-        for name in ["trustpolicy.oci.json", "trustpolicy.json"] {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Ok(TrustConfig {
-                    policy_path: p,
-                    truststore: dir.join("truststore"),
-                });
-            }
-        }
+    if let Some(found) = dirs.iter().find_map(|d| trust_config_in(d)) {
+        return Ok(found);
     }
     let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     anyhow::bail!(
@@ -98,7 +118,86 @@ pub fn trust_config() -> anyhow::Result<TrustConfig> {
     )
 }
 
+/// The trust store a role policy's `ca:NAME` references resolve in: berth's, else
+/// notation's when berth has no trust configuration and notation has.
+fn role_truststore() -> anyhow::Result<PathBuf> {
+    let berth = crate::dirs::config_dir()?;
+    if berth.join("truststore").is_dir() {
+        return Ok(berth.join("truststore"));
+    }
+    Ok(notation_dir()
+        .map(|d| d.join("truststore"))
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(|| berth.join("truststore")))
+}
+
+/// Reads a role policy, pointing at `berth policy check` for the details of a bad one.
+pub fn load_role_policy(path: &std::path::Path) -> anyhow::Result<berth_trust::roles::Policy> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
+    berth_trust::roles::Policy::parse(&bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "invalid role policy {}: {e}\nhint: `berth policy check {}` lists every problem with its line and column",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let reference = &args.reference;
+    let policy = load_role_policy(path)?;
+    let store = TrustStore::new(role_truststore()?);
+    let client = args.registry.client()?;
+    let repo = berth_distribution::Repository::new(reference.registry(), reference.repository())
+        .with_context(|| format!("invalid image reference {reference}"))?;
+    let scope = reference.name();
+    let sigs = RegistrySignatures::new(&client, repo);
+    let opts = VerifyImageOptions {
+        max_signatures: args.max_signatures,
+        ..VerifyImageOptions::default()
+    };
+    let (_, wanted) = super::sign::wanted(reference);
+    let result = crate::commands::image::runtime()?.block_on(async {
+        let target = sigs
+            .resolve(&wanted)
+            .await
+            .with_context(|| format!("failed to resolve {reference}"))?;
+        berth_trust::image_policy::evaluate_image(
+            &sigs,
+            &policy,
+            &scope,
+            args.namespace.as_deref(),
+            &target,
+            &store,
+            &opts,
+        )
+        .await
+        .with_context(|| format!("failed to verify {reference}"))
+    })?;
+    match args.format {
+        Format::Text => crate::commands::image::print(&result.decision.to_string())?,
+        Format::Json => crate::commands::image::print(
+            &serde_json::to_string_pretty(&result.decision).context("failed to render JSON")?,
+        )?,
+    }
+    if result.ignored > 0 {
+        eprintln_warning(&format!(
+            "{} more signature(s) were not evaluated (--max-signatures {})",
+            result.ignored, args.max_signatures
+        ));
+    }
+    if result.decision.allowed {
+        Ok(())
+    } else {
+        anyhow::bail!("{scope} is denied by the role policy {}", path.display())
+    }
+}
+
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    if let Some(path) = args.policy.clone() {
+        return run_role_policy(&args, &path);
+    }
     let reference = args.reference;
     let config = trust_config()?;
     let policy_bytes = std::fs::read(&config.policy_path)
@@ -124,10 +223,29 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             .resolve(&wanted)
             .await
             .with_context(|| format!("failed to resolve {reference}"))?;
-        verify_image(&sigs, &scope, &target, &policy, &store, &opts)
+        let result = verify_image(&sigs, &scope, &target, &policy, &store, &opts)
             .await
-            .with_context(|| format!("failed to verify {reference}"))
+            .with_context(|| format!("failed to verify {reference}"))?;
+        let source = match &args.require_source {
+            Some(required) => Some(
+                berth_trust::attestation::verify_source(
+                    &client,
+                    sigs.repository(),
+                    &scope,
+                    &target,
+                    required,
+                    &policy,
+                    &store,
+                    &opts,
+                )
+                .await
+                .with_context(|| format!("failed to check the source of {reference}"))?,
+            ),
+            None => None,
+        };
+        anyhow::Ok((result, source))
     })?;
+    let (result, source) = result;
     if by_tag {
         eprintln_warning(&format!(
             "Warning: always verify an image by digest ({scope}@{}) rather than by tag ({}): a tag may be moved to another image",
@@ -140,6 +258,21 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             &serde_json::to_string_pretty(&render_json(&reference, &config, &result))
                 .context("failed to render JSON")?,
         )?,
+    }
+    if let Some(source) = &source {
+        match &source.source {
+            Some(found) => eprintln_warning(&format!(
+                "source: {found}, as a signed provenance attestation says (required: {})",
+                source.required
+            )),
+            None if result.passed => anyhow::bail!(
+                "{scope}@{} is signed, but no signed provenance attestation says it was built from {}:\n{}",
+                result.target.digest,
+                source.required,
+                source.explain()
+            ),
+            None => {}
+        }
     }
     if result.passed {
         Ok(())

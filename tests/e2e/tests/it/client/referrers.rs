@@ -1,6 +1,7 @@
 //! `berth copy --referrers`: an image with an SBOM and a signature on that SBOM moves from
 //! an OCI layout to berth's registry (referrers API), on to docker-registry (no referrers
-//! API: the client keeps the `sha256-<hex>` tag index), and back to a layout.
+//! API: the client keeps the `sha256-<hex>` tag index), back to a layout, into the local
+//! store (`pull --referrers`) and through `save --referrers` / `load`.
 
 use berth_test_support::{
     DockerRegistry, Http, Layer, OciLayout, Registry, RegistryOptions, image_config, requires_tool,
@@ -115,8 +116,57 @@ fn copy_with_referrers_carries_an_sbom_and_its_signature_across_registries_and_l
         serde_json::from_slice(&std::fs::read(c.join("index.json")).unwrap()).unwrap();
     assert_eq!(listed(&index), vec![image.digest.to_string()]);
 
-    // The local store keeps no referrers: a clear refusal, not a silent partial copy.
-    let out = env.try_berth(&["copy", "--referrers", &on_berth, "store:signed"]);
+    // Into the local store: `pull --referrers` keeps them beside the image, garbage
+    // collection keeps them as long as the image, and `copy --referrers store:…` finds them.
+    let to_layout = |env: &Env, from: &str, dir: &str| {
+        let d = env.path(dir);
+        env.berth(&[
+            "copy",
+            "-q",
+            "--referrers",
+            from,
+            &format!("oci:{}:v1", d.display()),
+        ]);
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(d.join("index.json")).unwrap()).unwrap();
+        listed(&index)
+    };
+    env.berth(&["pull", "-q", "--referrers", &on_docker]);
+    env.berth(&["image", "prune", "--grace", "0s"]);
+    let in_store = format!("store:{on_docker}");
+    assert_eq!(to_layout(&env, &in_store, "d"), want);
+
+    // save --referrers writes them into an oci-archive, untagged beside the image; load
+    // into another store keeps them, and does not take them for unnamed images.
+    let archive = env.path("signed.tar");
+    let archive_arg = archive.to_str().unwrap();
+    env.berth(&[
+        "save",
+        "-q",
+        "--referrers",
+        "--format",
+        "oci-archive",
+        "-o",
+        archive_arg,
+        &on_docker,
+    ]);
+    let other = Env::new();
+    let loaded = other.berth(&["load", "-q", "-i", archive_arg]);
+    assert!(loaded.contains(&on_docker), "{loaded}");
+    other.berth(&["image", "prune", "--grace", "0s"]);
+    assert_eq!(to_layout(&other, &in_store, "e"), want);
+
+    // A docker-archive cannot hold them: refused, not dropped.
+    let out = env.try_berth(&[
+        "save",
+        "-q",
+        "--referrers",
+        "-o",
+        env.path("d.tar").to_str().unwrap(),
+        &on_docker,
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no referrers"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot hold referrers"), "{stderr}");
+    assert!(!env.path("d.tar").exists());
 }

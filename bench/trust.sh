@@ -15,6 +15,8 @@
 #           notation's configuration when it has none of its own). notation stops at the
 #           first signature that passes; berth evaluates and reports all three.
 # Each time is the whole command, end to end: process start, registry round trips, crypto.
+# berth runs with --plain-http, the match of notation's --insecure-registry; berth verify is
+# also timed without it (on a loopback registry berth then tries HTTPS first and falls back).
 # Results: medians in ms, ratios notation time / berth time (higher = berth faster), also
 # written to bench/results/trust-<date>.md (gitignored).
 set -euo pipefail
@@ -85,9 +87,10 @@ job() { # job contender
     local t
     t=$(now)
     case "$1|$2" in
-    sign\|berth) "$BERTH" sign "$HOSTPORT/bench@$V1" >/dev/null 2>&1 ;;
+    sign\|berth) "$BERTH" sign --plain-http "$HOSTPORT/bench@$V1" >/dev/null 2>&1 ;;
     sign\|notation) nsign "$HOSTPORT/bench@$V1" ;;
-    verify\|berth) "$BERTH" verify "$HOSTPORT/bench@$THREE" >/dev/null ;;
+    verify\|berth) "$BERTH" verify --plain-http "$HOSTPORT/bench@$THREE" >/dev/null ;;
+    verify-auto\|berth) "$BERTH" verify "$HOSTPORT/bench@$THREE" >/dev/null ;;
     verify\|notation) "$NOTATION" verify --insecure-registry "$HOSTPORT/bench@$THREE" >/dev/null ;;
     esac
     RES["$1|$2"]+="$(awk -v s="$(elapsed "$t")" 'BEGIN { printf "%.1f", s * 1000 }') "
@@ -98,6 +101,7 @@ for ((round = 0; round < ROUNDS; round++)); do
     log "round $round"
     for c in $(abba "$round" berth notation); do job sign "$c"; done
     for c in $(abba "$((round + 1))" berth notation); do job verify "$c"; done
+    job verify-auto berth
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 SIGS=$(curl -sf "$BASE/v2/bench/referrers/$V1" | jq '.manifests | length')
@@ -116,6 +120,7 @@ out=bench/results/trust-$(date +%Y%m%d-%H%M%S).md
         nn=$(echo "${RES["$j|notation"]}" | median)
         echo "| $j | $b | $nn | $(awk -v a="$nn" -v b="$b" 'BEGIN{printf "%.2f", a/b}') |"
     done
+    echo "| verify without --plain-http (berth probes HTTPS first on loopback and loads the system roots) | $(echo "${RES["verify-auto|berth"]}" | median) | | |"
     echo
     for key in "${!RES[@]}"; do echo "- $key: ${RES[$key]}"; done | sort
 } | tee "$out"

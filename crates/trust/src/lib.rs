@@ -5,8 +5,9 @@
 //! What it owns: turning envelope bytes plus a trust store and a policy statement into a
 //! [`Verdict`] with every step's outcome. It also signs: keys and berth's key store
 //! ([`keys`]), test certificates ([`certgen`]), envelopes ([`sign`]) and the signature manifest
-//! ([`manifest`]). What it does not own (yet): registry access (a small port over `berth-distribution`), role policies and
-//! CRL/OCSP revocation (which fails closed with a reason).
+//! ([`manifest`]). Registries are reached only through [`repository`]'s `SignatureRepository`
+//! port over `berth-distribution` (list, fetch and push signatures; [`verify_image`]). What it
+//! does not own (yet): CRL/OCSP revocation (which fails closed with a reason).
 //!
 //! The design decision to know: parsing is strict and in-crate (a DER reader for the
 //! certificate fields the specification reads, a CBOR reader for COSE_Sign1), and all

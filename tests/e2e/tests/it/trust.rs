@@ -910,3 +910,110 @@ fn berth_configuration_comes_first() {
             .ends_with("berth/trustpolicy.oci.json")
     );
 }
+
+/// `berth sign` and `berth verify` use the registry credentials `berth pull` and `berth push`
+/// use (`berth login` → docker's config.json), against a registry behind htpasswd.
+#[test]
+fn registry_credentials_are_used() {
+    let Some(bin) = notation_bin() else { return };
+    berth_test_support::requires_tool!("htpasswd");
+    let registry = Registry::start(RegistryOptions::new().user("erin", "s3cret-pass"));
+    let h = registry.http().basic("erin", "s3cret-pass");
+    let digest = push_image(&h, "app", "v1", 40);
+    let image = format!("{}/app@{digest}", registry.host());
+    let n = Notation::new(&bin);
+    berth_ok(
+        n.xdg(),
+        &["cert", "generate-test", "erin.example", "--default"],
+    );
+    let store = n.dir().join("truststore/x509/ca/erin");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(
+        n.xdg()
+            .join("berth/truststore/x509/ca/erin.example/erin.example.crt"),
+        store.join("erin.crt"),
+    )
+    .unwrap();
+    n.policy(&["ca:erin"], &["*"]);
+    // without credentials: refused by the registry, and said so
+    let out = berth(n.xdg(), &["sign", &image]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("authentication required"),
+        "{}",
+        stderr(&out)
+    );
+    berth_ok(
+        n.xdg(),
+        &["login", "-u", "erin", "-p", "s3cret-pass", &registry.host()],
+    );
+    berth_ok(n.xdg(), &["sign", &image]);
+    let (out, report) = berth_verify(&n, &image, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(report["signatures"].as_array().unwrap().len(), 1);
+    let v = n.cmd(&[
+        "verify",
+        "--insecure-registry",
+        "-u",
+        "erin",
+        "-p",
+        "s3cret-pass",
+        &image,
+    ]);
+    assert!(v.status.success(), "{}", stderr(&v));
+}
+
+/// The statement for the image's `registry/repository` scope is the one applied: an unsigned
+/// image fails under a strict statement ("no signature found") and passes under the global
+/// skip statement, as with notation.
+#[test]
+fn the_statement_of_the_scope_applies() {
+    let Some(bin) = notation_bin() else { return };
+    let peer = Peer::start(Kind::Berth);
+    let h = peer.http();
+    let app = push_image(&h, "app", "v1", 50);
+    let other = push_image(&h, "other", "v1", 51);
+    let n = Notation::new(&bin);
+    n.generate_test("alice.example");
+    write_file(
+        n.dir().join("trustpolicy.json"),
+        &serde_json::to_vec(&json!({
+            "version": "1.0",
+            "trustPolicies": [
+                {
+                    "name": "app-strict",
+                    "registryScopes": [format!("{}/app", peer.host())],
+                    "signatureVerification": {"level": "strict"},
+                    "trustStores": ["ca:alice.example"],
+                    "trustedIdentities": ["*"],
+                },
+                {
+                    "name": "everything-else",
+                    "registryScopes": ["*"],
+                    "signatureVerification": {"level": "skip"},
+                },
+            ]
+        }))
+        .unwrap(),
+    );
+    let app_image = format!("{}/app@{app}", peer.host());
+    let other_image = format!("{}/other@{other}", peer.host());
+    let (out, report) = berth_verify(&n, &app_image, &[]);
+    assert!(!out.status.success());
+    assert_eq!(report["trustPolicy"]["statement"], "app-strict");
+    assert!(
+        stderr(&out).contains("no signature found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!n.verify(&app_image).status.success(), "notation agrees");
+    let (out, report) = berth_verify(&n, &other_image, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(report["trustPolicy"]["statement"], "everything-else");
+    assert_eq!(report["trustPolicy"]["level"], "skip");
+    assert!(n.verify(&other_image).status.success(), "notation agrees");
+    // signed, the app image passes its statement
+    n.sign("alice.example", &app_image, "jws");
+    let (out, _) = berth_verify(&n, &app_image, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -1,4 +1,4 @@
-//! Provenance attestations in registries: a [`Statement`](crate::provenance::Statement)
+//! Provenance attestations in registries: a [`Statement`]
 //! pushed as an OCI artifact whose `subject` is the image, signed like any manifest, and
 //! found again through the referrers API or its tag fallback.
 //!

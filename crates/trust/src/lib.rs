@@ -4,10 +4,14 @@
 //!
 //! What it owns: turning envelope bytes plus a trust store and a policy statement into a
 //! [`Verdict`] with every step's outcome. It also signs: keys and berth's key store
-//! ([`keys`]), test certificates ([`certgen`]), envelopes ([`sign`]) and the signature manifest
+//! ([`keys`]), test certificates ([`certgen`]), envelopes ([`sign`](mod@sign)) and the signature manifest
 //! ([`manifest`]). Registries are reached only through [`repository`]'s `SignatureRepository`
-//! port over `berth-distribution` (list, fetch and push signatures; [`verify_image`]). What it
-//! does not own (yet): CRL/OCSP revocation (which fails closed with a reason).
+//! port over `berth-distribution` (list, fetch and push signatures; [`verify_image`]). berth's
+//! role policies ([`roles`]: who must have signed, per scope and namespace) and their
+//! evaluation for an image in its registry ([`image_policy`]), trust on first use ([`tofu`]),
+//! and provenance: in-toto SLSA statements ([`provenance`]) pushed, signed and checked as
+//! attestations ([`attestation`]). What it does not own (yet): CRL/OCSP revocation (which
+//! fails closed with a reason) and RFC 3161 timestamping when signing.
 //!
 //! The design decision to know: parsing is strict and in-crate (a DER reader for the
 //! certificate fields the specification reads, a CBOR reader for COSE_Sign1), and all

@@ -8,7 +8,7 @@ use crate::policy::Level;
 use crate::verify::{Outcome as StepOutcome, Step, Verdict};
 
 /// One signature as the verifier left it: the signature manifest's digest, the verdict of
-/// [`crate::verify`] under the selected rule's [`super::Rule::statement`], and the signing
+/// [`crate::verify()`] under the selected rule's [`super::Rule::statement`], and the signing
 /// leaf certificate (taken from the verdict's envelope, so the two cannot disagree).
 #[derive(Debug, Clone)]
 pub struct VerifiedSignature {

@@ -6,7 +6,7 @@
 //! - [`Policy::parse`] reads and checks a policy file; every problem carries its `LINE:COL`.
 //! - [`Policy::select`] picks the rule for a repository and namespace (most specific wins);
 //!   its [`Rule::statement`] is the notation statement each envelope is verified with
-//!   ([`crate::verify`]).
+//!   ([`crate::verify()`]).
 //! - [`evaluate`] turns those verdicts into a [`Decision`] with its explanation. It is pure
 //!   and fast (no I/O, no allocation proportional to anything but the signatures): the
 //!   admission webhook calls it on every pod.

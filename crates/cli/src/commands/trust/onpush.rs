@@ -25,10 +25,12 @@ fn note(quiet: bool, line: &str) {
 /// The name of the key made at the first signed push: `USER.HOST`, in the characters key
 /// names allow.
 fn first_key_name() -> String {
+    let uid = rustix::process::geteuid().as_raw();
     let user = std::env::var("USER")
         .ok()
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| rustix::process::geteuid().as_raw().to_string());
+        .or_else(|| passwd_name(uid))
+        .unwrap_or_else(|| uid.to_string());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
@@ -42,6 +44,17 @@ fn first_key_name() -> String {
             }
         })
         .collect()
+}
+
+/// The name of `uid` in `/etc/passwd` (a shell started by `su` or `sudo -s` may have no USER).
+fn passwd_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// After `reference` was pushed (its top manifest `record`): signs it when signing on push
@@ -99,4 +112,16 @@ pub fn after_push(
         ),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_without_user_is_named_from_passwd() {
+        // uid 0 is root in every /etc/passwd; a uid nobody has gives no name
+        assert_eq!(passwd_name(0).as_deref(), Some("root"));
+        assert_eq!(passwd_name(4_000_000_123), None);
+    }
 }

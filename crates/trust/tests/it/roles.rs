@@ -433,9 +433,10 @@ fn the_decision_serialises_to_json() {
     assert_eq!(v["ignored"][0]["reason"], "notARoleIdentity");
 }
 
-/// `cargo test -p berth-trust --test it roles::evaluation_micro_bench -- --ignored --nocapture`
+/// Repeated evaluation gives the same decision every time (no state carried between calls),
+/// and prints its timing for docs/performance.md — never asserted, as CI's machine is shared:
+/// `cargo test --release -p berth-trust --test it roles::evaluation_micro_bench -- --nocapture`
 #[test]
-#[ignore = "a timing, run by hand (docs/performance.md)"]
 fn evaluation_micro_bench() {
     let p = acme();
     for (label, who) in [
@@ -448,19 +449,20 @@ fn evaluation_micro_bench() {
         ),
     ] {
         let s = sigs(&p, PROD_IMAGE, Some("prod-eu"), &who);
-        let mut times = Vec::with_capacity(10_000);
-        for _ in 0..10_000 {
+        let first = evaluate(&p, PROD_IMAGE, Some("prod-eu"), &s);
+        assert!(first.allowed, "{first}");
+        let mut times = Vec::with_capacity(2_000);
+        for _ in 0..2_000 {
             let t = std::time::Instant::now();
             let d = evaluate(&p, PROD_IMAGE, Some("prod-eu"), &s);
             times.push(t.elapsed());
-            assert!(d.allowed);
+            assert_eq!(d, first);
         }
         times.sort();
         println!(
-            "evaluate, {label}: median {:?}, p99 {:?} over 10000",
-            times[5_000], times[9_900]
+            "evaluate, {label}: median {:?}, p99 {:?} over 2000",
+            times[1_000], times[1_980]
         );
-        assert!(times[5_000] < std::time::Duration::from_millis(1));
     }
 }
 

@@ -29,6 +29,7 @@ pub mod model;
 pub mod redact;
 pub mod render;
 mod session;
+pub mod signing;
 
 use std::time::{Instant, SystemTime};
 
@@ -139,6 +140,7 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
             outcome,
             duration_ms: t.elapsed().as_millis() as u64,
             exchanges: c.take_log(),
+            evidence: None,
         });
     }
     if needs_data {
@@ -148,24 +150,11 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
     let mut workflows = opts.workflows.clone();
     workflows.sort();
     workflows.dedup();
-    let mut totals = Counts::default();
-    let summary = workflows
-        .iter()
-        .map(|w| {
-            let mut counts = Counts::default();
-            for r in results.iter().filter(|r| r.info.workflow == *w) {
-                counts.add(r.outcome.status);
-                totals.add(r.outcome.status);
-            }
-            WorkflowSummary {
-                workflow: *w,
-                optional: w.is_optional(),
-                counts,
-            }
-        })
-        .collect();
+    let (totals, summary) = model::summarize(&workflows, &results);
     Ok(Report {
         format: REPORT_FORMAT,
+        subject: Subject::Registry,
+        implementation: None,
         tool: format!("berth-conformance {}", env!("CARGO_PKG_VERSION")),
         spec_version: SPEC_VERSION.to_owned(),
         registry: opts.registry,

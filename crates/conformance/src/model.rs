@@ -32,6 +32,13 @@ pub enum Workflow {
     /// Optional: requirements added on the spec's `main` branch after the release the other
     /// workflows follow. Run only when asked; its failures never make a run non-conformant.
     Main,
+    /// Notary Project signing: a verifier given the checker's own corpus (signatures it
+    /// built at run time from its test PKI).
+    Verifier,
+    /// Notary Project signing: a verifier given notation's own test vectors.
+    Vectors,
+    /// Notary Project signing: the signatures a signer produced.
+    Signer,
 }
 
 impl Workflow {
@@ -54,6 +61,9 @@ impl Workflow {
             Workflow::Discovery => "discovery",
             Workflow::Management => "management",
             Workflow::Main => "main",
+            Workflow::Verifier => "verifier",
+            Workflow::Vectors => "vectors",
+            Workflow::Signer => "signer",
         }
     }
 
@@ -220,6 +230,61 @@ pub struct Exchange {
     pub duration_ms: u64,
 }
 
+/// What a report judges: a registry (distribution-spec) or a signing tool (Notary Project).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subject {
+    /// A registry against distribution-spec ([`SPEC_VERSION`]).
+    #[default]
+    Registry,
+    /// A signature verifier against the Notary Project specification
+    /// ([`NOTARY_SPEC_VERSION`]).
+    Verifier,
+    /// A signer against the Notary Project specification.
+    Signer,
+}
+
+impl Subject {
+    /// `registry`, `verifier` or `signer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::Registry => "registry",
+            Subject::Verifier => "verifier",
+            Subject::Signer => "signer",
+        }
+    }
+
+    /// Whether this is a registry report (the default, and the only kind before signing).
+    pub fn is_registry(&self) -> bool {
+        *self == Subject::Registry
+    }
+}
+
+/// The Notary Project specification release the signing checks follow.
+pub const NOTARY_SPEC_VERSION: &str = "v1.1.0";
+/// Where its documents are: `{NOTARY_SPEC_URL}/<document>.md#{anchor}`.
+pub const NOTARY_SPEC_URL: &str =
+    "https://github.com/notaryproject/specifications/blob/v1.1.0/specs";
+
+/// One labelled piece of what a check gave the implementation, readable as it is (an
+/// envelope's protected headers decoded, a certificate summarised, a trust policy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputItem {
+    pub label: String,
+    pub text: String,
+}
+
+/// What a signing check showed the implementation, what it did, and what the
+/// specification requires of it (a registry check's evidence is its exchanges instead).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub input: Vec<InputItem>,
+    /// What the implementation did: its verdict, exit status and the end of its output.
+    pub observed: String,
+    /// What the specification requires.
+    pub required: String,
+}
+
 /// What a check is: its identity, the spec clause and the level of its requirement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckInfo {
@@ -249,6 +314,10 @@ pub struct CheckResult {
     pub duration_ms: u64,
     /// Every request the check made, in order.
     pub exchanges: Vec<Exchange>,
+    /// For a signing check: its input, what the implementation did and what the
+    /// specification requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
 }
 
 /// Counts of each status.
@@ -287,14 +356,46 @@ pub struct WorkflowSummary {
     pub counts: Counts,
 }
 
+/// The totals and per-workflow counts of `results`, one summary per workflow of
+/// `workflows` in that order.
+pub(crate) fn summarize(
+    workflows: &[Workflow],
+    results: &[CheckResult],
+) -> (Counts, Vec<WorkflowSummary>) {
+    let mut totals = Counts::default();
+    let summary = workflows
+        .iter()
+        .map(|w| {
+            let mut counts = Counts::default();
+            for r in results.iter().filter(|r| r.info.workflow == *w) {
+                counts.add(r.outcome.status);
+                totals.add(r.outcome.status);
+            }
+            WorkflowSummary {
+                workflow: *w,
+                optional: w.is_optional(),
+                counts,
+            }
+        })
+        .collect();
+    (totals, summary)
+}
+
 /// A whole run: the JSON report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     /// [`REPORT_FORMAT`].
     pub format: u32,
+    /// What is judged: a registry (the default), a verifier or a signer.
+    #[serde(default, skip_serializing_if = "Subject::is_registry")]
+    pub subject: Subject,
+    /// For a signing report: the implementation's command line as given (placeholders
+    /// unexpanded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<String>,
     /// `berth-conformance <version>`.
     pub tool: String,
-    /// [`SPEC_VERSION`].
+    /// [`SPEC_VERSION`] ([`NOTARY_SPEC_VERSION`] for a signing report).
     pub spec_version: String,
     /// The registry host checked (`host[:port]`).
     pub registry: String,
@@ -329,6 +430,20 @@ impl Report {
             c.add(r.outcome.status);
         }
         c
+    }
+
+    /// The report's one-line verdict: `conforms`, or `does not conform: N MUST violations`
+    /// (what the signing reports state; a registry report words its own).
+    pub fn verdict(&self) -> String {
+        let n = self.required().fail;
+        if self.conformant {
+            "conforms".to_owned()
+        } else {
+            format!(
+                "does not conform: {n} MUST violation{}",
+                if n == 1 { "" } else { "s" }
+            )
+        }
     }
 
     /// Counts of the optional checks (the `main` group).

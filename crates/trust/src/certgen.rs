@@ -21,6 +21,7 @@ use ring::rand::SecureRandom;
 pub const DEFAULT_VALIDITY_DAYS: u32 = 365;
 
 const OID_CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+const OID_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
 
 /// Why a certificate could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,9 @@ enum Role {
     Ca,
     /// Code-signing leaf issued by a CA.
     Leaf,
+    /// A leaf issued by a CA whose extendedKeyUsage is serverAuth only: not a code-signing
+    /// certificate (what a conformance corpus presents to a verifier, which must refuse it).
+    ServerAuthLeaf,
 }
 
 /// The self-signed signing certificate of `notation cert generate-test NAME`, valid for
@@ -111,6 +115,29 @@ pub fn leaf(
         )));
     }
     build(params, key, Some((issuer, issuer_key)), Role::Leaf)
+}
+
+/// A leaf for `key` issued by `issuer` like [`leaf`], but whose extendedKeyUsage is
+/// serverAuth instead of codeSigning: a certificate the Notary Project signature
+/// specification forbids as a signing certificate ("Certificate Requirements"). For
+/// conformance corpora that check that a verifier refuses it.
+pub fn leaf_without_code_signing(
+    params: &CertParams,
+    key: &SigningKey,
+    issuer: &Certificate,
+    issuer_key: &SigningKey,
+) -> Result<Certificate, CertGenError> {
+    if !issuer_key.matches(issuer) || !issuer.is_ca() {
+        return Err(CertGenError::Invalid(
+            "the issuer must be a CA certificate with the issuer key's public key".to_string(),
+        ));
+    }
+    build(
+        params,
+        key,
+        Some((issuer, issuer_key)),
+        Role::ServerAuthLeaf,
+    )
 }
 
 /// A test CA (its own new key of `key`'s kind when EC, P-256 otherwise) and a leaf for `key`
@@ -249,7 +276,12 @@ fn build(
                 &w::octet_string(&ski),
             ));
         }
-        Role::SelfSignedLeaf | Role::Leaf => {
+        Role::SelfSignedLeaf | Role::Leaf | Role::ServerAuthLeaf => {
+            let eku = if role == Role::ServerAuthLeaf {
+                OID_SERVER_AUTH
+            } else {
+                OID_CODE_SIGNING
+            };
             exts.push(extension(oid::BASIC_CONSTRAINTS, true, &w::sequence(&[])));
             exts.push(extension(
                 oid::KEY_USAGE,
@@ -259,7 +291,7 @@ fn build(
             exts.push(extension(
                 oid::EXT_KEY_USAGE,
                 false,
-                &w::sequence(&[&w::oid(OID_CODE_SIGNING)]),
+                &w::sequence(&[&w::oid(eku)]),
             ));
             exts.push(extension(
                 oid::SUBJECT_KEY_ID,

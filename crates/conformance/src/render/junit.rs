@@ -164,6 +164,15 @@ fn details(c: &CheckResult) -> String {
         s.push_str(&exchange_line(e));
         s.push('\n');
     }
+    if let Some(e) = &c.evidence {
+        s.push_str(&format!(
+            "implementation did: {}\nspecification requires: {}\n",
+            e.observed, e.required
+        ));
+        for item in &e.input {
+            s.push_str(&format!("input: {}\n{}\n", item.label, item.text));
+        }
+    }
     s
 }
 

@@ -97,6 +97,7 @@ pub(crate) fn sample_report() -> crate::Report {
             },
             duration_ms: 1500,
             exchanges: vec![exchange(Some(404)), exchange(None)],
+            evidence: None,
         };
     let checks = vec![
         result(Workflow::Pull, "ok", Level::Must, Status::Pass, ""),
@@ -137,6 +138,8 @@ pub(crate) fn sample_report() -> crate::Report {
     };
     Report {
         format: REPORT_FORMAT,
+        subject: Subject::Registry,
+        implementation: None,
         tool: "berth-conformance 0.1.0".into(),
         spec_version: SPEC_VERSION.into(),
         registry: "127.0.0.1:5000".into(),

@@ -78,16 +78,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         ),
         r => r.with_context(|| format!("failed to check {}", args.target))?,
     };
-    if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&report).context("failed to serialize the report")?;
-        write_report(path, "JSON", &json)?;
-    }
-    if let Some(path) = &args.html {
-        write_report(path, "HTML", render::html::render(&report).as_bytes())?;
-    }
-    if let Some(path) = &args.junit {
-        write_report(path, "JUnit", render::junit::render(&report).as_bytes())?;
-    }
+    write_reports(
+        &report,
+        args.json.as_deref(),
+        args.html.as_deref(),
+        args.junit.as_deref(),
+    )?;
     summary(&report)?;
     if !report.conformant {
         let required = report.required();
@@ -121,6 +117,26 @@ fn split_target(target: &str) -> anyhow::Result<(&str, &str, Option<&str>)> {
         Some((_, tag)) => Ok((registry, &rest[..rest.len() - tag.len() - 1], Some(tag))),
         None => Ok((registry, rest, None)),
     }
+}
+
+/// Write the report files asked for: JSON, HTML, JUnit.
+pub(super) fn write_reports(
+    report: &Report,
+    json: Option<&std::path::Path>,
+    html: Option<&std::path::Path>,
+    junit: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(path) = json {
+        let json = serde_json::to_vec_pretty(report).context("failed to serialize the report")?;
+        write_report(path, "JSON", &json)?;
+    }
+    if let Some(path) = html {
+        write_report(path, "HTML", render::html::render(report).as_bytes())?;
+    }
+    if let Some(path) = junit {
+        write_report(path, "JUnit", render::junit::render(report).as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Write a report file atomically (a reader never sees half a report).

@@ -1,6 +1,8 @@
-//! `berth conformance …`: check registries against the OCI distribution-spec.
+//! `berth conformance …`: check registries against the OCI distribution-spec, and signature
+//! verifiers against the Notary Project specification.
 
 pub mod check;
+pub mod verify;
 
 use clap::{Args, Subcommand};
 
@@ -18,10 +20,17 @@ enum ConformanceCommand {
     /// that existing image read-only (only GET and HEAD are sent). --include-main adds the
     /// optional checks of the spec's main branch (reported, never failing the run).
     Check(check::CheckArgs),
+    /// Check a signature verifier against the Notary Project specification v1.1: present it
+    /// with signatures that MUST be accepted and MUST be refused (built now from a test
+    /// PKI; --vectors adds notation's), each with its trust policy and store, and compare
+    /// its verdicts (exit status 0 = accepted) with the specification's. Exit 0 only when
+    /// it conforms.
+    Verify(Box<verify::VerifyArgs>),
 }
 
 pub fn run(args: ConformanceArgs) -> anyhow::Result<()> {
     match args.command {
         ConformanceCommand::Check(a) => check::run(a),
+        ConformanceCommand::Verify(a) => verify::run(*a),
     }
 }

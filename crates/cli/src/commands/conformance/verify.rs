@@ -1,0 +1,195 @@
+//! `berth conformance verify --verifier 'COMMAND {image} …'`: present the signing corpus
+//! (and, with --vectors, notation's vectors) to a verifier, print a summary, optionally
+//! write the JSON, HTML and JUnit reports, and fail unless the verifier conforms.
+//!
+//! Without --registry the corpus goes to a berth registry started in this process on
+//! 127.0.0.1 (a free port, storage in a temporary directory, anonymous), stopped at the end.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_conformance::signing::verifier::{self, VerifierOptions};
+use berth_conformance::{Report, Status};
+use clap::Args;
+
+use super::super::image::{RegistryFlags, print, runtime};
+use super::check::write_reports;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The verifier's command line, run once per case without a shell: `{image}` (required)
+    /// becomes `REGISTRY/REPOSITORY@sha256:…`, `{policy}` the trust policy file,
+    /// `{truststore}` the trust store directory (`x509/ca/<name>/…`), `{config}` a directory
+    /// holding both as `notation/` and `berth/` (the command runs with
+    /// XDG_CONFIG_HOME={config}). Exit status 0 means accepted, anything else refused.
+    /// berth: `berth verify --plain-http {image}`; notation: `notation verify
+    /// --insecure-registry {image}`.
+    #[arg(long, value_name = "COMMAND")]
+    verifier: String,
+    /// The registry to push the corpus to (`127.0.0.1:5000`). Default: a berth registry
+    /// started for the run on 127.0.0.1.
+    #[arg(long, value_name = "HOST:PORT")]
+    registry: Option<String>,
+    /// The repository prefix of the cases (`<namespace>/<case>`).
+    #[arg(long, value_name = "NAME")]
+    namespace: Option<String>,
+    /// Also present notation's test vectors from DIR (a copy of notation's and
+    /// notation-go's testdata laid out as `shared/vectors/notation`).
+    #[arg(long, value_name = "DIR")]
+    vectors: Option<PathBuf>,
+    /// Keep each case's trust policy and trust store in DIR (default: a temporary
+    /// directory, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// Seconds the verifier has for one case.
+    #[arg(long, value_name = "SECONDS", default_value_t = verifier::DEFAULT_TIMEOUT.as_secs())]
+    timeout: u64,
+    /// Write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page to FILE (open it in a browser).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write the report as JUnit XML to FILE (for CI systems).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    #[command(flatten)]
+    flags: RegistryFlags,
+}
+
+pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    let command = verifier::parse_command(&args.verifier)?;
+    let temp = tempfile::Builder::new()
+        .prefix("berth-conformance-verify-")
+        .tempdir()
+        .context("failed to create a temporary directory")?;
+    let workdir = match &args.workdir {
+        Some(d) => d.clone(),
+        None => temp.path().join("cases"),
+    };
+    let client = args.flags.client()?;
+    let namespace = args.namespace.clone().unwrap_or_else(|| {
+        format!(
+            "berth-conformance/{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        )
+    });
+    let report = runtime()?.block_on(async {
+        let local = match &args.registry {
+            Some(_) => None,
+            None => Some(LocalRegistry::start(&temp.path().join("registry")).await?),
+        };
+        let registry = match &local {
+            Some(l) => l.address.clone(),
+            None => args.registry.clone().unwrap_or_default(),
+        };
+        let opts = VerifierOptions {
+            client,
+            registry: registry.clone(),
+            namespace,
+            command,
+            workdir,
+            vectors: args.vectors.clone(),
+            timeout: Duration::from_secs(args.timeout.max(1)),
+        };
+        let report = verifier::check_verifier(&opts)
+            .await
+            .with_context(|| format!("failed to check the verifier {:?}", args.verifier));
+        if let Some(l) = local {
+            l.stop().await;
+        }
+        report
+    })?;
+    write_reports(
+        &report,
+        args.json.as_deref(),
+        args.html.as_deref(),
+        args.junit.as_deref(),
+    )?;
+    summary(&report)?;
+    if !report.conformant {
+        anyhow::bail!(
+            "the verifier {:?} {} (Notary Project {})",
+            args.verifier,
+            report.verdict(),
+            report.spec_version
+        );
+    }
+    Ok(())
+}
+
+/// The summary on stdout: counts per group, one line per violation, the verdict.
+pub(super) fn summary(report: &Report) -> anyhow::Result<()> {
+    print(&format!(
+        "{} {} against the Notary Project specification {} in {:.1}s",
+        report.subject.as_str(),
+        report.implementation.as_deref().unwrap_or(""),
+        report.spec_version,
+        report.duration_ms as f64 / 1000.0
+    ))?;
+    for w in &report.summary {
+        let c = &w.counts;
+        print(&format!(
+            "  {:<9} {:>3} pass {:>3} fail {:>3} skip",
+            w.workflow.as_str(),
+            c.pass,
+            c.fail,
+            c.skip
+        ))?;
+    }
+    for r in report.with_status(Status::Fail) {
+        print(&format!(
+            "fail {} [{}] {}",
+            r.info.id, r.info.level, r.outcome.reason
+        ))?;
+    }
+    print(&report.verdict())
+}
+
+/// A berth registry serving on 127.0.0.1 for the run.
+struct LocalRegistry {
+    address: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl LocalRegistry {
+    async fn start(root: &std::path::Path) -> anyhow::Result<LocalRegistry> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("failed to create {}", root.display()))?;
+        let mut config = berth_registry::Config::default();
+        config.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let auth = berth_registry::auth::Authorizer::new(&config.auth, root)
+            .context("failed to set up the local registry")?;
+        let server = berth_httpd::Server::bind(berth_httpd::Config::new(config.server.listen))
+            .await
+            .context("failed to start a registry on 127.0.0.1")?;
+        let address = server.local_addr().to_string();
+        let app = Arc::new(berth_registry::App::new(
+            berth_registry::storage::fs::FsDriver::new(root),
+            config,
+            auth,
+            false,
+        ));
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(server.serve(berth_registry::router(app), async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        tracing::info!(%address, "local registry for the conformance corpus");
+        Ok(LocalRegistry {
+            address,
+            stop,
+            task,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}

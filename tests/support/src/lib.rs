@@ -130,6 +130,21 @@ pub fn workspace_root() -> PathBuf {
         .expect("tests/support has a grandparent directory")
 }
 
+/// notation's test vectors (data only, never copied into the repository):
+/// `BERTH_NOTATION_VECTORS`, else `shared/vectors/notation` beside the repository. Panics
+/// when they are missing: tests that need them cannot run without.
+pub fn notation_vectors() -> PathBuf {
+    let dir = tools::env_os("BERTH_NOTATION_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/vectors/notation"));
+    assert!(
+        dir.join("README.md").is_file(),
+        "notation test vectors not found at {} (set BERTH_NOTATION_VECTORS): these tests need them",
+        dir.display()
+    );
+    dir
+}
+
 /// The `berth` binary to test: `$CARGO_BIN_EXE_berth` when cargo or nextest set it, else
 /// `berth` next to the running test executable's profile directory
 /// (`target/<profile>/deps/it-… → target/<profile>/berth`), else `<workspace>/target/debug/berth`.

@@ -1,7 +1,8 @@
 //! The implementation's command line: a template split into words once (as a shell would,
 //! with `'…'` and `"…"` quoting; no variables, globs or pipes), whose `{placeholders}` are
-//! replaced word by word for each case, then run directly — no shell — with a time limit,
-//! and killed (by its process id, through tokio's `kill_on_drop`) when it overruns.
+//! replaced word by word for each case, then run directly — no shell — in its own process
+//! group with a time limit; the group is killed (SIGKILL, by its id) when the command ends or
+//! overruns, so nothing it started outlives its case.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -123,6 +124,8 @@ impl CommandTemplate {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so that what it starts is killed with it.
+            .process_group(0)
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
@@ -131,7 +134,11 @@ impl CommandTemplate {
             Ok(c) => c,
             Err(e) => return fail(format!("could not start {program:?}: {e}")),
         };
-        match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        let group = GroupGuard(child.id());
+        let result = tokio::time::timeout(timeout, child.wait_with_output()).await;
+        // Whatever it left running (or all of it, on a timeout) goes, by its group id.
+        drop(group);
+        match result {
             Ok(Ok(out)) => {
                 let mut all = out.stdout;
                 all.extend_from_slice(&out.stderr);
@@ -149,10 +156,22 @@ impl CommandTemplate {
             }
             Ok(Err(e)) => fail(format!("failed to wait for {program:?}: {e}")),
             // Dropping the future drops the child: kill_on_drop kills it by its pid.
-            Err(_) => fail(format!(
-                "did not finish within {} s: killed",
-                timeout.as_secs()
-            )),
+            Err(_) => fail(format!("did not finish within {timeout:?}: killed")),
+        }
+    }
+}
+
+/// Kills a process group (SIGKILL, by its id: the verifier's pid) when dropped.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self
+            .0
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+        {
+            // ESRCH (nothing left) is the normal case.
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         }
     }
 }

@@ -12,6 +12,7 @@
 
 mod broken;
 mod read_only;
+mod signing;
 mod token;
 
 use std::collections::BTreeSet;

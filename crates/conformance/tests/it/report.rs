@@ -759,3 +759,126 @@ fn junit_report_is_valid_against_the_junit_schema() {
     assert!(!valid, "xmllint accepted a <properties> in a <testcase>");
     assert!(why.contains("properties"), "{why}");
 }
+
+/// The reports of `berth conformance verify` with a verifier that accepts everything: every
+/// MUST-refuse case fails, the rest pass, each with its evidence.
+fn signing_reports(dir: &Path) -> Report {
+    let (report, ok, out) = crate::signing::verify_command("true {image}", dir);
+    assert!(!ok, "{out}");
+    assert!(report.required().fail > 10);
+    report
+}
+
+#[test]
+fn signing_report_in_headless_chromium() {
+    requires_tool!("chromium");
+    let dir = artifacts().join("signing");
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = signing_reports(&dir);
+    let html = dir.join("report.html");
+    let page = dump_dom(&file_url(&html, ""));
+    assert_eq!(
+        console_messages(&page.log),
+        Vec::<&str>::new(),
+        "{}",
+        page.log
+    );
+    // The plain verdict, as the JSON says it.
+    let verdict = element(&page.dom, "p", "verdict");
+    let n = report.required().fail;
+    assert!(
+        verdict.contains(&format!("does not conform: {n} MUST violations")),
+        "{verdict}"
+    );
+    assert!(verdict.contains("data-conformant=\"false\""), "{verdict}");
+    assert!(
+        page.dom
+            .contains("Notary Project conformance of the verifier")
+    );
+    // The summary rows are the JSON's; every check is a row with its evidence.
+    for w in &report.summary {
+        let name = w.workflow.as_str();
+        assert_eq!(
+            summary_cell(&page.dom, name, "fail"),
+            w.counts.fail,
+            "{name}"
+        );
+        assert_eq!(
+            summary_cell(&page.dom, name, "pass"),
+            w.counts.pass,
+            "{name}"
+        );
+    }
+    let rows = tags(&page.dom, "details")
+        .into_iter()
+        .filter(|t| t.get("class").map(String::as_str) == Some("check"))
+        .count();
+    assert_eq!(rows, report.checks.len());
+    let failed = report.with_status(Status::Fail).next().unwrap();
+    let row = element(&page.dom, "details", &format!("check-{}", failed.info.id));
+    for part in [
+        "What the implementation did",
+        "accepted (exit status 0)",
+        "What the specification requires",
+        "MUST refuse",
+        "Input: trust policy",
+        "Input: image",
+        "https://github.com/notaryproject/specifications/blob/v1.1.0/specs/",
+    ] {
+        assert!(row.contains(part), "{part} not in {row}");
+    }
+    // An envelope's protected header is shown decoded, certificates summarised.
+    let crit = element(
+        &page.dom,
+        "details",
+        "check-verifier.unknown-critical-header",
+    );
+    assert!(
+        crit.contains("io.cncf.conformance.unknownCritical"),
+        "{crit}"
+    );
+    assert!(crit.contains("extendedKeyUsage: codeSigning"), "{crit}");
+    // The filter works on this report too.
+    let filtered = dump_dom(&file_url(&html, "#filter=fail"));
+    for t in tags(&filtered.dom, "details")
+        .into_iter()
+        .filter(|t| t.get("class").map(String::as_str) == Some("check"))
+    {
+        let hidden = t.contains_key("hidden");
+        assert_eq!(
+            hidden,
+            t.get("data-status").map(String::as_str) != Some("fail"),
+            "{t:?}"
+        );
+    }
+    screenshot(
+        &dir.join("report-top.png"),
+        "1280,900",
+        &file_url(&html, ""),
+    );
+}
+
+#[test]
+fn signing_junit_report_is_valid_against_the_junit_schema() {
+    requires_tool!("xmllint");
+    let Some(schema) = junit_schema() else {
+        berth_test_support::skip_or_fail(
+            "the JUnit schema <target>/test-tools/junit-10.xsd is missing (scripts/test fetches it)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = signing_reports(dir.path());
+    let xml = std::fs::read_to_string(dir.path().join("report.xml")).unwrap();
+    let (valid, why) = xmllint(&schema, &dir.path().join("report.xml"));
+    assert!(valid, "{why}");
+    // A failure carries what the verifier did and what the specification requires.
+    assert_eq!(
+        xml.matches("<failure ").count() as u32,
+        report.required().fail
+    );
+    assert!(xml.contains("implementation did: accepted (exit status 0)"));
+    assert!(xml.contains("specification requires: MUST refuse"));
+    assert!(xml.contains("<testsuite name=\"verifier\""));
+    assert!(xml.contains("<testsuite name=\"vectors\""));
+}

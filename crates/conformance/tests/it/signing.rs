@@ -1,0 +1,307 @@
+//! `berth conformance verify` and its library: berth's verifier conforms; notation conforms
+//! but for the deviations listed (and explained) in [`NOTATION_DEVIATIONS`]; and every case
+//! can fail — deliberately broken verifiers (test doubles, each breaking one rule) fail
+//! exactly the cases of that rule.
+//!
+//! The doubles are shell scripts that run `berth verify` on a trust policy they rewrite
+//! first, so each one is berth's verifier with one rule switched off; plus `true` (accepts
+//! everything) and `false` (refuses everything).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use berth_conformance::signing::verifier::{
+    self, VerifierOptions, check_verifier, must_accept_ids, must_refuse_ids,
+};
+use berth_conformance::{Report, Status, Subject, Workflow};
+use berth_test_support::{Registry, RegistryOptions, requires_tool, write_file};
+
+/// Where notation fails the corpus, and why. Each is a verdict notation v1.3.2 gives that
+/// the specification forbids; the test fails if notation's failures are not exactly these.
+pub const NOTATION_DEVIATIONS: [(&str, &str); 1] = [(
+    "verifier.unknown-critical-header",
+    "notation accepts a JWS whose crit lists a header it does not know \
+     (io.cncf.conformance.unknownCritical): notation-go hands unknown signed attributes to a \
+     verification plugin when the envelope names one, and with none named it verifies the \
+     signature without them; signature-specification.md \"Extended attributes\" says unknown \
+     critical attributes MUST cause verification to fail",
+)];
+
+/// The library run of `command` against a fresh registry (without the vectors).
+fn check(command: &str) -> Report {
+    let reg = Registry::start(RegistryOptions::new());
+    let work = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(check_verifier(&VerifierOptions {
+        client: crate::client(&reg.host(), None),
+        registry: reg.host(),
+        namespace: "conformance/signing".into(),
+        command: verifier::parse_command(command).unwrap(),
+        workdir: work.path().to_owned(),
+        vectors: None,
+        timeout: Duration::from_secs(60),
+    }))
+    .unwrap()
+}
+
+fn failed(report: &Report) -> BTreeSet<String> {
+    report
+        .with_status(Status::Fail)
+        .map(|c| c.info.id.clone())
+        .collect()
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+/// `berth conformance verify --verifier COMMAND --vectors … --json --html --junit` into
+/// `dir`; the JSON report, and whether the command exited 0.
+pub fn verify_command(command: &str, dir: &Path) -> (Report, bool, String) {
+    let out = berth_test_support::run_with_timeout(
+        Command::new(berth_test_support::berth_bin())
+            .args(["conformance", "verify", "--verifier", command, "--vectors"])
+            .arg(berth_test_support::notation_vectors())
+            .arg("--workdir")
+            .arg(dir.join("cases"))
+            .arg("--json")
+            .arg(dir.join("report.json"))
+            .arg("--html")
+            .arg(dir.join("report.html"))
+            .arg("--junit")
+            .arg(dir.join("report.xml")),
+        Duration::from_secs(600),
+    );
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap())
+        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{text}"));
+    (report, out.status.success(), text)
+}
+
+fn berth_verify() -> String {
+    format!(
+        "{} verify --plain-http {{image}}",
+        berth_test_support::berth_bin().display()
+    )
+}
+
+#[test]
+fn berths_verifier_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let (report, ok, out) = verify_command(&berth_verify(), dir.path());
+    assert!(ok, "{out}");
+    assert_eq!(report.subject, Subject::Verifier);
+    assert!(report.conformant);
+    assert_eq!(report.verdict(), "conforms");
+    assert_eq!(failed(&report), BTreeSet::new(), "{out}");
+    // The whole corpus ran, and notation's vectors with it.
+    let ids: BTreeSet<String> = report.checks.iter().map(|c| c.info.id.clone()).collect();
+    for id in must_accept_ids().iter().chain(&must_refuse_ids()) {
+        assert!(ids.contains(id), "{id} did not run");
+    }
+    assert_eq!(report.summary.len(), 2);
+    assert_eq!(report.summary[1].workflow, Workflow::Vectors);
+    assert_eq!(report.summary[1].counts.pass, 5);
+    assert!(out.contains("conforms"), "{out}");
+    // Each check says what it gave the verifier, what it did and what the spec requires.
+    for c in &report.checks {
+        let e = c.evidence.as_ref().unwrap();
+        assert!(e.required.starts_with("MUST "), "{}", c.info.id);
+        assert!(e.observed.starts_with("accepted") || e.observed.starts_with("refused"));
+        assert!(e.input.iter().any(|i| i.label == "trust policy"));
+        assert!(
+            c.info
+                .spec_url
+                .starts_with("https://github.com/notaryproject/specifications/blob/v1.1.0/specs/")
+                && c.info.spec_url.contains(".md#"),
+            "{}",
+            c.info.spec_url
+        );
+    }
+    let jws = report
+        .checks
+        .iter()
+        .find(|c| c.info.id == "verifier.unknown-critical-header")
+        .unwrap();
+    let input = &jws.evidence.as_ref().unwrap().input;
+    assert!(input.iter().any(|i| i.label == "signature envelope"
+        && i.text.contains("\"io.cncf.conformance.unknownCritical\"")));
+    let eku = report
+        .checks
+        .iter()
+        .find(|c| c.info.id == "verifier.leaf-not-code-signing")
+        .unwrap();
+    assert!(
+        eku.evidence
+            .as_ref()
+            .unwrap()
+            .input
+            .iter()
+            .any(|i| i.text.contains("extendedKeyUsage: serverAuth"))
+    );
+}
+
+#[test]
+fn notation_conforms_but_for_its_listed_deviations() {
+    requires_tool!("notation");
+    let dir = tempfile::tempdir().unwrap();
+    let (report, ok, out) =
+        verify_command("notation verify --insecure-registry {image}", dir.path());
+    let expected: BTreeSet<String> = NOTATION_DEVIATIONS
+        .iter()
+        .map(|(id, _)| id.to_string())
+        .collect();
+    assert_eq!(failed(&report), expected, "{out}");
+    assert_eq!(ok, expected.is_empty(), "{out}");
+    assert_eq!(
+        report.verdict(),
+        format!("does not conform: {} MUST violation", expected.len())
+    );
+    assert!(
+        out.contains("fail verifier.unknown-critical-header [MUST]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_verifier_that_accepts_everything_fails_exactly_the_must_refuse_cases() {
+    let report = check("true {image}");
+    assert_eq!(failed(&report), must_refuse_ids().into_iter().collect());
+    let n = must_refuse_ids().len();
+    assert_eq!(
+        report.verdict(),
+        format!("does not conform: {n} MUST violations")
+    );
+    assert!(n >= 15, "{n}");
+}
+
+#[test]
+fn a_verifier_that_refuses_everything_fails_exactly_the_must_accept_cases() {
+    let report = check("false {image}");
+    assert_eq!(failed(&report), must_accept_ids().into_iter().collect());
+}
+
+/// A double: rewrites the case's berth trust policy with `sed EXPR`, then runs berth's
+/// verifier on it. Called as `sh SCRIPT {config} {image}`.
+fn double(dir: &Path, name: &str, sed: &str) -> String {
+    let script = dir.join(format!("{name}.sh"));
+    write_file(
+        &script,
+        format!(
+            "#!/bin/sh\nset -e\nconfig=\"$1\"; image=\"$2\"; repo=\"${{image%@*}}\"\nsed -i -e \"{sed}\" \"$config/berth/trustpolicy.json\"\nexec {} verify --plain-http \"$image\"\n",
+            berth_test_support::berth_bin().display()
+        )
+        .as_bytes(),
+    );
+    format!("sh {} {{config}} {{image}}", script.display())
+}
+
+#[test]
+fn a_verifier_that_ignores_trusted_identities_fails_the_identity_case_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = double(
+        dir.path(),
+        "any-identity",
+        r#"s/\"trustedIdentities\":\[[^]]*\]/\"trustedIdentities\":[\"*\"]/"#,
+    );
+    assert_eq!(
+        failed(&check(&cmd)),
+        set(&["verifier.identity-not-trusted"])
+    );
+}
+
+#[test]
+fn a_verifier_that_ignores_registry_scopes_fails_the_scope_case_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = double(
+        dir.path(),
+        "any-scope",
+        r##"s#\"registryScopes\":\[[^]]*\]#\"registryScopes\":[\"$repo\"]#"##,
+    );
+    assert_eq!(failed(&check(&cmd)), set(&["verifier.scope-not-matching"]));
+}
+
+#[test]
+fn a_verifier_that_ignores_expiry_fails_the_expiry_case_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = double(
+        dir.path(),
+        "no-expiry",
+        r#"s/\"signatureVerification\":{\"level\":\"strict\"}/\"signatureVerification\":{\"level\":\"strict\",\"override\":{\"expiry\":\"log\"}}/"#,
+    );
+    assert_eq!(failed(&check(&cmd)), set(&["verifier.expired-signature"]));
+}
+
+#[test]
+fn a_verifier_that_treats_every_level_as_strict_fails_the_logging_level_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = double(
+        dir.path(),
+        "always-strict",
+        r#"s/\"level\":\"[a-z]*\"/\"level\":\"strict\"/"#,
+    );
+    assert_eq!(
+        failed(&check(&cmd)),
+        set(&[
+            "verifier.audit-logs-authenticity",
+            "verifier.permissive-logs-expired-leaf",
+            "verifier.permissive-logs-expiry",
+            "verifier.skip-accepts-unsigned",
+        ])
+    );
+}
+
+#[test]
+fn a_verifier_that_hangs_is_killed_and_fails() {
+    let reg = Registry::start(RegistryOptions::new());
+    let work = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let report = rt
+        .block_on(check_verifier(&VerifierOptions {
+            client: crate::client(&reg.host(), None),
+            registry: reg.host(),
+            namespace: "conformance/hang".into(),
+            command: verifier::parse_command("sh -c 'sleep 613; true' {image}").unwrap(),
+            workdir: work.path().to_owned(),
+            vectors: None,
+            timeout: Duration::from_millis(200),
+        }))
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(120));
+    // The shell's child went with it: no live `sleep 613` is left.
+    let left: Vec<_> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let dir = e.ok()?.path();
+            let cmdline = std::fs::read(dir.join("cmdline")).ok()?;
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            let state = stat.rsplit_once(") ")?.1.chars().next()?;
+            (cmdline == b"sleep\x00613\x00" && state != 'Z').then_some(dir)
+        })
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
+    assert_eq!(report.with_status(Status::Pass).count(), 0);
+    let c = &report.checks[0];
+    assert!(
+        c.evidence
+            .as_ref()
+            .unwrap()
+            .observed
+            .contains("did not finish within 200ms: killed"),
+        "{:?}",
+        c.evidence
+    );
+}

@@ -61,16 +61,7 @@ pub struct RunRequest {
     pub dns_option: Vec<String>,
     /// `--init`: the init binary found on the host, run as the container's PID 1.
     pub init: Option<PathBuf>,
-    pub memory: Option<i64>,
-    pub memory_swap: Option<i64>,
-    pub cpus: Option<f64>,
-    pub cpu_shares: Option<u64>,
-    pub pids_limit: Option<i64>,
-    pub blkio_weight: Option<u16>,
-    pub device_read_bps: Vec<String>,
-    pub device_write_bps: Vec<String>,
-    pub device_read_iops: Vec<String>,
-    pub device_write_iops: Vec<String>,
+    pub resources: berth_image::spec::ResourceFlags,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub security_opt: Vec<String>,
@@ -268,7 +259,7 @@ fn set_up(
     // the user namespace's host ids first: the snapshot is prepared for them
     if args.rootless
         && args.cgroup_parent.is_none()
-        && let Some(flag) = limit_asked(args)
+        && let Some(flag) = args.resources.first_given()
     {
         // crun would drop it silently on a cgroup v1 host; berth says so instead
         bail!(
@@ -557,24 +548,6 @@ fn strip_volatile(mounts: &mut [berth_image::snapshot::Mount]) {
     }
 }
 
-/// The first resource flag of `args` that only a cgroup can enforce.
-fn limit_asked(args: &RunRequest) -> Option<&'static str> {
-    [
-        (args.memory.is_some(), "--memory"),
-        (args.memory_swap.is_some(), "--memory-swap"),
-        (args.cpus.is_some(), "--cpus"),
-        (args.cpu_shares.is_some(), "--cpu-shares"),
-        (args.pids_limit.is_some(), "--pids-limit"),
-        (args.blkio_weight.is_some(), "--blkio-weight"),
-        (!args.device_read_bps.is_empty(), "--device-read-bps"),
-        (!args.device_write_bps.is_empty(), "--device-write-bps"),
-        (!args.device_read_iops.is_empty(), "--device-read-iops"),
-        (!args.device_write_iops.is_empty(), "--device-write-iops"),
-    ]
-    .into_iter()
-    .find_map(|(asked, flag)| asked.then_some(flag))
-}
-
 pub fn lock_host_ids(dir: &Path) -> Result<FileLock> {
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let path = dir.join("host-ids.lock");
@@ -699,16 +672,7 @@ fn run_options(
         read_only: args.read_only,
         tmpfs: args.tmpfs.clone(),
         volumes: args.volume.clone(),
-        memory: args.memory,
-        memory_swap: args.memory_swap,
-        cpus: args.cpus,
-        cpu_shares: args.cpu_shares,
-        pids_limit: args.pids_limit,
-        blkio_weight: args.blkio_weight,
-        device_read_bps: args.device_read_bps.clone(),
-        device_write_bps: args.device_write_bps.clone(),
-        device_read_iops: args.device_read_iops.clone(),
-        device_write_iops: args.device_write_iops.clone(),
+        resources: args.resources.clone(),
         cap_add: args.cap_add.clone(),
         cap_drop: args.cap_drop.clone(),
         security_opt: args.security_opt.clone(),

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_distribution::Client;
-use berth_trust::Timestamp;
 use berth_trust::envelope::EnvelopeFormat;
+use berth_trust::{SignOptions, Timestamp};
 use serde_json::{Value, json};
 
 use super::command::{CommandTemplate, Run};
@@ -124,6 +124,10 @@ enum Sig {
     Valid(EnvelopeFormat),
     /// Signed over another target (the digest replaced by one of random content).
     WrongDigest,
+    /// Signed over the right digest with the wrong size.
+    WrongSize,
+    /// Signed over the right digest and size with another media type.
+    WrongMediaType,
     /// A valid signature of another image, its signature manifest's subject set to this one.
     SubjectSwapped,
     /// A valid JWS whose signature bytes were changed.
@@ -134,6 +138,12 @@ enum Sig {
     UnknownCritical,
     AlgMismatch,
     Hmac,
+    /// The leaf alone in the chain (no root).
+    ChainWithoutRoot,
+    /// The chain root first, leaf last.
+    ChainOutOfOrder,
+    /// `cty` other than the Notary payload type.
+    ContentType,
     /// `io.cncf.notary.expiry` yesterday.
     ExpiredSignature,
 }
@@ -211,6 +221,12 @@ fn corpus_plan() -> Vec<Plan> {
         plan("wrong-digest", "a signature over another digest is refused", (SIGSPEC, "payload"), Refuse,
             "MUST refuse: the payload's targetArtifact digest, media type and size must match the artifact being verified (Verify signature payload).",
             Sig::WrongDigest),
+        plan("wrong-size", "a signature over the right digest but another size is refused", steps, Refuse,
+            "MUST refuse: Verify signature payload — the artifact's digest, media type and size must all match the payload's targetArtifact; here the size is one more.",
+            Sig::WrongSize),
+        plan("wrong-media-type", "a signature over the right digest but another media type is refused", steps, Refuse,
+            "MUST refuse: Verify signature payload — the payload's targetArtifact mediaType (here an image index's) must be the artifact's (an image manifest).",
+            Sig::WrongMediaType),
         plan("subject-swapped", "a signature of another image, attached to this one, is refused", steps, Refuse,
             "MUST refuse: the signature manifest names this image as its subject, but the envelope signed another manifest; the payload must match the artifact being verified.",
             Sig::SubjectSwapped),
@@ -232,6 +248,15 @@ fn corpus_plan() -> Vec<Plan> {
         plan("algorithm-not-allowed", "an algorithm outside the specification's list (HS256, a MAC) is refused", (SIGSPEC, "signature-algorithm-requirements"), Refuse,
             "MUST refuse: only RSASSA-PSS (PS256/384/512) and ECDSA (ES256/384/512) are allowed; HS256 is a shared-key MAC, not a signature.",
             Sig::Hmac),
+        plan("chain-without-root", "an envelope whose chain stops at the leaf is refused", (SIGSPEC, "unsigned-attributes"), Refuse,
+            "MUST refuse: the certificate chain starts with the signing certificate and ends with the root certificate; Validate Authenticity requires a complete chain.",
+            Sig::ChainWithoutRoot),
+        plan("chain-out-of-order", "an envelope whose chain lists the root first is refused", (SIGSPEC, "unsigned-attributes"), Refuse,
+            "MUST refuse: \"The ordered list starts with the signing certificate\"; here the root comes first, so the first certificate is not the one whose key signed.",
+            Sig::ChainOutOfOrder),
+        plan("unsupported-content-type", "an envelope whose cty is not the Notary payload type is refused", steps, Refuse,
+            "MUST refuse: Validate Integrity — the content type signed attribute must be supported (application/vnd.cncf.notary.payload.v1+json); here it is application/json.",
+            Sig::ContentType),
         Plan { other_identity: true, ..plan("identity-not-trusted", "a signer not in trustedIdentities is refused", (TSTP, "trusted-identities-constraints"), Refuse,
             "MUST refuse: the signing certificate's subject must match an x509.subject in trustedIdentities (Validate Authenticity).",
             Sig::Valid(EnvelopeFormat::Jws)) },
@@ -287,13 +312,11 @@ async fn build_corpus(
             text: image.reference.clone(),
         }];
         let presented = sign_case(client, registry, &pki, &image, &p.sig).await?;
-        for (envelope, format) in &presented {
+        for (envelope, format, chain) in &presented {
             input.push(InputItem {
                 label: "signature envelope".into(),
                 text: describe_envelope(envelope, *format),
             });
-        }
-        if let Some(chain) = chain_of(&pki, &p.sig) {
             for (i, c) in chain.iter().enumerate() {
                 input.push(InputItem {
                     label: format!("certificate {} of the envelope's chain", i + 1),
@@ -344,15 +367,8 @@ async fn build_corpus(
     Ok(cases)
 }
 
-fn chain_of<'a>(pki: &'a Pki, sig: &Sig) -> Option<&'a [berth_trust::Certificate]> {
-    Some(match sig {
-        Sig::None => return None,
-        Sig::ExpiredLeaf => &pki.expired.chain,
-        Sig::Untrusted => &pki.untrusted.chain,
-        Sig::ServerAuthLeaf => &pki.server_auth.chain,
-        _ => &pki.signer.chain,
-    })
-}
+/// An envelope presented to the verifier, its format and the chain it carries.
+type Presented = (Vec<u8>, EnvelopeFormat, Vec<berth_trust::Certificate>);
 
 /// Signs `image` as `sig` says and pushes the signature; returns the envelopes presented.
 async fn sign_case(
@@ -361,118 +377,163 @@ async fn sign_case(
     pki: &Pki,
     image: &Image,
     sig: &Sig,
-) -> Result<Vec<(Vec<u8>, EnvelopeFormat)>, Error> {
+) -> Result<Vec<Presented>, Error> {
     use EnvelopeFormat::{Cose, Jws};
     let now = Timestamp::now().0;
     let day = 86_400;
     let signer = &pki.signer;
-    let (envelope, format, chain) = match sig {
-        Sig::None => return Ok(Vec::new()),
-        Sig::Valid(f) => (
-            corpus::sign(&image.target, signer, *f, |_| {})?,
-            *f,
-            &signer.chain,
-        ),
-        Sig::WrongDigest => {
-            let mut target = image.target.clone();
-            target.digest = berth_oci::Digest::sha256_of(image.reference.as_bytes()).to_string();
-            (
-                corpus::sign(&target, signer, Jws, |_| {})?,
-                Jws,
+    let reversed: Vec<_> = signer.chain.iter().rev().cloned().collect();
+    let (envelope, format, chain): (Vec<u8>, EnvelopeFormat, &[berth_trust::Certificate]) =
+        match sig {
+            Sig::None => return Ok(Vec::new()),
+            Sig::Valid(f) => (
+                corpus::sign(&image.target, signer, *f, |_| {})?,
+                *f,
                 &signer.chain,
-            )
-        }
-        Sig::SubjectSwapped => {
-            let other = corpus::push_image(client, registry, image.repo.name()).await?;
-            let env = corpus::sign(&other.target, signer, Jws, |_| {})?;
-            // The genuine signature of the other image, as a signer would push it …
-            corpus::push_signature(
-                client,
-                registry,
-                &other,
-                &other.descriptor,
-                &env,
-                Jws,
-                &signer.chain,
-            )
-            .await?;
-            // … and the same envelope attached to this image.
-            (env, Jws, &signer.chain)
-        }
-        Sig::Corrupted => {
-            let env = corpus::sign(&image.target, signer, Jws, |_| {})?;
-            (corpus::corrupt_jws(&env)?, Jws, &signer.chain)
-        }
-        Sig::ExpiredLeaf => {
-            let id = &pki.expired;
-            let env = corpus::sign(&image.target, id, Jws, |o| {
-                o.signing_time = Timestamp(now - 5 * day);
-            })?;
-            (env, Jws, &id.chain)
-        }
-        Sig::Untrusted => {
-            let id = &pki.untrusted;
-            (
-                corpus::sign(&image.target, id, Jws, |_| {})?,
-                Jws,
-                &id.chain,
-            )
-        }
-        Sig::ServerAuthLeaf => {
-            let id = &pki.server_auth;
-            (
-                corpus::sign(&image.target, id, Cose, |_| {})?,
-                Cose,
-                &id.chain,
-            )
-        }
-        Sig::UnknownCritical => {
-            let mut h = corpus::standard_protected("ES256");
-            h.insert(
-                "crit".into(),
-                json!([
-                    "io.cncf.notary.signingScheme",
-                    "io.cncf.conformance.unknownCritical"
-                ]),
-            );
-            h.insert(
-                "io.cncf.conformance.unknownCritical".into(),
-                "must-understand".into(),
-            );
-            let env = corpus::raw_jws(
-                &image.target,
-                h,
-                RawSigner::Es256(&signer.key),
-                &signer.chain,
-            )?;
-            (env, Jws, &signer.chain)
-        }
-        Sig::AlgMismatch => {
-            let h = corpus::standard_protected("ES384");
-            let env = corpus::raw_jws(
-                &image.target,
-                h,
-                RawSigner::Es256(&signer.key),
-                &signer.chain,
-            )?;
-            (env, Jws, &signer.chain)
-        }
-        Sig::Hmac => {
-            let h = corpus::standard_protected("HS256");
-            (
-                corpus::raw_jws(&image.target, h, RawSigner::Hs256, &signer.chain)?,
-                Jws,
-                &signer.chain,
-            )
-        }
-        Sig::ExpiredSignature => {
-            let env = corpus::sign(&image.target, signer, Jws, |o| {
-                o.signing_time = Timestamp(now - 2 * day);
-                o.expiry = Some(Timestamp(now - day));
-            })?;
-            (env, Jws, &signer.chain)
-        }
-    };
+            ),
+            Sig::WrongDigest => {
+                let mut target = image.target.clone();
+                target.digest =
+                    berth_oci::Digest::sha256_of(image.reference.as_bytes()).to_string();
+                (
+                    corpus::sign(&target, signer, Jws, |_| {})?,
+                    Jws,
+                    &signer.chain,
+                )
+            }
+            Sig::WrongSize => {
+                let mut target = image.target.clone();
+                target.size += 1;
+                (
+                    corpus::sign(&target, signer, Jws, |_| {})?,
+                    Jws,
+                    &signer.chain,
+                )
+            }
+            Sig::WrongMediaType => {
+                let mut target = image.target.clone();
+                target.media_type = "application/vnd.oci.image.index.v1+json".to_owned();
+                (
+                    corpus::sign(&target, signer, Jws, |_| {})?,
+                    Jws,
+                    &signer.chain,
+                )
+            }
+            Sig::SubjectSwapped => {
+                let other = corpus::push_image(client, registry, image.repo.name()).await?;
+                let env = corpus::sign(&other.target, signer, Jws, |_| {})?;
+                // The genuine signature of the other image, as a signer would push it …
+                corpus::push_signature(
+                    client,
+                    registry,
+                    &other,
+                    &other.descriptor,
+                    &env,
+                    Jws,
+                    &signer.chain,
+                )
+                .await?;
+                // … and the same envelope attached to this image.
+                (env, Jws, &signer.chain)
+            }
+            Sig::Corrupted => {
+                let env = corpus::sign(&image.target, signer, Jws, |_| {})?;
+                (corpus::corrupt_jws(&env)?, Jws, &signer.chain)
+            }
+            Sig::ExpiredLeaf => {
+                let id = &pki.expired;
+                let env = corpus::sign(&image.target, id, Jws, |o| {
+                    o.signing_time = Timestamp(now - 5 * day);
+                })?;
+                (env, Jws, &id.chain)
+            }
+            Sig::Untrusted => {
+                let id = &pki.untrusted;
+                (
+                    corpus::sign(&image.target, id, Jws, |_| {})?,
+                    Jws,
+                    &id.chain,
+                )
+            }
+            Sig::ServerAuthLeaf => {
+                let id = &pki.server_auth;
+                (
+                    corpus::sign(&image.target, id, Cose, |_| {})?,
+                    Cose,
+                    &id.chain,
+                )
+            }
+            Sig::UnknownCritical => {
+                let mut h = corpus::standard_protected("ES256");
+                h.insert(
+                    "crit".into(),
+                    json!([
+                        "io.cncf.notary.signingScheme",
+                        "io.cncf.conformance.unknownCritical"
+                    ]),
+                );
+                h.insert(
+                    "io.cncf.conformance.unknownCritical".into(),
+                    "must-understand".into(),
+                );
+                let env = corpus::raw_jws(
+                    &image.target,
+                    h,
+                    RawSigner::Es256(&signer.key),
+                    &signer.chain,
+                )?;
+                (env, Jws, &signer.chain)
+            }
+            Sig::AlgMismatch => {
+                let h = corpus::standard_protected("ES384");
+                let env = corpus::raw_jws(
+                    &image.target,
+                    h,
+                    RawSigner::Es256(&signer.key),
+                    &signer.chain,
+                )?;
+                (env, Jws, &signer.chain)
+            }
+            Sig::Hmac => {
+                let h = corpus::standard_protected("HS256");
+                (
+                    corpus::raw_jws(&image.target, h, RawSigner::Hs256, &signer.chain)?,
+                    Jws,
+                    &signer.chain,
+                )
+            }
+            Sig::ChainWithoutRoot => {
+                let leaf = &signer.chain[..1];
+                let env =
+                    berth_trust::sign(&image.target, &signer.key, leaf, &SignOptions::new(Jws))
+                        .map_err(|e| Error::corpus("signature", e))?;
+                (env, Jws, leaf)
+            }
+            Sig::ChainOutOfOrder => {
+                let h = corpus::standard_protected("ES256");
+                let env =
+                    corpus::raw_jws(&image.target, h, RawSigner::Es256(&signer.key), &reversed)?;
+                (env, Jws, &reversed[..])
+            }
+            Sig::ContentType => {
+                let mut h = corpus::standard_protected("ES256");
+                h.insert("cty".into(), "application/json".into());
+                let env = corpus::raw_jws(
+                    &image.target,
+                    h,
+                    RawSigner::Es256(&signer.key),
+                    &signer.chain,
+                )?;
+                (env, Jws, &signer.chain)
+            }
+            Sig::ExpiredSignature => {
+                let env = corpus::sign(&image.target, signer, Jws, |o| {
+                    o.signing_time = Timestamp(now - 2 * day);
+                    o.expiry = Some(Timestamp(now - day));
+                })?;
+                (env, Jws, &signer.chain)
+            }
+        };
     corpus::push_signature(
         client,
         registry,
@@ -483,7 +544,7 @@ async fn sign_case(
         chain,
     )
     .await?;
-    Ok(vec![(envelope, format)])
+    Ok(vec![(envelope, format, chain.to_vec())])
 }
 
 /// Writes a case's policy and trust store under `dir` for both notation and berth.

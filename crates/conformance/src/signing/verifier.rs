@@ -383,6 +383,15 @@ async fn sign_case(
     let day = 86_400;
     let signer = &pki.signer;
     let reversed: Vec<_> = signer.chain.iter().rev().cloned().collect();
+    // A hand-made JWS with the protected header `h`, signed by the trusted signer.
+    let es256 = |h| {
+        corpus::raw_jws(
+            &image.target,
+            h,
+            RawSigner::Es256(&signer.key),
+            &signer.chain,
+        )
+    };
     let (envelope, format, chain): (Vec<u8>, EnvelopeFormat, &[berth_trust::Certificate]) =
         match sig {
             Sig::None => return Ok(Vec::new()),
@@ -476,22 +485,12 @@ async fn sign_case(
                     "io.cncf.conformance.unknownCritical".into(),
                     "must-understand".into(),
                 );
-                let env = corpus::raw_jws(
-                    &image.target,
-                    h,
-                    RawSigner::Es256(&signer.key),
-                    &signer.chain,
-                )?;
+                let env = es256(h)?;
                 (env, Jws, &signer.chain)
             }
             Sig::AlgMismatch => {
                 let h = corpus::standard_protected("ES384");
-                let env = corpus::raw_jws(
-                    &image.target,
-                    h,
-                    RawSigner::Es256(&signer.key),
-                    &signer.chain,
-                )?;
+                let env = es256(h)?;
                 (env, Jws, &signer.chain)
             }
             Sig::Hmac => {
@@ -518,12 +517,7 @@ async fn sign_case(
             Sig::ContentType => {
                 let mut h = corpus::standard_protected("ES256");
                 h.insert("cty".into(), "application/json".into());
-                let env = corpus::raw_jws(
-                    &image.target,
-                    h,
-                    RawSigner::Es256(&signer.key),
-                    &signer.chain,
-                )?;
+                let env = es256(h)?;
                 (env, Jws, &signer.chain)
             }
             Sig::ExpiredSignature => {

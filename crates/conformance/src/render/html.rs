@@ -866,4 +866,75 @@ mod tests {
         let html = render(&report);
         assert!(!html.contains("javascript:"));
     }
+
+    /// A signing report: the sample's checks with evidence holding hostile strings.
+    fn signing_sample() -> Report {
+        let mut report = sample_report();
+        report.subject = Subject::Verifier;
+        report.implementation = Some("evil <b>verifier</b> {image}".into());
+        report.spec_version = crate::model::NOTARY_SPEC_VERSION.into();
+        for c in &mut report.checks {
+            c.exchanges.clear();
+            c.info.spec_url = format!(
+                "{}/trust-store-trust-policy.md#steps",
+                crate::model::NOTARY_SPEC_URL
+            );
+            c.evidence = Some(Evidence {
+                input: vec![crate::model::InputItem {
+                    label: "signature envelope <i>".into(),
+                    text: "{\"crit\": [\"</pre><script>alert(1)</script>\"]}".into(),
+                }],
+                observed: "accepted (exit status 0)\n</pre><img src=x onerror=alert(1)>".into(),
+                required: "MUST refuse: <b>".into(),
+            });
+        }
+        report
+    }
+
+    #[test]
+    fn a_signing_report_states_its_verdict_and_shows_escaped_evidence() {
+        let report = signing_sample();
+        let html = render(&report);
+        assert!(
+            html.contains("<strong>does not conform: 1 MUST violation</strong>"),
+            "{html}"
+        );
+        assert!(html.contains("Notary Project conformance of the verifier <code class=\"target\">evil &lt;b&gt;verifier&lt;/b&gt; {image}</code>"));
+        assert!(html.contains("<h4>What the implementation did</h4>"));
+        assert!(html.contains("<h4>Input: signature envelope &lt;i&gt;</h4>"));
+        assert!(html.contains("&lt;/pre&gt;&lt;img src=x onerror=alert(1)&gt;"));
+        assert!(!html.contains("<img") && html.matches("<script").count() == 1);
+        assert!(!html.contains("Setup: test data pushed"));
+        assert!(html.contains("(<code>berth conformance verify</code>)"));
+        for href in html.split("href=\"").skip(1) {
+            assert!(
+                href.starts_with(
+                    "https://github.com/notaryproject/specifications/blob/v1.1.0/specs"
+                ) || href.starts_with('#'),
+                "{}",
+                &href[..40.min(href.len())]
+            );
+        }
+        let mut ok = report.clone();
+        for c in &mut ok.checks {
+            c.outcome.status = Status::Pass;
+        }
+        ok.conformant = true;
+        assert!(render(&ok).contains("<strong>conforms</strong>"));
+    }
+
+    #[test]
+    fn a_registry_report_json_has_no_signing_fields() {
+        let json = serde_json::to_value(sample_report()).unwrap();
+        assert!(json.get("subject").is_none() && json.get("implementation").is_none());
+        assert!(json["checks"][0].get("evidence").is_none());
+        let back: Report = serde_json::from_value(json).unwrap();
+        assert_eq!(back.subject, Subject::Registry);
+        let signing = serde_json::to_value(signing_sample()).unwrap();
+        assert_eq!(signing["subject"], "verifier");
+        assert_eq!(
+            signing["checks"][0]["evidence"]["required"],
+            "MUST refuse: <b>"
+        );
+    }
 }

@@ -28,6 +28,8 @@ pub(crate) struct Run {
     pub code: Option<i32>,
     /// Why there is no exit status.
     pub error: Option<String>,
+    /// Whether the command could not be started at all (not found, not executable).
+    pub not_started: bool,
     /// The end of its stdout and stderr.
     pub output: String,
     pub duration: Duration,
@@ -112,6 +114,7 @@ impl CommandTemplate {
         let fail = |error: String| Run {
             code: None,
             error: Some(error),
+            not_started: false,
             output: String::new(),
             duration: started.elapsed(),
         };
@@ -132,7 +135,12 @@ impl CommandTemplate {
         }
         let child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return fail(format!("could not start {program:?}: {e}")),
+            Err(e) => {
+                return Run {
+                    not_started: true,
+                    ..fail(format!("could not start {program:?}: {e}"))
+                };
+            }
         };
         let group = GroupGuard(child.id());
         let result = tokio::time::timeout(timeout, child.wait_with_output()).await;
@@ -144,6 +152,7 @@ impl CommandTemplate {
                 all.extend_from_slice(&out.stderr);
                 let start = all.len().saturating_sub(OUTPUT_TAIL);
                 Run {
+                    not_started: false,
                     code: out.status.code(),
                     error: out
                         .status

@@ -42,6 +42,8 @@ pub use command::CommandTemplate;
 pub enum Error {
     #[error("invalid command line {command:?}: {reason}")]
     InvalidCommand { command: String, reason: String },
+    #[error("could not run the implementation {command:?}: {reason}")]
+    Start { command: String, reason: String },
     #[error("failed to build the {what} of the conformance corpus")]
     Corpus {
         what: String,

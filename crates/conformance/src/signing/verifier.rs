@@ -601,6 +601,13 @@ pub async fn check_verifier(opts: &VerifierOptions) -> Result<Report, Error> {
             )
             .await;
         tracing::debug!(case = %case.id, code = ?run.code, "verifier ran");
+        // A command that cannot start says nothing about conformance: stop, say why.
+        if run.not_started {
+            return Err(Error::Start {
+                command: opts.command.as_str().to_owned(),
+                reason: run.error.unwrap_or_default(),
+            });
+        }
         results.push(judge(case, &run));
     }
     Ok(super::report(
@@ -739,6 +746,7 @@ mod tests {
         };
         let run = |code: Option<i32>| Run {
             code,
+            not_started: false,
             error: code.is_none().then(|| "killed".to_owned()),
             output: "out".into(),
             duration: Duration::from_millis(5),

@@ -305,3 +305,30 @@ fn a_verifier_that_hangs_is_killed_and_fails() {
         c.evidence
     );
 }
+
+#[test]
+fn a_verifier_that_cannot_start_stops_the_run() {
+    let reg = Registry::start(RegistryOptions::new());
+    let work = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(check_verifier(&VerifierOptions {
+            client: crate::client(&reg.host(), None),
+            registry: reg.host(),
+            namespace: "conformance/missing".into(),
+            command: verifier::parse_command("/nonexistent/verifier {image}").unwrap(),
+            workdir: work.path().to_owned(),
+            vectors: None,
+            timeout: Duration::from_secs(10),
+        }))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("could not run the implementation \"/nonexistent/verifier {image}\"")
+            && msg.contains("could not start \"/nonexistent/verifier\""),
+        "{msg}"
+    );
+}

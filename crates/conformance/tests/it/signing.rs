@@ -29,8 +29,9 @@ pub const NOTATION_DEVIATIONS: [(&str, &str); 1] = [(
      critical attributes MUST cause verification to fail",
 )];
 
-/// The library run of `command` against a fresh registry (without the vectors).
-fn check(command: &str) -> Report {
+/// The library run of `command` against a fresh registry (without the vectors), each case
+/// given `timeout`.
+fn run(command: &str, timeout: Duration) -> Result<Report, berth_conformance::signing::Error> {
     let reg = Registry::start(RegistryOptions::new());
     let work = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -44,9 +45,12 @@ fn check(command: &str) -> Report {
         command: verifier::parse_command(command).unwrap(),
         workdir: work.path().to_owned(),
         vectors: None,
-        timeout: Duration::from_secs(60),
+        timeout,
     }))
-    .unwrap()
+}
+
+fn check(command: &str) -> Report {
+    run(command, Duration::from_secs(60)).unwrap()
 }
 
 fn failed(report: &Report) -> BTreeSet<String> {
@@ -262,24 +266,12 @@ fn a_verifier_that_treats_every_level_as_strict_fails_the_logging_level_cases() 
 
 #[test]
 fn a_verifier_that_hangs_is_killed_and_fails() {
-    let reg = Registry::start(RegistryOptions::new());
-    let work = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let started = std::time::Instant::now();
-    let report = rt
-        .block_on(check_verifier(&VerifierOptions {
-            client: crate::client(&reg.host(), None),
-            registry: reg.host(),
-            namespace: "conformance/hang".into(),
-            command: verifier::parse_command("sh -c 'sleep 613; true' {image}").unwrap(),
-            workdir: work.path().to_owned(),
-            vectors: None,
-            timeout: Duration::from_millis(200),
-        }))
-        .unwrap();
+    let report = run(
+        "sh -c 'sleep 613; true' {image}",
+        Duration::from_millis(200),
+    )
+    .unwrap();
     assert!(started.elapsed() < Duration::from_secs(120));
     // The shell's child went with it: no live `sleep 613` is left.
     let left: Vec<_> = std::fs::read_dir("/proc")
@@ -308,23 +300,7 @@ fn a_verifier_that_hangs_is_killed_and_fails() {
 
 #[test]
 fn a_verifier_that_cannot_start_stops_the_run() {
-    let reg = Registry::start(RegistryOptions::new());
-    let work = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let err = rt
-        .block_on(check_verifier(&VerifierOptions {
-            client: crate::client(&reg.host(), None),
-            registry: reg.host(),
-            namespace: "conformance/missing".into(),
-            command: verifier::parse_command("/nonexistent/verifier {image}").unwrap(),
-            workdir: work.path().to_owned(),
-            vectors: None,
-            timeout: Duration::from_secs(10),
-        }))
-        .unwrap_err();
+    let err = run("/nonexistent/verifier {image}", Duration::from_secs(10)).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains("could not run the implementation \"/nonexistent/verifier {image}\"")

@@ -13,6 +13,11 @@
 //! themselves so that each step is recorded), or writing files and the terminal summary
 //! (the `berth` binary).
 //!
+//! **Signing** ([`signing`], issue 18): the same [`Report`], with [`Subject::Verifier`], for
+//! a signature verifier judged against the Notary Project specification — a corpus of
+//! signatures that MUST be accepted or refused, built at run time from a test PKI, presented
+//! to any verifier command ([`signing::verifier::check_verifier`]).
+//!
 //! A run either pushes generated test data and pulls it back, or — given
 //! [`Options::existing`] — checks existing content read-only, sending only `GET` and `HEAD`.
 //!

@@ -1,6 +1,6 @@
 //! Conformance of signing tools to the Notary Project specification (v1.1.0): the same
 //! [`Report`] as the registry checks (so the same JSON, HTML and JUnit renderers), with
-//! [`Subject::Verifier`] or [`Subject::Signer`] and each check's [`Evidence`] — the input it
+//! [`Subject::Verifier`] or [`Subject::Signer`] and each check's [`Evidence`](crate::Evidence) — the input it
 //! gave the implementation (an envelope's protected headers decoded, certificates
 //! summarised, the trust policy), what the implementation did, and what the specification
 //! requires.

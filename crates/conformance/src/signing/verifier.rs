@@ -18,7 +18,8 @@
 //!
 //! `{image}` is `REGISTRY/NAMESPACE/<case>@sha256:…` (a digest, so no verifier resolves a
 //! tag differently). The cases and the specification sections they enforce are
-//! [`corpus_plan`]'s; notation's own vectors are added when their directory is given.
+//! `corpus_plan`'s (listed by [`must_accept_ids`] and [`must_refuse_ids`]); notation's own
+//! vectors are added when their directory is given.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -57,7 +57,8 @@ enum Command {
     Rmi(commands::image::rmi::RmiArgs),
     /// Manage the local store's images.
     Image(commands::image::ImageArgs),
-    /// Check registries against the OCI distribution-spec.
+    /// Check registries against the OCI distribution-spec, and signature verifiers against the
+    /// Notary Project specification.
     Conformance(commands::conformance::ConformanceArgs),
     /// Log in to a registry (credentials are checked, then kept in docker's config.json).
     Login(commands::login::LoginArgs),

@@ -250,21 +250,7 @@ pub(crate) fn raw_jws(
     let payload_b64 = URL_SAFE_NO_PAD.encode(payload);
     let input = format!("{protected_b64}.{payload_b64}");
     let signature = match signer {
-        RawSigner::Es256(key) => {
-            let rng = ring::rand::SystemRandom::new();
-            let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
-                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &key.to_pkcs8_der(),
-                &rng,
-            )
-            .map_err(|e| Error::corpus("ES256 key", KeyRejected(e.to_string())))?;
-            pair.sign(&rng, input.as_bytes())
-                .map_err(|_| {
-                    Error::corpus("ES256 signature", KeyRejected("signing failed".into()))
-                })?
-                .as_ref()
-                .to_vec()
-        }
+        RawSigner::Es256(key) => es256(key, input.as_bytes())?,
         RawSigner::Hs256 => {
             let mut secret = [0u8; 32];
             rand::rng().fill_bytes(&mut secret);
@@ -280,6 +266,117 @@ pub(crate) fn raw_jws(
         "signature": URL_SAFE_NO_PAD.encode(signature),
     });
     serde_json::to_vec(&envelope).map_err(|e| Error::corpus("envelope", e))
+}
+
+/// A minimal CBOR writer for the hand-made COSE_Sign1 (RFC 8949 preferred encoding).
+#[derive(Default)]
+struct Cbor(Vec<u8>);
+
+impl Cbor {
+    fn head(&mut self, major: u8, n: u64) -> &mut Self {
+        let m = major << 5;
+        match n {
+            0..=23 => self.0.push(m | n as u8),
+            24..=0xff => self.0.extend_from_slice(&[m | 24, n as u8]),
+            0x100..=0xffff => {
+                self.0.push(m | 25);
+                self.0.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            0x1_0000..=0xffff_ffff => {
+                self.0.push(m | 26);
+                self.0.extend_from_slice(&(n as u32).to_be_bytes());
+            }
+            _ => {
+                self.0.push(m | 27);
+                self.0.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        self
+    }
+
+    fn int(&mut self, v: i64) -> &mut Self {
+        if v >= 0 {
+            self.head(0, v.unsigned_abs())
+        } else {
+            self.head(1, (v + 1).unsigned_abs())
+        }
+    }
+
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.head(2, b.len() as u64);
+        self.0.extend_from_slice(b);
+        self
+    }
+
+    fn text(&mut self, t: &str) -> &mut Self {
+        self.head(3, t.len() as u64);
+        self.0.extend_from_slice(t.as_bytes());
+        self
+    }
+}
+
+/// A COSE_Sign1 over the payload of `target`, signed ES256 by `key`, whose protected header
+/// is berth-trust's for `notary.x509` plus `extra` (text label → text value), every `extra`
+/// label listed in `crit`: for the envelopes berth-trust's signer refuses to make.
+pub(crate) fn raw_cose_with_critical(
+    target: &TargetArtifact,
+    extra: &[(&str, &str)],
+    key: &SigningKey,
+    chain: &[Certificate],
+) -> Result<Vec<u8>, Error> {
+    let payload = berth_trust::sign::payload(target).map_err(|e| Error::corpus("payload", e))?;
+    let mut p = Cbor::default();
+    p.head(5, 5 + extra.len() as u64);
+    p.int(1).int(-7); // alg: ES256
+    p.int(2).head(4, 1 + extra.len() as u64);
+    p.text("io.cncf.notary.signingScheme");
+    for (label, _) in extra {
+        p.text(label);
+    }
+    p.int(3).text(PAYLOAD_CONTENT_TYPE);
+    p.text("io.cncf.notary.signingScheme").text("notary.x509");
+    p.text("io.cncf.notary.signingTime")
+        .head(6, 1)
+        .int(Timestamp::now().0);
+    for (label, value) in extra {
+        p.text(label).text(value);
+    }
+    let protected = p.0;
+    // Sig_structure = ["Signature1", protected, external_aad = h'', payload]
+    let mut to_sign = Cbor::default();
+    to_sign
+        .head(4, 4)
+        .text("Signature1")
+        .bytes(&protected)
+        .bytes(&[])
+        .bytes(&payload);
+    let signature = es256(key, &to_sign.0)?;
+    let mut out = Cbor::default();
+    out.head(6, 18).head(4, 4).bytes(&protected);
+    out.head(5, 2).int(33).head(4, chain.len() as u64);
+    for c in chain {
+        out.bytes(c.der());
+    }
+    out.text("io.cncf.notary.signingAgent")
+        .text("berth-conformance");
+    out.bytes(&payload).bytes(&signature);
+    Ok(out.0)
+}
+
+/// ECDSA P-256 with SHA-256 over `message` by `key` (fixed-width r||s, as both envelopes use).
+fn es256(key: &SigningKey, message: &[u8]) -> Result<Vec<u8>, Error> {
+    let rng = ring::rand::SystemRandom::new();
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &key.to_pkcs8_der(),
+        &rng,
+    )
+    .map_err(|e| Error::corpus("ES256 key", KeyRejected(e.to_string())))?;
+    Ok(pair
+        .sign(&rng, message)
+        .map_err(|_| Error::corpus("ES256 signature", KeyRejected("signing failed".into())))?
+        .as_ref()
+        .to_vec())
 }
 
 /// The protected header berth-trust's signer writes for `notary.x509`, signed now.
@@ -375,6 +472,29 @@ mod tests {
             pki.server_auth.chain[0].ext_key_usage.as_deref(),
             Some(&["1.3.6.1.5.5.7.3.1".to_owned()][..])
         );
+    }
+
+    #[test]
+    fn the_hand_made_cose_is_a_valid_envelope_but_for_its_extra_critical_header() {
+        let pki = Pki::new().unwrap();
+        let target = TargetArtifact {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            digest: Digest::sha256_of(b"x").to_string(),
+            size: 1,
+            annotations: BTreeMap::new(),
+        };
+        let plain =
+            raw_cose_with_critical(&target, &[], &pki.signer.key, &pki.signer.chain).unwrap();
+        let env =
+            berth_trust::Envelope::parse(&plain, berth_trust::envelope::MEDIA_TYPE_COSE).unwrap();
+        env.verify_integrity().unwrap();
+        assert_eq!(env.target_artifact().unwrap(), target);
+        let extra = [("io.cncf.conformance.unknownCritical", "x")];
+        let bad =
+            raw_cose_with_critical(&target, &extra, &pki.signer.key, &pki.signer.chain).unwrap();
+        let e =
+            berth_trust::Envelope::parse(&bad, berth_trust::envelope::MEDIA_TYPE_COSE).unwrap_err();
+        assert!(e.to_string().contains("unknownCritical"), "{e}");
     }
 
     #[test]

@@ -137,6 +137,8 @@ enum Sig {
     Untrusted,
     ServerAuthLeaf,
     UnknownCritical,
+    /// The same in a COSE_Sign1.
+    UnknownCriticalCose,
     AlgMismatch,
     Hmac,
     /// The leaf alone in the chain (no root).
@@ -243,6 +245,9 @@ fn corpus_plan() -> Vec<Plan> {
         plan("unknown-critical-header", "an envelope with an unknown critical header is refused", (SIGSPEC, "extended-attributes"), Refuse,
             "MUST refuse: \"unknown critical attributes MUST cause signature verification to fail\" (Extended attributes); the envelope lists io.cncf.conformance.unknownCritical in crit.",
             Sig::UnknownCritical),
+        plan("unknown-critical-header-cose", "a COSE_Sign1 with an unknown critical header is refused", (SIGSPEC, "extended-attributes"), Refuse,
+            "MUST refuse: \"unknown critical attributes MUST cause signature verification to fail\" (Extended attributes); the COSE protected header lists io.cncf.conformance.unknownCritical in crit (label 2).",
+            Sig::UnknownCriticalCose),
         plan("algorithm-mismatch", "an alg that does not match the signing key is refused", (SIGSPEC, "algorithm-selection"), Refuse,
             "MUST refuse: the signing algorithm is determined from the signing certificate (ES256 for a P-256 key) and must be the envelope's alg; here alg says ES384.",
             Sig::AlgMismatch),
@@ -488,6 +493,15 @@ async fn sign_case(
                 );
                 let env = es256(h)?;
                 (env, Jws, &signer.chain)
+            }
+            Sig::UnknownCriticalCose => {
+                let env = corpus::raw_cose_with_critical(
+                    &image.target,
+                    &[("io.cncf.conformance.unknownCritical", "must-understand")],
+                    &signer.key,
+                    &signer.chain,
+                )?;
+                (env, Cose, &signer.chain[..])
             }
             Sig::AlgMismatch => {
                 let h = corpus::standard_protected("ES384");

@@ -349,6 +349,34 @@ mod tests {
     use crate::verify::{ChainPurpose, validate_chain};
 
     #[test]
+    fn a_server_auth_leaf_is_refused_for_code_signing() {
+        let root_key = SigningKey::generate(KeySpec::EcP256).expect("key");
+        let root = ca(&CertParams::test("root", 1), &root_key).expect("ca");
+        let key = SigningKey::generate(KeySpec::EcP256).expect("key");
+        let params = CertParams::test("server", 1);
+        let good = leaf(&params, &key, &root, &root_key).expect("leaf");
+        validate_chain(&[good, root.clone()], ChainPurpose::CodeSigning).expect("code signing");
+        let server = leaf_without_code_signing(&params, &key, &root, &root_key).expect("leaf");
+        assert_eq!(
+            server.ext_key_usage.as_deref(),
+            Some(&["1.3.6.1.5.5.7.3.1".to_string()][..])
+        );
+        let e = validate_chain(&[server, root.clone()], ChainPurpose::CodeSigning).unwrap_err();
+        assert!(
+            e.to_lowercase().contains("codesigning")
+                || e.contains("code signing")
+                || e.contains("extended key usage"),
+            "{e}"
+        );
+        // Only a CA issues it.
+        assert!(leaf_without_code_signing(&params, &key, &good_self(&key), &key).is_err());
+    }
+
+    fn good_self(key: &SigningKey) -> Certificate {
+        generate_test("self", key).expect("self-signed")
+    }
+
+    #[test]
     fn test_certificates_pass_berths_own_chain_rules() {
         for spec in [KeySpec::EcP256, KeySpec::EcP384] {
             let key = SigningKey::generate(spec).expect("key");

@@ -1,0 +1,377 @@
+//! A real RFC 3161 timestamp authority for tests: a small HTTP server on 127.0.0.1 that pipes
+//! each `application/timestamp-query` through `openssl ts -reply` with a TSA certificate
+//! (critical extendedKeyUsage timeStamping) issued by a test root, all made by openssl in a
+//! temporary directory. A [`TsaMode`] makes it misbehave on purpose: reject (a TSA whose
+//! configuration accepts no SHA-2 imprint, so openssl itself answers `rejection`), answer
+//! with another nonce or over other bytes (the query is altered before openssl signs it), or
+//! answer HTTP 500. The server thread stops on `Drop`; each openssl run is bounded.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::run_with_timeout;
+
+/// How the test TSA answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsaMode {
+    /// A granted, valid token over the query as sent.
+    Grant,
+    /// openssl's own rejection (status 2, badAlg): the TSA accepts SHA-1 imprints only.
+    Reject,
+    /// A token whose nonce is not the query's (the query's nonce is changed first).
+    WrongNonce,
+    /// A token over other bytes (the query's hashed message is changed first).
+    OtherImprint,
+    /// HTTP 500 with a text body.
+    ServerError,
+}
+
+/// A test TSA and its PKI (PEM files in its directory).
+#[derive(Debug)]
+pub struct TestTsa {
+    dir: tempfile::TempDir,
+    addr: String,
+    mode: Arc<Mutex<TsaMode>>,
+    served: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[track_caller]
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = run_with_timeout(
+        Command::new("openssl").args(args).current_dir(dir),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const CONFIG: &str = "\
+[ tsa ]
+default_tsa = grant
+
+[ grant ]
+dir = .
+serial = ./serial
+crypto_device = builtin
+signer_cert = ./tsa.crt
+certs = ./root.crt
+signer_key = ./tsa.key
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+other_policies = 1.2.3.4.5
+digests = sha256, sha384, sha512
+accuracy = secs:1
+ordering = no
+tsa_name = no
+ess_cert_id_chain = no
+ess_cert_id_alg = sha256
+
+[ sha1only ]
+dir = .
+serial = ./serial
+crypto_device = builtin
+signer_cert = ./tsa.crt
+certs = ./root.crt
+signer_key = ./tsa.key
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha1
+accuracy = secs:1
+ess_cert_id_alg = sha256
+
+[ tsa_ext ]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = critical, timeStamping
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+
+[ root_ext ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+";
+
+/// A self-signed CA `name.key`/`name.crt` in `dir`, with the subject `/CN=cn`.
+pub fn openssl_root(dir: &Path, name: &str, cn: &str) {
+    if !dir.join("tsa.cnf").exists() {
+        crate::write_file(dir.join("tsa.cnf"), CONFIG.as_bytes());
+    }
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-config",
+            "tsa.cnf",
+            "-extensions",
+            "root_ext",
+        ],
+    );
+}
+
+impl TestTsa {
+    /// Makes the PKI (root `root.crt`, TSA `tsa.crt`, and an unrelated root `other-root.crt`)
+    /// and starts serving. Needs openssl (a test declares it with `requires_tool!`).
+    pub fn start() -> TestTsa {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        openssl_root(d, "root", "berth test TSA root");
+        openssl_root(d, "other-root", "berth unrelated TSA root");
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "tsa.key",
+                "-out",
+                "tsa.csr",
+                "-subj",
+                "/CN=berth test TSA",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                "root.crt",
+                "-CAkey",
+                "root.key",
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-extfile",
+                "tsa.cnf",
+                "-extensions",
+                "tsa_ext",
+                "-out",
+                "tsa.crt",
+            ],
+        );
+        crate::write_file(d.join("serial"), b"01\n");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mode = Arc::new(Mutex::new(TsaMode::Grant));
+        let served = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (dir, mode, served, stop) =
+                (d.to_owned(), mode.clone(), served.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let m = *mode.lock().unwrap();
+                    if serve(&dir, conn, m) {
+                        served.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        };
+        TestTsa {
+            dir,
+            addr,
+            mode,
+            served,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/tsa`.
+    pub fn url(&self) -> String {
+        format!("http://{}/tsa", self.addr)
+    }
+
+    /// The root certificate the TSA's certificate chains to (PEM).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root.crt")
+    }
+
+    /// A root certificate the TSA's certificate does not chain to (PEM).
+    pub fn other_root(&self) -> PathBuf {
+        self.dir.path().join("other-root.crt")
+    }
+
+    /// The TSA's own certificate (PEM).
+    pub fn tsa_cert(&self) -> PathBuf {
+        self.dir.path().join("tsa.crt")
+    }
+
+    /// The directory of the PKI files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// How the next requests are answered.
+    pub fn set_mode(&self, mode: TsaMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Requests answered so far (any answer).
+    pub fn served(&self) -> usize {
+        self.served.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestTsa {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // wake the accept loop
+        let _ = TcpStream::connect(&self.addr);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// DER header at `at`: (header length, content length).
+fn der_header(b: &[u8], at: usize) -> (usize, usize) {
+    let first = b[at + 1];
+    if first < 0x80 {
+        return (2, usize::from(first));
+    }
+    let n = usize::from(first & 0x7f);
+    let len = b[at + 2..at + 2 + n]
+        .iter()
+        .fold(0usize, |acc, x| (acc << 8) | usize::from(*x));
+    (2 + n, len)
+}
+
+/// Alters a `TimeStampReq` as `mode` says: the last byte of the nonce, or of the hashed
+/// message. Requests of berth and notation both end `INTEGER nonce, BOOLEAN TRUE`.
+fn alter(query: &mut [u8], mode: TsaMode) {
+    let (top_h, _) = der_header(query, 0);
+    let version = top_h;
+    let (vh, vl) = der_header(query, version);
+    let imprint = version + vh + vl;
+    let (ih, il) = der_header(query, imprint);
+    let nonce = imprint + ih + il;
+    let (nh, nl) = der_header(query, nonce);
+    match mode {
+        TsaMode::WrongNonce => query[nonce + nh + nl - 1] ^= 0x01,
+        TsaMode::OtherImprint => query[imprint + ih + il - 1] ^= 0x01,
+        _ => {}
+    }
+}
+
+/// Answers one connection; `true` when a response was written.
+fn serve(dir: &Path, mut conn: TcpStream, mode: TsaMode) -> bool {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let header_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 64 << 10 {
+            return false;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + len {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let mut query = buf[header_end..header_end + len].to_vec();
+    let (status, ctype, body) = if mode == TsaMode::ServerError {
+        (
+            500,
+            "text/plain",
+            b"the TSA is down for maintenance".to_vec(),
+        )
+    } else {
+        alter(&mut query, mode);
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let q = format!("q{n}.tsq");
+        let r = format!("r{n}.tsr");
+        crate::write_file(dir.join(&q), &query);
+        let section = if mode == TsaMode::Reject {
+            "sha1only"
+        } else {
+            "grant"
+        };
+        let out = run_with_timeout(
+            Command::new("openssl")
+                .args([
+                    "ts",
+                    "-reply",
+                    "-config",
+                    "tsa.cnf",
+                    "-section",
+                    section,
+                    "-queryfile",
+                    &q,
+                    "-out",
+                    &r,
+                ])
+                .current_dir(dir),
+            Duration::from_secs(30),
+        );
+        match std::fs::read(dir.join(&r)) {
+            Ok(reply) if out.status.success() => (200, "application/timestamp-reply", reply),
+            _ => (
+                500,
+                "text/plain",
+                format!(
+                    "openssl ts -reply failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .into_bytes(),
+            ),
+        }
+    };
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).is_ok() && conn.write_all(&body).is_ok()
+}

@@ -87,7 +87,7 @@ pub use tools::{
     is_root, passwd_ids, skip_or_fail, tool_available,
 };
 pub use tree::{Node, diff_trees, node, tree};
-pub use tsa::{TestTsa, TsaMode, openssl_root};
+pub use tsa::{TestTsa, TsaMode, openssl_ec_request, openssl_root};
 
 pub use berth_oci::Digest;
 

@@ -108,30 +108,48 @@ pub fn openssl_root(dir: &Path, name: &str, cn: &str) {
     if !dir.join("tsa.cnf").exists() {
         crate::write_file(dir.join("tsa.cnf"), CONFIG.as_bytes());
     }
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "30",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-config",
-            "tsa.cnf",
-            "-extensions",
-            "root_ext",
-        ],
+    let (key, crt, subject) = (
+        format!("{name}.key"),
+        format!("{name}.crt"),
+        format!("/CN={cn}"),
     );
+    let x509 = [
+        "-x509",
+        "-days",
+        "30",
+        "-config",
+        "tsa.cnf",
+        "-extensions",
+        "root_ext",
+    ];
+    openssl(dir, &ec_req(&key, &crt, &subject, &x509));
+}
+
+/// `openssl req` with a new P-256 key into `key`, output `out`, the subject, and `extra`.
+fn ec_req<'a>(key: &'a str, out: &'a str, subject: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        out,
+        "-subj",
+        subject,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// A P-256 key `name.key` and a certificate request `name.csr` for `subject` (`/CN=…`) in
+/// `dir`, made by openssl.
+pub fn openssl_ec_request(dir: &Path, name: &str, subject: &str) {
+    let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+    openssl(dir, &ec_req(&key, &csr, subject, &["-new"]));
 }
 
 impl TestTsa {
@@ -142,24 +160,7 @@ impl TestTsa {
         let d = dir.path();
         openssl_root(d, "root", "berth test TSA root");
         openssl_root(d, "other-root", "berth unrelated TSA root");
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "tsa.key",
-                "-out",
-                "tsa.csr",
-                "-subj",
-                "/CN=berth test TSA",
-            ],
-        );
+        openssl_ec_request(d, "tsa", "/CN=berth test TSA");
         openssl(
             d,
             &[

@@ -4,7 +4,9 @@
 //! temporary directory. A [`TsaMode`] makes it misbehave on purpose: reject (a TSA whose
 //! configuration accepts no SHA-2 imprint, so openssl itself answers `rejection`), answer
 //! with another nonce or over other bytes (the query is altered before openssl signs it), or
-//! answer HTTP 500. The server thread stops on `Drop`; each openssl run is bounded.
+//! answer HTTP 500. [`TestTsa::start_tls`] serves HTTPS instead (a [`crate::TestCerts`]
+//! server certificate for 127.0.0.1). The server thread stops on `Drop`; each openssl run is
+//! bounded.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -37,6 +39,7 @@ pub enum TsaMode {
 pub struct TestTsa {
     dir: tempfile::TempDir,
     addr: String,
+    tls: Option<crate::TestCerts>,
     mode: Arc<Mutex<TsaMode>>,
     served: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
@@ -154,8 +157,18 @@ pub fn openssl_ec_request(dir: &Path, name: &str, subject: &str) {
 
 impl TestTsa {
     /// Makes the PKI (root `root.crt`, TSA `tsa.crt`, and an unrelated root `other-root.crt`)
-    /// and starts serving. Needs openssl (a test declares it with `requires_tool!`).
+    /// and starts serving HTTP. Needs openssl (a test declares it with `requires_tool!`).
     pub fn start() -> TestTsa {
+        TestTsa::start_with(false)
+    }
+
+    /// As [`TestTsa::start`], serving HTTPS with a server certificate of a test CA
+    /// ([`TestTsa::tls_ca`]).
+    pub fn start_tls() -> TestTsa {
+        TestTsa::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> TestTsa {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         openssl_root(d, "root", "berth test TSA root");
@@ -184,6 +197,25 @@ impl TestTsa {
             ],
         );
         crate::write_file(d.join("serial"), b"01\n");
+        let certs = tls.then(|| crate::TestCerts::generate(d.join("tls")));
+        let server_config = certs.as_ref().map(|c| {
+            use rustls::pki_types::pem::PemObject;
+            let chain = rustls::pki_types::CertificateDer::pem_file_iter(&c.server_cert)
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&c.server_key).unwrap();
+            Arc::new(
+                rustls::ServerConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap(),
+            )
+        });
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let mode = Arc::new(Mutex::new(TsaMode::Grant));
@@ -198,8 +230,16 @@ impl TestTsa {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
                     let m = *mode.lock().unwrap();
-                    if serve(&dir, conn, m) {
+                    let answered = match &server_config {
+                        None => serve(&dir, conn, m),
+                        Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                            Ok(tls) => serve(&dir, rustls::StreamOwned::new(tls, conn), m),
+                            Err(_) => false,
+                        },
+                    };
+                    if answered {
                         served.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -208,6 +248,7 @@ impl TestTsa {
         TestTsa {
             dir,
             addr,
+            tls: certs,
             mode,
             served,
             stop,
@@ -215,9 +256,15 @@ impl TestTsa {
         }
     }
 
-    /// `http://127.0.0.1:PORT/tsa`.
+    /// `http://127.0.0.1:PORT/tsa` (`https://` for [`TestTsa::start_tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}/tsa", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/tsa", self.addr)
+    }
+
+    /// The CA certificate (PEM) of the HTTPS server certificate, for [`TestTsa::start_tls`].
+    pub fn tls_ca(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(|c| c.ca_cert.clone())
     }
 
     /// The root certificate the TSA's certificate chains to (PEM).
@@ -293,8 +340,7 @@ fn alter(query: &mut [u8], mode: TsaMode) {
 }
 
 /// Answers one connection; `true` when a response was written.
-fn serve(dir: &Path, mut conn: TcpStream, mode: TsaMode) -> bool {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+fn serve(dir: &Path, mut conn: impl Read + Write, mode: TsaMode) -> bool {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let header_end = loop {
@@ -374,5 +420,5 @@ fn serve(dir: &Path, mut conn: TcpStream, mode: TsaMode) -> bool {
         "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
-    conn.write_all(head.as_bytes()).is_ok() && conn.write_all(&body).is_ok()
+    conn.write_all(head.as_bytes()).is_ok() && conn.write_all(&body).is_ok() && conn.flush().is_ok()
 }

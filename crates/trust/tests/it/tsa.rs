@@ -28,7 +28,12 @@ fn artifact() -> TargetArtifact {
 }
 
 fn client() -> Client {
+    client_trusting(Vec::new())
+}
+
+fn client_trusting(extra_root_certificates: Vec<Vec<u8>>) -> Client {
     Client::new(ClientOptions {
+        extra_root_certificates,
         timeout: Duration::from_secs(20),
         retry: RetryPolicy {
             max_attempts: 1,
@@ -82,6 +87,17 @@ fn signed(
     cert: &Certificate,
     format: EnvelopeFormat,
 ) -> Result<(Vec<u8>, Vec<u8>), SignError> {
+    signed_via(&client(), tsa, root_file, key, cert, format)
+}
+
+fn signed_via(
+    client: &Client,
+    tsa: &TestTsa,
+    root_file: &Path,
+    key: &SigningKey,
+    cert: &Certificate,
+    format: EnvelopeFormat,
+) -> Result<(Vec<u8>, Vec<u8>), SignError> {
     let ts = Timestamper::new(&tsa.url(), root(root_file))?;
     let unfinished = prepare(
         &artifact(),
@@ -90,7 +106,7 @@ fn signed(
         &SignOptions::new(format),
     )?;
     let sig = unfinished.signature_value().to_vec();
-    let bytes = block_on(ts.finish(&client(), unfinished))?;
+    let bytes = block_on(ts.finish(client, unfinished))?;
     Ok((bytes, sig))
 }
 
@@ -98,13 +114,35 @@ fn signed(
 fn signatures_carry_a_timestamp_that_berth_and_openssl_verify() {
     berth_test_support::requires_tool!("openssl");
     let tsa = TestTsa::start();
-    for spec in [KeySpec::EcP256, KeySpec::EcP384] {
-        let key = SigningKey::generate(spec).unwrap();
-        let cert = certgen::generate_test("berth-tsa-test", &key).unwrap();
+    // P-256 → SHA-256 imprint, P-384 → SHA-384, RSA 4096 (PS512) → SHA-512
+    let rsa = tempfile::tempdir().unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:4096",
+        ])
+        .args(["-out", "k.pem"])
+        .current_dir(rsa.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rsa =
+        SigningKey::from_pem_or_der(&std::fs::read(rsa.path().join("k.pem")).unwrap()).unwrap();
+    let keys = [
+        SigningKey::generate(KeySpec::EcP256).unwrap(),
+        SigningKey::generate(KeySpec::EcP384).unwrap(),
+        rsa,
+    ];
+    for key in &keys {
+        let spec = key.spec();
+        let cert = certgen::generate_test("berth-tsa-test", key).unwrap();
         let (_tmp, store) = store(&cert, &tsa.root());
         for format in [EnvelopeFormat::Jws, EnvelopeFormat::Cose] {
-            let what = format!("{spec:?} {format:?}");
-            let (bytes, sig) = signed(&tsa, &tsa.root(), &key, &cert, format)
+            let what = format!("{spec} {format:?}");
+            let (bytes, sig) = signed(&tsa, &tsa.root(), key, &cert, format)
                 .unwrap_or_else(|e| panic!("{what}: {e:?}"));
             let env = Envelope::parse(&bytes, format.media_type()).unwrap();
             let token = env.timestamp_token.clone().expect("a timestamp token");
@@ -306,4 +344,33 @@ fn the_signing_authority_scheme_takes_no_timestamp() {
     let u = prepare(&artifact(), &key, std::slice::from_ref(&cert), &opts).unwrap();
     let e = u.finish(Some(b"token")).unwrap_err();
     assert!(e.to_string().contains("notary.x509 signatures only"), "{e}");
+}
+
+#[test]
+fn an_https_tsa_is_reached_when_its_server_certificate_is_trusted() {
+    berth_test_support::requires_tool!("openssl");
+    let tsa = TestTsa::start_tls();
+    assert!(tsa.url().starts_with("https://127.0.0.1:"));
+    let key = SigningKey::generate(KeySpec::EcP256).unwrap();
+    let cert = certgen::generate_test("berth-tsa-test", &key).unwrap();
+    let ca = std::fs::read(tsa.tls_ca().unwrap()).unwrap();
+    let (bytes, _) = signed_via(
+        &client_trusting(vec![ca]),
+        &tsa,
+        &tsa.root(),
+        &key,
+        &cert,
+        EnvelopeFormat::Cose,
+    )
+    .unwrap();
+    let env = Envelope::parse(&bytes, EnvelopeFormat::Cose.media_type()).unwrap();
+    assert!(env.timestamp_token.is_some());
+    assert_eq!(tsa.served(), 1);
+    // a server certificate nobody trusts: unreachable, with the TLS reason
+    match signed(&tsa, &tsa.root(), &key, &cert, EnvelopeFormat::Cose) {
+        Err(SignError::Timestamp(TsaError::Unreachable { reason, .. })) => {
+            assert!(reason.to_lowercase().contains("certificate"), "{reason}")
+        }
+        other => panic!("signed through an untrusted TLS server: {other:?}"),
+    }
 }

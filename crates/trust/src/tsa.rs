@@ -112,8 +112,9 @@ pub enum TsaError {
     Url { url: String, reason: String },
     #[error("the timestamp root certificate {what}: {reason}")]
     Root { what: String, reason: String },
-    #[error("failed to reach the timestamp authority {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    /// Unreachable, TLS, timeout, a reply over the limit.
+    #[error("the request to the timestamp authority {url} failed: {reason}")]
+    Transport { url: String, reason: String },
     #[error("the timestamp authority {url} answered HTTP {status}{}", body_note(.body))]
     HttpStatus {
         url: String,
@@ -417,7 +418,7 @@ impl Timestamper {
         let reply = transport
             .post(&url, TIMESTAMP_QUERY, req.der.clone(), MAX_REPLY)
             .await
-            .map_err(|reason| TsaError::Unreachable {
+            .map_err(|reason| TsaError::Transport {
                 url: url.clone(),
                 reason,
             })?;

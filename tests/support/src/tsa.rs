@@ -32,6 +32,14 @@ pub enum TsaMode {
     OtherImprint,
     /// HTTP 500 with a text body.
     ServerError,
+    /// The granted token, but sent as `application/octet-stream`.
+    WrongContentType,
+    /// Status granted and no token.
+    GrantedWithoutToken,
+    /// A token without a nonce (the query's nonce is removed first).
+    NoNonce,
+    /// 2 MiB of reply.
+    Huge,
 }
 
 /// A test TSA and its PKI (PEM files in its directory).
@@ -322,21 +330,35 @@ fn der_header(b: &[u8], at: usize) -> (usize, usize) {
     (2 + n, len)
 }
 
-/// Alters a `TimeStampReq` as `mode` says: the last byte of the nonce, or of the hashed
-/// message. Requests of berth and notation both end `INTEGER nonce, BOOLEAN TRUE`.
-fn alter(query: &mut [u8], mode: TsaMode) {
-    let (top_h, _) = der_header(query, 0);
+/// A query altered as `mode` says: the last byte of the nonce or of the hashed message
+/// flipped, or the nonce removed. Requests of berth and notation both end `INTEGER nonce,
+/// BOOLEAN TRUE`.
+fn alter(query: &[u8], mode: TsaMode) -> Vec<u8> {
+    let mut q = query.to_vec();
+    let (top_h, _) = der_header(&q, 0);
     let version = top_h;
-    let (vh, vl) = der_header(query, version);
+    let (vh, vl) = der_header(&q, version);
     let imprint = version + vh + vl;
-    let (ih, il) = der_header(query, imprint);
+    let (ih, il) = der_header(&q, imprint);
     let nonce = imprint + ih + il;
-    let (nh, nl) = der_header(query, nonce);
+    let (nh, nl) = der_header(&q, nonce);
     match mode {
-        TsaMode::WrongNonce => query[nonce + nh + nl - 1] ^= 0x01,
-        TsaMode::OtherImprint => query[imprint + ih + il - 1] ^= 0x01,
+        TsaMode::WrongNonce => q[nonce + nh + nl - 1] ^= 0x01,
+        TsaMode::OtherImprint => q[imprint + ih + il - 1] ^= 0x01,
+        TsaMode::NoNonce => {
+            let content = [&q[version..nonce], &q[nonce + nh + nl..]].concat();
+            let mut out = vec![0x30];
+            if content.len() < 0x80 {
+                out.push(content.len() as u8);
+            } else {
+                out.extend([0x81, content.len() as u8]);
+            }
+            out.extend(content);
+            q = out;
+        }
         _ => {}
     }
+    q
 }
 
 /// Answers one connection; `true` when a response was written.
@@ -367,15 +389,23 @@ fn serve(dir: &Path, mut conn: impl Read + Write, mode: TsaMode) -> bool {
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
-    let mut query = buf[header_end..header_end + len].to_vec();
-    let (status, ctype, body) = if mode == TsaMode::ServerError {
+    let query = alter(&buf[header_end..header_end + len], mode);
+    let (status, ctype, body) = if mode == TsaMode::GrantedWithoutToken {
+        // TimeStampResp { PKIStatusInfo { granted } }
+        (
+            200,
+            "application/timestamp-reply",
+            vec![0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x00],
+        )
+    } else if mode == TsaMode::Huge {
+        (200, "application/timestamp-reply", vec![0u8; 2 << 20])
+    } else if mode == TsaMode::ServerError {
         (
             500,
             "text/plain",
             b"the TSA is down for maintenance".to_vec(),
         )
     } else {
-        alter(&mut query, mode);
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let q = format!("q{n}.tsq");
@@ -404,6 +434,9 @@ fn serve(dir: &Path, mut conn: impl Read + Write, mode: TsaMode) -> bool {
             Duration::from_secs(30),
         );
         match std::fs::read(dir.join(&r)) {
+            Ok(reply) if out.status.success() && mode == TsaMode::WrongContentType => {
+                (200, "application/octet-stream", reply)
+            }
             Ok(reply) if out.status.success() => (200, "application/timestamp-reply", reply),
             _ => (
                 500,

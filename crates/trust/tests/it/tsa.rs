@@ -294,9 +294,6 @@ fn a_token_not_chaining_to_the_root_certificate_is_refused() {
         matches!(&e, TsaError::Unverified { reason, .. } if reason.contains("tsa")),
         "{e}"
     );
-    // the TSA's own certificate is no root
-    let e = Timestamper::new(&tsa.url(), root(&tsa.tsa_cert())).unwrap_err();
-    assert!(e.to_string().contains("not a root certificate"), "{e}");
 }
 
 #[test]
@@ -327,7 +324,7 @@ fn an_unreachable_or_failing_tsa_is_refused() {
     .unwrap();
     let e = block_on(ts.finish(&client(), u)).unwrap_err();
     assert!(
-        matches!(&e, SignError::Timestamp(TsaError::Unreachable { .. })),
+        matches!(&e, SignError::Timestamp(TsaError::Transport { .. })),
         "{e:?}"
     );
     assert!(Timestamper::new("ftp://127.0.0.1/tsa", root(&tsa.root())).is_err());
@@ -368,9 +365,54 @@ fn an_https_tsa_is_reached_when_its_server_certificate_is_trusted() {
     assert_eq!(tsa.served(), 1);
     // a server certificate nobody trusts: unreachable, with the TLS reason
     match signed(&tsa, &tsa.root(), &key, &cert, EnvelopeFormat::Cose) {
-        Err(SignError::Timestamp(TsaError::Unreachable { reason, .. })) => {
+        Err(SignError::Timestamp(TsaError::Transport { reason, .. })) => {
             assert!(reason.to_lowercase().contains("certificate"), "{reason}")
         }
         other => panic!("signed through an untrusted TLS server: {other:?}"),
     }
+}
+
+#[test]
+fn replies_that_are_not_a_token_are_refused() {
+    berth_test_support::requires_tool!("openssl");
+    let tsa = TestTsa::start();
+    tsa.set_mode(TsaMode::WrongContentType);
+    let e = refused(&tsa, &tsa.root());
+    assert!(
+        matches!(&e, TsaError::ContentType { got: Some(ct), .. } if ct == "application/octet-stream"),
+        "{e}"
+    );
+    tsa.set_mode(TsaMode::GrantedWithoutToken);
+    let e = refused(&tsa, &tsa.root());
+    assert!(
+        matches!(&e, TsaError::Malformed { reason, .. } if reason.contains("no timeStampToken")),
+        "{e}"
+    );
+    tsa.set_mode(TsaMode::NoNonce);
+    let e = refused(&tsa, &tsa.root());
+    assert!(
+        matches!(&e, TsaError::Mismatch { reason, .. } if reason.contains("no nonce")),
+        "{e}"
+    );
+    tsa.set_mode(TsaMode::Huge);
+    let e = refused(&tsa, &tsa.root());
+    assert!(
+        matches!(&e, TsaError::Transport { reason, .. } if reason.contains("larger than")),
+        "{e}"
+    );
+    assert_eq!(tsa.served(), 4);
+}
+
+#[test]
+fn the_root_certificate_must_be_a_self_signed_ca() {
+    berth_test_support::requires_tool!("openssl");
+    let tsa = TestTsa::start();
+    // self-signed, but basicConstraints cA=false
+    let key = SigningKey::generate(KeySpec::EcP256).unwrap();
+    let leaf = certgen::generate_test("not-a-ca", &key).unwrap();
+    let e = Timestamper::new(&tsa.url(), leaf).unwrap_err();
+    assert!(e.to_string().contains("not a CA certificate"), "{e}");
+    // issued by another: the TSA's own certificate
+    let e = Timestamper::new(&tsa.url(), root(&tsa.tsa_cert())).unwrap_err();
+    assert!(e.to_string().contains("not a root certificate"), "{e}");
 }

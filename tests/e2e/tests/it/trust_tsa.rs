@@ -469,8 +469,17 @@ fn a_misbehaving_or_unreachable_tsa_fails_signing_and_nothing_is_pushed() {
         &format!("http://127.0.0.1:{port}/tsa"),
         &tsa.root(),
         74,
-        &["failed to reach the timestamp authority"],
+        &["the request to the timestamp authority", "failed"],
     );
+    // the root certificate file holds exactly one certificate
+    let two = x.join("two-roots.crt");
+    let pems = [
+        std::fs::read(tsa.root()).unwrap(),
+        std::fs::read(tsa.other_root()).unwrap(),
+    ]
+    .concat();
+    write_file(&two, &pems);
+    sign_fails(x, &peer, &tsa.url(), &two, 75, &["holds 2 certificates"]);
     // both flags or neither, as notation
     let out = berth(
         x,

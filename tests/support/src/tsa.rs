@@ -240,15 +240,13 @@ impl TestTsa {
                     let Ok(conn) = conn else { continue };
                     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
                     let m = *mode.lock().unwrap();
-                    let answered = match &server_config {
-                        None => serve(&dir, conn, m),
-                        Some(config) => match rustls::ServerConnection::new(config.clone()) {
-                            Ok(tls) => serve(&dir, rustls::StreamOwned::new(tls, conn), m),
-                            Err(_) => false,
-                        },
-                    };
-                    if answered {
-                        served.fetch_add(1, Ordering::SeqCst);
+                    match &server_config {
+                        None => serve(&dir, conn, m, &served),
+                        Some(config) => {
+                            if let Ok(tls) = rustls::ServerConnection::new(config.clone()) {
+                                serve(&dir, rustls::StreamOwned::new(tls, conn), m, &served)
+                            }
+                        }
                     }
                 }
             })
@@ -300,7 +298,8 @@ impl TestTsa {
         *self.mode.lock().unwrap() = mode;
     }
 
-    /// Requests answered so far (any answer).
+    /// Requests received whole so far (counted before they are answered, so a client that
+    /// has its answer sees its request counted).
     pub fn served(&self) -> usize {
         self.served.load(Ordering::SeqCst)
     }
@@ -361,8 +360,8 @@ fn alter(query: &[u8], mode: TsaMode) -> Vec<u8> {
     q
 }
 
-/// Answers one connection; `true` when a response was written.
-fn serve(dir: &Path, mut conn: impl Read + Write, mode: TsaMode) -> bool {
+/// Reads one request, counts it in `received`, answers it.
+fn serve(dir: &Path, mut conn: impl Read + Write, mode: TsaMode, received: &AtomicUsize) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let header_end = loop {
@@ -370,11 +369,11 @@ fn serve(dir: &Path, mut conn: impl Read + Write, mode: TsaMode) -> bool {
             break p + 4;
         }
         match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
         if buf.len() > 64 << 10 {
-            return false;
+            return;
         }
     };
     let head = String::from_utf8_lossy(&buf[..header_end]).to_lowercase();
@@ -385,11 +384,12 @@ fn serve(dir: &Path, mut conn: impl Read + Write, mode: TsaMode) -> bool {
         .unwrap_or(0);
     while buf.len() < header_end + len {
         match conn.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
     let query = alter(&buf[header_end..header_end + len], mode);
+    received.fetch_add(1, Ordering::SeqCst);
     let (status, ctype, body) = if mode == TsaMode::GrantedWithoutToken {
         // TimeStampResp { PKIStatusInfo { granted } }
         (
@@ -453,5 +453,8 @@ fn serve(dir: &Path, mut conn: impl Read + Write, mode: TsaMode) -> bool {
         "HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
-    conn.write_all(head.as_bytes()).is_ok() && conn.write_all(&body).is_ok() && conn.flush().is_ok()
+    let _ = conn
+        .write_all(head.as_bytes())
+        .and_then(|()| conn.write_all(&body))
+        .and_then(|()| conn.flush());
 }

@@ -264,10 +264,14 @@ pub fn parse_response(bytes: &[u8]) -> Result<TimeStampResp, String> {
         if *unused > 7 || (data.is_empty() && *unused != 0) {
             return Err("failInfo: malformed BIT STRING".to_string());
         }
-        for (i, byte) in data.iter().enumerate() {
+        // PKIFailureInfo's bits end at 25 (systemFailure): four bytes at the most
+        if data.len() > 4 {
+            return Err(format!("failInfo: {} bytes, over 4", data.len()));
+        }
+        for (byte, first) in data.iter().zip((0u32..).step_by(8)) {
             for bit in 0..8u32 {
                 if byte & (0x80 >> bit) != 0 {
-                    failure_bits.push(u32::try_from(i).unwrap_or(u32::MAX / 8) * 8 + bit);
+                    failure_bits.push(first + bit);
                 }
             }
         }

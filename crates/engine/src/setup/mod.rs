@@ -24,7 +24,10 @@ use berth_image::spec::{IdRange, ImageConfig, Network, RunOptions, Userns, build
 use error::{Context, bail};
 pub use error::{Result, SetupError};
 pub use net::default_network;
-use net::{annotations, attach_networks, bind_etc_files, etc_files, link_names, shared_network};
+use net::{
+    NetworkSlot, annotations, attach_networks, bind_etc_files, etc_files, link_names,
+    shared_network,
+};
 
 use crate::{Attachments, CreateOptions, Engine, HostIds, SnapshotRef};
 
@@ -278,50 +281,24 @@ fn set_up(
         size: r.size,
         allocator: Some((dir.to_owned(), id.to_owned())),
     });
-    let mount_failed = || {
-        format!(
-            "failed to mount the root filesystem on {}",
-            rootfs.display()
-        )
-    };
-    let snapshot_ref = SnapshotRef {
-        root: snap.root().to_owned(),
-        driver: snap.driver().name().to_owned(),
-        key: id.to_owned(),
-    };
-    match host_ids {
-        Some(range) => {
-            // the image's layers shown shifted into the range (id-mapped lower layers, or a
-            // chowned copy per range where the kernel cannot): nothing copied per container
-            let mut ranged =
-                berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
-                    .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
-            attachments.snapshot = Some(snapshot_ref);
-            reachable_by(&rootfs, range)?;
-            let volatile = args.rm && make_volatile(&mut ranged.mounts);
-            if let Err(e) = berth_image::idmap::mount(&ranged, &rootfs) {
-                if !volatile {
-                    return Err(e).with_context(mount_failed);
-                }
-                // a kernel before 5.10 has no `volatile`
-                strip_volatile(&mut ranged.mounts);
-                berth_image::idmap::mount(&ranged, &rootfs).with_context(mount_failed)?;
-            }
-        }
-        None => {
-            let mut mounts = prepare_snapshot(snap, id, image.top)
-                .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
-            attachments.snapshot = Some(snapshot_ref);
-            let volatile = args.rm && make_volatile(&mut mounts);
-            if let Err(e) = mount_all(&mounts, &rootfs) {
-                if !volatile {
-                    return Err(e).with_context(mount_failed);
-                }
-                strip_volatile(&mut mounts);
-                mount_all(&mounts, &rootfs).with_context(mount_failed)?;
-            }
-        }
-    }
+    // the networks' CNI ADD (plugin processes, most of a bridged set-up's time) on a thread
+    // of its own while the snapshot is prepared and mounted: the two share nothing but the
+    // host ids, allocated above
+    let slot = NetworkSlot::default();
+    let (mounted, address) = std::thread::scope(|s| {
+        let net = s.spawn(|| attach_networks(engine, args, image.config, id, host_ids, &slot));
+        let mounted = mount_rootfs(args, snap, image, id, host_ids, &rootfs, attachments);
+        let address = net.join().unwrap_or_else(|_| {
+            Err(SetupError::step(
+                "attaching the container to its networks panicked".to_owned(),
+                std::io::Error::other("panic"),
+            ))
+        });
+        (mounted, address)
+    });
+    attachments.network = slot.into_inner();
+    mounted?;
+    let address = address?;
     let shared = shared_network(engine, args)?;
     let mut opts = run_options(args, name, id, host_ids)?;
     if let Some(other) = &shared {
@@ -330,15 +307,9 @@ fn set_up(
             opts.hostname = Some(h.trim().to_owned());
         }
     }
-    let address = attach_networks(
-        engine,
-        args,
-        image.config,
-        id,
-        host_ids,
-        &mut opts,
-        attachments,
-    )?;
+    if let Some(att) = &attachments.network {
+        opts.network = berth_image::spec::Network::Path(att.netns.clone());
+    }
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
     let annotations = annotations(args)?;
@@ -519,6 +490,65 @@ fn named_volumes(
             options: Some(options),
             ..Default::default()
         });
+    }
+    Ok(())
+}
+
+/// Prepare the container's writable snapshot (shifted into `host_ids`' range when there is
+/// one) and mount it on `rootfs`, each recorded in `attachments` as it exists.
+fn mount_rootfs(
+    args: &RunRequest,
+    snap: &berth_image::snapshot::SnapshotStore,
+    image: &Image<'_>,
+    id: &str,
+    host_ids: Option<IdRange>,
+    rootfs: &Path,
+    attachments: &mut Attachments,
+) -> Result<()> {
+    let name = image.name;
+    let mount_failed = || {
+        format!(
+            "failed to mount the root filesystem on {}",
+            rootfs.display()
+        )
+    };
+    let snapshot_ref = SnapshotRef {
+        root: snap.root().to_owned(),
+        driver: snap.driver().name().to_owned(),
+        key: id.to_owned(),
+    };
+    match host_ids {
+        Some(range) => {
+            // the image's layers shown shifted into the range (id-mapped lower layers, or a
+            // chowned copy per range where the kernel cannot): nothing copied per container
+            let mut ranged =
+                berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
+                    .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
+            attachments.snapshot = Some(snapshot_ref);
+            reachable_by(rootfs, range)?;
+            let volatile = args.rm && make_volatile(&mut ranged.mounts);
+            if let Err(e) = berth_image::idmap::mount(&ranged, rootfs) {
+                if !volatile {
+                    return Err(e).with_context(mount_failed);
+                }
+                // a kernel before 5.10 has no `volatile`
+                strip_volatile(&mut ranged.mounts);
+                berth_image::idmap::mount(&ranged, rootfs).with_context(mount_failed)?;
+            }
+        }
+        None => {
+            let mut mounts = prepare_snapshot(snap, id, image.top)
+                .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
+            attachments.snapshot = Some(snapshot_ref);
+            let volatile = args.rm && make_volatile(&mut mounts);
+            if let Err(e) = mount_all(&mounts, rootfs) {
+                if !volatile {
+                    return Err(e).with_context(mount_failed);
+                }
+                strip_volatile(&mut mounts);
+                mount_all(&mounts, rootfs).with_context(mount_failed)?;
+            }
+        }
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ pub(crate) struct Identity {
 pub(crate) struct Pki {
     /// The root the trust stores hold.
     pub root: Certificate,
+    root_key: SigningKey,
     /// A code-signing leaf under `root`, valid now.
     pub signer: Identity,
     /// A code-signing leaf under a root no trust store holds.
@@ -102,12 +103,50 @@ impl Pki {
         };
         Ok(Pki {
             root,
+            root_key,
             signer,
             untrusted,
             expired,
             server_auth,
         })
     }
+}
+
+impl Pki {
+    /// A new code-signing leaf under the root that expires `seconds` from now.
+    pub fn short_lived(&self, seconds: i64) -> Result<Identity, Error> {
+        let key =
+            SigningKey::generate(KeySpec::EcP256).map_err(|e| Error::corpus("test PKI", e))?;
+        let c = certgen::leaf(
+            &params("berth conformance short-lived", -DAY, seconds),
+            &key,
+            &self.root,
+            &self.root_key,
+        )
+        .map_err(|e| Error::corpus("test PKI", e))?;
+        Ok(Identity {
+            key,
+            chain: vec![c, self.root.clone()],
+        })
+    }
+}
+
+/// A JWS envelope over `target` by `id`, countersigned by the timestamp authority.
+pub(crate) async fn sign_timestamped(
+    client: &Client,
+    target: &TargetArtifact,
+    id: &Identity,
+    tsa: &super::verifier::Tsa,
+) -> Result<Vec<u8>, Error> {
+    let opts = SignOptions::new(EnvelopeFormat::Jws);
+    let unfinished = berth_trust::sign::prepare(target, &id.key, &id.chain, &opts)
+        .map_err(|e| Error::corpus("signature", e))?;
+    let stamper = berth_trust::tsa::Timestamper::new(&tsa.url, tsa.root.clone())
+        .map_err(|e| Error::corpus("timestamp authority", e))?;
+    stamper
+        .finish(client, unfinished)
+        .await
+        .map_err(|e| Error::corpus(format!("timestamp from {}", tsa.url), e))
 }
 
 /// A test image in the registry.
@@ -442,17 +481,18 @@ pub(crate) async fn push_signature(
     Ok(())
 }
 
-/// A key that ring refused, as an error.
+/// A reason the corpus could not be made, as an error.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct KeyRejected(String);
+pub(crate) struct KeyRejected(pub String);
 
 /// Every member of `m` as pretty JSON.
 pub(crate) fn pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
-/// The truststore of a case: named `ca` stores and their certificates.
+/// The truststore of a case: stores by reference (`ca:NAME`, `tsa:NAME`) and their
+/// certificates.
 pub(crate) type Stores = BTreeMap<String, Vec<Certificate>>;
 
 #[cfg(test)]

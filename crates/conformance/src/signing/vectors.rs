@@ -92,7 +92,7 @@ pub(crate) async fn cases(
             &format!("{registry}/{repository}"),
             "strict",
             None,
-            &["e2e"],
+            &["ca:e2e"],
             &["*"],
         );
         input.push(InputItem {
@@ -115,7 +115,7 @@ pub(crate) async fn cases(
             required: required.to_owned(),
             image,
             policy,
-            stores: Stores::from([("e2e".to_owned(), certs)]),
+            stores: Stores::from([("ca:e2e".to_owned(), certs)]),
             input,
         });
     }

@@ -40,6 +40,9 @@ use crate::model::{
 /// The placeholders a verifier command may use.
 pub const PLACEHOLDERS: [&str; 4] = ["image", "policy", "truststore", "config"];
 
+/// Seconds the short-lived certificate of the timestamp case is valid for after it is made.
+const SHORT_LIVED: i64 = 8;
+
 /// The time a verifier has for one case unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -60,6 +63,16 @@ pub struct VerifierOptions {
     pub vectors: Option<PathBuf>,
     /// The time the verifier has for one case.
     pub timeout: Duration,
+    /// An RFC 3161 timestamp authority for the timestamp cases (without one they are left
+    /// out, and said so in the report's cases).
+    pub tsa: Option<Tsa>,
+}
+
+/// A timestamp authority: its URL and the root its certificate chains to.
+#[derive(Debug, Clone)]
+pub struct Tsa {
+    pub url: String,
+    pub root: berth_trust::Certificate,
 }
 
 /// Parses a verifier command line: `{image}` is required; `{policy}`, `{truststore}` and
@@ -94,8 +107,8 @@ pub(crate) struct Case {
     pub input: Vec<InputItem>,
 }
 
-/// A trust policy of one statement for `scope`: `level` (with `override`), the `ca` stores,
-/// the trusted identities.
+/// A trust policy of one statement for `scope`: `level` (with `override`), the trust stores
+/// (`ca:NAME`, `tsa:NAME`), the trusted identities.
 pub(crate) fn policy(
     scope: &str,
     level: &str,
@@ -113,7 +126,7 @@ pub(crate) fn policy(
         "signatureVerification": verification,
     });
     if level != "skip" {
-        statement["trustStores"] = stores.iter().map(|s| format!("ca:{s}")).collect();
+        statement["trustStores"] = stores.iter().map(|s| s.to_string()).collect();
         statement["trustedIdentities"] = identities.iter().map(|s| s.to_string()).collect();
     }
     json!({ "version": "1.0", "trustPolicies": [statement] })
@@ -149,6 +162,10 @@ enum Sig {
     ContentType,
     /// `io.cncf.notary.expiry` yesterday.
     ExpiredSignature,
+    /// Timestamped by the TSA while the leaf was valid; the leaf expires right after.
+    TimestampedThenExpired,
+    /// The leaf expired yesterday; timestamped now (after its notAfter).
+    TimestampAfterExpiry,
 }
 
 /// One planned case: what to build and what the specification says of it.
@@ -166,6 +183,8 @@ struct Plan {
     other_scope: bool,
     /// `trustedIdentities` names another subject instead of `*`.
     other_identity: bool,
+    /// The case needs a timestamp authority (and the policy its `tsa` store).
+    tsa: bool,
 }
 
 const TSTP: &str = "trust-store-trust-policy";
@@ -191,6 +210,7 @@ fn plan(
         overrides: None,
         other_scope: false,
         other_identity: false,
+        tsa: false,
     }
 }
 
@@ -269,6 +289,12 @@ fn corpus_plan() -> Vec<Plan> {
         Plan { other_scope: true, ..plan("scope-not-matching", "no statement's registryScopes covers the image: refused", (TSTP, "selecting-a-trust-policy-to-verify-a-signed-oci-artifact"), Refuse,
             "MUST refuse: if no trust policy statement's registryScopes matches the artifact, verification fails.",
             Sig::Valid(EnvelopeFormat::Jws)) },
+        Plan { tsa: true, ..plan("timestamped-expired-leaf", "an expired signing certificate with a valid timestamp from its validity is accepted at strict", (TSTP, "timestamp-countersignature-verification-details"), Accept,
+            "MUST accept: Validate Authentic Timestamp — the RFC 3161 timestamp countersignature (from a TSA in the policy's tsa store) lies within the signing certificate chain's validity, so the expired chain is valid for this signature.",
+            Sig::TimestampedThenExpired) },
+        Plan { tsa: true, ..plan("timestamp-after-expiry", "a timestamp made after the signing certificate expired is refused", (TSTP, "timestamp-countersignature-verification-details"), Refuse,
+            "MUST refuse: Validate Authentic Timestamp — the timestamp's time range must be entirely within the signing certificate chain's validity; the chain expired the day before.",
+            Sig::TimestampAfterExpiry) },
         plan("expired-signature", "a signature past its io.cncf.notary.expiry is refused at strict", steps, Refuse,
             "MUST refuse: Validate Expiry — the current time is after the signed expiry; strict enforces it.",
             Sig::ExpiredSignature),
@@ -302,23 +328,33 @@ fn corpus_plan() -> Vec<Plan> {
     ]
 }
 
-/// Builds the checker's own cases: pushes each image and its signatures.
+/// Builds the checker's own cases: pushes each image and its signatures (the timestamp
+/// cases only with a TSA). Also returns when the last short-lived certificate expires: the
+/// cases that need it expired must not run before.
 async fn build_corpus(
     client: &Client,
     registry: &str,
     namespace: &str,
-) -> Result<Vec<Case>, Error> {
+    tsa: Option<&Tsa>,
+) -> Result<(Vec<Case>, Option<Timestamp>), Error> {
     let pki = Pki::new()?;
     let mut cases = Vec::new();
+    let mut expires = None;
     for p in corpus_plan() {
+        if p.tsa && tsa.is_none() {
+            continue;
+        }
         let repository = format!("{namespace}/{}", p.name);
         let image = corpus::push_image(client, registry, &repository).await?;
         let mut input = vec![InputItem {
             label: "image".into(),
             text: image.reference.clone(),
         }];
-        let presented = sign_case(client, registry, &pki, &image, &p.sig).await?;
-        for (envelope, format, chain) in &presented {
+        let signed = sign_case(client, registry, &pki, &image, &p.sig, tsa).await?;
+        if signed.expires.is_some() {
+            expires = expires.max(signed.expires);
+        }
+        for (envelope, format, chain) in &signed.presented {
             input.push(InputItem {
                 label: "signature envelope".into(),
                 text: describe_envelope(envelope, *format),
@@ -340,22 +376,24 @@ async fn build_corpus(
         } else {
             "*"
         };
-        let policy = policy(
-            &scope,
-            p.level,
-            p.overrides.clone(),
-            &["conformance"],
-            &[identity],
-        );
-        let stores = Stores::from([("conformance".to_owned(), vec![pki.root.clone()])]);
+        let mut stores = Stores::from([("ca:conformance".to_owned(), vec![pki.root.clone()])]);
+        if let Some(tsa) = tsa.filter(|_| p.tsa) {
+            stores.insert("tsa:conformance-tsa".to_owned(), vec![tsa.root.clone()]);
+        }
+        let refs: Vec<&str> = stores.keys().map(String::as_str).collect();
+        let policy = policy(&scope, p.level, p.overrides.clone(), &refs, &[identity]);
         input.push(InputItem {
             label: "trust policy".into(),
             text: corpus::pretty(&policy),
         });
-        input.push(InputItem {
-            label: "trust store ca:conformance".into(),
-            text: describe_certificate(&pki.root),
-        });
+        for (name, certs) in &stores {
+            for c in certs {
+                input.push(InputItem {
+                    label: format!("trust store {name}"),
+                    text: describe_certificate(c),
+                });
+            }
+        }
         cases.push(Case {
             id: format!("verifier.{}", p.name),
             title: p.title.to_owned(),
@@ -370,7 +408,13 @@ async fn build_corpus(
             input,
         });
     }
-    Ok(cases)
+    Ok((cases, expires))
+}
+
+/// What signing a case presented, and when its short-lived certificate expires (if any).
+struct Signed {
+    presented: Vec<Presented>,
+    expires: Option<Timestamp>,
 }
 
 /// An envelope presented to the verifier, its format and the chain it carries.
@@ -383,7 +427,8 @@ async fn sign_case(
     pki: &Pki,
     image: &Image,
     sig: &Sig,
-) -> Result<Vec<Presented>, Error> {
+    tsa: Option<&Tsa>,
+) -> Result<Signed, Error> {
     use EnvelopeFormat::{Cose, Jws};
     let now = Timestamp::now().0;
     let day = 86_400;
@@ -400,7 +445,45 @@ async fn sign_case(
     };
     let (envelope, format, chain): (Vec<u8>, EnvelopeFormat, &[berth_trust::Certificate]) =
         match sig {
-            Sig::None => return Ok(Vec::new()),
+            Sig::None => {
+                return Ok(Signed {
+                    presented: Vec::new(),
+                    expires: None,
+                });
+            }
+            Sig::TimestampedThenExpired | Sig::TimestampAfterExpiry => {
+                let Some(tsa) = tsa else {
+                    return Err(Error::corpus(
+                        "timestamp case",
+                        corpus::KeyRejected("no timestamp authority was given".into()),
+                    ));
+                };
+                // Valid for SHORT_LIVED seconds: long enough to be timestamped now, expired
+                // when the verifier runs (check_verifier waits for it).
+                let short;
+                let (id, expires) = match sig {
+                    Sig::TimestampedThenExpired => {
+                        short = pki.short_lived(SHORT_LIVED)?;
+                        (&short, Some(short.chain[0].not_after))
+                    }
+                    _ => (&pki.expired, None),
+                };
+                let env = corpus::sign_timestamped(client, &image.target, id, tsa).await?;
+                corpus::push_signature(
+                    client,
+                    registry,
+                    image,
+                    &image.descriptor,
+                    &env,
+                    Jws,
+                    &id.chain,
+                )
+                .await?;
+                return Ok(Signed {
+                    presented: vec![(env, Jws, id.chain.clone())],
+                    expires,
+                });
+            }
             Sig::Valid(f) => (
                 corpus::sign(&image.target, signer, *f, |_| {})?,
                 *f,
@@ -553,7 +636,10 @@ async fn sign_case(
         chain,
     )
     .await?;
-    Ok(vec![(envelope, format, chain.to_vec())])
+    Ok(Signed {
+        presented: vec![(envelope, format, chain.to_vec())],
+        expires: None,
+    })
 }
 
 /// Writes a case's policy and trust store under `dir` for both notation and berth.
@@ -565,11 +651,13 @@ fn write_config(dir: &Path, case: &Case) -> Result<(), Error> {
     for tool in ["notation", "berth"] {
         write(dir.join(tool).join("trustpolicy.json"), &policy)?;
         for (store, certs) in &case.stores {
+            let (kind, name) = store.split_once(':').unwrap_or(("ca", store));
             write(
                 dir.join(tool)
-                    .join("truststore/x509/ca")
-                    .join(store)
-                    .join(format!("{store}.crt")),
+                    .join("truststore/x509")
+                    .join(kind)
+                    .join(name)
+                    .join(format!("{name}.crt")),
                 berth_trust::keys::chain_pem(certs).as_bytes(),
             )?;
         }
@@ -582,7 +670,19 @@ fn write_config(dir: &Path, case: &Case) -> Result<(), Error> {
 pub async fn check_verifier(opts: &VerifierOptions) -> Result<Report, Error> {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let mut cases = build_corpus(&opts.client, &opts.registry, &opts.namespace).await?;
+    let (mut cases, expires) = build_corpus(
+        &opts.client,
+        &opts.registry,
+        &opts.namespace,
+        opts.tsa.as_ref(),
+    )
+    .await?;
+    if let Some(end) = expires {
+        // The timestamped certificate must have expired before the verifier sees it; it
+        // lives SHORT_LIVED seconds, so this waits that long at most (and a second more).
+        let wait = (end.0 + 1 - Timestamp::now().0).clamp(0, SHORT_LIVED + 1);
+        tokio::time::sleep(Duration::from_secs(wait as u64)).await;
+    }
     if let Some(dir) = &opts.vectors {
         cases.extend(
             super::vectors::cases(&opts.client, &opts.registry, &opts.namespace, dir).await?,
@@ -727,14 +827,14 @@ mod tests {
 
     #[test]
     fn skip_policies_have_no_trust_store() {
-        let p = policy("h/r", "skip", None, &["x"], &["*"]);
+        let p = policy("h/r", "skip", None, &["ca:x"], &["*"]);
         let s = &p["trustPolicies"][0];
         assert!(s.get("trustStores").is_none() && s.get("trustedIdentities").is_none());
         let p = policy(
             "h/r",
             "audit",
             Some(json!({"authenticity": "enforce"})),
-            &["x"],
+            &["ca:x"],
             &["*"],
         );
         assert_eq!(p["trustPolicies"][0]["trustStores"], json!(["ca:x"]));

@@ -38,6 +38,14 @@ pub const NOTATION_DEVIATIONS: [(&str, &str); 2] = [
 /// The library run of `command` against a fresh registry (without the vectors), each case
 /// given `timeout`.
 fn run(command: &str, timeout: Duration) -> Result<Report, berth_conformance::signing::Error> {
+    run_with(command, timeout, None)
+}
+
+fn run_with(
+    command: &str,
+    timeout: Duration,
+    tsa: Option<verifier::Tsa>,
+) -> Result<Report, berth_conformance::signing::Error> {
     let reg = Registry::start(RegistryOptions::new());
     let work = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -52,11 +60,29 @@ fn run(command: &str, timeout: Duration) -> Result<Report, berth_conformance::si
         workdir: work.path().to_owned(),
         vectors: None,
         timeout,
+        tsa,
     }))
 }
 
 fn check(command: &str) -> Report {
     run(command, Duration::from_secs(60)).unwrap()
+}
+
+/// [`check`] with a test TSA: every case runs, the timestamp ones included.
+fn check_with_tsa(command: &str) -> Report {
+    let tsa = berth_test_support::TestTsa::start();
+    run_with(command, Duration::from_secs(60), Some(tsa_of(&tsa))).unwrap()
+}
+
+/// The library's view of a test TSA: its URL and root.
+fn tsa_of(tsa: &berth_test_support::TestTsa) -> verifier::Tsa {
+    let root = std::fs::read(tsa.root()).unwrap();
+    verifier::Tsa {
+        url: tsa.url(),
+        root: berth_trust::Certificate::parse_many(&root)
+            .unwrap()
+            .remove(0),
+    }
 }
 
 fn failed(report: &Report) -> BTreeSet<String> {
@@ -73,9 +99,28 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 /// `berth conformance verify --verifier COMMAND --vectors … --json --html --junit` into
 /// `dir`; the JSON report, and whether the command exited 0.
 pub fn verify_command(command: &str, dir: &Path) -> (Report, bool, String) {
+    verify_command_with(command, dir, None)
+}
+
+/// [`verify_command`], with the timestamp cases when a TSA is given.
+fn verify_command_with(
+    command: &str,
+    dir: &Path,
+    tsa: Option<&berth_test_support::TestTsa>,
+) -> (Report, bool, String) {
+    let mut cmd = Command::new(berth_test_support::berth_bin());
+    if let Some(tsa) = tsa {
+        cmd.arg("conformance")
+            .arg("verify")
+            .arg("--tsa-url")
+            .arg(tsa.url())
+            .arg("--tsa-root")
+            .arg(tsa.root());
+    } else {
+        cmd.args(["conformance", "verify"]);
+    }
     let out = berth_test_support::run_with_timeout(
-        Command::new(berth_test_support::berth_bin())
-            .args(["conformance", "verify", "--verifier", command, "--vectors"])
+        cmd.args(["--verifier", command, "--vectors"])
             .arg(berth_test_support::notation_vectors())
             .arg("--workdir")
             .arg(dir.join("cases"))
@@ -106,8 +151,10 @@ fn berth_verify() -> String {
 
 #[test]
 fn berths_verifier_conforms() {
+    requires_tool!("openssl");
+    let tsa = berth_test_support::TestTsa::start();
     let dir = tempfile::tempdir().unwrap();
-    let (report, ok, out) = verify_command(&berth_verify(), dir.path());
+    let (report, ok, out) = verify_command_with(&berth_verify(), dir.path(), Some(&tsa));
     assert!(ok, "{out}");
     assert_eq!(report.subject, Subject::Verifier);
     assert!(report.conformant);
@@ -162,10 +209,14 @@ fn berths_verifier_conforms() {
 
 #[test]
 fn notation_conforms_but_for_its_listed_deviations() {
-    requires_tool!("notation");
+    requires_tool!("notation", "openssl");
+    let tsa = berth_test_support::TestTsa::start();
     let dir = tempfile::tempdir().unwrap();
-    let (report, ok, out) =
-        verify_command("notation verify --insecure-registry {image}", dir.path());
+    let (report, ok, out) = verify_command_with(
+        "notation verify --insecure-registry {image}",
+        dir.path(),
+        Some(&tsa),
+    );
     let expected: BTreeSet<String> = NOTATION_DEVIATIONS
         .iter()
         .map(|(id, _)| id.to_string())
@@ -184,7 +235,8 @@ fn notation_conforms_but_for_its_listed_deviations() {
 
 #[test]
 fn a_verifier_that_accepts_everything_fails_exactly_the_must_refuse_cases() {
-    let report = check("true {image}");
+    requires_tool!("openssl");
+    let report = check_with_tsa("true {image}");
     assert_eq!(failed(&report), must_refuse_ids().into_iter().collect());
     let n = must_refuse_ids().len();
     assert_eq!(
@@ -196,7 +248,8 @@ fn a_verifier_that_accepts_everything_fails_exactly_the_must_refuse_cases() {
 
 #[test]
 fn a_verifier_that_refuses_everything_fails_exactly_the_must_accept_cases() {
-    let report = check("false {image}");
+    requires_tool!("openssl");
+    let report = check_with_tsa("false {image}");
     assert_eq!(failed(&report), must_accept_ids().into_iter().collect());
 }
 
@@ -313,4 +366,27 @@ fn a_verifier_that_cannot_start_stops_the_run() {
             && msg.contains("could not start \"/nonexistent/verifier\""),
         "{msg}"
     );
+}
+
+/// The timestamp cases with a real RFC 3161 TSA (openssl's, test-support's `TestTsa`): berth
+/// accepts the expired certificate timestamped inside its validity and refuses the one
+/// timestamped after; a verifier that accepts everything fails the second, one that refuses
+/// everything the first.
+#[test]
+fn timestamp_cases_with_a_real_tsa() {
+    requires_tool!("openssl");
+    let tsa = berth_test_support::TestTsa::start();
+    let tsa = || Some(tsa_of(&tsa));
+    let ids = [
+        "verifier.timestamped-expired-leaf",
+        "verifier.timestamp-after-expiry",
+    ];
+    let report = run_with(&berth_verify(), Duration::from_secs(60), tsa()).unwrap();
+    let ran: BTreeSet<_> = report.checks.iter().map(|c| c.info.id.as_str()).collect();
+    assert!(ids.iter().all(|id| ran.contains(id)), "{ran:?}");
+    assert_eq!(failed(&report), BTreeSet::new());
+    let report = run_with("true {image}", Duration::from_secs(60), tsa()).unwrap();
+    assert!(failed(&report).contains(ids[1]) && !failed(&report).contains(ids[0]));
+    let report = run_with("false {image}", Duration::from_secs(60), tsa()).unwrap();
+    assert!(failed(&report).contains(ids[0]) && !failed(&report).contains(ids[1]));
 }

@@ -43,6 +43,14 @@ pub struct VerifyArgs {
     /// directory, removed afterwards).
     #[arg(long, value_name = "DIR")]
     workdir: Option<PathBuf>,
+    /// An RFC 3161 timestamp authority for the timestamp cases (an expired certificate with
+    /// a timestamp from its validity: accepted; a timestamp after it expired: refused);
+    /// without it those cases are left out. With --tsa-root.
+    #[arg(long, value_name = "URL", requires = "tsa_root")]
+    tsa_url: Option<String>,
+    /// The root certificate (PEM) the TSA's certificate chains to.
+    #[arg(long, value_name = "FILE", requires = "tsa_url")]
+    tsa_root: Option<PathBuf>,
     /// Seconds the verifier has for one case.
     #[arg(long, value_name = "SECONDS", default_value_t = verifier::DEFAULT_TIMEOUT.as_secs())]
     timeout: u64,
@@ -70,6 +78,21 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
         None => temp.path().join("cases"),
     };
     let client = args.flags.client()?;
+    let tsa = match (&args.tsa_url, &args.tsa_root) {
+        (Some(url), Some(root)) => {
+            let pem = std::fs::read(root)
+                .with_context(|| format!("failed to read the TSA root {}", root.display()))?;
+            let root = berth_trust::Certificate::parse_many(&pem)
+                .ok()
+                .and_then(|c| c.into_iter().next())
+                .with_context(|| format!("{} holds no PEM certificate", root.display()))?;
+            Some(verifier::Tsa {
+                url: url.clone(),
+                root,
+            })
+        }
+        _ => None,
+    };
     let namespace = args.namespace.clone().unwrap_or_else(|| {
         format!(
             "berth-conformance/{}",
@@ -96,6 +119,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             workdir,
             vectors: args.vectors.clone(),
             timeout: Duration::from_secs(args.timeout.max(1)),
+            tsa,
         };
         let report = verifier::check_verifier(&opts)
             .await

@@ -10,8 +10,8 @@
 //! role policies ([`roles`]: who must have signed, per scope and namespace) and their
 //! evaluation for an image in its registry ([`image_policy`]), trust on first use ([`tofu`]),
 //! and provenance: in-toto SLSA statements ([`provenance`]) pushed, signed and checked as
-//! attestations ([`attestation`]). What it does not own (yet): CRL/OCSP revocation (which
-//! fails closed with a reason) and RFC 3161 timestamping when signing.
+//! attestations ([`attestation`]), and CRL/OCSP revocation checking ([`revocation`], through a
+//! small fetch port). What it does not own (yet): RFC 3161 timestamping when signing.
 //!
 //! The design decision to know: parsing is strict and in-crate (a DER reader for the
 //! certificate fields the specification reads, a CBOR reader for COSE_Sign1), and all
@@ -35,6 +35,7 @@ pub mod manifest;
 pub mod policy;
 pub mod provenance;
 pub mod repository;
+pub mod revocation;
 pub mod roles;
 pub mod sign;
 pub mod time;

@@ -5,6 +5,7 @@
 use crate::cert::{Certificate, Curve, KeyUsage, PublicKey};
 use crate::envelope::{Envelope, SigningScheme, TargetArtifact};
 use crate::policy::{Action, Level, PolicyStatement, VerifyTimestamp};
+use crate::revocation::{self, CertResult, Fetcher};
 use crate::time::Timestamp;
 use crate::truststore::{StoreType, TrustStore};
 
@@ -48,6 +49,8 @@ pub struct Verdict {
     pub envelope: Option<Envelope>,
     /// A failure outside the steps (a required plugin berth cannot run).
     pub error: Option<String>,
+    /// The revocation step's result per certificate, leaf first (empty when it did not run).
+    pub revocation: Vec<CertResult>,
 }
 
 impl Verdict {
@@ -75,6 +78,9 @@ pub struct VerifyOptions<'a> {
     pub artifact: Option<&'a TargetArtifact>,
     /// The verification time.
     pub now: Timestamp,
+    /// Where CRLs and OCSP responses are fetched from ([`crate::revocation::HTTP`] for the
+    /// network).
+    pub revocation: &'a dyn Fetcher,
 }
 
 /// Verifies one envelope.
@@ -91,6 +97,7 @@ pub fn verify(
         steps: Vec::new(),
         envelope: None,
         error: None,
+        revocation: Vec::new(),
     };
     if v.level == Level::Skip {
         verdict.passed = true;
@@ -157,6 +164,7 @@ fn run_steps(
 ) -> bool {
     let v = opts.statement.verification;
     let chain = &envelope.certificate_chain;
+    let revoked = std::cell::RefCell::new(Vec::new());
     let steps: [(Step, Action, &StepFn<'_>); 4] = [
         (Step::Authenticity, v.authenticity, &|| {
             authenticity(envelope, store, opts.statement)
@@ -168,17 +176,18 @@ fn run_steps(
         (Step::AuthenticTimestamp, v.authentic_timestamp, &|| {
             authentic_timestamp(envelope, opts.statement, store, opts.now)
         }),
-        (
-            Step::Revocation,
-            v.revocation,
-            &|| match chain.iter().find(|c| c.has_revocation_info) {
-                Some(c) => Err(format!(
-                    "revocation status of {:?} cannot be determined: berth does not check CRLs or OCSP yet",
-                    c.subject.to_string()
-                )),
-                None => Ok(()),
-            },
-        ),
+        (Step::Revocation, v.revocation, &|| {
+            // trust-store-trust-policy.md "Certificate Revocation Evaluation"; the signing
+            // time counts only under the signingAuthority scheme, as in notation
+            let mut ropts = revocation::Options::new(opts.revocation, opts.now);
+            if envelope.signing_scheme == SigningScheme::X509SigningAuthority {
+                ropts.signing_time = envelope.authentic_signing_time;
+            }
+            let results = revocation::check_chain(chain, &ropts);
+            let r = revocation::summarize(&results);
+            *revoked.borrow_mut() = results;
+            r
+        }),
     ];
     for (step, action, run) in steps {
         if action == Action::Skip {
@@ -189,7 +198,11 @@ fn run_steps(
             });
             continue;
         }
-        if !push(verdict, step, action, run()) {
+        let r = run();
+        if step == Step::Revocation {
+            verdict.revocation = revoked.take();
+        }
+        if !push(verdict, step, action, r) {
             return false;
         }
     }

@@ -50,6 +50,7 @@ fn run(
         statement: &p.statements[0],
         artifact,
         now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
     };
     verify(bytes, media_type(bytes), store, &opts)
 }
@@ -439,6 +440,7 @@ fn notation_e2e_layout_signatures_get_notations_verdict() {
             statement: &strict.statements[0],
             artifact: Some(&target),
             now: Timestamp::now(),
+            revocation: &berth_trust::revocation::HTTP,
         };
         let v = verify(&env, &media, &store, &opts);
         match fails_at {
@@ -474,6 +476,7 @@ fn notation_e2e_layout_signatures_get_notations_verdict() {
         statement: &p.statements[0],
         artifact: Some(&target),
         now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
     };
     let v = verify(&env, &media, &ts_store, &opts);
     assert!(
@@ -519,6 +522,7 @@ fn notation_e2e_layout_signatures_get_notations_verdict() {
         statement: &p.statements[0],
         artifact: Some(&target),
         now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
     };
     let v = verify(&env, &media, &store, &opts);
     assert!(!v.passed);

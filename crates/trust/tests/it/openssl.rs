@@ -137,6 +137,7 @@ fn ecdsa_envelopes_made_by_openssl_verify() {
             statement: &policy.statements[0],
             artifact: None,
             now: Timestamp::now(),
+            revocation: &berth_trust::revocation::HTTP,
         };
         let v = verify(
             &env,

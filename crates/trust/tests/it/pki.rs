@@ -71,7 +71,8 @@ impl Pki {
     }
 }
 
-fn ca(dir: &Path, name: &str, subj: &str) {
+/// A new P-256 private key (PKCS#8 PEM) at `dir/out`.
+pub fn ec_key(dir: &Path, out: &str) {
     openssl(
         dir,
         &[
@@ -81,9 +82,13 @@ fn ca(dir: &Path, name: &str, subj: &str) {
             "-pkeyopt",
             "ec_paramgen_curve:P-256",
             "-out",
-            &format!("{name}.key"),
+            out,
         ],
     );
+}
+
+fn ca(dir: &Path, name: &str, subj: &str) {
+    ec_key(dir, &format!("{name}.key"));
     openssl(
         dir,
         &[
@@ -283,6 +288,7 @@ pub fn verified(env: &[u8], statement: &PolicyStatement) -> VerifiedSignature {
         statement,
         artifact: Some(&t),
         now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
     };
     let verdict = verify(env, MEDIA_TYPE_JWS, &pki().store, &opts);
     VerifiedSignature::new(digest_of(env), verdict)

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use berth_test_support::ec_key;
 use berth_trust::envelope::MEDIA_TYPE_JWS;
 use berth_trust::policy::PolicyStatement;
 use berth_trust::{
@@ -71,22 +72,6 @@ impl Pki {
     }
 }
 
-/// A new P-256 private key (PKCS#8 PEM) at `dir/out`.
-pub fn ec_key(dir: &Path, out: &str) {
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            out,
-        ],
-    );
-}
-
 fn ca(dir: &Path, name: &str, subj: &str) {
     ec_key(dir, &format!("{name}.key"));
     openssl(
@@ -116,18 +101,7 @@ fn ca(dir: &Path, name: &str, subj: &str) {
 /// A leaf for key `key` (made when missing) with `subj`, issued by CA `ca`.
 fn leaf(dir: &Path, ca: &str, key: &str, cert: &str, subj: &str) -> (EcdsaKeyPair, Vec<u8>) {
     if !dir.join(format!("{key}.key")).exists() {
-        openssl(
-            dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                &format!("{key}.key"),
-            ],
-        );
+        ec_key(dir, &format!("{key}.key"));
     }
     std::fs::write(
         dir.join("leaf.ext"),

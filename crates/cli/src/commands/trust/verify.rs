@@ -420,6 +420,11 @@ fn render_text(reference: &Reference, config: &TrustConfig, r: &ImageVerificatio
                     step_name(step.step),
                     action_name(step.action)
                 );
+                if step.step == berth_trust::Step::Revocation {
+                    for c in &v.revocation {
+                        let _ = writeln!(s, "    {}", revocation_line(c));
+                    }
+                }
             }
         }
         let _ = writeln!(
@@ -450,6 +455,40 @@ fn render_text(reference: &Reference, config: &TrustConfig, r: &ImageVerificatio
     s
 }
 
+/// One certificate's revocation result: `certificate "CN=…" (serial 1a): good (OCSP URL)`.
+fn revocation_line(c: &berth_trust::revocation::CertResult) -> String {
+    use berth_trust::revocation::{Method, Status};
+    let status = match c.status {
+        Status::Good => "good",
+        Status::Revoked => "revoked",
+        Status::Unknown => "unknown",
+        Status::NonRevokable => "no OCSP or CRL to check",
+    };
+    let servers: Vec<String> = c
+        .servers
+        .iter()
+        .map(|sv| {
+            let m = if sv.method == Method::Ocsp {
+                "OCSP"
+            } else {
+                "CRL"
+            };
+            match &sv.detail {
+                Some(d) => format!("{m} {}: {d}", sv.url),
+                None => format!("{m} {}", sv.url),
+            }
+        })
+        .collect();
+    let mut line = format!(
+        "certificate {:?} (serial {}): {status}",
+        c.subject, c.serial
+    );
+    if !servers.is_empty() {
+        line.push_str(&format!(" ({})", servers.join("; ")));
+    }
+    line
+}
+
 fn render_json(reference: &Reference, config: &TrustConfig, r: &ImageVerification) -> Value {
     let signatures: Vec<Value> = r
         .signatures
@@ -458,19 +497,23 @@ fn render_json(reference: &Reference, config: &TrustConfig, r: &ImageVerificatio
             let steps: Vec<Value> = sig
                 .verdict
                 .iter()
-                .flat_map(|v| v.steps.iter())
-                .map(|st| {
+                .flat_map(|v| v.steps.iter().map(move |st| (v, st)))
+                .map(|(v, st)| {
                     let (result, reason) = match &st.outcome {
                         Outcome::Passed => ("passed", None),
                         Outcome::Skipped => ("skipped", None),
                         Outcome::Failed(r) => ("failed", Some(r.clone())),
                     };
-                    json!({
+                    let mut step = json!({
                         "step": step_name(st.step),
                         "action": action_name(st.action),
                         "result": result,
                         "reason": reason,
-                    })
+                    });
+                    if st.step == berth_trust::Step::Revocation && !v.revocation.is_empty() {
+                        step["certificates"] = json!(v.revocation);
+                    }
+                    step
                 })
                 .collect();
             json!({

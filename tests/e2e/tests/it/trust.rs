@@ -25,7 +25,7 @@ const JWS: &str = "application/jose+json";
 const TEST_SUBJECT: &str = "C=US, ST=WA, L=Seattle, O=Notary, CN=";
 
 /// The notation binary, or `None` when the test should return (skipped).
-fn notation_bin() -> Option<PathBuf> {
+pub(crate) fn notation_bin() -> Option<PathBuf> {
     #[expect(clippy::disallowed_methods, reason = "tests read their environment")]
     if let Some(p) = std::env::var_os("BERTH_NOTATION").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
@@ -129,28 +129,28 @@ pub(crate) fn push_image(h: &Http, repo: &str, tag: &str, seed: u64) -> Digest {
 
 /// A notation configuration directory of its own (`XDG_CONFIG_HOME`), which berth reads too
 /// when it has no configuration of its own.
-struct Notation {
+pub(crate) struct Notation {
     bin: PathBuf,
     home: tempfile::TempDir,
 }
 
 impl Notation {
-    fn new(bin: &Path) -> Notation {
+    pub(crate) fn new(bin: &Path) -> Notation {
         Notation {
             bin: bin.to_owned(),
             home: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn xdg(&self) -> &Path {
+    pub(crate) fn xdg(&self) -> &Path {
         self.home.path()
     }
 
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.xdg().join("notation")
     }
 
-    fn cmd(&self, args: &[&str]) -> Output {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Output {
         Command::new(&self.bin)
             .args(args)
             .env("XDG_CONFIG_HOME", self.xdg())
@@ -161,7 +161,7 @@ impl Notation {
     }
 
     #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd(args);
         assert!(
             out.status.success(),
@@ -217,13 +217,13 @@ impl Notation {
         ]);
     }
 
-    fn verify(&self, image: &str) -> Output {
+    pub(crate) fn verify(&self, image: &str) -> Output {
         self.cmd(&["verify", "--insecure-registry", image])
     }
 }
 
 /// `berth verify` with notation's configuration directory as the only trust configuration.
-fn berth_verify(n: &Notation, image: &str, extra: &[&str]) -> (Output, Value) {
+pub(crate) fn berth_verify(n: &Notation, image: &str, extra: &[&str]) -> (Output, Value) {
     let out = Command::new(berth_bin())
         .arg("verify")
         .arg("--format")

@@ -377,34 +377,30 @@ impl RevocationPki {
 
     /// Revokes `cert` in CA `ca`'s index with a CRL reason and republishes its CRL.
     pub fn revoke(&self, ca: &str, cert: &str, reason: &str) {
-        openssl(
-            self.path(),
-            &[
-                "ca",
-                "-config",
-                &format!("{ca}/openssl.cnf"),
-                "-revoke",
-                cert,
-                "-crl_reason",
-                reason,
-            ],
-        );
+        self.revoke_with(ca, cert, &["-crl_reason", reason]);
+    }
+
+    /// Revokes `cert` in CA `ca`'s index with `openssl ca -revoke` options (`-crl_hold OID`,
+    /// `-crl_compromise TIME`…) and republishes its CRL.
+    pub fn revoke_with(&self, ca: &str, cert: &str, options: &[&str]) {
+        let config = format!("{ca}/openssl.cnf");
+        let mut args = vec!["ca", "-config", &config, "-revoke", cert];
+        args.extend_from_slice(options);
+        openssl(self.path(), &args);
         self.gencrl(ca);
     }
 
     /// `www/CA.crl` (DER) from the CA's index.
     pub fn gencrl(&self, ca: &str) {
-        openssl(
-            self.path(),
-            &[
-                "ca",
-                "-gencrl",
-                "-config",
-                &format!("{ca}/openssl.cnf"),
-                "-out",
-                &format!("{ca}.crl.pem"),
-            ],
-        );
+        self.gencrl_with(ca, &[]);
+    }
+
+    /// `www/CA.crl` with `openssl ca -gencrl` options (`-crl_lastupdate`, `-crl_nextupdate`…).
+    pub fn gencrl_with(&self, ca: &str, options: &[&str]) {
+        let (config, out) = (format!("{ca}/openssl.cnf"), format!("{ca}.crl.pem"));
+        let mut args = vec!["ca", "-gencrl", "-config", &config, "-out", &out];
+        args.extend_from_slice(options);
+        openssl(self.path(), &args);
         openssl(
             self.path(),
             &[

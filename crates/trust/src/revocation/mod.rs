@@ -9,13 +9,15 @@
 //!
 //! Network access goes through the [`Fetcher`] port ([`HTTP`] in `berth verify`): `http://`
 //! only, 2 s per OCSP responder and 5 s per CRL as the specification's defaults, answers
-//! bounded (20 KiB OCSP, 32 MiB CRL, notation's limits). There is no cache yet: each
-//! verification fetches again.
+//! bounded (20 KiB OCSP, 32 MiB CRL, notation's limits). [`CrlCache`] keeps current CRLs in a
+//! directory as notation does (`berth verify` uses one under berth's cache directory).
 
+pub mod cache;
 pub mod crl;
 mod http;
 pub mod ocsp;
 
+pub use cache::CrlCache;
 pub use http::{FetchRequest, Fetcher, HTTP, HttpFetcher};
 
 use crate::cert::Certificate;

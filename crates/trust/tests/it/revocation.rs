@@ -83,6 +83,15 @@ impl Verify for Pki {
     }
 }
 
+/// Verifies under `strict` and expects the revocation step to refuse with `want`.
+#[track_caller]
+fn refused(pki: &Pki, want: &str) -> Verdict {
+    let v = pki.verify(None);
+    assert!(!v.passed, "expected a refusal ({want})");
+    failed_with(&v, Action::Enforce, want);
+    v
+}
+
 fn revocation_step(v: &Verdict) -> (Action, Outcome) {
     let s = v
         .steps
@@ -127,9 +136,7 @@ fn leaf_revoked_over_ocsp_fails_under_enforce_and_is_logged_under_log() {
     let pki = Pki::new(LeafInfo::OcspOnly);
     pki.revoke("inter", "leaf.pem", "keyCompromise");
     let _ocsp = pki.responder();
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "is revoked");
+    let v = refused(&pki, "is revoked");
     failed_with(&v, Action::Enforce, "reason keyCompromise");
     assert_eq!(v.revocation[0].status, Status::Revoked);
     assert_eq!(v.revocation[0].method, Method::Ocsp);
@@ -143,9 +150,7 @@ fn leaf_revoked_over_ocsp_fails_under_enforce_and_is_logged_under_log() {
 fn leaf_revoked_in_the_crl_fails_and_skip_fetches_nothing() {
     let pki = Pki::new(LeafInfo::CrlOnly);
     pki.revoke("inter", "leaf.pem", "superseded");
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "reason superseded");
+    let v = refused(&pki, "reason superseded");
     assert_eq!(v.revocation[0].method, Method::Crl);
     let before = pki.files.hits().len();
 
@@ -161,9 +166,7 @@ fn revoked_intermediate_fails() {
     let pki = Pki::new(LeafInfo::Both);
     pki.revoke("root", "inter/ca.pem", "cACompromise");
     let _ocsp = pki.responder();
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "revocation intermediate");
+    let v = refused(&pki, "revocation intermediate");
     assert_eq!(v.revocation[1].status, Status::Revoked);
 }
 
@@ -171,9 +174,7 @@ fn revoked_intermediate_fails() {
 fn responder_down_is_unknown_and_falls_back_to_the_crl() {
     // OCSP only: unknown, which fails under enforce and is logged under log
     let pki = Pki::new(LeafInfo::OcspOnly);
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "revocation status is unknown");
+    let v = refused(&pki, "revocation status is unknown");
     failed_with(&v, Action::Enforce, &format!("127.0.0.1:{}", pki.ocsp_port));
     let v = pki.verify(Some("log"));
     assert!(v.passed, "{:?}", v.failure());
@@ -186,13 +187,99 @@ fn responder_down_is_unknown_and_falls_back_to_the_crl() {
     assert_eq!(v.revocation[0].method, Method::OcspFallbackCrl);
     assert_eq!(v.revocation[0].status, Status::Good);
     pki.revoke("inter", "leaf.pem", "keyCompromise");
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "is revoked");
+    refused(&pki, "is revoked");
+}
+
+/// Publishes CA `ca`'s CRL with a nextUpdate long past (2025-01-02).
+fn publish_stale_crl(pki: &Pki, ca: &str) {
+    pki.gencrl_with(
+        ca,
+        &[
+            "-crl_lastupdate",
+            "20250101000000Z",
+            "-crl_nextupdate",
+            "20250102000000Z",
+        ],
+    );
 }
 
 #[test]
-fn expired_crl_is_refused() {
+fn crl_past_its_next_update_is_refused() {
+    let pki = Pki::new(LeafInfo::CrlOnly);
+    publish_stale_crl(&pki, "inter");
+    refused(&pki, "expired CRL");
+}
+
+#[test]
+fn crl_of_another_issuer_or_naming_a_delta_crl_is_refused() {
+    let pki = Pki::new(LeafInfo::CrlOnly);
+    std::fs::copy(
+        pki.path().join("www/root.crl"),
+        pki.path().join("www/inter.crl"),
+    )
+    .unwrap();
+    refused(&pki, "the CRL was not issued by");
+
+    let pki = Pki::new(LeafInfo::CrlOnly);
+    let config = pki.path().join("inter/openssl.cnf");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[delta]\nfreshestCRL=URI:{}\n",
+        pki.files.url("delta.crl")
+    ));
+    std::fs::write(&config, text).unwrap();
+    pki.gencrl_with("inter", &["-crlexts", "delta"]);
+    refused(&pki, "berth does not support delta CRLs");
+}
+
+#[test]
+fn certificate_on_hold_counts_as_revoked() {
+    // as notation: certificateHold is a revocation until a removeFromCRL entry lifts it
+    let pki = Pki::new(LeafInfo::CrlOnly);
+    pki.revoke_with("inter", "leaf.pem", &["-crl_hold", "holdInstructionReject"]);
+    refused(&pki, "reason certificateHold");
+}
+
+#[test]
+fn crl_cache_serves_current_crls_and_replaces_stale_or_corrupt_ones() {
+    let pki = Pki::new(LeafInfo::CrlOnly);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = revocation::CrlCache::new(dir.path().join("crl"), &revocation::HTTP);
+    let v = pki.verify_at(None, Timestamp::now(), &cache);
+    assert!(v.passed, "{:?}", v.failure());
+    assert_eq!(pki.files.hits().len(), 2, "both CRLs downloaded");
+    let v = pki.verify_at(None, Timestamp::now(), &cache);
+    assert!(v.passed, "{:?}", v.failure());
+    assert_eq!(pki.files.hits().len(), 2, "both CRLs from the cache");
+
+    // a corrupt file and a stale CRL are fetched again
+    let inter = cache.path_of(&pki.files.url("inter.crl"));
+    std::fs::write(&inter, b"not a CRL").unwrap();
+    let root = cache.path_of(&pki.files.url("root.crl"));
+    publish_stale_crl(&pki, "root");
+    std::fs::copy(pki.path().join("www/root.crl"), &root).unwrap();
+    pki.gencrl("root");
+    let v = pki.verify_at(None, Timestamp::now(), &cache);
+    assert!(v.passed, "{:?}", v.failure());
+    assert_eq!(pki.files.hits().len(), 4, "both fetched again");
+    assert_eq!(
+        std::fs::read(&inter).unwrap(),
+        std::fs::read(pki.path().join("www/inter.crl")).unwrap()
+    );
+
+    // a cache of one entry keeps only the last CRL written
+    let small =
+        revocation::CrlCache::new(dir.path().join("one"), &revocation::HTTP).with_max_entries(1);
+    let v = pki.verify_at(None, Timestamp::now(), &small);
+    assert!(v.passed, "{:?}", v.failure());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("one")).unwrap().count(),
+        1
+    );
+}
+
+#[test]
+fn crl_expired_at_the_verification_time_is_refused() {
     let pki = Pki::new(LeafInfo::CrlOnly);
     // the CRLs' nextUpdate is a day away; the certificates last 30 days
     let later = Timestamp(Timestamp::now().0 + 3 * 86400);
@@ -206,9 +293,7 @@ fn crl_signed_by_another_key_is_refused() {
     let pki = Pki::new(LeafInfo::CrlOnly);
     // an impostor CA with the intermediate's name and its own key publishes the CRL
     pki.publish_impostor_crl();
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "signature does not verify");
+    refused(&pki, "signature does not verify");
 }
 
 #[test]
@@ -225,9 +310,7 @@ fn canned_ocsp_response_for_the_leaf_passes() {
 fn ocsp_response_for_another_serial_is_refused() {
     let pki = Pki::new(LeafInfo::CannedOcsp);
     pki.canned_ocsp_response("responder.pem", "responder");
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "has no status for serial number");
+    refused(&pki, "has no status for serial number");
 }
 
 #[test]
@@ -241,16 +324,12 @@ fn ocsp_response_from_an_unauthorised_responder_is_refused() {
         "responder",
     );
     pki.canned_ocsp_response("leaf.pem", "rogue");
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "unauthorised responder");
+    refused(&pki, "unauthorised responder");
 
     // issued by the right CA without id-kp-OCSPSigning
     pki.new_cert("inter", "plain", "/O=berth test/CN=plain", "plain");
     pki.canned_ocsp_response("leaf.pem", "plain");
-    let v = pki.verify(None);
-    assert!(!v.passed);
-    failed_with(&v, Action::Enforce, "lacks the id-kp-OCSPSigning");
+    refused(&pki, "lacks the id-kp-OCSPSigning");
 }
 
 /// A fetcher with no network: records what it was asked.

@@ -184,6 +184,7 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
     let sigs = super::sign::signatures_in(&client, reference)?;
     let opts = VerifyImageOptions {
         max_signatures: args.max_signatures,
+        revocation: revocation_fetcher()?,
         ..VerifyImageOptions::default()
     };
     let (_, wanted) = super::sign::wanted(reference);
@@ -256,6 +257,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let sigs = super::sign::signatures_in(&client, &reference)?;
     let opts = VerifyImageOptions {
         max_signatures: args.max_signatures,
+        revocation: revocation_fetcher()?,
         ..VerifyImageOptions::default()
     };
     let (by_tag, wanted) = match (reference.digest(), reference.tag()) {
@@ -453,6 +455,15 @@ fn render_text(reference: &Reference, config: &TrustConfig, r: &ImageVerificatio
         r.target.digest
     );
     s
+}
+
+/// CRLs and OCSP over HTTP, CRLs kept in `<cache dir>/crl` while they are current (as
+/// notation keeps its CRL cache).
+fn revocation_fetcher() -> anyhow::Result<&'static dyn berth_trust::revocation::Fetcher> {
+    let dir = crate::dirs::cache_dir()?.join("crl");
+    let cache = berth_trust::revocation::CrlCache::new(dir, &berth_trust::revocation::HTTP);
+    // one per process, for the whole run of the command
+    Ok(Box::leak(Box::new(cache)))
 }
 
 /// One certificate's revocation result: `certificate "CN=…" (serial 1a): good (OCSP URL)`.

@@ -425,37 +425,67 @@ impl RevocationPki {
     /// A response made offline by `openssl ocsp` for `serial_of` (a certificate file), signed
     /// by `signer`, served as `www/ocsp` (the leaf's answer under [`LeafInfo::CannedOcsp`]).
     pub fn canned_ocsp_response(&self, serial_of: &str, signer: &str) {
+        self.canned_ocsp(
+            &["-issuer", "inter/ca.pem", "-cert", serial_of],
+            "inter",
+            "inter",
+            signer,
+        );
+    }
+
+    /// A response made offline: `openssl ocsp REQUEST -no_nonce` writes the request, then
+    /// `openssl ocsp` answers it from CA `index_of`'s index, as CA `ca`, signed by `signer`
+    /// (`SIGNER.pem`/`SIGNER.key`), valid one day, into `www/ocsp`.
+    pub fn canned_ocsp(&self, request: &[&str], index_of: &str, ca: &str, signer: &str) {
+        let mut args = vec!["ocsp"];
+        args.extend_from_slice(request);
+        args.extend_from_slice(&["-no_nonce", "-reqout", "req.der"]);
+        openssl(self.path(), &args);
+        let (index, ca_cert) = (format!("{index_of}/index.txt"), format!("{ca}/ca.pem"));
+        let (cert, key) = (format!("{signer}.pem"), format!("{signer}.key"));
         openssl(
             self.path(),
             &[
-                "ocsp",
-                "-issuer",
-                "inter/ca.pem",
-                "-cert",
-                serial_of,
-                "-no_nonce",
-                "-reqout",
-                "req.der",
+                "ocsp", "-index", &index, "-CA", &ca_cert, "-rsigner", &cert, "-rkey", &key,
+                "-reqin", "req.der", "-respout", "www/ocsp", "-ndays", "1",
             ],
+        );
+    }
+
+    /// Issues `name.pem` (new key `name.key`) from CA `ca` with a validity long past
+    /// (2025-01-01 to 2025-01-02).
+    pub fn new_expired_cert(&self, ca: &str, name: &str, subj: &str, ext: &str) {
+        ec_key(self.path(), &format!("{name}.key"));
+        let (key, csr, out) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
         );
         openssl(
             self.path(),
+            &["req", "-new", "-key", &key, "-subj", subj, "-out", &csr],
+        );
+        let config = format!("{ca}/openssl.cnf");
+        openssl(
+            self.path(),
             &[
-                "ocsp",
-                "-index",
-                "inter/index.txt",
-                "-CA",
-                "inter/ca.pem",
-                "-rsigner",
-                &format!("{signer}.pem"),
-                "-rkey",
-                &format!("{signer}.key"),
-                "-reqin",
-                "req.der",
-                "-respout",
-                "www/ocsp",
-                "-ndays",
-                "1",
+                "ca",
+                "-batch",
+                "-config",
+                &config,
+                "-in",
+                &csr,
+                "-out",
+                &out,
+                "-extfile",
+                "ext.cnf",
+                "-extensions",
+                ext,
+                "-notext",
+                "-startdate",
+                "20250101000000Z",
+                "-enddate",
+                "20250102000000Z",
             ],
         );
     }

@@ -190,6 +190,15 @@ fn responder_down_is_unknown_and_falls_back_to_the_crl() {
     refused(&pki, "is revoked");
 }
 
+/// Publishes the intermediate's CRL with the CRL extensions `lines` (openssl config syntax).
+fn gencrl_with_extensions(pki: &Pki, lines: &str) {
+    let config = pki.path().join("inter/openssl.cnf");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("[crl_extra]\n{lines}\n"));
+    std::fs::write(&config, text).unwrap();
+    pki.gencrl_with("inter", &["-crlexts", "crl_extra"]);
+}
+
 /// Publishes CA `ca`'s CRL with a nextUpdate long past (2025-01-02).
 fn publish_stale_crl(pki: &Pki, ca: &str) {
     pki.gencrl_with(
@@ -221,14 +230,10 @@ fn crl_of_another_issuer_or_naming_a_delta_crl_is_refused() {
     refused(&pki, "the CRL was not issued by");
 
     let pki = Pki::new(LeafInfo::CrlOnly);
-    let config = pki.path().join("inter/openssl.cnf");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "[delta]\nfreshestCRL=URI:{}\n",
-        pki.files.url("delta.crl")
-    ));
-    std::fs::write(&config, text).unwrap();
-    pki.gencrl_with("inter", &["-crlexts", "delta"]);
+    gencrl_with_extensions(
+        &pki,
+        &format!("freshestCRL=URI:{}", pki.files.url("delta.crl")),
+    );
     refused(&pki, "berth does not support delta CRLs");
 }
 
@@ -314,7 +319,7 @@ fn ocsp_response_for_another_serial_is_refused() {
 }
 
 #[test]
-fn ocsp_response_from_an_unauthorised_responder_is_refused() {
+fn ocsp_response_from_an_unauthorised_or_expired_responder_is_refused() {
     // issued by the root, not by the leaf's issuer, though it has id-kp-OCSPSigning
     let pki = Pki::new(LeafInfo::CannedOcsp);
     pki.new_cert(
@@ -330,6 +335,59 @@ fn ocsp_response_from_an_unauthorised_responder_is_refused() {
     pki.new_cert("inter", "plain", "/O=berth test/CN=plain", "plain");
     pki.canned_ocsp_response("leaf.pem", "plain");
     refused(&pki, "lacks the id-kp-OCSPSigning");
+
+    // issued by the right CA with id-kp-OCSPSigning, but expired
+    pki.new_expired_cert(
+        "inter",
+        "old",
+        "/O=berth test/CN=old responder",
+        "responder",
+    );
+    pki.canned_ocsp_response("leaf.pem", "old");
+    refused(&pki, "which is not valid now");
+}
+
+#[test]
+fn ocsp_status_unknown_is_unknown() {
+    // the responder answers from the root's index, where the leaf is not: "unknown"
+    let pki = Pki::new(LeafInfo::CannedOcsp);
+    pki.canned_ocsp(
+        &["-issuer", "inter/ca.pem", "-cert", "leaf.pem"],
+        "root",
+        "inter",
+        "responder",
+    );
+    refused(&pki, "does not know the certificate (status unknown)");
+}
+
+#[test]
+fn ocsp_response_about_another_issuers_certificate_is_refused() {
+    // the leaf's serial number under the root's name and key, signed by the intermediate
+    let pki = Pki::new(LeafInfo::CannedOcsp);
+    let serial = String::from_utf8(
+        std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-in", "leaf.pem"])
+            .current_dir(pki.path())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let serial = format!("0x{}", serial.trim().trim_start_matches("serial="));
+    pki.canned_ocsp(
+        &["-issuer", "root/ca.pem", "-serial", &serial],
+        "inter",
+        "root",
+        "inter/ca",
+    );
+    refused(&pki, "about a certificate of another issuer");
+}
+
+#[test]
+fn crl_with_an_unknown_critical_extension_is_refused() {
+    let pki = Pki::new(LeafInfo::CrlOnly);
+    gencrl_with_extensions(&pki, "1.2.3.4=critical,ASN1:NULL");
+    refused(&pki, "unsupported critical extension 1.2.3.4 in the CRL");
 }
 
 /// A fetcher with no network: records what it was asked.

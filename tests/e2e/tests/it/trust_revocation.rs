@@ -6,7 +6,7 @@
 use berth_test_support::{LeafInfo, RevocationPki, write_file};
 use serde_json::{Value, json};
 
-use crate::trust::{Kind, Notation, Peer, berth_ok, berth_verify, notation_bin, push_image};
+use crate::trust::{Kind, Notation, Peer, berth, berth_ok, berth_verify, notation_bin, push_image};
 
 /// notation's trust store `ca:rev` holds the test root; the policy trusts any leaf under it.
 fn configure(n: &Notation, pki: &RevocationPki, revocation: Option<&str>) {
@@ -115,6 +115,27 @@ fn berth_and_notation_agree_on_revocation() {
             ("none".to_owned(), "nonRevokable".to_owned())
         ]
     );
+
+    // the text form says the same per certificate; the intermediate's CRL is now cached
+    let text = berth_ok(n.xdg(), &["verify", &image]);
+    for want in [
+        "revocation (enforce): passed",
+        "certificate \"O=berth test,CN=leaf\" (serial ",
+        &format!("): good (OCSP http://127.0.0.1:{}/)", pki.ocsp_port),
+        &format!("): good (CRL {})", pki.files.url("root.crl")),
+        "): no OCSP or CRL to check",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    let cached = std::fs::read_dir(n.xdg().join(".cache/berth/crl"))
+        .unwrap()
+        .count();
+    assert_eq!(cached, 1, "the intermediate's CRL is cached");
+    let root_crl_hits =
+        |p: &RevocationPki| p.files.hits().iter().filter(|h| *h == "/root.crl").count();
+    let before = root_crl_hits(&pki);
+    assert!(berth(n.xdg(), &["verify", &image]).status.success());
+    assert_eq!(root_crl_hits(&pki), before, "served from berth's CRL cache");
 
     // the leaf revoked: the responder says so; both refuse under strict, both pass under log
     drop(ocsp);

@@ -168,7 +168,7 @@ pub async fn required_source(
         required,
         policy,
         store,
-        &VerifyImageOptions::default(),
+        &verify_image_options()?,
     )
     .await
     .with_context(|| format!("failed to check the source of {scope}@{}", target.digest))?;
@@ -184,8 +184,7 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
     let sigs = super::sign::signatures_in(&client, reference)?;
     let opts = VerifyImageOptions {
         max_signatures: args.max_signatures,
-        revocation: revocation_fetcher()?,
-        ..VerifyImageOptions::default()
+        ..verify_image_options()?
     };
     let (_, wanted) = super::sign::wanted(reference);
     let result = crate::commands::image::runtime()?.block_on(async {
@@ -257,8 +256,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let sigs = super::sign::signatures_in(&client, &reference)?;
     let opts = VerifyImageOptions {
         max_signatures: args.max_signatures,
-        revocation: revocation_fetcher()?,
-        ..VerifyImageOptions::default()
+        ..verify_image_options()?
     };
     let (by_tag, wanted) = match (reference.digest(), reference.tag()) {
         (Some(d), _) => (false, d.to_string()),
@@ -457,13 +455,19 @@ fn render_text(reference: &Reference, config: &TrustConfig, r: &ImageVerificatio
     s
 }
 
-/// CRLs and OCSP over HTTP, CRLs kept in `<cache dir>/crl` while they are current (as
-/// notation keeps its CRL cache).
-fn revocation_fetcher() -> anyhow::Result<&'static dyn berth_trust::revocation::Fetcher> {
+/// The verification options berth's commands use: CRLs and OCSP over HTTP, CRLs kept in
+/// `<cache dir>/crl` while they are current (as notation keeps its CRL cache).
+pub(crate) fn verify_image_options() -> anyhow::Result<VerifyImageOptions> {
+    static CACHE: std::sync::OnceLock<berth_trust::revocation::CrlCache<'static>> =
+        std::sync::OnceLock::new();
     let dir = crate::dirs::cache_dir()?.join("crl");
-    let cache = berth_trust::revocation::CrlCache::new(dir, &berth_trust::revocation::HTTP);
-    // one per process, for the whole run of the command
-    Ok(Box::leak(Box::new(cache)))
+    let cache = CACHE.get_or_init(|| {
+        berth_trust::revocation::CrlCache::new(dir, &berth_trust::revocation::HTTP)
+    });
+    Ok(VerifyImageOptions {
+        revocation: cache,
+        ..VerifyImageOptions::default()
+    })
 }
 
 /// One certificate's revocation result: `certificate "CN=…" (serial 1a): good (OCSP URL)`.

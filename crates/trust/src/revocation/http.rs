@@ -56,10 +56,11 @@ impl Fetcher for HttpFetcher {
             }
         }
         let mut s = stream.ok_or(last)?;
-        let host_header = if port == 80 {
-            host.to_string()
-        } else {
-            format!("{host}:{port}")
+        let host_header = match (host.contains(':'), port) {
+            (false, 80) => host.to_string(),
+            (false, _) => format!("{host}:{port}"),
+            (true, 80) => format!("[{host}]"),
+            (true, _) => format!("[{host}]:{port}"),
         };
         let mut head = match req.post {
             Some((ct, body)) => format!(

@@ -32,7 +32,8 @@ pub fn ec_key(dir: &Path, out: &str) {
 }
 
 /// Serves `root/<path>` to GET and POST (a POST body is read and ignored: a canned OCSP
-/// answer), 404 otherwise; records every path asked.
+/// answer), a `302` to the location in `root/<path>.redirect` when that file exists, 404
+/// otherwise; records every path asked.
 #[derive(Debug)]
 pub struct CrlServer {
     addr: SocketAddr,
@@ -84,8 +85,18 @@ impl CrlServer {
                 let path = line.split(' ').nth(1).unwrap_or("/").to_string();
                 h.lock().unwrap().push(path.clone());
                 let file = root.join(path.trim_start_matches('/'));
-                let reply = match std::fs::read(&file) {
-                    Ok(body) => {
+                let moved = file.with_extension(match file.extension() {
+                    Some(x) => format!("{}.redirect", x.to_string_lossy()),
+                    None => "redirect".to_string(),
+                });
+                let reply = match (std::fs::read_to_string(&moved), std::fs::read(&file)) {
+                    // PATH.redirect holds where PATH has moved
+                    (Ok(to), _) => format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n",
+                        to.trim()
+                    )
+                    .into_bytes(),
+                    (_, Ok(body)) => {
                         let mut r = format!(
                             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                             body.len()
@@ -94,7 +105,7 @@ impl CrlServer {
                         r.extend(body);
                         r
                     }
-                    Err(_) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                    (_, Err(_)) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
                 };
                 let _ = c.write_all(&reply);
             }

@@ -28,60 +28,104 @@ pub trait Fetcher: Sync + std::fmt::Debug {
     fn fetch(&self, req: &FetchRequest<'_>) -> Result<Vec<u8>, String>;
 }
 
-/// The blocking HTTP/1.1 [`Fetcher`] (`http://` only; no proxies, no redirects).
+/// The blocking HTTP/1.1 [`Fetcher`] (`http://` only; no proxies; a GET follows up to five
+/// redirects to other `http://` locations, a POST none).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpFetcher;
 
 /// The fetcher `berth verify` uses.
 pub static HTTP: HttpFetcher = HttpFetcher;
 
+/// Redirects a GET follows (Go's client, notation's, follows up to 10).
+const MAX_REDIRECTS: usize = 5;
+
 impl Fetcher for HttpFetcher {
     fn fetch(&self, req: &FetchRequest<'_>) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + req.timeout;
-        let (host, port, path) = split_url(req.url)?;
-        let addrs: Vec<_> = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .collect();
-        let mut last = format!("{host} has no address");
-        let mut stream = None;
-        for a in addrs {
-            let left = remaining(deadline)?;
-            match TcpStream::connect_timeout(&a, left) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
+        let mut url = req.url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            match exchange(&url, req, deadline)? {
+                Reply::Body(b) => return Ok(b),
+                Reply::Redirect(_) if req.post.is_some() => {
+                    return Err(
+                        "the server redirected a POST; berth does not follow it".to_string()
+                    );
                 }
-                Err(e) => last = format!("cannot connect to {a}: {e}"),
+                Reply::Redirect(location) => url = resolve(&url, &location)?,
             }
         }
-        let mut s = stream.ok_or(last)?;
-        let host_header = match (host.contains(':'), port) {
-            (false, 80) => host.to_string(),
-            (false, _) => format!("{host}:{port}"),
-            (true, 80) => format!("[{host}]"),
-            (true, _) => format!("[{host}]:{port}"),
-        };
-        let mut head = match req.post {
-            Some((ct, body)) => format!(
-                "POST {path} HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n",
-                body.len()
-            ),
-            None => format!("GET {path} HTTP/1.1\r\nHost: {host_header}\r\n"),
-        };
-        head.push_str("User-Agent: berth\r\nAccept: */*\r\nConnection: close\r\n\r\n");
-        let mut out = head.into_bytes();
-        if let Some((_, body)) = req.post {
-            out.extend_from_slice(body);
-        }
-        s.set_write_timeout(Some(remaining(deadline)?))
-            .map_err(|e| e.to_string())?;
-        s.write_all(&out)
-            .map_err(|e| format!("cannot send the request: {e}"))?;
-        // headers are at most 16 KiB on top of the body
-        let raw = read_bounded(&mut s, deadline, req.limit + 16 * 1024)?;
-        parse_response(&raw, req.limit)
+        Err(format!("more than {MAX_REDIRECTS} redirects"))
     }
+}
+
+/// A redirect's `Location` against the URL that answered: an absolute `http://` URL or an
+/// absolute path on the same host.
+fn resolve(base: &str, location: &str) -> Result<String, String> {
+    if location.starts_with('/') && !location.starts_with("//") {
+        let (host, port, _) = split_url(base)?;
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        return Ok(format!("http://{host}:{port}{location}"));
+    }
+    split_url(location).map_err(|e| format!("redirected to {location:?}: {e}"))?;
+    Ok(location.to_string())
+}
+
+/// One request to `url` as `req` says.
+fn exchange(url: &str, req: &FetchRequest<'_>, deadline: Instant) -> Result<Reply, String> {
+    let (host, port, path) = split_url(url)?;
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let mut last = format!("{host} has no address");
+    let mut stream = None;
+    for a in addrs {
+        let left = remaining(deadline)?;
+        match TcpStream::connect_timeout(&a, left) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = format!("cannot connect to {a}: {e}"),
+        }
+    }
+    let mut s = stream.ok_or(last)?;
+    let host_header = match (host.contains(':'), port) {
+        (false, 80) => host.to_string(),
+        (false, _) => format!("{host}:{port}"),
+        (true, 80) => format!("[{host}]"),
+        (true, _) => format!("[{host}]:{port}"),
+    };
+    let mut head = match req.post {
+        Some((ct, body)) => format!(
+            "POST {path} HTTP/1.1\r\nHost: {host_header}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n",
+            body.len()
+        ),
+        None => format!("GET {path} HTTP/1.1\r\nHost: {host_header}\r\n"),
+    };
+    head.push_str("User-Agent: berth\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+    let mut out = head.into_bytes();
+    if let Some((_, body)) = req.post {
+        out.extend_from_slice(body);
+    }
+    s.set_write_timeout(Some(remaining(deadline)?))
+        .map_err(|e| e.to_string())?;
+    s.write_all(&out)
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    // headers are at most 16 KiB on top of the body
+    let raw = read_bounded(&mut s, deadline, req.limit + 16 * 1024)?;
+    parse_response(&raw, req.limit)
+}
+
+/// A whole response: the body of a `200`, or where a redirect points.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Reply {
+    Body(Vec<u8>),
+    Redirect(String),
 }
 
 fn remaining(deadline: Instant) -> Result<Duration, String> {
@@ -179,7 +223,7 @@ fn content_length(head: &[u8]) -> Option<usize> {
 }
 
 /// Status, headers and body of a whole HTTP/1.x response read until the server closed.
-pub(crate) fn parse_response(raw: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn parse_response(raw: &[u8], limit: usize) -> Result<Reply, String> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -193,6 +237,16 @@ pub(crate) fn parse_response(raw: &[u8], limit: usize) -> Result<Vec<u8>, String
     let status = parts.next().unwrap_or_default();
     if !version.starts_with("HTTP/1.") {
         return Err(format!("not an HTTP/1 response: {status_line:?}"));
+    }
+    if matches!(status, "301" | "302" | "303" | "307" | "308") {
+        let location = lines
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("location")
+                    .then(|| v.trim().to_string())
+            })
+            .ok_or_else(|| format!("the server answered {status_line:?} without a Location"))?;
+        return Ok(Reply::Redirect(location));
     }
     if status != "200" {
         return Err(format!("the server answered {status_line:?}"));
@@ -227,7 +281,7 @@ pub(crate) fn parse_response(raw: &[u8], limit: usize) -> Result<Vec<u8>, String
     if out.len() > limit {
         return Err(format!("the response is larger than {limit} bytes"));
     }
-    Ok(out)
+    Ok(Reply::Body(out))
 }
 
 fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
@@ -271,10 +325,23 @@ mod tests {
     #[test]
     fn responses_are_bounded_and_must_be_200() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcdef";
-        assert_eq!(parse_response(ok, 10), Ok(b"abc".to_vec()));
+        assert_eq!(parse_response(ok, 10), Ok(Reply::Body(b"abc".to_vec())));
         assert!(parse_response(ok, 2).is_err());
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked, 10), Ok(b"abcde".to_vec()));
+        assert_eq!(
+            parse_response(chunked, 10),
+            Ok(Reply::Body(b"abcde".to_vec()))
+        );
+        let moved = b"HTTP/1.1 302 Found\r\nLocation: /b.crl\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            parse_response(moved, 10),
+            Ok(Reply::Redirect("/b.crl".to_string()))
+        );
+        assert_eq!(
+            resolve("http://127.0.0.1:8/a.crl", "/b.crl"),
+            Ok("http://127.0.0.1:8/b.crl".to_string())
+        );
+        assert!(resolve("http://127.0.0.1:8/a.crl", "https://ca.example/b.crl").is_err());
         let nf = b"HTTP/1.0 404 Not Found\r\n\r\n";
         assert!(parse_response(nf, 10).is_err_and(|e| e.contains("404")));
     }

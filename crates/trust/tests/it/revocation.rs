@@ -199,6 +199,28 @@ fn gencrl_with_extensions(pki: &Pki, lines: &str) {
     pki.gencrl_with("inter", &["-crlexts", "crl_extra"]);
 }
 
+#[test]
+fn a_crl_that_moved_is_followed_over_http_only() {
+    // as Go's client in notation: a redirect to another http:// location is followed
+    let pki = Pki::new(LeafInfo::CrlOnly);
+    let www = pki.path().join("www");
+    std::fs::create_dir_all(www.join("moved")).unwrap();
+    std::fs::rename(www.join("inter.crl"), www.join("moved/inter.crl")).unwrap();
+    std::fs::write(www.join("inter.crl.redirect"), "/moved/inter.crl").unwrap();
+    let v = pki.verify(None);
+    assert!(v.passed, "{:?}", v.failure());
+    let hits = pki.files.hits();
+    assert!(hits.contains(&"/moved/inter.crl".to_string()), "{hits:?}");
+
+    // not to https:// (berth fetches revocation data over http only)
+    std::fs::write(
+        www.join("inter.crl.redirect"),
+        "https://127.0.0.1:1/inter.crl",
+    )
+    .unwrap();
+    refused(&pki, "only http:// URLs are used");
+}
+
 /// Publishes CA `ca`'s CRL with a nextUpdate long past (2025-01-02).
 fn publish_stale_crl(pki: &Pki, ca: &str) {
     pki.gencrl_with(

@@ -179,6 +179,10 @@ fn run_steps(
         (Step::Revocation, v.revocation, &|| {
             // trust-store-trust-policy.md "Certificate Revocation Evaluation"; the signing
             // time counts only under the signingAuthority scheme, as in notation
+            // as notation: a chain that is not valid is not checked (its "issuers" prove
+            // nothing), which matters when authenticity is only logged
+            validate_chain(chain, ChainPurpose::CodeSigning)
+                .map_err(|e| format!("unable to check revocation status: {e}"))?;
             let mut ropts = revocation::Options::new(opts.revocation, opts.now);
             if envelope.signing_scheme == SigningScheme::X509SigningAuthority {
                 ropts.signing_time = envelope.authentic_signing_time;

@@ -412,6 +412,47 @@ fn crl_with_an_unknown_critical_extension_is_refused() {
     refused(&pki, "unsupported critical extension 1.2.3.4 in the CRL");
 }
 
+#[test]
+fn an_invalid_chain_is_not_checked_for_revocation() {
+    // audit logs authenticity and revocation; a chain without its root proves nothing, so
+    // nothing is fetched for it (as notation, which validates the chain first)
+    let pki = Pki::new(LeafInfo::Both);
+    let chain = pki.chain();
+    let key =
+        SigningKey::from_pem_or_der(&std::fs::read(pki.path().join("leaf.key")).unwrap()).unwrap();
+    let env = berth_trust::sign(
+        &crate::pki::target(),
+        &key,
+        &chain[..2],
+        &SignOptions::new(EnvelopeFormat::Jws),
+    )
+    .unwrap();
+    let policy = TrustPolicy::parse(
+        br#"{"version":"1.0","trustPolicies":[{"name":"t","registryScopes":["*"],
+        "signatureVerification":{"level":"audit"},"trustStores":["ca:t"],"trustedIdentities":["*"]}]}"#,
+    )
+    .unwrap();
+    let off = Offline(Mutex::new(Vec::new()));
+    let target = crate::pki::target();
+    let opts = VerifyOptions {
+        statement: &policy.statements[0],
+        artifact: Some(&target),
+        now: Timestamp::now(),
+        revocation: &off,
+    };
+    let store = pki.path().join("store/x509/ca/t");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(pki.path().join("root/ca.pem"), store.join("root.pem")).unwrap();
+    let v = berth_trust::verify(
+        &env,
+        berth_trust::envelope::MEDIA_TYPE_JWS,
+        &TrustStore::new(pki.path().join("store")),
+        &opts,
+    );
+    failed_with(&v, Action::Log, "unable to check revocation status");
+    assert!(off.0.lock().unwrap().is_empty(), "nothing fetched");
+}
+
 /// A fetcher whose first two requests each wait (at most 10 s) until the other has arrived:
 /// they can only both succeed if they are made at the same time.
 #[derive(Debug, Default)]

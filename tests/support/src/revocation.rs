@@ -43,7 +43,8 @@ pub struct CrlServer {
 }
 
 impl CrlServer {
-    fn start(root: PathBuf) -> CrlServer {
+    /// Serves `root` on 127.0.0.1 (a port of its own) until dropped.
+    pub fn start(root: PathBuf) -> CrlServer {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));

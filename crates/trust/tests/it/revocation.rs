@@ -524,3 +524,72 @@ fn offline_result_names_every_url_and_error() {
     assert!(asked.iter().any(|u| u.ends_with("/root.crl")), "{asked:?}");
     assert_eq!(v.revocation[0].servers.len(), 2);
 }
+
+/// Routes notation's e2e CRL URLs (`http://localhost:10086/…`) to the test's server and
+/// refuses every other host (the intermediate's OCSP URL, `http://localhost.test/ocsp`, does
+/// not resolve for notation either; here no DNS query leaves the machine).
+#[derive(Debug)]
+struct NotationCrlHost(String);
+
+impl Fetcher for NotationCrlHost {
+    fn fetch(&self, req: &FetchRequest<'_>) -> Result<Vec<u8>, String> {
+        let Some(path) = req.url.strip_prefix("http://localhost:10086/") else {
+            return Err(format!("{} does not resolve in this test", req.url));
+        };
+        let url = format!("{}{path}", self.0);
+        revocation::HTTP.fetch(&FetchRequest { url: &url, ..*req })
+    }
+}
+
+#[test]
+fn notation_e2e_crl_vectors_give_notations_revocation_verdicts() {
+    // notation's own CRL test material (test/e2e/testdata/config/crl) and the revocation
+    // verdicts of its e2e suite: good CRLs pass (the intermediate's OCSP fails and falls back
+    // to its CRL); a revoked leaf or intermediate is revoked; an expired CRL leaves the status
+    // unknown. The chain is checked by the revocation module directly: its leaf has no
+    // extendedKeyUsage, which berth's authenticity step refuses (see envelopes.rs).
+    let dir = crate::vectors().join("notation/test/e2e/testdata/config/crl");
+    let tmp = tempfile::tempdir().unwrap();
+    let www = tmp.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    let files = berth_test_support::CrlServer::start(www.clone());
+    let fetcher = NotationCrlHost(files.url(""));
+    let chain =
+        Certificate::parse_many(&std::fs::read(dir.join("certchain_with_crl.pem")).unwrap())
+            .unwrap();
+    let opts = revocation::Options::new(&fetcher, Timestamp::now());
+    for (leaf, intermediate, want) in [
+        ("leaf.crl", "intermediate.crl", None),
+        (
+            "leaf_revoked.crl",
+            "intermediate.crl",
+            Some("CN=LeafCert,OU=OrgUnit,O=Organization,L=City,ST=State,C=US\" is revoked"),
+        ),
+        (
+            "leaf.crl",
+            "intermediate_revoked.crl",
+            Some("CN=IntermediateCA,OU=OrgUnit,O=Organization,L=City,ST=State,C=US\" is revoked"),
+        ),
+        (
+            "leaf_expired.crl",
+            "intermediate.crl",
+            Some("revocation status is unknown"),
+        ),
+    ] {
+        std::fs::copy(dir.join(leaf), www.join("leaf.crl")).unwrap();
+        std::fs::copy(dir.join(intermediate), www.join("intermediate.crl")).unwrap();
+        let results = revocation::check_chain(&chain, &opts);
+        let verdict = revocation::summarize(&results);
+        match want {
+            None => {
+                assert_eq!(verdict, Ok(()), "{leaf} + {intermediate}");
+                assert_eq!(results[0].method, Method::Crl);
+                assert_eq!(results[1].method, Method::OcspFallbackCrl);
+            }
+            Some(w) => {
+                let e = verdict.expect_err(w);
+                assert!(e.contains(w), "{leaf} + {intermediate}: {e}");
+            }
+        }
+    }
+}

@@ -29,6 +29,7 @@ pub mod model;
 pub mod redact;
 pub mod render;
 mod session;
+pub mod signing;
 
 use std::time::{Instant, SystemTime};
 
@@ -93,10 +94,12 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         return Err(Error::NoWorkflow);
     }
     if let Some(reference) = &opts.existing
-        && let Some(w) = opts
-            .workflows
-            .iter()
-            .find(|w| matches!(w, Workflow::Push | Workflow::Management | Workflow::Main))
+        && let Some(w) = opts.workflows.iter().find(|w| {
+            matches!(
+                w,
+                Workflow::Push | Workflow::Management | Workflow::Signatures | Workflow::Main
+            )
+        })
     {
         return Err(Error::WritesInReadOnlyRun {
             workflow: *w,

@@ -1,0 +1,197 @@
+//! `run_signer` with real signers against real registries: berth's signer (`berth sign`)
+//! and notation pass every rule; signers that push nothing or fail are reported, not errors.
+
+use std::time::Duration;
+
+use berth_conformance::signing::registry::{SignedImage, SignerOptions, run_signer};
+use berth_conformance::signing::signer::{HowPushed, RULES};
+use berth_test_support::{DockerRegistry, Registry, RegistryOptions, requires_tool};
+use berth_trust::keys::KeySpec;
+
+fn run(host: &str, repository: &str, command: &str, key_spec: KeySpec) -> Vec<SignedImage> {
+    run_with(host, repository, command, key_spec, Duration::from_secs(60))
+}
+
+fn run_with(
+    host: &str,
+    repository: &str,
+    command: &str,
+    key_spec: KeySpec,
+    timeout: Duration,
+) -> Vec<SignedImage> {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run_signer(&SignerOptions {
+        client: crate::client(host, None),
+        registry: host.into(),
+        repository: repository.into(),
+        command: command.into(),
+        work_dir: dir.path().to_owned(),
+        timeout,
+        key_spec,
+    }))
+    .unwrap()
+}
+
+fn failures(images: &[SignedImage]) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in images {
+        if let Some(e) = &i.error {
+            out.push(format!(
+                "{}: {e}\nstdout: {}\nstderr: {}",
+                i.reference, i.stdout, i.stderr
+            ));
+        }
+        for s in &i.signatures {
+            for r in s.rules.iter().filter(|r| !r.passed) {
+                out.push(format!(
+                    "{} {}: {}: expected {}; got {}",
+                    i.reference, s.digest, r.id, r.expected, r.actual
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `berth key import` then `berth sign`, as the README gives it.
+fn berth_command(envelope: &str) -> String {
+    let berth = berth_test_support::berth_bin();
+    let b = berth.display();
+    format!(
+        "{b} key import conformance --key {{key}} --cert {{cert}} && {b} sign --key conformance --envelope {envelope} {{image}}"
+    )
+}
+
+#[test]
+fn berth_sign_passes_every_rule_through_the_referrers_api() {
+    let reg = Registry::start(RegistryOptions::new());
+    for envelope in ["jws", "cose"] {
+        let images = run(
+            &reg.host(),
+            &format!("signer/berth-{envelope}"),
+            &berth_command(envelope),
+            KeySpec::EcP256,
+        );
+        assert_eq!(images.len(), 2, "an image and an index");
+        assert!(
+            failures(&images).is_empty(),
+            "{}",
+            failures(&images).join("\n")
+        );
+        for i in &images {
+            assert_eq!(i.exit_code, Some(0));
+            assert_eq!(i.signatures.len(), 1, "{}", i.reference);
+            assert_eq!(i.signatures[0].how_pushed, HowPushed::ReferrersApi);
+            assert_eq!(i.signatures[0].rules.len(), RULES.len());
+        }
+    }
+}
+
+#[test]
+fn berth_sign_passes_every_rule_through_the_tag_fallback() {
+    requires_tool!("docker-registry");
+    let reg = DockerRegistry::start(None);
+    let images = run(
+        &reg.host(),
+        "signer/berth",
+        &berth_command("jws"),
+        KeySpec::EcP256,
+    );
+    assert!(
+        failures(&images).is_empty(),
+        "{}",
+        failures(&images).join("\n")
+    );
+    for i in &images {
+        assert_eq!(i.signatures.len(), 1, "{}", i.reference);
+        assert_eq!(i.signatures[0].how_pushed, HowPushed::TagFallback);
+    }
+}
+
+#[test]
+fn notation_passes_every_rule() {
+    requires_tool!("notation");
+    let reg = Registry::start(RegistryOptions::new());
+    for (spec, repo) in [
+        (KeySpec::EcP256, "signer/notation-ec"),
+        (KeySpec::Rsa(3072), "signer/notation-rsa"),
+    ] {
+        let images = run(
+            &reg.host(),
+            repo,
+            "notation sign --insecure-registry --key conformance {image}",
+            spec,
+        );
+        assert!(
+            failures(&images).is_empty(),
+            "{}",
+            failures(&images).join("\n")
+        );
+        for i in &images {
+            assert_eq!(i.signatures.len(), 1, "{}: {}", i.reference, i.stderr);
+            assert_eq!(i.signatures[0].how_pushed, HowPushed::ReferrersApi);
+        }
+    }
+}
+
+#[test]
+fn signers_that_fail_or_push_nothing_are_reported() {
+    let reg = Registry::start(RegistryOptions::new());
+    let images = run(
+        &reg.host(),
+        "signer/none",
+        "echo signed {image}",
+        KeySpec::EcP256,
+    );
+    for i in &images {
+        assert!(i.signatures.is_empty());
+        assert_eq!(i.exit_code, Some(0));
+        assert!(i.stdout.contains(&i.reference), "{}", i.stdout);
+        assert!(
+            i.error.as_deref().unwrap().contains("pushed no signature"),
+            "{:?}",
+            i.error
+        );
+    }
+    let images = run(
+        &reg.host(),
+        "signer/exit",
+        "echo broken >&2; exit 3",
+        KeySpec::EcP256,
+    );
+    for i in &images {
+        assert_eq!(i.exit_code, Some(3));
+        assert_eq!(i.stderr.trim(), "broken");
+        assert!(
+            i.error.as_deref().unwrap().contains("exited with 3"),
+            "{:?}",
+            i.error
+        );
+    }
+}
+
+#[test]
+fn a_signer_past_its_deadline_is_killed() {
+    let reg = Registry::start(RegistryOptions::new());
+    let t = std::time::Instant::now();
+    let images = run_with(
+        &reg.host(),
+        "signer/slow",
+        "sleep 60 & sleep 60",
+        KeySpec::EcP256,
+        Duration::from_secs(2),
+    );
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    for i in &images {
+        assert_eq!(i.exit_code, None);
+        assert!(
+            i.error.as_deref().unwrap().contains("did not finish"),
+            "{:?}",
+            i.error
+        );
+    }
+}

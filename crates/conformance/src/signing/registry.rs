@@ -10,7 +10,7 @@
 //! fresh directory that is also the command's `XDG_CONFIG_HOME`, holding notation's
 //! `notation/signingkeys.json` with the key as `conformance`, its default). So:
 //!
-//! - berth: `berth key import conformance --key {key} --cert {cert} && berth sign --key conformance {image}`
+//! - berth: `berth key import conformance --force --key {key} --cert {cert} && berth sign --key conformance {image}`
 //! - notation: `notation sign --insecure-registry --key conformance {image}`
 //!
 //! The command runs in its own process group with a deadline; at the deadline the group is
@@ -54,7 +54,7 @@ pub struct SignerOptions {
     pub work_dir: PathBuf,
     /// How long one signer run may take.
     pub timeout: Duration,
-    /// The key the test certificate is made for (notation signs with RSA and EC keys).
+    /// The signing key's kind (EC P-256 or P-384: berth generates no RSA keys).
     pub key_spec: KeySpec,
 }
 

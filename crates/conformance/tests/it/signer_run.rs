@@ -62,7 +62,7 @@ fn berth_command(envelope: &str) -> String {
     let berth = berth_test_support::berth_bin();
     let b = berth.display();
     format!(
-        "{b} key import conformance --key {{key}} --cert {{cert}} && {b} sign --key conformance --envelope {envelope} {{image}}"
+        "{b} key import conformance --force --key {{key}} --cert {{cert}} && {b} sign --key conformance --envelope {envelope} {{image}}"
     )
 }
 
@@ -92,23 +92,24 @@ fn berth_sign_passes_every_rule_through_the_referrers_api() {
 }
 
 #[test]
-fn berth_sign_passes_every_rule_through_the_tag_fallback() {
-    requires_tool!("docker-registry");
+fn berth_and_notation_pass_every_rule_through_the_tag_fallback() {
+    requires_tool!("docker-registry", "notation");
     let reg = DockerRegistry::start(None);
-    let images = run(
-        &reg.host(),
-        "signer/berth",
-        &berth_command("jws"),
-        KeySpec::EcP256,
-    );
-    assert!(
-        failures(&images).is_empty(),
-        "{}",
-        failures(&images).join("\n")
-    );
-    for i in &images {
-        assert_eq!(i.signatures.len(), 1, "{}", i.reference);
-        assert_eq!(i.signatures[0].how_pushed, HowPushed::TagFallback);
+    let notation = "notation sign --insecure-registry --key conformance {image}";
+    for (repo, command) in [
+        ("signer/berth", berth_command("jws")),
+        ("signer/notation", notation.to_owned()),
+    ] {
+        let images = run(&reg.host(), repo, &command, KeySpec::EcP256);
+        assert!(
+            failures(&images).is_empty(),
+            "{repo}: {}",
+            failures(&images).join("\n")
+        );
+        for i in &images {
+            assert_eq!(i.signatures.len(), 1, "{}", i.reference);
+            assert_eq!(i.signatures[0].how_pushed, HowPushed::TagFallback);
+        }
     }
 }
 
@@ -116,14 +117,20 @@ fn berth_sign_passes_every_rule_through_the_tag_fallback() {
 fn notation_passes_every_rule() {
     requires_tool!("notation");
     let reg = Registry::start(RegistryOptions::new());
-    for (spec, repo) in [
-        (KeySpec::EcP256, "signer/notation-ec"),
-        (KeySpec::Rsa(3072), "signer/notation-rsa"),
+    for (spec, format) in [
+        (KeySpec::EcP256, "jws"),
+        (KeySpec::EcP384, "jws"),
+        (KeySpec::EcP256, "cose"),
     ] {
         let images = run(
             &reg.host(),
-            repo,
-            "notation sign --insecure-registry --key conformance {image}",
+            &format!(
+                "signer/notation-{format}-{}",
+                spec.to_string().replace(' ', "").to_lowercase()
+            ),
+            &format!(
+                "notation sign --insecure-registry --signature-format {format} --key conformance {{image}}"
+            ),
             spec,
         );
         assert!(
@@ -134,6 +141,23 @@ fn notation_passes_every_rule() {
         for i in &images {
             assert_eq!(i.signatures.len(), 1, "{}: {}", i.reference, i.stderr);
             assert_eq!(i.signatures[0].how_pushed, HowPushed::ReferrersApi);
+            let rule = |id: &str| {
+                i.signatures[0]
+                    .rules
+                    .iter()
+                    .find(|r| r.id == id)
+                    .unwrap()
+                    .actual
+                    .clone()
+            };
+            // notation 1.3 writes the v1.1.0 form (config.mediaType), not artifactType
+            assert!(rule("manifest.type").contains("the v1.1.0 form"));
+            eprintln!(
+                "notation {format}, {spec}: {}; {}; alg {}",
+                rule("manifest.type"),
+                rule("envelope.time-format"),
+                rule("envelope.alg")
+            );
         }
     }
 }

@@ -1019,6 +1019,7 @@ fn every_check_is_proven_able_to_fail() {
         .into_iter()
         .chain(auth_cases())
         .chain(main_cases())
+        .chain(signature_cases())
         .collect();
     let proven: BTreeSet<&str> = cases
         .iter()

@@ -80,3 +80,25 @@ fn docker_registry_keeps_signatures_through_the_tag_schema() {
     );
     assert!(report.conformant, "{why}");
 }
+
+#[test]
+fn the_command_runs_the_workflow_with_only_signatures() {
+    let reg = Registry::start(RegistryOptions::new());
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = berth_test_support::run_with_timeout(
+        std::process::Command::new(berth_test_support::berth_bin())
+            .args(["conformance", "check"])
+            .arg(format!("{}/conformance/signatures", reg.host()))
+            .args(["--only", "signatures", "--json"])
+            .arg(&json),
+        std::time::Duration::from_secs(120),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("signatures    5 pass"), "{stdout}");
+    let report: berth_conformance::Report =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let got: BTreeSet<&str> = report.checks.iter().map(|c| c.info.id.as_str()).collect();
+    assert_eq!(got, signature_checks());
+}

@@ -57,7 +57,7 @@ fn target(subject: &Descriptor) -> TargetArtifact {
 }
 
 /// berth's signature of `subject`: (manifest, envelope).
-fn berth_signs(subject: &Descriptor, p: &Pki, opts: &SignOptions) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn berth_signs(subject: &Descriptor, p: &Pki, opts: &SignOptions) -> (Vec<u8>, Vec<u8>) {
     let env = berth_trust::sign(&target(subject), &p.key, &p.chain, opts).unwrap();
     let m = signature_manifest(subject, &env, opts.format, &p.chain, opts.signing_time).unwrap();
     (m.bytes, env)
@@ -87,7 +87,7 @@ fn fails_exactly(results: &[RuleResult], want: &[&str]) {
 }
 
 /// A JWS envelope edited and signed again with `key`; the manifest is made again over it.
-fn jws_edit(
+pub(crate) fn jws_edit(
     subject: &Descriptor,
     p: &Pki,
     opts: &SignOptions,
@@ -140,7 +140,7 @@ fn jws_assemble(
 }
 
 /// The manifest edited as JSON (the envelope unchanged).
-fn manifest_edit(manifest: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
+pub(crate) fn manifest_edit(manifest: &[u8], edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut v: Value = serde_json::from_slice(manifest).unwrap();
     edit(&mut v);
     serde_json::to_vec(&v).unwrap()

@@ -2,7 +2,7 @@
 //! test key and certificate chain, run its command for each image, find what it pushed (the
 //! referrers API, else the `sha256-<hex>` referrers tag index, else any tag whose manifest
 //! names the image as its `subject`), and judge each signature with
-//! [`check_signature`](super::signer::check_signature).
+//! [`check_signature`].
 //!
 //! The signer's command is a shell command line with placeholders, each replaced by a
 //! shell-quoted value: `{image}` (`HOST/REPO@sha256:…`), `{key}` (the private key, PKCS#8
@@ -10,8 +10,10 @@
 //! fresh directory that is also the command's `XDG_CONFIG_HOME`, holding notation's
 //! `notation/signingkeys.json` with the key as `conformance`, its default). So:
 //!
-//! - berth: `berth key import conformance --force --key {key} --cert {cert} && berth sign --key conformance {image}`
-//! - notation: `notation sign --insecure-registry --key conformance {image}`
+//! - berth ([`berth_command`]): `berth key import conformance --force --key {key} --cert {cert}
+//!   && berth sign --key conformance --envelope jws {image}`
+//! - notation ([`NOTATION_COMMAND`]): `notation sign --insecure-registry --key conformance
+//!   {image}` (add `--signature-format cose` for COSE)
 //!
 //! The command runs in its own process group with a deadline; at the deadline the group is
 //! killed ([`berth_fsutil::wait_or_kill_group`]).
@@ -34,6 +36,17 @@ use super::signer::{HowPushed, RuleResult, check_signature};
 
 /// Name the test key has in the signer's configuration.
 pub const KEY_NAME: &str = "conformance";
+/// notation as the signer (the key is in the `{config}` it is given).
+pub const NOTATION_COMMAND: &str = "notation sign --insecure-registry --key conformance {image}";
+
+/// berth as the signer: the test key imported into the run's key store, then `berth sign`
+/// with the envelope format given (`jws` or `cose`). `berth` is the binary's path.
+pub fn berth_command(berth: &Path, envelope: &str) -> String {
+    let b = quote(&berth.to_string_lossy());
+    format!(
+        "{b} key import {KEY_NAME} --force --key {{key}} --cert {{cert}} && {b} sign --key {KEY_NAME} --envelope {envelope} {{image}}"
+    )
+}
 /// Largest signature manifest or envelope read.
 const MAX_READ: usize = 4 << 20;
 /// Most referrers of one image judged.

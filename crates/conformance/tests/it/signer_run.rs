@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use berth_conformance::signing::registry::{SignedImage, SignerOptions, run_signer};
+use berth_conformance::signing::registry::{
+    self, NOTATION_COMMAND, SignedImage, SignerOptions, run_signer,
+};
 use berth_conformance::signing::signer::{HowPushed, RULES};
 use berth_distribution::{BytesSource, Repository};
 use berth_oci::Digest;
@@ -64,13 +66,8 @@ fn failures(images: &[SignedImage]) -> Vec<String> {
     out
 }
 
-/// `berth key import` then `berth sign`, as the README gives it.
 fn berth_command(envelope: &str) -> String {
-    let berth = berth_test_support::berth_bin();
-    let b = berth.display();
-    format!(
-        "{b} key import conformance --force --key {{key}} --cert {{cert}} && {b} sign --key conformance --envelope {envelope} {{image}}"
-    )
+    registry::berth_command(&berth_test_support::berth_bin(), envelope)
 }
 
 #[test]
@@ -102,10 +99,9 @@ fn berth_sign_passes_every_rule_through_the_referrers_api() {
 fn berth_and_notation_pass_every_rule_through_the_tag_fallback() {
     requires_tool!("docker-registry", "notation");
     let reg = DockerRegistry::start(None);
-    let notation = "notation sign --insecure-registry --key conformance {image}";
     for (repo, command) in [
         ("signer/berth", berth_command("jws")),
-        ("signer/notation", notation.to_owned()),
+        ("signer/notation", NOTATION_COMMAND.to_owned()),
     ] {
         let images = run(&reg.host(), repo, &command, KeySpec::EcP256);
         assert!(

@@ -664,3 +664,61 @@ fn each_certificate_rule_fails_alone_with_an_openssl_chain() {
     let ks = r.iter().find(|x| x.id == "chain.key-size").unwrap();
     assert!(ks.actual.contains("certificate 0"), "{}", ks.actual);
 }
+
+#[test]
+fn mutated_signatures_never_panic_and_always_get_every_rule() {
+    use rand::Rng;
+    let p = pki();
+    let s = subject();
+    let mut rng = rand::rng();
+    for format in [EnvelopeFormat::Jws, EnvelopeFormat::Cose] {
+        let (m, e) = berth_signs(&s, &p, &SignOptions::new(format));
+        for i in 0..300 {
+            let (mut m2, mut e2) = (m.clone(), e.clone());
+            let target = if i % 3 == 0 { &mut m2 } else { &mut e2 };
+            match i % 4 {
+                0 => {
+                    let at = rng.random_range(0..target.len());
+                    target[at] ^= 1 << rng.random_range(0..8);
+                }
+                1 => target.truncate(rng.random_range(0..target.len())),
+                2 => {
+                    let at = rng.random_range(0..target.len());
+                    target.insert(at, rng.random());
+                }
+                _ => {
+                    let at = rng.random_range(0..target.len());
+                    let n = rng.random_range(1..8).min(target.len() - at);
+                    target.drain(at..at + n);
+                }
+            }
+            let r = check(&m2, &e2, &s);
+            assert_eq!(r.len(), RULES.len());
+            // what berth's verifier refuses, some rule refuses too
+            let refused = berth_trust::Envelope::parse(&e2, format.media_type())
+                .map_err(|e| e.to_string())
+                .and_then(|env| env.verify_integrity())
+                .err();
+            if let Some(why) = refused {
+                assert!(
+                    r.iter().any(|x| !x.passed),
+                    "berth's verifier refuses ({why}) but every rule passed"
+                );
+            }
+            // a change to the signed bytes cannot keep every rule passing
+            if e2 != e && r.iter().all(|x| x.passed) {
+                // only bytes outside what is signed and judged may change unnoticed
+                // (JSON whitespace, an unprotected header value); the envelope must still
+                // be one berth's own verifier accepts
+                berth_trust::Envelope::parse(&e2, format.media_type())
+                    .and_then(|env| {
+                        env.verify_integrity()
+                            .map_err(berth_trust::EnvelopeError::Header)
+                    })
+                    .unwrap_or_else(|err| {
+                        panic!("every rule passed for an envelope berth refuses: {err}")
+                    });
+            }
+        }
+    }
+}

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         MediaType::ImageManifest,
         1234,
         "sha256:73c803930ea3ba1e54bc25c2bdc53edd0284c62ed651fe7b00369da519a3c333"
-            .parse()
+            .parse::<berth_oci::oci_spec::image::Digest>()
             .unwrap(),
     );
     let results = check_signature(manifest, envelope, &subject, &HowPushed::Given);

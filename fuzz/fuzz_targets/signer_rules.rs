@@ -1,8 +1,9 @@
-//! `berth_conformance::signing::signer::check_signature` on arbitrary bytes: the first byte
-//! splits the input into a signature manifest and an envelope (both outside input: what a
-//! signer pushed). Never panics, gives one result per rule (all but `manifest.discoverable`
-//! for a signature given as files), each with its expectation and what was found, and passes
-//! `envelope.signature` only when a signing certificate was read.
+//! `berth_conformance::signing::signer::check_signature` on arbitrary bytes: the first two
+//! bytes (big-endian) are the manifest's length, the rest is a signature manifest then an
+//! envelope (both outside input: what a signer pushed). Never panics, gives one result per
+//! rule (all but `manifest.discoverable` for a signature given as files), each with its
+//! expectation and spec link, and passes `envelope.signature` only when a signing
+//! certificate was read.
 #![no_main]
 
 use berth_conformance::signing::signer::{HowPushed, RULES, check_signature};
@@ -10,10 +11,10 @@ use berth_oci::oci_spec::image::{Descriptor, MediaType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else {
+    let [hi, lo, rest @ ..] = data else {
         return;
     };
-    let at = (split as usize * rest.len()) / 256;
+    let at = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
     let (manifest, envelope) = rest.split_at(at);
     let subject = Descriptor::new(
         MediaType::ImageManifest,

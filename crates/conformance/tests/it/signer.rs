@@ -722,3 +722,71 @@ fn mutated_signatures_never_panic_and_always_get_every_rule() {
         }
     }
 }
+
+#[test]
+fn other_valid_forms_pass_every_rule() {
+    let p = pki();
+    let s = subject();
+    // the signing-authority scheme: authenticSigningTime, critical
+    for format in [EnvelopeFormat::Jws, EnvelopeFormat::Cose] {
+        let mut opts = SignOptions::new(format);
+        opts.signing_scheme = berth_trust::SigningScheme::X509SigningAuthority;
+        let (m, e) = berth_signs(&s, &p, &opts);
+        fails_exactly(&check(&m, &e, &s), &[]);
+    }
+    // a COSE_Sign1 with its x5chain in the protected header (signature-envelope-cose.md:
+    // "Optionally, this header can be presented in the protected header"). When this was
+    // written, berth's own verifier read x5chain from the unprotected header only and refused
+    // this envelope ("x5c is empty"): a verifier deviation, not a signer fault.
+    let t = Timestamp::now();
+    let payload = berth_trust::sign::payload(&target(&s)).unwrap();
+    let protected = Item::Map(vec![
+        (Item::Int(1), Item::Int(-7)),
+        (
+            Item::Int(2),
+            Item::Array(vec![Item::text("io.cncf.notary.signingScheme")]),
+        ),
+        (
+            Item::Int(3),
+            Item::text("application/vnd.cncf.notary.payload.v1+json"),
+        ),
+        (
+            Item::Int(33),
+            Item::Array(
+                p.chain
+                    .iter()
+                    .map(|c| Item::Bytes(c.der().to_vec()))
+                    .collect(),
+            ),
+        ),
+        (
+            Item::text("io.cncf.notary.signingScheme"),
+            Item::text("notary.x509"),
+        ),
+        (
+            Item::text("io.cncf.notary.signingTime"),
+            Item::Tag(1, Box::new(Item::Int(t.0))),
+        ),
+    ])
+    .encode();
+    let sig = p
+        .key
+        .sign_envelope(&berth_trust::cbor::cose_sig_structure(&protected, &payload))
+        .unwrap();
+    let e = Item::Tag(
+        18,
+        Box::new(Item::Array(vec![
+            Item::Bytes(protected),
+            Item::Map(vec![]),
+            Item::Bytes(payload),
+            Item::Bytes(sig),
+        ])),
+    )
+    .encode();
+    let m = signature_manifest(&s, &e, EnvelopeFormat::Cose, &p.chain, t)
+        .unwrap()
+        .bytes;
+    let r = check(&m, &e, &s);
+    fails_exactly(&r, &[]);
+    assert!(r[0].input.contains("x5chain (33)"), "{}", r[0].input);
+}

@@ -224,6 +224,26 @@ fn cose_crit_entry(v: &Cbor<'_>) -> String {
     }
 }
 
+/// The certificates of an `x5chain` (label 33): an array of byte strings, or one.
+fn x5chain(v: &Cbor<'_>, d: &mut Decoded) {
+    match v {
+        Cbor::Array(certs) => {
+            let mut chain = Vec::new();
+            for (i, c) in certs.iter().enumerate() {
+                match c {
+                    Cbor::Bytes(b) => chain.push(b.to_vec()),
+                    _ => d
+                        .chain_faults
+                        .push(format!("x5chain[{i}] is not a byte string")),
+                }
+            }
+            d.chain_der = Some(chain);
+        }
+        Cbor::Bytes(b) => d.chain_der = Some(vec![b.to_vec()]),
+        _ => d.chain_faults.push("x5chain is malformed".into()),
+    }
+}
+
 fn decode_cose(bytes: &[u8], d: &mut Decoded) {
     let top = match cbor::decode(bytes) {
         Ok(v) => v,
@@ -258,6 +278,13 @@ fn decode_cose(bytes: &[u8], d: &mut Decoded) {
                 Ok(Cbor::Map(entries)) => {
                     for (k, v) in entries {
                         let name = cose_label(&k);
+                        if name == "33" {
+                            // x5chain may also be protected (signature-envelope-cose.md)
+                            x5chain(&v, d);
+                            d.protected
+                                .push(("x5chain (33)".into(), Hv::Other("certificates".into())));
+                            continue;
+                        }
                         let hv = match v {
                             Cbor::Text(t) => Hv::Text(t.to_owned()),
                             Cbor::Tag(1, t) if t.as_i64().is_some() => {
@@ -289,22 +316,7 @@ fn decode_cose(bytes: &[u8], d: &mut Decoded) {
             for (k, v) in entries {
                 let name = cose_label(k);
                 if name == "33" {
-                    match v {
-                        Cbor::Array(certs) => {
-                            let mut chain = Vec::new();
-                            for (i, c) in certs.iter().enumerate() {
-                                match c {
-                                    Cbor::Bytes(b) => chain.push(b.to_vec()),
-                                    _ => d
-                                        .chain_faults
-                                        .push(format!("x5chain[{i}] is not a byte string")),
-                                }
-                            }
-                            d.chain_der = Some(chain);
-                        }
-                        Cbor::Bytes(b) => d.chain_der = Some(vec![b.to_vec()]),
-                        _ => d.chain_faults.push("x5chain is malformed".into()),
-                    }
+                    x5chain(v, d);
                 }
                 d.unprotected.push(if name == "33" {
                     "x5chain (33)".into()

@@ -313,15 +313,29 @@ async fn run_command(
     Ok((status, read(&out_path), read(&err_path)))
 }
 
-/// GET `target`; `None` for anything but `200`.
-async fn get(o: &SignerOptions, repo: &Repository, target: String, accept: &str) -> Option<Bytes> {
-    let mut req = RawRequest::new(Method::GET, target);
+/// GET `target`: the body of a `200`, else what came back (a status, or the transport
+/// error).
+async fn fetch(
+    o: &SignerOptions,
+    repo: &Repository,
+    target: String,
+    accept: &str,
+) -> Result<Bytes, String> {
+    let mut req = RawRequest::new(Method::GET, target.clone());
     if let Ok(v) = http::HeaderValue::from_str(accept) {
         req.headers.insert(http::header::ACCEPT, v);
     }
     req.scopes = vec![format!("repository:{}:pull", repo.name())];
-    let r = o.client.exchange(&o.registry, req, MAX_READ).await.ok()?;
-    (r.status == 200).then_some(r.body)
+    match o.client.exchange(&o.registry, req, MAX_READ).await {
+        Ok(r) if r.status == 200 => Ok(r.body),
+        Ok(r) => Err(format!("GET {target}: {}", r.status)),
+        Err(e) => Err(format!("GET {target}: {}", berth_errdefs::error_chain(&e))),
+    }
+}
+
+/// [`fetch`], any failure as `None` (looking for what is there).
+async fn get(o: &SignerOptions, repo: &Repository, target: String, accept: &str) -> Option<Bytes> {
+    fetch(o, repo, target, accept).await.ok()
 }
 
 fn manifests_of(index: &[u8]) -> Vec<String> {
@@ -401,21 +415,21 @@ async fn fetch_signature(
     digest: &str,
 ) -> Result<(Bytes, Bytes), String> {
     let path = |rest: &str| format!("/v2/{}/{rest}", repo.name());
-    let manifest = get(
+    let manifest = fetch(
         o,
         repo,
         path(&format!("manifests/{digest}")),
         crate::data::OCI_MANIFEST,
     )
     .await
-    .ok_or_else(|| format!("GET of the signature manifest {digest} failed"))?;
+    .map_err(|e| format!("failed to read the signature manifest {digest}: {e}"))?;
     let layer = serde_json::from_slice::<serde_json::Value>(&manifest)
         .ok()
         .and_then(|v| v["layers"][0]["digest"].as_str().map(str::to_owned));
     let envelope = match layer {
-        Some(l) => get(o, repo, path(&format!("blobs/{l}")), "*/*")
+        Some(l) => fetch(o, repo, path(&format!("blobs/{l}")), "*/*")
             .await
-            .ok_or_else(|| format!("GET of the envelope blob {l} failed"))?,
+            .map_err(|e| format!("failed to read the envelope of {digest}: {e}"))?,
         // judged with an empty envelope: the layer rules say what is wrong
         None => Bytes::new(),
     };

@@ -68,10 +68,26 @@ impl Attachments {
     /// not keep the rest in place: its namespace and intent stay for a later teardown or
     /// `network::collect_orphans`, the mounts, snapshot and volumes go, and its error is
     /// returned at the end.
+    ///
+    /// The network's CNI DEL (a plugin process each, most of a teardown's time) runs on a
+    /// thread of its own beside the unmounts and removals: the two share nothing (the
+    /// plugins work in the pinned namespace and on the host's bridge and firewall, the rest
+    /// on the container's mounts and directories).
     pub fn teardown(&self) -> Result<()> {
-        let network = self.network.as_ref().map_or(Ok(()), crate::network::detach);
-        self.teardown_local()?;
-        network
+        let Some(att) = self.network.as_ref() else {
+            return self.teardown_local();
+        };
+        std::thread::scope(|s| {
+            let network = s.spawn(|| crate::network::detach(att));
+            let local = self.teardown_local();
+            let network = network.join().unwrap_or_else(|_| {
+                Err(EngineError::Network(format!(
+                    "detaching container {} from its networks panicked",
+                    att.container_id
+                )))
+            });
+            local.and(network)
+        })
     }
 
     /// Everything but the network.

@@ -799,6 +799,7 @@ impl Engine {
     pub fn wait(&self, reference: &str, timeout: Option<Duration>) -> Result<Option<i32>> {
         let id = self.resolve(reference)?;
         let deadline = timeout.map(|t| Instant::now() + t);
+        let mut backoff = Backoff::new();
         loop {
             let rec = self.reconcile(&id)?;
             if rec.status == Status::Exited {
@@ -811,7 +812,7 @@ impl Engine {
                     what: "still running after the wait's timeout".to_owned(),
                 });
             }
-            pause(Duration::from_millis(50));
+            backoff.pause();
         }
     }
 
@@ -869,8 +870,9 @@ impl Engine {
         }
         // let an exiting monitor finish its bookkeeping first
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut backoff = Backoff::new();
         while self.monitor_alive(&id) && Instant::now() < deadline {
-            pause(Duration::from_millis(20));
+            backoff.pause();
         }
         // runc, crun and berth-runtime keep a container's state in `ROOT/ID`: when the
         // monitor's `delete` already removed it, another is a wasted process
@@ -1099,6 +1101,26 @@ impl Engine {
 )]
 fn pause(d: Duration) {
     std::thread::sleep(d);
+}
+
+/// Polling another process's state that usually changes within milliseconds (a killed
+/// container's exit, its monitor's last bookkeeping): the first looks come soon, later ones
+/// back off to 50 ms, so a quick change is not paid for with a whole interval (`berth rm` of
+/// a created container slept 50 ms after its SIGKILL).
+struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(1);
+    const MAX: Duration = Duration::from_millis(50);
+
+    fn new() -> Backoff {
+        Backoff(Backoff::FIRST)
+    }
+
+    fn pause(&mut self) {
+        pause(self.0);
+        self.0 = (self.0 * 2).min(Backoff::MAX);
+    }
 }
 
 fn runtime_of(rec: &Record) -> Runtime {

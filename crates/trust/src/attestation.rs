@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_distribution::{BytesSource, Client, Repository};
+use berth_distribution::{Client, Repository};
 use berth_oci::{Digest, media_type};
 use serde_json::json;
 
@@ -24,7 +24,8 @@ use crate::provenance::{
     SLSA_PROVENANCE_V1, Source, SourceRequirement, Statement,
 };
 use crate::repository::{
-    RegistrySignatures, RepositoryError, VerifyImageError, VerifyImageOptions, verify_image,
+    RegistrySignatures, RepositoryError, VerifyImageError, VerifyImageOptions, push_artifact,
+    verify_image,
 };
 use crate::truststore::TrustStore;
 
@@ -73,26 +74,15 @@ pub async fn push_attestation(
     statement: &[u8],
     manifest: &[u8],
 ) -> Result<TargetArtifact, RepositoryError> {
-    client
-        .push_blob(
-            repo,
-            &Digest::sha256_of(b"{}"),
-            2,
-            BytesSource(bytes::Bytes::from_static(b"{}")),
-        )
-        .await?;
-    client
-        .push_blob(
-            repo,
-            &Digest::sha256_of(statement),
-            statement.len() as u64,
-            BytesSource(bytes::Bytes::copy_from_slice(statement)),
-        )
-        .await?;
-    let digest = Digest::sha256_of(manifest);
-    client
-        .put_manifest(repo, digest.as_ref(), manifest, media_type::OCI_MANIFEST)
-        .await?;
+    let empty = Digest::sha256_of(b"{}");
+    let layer = Digest::sha256_of(statement);
+    let digest = push_artifact(
+        client,
+        repo,
+        &[(&empty, b"{}".as_slice()), (&layer, statement)],
+        manifest,
+    )
+    .await?;
     Ok(TargetArtifact {
         media_type: media_type::OCI_MANIFEST.to_string(),
         digest: digest.to_string(),

@@ -17,6 +17,12 @@ use crate::keys::{KeyError, SigningKey};
 use crate::time::Timestamp;
 use ring::rand::SecureRandom;
 
+/// How long before "now" a new certificate's validity starts: a timestamp's whole range
+/// (genTime ± accuracy) must lie inside the signing certificate's validity (notation's
+/// verifier and berth's), so a certificate valid only from this second would refuse a
+/// signature timestamped in its first seconds; a few minutes also absorb clock skew.
+pub const NOT_BEFORE_MARGIN_SECS: i64 = 300;
+
 /// Validity of certificates made without an explicit period.
 pub const DEFAULT_VALIDITY_DAYS: u32 = 365;
 
@@ -44,10 +50,11 @@ pub struct CertParams {
 }
 
 impl CertParams {
-    /// notation's test subject `CN=NAME,O=Notary,L=Seattle,ST=WA,C=US`, valid from now for
-    /// `days`.
+    /// notation's test subject `CN=NAME,O=Notary,L=Seattle,ST=WA,C=US`, valid for `days`
+    /// from [`NOT_BEFORE_MARGIN_SECS`] ago.
     pub fn test(common_name: &str, days: u32) -> CertParams {
         let now = Timestamp::now();
+        let start = Timestamp(now.0 - NOT_BEFORE_MARGIN_SECS);
         CertParams {
             subject: DistinguishedName(vec![
                 ("C".to_string(), "US".to_string()),
@@ -56,7 +63,7 @@ impl CertParams {
                 ("O".to_string(), "Notary".to_string()),
                 ("CN".to_string(), common_name.to_string()),
             ]),
-            not_before: now,
+            not_before: start,
             not_after: Timestamp(now.0 + i64::from(days) * 86_400),
         }
     }

@@ -10,8 +10,10 @@
 //! role policies ([`roles`]: who must have signed, per scope and namespace) and their
 //! evaluation for an image in its registry ([`image_policy`]), trust on first use ([`tofu`]),
 //! and provenance: in-toto SLSA statements ([`provenance`]) pushed, signed and checked as
-//! attestations ([`attestation`]). What it does not own (yet): CRL/OCSP revocation (which
-//! fails closed with a reason) and RFC 3161 timestamping when signing.
+//! attestations ([`attestation`]). RFC 3161 timestamps are verified ([`timestamp`]) and
+//! obtained when signing ([`tsa`], through its small `TimestampTransport` port over
+//! `berth-distribution`). What it does not own (yet): CRL/OCSP revocation (which fails closed
+//! with a reason).
 //!
 //! The design decision to know: parsing is strict and in-crate (a DER reader for the
 //! certificate fields the specification reads, a CBOR reader for COSE_Sign1), and all
@@ -41,6 +43,7 @@ pub mod time;
 pub mod timestamp;
 pub mod tofu;
 pub mod truststore;
+pub mod tsa;
 pub mod verify;
 
 pub use cert::Certificate;

@@ -276,34 +276,13 @@ impl SignatureRepository for RegistrySignatures<'_> {
                 upload.envelope.len()
             )));
         }
-        if let Some((digest, bytes)) = parsed.config_blob() {
-            self.client
-                .push_blob(
-                    &self.repo,
-                    &digest,
-                    bytes.len() as u64,
-                    BytesSource(bytes::Bytes::from_static(bytes)),
-                )
-                .await?;
+        let config = parsed.config_blob();
+        let mut blobs = Vec::with_capacity(2);
+        if let Some((digest, bytes)) = &config {
+            blobs.push((digest, *bytes));
         }
-        self.client
-            .push_blob(
-                &self.repo,
-                &envelope_digest,
-                upload.envelope.len() as u64,
-                BytesSource(bytes::Bytes::copy_from_slice(upload.envelope)),
-            )
-            .await?;
-        let digest = Digest::sha256_of(upload.manifest);
-        // a subject the registry does not process (no OCI-Subject) updates the referrers tag
-        self.client
-            .put_manifest(
-                &self.repo,
-                digest.as_ref(),
-                upload.manifest,
-                media_type::OCI_MANIFEST,
-            )
-            .await?;
+        blobs.push((&envelope_digest, upload.envelope));
+        let digest = push_artifact(self.client, &self.repo, &blobs, upload.manifest).await?;
         Ok(SignatureDescriptor {
             digest,
             size: upload.manifest.len() as u64,
@@ -603,7 +582,8 @@ pub async fn verify_image<R: SignatureRepository>(
     Ok(out)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// `e` and its sources, joined with ": ".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {
@@ -612,6 +592,33 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = c.source();
     }
     s
+}
+
+/// Push a small artifact — a signature, an attestation — to `repo`: each of its blobs
+/// (config and layers, small enough to be held in memory), then its image manifest by digest.
+/// A manifest with a `subject` the registry does not process (no `OCI-Subject` in the reply)
+/// updates the referrers tag (the client's tag fallback). Returns the manifest's digest.
+pub(crate) async fn push_artifact(
+    client: &Client,
+    repo: &Repository,
+    blobs: &[(&Digest, &[u8])],
+    manifest: &[u8],
+) -> Result<Digest, RepositoryError> {
+    for (digest, bytes) in blobs {
+        client
+            .push_blob(
+                repo,
+                digest,
+                bytes.len() as u64,
+                BytesSource(bytes::Bytes::copy_from_slice(bytes)),
+            )
+            .await?;
+    }
+    let digest = Digest::sha256_of(manifest);
+    client
+        .put_manifest(repo, digest.as_ref(), manifest, media_type::OCI_MANIFEST)
+        .await?;
+    Ok(digest)
 }
 
 #[cfg(test)]

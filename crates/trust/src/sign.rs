@@ -21,8 +21,8 @@ use crate::cbor_writer::Item;
 use crate::cert::Certificate;
 use crate::envelope::{
     Envelope, EnvelopeFormat, H_AUTHENTIC_SIGNING_TIME, H_EXPIRY, H_SIGNING_AGENT,
-    H_SIGNING_SCHEME, H_SIGNING_TIME, PAYLOAD_CONTENT_TYPE, SignatureAlgorithm, SigningScheme,
-    TargetArtifact,
+    H_SIGNING_SCHEME, H_SIGNING_TIME, H_TIMESTAMP_SIGNATURE, PAYLOAD_CONTENT_TYPE,
+    SignatureAlgorithm, SigningScheme, TargetArtifact,
 };
 use crate::keys::{KeyError, SigningKey};
 use crate::time::Timestamp;
@@ -80,6 +80,8 @@ pub enum SignError {
     Key(#[from] KeyError),
     #[error("the envelope berth made does not verify (a bug in berth): {0}")]
     SelfCheck(String),
+    #[error("failed to timestamp the signature")]
+    Timestamp(#[from] crate::tsa::TsaError),
 }
 
 #[derive(Serialize)]
@@ -142,6 +144,32 @@ pub fn sign(
     chain: &[Certificate],
     opts: &SignOptions,
 ) -> Result<Vec<u8>, SignError> {
+    prepare(target, key, chain, opts)?.finish(None)
+}
+
+/// A signature made but not yet serialised: what a timestamp countersigns (its signature
+/// value) is known, its unprotected header is still open.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    format: EnvelopeFormat,
+    scheme: SigningScheme,
+    algorithm: SignatureAlgorithm,
+    /// JWS: BASE64URL(protected); COSE: the protected header's bytes.
+    protected: Vec<u8>,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+    chain_der: Vec<Vec<u8>>,
+    signing_agent: String,
+}
+
+/// Signs `target` as [`sign`] does and stops before the unprotected header is written, so
+/// that a timestamp over the signature value can be added ([`crate::tsa`]).
+pub fn prepare(
+    target: &TargetArtifact,
+    key: &SigningKey,
+    chain: &[Certificate],
+    opts: &SignOptions,
+) -> Result<Unfinished, SignError> {
     let leaf = chain
         .first()
         .ok_or_else(|| SignError::Invalid("the certificate chain is empty".to_string()))?;
@@ -170,15 +198,111 @@ pub fn sign(
     }
     let payload = payload(target)?;
     let alg = key.signature_algorithm();
-    let bytes = match opts.format {
-        EnvelopeFormat::Jws => sign_jws(&payload, alg, key, chain, opts)?,
-        EnvelopeFormat::Cose => sign_cose(&payload, alg, key, chain, opts)?,
+    let (protected, signature) = match opts.format {
+        EnvelopeFormat::Jws => sign_jws(&payload, alg, key, opts)?,
+        EnvelopeFormat::Cose => sign_cose(&payload, alg, key, opts)?,
     };
-    // self-check: what we produce must parse and verify as any verifier would read it
-    let env = Envelope::parse(&bytes, opts.format.media_type())
-        .map_err(|e| SignError::SelfCheck(e.to_string()))?;
-    env.verify_integrity().map_err(SignError::SelfCheck)?;
-    Ok(bytes)
+    Ok(Unfinished {
+        format: opts.format,
+        scheme: opts.signing_scheme,
+        algorithm: alg,
+        protected,
+        payload,
+        signature,
+        chain_der: chain.iter().map(|c| c.der().to_vec()).collect(),
+        signing_agent: opts.signing_agent.clone(),
+    })
+}
+
+impl Unfinished {
+    /// The signature value a timestamp countersigns (its messageImprint is a hash of it).
+    pub fn signature_value(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// The signature algorithm (its hash is the one the timestamp request uses).
+    pub fn algorithm(&self) -> SignatureAlgorithm {
+        self.algorithm
+    }
+
+    /// The envelope's format.
+    pub fn format(&self) -> EnvelopeFormat {
+        self.format
+    }
+
+    /// The envelope bytes, with `timestamp` (a DER RFC 3161 token over the signature value)
+    /// as the unprotected `io.cncf.notary.timestampSignature` header where notation puts it:
+    /// base64 in the JWS `header`, a byte string in the COSE unprotected map. Timestamps
+    /// are for `notary.x509` signatures only (the signing-authority scheme's time is
+    /// authentic already). The envelope is parsed back and its signature checked.
+    pub fn finish(self, timestamp: Option<&[u8]>) -> Result<Vec<u8>, SignError> {
+        if timestamp.is_some() && self.scheme != SigningScheme::X509 {
+            return Err(SignError::Invalid(format!(
+                "a timestamp countersigns notary.x509 signatures only, not {}",
+                self.scheme.as_str()
+            )));
+        }
+        let bytes = match self.format {
+            EnvelopeFormat::Jws => self.encode_jws(timestamp)?,
+            EnvelopeFormat::Cose => self.encode_cose(timestamp),
+        };
+        // self-check: what we produce must parse and verify as any verifier would read it
+        let env = Envelope::parse(&bytes, self.format.media_type())
+            .map_err(|e| SignError::SelfCheck(e.to_string()))?;
+        env.verify_integrity().map_err(SignError::SelfCheck)?;
+        Ok(bytes)
+    }
+
+    fn encode_jws(&self, timestamp: Option<&[u8]>) -> Result<Vec<u8>, SignError> {
+        let mut header = serde_json::Map::new();
+        header.insert(
+            "x5c".into(),
+            self.chain_der
+                .iter()
+                .map(|c| STANDARD.encode(c))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        header.insert(H_SIGNING_AGENT.into(), self.signing_agent.clone().into());
+        if let Some(t) = timestamp {
+            header.insert(H_TIMESTAMP_SIGNATURE.into(), STANDARD.encode(t).into());
+        }
+        let envelope = serde_json::json!({
+            "payload": URL_SAFE_NO_PAD.encode(&self.payload),
+            "protected": String::from_utf8_lossy(&self.protected),
+            "header": header,
+            "signature": URL_SAFE_NO_PAD.encode(&self.signature),
+        });
+        serde_json::to_vec(&envelope).map_err(|e| SignError::Invalid(format!("envelope: {e}")))
+    }
+
+    fn encode_cose(&self, timestamp: Option<&[u8]>) -> Vec<u8> {
+        let mut unprotected = vec![
+            (
+                Item::Int(33),
+                Item::Array(
+                    self.chain_der
+                        .iter()
+                        .map(|c| Item::Bytes(c.clone()))
+                        .collect(),
+                ),
+            ),
+            (Item::text(H_SIGNING_AGENT), Item::text(&self.signing_agent)),
+        ];
+        if let Some(t) = timestamp {
+            unprotected.push((Item::text(H_TIMESTAMP_SIGNATURE), Item::Bytes(t.to_vec())));
+        }
+        Item::Tag(
+            18,
+            Box::new(Item::Array(vec![
+                Item::Bytes(self.protected.clone()),
+                Item::Map(unprotected),
+                Item::Bytes(self.payload.clone()),
+                Item::Bytes(self.signature.clone()),
+            ])),
+        )
+        .encode()
+    }
 }
 
 /// The `crit` list: signingScheme, then the other critical headers present.
@@ -200,13 +324,13 @@ fn time_header(opts: &SignOptions) -> &'static str {
     }
 }
 
+/// The JWS protected header (BASE64URL) and the signature over the signing input.
 fn sign_jws(
     payload: &[u8],
     alg: SignatureAlgorithm,
     key: &SigningKey,
-    chain: &[Certificate],
     opts: &SignOptions,
-) -> Result<Vec<u8>, SignError> {
+) -> Result<(Vec<u8>, Vec<u8>), SignError> {
     let mut protected = serde_json::Map::new();
     protected.insert("alg".into(), alg.name().into());
     protected.insert("cty".into(), PAYLOAD_CONTENT_TYPE.into());
@@ -226,23 +350,7 @@ fn sign_jws(
     let payload_b64 = URL_SAFE_NO_PAD.encode(payload);
     let signing_input = format!("{protected_b64}.{payload_b64}");
     let signature = key.sign_envelope(signing_input.as_bytes())?;
-    let mut header = serde_json::Map::new();
-    header.insert(
-        "x5c".into(),
-        chain
-            .iter()
-            .map(|c| STANDARD.encode(c.der()))
-            .collect::<Vec<_>>()
-            .into(),
-    );
-    header.insert(H_SIGNING_AGENT.into(), opts.signing_agent.clone().into());
-    let envelope = serde_json::json!({
-        "payload": payload_b64,
-        "protected": protected_b64,
-        "header": header,
-        "signature": URL_SAFE_NO_PAD.encode(signature),
-    });
-    serde_json::to_vec(&envelope).map_err(|e| SignError::Invalid(format!("envelope: {e}")))
+    Ok((protected_b64.into_bytes(), signature))
 }
 
 fn cose_alg(alg: SignatureAlgorithm) -> i64 {
@@ -256,13 +364,13 @@ fn cose_alg(alg: SignatureAlgorithm) -> i64 {
     }
 }
 
+/// The COSE protected header's bytes and the signature over the Sig_structure.
 fn sign_cose(
     payload: &[u8],
     alg: SignatureAlgorithm,
     key: &SigningKey,
-    chain: &[Certificate],
     opts: &SignOptions,
-) -> Result<Vec<u8>, SignError> {
+) -> Result<(Vec<u8>, Vec<u8>), SignError> {
     let epoch = |t: Timestamp| Item::Tag(1, Box::new(Item::Int(t.0)));
     let mut protected = vec![
         (Item::Int(1), Item::Int(cose_alg(alg))),
@@ -292,26 +400,5 @@ fn sign_cose(
     cbor::write_head(&mut to_sign, 2, payload.len() as u64);
     to_sign.extend_from_slice(payload);
     let signature = key.sign_envelope(&to_sign)?;
-    let unprotected = Item::Map(vec![
-        (
-            Item::Int(33),
-            Item::Array(
-                chain
-                    .iter()
-                    .map(|c| Item::Bytes(c.der().to_vec()))
-                    .collect(),
-            ),
-        ),
-        (Item::text(H_SIGNING_AGENT), Item::text(&opts.signing_agent)),
-    ]);
-    let sign1 = Item::Tag(
-        18,
-        Box::new(Item::Array(vec![
-            Item::Bytes(protected_bytes),
-            unprotected,
-            Item::Bytes(payload.to_vec()),
-            Item::Bytes(signature),
-        ])),
-    );
-    Ok(sign1.encode())
+    Ok((protected_bytes, signature))
 }

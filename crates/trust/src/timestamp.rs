@@ -75,12 +75,15 @@ fn e(what: &'static str) -> impl Fn(der::DerError) -> String {
     move |err| format!("malformed timestamp token ({what}): {err}")
 }
 
-/// Verifies `token` over `signature_value` against the TSA roots `tsa_roots`.
-pub fn verify_token(
-    token: &[u8],
-    signature_value: &[u8],
-    tsa_roots: &[Certificate],
-) -> Result<TimeRange, String> {
+/// The parts of a timestamp token (a CMS SignedData ContentInfo) that are read: its
+/// certificates field, its SignerInfos and the DER of its TSTInfo.
+struct Opened<'a> {
+    certs_field: Option<der::Tlv<'a>>,
+    signer_infos: der::Tlv<'a>,
+    tst_der: &'a [u8],
+}
+
+fn open(token: &[u8]) -> Result<Opened<'_>, String> {
     // ContentInfo
     let ci = der::parse_single(token, der::SEQUENCE, "ContentInfo").map_err(e("ContentInfo"))?;
     let mut r = Reader::new(ci.value);
@@ -115,6 +118,74 @@ pub fn verify_token(
     let tst_der = der::parse_single(econtent.value, der::OCTET_STRING, "eContent")
         .map_err(e("eContent"))?
         .value;
+    Ok(Opened {
+        certs_field,
+        signer_infos,
+        tst_der,
+    })
+}
+
+/// What a timestamp client compares with its request (RFC 3161 2.4.2): the TSTInfo's
+/// messageImprint (hash algorithm OID and hashed message) and nonce, read without verifying
+/// anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TstInfoEcho {
+    pub(crate) version: u64,
+    pub(crate) imprint_algorithm: Vec<u8>,
+    pub(crate) imprint: Vec<u8>,
+    /// The nonce's INTEGER content octets, when there is one.
+    pub(crate) nonce: Option<Vec<u8>>,
+}
+
+/// The TSTInfo fields of `token` a client checks against its request.
+pub(crate) fn tst_info_echo(token: &[u8]) -> Result<TstInfoEcho, String> {
+    let opened = open(token)?;
+    let tst = der::parse_single(opened.tst_der, der::SEQUENCE, "TSTInfo").map_err(e("TSTInfo"))?;
+    let mut t = Reader::new(tst.value);
+    let version = t
+        .read(der::INTEGER, "version")
+        .map_err(e("TSTInfo version"))?;
+    let version = der::small_uint(version.value).map_err(e("TSTInfo version"))?;
+    t.read(der::OID, "policy").map_err(e("policy"))?;
+    let imprint = t
+        .read(der::SEQUENCE, "messageImprint")
+        .map_err(e("messageImprint"))?;
+    t.read(der::INTEGER, "serialNumber")
+        .map_err(e("serialNumber"))?;
+    t.read(der::GENERALIZED_TIME, "genTime")
+        .map_err(e("genTime"))?;
+    t.read_optional(der::SEQUENCE).map_err(e("accuracy"))?;
+    t.read_optional(der::BOOLEAN).map_err(e("ordering"))?;
+    let nonce = t.read_optional(der::INTEGER).map_err(e("nonce"))?;
+    let mut ir = Reader::new(imprint.value);
+    let alg = ir
+        .read(der::SEQUENCE, "hashAlgorithm")
+        .map_err(e("messageImprint"))?;
+    let hashed = ir
+        .read(der::OCTET_STRING, "hashedMessage")
+        .map_err(e("messageImprint"))?;
+    let alg_oid = Reader::new(alg.value)
+        .read(der::OID, "hash algorithm")
+        .map_err(e("messageImprint"))?;
+    Ok(TstInfoEcho {
+        version,
+        imprint_algorithm: alg_oid.value.to_vec(),
+        imprint: hashed.value.to_vec(),
+        nonce: nonce.map(|n| n.value.to_vec()),
+    })
+}
+
+/// Verifies `token` over `signature_value` against the TSA roots `tsa_roots`.
+pub fn verify_token(
+    token: &[u8],
+    signature_value: &[u8],
+    tsa_roots: &[Certificate],
+) -> Result<TimeRange, String> {
+    let Opened {
+        certs_field,
+        signer_infos,
+        tst_der,
+    } = open(token)?;
 
     let mut certs = Vec::new();
     if let Some(cf) = certs_field {

@@ -318,6 +318,26 @@ fn authentic_timestamp(
             valid_at(t)
         }
         SigningScheme::X509 => match &env.timestamp_token {
+            // As notation: a statement with a tsa store requires a timestamp, always or
+            // (afterCertExpiry) once the chain has expired; without one, the chain must be
+            // valid now.
+            None if statement
+                .trust_stores
+                .iter()
+                .any(|(t, _)| *t == StoreType::Tsa)
+                && (statement.verify_timestamp == VerifyTimestamp::Always
+                    || valid_at(now).is_err()) =>
+            {
+                Err(format!(
+                    "no timestamp countersignature was found in the signature envelope, and statement {:?} requires one (it names a tsa trust store; verifyTimestamp {})",
+                    statement.name,
+                    match statement.verify_timestamp {
+                        VerifyTimestamp::Always => "always",
+                        VerifyTimestamp::AfterCertExpiry =>
+                            "afterCertExpiry, and the certificate chain has expired",
+                    }
+                ))
+            }
             None => valid_at(now),
             Some(token) => {
                 if statement.verify_timestamp == VerifyTimestamp::AfterCertExpiry

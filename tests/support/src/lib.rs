@@ -18,6 +18,9 @@
 //! own `--root`, a [`ContainerGuard`] that kills and deletes its container on `Drop` and
 //! checks its cgroups are gone, and a [`LoopDevice`] guard.
 //!
+//! For timestamping: a [`TestTsa`], an RFC 3161 timestamp authority on 127.0.0.1 that
+//! answers through `openssl ts -reply` (or misbehaves as a [`TsaMode`] says).
+//!
 //! What it does not own: assertions about registry behaviour. Those live in the tests.
 //!
 //! The one design decision: tests run the *built binary* (`berth_bin()`), never the server
@@ -49,6 +52,7 @@ mod tls;
 mod tmpfs;
 mod tools;
 mod tree;
+mod tsa;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -83,6 +87,7 @@ pub use tools::{
     is_root, passwd_ids, skip_or_fail, tool_available,
 };
 pub use tree::{Node, diff_trees, node, tree};
+pub use tsa::{TestTsa, TsaMode, openssl_ec_request, openssl_root};
 
 pub use berth_oci::Digest;
 

@@ -24,7 +24,10 @@ use berth_image::spec::{IdRange, ImageConfig, Network, RunOptions, Userns, build
 use error::{Context, bail};
 pub use error::{Result, SetupError};
 pub use net::default_network;
-use net::{annotations, attach_networks, bind_etc_files, etc_files, link_names, shared_network};
+use net::{
+    NetworkSlot, annotations, attach_networks, bind_etc_files, etc_files, link_names,
+    shared_network,
+};
 
 use crate::{Attachments, CreateOptions, Engine, HostIds, SnapshotRef};
 
@@ -61,16 +64,7 @@ pub struct RunRequest {
     pub dns_option: Vec<String>,
     /// `--init`: the init binary found on the host, run as the container's PID 1.
     pub init: Option<PathBuf>,
-    pub memory: Option<i64>,
-    pub memory_swap: Option<i64>,
-    pub cpus: Option<f64>,
-    pub cpu_shares: Option<u64>,
-    pub pids_limit: Option<i64>,
-    pub blkio_weight: Option<u16>,
-    pub device_read_bps: Vec<String>,
-    pub device_write_bps: Vec<String>,
-    pub device_read_iops: Vec<String>,
-    pub device_write_iops: Vec<String>,
+    pub resources: berth_image::spec::ResourceFlags,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub security_opt: Vec<String>,
@@ -268,7 +262,7 @@ fn set_up(
     // the user namespace's host ids first: the snapshot is prepared for them
     if args.rootless
         && args.cgroup_parent.is_none()
-        && let Some(flag) = limit_asked(args)
+        && let Some(flag) = args.resources.first_given()
     {
         // crun would drop it silently on a cgroup v1 host; berth says so instead
         bail!(
@@ -287,50 +281,24 @@ fn set_up(
         size: r.size,
         allocator: Some((dir.to_owned(), id.to_owned())),
     });
-    let mount_failed = || {
-        format!(
-            "failed to mount the root filesystem on {}",
-            rootfs.display()
-        )
-    };
-    let snapshot_ref = SnapshotRef {
-        root: snap.root().to_owned(),
-        driver: snap.driver().name().to_owned(),
-        key: id.to_owned(),
-    };
-    match host_ids {
-        Some(range) => {
-            // the image's layers shown shifted into the range (id-mapped lower layers, or a
-            // chowned copy per range where the kernel cannot): nothing copied per container
-            let mut ranged =
-                berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
-                    .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
-            attachments.snapshot = Some(snapshot_ref);
-            reachable_by(&rootfs, range)?;
-            let volatile = args.rm && make_volatile(&mut ranged.mounts);
-            if let Err(e) = berth_image::idmap::mount(&ranged, &rootfs) {
-                if !volatile {
-                    return Err(e).with_context(mount_failed);
-                }
-                // a kernel before 5.10 has no `volatile`
-                strip_volatile(&mut ranged.mounts);
-                berth_image::idmap::mount(&ranged, &rootfs).with_context(mount_failed)?;
-            }
-        }
-        None => {
-            let mut mounts = prepare_snapshot(snap, id, image.top)
-                .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
-            attachments.snapshot = Some(snapshot_ref);
-            let volatile = args.rm && make_volatile(&mut mounts);
-            if let Err(e) = mount_all(&mounts, &rootfs) {
-                if !volatile {
-                    return Err(e).with_context(mount_failed);
-                }
-                strip_volatile(&mut mounts);
-                mount_all(&mounts, &rootfs).with_context(mount_failed)?;
-            }
-        }
-    }
+    // the networks' CNI ADD (plugin processes, most of a bridged set-up's time) on a thread
+    // of its own while the snapshot is prepared and mounted: the two share nothing but the
+    // host ids, allocated above
+    let slot = NetworkSlot::default();
+    let (mounted, address) = std::thread::scope(|s| {
+        let net = s.spawn(|| attach_networks(engine, args, image.config, id, host_ids, &slot));
+        let mounted = mount_rootfs(args, snap, image, id, host_ids, &rootfs, attachments);
+        let address = net.join().unwrap_or_else(|_| {
+            Err(SetupError::step(
+                "attaching the container to its networks panicked".to_owned(),
+                std::io::Error::other("panic"),
+            ))
+        });
+        (mounted, address)
+    });
+    attachments.network = slot.into_inner();
+    mounted?;
+    let address = address?;
     let shared = shared_network(engine, args)?;
     let mut opts = run_options(args, name, id, host_ids)?;
     if let Some(other) = &shared {
@@ -339,15 +307,9 @@ fn set_up(
             opts.hostname = Some(h.trim().to_owned());
         }
     }
-    let address = attach_networks(
-        engine,
-        args,
-        image.config,
-        id,
-        host_ids,
-        &mut opts,
-        attachments,
-    )?;
+    if let Some(att) = &attachments.network {
+        opts.network = berth_image::spec::Network::Path(att.netns.clone());
+    }
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
     let annotations = annotations(args)?;
@@ -532,6 +494,65 @@ fn named_volumes(
     Ok(())
 }
 
+/// Prepare the container's writable snapshot (shifted into `host_ids`' range when there is
+/// one) and mount it on `rootfs`, each recorded in `attachments` as it exists.
+fn mount_rootfs(
+    args: &RunRequest,
+    snap: &berth_image::snapshot::SnapshotStore,
+    image: &Image<'_>,
+    id: &str,
+    host_ids: Option<IdRange>,
+    rootfs: &Path,
+    attachments: &mut Attachments,
+) -> Result<()> {
+    let name = image.name;
+    let mount_failed = || {
+        format!(
+            "failed to mount the root filesystem on {}",
+            rootfs.display()
+        )
+    };
+    let snapshot_ref = SnapshotRef {
+        root: snap.root().to_owned(),
+        driver: snap.driver().name().to_owned(),
+        key: id.to_owned(),
+    };
+    match host_ids {
+        Some(range) => {
+            // the image's layers shown shifted into the range (id-mapped lower layers, or a
+            // chowned copy per range where the kernel cannot): nothing copied per container
+            let mut ranged =
+                berth_image::idmap::prepare(snap, id, image.top, range, IdmapMode::Auto)
+                    .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
+            attachments.snapshot = Some(snapshot_ref);
+            reachable_by(rootfs, range)?;
+            let volatile = args.rm && make_volatile(&mut ranged.mounts);
+            if let Err(e) = berth_image::idmap::mount(&ranged, rootfs) {
+                if !volatile {
+                    return Err(e).with_context(mount_failed);
+                }
+                // a kernel before 5.10 has no `volatile`
+                strip_volatile(&mut ranged.mounts);
+                berth_image::idmap::mount(&ranged, rootfs).with_context(mount_failed)?;
+            }
+        }
+        None => {
+            let mut mounts = prepare_snapshot(snap, id, image.top)
+                .with_context(|| format!("failed to prepare a snapshot of {name}"))?;
+            attachments.snapshot = Some(snapshot_ref);
+            let volatile = args.rm && make_volatile(&mut mounts);
+            if let Err(e) = mount_all(&mounts, rootfs) {
+                if !volatile {
+                    return Err(e).with_context(mount_failed);
+                }
+                strip_volatile(&mut mounts);
+                mount_all(&mounts, rootfs).with_context(mount_failed)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `--rm`: the container's writable layer is deleted when it exits, and never mounted again
 /// (after a crash too it is only removed), so nothing written to it has to reach the disk.
 /// overlayfs's `volatile` option (Linux 5.10) skips its syncs, above all the sync of the
@@ -555,24 +576,6 @@ fn strip_volatile(mounts: &mut [berth_image::snapshot::Mount]) {
     for m in mounts {
         m.options.retain(|o| o != "volatile");
     }
-}
-
-/// The first resource flag of `args` that only a cgroup can enforce.
-fn limit_asked(args: &RunRequest) -> Option<&'static str> {
-    [
-        (args.memory.is_some(), "--memory"),
-        (args.memory_swap.is_some(), "--memory-swap"),
-        (args.cpus.is_some(), "--cpus"),
-        (args.cpu_shares.is_some(), "--cpu-shares"),
-        (args.pids_limit.is_some(), "--pids-limit"),
-        (args.blkio_weight.is_some(), "--blkio-weight"),
-        (!args.device_read_bps.is_empty(), "--device-read-bps"),
-        (!args.device_write_bps.is_empty(), "--device-write-bps"),
-        (!args.device_read_iops.is_empty(), "--device-read-iops"),
-        (!args.device_write_iops.is_empty(), "--device-write-iops"),
-    ]
-    .into_iter()
-    .find_map(|(asked, flag)| asked.then_some(flag))
 }
 
 pub fn lock_host_ids(dir: &Path) -> Result<FileLock> {
@@ -699,16 +702,7 @@ fn run_options(
         read_only: args.read_only,
         tmpfs: args.tmpfs.clone(),
         volumes: args.volume.clone(),
-        memory: args.memory,
-        memory_swap: args.memory_swap,
-        cpus: args.cpus,
-        cpu_shares: args.cpu_shares,
-        pids_limit: args.pids_limit,
-        blkio_weight: args.blkio_weight,
-        device_read_bps: args.device_read_bps.clone(),
-        device_write_bps: args.device_write_bps.clone(),
-        device_read_iops: args.device_read_iops.clone(),
-        device_write_iops: args.device_write_iops.clone(),
+        resources: args.resources.clone(),
         cap_add: args.cap_add.clone(),
         cap_drop: args.cap_drop.clone(),
         security_opt: args.security_opt.clone(),

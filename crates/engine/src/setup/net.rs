@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_image::spec::{IdRange, ImageConfig, RunOptions};
+use berth_image::spec::{IdRange, ImageConfig};
 
 use super::RunRequest;
 use super::error::{Context, Result, SetupError, bail};
@@ -104,17 +104,32 @@ pub(super) fn cni_networks(args: &RunRequest) -> Option<Vec<String>> {
     )
 }
 
+/// Where [`attach_networks`] records the container's network attachment as soon as it
+/// exists (and again once complete), from the thread it runs on beside the root
+/// filesystem's mount: whatever it holds when the set-up ends is what a teardown undoes.
+#[derive(Default)]
+pub(super) struct NetworkSlot(std::sync::Mutex<Option<crate::network::NetworkAttachment>>);
+
+impl NetworkSlot {
+    fn record(&self, att: &crate::network::NetworkAttachment) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(att.clone());
+    }
+
+    /// The attachment recorded last, if any.
+    pub(super) fn into_inner(self) -> Option<crate::network::NetworkAttachment> {
+        self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Attach the container to the CNI networks `--network` names (a pinned namespace, CNI
-/// ADD), recorded in `attachments` at once; point the spec at the namespace. The address on
-/// the first network, for /etc/hosts.
+/// ADD), recorded in `slot` at once. The address on the first network, for /etc/hosts.
 pub(super) fn attach_networks(
     engine: &Engine,
     args: &RunRequest,
     config: &ImageConfig,
     id: &str,
     host_ids: Option<IdRange>,
-    opts: &mut RunOptions,
-    attachments: &mut Attachments,
+    slot: &NetworkSlot,
 ) -> Result<Option<std::net::IpAddr>> {
     let mut ports = args
         .publish
@@ -130,15 +145,7 @@ pub(super) fn attach_networks(
         crate::shaping::kubernetes_bandwidth(&annotations(args)?).map_err(SetupError::Invalid)?;
     let bandwidth = crate::shaping::merge(flag, from_annotations);
     if args.network() == crate::pasta::NETWORK {
-        return attach_pasta(
-            engine,
-            args,
-            id,
-            &ports,
-            bandwidth.is_some(),
-            opts,
-            attachments,
-        );
+        return attach_pasta(engine, args, id, &ports, bandwidth.is_some(), slot);
     }
     let Some(networks) = cni_networks(args) else {
         if !ports.is_empty() || bandwidth.is_some() || args.publish_all || args.ip.is_some() {
@@ -194,19 +201,16 @@ pub(super) fn attach_networks(
         userns: host_ids.map(|r| (r.host_start, r.size)),
     };
     let dirs = args.network_dirs.clone();
-    let (att, addresses) = crate::network::attach(&dirs, id, &req, |a| {
-        attachments.network = Some(a.clone());
-    })
-    .with_context(|| {
-        if args.network.is_none() {
-            "failed to attach the container to the default network berth0 (--network none \
+    let (att, addresses) = crate::network::attach(&dirs, id, &req, |a| slot.record(a))
+        .with_context(|| {
+            if args.network.is_none() {
+                "failed to attach the container to the default network berth0 (--network none \
              runs it without a network)"
-        } else {
-            "failed to attach the container to its networks"
-        }
-    })?;
-    opts.network = berth_image::spec::Network::Path(att.netns.clone());
-    attachments.network = Some(att);
+            } else {
+                "failed to attach the container to its networks"
+            }
+        })?;
+    slot.record(&att);
     Ok(addresses.first().copied().flatten())
 }
 
@@ -229,8 +233,7 @@ fn attach_pasta(
     id: &str,
     ports: &[crate::network::PortMapping],
     bandwidth: bool,
-    opts: &mut RunOptions,
-    attachments: &mut Attachments,
+    slot: &NetworkSlot,
 ) -> Result<Option<std::net::IpAddr>> {
     if !args.rootless {
         bail!(
@@ -251,11 +254,9 @@ fn attach_pasta(
         engine.list(true)?.into_iter().map(|r| r.id).collect();
     crate::network::collect_orphans(&dirs, &|c| live.contains(c))
         .context("failed to clean up the networks of containers whose run was killed")?;
-    let (att, address) = crate::pasta::attach(&dirs, id, ports, &args.search_path, |a| {
-        attachments.network = Some(a.clone())
-    })?;
-    opts.network = berth_image::spec::Network::Path(att.netns.clone());
-    attachments.network = Some(att);
+    let (att, address) =
+        crate::pasta::attach(&dirs, id, ports, &args.search_path, |a| slot.record(a))?;
+    slot.record(&att);
     Ok(address)
 }
 

@@ -25,7 +25,7 @@ use berth_runtime_spec::{
 use serde::Deserialize;
 
 pub use idrange::{IdRange, pick_range, subid_ranges};
-pub use resources::{DEFAULT_PIDS_LIMIT, parse_bytes};
+pub use resources::{DEFAULT_PIDS_LIMIT, ResourceFlags, parse_bytes};
 pub use user::{ResolvedUser, resolve_user};
 
 /// docker's default `PATH` (moby `oci.DefaultPathEnv`), used when the image sets none.
@@ -259,19 +259,8 @@ pub struct RunOptions {
     pub tmpfs: Vec<String>,
     /// `-v SRC:DST[:ro|rw]` (bind mounts; `-v DST` alone is an anonymous volume).
     pub volumes: Vec<String>,
-    pub memory: Option<i64>,
-    /// Memory plus swap; -1 unlimited.
-    pub memory_swap: Option<i64>,
-    pub cpus: Option<f64>,
-    pub cpu_shares: Option<u64>,
-    /// `--pids-limit`; `None` is [`DEFAULT_PIDS_LIMIT`], 0 or -1 unlimited.
-    pub pids_limit: Option<i64>,
-    pub blkio_weight: Option<u16>,
-    /// `--device-read-bps PATH:RATE` (and the three others alike).
-    pub device_read_bps: Vec<String>,
-    pub device_write_bps: Vec<String>,
-    pub device_read_iops: Vec<String>,
-    pub device_write_iops: Vec<String>,
+    /// `--memory`, `--cpus`, `--pids-limit`, … (the cgroup limits).
+    pub resources: ResourceFlags,
     /// `--cap-add` (`ALL` too).
     pub cap_add: Vec<String>,
     /// `--cap-drop` (`ALL` too).
@@ -902,7 +891,7 @@ pub fn build_spec(
                 ..Default::default()
             }]);
         }
-        resources::apply(opts, res)?;
+        resources::apply(&opts.resources, opts.rootless, res)?;
     }
 
     let stop_signal = parse_signal(

@@ -8,7 +8,7 @@ use berth_runtime_spec::{
     LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources, LinuxThrottleDevice,
 };
 
-use super::{RunOptions, SpecError};
+use super::SpecError;
 
 /// The pids limit a container gets without `--pids-limit` (podman's default, 2048; docker
 /// sets none): a fork bomb stops there instead of exhausting the host's pids.
@@ -101,8 +101,52 @@ fn throttles(
     Ok((!v.is_empty()).then_some(v))
 }
 
-/// Apply the resource flags of `opts` to `res`.
-pub(super) fn apply(opts: &RunOptions, res: &mut LinuxResources) -> Result<(), SpecError> {
+/// The resource flags of `berth run`/`create`, as docker names them and as given (sizes in
+/// bytes, [`parse_bytes`]; throttles as `PATH:RATE`). The CLI fills them, the engine passes
+/// them on, [`build_spec`](super::build_spec) turns them into the cgroup limits.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResourceFlags {
+    pub memory: Option<i64>,
+    /// Memory plus swap; -1 unlimited.
+    pub memory_swap: Option<i64>,
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    /// `--pids-limit`; `None` is [`DEFAULT_PIDS_LIMIT`], 0 or -1 unlimited.
+    pub pids_limit: Option<i64>,
+    pub blkio_weight: Option<u16>,
+    /// `--device-read-bps PATH:RATE` (and the three others alike).
+    pub device_read_bps: Vec<String>,
+    pub device_write_bps: Vec<String>,
+    pub device_read_iops: Vec<String>,
+    pub device_write_iops: Vec<String>,
+}
+
+impl ResourceFlags {
+    /// The first flag given, by its name (`--memory`): every one of them needs a cgroup.
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            (self.memory.is_some(), "--memory"),
+            (self.memory_swap.is_some(), "--memory-swap"),
+            (self.cpus.is_some(), "--cpus"),
+            (self.cpu_shares.is_some(), "--cpu-shares"),
+            (self.pids_limit.is_some(), "--pids-limit"),
+            (self.blkio_weight.is_some(), "--blkio-weight"),
+            (!self.device_read_bps.is_empty(), "--device-read-bps"),
+            (!self.device_write_bps.is_empty(), "--device-write-bps"),
+            (!self.device_read_iops.is_empty(), "--device-read-iops"),
+            (!self.device_write_iops.is_empty(), "--device-write-iops"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
+/// Apply the resource flags `opts` to `res` (`rootless`: no default pids limit).
+pub(super) fn apply(
+    opts: &ResourceFlags,
+    rootless: bool,
+    res: &mut LinuxResources,
+) -> Result<(), SpecError> {
     if let Some(m) = opts.memory
         && m < MIN_MEMORY
     {
@@ -164,7 +208,7 @@ pub(super) fn apply(opts: &RunOptions, res: &mut LinuxResources) -> Result<(), S
     // (rootless: only when asked, a cgroup may not be the user's to limit)
     if let Some(limit) = opts
         .pids_limit
-        .or((!opts.rootless).then_some(DEFAULT_PIDS_LIMIT))
+        .or((!rootless).then_some(DEFAULT_PIDS_LIMIT))
     {
         res.pids = Some(LinuxPids {
             limit: if limit <= 0 { -1 } else { limit },

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use berth_image::spec::RunOptions;
+use berth_image::spec::{ResourceFlags, RunOptions};
 use berth_test_support::{ContainerGuard, LoopDevice, requires_tool, run_with_timeout};
 
 use crate::secdef::{RANGE, defaults, runtime, spec_bundle};
@@ -38,8 +38,11 @@ fn memory_limit_oom_kills_a_container_of_a_built_spec() {
     requires_tool!("runc");
     requires_tool!("crun");
     let o = RunOptions {
-        memory: Some(32 * MIB as i64),
-        memory_swap: Some(32 * MIB as i64),
+        resources: ResourceFlags {
+            memory: Some(32 * MIB as i64),
+            memory_swap: Some(32 * MIB as i64),
+            ..Default::default()
+        },
         ..defaults()
     };
     for name in RUNTIMES {
@@ -82,7 +85,10 @@ fn fork_bomb_stops_at_pids_limit_of_a_built_spec() {
     requires_tool!("runc");
     requires_tool!("crun");
     let o = RunOptions {
-        pids_limit: Some(16),
+        resources: ResourceFlags {
+            pids_limit: Some(16),
+            ..Default::default()
+        },
         ..defaults()
     };
     for name in RUNTIMES {
@@ -174,7 +180,10 @@ fn device_write_bps_holds_on_a_loop_device_volume() {
         // at 1 MiB/s: at least ~2 s for 3 MiB (bound 1.5 s, for the first slice's burst)
         let o = RunOptions {
             volumes: vec![volume.clone()],
-            device_write_bps: vec![format!("{}:1mb", vol.dev.path().display())],
+            resources: ResourceFlags {
+                device_write_bps: vec![format!("{}:1mb", vol.dev.path().display())],
+                ..Default::default()
+            },
             ..defaults()
         };
         let bundle = with_data_dir(spec_bundle(&[&step], &o));
@@ -207,7 +216,10 @@ fn cpus_quota_holds_by_the_cgroups_own_accounting() {
     requires_tool!("runc");
     requires_tool!("crun");
     let o = RunOptions {
-        cpus: Some(0.5),
+        resources: ResourceFlags {
+            cpus: Some(0.5),
+            ..Default::default()
+        },
         ..defaults()
     };
     for name in RUNTIMES {

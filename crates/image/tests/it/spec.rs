@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use berth_image::spec::{
-    IdRange, ImageConfig, Network, PODMAN_CAPABILITIES, RunOptions, SpecError, SpecNotes, Userns,
-    build_spec, default_capabilities,
+    IdRange, ImageConfig, Network, PODMAN_CAPABILITIES, ResourceFlags, RunOptions, SpecError,
+    SpecNotes, Userns, build_spec, default_capabilities,
 };
 use berth_runtime_spec::{Capability, LinuxNamespaceType, Spec};
 use berth_test_support::write_file;
@@ -743,11 +743,14 @@ fn stop_signal_hostname_init_tty() {
 fn resources_and_docker_errors() {
     let img = image(json!({"Cmd": ["sh"]}));
     let o = RunOptions {
-        memory: Some(64 << 20),
-        cpus: Some(0.5),
-        cpu_shares: Some(1),
-        pids_limit: Some(100),
-        blkio_weight: Some(300),
+        resources: ResourceFlags {
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            cpu_shares: Some(1),
+            pids_limit: Some(100),
+            blkio_weight: Some(300),
+            ..Default::default()
+        },
         ..opts()
     };
     let (spec, _) = build(&img, &o);
@@ -764,8 +767,11 @@ fn resources_and_docker_errors() {
     let (spec, _) = build(
         &img,
         &RunOptions {
-            memory: Some(64 << 20),
-            memory_swap: Some(-1),
+            resources: ResourceFlags {
+                memory: Some(64 << 20),
+                memory_swap: Some(-1),
+                ..Default::default()
+            },
             ..opts()
         },
     );
@@ -776,36 +782,51 @@ fn resources_and_docker_errors() {
     let err = |o: RunOptions| build_err(&img, &o);
     assert!(
         err(RunOptions {
-            memory: Some(64 << 20),
-            memory_swap: Some(32 << 20),
+            resources: ResourceFlags {
+                memory: Some(64 << 20),
+                memory_swap: Some(32 << 20),
+                ..Default::default()
+            },
             ..opts()
         })
         .contains("should be larger than memory limit")
     );
     assert!(
         err(RunOptions {
-            memory_swap: Some(32 << 20),
+            resources: ResourceFlags {
+                memory_swap: Some(32 << 20),
+                ..Default::default()
+            },
             ..opts()
         })
         .contains("always set the memory limit")
     );
     assert!(
         err(RunOptions {
-            memory: Some(1 << 20),
+            resources: ResourceFlags {
+                memory: Some(1 << 20),
+                ..Default::default()
+            },
             ..opts()
         })
         .contains("6MB")
     );
     assert!(
         err(RunOptions {
-            cpus: Some(100_000.0),
+            resources: ResourceFlags {
+                cpus: Some(100_000.0),
+                ..Default::default()
+            },
             ..opts()
         })
         .contains("Range of CPUs")
     );
     assert!(
         err(RunOptions {
-            blkio_weight: Some(5),
+            resources: ResourceFlags {
+                blkio_weight: Some(5),
+                ..Default::default()
+            },
             ..opts()
         })
         .contains("from 10 to 1000")
@@ -828,10 +849,13 @@ fn device_throttles_by_major_minor() {
     let d = dev.display();
     let img = image(json!({"Cmd": ["sh"]}));
     let o = RunOptions {
-        device_read_bps: vec![format!("{d}:1mb")],
-        device_write_bps: vec![format!("{d}:2m")],
-        device_read_iops: vec![format!("{d}:100")],
-        device_write_iops: vec![format!("{d}:200")],
+        resources: ResourceFlags {
+            device_read_bps: vec![format!("{d}:1mb")],
+            device_write_bps: vec![format!("{d}:2m")],
+            device_read_iops: vec![format!("{d}:100")],
+            device_write_iops: vec![format!("{d}:200")],
+            ..Default::default()
+        },
         ..opts()
     };
     let (spec, _) = build(&img, &o);
@@ -848,7 +872,10 @@ fn device_throttles_by_major_minor() {
         build_err(
             &img,
             &RunOptions {
-                device_read_bps: vec![v],
+                resources: ResourceFlags {
+                    device_read_bps: vec![v],
+                    ..Default::default()
+                },
                 ..opts()
             },
         )
@@ -859,7 +886,10 @@ fn device_throttles_by_major_minor() {
     let e = build_err(
         &img,
         &RunOptions {
-            device_read_iops: vec![format!("{d}:1k")],
+            resources: ResourceFlags {
+                device_read_iops: vec![format!("{d}:1k")],
+                ..Default::default()
+            },
             ..opts()
         },
     );
@@ -1019,7 +1049,10 @@ fn defaults_beyond_runtime_spec_proc_flags_masks_io_uring_pids() {
     assert_eq!(pids(&opts()), DEFAULT_PIDS_LIMIT);
     for unlimited in [0, -1] {
         let o = RunOptions {
-            pids_limit: Some(unlimited),
+            resources: ResourceFlags {
+                pids_limit: Some(unlimited),
+                ..Default::default()
+            },
             ..opts()
         };
         assert_eq!(pids(&o), -1);

@@ -19,6 +19,7 @@ mod schema;
 mod signing;
 mod tofu;
 mod truststores;
+mod tsa;
 
 use std::path::{Path, PathBuf};
 

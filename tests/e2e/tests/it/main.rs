@@ -38,4 +38,5 @@ mod trust_attest;
 mod trust_gate;
 mod trust_keys;
 mod trust_policy;
+mod trust_tsa;
 mod uploads;

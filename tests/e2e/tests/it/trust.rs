@@ -22,10 +22,10 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const SIGNATURE: &str = "application/vnd.cncf.notary.signature";
 const JWS: &str = "application/jose+json";
 /// The subject `notation cert generate-test NAME` gives its certificate.
-const TEST_SUBJECT: &str = "C=US, ST=WA, L=Seattle, O=Notary, CN=";
+pub(crate) const TEST_SUBJECT: &str = "C=US, ST=WA, L=Seattle, O=Notary, CN=";
 
 /// The notation binary, or `None` when the test should return (skipped).
-fn notation_bin() -> Option<PathBuf> {
+pub(crate) fn notation_bin() -> Option<PathBuf> {
     #[expect(clippy::disallowed_methods, reason = "tests read their environment")]
     if let Some(p) = std::env::var_os("BERTH_NOTATION").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
@@ -129,28 +129,28 @@ pub(crate) fn push_image(h: &Http, repo: &str, tag: &str, seed: u64) -> Digest {
 
 /// A notation configuration directory of its own (`XDG_CONFIG_HOME`), which berth reads too
 /// when it has no configuration of its own.
-struct Notation {
+pub(crate) struct Notation {
     bin: PathBuf,
     home: tempfile::TempDir,
 }
 
 impl Notation {
-    fn new(bin: &Path) -> Notation {
+    pub(crate) fn new(bin: &Path) -> Notation {
         Notation {
             bin: bin.to_owned(),
             home: tempfile::tempdir().unwrap(),
         }
     }
 
-    fn xdg(&self) -> &Path {
+    pub(crate) fn xdg(&self) -> &Path {
         self.home.path()
     }
 
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.xdg().join("notation")
     }
 
-    fn cmd(&self, args: &[&str]) -> Output {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Output {
         Command::new(&self.bin)
             .args(args)
             .env("XDG_CONFIG_HOME", self.xdg())
@@ -161,7 +161,7 @@ impl Notation {
     }
 
     #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.cmd(args);
         assert!(
             out.status.success(),
@@ -174,17 +174,17 @@ impl Notation {
 
     /// `notation cert generate-test NAME` (an RSA key and a self-signed certificate in
     /// notation's key list and in the trust store `ca:NAME`).
-    fn generate_test(&self, name: &str) {
+    pub(crate) fn generate_test(&self, name: &str) {
         self.ok(&["cert", "generate-test", name]);
     }
 
     /// The PEM certificate of a generated test key.
-    fn certificate(&self, name: &str) -> PathBuf {
+    pub(crate) fn certificate(&self, name: &str) -> PathBuf {
         self.dir().join(format!("localkeys/{name}.crt"))
     }
 
     /// Write the trust policy (notation v1.3.2 reads `trustpolicy.json`).
-    fn policy(&self, stores: &[&str], identities: &[&str]) {
+    pub(crate) fn policy(&self, stores: &[&str], identities: &[&str]) {
         let p = json!({
             "version": "1.0",
             "trustPolicies": [{
@@ -204,7 +204,7 @@ impl Notation {
 
     /// `notation sign` with `key`, storing through the referrers API when the registry has
     /// one (`--force-referrers-tag=false`), else the tag schema.
-    fn sign(&self, key: &str, image: &str, format: &str) {
+    pub(crate) fn sign(&self, key: &str, image: &str, format: &str) {
         self.ok(&[
             "sign",
             "--insecure-registry",
@@ -217,13 +217,13 @@ impl Notation {
         ]);
     }
 
-    fn verify(&self, image: &str) -> Output {
+    pub(crate) fn verify(&self, image: &str) -> Output {
         self.cmd(&["verify", "--insecure-registry", image])
     }
 }
 
 /// `berth verify` with notation's configuration directory as the only trust configuration.
-fn berth_verify(n: &Notation, image: &str, extra: &[&str]) -> (Output, Value) {
+pub(crate) fn berth_verify(n: &Notation, image: &str, extra: &[&str]) -> (Output, Value) {
     let out = Command::new(berth_bin())
         .arg("verify")
         .arg("--format")
@@ -250,7 +250,7 @@ pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn failures(report: &Value) -> Vec<String> {
+pub(crate) fn failures(report: &Value) -> Vec<String> {
     report["signatures"]
         .as_array()
         .unwrap()
@@ -409,7 +409,7 @@ fn add_to_tag_index(h: &Http, repo: &str, subject: &Digest, entries: &[(Digest, 
         .expect_status(201, "push referrers tag index");
 }
 
-fn get_json(h: &Http, repo: &str, digest: &str) -> (Value, usize) {
+pub(crate) fn get_json(h: &Http, repo: &str, digest: &str) -> (Value, usize) {
     let r = h.request(
         "GET",
         &format!("/v2/{repo}/manifests/{digest}"),

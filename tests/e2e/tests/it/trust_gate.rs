@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::trust::stderr;
 
 /// `berth` with its configuration and data under `home`, as the user `dev`.
-fn berth(home: &Path, args: &[&str]) -> Output {
+pub(crate) fn berth(home: &Path, args: &[&str]) -> Output {
     Command::new(berth_bin())
         .args(args)
         .env("XDG_CONFIG_HOME", home.join("config"))
@@ -28,14 +28,14 @@ fn berth(home: &Path, args: &[&str]) -> Output {
 }
 
 #[track_caller]
-fn ok(home: &Path, args: &[&str]) -> Output {
+pub(crate) fn ok(home: &Path, args: &[&str]) -> Output {
     let out = berth(home, args);
     assert!(out.status.success(), "berth {args:?}: {}", stderr(&out));
     out
 }
 
 /// A busybox root filesystem imported as `image`.
-fn import_busybox(home: &Path, image: &str) {
+pub(crate) fn import_busybox(home: &Path, image: &str) {
     let root = home.join("rootfs");
     for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
         std::fs::create_dir_all(root.join(d)).unwrap();

@@ -124,7 +124,9 @@ pub fn run(args: AttestArgs) -> anyhow::Result<()> {
         )
         .await
         .with_context(|| format!("failed to push the attestation of {scope}@{digest}"))?;
-        signer.sign_and_push(&sigs, &attestation, &opts).await?;
+        signer
+            .sign_and_push(&sigs, &attestation, &opts, None)
+            .await?;
         anyhow::Ok((image, attestation))
     })?;
     note(&format!(

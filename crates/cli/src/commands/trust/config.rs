@@ -8,6 +8,8 @@
 //! envelope = "jws"        # or "cose"
 //! pin_signers = true      # trust on first use: pull and run refuse a repository's image
 //!                         # signed by another identity than the first one seen
+//! timestamp_url = "http://timestamp.example/tsa"   # RFC 3161 timestamps on signed pushes
+//! timestamp_root_cert = "tsa-root.crt"             # its root (relative: to this file's dir)
 //! ```
 //!
 //! Unknown keys are refused, so a typo does not silently leave signing off.
@@ -42,6 +44,14 @@ pub struct TrustSection {
     /// Trust on first use of each repository's signer (with a trust policy).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pin_signers: bool,
+    /// An RFC 3161 timestamp authority for signatures made on push (with
+    /// `timestamp_root_cert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_url: Option<String>,
+    /// The timestamp authority's root certificate (a relative path is under the
+    /// configuration directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_root_cert: Option<PathBuf>,
 }
 
 impl TrustSection {
@@ -52,6 +62,32 @@ impl TrustSection {
             Some(other) => anyhow::bail!(
                 "envelope = {other:?} in [trust] of {}: it is \"jws\" or \"cose\"",
                 path().map(|p| p.display().to_string()).unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The timestamp authority signed pushes use: both `timestamp_url` and
+    /// `timestamp_root_cert`, or neither (as `notation sign` requires of its flags).
+    pub fn timestamper(&self) -> anyhow::Result<Option<berth_trust::tsa::Timestamper>> {
+        match (&self.timestamp_url, &self.timestamp_root_cert) {
+            (None, None) => Ok(None),
+            (Some(url), Some(root)) => {
+                let root = crate::dirs::config_dir()?.join(root);
+                super::sign::timestamper(url, &root).map(Some)
+            }
+            (url, _) => anyhow::bail!(
+                "[trust] of {} sets {} without {}: set both or neither",
+                path().map(|p| p.display().to_string()).unwrap_or_default(),
+                if url.is_some() {
+                    "timestamp_url"
+                } else {
+                    "timestamp_root_cert"
+                },
+                if url.is_some() {
+                    "timestamp_root_cert"
+                } else {
+                    "timestamp_url"
+                },
             ),
         }
     }
@@ -98,6 +134,8 @@ mod tests {
                 key: Some("alice.example".into()),
                 envelope: None,
                 pin_signers: true,
+                timestamp_url: Some("http://127.0.0.1:1/tsa".into()),
+                timestamp_root_cert: Some("tsa-root.crt".into()),
             },
         };
         let text = toml::to_string(&c).unwrap();

@@ -92,8 +92,9 @@ pub fn after_push(
     let sigs = super::sign::signatures_in(client, reference)?;
     let target = super::sign::record_target(record);
     let opts = SignOptions::new(format);
+    let stamp = config.trust.timestamper()?;
     let signature = crate::commands::image::runtime()?
-        .block_on(signer.sign_and_push(&sigs, &target, &opts))
+        .block_on(signer.sign_and_push(&sigs, &target, &opts, stamp.as_ref()))
         .with_context(|| {
             format!(
                 "pushed {reference}, but failed to sign it (sign_on_push is on)\nhint: `berth sign {}@{}` once the problem is fixed",

@@ -21,8 +21,8 @@
 //! signatures and P-521 keys are refused with a message that says so.
 
 pub mod attestation;
-mod cbor;
-mod cbor_writer;
+pub mod cbor;
+pub mod cbor_writer;
 pub mod cert;
 pub mod certgen;
 mod cose;

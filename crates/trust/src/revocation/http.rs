@@ -298,7 +298,7 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
         if size == 0 {
             return Ok(out);
         }
-        if body.len() < size + 2 {
+        if size.checked_add(2).is_none_or(|n| body.len() < n) {
             return Err("truncated chunked body".to_string());
         }
         out.extend_from_slice(&body[..size]);
@@ -342,6 +342,9 @@ mod tests {
             Ok("http://127.0.0.1:8/b.crl".to_string())
         );
         assert!(resolve("http://127.0.0.1:8/a.crl", "https://ca.example/b.crl").is_err());
+        // a chunk size near usize::MAX is a truncated body, not an overflow
+        let huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab";
+        assert!(parse_response(huge, 10).is_err_and(|e| e.contains("truncated")));
         let nf = b"HTTP/1.0 404 Not Found\r\n\r\n";
         assert!(parse_response(nf, 10).is_err_and(|e| e.contains("404")));
     }

@@ -20,6 +20,17 @@ pub mod ocsp;
 pub use cache::CrlCache;
 pub use http::{FetchRequest, Fetcher, HTTP, HttpFetcher};
 
+/// For the `http_response` fuzz target only: the revocation client's parse of a whole
+/// HTTP/1.x response read from a server, `Ok(Some(body))` for a `200` (at most `limit`
+/// bytes), `Ok(None)` for a redirect.
+#[doc(hidden)]
+pub fn fuzz_http_response(raw: &[u8], limit: usize) -> Result<Option<Vec<u8>>, String> {
+    match http::parse_response(raw, limit)? {
+        http::Reply::Body(b) => Ok(Some(b)),
+        http::Reply::Redirect(_) => Ok(None),
+    }
+}
+
 use crate::cert::Certificate;
 use crate::time::Timestamp;
 use std::time::Duration;

@@ -96,18 +96,37 @@ pub fn host_env() -> std::collections::BTreeMap<String, String> {
 /// berth's configuration directory: `$XDG_CONFIG_HOME/berth`, else `/etc/berth` for root,
 /// else `~/.config/berth` (networks live in its `networks/`).
 pub fn config_dir() -> anyhow::Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+    xdg_dir(
+        "XDG_CONFIG_HOME",
+        "/etc/berth",
+        ".config/berth",
+        "configuration",
+    )
+}
+
+/// `$VAR/berth`, else `root_path` for root, else `~/home_rel`.
+fn xdg_dir(var: &str, root_path: &str, home_rel: &str, what: &str) -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os(var).filter(|x| !x.is_empty()) {
         return Ok(PathBuf::from(x).join("berth"));
     }
     if crate::rootless::caller_euid() == 0 {
-        return Ok(PathBuf::from("/etc/berth"));
+        return Ok(PathBuf::from(root_path));
     }
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
-        Some(h) => Ok(PathBuf::from(h).join(".config/berth")),
-        None => anyhow::bail!(
-            "cannot choose a configuration directory: HOME and XDG_CONFIG_HOME are unset"
-        ),
+        Some(h) => Ok(PathBuf::from(h).join(home_rel)),
+        None => anyhow::bail!("cannot choose a {what} directory: HOME and {var} are unset"),
     }
+}
+
+/// berth's cache directory: `$XDG_CACHE_HOME/berth`, else `/var/cache/berth` for root, else
+/// `~/.cache/berth` (CRLs live in its `crl/`).
+pub fn cache_dir() -> anyhow::Result<PathBuf> {
+    xdg_dir(
+        "XDG_CACHE_HOME",
+        "/var/cache/berth",
+        ".cache/berth",
+        "cache",
+    )
 }
 
 /// Where CNI plugins are looked for: `$CNI_PATH` (colon-separated) when set, else Debian's

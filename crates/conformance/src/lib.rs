@@ -7,6 +7,12 @@
 //! model that the JSON report is, and its renderers ([`render::html`], [`render::junit`]:
 //! pure functions from a [`Report`] to a document).
 //!
+//! It also judges image signing (issue 18): [`signing::signer`] checks one Notary Project
+//! signature against every rule of the specification v1.1.0, [`signing::registry`] runs a
+//! signer command against a registry and judges what it pushed, and the `signatures`
+//! workflow ([`Workflow::Signatures`], run when asked) checks what signing needs of a
+//! registry.
+//!
 //! **Does not own**: HTTP, TLS and authentication (the [`berth_distribution::Client`]'s
 //! [`exchange`](berth_distribution::Client::exchange), which answers challenges and follows
 //! the token flow — except in the `auth` checks, which take the token flow step by step
@@ -99,10 +105,12 @@ pub async fn run(opts: Options) -> Result<Report, Error> {
         return Err(Error::NoWorkflow);
     }
     if let Some(reference) = &opts.existing
-        && let Some(w) = opts
-            .workflows
-            .iter()
-            .find(|w| matches!(w, Workflow::Push | Workflow::Management | Workflow::Main))
+        && let Some(w) = opts.workflows.iter().find(|w| {
+            matches!(
+                w,
+                Workflow::Push | Workflow::Management | Workflow::Signatures | Workflow::Main
+            )
+        })
     {
         return Err(Error::WritesInReadOnlyRun {
             workflow: *w,

@@ -29,6 +29,10 @@ pub enum Workflow {
     Discovery,
     /// Deleting tags, manifests and blobs.
     Management,
+    /// What Notary Project signing needs of a registry: signatures with a `subject` in the
+    /// referrers API, `artifactType` filtering, the referrers tag schema, tag moves and
+    /// deleted subjects. Not in [`Workflow::ALL`]: run when asked; its failures count.
+    Signatures,
     /// Optional: requirements added on the spec's `main` branch after the release the other
     /// workflows follow. Run only when asked; its failures never make a run non-conformant.
     Main,
@@ -60,6 +64,7 @@ impl Workflow {
             Workflow::Push => "push",
             Workflow::Discovery => "discovery",
             Workflow::Management => "management",
+            Workflow::Signatures => "signatures",
             Workflow::Main => "main",
             Workflow::Verifier => "verifier",
             Workflow::Vectors => "vectors",
@@ -80,11 +85,11 @@ impl std::str::FromStr for Workflow {
     fn from_str(s: &str) -> Result<Workflow, String> {
         Workflow::ALL
             .into_iter()
-            .chain([Workflow::Main])
+            .chain([Workflow::Signatures, Workflow::Main])
             .find(|w| w.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
                 format!(
-                    "unknown workflow {s:?} (expected auth, pull, push, discovery, management or main)"
+                    "unknown workflow {s:?} (expected auth, pull, push, discovery, management, signatures or main)"
                 )
             })
     }

@@ -3,7 +3,7 @@
 //! no duplicate map keys, no trailing bytes.
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Value<'a> {
+pub enum Value<'a> {
     Uint(u64),
     /// -1 - n
     Nint(u64),
@@ -30,7 +30,7 @@ impl Value<'_> {
 const MAX_DEPTH: usize = 16;
 const MAX_ITEMS: u64 = 4096;
 
-pub(crate) fn decode(data: &[u8]) -> Result<Value<'_>, String> {
+pub fn decode(data: &[u8]) -> Result<Value<'_>, String> {
     let mut d = Decoder { data, pos: 0 };
     let v = d.value(0)?;
     if d.pos != data.len() {
@@ -139,7 +139,7 @@ impl<'a> Decoder<'a> {
 }
 
 /// Appends a CBOR head (major type + argument) in shortest form.
-pub(crate) fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
+pub fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
     let m = major << 5;
     if arg < 24 {
         out.push(m | arg as u8);
@@ -155,6 +155,21 @@ pub(crate) fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
         out.push(m | 27);
         out.extend_from_slice(&arg.to_be_bytes());
     }
+}
+
+/// The COSE `Sig_structure` a COSE_Sign1 signature is over (RFC 9052 4.4):
+/// `["Signature1", body_protected, external_aad = h'', payload]`.
+pub fn cose_sig_structure(protected: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut signed = Vec::with_capacity(protected.len() + payload.len() + 32);
+    write_head(&mut signed, 4, 4);
+    write_head(&mut signed, 3, 10);
+    signed.extend_from_slice(b"Signature1");
+    write_head(&mut signed, 2, protected.len() as u64);
+    signed.extend_from_slice(protected);
+    write_head(&mut signed, 2, 0);
+    write_head(&mut signed, 2, payload.len() as u64);
+    signed.extend_from_slice(payload);
+    signed
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::cbor::write_head;
 
 /// An owned CBOR item to encode.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Item {
+pub enum Item {
     Int(i64),
     Bytes(Vec<u8>),
     Text(String),

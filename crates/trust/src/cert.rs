@@ -32,6 +32,8 @@ pub(crate) mod oid {
     pub const CRL_DISTRIBUTION_POINTS: &[u8] = &[0x55, 0x1d, 0x1f];
     pub const AUTHORITY_INFO_ACCESS: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01];
     pub const OCSP: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+    pub const FRESHEST_CRL: &[u8] = &[0x55, 0x1d, 0x2e];
+    pub const OCSP_NO_CHECK: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05];
 }
 
 /// Why a certificate could not be read.
@@ -114,6 +116,7 @@ pub struct KeyUsage {
 impl KeyUsage {
     pub const DIGITAL_SIGNATURE: u16 = 1 << 0;
     pub const KEY_CERT_SIGN: u16 = 1 << 5;
+    pub const CRL_SIGN: u16 = 1 << 6;
 
     pub fn has(&self, bit: u16) -> bool {
         self.bits & bit != 0
@@ -186,6 +189,16 @@ pub struct Certificate {
     pub ext_key_usage: Option<Vec<String>>,
     /// Whether the certificate names a CRL distribution point or an OCSP responder.
     pub has_revocation_info: bool,
+    /// The URIs of its CRL distribution points (`fullName` URIs, in order).
+    pub crl_urls: Vec<String>,
+    /// The URIs of its OCSP responders (authorityInfoAccess `id-ad-ocsp`, in order).
+    pub ocsp_urls: Vec<String>,
+    /// Whether it has a Freshest CRL (delta CRL) extension.
+    pub has_freshest_crl: bool,
+    /// Whether it has the `id-pkix-ocsp-nocheck` extension (an OCSP responder's certificate).
+    pub ocsp_no_check: bool,
+    /// The subjectPublicKey BIT STRING contents (what an OCSP `issuerKeyHash` hashes).
+    public_key_bits: Vec<u8>,
     /// Critical extensions berth does not process (dotted OIDs).
     pub unhandled_critical_extensions: Vec<String>,
 }
@@ -281,10 +294,15 @@ impl Certificate {
             not_before,
             not_after,
             public_key: parse_spki(spki.value)?,
+            public_key_bits: spki_key_bits(spki.value)?,
             basic_constraints: None,
             key_usage: None,
             ext_key_usage: None,
             has_revocation_info: false,
+            crl_urls: Vec::new(),
+            ocsp_urls: Vec::new(),
+            has_freshest_crl: false,
+            ocsp_no_check: false,
             unhandled_critical_extensions: Vec::new(),
         };
         if let Some(exts) = exts {
@@ -295,6 +313,7 @@ impl Certificate {
             }
             cert.parse_extensions(exts.value)?;
         }
+        cert.has_revocation_info = !cert.crl_urls.is_empty() || !cert.ocsp_urls.is_empty();
         Ok(cert)
     }
 
@@ -337,6 +356,26 @@ impl Certificate {
     /// Whether this certificate has this issuer name (DER) and serial number (INTEGER contents).
     pub(crate) fn is_issuer_and_serial(&self, issuer_der: &[u8], serial: &[u8]) -> bool {
         self.issuer_raw == issuer_der && self.serial == serial
+    }
+
+    /// The serial number (INTEGER contents).
+    pub(crate) fn serial(&self) -> &[u8] {
+        &self.serial
+    }
+
+    /// The serial number in hex, for messages.
+    pub fn serial_hex(&self) -> String {
+        self.serial.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The subject name's DER encoding.
+    pub(crate) fn subject_raw(&self) -> &[u8] {
+        &self.subject_raw
+    }
+
+    /// The subjectPublicKey BIT STRING contents.
+    pub(crate) fn public_key_bits(&self) -> &[u8] {
+        &self.public_key_bits
     }
 
     /// Whether subject and issuer names are byte-equal.
@@ -464,13 +503,10 @@ impl Certificate {
                     }
                     self.ext_key_usage = Some(list);
                 }
-                oid::CRL_DISTRIBUTION_POINTS => self.has_revocation_info = true,
-                oid::AUTHORITY_INFO_ACCESS => {
-                    // revocation info only if an OCSP access method is named
-                    if v.windows(oid::OCSP.len()).any(|w| w == oid::OCSP) {
-                        self.has_revocation_info = true;
-                    }
-                }
+                oid::CRL_DISTRIBUTION_POINTS => self.crl_urls = parse_crl_distribution_points(v)?,
+                oid::AUTHORITY_INFO_ACCESS => self.ocsp_urls = parse_ocsp_urls(v)?,
+                oid::FRESHEST_CRL => self.has_freshest_crl = true,
+                oid::OCSP_NO_CHECK => self.ocsp_no_check = true,
                 oid::SUBJECT_KEY_ID
                 | oid::AUTHORITY_KEY_ID
                 | oid::SUBJECT_ALT_NAME
@@ -505,7 +541,82 @@ fn read_time(r: &mut Reader<'_>) -> Result<Timestamp, CertError> {
     })
 }
 
-fn parse_sig_alg(value: &[u8]) -> Result<(Option<CertSignatureAlgorithm>, String), CertError> {
+/// The URIs of a CRLDistributionPoints extension value (RFC 5280 4.2.1.13): each
+/// DistributionPoint's `fullName` URIs; other name forms are not fetchable and are ignored.
+fn parse_crl_distribution_points(v: &[u8]) -> Result<Vec<String>, CertError> {
+    let f = field("cRLDistributionPoints");
+    let seq = der::parse_single(v, der::SEQUENCE, "CRLDistributionPoints").map_err(&f)?;
+    let mut r = Reader::new(seq.value);
+    let mut urls = Vec::new();
+    while !r.is_empty() {
+        let dp = r.read(der::SEQUENCE, "DistributionPoint").map_err(&f)?;
+        let mut d = Reader::new(dp.value);
+        // distributionPoint [0] { fullName [0] GeneralNames | nameRelativeToCRLIssuer [1] }
+        if let Some(name) = d.read_optional(0xa0).map_err(&f)? {
+            let mut n = Reader::new(name.value);
+            if let Some(full) = n.read_optional(0xa0).map_err(&f)? {
+                urls.extend(general_name_uris(full.value)?);
+            }
+        }
+    }
+    Ok(urls)
+}
+
+/// The `id-ad-ocsp` URIs of an AuthorityInfoAccessSyntax extension value (RFC 5280 4.2.2.1).
+fn parse_ocsp_urls(v: &[u8]) -> Result<Vec<String>, CertError> {
+    let f = field("authorityInfoAccess");
+    let seq = der::parse_single(v, der::SEQUENCE, "AuthorityInfoAccessSyntax").map_err(&f)?;
+    let mut r = Reader::new(seq.value);
+    let mut urls = Vec::new();
+    while !r.is_empty() {
+        let ad = r.read(der::SEQUENCE, "AccessDescription").map_err(&f)?;
+        let mut a = Reader::new(ad.value);
+        let method = a.read(der::OID, "accessMethod").map_err(&f)?;
+        let location = a.read_any().map_err(&f)?;
+        a.finish("AccessDescription").map_err(&f)?;
+        if method.value == oid::OCSP {
+            urls.extend(general_name_uris(location.raw)?);
+        }
+    }
+    Ok(urls)
+}
+
+/// The uniformResourceIdentifier ([6] IA5String) entries among DER GeneralName elements.
+fn general_name_uris(names: &[u8]) -> Result<Vec<String>, CertError> {
+    let mut r = Reader::new(names);
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let n = r.read_any().map_err(field("GeneralName"))?;
+        if n.tag == 0x86 {
+            let s = std::str::from_utf8(n.value)
+                .ok()
+                .filter(|s| s.is_ascii())
+                .ok_or(CertError::Malformed {
+                    field: "GeneralName",
+                    source: DerError::Invalid { what: "URI" },
+                })?;
+            out.push(s.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The subjectPublicKey BIT STRING contents of a SubjectPublicKeyInfo's contents.
+fn spki_key_bits(value: &[u8]) -> Result<Vec<u8>, CertError> {
+    let mut r = Reader::new(value);
+    r.read(der::SEQUENCE, "AlgorithmIdentifier")
+        .map_err(field("subjectPublicKeyInfo"))?;
+    let key = r
+        .read(der::BIT_STRING, "subjectPublicKey")
+        .map_err(field("subjectPublicKeyInfo"))?;
+    Ok(der::bit_string_bytes(key.value)
+        .map_err(field("subjectPublicKey"))?
+        .to_vec())
+}
+
+pub(crate) fn parse_sig_alg(
+    value: &[u8],
+) -> Result<(Option<CertSignatureAlgorithm>, String), CertError> {
     let mut r = Reader::new(value);
     let id = r
         .read(der::OID, "algorithm")

@@ -181,16 +181,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
             _ => {}
         }
     }
-    // Sig_structure = ["Signature1", body_protected, external_aad = h'', payload]
-    let mut signed = Vec::with_capacity(protected_bytes.len() + payload.len() + 32);
-    cbor::write_head(&mut signed, 4, 4);
-    cbor::write_head(&mut signed, 3, 10);
-    signed.extend_from_slice(b"Signature1");
-    cbor::write_head(&mut signed, 2, protected_bytes.len() as u64);
-    signed.extend_from_slice(protected_bytes);
-    cbor::write_head(&mut signed, 2, 0);
-    cbor::write_head(&mut signed, 2, payload.len() as u64);
-    signed.extend_from_slice(&payload);
+    let signed = cbor::cose_sig_structure(protected_bytes, &payload);
     Envelope::assemble(
         EnvelopeFormat::Cose,
         RawEnvelope {

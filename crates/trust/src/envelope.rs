@@ -77,7 +77,8 @@ impl SignatureAlgorithm {
         }
     }
 
-    pub(crate) fn from_jws(name: &str) -> Option<SignatureAlgorithm> {
+    /// From a JWS `alg` name.
+    pub fn from_jws(name: &str) -> Option<SignatureAlgorithm> {
         Some(match name {
             "PS256" => SignatureAlgorithm::Ps256,
             "PS384" => SignatureAlgorithm::Ps384,
@@ -89,7 +90,8 @@ impl SignatureAlgorithm {
         })
     }
 
-    pub(crate) fn from_cose(id: i64) -> Option<SignatureAlgorithm> {
+    /// From a COSE `alg` label value.
+    pub fn from_cose(id: i64) -> Option<SignatureAlgorithm> {
         Some(match id {
             -37 => SignatureAlgorithm::Ps256,
             -38 => SignatureAlgorithm::Ps384,
@@ -99,6 +101,13 @@ impl SignatureAlgorithm {
             -36 => SignatureAlgorithm::Es512,
             _ => return None,
         })
+    }
+
+    /// Checks `signature` over `signed` (the JWS signing input or the COSE `Sig_structure`)
+    /// with `key` under this algorithm, and nothing else: for tools that judge an envelope
+    /// rule by rule instead of refusing it at the first fault ([`Envelope::verify_integrity`]).
+    pub fn verify(self, key: &PublicKey, signed: &[u8], signature: &[u8]) -> Result<(), String> {
+        crate::crypto::verify_envelope_signature(self, key, signed, signature)
     }
 
     /// The algorithm the specification's "Algorithm Selection" table derives from a key.

@@ -369,7 +369,7 @@ impl SigningKey {
 
     /// Signs `message` as the envelopes need it: ECDSA as fixed-width r||s, RSA as
     /// RSASSA-PSS with the hash the key size selects (salt = hash length).
-    pub(crate) fn sign_envelope(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+    pub fn sign_envelope(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let rng = SystemRandom::new();
         match &self.inner {
             Inner::Ec(kp) => kp

@@ -12,8 +12,8 @@
 //! and provenance: in-toto SLSA statements ([`provenance`]) pushed, signed and checked as
 //! attestations ([`attestation`]). RFC 3161 timestamps are verified ([`timestamp`]) and
 //! obtained when signing ([`tsa`], through its small `TimestampTransport` port over
-//! `berth-distribution`). What it does not own (yet): CRL/OCSP revocation (which fails closed
-//! with a reason).
+//! `berth-distribution`); CRL/OCSP revocation is checked ([`revocation`], through a small
+//! fetch port).
 //!
 //! The design decision to know: parsing is strict and in-crate (a DER reader for the
 //! certificate fields the specification reads, a CBOR reader for COSE_Sign1), and all
@@ -21,8 +21,8 @@
 //! signatures and P-521 keys are refused with a message that says so.
 
 pub mod attestation;
-mod cbor;
-mod cbor_writer;
+pub mod cbor;
+pub mod cbor_writer;
 pub mod cert;
 pub mod certgen;
 mod cose;
@@ -37,6 +37,7 @@ pub mod manifest;
 pub mod policy;
 pub mod provenance;
 pub mod repository;
+pub mod revocation;
 pub mod roles;
 pub mod sign;
 pub mod time;

@@ -406,6 +406,8 @@ pub struct VerifyImageOptions {
     pub max_signatures: usize,
     /// The verification time.
     pub now: Timestamp,
+    /// Where CRLs and OCSP responses come from.
+    pub revocation: &'static dyn crate::revocation::Fetcher,
 }
 
 impl Default for VerifyImageOptions {
@@ -413,6 +415,7 @@ impl Default for VerifyImageOptions {
         VerifyImageOptions {
             max_signatures: DEFAULT_MAX_SIGNATURES,
             now: Timestamp::now(),
+            revocation: &crate::revocation::HTTP,
         }
     }
 }
@@ -547,6 +550,7 @@ pub async fn verify_image<R: SignatureRepository>(
         statement,
         artifact: Some(target),
         now: opts.now,
+        revocation: opts.revocation,
     };
     // fetched concurrently (a few at a time, in the registry's order), verified in order
     let fetched: Vec<_> = stream::iter(listed.iter().take(opts.max_signatures))

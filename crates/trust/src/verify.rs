@@ -5,6 +5,7 @@
 use crate::cert::{Certificate, Curve, KeyUsage, PublicKey};
 use crate::envelope::{Envelope, SigningScheme, TargetArtifact};
 use crate::policy::{Action, Level, PolicyStatement, VerifyTimestamp};
+use crate::revocation::{self, CertResult, Fetcher};
 use crate::time::Timestamp;
 use crate::truststore::{StoreType, TrustStore};
 
@@ -48,6 +49,8 @@ pub struct Verdict {
     pub envelope: Option<Envelope>,
     /// A failure outside the steps (a required plugin berth cannot run).
     pub error: Option<String>,
+    /// The revocation step's result per certificate, leaf first (empty when it did not run).
+    pub revocation: Vec<CertResult>,
 }
 
 impl Verdict {
@@ -75,6 +78,9 @@ pub struct VerifyOptions<'a> {
     pub artifact: Option<&'a TargetArtifact>,
     /// The verification time.
     pub now: Timestamp,
+    /// Where CRLs and OCSP responses are fetched from ([`crate::revocation::HTTP`] for the
+    /// network).
+    pub revocation: &'a dyn Fetcher,
 }
 
 /// Verifies one envelope.
@@ -91,6 +97,7 @@ pub fn verify(
         steps: Vec::new(),
         envelope: None,
         error: None,
+        revocation: Vec::new(),
     };
     if v.level == Level::Skip {
         verdict.passed = true;
@@ -157,6 +164,7 @@ fn run_steps(
 ) -> bool {
     let v = opts.statement.verification;
     let chain = &envelope.certificate_chain;
+    let revoked = std::cell::RefCell::new(Vec::new());
     let steps: [(Step, Action, &StepFn<'_>); 4] = [
         (Step::Authenticity, v.authenticity, &|| {
             authenticity(envelope, store, opts.statement)
@@ -168,17 +176,22 @@ fn run_steps(
         (Step::AuthenticTimestamp, v.authentic_timestamp, &|| {
             authentic_timestamp(envelope, opts.statement, store, opts.now)
         }),
-        (
-            Step::Revocation,
-            v.revocation,
-            &|| match chain.iter().find(|c| c.has_revocation_info) {
-                Some(c) => Err(format!(
-                    "revocation status of {:?} cannot be determined: berth does not check CRLs or OCSP yet",
-                    c.subject.to_string()
-                )),
-                None => Ok(()),
-            },
-        ),
+        (Step::Revocation, v.revocation, &|| {
+            // trust-store-trust-policy.md "Certificate Revocation Evaluation"; the signing
+            // time counts only under the signingAuthority scheme, as in notation
+            // as notation: a chain that is not valid is not checked (its "issuers" prove
+            // nothing), which matters when authenticity is only logged
+            validate_chain(chain, ChainPurpose::CodeSigning)
+                .map_err(|e| format!("unable to check revocation status: {e}"))?;
+            let mut ropts = revocation::Options::new(opts.revocation, opts.now);
+            if envelope.signing_scheme == SigningScheme::X509SigningAuthority {
+                ropts.signing_time = envelope.authentic_signing_time;
+            }
+            let results = revocation::check_chain(chain, &ropts);
+            let r = revocation::summarize(&results);
+            *revoked.borrow_mut() = results;
+            r
+        }),
     ];
     for (step, action, run) in steps {
         if action == Action::Skip {
@@ -189,7 +202,11 @@ fn run_steps(
             });
             continue;
         }
-        if !push(verdict, step, action, run()) {
+        let r = run();
+        if step == Step::Revocation {
+            verdict.revocation = revoked.take();
+        }
+        if !push(verdict, step, action, r) {
             return false;
         }
     }
@@ -471,16 +488,39 @@ pub fn validate_chain(chain: &[Certificate], purpose: ChainPurpose) -> Result<()
             "{who} is a CA certificate (basicConstraints cA must be false)"
         ));
     }
-    let eku = leaf
-        .ext_key_usage
-        .as_ref()
-        .ok_or_else(|| format!("{who} has no extendedKeyUsage extension"))?;
-    let (want, name) = match purpose {
-        ChainPurpose::CodeSigning => ("1.3.6.1.5.5.7.3.3", "codeSigning"),
-        ChainPurpose::TimeStamping => ("1.3.6.1.5.5.7.3.8", "timeStamping"),
-    };
-    if !eku.iter().any(|e| e == want) {
-        return Err(format!("{who}: extendedKeyUsage lacks {name}"));
+    match purpose {
+        // signature-specification.md "Certificate Requirements": for a codesigning
+        // certificate the extension is OPTIONAL and, present, MAY contain id-kp-codeSigning
+        // and MUST NOT contain anyExtendedKeyUsage, serverAuth, clientAuth, emailProtection or
+        // timeStamping (notation-core-go also refuses OCSPSigning, and does not refuse
+        // anyExtendedKeyUsage: berth refuses both)
+        ChainPurpose::CodeSigning => {
+            const EXCLUDED: &[(&str, &str)] = &[
+                ("2.5.29.37.0", "anyExtendedKeyUsage"),
+                ("1.3.6.1.5.5.7.3.1", "serverAuth"),
+                ("1.3.6.1.5.5.7.3.2", "clientAuth"),
+                ("1.3.6.1.5.5.7.3.4", "emailProtection"),
+                ("1.3.6.1.5.5.7.3.8", "timeStamping"),
+                ("1.3.6.1.5.5.7.3.9", "OCSPSigning"),
+            ];
+            for e in leaf.ext_key_usage.iter().flatten() {
+                if let Some((_, name)) = EXCLUDED.iter().find(|(oid, _)| oid == e) {
+                    return Err(format!(
+                        "{who}: extendedKeyUsage must not contain {name} (a code-signing certificate may name codeSigning only, or have no extendedKeyUsage)"
+                    ));
+                }
+            }
+        }
+        // RFC 3161 2.3: present, and timeStamping
+        ChainPurpose::TimeStamping => {
+            let eku = leaf
+                .ext_key_usage
+                .as_ref()
+                .ok_or_else(|| format!("{who} has no extendedKeyUsage extension"))?;
+            if !eku.iter().any(|e| e == "1.3.6.1.5.5.7.3.8") {
+                return Err(format!("{who}: extendedKeyUsage lacks timeStamping"));
+            }
+        }
     }
     Ok(())
 }

@@ -46,6 +46,7 @@ mod probe;
 mod process;
 mod pty;
 mod registry;
+mod revocation;
 mod rng;
 mod runtime;
 mod tls;
@@ -75,6 +76,7 @@ pub use probe::{PROBE_BIN_ENV, is_static_elf, probe_bin};
 pub use process::{ChildGuard, kill_pid_and_wait, run_with_timeout};
 pub use pty::PtySession;
 pub use registry::{Registry, RegistryOptions, set_last_referenced};
+pub use revocation::{CrlServer, LeafInfo, OcspResponder, RevocationPki, ca_config, ec_key};
 pub use rng::{XorShift, random_bytes};
 pub use runtime::{
     BERTH_RUNTIME_BIN_ENV, COMMAND_TIMEOUT, ContainerGuard, RtOutput, Runtime, cgroup_dirs,

@@ -24,7 +24,7 @@ pub struct TestCerts {
     pub cert_dir: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

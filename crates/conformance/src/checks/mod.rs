@@ -10,6 +10,7 @@ mod main_branch;
 mod management;
 mod pull;
 mod push;
+mod signatures;
 
 use futures_util::future::LocalBoxFuture;
 
@@ -79,6 +80,7 @@ pub fn all() -> Vec<Check> {
     v.extend(push::checks());
     v.extend(discovery::checks());
     v.extend(management::checks());
+    v.extend(signatures::checks());
     v.extend(main_branch::checks());
     v
 }

@@ -5,7 +5,9 @@
 //! summarised, the trust policy), what the implementation did, and what the specification
 //! requires.
 //!
-//! **Owns**: the verifier corpus and its runner ([`verifier`]): signatures built at run time
+//! **Owns**: the signer rules ([`signer`]: every signature a signer produced, checked rule by
+//! rule), the registry's signature handling ([`registry`]), and the verifier corpus and its
+//! runner ([`verifier`]): signatures built at run time
 //! from the checker's own test PKI (berth-trust's `certgen` and `sign`) and notation's own
 //! vectors, each presented to any verifier command with its trust policy and trust store,
 //! its verdict (exit status 0 = accepted) compared with the specification's.
@@ -21,6 +23,8 @@
 
 mod command;
 mod corpus;
+pub mod registry;
+pub mod signer;
 mod vectors;
 pub mod verifier;
 

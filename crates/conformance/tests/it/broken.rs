@@ -1019,6 +1019,7 @@ fn every_check_is_proven_able_to_fail() {
         .into_iter()
         .chain(auth_cases())
         .chain(main_cases())
+        .chain(signature_cases())
         .collect();
     let proven: BTreeSet<&str> = cases
         .iter()
@@ -1138,6 +1139,78 @@ fn each_main_group_break_is_caught_by_the_right_check() {
     let reg = Registry::start(RegistryOptions::new());
     let (problems, table) =
         run_table_of(reg.addr(), None, main_cases(), 4, None, &[Workflow::Main]);
+    eprintln!("{table}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// One break per check of the signatures workflow.
+fn signature_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "signatures: referrers are listed without artifactType",
+            brk: edit(m("GET referrers").query_lacks("artifactType="), |v| {
+                for d in referrers_of(v).into_iter().flatten() {
+                    if let Some(o) = d.as_object_mut() {
+                        o.remove("artifactType");
+                    }
+                }
+            }),
+            expect: &[("signatures.referrers-list", Fail)],
+        },
+        Case {
+            name: "signatures: the artifactType filter comes without OCI-Filters-Applied",
+            brk: drop_header(
+                m("GET referrers").query_contains("artifactType="),
+                "oci-filters-applied",
+            ),
+            expect: &[("signatures.artifact-type-filter", Warn)],
+        },
+        Case {
+            name: "signatures: the sha256-<hex> referrers tag is lost",
+            brk: status(
+                m("GET manifests").path_contains("/manifests/sha256-"),
+                200,
+                404,
+            ),
+            expect: &[("signatures.tag-fallback", Fail)],
+        },
+        Case {
+            name: "signatures: a tag move drops the signature from its image's referrers",
+            brk: edit(
+                m("GET referrers").after(m("PUT manifests").path_contains("-move")),
+                |v| {
+                    if let Some(list) = referrers_of(v) {
+                        list.clear();
+                    }
+                },
+            ),
+            expect: &[("signatures.tag-move", Fail)],
+        },
+        Case {
+            name: "signatures: a deleted signed image still answers 200",
+            brk: status(
+                m("GET manifests")
+                    .reference(RefKind::Digest)
+                    .after(m("DELETE manifests")),
+                404,
+                200,
+            ),
+            expect: &[("signatures.subject-deleted", Fail)],
+        },
+    ]
+}
+
+#[test]
+fn each_signature_break_is_caught_by_the_right_check() {
+    let reg = Registry::start(RegistryOptions::new());
+    let (problems, table) = run_table_of(
+        reg.addr(),
+        None,
+        signature_cases(),
+        3,
+        None,
+        &[Workflow::Signatures],
+    );
     eprintln!("{table}");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

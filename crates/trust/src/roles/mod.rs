@@ -240,6 +240,7 @@ impl Policy {
             statement: &rule.statement,
             artifact: Some(artifact),
             now,
+            revocation: &crate::revocation::HTTP,
         };
         let verified: Vec<VerifiedSignature> = signatures
             .iter()

@@ -50,6 +50,7 @@ fn run(
         statement: &p.statements[0],
         artifact,
         now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
     };
     verify(bytes, media_type(bytes), store, &opts)
 }
@@ -433,15 +434,19 @@ fn layout_signature(layout: &str) -> (Vec<u8>, String, TargetArtifact) {
 #[test]
 fn notation_e2e_layout_signatures_get_notations_verdict() {
     let e2e = crate::read("notation/test/e2e/testdata/config/localkeys/e2e.crt");
-    let (_tmp, store) = temp_store("ca", &[&e2e]);
+    // notation's e2e trusts its expired certificate too (expired_e2e.crt, what
+    // e2e-with-expired-cert is signed with)
+    let expired = crate::read("notation/test/e2e/testdata/config/localkeys/expired_e2e.crt");
+    let (_tmp, store) = temp_store("ca", &[&e2e, &expired]);
     let strict = policy("strict", r#""ca:t""#, "");
     let cases: &[(&str, Option<Step>)] = &[
         ("e2e-valid-signature", None),
         ("e2e-invalid-signature", Some(Step::Integrity)),
         ("e2e-expired-signature", Some(Step::Expiry)),
-        // expired_e2e.crt has no extendedKeyUsage: the specification requires codeSigning
-        // (notation-core-go tolerates its absence), so berth refuses it at authenticity
-        ("e2e-with-expired-cert", Some(Step::Authenticity)),
+        // expired_e2e.crt has no extendedKeyUsage (optional for a code-signing certificate)
+        // and has expired: without a timestamp, notation-go refuses it at the authentic
+        // timestamp step (the chain must be valid at verification time)
+        ("e2e-with-expired-cert", Some(Step::AuthenticTimestamp)),
     ];
     for (layout, fails_at) in cases {
         let (env, media, target) = layout_signature(layout);
@@ -449,6 +454,7 @@ fn notation_e2e_layout_signatures_get_notations_verdict() {
             statement: &strict.statements[0],
             artifact: Some(&target),
             now: Timestamp::now(),
+            revocation: &berth_trust::revocation::HTTP,
         };
         let v = verify(&env, &media, &store, &opts);
         match fails_at {
@@ -484,6 +490,7 @@ fn notation_e2e_layout_signatures_get_notations_verdict() {
         statement: &p.statements[0],
         artifact: Some(&target),
         now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
     };
     let v = verify(&env, &media, &ts_store, &opts);
     assert!(
@@ -529,6 +536,7 @@ fn notation_e2e_layout_signatures_get_notations_verdict() {
         statement: &p.statements[0],
         artifact: Some(&target),
         now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
     };
     let v = verify(&env, &media, &store, &opts);
     assert!(!v.passed);

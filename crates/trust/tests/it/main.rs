@@ -14,6 +14,7 @@ mod keystore;
 mod openssl;
 mod pki;
 mod policies;
+mod revocation;
 mod roles;
 mod schema;
 mod signing;

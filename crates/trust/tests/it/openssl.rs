@@ -28,6 +28,12 @@ fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
 
 /// A self-signed code-signing certificate (DER) for a new key; the key stays in `dir/key.pem`.
 fn self_signed(dir: &Path, newkey: &[&str]) -> Vec<u8> {
+    self_signed_with_eku(dir, newkey, Some("codeSigning"))
+}
+
+/// [`self_signed`] with another extendedKeyUsage, or none.
+fn self_signed_with_eku(dir: &Path, newkey: &[&str], eku: Option<&str>) -> Vec<u8> {
+    let eku = eku.map(|e| format!("extendedKeyUsage={e}"));
     let mut args = vec![
         "req", "-x509", "-nodes", "-keyout", "key.pem", "-out", "cert.der", "-outform", "DER",
     ];
@@ -40,10 +46,11 @@ fn self_signed(dir: &Path, newkey: &[&str]) -> Vec<u8> {
         "-addext",
         "keyUsage=critical,digitalSignature",
         "-addext",
-        "extendedKeyUsage=codeSigning",
-        "-addext",
         "basicConstraints=critical,CA:FALSE",
     ]);
+    if let Some(eku) = &eku {
+        args.extend_from_slice(&["-addext", eku]);
+    }
     openssl(dir, &args);
     std::fs::read(dir.join("cert.der")).expect("cert")
 }
@@ -137,6 +144,7 @@ fn ecdsa_envelopes_made_by_openssl_verify() {
             statement: &policy.statements[0],
             artifact: None,
             now: Timestamp::now(),
+            revocation: &berth_trust::revocation::HTTP,
         };
         let v = verify(
             &env,
@@ -179,4 +187,77 @@ fn weak_rsa_and_p521_signing_keys_are_refused_with_the_reason() {
         Envelope::parse(&env, MEDIA_TYPE_JWS).expect("ES512 is in the specification's table");
     let why = parsed.verify_integrity().expect_err("ring has no P-521");
     assert!(why.contains("P-521"), "{why}");
+}
+
+/// The whole workflow over `env`, with `cert` as its own trust anchor.
+fn verify_self_anchored(dir: &Path, env: &[u8], cert: &[u8]) -> berth_trust::Verdict {
+    let store_dir = dir.join("store/x509/ca/t");
+    std::fs::create_dir_all(&store_dir).expect("mkdir");
+    std::fs::write(store_dir.join("c.der"), cert).expect("write");
+    let policy = TrustPolicy::parse(
+        br#"{"version":"1.0","trustPolicies":[{"name":"t","registryScopes":["*"],
+        "signatureVerification":{"level":"strict"},"trustStores":["ca:t"],
+        "trustedIdentities":["*"]}]}"#,
+    )
+    .expect("policy");
+    let opts = VerifyOptions {
+        statement: &policy.statements[0],
+        artifact: None,
+        now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
+    };
+    verify(
+        env,
+        MEDIA_TYPE_JWS,
+        &TrustStore::new(dir.join("store")),
+        &opts,
+    )
+}
+
+/// signature-specification.md, "Certificate Requirements": a code-signing certificate's
+/// extendedKeyUsage is OPTIONAL; present, it MAY name codeSigning and MUST NOT name
+/// anyExtendedKeyUsage, serverAuth, clientAuth, emailProtection or timeStamping (notation-core-go
+/// refuses OCSPSigning too).
+#[test]
+fn a_code_signing_leaf_may_lack_extended_key_usage_but_not_name_another_purpose() {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+    for (eku, refused) in [
+        (None, None),
+        (Some("codeSigning"), None),
+        (Some("1.2.3.4"), None),
+        (Some("serverAuth"), Some("serverAuth")),
+        (Some("codeSigning,clientAuth"), Some("clientAuth")),
+        (Some("emailProtection"), Some("emailProtection")),
+        (Some("timeStamping"), Some("timeStamping")),
+        (Some("OCSPSigning"), Some("OCSPSigning")),
+        (
+            Some("codeSigning,anyExtendedKeyUsage"),
+            Some("anyExtendedKeyUsage"),
+        ),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cert = self_signed_with_eku(tmp.path(), &ec, eku);
+        let env = jws(tmp.path(), "ES256", &cert, "-sha256", Some(32));
+        let v = verify_self_anchored(tmp.path(), &env, &cert);
+        match refused {
+            None => assert!(v.passed, "{eku:?}: {:?}", v.steps),
+            Some(name) => {
+                assert!(!v.passed, "{eku:?} must be refused");
+                let failed = v
+                    .steps
+                    .iter()
+                    .find_map(|s| match &s.outcome {
+                        Outcome::Failed(m) => Some((s.step, m.clone())),
+                        _ => None,
+                    })
+                    .expect("a failed step");
+                assert_eq!(failed.0, berth_trust::Step::Authenticity, "{eku:?}");
+                assert!(
+                    failed.1.contains(&format!("must not contain {name}")),
+                    "{eku:?}: {}",
+                    failed.1
+                );
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use berth_test_support::ec_key;
 use berth_trust::envelope::MEDIA_TYPE_JWS;
 use berth_trust::policy::PolicyStatement;
 use berth_trust::{
@@ -72,18 +73,7 @@ impl Pki {
 }
 
 fn ca(dir: &Path, name: &str, subj: &str) {
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            &format!("{name}.key"),
-        ],
-    );
+    ec_key(dir, &format!("{name}.key"));
     openssl(
         dir,
         &[
@@ -111,18 +101,7 @@ fn ca(dir: &Path, name: &str, subj: &str) {
 /// A leaf for key `key` (made when missing) with `subj`, issued by CA `ca`.
 fn leaf(dir: &Path, ca: &str, key: &str, cert: &str, subj: &str) -> (EcdsaKeyPair, Vec<u8>) {
     if !dir.join(format!("{key}.key")).exists() {
-        openssl(
-            dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                &format!("{key}.key"),
-            ],
-        );
+        ec_key(dir, &format!("{key}.key"));
     }
     std::fs::write(
         dir.join("leaf.ext"),
@@ -283,6 +262,7 @@ pub fn verified(env: &[u8], statement: &PolicyStatement) -> VerifiedSignature {
         statement,
         artifact: Some(&t),
         now: Timestamp::now(),
+        revocation: &berth_trust::revocation::HTTP,
     };
     let verdict = verify(env, MEDIA_TYPE_JWS, &pki().store, &opts);
     VerifiedSignature::new(digest_of(env), verdict)

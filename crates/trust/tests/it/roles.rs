@@ -504,6 +504,7 @@ fn envelopes_berth_signs_fill_roles_by_key() {
             statement: st,
             artifact: Some(&target),
             now: Timestamp::now(),
+            revocation: &berth_trust::revocation::HTTP,
         };
         let verdict = berth_trust::verify(&env, format.media_type(), &store, &opts);
         assert!(verdict.passed, "{cn}: {:?}", verdict.failure());

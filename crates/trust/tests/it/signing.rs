@@ -105,6 +105,7 @@ fn check_at(
             statement: &p.statements[0],
             artifact: Some(&a),
             now,
+            revocation: &berth_trust::revocation::HTTP,
         },
     )
 }

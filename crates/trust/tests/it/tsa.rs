@@ -176,6 +176,7 @@ fn signatures_carry_a_timestamp_that_berth_and_openssl_verify() {
                     statement: &p.statements[0],
                     artifact: Some(&a),
                     now: Timestamp::now(),
+                    revocation: &berth_trust::revocation::HTTP,
                 },
             );
             assert!(v.passed, "{what}: {:?}", v.steps);
@@ -208,6 +209,7 @@ fn an_expired_certificate_passes_with_its_timestamp_and_fails_without() {
         statement: &p.statements[0],
         artifact: Some(&a),
         now: later,
+        revocation: &berth_trust::revocation::HTTP,
     };
     for format in [EnvelopeFormat::Jws, EnvelopeFormat::Cose] {
         let (stamped, _) = signed(&tsa, &tsa.root(), &key, &cert, format).unwrap();

@@ -38,5 +38,6 @@ mod trust_attest;
 mod trust_gate;
 mod trust_keys;
 mod trust_policy;
+mod trust_revocation;
 mod trust_tsa;
 mod uploads;

@@ -232,6 +232,7 @@ pub(crate) fn berth_verify(n: &Notation, image: &str, extra: &[&str]) -> (Output
         .arg(image)
         .env("XDG_CONFIG_HOME", n.xdg())
         .env("HOME", n.xdg())
+        .env("XDG_CACHE_HOME", n.xdg().join(".cache"))
         .env("DOCKER_CONFIG", n.xdg().join("docker"))
         .env("REGISTRY_AUTH_FILE", n.xdg().join("auth.json"))
         .output()
@@ -330,6 +331,7 @@ fn notation_signs_berth_verifies(kind: Kind) {
         .args(["verify", &tagged])
         .env("XDG_CONFIG_HOME", n.xdg())
         .env("HOME", n.xdg())
+        .env("XDG_CACHE_HOME", n.xdg().join(".cache"))
         .env("DOCKER_CONFIG", n.xdg().join("docker"))
         .output()
         .unwrap();
@@ -625,6 +627,7 @@ fn junk_signatures_are_limited(kind: Kind) {
         .args(["verify", "--max-signatures", "10", &image])
         .env("XDG_CONFIG_HOME", n.xdg())
         .env("HOME", n.xdg())
+        .env("XDG_CACHE_HOME", n.xdg().join(".cache"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&text.stdout);
@@ -733,6 +736,7 @@ pub(crate) fn berth(xdg: &Path, args: &[&str]) -> Output {
         .args(args)
         .env("XDG_CONFIG_HOME", xdg)
         .env("HOME", xdg)
+        .env("XDG_CACHE_HOME", xdg.join(".cache"))
         .env("DOCKER_CONFIG", xdg.join("docker"))
         .env("REGISTRY_AUTH_FILE", xdg.join("auth.json"))
         .output()

@@ -11,7 +11,7 @@
 use anyhow::Context;
 use berth_oci::Reference;
 use berth_trust::repository::{
-    ImageVerification, RegistrySignatures, SignatureRepository, VerifyImageOptions, verify_image,
+    ImageVerification, RegistrySignatures, SignatureRepository, verify_image,
 };
 use berth_trust::{TargetArtifact, TrustPolicy, TrustStore};
 
@@ -96,7 +96,7 @@ impl Gate {
                     None,
                     target,
                     store,
-                    &VerifyImageOptions::default(),
+                    &super::verify::verify_image_options()?,
                 )
                 .await
                 .with_context(|| {
@@ -143,7 +143,7 @@ impl Gate {
             target,
             policy,
             store,
-            &VerifyImageOptions::default(),
+            &super::verify::verify_image_options()?,
         )
         .await
         .with_context(|| {

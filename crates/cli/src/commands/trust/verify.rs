@@ -168,7 +168,7 @@ pub async fn required_source(
         required,
         policy,
         store,
-        &VerifyImageOptions::default(),
+        &verify_image_options()?,
     )
     .await
     .with_context(|| format!("failed to check the source of {scope}@{}", target.digest))?;
@@ -184,7 +184,7 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
     let sigs = super::sign::signatures_in(&client, reference)?;
     let opts = VerifyImageOptions {
         max_signatures: args.max_signatures,
-        ..VerifyImageOptions::default()
+        ..verify_image_options()?
     };
     let (_, wanted) = super::sign::wanted(reference);
     let result = crate::commands::image::runtime()?.block_on(async {
@@ -256,7 +256,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let sigs = super::sign::signatures_in(&client, &reference)?;
     let opts = VerifyImageOptions {
         max_signatures: args.max_signatures,
-        ..VerifyImageOptions::default()
+        ..verify_image_options()?
     };
     let (by_tag, wanted) = match (reference.digest(), reference.tag()) {
         (Some(d), _) => (false, d.to_string()),
@@ -420,6 +420,11 @@ fn render_text(reference: &Reference, config: &TrustConfig, r: &ImageVerificatio
                     step_name(step.step),
                     action_name(step.action)
                 );
+                if step.step == berth_trust::Step::Revocation {
+                    for c in &v.revocation {
+                        let _ = writeln!(s, "    {}", revocation_line(c));
+                    }
+                }
             }
         }
         let _ = writeln!(
@@ -450,6 +455,55 @@ fn render_text(reference: &Reference, config: &TrustConfig, r: &ImageVerificatio
     s
 }
 
+/// The verification options berth's commands use: CRLs and OCSP over HTTP, CRLs kept in
+/// `<cache dir>/crl` while they are current (as notation keeps its CRL cache).
+pub(crate) fn verify_image_options() -> anyhow::Result<VerifyImageOptions> {
+    static CACHE: std::sync::OnceLock<berth_trust::revocation::CrlCache<'static>> =
+        std::sync::OnceLock::new();
+    let dir = crate::dirs::cache_dir()?.join("crl");
+    let cache = CACHE.get_or_init(|| {
+        berth_trust::revocation::CrlCache::new(dir, &berth_trust::revocation::HTTP)
+    });
+    Ok(VerifyImageOptions {
+        revocation: cache,
+        ..VerifyImageOptions::default()
+    })
+}
+
+/// One certificate's revocation result: `certificate "CN=…" (serial 1a): good (OCSP URL)`.
+fn revocation_line(c: &berth_trust::revocation::CertResult) -> String {
+    use berth_trust::revocation::{Method, Status};
+    let status = match c.status {
+        Status::Good => "good",
+        Status::Revoked => "revoked",
+        Status::Unknown => "unknown",
+        Status::NonRevokable => "no OCSP or CRL to check",
+    };
+    let servers: Vec<String> = c
+        .servers
+        .iter()
+        .map(|sv| {
+            let m = if sv.method == Method::Ocsp {
+                "OCSP"
+            } else {
+                "CRL"
+            };
+            match &sv.detail {
+                Some(d) => format!("{m} {}: {d}", sv.url),
+                None => format!("{m} {}", sv.url),
+            }
+        })
+        .collect();
+    let mut line = format!(
+        "certificate {:?} (serial {}): {status}",
+        c.subject, c.serial
+    );
+    if !servers.is_empty() {
+        line.push_str(&format!(" ({})", servers.join("; ")));
+    }
+    line
+}
+
 fn render_json(reference: &Reference, config: &TrustConfig, r: &ImageVerification) -> Value {
     let signatures: Vec<Value> = r
         .signatures
@@ -458,19 +512,23 @@ fn render_json(reference: &Reference, config: &TrustConfig, r: &ImageVerificatio
             let steps: Vec<Value> = sig
                 .verdict
                 .iter()
-                .flat_map(|v| v.steps.iter())
-                .map(|st| {
+                .flat_map(|v| v.steps.iter().map(move |st| (v, st)))
+                .map(|(v, st)| {
                     let (result, reason) = match &st.outcome {
                         Outcome::Passed => ("passed", None),
                         Outcome::Skipped => ("skipped", None),
                         Outcome::Failed(r) => ("failed", Some(r.clone())),
                     };
-                    json!({
+                    let mut step = json!({
                         "step": step_name(st.step),
                         "action": action_name(st.action),
                         "result": result,
                         "reason": reason,
-                    })
+                    });
+                    if st.step == berth_trust::Step::Revocation && !v.revocation.is_empty() {
+                        step["certificates"] = json!(v.revocation);
+                    }
+                    step
                 })
                 .collect();
             json!({

@@ -205,6 +205,166 @@ pub(crate) fn report(
     }
 }
 
+/// The report of a signer run ([`registry::run_signer`]): one check per rule of
+/// [`signer::RULES`] over every signature the signer produced (a rule fails when any
+/// signature breaks it; its evidence is the first such signature's), plus one check that
+/// each test image got a signature at all.
+pub fn signer_report(
+    command: &str,
+    registry: &str,
+    repository: &str,
+    started_at: String,
+    duration_ms: u64,
+    images: &[registry::SignedImage],
+) -> Report {
+    use crate::model::{CheckInfo, Evidence, InputItem, Level, Outcome};
+    let check = |id: String,
+                 title: String,
+                 level: Level,
+                 url: String,
+                 ok: bool,
+                 reason: String,
+                 evidence: Evidence| {
+        let section = url
+            .rsplit_once('#')
+            .map(|(_, a)| a.to_owned())
+            .unwrap_or_default();
+        CheckResult {
+            info: CheckInfo {
+                id,
+                title,
+                workflow: Workflow::Signer,
+                level,
+                section,
+                spec_url: url,
+                optional: false,
+            },
+            outcome: if ok {
+                Outcome {
+                    status: Status::Pass,
+                    reason: String::new(),
+                }
+            } else {
+                crate::Verdict::violation(reason).outcome(level)
+            },
+            duration_ms: 0,
+            exchanges: Vec::new(),
+            evidence: Some(evidence),
+        }
+    };
+    let mut results = Vec::new();
+    // Each image signed, by a command that succeeded.
+    let unsigned: Vec<&registry::SignedImage> = images
+        .iter()
+        .filter(|i| i.exit_code != Some(0) || i.signatures.is_empty())
+        .collect();
+    let observed = images
+        .iter()
+        .map(|i| {
+            format!(
+                "{}: exit status {}, {} signature(s){}",
+                i.reference,
+                i.exit_code
+                    .map_or("none (killed)".to_owned(), |c| c.to_string()),
+                i.signatures.len(),
+                i.error
+                    .as_deref()
+                    .map(|e| format!(" — {e}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    results.push(check(
+        "signer.signs-each-image".into(),
+        "the signer signs every test image it is given".into(),
+        Level::Must,
+        spec_url("signing-and-verification-workflow", "signing-steps"),
+        unsigned.is_empty(),
+        format!("{} of {} images got no signature", unsigned.len(), images.len()),
+        Evidence {
+            input: images
+                .iter()
+                .map(|i| InputItem { label: "image".into(), text: format!("{}\ncommand: {}", i.reference, i.command) })
+                .collect(),
+            observed: format!(
+                "{observed}{}",
+                unsigned
+                    .first()
+                    .map(|i| format!("\n--- stderr of {} ---\n{}", i.reference, i.stderr.trim_end()))
+                    .unwrap_or_default()
+            ),
+            required: "MUST: the signer produces a Notary Project signature for the artifact it is asked to sign, and pushes it beside it.".into(),
+        },
+    ));
+    // Each rule over every signature.
+    let mut order: Vec<String> = Vec::new();
+    let mut by_rule: std::collections::BTreeMap<
+        String,
+        Vec<(&registry::SignedImage, &signer::RuleResult)>,
+    > = std::collections::BTreeMap::new();
+    for image in images {
+        for sig in &image.signatures {
+            for r in &sig.rules {
+                if !by_rule.contains_key(&r.id) {
+                    order.push(r.id.clone());
+                }
+                by_rule.entry(r.id.clone()).or_default().push((image, r));
+            }
+        }
+    }
+    for id in order {
+        let Some(all) = by_rule.get(&id) else {
+            continue;
+        };
+        let failing: Vec<_> = all.iter().filter(|(_, r)| !r.passed).collect();
+        let Some((image, shown)) = failing
+            .first()
+            .copied()
+            .or(all.first())
+            .map(|(i, r)| (*i, *r))
+        else {
+            continue;
+        };
+        results.push(check(
+            format!("signer.{id}"),
+            shown.title.clone(),
+            shown.level,
+            shown.spec_url.clone(),
+            failing.is_empty(),
+            format!(
+                "{} of {} signatures: {}",
+                failing.len(),
+                all.len(),
+                shown.actual
+            ),
+            Evidence {
+                input: vec![
+                    InputItem {
+                        label: "image".into(),
+                        text: image.reference.clone(),
+                    },
+                    InputItem {
+                        label: "signature".into(),
+                        text: shown.input.clone(),
+                    },
+                ],
+                observed: shown.actual.clone(),
+                required: shown.expected.clone(),
+            },
+        ));
+    }
+    report(
+        Subject::Signer,
+        command,
+        registry,
+        repository,
+        started_at,
+        duration_ms,
+        results,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

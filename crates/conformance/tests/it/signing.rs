@@ -390,3 +390,63 @@ fn timestamp_cases_with_a_real_tsa() {
     let report = run_with("false {image}", Duration::from_secs(60), tsa()).unwrap();
     assert!(failed(&report).contains(ids[0]) && !failed(&report).contains(ids[1]));
 }
+
+/// `berth conformance sign --signer COMMAND --json FILE`: the JSON report, whether it exited
+/// 0, and its output.
+fn sign_command(command: &str, dir: &Path) -> (Report, bool, String) {
+    let json = dir.join("sign.json");
+    let out = berth_test_support::run_with_timeout(
+        Command::new(berth_test_support::berth_bin())
+            .args(["conformance", "sign", "--signer", command, "--json"])
+            .arg(&json)
+            .arg("--html")
+            .arg(dir.join("sign.html")),
+        Duration::from_secs(300),
+    );
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_slice(&std::fs::read(&json).unwrap())
+        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{text}"));
+    (report, out.status.success(), text)
+}
+
+#[test]
+fn berth_conformance_sign_judges_berths_signer_and_a_signer_that_signs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let berth = berth_test_support::berth_bin();
+    let command = berth_conformance::signing::registry::berth_command(&berth, "cose");
+    let (report, ok, out) = sign_command(&command, dir.path());
+    assert!(ok, "{out}");
+    assert_eq!(report.subject, Subject::Signer);
+    assert_eq!(report.verdict(), "conforms");
+    // One check per rule of the signer rules, and the image check; each with evidence.
+    assert!(report.checks.len() > 20, "{}", report.checks.len());
+    assert!(report.checks.iter().all(|c| {
+        c.evidence.is_some()
+            && c.info
+                .spec_url
+                .starts_with("https://github.com/notaryproject/specifications/")
+    }));
+    assert!(dir.path().join("sign.html").is_file());
+    // A signer that signs nothing: exactly the one rule it breaks.
+    let (report, ok, out) = sign_command("true {image}", dir.path());
+    assert!(!ok, "{out}");
+    assert_eq!(failed(&report), set(&["signer.signs-each-image"]));
+    assert_eq!(report.verdict(), "does not conform: 1 MUST violation");
+    assert!(out.contains("fail signer.signs-each-image [MUST]"), "{out}");
+}
+
+#[test]
+fn berth_conformance_sign_finds_notation_conformant() {
+    requires_tool!("notation");
+    let dir = tempfile::tempdir().unwrap();
+    let (report, ok, out) = sign_command(
+        berth_conformance::signing::registry::NOTATION_COMMAND,
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(failed(&report), BTreeSet::new());
+}

@@ -40,15 +40,8 @@ pub struct CheckArgs {
     /// never change the exit code.
     #[arg(long)]
     include_main: bool,
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<std::path::PathBuf>,
-    /// Write the report as one self-contained HTML page to FILE (open it in a browser).
-    #[arg(long, value_name = "FILE")]
-    html: Option<std::path::PathBuf>,
-    /// Write the report as JUnit XML to FILE (for CI systems).
-    #[arg(long, value_name = "FILE")]
-    junit: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    reports: ReportFiles,
     #[command(flatten)]
     flags: RegistryFlags,
 }
@@ -78,12 +71,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
         ),
         r => r.with_context(|| format!("failed to check {}", args.target))?,
     };
-    write_reports(
-        &report,
-        args.json.as_deref(),
-        args.html.as_deref(),
-        args.junit.as_deref(),
-    )?;
+    args.reports.write(&report)?;
     summary(&report)?;
     if !report.conformant {
         let required = report.required();
@@ -119,24 +107,36 @@ fn split_target(target: &str) -> anyhow::Result<(&str, &str, Option<&str>)> {
     }
 }
 
-/// Write the report files asked for: JSON, HTML, JUnit.
-pub(super) fn write_reports(
-    report: &Report,
-    json: Option<&std::path::Path>,
-    html: Option<&std::path::Path>,
-    junit: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
-    if let Some(path) = json {
-        let json = serde_json::to_vec_pretty(report).context("failed to serialize the report")?;
-        write_report(path, "JSON", &json)?;
+/// The report files a conformance command writes: any of JSON, HTML and JUnit.
+#[derive(Debug, clap::Args)]
+pub struct ReportFiles {
+    /// Write the JSON report to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<std::path::PathBuf>,
+    /// Write the report as one self-contained HTML page to FILE (open it in a browser).
+    #[arg(long, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
+    /// Write the report as JUnit XML to FILE (for CI systems).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<std::path::PathBuf>,
+}
+
+impl ReportFiles {
+    /// Write the files asked for, each atomically.
+    pub fn write(&self, report: &Report) -> anyhow::Result<()> {
+        if let Some(path) = &self.json {
+            let json =
+                serde_json::to_vec_pretty(report).context("failed to serialize the report")?;
+            write_report(path, "JSON", &json)?;
+        }
+        if let Some(path) = &self.html {
+            write_report(path, "HTML", render::html::render(report).as_bytes())?;
+        }
+        if let Some(path) = &self.junit {
+            write_report(path, "JUnit", render::junit::render(report).as_bytes())?;
+        }
+        Ok(())
     }
-    if let Some(path) = html {
-        write_report(path, "HTML", render::html::render(report).as_bytes())?;
-    }
-    if let Some(path) = junit {
-        write_report(path, "JUnit", render::junit::render(report).as_bytes())?;
-    }
-    Ok(())
 }
 
 /// Write a report file atomically (a reader never sees half a report).

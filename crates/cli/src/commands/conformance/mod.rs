@@ -2,6 +2,7 @@
 //! verifiers against the Notary Project specification.
 
 pub mod check;
+pub mod sign;
 pub mod verify;
 
 use clap::{Args, Subcommand};
@@ -26,11 +27,17 @@ enum ConformanceCommand {
     /// its verdicts (exit status 0 = accepted) with the specification's. Exit 0 only when
     /// it conforms.
     Verify(Box<verify::VerifyArgs>),
+    /// Check a signer against the Notary Project specification v1.1: push test images, run
+    /// the signer on each with a test key and certificate chain, and judge every signature
+    /// it produced rule by rule (envelope, headers, algorithm, times, chain, payload,
+    /// signature manifest, how it was pushed). Exit 0 only when it conforms.
+    Sign(Box<sign::SignArgs>),
 }
 
 pub fn run(args: ConformanceArgs) -> anyhow::Result<()> {
     match args.command {
         ConformanceCommand::Check(a) => check::run(a),
         ConformanceCommand::Verify(a) => verify::run(*a),
+        ConformanceCommand::Sign(a) => sign::run(*a),
     }
 }

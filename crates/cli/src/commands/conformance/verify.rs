@@ -15,7 +15,7 @@ use berth_conformance::{Report, Status};
 use clap::Args;
 
 use super::super::image::{RegistryFlags, print, runtime};
-use super::check::write_reports;
+use super::check::ReportFiles;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -54,15 +54,8 @@ pub struct VerifyArgs {
     /// Seconds the verifier has for one case.
     #[arg(long, value_name = "SECONDS", default_value_t = verifier::DEFAULT_TIMEOUT.as_secs())]
     timeout: u64,
-    /// Write the JSON report to FILE.
-    #[arg(long, value_name = "FILE")]
-    json: Option<PathBuf>,
-    /// Write the report as one self-contained HTML page to FILE (open it in a browser).
-    #[arg(long, value_name = "FILE")]
-    html: Option<PathBuf>,
-    /// Write the report as JUnit XML to FILE (for CI systems).
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
+    #[command(flatten)]
+    reports: ReportFiles,
     #[command(flatten)]
     flags: RegistryFlags,
 }
@@ -103,14 +96,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
         )
     });
     let report = runtime()?.block_on(async {
-        let local = match &args.registry {
-            Some(_) => None,
-            None => Some(LocalRegistry::start(&temp.path().join("registry")).await?),
-        };
-        let registry = match &local {
-            Some(l) => l.address.clone(),
-            None => args.registry.clone().unwrap_or_default(),
-        };
+        let (local, registry) =
+            LocalRegistry::unless(args.registry.as_deref(), &temp.path().join("registry")).await?;
         let opts = VerifierOptions {
             client,
             registry: registry.clone(),
@@ -129,12 +116,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
         }
         report
     })?;
-    write_reports(
-        &report,
-        args.json.as_deref(),
-        args.html.as_deref(),
-        args.junit.as_deref(),
-    )?;
+    args.reports.write(&report)?;
     summary(&report)?;
     if !report.conformant {
         anyhow::bail!(
@@ -176,7 +158,7 @@ pub(super) fn summary(report: &Report) -> anyhow::Result<()> {
 }
 
 /// A berth registry serving on 127.0.0.1 for the run.
-struct LocalRegistry {
+pub(super) struct LocalRegistry {
     address: String,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -212,7 +194,23 @@ impl LocalRegistry {
         })
     }
 
-    async fn stop(self) {
+    /// `given` when there is one (no local registry), else a local registry started with
+    /// its storage in `root`, and its address.
+    pub(super) async fn unless(
+        given: Option<&str>,
+        root: &std::path::Path,
+    ) -> anyhow::Result<(Option<LocalRegistry>, String)> {
+        match given {
+            Some(r) => Ok((None, r.to_owned())),
+            None => {
+                let l = LocalRegistry::start(root).await?;
+                let address = l.address.clone();
+                Ok((Some(l), address))
+            }
+        }
+    }
+
+    pub(super) async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
     }

@@ -1,6 +1,6 @@
 //! The material of the verifier corpus, made at run time: the checker's test PKI (a trusted
-//! root and leaves under it, an untrusted root, an expired leaf, a leaf without the
-//! codeSigning usage), test images pushed to the registry, and signatures over them — made
+//! root and leaves under it, an untrusted root, an expired leaf, a leaf whose
+//! extendedKeyUsage is serverAuth), test images pushed to the registry, and signatures over them — made
 //! by berth-trust's signer when they are well formed, assembled here byte by byte when the
 //! point is that they are not (an unknown critical header, an algorithm that does not match
 //! the key, a MAC instead of a signature, a corrupted signature).

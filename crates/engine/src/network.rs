@@ -330,6 +330,9 @@ pub fn detach(att: &NetworkAttachment) -> Result<()> {
     if let Some(p) = &att.pasta {
         // (pasta exits when its namespace file goes; this is for one that did not)
         crate::pasta::stop(p, &att.netns);
+        // its listening sockets close a moment after it exits: `rm` returns once the host
+        // ports are free again, so a `run -p` of the same port right after does not fail
+        crate::pasta::wait_ports_released(&att.published_ports());
     }
     if let Some(u) = &att.userns {
         crate::netns::remove(u)?;

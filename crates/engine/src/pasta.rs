@@ -272,6 +272,41 @@ pub fn stop(state: &PastaState, netns: &Path) {
     }
 }
 
+/// How long [`wait_ports_released`] waits for pasta's host ports to be free.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Wait (at most [`RELEASE_TIMEOUT`]) until each of the published `(port, protocol)` can be
+/// bound on the host again: pasta's listening sockets outlive its exit by a moment (their
+/// last close is deferred by the kernel), and a port that stays taken longer is someone
+/// else's, not berth's to wait for.
+pub fn wait_ports_released(ports: &[(u16, String)]) {
+    let deadline = std::time::Instant::now() + RELEASE_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    for (port, proto) in ports {
+        let free = || {
+            let addr = std::net::SocketAddr::from(([0, 0, 0, 0], *port));
+            // (only "in use" is pasta's: another refusal will not change by waiting)
+            let taken = |e: std::io::Error| e.kind() == std::io::ErrorKind::AddrInUse;
+            match proto.as_str() {
+                "udp" => std::net::UdpSocket::bind(addr).map_or_else(|e| !taken(e), |_| true),
+                _ => std::net::TcpListener::bind(addr).map_or_else(|e| !taken(e), |_| true),
+            }
+        };
+        while !free() && std::time::Instant::now() < deadline {
+            wait_a_little(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "waiting for the kernel to close another process's sockets, not a test"
+)]
+fn wait_a_little(d: Duration) {
+    std::thread::sleep(d);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

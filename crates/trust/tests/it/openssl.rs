@@ -131,26 +131,11 @@ fn ecdsa_envelopes_made_by_openssl_verify() {
             .unwrap_or_else(|e| panic!("{alg}: {e}"));
 
         // the whole workflow, with the certificate as its own trust anchor
-        let store_dir = tmp.path().join("store/x509/ca/t");
-        std::fs::create_dir_all(&store_dir).expect("mkdir");
-        std::fs::write(store_dir.join("c.der"), &cert).expect("write");
-        let policy = TrustPolicy::parse(
-            br#"{"version":"1.0","trustPolicies":[{"name":"t","registryScopes":["*"],
-            "signatureVerification":{"level":"strict"},"trustStores":["ca:t"],
-            "trustedIdentities":["x509.subject: C=US, ST=WA, O=berth"]}]}"#,
-        )
-        .expect("policy");
-        let opts = VerifyOptions {
-            statement: &policy.statements[0],
-            artifact: None,
-            now: Timestamp::now(),
-            revocation: &berth_trust::revocation::HTTP,
-        };
-        let v = verify(
+        let v = verify_self_anchored(
+            tmp.path(),
             &env,
-            MEDIA_TYPE_JWS,
-            &TrustStore::new(tmp.path().join("store")),
-            &opts,
+            &cert,
+            "x509.subject: C=US, ST=WA, O=berth",
         );
         assert!(v.passed, "{alg}: {:?}", v.steps);
         assert!(v.steps.iter().all(|s| s.outcome == Outcome::Passed));
@@ -189,15 +174,22 @@ fn weak_rsa_and_p521_signing_keys_are_refused_with_the_reason() {
     assert!(why.contains("P-521"), "{why}");
 }
 
-/// The whole workflow over `env`, with `cert` as its own trust anchor.
-fn verify_self_anchored(dir: &Path, env: &[u8], cert: &[u8]) -> berth_trust::Verdict {
+/// The whole workflow over `env`, with `cert` as its own trust anchor and `identity` trusted.
+fn verify_self_anchored(
+    dir: &Path,
+    env: &[u8],
+    cert: &[u8],
+    identity: &str,
+) -> berth_trust::Verdict {
     let store_dir = dir.join("store/x509/ca/t");
     std::fs::create_dir_all(&store_dir).expect("mkdir");
     std::fs::write(store_dir.join("c.der"), cert).expect("write");
     let policy = TrustPolicy::parse(
-        br#"{"version":"1.0","trustPolicies":[{"name":"t","registryScopes":["*"],
-        "signatureVerification":{"level":"strict"},"trustStores":["ca:t"],
-        "trustedIdentities":["*"]}]}"#,
+        serde_json::json!({"version": "1.0", "trustPolicies": [{"name": "t",
+            "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:t"], "trustedIdentities": [identity]}]})
+        .to_string()
+        .as_bytes(),
     )
     .expect("policy");
     let opts = VerifyOptions {
@@ -238,7 +230,7 @@ fn a_code_signing_leaf_may_lack_extended_key_usage_but_not_name_another_purpose(
         let tmp = tempfile::tempdir().expect("tempdir");
         let cert = self_signed_with_eku(tmp.path(), &ec, eku);
         let env = jws(tmp.path(), "ES256", &cert, "-sha256", Some(32));
-        let v = verify_self_anchored(tmp.path(), &env, &cert);
+        let v = verify_self_anchored(tmp.path(), &env, &cert, "*");
         match refused {
             None => assert!(v.passed, "{eku:?}: {:?}", v.steps),
             Some(name) => {

@@ -24,12 +24,12 @@ pub struct TestCerts {
     pub cert_dir: PathBuf,
 }
 
+#[track_caller]
 pub(crate) fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("failed to run openssl {args:?}: {e}"));
+    let out = crate::run_with_timeout(
+        Command::new("openssl").args(args).current_dir(dir),
+        std::time::Duration::from_secs(60),
+    );
     assert!(
         out.status.success(),
         "openssl {args:?} failed ({}):\n{}",

@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::run_with_timeout;
+use crate::tls::openssl;
 
 /// How the test TSA answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,19 +53,6 @@ pub struct TestTsa {
     served: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-#[track_caller]
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = run_with_timeout(
-        Command::new("openssl").args(args).current_dir(dir),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 const CONFIG: &str = "\

@@ -108,12 +108,7 @@ pub fn describe_certificate(c: &Certificate) -> String {
     let eku = match &c.ext_key_usage {
         Some(list) => list
             .iter()
-            .map(|oid| match oid.as_str() {
-                "1.3.6.1.5.5.7.3.3" => "codeSigning".to_owned(),
-                "1.3.6.1.5.5.7.3.1" => "serverAuth".to_owned(),
-                "1.3.6.1.5.5.7.3.8" => "timeStamping".to_owned(),
-                other => other.to_owned(),
-            })
+            .map(|oid| signer::eku_name(oid))
             .collect::<Vec<_>>()
             .join(", "),
         None => "none".to_owned(),

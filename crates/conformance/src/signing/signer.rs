@@ -411,7 +411,8 @@ fn key_usage_names(bits: u16) -> Vec<&'static str> {
         .collect()
 }
 
-fn eku_name(oid: &str) -> &str {
+/// An extendedKeyUsage OID by its name where the rules know it, else the OID itself.
+pub(crate) fn eku_name(oid: &str) -> &str {
     if oid == OID_CODE_SIGNING {
         return "codeSigning";
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::{ChildGuard, wait_until, write_file};
 
 /// A free port on 127.0.0.1 (bound then released: a small race a test may lose).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -18,6 +18,10 @@
 //! own `--root`, a [`ContainerGuard`] that kills and deletes its container on `Drop` and
 //! checks its cgroups are gone, and a [`LoopDevice`] guard.
 //!
+//! For Kubernetes: a [`KubeApiServer`] (etcd and kube-apiserver on 127.0.0.1 with an admin
+//! kubeconfig, killed by PID on `Drop`), [`kubectl_client`] for `--dry-run=client` objects,
+//! and [`k8s_api_testdata`], the Kubernetes API's own JSON fixtures in Go's module cache.
+//!
 //! For timestamping: a [`TestTsa`], an RFC 3161 timestamp authority on 127.0.0.1 that
 //! answers through `openssl ts -reply` (or misbehaves as a [`TsaMode`] says).
 //!
@@ -40,6 +44,7 @@ mod console;
 mod docker_registry;
 mod fs;
 mod http;
+mod kube;
 mod layout;
 mod loopdev;
 mod probe;
@@ -67,6 +72,10 @@ pub use console::{ConsoleSocket, read_pty};
 pub use docker_registry::DockerRegistry;
 pub use fs::{set_mtime, walk_files, write_file};
 pub use http::{Http, RawResponse, Resp, raw_request, with_query};
+pub use kube::{
+    K8S_API_TESTDATA_ENV, K8S_API_VERSION, KUBECTL_TIMEOUT, KubeApiServer, k8s_api_testdata,
+    kubectl_client,
+};
 pub use layout::{
     ARTIFACT_EMPTY_CONFIG, Descriptor, Layer, MEDIA_INDEX, MEDIA_LAYER_GZIP, MEDIA_MANIFEST,
     OciLayout, gzip_stored, image_config,

@@ -38,75 +38,92 @@ pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+const EC: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+
+/// A self-signed EC P-256 CA, `NAME.key` and `NAME.crt` in `dir`, valid two days.
+pub(crate) fn openssl_ca(dir: &Path, name: &str, subject: &str) {
+    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+    openssl(
+        dir,
+        &[
+            &["req", "-x509", "-nodes", "-days", "2"][..],
+            &EC[..],
+            &[
+                "-keyout",
+                &key,
+                "-out",
+                &crt,
+                "-subj",
+                subject,
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ][..],
+        ]
+        .concat(),
+    );
+}
+
+/// An EC P-256 key `NAME.key` and its certificate `out` (in `dir`, valid two days) for
+/// `subject` with the extensions `ext` (an openssl extension file's lines), signed by the
+/// CA `CA.crt`/`CA.key` in `dir`.
+pub(crate) fn openssl_leaf(dir: &Path, name: &str, subject: &str, ext: &[u8], ca: &str, out: &str) {
+    let (key, csr, extfile) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+    );
+    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
+    openssl(
+        dir,
+        &[
+            &["req", "-new", "-nodes"][..],
+            &EC[..],
+            &["-keyout", &key, "-out", &csr, "-subj", subject][..],
+        ]
+        .concat(),
+    );
+    write_file(dir.join(&extfile), ext);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
+            "-out",
+            out,
+        ],
+    );
+}
+
 impl TestCerts {
     /// Generate a CA and a server certificate (EC P-256, valid two days) under `dir`.
     pub fn generate(dir: impl AsRef<Path>) -> TestCerts {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir.join("certs.d"))
             .unwrap_or_else(|e| panic!("failed to create {}: {e}", dir.display()));
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-        openssl(
+        openssl_ca(dir, "ca", "/CN=berth test CA");
+        openssl_leaf(
             dir,
-            &[
-                &["req", "-x509", "-nodes", "-days", "2"][..],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.crt",
-                    "-subj",
-                    "/CN=berth test CA",
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                ][..],
-            ]
-            .concat(),
-        );
-        openssl(
-            dir,
-            &[
-                &["req", "-new", "-nodes"][..],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "server.key",
-                    "-out",
-                    "server.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ][..],
-            ]
-            .concat(),
-        );
-        write_file(
-            dir.join("server.ext"),
+            "server",
+            "/CN=127.0.0.1",
             b"basicConstraints=critical,CA:FALSE\n\
               keyUsage=critical,digitalSignature\n\
               extendedKeyUsage=serverAuth\n\
               subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server-leaf.crt",
-            ],
+            "ca",
+            "server-leaf.crt",
         );
         let read = |name: &str| {
             std::fs::read(dir.join(name))

@@ -23,6 +23,7 @@ mod containers;
 mod crash;
 mod engines;
 mod gc;
+mod kube;
 mod manifests;
 mod names;
 mod neighbours;

@@ -31,6 +31,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The Kubernetes admission webhook: serve it, make its certificates.
+    Admission(commands::admission::AdmissionArgs),
     /// Run and maintain an OCI distribution-spec registry.
     Registry(commands::registry::RegistryArgs),
     /// Pull an image from a registry into the local store; prints its digest.
@@ -153,6 +155,7 @@ fn main() -> ExitCode {
     let needs_namespace = !matches!(
         cli.command,
         Command::Registry(_)
+            | Command::Admission(_)
             | Command::Conformance(_)
             | Command::Login(_)
             | Command::Logout(_)
@@ -175,6 +178,7 @@ fn main() -> ExitCode {
     use commands::container as c;
     let legacy = |r: anyhow::Result<()>| r.map(|()| 0).map_err(c::Failure::other);
     let result = match cli.command {
+        Command::Admission(args) => legacy(commands::admission::run(args)),
         Command::Registry(args) => legacy(commands::registry::run(args)),
         Command::Pull(args) => legacy(commands::image::pull::run(args)),
         Command::Push(args) => legacy(commands::image::push::run(args)),

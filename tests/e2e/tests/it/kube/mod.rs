@@ -5,3 +5,4 @@
 //! `BERTH_TEST_REQUIRE_TOOLS=1`).
 
 mod apiserver;
+mod fixtures;

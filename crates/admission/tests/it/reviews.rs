@@ -14,10 +14,9 @@ use crate::support::{Fixture, apply, call, deployment, message, patch_of, pod, r
 #[tokio::test(flavor = "multi_thread")]
 async fn all_roles_present_is_allowed_and_pinned() {
     let f = Fixture::new();
-    let target = f.push_image("shop/web", "v1").await;
-    for who in ["dev", "ci", "prod"] {
-        f.sign("shop/web", &target, &f.pki.signer(who)).await;
-    }
+    let target = f
+        .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
+        .await;
     let hook = f.webhook("");
     let image = format!("{}/shop/web:v1", f.host());
     let object = deployment(&[&image]);
@@ -46,6 +45,13 @@ async fn all_roles_present_is_allowed_and_pinned() {
     .await;
     assert!(v.allowed, "{}", message(&v));
     assert!(v.patch.is_none(), "validation never patches");
+    // the registry round trips were timed
+    let metrics = hook.metrics().render();
+    assert!(
+        metrics.contains("berth_admission_registry_seconds_count")
+            && !metrics.contains("berth_admission_registry_seconds_count 0\n"),
+        "{metrics}"
+    );
     // the unpatched object is refused: a tag is never admitted by the validating endpoint
     let v = call(&hook, Endpoint::Validate, &review("prod-eu", &object, None)).await;
     assert!(!v.allowed);
@@ -69,10 +75,7 @@ async fn all_roles_present_is_allowed_and_pinned() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_role_missing_is_denied_naming_it() {
     let f = Fixture::new();
-    let target = f.push_image("shop/api", "v1").await;
-    for who in ["dev", "ci"] {
-        f.sign("shop/api", &target, &f.pki.signer(who)).await;
-    }
+    let target = f.push_signed("shop/api", "v1", &["dev", "ci"]).await;
     let hook = f.webhook("");
     let image = format!("{}/shop/api:v1", f.host());
     let r = call(
@@ -185,10 +188,9 @@ async fn unreachable_registry_is_denied_within_the_deadline() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cache_hit_does_not_call_the_registry() {
     let mut f = Fixture::new();
-    let target = f.push_image("shop/web", "v1").await;
-    for who in ["dev", "ci", "prod"] {
-        f.sign("shop/web", &target, &f.pki.signer(who)).await;
-    }
+    let target = f
+        .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
+        .await;
     let hook = f.webhook("");
     let body = review(
         "prod-eu",
@@ -216,38 +218,6 @@ async fn a_cache_hit_does_not_call_the_registry() {
     let fresh = f.webhook("");
     let r = call(&fresh, Endpoint::Validate, &body).await;
     assert!(!r.allowed, "verified afresh, and the registry is gone");
-}
-
-/// Concurrent reviews of one digest share one verification.
-#[tokio::test(flavor = "multi_thread")]
-async fn concurrent_reviews_of_one_digest_share_one_verification() {
-    let f = Fixture::new();
-    let target = f.push_image("shop/web", "v1").await;
-    for who in ["dev", "ci", "prod"] {
-        f.sign("shop/web", &target, &f.pki.signer(who)).await;
-    }
-    let hook = f.webhook("");
-    let body = Arc::new(review(
-        "prod-eu",
-        &pod(&[&format!("{}/shop/web@{}", f.host(), target.digest)]),
-        None,
-    ));
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let (h, b) = (hook.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            call(&h, Endpoint::Validate, &b).await
-        }));
-    }
-    for t in tasks {
-        let r = t.await.unwrap();
-        assert!(r.allowed, "{}", message(&r));
-    }
-    assert_eq!(hook.metrics().verifications(), 1);
-    assert_eq!(
-        hook.metrics().images(Reason::Verified) + hook.metrics().images(Reason::Cached),
-        16
-    );
 }
 
 /// 150 junk signatures beside nothing valid: at most `max_signatures` are fetched, the
@@ -280,10 +250,9 @@ async fn junk_signatures_are_bounded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_moved_tag_is_verified_afresh() {
     let f = Fixture::new();
-    let first = f.push_image("shop/web", "v1").await;
-    for who in ["dev", "ci", "prod"] {
-        f.sign("shop/web", &first, &f.pki.signer(who)).await;
-    }
+    let first = f
+        .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
+        .await;
     let hook = f.webhook("");
     let image = format!("{}/shop/web:v1", f.host());
     let object = pod(&[&image]);
@@ -428,4 +397,86 @@ async fn undecodable_requests_are_refused() {
         "{}",
         message(&r)
     );
+}
+
+/// A rule with `requireSource`: the signatures suffice only with a signed provenance
+/// attestation naming the source; one naming another source does not count.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_required_source_needs_a_signed_attestation() {
+    let f = Fixture::new();
+    let target = f.push_image("shop/app", "v1").await;
+    let ci = f.pki.signer("ci");
+    f.sign("shop/app", &target, &ci).await;
+    let hook = f.webhook("");
+    let image = format!("{}/shop/app:v1", f.host());
+    let body = review("src-eu", &pod(&[&image]), None);
+    let r = call(&hook, Endpoint::Mutate, &body).await;
+    assert!(!r.allowed);
+    let m = message(&r);
+    assert!(
+        m.contains("requires a signed provenance attestation naming github.com/acme/app"),
+        "{m}"
+    );
+    assert_eq!(hook.metrics().images(Reason::Source), 1);
+    f.attest("shop/app", &target, "https://github.com/acme/other", &ci)
+        .await;
+    let r = call(&hook, Endpoint::Mutate, &body).await;
+    assert!(!r.allowed, "another source does not count");
+    f.attest("shop/app", &target, "https://github.com/acme/app", &ci)
+        .await;
+    let r = call(&hook, Endpoint::Mutate, &body).await;
+    assert!(r.allowed, "{}", message(&r));
+    assert_eq!(patch_of(&r).len(), 1);
+}
+
+/// 16 concurrent reviewers of one pinned image: their first reviews, all at once, share one
+/// verification; then 2,000 cached reviews through the whole review path (decode, images,
+/// cache, answer) are timed.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_reviews_share_one_verification_and_cached_ones_are_fast() {
+    let f = Fixture::new();
+    let target = f
+        .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
+        .await;
+    let hook = f.webhook("");
+    let body = Arc::new(review(
+        "prod-eu",
+        &deployment(&[&format!("{}/shop/web@{}", f.host(), target.digest)]),
+        None,
+    ));
+    let gate = Arc::new(tokio::sync::Barrier::new(16));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (h, b, g) = (hook.clone(), body.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            g.wait().await;
+            let first = call(&h, Endpoint::Validate, &b).await;
+            assert!(first.allowed, "{}", message(&first));
+            let mut times = Vec::new();
+            for _ in 0..125 {
+                let t = Instant::now();
+                let r = call(&h, Endpoint::Validate, &b).await;
+                times.push(t.elapsed());
+                assert!(r.allowed);
+            }
+            times
+        }));
+    }
+    let mut times = Vec::new();
+    for t in tasks {
+        times.extend(t.await.unwrap());
+    }
+    times.sort();
+    let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+    eprintln!("cached reviews, 16 concurrent, 2000: p50 {p50:?}, p99 {p99:?}");
+    assert_eq!(
+        hook.metrics().verifications(),
+        1,
+        "one verification for all"
+    );
+    assert_eq!(
+        hook.metrics().images(Reason::Verified) + hook.metrics().images(Reason::Cached),
+        16 + 2000
+    );
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
 }

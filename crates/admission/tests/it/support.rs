@@ -58,6 +58,15 @@ pub const POLICY: &str = r#"{
       "requirement": {"allOf": ["dev", "ci"]}
     },
     {
+      "name": "sourced",
+      "registryScopes": ["*"],
+      "namespaces": ["src-*"],
+      "signatureVerification": {"level": "strict"},
+      "trustStores": ["ca:acme"],
+      "requirement": {"allOf": ["ci"]},
+      "requireSource": "github.com/acme/app"
+    },
+    {
       "name": "sandbox",
       "registryScopes": ["*"],
       "namespaces": ["sandbox"],
@@ -249,12 +258,53 @@ impl Fixture {
         }
     }
 
+    /// [`Fixture::push_image`], signed by each of `who` (Acme signers).
+    pub async fn push_signed(&self, name: &str, tag: &str, who: &[&str]) -> TargetArtifact {
+        let target = self.push_image(name, tag).await;
+        for w in who {
+            self.sign(name, &target, &self.pki.signer(w)).await;
+        }
+        target
+    }
+
     /// Signs `target` of `name` as `signer` and pushes the signature.
     pub async fn sign(&self, name: &str, target: &TargetArtifact, signer: &Signer) {
         let opts = SignOptions::new(EnvelopeFormat::Jws);
         let envelope = berth_trust::sign(target, &signer.key, &signer.chain, &opts).unwrap();
         self.push_envelope(name, target, &envelope, &signer.chain, &opts)
             .await;
+    }
+
+    /// Attaches a provenance attestation (built from `repository` at a fixed commit) to
+    /// `target`, signed by `signer`.
+    pub async fn attest(
+        &self,
+        name: &str,
+        target: &TargetArtifact,
+        repository: &str,
+        signer: &Signer,
+    ) {
+        use berth_trust::provenance::{Build, Source, Statement};
+        let source = Source::new(repository, &"a".repeat(40), None).unwrap();
+        let build = Build {
+            builder_id: "https://ci.acme.example/job/1".into(),
+            started: None,
+            finished: None,
+            invocation_id: None,
+        };
+        let image = Digest::parse(&target.digest).unwrap();
+        let statement =
+            Statement::new(&format!("{}/{name}", self.host()), &image, &source, &build).to_json();
+        let manifest = berth_trust::attestation::attestation_manifest(target, &statement);
+        let attestation = berth_trust::attestation::push_attestation(
+            &self.client,
+            &self.repo(name),
+            &statement,
+            &manifest,
+        )
+        .await
+        .unwrap();
+        self.sign(name, &attestation, signer).await;
     }
 
     /// Pushes `envelope` as a signature of `target` (whatever it holds).

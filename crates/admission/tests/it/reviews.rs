@@ -75,7 +75,7 @@ async fn all_roles_present_is_allowed_and_pinned() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_role_missing_is_denied_naming_it() {
     let f = Fixture::new();
-    let target = f.push_signed("shop/api", "v1", &["dev", "ci"]).await;
+    f.push_signed("shop/api", "v1", &["dev", "ci"]).await;
     let hook = f.webhook("");
     let image = format!("{}/shop/api:v1", f.host());
     let r = call(

@@ -31,7 +31,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The Kubernetes admission webhook: serve it, make its certificates.
+    /// The Kubernetes admission webhook enforcing role policies per namespace: serve it,
+    /// make its certificates.
     Admission(commands::admission::AdmissionArgs),
     /// Run and maintain an OCI distribution-spec registry.
     Registry(commands::registry::RegistryArgs),
@@ -117,8 +118,6 @@ enum Command {
     /// Signing on push (`init`) and trust on first use: the signing identities pinned per
     /// repository (`pins`, `accept`, `forget`).
     Trust(commands::trust::tofu::TrustArgs),
-    /// The Kubernetes admission webhook enforcing role policies per namespace (`serve`).
-    Admission(commands::admission::AdmissionArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -168,7 +167,6 @@ fn main() -> ExitCode {
             | Command::Cert(_)
             | Command::Policy(_)
             | Command::Trust(_)
-            | Command::Admission(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -209,7 +207,6 @@ fn main() -> ExitCode {
         Command::Cert(args) => legacy(commands::trust::cert::run(args)),
         Command::Policy(args) => legacy(commands::trust::policy::run(args)),
         Command::Trust(args) => legacy(commands::trust::tofu::run(args)),
-        Command::Admission(args) => legacy(commands::admission::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),

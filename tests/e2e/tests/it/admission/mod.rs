@@ -8,6 +8,7 @@
 
 mod manifests;
 mod policies;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

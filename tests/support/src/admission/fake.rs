@@ -329,3 +329,51 @@ fn a_webhook_that_does_not_answer_in_time_is_a_denial() {
     assert!(a.elapsed < Duration::from_secs(3), "{:?}", a.elapsed);
     assert_eq!(fake.seen()[0].0, "/mutate?timeout=1s");
 }
+
+/// Two mutating webhooks: the second adds a sidecar; the first, with `reinvocationPolicy:
+/// IfNeeded`, is called again and sees it (with `Never`, it is not).
+#[test]
+fn an_if_needed_webhook_is_reinvoked_after_a_later_one_changed_the_object() {
+    crate::requires_tool!("openssl");
+    let fake = Fake::start(Box::new(|path: &str, r: &Value| {
+        let patch = if path.starts_with("/second") {
+            json!([{"op": "add", "path": "/spec/containers/-", "value": {"name": "side", "image": "reg.test/side:1"}}])
+        } else {
+            json!([])
+        };
+        Some(response(
+            r,
+            json!({"allowed": true, "patchType": "JSONPatch",
+                   "patch": STANDARD.encode(serde_json::to_vec(&patch).unwrap())}),
+        ))
+    }));
+    for (policy, calls) in [("IfNeeded", 3), ("Never", 2)] {
+        let hook = |name: &str, path: &str| {
+            format!(
+                "  - name: {name}\n    admissionReviewVersions: [v1]\n    sideEffects: None\n\
+                 \x20   reinvocationPolicy: {policy}\n\
+                 \x20   clientConfig: {{url: \"https://{}{path}\", caBundle: {}}}\n\
+                 \x20   rules: [{{apiGroups: [\"\"], apiVersions: [v1], operations: [CREATE], resources: [pods]}}]\n",
+                fake.addr, fake.bundle
+            )
+        };
+        let yaml = format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\n\
+             metadata: {{name: two}}\nwebhooks:\n{}{}",
+            hook("first.fake.test", "/first"),
+            hook("second.fake.test", "/second")
+        );
+        fake.seen.lock().unwrap().clear();
+        let a = AdmissionHarness::new(&yaml, fake.addr).admit(&pod());
+        assert!(a.allowed, "{a:#?}");
+        let seen = fake.seen();
+        assert_eq!(seen.len(), calls, "{policy}");
+        if calls == 3 {
+            assert!(seen[2].0.starts_with("/first"));
+            assert_eq!(
+                seen[2].1["request"]["object"]["spec"]["containers"][1]["name"],
+                "side"
+            );
+        }
+    }
+}

@@ -459,3 +459,56 @@ fn first_certificate(pem: &[u8]) -> Vec<u8> {
         .decode(body)
         .unwrap()
 }
+
+#[test]
+fn updates_need_a_verdict_only_for_new_images_ephemeral_containers_included() {
+    let f = Fixture::new();
+    let signed = f.push("shop/web", "v1", 10);
+    f.sign("shop/web", &signed, &ROLES);
+    let unsigned = f.push("shop/debug", "v1", 11);
+    let w = f.serve("");
+    let api = f.harness(&w);
+    let web = format!("{}:v1", f.repo("shop/web"));
+    let debug = format!("{}:v1", f.repo("shop/debug"));
+    let created = api.admit(&review(WorkloadKind::Deployment, "prod-shop", &web).build());
+    assert!(created.allowed, "{created:#?}");
+    let pinned = image(WorkloadKind::Deployment, &created);
+    // an update adding an unsigned sidecar: denied, naming the sidecar's image only
+    let up = ReviewBuilder::new(WorkloadKind::Deployment, "prod-shop", "app")
+        .image(&pinned)
+        .image(&debug)
+        .update(created.object.clone());
+    let a = api.admit(&up.build());
+    assert_denied(&a, &["shop/debug"]);
+    assert!(
+        !a.message.unwrap().contains("shop/web@"),
+        "the unchanged image"
+    );
+    // an update that leaves the images as they were: admitted
+    let same = ReviewBuilder::new(WorkloadKind::Deployment, "prod-shop", "app")
+        .image(&pinned)
+        .update(created.object.clone());
+    assert!(api.admit(&same.build()).allowed);
+    // kubectl debug: an ephemeral container added through pods/ephemeralcontainers
+    let pod = api.admit(&review(WorkloadKind::Pod, "prod-shop", &web).build());
+    assert!(pod.allowed, "{pod:#?}");
+    let pod_image = image(WorkloadKind::Pod, &pod);
+    let debugging = |img: &str| {
+        ReviewBuilder::new(WorkloadKind::Pod, "prod-shop", "app")
+            .image(&pod_image)
+            .ephemeral_image(img)
+            .sub_resource("ephemeralcontainers")
+            .update(pod.object.clone())
+            .build()
+    };
+    assert_denied(&api.admit(&debugging(&debug)), &["shop/debug"]);
+    f.sign("shop/debug", &unsigned, &ROLES);
+    let a = api.admit(&debugging(&debug));
+    assert!(a.allowed, "{a:#?}");
+    let images = images_of(WorkloadKind::Pod, &a.object);
+    assert!(
+        images[1].0.contains("ephemeralContainers")
+            && images[1].1.ends_with(&format!("@{unsigned}")),
+        "{images:?}"
+    );
+}

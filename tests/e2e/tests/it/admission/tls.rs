@@ -85,3 +85,28 @@ fn the_api_server_refuses_a_certificate_not_from_the_ca_bundle_or_not_for_the_se
     let a = AdmissionHarness::new(&text, closed).admit(&review);
     assert!(!a.allowed && a.code == Some(500), "{a:#?}");
 }
+
+/// What the Deployment's probes ask (`/readyz`, `/healthz` over HTTPS on the serving port)
+/// answers 200, and `/metrics` counts the reviews the harness made.
+#[test]
+fn the_deployments_probes_and_the_metrics_answer_over_tls() {
+    let f = Fixture::new();
+    let w = f.serve("");
+    let ca = std::fs::read(f.certs().join("ca.crt")).unwrap();
+    let http = berth_test_support::Http::new(&format!("https://{}", w.addr), Some(&ca));
+    for path in ["/readyz", "/healthz"] {
+        http.get(path).expect_status(200, path);
+    }
+    let review = ReviewBuilder::new(WorkloadKind::Pod, "team-a", "app")
+        .image(&format!("{}/x:1", f.reg.host()))
+        .build();
+    assert!(!f.harness(&w).admit(&review).allowed);
+    let metrics = http.get("/metrics");
+    metrics.expect_status(200, "/metrics");
+    let text = metrics.text();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("berth_admission_requests_total{") && !l.ends_with(" 0")),
+        "{text}"
+    );
+}

@@ -773,6 +773,9 @@ fn parse_response(raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
 }
 
 #[cfg(test)]
+mod fake;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -246,7 +246,8 @@ impl Webhook {
 fn listening_addr(log: &str) -> Option<SocketAddr> {
     log.lines().find_map(|l| {
         let (_, rest) = l.split_once("listening on ")?;
-        let word = rest.split_whitespace().next()?;
+        // in a JSON log line the address ends at the closing quote, not at a space
+        let word = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
         word.trim_start_matches("https://")
             .trim_start_matches("http://")
             .trim_end_matches(['"', ',', '}'])
@@ -281,6 +282,12 @@ fn the_listening_line_is_found_in_text_and_json_logs() {
     assert_eq!(
         listening_addr("{\"message\":\"listening on 127.0.0.1:1\"}"),
         Some("127.0.0.1:1".parse().unwrap())
+    );
+    assert_eq!(
+        listening_addr(
+            "{\"message\":\"berth admission listening on https://127.0.0.1:2\",\"address\":\"127.0.0.1:2\"}"
+        ),
+        Some("127.0.0.1:2".parse().unwrap())
     );
     assert_eq!(listening_addr("starting"), None);
 }

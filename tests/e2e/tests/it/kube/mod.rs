@@ -6,3 +6,4 @@
 
 mod apiserver;
 mod fixtures;
+mod webhook;

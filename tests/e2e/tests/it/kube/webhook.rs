@@ -1,0 +1,272 @@
+//! berth's admission webhook registered with a real kube-apiserver: the webhook configurations
+//! `berth admission certs --manifests` wrote (their `caBundle` filled in) pointed at `berth
+//! admission serve` on 127.0.0.1 (a URL, since there is no Service routing without a cluster
+//! network), and Pods and Deployments created through kubectl in a namespace whose policy
+//! requires dev + CI + prod signatures. The API server does everything itself: TLS against the
+//! `caBundle`, `?timeout=`, the JSON patch, the validating call after the mutating one.
+//! Also: every manifest of deploy/kubernetes passes the API server's validation
+//! (`kubectl apply -k … --dry-run=server`).
+
+use std::time::Duration;
+
+use berth_test_support::{
+    KubeApiServer, requires_tool, wait_until, workspace_root, yaml_documents,
+};
+use serde_json::{Value, json};
+
+use crate::admission::{Fixture, ROLES, Webhook};
+
+/// The webhook configurations of `manifests/webhooks.yaml`, their `clientConfig` turned from
+/// the in-cluster Service into `https://ADDR/PATH` (the same path, the same `caBundle`), as
+/// one JSON List for `kubectl create -f`.
+fn webhooks_at(f: &Fixture, hook: &Webhook) -> Vec<u8> {
+    let text = std::fs::read_to_string(f.manifests().join("webhooks.yaml"))
+        .expect("berth admission certs --manifests wrote webhooks.yaml");
+    let mut items = Vec::new();
+    for mut doc in yaml_documents(&text) {
+        if !doc["kind"]
+            .as_str()
+            .is_some_and(|k| k.ends_with("WebhookConfiguration"))
+        {
+            continue;
+        }
+        for w in doc["webhooks"].as_array_mut().expect("webhooks") {
+            let cc = &mut w["clientConfig"];
+            let path = cc["service"]["path"]
+                .as_str()
+                .expect("service path")
+                .to_owned();
+            let bundle = cc["caBundle"].clone();
+            assert!(
+                bundle.as_str().is_some_and(|b| !b.is_empty()),
+                "the caBundle is filled in: {cc}"
+            );
+            *cc = json!({"url": format!("https://{}{path}", hook.addr), "caBundle": bundle});
+        }
+        items.push(doc);
+    }
+    assert_eq!(items.len(), 2, "a mutating and a validating configuration");
+    serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
+    requires_tool!("etcd", "kube-apiserver", "kubectl");
+    let f = Fixture::new();
+    let signed = f.push("shop/web", "v1", 11);
+    f.sign("shop/web", &signed, &ROLES);
+    f.push("shop/tool", "v1", 12);
+    let partly = f.push("shop/batch", "v1", 13);
+    f.sign("shop/batch", &partly, &["dev", "ci"]);
+    let hook = f.serve("");
+    let kube = KubeApiServer::start();
+    eprintln!("kube-apiserver ready {:?} after start", kube.startup);
+
+    kube.kubectl(&["create", "namespace", "prod-shop"]);
+    let out = kube.try_kubectl_with(&["create"], &webhooks_at(&f, &hook));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let web = format!("{}:v1", f.repo("shop/web"));
+    let tool = format!("{}:v1", f.repo("shop/tool"));
+    let batch = format!("{}:v1", f.repo("shop/batch"));
+    let run = |name: &str, image: &str, extra: &[&str]| {
+        let image_flag = format!("--image={image}");
+        let mut args = vec![
+            "run",
+            name,
+            "--namespace=prod-shop",
+            &image_flag,
+            "--restart=Never",
+        ];
+        args.extend(extra);
+        kube.try_kubectl(&args)
+    };
+
+    // The API server reads new webhook configurations asynchronously: wait (bounded) until a
+    // server-side dry run of the unsigned image is refused by berth.
+    let mut last = None;
+    let active = wait_until(Duration::from_secs(60), || {
+        let out = run("probe", &tool, &["--dry-run=server"]);
+        let refused = !out.status.success() && stderr(&out).contains("admission webhook");
+        last = Some(out);
+        refused
+    });
+    let last = last.unwrap();
+    assert!(
+        active,
+        "the webhooks never took effect; last try: {} {}\n{}",
+        last.status,
+        stderr(&last),
+        hook.log()
+    );
+
+    // An unsigned image: refused, with berth's words (image, rule, missing roles).
+    let out = run("tool", &tool, &[]);
+    assert!(!out.status.success(), "an unsigned image was admitted");
+    let msg = stderr(&out);
+    assert!(
+        msg.contains("denied the request") && msg.contains("shop/tool"),
+        "{msg}"
+    );
+    assert!(msg.contains("production"), "{msg}");
+    for role in ROLES {
+        assert!(
+            msg.contains(role),
+            "the message names the missing {role}: {msg}"
+        );
+    }
+    let pods = kube.kubectl(&["get", "pods", "--namespace=prod-shop", "-o", "name"]);
+    assert!(
+        String::from_utf8_lossy(&pods).trim().is_empty(),
+        "nothing was stored: {}",
+        String::from_utf8_lossy(&pods)
+    );
+
+    // Signed by dev and CI only: refused, naming prod.
+    let out = run("batch", &batch, &[]);
+    assert!(
+        !out.status.success(),
+        "an image without prod's signature was admitted"
+    );
+    let msg = stderr(&out);
+    assert!(msg.contains("prod"), "{msg}");
+    assert!(!msg.contains("missing role(s): dev"), "{msg}");
+
+    // Signed by dev, CI and prod: admitted, stored pinned to the digest that was verified.
+    let out = run("web", &web, &[]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), hook.log());
+    let pod: Value = serde_json::from_slice(&kube.kubectl(&[
+        "get",
+        "pod",
+        "web",
+        "--namespace=prod-shop",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let stored = pod["spec"]["containers"][0]["image"].as_str().unwrap();
+    assert!(
+        stored.starts_with(&f.repo("shop/web")) && stored.ends_with(&format!("@{signed}")),
+        "the stored Pod runs the verified digest: {stored}"
+    );
+
+    // A Deployment: its pod template is pinned too.
+    let out = kube.try_kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--namespace=prod-shop",
+        &format!("--image={web}"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deployment: Value = serde_json::from_slice(&kube.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "--namespace=prod-shop",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let stored = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert!(stored.ends_with(&format!("@{signed}")), "{stored}");
+    let out = kube.try_kubectl(&[
+        "create",
+        "deployment",
+        "tool",
+        "--namespace=prod-shop",
+        &format!("--image={tool}"),
+    ]);
+    assert!(!out.status.success(), "an unsigned Deployment was admitted");
+
+    // The webhook's own namespace is never sent to it (namespaceSelector): it cannot lock
+    // itself out.
+    kube.kubectl(&["create", "namespace", "berth-system"]);
+    let out = kube.try_kubectl(&[
+        "run",
+        "tool",
+        "--namespace=berth-system",
+        &format!("--image={tool}"),
+        "--restart=Never",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // the API server called both endpoints, and never for berth-system
+    let log = hook.log();
+    assert!(
+        log.contains(r#""endpoint":"mutate""#) && log.contains(r#""endpoint":"validate""#),
+        "{log}"
+    );
+    assert!(!log.contains(r#""namespace":"berth-system""#), "{log}");
+}
+
+#[test]
+fn every_deploy_kubernetes_manifest_passes_the_api_servers_validation() {
+    requires_tool!("etcd", "kube-apiserver", "kubectl");
+    let kube = KubeApiServer::start();
+    let dir = workspace_root().join("deploy/kubernetes");
+    // The namespaced objects need their Namespace to exist for a server-side dry run.
+    kube.kubectl(&["create", "namespace", "berth-system"]);
+    let out = kube.try_kubectl(&[
+        "apply",
+        "-k",
+        dir.to_str().unwrap(),
+        "--dry-run=server",
+        "-o",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "kubectl apply -k deploy/kubernetes --dry-run=server: {}",
+        stderr(&out)
+    );
+    let applied: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got: Vec<String> = applied["items"]
+        .as_array()
+        .map(|items| items.iter().collect::<Vec<_>>())
+        .unwrap_or_else(|| vec![&applied])
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    got.sort();
+    // what the kustomization lists, read independently of kubectl
+    let kustomization =
+        yaml_documents(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).remove(0);
+    let mut want = Vec::new();
+    for file in kustomization["resources"].as_array().expect("resources") {
+        let text = std::fs::read_to_string(dir.join(file.as_str().unwrap())).unwrap();
+        for doc in yaml_documents(&text) {
+            want.push(format!(
+                "{}/{}",
+                doc["kind"].as_str().unwrap(),
+                doc["metadata"]["name"].as_str().unwrap()
+            ));
+        }
+    }
+    want.sort();
+    assert_eq!(got, want, "every manifest was validated by the API server");
+    assert!(
+        want.iter().any(|k| k.starts_with("Deployment/")),
+        "{want:?}"
+    );
+    assert!(
+        want.iter()
+            .any(|k| k.starts_with("ValidatingWebhookConfiguration/"))
+            && want
+                .iter()
+                .any(|k| k.starts_with("MutatingWebhookConfiguration/")),
+        "{want:?}"
+    );
+}

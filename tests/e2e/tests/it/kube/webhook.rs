@@ -9,8 +9,10 @@
 
 use std::time::Duration;
 
+use std::process::Output;
+
 use berth_test_support::{
-    KubeApiServer, requires_tool, wait_until, workspace_root, yaml_documents,
+    Digest, KubeApiServer, requires_tool, wait_until, workspace_root, yaml_documents,
 };
 use serde_json::{Value, json};
 
@@ -53,27 +55,67 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
-    requires_tool!("etcd", "kube-apiserver", "kubectl");
-    let f = Fixture::new();
-    let signed = f.push("shop/web", "v1", 11);
-    f.sign("shop/web", &signed, &ROLES);
-    f.push("shop/tool", "v1", 12);
-    let partly = f.push("shop/batch", "v1", 13);
-    f.sign("shop/batch", &partly, &["dev", "ci"]);
-    let hook = f.serve("");
-    let kube = KubeApiServer::start();
-    eprintln!("kube-apiserver ready {:?} after start", kube.startup);
+/// A registry with `shop/web:v1` signed by dev, CI and prod, `shop/tool:v1` unsigned and
+/// `shop/batch:v1` signed by dev and CI only; `berth admission serve`; a real API server
+/// with berth's webhooks registered and in effect, and the namespace `prod-shop` (whose rule
+/// requires all three roles).
+struct Cluster {
+    // drop order: the API server before the webhook it calls
+    kube: KubeApiServer,
+    hook: Webhook,
+    f: Fixture,
+    /// The digest of `shop/web:v1`.
+    signed: Digest,
+    web: String,
+    tool: String,
+    batch: String,
+}
 
-    kube.kubectl(&["create", "namespace", "prod-shop"]);
-    let out = kube.try_kubectl_with(&["create"], &webhooks_at(&f, &hook));
-    assert!(out.status.success(), "{}", stderr(&out));
+impl Cluster {
+    fn start() -> Cluster {
+        let f = Fixture::new();
+        let signed = f.push("shop/web", "v1", 11);
+        f.sign("shop/web", &signed, &ROLES);
+        f.push("shop/tool", "v1", 12);
+        let partly = f.push("shop/batch", "v1", 13);
+        f.sign("shop/batch", &partly, &["dev", "ci"]);
+        let hook = f.serve("");
+        let kube = KubeApiServer::start();
+        eprintln!("kube-apiserver ready {:?} after start", kube.startup);
+        kube.kubectl(&["create", "namespace", "prod-shop"]);
+        let out = kube.try_kubectl_with(&["create"], &webhooks_at(&f, &hook));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let c = Cluster {
+            web: format!("{}:v1", f.repo("shop/web")),
+            tool: format!("{}:v1", f.repo("shop/tool")),
+            batch: format!("{}:v1", f.repo("shop/batch")),
+            kube,
+            hook,
+            f,
+            signed,
+        };
+        // The API server reads new webhook configurations asynchronously: wait (bounded)
+        // until a server-side dry run of the unsigned image is refused by berth.
+        let mut last = None;
+        let active = wait_until(Duration::from_secs(60), || {
+            let out = c.run("probe", &c.tool, &["--dry-run=server"]);
+            let refused = !out.status.success() && stderr(&out).contains("admission webhook");
+            last = Some(out);
+            refused
+        });
+        let last = last.unwrap();
+        assert!(
+            active,
+            "the webhooks never took effect; last try: {} {}\n{}",
+            last.status,
+            stderr(&last),
+            c.hook.log()
+        );
+        c
+    }
 
-    let web = format!("{}:v1", f.repo("shop/web"));
-    let tool = format!("{}:v1", f.repo("shop/tool"));
-    let batch = format!("{}:v1", f.repo("shop/batch"));
-    let run = |name: &str, image: &str, extra: &[&str]| {
+    /// `kubectl run NAME --image=IMAGE --restart=Never` in prod-shop.
+    fn run(&self, name: &str, image: &str, extra: &[&str]) -> Output {
         let image_flag = format!("--image={image}");
         let mut args = vec![
             "run",
@@ -83,26 +125,37 @@ fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
             "--restart=Never",
         ];
         args.extend(extra);
-        kube.try_kubectl(&args)
-    };
+        self.kube.try_kubectl(&args)
+    }
 
-    // The API server reads new webhook configurations asynchronously: wait (bounded) until a
-    // server-side dry run of the unsigned image is refused by berth.
-    let mut last = None;
-    let active = wait_until(Duration::from_secs(60), || {
-        let out = run("probe", &tool, &["--dry-run=server"]);
-        let refused = !out.status.success() && stderr(&out).contains("admission webhook");
-        last = Some(out);
-        refused
-    });
-    let last = last.unwrap();
-    assert!(
-        active,
-        "the webhooks never took effect; last try: {} {}\n{}",
-        last.status,
-        stderr(&last),
-        hook.log()
-    );
+    /// `kubectl get KIND NAME -o json` in prod-shop.
+    fn get(&self, kind: &str, name: &str) -> Value {
+        serde_json::from_slice(&self.kube.kubectl(&[
+            "get",
+            kind,
+            name,
+            "--namespace=prod-shop",
+            "-o",
+            "json",
+        ]))
+        .unwrap()
+    }
+}
+
+#[test]
+fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
+    requires_tool!("etcd", "kube-apiserver", "kubectl");
+    let c = Cluster::start();
+    let Cluster {
+        kube,
+        hook,
+        f,
+        signed,
+        web,
+        tool,
+        batch,
+    } = &c;
+    let run = |name: &str, image: &str, extra: &[&str]| c.run(name, image, extra);
 
     // An unsigned image: refused, with berth's words (image, rule, missing roles).
     let out = run("tool", &tool, &[]);
@@ -139,15 +192,7 @@ fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
     // Signed by dev, CI and prod: admitted, stored pinned to the digest that was verified.
     let out = run("web", &web, &[]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), hook.log());
-    let pod: Value = serde_json::from_slice(&kube.kubectl(&[
-        "get",
-        "pod",
-        "web",
-        "--namespace=prod-shop",
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let pod = c.get("pod", "web");
     let stored = pod["spec"]["containers"][0]["image"].as_str().unwrap();
     assert!(
         stored.starts_with(&f.repo("shop/web")) && stored.ends_with(&format!("@{signed}")),
@@ -163,15 +208,7 @@ fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
         &format!("--image={web}"),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let deployment: Value = serde_json::from_slice(&kube.kubectl(&[
-        "get",
-        "deployment",
-        "web",
-        "--namespace=prod-shop",
-        "-o",
-        "json",
-    ]))
-    .unwrap();
+    let deployment = c.get("deployment", "web");
     let stored = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
         .unwrap();
@@ -204,6 +241,102 @@ fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
         "{log}"
     );
     assert!(!log.contains(r#""namespace":"berth-system""#), "{log}");
+}
+
+#[test]
+fn updates_ephemeral_containers_and_a_stopped_webhook_through_a_real_api_server() {
+    requires_tool!("etcd", "kube-apiserver", "kubectl");
+    let c = Cluster::start();
+    let pinned = |v: &Value, ptr: &str| {
+        let image = v.pointer(ptr).and_then(Value::as_str).unwrap_or_default();
+        assert!(
+            image.ends_with(&format!("@{}", c.signed)),
+            "{ptr} is pinned to the verified digest: {image}"
+        );
+    };
+    let kubectl = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.push("--namespace=prod-shop");
+        c.kube.try_kubectl(&all)
+    };
+    let template_image = "/spec/template/spec/containers/0/image";
+
+    // UPDATE of a Deployment to an unsigned image: refused, the stored one unchanged.
+    let web_flag = format!("--image={}", c.web);
+    let out = kubectl(&["create", "deployment", "web", &web_flag]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    pinned(&c.get("deployment", "web"), template_image);
+    let out = kubectl(&["set", "image", "deployment/web", &format!("web={}", c.tool)]);
+    assert!(
+        !out.status.success(),
+        "an update to an unsigned image was admitted"
+    );
+    assert!(stderr(&out).contains("shop/tool"), "{}", stderr(&out));
+    pinned(&c.get("deployment", "web"), template_image);
+    // an UPDATE that leaves the (pinned) image alone is admitted
+    let out = kubectl(&["label", "deployment", "web", "tier=gold"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        c.get("deployment", "web")["metadata"]["labels"]["tier"],
+        "gold"
+    );
+    // and an update to the signed tag is pinned again
+    let out = kubectl(&["set", "image", "deployment/web", &format!("web={}", c.web)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    pinned(&c.get("deployment", "web"), template_image);
+
+    // Ephemeral containers (`kubectl debug`, the pods/ephemeralcontainers subresource).
+    let out = c.run("web", &c.web, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kubectl(&[
+        "debug",
+        "web",
+        &format!("--image={}", c.tool),
+        "--container=dbg",
+    ]);
+    assert!(
+        !out.status.success(),
+        "an unsigned ephemeral container was admitted"
+    );
+    assert!(stderr(&out).contains("shop/tool"), "{}", stderr(&out));
+    assert!(c.get("pod", "web")["spec"]["ephemeralContainers"].is_null());
+    let out = kubectl(&["debug", "web", &web_flag, "--container=dbg"]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), c.hook.log());
+    let pod = c.get("pod", "web");
+    assert_eq!(pod["spec"]["ephemeralContainers"][0]["name"], "dbg");
+    pinned(&pod, "/spec/ephemeralContainers/0/image");
+    // berth reviewed both as UPDATEs of the Pod: refused the first, admitted the second
+    let log = c.hook.log();
+    let pod_updates: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(r#""kind":"Pod""#) && l.contains(r#""operation":"Update""#))
+        .collect();
+    assert!(
+        pod_updates
+            .iter()
+            .any(|l| l.contains(r#""allowed":false"#) && l.contains("shop/tool"))
+            && pod_updates.iter().any(|l| l.contains(r#""allowed":true"#)),
+        "{log}"
+    );
+
+    // The webhook stops: failurePolicy Fail, so nothing is admitted (not even a signed
+    // image), and the API server says why.
+    let Cluster { kube, hook, f, .. } = c;
+    drop(hook);
+    let out = kube.try_kubectl(&[
+        "run",
+        "after",
+        "--namespace=prod-shop",
+        &web_flag,
+        "--restart=Never",
+    ]);
+    assert!(!out.status.success(), "admitted while the webhook was down");
+    assert!(
+        stderr(&out).contains("failed calling webhook"),
+        "{}",
+        stderr(&out)
+    );
+    drop(f);
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
     let run = |name: &str, image: &str, extra: &[&str]| c.run(name, image, extra);
 
     // An unsigned image: refused, with berth's words (image, rule, missing roles).
-    let out = run("tool", &tool, &[]);
+    let out = run("tool", tool, &[]);
     assert!(!out.status.success(), "an unsigned image was admitted");
     let msg = stderr(&out);
     assert!(
@@ -180,7 +180,7 @@ fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
     );
 
     // Signed by dev and CI only: refused, naming prod.
-    let out = run("batch", &batch, &[]);
+    let out = run("batch", batch, &[]);
     assert!(
         !out.status.success(),
         "an image without prod's signature was admitted"
@@ -190,7 +190,7 @@ fn a_real_api_server_admits_only_signed_images_and_stores_them_pinned() {
     assert!(!msg.contains("missing role(s): dev"), "{msg}");
 
     // Signed by dev, CI and prod: admitted, stored pinned to the digest that was verified.
-    let out = run("web", &web, &[]);
+    let out = run("web", web, &[]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), hook.log());
     let pod = c.get("pod", "web");
     let stored = pod["spec"]["containers"][0]["image"].as_str().unwrap();

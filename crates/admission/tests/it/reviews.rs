@@ -1,5 +1,9 @@
 //! Reviews through `Webhook::review` (decode → images → verdicts → answer) against a real
 //! registry holding real signatures.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test inputs in a temporary directory need no atomic writes"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

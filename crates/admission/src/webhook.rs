@@ -152,7 +152,7 @@ impl Webhook {
             dry_run = request.dry_run.unwrap_or(false),
             allowed = response.allowed,
             verdict = verdict.label(),
-            message = response.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
+            detail = response.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
             micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             "review"
         );

@@ -2,6 +2,7 @@
 //! needs.
 
 pub mod certs;
+mod serve;
 
 use clap::{Args, Subcommand};
 
@@ -12,8 +13,11 @@ pub struct AdmissionArgs {
     command: AdmissionCommand,
 }
 
+/// One variant per verb (one file each).
 #[derive(Debug, Subcommand)]
 enum AdmissionCommand {
+    /// Serve the validating (/validate) and mutating (/mutate) webhook endpoints over TLS.
+    Serve(serve::ServeArgs),
     /// Make a CA and the webhook's TLS serving certificate (and the caBundle of its webhook
     /// configurations).
     Certs(certs::CertsArgs),
@@ -21,6 +25,7 @@ enum AdmissionCommand {
 
 pub fn run(args: AdmissionArgs) -> anyhow::Result<()> {
     match args.command {
+        AdmissionCommand::Serve(a) => serve::run(a),
         AdmissionCommand::Certs(a) => certs::run(a),
     }
 }

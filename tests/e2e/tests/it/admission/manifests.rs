@@ -112,17 +112,14 @@ fn check_manifests(dir: &Path, svc: &str, ns: &str) {
 
     // the configuration: TOML the webhook reads, a policy berth accepts
     let cm = get(&m, "ConfigMap", &format!("{svc}-config"));
-    let config: toml::Table = cm["data"]["config.toml"].as_str().unwrap().parse().unwrap();
-    assert_eq!(config["default"].as_str(), Some("deny"));
-    assert_eq!(config["mode"].as_str(), Some("enforce"));
-    let excluded: Vec<&str> = config["exclude_namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
+    let text = cm["data"]["config.toml"].as_str().unwrap();
+    let config = berth_admission::Config::parse(text, Path::new("/"))
+        .unwrap_or_else(|e| panic!("config.toml: {e}"));
+    assert_eq!(config.default, berth_admission::config::DefaultAction::Deny);
+    assert_eq!(config.mode, berth_admission::config::Mode::Enforce);
+    let excluded = config.exclude_namespaces.clone().unwrap_or_default();
     assert!(
-        excluded.contains(&ns) && excluded.contains(&"kube-system"),
+        excluded.iter().any(|n| n == ns) && excluded.iter().any(|n| n == "kube-system"),
         "{excluded:?}"
     );
     let policy_dir = tempfile::tempdir().unwrap();
@@ -206,12 +203,28 @@ fn check_manifests(dir: &Path, svc: &str, ns: &str) {
     let mounts = c["volumeMounts"].as_array().unwrap();
     let config_mount = mounts.iter().find(|v| v["name"] == "config").unwrap();
     assert!(args[3].starts_with(config_mount["mountPath"].as_str().unwrap()));
+    // the policy is a key of the mounted ConfigMap, the trust store is its own mount
+    let mount_of = |name: &str| {
+        let m = mounts.iter().find(|v| v["name"] == name).unwrap();
+        std::path::PathBuf::from(m["mountPath"].as_str().unwrap())
+    };
+    let policy_key = config.policy.strip_prefix(mount_of("config")).unwrap();
+    assert!(
+        cm["data"][policy_key.to_str().unwrap()].is_string(),
+        "{policy_key:?}"
+    );
+    assert_eq!(config.trust_store, mount_of("truststore"));
     for key in ["tls_cert", "tls_key"] {
-        let path = config[key].as_str().unwrap();
+        let path = match key {
+            "tls_cert" => config.tls_cert.clone(),
+            _ => config.tls_key.clone(),
+        }
+        .unwrap();
         let tls = mounts.iter().find(|v| v["name"] == "tls").unwrap();
         assert!(
             path.starts_with(tls["mountPath"].as_str().unwrap()),
-            "{key}: {path}"
+            "{key}: {}",
+            path.display()
         );
     }
 

@@ -246,10 +246,11 @@ impl Webhook {
 fn listening_addr(log: &str) -> Option<SocketAddr> {
     log.lines().find_map(|l| {
         let (_, rest) = l.split_once("listening on ")?;
-        let word = rest.split_whitespace().next()?;
+        let word = rest
+            .split(|c: char| c.is_whitespace() || c == '"' || c == ',' || c == '}')
+            .next()?;
         word.trim_start_matches("https://")
             .trim_start_matches("http://")
-            .trim_end_matches(['"', ',', '}'])
             .parse()
             .ok()
     })
@@ -279,7 +280,9 @@ fn the_listening_line_is_found_in_text_and_json_logs() {
         Some("127.0.0.1:8443".parse().unwrap())
     );
     assert_eq!(
-        listening_addr("{\"message\":\"listening on 127.0.0.1:1\"}"),
+        listening_addr(
+            "{\"message\":\"berth admission listening on https://127.0.0.1:1\",\"x\":1}"
+        ),
         Some("127.0.0.1:1".parse().unwrap())
     );
     assert_eq!(listening_addr("starting"), None);

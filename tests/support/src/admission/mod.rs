@@ -41,6 +41,11 @@ use serde_json::Value;
 
 use crate::jsonpatch::apply_patch;
 
+/// The longest warning the API server passes on whole.
+pub const MAX_WARNING_CHARS: usize = 256;
+/// The most warning text the API server passes on for one request.
+pub const MAX_WARNINGS_CHARS: usize = 4096;
+
 /// Which kind of webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookKind {
@@ -453,13 +458,21 @@ impl AdmissionHarness {
             }
         };
         let r = &resp["response"];
-        adm.warnings.extend(
-            r["warnings"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str().map(str::to_string)),
-        );
+        // as the API server passes warnings on ("Dynamic Admission Control", Response): each
+        // one cut at 256 characters, and none once 4096 characters have been added
+        for w in r["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let total: usize = adm.warnings.iter().map(|w| w.chars().count()).sum();
+            let cut: String = w.chars().take(MAX_WARNING_CHARS).collect();
+            if total + cut.chars().count() > MAX_WARNINGS_CHARS {
+                break;
+            }
+            adm.warnings.push(cut);
+        }
         if r["allowed"] != Value::Bool(true) {
             let code = r["status"]["code"]
                 .as_u64()

@@ -17,7 +17,7 @@
 //! `--service`/`--namespace`: `kubectl apply -k OUT` deploys the webhook.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -104,6 +104,14 @@ pub fn run(a: CertsArgs) -> anyhow::Result<()> {
     }
     if a.days == 0 || a.ca_days == 0 {
         anyhow::bail!("--days and --ca-days must be at least 1");
+    }
+    if !a.out.exists() {
+        // private keys go in here: a directory only its owner can enter
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&a.out)
+            .with_context(|| format!("failed to create {}", a.out.display()))?;
     }
     let (ca, ca_key, reused) = load_or_make_ca(&a)?;
     let names = serving_names(&a.service, &a.namespace, &a.extra);

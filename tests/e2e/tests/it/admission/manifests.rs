@@ -360,6 +360,7 @@ fn certs_fill_in_the_manifests_for_any_service_and_rotate_under_the_same_ca() {
         assert_eq!(mode(&out.join(f)), want, "{f}");
     }
     assert_eq!(mode(&manifests.join("secret.yaml")), 0o600);
+    assert_eq!(mode(&out), 0o700, "a new --out directory");
     check_manifests(&manifests, "hook", "hook-ns");
     // the caBundle and the Secret hold what was written to --out
     let hooks =
@@ -420,6 +421,22 @@ fn certs_fill_in_the_manifests_for_any_service_and_rotate_under_the_same_ca() {
     let (renewed, _) = certs(&["--new-ca"]);
     assert_ne!(renewed, bundle);
     assert_ne!(read("ca.crt"), ca);
+    // a serving certificate that would outlive its CA is refused, nothing written
+    let before = read("tls.crt");
+    let o = Command::new(berth_bin())
+        .args([
+            "admission",
+            "certs",
+            "--out",
+            out.to_str().unwrap(),
+            "--days",
+            "5000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outlive its CA"));
+    assert_eq!(read("tls.crt"), before);
     // names Kubernetes would refuse are refused
     let o = Command::new(berth_bin())
         .args([

@@ -331,11 +331,6 @@ impl AdmissionHarness {
         self
     }
 
-    /// The webhook's Service now resolves to `endpoint` (a restarted webhook).
-    pub fn set_endpoint(&mut self, endpoint: SocketAddr) {
-        self.endpoint = endpoint;
-    }
-
     /// Labels of a namespace (besides `kubernetes.io/metadata.name`, which it always has).
     pub fn namespace_labels(
         mut self,

@@ -36,7 +36,7 @@ fn assert_denied(a: &Admission, wants: &[&str]) {
 }
 
 /// The image of the first container after admission.
-fn image(kind: WorkloadKind, a: &Admission) -> String {
+fn first_image(kind: WorkloadKind, a: &Admission) -> String {
     images_of(kind, &a.object)[0].1.clone()
 }
 
@@ -71,8 +71,8 @@ fn every_role_present_admits_each_kind_pinned_to_the_verified_digest() {
         assert!(a.calls.iter().all(|c| c.target.ends_with("?timeout=10s")));
         // pinning is idempotent: a reinvocation with the pinned object changes nothing
         let again = ReviewBuilder::new(kind, "prod-shop", "app")
-            .image(&image(kind, &a))
-            .init_image(&image(kind, &a));
+            .image(&first_image(kind, &a))
+            .init_image(&first_image(kind, &a));
         let b2 = api.admit(&again.build());
         assert!(b2.allowed, "{kind:?}: {b2:#?}");
         assert_eq!(images_of(kind, &b2.object), images_of(kind, &a.object));
@@ -90,7 +90,7 @@ fn every_role_present_admits_each_kind_pinned_to_the_verified_digest() {
     let b = review(WorkloadKind::Deployment, "prod-shop", &tagged);
     let created = api.admit(&b.build());
     let up = ReviewBuilder::new(WorkloadKind::Deployment, "prod-shop", "app")
-        .image(&image(WorkloadKind::Deployment, &created))
+        .image(&first_image(WorkloadKind::Deployment, &created))
         .update(created.object.clone())
         .dry_run();
     assert!(api.admit(&up.build()).allowed);
@@ -269,7 +269,7 @@ fn a_moved_tag_keeps_the_pinned_digest_and_the_new_one_is_verified_afresh() {
     let tagged = format!("{}:v1", f.repo("shop/web"));
     let a = api.admit(&review(WorkloadKind::Deployment, "prod-shop", &tagged).build());
     assert!(a.allowed, "{a:#?}");
-    let pinned = image(WorkloadKind::Deployment, &a);
+    let pinned = first_image(WorkloadKind::Deployment, &a);
     assert!(pinned.ends_with(&format!("@{first}")), "{pinned}");
     // the tag moves to an unsigned image
     let second = f.push("shop/web", "v1", 7);
@@ -277,7 +277,7 @@ fn a_moved_tag_keeps_the_pinned_digest_and_the_new_one_is_verified_afresh() {
     // what was pinned stays pinned and admitted (a ReplicaSet's Pod, say)
     let pod = api.admit(&review(WorkloadKind::Pod, "prod-shop", &pinned).build());
     assert!(pod.allowed, "{pod:#?}");
-    assert_eq!(image(WorkloadKind::Pod, &pod), pinned);
+    assert_eq!(first_image(WorkloadKind::Pod, &pod), pinned);
     // the tag now names the new digest, which is verified afresh and denied
     let b = api.admit(&review(WorkloadKind::Deployment, "prod-shop", &tagged).build());
     assert_denied(&b, &["shop/web"]);
@@ -285,7 +285,7 @@ fn a_moved_tag_keeps_the_pinned_digest_and_the_new_one_is_verified_afresh() {
     f.sign("shop/web", &second, &ROLES);
     let c = api.admit(&review(WorkloadKind::Deployment, "prod-shop", &tagged).build());
     assert!(c.allowed, "{c:#?}");
-    assert!(image(WorkloadKind::Deployment, &c).ends_with(&format!("@{second}")));
+    assert!(first_image(WorkloadKind::Deployment, &c).ends_with(&format!("@{second}")));
 }
 
 #[test]
@@ -383,7 +383,7 @@ fn audit_mode_admits_with_warnings_and_namespaces_without_rules_are_denied() {
     let unselective = AdmissionHarness::new(&strip_namespace_selectors(&text), w.addr);
     let a = unselective.admit(&review(WorkloadKind::Pod, "berth-system", &image).build());
     assert!(a.allowed && a.calls.len() == 2, "{a:#?}");
-    assert_eq!(image_of_pod(&a), image);
+    assert_eq!(first_image(WorkloadKind::Pod, &a), image);
     drop(w);
     // audit: the same reviews are admitted, with warnings naming the image
     let w = f.serve("mode = \"audit\"");
@@ -397,10 +397,6 @@ fn audit_mode_admits_with_warnings_and_namespaces_without_rules_are_denied() {
             a.warnings
         );
     }
-}
-
-fn image_of_pod(a: &Admission) -> String {
-    image(WorkloadKind::Pod, a)
 }
 
 /// The webhook configurations without their namespaceSelector.
@@ -478,7 +474,7 @@ fn updates_need_a_verdict_only_for_new_images_ephemeral_containers_included() {
     let debug = format!("{}:v1", f.repo("shop/debug"));
     let created = api.admit(&review(WorkloadKind::Deployment, "prod-shop", &web).build());
     assert!(created.allowed, "{created:#?}");
-    let pinned = image(WorkloadKind::Deployment, &created);
+    let pinned = first_image(WorkloadKind::Deployment, &created);
     // an update adding an unsigned sidecar: denied, naming the sidecar's image only
     let up = ReviewBuilder::new(WorkloadKind::Deployment, "prod-shop", "app")
         .image(&pinned)
@@ -498,7 +494,7 @@ fn updates_need_a_verdict_only_for_new_images_ephemeral_containers_included() {
     // kubectl debug: an ephemeral container added through pods/ephemeralcontainers
     let pod = api.admit(&review(WorkloadKind::Pod, "prod-shop", &web).build());
     assert!(pod.allowed, "{pod:#?}");
-    let pod_image = image(WorkloadKind::Pod, &pod);
+    let pod_image = first_image(WorkloadKind::Pod, &pod);
     let debugging = |img: &str| {
         ReviewBuilder::new(WorkloadKind::Pod, "prod-shop", "app")
             .image(&pod_image)
@@ -517,4 +513,46 @@ fn updates_need_a_verdict_only_for_new_images_ephemeral_containers_included() {
             && images[1].1.ends_with(&format!("@{unsigned}")),
         "{images:?}"
     );
+}
+
+/// A rule that selects namespaces by label (the webhook reads labels from its
+/// `namespace_labels` file): it applies in a namespace carrying the label whatever its name,
+/// and `default = "allow"` admits what no rule covers.
+#[test]
+fn rules_select_namespaces_by_label_and_the_default_can_allow() {
+    let f = Fixture::new();
+    let digest = f.push("shop/web", "v1", 12);
+    f.sign("shop/web", &digest, &["dev", "ci"]);
+    f.write_policy(
+        &[json!({
+            "name": "gold",
+            "registryScopes": [format!("{}/*", f.reg.host())],
+            "namespaceSelector": {"matchLabels": {"tier": "gold"}},
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ROLES.iter().map(|r| format!("ca:{r}")).collect::<Vec<_>>(),
+            "requirement": {"allOf": ROLES},
+        })],
+        &[],
+    );
+    let labels = f.dir().join("namespaces.json");
+    write_file(
+        &labels,
+        br#"{"payments": {"tier": "gold"}, "team-a": {"tier": "bronze"}}"#,
+    );
+    let w = f.serve(&format!(
+        "namespace_labels = {labels:?}\ndefault = \"allow\""
+    ));
+    let api = f.harness(&w);
+    let image = format!("{}:v1", f.repo("shop/web"));
+    // labelled gold: the rule applies and prod is missing
+    let a = api.admit(&review(WorkloadKind::Deployment, "payments", &image).build());
+    assert_denied(&a, &["gold", "prod"]);
+    // no rule covers team-a (bronze): allowed by the configured default
+    let a = api.admit(&review(WorkloadKind::Deployment, "team-a", &image).build());
+    assert!(a.allowed, "{a:#?}");
+    // prod signs: the gold namespace admits it, pinned
+    f.sign("shop/web", &digest, &["prod"]);
+    let a = api.admit(&review(WorkloadKind::Deployment, "payments", &image).build());
+    assert!(a.allowed, "{a:#?}");
+    assert!(first_image(WorkloadKind::Deployment, &a).ends_with(&format!("@{digest}")));
 }

@@ -65,6 +65,15 @@ fn every_role_present_admits_each_kind_pinned_to_the_verified_digest() {
                 "{kind:?} {ptr}: {img}"
             );
         }
+        // and nothing else of the object changed
+        let mut expected = b.object();
+        for (ptr, img) in images_of(kind, &a.object) {
+            *expected.pointer_mut(&ptr).unwrap() = json!(img);
+        }
+        assert_eq!(
+            a.object, expected,
+            "{kind:?}: the patch changed more than images"
+        );
         // the mutating webhook ran, then the validating one saw the pinned object
         assert_eq!(a.calls_of(WebhookKind::Mutating).len(), 1, "{kind:?}");
         assert_eq!(a.calls_of(WebhookKind::Validating).len(), 1, "{kind:?}");

@@ -565,3 +565,77 @@ fn rules_select_namespaces_by_label_and_the_default_can_allow() {
     assert!(a.allowed, "{a:#?}");
     assert!(first_image(WorkloadKind::Deployment, &a).ends_with(&format!("@{digest}")));
 }
+
+/// 1,000 junk signature manifests on an image (anyone with push rights can add them): the
+/// review is answered within the deadline, and the webhook's registry round trips stay
+/// bounded by `max_signatures`, whatever the outcome.
+#[test]
+fn a_thousand_junk_signatures_are_bounded_work() {
+    const JUNK: usize = 1000;
+    let f = Fixture::new();
+    let digest = f.push("shop/web", "v1", 13);
+    f.sign("shop/web", &digest, &ROLES);
+    let h = f.reg.http();
+    let (_, size) = crate::trust::get_json(&h, "shop/web", digest.as_ref());
+    let junk = berth_test_support::random_bytes(1313, 200);
+    let junk_digest = h.push_blob("shop/web", &junk);
+    let empty = h.push_blob("shop/web", b"{}");
+    for i in 0..JUNK {
+        let m = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.cncf.notary.signature", "digest": empty.to_string(), "size": 2},
+            "layers": [{"mediaType": "application/jose+json", "digest": junk_digest.to_string(), "size": junk.len()}],
+            "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest.to_string(), "size": size},
+            "annotations": {"junk": i.to_string()},
+        }))
+        .unwrap();
+        let d = Digest::sha256_of(&m);
+        h.put_manifest(
+            "shop/web",
+            d.as_ref(),
+            "application/vnd.oci.image.manifest.v1+json",
+            &m,
+        )
+        .expect_status(201, "push a junk signature");
+    }
+    let max = 100;
+    let w = f.serve(&format!("max_signatures = {max}"));
+    let api = f.harness(&w);
+    let a = api.admit(
+        &review(
+            WorkloadKind::Pod,
+            "prod-shop",
+            &format!("{}:v1", f.repo("shop/web")),
+        )
+        .build(),
+    );
+    eprintln!(
+        "{JUNK} junk signatures: {} in {:?}: {:?}",
+        if a.allowed { "admitted" } else { "denied" },
+        a.elapsed,
+        a.message
+    );
+    assert!(a.calls.iter().all(|c| c.result.is_ok()), "{a:#?}");
+    assert!(a.elapsed < Duration::from_secs(10), "{:?}", a.elapsed);
+    // the good signatures may sort after the first hundred: then the denial says so
+    if !a.allowed {
+        assert_denied(&a, &["not evaluated"]);
+    }
+    // the webhook's own count of registry round trips
+    let ca = std::fs::read(f.certs().join("ca.crt")).unwrap();
+    let metrics = berth_test_support::Http::new(&format!("https://{}", w.addr), Some(&ca))
+        .get("/metrics")
+        .text();
+    let trips: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("berth_admission_registry_seconds_count"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    eprintln!("registry round trips: {trips}");
+    assert!(trips > 0.0, "{metrics}");
+    assert!(
+        trips <= (2 * max + 20) as f64,
+        "{trips} registry round trips for {JUNK} junk signatures (max_signatures = {max})"
+    );
+}

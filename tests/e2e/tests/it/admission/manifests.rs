@@ -324,6 +324,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn certs_fill_in_the_manifests_for_any_service_and_rotate_under_the_same_ca() {
+    berth_test_support::requires_tool!("openssl");
     let tmp = tempfile::tempdir().unwrap();
     let (out, manifests) = (tmp.path().join("certs"), tmp.path().join("deploy"));
     let certs = |extra: &[&str]| {

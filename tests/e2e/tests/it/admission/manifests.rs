@@ -422,6 +422,15 @@ fn certs_fill_in_the_manifests_for_any_service_and_rotate_under_the_same_ca() {
     let (renewed, _) = certs(&["--new-ca"]);
     assert_ne!(renewed, bundle);
     assert_ne!(read("ca.crt"), ca);
+    // --url: the URL's host is one of the certificate's names
+    let by_url = tmp.path().join("by-url");
+    certs(&[
+        "--url",
+        "https://127.0.0.2:9443",
+        "--manifests",
+        by_url.to_str().unwrap(),
+    ]);
+    assert!(verify("-verify_ip", "127.0.0.2"));
     // a serving certificate that would outlive its CA is refused, nothing written
     let before = read("tls.crt");
     let o = Command::new(berth_bin())

@@ -136,7 +136,7 @@ fn a_missing_role_is_denied_by_name_and_an_unpinned_image_never_validates() {
 }
 
 /// A harness with only the validating webhook of the fixture's manifests.
-fn validating_only(f: &Fixture, w: &super::Webhook) -> AdmissionHarness {
+fn validating_only(f: &Fixture, w: &super::WebhookServer) -> AdmissionHarness {
     let text = std::fs::read_to_string(f.manifests().join("webhooks.yaml")).unwrap();
     let docs: Vec<&str> = text
         .split("\n---\n")

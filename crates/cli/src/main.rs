@@ -31,9 +31,6 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The Kubernetes admission webhook enforcing role policies per namespace: serve it,
-    /// make its certificates.
-    Admission(commands::admission::AdmissionArgs),
     /// Run and maintain an OCI distribution-spec registry.
     Registry(commands::registry::RegistryArgs),
     /// Pull an image from a registry into the local store; prints its digest.
@@ -118,6 +115,9 @@ enum Command {
     /// Signing on push (`init`) and trust on first use: the signing identities pinned per
     /// repository (`pins`, `accept`, `forget`).
     Trust(commands::trust::tofu::TrustArgs),
+    /// The Kubernetes admission webhook enforcing role policies per namespace (`serve`), and
+    /// its TLS certificates (`certs`).
+    Admission(commands::admission::AdmissionArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -156,7 +156,6 @@ fn main() -> ExitCode {
     let needs_namespace = !matches!(
         cli.command,
         Command::Registry(_)
-            | Command::Admission(_)
             | Command::Conformance(_)
             | Command::Login(_)
             | Command::Logout(_)
@@ -167,6 +166,7 @@ fn main() -> ExitCode {
             | Command::Cert(_)
             | Command::Policy(_)
             | Command::Trust(_)
+            | Command::Admission(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -184,7 +184,6 @@ fn main() -> ExitCode {
     use commands::container as c;
     let legacy = |r: anyhow::Result<()>| r.map(|()| 0).map_err(c::Failure::other);
     let result = match cli.command {
-        Command::Admission(args) => legacy(commands::admission::run(args)),
         Command::Registry(args) => legacy(commands::registry::run(args)),
         Command::Pull(args) => legacy(commands::image::pull::run(args)),
         Command::Push(args) => legacy(commands::image::push::run(args)),
@@ -207,6 +206,7 @@ fn main() -> ExitCode {
         Command::Cert(args) => legacy(commands::trust::cert::run(args)),
         Command::Policy(args) => legacy(commands::trust::policy::run(args)),
         Command::Trust(args) => legacy(commands::trust::tofu::run(args)),
+        Command::Admission(args) => legacy(commands::admission::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),

@@ -1,5 +1,9 @@
 //! Reviews through `Webhook::review` (decode → images → verdicts → answer) against a real
 //! registry holding real signatures.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test inputs in a temporary directory need no atomic writes"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -479,4 +483,39 @@ async fn concurrent_reviews_share_one_verification_and_cached_ones_are_fast() {
         16 + 2000
     );
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+}
+
+/// A registry that requires authentication: without `registry.docker_config` the webhook is
+/// refused and denies, naming the failure; with docker's `config.json` it logs in.
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_credentials_come_from_a_docker_config() {
+    berth_test_support::requires_tool!("htpasswd");
+    let f = Fixture::with_registry(
+        berth_test_support::RegistryOptions::new().user("alice", "s3cret"),
+        Some(("alice", "s3cret")),
+    );
+    let target = f
+        .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
+        .await;
+    let image = format!("{}/shop/web@{}", f.host(), target.digest);
+    let body = review("prod-eu", &pod(&[&image]), None);
+    let anonymous = f.webhook("");
+    let r = call(&anonymous, Endpoint::Validate, &body).await;
+    assert!(!r.allowed);
+    assert_eq!(
+        anonymous.metrics().images(Reason::Registry),
+        1,
+        "{}",
+        message(&r)
+    );
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    std::fs::write(
+        f.dir.path().join("config.json"),
+        format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, f.host()),
+    )
+    .unwrap();
+    let hook = f.webhook_with_registry("docker_config = \"config.json\"");
+    let r = call(&hook, Endpoint::Validate, &body).await;
+    assert!(r.allowed, "{}", message(&r));
 }

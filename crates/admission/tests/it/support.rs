@@ -164,7 +164,13 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
-        let registry = Registry::start(RegistryOptions::new());
+        Fixture::with_registry(RegistryOptions::new(), None)
+    }
+
+    /// A fixture whose registry is started with `opts`; the pushing client logs in as
+    /// `user` (name, password) when given.
+    pub fn with_registry(opts: RegistryOptions, user: Option<(&str, &str)>) -> Fixture {
+        let registry = Registry::start(opts);
         let pki = Pki::new();
         let dir = tempfile::tempdir().unwrap();
         pki.write_trust_store(&dir.path().join("truststore"));
@@ -174,8 +180,18 @@ impl Fixture {
             r#"{"gold-ns": {"tier": "gold"}, "plain-ns": {"tier": "bronze"}}"#,
         )
         .unwrap();
+        let credentials = user.map(|(name, password)| {
+            Arc::new(berth_distribution::StaticCredentials::new().with(
+                &registry.host(),
+                berth_distribution::Credential::Basic {
+                    username: name.to_string(),
+                    password: password.into(),
+                },
+            )) as Arc<dyn berth_distribution::CredentialProvider>
+        });
         let client = Client::new(ClientOptions {
             plain_http: PlainHttp::Always,
+            credentials,
             ..ClientOptions::default()
         })
         .unwrap();
@@ -194,10 +210,21 @@ impl Fixture {
     /// The config file text: the fixture's policy, trust store and labels, the registry as
     /// plain HTTP, and `extra` lines (top-level keys only).
     pub fn config_text(&self, extra: &str) -> String {
+        self.config_text_with(extra, "")
+    }
+
+    /// [`Fixture::config_text`] with more lines in `[registry]`.
+    pub fn config_text_with(&self, extra: &str, registry: &str) -> String {
         format!(
-            "policy = \"policy.json\"\ntrust_store = \"truststore\"\nnamespace_labels = \"namespaces.json\"\nlisten = \"127.0.0.1:0\"\n{extra}\n[registry]\nplain_http = [\"{}\"]\n",
+            "policy = \"policy.json\"\ntrust_store = \"truststore\"\nnamespace_labels = \"namespaces.json\"\nlisten = \"127.0.0.1:0\"\n{extra}\n[registry]\nplain_http = [\"{}\"]\n{registry}\n",
             self.host()
         )
+    }
+
+    /// A webhook with these lines in its `[registry]` table.
+    pub fn webhook_with_registry(&self, registry: &str) -> Arc<Webhook> {
+        let config = Config::parse(&self.config_text_with("", registry), self.dir.path()).unwrap();
+        Arc::new(Webhook::new(&config, "berth-system").unwrap())
     }
 
     pub fn config(&self, extra: &str) -> Config {

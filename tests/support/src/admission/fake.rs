@@ -165,7 +165,7 @@ fn pinning(path: &str, review: &Value) -> Option<Value> {
     } else if review["request"]["object"]["spec"]["containers"][0]["image"] == PINNED {
         Some(response(
             review,
-            json!({"allowed": true, "warnings": ["w1"]}),
+            json!({"allowed": true, "warnings": ["w1", "x".repeat(300)]}),
         ))
     } else {
         Some(response(
@@ -197,7 +197,8 @@ fn the_patched_object_is_what_the_validating_webhook_sees() {
     let a = fake.harness(10).admit(&pod());
     assert!(a.allowed, "{a:#?}");
     assert_eq!(a.object["spec"]["containers"][0]["image"], PINNED);
-    assert_eq!(a.warnings, ["w1"]);
+    // a long warning is cut as the API server cuts it
+    assert_eq!(a.warnings, ["w1".to_string(), "x".repeat(256)]);
     let seen = fake.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].0, "/mutate?timeout=10s");

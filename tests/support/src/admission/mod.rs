@@ -8,8 +8,9 @@
 //!   name, namespace, path, port, `caBundle`), `rules`, `namespaceSelector`, `timeoutSeconds`,
 //!   `failurePolicy`, `sideEffects`, `admissionReviewVersions`, `reinvocationPolicy`;
 //! - calls a webhook only when one of its rules matches the request (operation, API group,
-//!   version, resource and subresource, scope) and its namespaceSelector matches the
-//!   namespace's labels (`kubernetes.io/metadata.name` included, as the API server sets it);
+//!   version, resource and subresource, scope), its namespaceSelector matches the
+//!   namespace's labels (`kubernetes.io/metadata.name` included, as the API server sets it)
+//!   and its objectSelector the object's (or the old object's) labels;
 //! - connects over TLS and verifies the serving certificate against the `caBundle` only,
 //!   with the Service's DNS name `NAME.NAMESPACE.svc` as the server name (SNI and the name
 //!   checked), or the IP address for a `url:` webhook on 127.0.0.1;
@@ -41,6 +42,11 @@ use serde_json::Value;
 
 use crate::jsonpatch::apply_patch;
 
+/// The longest warning the API server passes on whole.
+pub const MAX_WARNING_CHARS: usize = 256;
+/// The most warning text the API server passes on for one request.
+pub const MAX_WARNINGS_CHARS: usize = 4096;
+
 /// Which kind of webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookKind {
@@ -66,6 +72,7 @@ pub struct Webhook {
     pub reinvocation_policy: Option<String>,
     pub rules: Vec<Value>,
     pub namespace_selector: Value,
+    pub object_selector: Value,
 }
 
 /// Every YAML document of `text` as JSON (empty documents skipped).
@@ -165,6 +172,7 @@ impl Webhook {
             reinvocation_policy: w["reinvocationPolicy"].as_str().map(str::to_string),
             rules: w["rules"].as_array().cloned().unwrap_or_default(),
             namespace_selector: w["namespaceSelector"].clone(),
+            object_selector: w["objectSelector"].clone(),
         }
     }
 
@@ -212,6 +220,23 @@ impl Webhook {
     /// matchExpressions In, NotIn, Exists, DoesNotExist; an absent selector selects all).
     pub fn selects_namespace(&self, labels: &BTreeMap<String, String>) -> bool {
         label_selector_matches(&self.namespace_selector, labels)
+    }
+
+    /// Whether the objectSelector selects the request: the labels of `object` or, failing
+    /// that, of `oldObject` (as the API server matches a DELETE or a label change).
+    pub fn selects_object(&self, request: &Value) -> bool {
+        let labels = |o: &Value| -> BTreeMap<String, String> {
+            o["metadata"]["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        };
+        ["object", "oldObject"].iter().any(|k| {
+            !request[*k].is_null()
+                && label_selector_matches(&self.object_selector, &labels(&request[*k]))
+        })
     }
 }
 
@@ -326,11 +351,6 @@ impl AdmissionHarness {
         self
     }
 
-    /// The webhook's Service now resolves to `endpoint` (a restarted webhook).
-    pub fn set_endpoint(&mut self, endpoint: SocketAddr) {
-        self.endpoint = endpoint;
-    }
-
     /// Labels of a namespace (besides `kubernetes.io/metadata.name`, which it always has).
     pub fn namespace_labels(
         mut self,
@@ -362,7 +382,9 @@ impl AdmissionHarness {
 
     fn applies(&self, w: &Webhook, request: &Value) -> bool {
         let ns = request["namespace"].as_str().unwrap_or("");
-        w.matches_rules(request) && (ns.is_empty() || w.selects_namespace(&self.labels_of(ns)))
+        w.matches_rules(request)
+            && (ns.is_empty() || w.selects_namespace(&self.labels_of(ns)))
+            && w.selects_object(request)
     }
 
     /// Admit an AdmissionReview (from [`crate::ReviewBuilder::build`]) as the API server does.
@@ -453,13 +475,21 @@ impl AdmissionHarness {
             }
         };
         let r = &resp["response"];
-        adm.warnings.extend(
-            r["warnings"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str().map(str::to_string)),
-        );
+        // as the API server passes warnings on ("Dynamic Admission Control", Response): each
+        // one cut at 256 characters, and none once 4096 characters have been added
+        for w in r["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let total: usize = adm.warnings.iter().map(|w| w.chars().count()).sum();
+            let cut: String = w.chars().take(MAX_WARNING_CHARS).collect();
+            if total + cut.chars().count() > MAX_WARNINGS_CHARS {
+                break;
+            }
+            adm.warnings.push(cut);
+        }
         if r["allowed"] != Value::Bool(true) {
             let code = r["status"]["code"]
                 .as_u64()
@@ -842,6 +872,18 @@ webhooks:
         assert!(!w.selects_namespace(&labels(&[(name, "app"), ("team", "b")])));
         assert!(!w.selects_namespace(&labels(&[(name, "sys"), ("team", "a")])));
         assert!(label_selector_matches(&Value::Null, &labels(&[])));
+        // objectSelector: the object's labels, else the old object's
+        let mut sel = w.clone();
+        sel.object_selector = json!({"matchLabels": {"app": "web"}});
+        let with = |new: Value, old: Value| json!({"object": new, "oldObject": old});
+        let obj = |app: &str| json!({"metadata": {"labels": {"app": app}}});
+        assert!(sel.selects_object(&with(obj("web"), Value::Null)));
+        assert!(sel.selects_object(&with(obj("db"), obj("web"))));
+        assert!(!sel.selects_object(&with(obj("db"), Value::Null)));
+        assert!(
+            w.selects_object(&with(obj("db"), Value::Null)),
+            "no selector: all"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! `--service`/`--namespace`: `kubectl apply -k OUT` deploys the webhook.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -92,6 +92,11 @@ pub struct CertsArgs {
     /// Write deploy/kubernetes's manifests here, with the caBundle and TLS Secret filled in.
     #[arg(long, value_name = "DIR")]
     manifests: Option<PathBuf>,
+    /// In the manifests' webhook configurations, call the webhook at this base URL
+    /// (`clientConfig.url`, e.g. a webhook run outside the cluster) instead of through its
+    /// Service; its host is added to the certificate's names.
+    #[arg(long, value_name = "https://HOST[:PORT]", requires = "manifests")]
+    url: Option<String>,
 }
 
 pub fn run(a: CertsArgs) -> anyhow::Result<()> {
@@ -105,8 +110,18 @@ pub fn run(a: CertsArgs) -> anyhow::Result<()> {
     if a.days == 0 || a.ca_days == 0 {
         anyhow::bail!("--days and --ca-days must be at least 1");
     }
+    if !a.out.exists() {
+        // private keys go in here: a directory only its owner can enter
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&a.out)
+            .with_context(|| format!("failed to create {}", a.out.display()))?;
+    }
+    let url_host = a.url.as_deref().map(url_host).transpose()?;
     let (ca, ca_key, reused) = load_or_make_ca(&a)?;
-    let names = serving_names(&a.service, &a.namespace, &a.extra);
+    let extra: Vec<String> = a.extra.iter().cloned().chain(url_host).collect();
+    let names = serving_names(&a.service, &a.namespace, &extra);
     let key = SigningKey::generate(KeySpec::EcP256)?;
     let primary = format!("{}.{}.svc", a.service, a.namespace);
     let leaf = certgen::server_leaf(
@@ -148,7 +163,14 @@ pub fn run(a: CertsArgs) -> anyhow::Result<()> {
         0o644,
     )?;
     if let Some(dir) = &a.manifests {
-        write_manifests(dir, &a.service, &a.namespace, &bundle, &chain, &key)?;
+        write_manifests(
+            dir,
+            (&a.service, &a.namespace),
+            a.url.as_deref(),
+            &bundle,
+            &chain,
+            &key,
+        )?;
     }
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
@@ -286,8 +308,8 @@ fn write(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
 /// that lost one is a bug, not a silently incomplete deployment.
 fn write_manifests(
     dir: &Path,
-    service: &str,
-    namespace: &str,
+    (service, namespace): (&str, &str),
+    url: Option<&str>,
     bundle: &str,
     chain: &str,
     key: &SigningKey,
@@ -316,6 +338,16 @@ fn write_manifests(
                     2,
                     name,
                 )?;
+                if let Some(base) = url {
+                    for path in ["/mutate", "/validate"] {
+                        let block = format!(
+                            "      service:\n        name: {service}\n        namespace: {namespace}\n        path: {path}\n        port: 443\n"
+                        );
+                        let by_url =
+                            format!("      url: \"{}{path}\"\n", base.trim_end_matches('/'));
+                        text = fill(&text, &block, &by_url, 1, name)?;
+                    }
+                }
             }
             "secret.yaml" => {
                 let crt = STANDARD.encode(chain.as_bytes());
@@ -329,6 +361,31 @@ fn write_manifests(
         write(&dir.join(name), text.as_bytes(), mode)?;
     }
     Ok(())
+}
+
+/// The host of a webhook base URL `https://HOST[:PORT]` (no path: the manifests add
+/// `/mutate` and `/validate`), as a certificate name.
+fn url_host(url: &str) -> anyhow::Result<String> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--url {url:?} is not https://HOST[:PORT] (the API server calls webhooks over https only; the paths are added)"
+        )
+    };
+    let rest = url.strip_prefix("https://").ok_or_else(bad)?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(bad());
+    }
+    // [v6]:port, host:port, host
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split_once(']').map(|(h, _)| h).ok_or_else(bad)?
+    } else {
+        rest.split_once(':').map_or(rest, |(h, _)| h)
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(host.to_string())
 }
 
 /// `text` with each `from` replaced by its `to` in one pass, so that a replacement is never
@@ -373,6 +430,26 @@ mod tests {
         assert!(is_dns_label("berth-system"));
         for bad in ["", "Berth", "a.b", "-a", "a-", &"a".repeat(64)] {
             assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn webhook_urls_name_their_host() {
+        for (url, host) in [
+            ("https://127.0.0.1:8443", "127.0.0.1"),
+            ("https://hook.example/", "hook.example"),
+            ("https://[::1]:9443", "::1"),
+        ] {
+            assert_eq!(url_host(url).unwrap(), host, "{url}");
+        }
+        for bad in [
+            "http://127.0.0.1",
+            "https://",
+            "https://h/validate",
+            "https://u@h",
+            "h:1",
+        ] {
+            assert!(url_host(bad).is_err(), "{bad}");
         }
     }
 

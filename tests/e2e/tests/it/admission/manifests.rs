@@ -112,17 +112,14 @@ fn check_manifests(dir: &Path, svc: &str, ns: &str) {
 
     // the configuration: TOML the webhook reads, a policy berth accepts
     let cm = get(&m, "ConfigMap", &format!("{svc}-config"));
-    let config: toml::Table = cm["data"]["config.toml"].as_str().unwrap().parse().unwrap();
-    assert_eq!(config["default"].as_str(), Some("deny"));
-    assert_eq!(config["mode"].as_str(), Some("enforce"));
-    let excluded: Vec<&str> = config["exclude_namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
+    let text = cm["data"]["config.toml"].as_str().unwrap();
+    let config = berth_admission::Config::parse(text, Path::new("/"))
+        .unwrap_or_else(|e| panic!("config.toml: {e}"));
+    assert_eq!(config.default, berth_admission::config::DefaultAction::Deny);
+    assert_eq!(config.mode, berth_admission::config::Mode::Enforce);
+    let excluded = config.exclude_namespaces.clone().unwrap_or_default();
     assert!(
-        excluded.contains(&ns) && excluded.contains(&"kube-system"),
+        excluded.iter().any(|n| n == ns) && excluded.iter().any(|n| n == "kube-system"),
         "{excluded:?}"
     );
     let policy_dir = tempfile::tempdir().unwrap();
@@ -206,12 +203,28 @@ fn check_manifests(dir: &Path, svc: &str, ns: &str) {
     let mounts = c["volumeMounts"].as_array().unwrap();
     let config_mount = mounts.iter().find(|v| v["name"] == "config").unwrap();
     assert!(args[3].starts_with(config_mount["mountPath"].as_str().unwrap()));
+    // the policy is a key of the mounted ConfigMap, the trust store is its own mount
+    let mount_of = |name: &str| {
+        let m = mounts.iter().find(|v| v["name"] == name).unwrap();
+        std::path::PathBuf::from(m["mountPath"].as_str().unwrap())
+    };
+    let policy_key = config.policy.strip_prefix(mount_of("config")).unwrap();
+    assert!(
+        cm["data"][policy_key.to_str().unwrap()].is_string(),
+        "{policy_key:?}"
+    );
+    assert_eq!(config.trust_store, mount_of("truststore"));
     for key in ["tls_cert", "tls_key"] {
-        let path = config[key].as_str().unwrap();
+        let path = match key {
+            "tls_cert" => config.tls_cert.clone(),
+            _ => config.tls_key.clone(),
+        }
+        .unwrap();
         let tls = mounts.iter().find(|v| v["name"] == "tls").unwrap();
         assert!(
             path.starts_with(tls["mountPath"].as_str().unwrap()),
-            "{key}: {path}"
+            "{key}: {}",
+            path.display()
         );
     }
 
@@ -311,6 +324,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn certs_fill_in_the_manifests_for_any_service_and_rotate_under_the_same_ca() {
+    berth_test_support::requires_tool!("openssl");
     let tmp = tempfile::tempdir().unwrap();
     let (out, manifests) = (tmp.path().join("certs"), tmp.path().join("deploy"));
     let certs = |extra: &[&str]| {
@@ -347,6 +361,7 @@ fn certs_fill_in_the_manifests_for_any_service_and_rotate_under_the_same_ca() {
         assert_eq!(mode(&out.join(f)), want, "{f}");
     }
     assert_eq!(mode(&manifests.join("secret.yaml")), 0o600);
+    assert_eq!(mode(&out), 0o700, "a new --out directory");
     check_manifests(&manifests, "hook", "hook-ns");
     // the caBundle and the Secret hold what was written to --out
     let hooks =
@@ -407,6 +422,31 @@ fn certs_fill_in_the_manifests_for_any_service_and_rotate_under_the_same_ca() {
     let (renewed, _) = certs(&["--new-ca"]);
     assert_ne!(renewed, bundle);
     assert_ne!(read("ca.crt"), ca);
+    // --url: the URL's host is one of the certificate's names
+    let by_url = tmp.path().join("by-url");
+    certs(&[
+        "--url",
+        "https://127.0.0.2:9443",
+        "--manifests",
+        by_url.to_str().unwrap(),
+    ]);
+    assert!(verify("-verify_ip", "127.0.0.2"));
+    // a serving certificate that would outlive its CA is refused, nothing written
+    let before = read("tls.crt");
+    let o = Command::new(berth_bin())
+        .args([
+            "admission",
+            "certs",
+            "--out",
+            out.to_str().unwrap(),
+            "--days",
+            "5000",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outlive its CA"));
+    assert_eq!(read("tls.crt"), before);
     // names Kubernetes would refuse are refused
     let o = Command::new(berth_bin())
         .args([

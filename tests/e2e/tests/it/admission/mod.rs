@@ -144,12 +144,12 @@ impl Fixture {
 
     /// Start `berth admission serve` with config.toml made of the defaults and `extra` TOML
     /// lines (top-level keys; `[registry]` is written last).
-    pub(crate) fn serve(&self, extra: &str) -> Webhook {
+    pub(crate) fn serve(&self, extra: &str) -> WebhookServer {
         self.serve_with_registry(extra, &self.reg.host())
     }
 
     /// [`Fixture::serve`] with `plain_http` naming `registry` too.
-    pub(crate) fn serve_with_registry(&self, extra: &str, registry: &str) -> Webhook {
+    pub(crate) fn serve_with_registry(&self, extra: &str, registry: &str) -> WebhookServer {
         let dir = tempfile::Builder::new()
             .prefix("berth-admission-serve-")
             .tempdir()
@@ -172,26 +172,26 @@ impl Fixture {
             self.reg.host(),
         );
         write_file(&config, text.as_bytes());
-        Webhook::start(&config, dir)
+        WebhookServer::start(&config, dir)
     }
 
     /// The API server for the webhook configurations `berth admission certs` wrote.
-    pub(crate) fn harness(&self, w: &Webhook) -> AdmissionHarness {
+    pub(crate) fn harness(&self, w: &WebhookServer) -> AdmissionHarness {
         AdmissionHarness::from_file(&self.manifests().join("webhooks.yaml"), w.addr)
     }
 }
 
 /// A running `berth admission serve`, killed by PID on `Drop`; its log printed when the
 /// test is failing.
-pub(crate) struct Webhook {
+pub(crate) struct WebhookServer {
     child: Option<Child>,
     pub addr: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Webhook {
-    fn start(config: &Path, dir: tempfile::TempDir) -> Webhook {
+impl WebhookServer {
+    fn start(config: &Path, dir: tempfile::TempDir) -> WebhookServer {
         let log = dir.path().join("serve.log");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -229,7 +229,7 @@ impl Webhook {
             let _ = child.wait();
             panic!("berth admission serve did not start ({exited:?}):\n{text}");
         };
-        Webhook {
+        WebhookServer {
             child: Some(child),
             addr,
             log,
@@ -246,17 +246,17 @@ impl Webhook {
 fn listening_addr(log: &str) -> Option<SocketAddr> {
     log.lines().find_map(|l| {
         let (_, rest) = l.split_once("listening on ")?;
-        // in a JSON log line the address ends at the closing quote, not at a space
-        let word = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
+        let word = rest
+            .split(|c: char| c.is_whitespace() || c == '"' || c == ',' || c == '}')
+            .next()?;
         word.trim_start_matches("https://")
             .trim_start_matches("http://")
-            .trim_end_matches(['"', ',', '}'])
             .parse()
             .ok()
     })
 }
 
-impl Drop for Webhook {
+impl Drop for WebhookServer {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -280,7 +280,9 @@ fn the_listening_line_is_found_in_text_and_json_logs() {
         Some("127.0.0.1:8443".parse().unwrap())
     );
     assert_eq!(
-        listening_addr("{\"message\":\"listening on 127.0.0.1:1\"}"),
+        listening_addr(
+            "{\"message\":\"berth admission listening on https://127.0.0.1:1\",\"x\":1}"
+        ),
         Some("127.0.0.1:1".parse().unwrap())
     );
     assert_eq!(

@@ -110,3 +110,56 @@ fn the_deployments_probes_and_the_metrics_answer_over_tls() {
         "{text}"
     );
 }
+
+/// `berth admission certs --url`: webhook configurations that call a webhook outside the
+/// cluster by URL; the API server then verifies the certificate for the URL's host (here an
+/// IP address, which the certificate names because the URL does).
+#[test]
+fn url_webhook_configurations_are_verified_for_the_urls_host() {
+    let f = Fixture::new();
+    let w = f.serve("");
+    let out = f.dir().join("by-url");
+    f.make_certs(&[
+        "--url",
+        "https://127.0.0.1:8443/",
+        "--manifests",
+        out.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(out.join("webhooks.yaml")).unwrap();
+    let hooks = berth_test_support::Webhook::from_manifests(&text);
+    let urls: Vec<_> = hooks
+        .iter()
+        .map(|h| (h.url.clone(), h.service.clone()))
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            (Some("https://127.0.0.1:8443/mutate".to_string()), None),
+            (Some("https://127.0.0.1:8443/validate".to_string()), None)
+        ]
+    );
+    let api = AdmissionHarness::new(&text, w.addr);
+    let a = api.admit(
+        &ReviewBuilder::new(WorkloadKind::Pod, "team-a", "app")
+            .image(&format!("{}/x:1", f.reg.host()))
+            .build(),
+    );
+    assert!(a.calls.iter().all(|c| c.result.is_ok()), "{a:#?}");
+    assert!(!a.allowed, "no rule for team-a: {a:#?}");
+    // a bad URL is refused
+    let o = crate::trust::berth(
+        f.dir(),
+        &[
+            "admission",
+            "certs",
+            "--out",
+            out.to_str().unwrap(),
+            "--url",
+            "http://127.0.0.1",
+            "--manifests",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not https://HOST[:PORT]"));
+}

@@ -1,54 +1,47 @@
 //! berth's admission webhook registered with a real kube-apiserver: the webhook configurations
-//! `berth admission certs --manifests` wrote (their `caBundle` filled in) pointed at `berth
-//! admission serve` on 127.0.0.1 (a URL, since there is no Service routing without a cluster
-//! network), and Pods and Deployments created through kubectl in a namespace whose policy
-//! requires dev + CI + prod signatures. The API server does everything itself: TLS against the
-//! `caBundle`, `?timeout=`, the JSON patch, the validating call after the mutating one.
-//! Also: every manifest of deploy/kubernetes passes the API server's validation
-//! (`kubectl apply -k … --dry-run=server`).
+//! `berth admission certs --url https://127.0.0.1:PORT --manifests` wrote (their `caBundle`
+//! filled in, `clientConfig.url` since there is no Service routing without a cluster network)
+//! calling `berth admission serve` on 127.0.0.1, and Pods and Deployments created through
+//! kubectl in a namespace whose policy requires dev + CI + prod signatures. The API server
+//! does everything itself: TLS against the `caBundle`, `?timeout=`, the JSON patch, the
+//! validating call after the mutating one. Also: every manifest of deploy/kubernetes passes
+//! the API server's validation (`kubectl apply -k … --dry-run=server`).
 
-use std::time::Duration;
-
+use std::path::PathBuf;
 use std::process::Output;
+use std::time::Duration;
 
 use berth_test_support::{
     Digest, KubeApiServer, requires_tool, wait_until, workspace_root, yaml_documents,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::admission::{Fixture, ROLES, Webhook};
+use crate::admission::{Fixture, ROLES, WebhookServer};
 
-/// The webhook configurations of `manifests/webhooks.yaml`, their `clientConfig` turned from
-/// the in-cluster Service into `https://ADDR/PATH` (the same path, the same `caBundle`), as
-/// one JSON List for `kubectl create -f`.
-fn webhooks_at(f: &Fixture, hook: &Webhook) -> Vec<u8> {
-    let text = std::fs::read_to_string(f.manifests().join("webhooks.yaml"))
-        .expect("berth admission certs --manifests wrote webhooks.yaml");
-    let mut items = Vec::new();
-    for mut doc in yaml_documents(&text) {
-        if !doc["kind"]
-            .as_str()
-            .is_some_and(|k| k.ends_with("WebhookConfiguration"))
-        {
-            continue;
-        }
-        for w in doc["webhooks"].as_array_mut().expect("webhooks") {
-            let cc = &mut w["clientConfig"];
-            let path = cc["service"]["path"]
-                .as_str()
-                .expect("service path")
-                .to_owned();
-            let bundle = cc["caBundle"].clone();
+/// `berth admission certs --url https://ADDR --manifests DIR` (same CA, a new serving
+/// certificate the running webhook reloads): the webhook configurations calling the webhook
+/// at ADDR rather than through its Service. Returns their file, checked first.
+fn webhooks_at(f: &Fixture, hook: &WebhookServer) -> PathBuf {
+    let dir = f.dir().join("manifests-url");
+    let base = format!("https://{}", hook.addr);
+    f.make_certs(&["--url", &base, "--manifests", dir.to_str().unwrap()]);
+    let file = dir.join("webhooks.yaml");
+    let text = std::fs::read_to_string(&file).expect("berth admission certs wrote webhooks.yaml");
+    let mut urls = Vec::new();
+    for doc in yaml_documents(&text) {
+        for w in doc["webhooks"].as_array().into_iter().flatten() {
+            let cc = &w["clientConfig"];
+            assert!(cc["service"].is_null(), "a URL, not the Service: {cc}");
             assert!(
-                bundle.as_str().is_some_and(|b| !b.is_empty()),
+                cc["caBundle"].as_str().is_some_and(|b| !b.is_empty()),
                 "the caBundle is filled in: {cc}"
             );
-            *cc = json!({"url": format!("https://{}{path}", hook.addr), "caBundle": bundle});
+            urls.push(cc["url"].as_str().unwrap_or_default().to_owned());
         }
-        items.push(doc);
     }
-    assert_eq!(items.len(), 2, "a mutating and a validating configuration");
-    serde_json::to_vec(&json!({"apiVersion": "v1", "kind": "List", "items": items})).unwrap()
+    urls.sort();
+    assert_eq!(urls, [format!("{base}/mutate"), format!("{base}/validate")]);
+    file
 }
 
 fn stderr(o: &std::process::Output) -> String {
@@ -62,7 +55,7 @@ fn stderr(o: &std::process::Output) -> String {
 struct Cluster {
     // drop order: the API server before the webhook it calls
     kube: KubeApiServer,
-    hook: Webhook,
+    hook: WebhookServer,
     f: Fixture,
     /// The digest of `shop/web:v1`.
     signed: Digest,
@@ -83,8 +76,8 @@ impl Cluster {
         let kube = KubeApiServer::start();
         eprintln!("kube-apiserver ready {:?} after start", kube.startup);
         kube.kubectl(&["create", "namespace", "prod-shop"]);
-        let out = kube.try_kubectl_with(&["create"], &webhooks_at(&f, &hook));
-        assert!(out.status.success(), "{}", stderr(&out));
+        let webhooks = webhooks_at(&f, &hook);
+        kube.kubectl(&["create", "-f", webhooks.to_str().unwrap()]);
         let c = Cluster {
             web: format!("{}:v1", f.repo("shop/web")),
             tool: format!("{}:v1", f.repo("shop/tool")),

@@ -7,26 +7,34 @@
 //! validating call after the mutating one. Also: every manifest of deploy/kubernetes passes
 //! the API server's validation (`kubectl apply -k … --dry-run=server`).
 
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_test_support::{
-    Digest, KubeApiServer, requires_tool, wait_until, workspace_root, yaml_documents,
+    Digest, KubeApiServer, requires_tool, wait_until, workspace_root, write_file, yaml_documents,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::admission::{Fixture, ROLES, WebhookServer};
 
 /// `berth admission certs --url https://ADDR --manifests DIR` (same CA, a new serving
 /// certificate the running webhook reloads): the webhook configurations calling the webhook
 /// at ADDR rather than through its Service. Returns their file, checked first.
-fn webhooks_at(f: &Fixture, hook: &WebhookServer) -> PathBuf {
+fn webhooks_at(f: &Fixture, hook: &WebhookServer, timeout_seconds: Option<u32>) -> PathBuf {
     let dir = f.dir().join("manifests-url");
     let base = format!("https://{}", hook.addr);
     f.make_certs(&["--url", &base, "--manifests", dir.to_str().unwrap()]);
     let file = dir.join("webhooks.yaml");
-    let text = std::fs::read_to_string(&file).expect("berth admission certs wrote webhooks.yaml");
+    let mut text =
+        std::fs::read_to_string(&file).expect("berth admission certs wrote webhooks.yaml");
+    if let Some(t) = timeout_seconds {
+        let shorter = text.replace("timeoutSeconds: 10", &format!("timeoutSeconds: {t}"));
+        assert_ne!(shorter, text, "webhooks.yaml sets timeoutSeconds: 10");
+        text = shorter;
+        write_file(&file, text.as_bytes());
+    }
     let mut urls = Vec::new();
     for doc in yaml_documents(&text) {
         for w in doc["webhooks"].as_array().into_iter().flatten() {
@@ -46,6 +54,48 @@ fn webhooks_at(f: &Fixture, hook: &WebhookServer) -> PathBuf {
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `kubectl run NAME --image=IMAGE --restart=Never` in prod-shop.
+fn run_in(kube: &KubeApiServer, name: &str, image: &str, extra: &[&str]) -> Output {
+    let image_flag = format!("--image={image}");
+    let mut args = vec![
+        "run",
+        name,
+        "--namespace=prod-shop",
+        &image_flag,
+        "--restart=Never",
+    ];
+    args.extend(extra);
+    kube.try_kubectl(&args)
+}
+
+/// The namespace prod-shop and berth's webhook configurations (calling `hook`, with
+/// `timeout_seconds` instead of the manifests' 10 when given), created in `kube`.
+fn register(kube: &KubeApiServer, f: &Fixture, hook: &WebhookServer, timeout_seconds: Option<u32>) {
+    kube.kubectl(&["create", "namespace", "prod-shop"]);
+    let webhooks = webhooks_at(f, hook, timeout_seconds);
+    kube.kubectl(&["create", "-f", webhooks.to_str().unwrap()]);
+}
+
+/// The API server reads new webhook configurations asynchronously: wait (bounded) until a
+/// server-side dry run of a Pod of `refused_image` in prod-shop is refused by a webhook.
+fn wait_effective(kube: &KubeApiServer, hook: &WebhookServer, refused_image: &str) {
+    let mut last = None;
+    let active = wait_until(Duration::from_secs(60), || {
+        let out = run_in(kube, "probe", refused_image, &["--dry-run=server"]);
+        let refused = !out.status.success() && stderr(&out).contains("admission webhook");
+        last = Some(out);
+        refused
+    });
+    let last = last.unwrap();
+    assert!(
+        active,
+        "the webhooks never took effect; last try: {} {}\n{}",
+        last.status,
+        stderr(&last),
+        hook.log()
+    );
 }
 
 /// A registry with `shop/web:v1` signed by dev, CI and prod, `shop/tool:v1` unsigned and
@@ -75,9 +125,7 @@ impl Cluster {
         let hook = f.serve("");
         let kube = KubeApiServer::start();
         eprintln!("kube-apiserver ready {:?} after start", kube.startup);
-        kube.kubectl(&["create", "namespace", "prod-shop"]);
-        let webhooks = webhooks_at(&f, &hook);
-        kube.kubectl(&["create", "-f", webhooks.to_str().unwrap()]);
+        register(&kube, &f, &hook, None);
         let c = Cluster {
             web: format!("{}:v1", f.repo("shop/web")),
             tool: format!("{}:v1", f.repo("shop/tool")),
@@ -87,38 +135,13 @@ impl Cluster {
             f,
             signed,
         };
-        // The API server reads new webhook configurations asynchronously: wait (bounded)
-        // until a server-side dry run of the unsigned image is refused by berth.
-        let mut last = None;
-        let active = wait_until(Duration::from_secs(60), || {
-            let out = c.run("probe", &c.tool, &["--dry-run=server"]);
-            let refused = !out.status.success() && stderr(&out).contains("admission webhook");
-            last = Some(out);
-            refused
-        });
-        let last = last.unwrap();
-        assert!(
-            active,
-            "the webhooks never took effect; last try: {} {}\n{}",
-            last.status,
-            stderr(&last),
-            c.hook.log()
-        );
+        wait_effective(&c.kube, &c.hook, &c.tool);
         c
     }
 
     /// `kubectl run NAME --image=IMAGE --restart=Never` in prod-shop.
     fn run(&self, name: &str, image: &str, extra: &[&str]) -> Output {
-        let image_flag = format!("--image={image}");
-        let mut args = vec![
-            "run",
-            name,
-            "--namespace=prod-shop",
-            &image_flag,
-            "--restart=Never",
-        ];
-        args.extend(extra);
-        self.kube.try_kubectl(&args)
+        run_in(&self.kube, name, image, extra)
     }
 
     /// `kubectl get KIND NAME -o json` in prod-shop.
@@ -330,6 +353,54 @@ fn updates_ephemeral_containers_and_a_stopped_webhook_through_a_real_api_server(
         stderr(&out)
     );
     drop(f);
+}
+
+#[test]
+fn an_unreachable_registry_is_denied_by_berth_within_the_api_servers_timeout() {
+    requires_tool!("etcd", "kube-apiserver", "kubectl");
+    let f = Fixture::new();
+    // a registry that accepts connections and never answers, covered by the production rule
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = silent.local_addr().unwrap().to_string();
+    f.write_policy(
+        &[json!({
+            "name": "silent",
+            "registryScopes": [format!("{host}/*")],
+            "namespaces": ["prod-*"],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ROLES.iter().map(|r| format!("ca:{r}")).collect::<Vec<_>>(),
+            "requirement": {"allOf": ROLES},
+        })],
+        &[],
+    );
+    // berth's own deadline left at its default (above 2 s): only the API server's
+    // `?timeout=2s` (timeoutSeconds: 2) can make it answer in time
+    let hook = f.serve_with_registry("", &host);
+    let kube = KubeApiServer::start();
+    register(&kube, &f, &hook, Some(2));
+    let image = format!("{host}/shop/web:v1");
+    wait_effective(&kube, &hook, &image);
+
+    let start = Instant::now();
+    let out = run_in(&kube, "web", &image, &[]);
+    let took = start.elapsed();
+    eprintln!(
+        "unreachable registry through kube-apiserver (timeoutSeconds 2): refused after {took:?}"
+    );
+    assert!(
+        !out.status.success(),
+        "admitted with the registry unreachable"
+    );
+    let msg = stderr(&out);
+    // berth's answer (it names its deadline), not the API server giving up on the call
+    assert!(msg.contains("did not finish within"), "{msg}");
+    assert!(!msg.contains("context deadline exceeded"), "{msg}");
+    assert!(!msg.contains("failed calling webhook"), "{msg}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} with timeoutSeconds 2"
+    );
+    drop(silent);
 }
 
 #[test]

@@ -51,6 +51,10 @@ pub struct VerifyArgs {
     /// The root certificate (PEM) the TSA's certificate chains to.
     #[arg(long, value_name = "FILE", requires = "tsa_url")]
     tsa_root: Option<PathBuf>,
+    /// The openssl that makes the weak-key case (a 1024-bit RSA signing key, which berth's
+    /// crypto library cannot make); when it cannot run, that case is reported as not run.
+    #[arg(long, value_name = "PROGRAM", default_value = "openssl")]
+    openssl: PathBuf,
     /// Seconds the verifier has for one case.
     #[arg(long, value_name = "SECONDS", default_value_t = verifier::DEFAULT_TIMEOUT.as_secs())]
     timeout: u64,
@@ -107,6 +111,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             vectors: args.vectors.clone(),
             timeout: Duration::from_secs(args.timeout.max(1)),
             tsa,
+            openssl: args.openssl.clone(),
         };
         let report = verifier::check_verifier(&opts)
             .await

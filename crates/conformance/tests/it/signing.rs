@@ -296,6 +296,34 @@ fn without_openssl_the_weak_key_case_is_not_run_and_says_why() {
     assert_eq!(failed(&report), refused);
 }
 
+/// A wrong --vectors directory is said at once, before the corpus is built: with a registry
+/// nothing listens on, building the corpus would fail on its first push instead.
+#[test]
+fn a_wrong_vectors_directory_is_refused_before_the_corpus_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth_test_support::run_with_timeout(
+        Command::new(berth_test_support::berth_bin())
+            .args([
+                "conformance",
+                "verify",
+                "--verifier",
+                "true {image}",
+                "--vectors",
+            ])
+            .arg(dir.path())
+            .arg("--json")
+            .arg(dir.path().join("report.json")),
+        Duration::from_secs(120),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("holds no notation test vectors") && err.contains("hint: give the directory"),
+        "{err}"
+    );
+    assert!(!dir.path().join("report.json").exists());
+}
+
 #[test]
 fn a_verifier_that_hangs_is_killed_and_fails() {
     let started = std::time::Instant::now();

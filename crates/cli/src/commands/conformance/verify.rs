@@ -66,6 +66,16 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let command = verifier::parse_command(&args.verifier)?;
+    // Checked before the corpus is built (which takes seconds), not after.
+    if let Some(dir) = &args.vectors {
+        let layouts = dir.join("notation/test/e2e/testdata/registry/oci_layout");
+        anyhow::ensure!(
+            layouts.is_dir(),
+            "{} holds no notation test vectors: {} is not a directory\nhint: give the directory laid out as shared/vectors/notation (notation/ and notation-go/ inside)",
+            dir.display(),
+            layouts.display()
+        );
+    }
     let temp = tempfile::Builder::new()
         .prefix("berth-conformance-verify-")
         .tempdir()

@@ -45,16 +45,6 @@ fn run_with(
     timeout: Duration,
     tsa: Option<verifier::Tsa>,
 ) -> Result<Report, berth_conformance::signing::Error> {
-    run_with_openssl(command, timeout, tsa, "openssl")
-}
-
-/// [`run_with`], the weak-key case made by `openssl`.
-fn run_with_openssl(
-    command: &str,
-    timeout: Duration,
-    tsa: Option<verifier::Tsa>,
-    openssl: &str,
-) -> Result<Report, berth_conformance::signing::Error> {
     let reg = Registry::start(RegistryOptions::new());
     let work = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -70,7 +60,7 @@ fn run_with_openssl(
         vectors: None,
         timeout,
         tsa,
-        openssl: openssl.into(),
+        openssl: "openssl".into(),
     }))
 }
 
@@ -265,16 +255,20 @@ fn a_verifier_that_refuses_everything_fails_exactly_the_must_accept_cases() {
 }
 
 /// Without openssl the weak-key case cannot be made: it is reported as not run, with the
-/// reason — not as passed, and the rest of the corpus runs.
+/// reason (in the report and on stdout) — not as passed, and the rest of the corpus runs.
 #[test]
 fn without_openssl_the_weak_key_case_is_not_run_and_says_why() {
-    let report = run_with_openssl(
-        "true {image}",
-        Duration::from_secs(60),
-        None,
-        "/nonexistent/openssl",
-    )
-    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = berth_test_support::run_with_timeout(
+        Command::new(berth_test_support::berth_bin())
+            .args(["conformance", "verify", "--verifier", "true {image}"])
+            .args(["--openssl", "/nonexistent/openssl", "--json"])
+            .arg(dir.path().join("report.json")),
+        Duration::from_secs(300),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Report =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
     let weak = report
         .checks
         .iter()
@@ -288,6 +282,12 @@ fn without_openssl_the_weak_key_case_is_not_run_and_says_why() {
             && weak.outcome.reason.contains("1024-bit RSA key"),
         "{}",
         weak.outcome.reason
+    );
+    assert!(
+        stdout.contains(
+            "skip verifier.weak-rsa-key [MUST] not run: /nonexistent/openssl was not found"
+        ),
+        "{stdout}"
     );
     assert_eq!(report.with_status(Status::Skip).count(), 1);
     let mut refused: BTreeSet<String> = must_refuse_ids().into_iter().collect();

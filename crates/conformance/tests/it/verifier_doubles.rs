@@ -9,7 +9,10 @@
 //!   level, or the overrides;
 //! - **ignore**: it runs berth's verifier and turns a refusal for one rule's reason (an
 //!   extended regex over berth's message for that rule) into an acceptance — a verifier
-//!   that does not enforce that rule. A case broken in one way only then passes the rest of
+//!   that does not enforce that rule;
+//! - **lacks**: it turns an acceptance of what it cannot handle (a JWS, a COSE_Sign1, a
+//!   timestamp countersignature) into a refusal — a verifier missing a part the
+//!   specification requires, which the MUST-accept cases catch. A case broken in one way only then passes the rest of
 //!   the steps, so the double is accepted exactly where a verifier without the rule would
 //!   be; and the cases it must fail say that each case is refused by berth for the reason
 //!   it was built for, not an accidental other one.
@@ -28,6 +31,9 @@ enum Break {
     Policy(&'static str),
     /// A refusal whose output matches this extended regex becomes an acceptance.
     Ignore(&'static str),
+    /// An acceptance whose output matches this extended regex becomes a refusal (a verifier
+    /// that lacks something the specification requires it to support).
+    Lacks(&'static str),
 }
 
 struct Double {
@@ -229,6 +235,36 @@ const DOUBLES: &[Double] = &[
             "verifier.timestamp-after-expiry",
         ],
     },
+    Double {
+        name: "jws-unsupported",
+        rule: "every implementation supports the JWS envelope",
+        broken: Break::Lacks(r#"^signature sha256:[0-9a-f]+ \(application/jose\+json\)"#),
+        tsa: true,
+        fails: &[
+            "verifier.audit-logs-authenticity",
+            "verifier.override-strict-expiry-log",
+            "verifier.permissive-logs-expired-leaf",
+            "verifier.permissive-logs-expiry",
+            "verifier.timestamped-expired-leaf",
+            "verifier.valid-jws",
+        ],
+    },
+    Double {
+        name: "cose-unsupported",
+        rule: "every implementation supports the COSE_Sign1 envelope",
+        broken: Break::Lacks(r#"^signature sha256:[0-9a-f]+ \(application/cose\)"#),
+        tsa: false,
+        fails: &["verifier.valid-cose"],
+    },
+    Double {
+        name: "no-timestamps",
+        rule: "a trusted timestamp from the chain's validity makes an expired chain valid",
+        // a verifier that does not read timestamp countersignatures: as if the policy
+        // named no tsa store
+        broken: Break::Policy(r#"s/,\"tsa:[^\"]*\"//;s/\"tsa:[^\"]*\",//"#),
+        tsa: true,
+        fails: &["verifier.timestamped-expired-leaf"],
+    },
 ];
 
 /// Writes `double`'s script into `dir`; its verifier command line.
@@ -241,11 +277,21 @@ fn script(dir: &Path, double: &Double) -> String {
             "#!/bin/sh\n# a verifier that does not follow: {rule}\nset -e\nconfig=\"$1\"; image=\"$2\"; repo=\"${{image%@*}}\"\nsed -i -e \"{sed}\" \"$config/berth/trustpolicy.json\"\nexec {berth} verify --plain-http \"$image\"\n",
             rule = double.rule,
         ),
-        Break::Ignore(pattern) => {
+        Break::Ignore(pattern) | Break::Lacks(pattern) => {
             let patterns = dir.join(format!("{}.pattern", double.name));
             write_file(&patterns, format!("{pattern}\n").as_bytes());
+            let (when, verdict) = match double.broken {
+                Break::Ignore(_) => (
+                    "-ne 0",
+                    "echo 'broken verifier: ignored that failure'; exit 0",
+                ),
+                _ => (
+                    "-eq 0",
+                    "echo 'broken verifier: cannot handle that'; exit 1",
+                ),
+            };
             format!(
-                "#!/bin/sh\n# a verifier that does not follow: {rule}\nout=$({berth} verify --plain-http \"$2\" 2>&1); code=$?\nprintf '%s\\n' \"$out\"\nif [ \"$code\" -ne 0 ] && printf '%s\\n' \"$out\" | grep -Eqf {patterns}; then\n  echo 'broken verifier: ignored that failure'; exit 0\nfi\nexit \"$code\"\n",
+                "#!/bin/sh\n# a verifier that does not follow: {rule}\nout=$({berth} verify --plain-http \"$2\" 2>&1); code=$?\nprintf '%s\\n' \"$out\"\nif [ \"$code\" {when} ] && printf '%s\\n' \"$out\" | grep -Eqf {patterns}; then\n  {verdict}\nfi\nexit \"$code\"\n",
                 rule = double.rule,
                 patterns = patterns.display(),
             )
@@ -320,12 +366,15 @@ doubles! {
     ignores_the_trust_store: "any-root",
     ignores_the_content_type: "any-content-type",
     ignores_the_authentic_timestamp: "no-authentic-timestamp",
+    lacks_jws: "jws-unsupported",
+    lacks_cose: "cose-unsupported",
+    lacks_timestamps: "no-timestamps",
 }
 
-/// Between them the doubles fail every MUST-refuse case: none can pass by accident. (Each
-/// double's test proves it fails exactly the cases listed for it.)
+/// Between them the doubles fail every case: none can pass by accident. (Each double's test
+/// proves it fails exactly the cases listed for it.)
 #[test]
-fn every_must_refuse_case_is_failed_by_a_double_breaking_its_rule() {
+fn every_case_is_failed_by_a_double_breaking_its_rule() {
     let names: BTreeSet<&str> = DOUBLES.iter().map(|d| d.name).collect();
     assert_eq!(
         names,
@@ -337,6 +386,12 @@ fn every_must_refuse_case_is_failed_by_a_double_breaking_its_rule() {
         .flat_map(|d| d.fails.iter().copied())
         .collect();
     let uncaught: Vec<String> = must_refuse_ids()
+        .into_iter()
+        .filter(|id| !caught.contains(id.as_str()))
+        .collect();
+    assert!(uncaught.is_empty(), "no broken verifier fails {uncaught:?}");
+    // and every MUST-accept case, by a double lacking something it must support
+    let uncaught: Vec<String> = must_accept_ids()
         .into_iter()
         .filter(|id| !caught.contains(id.as_str()))
         .collect();

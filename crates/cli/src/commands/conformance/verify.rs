@@ -169,6 +169,13 @@ pub(super) fn summary(report: &Report) -> anyhow::Result<()> {
             r.info.id, r.info.level, r.outcome.reason
         ))?;
     }
+    // A check not run is said as plainly: it was not passed.
+    for r in report.with_status(Status::Skip) {
+        print(&format!(
+            "skip {} [{}] {}",
+            r.info.id, r.info.level, r.outcome.reason
+        ))?;
+    }
     print(&report.verdict())
 }
 

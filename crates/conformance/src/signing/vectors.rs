@@ -9,6 +9,10 @@
 //! and, for the timestamped layouts (which notation's tests only inspect), those the
 //! specification gives ([`VECTORS`] says why each).
 //!
+//! notation-go's timestamped envelopes (`verifier/testdata/timestamp/sigEnv/`) are not
+//! presented: they sign a manifest (`sha256:c0669ef3…`, 528 bytes) that is not among the
+//! vectors, so no registry can serve the image they are signatures of.
+//!
 //! The vectors are read where they are (the `shared/vectors/notation` directory); nothing of
 //! them is copied into the repository.
 

@@ -1,21 +1,22 @@
 //! Every case of the verifier corpus can fail, each for its own rule: deliberately broken
-//! verifiers, each berth's verifier with exactly one rule switched off, fail exactly the
-//! cases of that rule — and between them every MUST-refuse case, so none passes by
-//! accident (as the broken-registry proxy does for the distribution checks).
+//! verifiers, each berth's verifier with exactly one rule switched off (or one part the
+//! specification requires missing), fail exactly the cases of that rule — and between them
+//! every case, so none passes by accident (as the broken-registry proxy does for the
+//! distribution checks).
 //!
-//! A double is a shell script around `berth verify` broken one of two ways:
+//! A double is a shell script around `berth verify`, broken one of three ways:
 //! - **policy**: it rewrites the case's trust policy (berth's copy) with `sed` first — a
-//!   verifier that ignores `trustedIdentities`, `registryScopes`, expiry, the verification
-//!   level, or the overrides;
+//!   verifier that ignores `trustedIdentities`, `registryScopes`, expiry, a verification
+//!   level, the overrides, or the `tsa` store;
 //! - **ignore**: it runs berth's verifier and turns a refusal for one rule's reason (an
 //!   extended regex over berth's message for that rule) into an acceptance — a verifier
-//!   that does not enforce that rule;
-//! - **lacks**: it turns an acceptance of what it cannot handle (a JWS, a COSE_Sign1, a
-//!   timestamp countersignature) into a refusal — a verifier missing a part the
-//!   specification requires, which the MUST-accept cases catch. A case broken in one way only then passes the rest of
-//!   the steps, so the double is accepted exactly where a verifier without the rule would
-//!   be; and the cases it must fail say that each case is refused by berth for the reason
-//!   it was built for, not an accidental other one.
+//!   that does not enforce that rule. A case broken in one way only passes the other
+//!   steps, so the double accepts exactly where a verifier without the rule would; and the
+//!   cases it must fail show that berth refuses each case for the reason it was built for,
+//!   not an accidental other one;
+//! - **lacks**: it turns an acceptance of what it cannot handle (a JWS, a COSE_Sign1) into
+//!   a refusal — a verifier missing a part every implementation must support, which the
+//!   MUST-accept cases catch.
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -16,16 +16,19 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "BERTH_LOG_FORMAT")]
-    pub log_format: LogFormat,
+    /// Log format on stderr (default: text; json for `berth admission serve`, whose logs a
+    /// cluster collects).
+    #[arg(long, global = true, value_enum, env = "BERTH_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// Log level or filter (error, warn, info, debug, trace, or a tracing filter such as
     /// `berth_registry=debug`). RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "info", env = "BERTH_LOG")]
     pub log_level: String,
 }
 
-pub fn init(args: &LogArgs) {
+/// Installs the subscriber; `default_format` applies when neither `--log-format` nor
+/// `BERTH_LOG_FORMAT` chose one.
+pub fn init(args: &LogArgs, default_format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&args.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -35,7 +38,7 @@ pub fn init(args: &LogArgs) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    match args.log_format {
+    match args.log_format.unwrap_or(default_format) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }

@@ -115,6 +115,9 @@ enum Command {
     /// Signing on push (`init`) and trust on first use: the signing identities pinned per
     /// repository (`pins`, `accept`, `forget`).
     Trust(commands::trust::tofu::TrustArgs),
+    /// The Kubernetes admission webhook enforcing role policies per namespace (`serve`), and
+    /// its TLS certificates (`certs`).
+    Admission(commands::admission::AdmissionArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
             | Command::Cert(_)
             | Command::Policy(_)
             | Command::Trust(_)
+            | Command::Admission(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -171,7 +175,12 @@ fn main() -> ExitCode {
         report(&e);
         return ExitCode::from(if run_like { 125 } else { 1 });
     }
-    logging::init(&cli.log);
+    let log_format = if matches!(cli.command, Command::Admission(_)) {
+        logging::LogFormat::Json
+    } else {
+        logging::LogFormat::Text
+    };
+    logging::init(&cli.log, log_format);
     use commands::container as c;
     let legacy = |r: anyhow::Result<()>| r.map(|()| 0).map_err(c::Failure::other);
     let result = match cli.command {
@@ -197,6 +206,7 @@ fn main() -> ExitCode {
         Command::Cert(args) => legacy(commands::trust::cert::run(args)),
         Command::Policy(args) => legacy(commands::trust::policy::run(args)),
         Command::Trust(args) => legacy(commands::trust::tofu::run(args)),
+        Command::Admission(args) => legacy(commands::admission::run(args)),
         Command::Run(args) => c::run::run(args),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),

@@ -1,6 +1,7 @@
 //! RFC 3339 timestamps in UTC, without a date-time dependency: with nanoseconds as Go's
 //! `time.Time` marshals them (runtime state, logs), or to the second (image configs, tokens,
-//! reports).
+//! reports); and Go's duration syntax (`5s`, `1m30s`), as `time.ParseDuration` reads it
+//! (runc's `events --interval`, the Kubernetes API server's `?timeout=`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -98,6 +99,40 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A Go duration: a sequence of decimal numbers, each with a unit (`ns`, `us`/`µs`, `ms`, `s`,
+/// `m`, `h`): `5s`, `100ms`, `1m30s`, `1.5h`. No sign; a number without a unit is refused.
+pub fn parse_go_duration(s: &str) -> Result<std::time::Duration, String> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
+        let (num, tail) = rest.split_at(n);
+        let value: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let u = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(u);
+        let mult = match unit {
+            "ns" => 1e-9,
+            "us" | "\u{b5}s" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(format!("unknown unit {unit:?} in duration {s:?}")),
+        };
+        total += value * mult;
+        rest = tail;
+    }
+    std::time::Duration::try_from_secs_f64(total)
+        .map_err(|_| format!("duration {s:?} is out of range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +176,18 @@ mod tests {
             "+026-12-04T10:30:56Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn parses_go_durations() {
+        assert_eq!(parse_go_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_go_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_go_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "5", "s", "10x", "1e400s", "-1s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
         }
     }
 }

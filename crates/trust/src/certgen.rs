@@ -10,6 +10,10 @@
 //! berth's self-signed certificate has the same subject and usages, plus basicConstraints
 //! cA=false (critical) and a subjectKeyIdentifier, a 128-bit random serial, and is valid for
 //! [`DEFAULT_VALIDITY_DAYS`] by default (one day makes every signature unverifiable the next).
+//!
+//! Also TLS serving certificates ([`server_leaf`]: serverAuth, subjectAltName DNS names and IP
+//! addresses, as RFC 6125 clients such as the Kubernetes API server check them) under a
+//! [`ca`], for `berth admission certs`.
 
 use crate::cert::{CertError, Certificate, DistinguishedName};
 use crate::der_writer as w;
@@ -82,6 +86,73 @@ enum Role {
     /// A leaf issued by a CA whose extendedKeyUsage is serverAuth only: not a code-signing
     /// certificate (what a conformance corpus presents to a verifier, which must refuse it).
     ServerAuthLeaf,
+    /// A TLS server certificate issued by a CA: serverAuth, with subjectAltName.
+    TlsServer,
+}
+
+/// A name a TLS server certificate is valid for: an entry of its subjectAltName (RFC 5280
+/// 4.2.1.6). Clients match the DNS name they connect to (the SNI) or the IP address against
+/// these, never against the subject's CN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectAltName {
+    /// dNSName: letters, digits, `-` and `.` (a leading `*.` for a wildcard), at most 253
+    /// characters.
+    Dns(String),
+    /// iPAddress: four octets for IPv4, sixteen for IPv6.
+    Ip(std::net::IpAddr),
+}
+
+impl std::fmt::Display for SubjectAltName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubjectAltName::Dns(d) => write!(f, "DNS:{d}"),
+            SubjectAltName::Ip(ip) => write!(f, "IP:{ip}"),
+        }
+    }
+}
+
+impl SubjectAltName {
+    /// An IP address when `s` is one, else a DNS name (checked when the certificate is made).
+    pub fn parse(s: &str) -> SubjectAltName {
+        match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => SubjectAltName::Ip(ip),
+            Err(_) => SubjectAltName::Dns(s.to_string()),
+        }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, CertGenError> {
+        match self {
+            SubjectAltName::Dns(name) => {
+                if !is_valid_dns_name(name) {
+                    return Err(CertGenError::Invalid(format!(
+                        "{name:?} is not a DNS name (letters, digits, '-' and '.', labels of 1 to 63 characters, at most 253 in all)"
+                    )));
+                }
+                // [2] IMPLICIT IA5String
+                Ok(w::tlv(0x82, name.as_bytes()))
+            }
+            // [7] IMPLICIT OCTET STRING
+            SubjectAltName::Ip(std::net::IpAddr::V4(ip)) => Ok(w::tlv(0x87, &ip.octets())),
+            SubjectAltName::Ip(std::net::IpAddr::V6(ip)) => Ok(w::tlv(0x87, &ip.octets())),
+        }
+    }
+}
+
+/// A DNS name as RFC 1035 (preferred syntax, digits allowed first as RFC 1123) and RFC 6125
+/// (a wildcard only as the whole leftmost label) allow it.
+fn is_valid_dns_name(name: &str) -> bool {
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    !rest.is_empty()
+        && name.len() <= 253
+        && rest.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// The self-signed signing certificate of `notation cert generate-test NAME`, valid for
@@ -144,6 +215,42 @@ pub fn leaf_without_code_signing(
         key,
         Some((issuer, issuer_key)),
         Role::ServerAuthLeaf,
+    )
+}
+
+/// A TLS server certificate for `key`, issued by the CA `issuer` (whose private key is
+/// `issuer_key`), valid for `names`: basicConstraints cA=false (critical), keyUsage
+/// digitalSignature (critical), extendedKeyUsage serverAuth, subjectAltName, subject and
+/// authority key identifiers. What webpki (rustls) and Go's crypto/tls (the Kubernetes API
+/// server calling a webhook) require of a server's end-entity certificate.
+pub fn server_leaf(
+    params: &CertParams,
+    key: &SigningKey,
+    issuer: &Certificate,
+    issuer_key: &SigningKey,
+    names: &[SubjectAltName],
+) -> Result<Certificate, CertGenError> {
+    if !issuer_key.matches(issuer) || !issuer.is_ca() {
+        return Err(CertGenError::Invalid(
+            "the issuer must be a CA certificate with the issuer key's public key".to_string(),
+        ));
+    }
+    if names.is_empty() {
+        return Err(CertGenError::Invalid(
+            "a server certificate needs at least one DNS name or IP address".to_string(),
+        ));
+    }
+    let encoded = names
+        .iter()
+        .map(SubjectAltName::encode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    build_with(
+        params,
+        key,
+        Some((issuer, issuer_key)),
+        Role::TlsServer,
+        Some(&w::sequence(&refs)),
     )
 }
 
@@ -244,6 +351,17 @@ fn build(
     issuer: Option<(&Certificate, &SigningKey)>,
     role: Role,
 ) -> Result<Certificate, CertGenError> {
+    build_with(params, key, issuer, role, None)
+}
+
+/// [`build`], with the subjectAltName extension's value (GeneralNames) when given.
+fn build_with(
+    params: &CertParams,
+    key: &SigningKey,
+    issuer: Option<(&Certificate, &SigningKey)>,
+    role: Role,
+    alt_names: Option<&[u8]>,
+) -> Result<Certificate, CertGenError> {
     if params.not_after <= params.not_before {
         return Err(CertGenError::Invalid(
             "notAfter must be after notBefore".to_string(),
@@ -283,8 +401,8 @@ fn build(
                 &w::octet_string(&ski),
             ));
         }
-        Role::SelfSignedLeaf | Role::Leaf | Role::ServerAuthLeaf => {
-            let eku = if role == Role::ServerAuthLeaf {
+        Role::SelfSignedLeaf | Role::Leaf | Role::ServerAuthLeaf | Role::TlsServer => {
+            let eku = if matches!(role, Role::ServerAuthLeaf | Role::TlsServer) {
                 OID_SERVER_AUTH
             } else {
                 OID_CODE_SIGNING
@@ -308,6 +426,10 @@ fn build(
             if let Some((_, issuer_key)) = issuer {
                 let aki = w::sequence(&[&w::tlv(0x80, &key_id(issuer_key))]);
                 exts.push(extension(oid::AUTHORITY_KEY_ID, false, &aki));
+            }
+            if let Some(names) = alt_names {
+                // not critical: the subject is not empty (RFC 5280 4.2.1.6)
+                exts.push(extension(oid::SUBJECT_ALT_NAME, false, names));
             }
         }
     }
@@ -377,6 +499,57 @@ mod tests {
         );
         // Only a CA issues it.
         assert!(leaf_without_code_signing(&params, &key, &good_self(&key), &key).is_err());
+    }
+
+    #[test]
+    fn a_server_certificate_needs_a_ca_issuer_and_valid_names() {
+        let root_key = SigningKey::generate(KeySpec::EcP256).expect("key");
+        let root = ca(&CertParams::test("root", 1), &root_key).expect("ca");
+        let key = SigningKey::generate(KeySpec::EcP256).expect("key");
+        let params = CertParams::test("svc", 1);
+        let names = [
+            SubjectAltName::parse("svc.ns.svc"),
+            SubjectAltName::parse("127.0.0.1"),
+            SubjectAltName::parse("::1"),
+        ];
+        assert_eq!(names[1].to_string(), "IP:127.0.0.1");
+        let cert = server_leaf(&params, &key, &root, &root_key, &names).expect("leaf");
+        assert_eq!(
+            cert.ext_key_usage.as_deref(),
+            Some(&["1.3.6.1.5.5.7.3.1".to_string()][..])
+        );
+        assert!(!cert.is_ca());
+        cert.verify_signed_by(&root).expect("signed by the CA");
+        // the names are in the DER, encoded as GeneralNames
+        let der = cert.der();
+        let has = |needle: &[u8]| der.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"\x82\x0asvc.ns.svc"));
+        assert!(has(&[0x87, 4, 127, 0, 0, 1]));
+        // refused: no names, a bad name, an issuer that is not a CA
+        assert!(server_leaf(&params, &key, &root, &root_key, &[]).is_err());
+        for bad in ["", "a..b", "-a.b", "a b", "x.*.y", &"a".repeat(64)] {
+            let e = server_leaf(
+                &params,
+                &key,
+                &root,
+                &root_key,
+                &[SubjectAltName::parse(bad)],
+            )
+            .expect_err(bad);
+            assert!(e.to_string().contains("is not a DNS name"), "{bad}: {e}");
+        }
+        assert!(
+            server_leaf(
+                &params,
+                &key,
+                &root,
+                &root_key,
+                &[SubjectAltName::parse("*.ns.svc")]
+            )
+            .is_ok()
+        );
+        let not_ca = good_self(&key);
+        assert!(server_leaf(&params, &key, &not_ca, &key, &names).is_err());
     }
 
     fn good_self(key: &SigningKey) -> Certificate {

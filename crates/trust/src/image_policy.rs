@@ -7,7 +7,7 @@ use crate::envelope::TargetArtifact;
 use crate::policy::TrustPolicy;
 use crate::provenance::SourceRequirement;
 use crate::repository::{SignatureRepository, VerifyImageError, VerifyImageOptions, verify_image};
-use crate::roles::{Decision, Policy, VerifiedSignature, evaluate};
+use crate::roles::{Decision, Policy, VerifiedSignature, evaluate_with_labels};
 use crate::truststore::TrustStore;
 
 /// What was found and decided for one image.
@@ -35,9 +35,28 @@ pub async fn evaluate_image<R: SignatureRepository>(
     store: &TrustStore,
     opts: &VerifyImageOptions,
 ) -> Result<ImageDecision, VerifyImageError> {
-    let Some(rule) = policy.select(scope, namespace) else {
+    evaluate_image_with_labels(repo, policy, scope, namespace, None, target, store, opts).await
+}
+
+/// [`evaluate_image`] in a namespace whose labels are known, for rules with a
+/// `namespaceSelector` (the admission webhook).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the registry, the policy, where the image is used and the trust store are each needed"
+)]
+pub async fn evaluate_image_with_labels<R: SignatureRepository>(
+    repo: &R,
+    policy: &Policy,
+    scope: &str,
+    namespace: Option<&str>,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    target: &TargetArtifact,
+    store: &TrustStore,
+    opts: &VerifyImageOptions,
+) -> Result<ImageDecision, VerifyImageError> {
+    let Some(rule) = policy.select_with_labels(scope, namespace, labels) else {
         return Ok(ImageDecision {
-            decision: evaluate(policy, scope, namespace, &[]),
+            decision: evaluate_with_labels(policy, scope, namespace, labels, &[]),
             ignored: 0,
             require_source: None,
             rule_policy: None,
@@ -59,7 +78,7 @@ pub async fn evaluate_image<R: SignatureRepository>(
         })
         .collect();
     Ok(ImageDecision {
-        decision: evaluate(policy, scope, namespace, &signatures),
+        decision: evaluate_with_labels(policy, scope, namespace, labels, &signatures),
         ignored: found.ignored,
         require_source: rule.require_source.clone(),
         rule_policy: Some(single),

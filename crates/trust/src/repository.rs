@@ -552,9 +552,14 @@ pub async fn verify_image<R: SignatureRepository>(
         now: opts.now,
         revocation: opts.revocation,
     };
-    // fetched concurrently (a few at a time, in the registry's order), verified in order
-    let fetched: Vec<_> = stream::iter(listed.iter().take(opts.max_signatures))
-        .map(|sig| async move { (sig, repo.fetch_signature(sig).await) })
+    // fetched concurrently (a few at a time, in the registry's order), verified in order;
+    // owned descriptors, so that the future is `Send` wherever it is awaited (a closure over
+    // borrowed ones is not general enough for an axum handler, as the webhook's are)
+    let fetched: Vec<_> = stream::iter(listed.iter().take(opts.max_signatures).cloned())
+        .map(|sig| async move {
+            let r = repo.fetch_signature(&sig).await;
+            (sig, r)
+        })
         .buffered(FETCH_CONCURRENCY)
         .collect()
         .await;

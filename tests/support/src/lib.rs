@@ -21,6 +21,11 @@
 //! For timestamping: a [`TestTsa`], an RFC 3161 timestamp authority on 127.0.0.1 that
 //! answers through `openssl ts -reply` (or misbehaves as a [`TsaMode`] says).
 //!
+//! For the admission webhook: an [`AdmissionHarness`] that plays the Kubernetes API server
+//! (webhook configurations read from the manifests, TLS verified against their `caBundle`,
+//! `?timeout=`, JSON patches applied with [`jsonpatch`]), and [`ReviewBuilder`] for
+//! AdmissionReview requests of every workload kind.
+//!
 //! What it does not own: assertions about registry behaviour. Those live in the tests.
 //!
 //! The one design decision: tests run the *built binary* (`berth_bin()`), never the server
@@ -34,18 +39,21 @@
     reason = "test support: failing loudly is the point"
 )]
 
+mod admission;
 mod broken;
 mod bundle;
 mod console;
 mod docker_registry;
 mod fs;
 mod http;
+pub mod jsonpatch;
 mod layout;
 mod loopdev;
 mod probe;
 mod process;
 mod pty;
 mod registry;
+mod review;
 mod revocation;
 mod rng;
 mod runtime;
@@ -58,6 +66,9 @@ mod tsa;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use admission::{
+    Admission, AdmissionHarness, Call, Webhook, WebhookKind, label_selector_matches, yaml_documents,
+};
 pub use broken::{Break, BrokenRegistry, Endpoint, Matcher, RefKind};
 pub use bundle::{
     BUSYBOX, Bundle, DEFAULT_CAPS, DEFAULT_HOSTNAME, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS,
@@ -76,6 +87,7 @@ pub use probe::{PROBE_BIN_ENV, is_static_elf, probe_bin};
 pub use process::{ChildGuard, kill_pid_and_wait, run_with_timeout};
 pub use pty::PtySession;
 pub use registry::{Registry, RegistryOptions, set_last_referenced};
+pub use review::{ReviewBuilder, WorkloadKind, images_of, new_uid};
 pub use revocation::{CrlServer, LeafInfo, OcspResponder, RevocationPki, ca_config, ec_key};
 pub use rng::{XorShift, random_bytes};
 pub use runtime::{

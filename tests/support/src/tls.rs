@@ -124,9 +124,48 @@ impl TestCerts {
         }
     }
 
+    /// A rustls server configuration (ring) serving the server certificate chain.
+    pub fn server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let chain = rustls::pki_types::CertificateDer::pem_file_iter(&self.server_cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&self.server_key).unwrap();
+        std::sync::Arc::new(
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+        )
+    }
+
     /// The CA certificate's PEM bytes.
     pub fn ca_pem(&self) -> Vec<u8> {
         std::fs::read(&self.ca_cert)
             .unwrap_or_else(|e| panic!("failed to read {}: {e}", self.ca_cert.display()))
     }
+}
+
+/// Accept connections on `listener` in a thread until `stop` is set (then one more connection
+/// wakes the loop), each with a 10 s read timeout, handed to `handle` one at a time.
+pub(crate) fn accept_loop(
+    listener: std::net::TcpListener,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mut handle: impl FnMut(std::net::TcpStream) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            handle(conn);
+        }
+    })
 }

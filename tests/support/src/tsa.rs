@@ -194,24 +194,7 @@ impl TestTsa {
         );
         crate::write_file(d.join("serial"), b"01\n");
         let certs = tls.then(|| crate::TestCerts::generate(d.join("tls")));
-        let server_config = certs.as_ref().map(|c| {
-            use rustls::pki_types::pem::PemObject;
-            let chain = rustls::pki_types::CertificateDer::pem_file_iter(&c.server_cert)
-                .unwrap()
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&c.server_key).unwrap();
-            Arc::new(
-                rustls::ServerConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(chain, key)
-                .unwrap(),
-            )
-        });
+        let server_config = certs.as_ref().map(crate::TestCerts::server_config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let mode = Arc::new(Mutex::new(TsaMode::Grant));
@@ -220,20 +203,13 @@ impl TestTsa {
         let thread = {
             let (dir, mode, served, stop) =
                 (d.to_owned(), mode.clone(), served.clone(), stop.clone());
-            std::thread::spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(conn) = conn else { continue };
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-                    let m = *mode.lock().unwrap();
-                    match &server_config {
-                        None => serve(&dir, conn, m, &served),
-                        Some(config) => {
-                            if let Ok(tls) = rustls::ServerConnection::new(config.clone()) {
-                                serve(&dir, rustls::StreamOwned::new(tls, conn), m, &served)
-                            }
+            crate::tls::accept_loop(listener, stop, move |conn| {
+                let m = *mode.lock().unwrap();
+                match &server_config {
+                    None => serve(&dir, conn, m, &served),
+                    Some(config) => {
+                        if let Ok(tls) = rustls::ServerConnection::new(config.clone()) {
+                            serve(&dir, rustls::StreamOwned::new(tls, conn), m, &served)
                         }
                     }
                 }

@@ -1,3 +1,4 @@
+pub mod admission;
 pub mod conformance;
 pub mod container;
 pub mod image;

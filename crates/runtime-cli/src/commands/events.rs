@@ -40,36 +40,7 @@ impl EventsArgs {
 
 /// Go durations: "5s", "100ms", "1m30s", "2h".
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        anyhow::bail!("invalid duration {s:?}");
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(|| anyhow::anyhow!("missing unit in duration {s:?}"))?;
-        let (num, tail) = rest.split_at(n);
-        let value: f64 = num
-            .parse()
-            .with_context(|| format!("invalid duration {s:?}"))?;
-        let u = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(u);
-        let mult = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => anyhow::bail!("unknown unit {unit:?} in duration {s:?}"),
-        };
-        total += value * mult;
-        rest = tail;
-    }
-    Ok(Duration::from_secs_f64(total))
+    berth_runtime_spec::timefmt::parse_go_duration(s).map_err(anyhow::Error::msg)
 }
 
 /// One line of output, fields in runc's order: `{"type","id","data"}` (`data` left out

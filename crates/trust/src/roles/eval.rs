@@ -231,6 +231,18 @@ pub fn evaluate(
     namespace: Option<&str>,
     signatures: &[VerifiedSignature],
 ) -> Decision {
+    evaluate_with_labels(policy, scope, namespace, None, signatures)
+}
+
+/// [`evaluate`] in a namespace whose labels are known (the rule is chosen by
+/// [`Policy::select_with_labels`]).
+pub fn evaluate_with_labels(
+    policy: &Policy,
+    scope: &str,
+    namespace: Option<&str>,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    signatures: &[VerifiedSignature],
+) -> Decision {
     let mut d = Decision {
         allowed: false,
         satisfied: false,
@@ -243,7 +255,7 @@ pub fn evaluate(
         outcome: Outcome::NoRule,
         ignored: Vec::new(),
     };
-    let Some(rule) = policy.select(scope, namespace) else {
+    let Some(rule) = policy.select_with_labels(scope, namespace, labels) else {
         return d;
     };
     let level = rule.statement.verification.level;

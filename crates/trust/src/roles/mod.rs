@@ -22,6 +22,7 @@ mod spans;
 
 pub use eval::{
     Decision, Ignored, IgnoredReason, Outcome, RoleOutcome, SignerRef, VerifiedSignature, evaluate,
+    evaluate_with_labels,
 };
 pub use parse::{PolicyFileError, Problem};
 pub use spans::Position;
@@ -127,6 +128,10 @@ pub struct Rule {
     pub scopes: Vec<ScopePattern>,
     /// Empty: the rule applies in every namespace and outside Kubernetes.
     pub namespaces: Vec<NamespacePattern>,
+    /// `namespaceSelector.matchLabels`: the rule applies only in namespaces that carry every
+    /// one of these labels (known to the caller: the admission webhook's namespace labels).
+    /// Empty: no selector.
+    pub namespace_selector: std::collections::BTreeMap<String, String>,
     /// The notation statement to verify each envelope with: the rule's level, overrides,
     /// `verifyTimestamp` and trust stores, and the wildcard identity (identities are matched
     /// per role by [`evaluate`], so that a signer outside the roles is reported as such).
@@ -137,8 +142,9 @@ pub struct Rule {
     pub require_source: Option<crate::provenance::SourceRequirement>,
 }
 
-/// How specific a match is; larger is more specific. Namespace first, then scope.
-pub(crate) type Rank = ((u8, usize), (u8, usize));
+/// How specific a match is; larger is more specific. Namespace first (its pattern, then the
+/// number of labels its selector requires), then scope.
+pub(crate) type Rank = ((u8, usize, usize), (u8, usize));
 
 impl ScopePattern {
     fn rank(&self, scope: &str) -> Option<(u8, usize)> {
@@ -185,17 +191,35 @@ impl std::fmt::Display for NamespacePattern {
 
 impl Rule {
     /// How specifically this rule matches, or `None` when it does not apply.
-    pub(crate) fn rank(&self, scope: &str, namespace: Option<&str>) -> Option<Rank> {
-        let ns = if self.namespaces.is_empty() {
-            (0, 0)
-        } else {
+    pub(crate) fn rank(
+        &self,
+        scope: &str,
+        namespace: Option<&str>,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Option<Rank> {
+        let ns = if !self.namespaces.is_empty() {
             self.namespaces
                 .iter()
                 .filter_map(|p| p.rank(namespace))
                 .max()?
+        } else if !self.namespace_selector.is_empty() {
+            // a selector alone is as "*" narrowed by labels: it needs a namespace
+            NamespacePattern::Any.rank(namespace)?
+        } else {
+            (0, 0)
         };
+        if !self.namespace_selector.is_empty() {
+            let labels = labels?;
+            if !self
+                .namespace_selector
+                .iter()
+                .all(|(k, v)| labels.get(k) == Some(v))
+            {
+                return None;
+            }
+        }
         let sc = self.scopes.iter().filter_map(|p| p.rank(scope)).max()?;
-        Some((ns, sc))
+        Some(((ns.0, ns.1, self.namespace_selector.len()), sc))
     }
 }
 
@@ -204,9 +228,22 @@ impl Policy {
     /// outside Kubernetes): the most specific by namespace, then by scope (docs/policy.md,
     /// "Which rule applies"). `None` when no rule applies: callers deny.
     pub fn select(&self, scope: &str, namespace: Option<&str>) -> Option<&Rule> {
+        self.select_with_labels(scope, namespace, None)
+    }
+
+    /// [`Policy::select`] for a namespace whose labels are known: rules with a
+    /// `namespaceSelector` apply only when the labels carry all of its `matchLabels` (with
+    /// `labels` `None`, never). Among rules of equal namespace pattern, the one whose selector
+    /// requires more labels is the more specific (docs/policy.md, "Which rule applies").
+    pub fn select_with_labels(
+        &self,
+        scope: &str,
+        namespace: Option<&str>,
+        labels: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Option<&Rule> {
         let mut best: Option<(Rank, &Rule)> = None;
         for rule in &self.rules {
-            if let Some(rank) = rule.rank(scope, namespace)
+            if let Some(rank) = rule.rank(scope, namespace, labels)
                 && best.as_ref().is_none_or(|(b, _)| rank > *b)
             {
                 best = Some((rank, rule));

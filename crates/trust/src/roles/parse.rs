@@ -139,6 +139,8 @@ struct RawRule {
     registry_scopes: Vec<String>,
     #[serde(default)]
     namespaces: Option<Vec<String>>,
+    #[serde(default)]
+    namespace_selector: Option<RawSelector>,
     signature_verification: RawVerification,
     #[serde(default)]
     trust_stores: Option<Vec<String>>,
@@ -146,6 +148,14 @@ struct RawRule {
     requirement: Option<RawRequirement>,
     #[serde(default)]
     require_source: Option<String>,
+}
+
+/// A Kubernetes label selector; only `matchLabels` (`matchExpressions` is refused as an
+/// unknown field).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSelector {
+    match_labels: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -609,6 +619,28 @@ fn check_rule(
             );
         }
     }
+    // namespace selector
+    let mut namespace_selector = BTreeMap::new();
+    if let Some(sel) = r.namespace_selector {
+        let sp = format!("{p}/namespaceSelector/matchLabels");
+        if sel.match_labels.is_empty() {
+            c.err(
+                &sp,
+                "matchLabels is empty",
+                "omit \"namespaceSelector\" for a rule that applies whatever the labels, or list labels",
+            );
+        }
+        for (k, v) in &sel.match_labels {
+            if let Err(m) = check_label(k, v) {
+                c.err(
+                    &format!("{sp}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    m,
+                    "a label is [PREFIX/]NAME: VALUE, as Kubernetes labels (NAME and VALUE up to 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric)",
+                );
+            }
+        }
+        namespace_selector = sel.match_labels;
+    }
     // verification
     let vp = format!("{p}/signatureVerification");
     let (verification, verify_timestamp) = check_verification(c, &vp, &r.signature_verification);
@@ -738,10 +770,51 @@ fn check_rule(
         name,
         scopes,
         namespaces,
+        namespace_selector,
         statement,
         requirement,
         require_source,
     })
+}
+
+/// A Kubernetes label key and value (apimachinery's `IsQualifiedName` and `IsValidLabelValue`).
+fn check_label(key: &str, value: &str) -> Result<(), String> {
+    fn name_ok(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && s.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+            && s.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric)
+    }
+    let name = match key.split_once('/') {
+        Some((prefix, name)) => {
+            let dns_ok = !prefix.is_empty()
+                && prefix.len() <= 253
+                && prefix.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            if !dns_ok {
+                return Err(format!("label key {key:?} has an invalid prefix"));
+            }
+            name
+        }
+        None => key,
+    };
+    if !name_ok(name) {
+        return Err(format!("label key {key:?} is not a valid label name"));
+    }
+    if !value.is_empty() && !name_ok(value) {
+        return Err(format!(
+            "label value {value:?} of {key:?} is not a valid label value"
+        ));
+    }
+    Ok(())
 }
 
 fn list_or_none<'a>(it: impl Iterator<Item = &'a String>) -> String {
@@ -1043,7 +1116,10 @@ fn check_requirement(
 /// equal, so this finds every tie: docs/policy.md, "Which rule applies".)
 fn check_ambiguity(c: &mut Checker<'_>, rules: &[(usize, Rule)]) {
     let ns_of = |r: &Rule| -> Vec<Option<NamespacePattern>> {
-        if r.namespaces.is_empty() {
+        if r.namespaces.is_empty() && !r.namespace_selector.is_empty() {
+            // a selector alone ranks as "*"
+            vec![Some(NamespacePattern::Any)]
+        } else if r.namespaces.is_empty() {
             vec![None]
         } else {
             r.namespaces.iter().cloned().map(Some).collect()
@@ -1054,7 +1130,11 @@ fn check_ambiguity(c: &mut Checker<'_>, rules: &[(usize, Rule)]) {
             let (na, nb) = (ns_of(a), ns_of(b));
             let shared_ns = na.iter().find(|n| nb.contains(n));
             let shared_scope = a.scopes.iter().find(|s| b.scopes.contains(s));
-            if let (Some(ns), Some(scope)) = (shared_ns, shared_scope) {
+            // selectors of the same size that some namespace's labels could both satisfy
+            let (sa, sb) = (&a.namespace_selector, &b.namespace_selector);
+            let selectors_tie =
+                sa.len() == sb.len() && sa.iter().all(|(k, v)| sb.get(k).is_none_or(|w| w == v));
+            if let (Some(ns), Some(scope), true) = (shared_ns, shared_scope, selectors_tie) {
                 let where_ = match ns {
                     None => "in every namespace".to_string(),
                     Some(n) => format!("in namespaces {:?}", n.to_string()),

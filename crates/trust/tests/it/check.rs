@@ -364,3 +364,79 @@ fn every_problem_is_reported_in_file_order() {
     assert!(p[0].starts_with("2:14: unsupported version"), "{p:#?}");
     assert!(p[1].starts_with("15:40: undefined role \"qa\""), "{p:#?}");
 }
+
+/// `namespaceSelector.matchLabels`: labels as Kubernetes spells them, never empty, nothing
+/// but `matchLabels`.
+#[test]
+fn a_namespace_selector_is_checked() {
+    let ok = with(
+        r#""namespaces": ["prod-*"],"#,
+        r#""namespaceSelector": {"matchLabels": {"tier": "gold", "example.com/team": "pay"}},"#,
+    );
+    let p = Policy::parse(ok.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.rules[0].namespace_selector.len(), 2);
+    assert!(p.rules[0].namespaces.is_empty());
+    let empty = with(
+        r#""namespaces": ["prod-*"],"#,
+        r#""namespaceSelector": {"matchLabels": {}},"#,
+    );
+    assert_one(
+        &empty,
+        &format!("{}: matchLabels is empty", at(&empty, "{}", 0)),
+    );
+    let bad = with(
+        r#""namespaces": ["prod-*"],"#,
+        r#""namespaceSelector": {"matchLabels": {"tier": "gold!"}},"#,
+    );
+    let p = problems(&bad);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].contains("label value \"gold!\""), "{p:?}");
+    let expr = with(
+        r#""namespaces": ["prod-*"],"#,
+        r#""namespaceSelector": {"matchExpressions": []},"#,
+    );
+    let p = problems(&expr);
+    assert!(p[0].contains("unknown field `matchExpressions`"), "{p:?}");
+}
+
+/// Two rules with selectors of one size that one namespace's labels could both satisfy
+/// would tie; conflicting values or different sizes cannot.
+#[test]
+fn selectors_that_could_tie_are_refused() {
+    let two = |a: &str, b: &str| {
+        BASE.replacen(
+            r#"      "namespaces": ["prod-*"],"#,
+            &format!(r#"      "namespaceSelector": {{"matchLabels": {a}}},"#),
+            1,
+        )
+        .replacen(
+            "  ]\n}",
+            &format!(
+                r#"    ,{{
+      "name": "other",
+      "registryScopes": ["r.test/team/*"],
+      "namespaceSelector": {{"matchLabels": {b}}},
+      "signatureVerification": {{"level": "strict"}},
+      "trustStores": ["ca:acme"],
+      "requirement": {{"allOf": ["ci"]}}
+    }}
+  ]
+}}"#
+            ),
+            1,
+        )
+    };
+    let tie = two(r#"{"tier": "gold"}"#, r#"{"team": "pay"}"#);
+    let p = problems(&tie);
+    assert!(
+        p[0].contains("rules \"prod\" and \"other\" both apply"),
+        "{p:?}"
+    );
+    for (a, b) in [
+        (r#"{"tier": "gold"}"#, r#"{"tier": "silver"}"#),
+        (r#"{"tier": "gold"}"#, r#"{"tier": "gold", "team": "pay"}"#),
+    ] {
+        let doc = two(a, b);
+        Policy::parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{a} {b}: {e}"));
+    }
+}

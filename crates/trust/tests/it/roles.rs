@@ -591,3 +591,55 @@ fn verify_and_evaluate_takes_fetched_envelopes() {
     let d = strict_only.verify_and_evaluate(PROD_IMAGE, None, &target, &fetched, &pki().store, now);
     assert!(!d.allowed && d.rule.is_none(), "{d}");
 }
+
+/// `namespaceSelector`: a rule for labelled namespaces applies only where the labels match;
+/// it beats `*` and a rule without namespaces, loses to a name pattern, and a selector asking
+/// more labels beats one asking fewer. Without labels (outside the webhook) it never applies.
+#[test]
+fn rules_by_namespace_labels() {
+    let doc = r#"{
+      "version": "berth.policy/v1",
+      "trustStores": ["ca:acme"],
+      "roles": {"ci": {"trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme, CN=ci"]}},
+      "rules": [
+        {"name": "everywhere", "registryScopes": ["*"], "signatureVerification": {"level": "skip"}},
+        {"name": "any-ns", "registryScopes": ["*"], "namespaces": ["*"], "signatureVerification": {"level": "skip"}},
+        {"name": "gold", "registryScopes": ["*"], "namespaceSelector": {"matchLabels": {"tier": "gold"}},
+         "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"], "requirement": {"allOf": ["ci"]}},
+        {"name": "gold-pay", "registryScopes": ["*"], "namespaceSelector": {"matchLabels": {"tier": "gold", "team": "pay"}},
+         "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"], "requirement": {"allOf": ["ci"]}},
+        {"name": "prod", "registryScopes": ["*"], "namespaces": ["prod-*"], "signatureVerification": {"level": "skip"}}
+      ]
+    }"#;
+    let p = Policy::parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let labels = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let pick = |ns: Option<&str>, l: Option<&std::collections::BTreeMap<String, String>>| {
+        p.select_with_labels("r.test/app", ns, l)
+            .map(|r| r.name.as_str())
+    };
+    let gold = labels(&[("tier", "gold")]);
+    let gold_pay = labels(&[("tier", "gold"), ("team", "pay")]);
+    let bronze = labels(&[("tier", "bronze")]);
+    assert_eq!(pick(Some("web"), Some(&gold)), Some("gold"));
+    assert_eq!(pick(Some("web"), Some(&gold_pay)), Some("gold-pay"));
+    assert_eq!(pick(Some("web"), Some(&bronze)), Some("any-ns"));
+    assert_eq!(pick(Some("web"), None), Some("any-ns"), "unknown labels");
+    assert_eq!(
+        pick(Some("prod-eu"), Some(&gold)),
+        Some("prod"),
+        "a name pattern first"
+    );
+    assert_eq!(pick(None, Some(&gold)), Some("everywhere"), "no namespace");
+    // select() is select_with_labels without labels
+    assert_eq!(p.select("r.test/app", Some("web")).unwrap().name, "any-ns");
+    // and evaluation chooses the same rule
+    let d =
+        berth_trust::roles::evaluate_with_labels(&p, "r.test/app", Some("web"), Some(&gold), &[]);
+    assert_eq!(d.rule.as_deref(), Some("gold"));
+    assert!(!d.allowed, "ci is missing: {d}");
+}

@@ -887,3 +887,62 @@ fn payload_and_target_from_a_descriptor() {
     assert!(berth_trust::sign::payload(&bad).is_err());
     let _ = MEDIA_TYPE_JWS;
 }
+
+/// A TLS serving certificate from certgen, as `berth admission certs` makes it, is what
+/// openssl accepts for an SSL server under its CA, for each DNS name and IP address it
+/// names, and for no other.
+#[test]
+fn openssl_accepts_berths_tls_server_certificates_for_their_names_only() {
+    use berth_trust::certgen::SubjectAltName;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    let ca_key = SigningKey::generate(KeySpec::EcP256).expect("key");
+    let ca = certgen::ca(&CertParams::test("berth-admission CA", 30), &ca_key).expect("ca");
+    let key = SigningKey::generate(KeySpec::EcP256).expect("key");
+    let names = ["berth-admission.berth-system.svc", "127.0.0.1"].map(SubjectAltName::parse);
+    let leaf = certgen::server_leaf(
+        &CertParams::test("berth-admission.berth-system.svc", 30),
+        &key,
+        &ca,
+        &ca_key,
+        &names,
+    )
+    .expect("server leaf");
+    std::fs::write(d.join("ca.pem"), chain_pem(std::slice::from_ref(&ca))).expect("w");
+    std::fs::write(d.join("leaf.pem"), chain_pem(std::slice::from_ref(&leaf))).expect("w");
+    let verify = |check: &[&str]| {
+        Command::new("openssl")
+            .args(["verify", "-CAfile", "ca.pem", "-purpose", "sslserver"])
+            .args(check)
+            .arg("leaf.pem")
+            .current_dir(d)
+            .output()
+            .expect("openssl")
+    };
+    for ok in [
+        &["-verify_hostname", "berth-admission.berth-system.svc"][..],
+        &["-verify_ip", "127.0.0.1"][..],
+    ] {
+        let out = verify(ok);
+        assert!(
+            out.status.success(),
+            "{ok:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for bad in [
+        &["-verify_hostname", "other.berth-system.svc"][..],
+        &["-verify_ip", "127.0.0.2"][..],
+    ] {
+        assert!(!verify(bad).status.success(), "{bad:?} accepted");
+    }
+    let text = String::from_utf8(openssl(d, &["x509", "-noout", "-text", "-in", "leaf.pem"]))
+        .expect("utf8");
+    assert!(
+        text.contains("DNS:berth-admission.berth-system.svc, IP Address:127.0.0.1"),
+        "{text}"
+    );
+    assert!(text.contains("TLS Web Server Authentication"), "{text}");
+    assert!(!text.contains("Code Signing"), "{text}");
+}

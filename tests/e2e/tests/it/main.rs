@@ -14,6 +14,7 @@
     reason = "tests fail by panicking, helpers included, and report what they measured on stderr"
 )]
 
+mod admission;
 mod archive;
 mod auth;
 mod cli;

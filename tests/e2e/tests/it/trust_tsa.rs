@@ -261,7 +261,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A P-256 key and a self-signed code-signing certificate (notation's test subject, CN
 /// `short`) valid from five minutes ago until `not_after` (epoch seconds), made by `openssl
 /// ca`, which takes exact dates.
-fn short_lived_certificate(dir: &Path, not_after: u64) {
+pub(crate) fn short_lived_certificate(dir: &Path, not_after: u64) {
     write_file(
         dir.join("ca.cnf"),
         b"[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\n\

@@ -3,6 +3,8 @@
 mod gc;
 mod serve;
 
+pub(crate) use serve::shutdown_signal;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;

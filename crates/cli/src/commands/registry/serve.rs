@@ -190,7 +190,8 @@ fn app_auth_label<D: berth_registry::storage::Driver>(
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT: also what `berth admission serve` stops on.
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());

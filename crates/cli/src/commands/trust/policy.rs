@@ -134,7 +134,9 @@ fn summary(name: &str, p: &Policy) -> String {
 
 fn rule_line(r: &Rule) -> String {
     let scopes: Vec<String> = r.scopes.iter().map(ToString::to_string).collect();
-    let ns = if r.namespaces.is_empty() {
+    let ns = if r.namespaces.is_empty() && !r.namespace_selector.is_empty() {
+        "namespaces *".to_string()
+    } else if r.namespaces.is_empty() {
         "every namespace".to_string()
     } else {
         format!(
@@ -145,6 +147,16 @@ fn rule_line(r: &Rule) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         )
+    };
+    let ns = if r.namespace_selector.is_empty() {
+        ns
+    } else {
+        let labels: Vec<String> = r
+            .namespace_selector
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("{ns} labelled {}", labels.join(", "))
     };
     let req = match &r.requirement {
         None => "nothing verified".to_string(),

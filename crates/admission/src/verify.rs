@@ -1,0 +1,698 @@
+//! One image in one namespace → a verdict: the reference normalised as containerd does
+//! (`nginx` is `docker.io/library/nginx:latest`), the rule chosen for the repository and the
+//! namespace (name and labels), a tag resolved to its digest, the digest's signatures verified
+//! under the rule (`berth_trust::image_policy::evaluate_image`) and, when the rule requires
+//! one, its provenance attestation; successes cached per (policy version, rule, repository,
+//! digest), concurrent verifications of one key run once.
+//!
+//! The verifier never decides on a tag: whatever the registry says a tag names is the digest
+//! that is verified and that the caller pins.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use berth_distribution::{Client, ClientOptions, PlainHttp, Repository, RetryPolicy};
+use berth_oci::{Digest, Reference};
+use berth_trust::TargetArtifact;
+use berth_trust::repository::{
+    FetchedSignature, RegistrySignatures, RepositoryError, SignatureDescriptor,
+    SignatureRepository, SignatureUpload, VerifyImageOptions,
+};
+use berth_trust::roles::{Decision, Outcome, Policy};
+use berth_trust::{Level, TrustStore};
+use sha2::{Digest as _, Sha256};
+
+use crate::cache::{Flights, VerdictCache};
+use crate::config::{Config, ConfigError, DefaultAction, NamespaceLabels};
+use crate::metrics::{Metrics, Reason};
+
+/// What failed while setting the verifier up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("failed to read the role policy {path}")]
+    ReadPolicy {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "invalid role policy {path}: {message}\nhint: `berth policy check {path}` lists every problem with its line and column"
+    )]
+    Policy {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("failed to read the trust store {path}")]
+    TrustStore {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to set up the registry client")]
+    Client(#[source] berth_distribution::Error),
+}
+
+/// The verdict on one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageVerdict {
+    /// The image as written in the object.
+    pub image: String,
+    pub reason: Reason,
+    /// The image may run (under this policy). False also for audit-level failures, whose
+    /// `enforced` is false.
+    pub allowed: bool,
+    /// Whether a failure is enforced (false at a rule's audit level).
+    pub enforced: bool,
+    /// The verified digest (`None` when nothing was verified: skip, default allow, excluded).
+    pub digest: Option<String>,
+    /// The rule that decided.
+    pub rule: Option<String>,
+    /// The short explanation of a failure (for `status.message` or a warning).
+    pub message: Option<String>,
+}
+
+impl ImageVerdict {
+    fn fail(image: &str, reason: Reason, enforced: bool, message: String) -> ImageVerdict {
+        ImageVerdict {
+            image: image.to_string(),
+            reason,
+            allowed: false,
+            enforced,
+            digest: None,
+            rule: None,
+            message: Some(message),
+        }
+    }
+
+    fn pass(image: &str, reason: Reason) -> ImageVerdict {
+        ImageVerdict {
+            image: image.to_string(),
+            reason,
+            allowed: true,
+            enforced: true,
+            digest: None,
+            rule: None,
+            message: None,
+        }
+    }
+
+    /// The reference to run: the image as written with the verified digest
+    /// (`nginx:1.25` → `nginx:1.25@sha256:…`), when it had none.
+    pub fn pinned(&self) -> Option<String> {
+        let digest = self.digest.as_ref()?;
+        if self.image.contains('@') {
+            return None;
+        }
+        Some(format!("{}@{digest}", self.image))
+    }
+}
+
+/// Whether an image must already be pinned (validating) or may be resolved (mutating).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinning {
+    /// Validating: a reference without a digest is refused.
+    Required,
+    /// Mutating: a tag is resolved to the digest that is verified.
+    Resolve,
+}
+
+/// A verification's outcome as cached and shared between concurrent callers.
+#[derive(Debug, Clone)]
+enum Checked {
+    /// The requirement (and provenance) is met.
+    Passed,
+    /// Not met: the explanation, and the reason label.
+    Failed { reason: Reason, message: String },
+}
+
+/// The clients, one for registries listed as plain HTTP and one for the others: each keeps
+/// its own connection pool, shared by every request.
+#[derive(Debug)]
+struct Registries {
+    tls: Client,
+    plain: Client,
+    plain_hosts: Vec<String>,
+}
+
+impl Registries {
+    fn for_registry(&self, registry: &str) -> &Client {
+        if self.plain_hosts.iter().any(|h| h == registry) {
+            &self.plain
+        } else {
+            &self.tls
+        }
+    }
+}
+
+/// The verifier: policy, trust store, labels, clients, cache. One per server.
+#[derive(Debug)]
+pub struct Verifier {
+    policy: Policy,
+    store: TrustStore,
+    labels: NamespaceLabels,
+    version: String,
+    registries: Registries,
+    cache: VerdictCache<String, ()>,
+    flights: Flights<String, Checked>,
+    default: DefaultAction,
+    max_signatures: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Verifier {
+    /// Loads the policy, the trust store's files (for the policy version) and the namespace
+    /// labels, and sets the registry clients up.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Verifier, SetupError> {
+        let policy_bytes =
+            std::fs::read(&config.policy).map_err(|source| SetupError::ReadPolicy {
+                path: config.policy.clone(),
+                source,
+            })?;
+        let policy = Policy::parse(&policy_bytes).map_err(|e| SetupError::Policy {
+            path: config.policy.clone(),
+            message: e.to_string(),
+        })?;
+        let labels = match &config.namespace_labels {
+            Some(p) => crate::config::load_namespace_labels(p)?,
+            None => NamespaceLabels::new(),
+        };
+        let mut h = Sha256::new();
+        h.update(b"policy\0");
+        h.update(&policy_bytes);
+        hash_tree(&mut h, &config.trust_store).map_err(|source| SetupError::TrustStore {
+            path: config.trust_store.clone(),
+            source,
+        })?;
+        h.update(b"labels\0");
+        h.update(serde_json::to_vec(&labels).unwrap_or_default());
+        let version = hex(&h.finalize());
+
+        let credentials: Option<Arc<dyn berth_distribution::CredentialProvider>> =
+            config.docker_config.as_ref().map(|p| {
+                Arc::new(berth_distribution::CredentialsConfig::new(p.clone()))
+                    as Arc<dyn berth_distribution::CredentialProvider>
+            });
+        let extra_roots = match &config.ca_file {
+            Some(p) => vec![std::fs::read(p).map_err(|source| {
+                SetupError::Config(ConfigError::Read {
+                    what: "registry CA file",
+                    path: p.clone(),
+                    source,
+                })
+            })?],
+            None => Vec::new(),
+        };
+        let client = |plain_http| {
+            Client::new(ClientOptions {
+                credentials: credentials.clone(),
+                plain_http,
+                extra_root_certificates: extra_roots.clone(),
+                // the review's deadline bounds everything; a retry must fit in it
+                retry: RetryPolicy {
+                    max_attempts: 2,
+                    base_delay: std::time::Duration::from_millis(50),
+                    max_delay: std::time::Duration::from_millis(200),
+                },
+                timeout: config.timeout,
+                ..ClientOptions::default()
+            })
+            .map_err(SetupError::Client)
+        };
+        Ok(Verifier {
+            policy,
+            store: TrustStore::new(&config.trust_store),
+            labels,
+            version,
+            registries: Registries {
+                tls: client(PlainHttp::Never)?,
+                plain: client(PlainHttp::Always)?,
+                plain_hosts: config.plain_http.clone(),
+            },
+            cache: VerdictCache::new(config.cache_ttl, config.cache_max_entries),
+            flights: Flights::default(),
+            default: config.default,
+            max_signatures: config.max_signatures,
+            metrics,
+        })
+    }
+
+    /// The policy version: a hash of the policy, the trust store's files and the labels.
+    pub fn policy_version(&self) -> &str {
+        &self.version
+    }
+
+    /// The labels known for a namespace.
+    pub fn namespace_labels(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
+        self.labels.get(namespace)
+    }
+
+    /// The verdict on `image` in `namespace`.
+    pub async fn check(&self, image: &str, namespace: &str, pinning: Pinning) -> ImageVerdict {
+        let v = self.check_inner(image, namespace, pinning).await;
+        self.metrics.image(v.reason);
+        v
+    }
+
+    async fn check_inner(&self, image: &str, namespace: &str, pinning: Pinning) -> ImageVerdict {
+        let reference = match Reference::parse(image) {
+            Ok(r) => r,
+            Err(e) => {
+                return ImageVerdict::fail(
+                    image,
+                    Reason::InvalidReference,
+                    true,
+                    format!("image {image:?} is not a valid image reference: {e}"),
+                );
+            }
+        };
+        let scope = reference.name();
+        let labels = self.labels.get(namespace);
+        let Some(rule) = self
+            .policy
+            .select_with_labels(&scope, Some(namespace), labels)
+        else {
+            return match self.default {
+                DefaultAction::Allow => ImageVerdict::pass(image, Reason::NotVerified),
+                DefaultAction::Deny => ImageVerdict::fail(
+                    image,
+                    Reason::NoRule,
+                    true,
+                    format!(
+                        "image {image}: no rule of the policy applies to {scope} in namespace {namespace}, and the default is deny"
+                    ),
+                ),
+            };
+        };
+        let level = rule.statement.verification.level;
+        if level == Level::Skip {
+            let mut v = ImageVerdict::pass(image, Reason::NotVerified);
+            v.rule = Some(rule.name.clone());
+            return v;
+        }
+        let enforced = level != Level::Audit;
+        let with_rule = |mut v: ImageVerdict| {
+            v.rule = Some(rule.name.clone());
+            v
+        };
+        let repo = match Repository::new(reference.registry(), reference.repository()) {
+            Ok(r) => r,
+            Err(e) => {
+                return with_rule(ImageVerdict::fail(
+                    image,
+                    Reason::InvalidReference,
+                    enforced,
+                    format!("image {image}: {e}"),
+                ));
+            }
+        };
+        let client = self.registries.for_registry(reference.registry());
+        let sigs = Timed {
+            inner: RegistrySignatures::new(client, repo.clone()),
+            metrics: &self.metrics,
+        };
+        // the digest: as pinned, or what the tag names now
+        let mut resolved: Option<TargetArtifact> = None;
+        let digest: Digest = match (reference.digest(), pinning) {
+            (Some(d), _) => d.clone(),
+            (None, Pinning::Required) => {
+                return with_rule(ImageVerdict::fail(
+                    image,
+                    Reason::NotPinned,
+                    enforced,
+                    format!(
+                        "image {image} is not pinned to a digest; the berth mutating webhook pins verified images (name@sha256:…): is it installed and called first?"
+                    ),
+                ));
+            }
+            (None, Pinning::Resolve) => {
+                let tag = reference.tag().unwrap_or(berth_oci::DEFAULT_TAG);
+                match resolve(client, &repo, &sigs, tag, &self.metrics).await {
+                    Ok(t) => match Digest::parse(&t.digest) {
+                        Ok(d) => {
+                            resolved = Some(t);
+                            d
+                        }
+                        Err(e) => {
+                            return with_rule(ImageVerdict::fail(
+                                image,
+                                Reason::Registry,
+                                enforced,
+                                format!("image {image}: the registry named an invalid digest: {e}"),
+                            ));
+                        }
+                    },
+                    Err(e) => {
+                        return with_rule(ImageVerdict::fail(
+                            image,
+                            Reason::Registry,
+                            enforced,
+                            format!(
+                                "image {image}: failed to resolve tag {tag}: {}",
+                                berth_errdefs::error_chain(&e)
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        let digest_text = digest.to_string();
+        let key = format!("{}\0{}\0{scope}\0{digest_text}", self.version, rule.name);
+        let verified = |reason| {
+            with_rule(ImageVerdict {
+                image: image.to_string(),
+                reason,
+                allowed: true,
+                enforced,
+                digest: Some(digest_text.clone()),
+                rule: None,
+                message: None,
+            })
+        };
+        if self.cache.get(&key).is_some() {
+            self.metrics.cache(true);
+            return verified(Reason::Cached);
+        }
+        self.metrics.cache(false);
+        let checked = self
+            .flights
+            .run(key.clone(), || async {
+                self.metrics.verification();
+                let target = match resolved {
+                    Some(t) => Ok(t),
+                    None => resolve(client, &repo, &sigs, &digest_text, &self.metrics).await,
+                };
+                let checked = match target {
+                    Ok(target) => {
+                        self.verify(&sigs, client, &repo, &scope, namespace, labels, &target)
+                            .await
+                    }
+                    Err(e) => Checked::Failed {
+                        reason: Reason::Registry,
+                        message: format!(
+                            "failed to read {scope}@{digest_text}: {}",
+                            berth_errdefs::error_chain(&e)
+                        ),
+                    },
+                };
+                if matches!(checked, Checked::Passed) {
+                    self.cache.insert(key.clone(), ());
+                }
+                checked
+            })
+            .await;
+        match checked {
+            Checked::Passed => verified(Reason::Verified),
+            Checked::Failed { reason, message } => {
+                let mut v = with_rule(ImageVerdict::fail(
+                    image,
+                    reason,
+                    enforced,
+                    format!("image {image}: {message}"),
+                ));
+                v.digest = Some(digest_text.clone());
+                v
+            }
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the registry, the image and where it is used are each needed"
+    )]
+    async fn verify<R: SignatureRepository + Sync>(
+        &self,
+        sigs: &R,
+        client: &Client,
+        repo: &Repository,
+        scope: &str,
+        namespace: &str,
+        labels: Option<&BTreeMap<String, String>>,
+        target: &TargetArtifact,
+    ) -> Checked {
+        let opts = VerifyImageOptions {
+            max_signatures: self.max_signatures,
+            now: berth_trust::Timestamp::now(),
+            revocation: &berth_trust::revocation::HTTP,
+        };
+        let d = match berth_trust::image_policy::evaluate_image_with_labels(
+            sigs,
+            &self.policy,
+            scope,
+            Some(namespace),
+            labels,
+            target,
+            &self.store,
+            &opts,
+        )
+        .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                return Checked::Failed {
+                    reason: Reason::Registry,
+                    message: berth_errdefs::error_chain(&e),
+                };
+            }
+        };
+        if !d.decision.satisfied {
+            return Checked::Failed {
+                reason: Reason::Policy,
+                message: summary(&d.decision, &target.digest, d.ignored),
+            };
+        }
+        if let (Some(required), Some(policy)) = (&d.require_source, &d.rule_policy) {
+            let started = Instant::now();
+            let v = berth_trust::attestation::verify_source(
+                client,
+                repo,
+                scope,
+                target,
+                required,
+                policy,
+                &self.store,
+                &opts,
+            )
+            .await;
+            self.metrics.registry_latency(started.elapsed());
+            match v {
+                Ok(v) if v.passed() => {}
+                Ok(v) => {
+                    let why = v.explain();
+                    let first = why.lines().next().unwrap_or_default().to_string();
+                    return Checked::Failed {
+                        reason: Reason::Source,
+                        message: format!(
+                            "rule {:?} requires a signed provenance attestation naming {required}: {first}",
+                            d.decision.rule.as_deref().unwrap_or_default()
+                        ),
+                    };
+                }
+                Err(e) => {
+                    return Checked::Failed {
+                        reason: Reason::Registry,
+                        message: berth_errdefs::error_chain(&e),
+                    };
+                }
+            }
+        }
+        Checked::Passed
+    }
+}
+
+/// A tag or digest → the manifest's descriptor: a `HEAD` when the registry says all three
+/// (digest, size, media type), else the manifest itself.
+async fn resolve<R: SignatureRepository>(
+    client: &Client,
+    repo: &Repository,
+    sigs: &R,
+    reference: &str,
+    metrics: &Metrics,
+) -> Result<TargetArtifact, RepositoryError> {
+    let started = Instant::now();
+    let head = client
+        .head_manifest(repo, reference, &MANIFEST_ACCEPT)
+        .await;
+    metrics.registry_latency(started.elapsed());
+    if let Ok(Some(h)) = head
+        && let (Some(digest), Some(size), Some(media_type)) = (h.digest, h.size, h.media_type)
+        && MANIFEST_ACCEPT.contains(&media_type.as_str())
+        && (!reference.contains(':') || digest.to_string() == reference)
+    {
+        return Ok(TargetArtifact {
+            media_type,
+            digest: digest.to_string(),
+            size,
+            annotations: BTreeMap::new(),
+        });
+    }
+    sigs.resolve(reference).await
+}
+
+const MANIFEST_ACCEPT: [&str; 4] = [
+    berth_oci::media_type::OCI_MANIFEST,
+    berth_oci::media_type::OCI_INDEX,
+    berth_oci::media_type::DOCKER_MANIFEST_V2,
+    berth_oci::media_type::DOCKER_MANIFEST_LIST,
+];
+
+/// The one-line explanation of an unmet requirement: the rule, what is missing, and why the
+/// first signature that did not count did not.
+pub fn summary(d: &Decision, digest: &str, not_evaluated: usize) -> String {
+    let rule = d.rule.as_deref().unwrap_or("?");
+    let mut s = format!("{}@{} denied by rule {rule:?}", d.scope, short(digest));
+    match &d.outcome {
+        Outcome::Roles { roles, needed, all } => {
+            let missing: Vec<&str> = roles
+                .iter()
+                .filter(|r| r.satisfied_by.is_none())
+                .map(|r| r.role.as_str())
+                .collect();
+            if *all {
+                s.push_str(&format!("; missing role(s): {}", missing.join(", ")));
+            } else {
+                s.push_str(&format!(
+                    "; needs {needed} distinct signers of {}, {} counted",
+                    roles
+                        .iter()
+                        .map(|r| r.role.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    d.signers_counted
+                ));
+            }
+        }
+        Outcome::AnyTrusted { needed, signers } => s.push_str(&format!(
+            "; needs {needed} distinct trusted signers, {} counted",
+            signers.len()
+        )),
+        Outcome::NoRule | Outcome::Skipped => {}
+    }
+    if d.ignored.is_empty() && d.signers_counted == 0 {
+        s.push_str("; no signature found");
+    }
+    if let Some(first) = d.ignored.first() {
+        let mut text = first.to_string();
+        if text.len() > 200 {
+            let mut cut = 200;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        s.push_str(&format!(
+            "; {} signature(s) did not count, e.g. {text}",
+            d.ignored.len()
+        ));
+    }
+    if not_evaluated > 0 {
+        s.push_str(&format!(
+            "; {not_evaluated} more signature(s) not evaluated"
+        ));
+    }
+    s
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+/// A [`SignatureRepository`] that records each round trip's latency.
+struct Timed<'a, R> {
+    inner: R,
+    metrics: &'a Metrics,
+}
+
+impl<R: SignatureRepository + Sync> SignatureRepository for Timed<'_, R> {
+    async fn resolve(&self, reference: &str) -> Result<TargetArtifact, RepositoryError> {
+        let started = Instant::now();
+        let r = self.inner.resolve(reference).await;
+        self.metrics.registry_latency(started.elapsed());
+        r
+    }
+
+    async fn list_signatures(
+        &self,
+        subject: &Digest,
+    ) -> Result<Vec<SignatureDescriptor>, RepositoryError> {
+        let started = Instant::now();
+        let r = self.inner.list_signatures(subject).await;
+        self.metrics.registry_latency(started.elapsed());
+        r
+    }
+
+    async fn fetch_signature(
+        &self,
+        signature: &SignatureDescriptor,
+    ) -> Result<FetchedSignature, RepositoryError> {
+        let started = Instant::now();
+        let r = self.inner.fetch_signature(signature).await;
+        self.metrics.registry_latency(started.elapsed());
+        r
+    }
+
+    async fn push_signature(
+        &self,
+        upload: SignatureUpload<'_>,
+    ) -> Result<SignatureDescriptor, RepositoryError> {
+        self.inner.push_signature(upload).await
+    }
+}
+
+/// Files hashed at most under the trust store, and directory levels followed.
+const MAX_TREE_FILES: usize = 10_000;
+const MAX_TREE_DEPTH: usize = 16;
+
+/// Every file under `root` (path and content), in sorted order, into the hash. Symbolic links
+/// are followed (Kubernetes mounts ConfigMaps and Secrets through them), to a bounded depth.
+fn hash_tree(h: &mut Sha256, root: &std::path::Path) -> std::io::Result<()> {
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    let mut files = Vec::new();
+    while let Some((dir, depth)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if std::fs::metadata(&path)?.is_dir() {
+                if depth + 1 > MAX_TREE_DEPTH {
+                    return Err(std::io::Error::other(format!(
+                        "{} is more than {MAX_TREE_DEPTH} directories deep (a symbolic link loop?)",
+                        path.display()
+                    )));
+                }
+                stack.push((path, depth + 1));
+            } else {
+                files.push(path);
+            }
+            if files.len() > MAX_TREE_FILES {
+                return Err(std::io::Error::other(format!(
+                    "more than {MAX_TREE_FILES} files under {}",
+                    root.display()
+                )));
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        h.update(b"file\0");
+        h.update(
+            f.strip_prefix(root)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        h.update(b"\0");
+        h.update(std::fs::read(&f)?);
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

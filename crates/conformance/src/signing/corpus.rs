@@ -283,11 +283,8 @@ pub(crate) fn raw_jws(
     signer: RawSigner<'_>,
     chain: &[Certificate],
 ) -> Result<Vec<u8>, Error> {
-    let payload = berth_trust::sign::payload(target).map_err(|e| Error::corpus("payload", e))?;
-    let protected_b64 = URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&protected).map_err(|e| Error::corpus("protected header", e))?);
-    let payload_b64 = URL_SAFE_NO_PAD.encode(payload);
-    let input = format!("{protected_b64}.{payload_b64}");
+    let jws = JwsInput::new(target, &protected)?;
+    let input = jws.signing_input();
     let signature = match signer {
         RawSigner::Es256(key) => es256(key, input.as_bytes())?,
         RawSigner::Hs256 => {
@@ -297,14 +294,51 @@ pub(crate) fn raw_jws(
             ring::hmac::sign(&key, input.as_bytes()).as_ref().to_vec()
         }
     };
-    let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c.der())).collect();
-    let envelope = serde_json::json!({
-        "payload": payload_b64,
-        "protected": protected_b64,
-        "header": {"x5c": x5c, "io.cncf.notary.signingAgent": "berth-conformance"},
-        "signature": URL_SAFE_NO_PAD.encode(signature),
-    });
-    serde_json::to_vec(&envelope).map_err(|e| Error::corpus("envelope", e))
+    jws.assemble(&signature, chain)
+}
+
+/// A hand-made JWS before its signature: the encoded protected header and payload.
+pub(crate) struct JwsInput {
+    protected_b64: String,
+    payload_b64: String,
+}
+
+impl JwsInput {
+    /// `protected` exactly as given, over the payload of `target`.
+    pub(crate) fn new(
+        target: &TargetArtifact,
+        protected: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<JwsInput, Error> {
+        let payload =
+            berth_trust::sign::payload(target).map_err(|e| Error::corpus("payload", e))?;
+        Ok(JwsInput {
+            protected_b64: URL_SAFE_NO_PAD.encode(
+                serde_json::to_vec(protected).map_err(|e| Error::corpus("protected header", e))?,
+            ),
+            payload_b64: URL_SAFE_NO_PAD.encode(payload),
+        })
+    }
+
+    /// What is signed: `BASE64URL(protected) "." BASE64URL(payload)`.
+    pub(crate) fn signing_input(&self) -> String {
+        format!("{}.{}", self.protected_b64, self.payload_b64)
+    }
+
+    /// The flattened JSON envelope with `signature` and the chain in `x5c`.
+    pub(crate) fn assemble(
+        self,
+        signature: &[u8],
+        chain: &[Certificate],
+    ) -> Result<Vec<u8>, Error> {
+        let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c.der())).collect();
+        let envelope = serde_json::json!({
+            "payload": self.payload_b64,
+            "protected": self.protected_b64,
+            "header": {"x5c": x5c, "io.cncf.notary.signingAgent": "berth-conformance"},
+            "signature": URL_SAFE_NO_PAD.encode(signature),
+        });
+        serde_json::to_vec(&envelope).map_err(|e| Error::corpus("envelope", e))
+    }
 }
 
 /// A minimal CBOR writer for the hand-made COSE_Sign1 (RFC 8949 preferred encoding).

@@ -27,6 +27,7 @@ pub mod registry;
 pub mod signer;
 mod vectors;
 pub mod verifier;
+mod weak_key;
 
 use std::fmt::Write as _;
 

@@ -1,9 +1,17 @@
 //! notation's own test vectors as verifier cases: the OCI layouts of notation's end-to-end
 //! tests (`notation/test/e2e/testdata/registry/oci_layout/`: one subject image with
 //! signatures notation made — valid, several, expired, corrupted, by an expired
-//! certificate), pushed to the registry as they are, each with the trust store notation's
-//! tests give it (`config/localkeys/`) and a strict policy. The expected verdicts are those
-//! notation's tests assert (`test/e2e/suite/command/verify.go`).
+//! certificate, timestamped, invalidly timestamped), pushed to the registry as they are,
+//! each with the trust store notation's tests give it (`config/localkeys/`) and a strict
+//! policy, or for the timestamped ones one of notation's own timestamp trust policies
+//! (`config/trustpolicies/`) with the TSA root its tests use (`config/timestamp/`). The
+//! expected verdicts are those notation's tests assert (`test/e2e/suite/command/verify.go`)
+//! and, for the timestamped layouts (which notation's tests only inspect), those the
+//! specification gives ([`VECTORS`] says why each).
+//!
+//! notation-go's timestamped envelopes (`verifier/testdata/timestamp/sigEnv/`) are not
+//! presented: they sign a manifest (`sha256:c0669ef3…`, 528 bytes) that is not among the
+//! vectors, so no registry can serve the image they are signatures of.
 //!
 //! The vectors are read where they are (the `shared/vectors/notation` directory); nothing of
 //! them is copied into the repository.
@@ -20,39 +28,159 @@ use super::verifier::{Case, Expect, policy};
 use super::{describe_certificate, describe_envelope};
 use crate::model::{InputItem, Workflow};
 
-/// Each layout, its signer's certificate, and the verdict notation's tests expect.
-const LAYOUTS: [(&str, &str, Expect, &str); 5] = [
-    (
-        "e2e-valid-signature",
-        "e2e.crt",
-        Expect::Accept,
-        "MUST accept: a valid JWS signature by notation, its self-signed certificate in the trust store.",
-    ),
-    (
-        "e2e-valid-multiple-signatures",
-        "e2e.crt",
-        Expect::Accept,
-        "MUST accept: several signatures of one image, one of them valid and trusted, satisfy the policy.",
-    ),
-    (
-        "e2e-expired-signature",
-        "e2e.crt",
-        Expect::Refuse,
-        "MUST refuse: the signature's io.cncf.notary.expiry has passed; strict enforces expiry.",
-    ),
-    (
-        "e2e-invalid-signature",
-        "e2e.crt",
-        Expect::Refuse,
-        "MUST refuse: the envelope's signature does not verify (integrity).",
-    ),
-    (
-        "e2e-with-expired-cert",
-        "expired_e2e.crt",
-        Expect::Refuse,
-        "MUST refuse: the signing certificate has expired and there is no timestamp; strict enforces the authentic timestamp.",
-    ),
+/// One vector case: notation's OCI layout `layout`, the trust anchor, the trust policy it is
+/// verified under and the verdict expected.
+struct Vector {
+    /// The case's name (the layout's, and a suffix when the policy is not notation's).
+    name: &'static str,
+    layout: &'static str,
+    anchor: Anchor,
+    policy: VectorPolicy,
+    expect: Expect,
+    /// The specification section the verdict follows (document without `.md`, anchor).
+    section: (&'static str, &'static str),
+    required: &'static str,
+}
+
+/// Where the `ca:e2e` store's certificate comes from.
+#[derive(Clone, Copy)]
+enum Anchor {
+    /// A certificate of notation's `config/localkeys/`.
+    LocalKey(&'static str),
+    /// The self-signed certificate the layout's signature carries (the timestamped layouts
+    /// were signed by a throwaway `CN=testcert7` whose certificate is nowhere else).
+    Envelope,
+}
+
+/// The trust policy a vector is verified under.
+#[derive(Clone, Copy)]
+enum VectorPolicy {
+    /// strict, the `ca:e2e` store, any identity (what notation's verify tests configure).
+    Strict,
+    /// A policy file of notation's (`config/trustpolicies/`): `ca:e2e` and `tsa:e2e` stores,
+    /// `registryScopes: ["*"]`, changed as [`Tweak`] says.
+    File(&'static str, Tweak),
+}
+
+/// What is changed in notation's policy file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tweak {
+    /// Nothing.
+    None,
+    /// `override: {expiry: log}`, so that only the timestamp decides.
+    LogExpiry,
+    /// `level: permissive`: the timestamp and expiry are logged, not enforced.
+    Permissive,
+}
+
+const STEPS: (&str, &str) = ("trust-store-trust-policy", "steps");
+const TIMESTAMP: (&str, &str) = (
+    "trust-store-trust-policy",
+    "timestamp-countersignature-verification-details",
+);
+const LEVELS: (&str, &str) = ("trust-store-trust-policy", "signature-verification-details");
+
+/// notation's layouts and the verdicts notation's tests expect
+/// (`test/e2e/suite/command/verify.go`). notation's tests only inspect the two timestamped
+/// layouts; their verdicts here follow from the specification, the trust policies notation
+/// ships beside them (`timestamp_trustpolicy.json`: `verifyTimestamp: always`;
+/// `timestamp_after_cert_expiry_trustpolicy.json`: `afterCertExpiry`) and the vectors'
+/// content: both are signed by a self-signed `CN=testcert7` valid from 2025-01-21T08:36:26Z
+/// to 2025-01-22T08:36:26Z (expired now); the timestamped one carries an
+/// `io.cncf.notary.expiry` of 2025-01-21T12:39:46Z and a token from a Microsoft TSA whose
+/// root (Microsoft Identity Verification Root CA 2020) is not among the vectors, so not in
+/// the `tsa:e2e` store (which holds the GlobalSign root notation's tests use); the invalidly
+/// timestamped one has no expiry and a token of 8 bytes that is not CMS.
+const VECTORS: [Vector; 9] = [
+    Vector {
+        name: "e2e-valid-signature",
+        layout: "e2e-valid-signature",
+        anchor: Anchor::LocalKey("e2e.crt"),
+        policy: VectorPolicy::Strict,
+        expect: Expect::Accept,
+        section: STEPS,
+        required: "MUST accept: a valid JWS signature by notation, its self-signed certificate in the trust store.",
+    },
+    Vector {
+        name: "e2e-valid-multiple-signatures",
+        layout: "e2e-valid-multiple-signatures",
+        anchor: Anchor::LocalKey("e2e.crt"),
+        policy: VectorPolicy::Strict,
+        expect: Expect::Accept,
+        section: STEPS,
+        required: "MUST accept: several signatures of one image, one of them valid and trusted, satisfy the policy.",
+    },
+    Vector {
+        name: "e2e-expired-signature",
+        layout: "e2e-expired-signature",
+        anchor: Anchor::LocalKey("e2e.crt"),
+        policy: VectorPolicy::Strict,
+        expect: Expect::Refuse,
+        section: STEPS,
+        required: "MUST refuse: the signature's io.cncf.notary.expiry has passed; strict enforces expiry.",
+    },
+    Vector {
+        name: "e2e-invalid-signature",
+        layout: "e2e-invalid-signature",
+        anchor: Anchor::LocalKey("e2e.crt"),
+        policy: VectorPolicy::Strict,
+        expect: Expect::Refuse,
+        section: STEPS,
+        required: "MUST refuse: the envelope's signature does not verify (integrity).",
+    },
+    Vector {
+        name: "e2e-with-expired-cert",
+        layout: "e2e-with-expired-cert",
+        anchor: Anchor::LocalKey("expired_e2e.crt"),
+        policy: VectorPolicy::Strict,
+        expect: Expect::Refuse,
+        section: STEPS,
+        required: "MUST refuse: the signing certificate has expired and there is no timestamp; strict enforces the authentic timestamp.",
+    },
+    Vector {
+        name: "e2e-with-timestamped-signature-untrusted-tsa",
+        layout: "e2e-with-timestamped-signature",
+        anchor: Anchor::Envelope,
+        policy: VectorPolicy::File("timestamp_trustpolicy.json", Tweak::LogExpiry),
+        expect: Expect::Refuse,
+        section: TIMESTAMP,
+        required: "MUST refuse: the signing certificate expired on 2025-01-22, so only a trusted timestamp from its validity could make the chain valid; the token's TSA (Microsoft) chains to a root that is not in the policy's tsa store (Validate Authentic Timestamp, enforced at strict; expiry is overridden to log so that the timestamp alone decides).",
+    },
+    Vector {
+        name: "e2e-with-timestamped-signature-permissive",
+        layout: "e2e-with-timestamped-signature",
+        anchor: Anchor::Envelope,
+        policy: VectorPolicy::File("timestamp_trustpolicy.json", Tweak::Permissive),
+        expect: Expect::Accept,
+        section: LEVELS,
+        required: "MUST accept: permissive enforces integrity and authenticity (both hold: the envelope verifies, its certificate is in the trust store) and only logs the authentic timestamp and expiry, which fail here.",
+    },
+    Vector {
+        name: "e2e-with-invalid-timestamped-signature",
+        layout: "e2e-with-invalid-timestamped-signature",
+        anchor: Anchor::Envelope,
+        policy: VectorPolicy::File("timestamp_after_cert_expiry_trustpolicy.json", Tweak::None),
+        expect: Expect::Refuse,
+        section: TIMESTAMP,
+        required: "MUST refuse: the signing certificate has expired, so even with verifyTimestamp afterCertExpiry the timestamp countersignature must be validated — and it is 8 bytes that are not an RFC 3161 token (Validate Authentic Timestamp, enforced at strict).",
+    },
+    Vector {
+        name: "e2e-with-invalid-timestamped-signature-permissive",
+        layout: "e2e-with-invalid-timestamped-signature",
+        anchor: Anchor::Envelope,
+        policy: VectorPolicy::File(
+            "timestamp_after_cert_expiry_trustpolicy.json",
+            Tweak::Permissive,
+        ),
+        expect: Expect::Accept,
+        section: LEVELS,
+        required: "MUST accept: the timestamp countersignature is an unsigned attribute checked only by Validate Authentic Timestamp, which permissive logs; integrity and authenticity hold.",
+    },
 ];
+
+/// The TSA root notation's end-to-end tests put in the `tsa:e2e` store
+/// (`config/timestamp/`).
+const TSA_ROOT: &str = "globalsignTSARoot.cer";
 
 fn bad(path: &Path, reason: impl std::fmt::Display) -> Error {
     Error::Vectors {
@@ -69,18 +197,40 @@ pub(crate) async fn cases(
     root: &Path,
 ) -> Result<Vec<Case>, Error> {
     let e2e = root.join("notation/test/e2e/testdata");
+    let read_certs = |path: &Path| {
+        let data = std::fs::read(path).map_err(|e| bad(path, e))?;
+        berth_trust::Certificate::parse_many(&data).map_err(|e| bad(path, e))
+    };
     let mut cases = Vec::new();
-    for (name, cert, expect, required) in LAYOUTS {
-        let layout = e2e.join("registry/oci_layout").join(name);
-        let cert_path = e2e.join("config/localkeys").join(cert);
-        let pem = std::fs::read(&cert_path).map_err(|e| bad(&cert_path, e))?;
-        let certs = berth_trust::Certificate::parse_many(&pem).map_err(|e| bad(&cert_path, e))?;
-        let repository = format!("{namespace}/vectors/{name}");
+    for v in &VECTORS {
+        let layout = e2e.join("registry/oci_layout").join(v.layout);
+        let repository = format!("{namespace}/vectors/{}", v.name);
         let (subject, envelopes) = push_layout(client, registry, &repository, &layout).await?;
+        let (certs, cert_origin) = match v.anchor {
+            Anchor::LocalKey(file) => (
+                read_certs(&e2e.join("config/localkeys").join(file))?,
+                file.to_owned(),
+            ),
+            Anchor::Envelope => {
+                let root = envelopes
+                    .iter()
+                    .find_map(|(bytes, format)| {
+                        berth_trust::Envelope::parse(bytes, format.media_type())
+                            .ok()?
+                            .certificate_chain
+                            .pop()
+                    })
+                    .ok_or_else(|| bad(&layout, "no signature envelope with a certificate"))?;
+                (vec![root], "the signature's own certificate".to_owned())
+            }
+        };
         let image = format!("{registry}/{repository}@{subject}");
         let mut input = vec![InputItem {
             label: "image".into(),
-            text: format!("{image}\n(notation's OCI layout {name}, pushed as it is)"),
+            text: format!(
+                "{image}\n(notation's OCI layout {}, pushed as it is)",
+                v.layout
+            ),
         }];
         for (bytes, format) in envelopes {
             input.push(InputItem {
@@ -88,35 +238,74 @@ pub(crate) async fn cases(
                 text: describe_envelope(&bytes, format),
             });
         }
-        let policy = policy(
-            &format!("{registry}/{repository}"),
-            "strict",
-            None,
-            &["ca:e2e"],
-            &["*"],
-        );
+        let mut stores = Stores::from([("ca:e2e".to_owned(), certs)]);
+        let (policy, origin) = match v.policy {
+            VectorPolicy::Strict => (
+                policy(
+                    &format!("{registry}/{repository}"),
+                    "strict",
+                    None,
+                    &["ca:e2e"],
+                    &["*"],
+                ),
+                "strict, the ca:e2e store, any identity".to_owned(),
+            ),
+            VectorPolicy::File(file, tweak) => {
+                let path = e2e.join("config/trustpolicies").join(file);
+                let data = std::fs::read(&path).map_err(|e| bad(&path, e))?;
+                let mut policy: Value = serde_json::from_slice(&data).map_err(|e| bad(&path, e))?;
+                let mut origin = format!("notation's config/trustpolicies/{file}");
+                let Some(verification) =
+                    policy.pointer_mut("/trustPolicies/0/signatureVerification")
+                else {
+                    return Err(bad(&path, "no trustPolicies[0].signatureVerification"));
+                };
+                match tweak {
+                    Tweak::None => {}
+                    Tweak::LogExpiry => {
+                        verification["override"] = serde_json::json!({ "expiry": "log" });
+                        origin.push_str(", with expiry overridden to log");
+                    }
+                    Tweak::Permissive => {
+                        verification["level"] = "permissive".into();
+                        origin.push_str(", with level permissive");
+                    }
+                }
+                let tsa = e2e.join("config/timestamp").join(TSA_ROOT);
+                stores.insert("tsa:e2e".to_owned(), read_certs(&tsa)?);
+                (policy, origin)
+            }
+        };
         input.push(InputItem {
-            label: "trust policy".into(),
+            label: format!("trust policy ({origin})"),
             text: super::corpus::pretty(&policy),
         });
-        for c in &certs {
-            input.push(InputItem {
-                label: format!("trust store ca:e2e ({cert})"),
-                text: describe_certificate(c),
-            });
+        for (store, certs) in &stores {
+            let file = if store.starts_with("tsa:") {
+                TSA_ROOT
+            } else {
+                cert_origin.as_str()
+            };
+            for c in certs {
+                input.push(InputItem {
+                    label: format!("trust store {store} ({file})"),
+                    text: describe_certificate(c),
+                });
+            }
         }
         cases.push(Case {
-            id: format!("vectors.{name}"),
-            title: format!("notation's vector {name}"),
+            id: format!("vectors.{}", v.name),
+            title: format!("notation's vector {}", v.name),
             workflow: Workflow::Vectors,
-            doc: "trust-store-trust-policy",
-            anchor: "steps",
-            expect,
-            required: required.to_owned(),
+            doc: v.section.0,
+            anchor: v.section.1,
+            expect: v.expect,
+            required: v.required.to_owned(),
             image,
             policy,
-            stores: Stores::from([("ca:e2e".to_owned(), certs)]),
+            stores,
             input,
+            not_run: None,
         });
     }
     Ok(cases)

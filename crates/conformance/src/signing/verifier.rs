@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 
 use super::command::{CommandTemplate, Run};
 use super::corpus::{self, Image, Pki, RawSigner, Stores};
+use super::weak_key::WeakRsa;
 use super::{Error, describe_certificate, describe_envelope, spec_url};
 use crate::model::{
     CheckInfo, CheckResult, Evidence, InputItem, Level, Outcome, Report, Subject, Workflow,
@@ -66,6 +67,10 @@ pub struct VerifierOptions {
     /// An RFC 3161 timestamp authority for the timestamp cases (without one they are left
     /// out, and said so in the report's cases).
     pub tsa: Option<Tsa>,
+    /// The openssl program that makes the weak-key case's 1024-bit RSA key and signature
+    /// (berth's crypto library cannot); when it cannot run, that case is reported as not
+    /// run, with the reason.
+    pub openssl: PathBuf,
 }
 
 /// A timestamp authority: its URL and the root its certificate chains to.
@@ -105,6 +110,8 @@ pub(crate) struct Case {
     pub stores: Stores,
     /// The signatures presented, described.
     pub input: Vec<InputItem>,
+    /// Why the case could not be built (it is reported as not run, never as passed).
+    pub not_run: Option<String>,
 }
 
 /// A trust policy of one statement for `scope`: `level` (with `override`), the trust stores
@@ -166,6 +173,8 @@ enum Sig {
     TimestampedThenExpired,
     /// The leaf expired yesterday; timestamped now (after its notAfter).
     TimestampAfterExpiry,
+    /// PS256 by a 1024-bit RSA leaf under a root of its own (made by openssl).
+    WeakRsa,
 }
 
 /// One planned case: what to build and what the specification says of it.
@@ -215,6 +224,31 @@ fn plan(
 }
 
 impl Plan {
+    /// The case of this plan.
+    fn case(
+        &self,
+        image: String,
+        policy: Value,
+        stores: Stores,
+        input: Vec<InputItem>,
+        not_run: Option<String>,
+    ) -> Case {
+        Case {
+            id: format!("verifier.{}", self.name),
+            title: self.title.to_owned(),
+            workflow: Workflow::Verifier,
+            doc: self.doc,
+            anchor: self.anchor,
+            expect: self.expect,
+            required: self.required.to_owned(),
+            image,
+            policy,
+            stores,
+            input,
+            not_run,
+        }
+    }
+
     fn level(mut self, level: &'static str, overrides: Option<Value>) -> Plan {
         self.level = level;
         self.overrides = overrides;
@@ -274,6 +308,9 @@ fn corpus_plan() -> Vec<Plan> {
         plan("algorithm-not-allowed", "an algorithm outside the specification's list (HS256, a MAC) is refused", (SIGSPEC, "signature-algorithm-requirements"), Refuse,
             "MUST refuse: only RSASSA-PSS (PS256/384/512) and ECDSA (ES256/384/512) are allowed; HS256 is a shared-key MAC, not a signature.",
             Sig::Hmac),
+        plan("weak-rsa-key", "a signature by a 1024-bit RSA key is refused", (SIGSPEC, "signature-algorithm-requirements"), Refuse,
+            "MUST refuse: RSASSA-PSS keys are 2048, 3072 or 4096 bits (and EC keys P-256, P-384 or P-521); here the signing certificate's key is RSA 1024 — the envelope is PS256 by that key, the chain otherwise valid (made with openssl at run time).",
+            Sig::WeakRsa),
         plan("chain-without-root", "an envelope whose chain stops at the leaf is refused", (SIGSPEC, "unsigned-attributes"), Refuse,
             "MUST refuse: the certificate chain starts with the signing certificate and ends with the root certificate; Validate Authenticity requires a complete chain.",
             Sig::ChainWithoutRoot),
@@ -331,26 +368,42 @@ fn corpus_plan() -> Vec<Plan> {
 /// Builds the checker's own cases: pushes each image and its signatures (the timestamp
 /// cases only with a TSA). Also returns when the last short-lived certificate expires: the
 /// cases that need it expired must not run before.
-async fn build_corpus(
-    client: &Client,
-    registry: &str,
-    namespace: &str,
-    tsa: Option<&Tsa>,
-) -> Result<(Vec<Case>, Option<Timestamp>), Error> {
+async fn build_corpus(opts: &VerifierOptions) -> Result<(Vec<Case>, Option<Timestamp>), Error> {
+    let (client, registry, namespace) = (&opts.client, &opts.registry, &opts.namespace);
+    let tsa = opts.tsa.as_ref();
     let pki = Pki::new()?;
     let mut cases = Vec::new();
     let mut expires = None;
+    let mut weak = None;
     for p in corpus_plan() {
         if p.tsa && tsa.is_none() {
             continue;
         }
+        let mut root = pki.root.clone();
+        if matches!(p.sig, Sig::WeakRsa) {
+            let dir = opts.workdir.join("weak-rsa-pki");
+            if weak.is_none() {
+                weak = Some(WeakRsa::make(&opts.openssl, &dir).await);
+            }
+            match weak.as_ref() {
+                Some(Ok(w)) => root = w.root.clone(),
+                Some(Err(reason)) => {
+                    // reported as not run, with the reason
+                    let (policy, stores) = (Value::Null, Stores::new());
+                    cases.push(p.case(String::new(), policy, stores, vec![], Some(reason.clone())));
+                    continue;
+                }
+                None => {}
+            }
+        }
+        let weak = weak.as_ref().and_then(|w| w.as_ref().ok());
         let repository = format!("{namespace}/{}", p.name);
         let image = corpus::push_image(client, registry, &repository).await?;
         let mut input = vec![InputItem {
             label: "image".into(),
             text: image.reference.clone(),
         }];
-        let signed = sign_case(client, registry, &pki, &image, &p.sig, tsa).await?;
+        let signed = sign_case(client, registry, &pki, &image, &p.sig, tsa, weak).await?;
         if signed.expires.is_some() {
             expires = expires.max(signed.expires);
         }
@@ -376,7 +429,7 @@ async fn build_corpus(
         } else {
             "*"
         };
-        let mut stores = Stores::from([("ca:conformance".to_owned(), vec![pki.root.clone()])]);
+        let mut stores = Stores::from([("ca:conformance".to_owned(), vec![root])]);
         if let Some(tsa) = tsa.filter(|_| p.tsa) {
             stores.insert("tsa:conformance-tsa".to_owned(), vec![tsa.root.clone()]);
         }
@@ -394,19 +447,7 @@ async fn build_corpus(
                 });
             }
         }
-        cases.push(Case {
-            id: format!("verifier.{}", p.name),
-            title: p.title.to_owned(),
-            workflow: Workflow::Verifier,
-            doc: p.doc,
-            anchor: p.anchor,
-            expect: p.expect,
-            required: p.required.to_owned(),
-            image: image.reference.clone(),
-            policy,
-            stores,
-            input,
-        });
+        cases.push(p.case(image.reference.clone(), policy, stores, input, None));
     }
     Ok((cases, expires))
 }
@@ -428,6 +469,7 @@ async fn sign_case(
     image: &Image,
     sig: &Sig,
     tsa: Option<&Tsa>,
+    weak: Option<&WeakRsa>,
 ) -> Result<Signed, Error> {
     use EnvelopeFormat::{Cose, Jws};
     let now = Timestamp::now().0;
@@ -618,6 +660,21 @@ async fn sign_case(
                 let env = es256(h)?;
                 (env, Jws, &signer.chain)
             }
+            Sig::WeakRsa => {
+                let Some(w) = weak else {
+                    return Err(Error::corpus(
+                        "weak-key case",
+                        corpus::KeyRejected("openssl made no weak key".into()),
+                    ));
+                };
+                let jws =
+                    corpus::JwsInput::new(&image.target, &corpus::standard_protected("PS256"))?;
+                let signature = w
+                    .sign_ps256(jws.signing_input().as_bytes())
+                    .await
+                    .map_err(|r| Error::corpus("weak-key signature", corpus::KeyRejected(r)))?;
+                (jws.assemble(&signature, &w.chain)?, Jws, &w.chain[..])
+            }
             Sig::ExpiredSignature => {
                 let env = corpus::sign(&image.target, signer, Jws, |o| {
                     o.signing_time = Timestamp(now - 2 * day);
@@ -670,13 +727,7 @@ fn write_config(dir: &Path, case: &Case) -> Result<(), Error> {
 pub async fn check_verifier(opts: &VerifierOptions) -> Result<Report, Error> {
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (mut cases, expires) = build_corpus(
-        &opts.client,
-        &opts.registry,
-        &opts.namespace,
-        opts.tsa.as_ref(),
-    )
-    .await?;
+    let (mut cases, expires) = build_corpus(opts).await?;
     if let Some(end) = expires {
         // The timestamped certificate must have expired before the verifier sees it; it
         // lives SHORT_LIVED seconds, so this waits that long at most (and a second more).
@@ -690,6 +741,11 @@ pub async fn check_verifier(opts: &VerifierOptions) -> Result<Report, Error> {
     }
     let mut results = Vec::with_capacity(cases.len());
     for (n, case) in cases.into_iter().enumerate() {
+        if let Some(reason) = &case.not_run {
+            tracing::info!(case = %case.id, %reason, "case not run");
+            results.push(not_run(&case, reason));
+            continue;
+        }
         let name = case.id.split_once('.').map_or(case.id.as_str(), |(_, n)| n);
         let dir = opts.workdir.join(format!("{:02}-{name}", n + 1));
         write_config(&dir, &case)?;
@@ -736,6 +792,33 @@ pub async fn check_verifier(opts: &VerifierOptions) -> Result<Report, Error> {
     ))
 }
 
+/// A case that did not run: skipped with its reason (not a pass, not a violation).
+fn not_run(case: &Case, reason: &str) -> CheckResult {
+    CheckResult {
+        info: info(case),
+        outcome: crate::Verdict::NotRun(format!("not run: {reason}")).outcome(Level::Must),
+        duration_ms: 0,
+        exchanges: Vec::new(),
+        evidence: Some(Evidence {
+            input: Vec::new(),
+            observed: format!("not run: {reason}"),
+            required: case.required.clone(),
+        }),
+    }
+}
+
+fn info(case: &Case) -> CheckInfo {
+    CheckInfo {
+        spec_url: spec_url(case.doc, case.anchor),
+        section: format!("{}: {}", case.doc, case.anchor),
+        id: case.id.clone(),
+        title: case.title.clone(),
+        workflow: case.workflow,
+        level: Level::Must,
+        optional: false,
+    }
+}
+
 /// Compares what the verifier did with what the case requires.
 fn judge(case: Case, run: &Run) -> CheckResult {
     let did = match (run.code, &run.error) {
@@ -764,15 +847,7 @@ fn judge(case: Case, run: &Run) -> CheckResult {
         observed.push_str(run.output.trim_end());
     }
     CheckResult {
-        info: CheckInfo {
-            spec_url: spec_url(case.doc, case.anchor),
-            section: format!("{}: {}", case.doc, case.anchor),
-            id: case.id,
-            title: case.title,
-            workflow: case.workflow,
-            level: Level::Must,
-            optional: false,
-        },
+        info: info(&case),
         outcome,
         duration_ms: run.duration.as_millis() as u64,
         exchanges: Vec::new(),
@@ -858,6 +933,7 @@ mod tests {
             policy: json!({}),
             stores: Stores::new(),
             input: vec![],
+            not_run: None,
         };
         let run = |code: Option<i32>| Run {
             code,

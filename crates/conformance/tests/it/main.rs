@@ -17,6 +17,7 @@ mod signer;
 mod signer_run;
 mod signing;
 mod token;
+mod verifier_doubles;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -639,23 +639,12 @@ fn each_certificate_rule_fails_alone_with_an_openssl_chain() {
     );
     let (m, e) = sign_with(&leaf, &key, &bad_ca);
     fails_exactly(&check(&m, &e, &s), &["chain.ca-constraints"]);
-    // an RSA 1024 leaf: outside the key table, so no alg can match and its signature cannot
-    // be checked either (ring verifies RSA from 2048 bits): three rules, each for its reason
-    let (leaf, _) = openssl_cert(d, "weak", "rsa:1024", LEAF_EXT, Some((&ca, &ca_key)));
-    let p = pki();
-    let (_, good) = berth_signs(&s, &p, &SignOptions::new(EnvelopeFormat::Jws));
-    let mut v: Value = serde_json::from_slice(&good).unwrap();
+    // an RSA 1024 leaf, the envelope PS256 by its key (openssl signs: ring cannot): outside
+    // the key table, so no alg can match and its signature cannot be checked either (ring
+    // verifies RSA from 2048 bits): three rules, each for its reason
+    let (leaf, leaf_key) = openssl_cert(d, "weak", "rsa:1024", LEAF_EXT, Some((&ca, &ca_key)));
     let chain = chain_of(&leaf, &ca);
-    v["header"]["x5c"] = json!(
-        chain
-            .iter()
-            .map(|c| STANDARD.encode(c.der()))
-            .collect::<Vec<_>>()
-    );
-    let e = serde_json::to_vec(&v).unwrap();
-    let m = signature_manifest(&s, &e, EnvelopeFormat::Jws, &chain, Timestamp::now())
-        .unwrap()
-        .bytes;
+    let (e, m) = openssl_ps256_jws(d, &s, &leaf_key, &chain);
     let r = check(&m, &e, &s);
     fails_exactly(
         &r,
@@ -663,6 +652,78 @@ fn each_certificate_rule_fails_alone_with_an_openssl_chain() {
     );
     let ks = r.iter().find(|x| x.id == "chain.key-size").unwrap();
     assert!(ks.actual.contains("certificate 0"), "{}", ks.actual);
+    // the same key size as the root's, under which an EC P-256 leaf signs: the key size, and
+    // the order rule, which cannot verify the certificates the weak root signed (ring
+    // verifies RSA from 2048 bits)
+    let (weak_ca, weak_ca_key) = openssl_cert(d, "weakca", "rsa:1024", CA_EXT, None);
+    let (leaf, key) = openssl_cert(
+        d,
+        "leafweakca",
+        "ec:P-256",
+        LEAF_EXT,
+        Some((&weak_ca, &weak_ca_key)),
+    );
+    let (m, e) = sign_with(&leaf, &key, &weak_ca);
+    let r = check(&m, &e, &s);
+    fails_exactly(&r, &["chain.key-size", "chain.order"]);
+    let ks = r.iter().find(|x| x.id == "chain.key-size").unwrap();
+    assert!(
+        ks.actual.contains("certificate 1: RSA 1024"),
+        "{}",
+        ks.actual
+    );
+}
+
+/// A JWS over `subject`, PS256 by the RSA key in `key` (PEM) signed by openssl, `chain` in
+/// `x5c`: (envelope, signature manifest).
+fn openssl_ps256_jws(
+    dir: &Path,
+    subject: &Descriptor,
+    key: &Path,
+    chain: &[Certificate],
+) -> (Vec<u8>, Vec<u8>) {
+    let mut protected = Map::new();
+    protected.insert("alg".into(), "PS256".into());
+    protected.insert(
+        "cty".into(),
+        berth_trust::envelope::PAYLOAD_CONTENT_TYPE.into(),
+    );
+    protected.insert("crit".into(), json!(["io.cncf.notary.signingScheme"]));
+    protected.insert("io.cncf.notary.signingScheme".into(), "notary.x509".into());
+    protected.insert(
+        "io.cncf.notary.signingTime".into(),
+        Timestamp::now().to_string().into(),
+    );
+    let p64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&protected).unwrap());
+    let q64 = URL_SAFE_NO_PAD.encode(berth_trust::sign::payload(&target(subject)).unwrap());
+    let input = dir.join("ps256.in");
+    let sig = dir.join("ps256.sig");
+    berth_fsutil::atomic_write(&input, format!("{p64}.{q64}").as_bytes()).unwrap();
+    run(Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .args([
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:32",
+            "-sigopt",
+            "rsa_mgf1_md:sha256",
+            "-out",
+        ])
+        .arg(&sig)
+        .arg(&input));
+    let x5c: Vec<String> = chain.iter().map(|c| STANDARD.encode(c.der())).collect();
+    let e = serde_json::to_vec(&json!({
+        "payload": q64, "protected": p64,
+        "header": {"x5c": x5c, "io.cncf.notary.signingAgent": "openssl"},
+        "signature": URL_SAFE_NO_PAD.encode(std::fs::read(&sig).unwrap()),
+    }))
+    .unwrap();
+    let m = signature_manifest(subject, &e, EnvelopeFormat::Jws, chain, Timestamp::now())
+        .unwrap()
+        .bytes;
+    (e, m)
 }
 
 #[test]

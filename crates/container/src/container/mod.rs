@@ -37,6 +37,11 @@ pub enum ContainerError {
         op: &'static str,
         status: Status,
     },
+    /// `kill` of a stopped container. The text carries runc's "container not running":
+    /// containerd's runc shim matches it to treat the process as already gone (any other
+    /// text fails a CRI `StopContainer`, which then retries until its deadline).
+    #[error("cannot {op} container {id}: container not running")]
+    NotRunning { id: String, op: &'static str },
     /// `delete` without force of a container that is still running or paused.
     #[error("cannot delete container {id} that is not stopped: {status}")]
     NotStopped { id: String, status: Status },
@@ -216,6 +221,7 @@ impl ContainerError {
             | E::Seccomp { .. }
             | E::Rootless(_) => ErrorKind::InvalidInput,
             E::InvalidState { .. }
+            | E::NotRunning { .. }
             | E::NotStopped { .. }
             | E::ExitedBeforeStart { .. }
             | E::NoCgroup { .. } => ErrorKind::Conflict,

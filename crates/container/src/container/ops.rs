@@ -138,7 +138,10 @@ impl Container {
                 }
             };
             if status == Status::Stopped && pids.is_empty() {
-                return Err(self.wrong("kill", status));
+                return Err(ContainerError::NotRunning {
+                    id: self.state.id.clone(),
+                    op: "kill",
+                });
             }
             for p in pids.into_iter().filter_map(Pid::from_raw) {
                 let _ = rustix::process::kill_process(p, sig);
@@ -147,7 +150,10 @@ impl Container {
             return Ok(());
         }
         if status == Status::Stopped {
-            return Err(self.wrong("kill", status));
+            return Err(ContainerError::NotRunning {
+                id: self.state.id.clone(),
+                op: "kill",
+            });
         }
         let pid =
             Pid::from_raw(self.state.pid).ok_or_else(|| self.wrong("kill", Status::Stopped))?;

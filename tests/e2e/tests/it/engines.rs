@@ -19,7 +19,7 @@ const IMAGE: &str = "localhost/berth-busybox:test";
 /// Engine tests run one at a time, across test processes (nextest runs each test in its
 /// own): podman instances share host-wide state whatever their `--root` (the lock segment
 /// in /dev/shm, the `libpod_parent` cgroup each test removes when done).
-fn one_engine_at_a_time() -> std::fs::File {
+pub(crate) fn one_engine_at_a_time() -> std::fs::File {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -39,7 +39,7 @@ const ULIMITS: [&str; 4] = [
 ];
 
 /// A root filesystem tar: static busybox and the applets the tests call.
-fn busybox_tar(dir: &Path) -> PathBuf {
+pub(crate) fn busybox_tar(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();

@@ -22,6 +22,7 @@ mod client;
 mod common;
 mod containers;
 mod crash;
+mod cri;
 mod engines;
 mod gc;
 mod kube;

@@ -51,6 +51,10 @@ pub struct VerifyArgs {
     /// The root certificate (PEM) the TSA's certificate chains to.
     #[arg(long, value_name = "FILE", requires = "tsa_url")]
     tsa_root: Option<PathBuf>,
+    /// The openssl that makes the weak-key case (a 1024-bit RSA signing key, which berth's
+    /// crypto library cannot make); when it cannot run, that case is reported as not run.
+    #[arg(long, value_name = "PROGRAM", default_value = "openssl")]
+    openssl: PathBuf,
     /// Seconds the verifier has for one case.
     #[arg(long, value_name = "SECONDS", default_value_t = verifier::DEFAULT_TIMEOUT.as_secs())]
     timeout: u64,
@@ -62,6 +66,16 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     let command = verifier::parse_command(&args.verifier)?;
+    // Checked before the corpus is built (which takes seconds), not after.
+    if let Some(dir) = &args.vectors {
+        let layouts = dir.join("notation/test/e2e/testdata/registry/oci_layout");
+        anyhow::ensure!(
+            layouts.is_dir(),
+            "{} holds no notation test vectors: {} is not a directory\nhint: give the directory laid out as shared/vectors/notation (notation/ and notation-go/ inside)",
+            dir.display(),
+            layouts.display()
+        );
+    }
     let temp = tempfile::Builder::new()
         .prefix("berth-conformance-verify-")
         .tempdir()
@@ -107,6 +121,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
             vectors: args.vectors.clone(),
             timeout: Duration::from_secs(args.timeout.max(1)),
             tsa,
+            openssl: args.openssl.clone(),
         };
         let report = verifier::check_verifier(&opts)
             .await
@@ -151,6 +166,13 @@ pub(super) fn summary(report: &Report) -> anyhow::Result<()> {
     for r in report.with_status(Status::Fail) {
         print(&format!(
             "fail {} [{}] {}",
+            r.info.id, r.info.level, r.outcome.reason
+        ))?;
+    }
+    // A check not run is said as plainly: it was not passed.
+    for r in report.with_status(Status::Skip) {
+        print(&format!(
+            "skip {} [{}] {}",
             r.info.id, r.info.level, r.outcome.reason
         ))?;
     }

@@ -80,6 +80,20 @@ runtime_test! {
         let out = c.wait_stdout_json(WAIT);
         assert_eq!(out["wait-signal"]["signal"], 15, "the probe saw SIGTERM: {out}");
 
+        // A signal to a stopped container fails in words containerd's runc shim reads as
+        // "already gone" (checkKillError: runc's "container not running", crun's "No such
+        // process"); any other text turns a CRI StopContainer into retries until its deadline.
+        let again = c.kill("KILL");
+        assert!(!again.success(), "kill of a stopped container: {again}");
+        let said = again.stderr_str().to_lowercase();
+        assert!(
+            ["container not running", "no such process", "os: process already finished"]
+                .iter()
+                .any(|w| said.contains(w)),
+            "{} must fail as containerd's shim understands: {again}",
+            rt.name()
+        );
+
         c.delete().assert_success();
         let after = rt.state(c.id());
         assert!(!after.success(), "state after delete must fail: {after}");

@@ -142,20 +142,31 @@ impl Webhook {
         self.metrics.request(endpoint, verdict);
         let elapsed = started.elapsed();
         self.metrics.review_latency(elapsed);
-        tracing::info!(
-            endpoint = endpoint.label(),
-            uid = %request.uid,
-            kind = %request.kind.kind,
-            namespace = request.namespace.as_deref().unwrap_or(""),
-            name = request.name.as_deref().unwrap_or(""),
-            operation = ?request.operation,
-            dry_run = request.dry_run.unwrap_or(false),
-            allowed = response.allowed,
-            verdict = verdict.label(),
-            detail = response.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
-            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            "review"
-        );
+        // one line per review: denials and warnings at info, admissions at debug (a line per
+        // admitted pod at info would cost more than the review itself)
+        macro_rules! review_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    endpoint = endpoint.label(),
+                    uid = %request.uid,
+                    kind = %request.kind.kind,
+                    namespace = request.namespace.as_deref().unwrap_or(""),
+                    name = request.name.as_deref().unwrap_or(""),
+                    operation = ?request.operation,
+                    dry_run = request.dry_run.unwrap_or(false),
+                    allowed = response.allowed,
+                    verdict = verdict.label(),
+                    detail = response.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
+                    micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                    "review"
+                );
+            };
+        }
+        if verdict == Verdict::Allowed {
+            review_line!(debug);
+        } else {
+            review_line!(info);
+        }
         Ok(response)
     }
 

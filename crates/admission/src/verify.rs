@@ -256,6 +256,47 @@ impl Verifier {
         v
     }
 
+    /// [`Verifier::check`] until `deadline`: when it passes, the verdict is a failure saying
+    /// so, enforced unless the image's rule is at level audit (whose failures are reported,
+    /// never refused).
+    pub async fn check_until(
+        &self,
+        image: &str,
+        namespace: &str,
+        pinning: Pinning,
+        deadline: tokio::time::Instant,
+        budget: std::time::Duration,
+    ) -> ImageVerdict {
+        match tokio::time::timeout_at(deadline, self.check_inner(image, namespace, pinning)).await {
+            Ok(v) => {
+                self.metrics.image(v.reason);
+                v
+            }
+            Err(_) => {
+                let rule = Reference::parse(image).ok().and_then(|r| {
+                    self.policy.select_with_labels(
+                        &r.name(),
+                        Some(namespace),
+                        self.labels.get(namespace),
+                    )
+                });
+                let enforced = rule.is_none_or(|r| r.statement.verification.level != Level::Audit);
+                let mut v = ImageVerdict::fail(
+                    image,
+                    Reason::Deadline,
+                    enforced,
+                    format!(
+                        "image {image}: verification did not finish within {} ms (the deadline under the API server's timeout); retry, or check that the registry is reachable from the webhook",
+                        budget.as_millis()
+                    ),
+                );
+                v.rule = rule.map(|r| r.name.clone());
+                self.metrics.image(Reason::Deadline);
+                v
+            }
+        }
+    }
+
     async fn check_inner(&self, image: &str, namespace: &str, pinning: Pinning) -> ImageVerdict {
         let reference = match Reference::parse(image) {
             Ok(r) => r,

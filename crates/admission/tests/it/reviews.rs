@@ -164,6 +164,22 @@ async fn unreachable_registry_is_denied_within_the_deadline() {
     );
     eprintln!("blackholed registry: denied after {took:?} (deadline 1.5s)");
     assert_eq!(hook.metrics().images(Reason::Deadline), 1);
+    // under a rule of level audit, the same miss is a warning (reported, never refused)
+    let r = hook
+        .review(
+            Endpoint::Mutate,
+            &review("dev-carol", &pod(&[&image]), None),
+            Some(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+    assert!(r.allowed);
+    assert!(r.patch.is_none());
+    assert!(
+        r.warnings[0].contains("did not finish within 500 ms"),
+        "{:?}",
+        r.warnings
+    );
 
     // a closed port: denied at once, naming the registry failure
     let closed = {

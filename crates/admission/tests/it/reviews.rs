@@ -535,3 +535,42 @@ async fn registry_credentials_come_from_a_docker_config() {
     let r = call(&hook, Endpoint::Validate, &body).await;
     assert!(r.allowed, "{}", message(&r));
 }
+
+/// A changed policy (a ConfigMap update) applies at `reload`, under a new version (nothing
+/// verified under the old one is reused); a policy that does not parse keeps the loaded one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_policy_applies_at_reload() {
+    let f = Fixture::new();
+    let target = f.push_signed("shop/web", "v1", &["dev", "ci"]).await;
+    let hook = f.webhook("");
+    let image = format!("{}/shop/web@{}", f.host(), target.digest);
+    let body = review("prod-eu", &pod(&[&image]), None);
+    assert!(
+        !call(&hook, Endpoint::Validate, &body).await.allowed,
+        "prod is missing"
+    );
+    assert!(!hook.verifier().reload().unwrap(), "nothing changed");
+    let before = hook.verifier().policy_version();
+    let policy = f.dir.path().join("policy.json");
+    let relaxed = crate::support::POLICY.replace(
+        r#""requirement": {"allOf": ["dev", "ci", "prod"]}"#,
+        r#""requirement": {"allOf": ["dev", "ci"]}"#,
+    );
+    assert_ne!(relaxed, crate::support::POLICY);
+    std::fs::write(&policy, &relaxed).unwrap();
+    assert!(hook.verifier().reload().unwrap());
+    assert_ne!(hook.verifier().policy_version(), before);
+    let r = call(&hook, Endpoint::Validate, &body).await;
+    assert!(r.allowed, "{}", message(&r));
+    // broken: refused, the relaxed policy stays
+    std::fs::write(&policy, "{\"version\": \"berth.policy/v1\"").unwrap();
+    let e = hook.verifier().reload().unwrap_err();
+    assert!(e.to_string().contains("invalid role policy"), "{e}");
+    assert!(call(&hook, Endpoint::Validate, &body).await.allowed);
+    // a new trust store file is a new version too
+    let v = hook.verifier().policy_version();
+    std::fs::write(&policy, &relaxed).unwrap();
+    std::fs::write(f.dir.path().join("truststore/x509/ca/acme/other.der"), b"x").unwrap();
+    assert!(hook.verifier().reload().unwrap());
+    assert_ne!(hook.verifier().policy_version(), v);
+}

@@ -17,6 +17,9 @@ use berth_admission::{Config, Webhook};
 use berth_httpd::{Server, ServerError, TlsFiles};
 use clap::Args;
 
+/// How often the policy, trust store and labels files are checked for changes.
+const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The configuration file (TOML; docs/admission.md).
@@ -91,6 +94,30 @@ async fn serve(config: Config, tls: Option<TlsFiles>, own: String) -> anyhow::Re
         mode = ?config.mode,
         "berth admission listening on {scheme}://{local}"
     );
+    // a changed policy, trust store or labels file (a ConfigMap update) applies without a
+    // restart; one that does not load is logged and the loaded one kept
+    let reloading = app.clone();
+    let reloader = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RELOAD_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let v = reloading.clone();
+            match tokio::task::spawn_blocking(move || v.verifier().reload()).await {
+                Ok(Ok(true)) => tracing::info!(
+                    policy_version = reloading.verifier().policy_version(),
+                    "policy, trust store or namespace labels changed: reloaded"
+                ),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::error!(
+                    error = %format!("{:#}", anyhow::Error::new(e)),
+                    "failed to reload the policy, trust store or namespace labels; keeping the loaded ones"
+                ),
+                Err(e) => tracing::error!(error = %e, "the reload task failed"),
+            }
+        }
+    });
     let stopping = app.clone();
     server
         .serve(berth_admission::router(app), async move {
@@ -99,6 +126,7 @@ async fn serve(config: Config, tls: Option<TlsFiles>, own: String) -> anyhow::Re
         })
         .await
         .context("the server stopped with an error")?;
+    reloader.abort();
     tracing::info!("berth admission stopped");
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! listen = "0.0.0.0:8443"          # default
 //! tls_cert = "tls.crt"             # reloaded when it changes; required unless listen is loopback
 //! tls_key = "tls.key"
-//! policy = "policy.json"           # berth.policy/v1 (required)
+//! policy = "policy.json"           # berth.policy/v1 (required); with the trust store and the
+//!                                  # labels, re-read every 10 s by `berth admission serve`
 //! trust_store = "truststore"       # notation layout: x509/{ca,signingAuthority,tsa}/NAME (required)
 //! default = "deny"                 # an image no rule applies to: deny (default) | allow
 //! mode = "enforce"                 # enforce | audit (admit, report as warnings)

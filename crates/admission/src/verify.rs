@@ -53,6 +53,12 @@ pub enum SetupError {
     },
     #[error("failed to set up the registry client")]
     Client(#[source] berth_distribution::Error),
+    #[error("failed to read the namespace labels from the API server")]
+    Kube(#[from] crate::kube::KubeError),
+    #[error(
+        "[kubernetes] namespace_labels needs the API server's address: set api_server (outside a cluster)"
+    )]
+    NoApiServer,
 }
 
 /// The verdict on one image.
@@ -157,16 +163,29 @@ struct Loaded {
     version: String,
 }
 
+/// Where namespace labels come from.
+#[derive(Debug, Clone)]
+enum LabelSource {
+    None,
+    File(std::path::PathBuf),
+    Kube(crate::kube::KubeApi),
+}
+
 /// Where [`Loaded`] comes from.
 #[derive(Debug, Clone)]
 struct Sources {
     policy: std::path::PathBuf,
     trust_store: std::path::PathBuf,
-    labels: Option<std::path::PathBuf>,
+    labels: LabelSource,
 }
 
 impl Sources {
-    fn load(&self) -> Result<Loaded, SetupError> {
+    async fn load(&self) -> Result<Loaded, SetupError> {
+        let labels = match &self.labels {
+            LabelSource::None => NamespaceLabels::new(),
+            LabelSource::File(p) => crate::config::load_namespace_labels(p)?,
+            LabelSource::Kube(api) => api.namespace_labels().await?,
+        };
         let policy_bytes =
             std::fs::read(&self.policy).map_err(|source| SetupError::ReadPolicy {
                 path: self.policy.clone(),
@@ -176,10 +195,6 @@ impl Sources {
             path: self.policy.clone(),
             message: e.to_string(),
         })?;
-        let labels = match &self.labels {
-            Some(p) => crate::config::load_namespace_labels(p)?,
-            None => NamespaceLabels::new(),
-        };
         let mut h = Sha256::new();
         h.update(b"policy\0");
         h.update(&policy_bytes);
@@ -213,14 +228,26 @@ pub struct Verifier {
 
 impl Verifier {
     /// Loads the policy, the trust store's files (for the policy version) and the namespace
-    /// labels, and sets the registry clients up.
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Verifier, SetupError> {
+    /// labels (from their file or the API server), and sets the registry clients up.
+    pub async fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Verifier, SetupError> {
+        let labels = match (&config.namespace_labels, &config.kube_labels) {
+            (Some(p), _) => LabelSource::File(p.clone()),
+            (None, Some(k)) => LabelSource::Kube(crate::kube::KubeApi::new(
+                k.api_server.as_deref().ok_or(SetupError::NoApiServer)?,
+                &k.ca_file,
+                &k.token_file,
+                config.timeout,
+            )?),
+            (None, None) => LabelSource::None,
+        };
         let sources = Sources {
             policy: config.policy.clone(),
             trust_store: config.trust_store.clone(),
-            labels: config.namespace_labels.clone(),
+            labels,
         };
-        let loaded = sources.load()?;
+        // with labels from the API server, an unreachable one fails the start (the labels
+        // choose rules: running without them could apply a weaker rule)
+        let loaded = sources.load().await?;
 
         let credentials: Option<Arc<dyn berth_distribution::CredentialProvider>> =
             config.docker_config.as_ref().map(|p| {
@@ -291,8 +318,8 @@ impl Verifier {
     /// version), reviews from now on use them (verdicts cached under the old version are
     /// never looked up again, and age out). `Ok(true)`: replaced; `Ok(false)`: unchanged; an
     /// error (a policy that does not parse, a file that cannot be read) keeps what is loaded.
-    pub fn reload(&self) -> Result<bool, SetupError> {
-        let fresh = self.sources.load()?;
+    pub async fn reload(&self) -> Result<bool, SetupError> {
+        let fresh = self.sources.load().await?;
         let mut g = self.loaded.write().unwrap_or_else(|p| p.into_inner());
         if g.version == fresh.version {
             return Ok(false);

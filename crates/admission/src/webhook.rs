@@ -53,9 +53,9 @@ pub struct Webhook {
 impl Webhook {
     /// Loads the policy, trust store and labels of `config`; `own_namespace` is excluded
     /// unless the config lists the excluded namespaces itself.
-    pub fn new(config: &Config, own_namespace: &str) -> Result<Webhook, SetupError> {
+    pub async fn new(config: &Config, own_namespace: &str) -> Result<Webhook, SetupError> {
         let metrics = Arc::new(Metrics::default());
-        let verifier = Verifier::new(config, metrics.clone())?;
+        let verifier = Verifier::new(config, metrics.clone()).await?;
         Ok(Webhook {
             verifier,
             metrics,

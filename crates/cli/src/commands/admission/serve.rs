@@ -5,7 +5,7 @@
 
 #![expect(
     clippy::disallowed_methods,
-    reason = "binaries read the environment: POD_NAMESPACE names the webhook's own namespace"
+    reason = "binaries read the environment: POD_NAMESPACE names the webhook's own namespace, KUBERNETES_SERVICE_HOST/PORT the API server"
 )]
 
 use std::net::SocketAddr;
@@ -59,6 +59,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.config.display()
         ),
     };
+    if let Some(k) = config.kube_labels.as_mut()
+        && k.api_server.is_none()
+        && let (Ok(host), Ok(port)) = (
+            std::env::var("KUBERNETES_SERVICE_HOST"),
+            std::env::var("KUBERNETES_SERVICE_PORT"),
+        )
+    {
+        // as client-go's in-cluster configuration: an IPv6 host goes in brackets
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        k.api_server = Some(format!("https://{host}:{port}"));
+    }
     let own = std::env::var("POD_NAMESPACE")
         .ok()
         .filter(|n| !n.is_empty())
@@ -72,7 +87,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config, tls: Option<TlsFiles>, own: String) -> anyhow::Result<()> {
     let app = Arc::new(
-        Webhook::new(&config, &own).context("failed to load the webhook's policy and trust")?,
+        Webhook::new(&config, &own)
+            .await
+            .context("failed to load the webhook's policy and trust")?,
     );
     let server = Server::bind(berth_httpd::Config {
         tls,
@@ -103,18 +120,16 @@ async fn serve(config: Config, tls: Option<TlsFiles>, own: String) -> anyhow::Re
         tick.tick().await;
         loop {
             tick.tick().await;
-            let v = reloading.clone();
-            match tokio::task::spawn_blocking(move || v.verifier().reload()).await {
-                Ok(Ok(true)) => tracing::info!(
+            match reloading.verifier().reload().await {
+                Ok(true) => tracing::info!(
                     policy_version = reloading.verifier().policy_version(),
                     "policy, trust store or namespace labels changed: reloaded"
                 ),
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => tracing::error!(
+                Ok(false) => {}
+                Err(e) => tracing::error!(
                     error = %format!("{:#}", anyhow::Error::new(e)),
                     "failed to reload the policy, trust store or namespace labels; keeping the loaded ones"
                 ),
-                Err(e) => tracing::error!(error = %e, "the reload task failed"),
             }
         }
     });

@@ -185,3 +185,12 @@ mibps() { awk -v bytes="$1" -v s="$2" 'BEGIN { printf "%.2f", bytes / 1048576 / 
 # sorting, so the "median" of 3 values was the mean of the two smallest, and of 1 value half it.
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# wrk's latency figures in milliseconds (registry.sh, admission.sh)
+to_ms() { # "185.00us" | "1.23ms" | "1.01s" -> milliseconds
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+        else { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    }'
+}

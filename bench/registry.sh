@@ -80,15 +80,6 @@ record() { # server metric value
 }
 
 
-to_ms() { # "185.00us" | "1.23ms" | "1.01s" -> milliseconds
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-        else { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    }'
-}
-
 run_wrk() { # server label url [extra wrk args...]
     local server=$1 label=$2 url=$3 out non2xx
     shift 3

@@ -5,7 +5,8 @@
 //! listen = "0.0.0.0:8443"          # default
 //! tls_cert = "tls.crt"             # reloaded when it changes; required unless listen is loopback
 //! tls_key = "tls.key"
-//! policy = "policy.json"           # berth.policy/v1 (required)
+//! policy = "policy.json"           # berth.policy/v1 (required); with the trust store and the
+//!                                  # labels, re-read every 10 s by `berth admission serve`
 //! trust_store = "truststore"       # notation layout: x509/{ca,signingAuthority,tsa}/NAME (required)
 //! default = "deny"                 # an image no rule applies to: deny (default) | allow
 //! mode = "enforce"                 # enforce | audit (admit, report as warnings)
@@ -17,6 +18,11 @@
 //! [cache]
 //! ttl = "10m"
 //! max_entries = 100000
+//! [kubernetes]                     # instead of namespace_labels: ask the API server
+//! namespace_labels = true          # GET /api/v1/namespaces with the service account
+//! api_server = "https://10.96.0.1:443"   # default: in the cluster, from KUBERNETES_SERVICE_HOST/PORT
+//! token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"   # default
+//! ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"     # default
 //! [registry]
 //! docker_config = "config.json"    # registry credentials (docker's format)
 //! ca_file = "ca.crt"               # more CA certificates for registries (PEM)
@@ -101,6 +107,32 @@ struct RawConfig {
     cache: RawCache,
     #[serde(default)]
     registry: RawRegistry,
+    #[serde(default)]
+    kubernetes: RawKubernetes,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    #[serde(default)]
+    namespace_labels: bool,
+    api_server: Option<String>,
+    token_file: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+}
+
+/// The service account's token and the cluster's CA, where Kubernetes mounts them in a Pod.
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+pub const SERVICE_ACCOUNT_CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+
+/// Namespace labels from the API server (`[kubernetes] namespace_labels = true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeLabels {
+    /// `https://HOST:PORT`; `None`: the caller fills it in (in a cluster, from
+    /// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`).
+    pub api_server: Option<String>,
+    pub token_file: PathBuf,
+    pub ca_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -133,6 +165,8 @@ pub struct Config {
     /// caller knows).
     pub exclude_namespaces: Option<Vec<String>>,
     pub namespace_labels: Option<PathBuf>,
+    /// Namespace labels from the API server instead of a file.
+    pub kube_labels: Option<KubeLabels>,
     pub timeout: Duration,
     pub max_signatures: usize,
     pub cache_ttl: Duration,
@@ -207,6 +241,26 @@ impl Config {
             Some(t) => parse_duration(&t).map_err(|e| invalid(format!("cache.ttl: {e}")))?,
             None => DEFAULT_CACHE_TTL,
         };
+        if raw.kubernetes.namespace_labels && raw.namespace_labels.is_some() {
+            return Err(invalid(
+                "namespace labels come from a file (namespace_labels) or from the API server ([kubernetes] namespace_labels = true), not both".into(),
+            ));
+        }
+        let kube_labels = raw.kubernetes.namespace_labels.then(|| KubeLabels {
+            api_server: raw.kubernetes.api_server.clone(),
+            token_file: raw
+                .kubernetes
+                .token_file
+                .clone()
+                .map(abs)
+                .unwrap_or_else(|| PathBuf::from(SERVICE_ACCOUNT_TOKEN)),
+            ca_file: raw
+                .kubernetes
+                .ca_file
+                .clone()
+                .map(abs)
+                .unwrap_or_else(|| PathBuf::from(SERVICE_ACCOUNT_CA)),
+        });
         let max_signatures = raw
             .max_signatures
             .unwrap_or(berth_trust::repository::DEFAULT_MAX_SIGNATURES);
@@ -223,6 +277,7 @@ impl Config {
             mode: raw.mode,
             exclude_namespaces: raw.exclude_namespaces,
             namespace_labels: raw.namespace_labels.map(abs),
+            kube_labels,
             timeout,
             max_signatures,
             cache_ttl,
@@ -307,6 +362,10 @@ mod tests {
             ("timeout = \"31s\"\n", "timeout must be"),
             ("timeout = \"5parsecs\"\n", "unknown unit"),
             ("max_signatures = 0\n", "at least 1"),
+            (
+                "namespace_labels = \"n.json\"\n[kubernetes]\nnamespace_labels = true\n",
+                "not both",
+            ),
         ] {
             let e = Config::parse(&format!("{ok}{extra}"), base).unwrap_err();
             assert!(e.to_string().contains(want), "{extra}: {e}");

@@ -21,6 +21,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod kube;
 pub mod metrics;
 pub mod objects;
 pub mod review;

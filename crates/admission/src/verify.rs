@@ -53,6 +53,12 @@ pub enum SetupError {
     },
     #[error("failed to set up the registry client")]
     Client(#[source] berth_distribution::Error),
+    #[error("failed to read the namespace labels from the API server")]
+    Kube(#[from] crate::kube::KubeError),
+    #[error(
+        "[kubernetes] namespace_labels needs the API server's address: set api_server (outside a cluster)"
+    )]
+    NoApiServer,
 }
 
 /// The verdict on one image.
@@ -147,13 +153,71 @@ impl Registries {
     }
 }
 
+/// What the verdicts depend on, loaded together and replaced together by
+/// [`Verifier::reload`]: the policy, the namespace labels, and the version (a hash of the
+/// policy, every trust store file and the labels) that keys the cache.
+#[derive(Debug)]
+struct Loaded {
+    policy: Policy,
+    labels: NamespaceLabels,
+    version: String,
+}
+
+/// Where namespace labels come from.
+#[derive(Debug, Clone)]
+enum LabelSource {
+    None,
+    File(std::path::PathBuf),
+    Kube(crate::kube::KubeApi),
+}
+
+/// Where [`Loaded`] comes from.
+#[derive(Debug, Clone)]
+struct Sources {
+    policy: std::path::PathBuf,
+    trust_store: std::path::PathBuf,
+    labels: LabelSource,
+}
+
+impl Sources {
+    async fn load(&self) -> Result<Loaded, SetupError> {
+        let labels = match &self.labels {
+            LabelSource::None => NamespaceLabels::new(),
+            LabelSource::File(p) => crate::config::load_namespace_labels(p)?,
+            LabelSource::Kube(api) => api.namespace_labels().await?,
+        };
+        let policy_bytes =
+            std::fs::read(&self.policy).map_err(|source| SetupError::ReadPolicy {
+                path: self.policy.clone(),
+                source,
+            })?;
+        let policy = Policy::parse(&policy_bytes).map_err(|e| SetupError::Policy {
+            path: self.policy.clone(),
+            message: e.to_string(),
+        })?;
+        let mut h = Sha256::new();
+        h.update(b"policy\0");
+        h.update(&policy_bytes);
+        hash_tree(&mut h, &self.trust_store).map_err(|source| SetupError::TrustStore {
+            path: self.trust_store.clone(),
+            source,
+        })?;
+        h.update(b"labels\0");
+        h.update(serde_json::to_vec(&labels).unwrap_or_default());
+        Ok(Loaded {
+            policy,
+            labels,
+            version: hex(&h.finalize()),
+        })
+    }
+}
+
 /// The verifier: policy, trust store, labels, clients, cache. One per server.
 #[derive(Debug)]
 pub struct Verifier {
-    policy: Policy,
+    sources: Sources,
+    loaded: std::sync::RwLock<Arc<Loaded>>,
     store: TrustStore,
-    labels: NamespaceLabels,
-    version: String,
     registries: Registries,
     cache: VerdictCache<String, ()>,
     flights: Flights<String, Checked>,
@@ -164,31 +228,26 @@ pub struct Verifier {
 
 impl Verifier {
     /// Loads the policy, the trust store's files (for the policy version) and the namespace
-    /// labels, and sets the registry clients up.
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Verifier, SetupError> {
-        let policy_bytes =
-            std::fs::read(&config.policy).map_err(|source| SetupError::ReadPolicy {
-                path: config.policy.clone(),
-                source,
-            })?;
-        let policy = Policy::parse(&policy_bytes).map_err(|e| SetupError::Policy {
-            path: config.policy.clone(),
-            message: e.to_string(),
-        })?;
-        let labels = match &config.namespace_labels {
-            Some(p) => crate::config::load_namespace_labels(p)?,
-            None => NamespaceLabels::new(),
+    /// labels (from their file or the API server), and sets the registry clients up.
+    pub async fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Verifier, SetupError> {
+        let labels = match (&config.namespace_labels, &config.kube_labels) {
+            (Some(p), _) => LabelSource::File(p.clone()),
+            (None, Some(k)) => LabelSource::Kube(crate::kube::KubeApi::new(
+                k.api_server.as_deref().ok_or(SetupError::NoApiServer)?,
+                &k.ca_file,
+                &k.token_file,
+                config.timeout,
+            )?),
+            (None, None) => LabelSource::None,
         };
-        let mut h = Sha256::new();
-        h.update(b"policy\0");
-        h.update(&policy_bytes);
-        hash_tree(&mut h, &config.trust_store).map_err(|source| SetupError::TrustStore {
-            path: config.trust_store.clone(),
-            source,
-        })?;
-        h.update(b"labels\0");
-        h.update(serde_json::to_vec(&labels).unwrap_or_default());
-        let version = hex(&h.finalize());
+        let sources = Sources {
+            policy: config.policy.clone(),
+            trust_store: config.trust_store.clone(),
+            labels,
+        };
+        // with labels from the API server, an unreachable one fails the start (the labels
+        // choose rules: running without them could apply a weaker rule)
+        let loaded = sources.load().await?;
 
         let credentials: Option<Arc<dyn berth_distribution::CredentialProvider>> =
             config.docker_config.as_ref().map(|p| {
@@ -222,10 +281,9 @@ impl Verifier {
             .map_err(SetupError::Client)
         };
         Ok(Verifier {
-            policy,
+            sources,
+            loaded: std::sync::RwLock::new(Arc::new(loaded)),
             store: TrustStore::new(&config.trust_store),
-            labels,
-            version,
             registries: Registries {
                 tls: client(PlainHttp::Never)?,
                 plain: client(PlainHttp::Always)?,
@@ -239,14 +297,35 @@ impl Verifier {
         })
     }
 
+    fn loaded(&self) -> Arc<Loaded> {
+        self.loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The policy version: a hash of the policy, the trust store's files and the labels.
-    pub fn policy_version(&self) -> &str {
-        &self.version
+    pub fn policy_version(&self) -> String {
+        self.loaded().version.clone()
     }
 
     /// The labels known for a namespace.
-    pub fn namespace_labels(&self, namespace: &str) -> Option<&BTreeMap<String, String>> {
-        self.labels.get(namespace)
+    pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        self.loaded().labels.get(namespace).cloned()
+    }
+
+    /// Reads the policy, the trust store and the labels again; when they changed (another
+    /// version), reviews from now on use them (verdicts cached under the old version are
+    /// never looked up again, and age out). `Ok(true)`: replaced; `Ok(false)`: unchanged; an
+    /// error (a policy that does not parse, a file that cannot be read) keeps what is loaded.
+    pub async fn reload(&self) -> Result<bool, SetupError> {
+        let fresh = self.sources.load().await?;
+        let mut g = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        if g.version == fresh.version {
+            return Ok(false);
+        }
+        *g = Arc::new(fresh);
+        Ok(true)
     }
 
     /// The verdict on `image` in `namespace`.
@@ -254,6 +333,48 @@ impl Verifier {
         let v = self.check_inner(image, namespace, pinning).await;
         self.metrics.image(v.reason);
         v
+    }
+
+    /// [`Verifier::check`] until `deadline`: when it passes, the verdict is a failure saying
+    /// so, enforced unless the image's rule is at level audit (whose failures are reported,
+    /// never refused).
+    pub async fn check_until(
+        &self,
+        image: &str,
+        namespace: &str,
+        pinning: Pinning,
+        deadline: tokio::time::Instant,
+        budget: std::time::Duration,
+    ) -> ImageVerdict {
+        match tokio::time::timeout_at(deadline, self.check_inner(image, namespace, pinning)).await {
+            Ok(v) => {
+                self.metrics.image(v.reason);
+                v
+            }
+            Err(_) => {
+                let loaded = self.loaded();
+                let rule = Reference::parse(image).ok().and_then(|r| {
+                    loaded.policy.select_with_labels(
+                        &r.name(),
+                        Some(namespace),
+                        loaded.labels.get(namespace),
+                    )
+                });
+                let enforced = rule.is_none_or(|r| r.statement.verification.level != Level::Audit);
+                let mut v = ImageVerdict::fail(
+                    image,
+                    Reason::Deadline,
+                    enforced,
+                    format!(
+                        "image {image}: verification did not finish within {} ms (the deadline under the API server's timeout); retry, or check that the registry is reachable from the webhook",
+                        budget.as_millis()
+                    ),
+                );
+                v.rule = rule.map(|r| r.name.clone());
+                self.metrics.image(Reason::Deadline);
+                v
+            }
+        }
     }
 
     async fn check_inner(&self, image: &str, namespace: &str, pinning: Pinning) -> ImageVerdict {
@@ -269,8 +390,10 @@ impl Verifier {
             }
         };
         let scope = reference.name();
-        let labels = self.labels.get(namespace);
-        let Some(rule) = self
+        // one snapshot for the whole check: a reload meanwhile does not mix versions
+        let loaded = self.loaded();
+        let labels = loaded.labels.get(namespace);
+        let Some(rule) = loaded
             .policy
             .select_with_labels(&scope, Some(namespace), labels)
         else {
@@ -359,7 +482,7 @@ impl Verifier {
             }
         };
         let digest_text = digest.to_string();
-        let key = format!("{}\0{}\0{scope}\0{digest_text}", self.version, rule.name);
+        let key = format!("{}\0{}\0{scope}\0{digest_text}", loaded.version, rule.name);
         let verified = |reason| {
             with_rule(ImageVerdict {
                 image: image.to_string(),
@@ -386,8 +509,17 @@ impl Verifier {
                 };
                 let checked = match target {
                     Ok(target) => {
-                        self.verify(&sigs, client, &repo, &scope, namespace, labels, &target)
-                            .await
+                        self.verify(
+                            &loaded.policy,
+                            &sigs,
+                            client,
+                            &repo,
+                            &scope,
+                            namespace,
+                            labels,
+                            &target,
+                        )
+                        .await
                     }
                     Err(e) => Checked::Failed {
                         reason: Reason::Registry,
@@ -424,6 +556,7 @@ impl Verifier {
     )]
     async fn verify<R: SignatureRepository + Sync>(
         &self,
+        policy: &Policy,
         sigs: &R,
         client: &Client,
         repo: &Repository,
@@ -439,7 +572,7 @@ impl Verifier {
         };
         let d = match berth_trust::image_policy::evaluate_image_with_labels(
             sigs,
-            &self.policy,
+            policy,
             scope,
             Some(namespace),
             labels,

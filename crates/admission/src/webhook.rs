@@ -3,8 +3,9 @@
 //! need a verdict, check them all at once under one deadline, answer.
 //!
 //! The deadline is the API server's `?timeout=` less [`TIMEOUT_MARGIN`], capped by the
-//! configured `timeout`; when it passes, the answer is a **denial** saying so, sent before the
-//! API server gives up (so `failurePolicy` never decides). A body that is not an
+//! configured `timeout`; an image whose verification misses it is **denied** saying so (a
+//! warning under a rule of level audit), and the answer is sent before the API server gives
+//! up (so `failurePolicy` never decides). A body that is not an
 //! `AdmissionReview` v1 is answered `400`, never allowed.
 
 use std::collections::BTreeMap;
@@ -32,6 +33,9 @@ use crate::verify::{ImageVerdict, Pinning, SetupError, Verifier};
 
 /// The shortest deadline a review gets, whatever `?timeout=` says.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(100);
+/// How long after the deadline the whole review is cut short if the answer is not built yet
+/// (less than [`TIMEOUT_MARGIN`], so the answer still beats the API server's timeout).
+const DEADLINE_BACKSTOP: Duration = Duration::from_millis(100);
 /// Denial messages joined into one `status.message` at most (kubectl shows it whole).
 const MAX_MESSAGES: usize = 3;
 
@@ -49,9 +53,9 @@ pub struct Webhook {
 impl Webhook {
     /// Loads the policy, trust store and labels of `config`; `own_namespace` is excluded
     /// unless the config lists the excluded namespaces itself.
-    pub fn new(config: &Config, own_namespace: &str) -> Result<Webhook, SetupError> {
+    pub async fn new(config: &Config, own_namespace: &str) -> Result<Webhook, SetupError> {
         let metrics = Arc::new(Metrics::default());
-        let verifier = Verifier::new(config, metrics.clone())?;
+        let verifier = Verifier::new(config, metrics.clone()).await?;
         Ok(Webhook {
             verifier,
             metrics,
@@ -101,9 +105,16 @@ impl Webhook {
                 return Err((StatusCode::BAD_REQUEST, e.to_string()));
             }
         };
-        let deadline = self.deadline(api_timeout);
-        let mut response = match tokio::time::timeout(deadline, self.decide(endpoint, &request))
-            .await
+        let budget = self.deadline(api_timeout);
+        let deadline = tokio::time::Instant::now() + budget;
+        // each image stops at the deadline with its own verdict (an audit-level rule's is a
+        // warning); this outer bound only backs that up, well inside the API server's margin
+        let backstop = deadline + DEADLINE_BACKSTOP;
+        let mut response = match tokio::time::timeout_at(
+            backstop,
+            self.decide(endpoint, &request, deadline, budget),
+        )
+        .await
         {
             Ok(r) => r,
             Err(_) => {
@@ -112,7 +123,7 @@ impl Webhook {
                     &request.uid,
                     format!(
                         "image verification did not finish within {} ms (the deadline under the API server's timeout), so the request is denied; retry, or check that the registry is reachable from the webhook",
-                        deadline.as_millis()
+                        budget.as_millis()
                     ),
                 )
             }
@@ -142,28 +153,42 @@ impl Webhook {
         self.metrics.request(endpoint, verdict);
         let elapsed = started.elapsed();
         self.metrics.review_latency(elapsed);
-        tracing::info!(
-            endpoint = endpoint.label(),
-            uid = %request.uid,
-            kind = %request.kind.kind,
-            namespace = request.namespace.as_deref().unwrap_or(""),
-            name = request.name.as_deref().unwrap_or(""),
-            operation = ?request.operation,
-            dry_run = request.dry_run.unwrap_or(false),
-            allowed = response.allowed,
-            verdict = verdict.label(),
-            detail = response.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
-            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            "review"
-        );
+        // one line per review: denials and warnings at info, admissions at debug (a line per
+        // admitted pod at info would cost more than the review itself)
+        macro_rules! review_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    endpoint = endpoint.label(),
+                    uid = %request.uid,
+                    kind = %request.kind.kind,
+                    namespace = request.namespace.as_deref().unwrap_or(""),
+                    name = request.name.as_deref().unwrap_or(""),
+                    operation = ?request.operation,
+                    dry_run = request.dry_run.unwrap_or(false),
+                    allowed = response.allowed,
+                    verdict = verdict.label(),
+                    detail = response.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
+                    micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                    "review"
+                );
+            };
+        }
+        if verdict == Verdict::Allowed {
+            review_line!(debug);
+        } else {
+            review_line!(info);
+        }
         Ok(response)
     }
 
-    /// The answer to a decoded request (without the deadline: [`Webhook::review`] has it).
+    /// The answer to a decoded request; each image's verification stops at `deadline`
+    /// (`budget` after the review began, for the message).
     pub async fn decide(
         &self,
         endpoint: Endpoint,
         request: &AdmissionRequest,
+        deadline: tokio::time::Instant,
+        budget: Duration,
     ) -> AdmissionResponse {
         let uid = request.uid.as_str();
         if !matches!(request.operation, Operation::Create | Operation::Update) {
@@ -212,12 +237,12 @@ impl Webhook {
                 distinct.push(&f.image);
             }
         }
-        let verdicts: Vec<ImageVerdict> = futures_util::future::join_all(
-            distinct
-                .iter()
-                .map(|image| self.verifier.check(image, &namespace, pinning)),
-        )
-        .await;
+        let verdicts: Vec<ImageVerdict> =
+            futures_util::future::join_all(distinct.iter().map(|image| {
+                self.verifier
+                    .check_until(image, &namespace, pinning, deadline, budget)
+            }))
+            .await;
         answer(uid, endpoint, &fields, &verdicts)
     }
 }

@@ -11,6 +11,7 @@
     reason = "test harness: failing loudly is the point"
 )]
 
+mod kube;
 mod reviews;
 mod serve;
 mod support;

@@ -21,7 +21,7 @@ async fn all_roles_present_is_allowed_and_pinned() {
     let target = f
         .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
         .await;
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let image = format!("{}/shop/web:v1", f.host());
     let object = deployment(&[&image]);
     let r = call(&hook, Endpoint::Mutate, &review("prod-eu", &object, None)).await;
@@ -80,7 +80,7 @@ async fn all_roles_present_is_allowed_and_pinned() {
 async fn one_role_missing_is_denied_naming_it() {
     let f = Fixture::new();
     f.push_signed("shop/api", "v1", &["dev", "ci"]).await;
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let image = format!("{}/shop/api:v1", f.host());
     let r = call(
         &hook,
@@ -113,7 +113,7 @@ async fn forged_signature_is_denied() {
     f.sign("shop/pay", &target, &f.pki.signer("dev")).await;
     f.sign("shop/pay", &target, &f.pki.signer("ci")).await;
     f.sign("shop/pay", &target, &f.pki.forger("prod")).await;
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let image = format!("{}/shop/pay@{}", f.host(), target.digest);
     let r = call(
         &hook,
@@ -133,7 +133,7 @@ async fn forged_signature_is_denied() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_registry_is_denied_within_the_deadline() {
     let f = Fixture::new();
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     // a listener that accepts and holds connections without a byte of answer
     let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hole_addr = hole.local_addr().unwrap();
@@ -164,6 +164,22 @@ async fn unreachable_registry_is_denied_within_the_deadline() {
     );
     eprintln!("blackholed registry: denied after {took:?} (deadline 1.5s)");
     assert_eq!(hook.metrics().images(Reason::Deadline), 1);
+    // under a rule of level audit, the same miss is a warning (reported, never refused)
+    let r = hook
+        .review(
+            Endpoint::Mutate,
+            &review("dev-carol", &pod(&[&image]), None),
+            Some(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+    assert!(r.allowed);
+    assert!(r.patch.is_none());
+    assert!(
+        r.warnings[0].contains("did not finish within 500 ms"),
+        "{:?}",
+        r.warnings
+    );
 
     // a closed port: denied at once, naming the registry failure
     let closed = {
@@ -195,7 +211,7 @@ async fn a_cache_hit_does_not_call_the_registry() {
     let target = f
         .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
         .await;
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let body = review(
         "prod-eu",
         &pod(&[&format!("{}/shop/web@{}", f.host(), target.digest)]),
@@ -219,7 +235,7 @@ async fn a_cache_hit_does_not_call_the_registry() {
     );
     assert!(call(&hook, Endpoint::Validate, &other).await.allowed);
     // a webhook with another configuration has its own cache
-    let fresh = f.webhook("");
+    let fresh = f.webhook("").await;
     let r = call(&fresh, Endpoint::Validate, &body).await;
     assert!(!r.allowed, "verified afresh, and the registry is gone");
 }
@@ -231,7 +247,7 @@ async fn junk_signatures_are_bounded() {
     let f = Fixture::new();
     let target = f.push_image("shop/junk", "v1").await;
     f.push_junk("shop/junk", &target, 150).await;
-    let hook = f.webhook("max_signatures = 50");
+    let hook = f.webhook("max_signatures = 50").await;
     let image = format!("{}/shop/junk@{}", f.host(), target.digest);
     let started = Instant::now();
     let r = call(
@@ -257,7 +273,7 @@ async fn a_moved_tag_is_verified_afresh() {
     let first = f
         .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
         .await;
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let image = format!("{}/shop/web:v1", f.host());
     let object = pod(&[&image]);
     let r = call(&hook, Endpoint::Mutate, &review("prod-eu", &object, None)).await;
@@ -285,7 +301,7 @@ async fn namespaces_select_rules_by_name_and_labels() {
     let f = Fixture::new();
     let target = f.push_image("shop/web", "v1").await;
     f.sign("shop/web", &target, &f.pki.signer("ci")).await;
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let image = format!("{}/shop/web:v1", f.host());
     let body = |ns: &str| review(ns, &deployment(&[&image]), None);
     // tier=gold: the "gold" rule needs ci only
@@ -303,7 +319,7 @@ async fn namespaces_select_rules_by_name_and_labels() {
         );
     }
     // default allow: admitted, not pinned (nothing verified)
-    let open = f.webhook("default = \"allow\"");
+    let open = f.webhook("default = \"allow\"").await;
     let r = call(&open, Endpoint::Mutate, &body("unknown")).await;
     assert!(r.allowed && r.patch.is_none());
     // skip level: admitted, not pinned, and the validating endpoint needs no pin either
@@ -329,7 +345,7 @@ async fn namespaces_select_rules_by_name_and_labels() {
         assert!(r.allowed, "{ns}");
     }
     // audit mode: a denial becomes a warning
-    let audit = f.webhook("mode = \"audit\"");
+    let audit = f.webhook("mode = \"audit\"").await;
     let r = call(&audit, Endpoint::Mutate, &body("prod-eu")).await;
     assert!(r.allowed && r.patch.is_none());
     assert!(
@@ -344,7 +360,7 @@ async fn namespaces_select_rules_by_name_and_labels() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_checks_only_new_images() {
     let f = Fixture::new();
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let old = pod(&["nginx:1.25"]);
     let mut new = old.clone();
     new["spec"]["ephemeralContainers"] =
@@ -377,7 +393,7 @@ async fn an_update_checks_only_new_images() {
 #[tokio::test(flavor = "multi_thread")]
 async fn undecodable_requests_are_refused() {
     let f = Fixture::new();
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     for body in [
         b"".to_vec(),
         b"{".to_vec(),
@@ -411,7 +427,7 @@ async fn a_required_source_needs_a_signed_attestation() {
     let target = f.push_image("shop/app", "v1").await;
     let ci = f.pki.signer("ci");
     f.sign("shop/app", &target, &ci).await;
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let image = format!("{}/shop/app:v1", f.host());
     let body = review("src-eu", &pod(&[&image]), None);
     let r = call(&hook, Endpoint::Mutate, &body).await;
@@ -442,7 +458,7 @@ async fn concurrent_reviews_share_one_verification_and_cached_ones_are_fast() {
     let target = f
         .push_signed("shop/web", "v1", &["dev", "ci", "prod"])
         .await;
-    let hook = f.webhook("");
+    let hook = f.webhook("").await;
     let body = Arc::new(review(
         "prod-eu",
         &deployment(&[&format!("{}/shop/web@{}", f.host(), target.digest)]),
@@ -499,7 +515,7 @@ async fn registry_credentials_come_from_a_docker_config() {
         .await;
     let image = format!("{}/shop/web@{}", f.host(), target.digest);
     let body = review("prod-eu", &pod(&[&image]), None);
-    let anonymous = f.webhook("");
+    let anonymous = f.webhook("").await;
     let r = call(&anonymous, Endpoint::Validate, &body).await;
     assert!(!r.allowed);
     assert_eq!(
@@ -515,7 +531,48 @@ async fn registry_credentials_come_from_a_docker_config() {
         format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, f.host()),
     )
     .unwrap();
-    let hook = f.webhook_with_registry("docker_config = \"config.json\"");
+    let hook = f
+        .webhook_with_registry("docker_config = \"config.json\"")
+        .await;
     let r = call(&hook, Endpoint::Validate, &body).await;
     assert!(r.allowed, "{}", message(&r));
+}
+
+/// A changed policy (a ConfigMap update) applies at `reload`, under a new version (nothing
+/// verified under the old one is reused); a policy that does not parse keeps the loaded one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_policy_applies_at_reload() {
+    let f = Fixture::new();
+    let target = f.push_signed("shop/web", "v1", &["dev", "ci"]).await;
+    let hook = f.webhook("").await;
+    let image = format!("{}/shop/web@{}", f.host(), target.digest);
+    let body = review("prod-eu", &pod(&[&image]), None);
+    assert!(
+        !call(&hook, Endpoint::Validate, &body).await.allowed,
+        "prod is missing"
+    );
+    assert!(!hook.verifier().reload().await.unwrap(), "nothing changed");
+    let before = hook.verifier().policy_version();
+    let policy = f.dir.path().join("policy.json");
+    let relaxed = crate::support::POLICY.replace(
+        r#""requirement": {"allOf": ["dev", "ci", "prod"]}"#,
+        r#""requirement": {"allOf": ["dev", "ci"]}"#,
+    );
+    assert_ne!(relaxed, crate::support::POLICY);
+    std::fs::write(&policy, &relaxed).unwrap();
+    assert!(hook.verifier().reload().await.unwrap());
+    assert_ne!(hook.verifier().policy_version(), before);
+    let r = call(&hook, Endpoint::Validate, &body).await;
+    assert!(r.allowed, "{}", message(&r));
+    // broken: refused, the relaxed policy stays
+    std::fs::write(&policy, "{\"version\": \"berth.policy/v1\"").unwrap();
+    let e = hook.verifier().reload().await.unwrap_err();
+    assert!(e.to_string().contains("invalid role policy"), "{e}");
+    assert!(call(&hook, Endpoint::Validate, &body).await.allowed);
+    // a new trust store file is a new version too
+    let v = hook.verifier().policy_version();
+    std::fs::write(&policy, &relaxed).unwrap();
+    std::fs::write(f.dir.path().join("truststore/x509/ca/acme/other.der"), b"x").unwrap();
+    assert!(hook.verifier().reload().await.unwrap());
+    assert_ne!(hook.verifier().policy_version(), v);
 }

@@ -222,17 +222,21 @@ impl Fixture {
     }
 
     /// A webhook with these lines in its `[registry]` table.
-    pub fn webhook_with_registry(&self, registry: &str) -> Arc<Webhook> {
+    pub async fn webhook_with_registry(&self, registry: &str) -> Arc<Webhook> {
         let config = Config::parse(&self.config_text_with("", registry), self.dir.path()).unwrap();
-        Arc::new(Webhook::new(&config, "berth-system").unwrap())
+        Arc::new(Webhook::new(&config, "berth-system").await.unwrap())
     }
 
     pub fn config(&self, extra: &str) -> Config {
         Config::parse(&self.config_text(extra), self.dir.path()).unwrap()
     }
 
-    pub fn webhook(&self, extra: &str) -> Arc<Webhook> {
-        Arc::new(Webhook::new(&self.config(extra), "berth-system").unwrap())
+    pub async fn webhook(&self, extra: &str) -> Arc<Webhook> {
+        Arc::new(
+            Webhook::new(&self.config(extra), "berth-system")
+                .await
+                .unwrap(),
+        )
     }
 
     pub fn repo(&self, name: &str) -> Repository {

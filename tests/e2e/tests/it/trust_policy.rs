@@ -70,6 +70,23 @@ fn policy_check_accepts_a_valid_policy_with_a_summary() {
         stdout.contains("default: scopes *; every namespace; audit; at least 1 of ci, dev"),
         "{stdout}"
     );
+    // a rule for labelled namespaces says so
+    let labelled = BASE.replacen(
+        r#""namespaces": ["prod-*"],"#,
+        r#""namespaces": ["prod-*"], "namespaceSelector": {"matchLabels": {"tier": "gold"}},"#,
+        1,
+    );
+    let lfile = dir.path().join("labelled.json");
+    std::fs::write(&lfile, labelled).unwrap();
+    let out = berth(&["policy", "check", lfile.to_str().unwrap()]);
+    let summary = text(&out.stdout);
+    assert!(out.status.success(), "{summary}{}", text(&out.stderr));
+    assert!(
+        summary.contains(
+            "production: scopes registry.acme.test/*; namespaces prod-* labelled tier=gold; strict"
+        ),
+        "{summary}"
+    );
     // and the JSON form
     let out = berth(&[
         "policy",

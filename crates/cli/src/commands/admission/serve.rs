@@ -5,7 +5,7 @@
 
 #![expect(
     clippy::disallowed_methods,
-    reason = "binaries read the environment: POD_NAMESPACE names the webhook's own namespace"
+    reason = "binaries read the environment: POD_NAMESPACE names the webhook's own namespace, KUBERNETES_SERVICE_HOST/PORT the API server"
 )]
 
 use std::net::SocketAddr;
@@ -16,6 +16,9 @@ use anyhow::Context;
 use berth_admission::{Config, Webhook};
 use berth_httpd::{Server, ServerError, TlsFiles};
 use clap::Args;
+
+/// How often the policy, trust store and labels files are checked for changes.
+const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -56,6 +59,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.config.display()
         ),
     };
+    if let Some(k) = config.kube_labels.as_mut()
+        && k.api_server.is_none()
+        && let (Ok(host), Ok(port)) = (
+            std::env::var("KUBERNETES_SERVICE_HOST"),
+            std::env::var("KUBERNETES_SERVICE_PORT"),
+        )
+    {
+        // as client-go's in-cluster configuration: an IPv6 host goes in brackets
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        k.api_server = Some(format!("https://{host}:{port}"));
+    }
     let own = std::env::var("POD_NAMESPACE")
         .ok()
         .filter(|n| !n.is_empty())
@@ -69,7 +87,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config, tls: Option<TlsFiles>, own: String) -> anyhow::Result<()> {
     let app = Arc::new(
-        Webhook::new(&config, &own).context("failed to load the webhook's policy and trust")?,
+        Webhook::new(&config, &own)
+            .await
+            .context("failed to load the webhook's policy and trust")?,
     );
     let server = Server::bind(berth_httpd::Config {
         tls,
@@ -91,6 +111,28 @@ async fn serve(config: Config, tls: Option<TlsFiles>, own: String) -> anyhow::Re
         mode = ?config.mode,
         "berth admission listening on {scheme}://{local}"
     );
+    // a changed policy, trust store or labels file (a ConfigMap update) applies without a
+    // restart; one that does not load is logged and the loaded one kept
+    let reloading = app.clone();
+    let reloader = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RELOAD_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match reloading.verifier().reload().await {
+                Ok(true) => tracing::info!(
+                    policy_version = reloading.verifier().policy_version(),
+                    "policy, trust store or namespace labels changed: reloaded"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::error!(
+                    error = %format!("{:#}", anyhow::Error::new(e)),
+                    "failed to reload the policy, trust store or namespace labels; keeping the loaded ones"
+                ),
+            }
+        }
+    });
     let stopping = app.clone();
     server
         .serve(berth_admission::router(app), async move {
@@ -99,6 +141,7 @@ async fn serve(config: Config, tls: Option<TlsFiles>, own: String) -> anyhow::Re
         })
         .await
         .context("the server stopped with an error")?;
+    reloader.abort();
     tracing::info!("berth admission stopped");
     Ok(())
 }

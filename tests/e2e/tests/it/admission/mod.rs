@@ -202,7 +202,8 @@ impl WebhookServer {
             .args(["admission", "serve", "--config"])
             .arg(config)
             .env_remove("RUST_LOG")
-            .env_remove("BERTH_LOG")
+            // every review logged (admitted ones are at debug): tests read what was reviewed
+            .env("BERTH_LOG", "info,berth_admission::webhook=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())

@@ -10,7 +10,9 @@
 //! | `Deployment`, `StatefulSet`, `DaemonSet`, `ReplicaSet` (apps), `Job` (batch), `ReplicationController` (core) | `/spec/template/spec` |
 //! | `CronJob` (batch) | `/spec/jobTemplate/spec/template/spec` |
 //!
-//! In a pod spec: `containers`, `initContainers`, `ephemeralContainers`. The
+//! In a pod spec: `containers`, `initContainers`, `ephemeralContainers`, and image volumes
+//! (`volumes[].image.reference`: an OCI image mounted read-only, on by default since
+//! Kubernetes 1.35 — an unsigned image must not ride into a signed Pod as a volume). The
 //! `pods/ephemeralcontainers` subresource sends the whole Pod (kind `Pod`), so it is read the
 //! same way; as an UPDATE, only the added ephemeral container's image is new.
 //!
@@ -28,13 +30,16 @@ pub enum ContainerList {
     Containers,
     InitContainers,
     EphemeralContainers,
+    /// `volumes` whose source is `image` (the reference at `image/reference`).
+    ImageVolumes,
 }
 
 impl ContainerList {
-    pub const ALL: [ContainerList; 3] = [
+    pub const ALL: [ContainerList; 4] = [
         ContainerList::Containers,
         ContainerList::InitContainers,
         ContainerList::EphemeralContainers,
+        ContainerList::ImageVolumes,
     ];
 
     /// The field name in a pod spec.
@@ -43,6 +48,15 @@ impl ContainerList {
             ContainerList::Containers => "containers",
             ContainerList::InitContainers => "initContainers",
             ContainerList::EphemeralContainers => "ephemeralContainers",
+            ContainerList::ImageVolumes => "volumes",
+        }
+    }
+
+    /// Where the image reference is inside one entry of the list.
+    fn image_field(self) -> &'static str {
+        match self {
+            ContainerList::ImageVolumes => "/image/reference",
+            _ => "/image",
         }
     }
 }
@@ -82,7 +96,7 @@ pub fn pod_spec_pointer(kind: &GroupVersionKind) -> Option<&'static str> {
 }
 
 /// Every image of `object` (of type `kind`), in pod-spec order: containers, init containers,
-/// ephemeral containers.
+/// ephemeral containers, image volumes.
 pub fn images(kind: &GroupVersionKind, object: &Value) -> Result<Vec<ImageField>, ObjectError> {
     let Some(spec_ptr) = pod_spec_pointer(kind) else {
         return Ok(Vec::new());
@@ -113,20 +127,34 @@ pub fn images(kind: &GroupVersionKind, object: &Value) -> Result<Vec<ImageField>
                 });
             }
         };
-        for (i, c) in containers.iter().enumerate() {
+        for (i, entry) in containers.iter().enumerate() {
             let c_ptr = format!("{list_ptr}/{i}");
-            let Some(c) = c.as_object() else {
+            let Some(c) = entry.as_object() else {
                 return Err(ObjectError::Shape {
                     pointer: c_ptr,
                     expected: "an object",
                 });
             };
-            let image = match c.get("image") {
+            if list == ContainerList::ImageVolumes {
+                match c.get("image") {
+                    // a volume of another source (configMap, emptyDir, …)
+                    None | Some(Value::Null) => continue,
+                    Some(Value::Object(_)) => {}
+                    Some(_) => {
+                        return Err(ObjectError::Shape {
+                            pointer: format!("{c_ptr}/image"),
+                            expected: "an object",
+                        });
+                    }
+                }
+            }
+            let field = list.image_field();
+            let image = match entry.pointer(field) {
                 None | Some(Value::Null) => continue,
                 Some(Value::String(s)) => s.clone(),
                 Some(_) => {
                     return Err(ObjectError::Shape {
-                        pointer: format!("{c_ptr}/image"),
+                        pointer: format!("{c_ptr}{field}"),
                         expected: "a string",
                     });
                 }
@@ -138,7 +166,7 @@ pub fn images(kind: &GroupVersionKind, object: &Value) -> Result<Vec<ImageField>
                 .to_string();
             out.push(ImageField {
                 image,
-                pointer: format!("{c_ptr}/image"),
+                pointer: format!("{c_ptr}{field}"),
                 container,
                 list,
             });
@@ -247,6 +275,42 @@ mod tests {
             images(&gvk("", "ConfigMap"), &json!({"data": {}}))
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn image_volumes_are_images_too() {
+        let pod = json!({"spec": {
+            "containers": [{"name": "web", "image": "nginx:1.25"}],
+            "volumes": [
+                {"name": "config", "configMap": {"name": "web"}},
+                {"name": "models", "image": {"reference": "r.example/models:v2", "pullPolicy": "IfNotPresent"}},
+            ],
+        }});
+        let got = images(&gvk("", "Pod"), &pod).unwrap();
+        assert_eq!(
+            pointers(&got),
+            [
+                ("/spec/containers/0/image", "nginx:1.25"),
+                ("/spec/volumes/1/image/reference", "r.example/models:v2"),
+            ]
+        );
+        assert_eq!(got[1].container, "models");
+        assert_eq!(got[1].list, ContainerList::ImageVolumes);
+        let e = images(
+            &gvk("", "Pod"),
+            &json!({"spec": {"volumes": [{"name": "m", "image": "x"}]}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "/spec/volumes/0/image is not an object");
+        let e = images(
+            &gvk("", "Pod"),
+            &json!({"spec": {"volumes": [{"name": "m", "image": {"reference": 3}}]}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/spec/volumes/0/image/reference is not a string"
         );
     }
 

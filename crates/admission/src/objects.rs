@@ -11,8 +11,8 @@
 //! | `CronJob` (batch) | `/spec/jobTemplate/spec/template/spec` |
 //!
 //! In a pod spec: `containers`, `initContainers`, `ephemeralContainers`, and image volumes
-//! (`volumes[].image.reference`: an OCI image mounted read-only, on by default since
-//! Kubernetes 1.35 — an unsigned image must not ride into a signed Pod as a volume). The
+//! (`volumes[].image.reference`: an OCI image mounted read-only, accepted by default by
+//! kube-apiserver 1.37 — an unsigned image must not ride into a signed Pod as a volume). The
 //! `pods/ephemeralcontainers` subresource sends the whole Pod (kind `Pod`), so it is read the
 //! same way; as an UPDATE, only the added ephemeral container's image is new.
 //!

@@ -335,7 +335,20 @@ fn k8s_api_workload_fixtures_have_their_container_images_found_and_no_other() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut got = found(&images);
         got.sort();
+        // and the image volumes (`volumes[].image.reference`): OCI images mounted into the pod
         let mut want = want;
+        let volumes_ptr = format!("{}/volumes", w.pod_spec_pointer());
+        let volumes = object.pointer(&volumes_ptr).and_then(Value::as_array);
+        for (i, v) in volumes.into_iter().flatten().enumerate() {
+            if let Some(r) = v.pointer("/image/reference").and_then(Value::as_str) {
+                want.push((format!("{volumes_ptr}/{i}/image/reference"), r.to_string()));
+            }
+        }
+        assert_eq!(
+            want.len(),
+            4,
+            "{name}: the fixture's image volume is an image too"
+        );
         want.sort();
         assert_eq!(got, want, "{name}");
         for f in &images {

@@ -19,15 +19,13 @@ use serde_json::Value;
 
 use crate::admission::{Fixture, ROLES};
 
-const IMAGE: &str = "localhost/berth-admission:build";
-
-/// `scripts/build-admission-image --output OUT [--data DATA]` with `BERTH_BIN` the berth
-/// under test: the digest it printed last.
-fn build(out: &Path, data: Option<&Path>) -> String {
+/// `scripts/build-admission-image --output OUT [--tag TAG --plain-http]` with `BERTH_BIN`
+/// the berth under test: the digest it printed last.
+fn build(out: &Path, tag: Option<&str>) -> String {
     let mut c = Command::new(workspace_root().join("scripts/build-admission-image"));
     c.arg("--output").arg(out).env("BERTH_BIN", berth_bin());
-    if let Some(d) = data {
-        c.arg("--data").arg(d);
+    if let Some(t) = tag {
+        c.args(["--tag", t, "--plain-http"]);
     }
     let o = run_with_timeout(&mut c, Duration::from_secs(300));
     assert!(
@@ -84,6 +82,24 @@ fn entries(layout: &Path, manifest: &Value) -> Vec<(String, String, u64, u64)> {
             )
         })
         .collect()
+}
+
+/// The Deployment's image in `kubectl kustomize DIR`.
+fn kustomized_image(dir: &Path) -> String {
+    let o = run_with_timeout(
+        Command::new("kubectl").arg("kustomize").arg(dir),
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "kubectl kustomize: {o:?}");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let deployment = berth_test_support::yaml_documents(&text)
+        .into_iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("a Deployment");
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The container, removed (`rm -f`) on drop, panics included.
@@ -167,7 +183,7 @@ fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
 #[test]
 fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
     requires_root!();
-    requires_tool!("tar", "ldd", "git", "chown");
+    requires_tool!("tar", "ldd", "git", "chown", "kubectl");
     let f = Fixture::new();
     let tmp = tempfile::Builder::new()
         .prefix("berth-admission-image-")
@@ -175,7 +191,9 @@ fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
         .unwrap();
     let xdg = tmp.path().join("xdg");
     let layout = tmp.path().join("layout");
-    let digest = build(&layout, Some(&xdg.join("berth")));
+    let pushed = format!("{}:test", f.repo("ops/berth-admission"));
+    let digest = build(&layout, Some(&pushed));
+    let by_digest = format!("{}@{digest}", f.repo("ops/berth-admission"));
 
     // reproducible: the same binary and commit, another build, the same digest
     let again = tmp.path().join("again");
@@ -252,6 +270,16 @@ fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
         let owner = if name == "home/nonroot" { 65532 } else { 0 };
         assert_eq!((*uid, *gid), (owner, owner), "{name}");
     }
+
+    // the manifests run what was pushed: `certs --image` sets kustomization.yaml's entry,
+    // and kustomize (kubectl's) puts it in the Deployment; without it, the default name
+    let out = tmp.path().join("manifests");
+    f.make_certs(&["--manifests", out.to_str().unwrap(), "--image", &by_digest]);
+    assert_eq!(kustomized_image(&out), by_digest);
+    assert_eq!(
+        kustomized_image(&f.manifests()),
+        "ghcr.io/berth-dev/berth:0.1.0"
+    );
 
     // run it as the Deployment does: its volumes at its paths, the Secret 0440 root:65532
     let signed = f.push("shop/web", "v1", 1);
@@ -331,7 +359,7 @@ fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
             &m_tls,
             "-v",
             &m_store,
-            IMAGE,
+            &by_digest,
         ],
     );
     assert!(

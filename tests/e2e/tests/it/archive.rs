@@ -152,6 +152,22 @@ fn tar_of(root: &Path, dest: &Path) {
     assert!(out.status.success());
 }
 
+/// `berth save --format oci-archive -o ARCHIVE IMAGE`.
+fn save_oci(data: &Path, image: &str, archive: &Path) {
+    berth(
+        data,
+        &[
+            "save",
+            "-q",
+            "--format",
+            "oci-archive",
+            "-o",
+            s(archive),
+            image,
+        ],
+    );
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -182,18 +198,7 @@ fn berth_import_of_busybox_dir_and_tar_then_save_loads_in_podman_both_formats() 
     let mut archives = vec![(docker, images.to_vec())];
     for (i, image) in images.iter().enumerate() {
         let oci = dir.path().join(format!("oci-{i}.tar"));
-        berth(
-            &data,
-            &[
-                "save",
-                "-q",
-                "--format",
-                "oci-archive",
-                "-o",
-                s(&oci),
-                image,
-            ],
-        );
+        save_oci(&data, image, &oci);
         archives.push((oci, vec![*image]));
     }
     for (archive, names) in archives {
@@ -452,18 +457,7 @@ fn berth_import_changes_make_the_config_podman_import_makes() {
         podman.run(&p_args);
         berth(&data, &b_args);
         let archive = dir.path().join(format!("b{i}.tar"));
-        berth(
-            &data,
-            &[
-                "save",
-                "-q",
-                "--format",
-                "oci-archive",
-                "-o",
-                s(&archive),
-                &b_name,
-            ],
-        );
+        save_oci(&data, &b_name, &archive);
         podman.run(&["load", "-i", s(&archive)]);
         let config = |image: &str| -> Value {
             let v: Value = serde_json::from_str(&podman.run(&["image", "inspect", image])).unwrap();

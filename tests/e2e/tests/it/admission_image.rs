@@ -20,10 +20,16 @@ use serde_json::Value;
 use crate::admission::{Fixture, ROLES};
 
 /// `scripts/build-admission-image --output OUT [--tag TAG --plain-http]` with `BERTH_BIN`
-/// the berth under test: the digest it printed last.
-fn build(out: &Path, tag: Option<&str>) -> String {
-    let mut c = Command::new(workspace_root().join("scripts/build-admission-image"));
-    c.arg("--output").arg(out).env("BERTH_BIN", berth_bin());
+/// the berth under test, under `umask` with its temporary files in `tmp`: the digest it
+/// printed last.
+fn build(out: &Path, tag: Option<&str>, umask: &str, tmp: &Path) -> String {
+    let mut c = Command::new("sh");
+    c.args(["-c", "umask \"$1\"; shift; exec \"$@\"", "sh", umask])
+        .arg(workspace_root().join("scripts/build-admission-image"))
+        .arg("--output")
+        .arg(out)
+        .env("BERTH_BIN", berth_bin())
+        .env("TMPDIR", tmp);
     if let Some(t) = tag {
         c.args(["--tag", t, "--plain-http"]);
     }
@@ -192,12 +198,19 @@ fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
     let xdg = tmp.path().join("xdg");
     let layout = tmp.path().join("layout");
     let pushed = format!("{}:test", f.repo("ops/berth-admission"));
-    let digest = build(&layout, Some(&pushed));
+    let digest = build(&layout, Some(&pushed), "022", tmp.path());
     let by_digest = format!("{}@{digest}", f.repo("ops/berth-admission"));
 
-    // reproducible: the same binary and commit, another build, the same digest
+    // reproducible: the same binary and commit, another build (another umask, another
+    // temporary directory, a second later), the same digest
     let again = tmp.path().join("again");
-    assert_eq!(build(&again, None), digest, "two builds, two digests");
+    let other_tmp = tmp.path().join("other-tmp");
+    std::fs::create_dir(&other_tmp).unwrap();
+    assert_eq!(
+        build(&again, None, "077", &other_tmp),
+        digest,
+        "two builds, two digests"
+    );
 
     // the config: the Deployment's command, the nonroot user, the OCI labels
     let manifest = json_blob(&layout, &digest);

@@ -3,7 +3,7 @@
 //! real container, mounted as deploy/kubernetes/deployment.yaml mounts it (config, TLS Secret
 //! readable by group 65532 only, trust store; read-only root, a tmpfs /tmp), it answers
 //! `/healthz` and AdmissionReviews over TLS; it runs as 65532, has no shell, says the
-//! Deployment's command, and two builds of the same binary and commit are the same digest.
+//! Deployment's arguments, and two builds of the same binary and commit are the same digest.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -224,11 +224,10 @@ fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
         .find_map(|l| l.trim().strip_prefix("args: "))
         .expect("deployment.yaml has the container's args");
     let args: Vec<String> = serde_json::from_str(args_line).unwrap();
-    let mut want = vec!["/usr/local/bin/berth".to_owned()];
-    want.extend(args);
-    assert_eq!(c["Entrypoint"], serde_json::json!(want));
+    // Kubernetes' `args` replace Cmd and keep Entrypoint: the Deployment's args are the Cmd
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/usr/local/bin/berth"]));
+    assert_eq!(c["Cmd"], serde_json::json!(args));
     assert_eq!(c["User"], "65532:65532");
-    assert!(c["Cmd"].is_null(), "{c}");
     let labels = &c["Labels"];
     let head = Command::new("git")
         .args(["rev-parse", "HEAD"])
@@ -352,29 +351,29 @@ fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
         xdg: &xdg,
         name: "admission-image",
     };
-    let o = Container::berth(
-        &xdg,
-        &[
-            "run",
-            "-d",
-            "--name",
-            container.name,
-            "--network",
-            "host",
-            "--userns",
-            "host",
-            "--read-only",
-            "--tmpfs",
-            "/tmp",
-            "-v",
-            &m_config,
-            "-v",
-            &m_tls,
-            "-v",
-            &m_store,
-            &by_digest,
-        ],
-    );
+    let mut run = vec![
+        "run",
+        "-d",
+        "--name",
+        container.name,
+        "--network",
+        "host",
+        "--userns",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-v",
+        &m_config,
+        "-v",
+        &m_tls,
+        "-v",
+        &m_store,
+        &by_digest,
+    ];
+    // as the kubelet starts it: the image's Entrypoint with the Deployment's args
+    run.extend(args.iter().map(String::as_str));
+    let o = Container::berth(&xdg, &run);
     assert!(
         o.status.success(),
         "berth run failed: {}",

@@ -144,8 +144,9 @@ impl Drop for Container<'_> {
     }
 }
 
-/// `DIR` copied to a new directory, each file `mode`, each directory 0755, owned by root
-/// and group `gid`, as the kubelet makes a volume of a ConfigMap or Secret with an fsGroup.
+/// The files `from` (name in the volume, source) copied into the new directory `to`, each
+/// `mode`, each directory 0755, owned by root and group `gid`, as the kubelet makes a volume
+/// of a ConfigMap or Secret with an fsGroup.
 fn volume(from: &[(&str, PathBuf)], to: &Path, mode: u32, gid: u32) {
     for (name, src) in from {
         let dst = to.join(name);
@@ -159,13 +160,13 @@ fn volume(from: &[(&str, PathBuf)], to: &Path, mode: u32, gid: u32) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
-    let o = Command::new("chmod")
-        .args(["-R", "u+rwX,g+rX"])
+    // directories 0755 whatever the umask; the files keep `mode`
+    let o = Command::new("find")
         .arg(to)
+        .args(["-type", "d", "-exec", "chmod", "0755", "{}", "+"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}");
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// Every file under `dir`, as (path relative to `dir`, path).
@@ -189,7 +190,7 @@ fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
 #[test]
 fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
     requires_root!();
-    requires_tool!("tar", "ldd", "git", "chown", "kubectl");
+    requires_tool!("tar", "ldd", "git", "chown", "find", "kubectl");
     let f = Fixture::new();
     let tmp = tempfile::Builder::new()
         .prefix("berth-admission-image-")
@@ -202,7 +203,7 @@ fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
     let by_digest = format!("{}@{digest}", f.repo("ops/berth-admission"));
 
     // reproducible: the same binary and commit, another build (another umask, another
-    // temporary directory, a second later), the same digest
+    // temporary directory, later), the same digest
     let again = tmp.path().join("again");
     let other_tmp = tmp.path().join("other-tmp");
     std::fs::create_dir(&other_tmp).unwrap();
@@ -212,7 +213,7 @@ fn the_webhook_image_runs_as_65532_without_a_shell_and_answers_over_tls() {
         "two builds, two digests"
     );
 
-    // the config: the Deployment's command, the nonroot user, the OCI labels
+    // the config: the Deployment's arguments, the nonroot user, the OCI labels
     let manifest = json_blob(&layout, &digest);
     let config = json_blob(&layout, manifest["config"]["digest"].as_str().unwrap());
     let c = &config["config"];

@@ -26,6 +26,12 @@ pub struct ImportOptions {
     pub message: Option<String>,
     /// The platform the image says it is for (default: this machine's).
     pub platform: Platform,
+    /// The image config's `config` object (Entrypoint, Cmd, User, Env, Labels, …), as
+    /// `docker import --change` sets it; empty: none.
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// The time the config and its history entry say (default: now); a fixed time
+    /// (`SOURCE_DATE_EPOCH`) makes two imports of the same tar the same image.
+    pub created: Option<SystemTime>,
 }
 
 impl Default for ImportOptions {
@@ -33,6 +39,8 @@ impl Default for ImportOptions {
         ImportOptions {
             message: None,
             platform: Platform::host(),
+            config: serde_json::Map::new(),
+            created: None,
         }
     }
 }
@@ -136,7 +144,7 @@ pub fn import_blocking(
     })?;
     w.commit()?;
 
-    let now = berth_oci::timefmt::rfc3339_nano(SystemTime::now());
+    let now = berth_oci::timefmt::rfc3339_nano(opts.created.unwrap_or_else(SystemTime::now));
     let p = &opts.platform;
     let mut history = json!({
         "created": now,
@@ -149,7 +157,7 @@ pub fn import_blocking(
         "created": now,
         "architecture": p.architecture,
         "os": p.os,
-        "config": {},
+        "config": opts.config,
         "rootfs": { "type": "layers", "diff_ids": [diff_id.as_str()] },
         "history": [history],
     });

@@ -913,6 +913,7 @@ fn import_records_the_platform_and_message_asked_for() {
     let opts = ImportOptions {
         message: Some("from a rootfs".into()),
         platform: Platform::parse("linux/arm64/v8").unwrap(),
+        ..ImportOptions::default()
     };
     let imported = runtime()
         .block_on(archive::import(&store, &rootfs(dir.path()), NAME, &opts))
@@ -930,4 +931,54 @@ fn import_records_the_platform_and_message_asked_for() {
     // saving it for another platform than this machine's works: the image is not an index
     let file = dir.path().join("arm.tar");
     save(&store, &[NAME], &file, ArchiveFormat::Oci).unwrap();
+}
+
+#[test]
+fn import_writes_the_config_asked_for_and_a_fixed_time_makes_the_same_image_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = rootfs(dir.path());
+    let mut config = serde_json::Map::new();
+    config.insert(
+        "Entrypoint".into(),
+        serde_json::json!(["/bin/busybox", "sh"]),
+    );
+    config.insert("User".into(), serde_json::json!("65532"));
+    config.insert(
+        "Labels".into(),
+        serde_json::json!({"org.opencontainers.image.version": "1.0"}),
+    );
+    let created = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let opts = ImportOptions {
+        config: config.clone(),
+        created: Some(created),
+        ..ImportOptions::default()
+    };
+    let mut digests = Vec::new();
+    for n in 0..2 {
+        let store = Store::open(dir.path().join(format!("s{n}"))).unwrap();
+        let imported = runtime()
+            .block_on(archive::import(&store, &root, NAME, &opts))
+            .unwrap();
+        let c: serde_json::Value =
+            serde_json::from_slice(&store.read_blob(&imported.config).unwrap()).unwrap();
+        assert_eq!(c["config"], serde_json::Value::Object(config.clone()));
+        assert_eq!(c["created"], "2023-11-14T22:13:20Z");
+        assert_eq!(c["history"][0]["created"], "2023-11-14T22:13:20Z");
+        digests.push(imported.digest);
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "same tree, same time: same manifest"
+    );
+    // without a fixed time the config says now: another image
+    let store = Store::open(dir.path().join("now")).unwrap();
+    let now = runtime()
+        .block_on(archive::import(
+            &store,
+            &root,
+            NAME,
+            &ImportOptions::default(),
+        ))
+        .unwrap();
+    assert_ne!(now.digest, digests[0]);
 }

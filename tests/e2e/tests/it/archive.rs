@@ -152,6 +152,22 @@ fn tar_of(root: &Path, dest: &Path) {
     assert!(out.status.success());
 }
 
+/// `berth save --format oci-archive -o ARCHIVE IMAGE`.
+fn save_oci(data: &Path, image: &str, archive: &Path) {
+    berth(
+        data,
+        &[
+            "save",
+            "-q",
+            "--format",
+            "oci-archive",
+            "-o",
+            s(archive),
+            image,
+        ],
+    );
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -182,18 +198,7 @@ fn berth_import_of_busybox_dir_and_tar_then_save_loads_in_podman_both_formats() 
     let mut archives = vec![(docker, images.to_vec())];
     for (i, image) in images.iter().enumerate() {
         let oci = dir.path().join(format!("oci-{i}.tar"));
-        berth(
-            &data,
-            &[
-                "save",
-                "-q",
-                "--format",
-                "oci-archive",
-                "-o",
-                s(&oci),
-                image,
-            ],
-        );
+        save_oci(&data, image, &oci);
         archives.push((oci, vec![*image]));
     }
     for (archive, names) in archives {
@@ -409,4 +414,57 @@ fn berth_save_then_load_gives_identical_digests_and_refuses_a_missing_image() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!missing.exists(), "a failed save left a file");
+}
+
+/// `berth import --change` makes the image config `podman import --change` makes from the
+/// same instructions (as podman reads both images: berth's through an oci-archive).
+#[test]
+fn berth_import_changes_make_the_config_podman_import_makes() {
+    requires_tool!("podman", "tar");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("berth");
+    let root = busybox_rootfs(dir.path());
+    let tar = dir.path().join("rootfs.tar");
+    tar_of(&root, &tar);
+    let sets: [&[&str]; 2] = [
+        &[
+            r#"ENTRYPOINT ["/bin/busybox", "sh"]"#,
+            r#"CMD ["-c", "true"]"#,
+            "USER 65532:65532",
+            "WORKDIR /tmp",
+            "ENV A=1",
+            // (a key set twice: docker replaces it, as berth does; podman keeps both)
+            "ENV B=2",
+            "LABEL org.opencontainers.image.source=https://example.com/x",
+            r#"LABEL quoted="b c""#,
+            "EXPOSE 8443/tcp",
+            "EXPOSE 53/udp",
+            "STOPSIGNAL 15",
+            "VOLUME /data",
+        ],
+        &["CMD echo hi", "entrypoint /bin/busybox", "user 1000"],
+    ];
+    let podman = Podman::new();
+    for (i, changes) in sets.iter().enumerate() {
+        let (p_name, b_name) = (format!("localhost/p:{i}"), format!("localhost/b:{i}"));
+        let mut p_args = vec!["import", "-q"];
+        let mut b_args = vec!["import", s(&tar), &b_name];
+        for c in *changes {
+            p_args.extend(["--change", c]);
+            b_args.extend(["--change", c]);
+        }
+        p_args.extend([s(&tar), &p_name]);
+        podman.run(&p_args);
+        berth(&data, &b_args);
+        let archive = dir.path().join(format!("b{i}.tar"));
+        save_oci(&data, &b_name, &archive);
+        podman.run(&["load", "-i", s(&archive)]);
+        let config = |image: &str| -> Value {
+            let v: Value = serde_json::from_str(&podman.run(&["image", "inspect", image])).unwrap();
+            v[0]["Config"].clone()
+        };
+        let want = config(&p_name);
+        assert!(want["Cmd"].is_array(), "podman applied no changes: {want}");
+        assert_eq!(config(&b_name), want, "{changes:?}");
+    }
 }

@@ -15,6 +15,7 @@
 )]
 
 mod admission;
+mod admission_image;
 mod archive;
 mod auth;
 mod cli;

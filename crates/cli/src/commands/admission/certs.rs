@@ -97,6 +97,15 @@ pub struct CertsArgs {
     /// Service; its host is added to the certificate's names.
     #[arg(long, value_name = "https://HOST[:PORT]", requires = "manifests")]
     url: Option<String>,
+    /// In the manifests' kustomization.yaml, run this image (what
+    /// scripts/build-admission-image pushed; a digest, `REPO@sha256:…`, pins it).
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        requires = "manifests",
+        value_parser = crate::commands::image::parse_reference
+    )]
+    image: Option<berth_oci::Reference>,
 }
 
 pub fn run(a: CertsArgs) -> anyhow::Result<()> {
@@ -167,6 +176,7 @@ pub fn run(a: CertsArgs) -> anyhow::Result<()> {
             dir,
             (&a.service, &a.namespace),
             a.url.as_deref(),
+            a.image.as_ref(),
             &bundle,
             &chain,
             &key,
@@ -310,6 +320,7 @@ fn write_manifests(
     dir: &Path,
     (service, namespace): (&str, &str),
     url: Option<&str>,
+    image: Option<&berth_oci::Reference>,
     bundle: &str,
     chain: &str,
     key: &SigningKey,
@@ -349,6 +360,11 @@ fn write_manifests(
                     }
                 }
             }
+            "kustomization.yaml" => {
+                if let Some(image) = image {
+                    text = fill(&text, DEFAULT_IMAGE_ENTRY, &image_entry(image), 1, name)?;
+                }
+            }
             "secret.yaml" => {
                 let crt = STANDARD.encode(chain.as_bytes());
                 let k = STANDARD.encode(key.to_pkcs8_pem().as_bytes());
@@ -361,6 +377,19 @@ fn write_manifests(
         write(&dir.join(name), text.as_bytes(), mode)?;
     }
     Ok(())
+}
+
+/// What kustomization.yaml's `images:` entry says without `--image` (after its `name:`).
+const DEFAULT_IMAGE_ENTRY: &str = "    newName: ghcr.io/berth-dev/berth\n    newTag: \"0.1.0\"\n";
+
+/// The `images:` entry's lines for `image`: its name, and its digest or else its tag.
+fn image_entry(image: &berth_oci::Reference) -> String {
+    let pin = match (image.digest(), image.tag()) {
+        (Some(d), _) => format!("    digest: {d}\n"),
+        (None, Some(t)) => format!("    newTag: \"{t}\"\n"),
+        (None, None) => String::new(),
+    };
+    format!("    newName: {}\n{pin}", image.name())
 }
 
 /// The host of a webhook base URL `https://HOST[:PORT]` (no path: the manifests add
@@ -454,6 +483,20 @@ mod tests {
     }
 
     #[test]
+    fn the_image_entry_pins_a_digest_else_names_the_tag() {
+        let r = |s: &str| berth_oci::Reference::parse(s).unwrap();
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            image_entry(&r(&format!("reg.example:5000/ops/berth-admission@{d}"))),
+            format!("    newName: reg.example:5000/ops/berth-admission\n    digest: {d}\n")
+        );
+        assert_eq!(
+            image_entry(&r("reg.example/berth-admission:0.2.0")),
+            "    newName: reg.example/berth-admission\n    newTag: \"0.2.0\"\n"
+        );
+    }
+
+    #[test]
     fn names_are_replaced_once() {
         assert_eq!(
             replace_names(
@@ -475,6 +518,11 @@ mod tests {
                 "{name}"
             );
         }
+        let kustomization = MANIFESTS.iter().find(|(n, _)| *n == "kustomization.yaml");
+        assert_eq!(
+            kustomization.map(|(_, t)| t.matches(DEFAULT_IMAGE_ENTRY).count()),
+            Some(1)
+        );
         let webhooks = MANIFESTS.iter().find(|(n, _)| *n == "webhooks.yaml");
         assert_eq!(
             webhooks.map(|(_, t)| t.matches("caBundle: \"\"").count()),

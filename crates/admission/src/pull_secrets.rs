@@ -252,6 +252,9 @@ impl PullSecrets {
                     Err(e) => warnings.push(skipped(format!("it {e}"))),
                 },
                 Ok(None) => warnings.push(skipped("it does not exist".to_string())),
+                Err(crate::kube::KubeError::Status { status: 403, .. }) => warnings.push(skipped(
+                    "the webhook's service account may not get it (403: the API server's RBAC needs `get` on secrets, deploy/kubernetes/rbac.yaml)".to_string(),
+                )),
                 Err(e) => {
                     tracing::warn!(namespace, secret = %name, error = %berth_errdefs::error_chain(&e), "failed to read an image pull secret");
                     warnings.push(skipped(berth_errdefs::error_chain(&e)));

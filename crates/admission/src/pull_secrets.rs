@@ -22,15 +22,18 @@
 //!   images are then verified with the other credentials, and a registry that refuses them
 //!   denies the image.
 //!
-//! Nothing is cached: every review that names secrets reads them again (in parallel, under
-//! the review's deadline), so a deleted or rotated secret stops or starts counting at once and
-//! no namespace's credentials can serve another namespace's review.
+//! Secrets are not cached: every review that names secrets reads them again (in parallel,
+//! under the review's deadline), so a deleted or rotated secret stops or starts counting at
+//! once and no namespace's secret can serve another namespace's review. The registry clients
+//! made for a set of credentials are kept a minute, keyed by a hash of exactly those
+//! credentials ([`crate::verify::Verifier::with_pull_credentials`]): a review reuses one only
+//! when its own secrets gave the very same user names and passwords.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use berth_distribution::{Credential, Secret, StaticCredentials, normalize_host};
+use berth_distribution::{Credential, Secret, normalize_host};
 use serde_json::Value;
 
 use crate::kube::{KubeApi, is_dns_subdomain};
@@ -208,11 +211,11 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..cut]
 }
 
-/// What the pull secrets of one review gave: their credentials (none when no secret had
-/// any), and a warning for each secret skipped.
+/// What the pull secrets of one review gave: their credentials by registry host (none when
+/// no secret had any), and a warning for each secret skipped.
 #[derive(Debug, Default)]
 pub struct Found {
-    pub credentials: Option<StaticCredentials>,
+    pub credentials: Option<BTreeMap<String, Credential>>,
     pub warnings: Vec<String>,
 }
 
@@ -261,13 +264,7 @@ impl PullSecrets {
                 }
             }
         }
-        let credentials = (!by_host.is_empty()).then(|| {
-            by_host
-                .into_iter()
-                .fold(StaticCredentials::new(), |c, (host, credential)| {
-                    c.with(&host, credential)
-                })
-        });
+        let credentials = (!by_host.is_empty()).then_some(by_host);
         Found {
             credentials,
             warnings,

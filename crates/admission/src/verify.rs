@@ -192,10 +192,14 @@ struct ClientBase {
 }
 
 /// Registry clients for one review, sending the credentials of its `imagePullSecrets` before
-/// those of `config.json` ([`Verifier::with_pull_credentials`]). Made per review and dropped
-/// with it: one namespace's credentials never serve another's review.
+/// those of `config.json` ([`Verifier::with_pull_credentials`]).
 #[derive(Debug)]
 pub struct ReviewRegistries(Registries);
+
+/// How long the clients made for a set of pull-secret credentials are kept.
+pub const PULL_CLIENT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Sets of pull-secret credentials whose clients are kept at most.
+pub const MAX_PULL_CLIENTS: usize = 1000;
 
 /// What the verdicts depend on, loaded together and replaced together by
 /// [`Verifier::reload`]: the policy, the namespace labels, and the version (a hash of the
@@ -265,6 +269,8 @@ pub struct Verifier {
     registries: Registries,
     client_base: ClientBase,
     pull_secrets: Option<crate::pull_secrets::PullSecrets>,
+    /// Registry clients for pull secrets' credentials, by a hash of the credentials.
+    pull_clients: VerdictCache<String, Arc<ReviewRegistries>>,
     cache: VerdictCache<String, ()>,
     flights: Flights<String, Checked>,
     default: DefaultAction,
@@ -335,6 +341,7 @@ impl Verifier {
             registries,
             client_base,
             pull_secrets,
+            pull_clients: VerdictCache::new(PULL_CLIENT_TTL, MAX_PULL_CLIENTS),
             cache: VerdictCache::new(config.cache_ttl, config.cache_max_entries),
             flights: Flights::default(),
             default: config.default,
@@ -360,21 +367,49 @@ impl Verifier {
         self.pull_secrets.as_ref()
     }
 
-    /// Registry clients for one review that send `credentials` (from its pull secrets) to
-    /// the registries they name, and the configuration's `config.json` credentials to the
-    /// others.
+    /// Registry clients for one review that send `credentials` (registry host → credential,
+    /// from its pull secrets) to the registries they name, and the configuration's
+    /// `config.json` credentials to the others. Clients are kept for
+    /// [`PULL_CLIENT_TTL`] keyed by a hash of exactly these credentials, so that reviews
+    /// with the same secrets share connections and registry tokens; a review whose secrets
+    /// differ in any user name or password gets clients of its own.
     pub fn with_pull_credentials(
         &self,
-        credentials: berth_distribution::StaticCredentials,
-    ) -> Result<ReviewRegistries, SetupError> {
-        let mut chain = berth_distribution::CredentialChain::new().then(Arc::new(credentials));
+        credentials: BTreeMap<String, berth_distribution::Credential>,
+    ) -> Result<Arc<ReviewRegistries>, SetupError> {
+        let mut h = Sha256::new();
+        for (host, c) in &credentials {
+            let (kind, user, secret) = match c {
+                berth_distribution::Credential::Basic { username, password } => {
+                    ("basic", username, password)
+                }
+                berth_distribution::Credential::IdentityToken { username, token } => {
+                    ("token", username, token)
+                }
+            };
+            for part in [host.as_str(), kind, user.as_str(), secret.expose()] {
+                h.update(part.len().to_le_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+        let key = hex(&h.finalize());
+        if let Some(r) = self.pull_clients.get(&key) {
+            return Ok(r);
+        }
+        let provided = credentials.into_iter().fold(
+            berth_distribution::StaticCredentials::new(),
+            |c, (host, credential)| c.with(&host, credential),
+        );
+        let mut chain = berth_distribution::CredentialChain::new().then(Arc::new(provided));
         if let Some(c) = &self.client_base.docker_config {
             chain = chain.then(c.clone());
         }
-        Ok(ReviewRegistries(Registries::new(
+        let r = Arc::new(ReviewRegistries(Registries::new(
             &self.client_base,
             Some(Arc::new(chain)),
-        )?))
+        )?));
+        self.pull_clients.insert(key, r.clone());
+        Ok(r)
     }
 
     /// The labels known for a namespace.

@@ -247,7 +247,7 @@ impl Webhook {
                     pinning,
                     deadline,
                     budget,
-                    registries.as_ref(),
+                    registries.as_deref(),
                 )
             }))
             .await;
@@ -263,7 +263,7 @@ impl Webhook {
         request: &AdmissionRequest,
         object: &serde_json::Value,
         deadline: tokio::time::Instant,
-    ) -> (Option<ReviewRegistries>, Vec<String>) {
+    ) -> (Option<Arc<ReviewRegistries>>, Vec<String>) {
         let (Some(reader), Some(pointer), Some(namespace)) = (
             self.verifier.pull_secrets(),
             pod_spec_pointer(&request.kind),

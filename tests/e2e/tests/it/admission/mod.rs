@@ -58,7 +58,7 @@ impl Fixture {
             let auth =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             write_file(
-                &f.dir().join("docker/config.json"),
+                f.dir().join("docker/config.json"),
                 format!(
                     r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
                     f.reg.host()

@@ -20,6 +20,8 @@
 //! max_entries = 100000
 //! [kubernetes]                     # instead of namespace_labels: ask the API server
 //! namespace_labels = true          # GET /api/v1/namespaces with the service account
+//! image_pull_secrets = false       # default; true: registry credentials from the object's
+//!                                  # imagePullSecrets (needs `get` on Secrets, see below)
 //! api_server = "https://10.96.0.1:443"   # default: in the cluster, from KUBERNETES_SERVICE_HOST/PORT
 //! token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"   # default
 //! ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"     # default
@@ -116,6 +118,8 @@ struct RawConfig {
 struct RawKubernetes {
     #[serde(default)]
     namespace_labels: bool,
+    #[serde(default)]
+    image_pull_secrets: bool,
     api_server: Option<String>,
     token_file: Option<PathBuf>,
     ca_file: Option<PathBuf>,
@@ -125,7 +129,9 @@ struct RawKubernetes {
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 pub const SERVICE_ACCOUNT_CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 
-/// Namespace labels from the API server (`[kubernetes] namespace_labels = true`).
+/// Where the API server is and how to authenticate to it: for namespace labels
+/// (`[kubernetes] namespace_labels = true`) and for image pull secrets
+/// (`[kubernetes] image_pull_secrets = true`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeLabels {
     /// `https://HOST:PORT`; `None`: the caller fills it in (in a cluster, from
@@ -167,6 +173,10 @@ pub struct Config {
     pub namespace_labels: Option<PathBuf>,
     /// Namespace labels from the API server instead of a file.
     pub kube_labels: Option<KubeLabels>,
+    /// Registry credentials from the reviewed object's `imagePullSecrets`, read from the API
+    /// server (`[kubernetes] image_pull_secrets = true`; off by default because it needs
+    /// `get` on Secrets in every namespace the webhook reviews).
+    pub image_pull_secrets: Option<KubeLabels>,
     pub timeout: Duration,
     pub max_signatures: usize,
     pub cache_ttl: Duration,
@@ -246,7 +256,7 @@ impl Config {
                 "namespace labels come from a file (namespace_labels) or from the API server ([kubernetes] namespace_labels = true), not both".into(),
             ));
         }
-        let kube_labels = raw.kubernetes.namespace_labels.then(|| KubeLabels {
+        let kube_api = KubeLabels {
             api_server: raw.kubernetes.api_server.clone(),
             token_file: raw
                 .kubernetes
@@ -260,7 +270,9 @@ impl Config {
                 .clone()
                 .map(abs)
                 .unwrap_or_else(|| PathBuf::from(SERVICE_ACCOUNT_CA)),
-        });
+        };
+        let kube_labels = raw.kubernetes.namespace_labels.then(|| kube_api.clone());
+        let image_pull_secrets = raw.kubernetes.image_pull_secrets.then_some(kube_api);
         let max_signatures = raw
             .max_signatures
             .unwrap_or(berth_trust::repository::DEFAULT_MAX_SIGNATURES);
@@ -278,6 +290,7 @@ impl Config {
             exclude_namespaces: raw.exclude_namespaces,
             namespace_labels: raw.namespace_labels.map(abs),
             kube_labels,
+            image_pull_secrets,
             timeout,
             max_signatures,
             cache_ttl,
@@ -344,6 +357,7 @@ mod tests {
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.plain_http, ["127.0.0.1:5000"]);
+        assert_eq!(c.image_pull_secrets, None, "off by default");
         assert_eq!(
             c.excluded("berth"),
             ["kube-system", "kube-public", "kube-node-lease", "berth"]
@@ -372,6 +386,20 @@ mod tests {
         }
         let e = Config::parse("trust_store = \"t\"\n", base).unwrap_err();
         assert!(e.to_string().contains("`policy`"), "{e}");
+    }
+
+    #[test]
+    fn image_pull_secrets_use_the_api_server_settings() {
+        let c = Config::parse(
+            "policy = \"p\"\ntrust_store = \"t\"\n[kubernetes]\nimage_pull_secrets = true\napi_server = \"https://10.0.0.1:6443\"\ntoken_file = \"token\"\n",
+            Path::new("/etc/berth"),
+        )
+        .unwrap();
+        assert_eq!(c.kube_labels, None, "namespace labels stay off");
+        let k = c.image_pull_secrets.unwrap();
+        assert_eq!(k.api_server.as_deref(), Some("https://10.0.0.1:6443"));
+        assert_eq!(k.token_file, Path::new("/etc/berth/token"));
+        assert_eq!(k.ca_file, Path::new(SERVICE_ACCOUNT_CA));
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! The one thing the webhook asks the Kubernetes API server: every Namespace's labels
-//! (`GET /api/v1/namespaces`), with the Pod's service account token, over TLS verified against
-//! the cluster's CA — for `namespaceSelector` rules, instead of a labels file.
+//! The two things the webhook asks the Kubernetes API server, with the Pod's service account
+//! token, over TLS verified against the cluster's CA: every Namespace's labels
+//! (`GET /api/v1/namespaces`, for `namespaceSelector` rules, instead of a labels file), and
+//! one Secret by name (`GET /api/v1/namespaces/NS/secrets/NAME`, a reviewed Pod's
+//! `imagePullSecrets`; parsed by [`crate::pull_secrets`]).
 //!
 //! The token is read from its file at every request (the kubelet rotates projected tokens).
-//! The answer is read up to [`MAX_LIST_BYTES`]; its `items[].metadata.{name,labels}` are all
-//! that is kept.
+//! The namespace list is read up to [`MAX_LIST_BYTES`]; its `items[].metadata.{name,labels}`
+//! are all that is kept. A Secret is read up to [`MAX_SECRET_RESPONSE_BYTES`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +24,9 @@ use crate::config::NamespaceLabels;
 
 /// Largest namespace list read (a cluster's namespaces with their metadata).
 pub const MAX_LIST_BYTES: usize = 64 * 1024 * 1024;
+/// Largest answer read for one Secret: the API server stores at most 1 MiB of data per
+/// Secret, which base64 in JSON makes 4/3 larger, plus metadata.
+pub const MAX_SECRET_RESPONSE_BYTES: usize = 2 * 1024 * 1024;
 
 /// What failed while asking the API server.
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +58,8 @@ pub enum KubeError {
         path: String,
         body: String,
     },
-    #[error("the API server's answer to GET {path} is unreadable or over {MAX_LIST_BYTES} bytes")]
-    Body { path: String },
+    #[error("the API server's answer to GET {path} is unreadable or over {max} bytes")]
+    Body { path: String, max: usize },
     #[error("the API server's namespace list is not a NamespaceList: {detail}")]
     Json { detail: String },
 }
@@ -128,8 +133,8 @@ impl KubeApi {
         })
     }
 
-    /// `GET path`, the body of a `200`.
-    async fn get(&self, path: &str) -> Result<Bytes, KubeError> {
+    /// `GET path`, the body of a `200` (at most `max` bytes).
+    async fn get(&self, path: &str, max: usize) -> Result<Bytes, KubeError> {
         let token = std::fs::read_to_string(&self.token_file).map_err(|source| {
             crate::config::ConfigError::Read {
                 what: "the service account token",
@@ -176,11 +181,12 @@ impl KubeApi {
                         source,
                     })?;
             let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), MAX_LIST_BYTES)
+            let body = Limited::new(response.into_body(), max)
                 .collect()
                 .await
                 .map_err(|_| KubeError::Body {
                     path: path.to_string(),
+                    max,
                 })?
                 .to_bytes();
             driver.abort();
@@ -204,9 +210,41 @@ impl KubeApi {
 
     /// Every namespace's labels.
     pub async fn namespace_labels(&self) -> Result<NamespaceLabels, KubeError> {
-        let body = self.get("/api/v1/namespaces").await?;
+        let body = self.get("/api/v1/namespaces", MAX_LIST_BYTES).await?;
         parse_namespace_list(&body)
     }
+
+    /// The Secret `name` of `namespace`, as the API server answers it (JSON); `Ok(None)`
+    /// when it does not exist. Both names must be DNS subdomains (checked here: they become
+    /// the request's path).
+    pub async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Bytes>, KubeError> {
+        for n in [namespace, name] {
+            if !is_dns_subdomain(n) {
+                return Err(KubeError::Url {
+                    url: self.url.clone(),
+                    reason: format!("{n:?} is not a valid object name"),
+                });
+            }
+        }
+        let path = format!("/api/v1/namespaces/{namespace}/secrets/{name}");
+        match self.get(&path, MAX_SECRET_RESPONSE_BYTES).await {
+            Ok(b) => Ok(Some(b)),
+            Err(KubeError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain): at most 253 characters of lowercase
+/// letters, digits, `-` and `.`, starting and ending with a letter or digit.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 253
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
 /// `items[].metadata.{name,labels}` of a `NamespaceList`.
@@ -257,6 +295,16 @@ mod tests {
         assert!(parse_namespace_list(br#"{"kind":"PodList","items":[]}"#).is_err());
         assert!(parse_namespace_list(b"[").is_err());
         assert!(parse_namespace_list(br#"{"items":[{"metadata":{}}]}"#).is_err());
+    }
+
+    #[test]
+    fn object_names_are_dns_subdomains() {
+        for ok in ["regcred", "a", "my-secret.v2", "0abc"] {
+            assert!(is_dns_subdomain(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", "A", "-a", "a-", "a?b", &"a".repeat(254)] {
+            assert!(!is_dns_subdomain(bad), "{bad}");
+        }
     }
 
     #[test]

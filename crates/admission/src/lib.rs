@@ -7,6 +7,7 @@
 //! - [`objects`]: every image of a Pod or a pod template, with its JSON pointer.
 //! - [`verify`]: one image in one namespace → a verdict (tag → digest, signatures, policy,
 //!   provenance), cached per digest, deduplicated while in flight.
+//! - [`pull_secrets`]: registry credentials from a reviewed object's `imagePullSecrets`.
 //! - [`webhook`]: the endpoints, the deadline, the answer; [`metrics`], [`config`], [`cache`].
 //!
 //! The design decision to know: **nothing is decided on a tag, and nothing is allowed by a
@@ -24,6 +25,7 @@ pub mod config;
 pub mod kube;
 pub mod metrics;
 pub mod objects;
+pub mod pull_secrets;
 pub mod review;
 pub mod verify;
 pub mod webhook;

@@ -56,7 +56,7 @@ pub enum SetupError {
     #[error("failed to read the namespace labels from the API server")]
     Kube(#[from] crate::kube::KubeError),
     #[error(
-        "[kubernetes] namespace_labels needs the API server's address: set api_server (outside a cluster)"
+        "[kubernetes] namespace_labels and image_pull_secrets need the API server's address: set api_server (outside a cluster)"
     )]
     NoApiServer,
 }
@@ -144,6 +144,34 @@ struct Registries {
 }
 
 impl Registries {
+    /// The two clients, sending `credentials`.
+    fn new(
+        base: &ClientBase,
+        credentials: Option<Arc<dyn berth_distribution::CredentialProvider>>,
+    ) -> Result<Registries, SetupError> {
+        let client = |plain_http| {
+            Client::new(ClientOptions {
+                credentials: credentials.clone(),
+                plain_http,
+                extra_root_certificates: base.extra_roots.clone(),
+                // the review's deadline bounds everything; a retry must fit in it
+                retry: RetryPolicy {
+                    max_attempts: 2,
+                    base_delay: std::time::Duration::from_millis(50),
+                    max_delay: std::time::Duration::from_millis(200),
+                },
+                timeout: base.timeout,
+                ..ClientOptions::default()
+            })
+            .map_err(SetupError::Client)
+        };
+        Ok(Registries {
+            tls: client(PlainHttp::Never)?,
+            plain: client(PlainHttp::Always)?,
+            plain_hosts: base.plain_hosts.clone(),
+        })
+    }
+
     fn for_registry(&self, registry: &str) -> &Client {
         if self.plain_hosts.iter().any(|h| h == registry) {
             &self.plain
@@ -152,6 +180,26 @@ impl Registries {
         }
     }
 }
+
+/// What every registry client of the verifier is made with: the configuration's credentials
+/// (`config.json`), CA certificates, plain-HTTP registries and timeout.
+#[derive(Debug)]
+struct ClientBase {
+    docker_config: Option<Arc<dyn berth_distribution::CredentialProvider>>,
+    extra_roots: Vec<Vec<u8>>,
+    plain_hosts: Vec<String>,
+    timeout: std::time::Duration,
+}
+
+/// Registry clients for one review, sending the credentials of its `imagePullSecrets` before
+/// those of `config.json` ([`Verifier::with_pull_credentials`]).
+#[derive(Debug)]
+pub struct ReviewRegistries(Registries);
+
+/// How long the clients made for a set of pull-secret credentials are kept.
+pub const PULL_CLIENT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Sets of pull-secret credentials whose clients are kept at most.
+pub const MAX_PULL_CLIENTS: usize = 1000;
 
 /// What the verdicts depend on, loaded together and replaced together by
 /// [`Verifier::reload`]: the policy, the namespace labels, and the version (a hash of the
@@ -219,6 +267,10 @@ pub struct Verifier {
     loaded: std::sync::RwLock<Arc<Loaded>>,
     store: TrustStore,
     registries: Registries,
+    client_base: ClientBase,
+    pull_secrets: Option<crate::pull_secrets::PullSecrets>,
+    /// Registry clients for pull secrets' credentials, by a hash of the credentials.
+    pull_clients: VerdictCache<String, Arc<ReviewRegistries>>,
     cache: VerdictCache<String, ()>,
     flights: Flights<String, Checked>,
     default: DefaultAction,
@@ -249,7 +301,7 @@ impl Verifier {
         // choose rules: running without them could apply a weaker rule)
         let loaded = sources.load().await?;
 
-        let credentials: Option<Arc<dyn berth_distribution::CredentialProvider>> =
+        let docker_config: Option<Arc<dyn berth_distribution::CredentialProvider>> =
             config.docker_config.as_ref().map(|p| {
                 Arc::new(berth_distribution::CredentialsConfig::new(p.clone()))
                     as Arc<dyn berth_distribution::CredentialProvider>
@@ -264,31 +316,32 @@ impl Verifier {
             })?],
             None => Vec::new(),
         };
-        let client = |plain_http| {
-            Client::new(ClientOptions {
-                credentials: credentials.clone(),
-                plain_http,
-                extra_root_certificates: extra_roots.clone(),
-                // the review's deadline bounds everything; a retry must fit in it
-                retry: RetryPolicy {
-                    max_attempts: 2,
-                    base_delay: std::time::Duration::from_millis(50),
-                    max_delay: std::time::Duration::from_millis(200),
-                },
-                timeout: config.timeout,
-                ..ClientOptions::default()
-            })
-            .map_err(SetupError::Client)
+        let client_base = ClientBase {
+            docker_config: docker_config.clone(),
+            extra_roots,
+            plain_hosts: config.plain_http.clone(),
+            timeout: config.timeout,
+        };
+        let registries = Registries::new(&client_base, docker_config)?;
+        let pull_secrets = match &config.image_pull_secrets {
+            Some(k) => Some(crate::pull_secrets::PullSecrets::new(
+                crate::kube::KubeApi::new(
+                    k.api_server.as_deref().ok_or(SetupError::NoApiServer)?,
+                    &k.ca_file,
+                    &k.token_file,
+                    config.timeout,
+                )?,
+            )),
+            None => None,
         };
         Ok(Verifier {
             sources,
             loaded: std::sync::RwLock::new(Arc::new(loaded)),
             store: TrustStore::new(&config.trust_store),
-            registries: Registries {
-                tls: client(PlainHttp::Never)?,
-                plain: client(PlainHttp::Always)?,
-                plain_hosts: config.plain_http.clone(),
-            },
+            registries,
+            client_base,
+            pull_secrets,
+            pull_clients: VerdictCache::new(PULL_CLIENT_TTL, MAX_PULL_CLIENTS),
             cache: VerdictCache::new(config.cache_ttl, config.cache_max_entries),
             flights: Flights::default(),
             default: config.default,
@@ -307,6 +360,56 @@ impl Verifier {
     /// The policy version: a hash of the policy, the trust store's files and the labels.
     pub fn policy_version(&self) -> String {
         self.loaded().version.clone()
+    }
+
+    /// The reader of image pull secrets, when `[kubernetes] image_pull_secrets` is on.
+    pub fn pull_secrets(&self) -> Option<&crate::pull_secrets::PullSecrets> {
+        self.pull_secrets.as_ref()
+    }
+
+    /// Registry clients for one review that send `credentials` (registry host → credential,
+    /// from its pull secrets) to the registries they name, and the configuration's
+    /// `config.json` credentials to the others. Clients are kept for
+    /// [`PULL_CLIENT_TTL`] keyed by a hash of exactly these credentials, so that reviews
+    /// with the same secrets share connections and registry tokens; a review whose secrets
+    /// differ in any user name or password gets clients of its own.
+    pub fn with_pull_credentials(
+        &self,
+        credentials: BTreeMap<String, berth_distribution::Credential>,
+    ) -> Result<Arc<ReviewRegistries>, SetupError> {
+        let mut h = Sha256::new();
+        for (host, c) in &credentials {
+            let (kind, user, secret) = match c {
+                berth_distribution::Credential::Basic { username, password } => {
+                    ("basic", username, password)
+                }
+                berth_distribution::Credential::IdentityToken { username, token } => {
+                    ("token", username, token)
+                }
+            };
+            for part in [host.as_str(), kind, user.as_str(), secret.expose()] {
+                h.update(part.len().to_le_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+        let key = hex(&h.finalize());
+        if let Some(r) = self.pull_clients.get(&key) {
+            return Ok(r);
+        }
+        let provided = credentials.into_iter().fold(
+            berth_distribution::StaticCredentials::new(),
+            |c, (host, credential)| c.with(&host, credential),
+        );
+        let mut chain = berth_distribution::CredentialChain::new().then(Arc::new(provided));
+        if let Some(c) = &self.client_base.docker_config {
+            chain = chain.then(c.clone());
+        }
+        let r = Arc::new(ReviewRegistries(Registries::new(
+            &self.client_base,
+            Some(Arc::new(chain)),
+        )?));
+        self.pull_clients.insert(key, r.clone());
+        Ok(r)
     }
 
     /// The labels known for a namespace.
@@ -330,14 +433,15 @@ impl Verifier {
 
     /// The verdict on `image` in `namespace`.
     pub async fn check(&self, image: &str, namespace: &str, pinning: Pinning) -> ImageVerdict {
-        let v = self.check_inner(image, namespace, pinning).await;
+        let v = self.check_inner(image, namespace, pinning, None).await;
         self.metrics.image(v.reason);
         v
     }
 
     /// [`Verifier::check`] until `deadline`: when it passes, the verdict is a failure saying
     /// so, enforced unless the image's rule is at level audit (whose failures are reported,
-    /// never refused).
+    /// never refused). `registries`: the review's own clients (its pull secrets' credentials),
+    /// else the verifier's.
     pub async fn check_until(
         &self,
         image: &str,
@@ -345,8 +449,10 @@ impl Verifier {
         pinning: Pinning,
         deadline: tokio::time::Instant,
         budget: std::time::Duration,
+        registries: Option<&ReviewRegistries>,
     ) -> ImageVerdict {
-        match tokio::time::timeout_at(deadline, self.check_inner(image, namespace, pinning)).await {
+        let check = self.check_inner(image, namespace, pinning, registries);
+        match tokio::time::timeout_at(deadline, check).await {
             Ok(v) => {
                 self.metrics.image(v.reason);
                 v
@@ -377,7 +483,13 @@ impl Verifier {
         }
     }
 
-    async fn check_inner(&self, image: &str, namespace: &str, pinning: Pinning) -> ImageVerdict {
+    async fn check_inner(
+        &self,
+        image: &str,
+        namespace: &str,
+        pinning: Pinning,
+        registries: Option<&ReviewRegistries>,
+    ) -> ImageVerdict {
         let reference = match Reference::parse(image) {
             Ok(r) => r,
             Err(e) => {
@@ -431,7 +543,9 @@ impl Verifier {
                 ));
             }
         };
-        let client = self.registries.for_registry(reference.registry());
+        let client = registries
+            .map_or(&self.registries, |r| &r.0)
+            .for_registry(reference.registry());
         let sigs = Timed {
             inner: RegistrySignatures::new(client, repo.clone()),
             metrics: &self.metrics,
@@ -482,6 +596,9 @@ impl Verifier {
             }
         };
         let digest_text = digest.to_string();
+        // not keyed by credentials: a verdict is about the digest's signatures, not about who
+        // may pull it (the kubelet pulls with the Pod's own secrets and fails without access),
+        // as Kyverno and policy-controller share theirs (docs/admission.md, "Pull secrets")
         let key = format!("{}\0{}\0{scope}\0{digest_text}", loaded.version, rule.name);
         let verified = |reason| {
             with_rule(ImageVerdict {

@@ -25,11 +25,12 @@ use serde::Deserialize;
 use crate::config::{Config, Mode, TIMEOUT_MARGIN};
 use crate::metrics::{Endpoint, Metrics, Reason, Verdict};
 use crate::objects::{ImageField, new_images, pod_spec_pointer};
+use crate::pull_secrets::secret_names;
 use crate::review::{
     AdmissionRequest, AdmissionResponse, MAX_REVIEW_BYTES, Operation, PatchOp, ReviewResponse,
     decode,
 };
-use crate::verify::{ImageVerdict, Pinning, SetupError, Verifier};
+use crate::verify::{ImageVerdict, Pinning, ReviewRegistries, SetupError, Verifier};
 
 /// The shortest deadline a review gets, whatever `?timeout=` says.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(100);
@@ -237,13 +238,67 @@ impl Webhook {
                 distinct.push(&f.image);
             }
         }
+        let (registries, warnings) = self.pull_credentials(request, object, deadline).await;
         let verdicts: Vec<ImageVerdict> =
             futures_util::future::join_all(distinct.iter().map(|image| {
-                self.verifier
-                    .check_until(image, &namespace, pinning, deadline, budget)
+                self.verifier.check_until(
+                    image,
+                    &namespace,
+                    pinning,
+                    deadline,
+                    budget,
+                    registries.as_deref(),
+                )
             }))
             .await;
-        answer(uid, endpoint, &fields, &verdicts)
+        let mut response = answer(uid, endpoint, &fields, &verdicts);
+        response.warnings.extend(warnings);
+        response
+    }
+
+    /// The registry clients of this review when `[kubernetes] image_pull_secrets` is on and
+    /// the object's pod spec names secrets with credentials; warnings for the secrets skipped.
+    async fn pull_credentials(
+        &self,
+        request: &AdmissionRequest,
+        object: &serde_json::Value,
+        deadline: tokio::time::Instant,
+    ) -> (Option<Arc<ReviewRegistries>>, Vec<String>) {
+        let (Some(reader), Some(pointer), Some(namespace)) = (
+            self.verifier.pull_secrets(),
+            pod_spec_pointer(&request.kind),
+            request.namespace.as_deref(),
+        ) else {
+            return (None, Vec::new());
+        };
+        let (names, mut warnings) = secret_names(object, pointer);
+        if names.is_empty() {
+            return (None, warnings);
+        }
+        let found = match tokio::time::timeout_at(deadline, reader.read(namespace, &names)).await {
+            Ok(f) => f,
+            Err(_) => {
+                warnings.push(
+                    "berth: the image pull secrets were not read within the deadline; verifying without them"
+                        .to_string(),
+                );
+                return (None, warnings);
+            }
+        };
+        warnings.extend(found.warnings);
+        let Some(credentials) = found.credentials else {
+            return (None, warnings);
+        };
+        match self.verifier.with_pull_credentials(credentials) {
+            Ok(r) => (Some(r), warnings),
+            Err(e) => {
+                tracing::error!(error = %berth_errdefs::error_chain(&e), "failed to set up registry clients for pull secrets");
+                warnings.push(format!(
+                    "berth: the image pull secrets' credentials could not be used ({e}); verifying without them"
+                ));
+                (None, warnings)
+            }
+        }
     }
 }
 

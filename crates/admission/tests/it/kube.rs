@@ -13,11 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use berth_admission::metrics::Endpoint;
 use berth_admission::{Config, Webhook};
-use berth_httpd::{Server, TlsFiles};
-use berth_test_support::TestCerts;
 use serde_json::{Value, json};
 
-use crate::support::{Fixture, call, deployment, message, review};
+use crate::support::{ApiStandIn, Fixture, call, deployment, message, review};
 
 type Labels = Arc<Mutex<Value>>;
 
@@ -46,33 +44,19 @@ async fn namespaces(State(labels): State<Labels>, headers: HeaderMap) -> (Status
 async fn namespace_labels_come_from_the_api_server() {
     berth_test_support::requires_tool!("openssl");
     let f = Fixture::new();
-    let certs = TestCerts::generate(f.dir.path().join("pki"));
     let labels: Labels = Arc::new(Mutex::new(json!({"gold-ns": {"tier": "gold"}})));
-    let server = Server::bind(berth_httpd::Config {
-        tls: Some(TlsFiles {
-            cert: certs.server_cert.clone(),
-            key: certs.server_key.clone(),
-            reload: false,
-        }),
-        ..berth_httpd::Config::new("127.0.0.1:0".parse().unwrap())
-    })
-    .await
-    .unwrap();
-    let api = format!("https://{}", server.local_addr());
     let app = Router::new()
         .route("/api/v1/namespaces", get(namespaces))
         .with_state(labels.clone());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(app, async {
-        let _ = stopped.await;
-    }));
+    let stand_in = ApiStandIn::start(f.dir.path(), app).await;
+    let api = stand_in.url.clone();
     std::fs::write(f.dir.path().join("token"), "tok-1\n").unwrap();
     let config_text = |token: &str| {
         format!(
             "{}\n[kubernetes]\nnamespace_labels = true\napi_server = \"{api}\"\ntoken_file = \"{token}\"\nca_file = \"{}\"\n",
             f.config_text("")
                 .replace("namespace_labels = \"namespaces.json\"\n", ""),
-            certs.ca_cert.display()
+            stand_in.ca_cert.display()
         )
     };
     let config = Config::parse(&config_text("token"), f.dir.path()).unwrap();
@@ -104,8 +88,7 @@ async fn namespace_labels_come_from_the_api_server() {
     assert!(chain.contains("answered 401"), "{chain}");
 
     // an API server that is gone: nor does it start, and a reload keeps what is loaded
-    let _ = stop.send(());
-    serving.await.unwrap().unwrap();
+    stand_in.stop().await;
     assert!(Webhook::new(&config, "berth-system").await.is_err());
     assert!(hook.verifier().reload().await.is_err());
     assert_eq!(

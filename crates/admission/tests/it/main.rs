@@ -12,6 +12,7 @@
 )]
 
 mod kube;
+mod pull_secrets;
 mod reviews;
 mod serve;
 mod support;

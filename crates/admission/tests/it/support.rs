@@ -493,3 +493,55 @@ pub fn message(r: &AdmissionResponse) -> String {
         .map(|s| s.message.clone())
         .unwrap_or_default()
 }
+
+/// An API server stand-in: `app` served over TLS on 127.0.0.1 with a certificate from a test
+/// CA (made under `dir`); stopped on [`ApiStandIn::stop`] or when dropped.
+pub struct ApiStandIn {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The CA certificate to trust (PEM file).
+    pub ca_cert: std::path::PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ApiStandIn {
+    pub async fn start(dir: &Path, app: axum::Router) -> ApiStandIn {
+        let certs = berth_test_support::TestCerts::generate(dir.join("pki"));
+        let server = berth_httpd::Server::bind(berth_httpd::Config {
+            tls: Some(berth_httpd::TlsFiles {
+                cert: certs.server_cert.clone(),
+                key: certs.server_key.clone(),
+                reload: false,
+            }),
+            ..berth_httpd::Config::new("127.0.0.1:0".parse().unwrap())
+        })
+        .await
+        .unwrap();
+        let url = format!("https://{}", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(app, async {
+            let _ = stopped.await;
+        }));
+        ApiStandIn {
+            url,
+            ca_cert: certs.ca_cert.clone(),
+            stop: Some(stop),
+            serving,
+        }
+    }
+
+    /// Stop serving and wait until the server has finished its requests.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        (&mut self.serving).await.unwrap().unwrap();
+    }
+}
+
+impl Drop for ApiStandIn {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}

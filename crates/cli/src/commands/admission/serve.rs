@@ -59,20 +59,28 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.config.display()
         ),
     };
-    if let Some(k) = config.kube_labels.as_mut()
-        && k.api_server.is_none()
-        && let (Ok(host), Ok(port)) = (
-            std::env::var("KUBERNETES_SERVICE_HOST"),
-            std::env::var("KUBERNETES_SERVICE_PORT"),
-        )
+    // the API server for namespace labels and for image pull secrets
+    for k in [
+        config.kube_labels.as_mut(),
+        config.image_pull_secrets.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
     {
-        // as client-go's in-cluster configuration: an IPv6 host goes in brackets
-        let host = if host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host
-        };
-        k.api_server = Some(format!("https://{host}:{port}"));
+        if k.api_server.is_none()
+            && let (Ok(host), Ok(port)) = (
+                std::env::var("KUBERNETES_SERVICE_HOST"),
+                std::env::var("KUBERNETES_SERVICE_PORT"),
+            )
+        {
+            // as client-go's in-cluster configuration: an IPv6 host goes in brackets
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host
+            };
+            k.api_server = Some(format!("https://{host}:{port}"));
+        }
     }
     let own = std::env::var("POD_NAMESPACE")
         .ok()

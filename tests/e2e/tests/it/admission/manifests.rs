@@ -105,6 +105,15 @@ fn check_manifests(dir: &Path, svc: &str, ns: &str) {
             |r| strs(&r["resources"]) == ["namespaces"] && strs(&r["verbs"]).contains(&"watch")
         )
     );
+    // image_pull_secrets = true in config.toml needs exactly `get` on Secrets
+    assert!(
+        role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| strs(&r["resources"]) == ["secrets"] && strs(&r["verbs"]) == ["get"]),
+        "the webhook may get Secrets: {role}"
+    );
     let binding = get(&m, "ClusterRoleBinding", svc);
     assert_eq!(binding["roleRef"]["name"], svc);
     assert_eq!(binding["subjects"][0]["name"], sa["metadata"]["name"]);
@@ -117,6 +126,10 @@ fn check_manifests(dir: &Path, svc: &str, ns: &str) {
         .unwrap_or_else(|e| panic!("config.toml: {e}"));
     assert_eq!(config.default, berth_admission::config::DefaultAction::Deny);
     assert_eq!(config.mode, berth_admission::config::Mode::Enforce);
+    assert!(
+        config.image_pull_secrets.is_some(),
+        "the deployed webhook reads imagePullSecrets"
+    );
     let excluded = config.exclude_namespaces.clone().unwrap_or_default();
     assert!(
         excluded.iter().any(|n| n == ns) && excluded.iter().any(|n| n == "kube-system"),

@@ -31,16 +31,41 @@ pub(crate) struct Fixture {
     pub reg: Registry,
     /// berth's configuration (keys, trust store) is `home/berth`.
     pub home: tempfile::TempDir,
+    /// The registry's user and password, when it requires them.
+    login: Option<(String, String)>,
 }
 
 impl Fixture {
     pub(crate) fn new() -> Fixture {
-        let reg = Registry::start(RegistryOptions::new());
+        Fixture::with_registry(RegistryOptions::new(), None)
+    }
+
+    /// [`Fixture::new`] with a registry started with `opts`; `login` (user, password): its
+    /// credentials, written to the docker config.json `berth` (push and sign) uses.
+    pub(crate) fn with_registry(opts: RegistryOptions, login: Option<(&str, &str)>) -> Fixture {
+        let reg = Registry::start(opts);
         let home = tempfile::Builder::new()
             .prefix("berth-admission-e2e-")
             .tempdir()
             .unwrap();
-        let f = Fixture { reg, home };
+        let f = Fixture {
+            reg,
+            home,
+            login: login.map(|(u, p)| (u.to_string(), p.to_string())),
+        };
+        if let Some((user, password)) = &f.login {
+            use base64::Engine;
+            let auth =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            write_file(
+                f.dir().join("docker/config.json"),
+                format!(
+                    r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+                    f.reg.host()
+                )
+                .as_bytes(),
+            );
+        }
         for role in ROLES {
             f.berth(&["cert", "generate-test", role]);
         }
@@ -92,7 +117,11 @@ impl Fixture {
 
     /// Push an image to `repo:tag` (content from `seed`): its digest.
     pub(crate) fn push(&self, repo: &str, tag: &str, seed: u64) -> Digest {
-        crate::trust::push_image(&self.reg.http(), repo, tag, seed)
+        let http = match &self.login {
+            Some((user, password)) => self.reg.http().basic(user, password),
+            None => self.reg.http(),
+        };
+        crate::trust::push_image(&http, repo, tag, seed)
     }
 
     /// Sign `repo@digest` with each of `keys`.

@@ -6,4 +6,5 @@
 
 mod apiserver;
 mod fixtures;
+mod pull_secrets;
 mod webhook;

@@ -52,7 +52,7 @@ fn webhooks_at(f: &Fixture, hook: &WebhookServer, timeout_seconds: Option<u32>) 
     file
 }
 
-fn stderr(o: &std::process::Output) -> String {
+pub(super) fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -72,7 +72,12 @@ fn run_in(kube: &KubeApiServer, name: &str, image: &str, extra: &[&str]) -> Outp
 
 /// The namespace prod-shop and berth's webhook configurations (calling `hook`, with
 /// `timeout_seconds` instead of the manifests' 10 when given), created in `kube`.
-fn register(kube: &KubeApiServer, f: &Fixture, hook: &WebhookServer, timeout_seconds: Option<u32>) {
+pub(super) fn register(
+    kube: &KubeApiServer,
+    f: &Fixture,
+    hook: &WebhookServer,
+    timeout_seconds: Option<u32>,
+) {
     kube.kubectl(&["create", "namespace", "prod-shop"]);
     let webhooks = webhooks_at(f, hook, timeout_seconds);
     kube.kubectl(&["create", "-f", webhooks.to_str().unwrap()]);
@@ -80,7 +85,7 @@ fn register(kube: &KubeApiServer, f: &Fixture, hook: &WebhookServer, timeout_sec
 
 /// The API server reads new webhook configurations asynchronously: wait (bounded) until a
 /// server-side dry run of a Pod of `refused_image` in prod-shop is refused by a webhook.
-fn wait_effective(kube: &KubeApiServer, hook: &WebhookServer, refused_image: &str) {
+pub(super) fn wait_effective(kube: &KubeApiServer, hook: &WebhookServer, refused_image: &str) {
     let mut last = None;
     let active = wait_until(Duration::from_secs(60), || {
         let out = run_in(kube, "probe", refused_image, &["--dry-run=server"]);

@@ -17,7 +17,7 @@ use berth_test_support::{
 use berth_test_support::{Layer, OciLayout, image_config};
 use serde_json::Value;
 
-use crate::engines::{busybox_tar, one_engine_at_a_time};
+use crate::engines::{berth_runtime, busybox_tar, one_engine_at_a_time, text};
 
 const PAUSE: &str = "localhost/berth-pause:cri";
 const BUSYBOX: &str = "localhost/berth-busybox:cri";
@@ -221,15 +221,6 @@ fn which(tool: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn ns(pid: i64, kind: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
         .map(|p| p.display().to_string())
@@ -360,13 +351,6 @@ fn pod_lifecycle(cri: &Cri, handler: &str) -> Seen {
         stop_within_10s: stop_took < Duration::from_secs(10),
         cgroups_left,
     }
-}
-
-fn berth_runtime() -> PathBuf {
-    berth_test_support::Runtime::find("berth-runtime")
-        .expect("berth-runtime is not built; hint: cargo build --workspace")
-        .bin()
-        .to_owned()
 }
 
 /// A pod through containerd's CRI with berth-runtime shows what it shows with runc: the

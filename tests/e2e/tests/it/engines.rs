@@ -81,7 +81,7 @@ fn remove_parent_cgroup(name: &str) {
     let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(name));
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
         out.status,
@@ -458,7 +458,7 @@ fn ctr_runs_busybox_with_runc() {
 }
 
 /// berth-runtime, built by the workspace (`target/<profile>/berth-runtime`).
-fn berth_runtime() -> PathBuf {
+pub(crate) fn berth_runtime() -> PathBuf {
     berth_test_support::Runtime::find("berth-runtime")
         .expect("berth-runtime is not built; hint: cargo build --workspace")
         .bin()

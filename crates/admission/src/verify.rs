@@ -19,7 +19,7 @@ use berth_trust::repository::{
     FetchedSignature, RegistrySignatures, RepositoryError, SignatureDescriptor,
     SignatureRepository, SignatureUpload, VerifyImageOptions,
 };
-use berth_trust::roles::{Decision, Outcome, Policy};
+use berth_trust::roles::{Decision, Outcome, Policy, hex_digest};
 use berth_trust::{Level, TrustStore};
 use sha2::{Digest as _, Sha256};
 
@@ -255,7 +255,7 @@ impl Sources {
         Ok(Loaded {
             policy,
             labels,
-            version: hex(&h.finalize()),
+            version: hex_digest(&h.finalize()),
         })
     }
 }
@@ -392,7 +392,7 @@ impl Verifier {
                 h.update(part.as_bytes());
             }
         }
-        let key = hex(&h.finalize());
+        let key = hex_digest(&h.finalize());
         if let Some(r) = self.pull_clients.get(&key) {
             return Ok(r);
         }
@@ -936,13 +936,4 @@ fn hash_tree(h: &mut Sha256, root: &std::path::Path) -> std::io::Result<()> {
         h.update(std::fs::read(&f)?);
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }

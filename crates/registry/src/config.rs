@@ -18,6 +18,22 @@
 //! min_free_bytes = 268435456            # below this much free space (statvfs of the root),
 //!                                       # uploads and manifest pushes get 503 UNAVAILABLE
 //!                                       # with Retry-After; 0 turns the check off
+//!                                       # (filesystem only: object storage has no limit)
+//! driver = "filesystem"                 # or "s3": every replica on one bucket is one registry
+//!
+//! [storage.s3]                          # with driver = "s3"
+//! bucket = "registry"
+//! region = "us-east-1"                  # unset: AWS_REGION, else us-east-1
+//! endpoint = "https://s3.example.com"   # an S3-compatible service (unset: AWS)
+//! prefix = "berth"                      # keys under this prefix
+//! path_style = false                    # true: endpoint/bucket/key (most self-hosted services)
+//! allow_http = false                    # true allows an http:// endpoint
+//! ca_file = "/etc/berth/s3-ca.pem"      # extra CA certificates for the endpoint
+//! part_size = 8388608                   # multipart part size, 5 MiB to 5 GiB
+//! redirect = false                      # blob GETs redirect to presigned URLs
+//! # credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), else
+//! # ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), else web identity or
+//! # instance metadata
 //!
 //! [gc]
 //! grace_secs = 3600                     # never collect a blob younger than this
@@ -108,6 +124,21 @@ pub struct StorageConfig {
     pub max_upload_bytes: u64,
     /// Free space (bytes) below which writes are refused with 503; 0 disables the check.
     pub min_free_bytes: u64,
+    /// Where blobs and manifests live.
+    pub driver: DriverKind,
+    /// The bucket, with `driver = "s3"`.
+    pub s3: Option<crate::storage::s3::S3Config>,
+}
+
+/// `storage.driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Files under the data directory.
+    #[default]
+    Filesystem,
+    /// An S3-compatible bucket (`[storage.s3]`), which several replicas may share.
+    S3,
 }
 
 impl Default for StorageConfig {
@@ -118,6 +149,8 @@ impl Default for StorageConfig {
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            driver: DriverKind::Filesystem,
+            s3: None,
         }
     }
 }
@@ -166,6 +199,21 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "max_manifest_bytes must be at least {DEFAULT_MAX_MANIFEST_BYTES} (distribution-spec: registries should accept manifests of at least 4 MiB)"
             )));
+        }
+        match (self.storage.driver, &self.storage.s3) {
+            (DriverKind::S3, None) => {
+                return Err(ConfigError::Invalid(
+                    "storage.driver = \"s3\" needs a [storage.s3] table naming at least the bucket"
+                        .into(),
+                ));
+            }
+            (DriverKind::S3, Some(s3)) => s3.validate().map_err(ConfigError::Invalid)?,
+            (DriverKind::Filesystem, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "[storage.s3] is set but storage.driver is \"filesystem\"; set storage.driver = \"s3\" to use the bucket".into(),
+                ));
+            }
+            (DriverKind::Filesystem, None) => {}
         }
         if self.storage.max_upload_bytes == 0 {
             return Err(ConfigError::Invalid(

@@ -43,6 +43,16 @@ impl<'a, D: Driver> Blobs<'a, D> {
         }
     }
 
+    /// Where the client may download the blob directly (the caller checked it is linked),
+    /// when the driver hands out such URLs.
+    pub async fn redirect(&self, d: &Digest) -> Result<Option<String>> {
+        Ok(self
+            .repo
+            .driver()
+            .redirect_url(&paths::blob_data(d))
+            .await?)
+    }
+
     /// Make `d` visible in this repository.
     pub(super) async fn link(&self, d: &Digest) -> Result<()> {
         self.repo

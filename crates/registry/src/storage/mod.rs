@@ -40,7 +40,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_oci::Digest;
 use bytes::Bytes;
 
-pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory};
+pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory, s3};
 pub use error::{Result, StorageError};
 pub use manifests::RevisionMeta;
 pub use uploads::BlobWriter;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use berth_registry::config::DriverKind;
 use berth_registry::gc::{GcLock, GcOptions, collect};
 use berth_registry::storage::fs::FsDriver;
 use clap::Args;
@@ -36,13 +37,18 @@ pub struct GcArgs {
 
 pub fn run(args: GcArgs) -> anyhow::Result<()> {
     let (config, root) = args.storage.load()?;
-    if !root.is_dir() {
+    let s3 = config.storage.driver == DriverKind::S3;
+    if !s3 && !root.is_dir() {
         anyhow::bail!(
             "no registry data at {}\nhint: pass the --data DIR the registry serves from",
             root.display()
         );
     }
-    let _lock = GcLock::try_acquire(&root)?;
+    let _lock = if s3 {
+        None
+    } else {
+        Some(GcLock::try_acquire(&root)?)
+    };
     let opts = GcOptions {
         grace: args
             .grace
@@ -57,9 +63,17 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let report = runtime
-        .block_on(collect(&FsDriver::new(&root), &opts))
-        .with_context(|| format!("garbage collection of {} failed", root.display()))?;
+    let report = if s3 {
+        let driver = super::s3_driver(&config)?;
+        let bucket = config.storage.s3.as_ref().map(|s| s.bucket.clone());
+        runtime
+            .block_on(collect(&driver, &opts))
+            .with_context(|| format!("garbage collection of the bucket {bucket:?} failed"))?
+    } else {
+        runtime
+            .block_on(collect(&FsDriver::new(&root), &opts))
+            .with_context(|| format!("garbage collection of {} failed", root.display()))?
+    };
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if args.json {

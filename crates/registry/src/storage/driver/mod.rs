@@ -24,6 +24,7 @@
 
 pub mod fs;
 pub mod memory;
+pub mod s3;
 #[cfg(any(test, feature = "driver-testsuite"))]
 pub mod testsuite;
 
@@ -46,6 +47,13 @@ pub enum DriverError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    /// A request to a remote storage service (object storage) failed.
+    #[error("storage request failed on {path}")]
+    Backend {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("storage write failed on {path}")]
     Fs {
@@ -167,6 +175,13 @@ pub trait Driver: Send + Sync + 'static {
     /// Delete a file, or a prefix and everything under it. Deleting a file may also remove
     /// its parent prefix when nothing else is left under it.
     fn delete(&self, path: &str) -> impl Future<Output = DResult<()>> + Send;
+    /// A URL the client may fetch `path` from directly for a while (an object store's
+    /// presigned URL), when the driver is configured to hand them out; `None` otherwise,
+    /// and the registry streams the content itself.
+    fn redirect_url(&self, path: &str) -> impl Future<Output = DResult<Option<String>>> + Send {
+        let _ = path;
+        async { Ok(None) }
+    }
     /// Bytes an unprivileged writer may still store, when the backend has such a limit
     /// (`None`: unlimited or unknown). Cheap enough to ask while an upload streams.
     fn available_bytes(&self) -> Option<u64> {

@@ -419,6 +419,9 @@ impl Driver for HookDriver {
     async fn put_content(&self, path: &str, data: Bytes) -> berth_registry::storage::DResult<()> {
         self.inner.put_content(path, data).await
     }
+    async fn put_new(&self, path: &str, data: Bytes) -> berth_registry::storage::DResult<()> {
+        self.inner.put_new(path, data).await
+    }
     async fn reader(
         &self,
         path: &str,

@@ -11,6 +11,7 @@
 )]
 mod blobs;
 mod gc;
+mod lease;
 mod manifests;
 mod memory;
 mod names;

@@ -28,6 +28,7 @@ fn gc(driver: &MemoryDriver, grace_secs: u64) -> GcReport {
         grace: Duration::from_secs(grace_secs),
         upload_expiry: Duration::from_secs(3600),
         dry_run: false,
+        lease: Default::default(),
     };
     rt().block_on(collect(driver, &opts)).unwrap()
 }
@@ -485,6 +486,7 @@ fn gc_with_hook(
         grace: Duration::from_secs(60),
         upload_expiry: Duration::from_secs(3600),
         dry_run: false,
+        lease: Default::default(),
     };
     let report = rt().block_on(collect(&hooked, &opts)).unwrap();
     assert!(hooked.hook.lock().unwrap().is_none(), "the hook never ran");

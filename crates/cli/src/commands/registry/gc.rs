@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_registry::gc::{GcLock, GcOptions, collect};
+use berth_registry::gc::{GcOptions, collect};
 use berth_registry::storage::fs::FsDriver;
+use berth_registry::storage::lease::LeaseConfig;
 use clap::Args;
 
 use super::StorageArgs;
@@ -42,7 +43,6 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
             root.display()
         );
     }
-    let _lock = GcLock::try_acquire(&root)?;
     let opts = GcOptions {
         grace: args
             .grace
@@ -51,6 +51,8 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
             .upload_expiry
             .unwrap_or(Duration::from_secs(config.gc.upload_expiry_secs)),
         dry_run: args.dry_run,
+        // one collection at a time, through the lease object in the storage
+        lease: LeaseConfig::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,6 +1,8 @@
 //! The garbage collector's lease (`storage/lease.rs`) over the in-memory and filesystem
 //! drivers: one collection at a time, takeover of an expired or dead holder, a holder that
-//! lost its lease stops before deleting, renewal, release.
+//! lost its lease stops before deleting, renewal, release. Each is a function generic over
+//! the driver (an S3 driver's tests in this binary call them with theirs), run here over the
+//! object-store-like memory driver and a filesystem root.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -151,7 +153,7 @@ fn assert_busy(r: Result<GcReport, GcError>, holder_pid: u32, what: &str) -> Str
 
 /// Two collections at once on one storage: the one started second fails busy, naming the
 /// holder; the first completes, and releasing lets a third start at once.
-async fn two_collections_at_once<D: Driver + Clone>(d: D) {
+pub(crate) async fn two_collections_at_once<D: Driver + Clone>(d: D) {
     let orphan = stale_orphan(&d, b"two at once").await;
     let gated = Gated::new(&d, paths::blobs_root());
     let gate = gated.gate.clone();
@@ -199,7 +201,12 @@ async fn two_collections_at_once_on_a_filesystem_root_one_is_busy() {
 /// acquirer's clock (a crashed holder blocks others only until then).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_is_taken_over() {
-    let d = MemoryDriver::object_store_like();
+    expired_lease_is_taken_over(MemoryDriver::object_store_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    expired_lease_is_taken_over(FsDriver::new(dir.path())).await;
+}
+
+pub(crate) async fn expired_lease_is_taken_over<D: Driver + Clone>(d: D) {
     let orphan = stale_orphan(&d, b"expired").await;
     let now = SystemTime::now();
     let ms = |t: SystemTime| {
@@ -259,7 +266,12 @@ async fn an_expired_lease_is_taken_over() {
 /// taken over at once; one whose process lives is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_holder_on_this_machine_is_taken_over_at_once() {
-    let d = MemoryDriver::new();
+    dead_local_holder_is_taken_over_at_once(MemoryDriver::object_store_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    dead_local_holder_is_taken_over_at_once(FsDriver::new(dir.path())).await;
+}
+
+pub(crate) async fn dead_local_holder_is_taken_over_at_once<D: Driver + Clone>(d: D) {
     let now = SystemTime::now();
     let ms = |t: SystemTime| {
         t.duration_since(SystemTime::UNIX_EPOCH)
@@ -310,7 +322,12 @@ async fn a_dead_holder_on_this_machine_is_taken_over_at_once() {
 /// over meanwhile, stops before deleting anything — and leaves nothing moved aside.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_whose_lease_was_taken_over_stops_before_deleting() {
-    let d = MemoryDriver::object_store_like();
+    taken_over_holder_stops_before_deleting(MemoryDriver::object_store_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    taken_over_holder_stops_before_deleting(FsDriver::new(dir.path())).await;
+}
+
+pub(crate) async fn taken_over_holder_stops_before_deleting<D: Driver + Clone>(d: D) {
     let orphan = stale_orphan(&d, b"taken over").await;
     let offset = Arc::new(AtomicU64::new(0));
     let mine = LeaseConfig {
@@ -359,7 +376,12 @@ async fn a_holder_whose_lease_was_taken_over_stops_before_deleting() {
 /// assumption broken) finds out from the storage at its next phase, before deleting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_sees_a_higher_generation_before_its_sweep() {
-    let d = MemoryDriver::object_store_like();
+    holder_sees_a_higher_generation_before_its_sweep(MemoryDriver::object_store_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    holder_sees_a_higher_generation_before_its_sweep(FsDriver::new(dir.path())).await;
+}
+
+pub(crate) async fn holder_sees_a_higher_generation_before_its_sweep<D: Driver + Clone>(d: D) {
     let orphan = stale_orphan(&d, b"higher generation").await;
     // held at the start of the mark phase, before the sweep's storage check
     let gated = Gated::new(&d, paths::repositories_root());
@@ -427,7 +449,12 @@ async fn renewal_keeps_a_long_collections_lease() {
 /// (never a silent takeover).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_lease_is_an_error_naming_it() {
-    let d = MemoryDriver::new();
+    unreadable_lease_is_an_error_naming_it(MemoryDriver::object_store_like()).await;
+    let dir = tempfile::tempdir().unwrap();
+    unreadable_lease_is_an_error_naming_it(FsDriver::new(dir.path())).await;
+}
+
+pub(crate) async fn unreadable_lease_is_an_error_naming_it<D: Driver + Clone>(d: D) {
     d.put_new(&paths::lease(3), Bytes::from_static(b"not json"))
         .await
         .unwrap();

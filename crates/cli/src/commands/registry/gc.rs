@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_registry::gc::{GcOptions, collect};
+use berth_registry::gc::{GcError, GcOptions, collect};
 use berth_registry::storage::fs::FsDriver;
 use berth_registry::storage::lease::LeaseConfig;
 use clap::Args;
@@ -59,9 +59,15 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let report = runtime
-        .block_on(collect(&FsDriver::new(&root), &opts))
-        .with_context(|| format!("garbage collection of {} failed", root.display()))?;
+    let report = match runtime.block_on(collect(&FsDriver::new(&root), &opts)) {
+        Ok(report) => report,
+        // the refusal is the whole story: it names the holder and when to try again
+        Err(GcError::Lease(e)) if e.is_busy() => return Err(e.into()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("garbage collection of {} failed", root.display())));
+        }
+    };
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if args.json {

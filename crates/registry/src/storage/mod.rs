@@ -27,6 +27,7 @@ pub mod blobs;
 pub mod driver;
 pub mod error;
 pub mod gc;
+pub mod lease;
 pub mod manifests;
 pub mod paths;
 pub mod referrers;

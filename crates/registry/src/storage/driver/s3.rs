@@ -503,9 +503,8 @@ fn backend(path: &str, e: object_store::Error) -> DriverError {
     match e {
         object_store::Error::NotFound { .. } => not_found(path),
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
-            DriverError::Io {
+            DriverError::AlreadyExists {
                 path: path.to_owned(),
-                source: io::Error::new(io::ErrorKind::AlreadyExists, e),
             }
         }
         e => DriverError::Backend {
@@ -612,6 +611,28 @@ impl Driver for S3Driver {
             .map_err(|e| backend(path, e))
     }
 
+    /// `If-None-Match: *`: S3 (since 2024) and compatible servers refuse the PUT with 412
+    /// when the key exists, atomically. A written file or a prefix at the path also counts
+    /// as existing (checked first; neither is made where `put_new` is used).
+    async fn put_new(&self, path: &str, data: Bytes) -> DResult<()> {
+        let key = self.key(path)?;
+        let probe = self.probe(path, &key).await?;
+        if probe.object.is_some() || probe.written || probe.dir {
+            return Err(DriverError::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        self.store
+            .put_opts(
+                &key,
+                PutPayload::from_bytes(data),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| backend(path, e))
+    }
+
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
         let (key, located) = self.locate(path).await?;
         let size = located.size();
@@ -630,9 +651,34 @@ impl Driver for S3Driver {
         Ok((self.chain(path, located.parts_from(&key, offset)), size))
     }
 
+    /// Opens the file's next segment. A missing file is created at once as an empty segment
+    /// (a file exists from its writer's opening, as on a filesystem); a file that is one
+    /// object (written whole, by `put_content` or `put_new`) first becomes its own first
+    /// segment by a server-side copy, so appends follow all of it.
     async fn writer(&self, path: &str) -> DResult<S3Writer> {
         let key = self.key(path)?;
-        let segs = self.segments(path, &key).await?;
+        let mut segs = self.segments(path, &key).await?;
+        if segs.is_empty() {
+            let probe = self.probe(path, &key).await?;
+            let first = Self::segment_key(&key, 0);
+            let made = match &probe.object {
+                Some(_) => self.store.copy(&key, &first).await,
+                None => self
+                    .store
+                    .put_opts(&first, PutPayload::new(), PutOptions::from(PutMode::Create))
+                    .await
+                    .map(|_| ()),
+            };
+            match made {
+                Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(backend(path, e)),
+            }
+            if probe.object.is_some() {
+                self.delete_keys(path, vec![key.clone()]).await?;
+            }
+            segs = self.segments(path, &key).await?;
+        }
         let start = segs.last().map_or(0, |l| l.offset + l.meta.size);
         // the empty file a writer that wrote nothing leaves: replaced by the first data
         let replace_empty = segs.len() == 1 && start == 0;
@@ -641,7 +687,6 @@ impl Driver for S3Driver {
             path: path.to_owned(),
             key,
             start,
-            exists: !segs.is_empty(),
             replace_empty,
             buf: BytesMut::new(),
             written: 0,
@@ -755,7 +800,6 @@ pub struct S3Writer {
     key: Key,
     /// Where this writer's segment starts: the file's size when it was opened.
     start: u64,
-    exists: bool,
     replace_empty: bool,
     buf: BytesMut,
     written: u64,
@@ -815,7 +859,7 @@ impl S3Writer {
             u.complete().await.map_err(|e| backend(&self.path, e))?;
             return Ok(size);
         }
-        if self.buf.is_empty() && self.exists {
+        if self.buf.is_empty() {
             return Ok(size);
         }
         // One PUT: created only if no other writer took this offset meanwhile (the empty
@@ -836,8 +880,6 @@ impl S3Writer {
             .await
         {
             Ok(_) => Ok(size),
-            // two writers that wrote nothing both "created" the empty file
-            Err(object_store::Error::AlreadyExists { .. }) if self.written == 0 => Ok(size),
             Err(e) => Err(backend(&self.path, e)),
         }
     }

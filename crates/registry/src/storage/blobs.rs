@@ -4,7 +4,16 @@
 use berth_oci::Digest;
 use bytes::Bytes;
 
-use super::{BoxReader, Driver, Repository, Result, StorageError, missing_ok, paths};
+use tokio::io::AsyncReadExt;
+
+use super::{BoxReader, Driver, DriverError, Repository, Result, StorageError, missing_ok, paths};
+
+/// A reader over cached content from `offset`, with the content's total size.
+fn from_memory(content: Bytes, offset: u64) -> (BoxReader, u64) {
+    let size = content.len() as u64;
+    let start = usize::try_from(offset.min(size)).unwrap_or(content.len());
+    (Box::pin(std::io::Cursor::new(content.slice(start..))), size)
+}
 
 /// The blobs of one repository.
 #[derive(Debug)]
@@ -29,18 +38,44 @@ impl<'a, D: Driver> Blobs<'a, D> {
         self.repo.reg.blob_size(d).await
     }
 
-    /// Stream the blob's content from `offset` (the caller checked it is linked).
+    /// Stream the blob's content from `offset` (the caller checked it is linked). A small
+    /// blob (up to the read cache's entry limit) is read whole from the start and kept in
+    /// the cache, then served from there.
     pub async fn open(&self, d: &Digest, offset: u64) -> Result<(BoxReader, u64)> {
-        match self
-            .repo
-            .driver()
-            .reader(&paths::blob_data(d), offset)
-            .await
-        {
-            Ok(r) => Ok(r),
-            Err(e) if e.is_not_found() => Err(self.unknown(d)),
-            Err(e) => Err(e.into()),
+        let cache = &self.repo.reg.cache;
+        if let Some(content) = cache.content(d) {
+            return Ok(from_memory(content, offset));
         }
+        let path = paths::blob_data(d);
+        let (mut reader, size) = match self.repo.driver().reader(&path, offset).await {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => {
+                cache.evict(d);
+                return Err(self.unknown(d));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if offset != 0 || !cache.keeps_content_of(size) {
+            return Ok((reader, size));
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        (&mut reader)
+            .take(size)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|source| DriverError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        if buf.len() as u64 != size {
+            return Err(StorageError::Corrupt {
+                what: format!("content of blob {d}"),
+                source: format!("storage said {size} bytes, {} were read", buf.len()).into(),
+            });
+        }
+        let content = Bytes::from(buf);
+        cache.insert_content(d, content.clone());
+        Ok(from_memory(content, 0))
     }
 
     /// Make `d` visible in this repository.

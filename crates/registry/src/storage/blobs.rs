@@ -8,6 +8,11 @@ use tokio::io::AsyncReadExt;
 
 use super::{BoxReader, Driver, DriverError, Repository, Result, StorageError, missing_ok, paths};
 
+/// The largest blob a GET reads whole to fill the read cache: no more than the buffer a
+/// streamed response holds anyway, so many concurrent GETs of distinct blobs cost no more
+/// memory than before. (Manifests are read whole in any case, up to the entry limit.)
+pub const GET_FILL_MAX: u64 = 256 * 1024;
+
 /// A reader over cached content from `offset`, with the content's total size.
 fn from_memory(content: Bytes, offset: u64) -> (BoxReader, u64) {
     let size = content.len() as u64;
@@ -38,9 +43,9 @@ impl<'a, D: Driver> Blobs<'a, D> {
         self.repo.reg.blob_size(d).await
     }
 
-    /// Stream the blob's content from `offset` (the caller checked it is linked). A small
-    /// blob (up to the read cache's entry limit) is read whole from the start and kept in
-    /// the cache, then served from there.
+    /// Stream the blob's content from `offset` (the caller checked it is linked). Content in
+    /// the read cache is served from memory; a small blob (up to [`GET_FILL_MAX`] and the
+    /// cache's entry limit) read from the start is read whole, kept, and served from there.
     pub async fn open(&self, d: &Digest, offset: u64) -> Result<(BoxReader, u64)> {
         let cache = &self.repo.reg.cache;
         if let Some(content) = cache.content(d) {
@@ -55,7 +60,7 @@ impl<'a, D: Driver> Blobs<'a, D> {
             }
             Err(e) => return Err(e.into()),
         };
-        if offset != 0 || !cache.keeps_content_of(size) {
+        if offset != 0 || size > GET_FILL_MAX || !cache.keeps_content_of(size) {
             return Ok((reader, size));
         }
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));

@@ -247,6 +247,29 @@ fn content_over_max_entry_bytes_is_not_cached() {
     assert_eq!(driver.on(&paths::blob_data(&bd)), 0, "its size is cached");
 }
 
+/// A blob GET reads a blob whole into the cache only up to `GET_FILL_MAX` (the size of a
+/// streamed response's buffer), whatever `max_entry_bytes` allows: a larger one is
+/// streamed from storage on every GET, so concurrent GETs of distinct blobs hold no more
+/// memory than without the cache.
+#[test]
+fn a_blob_get_fills_the_cache_only_up_to_get_fill_max() {
+    let fill = berth_registry::storage::blobs::GET_FILL_MAX as usize;
+    let driver = CountingDriver::default();
+    let r = TestRegistry::serve(driver.clone(), config_with(CacheLimits::default()));
+    let (at, over) = (random_bytes(3, fill), random_bytes(4, fill + 1));
+    let (ad, od) = (
+        r.push_blob("cache/fill", &at),
+        r.push_blob("cache/fill", &over),
+    );
+    driver.reset();
+    for _ in 0..3 {
+        assert!(r.get(&format!("/v2/cache/fill/blobs/{ad}")).body == at);
+        assert!(r.get(&format!("/v2/cache/fill/blobs/{od}")).body == over);
+    }
+    assert_eq!(driver.on(&paths::blob_data(&ad)), 2, "stat + read once");
+    assert!(driver.on(&paths::blob_data(&od)) >= 3, "streamed each time");
+}
+
 /// Two replicas (two servers over one memory driver, then over one filesystem root).
 fn replica_pairs(config: &Config) -> Vec<(TestRegistry, TestRegistry, Option<tempfile::TempDir>)> {
     let driver = MemoryDriver::object_store_like();

@@ -35,6 +35,14 @@
 //! # ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), else web identity or
 //! # instance metadata
 //!
+//! [storage.cache]                       # in-process read cache of blob data only (sizes,
+//!                                       # and bytes of small blobs: manifests, configs);
+//!                                       # never tags or links, so replicas stay consistent
+//! max_bytes = 67108864                  # total, each entry charged 256 bytes + content;
+//!                                       # 0 turns the cache off
+//! max_entries = 65536                   # entries; 0 turns the cache off
+//! max_entry_bytes = 4194304             # larger content is not kept (its size is); 0: sizes only
+//!
 //! [gc]
 //! grace_secs = 3600                     # never collect a blob younger than this
 //! upload_expiry_secs = 3600             # uploads idle longer than this are abandoned: removed
@@ -128,6 +136,8 @@ pub struct StorageConfig {
     pub driver: DriverKind,
     /// The bucket, with `driver = "s3"`.
     pub s3: Option<crate::storage::s3::S3Config>,
+    /// The read cache of blob data (`[storage.cache]`).
+    pub cache: CacheConfig,
 }
 
 /// `storage.driver`.
@@ -141,6 +151,41 @@ pub enum DriverKind {
     S3,
 }
 
+/// `[storage.cache]`: the bounds of [`crate::storage::cache::BlobCache`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub max_bytes: u64,
+    pub max_entries: usize,
+    pub max_entry_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig::from(crate::storage::CacheLimits::default())
+    }
+}
+
+impl From<crate::storage::CacheLimits> for CacheConfig {
+    fn from(l: crate::storage::CacheLimits) -> Self {
+        CacheConfig {
+            max_bytes: l.max_bytes,
+            max_entries: l.max_entries,
+            max_entry_bytes: l.max_entry_bytes,
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn limits(&self) -> crate::storage::CacheLimits {
+        crate::storage::CacheLimits {
+            max_bytes: self.max_bytes,
+            max_entries: self.max_entries,
+            max_entry_bytes: self.max_entry_bytes,
+        }
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
@@ -151,6 +196,7 @@ impl Default for StorageConfig {
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             driver: DriverKind::Filesystem,
             s3: None,
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -298,6 +344,19 @@ mod tests {
         let mut bad = c;
         bad.gc.upload_expiry_secs = 0;
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn storage_cache_table_parses_and_defaults_on() {
+        let d = Config::default().storage.cache.limits();
+        assert_eq!(d, crate::storage::CacheLimits::default());
+        assert_eq!((d.max_bytes, d.max_entry_bytes), (64 << 20, 4 << 20));
+        let c: Config =
+            toml::from_str("[storage.cache]\nmax_bytes = 0\nmax_entry_bytes = 1024\n").unwrap();
+        assert_eq!(c.storage.cache.max_bytes, 0);
+        assert_eq!(c.storage.cache.max_entry_bytes, 1024);
+        assert_eq!(c.storage.cache.max_entries, d.max_entries);
+        assert!(toml::from_str::<Config>("[storage.cache]\nmax_byte = 1\n").is_err());
     }
 
     #[test]

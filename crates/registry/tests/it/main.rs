@@ -10,6 +10,7 @@
     reason = "test harness: failing loudly is the point"
 )]
 mod blobs;
+mod cache;
 mod gc;
 mod lease;
 mod manifests;

@@ -79,7 +79,9 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
         // the refusal is the whole story: it names the holder and when to try again
         Err(GcError::Lease(e)) if e.is_busy() => return Err(e.into()),
         Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("garbage collection of {what} failed")));
+            return Err(
+                anyhow::Error::new(e).context(format!("garbage collection of {what} failed"))
+            );
         }
     };
     let mut out = std::io::stdout().lock();

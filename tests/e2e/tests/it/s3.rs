@@ -1,0 +1,390 @@
+//! Real S3 servers, as the registry's S3 driver will meet them: `s3s-fs` and moto's server
+//! on 127.0.0.1, spoken to with curl's `--aws-sigv4` (what each refuses, what `If-None-Match`
+//! and multipart do), and docker-registry 2.8 on its own S3 driver over each, alone and as
+//! two replicas on one bucket behind a round-robin nginx, driven by skopeo.
+//!
+//! What each server does is tabled in `tests/support/src/s3.rs`; these tests are where the
+//! table comes from.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use berth_test_support::{
+    DockerRegistry, Http, Layer, Nginx, OciLayout, S3_BUCKET, S3Kind, S3Server, Signing,
+    image_config, random_bytes, requires_tool,
+};
+
+use crate::common::{Skopeo, verify_tree_in_registry};
+
+const MIB: usize = 1 << 20;
+/// The `http.secret` the docker-registry replicas share.
+const REPLICA_SECRET: &str = "berth-test-replica-secret";
+
+fn unsigned_and_wrongly_signed_requests(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let key = "auth/probe";
+    let path = format!("/{S3_BUCKET}/{key}");
+
+    let unsigned_put = s3.request("PUT", &path, &[], Some(b"unsigned"), Signing::Unsigned);
+    let unsigned_get = s3.request("GET", &path, &[], None, Signing::Unsigned);
+    let wrong = s3.request(
+        "PUT",
+        &path,
+        &[],
+        Some(b"wrong secret"),
+        Signing::Secret("not-the-secret"),
+    );
+    match kind {
+        S3Kind::S3sFs => {
+            assert_eq!(
+                unsigned_put.status,
+                403,
+                "s3s-fs: an unsigned PUT: {}",
+                unsigned_put.text()
+            );
+            assert_eq!(
+                unsigned_get.status,
+                403,
+                "s3s-fs: an unsigned GET: {}",
+                unsigned_get.text()
+            );
+            assert_eq!(
+                wrong.status,
+                403,
+                "s3s-fs: a wrong secret: {}",
+                wrong.text()
+            );
+            assert!(
+                wrong.text().contains("SignatureDoesNotMatch"),
+                "s3s-fs: {}",
+                wrong.text()
+            );
+            assert_eq!(s3.get(key).status, 404, "s3s-fs stored a refused object");
+        }
+        S3Kind::Moto => {
+            // moto checks no signature unless its IAM authentication is switched on: it
+            // takes an anonymous PUT and a wrong secret alike, and refuses only an anonymous
+            // read of a private object. A driver test on moto proves nothing about signing
+            // (s3s-fs does).
+            assert_eq!(
+                unsigned_put.status,
+                200,
+                "moto: an unsigned PUT: {}",
+                unsigned_put.text()
+            );
+            assert_eq!(
+                unsigned_get.status,
+                403,
+                "moto: an unsigned GET: {}",
+                unsigned_get.text()
+            );
+            assert_eq!(wrong.status, 200, "moto: a wrong secret: {}", wrong.text());
+            assert_eq!(s3.get(key).body, b"wrong secret");
+        }
+    }
+
+    let r = s3.put(key, b"signed", &[]);
+    assert_eq!(r.status, 200, "{}: a signed PUT: {}", kind.name(), r.text());
+    assert_eq!(s3.get(key).body, b"signed");
+}
+
+fn put_if_none_match_refuses_an_existing_key(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let key = "conditional/tag";
+    let r = s3.put(key, b"first", &["If-None-Match: *"]);
+    assert_eq!(
+        r.status,
+        200,
+        "{}: a conditional PUT of a new key: {}",
+        kind.name(),
+        r.text()
+    );
+
+    let r = s3.put(key, b"second", &["If-None-Match: *"]);
+    assert_eq!(
+        r.status,
+        412,
+        "{}: a conditional PUT over an existing key: {}",
+        kind.name(),
+        r.text()
+    );
+    assert!(
+        r.text().contains("PreconditionFailed"),
+        "{}: {}",
+        kind.name(),
+        r.text()
+    );
+    let got = s3.get(key);
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.body,
+        b"first",
+        "{}: the refused PUT changed the object",
+        kind.name()
+    );
+
+    // without the condition the same PUT overwrites: the 412 came from If-None-Match
+    assert_eq!(s3.put(key, b"second", &[]).status, 200);
+    assert_eq!(s3.get(key).body, b"second");
+}
+
+fn multipart_parts_under_5_mib_are_refused(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let small = random_bytes(11, 1000);
+    let tail = random_bytes(12, 10);
+    let r = s3.multipart_upload("multipart/small", &[&small, &tail]);
+    assert_eq!(
+        r.status,
+        400,
+        "{}: completing a multipart upload whose first part is 1000 bytes: {}",
+        kind.name(),
+        r.text()
+    );
+    assert!(
+        r.text().contains("EntityTooSmall"),
+        "{}: {}",
+        kind.name(),
+        r.text()
+    );
+    assert_eq!(
+        s3.get("multipart/small").status,
+        404,
+        "{}: the refused upload is visible",
+        kind.name()
+    );
+
+    // 5 MiB exactly is enough for every part but the last, and the last may be tiny
+    let big = random_bytes(13, 5 * MIB);
+    let r = s3.multipart_upload("multipart/ok", &[&big, &tail]);
+    assert_eq!(
+        r.status,
+        200,
+        "{}: a 5 MiB + 10 byte upload: {}",
+        kind.name(),
+        r.text()
+    );
+    let got = s3.get("multipart/ok");
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len(), big.len() + tail.len());
+    assert!(got.body[..big.len()] == big[..] && got.body[big.len()..] == tail[..]);
+}
+
+/// A small image whose 12 MiB layer makes docker-registry's S3 driver use a multipart
+/// upload (its chunk size is 10 MiB), plus small layers.
+fn image(dir: &std::path::Path) -> (OciLayout, berth_test_support::Descriptor) {
+    let mut layout = OciLayout::new(dir);
+    let layers = [
+        Layer::random(21, 12 * MIB),
+        Layer::random(22, 4096),
+        Layer::random(23, 300_000),
+    ];
+    let d = layout.image(&layers, &image_config("linux", "amd64", &layers));
+    layout.tag(&d, "v1");
+    (layout, d)
+}
+
+/// skopeo copies the layout to `host` (plain HTTP), checks it is served byte-identical,
+/// pulls it back out and compares every blob.
+fn round_trip_through(host: &str, repo: &str) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    let (layout, desc) = image(&src);
+    let skopeo = Skopeo::new();
+    let target = format!("docker://{host}/{repo}:v1");
+    skopeo.run(&[
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &layout.skopeo_ref("v1"),
+        &target,
+    ]);
+    let http = Http::new(&format!("http://{host}"), None);
+    verify_tree_in_registry(&http, repo, &desc.digest, &src);
+
+    let dst = work.path().join("dst");
+    skopeo.run(&[
+        "copy",
+        "--src-tls-verify=false",
+        &target,
+        &format!("oci:{}:v1", dst.display()),
+    ]);
+    let entry = OciLayout::resolve_tag(&dst, "v1").expect("pulled layout has v1");
+    assert_eq!(
+        entry["digest"].as_str(),
+        Some(desc.digest.as_str()),
+        "pulled manifest digest"
+    );
+    assert_eq!(OciLayout::blob_digests(&dst), OciLayout::blob_digests(&src));
+    for d in OciLayout::blob_digests(&dst) {
+        assert_eq!(
+            OciLayout::read_blob(&dst, &d),
+            OciLayout::read_blob(&src, &d),
+            "blob {d}"
+        );
+    }
+}
+
+/// s3s-fs 0.14.1 answers `ListMultipartUploads` with 501 NotImplemented, and
+/// docker-registry 2.8's S3 driver lists multipart uploads to resume every chunked upload
+/// (its `Writer` with `append`), so every skopeo push to it fails with a 500: the
+/// docker-registry tests run on moto only. When this fails, s3s-fs has caught up: run them
+/// on s3s-fs too. berth's driver must not need the call.
+fn list_multipart_uploads_is_not_implemented(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let big = random_bytes(31, 5 * MIB);
+    assert_eq!(s3.multipart_upload("multipart/listed", &[&big]).status, 200);
+    let r = s3.request(
+        "GET",
+        &format!("/{S3_BUCKET}?uploads="),
+        &[],
+        None,
+        Signing::Valid,
+    );
+    match kind {
+        S3Kind::S3sFs => {
+            assert_eq!(r.status, 501, "s3s-fs ListMultipartUploads: {}", r.text());
+            assert!(r.text().contains("NotImplemented"), "{}", r.text());
+        }
+        S3Kind::Moto => {
+            assert_eq!(r.status, 200, "moto ListMultipartUploads: {}", r.text());
+            assert!(
+                r.text().contains("ListMultipartUploadsResult"),
+                "{}",
+                r.text()
+            );
+        }
+    }
+}
+
+fn docker_registry_on_s3_round_trips(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let registry = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
+    round_trip_through(&registry.host(), "s3/single");
+
+    // the blobs are in the bucket, where distribution's layout puts them
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_, desc) = image(&work.path().join("again"));
+    let key = format!(
+        "docker/docker/registry/v2/blobs/sha256/{}/{}/data",
+        &desc.digest.hex()[..2],
+        desc.digest.hex()
+    );
+    let got = s3.get(&key);
+    assert_eq!(
+        got.status,
+        200,
+        "{}: manifest {key} is not in the bucket",
+        kind.name()
+    );
+    assert_eq!(berth_test_support::sha256(&got.body), desc.digest);
+}
+
+fn two_docker_registries_behind_nginx(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let a = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
+    let b = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
+    let proxy = Nginx::round_robin(&[a.addr, b.addr]);
+    round_trip_through(&proxy.host(), "s3/replicated");
+
+    let requests = proxy.requests();
+    assert!(
+        !requests.is_empty(),
+        "nginx logged nothing:\n{}",
+        proxy.error_log()
+    );
+    let failed: Vec<_> = requests.iter().filter(|r| r.status >= 500).collect();
+    assert!(
+        failed.is_empty(),
+        "requests failed through the proxy: {failed:?}"
+    );
+    let used = |method: &str| -> BTreeSet<SocketAddr> {
+        requests
+            .iter()
+            .filter(|r| r.method == method)
+            .flat_map(|r| r.upstreams.iter().copied())
+            .collect()
+    };
+    let both: BTreeSet<SocketAddr> = [a.addr, b.addr].into();
+    assert_eq!(
+        used("PUT"),
+        both,
+        "the pushes' PUTs did not alternate:\n{}",
+        proxy.access_log()
+    );
+    assert_eq!(
+        used("GET"),
+        both,
+        "the GETs did not alternate:\n{}",
+        proxy.access_log()
+    );
+}
+
+macro_rules! s3_tests {
+    ($module:ident, $kind:expr) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn unsigned_and_wrongly_signed_requests_are_answered_as_tabled() {
+                requires_tool!("curl");
+                if $kind.missing() {
+                    return;
+                }
+                unsigned_and_wrongly_signed_requests($kind);
+            }
+
+            #[test]
+            fn put_if_none_match_on_an_existing_key_is_412_and_keeps_the_content() {
+                requires_tool!("curl");
+                if $kind.missing() {
+                    return;
+                }
+                put_if_none_match_refuses_an_existing_key($kind);
+            }
+
+            #[test]
+            fn multipart_parts_under_5_mib_but_the_last_are_refused_on_completion() {
+                requires_tool!("curl");
+                if $kind.missing() {
+                    return;
+                }
+                multipart_parts_under_5_mib_are_refused($kind);
+            }
+
+            #[test]
+            fn list_multipart_uploads_is_answered_as_tabled() {
+                requires_tool!("curl");
+                if $kind.missing() {
+                    return;
+                }
+                list_multipart_uploads_is_not_implemented($kind);
+            }
+        }
+    };
+}
+
+s3_tests!(s3s_fs, S3Kind::S3sFs);
+s3_tests!(moto, S3Kind::Moto);
+
+/// docker-registry on S3 runs on moto only: see [`list_multipart_uploads_is_not_implemented`].
+mod docker_registry_on_moto {
+    use super::*;
+
+    #[test]
+    fn round_trips_an_image_with_skopeo() {
+        requires_tool!("curl", "skopeo", "docker-registry");
+        if S3Kind::Moto.missing() {
+            return;
+        }
+        docker_registry_on_s3_round_trips(S3Kind::Moto);
+    }
+
+    #[test]
+    fn two_replicas_on_one_bucket_behind_nginx_alternate() {
+        requires_tool!("skopeo", "docker-registry", "nginx");
+        if S3Kind::Moto.missing() {
+            return;
+        }
+        two_docker_registries_behind_nginx(S3Kind::Moto);
+    }
+}

@@ -319,6 +319,68 @@ fn two_docker_registries_behind_nginx(kind: S3Kind) {
     );
 }
 
+/// An upload started (and half sent) on one docker-registry replica completes on the other
+/// when they share `http.secret`, and is refused by one with another secret: the harness's
+/// replicas really are one registry, and the secret is what makes them so.
+fn docker_registry_upload_continues_on_another_replica(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let a = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
+    let b = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
+    let stranger = DockerRegistry::on_s3(&s3, "/docker", "another-secret");
+    let repo = "s3/handover";
+    let first = random_bytes(41, 6 * MIB);
+    let last = random_bytes(42, 100_000);
+    let whole = [first.as_slice(), last.as_slice()].concat();
+    let digest = berth_test_support::sha256(&whole);
+
+    // POST and the first PATCH on `a`; returns the Location the PATCH answered, on `to`
+    let half_sent = |to: &DockerRegistry| -> String {
+        let ha = Http::new(&format!("http://{}", a.host()), None);
+        let loc = ha.start_upload(repo);
+        let r = ha.request(
+            "PATCH",
+            &loc,
+            &[("content-type", "application/octet-stream")],
+            Some(&first),
+        );
+        r.expect_status(202, "PATCH of the first 6 MiB on replica a");
+        let next = r.header("location").expect("PATCH answered a Location");
+        let next = if next.starts_with('/') {
+            format!("http://{}{next}", a.host())
+        } else {
+            next.to_owned()
+        };
+        next.replace(&a.host(), &to.host())
+    };
+    let finish = |loc: &str| {
+        Http::new("http://unused.invalid", None).request(
+            "PUT",
+            &berth_test_support::with_query(loc, &format!("digest={digest}")),
+            &[("content-type", "application/octet-stream")],
+            Some(&last),
+        )
+    };
+
+    let r = finish(&half_sent(&stranger));
+    assert!(
+        (400..500).contains(&r.status),
+        "a replica with another http.secret accepted the upload: {} {}",
+        r.status,
+        r.text()
+    );
+
+    let r = finish(&half_sent(&b));
+    r.expect_status(201, "the PUT that completes a's upload on replica b");
+    for (name, replica) in [("a", &a), ("b", &b)] {
+        let got =
+            Http::new(&format!("http://{}", replica.host()), None).get_verified_blob(repo, &digest);
+        assert!(
+            got == whole,
+            "replica {name} serves another blob for {digest}"
+        );
+    }
+}
+
 macro_rules! s3_tests {
     ($module:ident, $kind:expr) => {
         mod $module {
@@ -377,6 +439,15 @@ mod docker_registry_on_moto {
             return;
         }
         docker_registry_on_s3_round_trips(S3Kind::Moto);
+    }
+
+    #[test]
+    fn an_upload_continues_on_another_replica_only_with_the_same_secret() {
+        requires_tool!("docker-registry");
+        if S3Kind::Moto.missing() {
+            return;
+        }
+        docker_registry_upload_continues_on_another_replica(S3Kind::Moto);
     }
 
     #[test]

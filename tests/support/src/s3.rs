@@ -14,6 +14,10 @@
 //! | payload hash that does not match the body | refused (500 InternalError) | not checked |
 //! | `PUT` + `If-None-Match: *` on an existing key | 412 PreconditionFailed, content kept | 412 PreconditionFailed, content kept |
 //! | multipart part under 5 MiB (not the last) | completion refused: 400 EntityTooSmall | completion refused: 400 EntityTooSmall |
+//! | `CompleteMultipartUpload` + `If-None-Match: *` on an existing key | 412 | 412 |
+//! | `PUT` + `If-Match` with a stale ETag | 412, content kept | 412, content kept |
+//! | `PUT` + `If-Match` on a missing key | 412 | 404 NoSuchKey (as AWS) |
+//! | `DELETE` + `If-Match` with a stale ETag | **ignored: deletes (204)** | 412, kept |
 //! | `ListMultipartUploads` | 501 NotImplemented (so docker-registry 2.8's S3 driver cannot push to it) | 200 |
 //!
 //! curl 7.88 (Debian 12) quirks the helpers hide: it does not send `x-amz-content-sha256`
@@ -360,9 +364,15 @@ impl S3Server {
         )
     }
 
-    /// A multipart upload of `parts` to `key` (create, one `UploadPart` each, complete);
-    /// returns the completion's response. Panics if any step before completion fails.
-    pub fn multipart_upload(&self, key: &str, parts: &[&[u8]]) -> S3Response {
+    /// A multipart upload of `parts` to `key` (create, one `UploadPart` each, complete with
+    /// `complete_headers`); returns the completion's response. Panics if any step before
+    /// completion fails.
+    pub fn multipart_upload(
+        &self,
+        key: &str,
+        parts: &[&[u8]],
+        complete_headers: &[&str],
+    ) -> S3Response {
         let path = format!("/{S3_BUCKET}/{key}");
         let created = self.request(
             "POST",
@@ -405,7 +415,7 @@ impl S3Server {
         self.request(
             "POST",
             &format!("{path}?uploadId={id}"),
-            &[],
+            complete_headers,
             Some(xml.as_bytes()),
             Signing::Valid,
         )

@@ -486,65 +486,38 @@ fn docker_registry_upload_continues_on_another_replica(kind: S3Kind) {
     }
 }
 
+/// One module per server, one test per check above (each takes the server kind).
 macro_rules! s3_tests {
     ($module:ident, $kind:expr) => {
         mod $module {
             use super::*;
 
-            #[test]
-            fn unsigned_and_wrongly_signed_requests_are_answered_as_tabled() {
-                requires_tool!("curl");
-                if $kind.missing() {
-                    return;
-                }
-                unsigned_and_wrongly_signed_requests($kind);
-            }
-
-            #[test]
-            fn put_if_none_match_on_an_existing_key_is_412_and_keeps_the_content() {
-                requires_tool!("curl");
-                if $kind.missing() {
-                    return;
-                }
-                put_if_none_match_refuses_an_existing_key($kind);
-            }
-
-            #[test]
-            fn multipart_parts_under_5_mib_but_the_last_are_refused_on_completion() {
-                requires_tool!("curl");
-                if $kind.missing() {
-                    return;
-                }
-                multipart_parts_under_5_mib_are_refused($kind);
-            }
-
-            #[test]
-            fn complete_multipart_with_if_none_match_on_an_existing_key_is_412() {
-                requires_tool!("curl");
-                if $kind.missing() {
-                    return;
-                }
-                complete_multipart_if_none_match_refuses_an_existing_key($kind);
-            }
-
-            #[test]
-            fn if_match_with_a_stale_etag_is_answered_as_tabled() {
-                requires_tool!("curl");
-                if $kind.missing() {
-                    return;
-                }
-                if_match_with_a_stale_etag($kind);
-            }
-
-            #[test]
-            fn list_multipart_uploads_is_answered_as_tabled() {
-                requires_tool!("curl");
-                if $kind.missing() {
-                    return;
-                }
-                list_multipart_uploads_is_not_implemented($kind);
-            }
+            s3_tests!(@each $kind,
+                unsigned_and_wrongly_signed_requests_are_answered_as_tabled
+                    => unsigned_and_wrongly_signed_requests,
+                put_if_none_match_on_an_existing_key_is_412_and_keeps_the_content
+                    => put_if_none_match_refuses_an_existing_key,
+                multipart_parts_under_5_mib_but_the_last_are_refused_on_completion
+                    => multipart_parts_under_5_mib_are_refused,
+                complete_multipart_with_if_none_match_on_an_existing_key_is_412
+                    => complete_multipart_if_none_match_refuses_an_existing_key,
+                if_match_with_a_stale_etag_is_answered_as_tabled => if_match_with_a_stale_etag,
+                list_multipart_uploads_is_answered_as_tabled
+                    => list_multipart_uploads_is_not_implemented,
+            );
         }
+    };
+    (@each $kind:expr, $($test:ident => $check:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                requires_tool!("curl");
+                if $kind.missing() {
+                    return;
+                }
+                $check($kind);
+            }
+        )+
     };
 }
 

@@ -90,9 +90,14 @@ impl Nginx {
         std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
     }
 
-    /// The access log, parsed.
+    /// The access log, parsed; connections closed before a request line (a readiness
+    /// probe's, logged as `-|-|-|400`) are left out.
     pub fn requests(&self) -> Vec<ProxiedRequest> {
-        self.access_log().lines().filter_map(parse_line).collect()
+        self.access_log()
+            .lines()
+            .filter_map(parse_line)
+            .filter(|r| r.method != "-")
+            .collect()
     }
 }
 

@@ -8,10 +8,12 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
 
 use berth_test_support::{
-    DockerRegistry, Http, Layer, Nginx, OciLayout, S3_BUCKET, S3Kind, S3Server, Signing,
-    image_config, random_bytes, requires_tool,
+    Descriptor, DockerRegistry, Http, Layer, Nginx, OciLayout, S3_BUCKET, S3Kind, S3Server,
+    Signing, image_config, random_bytes, requires_tool, wait_until,
 };
 
 use crate::common::{Skopeo, verify_tree_in_registry};
@@ -273,7 +275,7 @@ fn multipart_parts_under_5_mib_are_refused(kind: S3Kind) {
 
 /// A small image whose 12 MiB layer makes docker-registry's S3 driver use a multipart
 /// upload (its chunk size is 10 MiB), plus small layers.
-fn image(dir: &std::path::Path) -> (OciLayout, berth_test_support::Descriptor) {
+fn image(dir: &Path) -> (OciLayout, Descriptor) {
     let mut layout = OciLayout::new(dir);
     let layers = [
         Layer::random(21, 12 * MIB),
@@ -292,22 +294,32 @@ fn round_trip_through(host: &str, repo: &str) {
     let src = work.path().join("src");
     let (layout, desc) = image(&src);
     let skopeo = Skopeo::new();
-    let target = format!("docker://{host}/{repo}:v1");
-    skopeo.run(&[
-        "copy",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &layout.skopeo_ref("v1"),
-        &target,
-    ]);
-    let http = Http::new(&format!("http://{host}"), None);
-    verify_tree_in_registry(&http, repo, &desc.digest, &src);
+    let args = push_args(&layout, host, repo);
+    skopeo.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    pull_and_compare(&skopeo, host, repo, &src, &desc);
+}
 
+fn push_args(layout: &OciLayout, host: &str, repo: &str) -> Vec<String> {
+    vec![
+        "copy".into(),
+        "--preserve-digests".into(),
+        "--dest-tls-verify=false".into(),
+        layout.skopeo_ref("v1"),
+        format!("docker://{host}/{repo}:v1"),
+    ]
+}
+
+/// Check `host` serves the image `desc` of the layout in `src` byte-identical, pull it back
+/// out with skopeo and compare every blob.
+fn pull_and_compare(skopeo: &Skopeo, host: &str, repo: &str, src: &Path, desc: &Descriptor) {
+    let http = Http::new(&format!("http://{host}"), None);
+    verify_tree_in_registry(&http, repo, &desc.digest, src);
+    let work = tempfile::tempdir().expect("tempdir");
     let dst = work.path().join("dst");
     skopeo.run(&[
         "copy",
         "--src-tls-verify=false",
-        &target,
+        &format!("docker://{host}/{repo}:v1"),
         &format!("oci:{}:v1", dst.display()),
     ]);
     let entry = OciLayout::resolve_tag(&dst, "v1").expect("pulled layout has v1");
@@ -316,14 +328,72 @@ fn round_trip_through(host: &str, repo: &str) {
         Some(desc.digest.as_str()),
         "pulled manifest digest"
     );
-    assert_eq!(OciLayout::blob_digests(&dst), OciLayout::blob_digests(&src));
+    assert_eq!(OciLayout::blob_digests(&dst), OciLayout::blob_digests(src));
     for d in OciLayout::blob_digests(&dst) {
         assert_eq!(
             OciLayout::read_blob(&dst, &d),
-            OciLayout::read_blob(&src, &d),
+            OciLayout::read_blob(src, &d),
             "blob {d}"
         );
     }
+}
+
+/// One of two docker-registry replicas behind nginx is killed while skopeo pushes through
+/// the proxy; the push retried through the proxy completes on the other, every request
+/// after the kill ends on the survivor, and the image pulls back byte-identical. (The
+/// shape of the replica fault test berth's S3 driver gets: nginx must pass over a dead
+/// upstream.)
+fn docker_registry_replica_killed_mid_push(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let a = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
+    let b = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
+    let survivor = b.addr;
+    let proxy = Nginx::round_robin(&[a.addr, b.addr]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    let mut layout = OciLayout::new(&src);
+    let layers: Vec<Layer> = (0..4).map(|i| Layer::random(60 + i, 8 * MIB)).collect();
+    let desc = layout.image(&layers, &image_config("linux", "amd64", &layers));
+    layout.tag(&desc, "v1");
+    let skopeo = Skopeo::new();
+    let args = push_args(&layout, &proxy.host(), "s3/fault");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let (uploading, first) = std::thread::scope(|scope| {
+        let push = scope.spawn(|| skopeo.try_run(&args));
+        let uploading = wait_until(Duration::from_secs(120), || {
+            proxy.requests().iter().any(|r| r.method == "POST")
+        });
+        drop(a); // SIGKILL, by PID
+        (uploading, push.join().expect("the push thread"))
+    });
+    assert!(
+        uploading,
+        "no upload went through the proxy:\n{}",
+        proxy.access_log()
+    );
+    eprintln!(
+        "the push cut by the kill {}",
+        if first.status.success() {
+            "still succeeded"
+        } else {
+            "failed"
+        }
+    );
+
+    let before_retry = proxy.requests().len();
+    skopeo.run(&args);
+    pull_and_compare(&skopeo, &proxy.host(), "s3/fault", &src, &desc);
+    let after: Vec<_> = proxy.requests().split_off(before_retry);
+    assert!(!after.is_empty());
+    let elsewhere: Vec<_> = after
+        .iter()
+        .filter(|r| r.upstreams.last() != Some(&survivor) || r.status >= 500)
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "after the kill these requests did not end well on the survivor {survivor}: {elsewhere:?}"
+    );
 }
 
 /// s3s-fs 0.14.1 answers `ListMultipartUploads` with 501 NotImplemented, and
@@ -544,6 +614,15 @@ mod docker_registry_on_moto {
             return;
         }
         docker_registry_upload_continues_on_another_replica(S3Kind::Moto);
+    }
+
+    #[test]
+    fn a_push_cut_by_killing_one_replica_completes_through_the_other() {
+        requires_tool!("skopeo", "docker-registry", "nginx");
+        if S3Kind::Moto.missing() {
+            return;
+        }
+        docker_registry_replica_killed_mid_push(S3Kind::Moto);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! | `PUT` + `If-Match` with a stale ETag | 412, content kept | 412, content kept |
 //! | `PUT` + `If-Match` on a missing key | 412 | 404 NoSuchKey (as AWS) |
 //! | `DELETE` + `If-Match` with a stale ETag | **ignored: deletes (204)** | 412, kept |
+//! | presigned `GET` (boto3's query-string SigV4) | served; a changed signature or an expired URL 403 | served; a changed signature served too (expiry not tested) |
 //! | `ListMultipartUploads` | 501 NotImplemented (so docker-registry 2.8's S3 driver cannot push to it) | 200 |
 //!
 //! curl 7.88 (Debian 12) quirks the helpers hide: it does not send `x-amz-content-sha256`
@@ -362,6 +363,45 @@ impl S3Server {
             None,
             Signing::Valid,
         )
+    }
+
+    /// A presigned (query-string SigV4) `GET` URL for `key`, valid `expires_secs`, made by
+    /// boto3 — a real AWS SDK's signer — from moto's virtualenv (it comes with moto[server]).
+    pub fn presign_get(&self, key: &str, expires_secs: u32) -> String {
+        let python = S3Kind::Moto
+            .binary()
+            .and_then(|m| std::fs::canonicalize(m).ok())
+            .map(|m| m.with_file_name("python3"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| {
+                panic!("presigning needs boto3 from moto's virtualenv (${MOTO_SERVER_ENV})")
+            });
+        let script = format!(
+            "import boto3\nfrom botocore.config import Config\n\
+             c = boto3.client('s3', endpoint_url='{}', aws_access_key_id='{S3_ACCESS_KEY}', \
+             aws_secret_access_key='{S3_SECRET_KEY}', region_name='{S3_REGION}', \
+             config=Config(signature_version='s3v4', s3={{'addressing_style': 'path'}}))\n\
+             print(c.generate_presigned_url('get_object', Params={{'Bucket': '{S3_BUCKET}', 'Key': '{key}'}}, ExpiresIn={expires_secs}))\n",
+            self.endpoint()
+        );
+        let mut cmd = Command::new(python);
+        cmd.arg("-c").arg(script);
+        clear_aws_env(&mut cmd);
+        let out = run_with_timeout(&mut cmd, REQUEST_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "boto3 could not presign {key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `GET` an absolute URL (a presigned one) with nothing added.
+    pub fn get_url(&self, url: &str) -> S3Response {
+        let path = url
+            .strip_prefix(&self.endpoint())
+            .unwrap_or_else(|| panic!("{url} is not on {}", self.endpoint()));
+        self.request("GET", path, &[], None, Signing::Unsigned)
     }
 
     /// A multipart upload of `parts` to `key` (create, one `UploadPart` each, complete with

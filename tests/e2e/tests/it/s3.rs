@@ -396,6 +396,61 @@ fn docker_registry_replica_killed_mid_push(kind: S3Kind) {
     );
 }
 
+/// A presigned `GET` (what berth's `redirect = true` hands a client), signed by boto3.
+fn presigned_get(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let key = "blobs/presigned";
+    assert_eq!(s3.put(key, b"through a presigned URL", &[]).status, 200);
+    let url = s3.presign_get(key, 300);
+    let r = s3.get_url(&url);
+    assert_eq!(
+        r.status,
+        200,
+        "{}: a presigned GET: {}",
+        kind.name(),
+        r.text()
+    );
+    assert_eq!(r.body, b"through a presigned URL");
+
+    // another signature of the same length
+    let (head, sig) = url
+        .rsplit_once("X-Amz-Signature=")
+        .expect("a signature in the URL");
+    let flipped: String = sig
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    let tampered = s3.get_url(&format!("{head}X-Amz-Signature={flipped}"));
+    let expired_url = s3.presign_get(key, 1);
+    match kind {
+        S3Kind::S3sFs => {
+            assert_eq!(
+                tampered.status,
+                403,
+                "s3s-fs: a changed signature: {}",
+                tampered.text()
+            );
+            let expired = wait_until(Duration::from_secs(15), || {
+                s3.get_url(&expired_url).status == 403
+            });
+            assert!(
+                expired,
+                "s3s-fs still serves a presigned URL past its expiry"
+            );
+            assert!(s3.get_url(&expired_url).text().contains("expired"));
+        }
+        S3Kind::Moto => {
+            // moto checks no signature (see unsigned_and_wrongly_signed_requests)
+            assert_eq!(
+                tampered.status,
+                200,
+                "moto: a changed signature: {}",
+                tampered.text()
+            );
+        }
+    }
+}
+
 /// s3s-fs 0.14.1 answers `ListMultipartUploads` with 501 NotImplemented, and
 /// docker-registry 2.8's S3 driver lists multipart uploads to resume every chunked upload
 /// (its `Writer` with `append`), so every skopeo push to it fails with a 500: the
@@ -574,6 +629,7 @@ macro_rules! s3_tests {
                 if_match_with_a_stale_etag_is_answered_as_tabled => if_match_with_a_stale_etag,
                 list_multipart_uploads_is_answered_as_tabled
                     => list_multipart_uploads_is_not_implemented,
+                presigned_get_is_answered_as_tabled => presigned_get,
             );
         }
     };

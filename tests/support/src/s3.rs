@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | unsigned request | 403 AccessDenied | `PUT` accepted and stored; `GET` 403 |
 //! | signature with a wrong secret | 403 SignatureDoesNotMatch | accepted (moto checks no signature unless its IAM mode is on) |
-//! | payload hash that does not match the body | refused (500 InternalError) | not checked |
+//! | `x-amz-content-sha256` that does not match the body | refused (500 InternalError), nothing stored | not checked: stored |
 //! | `PUT` + `If-None-Match: *` on an existing key | 412 PreconditionFailed, content kept | 412 PreconditionFailed, content kept |
 //! | multipart part under 5 MiB (not the last) | completion refused: 400 EntityTooSmall | completion refused: 400 EntityTooSmall |
 //! | `CompleteMultipartUpload` + `If-None-Match: *` on an existing key | 412 | 412 |
@@ -132,6 +132,8 @@ pub enum Signing<'a> {
     Valid,
     /// SigV4 with the right access key and this secret.
     Secret(&'a str),
+    /// SigV4 with the server's keys, claiming this `x-amz-content-sha256` (hex) for the body.
+    PayloadHash(&'a str),
     /// No `Authorization` at all.
     Unsigned,
 }
@@ -289,17 +291,21 @@ impl S3Server {
         let payload_hash = crate::sha256(payload);
         match signing {
             Signing::Unsigned => {}
-            Signing::Valid | Signing::Secret(_) => {
+            Signing::Valid | Signing::Secret(_) | Signing::PayloadHash(_) => {
                 let secret = match signing {
                     Signing::Secret(s) => s,
                     _ => S3_SECRET_KEY,
+                };
+                let claimed = match signing {
+                    Signing::PayloadHash(h) => h,
+                    _ => payload_hash.hex(),
                 };
                 cmd.arg("--aws-sigv4")
                     .arg(format!("aws:amz:{S3_REGION}:s3"))
                     .arg("--user")
                     .arg(format!("{S3_ACCESS_KEY}:{secret}"))
                     .arg("-H")
-                    .arg(format!("x-amz-content-sha256:{}", payload_hash.hex()));
+                    .arg(format!("x-amz-content-sha256:{claimed}"));
             }
         }
         if let Some(b) = body {

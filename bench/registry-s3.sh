@@ -119,7 +119,8 @@ kill_pids() {
     done
     PIDS=()
 }
-trap 'kill_pids; bench_cleanup' EXIT
+# bench_cleanup exits with the status it is entered with: keep the script's
+trap 'status=$?; kill_pids; (exit "$status"); bench_cleanup' EXIT
 
 if [[ " $CONTENDERS " == *" berth"* ]]; then
     berth_release_bin
@@ -143,6 +144,32 @@ wait_port() { # port pid
     return 1
 }
 
+# After starting `what` in the background on `port`: wait until it listens. If it does not,
+# kill it; when its log says the port was taken meanwhile (free_port's probe races other
+# processes), return 1 so that the caller tries another port; otherwise print the log and
+# exit.
+started() { # what port log [hint]
+    local pid=${PIDS[-1]}
+    if wait_port "$2" "$pid"; then return 0; fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset 'PIDS[-1]'
+    if grep -qiE 'address already in use' "$3" && [ "${START_ATTEMPT:-0}" -lt 5 ]; then
+        START_ATTEMPT=$((${START_ATTEMPT:-0} + 1))
+        return 1
+    fi
+    echo "error: $1 did not start; its log:" >&2
+    cat "$3" >&2
+    [ -n "${4:-}" ] && echo "hint: $4" >&2
+    exit 1
+}
+
+# Run a start_* function until it starts on a free port (a few tries).
+start() { # function args...
+    START_ATTEMPT=0
+    until "$@"; do :; done
+}
+
 # curl 7.88 signs with --aws-sigv4 but sends no x-amz-content-sha256 (s3s-fs requires it)
 EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
@@ -158,20 +185,22 @@ start_s3() { # dir -> sets S3_ENDPOINT
         ;;
     esac
     PIDS+=($!)
-    if ! wait_port "$port" $!; then
-        echo "error: $S3_SERVER did not start; its log:" >&2
+    started "$S3_SERVER" "$port" "$dir/s3.log" || return 1
+    S3_ENDPOINT=http://127.0.0.1:$port
+    # (set -e does not hold inside `start`'s loop condition: every failure exits by hand)
+    if ! curl -sS -f -o /dev/null -X PUT --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS:$S3_SECRET" \
+        -H "x-amz-content-sha256:$EMPTY_SHA256" "$S3_ENDPOINT/$S3_BUCKET"; then
+        echo "error: $S3_SERVER refused to create the bucket $S3_BUCKET; its log:" >&2
         cat "$dir/s3.log" >&2
         exit 1
     fi
-    S3_ENDPOINT=http://127.0.0.1:$port
-    curl -sS -f -o /dev/null -X PUT --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS:$S3_SECRET" \
-        -H "x-amz-content-sha256:$EMPTY_SHA256" "$S3_ENDPOINT/$S3_BUCKET"
 }
 
 start_docker_registry() { # dir prefix -> sets UPSTREAM (host:port)
     local dir=$1 prefix=$2 port
     port=$(free_port)
     mkdir -p "$dir"
+    : >"$dir/server.log"
     cat >"$dir/config.yml" <<EOF
 version: 0.1
 log:
@@ -208,11 +237,7 @@ EOF
     env $(env | awk -F= '/^AWS_/ { printf "-u %s ", $1 }') \
         docker-registry serve "$dir/config.yml" >"$dir/server.log" 2>&1 &
     PIDS+=($!)
-    if ! wait_port "$port" $!; then
-        echo "error: docker-registry did not start; its log:" >&2
-        cat "$dir/server.log" >&2
-        exit 1
-    fi
+    started docker-registry "$port" "$dir/server.log" || return 1
     UPSTREAM=127.0.0.1:$port
 }
 
@@ -239,12 +264,8 @@ EOF
         "$BERTH" --log-level "$LOG_LEVEL" registry serve --listen "127.0.0.1:$port" \
         --data "$dir/data" --config "$dir/config.toml" >"$dir/server.log" 2>&1 &
     PIDS+=($!)
-    if ! wait_port "$port" $!; then
-        echo "error: berth did not start on S3; its log:" >&2
-        cat "$dir/server.log" >&2
-        echo "hint: berth's S3 driver may not be built yet: CONTENDERS=docker-registry runs the rest" >&2
-        exit 1
-    fi
+    started "berth on S3" "$port" "$dir/server.log" \
+        "berth's S3 driver may not be built yet: CONTENDERS=docker-registry runs the rest" || return 1
     UPSTREAM=127.0.0.1:$port
 }
 
@@ -253,6 +274,7 @@ start_nginx() { # dir upstream... -> sets HOSTPORT, BASE
     shift
     port=$(free_port)
     mkdir -p "$dir/logs" "$dir/temp"
+    : >"$dir/logs/error.log"
     for u in "$@"; do servers+="        server $u;"$'\n'; done
     cat >"$dir/nginx.conf" <<EOF
 daemon off;
@@ -288,11 +310,7 @@ $servers        keepalive 64;
 EOF
     nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" &
     PIDS+=($!)
-    if ! wait_port "$port" $!; then
-        echo "error: nginx did not start; its log:" >&2
-        cat "$dir/logs/error.log" >&2
-        exit 1
-    fi
+    started nginx "$port" "$dir/logs/error.log" || return 1
     HOSTPORT=127.0.0.1:$port
     BASE=http://$HOSTPORT
     if ! wait_ready "$BASE" "${PIDS[-1]}"; then
@@ -304,21 +322,21 @@ EOF
 
 start_contender() { # name round
     local name=$1 round=$2 dir=$WORK/$1-r$2 a b
-    start_s3 "$dir/s3"
+    start start_s3 "$dir/s3"
     case $name in
     docker-registry)
-        start_docker_registry "$dir/a" "bench"
-        start_nginx "$dir/nginx" "$UPSTREAM"
+        start start_docker_registry "$dir/a" "bench"
+        start start_nginx "$dir/nginx" "$UPSTREAM"
         ;;
     berth-1)
-        start_berth "$dir/a" "bench"
-        start_nginx "$dir/nginx" "$UPSTREAM"
+        start start_berth "$dir/a" "bench"
+        start start_nginx "$dir/nginx" "$UPSTREAM"
         ;;
     berth-2)
-        start_berth "$dir/a" "bench"
+        start start_berth "$dir/a" "bench"
         a=$UPSTREAM
-        start_berth "$dir/b" "bench"
-        start_nginx "$dir/nginx" "$a" "$UPSTREAM"
+        start start_berth "$dir/b" "bench"
+        start start_nginx "$dir/nginx" "$a" "$UPSTREAM"
         ;;
     esac
 }

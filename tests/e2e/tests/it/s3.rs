@@ -1,7 +1,9 @@
 //! Real S3 servers, as the registry's S3 driver will meet them: `s3s-fs` and moto's server
-//! on 127.0.0.1, spoken to with curl's `--aws-sigv4` (what each refuses, what `If-None-Match`
-//! and multipart do), and docker-registry 2.8 on its own S3 driver over each, alone and as
-//! two replicas on one bucket behind a round-robin nginx, driven by skopeo.
+//! on 127.0.0.1, spoken to with curl's `--aws-sigv4` (what each refuses; what
+//! `If-None-Match`, `If-Match`, multipart and presigned URLs do), and docker-registry 2.8
+//! on its own S3 driver over moto (s3s-fs lacks a call it needs), alone and as two replicas
+//! on one bucket behind a round-robin nginx — an upload handed from one to the other, one
+//! killed mid-push — driven by skopeo.
 //!
 //! What each server does is tabled in `tests/support/src/s3.rs`; these tests are where the
 //! table comes from.

@@ -1,12 +1,13 @@
 //! [`DockerRegistry`]: Debian's `docker-registry` (CNCF distribution 2.8), the reference
-//! peer, on 127.0.0.1 in a temporary directory, killed by PID on `Drop`.
+//! peer, on 127.0.0.1 in a temporary directory, killed by PID on `Drop` — on its
+//! filesystem driver, or on its S3 driver over an [`S3Server`] ([`DockerRegistry::on_s3`]).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{ChildGuard, wait_until, write_file};
+use crate::{ChildGuard, S3Server, wait_until, write_file};
 
 /// A free port on 127.0.0.1 (bound then released: a small race a test may lose).
 pub(crate) fn free_port() -> u16 {
@@ -16,6 +17,37 @@ pub(crate) fn free_port() -> u16 {
         .expect("bind 127.0.0.1:0")
 }
 
+/// Spawn `cmd` and wait (up to `timeout`) until it accepts connections on `addr`; `None`
+/// (the child killed) if it exited or never listened.
+pub(crate) fn spawn_listening(
+    cmd: &mut Command,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Option<ChildGuard> {
+    let mut child = ChildGuard::spawn(cmd);
+    let mut exited = || {
+        child
+            .child()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .is_some()
+    };
+    let up = wait_until(timeout, || {
+        exited() || std::net::TcpStream::connect(addr).is_ok()
+    });
+    (up && !exited()).then_some(child)
+}
+
+/// Remove every `AWS_*` variable from `cmd`'s environment: an S3 client under test gets only
+/// what its configuration says (docker-registry 2.8's S3 driver fails outright on the
+/// machine's AWS_CA_BUNDLE: "unsupported transport").
+pub(crate) fn clear_aws_env(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+}
+
 /// Debian's `docker-registry` (distribution 2.8) on 127.0.0.1, killed by PID on drop.
 #[derive(Debug)]
 pub struct DockerRegistry {
@@ -23,6 +55,18 @@ pub struct DockerRegistry {
     pub addr: SocketAddr,
     _dir: tempfile::TempDir,
     user: Option<(String, String)>,
+    storage: Storage,
+}
+
+/// Where a docker-registry keeps its data.
+#[derive(Debug, Clone)]
+enum Storage {
+    /// `data/` in its temporary directory.
+    Filesystem,
+    /// Its S3 driver; replicas on one bucket share `secret` (distribution signs its upload
+    /// state with `http.secret`: without the same one, an upload started on one replica
+    /// cannot continue on another).
+    S3 { yaml: String, secret: String },
 }
 
 impl DockerRegistry {
@@ -30,7 +74,28 @@ impl DockerRegistry {
     pub fn start(user: Option<(&str, &str)>) -> DockerRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
         let user = user.map(|(u, p)| (u.to_owned(), p.to_owned()));
-        DockerRegistry::launch(dir, user, false)
+        DockerRegistry::launch(dir, user, Storage::Filesystem, false)
+    }
+
+    /// Start it on its S3 driver over `s3`'s bucket, every key under `root` (its
+    /// `rootdirectory`, e.g. `/docker`), blob `GET`s served (not redirected to S3), with
+    /// `http.secret` = `secret`: start replicas on the same bucket with the same root and
+    /// secret and they are one registry.
+    pub fn on_s3(s3: &S3Server, root: &str, secret: &str) -> DockerRegistry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = format!(
+            "  s3:\n    accesskey: {}\n    secretkey: {}\n    region: {}\n    regionendpoint: {}\n    bucket: {}\n    secure: false\n    v4auth: true\n    forcepathstyle: true\n    rootdirectory: {root}\n  redirect:\n    disable: true\n",
+            s3.access_key(),
+            s3.secret_key(),
+            s3.region(),
+            s3.endpoint(),
+            s3.bucket(),
+        );
+        let storage = Storage::S3 {
+            yaml,
+            secret: secret.to_owned(),
+        };
+        DockerRegistry::launch(dir, None, storage, false)
     }
 
     /// Stop it, then start it again over the same storage in read-only mode
@@ -38,10 +103,14 @@ impl DockerRegistry {
     /// access log on (see [`DockerRegistry::log`]).
     pub fn restart_read_only(self) -> DockerRegistry {
         let DockerRegistry {
-            _child, _dir, user, ..
+            _child,
+            _dir,
+            user,
+            storage,
+            ..
         } = self;
         drop(_child);
-        DockerRegistry::launch(_dir, user, true)
+        DockerRegistry::launch(_dir, user, storage, true)
     }
 
     /// Its log (in read-only mode, with one access-log line per request).
@@ -52,6 +121,7 @@ impl DockerRegistry {
     fn launch(
         dir: tempfile::TempDir,
         user: Option<(String, String)>,
+        storage: Storage,
         read_only: bool,
     ) -> DockerRegistry {
         let mut last = String::new();
@@ -62,6 +132,7 @@ impl DockerRegistry {
                 dir.path(),
                 addr,
                 user.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+                &storage,
                 read_only,
             );
             let cfg_path = dir.path().join("config.yml");
@@ -77,24 +148,14 @@ impl DockerRegistry {
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log"))
                 .stderr(log);
-            let mut child = ChildGuard::spawn(&mut cmd);
-            let up = wait_until(Duration::from_secs(30), || {
-                if child
-                    .child()
-                    .and_then(|c| c.try_wait().ok().flatten())
-                    .is_some()
-                {
-                    return true;
-                }
-                std::net::TcpStream::connect(addr).is_ok()
-            });
-            let exited = child.child().and_then(|c| c.try_wait().ok().flatten());
-            if up && exited.is_none() {
+            clear_aws_env(&mut cmd);
+            if let Some(child) = spawn_listening(&mut cmd, addr, Duration::from_secs(30)) {
                 return DockerRegistry {
                     _child: child,
                     addr,
                     _dir: dir,
                     user,
+                    storage,
                 };
             }
             last = std::fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default();
@@ -112,16 +173,32 @@ impl DockerRegistry {
     }
 }
 
-fn config_yml(dir: &Path, addr: SocketAddr, user: Option<(&str, &str)>, read_only: bool) -> String {
+fn config_yml(
+    dir: &Path,
+    addr: SocketAddr,
+    user: Option<(&str, &str)>,
+    storage: &Storage,
+    read_only: bool,
+) -> String {
     let mut c = format!(
-        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n",
+        "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\nstorage:\n",
         !read_only,
-        dir.join("data").display()
     );
+    match storage {
+        Storage::Filesystem => c.push_str(&format!(
+            "  filesystem:\n    rootdirectory: {}\n",
+            dir.join("data").display()
+        )),
+        Storage::S3 { yaml, .. } => c.push_str(yaml),
+    }
+    c.push_str("  delete:\n    enabled: true\n");
     if read_only {
         c.push_str("  maintenance:\n    readonly:\n      enabled: true\n");
     }
     c.push_str(&format!("http:\n  addr: {addr}\n"));
+    if let Storage::S3 { secret, .. } = storage {
+        c.push_str(&format!("  secret: {secret}\n"));
+    }
     if let Some((u, p)) = user {
         let out = Command::new("htpasswd")
             .args(["-Bbn", u, p])

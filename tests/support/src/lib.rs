@@ -30,6 +30,10 @@
 //! `?timeout=`, JSON patches applied with [`jsonpatch`]), and [`ReviewBuilder`] for
 //! AdmissionReview requests of every workload kind.
 //!
+//! For object storage: an [`S3Server`] (`s3s-fs` or moto's server on 127.0.0.1 with a
+//! bucket, and curl-signed requests to it), [`DockerRegistry::on_s3`] (docker-registry's
+//! own S3 driver on it), and [`Nginx`], a round-robin proxy in front of registry replicas.
+//!
 //! What it does not own: assertions about registry behaviour. Those live in the tests.
 //!
 //! The one design decision: tests run the *built binary* (`berth_bin()`), never the server
@@ -54,6 +58,7 @@ pub mod jsonpatch;
 mod kube;
 mod layout;
 mod loopdev;
+mod nginx;
 mod probe;
 mod process;
 mod pty;
@@ -62,6 +67,7 @@ mod review;
 mod revocation;
 mod rng;
 mod runtime;
+mod s3;
 mod tls;
 mod tmpfs;
 mod tools;
@@ -92,6 +98,7 @@ pub use layout::{
     OciLayout, gzip_stored, image_config,
 };
 pub use loopdev::LoopDevice;
+pub use nginx::{Nginx, ProxiedRequest};
 pub use probe::{PROBE_BIN_ENV, is_static_elf, probe_bin};
 pub use process::{ChildGuard, kill_pid_and_wait, run_with_timeout};
 pub use pty::PtySession;
@@ -102,6 +109,10 @@ pub use rng::{XorShift, random_bytes};
 pub use runtime::{
     BERTH_RUNTIME_BIN_ENV, COMMAND_TIMEOUT, ContainerGuard, RtOutput, Runtime, cgroup_dirs,
     cgroup_mounts, hybrid_cgroup2_controllers, in_sigwait, remove_leftover_cgroups,
+};
+pub use s3::{
+    MOTO_SERVER_ENV, S3_ACCESS_KEY, S3_BUCKET, S3_REGION, S3_SECRET_KEY, S3Kind, S3Response,
+    S3Server, Signing,
 };
 pub use tls::TestCerts;
 pub use tmpfs::Tmpfs;

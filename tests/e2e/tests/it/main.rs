@@ -34,6 +34,7 @@ mod network;
 mod rootless_run;
 mod run_more;
 mod runtime;
+mod s3;
 mod server;
 mod shutdown;
 mod skopeo;

@@ -1,0 +1,487 @@
+#!/usr/bin/env bash
+# Registries on S3-compatible storage, side by side on the same S3 server: (a) `berth registry
+# serve` with one replica, (b) two berth replicas on one bucket, (c) Debian's docker-registry
+# (distribution 2.8) with its own S3 driver. Every contender is reached through nginx
+# (round-robin, HTTP/1.1, no buffering: tests/support/src/nginx.rs's configuration), in front
+# of one replica for (a) and (c) and of two for (b), so that all go through the same proxy
+# and (a) vs (b) is the replica scaling. Run by hand; never in CI.
+#
+#   bench/registry-s3.sh                                   ROUNDS=3, everything on moto
+#   CONTENDERS=docker-registry ROUNDS=1 bench/registry-s3.sh    docker-registry only
+#   S3_SERVER=s3s-fs CONTENDERS="berth-1 berth-2" bench/registry-s3.sh
+#
+# Parameters (environment):
+#   S3_SERVER=moto    moto (moto_server from $BERTH_MOTO_SERVER or PATH) or s3s-fs. The
+#                     default is moto because docker-registry 2.8's S3 driver cannot push to
+#                     s3s-fs 0.14.1 (it lists multipart uploads to resume each chunked upload;
+#                     s3s-fs answers ListMultipartUploads with 501): on s3s-fs only the berth
+#                     contenders run.
+#   CONTENDERS="docker-registry berth-1 berth-2"   which to run; berth's run once its S3
+#                     driver exists (`[storage.s3]` in its configuration)
+#   ROUNDS=3          rounds; each round starts every contender fresh, on a fresh S3 server
+#   DURATION=10       seconds per wrk run; CONNECTIONS=16 (-c); WRK_THREADS=2 (-t)
+#   BIG_LAYERS=4 BIG_MIB=64        the large image: incompressible layers
+#   SMALL_LAYERS=200 SMALL_KIB=4   the many-small-layers image
+#   LOG_LEVEL=warn    the registries' log level
+#   BERTH_BIN=…       a berth binary to use instead of building target/release/berth
+#
+# Measures per contender: skopeo push and pull (oci: layout <-> docker://) of the large and
+# the many-layer image, in MiB/s; manifest GET by tag, requests/s and p50/p99 with wrk
+# through the proxy. Contenders run in an order that turns round each round (A B C, C B A,
+# …: ABBA for three). Prints medians, the ratios berth/docker-registry and berth-2/berth-1
+# (the issue's targets: >= 2x docker-registry's push and pull, near-linear manifest GET
+# scaling — the load generator shares the machine), and writes them to
+# bench/results/<date>-s3.md (gitignored).
+set -euo pipefail
+
+S3_SERVER=${S3_SERVER:-moto}
+CONTENDERS=${CONTENDERS:-docker-registry berth-1 berth-2}
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-16}
+WRK_THREADS=${WRK_THREADS:-2}
+BIG_LAYERS=${BIG_LAYERS:-4}
+BIG_MIB=${BIG_MIB:-64}
+SMALL_LAYERS=${SMALL_LAYERS:-200}
+SMALL_KIB=${SMALL_KIB:-4}
+LOG_LEVEL=${LOG_LEVEL:-warn}
+
+S3_ACCESS=bench-access
+S3_SECRET=bench-secret-0123456789
+S3_REGION=us-east-1
+S3_BUCKET=registry
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+for tool in skopeo wrk curl jq nginx gzip sha256sum; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "error: $tool is not installed" >&2
+        echo "hint: apt-get install skopeo wrk curl jq nginx-light (scripts/test installs them)" >&2
+        exit 1
+    fi
+done
+case $S3_SERVER in
+moto)
+    MOTO=${BERTH_MOTO_SERVER:-$(command -v moto_server || true)}
+    if [ -z "$MOTO" ] || [ ! -x "$MOTO" ]; then
+        echo "error: moto's server is missing (BERTH_MOTO_SERVER unset and no moto_server on PATH)" >&2
+        echo "hint: scripts/test installs it into /opt/berth-test/moto; BERTH_MOTO_SERVER=/opt/berth-test/moto/bin/moto_server" >&2
+        exit 1
+    fi
+    ;;
+s3s-fs)
+    if ! command -v s3s-fs >/dev/null 2>&1; then
+        echo "error: s3s-fs is not installed" >&2
+        echo "hint: cargo install s3s-fs@0.14.1 --features binary --locked (scripts/test does)" >&2
+        exit 1
+    fi
+    if [[ " $CONTENDERS " == *" docker-registry "* ]]; then
+        echo "error: docker-registry 2.8's S3 driver cannot push to s3s-fs 0.14.1 (ListMultipartUploads: 501)" >&2
+        echo "hint: CONTENDERS=\"berth-1 berth-2\" S3_SERVER=s3s-fs, or S3_SERVER=moto for the comparison" >&2
+        exit 1
+    fi
+    ;;
+*)
+    echo "error: S3_SERVER must be moto or s3s-fs, not '$S3_SERVER'" >&2
+    exit 1
+    ;;
+esac
+for c in $CONTENDERS; do
+    case $c in
+    docker-registry)
+        command -v docker-registry >/dev/null 2>&1 || {
+            echo "error: docker-registry is not installed (apt-get install docker-registry)" >&2
+            exit 1
+        }
+        ;;
+    berth-1 | berth-2) ;;
+    *)
+        echo "error: unknown contender '$c' (docker-registry, berth-1, berth-2)" >&2
+        exit 1
+        ;;
+    esac
+done
+
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+bench_setup berth-bench-s3
+
+# Every process this script starts (S3 server, registries, nginx), killed by PID on exit.
+PIDS=()
+kill_pids() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    PIDS=()
+}
+# bench_cleanup exits with the status it is entered with: keep the script's
+trap 'status=$?; kill_pids; (exit "$status"); bench_cleanup' EXIT
+
+if [[ " $CONTENDERS " == *" berth"* ]]; then
+    berth_release_bin
+fi
+
+log "generating fixtures in $WORK"
+mkimage "$WORK/small" v1 1 4096
+mkimage "$WORK/big" v1 "$BIG_LAYERS" $((BIG_MIB * 1024 * 1024))
+mkimage "$WORK/many" v1 "$SMALL_LAYERS" $((SMALL_KIB * 1024))
+BIG_BYTES=$(layout_bytes "$WORK/big")
+MANY_BYTES=$(layout_bytes "$WORK/many")
+
+# ---------------------------------------------------------------- servers
+
+wait_port() { # port pid
+    for _ in $(seq 1 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        if ! kill -0 "$2" 2>/dev/null; then return 1; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# After starting `what` in the background on `port`: wait until it listens. If it does not,
+# kill it; when its log says the port was taken meanwhile (free_port's probe races other
+# processes), return 1 so that the caller tries another port; otherwise print the log and
+# exit.
+started() { # what port log [hint]
+    local pid=${PIDS[-1]}
+    if wait_port "$2" "$pid"; then return 0; fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset 'PIDS[-1]'
+    if grep -qiE 'address already in use' "$3" && [ "${START_ATTEMPT:-0}" -lt 5 ]; then
+        START_ATTEMPT=$((${START_ATTEMPT:-0} + 1))
+        return 1
+    fi
+    echo "error: $1 did not start; its log:" >&2
+    cat "$3" >&2
+    [ -n "${4:-}" ] && echo "hint: $4" >&2
+    exit 1
+}
+
+# Run a start_* function until it starts on a free port (a few tries).
+start() { # function args...
+    START_ATTEMPT=0
+    until "$@"; do :; done
+}
+
+# curl 7.88 signs with --aws-sigv4 but sends no x-amz-content-sha256 (s3s-fs requires it)
+EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+
+start_s3() { # dir -> sets S3_ENDPOINT
+    local dir=$1 port
+    port=$(free_port)
+    mkdir -p "$dir/root"
+    case $S3_SERVER in
+    moto) env -u AWS_CA_BUNDLE "$MOTO" -H 127.0.0.1 -p "$port" >"$dir/s3.log" 2>&1 & ;;
+    s3s-fs)
+        s3s-fs --host 127.0.0.1 --port "$port" --access-key "$S3_ACCESS" --secret-key "$S3_SECRET" \
+            "$dir/root" >"$dir/s3.log" 2>&1 &
+        ;;
+    esac
+    PIDS+=($!)
+    started "$S3_SERVER" "$port" "$dir/s3.log" || return 1
+    S3_ENDPOINT=http://127.0.0.1:$port
+    # (set -e does not hold inside `start`'s loop condition: every failure exits by hand)
+    if ! curl -sS -f -o /dev/null -X PUT --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS:$S3_SECRET" \
+        -H "x-amz-content-sha256:$EMPTY_SHA256" "$S3_ENDPOINT/$S3_BUCKET"; then
+        echo "error: $S3_SERVER refused to create the bucket $S3_BUCKET; its log:" >&2
+        cat "$dir/s3.log" >&2
+        exit 1
+    fi
+}
+
+start_docker_registry() { # dir prefix -> sets UPSTREAM (host:port)
+    local dir=$1 prefix=$2 port
+    port=$(free_port)
+    mkdir -p "$dir"
+    : >"$dir/server.log"
+    cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: $LOG_LEVEL
+  accesslog:
+    disabled: true
+storage:
+  s3:
+    accesskey: $S3_ACCESS
+    secretkey: $S3_SECRET
+    region: $S3_REGION
+    regionendpoint: $S3_ENDPOINT
+    bucket: $S3_BUCKET
+    secure: false
+    v4auth: true
+    forcepathstyle: true
+    rootdirectory: /$prefix
+  redirect:
+    disable: true
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$port
+  secret: bench-replica-secret
+health:
+  storagedriver:
+    enabled: false
+EOF
+    # AWS_* from the environment would override the configuration (AWS_CA_BUNDLE makes 2.8's
+    # S3 session fail outright)
+    # shellcheck disable=SC2046 # one word per variable to unset
+    env $(env | awk -F= '/^AWS_/ { printf "-u %s ", $1 }') \
+        docker-registry serve "$dir/config.yml" >"$dir/server.log" 2>&1 &
+    PIDS+=($!)
+    started docker-registry "$port" "$dir/server.log" || return 1
+    UPSTREAM=127.0.0.1:$port
+}
+
+# berth's configuration for the bucket (the `[storage.s3]` table of docs/registry.md)
+start_berth() { # dir prefix -> sets UPSTREAM (host:port)
+    local dir=$1 prefix=$2 port
+    port=$(free_port)
+    mkdir -p "$dir/data"
+    cat >"$dir/config.toml" <<EOF
+[storage]
+driver = "s3"
+
+[storage.s3]
+bucket = "$S3_BUCKET"
+region = "$S3_REGION"
+endpoint = "$S3_ENDPOINT"
+prefix = "$prefix"
+path_style = true
+allow_http = true
+EOF
+    # shellcheck disable=SC2046 # one word per variable to unset
+    env $(env | awk -F= '/^AWS_/ { printf "-u %s ", $1 }') \
+        AWS_ACCESS_KEY_ID="$S3_ACCESS" AWS_SECRET_ACCESS_KEY="$S3_SECRET" AWS_REGION="$S3_REGION" \
+        "$BERTH" --log-level "$LOG_LEVEL" registry serve --listen "127.0.0.1:$port" \
+        --data "$dir/data" --config "$dir/config.toml" >"$dir/server.log" 2>&1 &
+    PIDS+=($!)
+    started "berth on S3" "$port" "$dir/server.log" \
+        "berth's S3 driver may not be built yet: CONTENDERS=docker-registry runs the rest" || return 1
+    UPSTREAM=127.0.0.1:$port
+}
+
+start_nginx() { # dir upstream... -> sets HOSTPORT, BASE
+    local dir=$1 port u servers=""
+    shift
+    port=$(free_port)
+    mkdir -p "$dir/logs" "$dir/temp"
+    : >"$dir/logs/error.log"
+    for u in "$@"; do servers+="        server $u;"$'\n'; done
+    cat >"$dir/nginx.conf" <<EOF
+daemon off;
+worker_processes 2;
+pid $dir/nginx.pid;
+user root;
+events { worker_connections 4096; }
+http {
+    client_body_temp_path $dir/temp/client;
+    proxy_temp_path $dir/temp/proxy;
+    fastcgi_temp_path $dir/temp/fastcgi;
+    uwsgi_temp_path $dir/temp/uwsgi;
+    scgi_temp_path $dir/temp/scgi;
+    access_log off;
+    upstream replicas {
+$servers        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        client_max_body_size 0;
+        proxy_request_buffering off;
+        proxy_buffering off;
+        proxy_http_version 1.1;
+        proxy_read_timeout 300s;
+        location / {
+            proxy_pass http://replicas;
+            proxy_set_header Host \$http_host;
+            proxy_set_header Connection "";
+            proxy_redirect off;
+        }
+    }
+}
+EOF
+    nginx -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" &
+    PIDS+=($!)
+    started nginx "$port" "$dir/logs/error.log" || return 1
+    HOSTPORT=127.0.0.1:$port
+    BASE=http://$HOSTPORT
+    if ! wait_ready "$BASE" "${PIDS[-1]}"; then
+        echo "error: $BASE/v2/ does not answer through nginx" >&2
+        cat "$dir/logs/error.log" >&2
+        exit 1
+    fi
+}
+
+start_contender() { # name round
+    local name=$1 round=$2 dir=$WORK/$1-r$2 a b
+    start start_s3 "$dir/s3"
+    case $name in
+    docker-registry)
+        start start_docker_registry "$dir/a" "bench"
+        start start_nginx "$dir/nginx" "$UPSTREAM"
+        ;;
+    berth-1)
+        start start_berth "$dir/a" "bench"
+        start start_nginx "$dir/nginx" "$UPSTREAM"
+        ;;
+    berth-2)
+        start start_berth "$dir/a" "bench"
+        a=$UPSTREAM
+        start start_berth "$dir/b" "bench"
+        start start_nginx "$dir/nginx" "$a" "$UPSTREAM"
+        ;;
+    esac
+}
+
+# ---------------------------------------------------------------- measurements
+declare -A RESULTS # "<contender>|<metric>" -> space-separated values, one per round
+
+record() { # contender metric value
+    RESULTS["$1|$2"]+="${RESULTS["$1|$2"]:+ }$3"
+}
+
+run_wrk() { # contender label url [extra wrk args...]
+    local who=$1 label=$2 url=$3 out non2xx
+    shift 3
+    out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' <<<"$out")
+    if [ -n "$non2xx" ]; then
+        echo "error: $who answered $non2xx non-2xx responses to $label:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    record "$who" "$label req/s" "$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")"
+    record "$who" "$label p50 ms" "$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")"
+    record "$who" "$label p99 ms" "$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
+}
+
+skopeo_copy() {
+    skopeo --insecure-policy copy --quiet --preserve-digests "$@" >/dev/null
+}
+
+transfer() { # contender label bytes command...
+    local who=$1 label=$2 bytes=$3 t s
+    shift 3
+    t=$(now)
+    "$@"
+    s=$(elapsed "$t")
+    record "$who" "$label s" "$s"
+    record "$who" "$label MiB/s" "$(mibps "$bytes" "$s")"
+}
+
+bench_contender() { # contender round
+    local who=$1 round=$2 pulled=$WORK/pulled image bytes
+    start_contender "$who" "$round"
+    log "round $round: $who through nginx on $BASE ($S3_SERVER at $S3_ENDPOINT)"
+
+    for image in big many; do
+        bytes=$BIG_BYTES
+        [ "$image" = many ] && bytes=$MANY_BYTES
+        transfer "$who" "skopeo push $image" "$bytes" \
+            skopeo_copy --dest-tls-verify=false "oci:$WORK/$image:v1" "docker://$HOSTPORT/bench/$image:v1"
+        rm -rf "$pulled"
+        transfer "$who" "skopeo pull $image" "$bytes" \
+            skopeo_copy --src-tls-verify=false "docker://$HOSTPORT/bench/$image:v1" "oci:$pulled:v1"
+        if ! cmp -s "$pulled/blobs/sha256/$(cat "$WORK/$image/manifest.digest")" \
+            "$WORK/$image/blobs/sha256/$(cat "$WORK/$image/manifest.digest")"; then
+            echo "error: $who: the pulled $image manifest differs from the pushed one" >&2
+            exit 1
+        fi
+        rm -rf "$pulled"
+    done
+
+    skopeo_copy --dest-tls-verify=false "oci:$WORK/small:v1" "docker://$HOSTPORT/bench/small:v1"
+    run_wrk "$who" "manifest GET" "$BASE/v2/bench/small/manifests/v1" \
+        -H 'Accept: application/vnd.oci.image.manifest.v1+json'
+
+    kill_pids
+    rm -rf "$WORK/$who-r$round"
+}
+
+# shellcheck disable=SC2206 # CONTENDERS is a word list
+ORDER=($CONTENDERS)
+for ((round = 1; round <= ROUNDS; round++)); do
+    # ABBA for any number: forward in odd rounds, backward in even ones
+    if ((round % 2)); then
+        list=("${ORDER[@]}")
+    else
+        list=()
+        for ((i = ${#ORDER[@]} - 1; i >= 0; i--)); do list+=("${ORDER[i]}"); done
+    fi
+    for who in "${list[@]}"; do
+        bench_contender "$who" "$round"
+    done
+done
+
+# ---------------------------------------------------------------- report
+
+METRICS=("manifest GET req/s|higher" "manifest GET p50 ms|lower" "manifest GET p99 ms|lower")
+for image in big many; do
+    for dir in push pull; do
+        METRICS+=("skopeo $dir $image MiB/s|higher" "skopeo $dir $image s|lower")
+    done
+done
+
+ratio() { # a b -> b/a
+    awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else print "n/a" }'
+}
+med() { # contender metric
+    if [ -n "${RESULTS["$1|$2"]:-}" ]; then median <<<"${RESULTS["$1|$2"]}"; else echo "-"; fi
+}
+
+DATE=$(date +%Y-%m-%d)
+mkdir -p "$ROOT/bench/results"
+OUT=$ROOT/bench/results/$DATE-s3.md
+[ -e "$OUT" ] && OUT=$ROOT/bench/results/$DATE-s3-$(date +%H%M%S).md
+
+{
+    echo "# registries on S3 ($S3_SERVER) — $DATE"
+    echo
+    if [[ " $CONTENDERS " == *" berth"* ]]; then
+        echo "- berth: $("$BERTH" --version 2>/dev/null || echo "$BERTH") (release build), S3 driver, log level $LOG_LEVEL"
+    fi
+    if [[ " $CONTENDERS " == *" docker-registry "* ]]; then
+        echo "- docker-registry: $(docker-registry --version 2>/dev/null | head -1), S3 driver (v4auth, path style, redirect disabled), \`blobdescriptor: inmemory\`, log level $LOG_LEVEL"
+    fi
+    case $S3_SERVER in
+    moto) echo "- S3 server: moto $("${MOTO%/*}/python3" -m pip show moto 2>/dev/null | awk '/^Version:/ { print $2 }') (\`moto_server\`, in memory), fresh for every contender and round" ;;
+    s3s-fs) echo "- S3 server: $(s3s-fs --version) (files under a temporary root), fresh for every contender and round" ;;
+    esac
+    echo "- proxy: $(nginx -v 2>&1 | cut -d' ' -f3), round-robin, 2 workers, HTTP/1.1 keepalive to the upstreams, no buffering; in front of every contender"
+    echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+    echo "- machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); S3 server, registries, proxy and clients share it"
+    echo "- ROUNDS=$ROUNDS (order turned round each round: $CONTENDERS, then backwards), wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency"
+    echo "- big: $BIG_LAYERS x $BIG_MIB MiB incompressible layers ($BIG_BYTES bytes); many: $SMALL_LAYERS x $SMALL_KIB KiB ($MANY_BYTES bytes)"
+    echo
+    echo "Medians over the rounds."
+    echo
+    echo "| metric | docker-registry | berth-1 | berth-2 | berth-1 / docker-registry | berth-2 / berth-1 | better when |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | --- |"
+    for entry in "${METRICS[@]}"; do
+        metric=${entry%|*}
+        better=${entry#*|}
+        d=$(med docker-registry "$metric")
+        b1=$(med berth-1 "$metric")
+        b2=$(med berth-2 "$metric")
+        echo "| $metric | $d | $b1 | $b2 | $(ratio "${d/-/0}" "${b1/-/0}") | $(ratio "${b1/-/0}" "${b2/-/0}") | $better |"
+    done
+    echo
+    echo "Per-round values:"
+    echo
+    for entry in "${METRICS[@]}"; do
+        metric=${entry%|*}
+        line="- $metric:"
+        for who in $CONTENDERS; do line+=" $who ${RESULTS["$who|$metric"]:-} ;"; done
+        echo "${line% ;}"
+    done
+} | tee "$OUT"
+
+log "results written to $OUT"

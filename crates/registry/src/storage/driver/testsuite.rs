@@ -20,6 +20,15 @@ use super::{Driver, UploadWriter};
 
 /// Every part, each under its own prefix of `d` (which should start empty).
 pub async fn run_all<D: Driver + Clone>(d: &D) {
+    run_all_but_the_create_race(d).await;
+    conditional_create_race(d).await;
+}
+
+/// Every part but [`conditional_create_race`]: for a backend whose conditional create is
+/// known not to be atomic (s3s-fs 0.14 checks that the key exists, then writes), where
+/// that one part cannot pass and says nothing about the driver. A driver meant for
+/// production runs [`run_all`] against a backend that is.
+pub async fn run_all_but_the_create_race<D: Driver + Clone>(d: &D) {
     basics(d).await;
     listing(d).await;
     large_objects(d).await;
@@ -290,8 +299,13 @@ pub async fn conditional_create<D: Driver + Clone>(d: &D) {
     d.put_new(p, Bytes::from_static(b"third")).await.unwrap();
     assert_eq!(&d.get_content(p).await.unwrap()[..], b"third");
 
-    // 16 creators at once, each with its own content: exactly one wins, and what is stored
-    // is the winner's, whole
+    d.delete("cc").await.unwrap();
+    assert!(d.list("cc").await.unwrap_err().is_not_found());
+}
+
+/// 16 creators at once, each with its own content: exactly one wins, and what is stored is
+/// the winner's, whole.
+pub async fn conditional_create_race<D: Driver + Clone>(d: &D) {
     for round in 0..8u8 {
         let path = format!("cc/race/{round}");
         let mut tasks = Vec::new();

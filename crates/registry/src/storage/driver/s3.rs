@@ -657,9 +657,13 @@ impl Driver for S3Driver {
     /// segment by a server-side copy, so appends follow all of it.
     async fn writer(&self, path: &str) -> DResult<S3Writer> {
         let key = self.key(path)?;
-        let mut segs = self.segments(path, &key).await?;
+        let probe = self.probe(path, &key).await?;
+        let mut segs = if probe.written {
+            self.segments(path, &key).await?
+        } else {
+            Vec::new()
+        };
         if segs.is_empty() {
-            let probe = self.probe(path, &key).await?;
             let first = Self::segment_key(&key, 0);
             let made = match &probe.object {
                 Some(_) => self.store.copy(&key, &first).await,
@@ -670,14 +674,38 @@ impl Driver for S3Driver {
                     .map(|_| ()),
             };
             match made {
-                Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(object_store::Error::Precondition { .. }) => {}
+                // another writer created it meanwhile: read what is there
+                Err(
+                    object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. },
+                ) => {
+                    segs = self.segments(path, &key).await?;
+                }
                 Err(e) => return Err(backend(path, e)),
+                Ok(()) => {
+                    if let Some(meta) = probe.object {
+                        self.delete_keys(path, vec![key.clone()]).await?;
+                        segs = vec![Segment {
+                            offset: 0,
+                            meta: ObjectMeta {
+                                location: first,
+                                ..meta
+                            },
+                        }];
+                    } else {
+                        segs = vec![Segment {
+                            offset: 0,
+                            meta: ObjectMeta {
+                                location: first,
+                                last_modified: SystemTime::now().into(),
+                                size: 0,
+                                e_tag: None,
+                                version: None,
+                            },
+                        }];
+                    }
+                }
             }
-            if probe.object.is_some() {
-                self.delete_keys(path, vec![key.clone()]).await?;
-            }
-            segs = self.segments(path, &key).await?;
         }
         let start = segs.last().map_or(0, |l| l.offset + l.meta.size);
         // the empty file a writer that wrote nothing leaves: replaced by the first data

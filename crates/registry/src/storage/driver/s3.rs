@@ -569,22 +569,11 @@ async fn push_part(
 impl Driver for S3Driver {
     type Writer = S3Writer;
 
+    /// One GET: files read whole are stored whole (see [`Driver::get_content`]).
     async fn get_content(&self, path: &str) -> DResult<Bytes> {
         let key = self.key(path)?;
-        match self.store.get(&key).await {
-            Ok(r) => return r.bytes().await.map_err(|e| backend(path, e)),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(backend(path, e)),
-        }
-        let segs = self.segments(path, &key).await?;
-        if segs.is_empty() {
-            return Err(not_found(path));
-        }
-        let located = Located::Segments(segs);
-        let mut data = BytesMut::with_capacity(usize::try_from(located.size()).unwrap_or(0));
-        let mut r = self.chain(path, located.parts_from(&key, 0));
-        read_into(&mut r, &mut data, path).await?;
-        Ok(data.freeze())
+        let r = self.store.get(&key).await.map_err(|e| backend(path, e))?;
+        r.bytes().await.map_err(|e| backend(path, e))
     }
 
     /// With `redirect = true`, a presigned GET of the object valid for
@@ -663,54 +652,29 @@ impl Driver for S3Driver {
         } else {
             Vec::new()
         };
-        if segs.is_empty() {
+        if segs.is_empty()
+            && let Some(meta) = probe.object
+        {
             let first = Self::segment_key(&key, 0);
-            let made = match &probe.object {
-                Some(_) => self.store.copy(&key, &first).await,
-                None => self
-                    .store
-                    .put_opts(&first, PutPayload::new(), PutOptions::from(PutMode::Create))
-                    .await
-                    .map(|_| ()),
-            };
-            match made {
-                // another writer created it meanwhile: read what is there
-                Err(
-                    object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. },
-                ) => {
-                    segs = self.segments(path, &key).await?;
+            match self.store.copy(&key, &first).await {
+                Ok(()) => {
+                    self.delete_keys(path, vec![key.clone()]).await?;
+                    segs = vec![Segment {
+                        offset: 0,
+                        meta: ObjectMeta {
+                            location: first,
+                            ..meta
+                        },
+                    }];
                 }
                 Err(e) => return Err(backend(path, e)),
-                Ok(()) => {
-                    if let Some(meta) = probe.object {
-                        self.delete_keys(path, vec![key.clone()]).await?;
-                        segs = vec![Segment {
-                            offset: 0,
-                            meta: ObjectMeta {
-                                location: first,
-                                ..meta
-                            },
-                        }];
-                    } else {
-                        segs = vec![Segment {
-                            offset: 0,
-                            meta: ObjectMeta {
-                                location: first,
-                                last_modified: SystemTime::now().into(),
-                                size: 0,
-                                e_tag: None,
-                                version: None,
-                            },
-                        }];
-                    }
-                }
             }
         }
         let start = segs.last().map_or(0, |l| l.offset + l.meta.size);
         // the empty file a writer that wrote nothing leaves: replaced by the first data
         let replace_empty = segs.len() == 1 && start == 0;
         Ok(S3Writer {
+            missing: segs.is_empty(),
             store: self.store.clone(),
             path: path.to_owned(),
             key,
@@ -828,6 +792,8 @@ pub struct S3Writer {
     key: Key,
     /// Where this writer's segment starts: the file's size when it was opened.
     start: u64,
+    /// Nothing was stored at the path: a commit with nothing written creates it empty.
+    missing: bool,
     replace_empty: bool,
     buf: BytesMut,
     written: u64,
@@ -887,7 +853,7 @@ impl S3Writer {
             u.complete().await.map_err(|e| backend(&self.path, e))?;
             return Ok(size);
         }
-        if self.buf.is_empty() {
+        if self.buf.is_empty() && !self.missing {
             return Ok(size);
         }
         // One PUT: created only if no other writer took this offset meanwhile (the empty
@@ -908,6 +874,11 @@ impl S3Writer {
             .await
         {
             Ok(_) => Ok(size),
+            // another writer made the empty file meanwhile: it exists, as asked
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) if self.written == 0 => Ok(size),
             Err(e) => Err(backend(&self.path, e)),
         }
     }

@@ -223,6 +223,20 @@ impl S3Driver {
         })
     }
 
+    /// One listing of the prefix: proves at start that the endpoint answers, the bucket
+    /// exists and the credentials are accepted, rather than failing the first request.
+    pub async fn check(&self) -> DResult<()> {
+        let prefix = (!self.prefix.is_empty()).then(|| Key::from(&*self.prefix));
+        self.store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map(|_| ())
+            .map_err(|e| DriverError::Backend {
+                path: format!("{}/", self.prefix),
+                source: Box::new(e),
+            })
+    }
+
     fn key(&self, path: &str) -> DResult<Key> {
         let invalid = |reason| DriverError::InvalidPath {
             path: path.to_owned(),

@@ -636,7 +636,24 @@ impl Driver for S3Driver {
             .map_err(|e| backend(path, e))
     }
 
+    /// A file stored whole (every blob) is one GET from `offset`; a written file, or an
+    /// offset the server will not serve a range from (the end), is located first.
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
+        let key = self.key(path)?;
+        let opts = GetOptions {
+            range: (offset > 0).then_some(GetRange::Offset(offset)),
+            ..GetOptions::default()
+        };
+        match self.store.get_opts(&key, opts).await {
+            Ok(r) => {
+                let size = r.meta.size;
+                let s = r.into_stream().map_err(io::Error::other);
+                return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(_) if offset > 0 => {}
+            Err(e) => return Err(backend(path, e)),
+        }
         let (key, located) = self.locate(path).await?;
         let size = located.size();
         if offset > size {
@@ -654,10 +671,10 @@ impl Driver for S3Driver {
         Ok((self.chain(path, located.parts_from(&key, offset)), size))
     }
 
-    /// Opens the file's next segment. A missing file is created at once as an empty segment
-    /// (a file exists from its writer's opening, as on a filesystem); a file that is one
-    /// object (written whole, by `put_content` or `put_new`) first becomes its own first
-    /// segment by a server-side copy, so appends follow all of it.
+    /// Opens the file's next segment. A missing file is created, empty, if the writer
+    /// commits with nothing written; a file that is one object (written whole, by
+    /// `put_content` or `put_new`) first becomes its own first segment by a server-side
+    /// copy, so appends follow all of it.
     async fn writer(&self, path: &str) -> DResult<S3Writer> {
         let key = self.key(path)?;
         let probe = self.probe(path, &key).await?;

@@ -1,0 +1,681 @@
+//! berth registry replicas on one S3 bucket, behind a round-robin nginx, driven by real
+//! clients (skopeo, `berth push`/`pull`, raw distribution-spec requests), each test on
+//! s3s-fs (which checks every signature) and on moto's server:
+//! - an image pushed and pulled through the proxy, requests spread over every replica, and
+//!   a manifest written on one replica read at once on each of the others;
+//! - an upload started on one replica, continued on a second and finished on a third
+//!   (chunks crossing the 5 MiB part boundary), a monolithic upload and a cross-repository
+//!   mount through different replicas;
+//! - a replica SIGKILLed mid-push: the push completes through the survivor and no blob
+//!   whose upload was cut is ever visible;
+//! - `redirect = true`: blob GETs answer 307 to a presigned URL the S3 server itself checks;
+//!   HEADs and manifests are never redirected; off by default.
+//!
+//! The S3 server, nginx and skopeo come from `berth_test_support` (`s3.rs`, `nginx.rs`);
+//! the replica launcher is here because each replica needs the S3 server's credentials in
+//! its environment, which `Registry` does not pass.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use berth_test_support::{
+    ChildGuard, Descriptor, Digest, Http, Layer, Nginx, OciLayout, S3_BUCKET, S3Kind, S3Server,
+    Signing, berth_bin, image_config, random_bytes, requires_tool, wait_until, with_query,
+};
+
+use crate::common::{Skopeo, parse_range, patch_chunk, push_image, verify_tree_in_registry};
+
+const MIB: usize = 1 << 20;
+/// The key prefix every replica of a test shares.
+const PREFIX: &str = "berth";
+const LISTENING: &str = "berth registry listening on http://";
+
+/// One `berth registry serve` on the shared bucket, with its own `--data` directory, on a
+/// port of its choosing; SIGKILLed by PID on drop (its log printed when the test failed).
+struct Replica {
+    child: Option<ChildGuard>,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Replica {
+    fn start(s3: &S3Server, config: &Path) -> Replica {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-replica-")
+            .tempdir()
+            .expect("tempdir");
+        let log_path = dir.path().join("registry.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("replica log");
+        let mut cmd = Command::new(berth_bin());
+        cmd.args(["--log-format", "text", "--log-level", "info"])
+            .args(["registry", "serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .env_remove("RUST_LOG")
+            .env_remove("BERTH_LOG")
+            .env_remove("BERTH_LOG_FORMAT")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        // only the credentials the S3 server was started with (the machine may set others)
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(s3.env());
+        let mut child = ChildGuard::spawn(&mut cmd);
+        let mut addr = None;
+        wait_until(Duration::from_secs(60), || {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            addr = log.split(LISTENING).nth(1).and_then(|rest| {
+                rest.split(|c: char| c.is_whitespace() || c == '/')
+                    .next()?
+                    .parse()
+                    .ok()
+            });
+            let exited = child
+                .child()
+                .and_then(|c| c.try_wait().ok().flatten())
+                .is_some();
+            addr.is_some() || exited
+        });
+        let addr = addr.unwrap_or_else(|| {
+            panic!(
+                "a replica did not start on {}:\n{}",
+                s3.kind.name(),
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            )
+        });
+        Replica {
+            child: Some(child),
+            addr,
+            dir,
+        }
+    }
+
+    fn http(&self) -> Http {
+        Http::new(&format!("http://{}", self.addr), None)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, by PID, and reap.
+    fn kill9(&mut self) {
+        drop(self.child.take());
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail = log.len().saturating_sub(6000);
+            let tail = (tail..log.len())
+                .find(|i| log.is_char_boundary(*i))
+                .unwrap_or(0);
+            eprintln!(
+                "--- replica {} log ---\n{}\n--- end ---",
+                self.addr,
+                &log[tail..]
+            );
+        }
+    }
+}
+
+/// An S3 server, `n` replicas on its bucket (the same configuration file) and nginx.
+struct Replicas {
+    replicas: Vec<Replica>,
+    proxy: Nginx,
+    // after the replicas: they are killed before the server goes
+    s3: S3Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Replicas {
+    /// `extra` is appended to the `[storage.s3]` table (`redirect = true`).
+    fn start(kind: S3Kind, n: usize, extra: &str) -> Replicas {
+        let s3 = S3Server::start(kind);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("registry.toml");
+        berth_test_support::write_file(
+            &config,
+            format!("{}{extra}", s3.berth_config(PREFIX)).as_bytes(),
+        );
+        let replicas: Vec<Replica> = (0..n).map(|_| Replica::start(&s3, &config)).collect();
+        let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+        let proxy = Nginx::round_robin(&addrs);
+        Replicas {
+            replicas,
+            proxy,
+            s3,
+            _dir: dir,
+        }
+    }
+
+    fn addrs(&self) -> BTreeSet<SocketAddr> {
+        self.replicas.iter().map(|r| r.addr).collect()
+    }
+
+    /// The upstreams that answered the logged requests whose method is in `methods`.
+    fn served(&self, methods: &[&str]) -> BTreeSet<SocketAddr> {
+        self.proxy
+            .requests()
+            .iter()
+            .filter(|r| methods.contains(&r.method.as_str()))
+            .flat_map(|r| r.upstreams.iter().copied())
+            .collect()
+    }
+}
+
+/// An image with a 12 MiB layer (a multipart upload at the driver's 8 MiB part size, and
+/// over skopeo's chunk) and two small ones, tagged `v1` in an OCI layout at `dir`.
+fn image(dir: &Path, seed: u64, big: usize) -> Descriptor {
+    let mut layout = OciLayout::new(dir);
+    let layers = [
+        Layer::random(seed, big),
+        Layer::random(seed + 1, 4096),
+        Layer::random(seed + 2, 300_000),
+    ];
+    let d = layout.image(&layers, &image_config("linux", "amd64", &layers));
+    layout.tag(&d, "v1");
+    d
+}
+
+fn skopeo_push(skopeo: &Skopeo, src: &Path, host: &str, repo: &str) -> Output {
+    skopeo.try_run(&[
+        "copy",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", src.display()),
+        &format!("docker://{host}/{repo}:v1"),
+    ])
+}
+
+/// skopeo copies `host/repo:tag` out to a layout; every blob must be `src`'s, byte for byte.
+fn skopeo_pull_and_compare(skopeo: &Skopeo, host: &str, repo: &str, tag: &str, src: &Path) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dst = work.path().join("dst");
+    skopeo.run(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{host}/{repo}:{tag}"),
+        &format!("oci:{}:{tag}", dst.display()),
+    ]);
+    let got = OciLayout::blob_digests(&dst);
+    assert_eq!(
+        got,
+        OciLayout::blob_digests(src),
+        "blobs pulled from {repo}"
+    );
+    for d in got {
+        assert!(
+            OciLayout::read_blob(&dst, &d) == OciLayout::read_blob(src, &d),
+            "blob {d} pulled from {host}/{repo}:{tag} differs"
+        );
+    }
+}
+
+/// `berth ARGS` with its own data directory under `home`; panics unless it succeeds and
+/// returns stdout.
+#[track_caller]
+fn berth(home: &Path, args: &[&str]) -> String {
+    let mut cmd = Command::new(berth_bin());
+    cmd.args(args)
+        .arg("--data")
+        .arg(home.join("data"))
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("DOCKER_CONFIG", home.join("docker"))
+        .env("NO_COLOR", "1");
+    let out = berth_test_support::run_with_timeout(&mut cmd, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// 1. skopeo and berth push and pull through the proxy; every replica serves; a manifest
+///    pushed on one replica is readable at once on every other.
+fn push_and_pull_through_the_proxy(kind: S3Kind) {
+    let rs = Replicas::start(kind, 3, "");
+    let host = rs.proxy.host();
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    let desc = image(&src, 100, 12 * MIB);
+    let skopeo = Skopeo::new();
+
+    let out = skopeo_push(&skopeo, &src, &host, "s3/skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo push through the proxy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verify_tree_in_registry(
+        &Http::new(&rs.proxy.url(), None),
+        "s3/skopeo",
+        &desc.digest,
+        &src,
+    );
+    skopeo_pull_and_compare(&skopeo, &host, "s3/skopeo", "v1", &src);
+
+    // berth: pull what skopeo pushed, push it under another name, pull that back
+    let home = work.path().join("berth");
+    let pulled = berth(&home, &["pull", &format!("{host}/s3/skopeo:v1")]);
+    assert!(
+        pulled.contains(desc.digest.as_str()),
+        "berth pull printed {pulled:?}, not {}",
+        desc.digest
+    );
+    let name = format!("{host}/s3/berth:v1");
+    berth(&home, &["tag", &format!("{host}/s3/skopeo:v1"), &name]);
+    let pushed = berth(&home, &["push", "-q", &name]);
+    assert!(
+        pushed.contains(desc.digest.as_str()),
+        "berth push printed {pushed:?}, not {}",
+        desc.digest
+    );
+    skopeo_pull_and_compare(&skopeo, &host, "s3/berth", "v1", &src);
+    let again = berth(&work.path().join("again"), &["pull", &name]);
+    assert!(again.contains(desc.digest.as_str()), "{again}");
+
+    let requests = rs.proxy.requests();
+    let failed: Vec<_> = requests.iter().filter(|r| r.status >= 500).collect();
+    assert!(failed.is_empty(), "failed through the proxy: {failed:?}");
+    assert_eq!(
+        rs.served(&["GET", "HEAD", "POST", "PATCH", "PUT"]),
+        rs.addrs(),
+        "not every replica served:\n{}",
+        rs.proxy.access_log()
+    );
+    assert!(
+        rs.served(&["POST", "PATCH", "PUT"]).len() >= 2,
+        "the writes all went to one replica:\n{}",
+        rs.proxy.access_log()
+    );
+
+    // a manifest written on one replica directly is read at once on each of the others
+    let first = rs.replicas[0].http();
+    let pushed = push_image(&first, "s3/direct", "fresh", 7, &[1000, 2000]);
+    for other in &rs.replicas[1..] {
+        let h = other.http();
+        for reference in ["fresh", pushed.digest.as_str()] {
+            let r = h.request(
+                "GET",
+                &format!("/v2/s3/direct/manifests/{reference}"),
+                &[("accept", "application/vnd.oci.image.manifest.v1+json")],
+                None,
+            );
+            r.expect_status(
+                200,
+                &format!("manifest {reference} on replica {}", other.addr),
+            );
+            assert_eq!(
+                r.body, pushed.manifest,
+                "manifest {reference} on {}",
+                other.addr
+            );
+        }
+        for d in &pushed.blobs {
+            h.get_verified_blob("s3/direct", d);
+        }
+    }
+}
+
+/// 2. One upload over three replicas; a monolithic upload and a mount across replicas.
+fn an_upload_continues_on_another_replica(kind: S3Kind) {
+    let rs = Replicas::start(kind, 3, "");
+    let [a, b, c] = [0, 1, 2].map(|i| rs.replicas[i].http());
+    let repo = "s3/handover";
+    let chunks = [
+        random_bytes(201, 3 * MIB),
+        random_bytes(202, 4 * MIB), // crosses 5 MiB
+        random_bytes(203, 10),      // tiny last chunk, sent with the PUT
+    ];
+    let whole = chunks.concat();
+    let digest = Digest::sha256_of(&whole);
+
+    // a Location is a path, valid on any replica
+    let loc = a.start_upload(repo);
+    let r = patch_chunk(&a, &loc, &format!("0-{}", chunks[0].len() - 1), &chunks[0]);
+    r.expect_status(202, "PATCH of the first chunk on replica a");
+    let loc = r.header("location").expect("Location").to_owned();
+    let start = chunks[0].len();
+    let end = start + chunks[1].len() - 1;
+    let r = patch_chunk(&b, &loc, &format!("{start}-{end}"), &chunks[1]);
+    r.expect_status(202, "PATCH of the second chunk on replica b");
+    let loc = r.header("location").expect("Location").to_owned();
+
+    let status = c.get(&loc);
+    status.expect_status(204, "upload status on replica c");
+    let range = status.header("range").expect("a Range header");
+    assert_eq!(
+        parse_range(range),
+        (0, end as u64),
+        "replica c's Range after 7 MiB sent to a and b"
+    );
+
+    let r = c.request(
+        "PUT",
+        &with_query(&loc, &format!("digest={digest}")),
+        &[("content-type", "application/octet-stream")],
+        Some(&chunks[2]),
+    );
+    r.expect_status(201, "the PUT that completes the upload on replica c");
+    for (name, h) in [("a", &a), ("b", &b), ("c", &c)] {
+        let head = h.head(&format!("/v2/{repo}/blobs/{digest}"));
+        head.expect_status(200, &format!("HEAD on replica {name}"));
+        assert_eq!(
+            head.header("content-length"),
+            Some(whole.len().to_string().as_str())
+        );
+    }
+    assert!(
+        a.get_verified_blob(repo, &digest) == whole,
+        "replica a's copy"
+    );
+    // it is in the bucket, under the prefix, and in no replica's data directory
+    let listing = rs.s3.request(
+        "GET",
+        &format!("/{S3_BUCKET}?list-type=2&prefix={PREFIX}"),
+        &[],
+        None,
+        Signing::Valid,
+    );
+    assert_eq!(
+        listing.status,
+        200,
+        "listing the bucket: {}",
+        listing.text()
+    );
+    assert!(
+        listing.text().contains(digest.hex()),
+        "no key of blob {digest} under {PREFIX}/ in the bucket:\n{}",
+        listing.text()
+    );
+    for r in &rs.replicas {
+        let local = berth_test_support::walk_files(r.dir.path());
+        assert!(
+            !local
+                .iter()
+                .any(|p| p.to_string_lossy().contains(digest.hex())),
+            "replica {} keeps blob {digest} on its disk: {local:?}",
+            r.addr
+        );
+    }
+
+    // monolithic: POST on b, PUT with the whole body on a
+    let mono = random_bytes(204, 6 * MIB + 17);
+    let mono_digest = Digest::sha256_of(&mono);
+    let loc = b.start_upload(repo);
+    a.request(
+        "PUT",
+        &with_query(&loc, &format!("digest={mono_digest}")),
+        &[("content-type", "application/octet-stream")],
+        Some(&mono),
+    )
+    .expect_status(201, "monolithic PUT on replica a of b's upload");
+    assert!(c.get_verified_blob(repo, &mono_digest) == mono);
+
+    // mount into another repository on c, read on b
+    let other = "s3/mounted";
+    let r = c.request(
+        "POST",
+        &format!("/v2/{other}/blobs/uploads/?mount={digest}&from={repo}"),
+        &[],
+        Some(b""),
+    );
+    r.expect_status(201, "cross-repository mount on replica c");
+    assert!(b.get_verified_blob(other, &digest) == whole);
+    // and a mount from a repository that lacks the blob is not one
+    let missing = Digest::sha256_of(b"never pushed");
+    let r = a.request(
+        "POST",
+        &format!("/v2/{other}/blobs/uploads/?mount={missing}&from={repo}"),
+        &[],
+        Some(b""),
+    );
+    r.expect_status(202, "a mount of a missing blob starts an upload");
+    b.head(&format!("/v2/{other}/blobs/{missing}"))
+        .expect_status(404, "the missing blob after the refused mount");
+}
+
+/// 3. A replica SIGKILLed while skopeo pushes a big layer through nginx.
+fn a_replica_killed_mid_push(kind: S3Kind) {
+    let mut rs = Replicas::start(kind, 2, "");
+    let host = rs.proxy.host();
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    let mut layout = OciLayout::new(&src);
+    let layers: Vec<Layer> = (0..4).map(|i| Layer::random(300 + i, 24 * MIB)).collect();
+    let desc = layout.image(&layers, &image_config("linux", "amd64", &layers));
+    layout.tag(&desc, "v1");
+    let skopeo = Skopeo::new();
+    let repo = "s3/fault";
+    let mut victim = rs.replicas.remove(0);
+    let survivor = rs.replicas[0].addr;
+
+    let (uploading, first) = std::thread::scope(|scope| {
+        let push = scope.spawn(|| skopeo_push(&skopeo, &src, &host, repo));
+        // kill it once uploads have started: skopeo streams its layers in parallel, so
+        // PATCHes are in flight on both replicas (nginx logs a request when it ends)
+        let uploading = wait_until(Duration::from_secs(120), || {
+            rs.proxy.requests().iter().any(|r| r.method == "POST")
+        });
+        victim.kill9();
+        (uploading, push.join().expect("the push thread"))
+    });
+    // the kill cut something: the push failed, or a request on the victim ended in an
+    // error nginx logged (502 on a reset connection) or retried elsewhere
+    let cut: Vec<_> = rs
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.upstreams.contains(&victim.addr) && (r.status >= 500 || r.upstreams.len() > 1)
+        })
+        .collect();
+    eprintln!(
+        "{}: the push cut by the kill {}; requests cut on the victim: {cut:?}",
+        kind.name(),
+        if first.status.success() {
+            "still succeeded (skopeo retried)"
+        } else {
+            "failed"
+        },
+    );
+    assert!(
+        uploading,
+        "no upload went through the proxy:\n{}",
+        rs.proxy.access_log()
+    );
+    assert!(
+        !first.status.success() || !cut.is_empty(),
+        "the kill cut nothing (it came too late):\n{}",
+        rs.proxy.access_log()
+    );
+
+    // nothing half-visible: a blob the survivor calls present is whole
+    let h = rs.replicas[0].http();
+    let check_visible_blobs_are_whole = |when: &str| {
+        for d in OciLayout::blob_digests(&src) {
+            let head = h.head(&format!("/v2/{repo}/blobs/{d}"));
+            if head.status == 200 {
+                let want = OciLayout::read_blob(&src, &d);
+                assert_eq!(
+                    head.header("content-length"),
+                    Some(want.len().to_string().as_str()),
+                    "{when}: HEAD {d}"
+                );
+                assert!(h.get_verified_blob(repo, &d) == want, "{when}: blob {d}");
+            } else {
+                assert_eq!(head.status, 404, "{when}: HEAD {d}");
+            }
+        }
+    };
+    check_visible_blobs_are_whole("after the kill");
+
+    let before = rs.proxy.requests().len();
+    let retry = skopeo_push(&skopeo, &src, &host, repo);
+    assert!(
+        retry.status.success(),
+        "the push re-run through the proxy after the kill: {}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    check_visible_blobs_are_whole("after the retry");
+    verify_tree_in_registry(&h, repo, &desc.digest, &src);
+    skopeo_pull_and_compare(&skopeo, &host, repo, "v1", &src);
+    let after = rs.proxy.requests().split_off(before);
+    let bad: Vec<_> = after
+        .iter()
+        .filter(|r| r.upstreams.last() != Some(&survivor) || r.status >= 500)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "after the kill these did not end well on the survivor {survivor}: {bad:?}"
+    );
+}
+
+/// 4. `redirect = true`: blob GETs answer 307 to a presigned URL; HEADs and manifests do
+///    not; skopeo follows it. `redirect` unset: the registry streams.
+fn presigned_redirects(kind: S3Kind) {
+    let rs = Replicas::start(kind, 2, "redirect = true\n");
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    let desc = image(&src, 400, 9 * MIB);
+    let skopeo = Skopeo::new();
+    let host = rs.proxy.host();
+    let out = skopeo_push(&skopeo, &src, &host, "s3/redirect");
+    assert!(
+        out.status.success(),
+        "skopeo push with redirect on: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let repo = "s3/redirect";
+    let h = rs.replicas[1].http();
+    let manifest = OciLayout::read_blob(&src, &desc.digest);
+    for reference in ["v1", desc.digest.as_str()] {
+        let r = h.request(
+            "GET",
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("accept", "application/vnd.oci.image.manifest.v1+json")],
+            None,
+        );
+        r.expect_status(200, &format!("manifest {reference} with redirect on"));
+        assert_eq!(r.body, manifest);
+    }
+    for d in OciLayout::blob_digests(&src)
+        .into_iter()
+        .filter(|d| *d != desc.digest)
+    {
+        let want = OciLayout::read_blob(&src, &d);
+        let head = h.head(&format!("/v2/{repo}/blobs/{d}"));
+        head.expect_status(200, &format!("HEAD blob {d} with redirect on"));
+        assert_eq!(
+            head.header("content-length"),
+            Some(want.len().to_string().as_str())
+        );
+        let r = h.get(&format!("/v2/{repo}/blobs/{d}"));
+        r.expect_status(307, &format!("GET blob {d} with redirect on"));
+        let location = r.header("location").expect("a 307 has a Location");
+        assert!(
+            location.starts_with(&rs.s3.endpoint()),
+            "{location} is not on the S3 server {}",
+            rs.s3.endpoint()
+        );
+        let served = rs.s3.get_url(location);
+        assert_eq!(served.status, 200, "the presigned URL: {}", served.text());
+        assert!(
+            served.body == want,
+            "the presigned URL serves another body for {d}"
+        );
+        if kind == S3Kind::S3sFs {
+            // s3s-fs checks the signature: the URL works because it is signed right
+            let (head, sig) = location
+                .rsplit_once("X-Amz-Signature=")
+                .expect("a signature in the presigned URL");
+            let flipped: String = sig
+                .chars()
+                .map(|c| if c == '0' { '1' } else { '0' })
+                .collect();
+            let tampered = rs.s3.get_url(&format!("{head}X-Amz-Signature={flipped}"));
+            assert_eq!(tampered.status, 403, "a tampered presigned URL was served");
+        }
+    }
+    // skopeo follows the redirect; the blob GETs through the proxy were all 307s
+    skopeo_pull_and_compare(&skopeo, &host, repo, "v1", &src);
+    let blob_gets: Vec<_> = rs
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.uri.contains("/blobs/sha256:"))
+        .collect();
+    assert!(
+        !blob_gets.is_empty(),
+        "skopeo fetched no blob through the proxy"
+    );
+    assert!(
+        blob_gets.iter().all(|r| r.status == 307),
+        "blob GETs through the proxy not redirected: {blob_gets:?}"
+    );
+
+    // redirect unset: the same registry streams
+    let plain = Replicas::start(kind, 1, "");
+    let h = plain.replicas[0].http();
+    let blob = random_bytes(401, 100_000);
+    let d = h.push_blob(repo, &blob);
+    let r = h.get(&format!("/v2/{repo}/blobs/{d}"));
+    r.expect_status(200, "GET blob with redirect unset");
+    assert!(r.body == blob);
+}
+
+/// One module per server, one test per scenario (each takes the server kind).
+macro_rules! replica_tests {
+    ($module:ident, $kind:expr) => {
+        mod $module {
+            use super::*;
+
+            replica_tests!(@each $kind,
+                push_and_pull_through_the_proxy_with_skopeo_and_berth
+                    => push_and_pull_through_the_proxy,
+                an_upload_continues_on_another_replica_and_completes_on_a_third
+                    => an_upload_continues_on_another_replica,
+                a_push_cut_by_killing_one_replica_completes_through_the_other
+                    => a_replica_killed_mid_push,
+                blob_gets_redirect_to_presigned_urls_only_when_asked
+                    => presigned_redirects,
+            );
+        }
+    };
+    (@each $kind:expr, $($test:ident => $check:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                requires_tool!("curl", "skopeo", "nginx");
+                if $kind.missing() {
+                    return;
+                }
+                $check($kind);
+            }
+        )+
+    };
+}
+
+replica_tests!(s3s_fs, S3Kind::S3sFs);
+replica_tests!(moto, S3Kind::Moto);

@@ -9,7 +9,9 @@
 //! - a replica SIGKILLed mid-push: the push completes through the survivor and no blob
 //!   whose upload was cut is ever visible;
 //! - `redirect = true`: blob GETs answer 307 to a presigned URL the S3 server itself checks;
-//!   HEADs and manifests are never redirected; off by default.
+//!   HEADs and manifests are never redirected; off by default;
+//! - with authentication, replicas given one token key (as the README says) accept each
+//!   other's tokens, and skopeo logs in and pushes through the proxy.
 //!
 //! The S3 server, nginx and skopeo come from `berth_test_support` (`s3.rs`, `nginx.rs`);
 //! the replica launcher is here because each replica needs the S3 server's credentials in
@@ -43,10 +45,39 @@ struct Replica {
 
 impl Replica {
     fn start(s3: &S3Server, config: &Path) -> Replica {
+        Replica::start_with(s3, config, None, None)
+    }
+
+    /// With `htpasswd`, authentication on; with `token_key`, that key in its data
+    /// directory (`registry/token.key`, 0600) before it starts, as the README tells
+    /// operators to give every replica the same one.
+    fn start_with(
+        s3: &S3Server,
+        config: &Path,
+        htpasswd: Option<&Path>,
+        token_key: Option<&[u8]>,
+    ) -> Replica {
         let dir = tempfile::Builder::new()
             .prefix("berth-replica-")
             .tempdir()
             .expect("tempdir");
+        if let Some(key) = token_key {
+            use std::io::Write as _;
+            use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+            let state = dir.path().join("data/registry");
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&state)
+                .expect("the replica's data directory");
+            std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(state.join("token.key"))
+                .and_then(|mut f| f.write_all(key))
+                .expect("the replica's token key");
+        }
         let log_path = dir.path().join("registry.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -59,6 +90,7 @@ impl Replica {
             .arg(config)
             .arg("--data")
             .arg(dir.path().join("data"))
+            .args(htpasswd.iter().flat_map(|h| [Path::new("--htpasswd"), h]))
             .env_remove("RUST_LOG")
             .env_remove("BERTH_LOG")
             .env_remove("BERTH_LOG_FORMAT")
@@ -105,6 +137,11 @@ impl Replica {
 
     fn http(&self) -> Http {
         Http::new(&format!("http://{}", self.addr), None)
+    }
+
+    /// Its bearer-token signing key.
+    fn token_key(&self) -> Vec<u8> {
+        std::fs::read(self.dir.path().join("data/registry/token.key")).expect("token.key")
     }
 
     fn log(&self) -> String {
@@ -195,25 +232,41 @@ fn image(dir: &Path, seed: u64, big: usize) -> Descriptor {
 }
 
 fn skopeo_push(skopeo: &Skopeo, src: &Path, host: &str, repo: &str) -> Output {
-    skopeo.try_run(&[
-        "copy",
-        "--preserve-digests",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", src.display()),
-        &format!("docker://{host}/{repo}:v1"),
-    ])
+    skopeo_push_with(skopeo, &[], src, host, repo)
+}
+
+/// `skopeo copy` of `src`'s `v1` to `host/repo:v1`, `extra` flags after `copy`.
+fn skopeo_push_with(skopeo: &Skopeo, extra: &[&str], src: &Path, host: &str, repo: &str) -> Output {
+    let from = format!("oci:{}:v1", src.display());
+    let to = format!("docker://{host}/{repo}:v1");
+    let mut args = vec!["copy", "--preserve-digests", "--dest-tls-verify=false"];
+    args.extend_from_slice(extra);
+    args.extend([from.as_str(), to.as_str()]);
+    skopeo.try_run(&args)
 }
 
 /// skopeo copies `host/repo:tag` out to a layout; every blob must be `src`'s, byte for byte.
 fn skopeo_pull_and_compare(skopeo: &Skopeo, host: &str, repo: &str, tag: &str, src: &Path) {
+    skopeo_pull_and_compare_with(skopeo, &[], host, repo, tag, src);
+}
+
+/// [`skopeo_pull_and_compare`] with `extra` flags after `copy`.
+fn skopeo_pull_and_compare_with(
+    skopeo: &Skopeo,
+    extra: &[&str],
+    host: &str,
+    repo: &str,
+    tag: &str,
+    src: &Path,
+) {
     let work = tempfile::tempdir().expect("tempdir");
     let dst = work.path().join("dst");
-    skopeo.run(&[
-        "copy",
-        "--src-tls-verify=false",
-        &format!("docker://{host}/{repo}:{tag}"),
-        &format!("oci:{}:{tag}", dst.display()),
-    ]);
+    let from = format!("docker://{host}/{repo}:{tag}");
+    let to = format!("oci:{}:{tag}", dst.display());
+    let mut args = vec!["copy", "--src-tls-verify=false"];
+    args.extend_from_slice(extra);
+    args.extend([from.as_str(), to.as_str()]);
+    skopeo.run(&args);
     let got = OciLayout::blob_digests(&dst);
     assert_eq!(
         got,
@@ -645,6 +698,99 @@ fn presigned_redirects(kind: S3Kind) {
     assert!(r.body == blob);
 }
 
+/// 5. With authentication, replicas sharing one token key are one registry to a client:
+///    skopeo logs in and pushes through the proxy, a token one replica issued opens the
+///    other; a replica with its own key refuses it.
+fn authenticated_replicas_share_the_token_key(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("registry.toml");
+    s3.write_berth_config(&config, PREFIX);
+    let htpasswd = dir.path().join("htpasswd");
+    let out = berth_test_support::run_with_timeout(
+        Command::new("htpasswd").args(["-Bbn", "alice", "s3cret"]),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "htpasswd: {out:?}");
+    berth_test_support::write_file(&htpasswd, &out.stdout);
+
+    let a = Replica::start_with(&s3, &config, Some(&htpasswd), None);
+    let key = a.token_key();
+    let b = Replica::start_with(&s3, &config, Some(&htpasswd), Some(&key));
+    let stranger = Replica::start_with(&s3, &config, Some(&htpasswd), None);
+    assert_ne!(
+        stranger.token_key(),
+        key,
+        "two replicas made the same random key"
+    );
+    let proxy = Nginx::round_robin(&[a.addr, b.addr]);
+
+    let repo = "s3/authed";
+    let token = a
+        .http()
+        .basic("alice", "s3cret")
+        .token(&format!("repository:{repo}:pull,push"));
+    let path = format!("/v2/{repo}/tags/list");
+    b.http().bearer(&token).get(&path).expect_status(
+        404,
+        "replica b with a's token (authorized; the repository is empty)",
+    );
+    stranger
+        .http()
+        .bearer(&token)
+        .get(&path)
+        .expect_status(401, "a replica with another token key, with a's token");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    image(&src, 500, 6 * MIB);
+    let skopeo = Skopeo::new();
+    let authfile = skopeo.authfile().display().to_string();
+    skopeo.run(&[
+        "login",
+        "--tls-verify=false",
+        "--authfile",
+        &authfile,
+        "-u",
+        "alice",
+        "-p",
+        "s3cret",
+        &proxy.host(),
+    ]);
+    let out = skopeo_push_with(
+        &skopeo,
+        &["--authfile", &authfile],
+        &src,
+        &proxy.host(),
+        repo,
+    );
+    assert!(
+        out.status.success(),
+        "an authenticated skopeo push through the proxy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    skopeo_pull_and_compare_with(
+        &skopeo,
+        &["--authfile", &authfile],
+        &proxy.host(),
+        repo,
+        "v1",
+        &src,
+    );
+    let writers: BTreeSet<SocketAddr> = proxy
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PATCH" | "PUT") && r.status < 400)
+        .flat_map(|r| r.upstreams.iter().copied())
+        .collect();
+    assert_eq!(
+        writers,
+        [a.addr, b.addr].into(),
+        "authenticated writes did not reach both replicas:\n{}",
+        proxy.access_log()
+    );
+}
+
 /// One module per server, one test per scenario (each takes the server kind).
 macro_rules! replica_tests {
     ($module:ident, $kind:expr) => {
@@ -660,6 +806,8 @@ macro_rules! replica_tests {
                     => a_replica_killed_mid_push,
                 blob_gets_redirect_to_presigned_urls_only_when_asked
                     => presigned_redirects,
+                authenticated_replicas_with_one_token_key_accept_each_others_tokens
+                    => authenticated_replicas_share_the_token_key,
             );
         }
     };
@@ -667,7 +815,7 @@ macro_rules! replica_tests {
         $(
             #[test]
             fn $test() {
-                requires_tool!("curl", "skopeo", "nginx");
+                requires_tool!("curl", "skopeo", "nginx", "htpasswd");
                 if $kind.missing() {
                     return;
                 }

@@ -604,6 +604,141 @@ fn a_replica_killed_mid_push(kind: S3Kind) {
     );
 }
 
+/// Send the head of a `PATCH` of `total` bytes from `offset` and the first `sent` of them;
+/// the caller cuts it (drops the socket, or kills the replica).
+fn start_patch(
+    addr: SocketAddr,
+    loc: &str,
+    offset: usize,
+    sent: &[u8],
+    total: usize,
+) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let mut sock = std::net::TcpStream::connect(addr).expect("connect to the replica");
+    write!(
+        sock,
+        "PATCH {loc} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Range: {offset}-{}\r\nContent-Length: {total}\r\n\r\n",
+        offset + total - 1,
+    )
+    .expect("PATCH headers");
+    sock.write_all(sent).expect("the PATCH's first bytes");
+    sock.flush().expect("flush");
+    sock
+}
+
+/// Where the upload at `loc` stands on `h` (the offset the next chunk starts at).
+fn upload_offset(h: &Http, loc: &str, what: &str) -> usize {
+    let status = h.get(loc);
+    status.expect_status(204, what);
+    let (_, last) = parse_range(status.header("range").expect("Range"));
+    usize::try_from(last + 1).expect("offset")
+}
+
+/// PATCH `data[offset..]` to the upload at `loc` on `h`, then PUT its digest: 201.
+fn finish_upload(h: &Http, loc: &str, data: &[u8], offset: usize, who: &str) {
+    let range = format!("{offset}-{}", data.len() - 1);
+    let r = patch_chunk(h, loc, &range, &data[offset..]);
+    r.expect_status(202, &format!("the rest of the upload PATCHed on {who}"));
+    let loc = r.header("location").expect("Location");
+    let put = with_query(loc, &format!("digest={}", Digest::sha256_of(data)));
+    h.request("PUT", &put, &[], Some(b""))
+        .expect_status(201, &format!("the PUT that completes the upload on {who}"));
+}
+
+/// 3b. An upload whose PATCH is cut by SIGKILLing the replica that took it resumes on
+///     another replica from the offset that replica reports, and completes whole; so does
+///     one whose client went away mid-PATCH.
+fn an_upload_cut_by_a_kill_resumes_elsewhere(kind: S3Kind) {
+    let mut rs = Replicas::start(kind, 3, "");
+    let mut a = rs.replicas.remove(0);
+    let b = rs.replicas[0].http();
+    let repo = "s3/resumed";
+    let data = random_bytes(600, 24 * MIB);
+    let digest = Digest::sha256_of(&data);
+    let first = 3 * MIB;
+
+    let ha = a.http();
+    let loc = ha.start_upload(repo);
+    let r = patch_chunk(&ha, &loc, &format!("0-{}", first - 1), &data[..first]);
+    r.expect_status(202, "the first PATCH on replica a");
+    let loc = r.header("location").expect("Location").to_owned();
+    assert!(loc.starts_with('/'), "a Location that is not a path: {loc}");
+
+    // 12 MiB of a 21 MiB PATCH (over a part boundary), then the replica dies
+    let sock = start_patch(
+        a.addr,
+        &loc,
+        first,
+        &data[first..15 * MIB],
+        data.len() - first,
+    );
+    a.kill9();
+    drop(sock);
+
+    let offset = upload_offset(&b, &loc, "the cut upload's status on replica b");
+    eprintln!(
+        "{}: the upload cut at 15 MiB resumes from {offset}",
+        kind.name()
+    );
+    assert!(
+        (first..=15 * MIB).contains(&offset),
+        "replica b reports {offset} bytes, outside what was sent (3 MiB..=15 MiB)"
+    );
+    b.head(&format!("/v2/{repo}/blobs/{digest}"))
+        .expect_status(404, "the blob of the cut upload");
+    finish_upload(&b, &loc, &data, offset, "replica b, after the kill");
+    assert!(
+        b.get_verified_blob(repo, &digest) == data,
+        "the resumed blob"
+    );
+
+    // a client that goes away mid-PATCH on a live replica: what that replica kept (if
+    // anything) is where another continues
+    let c = rs.replicas[1].http();
+    let data = random_bytes(601, 24 * MIB);
+    let digest = Digest::sha256_of(&data);
+    let loc = b.start_upload(repo);
+    let r = patch_chunk(&b, &loc, &format!("0-{}", first - 1), &data[..first]);
+    r.expect_status(202, "the first PATCH on replica b");
+    let loc = r.header("location").expect("Location").to_owned();
+    let sock = start_patch(
+        rs.replicas[0].addr,
+        &loc,
+        first,
+        &data[first..15 * MIB],
+        data.len() - first,
+    );
+    drop(sock);
+    let mut offset = first;
+    // until it has grown and reads the same twice (a segment commits whole, but a replica
+    // that kept several would show each)
+    let mut last_read = first;
+    let kept = wait_until(Duration::from_secs(15), || {
+        offset = upload_offset(&c, &loc, "the abandoned PATCH's upload on replica c");
+        let settled = offset > first && offset == last_read;
+        last_read = offset;
+        settled
+    });
+    eprintln!(
+        "{}: a PATCH whose client went away after 15 MiB: {}",
+        kind.name(),
+        if kept {
+            format!("kept, resumes from {offset}")
+        } else {
+            "dropped".into()
+        }
+    );
+    assert!(
+        offset <= 15 * MIB,
+        "replica c reports {offset} bytes, more than were sent"
+    );
+    finish_upload(&c, &loc, &data, offset, "replica c, after the client left");
+    assert!(
+        b.get_verified_blob(repo, &digest) == data,
+        "the blob resumed after a client left"
+    );
+}
+
 /// 4. `redirect = true`: blob GETs answer 307 to a presigned URL; HEADs and manifests do
 ///    not; skopeo follows it. `redirect` unset: the registry streams.
 fn presigned_redirects(kind: S3Kind) {
@@ -804,6 +939,8 @@ macro_rules! replica_tests {
                     => an_upload_continues_on_another_replica,
                 a_push_cut_by_killing_one_replica_completes_through_the_other
                     => a_replica_killed_mid_push,
+                an_upload_cut_by_killing_its_replica_resumes_on_another
+                    => an_upload_cut_by_a_kill_resumes_elsewhere,
                 blob_gets_redirect_to_presigned_urls_only_when_asked
                     => presigned_redirects,
                 authenticated_replicas_with_one_token_key_accept_each_others_tokens

@@ -388,6 +388,36 @@ fn push_and_pull_through_the_proxy(kind: S3Kind) {
             h.get_verified_blob("s3/direct", d);
         }
     }
+
+    // the tag moved on another replica, and the old manifest deleted on a third: every
+    // replica sees both at once (no replica's read cache keeps the old answer)
+    let manifest_on = |r: &Replica, reference: &str| {
+        r.http().request(
+            "GET",
+            &format!("/v2/s3/direct/manifests/{reference}"),
+            &[("accept", "application/vnd.oci.image.manifest.v1+json")],
+            None,
+        )
+    };
+    let moved = push_image(&rs.replicas[1].http(), "s3/direct", "fresh", 8, &[1500]);
+    for r in &rs.replicas {
+        let got = manifest_on(r, "fresh");
+        got.expect_status(200, &format!("the moved tag on {}", r.addr));
+        assert_eq!(got.body, moved.manifest, "the moved tag on {}", r.addr);
+    }
+    rs.replicas[2]
+        .http()
+        .request(
+            "DELETE",
+            &format!("/v2/s3/direct/manifests/{}", pushed.digest),
+            &[],
+            None,
+        )
+        .expect_status(202, "deleting the first manifest on the third replica");
+    for r in &rs.replicas {
+        manifest_on(r, pushed.digest.as_str())
+            .expect_status(404, &format!("the deleted manifest on {}", r.addr));
+    }
 }
 
 /// 2. One upload over three replicas; a monolithic upload and a mount across replicas.

@@ -37,7 +37,14 @@ impl<'a, D: Driver> Blobs<'a, D> {
     /// Size of the blob if it is linked into this repository and its content exists.
     pub async fn size(&self, d: &Digest) -> Result<Option<u64>> {
         let driver = self.repo.driver();
-        if missing_ok(driver.stat(&paths::layer_link(self.repo.name, d)).await)?.is_none() {
+        // the link read whole: one GET on object storage whether it is there or not
+        if missing_ok(
+            driver
+                .get_content(&paths::layer_link(self.repo.name, d))
+                .await,
+        )?
+        .is_none()
+        {
             return Ok(None);
         }
         self.repo.reg.blob_size(d).await

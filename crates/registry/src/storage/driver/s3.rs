@@ -19,11 +19,12 @@
 //!   `+` starts no component the storage layer builds, so segments never collide with paths,
 //!   and a written file's key is never also a prefix (which filesystem-backed servers such
 //!   as s3s-fs cannot store).
-//! - **What a path is** (an object, a written file, a prefix, nothing) is learnt from one
-//!   listing of its parent rather than a HEAD: the answer covers all four at the cost of one
-//!   request, and works on servers that cannot HEAD a prefix (s3s-fs answers 500 for a key
-//!   that is a directory on its disk, and keeps emptied directories). The layout keeps
-//!   parents small (a blob's or link's parent holds one or two names).
+//! - **What a path is** (an object, a written file, a prefix, nothing): `stat` asks a HEAD
+//!   first, not retried (a stored file is one request); whatever it does not answer is
+//!   learnt from a listing of the written file's segments and then of its parent, which
+//!   covers the other three and works on servers that cannot HEAD a prefix (s3s-fs answers
+//!   500 for a key that is a directory on its disk, and keeps emptied directories). The
+//!   layout keeps parents small (a blob's or link's parent holds one or two names).
 //! - **Moves** are server-side copies (`CopyObject`) then deletes; a file of several segments
 //!   (a chunked upload) is concatenated into one object as it is copied, through this process
 //!   in `part_size` parts. A copy replaces the target whole, so a reader sees the old or the
@@ -135,6 +136,8 @@ impl S3Config {
 #[derive(Debug, Clone)]
 pub struct S3Driver {
     store: Arc<AmazonS3>,
+    /// The same client without retries, for HEADs whose failure a listing then explains.
+    probe_store: Arc<AmazonS3>,
     prefix: Arc<str>,
     part_size: usize,
     redirect: bool,
@@ -213,9 +216,18 @@ impl S3Driver {
         if let Some(e) = &config.endpoint {
             b = b.with_endpoint(e);
         }
+        let probe_store = b
+            .clone()
+            .with_retry(RetryConfig {
+                max_retries: 0,
+                ..RetryConfig::default()
+            })
+            .build()
+            .map_err(S3SetupError::Client)?;
         let store = b.build().map_err(S3SetupError::Client)?;
         Ok(S3Driver {
             store: Arc::new(store),
+            probe_store: Arc::new(probe_store),
             prefix: config.prefix.trim_matches('/').into(),
             // validated above to be at most 5 GiB
             part_size: usize::try_from(config.part_size).unwrap_or(usize::MAX),
@@ -719,8 +731,28 @@ impl Driver for S3Driver {
         })
     }
 
+    /// A HEAD first (not retried): a file stored whole — every blob, link and record — is
+    /// one request, priced as a GET. Anything else (not found, a written file, a prefix, or
+    /// a HEAD that failed, as s3s-fs's does on a key that is a directory on its disk) is
+    /// decided by listings, which are retried.
     async fn stat(&self, path: &str) -> DResult<FileInfo> {
         let key = self.key(path)?;
+        if let Ok(meta) = self.probe_store.head(&key).await {
+            return Ok(FileInfo {
+                size: meta.size,
+                modified: Some(meta.last_modified.into()),
+                is_dir: false,
+            });
+        }
+        let segs = self.segments(path, &key).await?;
+        if !segs.is_empty() {
+            let l = Located::Segments(segs);
+            return Ok(FileInfo {
+                size: l.size(),
+                modified: l.modified(),
+                is_dir: false,
+            });
+        }
         let probe = self.probe(path, &key).await?;
         let dir = probe.dir;
         match self.located(path, &key, probe).await? {

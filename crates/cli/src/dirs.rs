@@ -137,3 +137,15 @@ pub fn cni_plugin_dirs() -> Vec<PathBuf> {
         None => vec![PathBuf::from("/usr/lib/cni"), PathBuf::from("/opt/cni/bin")],
     }
 }
+
+/// The `AWS_*` variables and `HOME`, which the S3 driver reads credentials and settings
+/// from as the AWS CLI does.
+pub fn aws_env() -> berth_registry::storage::s3::AwsEnv {
+    berth_registry::storage::s3::AwsEnv {
+        vars: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .collect(),
+        home: std::env::var_os("HOME").map(PathBuf::from),
+    }
+}

@@ -135,6 +135,21 @@ impl AtomicFile {
         self.file.as_ref()
     }
 
+    /// Flush and `fsync` the temporary file, closing it.
+    fn sync_temp(&mut self) -> Result<(), FsError> {
+        if let Some(file) = self.file.take() {
+            self.behind.finish().map_err(|source| FsError::Sync {
+                path: self.temp.clone(),
+                source,
+            })?;
+            file.sync_all().map_err(|source| FsError::Sync {
+                path: self.temp.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
     /// Flush, `fsync`, rename over the destination and `fsync` its directory.
     pub fn commit(self) -> Result<PathBuf, FsError> {
         self.commit_verified(|_| Ok(()))
@@ -146,16 +161,7 @@ impl AtomicFile {
     where
         F: FnOnce(&Path) -> Result<(), Box<dyn std::error::Error + Send + Sync>>,
     {
-        if let Some(file) = self.file.take() {
-            self.behind.finish().map_err(|source| FsError::Sync {
-                path: self.temp.clone(),
-                source,
-            })?;
-            file.sync_all().map_err(|source| FsError::Sync {
-                path: self.temp.clone(),
-                source,
-            })?;
-        }
+        self.sync_temp()?;
         verify(&self.temp).map_err(|source| FsError::Verify {
             path: self.dest.clone(),
             source,
@@ -163,6 +169,27 @@ impl AtomicFile {
         rename_durable(&self.temp, &self.dest)?;
         // Renamed: nothing left for Drop to clean up.
         self.temp = PathBuf::new();
+        Ok(self.dest.clone())
+    }
+
+    /// As [`AtomicFile::commit`], but only if nothing exists at the destination: the
+    /// temporary file is flushed, `fsync`ed and hard-linked (`link(2)`, which never replaces)
+    /// to the destination, then removed, and the directory is `fsync`ed. Of many concurrent
+    /// `commit_new`s on one destination, from any process, exactly one succeeds; the others
+    /// fail with [`FsError::Link`] of kind `AlreadyExists` and leave the destination as it
+    /// was. (`link` rather than `renameat2(RENAME_NOREPLACE)`: every local filesystem has it.)
+    pub fn commit_new(mut self) -> Result<PathBuf, FsError> {
+        self.sync_temp()?;
+        std::fs::hard_link(&self.temp, &self.dest).map_err(|source| FsError::Link {
+            from: self.temp.clone(),
+            to: self.dest.clone(),
+            source,
+        })?;
+        // Linked: the temporary name goes (Drop would do it too), then the entry is made
+        // durable. A crash before the removal leaves a dot-file, which listings skip.
+        let _ = std::fs::remove_file(&self.temp);
+        self.temp = PathBuf::new();
+        sync_dir(parent_of(&self.dest))?;
         Ok(self.dest.clone())
     }
 }
@@ -310,6 +337,57 @@ mod tests {
         assert!(matches!(err, FsError::Verify { .. }));
         assert_eq!(std::fs::read(&dest).unwrap(), b"good");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn commit_new_creates_once_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a/lease");
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.write_all(b"first").unwrap();
+        f.commit_new().unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"first");
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.write_all(b"second").unwrap();
+        let err = f.commit_new().unwrap_err();
+        assert_eq!(
+            err.io_kind(),
+            Some(std::io::ErrorKind::AlreadyExists),
+            "{err}"
+        );
+        assert!(err.to_string().contains("lease"), "{err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"first");
+        // neither attempt leaves its temporary file behind
+        let names: Vec<_> = std::fs::read_dir(dest.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("lease")]);
+    }
+
+    #[test]
+    fn concurrent_commit_new_has_exactly_one_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x");
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16u8)
+                .map(|i| {
+                    let dest = &dest;
+                    s.spawn(move || {
+                        let mut f = AtomicFile::create(dest).unwrap();
+                        f.write_all(&[i; 512]).unwrap();
+                        f.commit_new().map(|_| i)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let winners: Vec<u8> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        assert_eq!(std::fs::read(&dest).unwrap(), vec![winners[0]; 512]);
     }
 
     #[test]

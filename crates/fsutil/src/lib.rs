@@ -62,6 +62,13 @@ pub enum FsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to link {from} to {to}")]
+    Link {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to create directory {path}")]
     CreateDir {
         path: PathBuf,
@@ -97,6 +104,7 @@ impl FsError {
             | FsError::Write { source, .. }
             | FsError::Sync { source, .. }
             | FsError::Rename { source, .. }
+            | FsError::Link { source, .. }
             | FsError::CreateDir { source, .. }
             | FsError::Open { source, .. } => Some(source.kind()),
             FsError::Verify { .. } | FsError::Escape { .. } => None,

@@ -18,6 +18,30 @@
 //! min_free_bytes = 268435456            # below this much free space (statvfs of the root),
 //!                                       # uploads and manifest pushes get 503 UNAVAILABLE
 //!                                       # with Retry-After; 0 turns the check off
+//!                                       # (filesystem only: object storage has no limit)
+//! driver = "filesystem"                 # or "s3": every replica on one bucket is one registry
+//!
+//! [storage.s3]                          # with driver = "s3"
+//! bucket = "registry"
+//! region = "us-east-1"                  # unset: AWS_REGION, else us-east-1
+//! endpoint = "https://s3.example.com"   # an S3-compatible service (unset: AWS)
+//! prefix = "berth"                      # keys under this prefix
+//! path_style = false                    # true: endpoint/bucket/key (most self-hosted services)
+//! allow_http = false                    # true allows an http:// endpoint
+//! ca_file = "/etc/berth/s3-ca.pem"      # extra CA certificates for the endpoint
+//! part_size = 8388608                   # multipart part size, 5 MiB to 5 GiB
+//! redirect = false                      # blob GETs redirect to presigned URLs
+//! # credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), else
+//! # ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), else web identity or
+//! # instance metadata
+//!
+//! [storage.cache]                       # in-process read cache of blob data only (sizes,
+//!                                       # and bytes of small blobs: manifests, configs);
+//!                                       # never tags or links, so replicas stay consistent
+//! max_bytes = 67108864                  # total, each entry charged 256 bytes + content;
+//!                                       # 0 turns the cache off
+//! max_entries = 65536                   # entries; 0 turns the cache off
+//! max_entry_bytes = 4194304             # larger content is not kept (its size is); 0: sizes only
 //!
 //! [gc]
 //! grace_secs = 3600                     # never collect a blob younger than this
@@ -108,6 +132,58 @@ pub struct StorageConfig {
     pub max_upload_bytes: u64,
     /// Free space (bytes) below which writes are refused with 503; 0 disables the check.
     pub min_free_bytes: u64,
+    /// Where blobs and manifests live.
+    pub driver: DriverKind,
+    /// The bucket, with `driver = "s3"`.
+    pub s3: Option<crate::storage::s3::S3Config>,
+    /// The read cache of blob data (`[storage.cache]`).
+    pub cache: CacheConfig,
+}
+
+/// `storage.driver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverKind {
+    /// Files under the data directory.
+    #[default]
+    Filesystem,
+    /// An S3-compatible bucket (`[storage.s3]`), which several replicas may share.
+    S3,
+}
+
+/// `[storage.cache]`: the bounds of [`crate::storage::cache::BlobCache`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    pub max_bytes: u64,
+    pub max_entries: usize,
+    pub max_entry_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig::from(crate::storage::CacheLimits::default())
+    }
+}
+
+impl From<crate::storage::CacheLimits> for CacheConfig {
+    fn from(l: crate::storage::CacheLimits) -> Self {
+        CacheConfig {
+            max_bytes: l.max_bytes,
+            max_entries: l.max_entries,
+            max_entry_bytes: l.max_entry_bytes,
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn limits(&self) -> crate::storage::CacheLimits {
+        crate::storage::CacheLimits {
+            max_bytes: self.max_bytes,
+            max_entries: self.max_entries,
+            max_entry_bytes: self.max_entry_bytes,
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -118,6 +194,9 @@ impl Default for StorageConfig {
             max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            driver: DriverKind::Filesystem,
+            s3: None,
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -166,6 +245,21 @@ impl Config {
             return Err(ConfigError::Invalid(format!(
                 "max_manifest_bytes must be at least {DEFAULT_MAX_MANIFEST_BYTES} (distribution-spec: registries should accept manifests of at least 4 MiB)"
             )));
+        }
+        match (self.storage.driver, &self.storage.s3) {
+            (DriverKind::S3, None) => {
+                return Err(ConfigError::Invalid(
+                    "storage.driver = \"s3\" needs a [storage.s3] table naming at least the bucket"
+                        .into(),
+                ));
+            }
+            (DriverKind::S3, Some(s3)) => s3.validate().map_err(ConfigError::Invalid)?,
+            (DriverKind::Filesystem, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "[storage.s3] is set but storage.driver is \"filesystem\"; set storage.driver = \"s3\" to use the bucket".into(),
+                ));
+            }
+            (DriverKind::Filesystem, None) => {}
         }
         if self.storage.max_upload_bytes == 0 {
             return Err(ConfigError::Invalid(
@@ -250,6 +344,19 @@ mod tests {
         let mut bad = c;
         bad.gc.upload_expiry_secs = 0;
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn storage_cache_table_parses_and_defaults_on() {
+        let d = Config::default().storage.cache.limits();
+        assert_eq!(d, crate::storage::CacheLimits::default());
+        assert_eq!((d.max_bytes, d.max_entry_bytes), (64 << 20, 4 << 20));
+        let c: Config =
+            toml::from_str("[storage.cache]\nmax_bytes = 0\nmax_entry_bytes = 1024\n").unwrap();
+        assert_eq!(c.storage.cache.max_bytes, 0);
+        assert_eq!(c.storage.cache.max_entry_bytes, 1024);
+        assert_eq!(c.storage.cache.max_entries, d.max_entries);
+        assert!(toml::from_str::<Config>("[storage.cache]\nmax_byte = 1\n").is_err());
     }
 
     #[test]

@@ -3,12 +3,16 @@
 //! Requests are counted by route, method and status; bytes in and out by route; upload
 //! durations in a fixed-bucket histogram. Counters are plain atomics behind one small map
 //! keyed by (route, method, status), so recording is a short, uncontended critical section.
+//! The storage read cache's hits, misses and size are read from its own counters
+//! ([`CacheStats`]) when rendering.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::storage::cache::{CacheStats, Lookup};
 
 const UPLOAD_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -20,6 +24,7 @@ pub struct Metrics {
     upload_buckets: [AtomicU64; UPLOAD_BUCKETS.len()],
     upload_count: AtomicU64,
     upload_sum_micros: AtomicU64,
+    storage_cache: Option<Arc<CacheStats>>,
 }
 
 fn add<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K, n: u64) {
@@ -45,6 +50,14 @@ fn static_method(m: &str) -> &'static str {
 impl Metrics {
     pub fn new() -> Metrics {
         Metrics::default()
+    }
+
+    /// Metrics that also report the storage read cache behind `stats`.
+    pub fn with_storage_cache(stats: Arc<CacheStats>) -> Metrics {
+        Metrics {
+            storage_cache: Some(stats),
+            ..Metrics::default()
+        }
     }
 
     /// One finished request; `bytes_out` is the response body length.
@@ -129,7 +142,44 @@ impl Metrics {
             self.upload_sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(s, "berth_registry_upload_duration_seconds_count {count}");
+        if let Some(c) = &self.storage_cache {
+            render_cache(&mut s, c);
+        }
         s
+    }
+}
+
+fn render_cache(s: &mut String, c: &CacheStats) {
+    for (name, help, get) in [
+        (
+            "berth_registry_storage_cache_hits_total",
+            "Reads of blob data answered by the storage read cache, by kind.",
+            CacheStats::hits as fn(&CacheStats, Lookup) -> u64,
+        ),
+        (
+            "berth_registry_storage_cache_misses_total",
+            "Reads of blob data the storage read cache sent to storage, by kind.",
+            CacheStats::misses,
+        ),
+    ] {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (kind, k) in [("size", Lookup::Size), ("content", Lookup::Content)] {
+            let _ = writeln!(s, "{name}{{kind=\"{kind}\"}} {}", get(c, k));
+        }
+    }
+    for (name, help, v) in [
+        (
+            "berth_registry_storage_cache_bytes",
+            "Bytes the storage read cache holds (content plus a fixed charge per entry).",
+            c.bytes(),
+        ),
+        (
+            "berth_registry_storage_cache_entries",
+            "Entries in the storage read cache.",
+            c.entries(),
+        ),
+    ] {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
 }
 
@@ -154,5 +204,32 @@ mod tests {
         assert!(text.contains("berth_registry_upload_duration_seconds_bucket{le=\"0.1\"} 0"));
         assert!(text.contains("berth_registry_upload_duration_seconds_bucket{le=\"0.25\"} 1"));
         assert!(text.contains("berth_registry_upload_duration_seconds_count 1"));
+        assert!(
+            !text.contains("storage_cache"),
+            "no cache, no cache metrics"
+        );
+    }
+
+    #[test]
+    fn renders_the_storage_cache() {
+        let cache = crate::storage::BlobCache::new(crate::storage::CacheLimits::default());
+        let d = berth_oci::Digest::sha256_of(b"m");
+        assert!(cache.content(&d).is_none());
+        cache.insert_content(&d, bytes::Bytes::from_static(b"m"));
+        assert!(cache.content(&d).is_some());
+        assert!(cache.size(&d).is_some());
+        let text = Metrics::with_storage_cache(cache.stats()).render();
+        for line in [
+            "berth_registry_storage_cache_hits_total{kind=\"content\"} 1",
+            "berth_registry_storage_cache_hits_total{kind=\"size\"} 1",
+            "berth_registry_storage_cache_misses_total{kind=\"content\"} 1",
+            "berth_registry_storage_cache_misses_total{kind=\"size\"} 0",
+            "# TYPE berth_registry_storage_cache_bytes gauge",
+            "berth_registry_storage_cache_entries 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        let bytes = 1 + crate::storage::cache::ENTRY_OVERHEAD;
+        assert!(text.contains(&format!("berth_registry_storage_cache_bytes {bytes}\n")));
     }
 }

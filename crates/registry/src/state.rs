@@ -21,11 +21,13 @@ pub struct App<D: Driver> {
 
 impl<D: Driver> App<D> {
     pub fn new(driver: D, config: Config, auth: Authorizer, tls: bool) -> App<D> {
+        let storage = Registry::with_cache(driver, config.storage.cache.limits());
+        let metrics = Metrics::with_storage_cache(storage.cache().stats());
         App {
-            storage: Registry::new(driver),
+            storage,
             config,
             auth,
-            metrics: Metrics::new(),
+            metrics,
             tls,
         }
     }

@@ -89,6 +89,18 @@ pub async fn get<D: Driver>(
             &[("etag", etag), ("docker-content-digest", d.to_string())],
         ));
     }
+    // an object store's presigned URL: the client downloads from it directly, sending
+    // its Range there (distribution's `redirect` option)
+    if !head && let Some(url) = blobs.redirect(&d).await? {
+        let mut resp = empty(
+            StatusCode::TEMPORARY_REDIRECT,
+            &[("docker-content-digest", d.to_string())],
+        );
+        if let Ok(v) = HeaderValue::from_str(&url) {
+            resp.headers_mut().insert(header::LOCATION, v);
+            return Ok(resp);
+        }
+    }
     let range = parse_range(headers.get(header::RANGE), size);
     let (status, start, len) = match range {
         RangeSpec::Full => (StatusCode::OK, 0, size),

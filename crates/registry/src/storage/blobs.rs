@@ -4,7 +4,21 @@
 use berth_oci::Digest;
 use bytes::Bytes;
 
-use super::{BoxReader, Driver, Repository, Result, StorageError, missing_ok, paths};
+use tokio::io::AsyncReadExt;
+
+use super::{BoxReader, Driver, DriverError, Repository, Result, StorageError, missing_ok, paths};
+
+/// The largest blob a GET reads whole to fill the read cache: no more than the buffer a
+/// streamed response holds anyway, so many concurrent GETs of distinct blobs cost no more
+/// memory than before. (Manifests are read whole in any case, up to the entry limit.)
+pub const GET_FILL_MAX: u64 = 256 * 1024;
+
+/// A reader over cached content from `offset`, with the content's total size.
+fn from_memory(content: Bytes, offset: u64) -> (BoxReader, u64) {
+    let size = content.len() as u64;
+    let start = usize::try_from(offset.min(size)).unwrap_or(content.len());
+    (Box::pin(std::io::Cursor::new(content.slice(start..))), size)
+}
 
 /// The blobs of one repository.
 #[derive(Debug)]
@@ -29,18 +43,54 @@ impl<'a, D: Driver> Blobs<'a, D> {
         self.repo.reg.blob_size(d).await
     }
 
-    /// Stream the blob's content from `offset` (the caller checked it is linked).
+    /// Stream the blob's content from `offset` (the caller checked it is linked). Content in
+    /// the read cache is served from memory; a small blob (up to [`GET_FILL_MAX`] and the
+    /// cache's entry limit) read from the start is read whole, kept, and served from there.
     pub async fn open(&self, d: &Digest, offset: u64) -> Result<(BoxReader, u64)> {
-        match self
+        let cache = &self.repo.reg.cache;
+        if let Some(content) = cache.content(d) {
+            return Ok(from_memory(content, offset));
+        }
+        let path = paths::blob_data(d);
+        let (mut reader, size) = match self.repo.driver().reader(&path, offset).await {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => {
+                cache.evict(d);
+                return Err(self.unknown(d));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if offset != 0 || size > GET_FILL_MAX || !cache.keeps_content_of(size) {
+            return Ok((reader, size));
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        (&mut reader)
+            .take(size)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|source| DriverError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        if buf.len() as u64 != size {
+            return Err(StorageError::Corrupt {
+                what: format!("content of blob {d}"),
+                source: format!("storage said {size} bytes, {} were read", buf.len()).into(),
+            });
+        }
+        let content = Bytes::from(buf);
+        cache.insert_content(d, content.clone());
+        Ok(from_memory(content, 0))
+    }
+
+    /// Where the client may download the blob directly (the caller checked it is linked),
+    /// when the driver hands out such URLs.
+    pub async fn redirect(&self, d: &Digest) -> Result<Option<String>> {
+        Ok(self
             .repo
             .driver()
-            .reader(&paths::blob_data(d), offset)
-            .await
-        {
-            Ok(r) => Ok(r),
-            Err(e) if e.is_not_found() => Err(self.unknown(d)),
-            Err(e) => Err(e.into()),
-        }
+            .redirect_url(&paths::blob_data(d))
+            .await?)
     }
 
     /// Make `d` visible in this repository.

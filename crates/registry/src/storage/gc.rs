@@ -41,14 +41,19 @@
 //! content), as after any lost upload. Revision records, which the mark phase reads, stay
 //! durable.
 //!
-//! One collection at a time: `berth registry gc` holds [`GcLock`] on the storage root, and
-//! a second one started meanwhile refuses to run.
+//! One collection at a time: a collection (and the server's upload purge, which deletes
+//! too) holds the storage's lease ([`super::lease`]), in the storage itself, so replicas on
+//! one bucket never collect at once; a second one started meanwhile refuses to run. The
+//! lease is checked against the storage before every destructive phase and against the
+//! clock before every deletion; a lost lease stops the collection (a blob already moved
+//! aside is put back first). A dry run deletes nothing and takes no lease.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use berth_oci::{Digest, ManifestInfo};
 
+use super::lease::{Lease, LeaseConfig, LeaseError};
 use super::manifests::RevisionMeta;
 use super::{
     DResult, Driver, DriverError, paths, read_last_referenced, walk_repositories,
@@ -72,6 +77,8 @@ pub struct GcOptions {
     pub upload_expiry: Duration,
     /// Report what would be deleted, delete nothing.
     pub dry_run: bool,
+    /// The lease that keeps collections one at a time.
+    pub lease: LeaseConfig,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -86,57 +93,6 @@ pub struct GcReport {
     pub links_deleted: usize,
 }
 
-/// The lock file, in the storage root of a filesystem registry, that one collection holds.
-pub const LOCK_FILE: &str = "gc.lock";
-
-/// An exclusive `flock` on `<root>/gc.lock`, held for one collection: two collections at
-/// once could each restore or delete what the other moved aside. Released on drop (and by
-/// the kernel when the process dies, so a crashed collection never blocks the next one).
-#[derive(Debug)]
-pub struct GcLock {
-    _file: std::fs::File,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum GcLockError {
-    #[error(
-        "another garbage collection is running on this registry (it holds the lock {path}); wait for it to finish, then run again"
-    )]
-    Busy { path: std::path::PathBuf },
-    #[error("failed to lock {path}")]
-    Io {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl GcLock {
-    /// Take the lock of the registry stored under `root`, or fail at once with
-    /// [`GcLockError::Busy`] when another collection holds it.
-    pub fn try_acquire(root: &std::path::Path) -> Result<GcLock, GcLockError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = root.join(LOCK_FILE);
-        let io = |source| GcLockError::Io {
-            path: path.clone(),
-            source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => Ok(GcLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(GcLockError::Busy { path }),
-            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
     #[error(
@@ -144,6 +100,8 @@ pub enum GcError {
         min.as_secs()
     )]
     GraceTooShort { given: Duration, min: Duration },
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
     #[error("garbage collection failed while {during}")]
     Storage {
         during: String,
@@ -181,7 +139,44 @@ async fn modified<D: Driver>(d: &D, path: &str) -> Option<SystemTime> {
     d.stat(path).await.ok().and_then(|i| i.modified)
 }
 
-/// Run one collection over `driver`.
+/// The lease a destructive run holds; none for a dry run.
+struct Guard<'a, 'd, D: Driver>(Option<&'a Lease<'d, D>>);
+
+impl<D: Driver> Clone for Guard<'_, '_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<D: Driver> Copy for Guard<'_, '_, D> {}
+
+impl<D: Driver> Guard<'_, '_, D> {
+    /// Before each deletion: the lease has not lapsed by this machine's clock.
+    fn check(&self) -> Result<(), GcError> {
+        match self.0 {
+            Some(l) => Ok(l.check()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Before each destructive phase: the storage still names this holder.
+    async fn ensure(&self) -> Result<(), GcError> {
+        match self.0 {
+            Some(l) => Ok(l.ensure_held().await?),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Release a lease after its run, whatever the run's outcome (so the next one need not
+/// wait for the expiry).
+async fn release<D: Driver>(lease: Lease<'_, D>) {
+    if let Err(e) = lease.release().await {
+        tracing::warn!(error = %super::error::error_chain(&e), "failed to release the garbage collection lease; the next run waits for its expiry");
+    }
+}
+
+/// Run one collection over `driver`, holding its lease (not for a dry run).
 pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport, GcError> {
     if opts.grace < MIN_GRACE {
         return Err(GcError::GraceTooShort {
@@ -189,6 +184,22 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
             min: MIN_GRACE,
         });
     }
+    if opts.dry_run {
+        return collect_under(driver, opts, Guard(None)).await;
+    }
+    let lease = Lease::acquire(driver, &opts.lease, "garbage collection").await?;
+    let out = lease
+        .hold(collect_under(driver, opts, Guard(Some(&lease))))
+        .await;
+    release(lease).await;
+    out
+}
+
+async fn collect_under<D: Driver>(
+    driver: &D,
+    opts: &GcOptions,
+    guard: Guard<'_, '_, D>,
+) -> Result<GcReport, GcError> {
     // Measured from the start, so that anything marked while this collection runs is kept.
     let cutoff = SystemTime::now()
         .checked_sub(opts.grace)
@@ -245,6 +256,7 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
     report.blobs_marked = marked.len();
 
     // Sweep blobs.
+    guard.ensure().await?;
     let blobs_root = paths::blobs_root();
     for alg in list(driver, &blobs_root).await? {
         for prefix in list(driver, &format!("{blobs_root}/{alg}")).await? {
@@ -255,12 +267,13 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
                 if marked.contains(&d) {
                     continue;
                 }
-                sweep_blob(driver, &d, cutoff, opts.dry_run, &mut report).await?;
+                sweep_blob(driver, &d, cutoff, opts.dry_run, guard, &mut report).await?;
             }
         }
     }
 
     // Sweep repository links to content that is gone, and abandoned uploads.
+    guard.ensure().await?;
     for repo in &repos {
         let layers = paths::layers_dir(repo);
         for alg in list(driver, &layers).await? {
@@ -275,13 +288,14 @@ pub async fn collect<D: Driver>(driver: &D, opts: &GcOptions) -> Result<GcReport
                     && e.is_not_found()
                     && !opts.dry_run
                 {
+                    guard.check()?;
                     let _ = driver.delete(&format!("{layers}/{alg}/{hex}")).await;
                     report.links_deleted += 1;
                 }
             }
         }
         report.uploads_deleted +=
-            sweep_uploads(driver, repo, opts.upload_expiry, opts.dry_run).await?;
+            sweep_uploads(driver, repo, opts.upload_expiry, opts.dry_run, guard).await?;
     }
     Ok(report)
 }
@@ -292,6 +306,7 @@ async fn sweep_blob<D: Driver>(
     d: &Digest,
     cutoff: SystemTime,
     dry_run: bool,
+    guard: Guard<'_, '_, D>,
     report: &mut GcReport,
 ) -> Result<(), GcError> {
     let data = paths::blob_data(d);
@@ -322,6 +337,7 @@ async fn sweep_blob<D: Driver>(
         return Ok(());
     }
     let trash = paths::blob_trash(d);
+    guard.check()?;
     if driver.move_to(&data, &trash).await.is_err() {
         return Ok(()); // deleted or moved by someone else
     }
@@ -336,6 +352,13 @@ async fn sweep_blob<D: Driver>(
         })?;
         report.blobs_kept_in_grace += 1;
         return Ok(());
+    }
+    if let Err(lost) = guard.check() {
+        // another collector may be running now: leave nothing aside
+        ctx(driver.move_to(&trash, &data).await, || {
+            format!("restoring {d}")
+        })?;
+        return Err(lost);
     }
     ctx(driver.delete(&trash).await, || format!("deleting {d}"))?;
     // the record goes last; a request marking the blob meanwhile finds no content, and a
@@ -364,6 +387,7 @@ async fn sweep_uploads<D: Driver>(
     repo: &str,
     expiry: Duration,
     dry_run: bool,
+    guard: Guard<'_, '_, D>,
 ) -> Result<usize, GcError> {
     let mut removed = 0;
     let uploads = paths::uploads_dir(repo);
@@ -388,6 +412,7 @@ async fn sweep_uploads<D: Driver>(
             continue;
         }
         if !dry_run {
+            guard.check()?;
             match driver.delete(&paths::upload_dir(repo, &id)).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => continue, // completed or cancelled meanwhile
@@ -416,29 +441,47 @@ async fn started_at<D: Driver>(driver: &D, repo: &str, id: &str) -> Option<Syste
 
 /// Remove upload sessions idle for longer than `expiry` in every repository (what the
 /// server runs every `gc.upload_purge_interval_secs`, so the space of abandoned uploads
-/// comes back without an operator). Safe while uploads run: an upload receiving data is
-/// never idle.
-pub async fn purge_uploads<D: Driver>(driver: &D, expiry: Duration) -> Result<usize, GcError> {
-    let repos = ctx(walk_repositories(driver, true).await, || {
-        "listing repositories".into()
-    })?;
-    let mut removed = 0;
-    for repo in &repos {
-        removed += sweep_uploads(driver, repo, expiry, false).await?;
-    }
-    Ok(removed)
+/// comes back without an operator), holding the storage's lease: it deletes, so it never
+/// runs during a collection ([`LeaseError::Busy`] then). Safe while uploads run: an upload
+/// receiving data is never idle.
+pub async fn purge_uploads<D: Driver>(
+    driver: &D,
+    expiry: Duration,
+    lease: &LeaseConfig,
+) -> Result<usize, GcError> {
+    let lease = Lease::acquire(driver, lease, "upload purge").await?;
+    let guard = Guard(Some(&lease));
+    let out = lease
+        .hold(async {
+            let repos = ctx(walk_repositories(driver, true).await, || {
+                "listing repositories".into()
+            })?;
+            let mut removed = 0;
+            for repo in &repos {
+                removed += sweep_uploads(driver, repo, expiry, false, guard).await?;
+            }
+            Ok(removed)
+        })
+        .await;
+    release(lease).await;
+    out
 }
 
 /// Run [`purge_uploads`] every `interval` (the first time one interval from now) until the
-/// task is dropped. Failures are logged and retried at the next interval.
+/// task is dropped. Failures are logged and retried at the next interval; a round that
+/// finds a collection running is skipped (the collection removes abandoned uploads too).
 pub async fn purge_uploads_every<D: Driver>(driver: D, interval: Duration, expiry: Duration) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let lease = LeaseConfig::default();
     loop {
         ticker.tick().await;
-        match purge_uploads(&driver, expiry).await {
+        match purge_uploads(&driver, expiry, &lease).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "removed abandoned uploads"),
+            Err(GcError::Lease(e)) if e.is_busy() => {
+                tracing::debug!(reason = %e, "skipped removing abandoned uploads this round")
+            }
             Err(e) => {
                 tracing::warn!(error = %super::error::error_chain(&e), "failed to remove abandoned uploads; retrying at the next interval")
             }

@@ -65,11 +65,23 @@ impl<'a, D: Driver> Manifests<'a, D> {
             })
     }
 
-    /// The manifest's bytes, exactly as pushed; `reference` names it in the error.
+    /// The manifest's bytes, exactly as pushed, from the read cache when it has them (the
+    /// caller read the revision record from storage first); `reference` names it in the
+    /// error.
     pub async fn content(&self, d: &Digest, reference: &str) -> Result<Bytes> {
+        let cache = &self.repo.reg.cache;
+        if let Some(b) = cache.content(d) {
+            return Ok(b);
+        }
         match self.repo.driver().get_content(&paths::blob_data(d)).await {
-            Ok(b) => Ok(b),
-            Err(e) if e.is_not_found() => Err(self.unknown(reference)),
+            Ok(b) => {
+                cache.insert_content(d, b.clone());
+                Ok(b)
+            }
+            Err(e) if e.is_not_found() => {
+                cache.evict(d);
+                Err(self.unknown(reference))
+            }
             Err(e) => Err(e.into()),
         }
     }

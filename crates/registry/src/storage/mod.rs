@@ -11,8 +11,16 @@
 //!    │                                        ├─ manifests()  revisions, push, delete
 //!    │                                        ├─ tags()       tag links
 //!    │                                        └─ referrers()  subject → referrer records
+//!    ├─ cache: BlobCache                      sizes and small bytes of blob data (`cache`)
 //!    └─ driver: Driver (fs, memory, …)        all paths built in `paths`
 //! ```
+//!
+//! The cache sits here rather than in a driver wrapper because which reads may use it is a
+//! semantic decision: a blob HEAD or a manifest GET may, after its repository link was read
+//! from storage; [`Registry::mark_referenced`], on which the garbage collector's safety
+//! rests, must not. A driver sees only paths and could not tell the two apart; here the key
+//! is a [`Digest`], so only content-addressed data can ever be cached (`cache.rs` has the
+//! argument that this is safe with replicas sharing one bucket).
 //!
 //! The one design decision: the garbage collector's clock is data. Every operation that
 //! makes a blob newly referenced — an upload's commit, a mount, a manifest push — first
@@ -24,9 +32,11 @@
 //! filesystem (the argument is in `gc.rs` and docs/ARCHITECTURE.md).
 
 pub mod blobs;
+pub mod cache;
 pub mod driver;
 pub mod error;
 pub mod gc;
+pub mod lease;
 pub mod manifests;
 pub mod paths;
 pub mod referrers;
@@ -40,7 +50,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_oci::Digest;
 use bytes::Bytes;
 
-pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory};
+pub use cache::{BlobCache, CacheLimits};
+pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory, s3};
 pub use error::{Result, StorageError};
 pub use manifests::RevisionMeta;
 pub use uploads::BlobWriter;
@@ -51,23 +62,49 @@ pub use uploads::BlobWriter;
 pub const MARK_REUSE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The registry's storage: a driver plus what this process caches about it (the hash
-/// state of upload sessions it has seen from their first byte; always rebuildable).
+/// state of upload sessions it has seen from their first byte, and the bounded read cache
+/// of blob data; both always rebuildable).
 #[derive(Debug)]
 pub struct Registry<D: Driver> {
     driver: D,
     hashes: Mutex<HashMap<String, uploads::PartialHash>>,
+    cache: BlobCache,
 }
 
 impl<D: Driver> Registry<D> {
+    /// Storage over `driver` with the default read cache ([`CacheLimits::default`]).
     pub fn new(driver: D) -> Registry<D> {
+        Registry::with_cache(driver, CacheLimits::default())
+    }
+
+    /// Storage over `driver` with a read cache bounded by `limits` ([`CacheLimits::OFF`]:
+    /// none).
+    pub fn with_cache(driver: D, limits: CacheLimits) -> Registry<D> {
         Registry {
             driver,
             hashes: Mutex::new(HashMap::new()),
+            cache: BlobCache::new(limits),
         }
     }
 
     pub fn driver(&self) -> &D {
         &self.driver
+    }
+
+    /// The read cache of blob data (its counters feed `/metrics`).
+    pub fn cache(&self) -> &BlobCache {
+        &self.cache
+    }
+
+    /// Run one garbage collection over this registry's driver, then empty the read cache,
+    /// since the collection may have deleted data it holds (see `cache.rs`).
+    pub async fn collect(
+        &self,
+        opts: &gc::GcOptions,
+    ) -> std::result::Result<gc::GcReport, gc::GcError> {
+        let report = gc::collect(&self.driver, opts).await;
+        self.cache.clear();
+        report
     }
 
     /// The repository `name`, which must already have passed
@@ -81,9 +118,27 @@ impl<D: Driver> Registry<D> {
         Ok(walk_repositories(&self.driver, false).await?)
     }
 
-    /// Size of the blob's content if it exists anywhere in the registry.
+    /// Size of the blob's content if it exists anywhere in the registry, from the read
+    /// cache when it has it. Callers scope it by a repository link read from storage first.
     pub async fn blob_size(&self, d: &Digest) -> Result<Option<u64>> {
-        Ok(missing_ok(self.driver.stat(&paths::blob_data(d)).await)?.map(|i| i.size))
+        if let Some(size) = self.cache.size(d) {
+            return Ok(Some(size));
+        }
+        let size = self.stored_blob_size(d).await?;
+        if let Some(size) = size {
+            self.cache.insert_size(d, size);
+        }
+        Ok(size)
+    }
+
+    /// Size of the blob's content as storage says now, never from the cache (an entry for
+    /// data found missing is evicted).
+    async fn stored_blob_size(&self, d: &Digest) -> Result<Option<u64>> {
+        let size = missing_ok(self.driver.stat(&paths::blob_data(d)).await)?.map(|i| i.size);
+        if size.is_none() {
+            self.cache.evict(d);
+        }
+        Ok(size)
     }
 
     /// Record that `d` is referenced now — the garbage collector's clock — then check its
@@ -96,6 +151,9 @@ impl<D: Driver> Registry<D> {
     /// record — every new one — is never collected before a collection has dated it (it
     /// writes "now" and keeps the blob), and a record younger than `MARK_REUSE` counts into
     /// the minimum grace (`gc.rs`); so the common push writes nothing here, one read per blob.
+    ///
+    /// The content check asks storage, never the read cache: a cached size could outlive
+    /// content another replica's collector has just moved away.
     pub async fn mark_referenced(&self, d: &Digest) -> Result<bool> {
         let now = SystemTime::now();
         let stale = read_last_referenced(&self.driver, d)
@@ -104,7 +162,7 @@ impl<D: Driver> Registry<D> {
         if stale {
             write_last_referenced(&self.driver, d, now).await?;
         }
-        Ok(self.blob_size(d).await?.is_some())
+        Ok(self.stored_blob_size(d).await?.is_some())
     }
 
     /// When `d` was last referenced, from its record (`None`: no record, or unreadable).

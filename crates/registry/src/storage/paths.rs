@@ -9,6 +9,9 @@
 //!                                             the garbage collector's clock; written before
 //!                                             `data` first appears
 //!     _trash/<alg>-<hex>                      a blob the collector has moved aside (transient)
+//!     _gc/lease/<generation, 20 digits>       the collector's lease (JSON: owner, acquired,
+//!                                             expires, released): the highest generation
+//!                                             holds it; created only with `put_new`
 //!     repositories/<name>/                    <name> passed validate_repository_name: no `..`,
 //!                                             no leading `_`, so it never collides with the below
 //!       _layers/<alg>/<hex>/link                blob linked into the repository (content: digest)
@@ -61,6 +64,16 @@ pub fn blob_trash(d: &Digest) -> String {
         d.algorithm().as_str(),
         d.hex()
     )
+}
+
+/// Where the garbage collector's numbered lease objects live (see `lease.rs`).
+pub fn lease_dir() -> String {
+    format!("{LAYOUT_VERSION}/_gc/lease")
+}
+
+/// One generation of the lease; zero-padded so that names sort as numbers.
+pub fn lease(generation: u64) -> String {
+    format!("{LAYOUT_VERSION}/_gc/lease/{generation:020}")
 }
 
 pub fn repositories_root() -> String {

@@ -36,6 +36,7 @@ fn run_gc(
         grace: Duration::from_secs(grace_secs),
         upload_expiry: Duration::from_secs(86400),
         dry_run,
+        lease: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

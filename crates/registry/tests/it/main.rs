@@ -10,7 +10,9 @@
     reason = "test harness: failing loudly is the point"
 )]
 mod blobs;
+mod cache;
 mod gc;
+mod lease;
 mod manifests;
 mod memory;
 mod names;
@@ -63,7 +65,8 @@ impl TestRegistry {
         Self::serve(driver, config)
     }
 
-    fn serve<D: Driver>(driver: D, config: Config) -> TestRegistry {
+    /// Serve any driver (root left empty).
+    pub fn serve<D: Driver>(driver: D, config: Config) -> TestRegistry {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

@@ -430,8 +430,9 @@ fn gc_removes_uploads_abandoned_longer_than_the_upload_expiry() {
     http.get_verified_blob("gc/with-image", &d);
 }
 
-/// Issue 13 §3.7: two `berth registry gc` processes at once — the second refuses (the first
-/// holds a flock on `<storage>/gc.lock`), so neither can undo what the other moved aside.
+/// Issue 13 §3.7, issue 20: two `berth registry gc` processes at once — the second refuses,
+/// naming the first (which holds the lease object under `<storage>/v1/_gc/lease/`), so
+/// neither can undo what the other moved aside.
 /// The first is held mid-collection deterministically: one of its manifest revision links
 /// is a FIFO, and reading it blocks until the test writes to it.
 #[test]
@@ -469,29 +470,24 @@ fn a_second_gc_refuses_while_one_runs() {
                     .expect("stderr file"),
             ),
     );
-    // the first collection holds the lock (and then blocks on the FIFO); read from
-    // /proc/locks, since trying the lock here could itself make the first one refuse
-    let lock = registry.storage_root().join("gc.lock");
-    let pid = first.id().expect("pid of the first gc").to_string();
-    let held = berth_test_support::wait_until(Duration::from_secs(60), || {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(ino) = std::fs::metadata(&lock).map(|m| m.ino().to_string()) else {
-            return false;
-        };
-        std::fs::read_to_string("/proc/locks")
-            .map(|locks| {
-                locks.lines().any(|l| {
-                    // "1: FLOCK  ADVISORY  WRITE <pid> <maj>:<min>:<inode> 0 EOF"
-                    let f: Vec<&str> = l.split_whitespace().collect();
-                    f.len() >= 6
-                        && f[1] == "FLOCK"
-                        && f[3] == "WRITE"
-                        && f[4] == pid
-                        && f[5].rsplit(':').next() == Some(ino.as_str())
-                })
+    // the first collection holds the lease (and then blocks on the FIFO): its object in
+    // the storage names its process and is not released
+    let lease_dir = registry.storage_root().join("v1/_gc/lease");
+    let pid = first.id().expect("pid of the first gc");
+    let holds = |pid: u32| {
+        std::fs::read_dir(&lease_dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                std::fs::read(e.path())
+                    .ok()
+                    .and_then(|raw| serde_json::from_slice::<Value>(&raw).ok())
+                    .is_some_and(|r| {
+                        r["owner"]["pid"].as_u64() == Some(u64::from(pid))
+                            && r["released"].as_bool() == Some(false)
+                    })
             })
-            .unwrap_or(false)
-    });
+        })
+    };
+    let held = berth_test_support::wait_until(Duration::from_secs(60), || holds(pid));
 
     let mut second = Command::new(berth_bin());
     second
@@ -500,11 +496,16 @@ fn a_second_gc_refuses_while_one_runs() {
         .env_remove("RUST_LOG");
     let out = run_with_timeout(&mut second, Duration::from_secs(60));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(held, "the first gc never held {}", lock.display());
+    assert!(
+        held,
+        "the first gc never held a lease in {}",
+        lease_dir.display()
+    );
     assert!(!out.status.success(), "the second gc ran: {stderr}");
     assert!(
-        stderr.contains("another garbage collection is running"),
-        "{stderr}"
+        stderr.contains("another garbage collection is running")
+            && stderr.contains(&format!("process {pid} ")),
+        "the refusal does not name the holder: {stderr}"
     );
 
     // release the first: it finishes normally
@@ -530,6 +531,7 @@ fn a_second_gc_refuses_while_one_runs() {
     writer.join().expect("FIFO writer");
     std::fs::remove_dir_all(&link_dir).expect("remove the FIFO");
 
-    // the lock was released: the next collection runs
+    // the lease was released (not left to expire): the next collection runs at once
+    assert!(!holds(pid), "the first gc left its lease held");
     gc(&registry, &[]);
 }

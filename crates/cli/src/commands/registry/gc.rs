@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_registry::gc::{GcLock, GcOptions, collect};
+use berth_registry::config::DriverKind;
+use berth_registry::gc::{GcError, GcOptions, collect};
 use berth_registry::storage::fs::FsDriver;
+use berth_registry::storage::lease::LeaseConfig;
 use clap::Args;
 
 use super::StorageArgs;
@@ -36,13 +38,13 @@ pub struct GcArgs {
 
 pub fn run(args: GcArgs) -> anyhow::Result<()> {
     let (config, root) = args.storage.load()?;
-    if !root.is_dir() {
+    let s3 = config.storage.driver == DriverKind::S3;
+    if !s3 && !root.is_dir() {
         anyhow::bail!(
             "no registry data at {}\nhint: pass the --data DIR the registry serves from",
             root.display()
         );
     }
-    let _lock = GcLock::try_acquire(&root)?;
     let opts = GcOptions {
         grace: args
             .grace
@@ -51,15 +53,37 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
             .upload_expiry
             .unwrap_or(Duration::from_secs(config.gc.upload_expiry_secs)),
         dry_run: args.dry_run,
+        // one collection at a time, through the lease object in the storage
+        lease: LeaseConfig::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    let report = runtime
-        .block_on(collect(&FsDriver::new(&root), &opts))
-        .with_context(|| format!("garbage collection of {} failed", root.display()))?;
+    let (result, what) = if s3 {
+        let driver = super::s3_driver(&config)?;
+        let bucket = config.storage.s3.as_ref().map(|s| s.bucket.clone());
+        (
+            runtime.block_on(collect(&driver, &opts)),
+            format!("the bucket {}", bucket.unwrap_or_default()),
+        )
+    } else {
+        (
+            runtime.block_on(collect(&FsDriver::new(&root), &opts)),
+            root.display().to_string(),
+        )
+    };
+    let report = match result {
+        Ok(report) => report,
+        // the refusal is the whole story: it names the holder and when to try again
+        Err(GcError::Lease(e)) if e.is_busy() => return Err(e.into()),
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("garbage collection of {what} failed"))
+            );
+        }
+    };
     let mut out = std::io::stdout().lock();
     use std::io::Write;
     if args.json {

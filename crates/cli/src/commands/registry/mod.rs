@@ -55,6 +55,25 @@ impl StorageArgs {
     }
 }
 
+/// The S3 driver of `config` (whose `storage.driver` is `s3`).
+pub fn s3_driver(config: &Config) -> anyhow::Result<berth_registry::storage::s3::S3Driver> {
+    let s3 = config
+        .storage
+        .s3
+        .as_ref()
+        .context("storage.driver = \"s3\" needs a [storage.s3] table")?;
+    berth_registry::storage::s3::S3Driver::new(s3, &crate::dirs::aws_env()).with_context(|| {
+        format!(
+            "failed to open the S3 bucket {:?}{}",
+            s3.bucket,
+            s3.endpoint
+                .as_deref()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default()
+        )
+    })
+}
+
 /// Create the registry's storage root private (0700, missing parents too) whatever the
 /// umask, and tighten an existing root to 0700.
 pub fn ensure_dir(root: &Path) -> anyhow::Result<()> {

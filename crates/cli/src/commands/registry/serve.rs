@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use berth_httpd::{Server, ServerError, TlsFiles};
 use berth_registry::auth::Authorizer;
+use berth_registry::config::DriverKind;
+use berth_registry::storage::Driver;
 use berth_registry::storage::fs::FsDriver;
 use clap::Args;
 
@@ -74,6 +76,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<()> {
+    match config.storage.driver {
+        DriverKind::Filesystem => serve_on(FsDriver::new(&root), "filesystem", config, root).await,
+        DriverKind::S3 => {
+            let driver = super::s3_driver(&config)?;
+            serve_on(driver, "s3", config, root).await
+        }
+    }
+}
+
+async fn serve_on<D: Driver + Clone>(
+    driver: D,
+    storage: &'static str,
+    config: berth_registry::Config,
+    root: PathBuf,
+) -> anyhow::Result<()> {
     let auth = Authorizer::new(&config.auth, &root).context("failed to set up authentication")?;
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -120,7 +137,7 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
     };
     let scheme = if server.is_tls() { "https" } else { "http" };
     let app = Arc::new(berth_registry::App::new(
-        FsDriver::new(&root),
+        driver.clone(),
         config,
         auth,
         server.is_tls(),
@@ -128,7 +145,7 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
     // Abandoned uploads free their space without an operator running `berth registry gc`.
     let purger = (!purge_interval.is_zero()).then(|| {
         tokio::spawn(berth_registry::gc::purge_uploads_every(
-            FsDriver::new(&root),
+            driver,
             purge_interval,
             upload_expiry,
         ))
@@ -136,6 +153,7 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
     tracing::info!(
         address = %local,
         data = %root.display(),
+        storage,
         auth = app_auth_label(&app),
         "berth registry listening on {scheme}://{local}"
     );

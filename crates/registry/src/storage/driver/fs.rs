@@ -1,6 +1,7 @@
 //! The filesystem driver: one file per path under a root directory.
 //!
-//! Small files are replaced with `berth_fsutil::atomic_write`; moves use
+//! Small files are replaced with `berth_fsutil::atomic_write`, and created only-if-absent
+//! (`put_new`) by linking a synced temporary file into place (`AtomicFile::commit_new`); moves use
 //! `berth_fsutil::rename_durable` (atomic here, though the contract allows copy + delete);
 //! appends are flushed with `fsync` on commit. Deleting a file removes its directory when
 //! that is left empty (as an object store has no empty prefixes), and a write that finds its
@@ -96,11 +97,13 @@ pub fn prepare_root(root: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Write `data` to `full` atomically and durably, as a 0600 file in 0700 directories.
-fn write_private(full: &Path, data: &[u8]) -> Result<(), berth_fsutil::FsError> {
+/// Write `data` to `full` atomically and durably, as a 0600 file in 0700 directories. With
+/// `new`, only if nothing is there: linked into place (`link(2)` never replaces), so exactly
+/// one of many concurrent creators succeeds.
+fn write_private(full: &Path, data: &[u8], new: bool) -> Result<(), berth_fsutil::FsError> {
     in_parent(
         full,
-        || write_private_once(full, data),
+        || write_private_once(full, data, new),
         |source| berth_fsutil::FsError::CreateDir {
             path: full.parent().unwrap_or(full).to_owned(),
             source,
@@ -108,7 +111,7 @@ fn write_private(full: &Path, data: &[u8]) -> Result<(), berth_fsutil::FsError> 
     )
 }
 
-fn write_private_once(full: &Path, data: &[u8]) -> Result<(), berth_fsutil::FsError> {
+fn write_private_once(full: &Path, data: &[u8], new: bool) -> Result<(), berth_fsutil::FsError> {
     let mut f = berth_fsutil::AtomicFile::create(full)?;
     let temp = f.temp_path().to_owned();
     if let Some(file) = f.file() {
@@ -120,7 +123,11 @@ fn write_private_once(full: &Path, data: &[u8]) -> Result<(), berth_fsutil::FsEr
     }
     f.write_all(data)
         .map_err(|source| berth_fsutil::FsError::Write { path: temp, source })?;
-    f.commit()?;
+    if new {
+        f.commit_new()?;
+    } else {
+        f.commit()?;
+    }
     Ok(())
 }
 
@@ -183,7 +190,22 @@ impl Driver for FsDriver {
         let full = self.full(path)?;
         let p = path.to_owned();
         blocking(path, move || {
-            write_private(&full, &data).map_err(|e| DriverError::fs(&p, e))
+            write_private(&full, &data, false).map_err(|e| DriverError::fs(&p, e))
+        })
+        .await
+    }
+
+    async fn put_new(&self, path: &str, data: Bytes) -> DResult<()> {
+        let full = self.full(path)?;
+        let p = path.to_owned();
+        blocking(path, move || {
+            write_private(&full, &data, true).map_err(|e| {
+                if e.io_kind() == Some(std::io::ErrorKind::AlreadyExists) {
+                    DriverError::AlreadyExists { path: p.clone() }
+                } else {
+                    DriverError::fs(&p, e)
+                }
+            })
         })
         .await
     }

@@ -117,6 +117,21 @@ impl State {
     }
 }
 
+impl State {
+    /// Store `data` at `path`, replacing any file there.
+    fn insert(&mut self, path: &str, data: &[u8]) -> DResult<()> {
+        self.check_writable(path)?;
+        self.files.insert(
+            path.to_owned(),
+            File {
+                data: data.to_vec(),
+                modified: SystemTime::now(),
+            },
+        );
+        Ok(())
+    }
+}
+
 impl Driver for MemoryDriver {
     type Writer = MemoryWriter;
 
@@ -131,16 +146,19 @@ impl Driver for MemoryDriver {
 
     async fn put_content(&self, path: &str, data: Bytes) -> DResult<()> {
         check(path)?;
+        self.lock().insert(path, &data)
+    }
+
+    /// The check and the insert happen under one hold of the lock.
+    async fn put_new(&self, path: &str, data: Bytes) -> DResult<()> {
+        check(path)?;
         let mut st = self.lock();
-        st.check_writable(path)?;
-        st.files.insert(
-            path.to_owned(),
-            File {
-                data: data.to_vec(),
-                modified: SystemTime::now(),
-            },
-        );
-        Ok(())
+        if st.files.contains_key(path) {
+            return Err(DriverError::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        st.insert(path, &data)
     }
 
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {

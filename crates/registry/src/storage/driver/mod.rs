@@ -9,11 +9,16 @@
 //!
 //! The contract is an object store's, not POSIX's:
 //! - **Consistency.** Every operation is atomic and linearizable: once a `put_content`,
-//!   `put_hint`, `move_to` or `delete` has returned, every later call from any task or process sees its
+//!   `put_new`, `put_hint`, `move_to` or `delete` has returned, every later call from any task or process sees its
 //!   effect. The garbage collector's safety argument rests on this (and on nothing else).
 //! - **Prefixes are not objects.** A "directory" exists while something is stored under it;
 //!   deleting a file may remove a parent prefix left empty; nothing can be stored in a prefix
 //!   and listing or deleting a prefix with nothing under it is [`DriverError::NotFound`].
+//! - **Conditional create.** [`Driver::put_new`] stores a file only if nothing is stored at
+//!   its path, as one atomic step: of many concurrent calls on one path, from any task or
+//!   process, exactly one succeeds (an object store's `If-None-Match: *`, a filesystem's
+//!   `link(2)`). It is the only compare-and-set the contract offers; the garbage collector's
+//!   lease ([`crate::storage::lease`]) is built on it alone.
 //! - **Moves may be copy + delete.** [`Driver::move_to`] replaces `to` whole (a reader sees
 //!   the old or the new content, never a mix) and then removes `from`; it need not be one
 //!   atomic step and keeps no metadata. In particular a modification time is never a clock
@@ -24,6 +29,7 @@
 
 pub mod fs;
 pub mod memory;
+pub mod s3;
 #[cfg(any(test, feature = "driver-testsuite"))]
 pub mod testsuite;
 
@@ -39,6 +45,8 @@ use tokio::io::AsyncRead;
 pub enum DriverError {
     #[error("path not found in storage: {path}")]
     NotFound { path: String },
+    #[error("a file is already stored at {path}")]
+    AlreadyExists { path: String },
     #[error("invalid storage path {path:?}: {reason}")]
     InvalidPath { path: String, reason: &'static str },
     #[error("storage I/O failed on {path}")]
@@ -46,6 +54,13 @@ pub enum DriverError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    /// A request to a remote storage service (object storage) failed.
+    #[error("storage request failed on {path}")]
+    Backend {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("storage write failed on {path}")]
     Fs {
@@ -58,6 +73,11 @@ pub enum DriverError {
 impl DriverError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, DriverError::NotFound { .. })
+    }
+
+    /// Whether [`Driver::put_new`] found something already stored at its path.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, DriverError::AlreadyExists { .. })
     }
 
     /// Whether the storage ran out of space (ENOSPC) or quota (EDQUOT).
@@ -140,6 +160,11 @@ pub trait Driver: Send + Sync + 'static {
     fn get_content(&self, path: &str) -> impl Future<Output = DResult<Bytes>> + Send;
     /// Replace a small file whole, atomically and durably.
     fn put_content(&self, path: &str, data: Bytes) -> impl Future<Output = DResult<()>> + Send;
+    /// Create a small file atomically and durably only if nothing is stored at `path`;
+    /// otherwise fail with [`DriverError::AlreadyExists`] and leave what is stored untouched.
+    /// Of many concurrent `put_new`s on one path (tasks or processes), exactly one succeeds.
+    /// No default: every driver must say how it makes the check and the write one step.
+    fn put_new(&self, path: &str, data: Bytes) -> impl Future<Output = DResult<()>> + Send;
     /// Replace a small file whole and atomically, durable only eventually: after a machine
     /// crash it may hold its previous content, be empty, or be missing. For hints whose loss
     /// is safe — the garbage collector's clock (see `gc.rs`). Defaults to
@@ -167,6 +192,13 @@ pub trait Driver: Send + Sync + 'static {
     /// Delete a file, or a prefix and everything under it. Deleting a file may also remove
     /// its parent prefix when nothing else is left under it.
     fn delete(&self, path: &str) -> impl Future<Output = DResult<()>> + Send;
+    /// A URL the client may fetch `path` from directly for a while (an object store's
+    /// presigned URL), when the driver is configured to hand them out; `None` otherwise,
+    /// and the registry streams the content itself.
+    fn redirect_url(&self, path: &str) -> impl Future<Output = DResult<Option<String>>> + Send {
+        let _ = path;
+        async { Ok(None) }
+    }
     /// Bytes an unprivileged writer may still store, when the backend has such a limit
     /// (`None`: unlimited or unknown). Cheap enough to ask while an upload streams.
     fn available_bytes(&self) -> Option<u64> {

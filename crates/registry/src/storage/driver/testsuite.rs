@@ -24,6 +24,7 @@ pub async fn run_all<D: Driver + Clone>(d: &D) {
     listing(d).await;
     large_objects(d).await;
     concurrency(d).await;
+    conditional_create(d).await;
     gc_clock(d).await;
 }
 
@@ -228,6 +229,107 @@ pub async fn concurrency<D: Driver + Clone>(d: &D) {
         assert!(d.stat("c/src").await.unwrap_err().is_not_found());
     }
     d.delete("c").await.unwrap();
+}
+
+/// [`Driver::put_new`]: creates only where nothing is stored, never replaces, and of many
+/// concurrent creators of one path exactly one wins — what the collector's lease rests on
+/// (`lease.rs`).
+pub async fn conditional_create<D: Driver + Clone>(d: &D) {
+    let p = "cc/lease/0001";
+    d.put_new(p, Bytes::from_static(b"first")).await.unwrap();
+    assert_eq!(&d.get_content(p).await.unwrap()[..], b"first");
+    match d.put_new(p, Bytes::from_static(b"second, longer")).await {
+        Err(e) if e.is_already_exists() => {
+            assert!(e.to_string().contains(p), "the error names no path: {e}")
+        }
+        other => panic!("put_new over an existing file answered {other:?}, not AlreadyExists"),
+    }
+    let got = d.get_content(p).await.unwrap();
+    assert!(
+        &got[..] == b"first",
+        "a refused put_new changed the stored content to {got:?}"
+    );
+    // an empty file is something stored too
+    d.put_new("cc/empty", Bytes::new()).await.unwrap();
+    let r = d.put_new("cc/empty", Bytes::from_static(b"x")).await;
+    assert!(
+        matches!(&r, Err(e) if e.is_already_exists()),
+        "put_new over an empty file answered {r:?}"
+    );
+    assert_eq!(d.stat("cc/empty").await.unwrap().size, 0);
+    // so is an upload's scratch file, even before anything is appended…
+    let w = d.writer("cc/up/data").await.unwrap();
+    let r = d.put_new("cc/up/data", Bytes::from_static(b"x")).await;
+    assert!(
+        matches!(&r, Err(e) if e.is_already_exists()),
+        "put_new over a writer's file answered {r:?}"
+    );
+    assert_eq!(
+        w.commit(true).await.unwrap(),
+        0,
+        "put_new wrote into an upload"
+    );
+    // …and a file put_new made is whole: a later writer appends after all of it
+    d.put_new("cc/up/other", Bytes::from_static(b"head"))
+        .await
+        .unwrap();
+    let mut w = d.writer("cc/up/other").await.unwrap();
+    w.write(Bytes::from_static(b"+tail")).await.unwrap();
+    assert_eq!(w.commit(true).await.unwrap(), 9);
+    assert_eq!(
+        &d.get_content("cc/up/other").await.unwrap()[..],
+        b"head+tail"
+    );
+    // (whether something can be created under a file is left open: an object store allows
+    // `a` and `a/b` both, a filesystem does not)
+    // after a delete the path is free again, also when its prefix went with it
+    d.delete(p).await.unwrap();
+    d.put_new(p, Bytes::from_static(b"again")).await.unwrap();
+    assert_eq!(&d.get_content(p).await.unwrap()[..], b"again");
+    d.delete("cc/lease").await.unwrap();
+    d.put_new(p, Bytes::from_static(b"third")).await.unwrap();
+    assert_eq!(&d.get_content(p).await.unwrap()[..], b"third");
+
+    // 16 creators at once, each with its own content: exactly one wins, and what is stored
+    // is the winner's, whole
+    for round in 0..8u8 {
+        let path = format!("cc/race/{round}");
+        let mut tasks = Vec::new();
+        for i in 0..16u8 {
+            let (d, path) = (d.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                let r = d
+                    .put_new(&path, Bytes::from(vec![i; 1000 + i as usize]))
+                    .await;
+                (i, r)
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (i, r) = t.await.unwrap();
+            match r {
+                Ok(()) => winners.push(i),
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => panic!("concurrent put_new {i} on {path} failed otherwise: {e:?}"),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "{} of 16 concurrent put_news on {path} succeeded: {winners:?}",
+            winners.len()
+        );
+        let w = winners[0];
+        let got = d.get_content(&path).await.unwrap();
+        assert!(
+            got.len() == 1000 + w as usize && got.iter().all(|b| *b == w),
+            "the stored content ({} bytes, first {:?}) is not the winner {w}'s",
+            got.len(),
+            got.first()
+        );
+    }
+    d.delete("cc").await.unwrap();
+    assert!(d.list("cc").await.unwrap_err().is_not_found());
 }
 
 /// What the garbage collector's safety argument needs from a driver (see `gc.rs`): the

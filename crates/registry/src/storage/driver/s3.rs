@@ -1,0 +1,915 @@
+//! The S3-compatible object storage driver: registry replicas share one bucket.
+//!
+//! Requests are signed and spoken by `object_store`'s S3 client over berth's own transport
+//! ([`transport`]: hyper + rustls with ring), so the TLS stack is the one the rest of berth
+//! uses. Every path maps to the key `<prefix>/<path>`.
+//!
+//! The contract in [`super`] maps onto S3 like this:
+//! - **Small files** (`put_content`, `get_content`) are single objects: S3 PUTs are atomic
+//!   and, since 2020, strongly read-after-write consistent, which is the linearizability the
+//!   contract asks for.
+//! - **Appends.** S3 has none, and an in-flight multipart upload cannot be read, so an
+//!   upload session's data could not be re-hashed by another replica. A file written by
+//!   [`Driver::writer`] at `<dir>/<name>` is therefore a run of *segments*,
+//!   `<dir>/+<name>/<offset>`, each an
+//!   ordinary object holding the bytes one writer appended from that offset (written with
+//!   `If-None-Match: *` when it is one PUT, so two replicas appending at the same offset
+//!   cannot both succeed; a writer with more than `part_size` bytes streams its segment as a
+//!   multipart upload of `part_size` parts). Any replica can stat, read and continue the file;
+//!   `+` starts no component the storage layer builds, so segments never collide with paths,
+//!   and a written file's key is never also a prefix (which filesystem-backed servers such
+//!   as s3s-fs cannot store).
+//! - **What a path is** (an object, a written file, a prefix, nothing) is learnt from one
+//!   listing of its parent rather than a HEAD: the answer covers all four at the cost of one
+//!   request, and works on servers that cannot HEAD a prefix (s3s-fs answers 500 for a key
+//!   that is a directory on its disk, and keeps emptied directories). The layout keeps
+//!   parents small (a blob's or link's parent holds one or two names).
+//! - **Moves** are server-side copies (`CopyObject`) then deletes; a file of several segments
+//!   (a chunked upload) is concatenated into one object as it is copied, through this process
+//!   in `part_size` parts. A copy replaces the target whole, so a reader sees the old or the
+//!   new content.
+//! - **Prefixes** are what S3 has: a "directory" exists while a key is under it.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as Key;
+use object_store::{
+    GetOptions, GetRange, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig, UploadPart,
+};
+use serde::Deserialize;
+
+use super::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter};
+
+pub mod credentials;
+mod transport;
+
+pub use credentials::AwsEnv;
+
+/// The smallest part S3 accepts for every part of a multipart upload but the last.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+/// The largest part (and the largest object a single `CopyObject` copies).
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// How long a presigned blob URL stays valid (distribution's S3 driver: 20 minutes).
+pub const REDIRECT_VALIDITY: Duration = Duration::from_secs(20 * 60);
+/// Parts of one multipart upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// `[storage.s3]` in the registry configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Unset: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// An S3-compatible service's URL (unset: AWS itself).
+    pub endpoint: Option<String>,
+    /// Every key is stored under this prefix.
+    #[serde(default)]
+    pub prefix: String,
+    /// Path-style requests (`endpoint/bucket/key`) instead of virtual-hosted ones
+    /// (`bucket.endpoint/key`), as most self-hosted services need.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Allow an `http://` endpoint (credentials and content then travel in clear).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// A PEM file of extra CA certificates for the endpoint's TLS, beside the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Multipart part size in bytes.
+    #[serde(default = "default_part_size")]
+    pub part_size: u64,
+    /// Answer blob GETs with a redirect to a presigned URL, so clients download from the
+    /// object store directly.
+    #[serde(default)]
+    pub redirect: bool,
+}
+
+fn default_part_size() -> u64 {
+    DEFAULT_PART_SIZE
+}
+
+impl S3Config {
+    /// What is wrong with this configuration, said so the operator can fix it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.bucket.is_empty() {
+            return Err("storage.s3.bucket is empty: name the bucket the registry uses".into());
+        }
+        if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&self.part_size) {
+            return Err(format!(
+                "storage.s3.part_size = {} is outside what S3 accepts ({MIN_PART_SIZE} to {MAX_PART_SIZE} bytes)",
+                self.part_size
+            ));
+        }
+        if let Some(e) = &self.endpoint {
+            let plain = e.starts_with("http://");
+            if !plain && !e.starts_with("https://") {
+                return Err(format!(
+                    "storage.s3.endpoint {e:?} is not an http:// or https:// URL"
+                ));
+            }
+            if plain && !self.allow_http {
+                return Err(format!(
+                    "storage.s3.endpoint {e:?} is plain http: credentials and content would travel in clear; use https, or set storage.s3.allow_http = true"
+                ));
+            }
+        }
+        if self.prefix.split('/').any(|c| c == "." || c == "..") {
+            return Err(format!(
+                "storage.s3.prefix {:?} has a . or .. component",
+                self.prefix
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Objects in one bucket, under one prefix.
+#[derive(Debug, Clone)]
+pub struct S3Driver {
+    store: Arc<AmazonS3>,
+    prefix: Arc<str>,
+    part_size: usize,
+    redirect: bool,
+}
+
+/// A driver that cannot be built: what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum S3SetupError {
+    #[error("invalid S3 storage configuration: {0}")]
+    Config(String),
+    #[error("failed to read the S3 CA file {path}")]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Credentials(#[from] credentials::CredentialsError),
+    #[error("failed to set up the S3 client")]
+    Client(#[source] object_store::Error),
+}
+
+impl S3Driver {
+    /// A driver for `config`, with credentials from the environment `env` holds
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), else the shared
+    /// credentials file (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
+    /// `AWS_PROFILE` or `default`), else object_store's chain (web identity, container and
+    /// instance metadata).
+    pub fn new(config: &S3Config, env: &AwsEnv) -> Result<S3Driver, S3SetupError> {
+        config.validate().map_err(S3SetupError::Config)?;
+        let extra_roots = match &config.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|source| S3SetupError::CaFile {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let connector = transport::Connector::new(extra_roots.as_deref())
+            .map_err(|e| S3SetupError::Config(e.to_string()))?;
+        // AWS_* as the SDKs read them (region, keys, token, web identity); the file below
+        // counts only when they hold no keys, and the configuration wins over both
+        let mut b = AmazonS3Builder::new();
+        for (k, v) in &env.vars {
+            if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+                b = b.with_config(key, v);
+            }
+        }
+        b = b
+            .with_bucket_name(&config.bucket)
+            .with_http_connector(connector)
+            .with_retry(RetryConfig {
+                max_retries: 5,
+                retry_timeout: Duration::from_secs(60),
+                ..RetryConfig::default()
+            });
+        if env.get("AWS_ACCESS_KEY_ID").is_none()
+            && let Some(c) = credentials::from_shared_file(env)?
+        {
+            b = b
+                .with_access_key_id(c.access_key_id)
+                .with_secret_access_key(c.secret_access_key);
+            if let Some(t) = c.session_token {
+                b = b.with_token(t);
+            }
+        }
+        let region = config
+            .region
+            .clone()
+            .or_else(|| env.get("AWS_REGION").map(str::to_owned))
+            .or_else(|| env.get("AWS_DEFAULT_REGION").map(str::to_owned))
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        b = b
+            .with_region(region)
+            .with_virtual_hosted_style_request(!config.path_style)
+            .with_allow_http(config.allow_http);
+        if let Some(e) = &config.endpoint {
+            b = b.with_endpoint(e);
+        }
+        let store = b.build().map_err(S3SetupError::Client)?;
+        Ok(S3Driver {
+            store: Arc::new(store),
+            prefix: config.prefix.trim_matches('/').into(),
+            // validated above to be at most 5 GiB
+            part_size: usize::try_from(config.part_size).unwrap_or(usize::MAX),
+            redirect: config.redirect,
+        })
+    }
+
+    fn key(&self, path: &str) -> DResult<Key> {
+        let invalid = |reason| DriverError::InvalidPath {
+            path: path.to_owned(),
+            reason,
+        };
+        if path.is_empty() {
+            return Err(invalid("empty"));
+        }
+        for c in path.split('/') {
+            if c.is_empty() || c == "." || c == ".." {
+                return Err(invalid("not a plain relative path"));
+            }
+            if c.starts_with('+') {
+                return Err(invalid("components starting with + are the driver's own"));
+            }
+        }
+        let full = if self.prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{}/{path}", self.prefix)
+        };
+        Key::parse(&full).map_err(|_| invalid("a character object storage keys cannot hold"))
+    }
+
+    /// Where the segments of the written file at `key` live: `<dir>/+<name>`.
+    fn segments_dir(key: &Key) -> Key {
+        let s = key.as_ref();
+        match s.rsplit_once('/') {
+            Some((dir, name)) => Key::from(format!("{dir}/+{name}")),
+            None => Key::from(format!("+{s}")),
+        }
+    }
+
+    fn segment_key(key: &Key, offset: u64) -> Key {
+        Key::from(format!("{}/{offset:020}", Self::segments_dir(key)))
+    }
+
+    /// What is stored at `key`, from one listing of its parent.
+    async fn probe(&self, path: &str, key: &Key) -> DResult<Probe> {
+        let raw = key.as_ref();
+        let (parent, name) = match raw.rsplit_once('/') {
+            Some((dir, name)) => (Some(Key::from(dir)), name),
+            None => (None, raw),
+        };
+        let listed = self
+            .store
+            .list_with_delimiter(parent.as_ref())
+            .await
+            .map_err(|e| backend(path, e))?;
+        let written = format!("+{name}");
+        let mut probe = Probe {
+            object: listed
+                .objects
+                .into_iter()
+                .find(|o| o.location.filename() == Some(name)),
+            ..Probe::default()
+        };
+        for p in &listed.common_prefixes {
+            match p.filename() {
+                Some(n) if n == name => probe.dir = true,
+                Some(n) if n == written => probe.written = true,
+                _ => {}
+            }
+        }
+        Ok(probe)
+    }
+
+    /// The segments of a written file, in offset order, checked to be contiguous; empty
+    /// when there are none.
+    async fn segments(&self, path: &str, key: &Key) -> DResult<Vec<Segment>> {
+        let dir = Self::segments_dir(key);
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(|e| backend(path, e))?;
+        let mut segs = Vec::with_capacity(metas.len());
+        for m in metas {
+            let offset = m
+                .location
+                .filename()
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| corrupt(path, format!("unexpected object {}", m.location)))?;
+            segs.push(Segment { offset, meta: m });
+        }
+        segs.sort_by_key(|s| s.offset);
+        let mut next = 0;
+        for s in &segs {
+            if s.offset != next {
+                return Err(corrupt(
+                    path,
+                    format!(
+                        "segment at offset {} does not follow the data before it (which ends at {next})",
+                        s.offset
+                    ),
+                ));
+            }
+            next = s.offset + s.meta.size;
+        }
+        Ok(segs)
+    }
+
+    /// A stored object, or else a written file's segments, or else not found.
+    async fn locate(&self, path: &str) -> DResult<(Key, Located)> {
+        let key = self.key(path)?;
+        let probe = self.probe(path, &key).await?;
+        let located = self.located(path, &key, probe).await?;
+        located.map(|l| (key, l)).ok_or_else(|| not_found(path))
+    }
+
+    async fn located(&self, path: &str, key: &Key, probe: Probe) -> DResult<Option<Located>> {
+        if let Some(meta) = probe.object {
+            return Ok(Some(Located::Object(meta)));
+        }
+        if probe.written {
+            let segs = self.segments(path, key).await?;
+            if !segs.is_empty() {
+                return Ok(Some(Located::Segments(segs)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Stream the objects `parts` (each from its own start offset) as one reader.
+    fn chain(&self, path: &str, parts: Vec<(Key, u64)>) -> BoxReader {
+        let store = self.store.clone();
+        let p = path.to_owned();
+        let s = stream::iter(parts)
+            .then(move |(key, from)| {
+                let store = store.clone();
+                let p = p.clone();
+                async move {
+                    let opts = GetOptions {
+                        range: (from > 0).then_some(GetRange::Offset(from)),
+                        ..GetOptions::default()
+                    };
+                    let r = store
+                        .get_opts(&key, opts)
+                        .await
+                        .map_err(|e| io::Error::other(backend(&p, e)))?;
+                    Ok::<_, io::Error>(r.into_stream().map_err(io::Error::other))
+                }
+            })
+            .try_flatten();
+        Box::pin(tokio_util::io::StreamReader::new(s))
+    }
+
+    /// Copy `from` (an object or segments, `size` bytes) into one object at `to`.
+    async fn assemble(
+        &self,
+        path: &str,
+        parts: Vec<(Key, u64)>,
+        size: u64,
+        to: &Key,
+    ) -> DResult<()> {
+        if size <= self.part_size as u64 {
+            let mut data = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+            let mut r = self.chain(path, parts);
+            read_into(&mut r, &mut data, path).await?;
+            return self
+                .store
+                .put(to, PutPayload::from_bytes(data.freeze()))
+                .await
+                .map(|_| ())
+                .map_err(|e| backend(path, e));
+        }
+        let mut upload = self
+            .store
+            .put_multipart_opts(to, PutMultipartOptions::default())
+            .await
+            .map_err(|e| backend(path, e))?;
+        let copied = async {
+            let mut r = self.chain(path, parts);
+            let mut inflight = FuturesUnordered::new();
+            loop {
+                let mut part = BytesMut::with_capacity(self.part_size);
+                let done = fill(&mut r, &mut part, self.part_size, path).await?;
+                if !part.is_empty() {
+                    push_part(&mut inflight, upload.put_part(part.freeze().into()), path).await?;
+                }
+                if done {
+                    break;
+                }
+            }
+            while let Some(r) = inflight.next().await {
+                r.map_err(|e| backend(path, e))?;
+            }
+            upload.complete().await.map_err(|e| backend(path, e))
+        }
+        .await;
+        match copied {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = upload.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete_keys(&self, path: &str, keys: Vec<Key>) -> DResult<()> {
+        let s = stream::iter(keys.into_iter().map(Ok)).boxed();
+        self.store
+            .delete_stream(s)
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|_| ())
+            .or_else(|e| match e {
+                object_store::Error::NotFound { .. } => Ok(()),
+                e => Err(backend(path, e)),
+            })
+    }
+}
+
+/// What a listing of a path's parent says is stored at it.
+#[derive(Default)]
+struct Probe {
+    object: Option<ObjectMeta>,
+    /// Keys under `<path>/`.
+    dir: bool,
+    /// A written file's segments under `<dir>/+<name>/`.
+    written: bool,
+}
+
+struct Segment {
+    offset: u64,
+    meta: ObjectMeta,
+}
+
+enum Located {
+    Object(ObjectMeta),
+    Segments(Vec<Segment>),
+}
+
+impl Located {
+    fn size(&self) -> u64 {
+        match self {
+            Located::Object(m) => m.size,
+            Located::Segments(s) => s.last().map_or(0, |l| l.offset + l.meta.size),
+        }
+    }
+
+    fn modified(&self) -> Option<SystemTime> {
+        match self {
+            Located::Object(m) => Some(m.last_modified.into()),
+            Located::Segments(s) => s.iter().map(|s| s.meta.last_modified).max().map(Into::into),
+        }
+    }
+
+    /// The objects to read from `offset` on, each with where to start in it.
+    fn parts_from(&self, key: &Key, offset: u64) -> Vec<(Key, u64)> {
+        match self {
+            Located::Object(_) => vec![(key.clone(), offset)],
+            Located::Segments(segs) => segs
+                .iter()
+                .filter(|s| s.offset + s.meta.size > offset && s.meta.size > 0)
+                .map(|s| (s.meta.location.clone(), offset.saturating_sub(s.offset)))
+                .collect(),
+        }
+    }
+
+    /// Every object this file is made of.
+    fn keys(&self, key: &Key) -> Vec<Key> {
+        match self {
+            Located::Object(_) => vec![key.clone()],
+            Located::Segments(segs) => segs.iter().map(|s| s.meta.location.clone()).collect(),
+        }
+    }
+}
+
+fn not_found(path: &str) -> DriverError {
+    DriverError::NotFound {
+        path: path.to_owned(),
+    }
+}
+
+fn backend(path: &str, e: object_store::Error) -> DriverError {
+    match e {
+        object_store::Error::NotFound { .. } => not_found(path),
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            DriverError::AlreadyExists {
+                path: path.to_owned(),
+            }
+        }
+        e => DriverError::Backend {
+            path: path.to_owned(),
+            source: Box::new(e),
+        },
+    }
+}
+
+fn corrupt(path: &str, what: String) -> DriverError {
+    DriverError::Io {
+        path: path.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidData, what),
+    }
+}
+
+async fn read_into(r: &mut BoxReader, buf: &mut BytesMut, path: &str) -> DResult<()> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        buf.reserve(64 * 1024);
+        let n = r
+            .read_buf(buf)
+            .await
+            .map_err(|e| DriverError::io(path, e))?;
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Read into `buf` up to `limit` bytes; true at the end of the input.
+async fn fill(r: &mut BoxReader, buf: &mut BytesMut, limit: usize, path: &str) -> DResult<bool> {
+    use tokio::io::AsyncReadExt;
+    while buf.len() < limit {
+        let mut take = (&mut *r).take((limit - buf.len()) as u64);
+        let n = take
+            .read_buf(buf)
+            .await
+            .map_err(|e| DriverError::io(path, e))?;
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Queue a part, first waiting for one when [`PARTS_IN_FLIGHT`] are.
+async fn push_part(
+    inflight: &mut FuturesUnordered<UploadPart>,
+    part: UploadPart,
+    path: &str,
+) -> DResult<()> {
+    if inflight.len() >= PARTS_IN_FLIGHT
+        && let Some(r) = inflight.next().await
+    {
+        r.map_err(|e| backend(path, e))?;
+    }
+    inflight.push(part);
+    Ok(())
+}
+
+impl Driver for S3Driver {
+    type Writer = S3Writer;
+
+    async fn get_content(&self, path: &str) -> DResult<Bytes> {
+        let key = self.key(path)?;
+        match self.store.get(&key).await {
+            Ok(r) => return r.bytes().await.map_err(|e| backend(path, e)),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(backend(path, e)),
+        }
+        let segs = self.segments(path, &key).await?;
+        if segs.is_empty() {
+            return Err(not_found(path));
+        }
+        let located = Located::Segments(segs);
+        let mut data = BytesMut::with_capacity(usize::try_from(located.size()).unwrap_or(0));
+        let mut r = self.chain(path, located.parts_from(&key, 0));
+        read_into(&mut r, &mut data, path).await?;
+        Ok(data.freeze())
+    }
+
+    /// With `redirect = true`, a presigned GET of the object valid for
+    /// [`REDIRECT_VALIDITY`] (as distribution's S3 driver; signed locally, no request).
+    async fn redirect_url(&self, path: &str) -> DResult<Option<String>> {
+        use object_store::signer::Signer;
+        if !self.redirect {
+            return Ok(None);
+        }
+        let key = self.key(path)?;
+        self.store
+            .signed_url(http::Method::GET, &key, REDIRECT_VALIDITY)
+            .await
+            .map(|u| Some(u.to_string()))
+            .map_err(|e| backend(path, e))
+    }
+
+    async fn put_content(&self, path: &str, data: Bytes) -> DResult<()> {
+        let key = self.key(path)?;
+        self.store
+            .put(&key, PutPayload::from_bytes(data))
+            .await
+            .map(|_| ())
+            .map_err(|e| backend(path, e))
+    }
+
+    /// `If-None-Match: *`: S3 (since 2024) and compatible servers refuse the PUT with 412
+    /// when the key exists, atomically. A written file or a prefix at the path also counts
+    /// as existing (checked first; neither is made where `put_new` is used).
+    async fn put_new(&self, path: &str, data: Bytes) -> DResult<()> {
+        let key = self.key(path)?;
+        let probe = self.probe(path, &key).await?;
+        if probe.object.is_some() || probe.written || probe.dir {
+            return Err(DriverError::AlreadyExists {
+                path: path.to_owned(),
+            });
+        }
+        self.store
+            .put_opts(
+                &key,
+                PutPayload::from_bytes(data),
+                PutOptions::from(PutMode::Create),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| backend(path, e))
+    }
+
+    async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
+        let (key, located) = self.locate(path).await?;
+        let size = located.size();
+        if offset > size {
+            return Err(DriverError::Io {
+                path: path.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("offset {offset} is past the end ({size} bytes)"),
+                ),
+            });
+        }
+        if offset == size {
+            return Ok((Box::pin(tokio::io::empty()), size));
+        }
+        Ok((self.chain(path, located.parts_from(&key, offset)), size))
+    }
+
+    /// Opens the file's next segment. A missing file is created at once as an empty segment
+    /// (a file exists from its writer's opening, as on a filesystem); a file that is one
+    /// object (written whole, by `put_content` or `put_new`) first becomes its own first
+    /// segment by a server-side copy, so appends follow all of it.
+    async fn writer(&self, path: &str) -> DResult<S3Writer> {
+        let key = self.key(path)?;
+        let mut segs = self.segments(path, &key).await?;
+        if segs.is_empty() {
+            let probe = self.probe(path, &key).await?;
+            let first = Self::segment_key(&key, 0);
+            let made = match &probe.object {
+                Some(_) => self.store.copy(&key, &first).await,
+                None => self
+                    .store
+                    .put_opts(&first, PutPayload::new(), PutOptions::from(PutMode::Create))
+                    .await
+                    .map(|_| ()),
+            };
+            match made {
+                Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(object_store::Error::Precondition { .. }) => {}
+                Err(e) => return Err(backend(path, e)),
+            }
+            if probe.object.is_some() {
+                self.delete_keys(path, vec![key.clone()]).await?;
+            }
+            segs = self.segments(path, &key).await?;
+        }
+        let start = segs.last().map_or(0, |l| l.offset + l.meta.size);
+        // the empty file a writer that wrote nothing leaves: replaced by the first data
+        let replace_empty = segs.len() == 1 && start == 0;
+        Ok(S3Writer {
+            store: self.store.clone(),
+            path: path.to_owned(),
+            key,
+            start,
+            replace_empty,
+            buf: BytesMut::new(),
+            written: 0,
+            part_size: self.part_size,
+            upload: None,
+            inflight: FuturesUnordered::new(),
+        })
+    }
+
+    async fn stat(&self, path: &str) -> DResult<FileInfo> {
+        let key = self.key(path)?;
+        let probe = self.probe(path, &key).await?;
+        let dir = probe.dir;
+        match self.located(path, &key, probe).await? {
+            Some(l) => Ok(FileInfo {
+                size: l.size(),
+                modified: l.modified(),
+                is_dir: false,
+            }),
+            None if dir => Ok(FileInfo {
+                size: 0,
+                modified: None,
+                is_dir: true,
+            }),
+            None => Err(not_found(path)),
+        }
+    }
+
+    async fn list(&self, path: &str) -> DResult<Vec<String>> {
+        let key = self.key(path)?;
+        let r = self
+            .store
+            .list_with_delimiter(Some(&key))
+            .await
+            .map_err(|e| backend(path, e))?;
+        let mut names: Vec<String> = r
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename())
+            .chain(r.objects.iter().filter_map(|o| o.location.filename()))
+            // a written file's segments are listed under its name
+            .map(|n| n.strip_prefix('+').unwrap_or(n).to_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return Err(not_found(path));
+        }
+        Ok(names)
+    }
+
+    async fn move_to(&self, from: &str, to: &str) -> DResult<()> {
+        let (from_key, located) = self.locate(from).await?;
+        let to_key = self.key(to)?;
+        let size = located.size();
+        match &located {
+            Located::Object(_) if size <= MAX_PART_SIZE => self
+                .store
+                .copy(&from_key, &to_key)
+                .await
+                .map_err(|e| backend(from, e))?,
+            Located::Segments(segs) if segs.len() == 1 && size <= MAX_PART_SIZE => self
+                .store
+                .copy(&segs[0].meta.location, &to_key)
+                .await
+                .map_err(|e| backend(from, e))?,
+            _ => {
+                self.assemble(from, located.parts_from(&from_key, 0), size, &to_key)
+                    .await?
+            }
+        }
+        self.delete_keys(from, located.keys(&from_key)).await
+    }
+
+    async fn delete(&self, path: &str) -> DResult<()> {
+        let key = self.key(path)?;
+        let probe = self.probe(path, &key).await?;
+        let mut keys = Vec::new();
+        if probe.dir {
+            let under: Vec<Key> = self
+                .store
+                .list(Some(&key))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(|e| backend(path, e))?;
+            keys.extend(under);
+        }
+        if probe.written {
+            keys.extend(
+                self.segments(path, &key)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.meta.location),
+            );
+        }
+        if probe.object.is_some() {
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(not_found(path));
+        }
+        self.delete_keys(path, keys).await
+    }
+}
+
+/// Appends one segment to a written file (see the module documentation).
+pub struct S3Writer {
+    store: Arc<AmazonS3>,
+    path: String,
+    key: Key,
+    /// Where this writer's segment starts: the file's size when it was opened.
+    start: u64,
+    replace_empty: bool,
+    buf: BytesMut,
+    written: u64,
+    part_size: usize,
+    upload: Option<Box<dyn MultipartUpload>>,
+    inflight: FuturesUnordered<UploadPart>,
+}
+
+impl std::fmt::Debug for S3Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Writer")
+            .field("path", &self.path)
+            .field("start", &self.start)
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Writer {
+    fn segment(&self) -> Key {
+        S3Driver::segment_key(&self.key, self.start)
+    }
+
+    async fn flush_parts(&mut self) -> DResult<()> {
+        while self.buf.len() >= self.part_size {
+            let part = self.buf.split_to(self.part_size).freeze();
+            if self.upload.is_none() {
+                let seg = self.segment();
+                let u = self
+                    .store
+                    .put_multipart_opts(&seg, PutMultipartOptions::default())
+                    .await
+                    .map_err(|e| backend(&self.path, e))?;
+                self.upload = Some(u);
+            }
+            if let Some(u) = self.upload.as_mut() {
+                let fut = u.put_part(part.into());
+                push_part(&mut self.inflight, fut, &self.path).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> DResult<u64> {
+        let size = self.start + self.written;
+        if let Some(mut u) = self.upload.take() {
+            if !self.buf.is_empty() {
+                let last = std::mem::take(&mut self.buf).freeze();
+                self.inflight.push(u.put_part(last.into()));
+            }
+            while let Some(r) = self.inflight.next().await {
+                if let Err(e) = r {
+                    let _ = u.abort().await;
+                    return Err(backend(&self.path, e));
+                }
+            }
+            u.complete().await.map_err(|e| backend(&self.path, e))?;
+            return Ok(size);
+        }
+        if self.buf.is_empty() {
+            return Ok(size);
+        }
+        // One PUT: created only if no other writer took this offset meanwhile (the empty
+        // file's marker, replaced whole by the first data, is the exception).
+        let mode = if self.replace_empty {
+            PutMode::Overwrite
+        } else {
+            PutMode::Create
+        };
+        let data = std::mem::take(&mut self.buf).freeze();
+        match self
+            .store
+            .put_opts(
+                &self.segment(),
+                PutPayload::from_bytes(data),
+                PutOptions::from(mode),
+            )
+            .await
+        {
+            Ok(_) => Ok(size),
+            Err(e) => Err(backend(&self.path, e)),
+        }
+    }
+}
+
+impl UploadWriter for S3Writer {
+    async fn write(&mut self, chunk: Bytes) -> DResult<()> {
+        self.written += chunk.len() as u64;
+        self.buf.extend_from_slice(&chunk);
+        self.flush_parts().await
+    }
+
+    /// Every committed segment is durable: S3 acknowledges a PUT or a completed multipart
+    /// upload only once it is stored.
+    async fn commit(mut self, _durable: bool) -> DResult<u64> {
+        self.finish().await
+    }
+}
+
+impl Drop for S3Writer {
+    /// A multipart upload never completed is aborted, so the bucket keeps no invisible
+    /// parts (a bucket lifecycle rule for incomplete uploads is still wise: a killed
+    /// process aborts nothing).
+    fn drop(&mut self) {
+        if let Some(mut u) = self.upload.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move {
+                let _ = u.abort().await;
+            });
+        }
+    }
+}

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_test_support::{
-    Descriptor, DockerRegistry, Http, Layer, Nginx, OciLayout, S3_BUCKET, S3Kind, S3Server,
-    Signing, image_config, random_bytes, requires_tool, wait_until,
+    Descriptor, DockerRegistry, Http, Layer, Nginx, OciLayout, Registry, S3_BUCKET, S3Kind,
+    S3Server, Signing, image_config, random_bytes, requires_tool, wait_until,
 };
 
 use crate::common::{Skopeo, verify_tree_in_registry};
@@ -382,8 +382,14 @@ fn docker_registry_replica_killed_mid_push(kind: S3Kind) {
     let s3 = S3Server::start(kind);
     let a = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
     let b = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
-    let survivor = b.addr;
     let proxy = Nginx::round_robin(&[a.addr, b.addr]);
+    push_cut_by_a_kill(&proxy, b.addr, move || drop(a));
+}
+
+/// Push through `proxy`, run `kill` (one replica) once the first upload has started, push
+/// again: the retry completes, pulls back byte-identical, and every request after the kill
+/// ended on `survivor`.
+fn push_cut_by_a_kill(proxy: &Nginx, survivor: SocketAddr, kill: impl FnOnce()) {
     let work = tempfile::tempdir().expect("tempdir");
     let src = work.path().join("src");
     let mut layout = OciLayout::new(&src);
@@ -399,7 +405,7 @@ fn docker_registry_replica_killed_mid_push(kind: S3Kind) {
         let uploading = wait_until(Duration::from_secs(120), || {
             proxy.requests().iter().any(|r| r.method == "POST")
         });
-        drop(a); // SIGKILL, by PID
+        kill();
         (uploading, push.join().expect("the push thread"))
     });
     assert!(
@@ -486,6 +492,60 @@ fn presigned_get(kind: S3Kind) {
     }
 }
 
+/// `berth registry serve` on the S3 driver (one replica): skopeo round trip, and the data
+/// is in the bucket under the configured prefix.
+fn berth_on_s3_round_trips(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = Registry::start(s3.berth_options(&dir.path().join("registry.toml"), "berth"));
+    round_trip_through(&registry.host(), "s3/berth");
+    let listed = s3.request(
+        "GET",
+        &format!("/{S3_BUCKET}?list-type=2&prefix=berth%2F"),
+        &[],
+        None,
+        Signing::Valid,
+    );
+    assert_eq!(
+        listed.status,
+        200,
+        "{}: ListObjectsV2: {}",
+        kind.name(),
+        listed.text()
+    );
+    assert!(
+        listed.text().contains("<Key>berth/"),
+        "{}: nothing under the prefix berth/ in the bucket: {}",
+        kind.name(),
+        listed.text()
+    );
+}
+
+/// Two berth replicas on one bucket behind nginx: skopeo pushes and pulls through it,
+/// requests alternating.
+fn two_berth_replicas_behind_nginx(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("registry.toml");
+    let a = Registry::start(s3.berth_options(&config, "berth"));
+    let b = Registry::start(s3.berth_options(&config, "berth"));
+    let proxy = Nginx::round_robin(&[a.addr(), b.addr()]);
+    round_trip_through(&proxy.host(), "s3/replicated");
+    assert_alternated(&proxy, a.addr(), b.addr());
+}
+
+/// One of two berth replicas killed (SIGKILL) mid-push behind nginx; the retried push
+/// completes on the other.
+fn berth_replica_killed_mid_push(kind: S3Kind) {
+    let s3 = S3Server::start(kind);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("registry.toml");
+    let mut a = Registry::start(s3.berth_options(&config, "berth"));
+    let b = Registry::start(s3.berth_options(&config, "berth"));
+    let proxy = Nginx::round_robin(&[a.addr(), b.addr()]);
+    push_cut_by_a_kill(&proxy, b.addr(), move || a.kill9());
+}
+
 /// s3s-fs 0.14.1 answers `ListMultipartUploads` with 501 NotImplemented, and
 /// docker-registry 2.8's S3 driver lists multipart uploads to resume every chunked upload
 /// (its `Writer` with `append`), so every skopeo push to it fails with a 500: the
@@ -550,7 +610,11 @@ fn two_docker_registries_behind_nginx(kind: S3Kind) {
     let b = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
     let proxy = Nginx::round_robin(&[a.addr, b.addr]);
     round_trip_through(&proxy.host(), "s3/replicated");
+    assert_alternated(&proxy, a.addr, b.addr);
+}
 
+/// Nothing failed through `proxy`, and both replicas took writes and reads.
+fn assert_alternated(proxy: &Nginx, a: SocketAddr, b: SocketAddr) {
     let requests = proxy.requests();
     assert!(
         !requests.is_empty(),
@@ -571,7 +635,7 @@ fn two_docker_registries_behind_nginx(kind: S3Kind) {
     };
     // the writes reached both replicas, and so did the reads (counted by kind, not by
     // method: with the same requests per blob, round-robin may send every PUT to one)
-    let both: BTreeSet<SocketAddr> = [a.addr, b.addr].into();
+    let both: BTreeSet<SocketAddr> = [a, b].into();
     assert_eq!(
         used(&["POST", "PATCH", "PUT"]),
         both,
@@ -688,6 +752,38 @@ macro_rules! s3_tests {
 
 s3_tests!(s3s_fs, S3Kind::S3sFs);
 s3_tests!(moto, S3Kind::Moto);
+
+/// berth's S3 driver on both servers: one replica, two behind nginx, one killed mid-push.
+macro_rules! berth_on_s3_tests {
+    ($module:ident, $kind:expr) => {
+        mod $module {
+            use super::*;
+
+            berth_on_s3_tests!(@each $kind,
+                round_trips_an_image_with_skopeo => berth_on_s3_round_trips,
+                two_replicas_on_one_bucket_behind_nginx_alternate
+                    => two_berth_replicas_behind_nginx,
+                a_push_cut_by_killing_one_replica_completes_through_the_other
+                    => berth_replica_killed_mid_push,
+            );
+        }
+    };
+    (@each $kind:expr, $($test:ident => $check:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                requires_tool!("curl", "skopeo", "nginx");
+                if $kind.missing() {
+                    return;
+                }
+                $check($kind);
+            }
+        )+
+    };
+}
+
+berth_on_s3_tests!(berth_on_s3s_fs, S3Kind::S3sFs);
+berth_on_s3_tests!(berth_on_moto, S3Kind::Moto);
 
 /// docker-registry on S3 runs on moto only: see [`list_multipart_uploads_is_not_implemented`].
 mod docker_registry_on_moto {

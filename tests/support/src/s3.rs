@@ -19,6 +19,7 @@
 //! | `PUT` + `If-Match` on a missing key | 412 | 404 NoSuchKey (as AWS) |
 //! | `DELETE` + `If-Match` with a stale ETag | **ignored: deletes (204)** | 412, kept |
 //! | presigned `GET` (boto3's query-string SigV4) | served; a changed signature or an expired URL 403 | served; a changed signature served too (expiry not tested) |
+//! | a key over about 160 bytes (S3: 1024) | 500 ("File name too long": its checksum record is a file named after the base64 key) | stored |
 //! | `ListMultipartUploads` | 501 NotImplemented (so docker-registry 2.8's S3 driver cannot push to it) | 200 |
 //!
 //! curl 7.88 (Debian 12) quirks the helpers hide: it does not send `x-amz-content-sha256`

@@ -176,15 +176,43 @@ fn berth_on_s3_round_trips(kind: S3Kind) {
     );
 }
 
+/// Two berth replicas on one bucket (prefix `berth`) behind nginx.
+struct Replicas {
+    s3: S3Server,
+    dir: tempfile::TempDir,
+    a: Registry,
+    b: Registry,
+    proxy: Nginx,
+}
+
+impl Replicas {
+    fn start(kind: S3Kind) -> Replicas {
+        let s3 = S3Server::start(kind);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("registry.toml");
+        let a = Registry::start(s3.berth_options(&config, "berth"));
+        let b = Registry::start(s3.berth_options(&config, "berth"));
+        let proxy = Nginx::round_robin(&[a.addr(), b.addr()]);
+        Replicas {
+            s3,
+            dir,
+            a,
+            b,
+            proxy,
+        }
+    }
+}
+
 /// Two berth replicas on one bucket behind nginx: skopeo pushes and pulls through it,
 /// requests alternating.
 fn two_berth_replicas_behind_nginx(kind: S3Kind) {
-    let s3 = S3Server::start(kind);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("registry.toml");
-    let a = Registry::start(s3.berth_options(&config, "berth"));
-    let b = Registry::start(s3.berth_options(&config, "berth"));
-    let proxy = Nginx::round_robin(&[a.addr(), b.addr()]);
+    let Replicas {
+        s3: _s3,
+        dir: _dir,
+        a,
+        b,
+        proxy,
+    } = Replicas::start(kind);
     round_trip_through(&proxy.host(), "s3/replicated");
     assert_alternated(&proxy, a.addr(), b.addr());
 }
@@ -192,12 +220,13 @@ fn two_berth_replicas_behind_nginx(kind: S3Kind) {
 /// `berth conformance check` (the five distribution-spec v1.1 workflows) passes through
 /// nginx in front of two berth replicas on one bucket, the requests alternating.
 fn conformance_through_two_berth_replicas(kind: S3Kind) {
-    let s3 = S3Server::start(kind);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("registry.toml");
-    let a = Registry::start(s3.berth_options(&config, "berth"));
-    let b = Registry::start(s3.berth_options(&config, "berth"));
-    let proxy = Nginx::round_robin(&[a.addr(), b.addr()]);
+    let Replicas {
+        s3: _s3,
+        dir: _dir,
+        a,
+        b,
+        proxy,
+    } = Replicas::start(kind);
     let env = Env::new();
     let target = format!("{}/conformance", proxy.host());
     let out = env.try_berth(&["conformance", "check", &target]);

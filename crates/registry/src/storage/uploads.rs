@@ -53,19 +53,19 @@ impl<'a, D: Driver> Uploads<'a, D> {
     }
 
     /// Start a session; returns its id. The marker is scratch space like the data: written
-    /// without fsync.
+    /// without fsync (a marker lost or emptied by a crash loses the session, which the spec
+    /// allows; an unreadable one counts as abandoned).
     pub async fn create(&self) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
-        let marked = async {
-            let mut marker = self
-                .repo
-                .driver()
-                .writer(&paths::upload_started(self.repo.name, &id))
-                .await?;
-            marker.write(Bytes::from(now_millis().to_string())).await?;
-            marker.commit(false).await
-        }
-        .await;
+        // one small write, atomic but not synced (`put_hint`): one request on object storage
+        let marked = self
+            .repo
+            .driver()
+            .put_hint(
+                &paths::upload_started(self.repo.name, &id),
+                Bytes::from(now_millis().to_string()),
+            )
+            .await;
         if let Err(e) = marked {
             self.discard(&id).await;
             return Err(e.into());

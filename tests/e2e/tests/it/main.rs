@@ -35,6 +35,7 @@ mod rootless_run;
 mod run_more;
 mod runtime;
 mod s3;
+mod s3_driver;
 mod server;
 mod shutdown;
 mod skopeo;

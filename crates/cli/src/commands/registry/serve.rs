@@ -80,6 +80,9 @@ async fn serve(config: berth_registry::Config, root: PathBuf) -> anyhow::Result<
         DriverKind::Filesystem => serve_on(FsDriver::new(&root), "filesystem", config, root).await,
         DriverKind::S3 => {
             let driver = super::s3_driver(&config)?;
+            driver.check().await.context(
+                "cannot list the S3 bucket\nhint: check storage.s3 (endpoint, bucket, region, path_style) and the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)",
+            )?;
             serve_on(driver, "s3", config, root).await
         }
     }

@@ -156,7 +156,10 @@ pub trait UploadWriter: Send {
 pub trait Driver: Send + Sync + 'static {
     type Writer: UploadWriter;
 
-    /// The whole content of a small file.
+    /// The whole content of a small file stored whole (by `put_content`, `put_hint`,
+    /// `put_new`, or as the target of `move_to`); a [`Driver::writer`]'s file is read with
+    /// [`Driver::reader`] (an object store keeps it in pieces, and a missing small file
+    /// then costs one request, not two).
     fn get_content(&self, path: &str) -> impl Future<Output = DResult<Bytes>> + Send;
     /// Replace a small file whole, atomically and durably.
     fn put_content(&self, path: &str, data: Bytes) -> impl Future<Output = DResult<()>> + Send;
@@ -178,8 +181,8 @@ pub trait Driver: Send + Sync + 'static {
         path: &str,
         offset: u64,
     ) -> impl Future<Output = DResult<(BoxReader, u64)>> + Send;
-    /// Open `path` for appending (created, with its parents, if missing; not durably: see
-    /// [`UploadWriter`]).
+    /// Open `path` for appending (created, with its parents, if missing — at the latest
+    /// when the writer commits; not durably: see [`UploadWriter`]).
     fn writer(&self, path: &str) -> impl Future<Output = DResult<Self::Writer>> + Send;
     /// Size, modification time, and whether the path is a directory (prefix).
     fn stat(&self, path: &str) -> impl Future<Output = DResult<FileInfo>> + Send;

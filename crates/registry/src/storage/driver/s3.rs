@@ -223,6 +223,20 @@ impl S3Driver {
         })
     }
 
+    /// One listing of the prefix: proves at start that the endpoint answers, the bucket
+    /// exists and the credentials are accepted, rather than failing the first request.
+    pub async fn check(&self) -> DResult<()> {
+        let prefix = (!self.prefix.is_empty()).then(|| Key::from(&*self.prefix));
+        self.store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map(|_| ())
+            .map_err(|e| DriverError::Backend {
+                path: format!("{}/", self.prefix),
+                source: Box::new(e),
+            })
+    }
+
     fn key(&self, path: &str) -> DResult<Key> {
         let invalid = |reason| DriverError::InvalidPath {
             path: path.to_owned(),
@@ -569,22 +583,11 @@ async fn push_part(
 impl Driver for S3Driver {
     type Writer = S3Writer;
 
+    /// One GET: files read whole are stored whole (see [`Driver::get_content`]).
     async fn get_content(&self, path: &str) -> DResult<Bytes> {
         let key = self.key(path)?;
-        match self.store.get(&key).await {
-            Ok(r) => return r.bytes().await.map_err(|e| backend(path, e)),
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(backend(path, e)),
-        }
-        let segs = self.segments(path, &key).await?;
-        if segs.is_empty() {
-            return Err(not_found(path));
-        }
-        let located = Located::Segments(segs);
-        let mut data = BytesMut::with_capacity(usize::try_from(located.size()).unwrap_or(0));
-        let mut r = self.chain(path, located.parts_from(&key, 0));
-        read_into(&mut r, &mut data, path).await?;
-        Ok(data.freeze())
+        let r = self.store.get(&key).await.map_err(|e| backend(path, e))?;
+        r.bytes().await.map_err(|e| backend(path, e))
     }
 
     /// With `redirect = true`, a presigned GET of the object valid for
@@ -633,7 +636,24 @@ impl Driver for S3Driver {
             .map_err(|e| backend(path, e))
     }
 
+    /// A file stored whole (every blob) is one GET from `offset`; a written file, or an
+    /// offset the server will not serve a range from (the end), is located first.
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
+        let key = self.key(path)?;
+        let opts = GetOptions {
+            range: (offset > 0).then_some(GetRange::Offset(offset)),
+            ..GetOptions::default()
+        };
+        match self.store.get_opts(&key, opts).await {
+            Ok(r) => {
+                let size = r.meta.size;
+                let s = r.into_stream().map_err(io::Error::other);
+                return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(_) if offset > 0 => {}
+            Err(e) => return Err(backend(path, e)),
+        }
         let (key, located) = self.locate(path).await?;
         let size = located.size();
         if offset > size {
@@ -651,38 +671,41 @@ impl Driver for S3Driver {
         Ok((self.chain(path, located.parts_from(&key, offset)), size))
     }
 
-    /// Opens the file's next segment. A missing file is created at once as an empty segment
-    /// (a file exists from its writer's opening, as on a filesystem); a file that is one
-    /// object (written whole, by `put_content` or `put_new`) first becomes its own first
-    /// segment by a server-side copy, so appends follow all of it.
+    /// Opens the file's next segment. A missing file is created, empty, if the writer
+    /// commits with nothing written; a file that is one object (written whole, by
+    /// `put_content` or `put_new`) first becomes its own first segment by a server-side
+    /// copy, so appends follow all of it.
     async fn writer(&self, path: &str) -> DResult<S3Writer> {
         let key = self.key(path)?;
-        let mut segs = self.segments(path, &key).await?;
-        if segs.is_empty() {
-            let probe = self.probe(path, &key).await?;
+        let probe = self.probe(path, &key).await?;
+        let mut segs = if probe.written {
+            self.segments(path, &key).await?
+        } else {
+            Vec::new()
+        };
+        if segs.is_empty()
+            && let Some(meta) = probe.object
+        {
             let first = Self::segment_key(&key, 0);
-            let made = match &probe.object {
-                Some(_) => self.store.copy(&key, &first).await,
-                None => self
-                    .store
-                    .put_opts(&first, PutPayload::new(), PutOptions::from(PutMode::Create))
-                    .await
-                    .map(|_| ()),
-            };
-            match made {
-                Ok(()) | Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(object_store::Error::Precondition { .. }) => {}
+            match self.store.copy(&key, &first).await {
+                Ok(()) => {
+                    self.delete_keys(path, vec![key.clone()]).await?;
+                    segs = vec![Segment {
+                        offset: 0,
+                        meta: ObjectMeta {
+                            location: first,
+                            ..meta
+                        },
+                    }];
+                }
                 Err(e) => return Err(backend(path, e)),
             }
-            if probe.object.is_some() {
-                self.delete_keys(path, vec![key.clone()]).await?;
-            }
-            segs = self.segments(path, &key).await?;
         }
         let start = segs.last().map_or(0, |l| l.offset + l.meta.size);
         // the empty file a writer that wrote nothing leaves: replaced by the first data
         let replace_empty = segs.len() == 1 && start == 0;
         Ok(S3Writer {
+            missing: segs.is_empty(),
             store: self.store.clone(),
             path: path.to_owned(),
             key,
@@ -800,6 +823,8 @@ pub struct S3Writer {
     key: Key,
     /// Where this writer's segment starts: the file's size when it was opened.
     start: u64,
+    /// Nothing was stored at the path: a commit with nothing written creates it empty.
+    missing: bool,
     replace_empty: bool,
     buf: BytesMut,
     written: u64,
@@ -859,7 +884,7 @@ impl S3Writer {
             u.complete().await.map_err(|e| backend(&self.path, e))?;
             return Ok(size);
         }
-        if self.buf.is_empty() {
+        if self.buf.is_empty() && !self.missing {
             return Ok(size);
         }
         // One PUT: created only if no other writer took this offset meanwhile (the empty
@@ -880,6 +905,11 @@ impl S3Writer {
             .await
         {
             Ok(_) => Ok(size),
+            // another writer made the empty file meanwhile: it exists, as asked
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) if self.written == 0 => Ok(size),
             Err(e) => Err(backend(&self.path, e)),
         }
     }

@@ -27,7 +27,9 @@
 #
 # Measures per contender: skopeo push and pull (oci: layout <-> docker://) of the large and
 # the many-layer image, in MiB/s; manifest GET by tag, requests/s and p50/p99 with wrk
-# through the proxy. Contenders run in an order that turns round each round (A B C, C B A,
+# through the proxy; and, as the ceiling every contender is under, the S3 server's own GET
+# of a 4 KiB object (a URL presigned by boto3 from moto's virtualenv, wrk straight at the
+# server). Contenders run in an order that turns round each round (A B C, C B A,
 # …: ABBA for three). Prints medians, the ratios berth/docker-registry and berth-2/berth-1
 # (the issue's targets: >= 2x docker-registry's push and pull, near-linear manifest GET
 # scaling — the load generator shares the machine), and writes them to
@@ -87,6 +89,16 @@ s3s-fs)
     exit 1
     ;;
 esac
+# boto3 (installed with moto[server]) presigns the S3 server's own GET for its ceiling
+BOTO_PY=""
+for m in "${BERTH_MOTO_SERVER:-}" /opt/berth-test/moto/bin/moto_server; do
+    if [ -n "$m" ] && [ -x "$(dirname "$m")/python3" ] && "$(dirname "$m")/python3" -c 'import boto3' 2>/dev/null; then
+        BOTO_PY=$(dirname "$m")/python3
+        break
+    fi
+done
+[ -z "$BOTO_PY" ] && log "no boto3 (moto's virtualenv): the S3 server's own GET ceiling is not measured"
+
 for c in $CONTENDERS; do
     case $c in
     docker-registry)
@@ -194,6 +206,27 @@ start_s3() { # dir -> sets S3_ENDPOINT
         cat "$dir/s3.log" >&2
         exit 1
     fi
+}
+
+# PUT a 4 KiB object into the bucket and print a presigned GET URL for it (boto3)
+s3_small_object_url() {
+    local hash
+    head -c 4096 /dev/urandom >"$WORK/object"
+    hash=$(sha256sum "$WORK/object" | cut -d' ' -f1)
+    curl -sS -f -o /dev/null -X PUT --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS:$S3_SECRET" \
+        -H "x-amz-content-sha256:$hash" -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$WORK/object" "$S3_ENDPOINT/$S3_BUCKET/ceiling/object"
+    env -u AWS_CA_BUNDLE "$BOTO_PY" - "$S3_ENDPOINT" "$S3_ACCESS" "$S3_SECRET" "$S3_REGION" "$S3_BUCKET" <<'PY'
+import sys
+import boto3
+from botocore.config import Config
+endpoint, access, secret, region, bucket = sys.argv[1:6]
+c = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access,
+                 aws_secret_access_key=secret, region_name=region,
+                 config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+print(c.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "ceiling/object"},
+                               ExpiresIn=3600))
+PY
 }
 
 start_docker_registry() { # dir prefix -> sets UPSTREAM (host:port)
@@ -402,6 +435,11 @@ bench_contender() { # contender round
     run_wrk "$who" "manifest GET" "$BASE/v2/bench/small/manifests/v1" \
         -H 'Accept: application/vnd.oci.image.manifest.v1+json'
 
+    # the S3 server's own ceiling for a small GET, which every manifest GET makes (several)
+    if [ -n "$BOTO_PY" ]; then
+        run_wrk "$who" "S3 server GET 4 KiB" "$(s3_small_object_url)"
+    fi
+
     kill_pids
     rm -rf "$WORK/$who-r$round"
 }
@@ -423,7 +461,8 @@ done
 
 # ---------------------------------------------------------------- report
 
-METRICS=("manifest GET req/s|higher" "manifest GET p50 ms|lower" "manifest GET p99 ms|lower")
+METRICS=("manifest GET req/s|higher" "manifest GET p50 ms|lower" "manifest GET p99 ms|lower"
+    "S3 server GET 4 KiB req/s|higher" "S3 server GET 4 KiB p50 ms|lower")
 for image in big many; do
     for dir in push pull; do
         METRICS+=("skopeo $dir $image MiB/s|higher" "skopeo $dir $image s|lower")

@@ -24,6 +24,7 @@ pub struct RegistryOptions {
     tls: bool,
     disable_delete: bool,
     args: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
     data_dir: Option<PathBuf>,
     umask: Option<u32>,
 }
@@ -69,6 +70,12 @@ impl RegistryOptions {
     /// Any other argument to `berth registry serve`.
     pub fn arg(mut self, a: impl Into<OsString>) -> RegistryOptions {
         self.args.push(a.into());
+        self
+    }
+
+    /// An environment variable for the server (e.g. S3 credentials, `S3Server::env`).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> RegistryOptions {
+        self.envs.push((key.into(), value.into()));
         self
     }
 }
@@ -164,6 +171,7 @@ impl Registry {
             cmd.arg("--disable-delete");
         }
         cmd.args(&self.opts.args)
+            .envs(self.opts.envs.iter().map(|(k, v)| (k, v)))
             .env_remove("RUST_LOG")
             .env_remove("BERTH_LOG")
             .env_remove("BERTH_LOG_FORMAT")

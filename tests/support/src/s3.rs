@@ -19,6 +19,7 @@
 //! | `PUT` + `If-Match` on a missing key | 412 | 404 NoSuchKey (as AWS) |
 //! | `DELETE` + `If-Match` with a stale ETag | **ignored: deletes (204)** | 412, kept |
 //! | presigned `GET` (boto3's query-string SigV4) | served; a changed signature or an expired URL 403 | served; a changed signature served too (expiry not tested) |
+//! | a key over about 160 bytes (S3: 1024) | 500 ("File name too long": its checksum record is a file named after the base64 key) | stored |
 //! | `ListMultipartUploads` | 501 NotImplemented (so docker-registry 2.8's S3 driver cannot push to it) | 200 |
 //!
 //! curl 7.88 (Debian 12) quirks the helpers hide: it does not send `x-amz-content-sha256`
@@ -32,7 +33,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::docker_registry::{clear_aws_env, free_port, spawn_listening};
-use crate::{ChildGuard, run_with_timeout, skip_or_fail, tool_available, write_file};
+use crate::{
+    ChildGuard, RegistryOptions, run_with_timeout, skip_or_fail, tool_available, write_file,
+};
 
 /// The variable `scripts/test` sets to moto's server (it installs it into a venv, off `PATH`).
 pub const MOTO_SERVER_ENV: &str = "BERTH_MOTO_SERVER";
@@ -247,6 +250,19 @@ impl S3Server {
     /// Write [`S3Server::berth_config`] to `path`.
     pub fn write_berth_config(&self, path: &Path, prefix: &str) {
         write_file(path, self.berth_config(prefix).as_bytes());
+    }
+
+    /// Options for a `berth registry serve` on this server's bucket under `prefix`: the
+    /// configuration written to `config` (a path the caller keeps), `--config`, and the
+    /// credentials in its environment. Replicas are registries started with the same
+    /// prefix.
+    pub fn berth_options(&self, config: &Path, prefix: &str) -> RegistryOptions {
+        self.write_berth_config(config, prefix);
+        let mut opts = RegistryOptions::new().arg("--config").arg(config);
+        for (k, v) in self.env() {
+            opts = opts.env(k, v);
+        }
+        opts
     }
 
     /// Its log (s3s-fs logs errors with their cause; moto logs one line per request).

@@ -31,6 +31,7 @@ mod manifests;
 mod names;
 mod neighbours;
 mod network;
+mod registry_s3_gc;
 mod rootless_run;
 mod run_more;
 mod runtime;

@@ -629,13 +629,19 @@ fn gc_from_a_third_process_while_two_replicas_take_pushes_loses_nothing() {
         assert_eq!(
             http.get(&format!("/v2/{}/blobs/{orphan}", img.repo)).status,
             404,
-            "an unreferenced blob two hours old survived: {orphan}: data {}, lastref {:?} (now {:?})\n{last}\n{reports}",
+            "an unreferenced blob two hours old survived: {orphan}: data {}, lastref {:?} (now {:?})\n{last}\n{reports}\n{}'s requests on it:\n{}",
             s3.get(&format!("{blob}/data")).status,
             s3.get(&format!("{blob}/lastref")).text(),
             SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .expect("clock")
                 .as_millis(),
+            s3.kind.name(),
+            s3.log()
+                .lines()
+                .filter(|l| l.contains(orphan.hex()))
+                .collect::<Vec<_>>()
+                .join("\n"),
         );
     }
     assert_eq!(

@@ -1,5 +1,5 @@
 //! In-process integration tests: the whole HTTP stack (server loop, router, handlers,
-//! storage layer, filesystem or in-memory driver) on 127.0.0.1, one module per API
+//! storage layer, filesystem, in-memory or S3 driver) on 127.0.0.1, one module per API
 //! resource, and `memory` for the registry over the in-memory driver.
 
 #![allow(
@@ -16,6 +16,7 @@ mod lease;
 mod manifests;
 mod memory;
 mod names;
+mod s3;
 mod uploads;
 
 use std::net::SocketAddr;

@@ -135,7 +135,7 @@ fn try_push(
 
 /// Every pushed manifest and each of its blobs is still served and verifies; returns what
 /// is missing or corrupt.
-fn missing(http: &Http, pushed: &[PushedImage]) -> Vec<String> {
+pub(crate) fn missing(http: &Http, pushed: &[PushedImage]) -> Vec<String> {
     let mut out = Vec::new();
     for img in pushed {
         let r = http.get(&format!("/v2/{}/manifests/{}", img.repo, img.digest));

@@ -32,6 +32,7 @@ mod names;
 mod neighbours;
 mod network;
 mod registry_s3;
+mod registry_s3_gc;
 mod rootless_run;
 mod run_more;
 mod runtime;

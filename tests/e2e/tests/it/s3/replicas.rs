@@ -1,7 +1,8 @@
-//! Registries on S3 with skopeo: berth on both servers (a round trip, `berth conformance
-//! check` through two replicas behind nginx), docker-registry 2.8's S3 driver on moto
-//! (alone, two behind nginx, one killed mid-push). berth's replicas under load, upload
-//! hand-over, kills and redirects are in `registry_s3`.
+//! Registries on S3 with skopeo: berth on both servers (a round trip, its data under the
+//! prefix), docker-registry 2.8's S3 driver on moto (alone, two behind nginx, one killed
+//! mid-push). berth's replicas (upload hand-over, kills, redirects) are in `registry_s3`;
+//! GC and conformance through the proxy, side by side with docker-registry, in
+//! `registry_s3_gc`.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -14,7 +15,6 @@ use berth_test_support::{
 };
 
 use super::MIB;
-use crate::client::Env;
 use crate::common::{Skopeo, verify_tree_in_registry};
 
 /// The `http.secret` the docker-registry replicas share.
@@ -178,96 +178,6 @@ fn berth_on_s3_round_trips(kind: S3Kind) {
     );
 }
 
-/// Two berth replicas on one bucket (prefix `berth`) behind nginx.
-struct Replicas {
-    s3: S3Server,
-    dir: tempfile::TempDir,
-    a: Registry,
-    b: Registry,
-    proxy: Nginx,
-}
-
-impl Replicas {
-    fn start(kind: S3Kind) -> Replicas {
-        let s3 = S3Server::start(kind);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("registry.toml");
-        let a = Registry::start(s3.berth_options(&config, "berth"));
-        let b = Registry::start(s3.berth_options(&config, "berth"));
-        let proxy = Nginx::round_robin(&[a.addr(), b.addr()]);
-        Replicas {
-            s3,
-            dir,
-            a,
-            b,
-            proxy,
-        }
-    }
-}
-
-/// `berth conformance check` (the five distribution-spec v1.1 workflows) passes through
-/// nginx in front of two berth replicas on one bucket, the requests alternating.
-fn conformance_through_two_berth_replicas(kind: S3Kind) {
-    let Replicas {
-        s3: _s3,
-        dir: _dir,
-        a,
-        b,
-        proxy,
-    } = Replicas::start(kind);
-    let env = Env::new();
-    let target = format!("{}/conformance", proxy.host());
-    let out = env.try_berth(&["conformance", "check", &target]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let failed: Vec<&str> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("fail "))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    // s3s-fs 0.14.1 keeps each object's checksums in one file named after the whole key in
-    // base64, so a key over about 160 bytes fails there ("File name too long", 500); a
-    // sha512 blob's link key is longer (servers::long_keys)
-    let allowed: &[&str] = match kind {
-        S3Kind::S3sFs => &["push.blob-sha512"],
-        S3Kind::Moto => &[],
-    };
-    assert!(
-        failed.iter().all(|f| allowed.contains(f)) && out.status.success() == failed.is_empty(),
-        "{}: conformance through two replicas: failed {failed:?} (allowed {allowed:?}):\n{stdout}\n{}\nreplica a's errors:\n{}\nreplica b's errors:\n{}",
-        kind.name(),
-        String::from_utf8_lossy(&out.stderr),
-        errors_in(&a.log()),
-        errors_in(&b.log()),
-    );
-    eprintln!(
-        "{}: {}",
-        kind.name(),
-        stdout
-            .lines()
-            .filter(|l| l.contains("checks:"))
-            .collect::<String>()
-    );
-    assert!(
-        stdout.contains(" pass "),
-        "{}: no check passed:\n{stdout}",
-        kind.name()
-    );
-    // on s3s-fs, the PUTs whose keys are too long for it: a sha512 blob's, and a manifest
-    // with a subject (its referrers entry names two digests)
-    assert_alternated_allowing(&proxy, a.addr(), b.addr(), |r| {
-        kind == S3Kind::S3sFs
-            && r.method == "PUT"
-            && (r.uri.contains("sha512:") || r.uri.contains("/manifests/"))
-    });
-}
-
-fn errors_in(log: &str) -> String {
-    log.lines()
-        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn docker_registry_on_s3_round_trips(kind: S3Kind) {
     let s3 = S3Server::start(kind);
     let registry = DockerRegistry::on_s3(&s3, "/docker", REPLICA_SECRET);
@@ -420,8 +330,6 @@ macro_rules! berth_on_s3_tests {
 
             berth_on_s3_tests!(@each $kind,
                 round_trips_an_image_with_skopeo => berth_on_s3_round_trips,
-                conformance_check_passes_through_two_replicas_behind_nginx
-                    => conformance_through_two_berth_replicas,
             );
         }
     };

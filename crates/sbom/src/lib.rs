@@ -1,0 +1,12 @@
+//! What is inside an image.
+//!
+//! - [`package`]: the vocabulary every part shares — a [`package::Package`] found in a layer,
+//!   its [`package::Ecosystem`] and [`package::Purl`], the distribution from `os-release`.
+//!
+//! The parts that find packages in layers, write SPDX and CycloneDX documents, order versions
+//! the way each ecosystem does, and import and match OSV records build on it (issue 21).
+//!
+//! Layering (`docs/ARCHITECTURE.md`): an L2 crate over `berth-oci` and `berth-image`'s layer
+//! reader. It never talks to a registry; the `berth` binary hands it layer streams.
+
+pub mod package;

@@ -1,0 +1,5 @@
+//! berth-sbom integration tests: one module per part (catalogers against real image
+//! layers, document formats against their official schemas, version orders against their
+//! reference implementations, the OSV database and matching).
+
+mod package;

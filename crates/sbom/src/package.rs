@@ -220,3 +220,34 @@ pub struct Distro {
     /// `PRETTY_NAME`.
     pub pretty_name: Option<String>,
 }
+
+/// A file that records packages in a format berth does not read (an RPM Berkeley DB or NDB
+/// database, say): reported, never skipped silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsupported {
+    pub location: Location,
+    /// What it is and why it was not read (`rpm Berkeley DB (Packages): unsupported, only
+    /// rpmdb.sqlite is read`).
+    pub reason: String,
+}
+
+/// What an image is, for the documents that describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The reference the user named (`registry.example/app:1.0`), or a path.
+    pub name: String,
+    /// The image manifest's digest, when the subject is an image.
+    pub digest: Option<Digest>,
+    /// The layers' diff IDs, bottom first.
+    pub layers: Vec<Digest>,
+}
+
+/// Everything found in one image: the input to the SPDX and CycloneDX writers and to a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub subject: Subject,
+    pub distro: Option<Distro>,
+    /// Sorted by ecosystem, name, version, then location.
+    pub packages: Vec<Package>,
+    pub unsupported: Vec<Unsupported>,
+}

@@ -29,8 +29,10 @@
 # the many-layer image, in MiB/s; manifest GET by tag, requests/s and p50/p99 with wrk
 # through the proxy; and, as the ceiling every contender is under, the S3 server's own GET
 # of a 4 KiB object (a URL presigned by boto3 from moto's virtualenv, wrk straight at the
-# server). Contenders run in an order that turns round each round (A B C, C B A,
-# …: ABBA for three). Prints medians, the ratios berth/docker-registry and berth-2/berth-1
+# server). On moto, which logs every request, also the S3 requests each push and pull made
+# and the S3 requests per manifest GET: the figure that carries over to a real S3 service,
+# where each request costs a round trip and is billed. Contenders run in an order that turns
+# round each round (A B C, C B A, …: ABBA for three). Prints medians, the ratios berth/docker-registry and berth-2/berth-1
 # (the issue's targets: >= 2x docker-registry's push and pull, near-linear manifest GET
 # scaling — the load generator shares the machine), and writes them to
 # bench/results/<date>-s3.md (gitignored).
@@ -199,6 +201,7 @@ start_s3() { # dir -> sets S3_ENDPOINT
     PIDS+=($!)
     started "$S3_SERVER" "$port" "$dir/s3.log" || return 1
     S3_ENDPOINT=http://127.0.0.1:$port
+    S3_LOG=$dir/s3.log
     # (set -e does not hold inside `start`'s loop condition: every failure exits by hand)
     if ! curl -sS -f -o /dev/null -X PUT --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS:$S3_SECRET" \
         -H "x-amz-content-sha256:$EMPTY_SHA256" "$S3_ENDPOINT/$S3_BUCKET"; then
@@ -381,10 +384,23 @@ record() { # contender metric value
     RESULTS["$1|$2"]+="${RESULTS["$1|$2"]:+ }$3"
 }
 
+# The requests the S3 server has answered so far: moto logs one line per request (werkzeug's
+# access log); s3s-fs logs none, so there this prints nothing and no count is recorded.
+s3_requests() {
+    [ "$S3_SERVER" = moto ] || return 0
+    grep -cE '"(GET|PUT|POST|HEAD|DELETE) [^"]* HTTP/1\.[01]" [0-9]{3}' "$S3_LOG" || true
+}
+
 run_wrk() { # contender label url [extra wrk args...]
-    local who=$1 label=$2 url=$3 out non2xx
+    local who=$1 label=$2 url=$3 out non2xx before after total
     shift 3
+    before=$(s3_requests)
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
+    after=$(s3_requests)
+    total=$(awk '/requests in/ { print $1 }' <<<"$out")
+    if [ -n "$before" ] && [ "${total:-0}" -gt 0 ]; then
+        record "$who" "$label S3 requests each" "$(awk -v d=$((after - before)) -v n="$total" 'BEGIN { printf "%.2f", d / n }')"
+    fi
     non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' <<<"$out")
     if [ -n "$non2xx" ]; then
         echo "error: $who answered $non2xx non-2xx responses to $label:" >&2
@@ -401,13 +417,16 @@ skopeo_copy() {
 }
 
 transfer() { # contender label bytes command...
-    local who=$1 label=$2 bytes=$3 t s
+    local who=$1 label=$2 bytes=$3 t s before after
     shift 3
+    before=$(s3_requests)
     t=$(now)
     "$@"
     s=$(elapsed "$t")
+    after=$(s3_requests)
     record "$who" "$label s" "$s"
     record "$who" "$label MiB/s" "$(mibps "$bytes" "$s")"
+    [ -n "$before" ] && record "$who" "$label S3 requests" "$((after - before))"
 }
 
 bench_contender() { # contender round
@@ -462,10 +481,12 @@ done
 # ---------------------------------------------------------------- report
 
 METRICS=("manifest GET req/s|higher" "manifest GET p50 ms|lower" "manifest GET p99 ms|lower"
+    "manifest GET S3 requests each|lower"
     "S3 server GET 4 KiB req/s|higher" "S3 server GET 4 KiB p50 ms|lower")
 for image in big many; do
     for dir in push pull; do
-        METRICS+=("skopeo $dir $image MiB/s|higher" "skopeo $dir $image s|lower")
+        METRICS+=("skopeo $dir $image MiB/s|higher" "skopeo $dir $image s|lower"
+            "skopeo $dir $image S3 requests|lower")
     done
 done
 

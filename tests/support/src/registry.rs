@@ -25,6 +25,8 @@ pub struct RegistryOptions {
     disable_delete: bool,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    env_remove_prefixes: Vec<String>,
+    token_key: Option<Vec<u8>>,
     data_dir: Option<PathBuf>,
     umask: Option<u32>,
 }
@@ -78,6 +80,21 @@ impl RegistryOptions {
         self.envs.push((key.into(), value.into()));
         self
     }
+
+    /// Remove every variable of the test's environment whose name starts with `prefix`
+    /// (`AWS_`: the machine may set a CA bundle or credentials the S3 server does not know);
+    /// variables given with [`RegistryOptions::env`] are set after.
+    pub fn env_remove_prefixed(mut self, prefix: &str) -> RegistryOptions {
+        self.env_remove_prefixes.push(prefix.to_owned());
+        self
+    }
+
+    /// Start with this bearer-token signing key (`<data>/registry/token.key`, 0600), as the
+    /// README tells operators of replicas to give each the same one.
+    pub fn token_key(mut self, key: &[u8]) -> RegistryOptions {
+        self.token_key = Some(key.to_vec());
+        self
+    }
 }
 
 /// A running `berth registry serve`. Dropping it kills the process (SIGKILL by PID), waits
@@ -118,6 +135,9 @@ impl Registry {
         let certs = opts
             .tls
             .then(|| TestCerts::generate(tmp.path().join("pki")));
+        if let Some(key) = &opts.token_key {
+            write_token_key(&data, key);
+        }
         let mut r = Registry {
             child: None,
             opts,
@@ -169,6 +189,17 @@ impl Registry {
         }
         if self.opts.disable_delete {
             cmd.arg("--disable-delete");
+        }
+        for (k, _) in std::env::vars_os() {
+            let name = k.to_string_lossy();
+            if self
+                .opts
+                .env_remove_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_str()))
+            {
+                cmd.env_remove(&k);
+            }
         }
         cmd.args(&self.opts.args)
             .envs(self.opts.envs.iter().map(|(k, v)| (k, v)))
@@ -267,6 +298,12 @@ impl Registry {
     /// The test certificates when started with TLS.
     pub fn certs(&self) -> Option<&TestCerts> {
         self.certs.as_ref()
+    }
+
+    /// Its bearer-token signing key (`<data>/registry/token.key`, made at first start).
+    pub fn token_key(&self) -> Vec<u8> {
+        let path = self.storage_root().join("token.key");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()))
     }
 
     /// Everything the server has logged (over all starts).
@@ -404,6 +441,25 @@ fn write_htpasswd(path: &Path, users: &[(String, String)]) {
 }
 
 /// [`Registry::set_last_referenced`] for the blobs directory `blobs_dir` (`<storage>/v1/blobs`).
+/// `<data>/registry/token.key`, 0600 in a 0700 directory, before the server starts.
+fn write_token_key(data: &Path, key: &[u8]) {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let dir = data.join("registry");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .unwrap_or_else(|e| panic!("failed to create {}: {e}", dir.display()));
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join("token.key"))
+        .and_then(|mut f| f.write_all(key))
+        .unwrap_or_else(|e| panic!("failed to write {}/token.key: {e}", dir.display()));
+}
+
 pub fn set_last_referenced(blobs_dir: &Path, d: &crate::Digest, t: std::time::SystemTime) {
     let ms = t
         .duration_since(std::time::UNIX_EPOCH)

@@ -253,12 +253,25 @@ impl S3Server {
     }
 
     /// Options for a `berth registry serve` on this server's bucket under `prefix`: the
-    /// configuration written to `config` (a path the caller keeps), `--config`, and the
-    /// credentials in its environment. Replicas are registries started with the same
-    /// prefix.
+    /// configuration written to `config` (a path the caller keeps; a replica's is written
+    /// again, the same), `--config`, and in its environment exactly this server's
+    /// credentials (none of the machine's `AWS_*`). Replicas are registries started with
+    /// the same prefix.
     pub fn berth_options(&self, config: &Path, prefix: &str) -> RegistryOptions {
-        self.write_berth_config(config, prefix);
-        let mut opts = RegistryOptions::new().arg("--config").arg(config);
+        self.berth_options_with(config, prefix, "")
+    }
+
+    /// [`S3Server::berth_options`] with `extra` appended to the `[storage.s3]` table
+    /// (`redirect = true`).
+    pub fn berth_options_with(&self, config: &Path, prefix: &str, extra: &str) -> RegistryOptions {
+        write_file(
+            config,
+            format!("{}{extra}", self.berth_config(prefix)).as_bytes(),
+        );
+        let mut opts = RegistryOptions::new()
+            .arg("--config")
+            .arg(config)
+            .env_remove_prefixed("AWS_");
         for (k, v) in self.env() {
             opts = opts.env(k, v);
         }

@@ -13,18 +13,17 @@
 //! - with authentication, replicas given one token key (as the README says) accept each
 //!   other's tokens, and skopeo logs in and pushes through the proxy.
 //!
-//! The S3 server, nginx and skopeo come from `berth_test_support` (`s3.rs`, `nginx.rs`);
-//! the replica launcher is here because each replica needs the S3 server's credentials in
-//! its environment, which `Registry` does not pass.
+//! The S3 server, nginx, skopeo and the replicas (`Registry` with
+//! `S3Server::berth_options`) come from `berth_test_support`.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use berth_test_support::{
-    ChildGuard, Descriptor, Digest, Http, Layer, Nginx, OciLayout, S3_BUCKET, S3Kind, S3Server,
+    Descriptor, Digest, Http, Layer, Nginx, OciLayout, Registry, S3_BUCKET, S3Kind, S3Server,
     Signing, berth_bin, image_config, random_bytes, requires_tool, wait_until, with_query,
 };
 
@@ -33,148 +32,10 @@ use crate::common::{Skopeo, parse_range, patch_chunk, push_image, verify_tree_in
 const MIB: usize = 1 << 20;
 /// The key prefix every replica of a test shares.
 const PREFIX: &str = "berth";
-const LISTENING: &str = "berth registry listening on http://";
-
-/// One `berth registry serve` on the shared bucket, with its own `--data` directory, on a
-/// port of its choosing; SIGKILLed by PID on drop (its log printed when the test failed).
-struct Replica {
-    child: Option<ChildGuard>,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Replica {
-    fn start(s3: &S3Server, config: &Path) -> Replica {
-        Replica::start_with(s3, config, None, None)
-    }
-
-    /// With `htpasswd`, authentication on; with `token_key`, that key in its data
-    /// directory (`registry/token.key`, 0600) before it starts, as the README tells
-    /// operators to give every replica the same one.
-    fn start_with(
-        s3: &S3Server,
-        config: &Path,
-        htpasswd: Option<&Path>,
-        token_key: Option<&[u8]>,
-    ) -> Replica {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-replica-")
-            .tempdir()
-            .expect("tempdir");
-        if let Some(key) = token_key {
-            use std::io::Write as _;
-            use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-            let state = dir.path().join("data/registry");
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&state)
-                .expect("the replica's data directory");
-            std::fs::OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .mode(0o600)
-                .open(state.join("token.key"))
-                .and_then(|mut f| f.write_all(key))
-                .expect("the replica's token key");
-        }
-        let log_path = dir.path().join("registry.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .expect("replica log");
-        let mut cmd = Command::new(berth_bin());
-        cmd.args(["--log-format", "text", "--log-level", "info"])
-            .args(["registry", "serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(htpasswd.iter().flat_map(|h| [Path::new("--htpasswd"), h]))
-            .env_remove("RUST_LOG")
-            .env_remove("BERTH_LOG")
-            .env_remove("BERTH_LOG_FORMAT")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
-        // only the credentials the S3 server was started with (the machine may set others)
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("AWS_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(s3.env());
-        let mut child = ChildGuard::spawn(&mut cmd);
-        let mut addr = None;
-        wait_until(Duration::from_secs(60), || {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            addr = log.split(LISTENING).nth(1).and_then(|rest| {
-                rest.split(|c: char| c.is_whitespace() || c == '/')
-                    .next()?
-                    .parse()
-                    .ok()
-            });
-            let exited = child
-                .child()
-                .and_then(|c| c.try_wait().ok().flatten())
-                .is_some();
-            addr.is_some() || exited
-        });
-        let addr = addr.unwrap_or_else(|| {
-            panic!(
-                "a replica did not start on {}:\n{}",
-                s3.kind.name(),
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            )
-        });
-        Replica {
-            child: Some(child),
-            addr,
-            dir,
-        }
-    }
-
-    fn http(&self) -> Http {
-        Http::new(&format!("http://{}", self.addr), None)
-    }
-
-    /// Its bearer-token signing key.
-    fn token_key(&self) -> Vec<u8> {
-        std::fs::read(self.dir.path().join("data/registry/token.key")).expect("token.key")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-
-    /// SIGKILL, by PID, and reap.
-    fn kill9(&mut self) {
-        drop(self.child.take());
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill9();
-        if std::thread::panicking() {
-            let log = self.log();
-            let tail = log.len().saturating_sub(6000);
-            let tail = (tail..log.len())
-                .find(|i| log.is_char_boundary(*i))
-                .unwrap_or(0);
-            eprintln!(
-                "--- replica {} log ---\n{}\n--- end ---",
-                self.addr,
-                &log[tail..]
-            );
-        }
-    }
-}
 
 /// An S3 server, `n` replicas on its bucket (the same configuration file) and nginx.
 struct Replicas {
-    replicas: Vec<Replica>,
+    replicas: Vec<Registry>,
     proxy: Nginx,
     // after the replicas: they are killed before the server goes
     s3: S3Server,
@@ -187,12 +48,10 @@ impl Replicas {
         let s3 = S3Server::start(kind);
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("registry.toml");
-        berth_test_support::write_file(
-            &config,
-            format!("{}{extra}", s3.berth_config(PREFIX)).as_bytes(),
-        );
-        let replicas: Vec<Replica> = (0..n).map(|_| Replica::start(&s3, &config)).collect();
-        let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+        let replicas: Vec<Registry> = (0..n)
+            .map(|_| Registry::start(s3.berth_options_with(&config, PREFIX, extra)))
+            .collect();
+        let addrs: Vec<SocketAddr> = replicas.iter().map(Registry::addr).collect();
         let proxy = Nginx::round_robin(&addrs);
         Replicas {
             replicas,
@@ -203,7 +62,7 @@ impl Replicas {
     }
 
     fn addrs(&self) -> BTreeSet<SocketAddr> {
-        self.replicas.iter().map(|r| r.addr).collect()
+        self.replicas.iter().map(Registry::addr).collect()
     }
 
     /// The upstreams that answered the logged requests whose method is in `methods`.
@@ -376,12 +235,13 @@ fn push_and_pull_through_the_proxy(kind: S3Kind) {
             );
             r.expect_status(
                 200,
-                &format!("manifest {reference} on replica {}", other.addr),
+                &format!("manifest {reference} on replica {}", other.addr()),
             );
             assert_eq!(
-                r.body, pushed.manifest,
+                r.body,
+                pushed.manifest,
                 "manifest {reference} on {}",
-                other.addr
+                other.addr()
             );
         }
         for d in &pushed.blobs {
@@ -391,7 +251,7 @@ fn push_and_pull_through_the_proxy(kind: S3Kind) {
 
     // the tag moved on another replica, and the old manifest deleted on a third: every
     // replica sees both at once (no replica's read cache keeps the old answer)
-    let manifest_on = |r: &Replica, reference: &str| {
+    let manifest_on = |r: &Registry, reference: &str| {
         r.http().request(
             "GET",
             &format!("/v2/s3/direct/manifests/{reference}"),
@@ -402,8 +262,8 @@ fn push_and_pull_through_the_proxy(kind: S3Kind) {
     let moved = push_image(&rs.replicas[1].http(), "s3/direct", "fresh", 8, &[1500]);
     for r in &rs.replicas {
         let got = manifest_on(r, "fresh");
-        got.expect_status(200, &format!("the moved tag on {}", r.addr));
-        assert_eq!(got.body, moved.manifest, "the moved tag on {}", r.addr);
+        got.expect_status(200, &format!("the moved tag on {}", r.addr()));
+        assert_eq!(got.body, moved.manifest, "the moved tag on {}", r.addr());
     }
     rs.replicas[2]
         .http()
@@ -416,7 +276,7 @@ fn push_and_pull_through_the_proxy(kind: S3Kind) {
         .expect_status(202, "deleting the first manifest on the third replica");
     for r in &rs.replicas {
         manifest_on(r, pushed.digest.as_str())
-            .expect_status(404, &format!("the deleted manifest on {}", r.addr));
+            .expect_status(404, &format!("the deleted manifest on {}", r.addr()));
     }
 }
 
@@ -492,13 +352,13 @@ fn an_upload_continues_on_another_replica(kind: S3Kind) {
         listing.text()
     );
     for r in &rs.replicas {
-        let local = berth_test_support::walk_files(r.dir.path());
+        let local = berth_test_support::walk_files(r.temp_dir());
         assert!(
             !local
                 .iter()
                 .any(|p| p.to_string_lossy().contains(digest.hex())),
             "replica {} keeps blob {digest} on its disk: {local:?}",
-            r.addr
+            r.addr()
         );
     }
 
@@ -551,7 +411,7 @@ fn a_replica_killed_mid_push(kind: S3Kind) {
     let skopeo = Skopeo::new();
     let repo = "s3/fault";
     let mut victim = rs.replicas.remove(0);
-    let survivor = rs.replicas[0].addr;
+    let survivor = rs.replicas[0].addr();
 
     let (uploading, first) = std::thread::scope(|scope| {
         let push = scope.spawn(|| skopeo_push(&skopeo, &src, &host, repo));
@@ -570,7 +430,7 @@ fn a_replica_killed_mid_push(kind: S3Kind) {
         .requests()
         .into_iter()
         .filter(|r| {
-            r.upstreams.contains(&victim.addr) && (r.status >= 500 || r.upstreams.len() > 1)
+            r.upstreams.contains(&victim.addr()) && (r.status >= 500 || r.upstreams.len() > 1)
         })
         .collect();
     eprintln!(
@@ -696,7 +556,7 @@ fn an_upload_cut_by_a_kill_resumes_elsewhere(kind: S3Kind) {
 
     // 12 MiB of a 21 MiB PATCH (over a part boundary), then the replica dies
     let sock = start_patch(
-        a.addr,
+        a.addr(),
         &loc,
         first,
         &data[first..15 * MIB],
@@ -732,7 +592,7 @@ fn an_upload_cut_by_a_kill_resumes_elsewhere(kind: S3Kind) {
     r.expect_status(202, "the first PATCH on replica b");
     let loc = r.header("location").expect("Location").to_owned();
     let sock = start_patch(
-        rs.replicas[0].addr,
+        rs.replicas[0].addr(),
         &loc,
         first,
         &data[first..15 * MIB],
@@ -870,25 +730,17 @@ fn authenticated_replicas_share_the_token_key(kind: S3Kind) {
     let s3 = S3Server::start(kind);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("registry.toml");
-    s3.write_berth_config(&config, PREFIX);
-    let htpasswd = dir.path().join("htpasswd");
-    let out = berth_test_support::run_with_timeout(
-        Command::new("htpasswd").args(["-Bbn", "alice", "s3cret"]),
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "htpasswd: {out:?}");
-    berth_test_support::write_file(&htpasswd, &out.stdout);
-
-    let a = Replica::start_with(&s3, &config, Some(&htpasswd), None);
+    let replica = || s3.berth_options(&config, PREFIX).user("alice", "s3cret");
+    let a = Registry::start(replica());
     let key = a.token_key();
-    let b = Replica::start_with(&s3, &config, Some(&htpasswd), Some(&key));
-    let stranger = Replica::start_with(&s3, &config, Some(&htpasswd), None);
+    let b = Registry::start(replica().token_key(&key));
+    let stranger = Registry::start(replica());
     assert_ne!(
         stranger.token_key(),
         key,
         "two replicas made the same random key"
     );
-    let proxy = Nginx::round_robin(&[a.addr, b.addr]);
+    let proxy = Nginx::round_robin(&[a.addr(), b.addr()]);
 
     let repo = "s3/authed";
     let token = a
@@ -950,7 +802,7 @@ fn authenticated_replicas_share_the_token_key(kind: S3Kind) {
         .collect();
     assert_eq!(
         writers,
-        [a.addr, b.addr].into(),
+        [a.addr(), b.addr()].into(),
         "authenticated writes did not reach both replicas:\n{}",
         proxy.access_log()
     );

@@ -9,53 +9,29 @@
 //! `If-None-Match: *`, which s3s-fs applies non-atomically (exists, then write), so two
 //! collections there could both take it. docker-registry runs on moto only: its S3 driver
 //! needs `ListMultipartUploads`, which s3s-fs lacks (tests/support/src/s3.rs).
-//!
-//! The replica starter is here, not in tests/support (another helper owns the harness):
-//! `Registry` cannot pass the AWS environment a replica needs.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
 use berth_test_support::{
-    ChildGuard, Digest, DockerRegistry, Http, Layer, MEDIA_MANIFEST, Nginx, S3Kind, S3Server,
-    berth_bin, random_bytes, requires_tool, run_with_timeout, wait_until, write_file,
+    Digest, DockerRegistry, Http, Layer, MEDIA_MANIFEST, Nginx, Registry, S3Kind, S3Server,
+    berth_bin, random_bytes, requires_tool, run_with_timeout, wait_until,
 };
 use serde_json::Value;
 
 use crate::common::{PushedImage, build_image};
 use crate::gc::missing;
 
-const LISTENING: &str = "berth registry listening on ";
-
-/// One `berth registry serve --config <s3 config>`, killed by PID on drop.
-struct Replica {
-    _child: ChildGuard,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Replica {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
-    }
-}
-
 /// The `[storage.s3]` configuration for keys under `prefix`, in `dir`.
 fn write_config(s3: &S3Server, dir: &Path, prefix: &str) -> PathBuf {
     let path = dir.join("registry.toml");
-    // no free-space reserve: the test machine's disk is not the storage here
-    let config = format!(
-        "{}\n",
-        s3.berth_config(prefix)
-            .replace("[storage]\n", "[storage]\nmin_free_bytes = 0\n")
-    );
-    write_file(&path, config.as_bytes());
+    s3.write_berth_config(&path, prefix);
     path
 }
 
@@ -73,53 +49,10 @@ fn berth_on(s3: &S3Server) -> Command {
     cmd
 }
 
-fn replica(s3: &S3Server, prefix: &str) -> Replica {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(s3, dir.path(), prefix);
-    let log_path = dir.path().join("serve.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .expect("log file");
-    let mut cmd = berth_on(s3);
-    cmd.args(["--log-format", "text", "--log-level", "info"])
-        .args(["registry", "serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log);
-    let mut child = ChildGuard::spawn(&mut cmd);
-    let mut addr = None;
-    wait_until(Duration::from_secs(60), || {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-        addr = text.find(LISTENING).and_then(|i| {
-            text[i + LISTENING.len()..]
-                .split(|c: char| c.is_whitespace() || c == '"')
-                .next()
-                .and_then(|u| u.strip_prefix("http://"))
-                .and_then(|h| h.trim_end_matches('/').parse().ok())
-        });
-        addr.is_some()
-            || child
-                .child()
-                .and_then(|c| c.try_wait().ok().flatten())
-                .is_some()
-    });
-    let addr = addr.unwrap_or_else(|| {
-        panic!(
-            "berth registry serve on {} did not start:\n{}",
-            s3.kind.name(),
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        )
-    });
-    Replica {
-        _child: child,
-        addr,
-        dir,
-    }
+/// One `berth registry serve` on `s3`'s bucket under `prefix` (its configuration file in
+/// `dir`), killed by PID on drop.
+fn replica(s3: &S3Server, dir: &Path, prefix: &str) -> Registry {
+    Registry::start(s3.berth_options(&dir.join("registry.toml"), prefix))
 }
 
 // ---- conformance through the proxy, side by side ----------------------------------------
@@ -207,8 +140,12 @@ fn berth_replicas_pass_conformance_through_nginx(kind: S3Kind) {
         return;
     }
     let s3 = S3Server::start(kind);
-    let (a, b) = (replica(&s3, "conf"), replica(&s3, "conf"));
-    let nginx = Nginx::round_robin(&[a.addr, b.addr]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (
+        replica(&s3, dir.path(), "conf"),
+        replica(&s3, dir.path(), "conf"),
+    );
+    let nginx = Nginx::round_robin(&[a.addr(), b.addr()]);
     let (ok, report) = conformance(&nginx.host(), "conformance/s3");
     let why = format!(
         "{}\nreplica a:\n{}\nreplica b:\n{}\n{}:\n{}",
@@ -260,7 +197,7 @@ fn berth_replicas_pass_conformance_through_nginx(kind: S3Kind) {
             assert!(!ok, "{why}");
         }
     }
-    assert_both_served(&nginx, &[a.addr, b.addr], "berth replicas");
+    assert_both_served(&nginx, &[a.addr(), b.addr()], "berth replicas");
     eprintln!(
         "berth, two replicas on {} behind nginx: {}",
         kind.name(),
@@ -502,8 +439,12 @@ fn gc_from_a_third_process_while_two_replicas_take_pushes_loses_nothing() {
     }
     let s3 = S3Server::moto();
     let prefix = "gcrace";
-    let (a, b) = (replica(&s3, prefix), replica(&s3, prefix));
-    let nginx = Nginx::round_robin(&[a.addr, b.addr]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (
+        replica(&s3, dir.path(), prefix),
+        replica(&s3, dir.path(), prefix),
+    );
+    let nginx = Nginx::round_robin(&[a.addr(), b.addr()]);
     let gc_dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(&s3, gc_dir.path(), prefix);
     let gc_data = gc_dir.path().join("data");
@@ -602,7 +543,7 @@ fn gc_from_a_third_process_while_two_replicas_take_pushes_loses_nothing() {
         "the collections swept nothing, so they never raced a push:\n{reports}"
     );
     let images: Vec<PushedImage> = pushed.iter().map(|(img, _)| img.clone()).collect();
-    for (name, addr) in [("a", a.addr), ("b", b.addr)] {
+    for (name, addr) in [("a", a.addr()), ("b", b.addr())] {
         let http = Http::new(&format!("http://{addr}"), None);
         let gone = missing(&http, &images);
         assert!(

@@ -41,7 +41,8 @@ fn parse_reference(reference: &str) -> Result<Reference> {
     Ok(Reference::Tag(reference.to_owned()))
 }
 
-async fn resolve<D: Driver>(app: &App<D>, name: &str, reference: &str) -> Result<Digest> {
+/// The digest `reference` names, and whether it was a tag (read from storage).
+async fn resolve<D: Driver>(app: &App<D>, name: &str, reference: &str) -> Result<(Digest, bool)> {
     // A reference that is neither a digest nor a valid tag names no manifest: 404
     // MANIFEST_UNKNOWN, as distribution answers (its route does not match) and clients
     // expect from a pull. Only a push of such a reference is a client error (400).
@@ -53,13 +54,14 @@ async fn resolve<D: Driver>(app: &App<D>, name: &str, reference: &str) -> Result
         Err(e) => return Err(e),
     };
     match parsed {
-        Reference::Digest(d) => Ok(d),
+        Reference::Digest(d) => Ok((d, false)),
         Reference::Tag(t) => app
             .storage
             .repository(name)
             .tags()
             .get(&t)
             .await?
+            .map(|d| (d, true))
             .ok_or_else(|| RegistryError::manifest_unknown(reference)),
     }
 }
@@ -70,15 +72,25 @@ pub async fn get<D: Driver>(
     reference: &str,
     head: bool,
 ) -> Result<Response> {
-    let d = resolve(app, name, reference).await?;
+    let (d, by_tag) = resolve(app, name, reference).await?;
     let manifests = app.storage.repository(name).manifests();
-    let Some(meta) = manifests.revision(&d).await? else {
-        return Err(RegistryError::manifest_unknown(reference));
+    // By a tag just read from storage, the cached content can stand for the revision record
+    // (one storage request per GET instead of two; see `Manifests::tagged_from_cache`).
+    let (meta, content) = match by_tag.then(|| manifests.tagged_from_cache(&d)).flatten() {
+        Some((meta, content)) => (meta, Some(content)),
+        None => match manifests.revision(&d).await? {
+            Some(meta) => (meta, None),
+            None => return Err(RegistryError::manifest_unknown(reference)),
+        },
     };
     let mut resp = if head {
         Response::new(Body::empty())
     } else {
-        Response::new(Body::from(manifests.content(&d, reference).await?))
+        let content = match content {
+            Some(c) => c,
+            None => manifests.content(&d, reference).await?,
+        };
+        Response::new(Body::from(content))
     };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));

@@ -15,8 +15,8 @@
 //! A cached entry can only ever be wrong about one thing: that the data still exists. Blob
 //! data is deleted only by the garbage collector, and only once no manifest in any
 //! repository names the blob; every read the cache serves is first scoped by a repository
-//! link read from storage (a blob's `_layers` link, a manifest's revision record), never
-//! from the cache. So a manifest or blob deleted through any replica — its revision or link
+//! link read from storage (a blob's `_layers` link, a manifest's revision record, or a tag,
+//! which a delete removes before the revision it names), never from the cache. So a manifest or blob deleted through any replica — its revision or link
 //! removed — is a 404 on every other replica at once, warm cache or not, and a cached entry
 //! that outlives its data (collected by another replica or process) is reachable only
 //! through a link the collector is about to sweep (it removes links to collected content

@@ -65,6 +65,36 @@ impl<'a, D: Driver> Manifests<'a, D> {
             })
     }
 
+    /// Manifest `d`'s revision record and bytes from the read cache alone, for a GET by a
+    /// tag the caller has just read from storage. The tag stands for the revision record: a
+    /// push records the revision before it writes the tag, and a delete removes every tag
+    /// naming the manifest before the revision (so a tag never names a missing manifest,
+    /// and a delete through any replica is a 404 here at once). The record's fields follow
+    /// from the content: its size, and its media type when the manifest declares
+    /// `mediaType` (which is then what the push recorded). `None` — read the record from
+    /// storage — when the content is not cached or declares no media type.
+    pub fn tagged_from_cache(&self, d: &Digest) -> Option<(RevisionMeta, Bytes)> {
+        let content = self.repo.reg.cache.content(d)?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Declared {
+            media_type: Option<String>,
+            subject: Option<Subject>,
+        }
+        #[derive(Deserialize)]
+        struct Subject {
+            digest: String,
+        }
+        let declared: Declared = serde_json::from_slice(&content).ok()?;
+        let meta = RevisionMeta {
+            digest: d.to_string(),
+            media_type: declared.media_type.filter(|m| !m.is_empty())?,
+            size: content.len() as u64,
+            subject: declared.subject.map(|s| s.digest),
+        };
+        Some((meta, content))
+    }
+
     /// The manifest's bytes, exactly as pushed, from the read cache when it has them (the
     /// caller read the revision record from storage first); `reference` names it in the
     /// error.

@@ -114,16 +114,27 @@ fn metric(r: &TestRegistry, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
 }
 
-/// Driver calls on the data and on the links of a pushed image during the second of two
-/// identical pulls (manifest GET by tag, layer HEAD, config GET).
-fn second_pull_calls(limits: CacheLimits) -> (usize, usize) {
+/// Driver calls during the second of two identical pulls (manifest GET by tag, layer
+/// HEAD, config GET whole and ranged) of a pushed image.
+#[derive(Debug, PartialEq, Eq)]
+struct PullCalls {
+    /// On the blobs' data.
+    data: usize,
+    /// On the tag.
+    tag: usize,
+    /// On the manifest's revision record.
+    revision: usize,
+    /// On the layer and config links.
+    layer_links: usize,
+}
+
+fn second_pull_calls(limits: CacheLimits) -> PullCalls {
     let driver = CountingDriver::default();
     let r = TestRegistry::serve(driver.clone(), config_with(limits));
     let layer = random_bytes(11, 3000);
     let (md, manifest) = r.push_image("cache/a", "v1", &[&layer]);
     let (ld, cd) = (Digest::sha256_of(&layer), Digest::sha256_of(CONFIG_JSON));
-    let mut data_calls = 0;
-    let mut link_calls = 0;
+    let mut calls = None;
     for round in 0..2 {
         driver.reset();
         let m = r.get("/v2/cache/a/manifests/v1");
@@ -144,14 +155,16 @@ fn second_pull_calls(limits: CacheLimits) -> (usize, usize) {
             (206, &CONFIG_JSON[5..10])
         );
         if round == 1 {
-            data_calls = [&md, &ld, &cd]
-                .iter()
-                .map(|d| driver.on(&paths::blob_data(d)))
-                .sum();
-            link_calls = driver.on(&paths::tag_link("cache/a", "v1"))
-                + driver.on(&paths::revision_link("cache/a", &md))
-                + driver.on(&paths::layer_link("cache/a", &ld))
-                + driver.on(&paths::layer_link("cache/a", &cd));
+            calls = Some(PullCalls {
+                data: [&md, &ld, &cd]
+                    .iter()
+                    .map(|d| driver.on(&paths::blob_data(d)))
+                    .sum(),
+                tag: driver.on(&paths::tag_link("cache/a", "v1")),
+                revision: driver.on(&paths::revision_link("cache/a", &md)),
+                layer_links: driver.on(&paths::layer_link("cache/a", &ld))
+                    + driver.on(&paths::layer_link("cache/a", &cd)),
+            });
         }
     }
     if limits != CacheLimits::OFF {
@@ -164,27 +177,83 @@ fn second_pull_calls(limits: CacheLimits) -> (usize, usize) {
         assert!(metric(&r, "berth_registry_storage_cache_hits_total{kind=\"size\"}") >= 3);
         assert!(metric(&r, "berth_registry_storage_cache_bytes") > 0);
     }
-    (data_calls, link_calls)
+    calls.expect("two rounds")
 }
 
-/// A second manifest GET, blob HEAD and config GET (whole and ranged) make no driver call
-/// for the blob data — and still read the tag, the revision record and the layer links
-/// from storage every time. With the cache off the same pulls do read the data (so the
-/// counting is real).
+/// A second manifest GET by tag, blob HEAD and config GET (whole and ranged) make no
+/// driver call for the blob data — and still read the tag and each layer link from
+/// storage every time. The tag stands for the manifest's revision record (a delete removes
+/// tags first), so a warm GET by tag is one storage read. With the cache off the same
+/// pulls read the data and the revision (so the counting is real).
 #[test]
 fn second_pull_reads_no_blob_data_but_every_link() {
-    let (data, links) = second_pull_calls(CacheLimits::default());
-    assert_eq!(data, 0, "blob data was read again through a warm cache");
-    assert!(
-        links >= 4,
-        "links must always be read from storage ({links} reads)"
+    let warm = second_pull_calls(CacheLimits::default());
+    assert_eq!(
+        warm,
+        PullCalls {
+            data: 0,
+            tag: 1,
+            revision: 0,
+            layer_links: 3
+        },
+        "a warm pull"
     );
-    let (data_off, links_off) = second_pull_calls(CacheLimits::OFF);
+    let off = second_pull_calls(CacheLimits::OFF);
     assert!(
-        data_off >= 4,
-        "without the cache the data is read ({data_off} reads)"
+        off.data >= 4,
+        "without the cache the data is read ({} reads)",
+        off.data
     );
-    assert_eq!(links_off, links);
+    assert_eq!(
+        (off.tag, off.revision, off.layer_links),
+        (1, 1, 3),
+        "a pull with the cache off"
+    );
+}
+
+/// With a warm cache, a GET or HEAD by digest still reads the revision record (only a tag
+/// can stand for it), and so does a GET by tag of a manifest that declares no `mediaType`
+/// (its media type was the request's Content-Type, kept only in the record).
+#[test]
+fn the_revision_is_read_by_digest_and_for_manifests_without_a_media_type() {
+    let driver = CountingDriver::default();
+    let r = TestRegistry::serve(driver.clone(), config_with(CacheLimits::default()));
+    let layer = random_bytes(12, 1000);
+    let (md, manifest) = r.push_image("cache/d", "v1", &[&layer]);
+    for _ in 0..2 {
+        for method in ["GET", "HEAD"] {
+            driver.reset();
+            let got = r.req(method, &format!("/v2/cache/d/manifests/{md}"), &[], b"");
+            assert_eq!(got.status, 200, "{method} by digest");
+            assert_eq!(
+                driver.on(&paths::revision_link("cache/d", &md)),
+                1,
+                "{method} by digest"
+            );
+        }
+    }
+    // the same manifest without its mediaType, pushed with the Content-Type alone
+    let mut value: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    value.as_object_mut().unwrap().remove("mediaType");
+    let bare = serde_json::to_vec(&value).unwrap();
+    let bd = Digest::sha256_of(&bare);
+    let put = r.req(
+        "PUT",
+        "/v2/cache/d/manifests/bare",
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        &bare,
+    );
+    assert_eq!(put.status, 201, "{}", put.text());
+    for _ in 0..2 {
+        driver.reset();
+        let got = r.get("/v2/cache/d/manifests/bare");
+        assert_eq!((got.status, got.body == bare), (200, true));
+        assert_eq!(
+            got.header("content-type"),
+            Some("application/vnd.oci.image.manifest.v1+json")
+        );
+        assert_eq!(driver.on(&paths::revision_link("cache/d", &bd)), 1);
+    }
 }
 
 /// Under many distinct blobs, pulled whole and HEADed, the cache's bytes and entries never

@@ -188,11 +188,16 @@ fn berth_replicas_pass_conformance_through_nginx(kind: S3Kind) {
                 }
             }
             assert_eq!(ids(&report, "warn"), BTreeSet::new(), "{why}");
+            // Besides the long keys, s3s-fs answers 500 (EISDIR) to a HEAD of a key that is
+            // also a prefix of others (a "directory" on its disk; AWS and moto answer 404):
+            // the driver's stat asks HEAD first, unretried, and lists on any failure.
             let log = s3.log();
             let errors = log.matches("ERROR s3s_fs_internal_error").count();
+            let too_long = log.matches("File name too long (os error 36)").count();
+            let is_dir = log.matches("Is a directory (os error 21)").count();
             assert!(
-                errors > 0 && log.matches("File name too long (os error 36)").count() == errors,
-                "s3s-fs failed other than on a key too long:\n{why}"
+                too_long > 0 && too_long + is_dir == errors,
+                "s3s-fs failed other than on a key too long or a HEAD of a prefix:\n{why}"
             );
             assert!(!ok, "{why}");
         }

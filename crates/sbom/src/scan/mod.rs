@@ -145,7 +145,8 @@ pub fn osv_ecosystem(pkg: &Package, distro: Option<&Distro>) -> &'static str {
 }
 
 /// The name and version a package's records are keyed by: the source package for
-/// distributions, `group:artifact` for Maven, the module path for Go.
+/// distributions, `group:artifact` for Maven, the module path for Go (its version without
+/// the leading `v`, as Go's OSV records write versions).
 pub fn osv_name_version(pkg: &Package) -> (String, String) {
     match pkg.ecosystem {
         Ecosystem::Debian | Ecosystem::Alpine | Ecosystem::Rpm => match &pkg.source {
@@ -165,12 +166,14 @@ pub fn osv_name_version(pkg: &Package) -> (String, String) {
             }
             _ => (pkg.name.clone(), pkg.version.clone()),
         },
-        Ecosystem::Go => match pkg.purl.namespace() {
-            Some(ns) if !pkg.name.contains('/') => {
-                (format!("{ns}/{}", pkg.purl.name()), pkg.version.clone())
+        // Go records write versions without the `v` Go module versions carry
+        Ecosystem::Go => {
+            let v = pkg.version.strip_prefix('v').unwrap_or(&pkg.version).to_owned();
+            match pkg.purl.namespace() {
+                Some(ns) if !pkg.name.contains('/') => (format!("{ns}/{}", pkg.purl.name()), v),
+                _ => (pkg.name.clone(), v),
             }
-            _ => (pkg.name.clone(), pkg.version.clone()),
-        },
+        }
         Ecosystem::Npm => match pkg.purl.namespace() {
             Some(ns) if !pkg.name.starts_with('@') => {
                 (format!("{ns}/{}", pkg.purl.name()), pkg.version.clone())

@@ -168,7 +168,11 @@ pub fn osv_name_version(pkg: &Package) -> (String, String) {
         },
         // Go records write versions without the `v` Go module versions carry
         Ecosystem::Go => {
-            let v = pkg.version.strip_prefix('v').unwrap_or(&pkg.version).to_owned();
+            let v = pkg
+                .version
+                .strip_prefix('v')
+                .unwrap_or(&pkg.version)
+                .to_owned();
             match pkg.purl.namespace() {
                 Some(ns) if !pkg.name.contains('/') => (format!("{ns}/{}", pkg.purl.name()), v),
                 _ => (pkg.name.clone(), v),

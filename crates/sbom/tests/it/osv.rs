@@ -1,13 +1,18 @@
 //! The OSV records reader and the offline database: exports as osv.dev writes them, merged
 //! and replaced per ecosystem, replaced atomically, refused with file and field.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test harness: failing loudly is the point; test inputs in a temporary directory need no atomic writes"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_sbom::osv::{
-    self, Database, DbError, Event, RangeType, Record, SeverityType, layout,
-};
+use berth_sbom::osv::{self, Database, DbError, Event, RangeType, Record, SeverityType, layout};
 use serde_json::{Value, json};
 
 use crate::osv_common::{record, write_export, write_export_raw};
@@ -73,13 +78,26 @@ fn a_record_in_the_schema_is_read_field_by_field() {
     assert!(a.ecosystem_specific.is_some() && a.database_specific.is_some());
 
     // release suffixes
-    let mut deb = record("DSA-1-1", "Debian:12", "openssl", json!([{"introduced": "0"}]));
+    let mut deb = record(
+        "DSA-1-1",
+        "Debian:12",
+        "openssl",
+        json!([{"introduced": "0"}]),
+    );
     deb["affected"][0]["severity"] = json!([{"type": "Ubuntu", "score": "medium"}]);
     let r = Record::parse(&serde_json::to_vec(&deb).unwrap(), "x").unwrap();
     let p = r.affected[0].package.as_ref().unwrap();
-    assert_eq!((p.ecosystem_base(), p.ecosystem_release()), ("Debian", Some("12")));
+    assert_eq!(
+        (p.ecosystem_base(), p.ecosystem_release()),
+        ("Debian", Some("12"))
+    );
     assert_eq!(r.affected[0].severity[0].kind, SeverityType::Ubuntu);
-    let mvn = record("GHSA-x", "Maven:https://maven.google.com", "a:b", json!([{"introduced": "0"}]));
+    let mvn = record(
+        "GHSA-x",
+        "Maven:https://maven.google.com",
+        "a:b",
+        json!([{"introduced": "0"}]),
+    );
     let r = Record::parse(&serde_json::to_vec(&mvn).unwrap(), "x").unwrap();
     let p = r.affected[0].package.as_ref().unwrap();
     assert_eq!((p.ecosystem_base(), p.ecosystem_release()), ("Maven", None));
@@ -87,42 +105,125 @@ fn a_record_in_the_schema_is_read_field_by_field() {
 
 #[test]
 fn malformed_records_are_refused_naming_the_file_and_the_field() {
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str, &str)> = vec![
-        (Box::new(|v| { v.as_object_mut().unwrap().remove("id"); }), "id", "missing"),
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Mutation, &str, &str)> = vec![
+        (
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("id");
+            }),
+            "id",
+            "missing",
+        ),
         (Box::new(|v| v["id"] = json!(42)), "id", "expected a string"),
-        (Box::new(|v| v["modified"] = json!("yesterday")), "modified", "RFC 3339"),
-        (Box::new(|v| { v.as_object_mut().unwrap().remove("modified"); }), "modified", "missing"),
-        (Box::new(|v| v["withdrawn"] = json!("2024-13-01T00:00:00Z")), "withdrawn", "RFC 3339"),
-        (Box::new(|v| v["aliases"] = json!(["CVE-1", 2])), "aliases[1]", "expected a string"),
-        (Box::new(|v| v["severity"] = json!([{"type": "CVSS_V3"}])), "severity[0].score", "missing"),
-        (Box::new(|v| v["affected"] = json!({})), "affected", "expected an array"),
-        (Box::new(|v| { v["affected"][0]["package"].as_object_mut().unwrap().remove("ecosystem"); }),
-            "affected[0].package.ecosystem", "missing"),
-        (Box::new(|v| v["affected"][0]["ranges"][0]["type"] = json!("DATE")),
-            "affected[0].ranges[0].type", "not a range type"),
-        (Box::new(|v| v["affected"][0]["ranges"][0]["events"][1] = json!({"fixed": "1", "limit": "2"})),
-            "affected[0].ranges[0].events[1]", "exactly one"),
-        (Box::new(|v| v["affected"][0]["ranges"][0]["events"][1] = json!({"fixed": 1})),
-            "affected[0].ranges[0].events[1].fixed", "expected a string"),
-        (Box::new(|v| v["affected"][0]["ranges"][0]["events"][1] = json!({})),
-            "affected[0].ranges[0].events[1]", "needs one of"),
-        (Box::new(|v| v["affected"][0]["ranges"][0]["events"] = json!([{"fixed": "1.0"}])),
-            "affected[0].ranges[0].events", "at least one `introduced`"),
-        (Box::new(|v| v["affected"][0]["ranges"][0] = json!({"type": "GIT", "events": [{"introduced": "0"}]})),
-            "affected[0].ranges[0].repo", "repository"),
-        (Box::new(|v| v["affected"][0]["versions"] = json!("1.0")), "affected[0].versions", "expected an array"),
-        (Box::new(|v| v["database_specific"] = json!([1])), "database_specific", "expected an object"),
+        (
+            Box::new(|v| v["modified"] = json!("yesterday")),
+            "modified",
+            "RFC 3339",
+        ),
+        (
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("modified");
+            }),
+            "modified",
+            "missing",
+        ),
+        (
+            Box::new(|v| v["withdrawn"] = json!("2024-13-01T00:00:00Z")),
+            "withdrawn",
+            "RFC 3339",
+        ),
+        (
+            Box::new(|v| v["aliases"] = json!(["CVE-1", 2])),
+            "aliases[1]",
+            "expected a string",
+        ),
+        (
+            Box::new(|v| v["severity"] = json!([{"type": "CVSS_V3"}])),
+            "severity[0].score",
+            "missing",
+        ),
+        (
+            Box::new(|v| v["affected"] = json!({})),
+            "affected",
+            "expected an array",
+        ),
+        (
+            Box::new(|v| {
+                v["affected"][0]["package"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("ecosystem");
+            }),
+            "affected[0].package.ecosystem",
+            "missing",
+        ),
+        (
+            Box::new(|v| v["affected"][0]["ranges"][0]["type"] = json!("DATE")),
+            "affected[0].ranges[0].type",
+            "not a range type",
+        ),
+        (
+            Box::new(|v| {
+                v["affected"][0]["ranges"][0]["events"][1] = json!({"fixed": "1", "limit": "2"})
+            }),
+            "affected[0].ranges[0].events[1]",
+            "exactly one",
+        ),
+        (
+            Box::new(|v| v["affected"][0]["ranges"][0]["events"][1] = json!({"fixed": 1})),
+            "affected[0].ranges[0].events[1].fixed",
+            "expected a string",
+        ),
+        (
+            Box::new(|v| v["affected"][0]["ranges"][0]["events"][1] = json!({})),
+            "affected[0].ranges[0].events[1]",
+            "needs one of",
+        ),
+        (
+            Box::new(|v| v["affected"][0]["ranges"][0]["events"] = json!([{"fixed": "1.0"}])),
+            "affected[0].ranges[0].events",
+            "at least one `introduced`",
+        ),
+        (
+            Box::new(|v| {
+                v["affected"][0]["ranges"][0] =
+                    json!({"type": "GIT", "events": [{"introduced": "0"}]})
+            }),
+            "affected[0].ranges[0].repo",
+            "repository",
+        ),
+        (
+            Box::new(|v| v["affected"][0]["versions"] = json!("1.0")),
+            "affected[0].versions",
+            "expected an array",
+        ),
+        (
+            Box::new(|v| v["database_specific"] = json!([1])),
+            "database_specific",
+            "expected an object",
+        ),
     ];
     for (mutate, field, problem) in cases {
-        let mut v = record("OSV-2024-1", "PyPI", "django", json!([{"introduced": "0"}, {"fixed": "4.2"}]));
+        let mut v = record(
+            "OSV-2024-1",
+            "PyPI",
+            "django",
+            json!([{"introduced": "0"}, {"fixed": "4.2"}]),
+        );
         mutate(&mut v);
-        let err = Record::parse(&serde_json::to_vec(&v).unwrap(), "PyPI/all.zip!OSV-2024-1.json")
-            .expect_err(field);
+        let err = Record::parse(
+            &serde_json::to_vec(&v).unwrap(),
+            "PyPI/all.zip!OSV-2024-1.json",
+        )
+        .expect_err(field);
         assert_eq!(err.file, "PyPI/all.zip!OSV-2024-1.json");
         assert_eq!(err.field, field, "{err}");
         assert!(err.problem.contains(problem), "{field}: {err}");
         let msg = err.to_string();
-        assert!(msg.contains("PyPI/all.zip!OSV-2024-1.json") && msg.contains(field), "{msg}");
+        assert!(
+            msg.contains("PyPI/all.zip!OSV-2024-1.json") && msg.contains(field),
+            "{msg}"
+        );
     }
     let err = Record::parse(b"{\"id\": ", "bad.json").unwrap_err();
     assert_eq!((err.file.as_str(), err.field.as_str()), ("bad.json", "."));
@@ -135,19 +236,57 @@ fn malformed_records_are_refused_naming_the_file_and_the_field() {
 /// `Debian:<release>` ecosystems.
 fn debian_export() -> Vec<(String, Value)> {
     let mut v = vec![
-        ("DSA-5532-1".to_owned(), record("DSA-5532-1", "Debian:12", "openssl",
-            json!([{"introduced": "0"}, {"fixed": "3.0.11-1~deb12u2"}]))),
-        ("DSA-9999-1".to_owned(), record("DSA-9999-1", "Debian:12", "openssl",
-            json!([{"introduced": "0"}, {"fixed": "3.0.99-1~deb12u1"}]))),
-        ("DLA-3000-1".to_owned(), record("DLA-3000-1", "Debian:11", "openssl",
-            json!([{"introduced": "0"}, {"fixed": "1.1.1w-0+deb11u2"}]))),
-        ("DSA-5000-1".to_owned(), record("DSA-5000-1", "Debian:12", "zlib",
-            json!([{"introduced": "0"}, {"fixed": "1:1.2.13.dfsg-2"}]))),
+        (
+            "DSA-5532-1".to_owned(),
+            record(
+                "DSA-5532-1",
+                "Debian:12",
+                "openssl",
+                json!([{"introduced": "0"}, {"fixed": "3.0.11-1~deb12u2"}]),
+            ),
+        ),
+        (
+            "DSA-9999-1".to_owned(),
+            record(
+                "DSA-9999-1",
+                "Debian:12",
+                "openssl",
+                json!([{"introduced": "0"}, {"fixed": "3.0.99-1~deb12u1"}]),
+            ),
+        ),
+        (
+            "DLA-3000-1".to_owned(),
+            record(
+                "DLA-3000-1",
+                "Debian:11",
+                "openssl",
+                json!([{"introduced": "0"}, {"fixed": "1.1.1w-0+deb11u2"}]),
+            ),
+        ),
+        (
+            "DSA-5000-1".to_owned(),
+            record(
+                "DSA-5000-1",
+                "Debian:12",
+                "zlib",
+                json!([{"introduced": "0"}, {"fixed": "1:1.2.13.dfsg-2"}]),
+            ),
+        ),
     ];
-    let mut w = record("DSA-4000-1", "Debian:12", "openssl", json!([{"introduced": "0"}]));
+    let mut w = record(
+        "DSA-4000-1",
+        "Debian:12",
+        "openssl",
+        json!([{"introduced": "0"}]),
+    );
     w["withdrawn"] = json!("2024-06-01T00:00:00Z");
     v.push(("DSA-4000-1".to_owned(), w));
-    let mut newest = record("DSA-5600-1", "Debian:12", "glibc", json!([{"introduced": "0"}, {"fixed": "2.36-9+deb12u99"}]));
+    let mut newest = record(
+        "DSA-5600-1",
+        "Debian:12",
+        "glibc",
+        json!([{"introduced": "0"}, {"fixed": "2.36-9+deb12u99"}]),
+    );
     newest["modified"] = json!("2024-11-30T23:59:59.5Z");
     v.push(("DSA-5600-1".to_owned(), newest));
     v
@@ -155,10 +294,24 @@ fn debian_export() -> Vec<(String, Value)> {
 
 fn pypi_export() -> Vec<(String, Value)> {
     vec![
-        ("PYSEC-2023-1".to_owned(), record("PYSEC-2023-1", "PyPI", "Django",
-            json!([{"introduced": "4.0"}, {"fixed": "4.2.7"}]))),
-        ("GHSA-aaaa-bbbb-cccc".to_owned(), record("GHSA-aaaa-bbbb-cccc", "PyPI", "zope.interface",
-            json!([{"introduced": "0"}, {"fixed": "6.0"}]))),
+        (
+            "PYSEC-2023-1".to_owned(),
+            record(
+                "PYSEC-2023-1",
+                "PyPI",
+                "Django",
+                json!([{"introduced": "4.0"}, {"fixed": "4.2.7"}]),
+            ),
+        ),
+        (
+            "GHSA-aaaa-bbbb-cccc".to_owned(),
+            record(
+                "GHSA-aaaa-bbbb-cccc",
+                "PyPI",
+                "zope.interface",
+                json!([{"introduced": "0"}, {"fixed": "6.0"}]),
+            ),
+        ),
     ]
 }
 
@@ -179,24 +332,38 @@ fn an_export_zip_is_imported_and_indexed_by_ecosystem_and_package() {
     assert_eq!(rep.ecosystem, "Debian");
     assert_eq!((rep.records, rep.withdrawn, rep.duplicates), (5, 1, 0));
     assert_eq!(rep.replaced, None);
-    assert_eq!(rep.meta.newest_modified.as_deref(), Some("2024-11-30T23:59:59.5Z"));
+    assert_eq!(
+        rep.meta.newest_modified.as_deref(),
+        Some("2024-11-30T23:59:59.5Z")
+    );
     assert!(rep.meta.built >= before, "{} < {before}", rep.meta.built);
 
     let db = Database::open(&db_dir).unwrap();
     assert_eq!(db.meta(), &rep.meta);
     assert_eq!(db.meta().format_version, layout::FORMAT_VERSION);
     // all releases' records of a source package, withdrawn ones left out at import
-    assert_eq!(ids(&db.records_for("Debian:12", "openssl").unwrap()), ["DLA-3000-1", "DSA-5532-1", "DSA-9999-1"]);
-    assert_eq!(ids(&db.records_for("Debian", "zlib").unwrap()), ["DSA-5000-1"]);
+    assert_eq!(
+        ids(&db.records_for("Debian:12", "openssl").unwrap()),
+        ["DLA-3000-1", "DSA-5532-1", "DSA-9999-1"]
+    );
+    assert_eq!(
+        ids(&db.records_for("Debian", "zlib").unwrap()),
+        ["DSA-5000-1"]
+    );
     assert!(db.records_for("Debian", "libssl3").unwrap().is_empty());
     assert!(db.records_for("Alpine", "openssl").unwrap().is_empty());
     assert_eq!(db.package_count(), 3);
     // the stored record is the record
     let r = &db.records_for("Debian", "zlib").unwrap()[0];
     assert_eq!(r.aliases.len(), 1);
-    assert_eq!(r.affected[0].ranges[0].events[1], Event::Fixed("1:1.2.13.dfsg-2".into()));
-    let names: Vec<String> = std::fs::read_dir(&db_dir).unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(
+        r.affected[0].ranges[0].events[1],
+        Event::Fixed("1:1.2.13.dfsg-2".into())
+    );
+    let names: Vec<String> = std::fs::read_dir(&db_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert!(!names.iter().any(|n| layout::is_stale_temp(n)), "{names:?}");
 }
 
@@ -206,8 +373,16 @@ fn a_directory_of_records_imports_like_a_zip_and_pypi_names_are_normalised() {
     let src = tmp.path().join("PyPI");
     std::fs::create_dir_all(src.join("nested")).unwrap();
     for (i, (id, v)) in pypi_export().into_iter().enumerate() {
-        let dir = if i == 0 { src.clone() } else { src.join("nested") };
-        std::fs::write(dir.join(format!("{id}.json")), serde_json::to_vec(&v).unwrap()).unwrap();
+        let dir = if i == 0 {
+            src.clone()
+        } else {
+            src.join("nested")
+        };
+        std::fs::write(
+            dir.join(format!("{id}.json")),
+            serde_json::to_vec(&v).unwrap(),
+        )
+        .unwrap();
     }
     std::fs::write(src.join("README.txt"), "not a record").unwrap();
     let db_dir = tmp.path().join("db");
@@ -215,8 +390,14 @@ fn a_directory_of_records_imports_like_a_zip_and_pypi_names_are_normalised() {
     assert_eq!((rep.ecosystem.as_str(), rep.records), ("PyPI", 2));
     let db = Database::open(&db_dir).unwrap();
     // PEP 503: Django, django, zope.interface, Zope_Interface are the same project
-    assert_eq!(ids(&db.records_for("PyPI", "django").unwrap()), ["PYSEC-2023-1"]);
-    assert_eq!(ids(&db.records_for("PyPI", "Zope_Interface").unwrap()), ["GHSA-aaaa-bbbb-cccc"]);
+    assert_eq!(
+        ids(&db.records_for("PyPI", "django").unwrap()),
+        ["PYSEC-2023-1"]
+    );
+    assert_eq!(
+        ids(&db.records_for("PyPI", "Zope_Interface").unwrap()),
+        ["GHSA-aaaa-bbbb-cccc"]
+    );
 }
 
 #[test]
@@ -228,32 +409,70 @@ fn importing_merges_ecosystems_and_reimporting_replaces_one() {
     let db_dir = tmp.path().join("db");
     osv::import(&deb, &db_dir).unwrap();
     let rep = osv::import(&py, &db_dir).unwrap();
-    let ecos: Vec<(&str, u64)> = rep.meta.exports.iter().map(|e| (e.ecosystem.as_str(), e.records)).collect();
+    let ecos: Vec<(&str, u64)> = rep
+        .meta
+        .exports
+        .iter()
+        .map(|e| (e.ecosystem.as_str(), e.records))
+        .collect();
     assert_eq!(ecos, [("Debian", 5), ("PyPI", 2)]);
     let db = Database::open(&db_dir).unwrap();
     assert_eq!(ids(&db.records_for("Debian", "openssl").unwrap()).len(), 3);
-    assert_eq!(ids(&db.records_for("PyPI", "django").unwrap()), ["PYSEC-2023-1"]);
+    assert_eq!(
+        ids(&db.records_for("PyPI", "django").unwrap()),
+        ["PYSEC-2023-1"]
+    );
 
     // a newer Debian export: openssl's DSA-9999-1 is gone, a new record came
-    let mut newer: Vec<(String, Value)> = debian_export().into_iter().filter(|(id, _)| id != "DSA-9999-1").collect();
-    newer.push(("DSA-6000-1".into(), record("DSA-6000-1", "Debian:12", "curl", json!([{"introduced": "0"}, {"fixed": "7.88.1-10+deb12u9"}]))));
+    let mut newer: Vec<(String, Value)> = debian_export()
+        .into_iter()
+        .filter(|(id, _)| id != "DSA-9999-1")
+        .collect();
+    newer.push((
+        "DSA-6000-1".into(),
+        record(
+            "DSA-6000-1",
+            "Debian:12",
+            "curl",
+            json!([{"introduced": "0"}, {"fixed": "7.88.1-10+deb12u9"}]),
+        ),
+    ));
     let deb2 = tmp.path().join("deb2.zip");
     write_export(&deb2, &newer);
     let rep = osv::import(&deb2, &db_dir).unwrap();
     assert_eq!(rep.replaced.as_ref().map(|e| e.records), Some(5));
     let db = Database::open(&db_dir).unwrap();
-    assert_eq!(ids(&db.records_for("Debian", "openssl").unwrap()), ["DLA-3000-1", "DSA-5532-1"]);
-    assert_eq!(ids(&db.records_for("Debian", "curl").unwrap()), ["DSA-6000-1"]);
+    assert_eq!(
+        ids(&db.records_for("Debian", "openssl").unwrap()),
+        ["DLA-3000-1", "DSA-5532-1"]
+    );
+    assert_eq!(
+        ids(&db.records_for("Debian", "curl").unwrap()),
+        ["DSA-6000-1"]
+    );
     // PyPI untouched, its records still readable after being moved in the file
-    assert_eq!(ids(&db.records_for("PyPI", "django").unwrap()), ["PYSEC-2023-1"]);
-    assert_eq!(ids(&db.records_for("PyPI", "zope-interface").unwrap()), ["GHSA-aaaa-bbbb-cccc"]);
-    let ecos: Vec<(&str, u64)> = db.meta().exports.iter().map(|e| (e.ecosystem.as_str(), e.records)).collect();
+    assert_eq!(
+        ids(&db.records_for("PyPI", "django").unwrap()),
+        ["PYSEC-2023-1"]
+    );
+    assert_eq!(
+        ids(&db.records_for("PyPI", "zope-interface").unwrap()),
+        ["GHSA-aaaa-bbbb-cccc"]
+    );
+    let ecos: Vec<(&str, u64)> = db
+        .meta()
+        .exports
+        .iter()
+        .map(|e| (e.ecosystem.as_str(), e.records))
+        .collect();
     assert_eq!(ecos, [("Debian", 5), ("PyPI", 2)]);
 }
 
 fn dir_listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     v.sort();
     v
 }
@@ -271,15 +490,35 @@ fn a_failed_import_leaves_the_old_database_and_names_the_bad_record() {
 
     // the failure comes late: many good records are written to the new file first
     let mut lines: Vec<String> = (0..2000)
-        .map(|i| format!("DSA-{i}-1.json\t{}", record(&format!("DSA-{i}-1"), "Debian:12", &format!("pkg{i}"), json!([{"introduced": "0"}]))))
+        .map(|i| {
+            format!(
+                "DSA-{i}-1.json\t{}",
+                record(
+                    &format!("DSA-{i}-1"),
+                    "Debian:12",
+                    &format!("pkg{i}"),
+                    json!([{"introduced": "0"}])
+                )
+            )
+        })
         .collect();
-    let mut bad = record("DSA-BAD-1", "Debian:12", "openssl", json!([{"introduced": "0"}]));
+    let mut bad = record(
+        "DSA-BAD-1",
+        "Debian:12",
+        "openssl",
+        json!([{"introduced": "0"}]),
+    );
     bad["affected"][0]["ranges"][0]["events"][0] = json!({"introduced": "0", "fixed": "1"});
     lines.push(format!("DSA-BAD-1.json\t{bad}"));
     let bad_zip = tmp.path().join("bad.zip");
-    write_export_raw(&bad_zip, &lines.iter().map(String::as_str).collect::<Vec<_>>());
+    write_export_raw(
+        &bad_zip,
+        &lines.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let err = osv::import(&bad_zip, &db_dir).unwrap_err();
-    let DbError::Record(rec) = &err else { panic!("{err:?}") };
+    let DbError::Record(rec) = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(rec.file, format!("{}!DSA-BAD-1.json", bad_zip.display()));
     assert_eq!(rec.field, "affected[0].ranges[0].events[0]");
     assert!(err.to_string().contains("database is unchanged"), "{err}");
@@ -288,8 +527,13 @@ fn a_failed_import_leaves_the_old_database_and_names_the_bad_record() {
     let junk = tmp.path().join("junk.zip");
     write_export_raw(&junk, &["X-1.json\t{not json"]);
     let err = osv::import(&junk, &db_dir).unwrap_err();
-    let DbError::Record(rec) = &err else { panic!("{err:?}") };
-    assert_eq!((rec.field.as_str(), rec.file.ends_with("junk.zip!X-1.json")), (".", true));
+    let DbError::Record(rec) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (rec.field.as_str(), rec.file.ends_with("junk.zip!X-1.json")),
+        (".", true)
+    );
 
     // not a zip
     let notzip = tmp.path().join("not.zip");
@@ -297,7 +541,11 @@ fn a_failed_import_leaves_the_old_database_and_names_the_bad_record() {
     let err = osv::import(&notzip, &db_dir).unwrap_err();
     assert!(matches!(err, DbError::Zip(_)), "{err:?}");
 
-    assert_eq!(std::fs::read(&db_file).unwrap(), before, "the database changed");
+    assert_eq!(
+        std::fs::read(&db_file).unwrap(),
+        before,
+        "the database changed"
+    );
     assert_eq!(dir_listing(&db_dir), listing, "a temporary file was left");
 }
 
@@ -337,7 +585,11 @@ fn import_and_lookup_of_a_50000_record_export_are_fast() {
     let t = Instant::now();
     let mut found = 0;
     for i in 0..500 {
-        let name = if i % 2 == 0 { format!("srcpkg{}", i * 9) } else { format!("absent{i}") };
+        let name = if i % 2 == 0 {
+            format!("srcpkg{}", i * 9)
+        } else {
+            format!("absent{i}")
+        };
         found += db.records_for("Debian", &name).unwrap().len();
     }
     let lookup_time = t.elapsed();
@@ -348,7 +600,10 @@ fn import_and_lookup_of_a_50000_record_export_are_fast() {
          database {size} bytes; open {open_time:?}; 500 lookups ({found} records) {lookup_time:?}",
         std::fs::metadata(&zip).unwrap().len()
     );
-    assert!(open_time + lookup_time < Duration::from_secs(1), "{open_time:?} + {lookup_time:?}");
+    assert!(
+        open_time + lookup_time < Duration::from_secs(1),
+        "{open_time:?} + {lookup_time:?}"
+    );
 }
 
 #[test]
@@ -359,7 +614,15 @@ fn an_export_with_more_than_65535_entries_is_read_through_zip64() {
     let recs: Vec<(String, Value)> = (0..n)
         .map(|i| {
             let id = format!("ALPINE-CVE-{i}");
-            (id.clone(), record(&id, "Alpine:v3.19", &format!("p{}", i % 100), json!([{"introduced": "0"}])))
+            (
+                id.clone(),
+                record(
+                    &id,
+                    "Alpine:v3.19",
+                    &format!("p{}", i % 100),
+                    json!([{"introduced": "0"}]),
+                ),
+            )
         })
         .collect();
     write_export(&zip, &recs);
@@ -394,7 +657,9 @@ const CHILD_ENV: &str = "BERTH_TEST_OSV_IMPORT_CHILD";
 #[test]
 #[ignore = "a child process of a_killed_import_leaves_the_old_database"]
 fn killed_import_child() {
-    let Ok(arg) = std::env::var(CHILD_ENV) else { return };
+    let Ok(arg) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let (src, db) = arg.split_once('\n').unwrap();
     osv::import(Path::new(src), Path::new(db)).unwrap();
 }
@@ -411,8 +676,16 @@ fn a_killed_import_leaves_the_old_database() {
     write_export(&big, &generated_debian(60_000, 10));
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["osv::killed_import_child", "--exact", "--ignored", "--nocapture"])
-        .env(CHILD_ENV, format!("{}\n{}", big.display(), db_dir.display()))
+        .args([
+            "osv::killed_import_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(
+            CHILD_ENV,
+            format!("{}\n{}", big.display(), db_dir.display()),
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -430,7 +703,10 @@ fn a_killed_import_leaves_the_old_database() {
         })
     });
     assert!(midway, "the child's import never started writing");
-    assert!(child.try_wait().unwrap().is_none(), "the import finished before it could be killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the import finished before it could be killed"
+    );
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success());
@@ -440,9 +716,16 @@ fn a_killed_import_leaves_the_old_database() {
     let db = Database::open(&db_dir).unwrap();
     assert_eq!(db.meta().exports[0].records, 5);
     let temp = temp.into_inner().unwrap();
-    assert!(temp.exists(), "the killed import's temporary file should be there");
+    assert!(
+        temp.exists(),
+        "the killed import's temporary file should be there"
+    );
     // the next import removes it
     osv::import(&small, &db_dir).unwrap();
     assert!(!temp.exists());
-    assert!(!dir_listing(&db_dir).iter().any(|n| layout::is_stale_temp(n)));
+    assert!(
+        !dir_listing(&db_dir)
+            .iter()
+            .any(|n| layout::is_stale_temp(n))
+    );
 }

@@ -2,6 +2,13 @@
 //! `<ID>.json`, by Python's `zipfile`, an implementation independent of berth's reader),
 //! version orders for the evaluation (a simple numeric one, and dpkg's own), and the
 //! tools these need, which fail the test loudly when missing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test harness: failing loudly is the point; test inputs in a temporary directory need no atomic writes"
+)]
 
 use std::cmp::Ordering;
 use std::io::Write;
@@ -19,7 +26,10 @@ pub fn require_tool(tool: &str, hint: &str) {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(found, "this test needs `{tool}`, which is not on PATH\nhint: {hint}");
+    assert!(
+        found,
+        "this test needs `{tool}`, which is not on PATH\nhint: {hint}"
+    );
 }
 
 /// Fail (not skip) when a Python module a test needs is missing.
@@ -30,7 +40,10 @@ pub fn require_python_module(module: &str, hint: &str) {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "this test needs the Python module `{module}`\nhint: {hint}");
+    assert!(
+        ok,
+        "this test needs the Python module `{module}`\nhint: {hint}"
+    );
 }
 
 /// Write `records` (id, JSON) into a zip at `zip`, deflated, one `<ID>.json` each, as

@@ -1,5 +1,12 @@
 //! The OSV schema's evaluation (`IsVulnerable`): introduced/fixed/last_affected/limit
 //! events, several ranges, `versions[]`, over a simple numeric order.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test harness: failing loudly is the point; test inputs in a temporary directory need no atomic writes"
+)]
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -15,7 +22,10 @@ fn affected(ranges: Value, versions: Value) -> Affected {
         "id": "TEST-1", "modified": "2024-01-01T00:00:00Z",
         "affected": [{"package": {"ecosystem": "PyPI", "name": "p"}, "ranges": ranges, "versions": versions}],
     });
-    Record::parse(&serde_json::to_vec(&rec).unwrap(), "TEST-1.json").unwrap().affected.remove(0)
+    Record::parse(&serde_json::to_vec(&rec).unwrap(), "TEST-1.json")
+        .unwrap()
+        .affected
+        .remove(0)
 }
 
 fn eco(events: Value) -> Affected {
@@ -49,9 +59,20 @@ fn introduced_zero_and_fixed() {
 #[test]
 fn several_introduced_fixed_pairs_in_any_order() {
     // the schema's "multiple range example", events given out of order
-    let a = eco(json!([{"fixed": "3.2.5"}, {"introduced": "1.0.0"}, {"introduced": "3.0.0"}, {"fixed": "1.0.2"}]));
-    let cases = [("0.9", false), ("1.0.0", true), ("1.0.1", true), ("1.0.2", false),
-                 ("2.9", false), ("3.0.0", true), ("3.2.4", true), ("3.2.5", false), ("4", false)];
+    let a = eco(
+        json!([{"fixed": "3.2.5"}, {"introduced": "1.0.0"}, {"introduced": "3.0.0"}, {"fixed": "1.0.2"}]),
+    );
+    let cases = [
+        ("0.9", false),
+        ("1.0.0", true),
+        ("1.0.1", true),
+        ("1.0.2", false),
+        ("2.9", false),
+        ("3.0.0", true),
+        ("3.2.4", true),
+        ("3.2.5", false),
+        ("4", false),
+    ];
     for (v, want) in cases {
         assert_eq!(is(&a, v), want, "{v}");
     }
@@ -66,7 +87,10 @@ fn last_affected_includes_the_version_itself() {
     assert!(is(&a, "2.1.214"));
     assert!(is(&a, "2.1.9"));
     assert!(!is(&a, "2.1.215"));
-    assert!(verdict(&a, "2.1.214").fixed.is_empty(), "last_affected is no fix");
+    assert!(
+        verdict(&a, "2.1.214").fixed.is_empty(),
+        "last_affected is no fix"
+    );
     // the same with fixed: 2.1.214 is not affected
     let f = eco(json!([{"introduced": "0"}, {"fixed": "2.1.214"}]));
     assert!(!is(&f, "2.1.214"));
@@ -94,21 +118,33 @@ fn versions_lists_and_ranges_are_either_or() {
     assert!(is(&a, "1.0.0") && is(&a, "1.0.3"));
     assert!(!is(&a, "1.0.1"), "versions-only: exact matches only");
     assert!(!is(&a, "1.0"), "exact string match, not order equality");
-    let b = affected(json!([{"type": "ECOSYSTEM", "events": [{"introduced": "2"}, {"fixed": "3"}]}]), json!(["1.5"]));
+    let b = affected(
+        json!([{"type": "ECOSYSTEM", "events": [{"introduced": "2"}, {"fixed": "3"}]}]),
+        json!(["1.5"]),
+    );
     assert!(is(&b, "1.5") && is(&b, "2.5") && !is(&b, "1.6"));
     // several ranges: in any one of them
-    let c = affected(json!([
-        {"type": "ECOSYSTEM", "events": [{"introduced": "1"}, {"fixed": "2"}]},
-        {"type": "SEMVER", "events": [{"introduced": "5.0.0"}, {"fixed": "5.1.0"}]},
-    ]), json!([]));
+    let c = affected(
+        json!([
+            {"type": "ECOSYSTEM", "events": [{"introduced": "1"}, {"fixed": "2"}]},
+            {"type": "SEMVER", "events": [{"introduced": "5.0.0"}, {"fixed": "5.1.0"}]},
+        ]),
+        json!([]),
+    );
     assert!(is(&c, "1.5") && is(&c, "5.0.3") && !is(&c, "3"));
 }
 
 #[test]
 fn git_ranges_are_not_evaluated_against_versions() {
-    let a = affected(json!([{"type": "GIT", "repo": "https://example.org/r",
-        "events": [{"introduced": "0"}, {"fixed": "abc123"}]}]), json!(["v1.2"]));
-    assert!(!is(&a, "1.0"), "a commit range says nothing about version 1.0");
+    let a = affected(
+        json!([{"type": "GIT", "repo": "https://example.org/r",
+        "events": [{"introduced": "0"}, {"fixed": "abc123"}]}]),
+        json!(["v1.2"]),
+    );
+    assert!(
+        !is(&a, "1.0"),
+        "a commit range says nothing about version 1.0"
+    );
     assert!(is(&a, "v1.2"), "its versions[] do");
 }
 
@@ -119,10 +155,13 @@ fn the_range_type_chooses_the_order_and_comparison_errors_surface() {
         seen.borrow_mut().push(s);
         numeric(s, a, b)
     };
-    let a = affected(json!([
-        {"type": "SEMVER", "events": [{"introduced": "1.0.0"}, {"fixed": "1.0.5"}]},
-        {"type": "ECOSYSTEM", "events": [{"introduced": "2"}, {"fixed": "3"}]},
-    ]), json!([]));
+    let a = affected(
+        json!([
+            {"type": "SEMVER", "events": [{"introduced": "1.0.0"}, {"fixed": "1.0.5"}]},
+            {"type": "ECOSYSTEM", "events": [{"introduced": "2"}, {"fixed": "3"}]},
+        ]),
+        json!([]),
+    );
     evaluate(&a, Ecosystem::Npm, "1.0.1", &order).unwrap();
     let seen = seen.into_inner();
     assert!(seen.contains(&Scheme::Semver));
@@ -131,6 +170,12 @@ fn the_range_type_chooses_the_order_and_comparison_errors_surface() {
     let fail = |_: Scheme, a: &str, _: &str| -> Result<Ordering, std::io::Error> {
         Err(std::io::Error::other(format!("cannot order {a}")))
     };
-    let err = evaluate(&eco(json!([{"introduced": "1"}])), Ecosystem::PyPI, "x", &fail).unwrap_err();
+    let err = evaluate(
+        &eco(json!([{"introduced": "1"}])),
+        Ecosystem::PyPI,
+        "x",
+        &fail,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("cannot order"));
 }

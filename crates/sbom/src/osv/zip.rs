@@ -43,9 +43,11 @@ pub struct ZipEntry {
     local_offset: u64,
 }
 
+/// A zip archive being read: a file ([`ZipReader::open`]) or any seekable reader
+/// ([`ZipReader::new`]).
 #[derive(Debug)]
-pub struct ZipReader {
-    file: File,
+pub struct ZipReader<R = File> {
+    file: R,
     path: PathBuf,
     len: u64,
     entries: Vec<ZipEntry>,
@@ -69,8 +71,19 @@ const ZIP64_EOCD_SIG: u32 = 0x0606_4b50;
 const CENTRAL_SIG: u32 = 0x0201_4b50;
 const LOCAL_SIG: u32 = 0x0403_4b50;
 
-impl ZipReader {
-    pub fn open(path: &Path) -> Result<ZipReader, ZipError> {
+impl ZipReader<File> {
+    pub fn open(path: &Path) -> Result<ZipReader<File>, ZipError> {
+        let file = File::open(path).map_err(|source| ZipError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        ZipReader::new(file, path)
+    }
+}
+
+impl<R: Read + Seek> ZipReader<R> {
+    /// Read the central directory of the archive `file`; `path` names it in errors.
+    pub fn new(mut file: R, path: &Path) -> Result<ZipReader<R>, ZipError> {
         let io_err = |source| ZipError::Io {
             path: path.to_owned(),
             source,
@@ -79,8 +92,7 @@ impl ZipReader {
             path: path.to_owned(),
             problem: problem.to_owned(),
         };
-        let mut file = File::open(path).map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
+        let len = file.seek(SeekFrom::End(0)).map_err(io_err)?;
         // The end of central directory record: 22 bytes plus a comment of up to 65 535.
         let tail_len = len.min(22 + 65_535);
         let tail = read_at(&mut file, len - tail_len, tail_len as usize).map_err(io_err)?;
@@ -262,7 +274,7 @@ impl ZipReader {
     }
 }
 
-fn read_at(file: &mut File, at: u64, len: usize) -> io::Result<Vec<u8>> {
+fn read_at(file: &mut (impl Read + Seek), at: u64, len: usize) -> io::Result<Vec<u8>> {
     file.seek(SeekFrom::Start(at))?;
     let mut buf = vec![0u8; len];
     file.read_exact(&mut buf)?;

@@ -6,7 +6,7 @@
 //!   an `introduced` event in every range and a repository for every GIT range; evaluating
 //!   each affected entry at each version its events and `versions[]` name (with a numeric
 //!   order that refuses some versions) never panics, and a version listed in `versions[]`
-//!   is affected; CVSS v2/v3 scoring of every severity never panics and stays in 0–10.
+//!   is affected; CVSS v2/v3/v4 scoring of every severity never panics and stays in 0–10.
 //! - odd: the rest is a zip archive for `berth_sbom::osv::zip::ZipReader` — never panics,
 //!   never allocates past the archive's size for its directory, and every entry it returns
 //!   is no larger than the limit.
@@ -45,10 +45,7 @@ fn record(data: &[u8]) {
         let score = match s.kind {
             SeverityType::CvssV3 => cvss::v3_base_score(&s.score).ok(),
             SeverityType::CvssV2 => cvss::v2_base_score(&s.score).ok(),
-            SeverityType::CvssV4 => {
-                let _ = cvss::v4_validate(&s.score);
-                None
-            }
+            SeverityType::CvssV4 => cvss::v4_score(&s.score).ok(),
             _ => None,
         };
         if let Some(score) = score {

@@ -4,9 +4,8 @@
 //! environmental metrics in a vector are accepted and ignored: reports show base scores,
 //! as NVD does.
 //!
-//! CVSS v4.0 vectors are validated and kept, but not scored: v4's score comes from the
-//! specification's macro-vector lookup table and interpolation, not a formula, and is not
-//! implemented yet. A v4-only record's finding has severity `Unknown` and shows the vector.
+//! CVSS v4.0 (FIRST, "CVSS v4.0 Specification Document", section 8.2): the MacroVector
+//! lookup and interpolation of FIRST's reference calculator, in `cvss4.rs`.
 
 use std::collections::BTreeMap;
 
@@ -157,8 +156,20 @@ pub fn v2_base_score(vector: &str) -> Result<f64, CvssError> {
     Ok(((raw * 10.0) + 1e-9).round() / 10.0)
 }
 
-/// Check that a `CVSS:4.0/…` vector names every base metric with a valid value.
+/// Check that a `CVSS:4.0/…` vector names every base metric with a valid value (and
+/// valid values for the threat and environmental metrics it names).
 pub fn v4_validate(vector: &str) -> Result<(), CvssError> {
+    v4_metrics(vector).map(|_| ())
+}
+
+/// The CVSS v4.0 score of a vector (base, with any threat and environmental metrics it
+/// carries: CVSS-B, -BT, -BE or -BTE), as FIRST's calculator computes it.
+pub fn v4_score(vector: &str) -> Result<f64, CvssError> {
+    let m = v4_metrics(vector)?;
+    Ok(super::cvss4::score(&m))
+}
+
+fn v4_metrics(vector: &str) -> Result<BTreeMap<&str, &str>, CvssError> {
     let mut parts = vector.split('/');
     if parts.next() != Some("CVSS:4.0") {
         return Err(CvssError {
@@ -167,28 +178,45 @@ pub fn v4_validate(vector: &str) -> Result<(), CvssError> {
         });
     }
     let m = metrics(vector, parts)?;
+    const IMPACT: &[&str] = &["H", "L", "N"];
     let base: [(&str, &[&str]); 11] = [
         ("AV", &["N", "A", "L", "P"]),
         ("AC", &["L", "H"]),
         ("AT", &["N", "P"]),
         ("PR", &["N", "L", "H"]),
         ("UI", &["N", "P", "A"]),
-        ("VC", &["H", "L", "N"]),
-        ("VI", &["H", "L", "N"]),
-        ("VA", &["H", "L", "N"]),
-        ("SC", &["H", "L", "N"]),
-        ("SI", &["H", "L", "N"]),
-        ("SA", &["H", "L", "N"]),
+        ("VC", IMPACT),
+        ("VI", IMPACT),
+        ("VA", IMPACT),
+        ("SC", IMPACT),
+        ("SI", IMPACT),
+        ("SA", IMPACT),
     ];
+    let optional: [(&str, &[&str]); 15] = [
+        ("E", &["X", "A", "P", "U"]),
+        ("CR", &["X", "H", "M", "L"]),
+        ("IR", &["X", "H", "M", "L"]),
+        ("AR", &["X", "H", "M", "L"]),
+        ("MAV", &["X", "N", "A", "L", "P"]),
+        ("MAC", &["X", "L", "H"]),
+        ("MAT", &["X", "N", "P"]),
+        ("MPR", &["X", "N", "L", "H"]),
+        ("MUI", &["X", "N", "P", "A"]),
+        ("MVC", &["X", "H", "L", "N"]),
+        ("MVI", &["X", "H", "L", "N"]),
+        ("MVA", &["X", "H", "L", "N"]),
+        ("MSC", &["X", "H", "L", "N"]),
+        ("MSI", &["X", "S", "H", "L", "N"]),
+        ("MSA", &["X", "S", "H", "L", "N"]),
+    ];
+    let bad = |k: &str, v: &str| CvssError {
+        vector: vector.to_owned(),
+        problem: format!("{k}:{v} is not a value of {k}"),
+    };
     for (k, values) in base {
         match m.get(k) {
             Some(v) if values.contains(v) => {}
-            Some(v) => {
-                return Err(CvssError {
-                    vector: vector.to_owned(),
-                    problem: format!("{k}:{v} is not a value of {k}"),
-                });
-            }
+            Some(v) => return Err(bad(k, v)),
             None => {
                 return Err(CvssError {
                     vector: vector.to_owned(),
@@ -197,5 +225,12 @@ pub fn v4_validate(vector: &str) -> Result<(), CvssError> {
             }
         }
     }
-    Ok(())
+    for (k, values) in optional {
+        if let Some(v) = m.get(k)
+            && !values.contains(v)
+        {
+            return Err(bad(k, v));
+        }
+    }
+    Ok(m)
 }

@@ -7,9 +7,10 @@
 //!   field when malformed.
 //! - [`db`]: [`import`] and [`Database`]; the on-disk tree is in [`layout`].
 //! - [`evaluate()`]: the schema's "Evaluation" pseudo-code, over any [`VersionOrder`].
-//! - [`cvss`]: CVSS v2 and v3.x base scores from vectors.
+//! - [`cvss`]: CVSS v2, v3.x and v4.0 scores from vectors.
 
 pub mod cvss;
+mod cvss4;
 pub mod db;
 pub mod evaluate;
 pub mod layout;

@@ -98,7 +98,7 @@ pub struct Report {
     pub subject: Subject,
     pub distro: Option<Distro>,
     pub db: DbSummary,
-    /// Sorted by severity (highest first), then package and id.
+    /// Sorted by severity (highest first), score (highest first), then package and id.
     pub findings: Vec<Finding>,
     pub packages_scanned: usize,
     /// Things a reader must know: a stale database, versions that could not be compared.
@@ -252,6 +252,10 @@ pub fn scan<O: VersionOrder>(
         b.severity
             .level
             .cmp(&a.severity.level)
+            .then_with(|| {
+                let score = |f: &Finding| f.severity.score.unwrap_or(-1.0);
+                score(b).total_cmp(&score(a))
+            })
             .then_with(|| a.package.cmp(&b.package))
             .then_with(|| a.installed_version.cmp(&b.installed_version))
             .then_with(|| a.id.cmp(&b.id))

@@ -1,4 +1,5 @@
-//! A finding's severity: from the record's CVSS vectors (scored), else the textual
+//! A finding's severity: from the record's CVSS vectors (scored; v3.x first, as NVD and
+//! most databases give it, then v4.0, then v2), else the textual
 //! severities databases carry (Ubuntu priorities, GitHub's `database_specific.severity`,
 //! Debian's urgency).
 
@@ -15,7 +16,7 @@ use crate::osv::{Affected, Record, SeverityType};
 /// 4.0–6.9, High 7.0–8.9, Critical 9.0–10.0), v2's Low/Medium/High by the same score bands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
-    /// No score and no textual severity (or a CVSS v4 vector only, not yet scored).
+    /// No score and no textual severity.
     Unknown,
     /// Scored 0.0, or a distribution's "negligible"/"unimportant".
     Negligible,
@@ -97,9 +98,9 @@ impl FromStr for Severity {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FindingSeverity {
     pub level: Severity,
-    /// The CVSS base score, when a v2 or v3 vector gave one.
+    /// The CVSS score, when a vector gave one.
     pub score: Option<f64>,
-    /// The vector the score came from (or the v4 vector, unscored).
+    /// The vector the score came from.
     pub vector: Option<String>,
     /// Where the level came from: `CVSS_V3`, `CVSS_V2`, `CVSS_V4`, `Ubuntu`,
     /// `database_specific.severity`, `urgency`, or `none`.
@@ -129,8 +130,10 @@ pub(crate) fn of(rec: &Record, matched: &[&Affected]) -> FindingSeverity {
                     v2 = Some((score, s.score.clone()));
                 }
             }
-            SeverityType::CvssV4 if v4.is_none() && cvss::v4_validate(&s.score).is_ok() => {
-                v4 = Some(s.score.clone());
+            SeverityType::CvssV4 if v4.is_none() => {
+                if let Ok(score) = cvss::v4_score(&s.score) {
+                    v4 = Some((score, s.score.clone()));
+                }
             }
             SeverityType::Ubuntu if ubuntu.is_none() => ubuntu = Severity::from_text(&s.score),
             _ => {}
@@ -144,6 +147,9 @@ pub(crate) fn of(rec: &Record, matched: &[&Affected]) -> FindingSeverity {
     };
     if let Some((score, vector)) = v3 {
         return scored(score, vector, "CVSS_V3");
+    }
+    if let Some((score, vector)) = v4 {
+        return scored(score, vector, "CVSS_V4");
     }
     if let Some((score, vector)) = v2 {
         return scored(score, vector, "CVSS_V2");
@@ -165,20 +171,14 @@ pub(crate) fn of(rec: &Record, matched: &[&Affected]) -> FindingSeverity {
         }
         None
     });
-    match (text, v4) {
-        (Some((level, source)), vector) => FindingSeverity {
+    match text {
+        Some((level, source)) => FindingSeverity {
             level,
             score: None,
-            vector,
+            vector: None,
             source: source.to_owned(),
         },
-        (None, Some(vector)) => FindingSeverity {
-            level: Severity::Unknown,
-            score: None,
-            vector: Some(vector),
-            source: "CVSS_V4".into(),
-        },
-        (None, None) => FindingSeverity {
+        None => FindingSeverity {
             level: Severity::Unknown,
             score: None,
             vector: None,

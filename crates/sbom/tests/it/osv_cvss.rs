@@ -61,15 +61,107 @@ fn v2_scores_match_the_guide_examples() {
 }
 
 #[test]
-fn v4_vectors_are_validated_not_scored() {
-    cvss::v4_validate("CVSS:4.0/AV:N/AC:L/AT:N/PR:H/UI:N/VC:L/VI:L/VA:N/SC:N/SI:N/SA:N").unwrap();
-    assert!(
-        cvss::v4_validate("CVSS:4.0/AV:N/AC:L/AT:N/PR:H/UI:N/VC:L/VI:L/VA:N/SC:N/SI:N").is_err()
-    );
-    assert!(
-        cvss::v4_validate("CVSS:4.0/AV:N/AC:L/AT:X/PR:H/UI:N/VC:L/VI:L/VA:N/SC:N/SI:N/SA:N")
-            .is_err()
-    );
+fn v4_scores_match_the_specification_examples() {
+    // the OSV schema's own example, and vectors scored by FIRST's calculator
+    for (vector, score) in [
+        (
+            "CVSS:4.0/AV:N/AC:L/AT:N/PR:H/UI:N/VC:L/VI:L/VA:N/SC:N/SI:N/SA:N",
+            5.1,
+        ),
+        (
+            "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:H/SI:H/SA:H",
+            10.0,
+        ),
+        (
+            "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+            9.3,
+        ),
+        (
+            "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N",
+            0.0,
+        ),
+        // threat: unreported exploitation lowers it
+        (
+            "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N/E:U",
+            8.1,
+        ),
+        // 8.55 in exact arithmetic, 8.549999… in floating point: rounds half up to 8.6
+        (
+            "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:P/VC:H/VI:L/VA:N/SC:H/SI:H/SA:H",
+            8.6,
+        ),
+    ] {
+        assert_eq!(cvss::v4_score(vector).unwrap(), score, "{vector}");
+    }
+    for bad in [
+        "CVSS:4.0/AV:N/AC:L/AT:N/PR:H/UI:N/VC:L/VI:L/VA:N/SC:N/SI:N",
+        "CVSS:4.0/AV:N/AC:L/AT:X/PR:H/UI:N/VC:L/VI:L/VA:N/SC:N/SI:N/SA:N",
+        "CVSS:4.0/AV:N/AC:L/AT:N/PR:H/UI:N/VC:L/VI:L/VA:N/SC:N/SI:N/SA:N/E:Q",
+        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
+    ] {
+        assert!(cvss::v4_validate(bad).is_err(), "{bad}");
+        assert!(cvss::v4_score(bad).is_err(), "{bad}");
+    }
+}
+
+/// Every base vector, then threat and environmental metrics from a fixed pseudo-random
+/// sequence.
+fn v4_vectors() -> Vec<String> {
+    let mut out = vec![String::new()];
+    for (k, vals) in [
+        ("AV", "NALP"),
+        ("AC", "LH"),
+        ("AT", "NP"),
+        ("PR", "NLH"),
+        ("UI", "NPA"),
+        ("VC", "HLN"),
+        ("VI", "HLN"),
+        ("VA", "HLN"),
+        ("SC", "HLN"),
+        ("SI", "HLN"),
+        ("SA", "HLN"),
+    ] {
+        out = out
+            .iter()
+            .flat_map(|p| vals.chars().map(move |v| format!("{p}/{k}:{v}")))
+            .collect();
+    }
+    let mut all: Vec<String> = out.iter().map(|s| format!("CVSS:4.0{s}")).collect();
+    let extra = [
+        ("E", "XAPU"),
+        ("CR", "XHML"),
+        ("IR", "XHML"),
+        ("AR", "XHML"),
+        ("MAV", "XNALP"),
+        ("MAC", "XLH"),
+        ("MAT", "XNP"),
+        ("MPR", "XNLH"),
+        ("MUI", "XNPA"),
+        ("MVC", "XHLN"),
+        ("MVI", "XHLN"),
+        ("MVA", "XHLN"),
+        ("MSC", "XHLN"),
+        ("MSI", "XSHLN"),
+        ("MSA", "XSHLN"),
+    ];
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..5000 {
+        let mut v = out[next(out.len())].clone();
+        for (k, vals) in extra {
+            if next(3) == 0 {
+                let c = vals.as_bytes()[next(vals.len())] as char;
+                v.push_str(&format!("/{k}:{c}"));
+            }
+        }
+        all.push(format!("CVSS:4.0{v}"));
+    }
+    all
 }
 
 fn all_v3(version: &str) -> Vec<String> {
@@ -159,4 +251,31 @@ fn every_v2_and_v3_base_vector_scores_as_the_reference_library() {
         checked += 1;
     }
     assert_eq!(checked, 2 * 2592 + 729);
+}
+
+#[test]
+fn every_v4_base_vector_and_5000_with_threat_and_environment_score_as_the_reference() {
+    require_python_module(
+        "cvss",
+        "pip install cvss==3.6 (Red Hat's CVSS v2/v3/v4 library)",
+    );
+    let vectors = v4_vectors();
+    assert_eq!(vectors.len(), 104_976 + 5000);
+    let want = reference_scores("CVSS4", &vectors);
+    assert_eq!(want.len(), vectors.len());
+    let wrong: Vec<String> = vectors
+        .iter()
+        .zip(want)
+        .filter_map(|(v, w)| {
+            let got = cvss::v4_score(v).unwrap();
+            (got != w).then(|| format!("{v}: berth {got}, cvss {w}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} differ, e.g. {:?}",
+        wrong.len(),
+        vectors.len(),
+        &wrong[..wrong.len().min(10)]
+    );
 }

@@ -443,9 +443,12 @@ fn language_and_alpine_packages_match_and_carry_severities() {
 
     let babel = by("@babel/traverse");
     assert_eq!(
-        babel.severity.level,
-        Severity::Unknown,
-        "CVSS v4 is not scored"
+        (
+            babel.severity.level,
+            babel.severity.score,
+            babel.severity.source.as_str()
+        ),
+        (Severity::Critical, Some(9.3), "CVSS_V4")
     );
     assert!(
         babel
@@ -485,8 +488,12 @@ fn language_and_alpine_packages_match_and_carry_severities() {
     );
     assert_eq!(log4j.aliases, ["CVE-2021-44228"]);
 
-    // highest first
-    assert_eq!(report.findings[0].id, "GHSA-jfh8-c2jp-5v3q");
+    // highest first: critical 10.0, critical 9.3, high 7.5, high unscored
+    let order: Vec<&str> = report.findings.iter().map(|f| f.package.as_str()).collect();
+    assert_eq!(
+        order[..4],
+        ["log4j-core", "@babel/traverse", "Django", "net"]
+    );
     assert_eq!(report.max_severity(), Some(Severity::Critical));
     assert!(report.fails(Severity::High) && report.fails(Severity::Critical));
     assert_eq!("HIGH".parse::<Severity>().unwrap(), Severity::High);

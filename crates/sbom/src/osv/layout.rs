@@ -1,7 +1,7 @@
 //! The offline OSV database on disk: the only place that names its files.
 //!
 //! ```text
-//! <db_dir>/                      chosen by the caller (`berth` uses ~/.cache/berth/osv)
+//! <db_dir>/                      chosen by the caller (the library reads no environment)
 //! ├── osv-v1.db                  the database, format FORMAT_VERSION; replaced whole by
 //! │                              each import (temp → fsync → rename → fsync dir), so a
 //! │                              reader sees the old or the new file, never half of one

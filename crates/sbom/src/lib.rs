@@ -9,4 +9,6 @@
 //! Layering (`docs/ARCHITECTURE.md`): an L2 crate over `berth-oci` and `berth-image`'s layer
 //! reader. It never talks to a registry; the `berth` binary hands it layer streams.
 
+pub mod osv;
 pub mod package;
+pub mod scan;

@@ -2,4 +2,10 @@
 //! layers, document formats against their official schemas, version orders against their
 //! reference implementations, the OSV database and matching).
 
+mod osv;
+mod osv_common;
+mod osv_cvss;
+mod osv_eval;
 mod package;
+mod scan;
+mod scan_report;

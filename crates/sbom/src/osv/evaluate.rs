@@ -1,0 +1,136 @@
+//! Whether an installed version is in an `affected[]` entry: the OSV schema's "Evaluation"
+//! pseudo-code (`IsVulnerable`, `IncludedInRanges`, `BeforeLimits`), over any version order.
+
+use std::cmp::Ordering;
+
+use crate::osv::record::{Affected, Event, RangeType};
+use crate::package::Ecosystem;
+
+/// Which order a comparison is in: a range's type decides (`SEMVER` ranges are semantic
+/// versions whatever the ecosystem; `ECOSYSTEM` ranges use the package's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Semver,
+    Ecosystem(Ecosystem),
+}
+
+/// A total order on version strings, per scheme. `berth_sbom::version` provides the real
+/// per-ecosystem orders; any `Fn(Scheme, &str, &str) -> Result<Ordering, E>` is one too.
+pub trait VersionOrder {
+    type Error: std::error::Error + Send + Sync + 'static;
+    fn compare(&self, scheme: Scheme, a: &str, b: &str) -> Result<Ordering, Self::Error>;
+}
+
+impl<F, E> VersionOrder for F
+where
+    F: Fn(Scheme, &str, &str) -> Result<Ordering, E>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    type Error = E;
+    fn compare(&self, scheme: Scheme, a: &str, b: &str) -> Result<Ordering, E> {
+        self(scheme, a, b)
+    }
+}
+
+/// The outcome for one `affected[]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verdict {
+    pub affected: bool,
+    /// `fixed` events above the installed version in the ranges that contain it (sorted,
+    /// lowest first, by the range's order).
+    pub fixed: Vec<String>,
+}
+
+/// Evaluate `version` of a package of `ecosystem` against one `affected[]` entry (its
+/// package already matched). `GIT` ranges are skipped: commits cannot be compared with an
+/// installed version; the record's `versions[]` lists the tags they cover.
+pub fn evaluate<O: VersionOrder>(
+    affected: &Affected,
+    ecosystem: Ecosystem,
+    version: &str,
+    order: &O,
+) -> Result<Verdict, O::Error> {
+    let mut verdict = Verdict {
+        affected: affected.versions.iter().any(|v| v == version),
+        fixed: Vec::new(),
+    };
+    for range in &affected.ranges {
+        let scheme = match range.kind {
+            RangeType::Semver => Scheme::Semver,
+            RangeType::Ecosystem => Scheme::Ecosystem(ecosystem),
+            RangeType::Git => continue,
+        };
+        let cmp = |a: &str, b: &str| -> Result<Ordering, O::Error> {
+            // `introduced: "0"` is before every version
+            match (a == "0", b == "0") {
+                (true, true) => Ok(Ordering::Equal),
+                (true, false) => Ok(Ordering::Less),
+                (false, true) => Ok(Ordering::Greater),
+                (false, false) => order.compare(scheme, a, b),
+            }
+        };
+        if !before_limits(&range.events, version, &cmp)? {
+            continue;
+        }
+        let events = sorted(&range.events, &cmp)?;
+        let mut vulnerable = false;
+        for evt in &events {
+            match evt {
+                Event::Introduced(i) if cmp(version, i)? != Ordering::Less => vulnerable = true,
+                Event::Fixed(f) if cmp(version, f)? != Ordering::Less => vulnerable = false,
+                Event::LastAffected(l) if cmp(version, l)? == Ordering::Greater => {
+                    vulnerable = false
+                }
+                _ => {}
+            }
+        }
+        if vulnerable {
+            verdict.affected = true;
+            for evt in &events {
+                if let Event::Fixed(f) = evt
+                    && cmp(version, f)? == Ordering::Less
+                    && !verdict.fixed.contains(f)
+                {
+                    verdict.fixed.push(f.clone());
+                    // the first fixed above the version closes its interval
+                    break;
+                }
+            }
+        }
+    }
+    Ok(verdict)
+}
+
+fn before_limits<E>(
+    events: &[Event],
+    version: &str,
+    cmp: &impl Fn(&str, &str) -> Result<Ordering, E>,
+) -> Result<bool, E> {
+    let mut any = false;
+    for evt in events {
+        if let Event::Limit(l) = evt {
+            any = true;
+            if cmp(version, l)? == Ordering::Less {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(!any)
+}
+
+/// Events sorted by version (a stable insertion sort: the comparison can fail, and a
+/// range has a handful of events).
+fn sorted<'e, E>(
+    events: &'e [Event],
+    cmp: &impl Fn(&str, &str) -> Result<Ordering, E>,
+) -> Result<Vec<&'e Event>, E> {
+    let mut out: Vec<&Event> = Vec::with_capacity(events.len());
+    for evt in events {
+        let mut at = out.len();
+        while at > 0 && cmp(out[at - 1].version(), evt.version())? == Ordering::Greater {
+            at -= 1;
+        }
+        out.insert(at, evt);
+    }
+    Ok(out)
+}

@@ -2,4 +2,7 @@
 //! layers, document formats against their official schemas, version orders against their
 //! reference implementations, the OSV database and matching).
 
+mod format;
+mod format_schema;
+mod format_syft;
 mod package;

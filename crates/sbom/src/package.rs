@@ -200,10 +200,16 @@ impl Purl {
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| PurlError::Qualifier(pair.to_owned()))?;
-            if k.is_empty() {
+            // keys are not encoded: letters, digits, `.`, `-`, `_`, not starting with a digit
+            let key_ok = k.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_alphabetic()
+                    || matches!(b, b'.' | b'-' | b'_')
+                    || (i > 0 && b.is_ascii_digit())
+            });
+            if k.is_empty() || !key_ok {
                 return Err(PurlError::Qualifier(pair.to_owned()));
             }
-            purl = purl.qualifier(&decode(k)?, &decode(v)?);
+            purl = purl.qualifier(k, &decode(v)?);
         }
         Ok(purl)
     }
@@ -233,6 +239,7 @@ fn decode(s: &str) -> Result<String, PurlError> {
         if bytes[i] == b'%' {
             let hex = bytes
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
                 .ok_or_else(|| PurlError::Encoding(s.to_owned()))?;

@@ -867,6 +867,9 @@ fn package_urls_parse_back_to_what_was_written() {
         "pkg:npm/x%zz",
         "pkg:npm/x?=v",
         "pkg:npm/x?k",
+        "pkg:npm/x%+1",
+        "pkg:npm/x?1k=v",
+        "pkg:npm/x?a%26b=v",
     ] {
         assert!(Purl::parse(bad).is_err(), "accepted {bad:?}");
     }

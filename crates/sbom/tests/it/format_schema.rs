@@ -148,6 +148,27 @@ fn every_document_berth_writes_is_valid_against_the_official_schema() {
             .map(|(what, inv)| (what, format::write(f, &inv, &options()).unwrap()))
             .collect();
         let docs: Vec<Vec<u8>> = named.iter().map(|(_, d)| d.clone()).collect();
+        // Debian's jsonschema checks no `uri` or `date-time` format (it lacks rfc3987 and
+        // rfc3339-validator): check what berth writes in them here.
+        for (what, doc) in &named {
+            let v: Value = serde_json::from_slice(doc).unwrap();
+            if f == Format::SpdxJson {
+                let ns = v["documentNamespace"].as_str().unwrap();
+                let path = ns
+                    .strip_prefix("https://github.com/berth-dev/berth/spdx/")
+                    .unwrap();
+                assert!(
+                    path.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~%/".contains(&b)),
+                    "{what}: documentNamespace {ns:?} is not a plain URI"
+                );
+            }
+            let created = match f {
+                Format::SpdxJson => &v["creationInfo"]["created"],
+                Format::CycloneDxJson => &v["metadata"]["timestamp"],
+            };
+            assert_eq!(created, "2026-12-05T04:28:09Z", "{what}");
+        }
         for ((what, doc), verdict) in named.iter().zip(verdicts(schema_kind(f), &docs)) {
             if let Err(e) = verdict {
                 panic!(

@@ -5,6 +5,9 @@
 //! Licences: `license.id` for an SPDX licence list identifier, one `expression` when every
 //! licence is an SPDX expression and one is more than an identifier, `license.name`
 //! otherwise (the schema allows one expression or a list of licences, never both).
+//! The reader takes syft's `syft:` properties (cataloguer, locations with layers, distro)
+//! and trivy's `aquasecurity:trivy:` ones (`PkgType`, `FilePath`, `LayerDiffID`,
+//! `SrcName`/`SrcVersion`) where berth's are missing.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -247,6 +250,26 @@ fn locations(props: &BTreeMap<&str, &str>, prefix: &str) -> Vec<Location> {
         .collect()
 }
 
+const TRIVY: &str = "aquasecurity:trivy:";
+
+/// trivy's properties: `PkgType` (the cataloguer: `trivy:debian`, `trivy:npm`), `FilePath`
+/// (relative to the root) and `LayerDiffID`.
+fn trivy(props: &BTreeMap<&str, &str>) -> (String, Vec<Location>) {
+    let get = |k: &str| props.get(format!("{TRIVY}{k}").as_str()).copied();
+    let found_by = match get("PkgType") {
+        Some(t) => format!("trivy:{t}"),
+        None => "trivy".to_owned(),
+    };
+    let locations = get("FilePath")
+        .map(|path| Location {
+            path: format!("/{}", path.trim_start_matches('/')),
+            layer: get("LayerDiffID").and_then(|l| Digest::parse(l).ok()),
+        })
+        .into_iter()
+        .collect();
+    (found_by, locations)
+}
+
 fn read_licences(r: &Reader, c: &Value, field: &str) -> Result<Vec<String>, ParseError> {
     let mut out = Vec::new();
     for (i, l) in r.array(c, field, "licenses")?.iter().enumerate() {
@@ -357,12 +380,18 @@ impl Walk<'_> {
             (f.to_string(), locations(&props, "berth"))
         } else if let Some(f) = props.get("syft:package:foundBy") {
             (f.to_string(), locations(&props, "syft"))
+        } else if props.keys().any(|k| k.starts_with(TRIVY)) {
+            trivy(&props)
         } else {
             ("cyclonedx".to_owned(), Vec::new())
         };
         let source = match (
-            props.get("berth:package:sourceName"),
-            props.get("berth:package:sourceVersion"),
+            props
+                .get("berth:package:sourceName")
+                .or(props.get("aquasecurity:trivy:SrcName")),
+            props
+                .get("berth:package:sourceVersion")
+                .or(props.get("aquasecurity:trivy:SrcVersion")),
         ) {
             (Some(name), Some(version)) => Some(SourcePackage {
                 name: name.to_string(),

@@ -815,7 +815,12 @@ fn foreign_packages_without_an_ecosystem_are_listed_as_skipped() {
         {"type":"application","name":"app","components":[
            {"type":"library","name":"left-pad","version":"1.3.0","purl":"pkg:npm/left-pad@1.3.0",
             "licenses":[{"expression":"MIT OR WTFPL"}],
-            "properties":[{"name":"aquasecurity:trivy:FilePath","value":"app/node_modules/left-pad/package.json"}]}]}
+            "properties":[{"name":"aquasecurity:trivy:FilePath","value":"app/node_modules/left-pad/package.json"},
+                          {"name":"aquasecurity:trivy:LayerDiffID","value":"sha256:1111111111111111111111111111111111111111111111111111111111111111"},
+                          {"name":"aquasecurity:trivy:PkgType","value":"node-pkg"}]}]},
+        {"type":"library","name":"libssl3","version":"3.0.15-1~deb12u1","purl":"pkg:deb/debian/libssl3@3.0.15-1~deb12u1?distro=debian-12",
+         "properties":[{"name":"aquasecurity:trivy:PkgType","value":"debian"},{"name":"aquasecurity:trivy:SrcName","value":"openssl"},
+                       {"name":"aquasecurity:trivy:SrcVersion","value":"3.0.15-1~deb12u1"}]}
       ]}"#;
     let parsed = format::parse(cdx.as_bytes()).unwrap();
     let inv = &parsed.inventory;
@@ -824,10 +829,31 @@ fn foreign_packages_without_an_ecosystem_are_listed_as_skipped() {
         inv.distro.as_ref().and_then(|d| d.pretty_name.as_deref()),
         Some("Alpine Linux v3.19")
     );
-    assert_eq!(inv.packages.len(), 1);
-    assert_eq!(inv.packages[0].name, "left-pad");
-    assert_eq!(inv.packages[0].licenses, ["MIT OR WTFPL"]);
-    assert_eq!(inv.packages[0].found_by, "cyclonedx");
+    // trivy's properties: its package type, file path (relative) and layer, source package
+    assert_eq!(inv.packages.len(), 2);
+    let (libssl, left_pad) = (&inv.packages[0], &inv.packages[1]);
+    assert_eq!(left_pad.name, "left-pad");
+    assert_eq!(left_pad.licenses, ["MIT OR WTFPL"]);
+    assert_eq!(left_pad.found_by, "trivy:node-pkg");
+    assert_eq!(
+        left_pad.locations,
+        [Location {
+            path: "/app/node_modules/left-pad/package.json".into(),
+            layer: Some(Digest::parse(&format!("sha256:{}", "1".repeat(64))).unwrap()),
+        }]
+    );
+    assert_eq!(
+        (libssl.name.as_str(), libssl.found_by.as_str()),
+        ("libssl3", "trivy:debian")
+    );
+    assert!(libssl.locations.is_empty());
+    assert_eq!(
+        libssl.source,
+        Some(SourcePackage {
+            name: "openssl".into(),
+            version: "3.0.15-1~deb12u1".into()
+        })
+    );
     assert_eq!(parsed.skipped.len(), 1);
     assert_eq!(parsed.skipped[0].field, "components[1]");
 }

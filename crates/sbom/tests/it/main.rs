@@ -3,6 +3,7 @@
 //! reference implementations, the OSV database and matching).
 
 mod format;
+mod format_read;
 mod format_schema;
 mod format_syft;
 mod package;

@@ -2,6 +2,8 @@
 //!
 //! - [`package`]: the vocabulary every part shares — a [`package::Package`] found in a layer,
 //!   its [`package::Ecosystem`] and [`package::Purl`], the distribution from `os-release`.
+//! - [`format`]: SPDX 2.3 and CycloneDX 1.6 JSON documents written from an inventory, and
+//!   SPDX and CycloneDX documents (berth's, syft's) read back into one.
 //!
 //! The parts that find packages in layers, write SPDX and CycloneDX documents, order versions
 //! the way each ecosystem does, and import and match OSV records build on it (issue 21).
@@ -9,6 +11,7 @@
 //! Layering (`docs/ARCHITECTURE.md`): an L2 crate over `berth-oci` and `berth-image`'s layer
 //! reader. It never talks to a registry; the `berth` binary hands it layer streams.
 
+pub mod format;
 pub mod osv;
 pub mod package;
 pub mod scan;

@@ -63,6 +63,22 @@ impl Ecosystem {
         })
     }
 
+    /// The ecosystem a package-URL type names (`deb`, `pypi`), or `None` for one berth does
+    /// not catalogue (`oci`, `generic`, …). The inverse of [`Ecosystem::purl_type`].
+    pub fn from_purl_type(ty: &str) -> Option<Ecosystem> {
+        Some(match ty.to_ascii_lowercase().as_str() {
+            "deb" => Ecosystem::Debian,
+            "apk" => Ecosystem::Alpine,
+            "rpm" => Ecosystem::Rpm,
+            "cargo" => Ecosystem::CratesIo,
+            "golang" => Ecosystem::Go,
+            "npm" => Ecosystem::Npm,
+            "pypi" => Ecosystem::PyPI,
+            "maven" => Ecosystem::Maven,
+            _ => return None,
+        })
+    }
+
     /// The package-URL type (`pkg:<type>/…`).
     pub fn purl_type(self) -> &'static str {
         match self {
@@ -131,6 +147,110 @@ impl Purl {
     pub fn qualifiers(&self) -> &BTreeMap<String, String> {
         &self.qualifiers
     }
+
+    /// Reads a package URL as the purl specification's "How to parse a purl string" says:
+    /// `pkg:` (case-insensitive, any `/` after it ignored), then from the right the
+    /// `#subpath` (dropped: berth's purls carry none), the `?qualifiers`, the `@version`, the
+    /// type, the namespace segments and the name, each percent-decoded.
+    pub fn parse(s: &str) -> Result<Purl, PurlError> {
+        let rest = s
+            .get(..4)
+            .filter(|p| p.eq_ignore_ascii_case("pkg:"))
+            .map(|_| &s[4..])
+            .ok_or(PurlError::Scheme)?;
+        let rest = rest.trim_start_matches('/');
+        let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+        let (rest, qualifiers) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        // An `@` in the last path segment starts the version (an unencoded npm scope's `@`
+        // in the namespace does not).
+        let (rest, version) = match rest.rsplit_once('@') {
+            Some((r, v)) if !v.contains('/') => (r, decode(v)?),
+            _ => (rest, String::new()),
+        };
+        let (ty, path) = rest.split_once('/').ok_or(PurlError::Name)?;
+        let ty_ok = ty.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphabetic()
+                || (i > 0 && (b.is_ascii_digit() || matches!(b, b'.' | b'+' | b'-')))
+        });
+        if ty.is_empty() || !ty_ok {
+            return Err(PurlError::Type(ty.to_owned()));
+        }
+        let mut segments: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let name = decode(segments.pop().ok_or(PurlError::Name)?)?;
+        if name.is_empty() {
+            return Err(PurlError::Name);
+        }
+        let namespace = segments
+            .iter()
+            .map(|s| decode(s))
+            .collect::<Result<Vec<_>, _>>()?
+            .join("/");
+        let mut purl = Purl::new(ty, Some(&namespace), &name, &version);
+        for pair in qualifiers.into_iter().flat_map(|q| q.split('&')) {
+            if pair.is_empty() {
+                continue;
+            }
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| PurlError::Qualifier(pair.to_owned()))?;
+            // keys are not encoded: letters, digits, `.`, `-`, `_`, not starting with a digit
+            let key_ok = k.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_alphabetic()
+                    || matches!(b, b'.' | b'-' | b'_')
+                    || (i > 0 && b.is_ascii_digit())
+            });
+            if k.is_empty() || !key_ok {
+                return Err(PurlError::Qualifier(pair.to_owned()));
+            }
+            purl = purl.qualifier(k, &decode(v)?);
+        }
+        Ok(purl)
+    }
+}
+
+/// Why a string is not a package URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PurlError {
+    #[error("a package URL starts with `pkg:`")]
+    Scheme,
+    #[error("invalid package URL type {0:?}: letters first, then letters, digits, `.`, `+` or `-`")]
+    Type(String),
+    #[error("a package URL needs `pkg:<type>/<name>`")]
+    Name,
+    #[error("invalid qualifier {0:?}: qualifiers are `key=value` pairs joined by `&`")]
+    Qualifier(String),
+    #[error("invalid percent-encoding in {0:?} (or it decodes to invalid UTF-8)")]
+    Encoding(String),
+}
+
+/// Percent-decode one component.
+fn decode(s: &str) -> Result<String, PurlError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| PurlError::Encoding(s.to_owned()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| PurlError::Encoding(s.to_owned()))
 }
 
 /// Percent-encode all but the unreserved characters.

@@ -2,4 +2,6 @@
 //! layers, document formats against their official schemas, version orders against their
 //! reference implementations, the OSV database and matching).
 
+mod catalog_os;
+mod catalog_support;
 mod package;

@@ -7,21 +7,10 @@ use serde_json::Value;
 use super::package;
 use crate::package::{Ecosystem, Package, Purl};
 
-/// `…/node_modules/NAME/package.json` or `…/node_modules/@SCOPE/NAME/package.json`.
+/// Any `package.json` (a package installed under `node_modules/`, or an application's own):
+/// syft reads them all; those without a name and a version are not packages.
 pub fn is_package_json(path: &str) -> bool {
-    let Some(dir) = path.strip_suffix("/package.json") else {
-        return false;
-    };
-    let Some((parent, name)) = dir.rsplit_once('/') else {
-        return false;
-    };
-    if name.is_empty() || name.starts_with('@') {
-        return false;
-    }
-    parent.ends_with("/node_modules")
-        || parent
-            .rsplit_once('/')
-            .is_some_and(|(pp, scope)| scope.starts_with('@') && pp.ends_with("/node_modules"))
+    path.ends_with("/package.json")
 }
 
 pub fn is_lockfile(path: &str) -> bool {
@@ -105,8 +94,9 @@ pub fn catalog_lockfile(data: &[u8]) -> Result<Vec<Package>, String> {
     let mut out = Vec::new();
     if let Some(Value::Object(packages)) = v.get("packages") {
         for (path, entry) in packages {
-            // "" is the project itself; links point at a workspace's own folder
-            if path.is_empty() || entry.get("link").and_then(Value::as_bool) == Some(true) {
+            // links point at a workspace's own folder ("" is the project itself: reported,
+            // as syft does)
+            if entry.get("link").and_then(Value::as_bool) == Some(true) {
                 continue;
             }
             let name = entry
@@ -139,8 +129,7 @@ mod tests {
         assert!(is_package_json(
             "/app/node_modules/a/node_modules/b/package.json"
         ));
-        assert!(!is_package_json("/app/package.json"));
-        assert!(!is_package_json("/app/node_modules/a/lib/package.json"));
+        assert!(!is_package_json("/app/package.json.bak"));
         assert_eq!(
             purl("@types/node", "1.0.0").to_string(),
             "pkg:npm/%40types/node@1.0.0"
@@ -150,6 +139,7 @@ mod tests {
         assert_eq!(p.len(), 2);
         let v3 = br#"{"lockfileVersion":3,"packages":{"":{"name":"app"},"node_modules/@s/x":{"version":"3.0.0","license":"MIT"}}}"#;
         let p = catalog_lockfile(v3).unwrap();
+        assert_eq!(p.len(), 1, "the project without a version is no package");
         assert_eq!(p[0].purl.to_string(), "pkg:npm/%40s/x@3.0.0");
         assert_eq!(p[0].licenses, vec!["MIT"]);
     }

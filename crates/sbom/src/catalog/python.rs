@@ -72,7 +72,7 @@ pub fn catalog(data: &[u8]) -> Result<Vec<Package>, String> {
         return Err("python package metadata without Name or Version".to_owned());
     };
     let purl = Purl::new("pypi", None, &normalise(&name), &version);
-    let mut p = package(Ecosystem::PyPI, &name, &version, purl, "python");
+    let mut p = package(Ecosystem::PyPI, &normalise(&name), &version, purl, "python");
     p.licenses = licenses;
     Ok(vec![p])
 }

@@ -15,11 +15,11 @@ pub const SYFT: &str = "/opt/berth-test/syft/bin/syft";
 pub type Key = (String, String, String);
 
 /// A purl with its qualifiers sorted by key (syft keeps the order it added them in; the
-/// purl specification's canonical form, which berth writes, sorts them) and `:` not
-/// percent-encoded (berth encodes a Debian epoch's `:`, packageurl-go leaves it: both decode
-/// to the same purl).
+/// purl specification's canonical form, which berth writes, sorts them), percent-decoded
+/// but for `%2F`, `%3F`, `%26`, `%3D`, `%40` (berth encodes every character but the
+/// unreserved ones, packageurl-go leaves a few, `:` and `(` among them: the same purl).
 pub fn canonical_purl(purl: &str) -> String {
-    let purl = purl.replace("%3A", ":");
+    let purl = decode(purl);
     match purl.split_once('?') {
         Some((head, q)) => {
             let mut qs: Vec<&str> = q.split('&').collect();
@@ -194,4 +194,28 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = &s[i + 1..i + 3];
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                if !matches!(v, b'/' | b'?' | b'&' | b'=' | b'@' | b'%') {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                out.extend_from_slice(format!("%{hex}").to_ascii_uppercase().as_bytes());
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -49,8 +49,11 @@ pub fn parse_installed(data: &[u8]) -> Vec<Entry> {
 /// The purl syft writes for an apk package.
 pub fn purl(e: &Entry, distro: Option<&Distro>) -> Purl {
     let mut p = Purl::new("apk", distro.map(|d| d.id.as_str()), &e.name, &e.version)
-        .qualifier("arch", &e.arch)
-        .qualifier("upstream", &e.origin);
+        .qualifier("arch", &e.arch);
+    // syft names the origin only when it differs from the package
+    if e.origin != e.name {
+        p = p.qualifier("upstream", &e.origin);
+    }
     if let Some(d) = distro {
         p = p.qualifier("distro", &osrelease::purl_qualifier(d));
     }
@@ -99,7 +102,7 @@ mod tests {
         };
         assert_eq!(
             purl(&e[0], Some(&d)).to_string(),
-            "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1&upstream=musl"
+            "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1"
         );
     }
 }

@@ -467,60 +467,68 @@ pub fn scan_layers<S: Selector, R: Read>(
                 }
                 let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
                 last = Some(raw.clone());
-                let Some(path) = clean(&raw) else {
-                    meter.headers();
-                    continue;
-                };
-                if changes.whiteout(&path) {
-                    meter.headers();
-                    continue;
+                'entry: {
+                    let Some(path) = clean(&raw) else {
+                        break 'entry;
+                    };
+                    if changes.whiteout(&path) {
+                        break 'entry;
+                    }
+                    let kind = entry.header().entry_type();
+                    changes.touched.push((path.clone(), kind.is_dir()));
+                    if kind.is_symlink() {
+                        if let Some(target) = entry
+                            .link_name_bytes()
+                            .map(|t| String::from_utf8_lossy(&t).into_owned())
+                        {
+                            changes.symlinks.insert(path, target);
+                        }
+                    } else if kind.is_hard_link() {
+                        let target = entry
+                            .link_name_bytes()
+                            .and_then(|t| clean(&String::from_utf8_lossy(&t)));
+                        if let Some(target) = target {
+                            let found = changes
+                                .files
+                                .get(&target)
+                                .or_else(|| view.files.get(&target))
+                                .cloned();
+                            if let Some(found) = found {
+                                changes.files.insert(path, found);
+                            }
+                        }
+                    } else if kind.is_file() || kind == tar::EntryType::Continuous {
+                        let size = entry.size();
+                        let read = read_file(sel, &path, size, &mut entry, &mut budget);
+                        match read {
+                            Ok(Ok(Some(content))) => {
+                                changes.files.insert(
+                                    path,
+                                    FileEntry {
+                                        layer: Some(diff_id.clone()),
+                                        content,
+                                    },
+                                );
+                            }
+                            Ok(Ok(None)) => {}
+                            Ok(Err(e)) => return Err(e),
+                            Err(source) => {
+                                return Err(layer_err(UnpackError::Read {
+                                    compression: "tar",
+                                    at_entry: Some(raw.clone()),
+                                    source,
+                                }));
+                            }
+                        }
+                    }
                 }
-                let kind = entry.header().entry_type();
-                changes.touched.push((path.clone(), kind.is_dir()));
-                if kind.is_symlink() {
-                    if let Some(target) = entry
-                        .link_name_bytes()
-                        .map(|t| String::from_utf8_lossy(&t).into_owned())
-                    {
-                        changes.symlinks.insert(path, target);
-                    }
-                } else if kind.is_hard_link() {
-                    let target = entry
-                        .link_name_bytes()
-                        .and_then(|t| clean(&String::from_utf8_lossy(&t)));
-                    if let Some(target) = target {
-                        let found = changes
-                            .files
-                            .get(&target)
-                            .or_else(|| view.files.get(&target))
-                            .cloned();
-                        if let Some(found) = found {
-                            changes.files.insert(path, found);
-                        }
-                    }
-                } else if kind.is_file() || kind == tar::EntryType::Continuous {
-                    let size = entry.size();
-                    let read = read_file(sel, &path, size, &mut entry, &mut budget);
-                    match read {
-                        Ok(Ok(Some(content))) => {
-                            changes.files.insert(
-                                path,
-                                FileEntry {
-                                    layer: Some(diff_id.clone()),
-                                    content,
-                                },
-                            );
-                        }
-                        Ok(Ok(None)) => {}
-                        Ok(Err(e)) => return Err(e),
-                        Err(source) => {
-                            return Err(layer_err(UnpackError::Read {
-                                compression: "tar",
-                                at_entry: Some(raw),
-                                source,
-                            }));
-                        }
-                    }
+                // the rest of the entry's data is data, not headers
+                if let Err(source) = io::copy(&mut entry, &mut io::sink()) {
+                    return Err(layer_err(UnpackError::Read {
+                        compression: "tar",
+                        at_entry: last,
+                        source,
+                    }));
                 }
                 meter.headers();
             }

@@ -591,17 +591,16 @@ pub fn scan_dir<S: Selector>(
                     Err(err) if err.kind() == io::ErrorKind::PermissionDenied => continue,
                     Err(err) => return Err(io_err(&full)(err)),
                 };
-                match read_file(sel, &path, size, &mut f, &mut budget).map_err(io_err(&full))?? {
-                    Some(content) => {
-                        view.files.insert(
-                            path,
-                            FileEntry {
-                                layer: None,
-                                content,
-                            },
-                        );
-                    }
-                    None => {}
+                if let Some(content) =
+                    read_file(sel, &path, size, &mut f, &mut budget).map_err(io_err(&full))??
+                {
+                    view.files.insert(
+                        path,
+                        FileEntry {
+                            layer: None,
+                            content,
+                        },
+                    );
                 }
             }
         }

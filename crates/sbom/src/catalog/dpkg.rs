@@ -85,12 +85,12 @@ pub fn parse_copyright(data: &[u8]) -> Vec<String> {
     let text = String::from_utf8_lossy(data);
     let mut out = BTreeSet::new();
     for line in text.lines() {
-        if let Some(v) = line.strip_prefix("License:") {
-            if let Some(first) = v.split_whitespace().next() {
-                let l = first.trim_end_matches([',', '.']);
-                if !l.is_empty() {
-                    out.insert(l.to_owned());
-                }
+        if let Some(v) = line.strip_prefix("License:")
+            && let Some(first) = v.split_whitespace().next()
+        {
+            let l = first.trim_end_matches([',', '.']);
+            if !l.is_empty() {
+                out.insert(l.to_owned());
             }
         }
         let mut rest = line;

@@ -38,10 +38,10 @@ fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
 /// The build information blob's start in `data`: the `.go.buildinfo` section if the binary
 /// has section headers, else the magic searched for at 16-byte alignment.
 fn blob(data: &[u8]) -> Option<&[u8]> {
-    if let Some(s) = elf::section(data, ".go.buildinfo") {
-        if s.starts_with(MAGIC) {
-            return Some(s);
-        }
+    if let Some(s) = elf::section(data, ".go.buildinfo")
+        && s.starts_with(MAGIC)
+    {
+        return Some(s);
     }
     let mut at = 0;
     while at + 32 <= data.len() {

@@ -58,12 +58,12 @@ fn archive(data: &[u8], nested: bool, out: &mut Vec<Package>) {
         return;
     };
     for e in &entries {
-        if e.name.starts_with("META-INF/maven/") && e.name.ends_with("/pom.properties") {
-            if let Some((g, a, v)) =
+        if e.name.starts_with("META-INF/maven/")
+            && e.name.ends_with("/pom.properties")
+            && let Some((g, a, v)) =
                 zip::read(data, e, MAX_SMALL).and_then(|d| parse_pom_properties(&d))
-            {
-                out.push(maven(&g, &a, &v));
-            }
+        {
+            out.push(maven(&g, &a, &v));
         }
     }
     if nested {
@@ -71,10 +71,10 @@ fn archive(data: &[u8], nested: bool, out: &mut Vec<Package>) {
     }
     for e in &entries {
         let lower = e.name.to_ascii_lowercase();
-        if ARCHIVE_EXTENSIONS.iter().any(|x| lower.ends_with(x)) {
-            if let Some(inner) = zip::read(data, e, MAX_NESTED) {
-                archive(&inner, true, out);
-            }
+        if ARCHIVE_EXTENSIONS.iter().any(|x| lower.ends_with(x))
+            && let Some(inner) = zip::read(data, e, MAX_NESTED)
+        {
+            archive(&inner, true, out);
         }
     }
 }

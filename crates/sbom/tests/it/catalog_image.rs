@@ -2,10 +2,18 @@
 //! language packages added over it, then deleted (whiteouts), hidden (an opaque directory)
 //! and re-added by later layers; berth's squashed view against syft's on the same OCI
 //! layout, and the peak memory of cataloguing the Debian image.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "tests fail by panicking, helpers included, and report measurements"
+)]
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use berth_oci::Digest;
@@ -189,7 +197,12 @@ fn layers_with_whiteouts_and_opaque_dirs_equal_syfts_squashed_view() {
 #[test]
 fn debian_image_catalogues_in_bounded_memory() {
     const CHILD: &str = "BERTH_SBOM_TEST_MEMORY_CHILD";
-    if let Some(dir) = std::env::var_os(CHILD) {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the child process of this test is told so by its parent"
+    )]
+    let child = std::env::var_os(CHILD);
+    if let Some(dir) = child {
         let dir = Path::new(&dir);
         let mut blobs = Vec::new();
         for i in 0..2 {
@@ -227,26 +240,17 @@ fn debian_image_catalogues_in_bounded_memory() {
         .enumerate()
     {
         let path = tmp.path().join(format!("{i}.tar"));
-        let status = Command::new("tar")
-            .args(["--format=posix", "--numeric-owner", "-C"])
-            .arg(&root)
-            .args(["-cf", "-"])
-            .args(args)
-            .stdout(Stdio::from(fs::File::create(&path).unwrap()))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        put(&path, gnu_tar(&root, args));
         let out = run(Command::new("sha256sum").arg(&path));
         let hex = String::from_utf8_lossy(&out)
             .split_whitespace()
             .next()
             .unwrap()
             .to_owned();
-        fs::write(
+        put(
             tmp.path().join(format!("{i}.diffid")),
             format!("sha256:{hex}"),
-        )
-        .unwrap();
+        );
     }
     let exe = std::env::current_exe().unwrap();
     let out = run(Command::new(exe)

@@ -1,5 +1,13 @@
 //! The language cataloguers (Python, npm, Rust, Go, Java) on packages installed here by the
 //! real tools (pip, npm, go build, cargo auditable) and the machine's own files, against syft.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "tests fail by panicking, helpers included, and report measurements"
+)]
 
 use std::fs;
 use std::path::Path;
@@ -56,11 +64,10 @@ pub fn pip_install(target: &Path, wheels: &[&str]) {
 /// npm packages installed by `npm install` into the project `dir`.
 pub fn npm_install(dir: &Path, packages: &[&str]) {
     fs::create_dir_all(dir).unwrap();
-    fs::write(
+    put(
         dir.join("package.json"),
         r#"{"name":"fixture-app","version":"1.0.0","private":true}"#,
-    )
-    .unwrap();
+    );
     run(Command::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--silent"])
         .args(packages)
@@ -70,16 +77,14 @@ pub fn npm_install(dir: &Path, packages: &[&str]) {
 /// A Go program using one module, built by `go build` into `out`.
 pub fn go_build(work: &Path, out: &Path) {
     fs::create_dir_all(work).unwrap();
-    fs::write(
+    put(
         work.join("main.go"),
         "package main\n\nimport (\n\t\"fmt\"\n\n\t\"github.com/google/uuid\"\n)\n\nfunc main() { fmt.Println(uuid.NewString()) }\n",
-    )
-    .unwrap();
-    fs::write(
+    );
+    put(
         work.join("go.mod"),
         "module example.com/hello\n\ngo 1.22\n\nrequire github.com/google/uuid v1.6.0\n",
-    )
-    .unwrap();
+    );
     run(Command::new("go").args(["mod", "tidy"]).current_dir(work));
     run(Command::new("go")
         .args(["build", "-o"])
@@ -92,16 +97,14 @@ pub fn go_build(work: &Path, out: &Path) {
 /// Cargo.lock copied beside it.
 pub fn cargo_auditable_build(work: &Path, out: &Path) {
     fs::create_dir_all(work.join("src")).unwrap();
-    fs::write(
+    put(
         work.join("Cargo.toml"),
         "[package]\nname = \"rsapp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nitoa = \"=1.0.11\"\n\n[workspace]\n",
-    )
-    .unwrap();
-    fs::write(
+    );
+    put(
         work.join("src/main.rs"),
         "fn main() { let mut b = itoa::Buffer::new(); println!(\"{}\", b.format(42)); }\n",
-    )
-    .unwrap();
+    );
     let out_cmd = Command::new("cargo")
         .args(["auditable", "--version"])
         .output();

@@ -1,4 +1,12 @@
 //! The OS cataloguers (dpkg, apk, rpm, os-release) on real databases, against syft.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "tests fail by panicking, helpers included, and report measurements"
+)]
 
 use std::fmt::Write as _;
 use std::fs;
@@ -79,7 +87,7 @@ fn rpm_root(root: &Path, n: usize) {
     spec.push_str(
         "echo base > %{buildroot}/usr/share/berth/base\n\n%files\n/usr/share/berth/base\n",
     );
-    fs::write(top.join("SPECS/t.spec"), spec).unwrap();
+    put(top.join("SPECS/t.spec"), spec);
     run(Command::new("rpmbuild")
         .arg("--quiet")
         .arg("--define")
@@ -97,11 +105,10 @@ fn rpm_root(root: &Path, n: usize) {
         .args(["--dbpath", "/var/lib/rpm", "--nodeps", "-i"])
         .args(rpms));
     fs::create_dir_all(root.join("etc")).unwrap();
-    fs::write(
+    put(
         root.join("etc/os-release"),
         "NAME=\"Fedora Linux\"\nID=fedora\nVERSION_ID=40\n",
-    )
-    .unwrap();
+    );
 }
 
 #[test]
@@ -141,7 +148,7 @@ fn rpm_berkeley_db_is_reported_unsupported() {
     // a Berkeley DB hash file's magic at offset 12 (0x00061561): enough to be one
     let mut bdb = vec![0u8; 4096];
     bdb[12..16].copy_from_slice(&0x0006_1561u32.to_le_bytes());
-    fs::write(dir.join("Packages"), &bdb).unwrap();
+    put(dir.join("Packages"), &bdb);
     let inv = catalog_dir(tmp.path(), &ScanLimits::default()).unwrap();
     assert!(inv.packages.is_empty());
     assert_eq!(inv.unsupported.len(), 1);
@@ -210,12 +217,11 @@ fn apk_installed_database_equals_syfts() {
     let root = tmp.path();
     fs::create_dir_all(root.join("lib/apk/db")).unwrap();
     fs::create_dir_all(root.join("etc")).unwrap();
-    fs::write(root.join("lib/apk/db/installed"), APK_INSTALLED).unwrap();
-    fs::write(
+    put(root.join("lib/apk/db/installed"), APK_INSTALLED);
+    put(
         root.join("etc/os-release"),
         "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n",
-    )
-    .unwrap();
+    );
     let inv = catalog_dir(root, &ScanLimits::default()).unwrap();
     assert_eq!(inv.packages.len(), 3);
     let sh = inv

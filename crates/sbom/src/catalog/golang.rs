@@ -149,3 +149,62 @@ pub fn from_elf(data: &[u8]) -> Vec<Package> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob_of(version: &str, modinfo: &str) -> Vec<u8> {
+        let mut b = MAGIC.to_vec();
+        b.push(8); // pointer size
+        b.push(2); // inline strings (Go >= 1.18)
+        b.resize(32, 0);
+        for s in [version.as_bytes(), modinfo.as_bytes()] {
+            let mut n = s.len();
+            while n >= 0x80 {
+                b.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            b.push(n as u8);
+            b.extend_from_slice(s);
+        }
+        b
+    }
+
+    #[test]
+    fn replacements_apply_to_the_dependency_above_them() {
+        let sentinel = "0123456789abcdef";
+        let info = format!(
+            "{sentinel}path\tex.com/m\nmod\tex.com/m\tv1.0.0\t\ndep\tgolang.org/x/sys\tv0.1.0\th1:x\n=>\tgithub.com/fork/sys\tv0.2.0\th1:y\ndep\tgithub.com/a/b\tv1.2.3+incompatible\th1:z\nbuild\tGOOS=linux\n{sentinel}"
+        );
+        let b = blob_of("go1.22.1", &info);
+        let parsed = parse_blob(&b).unwrap();
+        assert_eq!(parsed.go_version, "go1.22.1");
+        assert_eq!(parsed.main, Some(("ex.com/m".into(), "v1.0.0".into())));
+        assert_eq!(
+            parsed.deps,
+            vec![
+                ("github.com/fork/sys".into(), "v0.2.0".into()),
+                ("github.com/a/b".into(), "v1.2.3+incompatible".into())
+            ]
+        );
+        // found without section headers too (the magic at 16-byte alignment)
+        let mut elf = vec![0u8; 48];
+        elf.extend_from_slice(&b);
+        let pkgs = from_elf(&elf);
+        let purls: Vec<String> = pkgs.iter().map(|p| p.purl.to_string()).collect();
+        assert_eq!(
+            purls,
+            [
+                "pkg:golang/ex.com/m@v1.0.0",
+                "pkg:golang/github.com/fork/sys@v0.2.0",
+                "pkg:golang/github.com/a/b@v1.2.3%2Bincompatible",
+                "pkg:golang/stdlib@1.22.1"
+            ]
+        );
+        // Go < 1.18 (pointers): not read
+        let mut old = b.clone();
+        old[15] = 0;
+        assert!(parse_blob(&old).is_none());
+    }
+}

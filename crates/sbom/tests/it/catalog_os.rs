@@ -234,3 +234,47 @@ fn apk_installed_database_equals_syfts() {
     let theirs = syft(&format!("dir:{}", root.display()), &["apk"]);
     assert_same("apk", &ours(&inv, &["apk"]), &theirs, &[]);
 }
+
+#[test]
+fn sqlite_reader_scans_what_sqlite3_wrote() {
+    berth_test_support::requires_tool!("sqlite3");
+    use berth_sbom::catalog::sqlite::{Database, Value};
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("t.sqlite");
+    // 500 rows, blobs from 0 bytes to ~20 KiB (overflow chains), 1 KiB pages (a deep tree),
+    // some rows deleted (free space inside pages), negative and large integers
+    let sql = "PRAGMA page_size=1024; CREATE TABLE other (x); INSERT INTO other VALUES (1);
+        CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL, n INTEGER, t TEXT);
+        WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500)
+        INSERT INTO Packages (blob, n, t) SELECT randomblob((i * 41) % 20000), i * -1000003, 'row ' || i FROM c;
+        DELETE FROM Packages WHERE hnum % 7 = 0;";
+    run(Command::new("sqlite3").arg(&db).arg(sql));
+    let expected = run(Command::new("sqlite3").arg(&db).arg(
+        "SELECT hnum || ' ' || hex(blob) || ' ' || n || ' ' || t FROM Packages ORDER BY hnum",
+    ));
+    let data = fs::read(&db).unwrap();
+    let d = Database::open(&data).unwrap();
+    let root = d.table_root("Packages").unwrap();
+    let mut got = String::new();
+    for (i, row) in d.scan(root).unwrap().iter().enumerate() {
+        let hex: String = match &row[1] {
+            Value::Blob(b) => b.iter().map(|x| format!("{x:02X}")).collect(),
+            v => panic!("row {i}: {v:?}"),
+        };
+        let (Value::Int(n), Value::Text(t)) = (&row[2], &row[3]) else {
+            panic!("row {i}: {row:?}");
+        };
+        // hnum is the rowid (an INTEGER PRIMARY KEY is stored as NULL in the record)
+        assert_eq!(row[0], Value::Null);
+        let _ = writeln!(got, "? {hex} {n} {}", String::from_utf8_lossy(t));
+    }
+    let expected: String = String::from_utf8_lossy(&expected)
+        .lines()
+        .map(|l| {
+            let (_, rest) = l.split_once(' ').unwrap();
+            format!("? {rest}\n")
+        })
+        .collect();
+    assert_eq!(got.lines().count(), 500 - 71);
+    assert!(got == expected, "the reader's rows differ from sqlite3's");
+}

@@ -4,6 +4,7 @@
 
 mod catalog_image;
 mod catalog_lang;
+mod catalog_layers;
 mod catalog_os;
 mod catalog_support;
 mod package;

@@ -14,6 +14,9 @@
 //!   (image-spec "layer.md", "Whiteouts"). Paths that this same layer created are never
 //!   removed by its own whiteouts.
 //!
+//! [`decompress`] gives a layer's tar stream, decompressed, hashed and bounded by the same
+//! [`Limits`], to readers that walk its entries without unpacking it (`berth-sbom`).
+//!
 //! # Containment
 //! Every file-system call is relative to a directory fd resolved inside the target with
 //! `openat2(RESOLVE_IN_ROOT)`; the last component is never followed (`root.rs`). Entry names

@@ -143,10 +143,10 @@ fn python_dist_and_egg_info_of_this_machine_equal_syfts() {
     let dist = Path::new("/usr/lib/python3/dist-packages");
     assert!(
         dist.is_dir(),
-        "no {dist:?}; hint: apt-get install python3-yaml"
+        "no {dist:?}; hint: apt-get install python3-yaml python3-six python3-jwt python3-pygments python3-attr python3-cryptography"
     );
     let n = dir_matches_syft(dist, &["python"], &["python"], &[]);
-    assert!(n > 10, "{n}");
+    assert!(n > 5, "{n}");
 }
 
 #[test]

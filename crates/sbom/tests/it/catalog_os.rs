@@ -160,8 +160,10 @@ fn rpm_berkeley_db_is_reported_unsupported() {
     );
 }
 
-/// An apk database as apk-tools writes it (the Alpine CDN is not reachable from the test
-/// machines, so no real minirootfs: the entries are copied from alpine:3.19.1's).
+/// An apk database in apk-tools' format, written by hand: the Alpine CDN is not reachable
+/// from the test machines, so there is no real minirootfs here. Names, versions, origins and
+/// licences are alpine:3.19.1's; the checksums and other fields are made up (no cataloguer
+/// reads them).
 const APK_INSTALLED: &str = "C:Q1bjy+gbRr/YPyjtt3qm+tY5yqORc=
 P:musl
 V:1.2.4_git20230717-r4

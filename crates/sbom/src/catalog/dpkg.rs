@@ -89,7 +89,8 @@ pub fn parse_copyright(data: &[u8]) -> Vec<String> {
             && let Some(first) = v.split_whitespace().next()
         {
             let l = first.trim_end_matches([',', '.']);
-            if !l.is_empty() {
+            // "License: none": no licence named (syft leaves it out too)
+            if !l.is_empty() && l != "none" {
                 out.insert(l.to_owned());
             }
         }
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn copyright_licences() {
-        let c = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+\n\nFiles: a\nLicense: BSD-3-clause or MIT\n see /usr/share/common-licenses/GPL-2.\n";
+        let c = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+\n\nFiles: a\nLicense: BSD-3-clause or MIT\n see /usr/share/common-licenses/GPL-2.\n\nFiles: b\nLicense: none\n";
         assert_eq!(parse_copyright(c), vec!["BSD-3-clause", "GPL-2", "GPL-2+"]);
     }
 }

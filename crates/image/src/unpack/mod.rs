@@ -14,6 +14,9 @@
 //!   (image-spec "layer.md", "Whiteouts"). Paths that this same layer created are never
 //!   removed by its own whiteouts.
 //!
+//! [`decompress`] gives a layer's tar stream, decompressed, hashed and bounded by the same
+//! [`Limits`], to readers that walk its entries without unpacking it (`berth-sbom`).
+//!
 //! # Containment
 //! Every file-system call is relative to a directory fd resolved inside the target with
 //! `openat2(RESOLVE_IN_ROOT)`; the last component is never followed (`root.rs`). Entry names
@@ -42,7 +45,7 @@ mod unpacker;
 mod whiteout;
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -127,4 +130,110 @@ pub fn unpack_stream(
         whiteouts: u.whiteouts,
         skipped: u.skipped,
     })
+}
+
+/// A layer's uncompressed tar stream, for readers that walk a layer's entries without
+/// unpacking it (the SBOM cataloguers, `berth-sbom`): decompressed, hashed and metered
+/// against [`Limits::max_uncompressed_bytes`] on the fly, as [`unpack`] reads it. Read it
+/// through `tar::Archive`, then call [`Decompressed::finish`] for the diff ID.
+pub struct Decompressed<'a> {
+    reader: LayerReader<'a>,
+    meter: Rc<Meter>,
+    compression: Compression,
+}
+
+impl std::fmt::Debug for Decompressed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decompressed")
+            .field("compression", &self.compression)
+            .field("uncompressed_bytes", &self.meter.total.get())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The layer of `media_type` in `reader`, decompressed: see [`Decompressed`].
+pub fn decompress<'a>(
+    reader: impl Read + 'a,
+    media_type: &str,
+    limits: Limits,
+) -> Result<Decompressed<'a>, UnpackError> {
+    let compression = Compression::for_media_type(media_type)?;
+    let meter = Rc::new(Meter::default());
+    let reader =
+        LayerReader::new(reader, compression, limits, Rc::clone(&meter)).map_err(|source| {
+            UnpackError::Read {
+                compression: compression.name(),
+                at_entry: None,
+                source,
+            }
+        })?;
+    Ok(Decompressed {
+        reader,
+        meter,
+        compression,
+    })
+}
+
+/// Tells a [`Decompressed`] stream whether the tar parser is reading headers (bounded by
+/// [`Limits::max_metadata_bytes`]) or entry data; cloned from [`Decompressed::meter`]
+/// before the stream goes into `tar::Archive`.
+#[derive(Clone)]
+pub struct HeaderMeter(Rc<Meter>);
+
+impl std::fmt::Debug for HeaderMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderMeter").finish_non_exhaustive()
+    }
+}
+
+impl HeaderMeter {
+    /// The parser is about to read the next entry's headers.
+    pub fn headers(&self) {
+        self.0.metadata.set(0);
+        self.0.in_headers.set(true);
+    }
+
+    /// The parser is reading an entry's data.
+    pub fn data(&self) {
+        self.0.in_headers.set(false);
+    }
+}
+
+impl Decompressed<'_> {
+    pub fn meter(&self) -> HeaderMeter {
+        HeaderMeter(Rc::clone(&self.meter))
+    }
+
+    /// The error for `source`, returned by a read of this stream after `at_entry`: the
+    /// limit that stopped it, or a corrupt stream.
+    pub fn error(&self, source: io::Error, at_entry: Option<String>) -> UnpackError {
+        match self.meter.hit.get() {
+            Some((limit, value)) => UnpackError::Limit { limit, value },
+            None => UnpackError::Read {
+                compression: self.compression.name(),
+                at_entry,
+                source,
+            },
+        }
+    }
+
+    /// Uncompressed bytes read so far.
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.meter.total.get()
+    }
+
+    /// Read the rest of the stream into the hash and give the layer's diff ID.
+    pub fn finish(mut self) -> Result<berth_oci::Digest, UnpackError> {
+        self.meter.in_headers.set(false);
+        if let Err(e) = self.reader.drain() {
+            return Err(self.error(e, None));
+        }
+        Ok(self.reader.finish())
+    }
+}
+
+impl Read for Decompressed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
 }

@@ -1,0 +1,639 @@
+//! Reading an image's layers without unpacking them: the "squashed" view of the few files
+//! the cataloguers need.
+//!
+//! [`scan_layers`] walks every tar entry of every layer once, in order, streaming (each
+//! layer decompressed and hashed through [`berth_image::unpack::decompress`], its diff ID
+//! checked). A [`Selector`] decides, by path, what to keep of each regular file:
+//! - [`Want::Keep`]: the whole file (dpkg status, apk database, `METADATA`, lockfiles,
+//!   `os-release`…), bounded by [`ScanLimits::max_file_bytes`] and
+//!   [`ScanLimits::max_kept_bytes`]: a bigger one is an error, never a silent skip;
+//! - [`Want::Inspect`]: the file is handed to [`Selector::inspect`] (jars, and every ELF
+//!   file, recognised by its first bytes) and only the result is kept; files bigger than
+//!   [`ScanLimits::max_inspect_bytes`] are recorded as [`Content::TooLarge`];
+//! - [`Want::Mark`]: only that the file exists (an rpm Berkeley DB reported as unsupported).
+//!
+//! Whiteouts (image-spec "layer.md", "Whiteouts") are applied as each layer ends: `.wh.NAME`
+//! deletes `NAME` and everything under it from the lower layers, `.wh..wh..opq` everything
+//! the lower layers put in its directory, and any entry of a later layer replaces what the
+//! lower layers had at its path (a file replacing a directory hides the directory's
+//! contents). A file deleted and re-added later is seen from the later layer. Symlinks are
+//! recorded (`/etc/os-release` → `../usr/lib/os-release`) and resolved by
+//! [`FileView::resolve`]; a hardlink to a kept file is the same content at its own path.
+//!
+//! Memory: one inspected file at a time, the kept files, the results, and the symlinks;
+//! never a whole layer. [`scan_dir`] gives the same view of a directory (a root file system).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use berth_image::unpack::{Limits, UnpackError, decompress};
+use berth_oci::Digest;
+
+/// What to keep of a regular file, chosen by its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Nothing, unless its first bytes say it is an ELF file (then [`Want::Inspect`]).
+    Sniff,
+    /// The whole file.
+    Keep,
+    /// The file is read and given to [`Selector::inspect`]; the result is kept.
+    Inspect,
+    /// Only that it exists.
+    Mark,
+}
+
+/// What the cataloguers want from the image's files.
+pub trait Selector {
+    /// What an inspection yields.
+    type Found: Clone;
+    /// What to keep of the regular file at `path` (absolute, `/`-separated).
+    fn want(&self, path: &str) -> Want;
+    /// What the file at `path` holds (an ELF binary's build information, a jar's Maven
+    /// coordinates), or `None` when nothing of interest.
+    fn inspect(&self, path: &str, data: &[u8]) -> Option<Self::Found>;
+}
+
+/// What the view keeps of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content<F> {
+    Data(Vec<u8>),
+    Found(F),
+    /// [`Want::Mark`]ed: it exists.
+    Present,
+    /// A file to inspect that was bigger than [`ScanLimits::max_inspect_bytes`].
+    TooLarge {
+        size: u64,
+    },
+}
+
+/// One file of the squashed view: what was kept of it and the layer it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry<F> {
+    /// The diff ID of the layer that holds this version; `None` for a directory.
+    pub layer: Option<Digest>,
+    pub content: Content<F>,
+}
+
+/// The squashed view of the files a [`Selector`] asked for.
+#[derive(Debug, Clone)]
+pub struct FileView<F> {
+    /// Absolute paths → what was kept.
+    pub files: BTreeMap<String, FileEntry<F>>,
+    /// Absolute paths of symlinks → their targets, as written.
+    pub symlinks: BTreeMap<String, String>,
+    /// The layers' diff IDs, bottom first (empty for a directory).
+    pub layers: Vec<Digest>,
+}
+
+impl<F> Default for FileView<F> {
+    fn default() -> Self {
+        FileView {
+            files: BTreeMap::new(),
+            symlinks: BTreeMap::new(),
+            layers: Vec::new(),
+        }
+    }
+}
+
+impl<F> FileView<F> {
+    /// `path` with every symlink on the way resolved inside the image's root (at most 40).
+    pub fn resolve(&self, path: &str) -> String {
+        let mut hops = 0;
+        let mut parts: Vec<String> = Vec::new();
+        let mut todo: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .rev()
+            .map(str::to_owned)
+            .collect();
+        while let Some(c) = todo.pop() {
+            match c.as_str() {
+                "." => continue,
+                ".." => {
+                    parts.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            parts.push(c);
+            let here = format!("/{}", parts.join("/"));
+            if let Some(target) = self.symlinks.get(&here) {
+                hops += 1;
+                if hops > 40 {
+                    return path.to_owned();
+                }
+                parts.pop();
+                if target.starts_with('/') {
+                    parts.clear();
+                }
+                for t in target.split('/').filter(|c| !c.is_empty()).rev() {
+                    todo.push(t.to_owned());
+                }
+            }
+        }
+        format!("/{}", parts.join("/"))
+    }
+
+    /// The file at `path` (symlinks resolved), with the path it really has.
+    pub fn get(&self, path: &str) -> Option<(String, &FileEntry<F>)> {
+        let real = self.resolve(path);
+        self.files.get(&real).map(|e| (real, e))
+    }
+
+    /// The kept bytes of the file at `path` (symlinks resolved).
+    pub fn data(&self, path: &str) -> Option<(String, Option<&Digest>, &[u8])> {
+        let (real, e) = self.get(path)?;
+        match &e.content {
+            Content::Data(d) => Some((real, e.layer.as_ref(), d.as_slice())),
+            _ => None,
+        }
+    }
+}
+
+/// Bounds on what a scan holds and reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanLimits {
+    /// Decompression and tar limits of each layer.
+    pub layer: Limits,
+    /// The largest file kept whole (default 256 MiB: an rpmdb.sqlite of a large image).
+    pub max_file_bytes: u64,
+    /// All kept files together (default 512 MiB).
+    pub max_kept_bytes: u64,
+    /// The largest file read for inspection (default 512 MiB); bigger ones are recorded
+    /// as [`Content::TooLarge`].
+    pub max_inspect_bytes: u64,
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        ScanLimits {
+            layer: Limits::default(),
+            max_file_bytes: 256 << 20,
+            max_kept_bytes: 512 << 20,
+            max_inspect_bytes: 512 << 20,
+        }
+    }
+}
+
+/// One layer of an image: its blob, its media type and its diff ID (the config's
+/// `rootfs.diff_ids`), checked as the layer is read.
+#[derive(Debug)]
+pub struct LayerBlob<R> {
+    pub reader: R,
+    pub media_type: String,
+    pub diff_id: Digest,
+}
+
+/// Why the layers or the directory could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    #[error("failed to read layer {index} ({diff_id})")]
+    Layer {
+        index: usize,
+        diff_id: Digest,
+        #[source]
+        source: UnpackError,
+    },
+    #[error(
+        "layer {index} has diff ID {actual}, the image config says {expected}; the blob does not match the image"
+    )]
+    DiffId {
+        index: usize,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer {index} ({diff_id}) has more than {limit} entries")]
+    TooManyEntries {
+        index: usize,
+        diff_id: Digest,
+        limit: u64,
+    },
+    #[error(
+        "{path} is {size} bytes, over the limit of {limit} for a package database kept in memory; hint: raise ScanLimits::{which}"
+    )]
+    TooLarge {
+        path: String,
+        size: u64,
+        limit: u64,
+        which: &'static str,
+    },
+    #[error("failed to read {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
+
+/// An entry's name as an absolute, clean path (`./usr/bin/x` → `/usr/bin/x`), or `None`
+/// for the root itself or a name with a `..` component.
+fn clean(name: &str) -> Option<String> {
+    let mut out = String::with_capacity(name.len() + 1);
+    for c in name.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c => {
+                out.push('/');
+                out.push_str(c);
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `path` and everything under it.
+fn remove_tree<V>(map: &mut BTreeMap<String, V>, path: &str) {
+    map.remove(path);
+    remove_under(map, path);
+}
+
+/// Everything under the directory `dir` (not `dir` itself).
+fn remove_under<V>(map: &mut BTreeMap<String, V>, dir: &str) {
+    let prefix = if dir == "/" {
+        "/".to_owned()
+    } else {
+        format!("{dir}/")
+    };
+    let keys: Vec<String> = map
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in keys {
+        map.remove(&k);
+    }
+}
+
+/// Counts the kept bytes against the limits.
+struct Budget {
+    limits: ScanLimits,
+    kept: u64,
+}
+
+impl Budget {
+    fn keep(&mut self, path: &str, size: u64) -> Result<(), ScanError> {
+        if size > self.limits.max_file_bytes {
+            return Err(ScanError::TooLarge {
+                path: path.to_owned(),
+                size,
+                limit: self.limits.max_file_bytes,
+                which: "max_file_bytes",
+            });
+        }
+        self.kept = self.kept.saturating_add(size);
+        if self.kept > self.limits.max_kept_bytes {
+            return Err(ScanError::TooLarge {
+                path: path.to_owned(),
+                size: self.kept,
+                limit: self.limits.max_kept_bytes,
+                which: "max_kept_bytes",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Read a regular file (of `size` bytes, from `r`) as `sel` wants it; `None` to forget it.
+fn read_file<S: Selector>(
+    sel: &S,
+    path: &str,
+    size: u64,
+    r: &mut dyn Read,
+    budget: &mut Budget,
+) -> io::Result<Result<Option<Content<S::Found>>, ScanError>> {
+    let mut want = sel.want(path);
+    let mut head = Vec::new();
+    if want == Want::Sniff {
+        (&mut *r).take(4).read_to_end(&mut head)?;
+        if head.as_slice() != ELF_MAGIC {
+            return Ok(Ok(None));
+        }
+        want = Want::Inspect;
+    }
+    match want {
+        Want::Sniff => Ok(Ok(None)),
+        Want::Mark => Ok(Ok(Some(Content::Present))),
+        Want::Keep => {
+            if let Err(e) = budget.keep(path, size) {
+                return Ok(Err(e));
+            }
+            let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            r.take(size).read_to_end(&mut data)?;
+            Ok(Ok(Some(Content::Data(data))))
+        }
+        Want::Inspect => {
+            if size > budget.limits.max_inspect_bytes {
+                return Ok(Ok(Some(Content::TooLarge { size })));
+            }
+            let mut data = head;
+            data.reserve(usize::try_from(size).unwrap_or(0));
+            r.take(size.saturating_sub(data.len() as u64))
+                .read_to_end(&mut data)?;
+            Ok(Ok(sel.inspect(path, &data).map(Content::Found)))
+        }
+    }
+}
+
+/// One layer's changes, applied to the lower view when the layer ends.
+struct LayerChanges<F> {
+    files: BTreeMap<String, FileEntry<F>>,
+    symlinks: BTreeMap<String, String>,
+    /// Paths of this layer's entries: (path, is a directory).
+    touched: Vec<(String, bool)>,
+    whiteouts: Vec<String>,
+    opaque: Vec<String>,
+}
+
+impl<F: Clone> LayerChanges<F> {
+    fn new() -> Self {
+        LayerChanges {
+            files: BTreeMap::new(),
+            symlinks: BTreeMap::new(),
+            touched: Vec::new(),
+            whiteouts: Vec::new(),
+            opaque: Vec::new(),
+        }
+    }
+
+    /// Record a whiteout entry; `true` when `path` was one.
+    fn whiteout(&mut self, path: &str) -> bool {
+        let (dir, base) = match path.rsplit_once('/') {
+            Some((d, b)) => (if d.is_empty() { "/" } else { d }, b),
+            None => return false,
+        };
+        if base == ".wh..wh..opq" {
+            self.opaque.push(dir.to_owned());
+            true
+        } else if let Some(name) = base.strip_prefix(".wh.") {
+            let p = if dir == "/" {
+                format!("/{name}")
+            } else {
+                format!("{dir}/{name}")
+            };
+            self.whiteouts.push(p);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn apply(self, view: &mut FileView<F>) {
+        for p in &self.whiteouts {
+            remove_tree(&mut view.files, p);
+            remove_tree(&mut view.symlinks, p);
+        }
+        for d in &self.opaque {
+            remove_under(&mut view.files, d);
+            remove_under(&mut view.symlinks, d);
+        }
+        for (p, is_dir) in &self.touched {
+            view.files.remove(p);
+            view.symlinks.remove(p);
+            if !is_dir {
+                remove_under(&mut view.files, p);
+                remove_under(&mut view.symlinks, p);
+            }
+        }
+        view.files.extend(self.files);
+        view.symlinks.extend(self.symlinks);
+    }
+}
+
+/// The squashed view of `layers` (bottom first) that `sel` asks for. Each layer's diff ID
+/// is checked; see the module documentation.
+pub fn scan_layers<S: Selector, R: Read>(
+    layers: impl IntoIterator<Item = LayerBlob<R>>,
+    sel: &S,
+    limits: &ScanLimits,
+) -> Result<FileView<S::Found>, ScanError> {
+    let mut view = FileView::default();
+    let mut budget = Budget {
+        limits: *limits,
+        kept: 0,
+    };
+    for (index, layer) in layers.into_iter().enumerate() {
+        let diff_id = layer.diff_id.clone();
+        let span = tracing::debug_span!("scan_layer", index, diff_id = %diff_id);
+        let _enter = span.enter();
+        let layer_err = |source| ScanError::Layer {
+            index,
+            diff_id: diff_id.clone(),
+            source,
+        };
+        let stream =
+            decompress(layer.reader, &layer.media_type, limits.layer).map_err(layer_err)?;
+        let meter = stream.meter();
+        let mut changes = LayerChanges::new();
+        let mut archive = tar::Archive::new(stream);
+        let mut last: Option<String> = None;
+        let mut count: u64 = 0;
+        {
+            meter.headers();
+            let entries = match archive.entries() {
+                Ok(e) => e,
+                Err(e) => {
+                    return Err(layer_err(UnpackError::Read {
+                        compression: "tar",
+                        at_entry: None,
+                        source: e,
+                    }));
+                }
+            };
+            for entry in entries {
+                let mut entry = match entry {
+                    Ok(e) => e,
+                    Err(source) => {
+                        return Err(layer_err(UnpackError::Read {
+                            compression: "tar",
+                            at_entry: last,
+                            source,
+                        }));
+                    }
+                };
+                meter.data();
+                count += 1;
+                if count > limits.layer.max_entries {
+                    return Err(ScanError::TooManyEntries {
+                        index,
+                        diff_id,
+                        limit: limits.layer.max_entries,
+                    });
+                }
+                let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                last = Some(raw.clone());
+                'entry: {
+                    let Some(path) = clean(&raw) else {
+                        break 'entry;
+                    };
+                    if changes.whiteout(&path) {
+                        break 'entry;
+                    }
+                    let kind = entry.header().entry_type();
+                    changes.touched.push((path.clone(), kind.is_dir()));
+                    if kind.is_symlink() {
+                        if let Some(target) = entry
+                            .link_name_bytes()
+                            .map(|t| String::from_utf8_lossy(&t).into_owned())
+                        {
+                            changes.symlinks.insert(path, target);
+                        }
+                    } else if kind.is_hard_link() {
+                        let target = entry
+                            .link_name_bytes()
+                            .and_then(|t| clean(&String::from_utf8_lossy(&t)));
+                        if let Some(target) = target {
+                            let found = changes
+                                .files
+                                .get(&target)
+                                .or_else(|| view.files.get(&target))
+                                .cloned();
+                            if let Some(found) = found {
+                                changes.files.insert(path, found);
+                            }
+                        }
+                    } else if kind.is_file() || kind == tar::EntryType::Continuous {
+                        let size = entry.size();
+                        let read = read_file(sel, &path, size, &mut entry, &mut budget);
+                        match read {
+                            Ok(Ok(Some(content))) => {
+                                changes.files.insert(
+                                    path,
+                                    FileEntry {
+                                        layer: Some(diff_id.clone()),
+                                        content,
+                                    },
+                                );
+                            }
+                            Ok(Ok(None)) => {}
+                            Ok(Err(e)) => return Err(e),
+                            Err(source) => {
+                                return Err(layer_err(UnpackError::Read {
+                                    compression: "tar",
+                                    at_entry: Some(raw.clone()),
+                                    source,
+                                }));
+                            }
+                        }
+                    }
+                }
+                // the rest of the entry's data is data, not headers
+                if let Err(source) = io::copy(&mut entry, &mut io::sink()) {
+                    return Err(layer_err(UnpackError::Read {
+                        compression: "tar",
+                        at_entry: last,
+                        source,
+                    }));
+                }
+                meter.headers();
+            }
+        }
+        let stream = archive.into_inner();
+        let actual = stream.finish().map_err(layer_err)?;
+        if actual != diff_id {
+            return Err(ScanError::DiffId {
+                index,
+                expected: diff_id,
+                actual,
+            });
+        }
+        changes.apply(&mut view);
+        view.layers.push(diff_id);
+    }
+    Ok(view)
+}
+
+/// The view `sel` asks for of the root file system in the directory `root` (symlinks are
+/// recorded, never followed).
+pub fn scan_dir<S: Selector>(
+    root: &Path,
+    sel: &S,
+    limits: &ScanLimits,
+) -> Result<FileView<S::Found>, ScanError> {
+    let mut view = FileView::default();
+    let mut budget = Budget {
+        limits: *limits,
+        kept: 0,
+    };
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ScanError::Io { path, source }
+    };
+    let mut stack: Vec<(PathBuf, String)> = vec![(root.to_owned(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let mut entries: Vec<fs::DirEntry> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&dir))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let path = format!("{rel}/{name}");
+            let full = e.path();
+            let ty = e.file_type().map_err(io_err(&full))?;
+            if ty.is_dir() {
+                stack.push((full, path));
+            } else if ty.is_symlink() {
+                let target = fs::read_link(&full).map_err(io_err(&full))?;
+                view.symlinks
+                    .insert(path, target.to_string_lossy().into_owned());
+            } else if ty.is_file() {
+                let size = e.metadata().map_err(io_err(&full))?.len();
+                let mut f = match fs::File::open(&full) {
+                    Ok(f) => f,
+                    // unreadable files (permissions) hold nothing a cataloguer can read
+                    Err(err) if err.kind() == io::ErrorKind::PermissionDenied => continue,
+                    Err(err) => return Err(io_err(&full)(err)),
+                };
+                if let Some(content) =
+                    read_file(sel, &path, size, &mut f, &mut budget).map_err(io_err(&full))??
+                {
+                    view.files.insert(
+                        path,
+                        FileEntry {
+                            layer: None,
+                            content,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_become_clean_absolute_paths() {
+        assert_eq!(clean("./usr/bin/x").as_deref(), Some("/usr/bin/x"));
+        assert_eq!(clean("usr//lib/").as_deref(), Some("/usr/lib"));
+        assert_eq!(clean("./"), None);
+        assert_eq!(clean("a/../../etc"), None);
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let mut v: FileView<()> = FileView::default();
+        v.symlinks
+            .insert("/etc/os-release".into(), "../usr/lib/os-release".into());
+        v.symlinks.insert("/lib".into(), "usr/lib".into());
+        v.symlinks.insert("/loop".into(), "/loop".into());
+        assert_eq!(v.resolve("/etc/os-release"), "/usr/lib/os-release");
+        assert_eq!(
+            v.resolve("/lib/apk/db/installed"),
+            "/usr/lib/apk/db/installed"
+        );
+        assert_eq!(v.resolve("/../../etc/x"), "/etc/x");
+        assert_eq!(v.resolve("/loop/x"), "/loop/x");
+        assert_eq!(v.resolve("/loop"), "/loop");
+    }
+}

@@ -1,0 +1,3 @@
+Package: base-files
+Version: 12.4+deb12u5
+Architecture: amd64

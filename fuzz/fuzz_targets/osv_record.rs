@@ -7,7 +7,7 @@
 //!   each affected entry at each version its events and `versions[]` name (with a numeric
 //!   order that refuses some versions) never panics, and a version listed in `versions[]`
 //!   is affected; CVSS v2/v3/v4 scoring of every severity never panics and stays in 0–10.
-//! - odd: the rest is a zip archive for `berth_sbom::osv::zip::ZipReader` — never panics,
+//! - odd: the rest is a zip archive for `berth_sbom::zip::ZipReader` — never panics,
 //!   never allocates past the archive's size for its directory, and every entry it returns
 //!   is no larger than the limit.
 #![no_main]
@@ -16,7 +16,8 @@ use std::cmp::Ordering;
 use std::io::Cursor;
 use std::path::Path;
 
-use berth_sbom::osv::{Event, RangeType, Record, Scheme, SeverityType, cvss, evaluate, zip::ZipReader};
+use berth_sbom::osv::{Event, RangeType, Record, Scheme, SeverityType, cvss, evaluate};
+use berth_sbom::zip::ZipReader;
 use berth_sbom::package::Ecosystem;
 use libfuzzer_sys::fuzz_target;
 

@@ -23,3 +23,4 @@ pub mod layers;
 pub mod osv;
 pub mod package;
 pub mod scan;
+pub mod zip;

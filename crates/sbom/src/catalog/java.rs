@@ -5,8 +5,12 @@
 //! (syft derives them from the file name and the manifest, often wrongly: `maven3-core` for
 //! `org.apache.maven:maven-core`), and a wrong purl matches the wrong vulnerabilities.
 
-use super::{package, zip};
+use std::io::Cursor;
+use std::path::Path;
+
+use super::package;
 use crate::package::{Ecosystem, Package, Purl};
+use crate::zip::ZipReader;
 
 pub const ARCHIVE_EXTENSIONS: [&str; 5] = [".jar", ".war", ".ear", ".jpi", ".hpi"];
 
@@ -53,15 +57,23 @@ fn maven(group: &str, artifact: &str, version: &str) -> Package {
     )
 }
 
-fn archive(data: &[u8], nested: bool, out: &mut Vec<Package>) {
-    let Some(entries) = zip::entries(data) else {
+fn archive(path: &str, data: &[u8], nested: bool, out: &mut Vec<Package>) {
+    let Ok(mut zip) = ZipReader::new(Cursor::new(data), Path::new(path)) else {
         return;
     };
-    for e in &entries {
-        if e.name.starts_with("META-INF/maven/")
-            && e.name.ends_with("/pom.properties")
-            && let Some((g, a, v)) =
-                zip::read(data, e, MAX_SMALL).and_then(|d| parse_pom_properties(&d))
+    let entries: Vec<(usize, String)> = zip
+        .entries()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i, e.name.clone()))
+        .collect();
+    for (i, name) in &entries {
+        if name.starts_with("META-INF/maven/")
+            && name.ends_with("/pom.properties")
+            && let Some((g, a, v)) = zip
+                .read(*i, MAX_SMALL)
+                .ok()
+                .and_then(|d| parse_pom_properties(&d))
         {
             out.push(maven(&g, &a, &v));
         }
@@ -69,20 +81,20 @@ fn archive(data: &[u8], nested: bool, out: &mut Vec<Package>) {
     if nested {
         return;
     }
-    for e in &entries {
-        let lower = e.name.to_ascii_lowercase();
+    for (i, name) in &entries {
+        let lower = name.to_ascii_lowercase();
         if ARCHIVE_EXTENSIONS.iter().any(|x| lower.ends_with(x))
-            && let Some(inner) = zip::read(data, e, MAX_NESTED)
+            && let Ok(inner) = zip.read(*i, MAX_NESTED)
         {
-            archive(&inner, true, out);
+            archive(&format!("{path}!{name}"), &inner, true, out);
         }
     }
 }
 
 /// The Maven artifacts the archive at `path` holds.
-pub fn from_archive(_path: &str, data: &[u8]) -> Vec<Package> {
+pub fn from_archive(path: &str, data: &[u8]) -> Vec<Package> {
     let mut out = Vec::new();
-    archive(data, false, &mut out);
+    archive(path, data, false, &mut out);
     out.sort_by(|a, b| a.purl.cmp(&b.purl));
     out.dedup_by(|a, b| a.purl == b.purl);
     out

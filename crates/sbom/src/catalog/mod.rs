@@ -32,7 +32,6 @@ pub mod python;
 pub mod rpm;
 pub mod rust;
 pub mod sqlite;
-pub mod zip;
 
 use std::io::Read;
 use std::path::Path;

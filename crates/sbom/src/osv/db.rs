@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::osv::layout::{self, FORMAT_VERSION, MAGIC, TRAILER_LEN};
 use crate::osv::record::{MAX_RECORD_BYTES, Record, RecordError, ecosystem_base};
-use crate::osv::zip::{ZipError, ZipReader};
+use crate::zip::{ZipError, ZipReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -15,7 +15,6 @@ pub mod db;
 pub mod evaluate;
 pub mod layout;
 pub mod record;
-pub mod zip;
 
 pub use db::{Database, DbError, ExportMeta, ImportReport, Meta, import};
 pub use evaluate::{Scheme, Verdict, VersionOrder, evaluate};

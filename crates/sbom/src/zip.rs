@@ -1,6 +1,8 @@
-//! A reader for the zip archives osv.dev exports (`<ecosystem>/all.zip`): the central
-//! directory (zip64 included: the Debian export has more than 65 535 entries), stored and
-//! deflated entries, CRC-32 checked. APPNOTE.TXT 6.3.10, sections 4.3 and 4.5.
+//! A reader for the zip archives berth reads: the exports osv.dev publishes
+//! (`<ecosystem>/all.zip`) and Java archives in image layers (jars, wars, ears, and jars
+//! nested in them). The central directory (zip64 included: the Debian export has more than
+//! 65 535 entries), stored and deflated entries, CRC-32 checked. APPNOTE.TXT 6.3.10,
+//! sections 4.3 and 4.5.
 //!
 //! berth's own rather than the `zip` crate: these ~250 lines need only `flate2`, already in
 //! the workspace (the zlib-rs backend), where `zip` brings its own tree of optional
@@ -21,7 +23,7 @@ pub enum ZipError {
         #[source]
         source: io::Error,
     },
-    #[error("{path} is not a zip archive osv.dev writes: {problem}")]
+    #[error("{path} is not a zip archive berth reads: {problem}")]
     Format { path: PathBuf, problem: String },
     #[error("zip archive {path}: entry {entry}: {problem}")]
     Entry {

@@ -18,3 +18,4 @@ mod osv_eval;
 mod package;
 mod scan;
 mod scan_report;
+mod version;

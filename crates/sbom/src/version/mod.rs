@@ -57,6 +57,10 @@ pub enum VersionError {
         version: String,
         reason: String,
     },
+    #[error(
+        "invalid SemVer version {version:?} in an OSV SEMVER range: {reason}\nhint: SemVer 2.0.0 versions look like MAJOR.MINOR.PATCH[-pre][+build], e.g. 1.0.0-rc.1"
+    )]
+    InvalidSemver { version: String, reason: String },
 }
 
 impl VersionError {
@@ -145,6 +149,40 @@ impl fmt::Display for Version {
 /// Compare two versions of `ecosystem` by its order.
 pub fn compare(ecosystem: Ecosystem, a: &str, b: &str) -> Result<Ordering, VersionError> {
     Ok(Version::parse(ecosystem, a)?.cmp(&Version::parse(ecosystem, b)?))
+}
+
+/// The orders OSV ranges are evaluated in ([`crate::osv::evaluate`], [`crate::scan::scan`]):
+/// an `ECOSYSTEM` range in its package's ecosystem's order, a `SEMVER` range as SemVer 2.0.0.
+/// Go's records write versions without Go's leading `v` (`1.2.3`, and the scan strips it from
+/// the installed version too), so Go ranges compare as plain SemVer as well.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsvOrders;
+
+impl crate::osv::VersionOrder for OsvOrders {
+    type Error = VersionError;
+
+    fn compare(
+        &self,
+        scheme: crate::osv::Scheme,
+        a: &str,
+        b: &str,
+    ) -> Result<Ordering, VersionError> {
+        use crate::osv::Scheme;
+        match scheme {
+            Scheme::Semver | Scheme::Ecosystem(Ecosystem::Go) => {
+                let parse = |text: &str| {
+                    SemVersion::parse(SemverFlavor::Cargo, text).map_err(|reason| {
+                        VersionError::InvalidSemver {
+                            version: text.to_owned(),
+                            reason,
+                        }
+                    })
+                };
+                Ok(parse(a)?.cmp(&parse(b)?))
+            }
+            Scheme::Ecosystem(ecosystem) => compare(ecosystem, a, b),
+        }
+    }
 }
 
 /// A non-negative integer of any length, kept as its decimal digits without leading zeros

@@ -14,6 +14,7 @@ use berth_oci::Digest;
 use berth_registry::Config;
 use berth_registry::gc::{GcError, GcOptions, GcReport, collect};
 use berth_registry::storage::fs::FsDriver;
+use berth_registry::storage::lease::LeaseError;
 use berth_registry::storage::memory::MemoryDriver;
 use berth_registry::storage::{Driver, paths, write_last_referenced};
 use bytes::Bytes;
@@ -334,10 +335,22 @@ pub(crate) fn gc_during_pushes_keeps_every_accepted_manifest<D: Driver + Clone>(
             }
         }));
     }
-    // a second collector, as on another replica: runs or is refused busy, nothing else
+    // a second collector, as on another replica: runs or is refused busy — or, when the
+    // other took the lease over, stops with `Lost` and deletes nothing further, which the
+    // content checks below hold it to. Nothing else. (A takeover needs a holder that did not
+    // renew for the lease's whole lifetime: the in-memory driver never suspends, so on a
+    // current-thread runtime the renewal task cannot run until the collection awaits
+    // something real; a collection outlasting 60 s on a two-core CI machine at many times
+    // its load did that once. Drivers doing I/O suspend at every call.)
     let busy = Arc::new(AtomicUsize::new(0));
+    let lost_leases = Arc::new(AtomicUsize::new(0));
     let rival = {
-        let (driver, stop, busy) = (driver.clone(), stop.clone(), busy.clone());
+        let (driver, stop, busy, lost_leases) = (
+            driver.clone(),
+            stop.clone(),
+            busy.clone(),
+            lost_leases.clone(),
+        );
         std::thread::spawn(move || {
             let mut deleted = 0;
             while !stop.load(Ordering::SeqCst) {
@@ -345,6 +358,9 @@ pub(crate) fn gc_during_pushes_keeps_every_accepted_manifest<D: Driver + Clone>(
                     Ok(report) => deleted += report.blobs_deleted,
                     Err(GcError::Lease(e)) if e.is_busy() => {
                         busy.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(GcError::Lease(LeaseError::Lost { .. })) => {
+                        lost_leases.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(e) => panic!("a concurrent collection failed: {e:?}"),
                 }
@@ -363,6 +379,10 @@ pub(crate) fn gc_during_pushes_keeps_every_accepted_manifest<D: Driver + Clone>(
             Ok(report) => report.blobs_deleted,
             Err(GcError::Lease(e)) if e.is_busy() => {
                 busy.fetch_add(1, Ordering::SeqCst);
+                0
+            }
+            Err(GcError::Lease(LeaseError::Lost { .. })) => {
+                lost_leases.fetch_add(1, Ordering::SeqCst);
                 0
             }
             Err(e) => panic!("a collection failed: {e:?}"),
@@ -406,10 +426,11 @@ pub(crate) fn gc_during_pushes_keeps_every_accepted_manifest<D: Driver + Clone>(
         "a collection after the pushes lost content: {lost:?}"
     );
     eprintln!(
-        "{} images accepted, {} refused, {deleted} blobs collected, {} collections refused busy",
+        "{} images accepted, {} refused, {deleted} blobs collected, {} collections refused busy, {} stopped by a lost lease",
         accepted.get(),
         refused.load(Ordering::SeqCst),
-        busy.load(Ordering::SeqCst)
+        busy.load(Ordering::SeqCst),
+        lost_leases.load(Ordering::SeqCst)
     );
 }
 

@@ -48,12 +48,13 @@ impl DbDirArgs {
         }
     }
 
-    /// The database, with a hint when there is none yet.
+    /// The database.
     pub fn open(&self, data: &DataArgs) -> anyhow::Result<Database> {
         let dir = self.dir(data)?;
+        // the database's error carries the hint (import an export first)
         Database::open(&dir).with_context(|| {
             format!(
-                "failed to open the vulnerability database in {}\nhint: `berth db import all.zip` with an osv.dev export (https://osv-vulnerabilities.storage.googleapis.com/<ECOSYSTEM>/all.zip)",
+                "failed to open the vulnerability database in {}",
                 dir.display()
             )
         })

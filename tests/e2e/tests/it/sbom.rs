@@ -388,7 +388,11 @@ fn scan_finds_what_the_image_holds() {
     // No database yet: an error (2) with the hint to import one.
     let out = berth(xdg, &["scan", &image]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
-    assert!(stderr(&out).contains("berth db import"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("import an osv.dev export"),
+        "{}",
+        stderr(&out)
+    );
 
     // zlib (zlib1g's source package) fixed after the installed version: affected;
     // tar fixed before it: not.

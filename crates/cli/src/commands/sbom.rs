@@ -468,7 +468,7 @@ pub fn run(args: SbomArgs) -> anyhow::Result<()> {
                 table(&parsed.inventory).into_bytes()
             }
             Some(f) => {
-                if Format::from_media_type(&artifact_type) != Some(f) && !args.quiet_note() {
+                if Format::from_media_type(&artifact_type) != Some(f) && !args.source.quiet {
                     note(&format!(
                         "note: the attached SBOM is {artifact_type}, printed as it was signed"
                     ));
@@ -536,12 +536,6 @@ pub fn run(args: SbomArgs) -> anyhow::Result<()> {
         return crate::commands::image::print(&digest);
     }
     emit(args.output.as_deref(), &doc)
-}
-
-impl SbomArgs {
-    fn quiet_note(&self) -> bool {
-        self.source.quiet
-    }
 }
 
 pub(crate) fn note(line: &str) {

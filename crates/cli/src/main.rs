@@ -118,6 +118,14 @@ enum Command {
     /// The Kubernetes admission webhook enforcing role policies per namespace (`serve`), and
     /// its TLS certificates (`certs`).
     Admission(commands::admission::AdmissionArgs),
+    /// List the packages of an image as an SPDX or CycloneDX document; attach it, signed, to
+    /// the image in its registry (--attach), or read the attached one back (--from-referrer).
+    Sbom(commands::sbom::SbomArgs),
+    /// Scan an image or an SBOM for known vulnerabilities with the offline OSV database.
+    /// Exit status 1 when a finding reaches --fail-on, 2 when the scan fails.
+    Scan(commands::scan::ScanArgs),
+    /// The offline OSV vulnerability database: import osv.dev exports, show what it holds.
+    Db(commands::db::DbArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -224,6 +232,9 @@ fn main() -> ExitCode {
         Command::Sign(args) => legacy(commands::trust::sign::run(args)),
         Command::Verify(args) => legacy(commands::trust::verify::run(args)),
         Command::Attest(args) => legacy(commands::trust::attest::run(args)),
+        Command::Sbom(args) => legacy(commands::sbom::run(args)),
+        Command::Scan(args) => commands::scan::run(args),
+        Command::Db(args) => legacy(commands::db::run(args)),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
@@ -257,5 +268,16 @@ fn report(err: &anyhow::Error) {
     }
     if let Some(hint) = hint {
         let _ = writeln!(out, "{hint}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own consistency checks over every command (duplicate flags among flattened
+    /// argument groups, say), which otherwise fire only when that command is run.
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

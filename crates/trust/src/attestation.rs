@@ -20,8 +20,8 @@ use serde_json::json;
 use crate::envelope::TargetArtifact;
 use crate::policy::TrustPolicy;
 use crate::provenance::{
-    MAX_STATEMENT_BYTES, MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, ProvenanceError,
-    SLSA_PROVENANCE_V1, Source, SourceRequirement, Statement,
+    MAX_STATEMENT_BYTES, MEDIA_TYPE, PREDICATE_TYPE_ANNOTATION, SLSA_PROVENANCE_V1, Source,
+    SourceRequirement, Statement,
 };
 use crate::repository::{
     RegistrySignatures, RepositoryError, VerifyImageError, VerifyImageOptions, push_artifact,
@@ -38,28 +38,59 @@ const MAX_ATTESTATION_MANIFEST: u64 = 64 << 10;
 
 /// The attestation manifest for `statement` about `subject`.
 pub fn attestation_manifest(subject: &TargetArtifact, statement: &[u8]) -> Vec<u8> {
-    let layer_digest = Digest::sha256_of(statement);
-    let manifest = json!({
+    let layer_annotations = BTreeMap::from([(
+        PREDICATE_TYPE_ANNOTATION.to_string(),
+        SLSA_PROVENANCE_V1.to_string(),
+    )]);
+    referrer_manifest(
+        subject,
+        MEDIA_TYPE,
+        statement,
+        &layer_annotations,
+        &BTreeMap::new(),
+    )
+}
+
+/// The manifest of an artifact about `subject` (an attestation, an SBOM, a scan report):
+/// an OCI image manifest with `artifactType` `artifact_type`, the empty config and one
+/// layer, `content`, of media type `artifact_type`. `annotations` are the manifest's (the
+/// referrers API lists them, so `org.opencontainers.image.created` orders referrers without
+/// fetching them).
+pub fn referrer_manifest(
+    subject: &TargetArtifact,
+    artifact_type: &str,
+    content: &[u8],
+    layer_annotations: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let layer_digest = Digest::sha256_of(content);
+    let mut layer = json!({
+        "mediaType": artifact_type,
+        "digest": layer_digest.as_str(),
+        "size": content.len(),
+    });
+    if !layer_annotations.is_empty() {
+        layer["annotations"] = json!(layer_annotations);
+    }
+    let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": media_type::OCI_MANIFEST,
-        "artifactType": MEDIA_TYPE,
+        "artifactType": artifact_type,
         "config": {
             "mediaType": media_type::OCI_EMPTY_JSON,
             "digest": media_type::OCI_EMPTY_JSON_DIGEST,
             "size": 2,
         },
-        "layers": [{
-            "mediaType": MEDIA_TYPE,
-            "digest": layer_digest.as_str(),
-            "size": statement.len(),
-            "annotations": { PREDICATE_TYPE_ANNOTATION: SLSA_PROVENANCE_V1 },
-        }],
+        "layers": [layer],
         "subject": {
             "mediaType": subject.media_type,
             "digest": subject.digest,
             "size": subject.size,
         },
     });
+    if !annotations.is_empty() {
+        manifest["annotations"] = json!(annotations);
+    }
     // A JSON value of strings and numbers: serialising it cannot fail.
     serde_json::to_vec(&manifest).unwrap_or_default()
 }
@@ -74,12 +105,25 @@ pub async fn push_attestation(
     statement: &[u8],
     manifest: &[u8],
 ) -> Result<TargetArtifact, RepositoryError> {
+    push_referrer(client, repo, statement, manifest).await
+}
+
+/// Pushes an artifact made by [`referrer_manifest`]: its one layer `content`, the empty
+/// config, then `manifest`; returns the manifest's descriptor (what a signature over the
+/// artifact signs). A registry without the referrers API gets the `sha256-<hex>` tag index
+/// updated by the client.
+pub async fn push_referrer(
+    client: &Client,
+    repo: &Repository,
+    content: &[u8],
+    manifest: &[u8],
+) -> Result<TargetArtifact, RepositoryError> {
     let empty = Digest::sha256_of(b"{}");
-    let layer = Digest::sha256_of(statement);
+    let layer = Digest::sha256_of(content);
     let digest = push_artifact(
         client,
         repo,
-        &[(&empty, b"{}".as_slice()), (&layer, statement)],
+        &[(&empty, b"{}".as_slice()), (&layer, content)],
         manifest,
     )
     .await?;
@@ -89,6 +133,66 @@ pub async fn push_attestation(
         size: manifest.len() as u64,
         annotations: BTreeMap::new(),
     })
+}
+
+/// Reads artifact manifest `digest` (listed with `size`) and the content of its layer of
+/// media type `layer_type`; refuses one whose subject is not `image`, with no such layer, or
+/// whose manifest or content is larger than the limits (`max_content` bytes for the
+/// content). The error says why, for a verdict line.
+pub async fn fetch_referrer(
+    client: &Client,
+    repo: &Repository,
+    digest: &Digest,
+    size: u64,
+    image: &Digest,
+    layer_type: &str,
+    max_content: u64,
+) -> Result<(TargetArtifact, Vec<u8>), String> {
+    if size > MAX_ATTESTATION_MANIFEST {
+        return Err(format!(
+            "its manifest is {size} bytes, more than the {MAX_ATTESTATION_MANIFEST} read"
+        ));
+    }
+    let m = client
+        .get_manifest(repo, digest.as_ref(), &[media_type::OCI_MANIFEST])
+        .await
+        .map_err(|e| format!("cannot read its manifest: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&m.bytes).map_err(|e| format!("its manifest is not JSON: {e}"))?;
+    if v["subject"]["digest"].as_str() != Some(image.as_str()) {
+        return Err(format!(
+            "its manifest's subject is {}, not the image",
+            v["subject"]["digest"]
+        ));
+    }
+    let layer = v["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["mediaType"] == layer_type)
+        .ok_or_else(|| format!("its manifest has no layer of type {layer_type}"))?;
+    let layer_digest = layer["digest"]
+        .as_str()
+        .and_then(|d| Digest::parse(d).ok())
+        .ok_or("its content layer has no valid digest")?;
+    let layer_size = layer["size"].as_u64().unwrap_or(u64::MAX);
+    if layer_size > max_content {
+        return Err(format!(
+            "its content is {layer_size} bytes, more than the {max_content} read"
+        ));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(layer_size).unwrap_or(0));
+    client
+        .get_blob(repo, &layer_digest, Some(layer_size), &mut bytes)
+        .await
+        .map_err(|e| format!("cannot read its content: {e}"))?;
+    let target = TargetArtifact {
+        media_type: media_type::OCI_MANIFEST.to_string(),
+        digest: m.digest.to_string(),
+        size: m.bytes.len() as u64,
+        annotations: BTreeMap::new(),
+    };
+    Ok((target, bytes))
 }
 
 /// What became of one attestation of an image.
@@ -273,51 +377,16 @@ async fn read_statement(
     size: u64,
     image: &Digest,
 ) -> Result<(TargetArtifact, Statement), String> {
-    if size > MAX_ATTESTATION_MANIFEST {
-        return Err(format!(
-            "its manifest is {size} bytes, more than the {MAX_ATTESTATION_MANIFEST} read"
-        ));
-    }
-    let m = client
-        .get_manifest(repo, digest.as_ref(), &[media_type::OCI_MANIFEST])
-        .await
-        .map_err(|e| format!("cannot read its manifest: {e}"))?;
-    let v: serde_json::Value =
-        serde_json::from_slice(&m.bytes).map_err(|e| format!("its manifest is not JSON: {e}"))?;
-    if v["subject"]["digest"].as_str() != Some(image.as_str()) {
-        return Err(format!(
-            "its manifest's subject is {}, not the image",
-            v["subject"]["digest"]
-        ));
-    }
-    let layer = v["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|l| l["mediaType"] == MEDIA_TYPE)
-        .ok_or("its manifest has no layer of type application/vnd.in-toto+json")?;
-    let layer_digest = layer["digest"]
-        .as_str()
-        .and_then(|d| Digest::parse(d).ok())
-        .ok_or("its statement layer has no valid digest")?;
-    let layer_size = layer["size"].as_u64().unwrap_or(u64::MAX);
-    if layer_size > MAX_STATEMENT_BYTES as u64 {
-        return Err(
-            ProvenanceError::TooLarge(usize::try_from(layer_size).unwrap_or(usize::MAX))
-                .to_string(),
-        );
-    }
-    let mut bytes = Vec::with_capacity(layer_size as usize);
-    client
-        .get_blob(repo, &layer_digest, Some(layer_size), &mut bytes)
-        .await
-        .map_err(|e| format!("cannot read its statement: {e}"))?;
+    let (target, bytes) = fetch_referrer(
+        client,
+        repo,
+        digest,
+        size,
+        image,
+        MEDIA_TYPE,
+        MAX_STATEMENT_BYTES as u64,
+    )
+    .await?;
     let statement = Statement::parse(&bytes).map_err(|e| e.to_string())?;
-    let target = TargetArtifact {
-        media_type: media_type::OCI_MANIFEST.to_string(),
-        digest: m.digest.to_string(),
-        size: m.bytes.len() as u64,
-        annotations: BTreeMap::new(),
-    };
     Ok((target, statement))
 }

@@ -1,11 +1,14 @@
 pub mod admission;
 pub mod conformance;
 pub mod container;
+pub mod db;
 pub mod image;
 pub mod login;
 pub mod logout;
 pub mod network;
 pub mod registry;
+pub mod sbom;
+pub mod scan;
 pub mod system;
 pub mod trust;
 pub mod volume;

@@ -38,6 +38,7 @@ mod run_more;
 mod runtime;
 mod s3;
 mod s3_driver;
+mod sbom;
 mod server;
 mod shutdown;
 mod skopeo;

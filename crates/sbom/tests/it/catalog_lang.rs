@@ -116,8 +116,10 @@ pub fn cargo_auditable_build(work: &Path, out: &Path) {
         out_cmd.is_ok_and(|o| o.status.success()),
         "cargo auditable is not installed\nhint: cargo install --locked cargo-auditable@0.7.7 (scripts/test does this)"
     );
+    // offline: itoa is in cargo's registry cache, which scripts/test fills
+    // (prefetch_sbom_fixtures)
     run(Command::new("cargo")
-        .args(["auditable", "build", "-q"])
+        .args(["auditable", "build", "-q", "--offline"])
         .env("CARGO_TARGET_DIR", work.join("target"))
         .current_dir(work));
     fs::copy(work.join("target/debug/rsapp"), out).unwrap();

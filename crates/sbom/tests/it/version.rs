@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | dpkg | `dpkg --compare-versions` (C) and Perl's `Dpkg::Version` | `sh` loop; one `perl` |
 //! | rpm | rpm's `rpm.vercmp` (rpm 4.18, Debian package `rpm`) | one `rpm --eval` Lua loop |
-//! | PEP 440 | `packaging.version.Version` (Debian `python3-packaging`) | one `python3` |
+//! | PEP 440 | `packaging.version.Version`: Debian's `python3-packaging` 23 and packaging 26 | one `python3` each |
 //! | SemVer | node-semver (Debian `node-semver`, `/usr/share/nodejs/semver`) | one `node` |
 //! | Maven | `ComparableVersion.main` (Debian `libmaven3-core-java`) | one `java` |
 //! | apk | berth's vectors from apk-tools' `version.c` rules (no apk-tools on Debian) + order properties | — |
@@ -607,9 +607,29 @@ for d in m.distributions():
     print(d.version)
 "#;
 
+/// The two PEP 440 references: Debian 12's python3-packaging 23 under Debian's python3, and
+/// packaging 26 in berth-sbom's venv (which `scripts/test` installs pinned).
 #[test]
 fn pep440_order_matches_python_packaging() {
-    let hint = "install the Debian package python3-packaging (python3 -c 'import packaging')";
+    let debian = crate::tools::DEBIAN_PYTHON.to_owned();
+    let venv = crate::tools::sbom_python();
+    let debian_major = pep440_matches_packaging(
+        &debian,
+        "install the Debian package python3-packaging (scripts/test installs it)",
+    );
+    let venv_major = pep440_matches_packaging(
+        &venv,
+        "scripts/test's install_sbom_python pins packaging==26.4 in that venv",
+    );
+    assert!(
+        debian_major < 26 && venv_major >= 26,
+        "the two references should be packaging 23 ({debian}) and 26 ({venv}): \
+         got {debian_major} and {venv_major}"
+    );
+}
+
+/// berth's PEP 440 order against `packaging` under `python`; packaging's major version.
+fn pep440_matches_packaging(python: &str, hint: &str) -> u32 {
     let mut rng = Rng(0x70657034);
     let mut ps = pairs(
         &mut rng,
@@ -650,7 +670,7 @@ fn pep440_order_matches_python_packaging() {
         .map(|e| (e.to_string(), "1.0".to_owned()))
         .collect();
     let packaging = run(
-        "python3",
+        python,
         &["-c", "import packaging; print(packaging.__version__)"],
         "",
         hint,
@@ -660,7 +680,7 @@ fn pep440_order_matches_python_packaging() {
         .and_then(|v| v.split('.').next())
         .and_then(|m| m.parse().ok())
         .expect("packaging's version");
-    let reference = answers(&run("python3", &["-c", PEP440_PY], &tsv(&fold_pairs), hint));
+    let reference = answers(&run(python, &["-c", PEP440_PY], &tsv(&fold_pairs), hint));
     for (want, (v, _)) in reference.into_iter().zip(&fold_pairs) {
         assert!(
             Version::parse(Ecosystem::PyPI, v).is_err(),
@@ -674,12 +694,14 @@ fn pep440_order_matches_python_packaging() {
             );
         }
     }
-    let mut installed = run("python3", &["-c", PEP440_INSTALLED_PY], "", hint);
+    let mut installed = run(python, &["-c", PEP440_INSTALLED_PY], "", hint);
     installed.sort();
     installed.dedup();
     ps.extend(real_pairs(&mut rng, &installed, 1_000));
-    let out = run("python3", &["-c", PEP440_PY], &tsv(&ps), hint);
-    agree("PEP 440 vs packaging", Ecosystem::PyPI, &ps, &answers(&out));
+    let out = run(python, &["-c", PEP440_PY], &tsv(&ps), hint);
+    let what = format!("PEP 440 vs packaging {} ({python})", packaging[0]);
+    agree(&what, Ecosystem::PyPI, &ps, &answers(&out));
+    major
 }
 
 // ---------------------------------------------------------------------------------------

@@ -428,7 +428,7 @@ transfer() { # contender label bytes command...
     after=$(s3_requests)
     record "$who" "$label s" "$s"
     record "$who" "$label MiB/s" "$(mibps "$bytes" "$s")"
-    [ -n "$before" ] && record "$who" "$label S3 requests" "$((after - before))"
+    if [ -n "$before" ]; then record "$who" "$label S3 requests" "$((after - before))"; fi
 }
 
 bench_contender() { # contender round

@@ -14,34 +14,7 @@ use std::process::{Command, Output, Stdio};
 use berth_test_support::write_file;
 use serde_json::{Value, json};
 
-use crate::trust::{Kind, Peer, stderr};
-
-/// `berth ARGS` with its configuration, cache and data (store, vulnerability database)
-/// under `xdg`: never the machine's `/var/lib/berth`, even as root.
-fn berth(xdg: &Path, args: &[&str]) -> Output {
-    Command::new(berth_test_support::berth_bin())
-        .args(args)
-        .env("XDG_CONFIG_HOME", xdg)
-        .env("XDG_DATA_HOME", xdg.join("data"))
-        .env("HOME", xdg)
-        .env("XDG_CACHE_HOME", xdg.join(".cache"))
-        .env("DOCKER_CONFIG", xdg.join("docker"))
-        .env("REGISTRY_AUTH_FILE", xdg.join("auth.json"))
-        .output()
-        .expect("run berth")
-}
-
-#[track_caller]
-fn berth_ok(xdg: &Path, args: &[&str]) -> String {
-    let out = berth(xdg, args);
-    assert!(
-        out.status.success(),
-        "berth {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::trust::{Kind, Peer, berth, berth_ok, stderr};
 
 const SPDX: &str = "application/spdx+json";
 const CYCLONEDX: &str = "application/vnd.cyclonedx+json";

@@ -730,11 +730,14 @@ fn artifact_type_form_is_read_docker_registry() {
 
 // ---------------------------------------------------------------------------------------
 
-/// `berth` with its configuration (keys, trust store, trust policy) under `xdg`.
+/// `berth` with its configuration (keys, trust store, trust policy), cache and data (the
+/// store, the vulnerability database) under `xdg`: never the machine's `/var/lib/berth`,
+/// even as root.
 pub(crate) fn berth(xdg: &Path, args: &[&str]) -> Output {
     Command::new(berth_bin())
         .args(args)
         .env("XDG_CONFIG_HOME", xdg)
+        .env("XDG_DATA_HOME", xdg.join("data"))
         .env("HOME", xdg)
         .env("XDG_CACHE_HOME", xdg.join(".cache"))
         .env("DOCKER_CONFIG", xdg.join("docker"))

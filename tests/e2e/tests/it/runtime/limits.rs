@@ -160,9 +160,12 @@ runtime_test! {
             if step.starts_with("write-fsync") {
                 continue;
             }
+            // The limit is the upper bound (+10 %). The lower one only shows the configured
+            // rate rather than a stricter one (1 MiB/s fails it); a loaded machine slows the
+            // writes themselves (4.41 MiB/s seen beside a release build), hence -30 %.
             assert!(
-                (4.5..=5.5).contains(&rate),
-                "{step}: {rate:.2} MiB/s under a 5 MiB/s write limit (±10 %): {r}"
+                (3.5..=5.5).contains(&rate),
+                "{step}: {rate:.2} MiB/s under a 5 MiB/s write limit (-30 %, +10 %): {r}"
             );
         }
     }

@@ -16,8 +16,6 @@ mod severity;
 mod table;
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use berth_oci::Digest;
@@ -230,27 +228,16 @@ pub fn scan<O: VersionOrder>(
     }
     let distro = inventory.distro.as_ref();
     let mut findings: Vec<Finding> = Vec::new();
-    // Binary packages built from one source share its records (Debian's are keyed by
-    // source): each (ecosystem, name) is read and parsed once per scan.
-    let mut read: HashMap<(&'static str, String), Rc<Vec<Record>>> = HashMap::new();
     for pkg in &inventory.packages {
         let eco = osv_ecosystem(pkg, distro);
         let (name, version) = osv_name_version(pkg);
-        let records =
-            match read.get(&(eco, name.clone())) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = Rc::new(db.records_for(eco, &name).map_err(|source| {
-                        ScanError::Database {
-                            package: pkg.name.clone(),
-                            source,
-                        }
-                    })?);
-                    read.insert((eco, name.clone()), r.clone());
-                    r
-                }
-            };
-        for rec in records.iter() {
+        let records = db
+            .records_for(eco, &name)
+            .map_err(|source| ScanError::Database {
+                package: pkg.name.clone(),
+                source,
+            })?;
+        for rec in &records {
             if rec.withdrawn.is_some() {
                 continue;
             }

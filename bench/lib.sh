@@ -82,6 +82,18 @@ mkimage() { # dir tag count bytes
     echo "$hex" >"$dir/manifest.digest"
 }
 
+# The registry benches' images, OCI layouts tagged v1 under $WORK: small (one 4 KiB layer),
+# big ($BIG_LAYERS x $BIG_MIB MiB) and many ($SMALL_LAYERS x $SMALL_KIB KiB); sets BIG_BYTES
+# and MANY_BYTES.
+registry_fixtures() {
+    log "generating fixtures in $WORK"
+    mkimage "$WORK/small" v1 1 4096
+    mkimage "$WORK/big" v1 "$BIG_LAYERS" $((BIG_MIB * 1024 * 1024))
+    mkimage "$WORK/many" v1 "$SMALL_LAYERS" $((SMALL_KIB * 1024))
+    BIG_BYTES=$(layout_bytes "$WORK/big")
+    MANY_BYTES=$(layout_bytes "$WORK/many")
+}
+
 layout_bytes() { # dir: total bytes of its config and layers
     local m
     m=$(cat "$1/manifest.digest")

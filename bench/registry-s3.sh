@@ -140,12 +140,7 @@ if [[ " $CONTENDERS " == *" berth"* ]]; then
     berth_release_bin
 fi
 
-log "generating fixtures in $WORK"
-mkimage "$WORK/small" v1 1 4096
-mkimage "$WORK/big" v1 "$BIG_LAYERS" $((BIG_MIB * 1024 * 1024))
-mkimage "$WORK/many" v1 "$SMALL_LAYERS" $((SMALL_KIB * 1024))
-BIG_BYTES=$(layout_bytes "$WORK/big")
-MANY_BYTES=$(layout_bytes "$WORK/many")
+registry_fixtures
 
 # ---------------------------------------------------------------- servers
 

@@ -56,12 +56,7 @@ berth_release_bin
 
 
 
-log "generating fixtures in $WORK"
-mkimage "$WORK/small" v1 1 4096
-mkimage "$WORK/big" v1 "$BIG_LAYERS" $((BIG_MIB * 1024 * 1024))
-mkimage "$WORK/many" v1 "$SMALL_LAYERS" $((SMALL_KIB * 1024))
-BIG_BYTES=$(layout_bytes "$WORK/big")
-MANY_BYTES=$(layout_bytes "$WORK/many")
+registry_fixtures
 
 # ---------------------------------------------------------------- servers
 

@@ -371,3 +371,22 @@ pub struct Inventory {
     pub packages: Vec<Package>,
     pub unsupported: Vec<Unsupported>,
 }
+
+/// A Python project name normalised as PEP 503 says (`Foo_Bar.baz` → `foo-bar-baz`: lowercase,
+/// each run of `-`, `_` and `.` one `-`): how PyPI, OSV records and syft name packages.
+pub fn pypi_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}

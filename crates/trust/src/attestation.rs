@@ -343,15 +343,7 @@ pub async fn verify_source(
                     outcome.error = Some(if v.signatures.is_empty() {
                         "not signed: anyone with push rights can attach an unsigned statement, so it does not count".to_string()
                     } else {
-                        format!(
-                            "none of its {} signature(s) passed: {}",
-                            v.signatures.len(),
-                            v.signatures
-                                .iter()
-                                .filter_map(|s| s.failure())
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        )
+                        v.failures()
                     });
                 } else {
                     match statement.check(&image_digest, required) {

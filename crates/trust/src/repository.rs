@@ -482,6 +482,22 @@ pub struct ImageVerification {
     pub passed: bool,
 }
 
+impl ImageVerification {
+    /// "none of its N signature(s) passed: why; why": for a verdict with signatures of
+    /// which none passed.
+    pub fn failures(&self) -> String {
+        format!(
+            "none of its {} signature(s) passed: {}",
+            self.signatures.len(),
+            self.signatures
+                .iter()
+                .filter_map(|s| s.failure())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    }
+}
+
 /// Why an image could not be verified at all.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyImageError {

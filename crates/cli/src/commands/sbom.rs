@@ -421,15 +421,7 @@ pub fn from_referrer(
             let why = if v.signatures.is_empty() {
                 "it is not signed: anyone with push rights can attach an unsigned document".to_owned()
             } else {
-                format!(
-                    "none of its {} signature(s) passed: {}",
-                    v.signatures.len(),
-                    v.signatures
-                        .iter()
-                        .filter_map(|s| s.failure())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
+                v.failures()
             };
             bail!(
                 "the newest SBOM of {scope}@{image_digest} ({digest}) failed verification against the trust policy {}: {why}\nhint: attach a signed one with `berth sbom --attach --key NAME {reference}`",

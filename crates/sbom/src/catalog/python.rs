@@ -3,7 +3,7 @@
 //! packages). Core metadata: <https://packaging.python.org/en/latest/specifications/core-metadata/>.
 
 use super::{package, rfc822_fields};
-use crate::package::{Ecosystem, Package, Purl};
+use crate::package::{Ecosystem, Package, Purl, pypi_name};
 
 /// A metadata file: `*.dist-info/METADATA`, `*.egg-info/PKG-INFO` or a `*.egg-info` file.
 pub fn is_metadata(path: &str) -> bool {
@@ -13,24 +13,6 @@ pub fn is_metadata(path: &str) -> bool {
     (file == "METADATA" && dir.ends_with(".dist-info"))
         || (file == "PKG-INFO" && dir.ends_with(".egg-info"))
         || (file.ends_with(".egg-info") && file.len() > ".egg-info".len())
-}
-
-/// A project name normalised as PEP 503 says (`Foo_Bar.baz` → `foo-bar-baz`).
-pub fn normalise(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
 }
 
 /// Name, version and licences of a metadata file (the header part: up to the first blank
@@ -71,8 +53,8 @@ pub fn catalog(data: &[u8]) -> Result<Vec<Package>, String> {
     let Some((name, version, licenses)) = parse_metadata(data) else {
         return Err("python package metadata without Name or Version".to_owned());
     };
-    let purl = Purl::new("pypi", None, &normalise(&name), &version);
-    let mut p = package(Ecosystem::PyPI, &normalise(&name), &version, purl, "python");
+    let purl = Purl::new("pypi", None, &pypi_name(&name), &version);
+    let mut p = package(Ecosystem::PyPI, &pypi_name(&name), &version, purl, "python");
     p.licenses = licenses;
     Ok(vec![p])
 }
@@ -83,8 +65,8 @@ mod tests {
 
     #[test]
     fn names_and_paths() {
-        assert_eq!(normalise("Foo_Bar.baz"), "foo-bar-baz");
-        assert_eq!(normalise("PyYAML"), "pyyaml");
+        assert_eq!(pypi_name("Foo_Bar.baz"), "foo-bar-baz");
+        assert_eq!(pypi_name("PyYAML"), "pyyaml");
         assert!(is_metadata(
             "/usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA"
         ));

@@ -62,27 +62,9 @@ pub fn key(ecosystem_base: &str, name: &str) -> Vec<u8> {
     k.extend_from_slice(ecosystem_base.as_bytes());
     k.push(0);
     if ecosystem_base == "PyPI" {
-        k.extend_from_slice(normalize_pypi(name).as_bytes());
+        k.extend_from_slice(crate::package::pypi_name(name).as_bytes());
     } else {
         k.extend_from_slice(name.as_bytes());
     }
     k
-}
-
-/// PEP 503: lowercase, runs of `-`, `_`, `.` become one `-`.
-pub fn normalize_pypi(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut sep = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            sep = true;
-        } else {
-            if sep && !out.is_empty() {
-                out.push('-');
-            }
-            sep = false;
-            out.extend(c.to_lowercase());
-        }
-    }
-    out
 }

@@ -3,6 +3,7 @@
 //! ```text
 //! {
 //!   "schema": "berth.scan/v1",
+//!   "created": "2026-12-05T07:40:00Z",
 //!   "subject": {"name", "digest"?, "layers": [diff IDs]},
 //!   "distro": {"id", "version_id"?, "codename"?, "id_like", "pretty_name"?} | null,
 //!   "database": {"format_version", "built", "newest_modified"?,
@@ -55,6 +56,7 @@ impl Report {
             .collect();
         json!({
             "schema": SCHEMA,
+            "created": self.created,
             "subject": {
                 "name": self.subject.name,
                 "digest": self.subject.digest.as_ref().map(|d| d.to_string()),

@@ -95,6 +95,9 @@ pub struct Finding {
 /// A scan's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
+    /// When the scan ran (RFC 3339, [`ScanOptions::now`]): what a policy's "a scan report
+    /// newer than N days" compares.
+    pub created: String,
     pub subject: Subject,
     pub distro: Option<Distro>,
     pub db: DbSummary,
@@ -262,6 +265,7 @@ pub fn scan<O: VersionOrder>(
     });
     findings.dedup_by(|a, b| a.id == b.id && a.purl == b.purl);
     Ok(Report {
+        created: timefmt::rfc3339(options.now),
         subject: inventory.subject.clone(),
         distro: inventory.distro.clone(),
         db: DbSummary {

@@ -147,6 +147,8 @@ fn the_json_report_has_its_documented_schema() {
     let (_tmp, r) = report();
     let j = r.to_json();
     assert_eq!(j["schema"], "berth.scan/v1");
+    assert_eq!(j["created"], Value::String(r.created.clone()));
+    assert!(berth_oci::timefmt::parse_rfc3339(&r.created).is_some());
     assert_eq!(j["subject"]["name"], "registry.example/app:1.0");
     assert!(
         j["subject"]["digest"]

@@ -1,0 +1,96 @@
+//! Events as the kernel side reports them, decoded from the ring buffer. Every event carries
+//! the cgroup v2 id of the task (`bpf_get_current_cgroup_id()`: the inode number of its
+//! directory in the cgroup2 hierarchy, `/sys/fs/cgroup/…` on a unified host,
+//! `/sys/fs/cgroup/unified/…` on a hybrid one), which is how it is attributed to a container.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+/// Where an executed file comes from, as the kernel saw it at exec time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileOrigin {
+    /// An overlayfs file with no upper dentry: as the image's layers shipped it.
+    Lower,
+    /// An overlayfs file present in the upper (writable) layer: written or copied up in the
+    /// container.
+    Upper,
+    /// Not on overlayfs (a bind mount, a tmpfs, the host's root for a bundle without layers).
+    NotOverlay,
+}
+
+/// A successful `execve`/`execveat` (the `sched_process_exec` tracepoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exec {
+    pub cgroup_id: u64,
+    /// Thread-group id (the process id as user space sees it, in the initial pid namespace).
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    /// Nanoseconds since boot (`bpf_ktime_get_boot_ns`).
+    pub boot_ns: u64,
+    /// The path the program was executed by (the tracepoint's `filename`), as the process
+    /// named it, relative to its root.
+    pub filename: String,
+    /// The arguments, cut to the probe's bound; `argv_truncated` when some were cut.
+    pub argv: Vec<String>,
+    pub argv_truncated: bool,
+    /// The executed file's inode number and device (`st_ino`, `st_dev` as user space sees
+    /// them through the container's mount).
+    pub ino: u64,
+    pub dev: u64,
+    pub origin: FileOrigin,
+}
+
+/// An `openat`/`openat2`/`open` for writing (`O_WRONLY`, `O_RDWR`, `O_CREAT` or `O_TRUNC`)
+/// of a path under one of the configured prefixes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenWrite {
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub uid: u32,
+    pub boot_ns: u64,
+    /// The path as passed to the call (relative paths are relative to the process' cwd or
+    /// the directory descriptor, and reported as given).
+    pub path: String,
+    pub flags: u32,
+}
+
+/// An outbound `connect` of an IPv4 or IPv6 socket (`cgroup/connect4`, `cgroup/connect6`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Connect {
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub uid: u32,
+    pub boot_ns: u64,
+    pub destination: SocketAddr,
+    /// `true` for TCP (`SOCK_STREAM`), `false` for UDP.
+    pub stream: bool,
+    /// The connect was refused with `EPERM` by the enforcement map.
+    pub blocked: bool,
+}
+
+/// One decoded event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Exec(Exec),
+    OpenWrite(OpenWrite),
+    Connect(Connect),
+    /// Events the kernel side could not deliver (ring buffer full) since the last report:
+    /// counted, never lost silently.
+    Dropped { count: u64 },
+}
+
+impl Event {
+    /// The cgroup the event happened in (`None` for [`Event::Dropped`]).
+    pub fn cgroup_id(&self) -> Option<u64> {
+        match self {
+            Event::Exec(e) => Some(e.cgroup_id),
+            Event::OpenWrite(e) => Some(e.cgroup_id),
+            Event::Connect(e) => Some(e.cgroup_id),
+            Event::Dropped { .. } => None,
+        }
+    }
+}

@@ -7,4 +7,6 @@
 //! - [`event`]: what the kernel side reports, decoded (the contract between the probes and
 //!   everything above them).
 
+pub mod containers;
 pub mod event;
+pub mod profile;

@@ -1,0 +1,1 @@
+//! berth-watch integration tests, one module per part.

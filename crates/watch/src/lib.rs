@@ -6,7 +6,22 @@
 //!
 //! - [`event`]: what the kernel side reports, decoded (the contract between the probes and
 //!   everything above them).
+//! - [`profile`]: the expected behaviour of an image: every executable its layers ship (by
+//!   path and by SHA-256 of its content), its entrypoint, cmd, ports, user and working
+//!   directory; from its layers, or from a container's overlay lower directories.
+//! - [`containers`]: attribution, cgroup id → container, from the state directories of
+//!   berth, berth-runtime, runc (also under containerd) and crun, and `/proc`.
+//! - [`detect`]: the decision on each event (expected, drift, alert) under a `[watch]`
+//!   policy, and the action in enforce mode.
+//! - [`output`]: JSON lines (`berth.watch/v1`), Falco-compatible alerts, Prometheus counters.
+//!
+//! The one design decision: drift is decided by **content**, not by path. An exec of a file
+//! from the image's lower layers is expected; any other executed file is hashed and looked
+//! up among the image's executables' hashes, so a copy of an image binary under another name
+//! is not drift, and a binary written in the container (or modified after start) is.
 
 pub mod containers;
+pub mod detect;
 pub mod event;
+pub mod output;
 pub mod profile;

@@ -362,7 +362,8 @@ fn subdirs(dir: &Path, problems: &mut Vec<DiscoverError>) -> Vec<(String, PathBu
     };
     let mut out: Vec<(String, PathBuf)> = rd
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        // a symlinked directory counts (a namespace directory may be one)
+        .filter(|e| fs::metadata(e.path()).is_ok_and(|m| m.is_dir()))
         .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
         .collect();
     out.sort();
@@ -519,12 +520,17 @@ fn list_state_dir(dir: &StateDir, found: &mut Vec<Found>, problems: &mut Vec<Dis
 }
 
 /// Field 22 of `/proc/PID/stat` (the start time in clock ticks since boot), or `None` when
-/// the process does not exist.
+/// the process does not exist or has exited (a zombie not yet reaped: a killed container's
+/// init whose parent, the runtime, is gone).
 fn start_time(proc: &Path, pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok()?;
     // the command name (field 2) may hold spaces and parentheses: count after the last ')'
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+    let mut rest = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
+    let state = rest.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    rest.nth(18)?.parse().ok()
 }
 
 fn describe(sources: &Sources, f: Found, start: u64) -> Result<Container, DiscoverError> {
@@ -797,6 +803,8 @@ mod tests {
         berth_test_write(&p.join("stat"), stat);
         assert_eq!(start_time(dir.path(), 7), Some(4242));
         assert_eq!(start_time(dir.path(), 8), None);
+        berth_test_write(&p.join("stat"), &stat.replace(" S ", " Z "));
+        assert_eq!(start_time(dir.path(), 7), None, "a zombie is not running");
     }
 
     #[expect(clippy::disallowed_methods, reason = "a test fixture")]

@@ -467,13 +467,16 @@ impl FalcoAlert {
         let t = falco_time(time);
         let clock_part = t.get(11..29).unwrap_or("");
         let output = format!("{clock_part}: {priority:?} {what}");
+        // Falco keeps a rule's tags in a std::set: sorted bytewise
+        let mut tags = tags.to_vec();
+        tags.sort_unstable();
         Some(FalcoAlert {
             hostname: hostname.to_owned(),
             output,
             priority,
             rule: name,
             source: "syscall",
-            tags: tags.to_vec(),
+            tags,
             time: t,
             output_fields: f,
         })

@@ -1,0 +1,490 @@
+//! The decision on each event: execs from the lower layers, copies of image binaries and
+//! new binaries (hashed for real through /proc of live processes), enforce mode's kill,
+//! exited processes, connects and writes under the policy, drops; the policy file's syntax
+//! and its errors.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_test_support::{ChildGuard, wait_until};
+use berth_watch::containers::{Container, OverlayRoot, RuntimeKind};
+use berth_watch::detect::{
+    Action, Detector, Policy, ProcFiles, ProcessFiles, Reason, Rule, Verdict,
+};
+use berth_watch::event::{Connect, Event, Exec, FileOrigin, OpenWrite};
+use berth_watch::profile::{ImageFacts, Profile};
+
+use crate::support::{put, sha256};
+
+pub fn container(name: &str) -> Container {
+    Container {
+        id: format!("{name}-0123456789abcdef"),
+        name: name.to_owned(),
+        runtime: RuntimeKind::Berth,
+        namespace: None,
+        image: "registry.example/app:1".to_owned(),
+        bundle: None,
+        pid: 1,
+        start_time: 0,
+        cgroup_path: format!("/berth/{name}"),
+        cgroup_id: 4242,
+        overlay: None,
+    }
+}
+
+pub fn exec(pid: u32, filename: &str, ino: u64, origin: FileOrigin) -> Exec {
+    Exec {
+        cgroup_id: 4242,
+        pid,
+        ppid: 1,
+        uid: 0,
+        boot_ns: 1_000,
+        filename: filename.to_owned(),
+        argv: vec![filename.to_owned(), "30".to_owned()],
+        argv_truncated: false,
+        ino,
+        dev: 0,
+        origin,
+    }
+}
+
+/// An image whose only executable is `/bin/sleep`, the host's.
+fn sleep_image(t: &Path) -> Profile {
+    let img = t.join("image");
+    put(
+        &img.join("bin/sleep"),
+        &fs::read(sleep_bin()).unwrap(),
+        0o755,
+    );
+    Profile::from_dirs(&[img], ImageFacts::default()).unwrap()
+}
+
+fn sleep_bin() -> PathBuf {
+    let p = PathBuf::from("/bin/sleep");
+    assert!(
+        p.is_file(),
+        "/bin/sleep is missing\nhint: apt-get install coreutils"
+    );
+    p
+}
+
+/// `path 30` running; killed on drop.
+fn run(path: &Path) -> ChildGuard {
+    let g = ChildGuard::spawn(Command::new(path).arg("30"));
+    let pid = g.id().unwrap();
+    // exec'd once /proc/PID/exe is the file
+    let ino = fs::metadata(path).unwrap().ino();
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::metadata(format!(
+            "/proc/{pid}/exe"
+        ))
+        .is_ok_and(|m| m.ino() == ino)),
+        "{} never ran",
+        path.display()
+    );
+    g
+}
+
+fn decide(d: &Detector, e: Exec, c: &Container, p: &Profile) -> berth_watch::detect::Decision {
+    d.decide(
+        &Event::Exec(e),
+        Some(c),
+        Some(p),
+        &ProcFiles::new(Path::new("/proc")),
+    )
+}
+
+#[test]
+fn an_exec_from_the_lower_layers_is_expected_without_hashing() {
+    let t = tempfile::tempdir().unwrap();
+    let p = sleep_image(t.path());
+    // pid 0 cannot be read: a Lower exec is never hashed
+    let d = decide(
+        &Detector::default(),
+        exec(0, "/docker-entrypoint.sh", 1, FileOrigin::Lower),
+        &container("web"),
+        &p,
+    );
+    assert_eq!(
+        (d.verdict, d.rule, &d.reason),
+        (Verdict::Expected, None, &Reason::LowerLayer)
+    );
+    assert_eq!(d.sha256, None);
+}
+
+#[test]
+fn a_copy_of_an_image_binary_under_another_name_is_not_drift() {
+    let t = tempfile::tempdir().unwrap();
+    let p = sleep_image(t.path());
+    let copy = t.path().join("upper/usr/local/bin/napper");
+    put(&copy, &fs::read(sleep_bin()).unwrap(), 0o755);
+    let child = run(&copy);
+    let pid = child.id().unwrap();
+    let e = exec(
+        pid,
+        copy.to_str().unwrap(),
+        fs::metadata(&copy).unwrap().ino(),
+        FileOrigin::Upper,
+    );
+    let d = decide(&Detector::default(), e, &container("web"), &p);
+    assert_eq!(d.verdict, Verdict::Expected, "{d:?}");
+    assert_eq!(
+        d.reason,
+        Reason::CopyOfImageFile {
+            path: "/bin/sleep".into()
+        }
+    );
+    assert_eq!(d.sha256, Some(sha256(&fs::read(sleep_bin()).unwrap())));
+    assert_eq!(d.hashed_via, Some("root"));
+    assert_eq!(d.action, Action::None);
+}
+
+#[test]
+fn a_new_binary_is_drift_and_killed_in_enforce_mode_with_the_latency_measured() {
+    let t = tempfile::tempdir().unwrap();
+    let p = sleep_image(t.path());
+    // a binary the image does not have: sleep with one more byte (still runs)
+    let mut data = fs::read(sleep_bin()).unwrap();
+    data.push(0);
+    let miner = t.path().join("upper/tmp/miner");
+    put(&miner, &data, 0o755);
+    let mut child = run(&miner);
+    let pid = child.id().unwrap();
+    let e = exec(
+        pid,
+        miner.to_str().unwrap(),
+        fs::metadata(&miner).unwrap().ino(),
+        FileOrigin::Upper,
+    );
+
+    let alert_only = decide(&Detector::default(), e.clone(), &container("web-1"), &p);
+    assert_eq!(
+        (alert_only.verdict, alert_only.rule),
+        (Verdict::Drift, Some(Rule::ExecDrift))
+    );
+    assert_eq!(alert_only.reason, Reason::NotInImage);
+    assert_eq!(alert_only.sha256, Some(sha256(&data)));
+    assert_eq!(
+        alert_only.action,
+        Action::None,
+        "no enforcement without a policy"
+    );
+
+    let policy = Policy::from_toml("[watch]\nenforce = [{ container = \"web-*\" }]\n").unwrap();
+    let detector = Detector::new(policy);
+    let other = decide(&detector, e.clone(), &container("db"), &p);
+    assert_eq!(
+        (other.verdict, other.action),
+        (Verdict::Drift, Action::None),
+        "db is not enforced"
+    );
+    let started = Instant::now();
+    let d = decide(&detector, e, &container("web-1"), &p);
+    assert_eq!(d.action, Action::Kill { pid });
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(i32::try_from(pid).unwrap()).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let status = child.child().unwrap().wait().unwrap();
+    let killed = started.elapsed();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    eprintln!(
+        "drift decision (hash of a {} KiB binary through /proc) in {:?}; decision to reaped kill in {killed:?}",
+        data.len() >> 10,
+        d.latency
+    );
+    assert!(
+        d.latency > Duration::ZERO && d.latency < Duration::from_secs(5),
+        "{:?}",
+        d.latency
+    );
+}
+
+#[test]
+fn an_exec_allowed_by_the_policy_is_expected_by_its_pattern() {
+    let t = tempfile::tempdir().unwrap();
+    let p = sleep_image(t.path());
+    let d =
+        Detector::new(Policy::from_toml("[watch]\nallow_exec = [\"/opt/tools/**\"]\n").unwrap());
+    let dec = decide(
+        &d,
+        exec(0, "/opt/tools/bin/jq", 7, FileOrigin::Upper),
+        &container("web"),
+        &p,
+    );
+    assert_eq!(dec.verdict, Verdict::Expected);
+    assert_eq!(
+        dec.reason,
+        Reason::Policy {
+            pattern: "/opt/tools/**".into()
+        }
+    );
+}
+
+#[test]
+fn an_exited_process_is_hashed_from_the_upper_dir_or_else_counted_as_drift() {
+    let t = tempfile::tempdir().unwrap();
+    let p = sleep_image(t.path());
+    // a process that has exited: nothing under /proc/PID
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let e = exec(pid, "/usr/local/bin/napper", 99, FileOrigin::Upper);
+    let d = decide(&Detector::default(), e.clone(), &container("web"), &p);
+    assert_eq!((d.verdict, d.rule), (Verdict::Drift, Some(Rule::ExecDrift)));
+    assert!(
+        matches!(&d.reason, Reason::Unreadable { error } if error.contains("napper")),
+        "{:?}",
+        d.reason
+    );
+
+    // with the container's upper directory known, the file is read from there
+    let upper = t.path().join("upper");
+    put(
+        &upper.join("usr/local/bin/napper"),
+        &fs::read(sleep_bin()).unwrap(),
+        0o755,
+    );
+    let mut c = container("web");
+    c.overlay = Some(OverlayRoot {
+        lower: vec![],
+        upper: Some(upper),
+    });
+    let d = decide(&Detector::default(), e, &c, &p);
+    assert_eq!(d.verdict, Verdict::Expected, "{d:?}");
+    assert_eq!(d.hashed_via, Some("upperdir"));
+}
+
+#[test]
+fn hashing_resolves_symlinks_inside_the_process_root_and_checks_the_inode() {
+    let t = tempfile::tempdir().unwrap();
+    let copy = t.path().join("napper");
+    put(&copy, &fs::read(sleep_bin()).unwrap(), 0o755);
+    let child = run(&copy);
+    let pid = child.id().unwrap();
+    let files = ProcFiles::new(Path::new("/proc"));
+    let ino = fs::metadata(&copy).unwrap().ino();
+    let h = files
+        .hash_executed(
+            &exec(pid, copy.to_str().unwrap(), ino, FileOrigin::NotOverlay),
+            &container("c"),
+        )
+        .unwrap();
+    assert_eq!(
+        (h.via, h.size),
+        ("root", fs::metadata(&copy).unwrap().len())
+    );
+    // the path now names another file: the inode check falls back to /proc/PID/exe
+    fs::remove_file(&copy).unwrap();
+    put(&copy, b"#!/bin/sh\n", 0o755);
+    let h2 = files
+        .hash_executed(
+            &exec(pid, copy.to_str().unwrap(), ino, FileOrigin::NotOverlay),
+            &container("c"),
+        )
+        .unwrap();
+    assert_eq!((h2.via, &h2.sha256), ("exe", &h.sha256));
+    // bounded: a limit below the size refuses to hash
+    let small = ProcFiles {
+        proc: PathBuf::from("/proc"),
+        max_bytes: 1024,
+    };
+    let err = small
+        .hash_executed(
+            &exec(pid, copy.to_str().unwrap(), ino, FileOrigin::NotOverlay),
+            &container("c"),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("over the limit"), "{err}");
+}
+
+fn connect(to: &str, blocked: bool) -> Event {
+    Event::Connect(Connect {
+        cgroup_id: 4242,
+        pid: 10,
+        uid: 0,
+        boot_ns: 5,
+        destination: to.parse().unwrap(),
+        stream: true,
+        blocked,
+    })
+}
+
+fn decide_event(d: &Detector, e: &Event) -> berth_watch::detect::Decision {
+    d.decide(
+        e,
+        Some(&container("web")),
+        None,
+        &ProcFiles::new(Path::new("/proc")),
+    )
+}
+
+#[test]
+fn connects_outside_the_allowed_destinations_alert() {
+    let d = Detector::new(
+        Policy::from_toml(
+            "[watch]\nallow_connect = [\"10.0.0.0/8:443\", \"[2001:db8::/32]:80-90\"]\n",
+        )
+        .unwrap(),
+    );
+    let ok = decide_event(&d, &connect("10.2.3.4:443", false));
+    assert_eq!(
+        (ok.verdict, &ok.reason),
+        (
+            Verdict::Expected,
+            &Reason::Policy {
+                pattern: "10.0.0.0/8:443".into()
+            }
+        )
+    );
+    assert_eq!(
+        decide_event(&d, &connect("[2001:db8::1]:85", false)).verdict,
+        Verdict::Expected
+    );
+    let out = decide_event(&d, &connect("203.0.113.9:443", false));
+    assert_eq!(
+        (out.verdict, out.rule, out.action),
+        (
+            Verdict::Alert,
+            Some(Rule::ConnectOutsideProfile),
+            Action::None
+        )
+    );
+    let port = decide_event(&d, &connect("10.2.3.4:80", false));
+    assert_eq!(
+        port.verdict,
+        Verdict::Alert,
+        "the port is outside the range"
+    );
+    assert_eq!(
+        decide_event(&d, &connect("127.0.0.1:5432", false)).reason,
+        Reason::Loopback
+    );
+    let blocked = decide_event(&d, &connect("203.0.113.9:443", true));
+    assert_eq!(
+        (blocked.verdict, blocked.action),
+        (Verdict::Alert, Action::Blocked)
+    );
+
+    let strict = Detector::new(Policy::from_toml("[watch]\nallow_loopback = false\n").unwrap());
+    assert_eq!(
+        decide_event(&strict, &connect("[::1]:5432", false)).verdict,
+        Verdict::Alert
+    );
+}
+
+#[test]
+fn writes_under_watched_prefixes_alert_relative_paths_through_the_cwd() {
+    let cwd = std::env::current_dir().unwrap();
+    let policy = Policy::from_json(
+        &serde_json::to_vec(
+            &serde_json::json!({"watch": {"watch_writes": ["/etc", cwd.join("watched")]}}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let d = Detector::new(policy);
+    let write = |path: &str, pid: u32| {
+        Event::OpenWrite(OpenWrite {
+            cgroup_id: 4242,
+            pid,
+            uid: 0,
+            boot_ns: 5,
+            path: path.to_owned(),
+            flags: 0o1101,
+        })
+    };
+    let a = decide_event(&d, &write("/etc/passwd", 10));
+    assert_eq!(
+        (a.verdict, a.rule),
+        (Verdict::Alert, Some(Rule::WriteUnderWatchedPath))
+    );
+    assert_eq!(
+        a.reason,
+        Reason::WatchedPrefix {
+            prefix: "/etc".into()
+        }
+    );
+    assert_eq!(decide_event(&d, &write("/etc", 10)).verdict, Verdict::Alert);
+    assert_eq!(
+        decide_event(&d, &write("/etcetera/x", 10)).verdict,
+        Verdict::Expected
+    );
+    assert_eq!(
+        decide_event(&d, &write("/tmp/x", 10)).reason,
+        Reason::NotWatched
+    );
+    // a relative path is joined to the process' working directory (this test's)
+    let me = std::process::id();
+    assert_eq!(
+        decide_event(&d, &write("watched/x", me)).verdict,
+        Verdict::Alert
+    );
+    assert_eq!(
+        decide_event(&d, &write("other/x", me)).verdict,
+        Verdict::Expected
+    );
+}
+
+#[test]
+fn drops_always_alert_and_unknown_containers_or_profiles_never_do() {
+    let d = Detector::default();
+    let files = ProcFiles::new(Path::new("/proc"));
+    let drop = d.decide(&Event::Dropped { count: 7 }, None, None, &files);
+    assert_eq!(
+        (drop.verdict, drop.rule, &drop.reason),
+        (
+            Verdict::Dropped,
+            Some(Rule::EventsDropped),
+            &Reason::KernelDrops { count: 7 }
+        )
+    );
+    let e = Event::Exec(exec(1, "/tmp/x", 1, FileOrigin::Upper));
+    let host = d.decide(&e, None, None, &files);
+    assert_eq!((host.verdict, host.rule), (Verdict::Unattributed, None));
+    let unprofiled = d.decide(&e, Some(&container("web")), None, &files);
+    assert_eq!(
+        (unprofiled.verdict, unprofiled.rule),
+        (Verdict::Unprofiled, None)
+    );
+}
+
+#[test]
+fn policy_errors_name_the_field_and_the_fix() {
+    let err = |text: &str| Policy::from_toml(text).unwrap_err().to_string();
+    let e = err("[watch]\nallow_connect = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n");
+    assert!(
+        e.contains("watch.allow_connect[1]") && e.contains("prefix length") && e.contains("hint:"),
+        "{e}"
+    );
+    let e = err("[watch]\nallow_exec = [\"usr/bin/*\"]\n");
+    assert!(
+        e.contains("watch.allow_exec[0]") && e.contains("absolute"),
+        "{e}"
+    );
+    let e = err("[watch]\nenforce = [{}]\n");
+    assert!(e.contains("watch.enforce[0]"), "{e}");
+    let unknown = Policy::from_toml("[watch]\nallow_exe = []\n").unwrap_err();
+    let cause = std::error::Error::source(&unknown)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        cause.contains("allow_exe"),
+        "unknown fields are refused: {unknown}: {cause}"
+    );
+    let p = Policy::from_toml("").unwrap();
+    assert!(
+        p.allow_loopback && p.enforce.is_empty(),
+        "an empty file is the default policy"
+    );
+    let img =
+        Policy::from_toml("[watch]\nenforce = [{ image = \"registry.example/*\" }]\n").unwrap();
+    assert!(img.enforces(&container("anything")));
+}

@@ -9,7 +9,7 @@
 //!  "process":{"pid":4242,"ppid":4200,"uid":0,"exe":"/tmp/miner","argv":["/tmp/miner","-o","pool"]},
 //!  "verdict":"drift","rule":"exec_drift",
 //!  "details":{"reason":"not_in_image","origin":"upper","sha256":"sha256:…","hashed_via":"root",
-//!             "action":{"type":"kill","pid":4242},"decision_us":41}}
+//!             "action":{"type":"kill","pid":4242},"decision_us":41,"age_us":180}}
 //! ```
 //!
 //! - `time`: RFC 3339 in UTC with nanoseconds (trailing zeros trimmed), when the kernel saw
@@ -27,7 +27,9 @@
 //!   `kernel_drops` with `count`); then the event's own fields (`origin`, `ino`,
 //!   `argv_truncated` for exec; `destination`, `protocol`, `blocked` for connect; `path`,
 //!   `flags` for open_write), `sha256` and `hashed_via` when a file was hashed, `action`
-//!   (`{"type":"none"}`, `{"type":"kill","pid":N}`, `{"type":"blocked"}`) and `decision_us`.
+//!   (`{"type":"none"}`, `{"type":"kill","pid":N}`, `{"type":"blocked"}`), `decision_us`
+//!   (the time the decision took, hashing included) and `age_us` (from the kernel's event to
+//!   the record: the exec-to-alert latency; not for `dropped`).
 //!
 //! New fields may be added to `details`; nothing is renamed or removed within `v1`.
 //!
@@ -169,8 +171,8 @@ fn origin_str(o: FileOrigin) -> &'static str {
 }
 
 impl Record {
-    /// The record of `event`, decided as `decision`, in `container`. A [`Event::Dropped`]
-    /// carries no time of its own: it gets `now`.
+    /// The record of `event`, decided as `decision`, in `container`, written at `now`. A
+    /// [`Event::Dropped`] carries no time of its own: it gets `now`.
     pub fn new(
         event: &Event,
         container: Option<&Container>,
@@ -190,6 +192,14 @@ impl Record {
             "decision_us".into(),
             json!(u64::try_from(decision.latency.as_micros()).unwrap_or(u64::MAX)),
         );
+        if boot_ns_of(event).is_some() {
+            // from the kernel's event to this record: exec-to-alert latency
+            let age = now.duration_since(time).unwrap_or_default();
+            details.insert(
+                "age_us".into(),
+                json!(u64::try_from(age.as_micros()).unwrap_or(u64::MAX)),
+            );
+        }
         let process = match event {
             Event::Exec(e) => {
                 details.insert("origin".into(), json!(origin_str(e.origin)));

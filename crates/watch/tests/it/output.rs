@@ -48,7 +48,8 @@ fn an_exec_drift_record_has_every_documented_field() {
     let (event, d) = drift();
     let c = container("web");
     let clock = Clock::booted_at(boot());
-    let r = Record::new(&event, Some(&c), &d, &clock, SystemTime::now());
+    let written = boot() + Duration::from_nanos(3_000_250_123);
+    let r = Record::new(&event, Some(&c), &d, &clock, written);
     let line = r.to_line();
     assert!(
         line.ends_with('\n') && !line[..line.len() - 1].contains('\n'),
@@ -85,6 +86,7 @@ fn an_exec_drift_record_has_every_documented_field() {
     assert_eq!(det["hashed_via"], "root");
     assert_eq!(det["action"], json!({"type": "kill", "pid": 4242}));
     assert!(det["decision_us"].is_u64());
+    assert_eq!(det["age_us"], 250, "from the kernel's event to the record");
     assert!(
         det.get("verdict").is_none() && det.get("rule").is_none(),
         "not repeated in details"
@@ -139,6 +141,10 @@ fn connect_and_dropped_records_leave_out_what_they_do_not_know() {
     assert_eq!(v["container"], Value::Null);
     assert_eq!(v["process"], Value::Null);
     assert_eq!(v["details"]["count"], 12);
+    assert!(
+        v["details"].get("age_us").is_none(),
+        "a drop has no event time"
+    );
     assert_eq!(
         parse_rfc3339(v["time"].as_str().unwrap()),
         Some(now),

@@ -1,0 +1,184 @@
+//! Parsers of what procfs says about a process: its cgroup2 path (`/proc/PID/cgroup`), the
+//! overlay at its root and the cgroup2 mount (`/proc/PID/mountinfo`, proc(5)).
+
+use std::path::PathBuf;
+
+use super::OverlayRoot;
+
+/// The cgroup2 path of a `/proc/PID/cgroup` (its `0::/…` line).
+pub fn parse_cgroup2_path(proc_cgroup: &str) -> Option<String> {
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim_end().to_owned())
+        .filter(|p| p.starts_with('/'))
+}
+
+/// Undo mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One mountinfo line: (mount point, fs type, super options).
+fn mountinfo_fields(line: &str) -> Option<(String, &str, &str)> {
+    let (left, right) = line.split_once(" - ")?;
+    let mount_point = left.split(' ').nth(4)?;
+    let mut r = right.split(' ');
+    let fstype = r.next()?;
+    let _source = r.next()?;
+    let super_opts = r.next().unwrap_or("");
+    Some((unescape(mount_point), fstype, super_opts))
+}
+
+/// The cgroup2 mount of a mountinfo: `/sys/fs/cgroup` on a unified host,
+/// `/sys/fs/cgroup/unified` on a hybrid one (the first cgroup2 mount otherwise).
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    let mounts: Vec<String> = mountinfo
+        .lines()
+        .filter_map(mountinfo_fields)
+        .filter(|(_, t, _)| *t == "cgroup2")
+        .map(|(m, _, _)| m)
+        .collect();
+    for preferred in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        if mounts.iter().any(|m| m == preferred) {
+            return Some(PathBuf::from(preferred));
+        }
+    }
+    mounts.into_iter().next().map(PathBuf::from)
+}
+
+/// Split overlayfs' `lowerdir=` value on unescaped `:` (`\:` is a colon in a path; `::`
+/// separates data-only layers, which hold no files of their own to execute).
+fn split_lowerdirs(v: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            ':' => {
+                if !cur.is_empty() {
+                    out.push(PathBuf::from(std::mem::take(&mut cur)));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(PathBuf::from(cur));
+    }
+    out
+}
+
+/// The overlay mounted at `/` in a process' mountinfo (the last mount there: the one it
+/// sees), or `None` when its root is not an overlay.
+pub fn root_overlay(mountinfo: &str) -> Option<OverlayRoot> {
+    let (_, fstype, opts) = mountinfo
+        .lines()
+        .filter_map(mountinfo_fields)
+        .rfind(|(m, _, _)| m == "/")?;
+    if fstype != "overlay" {
+        return None;
+    }
+    let opts = unescape(opts);
+    let mut lower = Vec::new();
+    let mut upper = None;
+    // options are comma-separated; a comma inside a path is escaped by the kernel as `\,`
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut escaped = false;
+    for c in opts.chars() {
+        if escaped {
+            if c != ',' {
+                cur.push('\\');
+            }
+            cur.push(c);
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == ',' {
+            parts.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    parts.push(cur);
+    for p in parts {
+        if let Some(v) = p.strip_prefix("lowerdir=") {
+            lower.extend(split_lowerdirs(v));
+        } else if let Some(v) = p.strip_prefix("lowerdir+=") {
+            lower.push(PathBuf::from(v));
+        } else if let Some(v) = p.strip_prefix("upperdir=") {
+            upper = Some(PathBuf::from(v));
+        }
+    }
+    Some(OverlayRoot { lower, upper })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup2_path_is_the_0_line() {
+        let text = "10:hugetlb:/x\n1:cpu:/x\n0::/berth/c1\n";
+        assert_eq!(parse_cgroup2_path(text).as_deref(), Some("/berth/c1"));
+        assert_eq!(parse_cgroup2_path("1:cpu:/x\n"), None);
+    }
+
+    #[test]
+    fn cgroup2_mount_prefers_the_unified_locations() {
+        let hybrid = "25 24 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n\
+                      26 25 0:23 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n\
+                      27 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert_eq!(
+            cgroup2_mount(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let unified = "30 24 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            cgroup2_mount(unified),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            cgroup2_mount("27 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn root_overlay_splits_escaped_lowerdirs() {
+        let m = "100 90 0:50 / / rw,relatime - overlay overlay rw,lowerdir=/l/a\\:b:/l/c,upperdir=/u\\040x,workdir=/w\n\
+                 101 100 0:5 / /proc rw - proc proc rw\n";
+        let o = root_overlay(m).unwrap();
+        assert_eq!(
+            o.lower,
+            vec![PathBuf::from("/l/a:b"), PathBuf::from("/l/c")]
+        );
+        assert_eq!(o.upper, Some(PathBuf::from("/u x")));
+        assert_eq!(
+            root_overlay("100 90 8:1 / / rw - ext4 /dev/sda1 rw\n"),
+            None
+        );
+    }
+}

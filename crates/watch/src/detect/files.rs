@@ -1,0 +1,168 @@
+//! The one seam that reads a process' files: the executed file's content hash, its working
+//! directory.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use berth_oci::{Algorithm, Digest, Digester};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::containers::Container;
+use crate::event::{Exec, FileOrigin};
+
+/// An executed file's content hash and how it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashedFile {
+    pub sha256: Digest,
+    pub size: u64,
+    /// `root` (the path through the process' root), `exe` (`/proc/PID/exe`) or `upperdir`.
+    pub via: &'static str,
+}
+
+/// Why an executed file could not be hashed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HashError {
+    #[error(
+        "the file process {pid} executed ({filename}) could not be opened as the same inode {ino} (it exited, or the file was replaced)"
+    )]
+    Gone {
+        pid: u32,
+        filename: String,
+        ino: u64,
+    },
+    #[error("{filename} is {size} bytes, over the limit of {limit} for hashing an executed file")]
+    TooLarge {
+        filename: String,
+        size: u64,
+        limit: u64,
+    },
+    #[error("failed to read {filename} executed by process {pid}")]
+    Read {
+        pid: u32,
+        filename: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The seam that reads a process' files.
+pub trait ProcessFiles {
+    /// The content hash of the file `exec` ran, as the kernel saw it (same inode).
+    fn hash_executed(&self, exec: &Exec, container: &Container) -> Result<HashedFile, HashError>;
+    /// The process' working directory, as a path inside its root, when readable.
+    fn cwd(&self, pid: u32) -> Option<String>;
+}
+
+/// [`ProcessFiles`] through procfs: the file is opened once, in the process' root
+/// (`openat2(RESOLVE_IN_ROOT)` on `/proc/PID/root`, so its symlinks resolve as the process
+/// sees them), else `/proc/PID/exe`, else (an upper-layer file of a process that has
+/// exited) in the container's upper directory; checked to be the executed inode, and read
+/// up to `max_bytes`.
+#[derive(Debug, Clone)]
+pub struct ProcFiles {
+    pub proc: PathBuf,
+    pub max_bytes: u64,
+}
+
+impl ProcFiles {
+    /// `/proc`, executables up to 1 GiB.
+    pub fn new(proc: &Path) -> ProcFiles {
+        ProcFiles {
+            proc: proc.to_owned(),
+            max_bytes: 1 << 30,
+        }
+    }
+
+    fn open_in(dir: &Path, path: &str) -> io::Result<OwnedFd> {
+        let d = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(rustix::fs::openat2(
+            &d,
+            path.trim_start_matches('/'),
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )?)
+    }
+
+    fn hash_fd(
+        &self,
+        fd: OwnedFd,
+        exec: &Exec,
+        via: &'static str,
+    ) -> Result<HashedFile, HashError> {
+        let read_err = |source| HashError::Read {
+            pid: exec.pid,
+            filename: exec.filename.clone(),
+            source,
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| read_err(e.into()))?;
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        if size > self.max_bytes {
+            return Err(HashError::TooLarge {
+                filename: exec.filename.clone(),
+                size,
+                limit: self.max_bytes,
+            });
+        }
+        let mut d = Digester::new(Algorithm::Sha256);
+        let mut f = File::from(fd).take(self.max_bytes);
+        io::copy(&mut f, &mut d).map_err(read_err)?;
+        Ok(HashedFile {
+            size: d.bytes_hashed(),
+            sha256: d.finalize(),
+            via,
+        })
+    }
+}
+
+impl ProcessFiles for ProcFiles {
+    fn hash_executed(&self, exec: &Exec, container: &Container) -> Result<HashedFile, HashError> {
+        let pid_dir = self.proc.join(exec.pid.to_string());
+        let same = |fd: &OwnedFd| {
+            exec.ino == 0 || rustix::fs::fstat(fd).is_ok_and(|st| st.st_ino == exec.ino)
+        };
+        let by_path = if exec.filename.starts_with('/') {
+            ProcFiles::open_in(&pid_dir.join("root"), &exec.filename)
+        } else {
+            ProcFiles::open_in(&pid_dir.join("cwd"), &exec.filename)
+        };
+        if let Ok(fd) = by_path
+            && same(&fd)
+        {
+            return self.hash_fd(fd, exec, "root");
+        }
+        if let Ok(fd) = rustix::fs::open(
+            pid_dir.join("exe"),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) && same(&fd)
+        {
+            return self.hash_fd(fd, exec, "exe");
+        }
+        if exec.origin == FileOrigin::Upper
+            && exec.filename.starts_with('/')
+            && let Some(upper) = container.overlay.as_ref().and_then(|o| o.upper.as_ref())
+            && let Ok(fd) = ProcFiles::open_in(upper, &exec.filename)
+        {
+            // the upper directory's inode is not the overlay's: no inode check here
+            return self.hash_fd(fd, exec, "upperdir");
+        }
+        Err(HashError::Gone {
+            pid: exec.pid,
+            filename: exec.filename.clone(),
+            ino: exec.ino,
+        })
+    }
+
+    fn cwd(&self, pid: u32) -> Option<String> {
+        let link = std::fs::read_link(self.proc.join(pid.to_string()).join("cwd")).ok()?;
+        Some(link.to_string_lossy().into_owned())
+    }
+}

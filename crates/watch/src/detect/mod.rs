@@ -1,0 +1,326 @@
+//! The decision: is an event what the container's image says it does?
+//!
+//! - **exec**: a file from the image's lower layers ([`FileOrigin::Lower`]) is expected. A
+//!   file from the upper layer or from outside the overlay is hashed (through the process'
+//!   root, its executable, or the container's upper directory: [`ProcFiles`]) and looked up
+//!   in the profile's content hashes: a copy of an image binary is expected, anything else
+//!   is **drift** (rule [`Rule::ExecDrift`]), unless the policy allows its path. In enforce
+//!   mode a drift comes with [`Action::Kill`]: the caller sends SIGKILL to the pid.
+//! - **connect**: to a destination outside the policy's allowed CIDRs and ports → an alert
+//!   ([`Rule::ConnectOutsideProfile`]); loopback is allowed unless the policy says not.
+//!   Blocking is the kernel's (`cgroup/connect4/6`, [`Policy::enforces`] says for whom); a
+//!   blocked connect is reported with [`Action::Blocked`].
+//! - **open for write** under a watched prefix → an alert ([`Rule::WriteUnderWatchedPath`]).
+//! - **dropped** events are always reported ([`Rule::EventsDropped`]): never lost silently.
+//!
+//! The policy is the `[watch]` table of a TOML file (or the same shape in JSON):
+//!
+//! ```toml
+//! [watch]
+//! allow_exec = ["/usr/local/bin/*", "/opt/tools/**"]   # globs: * within a component, ** across
+//! allow_connect = ["10.0.0.0/8", "0.0.0.0/0:53", "192.0.2.7/32:8000-9000", "[2001:db8::/32]:443"]
+//! allow_loopback = true                                   # the default
+//! watch_writes = ["/etc", "/usr/bin", "/usr/sbin"]
+//! enforce = [{ container = "web-*" }, { image = "registry.example/payments/*" }]
+//! ```
+//!
+//! Every function here is pure but [`ProcFiles`], the one seam that reads a process' files.
+
+mod files;
+mod policy;
+
+use std::time::{Duration, Instant};
+
+use berth_oci::Digest;
+use serde::Serialize;
+
+pub use files::{HashError, HashedFile, ProcFiles, ProcessFiles};
+pub use policy::{Destination, EnforceRule, Policy, PolicyError, glob_match};
+
+use crate::containers::Container;
+use crate::event::{Connect, Event, Exec, FileOrigin, OpenWrite};
+use crate::profile::Profile;
+
+/// What happened, as a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// As the image (or the policy) says.
+    Expected,
+    /// An exec of a file the image did not ship.
+    Drift,
+    /// A connect or a write the profile and policy do not allow.
+    Alert,
+    /// Events the kernel side could not deliver.
+    Dropped,
+    /// A process in no known container (the host, or a container started since the last
+    /// rescan).
+    Unattributed,
+    /// A container with no profile: nothing to compare with.
+    Unprofiled,
+}
+
+/// The rule an alert is raised under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    ExecDrift,
+    ConnectOutsideProfile,
+    WriteUnderWatchedPath,
+    EventsDropped,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::ExecDrift => "exec_drift",
+            Rule::ConnectOutsideProfile => "connect_outside_profile",
+            Rule::WriteUnderWatchedPath => "write_under_watched_path",
+            Rule::EventsDropped => "events_dropped",
+        }
+    }
+
+    pub const ALL: [Rule; 4] = [
+        Rule::ExecDrift,
+        Rule::ConnectOutsideProfile,
+        Rule::WriteUnderWatchedPath,
+        Rule::EventsDropped,
+    ];
+}
+
+/// What the caller does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    None,
+    /// Send SIGKILL to this pid (enforce mode, drift).
+    Kill {
+        pid: u32,
+    },
+    /// The kernel refused the connect (enforce mode).
+    Blocked,
+}
+
+/// Why the verdict is what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// The executed file is from the image's lower layers.
+    LowerLayer,
+    /// Its content is the image's executable at `path` (a copy under another name).
+    CopyOfImageFile {
+        path: String,
+    },
+    /// Its content is nowhere in the image.
+    NotInImage,
+    /// Its content could not be read (the process exited, the file is too large…): an
+    /// unverified upper-layer exec counts as drift.
+    Unreadable {
+        error: String,
+    },
+    /// A policy entry allows it.
+    Policy {
+        pattern: String,
+    },
+    Loopback,
+    /// Outside every allowed destination.
+    NotAllowed,
+    /// Under a watched prefix.
+    WatchedPrefix {
+        prefix: String,
+    },
+    /// Under no watched prefix.
+    NotWatched,
+    NoContainer,
+    NoProfile,
+    KernelDrops {
+        count: u64,
+    },
+}
+
+/// The decision on one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The rule, for alerts (drift, connect, write, drops).
+    pub rule: Option<Rule>,
+    #[serde(flatten)]
+    pub reason: Reason,
+    /// The executed file's SHA-256, when it was hashed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Digest>,
+    /// How the file was read for hashing (`root`, `exe`, `upperdir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hashed_via: Option<&'static str>,
+    pub action: Action,
+    /// Time spent deciding (hashing included).
+    #[serde(skip)]
+    pub latency: Duration,
+}
+
+impl Decision {
+    fn new(verdict: Verdict, rule: Option<Rule>, reason: Reason) -> Decision {
+        Decision {
+            verdict,
+            rule,
+            reason,
+            sha256: None,
+            hashed_via: None,
+            action: Action::None,
+            latency: Duration::ZERO,
+        }
+    }
+
+    /// Whether the decision raises an alert (a rule fired).
+    pub fn is_alert(&self) -> bool {
+        self.rule.is_some()
+    }
+}
+
+/// Decides on events with a policy (see the module documentation).
+#[derive(Debug, Clone, Default)]
+pub struct Detector {
+    pub policy: Policy,
+}
+
+impl Detector {
+    pub fn new(policy: Policy) -> Detector {
+        Detector { policy }
+    }
+
+    /// The decision on `event`, from the container it happened in and that container's
+    /// profile (`None` when unknown); `files` reads the executed file when it must be
+    /// hashed. [`Decision::latency`] is the time this took.
+    pub fn decide(
+        &self,
+        event: &Event,
+        container: Option<&Container>,
+        profile: Option<&Profile>,
+        files: &dyn ProcessFiles,
+    ) -> Decision {
+        let started = Instant::now();
+        let mut d = match (event, container) {
+            (Event::Dropped { count }, _) => Decision::new(
+                Verdict::Dropped,
+                Some(Rule::EventsDropped),
+                Reason::KernelDrops { count: *count },
+            ),
+            (_, None) => Decision::new(Verdict::Unattributed, None, Reason::NoContainer),
+            (Event::Exec(e), Some(c)) => self.exec(e, c, profile, files),
+            (Event::Connect(e), Some(_)) => self.connect(e),
+            (Event::OpenWrite(e), Some(_)) => self.open_write(e, files),
+        };
+        d.latency = started.elapsed();
+        d
+    }
+
+    fn exec(
+        &self,
+        e: &Exec,
+        c: &Container,
+        profile: Option<&Profile>,
+        files: &dyn ProcessFiles,
+    ) -> Decision {
+        if e.origin == FileOrigin::Lower {
+            return Decision::new(Verdict::Expected, None, Reason::LowerLayer);
+        }
+        if let Some(pattern) = self.policy.allowed_exec(&e.filename) {
+            return Decision::new(
+                Verdict::Expected,
+                None,
+                Reason::Policy {
+                    pattern: pattern.to_owned(),
+                },
+            );
+        }
+        let Some(profile) = profile else {
+            return Decision::new(Verdict::Unprofiled, None, Reason::NoProfile);
+        };
+        let mut d = match files.hash_executed(e, c) {
+            Ok(h) => {
+                let mut d = match profile.find_hash(&h.sha256) {
+                    Some(path) => Decision::new(
+                        Verdict::Expected,
+                        None,
+                        Reason::CopyOfImageFile {
+                            path: path.to_owned(),
+                        },
+                    ),
+                    None => {
+                        Decision::new(Verdict::Drift, Some(Rule::ExecDrift), Reason::NotInImage)
+                    }
+                };
+                d.sha256 = Some(h.sha256);
+                d.hashed_via = Some(h.via);
+                d
+            }
+            Err(err) => Decision::new(
+                Verdict::Drift,
+                Some(Rule::ExecDrift),
+                Reason::Unreadable {
+                    error: err.to_string(),
+                },
+            ),
+        };
+        if d.verdict == Verdict::Drift && self.policy.enforces(c) {
+            d.action = Action::Kill { pid: e.pid };
+        }
+        d
+    }
+
+    fn connect(&self, e: &Connect) -> Decision {
+        let mut d = if e.blocked {
+            Decision::new(
+                Verdict::Alert,
+                Some(Rule::ConnectOutsideProfile),
+                Reason::NotAllowed,
+            )
+        } else if self.policy.allow_loopback && e.destination.ip().is_loopback() {
+            Decision::new(Verdict::Expected, None, Reason::Loopback)
+        } else if let Some(dst) = self
+            .policy
+            .allow_connect
+            .iter()
+            .find(|d| d.contains(&e.destination))
+        {
+            Decision::new(
+                Verdict::Expected,
+                None,
+                Reason::Policy {
+                    pattern: dst.to_string(),
+                },
+            )
+        } else {
+            Decision::new(
+                Verdict::Alert,
+                Some(Rule::ConnectOutsideProfile),
+                Reason::NotAllowed,
+            )
+        };
+        if e.blocked {
+            d.action = Action::Blocked;
+        }
+        d
+    }
+
+    fn open_write(&self, e: &OpenWrite, files: &dyn ProcessFiles) -> Decision {
+        let path = if e.path.starts_with('/') {
+            e.path.clone()
+        } else {
+            match files.cwd(e.pid) {
+                Some(cwd) => format!("{}/{}", cwd.trim_end_matches('/'), e.path),
+                None => e.path.clone(),
+            }
+        };
+        match self.policy.watched_write(&path) {
+            Some(prefix) => Decision::new(
+                Verdict::Alert,
+                Some(Rule::WriteUnderWatchedPath),
+                Reason::WatchedPrefix {
+                    prefix: prefix.to_owned(),
+                },
+            ),
+            None => Decision::new(Verdict::Expected, None, Reason::NotWatched),
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The `[watch]` policy: allowed exec globs, allowed destinations (CIDR and port ranges),
+//! watched write prefixes, and which containers are enforced (see the module above for the
+//! file's syntax).
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::containers::Container;
+
+/// Why a policy could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    #[error("failed to parse the watch policy (TOML)")]
+    Toml {
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("failed to parse the watch policy (JSON)")]
+    Json {
+        #[source]
+        source: Box<serde_json::Error>,
+    },
+    #[error(
+        "watch.allow_connect[{index}] = {value:?}: {why}; hint: write CIDR[:PORT[-PORT]], an IPv6 CIDR in brackets when a port follows (\"[2001:db8::/32]:443\")"
+    )]
+    Destination {
+        index: usize,
+        value: String,
+        why: &'static str,
+    },
+    #[error("watch.{field}[{index}] = {value:?} is not an absolute path or glob")]
+    NotAbsolute {
+        field: &'static str,
+        index: usize,
+        value: String,
+    },
+    #[error(
+        "watch.enforce[{index}] names neither a container nor an image; hint: {{ container = \"NAME-GLOB\" }} or {{ image = \"REF-GLOB\" }}"
+    )]
+    EmptyEnforce { index: usize },
+}
+
+impl PolicyError {
+    /// The class of the failure: always bad input.
+    pub fn kind(&self) -> berth_errdefs::ErrorKind {
+        berth_errdefs::ErrorKind::InvalidInput
+    }
+}
+
+/// Which containers are enforced: every given field must match (globs over the container's
+/// name or id, and over its image reference).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnforceRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// An allowed destination: addresses in a CIDR, ports in a range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub ports: (u16, u16),
+}
+
+impl Destination {
+    /// `CIDR[:PORT[-PORT]]`; an IPv6 CIDR in brackets when a port follows.
+    pub fn parse(s: &str) -> Result<Destination, &'static str> {
+        let s = s.trim();
+        let (cidr, ports) = if let Some(rest) = s.strip_prefix('[') {
+            let (cidr, after) = rest.split_once(']').ok_or("a '[' without its ']'")?;
+            match after {
+                "" => (cidr, None),
+                a => (
+                    cidr,
+                    Some(
+                        a.strip_prefix(':')
+                            .ok_or("text after ']' that is not :PORT")?,
+                    ),
+                ),
+            }
+        } else if s.matches(':').count() > 1 {
+            (s, None) // a bare IPv6 CIDR
+        } else {
+            match s.split_once(':') {
+                Some((c, p)) => (c, Some(p)),
+                None => (s, None),
+            }
+        };
+        let (addr, prefix) = match cidr.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (cidr, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| "not an IP address")?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .map_err(|_| "the prefix length is not a number")?,
+            None => max,
+        };
+        if prefix > max {
+            return Err("the prefix length is longer than the address");
+        }
+        let ports = match ports {
+            None => (0, u16::MAX),
+            Some(p) => {
+                let (lo, hi) = p.split_once('-').unwrap_or((p, p));
+                let lo: u16 = lo
+                    .parse()
+                    .map_err(|_| "the port is not a number up to 65535")?;
+                let hi: u16 = hi
+                    .parse()
+                    .map_err(|_| "the port is not a number up to 65535")?;
+                if lo > hi {
+                    return Err("the port range is reversed");
+                }
+                (lo, hi)
+            }
+        };
+        Ok(Destination {
+            addr,
+            prefix,
+            ports,
+        })
+    }
+
+    /// Whether `to` is in this destination.
+    pub fn contains(&self, to: &SocketAddr) -> bool {
+        let port = to.port();
+        if port < self.ports.0 || port > self.ports.1 {
+            return false;
+        }
+        let ip = match (self.addr, to.ip()) {
+            // an IPv4-mapped IPv6 address is the IPv4 address
+            (IpAddr::V4(_), IpAddr::V6(v6)) => {
+                v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+            }
+            (_, ip) => ip,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(&net.octets(), &ip.octets(), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let full = usize::from(prefix / 8);
+    let rest = prefix % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (a[full] & mask) == (b[full] & mask)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    watch: RawPolicy,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    allow_exec: Vec<String>,
+    #[serde(default)]
+    allow_connect: Vec<String>,
+    #[serde(default)]
+    allow_loopback: Option<bool>,
+    #[serde(default)]
+    watch_writes: Vec<String>,
+    #[serde(default)]
+    enforce: Vec<EnforceRule>,
+}
+
+/// What the operator adds to the profiles (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub allow_exec: Vec<String>,
+    pub allow_connect: Vec<Destination>,
+    pub allow_loopback: bool,
+    pub watch_writes: Vec<String>,
+    pub enforce: Vec<EnforceRule>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            allow_exec: Vec::new(),
+            allow_connect: Vec::new(),
+            allow_loopback: true,
+            watch_writes: Vec::new(),
+            enforce: Vec::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// The `[watch]` table of a TOML document.
+    pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
+        let f: PolicyFile = toml::from_str(text).map_err(|source| PolicyError::Toml {
+            source: Box::new(source),
+        })?;
+        Policy::from_raw(f.watch)
+    }
+
+    /// `{"watch": {…}}`, the same fields as the TOML.
+    pub fn from_json(data: &[u8]) -> Result<Policy, PolicyError> {
+        let f: PolicyFile = serde_json::from_slice(data).map_err(|source| PolicyError::Json {
+            source: Box::new(source),
+        })?;
+        Policy::from_raw(f.watch)
+    }
+
+    fn from_raw(raw: RawPolicy) -> Result<Policy, PolicyError> {
+        for (field, list) in [
+            ("allow_exec", &raw.allow_exec),
+            ("watch_writes", &raw.watch_writes),
+        ] {
+            if let Some((index, value)) = list.iter().enumerate().find(|(_, v)| !v.starts_with('/'))
+            {
+                return Err(PolicyError::NotAbsolute {
+                    field,
+                    index,
+                    value: value.clone(),
+                });
+            }
+        }
+        if let Some(index) = raw
+            .enforce
+            .iter()
+            .position(|e| e.container.is_none() && e.image.is_none())
+        {
+            return Err(PolicyError::EmptyEnforce { index });
+        }
+        let allow_connect = raw
+            .allow_connect
+            .iter()
+            .enumerate()
+            .map(|(index, v)| {
+                Destination::parse(v).map_err(|why| PolicyError::Destination {
+                    index,
+                    value: v.clone(),
+                    why,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Policy {
+            allow_exec: raw.allow_exec,
+            allow_connect,
+            allow_loopback: raw.allow_loopback.unwrap_or(true),
+            watch_writes: raw.watch_writes,
+            enforce: raw.enforce,
+        })
+    }
+
+    /// Whether the container is in enforce mode (drift is killed, connects outside the
+    /// profile refused).
+    pub fn enforces(&self, c: &Container) -> bool {
+        self.enforce.iter().any(|r| {
+            r.container
+                .as_deref()
+                .is_none_or(|g| glob_match(g, &c.name) || glob_match(g, &c.id))
+                && r.image.as_deref().is_none_or(|g| glob_match(g, &c.image))
+        })
+    }
+
+    /// The allow_exec pattern that matches `path`, if one does.
+    pub fn allowed_exec(&self, path: &str) -> Option<&str> {
+        self.allow_exec
+            .iter()
+            .find(|g| glob_match(g, path))
+            .map(String::as_str)
+    }
+
+    /// The watched prefix `path` is under (component-wise: `/etc` holds `/etc/passwd`, not
+    /// `/etcetera`), if one.
+    pub fn watched_write(&self, path: &str) -> Option<&str> {
+        self.watch_writes
+            .iter()
+            .find(|p| {
+                let p = p.trim_end_matches('/');
+                p.is_empty()
+                    || path == p
+                    || path.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+            })
+            .map(String::as_str)
+    }
+}
+
+/// A glob over `/`-separated paths: `*` and `?` within one component, `**` across any.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some(b'*') if p.get(1) == Some(&b'*') => {
+                let rest = &p[2..];
+                (0..=t.len()).any(|i| go(rest, &t[i..]))
+            }
+            Some(b'*') => {
+                let rest = &p[1..];
+                for i in 0..=t.len() {
+                    if go(rest, &t[i..]) {
+                        return true;
+                    }
+                    if t.get(i) == Some(&b'/') {
+                        break;
+                    }
+                }
+                false
+            }
+            Some(b'?') => t.first().is_some_and(|c| *c != b'/') && go(&p[1..], &t[1..]),
+            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all = if self.addr.is_ipv4() { 32 } else { 128 };
+        let cidr = if self.prefix == all {
+            self.addr.to_string()
+        } else {
+            format!("{}/{}", self.addr, self.prefix)
+        };
+        match self.ports {
+            (0, u16::MAX) => f.write_str(&cidr),
+            (lo, hi) => {
+                let cidr = if self.addr.is_ipv6() {
+                    format!("[{cidr}]")
+                } else {
+                    cidr
+                };
+                if lo == hi {
+                    write!(f, "{cidr}:{lo}")
+                } else {
+                    write!(f, "{cidr}:{lo}-{hi}")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_keep_star_within_a_component() {
+        assert!(glob_match("/usr/local/bin/*", "/usr/local/bin/x"));
+        assert!(!glob_match("/usr/local/bin/*", "/usr/local/bin/a/x"));
+        assert!(glob_match("/opt/**", "/opt/a/b/c"));
+        assert!(glob_match("/opt/**/run", "/opt/a/b/run"));
+        assert!(glob_match("web-?", "web-1"));
+        assert!(!glob_match("web-?", "web-12"));
+        assert!(glob_match("*", "anything"));
+        assert!(!glob_match("/tmp/x", "/tmp/xy"));
+    }
+
+    #[test]
+    fn destinations_parse_and_print_back() {
+        for s in [
+            "10.0.0.0/8",
+            "0.0.0.0/0:53",
+            "192.0.2.7:8000-9000",
+            "[2001:db8::/32]:443",
+            "2001:db8::/32",
+            "::1",
+        ] {
+            let d = Destination::parse(s).unwrap();
+            assert_eq!(d.to_string(), s, "{d:?}");
+        }
+        assert!(Destination::parse("10.0.0.0/33").is_err());
+        assert!(Destination::parse("10.0.0.0/8:90-80").is_err());
+        assert!(Destination::parse("example.com:80").is_err());
+        assert!(Destination::parse("[::1:443").is_err());
+    }
+
+    #[test]
+    fn cidrs_match_by_prefix_and_port_range() {
+        let d = Destination::parse("10.1.0.0/15:80-443").unwrap();
+        assert!(d.contains(&"10.0.255.1:80".parse().unwrap()));
+        assert!(d.contains(&"10.1.2.3:443".parse().unwrap()));
+        assert!(!d.contains(&"10.2.0.1:80".parse().unwrap()));
+        assert!(!d.contains(&"10.1.2.3:444".parse().unwrap()));
+        // IPv4-mapped IPv6 is the IPv4 address
+        assert!(d.contains(&"[::ffff:10.1.2.3]:80".parse().unwrap()));
+        let v6 = Destination::parse("[2001:db8::/32]:443").unwrap();
+        assert!(v6.contains(&"[2001:db8:1::5]:443".parse().unwrap()));
+        assert!(!v6.contains(&"[2001:db9::5]:443".parse().unwrap()));
+        assert!(!v6.contains(&"1.2.3.4:443".parse().unwrap()));
+    }
+}

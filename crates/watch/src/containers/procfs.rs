@@ -63,6 +63,22 @@ pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
     mounts.into_iter().next().map(PathBuf::from)
 }
 
+/// `\c` → `c` (overlayfs' escapes of `:` and `,` in a path).
+fn unbackslash(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Split overlayfs' `lowerdir=` value on unescaped `:` (`\:` is a colon in a path; `::`
 /// separates data-only layers, which hold no files of their own to execute).
 fn split_lowerdirs(v: &str) -> Vec<PathBuf> {
@@ -100,36 +116,23 @@ pub fn root_overlay(mountinfo: &str) -> Option<OverlayRoot> {
     if fstype != "overlay" {
         return None;
     }
-    let opts = unescape(opts);
+    // mountinfo escapes a comma, space or backslash in a value as octal (`\054`, `\040`,
+    // `\134`): the raw text splits on `,`. Once unescaped, overlayfs shows the paths it was
+    // given, with `\:` and `\,` for a colon and a comma in a path (proc(5), overlayfs.rst).
     let mut lower = Vec::new();
     let mut upper = None;
-    // options are comma-separated; a comma inside a path is escaped by the kernel as `\,`
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut escaped = false;
-    for c in opts.chars() {
-        if escaped {
-            if c != ',' {
-                cur.push('\\');
-            }
-            cur.push(c);
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
-        } else if c == ',' {
-            parts.push(std::mem::take(&mut cur));
-        } else {
-            cur.push(c);
-        }
-    }
-    parts.push(cur);
-    for p in parts {
-        if let Some(v) = p.strip_prefix("lowerdir=") {
+    for raw in opts.split(',') {
+        let opt = unescape(raw);
+        if let Some(v) = opt.strip_prefix("lowerdir=") {
             lower.extend(split_lowerdirs(v));
-        } else if let Some(v) = p.strip_prefix("lowerdir+=") {
-            lower.push(PathBuf::from(v));
-        } else if let Some(v) = p.strip_prefix("upperdir=") {
-            upper = Some(PathBuf::from(v));
+        } else if let Some(v) = opt.strip_prefix("lowerdir+=") {
+            lower.extend(
+                Some(unbackslash(v))
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from),
+            );
+        } else if let Some(v) = opt.strip_prefix("upperdir=") {
+            upper = Some(PathBuf::from(unbackslash(v)));
         }
     }
     Some(OverlayRoot { lower, upper })
@@ -168,14 +171,19 @@ mod tests {
 
     #[test]
     fn root_overlay_splits_escaped_lowerdirs() {
-        let m = "100 90 0:50 / / rw,relatime - overlay overlay rw,lowerdir=/l/a\\:b:/l/c,upperdir=/u\\040x,workdir=/w\n\
+        // as the kernel shows a mount of lowerdir=/l/a\:b\,c d:/l/e (a directory "a:b,c d")
+        let m = "100 90 0:50 / / rw,relatime - overlay overlay rw,lowerdir=/l/a\\134:b\\134\\054c\\040d:/l/e,upperdir=/u\\040x,workdir=/w,uuid=on\n\
                  101 100 0:5 / /proc rw - proc proc rw\n";
         let o = root_overlay(m).unwrap();
         assert_eq!(
             o.lower,
-            vec![PathBuf::from("/l/a:b"), PathBuf::from("/l/c")]
+            vec![PathBuf::from("/l/a:b,c d"), PathBuf::from("/l/e")]
         );
         assert_eq!(o.upper, Some(PathBuf::from("/u x")));
+        let plus = "1 0 0:1 / / ro - overlay overlay ro,lowerdir+=/l1,lowerdir+=/l\\040two,datadir+=/d,redirect_dir=on\n";
+        let o = root_overlay(plus).unwrap();
+        assert_eq!(o.lower, vec![PathBuf::from("/l1"), PathBuf::from("/l two")]);
+        assert_eq!(o.upper, None);
         assert_eq!(
             root_overlay("100 90 8:1 / / rw - ext4 /dev/sda1 rw\n"),
             None

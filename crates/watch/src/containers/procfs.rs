@@ -20,9 +20,11 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // three octal digits of a byte (at most \\377)
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
@@ -187,6 +189,12 @@ mod tests {
         assert_eq!(
             root_overlay("100 90 8:1 / / rw - ext4 /dev/sda1 rw\n"),
             None
+        );
+        // not a byte: kept as written (found by the watch_procfs fuzz target)
+        let big = "1 0 0:1 / / rw - overlay overlay rw,lowerdir=/l\\777,upperdir=/u\n";
+        assert_eq!(
+            root_overlay(big).unwrap().lower,
+            vec![PathBuf::from("/l777")]
         );
     }
 }

@@ -306,31 +306,29 @@ impl Policy {
 }
 
 /// A glob over `/`-separated paths: `*` and `?` within one component, `**` across any.
+/// Linear in memory and O(pattern × text) in time (no backtracking blow-up on `*a*a*a…`).
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some(b'*') if p.get(1) == Some(&b'*') => {
-                let rest = &p[2..];
-                (0..=t.len()).any(|i| go(rest, &t[i..]))
-            }
-            Some(b'*') => {
-                let rest = &p[1..];
-                for i in 0..=t.len() {
-                    if go(rest, &t[i..]) {
-                        return true;
-                    }
-                    if t.get(i) == Some(&b'/') {
-                        break;
-                    }
-                }
-                false
-            }
-            Some(b'?') => t.first().is_some_and(|c| *c != b'/') && go(&p[1..], &t[1..]),
-            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let n = t.len();
+    // rows[k][j]: does p[i + k..] match t[j..], for the row i being computed (k = 0) and the
+    // two after it
+    let mut next2 = vec![false; n + 1];
+    let mut next1 = vec![false; n + 1];
+    next1[n] = true; // the empty pattern matches the empty text
+    for i in (0..p.len()).rev() {
+        let mut row = vec![false; n + 1];
+        let double = p[i] == b'*' && p.get(i + 1) == Some(&b'*');
+        for j in (0..=n).rev() {
+            row[j] = match p[i] {
+                b'*' if double => next2[j] || (j < n && row[j + 1]),
+                b'*' => next1[j] || (j < n && t[j] != b'/' && row[j + 1]),
+                b'?' => j < n && t[j] != b'/' && next1[j + 1],
+                c => j < n && t[j] == c && next1[j + 1],
+            };
         }
+        next2 = std::mem::replace(&mut next1, row);
     }
-    go(pattern.as_bytes(), text.as_bytes())
+    next1[0]
 }
 
 impl std::fmt::Display for Destination {
@@ -373,6 +371,16 @@ mod tests {
         assert!(!glob_match("web-?", "web-12"));
         assert!(glob_match("*", "anything"));
         assert!(!glob_match("/tmp/x", "/tmp/xy"));
+        assert!(glob_match("", ""));
+        assert!(!glob_match("", "x"));
+        assert!(glob_match("**", ""));
+        assert!(glob_match("/a/**", "/a/"));
+        assert!(glob_match("*/x", "/x"));
+        // no exponential backtracking (found by the watch_policy fuzz target)
+        let many = "*a".repeat(40) + "b";
+        let text = "a".repeat(200);
+        assert!(!glob_match(&many, &text));
+        assert!(!glob_match(&"**a".repeat(40), &"a".repeat(39)));
     }
 
     #[test]

@@ -488,3 +488,163 @@ fn policy_errors_name_the_field_and_the_fix() {
         Policy::from_toml("[watch]\nenforce = [{ image = \"registry.example/*\" }]\n").unwrap();
     assert!(img.enforces(&container("anything")));
 }
+
+/// An overlay mount, unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// A container of `runtime` on an overlay whose lower layer is the bundle's rootfs (busybox),
+/// running a binary written into its upper layer: drift, read through the container's own
+/// root (its mount namespace); a copy of the image's busybox under another path: expected;
+/// in enforce mode the drifting init is killed and the container stops.
+fn drift_in_a_real_container(runtime: &str) {
+    use berth_test_support::{Bundle, ContainerGuard, Runtime};
+    crate::support::require_root("starting containers on an overlay");
+    let rt = if runtime == "berth-runtime" {
+        Runtime::find(runtime).unwrap_or_else(|| {
+            panic!("berth-runtime is not built\nhint: cargo build -p berth-runtime-cli (scripts/test builds the workspace)")
+        })
+    } else {
+        crate::support::require_tool(runtime, &format!("apt-get install -y {runtime}"));
+        Runtime::find(runtime).unwrap()
+    };
+    let t = tempfile::tempdir().unwrap();
+    let mut bundle = Bundle::new();
+    let (upper, work, merged) = (
+        t.path().join("upper"),
+        t.path().join("work"),
+        t.path().join("merged"),
+    );
+    for d in [&upper, &work, &merged] {
+        fs::create_dir(d).unwrap();
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        bundle.rootfs().display(),
+        upper.display(),
+        work.display()
+    );
+    let data = std::ffi::CString::new(data).unwrap();
+    rustix::mount::mount(
+        "overlay",
+        &merged,
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        data.as_c_str(),
+    )
+    .unwrap();
+    let _m = Mounted(merged.clone());
+    // written in the container's upper layer: busybox with one more byte (still runs), and a
+    // plain copy; both named busybox so that busybox runs its `sleep` applet
+    let busybox = fs::read(bundle.rootfs().join("bin/busybox")).unwrap();
+    let mut changed = busybox.clone();
+    changed.push(0);
+    put(&merged.join("tmp/new/busybox"), &changed, 0o755);
+    put(&merged.join("tmp/copy/busybox"), &busybox, 0o755);
+    bundle.config_mut()["root"]["path"] = serde_json::json!(merged);
+    bundle.args(&["/tmp/new/busybox", "sleep", "600"]);
+    let drifting = ContainerGuard::create(&rt, &bundle);
+    drifting.start();
+    let pid = u32::try_from(drifting.pid()).unwrap();
+
+    let profile = Profile::from_dirs(&[bundle.rootfs()], ImageFacts::default()).unwrap();
+    assert!(profile.executable("/bin/busybox").is_some());
+    let mut c = container("web-1");
+    c.id = bundle.id().to_owned();
+    c.pid = pid;
+    c.overlay = Some(OverlayRoot {
+        lower: vec![bundle.rootfs()],
+        upper: Some(upper.clone()),
+    });
+    let ino_in = |p: &str| fs::metadata(format!("/proc/{pid}/root{p}")).unwrap().ino();
+    let enforce = Detector::new(
+        Policy::from_toml("[watch]\nenforce = [{ container = \"web-*\" }]\n").unwrap(),
+    );
+    let files = ProcFiles::new(Path::new("/proc"));
+    let e = exec(
+        pid,
+        "/tmp/new/busybox",
+        ino_in("/tmp/new/busybox"),
+        FileOrigin::Upper,
+    );
+    let d = enforce.decide(&Event::Exec(e), Some(&c), Some(&profile), &files);
+    assert_eq!(
+        (d.verdict, d.rule, &d.reason),
+        (Verdict::Drift, Some(Rule::ExecDrift), &Reason::NotInImage),
+        "{runtime}: {d:?}"
+    );
+    assert_eq!(
+        (d.sha256.as_ref(), d.hashed_via),
+        (Some(&sha256(&changed)), Some("root"))
+    );
+    // the same file, named through a symlink that is absolute inside the container (it
+    // resolves in the container's root, not the host's)
+    std::os::unix::fs::symlink("/tmp/new", merged.join("tmp/link")).unwrap();
+    let via_link = exec(
+        pid,
+        "/tmp/link/busybox",
+        ino_in("/tmp/new/busybox"),
+        FileOrigin::Upper,
+    );
+    let d2 = enforce.decide(&Event::Exec(via_link), Some(&c), Some(&profile), &files);
+    assert_eq!(
+        (d2.verdict, d2.hashed_via),
+        (Verdict::Drift, Some("root")),
+        "{runtime}: {d2:?}"
+    );
+    // a copy of the image's busybox in the same container (inode as the process sees it)
+    let copy = exec(
+        pid,
+        "/tmp/copy/busybox",
+        ino_in("/tmp/copy/busybox"),
+        FileOrigin::Upper,
+    );
+    let ok = enforce.decide(&Event::Exec(copy), Some(&c), Some(&profile), &files);
+    assert_eq!(
+        ok.reason,
+        Reason::CopyOfImageFile {
+            path: "/bin/busybox".into()
+        },
+        "{runtime}"
+    );
+
+    // enforce: the caller kills the pid; the container stops
+    let Action::Kill { pid: victim } = d.action else {
+        panic!("{runtime}: no kill in enforce mode: {d:?}")
+    };
+    let started = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(i32::try_from(victim).unwrap()).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    assert!(
+        drifting.wait_for_status("stopped", Duration::from_secs(30)),
+        "{runtime}: the container did not stop"
+    );
+    eprintln!(
+        "{runtime}: drift decided in {:?} (hash through the container's root); kill to stopped {:?}",
+        d.latency,
+        started.elapsed()
+    );
+}
+
+#[test]
+fn drift_in_a_runc_container_is_decided_through_its_root_and_killed() {
+    drift_in_a_real_container("runc");
+}
+
+#[test]
+fn drift_in_a_crun_container_is_decided_through_its_root_and_killed() {
+    drift_in_a_real_container("crun");
+}
+
+#[test]
+fn drift_in_a_berth_runtime_container_is_decided_through_its_root_and_killed() {
+    drift_in_a_real_container("berth-runtime");
+}

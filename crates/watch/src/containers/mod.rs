@@ -29,6 +29,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -215,6 +216,8 @@ pub struct Changes {
 #[derive(Debug, Default, Clone)]
 pub struct Containers {
     by_cgroup: HashMap<u64, Container>,
+    /// When the state directories were last read.
+    scanned: Option<Instant>,
 }
 
 /// One container as a state file describes it, before /proc is read.
@@ -241,6 +244,7 @@ impl Containers {
     /// Read the state directories again: add the containers started since, drop the ones
     /// that are gone.
     pub fn rescan(&mut self, sources: &Sources) -> Changes {
+        self.scanned = Some(Instant::now());
         let mut changes = Changes::default();
         let mut found = Vec::new();
         for dir in &sources.state_dirs {
@@ -295,7 +299,33 @@ impl Containers {
             }
         }
         self.by_cgroup = next;
+        tracing::debug!(
+            running = self.by_cgroup.len(),
+            added = changes.added.len(),
+            removed = changes.removed.len(),
+            problems = changes.problems.len(),
+            "rescanned the runtimes' state directories"
+        );
         changes
+    }
+
+    /// The container of `cgroup_id`; when none is known, the state directories are read
+    /// again first (at most once per `min_interval`), so that a container started since the
+    /// last scan is found at its first event. The changes of that rescan, if one ran, are
+    /// returned too (new containers need profiles).
+    pub fn resolve(
+        &mut self,
+        cgroup_id: u64,
+        sources: &Sources,
+        min_interval: Duration,
+    ) -> (Option<&Container>, Option<Changes>) {
+        let mut changes = None;
+        if !self.by_cgroup.contains_key(&cgroup_id)
+            && self.scanned.is_none_or(|t| t.elapsed() >= min_interval)
+        {
+            changes = Some(self.rescan(sources));
+        }
+        (self.by_cgroup.get(&cgroup_id), changes)
     }
 
     /// The container whose cgroup has this id.

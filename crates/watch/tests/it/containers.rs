@@ -80,16 +80,35 @@ fn found_with_its_cgroup_id_and_forgotten_when_deleted(name: &str) {
     require_root("starting containers");
     let rt = find_runtime(name);
     let bundle = sleeper();
-    let guard = ContainerGuard::create(&rt, &bundle);
-    guard.start();
-    let pid = u32::try_from(guard.pid()).unwrap();
     let src = sources(vec![StateDir {
         runtime: kind_of(name),
         path: rt.root().to_owned(),
         namespaced: false,
     }]);
+    // watch started before the container: nothing yet
     let (mut all, problems) = Containers::scan(&src);
-    assert!(problems.is_empty(), "{problems:?}");
+    assert!(
+        problems.is_empty() && all.is_empty(),
+        "{problems:?} {all:?}"
+    );
+    let guard = ContainerGuard::create(&rt, &bundle);
+    guard.start();
+    let pid = u32::try_from(guard.pid()).unwrap();
+    // its first event (an unknown cgroup id) rescans and finds it
+    let cgroup_dir = src
+        .cgroup2
+        .join(bundle.cgroups_path().unwrap().trim_start_matches('/'));
+    let (found, changes) = all.resolve(stat_inode(&cgroup_dir), &src, Duration::ZERO);
+    assert_eq!(found.map(|c| c.id.as_str()), Some(bundle.id()), "{name}");
+    let changes = changes.expect("an unknown cgroup id rescans");
+    assert_eq!(changes.added.len(), 1, "{changes:?}");
+    assert!(changes.problems.is_empty(), "{:?}", changes.problems);
+    // an id of no container rescans at most once per interval
+    let (none, again) = all.resolve(1, &src, Duration::from_secs(3600));
+    assert!(
+        none.is_none() && again.is_none(),
+        "no rescan within the interval"
+    );
     let c = all
         .by_id(bundle.id(), None)
         .unwrap_or_else(|| panic!("{name}: {} not found in {all:?}", bundle.id()))

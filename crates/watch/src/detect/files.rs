@@ -39,6 +39,8 @@ pub enum HashError {
         size: u64,
         limit: u64,
     },
+    #[error("{filename}, executed by process {pid}, is no longer a regular file")]
+    NotAFile { pid: u32, filename: String },
     #[error("failed to read {filename} executed by process {pid}")]
     Read {
         pid: u32,
@@ -85,7 +87,8 @@ impl ProcFiles {
         Ok(rustix::fs::openat2(
             &d,
             path.trim_start_matches('/'),
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            // O_NONBLOCK: a FIFO put where the executed file was must not hang the watcher
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         )?)
@@ -103,6 +106,12 @@ impl ProcFiles {
             source,
         };
         let st = rustix::fs::fstat(&fd).map_err(|e| read_err(e.into()))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(HashError::NotAFile {
+                pid: exec.pid,
+                filename: exec.filename.clone(),
+            });
+        }
         let size = u64::try_from(st.st_size).unwrap_or(0);
         if size > self.max_bytes {
             return Err(HashError::TooLarge {
@@ -125,8 +134,12 @@ impl ProcFiles {
 impl ProcessFiles for ProcFiles {
     fn hash_executed(&self, exec: &Exec, container: &Container) -> Result<HashedFile, HashError> {
         let pid_dir = self.proc.join(exec.pid.to_string());
+        // the executed inode (any regular file when the event has none)
         let same = |fd: &OwnedFd| {
-            exec.ino == 0 || rustix::fs::fstat(fd).is_ok_and(|st| st.st_ino == exec.ino)
+            rustix::fs::fstat(fd).is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+                    && (exec.ino == 0 || st.st_ino == exec.ino)
+            })
         };
         let by_path = if exec.filename.starts_with('/') {
             ProcFiles::open_in(&pid_dir.join("root"), &exec.filename)

@@ -291,6 +291,31 @@ fn hashing_resolves_symlinks_inside_the_process_root_and_checks_the_inode() {
         )
         .unwrap();
     assert_eq!((h2.via, &h2.sha256), ("exe", &h.sha256));
+    // a FIFO put at the path neither hangs the hashing nor is taken for the file, even
+    // when the event has no inode to compare
+    fs::remove_file(&copy).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &copy,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    for event_ino in [ino, 0] {
+        let h3 = files
+            .hash_executed(
+                &exec(
+                    pid,
+                    copy.to_str().unwrap(),
+                    event_ino,
+                    FileOrigin::NotOverlay,
+                ),
+                &container("c"),
+            )
+            .unwrap();
+        assert_eq!((h3.via, &h3.sha256), ("exe", &h.sha256));
+    }
     // bounded: a limit below the size refuses to hash
     let small = ProcFiles {
         proc: PathBuf::from("/proc"),

@@ -600,7 +600,16 @@ fn read_dir_layer(root: &Path) -> Result<LayerChanges, ProfileError> {
                 continue;
             }
             let mode = meta.mode() & 0o7777;
-            let mut f = fs::File::open(&full).map_err(io_err(&full))?;
+            // O_NONBLOCK: should the file be swapped for a FIFO, the open does not hang
+            let mut f = rustix::fs::open(
+                &full,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::CLOEXEC
+                    | rustix::fs::OFlags::NONBLOCK,
+                rustix::fs::Mode::empty(),
+            )
+            .map(fs::File::from)
+            .map_err(|e| io_err(&full)(e.into()))?;
             let head = read_head(&mut f).map_err(io_err(&full))?;
             if is_executable(mode, &head) {
                 let sha256 = hash_rest(&head, &mut f).map_err(io_err(&full))?;

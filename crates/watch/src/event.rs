@@ -80,7 +80,9 @@ pub enum Event {
     Connect(Connect),
     /// Events the kernel side could not deliver (ring buffer full) since the last report:
     /// counted, never lost silently.
-    Dropped { count: u64 },
+    Dropped {
+        count: u64,
+    },
 }
 
 impl Event {

@@ -303,7 +303,7 @@ pub fn attach(
     let scope = reference.name();
     let sigs = signatures_in(&client, reference)?;
     let (_, wanted) = wanted(reference);
-    let created = berth_oci::timefmt::rfc3339(SystemTime::now());
+    let created = berth_oci::timefmt::rfc3339_nano(SystemTime::now());
     let artifact = crate::commands::image::runtime()?.block_on(async {
         let image = sigs
             .resolve(&wanted)

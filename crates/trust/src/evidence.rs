@@ -619,12 +619,7 @@ fn role_signer(
             role.name
         ));
     }
-    Err(if found.signatures.is_empty() {
-        "not signed: anyone with push rights can attach an unsigned one, so it does not count"
-            .to_string()
-    } else {
-        found.failures()
-    })
+    Err(found.refusal())
 }
 
 #[cfg(test)]

@@ -418,11 +418,7 @@ pub fn from_referrer(
             .await
             .with_context(|| format!("failed to verify the SBOM {digest} of {scope}"))?;
         if !v.passed {
-            let why = if v.signatures.is_empty() {
-                "it is not signed: anyone with push rights can attach an unsigned document".to_owned()
-            } else {
-                v.failures()
-            };
+            let why = v.refusal();
             bail!(
                 "the newest SBOM of {scope}@{image_digest} ({digest}) failed verification against the trust policy {}: {why}\nhint: attach a signed one with `berth sbom --attach --key NAME {reference}`",
                 config.policy_path.display()

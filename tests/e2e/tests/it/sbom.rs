@@ -270,7 +270,8 @@ fn sbom_attach_and_read_back(kind: Kind) {
         assert!(!out.status.success());
         assert!(out.stdout.is_empty());
         assert!(
-            stderr(&out).contains(&md.to_string()) && stderr(&out).contains("it is not signed"),
+            stderr(&out).contains(&md.to_string())
+                && stderr(&out).contains("not signed: anyone with push rights"),
             "{}",
             stderr(&out)
         );

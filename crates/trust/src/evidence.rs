@@ -33,12 +33,7 @@ use crate::roles::Role;
 use crate::time::Timestamp;
 use crate::truststore::TrustStore;
 
-/// `artifactType` of an SPDX 2.3 JSON SBOM referrer.
-pub const SPDX_JSON: &str = "application/spdx+json";
-/// `artifactType` of a CycloneDX JSON SBOM referrer.
-pub const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
-/// `artifactType` of a `berth scan` report referrer (schema [`SCAN_SCHEMA`]).
-pub const SCAN_REPORT: &str = "application/vnd.berth.scan.v1+json";
+pub use berth_oci::media_type::{BERTH_SCAN_REPORT as SCAN_REPORT, CYCLONEDX_JSON, SPDX_JSON};
 /// The `schema` of a scan report this crate reads.
 pub const SCAN_SCHEMA: &str = "berth.scan/v1";
 /// The largest `maxAgeDays` a policy may give (ten years).

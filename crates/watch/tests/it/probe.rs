@@ -1,0 +1,554 @@
+//! The eBPF probes for real (root, a kernel with BTF): processes placed in cgroups the tests
+//! create under the cgroup2 root, an overlay mount, TCP listeners on 127.0.0.1. Without root
+//! or BTF these tests fail, saying what is missing: they never skip.
+//!
+//! Every event of a process is in the ring buffer (or counted as dropped) before the process
+//! exits, so once a test has waited for its children, one drain of the buffer holds all their
+//! events: the tests assert exact counts with no timing.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use berth_watch::event::{Connect, Event, Exec, FileOrigin, OpenWrite};
+use berth_watch::probe::{AllowedDestination, ProbeError, ProbeOptions, Probes, cgroup_id};
+
+fn load(options: ProbeOptions) -> Probes {
+    match Probes::load(options) {
+        Ok(p) => p,
+        Err(e) => panic!(
+            "failed to load the eBPF probes: {}\nthese tests need root and a kernel with BTF \
+             (/sys/kernel/btf/vmlinux); scripts/test runs them as root",
+            berth_errdefs::error_chain(&e)
+        ),
+    }
+}
+
+/// A cgroup2 directory of its own, removed on drop (after killing, by pid, what is left in it).
+struct TestCgroup {
+    dir: PathBuf,
+    id: u64,
+}
+
+impl TestCgroup {
+    fn new(probes: &Probes, name: &str) -> TestCgroup {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = probes.cgroup2_root().join(format!(
+            "berth-watch-it-{}-{}-{name}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let id = cgroup_id(&dir).unwrap();
+        TestCgroup { dir, id }
+    }
+
+    /// `shell -c SCRIPT` with the shell moved into this cgroup first (its own start is not
+    /// in it; everything the script does is).
+    fn command(&self, shell: &str, script: &str) -> Command {
+        let mut c = Command::new(shell);
+        c.arg("-c").arg(format!(
+            "echo $$ > '{}' && {script}",
+            self.dir.join("cgroup.procs").display()
+        ));
+        c
+    }
+
+    fn run(&self, script: &str) -> Output {
+        self.run_with("sh", script)
+    }
+
+    fn run_with(&self, shell: &str, script: &str) -> Output {
+        self.command(shell, script).output().unwrap()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let procs = self.dir.join("cgroup.procs");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            for pid in fs::read_to_string(&procs).unwrap_or_default().lines() {
+                if let Some(pid) = pid
+                    .trim()
+                    .parse()
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+            match fs::remove_dir(&self.dir) {
+                Err(e) if e.kind() == ErrorKind::ResourceBusy && Instant::now() < deadline => {
+                    std::thread::yield_now()
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Everything in the ring buffer now (and the drops counted so far).
+fn drain(probes: &mut Probes) -> Vec<Event> {
+    let mut all = Vec::new();
+    loop {
+        let events = probes.next_events(Some(Duration::ZERO)).unwrap();
+        if events.is_empty() {
+            return all;
+        }
+        all.extend(events);
+    }
+}
+
+fn execs(events: &[Event]) -> Vec<&Exec> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Exec(x) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+fn opens(events: &[Event]) -> Vec<&OpenWrite> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::OpenWrite(x) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+fn connects(events: &[Event]) -> Vec<&Connect> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Connect(x) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn exec_in_a_watched_cgroup_is_one_event_with_argv_uid_inode_and_parent() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "exec");
+    p.watch_cgroup(cg.id).unwrap();
+    let child = cg.command("sh", "exec /bin/true a b").spawn().unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out, "sh -c 'exec /bin/true a b'");
+
+    let events = drain(&mut p);
+    let execs = execs(&events);
+    assert_eq!(execs.len(), 1, "{events:#?}");
+    let e = execs[0];
+    assert_eq!(e.cgroup_id, cg.id);
+    assert_eq!(e.argv, ["/bin/true", "a", "b"]);
+    assert!(!e.argv_truncated);
+    assert_eq!(e.filename, "/bin/true");
+    assert_eq!(e.uid, 0);
+    assert_eq!(e.pid, pid, "exec keeps the shell's pid");
+    assert_eq!(e.ppid, std::process::id(), "the shell's parent is the test");
+    assert_eq!(e.origin, FileOrigin::NotOverlay);
+    let st = fs::metadata("/bin/true").unwrap();
+    assert_eq!(
+        (e.ino, e.dev),
+        (st.ino(), st.dev()),
+        "inode and st_dev of /bin/true"
+    );
+    assert!(e.boot_ns > 0);
+    assert_eq!(p.counters().dropped, 0);
+}
+
+#[test]
+fn a_process_in_an_unwatched_cgroup_is_not_reported() {
+    let mut p = load(ProbeOptions::default());
+    let quiet = TestCgroup::new(&p, "unwatched");
+    let loud = TestCgroup::new(&p, "watched");
+    p.watch_cgroup(loud.id).unwrap();
+    assert_success(
+        &quiet.run("/bin/true quiet; echo x > /dev/null"),
+        "unwatched",
+    );
+    assert_success(&loud.run("/bin/true loud"), "watched");
+    let events = drain(&mut p);
+    assert!(
+        events.iter().all(|e| e.cgroup_id() == Some(loud.id)),
+        "only the watched cgroup's events: {events:#?}"
+    );
+    assert_eq!(execs(&events).len(), 1, "{events:#?}");
+    assert_eq!(execs(&events)[0].argv, ["/bin/true", "loud"]);
+
+    // unwatching stops the events
+    p.unwatch_cgroup(loud.id).unwrap();
+    p.unwatch_cgroup(loud.id).unwrap();
+    assert_success(&loud.run("/bin/true again"), "unwatched again");
+    assert_eq!(drain(&mut p), []);
+}
+
+/// An overlay mount (lower with an executable, empty upper), unmounted on drop.
+struct Overlay {
+    _dir: tempfile::TempDir,
+    merged: PathBuf,
+}
+
+impl Overlay {
+    fn new() -> Overlay {
+        let dir = tempfile::tempdir().unwrap();
+        let (lower, upper, work, merged) = (
+            dir.path().join("lower"),
+            dir.path().join("upper"),
+            dir.path().join("work"),
+            dir.path().join("merged"),
+        );
+        for d in [&lower, &upper, &work, &merged] {
+            fs::create_dir(d).unwrap();
+        }
+        fs::copy("/bin/true", lower.join("prog")).unwrap();
+        let data = std::ffi::CString::new(format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        ))
+        .unwrap();
+        rustix::mount::mount(
+            "overlay",
+            &merged,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            Some(data.as_c_str()),
+        )
+        .unwrap_or_else(|e| panic!("mount overlay on {}: {e}", merged.display()));
+        Overlay { _dir: dir, merged }
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+#[test]
+fn exec_on_overlay_tells_the_lower_layers_from_the_upper_one() {
+    let mut p = load(ProbeOptions::default());
+    let ov = Overlay::new();
+    let cg = TestCgroup::new(&p, "overlay");
+    p.watch_cgroup(cg.id).unwrap();
+    let prog = ov.merged.join("prog");
+    let copy = ov.merged.join("copy");
+    assert_success(
+        &cg.run(&format!(
+            "'{prog}' lower && cp '{prog}' '{copy}' && '{copy}' upper",
+            prog = prog.display(),
+            copy = copy.display()
+        )),
+        "exec on overlay",
+    );
+    let events = drain(&mut p);
+    let execs = execs(&events);
+    let lower = execs
+        .iter()
+        .find(|e| e.argv.get(1).map(String::as_str) == Some("lower"))
+        .unwrap_or_else(|| panic!("no exec of the lower file: {events:#?}"));
+    let upper = execs
+        .iter()
+        .find(|e| e.argv.get(1).map(String::as_str) == Some("upper"))
+        .unwrap_or_else(|| panic!("no exec of the copy: {events:#?}"));
+    assert_eq!(lower.origin, FileOrigin::Lower);
+    assert_eq!(upper.origin, FileOrigin::Upper);
+    assert_eq!(lower.filename, prog.display().to_string());
+    // cp is on the host's root: not overlay
+    let cp = execs
+        .iter()
+        .find(|e| e.argv.first().map(String::as_str) == Some("cp"))
+        .unwrap_or_else(|| panic!("no exec of cp: {events:#?}"));
+    assert_eq!(cp.origin, FileOrigin::NotOverlay);
+    for (e, path) in [(lower, &prog), (upper, &copy)] {
+        let st = fs::metadata(path).unwrap();
+        assert_eq!(
+            (e.ino, e.dev),
+            (st.ino(), st.dev()),
+            "inode and device of {} as stat(2) sees them through the mount",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn open_for_write_is_reported_and_reads_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = load(ProbeOptions {
+        write_prefixes: vec![dir.path().to_owned()],
+        ..ProbeOptions::default()
+    });
+    let cg = TestCgroup::new(&p, "open");
+    p.watch_cgroup(cg.id).unwrap();
+    let written = dir.path().join("written");
+    let read = dir.path().join("read");
+    fs::copy("/etc/passwd", &read).unwrap();
+    assert_success(
+        &cg.run(&format!(
+            "echo hi > '{}' && read x < '{}' && echo outside > /dev/null",
+            written.display(),
+            read.display()
+        )),
+        "write, read",
+    );
+    let events = drain(&mut p);
+    let opens = opens(&events);
+    assert_eq!(
+        opens.len(),
+        1,
+        "one open for write under the prefix: {events:#?}"
+    );
+    let o = opens[0];
+    assert_eq!(o.path, written.display().to_string());
+    assert_eq!(o.cgroup_id, cg.id);
+    assert_eq!(o.uid, 0);
+    let wanted = (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC) as u32;
+    assert_eq!(o.flags & wanted, wanted, "flags {:#o}", o.flags);
+    assert_eq!(p.counters().filtered, 1, "/dev/null is outside the prefix");
+    assert!(
+        !p.open_tracepoints().is_empty() && p.open_tracepoints().contains(&"sys_enter_openat"),
+        "{:?}",
+        p.open_tracepoints()
+    );
+}
+
+fn nonblocking_listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    (l, addr)
+}
+
+/// bash's `/dev/tcp` connect from inside the cgroup.
+fn connect_script(to: SocketAddr) -> String {
+    format!("exec 3<>/dev/tcp/{}/{}", to.ip(), to.port())
+}
+
+#[test]
+fn connect_is_reported_and_enforcement_blocks_what_the_policy_does_not_allow() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "connect");
+    p.watch_cgroup(cg.id).unwrap();
+    let (denied, denied_addr) = nonblocking_listener();
+    let (allowed, allowed_addr) = nonblocking_listener();
+
+    // not enforced: reported, connected
+    assert_success(
+        &cg.run_with("bash", &connect_script(denied_addr)),
+        "connect",
+    );
+    assert!(denied.accept().is_ok(), "the connect reached the listener");
+    let events = drain(&mut p);
+    let c = connects(&events);
+    assert_eq!(c.len(), 1, "{events:#?}");
+    assert_eq!(c[0].destination, denied_addr);
+    assert!(c[0].stream);
+    assert!(!c[0].blocked);
+    assert_eq!(c[0].cgroup_id, cg.id);
+
+    // enforced, only the other port allowed
+    p.set_connect_policy(cg.id, true, &[AllowedDestination::exact(allowed_addr)])
+        .unwrap();
+    let out = cg.run_with("bash", &connect_script(denied_addr));
+    assert!(
+        !out.status.success(),
+        "the connect outside the policy succeeded"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Operation not permitted"),
+        "EPERM expected: {stderr}"
+    );
+    assert_eq!(
+        denied.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(ErrorKind::WouldBlock),
+        "nothing reached the denied listener"
+    );
+    assert_success(
+        &cg.run_with("bash", &connect_script(allowed_addr)),
+        "allowed connect",
+    );
+    assert!(allowed.accept().is_ok());
+    let events = drain(&mut p);
+    let c = connects(&events);
+    assert_eq!(c.len(), 2, "{events:#?}");
+    assert_eq!((c[0].destination, c[0].blocked), (denied_addr, true));
+    assert_eq!((c[1].destination, c[1].blocked), (allowed_addr, false));
+
+    // a prefix and any port: 127.0.0.0/8 allows both
+    p.set_connect_policy(
+        cg.id,
+        true,
+        &[AllowedDestination {
+            addr: "127.0.0.0".parse().unwrap(),
+            prefix_len: 8,
+            port: None,
+        }],
+    )
+    .unwrap();
+    assert_success(&cg.run_with("bash", &connect_script(denied_addr)), "prefix");
+    assert!(denied.accept().is_ok());
+
+    // an empty allow-list blocks everything; with the policy cleared nothing is checked
+    p.set_connect_policy(cg.id, true, &[]).unwrap();
+    assert!(
+        !cg.run_with("bash", &connect_script(denied_addr))
+            .status
+            .success()
+    );
+    p.clear_connect_policy(cg.id).unwrap();
+    assert_success(
+        &cg.run_with("bash", &connect_script(denied_addr)),
+        "cleared",
+    );
+    assert!(denied.accept().is_ok());
+}
+
+#[test]
+fn enforcement_covers_ipv6_and_ipv4_mapped_destinations() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "connect6");
+    p.watch_cgroup(cg.id).unwrap();
+    let l6 = TcpListener::bind("[::1]:0").unwrap();
+    let addr6 = l6.local_addr().unwrap();
+    let l4 = TcpListener::bind("[::]:0").unwrap();
+    let port4 = l4.local_addr().unwrap().port();
+    // allow only 127.0.0.1 (IPv4) on port4; ::1 denied
+    p.set_connect_policy(
+        cg.id,
+        true,
+        &[AllowedDestination::exact(SocketAddr::from((
+            [127, 0, 0, 1],
+            port4,
+        )))],
+    )
+    .unwrap();
+    let out = cg.run_with("bash", &connect_script(addr6));
+    assert!(!out.status.success(), "connect to {addr6} was not blocked");
+    // python-free IPv4-mapped connect: bash resolves ::ffff:127.0.0.1 to an AF_INET6 socket
+    let mapped: SocketAddr = format!("[::ffff:127.0.0.1]:{port4}").parse().unwrap();
+    assert_success(
+        &cg.run_with("bash", &connect_script(mapped)),
+        "mapped connect",
+    );
+    let events = drain(&mut p);
+    let c = connects(&events);
+    assert_eq!(c.len(), 2, "{events:#?}");
+    assert_eq!((c[0].destination, c[0].blocked), (addr6, true));
+    assert_eq!((c[1].destination, c[1].blocked), (mapped, false));
+}
+
+#[test]
+fn an_exec_storm_into_a_tiny_ring_buffer_counts_every_lost_event() {
+    let page = u32::try_from(rustix::param::page_size()).unwrap();
+    let mut p = load(ProbeOptions {
+        ring_buffer_bytes: page,
+        ..ProbeOptions::default()
+    });
+    let cg = TestCgroup::new(&p, "storm");
+    p.watch_cgroup(cg.id).unwrap();
+    const EXECS: usize = 300;
+    assert_success(
+        &cg.run(&format!(
+            "i=0; while [ $i -lt {EXECS} ]; do /bin/true; i=$((i+1)); done"
+        )),
+        "exec storm",
+    );
+    let events = drain(&mut p);
+    let received = execs(&events).len();
+    let dropped: u64 = events
+        .iter()
+        .map(|e| match e {
+            Event::Dropped { count } => *count,
+            _ => 0,
+        })
+        .sum();
+    eprintln!("exec storm: {EXECS} execs, {received} received, {dropped} dropped");
+    assert!(
+        dropped > 0,
+        "a {page}-byte ring buffer held {EXECS} exec events"
+    );
+    assert_eq!(
+        received as u64 + dropped,
+        EXECS as u64,
+        "received {received} + dropped {dropped}"
+    );
+    assert_eq!(p.counters().dropped, dropped);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.cgroup_id().is_none_or(|id| id == cg.id))
+    );
+}
+
+#[test]
+fn next_events_waits_until_an_event_arrives() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "wait");
+    p.watch_cgroup(cg.id).unwrap();
+    assert_eq!(p.next_events(Some(Duration::from_millis(20))).unwrap(), []);
+    let mut child = cg
+        .command("sh", "read x; exec /bin/true waited")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    drop(stdin); // read returns at EOF, then the exec
+    let events = p.next_events(Some(Duration::from_secs(10))).unwrap();
+    assert_success(&child.wait_with_output().unwrap(), "waited");
+    assert_eq!(execs(&events).len(), 1, "{events:#?}");
+    assert_eq!(execs(&events)[0].argv, ["/bin/true", "waited"]);
+}
+
+#[test]
+fn loading_says_what_is_missing() {
+    let no_btf = Probes::load(ProbeOptions {
+        btf: PathBuf::from("/nonexistent/vmlinux"),
+        ..ProbeOptions::default()
+    })
+    .unwrap_err();
+    assert!(matches!(no_btf, ProbeError::NoBtf { .. }), "{no_btf:?}");
+    assert!(
+        no_btf.to_string().contains("CONFIG_DEBUG_INFO_BTF"),
+        "{no_btf}"
+    );
+    let ring = Probes::load(ProbeOptions {
+        ring_buffer_bytes: 5000,
+        ..ProbeOptions::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(ring, ProbeError::RingBufferSize { bytes: 5000, .. }),
+        "{ring:?}"
+    );
+    let cgroup = Probes::load(ProbeOptions {
+        cgroup2_root: Some(PathBuf::from("/nonexistent/cgroup")),
+        ..ProbeOptions::default()
+    })
+    .unwrap_err();
+    assert!(
+        matches!(cgroup, ProbeError::Cgroup2Root { .. }),
+        "{cgroup:?}"
+    );
+}

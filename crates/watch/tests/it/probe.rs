@@ -552,3 +552,19 @@ fn loading_says_what_is_missing() {
         "{cgroup:?}"
     );
 }
+
+/// The embedded object is what `scripts/build-bpf` builds from `bpf/watch.bpf.c` with this
+/// machine's clang: a change to the C source must come with the rebuilt object.
+#[test]
+fn committed_bpf_object_matches_its_source() {
+    for tool in ["clang", "llvm-strip"] {
+        let found = Command::new(tool).arg("--version").output().is_ok();
+        assert!(
+            found,
+            "{tool} is not installed: it rebuilds crates/watch/bpf/watch.bpf.o\nhint: apt-get install -y clang llvm"
+        );
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-bpf");
+    let out = Command::new(&script).arg("--check").output().unwrap();
+    assert_success(&out, "scripts/build-bpf --check");
+}

@@ -568,3 +568,78 @@ fn committed_bpf_object_matches_its_source() {
     let out = Command::new(&script).arg("--check").output().unwrap();
     assert_success(&out, "scripts/build-bpf --check");
 }
+
+#[test]
+fn argv_past_the_bound_is_cut_and_flagged() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "argv");
+    p.watch_cgroup(cg.id).unwrap();
+    // 20 short arguments: more than ARGV_MAX
+    let many: Vec<String> = (0..20).map(|i| format!("a{i}")).collect();
+    // one argument of 2000 bytes: past the 1 KiB the probe copies
+    let long = "x".repeat(2000);
+    assert_success(
+        &cg.run(&format!("/bin/true {} && /bin/true {long}", many.join(" "))),
+        "long argv",
+    );
+    let events = drain(&mut p);
+    let execs = execs(&events);
+    assert_eq!(execs.len(), 2, "{events:#?}");
+    assert_eq!(execs[0].argv.len(), berth_watch::probe::ARGV_MAX);
+    assert_eq!(execs[0].argv[1], "a0");
+    assert!(execs[0].argv_truncated);
+    assert_eq!(execs[1].argv.len(), 2);
+    assert_eq!(execs[1].argv[1].len(), 1024 - "/bin/true\0".len());
+    assert!(execs[1].argv[1].chars().all(|c| c == 'x'));
+    assert!(execs[1].argv_truncated);
+}
+
+/// Set in the environment of this test's own re-run without privileges (below).
+const UNPRIVILEGED_CHILD: &str = "BERTH_WATCH_IT_UNPRIVILEGED_CHILD";
+
+/// Without root (nobody, no capabilities: setpriv), loading says what is missing.
+#[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test tells its unprivileged re-run from itself by an environment variable"
+)]
+fn loading_without_privileges_says_what_is_missing() {
+    if std::env::var_os(UNPRIVILEGED_CHILD).is_some() {
+        let e = Probes::load(ProbeOptions::default()).unwrap_err();
+        assert!(matches!(e, ProbeError::NotPrivileged { .. }), "{e:?}");
+        assert_eq!(e.kind(), berth_errdefs::ErrorKind::Denied);
+        let text = e.to_string();
+        assert!(text.contains("needs root"), "{text}");
+        assert!(
+            text.contains("CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN"),
+            "{text}"
+        );
+        return;
+    }
+    let found = Command::new("setpriv").arg("--version").output().is_ok();
+    assert!(
+        found,
+        "setpriv is not installed\nhint: apt-get install -y util-linux"
+    );
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "probe::loading_without_privileges_says_what_is_missing",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(UNPRIVILEGED_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_success(&out, "the test re-run as nobody");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}

@@ -17,21 +17,25 @@
 //! counter that [`Probes::next_events`] turns into [`Event::Dropped`], so nothing is lost
 //! silently.
 
+mod control;
+mod events;
 mod host;
 pub mod wire;
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use aya::maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf};
+use aya::maps::{HashMap, MapError, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, ProgramError, TracePoint};
 use aya::{Btf, BtfError, Ebpf, EbpfError, EbpfLoader, Endianness};
 use berth_errdefs::ErrorKind;
-use rustix::event::{PollFd, PollFlags, Timespec};
 
 use crate::event::Event;
+pub use control::ProbeControl;
+pub use events::EventReader;
 pub use wire::{ALLOW_MAX, ARGV_MAX, AllowedDestination, PolicyError, WireError};
 
 /// The BPF object, built by `scripts/build-bpf` from `bpf/watch.bpf.c`.
@@ -177,29 +181,15 @@ pub struct ProbeCounters {
     pub malformed: u64,
 }
 
-/// The loaded and attached probes. Dropping it detaches and unloads them.
+/// The loaded and attached probes. Dropping it (or both halves of [`Probes::split`])
+/// detaches and unloads them.
+#[derive(Debug)]
 pub struct Probes {
-    // holds the programs and their links
-    ebpf: Ebpf,
-    ring: RingBuf<MapData>,
-    watched: HashMap<MapData, u64, u8>,
-    policies: HashMap<MapData, u64, [u8; wire::POLICY_LEN]>,
-    drops: PerCpuArray<MapData, u64>,
-    counters: ProbeCounters,
-    write_prefixes: Vec<PathBuf>,
+    control: ProbeControl,
+    events: EventReader,
     cgroup2_root: PathBuf,
     tracefs_mounted: bool,
     open_programs: Vec<&'static str>,
-}
-
-impl std::fmt::Debug for Probes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Probes")
-            .field("cgroup2_root", &self.cgroup2_root)
-            .field("counters", &self.counters)
-            .field("open_programs", &self.open_programs)
-            .finish_non_exhaustive()
-    }
 }
 
 fn read_host(path: &str) -> Result<String, ProbeError> {
@@ -400,14 +390,20 @@ impl Probes {
             ?open_programs,
             "eBPF probes attached"
         );
+        let ebpf = Arc::new(ebpf);
         Ok(Probes {
-            ebpf,
-            ring,
-            watched,
-            policies,
-            drops,
-            counters: ProbeCounters::default(),
-            write_prefixes: options.write_prefixes,
+            control: ProbeControl {
+                _ebpf: Arc::clone(&ebpf),
+                watched,
+                policies,
+            },
+            events: EventReader {
+                _ebpf: ebpf,
+                ring,
+                drops,
+                counters: ProbeCounters::default(),
+                write_prefixes: options.write_prefixes,
+            },
             cgroup2_root,
             tracefs_mounted,
             open_programs,
@@ -432,127 +428,44 @@ impl Probes {
 
     /// Report the events of the cgroup with this id (see [`cgroup_id`]).
     pub fn watch_cgroup(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
-        self.watched
-            .insert(cgroup_id, 1, 0)
-            .map_err(|source| ProbeError::MapUpdate {
-                map: "watched",
-                cgroup_id,
-                source,
-            })
+        self.control.watch_cgroup(cgroup_id)
     }
 
     /// Stop reporting a cgroup's events (no error when it was not watched).
     pub fn unwatch_cgroup(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
-        remove_key(&mut self.watched, "watched", cgroup_id)
+        self.control.unwatch_cgroup(cgroup_id)
     }
 
-    /// The connect policy of a cgroup: with `enforce`, a connect (IPv4 or IPv6, TCP or UDP) to
-    /// a destination outside `allow` fails with EPERM and its event says `blocked`; without,
-    /// the destinations are not checked. At most [`ALLOW_MAX`] entries.
+    /// See [`ProbeControl::set_connect_policy`].
     pub fn set_connect_policy(
         &mut self,
         cgroup_id: u64,
         enforce: bool,
         allow: &[AllowedDestination],
     ) -> Result<(), ProbeError> {
-        let value = wire::encode_policy(enforce, allow)
-            .map_err(|source| ProbeError::Policy { cgroup_id, source })?;
-        self.policies
-            .insert(cgroup_id, value, 0)
-            .map_err(|source| ProbeError::MapUpdate {
-                map: "policies",
-                cgroup_id,
-                source,
-            })
+        self.control.set_connect_policy(cgroup_id, enforce, allow)
     }
 
     /// Remove a cgroup's connect policy (its connects are no longer checked).
     pub fn clear_connect_policy(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
-        remove_key(&mut self.policies, "policies", cgroup_id)
+        self.control.clear_connect_policy(cgroup_id)
     }
 
     /// What was counted since the probes were loaded.
     pub fn counters(&self) -> ProbeCounters {
-        self.counters
+        self.events.counters()
     }
 
-    /// The events waiting in the ring buffer; when there are none, wait up to `timeout`
-    /// (`None`: until there are) for some, with poll(2). Events the kernel side had to drop
-    /// since the last call come last, as one [`Event::Dropped`]. May return no event when
-    /// the timeout passes or a signal interrupts the wait.
+    /// See [`EventReader::next_events`].
     pub fn next_events(&mut self, timeout: Option<Duration>) -> Result<Vec<Event>, ProbeError> {
-        let mut out = Vec::new();
-        self.drain(&mut out);
-        if out.is_empty() {
-            let timespec = timeout.map(|d| Timespec {
-                tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: i64::from(d.subsec_nanos()),
-            });
-            let mut fds = [PollFd::new(&self.ring, PollFlags::IN)];
-            match rustix::event::poll(&mut fds, timespec.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(ProbeError::Poll { source: e.into() }),
-            }
-            self.drain(&mut out);
-        }
-        let dropped = self.dropped_total()?;
-        if dropped > self.counters.dropped {
-            out.push(Event::Dropped {
-                count: dropped - self.counters.dropped,
-            });
-            self.counters.dropped = dropped;
-        }
-        Ok(out)
+        self.events.next_events(timeout)
     }
 
-    fn drain(&mut self, out: &mut Vec<Event>) {
-        loop {
-            let decoded = match self.ring.next() {
-                Some(record) => wire::decode(&record),
-                None => break,
-            };
-            match decoded {
-                Ok(event) => {
-                    self.counters.received += 1;
-                    if self.wanted(&event) {
-                        out.push(event);
-                    } else {
-                        self.counters.filtered += 1;
-                    }
-                }
-                Err(error) => {
-                    self.counters.malformed += 1;
-                    tracing::warn!(%error, "undecodable ring buffer record");
-                }
-            }
-        }
-    }
-
-    fn wanted(&self, event: &Event) -> bool {
-        match event {
-            Event::OpenWrite(open) if !self.write_prefixes.is_empty() => {
-                let path = Path::new(&open.path);
-                path.is_relative() || self.write_prefixes.iter().any(|p| path.starts_with(p))
-            }
-            _ => true,
-        }
-    }
-
-    /// The per-CPU drop counters, added up.
-    fn dropped_total(&self) -> Result<u64, ProbeError> {
-        let values = self
-            .drops
-            .get(&0, 0)
-            .map_err(|source| ProbeError::MapRead {
-                map: "drops",
-                source,
-            })?;
-        Ok(values.iter().sum())
-    }
-
-    /// The BPF object in use (for `bpftool`-like introspection by the caller).
-    pub fn ebpf(&self) -> &Ebpf {
-        &self.ebpf
+    /// The two halves, for a reader thread blocked in [`EventReader::next_events`] while
+    /// another adds and removes cgroups as containers come and go. The probes stay attached
+    /// until both are dropped.
+    pub fn split(self) -> (ProbeControl, EventReader) {
+        (self.control, self.events)
     }
 }
 
@@ -563,22 +476,6 @@ fn tracefs_has_event(tracepoint: &str) -> bool {
             .join(tracepoint)
             .is_dir()
     })
-}
-
-fn remove_key<V: aya::Pod>(
-    map: &mut HashMap<MapData, u64, V>,
-    name: &'static str,
-    cgroup_id: u64,
-) -> Result<(), ProbeError> {
-    match map.remove(&cgroup_id) {
-        Ok(()) => Ok(()),
-        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(source) => Err(ProbeError::MapUpdate {
-            map: name,
-            cgroup_id,
-            source,
-        }),
-    }
 }
 
 /// A cgroup's id as the probes see it (`bpf_get_current_cgroup_id()`): the inode number of its

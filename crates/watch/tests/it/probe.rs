@@ -643,3 +643,33 @@ fn loading_without_privileges_says_what_is_missing() {
     assert_success(&out, "the test re-run as nobody");
     assert!(stdout.contains("1 passed"), "{stdout}");
 }
+
+/// `berth watch`'s shape: a thread blocked reading events while another adds a container's
+/// cgroup as it starts.
+#[test]
+fn a_reader_thread_sees_a_cgroup_watched_while_it_waits() {
+    let p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "split");
+    let (mut control, mut reader) = p.split();
+    let id = cg.id;
+    let reading = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            seen.extend(reader.next_events(Some(Duration::from_secs(1))).unwrap());
+            if seen
+                .iter()
+                .any(|e| matches!(e, Event::Exec(x) if x.cgroup_id == id))
+            {
+                break;
+            }
+        }
+        seen
+    });
+    control.watch_cgroup(cg.id).unwrap();
+    assert_success(&cg.run("/bin/true split"), "exec");
+    let seen = reading.join().unwrap();
+    let execs = execs(&seen);
+    assert_eq!(execs.len(), 1, "{seen:#?}");
+    assert_eq!(execs[0].argv, ["/bin/true", "split"]);
+}

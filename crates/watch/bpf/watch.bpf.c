@@ -69,6 +69,7 @@ struct file {
 struct linux_binprm {
 	struct file *file;
 	const char *filename;
+	const char *interp;
 } CORE;
 
 struct mm_struct {
@@ -134,6 +135,7 @@ struct bpf_sock_addr {
 
 #define EXEC_ARGS_TRUNCATED 1
 #define EXEC_FILENAME_TRUNCATED 2
+#define EXEC_INTERPRETED 4
 
 // 32 bytes, at the start of every event.
 struct header {
@@ -288,6 +290,12 @@ int handle_exec(__u64 *ctx)
 	if (bpf_probe_read_user(e->args, len, (const void *)start) < 0)
 		len = 0;
 	e->args_len = len;
+
+	// A script (binfmt_script) or a binfmt_misc format: the kernel replaced bprm->file by the
+	// interpreter's and pointed bprm->interp at a copy of its path (bprm_change_interp);
+	// otherwise interp is filename, the same pointer. The script's own file is closed by now.
+	if (bprm->interp != bprm->filename)
+		e->flags |= EXEC_INTERPRETED;
 
 	struct inode *inode = bprm->file->f_inode;
 	struct super_block *sb = inode->i_sb;

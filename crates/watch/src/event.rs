@@ -36,6 +36,13 @@ pub struct Exec {
     /// The arguments, cut to the probe's bound; `argv_truncated` when some were cut.
     pub argv: Vec<String>,
     pub argv_truncated: bool,
+    /// The program is a script (`#!`) or a binfmt_misc format run by an interpreter: then
+    /// `ino`, `dev` and `origin` are the interpreter's file (the kernel has closed the
+    /// script's by the time the probe runs), `filename` is the script's path as executed, and
+    /// `argv` is what the interpreter gets (its path, the script's, the arguments). Whoever
+    /// judges drift must look the script up by `filename` (in the process' root and working
+    /// directory) to know where it came from.
+    pub interpreted: bool,
     /// The executed file's inode number and device (`st_ino`, `st_dev` as user space sees
     /// them through the container's mount).
     pub ino: u64,

@@ -27,6 +27,7 @@ const CONNECT_LEN: usize = HEADER_LEN + 16 + 16;
 pub const ARGV_MAX: usize = 16;
 
 const EXEC_ARGS_TRUNCATED: u32 = 1;
+const EXEC_INTERPRETED: u32 = 4;
 
 const ORIGIN_NOT_OVERLAY: u32 = 0;
 const ORIGIN_LOWER: u32 = 1;
@@ -37,7 +38,7 @@ const AF_INET6: u16 = 10;
 const SOCK_STREAM: u32 = 1;
 
 /// `struct policy`: enforce, count, then `ALLOW_MAX` entries of `struct allow` (family, port,
-/// pad, addr[4], mask[4]).
+/// pad, `addr[4]`, `mask[4]`).
 pub const ALLOW_MAX: usize = 32;
 const ALLOW_LEN: usize = 8 + 16 + 16;
 pub(crate) const POLICY_LEN: usize = 8 + ALLOW_MAX * ALLOW_LEN;
@@ -191,6 +192,7 @@ fn decode_exec(h: &Header, b: &[u8]) -> Result<Event, WireError> {
         filename,
         argv,
         argv_truncated: cut || flags & EXEC_ARGS_TRUNCATED != 0,
+        interpreted: flags & EXEC_INTERPRETED != 0,
         ino,
         dev: kernel_dev_to_user(dev),
         origin,
@@ -361,6 +363,7 @@ mod tests {
         };
         assert_eq!(e.argv, ["/bin/true", "a", "b"]);
         assert!(!e.argv_truncated);
+        assert!(!e.interpreted);
         assert_eq!((e.pid, e.uid, e.ppid, e.cgroup_id), (41, 1000, 7, 1234));
         assert_eq!(e.filename, "/bin/true");
         assert_eq!(e.origin, FileOrigin::Upper);
@@ -370,12 +373,13 @@ mod tests {
 
     #[test]
     fn argv_over_the_bound_is_flagged_truncated() {
-        // a block cut in the middle of an argument
-        let Event::Exec(e) = decode(&exec_record(b"/bin/x\0long", 3000, 1)).unwrap() else {
+        // a block cut in the middle of an argument (and a script: flag 4)
+        let Event::Exec(e) = decode(&exec_record(b"/bin/x\0long", 3000, 1 | 4)).unwrap() else {
             panic!("not an exec")
         };
         assert_eq!(e.argv, ["/bin/x", "long"]);
         assert!(e.argv_truncated);
+        assert!(e.interpreted);
         // more than ARGV_MAX arguments
         let many: Vec<u8> = (0..20).flat_map(|_| b"x\0".iter().copied()).collect();
         let Event::Exec(e) = decode(&exec_record(&many, many.len() as u64, 0)).unwrap() else {

@@ -161,6 +161,7 @@ fn exec_in_a_watched_cgroup_is_one_event_with_argv_uid_inode_and_parent() {
     assert_eq!(e.cgroup_id, cg.id);
     assert_eq!(e.argv, ["/bin/true", "a", "b"]);
     assert!(!e.argv_truncated);
+    assert!(!e.interpreted);
     assert_eq!(e.filename, "/bin/true");
     assert_eq!(e.uid, 0);
     assert_eq!(e.pid, pid, "exec keeps the shell's pid");
@@ -672,4 +673,64 @@ fn a_reader_thread_sees_a_cgroup_watched_while_it_waits() {
     let execs = execs(&seen);
     assert_eq!(execs.len(), 1, "{seen:#?}");
     assert_eq!(execs[0].argv, ["/bin/true", "split"]);
+}
+
+#[test]
+fn a_udp_connect_is_reported_as_not_stream() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "udp");
+    p.watch_cgroup(cg.id).unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = socket.local_addr().unwrap();
+    assert_success(
+        &cg.run_with(
+            "bash",
+            &format!("exec 3<>/dev/udp/{}/{}", to.ip(), to.port()),
+        ),
+        "udp connect",
+    );
+    let events = drain(&mut p);
+    let c = connects(&events);
+    assert_eq!(c.len(), 1, "{events:#?}");
+    assert_eq!(c[0].destination, to);
+    assert!(!c[0].stream);
+    assert!(!c[0].blocked);
+}
+
+/// A script's exec reports its interpreter's file (the kernel has closed the script's by the
+/// tracepoint) and says so: the layer above must look the script up by its path.
+#[test]
+fn a_script_is_reported_as_interpreted_with_the_interpreter_file() {
+    let mut p = load(ProbeOptions::default());
+    let ov = Overlay::new();
+    let cg = TestCgroup::new(&p, "script");
+    p.watch_cgroup(cg.id).unwrap();
+    let script = ov.merged.join("new.sh");
+    assert_success(
+        &cg.run(&format!(
+            "printf '#!/bin/sh\\nexit 0\\n' > '{0}' && chmod +x '{0}' && '{0}' x",
+            script.display()
+        )),
+        "script in the upper layer",
+    );
+    let events = drain(&mut p);
+    let execs = execs(&events);
+    let e = execs
+        .iter()
+        .find(|e| e.filename == script.display().to_string())
+        .unwrap_or_else(|| panic!("no exec of the script: {events:#?}"));
+    assert!(e.interpreted);
+    assert_eq!(e.argv, ["/bin/sh", &script.display().to_string(), "x"]);
+    let sh = fs::metadata("/bin/sh").unwrap();
+    assert_eq!(
+        (e.ino, e.dev),
+        (sh.ino(), sh.dev()),
+        "the interpreter's inode"
+    );
+    assert_eq!(e.origin, FileOrigin::NotOverlay, "the interpreter's origin");
+    let chmod = execs
+        .iter()
+        .find(|e| e.argv.first().map(String::as_str) == Some("chmod"))
+        .unwrap_or_else(|| panic!("no exec of chmod: {events:#?}"));
+    assert!(!chmod.interpreted);
 }

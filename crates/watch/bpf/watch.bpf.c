@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // berth-watch's kernel side (issue 22): process execs, opens for write and outbound connects of
-// the cgroups user space watches, written to one ring buffer; connects checked against a
-// per-cgroup allow-list when enforcement is on.
+// the cgroups user space watches, written to one ring buffer; connects and unconnected UDP
+// sends checked against a per-cgroup allow-list when enforcement is on.
 //
 // Built by scripts/build-bpf (Debian's clang, -target bpf, CO-RE). The few kernel structs the
 // programs read are declared below with preserve_access_index, so their field offsets are
@@ -381,9 +381,16 @@ static __always_inline int allowed(struct policy *p, __u16 family, const __u32 *
 	return 0;
 }
 
-static __always_inline int handle_connect(struct bpf_sock_addr *ctx, __u16 family)
+// A connect (report_allowed) or an unconnected UDP sendmsg (only a refusal is reported: every
+// datagram would be an event otherwise), checked against the cgroup's policy.
+static __always_inline int check_destination(struct bpf_sock_addr *ctx, __u16 family,
+					     int report_allowed)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct policy *p = bpf_map_lookup_elem(&policies, &cgroup_id);
+	if (!report_allowed && !(p && p->enforce))
+		return 1;
+
 	__u32 addr[4] = {};
 	__u16 port = __builtin_bswap16((__u16)ctx->user_port);
 	if (family == AF_INET) {
@@ -396,7 +403,6 @@ static __always_inline int handle_connect(struct bpf_sock_addr *ctx, __u16 famil
 	}
 
 	int blocked = 0;
-	struct policy *p = bpf_map_lookup_elem(&policies, &cgroup_id);
 	if (p && p->enforce) {
 		int ok = allowed(p, family, addr, port);
 		// an IPv4-mapped IPv6 destination (::ffff:a.b.c.d) also matches IPv4 entries
@@ -408,7 +414,7 @@ static __always_inline int handle_connect(struct bpf_sock_addr *ctx, __u16 famil
 		blocked = !ok;
 	}
 
-	if (is_watched(cgroup_id)) {
+	if ((blocked || report_allowed) && is_watched(cgroup_id)) {
 		struct connect_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
 			fill_header(&e->h, KIND_CONNECT, cgroup_id);
@@ -423,20 +429,34 @@ static __always_inline int handle_connect(struct bpf_sock_addr *ctx, __u16 famil
 			count_drop();
 		}
 	}
-	// 0: the connect fails with EPERM
+	// 0: the call fails with EPERM
 	return blocked ? 0 : 1;
 }
 
 SEC("cgroup/connect4")
 int connect4(struct bpf_sock_addr *ctx)
 {
-	return handle_connect(ctx, AF_INET);
+	return check_destination(ctx, AF_INET, 1);
 }
 
 SEC("cgroup/connect6")
 int connect6(struct bpf_sock_addr *ctx)
 {
-	return handle_connect(ctx, AF_INET6);
+	return check_destination(ctx, AF_INET6, 1);
+}
+
+// sendto/sendmsg with a destination on an unconnected UDP socket: without these, a datagram
+// could go where the policy refuses a connect
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return check_destination(ctx, AF_INET, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return check_destination(ctx, AF_INET6, 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -41,7 +41,8 @@ impl ProbeControl {
     }
 
     /// The connect policy of a cgroup: with `enforce`, a connect (IPv4 or IPv6, TCP or UDP) to
-    /// a destination outside `allow` fails with EPERM and its event says `blocked` (an
+    /// a destination outside `allow`, or a `sendto`/`sendmsg` there on an unconnected UDP
+    /// socket, fails with EPERM and its event says `blocked` (an
     /// IPv4-mapped IPv6 destination is checked against the IPv4 entries too); without, the
     /// destinations are not checked. At most [`super::ALLOW_MAX`] entries. The policy applies
     /// whether or not the cgroup is watched (only a watched one's connects are reported).

@@ -734,3 +734,54 @@ fn a_script_is_reported_as_interpreted_with_the_interpreter_file() {
         .unwrap_or_else(|| panic!("no exec of chmod: {events:#?}"));
     assert!(!chmod.interpreted);
 }
+
+/// An unconnected UDP socket's sendto is held to the policy too (cgroup/sendmsg4): only the
+/// refused one is reported.
+#[test]
+fn enforcement_refuses_an_unconnected_udp_sendto() {
+    let found = Command::new("python3").arg("--version").output().is_ok();
+    assert!(
+        found,
+        "python3 is not installed\nhint: apt-get install -y python3"
+    );
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "sendto");
+    p.watch_cgroup(cg.id).unwrap();
+    let denied = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let allowed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (denied_addr, allowed_addr) = (denied.local_addr().unwrap(), allowed.local_addr().unwrap());
+    p.set_connect_policy(cg.id, true, &[AllowedDestination::exact(allowed_addr)])
+        .unwrap();
+    let sendto = |to: SocketAddr| {
+        format!(
+            "exec python3 -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('{}', {}))\"",
+            to.ip(),
+            to.port()
+        )
+    };
+    let out = cg.run(&sendto(denied_addr));
+    assert!(
+        !out.status.success(),
+        "sendto {denied_addr} was not refused"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PermissionError"),
+        "EPERM expected: {stderr}"
+    );
+    assert_success(&cg.run(&sendto(allowed_addr)), "allowed sendto");
+    allowed.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        allowed.recv(&mut buf).unwrap(),
+        1,
+        "the allowed datagram arrived"
+    );
+    let events = drain(&mut p);
+    let c = connects(&events);
+    assert_eq!(c.len(), 1, "only the refused send is an event: {events:#?}");
+    assert_eq!(
+        (c[0].destination, c[0].blocked, c[0].stream),
+        (denied_addr, true, false)
+    );
+}

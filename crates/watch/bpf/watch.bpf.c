@@ -28,11 +28,14 @@ typedef long long __s64;
 
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
+#define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_RINGBUF 27
 #define BPF_ANY 0
 
 // ---- helpers, by number ----
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, __u64 flags) = (void *)2;
+static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
 static __u64 (*bpf_get_current_uid_gid)(void) = (void *)15;
 static __u64 (*bpf_get_current_cgroup_id)(void) = (void *)80;
@@ -43,6 +46,7 @@ static long (*bpf_probe_read_kernel_str)(void *dst, __u32 size, const void *src)
 static __u64 (*bpf_ktime_get_boot_ns)(void) = (void *)125;
 static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
 static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
+static void (*bpf_ringbuf_discard)(void *data, __u64 flags) = (void *)133;
 
 // ---- the kernel structs read, only the fields used (CO-RE relocated) ----
 struct super_block {
@@ -220,6 +224,24 @@ struct {
 	__type(value, __u8);
 } watched SEC(".maps");
 
+// pid_tgid → an open for write whose path (or openat2's flags) could not be read at the
+// syscall's entry; LRU, so a thread that never returns from its open cannot fill it.
+struct pending_open {
+	__u64 path;
+	__u64 how;
+	__u64 cgroup_id;
+	__u64 boot_ns;
+	__u32 flags;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct pending_open);
+} pending_opens SEC(".maps");
+
 // cgroup id → its connect policy.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -314,24 +336,79 @@ int handle_exec(__u64 *ctx)
 	return 0;
 }
 
-static __always_inline int report_open(const char *path, __u64 flags)
+// Report an open; -1 (and nothing reported) when the path cannot be read and `must` is 0.
+static __always_inline int emit_open(__u64 cgroup_id, __u64 boot_ns, const char *path,
+				     __u32 flags, int must)
 {
-	if (!(flags & WRITE_FLAGS))
-		return 0;
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	if (!is_watched(cgroup_id))
-		return 0;
 	struct open_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_drop();
 		return 0;
 	}
 	fill_header(&e->h, KIND_OPEN_WRITE, cgroup_id);
-	e->flags = (__u32)flags;
+	e->h.boot_ns = boot_ns;
+	e->flags = flags;
 	e->path_len = bpf_probe_read_user_str(e->path, sizeof(e->path), path);
-	if (e->path_len < 0)
+	if (e->path_len < 0) {
+		if (!must) {
+			bpf_ringbuf_discard(e, 0);
+			return -1;
+		}
 		e->path[0] = 0;
+	}
 	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+// At the syscall's entry the path may be in a page not yet faulted in (a string in a new
+// program's read-only data: bash's "/dev/tty"), and a tracepoint cannot fault it in: then the
+// open is kept here and reported at the syscall's exit, when the kernel has copied the path
+// (so the page is in). openat2's flags are in user memory too: always read at the exit.
+static __always_inline int report_open(const char *path, __u64 flags, const void *how)
+{
+	if (!how && !(flags & WRITE_FLAGS))
+		return 0;
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	if (!is_watched(cgroup_id))
+		return 0;
+	__u64 boot_ns = bpf_ktime_get_boot_ns();
+	if (!how && emit_open(cgroup_id, boot_ns, path, (__u32)flags, 0) == 0)
+		return 0;
+	struct pending_open po = {
+		.path = (__u64)path,
+		.how = (__u64)how,
+		.cgroup_id = cgroup_id,
+		.boot_ns = boot_ns,
+		.flags = (__u32)flags,
+	};
+	__u64 id = bpf_get_current_pid_tgid();
+	if (bpf_map_update_elem(&pending_opens, &id, &po, BPF_ANY) != 0)
+		count_drop();
+	return 0;
+}
+
+// sys_exit_{openat,openat2,open,creat}: report the open kept at the entry, if any
+SEC("tracepoint/syscalls/sys_exit_openat")
+int handle_open_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct pending_open *found = bpf_map_lookup_elem(&pending_opens, &id);
+	if (!found)
+		return 0;
+	struct pending_open po = *found;
+	bpf_map_delete_elem(&pending_opens, &id);
+	__u32 flags = po.flags;
+	if (po.how) {
+		struct open_how how = {};
+		if (bpf_probe_read_user(&how, sizeof(how), (const void *)po.how) < 0)
+			return 0; // the call failed with EFAULT: nothing was opened
+		flags = (__u32)how.flags;
+		if (!(flags & WRITE_FLAGS))
+			return 0;
+	}
+	// still unreadable: the path pointer itself is bad (the open failed with EFAULT); reported
+	// with an empty path all the same
+	emit_open(po.cgroup_id, po.boot_ns, (const char *)po.path, flags, 1);
 	return 0;
 }
 
@@ -339,24 +416,30 @@ static __always_inline int report_open(const char *path, __u64 flags)
 SEC("tracepoint/syscalls/sys_enter_openat")
 int handle_openat(struct syscall_enter *ctx)
 {
-	return report_open((const char *)ctx->args[1], (__u32)ctx->args[2]);
+	return report_open((const char *)ctx->args[1], (__u32)ctx->args[2], 0);
 }
 
 // openat2(int dfd, const char *filename, struct open_how *how, size_t usize)
 SEC("tracepoint/syscalls/sys_enter_openat2")
 int handle_openat2(struct syscall_enter *ctx)
 {
-	struct open_how how = {};
-	if (bpf_probe_read_user(&how, sizeof(how), (const void *)ctx->args[2]) < 0)
-		return 0;
-	return report_open((const char *)ctx->args[1], how.flags);
+	return report_open((const char *)ctx->args[1], 0, (const void *)ctx->args[2]);
+}
+
+// creat(const char *pathname, umode_t mode): open(O_CREAT | O_WRONLY | O_TRUNC), for the
+// programs that make the syscall themselves (glibc's creat() calls openat); not on every
+// architecture
+SEC("tracepoint/syscalls/sys_enter_creat")
+int handle_creat(struct syscall_enter *ctx)
+{
+	return report_open((const char *)ctx->args[0], O_CREAT | O_WRONLY | O_TRUNC, 0);
 }
 
 // open(const char *filename, int flags, umode_t mode): not on every architecture
 SEC("tracepoint/syscalls/sys_enter_open")
 int handle_open(struct syscall_enter *ctx)
 {
-	return report_open((const char *)ctx->args[0], (__u32)ctx->args[1]);
+	return report_open((const char *)ctx->args[0], (__u32)ctx->args[1], 0);
 }
 
 static __always_inline int allowed(struct policy *p, __u16 family, const __u32 *addr, __u16 port)

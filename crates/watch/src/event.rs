@@ -50,7 +50,7 @@ pub struct Exec {
     pub origin: FileOrigin,
 }
 
-/// An `openat`/`openat2`/`open` for writing (`O_WRONLY`, `O_RDWR`, `O_CREAT` or `O_TRUNC`)
+/// An `openat`/`openat2`/`open`/`creat` for writing (`O_WRONLY`, `O_RDWR`, `O_CREAT` or `O_TRUNC`)
 /// of a path under one of the configured prefixes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OpenWrite {

@@ -7,7 +7,7 @@
 //! attaches:
 //! - `tp_btf/sched_process_exec` → [`Event::Exec`] with argv, the executable's inode and device,
 //!   and whether it came from an overlay's upper or lower layers;
-//! - `tracepoint/syscalls/sys_enter_{openat,openat2,open}` → [`Event::OpenWrite`] for the write,
+//! - `tracepoint/syscalls/sys_enter_{openat,openat2,open,creat}` → [`Event::OpenWrite`] for the write,
 //!   create and truncate flags (the path prefixes are applied here, in user space);
 //! - `cgroup/connect4` and `connect6`, on the cgroup2 root → [`Event::Connect`], and EPERM for a
 //!   connect outside a cgroup's enforced allow-list ([`Probes::set_connect_policy`]);
@@ -331,8 +331,10 @@ impl Probes {
             ("handle_openat", "sys_enter_openat"),
             ("handle_openat2", "sys_enter_openat2"),
             ("handle_open", "sys_enter_open"),
+            ("handle_creat", "sys_enter_creat"),
         ] {
-            // open(2) is not on every architecture (arm64 has only openat), openat2 since 5.6
+            // open(2) and creat(2) are not on every architecture (arm64 has only openat),
+            // openat2 since 5.6
             if !tracefs_has_event(tracepoint) {
                 tracing::debug!(tracepoint, "no such syscall tracepoint on this kernel");
                 continue;
@@ -346,6 +348,19 @@ impl Probes {
                     source,
                 })?;
             open_programs.push(tracepoint);
+        }
+        // the exits report the opens whose path was not yet readable at the entry (a page not
+        // faulted in yet): one program on each attached call's exit
+        let exit: &mut TracePoint = program(&mut ebpf, "handle_open_exit")?;
+        exit.load().map_err(|e| load_error("handle_open_exit", e))?;
+        for enter in &open_programs {
+            let tracepoint = enter.replacen("sys_enter_", "sys_exit_", 1);
+            exit.attach("syscalls", &tracepoint)
+                .map_err(|source| ProbeError::Attach {
+                    program: "handle_open_exit",
+                    target: format!("tracepoint syscalls/{tracepoint}"),
+                    source,
+                })?;
         }
 
         for name in ["connect4", "connect6", "sendmsg4", "sendmsg6"] {

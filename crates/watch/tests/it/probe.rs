@@ -785,3 +785,123 @@ fn enforcement_refuses_an_unconnected_udp_sendto() {
         (denied_addr, true, false)
     );
 }
+
+/// open(2), creat(2) and openat2(2) made directly (glibc's open() and creat() call openat):
+/// each is a tracepoint of its own.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn every_open_syscall_for_write_is_reported() {
+    let found = Command::new("python3").arg("--version").output().is_ok();
+    assert!(
+        found,
+        "python3 is not installed\nhint: apt-get install -y python3"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = load(ProbeOptions {
+        write_prefixes: vec![dir.path().to_owned()],
+        ..ProbeOptions::default()
+    });
+    assert_eq!(
+        p.open_tracepoints(),
+        [
+            "sys_enter_openat",
+            "sys_enter_openat2",
+            "sys_enter_open",
+            "sys_enter_creat"
+        ]
+    );
+    let cg = TestCgroup::new(&p, "syscalls");
+    p.watch_cgroup(cg.id).unwrap();
+    let script = format!(
+        r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+d = sys.argv[1]
+class How(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+how = How(os.O_WRONLY | os.O_CREAT, 0o644, 0)
+fds = [
+    libc.syscall({open}, (d + "/open").encode(), os.O_WRONLY | os.O_CREAT, 0o644),
+    libc.syscall({creat}, (d + "/creat").encode(), 0o644),
+    libc.syscall({openat2}, -100, (d + "/openat2").encode(), ctypes.byref(how), ctypes.sizeof(how)),
+    libc.syscall({open}, (d + "/read").encode(), os.O_RDONLY, 0),
+]
+sys.exit(0 if all(fd >= 0 for fd in fds) else 1)
+"#,
+        open = libc::SYS_open,
+        creat = libc::SYS_creat,
+        openat2 = libc::SYS_openat2,
+    );
+    fs::copy("/etc/passwd", dir.path().join("read")).unwrap();
+    assert_success(
+        &cg.run(&format!(
+            "exec python3 -c '{script}' '{}'",
+            dir.path().display()
+        )),
+        "python3 syscalls",
+    );
+    let events = drain(&mut p);
+    let paths: Vec<String> = opens(&events).iter().map(|o| o.path.clone()).collect();
+    let d = dir.path().display();
+    assert_eq!(
+        paths,
+        [
+            format!("{d}/open"),
+            format!("{d}/creat"),
+            format!("{d}/openat2")
+        ],
+        "{events:#?}"
+    );
+}
+
+/// A path in a page the process has not touched yet cannot be read at the syscall's entry (a
+/// tracepoint cannot fault it in): the open is reported at the exit, path included. The path
+/// here is in a file mapping nothing has read (as a string in a new program's read-only data).
+#[test]
+fn an_open_whose_path_is_not_yet_paged_in_is_reported_with_its_path() {
+    let found = Command::new("python3").arg("--version").output().is_ok();
+    assert!(
+        found,
+        "python3 is not installed\nhint: apt-get install -y python3"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = load(ProbeOptions {
+        write_prefixes: vec![dir.path().to_owned()],
+        ..ProbeOptions::default()
+    });
+    let cg = TestCgroup::new(&p, "paging");
+    p.watch_cgroup(cg.id).unwrap();
+    let target = dir.path().join("deferred");
+    let script = format!(
+        r#"
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+holder = sys.argv[1] + "/path"
+with open(holder, "wb") as f:
+    f.write(sys.argv[2].encode() + b"\0")
+fd = os.open(holder, os.O_RDONLY)
+m = mmap.mmap(fd, 0, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+r = libc.syscall({openat}, -100, ctypes.c_void_p(addr), os.O_WRONLY | os.O_CREAT, 0o644)
+sys.exit(0 if r >= 0 else 1)
+"#,
+        openat = libc::SYS_openat,
+    );
+    assert_success(
+        &cg.run(&format!(
+            "exec python3 -c '{script}' '{}' '{}'",
+            dir.path().display(),
+            target.display()
+        )),
+        "openat with an unfaulted path",
+    );
+    assert!(target.exists());
+    let events = drain(&mut p);
+    let paths: Vec<&str> = opens(&events).iter().map(|o| o.path.as_str()).collect();
+    let holder = dir.path().join("path");
+    assert_eq!(
+        paths,
+        [holder.to_str().unwrap(), target.to_str().unwrap()],
+        "{events:#?}"
+    );
+}

@@ -8,7 +8,9 @@
 //! - `tp_btf/sched_process_exec` → [`Event::Exec`] with argv, the executable's inode and device,
 //!   and whether it came from an overlay's upper or lower layers;
 //! - `tracepoint/syscalls/sys_enter_{openat,openat2,open,creat}` → [`Event::OpenWrite`] for the write,
-//!   create and truncate flags (the path prefixes are applied here, in user space);
+//!   create and truncate flags (the path prefixes are applied here, in user space); a path not
+//!   yet paged in at the call's entry is read at its exit (`sys_exit_*`), when the kernel has
+//!   copied it;
 //! - `cgroup/connect4` and `connect6`, on the cgroup2 root → [`Event::Connect`], and EPERM for a
 //!   connect outside a cgroup's enforced allow-list ([`Probes::set_connect_policy`]);
 //!   `cgroup/sendmsg4` and `sendmsg6` hold an unconnected UDP socket's `sendto` to the same

@@ -32,6 +32,7 @@ typedef long long __s64;
 #define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_RINGBUF 27
 #define BPF_ANY 0
+#define BPF_F_NO_PREALLOC 1
 
 // ---- helpers, by number ----
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
@@ -254,9 +255,12 @@ struct {
 } pending_count SEC(".maps");
 
 // cgroup id → its connect policy.
+// Allocated as entries are added (a policy is 1,288 bytes: preallocated, 16,384 of them would
+// pin 21 MiB of kernel memory); only cgroup programs use it, where that is allowed.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct policy);
 } policies SEC(".maps");

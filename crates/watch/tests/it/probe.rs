@@ -905,3 +905,24 @@ sys.exit(0 if r >= 0 else 1)
         "{events:#?}"
     );
 }
+
+/// Enforcement does not depend on watching: an unwatched cgroup's refused connect fails
+/// all the same, and reports nothing.
+#[test]
+fn enforcement_holds_in_an_unwatched_cgroup_without_events() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "enforce-unwatched");
+    let (denied, denied_addr) = nonblocking_listener();
+    p.set_connect_policy(cg.id, true, &[]).unwrap();
+    let out = cg.run_with("bash", &connect_script(denied_addr));
+    assert!(!out.status.success(), "the connect was not refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"),
+        "{out:?}"
+    );
+    assert_eq!(
+        denied.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(ErrorKind::WouldBlock)
+    );
+    assert_eq!(drain(&mut p), []);
+}

@@ -6,7 +6,9 @@
 //
 // Built by scripts/build-bpf (Debian's clang, -target bpf, CO-RE). The few kernel structs the
 // programs read are declared below with preserve_access_index, so their field offsets are
-// relocated against the running kernel's BTF at load time (no generated vmlinux.h). The
+// relocated against the running kernel's BTF at load time (no generated vmlinux.h).
+// overlayfs' struct ovl_inode is the exception: it lives in a module on most distribution
+// kernels, where CO-RE (against vmlinux) cannot see it; the loader reads its layout. The
 // helpers are declared by number (include/uapi/linux/bpf.h), so no libbpf headers are needed.
 //
 // The event layouts are a contract with crates/watch/src/probe/wire.rs: change both together.
@@ -63,10 +65,11 @@ struct inode {
 
 struct dentry;
 
-struct ovl_inode {
-	struct inode vfs_inode;
-	struct dentry *__upperdentry;
-} CORE;
+// Where overlayfs' struct ovl_inode keeps its vfs_inode and __upperdentry: set by the loader
+// from the kernel's BTF (vmlinux's, or the overlay module's when overlayfs is a module, which
+// CO-RE cannot relocate against). 0 and 0: no overlayfs on this kernel.
+const volatile __u32 ovl_vfs_inode_offset = 0;
+const volatile __u32 ovl_upperdentry_offset = 0;
 
 struct file {
 	struct inode *f_inode;
@@ -339,12 +342,11 @@ int handle_exec(__u64 *ctx)
 	e->ino = inode->i_ino;
 	e->dev = sb->s_dev;
 	e->origin = ORIGIN_NOT_OVERLAY;
-	if (sb->s_magic == OVERLAYFS_SUPER_MAGIC) {
-		// container_of(inode, struct ovl_inode, vfs_inode), the offset relocated
-		struct ovl_inode *oi = (struct ovl_inode *)((char *)inode -
-			__builtin_preserve_field_info(((struct ovl_inode *)0)->vfs_inode, 0));
+	if (sb->s_magic == OVERLAYFS_SUPER_MAGIC && ovl_upperdentry_offset != 0) {
+		// container_of(inode, struct ovl_inode, vfs_inode)->__upperdentry
+		const char *oi = (const char *)inode - ovl_vfs_inode_offset;
 		struct dentry *upper = 0;
-		bpf_probe_read_kernel(&upper, sizeof(upper), &oi->__upperdentry);
+		bpf_probe_read_kernel(&upper, sizeof(upper), oi + ovl_upperdentry_offset);
 		e->origin = upper ? ORIGIN_UPPER : ORIGIN_LOWER;
 	}
 	bpf_ringbuf_submit(e, 0);

@@ -6,7 +6,9 @@
 //! `aya` (CO-RE: the kernel structs' offsets relocated against `/sys/kernel/btf/vmlinux`) and
 //! attaches:
 //! - `tp_btf/sched_process_exec` → [`Event::Exec`] with argv, the executable's inode and device,
-//!   and whether it came from an overlay's upper or lower layers;
+//!   and whether it came from an overlay's upper or lower layers (`struct ovl_inode`'s layout is
+//!   read from the kernel's BTF here, the overlay module's when overlayfs is one, and handed to
+//!   the program as constants: CO-RE relocates against vmlinux only);
 //! - `tracepoint/syscalls/sys_enter_{openat,openat2,open,creat}` → [`Event::OpenWrite`] for the write,
 //!   create and truncate flags (the path prefixes are applied here, in user space); a path not
 //!   yet paged in at the call's entry is read at its exit (`sys_exit_*`), when the kernel has
@@ -21,6 +23,7 @@
 //! counter that [`Probes::next_events`] turns into [`Event::Dropped`], so nothing is lost
 //! silently.
 
+mod btf;
 mod control;
 mod events;
 mod host;
@@ -97,6 +100,17 @@ pub enum ProbeError {
     NoBtf { path: PathBuf, source: io::Error },
     #[error("failed to parse the kernel BTF at {path}")]
     Btf { path: PathBuf, source: BtfError },
+    #[error("failed to read struct ovl_inode's layout from the kernel BTF at {path}")]
+    OverlayBtf {
+        path: PathBuf,
+        source: btf::BtfFormatError,
+    },
+    #[error(
+        "overlayfs is loaded but neither /sys/kernel/btf/vmlinux nor {module} describes its struct \
+         ovl_inode: the exec probe could not tell a container's upper layer from its image's\nhint: \
+         a kernel built with CONFIG_DEBUG_INFO_BTF_MODULES=y"
+    )]
+    NoOverlayLayout { module: PathBuf },
     #[error(
         "no cgroup2 hierarchy is mounted (none in /proc/self/mountinfo): containers are told \
          apart by their cgroup2 id\nhint: mount -t cgroup2 none /sys/fs/cgroup (or \
@@ -312,10 +326,16 @@ impl Probes {
             return Err(ProbeError::RingBufferSize { bytes, page });
         }
         let tracefs_mounted = ensure_tracefs()?;
+        let ovl = overlay_layout(&options.btf)?.unwrap_or(btf::OvlLayout {
+            vfs_inode: 0,
+            upper_dentry: 0,
+        });
 
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("events", bytes)
+            .override_global("ovl_vfs_inode_offset", &ovl.vfs_inode, true)
+            .override_global("ovl_upperdentry_offset", &ovl.upper_dentry, true)
             .load(OBJECT)
             .map_err(|source| ProbeError::Object { source })?;
 
@@ -486,6 +506,46 @@ impl Probes {
     pub fn split(self) -> (ProbeControl, EventReader) {
         (self.control, self.events)
     }
+}
+
+/// `struct ovl_inode`'s layout: from vmlinux's BTF when overlayfs is built in, else from the
+/// overlay module's split BTF beside it (the module loaded first if it is not: `fsopen(2)` asks
+/// the kernel for the filesystem type, which loads its module as a mount would, and mounts
+/// nothing). `None`: this kernel has no overlayfs.
+fn overlay_layout(vmlinux_path: &Path) -> Result<Option<btf::OvlLayout>, ProbeError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| ProbeError::ReadHost {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let parse_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ProbeError::OverlayBtf { path, source }
+    };
+    let vmlinux = read(vmlinux_path)?;
+    if let Some(layout) = btf::ovl_layout(&vmlinux, None).map_err(parse_error(vmlinux_path))? {
+        return Ok(Some(layout));
+    }
+    let module = vmlinux_path.with_file_name("overlay");
+    if !module.exists() {
+        match rustix::mount::fsopen("overlay", rustix::mount::FsOpenFlags::FSOPEN_CLOEXEC) {
+            Ok(_fd) => tracing::info!("loaded the overlay module to read its BTF"),
+            Err(rustix::io::Errno::NODEV) => {
+                tracing::info!("no overlayfs on this kernel: every exec is NotOverlay");
+                return Ok(None);
+            }
+            Err(e) => tracing::debug!(error = %e, "fsopen(\"overlay\")"),
+        }
+    }
+    if !module.exists() {
+        return Err(ProbeError::NoOverlayLayout { module });
+    }
+    let split = read(&module)?;
+    btf::ovl_layout(&split, Some(&vmlinux))
+        .map_err(parse_error(&module))?
+        .map(Some)
+        .ok_or(ProbeError::NoOverlayLayout { module })
 }
 
 fn tracefs_has_event(tracepoint: &str) -> bool {

@@ -170,9 +170,10 @@ impl ProbeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ProbeError::NotPrivileged { .. } => ErrorKind::Denied,
-            ProbeError::NoBtf { .. } | ProbeError::NoCgroup2 | ProbeError::Tracefs { .. } => {
-                ErrorKind::Unavailable
-            }
+            ProbeError::NoBtf { .. }
+            | ProbeError::NoCgroup2
+            | ProbeError::Tracefs { .. }
+            | ProbeError::NoOverlayLayout { .. } => ErrorKind::Unavailable,
             ProbeError::RingBufferSize { .. } | ProbeError::Policy { .. } => {
                 ErrorKind::InvalidInput
             }

@@ -6,5 +6,9 @@
 //!
 //! - [`event`]: what the kernel side reports, decoded (the contract between the probes and
 //!   everything above them).
+//! - [`probe`]: the eBPF programs (C, CO-RE, compiled by `scripts/build-bpf` and embedded) and
+//!   their loader: exec, open-for-write and connect events of the watched cgroups through one
+//!   ring buffer, drops counted, connects enforced per cgroup.
 
 pub mod event;
+pub mod probe;

@@ -31,6 +31,11 @@ pub enum Reason {
     Policy,
     /// The signatures are fine but the required provenance is missing.
     Source,
+    /// The signatures are fine but the required signed SBOM is missing.
+    Sbom,
+    /// The signatures are fine but the required scan report is missing, too old or has
+    /// findings at or above the rule's severity.
+    Scan,
     /// Validation: the image is not pinned to a digest.
     NotPinned,
     /// The image reference does not parse.
@@ -42,7 +47,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Verified,
         Reason::Cached,
         Reason::NotVerified,
@@ -50,6 +55,8 @@ impl Reason {
         Reason::NoRule,
         Reason::Policy,
         Reason::Source,
+        Reason::Sbom,
+        Reason::Scan,
         Reason::NotPinned,
         Reason::InvalidReference,
         Reason::Registry,
@@ -65,6 +72,8 @@ impl Reason {
             Reason::NoRule => "no_rule",
             Reason::Policy => "policy",
             Reason::Source => "source",
+            Reason::Sbom => "sbom",
+            Reason::Scan => "scan",
             Reason::NotPinned => "not_pinned",
             Reason::InvalidReference => "invalid_reference",
             Reason::Registry => "registry",

@@ -713,31 +713,35 @@ impl Verifier {
                 message: summary(&d.decision, &target.digest, d.ignored),
             };
         }
-        if let (Some(required), Some(policy)) = (&d.require_source, &d.rule_policy) {
+        if d.requires_evidence() {
             let started = Instant::now();
-            let v = berth_trust::attestation::verify_source(
-                client,
-                repo,
-                scope,
-                target,
-                required,
-                policy,
-                &self.store,
-                &opts,
-            )
-            .await;
+            let v =
+                berth_trust::evidence::check(client, repo, scope, target, &d, &self.store, &opts)
+                    .await;
             self.metrics.registry_latency(started.elapsed());
             match v {
                 Ok(v) if v.passed() => {}
                 Ok(v) => {
-                    let why = v.explain();
+                    let rule = d.decision.rule.as_deref().unwrap_or_default();
+                    // the first unmet requirement, with the first reason it gives
+                    let (reason, required, why) =
+                        if let Some(s) = v.source.as_ref().filter(|s| !s.passed()) {
+                            (
+                                Reason::Source,
+                                format!("a signed provenance attestation naming {}", s.required),
+                                s.explain(),
+                            )
+                        } else if let Some(b) = v.sbom.as_ref().filter(|b| !b.passed()) {
+                            (Reason::Sbom, b.required.clone(), b.explain())
+                        } else if let Some(c) = v.scan.as_ref().filter(|c| !c.passed()) {
+                            (Reason::Scan, c.required.clone(), c.explain())
+                        } else {
+                            (Reason::Policy, "evidence".to_string(), String::new())
+                        };
                     let first = why.lines().next().unwrap_or_default().to_string();
                     return Checked::Failed {
-                        reason: Reason::Source,
-                        message: format!(
-                            "rule {:?} requires a signed provenance attestation naming {required}: {first}",
-                            d.decision.rule.as_deref().unwrap_or_default()
-                        ),
+                        reason,
+                        message: format!("rule {rule:?} requires {required}: {first}"),
                     };
                 }
                 Err(e) => {

@@ -36,6 +36,14 @@ pub const DOCKER_MANIFEST_V1_SIGNED: &str =
 /// Unsigned Docker schema 1 manifest (deprecated, refused by berth).
 pub const DOCKER_MANIFEST_V1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 
+/// An SPDX JSON document (`berth sbom --attach`'s referrer `artifactType`, as syft/oras use).
+pub const SPDX_JSON: &str = "application/spdx+json";
+/// A CycloneDX JSON document (a referrer `artifactType`).
+pub const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
+/// A `berth scan` report, schema `berth.scan/v1` (`berth scan --attach`'s referrer
+/// `artifactType`: vendor tree, named after the report's schema and version).
+pub const BERTH_SCAN_REPORT: &str = "application/vnd.berth.scan.v1+json";
+
 /// Whether `media_type` is a list of manifests: an OCI index or a Docker
 /// manifest list.
 pub fn is_index(media_type: &str) -> bool {

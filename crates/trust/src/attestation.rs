@@ -340,11 +340,7 @@ pub async fn verify_source(
                     .find(|s| s.passed())
                     .and_then(|s| s.signer());
                 if outcome.signatures_passed == 0 {
-                    outcome.error = Some(if v.signatures.is_empty() {
-                        "not signed: anyone with push rights can attach an unsigned statement, so it does not count".to_string()
-                    } else {
-                        v.failures()
-                    });
+                    outcome.error = Some(v.refusal());
                 } else {
                     match statement.check(&image_digest, required) {
                         Ok(src) => {

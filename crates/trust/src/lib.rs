@@ -30,6 +30,7 @@ mod crypto;
 mod der;
 mod der_writer;
 pub mod envelope;
+pub mod evidence;
 pub mod image_policy;
 mod jws;
 pub mod keys;

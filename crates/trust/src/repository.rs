@@ -483,6 +483,16 @@ pub struct ImageVerification {
 }
 
 impl ImageVerification {
+    /// Why an artifact about an image (an attestation, an SBOM, a scan report) whose
+    /// verification did not pass does not count: unsigned, or [`ImageVerification::failures`].
+    pub fn refusal(&self) -> String {
+        if self.signatures.is_empty() {
+            "not signed: anyone with push rights can attach an unsigned artifact, so it does not count".to_string()
+        } else {
+            self.failures()
+        }
+    }
+
     /// "none of its N signature(s) passed: why; why": for a verdict with signatures of
     /// which none passed.
     pub fn failures(&self) -> String {

@@ -36,6 +36,13 @@ pub struct Exec {
     /// The arguments, cut to the probe's bound; `argv_truncated` when some were cut.
     pub argv: Vec<String>,
     pub argv_truncated: bool,
+    /// The program is a script (`#!`) or a binfmt_misc format run by an interpreter: then
+    /// `ino`, `dev` and `origin` are the interpreter's file (the kernel has closed the
+    /// script's by the time the probe runs), `filename` is the script's path as executed, and
+    /// `argv` is what the interpreter gets (its path, the script's, the arguments). Whoever
+    /// judges drift must look the script up by `filename` (in the process' root and working
+    /// directory) to know where it came from.
+    pub interpreted: bool,
     /// The executed file's inode number and device (`st_ino`, `st_dev` as user space sees
     /// them through the container's mount).
     pub ino: u64,
@@ -43,7 +50,7 @@ pub struct Exec {
     pub origin: FileOrigin,
 }
 
-/// An `openat`/`openat2`/`open` for writing (`O_WRONLY`, `O_RDWR`, `O_CREAT` or `O_TRUNC`)
+/// An `openat`/`openat2`/`open`/`creat` for writing (`O_WRONLY`, `O_RDWR`, `O_CREAT` or `O_TRUNC`)
 /// of a path under one of the configured prefixes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OpenWrite {

@@ -6,6 +6,9 @@
 //!
 //! - [`event`]: what the kernel side reports, decoded (the contract between the probes and
 //!   everything above them).
+//! - [`probe`]: the eBPF programs (C, CO-RE, compiled by `scripts/build-bpf` and embedded) and
+//!   their loader: exec, open-for-write and connect events of the watched cgroups through one
+//!   ring buffer, drops counted, connects enforced per cgroup.
 //! - [`profile`]: the expected behaviour of an image: every executable its layers ship (by
 //!   path and by SHA-256 of its content), its entrypoint, cmd, ports, user and working
 //!   directory; from its layers, or from a container's overlay lower directories.
@@ -24,4 +27,5 @@ pub mod containers;
 pub mod detect;
 pub mod event;
 pub mod output;
+pub mod probe;
 pub mod profile;

@@ -89,8 +89,8 @@ impl RegistryOptions {
         self
     }
 
-    /// Start with this bearer-token signing key (`<data>/registry/token.key`, 0600), as the
-    /// README tells operators of replicas to give each the same one.
+    /// Start with this bearer-token signing key, written to a file (0600) passed as
+    /// `--token-key`, as the README tells operators of replicas to give each the same one.
     pub fn token_key(mut self, key: &[u8]) -> RegistryOptions {
         self.token_key = Some(key.to_vec());
         self
@@ -110,6 +110,8 @@ pub struct Registry {
     data: PathBuf,
     log_path: PathBuf,
     htpasswd: Option<PathBuf>,
+    /// `--token-key`, when started with [`RegistryOptions::token_key`].
+    token_key_file: Option<PathBuf>,
     certs: Option<TestCerts>,
     addr: SocketAddr,
     scheme: &'static str,
@@ -135,10 +137,13 @@ impl Registry {
         let certs = opts
             .tls
             .then(|| TestCerts::generate(tmp.path().join("pki")));
-        if let Some(key) = &opts.token_key {
-            write_token_key(&data, key);
-        }
+        let token_key_file = opts.token_key.as_ref().map(|key| {
+            let p = tmp.path().join("shared-token.key");
+            write_token_key(&p, key);
+            p
+        });
         let mut r = Registry {
+            token_key_file,
             child: None,
             opts,
             tmp,
@@ -178,6 +183,9 @@ impl Registry {
             .arg(format!("127.0.0.1:{}", port.unwrap_or(0)))
             .arg("--data")
             .arg(&self.data);
+        if let Some(k) = &self.token_key_file {
+            cmd.arg("--token-key").arg(k);
+        }
         if let Some(h) = &self.htpasswd {
             cmd.arg("--htpasswd").arg(h);
         }
@@ -300,9 +308,13 @@ impl Registry {
         self.certs.as_ref()
     }
 
-    /// Its bearer-token signing key (`<data>/registry/token.key`, made at first start).
+    /// Its bearer-token signing key: the `--token-key` file, else `<data>/registry/token.key`
+    /// (made at first start).
     pub fn token_key(&self) -> Vec<u8> {
-        let path = self.storage_root().join("token.key");
+        let path = self
+            .token_key_file
+            .clone()
+            .unwrap_or_else(|| self.storage_root().join("token.key"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()))
     }
 
@@ -441,23 +453,17 @@ fn write_htpasswd(path: &Path, users: &[(String, String)]) {
 }
 
 /// [`Registry::set_last_referenced`] for the blobs directory `blobs_dir` (`<storage>/v1/blobs`).
-/// `<data>/registry/token.key`, 0600 in a 0700 directory, before the server starts.
-fn write_token_key(data: &Path, key: &[u8]) {
+/// A token key file at `path` (0600), before the server starts.
+fn write_token_key(path: &Path, key: &[u8]) {
     use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    let dir = data.join("registry");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .unwrap_or_else(|e| panic!("failed to create {}: {e}", dir.display()));
+    use std::os::unix::fs::OpenOptionsExt as _;
     std::fs::OpenOptions::new()
         .create_new(true)
         .write(true)
         .mode(0o600)
-        .open(dir.join("token.key"))
+        .open(path)
         .and_then(|mut f| f.write_all(key))
-        .unwrap_or_else(|e| panic!("failed to write {}/token.key: {e}", dir.display()));
+        .unwrap_or_else(|e| panic!("failed to write {}: {e}", path.display()));
 }
 
 pub fn set_last_referenced(blobs_dir: &Path, d: &crate::Digest, t: std::time::SystemTime) {

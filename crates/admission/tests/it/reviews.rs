@@ -449,6 +449,126 @@ async fn a_required_source_needs_a_signed_attestation() {
     assert_eq!(patch_of(&r).len(), 1);
 }
 
+/// A `berth.scan/v1` report made `age_days` ago with findings of these severities.
+fn scan_report(age_days: u64, severities: &[&str]) -> (String, Vec<u8>) {
+    let created = berth_oci::timefmt::rfc3339(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(age_days * 86_400),
+    );
+    let findings: Vec<serde_json::Value> = severities
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            serde_json::json!({"id": format!("CVE-2026-{i:04}"), "package": "zlib",
+                "installed_version": "1:1.2.13.dfsg-1", "severity": s})
+        })
+        .collect();
+    let report = serde_json::json!({"schema": "berth.scan/v1", "created": created,
+        "subject": {"name": "app"}, "findings": findings, "warnings": []});
+    (created, serde_json::to_vec(&report).unwrap())
+}
+
+/// A rule with `requireSbom` and `requireScan`: the signatures suffice only with an SBOM and
+/// a fresh scan report with no finding at or above `high`, each signed by role ci; unsigned
+/// ones, ones signed by another role, stale ones and ones with findings do not count, and
+/// the newest report decides.
+#[tokio::test(flavor = "multi_thread")]
+async fn required_sbom_and_scan_need_signed_fresh_clean_referrers() {
+    use berth_trust::evidence::{CYCLONEDX_JSON, SCAN_REPORT, SPDX_JSON};
+    let f = Fixture::new();
+    let target = f.push_image("shop/scanned", "v1").await;
+    let (ci, dev) = (f.pki.signer("ci"), f.pki.signer("dev"));
+    f.sign("shop/scanned", &target, &ci).await;
+    let hook = f.webhook("").await;
+    let image = format!("{}/shop/scanned:v1", f.host());
+    let body = review("scan-eu", &pod(&[&image]), None);
+    let denied = |want: &'static str| {
+        let (hook, body) = (hook.clone(), body.clone());
+        async move {
+            let r = call(&hook, Endpoint::Mutate, &body).await;
+            assert!(!r.allowed, "allowed, expected a denial with {want:?}");
+            let m = message(&r);
+            assert!(m.contains(want), "want {want:?} in {m}");
+        }
+    };
+    denied("requires an SBOM signed by role \"ci\": the image has no referrer").await;
+    assert_eq!(hook.metrics().images(Reason::Sbom), 1);
+    let now = berth_oci::timefmt::rfc3339(std::time::SystemTime::now());
+    let spdx = br#"{"spdxVersion":"SPDX-2.3","name":"app","packages":[]}"#;
+    f.attach("shop/scanned", &target, SPDX_JSON, spdx, &now, None)
+        .await;
+    denied("not signed").await;
+    f.attach(
+        "shop/scanned",
+        &target,
+        CYCLONEDX_JSON,
+        br#"{"bomFormat":"CycloneDX","specVersion":"1.6"}"#,
+        &now,
+        Some(&dev),
+    )
+    .await;
+    denied("which is no identity of role \"ci\"").await;
+    // an SPDX type over content that is not SPDX does not count
+    f.attach(
+        "shop/scanned",
+        &target,
+        SPDX_JSON,
+        br#"{"bomFormat":"CycloneDX"}"#,
+        &now,
+        Some(&ci),
+    )
+    .await;
+    denied("requires an SBOM signed by role").await;
+    f.attach("shop/scanned", &target, SPDX_JSON, spdx, &now, Some(&ci))
+        .await;
+    denied("requires a scan report signed by role \"ci\" at most 7 day(s) old with no finding at or above high: the image has no referrer").await;
+    assert_eq!(hook.metrics().images(Reason::Scan), 1);
+    let (created, stale) = scan_report(10, &[]);
+    f.attach(
+        "shop/scanned",
+        &target,
+        SCAN_REPORT,
+        &stale,
+        &created,
+        Some(&ci),
+    )
+    .await;
+    denied("10 day(s) ago, more than 7").await;
+    let (created, vulnerable) = scan_report(1, &["critical", "low"]);
+    f.attach(
+        "shop/scanned",
+        &target,
+        SCAN_REPORT,
+        &vulnerable,
+        &created,
+        Some(&ci),
+    )
+    .await;
+    denied("1 finding(s) at or above high: CVE-2026-0000 in zlib 1:1.2.13.dfsg-1 (critical)").await;
+    // a newer clean report signed by dev does not count; one signed by ci does
+    let (created, clean) = scan_report(0, &["low", "medium"]);
+    f.attach(
+        "shop/scanned",
+        &target,
+        SCAN_REPORT,
+        &clean,
+        &created,
+        Some(&dev),
+    )
+    .await;
+    denied("at or above high").await;
+    f.attach(
+        "shop/scanned",
+        &target,
+        SCAN_REPORT,
+        &clean,
+        &created,
+        Some(&ci),
+    )
+    .await;
+    let r = call(&hook, Endpoint::Mutate, &body).await;
+    assert!(r.allowed, "{}", message(&r));
+}
+
 /// 16 concurrent reviewers of one pinned image: their first reviews, all at once, share one
 /// verification; then 2,000 cached reviews through the whole review path (decode, images,
 /// cache, answer) are timed.

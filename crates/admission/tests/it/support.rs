@@ -67,6 +67,16 @@ pub const POLICY: &str = r#"{
       "requireSource": "github.com/acme/app"
     },
     {
+      "name": "scanned",
+      "registryScopes": ["*"],
+      "namespaces": ["scan-*"],
+      "signatureVerification": {"level": "strict"},
+      "trustStores": ["ca:acme"],
+      "requirement": {"allOf": ["ci"]},
+      "requireSbom": {"signedBy": "ci"},
+      "requireScan": {"signedBy": "ci", "maxAgeDays": 7, "failOn": "high"}
+    },
+    {
       "name": "sandbox",
       "registryScopes": ["*"],
       "namespaces": ["sandbox"],
@@ -336,6 +346,42 @@ impl Fixture {
         .await
         .unwrap();
         self.sign(name, &attestation, signer).await;
+    }
+
+    /// Attaches `content` to `target` as a referrer of `artifact_type` (created at
+    /// `created`, the manifest annotation `berth sbom/scan --attach` writes), signed by
+    /// `signer` unless `None`.
+    pub async fn attach(
+        &self,
+        name: &str,
+        target: &TargetArtifact,
+        artifact_type: &str,
+        content: &[u8],
+        created: &str,
+        signer: Option<&Signer>,
+    ) {
+        let annotations = std::collections::BTreeMap::from([(
+            "org.opencontainers.image.created".to_string(),
+            created.to_string(),
+        )]);
+        let manifest = berth_trust::attestation::referrer_manifest(
+            target,
+            artifact_type,
+            content,
+            &std::collections::BTreeMap::new(),
+            &annotations,
+        );
+        let artifact = berth_trust::attestation::push_referrer(
+            &self.client,
+            &self.repo(name),
+            content,
+            &manifest,
+        )
+        .await
+        .unwrap();
+        if let Some(signer) = signer {
+            self.sign(name, &artifact, signer).await;
+        }
     }
 
     /// Pushes `envelope` as a signature of `target` (whatever it holds).

@@ -303,7 +303,7 @@ pub fn attach(
     let scope = reference.name();
     let sigs = signatures_in(&client, reference)?;
     let (_, wanted) = wanted(reference);
-    let created = berth_oci::timefmt::rfc3339(SystemTime::now());
+    let created = berth_oci::timefmt::rfc3339_nano(SystemTime::now());
     let artifact = crate::commands::image::runtime()?.block_on(async {
         let image = sigs
             .resolve(&wanted)
@@ -418,11 +418,7 @@ pub fn from_referrer(
             .await
             .with_context(|| format!("failed to verify the SBOM {digest} of {scope}"))?;
         if !v.passed {
-            let why = if v.signatures.is_empty() {
-                "it is not signed: anyone with push rights can attach an unsigned document".to_owned()
-            } else {
-                v.failures()
-            };
+            let why = v.refusal();
             bail!(
                 "the newest SBOM of {scope}@{image_digest} ({digest}) failed verification against the trust policy {}: {why}\nhint: attach a signed one with `berth sbom --attach --key NAME {reference}`",
                 config.policy_path.display()

@@ -31,7 +31,7 @@ use super::sbom::{Catalogued, SourceArgs, catalogue, emit, note};
 use crate::commands::container::Failure;
 
 /// The `artifactType` of a scan report attached to an image.
-pub const REPORT_MEDIA_TYPE: &str = "application/vnd.berth.scan.v1+json";
+pub const REPORT_MEDIA_TYPE: &str = berth_oci::media_type::BERTH_SCAN_REPORT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {

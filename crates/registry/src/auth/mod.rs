@@ -48,6 +48,7 @@ pub const MAX_TOKEN_TTL_SECS: u64 = 86_400;
 /// realm = "https://registry.example/token"   # default: <base URL>/token
 /// service = "berth-registry"
 /// token_ttl_secs = 300
+/// token_key = "/etc/berth/token.key"   # shared by replicas; default <data>/registry/token.key
 /// anonymous_pull = false
 ///
 /// [[auth.access]]
@@ -66,6 +67,9 @@ pub struct AuthConfig {
     pub service: Option<String>,
     /// Bearer-token lifetime in seconds; default [`DEFAULT_TOKEN_TTL_SECS`].
     pub token_ttl_secs: Option<u64>,
+    /// The 32-byte token signing key, shared by every replica of one registry: it must exist
+    /// (mode 0600). Default: `<state_dir>/token.key`, created on first start.
+    pub token_key: Option<PathBuf>,
     /// Let unauthenticated clients pull (and call `GET /v2/`).
     pub anonymous_pull: bool,
     /// Access rules; none means every authenticated user may do everything.
@@ -116,6 +120,11 @@ pub enum AuthError {
     TokenKeyExposed { path: PathBuf, mode: u32 },
     #[error("token key {path} has {len} bytes, expected 32")]
     TokenKeyLength { path: PathBuf, len: usize },
+    #[error(
+        "token key {path} (auth.token_key) does not exist; hint: make it once with \
+         `(umask 077; head -c 32 /dev/urandom > {path})` and give every replica the same file"
+    )]
+    TokenKeyMissing { path: PathBuf },
 }
 
 /// What a request needs.
@@ -197,6 +206,9 @@ impl Authorizer {
             if !cfg.access.is_empty() {
                 return Err(AuthError::NeedsHtpasswd { key: "access" });
             }
+            if cfg.token_key.is_some() {
+                return Err(AuthError::NeedsHtpasswd { key: "token_key" });
+            }
             return Ok(Authorizer::disabled());
         };
         let ttl = cfg.token_ttl_secs.unwrap_or(DEFAULT_TOKEN_TTL_SECS);
@@ -225,7 +237,10 @@ impl Authorizer {
         }
         let policy = Policy::new(&cfg.access, cfg.anonymous_pull)?;
         let htpasswd = Htpasswd::load(path, recheck)?;
-        let keys = TokenKeys::load_or_create(state_dir)?;
+        let keys = match &cfg.token_key {
+            Some(path) => TokenKeys::load(path)?,
+            None => TokenKeys::load_or_create(state_dir)?,
+        };
         Ok(Authorizer {
             inner: Some(Arc::new(Inner {
                 htpasswd,

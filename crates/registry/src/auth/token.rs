@@ -116,13 +116,39 @@ impl TokenKeys {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key(state_dir)?,
             Err(source) => return Err(AuthError::ReadTokenKey { path, source }),
         };
+        TokenKeys::checked(path, &secret)
+    }
+
+    /// Load the configured key file `path` (`auth.token_key`, shared by replicas): it must
+    /// exist, hold 32 bytes and be readable by its owner only. Never created here: replicas
+    /// starting together would each make their own.
+    pub(crate) fn load(path: &Path) -> Result<TokenKeys, AuthError> {
+        let secret = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(AuthError::TokenKeyMissing {
+                    path: path.to_owned(),
+                });
+            }
+            Err(source) => {
+                return Err(AuthError::ReadTokenKey {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        refuse_if_exposed(path)?;
+        TokenKeys::checked(path.to_owned(), &secret)
+    }
+
+    fn checked(path: std::path::PathBuf, secret: &[u8]) -> Result<TokenKeys, AuthError> {
         if secret.len() != 32 {
             return Err(AuthError::TokenKeyLength {
                 path,
                 len: secret.len(),
             });
         }
-        Ok(TokenKeys::from_secret(&secret))
+        Ok(TokenKeys::from_secret(secret))
     }
 
     pub(crate) fn sign_access(&self, claims: &Claims) -> String {
@@ -407,6 +433,48 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!("token key {} has 5 bytes, expected 32", path.display())
+        );
+    }
+
+    #[test]
+    fn a_configured_key_file_is_loaded_never_created_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.key");
+        let err = TokenKeys::load(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("does not exist") && err.to_string().contains("head -c 32"),
+            "{err}"
+        );
+        assert!(!path.exists(), "a configured key is never created");
+        berth_fsutil::atomic_write(&path, &[7u8; 32]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = TokenKeys::load(&path).unwrap_err();
+        assert!(err.to_string().contains("has mode 644"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // two replicas loading the same file sign and verify each other's tokens
+        let (a, b) = (
+            TokenKeys::load(&path).unwrap(),
+            TokenKeys::load(&path).unwrap(),
+        );
+        let now = now_secs();
+        assert!(
+            b.verify_access(&a.sign_access(&claims(now, 300)), "svc", now)
+                .is_ok()
+        );
+        // and a different key does not
+        let other = dir.path().join("other");
+        let c = TokenKeys::load_or_create(&other).unwrap();
+        assert!(
+            c.verify_access(&a.sign_access(&claims(now, 300)), "svc", now)
+                .is_err()
+        );
+        berth_fsutil::atomic_write(&path, &[7u8; 31]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(
+            TokenKeys::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("31 bytes")
         );
     }
 

@@ -26,9 +26,9 @@ use serde_json::Value;
 use crate::package::{Distro, Ecosystem, Inventory, Package, Purl, Subject};
 
 /// The media type of an SPDX JSON document (an OCI referrer's `artifactType`).
-pub const SPDX_JSON_MEDIA_TYPE: &str = "application/spdx+json";
+pub const SPDX_JSON_MEDIA_TYPE: &str = berth_oci::media_type::SPDX_JSON;
 /// The media type of a CycloneDX JSON document (an OCI referrer's `artifactType`).
-pub const CYCLONEDX_JSON_MEDIA_TYPE: &str = "application/vnd.cyclonedx+json";
+pub const CYCLONEDX_JSON_MEDIA_TYPE: &str = berth_oci::media_type::CYCLONEDX_JSON;
 
 /// The tool name and version berth writes into its documents.
 const TOOL_NAME: &str = "berth";

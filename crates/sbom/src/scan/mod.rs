@@ -265,7 +265,7 @@ pub fn scan<O: VersionOrder>(
     });
     findings.dedup_by(|a, b| a.id == b.id && a.purl == b.purl);
     Ok(Report {
-        created: timefmt::rfc3339(options.now),
+        created: timefmt::rfc3339_nano(options.now),
         subject: inventory.subject.clone(),
         distro: inventory.distro.clone(),
         db: DbSummary {

@@ -32,6 +32,11 @@ pub fn hex_digest(d: &[u8]) -> String {
     eval::hex(d)
 }
 
+/// SHA-256 of a certificate's DER: what a role identity's `certificateSha256` pins.
+pub fn certificate_sha256(leaf: &crate::Certificate) -> [u8; 32] {
+    eval::sha256(leaf.der())
+}
+
 /// A SHA-256 in hex (64 digits, optionally after `sha256:`, colons allowed).
 pub fn parse_sha256_text(s: &str) -> Option<[u8; 32]> {
     parse::parse_sha256(s)
@@ -140,6 +145,11 @@ pub struct Rule {
     pub requirement: Option<Requirement>,
     /// A signed provenance attestation must name this source (`requireSource`).
     pub require_source: Option<crate::provenance::SourceRequirement>,
+    /// An SBOM referrer signed by a role (`requireSbom`).
+    pub require_sbom: Option<crate::evidence::SbomRequirement>,
+    /// A recent scan report referrer signed by a role, with no finding at or above a
+    /// severity (`requireScan`).
+    pub require_scan: Option<crate::evidence::ScanRequirement>,
 }
 
 /// How specific a match is; larger is more specific. Namespace first (its pattern, then the

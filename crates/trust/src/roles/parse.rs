@@ -148,6 +148,25 @@ struct RawRule {
     requirement: Option<RawRequirement>,
     #[serde(default)]
     require_source: Option<String>,
+    #[serde(default)]
+    require_sbom: Option<RawSbom>,
+    #[serde(default)]
+    require_scan: Option<RawScan>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSbom {
+    signed_by: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawScan {
+    signed_by: String,
+    max_age_days: u64,
+    #[serde(default)]
+    fail_on: Option<String>,
 }
 
 /// A Kubernetes label selector; only `matchLabels` (`matchExpressions` is refused as an
@@ -750,6 +769,71 @@ fn check_rule(
             }
         },
     };
+    // SBOM and scan report referrers
+    let skip = level == Some(Level::Skip);
+    let require_sbom = r.require_sbom.and_then(|raw| {
+        let bp = format!("{p}/requireSbom");
+        if skip {
+            c.err(
+                &bp,
+                "a skip rule verifies nothing and requires no SBOM",
+                "remove requireSbom, or choose strict, permissive or audit",
+            );
+            return None;
+        }
+        check_signed_by(c, &format!("{bp}/signedBy"), &raw.signed_by, roles)?;
+        Some(crate::evidence::SbomRequirement {
+            signed_by: raw.signed_by,
+        })
+    });
+    let require_scan = r.require_scan.and_then(|raw| {
+        let sp = format!("{p}/requireScan");
+        if skip {
+            c.err(
+                &sp,
+                "a skip rule verifies nothing and requires no scan report",
+                "remove requireScan, or choose strict, permissive or audit",
+            );
+            return None;
+        }
+        let role = check_signed_by(c, &format!("{sp}/signedBy"), &raw.signed_by, roles);
+        let days_ok = (1..=crate::evidence::MAX_SCAN_AGE_DAYS).contains(&raw.max_age_days);
+        if !days_ok {
+            c.err(
+                &format!("{sp}/maxAgeDays"),
+                format!("maxAgeDays {} is out of range", raw.max_age_days),
+                format!(
+                    "give the age in whole days, 1 to {} (7: a report from the last week)",
+                    crate::evidence::MAX_SCAN_AGE_DAYS
+                ),
+            );
+        }
+        let fail_on = match raw.fail_on.as_deref() {
+            None => Some(None),
+            Some(t) => match crate::evidence::ScanSeverity::parse(t) {
+                Some(
+                    sev @ (crate::evidence::ScanSeverity::Low
+                    | crate::evidence::ScanSeverity::Medium
+                    | crate::evidence::ScanSeverity::High
+                    | crate::evidence::ScanSeverity::Critical),
+                ) => Some(Some(sev)),
+                _ => {
+                    c.err(
+                        &format!("{sp}/failOn"),
+                        format!("unknown severity {t:?}"),
+                        "write low, medium, high or critical (as `berth scan --fail-on`)",
+                    );
+                    None
+                }
+            },
+        };
+        let (_, fail_on) = (role?, fail_on?);
+        days_ok.then_some(crate::evidence::ScanRequirement {
+            signed_by: raw.signed_by,
+            max_age_days: raw.max_age_days,
+            fail_on,
+        })
+    });
     if c.problems.len() != n0 {
         return None;
     }
@@ -774,6 +858,8 @@ fn check_rule(
         statement,
         requirement,
         require_source,
+        require_sbom,
+        require_scan,
     })
 }
 
@@ -1010,6 +1096,22 @@ fn check_roles(c: &mut Checker<'_>, p: &str, list: &[String], roles: &[Role]) {
             );
         }
     }
+}
+
+/// A `signedBy` role name: defined in the policy.
+fn check_signed_by(c: &mut Checker<'_>, p: &str, name: &str, roles: &[Role]) -> Option<()> {
+    if roles.iter().any(|r| r.name == name) {
+        return Some(());
+    }
+    c.err(
+        p,
+        format!("undefined role {name:?}"),
+        format!(
+            "name the role whose signature the artifact must carry (defined: {})",
+            list_or_none(roles.iter().map(|r| &r.name))
+        ),
+    );
+    None
 }
 
 fn check_requirement(

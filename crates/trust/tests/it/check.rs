@@ -440,3 +440,97 @@ fn selectors_that_could_tie_are_refused() {
         Policy::parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{a} {b}: {e}"));
     }
 }
+
+#[test]
+fn sbom_and_scan_requirements_are_read() {
+    let doc = with(
+        r#""requirement": {"allOf": ["dev", "ci"]}"#,
+        r#""requirement": {"allOf": ["dev", "ci"]},
+      "requireSbom": {"signedBy": "ci"},
+      "requireScan": {"signedBy": "ci", "maxAgeDays": 7, "failOn": "high"}"#,
+    );
+    let p = Policy::parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let r = &p.rules[0];
+    assert_eq!(r.require_sbom.as_ref().unwrap().signed_by, "ci");
+    let scan = r.require_scan.as_ref().unwrap();
+    assert_eq!((scan.signed_by.as_str(), scan.max_age_days), ("ci", 7));
+    assert_eq!(
+        scan.fail_on,
+        Some(berth_trust::evidence::ScanSeverity::High)
+    );
+    assert_eq!(
+        scan.to_string(),
+        "a scan report signed by role \"ci\" at most 7 day(s) old with no finding at or above high"
+    );
+    // failOn is optional: the age alone
+    let doc = with(
+        r#""requirement": {"allOf": ["dev", "ci"]}"#,
+        r#""requirement": {"allOf": ["dev", "ci"]}, "requireScan": {"signedBy": "dev", "maxAgeDays": 1}"#,
+    );
+    let p = Policy::parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.rules[0].require_scan.as_ref().unwrap().fail_on, None);
+}
+
+#[test]
+fn bad_sbom_and_scan_requirements_point_at_the_field() {
+    let req = r#""requirement": {"allOf": ["dev", "ci"]}"#;
+    let doc = with(
+        req,
+        &format!(r#"{req}, "requireSbom": {{"signedBy": "release"}}"#),
+    );
+    assert_one(
+        &doc,
+        &format!(
+            "{}: undefined role \"release\"; name the role whose signature the artifact must carry (defined: dev, ci)",
+            at(&doc, r#""release""#, 0)
+        ),
+    );
+    let doc = with(
+        req,
+        &format!(
+            r#"{req}, "requireScan": {{"signedBy": "ci", "maxAgeDays": 0, "failOn": "severe"}}"#
+        ),
+    );
+    let p = problems(&doc);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p[0].starts_with(&format!(
+            "{}: maxAgeDays 0 is out of range",
+            at(&doc, "0,", 0)
+        )),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].starts_with(&format!(
+            "{}: unknown severity \"severe\"",
+            at(&doc, r#""severe""#, 0)
+        )),
+        "{p:#?}"
+    );
+    // maxAgeDays is required; unknown fields refused
+    let doc = with(
+        req,
+        &format!(r#"{req}, "requireScan": {{"signedBy": "ci"}}"#),
+    );
+    assert!(
+        problems(&doc)[0].contains("missing field `maxAgeDays`"),
+        "{:?}",
+        problems(&doc)
+    );
+    let doc = with(
+        req,
+        &format!(r#"{req}, "requireSbom": {{"signedBy": "ci", "format": "spdx"}}"#),
+    );
+    assert!(problems(&doc)[0].contains("unknown field `format`"));
+    // a skip rule requires nothing
+    let doc = with(r#"{"level": "strict"}"#, r#"{"level": "skip"}"#)
+        .replacen(r#""trustStores": ["ca:acme"],"#, "", 1)
+        .replacen(req, r#""requireSbom": {"signedBy": "ci"}"#, 1);
+    assert_one(
+        &doc,
+        &format!(
+            "{}: a skip rule verifies nothing and requires no SBOM",
+            at(&doc, r#"{"signedBy""#, 0)
+        ),
+    );
+}

@@ -177,3 +177,55 @@ fn the_schema_refuses_what_the_parser_refuses() {
         );
     }
 }
+
+#[test]
+fn the_schema_refuses_bad_sbom_and_scan_requirements_as_the_parser_does() {
+    let base = doc_examples()
+        .into_iter()
+        .find(|d| d.contains("requireScan"))
+        .expect("docs/policy.md's requireScan example");
+    let scan = r#""requireScan": {"signedBy": "ci", "maxAgeDays": 7, "failOn": "high"}"#;
+    let mutations = [
+        (
+            scan,
+            r#""requireScan": {"signedBy": "ci", "maxAgeDays": 0}"#,
+        ),
+        (
+            scan,
+            r#""requireScan": {"signedBy": "ci", "maxAgeDays": 7, "failOn": "severe"}"#,
+        ),
+        (
+            scan,
+            r#""requireScan": {"signedBy": "ci", "failOn": "high"}"#,
+        ),
+        (
+            scan,
+            r#""requireScan": {"signedBy": "ci", "maxAgeDays": 7, "when": 1}"#,
+        ),
+        (
+            r#""requireSbom": {"signedBy": "ci"}"#,
+            r#""requireSbom": {}"#,
+        ),
+        (
+            r#""requireSbom": {"signedBy": "ci"}"#,
+            r#""requireSbom": "ci""#,
+        ),
+    ];
+    let mut docs = Vec::new();
+    for (from, to) in mutations {
+        assert!(base.contains(from), "{from}");
+        let d = base.replacen(from, to, 1);
+        assert!(
+            Policy::parse(d.as_bytes()).is_err(),
+            "the parser accepts the mutation {to}"
+        );
+        docs.push(d);
+    }
+    for (i, (ok, what)) in schema_verdicts(&docs).into_iter().enumerate() {
+        assert!(
+            !ok,
+            "the schema accepts mutation {:?}: {what}",
+            mutations[i].1
+        );
+    }
+}

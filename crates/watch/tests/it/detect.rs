@@ -45,6 +45,7 @@ pub fn exec(pid: u32, filename: &str, ino: u64, origin: FileOrigin) -> Exec {
         filename: filename.to_owned(),
         argv: vec![filename.to_owned(), "30".to_owned()],
         argv_truncated: false,
+        interpreted: false,
         ino,
         dev: 0,
         origin,

@@ -1,6 +1,7 @@
-//! berth-watch integration tests, one module per part: the image profile, attribution of
-//! cgroups to containers (real runc, crun and berth-runtime containers, as root), the
-//! decision on events, and the output formats.
+//! berth-watch's integration tests: one test binary, one module per part (the probes, the
+//! image profile, attribution of cgroups to containers, the decision on events, the output
+//! formats). They run as root (the eBPF probes, overlay mounts and real runc, crun and
+//! berth-runtime containers need it) and fail, never skip, without it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,5 +14,6 @@
 mod containers;
 mod detect;
 mod output;
+mod probe;
 mod profile;
 mod support;

@@ -723,7 +723,7 @@ fn presigned_redirects(kind: S3Kind) {
     assert!(r.body == blob);
 }
 
-/// 5. With authentication, replicas sharing one token key are one registry to a client:
+/// 5. With authentication, replicas sharing one token key file are one registry to a client:
 ///    skopeo logs in and pushes through the proxy, a token one replica issued opens the
 ///    other; a replica with its own key refuses it.
 fn authenticated_replicas_share_the_token_key(kind: S3Kind) {
@@ -731,9 +731,11 @@ fn authenticated_replicas_share_the_token_key(kind: S3Kind) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("registry.toml");
     let replica = || s3.berth_options(&config, PREFIX).user("alice", "s3cret");
-    let a = Registry::start(replica());
-    let key = a.token_key();
+    // one key file for every replica (`--token-key`, `[auth] token_key`)
+    let key = random_bytes(502, 32);
+    let a = Registry::start(replica().token_key(&key));
     let b = Registry::start(replica().token_key(&key));
+    assert_eq!(a.token_key(), key);
     let stranger = Registry::start(replica());
     assert_ne!(
         stranger.token_key(),

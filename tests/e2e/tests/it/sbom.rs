@@ -270,7 +270,8 @@ fn sbom_attach_and_read_back(kind: Kind) {
         assert!(!out.status.success());
         assert!(out.stdout.is_empty());
         assert!(
-            stderr(&out).contains(&md.to_string()) && stderr(&out).contains("it is not signed"),
+            stderr(&out).contains(&md.to_string())
+                && stderr(&out).contains("not signed: anyone with push rights"),
             "{}",
             stderr(&out)
         );
@@ -548,4 +549,128 @@ fn scan_reads_a_syft_sbom() {
         );
         assert_eq!(code(&out), 1, "{}", stderr(&out));
     }
+}
+
+/// The user's whole path of issue 21 §3: a role policy whose rule requires an SBOM and a
+/// scan report no older than 7 days with no finding at or above high, each signed by role
+/// ci. `berth verify --policy` and `berth pull` refuse the signed image until `berth sbom
+/// --attach` and a clean `berth scan --attach` (after a database where the finding is gone)
+/// are there; a report signed by another role does not count.
+#[test]
+fn a_role_policy_requires_a_signed_sbom_and_a_clean_recent_scan() {
+    let peer = Peer::start(Kind::Berth);
+    let home = tempfile::tempdir().unwrap();
+    let xdg = home.path();
+    keys_and_policy(xdg);
+    let root = xdg.join("root");
+    rootfs(&root, "policy");
+    let image = format!("{}/gated:v1", peer.host());
+    let digest = import_and_push(xdg, &root, &image);
+    let pinned = format!("{}/gated@{digest}", peer.host());
+    berth_ok(xdg, &["sign", "--key", "ci.example", &pinned]);
+
+    let subject = |cn: &str| format!("x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN={cn}");
+    let policy = json!({
+        "version": "berth.policy/v1",
+        "trustStores": ["ca:ci.example", "ca:mallory.example"],
+        "roles": {
+            "ci": {"trustedIdentities": [subject("ci.example")]},
+            "dev": {"trustedIdentities": [subject("mallory.example")]},
+        },
+        "rules": [{
+            "name": "scanned",
+            "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:ci.example", "ca:mallory.example"],
+            "requirement": {"allOf": ["ci"]},
+            "requireSbom": {"signedBy": "ci"},
+            "requireScan": {"signedBy": "ci", "maxAgeDays": 7, "failOn": "high"},
+        }],
+    });
+    // berth's role policy (config/berth/policy.json) gates pull and run too
+    let policy_file = xdg.join("berth/policy.json");
+    write_file(&policy_file, &serde_json::to_vec_pretty(&policy).unwrap());
+    berth_ok(xdg, &["policy", "check", policy_file.to_str().unwrap()]);
+    let verify = || {
+        berth(
+            xdg,
+            &["verify", "--policy", policy_file.to_str().unwrap(), &pinned],
+        )
+    };
+    let refused = |out: &Output, want: &str| {
+        assert!(!out.status.success(), "accepted, expected {want:?}");
+        assert!(
+            stderr(out).contains(want),
+            "want {want:?} in {}",
+            stderr(out)
+        );
+    };
+
+    // Signed by ci, but no SBOM: refused by verify and by pull.
+    refused(
+        &verify(),
+        "requires an SBOM signed by role \"ci\":\nthe image has no referrer",
+    );
+    refused(&berth(xdg, &["pull", &pinned]), "requires an SBOM");
+
+    // An SBOM signed by the other role does not count; ci's does.
+    berth_ok(
+        xdg,
+        &["sbom", "-q", "--attach", "--key", "mallory.example", &image],
+    );
+    refused(&verify(), "which is no identity of role \"ci\"");
+    berth_ok(xdg, &["sbom", "-q", "--attach", &image]);
+    refused(
+        &verify(),
+        "requires a scan report signed by role \"ci\" at most 7 day(s) old with no finding at or above high",
+    );
+
+    // A database with a high zlib finding: the attached report fails the rule.
+    let zip = xdg.join("all.zip");
+    write_export(
+        &zip,
+        &[debian_record(
+            "DSA-9001-1",
+            "zlib",
+            "1:1.2.13.dfsg-1+deb12u1",
+            HIGH,
+        )],
+    );
+    berth_ok(xdg, &["db", "import", zip.to_str().unwrap()]);
+    let out = berth(xdg, &["scan", "-q", "--attach", &image]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    refused(
+        &verify(),
+        "1 finding(s) at or above high: DSA-9001-1 in zlib1g 1:1.2.13.dfsg-1 (high)",
+    );
+    refused(&berth(xdg, &["pull", &pinned]), "at or above high");
+
+    // The record withdrawn upstream, a new export imported, the image scanned again: the
+    // newest report decides, and verify and pull pass.
+    let mut withdrawn = debian_record("DSA-9001-1", "zlib", "1:1.2.13.dfsg-1+deb12u1", HIGH);
+    withdrawn["withdrawn"] = json!("2026-12-01T00:00:00Z");
+    write_export(
+        &zip,
+        &[
+            withdrawn,
+            debian_record("DSA-9002-1", "tar", "1.30+dfsg-1", CRITICAL),
+        ],
+    );
+    berth_ok(xdg, &["db", "import", zip.to_str().unwrap()]);
+    // a clean report signed by the other role first: it does not count
+    berth_ok(
+        xdg,
+        &["scan", "-q", "--attach", "--key", "mallory.example", &image],
+    );
+    refused(&verify(), "at or above high");
+    berth_ok(xdg, &["scan", "-q", "--attach", &image]);
+    let out = verify();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("SBOM: sha256:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("scan report: sha256:") && stderr(&out).contains("CN=ci.example"),
+        "{}",
+        stderr(&out)
+    );
+    berth_ok(xdg, &["pull", &pinned]);
 }

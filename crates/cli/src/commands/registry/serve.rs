@@ -26,6 +26,11 @@ pub struct ServeArgs {
     /// built-in /token endpoint.
     #[arg(long, value_name = "FILE")]
     htpasswd: Option<PathBuf>,
+    /// The bearer-token signing key (32 bytes, mode 0600) to use instead of
+    /// <data>/registry/token.key: give every replica of one registry the same file
+    /// (`auth.token_key`).
+    #[arg(long, value_name = "FILE")]
+    token_key: Option<PathBuf>,
     /// PEM certificate chain for TLS (with --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -51,6 +56,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(h) = args.htpasswd {
         config.auth.htpasswd = Some(h);
+    }
+    if let Some(k) = args.token_key {
+        config.auth.token_key = Some(k);
     }
     if args.tls_cert.is_some() {
         config.server.tls_cert = args.tls_cert;

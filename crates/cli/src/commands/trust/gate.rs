@@ -107,16 +107,16 @@ impl Gate {
                     )
                 })?;
                 if let Some(v) =
-                    super::verify::required_source(client, sigs, &scope, target, &d, store).await?
+                    super::verify::required_evidence(client, sigs, &scope, target, &d, store)
+                        .await?
                     && !v.passed()
                 {
                     anyhow::bail!(
-                        "{scope}@{} is signed as rule {:?} of {} requires, but no signed provenance attestation says it was built from {}:\n{}",
+                        "{scope}@{} is signed as rule {:?} of {} requires, but the rule also {}",
                         target.digest,
                         d.decision.rule.as_deref().unwrap_or("-"),
                         path.display(),
-                        v.required,
-                        v.explain()
+                        v.failures().join("\nand ")
                     );
                 }
                 let d = d.decision;

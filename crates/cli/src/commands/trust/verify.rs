@@ -144,34 +144,36 @@ pub fn load_role_policy(path: &std::path::Path) -> anyhow::Result<berth_trust::r
     })
 }
 
-/// The rule's `requireSource`, checked when the signatures satisfied an enforced rule:
-/// `None` when there is nothing to check.
-pub async fn required_source(
+/// What the rule requires beside signatures (`requireSource`, `requireSbom`,
+/// `requireScan`), checked when the signatures satisfied an enforced rule: `None` when there
+/// is nothing to check.
+pub async fn required_evidence(
     client: &berth_distribution::Client,
     sigs: &berth_trust::repository::RegistrySignatures<'_>,
     scope: &str,
     target: &berth_trust::TargetArtifact,
     d: &berth_trust::image_policy::ImageDecision,
     store: &TrustStore,
-) -> anyhow::Result<Option<berth_trust::attestation::SourceVerification>> {
-    let (Some(required), Some(policy)) = (&d.require_source, &d.rule_policy) else {
-        return Ok(None);
-    };
-    if !(d.decision.allowed && d.decision.enforced) {
+) -> anyhow::Result<Option<berth_trust::evidence::Evidence>> {
+    if !(d.requires_evidence() && d.decision.allowed && d.decision.enforced) {
         return Ok(None);
     }
-    let v = berth_trust::attestation::verify_source(
+    let v = berth_trust::evidence::check(
         client,
         sigs.repository(),
         scope,
         target,
-        required,
-        policy,
+        d,
         store,
         &verify_image_options()?,
     )
     .await
-    .with_context(|| format!("failed to check the source of {scope}@{}", target.digest))?;
+    .with_context(|| {
+        format!(
+            "failed to check the attestations, SBOMs and scan reports of {scope}@{}",
+            target.digest
+        )
+    })?;
     Ok(Some(v))
 }
 
@@ -203,10 +205,10 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
         )
         .await
         .with_context(|| format!("failed to verify {reference}"))?;
-        let source = required_source(&client, &sigs, &scope, &target, &d, &store).await?;
-        anyhow::Ok((d, source))
+        let evidence = required_evidence(&client, &sigs, &scope, &target, &d, &store).await?;
+        anyhow::Ok((d, evidence))
     })?;
-    let (result, source) = result;
+    let (result, evidence) = result;
     match args.format {
         Format::Text => crate::commands::image::print(&result.decision.to_string())?,
         Format::Json => crate::commands::image::print(
@@ -219,18 +221,17 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
             result.ignored, args.max_signatures
         ));
     }
-    if let Some(v) = &source {
-        match &v.source {
-            Some(found) => eprintln_warning(&format!(
-                "source: {found}, as a signed provenance attestation says (the rule requires {})",
-                v.required
-            )),
-            None => anyhow::bail!(
-                "{scope} is signed as the role policy {} requires, but no signed provenance attestation says it was built from {}:\n{}",
+    if let Some(v) = &evidence {
+        for note in v.notes() {
+            eprintln_warning(&note);
+        }
+        if !v.passed() {
+            anyhow::bail!(
+                "{scope} is signed as the role policy {} requires, but its rule {:?} also {}",
                 path.display(),
-                v.required,
-                v.explain()
-            ),
+                result.decision.rule.as_deref().unwrap_or("-"),
+                v.failures().join("\nand ")
+            );
         }
     }
     if result.decision.allowed {

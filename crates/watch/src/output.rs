@@ -21,11 +21,12 @@
 //! - `verdict`: `expected`, `drift`, `alert`, `dropped`, `unattributed`, `unprofiled`.
 //! - `rule`: `exec_drift`, `connect_outside_profile`, `write_under_watched_path`,
 //!   `events_dropped`, or `null` when no rule fired.
-//! - `details.reason`: why (`lower_layer`, `copy_of_image_file` with `path`, `not_in_image`,
-//!   `unreadable` with `error`, `policy` with `pattern`, `loopback`, `not_allowed`,
-//!   `watched_prefix` with `prefix`, `not_watched`, `no_container`, `no_profile`,
-//!   `kernel_drops` with `count`); then the event's own fields (`origin`, `ino`,
-//!   `argv_truncated` for exec; `destination`, `protocol`, `blocked` for connect; `path`,
+//! - `details.reason`: why (`lower_layer`, `image_file` and `copy_of_image_file` with `path`,
+//!   `not_in_image`, `unreadable` with `error`, `policy` with `pattern`, `loopback`,
+//!   `not_allowed`, `watched_prefix` with `prefix`, `not_watched`, `no_container`,
+//!   `no_profile`, `kernel_drops` with `count`); then the event's own fields (`origin`, `ino`,
+//!   `argv_truncated`, `interpreted` for exec, and `judged` — `script` or `interpreter` —
+//!   for an interpreted one; `destination`, `protocol`, `blocked` for connect; `path`,
 //!   `flags` for open_write), `sha256` and `hashed_via` when a file was hashed, `action`
 //!   (`{"type":"none"}`, `{"type":"kill","pid":N}`, `{"type":"blocked"}`), `decision_us`
 //!   (the time the decision took, hashing included) and `age_us` (from the kernel's event to
@@ -205,6 +206,7 @@ impl Record {
                 details.insert("origin".into(), json!(origin_str(e.origin)));
                 details.insert("ino".into(), json!(e.ino));
                 details.insert("argv_truncated".into(), json!(e.argv_truncated));
+                details.insert("interpreted".into(), json!(e.interpreted));
                 Some(ProcessRef {
                     pid: e.pid,
                     ppid: Some(e.ppid),

@@ -52,8 +52,12 @@ pub enum HashError {
 
 /// The seam that reads a process' files.
 pub trait ProcessFiles {
-    /// The content hash of the file `exec` ran, as the kernel saw it (same inode).
+    /// The content hash of the file the kernel executed (same inode as the event's): for an
+    /// [`Exec::interpreted`] one, the interpreter.
     fn hash_executed(&self, exec: &Exec, container: &Container) -> Result<HashedFile, HashError>;
+    /// The content hash of the script (or binfmt_misc file) an interpreted exec ran, found by
+    /// its path: the event has no inode of it.
+    fn hash_script(&self, exec: &Exec, container: &Container) -> Result<HashedFile, HashError>;
     /// The process' working directory, as a path inside its root, when readable.
     fn cwd(&self, pid: u32) -> Option<String>;
 }
@@ -92,6 +96,17 @@ impl ProcFiles {
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         )?)
+    }
+
+    /// `exec.filename` opened in the process' root (or its working directory, for a
+    /// relative one).
+    fn by_path(&self, exec: &Exec) -> io::Result<OwnedFd> {
+        let pid_dir = self.proc.join(exec.pid.to_string());
+        if exec.filename.starts_with('/') {
+            ProcFiles::open_in(&pid_dir.join("root"), &exec.filename)
+        } else {
+            ProcFiles::open_in(&pid_dir.join("cwd"), &exec.filename)
+        }
     }
 
     fn hash_fd(
@@ -141,12 +156,9 @@ impl ProcessFiles for ProcFiles {
                     && (exec.ino == 0 || st.st_ino == exec.ino)
             })
         };
-        let by_path = if exec.filename.starts_with('/') {
-            ProcFiles::open_in(&pid_dir.join("root"), &exec.filename)
-        } else {
-            ProcFiles::open_in(&pid_dir.join("cwd"), &exec.filename)
-        };
-        if let Ok(fd) = by_path
+        // an interpreted exec's filename is the script's, not the executed file's
+        if !exec.interpreted
+            && let Ok(fd) = self.by_path(exec)
             && same(&fd)
         {
             return self.hash_fd(fd, exec, "root");
@@ -160,6 +172,7 @@ impl ProcessFiles for ProcFiles {
             return self.hash_fd(fd, exec, "exe");
         }
         if exec.origin == FileOrigin::Upper
+            && !exec.interpreted
             && exec.filename.starts_with('/')
             && let Some(upper) = container.overlay.as_ref().and_then(|o| o.upper.as_ref())
             && let Ok(fd) = ProcFiles::open_in(upper, &exec.filename)
@@ -171,6 +184,32 @@ impl ProcessFiles for ProcFiles {
             pid: exec.pid,
             filename: exec.filename.clone(),
             ino: exec.ino,
+        })
+    }
+
+    fn hash_script(&self, exec: &Exec, container: &Container) -> Result<HashedFile, HashError> {
+        let regular = |fd: &OwnedFd| {
+            rustix::fs::fstat(fd).is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+            })
+        };
+        if let Ok(fd) = self.by_path(exec)
+            && regular(&fd)
+        {
+            return self.hash_fd(fd, exec, "root");
+        }
+        // the process has exited (or changed root): a script in the upper layer is still there
+        if exec.filename.starts_with('/')
+            && let Some(upper) = container.overlay.as_ref().and_then(|o| o.upper.as_ref())
+            && let Ok(fd) = ProcFiles::open_in(upper, &exec.filename)
+            && regular(&fd)
+        {
+            return self.hash_fd(fd, exec, "upperdir");
+        }
+        Err(HashError::Gone {
+            pid: exec.pid,
+            filename: exec.filename.clone(),
+            ino: 0,
         })
     }
 

@@ -5,7 +5,10 @@
 //!   root, its executable, or the container's upper directory: [`ProcFiles`]) and looked up
 //!   in the profile's content hashes: a copy of an image binary is expected, anything else
 //!   is **drift** (rule [`Rule::ExecDrift`]), unless the policy allows its path. In enforce
-//!   mode a drift comes with [`Action::Kill`]: the caller sends SIGKILL to the pid.
+//!   mode a drift comes with [`Action::Kill`]: the caller sends SIGKILL to the pid. A script
+//!   (an [`Exec::interpreted`] exec, whose inode and origin are its interpreter's) is judged
+//!   by its content found at its path, wherever it lies; an interpreter not from the image
+//!   is judged first, as any binary.
 //! - **connect**: to a destination outside the policy's allowed CIDRs and ports → an alert
 //!   ([`Rule::ConnectOutsideProfile`]); loopback is allowed unless the policy says not.
 //!   Blocking is the kernel's (`cgroup/connect4/6`, [`Policy::enforces`] says for whom); a
@@ -111,6 +114,11 @@ pub enum Reason {
     CopyOfImageFile {
         path: String,
     },
+    /// Its content is the image's executable at its own path (an unchanged file, or a
+    /// script run from the image).
+    ImageFile {
+        path: String,
+    },
     /// Its content is nowhere in the image.
     NotInImage,
     /// Its content could not be read (the process exited, the file is too large…): an
@@ -152,6 +160,10 @@ pub struct Decision {
     /// How the file was read for hashing (`root`, `exe`, `upperdir`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hashed_via: Option<&'static str>,
+    /// For an interpreted exec, which file the decision is about: `interpreter` (one not
+    /// from the image) or `script`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged: Option<&'static str>,
     pub action: Action,
     /// Time spent deciding (hashing included).
     #[serde(skip)]
@@ -166,6 +178,7 @@ impl Decision {
             reason,
             sha256: None,
             hashed_via: None,
+            judged: None,
             action: Action::None,
             latency: Duration::ZERO,
         }
@@ -221,9 +234,6 @@ impl Detector {
         profile: Option<&Profile>,
         files: &dyn ProcessFiles,
     ) -> Decision {
-        if e.origin == FileOrigin::Lower {
-            return Decision::new(Verdict::Expected, None, Reason::LowerLayer);
-        }
         if let Some(pattern) = self.policy.allowed_exec(&e.filename) {
             return Decision::new(
                 Verdict::Expected,
@@ -233,34 +243,24 @@ impl Detector {
                 },
             );
         }
+        // an interpreted exec's inode and origin are the interpreter's; the script is judged
+        // by its content, wherever it lies (its origin is unknown)
+        if e.origin == FileOrigin::Lower && !e.interpreted {
+            return Decision::new(Verdict::Expected, None, Reason::LowerLayer);
+        }
         let Some(profile) = profile else {
             return Decision::new(Verdict::Unprofiled, None, Reason::NoProfile);
         };
-        let mut d = match files.hash_executed(e, c) {
-            Ok(h) => {
-                let mut d = match profile.find_hash(&h.sha256) {
-                    Some(path) => Decision::new(
-                        Verdict::Expected,
-                        None,
-                        Reason::CopyOfImageFile {
-                            path: path.to_owned(),
-                        },
-                    ),
-                    None => {
-                        Decision::new(Verdict::Drift, Some(Rule::ExecDrift), Reason::NotInImage)
-                    }
-                };
-                d.sha256 = Some(h.sha256);
-                d.hashed_via = Some(h.via);
-                d
+        let mut d = if e.interpreted {
+            let interpreter = (e.origin != FileOrigin::Lower)
+                .then(|| judge(e, profile, files.hash_executed(e, c), Some("interpreter")))
+                .filter(|d| d.verdict == Verdict::Drift);
+            match interpreter {
+                Some(d) => d,
+                None => judge(e, profile, files.hash_script(e, c), Some("script")),
             }
-            Err(err) => Decision::new(
-                Verdict::Drift,
-                Some(Rule::ExecDrift),
-                Reason::Unreadable {
-                    error: err.to_string(),
-                },
-            ),
+        } else {
+            judge(e, profile, files.hash_executed(e, c), None)
         };
         if d.verdict == Verdict::Drift && self.policy.enforces(c) {
             d.action = Action::Kill { pid: e.pid };
@@ -323,4 +323,46 @@ impl Detector {
             None => Decision::new(Verdict::Expected, None, Reason::NotWatched),
         }
     }
+}
+
+/// The decision on an executed file's hash: in the image (at its own path or another) or not.
+fn judge(
+    e: &Exec,
+    profile: &Profile,
+    hashed: Result<HashedFile, HashError>,
+    judged: Option<&'static str>,
+) -> Decision {
+    let mut d = match hashed {
+        Ok(h) => {
+            let mut d = match profile.find_hash(&h.sha256) {
+                Some(path) if path == e.filename => Decision::new(
+                    Verdict::Expected,
+                    None,
+                    Reason::ImageFile {
+                        path: path.to_owned(),
+                    },
+                ),
+                Some(path) => Decision::new(
+                    Verdict::Expected,
+                    None,
+                    Reason::CopyOfImageFile {
+                        path: path.to_owned(),
+                    },
+                ),
+                None => Decision::new(Verdict::Drift, Some(Rule::ExecDrift), Reason::NotInImage),
+            };
+            d.sha256 = Some(h.sha256);
+            d.hashed_via = Some(h.via);
+            d
+        }
+        Err(err) => Decision::new(
+            Verdict::Drift,
+            Some(Rule::ExecDrift),
+            Reason::Unreadable {
+                error: err.to_string(),
+            },
+        ),
+    };
+    d.judged = judged;
+    d
 }

@@ -674,3 +674,138 @@ fn drift_in_a_crun_container_is_decided_through_its_root_and_killed() {
 fn drift_in_a_berth_runtime_container_is_decided_through_its_root_and_killed() {
     drift_in_a_real_container("berth-runtime");
 }
+
+/// `sh <script>` running (sh waits on its `sleep`), as the kernel runs `#!/bin/sh` scripts.
+fn run_script(path: &Path) -> ChildGuard {
+    let g = ChildGuard::spawn(&mut Command::new(path));
+    let pid = g.id().unwrap();
+    let sh = fs::metadata("/bin/sh").unwrap().ino();
+    assert!(
+        wait_until(Duration::from_secs(10), || fs::metadata(format!(
+            "/proc/{pid}/exe"
+        ))
+        .is_ok_and(|m| m.ino() == sh)),
+        "{} never ran under /bin/sh",
+        path.display()
+    );
+    g
+}
+
+#[test]
+fn a_script_is_judged_by_its_content_and_its_interpreter_by_its_own() {
+    let t = tempfile::tempdir().unwrap();
+    let script_text = b"#!/bin/sh\nsleep 30\n";
+    let script = t.path().join("upper/tmp/dropper.sh");
+    put(&script, script_text, 0o755);
+    let child = run_script(&script);
+    let pid = child.id().unwrap();
+    // as the probe reports it: the interpreter's inode and origin, the script's path
+    let mut e = exec(
+        pid,
+        script.to_str().unwrap(),
+        fs::metadata("/bin/sh").unwrap().ino(),
+        FileOrigin::Lower,
+    );
+    e.interpreted = true;
+    let sh = fs::read("/bin/sh").unwrap();
+    let image = |with_script: bool| {
+        let img = t.path().join(format!("image-{with_script}"));
+        put(&img.join("bin/sh"), &sh, 0o755);
+        if with_script {
+            put(&img.join("usr/local/bin/tool.sh"), script_text, 0o755);
+        }
+        Profile::from_dirs(&[img], ImageFacts::default()).unwrap()
+    };
+    let detector = Detector::default();
+    let files = ProcFiles::new(Path::new("/proc"));
+    let c = container("web");
+
+    // the interpreter is the image's, the script is not: drift, about the script
+    let d = detector.decide(
+        &Event::Exec(e.clone()),
+        Some(&c),
+        Some(&image(false)),
+        &files,
+    );
+    assert_eq!(
+        (d.verdict, &d.reason, d.judged),
+        (Verdict::Drift, &Reason::NotInImage, Some("script")),
+        "{d:?}"
+    );
+    assert_eq!(
+        (d.sha256.as_ref(), d.hashed_via),
+        (Some(&sha256(script_text)), Some("root"))
+    );
+    // the same script shipped by the image (elsewhere): expected
+    let ok = detector.decide(
+        &Event::Exec(e.clone()),
+        Some(&c),
+        Some(&image(true)),
+        &files,
+    );
+    assert_eq!(
+        ok.reason,
+        Reason::CopyOfImageFile {
+            path: "/usr/local/bin/tool.sh".into()
+        },
+        "{ok:?}"
+    );
+    // an interpreter from the upper layer that the image does not have: drift, about it
+    let mut upper_sh = e.clone();
+    upper_sh.origin = FileOrigin::Upper;
+    let empty =
+        Profile::from_dirs(&[t.path().join("image-true/usr")], ImageFacts::default()).unwrap();
+    let di = detector.decide(
+        &Event::Exec(upper_sh.clone()),
+        Some(&c),
+        Some(&empty),
+        &files,
+    );
+    assert_eq!(
+        (di.verdict, di.judged, di.hashed_via),
+        (Verdict::Drift, Some("interpreter"), Some("exe")),
+        "{di:?}"
+    );
+    assert_eq!(di.sha256, Some(sha256(&sh)));
+    // ... and one the image has (a copy): then the script decides
+    let dc = detector.decide(&Event::Exec(upper_sh), Some(&c), Some(&image(true)), &files);
+    assert_eq!(
+        (dc.verdict, dc.judged),
+        (Verdict::Expected, Some("script")),
+        "{dc:?}"
+    );
+    // a script deleted once started is read from the container's upper layer, or is drift
+    fs::remove_file(&script).unwrap();
+    let gone = detector.decide(
+        &Event::Exec(e.clone()),
+        Some(&c),
+        Some(&image(true)),
+        &files,
+    );
+    assert!(
+        matches!(gone.reason, Reason::Unreadable { .. }) && gone.verdict == Verdict::Drift,
+        "{gone:?}"
+    );
+    let mut in_upper = e.clone();
+    in_upper.filename = "/tmp/dropper.sh".into();
+    put(&t.path().join("upper2/tmp/dropper.sh"), script_text, 0o755);
+    let mut c2 = container("web");
+    c2.overlay = Some(OverlayRoot {
+        lower: vec![],
+        upper: Some(t.path().join("upper2")),
+    });
+    // (pid 0: no process to read through)
+    in_upper.pid = 0;
+    let from_upper = detector.decide(
+        &Event::Exec(in_upper),
+        Some(&c2),
+        Some(&image(true)),
+        &files,
+    );
+    assert_eq!(
+        (from_upper.verdict, from_upper.hashed_via),
+        (Verdict::Expected, Some("upperdir")),
+        "{from_upper:?}"
+    );
+    drop(child);
+}

@@ -82,6 +82,8 @@ fn an_exec_drift_record_has_every_documented_field() {
     assert_eq!(det["origin"], "upper");
     assert_eq!(det["ino"], 77);
     assert_eq!(det["argv_truncated"], false);
+    assert_eq!(det["interpreted"], false);
+    assert!(det.get("judged").is_none(), "only for an interpreted exec");
     assert_eq!(det["sha256"], sha256(b"miner").as_str());
     assert_eq!(det["hashed_via"], "root");
     assert_eq!(det["action"], json!({"type": "kill", "pid": 4242}));

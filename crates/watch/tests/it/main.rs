@@ -1,6 +1,6 @@
 //! berth-watch's integration tests: one test binary, one module per part (the probes, the
 //! image profile, attribution of cgroups to containers, the decision on events, the output
-//! formats). They run as root (the eBPF probes, overlay mounts and real runc, crun and
+//! formats, and all of them together on a runc container: `pipeline`). They run as root (the eBPF probes, overlay mounts and real runc, crun and
 //! berth-runtime containers need it) and fail, never skip, without it.
 #![allow(
     clippy::unwrap_used,
@@ -14,6 +14,7 @@
 mod containers;
 mod detect;
 mod output;
+mod pipeline;
 mod probe;
 mod profile;
 mod support;

@@ -1,7 +1,8 @@
 //! berth-watch's integration tests: one test binary, one module per part (the probes, the
 //! image profile, attribution of cgroups to containers, the decision on events, the output
-//! formats, and all of them together on a runc container: `pipeline`). They run as root (the eBPF probes, overlay mounts and real runc, crun and
-//! berth-runtime containers need it) and fail, never skip, without it.
+//! formats), and `pipeline`, all of them together on a runc container. They run as root (the
+//! eBPF probes, overlay mounts and real runc, crun and berth-runtime containers need it) and
+//! fail, never skip, without it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

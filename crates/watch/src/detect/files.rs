@@ -1,10 +1,12 @@
 //! The one seam that reads a process' files: the executed file's content hash, its working
 //! directory.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use berth_oci::{Algorithm, Digest, Digester};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -19,6 +21,9 @@ pub struct HashedFile {
     pub size: u64,
     /// `root` (the path through the process' root), `exe` (`/proc/PID/exe`) or `upperdir`.
     pub via: &'static str,
+    /// The hash was known: the same inode, unchanged since (size, mtime and ctime), was
+    /// hashed before.
+    pub cached: bool,
 }
 
 /// Why an executed file could not be hashed.
@@ -66,11 +71,27 @@ pub trait ProcessFiles {
 /// (`openat2(RESOLVE_IN_ROOT)` on `/proc/PID/root`, so its symlinks resolve as the process
 /// sees them), else `/proc/PID/exe`, else (an upper-layer file of a process that has
 /// exited) in the container's upper directory; checked to be the executed inode, and read
-/// up to `max_bytes`.
+/// up to `max_bytes`. Hashes are kept per inode while its size, mtime and ctime stay the
+/// same (a write or a chmod changes its ctime), up to [`HASH_CACHE_ENTRIES`] files: a
+/// binary a container runs again and again is read once.
 #[derive(Debug, Clone)]
 pub struct ProcFiles {
     pub proc: PathBuf,
     pub max_bytes: u64,
+    cache: Arc<Mutex<HashMap<FileKey, (Digest, u64)>>>,
+}
+
+/// How many file hashes [`ProcFiles`] keeps (the cache is emptied when it is full).
+pub const HASH_CACHE_ENTRIES: usize = 4096;
+
+/// An inode and the times that change when its content or metadata does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: i64,
+    mtime: (i128, i128),
+    ctime: (i128, i128),
 }
 
 impl ProcFiles {
@@ -79,6 +100,7 @@ impl ProcFiles {
         ProcFiles {
             proc: proc.to_owned(),
             max_bytes: 1 << 30,
+            cache: Arc::default(),
         }
     }
 
@@ -135,13 +157,41 @@ impl ProcFiles {
                 limit: self.max_bytes,
             });
         }
+        #[allow(
+            clippy::useless_conversion,
+            reason = "the stat fields' integer types differ between architectures"
+        )]
+        let key = FileKey {
+            dev: u64::from(st.st_dev),
+            ino: u64::from(st.st_ino),
+            size: i64::from(st.st_size),
+            mtime: (i128::from(st.st_mtime), i128::from(st.st_mtime_nsec)),
+            ctime: (i128::from(st.st_ctime), i128::from(st.st_ctime_nsec)),
+        };
+        if let Some((sha256, size)) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(HashedFile {
+                sha256,
+                size,
+                via,
+                cached: true,
+            });
+        }
         let mut d = Digester::new(Algorithm::Sha256);
         let mut f = File::from(fd).take(self.max_bytes);
         io::copy(&mut f, &mut d).map_err(read_err)?;
+        let size = d.bytes_hashed();
+        let sha256 = d.finalize();
+        if let Ok(mut c) = self.cache.lock() {
+            if c.len() >= HASH_CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert(key, (sha256.clone(), size));
+        }
         Ok(HashedFile {
-            size: d.bytes_hashed(),
-            sha256: d.finalize(),
+            sha256,
+            size,
             via,
+            cached: false,
         })
     }
 }

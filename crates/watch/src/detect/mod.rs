@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use berth_oci::Digest;
 use serde::Serialize;
 
-pub use files::{HashError, HashedFile, ProcFiles, ProcessFiles};
+pub use files::{HASH_CACHE_ENTRIES, HashError, HashedFile, ProcFiles, ProcessFiles};
 pub use policy::{Destination, EnforceRule, Policy, PolicyError, glob_match};
 
 use crate::containers::Container;

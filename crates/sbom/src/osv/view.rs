@@ -293,4 +293,56 @@ mod tests {
         let w = RecordView::parse(br#"{"id":"X","withdrawn":"2024-01-01T00:00:00Z"}"#).unwrap();
         assert!(w.withdrawn.is_some());
     }
+
+    /// The view and the whole record give the same verdict for every affected entry at
+    /// every version its events and `versions[]` name, and between them.
+    #[test]
+    fn views_evaluate_as_records_do() {
+        use crate::osv::evaluate::evaluate_ranges;
+        use crate::osv::{Record, Scheme, evaluate};
+        use crate::package::Ecosystem;
+        use std::cmp::Ordering;
+
+        fn numeric(_: Scheme, a: &str, b: &str) -> Result<Ordering, std::fmt::Error> {
+            let parse = |s: &str| -> Result<Vec<u64>, std::fmt::Error> {
+                s.split('.')
+                    .map(|p| p.parse::<u64>().map_err(|_| std::fmt::Error))
+                    .collect()
+            };
+            Ok(parse(a)?.cmp(&parse(b)?))
+        }
+        let json = br#"{"id":"X-1","modified":"2024-01-01T00:00:00Z","affected":[
+            {"package":{"ecosystem":"PyPI","name":"a"},"versions":["0.5","9.9"],"ranges":[
+              {"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.0"},{"introduced":"2.0"},{"last_affected":"2.5"}]},
+              {"type":"SEMVER","events":[{"introduced":"3.0"},{"limit":"4.0"},{"fixed":"3.5"}]},
+              {"type":"GIT","repo":"https://x.example/r","events":[{"introduced":"abc"},{"fixed":"def"}]}]},
+            {"package":{"ecosystem":"PyPI","name":"a"},"ranges":[
+              {"type":"ECOSYSTEM","events":[{"fixed":"7.0"},{"introduced":"6.0"},{"fixed":"6.5"},{"introduced":"5.0"}]}]},
+            {"package":{"ecosystem":"PyPI","name":"a"},"ranges":[
+              {"type":"ECOSYSTEM","events":[{"introduced":"1.x"},{"fixed":"2.0"}]}]}]}"#;
+        let record = Record::parse(json, "x.json").unwrap();
+        let view = RecordView::parse(json).unwrap();
+        let probes = [
+            "0", "0.1", "0.5", "1.0", "1.5", "2.0", "2.2", "2.5", "2.6", "3.0", "3.2", "3.5",
+            "3.9", "4.0", "5.0", "6.2", "6.5", "6.9", "7.0", "9.9", "1.x",
+        ];
+        assert_eq!(record.affected.len(), view.affected().len());
+        for (a, v) in record.affected.iter().zip(view.affected()) {
+            for p in probes {
+                let whole = evaluate(a, Ecosystem::PyPI, p, &numeric);
+                let viewed = evaluate_ranges(
+                    v.versions().iter().any(|x| x.as_str() == p),
+                    v.ranges().iter().map(|r| (r.kind, r.events())),
+                    Ecosystem::PyPI,
+                    p,
+                    &numeric,
+                );
+                assert_eq!(whole, viewed, "{p}");
+            }
+        }
+        let first = |p| evaluate(&record.affected[0], Ecosystem::PyPI, p, &numeric).unwrap();
+        assert!(first("0.5").affected && first("2.2").affected && first("3.2").affected);
+        assert!(!first("1.5").affected && !first("2.6").affected && !first("3.9").affected);
+        assert_eq!(first("3.2").fixed, ["3.5"]);
+    }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! {
 //!   "schema": "berth.scan/v1",
-//!   "created": "2026-12-05T07:40:00Z",
+//!   "created": "2026-12-05T07:40:00.123456789Z",   (RFC 3339, nanoseconds as Go writes them)
 //!   "subject": {"name", "digest"?, "layers": [diff IDs]},
 //!   "distro": {"id", "version_id"?, "codename"?, "id_like", "pretty_name"?} | null,
 //!   "database": {"format_version", "built", "newest_modified"?,

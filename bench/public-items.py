@@ -31,7 +31,9 @@ Not counted: `pub(crate)`, `pub(super)`, `pub(in …)` and private items; items 
 `#[cfg(…)]` false in a default Linux build (`test` is false, `feature = "x"` is true only with
 `--features x`, `unix`/`target_os = "linux"` are true, anything else false), so `#[cfg(test)]`
 modules never count; fields, variants, associated consts and types, macros, and items inside
-function bodies. It reads tokens (comments and literals removed) and matches brackets; it does
+function bodies; nor a `pub` type in a private module that is reachable only through a public
+signature and has no path (berth-cgroups' `Hierarchy`, berth-container's `ipc::Failure`: rustc's
+`unreachable_pub` accepts those, this count does not). It reads tokens (comments and literals removed) and matches brackets; it does
 not expand macros, so items a macro generates are missed.
 
 `--uses CRATE DIR` counts the distinct items of CRATE that the `.rs` files under DIR name: every

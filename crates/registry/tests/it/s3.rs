@@ -19,13 +19,13 @@ use crate::{lease, memory};
 
 /// The server, or `None` when it is not installed (a skip on a laptop; a failure under
 /// `BERTH_TEST_REQUIRE_TOOLS=1`).
-fn server(kind: S3Kind) -> Option<S3Server> {
+pub(crate) fn server(kind: S3Kind) -> Option<S3Server> {
     (!kind.missing()).then(|| S3Server::start(kind))
 }
 
 /// A driver on `s3`'s bucket, keys under `prefix`, with the credentials a binary would
 /// gather from the environment `s3.env()` gives; each clone is a client of its own.
-fn driver(s3: &S3Server, prefix: &str) -> PerClient {
+pub(crate) fn driver(s3: &S3Server, prefix: &str) -> PerClient {
     let config = S3Config {
         bucket: s3.bucket().to_owned(),
         region: Some(s3.region().to_owned()),
@@ -60,7 +60,7 @@ fn driver(s3: &S3Server, prefix: &str) -> PerClient {
 /// collector losing its lease) — a stall of the test's shape, not of any deployment, where a
 /// process serves from one runtime.
 #[derive(Debug)]
-struct PerClient {
+pub(crate) struct PerClient {
     config: S3Config,
     env: AwsEnv,
     inner: S3Driver,

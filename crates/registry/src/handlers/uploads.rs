@@ -16,7 +16,7 @@ use crate::error::{ErrorKind, RegistryError, Result};
 use crate::handlers::http::{content_length, empty, query_get};
 use crate::handlers::parse_digest;
 use crate::state::App;
-use crate::storage::Driver;
+use crate::storage::{Driver, Session};
 
 /// The most of a refused request's body read before answering (then the connection closes).
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
@@ -81,8 +81,15 @@ pub async fn start<D: Driver>(
     match digest {
         None => Ok(empty(StatusCode::ACCEPTED, &session_headers(name, &id, 0))),
         Some(d) => {
-            append(app, name, &id, 0, headers, body).await?;
-            complete(app, name, &id, &d).await
+            let started = std::time::SystemTime::now();
+            let size = append(app, name, &id, 0, headers, body).await?;
+            // created just now by this request: its marker and what was appended
+            let session = Session {
+                size,
+                started: Some(started),
+                tidy: true,
+            };
+            complete(app, name, &id, &d, session).await
         }
     }
 }
@@ -108,8 +115,8 @@ async fn try_mount<D: Driver>(
     Ok(Some(created(name, &d)))
 }
 
-async fn session_size<D: Driver>(app: &App<D>, name: &str, id: &str) -> Result<u64> {
-    Ok(app.storage.repository(name).uploads().size(id).await?)
+async fn session<D: Driver>(app: &App<D>, name: &str, id: &str) -> Result<Session> {
+    Ok(app.storage.repository(name).uploads().session(id).await?)
 }
 
 /// `Content-Range: <start>-<end>` (also accepting `bytes=a-b` and `bytes a-b/total`).
@@ -338,12 +345,13 @@ async fn complete<D: Driver>(
     name: &str,
     id: &str,
     expected: &Digest,
+    session: Session,
 ) -> Result<Response> {
     let committed = app
         .storage
         .repository(name)
         .uploads()
-        .commit(id, expected)
+        .commit(id, expected, session)
         .await?;
     if let Some(d) = committed.duration {
         app.metrics.record_upload(d);
@@ -353,7 +361,7 @@ async fn complete<D: Driver>(
 
 /// `GET /v2/<name>/blobs/uploads/<id>` — the session's offset.
 pub async fn status<D: Driver>(app: &App<D>, name: &str, id: &str) -> Result<Response> {
-    let size = session_size(app, name, id).await?;
+    let size = session(app, name, id).await?.size;
     Ok(empty(
         StatusCode::NO_CONTENT,
         &session_headers(name, id, size),
@@ -368,8 +376,8 @@ pub async fn patch<D: Driver>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let checked = match session_size(app, name, id).await {
-        Ok(current) => check_chunk(name, id, current, headers).map(|()| current),
+    let checked = match session(app, name, id).await {
+        Ok(s) => check_chunk(name, id, s.size, headers).map(|()| s.size),
         Err(e) => Err(e),
     };
     let current = match checked {
@@ -396,14 +404,14 @@ pub async fn finish<D: Driver>(
     body: Body,
 ) -> Result<Response> {
     let checked = async {
-        let current = session_size(app, name, id).await?;
+        let current = session(app, name, id).await?;
         let Some(d) = query_get(query, "digest") else {
             return Err(RegistryError::digest_invalid(
                 "the digest query parameter is required to complete an upload",
             ));
         };
         let d = parse_digest(&d)?;
-        check_chunk(name, id, current, headers)?;
+        check_chunk(name, id, current.size, headers)?;
         Ok((current, d))
     }
     .await;
@@ -414,8 +422,8 @@ pub async fn finish<D: Driver>(
             return Err(e);
         }
     };
-    append(app, name, id, current, headers, body).await?;
-    complete(app, name, id, &d).await
+    let size = append(app, name, id, current.size, headers, body).await?;
+    complete(app, name, id, &d, Session { size, ..current }).await
 }
 
 /// `DELETE /v2/<name>/blobs/uploads/<id>` — cancel.

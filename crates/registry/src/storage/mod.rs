@@ -54,7 +54,7 @@ pub use cache::{BlobCache, CacheLimits};
 pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory, s3};
 pub use error::{Result, StorageError};
 pub use manifests::RevisionMeta;
-pub use uploads::BlobWriter;
+pub use uploads::{BlobWriter, Session};
 
 /// How old a blob's "last referenced" record may be for a new reference to leave it as it
 /// is rather than rewrite it. Counts against the garbage collector's minimum grace like the
@@ -134,7 +134,8 @@ impl<D: Driver> Registry<D> {
     /// Size of the blob's content as storage says now, never from the cache (an entry for
     /// data found missing is evicted).
     async fn stored_blob_size(&self, d: &Digest) -> Result<Option<u64>> {
-        let size = missing_ok(self.driver.stat(&paths::blob_data(d)).await)?.map(|i| i.size);
+        // a blob's content is always stored whole: one HEAD on object storage, found or not
+        let size = missing_ok(self.driver.stat_stored(&paths::blob_data(d)).await)?.map(|i| i.size);
         if size.is_none() {
             self.cache.evict(d);
         }

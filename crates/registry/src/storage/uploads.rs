@@ -39,6 +39,20 @@ pub struct Uploads<'a, D: Driver> {
     pub(super) repo: Repository<'a, D>,
 }
 
+/// An upload session as storage holds it ([`Uploads::session`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    /// Bytes received so far.
+    pub size: u64,
+    /// When it started, when storage knows (the start marker's modification time).
+    pub started: Option<SystemTime>,
+    /// Its directory holds its start marker and data and nothing else, so that the commit
+    /// removing those two leaves nothing to delete (every driver removes a prefix, or
+    /// directory, emptied by a delete or a move, at worst leaving an empty one to the
+    /// upload purge).
+    pub tidy: bool,
+}
+
 /// A committed upload.
 #[derive(Debug, Clone, Copy)]
 pub struct Committed {
@@ -73,28 +87,48 @@ impl<'a, D: Driver> Uploads<'a, D> {
         Ok(id)
     }
 
-    /// How many bytes the session holds; [`StorageError::UploadUnknown`] if there is none.
-    pub async fn size(&self, id: &str) -> Result<u64> {
+    /// The session as storage holds it, from one [`Driver::list_files`] of its directory
+    /// (one request on object storage); [`StorageError::UploadUnknown`] if there is none
+    /// (no start marker: never started, completed, cancelled, or removed).
+    pub async fn session(&self, id: &str) -> Result<Session> {
         if !valid_session_id(id) {
             return Err(Self::unknown(id));
         }
-        let driver = self.repo.driver();
-        match driver
-            .stat(&paths::upload_started(self.repo.name, id))
+        let files = match self
+            .repo
+            .driver()
+            .list_files(&paths::upload_dir(self.repo.name, id))
             .await
         {
-            Ok(_) => {}
+            Ok(f) => f,
             Err(e) if e.is_not_found() => return Err(Self::unknown(id)),
             Err(e) => return Err(e.into()),
-        }
-        match driver.stat(&paths::upload_data(self.repo.name, id)).await {
-            Ok(i) => Ok(i.size),
-            Err(e) if e.is_not_found() => Ok(0),
-            Err(e) => Err(e.into()),
-        }
+        };
+        let Some((_, marker)) = files.iter().find(|(n, _)| n == paths::UPLOAD_STARTED) else {
+            return Err(Self::unknown(id));
+        };
+        let size = files
+            .iter()
+            .find(|(n, i)| n == paths::UPLOAD_DATA && !i.is_dir)
+            .map_or(0, |(_, i)| i.size);
+        let tidy = files
+            .iter()
+            .all(|(n, i)| !i.is_dir && (n == paths::UPLOAD_STARTED || n == paths::UPLOAD_DATA));
+        Ok(Session {
+            size,
+            started: marker.modified,
+            tidy,
+        })
     }
 
-    /// Append to a session that holds `current` bytes (the caller checked it exists).
+    /// How many bytes the session holds; [`StorageError::UploadUnknown`] if there is none.
+    pub async fn size(&self, id: &str) -> Result<u64> {
+        Ok(self.session(id).await?.size)
+    }
+
+    /// Append to a session that holds `current` bytes, as [`Uploads::session`] said (the
+    /// caller checked it exists): the driver may take `current` on trust
+    /// ([`Driver::writer_at`]), and refuses the appends if the session grew meanwhile.
     pub async fn writer(&self, id: &str, current: u64) -> Result<BlobWriter<D>> {
         // Hash as we go only when we know the hash state at `current`.
         let partial = {
@@ -117,7 +151,7 @@ impl<'a, D: Driver> Uploads<'a, D> {
         let writer = match self
             .repo
             .driver()
-            .writer(&paths::upload_data(self.repo.name, id))
+            .writer_at(&paths::upload_data(self.repo.name, id), current)
             .await
         {
             Ok(w) => w,
@@ -148,16 +182,25 @@ impl<'a, D: Driver> Uploads<'a, D> {
     }
 
     /// Verify the session's data against `expected` and, when it matches, make it a blob
-    /// linked into this repository. The session is gone afterwards either way (except when
-    /// it was not found or storage failed otherwise).
-    pub async fn commit(&self, id: &str, expected: &Digest) -> Result<Committed> {
+    /// linked into this repository. `session` is what [`Uploads::session`] said in this
+    /// request, with the size after its appends. The session is gone afterwards either way
+    /// (except when it was not found or storage failed otherwise).
+    pub async fn commit(&self, id: &str, expected: &Digest, session: Session) -> Result<Committed> {
         let name = self.repo.name;
         let driver = self.repo.driver();
         let reg = self.repo.reg;
         let data = paths::upload_data(name, id);
         // Flush what the session holds to disk before anything can make it visible (this
-        // also creates the file for an empty blob, where nothing was ever appended).
-        let flushed = async { driver.writer(&data).await?.commit(true).await }.await;
+        // also creates the file for an empty blob, where nothing was ever appended); no
+        // request on object storage, where every stored piece is durable already.
+        let flushed = async {
+            driver
+                .writer_at(&data, session.size)
+                .await?
+                .commit(true)
+                .await
+        }
+        .await;
         let size = match flushed {
             Ok(size) => size,
             Err(e) => {
@@ -184,11 +227,16 @@ impl<'a, D: Driver> Uploads<'a, D> {
         // The session ends here: remove its marker before the data moves, so a crash in
         // between leaves no session that looks resumable but has lost its bytes (a client
         // then sees BLOB_UPLOAD_UNKNOWN and HEADs or re-uploads the blob).
-        let started = driver
-            .get_content(&paths::upload_started(name, id))
-            .await
-            .ok()
-            .and_then(|raw| String::from_utf8_lossy(&raw).trim().parse::<u64>().ok());
+        let started = match session.started {
+            Some(t) => Some(t),
+            // a driver without modification times: the time the marker records
+            None => driver
+                .get_content(&paths::upload_started(name, id))
+                .await
+                .ok()
+                .and_then(|raw| String::from_utf8_lossy(&raw).trim().parse::<u64>().ok())
+                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        };
         match driver.delete(&paths::upload_started(name, id)).await {
             Ok(()) => {}
             // another request completed or cancelled this session meanwhile
@@ -201,14 +249,11 @@ impl<'a, D: Driver> Uploads<'a, D> {
             driver.move_to(&data, &paths::blob_data(expected)).await?;
         }
         self.repo.blobs().link(expected).await?;
-        let _ = driver.delete(&paths::upload_dir(name, id)).await;
+        if !session.tidy {
+            let _ = driver.delete(&paths::upload_dir(name, id)).await;
+        }
         tracing::debug!(repo = name, digest = %expected, size, "blob committed");
-        let duration = started.map(|ms| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            now.saturating_sub(Duration::from_millis(ms))
-        });
+        let duration = started.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
         Ok(Committed { size, duration })
     }
 

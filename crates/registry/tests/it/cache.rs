@@ -88,6 +88,18 @@ impl Driver for CountingDriver {
         self.record("writer", path);
         self.inner.writer(path).await
     }
+    async fn writer_at(&self, path: &str, size: u64) -> DResult<Self::Writer> {
+        self.record("writer_at", path);
+        self.inner.writer_at(path, size).await
+    }
+    async fn stat_stored(&self, path: &str) -> DResult<FileInfo> {
+        self.record("stat_stored", path);
+        self.inner.stat_stored(path).await
+    }
+    async fn list_files(&self, path: &str) -> DResult<Vec<(String, FileInfo)>> {
+        self.record("list_files", path);
+        self.inner.list_files(path).await
+    }
     async fn stat(&self, path: &str) -> DResult<FileInfo> {
         self.record("stat", path);
         self.inner.stat(path).await

@@ -5,6 +5,11 @@
 //! change that adds requests to the common path fails here; `--nocapture` prints the table
 //! with every S3 request of every step.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "the table of requests per step is the measurement (--nocapture)"
+)]
+
 use berth_oci::Digest;
 use berth_registry::Config;
 use berth_test_support::{S3Kind, S3Server};
@@ -71,7 +76,8 @@ impl Counted {
         let all = s3_requests(&self.s3.log());
         let new = all[self.seen.min(all.len())..].to_vec();
         self.seen = all.len();
-        self.table.push((format!("{label}: {method} → {}", r.status), new));
+        self.table
+            .push((format!("{label}: {method} → {}", r.status), new));
         r
     }
 
@@ -111,9 +117,21 @@ fn s3_requests_per_small_blob_on_moto() {
     let blob = random_bytes(1, 4096);
     let d = Digest::sha256_of(&blob);
     let from = c.table.len();
-    let r = c.req("HEAD blob", "HEAD", &format!("/v2/{name}/blobs/{d}"), &[], b"");
+    let r = c.req(
+        "HEAD blob",
+        "HEAD",
+        &format!("/v2/{name}/blobs/{d}"),
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 404);
-    let r = c.req("POST", "POST", &format!("/v2/{name}/blobs/uploads/"), &[], b"");
+    let r = c.req(
+        "POST",
+        "POST",
+        &format!("/v2/{name}/blobs/uploads/"),
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 202, "{}", r.text());
     let loc = location(&r);
     let r = c.req("PATCH 4 KiB", "PATCH", &loc, &[octet], &blob);
@@ -126,9 +144,21 @@ fn s3_requests_per_small_blob_on_moto() {
 
     // pull: HEAD then GET, as clients do
     let from = c.table.len();
-    let r = c.req("HEAD blob", "HEAD", &format!("/v2/{name}/blobs/{d}"), &[], b"");
+    let r = c.req(
+        "HEAD blob",
+        "HEAD",
+        &format!("/v2/{name}/blobs/{d}"),
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 200);
-    let r = c.req("GET blob", "GET", &format!("/v2/{name}/blobs/{d}"), &[], b"");
+    let r = c.req(
+        "GET blob",
+        "GET",
+        &format!("/v2/{name}/blobs/{d}"),
+        &[],
+        b"",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, blob);
     let pull = c.total_since(from);
@@ -138,7 +168,13 @@ fn s3_requests_per_small_blob_on_moto() {
     let blob = random_bytes(2, 4096);
     let d = Digest::sha256_of(&blob);
     let from = c.table.len();
-    let r = c.req("POST", "POST", &format!("/v2/{name}/blobs/uploads/"), &[], b"");
+    let r = c.req(
+        "POST",
+        "POST",
+        &format!("/v2/{name}/blobs/uploads/"),
+        &[],
+        b"",
+    );
     let loc = location(&r);
     let r = c.req(
         "PATCH 0-2047",
@@ -179,7 +215,13 @@ fn s3_requests_per_small_blob_on_moto() {
     let blob = random_bytes(4, 4096);
     let d = Digest::sha256_of(&blob);
     let from = c.table.len();
-    let r = c.req("POST", "POST", &format!("/v2/{name}/blobs/uploads/"), &[], b"");
+    let r = c.req(
+        "POST",
+        "POST",
+        &format!("/v2/{name}/blobs/uploads/"),
+        &[],
+        b"",
+    );
     let loc = location(&r);
     let r = c.req(
         "PUT ?digest + 4 KiB",

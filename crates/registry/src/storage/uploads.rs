@@ -245,11 +245,14 @@ impl<'a, D: Driver> Uploads<'a, D> {
         }
         // The clock first, then the content (see `Registry::mark_referenced`): when the
         // blob is already there this is all; otherwise the verified upload moves in.
-        if !reg.mark_referenced(expected).await? {
+        let moved = !reg.mark_referenced(expected).await?;
+        if moved {
             driver.move_to(&data, &paths::blob_data(expected)).await?;
         }
         self.repo.blobs().link(expected).await?;
-        if !session.tidy {
+        // the move and the marker's delete emptied a tidy session's directory; otherwise
+        // its data (a blob that was there already) or strays are left to delete
+        if !(moved && session.tidy) {
             let _ = driver.delete(&paths::upload_dir(name, id)).await;
         }
         tracing::debug!(repo = name, digest = %expected, size, "blob committed");

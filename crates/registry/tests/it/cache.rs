@@ -35,9 +35,9 @@ fn config_with(limits: CacheLimits) -> Config {
 
 /// The in-memory driver, recording every call as (operation, path).
 #[derive(Clone, Default)]
-struct CountingDriver {
+pub(crate) struct CountingDriver {
     inner: MemoryDriver,
-    calls: Arc<Mutex<Vec<(&'static str, String)>>>,
+    pub(crate) calls: Arc<Mutex<Vec<(&'static str, String)>>>,
 }
 
 impl std::fmt::Debug for CountingDriver {
@@ -51,7 +51,7 @@ impl CountingDriver {
         self.calls.lock().unwrap().push((op, path.to_owned()));
     }
 
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.calls.lock().unwrap().clear();
     }
 

@@ -25,6 +25,11 @@
 //!   covers the other three and works on servers that cannot HEAD a prefix (s3s-fs answers
 //!   500 for a key that is a directory on its disk, and keeps emptied directories). The
 //!   layout keeps parents small (a blob's or link's parent holds one or two names).
+//! - **Fewer round trips where the storage layer knows more than a path says:** a move's or
+//!   a reader's source and a writer's file are located by one recursive listing of the
+//!   parent (object and segments at once); [`Driver::list_files`] of an upload session is
+//!   one listing; [`Driver::writer_at`] trusts the size it is given (the segment's
+//!   conditional create refuses a stale one); [`Driver::stat_stored`] is one HEAD.
 //! - **Moves** are server-side copies (`CopyObject`) then deletes; a file of several segments
 //!   (a chunked upload) is concatenated into one object as it is copied, through this process
 //!   in `part_size` parts. A copy replaces the target whole, so a reader sees the old or the

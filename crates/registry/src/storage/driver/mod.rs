@@ -184,12 +184,14 @@ pub trait Driver: Send + Sync + 'static {
     /// Open `path` for appending (created, with its parents, if missing — at the latest
     /// when the writer commits; not durably: see [`UploadWriter`]).
     fn writer(&self, path: &str) -> impl Future<Output = DResult<Self::Writer>> + Send;
-    /// Open for appending a file that holds `size` bytes, as [`Driver::list_files`] or
-    /// [`Driver::stat`] said a moment ago (0: nothing is stored there yet). The driver may
-    /// take `size` on trust rather than look again, so it must be a size storage reported:
-    /// if the file grew meanwhile, the appends must fail rather than overwrite or interleave
-    /// with what another writer stored (an object store's conditional create of the piece
-    /// starting at `size`). Defaults to [`Driver::writer`], which looks.
+    /// Open for appending a file that only writers have written (never `put_content` and
+    /// the like) and that holds `size` bytes, as [`Driver::list_files`] or [`Driver::stat`]
+    /// said a moment ago (0: nothing is stored there yet). The driver may take `size` on
+    /// trust rather than look again, so it must be a size storage reported. If the file grew
+    /// meanwhile, the appends must never overwrite or interleave with what another writer
+    /// stored: they fail (an object store's conditional create of the piece starting at
+    /// `size`) or land after it (a filesystem's append). Defaults to [`Driver::writer`],
+    /// which looks.
     fn writer_at(
         &self,
         path: &str,

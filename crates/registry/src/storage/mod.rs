@@ -156,6 +156,14 @@ impl<D: Driver> Registry<D> {
     /// The content check asks storage, never the read cache: a cached size could outlive
     /// content another replica's collector has just moved away.
     pub async fn mark_referenced(&self, d: &Digest) -> Result<bool> {
+        self.refresh_last_referenced(d).await?;
+        Ok(self.stored_blob_size(d).await?.is_some())
+    }
+
+    /// The first half of [`Registry::mark_referenced`]: rewrite `d`'s record when it has one
+    /// older than [`MARK_REUSE`]. The caller then checks (or creates, conditionally) the
+    /// content, never before.
+    pub(crate) async fn refresh_last_referenced(&self, d: &Digest) -> Result<()> {
         let now = SystemTime::now();
         let stale = read_last_referenced(&self.driver, d)
             .await?
@@ -163,7 +171,7 @@ impl<D: Driver> Registry<D> {
         if stale {
             write_last_referenced(&self.driver, d, now).await?;
         }
-        Ok(self.stored_blob_size(d).await?.is_some())
+        Ok(())
     }
 
     /// When `d` was last referenced, from its record (`None`: no record, or unreadable).

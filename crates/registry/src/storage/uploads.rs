@@ -51,6 +51,8 @@ pub struct Session {
     /// directory, emptied by a delete or a move, at worst leaving an empty one to the
     /// upload purge).
     pub tidy: bool,
+    /// A data file is stored (possibly empty).
+    pub has_data: bool,
 }
 
 /// A committed upload.
@@ -114,10 +116,12 @@ impl<'a, D: Driver> Uploads<'a, D> {
         let tidy = files
             .iter()
             .all(|(n, i)| !i.is_dir && (n == paths::UPLOAD_STARTED || n == paths::UPLOAD_DATA));
+        let has_data = files.iter().any(|(n, _)| n == paths::UPLOAD_DATA);
         Ok(Session {
             size,
             started: marker.modified,
             tidy,
+            has_data,
         })
     }
 
@@ -257,6 +261,67 @@ impl<'a, D: Driver> Uploads<'a, D> {
         }
         tracing::debug!(repo = name, digest = %expected, size, "blob committed");
         let duration = started.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        Ok(Committed { size, duration })
+    }
+
+    /// Commit a blob whose content this request holds whole in memory (a small monolithic
+    /// upload, or the whole blob in the `PUT` of a session that holds nothing yet):
+    /// verify these very bytes, end the session `id` (its marker) if there is one, then the
+    /// clock and the content as [`Uploads::commit`] does — except that the content is
+    /// created straight from these bytes by [`Driver::put_new`] (conditional, atomic:
+    /// "already there" is the blob's content present) instead of written to the session
+    /// and moved. On object storage: no segment, no listing to locate it, no copy, no
+    /// delete of it.
+    pub async fn commit_whole(
+        &self,
+        session: Option<(&str, Session)>,
+        expected: &Digest,
+        content: Bytes,
+    ) -> Result<Committed> {
+        let name = self.repo.name;
+        let driver = self.repo.driver();
+        let reg = self.repo.reg;
+        let mut digester = Digester::new(expected.algorithm());
+        digester.update(&content);
+        let actual = digester.finalize();
+        if &actual != expected {
+            if let Some((id, _)) = session {
+                self.discard(id).await;
+            }
+            return Err(StorageError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        let size = content.len() as u64;
+        if let Some((id, _)) = session {
+            self.forget_hash(id);
+            match driver.delete(&paths::upload_started(name, id)).await {
+                Ok(()) => {}
+                // another request completed or cancelled this session meanwhile
+                Err(e) if e.is_not_found() => return Err(Self::unknown(id)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The clock first, then the content (see `Registry::mark_referenced`): the
+        // conditional create is the content check — created, or found already there.
+        reg.refresh_last_referenced(expected).await?;
+        match driver.put_new(&paths::blob_data(expected), content).await {
+            Ok(()) => {}
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.repo.blobs().link(expected).await?;
+        // a session holding only its marker is gone with it; anything else is deleted
+        if let Some((id, s)) = session
+            && (!s.tidy || s.has_data)
+        {
+            let _ = driver.delete(&paths::upload_dir(name, id)).await;
+        }
+        tracing::debug!(repo = name, digest = %expected, size, "blob committed whole");
+        let duration = session
+            .and_then(|(_, s)| s.started)
+            .map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
         Ok(Committed { size, duration })
     }
 

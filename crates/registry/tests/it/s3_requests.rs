@@ -289,6 +289,26 @@ fn s3_requests_per_small_blob_on_moto() {
     assert_eq!(r.status, 201, "{}", r.text());
     let monolithic = c.total_since(from);
     c.print("monolithic POST ?digest=", from);
+    // the same, into another repository: the conditional create finds the content
+    let from = c.table.len();
+    let r = c.req(
+        "POST ?digest",
+        "POST",
+        &format!("/v2/{other}/blobs/uploads/?digest={d}"),
+        &[octet],
+        &blob,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let monolithic_again = c.total_since(from);
+    c.print("monolithic POST ?digest= of a stored blob", from);
+    let r = c.req(
+        "GET blob",
+        "GET",
+        &format!("/v2/{other}/blobs/{d}"),
+        &[],
+        b"",
+    );
+    assert_eq!(r.body, blob);
 
     // POST, then PUT with the whole blob
     let blob = random_bytes(4, 4096);
@@ -316,13 +336,15 @@ fn s3_requests_per_small_blob_on_moto() {
     println!(
         "\nskopeo {skopeo}, again {again}, pull {pull}, chunked {chunked}, monolithic {monolithic}, put-only {put_only}"
     );
-    // measured 2026-12-05 on moto 5.2.5; before this budget: 26, 4, 30, 18, 22
+    // measured 2026-12-05 on moto 5.2.5; before these budgets: skopeo-style 26, pull 4,
+    // chunked 30, monolithic 18, POST then PUT 22
     for (flow, got, budget) in [
         ("skopeo-style push", skopeo, 13),
         ("pull", pull, 4),
         ("chunked push", chunked, 15),
-        ("monolithic push", monolithic, 10),
-        ("POST then PUT", put_only, 11),
+        ("monolithic push", monolithic, 4),
+        ("monolithic push of a stored blob", monolithic_again, 3),
+        ("POST then PUT", put_only, 8),
         ("the same blob again", again, 12),
     ] {
         assert!(
@@ -555,4 +577,142 @@ fn s3_concurrent_commits_of_one_digest_on_two_replicas() {
         "a session survived its commit: {}",
         left.text()
     );
+}
+
+/// The storage calls of a blob a request carries whole (in-memory driver): a monolithic
+/// `POST ?digest=` creates no session at all — the clock record, one conditional create of
+/// the content, the link; a `PUT` with the whole blob into an empty session reads the
+/// session, ends it (its marker), then the same three.
+#[test]
+fn a_whole_blob_is_created_under_its_digest_without_a_session() {
+    let driver = CountingDriver::default();
+    let mut config = Config::default();
+    config.storage.min_free_bytes = 0;
+    let r = TestRegistry::serve(driver.clone(), config);
+    let octet = ("content-type", "application/octet-stream");
+    let calls = |driver: &CountingDriver| {
+        let c = std::mem::take(&mut *driver.calls.lock().unwrap());
+        c.into_iter()
+            .map(|(op, p)| format!("{op} {p}"))
+            .collect::<Vec<_>>()
+    };
+
+    let blob = random_bytes(11, 3000);
+    let d = Digest::sha256_of(&blob);
+    let resp = r.req(
+        "POST",
+        &format!("/v2/whole/blobs/uploads/?digest={d}"),
+        &[octet],
+        &blob,
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_eq!(
+        calls(&driver),
+        [
+            format!("get {}", paths::blob_last_referenced(&d)),
+            format!("put_new {}", paths::blob_data(&d)),
+            format!("put {}", paths::layer_link("whole", &d)),
+        ]
+    );
+
+    let blob = random_bytes(12, 3000);
+    let d = Digest::sha256_of(&blob);
+    let resp = r.req("POST", "/v2/whole/blobs/uploads/", &[], b"");
+    let loc = location(&resp);
+    let id = loc.rsplit('/').next().unwrap().to_owned();
+    driver.reset();
+    let resp = r.req("PUT", &format!("{loc}?digest={d}"), &[octet], &blob);
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_eq!(
+        calls(&driver),
+        [
+            format!("list_files {}", paths::upload_dir("whole", &id)),
+            format!("delete {}", paths::upload_started("whole", &id)),
+            format!("get {}", paths::blob_last_referenced(&d)),
+            format!("put_new {}", paths::blob_data(&d)),
+            format!("put {}", paths::layer_link("whole", &d)),
+        ]
+    );
+    assert_eq!(r.get(&format!("/v2/whole/blobs/{d}")).body, blob);
+    assert_eq!(r.get(&loc).status, 404, "the session is over");
+}
+
+/// A whole blob that does not match its digest is refused and leaves nothing: no blob, no
+/// link, and (`PUT`) no session; a body shorter than its digest's blob, likewise.
+#[test]
+fn s3_a_whole_blob_with_the_wrong_digest_leaves_nothing() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    let r = replica(&s3, "wrong");
+    let octet = ("content-type", "application/octet-stream");
+    let blob = random_bytes(13, 2000);
+    let claimed = Digest::sha256_of(b"something else");
+    let resp = r.req(
+        "POST",
+        &format!("/v2/wrong/blobs/uploads/?digest={claimed}"),
+        &[octet],
+        &blob,
+    );
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(resp.code(), "DIGEST_INVALID");
+    let resp = r.req("POST", "/v2/wrong/blobs/uploads/", &[], b"");
+    let loc = location(&resp);
+    let resp = r.req("PUT", &format!("{loc}?digest={claimed}"), &[octet], &blob);
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert_eq!(r.get(&loc).status, 404, "the failed session is removed");
+    assert_eq!(
+        r.req("HEAD", &format!("/v2/wrong/blobs/{claimed}"), &[], b"")
+            .status,
+        404
+    );
+    let keys = s3.request(
+        "GET",
+        &format!("/{}?list-type=2&prefix=wrong/", s3.bucket()),
+        &[],
+        None,
+        Signing::Valid,
+    );
+    assert_eq!(
+        keys.xml_field("KeyCount").as_deref(),
+        Some("0"),
+        "something was stored: {}",
+        keys.text()
+    );
+}
+
+/// One small blob pushed whole through two replicas at once (monolithic on one, POST + PUT
+/// on the other): both 201, one copy of the content, both links.
+#[test]
+fn s3_one_whole_blob_from_two_replicas_at_once() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    let a = replica(&s3, "twice");
+    let b = replica(&s3, "twice");
+    let blob = random_bytes(14, 4096);
+    let d = Digest::sha256_of(&blob);
+    let octet = ("content-type", "application/octet-stream");
+    let resp = b.req("POST", "/v2/twice/b/blobs/uploads/", &[], b"");
+    let put = format!("{}?digest={d}", location(&resp));
+    let post = format!("/v2/twice/a/blobs/uploads/?digest={d}");
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let ta = s.spawn(|| a.req("POST", &post, &[octet], &blob).status);
+        let tb = s.spawn(|| b.req("PUT", &put, &[octet], &blob).status);
+        vec![ta.join().unwrap(), tb.join().unwrap()]
+    });
+    assert_eq!(statuses, [201, 201]);
+    for (r, name) in [(&b, "twice/a"), (&a, "twice/b")] {
+        assert_eq!(r.get(&format!("/v2/{name}/blobs/{d}")).body, blob);
+    }
+    let keys = s3.request(
+        "GET",
+        &format!("/{}?list-type=2&prefix=twice/", s3.bucket()),
+        &[],
+        None,
+        Signing::Valid,
+    );
+    let text = keys.text();
+    assert!(!text.contains("_uploads"), "a session survived: {text}");
+    assert_eq!(text.matches("/data</Key>").count(), 1, "{text}");
 }

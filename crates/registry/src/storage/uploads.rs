@@ -2,7 +2,9 @@
 //! and the `data` received so far, so any replica — or this one after a restart — can
 //! continue a session. Bytes are hashed as they arrive when this process saw the session
 //! from its first byte ([`PartialHash`]); otherwise the data is re-hashed from storage on
-//! commit. Content becomes a blob only after its digest is verified, by one move.
+//! commit. Content becomes a blob only after its digest is verified, by one move — or, for
+//! a small blob one request carries whole ([`Uploads::commit_whole`]), by one conditional
+//! create of the verified bytes under their digest.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

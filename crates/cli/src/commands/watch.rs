@@ -60,6 +60,11 @@ pub struct WatchArgs {
     /// /run/runc and /run/containerd/runc (repeatable).
     #[arg(long, value_name = "DIR")]
     runc_root: Vec<PathBuf>,
+    /// The size of the ring buffer between the kernel side and berth, in bytes (a power of
+    /// two; an exec event takes 1,344): a burst larger than it is dropped, counted and
+    /// reported.
+    #[arg(long, value_name = "BYTES", default_value_t = berth_watch::probe::DEFAULT_RING_BUFFER_BYTES)]
+    ring_buffer_bytes: u32,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -130,6 +135,7 @@ pub fn run(args: WatchArgs) -> Result<i32, Failure> {
         None => None,
     };
     let mut config = WatchConfig::new(sources);
+    config.probes.ring_buffer_bytes = args.ring_buffer_bytes;
     config.policy = policy;
     config.enforce_all = args.enforce;
     config.format = match args.format {
@@ -218,6 +224,9 @@ async fn side_tasks(
     if let Some(l) = listener {
         match tokio::net::TcpListener::from_std(l) {
             Ok(l) => {
+                if let Ok(addr) = l.local_addr() {
+                    tracing::info!("metrics at http://{addr}/metrics");
+                }
                 let app = axum::Router::new().route(
                     "/metrics",
                     axum::routing::get(move || {

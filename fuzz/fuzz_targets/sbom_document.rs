@@ -2,7 +2,9 @@
 //! document pulled as a referrer or handed to `berth scan`): never panics. An accepted
 //! document's inventory, written again by berth as SPDX 2.3 and as CycloneDX 1.6, reads back
 //! to the same packages (names, versions, purls, licences, locations, cataloguer, source),
-//! subject name and digest, and each skipped entry names where it is and why.
+//! subject name and digest, and each skipped entry names where it is and why. The source
+//! package `parse` fills in from a Debian or Alpine purl's `upstream` qualifier is among
+//! what must read back (berth writes it into both formats).
 #![no_main]
 
 use std::time::{Duration, UNIX_EPOCH};

@@ -145,6 +145,9 @@ pub struct ReferrerOutcome {
 pub struct ReferrerVerification {
     /// The requirement, as a phrase ("an SBOM signed by role \"ci\"").
     pub required: String,
+    /// What attaches one (`berth sbom --attach`, `berth scan --attach`) and the role, for the
+    /// hint when none is attached.
+    attach_hint: String,
     /// Each referrer looked at, newest first.
     pub referrers: Vec<ReferrerOutcome>,
     /// Referrers of the kind listed beyond [`MAX_REFERRERS`], not looked at.
@@ -161,7 +164,7 @@ impl ReferrerVerification {
     /// Why it failed (one line per referrer), or which referrer satisfied it.
     pub fn explain(&self) -> String {
         if self.referrers.is_empty() {
-            return format!("the image has no referrer that could be {}", self.required);
+            return format!("none is attached to the image\nhint: {}", self.attach_hint);
         }
         self.referrers
             .iter()
@@ -303,6 +306,10 @@ async fn verify_sbom(
 ) -> Result<ReferrerVerification, SourceCheckError> {
     let (mut v, signed) = signed_referrers(ctx, &[SPDX_JSON, CYCLONEDX_JSON], role).await?;
     v.required = req.to_string();
+    v.attach_hint = format!(
+        "`berth sbom --attach --key KEY IMAGE`, with a key of role {:?}",
+        req.signed_by
+    );
     for s in signed {
         let r = &mut v.referrers[s.index];
         match sbom_shape(&r.artifact_type, &s.content) {
@@ -360,6 +367,10 @@ async fn verify_scan(
 ) -> Result<ReferrerVerification, SourceCheckError> {
     let (mut v, signed) = signed_referrers(ctx, &[SCAN_REPORT], role).await?;
     v.required = req.to_string();
+    v.attach_hint = format!(
+        "`berth scan --attach --key KEY IMAGE`, with a key of role {:?}",
+        req.signed_by
+    );
     let mut reports: Vec<(std::time::SystemTime, usize, ReportView)> = Vec::new();
     for s in signed {
         let r = &mut v.referrers[s.index];
@@ -532,6 +543,7 @@ async fn signed_referrers(
     candidates.sort_by(|a, b| b.0.cmp(&a.0));
     let mut v = ReferrerVerification {
         required: String::new(),
+        attach_hint: String::new(),
         referrers: Vec::new(),
         ignored: candidates.len().saturating_sub(MAX_REFERRERS),
         accepted: None,

@@ -490,7 +490,7 @@ async fn required_sbom_and_scan_need_signed_fresh_clean_referrers() {
             assert!(m.contains(want), "want {want:?} in {m}");
         }
     };
-    denied("requires an SBOM signed by role \"ci\": the image has no referrer").await;
+    denied("requires an SBOM signed by role \"ci\": none is attached to the image").await;
     assert_eq!(hook.metrics().images(Reason::Sbom), 1);
     let now = berth_oci::timefmt::rfc3339(std::time::SystemTime::now());
     let spdx = br#"{"spdxVersion":"SPDX-2.3","name":"app","packages":[]}"#;
@@ -520,7 +520,7 @@ async fn required_sbom_and_scan_need_signed_fresh_clean_referrers() {
     denied("requires an SBOM signed by role").await;
     f.attach("shop/scanned", &target, SPDX_JSON, spdx, &now, Some(&ci))
         .await;
-    denied("requires a scan report signed by role \"ci\" at most 7 day(s) old with no finding at or above high: the image has no referrer").await;
+    denied("requires a scan report signed by role \"ci\" at most 7 day(s) old with no finding at or above high: none is attached to the image").await;
     assert_eq!(hook.metrics().images(Reason::Scan), 1);
     let (created, stale) = scan_report(10, &[]);
     f.attach(

@@ -17,17 +17,17 @@
 //! (`application/vnd.berth.scan.v1+json`: vendor tree, named after the report's schema and
 //! its version, as `application/vnd.cncf.notary.signature` is); prints its digest on stderr.
 
-use std::path::PathBuf;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_sbom::package::{Distro, Ecosystem, Inventory, SourcePackage};
-use berth_sbom::scan::{ScanOptions, Severity, scan};
+use berth_sbom::scan::{Report, ScanOptions, Severity, scan};
 use berth_sbom::version::OsvOrders;
 use clap::{Args, ValueEnum};
 
 use super::db::DbDirArgs;
-use super::sbom::{Catalogued, SourceArgs, catalogue, emit, note};
+use super::sbom::{Catalogued, SourceArgs, catalogue, note};
 use crate::commands::container::Failure;
 
 /// The `artifactType` of a scan report attached to an image.
@@ -113,10 +113,8 @@ fn scan_image(args: ScanArgs) -> anyhow::Result<i32> {
                 parsed.skipped.len()
             ));
         }
-        let mut inventory = parsed.inventory;
-        complete_from_purls(&mut inventory);
         Catalogued {
-            inventory,
+            inventory: parsed.inventory,
             registry: None,
             digests: Vec::new(),
         }
@@ -132,22 +130,18 @@ fn scan_image(args: ScanArgs) -> anyhow::Result<i32> {
     for w in &report.warnings {
         note(&format!("warning: {w}"));
     }
-    let json = || serde_json::to_vec_pretty(&report.to_json()).context("failed to render JSON");
-    let out = match args.format {
-        ReportFormat::Table => report.to_table().into_bytes(),
-        ReportFormat::Json => json()?,
-        ReportFormat::Sarif => {
-            serde_json::to_vec_pretty(&report.to_sarif()).context("failed to render SARIF")?
-        }
-    };
-    emit(args.output.as_deref(), &out)?;
+    write_report(&report, args.format, args.output.as_deref())?;
     if args.attach {
+        let mut json = Vec::new();
+        report
+            .write_json(&mut json)
+            .context("failed to render the JSON report")?;
         let digest = super::sbom::attach(
             &catalogued,
             &args.source.registry,
             args.key.as_deref(),
             REPORT_MEDIA_TYPE,
-            &json()?,
+            &json,
         )?;
         note(&format!("scan report attached: {digest}"));
     }
@@ -165,102 +159,45 @@ fn scan_image(args: ScanArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// What an SBOM of another tool (syft's) says only in its package URLs, filled in where the
-/// document reader left it empty: a Debian or Alpine package's source package (the
-/// `upstream` qualifier, `NAME` or `NAME@VERSION`, which distribution OSV records are keyed
-/// by) and the distribution (the `distro` qualifier, `debian-12`), so that a syft SBOM finds
-/// what an image scan finds.
-fn complete_from_purls(inventory: &mut Inventory) {
-    for pkg in &mut inventory.packages {
-        if pkg.source.is_some() || !matches!(pkg.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
-            continue;
-        }
-        if let Some(up) = pkg.purl.qualifiers().get("upstream") {
-            let (name, version) = match up.split_once('@') {
-                Some((n, v)) => (n.to_owned(), v.to_owned()),
-                None => (up.clone(), pkg.version.clone()),
-            };
-            if !name.is_empty() && name != pkg.name {
-                pkg.source = Some(SourcePackage { name, version });
+/// Write the report in `format` to `output` (atomically: a temporary file renamed into place)
+/// or to stdout, as it is rendered: a report of many findings is never held whole in memory.
+fn write_report(
+    report: &Report,
+    format: ReportFormat,
+    output: Option<&Path>,
+) -> anyhow::Result<()> {
+    let render = |out: &mut dyn Write| -> anyhow::Result<()> {
+        match format {
+            ReportFormat::Table => out.write_all(report.to_table().as_bytes())?,
+            ReportFormat::Json => {
+                report.write_json(&mut *out)?;
+                out.write_all(b"\n")?;
+            }
+            ReportFormat::Sarif => {
+                report.write_sarif(&mut *out)?;
+                out.write_all(b"\n")?;
             }
         }
-    }
-    if inventory.distro.is_none() {
-        let qualifier = inventory
-            .packages
-            .iter()
-            .filter(|p| {
-                matches!(
-                    p.ecosystem,
-                    Ecosystem::Debian | Ecosystem::Alpine | Ecosystem::Rpm
-                )
-            })
-            .find_map(|p| p.purl.qualifiers().get("distro").cloned());
-        if let Some((id, version)) = qualifier.as_deref().and_then(|q| q.rsplit_once('-')) {
-            inventory.distro = Some(Distro {
-                id: id.to_owned(),
-                version_id: Some(version.to_owned()),
-                ..Distro::default()
-            });
+        Ok(())
+    };
+    match output {
+        Some(path) => {
+            let failed = || format!("failed to write {}", path.display());
+            let file = berth_fsutil::AtomicFile::create(path).with_context(failed)?;
+            let mut out = BufWriter::with_capacity(1 << 16, file);
+            render(&mut out).with_context(failed)?;
+            let file = out
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(failed)?;
+            file.commit().with_context(failed)?;
+        }
+        None => {
+            let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            render(&mut out)
+                .and_then(|()| out.flush().map_err(anyhow::Error::from))
+                .context("failed to write the report to stdout")?;
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use berth_sbom::package::{Package, Purl, Subject};
-
-    fn deb(name: &str, purl: &str) -> Package {
-        Package {
-            name: name.to_owned(),
-            version: "1:1.2.13.dfsg-1".to_owned(),
-            ecosystem: Ecosystem::Debian,
-            purl: Purl::parse(purl).unwrap(),
-            licenses: Vec::new(),
-            source: None,
-            locations: Vec::new(),
-            found_by: "spdx".to_owned(),
-        }
-    }
-
-    #[test]
-    fn syft_purls_give_source_packages_and_the_distribution() {
-        let mut inv = Inventory {
-            subject: Subject {
-                name: "x".to_owned(),
-                digest: None,
-                layers: Vec::new(),
-            },
-            distro: None,
-            packages: vec![
-                deb(
-                    "zlib1g",
-                    "pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12&upstream=zlib",
-                ),
-                deb(
-                    "libc6",
-                    "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12&upstream=glibc%402.36-9%2Bdeb12u1",
-                ),
-                deb("tar", "pkg:deb/debian/tar@1.34?arch=amd64&distro=debian-12"),
-            ],
-            unsupported: Vec::new(),
-        };
-        complete_from_purls(&mut inv);
-        let src = |i: usize| inv.packages[i].source.clone().map(|s| (s.name, s.version));
-        assert_eq!(
-            src(0),
-            Some(("zlib".to_owned(), "1:1.2.13.dfsg-1".to_owned()))
-        );
-        assert_eq!(
-            src(1),
-            Some(("glibc".to_owned(), "2.36-9+deb12u1".to_owned()))
-        );
-        assert_eq!(src(2), None);
-        let d = inv.distro.unwrap();
-        assert_eq!(
-            (d.id.as_str(), d.version_id.as_deref()),
-            ("debian", Some("12"))
-        );
-    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_oci::{Digest, Reference};
 use serde_json::Value;
 
-use crate::package::{Distro, Ecosystem, Inventory, Package, Purl, Subject};
+use crate::package::{Distro, Ecosystem, Inventory, Package, Purl, SourcePackage, Subject};
 
 /// The media type of an SPDX JSON document (an OCI referrer's `artifactType`).
 pub const SPDX_JSON_MEDIA_TYPE: &str = berth_oci::media_type::SPDX_JSON;
@@ -158,17 +158,69 @@ pub enum ParseError {
 }
 
 /// Reads an SPDX (2.2, 2.3) or CycloneDX (1.4–1.6) JSON document, whichever `bytes` is.
+///
+/// What another tool's document says only in its package URLs is filled in where its
+/// fields left it empty: a Debian or Alpine package's source package (syft's `upstream`
+/// qualifier) and the distribution (the `distro` qualifier), which a scan matches
+/// distribution records by.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ParseError> {
     let doc: Value = serde_json::from_slice(bytes).map_err(|source| ParseError::Json { source })?;
     let Some(obj) = doc.as_object() else {
         return Err(ParseError::UnknownFormat);
     };
-    if obj.contains_key("spdxVersion") {
-        spdx_json::read(&doc)
+    let mut parsed = if obj.contains_key("spdxVersion") {
+        spdx_json::read(&doc)?
     } else if obj.contains_key("bomFormat") {
-        cyclonedx::read(&doc)
+        cyclonedx::read(&doc)?
     } else {
-        Err(ParseError::UnknownFormat)
+        return Err(ParseError::UnknownFormat);
+    };
+    complete_from_purls(&mut parsed.inventory);
+    Ok(parsed)
+}
+
+/// What an SBOM of another tool (syft's) says only in its package URLs, filled in where the
+/// document's own fields left it empty: a Debian or Alpine package's source package (the
+/// `upstream` qualifier, `NAME` or `NAME@VERSION`, which distribution OSV records are keyed
+/// by) and the distribution (the `distro` qualifier, `debian-12`), so that a syft SBOM finds
+/// what an image scan finds.
+fn complete_from_purls(inventory: &mut Inventory) {
+    for pkg in &mut inventory.packages {
+        if pkg.source.is_some() || !matches!(pkg.ecosystem, Ecosystem::Debian | Ecosystem::Alpine) {
+            continue;
+        }
+        if let Some(up) = pkg.purl.qualifiers().get("upstream") {
+            let (name, version) = match up.split_once('@') {
+                Some((n, v)) => (n.to_owned(), v.to_owned()),
+                None => (up.clone(), pkg.version.clone()),
+            };
+            if !name.is_empty() && name != pkg.name {
+                pkg.source = Some(SourcePackage { name, version });
+            }
+        }
+    }
+    if inventory.distro.is_none() {
+        let qualifier = inventory
+            .packages
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.ecosystem,
+                    Ecosystem::Debian | Ecosystem::Alpine | Ecosystem::Rpm
+                )
+            })
+            .find_map(|p| p.purl.qualifiers().get("distro").cloned());
+        let id_version = qualifier
+            .as_deref()
+            .and_then(|q| q.rsplit_once('-'))
+            .filter(|(id, version)| !id.is_empty() && !version.is_empty());
+        if let Some((id, version)) = id_version {
+            inventory.distro = Some(Distro {
+                id: id.to_owned(),
+                version_id: Some(version.to_owned()),
+                ..Distro::default()
+            });
+        }
     }
 }
 
@@ -380,5 +432,58 @@ mod tests {
             Some(Format::CycloneDxJson)
         );
         assert_eq!(Format::from_media_type("application/json"), None);
+    }
+
+    fn deb(name: &str, purl: &str) -> Package {
+        Package {
+            name: name.to_owned(),
+            version: "1:1.2.13.dfsg-1".to_owned(),
+            ecosystem: Ecosystem::Debian,
+            purl: Purl::parse(purl).unwrap(),
+            licenses: Vec::new(),
+            source: None,
+            locations: Vec::new(),
+            found_by: "spdx".to_owned(),
+        }
+    }
+
+    #[test]
+    fn syft_purls_give_source_packages_and_the_distribution() {
+        let mut inv = Inventory {
+            subject: Subject {
+                name: "x".to_owned(),
+                digest: None,
+                layers: Vec::new(),
+            },
+            distro: None,
+            packages: vec![
+                deb(
+                    "zlib1g",
+                    "pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64&distro=debian-12&upstream=zlib",
+                ),
+                deb(
+                    "libc6",
+                    "pkg:deb/debian/libc6@2.36-9?arch=amd64&distro=debian-12&upstream=glibc%402.36-9%2Bdeb12u1",
+                ),
+                deb("tar", "pkg:deb/debian/tar@1.34?arch=amd64&distro=debian-12"),
+            ],
+            unsupported: Vec::new(),
+        };
+        complete_from_purls(&mut inv);
+        let src = |i: usize| inv.packages[i].source.clone().map(|s| (s.name, s.version));
+        assert_eq!(
+            src(0),
+            Some(("zlib".to_owned(), "1:1.2.13.dfsg-1".to_owned()))
+        );
+        assert_eq!(
+            src(1),
+            Some(("glibc".to_owned(), "2.36-9+deb12u1".to_owned()))
+        );
+        assert_eq!(src(2), None);
+        let d = inv.distro.unwrap();
+        assert_eq!(
+            (d.id.as_str(), d.version_id.as_deref()),
+            ("debian", Some("12"))
+        );
     }
 }

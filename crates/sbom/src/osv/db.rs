@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::osv::layout::{self, FORMAT_VERSION, MAGIC, TRAILER_LEN};
 use crate::osv::record::{MAX_RECORD_BYTES, Record, RecordError, ecosystem_base};
+use crate::osv::view::RecordView;
 use crate::zip::{ZipError, ZipReader};
 
 #[derive(Debug, thiserror::Error)]
@@ -300,6 +301,50 @@ impl Database {
             out.push(rec);
         }
         Ok(out)
+    }
+
+    /// What a scan reads: each record of `name` in `ecosystem` (as [`Database::records_for`]
+    /// selects them), read into one reused buffer and handed to `f` as a [`RecordView`]
+    /// that borrows from it, one at a time: no record outlives its turn, so memory stays
+    /// that of the largest record whatever the package's count. (One `pread` per record:
+    /// reading several records of a package per call, past the others' between them,
+    /// copied twice the bytes for a quarter fewer calls on the busiest bench scan.)
+    pub(crate) fn for_each_view<E>(
+        &self,
+        ecosystem: &str,
+        name: &str,
+        mut f: impl FnMut(RecordView<'_>) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<DbError>,
+    {
+        let key = layout::key(ecosystem_base(ecosystem), name);
+        let mut buf = Vec::new();
+        for r in self.lookup(&key)? {
+            if r.len as usize > MAX_RECORD_BYTES {
+                return Err(DbError::Corrupt {
+                    path: self.path.clone(),
+                    problem: format!(
+                        "the record at byte {} is {} bytes, over the {MAX_RECORD_BYTES}-byte limit",
+                        r.offset, r.len
+                    ),
+                }
+                .into());
+            }
+            buf.resize(r.len as usize, 0);
+            self.file
+                .read_exact_at(&mut buf, r.offset)
+                .map_err(|source| DbError::Read {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            let view = RecordView::parse(&buf).map_err(|e| DbError::Corrupt {
+                path: self.path.clone(),
+                problem: format!("the record at byte {} does not read back: {e}", r.offset),
+            })?;
+            f(view)?;
+        }
+        Ok(())
     }
 
     /// Every key's refs (for merging).

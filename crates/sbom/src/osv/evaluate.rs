@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-use crate::osv::record::{Affected, Event, RangeType};
+use crate::osv::record::{Affected, Event, EventKind, RangeType};
 use crate::package::Ecosystem;
 
 /// Which order a comparison is in: a range's type decides (`SEMVER` ranges are semantic
@@ -50,12 +50,55 @@ pub fn evaluate<O: VersionOrder>(
     version: &str,
     order: &O,
 ) -> Result<Verdict, O::Error> {
+    evaluate_ranges(
+        affected.versions.iter().any(|v| v == version),
+        affected
+            .ranges
+            .iter()
+            .map(|r| (r.kind, r.events.as_slice())),
+        ecosystem,
+        version,
+        order,
+    )
+}
+
+/// One event of a range, however it is held: an owned [`Event`] of a [`Record`], or one
+/// borrowed from the database's bytes by a scan (`osv::view`).
+///
+/// [`Record`]: crate::osv::Record
+pub(crate) trait RangeEvent {
+    fn kind(&self) -> EventKind;
+    fn version(&self) -> &str;
+}
+
+impl RangeEvent for Event {
+    fn kind(&self) -> EventKind {
+        Event::kind(self)
+    }
+    fn version(&self) -> &str {
+        Event::version(self)
+    }
+}
+
+/// [`evaluate`] over an entry's parts: whether `versions[]` lists `version`, and each
+/// range's type and events.
+pub(crate) fn evaluate_ranges<'e, O, E>(
+    listed: bool,
+    ranges: impl Iterator<Item = (RangeType, &'e [E])>,
+    ecosystem: Ecosystem,
+    version: &str,
+    order: &O,
+) -> Result<Verdict, O::Error>
+where
+    O: VersionOrder,
+    E: RangeEvent + 'e,
+{
     let mut verdict = Verdict {
-        affected: affected.versions.iter().any(|v| v == version),
+        affected: listed,
         fixed: Vec::new(),
     };
-    for range in &affected.ranges {
-        let scheme = match range.kind {
+    for (kind, range_events) in ranges {
+        let scheme = match kind {
             RangeType::Semver => Scheme::Semver,
             RangeType::Ecosystem => Scheme::Ecosystem(ecosystem),
             RangeType::Git => continue,
@@ -69,16 +112,17 @@ pub fn evaluate<O: VersionOrder>(
                 (false, false) => order.compare(scheme, a, b),
             }
         };
-        if !before_limits(&range.events, version, &cmp)? {
+        if !before_limits(range_events, version, &cmp)? {
             continue;
         }
-        let events = sorted(&range.events, &cmp)?;
+        let events = sorted(range_events, &cmp)?;
         let mut vulnerable = false;
         for evt in &events {
-            match evt {
-                Event::Introduced(i) if cmp(version, i)? != Ordering::Less => vulnerable = true,
-                Event::Fixed(f) if cmp(version, f)? != Ordering::Less => vulnerable = false,
-                Event::LastAffected(l) if cmp(version, l)? == Ordering::Greater => {
+            let v = evt.version();
+            match evt.kind() {
+                EventKind::Introduced if cmp(version, v)? != Ordering::Less => vulnerable = true,
+                EventKind::Fixed if cmp(version, v)? != Ordering::Less => vulnerable = false,
+                EventKind::LastAffected if cmp(version, v)? == Ordering::Greater => {
                     vulnerable = false
                 }
                 _ => {}
@@ -87,11 +131,12 @@ pub fn evaluate<O: VersionOrder>(
         if vulnerable {
             verdict.affected = true;
             for evt in &events {
-                if let Event::Fixed(f) = evt
+                let f = evt.version();
+                if evt.kind() == EventKind::Fixed
                     && cmp(version, f)? == Ordering::Less
-                    && !verdict.fixed.contains(f)
+                    && !verdict.fixed.iter().any(|x| x == f)
                 {
-                    verdict.fixed.push(f.clone());
+                    verdict.fixed.push(f.to_owned());
                     // the first fixed above the version closes its interval
                     break;
                 }
@@ -101,16 +146,16 @@ pub fn evaluate<O: VersionOrder>(
     Ok(verdict)
 }
 
-fn before_limits<E>(
-    events: &[Event],
+fn before_limits<V: RangeEvent, E>(
+    events: &[V],
     version: &str,
     cmp: &impl Fn(&str, &str) -> Result<Ordering, E>,
 ) -> Result<bool, E> {
     let mut any = false;
     for evt in events {
-        if let Event::Limit(l) = evt {
+        if evt.kind() == EventKind::Limit {
             any = true;
-            if cmp(version, l)? == Ordering::Less {
+            if cmp(version, evt.version())? == Ordering::Less {
                 return Ok(true);
             }
         }
@@ -120,11 +165,11 @@ fn before_limits<E>(
 
 /// Events sorted by version (a stable insertion sort: the comparison can fail, and a
 /// range has a handful of events).
-fn sorted<'e, E>(
-    events: &'e [Event],
+fn sorted<'e, V: RangeEvent, E>(
+    events: &'e [V],
     cmp: &impl Fn(&str, &str) -> Result<Ordering, E>,
-) -> Result<Vec<&'e Event>, E> {
-    let mut out: Vec<&Event> = Vec::with_capacity(events.len());
+) -> Result<Vec<&'e V>, E> {
+    let mut out: Vec<&V> = Vec::with_capacity(events.len());
     for evt in events {
         let mut at = out.len();
         while at > 0 && cmp(out[at - 1].version(), evt.version())? == Ordering::Greater {

@@ -68,3 +68,13 @@ pub fn key(ecosystem_base: &str, name: &str) -> Vec<u8> {
     }
     k
 }
+
+/// Whether two package names of one ecosystem are the same key (PyPI's compared
+/// normalised, as [`key`] writes them), without building keys.
+pub fn same_name(ecosystem_base: &str, a: &str, b: &str) -> bool {
+    if ecosystem_base == "PyPI" {
+        a == b || crate::package::pypi_name(a) == crate::package::pypi_name(b)
+    } else {
+        a == b
+    }
+}

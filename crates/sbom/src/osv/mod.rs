@@ -8,6 +8,8 @@
 //! - [`db`]: [`import`] and [`Database`]; the on-disk tree is in [`layout`].
 //! - [`evaluate()`]: the schema's "Evaluation" pseudo-code, over any [`VersionOrder`].
 //! - [`cvss`]: CVSS v2, v3.x and v4.0 scores from vectors.
+//! - `view`: a stored record as a scan reads it (typed, borrowed, only what matching and
+//!   reports use); [`record`] is the whole record, with the import's checks.
 
 pub mod cvss;
 mod cvss4;
@@ -15,9 +17,11 @@ pub mod db;
 pub mod evaluate;
 pub mod layout;
 pub mod record;
+pub(crate) mod view;
 
 pub use db::{Database, DbError, ExportMeta, ImportReport, Meta, import};
 pub use evaluate::{Scheme, Verdict, VersionOrder, evaluate};
 pub use record::{
-    Affected, AffectedPackage, Event, Range, RangeType, Record, RecordError, Severity, SeverityType,
+    Affected, AffectedPackage, Event, EventKind, Range, RangeType, Record, RecordError, Severity,
+    SeverityType,
 };

@@ -54,6 +54,19 @@ pub enum SeverityType {
     Other(String),
 }
 
+impl SeverityType {
+    /// The type a `severity[].type` names.
+    pub fn from_name(name: &str) -> SeverityType {
+        match name {
+            "CVSS_V2" => SeverityType::CvssV2,
+            "CVSS_V3" => SeverityType::CvssV3,
+            "CVSS_V4" => SeverityType::CvssV4,
+            "Ubuntu" => SeverityType::Ubuntu,
+            other => SeverityType::Other(other.to_owned()),
+        }
+    }
+}
+
 /// One `affected[]` entry: a package and the versions of it the vulnerability is in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Affected {
@@ -82,11 +95,7 @@ impl AffectedPackage {
 
     /// The release suffix (`12` of `Debian:12`, `v3.19` of `Alpine:v3.19`), if any.
     pub fn ecosystem_release(&self) -> Option<&str> {
-        if self.ecosystem.starts_with("Maven:") || self.ecosystem.starts_with("Packagist:") {
-            // a repository URL, not a release
-            return None;
-        }
-        self.ecosystem.split_once(':').map(|(_, r)| r)
+        ecosystem_release(&self.ecosystem)
     }
 }
 
@@ -95,7 +104,17 @@ pub fn ecosystem_base(ecosystem: &str) -> &str {
     ecosystem.split(':').next().unwrap_or(ecosystem)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The release suffix of an ecosystem (`12` of `Debian:12`), if any.
+pub fn ecosystem_release(ecosystem: &str) -> Option<&str> {
+    if ecosystem.starts_with("Maven:") || ecosystem.starts_with("Packagist:") {
+        // a repository URL, not a release
+        return None;
+    }
+    ecosystem.split_once(':').map(|(_, r)| r)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum RangeType {
     /// Semantic Versioning 2.0 order.
     Semver,
@@ -127,6 +146,25 @@ impl Event {
             Event::Introduced(v) | Event::Fixed(v) | Event::LastAffected(v) | Event::Limit(v) => v,
         }
     }
+
+    /// Which of the four events this is.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Introduced(_) => EventKind::Introduced,
+            Event::Fixed(_) => EventKind::Fixed,
+            Event::LastAffected(_) => EventKind::LastAffected,
+            Event::Limit(_) => EventKind::Limit,
+        }
+    }
+}
+
+/// An [`Event`]'s kind, without its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Introduced,
+    Fixed,
+    LastAffected,
+    Limit,
 }
 
 /// Largest record accepted (the biggest osv.dev records, Linux kernel ones with thousands of
@@ -263,14 +301,10 @@ impl Ctx<'_> {
             let so = self.object(s, &p)?;
             let ty = self.req_str(so, "type", &p)?;
             let score = self.req_str(so, "score", &p)?;
-            let kind = match ty.as_str() {
-                "CVSS_V2" => SeverityType::CvssV2,
-                "CVSS_V3" => SeverityType::CvssV3,
-                "CVSS_V4" => SeverityType::CvssV4,
-                "Ubuntu" => SeverityType::Ubuntu,
-                _ => SeverityType::Other(ty),
-            };
-            out.push(Severity { kind, score });
+            out.push(Severity {
+                kind: SeverityType::from_name(&ty),
+                score,
+            });
         }
         Ok(out)
     }

@@ -22,7 +22,10 @@ use berth_oci::Digest;
 use berth_oci::timefmt;
 use serde::Serialize;
 
-use crate::osv::{Database, DbError, Record, VersionOrder, evaluate};
+use crate::osv::evaluate::evaluate_ranges;
+use crate::osv::record::{ecosystem_base, ecosystem_release};
+use crate::osv::view::{AffectedView, RecordView};
+use crate::osv::{Database, DbError, VersionOrder};
 use crate::package::{Distro, Ecosystem, Inventory, Package, Subject};
 
 pub use severity::{FindingSeverity, Severity, SeverityParseError};
@@ -193,20 +196,52 @@ pub fn osv_name_version(pkg: &Package) -> (String, String) {
 
 /// Whether a record's ecosystem release suffix applies to the image's distribution.
 pub fn release_matches(release: Option<&str>, distro: Option<&Distro>) -> bool {
-    let Some(release) = release else {
-        return true;
-    };
-    let Some(d) = distro else { return true };
-    let Some(vid) = d.version_id.as_deref().filter(|v| !v.is_empty()) else {
-        return true;
-    };
-    let mut parts = vid.split('.');
-    let major = parts.next().unwrap_or(vid);
-    let minor = parts.next();
-    let vmm = minor.map(|m| format!("v{major}.{m}"));
-    release.split(':').any(|c| {
-        c == vid || c == major || vmm.as_deref() == Some(c) || d.codename.as_deref() == Some(c)
-    })
+    Releases::of(distro).matches(release)
+}
+
+/// The names an image's distribution release goes by in records' ecosystems (`12`,
+/// `v3.19`, `bookworm`), worked out once per scan.
+struct Releases<'d> {
+    /// `None`: no `VERSION_ID` known, every release matches.
+    version_id: Option<&'d str>,
+    major: &'d str,
+    /// `v<major>.<minor>`, as Alpine's ecosystems write it.
+    vmm: Option<String>,
+    codename: Option<&'d str>,
+}
+
+impl<'d> Releases<'d> {
+    fn of(distro: Option<&'d Distro>) -> Releases<'d> {
+        let version_id = distro
+            .and_then(|d| d.version_id.as_deref())
+            .filter(|v| !v.is_empty());
+        let (major, vmm) = match version_id {
+            Some(vid) => {
+                let mut parts = vid.split('.');
+                let major = parts.next().unwrap_or(vid);
+                (major, parts.next().map(|m| format!("v{major}.{m}")))
+            }
+            None => ("", None),
+        };
+        Releases {
+            version_id,
+            major,
+            vmm,
+            codename: distro.and_then(|d| d.codename.as_deref()),
+        }
+    }
+
+    fn matches(&self, release: Option<&str>) -> bool {
+        let (Some(release), Some(vid)) = (release, self.version_id) else {
+            return true;
+        };
+        release.split(':').any(|c| {
+            c == vid
+                || c == self.major
+                || self.vmm.as_deref() == Some(c)
+                || self.codename == Some(c)
+        })
+    }
 }
 
 /// Match every package of `inventory` against `db`, comparing versions with `order`.
@@ -230,26 +265,30 @@ pub fn scan<O: VersionOrder>(
         ));
     }
     let distro = inventory.distro.as_ref();
+    let releases = Releases::of(distro);
     let mut findings: Vec<Finding> = Vec::new();
     for pkg in &inventory.packages {
         let eco = osv_ecosystem(pkg, distro);
         let (name, version) = osv_name_version(pkg);
-        let records = db
-            .records_for(eco, &name)
-            .map_err(|source| ScanError::Database {
-                package: pkg.name.clone(),
-                source,
-            })?;
-        for rec in &records {
-            if rec.withdrawn.is_some() {
-                continue;
-            }
-            if let Some(f) =
-                match_record(pkg, eco, &name, &version, rec, distro, order, &mut warnings)
+        let target = Target {
+            pkg,
+            eco,
+            name: &name,
+            version: &version,
+            releases: &releases,
+        };
+        db.for_each_view(eco, &name, |rec| {
+            if rec.withdrawn.is_none()
+                && let Some(f) = target.match_record(&rec, order, &mut warnings)
             {
                 findings.push(f);
             }
-        }
+            Ok::<(), DbError>(())
+        })
+        .map_err(|source| ScanError::Database {
+            package: pkg.name.clone(),
+            source,
+        })?;
     }
     findings.sort_by(|a, b| {
         b.severity
@@ -284,68 +323,91 @@ pub fn scan<O: VersionOrder>(
     })
 }
 
-#[expect(clippy::too_many_arguments, reason = "one private step of scan")]
-fn match_record<O: VersionOrder>(
-    pkg: &Package,
-    eco: &str,
-    name: &str,
-    version: &str,
-    rec: &Record,
-    distro: Option<&crate::package::Distro>,
-    order: &O,
-    warnings: &mut Vec<String>,
-) -> Option<Finding> {
-    let key = crate::osv::layout::key(eco, name);
-    let mut affected = false;
-    let mut fixed: Vec<String> = Vec::new();
-    let mut matched = Vec::new();
-    for a in &rec.affected {
-        let Some(p) = &a.package else { continue };
-        if p.ecosystem_base() != eco
-            || crate::osv::layout::key(p.ecosystem_base(), &p.name) != key
-            || !release_matches(p.ecosystem_release(), distro)
-        {
-            continue;
-        }
-        match evaluate(a, pkg.ecosystem, version, order) {
-            Ok(v) if v.affected => {
-                affected = true;
-                for f in v.fixed {
-                    if !fixed.contains(&f) {
-                        fixed.push(f);
+/// One package as its records are matched: the OSV ecosystem, name and version it is
+/// looked up by.
+struct Target<'p> {
+    pkg: &'p Package,
+    eco: &'p str,
+    name: &'p str,
+    version: &'p str,
+    releases: &'p Releases<'p>,
+}
+
+impl Target<'_> {
+    /// Whether an `affected[]` entry names this package, in this distribution release.
+    fn names(&self, a: &AffectedView<'_>) -> bool {
+        let Some(p) = &a.package else { return false };
+        let ecosystem = p.ecosystem.as_str();
+        ecosystem_base(ecosystem) == self.eco
+            && crate::osv::layout::same_name(self.eco, p.name.as_str(), self.name)
+            && self.releases.matches(ecosystem_release(ecosystem))
+    }
+
+    fn match_record<O: VersionOrder>(
+        &self,
+        rec: &RecordView<'_>,
+        order: &O,
+        warnings: &mut Vec<String>,
+    ) -> Option<Finding> {
+        let (pkg, version) = (self.pkg, self.version);
+        let mut fixed: Vec<String> = Vec::new();
+        let mut matched: Vec<&AffectedView<'_>> = Vec::new();
+        for a in rec.affected().iter().filter(|a| self.names(a)) {
+            let verdict = evaluate_ranges(
+                a.versions().iter().any(|v| v.as_str() == version),
+                a.ranges().iter().map(|r| (r.kind, r.events())),
+                pkg.ecosystem,
+                version,
+                order,
+            );
+            match verdict {
+                Ok(v) if v.affected => {
+                    for f in v.fixed {
+                        if !fixed.contains(&f) {
+                            fixed.push(f);
+                        }
                     }
+                    matched.push(a);
                 }
-                matched.push(a);
+                Ok(_) => {}
+                Err(e) => warnings.push(format!(
+                    "{}: cannot compare version {version} of {} with the versions in {}: {e}",
+                    pkg.purl,
+                    self.name,
+                    rec.id.as_str()
+                )),
             }
-            Ok(_) => {}
-            Err(e) => warnings.push(format!(
-                "{}: cannot compare version {version} of {name} with the versions in {}: {e}",
-                pkg.purl, rec.id
-            )),
         }
+        if matched.is_empty() {
+            return None;
+        }
+        if fixed.len() > 1 {
+            fixed.sort_by(|a, b| {
+                order
+                    .compare(crate::osv::Scheme::Ecosystem(pkg.ecosystem), a, b)
+                    .unwrap_or(Ordering::Equal)
+            });
+        }
+        let location = pkg.locations.first();
+        Some(Finding {
+            id: rec.id.as_str().to_owned(),
+            aliases: rec
+                .aliases
+                .iter()
+                .flatten()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
+            summary: rec.summary.as_ref().map(|s| s.as_str().to_owned()),
+            package: pkg.name.clone(),
+            ecosystem: pkg.ecosystem,
+            purl: pkg.purl.to_string(),
+            osv_package: self.name.to_owned(),
+            installed_version: pkg.version.clone(),
+            matched_version: version.to_owned(),
+            fixed_versions: fixed,
+            severity: severity::of(rec, &matched),
+            path: location.map(|l| l.path.clone()),
+            layer: location.and_then(|l| l.layer.clone()),
+        })
     }
-    if !affected {
-        return None;
-    }
-    fixed.sort_by(|a, b| {
-        order
-            .compare(crate::osv::Scheme::Ecosystem(pkg.ecosystem), a, b)
-            .unwrap_or(Ordering::Equal)
-    });
-    let location = pkg.locations.first();
-    Some(Finding {
-        id: rec.id.clone(),
-        aliases: rec.aliases.clone(),
-        summary: rec.summary.clone(),
-        package: pkg.name.clone(),
-        ecosystem: pkg.ecosystem,
-        purl: pkg.purl.to_string(),
-        osv_package: name.to_owned(),
-        installed_version: pkg.version.clone(),
-        matched_version: version.to_owned(),
-        fixed_versions: fixed,
-        severity: severity::of(rec, &matched),
-        path: location.map(|l| l.path.clone()),
-        layer: location.and_then(|l| l.layer.clone()),
-    })
 }

@@ -7,10 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
-use serde_json::Value;
 
 use crate::osv::cvss;
-use crate::osv::{Affected, Record, SeverityType};
+use crate::osv::view::{AffectedView, RecordView, SeverityText};
 
 /// Severity levels, lowest first; CVSS v3 qualitative ratings (None 0.0, Low 0.1–3.9, Medium
 /// 4.0–6.9, High 7.0–8.9, Critical 9.0–10.0), v2's Low/Medium/High by the same score bands.
@@ -107,35 +106,33 @@ pub struct FindingSeverity {
     pub source: String,
 }
 
-fn text_field(v: Option<&Value>, key: &str) -> Option<String> {
-    v?.get(key)?.as_str().map(str::to_owned)
-}
-
 /// The severity of a record for the `affected[]` entries that matched.
-pub(crate) fn of(rec: &Record, matched: &[&Affected]) -> FindingSeverity {
+pub(crate) fn of(rec: &RecordView<'_>, matched: &[&AffectedView<'_>]) -> FindingSeverity {
     let all = rec
         .severity
         .iter()
-        .chain(matched.iter().flat_map(|a| a.severity.iter()));
+        .flatten()
+        .chain(matched.iter().flat_map(|a| a.severity.iter().flatten()));
     let (mut v3, mut v2, mut v4, mut ubuntu) = (None, None, None, None);
     for s in all {
-        match s.kind {
-            SeverityType::CvssV3 if v3.is_none() => {
-                if let Ok(score) = cvss::v3_base_score(&s.score) {
-                    v3 = Some((score, s.score.clone()));
+        let vector = s.score.as_str();
+        match s.kind.as_str() {
+            "CVSS_V3" if v3.is_none() => {
+                if let Ok(score) = cvss::v3_base_score(vector) {
+                    v3 = Some((score, vector.to_owned()));
                 }
             }
-            SeverityType::CvssV2 if v2.is_none() => {
-                if let Ok(score) = cvss::v2_base_score(&s.score) {
-                    v2 = Some((score, s.score.clone()));
+            "CVSS_V2" if v2.is_none() => {
+                if let Ok(score) = cvss::v2_base_score(vector) {
+                    v2 = Some((score, vector.to_owned()));
                 }
             }
-            SeverityType::CvssV4 if v4.is_none() => {
-                if let Ok(score) = cvss::v4_score(&s.score) {
-                    v4 = Some((score, s.score.clone()));
+            "CVSS_V4" if v4.is_none() => {
+                if let Ok(score) = cvss::v4_score(vector) {
+                    v4 = Some((score, vector.to_owned()));
                 }
             }
-            SeverityType::Ubuntu if ubuntu.is_none() => ubuntu = Severity::from_text(&s.score),
+            "Ubuntu" if ubuntu.is_none() => ubuntu = Severity::from_text(vector),
             _ => {}
         }
     }
@@ -161,11 +158,15 @@ pub(crate) fn of(rec: &Record, matched: &[&Affected]) -> FindingSeverity {
                 .iter()
                 .flat_map(|a| [a.ecosystem_specific.as_ref(), a.database_specific.as_ref()]),
         );
-        for place in places {
-            if let Some(l) = text_field(place, "severity").and_then(|t| Severity::from_text(&t)) {
+        let level = |t: &crate::osv::view::TextOnly<'_>| {
+            t.0.as_ref().and_then(|t| Severity::from_text(t.as_str()))
+        };
+        for place in places.flatten() {
+            let SeverityText { severity, urgency } = place;
+            if let Some(l) = level(severity) {
                 return Some((l, "database_specific.severity"));
             }
-            if let Some(l) = text_field(place, "urgency").and_then(|t| Severity::from_text(&t)) {
+            if let Some(l) = level(urgency) {
                 return Some((l, "urgency"));
             }
         }

@@ -680,3 +680,53 @@ fn a_500_package_image_against_50000_records_finds_every_affected_range() {
     );
     // the time is measured by bench/scan.sh, never asserted here
 }
+
+/// A scan reads records back from the database typed, skipping what it does not use
+/// (`osv::view`): strings with escapes keep their text, a non-string
+/// `database_specific.severity` is passed over for the `urgency` beside it, nulls read as
+/// absent, and members it never reads (`details`, `references`, `credits`, nested
+/// `ecosystem_specific` objects) are skipped whatever they hold.
+#[test]
+fn records_read_back_for_a_scan_keep_escaped_text_and_skip_what_a_scan_does_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rec = record(
+        "DSA-9999-1",
+        "Debian:12",
+        "zlib",
+        json!([{"introduced": "0"}, {"fixed": "1:1.2.13.dfsg-1+deb12u1"}]),
+    );
+    rec["summary"] = json!("zlib: \"inflate\" overflow in caf\u{e9}\\tests");
+    rec["aliases"] = json!(["CVE-2023-45853", "\u{2603}-1"]);
+    rec["details"] = json!("line one\nline \"two\"\t\u{1F600}");
+    rec["references"] = json!([{"type": "ADVISORY", "url": "https://x.example/\"q\""}]);
+    rec["credits"] = json!([{"name": "A", "contact": ["mailto:a@x.example"]}]);
+    rec["database_specific"] =
+        json!({"severity": 7, "urgency": "high", "nested": {"a": [1, {"b": null}]}});
+    rec["affected"][0]["ecosystem_specific"] = json!({"urgency": ["not", "text"], "x": {"y": 1.5}});
+    rec["affected"][0]["versions"] = Value::Null;
+    rec["withdrawn"] = Value::Null;
+    let db = import_all(tmp.path(), &[("Debian", vec![rec])]);
+    let zlib = package(
+        Ecosystem::Debian,
+        Some("debian"),
+        "zlib1g",
+        "1:1.2.13.dfsg-1",
+        Some(("zlib", "1:1.2.13.dfsg-1")),
+        "/var/lib/dpkg/status",
+    );
+    let inv = inventory(Some(distro("debian", "12", Some("bookworm"))), vec![zlib]);
+    let r = scan::scan(&inv, &db, &OsvOrders, &ScanOptions::default()).unwrap();
+    assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
+    let f = &r.findings[0];
+    assert_eq!(f.id, "DSA-9999-1");
+    assert_eq!(
+        f.summary.as_deref(),
+        Some("zlib: \"inflate\" overflow in caf\u{e9}\\tests")
+    );
+    assert_eq!(f.aliases, ["CVE-2023-45853", "\u{2603}-1"]);
+    assert_eq!(f.fixed_versions, ["1:1.2.13.dfsg-1+deb12u1"]);
+    assert_eq!(
+        (f.severity.level, f.severity.source.as_str()),
+        (Severity::High, "urgency")
+    );
+}

@@ -231,3 +231,44 @@ fn the_table_shows_the_database_date_and_a_row_per_finding() {
         assert_eq!(&l[col - 2..col], "  ", "{l}");
     }
 }
+
+#[test]
+fn the_streamed_reports_are_the_documents_to_json_and_to_sarif_give() {
+    let (_tmp, r) = report();
+    let mut json = Vec::new();
+    r.write_json(&mut json).unwrap();
+    let streamed: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(streamed, r.to_json());
+    assert_eq!(streamed["findings"].as_array().unwrap().len(), 6);
+    // pretty-printed, members in the order the schema lists them, findings last
+    let text = String::from_utf8(json).unwrap();
+    assert!(
+        text.starts_with("{\n  \"schema\": \"berth.scan/v1\",\n  \"created\""),
+        "{text}"
+    );
+    assert!(text.find("\"warnings\"") < text.find("\"findings\""));
+
+    let mut sarif = Vec::new();
+    r.write_sarif(&mut sarif).unwrap();
+    let streamed: Value = serde_json::from_slice(&sarif).unwrap();
+    assert_eq!(streamed, r.to_sarif());
+    assert!(!sarif.contains(&b'\n'), "SARIF is written compact");
+    // a rule per vulnerability id, each result naming its rule by index
+    let run = &streamed["runs"][0];
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    for (res, f) in run["results"].as_array().unwrap().iter().zip(&r.findings) {
+        let rule = &rules[res["ruleIndex"].as_u64().unwrap() as usize];
+        assert_eq!(rule["id"], Value::String(f.id.clone()));
+        let summary = f.summary.clone().unwrap_or_else(|| f.id.clone());
+        assert_eq!(
+            rule["shortDescription"]["text"],
+            Value::String(summary.clone())
+        );
+        assert_eq!(rule["fullDescription"]["text"], Value::String(summary));
+        let message = res["message"]["text"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{} {}: ", f.package, f.installed_version)),
+            "{message}"
+        );
+    }
+}

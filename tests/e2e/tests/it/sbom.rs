@@ -609,9 +609,33 @@ fn a_role_policy_requires_a_signed_sbom_and_a_clean_recent_scan() {
     // Signed by ci, but no SBOM: refused by verify and by pull.
     refused(
         &verify(),
-        "requires an SBOM signed by role \"ci\":\nthe image has no referrer",
+        "requires an SBOM signed by role \"ci\":\nnone is attached to the image\nhint: `berth sbom --attach --key KEY IMAGE`, with a key of role \"ci\"",
     );
     refused(&berth(xdg, &["pull", &pinned]), "requires an SBOM");
+    // the JSON answer says so too: the signatures satisfy the rule, the evidence does not
+    let out = berth(
+        xdg,
+        &[
+            "verify",
+            "--format",
+            "json",
+            "--policy",
+            policy_file.to_str().unwrap(),
+            &pinned,
+        ],
+    );
+    assert!(!out.status.success());
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&d["allowed"], &d["satisfied"], &d["evidence"]["passed"]),
+        (&json!(false), &json!(true), &json!(false)),
+        "{d}"
+    );
+    assert_eq!(
+        d["evidence"]["failures"].as_array().unwrap().len(),
+        2,
+        "{d}"
+    );
 
     // An SBOM signed by the other role does not count; ci's does.
     berth_ok(

@@ -209,11 +209,27 @@ fn run_role_policy(args: &VerifyArgs, path: &std::path::Path) -> anyhow::Result<
         anyhow::Ok((d, evidence))
     })?;
     let (result, evidence) = result;
+    // What is printed is the whole answer: signatures that satisfy the rule but evidence that
+    // does not is a denial, in the text and in the JSON (`evidence` then says why).
+    let mut decision = result.decision.clone();
+    if evidence.as_ref().is_some_and(|v| !v.passed()) {
+        decision.allowed = false;
+    }
     match args.format {
-        Format::Text => crate::commands::image::print(&result.decision.to_string())?,
-        Format::Json => crate::commands::image::print(
-            &serde_json::to_string_pretty(&result.decision).context("failed to render JSON")?,
-        )?,
+        Format::Text => crate::commands::image::print(&decision.to_string())?,
+        Format::Json => {
+            let mut json = serde_json::to_value(&decision).context("failed to render JSON")?;
+            if let Some(v) = &evidence {
+                json["evidence"] = serde_json::json!({
+                    "passed": v.passed(),
+                    "failures": v.failures(),
+                    "notes": v.notes(),
+                });
+            }
+            crate::commands::image::print(
+                &serde_json::to_string_pretty(&json).context("failed to render JSON")?,
+            )?
+        }
     }
     if result.ignored > 0 {
         eprintln_warning(&format!(

@@ -401,8 +401,11 @@ impl Loop {
             self.forget(c.cgroup_id);
         }
         for c in changes.added {
-            if self.selected(&c) {
-                self.admit(c)?;
+            if self.selected(&c)
+                && let Err(e) = self.admit(c)
+            {
+                // one container the kernel maps refuse (full, say) does not stop the others
+                tracing::error!(error = %berth_errdefs::error_chain(&e), "a container is not watched");
             }
         }
         Ok(())

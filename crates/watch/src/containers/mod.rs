@@ -456,6 +456,60 @@ struct EngineRecord {
     init_start: Option<u64>,
 }
 
+/// One container of a runtime root, in whichever runtime's format its state is: runc's and
+/// berth-runtime's `state.json`, crun's `status`.
+fn read_runtime_state(path: &Path, name: &str) -> Result<Option<Found>, DiscoverError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum AnyState {
+        Runc(RuncState),
+        BerthRuntime(BerthRuntimeState),
+    }
+    let state = path.join("state.json");
+    if !state.exists() && path.join("status").exists() {
+        return read_json::<CrunStatus>(&path.join("status")).map(|s| {
+            Some(Found {
+                id: name.to_owned(),
+                runtime: RuntimeKind::Crun,
+                namespace: None,
+                bundle: s.bundle,
+                pid: s.pid,
+                start_time: s.process_start_time,
+                name: String::new(),
+                image: String::new(),
+            })
+        });
+    }
+    let found = match read_json::<AnyState>(&state)? {
+        AnyState::Runc(s) => Found {
+            bundle: s
+                .config
+                .labels
+                .iter()
+                .find_map(|l| l.strip_prefix("bundle="))
+                .map(PathBuf::from),
+            id: s.id,
+            runtime: RuntimeKind::Runc,
+            namespace: None,
+            pid: s.init_process_pid,
+            start_time: s.init_process_start,
+            name: String::new(),
+            image: String::new(),
+        },
+        AnyState::BerthRuntime(s) => Found {
+            id: s.id,
+            runtime: RuntimeKind::BerthRuntime,
+            namespace: None,
+            bundle: s.bundle,
+            pid: s.pid,
+            start_time: s.init_start_time,
+            name: String::new(),
+            image: String::new(),
+        },
+    };
+    Ok(Some(found))
+}
+
 fn list_state_dir(dir: &StateDir, found: &mut Vec<Found>, problems: &mut Vec<DiscoverError>) {
     if dir.namespaced {
         for (ns, path) in subdirs(&dir.path, problems) {
@@ -478,49 +532,12 @@ fn list_state_dir(dir: &StateDir, found: &mut Vec<Found>, problems: &mut Vec<Dis
     };
     for (name, path) in subdirs(&containers, problems) {
         let read = match dir.runtime {
-            RuntimeKind::Runc => read_json::<RuncState>(&path.join("state.json")).map(|s| {
-                let bundle = s
-                    .config
-                    .labels
-                    .iter()
-                    .find_map(|l| l.strip_prefix("bundle="))
-                    .map(PathBuf::from);
-                Some(Found {
-                    id: s.id,
-                    runtime: RuntimeKind::Runc,
-                    namespace: None,
-                    bundle,
-                    pid: s.init_process_pid,
-                    start_time: s.init_process_start,
-                    name: String::new(),
-                    image: String::new(),
-                })
-            }),
-            RuntimeKind::Crun => read_json::<CrunStatus>(&path.join("status")).map(|s| {
-                Some(Found {
-                    id: name.clone(),
-                    runtime: RuntimeKind::Crun,
-                    namespace: None,
-                    bundle: s.bundle,
-                    pid: s.pid,
-                    start_time: s.process_start_time,
-                    name: String::new(),
-                    image: String::new(),
-                })
-            }),
-            RuntimeKind::BerthRuntime => read_json::<BerthRuntimeState>(&path.join("state.json"))
-                .map(|s| {
-                    Some(Found {
-                        id: s.id,
-                        runtime: RuntimeKind::BerthRuntime,
-                        namespace: None,
-                        bundle: s.bundle,
-                        pid: s.pid,
-                        start_time: s.init_start_time,
-                        name: String::new(),
-                        image: String::new(),
-                    })
-                }),
+            // An engine gives any runc-compatible runtime the root it would give runc
+            // (containerd's shim: /run/containerd/runc/<ns>, whatever `--runc-binary`), so a
+            // runtime root is read by the format found in it, not by whose root it is.
+            RuntimeKind::Runc | RuntimeKind::Crun | RuntimeKind::BerthRuntime => {
+                read_runtime_state(&path, &name)
+            }
             RuntimeKind::Berth => {
                 read_json::<EngineRecord>(&path.join("container.json")).map(|r| {
                     let pid = r.init_pid.and_then(|p| u32::try_from(p).ok());
@@ -666,6 +683,54 @@ mod tests {
         assert_eq!(start_time(dir.path(), 8), None);
         berth_test_write(&p.join("stat"), &stat.replace(" S ", " Z "));
         assert_eq!(start_time(dir.path(), 7), None, "a zombie is not running");
+    }
+
+    #[test]
+    fn a_runtime_root_is_read_by_the_format_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("runc-root");
+        for (id, file, text) in [
+            (
+                "r",
+                "state.json",
+                r#"{"id":"r","init_process_pid":11,"init_process_start":5,"config":{"labels":["bundle=/b/r"]}}"#,
+            ),
+            (
+                "b",
+                "state.json",
+                r#"{"ociVersion":"1.2.0","id":"b","status":"running","pid":12,"bundle":"/b/b","initStartTime":6}"#,
+            ),
+            (
+                "c",
+                "status",
+                r#"{"pid":13,"process-start-time":7,"bundle":"/b/c"}"#,
+            ),
+        ] {
+            std::fs::create_dir_all(root.join(id)).unwrap();
+            berth_test_write(&root.join(id).join(file), text);
+        }
+        let mut found = Vec::new();
+        let mut problems = Vec::new();
+        // containerd's shim gives berth-runtime (or crun) runc's root
+        let d = StateDir {
+            runtime: RuntimeKind::Runc,
+            path: root,
+            namespaced: false,
+        };
+        list_state_dir(&d, &mut found, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let got: Vec<(&str, RuntimeKind, u32, Option<u64>)> = found
+            .iter()
+            .map(|f| (f.id.as_str(), f.runtime, f.pid, f.start_time))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("b", RuntimeKind::BerthRuntime, 12, Some(6)),
+                ("c", RuntimeKind::Crun, 13, Some(7)),
+                ("r", RuntimeKind::Runc, 11, Some(5)),
+            ]
+        );
     }
 
     #[expect(clippy::disallowed_methods, reason = "a test fixture")]

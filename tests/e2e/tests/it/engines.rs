@@ -256,6 +256,13 @@ fn podman_checks(runtime: &Path, user: Option<(u32, u32)>) -> Vec<String> {
     let out = p.run(&["exec", "long", "echo", "from exec"]);
     assert!(out.status.success(), "podman exec: {}", text(&out));
     seen.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    if user.is_none() {
+        let out = p.run(&["inspect", "--format", "{{.State.Pid}}", "long"]);
+        seen.push(watch_attributes(
+            &String::from_utf8_lossy(&out.stdout),
+            "podman",
+        ));
+    }
     let out = p.run(&["exec", "-t", "long", "tty"]);
     assert!(out.status.success(), "podman exec -t: {}", text(&out));
     let tty = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -402,6 +409,15 @@ fn ctr_checks(runtime: &Path) -> Vec<String> {
 
     let out = c.run(&["-d", "--runc-binary", rt, IMAGE, "long", "sleep", "300"]);
     assert!(out.status.success(), "ctr run -d: {}", text(&out));
+    let listed = c.ctr(&["task", "ls"]);
+    let pid = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .find_map(|l| {
+            let mut cols = l.split_whitespace();
+            (cols.next() == Some("long")).then(|| cols.next().unwrap_or_default().to_owned())
+        })
+        .unwrap_or_default();
+    seen.push(watch_attributes(&pid, "containerd"));
     let out = c.ctr(&[
         "task",
         "exec",
@@ -436,6 +452,42 @@ fn runc() -> PathBuf {
     PathBuf::from("/usr/sbin/runc")
 }
 
+/// berth watch's attribution of an engine's running container (issue 22 §2: containers
+/// started by berth-runtime under podman and containerd, and by runc): the state directories
+/// and `/proc` lead from the container's cgroup id (the inode of its cgroup2 directory, what
+/// the probes report) to it, with its init's pid.
+fn watch_attributes(pid: &str, engine: &str) -> String {
+    use berth_watch::containers::{Containers, Sources};
+    use std::os::unix::fs::MetadataExt as _;
+    let pid: u32 = pid
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{engine} gave no pid for the running container: {pid:?}"));
+    let sources = Sources::host(Path::new("/proc")).expect("the host's cgroup2 mount");
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or_else(|| panic!("no cgroup2 line for {pid}: {cgroup}"));
+    let dir = sources.cgroup2.join(path.trim_start_matches('/'));
+    let id = std::fs::metadata(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .ino();
+    let (found, problems) = Containers::scan(&sources);
+    let c = found.by_cgroup(id).unwrap_or_else(|| {
+        panic!(
+            "berth watch does not attribute cgroup {id} ({}) of {engine}'s container (pid {pid}); problems: {problems:?}",
+            dir.display()
+        )
+    });
+    assert_eq!(c.pid, pid, "{c:?}");
+    assert!(
+        c.overlay.is_some(),
+        "{engine}'s container root is an overlay: {c:?}"
+    );
+    "watch attributes it".to_owned()
+}
+
 #[test]
 fn podman_runs_busybox_with_runc() {
     requires_root!();
@@ -444,7 +496,14 @@ fn podman_runs_busybox_with_runc() {
     let seen = podman_checks(&runc(), None);
     assert_eq!(
         seen,
-        ["hello\n", "tty ok", "box\n", "from exec\n", "exec tty ok"]
+        [
+            "hello\n",
+            "tty ok",
+            "box\n",
+            "from exec\n",
+            "watch attributes it",
+            "exec tty ok"
+        ]
     );
 }
 
@@ -454,7 +513,7 @@ fn ctr_runs_busybox_with_runc() {
     requires_tool!("podman", "containerd", "ctr", "runc", "busybox", "tar");
     let _one = one_engine_at_a_time();
     let seen = ctr_checks(&runc());
-    assert_eq!(seen, ["hello\n", "from exec\n"]);
+    assert_eq!(seen, ["hello\n", "watch attributes it", "from exec\n"]);
 }
 
 /// berth-runtime, built by the workspace (`target/<profile>/berth-runtime`).

@@ -4,7 +4,7 @@
 #
 #   bench/watch.sh                  ROUNDS=5 rounds of each workload, watch on and off
 #   ROUNDS=3 bench/watch.sh         a quicker run
-#   BERTH_BIN=target/debug/berth bench/watch.sh
+#   BERTH_BIN=target/debug/berth bench/watch.sh   another build (berth-runtime beside it)
 #
 # One `berth run -d` container of a busybox image (its own data directory under /var/tmp, no
 # network) runs the workloads through `berth exec`, timed from the host (the exec's own cost,
@@ -39,10 +39,13 @@ for tool in busybox python3; do
     }
 done
 if [ -z "${BERTH_BIN:-}" ]; then
-    echo "building berth (release)" >&2
-    cargo build --release -q -p berth-cli
+    echo "building berth and berth-runtime (release)" >&2
+    cargo build --release -q -p berth-cli -p berth-runtime-cli
     BERTH_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/berth
 fi
+# `berth run` finds berth-runtime on PATH: the one built beside berth first
+export PATH="$(dirname "$BERTH_BIN"):$PATH"
+[ -x "$(dirname "$BERTH_BIN")/berth-runtime" ] || { echo "error: no berth-runtime next to $BERTH_BIN" >&2; exit 1; }
 
 WORK=$(mktemp -d /var/tmp/berth-watch-bench.XXXXXX)
 chmod 755 "$WORK"

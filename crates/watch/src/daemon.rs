@@ -10,12 +10,14 @@
 //!    when the container is first seen), cached by that set of directories; watches its cgroup; in enforce mode
 //!    sets its connect policy (the `[watch]` policy's `allow_connect`, and loopback unless
 //!    `allow_loopback = false`);
-//! 2. a reader thread blocks in [`EventReader::next_events`] and hands batches to this loop
-//!    through a bounded channel (a slow writer backs up into the ring buffer, whose
-//!    overflow the kernel side counts: memory stays bounded, nothing is lost silently);
+//! 2. the thread that runs it blocks in [`EventReader::next_events`] (poll(2) on the ring
+//!    buffer, at most 100 ms) and takes what the ring buffer holds as one batch: one thread,
+//!    no channel, so an event costs one wake-up; a slow writer backs up into the ring
+//!    buffer, whose overflow the kernel side counts (memory stays bounded, nothing is lost
+//!    silently);
 //! 3. each event → its container → [`Detector::decide`] → one output line (a `berth.watch/v1`
-//!    [`Record`] for every event, or a [`FalcoAlert`] for alerts only), flushed at once;
-//!    drops become `dropped` records;
+//!    [`Record`] for every event, or a [`FalcoAlert`] for alerts only); a batch's lines are
+//!    written and flushed together at its end; drops become `dropped` records;
 //! 4. in enforce mode a drift exec is killed at once: `pidfd_open(pid)`, a check that the pid
 //!    is still the process that made the exec (it started before the exec: a reused pid
 //!    started after it), then `pidfd_send_signal(SIGKILL)` on that descriptor, so a pid
@@ -27,14 +29,14 @@
 //!    making the directory), a rescan every [`WatchConfig::rescan_every`] is the backstop,
 //!    and an event of an unknown cgroup rescans (at most once a second); containers that
 //!    exited are forgotten (unwatched, connect policy removed, their profile released);
-//! 6. [`StopHandle::stop`] (the CLI's SIGINT/SIGTERM) ends the loop within about 200 ms; the
+//! 6. [`StopHandle::stop`] (the CLI's SIGINT/SIGTERM) ends the loop within about 100 ms; the
 //!    probes are detached and their maps freed when the two halves are dropped. A tracefs
 //!    mount the probes made at [`crate::probe::TRACEFS`] stays mounted (other tools share it).
 //!
 //! Opens for write are reported under the policy's `watch_writes` only (and relative paths,
 //! which the kernel side cannot place): with none, the probes are given a prefix no path has.
 //!
-//! Memory is bounded: the channel holds at most [`CHANNEL_BATCHES`] batches, the profile
+//! Memory is bounded: a batch is at most what the ring buffer holds, the profile
 //! cache [`WatchConfig::profile_cache`] profiles beyond the ones in use, the file-hash cache
 //! [`crate::detect::HASH_CACHE_ENTRIES`] hashes.
 
@@ -43,7 +45,6 @@ use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -63,11 +64,9 @@ use crate::profile::{ImageFacts, Profile};
 /// A path prefix that no path has (a component holding NUL).
 const NO_PATH: &str = "/\0";
 
-/// How many event batches wait between the reader thread and the loop.
-pub const CHANNEL_BATCHES: usize = 64;
+/// The output buffer kept between batches.
+const PENDING_KEEP: usize = 64 << 10;
 
-/// How long the reader waits in poll(2) before it looks at the stop flag.
-const READER_POLL: Duration = Duration::from_millis(200);
 /// How long the loop waits for events before it looks at inotify, timers and the stop flag.
 const LOOP_WAIT: Duration = Duration::from_millis(100);
 /// After an inotify event: rescan every [`BURST_EVERY`] for [`BURST_FOR`].
@@ -138,10 +137,6 @@ pub enum WatchError {
     Output { source: io::Error },
     #[error("failed to set up inotify on the runtimes' state directories")]
     Inotify { source: io::Error },
-    #[error("failed to start the event reader thread")]
-    Thread { source: io::Error },
-    #[error("the event reader thread panicked")]
-    ReaderPanicked,
 }
 
 impl WatchError {
@@ -271,12 +266,6 @@ impl Watch {
             metrics,
         } = self;
         let (control, reader) = probes.split();
-        let (tx, rx) = sync_channel(CHANNEL_BATCHES);
-        let reader_stop = stop.clone();
-        let reader = std::thread::Builder::new()
-            .name("watch-events".to_owned())
-            .spawn(move || read_events(reader, &tx, &reader_stop))
-            .map_err(|source| WatchError::Thread { source })?;
         let mut state = Loop {
             detector: Detector::new(config.policy.clone()),
             files: ProcFiles::new(&config.sources.proc),
@@ -285,47 +274,20 @@ impl Watch {
             profiles: ProfileCache::new(config.profile_cache),
             watched: HashMap::new(),
             control,
+            reader,
             metrics,
             inotify: Inotify::new().map_err(|source| WatchError::Inotify { source })?,
+            pending: Vec::new(),
             config,
         };
-        let result = state.run(out, &rx, &stop);
-        // the reader sees the flag within READER_POLL; the channel is drained so that it is
-        // not blocked in a send
-        stop.stop();
-        while rx.recv_timeout(READER_POLL * 2).is_ok() {}
-        let probe_counters = reader.join().map_err(|_| WatchError::ReaderPanicked)?;
+        let result = state.run(out, &stop);
         state.forget_all();
         result?;
         Ok(Summary {
             counters: state.metrics.counters(),
-            probes: probe_counters,
+            probes: state.reader.counters(),
         })
     }
-}
-
-type Batch = Result<Vec<Event>, ProbeError>;
-
-fn read_events(
-    mut reader: EventReader,
-    tx: &SyncSender<Batch>,
-    stop: &StopHandle,
-) -> ProbeCounters {
-    while !stop.is_stopped() {
-        match reader.next_events(Some(READER_POLL)) {
-            Ok(events) if events.is_empty() => {}
-            Ok(events) => {
-                if tx.send(Ok(events)).is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                break;
-            }
-        }
-    }
-    reader.counters()
 }
 
 /// A watched container: its profile and whether it is enforced.
@@ -343,35 +305,36 @@ struct Loop {
     profiles: ProfileCache,
     watched: HashMap<u64, Watched>,
     control: ProbeControl,
+    reader: EventReader,
     metrics: Metrics,
     inotify: Inotify,
+    /// The lines of the batch being handled, written at its end in one write.
+    pending: Vec<u8>,
 }
 
 impl Loop {
-    fn run(
-        &mut self,
-        out: &mut dyn Write,
-        rx: &Receiver<Batch>,
-        stop: &StopHandle,
-    ) -> Result<(), WatchError> {
+    fn run(&mut self, out: &mut dyn Write, stop: &StopHandle) -> Result<(), WatchError> {
         self.rescan()?;
         let mut next_rescan = Instant::now() + self.config.rescan_every;
         let mut burst_until: Option<Instant> = None;
         let mut last_rescan = Instant::now();
         while !stop.is_stopped() {
-            match rx.recv_timeout(LOOP_WAIT) {
-                Ok(Ok(events)) => {
-                    for event in events {
-                        self.handle(&event, out)?;
-                    }
-                }
-                Ok(Err(e)) => {
-                    return Err(WatchError::Events {
+            let events =
+                self.reader
+                    .next_events(Some(LOOP_WAIT))
+                    .map_err(|e| WatchError::Events {
                         source: Box::new(e),
-                    });
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                    })?;
+            for event in &events {
+                self.handle(event);
+            }
+            if !self.pending.is_empty() {
+                out.write_all(&self.pending)
+                    .and_then(|()| out.flush())
+                    .map_err(|source| WatchError::Output { source })?;
+                self.pending.clear();
+                // a storm's batch may have grown it: give the memory back
+                self.pending.shrink_to(PENDING_KEEP);
             }
             let now = Instant::now();
             if self.inotify.changed() {
@@ -485,7 +448,7 @@ impl Loop {
         }
     }
 
-    fn handle(&mut self, event: &Event, out: &mut dyn Write) -> Result<(), WatchError> {
+    fn handle(&mut self, event: &Event) {
         if let Some(cg) = event.cgroup_id()
             && !self.watched.contains_key(&cg)
             && self.containers.by_cgroup(cg).is_none()
@@ -493,8 +456,10 @@ impl Loop {
             let (_, changes) = self
                 .containers
                 .resolve(cg, &self.config.sources, UNKNOWN_RESCAN);
-            if let Some(changes) = changes {
-                self.apply(changes)?;
+            if let Some(changes) = changes
+                && let Err(e) = self.apply(changes)
+            {
+                tracing::warn!(error = %berth_errdefs::error_chain(&e), "rescan failed");
             }
         }
         let watched = event.cgroup_id().and_then(|cg| self.watched.get(&cg));
@@ -548,11 +513,8 @@ impl Loop {
             }
         }
         if let Some(line) = line {
-            out.write_all(line.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(|source| WatchError::Output { source })?;
+            self.pending.extend_from_slice(line.as_bytes());
         }
-        Ok(())
     }
 }
 

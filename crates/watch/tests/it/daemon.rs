@@ -105,8 +105,20 @@ fn daemon_kills_drift_in_enforce_mode_and_stops_on_its_handle() {
     assert_eq!(r["details"]["origin"], "not_overlay", "{r}");
     assert_eq!(r["details"]["kill"], "killed", "{r}");
     assert!(metrics.render().contains("berth_watch_kills_total 1\n"));
-    // the image's own binary, run in the same container: expected
-    guard.exec(&["/bin/busybox", "true"]).assert_success();
+    // the image's own binary, run in the same container (left running, so that it is read
+    // through its root): expected
+    rt.cmd(
+        &[
+            "exec",
+            "--detach",
+            bundle.id(),
+            "/bin/busybox",
+            "sleep",
+            "60",
+        ],
+        Duration::from_secs(60),
+    )
+    .assert_success();
     assert!(
         wait_until(Duration::from_secs(30), || out.records().iter().any(|r| {
             r["process"]["exe"] == "/bin/busybox" && r["verdict"] == "expected"

@@ -550,7 +550,20 @@ fn watch_attributes_a_runc_container_run_from_a_bundle() {
         "the runc container was not picked up:\n{}",
         w.stderr()
     );
-    guard.exec(&["/bin/busybox", "true"]).assert_success();
+    // left running, so that it is hashed through its root (a process that has already
+    // exited cannot be read back from a root that is no overlay: `unreadable`, counted as drift)
+    rt.cmd(
+        &[
+            "exec",
+            "--detach",
+            bundle.id(),
+            "/bin/busybox",
+            "sleep",
+            "60",
+        ],
+        Duration::from_secs(60),
+    )
+    .assert_success();
     let r = w.wait_record("the exec in the runc container", |r| {
         is_exec_of(r, "/bin/busybox")
     });

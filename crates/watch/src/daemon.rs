@@ -12,7 +12,9 @@
 //!    `allow_loopback = false`);
 //! 2. the thread that runs it blocks in [`EventReader::next_events`] (poll(2) on the ring
 //!    buffer, at most 100 ms) and takes what the ring buffer holds as one batch: one thread,
-//!    no channel, so an event costs one wake-up; a slow writer backs up into the ring
+//!    no channel; after a batch it lets the next events gather for 1 ms, so that a storm
+//!    costs ~1,000 wake-ups a second, not one per event (an event after a quiet spell is
+//!    handled at once); a slow writer backs up into the ring
 //!    buffer, whose overflow the kernel side counts (memory stays bounded, nothing is lost
 //!    silently);
 //! 3. each event → its container → [`Detector::decide`] → one output line (a `berth.watch/v1`
@@ -63,6 +65,10 @@ use crate::profile::{ImageFacts, Profile};
 
 /// A path prefix that no path has (a component holding NUL).
 const NO_PATH: &str = "/\0";
+
+/// After a batch, how long the loop lets the next events gather before it reads again: at
+/// most ~1,000 wake-ups a second in a storm, instead of one per event.
+const COALESCE: Duration = Duration::from_millis(1);
 
 /// The output buffer kept between batches.
 const PENDING_KEEP: usize = 64 << 10;
@@ -327,6 +333,12 @@ impl Loop {
                     })?;
             for event in &events {
                 self.handle(event);
+            }
+            if !events.is_empty() {
+                // more may be coming (a storm): let them gather in the ring buffer for a
+                // moment rather than waking up for each one. An event after a quiet spell is
+                // still handled at once.
+                std::thread::park_timeout(COALESCE);
             }
             if !self.pending.is_empty() {
                 out.write_all(&self.pending)

@@ -9,6 +9,8 @@
 //! absolute components or symlinks escape it ([`join_in_root`], [`open_in_root`], and
 //! [`open_dir_in_root_at`] for fd-relative work such as unpacking a layer).
 //!
+//! It reads `/proc/PID/mountinfo` once for all ([`mountinfo`]).
+//!
 //! And it waits for helper processes with a bound ([`wait_or_kill_group`]): a helper past
 //! its deadline is killed with its process group.
 //!
@@ -17,6 +19,7 @@
 
 mod atomic;
 mod lock;
+pub mod mountinfo;
 mod process;
 mod root;
 mod userns;

@@ -26,5 +26,6 @@ pub mod idmap;
 pub mod rootfs;
 pub mod snapshot;
 pub mod spec;
+pub mod squash;
 pub mod unpack;
 pub mod volume;

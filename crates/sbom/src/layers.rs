@@ -28,6 +28,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use berth_image::squash::{LayerEdits, clean};
 use berth_image::unpack::{Limits, UnpackError, decompress};
 use berth_oci::Digest;
 
@@ -230,46 +231,6 @@ pub enum ScanError {
 
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 
-/// An entry's name as an absolute, clean path (`./usr/bin/x` → `/usr/bin/x`), or `None`
-/// for the root itself or a name with a `..` component.
-fn clean(name: &str) -> Option<String> {
-    let mut out = String::with_capacity(name.len() + 1);
-    for c in name.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => return None,
-            c => {
-                out.push('/');
-                out.push_str(c);
-            }
-        }
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// `path` and everything under it.
-fn remove_tree<V>(map: &mut BTreeMap<String, V>, path: &str) {
-    map.remove(path);
-    remove_under(map, path);
-}
-
-/// Everything under the directory `dir` (not `dir` itself).
-fn remove_under<V>(map: &mut BTreeMap<String, V>, dir: &str) {
-    let prefix = if dir == "/" {
-        "/".to_owned()
-    } else {
-        format!("{dir}/")
-    };
-    let keys: Vec<String> = map
-        .range(prefix.clone()..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, _)| k.clone())
-        .collect();
-    for k in keys {
-        map.remove(&k);
-    }
-}
-
 /// Counts the kept bytes against the limits.
 struct Budget {
     limits: ScanLimits,
@@ -344,62 +305,21 @@ fn read_file<S: Selector>(
 struct LayerChanges<F> {
     files: BTreeMap<String, FileEntry<F>>,
     symlinks: BTreeMap<String, String>,
-    /// Paths of this layer's entries: (path, is a directory).
-    touched: Vec<(String, bool)>,
-    whiteouts: Vec<String>,
-    opaque: Vec<String>,
+    edits: LayerEdits,
 }
 
 impl<F: Clone> LayerChanges<F> {
-    fn new() -> Self {
+    fn new() -> LayerChanges<F> {
         LayerChanges {
             files: BTreeMap::new(),
             symlinks: BTreeMap::new(),
-            touched: Vec::new(),
-            whiteouts: Vec::new(),
-            opaque: Vec::new(),
-        }
-    }
-
-    /// Record a whiteout entry; `true` when `path` was one.
-    fn whiteout(&mut self, path: &str) -> bool {
-        let (dir, base) = match path.rsplit_once('/') {
-            Some((d, b)) => (if d.is_empty() { "/" } else { d }, b),
-            None => return false,
-        };
-        if base == ".wh..wh..opq" {
-            self.opaque.push(dir.to_owned());
-            true
-        } else if let Some(name) = base.strip_prefix(".wh.") {
-            let p = if dir == "/" {
-                format!("/{name}")
-            } else {
-                format!("{dir}/{name}")
-            };
-            self.whiteouts.push(p);
-            true
-        } else {
-            false
+            edits: LayerEdits::default(),
         }
     }
 
     fn apply(self, view: &mut FileView<F>) {
-        for p in &self.whiteouts {
-            remove_tree(&mut view.files, p);
-            remove_tree(&mut view.symlinks, p);
-        }
-        for d in &self.opaque {
-            remove_under(&mut view.files, d);
-            remove_under(&mut view.symlinks, d);
-        }
-        for (p, is_dir) in &self.touched {
-            view.files.remove(p);
-            view.symlinks.remove(p);
-            if !is_dir {
-                remove_under(&mut view.files, p);
-                remove_under(&mut view.symlinks, p);
-            }
-        }
+        self.edits.apply(&mut view.files);
+        self.edits.apply(&mut view.symlinks);
         view.files.extend(self.files);
         view.symlinks.extend(self.symlinks);
     }
@@ -471,11 +391,11 @@ pub fn scan_layers<S: Selector, R: Read>(
                     let Some(path) = clean(&raw) else {
                         break 'entry;
                     };
-                    if changes.whiteout(&path) {
+                    if changes.edits.tar_whiteout(&path) {
                         break 'entry;
                     }
                     let kind = entry.header().entry_type();
-                    changes.touched.push((path.clone(), kind.is_dir()));
+                    changes.edits.touch(path.clone(), kind.is_dir());
                     if kind.is_symlink() {
                         if let Some(target) = entry
                             .link_name_bytes()
@@ -611,14 +531,6 @@ pub fn scan_dir<S: Selector>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entry_names_become_clean_absolute_paths() {
-        assert_eq!(clean("./usr/bin/x").as_deref(), Some("/usr/bin/x"));
-        assert_eq!(clean("usr//lib/").as_deref(), Some("/usr/lib"));
-        assert_eq!(clean("./"), None);
-        assert_eq!(clean("a/../../etc"), None);
-    }
 
     #[test]
     fn symlinks_resolve_inside_the_root() {

@@ -26,6 +26,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use berth_image::squash::{LayerEdits, clean};
 use berth_image::unpack::{Limits, UnpackError, decompress};
 use berth_oci::{Algorithm, Digest, Digester};
 use serde::{Deserialize, Serialize};
@@ -350,96 +351,17 @@ fn read_head(r: &mut dyn Read) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
-/// An entry's name as an absolute, clean path (`./usr/bin/x` → `/usr/bin/x`), or `None`
-/// for the root itself or a name with a `..` component.
-fn clean(name: &str) -> Option<String> {
-    let mut out = String::with_capacity(name.len() + 1);
-    for c in name.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => return None,
-            c => {
-                out.push('/');
-                out.push_str(c);
-            }
-        }
-    }
-    (!out.is_empty()).then_some(out)
-}
-
-/// `path` and everything under it.
-fn remove_tree<V>(map: &mut BTreeMap<String, V>, path: &str) {
-    map.remove(path);
-    remove_under(map, path);
-}
-
-/// Everything under the directory `dir` (not `dir` itself).
-fn remove_under<V>(map: &mut BTreeMap<String, V>, dir: &str) {
-    let prefix = if dir == "/" {
-        "/".to_owned()
-    } else {
-        format!("{dir}/")
-    };
-    let keys: Vec<String> = map
-        .range(prefix.clone()..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, _)| k.clone())
-        .collect();
-    for k in keys {
-        map.remove(&k);
-    }
-}
-
 /// One layer's changes, applied to the lower view when the layer ends.
 #[derive(Default)]
 struct LayerChanges {
     files: BTreeMap<String, Executable>,
-    /// Paths of this layer's entries: (path, is a directory).
-    touched: Vec<(String, bool)>,
-    whiteouts: Vec<String>,
-    opaque: Vec<String>,
+    edits: LayerEdits,
 }
 
 impl LayerChanges {
-    /// Record a tar whiteout entry; `true` when `path` was one.
-    fn tar_whiteout(&mut self, path: &str) -> bool {
-        let Some((dir, base)) = path.rsplit_once('/') else {
-            return false;
-        };
-        let dir = if dir.is_empty() { "/" } else { dir };
-        if base == ".wh..wh..opq" {
-            self.opaque.push(dir.to_owned());
-            true
-        } else if let Some(name) = base.strip_prefix(".wh.") {
-            self.whiteouts.push(join(dir, name));
-            true
-        } else {
-            false
-        }
-    }
-
     fn apply(self, view: &mut BTreeMap<String, Executable>) {
-        for p in &self.whiteouts {
-            remove_tree(view, p);
-        }
-        for d in &self.opaque {
-            remove_under(view, d);
-        }
-        for (p, is_dir) in &self.touched {
-            view.remove(p);
-            if !is_dir {
-                remove_under(view, p);
-            }
-        }
+        self.edits.apply(view);
         view.extend(self.files);
-    }
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
     }
 }
 
@@ -488,11 +410,11 @@ fn read_layer<R: Read>(
                 let Some(path) = clean(&raw) else {
                     break 'entry;
                 };
-                if changes.tar_whiteout(&path) {
+                if changes.edits.tar_whiteout(&path) {
                     break 'entry;
                 }
                 let kind = entry.header().entry_type();
-                changes.touched.push((path.clone(), kind.is_dir()));
+                changes.edits.touch(path.clone(), kind.is_dir());
                 if kind.is_hard_link() {
                     let target = entry
                         .link_name_bytes()
@@ -580,22 +502,22 @@ fn read_dir_layer(root: &Path) -> Result<LayerChanges, ProfileError> {
             let meta = fs::symlink_metadata(&full).map_err(io_err(&full))?;
             let ty = meta.file_type();
             if ty.is_char_device() && meta.rdev() == 0 {
-                changes.whiteouts.push(path);
+                changes.edits.whiteout(path);
                 continue;
             }
             if ty.is_dir() {
                 if overlay_xattr(&full, "opaque").is_some_and(|v| v.first() == Some(&b'y')) {
-                    changes.opaque.push(path.clone());
+                    changes.edits.opaque(path.clone());
                 }
-                changes.touched.push((path.clone(), true));
+                changes.edits.touch(path.clone(), true);
                 stack.push((full, path));
                 continue;
             }
             if ty.is_file() && meta.len() == 0 && overlay_xattr(&full, "whiteout").is_some() {
-                changes.whiteouts.push(path);
+                changes.edits.whiteout(path);
                 continue;
             }
-            changes.touched.push((path.clone(), false));
+            changes.edits.touch(path.clone(), false);
             if !ty.is_file() {
                 continue;
             }
@@ -631,14 +553,6 @@ fn read_dir_layer(root: &Path) -> Result<LayerChanges, ProfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entry_names_become_clean_absolute_paths() {
-        assert_eq!(clean("./usr/bin/x").as_deref(), Some("/usr/bin/x"));
-        assert_eq!(clean("usr//lib/").as_deref(), Some("/usr/lib"));
-        assert_eq!(clean("./"), None);
-        assert_eq!(clean("a/../../etc"), None);
-    }
 
     #[test]
     fn executables_are_x_bits_elf_or_shebang() {

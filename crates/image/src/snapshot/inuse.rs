@@ -6,83 +6,16 @@
 //! mount: the mount point has the directory's device and inode).
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// One parsed mount.
-#[derive(Debug, Clone)]
-pub(crate) struct MountEntry {
-    pub dev: (u32, u32),
-    pub mountpoint: PathBuf,
-    pub fstype: String,
-    pub super_options: String,
-}
+pub(crate) use berth_fsutil::mountinfo::{Mount as MountEntry, current};
 
-/// Undo mountinfo's octal escapes (`\040` for a space, …).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parse the text of a mountinfo file.
-pub(crate) fn parse(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            let (maj, min) = l.get(2)?.split_once(':')?;
-            Some(MountEntry {
-                dev: (maj.parse().ok()?, min.parse().ok()?),
-                mountpoint: PathBuf::from(unescape(l.get(4)?)),
-                fstype: (*r.first()?).to_owned(),
-                super_options: unescape(r.get(2).copied().unwrap_or_default()),
-            })
-        })
-        .collect()
-}
-
-/// The current mounts; empty when mountinfo cannot be read (then nothing is known in use,
-/// which callers treat as "not mounted": `/proc` is always there on a working system).
-pub(crate) fn current() -> std::io::Result<Vec<MountEntry>> {
-    Ok(parse(&std::fs::read_to_string("/proc/self/mountinfo")?))
-}
-
-/// Paths an overlay super-options string names (`upperdir`, `workdir`, each `lowerdir`).
-fn overlay_paths(opts: &str) -> Vec<String> {
+/// Paths an overlay's super options name (`upperdir`, `workdir`, each `lowerdir`), given
+/// split and unescaped ([`MountEntry::super_option_list`]); a path's own `\:` and `\,`
+/// (overlayfs' escapes of a colon and a comma in a layer path) undone.
+fn overlay_paths(options: &[String]) -> Vec<String> {
     let mut out = Vec::new();
-    // Options are comma-separated with `\,` escapes; paths in them escape `:` too.
-    let mut cur = String::new();
-    let mut fields = Vec::new();
-    let mut chars = opts.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                cur.push('\\');
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            ',' => fields.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    for f in fields {
+    for f in options {
         let Some((k, v)) = f.split_once('=') else {
             continue;
         };
@@ -114,20 +47,20 @@ pub(crate) fn in_use(mounts: &[MountEntry], dir: &Path) -> Option<String> {
     let fs_meta = std::fs::symlink_metadata(&fs).ok();
     for m in mounts {
         if m.fstype == "overlay" {
-            for p in overlay_paths(&m.super_options) {
+            for p in overlay_paths(&m.super_option_list()) {
                 if Path::new(&p).starts_with(dir) {
-                    return Some(format!("overlay on {} uses {p}", m.mountpoint.display()));
+                    return Some(format!("overlay on {} uses {p}", m.mount_point.display()));
                 }
             }
         }
         if let Some(meta) = &fs_meta {
             let dev = (rustix::fs::major(meta.dev()), rustix::fs::minor(meta.dev()));
             if m.dev == dev
-                && let Ok(mp) = std::fs::symlink_metadata(&m.mountpoint)
+                && let Ok(mp) = std::fs::symlink_metadata(&m.mount_point)
                 && mp.dev() == meta.dev()
                 && mp.ino() == meta.ino()
             {
-                return Some(format!("bind-mounted on {}", m.mountpoint.display()));
+                return Some(format!("bind-mounted on {}", m.mount_point.display()));
             }
         }
     }
@@ -140,13 +73,17 @@ mod tests {
 
     #[test]
     fn parses_overlay_and_escapes() {
-        let text = "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - overlay overlay rw,lowerdir=/s/1/fs:/s/2/fs,upperdir=/s/3/fs,workdir=/s/3/work\n";
-        let m = parse(text);
-        assert_eq!(m.len(), 1);
-        assert_eq!(m[0].mountpoint, PathBuf::from("/mnt/a b"));
+        let text = "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - overlay overlay rw,lowerdir=/s/1/fs:/s/2/fs,upperdir=/s/3/fs,workdir=/s/3/work\n\
+                    37 35 98:1 / /mnt/c rw - overlay overlay rw,lowerdir=/d\\054x/1/fs,upperdir=/d\\054x/2/fs,workdir=/d\\054x/2/work\n";
+        let m = berth_fsutil::mountinfo::parse(text);
+        assert_eq!(m.len(), 2);
+        // a data directory with a comma in its path (mountinfo writes it \054)
+        assert!(in_use(&m, Path::new("/d,x/1")).is_some());
+        assert!(in_use(&m, Path::new("/d,x/2")).is_some());
+        assert_eq!(m[0].mount_point, std::path::PathBuf::from("/mnt/a b"));
         assert_eq!(m[0].dev, (98, 0));
         assert_eq!(
-            overlay_paths(&m[0].super_options),
+            overlay_paths(&m[0].super_option_list()),
             vec!["/s/1/fs", "/s/2/fs", "/s/3/fs", "/s/3/work"]
         );
         assert!(in_use(&m, Path::new("/s/3")).is_some());

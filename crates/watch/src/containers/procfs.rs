@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use berth_fsutil::mountinfo;
+
 use super::OverlayRoot;
 
 /// The cgroup2 path of a `/proc/PID/cgroup` (its `0::/…` line).
@@ -14,55 +16,22 @@ pub fn parse_cgroup2_path(proc_cgroup: &str) -> Option<String> {
         .filter(|p| p.starts_with('/'))
 }
 
-/// Undo mountinfo's octal escapes (`\040` for a space, `\011`, `\012`, `\134`).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        // three octal digits of a byte (at most \\377)
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && (b'0'..=b'3').contains(&b[i + 1])
-            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// One mountinfo line: (mount point, fs type, super options).
-fn mountinfo_fields(line: &str) -> Option<(String, &str, &str)> {
-    let (left, right) = line.split_once(" - ")?;
-    let mount_point = left.split(' ').nth(4)?;
-    let mut r = right.split(' ');
-    let fstype = r.next()?;
-    let _source = r.next()?;
-    let super_opts = r.next().unwrap_or("");
-    Some((unescape(mount_point), fstype, super_opts))
-}
-
-/// The cgroup2 mount of a mountinfo: `/sys/fs/cgroup` on a unified host,
-/// `/sys/fs/cgroup/unified` on a hybrid one (the first cgroup2 mount otherwise).
+/// The cgroup2 hierarchy's root as a mountinfo shows it mounted: `/sys/fs/cgroup` on a
+/// unified host, `/sys/fs/cgroup/unified` on a hybrid one, else the first cgroup2 mount of the
+/// hierarchy's root (a mount of a subtree, `root` other than `/`, is not one: `/proc/PID/cgroup`
+/// paths are relative to the root). What the probes attach to and attribution joins paths to.
 pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
-    let mounts: Vec<String> = mountinfo
-        .lines()
-        .filter_map(mountinfo_fields)
-        .filter(|(_, t, _)| *t == "cgroup2")
-        .map(|(m, _, _)| m)
+    let mounts: Vec<PathBuf> = mountinfo::parse(mountinfo)
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup2" && m.root == "/")
+        .map(|m| m.mount_point)
         .collect();
     for preferred in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-        if mounts.iter().any(|m| m == preferred) {
-            return Some(PathBuf::from(preferred));
+        if let Some(m) = mounts.iter().find(|m| m.as_os_str() == preferred) {
+            return Some(m.clone());
         }
     }
-    mounts.into_iter().next().map(PathBuf::from)
+    mounts.into_iter().next()
 }
 
 /// `\c` → `c` (overlayfs' escapes of `:` and `,` in a path).
@@ -111,11 +80,10 @@ fn split_lowerdirs(v: &str) -> Vec<PathBuf> {
 /// The overlay mounted at `/` in a process' mountinfo (the last mount there: the one it
 /// sees), or `None` when its root is not an overlay.
 pub fn root_overlay(mountinfo: &str) -> Option<OverlayRoot> {
-    let (_, fstype, opts) = mountinfo
-        .lines()
-        .filter_map(mountinfo_fields)
-        .rfind(|(m, _, _)| m == "/")?;
-    if fstype != "overlay" {
+    let root = mountinfo::parse(mountinfo)
+        .into_iter()
+        .rfind(|m| m.mount_point.as_os_str() == "/")?;
+    if root.fstype != "overlay" {
         return None;
     }
     // mountinfo escapes a comma, space or backslash in a value as octal (`\054`, `\040`,
@@ -123,8 +91,7 @@ pub fn root_overlay(mountinfo: &str) -> Option<OverlayRoot> {
     // given, with `\:` and `\,` for a colon and a comma in a path (proc(5), overlayfs.rst).
     let mut lower = Vec::new();
     let mut upper = None;
-    for raw in opts.split(',') {
-        let opt = unescape(raw);
+    for opt in root.super_option_list() {
         if let Some(v) = opt.strip_prefix("lowerdir=") {
             lower.extend(split_lowerdirs(v));
         } else if let Some(v) = opt.strip_prefix("lowerdir+=") {
@@ -169,6 +136,11 @@ mod tests {
             cgroup2_mount("27 25 0:24 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw\n"),
             None
         );
+        // a bind mount of a subtree of the hierarchy (a container's view) is not its root;
+        // a mount point with a space is read unescaped
+        let other = "40 31 0:27 /ctr /tmp/sub rw - cgroup2 cgroup2 rw\n\
+                     41 31 0:27 / /tmp/with\\040space rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(cgroup2_mount(other), Some(PathBuf::from("/tmp/with space")));
     }
 
     #[test]

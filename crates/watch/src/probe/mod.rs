@@ -314,7 +314,7 @@ impl Probes {
         })?;
         let cgroup2_root = match options.cgroup2_root.clone() {
             Some(root) => root,
-            None => host::cgroup2_root(&host::parse_mountinfo(&read_host("/proc/self/mountinfo")?))
+            None => crate::containers::cgroup2_mount(&read_host("/proc/self/mountinfo")?)
                 .ok_or(ProbeError::NoCgroup2)?,
         };
         let cgroup_root = File::open(&cgroup2_root).map_err(|source| ProbeError::Cgroup2Root {

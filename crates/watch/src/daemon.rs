@@ -871,6 +871,54 @@ mod tests {
         assert_eq!(allow[0].port, None);
     }
 
+    fn exec_of(pid: u32, boot_ns: u64) -> Exec {
+        Exec {
+            cgroup_id: 0,
+            pid,
+            ppid: std::process::id(),
+            uid: 0,
+            boot_ns,
+            filename: "/bin/sleep".into(),
+            argv: vec!["sleep".into(), "60".into()],
+            argv_truncated: false,
+            interpreted: false,
+            ino: 0,
+            dev: 0,
+            origin: crate::event::FileOrigin::NotOverlay,
+        }
+    }
+
+    #[test]
+    fn kill_drift_never_signals_a_process_started_after_the_exec() {
+        let proc = Path::new("/proc");
+        let before = boot_ns_now();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // an exec event older than the process (as for a pid reused since): not signalled
+        let stale = before.saturating_sub(10 * tick_ns() + 1_000_000_000);
+        assert!(matches!(
+            kill_drift(&exec_of(pid, stale), proc),
+            KillOutcome::Exited { .. }
+        ));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the newer process was killed"
+        );
+        // the exec of this very process: killed by SIGKILL
+        let exec_ns = boot_ns_now();
+        let outcome = kill_drift(&exec_of(pid, exec_ns), proc);
+        assert!(matches!(outcome, KillOutcome::Killed { .. }), "{outcome:?}");
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        // gone (its exec's time again: a pid reused since started after it): exited
+        let outcome = kill_drift(&exec_of(pid, exec_ns), proc);
+        assert!(matches!(outcome, KillOutcome::Exited { .. }), "{outcome:?}");
+    }
+
     #[test]
     fn start_time_of_this_process_is_before_now() {
         let start = started_ns(Path::new("/proc"), std::process::id()).unwrap();

@@ -334,12 +334,6 @@ impl Loop {
             for event in &events {
                 self.handle(event);
             }
-            if !events.is_empty() {
-                // more may be coming (a storm): let them gather in the ring buffer for a
-                // moment rather than waking up for each one. An event after a quiet spell is
-                // still handled at once.
-                std::thread::park_timeout(COALESCE);
-            }
             if !self.pending.is_empty() {
                 out.write_all(&self.pending)
                     .and_then(|()| out.flush())
@@ -347,6 +341,12 @@ impl Loop {
                 self.pending.clear();
                 // a storm's batch may have grown it: give the memory back
                 self.pending.shrink_to(PENDING_KEEP);
+            }
+            if !events.is_empty() {
+                // more may be coming (a storm): let them gather in the ring buffer for a
+                // moment rather than waking up for each one. An event after a quiet spell is
+                // still handled at once.
+                std::thread::park_timeout(COALESCE);
             }
             let now = Instant::now();
             if self.inotify.changed() {

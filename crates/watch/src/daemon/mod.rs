@@ -42,26 +42,31 @@
 //! cache [`WatchConfig::profile_cache`] profiles beyond the ones in use, the file-hash cache
 //! [`crate::detect::HASH_CACHE_ENTRIES`] hashes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, Write};
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_errdefs::ErrorKind;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::containers::{Changes, Container, Containers, RuntimeKind, Sources};
+use crate::containers::{Changes, Container, Containers, Sources};
 use crate::detect::{Action, Detector, EnforceRule, Policy, ProcFiles};
-use crate::event::{Event, Exec};
-use crate::output::{Clock, Counters, FalcoAlert, Record, boot_ns_now};
+use crate::event::Event;
+use crate::output::{Clock, Counters, FalcoAlert, Record};
 use crate::probe::{
     ALLOW_MAX, AllowedDestination, EventReader, ProbeControl, ProbeCounters, ProbeError,
     ProbeOptions, Probes,
 };
-use crate::profile::{ImageFacts, Profile};
+use crate::profile::Profile;
+
+mod follow;
+mod kill;
+
+use follow::{Inotify, ProfileCache};
+use kill::{KillOutcome, kill_drift};
 
 /// A path prefix that no path has (a component holding NUL).
 const NO_PATH: &str = "/\0";
@@ -581,270 +586,6 @@ fn allowed_destinations(policy: &Policy) -> Vec<AllowedDestination> {
     allow
 }
 
-/// What became of a drift kill.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum KillOutcome {
-    /// SIGKILL sent `after` the exec.
-    Killed {
-        after: Duration,
-    },
-    /// The process had exited (or its pid was reused) before the signal.
-    Exited {
-        after: Duration,
-    },
-    Failed {
-        after: Duration,
-        error: String,
-    },
-}
-
-impl KillOutcome {
-    fn outcome(&self) -> &'static str {
-        match self {
-            KillOutcome::Killed { .. } => "killed",
-            KillOutcome::Exited { .. } => "exited",
-            KillOutcome::Failed { .. } => "failed",
-        }
-    }
-
-    fn annotate(&self, details: &mut serde_json::Map<String, Value>) {
-        let after = match self {
-            KillOutcome::Killed { after }
-            | KillOutcome::Exited { after }
-            | KillOutcome::Failed { after, .. } => after,
-        };
-        details.insert("kill".into(), json!(self.outcome()));
-        details.insert(
-            "kill_us".into(),
-            json!(u64::try_from(after.as_micros()).unwrap_or(u64::MAX)),
-        );
-        if let KillOutcome::Failed { error, .. } = self {
-            details.insert("kill_error".into(), json!(error));
-        }
-    }
-}
-
-/// SIGKILL to the process of a drift exec, through a pidfd so that a reused pid is never
-/// signalled: the pidfd is opened, then the process it names must have started no later
-/// than the exec (a pid reused after the exec's process exited started after it), then the
-/// signal goes through the pidfd (to the process checked, or to none: ESRCH).
-fn kill_drift(e: &Exec, proc: &Path) -> KillOutcome {
-    use rustix::io::Errno;
-    use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
-    let since = || Duration::from_nanos(boot_ns_now().saturating_sub(e.boot_ns));
-    let Some(pid) = i32::try_from(e.pid).ok().and_then(Pid::from_raw) else {
-        return KillOutcome::Failed {
-            after: since(),
-            error: format!("invalid pid {}", e.pid),
-        };
-    };
-    let fd: OwnedFd = match pidfd_open(pid, PidfdFlags::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::SRCH) => return KillOutcome::Exited { after: since() },
-        Err(err) => {
-            return KillOutcome::Failed {
-                after: since(),
-                error: format!("pidfd_open({}): {err}", e.pid),
-            };
-        }
-    };
-    match started_ns(proc, e.pid) {
-        // one clock tick of slack: the start time is counted in ticks
-        Some(start) if start <= e.boot_ns.saturating_add(tick_ns()) => {}
-        _ => return KillOutcome::Exited { after: since() },
-    }
-    match pidfd_send_signal(&fd, Signal::KILL) {
-        Ok(()) => KillOutcome::Killed { after: since() },
-        Err(Errno::SRCH) => KillOutcome::Exited { after: since() },
-        Err(err) => KillOutcome::Failed {
-            after: since(),
-            error: format!("pidfd_send_signal({}, SIGKILL): {err}", e.pid),
-        },
-    }
-}
-
-fn tick_ns() -> u64 {
-    1_000_000_000 / rustix::param::clock_ticks_per_second().max(1)
-}
-
-/// When a process started, in `CLOCK_BOOTTIME` nanoseconds (field 22 of `/proc/PID/stat`);
-/// `None` when it is gone.
-fn started_ns(proc: &Path, pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok()?;
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let ticks: u64 = rest.split_ascii_whitespace().nth(19)?.parse().ok()?;
-    Some(ticks.saturating_mul(tick_ns()))
-}
-
-/// Profiles by the directories they were read from. The ones in use by a watched container
-/// stay; up to `cap` others are kept for containers of the same image started later.
-struct ProfileCache {
-    cap: usize,
-    by_dirs: HashMap<Vec<PathBuf>, Arc<Profile>>,
-}
-
-impl ProfileCache {
-    fn new(cap: usize) -> ProfileCache {
-        ProfileCache {
-            cap,
-            by_dirs: HashMap::new(),
-        }
-    }
-
-    /// The profile of a container: of its overlay's lower directories, or of its bundle's
-    /// root directory when its root is no overlay; `None` (every exec `unprofiled`) when
-    /// neither can be read.
-    fn get(&mut self, c: &Container, sources: &Sources) -> Option<Arc<Profile>> {
-        let dirs = match &c.overlay {
-            // id-mapped lower layers are given to overlayfs as `/proc/self/fd/N` of the
-            // process that mounted them: the engine's snapshot says where they are
-            Some(o) if o.lower.iter().any(|d| d.starts_with("/proc/self/fd")) => {
-                snapshot_lower_dirs(c, sources)?
-            }
-            Some(o) if !o.lower.is_empty() => o.lower.clone(),
-            _ => vec![bundle_root(c)?],
-        };
-        if let Some(p) = self.by_dirs.get(&dirs) {
-            return Some(Arc::clone(p));
-        }
-        let started = Instant::now();
-        match Profile::from_dirs(&dirs, ImageFacts::default()) {
-            Ok(p) => {
-                tracing::debug!(container_id = %c.id, executables = p.executables.len(), took_ms = started.elapsed().as_millis(), "profile built");
-                let p = Arc::new(p);
-                self.trim();
-                self.by_dirs.insert(dirs, Arc::clone(&p));
-                Some(p)
-            }
-            Err(e) => {
-                tracing::warn!(container_id = %c.id, error = %berth_errdefs::error_chain(&e), "no profile: its execs are reported unprofiled");
-                None
-            }
-        }
-    }
-
-    /// Drop unused profiles beyond the cap.
-    fn trim(&mut self) {
-        let unused = self
-            .by_dirs
-            .values()
-            .filter(|p| Arc::strong_count(p) == 1)
-            .count();
-        if unused >= self.cap {
-            self.by_dirs.retain(|_, p| Arc::strong_count(p) > 1);
-        }
-    }
-}
-
-/// The lower directories of a `berth run` container's snapshot, upper-most first, from its
-/// engine record (`attachments.snapshot`: the snapshot store's root, driver and key).
-fn snapshot_lower_dirs(c: &Container, sources: &Sources) -> Option<Vec<PathBuf>> {
-    use berth_image::snapshot::{Driver, SnapshotStore, Snapshotter};
-    if c.runtime != RuntimeKind::Berth {
-        return None;
-    }
-    let record = sources
-        .state_dirs
-        .iter()
-        .filter(|d| d.runtime == RuntimeKind::Berth)
-        .map(|d| d.path.join("containers").join(&c.id).join("container.json"))
-        .find_map(|p| std::fs::read(p).ok())?;
-    let record: Value = serde_json::from_slice(&record).ok()?;
-    let snap = record.get("attachments")?.get("snapshot")?;
-    let (root, driver, key) = (
-        snap.get("root")?.as_str()?,
-        snap.get("driver")?.as_str()?,
-        snap.get("key")?.as_str()?,
-    );
-    let driver = match driver {
-        "native" => Driver::Native,
-        _ => Driver::Overlay,
-    };
-    let store = SnapshotStore::open(root, driver)
-        .map_err(|e| tracing::warn!(container_id = %c.id, root, error = %berth_errdefs::error_chain(&e), "failed to open the container's snapshot store"))
-        .ok()?;
-    let mounts = store
-        .mounts(key)
-        .map_err(|e| tracing::warn!(container_id = %c.id, key, error = %berth_errdefs::error_chain(&e), "failed to read the container's snapshot"))
-        .ok()?;
-    let dirs: Vec<PathBuf> = mounts.iter().flat_map(|m| m.lowerdirs()).collect();
-    (!dirs.is_empty()).then_some(dirs)
-}
-
-/// `root.path` of a container's bundle `config.json`, resolved against the bundle.
-fn bundle_root(c: &Container) -> Option<PathBuf> {
-    let bundle = c.bundle.as_ref()?;
-    let data = std::fs::read(bundle.join("config.json")).ok()?;
-    let config: Value = serde_json::from_slice(&data).ok()?;
-    let root = Path::new(config.get("root")?.get("path")?.as_str()?);
-    let root = bundle.join(root);
-    root.is_dir().then_some(root)
-}
-
-/// inotify on the runtimes' state directories: a change there means a container was
-/// created or deleted. A directory that does not exist yet is watched once it does (it is
-/// looked for again at each rescan).
-struct Inotify {
-    fd: OwnedFd,
-    watched: HashSet<PathBuf>,
-}
-
-impl Inotify {
-    fn new() -> io::Result<Inotify> {
-        use rustix::fs::inotify::{CreateFlags, init};
-        let fd = init(CreateFlags::NONBLOCK | CreateFlags::CLOEXEC)?;
-        Ok(Inotify {
-            fd,
-            watched: HashSet::new(),
-        })
-    }
-
-    fn watch(&mut self, sources: &Sources) {
-        use rustix::fs::inotify::{WatchFlags, add_watch};
-        let mut dirs = sources.watch_dirs();
-        for d in sources.state_dirs.iter().filter(|d| d.namespaced) {
-            if let Ok(rd) = std::fs::read_dir(&d.path) {
-                dirs.extend(rd.filter_map(Result::ok).map(|e| e.path()));
-            }
-        }
-        for dir in dirs {
-            if self.watched.contains(&dir) || !dir.is_dir() {
-                continue;
-            }
-            let flags = WatchFlags::CREATE
-                | WatchFlags::DELETE
-                | WatchFlags::MOVED_TO
-                | WatchFlags::MOVED_FROM
-                | WatchFlags::ONLYDIR;
-            match add_watch(&self.fd, &dir, flags) {
-                Ok(_) => {
-                    tracing::debug!(dir = %dir.display(), "inotify watch");
-                    self.watched.insert(dir);
-                }
-                Err(e) => {
-                    tracing::debug!(dir = %dir.display(), error = %e, "no inotify watch (the periodic rescan covers it)");
-                }
-            }
-        }
-    }
-
-    /// Whether anything changed since the last call (the queue is emptied).
-    fn changed(&mut self) -> bool {
-        use std::mem::MaybeUninit;
-        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
-        let mut changed = false;
-        loop {
-            let mut reader = rustix::fs::inotify::Reader::new(&self.fd, &mut buf);
-            match reader.next() {
-                Ok(_) => changed = true,
-                Err(_) => return changed,
-            }
-            // the rest of this read's events
-            while reader.next().is_ok() {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -869,60 +610,5 @@ mod tests {
         let allow = allowed_destinations(&policy);
         assert_eq!(allow.len(), 1, "a wide range is the whole prefix");
         assert_eq!(allow[0].port, None);
-    }
-
-    fn exec_of(pid: u32, boot_ns: u64) -> Exec {
-        Exec {
-            cgroup_id: 0,
-            pid,
-            ppid: std::process::id(),
-            uid: 0,
-            boot_ns,
-            filename: "/bin/sleep".into(),
-            argv: vec!["sleep".into(), "60".into()],
-            argv_truncated: false,
-            interpreted: false,
-            ino: 0,
-            dev: 0,
-            origin: crate::event::FileOrigin::NotOverlay,
-        }
-    }
-
-    #[test]
-    fn kill_drift_never_signals_a_process_started_after_the_exec() {
-        let proc = Path::new("/proc");
-        let before = boot_ns_now();
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        // an exec event older than the process (as for a pid reused since): not signalled
-        let stale = before.saturating_sub(10 * tick_ns() + 1_000_000_000);
-        assert!(matches!(
-            kill_drift(&exec_of(pid, stale), proc),
-            KillOutcome::Exited { .. }
-        ));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the newer process was killed"
-        );
-        // the exec of this very process: killed by SIGKILL
-        let exec_ns = boot_ns_now();
-        let outcome = kill_drift(&exec_of(pid, exec_ns), proc);
-        assert!(matches!(outcome, KillOutcome::Killed { .. }), "{outcome:?}");
-        let status = child.wait().unwrap();
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(libc::SIGKILL));
-        // gone (its exec's time again: a pid reused since started after it): exited
-        let outcome = kill_drift(&exec_of(pid, exec_ns), proc);
-        assert!(matches!(outcome, KillOutcome::Exited { .. }), "{outcome:?}");
-    }
-
-    #[test]
-    fn start_time_of_this_process_is_before_now() {
-        let start = started_ns(Path::new("/proc"), std::process::id()).unwrap();
-        assert!(start <= boot_ns_now(), "{start}");
-        assert_eq!(started_ns(Path::new("/proc"), u32::MAX), None);
     }
 }

@@ -126,6 +126,10 @@ enum Command {
     Scan(commands::scan::ScanArgs),
     /// The offline OSV vulnerability database: import osv.dev exports, show what it holds.
     Db(commands::db::DbArgs),
+    /// Watch what containers do (eBPF, as root): execs, connects and writes checked against
+    /// the profile of their image; drift alerts (JSON lines or Falco's format), and with
+    /// --enforce drift killed and connects outside the policy refused.
+    Watch(commands::watch::WatchArgs),
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
@@ -175,6 +179,8 @@ fn main() -> ExitCode {
             | Command::Policy(_)
             | Command::Trust(_)
             | Command::Admission(_)
+            // the eBPF probes need the host's root, not a namespace's
+            | Command::Watch(_)
     );
     if needs_namespace && let Err(e) = rootless::enter() {
         let run_like = std::env::args()
@@ -235,6 +241,7 @@ fn main() -> ExitCode {
         Command::Sbom(args) => legacy(commands::sbom::run(args)),
         Command::Scan(args) => commands::scan::run(args),
         Command::Db(args) => legacy(commands::db::run(args)),
+        Command::Watch(args) => commands::watch::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),

@@ -17,6 +17,8 @@
 //! - [`detect`]: the decision on each event (expected, drift, alert) under a `[watch]`
 //!   policy, and the action in enforce mode.
 //! - [`output`]: JSON lines (`berth.watch/v1`), Falco-compatible alerts, Prometheus counters.
+//! - [`daemon`]: the loop that joins them, what `berth watch` runs: containers discovered and
+//!   followed, their profiles, events decided and written, drift killed in enforce mode.
 //!
 //! The one design decision: drift is decided by **content**, not by path. An exec of a file
 //! from the image's lower layers is expected; any other executed file is hashed and looked
@@ -24,6 +26,7 @@
 //! is not drift, and a binary written in the container (or modified after start) is.
 
 pub mod containers;
+pub mod daemon;
 pub mod detect;
 pub mod event;
 pub mod output;

@@ -12,3 +12,4 @@ pub mod scan;
 pub mod system;
 pub mod trust;
 pub mod volume;
+pub mod watch;

@@ -13,6 +13,7 @@
 )]
 
 mod containers;
+mod daemon;
 mod detect;
 mod output;
 mod pipeline;

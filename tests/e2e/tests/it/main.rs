@@ -50,3 +50,4 @@ mod trust_policy;
 mod trust_revocation;
 mod trust_tsa;
 mod uploads;
+mod watch;

@@ -36,7 +36,7 @@
 //!    mount the probes made at [`crate::probe::TRACEFS`] stays mounted (other tools share it).
 //!
 //! Opens for write are reported under the policy's `watch_writes` only (and relative paths,
-//! which the kernel side cannot place): with none, the probes are given a prefix no path has.
+//! which the kernel side cannot place): with none, the open tracepoints are not attached.
 //!
 //! Memory is bounded: a batch is at most what the ring buffer holds, the profile
 //! cache [`WatchConfig::profile_cache`] profiles beyond the ones in use, the file-hash cache
@@ -67,9 +67,6 @@ mod kill;
 
 use follow::{Inotify, ProfileCache};
 use kill::{KillOutcome, kill_drift};
-
-/// A path prefix that no path has (a component holding NUL).
-const NO_PATH: &str = "/\0";
 
 /// After a batch, how long the loop lets the next events gather before it reads again: at
 /// most ~1,000 wake-ups a second in a storm, instead of one per event.
@@ -243,10 +240,10 @@ impl Watch {
                 .iter()
                 .map(PathBuf::from)
                 .collect();
-            // no watched path: the probes' filter gets a prefix no path has (an empty list
-            // would report every open for write)
+            // no watched path: no open tracepoint is attached at all (an empty list would
+            // report every open for write, and attached tracepoints cost every open)
             if config.probes.write_prefixes.is_empty() {
-                config.probes.write_prefixes.push(PathBuf::from(NO_PATH));
+                config.probes.opens = false;
             }
         }
         let probes = Probes::load(config.probes.clone()).map_err(|e| WatchError::Probes {

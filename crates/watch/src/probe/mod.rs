@@ -52,6 +52,14 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!("../../bpf/watch.bpf.o");
 /// about 6,000 exec events (1,344 bytes each) waiting to be read.
 pub const DEFAULT_RING_BUFFER_BYTES: u32 = 8 << 20;
 
+/// The open-for-write programs and the syscall tracepoints they attach to.
+const OPEN_TRACEPOINTS: [(&str, &str); 4] = [
+    ("handle_openat", "sys_enter_openat"),
+    ("handle_openat2", "sys_enter_openat2"),
+    ("handle_open", "sys_enter_open"),
+    ("handle_creat", "sys_enter_creat"),
+];
+
 /// Where tracefs is mounted when it is not (the syscall tracepoints need it).
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 const TRACEFS_DEBUGFS: &str = "/sys/kernel/debug/tracing";
@@ -70,6 +78,10 @@ pub struct ProbeOptions {
     pub cgroup2_root: Option<PathBuf>,
     /// The kernel's BTF.
     pub btf: PathBuf,
+    /// Attach the open-for-write tracepoints. Off, no syscall tracepoint is attached at all:
+    /// opens cost nothing, and no [`Event::OpenWrite`] is reported (a watcher with no
+    /// write-watched paths).
+    pub opens: bool,
 }
 
 impl Default for ProbeOptions {
@@ -79,6 +91,7 @@ impl Default for ProbeOptions {
             write_prefixes: Vec::new(),
             cgroup2_root: None,
             btf: PathBuf::from("/sys/kernel/btf/vmlinux"),
+            opens: true,
         }
     }
 }
@@ -326,7 +339,12 @@ impl Probes {
         if bytes < page || !bytes.is_power_of_two() {
             return Err(ProbeError::RingBufferSize { bytes, page });
         }
-        let tracefs_mounted = ensure_tracefs()?;
+        // only the syscall tracepoints need tracefs
+        let tracefs_mounted = if options.opens {
+            ensure_tracefs()?
+        } else {
+            false
+        };
         let ovl = overlay_layout(&options.btf)?.unwrap_or(btf::OvlLayout {
             vfs_inode: 0,
             upper_dentry: 0,
@@ -350,12 +368,12 @@ impl Probes {
         })?;
 
         let mut open_programs = Vec::new();
-        for (name, tracepoint) in [
-            ("handle_openat", "sys_enter_openat"),
-            ("handle_openat2", "sys_enter_openat2"),
-            ("handle_open", "sys_enter_open"),
-            ("handle_creat", "sys_enter_creat"),
-        ] {
+        let open_tracepoints: &[(&str, &str)] = if options.opens {
+            &OPEN_TRACEPOINTS
+        } else {
+            &[]
+        };
+        for &(name, tracepoint) in open_tracepoints {
             // open(2) and creat(2) are not on every architecture (arm64 has only openat),
             // openat2 since 5.6
             if !tracefs_has_event(tracepoint) {
@@ -374,16 +392,18 @@ impl Probes {
         }
         // the exits report the opens whose path was not yet readable at the entry (a page not
         // faulted in yet): one program on each attached call's exit
-        let exit: &mut TracePoint = program(&mut ebpf, "handle_open_exit")?;
-        exit.load().map_err(|e| load_error("handle_open_exit", e))?;
-        for enter in &open_programs {
-            let tracepoint = enter.replacen("sys_enter_", "sys_exit_", 1);
-            exit.attach("syscalls", &tracepoint)
-                .map_err(|source| ProbeError::Attach {
-                    program: "handle_open_exit",
-                    target: format!("tracepoint syscalls/{tracepoint}"),
-                    source,
-                })?;
+        if !open_programs.is_empty() {
+            let exit: &mut TracePoint = program(&mut ebpf, "handle_open_exit")?;
+            exit.load().map_err(|e| load_error("handle_open_exit", e))?;
+            for enter in &open_programs {
+                let tracepoint = enter.replacen("sys_enter_", "sys_exit_", 1);
+                exit.attach("syscalls", &tracepoint)
+                    .map_err(|source| ProbeError::Attach {
+                        program: "handle_open_exit",
+                        target: format!("tracepoint syscalls/{tracepoint}"),
+                        source,
+                    })?;
+            }
         }
 
         for name in ["connect4", "connect6", "sendmsg4", "sendmsg6"] {

@@ -334,6 +334,36 @@ fn open_for_write_is_reported_and_reads_are_not() {
     );
 }
 
+/// Without `opens`, no syscall tracepoint is attached (what a watcher with no write-watched
+/// path asks for: opens then cost nothing) and no open is reported; execs still are.
+#[test]
+fn without_opens_no_syscall_tracepoint_is_attached_and_no_open_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = load(ProbeOptions {
+        write_prefixes: vec![dir.path().to_owned()],
+        opens: false,
+        ..ProbeOptions::default()
+    });
+    assert!(
+        p.open_tracepoints().is_empty(),
+        "{:?}",
+        p.open_tracepoints()
+    );
+    let cg = TestCgroup::new(&p, "noopen");
+    p.watch_cgroup(cg.id).unwrap();
+    let written = dir.path().join("written");
+    assert_success(
+        &cg.run(&format!("echo hi > '{}' && /bin/true", written.display())),
+        "write",
+    );
+    let events = drain(&mut p);
+    assert!(opens(&events).is_empty(), "{events:#?}");
+    assert!(
+        execs(&events).iter().any(|e| e.filename == "/bin/true"),
+        "the exec is still reported: {events:#?}"
+    );
+}
+
 fn nonblocking_listener() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.set_nonblocking(true).unwrap();

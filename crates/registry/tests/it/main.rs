@@ -17,7 +17,6 @@ mod manifests;
 mod memory;
 mod names;
 mod s3;
-mod s3_requests;
 mod uploads;
 
 use std::net::SocketAddr;

@@ -738,10 +738,16 @@ impl Verifier {
                         } else {
                             (Reason::Policy, "evidence".to_string(), String::new())
                         };
-                    let first = why.lines().next().unwrap_or_default().to_string();
+                    // the newest referrer's reason; `berth verify --policy` lists them all
+                    let mut lines = why.lines().filter(|l| !l.starts_with("hint: "));
+                    let first = lines.next().unwrap_or_default();
+                    let more = match lines.count() {
+                        0 => String::new(),
+                        n => format!(" (and {n} other referrer(s) that did not count)"),
+                    };
                     return Checked::Failed {
                         reason,
-                        message: format!("rule {rule:?} requires {required}: {first}"),
+                        message: format!("rule {rule:?} requires {required}: {first}{more}"),
                     };
                 }
                 Err(e) => {

@@ -539,8 +539,11 @@ async fn signed_referrers(
         })
         .collect();
     // newest first; RFC 3339 UTC times order as strings, and a referrer without the
-    // annotation goes last
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    // annotation goes last; ties in digest order, so that every reader lists them alike
+    candidates.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.2.digest().to_string().cmp(&b.2.digest().to_string()))
+    });
     let mut v = ReferrerVerification {
         required: String::new(),
         attach_hint: String::new(),

@@ -492,9 +492,15 @@ async fn required_sbom_and_scan_need_signed_fresh_clean_referrers() {
     };
     denied("requires an SBOM signed by role \"ci\": none is attached to the image").await;
     assert_eq!(hook.metrics().images(Reason::Sbom), 1);
-    let now = berth_oci::timefmt::rfc3339(std::time::SystemTime::now());
+    // each referrer newer than the one before: the denial names the newest one's reason
+    let at = |secs_ago: u64| {
+        berth_oci::timefmt::rfc3339(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago),
+        )
+    };
+    let now = at(0);
     let spdx = br#"{"spdxVersion":"SPDX-2.3","name":"app","packages":[]}"#;
-    f.attach("shop/scanned", &target, SPDX_JSON, spdx, &now, None)
+    f.attach("shop/scanned", &target, SPDX_JSON, spdx, &at(30), None)
         .await;
     denied("not signed").await;
     f.attach(
@@ -502,18 +508,19 @@ async fn required_sbom_and_scan_need_signed_fresh_clean_referrers() {
         &target,
         CYCLONEDX_JSON,
         br#"{"bomFormat":"CycloneDX","specVersion":"1.6"}"#,
-        &now,
+        &at(20),
         Some(&dev),
     )
     .await;
     denied("which is no identity of role \"ci\"").await;
+    denied("(and 1 other referrer(s) that did not count)").await;
     // an SPDX type over content that is not SPDX does not count
     f.attach(
         "shop/scanned",
         &target,
         SPDX_JSON,
         br#"{"bomFormat":"CycloneDX"}"#,
-        &now,
+        &at(10),
         Some(&ci),
     )
     .await;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //
 // berth-watch's kernel side (issue 22): process execs, opens for write and outbound connects of
-// the cgroups user space watches, written to one ring buffer; connects and unconnected UDP
-// sends checked against a per-cgroup allow-list when enforcement is on.
+// the cgroups user space watches (and of the cgroups below them), written to one ring buffer;
+// connects and unconnected UDP sends checked against a per-cgroup allow-list when enforcement
+// is on.
 //
 // Built by scripts/build-bpf (Debian's clang, -target bpf, CO-RE). The few kernel structs the
 // programs read are declared below with preserve_access_index, so their field offsets are
@@ -43,6 +44,7 @@ static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
 static __u64 (*bpf_get_current_uid_gid)(void) = (void *)15;
 static __u64 (*bpf_get_current_cgroup_id)(void) = (void *)80;
+static __u64 (*bpf_get_current_ancestor_cgroup_id)(int level) = (void *)123;
 static long (*bpf_probe_read_user)(void *dst, __u32 size, const void *src) = (void *)112;
 static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *src) = (void *)113;
 static long (*bpf_probe_read_user_str)(void *dst, __u32 size, const void *src) = (void *)114;
@@ -70,6 +72,8 @@ struct dentry;
 // CO-RE cannot relocate against). 0 and 0: no overlayfs on this kernel.
 const volatile __u32 ovl_vfs_inode_offset = 0;
 const volatile __u32 ovl_upperdentry_offset = 0;
+// 1: also report the execs of cgroups neither watched nor ignored (see `ignored`).
+const volatile __u32 report_unwatched_execs = 0;
 
 struct file {
 	struct inode *f_inode;
@@ -229,6 +233,18 @@ struct {
 	__type(value, __u8);
 } watched SEC(".maps");
 
+// cgroup id → 1: cgroups user space found are no container it watches. With
+// report_unwatched_execs, the execs of every other cgroup are reported, so that a container's
+// first execs, made before user space has found and watched it, reach it: it holds them until
+// it knows whose they are. LRU: cgroup ids are never reused, an evicted one costs one more
+// event.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} ignored SEC(".maps");
+
 // pid_tgid → an open for write whose path (or openat2's flags) could not be read at the
 // syscall's entry; LRU, so a thread that never returns from its open cannot fill it.
 struct pending_open {
@@ -276,9 +292,30 @@ static __always_inline void count_drop(void)
 		*n += 1;
 }
 
-static __always_inline int is_watched(__u64 cgroup_id)
+// How deep under the cgroup2 root a watched cgroup may be and still cover its descendants.
+#define MAX_CGROUP_LEVEL 32
+
+// The id of the cgroup in `map` that the current task is in or under (0: none). A container
+// may make cgroups of its own below the one it was given (systemd inside, or any process with
+// write access to its cgroupfs): its processes there are still the container's, reported
+// under and checked against the container's cgroup (the nearest one in `map`, when cgroups
+// in it are nested). The task's own cgroup is looked up first (where nearly every container
+// process is); its ancestors only when that misses, from the root down to the task's level.
+static __always_inline __u64 cgroup_in(void *map)
 {
-	return bpf_map_lookup_elem(&watched, &cgroup_id) != 0;
+	__u64 id = bpf_get_current_cgroup_id();
+	if (bpf_map_lookup_elem(map, &id))
+		return id;
+	__u64 nearest = 0;
+	for (int level = 1; level < MAX_CGROUP_LEVEL; level++) {
+		__u64 a = bpf_get_current_ancestor_cgroup_id(level);
+		// 0: past the task's own level; its own id: that level, looked up already
+		if (a == 0 || a == id)
+			break;
+		if (bpf_map_lookup_elem(map, &a))
+			nearest = a;
+	}
+	return nearest;
 }
 
 static __always_inline void fill_header(struct header *h, __u32 kind, __u64 cgroup_id)
@@ -299,9 +336,14 @@ int handle_exec(__u64 *ctx)
 {
 	struct task_struct *task = (struct task_struct *)ctx[0];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	if (!is_watched(cgroup_id))
-		return 0;
+	__u64 cgroup_id = cgroup_in(&watched);
+	if (!cgroup_id) {
+		if (!report_unwatched_execs)
+			return 0;
+		cgroup_id = bpf_get_current_cgroup_id();
+		if (bpf_map_lookup_elem(&ignored, &cgroup_id))
+			return 0;
+	}
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -385,8 +427,8 @@ static __always_inline int report_open(const char *path, __u64 flags, const void
 {
 	if (!how && !(flags & WRITE_FLAGS))
 		return 0;
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	if (!is_watched(cgroup_id))
+	__u64 cgroup_id = cgroup_in(&watched);
+	if (!cgroup_id)
 		return 0;
 	__u64 boot_ns = bpf_ktime_get_boot_ns();
 	if (!how && emit_open(cgroup_id, boot_ns, path, (__u32)flags, 0) == 0)
@@ -498,8 +540,8 @@ static __always_inline int allowed(struct policy *p, __u16 family, const __u32 *
 static __always_inline int check_destination(struct bpf_sock_addr *ctx, __u16 family,
 					     int report_allowed)
 {
-	__u64 cgroup_id = bpf_get_current_cgroup_id();
-	struct policy *p = bpf_map_lookup_elem(&policies, &cgroup_id);
+	__u64 policy_id = cgroup_in(&policies);
+	struct policy *p = policy_id ? bpf_map_lookup_elem(&policies, &policy_id) : 0;
 	if (!report_allowed && !(p && p->enforce))
 		return 1;
 
@@ -526,7 +568,8 @@ static __always_inline int check_destination(struct bpf_sock_addr *ctx, __u16 fa
 		blocked = !ok;
 	}
 
-	if ((blocked || report_allowed) && is_watched(cgroup_id)) {
+	__u64 cgroup_id = (blocked || report_allowed) ? cgroup_in(&watched) : 0;
+	if (cgroup_id) {
 		struct connect_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {
 			fill_header(&e->h, KIND_CONNECT, cgroup_id);

@@ -510,6 +510,9 @@ pub struct Counters {
     pub verdicts: BTreeMap<&'static str, u64>,
     pub dropped: u64,
     pub kills: u64,
+    /// Execs of cgroups not yet known to be a container's, let go undecided because more
+    /// than [`crate::daemon::HELD_MAX`] waited at once.
+    pub held_lost: u64,
 }
 
 const KINDS: [&str; 4] = ["exec", "open_write", "connect", "dropped"];
@@ -583,6 +586,9 @@ impl Counters {
         s.push_str("# HELP berth_watch_kills_total Processes killed for drift in enforce mode.\n");
         s.push_str("# TYPE berth_watch_kills_total counter\n");
         let _ = writeln!(s, "berth_watch_kills_total {}", self.kills);
+        s.push_str("# HELP berth_watch_held_lost_total Execs of cgroups not yet known to be a container's, let go undecided (too many waited at once).\n");
+        s.push_str("# TYPE berth_watch_held_lost_total counter\n");
+        let _ = writeln!(s, "berth_watch_held_lost_total {}", self.held_lost);
         s
     }
 }

@@ -31,6 +31,13 @@
 //!    making the directory), a rescan every [`WatchConfig::rescan_every`] is the backstop,
 //!    and an event of an unknown cgroup rescans (at most once a second); containers that
 //!    exited are forgotten (unwatched, connect policy removed, their profile released);
+//!    the kernel side also reports the execs of cgroups not watched yet
+//!    ([`ProbeOptions::unwatched_execs`]), so that a container's first execs, made before
+//!    its state file was read (`run` is create and start at once), are not missed: they are
+//!    held (at most [`HELD_MAX`], for at most [`HOLD_FOR`], rescanning every 10 ms) until their
+//!    cgroup turns out to be a container's, then judged (and killed) as if they had just
+//!    arrived; the cgroups that do not, the host's own, are ignored by the kernel from then
+//!    on, and so are those of containers not selected;
 //! 6. [`StopHandle::stop`] (the CLI's SIGINT/SIGTERM) ends the loop within about 100 ms; the
 //!    probes are detached and their maps freed when the two halves are dropped. A tracefs
 //!    mount the probes made at [`crate::probe::TRACEFS`] stays mounted (other tools share it).
@@ -42,7 +49,7 @@
 //! cache [`WatchConfig::profile_cache`] profiles beyond the ones in use, the file-hash cache
 //! [`crate::detect::HASH_CACHE_ENTRIES`] hashes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -82,6 +89,15 @@ const BURST_EVERY: Duration = Duration::from_millis(50);
 const BURST_FOR: Duration = Duration::from_millis(1500);
 /// An event of an unknown cgroup rescans at most this often.
 const UNKNOWN_RESCAN: Duration = Duration::from_secs(1);
+/// How long the exec of a cgroup no container is known for is held, waiting for a rescan
+/// to find its container (a runtime writes its state before it starts the container's
+/// process: found by the first rescan after the exec).
+pub const HOLD_FOR: Duration = Duration::from_millis(1500);
+/// While execs are held, the loop wakes and rescans this often (the held drift of a
+/// container just started is killed within about this long).
+const HELD_RESCAN: Duration = Duration::from_millis(10);
+/// At most this many such execs are held; beyond, the oldest are let go (and counted).
+pub const HELD_MAX: usize = 4096;
 
 /// The output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +249,8 @@ impl Watch {
                 image: None,
             });
         }
+        // a container's first execs are held until it is found, not missed
+        config.probes.unwatched_execs = true;
         if config.probes.write_prefixes.is_empty() {
             config.probes.write_prefixes = config
                 .policy
@@ -286,6 +304,8 @@ impl Watch {
             metrics,
             inotify: Inotify::new().map_err(|source| WatchError::Inotify { source })?,
             pending: Vec::new(),
+            held: VecDeque::new(),
+            burst_until: None,
             config,
         };
         let result = state.run(out, &stop);
@@ -318,21 +338,33 @@ struct Loop {
     inotify: Inotify,
     /// The lines of the batch being handled, written at its end in one write.
     pending: Vec<u8>,
+    /// Execs of cgroups not (yet) known to be a watched container's, oldest first, with
+    /// when they arrived.
+    held: VecDeque<(Instant, Event)>,
+    /// Rescan every [`BURST_EVERY`] until then (a state directory changed).
+    burst_until: Option<Instant>,
 }
 
 impl Loop {
     fn run(&mut self, out: &mut dyn Write, stop: &StopHandle) -> Result<(), WatchError> {
         self.rescan()?;
+        tracing::info!(
+            containers = self.watched.len(),
+            "watching: the probes are attached, and containers started from now on are seen from their first exec"
+        );
         let mut next_rescan = Instant::now() + self.config.rescan_every;
-        let mut burst_until: Option<Instant> = None;
         let mut last_rescan = Instant::now();
         while !stop.is_stopped() {
-            let events =
-                self.reader
-                    .next_events(Some(LOOP_WAIT))
-                    .map_err(|e| WatchError::Events {
-                        source: Box::new(e),
-                    })?;
+            let events = self
+                .reader
+                .next_events(Some(if self.held.is_empty() {
+                    LOOP_WAIT
+                } else {
+                    HELD_RESCAN
+                }))
+                .map_err(|e| WatchError::Events {
+                    source: Box::new(e),
+                })?;
             for event in &events {
                 self.handle(event);
             }
@@ -352,13 +384,26 @@ impl Loop {
             }
             let now = Instant::now();
             if self.inotify.changed() {
-                burst_until = Some(now + BURST_FOR);
+                self.burst_until = Some(now + BURST_FOR);
             }
-            let burst = burst_until.is_some_and(|u| now < u);
-            if now >= next_rescan || (burst && now.duration_since(last_rescan) >= BURST_EVERY) {
+            let burst = self.burst_until.is_some_and(|u| now < u);
+            let since = now.duration_since(last_rescan);
+            if now >= next_rescan
+                || (burst && since >= BURST_EVERY)
+                || (!self.held.is_empty() && since >= HELD_RESCAN)
+            {
                 self.rescan()?;
                 last_rescan = now;
                 next_rescan = now + self.config.rescan_every;
+            }
+            if !self.held.is_empty() {
+                self.release_held(now);
+                if !self.pending.is_empty() {
+                    out.write_all(&self.pending)
+                        .and_then(|()| out.flush())
+                        .map_err(|source| WatchError::Output { source })?;
+                    self.pending.clear();
+                }
             }
         }
         Ok(())
@@ -465,8 +510,18 @@ impl Loop {
     fn handle(&mut self, event: &Event) {
         if let Some(cg) = event.cgroup_id()
             && !self.watched.contains_key(&cg)
-            && self.containers.by_cgroup(cg).is_none()
         {
+            self.unwatched(cg, event);
+            return;
+        }
+        self.judge(event);
+    }
+
+    /// An event of a cgroup not watched: an exec the kernel side reports because no one said
+    /// to ignore its cgroup, or the last events of a container just forgotten. Judged at
+    /// once when a rescan finds its container, else held.
+    fn unwatched(&mut self, cg: u64, event: &Event) {
+        if self.containers.by_cgroup(cg).is_none() {
             let (_, changes) = self
                 .containers
                 .resolve(cg, &self.config.sources, UNKNOWN_RESCAN);
@@ -476,6 +531,57 @@ impl Loop {
                 tracing::warn!(error = %berth_errdefs::error_chain(&e), "rescan failed");
             }
         }
+        if self.watched.contains_key(&cg) {
+            self.judge(event);
+            return;
+        }
+        if let Some(c) = self.containers.by_cgroup(cg)
+            && !self.selected(c)
+        {
+            self.ignore(cg);
+            return;
+        }
+        if self.held.len() >= HELD_MAX {
+            self.held.pop_front();
+            match self.metrics.counters.lock() {
+                Ok(mut c) => c.held_lost += 1,
+                Err(poisoned) => poisoned.into_inner().held_lost += 1,
+            }
+        }
+        self.held.push_back((Instant::now(), event.clone()));
+    }
+
+    /// After a rescan: the held execs whose cgroup is now a watched container's are judged;
+    /// those held longer than [`HOLD_FOR`] are let go, and their cgroups ignored.
+    fn release_held(&mut self, now: Instant) {
+        let held = std::mem::take(&mut self.held);
+        for (at, event) in held {
+            let Some(cg) = event.cgroup_id() else {
+                continue;
+            };
+            if self.watched.contains_key(&cg) {
+                self.judge(&event);
+            } else if now.duration_since(at) < HOLD_FOR {
+                self.held.push_back((at, event));
+            } else {
+                self.ignore(cg);
+            }
+        }
+    }
+
+    /// Tell the kernel side to stop reporting a cgroup's execs (no container of it is
+    /// watched).
+    fn ignore(&mut self, cg: u64) {
+        if let Err(e) = self.control.ignore_cgroup(cg) {
+            tracing::warn!(cgroup_id = cg, error = %berth_errdefs::error_chain(&e), "failed to ignore a cgroup");
+        } else {
+            tracing::debug!(cgroup_id = cg, "cgroup ignored: no watched container's");
+        }
+    }
+
+    /// Decide on an event of a watched container (or one of no container: a drop), kill
+    /// drift in enforce mode, and add its output line.
+    fn judge(&mut self, event: &Event) {
         let watched = event.cgroup_id().and_then(|cg| self.watched.get(&cg));
         let container = watched.map(|w| &w.container);
         let profile = watched.and_then(|w| w.profile.as_deref());

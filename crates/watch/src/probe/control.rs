@@ -15,6 +15,7 @@ pub struct ProbeControl {
     pub(super) _ebpf: Arc<Ebpf>,
     pub(super) watched: HashMap<MapData, u64, u8>,
     pub(super) policies: HashMap<MapData, u64, [u8; wire::POLICY_LEN]>,
+    pub(super) ignored: HashMap<MapData, u64, u8>,
 }
 
 impl std::fmt::Debug for ProbeControl {
@@ -38,6 +39,19 @@ impl ProbeControl {
     /// Stop reporting a cgroup's events (no error when it was not watched).
     pub fn unwatch_cgroup(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
         remove_key(&mut self.watched, "watched", cgroup_id)
+    }
+
+    /// With [`super::ProbeOptions::unwatched_execs`]: stop reporting the execs of a cgroup that
+    /// is not watched (one found to be no container to watch). Watching it later reports them
+    /// again. The kernel keeps the most recent 16,384 such cgroups.
+    pub fn ignore_cgroup(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+        self.ignored
+            .insert(cgroup_id, 1, 0)
+            .map_err(|source| ProbeError::MapUpdate {
+                map: "ignored",
+                cgroup_id,
+                source,
+            })
     }
 
     /// The connect policy of a cgroup: with `enforce`, a connect (IPv4 or IPv6, TCP or UDP) to

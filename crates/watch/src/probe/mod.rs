@@ -82,6 +82,10 @@ pub struct ProbeOptions {
     /// opens cost nothing, and no [`Event::OpenWrite`] is reported (a watcher with no
     /// write-watched paths).
     pub opens: bool,
+    /// Also report the execs of cgroups that are neither watched nor ignored
+    /// ([`ProbeControl::ignore_cgroup`]): a container's first execs, made before user space
+    /// found it and watched its cgroup, are then not missed. Off: only watched cgroups'.
+    pub unwatched_execs: bool,
 }
 
 impl Default for ProbeOptions {
@@ -92,6 +96,7 @@ impl Default for ProbeOptions {
             cgroup2_root: None,
             btf: PathBuf::from("/sys/kernel/btf/vmlinux"),
             opens: true,
+            unwatched_execs: false,
         }
     }
 }
@@ -355,6 +360,11 @@ impl Probes {
             .map_max_entries("events", bytes)
             .override_global("ovl_vfs_inode_offset", &ovl.vfs_inode, true)
             .override_global("ovl_upperdentry_offset", &ovl.upper_dentry, true)
+            .override_global(
+                "report_unwatched_execs",
+                &u32::from(options.unwatched_execs),
+                true,
+            )
             .load(OBJECT)
             .map_err(|source| ProbeError::Object { source })?;
 
@@ -438,6 +448,12 @@ impl Probes {
                 source,
             }
         })?;
+        let ignored = HashMap::try_from(take_map(&mut ebpf, "ignored")?).map_err(|source| {
+            ProbeError::MapRead {
+                map: "ignored",
+                source,
+            }
+        })?;
         let drops = PerCpuArray::try_from(take_map(&mut ebpf, "drops")?).map_err(|source| {
             ProbeError::MapRead {
                 map: "drops",
@@ -456,6 +472,7 @@ impl Probes {
                 _ebpf: Arc::clone(&ebpf),
                 watched,
                 policies,
+                ignored,
             },
             events: EventReader {
                 _ebpf: ebpf,
@@ -494,6 +511,11 @@ impl Probes {
     /// Stop reporting a cgroup's events (no error when it was not watched).
     pub fn unwatch_cgroup(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
         self.control.unwatch_cgroup(cgroup_id)
+    }
+
+    /// See [`ProbeControl::ignore_cgroup`].
+    pub fn ignore_cgroup(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
+        self.control.ignore_cgroup(cgroup_id)
     }
 
     /// See [`ProbeControl::set_connect_policy`].

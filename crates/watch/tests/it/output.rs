@@ -411,7 +411,13 @@ fn prometheus_counters_count_events_alerts_drops_and_kills() {
     assert_eq!(s["berth_watch_verdicts_total{verdict=\"drift\"}"], 2);
     assert_eq!(s["berth_watch_dropped_events_total"], 40);
     assert_eq!(s["berth_watch_kills_total"], 2);
-    assert_eq!(s.len(), 4 + 6 + Rule::ALL.len() + 2);
+    assert_eq!(s["berth_watch_held_lost_total"], 0);
+    assert_eq!(s.len(), 4 + 6 + Rule::ALL.len() + 3);
+    c.held_lost = 7;
+    assert_eq!(
+        parse_prometheus(&c.render())["berth_watch_held_lost_total"],
+        7
+    );
 }
 
 #[test]

@@ -43,9 +43,18 @@ impl TestCgroup {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
+        TestCgroup::at(dir)
+    }
+
+    fn at(dir: PathBuf) -> TestCgroup {
         fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let id = cgroup_id(&dir).unwrap();
         TestCgroup { dir, id }
+    }
+
+    /// A cgroup below this one (dropped first when declared after it).
+    fn child(&self, name: &str) -> TestCgroup {
+        TestCgroup::at(self.dir.join(name))
     }
 
     /// `shell -c SCRIPT` with the shell moved into this cgroup first (its own start is not
@@ -201,6 +210,104 @@ fn a_process_in_an_unwatched_cgroup_is_not_reported() {
     p.unwatch_cgroup(loud.id).unwrap();
     assert_success(&loud.run("/bin/true again"), "unwatched again");
     assert_eq!(drain(&mut p), []);
+}
+
+/// A container that makes cgroups of its own below the one it was given (systemd in it, or any
+/// process with write access to its cgroupfs) is still watched there: its execs are reported
+/// under the watched cgroup, the nearest one when watched cgroups are nested, and its connects
+/// are checked against that cgroup's policy.
+#[test]
+fn processes_in_cgroups_below_a_watched_one_are_its_own() {
+    let mut p = load(ProbeOptions::default());
+    let outer = TestCgroup::new(&p, "outer");
+    let inner = outer.child("inner");
+    let deeper = inner.child("deeper");
+    let sibling = TestCgroup::new(&p, "sibling");
+    p.watch_cgroup(outer.id).unwrap();
+    assert_success(&inner.run("/bin/true inner"), "inner");
+    assert_success(&deeper.run("/bin/true deeper"), "deeper");
+    assert_success(&sibling.run("/bin/true sibling"), "sibling");
+    let events = drain(&mut p);
+    let e = execs(&events);
+    assert_eq!(e.len(), 2, "{events:#?}");
+    assert_eq!(e[0].argv, ["/bin/true", "inner"]);
+    assert_eq!(e[1].argv, ["/bin/true", "deeper"]);
+    assert!(
+        events.iter().all(|e| e.cgroup_id() == Some(outer.id)),
+        "reported under the watched cgroup: {events:#?}"
+    );
+
+    // the nearest watched cgroup is the one reported
+    p.watch_cgroup(inner.id).unwrap();
+    assert_success(&deeper.run("/bin/true nested"), "nested");
+    let events = drain(&mut p);
+    assert_eq!(execs(&events).len(), 1, "{events:#?}");
+    assert_eq!(execs(&events)[0].cgroup_id, inner.id);
+    p.unwatch_cgroup(inner.id).unwrap();
+
+    // the outer cgroup's policy holds below it
+    let (listener, addr) = nonblocking_listener();
+    p.set_connect_policy(outer.id, true, &[]).unwrap();
+    let out = deeper.run_with("bash", &connect_script(addr));
+    assert!(
+        !out.status.success(),
+        "a connect from below escaped the policy"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Operation not permitted"),
+        "EPERM expected: {stderr}"
+    );
+    assert_eq!(
+        listener.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(ErrorKind::WouldBlock),
+        "nothing reached the listener"
+    );
+    let events = drain(&mut p);
+    let c = connects(&events);
+    assert_eq!(c.len(), 1, "{events:#?}");
+    assert_eq!((c[0].cgroup_id, c[0].blocked), (outer.id, true));
+    // the sibling has no policy
+    assert_success(&sibling.run_with("bash", &connect_script(addr)), "sibling");
+    assert!(listener.accept().is_ok());
+}
+
+/// With `unwatched_execs`, the execs of a cgroup neither watched nor ignored are reported (a
+/// container's first ones, before user space has found it), until the cgroup is ignored;
+/// watching it reports them again. Only execs: its connects are not.
+#[test]
+fn unwatched_execs_are_reported_until_their_cgroup_is_ignored() {
+    let mut p = load(ProbeOptions {
+        unwatched_execs: true,
+        ..ProbeOptions::default()
+    });
+    let cg = TestCgroup::new(&p, "new");
+    let (listener, addr) = nonblocking_listener();
+    let script = format!("/bin/true first; {}", connect_script(addr));
+    assert_success(&cg.run_with("bash", &script), "first");
+    assert!(listener.accept().is_ok());
+    // the rest of the machine execs too: this cgroup's events only
+    let mine = |events: &[Event]| -> Vec<Event> {
+        events
+            .iter()
+            .filter(|e| e.cgroup_id() == Some(cg.id))
+            .cloned()
+            .collect()
+    };
+    let events = mine(&drain(&mut p));
+    assert_eq!(execs(&events).len(), 1, "{events:#?}");
+    assert_eq!(execs(&events)[0].argv, ["/bin/true", "first"]);
+    assert_eq!(connects(&events).len(), 0, "{events:#?}");
+
+    p.ignore_cgroup(cg.id).unwrap();
+    assert_success(&cg.run("/bin/true ignored"), "ignored");
+    assert_eq!(mine(&drain(&mut p)), []);
+
+    p.watch_cgroup(cg.id).unwrap();
+    assert_success(&cg.run("/bin/true watched"), "watched");
+    let events = mine(&drain(&mut p));
+    assert_eq!(execs(&events).len(), 1, "{events:#?}");
+    assert_eq!(execs(&events)[0].argv, ["/bin/true", "watched"]);
 }
 
 /// An overlay mount (lower with an executable, empty upper), unmounted on drop.

@@ -321,6 +321,46 @@ fn watch_alerts_on_drift_and_outside_connects_not_on_the_entrypoint_or_a_copy() 
     );
 }
 
+/// A container's first execs, made before berth watch has read its state (`run` creates and
+/// starts at once), are held until its container is found, not missed: an entrypoint that
+/// writes a binary and runs it at once is drift, and in enforce mode it is killed.
+#[test]
+fn watch_sees_the_first_execs_of_a_container_run_at_once() {
+    requires_root!();
+    let env = Env::new();
+    let mut w = env.watch("first", &["--format", "json", "--enforce", "w5"]);
+    let ready = wait_until(WAIT, || {
+        w.assert_running();
+        w.stderr().contains("watching: the probes are attached")
+    });
+    assert!(ready, "berth watch did not start:\n{}", w.stderr());
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w5",
+        IMAGE,
+        "sh",
+        "-c",
+        "mkdir -p /tmp/new && cp /bin/busybox /tmp/new/sleep && echo >> /tmp/new/sleep \
+         && /tmp/new/sleep 600",
+    ]);
+    let entry = w.wait_record("the entrypoint's exec", |r| is_exec_of(r, "/bin/sh"));
+    assert_eq!(entry["container"]["id"], id.as_str(), "{entry}");
+    assert_eq!(entry["verdict"], "expected", "{entry}");
+    let drift = w.wait_record("the new binary's exec", |r| is_exec_of(r, "/tmp/new/sleep"));
+    assert_eq!(drift["verdict"], "drift", "{drift}");
+    assert_eq!(drift["container"]["id"], id.as_str(), "{drift}");
+    assert_eq!(drift["details"]["origin"], "upper", "{drift}");
+    assert_eq!(drift["details"]["kill"], "killed", "{drift}");
+    // killed: the container's process ended by SIGKILL
+    assert_eq!(env.ok(&["wait", "w5"]), "137");
+    eprintln!(
+        "watch: a container's first drift, exec to kill {:?}",
+        micros(&drift, "kill_us")
+    );
+}
+
 #[test]
 fn watch_enforce_kills_drift_and_refuses_connects_and_speaks_falco() {
     requires_root!();

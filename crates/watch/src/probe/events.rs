@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aya::Ebpf;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -19,6 +19,8 @@ pub struct EventReader {
     pub(super) drops: PerCpuArray<MapData, u64>,
     pub(super) counters: ProbeCounters,
     pub(super) write_prefixes: Vec<PathBuf>,
+    /// When the drop counters were last read.
+    pub(super) drops_read: Option<Instant>,
 }
 
 impl std::fmt::Debug for EventReader {
@@ -30,6 +32,10 @@ impl std::fmt::Debug for EventReader {
     }
 }
 
+/// While events keep coming, the drop counters (a syscall) are read at most this often; they
+/// are read at every call that finds no event.
+const DROPS_EVERY: Duration = Duration::from_millis(10);
+
 impl EventReader {
     /// What was counted since the probes were loaded.
     pub fn counters(&self) -> ProbeCounters {
@@ -38,7 +44,8 @@ impl EventReader {
 
     /// The events waiting in the ring buffer; when there are none, wait up to `timeout`
     /// (`None`: until there are) for some, with poll(2). Events the kernel side had to drop
-    /// since the last call come last, as one [`Event::Dropped`]. May return no event when
+    /// since the drop counters were last read come last, as one [`Event::Dropped`] (read at
+    /// every call that finds no event, else at most every 10 ms). May return no event when
     /// the timeout passes or a signal interrupts the wait.
     pub fn next_events(&mut self, timeout: Option<Duration>) -> Result<Vec<Event>, ProbeError> {
         let mut out = Vec::new();
@@ -55,6 +62,10 @@ impl EventReader {
             }
             self.drain(&mut out);
         }
+        if !out.is_empty() && self.drops_read.is_some_and(|t| t.elapsed() < DROPS_EVERY) {
+            return Ok(out);
+        }
+        self.drops_read = Some(Instant::now());
         let dropped = self.dropped_total()?;
         if dropped > self.counters.dropped {
             out.push(Event::Dropped {

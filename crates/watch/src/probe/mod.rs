@@ -480,6 +480,7 @@ impl Probes {
                 drops,
                 counters: ProbeCounters::default(),
                 write_prefixes: options.write_prefixes,
+                drops_read: None,
             },
             cgroup2_root,
             tracefs_mounted,

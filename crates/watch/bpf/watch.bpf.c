@@ -90,10 +90,28 @@ struct mm_struct {
 	unsigned long arg_end;
 } CORE;
 
+struct ns_common {
+	unsigned int inum;
+} CORE;
+
+struct mnt_namespace {
+	struct ns_common ns;
+} CORE;
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
+} CORE;
+
+struct pid {
+	unsigned int level;
+} CORE;
+
 struct task_struct {
 	__s32 tgid;
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
+	struct nsproxy *nsproxy;
+	struct pid *thread_pid;
 } CORE;
 
 // include/uapi/linux/openat2.h (read from user memory, a stable layout)
@@ -168,6 +186,8 @@ struct exec_event {
 	__u32 flags;		// EXEC_*
 	__u32 args_len;		// bytes of args[] filled (NUL-separated strings)
 	__u64 args_size;	// arg_end - arg_start: the whole argument block's size
+	__u32 mnt_ns;		// the mount namespace's inode number (0: unknown)
+	__u32 pid_ns_level;	// how deep the task's pid namespace is (0: the initial one)
 	char filename[FILENAME_MAX_LEN];
 	char args[ARGS_MAX_LEN];
 };
@@ -207,7 +227,7 @@ struct policy {
 
 // the sizes crates/watch/src/probe/wire.rs decodes
 _Static_assert(sizeof(struct header) == 32, "header");
-_Static_assert(sizeof(struct exec_event) == 1344, "exec_event");
+_Static_assert(sizeof(struct exec_event) == 1352, "exec_event");
 _Static_assert(sizeof(struct open_event) == 296, "open_event");
 _Static_assert(sizeof(struct connect_event) == 64, "connect_event");
 _Static_assert(sizeof(struct policy) == 8 + ALLOW_MAX * 40, "policy");
@@ -372,6 +392,10 @@ int handle_exec(__u64 *ctx)
 	if (bpf_probe_read_user(e->args, len, (const void *)start) < 0)
 		len = 0;
 	e->args_len = len;
+	// the namespaces the program runs in: a runtime setting a container up (runc's re-exec
+	// of itself from a memfd) is in the cgroup before it is in the container's namespaces
+	e->mnt_ns = task->nsproxy ? task->nsproxy->mnt_ns->ns.inum : 0;
+	e->pid_ns_level = task->thread_pid ? task->thread_pid->level : 0;
 
 	// A script (binfmt_script) or a binfmt_misc format: the kernel replaced bprm->file by the
 	// interpreter's and pointed bprm->interp at a copy of its path (bprm_change_interp);

@@ -48,6 +48,11 @@ pub struct Exec {
     pub ino: u64,
     pub dev: u64,
     pub origin: FileOrigin,
+    /// The inode number of the mount namespace the program runs in (`st_ino` of
+    /// `/proc/PID/ns/mnt`); 0 when the kernel side could not tell.
+    pub mnt_ns: u64,
+    /// How deep the process' pid namespace is (0: the initial one).
+    pub pid_ns_level: u32,
 }
 
 /// An `openat`/`openat2`/`open`/`creat` for writing (`O_WRONLY`, `O_RDWR`, `O_CREAT` or `O_TRUNC`)

@@ -201,6 +201,13 @@ pub struct Container {
     pub cgroup_id: u64,
     /// The overlay at its root, if its root is one.
     pub overlay: Option<OverlayRoot>,
+    /// Its init's mount namespace (the inode number of `/proc/PID/ns/mnt`), if readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mnt_ns: Option<u64>,
+    /// How deep its init's pid namespace is (0: the initial one), from `NSpid` in
+    /// `/proc/PID/status`, if readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid_ns_level: Option<u32>,
 }
 
 /// What a rescan changed.
@@ -604,6 +611,10 @@ fn describe(sources: &Sources, f: Found, start: u64) -> Result<Container, Discov
     let overlay = read_bounded(&pid_dir.join("mountinfo"))
         .ok()
         .and_then(|m| root_overlay(&m));
+    let mnt_ns = fs::metadata(pid_dir.join("ns/mnt")).ok().map(|m| m.ino());
+    let pid_ns_level = read_bounded(&pid_dir.join("status"))
+        .ok()
+        .and_then(|s| pid_ns_level(&s));
     let (mut name, mut image) = (f.name, f.image);
     if let Some(b) = f
         .bundle
@@ -630,7 +641,17 @@ fn describe(sources: &Sources, f: Found, start: u64) -> Result<Container, Discov
         cgroup_path,
         cgroup_id,
         overlay,
+        mnt_ns,
+        pid_ns_level,
     })
+}
+
+/// How deep a process' pid namespace is, from its `/proc/PID/status`: `NSpid` lists its pid
+/// in each namespace from the initial one down (one entry: the initial namespace, level 0).
+fn pid_ns_level(status: &str) -> Option<u32> {
+    let pids = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let n = pids.split_whitespace().count();
+    u32::try_from(n.checked_sub(1)?).ok()
 }
 
 /// Annotations naming a container: CRI (containerd, CRI-O), nerdctl, podman.
@@ -669,6 +690,17 @@ fn annotation(a: &BTreeMap<String, String>, keys: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pid_namespace_level_is_the_number_of_nspid_entries_less_one() {
+        assert_eq!(pid_ns_level("Name:\tsh\nNSpid:\t4242\n"), Some(0));
+        assert_eq!(
+            pid_ns_level("NSpid:\t4242\t17\t1\nNStgid:\t4242\n"),
+            Some(2)
+        );
+        assert_eq!(pid_ns_level("Name:\tsh\n"), None);
+        assert_eq!(pid_ns_level("NSpid:\n"), None);
+    }
     use super::*;
 
     #[test]

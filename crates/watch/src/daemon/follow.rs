@@ -5,59 +5,119 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::containers::{Container, RuntimeKind, Sources};
 use crate::profile::{ImageFacts, Profile};
 
-/// Profiles by the directories they were read from. The ones in use by a watched container
-/// stay; up to `cap` others are kept for containers of the same image started later.
+/// Profiles by the directories they were read from, built by a thread of their own: hashing
+/// an image's executables takes from milliseconds to seconds (every shared library of a large
+/// image), and the loop must go on deciding (and killing) for the other containers meanwhile.
+/// The ones in use by a watched container stay; up to `cap` others are kept for containers of
+/// the same image started later.
 pub(super) struct ProfileCache {
     cap: usize,
     by_dirs: HashMap<Vec<PathBuf>, Arc<Profile>>,
+    building: HashSet<Vec<PathBuf>>,
+    requests: mpsc::Sender<Vec<PathBuf>>,
+    results: mpsc::Receiver<Built>,
+}
+
+/// A profile built (or not) by the builder thread, with how long it took.
+type Built = (
+    Vec<PathBuf>,
+    Result<Profile, crate::profile::ProfileError>,
+    Duration,
+);
+
+/// A container's profile, as far as it is known.
+pub(super) enum Lookup {
+    /// Built: `None` when there is nothing to build it from.
+    Ready(Option<Arc<Profile>>),
+    /// Being built from these directories ([`ProfileCache::finished`] says when).
+    Building(Vec<PathBuf>),
 }
 
 impl ProfileCache {
-    pub(super) fn new(cap: usize) -> ProfileCache {
-        ProfileCache {
+    /// The cache and its builder thread (which ends when the cache is dropped).
+    pub(super) fn new(cap: usize) -> io::Result<ProfileCache> {
+        let (requests, todo) = mpsc::channel::<Vec<PathBuf>>();
+        let (done, results) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("watch-profiles".to_owned())
+            .spawn(move || {
+                for dirs in todo {
+                    let started = Instant::now();
+                    let built = Profile::from_dirs(&dirs, ImageFacts::default());
+                    if done.send((dirs, built, started.elapsed())).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(ProfileCache {
             cap,
             by_dirs: HashMap::new(),
-        }
+            building: HashSet::new(),
+            requests,
+            results,
+        })
     }
 
     /// The profile of a container: of its overlay's lower directories, or of its bundle's
-    /// root directory when its root is no overlay; `None` (every exec `unprofiled`) when
-    /// neither can be read.
-    pub(super) fn get(&mut self, c: &Container, sources: &Sources) -> Option<Arc<Profile>> {
+    /// root directory when its root is no overlay; `Ready(None)` (every exec `unprofiled`)
+    /// when neither can be read. One not in the cache is built by the builder thread.
+    pub(super) fn get(&mut self, c: &Container, sources: &Sources) -> Lookup {
         let dirs = match &c.overlay {
             // id-mapped lower layers are given to overlayfs as `/proc/self/fd/N` of the
             // process that mounted them: the engine's snapshot says where they are
             Some(o) if o.lower.iter().any(|d| d.starts_with("/proc/self/fd")) => {
-                snapshot_lower_dirs(c, sources)?
+                snapshot_lower_dirs(c, sources)
             }
-            Some(o) if !o.lower.is_empty() => o.lower.clone(),
-            _ => vec![bundle_root(c)?],
+            Some(o) if !o.lower.is_empty() => Some(o.lower.clone()),
+            _ => bundle_root(c).map(|d| vec![d]),
+        };
+        let Some(dirs) = dirs else {
+            tracing::warn!(container_id = %c.id, "no profile: neither the container's lower directories nor its root could be found; its execs are reported unprofiled");
+            return Lookup::Ready(None);
         };
         if let Some(p) = self.by_dirs.get(&dirs) {
-            return Some(Arc::clone(p));
+            return Lookup::Ready(Some(Arc::clone(p)));
         }
-        let started = Instant::now();
-        match Profile::from_dirs(&dirs, ImageFacts::default()) {
-            Ok(p) => {
-                tracing::debug!(container_id = %c.id, executables = p.executables.len(), took_ms = started.elapsed().as_millis(), "profile built");
-                let p = Arc::new(p);
-                self.trim();
-                self.by_dirs.insert(dirs, Arc::clone(&p));
-                Some(p)
+        if !self.building.contains(&dirs) {
+            if self.requests.send(dirs.clone()).is_err() {
+                tracing::error!(container_id = %c.id, "the profile builder thread is gone: the container's execs are reported unprofiled");
+                return Lookup::Ready(None);
             }
-            Err(e) => {
-                tracing::warn!(container_id = %c.id, error = %berth_errdefs::error_chain(&e), "no profile: its execs are reported unprofiled");
-                None
-            }
+            self.building.insert(dirs.clone());
         }
+        Lookup::Building(dirs)
+    }
+
+    /// The profiles built since the last call, by the directories they were asked for (`None`:
+    /// it could not be built, the reason logged).
+    pub(super) fn finished(&mut self) -> Vec<(Vec<PathBuf>, Option<Arc<Profile>>)> {
+        let mut out = Vec::new();
+        while let Ok((dirs, built, took)) = self.results.try_recv() {
+            self.building.remove(&dirs);
+            let profile = match built {
+                Ok(p) => {
+                    tracing::debug!(dirs = ?dirs, executables = p.executables.len(), took_ms = took.as_millis(), "profile built");
+                    let p = Arc::new(p);
+                    self.trim();
+                    self.by_dirs.insert(dirs.clone(), Arc::clone(&p));
+                    Some(p)
+                }
+                Err(e) => {
+                    tracing::warn!(dirs = ?dirs, error = %berth_errdefs::error_chain(&e), "no profile: the execs of its containers are reported unprofiled");
+                    None
+                }
+            };
+            out.push((dirs, profile));
+        }
+        out
     }
 
     /// Drop unused profiles beyond the cap.

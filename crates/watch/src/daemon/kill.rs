@@ -123,6 +123,8 @@ mod tests {
             ino: 0,
             dev: 0,
             origin: crate::event::FileOrigin::NotOverlay,
+            mnt_ns: 0,
+            pid_ns_level: 0,
         }
     }
 

@@ -7,7 +7,10 @@
 //!    selected, builds its [`Profile`] from its overlay's lower directories (for `berth run`'s
 //!    id-mapped layers, which overlayfs shows as `/proc/self/fd/N`, from the engine record's
 //!    snapshot; for a bundle whose root is a plain directory, from that directory as it is
-//!    when the container is first seen), cached by that set of directories; watches its cgroup; in enforce mode
+//!    when the container is first seen), cached by that set of directories and built by a
+//!    thread of its own (hashing a large image's executables takes seconds: the loop goes on
+//!    deciding for the other containers, and the new one's events wait until its profile is
+//!    ready); watches its cgroup; in enforce mode
 //!    sets its connect policy (the `[watch]` policy's `allow_connect`, and loopback unless
 //!    `allow_loopback = false`);
 //! 2. the thread that runs it blocks in [`EventReader::next_events`] (poll(2) on the ring
@@ -72,7 +75,7 @@ use crate::profile::Profile;
 mod follow;
 mod kill;
 
-use follow::{Inotify, ProfileCache};
+use follow::{Inotify, Lookup, ProfileCache};
 use kill::{KillOutcome, kill_drift};
 
 /// After a batch, how long the loop lets the next events gather before it reads again: at
@@ -164,6 +167,8 @@ pub enum WatchError {
     Output { source: io::Error },
     #[error("failed to set up inotify on the runtimes' state directories")]
     Inotify { source: io::Error },
+    #[error("failed to start the thread that builds the containers' profiles")]
+    Profiles { source: io::Error },
 }
 
 impl WatchError {
@@ -296,11 +301,15 @@ impl Watch {
         } = self;
         let (control, reader) = probes.split();
         let mut state = Loop {
-            detector: Detector::new(config.policy.clone()),
+            detector: Detector {
+                host_mnt_ns: host_mount_namespace(&config.sources),
+                ..Detector::new(config.policy.clone())
+            },
             files: ProcFiles::new(&config.sources.proc),
             clock: Clock::now(),
             containers: Containers::default(),
-            profiles: ProfileCache::new(config.profile_cache),
+            profiles: ProfileCache::new(config.profile_cache)
+                .map_err(|source| WatchError::Profiles { source })?,
             watched: HashMap::new(),
             control,
             reader,
@@ -321,10 +330,12 @@ impl Watch {
     }
 }
 
-/// A watched container: its profile and whether it is enforced.
+/// A watched container and its profile.
 struct Watched {
     container: Container,
     profile: Option<Arc<Profile>>,
+    /// The directories its profile is being built from: its events wait until it is.
+    building: Option<Vec<PathBuf>>,
 }
 
 struct Loop {
@@ -399,6 +410,7 @@ impl Loop {
                 last_rescan = now;
                 next_rescan = now + self.config.rescan_every;
             }
+            self.profiles_built();
             if !self.held.is_empty() {
                 self.release_held(now);
                 if !self.pending.is_empty() {
@@ -452,7 +464,10 @@ impl Loop {
             cgroup_id,
             source: Box::new(e),
         };
-        let profile = self.profiles.get(&c, &self.config.sources);
+        let (profile, building) = match self.profiles.get(&c, &self.config.sources) {
+            Lookup::Ready(p) => (p, None),
+            Lookup::Building(dirs) => (None, Some(dirs)),
+        };
         self.control.watch_cgroup(cgroup_id).map_err(fail)?;
         let enforced = self.detector.policy.enforces(&c);
         if enforced {
@@ -468,6 +483,7 @@ impl Loop {
             cgroup_id,
             enforced,
             executables = profile.as_ref().map_or(0, |p| p.executables.len()),
+            profile = if building.is_some() { "building" } else if profile.is_some() { "ready" } else { "none" },
             "watching container"
         );
         self.watched.insert(
@@ -475,6 +491,7 @@ impl Loop {
             Watched {
                 container: c,
                 profile,
+                building,
             },
         );
         self.metrics
@@ -484,6 +501,17 @@ impl Loop {
     }
 
     fn forget(&mut self, cgroup_id: u64) {
+        if self
+            .watched
+            .get(&cgroup_id)
+            .is_some_and(|w| w.building.is_some())
+        {
+            // gone before its profile was built: what it did is still reported (unprofiled)
+            if let Some(w) = self.watched.get_mut(&cgroup_id) {
+                w.building = None;
+            }
+            self.release_held(Instant::now());
+        }
         let Some(w) = self.watched.remove(&cgroup_id) else {
             return;
         };
@@ -511,13 +539,55 @@ impl Loop {
     }
 
     fn handle(&mut self, event: &Event) {
-        if let Some(cg) = event.cgroup_id()
-            && !self.watched.contains_key(&cg)
-        {
-            self.unwatched(cg, event);
-            return;
+        if let Some(cg) = event.cgroup_id() {
+            match self.watched.get(&cg) {
+                None => {
+                    self.unwatched(cg, event);
+                    return;
+                }
+                Some(w) if w.building.is_some() => {
+                    self.hold(event);
+                    return;
+                }
+                Some(_) => {}
+            }
         }
         self.judge(event);
+    }
+
+    /// Keep an event until its container is found or its profile built (at most
+    /// [`HELD_MAX`]: beyond, the oldest are let go and counted).
+    fn hold(&mut self, event: &Event) {
+        if self.held.len() >= HELD_MAX {
+            self.held.pop_front();
+            match self.metrics.counters.lock() {
+                Ok(mut c) => c.held_lost += 1,
+                Err(poisoned) => poisoned.into_inner().held_lost += 1,
+            }
+        }
+        self.held.push_back((Instant::now(), event.clone()));
+    }
+
+    /// The profiles built since the last look: their containers' held events are judged.
+    fn profiles_built(&mut self) {
+        let built = self.profiles.finished();
+        if built.is_empty() {
+            return;
+        }
+        for (dirs, profile) in built {
+            for w in self.watched.values_mut() {
+                if w.building.as_ref() == Some(&dirs) {
+                    w.building = None;
+                    w.profile = profile.clone();
+                    tracing::info!(
+                        container_id = %w.container.id,
+                        executables = profile.as_ref().map_or(0, |p| p.executables.len()),
+                        "profile ready"
+                    );
+                }
+            }
+        }
+        self.release_held(Instant::now());
     }
 
     /// An event of a cgroup not watched: an exec the kernel side reports because no one said
@@ -535,7 +605,8 @@ impl Loop {
             }
         }
         if self.watched.contains_key(&cg) {
-            self.judge(event);
+            // found (held instead when its profile is being built)
+            self.handle(event);
             return;
         }
         if let Some(c) = self.containers.by_cgroup(cg)
@@ -544,30 +615,23 @@ impl Loop {
             self.ignore(cg);
             return;
         }
-        if self.held.len() >= HELD_MAX {
-            self.held.pop_front();
-            match self.metrics.counters.lock() {
-                Ok(mut c) => c.held_lost += 1,
-                Err(poisoned) => poisoned.into_inner().held_lost += 1,
-            }
-        }
-        self.held.push_back((Instant::now(), event.clone()));
+        self.hold(event);
     }
 
-    /// After a rescan: the held execs whose cgroup is now a watched container's are judged;
-    /// those held longer than [`HOLD_FOR`] are let go, and their cgroups ignored.
+    /// After a rescan or a profile built: the held events whose cgroup is now a watched
+    /// container's with its profile are judged; those of no container held longer than
+    /// [`HOLD_FOR`] are let go, and their cgroups ignored.
     fn release_held(&mut self, now: Instant) {
         let held = std::mem::take(&mut self.held);
         for (at, event) in held {
             let Some(cg) = event.cgroup_id() else {
                 continue;
             };
-            if self.watched.contains_key(&cg) {
-                self.judge(&event);
-            } else if now.duration_since(at) < HOLD_FOR {
-                self.held.push_back((at, event));
-            } else {
-                self.ignore(cg);
+            match self.watched.get(&cg) {
+                Some(w) if w.building.is_some() => self.held.push_back((at, event)),
+                Some(_) => self.judge(&event),
+                None if now.duration_since(at) < HOLD_FOR => self.held.push_back((at, event)),
+                None => self.ignore(cg),
             }
         }
     }
@@ -637,6 +701,21 @@ impl Loop {
         }
         if let Some(line) = line {
             self.pending.extend_from_slice(line.as_bytes());
+        }
+    }
+}
+
+/// The host's mount namespace: pid 1's in the `/proc` watched, else berth watch's own (pid 1's
+/// cannot always be read, even by root: a VM's init in a namespace of its own).
+fn host_mount_namespace(sources: &Sources) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let init = sources.proc.join("1/ns/mnt");
+    let own = sources.proc.join("self/ns/mnt");
+    match std::fs::metadata(&init).or_else(|_| std::fs::metadata(&own)) {
+        Ok(m) => Some(m.ino()),
+        Err(e) => {
+            tracing::warn!(path = %own.display(), error = %e, "the host's mount namespace is unknown: only the pid namespace tells a runtime's own execs in a container's cgroup");
+            None
         }
     }
 }

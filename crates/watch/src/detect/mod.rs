@@ -110,6 +110,10 @@ pub enum Action {
 pub enum Reason {
     /// The executed file is from the image's lower layers.
     LowerLayer,
+    /// Its runtime, before the container was set up or as it entered it: it ran in a pid
+    /// namespace above the container's, or in the host's mount namespace while the container
+    /// has its own.
+    Runtime,
     /// Its content is the image's executable at `path` (a copy under another name).
     CopyOfImageFile {
         path: String,
@@ -194,11 +198,17 @@ impl Decision {
 #[derive(Debug, Clone, Default)]
 pub struct Detector {
     pub policy: Policy,
+    /// The host's mount namespace (the inode number of `/proc/1/ns/mnt`, or of berth watch's
+    /// own): see [`Reason::Runtime`]. `None`: no exec is told apart by it.
+    pub host_mnt_ns: Option<u64>,
 }
 
 impl Detector {
     pub fn new(policy: Policy) -> Detector {
-        Detector { policy }
+        Detector {
+            policy,
+            host_mnt_ns: None,
+        }
     }
 
     /// The decision on `event`, from the container it happened in and that container's
@@ -227,6 +237,21 @@ impl Detector {
         d
     }
 
+    /// Whether an exec in a container's cgroup is its runtime's, not the container's: runc
+    /// re-executes itself from a memfd (CVE-2019-5736's fix) after its parent placed it in
+    /// the container's cgroup, before it enters the container's namespaces (`runc create`'s
+    /// init, `runc exec`'s process). The container's own processes can be in neither place:
+    /// no process leaves its pid namespace for one above it, and none in the container's
+    /// mount namespace can reach the host's (`unshare` makes new ones below). For a container
+    /// without a pid namespace of its own (`hostPID`), only the mount namespace tells.
+    fn is_runtime(&self, e: &Exec, c: &Container) -> bool {
+        let above = c.pid_ns_level.is_some_and(|l| e.pid_ns_level < l);
+        let host_mounts = self
+            .host_mnt_ns
+            .is_some_and(|h| e.mnt_ns == h && c.mnt_ns.is_some_and(|m| m != h));
+        above || host_mounts
+    }
+
     fn exec(
         &self,
         e: &Exec,
@@ -242,6 +267,9 @@ impl Detector {
                     pattern: pattern.to_owned(),
                 },
             );
+        }
+        if self.is_runtime(e, c) {
+            return Decision::new(Verdict::Expected, None, Reason::Runtime);
         }
         // an interpreted exec's inode and origin are the interpreter's; the script is judged
         // by its content, wherever it lies (its origin is unknown)

@@ -12,10 +12,11 @@ pub(crate) const KIND_OPEN_WRITE: u32 = 2;
 pub(crate) const KIND_CONNECT: u32 = 3;
 
 const HEADER_LEN: usize = 32;
-/// `struct exec_event`: header, ino, dev, origin, flags, args_len, args_size, filename, args.
+/// `struct exec_event`: header, ino, dev, origin, flags, args_len, args_size, mnt_ns,
+/// pid_ns_level, filename, args.
 pub(crate) const FILENAME_MAX_LEN: usize = 256;
 pub(crate) const ARGS_MAX_LEN: usize = 1024;
-const EXEC_FILENAME_OFFSET: usize = HEADER_LEN + 32;
+const EXEC_FILENAME_OFFSET: usize = HEADER_LEN + 40;
 const EXEC_LEN: usize = EXEC_FILENAME_OFFSET + FILENAME_MAX_LEN + ARGS_MAX_LEN;
 /// `struct open_event`: header, flags, path_len, path.
 pub(crate) const PATH_MAX_LEN: usize = 256;
@@ -180,6 +181,8 @@ fn decode_exec(h: &Header, b: &[u8]) -> Result<Event, WireError> {
     let flags = u32_at(b, at + 16);
     let args_len = (u32_at(b, at + 20) as usize).min(ARGS_MAX_LEN);
     let args_size = u64_at(b, at + 24);
+    let mnt_ns = u64::from(u32_at(b, at + 32));
+    let pid_ns_level = u32_at(b, at + 36);
     let filename = c_str(&b[EXEC_FILENAME_OFFSET..EXEC_FILENAME_OFFSET + FILENAME_MAX_LEN]);
     let args_at = EXEC_FILENAME_OFFSET + FILENAME_MAX_LEN;
     let (argv, cut) = split_args(&b[args_at..args_at + args_len], args_size);
@@ -196,6 +199,8 @@ fn decode_exec(h: &Header, b: &[u8]) -> Result<Event, WireError> {
         ino,
         dev: kernel_dev_to_user(dev),
         origin,
+        mnt_ns,
+        pid_ns_level,
     }))
 }
 
@@ -346,6 +351,8 @@ mod tests {
         b.extend_from_slice(&flags.to_le_bytes());
         b.extend_from_slice(&(args.len() as u32).to_le_bytes());
         b.extend_from_slice(&args_size.to_le_bytes());
+        b.extend_from_slice(&4026531841u32.to_le_bytes()); // mnt_ns
+        b.extend_from_slice(&2u32.to_le_bytes()); // pid_ns_level
         let mut name = [0u8; FILENAME_MAX_LEN];
         name[..9].copy_from_slice(b"/bin/true");
         b.extend_from_slice(&name);
@@ -366,6 +373,8 @@ mod tests {
         assert!(!e.interpreted);
         assert_eq!((e.pid, e.uid, e.ppid, e.cgroup_id), (41, 1000, 7, 1234));
         assert_eq!(e.filename, "/bin/true");
+        assert_eq!(e.mnt_ns, 4026531841);
+        assert_eq!(e.pid_ns_level, 2);
         assert_eq!(e.origin, FileOrigin::Upper);
         // glibc makedev(8, 3) == 0x803
         assert_eq!(e.dev, 0x803);

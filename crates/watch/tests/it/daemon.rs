@@ -139,3 +139,106 @@ fn daemon_kills_drift_in_enforce_mode_and_stops_on_its_handle() {
     assert_eq!(summary.counters.kills, 1);
     assert_eq!(summary.probes.dropped, 0);
 }
+
+/// A container whose profile takes long to build (a 1 GiB executable to hash, sparse) does not
+/// hold up the others: while it is built, drift in a container already watched is killed and
+/// recorded at once, and the new container's first exec waits for its profile, then is
+/// judged with it (the records come in that order; built on the loop, the other way round).
+#[test]
+fn a_profile_being_built_does_not_hold_up_the_other_containers() {
+    require_root("the eBPF probes and containers");
+    require_tool("runc", "apt-get install -y runc");
+    let rt = Runtime::find("runc").unwrap();
+    let mut quick = Bundle::new();
+    quick.args(&["/bin/sleep", "600"]);
+    let quick_guard = ContainerGuard::create(&rt, &quick);
+    quick_guard.start();
+    let mut slow = Bundle::new();
+    slow.args(&["/bin/sleep", "600"]);
+    let big = slow.rootfs().join("bin/big");
+    put(&big, b"", 0o755);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .and_then(|f| f.set_len(1 << 30))
+        .unwrap();
+
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut config = WatchConfig::new(Sources {
+        state_dirs: vec![StateDir {
+            runtime: RuntimeKind::Runc,
+            path: rt.root().to_owned(),
+            namespaced: false,
+        }],
+        proc: PathBuf::from("/proc"),
+        cgroup2: cgroup2_mount(&mountinfo).unwrap(),
+    });
+    config.enforce_all = true;
+    config.only = vec![quick.id().to_owned(), slow.id().to_owned()];
+    let watch = Watch::start(config).unwrap_or_else(|e| {
+        panic!(
+            "berth watch could not start: {}",
+            berth_errdefs::error_chain(&e)
+        )
+    });
+    let (stop, metrics) = (watch.stop_handle(), watch.metrics());
+    let out = Shared::default();
+    let mut writer = out.clone();
+    let run = std::thread::spawn(move || watch.run(&mut writer));
+    assert!(
+        wait_until(Duration::from_secs(30), || metrics
+            .render()
+            .contains("berth_watch_containers 1\n")),
+        "the first container was not watched:\n{}",
+        metrics.render()
+    );
+
+    let slow_guard = ContainerGuard::create(&rt, &slow);
+    slow_guard.start();
+    assert!(
+        wait_until(Duration::from_secs(30), || metrics
+            .render()
+            .contains("berth_watch_containers 2\n")),
+        "the second container was not watched:\n{}",
+        metrics.render()
+    );
+    // its profile is being built: drift in the first container meanwhile
+    let mut changed = std::fs::read(quick.rootfs().join("bin/busybox")).unwrap();
+    changed.push(0);
+    put(&quick.rootfs().join("tmp/new/sleep"), &changed, 0o755);
+    let ran = quick_guard.exec(&["/tmp/new/sleep", "60"]);
+    assert!(!ran.success(), "the drift ran to its end: {ran:?}");
+
+    let slow_entry = |r: &Value| r["container"]["id"] == slow.id() && r["kind"] == "exec";
+    assert!(
+        wait_until(Duration::from_secs(60), || out
+            .records()
+            .iter()
+            .any(slow_entry)),
+        "no record of the second container's entrypoint: {:?}",
+        out.records()
+    );
+    let records = out.records();
+    let drift = records
+        .iter()
+        .position(|r| r["process"]["exe"] == "/tmp/new/sleep")
+        .unwrap_or_else(|| panic!("no record of the drift: {records:?}"));
+    let entry = records.iter().position(slow_entry).unwrap();
+    assert_eq!(
+        records[drift]["details"]["kill"], "killed",
+        "{}",
+        records[drift]
+    );
+    assert!(
+        drift < entry,
+        "the drift was decided after the other container's profile was built: {records:?}"
+    );
+    assert_eq!(records[entry]["verdict"], "expected", "{}", records[entry]);
+    stop.stop();
+    let summary = run.join().unwrap().unwrap();
+    assert_eq!(summary.counters.kills, 1);
+    eprintln!(
+        "daemon: drift killed {}us after its exec while another profile was built",
+        records[drift]["details"]["kill_us"]
+    );
+}

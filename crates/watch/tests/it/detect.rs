@@ -32,6 +32,8 @@ pub fn container(name: &str) -> Container {
         cgroup_path: format!("/berth/{name}"),
         cgroup_id: 4242,
         overlay: None,
+        mnt_ns: None,
+        pid_ns_level: Some(1),
     }
 }
 
@@ -49,6 +51,8 @@ pub fn exec(pid: u32, filename: &str, ino: u64, origin: FileOrigin) -> Exec {
         ino,
         dev: 0,
         origin,
+        mnt_ns: 0,
+        pid_ns_level: 1,
     }
 }
 
@@ -96,6 +100,60 @@ fn decide(d: &Detector, e: Exec, c: &Container, p: &Profile) -> berth_watch::det
         Some(p),
         &ProcFiles::new(Path::new("/proc")),
     )
+}
+
+/// An exec in a container's cgroup from a pid namespace above the container's, or from the
+/// host's mount namespace while the container has its own, is its runtime's (runc's re-exec of
+/// itself from a memfd, before it enters the container): expected, never hashed. Anywhere the
+/// container's own processes can be, the same exec is judged.
+#[test]
+fn an_exec_outside_the_containers_namespaces_is_the_runtimes() {
+    let t = tempfile::tempdir().unwrap();
+    let p = sleep_image(t.path());
+    let (host, own) = (4026531841, 4026532999);
+    let detector = Detector {
+        host_mnt_ns: Some(host),
+        ..Detector::default()
+    };
+    let mut c = container("web");
+    c.mnt_ns = Some(own);
+    c.pid_ns_level = Some(1);
+    // pid 0 cannot be read: judged, the exec is unreadable, which is drift
+    let memfd = |mnt_ns, pid_ns_level| Exec {
+        mnt_ns,
+        pid_ns_level,
+        ..exec(0, "/dev/fd/6", 77, FileOrigin::NotOverlay)
+    };
+    let runtime = (Verdict::Expected, None, Reason::Runtime);
+    let judged = |d: berth_watch::detect::Decision| (d.verdict, d.reason);
+    let verdict = |d: berth_watch::detect::Decision| (d.verdict, d.rule, d.reason);
+    // runc's init: the host's pid and mount namespaces
+    assert_eq!(verdict(decide(&detector, memfd(host, 0), &c, &p)), runtime);
+    // an unshare'd mount namespace inside the container, or a nested pid namespace: judged
+    for (mnt, level) in [(own, 1), (4026533000, 1), (own, 2), (4026533000, 3)] {
+        let d = judged(decide(&detector, memfd(mnt, level), &c, &p));
+        assert_eq!(d.0, Verdict::Drift, "mnt {mnt}, pid level {level}: {d:?}");
+    }
+    // no pid namespace of its own (hostPID): the mount namespace tells
+    c.pid_ns_level = Some(0);
+    assert_eq!(verdict(decide(&detector, memfd(host, 0), &c, &p)), runtime);
+    assert_eq!(
+        judged(decide(&detector, memfd(own, 0), &c, &p)).0,
+        Verdict::Drift
+    );
+    // and the host's mount namespace too: nothing tells, every exec is judged
+    c.mnt_ns = Some(host);
+    assert_eq!(
+        judged(decide(&detector, memfd(host, 0), &c, &p)).0,
+        Verdict::Drift
+    );
+    // what cannot be read is not taken for the runtime
+    c.mnt_ns = None;
+    c.pid_ns_level = None;
+    assert_eq!(
+        judged(decide(&detector, memfd(host, 0), &c, &p)).0,
+        Verdict::Drift
+    );
 }
 
 #[test]

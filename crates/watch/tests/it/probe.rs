@@ -183,7 +183,49 @@ fn exec_in_a_watched_cgroup_is_one_event_with_argv_uid_inode_and_parent() {
         "inode and st_dev of /bin/true"
     );
     assert!(e.boot_ns > 0);
+    assert_eq!(
+        e.mnt_ns,
+        fs::metadata("/proc/self/ns/mnt").unwrap().ino(),
+        "the mount namespace the program ran in"
+    );
+    let nspid = fs::read_to_string("/proc/self/status").unwrap();
+    let level = nspid
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|p| p.split_whitespace().count() - 1)
+        .unwrap();
+    assert_eq!(e.pid_ns_level as usize, level, "the test's pid namespace");
     assert_eq!(p.counters().dropped, 0);
+}
+
+/// The namespaces an exec ran in, as the kernel side reads them: a new pid namespace is one
+/// level deeper, a new mount namespace has its own inode number (what tells a runtime's execs
+/// in a container's cgroup from the container's own).
+#[test]
+fn exec_reports_its_mount_namespace_and_pid_namespace_level() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "ns");
+    p.watch_cgroup(cg.id).unwrap();
+    assert_success(
+        &cg.run("/bin/true here; unshare --pid --fork --mount /bin/true nested"),
+        "unshare",
+    );
+    let events = drain(&mut p);
+    let execs = execs(&events);
+    let of = |arg: &str| {
+        *execs
+            .iter()
+            .find(|e| e.filename == "/bin/true" && e.argv.last().map(String::as_str) == Some(arg))
+            .unwrap_or_else(|| panic!("no exec of /bin/true {arg}: {events:#?}"))
+    };
+    let (here, nested) = (of("here"), of("nested"));
+    assert_eq!(
+        here.mnt_ns,
+        fs::metadata("/proc/self/ns/mnt").unwrap().ino()
+    );
+    assert_eq!(nested.pid_ns_level, here.pid_ns_level + 1);
+    assert_ne!(nested.mnt_ns, here.mnt_ns);
+    assert_ne!(nested.mnt_ns, 0);
 }
 
 #[test]

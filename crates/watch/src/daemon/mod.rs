@@ -382,14 +382,7 @@ impl Loop {
             for event in &events {
                 self.handle(event);
             }
-            if !self.pending.is_empty() {
-                out.write_all(&self.pending)
-                    .and_then(|()| out.flush())
-                    .map_err(|source| WatchError::Output { source })?;
-                self.pending.clear();
-                // a storm's batch may have grown it: give the memory back
-                self.pending.shrink_to(PENDING_KEEP);
-            }
+            self.write_pending(out)?;
             if !events.is_empty() {
                 // more may be coming (a storm): let them gather in the ring buffer for a
                 // moment rather than waking up for each one. An event after a quiet spell is
@@ -413,14 +406,23 @@ impl Loop {
             self.profiles_built();
             if !self.held.is_empty() {
                 self.release_held(now);
-                if !self.pending.is_empty() {
-                    out.write_all(&self.pending)
-                        .and_then(|()| out.flush())
-                        .map_err(|source| WatchError::Output { source })?;
-                    self.pending.clear();
-                }
             }
+            self.write_pending(out)?;
         }
+        Ok(())
+    }
+
+    /// Write (and flush) the lines decided since the last write, in one write.
+    fn write_pending(&mut self, out: &mut dyn Write) -> Result<(), WatchError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        out.write_all(&self.pending)
+            .and_then(|()| out.flush())
+            .map_err(|source| WatchError::Output { source })?;
+        self.pending.clear();
+        // a storm's batch may have grown it: give the memory back
+        self.pending.shrink_to(PENDING_KEEP);
         Ok(())
     }
 

@@ -40,6 +40,64 @@ impl Shared {
     }
 }
 
+/// `berth watch` as a library on runc's containers: enforcing, watching only `only`; the loop
+/// runs on a thread of its own, writing to the returned [`Shared`].
+struct Running {
+    stop: berth_watch::daemon::StopHandle,
+    metrics: berth_watch::daemon::Metrics,
+    out: Shared,
+    run: std::thread::JoinHandle<
+        Result<berth_watch::daemon::Summary, berth_watch::daemon::WatchError>,
+    >,
+}
+
+impl Running {
+    fn start(rt: &Runtime, only: &[&str]) -> Running {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mut config = WatchConfig::new(Sources {
+            state_dirs: vec![StateDir {
+                runtime: RuntimeKind::Runc,
+                path: rt.root().to_owned(),
+                namespaced: false,
+            }],
+            proc: PathBuf::from("/proc"),
+            cgroup2: cgroup2_mount(&mountinfo).unwrap(),
+        });
+        config.enforce_all = true;
+        config.only = only.iter().map(|s| s.to_string()).collect();
+        let watch = Watch::start(config).unwrap_or_else(|e| {
+            panic!(
+                "berth watch could not start: {}",
+                berth_errdefs::error_chain(&e)
+            )
+        });
+        let (stop, metrics) = (watch.stop_handle(), watch.metrics());
+        let out = Shared::default();
+        let mut writer = out.clone();
+        let run = std::thread::spawn(move || watch.run(&mut writer));
+        Running {
+            stop,
+            metrics,
+            out,
+            run,
+        }
+    }
+
+    /// Wait until `n` containers are watched.
+    #[track_caller]
+    fn wait_watching(&self, n: usize) {
+        let want = format!("berth_watch_containers {n}\n");
+        assert!(
+            wait_until(Duration::from_secs(30), || self
+                .metrics
+                .render()
+                .contains(&want)),
+            "{n} container(s) not watched:\n{}",
+            self.metrics.render()
+        );
+    }
+}
+
 #[test]
 fn daemon_kills_drift_in_enforce_mode_and_stops_on_its_handle() {
     require_root("the eBPF probes and containers");
@@ -49,37 +107,14 @@ fn daemon_kills_drift_in_enforce_mode_and_stops_on_its_handle() {
     bundle.args(&["/bin/sleep", "600"]);
     let guard = ContainerGuard::create(&rt, &bundle);
     guard.start();
-
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let sources = Sources {
-        state_dirs: vec![StateDir {
-            runtime: RuntimeKind::Runc,
-            path: rt.root().to_owned(),
-            namespaced: false,
-        }],
-        proc: PathBuf::from("/proc"),
-        cgroup2: cgroup2_mount(&mountinfo).unwrap(),
-    };
-    let mut config = WatchConfig::new(sources);
-    config.enforce_all = true;
-    config.only = vec![bundle.id().to_owned()];
-    let watch = Watch::start(config).unwrap_or_else(|e| {
-        panic!(
-            "berth watch could not start: {}",
-            berth_errdefs::error_chain(&e)
-        )
-    });
-    let (stop, metrics) = (watch.stop_handle(), watch.metrics());
-    let out = Shared::default();
-    let mut writer = out.clone();
-    let run = std::thread::spawn(move || watch.run(&mut writer));
-    assert!(
-        wait_until(Duration::from_secs(30), || metrics
-            .render()
-            .contains("berth_watch_containers 1\n")),
-        "the container was not watched:\n{}",
-        metrics.render()
-    );
+    let watching = Running::start(&rt, &[bundle.id()]);
+    watching.wait_watching(1);
+    let Running {
+        stop,
+        metrics,
+        out,
+        run,
+    } = watching;
 
     // written after the profile was made: not in it
     let mut changed = std::fs::read(bundle.rootfs().join("bin/busybox")).unwrap();
@@ -163,45 +198,13 @@ fn a_profile_being_built_does_not_hold_up_the_other_containers() {
         .and_then(|f| f.set_len(1 << 30))
         .unwrap();
 
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut config = WatchConfig::new(Sources {
-        state_dirs: vec![StateDir {
-            runtime: RuntimeKind::Runc,
-            path: rt.root().to_owned(),
-            namespaced: false,
-        }],
-        proc: PathBuf::from("/proc"),
-        cgroup2: cgroup2_mount(&mountinfo).unwrap(),
-    });
-    config.enforce_all = true;
-    config.only = vec![quick.id().to_owned(), slow.id().to_owned()];
-    let watch = Watch::start(config).unwrap_or_else(|e| {
-        panic!(
-            "berth watch could not start: {}",
-            berth_errdefs::error_chain(&e)
-        )
-    });
-    let (stop, metrics) = (watch.stop_handle(), watch.metrics());
-    let out = Shared::default();
-    let mut writer = out.clone();
-    let run = std::thread::spawn(move || watch.run(&mut writer));
-    assert!(
-        wait_until(Duration::from_secs(30), || metrics
-            .render()
-            .contains("berth_watch_containers 1\n")),
-        "the first container was not watched:\n{}",
-        metrics.render()
-    );
+    let watching = Running::start(&rt, &[quick.id(), slow.id()]);
+    watching.wait_watching(1);
 
     let slow_guard = ContainerGuard::create(&rt, &slow);
     slow_guard.start();
-    assert!(
-        wait_until(Duration::from_secs(30), || metrics
-            .render()
-            .contains("berth_watch_containers 2\n")),
-        "the second container was not watched:\n{}",
-        metrics.render()
-    );
+    watching.wait_watching(2);
+    let Running { stop, out, run, .. } = watching;
     // its profile is being built: drift in the first container meanwhile
     let mut changed = std::fs::read(quick.rootfs().join("bin/busybox")).unwrap();
     changed.push(0);

@@ -72,8 +72,8 @@ struct dentry;
 // CO-RE cannot relocate against). 0 and 0: no overlayfs on this kernel.
 const volatile __u32 ovl_vfs_inode_offset = 0;
 const volatile __u32 ovl_upperdentry_offset = 0;
-// 1: also report the execs of cgroups neither watched nor ignored (see `ignored`).
-const volatile __u32 report_unwatched_execs = 0;
+// 1: also report the execs and connects of cgroups neither watched nor ignored (see `ignored`).
+const volatile __u32 report_unwatched = 0;
 
 struct file {
 	struct inode *f_inode;
@@ -254,9 +254,9 @@ struct {
 } watched SEC(".maps");
 
 // cgroup id → 1: cgroups user space found are no container it watches. With
-// report_unwatched_execs, the execs of every other cgroup are reported, so that a container's
-// first execs, made before user space has found and watched it, reach it: it holds them until
-// it knows whose they are. LRU: cgroup ids are never reused, an evicted one costs one more
+// report_unwatched, the execs and connects of every other cgroup are reported, so that a
+// container's first ones, made before user space has found and watched it, reach it: it holds
+// them until it knows whose they are (a connect then is reported, not blocked). LRU: cgroup ids are never reused, an evicted one costs one more
 // event.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -358,7 +358,7 @@ int handle_exec(__u64 *ctx)
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
 	__u64 cgroup_id = cgroup_in(&watched);
 	if (!cgroup_id) {
-		if (!report_unwatched_execs)
+		if (!report_unwatched)
 			return 0;
 		cgroup_id = bpf_get_current_cgroup_id();
 		if (bpf_map_lookup_elem(&ignored, &cgroup_id))
@@ -593,6 +593,11 @@ static __always_inline int check_destination(struct bpf_sock_addr *ctx, __u16 fa
 	}
 
 	__u64 cgroup_id = (blocked || report_allowed) ? cgroup_in(&watched) : 0;
+	if (!cgroup_id && report_allowed && report_unwatched) {
+		cgroup_id = bpf_get_current_cgroup_id();
+		if (bpf_map_lookup_elem(&ignored, &cgroup_id))
+			cgroup_id = 0;
+	}
 	if (cgroup_id) {
 		struct connect_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 		if (e) {

@@ -34,8 +34,8 @@
 //!    making the directory), a rescan every [`WatchConfig::rescan_every`] is the backstop,
 //!    and an event of an unknown cgroup rescans (at most once a second); containers that
 //!    exited are forgotten (unwatched, connect policy removed, their profile released);
-//!    the kernel side also reports the execs of cgroups not watched yet
-//!    ([`ProbeOptions::unwatched_execs`]), so that a container's first execs, made before
+//!    the kernel side also reports the execs and connects of cgroups not watched yet
+//!    ([`ProbeOptions::unwatched`]), so that a container's first ones, made before
 //!    its state file was read (`run` is create and start at once), are not missed: they are
 //!    held (at most [`HELD_MAX`], for at most [`HOLD_FOR`], rescanning every 10 ms) until their
 //!    cgroup turns out to be a container's, then judged (and killed) as if they had just
@@ -258,7 +258,7 @@ impl Watch {
             });
         }
         // a container's first execs are held until it is found, not missed
-        config.probes.unwatched_execs = true;
+        config.probes.unwatched = true;
         if config.probes.write_prefixes.is_empty() {
             config.probes.write_prefixes = config
                 .policy

@@ -41,8 +41,8 @@ impl ProbeControl {
         remove_key(&mut self.watched, "watched", cgroup_id)
     }
 
-    /// With [`super::ProbeOptions::unwatched_execs`]: stop reporting the execs of a cgroup that
-    /// is not watched (one found to be no container to watch). Watching it later reports them
+    /// With [`super::ProbeOptions::unwatched`]: stop reporting the execs and connects of a
+    /// cgroup that is not watched (one found to be no container to watch). Watching it later reports them
     /// again. The kernel keeps the most recent 16,384 such cgroups.
     pub fn ignore_cgroup(&mut self, cgroup_id: u64) -> Result<(), ProbeError> {
         self.ignored

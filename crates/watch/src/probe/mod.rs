@@ -82,10 +82,11 @@ pub struct ProbeOptions {
     /// opens cost nothing, and no [`Event::OpenWrite`] is reported (a watcher with no
     /// write-watched paths).
     pub opens: bool,
-    /// Also report the execs of cgroups that are neither watched nor ignored
-    /// ([`ProbeControl::ignore_cgroup`]): a container's first execs, made before user space
-    /// found it and watched its cgroup, are then not missed. Off: only watched cgroups'.
-    pub unwatched_execs: bool,
+    /// Also report the execs and connects of cgroups that are neither watched nor ignored
+    /// ([`ProbeControl::ignore_cgroup`]): a container's first ones, made before user space
+    /// found it and watched its cgroup, are then not missed (such a connect is reported, not
+    /// blocked: its policy is not known yet). Off: only watched cgroups'.
+    pub unwatched: bool,
 }
 
 impl Default for ProbeOptions {
@@ -96,7 +97,7 @@ impl Default for ProbeOptions {
             cgroup2_root: None,
             btf: PathBuf::from("/sys/kernel/btf/vmlinux"),
             opens: true,
-            unwatched_execs: false,
+            unwatched: false,
         }
     }
 }
@@ -360,11 +361,7 @@ impl Probes {
             .map_max_entries("events", bytes)
             .override_global("ovl_vfs_inode_offset", &ovl.vfs_inode, true)
             .override_global("ovl_upperdentry_offset", &ovl.upper_dentry, true)
-            .override_global(
-                "report_unwatched_execs",
-                &u32::from(options.unwatched_execs),
-                true,
-            )
+            .override_global("report_unwatched", &u32::from(options.unwatched), true)
             .load(OBJECT)
             .map_err(|source| ProbeError::Object { source })?;
 

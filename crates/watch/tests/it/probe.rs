@@ -314,13 +314,13 @@ fn processes_in_cgroups_below_a_watched_one_are_its_own() {
     assert!(listener.accept().is_ok());
 }
 
-/// With `unwatched_execs`, the execs of a cgroup neither watched nor ignored are reported (a
-/// container's first ones, before user space has found it), until the cgroup is ignored;
-/// watching it reports them again. Only execs: its connects are not.
+/// With `unwatched`, the execs and connects of a cgroup neither watched nor ignored are
+/// reported (a container's first ones, before user space has found it), until the cgroup is
+/// ignored; watching it reports them again.
 #[test]
-fn unwatched_execs_are_reported_until_their_cgroup_is_ignored() {
+fn unwatched_execs_and_connects_are_reported_until_their_cgroup_is_ignored() {
     let mut p = load(ProbeOptions {
-        unwatched_execs: true,
+        unwatched: true,
         ..ProbeOptions::default()
     });
     let cg = TestCgroup::new(&p, "new");
@@ -339,10 +339,14 @@ fn unwatched_execs_are_reported_until_their_cgroup_is_ignored() {
     let events = mine(&drain(&mut p));
     assert_eq!(execs(&events).len(), 1, "{events:#?}");
     assert_eq!(execs(&events)[0].argv, ["/bin/true", "first"]);
-    assert_eq!(connects(&events).len(), 0, "{events:#?}");
+    assert_eq!(connects(&events).len(), 1, "{events:#?}");
+    assert_eq!(connects(&events)[0].destination, addr);
+    assert!(!connects(&events)[0].blocked);
 
     p.ignore_cgroup(cg.id).unwrap();
-    assert_success(&cg.run("/bin/true ignored"), "ignored");
+    let script = format!("/bin/true ignored; {}", connect_script(addr));
+    assert_success(&cg.run_with("bash", &script), "ignored");
+    assert!(listener.accept().is_ok());
     assert_eq!(mine(&drain(&mut p)), []);
 
     p.watch_cgroup(cg.id).unwrap();

@@ -25,12 +25,18 @@
 //!   covers the other three and works on servers that cannot HEAD a prefix (s3s-fs answers
 //!   500 for a key that is a directory on its disk, and keeps emptied directories). The
 //!   layout keeps parents small (a blob's or link's parent holds one or two names).
+//! - **Fewer round trips where the storage layer knows more than a path says:** a move's or
+//!   a reader's source and a writer's file are located by one recursive listing of the
+//!   parent (object and segments at once); [`Driver::list_files`] of an upload session is
+//!   one listing; [`Driver::writer_at`] trusts the size it is given (the segment's
+//!   conditional create refuses a stale one); [`Driver::stat_stored`] is one HEAD.
 //! - **Moves** are server-side copies (`CopyObject`) then deletes; a file of several segments
 //!   (a chunked upload) is concatenated into one object as it is copied, through this process
 //!   in `part_size` parts. A copy replaces the target whole, so a reader sees the old or the
 //!   new content.
 //! - **Prefixes** are what S3 has: a "directory" exists while a key is under it.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -326,38 +332,70 @@ impl S3Driver {
             .try_collect()
             .await
             .map_err(|e| backend(path, e))?;
-        let mut segs = Vec::with_capacity(metas.len());
+        contiguous(path, metas)
+    }
+
+    /// What is stored at `key` — the object, a written file's segments, keys under it —
+    /// from one recursive listing of its parent: one request where [`S3Driver::probe`]
+    /// then [`S3Driver::segments`] take two. Only for files whose parent holds few keys
+    /// (a blob's directory, an upload session's, the trash), since every key under the
+    /// parent is listed; a top-level key falls back to those two.
+    async fn scan(&self, path: &str, key: &Key) -> DResult<Scan> {
+        let Some((parent, name)) = key.as_ref().rsplit_once('/') else {
+            let probe = self.probe(path, key).await?;
+            let segments = if probe.written {
+                self.segments(path, key)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.meta)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            return Ok(Scan {
+                object: probe.object,
+                segments,
+                dir: probe.dir,
+            });
+        };
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&Key::from(parent)))
+            .try_collect()
+            .await
+            .map_err(|e| backend(path, e))?;
+        let base = format!("{parent}/");
+        let written = format!("+{name}/");
+        let under = format!("{name}/");
+        let mut scan = Scan::default();
         for m in metas {
-            let offset = m
-                .location
-                .filename()
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| corrupt(path, format!("unexpected object {}", m.location)))?;
-            segs.push(Segment { offset, meta: m });
-        }
-        segs.sort_by_key(|s| s.offset);
-        let mut next = 0;
-        for s in &segs {
-            if s.offset != next {
-                return Err(corrupt(
-                    path,
-                    format!(
-                        "segment at offset {} does not follow the data before it (which ends at {next})",
-                        s.offset
-                    ),
-                ));
+            let Some(rel) = m.location.as_ref().strip_prefix(base.as_str()) else {
+                continue;
+            };
+            if rel == name {
+                scan.object = Some(m);
+            } else if rel.starts_with(written.as_str()) {
+                scan.segments.push(m);
+            } else if rel.starts_with(under.as_str()) {
+                scan.dir = true;
             }
-            next = s.offset + s.meta.size;
         }
-        Ok(segs)
+        Ok(scan)
     }
 
     /// A stored object, or else a written file's segments, or else not found.
+    /// One request ([`S3Driver::scan`]): for the files moves and readers locate.
     async fn locate(&self, path: &str) -> DResult<(Key, Located)> {
         let key = self.key(path)?;
-        let probe = self.probe(path, &key).await?;
-        let located = self.located(path, &key, probe).await?;
-        located.map(|l| (key, l)).ok_or_else(|| not_found(path))
+        let scan = self.scan(path, &key).await?;
+        if let Some(meta) = scan.object {
+            return Ok((key, Located::Object(meta)));
+        }
+        let segs = contiguous(path, scan.segments)?;
+        if segs.is_empty() {
+            return Err(not_found(path));
+        }
+        Ok((key, Located::Segments(segs)))
     }
 
     async fn located(&self, path: &str, key: &Key, probe: Probe) -> DResult<Option<Located>> {
@@ -461,6 +499,45 @@ impl S3Driver {
                 e => Err(backend(path, e)),
             })
     }
+}
+
+/// What a recursive listing of a path's parent says is stored at it ([`S3Driver::scan`]).
+#[derive(Default)]
+struct Scan {
+    object: Option<ObjectMeta>,
+    /// The objects under `<dir>/+<name>/`, in listing order.
+    segments: Vec<ObjectMeta>,
+    /// Keys under `<path>/`.
+    dir: bool,
+}
+
+/// A written file's segments from their objects, in offset order, checked to be
+/// contiguous; empty when there are none.
+fn contiguous(path: &str, metas: Vec<ObjectMeta>) -> DResult<Vec<Segment>> {
+    let mut segs = Vec::with_capacity(metas.len());
+    for m in metas {
+        let offset = m
+            .location
+            .filename()
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| corrupt(path, format!("unexpected object {}", m.location)))?;
+        segs.push(Segment { offset, meta: m });
+    }
+    segs.sort_by_key(|s| s.offset);
+    let mut next = 0;
+    for s in &segs {
+        if s.offset != next {
+            return Err(corrupt(
+                path,
+                format!(
+                    "segment at offset {} does not follow the data before it (which ends at {next})",
+                    s.offset
+                ),
+            ));
+        }
+        next = s.offset + s.meta.size;
+    }
+    Ok(segs)
 }
 
 /// What a listing of a path's parent says is stored at it.
@@ -689,14 +766,10 @@ impl Driver for S3Driver {
     /// copy, so appends follow all of it.
     async fn writer(&self, path: &str) -> DResult<S3Writer> {
         let key = self.key(path)?;
-        let probe = self.probe(path, &key).await?;
-        let mut segs = if probe.written {
-            self.segments(path, &key).await?
-        } else {
-            Vec::new()
-        };
+        let scan = self.scan(path, &key).await?;
+        let mut segs = contiguous(path, scan.segments)?;
         if segs.is_empty()
-            && let Some(meta) = probe.object
+            && let Some(meta) = scan.object
         {
             let first = Self::segment_key(&key, 0);
             match self.store.copy(&key, &first).await {
@@ -717,6 +790,7 @@ impl Driver for S3Driver {
         // the empty file a writer that wrote nothing leaves: replaced by the first data
         let replace_empty = segs.len() == 1 && start == 0;
         Ok(S3Writer {
+            trusted: false,
             missing: segs.is_empty(),
             store: self.store.clone(),
             path: path.to_owned(),
@@ -729,6 +803,106 @@ impl Driver for S3Driver {
             upload: None,
             inflight: FuturesUnordered::new(),
         })
+    }
+
+    /// No request: the next segment starts at `size`. Its conditional create is what
+    /// refuses a stale `size` (every segment starts where the file ended when it was
+    /// written, so the file grown since has a segment starting at exactly `size`); the empty
+    /// file's marker at 0 is replaced as [`Driver::writer`] would.
+    async fn writer_at(&self, path: &str, size: u64) -> DResult<S3Writer> {
+        let key = self.key(path)?;
+        Ok(S3Writer {
+            trusted: true,
+            missing: size == 0,
+            store: self.store.clone(),
+            path: path.to_owned(),
+            key,
+            start: size,
+            replace_empty: false,
+            buf: BytesMut::new(),
+            written: 0,
+            part_size: self.part_size,
+            upload: None,
+            inflight: FuturesUnordered::new(),
+        })
+    }
+
+    /// One HEAD.
+    async fn stat_stored(&self, path: &str) -> DResult<FileInfo> {
+        let key = self.key(path)?;
+        let meta = self.store.head(&key).await.map_err(|e| backend(path, e))?;
+        Ok(FileInfo {
+            size: meta.size,
+            modified: Some(meta.last_modified.into()),
+            is_dir: false,
+        })
+    }
+
+    /// One recursive listing of the directory (paged past 1000 keys): objects directly
+    /// under it are files, a written file is summed from its segments, and a name with
+    /// keys under it is a directory.
+    async fn list_files(&self, path: &str) -> DResult<Vec<(String, FileInfo)>> {
+        let key = self.key(path)?;
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&key))
+            .try_collect()
+            .await
+            .map_err(|e| backend(path, e))?;
+        let base = format!("{}/", key.as_ref());
+        let mut files: BTreeMap<String, FileInfo> = BTreeMap::new();
+        let mut written: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
+        let mut dirs: Vec<String> = Vec::new();
+        for m in metas {
+            let Some(rel) = m.location.as_ref().strip_prefix(base.as_str()) else {
+                continue;
+            };
+            match rel.split_once('/') {
+                None => {
+                    files.insert(
+                        rel.to_owned(),
+                        FileInfo {
+                            size: m.size,
+                            modified: Some(m.last_modified.into()),
+                            is_dir: false,
+                        },
+                    );
+                }
+                Some((first, rest)) => match first.strip_prefix('+') {
+                    Some(name) if !rest.contains('/') => {
+                        written.entry(name.to_owned()).or_default().push(m);
+                    }
+                    Some(_) => {}
+                    None => dirs.push(first.to_owned()),
+                },
+            }
+        }
+        for (name, metas) in written {
+            // an object stored whole at the same name wins, as `locate` decides
+            if files.contains_key(&name) {
+                continue;
+            }
+            let segs = Located::Segments(contiguous(&format!("{path}/{name}"), metas)?);
+            files.insert(
+                name,
+                FileInfo {
+                    size: segs.size(),
+                    modified: segs.modified(),
+                    is_dir: false,
+                },
+            );
+        }
+        for d in dirs {
+            files.entry(d).or_insert(FileInfo {
+                size: 0,
+                modified: None,
+                is_dir: true,
+            });
+        }
+        if files.is_empty() {
+            return Err(not_found(path));
+        }
+        Ok(files.into_iter().collect())
     }
 
     /// A HEAD first (not retried): a file stored whole — every blob, link and record — is
@@ -855,6 +1029,9 @@ pub struct S3Writer {
     key: Key,
     /// Where this writer's segment starts: the file's size when it was opened.
     start: u64,
+    /// Opened by [`Driver::writer_at`] at a size taken on trust: a segment found at 0
+    /// may be the empty file's marker, to replace.
+    trusted: bool,
     /// Nothing was stored at the path: a commit with nothing written creates it empty.
     missing: bool,
     replace_empty: bool,
@@ -931,7 +1108,7 @@ impl S3Writer {
             .store
             .put_opts(
                 &self.segment(),
-                PutPayload::from_bytes(data),
+                PutPayload::from_bytes(data.clone()),
                 PutOptions::from(mode),
             )
             .await
@@ -942,6 +1119,29 @@ impl S3Writer {
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
             ) if self.written == 0 => Ok(size),
+            // opened at 0 on trust over the empty file's marker: replace the marker (only
+            // while it is still empty, as `writer` does)
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) if self.trusted && self.start == 0 => {
+                let seg = self.segment();
+                let found = self
+                    .store
+                    .head(&seg)
+                    .await
+                    .map_err(|e| backend(&self.path, e))?;
+                if found.size != 0 {
+                    return Err(DriverError::AlreadyExists {
+                        path: self.path.clone(),
+                    });
+                }
+                self.store
+                    .put(&seg, PutPayload::from_bytes(data))
+                    .await
+                    .map(|_| size)
+                    .map_err(|e| backend(&self.path, e))
+            }
             Err(e) => Err(backend(&self.path, e)),
         }
     }

@@ -337,11 +337,14 @@ fn s3_requests_per_small_blob_on_moto() {
         "\nskopeo {skopeo}, again {again}, pull {pull}, chunked {chunked}, monolithic {monolithic}, put-only {put_only}"
     );
     // measured 2026-12-05 on moto 5.2.5; before these budgets: skopeo-style 26, pull 4,
-    // chunked 30, monolithic 18, POST then PUT 22
+    // chunked 30, monolithic 18, POST then PUT 22. The commit's move finds the upload's
+    // data by a HEAD (404: segments) and then the segments' listing, one request more than
+    // the recursive listing of the session's directory it took before (13, 15), so that a
+    // move of a file stored whole — the collector's, blob after blob — lists nothing.
     for (flow, got, budget) in [
-        ("skopeo-style push", skopeo, 13),
+        ("skopeo-style push", skopeo, 14),
         ("pull", pull, 4),
-        ("chunked push", chunked, 15),
+        ("chunked push", chunked, 16),
         ("monolithic push", monolithic, 4),
         ("monolithic push of a stored blob", monolithic_again, 3),
         ("POST then PUT", put_only, 8),
@@ -715,4 +718,100 @@ fn s3_one_whole_blob_from_two_replicas_at_once() {
     let text = keys.text();
     assert!(!text.contains("_uploads"), "a session survived: {text}");
     assert_eq!(text.matches("/data</Key>").count(), 1, "{text}");
+}
+
+/// What a collection costs in S3 requests for each blob it sweeps, on moto — which, like
+/// any server that answers a listing by walking the bucket, makes a listing per swept blob
+/// cost the bucket's size, and a collection quadratic in it (the first cut of issue 20's
+/// push shortcuts located every moved file by a recursive listing of its parent, and the
+/// e2e collection race under load went from minutes to over its limit). An old
+/// unreferenced blob is checked by a HEAD, moved aside by one `CopyObject` and deleted,
+/// and its dangling link found by a HEAD: no listing of its segments or of its directory's
+/// subtree; the only listings that name it are its record's delete and its link's.
+#[test]
+fn s3_a_collection_lists_nothing_to_stat_or_move_a_blob() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    let prefix = "gccount";
+    let mut c = Counted::start(s3, prefix);
+    let octet = ("content-type", "application/octet-stream");
+    let aged = (std::time::SystemTime::now() - Duration::from_secs(2 * 3600))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let mut orphans = Vec::new();
+    for seed in 30..33 {
+        let blob = random_bytes(seed, 1500);
+        let d = Digest::sha256_of(&blob);
+        let r = c.req(
+            "POST ?digest",
+            "POST",
+            &format!("/v2/gccount/orphans/blobs/uploads/?digest={d}"),
+            &[octet],
+            &blob,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        // last referenced two hours ago: past any grace
+        let record = format!("{prefix}/{}", paths::blob_last_referenced(&d));
+        let put = c.s3.put(&record, aged.as_bytes(), &[]);
+        assert_eq!(put.status, 200, "aging {record}: {}", put.text());
+        orphans.push(d);
+    }
+    c.seen = c.settle().len();
+
+    let opts = berth_registry::gc::GcOptions {
+        grace: berth_registry::gc::MIN_GRACE,
+        upload_expiry: Duration::from_secs(86400),
+        dry_run: false,
+        lease: Default::default(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = rt
+        .block_on(berth_registry::gc::collect(&driver(&c.s3, prefix), &opts))
+        .unwrap();
+    assert_eq!(report.blobs_deleted, 3, "{report:?}");
+    assert_eq!(report.links_deleted, 3, "{report:?}");
+    let all = c.settle();
+    let gc = all[c.seen.min(all.len())..].to_vec();
+    println!(
+        "\n== one collection sweeping 3 old blobs: {} S3 requests",
+        gc.len()
+    );
+    for r in &gc {
+        println!("      {r}");
+    }
+    for d in &orphans {
+        let named: Vec<&String> = gc.iter().filter(|r| r.contains(d.hex())).collect();
+        let listings: Vec<&&String> = named.iter().filter(|r| r.contains("list-type")).collect();
+        // a HEAD each: the sweep's check of its content, the move's, the link sweep's
+        assert_eq!(
+            named.iter().filter(|r| r.starts_with("HEAD ")).count(),
+            3,
+            "{d}: {named:#?}"
+        );
+        assert!(
+            !named
+                .iter()
+                .any(|r| r.contains("%2Bdata") || r.contains("+data")),
+            "{d}: its segments were listed: {named:#?}"
+        );
+        // the record's delete (one listing of the blob's directory) and the link's (its
+        // parent's listing names no blob; then everything under the link's directory)
+        assert!(
+            listings.len() <= 2,
+            "{d}: {} listings name it, at most 2 expected: {listings:#?}",
+            listings.len()
+        );
+        assert!(
+            !listings
+                .iter()
+                .any(|r| !r.contains("delimiter") && r.contains("/blobs/sha256/")),
+            "{d}: its directory's subtree was listed: {listings:#?}"
+        );
+    }
 }

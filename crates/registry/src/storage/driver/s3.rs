@@ -25,11 +25,15 @@
 //!   covers the other three and works on servers that cannot HEAD a prefix (s3s-fs answers
 //!   500 for a key that is a directory on its disk, and keeps emptied directories). The
 //!   layout keeps parents small (a blob's or link's parent holds one or two names).
-//! - **Fewer round trips where the storage layer knows more than a path says:** a move's or
-//!   a reader's source and a writer's file are located by one recursive listing of the
-//!   parent (object and segments at once); [`Driver::list_files`] of an upload session is
-//!   one listing; [`Driver::writer_at`] trusts the size it is given (the segment's
-//!   conditional create refuses a stale one); [`Driver::stat_stored`] is one HEAD.
+//! - **A file stored whole costs no listing** to read, stat or move: a GET or a HEAD is
+//!   tried first, and only when it finds no object are the written file's segments listed
+//!   (their own prefix, not the parent's subtree). Listings are what a
+//!   server may answer in time proportional to the bucket (moto walks every key), so the
+//!   garbage collector, which stats and moves blob after blob, must not list per blob.
+//! - **Fewer round trips where the storage layer knows more than a path says:**
+//!   [`Driver::list_files`] of an upload session is one listing; [`Driver::writer_at`]
+//!   trusts the size it is given (the segment's conditional create refuses a stale one);
+//!   [`Driver::stat_stored`] is one HEAD.
 //! - **Moves** are server-side copies (`CopyObject`) then deletes; a file of several segments
 //!   (a chunked upload) is concatenated into one object as it is copied, through this process
 //!   in `part_size` parts. A copy replaces the target whole, so a reader sees the old or the
@@ -335,63 +339,30 @@ impl S3Driver {
         contiguous(path, metas)
     }
 
-    /// What is stored at `key` — the object, a written file's segments, keys under it —
-    /// from one recursive listing of its parent: one request where [`S3Driver::probe`]
-    /// then [`S3Driver::segments`] take two. Only for files whose parent holds few keys
-    /// (a blob's directory, an upload session's, the trash), since every key under the
-    /// parent is listed; a top-level key falls back to those two.
-    async fn scan(&self, path: &str, key: &Key) -> DResult<Scan> {
-        let Some((parent, name)) = key.as_ref().rsplit_once('/') else {
-            let probe = self.probe(path, key).await?;
-            let segments = if probe.written {
-                self.segments(path, key)
-                    .await?
-                    .into_iter()
-                    .map(|s| s.meta)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            return Ok(Scan {
-                object: probe.object,
-                segments,
-                dir: probe.dir,
-            });
-        };
-        let metas: Vec<ObjectMeta> = self
-            .store
-            .list(Some(&Key::from(parent)))
-            .try_collect()
-            .await
-            .map_err(|e| backend(path, e))?;
-        let base = format!("{parent}/");
-        let written = format!("+{name}/");
-        let under = format!("{name}/");
-        let mut scan = Scan::default();
-        for m in metas {
-            let Some(rel) = m.location.as_ref().strip_prefix(base.as_str()) else {
-                continue;
-            };
-            if rel == name {
-                scan.object = Some(m);
-            } else if rel.starts_with(written.as_str()) {
-                scan.segments.push(m);
-            } else if rel.starts_with(under.as_str()) {
-                scan.dir = true;
-            }
-        }
-        Ok(scan)
-    }
-
-    /// A stored object, or else a written file's segments, or else not found.
-    /// One request ([`S3Driver::scan`]): for the files moves and readers locate.
+    /// A stored object, or else a written file's segments, or else not found: one HEAD
+    /// (not retried) for a file stored whole — every blob, link and record — and a listing
+    /// of the segments only when the HEAD finds nothing there (a written file). A HEAD that
+    /// fails otherwise (s3s-fs answers 500 for a key that is a directory on its disk; a
+    /// transient error) leaves it to the listings, which are retried. Never a listing of
+    /// the parent's whole subtree: on a server that lists by walking the bucket (moto),
+    /// that made every move the garbage collector makes cost the bucket's size.
     async fn locate(&self, path: &str) -> DResult<(Key, Located)> {
         let key = self.key(path)?;
-        let scan = self.scan(path, &key).await?;
-        if let Some(meta) = scan.object {
-            return Ok((key, Located::Object(meta)));
+        match self.probe_store.head(&key).await {
+            Ok(meta) => Ok((key, Located::Object(meta))),
+            Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await,
+            Err(_) => {
+                let probe = self.probe(path, &key).await?;
+                let located = self.located(path, &key, probe).await?;
+                located.map(|l| (key, l)).ok_or_else(|| not_found(path))
+            }
         }
-        let segs = contiguous(path, scan.segments)?;
+    }
+
+    /// A written file's segments, or else not found: for a path where no object is stored
+    /// (a HEAD or GET of it just found none), one listing of the segments.
+    async fn locate_written(&self, path: &str, key: Key) -> DResult<(Key, Located)> {
+        let segs = self.segments(path, &key).await?;
         if segs.is_empty() {
             return Err(not_found(path));
         }
@@ -499,16 +470,6 @@ impl S3Driver {
                 e => Err(backend(path, e)),
             })
     }
-}
-
-/// What a recursive listing of a path's parent says is stored at it ([`S3Driver::scan`]).
-#[derive(Default)]
-struct Scan {
-    object: Option<ObjectMeta>,
-    /// The objects under `<dir>/+<name>/`, in listing order.
-    segments: Vec<ObjectMeta>,
-    /// Keys under `<path>/`.
-    dir: bool,
 }
 
 /// A written file's segments from their objects, in offset order, checked to be
@@ -725,25 +686,27 @@ impl Driver for S3Driver {
             .map_err(|e| backend(path, e))
     }
 
-    /// A file stored whole (every blob) is one GET from `offset`; a written file, or an
-    /// offset the server will not serve a range from (the end), is located first.
+    /// A file stored whole (every blob) is one GET from `offset`; a written file is found by
+    /// the listing of its segments when that GET finds nothing, and an offset the server will
+    /// not serve a range from (the end of an object) is located first.
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
         let key = self.key(path)?;
         let opts = GetOptions {
             range: (offset > 0).then_some(GetRange::Offset(offset)),
             ..GetOptions::default()
         };
-        match self.store.get_opts(&key, opts).await {
+        let (key, located) = match self.store.get_opts(&key, opts).await {
             Ok(r) => {
                 let size = r.meta.size;
                 let s = r.into_stream().map_err(io::Error::other);
                 return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
             }
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(_) if offset > 0 => {}
+            // no object: a written file's segments, or nothing
+            Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await?,
+            // the server would not serve that range (an offset at the end): look
+            Err(_) if offset > 0 => self.locate(path).await?,
             Err(e) => return Err(backend(path, e)),
-        }
-        let (key, located) = self.locate(path).await?;
+        };
         let size = located.size();
         if offset > size {
             return Err(DriverError::Io {
@@ -764,13 +727,23 @@ impl Driver for S3Driver {
     /// commits with nothing written; a file that is one object (written whole, by
     /// `put_content` or `put_new`) first becomes its own first segment by a server-side
     /// copy, so appends follow all of it.
+    ///
+    /// The segments are listed first (the file a writer opens is usually written already);
+    /// only when there are none is the object looked for, by a HEAD.
     async fn writer(&self, path: &str) -> DResult<S3Writer> {
         let key = self.key(path)?;
-        let scan = self.scan(path, &key).await?;
-        let mut segs = contiguous(path, scan.segments)?;
-        if segs.is_empty()
-            && let Some(meta) = scan.object
-        {
+        let mut segs = self.segments(path, &key).await?;
+        let object = if segs.is_empty() {
+            match self.probe_store.head(&key).await {
+                Ok(meta) => Some(meta),
+                Err(object_store::Error::NotFound { .. }) => None,
+                // (s3s-fs's 500 on a directory, a transient error): the parent's listing
+                Err(_) => self.probe(path, &key).await?.object,
+            }
+        } else {
+            None
+        };
+        if let Some(meta) = object {
             let first = Self::segment_key(&key, 0);
             match self.store.copy(&key, &first).await {
                 Ok(()) => {
@@ -967,6 +940,9 @@ impl Driver for S3Driver {
         Ok(names)
     }
 
+    /// Located as [`S3Driver::locate`] does: a file stored whole (a blob the collector
+    /// moves aside, or back) costs a HEAD, one `CopyObject` and one delete, no listing; an
+    /// upload's data (segments) a failed HEAD and one listing of its segments more.
     async fn move_to(&self, from: &str, to: &str) -> DResult<()> {
         let (from_key, located) = self.locate(from).await?;
         let to_key = self.key(to)?;

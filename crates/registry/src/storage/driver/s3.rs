@@ -27,9 +27,9 @@
 //!   layout keeps parents small (a blob's or link's parent holds one or two names).
 //! - **A file stored whole costs no listing** to read, stat or move: a GET or a HEAD is
 //!   tried first, and only when it finds no object are the written file's segments listed
-//!   (their own prefix, not the parent's subtree). Listings are what a
-//!   server may answer in time proportional to the bucket (moto walks every key), so the
-//!   garbage collector, which stats and moves blob after blob, must not list per blob.
+//!   (their own prefix, not the parent's subtree). A listing is what a server may answer
+//!   in time proportional to the bucket (moto walks every key), so the garbage collector,
+//!   which stats and moves blob after blob, must not list to find a blob.
 //! - **Fewer round trips where the storage layer knows more than a path says:**
 //!   [`Driver::list_files`] of an upload session is one listing; [`Driver::writer_at`]
 //!   trusts the size it is given (the segment's conditional create refuses a stale one);

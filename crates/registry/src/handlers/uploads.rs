@@ -16,13 +16,20 @@ use crate::error::{ErrorKind, RegistryError, Result};
 use crate::handlers::http::{content_length, empty, query_get};
 use crate::handlers::parse_digest;
 use crate::state::App;
-use crate::storage::Driver;
+use crate::storage::{Driver, Session};
 
 /// The most of a refused request's body read before answering (then the connection closes).
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Bytes gathered before handing a buffer to the writer task.
 const WRITE_BATCH: usize = 256 * 1024;
+
+/// The largest blob a request that carries all of it (`POST ?digest=`, or the `PUT` of a
+/// session that holds nothing yet, with a `Content-Length`) commits from memory
+/// (`Uploads::commit_whole`): stored by one conditional create under its digest rather than
+/// written to the session and moved. Well under an S3 part (the S3 writer holds a part in
+/// memory anyway), so concurrent small pushes cost no more memory than chunked ones.
+const WHOLE_COMMIT_MAX: u64 = 1024 * 1024;
 
 fn session_headers(name: &str, id: &str, size: u64) -> Vec<(&'static str, String)> {
     vec![
@@ -71,6 +78,18 @@ pub async fn start<D: Driver>(
         drain(body).await;
         return Err(e);
     }
+    if let Some(d) = &digest
+        && let Some(len) = whole_length(app, headers)
+    {
+        let content = read_whole(app, len, body).await?;
+        let committed = app
+            .storage
+            .repository(name)
+            .uploads()
+            .commit_whole(None, d, content)
+            .await?;
+        return Ok(done(app, name, d, committed));
+    }
     let id = match app.storage.repository(name).uploads().create().await {
         Ok(id) => id,
         Err(e) => {
@@ -81,8 +100,16 @@ pub async fn start<D: Driver>(
     match digest {
         None => Ok(empty(StatusCode::ACCEPTED, &session_headers(name, &id, 0))),
         Some(d) => {
-            append(app, name, &id, 0, headers, body).await?;
-            complete(app, name, &id, &d).await
+            let started = std::time::SystemTime::now();
+            let size = append(app, name, &id, 0, headers, body).await?;
+            // created just now by this request: its marker and what was appended
+            let session = Session {
+                size,
+                started: Some(started),
+                tidy: true,
+                has_data: true,
+            };
+            complete(app, name, &id, &d, session).await
         }
     }
 }
@@ -108,8 +135,8 @@ async fn try_mount<D: Driver>(
     Ok(Some(created(name, &d)))
 }
 
-async fn session_size<D: Driver>(app: &App<D>, name: &str, id: &str) -> Result<u64> {
-    Ok(app.storage.repository(name).uploads().size(id).await?)
+async fn session<D: Driver>(app: &App<D>, name: &str, id: &str) -> Result<Session> {
+    Ok(app.storage.repository(name).uploads().session(id).await?)
 }
 
 /// `Content-Range: <start>-<end>` (also accepting `bytes=a-b` and `bytes a-b/total`).
@@ -332,18 +359,70 @@ async fn append<D: Driver>(
     Ok(size)
 }
 
+/// The body's length when the request carries a whole blob small enough for
+/// [`WHOLE_COMMIT_MAX`] (and within `max_upload_bytes`), without a `Content-Range`.
+fn whole_length<D: Driver>(app: &App<D>, headers: &HeaderMap) -> Option<u64> {
+    let len = content_length(headers)?;
+    (len > 0
+        && len <= WHOLE_COMMIT_MAX
+        && len <= app.config.storage.max_upload_bytes
+        && !headers.contains_key(header::CONTENT_RANGE))
+    .then_some(len)
+}
+
+/// Read a body of `len` bytes (its `Content-Length`) into memory.
+async fn read_whole<D: Driver>(app: &App<D>, len: u64, body: Body) -> Result<bytes::Bytes> {
+    let limit = usize::try_from(len).unwrap_or(usize::MAX);
+    // one byte more than announced is enough to tell a body that runs over
+    let read = axum::body::to_bytes(body, limit.saturating_add(1)).await;
+    let content = match read {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(RegistryError::new(
+                ErrorKind::BlobUploadInvalid,
+                format!("reading the request body failed ({e}); retry the upload"),
+            ));
+        }
+    };
+    app.metrics.record_bytes_in("upload", content.len() as u64);
+    if content.len() as u64 != len {
+        return Err(RegistryError::new(
+            ErrorKind::SizeInvalid,
+            format!(
+                "received {} bytes but Content-Length was {len}",
+                content.len()
+            ),
+        ));
+    }
+    Ok(content)
+}
+
+/// The answer to a committed upload (and its duration, for the metrics).
+fn done<D: Driver>(
+    app: &App<D>,
+    name: &str,
+    d: &Digest,
+    committed: crate::storage::uploads::Committed,
+) -> Response {
+    if let Some(t) = committed.duration {
+        app.metrics.record_upload(t);
+    }
+    created(name, d)
+}
+
 /// Verify the session's data against `expected` and, when it matches, make it a blob.
 async fn complete<D: Driver>(
     app: &App<D>,
     name: &str,
     id: &str,
     expected: &Digest,
+    session: Session,
 ) -> Result<Response> {
     let committed = app
         .storage
         .repository(name)
         .uploads()
-        .commit(id, expected)
+        .commit(id, expected, session)
         .await?;
     if let Some(d) = committed.duration {
         app.metrics.record_upload(d);
@@ -353,7 +432,7 @@ async fn complete<D: Driver>(
 
 /// `GET /v2/<name>/blobs/uploads/<id>` — the session's offset.
 pub async fn status<D: Driver>(app: &App<D>, name: &str, id: &str) -> Result<Response> {
-    let size = session_size(app, name, id).await?;
+    let size = session(app, name, id).await?.size;
     Ok(empty(
         StatusCode::NO_CONTENT,
         &session_headers(name, id, size),
@@ -368,8 +447,8 @@ pub async fn patch<D: Driver>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let checked = match session_size(app, name, id).await {
-        Ok(current) => check_chunk(name, id, current, headers).map(|()| current),
+    let checked = match session(app, name, id).await {
+        Ok(s) => check_chunk(name, id, s.size, headers).map(|()| s.size),
         Err(e) => Err(e),
     };
     let current = match checked {
@@ -396,14 +475,14 @@ pub async fn finish<D: Driver>(
     body: Body,
 ) -> Result<Response> {
     let checked = async {
-        let current = session_size(app, name, id).await?;
+        let current = session(app, name, id).await?;
         let Some(d) = query_get(query, "digest") else {
             return Err(RegistryError::digest_invalid(
                 "the digest query parameter is required to complete an upload",
             ));
         };
         let d = parse_digest(&d)?;
-        check_chunk(name, id, current, headers)?;
+        check_chunk(name, id, current.size, headers)?;
         Ok((current, d))
     }
     .await;
@@ -414,8 +493,20 @@ pub async fn finish<D: Driver>(
             return Err(e);
         }
     };
-    append(app, name, id, current, headers, body).await?;
-    complete(app, name, id, &d).await
+    if current.size == 0
+        && let Some(len) = whole_length(app, headers)
+    {
+        let content = read_whole(app, len, body).await?;
+        let committed = app
+            .storage
+            .repository(name)
+            .uploads()
+            .commit_whole(Some((id, current)), &d, content)
+            .await?;
+        return Ok(done(app, name, &d, committed));
+    }
+    let size = append(app, name, id, current.size, headers, body).await?;
+    complete(app, name, id, &d, Session { size, ..current }).await
 }
 
 /// `DELETE /v2/<name>/blobs/uploads/<id>` — cancel.

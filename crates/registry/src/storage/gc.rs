@@ -284,7 +284,8 @@ async fn collect_under<D: Driver>(
                 if marked.contains(&d) {
                     continue;
                 }
-                if let Err(e) = driver.stat(&paths::blob_data(&d)).await
+                // a blob's content is stored whole: one HEAD on object storage
+                if let Err(e) = driver.stat_stored(&paths::blob_data(&d)).await
                     && e.is_not_found()
                     && !opts.dry_run
                 {
@@ -310,7 +311,8 @@ async fn sweep_blob<D: Driver>(
     report: &mut GcReport,
 ) -> Result<(), GcError> {
     let data = paths::blob_data(d);
-    let Ok(info) = driver.stat(&data).await else {
+    // stored whole (never a written file): one HEAD on object storage, found or not
+    let Ok(info) = driver.stat_stored(&data).await else {
         return Ok(()); // no content (a record left alone, or deleted meanwhile)
     };
     let first = ctx(read_last_referenced(driver, d).await, || {

@@ -54,7 +54,7 @@ pub use cache::{BlobCache, CacheLimits};
 pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory, s3};
 pub use error::{Result, StorageError};
 pub use manifests::RevisionMeta;
-pub use uploads::BlobWriter;
+pub use uploads::{BlobWriter, Session};
 
 /// How old a blob's "last referenced" record may be for a new reference to leave it as it
 /// is rather than rewrite it. Counts against the garbage collector's minimum grace like the
@@ -134,7 +134,8 @@ impl<D: Driver> Registry<D> {
     /// Size of the blob's content as storage says now, never from the cache (an entry for
     /// data found missing is evicted).
     async fn stored_blob_size(&self, d: &Digest) -> Result<Option<u64>> {
-        let size = missing_ok(self.driver.stat(&paths::blob_data(d)).await)?.map(|i| i.size);
+        // a blob's content is always stored whole: one HEAD on object storage, found or not
+        let size = missing_ok(self.driver.stat_stored(&paths::blob_data(d)).await)?.map(|i| i.size);
         if size.is_none() {
             self.cache.evict(d);
         }
@@ -155,6 +156,14 @@ impl<D: Driver> Registry<D> {
     /// The content check asks storage, never the read cache: a cached size could outlive
     /// content another replica's collector has just moved away.
     pub async fn mark_referenced(&self, d: &Digest) -> Result<bool> {
+        self.refresh_last_referenced(d).await?;
+        Ok(self.stored_blob_size(d).await?.is_some())
+    }
+
+    /// The first half of [`Registry::mark_referenced`]: rewrite `d`'s record when it has one
+    /// older than [`MARK_REUSE`]. The caller then checks (or creates, conditionally) the
+    /// content, never before.
+    pub(crate) async fn refresh_last_referenced(&self, d: &Digest) -> Result<()> {
         let now = SystemTime::now();
         let stale = read_last_referenced(&self.driver, d)
             .await?
@@ -162,7 +171,7 @@ impl<D: Driver> Registry<D> {
         if stale {
             write_last_referenced(&self.driver, d, now).await?;
         }
-        Ok(self.stored_blob_size(d).await?.is_some())
+        Ok(())
     }
 
     /// When `d` was last referenced, from its record (`None`: no record, or unreadable).

@@ -145,12 +145,17 @@ pub fn upload_dir(name: &str, id: &str) -> String {
     format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}")
 }
 
+/// The name of an upload session's data in its directory ([`upload_dir`]).
+pub const UPLOAD_DATA: &str = "data";
+/// The name of an upload session's start marker in its directory ([`upload_dir`]).
+pub const UPLOAD_STARTED: &str = "startedat";
+
 pub fn upload_data(name: &str, id: &str) -> String {
-    format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}/data")
+    format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}/{UPLOAD_DATA}")
 }
 
 pub fn upload_started(name: &str, id: &str) -> String {
-    format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}/startedat")
+    format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}/{UPLOAD_STARTED}")
 }
 
 /// Parse `<alg>/<hex>` directory names back into a digest (listing `_layers` or `revisions`).

@@ -2,7 +2,9 @@
 //! and the `data` received so far, so any replica — or this one after a restart — can
 //! continue a session. Bytes are hashed as they arrive when this process saw the session
 //! from its first byte ([`PartialHash`]); otherwise the data is re-hashed from storage on
-//! commit. Content becomes a blob only after its digest is verified, by one move.
+//! commit. Content becomes a blob only after its digest is verified, by one move — or, for
+//! a small blob one request carries whole ([`Uploads::commit_whole`]), by one conditional
+//! create of the verified bytes under their digest.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,6 +41,22 @@ pub struct Uploads<'a, D: Driver> {
     pub(super) repo: Repository<'a, D>,
 }
 
+/// An upload session as storage holds it ([`Uploads::session`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    /// Bytes received so far.
+    pub size: u64,
+    /// When it started, when storage knows (the start marker's modification time).
+    pub started: Option<SystemTime>,
+    /// Its directory holds its start marker and data and nothing else, so that the commit
+    /// removing those two leaves nothing to delete (every driver removes a prefix, or
+    /// directory, emptied by a delete or a move, at worst leaving an empty one to the
+    /// upload purge).
+    pub tidy: bool,
+    /// A data file is stored (possibly empty).
+    pub has_data: bool,
+}
+
 /// A committed upload.
 #[derive(Debug, Clone, Copy)]
 pub struct Committed {
@@ -73,28 +91,50 @@ impl<'a, D: Driver> Uploads<'a, D> {
         Ok(id)
     }
 
-    /// How many bytes the session holds; [`StorageError::UploadUnknown`] if there is none.
-    pub async fn size(&self, id: &str) -> Result<u64> {
+    /// The session as storage holds it, from one [`Driver::list_files`] of its directory
+    /// (one request on object storage); [`StorageError::UploadUnknown`] if there is none
+    /// (no start marker: never started, completed, cancelled, or removed).
+    pub async fn session(&self, id: &str) -> Result<Session> {
         if !valid_session_id(id) {
             return Err(Self::unknown(id));
         }
-        let driver = self.repo.driver();
-        match driver
-            .stat(&paths::upload_started(self.repo.name, id))
+        let files = match self
+            .repo
+            .driver()
+            .list_files(&paths::upload_dir(self.repo.name, id))
             .await
         {
-            Ok(_) => {}
+            Ok(f) => f,
             Err(e) if e.is_not_found() => return Err(Self::unknown(id)),
             Err(e) => return Err(e.into()),
-        }
-        match driver.stat(&paths::upload_data(self.repo.name, id)).await {
-            Ok(i) => Ok(i.size),
-            Err(e) if e.is_not_found() => Ok(0),
-            Err(e) => Err(e.into()),
-        }
+        };
+        let Some((_, marker)) = files.iter().find(|(n, _)| n == paths::UPLOAD_STARTED) else {
+            return Err(Self::unknown(id));
+        };
+        let size = files
+            .iter()
+            .find(|(n, i)| n == paths::UPLOAD_DATA && !i.is_dir)
+            .map_or(0, |(_, i)| i.size);
+        let tidy = files
+            .iter()
+            .all(|(n, i)| !i.is_dir && (n == paths::UPLOAD_STARTED || n == paths::UPLOAD_DATA));
+        let has_data = files.iter().any(|(n, _)| n == paths::UPLOAD_DATA);
+        Ok(Session {
+            size,
+            started: marker.modified,
+            tidy,
+            has_data,
+        })
     }
 
-    /// Append to a session that holds `current` bytes (the caller checked it exists).
+    /// How many bytes the session holds; [`StorageError::UploadUnknown`] if there is none.
+    pub async fn size(&self, id: &str) -> Result<u64> {
+        Ok(self.session(id).await?.size)
+    }
+
+    /// Append to a session that holds `current` bytes, as [`Uploads::session`] said (the
+    /// caller checked it exists): the driver may take `current` on trust
+    /// ([`Driver::writer_at`]), and refuses the appends if the session grew meanwhile.
     pub async fn writer(&self, id: &str, current: u64) -> Result<BlobWriter<D>> {
         // Hash as we go only when we know the hash state at `current`.
         let partial = {
@@ -117,7 +157,7 @@ impl<'a, D: Driver> Uploads<'a, D> {
         let writer = match self
             .repo
             .driver()
-            .writer(&paths::upload_data(self.repo.name, id))
+            .writer_at(&paths::upload_data(self.repo.name, id), current)
             .await
         {
             Ok(w) => w,
@@ -148,16 +188,25 @@ impl<'a, D: Driver> Uploads<'a, D> {
     }
 
     /// Verify the session's data against `expected` and, when it matches, make it a blob
-    /// linked into this repository. The session is gone afterwards either way (except when
-    /// it was not found or storage failed otherwise).
-    pub async fn commit(&self, id: &str, expected: &Digest) -> Result<Committed> {
+    /// linked into this repository. `session` is what [`Uploads::session`] said in this
+    /// request, with the size after its appends. The session is gone afterwards either way
+    /// (except when it was not found or storage failed otherwise).
+    pub async fn commit(&self, id: &str, expected: &Digest, session: Session) -> Result<Committed> {
         let name = self.repo.name;
         let driver = self.repo.driver();
         let reg = self.repo.reg;
         let data = paths::upload_data(name, id);
         // Flush what the session holds to disk before anything can make it visible (this
-        // also creates the file for an empty blob, where nothing was ever appended).
-        let flushed = async { driver.writer(&data).await?.commit(true).await }.await;
+        // also creates the file for an empty blob, where nothing was ever appended); no
+        // request on object storage, where every stored piece is durable already.
+        let flushed = async {
+            driver
+                .writer_at(&data, session.size)
+                .await?
+                .commit(true)
+                .await
+        }
+        .await;
         let size = match flushed {
             Ok(size) => size,
             Err(e) => {
@@ -184,11 +233,16 @@ impl<'a, D: Driver> Uploads<'a, D> {
         // The session ends here: remove its marker before the data moves, so a crash in
         // between leaves no session that looks resumable but has lost its bytes (a client
         // then sees BLOB_UPLOAD_UNKNOWN and HEADs or re-uploads the blob).
-        let started = driver
-            .get_content(&paths::upload_started(name, id))
-            .await
-            .ok()
-            .and_then(|raw| String::from_utf8_lossy(&raw).trim().parse::<u64>().ok());
+        let started = match session.started {
+            Some(t) => Some(t),
+            // a driver without modification times: the time the marker records
+            None => driver
+                .get_content(&paths::upload_started(name, id))
+                .await
+                .ok()
+                .and_then(|raw| String::from_utf8_lossy(&raw).trim().parse::<u64>().ok())
+                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        };
         match driver.delete(&paths::upload_started(name, id)).await {
             Ok(()) => {}
             // another request completed or cancelled this session meanwhile
@@ -197,18 +251,79 @@ impl<'a, D: Driver> Uploads<'a, D> {
         }
         // The clock first, then the content (see `Registry::mark_referenced`): when the
         // blob is already there this is all; otherwise the verified upload moves in.
-        if !reg.mark_referenced(expected).await? {
+        let moved = !reg.mark_referenced(expected).await?;
+        if moved {
             driver.move_to(&data, &paths::blob_data(expected)).await?;
         }
         self.repo.blobs().link(expected).await?;
-        let _ = driver.delete(&paths::upload_dir(name, id)).await;
+        // the move and the marker's delete emptied a tidy session's directory; otherwise
+        // its data (a blob that was there already) or strays are left to delete
+        if !(moved && session.tidy) {
+            let _ = driver.delete(&paths::upload_dir(name, id)).await;
+        }
         tracing::debug!(repo = name, digest = %expected, size, "blob committed");
-        let duration = started.map(|ms| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            now.saturating_sub(Duration::from_millis(ms))
-        });
+        let duration = started.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        Ok(Committed { size, duration })
+    }
+
+    /// Commit a blob whose content this request holds whole in memory (a small monolithic
+    /// upload, or the whole blob in the `PUT` of a session that holds nothing yet):
+    /// verify these very bytes, end the session `id` (its marker) if there is one, then the
+    /// clock and the content as [`Uploads::commit`] does — except that the content is
+    /// created straight from these bytes by [`Driver::put_new`] (conditional, atomic:
+    /// "already there" is the blob's content present) instead of written to the session
+    /// and moved. On object storage: no segment, no listing to locate it, no copy, no
+    /// delete of it.
+    pub async fn commit_whole(
+        &self,
+        session: Option<(&str, Session)>,
+        expected: &Digest,
+        content: Bytes,
+    ) -> Result<Committed> {
+        let name = self.repo.name;
+        let driver = self.repo.driver();
+        let reg = self.repo.reg;
+        let mut digester = Digester::new(expected.algorithm());
+        digester.update(&content);
+        let actual = digester.finalize();
+        if &actual != expected {
+            if let Some((id, _)) = session {
+                self.discard(id).await;
+            }
+            return Err(StorageError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        let size = content.len() as u64;
+        if let Some((id, _)) = session {
+            self.forget_hash(id);
+            match driver.delete(&paths::upload_started(name, id)).await {
+                Ok(()) => {}
+                // another request completed or cancelled this session meanwhile
+                Err(e) if e.is_not_found() => return Err(Self::unknown(id)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The clock first, then the content (see `Registry::mark_referenced`): the
+        // conditional create is the content check — created, or found already there.
+        reg.refresh_last_referenced(expected).await?;
+        match driver.put_new(&paths::blob_data(expected), content).await {
+            Ok(()) => {}
+            Err(e) if e.is_already_exists() => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.repo.blobs().link(expected).await?;
+        // a session holding only its marker is gone with it; anything else is deleted
+        if let Some((id, s)) = session
+            && (!s.tidy || s.has_data)
+        {
+            let _ = driver.delete(&paths::upload_dir(name, id)).await;
+        }
+        tracing::debug!(repo = name, digest = %expected, size, "blob committed whole");
+        let duration = session
+            .and_then(|(_, s)| s.started)
+            .map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
         Ok(Committed { size, duration })
     }
 

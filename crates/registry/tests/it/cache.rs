@@ -35,9 +35,9 @@ fn config_with(limits: CacheLimits) -> Config {
 
 /// The in-memory driver, recording every call as (operation, path).
 #[derive(Clone, Default)]
-struct CountingDriver {
+pub(crate) struct CountingDriver {
     inner: MemoryDriver,
-    calls: Arc<Mutex<Vec<(&'static str, String)>>>,
+    pub(crate) calls: Arc<Mutex<Vec<(&'static str, String)>>>,
 }
 
 impl std::fmt::Debug for CountingDriver {
@@ -51,7 +51,7 @@ impl CountingDriver {
         self.calls.lock().unwrap().push((op, path.to_owned()));
     }
 
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.calls.lock().unwrap().clear();
     }
 
@@ -87,6 +87,18 @@ impl Driver for CountingDriver {
     async fn writer(&self, path: &str) -> DResult<Self::Writer> {
         self.record("writer", path);
         self.inner.writer(path).await
+    }
+    async fn writer_at(&self, path: &str, size: u64) -> DResult<Self::Writer> {
+        self.record("writer_at", path);
+        self.inner.writer_at(path, size).await
+    }
+    async fn stat_stored(&self, path: &str) -> DResult<FileInfo> {
+        self.record("stat_stored", path);
+        self.inner.stat_stored(path).await
+    }
+    async fn list_files(&self, path: &str) -> DResult<Vec<(String, FileInfo)>> {
+        self.record("list_files", path);
+        self.inner.list_files(path).await
     }
     async fn stat(&self, path: &str) -> DResult<FileInfo> {
         self.record("stat", path);

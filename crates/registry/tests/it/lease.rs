@@ -66,6 +66,15 @@ impl<D: Driver + Clone> Driver for Gated<D> {
     async fn writer(&self, path: &str) -> DResult<Self::Writer> {
         self.inner.writer(path).await
     }
+    async fn writer_at(&self, path: &str, size: u64) -> DResult<Self::Writer> {
+        self.inner.writer_at(path, size).await
+    }
+    async fn stat_stored(&self, path: &str) -> DResult<FileInfo> {
+        self.inner.stat_stored(path).await
+    }
+    async fn list_files(&self, path: &str) -> DResult<Vec<(String, FileInfo)>> {
+        self.inner.list_files(path).await
+    }
     async fn stat(&self, path: &str) -> DResult<FileInfo> {
         self.inner.stat(path).await
     }

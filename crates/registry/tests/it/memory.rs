@@ -514,6 +514,25 @@ impl<D: Driver + Clone> Driver for HookDriver<D> {
     async fn writer(&self, path: &str) -> berth_registry::storage::DResult<Self::Writer> {
         self.inner.writer(path).await
     }
+    async fn writer_at(
+        &self,
+        path: &str,
+        size: u64,
+    ) -> berth_registry::storage::DResult<Self::Writer> {
+        self.inner.writer_at(path, size).await
+    }
+    async fn stat_stored(
+        &self,
+        path: &str,
+    ) -> berth_registry::storage::DResult<berth_registry::storage::FileInfo> {
+        self.inner.stat_stored(path).await
+    }
+    async fn list_files(
+        &self,
+        path: &str,
+    ) -> berth_registry::storage::DResult<Vec<(String, berth_registry::storage::FileInfo)>> {
+        self.inner.list_files(path).await
+    }
     async fn stat(
         &self,
         path: &str,

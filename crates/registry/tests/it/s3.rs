@@ -10,6 +10,7 @@
 //! two collectors contend *at the same moment* runs on moto only; the others run on both,
 //! where the test itself orders the lease's creates.
 
+use berth_registry::storage::driver::testsuite;
 use berth_registry::storage::s3::{AwsEnv, MIN_PART_SIZE, S3Config, S3Driver};
 use berth_registry::storage::{BoxReader, DResult, Driver, FileInfo};
 use berth_test_support::{S3Kind, S3Server};
@@ -19,13 +20,13 @@ use crate::{lease, memory};
 
 /// The server, or `None` when it is not installed (a skip on a laptop; a failure under
 /// `BERTH_TEST_REQUIRE_TOOLS=1`).
-fn server(kind: S3Kind) -> Option<S3Server> {
+pub(crate) fn server(kind: S3Kind) -> Option<S3Server> {
     (!kind.missing()).then(|| S3Server::start(kind))
 }
 
 /// A driver on `s3`'s bucket, keys under `prefix`, with the credentials a binary would
 /// gather from the environment `s3.env()` gives; each clone is a client of its own.
-fn driver(s3: &S3Server, prefix: &str) -> PerClient {
+pub(crate) fn driver(s3: &S3Server, prefix: &str) -> PerClient {
     let config = S3Config {
         bucket: s3.bucket().to_owned(),
         region: Some(s3.region().to_owned()),
@@ -60,7 +61,7 @@ fn driver(s3: &S3Server, prefix: &str) -> PerClient {
 /// collector losing its lease) — a stall of the test's shape, not of any deployment, where a
 /// process serves from one runtime.
 #[derive(Debug)]
-struct PerClient {
+pub(crate) struct PerClient {
     config: S3Config,
     env: AwsEnv,
     inner: S3Driver,
@@ -95,6 +96,15 @@ impl Driver for PerClient {
     }
     async fn writer(&self, path: &str) -> DResult<Self::Writer> {
         self.inner.writer(path).await
+    }
+    async fn writer_at(&self, path: &str, size: u64) -> DResult<Self::Writer> {
+        self.inner.writer_at(path, size).await
+    }
+    async fn stat_stored(&self, path: &str) -> DResult<FileInfo> {
+        self.inner.stat_stored(path).await
+    }
+    async fn list_files(&self, path: &str) -> DResult<Vec<(String, FileInfo)>> {
+        self.inner.list_files(path).await
     }
     async fn stat(&self, path: &str) -> DResult<FileInfo> {
         self.inner.stat(path).await
@@ -243,3 +253,17 @@ fn s3_an_unreadable_lease_is_an_error_naming_it() {
 // Not here: `renewal_keeps_a_long_collections_lease` runs on tokio's paused clock, under
 // which a real server's request timeouts would fire at once; renewal itself is the
 // storage layer's, the same over every driver.
+
+// ---- the driver calls an upload session's requests use (testsuite::upload_sessions)
+
+/// `list_files`, `writer_at` and `stat_stored` on both servers: the whole suite runs in
+/// tests/e2e (`s3_driver`); this part is the one the upload requests rest on.
+#[test]
+fn s3_upload_session_calls_conform() {
+    for kind in [S3Kind::S3sFs, S3Kind::Moto] {
+        let Some(s) = server(kind) else {
+            return;
+        };
+        rt().block_on(testsuite::upload_sessions(&driver(&s, "sessions")));
+    }
+}

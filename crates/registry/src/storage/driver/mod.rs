@@ -184,8 +184,56 @@ pub trait Driver: Send + Sync + 'static {
     /// Open `path` for appending (created, with its parents, if missing — at the latest
     /// when the writer commits; not durably: see [`UploadWriter`]).
     fn writer(&self, path: &str) -> impl Future<Output = DResult<Self::Writer>> + Send;
+    /// Open for appending a file that only writers have written (never `put_content` and
+    /// the like) and that holds `size` bytes, as [`Driver::list_files`] or [`Driver::stat`]
+    /// said a moment ago (0: nothing is stored there yet). The driver may take `size` on
+    /// trust rather than look again, so it must be a size storage reported. If the file grew
+    /// meanwhile, the appends must never overwrite or interleave with what another writer
+    /// stored: they fail (an object store's conditional create of the piece starting at
+    /// `size`) or land after it (a filesystem's append). Defaults to [`Driver::writer`],
+    /// which looks.
+    fn writer_at(
+        &self,
+        path: &str,
+        size: u64,
+    ) -> impl Future<Output = DResult<Self::Writer>> + Send {
+        let _ = size;
+        self.writer(path)
+    }
     /// Size, modification time, and whether the path is a directory (prefix).
     fn stat(&self, path: &str) -> impl Future<Output = DResult<FileInfo>> + Send;
+    /// [`Driver::stat`] of a file stored whole (by `put_content`, `put_hint`, `put_new`, or
+    /// as the target of `move_to`): the same answer for such a file, and
+    /// [`DriverError::NotFound`] when none is stored at `path` — a written file or a prefix
+    /// there may be reported as not found too. For paths the storage layer only ever stores
+    /// whole (a blob's content): an object store answers it with one HEAD, where `stat`
+    /// needs listings to tell "nothing" from a written file or a prefix. Defaults to `stat`.
+    fn stat_stored(&self, path: &str) -> impl Future<Output = DResult<FileInfo>> + Send {
+        self.stat(path)
+    }
+    /// The files and directories directly under the directory `path`, by name (sorted),
+    /// each with what [`Driver::stat`] says of it (a written file is one file, of its whole
+    /// size); [`DriverError::NotFound`] when nothing is stored under `path`. An upload
+    /// session's state in one call: an object store answers it from one listing when the
+    /// directory holds few keys. Defaults to [`Driver::list`], then `stat` of each name.
+    fn list_files(
+        &self,
+        path: &str,
+    ) -> impl Future<Output = DResult<Vec<(String, FileInfo)>>> + Send {
+        async move {
+            let names = self.list(path).await?;
+            let mut out = Vec::with_capacity(names.len());
+            for n in names {
+                match self.stat(&format!("{path}/{n}")).await {
+                    Ok(info) => out.push((n, info)),
+                    // removed since the listing
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        }
+    }
     /// Names of the direct children of a directory (prefix), sorted.
     fn list(&self, path: &str) -> impl Future<Output = DResult<Vec<String>>> + Send;
     /// Move a file durably to `to`, replacing any file there whole, then remove `from`.

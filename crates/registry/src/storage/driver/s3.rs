@@ -25,12 +25,22 @@
 //!   covers the other three and works on servers that cannot HEAD a prefix (s3s-fs answers
 //!   500 for a key that is a directory on its disk, and keeps emptied directories). The
 //!   layout keeps parents small (a blob's or link's parent holds one or two names).
+//! - **A file stored whole costs no listing** to read, stat or move: a GET or a HEAD is
+//!   tried first, and only when it finds no object are the written file's segments listed
+//!   (their own prefix, not the parent's subtree). A listing is what a server may answer
+//!   in time proportional to the bucket (moto walks every key), so the garbage collector,
+//!   which stats and moves blob after blob, must not list to find a blob.
+//! - **Fewer round trips where the storage layer knows more than a path says:**
+//!   [`Driver::list_files`] of an upload session is one listing; [`Driver::writer_at`]
+//!   trusts the size it is given (the segment's conditional create refuses a stale one);
+//!   [`Driver::stat_stored`] is one HEAD.
 //! - **Moves** are server-side copies (`CopyObject`) then deletes; a file of several segments
 //!   (a chunked upload) is concatenated into one object as it is copied, through this process
 //!   in `part_size` parts. A copy replaces the target whole, so a reader sees the old or the
 //!   new content.
 //! - **Prefixes** are what S3 has: a "directory" exists while a key is under it.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -326,38 +336,37 @@ impl S3Driver {
             .try_collect()
             .await
             .map_err(|e| backend(path, e))?;
-        let mut segs = Vec::with_capacity(metas.len());
-        for m in metas {
-            let offset = m
-                .location
-                .filename()
-                .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| corrupt(path, format!("unexpected object {}", m.location)))?;
-            segs.push(Segment { offset, meta: m });
-        }
-        segs.sort_by_key(|s| s.offset);
-        let mut next = 0;
-        for s in &segs {
-            if s.offset != next {
-                return Err(corrupt(
-                    path,
-                    format!(
-                        "segment at offset {} does not follow the data before it (which ends at {next})",
-                        s.offset
-                    ),
-                ));
-            }
-            next = s.offset + s.meta.size;
-        }
-        Ok(segs)
+        contiguous(path, metas)
     }
 
-    /// A stored object, or else a written file's segments, or else not found.
+    /// A stored object, or else a written file's segments, or else not found: one HEAD
+    /// (not retried) for a file stored whole — every blob, link and record — and a listing
+    /// of the segments only when the HEAD finds nothing there (a written file). A HEAD that
+    /// fails otherwise (s3s-fs answers 500 for a key that is a directory on its disk; a
+    /// transient error) leaves it to the listings, which are retried. Never a listing of
+    /// the parent's whole subtree: on a server that lists by walking the bucket (moto),
+    /// that made every move the garbage collector makes cost the bucket's size.
     async fn locate(&self, path: &str) -> DResult<(Key, Located)> {
         let key = self.key(path)?;
-        let probe = self.probe(path, &key).await?;
-        let located = self.located(path, &key, probe).await?;
-        located.map(|l| (key, l)).ok_or_else(|| not_found(path))
+        match self.probe_store.head(&key).await {
+            Ok(meta) => Ok((key, Located::Object(meta))),
+            Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await,
+            Err(_) => {
+                let probe = self.probe(path, &key).await?;
+                let located = self.located(path, &key, probe).await?;
+                located.map(|l| (key, l)).ok_or_else(|| not_found(path))
+            }
+        }
+    }
+
+    /// A written file's segments, or else not found: for a path where no object is stored
+    /// (a HEAD or GET of it just found none), one listing of the segments.
+    async fn locate_written(&self, path: &str, key: Key) -> DResult<(Key, Located)> {
+        let segs = self.segments(path, &key).await?;
+        if segs.is_empty() {
+            return Err(not_found(path));
+        }
+        Ok((key, Located::Segments(segs)))
     }
 
     async fn located(&self, path: &str, key: &Key, probe: Probe) -> DResult<Option<Located>> {
@@ -461,6 +470,35 @@ impl S3Driver {
                 e => Err(backend(path, e)),
             })
     }
+}
+
+/// A written file's segments from their objects, in offset order, checked to be
+/// contiguous; empty when there are none.
+fn contiguous(path: &str, metas: Vec<ObjectMeta>) -> DResult<Vec<Segment>> {
+    let mut segs = Vec::with_capacity(metas.len());
+    for m in metas {
+        let offset = m
+            .location
+            .filename()
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| corrupt(path, format!("unexpected object {}", m.location)))?;
+        segs.push(Segment { offset, meta: m });
+    }
+    segs.sort_by_key(|s| s.offset);
+    let mut next = 0;
+    for s in &segs {
+        if s.offset != next {
+            return Err(corrupt(
+                path,
+                format!(
+                    "segment at offset {} does not follow the data before it (which ends at {next})",
+                    s.offset
+                ),
+            ));
+        }
+        next = s.offset + s.meta.size;
+    }
+    Ok(segs)
 }
 
 /// What a listing of a path's parent says is stored at it.
@@ -648,25 +686,27 @@ impl Driver for S3Driver {
             .map_err(|e| backend(path, e))
     }
 
-    /// A file stored whole (every blob) is one GET from `offset`; a written file, or an
-    /// offset the server will not serve a range from (the end), is located first.
+    /// A file stored whole (every blob) is one GET from `offset`; a written file is found by
+    /// the listing of its segments when that GET finds nothing, and an offset the server will
+    /// not serve a range from (the end of an object) is located first.
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
         let key = self.key(path)?;
         let opts = GetOptions {
             range: (offset > 0).then_some(GetRange::Offset(offset)),
             ..GetOptions::default()
         };
-        match self.store.get_opts(&key, opts).await {
+        let (key, located) = match self.store.get_opts(&key, opts).await {
             Ok(r) => {
                 let size = r.meta.size;
                 let s = r.into_stream().map_err(io::Error::other);
                 return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
             }
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(_) if offset > 0 => {}
+            // no object: a written file's segments, or nothing
+            Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await?,
+            // the server would not serve that range (an offset at the end): look
+            Err(_) if offset > 0 => self.locate(path).await?,
             Err(e) => return Err(backend(path, e)),
-        }
-        let (key, located) = self.locate(path).await?;
+        };
         let size = located.size();
         if offset > size {
             return Err(DriverError::Io {
@@ -687,17 +727,23 @@ impl Driver for S3Driver {
     /// commits with nothing written; a file that is one object (written whole, by
     /// `put_content` or `put_new`) first becomes its own first segment by a server-side
     /// copy, so appends follow all of it.
+    ///
+    /// The segments are listed first (the file a writer opens is usually written already);
+    /// only when there are none is the object looked for, by a HEAD.
     async fn writer(&self, path: &str) -> DResult<S3Writer> {
         let key = self.key(path)?;
-        let probe = self.probe(path, &key).await?;
-        let mut segs = if probe.written {
-            self.segments(path, &key).await?
+        let mut segs = self.segments(path, &key).await?;
+        let object = if segs.is_empty() {
+            match self.probe_store.head(&key).await {
+                Ok(meta) => Some(meta),
+                Err(object_store::Error::NotFound { .. }) => None,
+                // (s3s-fs's 500 on a directory, a transient error): the parent's listing
+                Err(_) => self.probe(path, &key).await?.object,
+            }
         } else {
-            Vec::new()
+            None
         };
-        if segs.is_empty()
-            && let Some(meta) = probe.object
-        {
+        if let Some(meta) = object {
             let first = Self::segment_key(&key, 0);
             match self.store.copy(&key, &first).await {
                 Ok(()) => {
@@ -717,6 +763,7 @@ impl Driver for S3Driver {
         // the empty file a writer that wrote nothing leaves: replaced by the first data
         let replace_empty = segs.len() == 1 && start == 0;
         Ok(S3Writer {
+            trusted: false,
             missing: segs.is_empty(),
             store: self.store.clone(),
             path: path.to_owned(),
@@ -729,6 +776,106 @@ impl Driver for S3Driver {
             upload: None,
             inflight: FuturesUnordered::new(),
         })
+    }
+
+    /// No request: the next segment starts at `size`. Its conditional create is what
+    /// refuses a stale `size` (every segment starts where the file ended when it was
+    /// written, so the file grown since has a segment starting at exactly `size`); the empty
+    /// file's marker at 0 is replaced as [`Driver::writer`] would.
+    async fn writer_at(&self, path: &str, size: u64) -> DResult<S3Writer> {
+        let key = self.key(path)?;
+        Ok(S3Writer {
+            trusted: true,
+            missing: size == 0,
+            store: self.store.clone(),
+            path: path.to_owned(),
+            key,
+            start: size,
+            replace_empty: false,
+            buf: BytesMut::new(),
+            written: 0,
+            part_size: self.part_size,
+            upload: None,
+            inflight: FuturesUnordered::new(),
+        })
+    }
+
+    /// One HEAD.
+    async fn stat_stored(&self, path: &str) -> DResult<FileInfo> {
+        let key = self.key(path)?;
+        let meta = self.store.head(&key).await.map_err(|e| backend(path, e))?;
+        Ok(FileInfo {
+            size: meta.size,
+            modified: Some(meta.last_modified.into()),
+            is_dir: false,
+        })
+    }
+
+    /// One recursive listing of the directory (paged past 1000 keys): objects directly
+    /// under it are files, a written file is summed from its segments, and a name with
+    /// keys under it is a directory.
+    async fn list_files(&self, path: &str) -> DResult<Vec<(String, FileInfo)>> {
+        let key = self.key(path)?;
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&key))
+            .try_collect()
+            .await
+            .map_err(|e| backend(path, e))?;
+        let base = format!("{}/", key.as_ref());
+        let mut files: BTreeMap<String, FileInfo> = BTreeMap::new();
+        let mut written: BTreeMap<String, Vec<ObjectMeta>> = BTreeMap::new();
+        let mut dirs: Vec<String> = Vec::new();
+        for m in metas {
+            let Some(rel) = m.location.as_ref().strip_prefix(base.as_str()) else {
+                continue;
+            };
+            match rel.split_once('/') {
+                None => {
+                    files.insert(
+                        rel.to_owned(),
+                        FileInfo {
+                            size: m.size,
+                            modified: Some(m.last_modified.into()),
+                            is_dir: false,
+                        },
+                    );
+                }
+                Some((first, rest)) => match first.strip_prefix('+') {
+                    Some(name) if !rest.contains('/') => {
+                        written.entry(name.to_owned()).or_default().push(m);
+                    }
+                    Some(_) => {}
+                    None => dirs.push(first.to_owned()),
+                },
+            }
+        }
+        for (name, metas) in written {
+            // an object stored whole at the same name wins, as `locate` decides
+            if files.contains_key(&name) {
+                continue;
+            }
+            let segs = Located::Segments(contiguous(&format!("{path}/{name}"), metas)?);
+            files.insert(
+                name,
+                FileInfo {
+                    size: segs.size(),
+                    modified: segs.modified(),
+                    is_dir: false,
+                },
+            );
+        }
+        for d in dirs {
+            files.entry(d).or_insert(FileInfo {
+                size: 0,
+                modified: None,
+                is_dir: true,
+            });
+        }
+        if files.is_empty() {
+            return Err(not_found(path));
+        }
+        Ok(files.into_iter().collect())
     }
 
     /// A HEAD first (not retried): a file stored whole — every blob, link and record — is
@@ -793,6 +940,9 @@ impl Driver for S3Driver {
         Ok(names)
     }
 
+    /// Located as [`S3Driver::locate`] does: a file stored whole (a blob the collector
+    /// moves aside, or back) costs a HEAD, one `CopyObject` and one delete, no listing; an
+    /// upload's data (segments) a failed HEAD and one listing of its segments more.
     async fn move_to(&self, from: &str, to: &str) -> DResult<()> {
         let (from_key, located) = self.locate(from).await?;
         let to_key = self.key(to)?;
@@ -855,6 +1005,9 @@ pub struct S3Writer {
     key: Key,
     /// Where this writer's segment starts: the file's size when it was opened.
     start: u64,
+    /// Opened by [`Driver::writer_at`] at a size taken on trust: a segment found at 0
+    /// may be the empty file's marker, to replace.
+    trusted: bool,
     /// Nothing was stored at the path: a commit with nothing written creates it empty.
     missing: bool,
     replace_empty: bool,
@@ -931,7 +1084,7 @@ impl S3Writer {
             .store
             .put_opts(
                 &self.segment(),
-                PutPayload::from_bytes(data),
+                PutPayload::from_bytes(data.clone()),
                 PutOptions::from(mode),
             )
             .await
@@ -942,6 +1095,29 @@ impl S3Writer {
                 object_store::Error::AlreadyExists { .. }
                 | object_store::Error::Precondition { .. },
             ) if self.written == 0 => Ok(size),
+            // opened at 0 on trust over the empty file's marker: replace the marker (only
+            // while it is still empty, as `writer` does)
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) if self.trusted && self.start == 0 => {
+                let seg = self.segment();
+                let found = self
+                    .store
+                    .head(&seg)
+                    .await
+                    .map_err(|e| backend(&self.path, e))?;
+                if found.size != 0 {
+                    return Err(DriverError::AlreadyExists {
+                        path: self.path.clone(),
+                    });
+                }
+                self.store
+                    .put(&seg, PutPayload::from_bytes(data))
+                    .await
+                    .map(|_| size)
+                    .map_err(|e| backend(&self.path, e))
+            }
             Err(e) => Err(backend(&self.path, e)),
         }
     }

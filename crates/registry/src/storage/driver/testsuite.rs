@@ -48,6 +48,7 @@ pub async fn run_all_but_the_create_race<D: Driver + Clone>(d: &D) {
     concurrency(d).await;
     conditional_create(d).await;
     gc_clock(d).await;
+    upload_sessions(d).await;
 }
 
 /// put/get/replace, stat, appends, readers at offsets, moves, deletes, path checks.
@@ -396,6 +397,83 @@ pub async fn gc_clock<D: Driver + Clone>(d: &D) {
     assert!(seen.unwrap_err().is_not_found());
     assert_eq!(d.get_content(clock).await.unwrap(), "50");
     d.delete("g").await.unwrap();
+}
+
+/// What an upload session's requests use: [`Driver::list_files`] (names with sizes, a
+/// written file as one file of its whole size, a directory as one entry),
+/// [`Driver::writer_at`] at a size a listing reported (and at a stale one: never an
+/// overwrite or an interleaving), and [`Driver::stat_stored`] of files stored whole.
+pub async fn upload_sessions<D: Driver>(d: &D) {
+    d.put_content("sess/1/startedat", Bytes::from_static(b"123"))
+        .await
+        .unwrap();
+    for chunk in [&b"abc"[..], b"de"] {
+        let mut w = d.writer("sess/1/data").await.unwrap();
+        w.write(Bytes::from_static(chunk)).await.unwrap();
+        w.commit(false).await.unwrap();
+    }
+    d.put_content("sess/1/sub/x", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let files = d.list_files("sess/1").await.unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["data", "startedat", "sub"], "list_files(sess/1)");
+    let info = |name: &str| files.iter().find(|(n, _)| n == name).unwrap().1;
+    assert_eq!(info("data").size, 5, "a written file counts whole");
+    assert!(!info("data").is_dir);
+    assert_eq!(info("startedat").size, 3);
+    assert!(!info("startedat").is_dir);
+    assert!(info("sub").is_dir);
+    assert!(
+        d.list_files("sess/none").await.unwrap_err().is_not_found(),
+        "list_files of a directory with nothing under it"
+    );
+
+    // appends at the size the listing said
+    let mut w = d.writer_at("sess/1/data", 5).await.unwrap();
+    w.write(Bytes::from_static(b"fg")).await.unwrap();
+    assert_eq!(w.commit(true).await.unwrap(), 7);
+    assert_eq!(read_all(d, "sess/1/data").await, b"abcdefg");
+    // at a stale size: refused, or (a filesystem) appended after what is there
+    let mut w = d.writer_at("sess/1/data", 5).await.unwrap();
+    let stale = async {
+        w.write(Bytes::from_static(b"XY")).await?;
+        w.commit(false).await
+    }
+    .await;
+    let after = read_all(d, "sess/1/data").await;
+    match stale {
+        Err(_) => assert_eq!(after, b"abcdefg", "a refused stale append changed the file"),
+        Ok(size) => {
+            assert_eq!(size, 9);
+            assert_eq!(
+                after, b"abcdefgXY",
+                "a stale append overwrote or interleaved"
+            );
+        }
+    }
+
+    // nothing there: a writer at 0 with nothing written creates the file empty, and the
+    // first data replaces that empty file
+    let w = d.writer_at("sess/2/data", 0).await.unwrap();
+    assert_eq!(w.commit(true).await.unwrap(), 0);
+    assert_eq!(d.stat("sess/2/data").await.unwrap().size, 0);
+    let mut w = d.writer_at("sess/2/data", 0).await.unwrap();
+    w.write(Bytes::from_static(b"z")).await.unwrap();
+    assert_eq!(w.commit(true).await.unwrap(), 1);
+    assert_eq!(read_all(d, "sess/2/data").await, b"z");
+
+    // files stored whole
+    assert_eq!(d.stat_stored("sess/1/startedat").await.unwrap().size, 3);
+    assert!(
+        d.stat_stored("sess/1/none")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    d.move_to("sess/2/data", "sess/blob").await.unwrap();
+    assert_eq!(d.stat_stored("sess/blob").await.unwrap().size, 1);
+    d.delete("sess").await.unwrap();
 }
 
 #[cfg(test)]

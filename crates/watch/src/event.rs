@@ -108,3 +108,49 @@ impl Event {
         }
     }
 }
+
+/// An absolute path as the kernel resolves its names, without following symlinks: empty
+/// and `.` components dropped, `..` taking the one before it away (`/..` is `/`). So that
+/// `//etc/passwd` and `/tmp/../etc/passwd` are seen under `/etc` as the kernel sees them.
+pub fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return "/".to_owned();
+    }
+    let mut out = String::with_capacity(path.len());
+    for c in parts {
+        out.push('/');
+        out.push_str(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_path;
+
+    #[test]
+    fn paths_are_cleaned_as_the_kernel_resolves_names() {
+        for (path, clean) in [
+            ("/etc/passwd", "/etc/passwd"),
+            ("//etc//passwd", "/etc/passwd"),
+            ("/etc/./passwd", "/etc/passwd"),
+            ("/tmp/../etc/passwd", "/etc/passwd"),
+            ("/../../etc/passwd", "/etc/passwd"),
+            ("/etc/", "/etc"),
+            ("/", "/"),
+            ("/..", "/"),
+        ] {
+            assert_eq!(clean_path(path), clean, "{path}");
+        }
+    }
+}

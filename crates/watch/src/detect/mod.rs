@@ -340,6 +340,12 @@ impl Detector {
                 None => e.path.clone(),
             }
         };
+        // `//etc/passwd` and `/tmp/../etc/passwd` are under `/etc` (a symlink is not followed)
+        let path = if path.starts_with('/') {
+            crate::event::clean_path(&path)
+        } else {
+            path
+        };
         match self.policy.watched_write(&path) {
             Some(prefix) => Decision::new(
                 Verdict::Alert,

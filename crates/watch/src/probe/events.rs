@@ -102,8 +102,12 @@ impl EventReader {
     fn wanted(&self, event: &Event) -> bool {
         match event {
             Event::OpenWrite(open) if !self.write_prefixes.is_empty() => {
-                let path = Path::new(&open.path);
-                path.is_relative() || self.write_prefixes.iter().any(|p| path.starts_with(p))
+                if !open.path.starts_with('/') {
+                    return true;
+                }
+                let clean = crate::event::clean_path(&open.path);
+                let path = Path::new(&clean);
+                self.write_prefixes.iter().any(|p| path.starts_with(p))
             }
             _ => true,
         }

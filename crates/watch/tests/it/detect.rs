@@ -503,6 +503,23 @@ fn writes_under_watched_prefixes_alert_relative_paths_through_the_cwd() {
         decide_event(&d, &write("/tmp/x", 10)).reason,
         Reason::NotWatched
     );
+    // named otherwise, the same file: as the kernel resolves the name
+    for other in [
+        "//etc/passwd",
+        "/etc/./passwd",
+        "/tmp/../etc/passwd",
+        "/../etc//passwd",
+    ] {
+        assert_eq!(
+            decide_event(&d, &write(other, 10)).verdict,
+            Verdict::Alert,
+            "{other}"
+        );
+    }
+    assert_eq!(
+        decide_event(&d, &write("/etc/../tmp/x", 10)).verdict,
+        Verdict::Expected
+    );
     // a relative path is joined to the process' working directory (this test's)
     let me = std::process::id();
     assert_eq!(

@@ -562,9 +562,23 @@ impl Loop {
     fn hold(&mut self, event: &Event) {
         if self.held.len() >= HELD_MAX {
             self.held.pop_front();
-            match self.metrics.counters.lock() {
-                Ok(mut c) => c.held_lost += 1,
-                Err(poisoned) => poisoned.into_inner().held_lost += 1,
+            let lost = match self.metrics.counters.lock() {
+                Ok(mut c) => {
+                    c.held_lost += 1;
+                    c.held_lost
+                }
+                Err(poisoned) => {
+                    let mut c = poisoned.into_inner();
+                    c.held_lost += 1;
+                    c.held_lost
+                }
+            };
+            if lost.is_power_of_two() {
+                tracing::warn!(
+                    lost,
+                    max = HELD_MAX,
+                    "events of cgroups not yet known to be a container's were let go undecided: too many waited at once"
+                );
             }
         }
         self.held.push_back((Instant::now(), event.clone()));
@@ -607,7 +621,9 @@ impl Loop {
             }
         }
         if self.watched.contains_key(&cg) {
-            // found (held instead when its profile is being built)
+            // found: what it did before comes first; then this (held instead when its
+            // profile is being built)
+            self.release_held(Instant::now());
             self.handle(event);
             return;
         }

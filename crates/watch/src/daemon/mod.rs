@@ -7,7 +7,8 @@
 //!    selected, builds its [`Profile`] from its overlay's lower directories (for `berth run`'s
 //!    id-mapped layers, which overlayfs shows as `/proc/self/fd/N`, from the engine record's
 //!    snapshot; for a bundle whose root is a plain directory, from that directory as it is
-//!    when the container is first seen), cached by that set of directories and built by a
+//!    when its profile is built: what the container wrote there before is in it), cached by
+//!    that set of directories and built by a
 //!    thread of its own (hashing a large image's executables takes seconds: the loop goes on
 //!    deciding for the other containers, and the new one's events wait until its profile is
 //!    ready); watches its cgroup; in enforce mode
@@ -41,7 +42,8 @@
 //!    cgroup turns out to be a container's, then judged (and killed) as if they had just
 //!    arrived; the cgroups that do not, the host's own, are ignored by the kernel from then
 //!    on, and so are those of containers not selected;
-//! 6. [`StopHandle::stop`] (the CLI's SIGINT/SIGTERM) ends the loop within about 100 ms; the
+//! 6. [`StopHandle::stop`] (the CLI's SIGINT/SIGTERM) ends the loop within about 100 ms, once
+//!    what the ring buffer still holds is reported; the
 //!    probes are detached and their maps freed when the two halves are dropped. A tracefs
 //!    mount the probes made at [`crate::probe::TRACEFS`] stays mounted (other tools share it).
 //!
@@ -202,11 +204,12 @@ impl StopHandle {
 pub struct Metrics {
     counters: Arc<Mutex<Counters>>,
     watched: Arc<AtomicUsize>,
+    building: Arc<AtomicUsize>,
 }
 
 impl Metrics {
-    /// The Prometheus text exposition format: [`Counters::render`], and the number of
-    /// containers watched.
+    /// The Prometheus text exposition format: [`Counters::render`], the number of containers
+    /// watched, and of those whose profile is being built.
     pub fn render(&self) -> String {
         let mut s = match self.counters.lock() {
             Ok(c) => c.render(),
@@ -219,6 +222,14 @@ impl Metrics {
         s.push_str(&format!(
             "berth_watch_containers {}\n",
             self.watched.load(Ordering::Relaxed)
+        ));
+        s.push_str(
+            "# HELP berth_watch_profiles_building Watched containers whose profile is being built (their events wait).\n\
+             # TYPE berth_watch_profiles_building gauge\n",
+        );
+        s.push_str(&format!(
+            "berth_watch_profiles_building {}\n",
+            self.building.load(Ordering::Relaxed)
         ));
         s
     }
@@ -409,7 +420,19 @@ impl Loop {
             }
             self.write_pending(out)?;
         }
-        Ok(())
+        // what happened before the stop and still waits in the ring buffer is reported too
+        let events =
+            self.reader
+                .next_events(Some(Duration::ZERO))
+                .map_err(|e| WatchError::Events {
+                    source: Box::new(e),
+                })?;
+        for event in &events {
+            self.handle(event);
+        }
+        self.profiles_built();
+        self.release_held(Instant::now());
+        self.write_pending(out)
     }
 
     /// Write (and flush) the lines decided since the last write, in one write.
@@ -496,9 +519,7 @@ impl Loop {
                 building,
             },
         );
-        self.metrics
-            .watched
-            .store(self.watched.len(), Ordering::Relaxed);
+        self.update_gauges();
         Ok(())
     }
 
@@ -528,9 +549,20 @@ impl Loop {
         tracing::info!(container_id = %w.container.id, cgroup_id, "container unwatched (exited, or watch stopping)");
         drop(w);
         self.profiles.trim();
+        self.update_gauges();
+    }
+
+    /// The containers watched and those whose profile is being built, for the metrics.
+    fn update_gauges(&self) {
+        let building = self
+            .watched
+            .values()
+            .filter(|w| w.building.is_some())
+            .count();
         self.metrics
             .watched
             .store(self.watched.len(), Ordering::Relaxed);
+        self.metrics.building.store(building, Ordering::Relaxed);
     }
 
     fn forget_all(&mut self) {
@@ -603,6 +635,7 @@ impl Loop {
                 }
             }
         }
+        self.update_gauges();
         self.release_held(Instant::now());
     }
 

@@ -83,7 +83,7 @@ impl Running {
         }
     }
 
-    /// Wait until `n` containers are watched.
+    /// Wait until `n` containers are watched (their profiles maybe still being built).
     #[track_caller]
     fn wait_watching(&self, n: usize) {
         let want = format!("berth_watch_containers {n}\n");
@@ -93,6 +93,21 @@ impl Running {
                 .render()
                 .contains(&want)),
             "{n} container(s) not watched:\n{}",
+            self.metrics.render()
+        );
+    }
+
+    /// Wait until `n` containers are watched with their profiles built: a bundle's root
+    /// directory is profiled as it is then, so what a test writes there after is not in it.
+    #[track_caller]
+    fn wait_profiled(&self, n: usize) {
+        self.wait_watching(n);
+        assert!(
+            wait_until(Duration::from_secs(60), || self
+                .metrics
+                .render()
+                .contains("berth_watch_profiles_building 0\n")),
+            "profiles still being built:\n{}",
             self.metrics.render()
         );
     }
@@ -108,7 +123,7 @@ fn daemon_kills_drift_in_enforce_mode_and_stops_on_its_handle() {
     let guard = ContainerGuard::create(&rt, &bundle);
     guard.start();
     let watching = Running::start(&rt, &[bundle.id()]);
-    watching.wait_watching(1);
+    watching.wait_profiled(1);
     let Running {
         stop,
         metrics,
@@ -162,9 +177,23 @@ fn daemon_kills_drift_in_enforce_mode_and_stops_on_its_handle() {
         out.records()
     );
 
+    // an exec just before the stop is reported: the loop reads what the ring buffer still
+    // holds before it returns
+    rt.cmd(
+        &["exec", bundle.id(), "/bin/busybox", "echo", "last"],
+        Duration::from_secs(60),
+    )
+    .assert_success();
     let stopping = Instant::now();
     stop.stop();
     let summary = run.join().unwrap().unwrap();
+    assert!(
+        out.records()
+            .iter()
+            .any(|r| r["process"]["argv"] == serde_json::json!(["/bin/busybox", "echo", "last"])),
+        "the last exec is not reported: {:?}",
+        out.records()
+    );
     eprintln!(
         "daemon: exec to kill {}us; stopped in {:?}",
         r["details"]["kill_us"],
@@ -199,7 +228,7 @@ fn a_profile_being_built_does_not_hold_up_the_other_containers() {
         .unwrap();
 
     let watching = Running::start(&rt, &[quick.id(), slow.id()]);
-    watching.wait_watching(1);
+    watching.wait_profiled(1);
 
     let slow_guard = ContainerGuard::create(&rt, &slow);
     slow_guard.start();

@@ -389,6 +389,18 @@ impl S3Server {
         )
     }
 
+    /// The keys of [`S3_BUCKET`] under `prefix` (signed `ListObjectsV2`; `prefix` as it goes
+    /// in the query string).
+    pub fn list(&self, prefix: &str) -> S3Response {
+        self.request(
+            "GET",
+            &format!("/{S3_BUCKET}?list-type=2&prefix={prefix}"),
+            &[],
+            None,
+            Signing::Valid,
+        )
+    }
+
     /// `GET` the object `key` in [`S3_BUCKET`] (signed).
     pub fn get(&self, key: &str) -> S3Response {
         self.request(

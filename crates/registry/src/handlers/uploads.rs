@@ -81,14 +81,7 @@ pub async fn start<D: Driver>(
     if let Some(d) = &digest
         && let Some(len) = whole_length(app, headers)
     {
-        let content = read_whole(app, len, body).await?;
-        let committed = app
-            .storage
-            .repository(name)
-            .uploads()
-            .commit_whole(None, d, content)
-            .await?;
-        return Ok(done(app, name, d, committed));
+        return commit_whole(app, name, None, d, len, body).await;
     }
     let id = match app.storage.repository(name).uploads().create().await {
         Ok(id) => id,
@@ -398,6 +391,26 @@ async fn read_whole<D: Driver>(app: &App<D>, len: u64, body: Body) -> Result<byt
 }
 
 /// The answer to a committed upload (and its duration, for the metrics).
+/// A blob the request carries whole (`len` bytes, see [`whole_length`]): read, then created
+/// under its digest by one conditional create, ending `session` if there is one.
+async fn commit_whole<D: Driver>(
+    app: &App<D>,
+    name: &str,
+    session: Option<(&str, crate::storage::uploads::Session)>,
+    d: &Digest,
+    len: u64,
+    body: Body,
+) -> Result<Response> {
+    let content = read_whole(app, len, body).await?;
+    let committed = app
+        .storage
+        .repository(name)
+        .uploads()
+        .commit_whole(session, d, content)
+        .await?;
+    Ok(done(app, name, d, committed))
+}
+
 fn done<D: Driver>(
     app: &App<D>,
     name: &str,
@@ -496,14 +509,7 @@ pub async fn finish<D: Driver>(
     if current.size == 0
         && let Some(len) = whole_length(app, headers)
     {
-        let content = read_whole(app, len, body).await?;
-        let committed = app
-            .storage
-            .repository(name)
-            .uploads()
-            .commit_whole(Some((id, current)), &d, content)
-            .await?;
-        return Ok(done(app, name, &d, committed));
+        return commit_whole(app, name, Some((id, current)), &d, len, body).await;
     }
     let size = append(app, name, id, current.size, headers, body).await?;
     complete(app, name, id, &d, Session { size, ..current }).await

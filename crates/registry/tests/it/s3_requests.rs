@@ -14,7 +14,7 @@ use berth_oci::Digest;
 use berth_registry::Config;
 use std::time::{Duration, Instant};
 
-use berth_test_support::{S3Kind, S3Server, Signing};
+use berth_test_support::{S3Kind, S3Server};
 
 use berth_registry::storage::{Driver, UploadWriter, paths};
 use bytes::Bytes;
@@ -92,13 +92,7 @@ impl Counted {
     fn settle(&mut self) -> Vec<String> {
         self.sentinels += 1;
         let marker = format!("sentinel-{}", self.sentinels);
-        let r = self.s3.request(
-            "GET",
-            &format!("/{}?list-type=2&prefix={marker}", self.s3.bucket()),
-            &[],
-            None,
-            Signing::Valid,
-        );
+        let r = self.s3.list(&marker);
         assert_eq!(r.status, 200, "moto's listing: {}", r.text());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -356,16 +350,7 @@ fn s3_requests_per_small_blob_on_moto() {
         );
     }
     // every session was committed: none of its keys is left in the bucket
-    let left = c.s3.request(
-        "GET",
-        &format!(
-            "/{}?list-type=2&prefix=count/v1/repositories/",
-            c.s3.bucket()
-        ),
-        &[],
-        None,
-        Signing::Valid,
-    );
+    let left = c.s3.list("count/v1/repositories/");
     assert_eq!(left.status, 200, "{}", left.text());
     assert!(
         !left.text().contains("_uploads"),
@@ -565,16 +550,7 @@ fn s3_concurrent_commits_of_one_digest_on_two_replicas() {
         assert_eq!(got.status, 200);
         assert_eq!(got.body, blob);
     }
-    let left = s3.request(
-        "GET",
-        &format!(
-            "/{}?list-type=2&prefix=same/v1/repositories/same/",
-            s3.bucket()
-        ),
-        &[],
-        None,
-        Signing::Valid,
-    );
+    let left = s3.list("same/v1/repositories/same/");
     assert!(
         !left.text().contains("_uploads"),
         "a session survived its commit: {}",
@@ -669,13 +645,7 @@ fn s3_a_whole_blob_with_the_wrong_digest_leaves_nothing() {
             .status,
         404
     );
-    let keys = s3.request(
-        "GET",
-        &format!("/{}?list-type=2&prefix=wrong/", s3.bucket()),
-        &[],
-        None,
-        Signing::Valid,
-    );
+    let keys = s3.list("wrong/");
     assert_eq!(
         keys.xml_field("KeyCount").as_deref(),
         Some("0"),
@@ -708,13 +678,7 @@ fn s3_one_whole_blob_from_two_replicas_at_once() {
     for (r, name) in [(&b, "twice/a"), (&a, "twice/b")] {
         assert_eq!(r.get(&format!("/v2/{name}/blobs/{d}")).body, blob);
     }
-    let keys = s3.request(
-        "GET",
-        &format!("/{}?list-type=2&prefix=twice/", s3.bucket()),
-        &[],
-        None,
-        Signing::Valid,
-    );
+    let keys = s3.list("twice/");
     let text = keys.text();
     assert!(!text.contains("_uploads"), "a session survived: {text}");
     assert_eq!(text.matches("/data</Key>").count(), 1, "{text}");

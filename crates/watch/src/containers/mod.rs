@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 mod procfs;
 
+use procfs::pid_ns_level;
 pub use procfs::{cgroup2_mount, parse_cgroup2_path, root_overlay};
 
 /// The largest state file, record or bundle config read (runc's `state.json` holds the
@@ -646,14 +647,6 @@ fn describe(sources: &Sources, f: Found, start: u64) -> Result<Container, Discov
     })
 }
 
-/// How deep a process' pid namespace is, from its `/proc/PID/status`: `NSpid` lists its pid
-/// in each namespace from the initial one down (one entry: the initial namespace, level 0).
-fn pid_ns_level(status: &str) -> Option<u32> {
-    let pids = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-    let n = pids.split_whitespace().count();
-    u32::try_from(n.checked_sub(1)?).ok()
-}
-
 /// Annotations naming a container: CRI (containerd, CRI-O), nerdctl, podman.
 const NAME_ANNOTATIONS: &[&str] = &[
     "io.kubernetes.cri.container-name",
@@ -690,17 +683,6 @@ fn annotation(a: &BTreeMap<String, String>, keys: &[&str]) -> String {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn pid_namespace_level_is_the_number_of_nspid_entries_less_one() {
-        assert_eq!(pid_ns_level("Name:\tsh\nNSpid:\t4242\n"), Some(0));
-        assert_eq!(
-            pid_ns_level("NSpid:\t4242\t17\t1\nNStgid:\t4242\n"),
-            Some(2)
-        );
-        assert_eq!(pid_ns_level("Name:\tsh\n"), None);
-        assert_eq!(pid_ns_level("NSpid:\n"), None);
-    }
     use super::*;
 
     #[test]

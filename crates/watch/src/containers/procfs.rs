@@ -1,5 +1,6 @@
 //! Parsers of what procfs says about a process: its cgroup2 path (`/proc/PID/cgroup`), the
-//! overlay at its root and the cgroup2 mount (`/proc/PID/mountinfo`, proc(5)).
+//! overlay at its root and the cgroup2 mount (`/proc/PID/mountinfo`, proc(5)), its pid
+//! namespace's depth (`/proc/PID/status`).
 
 use std::path::PathBuf;
 
@@ -107,9 +108,28 @@ pub fn root_overlay(mountinfo: &str) -> Option<OverlayRoot> {
     Some(OverlayRoot { lower, upper })
 }
 
+/// How deep a process' pid namespace is, from its `/proc/PID/status`: `NSpid` lists its pid
+/// in each namespace from the initial one down (one entry: the initial namespace, level 0).
+pub(super) fn pid_ns_level(status: &str) -> Option<u32> {
+    let pids = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let n = pids.split_whitespace().count();
+    u32::try_from(n.checked_sub(1)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pid_namespace_level_is_the_number_of_nspid_entries_less_one() {
+        assert_eq!(pid_ns_level("Name:\tsh\nNSpid:\t4242\n"), Some(0));
+        assert_eq!(
+            pid_ns_level("NSpid:\t4242\t17\t1\nNStgid:\t4242\n"),
+            Some(2)
+        );
+        assert_eq!(pid_ns_level("Name:\tsh\n"), None);
+        assert_eq!(pid_ns_level("NSpid:\n"), None);
+    }
 
     #[test]
     fn cgroup2_path_is_the_0_line() {

@@ -23,8 +23,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use berth_test_support::{
-    Descriptor, Digest, Http, Layer, Nginx, OciLayout, Registry, S3_BUCKET, S3Kind, S3Server,
-    Signing, berth_bin, image_config, random_bytes, requires_tool, wait_until, with_query,
+    Descriptor, Digest, Http, Layer, Nginx, OciLayout, Registry, S3Kind, S3Server, berth_bin,
+    image_config, random_bytes, requires_tool, wait_until, with_query,
 };
 
 use crate::common::{Skopeo, parse_range, patch_chunk, push_image, verify_tree_in_registry};
@@ -333,13 +333,7 @@ fn an_upload_continues_on_another_replica(kind: S3Kind) {
         "replica a's copy"
     );
     // it is in the bucket, under the prefix, and in no replica's data directory
-    let listing = rs.s3.request(
-        "GET",
-        &format!("/{S3_BUCKET}?list-type=2&prefix={PREFIX}"),
-        &[],
-        None,
-        Signing::Valid,
-    );
+    let listing = rs.s3.list(PREFIX);
     assert_eq!(
         listing.status,
         200,

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_test_support::{
-    Descriptor, DockerRegistry, Http, Layer, Nginx, OciLayout, ProxiedRequest, Registry, S3_BUCKET,
-    S3Kind, S3Server, Signing, image_config, random_bytes, requires_tool, wait_until,
+    Descriptor, DockerRegistry, Http, Layer, Nginx, OciLayout, ProxiedRequest, Registry, S3Kind,
+    S3Server, image_config, random_bytes, requires_tool, wait_until,
 };
 
 use super::MIB;
@@ -156,13 +156,7 @@ fn berth_on_s3_round_trips(kind: S3Kind) {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = Registry::start(s3.berth_options(&dir.path().join("registry.toml"), "berth"));
     round_trip_through(&registry.host(), "s3/berth");
-    let listed = s3.request(
-        "GET",
-        &format!("/{S3_BUCKET}?list-type=2&prefix=berth%2F"),
-        &[],
-        None,
-        Signing::Valid,
-    );
+    let listed = s3.list("berth%2F");
     assert_eq!(
         listed.status,
         200,

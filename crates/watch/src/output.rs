@@ -551,9 +551,12 @@ impl Counters {
         if let Event::Dropped { count } = event {
             self.dropped = self.dropped.saturating_add(*count);
         }
-        if matches!(decision.action, crate::detect::Action::Kill { .. }) {
-            self.kills += 1;
-        }
+    }
+
+    /// Count one drifting process killed (not a kill decided for a process that had
+    /// already exited).
+    pub fn killed(&mut self) {
+        self.kills += 1;
     }
 
     /// The Prometheus text exposition format (version 0.0.4).

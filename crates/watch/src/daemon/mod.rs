@@ -708,9 +708,15 @@ impl Loop {
         if let (Action::Kill { .. }, Event::Exec(e)) = (decision.action, event) {
             kill = Some(kill_drift(e, &self.config.sources.proc));
         }
-        match self.metrics.counters.lock() {
-            Ok(mut c) => c.record(event, &decision),
-            Err(poisoned) => poisoned.into_inner().record(event, &decision),
+        {
+            let mut c = match self.metrics.counters.lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            c.record(event, &decision);
+            if matches!(kill, Some(KillOutcome::Killed { .. })) {
+                c.killed();
+            }
         }
         let now = SystemTime::now();
         let line = match self.config.format {

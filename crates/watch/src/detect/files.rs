@@ -19,7 +19,8 @@ use crate::event::{Exec, FileOrigin};
 pub struct HashedFile {
     pub sha256: Digest,
     pub size: u64,
-    /// `root` (the path through the process' root), `exe` (`/proc/PID/exe`) or `upperdir`.
+    /// `root` (the path through the process' root), `exe` (`/proc/PID/exe`), `upperdir` or
+    /// `init_root` (the path through the container init's root).
     pub via: &'static str,
     /// The hash was known: the same inode, unchanged since (size, mtime and ctime), was
     /// hashed before.
@@ -70,8 +71,9 @@ pub trait ProcessFiles {
 /// [`ProcessFiles`] through procfs: the file is opened once, in the process' root
 /// (`openat2(RESOLVE_IN_ROOT)` on `/proc/PID/root`, so its symlinks resolve as the process
 /// sees them), else `/proc/PID/exe`, else (an upper-layer file of a process that has
-/// exited) in the container's upper directory; checked to be the executed inode, and read
-/// up to `max_bytes`. Hashes are kept per inode while its size, mtime and ctime stay the
+/// exited) in the container's upper directory, else (a process that has exited, in the
+/// container init's mount namespace) in the init's root; checked to be the executed inode
+/// (and device), and read up to `max_bytes`. Hashes are kept per inode while its size, mtime and ctime stay the
 /// same (a write or a chmod changes its ctime), up to [`HASH_CACHE_ENTRIES`] files: a
 /// binary a container runs again and again is read once.
 #[derive(Debug, Clone)]
@@ -83,6 +85,15 @@ pub struct ProcFiles {
 
 /// How many file hashes [`ProcFiles`] keeps (the cache is emptied when it is full).
 pub const HASH_CACHE_ENTRIES: usize = 4096;
+
+/// `st_dev` as one number.
+#[allow(
+    clippy::useless_conversion,
+    reason = "the stat fields' integer types differ between architectures"
+)]
+fn dev_of(st: &rustix::fs::Stat) -> u64 {
+    u64::from(st.st_dev)
+}
 
 /// An inode and the times that change when its content or metadata does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,6 +140,17 @@ impl ProcFiles {
         } else {
             ProcFiles::open_in(&pid_dir.join("cwd"), &exec.filename)
         }
+    }
+
+    /// `exec.filename` (absolute) opened in the root of the container's init, if the exec
+    /// ran in the init's mount namespace: where a process that has exited found its file.
+    fn in_init_root(&self, exec: &Exec, container: &Container) -> Option<OwnedFd> {
+        let same_ns = exec.mnt_ns != 0 && container.mnt_ns == Some(exec.mnt_ns);
+        if !same_ns || !exec.filename.starts_with('/') || container.pid == 0 {
+            return None;
+        }
+        let root = self.proc.join(container.pid.to_string()).join("root");
+        ProcFiles::open_in(&root, &exec.filename).ok()
     }
 
     fn hash_fd(
@@ -230,6 +252,16 @@ impl ProcessFiles for ProcFiles {
             // the upper directory's inode is not the overlay's: no inode check here
             return self.hash_fd(fd, exec, "upperdir");
         }
+        // the process has exited (`echo` is gone in a millisecond): the same path in the
+        // container init's root, when the process ran in the init's mount namespace and the
+        // inode there is the one executed (a plain-directory root has no upper directory)
+        if !exec.interpreted
+            && let Some(fd) = self.in_init_root(exec, container)
+            && same(&fd)
+            && (exec.dev == 0 || rustix::fs::fstat(&fd).is_ok_and(|st| dev_of(&st) == exec.dev))
+        {
+            return self.hash_fd(fd, exec, "init_root");
+        }
         Err(HashError::Gone {
             pid: exec.pid,
             filename: exec.filename.clone(),
@@ -255,6 +287,11 @@ impl ProcessFiles for ProcFiles {
             && regular(&fd)
         {
             return self.hash_fd(fd, exec, "upperdir");
+        }
+        if let Some(fd) = self.in_init_root(exec, container)
+            && regular(&fd)
+        {
+            return self.hash_fd(fd, exec, "init_root");
         }
         Err(HashError::Gone {
             pid: exec.pid,

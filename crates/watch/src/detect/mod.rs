@@ -161,7 +161,7 @@ pub struct Decision {
     /// The executed file's SHA-256, when it was hashed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<Digest>,
-    /// How the file was read for hashing (`root`, `exe`, `upperdir`).
+    /// How the file was read for hashing (`root`, `exe`, `upperdir`, `init_root`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hashed_via: Option<&'static str>,
     /// For an interpreted exec, which file the decision is about: `interpreter` (one not

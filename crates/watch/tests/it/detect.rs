@@ -319,6 +319,49 @@ fn an_exited_process_is_hashed_from_the_upper_dir_or_else_counted_as_drift() {
     let d = decide(&Detector::default(), e, &c, &p);
     assert_eq!(d.verdict, Verdict::Expected, "{d:?}");
     assert_eq!(d.hashed_via, Some("upperdir"));
+
+    // a plain-directory root has no upper directory: the file is read at its path in the
+    // container init's root, when the process ran in the init's mount namespace and the
+    // inode (and device) there are the ones executed
+    let bin = t.path().join("plain/bin/napper");
+    put(&bin, &fs::read(sleep_bin()).unwrap(), 0o755);
+    let meta = fs::metadata(&bin).unwrap();
+    let own_ns = fs::metadata("/proc/self/ns/mnt").unwrap().ino();
+    let mut plain = container("web");
+    plain.pid = std::process::id();
+    plain.mnt_ns = Some(own_ns);
+    let mut e = exec(
+        pid,
+        bin.to_str().unwrap(),
+        meta.ino(),
+        FileOrigin::NotOverlay,
+    );
+    e.dev = meta.dev();
+    e.mnt_ns = own_ns;
+    let d = decide(&Detector::default(), e.clone(), &plain, &p);
+    assert_eq!(
+        (d.verdict, d.hashed_via),
+        (Verdict::Expected, Some("init_root")),
+        "{d:?}"
+    );
+    // not the executed inode, not its device, or another mount namespace: not taken for it
+    let mut other_ino = e.clone();
+    other_ino.ino += 1;
+    let mut other_dev = e.clone();
+    other_dev.dev += 1;
+    let mut other_ns = e.clone();
+    other_ns.mnt_ns += 1;
+    for (what, e) in [
+        ("inode", other_ino),
+        ("device", other_dev),
+        ("mount namespace", other_ns),
+    ] {
+        let d = decide(&Detector::default(), e, &plain, &p);
+        assert!(
+            matches!(&d.reason, Reason::Unreadable { .. }),
+            "another {what}: {d:?}"
+        );
+    }
 }
 
 #[test]

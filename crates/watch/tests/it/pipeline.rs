@@ -233,6 +233,7 @@ fn probes_attribution_profile_decision_and_output_on_a_runc_container() {
         rustix::process::Signal::KILL,
     )
     .unwrap();
+    counters.killed();
     assert!(
         wait_until(Duration::from_secs(10), || {
             fs::read_to_string(format!("/proc/{}/stat", e.pid)).map_or(true, |s| s.contains(") Z "))
@@ -250,6 +251,6 @@ fn probes_attribution_profile_decision_and_output_on_a_runc_container() {
         prom.contains("berth_watch_alerts_total{rule=\"exec_drift\"} 2"),
         "{prom}"
     );
-    assert!(prom.contains("berth_watch_kills_total 2"), "{prom}");
+    assert!(prom.contains("berth_watch_kills_total 1"), "{prom}");
     assert_eq!(probes.counters().dropped, 0);
 }

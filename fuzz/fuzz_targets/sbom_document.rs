@@ -4,7 +4,8 @@
 //! to the same packages (names, versions, purls, licences, locations, cataloguer, source),
 //! subject name and digest, and each skipped entry names where it is and why. The source
 //! package `parse` fills in from a Debian or Alpine purl's `upstream` qualifier is among
-//! what must read back (berth writes it into both formats).
+//! what must read back (berth writes it into both formats). So must the files (path,
+//! SHA-256, SHA-1, layer): SPDX `files`, CycloneDX `file` components.
 #![no_main]
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -30,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(back.format, f);
         assert!(back.skipped.is_empty(), "{f:?}: {:?}", back.skipped);
         assert_eq!(back.inventory.packages, parsed.inventory.packages, "{f:?}");
+        assert_eq!(back.inventory.files, parsed.inventory.files, "{f:?}");
         assert_eq!(back.inventory.subject.name, parsed.inventory.subject.name, "{f:?}");
         assert_eq!(back.inventory.subject.digest, parsed.inventory.subject.digest, "{f:?}");
     }

@@ -20,17 +20,28 @@
 //! recorded (`/etc/os-release` → `../usr/lib/os-release`) and resolved by
 //! [`FileView::resolve`]; a hardlink to a kept file is the same content at its own path.
 //!
-//! Memory: one inspected file at a time, the kept files, the results, and the symlinks;
-//! never a whole layer. [`scan_dir`] gives the same view of a directory (a root file system).
+//! Executables: every regular file with any x bit in its mode, or whose first bytes are
+//! `\x7fELF` or `#!` (exactly what `berth watch`'s profile counts as one), is hashed
+//! (SHA-256, and SHA-1 for SPDX) as it streams past, whatever the selector wants of it: the
+//! bytes already held for [`Want::Keep`] or [`Want::Inspect`] are hashed there, any other
+//! file (or one over [`ScanLimits::max_inspect_bytes`]) is hashed without being kept, so
+//! no file is read twice and none is held just to be hashed. [`FileView::executables`]
+//! holds the digests, under the same whiteouts, opaque directories and hardlinks as
+//! [`FileView::files`].
+//!
+//! Memory: one inspected file at a time, the kept files, the results, the symlinks and the
+//! executables' digests; never a whole layer. [`scan_dir`] gives the same view of a
+//! directory (a root file system).
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_image::squash::{LayerEdits, clean};
 use berth_image::unpack::{Limits, UnpackError, decompress};
-use berth_oci::Digest;
+use berth_oci::{Algorithm, Digest, Digester};
 
 /// What to keep of a regular file, chosen by its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,11 +88,24 @@ pub struct FileEntry<F> {
     pub content: Content<F>,
 }
 
+/// The digests of one executable file of the squashed view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executable {
+    pub sha256: Digest,
+    /// 40 lowercase hex digits.
+    pub sha1: String,
+    /// The diff ID of the layer that holds this version; `None` for a directory.
+    pub layer: Option<Digest>,
+}
+
 /// The squashed view of the files a [`Selector`] asked for.
 #[derive(Debug, Clone)]
 pub struct FileView<F> {
     /// Absolute paths → what was kept.
     pub files: BTreeMap<String, FileEntry<F>>,
+    /// Absolute paths of the executable files (see the module documentation) → their
+    /// digests.
+    pub executables: BTreeMap<String, Executable>,
     /// Absolute paths of symlinks → their targets, as written.
     pub symlinks: BTreeMap<String, String>,
     /// The layers' diff IDs, bottom first (empty for a directory).
@@ -92,6 +116,7 @@ impl<F> Default for FileView<F> {
     fn default() -> Self {
         FileView {
             files: BTreeMap::new(),
+            executables: BTreeMap::new(),
             symlinks: BTreeMap::new(),
             layers: Vec::new(),
         }
@@ -230,6 +255,77 @@ pub enum ScanError {
 }
 
 const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
+const SHEBANG: &[u8; 2] = b"#!";
+
+/// Whether a regular file with permission bits `mode` whose content starts with `head` is an
+/// executable: any x bit, or an ELF or `#!` file. The same test as `berth watch`'s profile
+/// (crates/watch/src/profile.rs), so that both name the same files.
+pub fn is_executable(mode: u32, head: &[u8]) -> bool {
+    mode & 0o111 != 0 || head.starts_with(ELF_MAGIC) || head.starts_with(SHEBANG)
+}
+
+/// SHA-256 and SHA-1 of one file's content, as it streams past.
+struct FileHasher {
+    sha256: Digester,
+    sha1: ring::digest::Context,
+}
+
+impl FileHasher {
+    fn new() -> FileHasher {
+        FileHasher {
+            sha256: Digester::new(Algorithm::Sha256),
+            sha1: ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+        }
+    }
+
+    /// The digests of `data`, all of a file's content.
+    fn of(data: &[u8]) -> (Digest, String) {
+        let mut h = FileHasher::new();
+        h.update(data);
+        h.finish()
+    }
+
+    /// The digests of `head` (the first bytes, already read) then the rest of `r`.
+    fn stream(head: &[u8], r: &mut dyn Read) -> io::Result<(Digest, String)> {
+        let mut h = FileHasher::new();
+        h.update(head);
+        io::copy(r, &mut h)?;
+        Ok(h.finish())
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.sha256.update(data);
+        self.sha1.update(data);
+    }
+
+    fn finish(self) -> (Digest, String) {
+        let sha1 = self.sha1.finish();
+        let mut hex = String::with_capacity(40);
+        for b in sha1.as_ref() {
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
+        }
+        (self.sha256.finalize(), hex)
+    }
+}
+
+impl Write for FileHasher {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What was read of one regular file: what the selector keeps, and its digests if it is an
+/// executable.
+struct ReadFile<F> {
+    content: Option<Content<F>>,
+    digests: Option<(Digest, String)>,
+}
 
 /// Counts the kept bytes against the limits.
 struct Budget {
@@ -260,43 +356,64 @@ impl Budget {
     }
 }
 
-/// Read a regular file (of `size` bytes, from `r`) as `sel` wants it; `None` to forget it.
+/// Read a regular file (of `size` bytes and permission bits `mode`, from `r`) as `sel` wants
+/// it, hashing it on the way if it is an executable.
 fn read_file<S: Selector>(
     sel: &S,
     path: &str,
     size: u64,
+    mode: u32,
     r: &mut dyn Read,
     budget: &mut Budget,
-) -> io::Result<Result<Option<Content<S::Found>>, ScanError>> {
+) -> io::Result<Result<ReadFile<S::Found>, ScanError>> {
+    let mut head = Vec::with_capacity(4);
+    (&mut *r).take(4).read_to_end(&mut head)?;
+    let executable = is_executable(mode, &head);
+    // A file not kept: hashed as it streams past if it is an executable.
+    let pass = |content: Option<Content<S::Found>>, r: &mut dyn Read| -> io::Result<_> {
+        let digests = match executable {
+            true => Some(FileHasher::stream(&head, r)?),
+            false => None,
+        };
+        Ok(Ok(ReadFile { content, digests }))
+    };
     let mut want = sel.want(path);
-    let mut head = Vec::new();
     if want == Want::Sniff {
-        (&mut *r).take(4).read_to_end(&mut head)?;
         if head.as_slice() != ELF_MAGIC {
-            return Ok(Ok(None));
+            return pass(None, r);
         }
         want = Want::Inspect;
     }
     match want {
-        Want::Sniff => Ok(Ok(None)),
-        Want::Mark => Ok(Ok(Some(Content::Present))),
+        Want::Sniff => pass(None, r),
+        Want::Mark => pass(Some(Content::Present), r),
         Want::Keep => {
             if let Err(e) = budget.keep(path, size) {
                 return Ok(Err(e));
             }
-            let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-            r.take(size).read_to_end(&mut data)?;
-            Ok(Ok(Some(Content::Data(data))))
-        }
-        Want::Inspect => {
-            if size > budget.limits.max_inspect_bytes {
-                return Ok(Ok(Some(Content::TooLarge { size })));
-            }
-            let mut data = head;
+            let mut data = head.clone();
             data.reserve(usize::try_from(size).unwrap_or(0));
             r.take(size.saturating_sub(data.len() as u64))
                 .read_to_end(&mut data)?;
-            Ok(Ok(sel.inspect(path, &data).map(Content::Found)))
+            let digests = executable.then(|| FileHasher::of(&data));
+            Ok(Ok(ReadFile {
+                content: Some(Content::Data(data)),
+                digests,
+            }))
+        }
+        Want::Inspect => {
+            if size > budget.limits.max_inspect_bytes {
+                return pass(Some(Content::TooLarge { size }), r);
+            }
+            let mut data = head.clone();
+            data.reserve(usize::try_from(size).unwrap_or(0));
+            r.take(size.saturating_sub(data.len() as u64))
+                .read_to_end(&mut data)?;
+            let digests = executable.then(|| FileHasher::of(&data));
+            Ok(Ok(ReadFile {
+                content: sel.inspect(path, &data).map(Content::Found),
+                digests,
+            }))
         }
     }
 }
@@ -304,6 +421,7 @@ fn read_file<S: Selector>(
 /// One layer's changes, applied to the lower view when the layer ends.
 struct LayerChanges<F> {
     files: BTreeMap<String, FileEntry<F>>,
+    executables: BTreeMap<String, Executable>,
     symlinks: BTreeMap<String, String>,
     edits: LayerEdits,
 }
@@ -312,6 +430,7 @@ impl<F: Clone> LayerChanges<F> {
     fn new() -> LayerChanges<F> {
         LayerChanges {
             files: BTreeMap::new(),
+            executables: BTreeMap::new(),
             symlinks: BTreeMap::new(),
             edits: LayerEdits::default(),
         }
@@ -319,8 +438,10 @@ impl<F: Clone> LayerChanges<F> {
 
     fn apply(self, view: &mut FileView<F>) {
         self.edits.apply(&mut view.files);
+        self.edits.apply(&mut view.executables);
         self.edits.apply(&mut view.symlinks);
         view.files.extend(self.files);
+        view.executables.extend(self.executables);
         view.symlinks.extend(self.symlinks);
     }
 }
@@ -414,23 +535,44 @@ pub fn scan_layers<S: Selector, R: Read>(
                                 .or_else(|| view.files.get(&target))
                                 .cloned();
                             if let Some(found) = found {
-                                changes.files.insert(path, found);
+                                changes.files.insert(path.clone(), found);
+                            }
+                            let exe = changes
+                                .executables
+                                .get(&target)
+                                .or_else(|| view.executables.get(&target))
+                                .cloned();
+                            if let Some(exe) = exe {
+                                changes.executables.insert(path, exe);
                             }
                         }
                     } else if kind.is_file() || kind == tar::EntryType::Continuous {
                         let size = entry.size();
-                        let read = read_file(sel, &path, size, &mut entry, &mut budget);
+                        let read = entry.header().mode().and_then(|mode| {
+                            read_file(sel, &path, size, mode & 0o7777, &mut entry, &mut budget)
+                        });
                         match read {
-                            Ok(Ok(Some(content))) => {
-                                changes.files.insert(
-                                    path,
-                                    FileEntry {
-                                        layer: Some(diff_id.clone()),
-                                        content,
-                                    },
-                                );
+                            Ok(Ok(read)) => {
+                                if let Some((sha256, sha1)) = read.digests {
+                                    changes.executables.insert(
+                                        path.clone(),
+                                        Executable {
+                                            sha256,
+                                            sha1,
+                                            layer: Some(diff_id.clone()),
+                                        },
+                                    );
+                                }
+                                if let Some(content) = read.content {
+                                    changes.files.insert(
+                                        path,
+                                        FileEntry {
+                                            layer: Some(diff_id.clone()),
+                                            content,
+                                        },
+                                    );
+                                }
                             }
-                            Ok(Ok(None)) => {}
                             Ok(Err(e)) => return Err(e),
                             Err(source) => {
                                 return Err(layer_err(UnpackError::Read {
@@ -504,16 +646,27 @@ pub fn scan_dir<S: Selector>(
                 view.symlinks
                     .insert(path, target.to_string_lossy().into_owned());
             } else if ty.is_file() {
-                let size = e.metadata().map_err(io_err(&full))?.len();
+                let meta = e.metadata().map_err(io_err(&full))?;
+                let (size, mode) = (meta.len(), meta.mode() & 0o7777);
                 let mut f = match fs::File::open(&full) {
                     Ok(f) => f,
                     // unreadable files (permissions) hold nothing a cataloguer can read
                     Err(err) if err.kind() == io::ErrorKind::PermissionDenied => continue,
                     Err(err) => return Err(io_err(&full)(err)),
                 };
-                if let Some(content) =
-                    read_file(sel, &path, size, &mut f, &mut budget).map_err(io_err(&full))??
-                {
+                let read = read_file(sel, &path, size, mode, &mut f, &mut budget)
+                    .map_err(io_err(&full))??;
+                if let Some((sha256, sha1)) = read.digests {
+                    view.executables.insert(
+                        path.clone(),
+                        Executable {
+                            sha256,
+                            sha1,
+                            layer: None,
+                        },
+                    );
+                }
+                if let Some(content) = read.content {
                     view.files.insert(
                         path,
                         FileEntry {

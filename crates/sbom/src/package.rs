@@ -370,6 +370,27 @@ pub struct Inventory {
     /// Sorted by ecosystem, name, version, then location.
     pub packages: Vec<Package>,
     pub unsupported: Vec<Unsupported>,
+    /// The image's executable files (regular files with any x bit, or an ELF or `#!` file),
+    /// sorted by path: what `berth watch` takes as the image's expected programs. Read from
+    /// another tool's document: every file it lists with a SHA-256 (syft lists the files its
+    /// packages own, executable or not).
+    #[serde(default)]
+    pub files: Vec<FileDigest>,
+}
+
+/// One file of an image and its content's digests.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// Absolute, `/`-separated, as the squashed image shows it.
+    pub path: String,
+    pub sha256: Digest,
+    /// The diff ID of the layer that holds this version; `None` for a directory scan or a
+    /// document that does not say.
+    pub layer: Option<Digest>,
+    /// SHA-1 of the content, 40 lowercase hex digits: SPDX 2.3 requires one for every file
+    /// ("8.4 File checksum field"), so the scan computes it beside the SHA-256; `None` from a
+    /// document that gives none. Never a basis for trust: match on [`FileDigest::sha256`].
+    pub sha1: Option<String>,
 }
 
 /// A Python project name normalised as PEP 503 says (`Foo_Bar.baz` → `foo-bar-baz`: lowercase,

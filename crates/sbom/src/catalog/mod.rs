@@ -16,6 +16,9 @@
 //! | [`java`] | `*.jar`, `*.war`, `*.ear` (`pom.properties`, nested archives one level deep) | `java` |
 //! | [`osrelease`] | `/etc/os-release`, `/usr/lib/os-release` | (the [`Distro`]) |
 //!
+//! Beside the packages, the inventory lists the image's executable files with their
+//! digests ([`Inventory::files`], from [`FileView::executables`]).
+//!
 //! A file a cataloguer cannot read (corrupt, or a format berth does not read) becomes an
 //! [`Unsupported`] entry with the reason: never skipped silently, never fatal to the rest.
 //! Purls are written as syft writes them (its `syft-json` output is what the tests compare
@@ -39,7 +42,7 @@ use std::path::Path;
 use berth_oci::Digest;
 
 use crate::layers::{self, Content, FileView, LayerBlob, ScanError, ScanLimits, Want};
-use crate::package::{Inventory, Location, Package, Subject, Unsupported};
+use crate::package::{FileDigest, Inventory, Location, Package, Subject, Unsupported};
 
 /// Why an image or directory could not be catalogued at all.
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +217,16 @@ pub fn catalog_view(
         distro,
         packages,
         unsupported,
+        files: view
+            .executables
+            .iter()
+            .map(|(path, e)| FileDigest {
+                path: path.clone(),
+                sha256: e.sha256.clone(),
+                layer: e.layer.clone(),
+                sha1: Some(e.sha1.clone()),
+            })
+            .collect(),
     }
 }
 

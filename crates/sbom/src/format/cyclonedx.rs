@@ -8,6 +8,12 @@
 //! The reader takes syft's `syft:` properties (cataloguer, locations with layers, distro)
 //! and trivy's `aquasecurity:trivy:` ones (`PkgType`, `FilePath`, `LayerDiffID`,
 //! `SrcName`/`SrcVersion`) where berth's are missing.
+//!
+//! The image's executable files are components of type `file`, as syft writes them: the
+//! absolute path as `name`, `SHA-1` and `SHA-256` `hashes`, the layer in a
+//! `berth:file:layerID` property. The reader takes every `file` component with a `SHA-256`
+//! hash into [`Inventory::files`] and ignores the others: a file is never a package, nor
+//! listed as skipped.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -19,7 +25,7 @@ use super::{
     content_digest, distro, licence, oci_purl, package_from_purl, package_id, sort_packages,
     subject_named, timestamp,
 };
-use crate::package::{Distro, Inventory, Location, Package, SourcePackage, Subject};
+use crate::package::{Distro, FileDigest, Inventory, Location, Package, SourcePackage, Subject};
 
 /// The versions berth reads.
 const READS: [&str; 3] = ["1.4", "1.5", "1.6"];
@@ -112,6 +118,27 @@ fn package_component(p: &Package, bom_ref: &str) -> Value {
     c
 }
 
+/// The property naming the layer a file component's version comes from.
+const FILE_LAYER: &str = "berth:file:layerID";
+
+fn file_component(f: &FileDigest, bom_ref: &str) -> Value {
+    let mut hashes = Vec::with_capacity(2);
+    if let Some(sha1) = &f.sha1 {
+        hashes.push(json!({ "alg": "SHA-1", "content": sha1 }));
+    }
+    hashes.push(json!({ "alg": "SHA-256", "content": f.sha256.hex() }));
+    let mut c = json!({
+        "bom-ref": bom_ref,
+        "type": "file",
+        "name": f.path,
+        "hashes": hashes,
+    });
+    if let Some(layer) = &f.layer {
+        c["properties"] = json!([property(FILE_LAYER, layer.as_str())]);
+    }
+    c
+}
+
 pub(super) fn write(inventory: &Inventory, options: &WriteOptions) -> Result<Vec<u8>, WriteError> {
     let timestamp = timestamp(options.created)?;
     let digest = content_digest(inventory);
@@ -170,6 +197,16 @@ pub(super) fn write(inventory: &Inventory, options: &WriteOptions) -> Result<Vec
                 .to_string();
         }
         components.push(package_component(p, &bom_ref));
+    }
+    for f in &inventory.files {
+        let base = format!("file:{}", f.path);
+        let mut bom_ref = base.clone();
+        let mut n = 1;
+        while !refs.insert(bom_ref.clone()) {
+            n += 1;
+            bom_ref = format!("{base}#{n}");
+        }
+        components.push(file_component(f, &bom_ref));
     }
 
     let doc = json!({
@@ -332,6 +369,7 @@ struct Walk<'r> {
     distro: Option<Distro>,
     packages: Vec<Package>,
     skipped: Vec<Skipped>,
+    files: Vec<FileDigest>,
 }
 
 impl Walk<'_> {
@@ -355,6 +393,30 @@ impl Walk<'_> {
         if ty == "operating-system" {
             if self.distro.is_none() {
                 self.distro = Some(read_distro(r, c, field, &props)?);
+            }
+            return Ok(());
+        }
+        if ty == "file" {
+            let (mut sha256, mut sha1) = (None, None);
+            for (i, h) in r.array(c, field, "hashes")?.iter().enumerate() {
+                let field = format!("{field}.hashes[{i}]");
+                r.object(h, &field)?;
+                let content = r.str(h, &field, "content")?;
+                match r.str(h, &field, "alg")? {
+                    "SHA-256" if sha256.is_none() => {
+                        sha256 = Some(super::sha256_hex(r, &field, content)?);
+                    }
+                    "SHA-1" if sha1.is_none() => sha1 = Some(super::sha1_hex(r, &field, content)?),
+                    _ => {}
+                }
+            }
+            if let Some(sha256) = sha256 {
+                self.files.push(FileDigest {
+                    path: super::absolute(name),
+                    sha256,
+                    layer: props.get(FILE_LAYER).and_then(|l| Digest::parse(l).ok()),
+                    sha1,
+                });
             }
             return Ok(());
         }
@@ -454,15 +516,18 @@ pub(super) fn read(doc: &Value) -> Result<Parsed, ParseError> {
         distro: None,
         packages: Vec::new(),
         skipped: Vec::new(),
+        files: Vec::new(),
     };
     walk.components(r.array(doc, "", "components")?, "")?;
     let Walk {
         distro,
         mut packages,
         skipped,
+        mut files,
         ..
     } = walk;
     sort_packages(&mut packages);
+    files.sort();
     Ok(Parsed {
         format: Format::CycloneDxJson,
         spec_version: version.to_owned(),
@@ -471,6 +536,7 @@ pub(super) fn read(doc: &Value) -> Result<Parsed, ParseError> {
             distro,
             packages,
             unsupported: Vec::new(),
+            files,
         },
         skipped,
     })

@@ -13,6 +13,11 @@
 //! [`Distro`] its id, version and pretty name. What the reader keeps of another tool's
 //! document: each package with a package URL whose type names an [`Ecosystem`] berth
 //! catalogues; the others are listed in [`Parsed::skipped`] with why.
+//!
+//! Files ([`Inventory::files`]) round-trip through both formats (path, SHA-256, SHA-1,
+//! layer): SPDX `files` with `SHA1` and `SHA256` checksums, CycloneDX components of type
+//! `file` with `SHA-1` and `SHA-256` hashes, as syft writes them. A file another tool lists
+//! without a SHA-256 is ignored, and a file is never a package nor a skipped one.
 
 mod cyclonedx;
 mod licence;
@@ -389,6 +394,32 @@ fn join_field(field: &str, key: &str) -> String {
     }
 }
 
+/// A file path as the inventory holds it: absolute (`usr/bin/x` and `./usr/bin/x`, as
+/// syft's SPDX writes them, become `/usr/bin/x`).
+fn absolute(path: &str) -> String {
+    let rel = path.strip_prefix("./").unwrap_or(path);
+    if rel.starts_with('/') {
+        rel.to_owned()
+    } else {
+        format!("/{rel}")
+    }
+}
+
+/// A SHA-256 checksum as a document writes it (hex), at `field`.
+fn sha256_hex(r: &Reader, field: &str, hex: &str) -> Result<Digest, ParseError> {
+    Digest::parse(&format!("sha256:{}", hex.to_ascii_lowercase()))
+        .map_err(|e| r.err(field, format!("is not a SHA-256 checksum: {e}")))
+}
+
+/// A SHA-1 checksum (40 hex digits) at `field`, lowercased.
+fn sha1_hex(r: &Reader, field: &str, hex: &str) -> Result<String, ParseError> {
+    if hex.len() == 40 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hex.to_ascii_lowercase())
+    } else {
+        Err(r.err(field, "is not a SHA-1 checksum (40 hex digits)"))
+    }
+}
+
 /// A subject named only by the document.
 fn subject_named(name: &str) -> Subject {
     Subject {
@@ -468,6 +499,7 @@ mod tests {
                 deb("tar", "pkg:deb/debian/tar@1.34?arch=amd64&distro=debian-12"),
             ],
             unsupported: Vec::new(),
+            files: Vec::new(),
         };
         complete_from_purls(&mut inv);
         let src = |i: usize| inv.packages[i].source.clone().map(|s| (s.name, s.version));

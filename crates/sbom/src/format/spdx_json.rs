@@ -4,6 +4,14 @@
 //! spec's `OPERATING-SYSTEM`), one per package found, `DESCRIBES` and `CONTAINS`
 //! relationships, and licence texts that are not SPDX expressions as `LicenseRef-`s with
 //! `hasExtractedLicensingInfos`.
+//!
+//! The image's executable files are `files` (8, "File information"): the absolute path as
+//! `fileName`, a `SHA1` checksum (8.4 requires one) and a `SHA256` one, `NOASSERTION` for
+//! the licence and copyright, the layer in `comment` (`layer: sha256:…`), and a `CONTAINS`
+//! relationship from the root package. `fileTypes` is left out (optional): the inventory does
+//! not say which file is a binary and which a script. The reader takes every file with a
+//! `SHA256` checksum (a relative `fileName`, as syft writes, made absolute); others are
+//! ignored.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -16,7 +24,7 @@ use super::{
     subject_named, timestamp,
 };
 use crate::format::Format;
-use crate::package::{Inventory, Location, Package, SourcePackage, Subject};
+use crate::package::{FileDigest, Inventory, Location, Package, SourcePackage, Subject};
 
 const NOASSERTION: &str = "NOASSERTION";
 const DOCUMENT_ID: &str = "SPDXRef-DOCUMENT";
@@ -289,6 +297,38 @@ pub(super) fn write(inventory: &Inventory, options: &WriteOptions) -> Result<Vec
         relationships.push(contains(&root_id, &id));
     }
 
+    let mut files = Vec::with_capacity(inventory.files.len());
+    for f in &inventory.files {
+        let base = format!(
+            "SPDXRef-File-{}-{}",
+            id_part(f.path.trim_start_matches('/')),
+            &Digest::sha256_of(f.path.as_bytes()).hex()[..16]
+        );
+        let mut id = base.clone();
+        let mut n = 1;
+        while !ids.insert(id.clone()) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        let mut checksums = Vec::with_capacity(2);
+        if let Some(sha1) = &f.sha1 {
+            checksums.push(json!({ "algorithm": "SHA1", "checksumValue": sha1 }));
+        }
+        checksums.push(json!({ "algorithm": "SHA256", "checksumValue": f.sha256.hex() }));
+        let mut file = json!({
+            "SPDXID": id,
+            "fileName": f.path,
+            "checksums": checksums,
+            "licenseConcluded": NOASSERTION,
+            "copyrightText": NOASSERTION,
+        });
+        if let Some(layer) = &f.layer {
+            file["comment"] = json!(format!("{LAYER_COMMENT}{layer}"));
+        }
+        files.push(file);
+        relationships.push(contains(&root_id, &id));
+    }
+
     let mut doc = Map::new();
     doc.insert("spdxVersion".into(), json!("SPDX-2.3"));
     doc.insert("dataLicense".into(), json!("CC0-1.0"));
@@ -303,6 +343,9 @@ pub(super) fn write(inventory: &Inventory, options: &WriteOptions) -> Result<Vec
         }),
     );
     doc.insert("packages".into(), Value::Array(packages));
+    if !files.is_empty() {
+        doc.insert("files".into(), Value::Array(files));
+    }
     if !licences.extracted.is_empty() {
         let infos: Vec<Value> = licences
             .extracted
@@ -316,6 +359,47 @@ pub(super) fn write(inventory: &Inventory, options: &WriteOptions) -> Result<Vec
         format: "SPDX",
         source,
     })
+}
+
+/// How a file's `comment` names its layer.
+const LAYER_COMMENT: &str = "layer: ";
+
+/// `files[]`: each with a `SHA256` checksum.
+fn read_files(r: &Reader, doc: &Value) -> Result<Vec<FileDigest>, ParseError> {
+    let mut out = Vec::new();
+    for (i, f) in r.array(doc, "", "files")?.iter().enumerate() {
+        let field = format!("files[{i}]");
+        r.object(f, &field)?;
+        let name = r.str(f, &field, "fileName")?;
+        let (mut sha256, mut sha1) = (None, None);
+        for (j, c) in r.array(f, &field, "checksums")?.iter().enumerate() {
+            let field = format!("{field}.checksums[{j}]");
+            r.object(c, &field)?;
+            let value = r.str(c, &field, "checksumValue")?;
+            match r.str(c, &field, "algorithm")? {
+                "SHA256" if sha256.is_none() => {
+                    sha256 = Some(super::sha256_hex(r, &field, value)?);
+                }
+                "SHA1" if sha1.is_none() => sha1 = Some(super::sha1_hex(r, &field, value)?),
+                _ => {}
+            }
+        }
+        let Some(sha256) = sha256 else {
+            continue;
+        };
+        let layer = r
+            .opt_str(f, &field, "comment")?
+            .and_then(|c| c.strip_prefix(LAYER_COMMENT))
+            .and_then(|l| Digest::parse(l).ok());
+        out.push(FileDigest {
+            path: super::absolute(name),
+            sha256,
+            layer,
+            sha1,
+        });
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn purl_ref(purl: &str) -> Value {
@@ -444,6 +528,7 @@ pub(super) fn read(doc: &Value) -> Result<Parsed, ParseError> {
         });
     }
     sort_packages(&mut packages);
+    let files = read_files(&r, doc)?;
     Ok(Parsed {
         format: Format::SpdxJson,
         spec_version: version.to_owned(),
@@ -452,6 +537,7 @@ pub(super) fn read(doc: &Value) -> Result<Parsed, ParseError> {
             distro: os,
             packages,
             unsupported: Vec::new(),
+            files,
         },
         skipped,
     })

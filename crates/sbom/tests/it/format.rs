@@ -17,7 +17,7 @@ use berth_sbom::format::{
     self, CYCLONEDX_JSON_MEDIA_TYPE, Format, SPDX_JSON_MEDIA_TYPE, WriteOptions,
 };
 use berth_sbom::package::{
-    Distro, Ecosystem, Inventory, Location, Package, Purl, SourcePackage, Subject,
+    Distro, Ecosystem, FileDigest, Inventory, Location, Package, Purl, SourcePackage, Subject,
 };
 use serde_json::Value;
 
@@ -65,6 +65,29 @@ pub(crate) fn package(
             Ecosystem::Maven => "java",
         }
         .to_owned(),
+    }
+}
+
+/// An executable file of `content`, from layer `layer_n`; its SHA-1 from coreutils'
+/// `sha1sum`.
+pub(crate) fn file(path: &str, content: &[u8], layer_n: Option<u8>) -> FileDigest {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let out = Command::new("sha1sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(content)?;
+            c.wait_with_output()
+        })
+        .expect("sha1sum (coreutils) is required");
+    let sha1 = String::from_utf8(out.stdout).unwrap()[..40].to_owned();
+    FileDigest {
+        path: path.to_owned(),
+        sha256: Digest::sha256_of(content),
+        layer: layer_n.map(layer),
+        sha1: Some(sha1),
     }
 }
 
@@ -182,6 +205,16 @@ pub(crate) fn image_inventory() -> Inventory {
         }),
         packages: sorted(packages),
         unsupported: vec![],
+        files: vec![
+            file("/bin/sh", b"\x7fELF dash", Some(0)),
+            file("/usr/bin/openssl", b"\x7fELF openssl", Some(0)),
+            file("/usr/local/bin/app", b"\x7fELF app", Some(2)),
+            file(
+                "/usr/local/bin/entrypoint.sh",
+                b"#!/bin/sh\nexec app\n",
+                Some(2),
+            ),
+        ],
     }
 }
 
@@ -195,6 +228,7 @@ pub(crate) fn empty_inventory() -> Inventory {
         distro: None,
         packages: vec![],
         unsupported: vec![],
+        files: vec![],
     }
 }
 
@@ -245,6 +279,20 @@ pub(crate) fn odd_inventory() -> Inventory {
         }),
         packages: sorted(packages),
         unsupported: vec![],
+        // a directory scan: no layers; a file another document gave without SHA-1
+        files: {
+            let mut files = vec![
+                file("/some dir/\"quoted\" \\ name", b"#!", None),
+                file("/ünïcødé/名前", b"\x7fELF", None),
+                file("/tab\tnew\nline", b"", None),
+                FileDigest {
+                    sha1: None,
+                    ..file("/no-sha1", b"x", None)
+                },
+            ];
+            files.sort();
+            files
+        },
     }
 }
 
@@ -284,6 +332,7 @@ pub(crate) fn duplicate_inventory() -> Inventory {
         distro: None,
         packages: sorted(vec![a, b, c]),
         unsupported: vec![],
+        files: vec![],
     }
 }
 
@@ -310,6 +359,7 @@ pub(crate) fn big_inventory(n: usize) -> Inventory {
         distro: None,
         packages: sorted(packages),
         unsupported: vec![],
+        files: vec![],
     }
 }
 
@@ -353,6 +403,7 @@ fn documents_read_back_to_the_same_inventory() {
                 parsed.skipped
             );
             assert_eq!(parsed.inventory.packages, inv.packages, "{what} {f:?}");
+            assert_eq!(parsed.inventory.files, inv.files, "{what} {f:?}");
             assert_eq!(
                 parsed.inventory.subject.name, inv.subject.name,
                 "{what} {f:?}"
@@ -555,7 +606,7 @@ fn cyclonedx_has_the_image_the_os_and_the_packages_with_berth_properties() {
             .starts_with("pkg:oci/app@sha256%3A")
     );
     let components = doc["components"].as_array().unwrap();
-    assert_eq!(components.len(), inv.packages.len() + 1);
+    assert_eq!(components.len(), inv.packages.len() + 1 + inv.files.len());
     assert_eq!(components[0]["type"], "operating-system");
     let by_name = |n: &str| components.iter().find(|c| c["name"] == n).unwrap();
     let lic = |n: &str| by_name(n)["licenses"].clone();

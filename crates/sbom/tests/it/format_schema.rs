@@ -184,7 +184,7 @@ fn every_document_berth_writes_is_valid_against_the_official_schema() {
 #[test]
 fn the_validator_refuses_what_the_schemas_forbid() {
     let (_, inv) = inventories().remove(0);
-    let breakers: [(Format, fn(&mut Value)); 6] = [
+    let breakers: [(Format, fn(&mut Value)); 8] = [
         (Format::SpdxJson, |d| {
             d.as_object_mut().unwrap().remove("documentNamespace");
         }),
@@ -194,8 +194,18 @@ fn the_validator_refuses_what_the_schemas_forbid() {
         (Format::SpdxJson, |d| {
             d["relationships"][0]["relationshipType"] = "HAS".into();
         }),
+        // a file with no checksum (SPDX requires one at least)
+        (Format::SpdxJson, |d| {
+            d["files"][0]["checksums"] = serde_json::json!([]);
+        }),
         (Format::CycloneDxJson, |d| {
             d["serialNumber"] = "urn:uuid:not-a-uuid".into();
+        }),
+        // a file's hash of an algorithm CycloneDX does not name (the last component is a file)
+        (Format::CycloneDxJson, |d| {
+            let last = d["components"].as_array().unwrap().len() - 1;
+            assert_eq!(d["components"][last]["type"], "file");
+            d["components"][last]["hashes"][0]["alg"] = "SHA-257".into();
         }),
         (Format::CycloneDxJson, |d| {
             d["components"][1]["licenses"] =

@@ -126,6 +126,39 @@ fn check_syft_documents(run: &SyftRun, min_packages: usize) -> Parsed {
             run.syft_json["artifacts"].as_array().unwrap().len() - others,
             "syft's {what}: a package counted twice or lost"
         );
+        // syft lists the files its packages own, with SHA-1 and SHA-256, in SPDX only
+        // (1.18.1 writes no CycloneDX `file` components): the files read are syft-json's
+        if parsed.format == Format::SpdxJson {
+            let digest = |f: &Value, alg: &str| {
+                f["digests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|d| d["algorithm"] == alg)
+                    .map(|d| d["value"].as_str().unwrap().to_owned())
+            };
+            let mut want: Vec<(String, String, Option<String>)> = run.syft_json["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| {
+                    Some((
+                        f["location"]["path"].as_str().unwrap().to_owned(),
+                        digest(f, "sha256")?,
+                        digest(f, "sha1"),
+                    ))
+                })
+                .collect();
+            want.sort();
+            let mut got: Vec<(String, String, Option<String>)> = parsed
+                .inventory
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.sha256.hex().to_owned(), f.sha1.clone()))
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "syft's {what}: files");
+        }
         if parsed.format == Format::CycloneDxJson {
             let distro = &run.syft_json["distro"];
             let d = parsed.inventory.distro.as_ref().expect("syft's distro");
@@ -176,6 +209,14 @@ fn rewrite(parsed: &Parsed) {
 fn syft_documents_of_a_debian_root_filesystem_read_as_its_syft_json() {
     let run = run_syft(&format!("dir:{}", rootfs().display()));
     let parsed = check_syft_documents(&run, 80);
+    // the files the Debian packages own, each with its SHA-256, read from syft's SPDX
+    let spdx = &run.docs.iter().find(|(o, _)| *o == "spdx-json").unwrap().1;
+    let files = format::parse(spdx).unwrap().inventory.files;
+    assert!(files.len() > 1000, "{} files", files.len());
+    assert!(
+        files.iter().any(|f| f.path == "/usr/bin/dpkg"),
+        "syft's SPDX lists /usr/bin/dpkg"
+    );
     assert!(
         parsed
             .inventory

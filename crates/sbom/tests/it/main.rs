@@ -2,6 +2,7 @@
 //! layers, document formats against their official schemas, version orders against their
 //! reference implementations, the OSV database and matching).
 
+mod catalog_files;
 mod catalog_image;
 mod catalog_lang;
 mod catalog_layers;

@@ -63,6 +63,7 @@ fn inventory(distro: Option<Distro>, packages: Vec<Package>) -> Inventory {
         distro,
         packages,
         unsupported: vec![],
+        files: vec![],
     }
 }
 

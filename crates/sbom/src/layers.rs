@@ -267,14 +267,14 @@ pub fn is_executable(mode: u32, head: &[u8]) -> bool {
 /// SHA-256 and SHA-1 of one file's content, as it streams past.
 struct FileHasher {
     sha256: Digester,
-    sha1: ring::digest::Context,
+    sha1: sha1::Sha1,
 }
 
 impl FileHasher {
     fn new() -> FileHasher {
         FileHasher {
             sha256: Digester::new(Algorithm::Sha256),
-            sha1: ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+            sha1: sha1::Sha1::default(),
         }
     }
 
@@ -295,13 +295,13 @@ impl FileHasher {
 
     fn update(&mut self, data: &[u8]) {
         self.sha256.update(data);
-        self.sha1.update(data);
+        sha1::Digest::update(&mut self.sha1, data);
     }
 
     fn finish(self) -> (Digest, String) {
-        let sha1 = self.sha1.finish();
+        let sha1 = sha1::Digest::finalize(self.sha1);
         let mut hex = String::with_capacity(40);
-        for b in sha1.as_ref() {
+        for b in sha1.as_slice() {
             hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
             hex.push(char::from(b"0123456789abcdef"[usize::from(b & 0xf)]));
         }

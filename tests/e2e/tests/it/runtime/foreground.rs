@@ -114,27 +114,41 @@ runtime_test! {
     /// shares the host's pid namespace so an unhandled SIGTERM kills it) and leaves no
     /// container behind. runc (its handler is installed before `Run`) and crun: so.
     /// berth-runtime used to die of the signal (killed by SIGTERM, the container left
-    /// created).
+    /// created). A peer that does not exit in time is given one more try (runc, once in seven
+    /// CI runs on a loaded machine, never exited: a race of its own); berth-runtime is not.
     fn run_forwards_a_signal_received_during_create(rt) {
-        let mut b = Bundle::new();
-        b.probe(&["wait-signal", "exit:42"]).remove_namespace("pid");
-        b.hook(
-            "createRuntime",
-            json!({"path": "/bin/sh", "args": ["sh", "-c", "cat >/dev/null; kill -TERM $PPID"]}),
-        );
-        let guard = ContainerGuard::adopt(rt, &b);
-        let (mut run, _out, err) = spawn_run(rt, &b);
-        let status = wait_exit(&mut run, WAIT);
-        let code = status.and_then(|s| s.code());
-        assert!(
-            matches!(code, Some(42 | 143)),
-            "run must survive a SIGTERM during create and exit with the container's status \
-             (42 or 143), got {status:?}; stderr: {}",
-            read(&err)
-        );
-        let list = rt.list().assert_success().stdout_str();
-        assert!(!list.contains(b.id()), "run left the container behind: {list}");
-        drop(guard);
+        let tries = if rt.name() == "berth-runtime" { 1 } else { 2 };
+        for attempt in 1..=tries {
+            let mut b = Bundle::new();
+            b.probe(&["wait-signal", "exit:42"]).remove_namespace("pid");
+            b.hook(
+                "createRuntime",
+                json!({"path": "/bin/sh", "args": ["sh", "-c", "cat >/dev/null; kill -TERM $PPID"]}),
+            );
+            let guard = ContainerGuard::adopt(rt, &b);
+            let (mut run, _out, err) = spawn_run(rt, &b);
+            let status = wait_exit(&mut run, WAIT);
+            if status.is_none() && attempt < tries {
+                eprintln!(
+                    "{}: run did not exit within {WAIT:?} of a SIGTERM during create; trying again",
+                    rt.name()
+                );
+                drop(run);
+                drop(guard);
+                continue;
+            }
+            let code = status.and_then(|s| s.code());
+            assert!(
+                matches!(code, Some(42 | 143)),
+                "run must survive a SIGTERM during create and exit with the container's status \
+                 (42 or 143), got {status:?}; stderr: {}",
+                read(&err)
+            );
+            let list = rt.list().assert_success().stdout_str();
+            assert!(!list.contains(b.id()), "run left the container behind: {list}");
+            drop(guard);
+            return;
+        }
     }
 }
 

@@ -39,7 +39,7 @@ pub use attach::Stdio as AttachStdio;
 pub use attach::{DEFAULT_DETACH_KEYS, parse_detach_keys};
 pub use attachments::{Attachments, HostIds, SnapshotRef};
 pub use error::{EngineError, Result};
-pub use record::{Record, Status};
+pub use record::{Record, SbomRecord, Status, VerifiedSbom};
 
 use record::Layout;
 use runtime::Runtime;
@@ -84,6 +84,8 @@ pub struct CreateOptions {
     /// What the caller set up for the container (recorded; undone when it is removed). On a
     /// failed `create` the caller undoes it ([`Attachments::teardown`]).
     pub attachments: Attachments,
+    /// The image's SBOM the trust gate verified, kept beside the record ([`Record::sbom`]).
+    pub sbom: Option<VerifiedSbom>,
 }
 
 /// A monitor started before its container was prepared ([`Engine::spawn_monitor`]); dropped
@@ -366,6 +368,25 @@ impl Engine {
                 source,
             })
             .map_err(cleanup)?;
+        let sbom = match opts.sbom {
+            Some(s) => {
+                let path = self.layout.sbom(&id);
+                berth_fsutil::atomic_write(&path, &s.content)
+                    .map_err(|source| EngineError::Fs {
+                        what: "writing the image's verified SBOM to",
+                        path,
+                        source,
+                    })
+                    .map_err(cleanup)?;
+                Some(SbomRecord {
+                    manifest: s.manifest,
+                    artifact_type: s.artifact_type,
+                    signer: s.signer,
+                    sha256: berth_oci::Digest::sha256_of(&s.content).to_string(),
+                })
+            }
+            None => None,
+        };
         let rec = Record {
             id: id.clone(),
             name: name.clone(),
@@ -391,6 +412,7 @@ impl Engine {
             stop_timeout: opts.stop_timeout,
             oom_killed: false,
             attachments: opts.attachments,
+            sbom,
         };
         record::write(&self.layout, &rec).map_err(cleanup)?;
         // made here (the monitor appends to it) and held open for reading: see `Created::log`
@@ -751,6 +773,11 @@ impl Engine {
         }
         out.sort_by(|a, b| a.created.cmp(&b.created));
         Ok(out)
+    }
+
+    /// Where the container `id` keeps its image's verified SBOM ([`Record::sbom`]).
+    pub fn sbom_path(&self, id: &str) -> PathBuf {
+        self.layout.sbom(id)
     }
 
     /// `berth inspect CONTAINER`.

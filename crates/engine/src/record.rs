@@ -95,6 +95,34 @@ pub struct Record {
     /// What the caller set up besides the bundle, undone when the record is removed.
     #[serde(default)]
     pub attachments: crate::attachments::Attachments,
+    /// The image's SBOM the trust gate verified before the container was made (a referrer
+    /// signed by the role the policy's `requireSbom` names), kept beside the record for
+    /// `berth watch`, which takes the executables it lists into the container's profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomRecord>,
+}
+
+/// A verified SBOM kept in the container's directory ([`Layout::sbom`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbomRecord {
+    /// The referrer manifest's digest.
+    pub manifest: String,
+    /// `application/spdx+json` or `application/vnd.cyclonedx+json`.
+    pub artifact_type: String,
+    /// The subject of the identity whose signature the policy accepted.
+    pub signer: String,
+    /// The SHA-256 of the document as kept: a reader checks the file against it.
+    pub sha256: String,
+}
+
+/// An SBOM the trust gate verified, for [`crate::CreateOptions::sbom`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSbom {
+    pub manifest: String,
+    pub artifact_type: String,
+    pub signer: String,
+    /// The document.
+    pub content: Vec<u8>,
 }
 
 fn default_log_max() -> u64 {
@@ -120,6 +148,10 @@ impl Layout {
     }
     pub fn record(&self, id: &str) -> PathBuf {
         self.dir(id).join("container.json")
+    }
+    /// The verified SBOM of the container's image, when one was kept ([`Record::sbom`]).
+    pub fn sbom(&self, id: &str) -> PathBuf {
+        self.dir(id).join("sbom.json")
     }
     pub fn lock(&self, id: &str) -> PathBuf {
         self.dir(id).join("container.lock")
@@ -401,6 +433,7 @@ mod tests {
             stop_timeout: None,
             oom_killed: false,
             attachments: crate::attachments::Attachments::default(),
+            sbom: None,
         }
     }
 

@@ -154,6 +154,8 @@ pub struct ReferrerVerification {
     pub ignored: usize,
     /// The referrer that satisfies it.
     pub accepted: Option<String>,
+    /// The accepted referrer's content (an SBOM: `berth run` keeps it for `berth watch`).
+    pub accepted_content: Option<Vec<u8>>,
 }
 
 impl ReferrerVerification {
@@ -314,7 +316,10 @@ async fn verify_sbom(
         let r = &mut v.referrers[s.index];
         match sbom_shape(&r.artifact_type, &s.content) {
             Ok(()) => {
-                v.accepted.get_or_insert_with(|| r.digest.clone());
+                if v.accepted.is_none() {
+                    v.accepted = Some(r.digest.clone());
+                    v.accepted_content = Some(s.content);
+                }
             }
             Err(e) => r.error = Some(e),
         }
@@ -550,6 +555,7 @@ async fn signed_referrers(
         referrers: Vec::new(),
         ignored: candidates.len().saturating_sub(MAX_REFERRERS),
         accepted: None,
+        accepted_content: None,
     };
     let mut signed = Vec::new();
     let sigs = RegistrySignatures::new(ctx.client, ctx.repo.clone());

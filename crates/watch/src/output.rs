@@ -22,6 +22,7 @@
 //! - `rule`: `exec_drift`, `connect_outside_profile`, `write_under_watched_path`,
 //!   `events_dropped`, or `null` when no rule fired.
 //! - `details.reason`: why (`lower_layer`, `image_file` and `copy_of_image_file` with `path`,
+//!   `sbom_file` with `path` (the content of an executable the image's signed SBOM lists),
 //!   `not_in_image`, `unreadable` with `error`, `policy` with `pattern`, `loopback`,
 //!   `not_allowed`, `watched_prefix` with `prefix`, `not_watched`, `no_container`,
 //!   `no_profile`, `kernel_drops` with `count`); then the event's own fields (`origin`, `ino`,

@@ -233,9 +233,32 @@ pub struct Profile {
     pub config: ImageFacts,
     /// Absolute path → the executable there.
     pub executables: BTreeMap<String, Executable>,
+    /// The image's signed SBOM, when the container's engine kept one: the executables it
+    /// lists are expected too ([`Profile::with_sbom`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomFiles>,
     /// Content hash → the first path (in order) holding it; rebuilt on load.
     #[serde(skip)]
     by_hash: HashMap<Digest, String>,
+    /// The same of the SBOM's files.
+    #[serde(skip)]
+    by_sbom_hash: HashMap<Digest, String>,
+}
+
+/// The executable files a signed SBOM of the image lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SbomFiles {
+    /// The SBOM referrer's manifest digest.
+    pub manifest: String,
+    /// The subject of the identity whose signature the trust policy accepted.
+    pub signer: String,
+    /// Absolute path → SHA-256.
+    pub files: BTreeMap<String, Digest>,
+    /// Paths where the image's layers hold an executable whose content is not the one the
+    /// SBOM lists there: the SBOM is not of this build. Such a path is expected by what
+    /// the layers hold, as without an SBOM; the mismatch is logged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mismatched: Vec<String>,
 }
 
 impl Profile {
@@ -251,7 +274,9 @@ impl Profile {
             lower_dirs,
             config,
             executables,
+            sbom: None,
             by_hash: HashMap::new(),
+            by_sbom_hash: HashMap::new(),
         };
         p.index();
         p
@@ -264,6 +289,45 @@ impl Profile {
                 .entry(e.sha256.clone())
                 .or_insert_with(|| path.clone());
         }
+        self.by_sbom_hash.clear();
+        for (path, sha256) in self.sbom.iter().flat_map(|s| &s.files) {
+            self.by_sbom_hash
+                .entry(sha256.clone())
+                .or_insert_with(|| path.clone());
+        }
+    }
+
+    /// This profile with the executable files of the image's signed SBOM (`files`: path →
+    /// SHA-256) also expected: an exec whose content one of them has is not drift. The paths
+    /// where the layers hold other content are recorded in [`SbomFiles::mismatched`].
+    pub fn with_sbom(
+        mut self,
+        manifest: String,
+        signer: String,
+        files: BTreeMap<String, Digest>,
+    ) -> Profile {
+        let mismatched = files
+            .iter()
+            .filter(|(path, sha256)| {
+                self.executables
+                    .get(path.as_str())
+                    .is_some_and(|e| &e.sha256 != *sha256)
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        self.sbom = Some(SbomFiles {
+            manifest,
+            signer,
+            files,
+            mismatched,
+        });
+        self.index();
+        self
+    }
+
+    /// The path of an executable the image's signed SBOM lists with this content, if any.
+    pub fn find_sbom_hash(&self, sha256: &Digest) -> Option<&str> {
+        self.by_sbom_hash.get(sha256).map(String::as_str)
     }
 
     /// The profile of an image from its config and its layers (bottom first); each

@@ -187,7 +187,7 @@ fn split_layout(rest: &str) -> (&str, Option<&str>) {
 /// Pull `reference` into `store` as `berth pull` does (the trust gate decides the digest).
 fn pull(reference: &Reference, src: &SourceArgs, store: &berth_store::Store) -> anyhow::Result<()> {
     let client = src.registry.client()?;
-    let fetch = crate::commands::trust::gate::before_pull(&client, reference, src.quiet)?;
+    let fetch = crate::commands::trust::gate::before_pull(&client, reference, src.quiet)?.fetch;
     let opts = berth_transfer::CopyOptions {
         all_platforms: false,
         platform: src

@@ -425,6 +425,7 @@ fn set_up(
         stdin: args.interactive,
         id: Some(id.to_owned()),
         attachments: attachments.clone(),
+        sbom: None,
     })
 }
 

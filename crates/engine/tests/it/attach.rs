@@ -33,6 +33,7 @@ fn opts_for(b: &Bundle, runtime: &Path, terminal: bool, stdin: bool) -> CreateOp
         id: None,
         stop_timeout: None,
         attachments: Default::default(),
+        sbom: None,
         terminal,
         stdin,
     }
@@ -245,6 +246,7 @@ fn helper_caller_run_attached() {
         id: None,
         stop_timeout: None,
         attachments: Default::default(),
+        sbom: None,
         terminal,
         stdin: true,
     };

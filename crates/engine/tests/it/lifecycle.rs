@@ -29,6 +29,7 @@ fn container(script: &str, runtime: &Path) -> (Bundle, CreateOptions) {
         id: None,
         stop_timeout: None,
         attachments: Default::default(),
+        sbom: None,
     };
     (b, opts)
 }

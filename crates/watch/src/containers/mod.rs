@@ -209,6 +209,26 @@ pub struct Container {
     /// `/proc/PID/status`, if readable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid_ns_level: Option<u32>,
+    /// The image's SBOM the trust gate verified when `berth run` made it, kept beside its
+    /// engine record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomSource>,
+}
+
+/// A verified SBOM `berth run` kept in a container's directory (`sbom.json`), as its engine
+/// record describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SbomSource {
+    /// The file.
+    #[serde(default)]
+    pub path: PathBuf,
+    /// The SHA-256 the record gives for the file (`sha256:…`): the file is read only if it
+    /// still has it.
+    pub sha256: String,
+    /// The referrer manifest's digest.
+    pub manifest: String,
+    /// The identity whose signature the policy accepted.
+    pub signer: String,
 }
 
 /// What a rescan changed.
@@ -239,6 +259,7 @@ struct Found {
     start_time: Option<u64>,
     name: String,
     image: String,
+    sbom: Option<SbomSource>,
 }
 
 impl Containers {
@@ -462,6 +483,8 @@ struct EngineRecord {
     init_pid: Option<i64>,
     #[serde(default)]
     init_start: Option<u64>,
+    #[serde(default)]
+    sbom: Option<SbomSource>,
 }
 
 /// One container of a runtime root, in whichever runtime's format its state is: runc's and
@@ -485,6 +508,7 @@ fn read_runtime_state(path: &Path, name: &str) -> Result<Option<Found>, Discover
                 start_time: s.process_start_time,
                 name: String::new(),
                 image: String::new(),
+                sbom: None,
             })
         });
     }
@@ -503,6 +527,7 @@ fn read_runtime_state(path: &Path, name: &str) -> Result<Option<Found>, Discover
             start_time: s.init_process_start,
             name: String::new(),
             image: String::new(),
+            sbom: None,
         },
         AnyState::BerthRuntime(s) => Found {
             id: s.id,
@@ -513,6 +538,7 @@ fn read_runtime_state(path: &Path, name: &str) -> Result<Option<Found>, Discover
             start_time: s.init_start_time,
             name: String::new(),
             image: String::new(),
+            sbom: None,
         },
     };
     Ok(Some(found))
@@ -560,6 +586,10 @@ fn list_state_dir(dir: &StateDir, found: &mut Vec<Found>, problems: &mut Vec<Dis
                                 start_time: r.init_start,
                                 name: r.name,
                                 image: r.image,
+                                sbom: r.sbom.map(|s| SbomSource {
+                                    path: path.join("sbom.json"),
+                                    ..s
+                                }),
                             })
                         }
                         _ => None,
@@ -644,6 +674,7 @@ fn describe(sources: &Sources, f: Found, start: u64) -> Result<Container, Discov
         overlay,
         mnt_ns,
         pid_ns_level,
+        sbom: f.sbom,
     })
 }
 

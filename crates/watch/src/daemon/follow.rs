@@ -1,5 +1,5 @@
-//! What follows the containers: their profiles (cached by lower directories) and an inotify
-//! watch on the runtimes' state directories.
+//! What follows the containers: their profiles (cached by lower directories and signed SBOM)
+//! and an inotify watch on the runtimes' state directories.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -10,8 +10,46 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::containers::{Container, RuntimeKind, Sources};
+use crate::containers::{Container, RuntimeKind, SbomSource, Sources};
 use crate::profile::{ImageFacts, Profile};
+
+/// What a profile is built from: the image's directories, and the signed SBOM `berth run`
+/// kept for the container, if any. Keys are equal whatever file the SBOM is kept in: the
+/// containers of one image share one profile.
+#[derive(Debug, Clone)]
+pub(super) struct ProfileKey {
+    pub(super) dirs: Vec<PathBuf>,
+    pub(super) sbom: Option<SbomSource>,
+}
+
+impl ProfileKey {
+    fn identity(&self) -> (&[PathBuf], Option<(&str, &str, &str)>) {
+        (
+            &self.dirs,
+            self.sbom
+                .as_ref()
+                .map(|s| (s.sha256.as_str(), s.manifest.as_str(), s.signer.as_str())),
+        )
+    }
+}
+
+impl PartialEq for ProfileKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity()
+    }
+}
+
+impl Eq for ProfileKey {}
+
+impl std::hash::Hash for ProfileKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+    }
+}
+
+/// The largest SBOM document read (a large image's SPDX document with every file is tens
+/// of MiB).
+const SBOM_MAX_BYTES: u64 = 256 << 20;
 
 /// Profiles by the directories they were read from, built by a thread of their own: hashing
 /// an image's executables takes from milliseconds to seconds (every shared library of a large
@@ -20,15 +58,15 @@ use crate::profile::{ImageFacts, Profile};
 /// the same image started later.
 pub(super) struct ProfileCache {
     cap: usize,
-    by_dirs: HashMap<Vec<PathBuf>, Arc<Profile>>,
-    building: HashSet<Vec<PathBuf>>,
-    requests: mpsc::Sender<Vec<PathBuf>>,
+    by_key: HashMap<ProfileKey, Arc<Profile>>,
+    building: HashSet<ProfileKey>,
+    requests: mpsc::Sender<ProfileKey>,
     results: mpsc::Receiver<Built>,
 }
 
 /// A profile built (or not) by the builder thread, with how long it took.
 type Built = (
-    Vec<PathBuf>,
+    ProfileKey,
     Result<Profile, crate::profile::ProfileError>,
     Duration,
 );
@@ -37,29 +75,34 @@ type Built = (
 pub(super) enum Lookup {
     /// Built: `None` when there is nothing to build it from.
     Ready(Option<Arc<Profile>>),
-    /// Being built from these directories ([`ProfileCache::finished`] says when).
-    Building(Vec<PathBuf>),
+    /// Being built from this ([`ProfileCache::finished`] says when).
+    Building(ProfileKey),
 }
 
 impl ProfileCache {
     /// The cache and its builder thread (which ends when the cache is dropped).
     pub(super) fn new(cap: usize) -> io::Result<ProfileCache> {
-        let (requests, todo) = mpsc::channel::<Vec<PathBuf>>();
+        let (requests, todo) = mpsc::channel::<ProfileKey>();
         let (done, results) = mpsc::channel();
         std::thread::Builder::new()
             .name("watch-profiles".to_owned())
             .spawn(move || {
-                for dirs in todo {
+                for key in todo {
                     let started = Instant::now();
-                    let built = Profile::from_dirs(&dirs, ImageFacts::default());
-                    if done.send((dirs, built, started.elapsed())).is_err() {
+                    let built = Profile::from_dirs(&key.dirs, ImageFacts::default()).map(|p| {
+                        match &key.sbom {
+                            Some(s) => with_sbom(p, s),
+                            None => p,
+                        }
+                    });
+                    if done.send((key, built, started.elapsed())).is_err() {
                         return;
                     }
                 }
             })?;
         Ok(ProfileCache {
             cap,
-            by_dirs: HashMap::new(),
+            by_key: HashMap::new(),
             building: HashSet::new(),
             requests,
             results,
@@ -67,8 +110,9 @@ impl ProfileCache {
     }
 
     /// The profile of a container: of its overlay's lower directories, or of its bundle's
-    /// root directory when its root is no overlay; `Ready(None)` (every exec `unprofiled`)
-    /// when neither can be read. One not in the cache is built by the builder thread.
+    /// root directory when its root is no overlay, with the signed SBOM `berth run` kept for
+    /// it; `Ready(None)` (every exec `unprofiled`) when neither directory can be read. One
+    /// not in the cache is built by the builder thread.
     pub(super) fn get(&mut self, c: &Container, sources: &Sources) -> Lookup {
         let dirs = match &c.overlay {
             // id-mapped lower layers are given to overlayfs as `/proc/self/fd/N` of the
@@ -83,39 +127,43 @@ impl ProfileCache {
             tracing::warn!(container_id = %c.id, "no profile: neither the container's lower directories nor its root could be found; its execs are reported unprofiled");
             return Lookup::Ready(None);
         };
-        if let Some(p) = self.by_dirs.get(&dirs) {
+        let key = ProfileKey {
+            dirs,
+            sbom: c.sbom.clone(),
+        };
+        if let Some(p) = self.by_key.get(&key) {
             return Lookup::Ready(Some(Arc::clone(p)));
         }
-        if !self.building.contains(&dirs) {
-            if self.requests.send(dirs.clone()).is_err() {
+        if !self.building.contains(&key) {
+            if self.requests.send(key.clone()).is_err() {
                 tracing::error!(container_id = %c.id, "the profile builder thread is gone: the container's execs are reported unprofiled");
                 return Lookup::Ready(None);
             }
-            self.building.insert(dirs.clone());
+            self.building.insert(key.clone());
         }
-        Lookup::Building(dirs)
+        Lookup::Building(key)
     }
 
-    /// The profiles built since the last call, by the directories they were asked for (`None`:
-    /// it could not be built, the reason logged).
-    pub(super) fn finished(&mut self) -> Vec<(Vec<PathBuf>, Option<Arc<Profile>>)> {
+    /// The profiles built since the last call, by what they were asked for (`None`: it could
+    /// not be built, the reason logged).
+    pub(super) fn finished(&mut self) -> Vec<(ProfileKey, Option<Arc<Profile>>)> {
         let mut out = Vec::new();
-        while let Ok((dirs, built, took)) = self.results.try_recv() {
-            self.building.remove(&dirs);
+        while let Ok((key, built, took)) = self.results.try_recv() {
+            self.building.remove(&key);
             let profile = match built {
                 Ok(p) => {
-                    tracing::debug!(dirs = ?dirs, executables = p.executables.len(), took_ms = took.as_millis(), "profile built");
+                    tracing::debug!(dirs = ?key.dirs, executables = p.executables.len(), sbom_files = p.sbom.as_ref().map_or(0, |s| s.files.len()), took_ms = took.as_millis(), "profile built");
                     let p = Arc::new(p);
                     self.trim();
-                    self.by_dirs.insert(dirs.clone(), Arc::clone(&p));
+                    self.by_key.insert(key.clone(), Arc::clone(&p));
                     Some(p)
                 }
                 Err(e) => {
-                    tracing::warn!(dirs = ?dirs, error = %berth_errdefs::error_chain(&e), "no profile: the execs of its containers are reported unprofiled");
+                    tracing::warn!(dirs = ?key.dirs, error = %berth_errdefs::error_chain(&e), "no profile: the execs of its containers are reported unprofiled");
                     None
                 }
             };
-            out.push((dirs, profile));
+            out.push((key, profile));
         }
         out
     }
@@ -123,14 +171,64 @@ impl ProfileCache {
     /// Drop unused profiles beyond the cap.
     pub(super) fn trim(&mut self) {
         let unused = self
-            .by_dirs
+            .by_key
             .values()
             .filter(|p| Arc::strong_count(p) == 1)
             .count();
         if unused >= self.cap {
-            self.by_dirs.retain(|_, p| Arc::strong_count(p) > 1);
+            self.by_key.retain(|_, p| Arc::strong_count(p) > 1);
         }
     }
+}
+
+/// `profile` with the executables of the signed SBOM `berth run` kept for the container.
+/// The SBOM only adds expected content: when it cannot be read, is no longer the file the
+/// record describes, or is no SBOM, the profile is the image's alone (stricter), and the
+/// reason is logged.
+fn with_sbom(profile: Profile, s: &SbomSource) -> Profile {
+    match read_sbom_files(s) {
+        Ok(files) => {
+            let p = profile.with_sbom(s.manifest.clone(), s.signer.clone(), files);
+            if let Some(m) = p.sbom.as_ref().filter(|m| !m.mismatched.is_empty()) {
+                tracing::warn!(sbom = %s.manifest, paths = ?m.mismatched, "the image's signed SBOM lists other content than its layers hold at these paths: the layers' content is what is expected there");
+            }
+            p
+        }
+        Err(e) => {
+            tracing::warn!(sbom = %s.path.display(), error = %e, "the container's signed SBOM is not used: its profile is its image's layers alone");
+            profile
+        }
+    }
+}
+
+/// The executable files (path → SHA-256) of the SBOM document at `s.path`, checked to be the
+/// document the engine record describes.
+fn read_sbom_files(
+    s: &SbomSource,
+) -> Result<std::collections::BTreeMap<String, berth_oci::Digest>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(&s.path).map_err(|e| format!("failed to open it: {e}"))?;
+    let mut data = Vec::new();
+    file.take(SBOM_MAX_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("failed to read it: {e}"))?;
+    if data.len() as u64 > SBOM_MAX_BYTES {
+        return Err(format!("it is over {SBOM_MAX_BYTES} bytes"));
+    }
+    let actual = berth_oci::Digest::sha256_of(&data).to_string();
+    if actual != s.sha256 {
+        return Err(format!(
+            "it has SHA-256 {actual}, its engine record says {}: it was changed since `berth run` verified it",
+            s.sha256
+        ));
+    }
+    let parsed = berth_sbom::format::parse(&data).map_err(|e| berth_errdefs::error_chain(&e))?;
+    Ok(parsed
+        .inventory
+        .files
+        .into_iter()
+        .map(|f| (f.path, f.sha256))
+        .collect())
 }
 
 /// The lower directories of a `berth run` container's snapshot, upper-most first, from its

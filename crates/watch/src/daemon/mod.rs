@@ -77,7 +77,7 @@ use crate::profile::Profile;
 mod follow;
 mod kill;
 
-use follow::{Inotify, Lookup, ProfileCache};
+use follow::{Inotify, Lookup, ProfileCache, ProfileKey};
 use kill::{KillOutcome, kill_drift};
 
 /// After a batch, how long the loop lets the next events gather before it reads again: at
@@ -345,8 +345,8 @@ impl Watch {
 struct Watched {
     container: Container,
     profile: Option<Arc<Profile>>,
-    /// The directories its profile is being built from: its events wait until it is.
-    building: Option<Vec<PathBuf>>,
+    /// What its profile is being built from: its events wait until it is.
+    building: Option<ProfileKey>,
 }
 
 struct Loop {
@@ -491,7 +491,7 @@ impl Loop {
         };
         let (profile, building) = match self.profiles.get(&c, &self.config.sources) {
             Lookup::Ready(p) => (p, None),
-            Lookup::Building(dirs) => (None, Some(dirs)),
+            Lookup::Building(key) => (None, Some(key)),
         };
         self.control.watch_cgroup(cgroup_id).map_err(fail)?;
         let enforced = self.detector.policy.enforces(&c);
@@ -509,6 +509,7 @@ impl Loop {
             enforced,
             executables = profile.as_ref().map_or(0, |p| p.executables.len()),
             profile = if building.is_some() { "building" } else if profile.is_some() { "ready" } else { "none" },
+            sbom = c.sbom.as_ref().map_or("-", |s| s.manifest.as_str()),
             "watching container"
         );
         self.watched.insert(
@@ -622,14 +623,18 @@ impl Loop {
         if built.is_empty() {
             return;
         }
-        for (dirs, profile) in built {
+        for (key, profile) in built {
             for w in self.watched.values_mut() {
-                if w.building.as_ref() == Some(&dirs) {
+                if w.building.as_ref() == Some(&key) {
                     w.building = None;
                     w.profile = profile.clone();
+                    let sbom = profile.as_ref().and_then(|p| p.sbom.as_ref());
                     tracing::info!(
                         container_id = %w.container.id,
                         executables = profile.as_ref().map_or(0, |p| p.executables.len()),
+                        sbom = sbom.map_or("-", |s| s.manifest.as_str()),
+                        sbom_files = sbom.map_or(0, |s| s.files.len()),
+                        sbom_mismatched = sbom.map_or(0, |s| s.mismatched.len()),
                         "profile ready"
                     );
                 }

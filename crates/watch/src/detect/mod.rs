@@ -123,6 +123,11 @@ pub enum Reason {
     ImageFile {
         path: String,
     },
+    /// Its content is the executable at `path` of the image's signed SBOM (and in none of
+    /// its layers).
+    SbomFile {
+        path: String,
+    },
     /// Its content is nowhere in the image.
     NotInImage,
     /// Its content could not be read (the process exited, the file is too large…): an
@@ -383,7 +388,18 @@ fn judge(
                         path: path.to_owned(),
                     },
                 ),
-                None => Decision::new(Verdict::Drift, Some(Rule::ExecDrift), Reason::NotInImage),
+                None => match profile.find_sbom_hash(&h.sha256) {
+                    Some(path) => Decision::new(
+                        Verdict::Expected,
+                        None,
+                        Reason::SbomFile {
+                            path: path.to_owned(),
+                        },
+                    ),
+                    None => {
+                        Decision::new(Verdict::Drift, Some(Rule::ExecDrift), Reason::NotInImage)
+                    }
+                },
             };
             d.sha256 = Some(h.sha256);
             d.hashed_via = Some(h.via);

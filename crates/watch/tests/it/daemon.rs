@@ -14,7 +14,7 @@ use berth_watch::containers::{RuntimeKind, Sources, StateDir, cgroup2_mount};
 use berth_watch::daemon::{Watch, WatchConfig};
 use serde_json::Value;
 
-use crate::support::{put, require_root, require_tool};
+use crate::support::{put, require_root, require_tool, sha256};
 
 /// A writer the loop's thread writes to and the test reads.
 #[derive(Clone, Default)]
@@ -53,13 +53,20 @@ struct Running {
 
 impl Running {
     fn start(rt: &Runtime, only: &[&str]) -> Running {
+        Running::start_with(rt, only, Vec::new())
+    }
+
+    /// As [`Running::start`], reading `more` state directories too.
+    fn start_with(rt: &Runtime, only: &[&str], more: Vec<StateDir>) -> Running {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mut state_dirs = vec![StateDir {
+            runtime: RuntimeKind::Runc,
+            path: rt.root().to_owned(),
+            namespaced: false,
+        }];
+        state_dirs.extend(more);
         let mut config = WatchConfig::new(Sources {
-            state_dirs: vec![StateDir {
-                runtime: RuntimeKind::Runc,
-                path: rt.root().to_owned(),
-                namespaced: false,
-            }],
+            state_dirs,
             proc: PathBuf::from("/proc"),
             cgroup2: cgroup2_mount(&mountinfo).unwrap(),
         });
@@ -274,4 +281,147 @@ fn a_profile_being_built_does_not_hold_up_the_other_containers() {
         "daemon: drift killed {}us after its exec while another profile was built",
         records[drift]["details"]["kill_us"]
     );
+}
+
+/// `berth run`'s record of a runc container (`DIR/containers/ID/container.json`) keeping the
+/// signed SBOM `sbom` (`sbom.json` beside it).
+fn engine_record(dir: &std::path::Path, bundle: &Bundle, pid: u32, sbom: &[u8]) {
+    let start: u64 = {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+    };
+    let record = serde_json::json!({
+        "id": bundle.id(), "name": format!("sbom-{}", &bundle.id()[..6]),
+        "image": "registry.example/app:1", "created": "2026-12-05T00:00:00Z",
+        "bundle": bundle.path(), "runtime": "/usr/sbin/runc", "runtime_root": "/run/runc",
+        "status": "running", "log_path": "/dev/null", "auto_remove": false,
+        "init_pid": pid, "init_start": start,
+        "sbom": {
+            "manifest": "sha256:5b0b", "artifact_type": "application/spdx+json",
+            "signer": "CN=ci.example", "sha256": sha256(sbom).to_string(),
+        },
+    });
+    let at = dir.join("containers").join(bundle.id());
+    put(&at.join("sbom.json"), sbom, 0o600);
+    put(
+        &at.join("container.json"),
+        &serde_json::to_vec(&record).unwrap(),
+        0o600,
+    );
+}
+
+/// A signed SBOM `berth run` kept for a container adds what it lists to the container's
+/// profile: a binary in none of the image's layers whose content the SBOM lists is
+/// expected (`sbom_file`), and left running in enforce mode. In a second container whose
+/// kept SBOM was changed after the record was written (its SHA-256 no longer the
+/// record's), the SBOM is not used: the same binary is drift, and killed.
+#[test]
+fn a_signed_sbom_kept_by_the_engine_adds_its_files_and_a_changed_one_is_not_used() {
+    require_root("the eBPF probes and containers");
+    require_tool("runc", "apt-get install -y runc");
+    let rt = Runtime::find("runc").unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let engine = t.path().join("engine");
+    // a tool of the signer's in no layer: busybox with a byte more (it still runs)
+    let mut tool = std::fs::read("/bin/busybox").unwrap();
+    tool.push(0);
+    let inventory = berth_sbom::package::Inventory {
+        subject: berth_sbom::package::Subject {
+            name: "registry.example/app:1".to_owned(),
+            digest: None,
+            layers: Vec::new(),
+        },
+        distro: None,
+        packages: Vec::new(),
+        unsupported: Vec::new(),
+        files: vec![berth_sbom::package::FileDigest {
+            path: "/usr/local/bin/tool".to_owned(),
+            sha256: sha256(&tool),
+            sha1: None,
+            layer: None,
+        }],
+    };
+    let sbom = berth_sbom::format::write(
+        berth_sbom::format::Format::SpdxJson,
+        &inventory,
+        &berth_sbom::format::WriteOptions {
+            created: std::time::SystemTime::now(),
+        },
+    )
+    .unwrap();
+
+    let mut guards = Vec::new();
+    let mut bundles = Vec::new();
+    for changed in [false, true] {
+        let mut b = Bundle::new();
+        b.args(&["/bin/sleep", "600"]);
+        let g = ContainerGuard::create(&rt, &b);
+        g.start();
+        engine_record(&engine, &b, u32::try_from(g.pid()).unwrap(), &sbom);
+        if changed {
+            let kept = engine.join("containers").join(b.id()).join("sbom.json");
+            let mut doc = std::fs::read(&kept).unwrap();
+            doc.push(b' ');
+            put(&kept, &doc, 0o600);
+        }
+        guards.push(g);
+        bundles.push(b);
+    }
+    let (kept, changed) = (&bundles[0], &bundles[1]);
+    let watching = Running::start_with(
+        &rt,
+        &[kept.id(), changed.id()],
+        vec![StateDir {
+            runtime: RuntimeKind::Berth,
+            path: engine.clone(),
+            namespaced: false,
+        }],
+    );
+    watching.wait_profiled(2);
+    let Running { stop, out, run, .. } = watching;
+
+    for b in [kept, changed] {
+        put(&b.rootfs().join("tmp/t/sleep"), &tool, 0o755);
+        rt.cmd(
+            &["exec", "--detach", b.id(), "/tmp/t/sleep", "60"],
+            Duration::from_secs(60),
+        )
+        .assert_success();
+    }
+    let of = |b: &Bundle| {
+        let id = b.id().to_owned();
+        move |r: &Value| {
+            r["container"]["id"] == id.as_str() && r["process"]["exe"] == "/tmp/t/sleep"
+        }
+    };
+    let mut records = Vec::new();
+    wait_until(Duration::from_secs(30), || {
+        records = out.records();
+        records.iter().any(of(kept)) && records.iter().any(of(changed))
+    });
+    let expected = records
+        .iter()
+        .find(|r| of(kept)(r))
+        .unwrap_or_else(|| panic!("no record of the SBOM's tool: {records:?}"));
+    assert_eq!(expected["verdict"], "expected", "{expected}");
+    assert_eq!(expected["details"]["reason"], "sbom_file", "{expected}");
+    assert_eq!(
+        expected["details"]["path"], "/usr/local/bin/tool",
+        "{expected}"
+    );
+    assert_eq!(
+        expected["container"]["name"],
+        format!("sbom-{}", &kept.id()[..6])
+    );
+    let drift = records
+        .iter()
+        .find(|r| of(changed)(r))
+        .unwrap_or_else(|| panic!("no record of the tool in the other container: {records:?}"));
+    assert_eq!(drift["verdict"], "drift", "{drift}");
+    assert_eq!(drift["details"]["reason"], "not_in_image", "{drift}");
+    assert_eq!(drift["details"]["kill"], "killed", "{drift}");
+    stop.stop();
+    let summary = run.join().unwrap().unwrap();
+    assert_eq!(summary.counters.kills, 1, "{records:?}");
 }

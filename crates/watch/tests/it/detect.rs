@@ -34,6 +34,7 @@ pub fn container(name: &str) -> Container {
         overlay: None,
         mnt_ns: None,
         pid_ns_level: Some(1),
+        sbom: None,
     }
 }
 
@@ -199,6 +200,84 @@ fn a_copy_of_an_image_binary_under_another_name_is_not_drift() {
     assert_eq!(d.sha256, Some(sha256(&fs::read(sleep_bin()).unwrap())));
     assert_eq!(d.hashed_via, Some("root"));
     assert_eq!(d.action, Action::None);
+}
+
+/// The image's signed SBOM adds expected content: a binary in none of the layers whose
+/// content the SBOM lists is expected (`sbom_file`), drift without it; where the SBOM lists
+/// other content than the layers hold, the layers' content stays expected and the path is
+/// recorded as mismatched.
+#[test]
+fn a_binary_the_signed_sbom_lists_is_expected_and_a_mismatch_is_recorded() {
+    let t = tempfile::tempdir().unwrap();
+    // an image with /bin/true only (the host's)
+    let img = t.path().join("image");
+    put(
+        &img.join("bin/true"),
+        &fs::read("/bin/true").unwrap(),
+        0o755,
+    );
+    let image_only = Profile::from_dirs(&[img], ImageFacts::default()).unwrap();
+    let sleep = fs::read(sleep_bin()).unwrap();
+    let sbom = std::collections::BTreeMap::from([
+        ("/usr/bin/sleep".to_owned(), sha256(&sleep)),
+        ("/bin/true".to_owned(), sha256(b"another build of true")),
+    ]);
+    let with_sbom =
+        image_only
+            .clone()
+            .with_sbom("sha256:0123".to_owned(), "CN=ci,O=example".to_owned(), sbom);
+    let s = with_sbom.sbom.as_ref().unwrap();
+    assert_eq!(s.mismatched, ["/bin/true"]);
+    assert_eq!(
+        Profile::from_json(&with_sbom.to_json()).unwrap(),
+        with_sbom,
+        "the SBOM's files survive the round trip (and are found again)"
+    );
+
+    let copy = t.path().join("upper/opt/sleeper");
+    put(&copy, &sleep, 0o755);
+    let child = run(&copy);
+    let e = exec(
+        child.id().unwrap(),
+        copy.to_str().unwrap(),
+        fs::metadata(&copy).unwrap().ino(),
+        FileOrigin::Upper,
+    );
+    let d = decide(
+        &Detector::default(),
+        e.clone(),
+        &container("web"),
+        &image_only,
+    );
+    assert_eq!(
+        (d.verdict, &d.reason),
+        (Verdict::Drift, &Reason::NotInImage)
+    );
+    let d = decide(
+        &Detector::default(),
+        e.clone(),
+        &container("web"),
+        &with_sbom,
+    );
+    assert_eq!(
+        (d.verdict, &d.reason),
+        (
+            Verdict::Expected,
+            &Reason::SbomFile {
+                path: "/usr/bin/sleep".into()
+            }
+        ),
+        "{d:?}"
+    );
+    let back = Profile::from_json(&with_sbom.to_json()).unwrap();
+    let d = decide(&Detector::default(), e, &container("web"), &back);
+    assert_eq!(d.verdict, Verdict::Expected, "{d:?}");
+    // the layers' /bin/true (not the SBOM's content) is still expected
+    assert!(
+        with_sbom
+            .find_hash(&sha256(&fs::read("/bin/true").unwrap()))
+            .is_some()
+    );
 }
 
 #[test]

@@ -66,6 +66,11 @@ impl Env {
         }
         c.args(&args[usize::from(run_like)..])
             .env("XDG_DATA_HOME", self.dir.path())
+            // keys, trust store and policy of its own: never the machine's
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
+            .env("REGISTRY_AUTH_FILE", self.dir.path().join("auth.json"))
             .env("NO_COLOR", "1")
             .env(
                 "PATH",
@@ -319,6 +324,114 @@ fn watch_alerts_on_drift_and_outside_connects_not_on_the_entrypoint_or_a_copy() 
         micros(&drift, "age_us"),
         micros(&entry, "age_us")
     );
+}
+
+/// The signed SBOM reaches the profile: under a role policy whose rule requires an SBOM
+/// signed by role ci, `berth run` verifies the image and its SBOM in the registry, keeps the
+/// accepted SBOM beside the container's record (`berth inspect` shows it; the file has the
+/// recorded SHA-256), and `berth watch` builds the container's profile with the SBOM's
+/// executable files (its log names the SBOM and counts them). Without a policy nothing is
+/// kept.
+#[test]
+fn run_keeps_the_signed_sbom_and_watch_profiles_with_it() {
+    requires_root!();
+    let env = Env::new();
+    let peer = crate::trust::Peer::start(crate::trust::Kind::Berth);
+    let image = format!("{}/busybox:sbom", peer.host());
+    env.ok(&["import", env.path("rootfs").to_str().unwrap(), &image]);
+    let digest = env.ok(&["push", "-q", &image]);
+    let pinned = format!("{}/busybox@{digest}", peer.host());
+    env.ok(&["cert", "generate-test", "ci.example", "--default"]);
+    env.ok(&["sign", &pinned]);
+    let attached = env.ok(&["sbom", "-q", "--attach", &pinned]);
+    assert!(attached.starts_with("sha256:"), "{attached}");
+
+    // no policy yet: a container keeps no SBOM
+    env.ok(&["run", "-d", "--name", "plain", &image, "sleep", "600"]);
+    // `berth inspect NAME`: one container's object (an array for several)
+    let inspect = |name: &str| -> Value {
+        let v: Value = serde_json::from_str(&env.ok(&["inspect", name])).unwrap();
+        assert_eq!(v["Name"], name, "{v}");
+        v
+    };
+    let plain = inspect("plain");
+    assert_eq!(plain["Sbom"], Value::Null, "{plain}");
+
+    let subject = "x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=ci.example";
+    write_file(
+        env.path("config/berth/policy.json"),
+        &serde_json::to_vec(&serde_json::json!({
+            "version": "berth.policy/v1",
+            "trustStores": ["ca:ci.example"],
+            "roles": {"ci": {"trustedIdentities": [subject]}},
+            "rules": [{
+                "name": "sbom",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:ci.example"],
+                "requirement": {"allOf": ["ci"]},
+                "requireSbom": {"signedBy": "ci"},
+            }],
+        }))
+        .unwrap(),
+    );
+    let mut w = env.watch("sbom", &["--format", "json", "sb"]);
+    let id = env.ok(&["run", "-d", "--name", "sb", &image, "sleep", "600"]);
+    let sb = inspect("sb");
+    let sbom = &sb["Sbom"];
+    assert_eq!(sbom["Manifest"], attached.as_str(), "{sb}");
+    assert_eq!(sbom["ArtifactType"], "application/spdx+json", "{sbom}");
+    assert!(
+        sbom["Signer"].as_str().unwrap().contains("CN=ci.example"),
+        "{sbom}"
+    );
+    let kept = std::fs::read(sbom["Path"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sbom["Sha256"],
+        berth_test_support::sha256(&kept).to_string().as_str()
+    );
+    let doc: Value = serde_json::from_slice(&kept).unwrap();
+    let busybox = doc["files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no files in the SBOM: {doc}"))
+        .iter()
+        .find(|f| f["fileName"] == "/bin/busybox")
+        .unwrap_or_else(|| panic!("/bin/busybox is not in the SBOM's files: {doc}"));
+    assert_eq!(
+        busybox["checksums"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["algorithm"] == "SHA256")
+            .unwrap()["checksumValue"],
+        berth_test_support::sha256(&std::fs::read("/bin/busybox").unwrap()).hex()
+    );
+
+    w.wait_watching("sb");
+    let ready = wait_until(WAIT, || {
+        w.stderr().lines().any(|l| {
+            l.contains("profile ready")
+                && l.contains(&id[..12])
+                && l.contains(&format!("sbom=\"{attached}\""))
+                && l.contains("sbom_files=1 ")
+                && l.contains("sbom_mismatched=0")
+        })
+    });
+    assert!(ready, "no profile with the SBOM:\n{}", w.stderr());
+    // what it expects is still the image's: its binary expected, a new one drift
+    let out = env.sh(
+        "sb",
+        "mkdir -p /tmp/new && cp /bin/busybox /tmp/new/true && echo >> /tmp/new/true && /tmp/new/true",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drift = w.wait_record("the new binary's exec", |r| is_exec_of(r, "/tmp/new/true"));
+    assert_eq!(drift["verdict"], "drift", "{drift}");
+    let sh = w.wait_record("the shell", |r| is_exec_of(r, "/bin/sh"));
+    assert_eq!(sh["verdict"], "expected", "{sh}");
 }
 
 /// A container's first execs, made before berth watch has read its state (`run` creates and

@@ -248,6 +248,14 @@ pub fn inspect_one(engine: &Engine, reference: &str) -> anyhow::Result<serde_jso
             "Bandwidth": n.bandwidth,
         })),
         "Bundle": rec.bundle,
+        // the SBOM the trust gate verified (requireSbom), kept for `berth watch`
+        "Sbom": rec.sbom.as_ref().map(|s| serde_json::json!({
+            "Manifest": s.manifest,
+            "ArtifactType": s.artifact_type,
+            "Signer": s.signer,
+            "Sha256": s.sha256,
+            "Path": engine.sbom_path(&rec.id),
+        })),
         "Spec": config,
     }))
 }

@@ -49,8 +49,9 @@ pub fn create_options(
     let present = store.image(&name)?.is_some();
     let snap = data.snapshots()?;
     let pulling = args.pull == "always" || (args.pull == "missing" && !present);
+    let mut sbom = None;
     if pulling {
-        pull(args, &store, &snap, &reference)?;
+        sbom = pull(args, &store, &snap, &reference)?;
     } else if !present {
         anyhow::bail!(
             "no image {name} in the local store and --pull never\nhint: `berth pull {name}`, `berth load` or `berth import` it first"
@@ -61,7 +62,7 @@ pub fn create_options(
         .with_context(|| format!("image {name} vanished from the local store"))?;
     if !pulling {
         // A local image is held to the trust policy as a pulled one is, before it is unpacked.
-        crate::commands::trust::gate::before_run(
+        sbom = crate::commands::trust::gate::before_run(
             || args.registry.client(),
             &reference,
             &record,
@@ -94,11 +95,13 @@ pub fn create_options(
         snapshots: &snap,
     };
     match berth_engine::setup::prepare(engine, &request, &image, id) {
-        Ok(p) => {
+        Ok(mut p) => {
             let mut err = std::io::stderr().lock();
             for line in &p.warnings {
                 let _ = writeln!(err, "warning: {line}");
             }
+            // kept beside the container's record, for `berth watch`
+            p.opts.sbom = sbom;
             Ok(Prepared {
                 opts: p.opts,
                 host_ids_lock: p.host_ids_lock,
@@ -199,7 +202,7 @@ fn pull(
     store: &berth_store::Store,
     snap: &berth_image::snapshot::SnapshotStore,
     reference: &berth_oci::Reference,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<berth_engine::VerifiedSbom>> {
     let client = args.registry.client()?;
     let opts = berth_transfer::CopyOptions {
         all_platforms: false,
@@ -209,12 +212,18 @@ fn pull(
             .unwrap_or_else(berth_oci::Platform::host),
         referrers: false,
     };
-    let fetch = crate::commands::trust::gate::before_pull(&client, reference, args.quiet)?;
+    let allowed = crate::commands::trust::gate::before_pull(&client, reference, args.quiet)?;
     crate::commands::image::pull::pull_unpack(
-        &client, store, snap, &fetch, reference, &opts, args.quiet,
+        &client,
+        store,
+        snap,
+        &allowed.fetch,
+        reference,
+        &opts,
+        args.quiet,
     )
     .with_context(|| format!("failed to pull {reference}"))?;
-    Ok(())
+    Ok(allowed.sbom)
 }
 
 /// `berth_engine::setup::lock_host_ids`, for the commands that remove what `run` uses.

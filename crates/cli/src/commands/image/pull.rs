@@ -49,7 +49,7 @@ pub fn run(args: PullArgs) -> anyhow::Result<()> {
     let mut opts = args.platforms.copy_options();
     opts.referrers = args.referrers;
     // With a trust policy, the digest the policy accepted is what is fetched.
-    let fetch = crate::commands::trust::gate::before_pull(&client, &reference, args.quiet)?;
+    let fetch = crate::commands::trust::gate::before_pull(&client, &reference, args.quiet)?.fetch;
     if args.unpack && !opts.all_platforms && !opts.referrers {
         let snap = args.data.snapshots()?;
         let copied = pull_unpack(

@@ -69,14 +69,15 @@ impl Gate {
     }
 
     /// Verifies `target` (a manifest of `reference`'s repository); an error says why it
-    /// failed. Returns what to tell the user when it passed.
+    /// failed. Returns what to tell the user when it passed, and the SBOM the rule's
+    /// `requireSbom` accepted.
     async fn check(
         &self,
         client: &berth_distribution::Client,
         sigs: &RegistrySignatures<'_>,
         reference: &Reference,
         target: &TargetArtifact,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<Passed> {
         let scope = reference.name();
         let (config, policy, store) = match self {
             Gate::Trust {
@@ -106,9 +107,10 @@ impl Gate {
                         path.display()
                     )
                 })?;
-                if let Some(v) =
+                let evidence =
                     super::verify::required_evidence(client, sigs, &scope, target, &d, store)
-                        .await?
+                        .await?;
+                if let Some(v) = &evidence
                     && !v.passed()
                 {
                     anyhow::bail!(
@@ -121,12 +123,15 @@ impl Gate {
                 }
                 let d = d.decision;
                 if d.allowed {
-                    return Ok(format!(
-                        "trust: {scope}@{} allowed by rule {:?} of {}",
-                        target.digest,
-                        d.rule.as_deref().unwrap_or("-"),
-                        path.display()
-                    ));
+                    return Ok(Passed {
+                        said: format!(
+                            "trust: {scope}@{} allowed by rule {:?} of {}",
+                            target.digest,
+                            d.rule.as_deref().unwrap_or("-"),
+                            path.display()
+                        ),
+                        sbom: evidence.as_ref().and_then(verified_sbom),
+                    });
                 }
                 anyhow::bail!(
                     "{scope}@{} is denied by the role policy {}:\n{d}\nhint: `berth verify --policy {} {scope}@{}` explains it; the missing roles sign with `berth sign`",
@@ -157,7 +162,10 @@ impl Gate {
             if super::config::load()?.trust.pin_signers {
                 pin_signer(&scope, &v)?;
             }
-            return Ok(passed(&v));
+            return Ok(Passed {
+                said: passed(&v),
+                sbom: None,
+            });
         }
         let why = if v.signatures.is_empty() {
             "no signature found".to_string()
@@ -176,6 +184,27 @@ impl Gate {
             target.digest
         )
     }
+}
+
+/// An image that passed the gate.
+struct Passed {
+    /// What to tell the user.
+    said: String,
+    /// The SBOM the rule's `requireSbom` accepted, with its content.
+    sbom: Option<berth_engine::VerifiedSbom>,
+}
+
+/// The SBOM `requireSbom` accepted, when the rule had one.
+fn verified_sbom(e: &berth_trust::evidence::Evidence) -> Option<berth_engine::VerifiedSbom> {
+    let v = e.sbom.as_ref()?;
+    let manifest = v.accepted.as_ref()?;
+    let referrer = v.referrers.iter().find(|r| &r.digest == manifest)?;
+    Some(berth_engine::VerifiedSbom {
+        manifest: manifest.clone(),
+        artifact_type: referrer.artifact_type.clone(),
+        signer: referrer.signer.clone().unwrap_or_default(),
+        content: v.accepted_content.clone()?,
+    })
 }
 
 /// Trust on first use: the first trusted signer of a repository is pinned, and an image
@@ -225,13 +254,20 @@ fn passed(v: &ImageVerification) -> String {
     )
 }
 
+/// What the gate let through: the reference to fetch (by digest when a policy verified it)
+/// and the SBOM the policy's `requireSbom` accepted.
+pub struct Allowed {
+    pub fetch: Reference,
+    pub sbom: Option<berth_engine::VerifiedSbom>,
+}
+
 /// Before `reference` is pulled: with a trust policy, resolves it, verifies that digest and
 /// returns it as the reference to fetch; without one, says so and returns `reference`.
 pub fn before_pull(
     client: &berth_distribution::Client,
     reference: &Reference,
     quiet: bool,
-) -> anyhow::Result<Reference> {
+) -> anyhow::Result<Allowed> {
     let Some(gate) = Gate::configured()? else {
         note(
             quiet,
@@ -239,41 +275,48 @@ pub fn before_pull(
                 "trust: no trust policy configured, so {reference} is not verified (`berth trust init` turns signing and verification on)"
             ),
         );
-        return Ok(reference.clone());
+        return Ok(Allowed {
+            fetch: reference.clone(),
+            sbom: None,
+        });
     };
     let sigs = super::sign::signatures_in(client, reference)?;
     let (_, wanted) = super::sign::wanted(reference);
-    let (target, said) = crate::commands::image::runtime()?.block_on(async {
+    let (target, passed) = crate::commands::image::runtime()?.block_on(async {
         let target = sigs
             .resolve(&wanted)
             .await
             .with_context(|| format!("failed to resolve {reference} to verify it"))?;
-        let said = gate.check(client, &sigs, reference, &target).await?;
-        anyhow::Ok((target, said))
+        let passed = gate.check(client, &sigs, reference, &target).await?;
+        anyhow::Ok((target, passed))
     })?;
-    note(quiet, &said);
-    Reference::parse(&format!("{}@{}", reference.name(), target.digest))
-        .with_context(|| format!("invalid digest {} of {reference}", target.digest))
+    note(quiet, &passed.said);
+    let fetch = Reference::parse(&format!("{}@{}", reference.name(), target.digest))
+        .with_context(|| format!("invalid digest {} of {reference}", target.digest))?;
+    Ok(Allowed {
+        fetch,
+        sbom: passed.sbom,
+    })
 }
 
 /// Before the local image `record` (named `reference`) is run: with a trust policy, its
-/// digest is verified in its registry.
+/// digest is verified in its registry; returns the SBOM the policy's `requireSbom` accepted.
 /// The client is made only when a policy is configured: a run without one pays nothing.
 pub fn before_run(
     client: impl FnOnce() -> anyhow::Result<berth_distribution::Client>,
     reference: &Reference,
     record: &berth_store::ImageRecord,
     quiet: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<berth_engine::VerifiedSbom>> {
     let Some(gate) = Gate::configured()? else {
-        return Ok(());
+        return Ok(None);
     };
     let client = &client()?;
     let sigs = super::sign::signatures_in(client, reference)?;
     let target = super::sign::record_target(record);
-    let said = crate::commands::image::runtime()?
+    let passed = crate::commands::image::runtime()?
         .block_on(gate.check(client, &sigs, reference, &target))
         .with_context(|| format!("refusing to run {reference}"))?;
-    note(quiet, &said);
-    Ok(())
+    note(quiet, &passed.said);
+    Ok(passed.sbom)
 }

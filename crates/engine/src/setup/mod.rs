@@ -334,6 +334,9 @@ fn set_up(
     }
     // (printed by the caller: libraries never print)
     warnings.extend(notes.opened.iter().cloned());
+    warnings.extend(notes.ignored_labels.iter().map(|l| {
+        format!("the image's label {l} is not passed to the runtime as an annotation: runtimes act on it")
+    }));
     let mut mounts = spec.mounts.take().unwrap_or_default();
     named_volumes(
         &notes.named_volumes,

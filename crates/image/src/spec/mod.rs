@@ -186,6 +186,16 @@ pub struct ImageConfig {
     #[serde(default)]
     pub os: Option<String>,
     #[serde(default)]
+    pub variant: Option<String>,
+    #[serde(default, rename = "os.version")]
+    pub os_version: Option<String>,
+    #[serde(default, rename = "os.features")]
+    pub os_features: Option<Vec<String>>,
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub created: Option<String>,
+    #[serde(default)]
     pub config: Option<ContainerConfig>,
     #[serde(default)]
     pub rootfs: Option<RootFs>,
@@ -300,6 +310,8 @@ pub struct SpecNotes {
     pub exposed_ports: Vec<String>,
     /// `--init` was asked for.
     pub init: bool,
+    /// The image's labels not passed to the runtime as annotations: ones a runtime acts on.
+    pub ignored_labels: Vec<String>,
 }
 
 const SIGNALS: &[&str] = &[
@@ -752,6 +764,8 @@ pub fn build_spec(
         readonly: Some(opts.read_only),
     });
     spec.hostname = Some(hostname);
+    let (annotations, ignored_labels) = annotations(image, &cfg);
+    spec.annotations = (!annotations.is_empty()).then_some(annotations);
 
     let mut mounts = spec.mounts.take().unwrap_or_else(defaults::mounts);
     let userns = match (opts.userns, opts.id_range) {
@@ -913,6 +927,58 @@ pub fn build_spec(
             .cloned()
             .collect(),
         init: opts.init,
+        ignored_labels,
     };
     Ok((spec, notes))
+}
+
+/// Label prefixes that runtimes act on (crun's `run.oci.*`, which can pick another handler
+/// or send hook output to host files; its Wasm handler's `module.wasm.image/*`; runc's CRIU
+/// configuration `org.criu.config`): an image's labels with them are not passed to the
+/// runtime, as image-spec "conversion.md" allows for unsafe annotations.
+const RUNTIME_LABEL_PREFIXES: &[&str] = &["run.oci.", "module.wasm.image/", "org.criu."];
+
+/// The runtime config's annotations as image-spec "conversion.md" says: the implicit ones
+/// from the image config (`org.opencontainers.image.os`, `.architecture`, `.variant`,
+/// `.os.version`, `.os.features`, `.author`, `.created`, `.stopSignal`, `.exposedPorts`),
+/// then `Config.Labels`, which take precedence; labels a runtime acts on are left out and
+/// returned, for the caller to say so.
+fn annotations(
+    image: &ImageConfig,
+    cfg: &ContainerConfig,
+) -> (std::collections::HashMap<String, String>, Vec<String>) {
+    let mut out = std::collections::HashMap::new();
+    let implicit = [
+        ("os", image.os.clone()),
+        ("architecture", image.architecture.clone()),
+        ("variant", image.variant.clone()),
+        ("os.version", image.os_version.clone()),
+        (
+            "os.features",
+            image.os_features.as_ref().map(|f| f.join(",")),
+        ),
+        ("author", image.author.clone()),
+        ("created", image.created.clone()),
+        ("stopSignal", cfg.stop_signal.clone()),
+        (
+            "exposedPorts",
+            cfg.exposed_ports
+                .as_ref()
+                .map(|p| p.keys().cloned().collect::<Vec<_>>().join(",")),
+        ),
+    ];
+    for (key, value) in implicit {
+        if let Some(v) = value {
+            out.insert(format!("org.opencontainers.image.{key}"), v);
+        }
+    }
+    let mut ignored = Vec::new();
+    for (k, v) in cfg.labels.iter().flatten() {
+        if RUNTIME_LABEL_PREFIXES.iter().any(|p| k.starts_with(p)) {
+            ignored.push(k.clone());
+        } else {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    (out, ignored)
 }

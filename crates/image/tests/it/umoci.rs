@@ -561,3 +561,100 @@ fn podman_built_image_equals_umoci_unpack_in_both_modes() {
         diffs.join("\n")
     );
 }
+
+/// The runtime config's annotations are what image-spec "conversion.md" says, as `umoci
+/// unpack` writes them: `org.opencontainers.image.{os,architecture,author,created,
+/// stopSignal,exposedPorts}` from the image config, then `Config.Labels`, which win over the
+/// implicit ones (the `author` label here: umoci 0.4.7 lets the image's `author` win, against
+/// the spec). berth also writes `variant`, `os.version` and
+/// `os.features` (the spec's MUST; umoci 0.4 leaves them out) and leaves out the labels a
+/// runtime acts on (`run.oci.handler` would make crun run the container with another
+/// handler), saying so in the notes.
+#[test]
+fn image_config_annotations_equal_umoci_unpack() {
+    berth_test_support::requires_tool!("umoci");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Tar::new();
+    dir(&mut t, "etc/", 0o755, 0, 0);
+    file(
+        &mut t,
+        "etc/passwd",
+        0o644,
+        0,
+        0,
+        b"root:x:0:0:root:/:/bin/sh\n",
+    );
+    let tar = t.finish();
+    let layers = [Layer {
+        data: tarball::gzip(&tar),
+        diff_id: berth_test_support::sha256(&tar),
+    }];
+    let mut config = image_config("linux", "arm64", &layers);
+    config["variant"] = "v8".into();
+    config["os.version"] = "6.1".into();
+    config["os.features"] = serde_json::json!(["a", "b"]);
+    config["author"] = "Jane <jane@example.com>".into();
+    config["config"]["ExposedPorts"] = serde_json::json!({"8080/tcp": {}, "53/udp": {}});
+    config["config"]["StopSignal"] = "SIGQUIT".into();
+    config["config"]["Cmd"] = serde_json::json!(["/bin/sh"]);
+    config["config"]["Labels"] = serde_json::json!({
+        "org.opencontainers.image.author": "the label's author",
+        "com.example.team": "payments",
+        "run.oci.handler": "krun",
+    });
+    let mut layout = OciLayout::new(tmp.path().join("layout"));
+    let manifest = layout.image(&layers, &config);
+    layout.tag(&manifest, "test");
+    let bundle = tmp.path().join("bundle");
+    umoci_unpack(layout.dir(), &bundle);
+    let theirs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let theirs = theirs["annotations"].as_object().unwrap().clone();
+
+    let image = berth_image::spec::ImageConfig::parse(config.to_string().as_bytes()).unwrap();
+    let (spec, notes) = berth_image::spec::build_spec(
+        &image,
+        &bundle.join("rootfs"),
+        &berth_image::spec::RunOptions {
+            image: "example/app:1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ours = spec.annotations.unwrap_or_default();
+    for (k, v) in &theirs {
+        if k.starts_with("run.oci.") {
+            assert!(!ours.contains_key(k), "{k} passed to the runtime");
+            continue;
+        }
+        if k == "org.opencontainers.image.author" {
+            // umoci 0.4.7 writes the image's `author` over the label of the same key, where
+            // conversion.md says the label MUST win (asserted below)
+            assert_eq!(v, "Jane <jane@example.com>", "umoci's choice changed");
+            continue;
+        }
+        let v = v.as_str().unwrap();
+        if k == "org.opencontainers.image.exposedPorts" {
+            // a comma-separated set: umoci lists the ports in map order
+            let set = |s: &str| -> std::collections::BTreeSet<String> {
+                s.split(',').map(str::to_owned).collect()
+            };
+            assert_eq!(set(&ours[k]), set(v), "{k}");
+            continue;
+        }
+        assert_eq!(ours.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert_eq!(
+        ours["org.opencontainers.image.author"],
+        "the label's author"
+    );
+    assert_eq!(ours["org.opencontainers.image.stopSignal"], "SIGQUIT");
+    assert_eq!(ours["org.opencontainers.image.variant"], "v8");
+    assert_eq!(ours["org.opencontainers.image.os.version"], "6.1");
+    assert_eq!(ours["org.opencontainers.image.os.features"], "a,b");
+    assert_eq!(notes.ignored_labels, ["run.oci.handler"]);
+    assert!(
+        theirs.len() >= 7,
+        "umoci wrote the annotations compared: {theirs:?}"
+    );
+}

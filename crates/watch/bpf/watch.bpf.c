@@ -154,6 +154,7 @@ struct bpf_sock_addr {
 #define KIND_EXEC 1
 #define KIND_OPEN_WRITE 2
 #define KIND_CONNECT 3
+#define KIND_BIND 4
 
 #define FILENAME_MAX_LEN 256
 #define ARGS_MAX_LEN 1024
@@ -199,6 +200,7 @@ struct open_event {
 	char path[PATH_MAX_LEN];
 };
 
+// a connect, or (KIND_BIND) a bind(2) to a port: the address and port bound
 struct connect_event {
 	struct header h;
 	__u16 family;
@@ -641,6 +643,59 @@ SEC("cgroup/sendmsg6")
 int sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return check_destination(ctx, AF_INET6, 0);
+}
+
+// bind(2) to a port (0, an ephemeral port a client asks for, is not reported) by a watched
+// container's process (or, with report_unwatched, one of a cgroup not yet known): reported,
+// never refused here (whether the image declares the port is user space's decision).
+static __always_inline int report_bind(struct bpf_sock_addr *ctx, __u16 family)
+{
+	__u16 port = __builtin_bswap16((__u16)ctx->user_port);
+	if (port == 0)
+		return 1;
+	__u64 cgroup_id = cgroup_in(&watched);
+	if (!cgroup_id && report_unwatched) {
+		cgroup_id = bpf_get_current_cgroup_id();
+		if (bpf_map_lookup_elem(&ignored, &cgroup_id))
+			cgroup_id = 0;
+	}
+	if (!cgroup_id)
+		return 1;
+	struct connect_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop();
+		return 1;
+	}
+	fill_header(&e->h, KIND_BIND, cgroup_id);
+	e->family = family;
+	e->port = port;
+	e->type = ctx->type;
+	e->blocked = 0;
+	e->pad = 0;
+	__u32 addr[4] = {};
+	if (family == AF_INET) {
+		addr[0] = ctx->user_ip4;
+	} else {
+		addr[0] = ctx->user_ip6[0];
+		addr[1] = ctx->user_ip6[1];
+		addr[2] = ctx->user_ip6[2];
+		addr[3] = ctx->user_ip6[3];
+	}
+	__builtin_memcpy(e->addr, addr, sizeof(e->addr));
+	bpf_ringbuf_submit(e, 0);
+	return 1;
+}
+
+SEC("cgroup/bind4")
+int bind4(struct bpf_sock_addr *ctx)
+{
+	return report_bind(ctx, AF_INET);
+}
+
+SEC("cgroup/bind6")
+int bind6(struct bpf_sock_addr *ctx)
+{
+	return report_bind(ctx, AF_INET6);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -83,6 +83,19 @@ pub struct Connect {
     pub blocked: bool,
 }
 
+/// A `bind(2)` to a port (not 0: an ephemeral port a client asks for is not reported): where
+/// the process will listen (TCP) or receive (UDP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bind {
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub uid: u32,
+    pub boot_ns: u64,
+    pub address: SocketAddr,
+    /// `true` for TCP (`SOCK_STREAM`), `false` for UDP.
+    pub stream: bool,
+}
+
 /// One decoded event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -90,6 +103,7 @@ pub enum Event {
     Exec(Exec),
     OpenWrite(OpenWrite),
     Connect(Connect),
+    Bind(Bind),
     /// Events the kernel side could not deliver (ring buffer full) since the last report:
     /// counted, never lost silently.
     Dropped {
@@ -104,6 +118,7 @@ impl Event {
             Event::Exec(e) => Some(e.cgroup_id),
             Event::OpenWrite(e) => Some(e.cgroup_id),
             Event::Connect(e) => Some(e.cgroup_id),
+            Event::Bind(e) => Some(e.cgroup_id),
             Event::Dropped { .. } => None,
         }
     }

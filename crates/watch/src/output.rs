@@ -151,6 +151,7 @@ fn kind_of(e: &Event) -> &'static str {
         Event::Exec(_) => "exec",
         Event::OpenWrite(_) => "open_write",
         Event::Connect(_) => "connect",
+        Event::Bind(_) => "bind",
         Event::Dropped { .. } => "dropped",
     }
 }
@@ -160,6 +161,7 @@ fn boot_ns_of(e: &Event) -> Option<u64> {
         Event::Exec(e) => Some(e.boot_ns),
         Event::OpenWrite(e) => Some(e.boot_ns),
         Event::Connect(e) => Some(e.boot_ns),
+        Event::Bind(e) => Some(e.boot_ns),
         Event::Dropped { .. } => None,
     }
 }
@@ -223,6 +225,20 @@ impl Record {
                     json!(if e.stream { "tcp" } else { "udp" }),
                 );
                 details.insert("blocked".into(), json!(e.blocked));
+                Some(ProcessRef {
+                    pid: e.pid,
+                    ppid: None,
+                    uid: e.uid,
+                    exe: None,
+                    argv: None,
+                })
+            }
+            Event::Bind(e) => {
+                details.insert("address".into(), json!(e.address.to_string()));
+                details.insert(
+                    "protocol".into(),
+                    json!(if e.stream { "tcp" } else { "udp" }),
+                );
                 Some(ProcessRef {
                     pid: e.pid,
                     ppid: None,
@@ -323,6 +339,17 @@ pub fn falco_rule(rule: Rule) -> (&'static str, Priority, &'static [&'static str
             "Events dropped by the kernel side",
             Priority::Critical,
             &["berth", "internal"],
+        ),
+        Rule::ListenOutsideProfile => (
+            "Listening on a port the image does not declare",
+            Priority::Warning,
+            &[
+                "berth",
+                "container",
+                "mitre_command_and_control",
+                "network",
+                "TA0011",
+            ],
         ),
     }
 }
@@ -447,6 +474,21 @@ impl FalcoAlert {
                     e.destination, e.blocked
                 );
             }
+            Event::Bind(e) => {
+                let proto = if e.stream { "tcp" } else { "udp" };
+                f.insert("evt.type", json!("bind"));
+                f.insert("proc.pid", json!(e.pid));
+                f.insert("user.uid", json!(e.uid));
+                f.insert("fd.name", json!(e.address.to_string()));
+                f.insert("fd.sip", json!(e.address.ip().to_string()));
+                f.insert("fd.sport", json!(e.address.port()));
+                f.insert("fd.l4proto", json!(proto));
+                let _ = write!(
+                    what,
+                    "Bind to a port the image does not declare (address={} proto={proto}",
+                    e.address
+                );
+            }
             Event::OpenWrite(e) => {
                 f.insert("evt.type", json!("openat"));
                 f.insert("proc.pid", json!(e.pid));
@@ -516,7 +558,7 @@ pub struct Counters {
     pub held_lost: u64,
 }
 
-const KINDS: [&str; 4] = ["exec", "open_write", "connect", "dropped"];
+const KINDS: [&str; 5] = ["exec", "open_write", "connect", "bind", "dropped"];
 
 fn verdict_str(v: Verdict) -> &'static str {
     match v {

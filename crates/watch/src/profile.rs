@@ -132,7 +132,7 @@ impl ImageConfig {
 }
 
 /// `"80/tcp"`, `"53/udp"`, `"8080"` (tcp).
-fn parse_port(key: &str) -> Result<Port, ProfileError> {
+pub(crate) fn parse_port(key: &str) -> Result<Port, ProfileError> {
     let (port, protocol) = key.split_once('/').unwrap_or((key, "tcp"));
     let bad = || ProfileError::Port {
         key: key.to_owned(),

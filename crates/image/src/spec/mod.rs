@@ -960,11 +960,18 @@ fn annotations(
         ("author", image.author.clone()),
         ("created", image.created.clone()),
         ("stopSignal", cfg.stop_signal.clone()),
+        // always, empty when the image declares none (as umoci): a reader then knows the
+        // image declares no port, rather than nothing about its ports
         (
             "exposedPorts",
-            cfg.exposed_ports
-                .as_ref()
-                .map(|p| p.keys().cloned().collect::<Vec<_>>().join(",")),
+            Some(
+                cfg.exposed_ports
+                    .iter()
+                    .flat_map(BTreeMap::keys)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ),
     ];
     for (key, value) in implicit {

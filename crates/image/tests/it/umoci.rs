@@ -657,4 +657,22 @@ fn image_config_annotations_equal_umoci_unpack() {
         theirs.len() >= 7,
         "umoci wrote the annotations compared: {theirs:?}"
     );
+
+    // an image that declares no port: the annotation says so (empty), as umoci's
+    let mut bare = config.clone();
+    bare["config"] = serde_json::json!({"Cmd": ["/bin/sh"]});
+    let image = berth_image::spec::ImageConfig::parse(bare.to_string().as_bytes()).unwrap();
+    let (spec, _) = berth_image::spec::build_spec(
+        &image,
+        &bundle.join("rootfs"),
+        &berth_image::spec::RunOptions {
+            image: "example/app:1".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        spec.annotations.unwrap()["org.opencontainers.image.exposedPorts"],
+        ""
+    );
 }

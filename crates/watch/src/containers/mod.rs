@@ -213,6 +213,11 @@ pub struct Container {
     /// engine record.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sbom: Option<SbomSource>,
+    /// The ports its image declares (`ExposedPorts`), from its runtime config's
+    /// `org.opencontainers.image.exposedPorts` annotation (image-spec "conversion.md":
+    /// `berth run` and umoci write it); `None` when the config does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub declared_ports: Option<Vec<crate::profile::Port>>,
 }
 
 /// A verified SBOM `berth run` kept in a container's directory (`sbom.json`), as its engine
@@ -647,11 +652,8 @@ fn describe(sources: &Sources, f: Found, start: u64) -> Result<Container, Discov
         .ok()
         .and_then(|s| pid_ns_level(&s));
     let (mut name, mut image) = (f.name, f.image);
-    if let Some(b) = f
-        .bundle
-        .as_ref()
-        .filter(|_| name.is_empty() || image.is_empty())
-    {
+    let mut declared_ports = None;
+    if let Some(b) = f.bundle.as_ref() {
         let annotations = bundle_annotations(&b.join("config.json"));
         if name.is_empty() {
             name = annotation(&annotations, NAME_ANNOTATIONS);
@@ -659,6 +661,9 @@ fn describe(sources: &Sources, f: Found, start: u64) -> Result<Container, Discov
         if image.is_empty() {
             image = annotation(&annotations, IMAGE_ANNOTATIONS);
         }
+        declared_ports = annotations
+            .get(EXPOSED_PORTS_ANNOTATION)
+            .map(|v| exposed_ports(&f.id, v));
     }
     Ok(Container {
         id: f.id,
@@ -675,7 +680,29 @@ fn describe(sources: &Sources, f: Found, start: u64) -> Result<Container, Discov
         mnt_ns,
         pid_ns_level,
         sbom: f.sbom,
+        declared_ports,
     })
+}
+
+/// image-spec "conversion.md": the image config's `ExposedPorts` keys, comma-separated.
+const EXPOSED_PORTS_ANNOTATION: &str = "org.opencontainers.image.exposedPorts";
+
+/// The ports of an `org.opencontainers.image.exposedPorts` value (`"8080/tcp,53/udp"`; `""`:
+/// none); one that is no port is logged and left out.
+fn exposed_ports(id: &str, value: &str) -> Vec<crate::profile::Port> {
+    let mut ports: Vec<_> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .filter_map(|k| {
+            crate::profile::parse_port(k)
+                .map_err(|e| tracing::warn!(container_id = id, port = k, error = %e, "an exposed port of the container's image is not a port; left out"))
+                .ok()
+        })
+        .collect();
+    ports.sort();
+    ports.dedup();
+    ports
 }
 
 /// Annotations naming a container: CRI (containerd, CRI-O), nerdctl, podman.

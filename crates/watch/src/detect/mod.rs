@@ -13,6 +13,13 @@
 //!   ([`Rule::ConnectOutsideProfile`]); loopback is allowed unless the policy says not.
 //!   Blocking is the kernel's (`cgroup/connect4/6`, [`Policy::enforces`] says for whom); a
 //!   blocked connect is reported with [`Action::Blocked`].
+//! - **bind** to a port (a listener, or a UDP receiver): one the image declares
+//!   (`ExposedPorts`, which the container's runtime config carries as the
+//!   `org.opencontainers.image.exposedPorts` annotation: image-spec "conversion.md") or the
+//!   policy's `allow_listen` allows is expected, loopback too unless the policy says not;
+//!   another is an alert ([`Rule::ListenOutsideProfile`]: a bind shell, a miner's stratum
+//!   proxy). A container whose runtime config does not say which ports its image declares is
+//!   `unprofiled` for binds.
 //! - **open for write** under a watched prefix → an alert ([`Rule::WriteUnderWatchedPath`]).
 //! - **dropped** events are always reported ([`Rule::EventsDropped`]): never lost silently.
 //!
@@ -23,6 +30,7 @@
 //! allow_exec = ["/usr/local/bin/*", "/opt/tools/**"]   # globs: * within a component, ** across
 //! allow_connect = ["10.0.0.0/8", "0.0.0.0/0:53", "192.0.2.7/32:8000-9000", "[2001:db8::/32]:443"]
 //! allow_loopback = true                                   # the default
+//! allow_listen = ["9090/tcp", "6000-6010"]                # beside the image's ExposedPorts
 //! watch_writes = ["/etc", "/usr/bin", "/usr/sbin"]
 //! enforce = [{ container = "web-*" }, { image = "registry.example/payments/*" }]
 //! ```
@@ -38,10 +46,10 @@ use berth_oci::Digest;
 use serde::Serialize;
 
 pub use files::{HASH_CACHE_ENTRIES, HashError, HashedFile, ProcFiles, ProcessFiles};
-pub use policy::{Destination, EnforceRule, Policy, PolicyError, glob_match};
+pub use policy::{Destination, EnforceRule, ListenPorts, Policy, PolicyError, glob_match};
 
 use crate::containers::Container;
-use crate::event::{Connect, Event, Exec, FileOrigin, OpenWrite};
+use crate::event::{Bind, Connect, Event, Exec, FileOrigin, OpenWrite};
 use crate::profile::Profile;
 
 /// What happened, as a verdict.
@@ -71,6 +79,7 @@ pub enum Rule {
     ConnectOutsideProfile,
     WriteUnderWatchedPath,
     EventsDropped,
+    ListenOutsideProfile,
 }
 
 impl Rule {
@@ -80,14 +89,16 @@ impl Rule {
             Rule::ConnectOutsideProfile => "connect_outside_profile",
             Rule::WriteUnderWatchedPath => "write_under_watched_path",
             Rule::EventsDropped => "events_dropped",
+            Rule::ListenOutsideProfile => "listen_outside_profile",
         }
     }
 
-    pub const ALL: [Rule; 4] = [
+    pub const ALL: [Rule; 5] = [
         Rule::ExecDrift,
         Rule::ConnectOutsideProfile,
         Rule::WriteUnderWatchedPath,
         Rule::EventsDropped,
+        Rule::ListenOutsideProfile,
     ];
 }
 
@@ -142,6 +153,12 @@ pub enum Reason {
     Loopback,
     /// Outside every allowed destination.
     NotAllowed,
+    /// A port the image declares (`ExposedPorts`).
+    DeclaredPort,
+    /// A port the image does not declare, nor the policy allow.
+    NotDeclared,
+    /// The container's runtime config does not say which ports its image declares.
+    NoDeclaredPorts,
     /// Under a watched prefix.
     WatchedPrefix {
         prefix: String,
@@ -237,6 +254,7 @@ impl Detector {
             (Event::Exec(e), Some(c)) => self.exec(e, c, profile, files),
             (Event::Connect(e), Some(_)) => self.connect(e),
             (Event::OpenWrite(e), Some(_)) => self.open_write(e, files),
+            (Event::Bind(e), Some(c)) => self.bind(e, c),
         };
         d.latency = started.elapsed();
         d
@@ -299,6 +317,43 @@ impl Detector {
             d.action = Action::Kill { pid: e.pid };
         }
         d
+    }
+
+    fn bind(&self, e: &Bind, c: &Container) -> Decision {
+        let port = e.address.port();
+        if let Some(p) = self
+            .policy
+            .allow_listen
+            .iter()
+            .find(|p| p.contains(port, e.stream))
+        {
+            return Decision::new(
+                Verdict::Expected,
+                None,
+                Reason::Policy {
+                    pattern: p.to_string(),
+                },
+            );
+        }
+        if self.policy.allow_loopback && e.address.ip().is_loopback() {
+            return Decision::new(Verdict::Expected, None, Reason::Loopback);
+        }
+        let Some(declared) = &c.declared_ports else {
+            return Decision::new(Verdict::Unprofiled, None, Reason::NoDeclaredPorts);
+        };
+        let proto = if e.stream { "tcp" } else { "udp" };
+        if declared
+            .iter()
+            .any(|d| d.port == port && d.protocol == proto)
+        {
+            Decision::new(Verdict::Expected, None, Reason::DeclaredPort)
+        } else {
+            Decision::new(
+                Verdict::Alert,
+                Some(Rule::ListenOutsideProfile),
+                Reason::NotDeclared,
+            )
+        }
     }
 
     fn connect(&self, e: &Connect) -> Decision {

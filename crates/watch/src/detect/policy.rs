@@ -30,6 +30,10 @@ pub enum PolicyError {
         value: String,
         why: &'static str,
     },
+    #[error(
+        "watch.allow_listen[{index}] = {value:?} is not a port; hint: write PORT[-PORT][/tcp|/udp] (\"8080\", \"53/udp\", \"9000-9100/tcp\")"
+    )]
+    ListenPort { index: usize, value: String },
     #[error("watch.{field}[{index}] = {value:?} is not an absolute path or glob")]
     NotAbsolute {
         field: &'static str,
@@ -189,6 +193,8 @@ struct RawPolicy {
     #[serde(default)]
     allow_loopback: Option<bool>,
     #[serde(default)]
+    allow_listen: Vec<String>,
+    #[serde(default)]
     watch_writes: Vec<String>,
     #[serde(default)]
     enforce: Vec<EnforceRule>,
@@ -200,8 +206,61 @@ pub struct Policy {
     pub allow_exec: Vec<String>,
     pub allow_connect: Vec<Destination>,
     pub allow_loopback: bool,
+    /// Ports a container may bind beside the ones its image declares.
+    pub allow_listen: Vec<ListenPorts>,
     pub watch_writes: Vec<String>,
     pub enforce: Vec<EnforceRule>,
+}
+
+/// Ports a bind may take: a range, of one protocol (`None`: TCP and UDP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenPorts {
+    pub ports: (u16, u16),
+    /// `tcp` or `udp`.
+    pub protocol: Option<String>,
+}
+
+impl ListenPorts {
+    /// `PORT[-PORT][/tcp|/udp]`.
+    pub fn parse(s: &str) -> Option<ListenPorts> {
+        let (ports, protocol) = match s.split_once('/') {
+            Some((p, proto)) if matches!(proto, "tcp" | "udp") => (p, Some(proto.to_owned())),
+            Some(_) => return None,
+            None => (s, None),
+        };
+        let (from, to) = match ports.split_once('-') {
+            Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+            None => {
+                let p = ports.parse().ok()?;
+                (p, p)
+            }
+        };
+        (from <= to).then_some(ListenPorts {
+            ports: (from, to),
+            protocol,
+        })
+    }
+
+    /// Whether a bind of `port` over TCP (`stream`) or UDP is one of these.
+    pub fn contains(&self, port: u16, stream: bool) -> bool {
+        let proto = if stream { "tcp" } else { "udp" };
+        (self.ports.0..=self.ports.1).contains(&port)
+            && self.protocol.as_deref().is_none_or(|p| p == proto)
+    }
+}
+
+impl std::fmt::Display for ListenPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.ports.0 == self.ports.1 {
+            write!(f, "{}", self.ports.0)?;
+        } else {
+            write!(f, "{}-{}", self.ports.0, self.ports.1)?;
+        }
+        match &self.protocol {
+            Some(p) => write!(f, "/{p}"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -210,6 +269,7 @@ impl Default for Policy {
             allow_exec: Vec::new(),
             allow_connect: Vec::new(),
             allow_loopback: true,
+            allow_listen: Vec::new(),
             watch_writes: Vec::new(),
             enforce: Vec::new(),
         }
@@ -266,10 +326,22 @@ impl Policy {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let allow_listen = raw
+            .allow_listen
+            .iter()
+            .enumerate()
+            .map(|(index, v)| {
+                ListenPorts::parse(v).ok_or_else(|| PolicyError::ListenPort {
+                    index,
+                    value: v.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Policy {
             allow_exec: raw.allow_exec,
             allow_connect,
             allow_loopback: raw.allow_loopback.unwrap_or(true),
+            allow_listen,
             watch_writes: raw.watch_writes,
             enforce: raw.enforce,
         })

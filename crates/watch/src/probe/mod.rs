@@ -16,7 +16,9 @@
 //! - `cgroup/connect4` and `connect6`, on the cgroup2 root → [`Event::Connect`], and EPERM for a
 //!   connect outside a cgroup's enforced allow-list ([`Probes::set_connect_policy`]);
 //!   `cgroup/sendmsg4` and `sendmsg6` hold an unconnected UDP socket's `sendto` to the same
-//!   list (only a refused one is reported: every datagram would be an event otherwise).
+//!   list (only a refused one is reported: every datagram would be an event otherwise);
+//! - `cgroup/bind4` and `bind6`, on the cgroup2 root → [`Event::Bind`] for a bind to a port
+//!   (not 0), never refused.
 //!
 //! Only the cgroups given to [`Probes::watch_cgroup`] are reported (the filter runs in the
 //! kernel). All events share one ring buffer; a full buffer counts the lost event in a per-CPU
@@ -413,7 +415,9 @@ impl Probes {
             }
         }
 
-        for name in ["connect4", "connect6", "sendmsg4", "sendmsg6"] {
+        for name in [
+            "connect4", "connect6", "sendmsg4", "sendmsg6", "bind4", "bind6",
+        ] {
             let p: &mut CgroupSockAddr = program(&mut ebpf, name)?;
             p.load().map_err(|e| load_error(name, e))?;
             // a BPF link (what aya makes on 5.7+) is always attached as one of many

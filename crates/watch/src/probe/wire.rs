@@ -5,11 +5,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::event::{Connect, Event, Exec, FileOrigin, OpenWrite};
+use crate::event::{Bind, Connect, Event, Exec, FileOrigin, OpenWrite};
 
 pub(crate) const KIND_EXEC: u32 = 1;
 pub(crate) const KIND_OPEN_WRITE: u32 = 2;
 pub(crate) const KIND_CONNECT: u32 = 3;
+pub(crate) const KIND_BIND: u32 = 4;
 
 const HEADER_LEN: usize = 32;
 /// `struct exec_event`: header, ino, dev, origin, flags, args_len, args_size, mnt_ns,
@@ -162,7 +163,7 @@ pub fn decode(b: &[u8]) -> Result<Event, WireError> {
     match h.kind {
         KIND_EXEC => decode_exec(&h, b),
         KIND_OPEN_WRITE => decode_open(&h, b),
-        KIND_CONNECT => decode_connect(&h, b),
+        KIND_CONNECT | KIND_BIND => decode_connect(&h, b),
         kind => Err(WireError::UnknownKind { kind }),
     }
 }
@@ -237,6 +238,16 @@ fn decode_connect(h: &Header, b: &[u8]) -> Result<Event, WireError> {
         AF_INET6 => IpAddr::V6(Ipv6Addr::from(addr)),
         family => return Err(WireError::UnknownFamily { family }),
     };
+    if h.kind == KIND_BIND {
+        return Ok(Event::Bind(Bind {
+            cgroup_id: h.cgroup_id,
+            pid: h.pid,
+            uid: h.uid,
+            boot_ns: h.boot_ns,
+            address: SocketAddr::new(ip, port),
+            stream: sock_type == SOCK_STREAM,
+        }));
+    }
     Ok(Event::Connect(Connect {
         cgroup_id: h.cgroup_id,
         pid: h.pid,

@@ -116,6 +116,10 @@ fn found_with_its_cgroup_id_and_forgotten_when_deleted(name: &str) {
     assert_eq!(c.runtime, kind_of(name));
     assert_eq!(c.pid, pid);
     assert_eq!(c.bundle.as_deref(), Some(bundle.path()), "{name}");
+    assert_eq!(
+        c.declared_ports, None,
+        "{name}: no exposedPorts annotation, no declared ports"
+    );
     let dir = src.cgroup2.join(c.cgroup_path.trim_start_matches('/'));
     assert_eq!(
         c.cgroup_id,
@@ -212,7 +216,7 @@ fn runc_under_a_containerd_namespace_on_an_overlay_named_by_an_engine_record() {
     .unwrap();
     let _m = Mounted(merged.clone());
     bundle.config_mut()["root"]["path"] = serde_json::json!(merged);
-    bundle.config_mut()["annotations"] = serde_json::json!({"io.kubernetes.cri.container-name": "web", "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.27"});
+    bundle.config_mut()["annotations"] = serde_json::json!({"io.kubernetes.cri.container-name": "web", "io.kubernetes.cri.image-name": "docker.io/library/nginx:1.27", "org.opencontainers.image.exposedPorts": "8080/tcp,53/udp,80,junk"});
     let guard = ContainerGuard::create(&rt, &bundle);
     guard.start();
     let pid = guard.pid();
@@ -234,6 +238,16 @@ fn runc_under_a_containerd_namespace_on_an_overlay_named_by_an_engine_record() {
         (c.name.as_str(), c.image.as_str()),
         ("web", "docker.io/library/nginx:1.27"),
         "from the CRI annotations"
+    );
+    // the image's ExposedPorts, as conversion.md's annotation carries them (a key that is no
+    // port left out)
+    let port = |port: u16, protocol: &str| berth_watch::profile::Port {
+        port,
+        protocol: protocol.into(),
+    };
+    assert_eq!(
+        c.declared_ports,
+        Some(vec![port(53, "udp"), port(80, "tcp"), port(8080, "tcp")])
     );
     let o = c.overlay.as_ref().expect("its root is an overlay");
     assert_eq!(o.lower, [bundle.rootfs()]);

@@ -14,7 +14,7 @@ use berth_watch::containers::{Container, OverlayRoot, RuntimeKind};
 use berth_watch::detect::{
     Action, Detector, Policy, ProcFiles, ProcessFiles, Reason, Rule, Verdict,
 };
-use berth_watch::event::{Connect, Event, Exec, FileOrigin, OpenWrite};
+use berth_watch::event::{Bind, Connect, Event, Exec, FileOrigin, OpenWrite};
 use berth_watch::profile::{ImageFacts, Profile};
 
 use crate::support::{put, sha256};
@@ -35,6 +35,7 @@ pub fn container(name: &str) -> Container {
         mnt_ns: None,
         pid_ns_level: Some(1),
         sbom: None,
+        declared_ports: None,
     }
 }
 
@@ -528,6 +529,89 @@ fn decide_event(d: &Detector, e: &Event) -> berth_watch::detect::Decision {
         None,
         &ProcFiles::new(Path::new("/proc")),
     )
+}
+
+/// A bind to a port the image declares (its runtime config's `exposedPorts` annotation, as
+/// the container's `declared_ports`) is expected, of that protocol only; another is an alert,
+/// unless on loopback or the policy's `allow_listen` allows it; a container whose config does
+/// not say which ports its image declares is unprofiled for binds.
+#[test]
+fn binds_to_ports_the_image_does_not_declare_alert() {
+    let d = Detector::new(
+        Policy::from_toml("[watch]\nallow_listen = [\"9000-9100/tcp\", \"5353\"]\n").unwrap(),
+    );
+    let mut c = container("web");
+    c.declared_ports = Some(vec![berth_watch::profile::Port {
+        port: 8080,
+        protocol: "tcp".into(),
+    }]);
+    let bind = |addr: &str, stream: bool| {
+        Event::Bind(Bind {
+            cgroup_id: 4242,
+            pid: 7,
+            uid: 0,
+            boot_ns: 1,
+            address: addr.parse().unwrap(),
+            stream,
+        })
+    };
+    let files = ProcFiles::new(Path::new("/proc"));
+    let decide = |e: &Event, c: &Container| d.decide(e, Some(c), None, &files);
+    let declared = decide(&bind("0.0.0.0:8080", true), &c);
+    assert_eq!(
+        (declared.verdict, &declared.reason),
+        (Verdict::Expected, &Reason::DeclaredPort)
+    );
+    for (addr, stream, why) in [
+        ("0.0.0.0:8080", false, "udp, where the image declares tcp"),
+        ("[::]:4444", true, "a port the image does not declare"),
+        ("10.0.0.5:9101", true, "past the policy's range"),
+    ] {
+        let out = decide(&bind(addr, stream), &c);
+        assert_eq!(
+            (out.verdict, out.rule, &out.reason),
+            (
+                Verdict::Alert,
+                Some(Rule::ListenOutsideProfile),
+                &Reason::NotDeclared
+            ),
+            "{why}"
+        );
+    }
+    assert_eq!(
+        decide(&bind("0.0.0.0:9050", true), &c).reason,
+        Reason::Policy {
+            pattern: "9000-9100/tcp".into()
+        }
+    );
+    assert_eq!(
+        decide(&bind("[::]:5353", false), &c).verdict,
+        Verdict::Expected,
+        "a policy port without a protocol is both"
+    );
+    assert_eq!(
+        decide(&bind("127.0.0.1:4444", true), &c).reason,
+        Reason::Loopback
+    );
+    let strict = Detector::new(Policy::from_toml("[watch]\nallow_loopback = false\n").unwrap());
+    assert_eq!(
+        strict
+            .decide(&bind("127.0.0.1:4444", true), Some(&c), None, &files)
+            .rule,
+        Some(Rule::ListenOutsideProfile)
+    );
+    let unknown = decide(&bind("0.0.0.0:4444", true), &container("web"));
+    assert_eq!(
+        (unknown.verdict, &unknown.reason),
+        (Verdict::Unprofiled, &Reason::NoDeclaredPorts)
+    );
+    let err = Policy::from_toml("[watch]\nallow_listen = [\"80/sctp\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("allow_listen[0]") && err.contains("PORT[-PORT][/tcp|/udp]"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_oci::timefmt::parse_rfc3339;
 use berth_watch::detect::{Action, Decision, Detector, ProcFiles, Reason, Rule, Verdict};
-use berth_watch::event::{Connect, Event, FileOrigin};
+use berth_watch::event::{Bind, Connect, Event, FileOrigin};
 use berth_watch::output::{Clock, Counters, FalcoAlert, RECORD_SCHEMA, Record, boot_ns_now};
 use serde_json::{Value, json};
 
@@ -93,6 +93,42 @@ fn an_exec_drift_record_has_every_documented_field() {
         det.get("verdict").is_none() && det.get("rule").is_none(),
         "not repeated in details"
     );
+}
+
+/// A bind outside the image's declared ports: the record's `address` and `protocol`, and
+/// Falco's alert with its server-side fields (`fd.sip`, `fd.sport`).
+#[test]
+fn a_bind_record_and_its_falco_alert() {
+    let clock = Clock::booted_at(boot());
+    let e = Event::Bind(Bind {
+        cgroup_id: 1,
+        pid: 9,
+        uid: 0,
+        boot_ns: 1,
+        address: "0.0.0.0:4444".parse().unwrap(),
+        stream: true,
+    });
+    let mut c = container("web");
+    c.declared_ports = Some(Vec::new());
+    let files = ProcFiles::new(std::path::Path::new("/proc"));
+    let d = Detector::default().decide(&e, Some(&c), None, &files);
+    let v = to_value(&Record::new(&e, Some(&c), &d, &clock, SystemTime::now()));
+    assert_eq!(v["kind"], "bind");
+    assert_eq!(
+        (&v["verdict"], &v["rule"]),
+        (&json!("alert"), &json!("listen_outside_profile"))
+    );
+    assert_eq!(v["details"]["reason"], "not_declared");
+    assert_eq!(v["details"]["address"], "0.0.0.0:4444");
+    assert_eq!(v["details"]["protocol"], "tcp");
+    assert_eq!(v["process"]["pid"], 9);
+    let a = FalcoAlert::new(&e, Some(&c), &d, &clock, SystemTime::now(), "node-1").unwrap();
+    assert_eq!(a.rule, "Listening on a port the image does not declare");
+    assert_eq!(a.output_fields["evt.type"], "bind");
+    assert_eq!(a.output_fields["fd.sip"], "0.0.0.0");
+    assert_eq!(a.output_fields["fd.sport"], 4444);
+    assert_eq!(a.output_fields["fd.l4proto"], "tcp");
+    assert!(a.output.contains("address=0.0.0.0:4444"), "{}", a.output);
 }
 
 #[test]
@@ -414,7 +450,7 @@ fn prometheus_counters_count_events_alerts_drops_and_kills() {
     assert_eq!(s["berth_watch_dropped_events_total"], 40);
     assert_eq!(s["berth_watch_kills_total"], 1);
     assert_eq!(s["berth_watch_held_lost_total"], 0);
-    assert_eq!(s.len(), 4 + 6 + Rule::ALL.len() + 3);
+    assert_eq!(s.len(), 5 + 6 + Rule::ALL.len() + 3);
     c.held_lost = 7;
     assert_eq!(
         parse_prometheus(&c.render())["berth_watch_held_lost_total"],

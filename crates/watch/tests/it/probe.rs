@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use berth_watch::event::{Connect, Event, Exec, FileOrigin, OpenWrite};
+use berth_watch::event::{Bind, Connect, Event, Exec, FileOrigin, OpenWrite};
 use berth_watch::probe::{AllowedDestination, ProbeError, ProbeOptions, Probes, cgroup_id};
 
 fn load(options: ProbeOptions) -> Probes {
@@ -139,6 +139,16 @@ fn connects(events: &[Event]) -> Vec<&Connect> {
         .iter()
         .filter_map(|e| match e {
             Event::Connect(x) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+fn binds(events: &[Event]) -> Vec<&Bind> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bind(x) => Some(x),
             _ => None,
         })
         .collect()
@@ -878,6 +888,59 @@ fn a_udp_connect_is_reported_as_not_stream() {
     assert_eq!(c[0].destination, to);
     assert!(!c[0].stream);
     assert!(!c[0].blocked);
+}
+
+/// A bind to a port is reported with its address and protocol (TCP over IPv4, UDP over IPv6:
+/// `cgroup/bind4` and `bind6`); a bind to port 0 (an ephemeral port, as a client asks for) is
+/// not, nor a bind in a cgroup not watched.
+#[test]
+fn a_bind_to_a_port_is_reported_and_port_zero_is_not() {
+    let mut p = load(ProbeOptions::default());
+    let cg = TestCgroup::new(&p, "bind");
+    let other = TestCgroup::new(&p, "bind-other");
+    p.watch_cgroup(cg.id).unwrap();
+    let free = || {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (tcp, udp, unwatched) = (free(), free(), free());
+    let script = |tcp: u16, udp: u16| {
+        format!(
+            "import socket\n\
+             t = socket.socket(); t.bind(('0.0.0.0', {tcp})); t.listen()\n\
+             u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(('::1', {udp}))\n\
+             e = socket.socket(); e.bind(('127.0.0.1', 0))\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (watched, not) = (dir.path().join("bind.py"), dir.path().join("other.py"));
+    crate::support::put(&watched, script(tcp, udp).as_bytes(), 0o644);
+    crate::support::put(&not, script(unwatched, free()).as_bytes(), 0o644);
+    assert_success(
+        &cg.run(&format!("python3 '{}'", watched.display())),
+        "binds",
+    );
+    assert_success(
+        &other.run(&format!("python3 '{}'", not.display())),
+        "binds in a cgroup not watched",
+    );
+    let events = drain(&mut p);
+    let b = binds(&events);
+    assert_eq!(b.len(), 2, "{events:#?}");
+    assert_eq!(
+        (b[0].address, b[0].stream, b[0].cgroup_id),
+        (SocketAddr::from(([0, 0, 0, 0], tcp)), true, cg.id)
+    );
+    assert_eq!(
+        (b[1].address, b[1].stream),
+        (
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, udp)),
+            false
+        )
+    );
 }
 
 /// A script's exec reports its interpreter's file (the kernel has closed the script's by the

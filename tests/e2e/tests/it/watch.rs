@@ -434,6 +434,67 @@ fn run_keeps_the_signed_sbom_and_watch_profiles_with_it() {
     assert_eq!(sh["verdict"], "expected", "{sh}");
 }
 
+/// The ports the image declares are the container's listeners: an image with `EXPOSE 8080`
+/// (`berth import --change`), whose runtime config `berth run` gives the
+/// `org.opencontainers.image.exposedPorts` annotation; a listener on 8080 is expected, one on
+/// 4444 (a bind shell's) is an alert, in the JSON record and as Falco's alert.
+#[test]
+fn watch_alerts_on_a_listener_the_image_does_not_declare() {
+    requires_root!();
+    let env = Env::new();
+    let image = "localhost/busybox:exposed";
+    env.ok(&[
+        "import",
+        "--change",
+        "EXPOSE 8080",
+        env.path("rootfs").to_str().unwrap(),
+        image,
+    ]);
+    let mut w = env.watch("listen", &["--format", "json", "l1"]);
+    let mut falco = env.watch("listen-falco", &["--format", "falco", "l1"]);
+    env.ok(&["run", "-d", "--name", "l1", image, "sleep", "600"]);
+    w.wait_watching("l1");
+    falco.wait_watching("l1");
+    let out = env.sh(
+        "l1",
+        "nc -l -p 8080 & a=$!; nc -l -p 4444 & b=$!; sleep 1; kill $a $b",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on = |port: &'static str| {
+        move |r: &Value| {
+            r["kind"] == "bind"
+                && r["details"]["address"]
+                    .as_str()
+                    .is_some_and(|a| a.ends_with(port))
+        }
+    };
+    let declared = w.wait_record("the listener on 8080", on(":8080"));
+    assert_eq!(declared["verdict"], "expected", "{declared}");
+    assert_eq!(declared["details"]["reason"], "declared_port", "{declared}");
+    assert_eq!(declared["details"]["protocol"], "tcp", "{declared}");
+    let shell = w.wait_record("the listener on 4444", on(":4444"));
+    assert_eq!(shell["verdict"], "alert", "{shell}");
+    assert_eq!(shell["rule"], "listen_outside_profile", "{shell}");
+    assert_eq!(shell["container"]["name"], "l1", "{shell}");
+    let alert = falco.wait_record("Falco's alert", |r| {
+        r["rule"] == "Listening on a port the image does not declare"
+    });
+    assert_eq!(alert["output_fields"]["fd.sport"], 4444, "{alert}");
+    assert_eq!(alert["output_fields"]["container.name"], "l1", "{alert}");
+    assert!(
+        !falco
+            .records()
+            .iter()
+            .any(|r| r["output_fields"]["fd.sport"] == 8080),
+        "the declared listener raised an alert: {:?}",
+        falco.records()
+    );
+}
+
 /// A container's first execs, made before berth watch has read its state (`run` creates and
 /// starts at once), are held until its container is found, not missed: an entrypoint that
 /// writes a binary and runs it at once is drift, and in enforce mode it is killed.

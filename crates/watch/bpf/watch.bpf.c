@@ -561,6 +561,55 @@ static __always_inline int allowed(struct policy *p, __u16 family, const __u32 *
 	return 0;
 }
 
+// The address of a cgroup/connect, sendmsg or bind program's context: network byte order,
+// the first word only for AF_INET (`family` is a constant where this is inlined, so a
+// program reads only its own family's fields, as the verifier requires).
+static __always_inline void sock_addr(struct bpf_sock_addr *ctx, __u16 family, __u32 *addr)
+{
+	if (family == AF_INET) {
+		addr[0] = ctx->user_ip4;
+	} else {
+		addr[0] = ctx->user_ip6[0];
+		addr[1] = ctx->user_ip6[1];
+		addr[2] = ctx->user_ip6[2];
+		addr[3] = ctx->user_ip6[3];
+	}
+}
+
+// The cgroup a socket event of the current task is reported under: its watched one, else
+// (with report_unwatched) its own unless user space ignores it; 0: not reported.
+static __always_inline __u64 reported_cgroup(void)
+{
+	__u64 cgroup_id = cgroup_in(&watched);
+	if (!cgroup_id && report_unwatched) {
+		cgroup_id = bpf_get_current_cgroup_id();
+		if (bpf_map_lookup_elem(&ignored, &cgroup_id))
+			cgroup_id = 0;
+	}
+	return cgroup_id;
+}
+
+// A connect (KIND_CONNECT) or bind (KIND_BIND) event, or a drop counted when the ring
+// buffer is full.
+static __always_inline void submit_sock_event(__u32 kind, __u64 cgroup_id,
+					      struct bpf_sock_addr *ctx, __u16 family,
+					      __u16 port, const __u32 *addr, __u32 blocked)
+{
+	struct connect_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop();
+		return;
+	}
+	fill_header(&e->h, kind, cgroup_id);
+	e->family = family;
+	e->port = port;
+	e->type = ctx->type;
+	e->blocked = blocked;
+	e->pad = 0;
+	__builtin_memcpy(e->addr, addr, sizeof(e->addr));
+	bpf_ringbuf_submit(e, 0);
+}
+
 // A connect (report_allowed) or an unconnected UDP sendmsg (only a refusal is reported: every
 // datagram would be an event otherwise), checked against the cgroup's policy.
 static __always_inline int check_destination(struct bpf_sock_addr *ctx, __u16 family,
@@ -573,14 +622,7 @@ static __always_inline int check_destination(struct bpf_sock_addr *ctx, __u16 fa
 
 	__u32 addr[4] = {};
 	__u16 port = __builtin_bswap16((__u16)ctx->user_port);
-	if (family == AF_INET) {
-		addr[0] = ctx->user_ip4;
-	} else {
-		addr[0] = ctx->user_ip6[0];
-		addr[1] = ctx->user_ip6[1];
-		addr[2] = ctx->user_ip6[2];
-		addr[3] = ctx->user_ip6[3];
-	}
+	sock_addr(ctx, family, addr);
 
 	int blocked = 0;
 	if (p && p->enforce) {
@@ -594,27 +636,10 @@ static __always_inline int check_destination(struct bpf_sock_addr *ctx, __u16 fa
 		blocked = !ok;
 	}
 
-	__u64 cgroup_id = (blocked || report_allowed) ? cgroup_in(&watched) : 0;
-	if (!cgroup_id && report_allowed && report_unwatched) {
-		cgroup_id = bpf_get_current_cgroup_id();
-		if (bpf_map_lookup_elem(&ignored, &cgroup_id))
-			cgroup_id = 0;
-	}
-	if (cgroup_id) {
-		struct connect_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (e) {
-			fill_header(&e->h, KIND_CONNECT, cgroup_id);
-			e->family = family;
-			e->port = port;
-			e->type = ctx->type;
-			e->blocked = blocked;
-			e->pad = 0;
-			__builtin_memcpy(e->addr, addr, sizeof(e->addr));
-			bpf_ringbuf_submit(e, 0);
-		} else {
-			count_drop();
-		}
-	}
+	// a refused sendmsg is reported for a watched cgroup only; a connect as any event
+	__u64 cgroup_id = report_allowed ? reported_cgroup() : (blocked ? cgroup_in(&watched) : 0);
+	if (cgroup_id)
+		submit_sock_event(KIND_CONNECT, cgroup_id, ctx, family, port, addr, blocked);
 	// 0: the call fails with EPERM
 	return blocked ? 0 : 1;
 }
@@ -653,36 +678,12 @@ static __always_inline int report_bind(struct bpf_sock_addr *ctx, __u16 family)
 	__u16 port = __builtin_bswap16((__u16)ctx->user_port);
 	if (port == 0)
 		return 1;
-	__u64 cgroup_id = cgroup_in(&watched);
-	if (!cgroup_id && report_unwatched) {
-		cgroup_id = bpf_get_current_cgroup_id();
-		if (bpf_map_lookup_elem(&ignored, &cgroup_id))
-			cgroup_id = 0;
-	}
+	__u64 cgroup_id = reported_cgroup();
 	if (!cgroup_id)
 		return 1;
-	struct connect_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_drop();
-		return 1;
-	}
-	fill_header(&e->h, KIND_BIND, cgroup_id);
-	e->family = family;
-	e->port = port;
-	e->type = ctx->type;
-	e->blocked = 0;
-	e->pad = 0;
 	__u32 addr[4] = {};
-	if (family == AF_INET) {
-		addr[0] = ctx->user_ip4;
-	} else {
-		addr[0] = ctx->user_ip6[0];
-		addr[1] = ctx->user_ip6[1];
-		addr[2] = ctx->user_ip6[2];
-		addr[3] = ctx->user_ip6[3];
-	}
-	__builtin_memcpy(e->addr, addr, sizeof(e->addr));
-	bpf_ringbuf_submit(e, 0);
+	sock_addr(ctx, family, addr);
+	submit_sock_event(KIND_BIND, cgroup_id, ctx, family, port, addr, 0);
 	return 1;
 }
 

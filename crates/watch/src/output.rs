@@ -354,6 +354,27 @@ pub fn falco_rule(rule: Rule) -> (&'static str, Priority, &'static [&'static str
     }
 }
 
+/// Falco's fields of a socket event: `evt.type`, `proc.pid`, `user.uid`, `fd.name`, the
+/// address and port under `keys` (`fd.rip`/`fd.rport` for the remote end of a connect,
+/// `fd.sip`/`fd.sport` for the server end of a bind) and `fd.l4proto`, which it returns.
+fn socket_fields(
+    f: &mut BTreeMap<&'static str, Value>,
+    (evt_type, pid, uid): (&'static str, u32, u32),
+    addr: std::net::SocketAddr,
+    stream: bool,
+    keys: (&'static str, &'static str),
+) -> &'static str {
+    let proto = if stream { "tcp" } else { "udp" };
+    f.insert("evt.type", json!(evt_type));
+    f.insert("proc.pid", json!(pid));
+    f.insert("user.uid", json!(uid));
+    f.insert("fd.name", json!(addr.to_string()));
+    f.insert(keys.0, json!(addr.ip().to_string()));
+    f.insert(keys.1, json!(addr.port()));
+    f.insert("fd.l4proto", json!(proto));
+    proto
+}
+
 /// One alert as Falco's `json_output` writes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FalcoAlert {
@@ -460,14 +481,13 @@ impl FalcoAlert {
                 }
             }
             Event::Connect(e) => {
-                let proto = if e.stream { "tcp" } else { "udp" };
-                f.insert("evt.type", json!("connect"));
-                f.insert("proc.pid", json!(e.pid));
-                f.insert("user.uid", json!(e.uid));
-                f.insert("fd.name", json!(e.destination.to_string()));
-                f.insert("fd.rip", json!(e.destination.ip().to_string()));
-                f.insert("fd.rport", json!(e.destination.port()));
-                f.insert("fd.l4proto", json!(proto));
+                let proto = socket_fields(
+                    &mut f,
+                    ("connect", e.pid, e.uid),
+                    e.destination,
+                    e.stream,
+                    ("fd.rip", "fd.rport"),
+                );
                 let _ = write!(
                     what,
                     "Outbound connection outside the profile (connection={} proto={proto} blocked={}",
@@ -475,14 +495,13 @@ impl FalcoAlert {
                 );
             }
             Event::Bind(e) => {
-                let proto = if e.stream { "tcp" } else { "udp" };
-                f.insert("evt.type", json!("bind"));
-                f.insert("proc.pid", json!(e.pid));
-                f.insert("user.uid", json!(e.uid));
-                f.insert("fd.name", json!(e.address.to_string()));
-                f.insert("fd.sip", json!(e.address.ip().to_string()));
-                f.insert("fd.sport", json!(e.address.port()));
-                f.insert("fd.l4proto", json!(proto));
+                let proto = socket_fields(
+                    &mut f,
+                    ("bind", e.pid, e.uid),
+                    e.address,
+                    e.stream,
+                    ("fd.sip", "fd.sport"),
+                );
                 let _ = write!(
                     what,
                     "Bind to a port the image does not declare (address={} proto={proto}",

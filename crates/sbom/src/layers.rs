@@ -356,6 +356,16 @@ impl Budget {
     }
 }
 
+/// The whole of a `size`-byte file whose first bytes `head` were read already, the rest from
+/// `r`.
+fn read_whole(head: &[u8], size: u64, r: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).max(head.len()));
+    data.extend_from_slice(head);
+    r.take(size.saturating_sub(data.len() as u64))
+        .read_to_end(&mut data)?;
+    Ok(data)
+}
+
 /// Read a regular file (of `size` bytes and permission bits `mode`, from `r`) as `sel` wants
 /// it, hashing it on the way if it is an executable.
 fn read_file<S: Selector>(
@@ -391,10 +401,7 @@ fn read_file<S: Selector>(
             if let Err(e) = budget.keep(path, size) {
                 return Ok(Err(e));
             }
-            let mut data = head.clone();
-            data.reserve(usize::try_from(size).unwrap_or(0));
-            r.take(size.saturating_sub(data.len() as u64))
-                .read_to_end(&mut data)?;
+            let data = read_whole(&head, size, r)?;
             let digests = executable.then(|| FileHasher::of(&data));
             Ok(Ok(ReadFile {
                 content: Some(Content::Data(data)),
@@ -405,10 +412,7 @@ fn read_file<S: Selector>(
             if size > budget.limits.max_inspect_bytes {
                 return pass(Some(Content::TooLarge { size }), r);
             }
-            let mut data = head.clone();
-            data.reserve(usize::try_from(size).unwrap_or(0));
-            r.take(size.saturating_sub(data.len() as u64))
-                .read_to_end(&mut data)?;
+            let data = read_whole(&head, size, r)?;
             let digests = executable.then(|| FileHasher::of(&data));
             Ok(Ok(ReadFile {
                 content: sel.inspect(path, &data).map(Content::Found),

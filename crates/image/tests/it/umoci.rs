@@ -611,16 +611,19 @@ fn image_config_annotations_equal_umoci_unpack() {
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
     let theirs = theirs["annotations"].as_object().unwrap().clone();
 
-    let image = berth_image::spec::ImageConfig::parse(config.to_string().as_bytes()).unwrap();
-    let (spec, notes) = berth_image::spec::build_spec(
-        &image,
-        &bundle.join("rootfs"),
-        &berth_image::spec::RunOptions {
-            image: "example/app:1".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let build = |config: &serde_json::Value| {
+        let image = berth_image::spec::ImageConfig::parse(config.to_string().as_bytes()).unwrap();
+        berth_image::spec::build_spec(
+            &image,
+            &bundle.join("rootfs"),
+            &berth_image::spec::RunOptions {
+                image: "example/app:1".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let (spec, notes) = build(&config);
     let ours = spec.annotations.unwrap_or_default();
     for (k, v) in &theirs {
         if k.starts_with("run.oci.") {
@@ -661,16 +664,7 @@ fn image_config_annotations_equal_umoci_unpack() {
     // an image that declares no port: the annotation says so (empty), as umoci's
     let mut bare = config.clone();
     bare["config"] = serde_json::json!({"Cmd": ["/bin/sh"]});
-    let image = berth_image::spec::ImageConfig::parse(bare.to_string().as_bytes()).unwrap();
-    let (spec, _) = berth_image::spec::build_spec(
-        &image,
-        &bundle.join("rootfs"),
-        &berth_image::spec::RunOptions {
-            image: "example/app:1".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (spec, _) = build(&bare);
     assert_eq!(
         spec.annotations.unwrap()["org.opencontainers.image.exposedPorts"],
         ""

@@ -130,7 +130,7 @@ impl Gate {
                             d.rule.as_deref().unwrap_or("-"),
                             path.display()
                         ),
-                        sbom: evidence.as_ref().and_then(verified_sbom),
+                        sbom: evidence.and_then(verified_sbom),
                     });
                 }
                 anyhow::bail!(
@@ -194,16 +194,16 @@ struct Passed {
     sbom: Option<berth_engine::VerifiedSbom>,
 }
 
-/// The SBOM `requireSbom` accepted, when the rule had one.
-fn verified_sbom(e: &berth_trust::evidence::Evidence) -> Option<berth_engine::VerifiedSbom> {
-    let v = e.sbom.as_ref()?;
-    let manifest = v.accepted.as_ref()?;
-    let referrer = v.referrers.iter().find(|r| &r.digest == manifest)?;
+/// The SBOM `requireSbom` accepted, when the rule had one (its document moved, not copied).
+fn verified_sbom(e: berth_trust::evidence::Evidence) -> Option<berth_engine::VerifiedSbom> {
+    let v = e.sbom?;
+    let manifest = v.accepted?;
+    let referrer = v.referrers.into_iter().find(|r| r.digest == manifest)?;
     Some(berth_engine::VerifiedSbom {
-        manifest: manifest.clone(),
-        artifact_type: referrer.artifact_type.clone(),
-        signer: referrer.signer.clone().unwrap_or_default(),
-        content: v.accepted_content.clone()?,
+        manifest,
+        artifact_type: referrer.artifact_type,
+        signer: referrer.signer.unwrap_or_default(),
+        content: v.accepted_content?,
     })
 }
 

@@ -3,10 +3,9 @@
 //! recorded resources, so that fields the update does not mention keep their values (as
 //! runc merges into its `config.Cgroups.Resources`).
 //!
-//! The merge works on JSON, before the typed parse, because the typed form cannot tell an
-//! absent field from a zero (a missing `pids.limit` reads as 0), and the
-//! runtime-spec gives the two different meanings: absent leaves the limit alone, 0 is a
-//! limit of zero ([`normalize`]).
+//! The merge works on JSON, before the typed parse, because a patch is partial: a field it
+//! does not name keeps its value, and one it names as 0 becomes 0 (a `pids` without a
+//! `limit` is no `pids` limit at all: `berth_runtime_spec::LinuxResources::pids`).
 
 use berth_runtime_spec::LinuxResources;
 use serde::Deserialize;
@@ -56,23 +55,9 @@ pub fn merge(
     parse(&merged)
 }
 
-/// A LinuxResources from its JSON, with [`normalize`] applied.
+/// A LinuxResources from its JSON.
 pub fn parse(raw: &Value) -> Result<LinuxResources, UpdateError> {
-    let mut r =
-        LinuxResources::deserialize(raw).map_err(|source| UpdateError::Invalid { source })?;
-    normalize(raw, &mut r);
-    Ok(r)
-}
-
-/// Undo what the typed parse loses: a `pids` object without a `limit` (or with a null
-/// one) means "leave the pids limit alone", so it becomes `None`; a `pids` that stays
-/// `Some` then always carries a limit that was written down, 0 included (runtime-spec
-/// config-linux "PIDs": "0 is a valid limit value … and SHOULD be treated as such").
-pub fn normalize(raw: &Value, r: &mut LinuxResources) {
-    let limit = raw.get("pids").and_then(|p| p.get("limit"));
-    if limit.is_none_or(Value::is_null) {
-        r.pids = None;
-    }
+    LinuxResources::deserialize(raw).map_err(|source| UpdateError::Invalid { source })
 }
 
 fn merge_json(into: &mut Value, patch: &Value) {

@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use berth_runtime_spec::{LinuxNamespaceType, Spec};
-use serde::Deserialize;
 
 /// What is wrong with the bundle.
 #[derive(Debug, thiserror::Error)]
@@ -59,19 +58,10 @@ pub(crate) fn load_bundle(dir: &Path) -> Result<Bundle, SpecError> {
         path: path.clone(),
         source,
     })?;
-    let raw: serde_json::Value =
-        serde_json::from_slice(&data).map_err(|source| SpecError::Parse {
-            path: path.clone(),
-            source,
-        })?;
-    let mut spec = Spec::deserialize(&raw).map_err(|source| SpecError::Parse {
+    let spec: Spec = serde_json::from_slice(&data).map_err(|source| SpecError::Parse {
         path: path.clone(),
         source,
     })?;
-    // an absent pids.limit is not a limit of 0 (see cgroups::update::normalize)
-    if let Some(r) = spec.linux.as_mut().and_then(|l| l.resources.as_mut()) {
-        crate::cgroups::update::normalize(&raw["linux"]["resources"], r);
-    }
     let root = spec
         .root
         .as_ref()

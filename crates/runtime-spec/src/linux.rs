@@ -210,7 +210,13 @@ pub struct LinuxResources {
     pub memory: Option<LinuxMemory>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<LinuxCpu>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `None` also for a `pids` object without a `limit` (or with a null one): the
+    /// runtime-spec says absent leaves the limit alone, while 0 is a limit of zero.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "pids_with_a_limit"
+    )]
     pub pids: Option<LinuxPids>,
     #[serde(default, rename = "blockIO", skip_serializing_if = "Option::is_none")]
     pub block_io: Option<LinuxBlockIo>,
@@ -313,13 +319,28 @@ pub struct LinuxCpu {
     pub idle: Option<i64>,
 }
 
-/// `linux.resources.pids`. The spec requires `limit`; a missing one reads as 0 here, and
-/// the runtime tells the two apart on the raw JSON (`berth_cgroups::update`).
-/// 0 and negative values are limits the runtime interprets (see docs/ARCHITECTURE.md).
+/// `linux.resources.pids`. The spec requires `limit`; a `pids` without one reads as no
+/// `pids` at all ([`LinuxResources::pids`]), so a `LinuxPids` always carries a limit that
+/// was written down, 0 included (config-linux "PIDs": "0 is a valid limit value … and SHOULD
+/// be treated as such"). 0 and negative values are limits the runtime interprets (see
+/// docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinuxPids {
     #[serde(default)]
     pub limit: i64,
+}
+
+/// [`LinuxResources::pids`]: a `pids` object whose `limit` is absent or null is `None`.
+fn pids_with_a_limit<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LinuxPids>, D::Error> {
+    #[derive(Deserialize)]
+    struct Written {
+        #[serde(default)]
+        limit: Option<i64>,
+    }
+    let written = Option::<Written>::deserialize(d)?;
+    Ok(written
+        .and_then(|w| w.limit)
+        .map(|limit| LinuxPids { limit }))
 }
 
 /// `linux.resources.blockIO`.

@@ -240,6 +240,32 @@ fn negative_and_wide_numbers_keep_their_sign_and_width() {
 }
 
 #[test]
+fn a_pids_without_a_limit_is_no_pids_limit_and_zero_is_a_limit() {
+    // read from bytes, as the runtime reads config.json, and from a JSON value, as
+    // `update` merges: the same answer both ways
+    let cases = [
+        (r#"{"pids": {"limit": 0}}"#, Some(0)),
+        (r#"{"pids": {"limit": 7}}"#, Some(7)),
+        (r#"{"pids": {"limit": -1}}"#, Some(-1)),
+        (r#"{"pids": {}}"#, None),
+        (r#"{"pids": {"limit": null}}"#, None),
+        (r#"{"pids": {"future": 1}}"#, None),
+        (r#"{"pids": null}"#, None),
+        (r#"{}"#, None),
+    ];
+    for (text, want) in cases {
+        let r: LinuxResources = serde_json::from_str(text).unwrap();
+        assert_eq!(r.pids.map(|p| p.limit), want, "{text}");
+        let v: Value = serde_json::from_str(text).unwrap();
+        let r = LinuxResources::deserialize(&v).unwrap();
+        assert_eq!(r.pids.map(|p| p.limit), want, "{text} as a value");
+    }
+    // a limit of the wrong type is still refused, not read as absent
+    assert!(serde_json::from_str::<LinuxResources>(r#"{"pids": {"limit": "1"}}"#).is_err());
+    assert!(serde_json::from_str::<LinuxResources>(r#"{"pids": 5}"#).is_err());
+}
+
+#[test]
 fn wrong_types_are_refused_with_the_offending_value_and_position() {
     for (name, text, want) in [
         (

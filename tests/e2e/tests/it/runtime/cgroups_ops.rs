@@ -710,11 +710,18 @@ runtime_test! {
     /// pids.limit: 0 is a limit (runtime-spec: "0 is a valid limit value … and SHOULD be
     /// treated as such"), -1 and other negatives are "max". runc 1.1.5 ignores 0 (the limit
     /// stays "max"), and so does crun 1.8.1, which also refuses negative limits (it writes
-    /// "-1" to pids.max).
+    /// "-1" to pids.max). A `pids` without a `limit` sets none.
     fn pids_limit_zero_is_a_limit_and_negative_is_max(rt) {
         let mut b = Bundle::new();
         b.resources(json!({"pids": {"limit": 0}})).probe(&["wait-signal", "fork:10"]);
         pids_limit_zero(rt, &b);
+
+        // a pids object without a limit leaves the limit alone (all three: "max")
+        let mut b = sh_bundle("sleep 1000");
+        b.resources(json!({"pids": {}}));
+        let c = started(rt, &b);
+        assert_eq!(cg_value(&c, "pids.max"), "max", "pids without a limit");
+        drop(c);
 
         for limit in [-1, -5] {
             if rt.name() == "crun" {

@@ -9,6 +9,11 @@
 #   N=10 bench/run.sh            a quick smoke run
 #   BERTH_BIN=target/debug/berth bench/run.sh
 #                                another build (berth-runtime is looked for next to it)
+#   GAP_MS=100 bench/run.sh      sleep 100 ms before each timed command: each starts as an
+#                                isolated container start does. Back to back (the default),
+#                                a command's first cgroup write finds the kernel's lock still
+#                                set up by the previous command's (0.1 ms instead of an RCU
+#                                grace period, 5-17 ms here; docs/performance.md)
 #
 # berth and podman each get a data directory of their own under /var/tmp (both without a
 # network: --network none; podman: overlay storage, cgroupfs, the ulimits this VM's hard
@@ -94,7 +99,11 @@ cmds = {
     "berth-runtime run": bare,
 }
 
+gap = float(os.environ.get("GAP_MS", "0")) / 1000
+
 def once(name):
+    if gap:
+        time.sleep(gap)
     t0 = time.perf_counter()
     subprocess.run(cmds[name](), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, check=True)
@@ -115,7 +124,8 @@ for i in range(n):
 med = lambda v: statistics.median(v) * 1000
 p90 = lambda v: sorted(v)[max(int(len(v) * 0.9) - 1, 0)] * 1000
 lines = [f"# berth run vs podman run vs berth-runtime run — {datetime.date.today()}", "",
-         f"- N={n} warm runs of /bin/true each, interleaved ABBA; {os.cpu_count()} CPUs; berth {berth}", "",
+         f"- N={n} warm runs of /bin/true each, interleaved ABBA; {os.cpu_count()} CPUs; berth {berth}; "
+         f"{f'{gap * 1000:g} ms idle before each' if gap else 'back to back'}", "",
          "| command | median ms | p90 ms |", "| --- | ---: | ---: |"]
 for k, v in res.items():
     lines.append(f"| {k} | {med(v):.1f} | {p90(v):.1f} |")

@@ -11,6 +11,7 @@
 
 pub mod attach;
 pub mod attachments;
+mod cgwarm;
 pub mod error;
 pub mod etcfiles;
 mod exec;
@@ -1155,6 +1156,17 @@ fn runtime_of(rec: &Record) -> Runtime {
         path: rec.runtime.clone(),
         root: rec.runtime_root.clone(),
     }
+}
+
+/// Start, on a detached thread, the kernel's wait that the runtime's first cgroup write
+/// would otherwise pay on the critical path of a container's start ([`cgwarm`]): call it
+/// first thing in a command that will start a container, so the wait overlaps the set-up.
+/// Best effort: nothing is reported, and nothing depends on it.
+pub fn warm_up_cgroup_lock() {
+    // the thread ends by itself within a grace period, long before a `run` does
+    let _ = std::thread::Builder::new()
+        .name("cgroup-warm-up".to_owned())
+        .spawn(cgwarm::warm_up);
 }
 
 /// A new container id (for [`CreateOptions::id`]).

@@ -200,6 +200,9 @@ fn parse_size_or_unlimited(s: &str) -> Result<i64, String> {
 /// `berth run`: create and start; in the foreground, relay the container's output and exit
 /// with its status; with `-d`, print its id.
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
+    // the runtime's cgroup writes come ~10 ms from now: start the kernel's wait for them
+    // beside the set-up (berth_engine::warm_up_cgroup_lock)
+    berth_engine::warm_up_cgroup_lock();
     let engine = args.data.engine().map_err(Failure::run)?;
     let detach = args.detach;
     // checked before anything is set up

@@ -11,12 +11,89 @@
 //! So `berth run` calls [`crate::warm_up_cgroup_lock`] first thing: a thread writes this
 //! process's pid to the cgroup it is already in (a migration to where it is: nothing moves;
 //! the kernel still takes the lock, and so waits the grace period out) while the engine
-//! opens its store and prepares the snapshot and the config. The runtime's
-//! own writes then find the lock's fast path still set up. Nothing depends on it:
-//! when the file cannot be found or written (rootless, no cgroup mount), nothing happens.
+//! opens its store and prepares the snapshot, the network and the config, and writes it again
+//! every [`KEEP_ALIVE`] (0.1 ms each once set up) until the container has started (the
+//! [`WarmUp`] guard dropped) or [`MAX_LIFE`] has passed, so that a long set-up (a CNI ADD) does
+//! not outlast it. The runtime's own writes then find the lock's fast path set up.
+//!
+//! A host can have this without berth: cgroup's `favordynmods` mount option keeps the fast
+//! path for writers at the cost of slower forks and exits (cgroups(7), cgroup-v2.rst). Nothing
+//! depends on the warm-up: when the file cannot be found or written (rootless, no cgroup
+//! mount), the thread ends at once.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How often the warm-up writes again: well inside the ~20 ms after a write during which the
+/// next one is fast (measured: 20 ms apart 0.1 ms, 40 ms apart a whole grace period).
+pub const KEEP_ALIVE: Duration = Duration::from_millis(10);
+
+/// The longest the warm-up goes on when its guard is not dropped.
+pub const MAX_LIFE: Duration = Duration::from_secs(5);
+
+/// The warm-up thread ([`crate::warm_up_cgroup_lock`]); dropping it stops the thread (not
+/// waited for: it is at most in one write).
+#[derive(Debug)]
+pub struct WarmUp {
+    stop: Arc<AtomicBool>,
+    writes: Arc<AtomicU32>,
+    thread: Option<std::thread::Thread>,
+}
+
+impl WarmUp {
+    pub(crate) fn start() -> WarmUp {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writes = Arc::new(AtomicU32::new(0));
+        let (flag, count) = (Arc::clone(&stop), Arc::clone(&writes));
+        let thread = std::thread::Builder::new()
+            .name("cgroup-warm-up".to_owned())
+            .spawn(move || keep_warm(&flag, &count))
+            .ok()
+            .map(|h| h.thread().clone());
+        WarmUp {
+            stop,
+            writes,
+            thread,
+        }
+    }
+
+    /// How many writes the thread made so far.
+    pub fn writes(&self) -> u32 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for WarmUp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.unpark();
+        }
+    }
+}
+
+fn keep_warm(stop: &AtomicBool, writes: &AtomicU32) {
+    let begun = Instant::now();
+    let Ok((_, mut file)) = warm_up() else {
+        return;
+    };
+    writes.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id().to_string();
+    loop {
+        std::thread::park_timeout(KEEP_ALIVE);
+        if stop.load(Ordering::Relaxed) || begun.elapsed() > MAX_LIFE {
+            return;
+        }
+        if file.write_all(pid.as_bytes()).is_err() {
+            return;
+        }
+        writes.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// The `cgroup.procs` of the cgroup this process is in, in the first hierarchy of
 /// `mountinfo` (`/proc/self/mountinfo`) that `cgroup` (`/proc/self/cgroup`) places it in: a
@@ -71,21 +148,21 @@ pub(crate) fn own_procs_file(cgroup: &str, mountinfo: &str) -> Option<PathBuf> {
 }
 
 /// Write this process's pid to the `cgroup.procs` of the cgroup it is in ([`own_procs_file`]);
-/// the file written, or why not. The process stays where it is.
-pub(crate) fn warm_up() -> Result<PathBuf, String> {
+/// the file written and its open descriptor, or why not. The process stays where it is.
+pub(crate) fn warm_up() -> Result<(PathBuf, File), String> {
     let cgroup = std::fs::read_to_string("/proc/self/cgroup")
         .map_err(|e| format!("reading /proc/self/cgroup: {e}"))?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
-    let file = own_procs_file(&cgroup, &mountinfo)
+    let path = own_procs_file(&cgroup, &mountinfo)
         .ok_or_else(|| "no cgroup mount holds this process".to_owned())?;
-    let mut f = std::fs::OpenOptions::new()
+    let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .open(&file)
-        .map_err(|e| format!("opening {}: {e}", file.display()))?;
-    f.write_all(std::process::id().to_string().as_bytes())
-        .map_err(|e| format!("writing {}: {e}", file.display()))?;
-    Ok(file)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    file.write_all(std::process::id().to_string().as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok((path, file))
 }
 
 #[cfg(test)]
@@ -150,13 +227,45 @@ mod tests {
     fn the_warm_up_leaves_the_process_where_it_was() {
         // as root (tests run as root here and in CI): the write succeeds and moves nothing
         let before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let file = warm_up().unwrap();
+        let (file, _) = warm_up().unwrap();
         assert!(file.ends_with("cgroup.procs"), "{}", file.display());
         let pids = std::fs::read_to_string(&file).unwrap();
         assert!(
             pids.lines().any(|p| p == std::process::id().to_string()),
             "{} does not list this process",
             file.display()
+        );
+        assert_eq!(
+            std::fs::read_to_string("/proc/self/cgroup").unwrap(),
+            before
+        );
+    }
+
+    #[test]
+    fn the_keep_alive_thread_stops_with_its_guard() {
+        let before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let running = || {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .any(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "cgroup-warm-up")
+                })
+        };
+        let guard = WarmUp::start();
+        assert!(guard.thread.is_some(), "the warm-up thread did not start");
+        // it writes again and again while its guard lives (as root every write succeeds)
+        assert!(
+            berth_test_support::wait_until(Duration::from_secs(2), || guard.writes() >= 4),
+            "{} writes in 2 s",
+            guard.writes()
+        );
+        assert!(running(), "the warm-up thread ended while its guard lives");
+        drop(guard);
+        assert!(
+            berth_test_support::wait_until(Duration::from_secs(2), || !running()),
+            "the warm-up thread outlived its guard"
         );
         assert_eq!(
             std::fs::read_to_string("/proc/self/cgroup").unwrap(),

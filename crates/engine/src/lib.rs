@@ -11,7 +11,7 @@
 
 pub mod attach;
 pub mod attachments;
-mod cgwarm;
+pub mod cgwarm;
 pub mod error;
 pub mod etcfiles;
 mod exec;
@@ -1158,15 +1158,13 @@ fn runtime_of(rec: &Record) -> Runtime {
     }
 }
 
-/// Start, on a detached thread, the kernel's wait that the runtime's first cgroup write
-/// would otherwise pay on the critical path of a container's start ([`cgwarm`]): call it
-/// first thing in a command that will start a container, so the wait overlaps the set-up.
-/// Best effort: nothing is reported, and nothing depends on it.
-pub fn warm_up_cgroup_lock() {
-    // the thread ends by itself within a grace period, long before a `run` does
-    let _ = std::thread::Builder::new()
-        .name("cgroup-warm-up".to_owned())
-        .spawn(cgwarm::warm_up);
+/// Start, on a thread, the kernel's wait that the runtime's first cgroup write would
+/// otherwise pay on the critical path of a container's start, and keep the lock's fast path
+/// set up until the returned guard is dropped ([`cgwarm`]): call it first thing in a command
+/// that will start a container and drop the guard once the container started. Best effort:
+/// nothing is reported, and nothing depends on it.
+pub fn warm_up_cgroup_lock() -> cgwarm::WarmUp {
+    cgwarm::WarmUp::start()
 }
 
 /// A new container id (for [`CreateOptions::id`]).

@@ -200,9 +200,10 @@ fn parse_size_or_unlimited(s: &str) -> Result<i64, String> {
 /// `berth run`: create and start; in the foreground, relay the container's output and exit
 /// with its status; with `-d`, print its id.
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
-    // the runtime's cgroup writes come ~10 ms from now: start the kernel's wait for them
-    // beside the set-up (berth_engine::warm_up_cgroup_lock)
-    berth_engine::warm_up_cgroup_lock();
+    // the runtime's cgroup writes come ~10 ms from now (later with a network): start the
+    // kernel's wait for them beside the set-up, kept up until the container started
+    // (berth_engine::warm_up_cgroup_lock)
+    let warm = berth_engine::warm_up_cgroup_lock();
     let engine = args.data.engine().map_err(Failure::run)?;
     let detach = args.detach;
     // checked before anything is set up
@@ -226,7 +227,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             let _ = attachments.teardown();
             Failure::run(anyhow::Error::new(e).context("failed to run the container"))
         })?;
-        drop(lock);
+        drop((lock, warm));
         super::super::image::print(&rec.id).map_err(Failure::run)?;
         return Ok(0);
     }
@@ -242,14 +243,15 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             let _ = attachments.teardown();
             Failure::run(anyhow::Error::new(e).context("failed to start the container"))
         })?;
-        drop(lock);
+        drop((lock, warm));
         return relay_until_exit(&engine, created);
     }
     let created = engine.create_attached(opts).map_err(|e| {
         let _ = attachments.teardown();
         Failure::run(anyhow::Error::new(e).context("failed to create the container"))
     })?;
-    drop(lock);
+    // (the runtime's cgroup writes are in `create`)
+    drop((lock, warm));
     // -t, -i: this command's stdio attached through the monitor (a raw terminal for -t,
     // its size following SIGWINCH; stdin fed for -i) before the start
     let io = AttachStdio::inherit(args.interactive)

@@ -133,6 +133,17 @@ enum Command {
 }
 
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
+/// Whether the command line is `berth run …` or `berth container run …` (global flags before
+/// the command are not looked through: this only decides an early start of the warm-up).
+fn starts_a_container() -> bool {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).take(2).collect();
+    match args.as_slice() {
+        [first, ..] if first == "run" => true,
+        [first, second] => first == "container" && second == "run",
+        _ => false,
+    }
+}
+
 const RUN_LIKE: [&str; 5] = ["run", "create", "start", "exec", "container"];
 
 fn main() -> ExitCode {
@@ -149,6 +160,11 @@ fn main() -> ExitCode {
         Some(a) if a == rootless::PAUSE_ARG => return rootless::pause_main(),
         _ => {}
     }
+    // `berth run` as root: start the kernel's wait for the runtime's cgroup writes before
+    // even the flags are parsed (berth_engine::warm_up_cgroup_lock: a thread; a rootless
+    // berth stays single-threaded until it has entered its namespace, and starts it later)
+    let warm = (rustix::process::geteuid().is_root() && starts_a_container())
+        .then(berth_engine::warm_up_cgroup_lock);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -221,12 +237,12 @@ fn main() -> ExitCode {
         Command::Policy(args) => legacy(commands::trust::policy::run(args)),
         Command::Trust(args) => legacy(commands::trust::tofu::run(args)),
         Command::Admission(args) => legacy(commands::admission::run(args)),
-        Command::Run(args) => c::run::run(args),
+        Command::Run(args) => c::run::run(args, warm),
         Command::Create(args) => c::run::create(args),
         Command::Start(args) => c::start::run(args),
         Command::Exec(args) => c::exec::run(args),
         Command::Attach(args) => c::attach::run(args),
-        Command::Container(args) => c::run(args),
+        Command::Container(args) => c::run(args, warm),
         Command::Ps(args) => c::ps::run(args).map_err(c::Failure::other),
         Command::Logs(args) => c::logs::run(args).map_err(c::Failure::other),
         Command::Stop(args) => c::stop::run(args).map_err(c::Failure::other),

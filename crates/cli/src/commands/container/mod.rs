@@ -82,10 +82,14 @@ pub struct InspectArgs {
 }
 
 /// Run `berth container …`; the exit status.
-pub fn run(args: ContainerArgs) -> Result<i32, Failure> {
+/// `warm`: the cgroup warm-up `main` started for `container run`, if it did.
+pub fn run(
+    args: ContainerArgs,
+    warm: Option<berth_engine::cgwarm::WarmUp>,
+) -> Result<i32, Failure> {
     match args.command {
         ContainerCommand::Ls(a) => ps::run(a).map_err(Failure::other),
-        ContainerCommand::Run(a) => run::run(a),
+        ContainerCommand::Run(a) => run::run(a, warm),
         ContainerCommand::Create(a) => run::create(a),
         ContainerCommand::Start(a) => start::run(a),
         ContainerCommand::Stop(a) => stop::run(a).map_err(Failure::other),

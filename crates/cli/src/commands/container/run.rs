@@ -199,11 +199,12 @@ fn parse_size_or_unlimited(s: &str) -> Result<i64, String> {
 
 /// `berth run`: create and start; in the foreground, relay the container's output and exit
 /// with its status; with `-d`, print its id.
-pub fn run(args: RunArgs) -> Result<i32, Failure> {
-    // the runtime's cgroup writes come ~10 ms from now (later with a network): start the
-    // kernel's wait for them beside the set-up, kept up until the container started
+/// `warm`: the cgroup warm-up `main` started before parsing the flags, if it did.
+pub fn run(args: RunArgs, warm: Option<berth_engine::cgwarm::WarmUp>) -> Result<i32, Failure> {
+    // the runtime's cgroup writes come ~10 ms from now (later with a network): the
+    // kernel's wait for them runs beside the set-up, kept up until the container started
     // (berth_engine::warm_up_cgroup_lock)
-    let warm = berth_engine::warm_up_cgroup_lock();
+    let warm = warm.unwrap_or_else(berth_engine::warm_up_cgroup_lock);
     let engine = args.data.engine().map_err(Failure::run)?;
     let detach = args.detach;
     // checked before anything is set up

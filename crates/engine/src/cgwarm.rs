@@ -28,12 +28,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// How often the warm-up writes again: well inside the ~20 ms after a write during which the
-/// next one is fast (measured: 20 ms apart 0.1 ms, 40 ms apart a whole grace period).
-pub const KEEP_ALIVE: Duration = Duration::from_millis(10);
+/// How often the warm-up writes again. The fast path lasts one grace period after the last
+/// write (measured idle: still set up 15 ms after one; under load once gone 10 ms after
+/// one), and a write that finds it gone waits a whole grace period holding `cgroup_mutex`,
+/// which the runtime's `mkdir` of the container's cgroup then waits for: so well inside the
+/// shortest grace period seen.
+pub const KEEP_ALIVE: Duration = Duration::from_millis(2);
 
-/// The longest the warm-up goes on when its guard is not dropped.
-pub const MAX_LIFE: Duration = Duration::from_secs(5);
+/// The longest the warm-up goes on when its guard is not dropped (a `run` that pulls a large
+/// image first: its runtime then pays the wait itself).
+pub const MAX_LIFE: Duration = Duration::from_secs(2);
 
 /// The warm-up thread ([`crate::warm_up_cgroup_lock`]); dropping it stops the thread (not
 /// waited for: it is at most in one write).

@@ -16,10 +16,13 @@
 //! [`WarmUp`] guard dropped) or [`MAX_LIFE`] has passed, so that a long set-up (a CNI ADD) does
 //! not outlast it. The runtime's own writes then find the lock's fast path set up.
 //!
-//! A host can have this without berth: cgroup's `favordynmods` mount option keeps the fast
-//! path for writers at the cost of slower forks and exits (cgroups(7), cgroup-v2.rst). Nothing
-//! depends on the warm-up: when the file cannot be found or written (rootless, no cgroup
-//! mount), the thread ends at once.
+//! A host can have this without berth: cgroup v2's `favordynmods` mount option (Linux 6.0), or
+//! `cgroup_favordynmods=true` on the kernel command line for v1 and v2 (Linux 6.7), takes
+//! migrations off the grace period at the cost of slower forks and exits (cgroup-v2.rst). On
+//! pure v2 a runtime can also avoid the write lock altogether by starting the container's
+//! process in its cgroup (`clone3` with `CLONE_INTO_CGROUP`); berth-runtime does not yet.
+//! Nothing depends on the warm-up: when the file cannot be found or written (rootless, no
+//! cgroup mount), the thread ends at once.
 
 use std::fs::File;
 use std::io::Write;

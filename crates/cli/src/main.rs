@@ -132,6 +132,47 @@ enum Command {
     Watch(commands::watch::WatchArgs),
 }
 
+/// `berth run …` with only `run`'s own flags: the whole command tree ([`Cli`], every
+/// subcommand's arguments) takes about a millisecond to build at every start, a tenth of a
+/// bare runtime's container start. What this accepts, [`Cli`] parses the same way (the same
+/// `LogArgs` and `RunArgs`; `run_fast_path_parses_as_the_full_command_line` checks);
+/// anything else (`--help`, `--version`, a mistake) goes through [`Cli`] for its usual
+/// output.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version)]
+struct RunCli {
+    #[command(flatten)]
+    log: logging::LogArgs,
+    #[command(subcommand)]
+    command: RunOnly,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunOnly {
+    Run(commands::container::run::RunArgs),
+}
+
+/// The command line: [`RunCli`] first for `berth run`, else (and when it refuses) [`Cli`].
+fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    if args.get(1).is_some_and(|a| a == "run")
+        && let Ok(RunCli {
+            log,
+            command: RunOnly::Run(run),
+        }) = RunCli::try_parse_from(&args)
+    {
+        return Ok(Cli {
+            log,
+            command: Command::Run(run),
+        });
+    }
+    Cli::try_parse_from(args)
+}
+
 /// Commands whose failures exit as `docker run`'s do (125, 126, 127).
 /// Whether the command line is `berth run …` or `berth container run …` (global flags before
 /// the command are not looked through: this only decides an early start of the warm-up).
@@ -165,7 +206,7 @@ fn main() -> ExitCode {
     // berth stays single-threaded until it has entered its namespace, and starts it later)
     let warm = (rustix::process::geteuid().is_root() && starts_a_container())
         .then(berth_engine::warm_up_cgroup_lock);
-    let cli = match Cli::try_parse() {
+    let cli = match parse_from(std::env::args_os()) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -302,5 +343,87 @@ mod tests {
     fn command_line_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+        super::RunCli::command().debug_assert();
+    }
+
+    /// `berth run` through the fast path parses exactly as through the whole command line,
+    /// and whatever the fast path refuses gets the whole command line's answer.
+    #[test]
+    fn run_fast_path_parses_as_the_full_command_line() {
+        use clap::Parser;
+        let accepted: &[&[&str]] = &[
+            &["berth", "run", "busybox"],
+            &["berth", "run", "--rm", "busybox", "true"],
+            &[
+                "berth", "run", "-d", "--name", "web", "-p", "8080:80", "nginx",
+            ],
+            &[
+                "berth",
+                "run",
+                "--rm",
+                "-e",
+                "A=1",
+                "-v",
+                "/tmp:/data:ro",
+                "img",
+                "sh",
+                "-c",
+                "echo $A",
+            ],
+            &[
+                "berth",
+                "run",
+                "--log-level",
+                "debug",
+                "--network",
+                "none",
+                "img",
+                "--",
+                "ls",
+                "-l",
+            ],
+            &[
+                "berth",
+                "run",
+                "--memory",
+                "64m",
+                "--pids-limit",
+                "10",
+                "img",
+                "cat",
+                "--help",
+            ],
+            &[
+                "berth",
+                "run",
+                "--log-format",
+                "json",
+                "--userns",
+                "host",
+                "img",
+            ],
+        ];
+        for args in accepted {
+            let fast = super::parse_from(args.iter().copied()).unwrap();
+            assert!(matches!(fast.command, super::Command::Run(_)), "{args:?}");
+            let full = super::Cli::try_parse_from(args.iter().copied()).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{args:?}");
+        }
+        let refused: &[&[&str]] = &[
+            &["berth", "run"],
+            &["berth", "run", "--help"],
+            &["berth", "run", "--no-such-flag", "img"],
+            &["berth", "run", "--memory", "lots", "img"],
+            &["berth", "--version"],
+        ];
+        for args in refused {
+            let fast = super::parse_from(args.iter().copied()).unwrap_err();
+            let full = super::Cli::try_parse_from(args.iter().copied()).unwrap_err();
+            assert_eq!(fast.kind(), full.kind(), "{args:?}");
+            assert_eq!(fast.to_string(), full.to_string(), "{args:?}");
+        }
+        // not `run`: the whole command line, as before
+        let ps = super::parse_from(["berth", "ps", "-a"]).unwrap();
+        assert!(matches!(ps.command, super::Command::Ps(_)));
     }
 }

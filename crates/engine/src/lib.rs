@@ -353,16 +353,18 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             e
         };
-        let bundle = dir.join("bundle");
-        std::fs::create_dir(&bundle)
-            .map_err(|e| EngineError::io("creating the bundle directory", &bundle, e))
-            .map_err(cleanup)?;
+        // the container's directory is its bundle (config.json beside the record): one
+        // directory to make and to sync fewer (records of older containers name a `bundle`
+        // subdirectory, which works the same)
+        let bundle = dir.clone();
         let root = spec.root.get_or_insert_with(Default::default);
         root.path = rootfs.clone();
-        let config = serde_json::to_vec_pretty(&spec)
+        let config = serde_json::to_vec(&spec)
             .map_err(|e| EngineError::Invalid(format!("serializing config.json: {e}")))
             .map_err(cleanup)?;
-        berth_fsutil::atomic_write(bundle.join("config.json"), &config)
+        // its content synced, its directory entry made durable by the record's write below
+        // (the same directory, synced after both are renamed into place)
+        berth_fsutil::atomic_rewrite(bundle.join("config.json"), &config)
             .map_err(|source| EngineError::Fs {
                 what: "writing",
                 path: bundle.join("config.json"),
@@ -372,7 +374,8 @@ impl Engine {
         let sbom = match opts.sbom {
             Some(s) => {
                 let path = self.layout.sbom(&id);
-                berth_fsutil::atomic_write(&path, &s.content)
+                // as config.json: durable with the record
+                berth_fsutil::atomic_rewrite(&path, &s.content)
                     .map_err(|source| EngineError::Fs {
                         what: "writing the image's verified SBOM to",
                         path,

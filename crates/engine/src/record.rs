@@ -195,13 +195,31 @@ pub fn read(layout: &Layout, id: &str) -> Result<Record> {
     serde_json::from_slice(&data).map_err(|source| EngineError::Corrupt { path, source })
 }
 
+/// Write a new container's record, durably (`berth create` prints the id of a container
+/// that is there after a crash).
 pub fn write(layout: &Layout, rec: &Record) -> Result<()> {
+    write_with(layout, rec, |p, d| berth_fsutil::atomic_write(p, d))
+}
+
+/// Replace a record by its next state: its content durable, the replacement not waited for
+/// ([`berth_fsutil::atomic_rewrite`]). A change lost in a crash is a crash a moment before
+/// it (a `running` record that says `created` is reconciled the same way: the container
+/// did not survive the crash either way), and the next durable write commits it anyway.
+fn rewrite(layout: &Layout, rec: &Record) -> Result<()> {
+    write_with(layout, rec, |p, d| berth_fsutil::atomic_rewrite(p, d))
+}
+
+fn write_with(
+    layout: &Layout,
+    rec: &Record,
+    write: impl FnOnce(&Path, &[u8]) -> std::result::Result<(), berth_fsutil::FsError>,
+) -> Result<()> {
     let path = layout.record(&rec.id);
     let data = serde_json::to_vec_pretty(rec).map_err(|source| EngineError::Corrupt {
         path: path.clone(),
         source,
     })?;
-    berth_fsutil::atomic_write(&path, &data).map_err(|source| EngineError::Fs {
+    write(&path, &data).map_err(|source| EngineError::Fs {
         what: "writing the container record",
         path,
         source,
@@ -233,7 +251,7 @@ pub fn update<T>(
     let _g = lock(layout, id)?;
     let mut rec = read(layout, id)?;
     let out = f(&mut rec);
-    write(layout, &rec)?;
+    rewrite(layout, &rec)?;
     Ok((out, rec))
 }
 
@@ -304,9 +322,11 @@ pub fn remove(layout: &Layout, rec: &Record) -> Result<()> {
     };
     let dir = layout.dir(&rec.id);
     // renamed away first: a racing `lock` (which creates `container.lock`) then finds no
-    // directory, instead of recreating a file in one being emptied
+    // directory, instead of recreating a file in one being emptied. Not waited for: a
+    // removal lost in a crash is a crash a moment before it (the record is found again, as
+    // exited, and removed again), and a `.removing-` leftover is swept at the next start
     let doomed = layout.containers().join(format!(".removing-{}", rec.id));
-    match berth_fsutil::rename_durable(&dir, &doomed) {
+    match berth_fsutil::rename_unsynced(&dir, &doomed) {
         Ok(()) => {}
         Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(()),
         Err(source) => {

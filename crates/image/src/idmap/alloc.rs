@@ -130,7 +130,9 @@ impl IdAllocator {
         let Some(h) = state.ranges.remove(owner) else {
             return Ok(None);
         };
-        self.write(&state)?;
+        // its content durable, the replacement not waited for: a release lost in a crash is
+        // a crash a moment before it, and `release_missing` gives the range back then
+        self.write_with(&state, |p, d| berth_fsutil::atomic_rewrite(p, d))?;
         Ok(Some(IdRange {
             host_start: h.start,
             size: h.size,
@@ -253,13 +255,20 @@ impl IdAllocator {
     }
 
     fn write(&self, state: &State) -> Result<(), IdmapError> {
+        self.write_with(state, |p, d| berth_fsutil::atomic_write(p, d))
+    }
+
+    fn write_with(
+        &self,
+        state: &State,
+        write: impl FnOnce(&Path, &[u8]) -> Result<(), berth_fsutil::FsError>,
+    ) -> Result<(), IdmapError> {
         let path = self.state_path();
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| IdmapError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        berth_fsutil::atomic_write(&path, &bytes)
-            .map_err(|source| IdmapError::Persist { path, source })
+        write(&path, &bytes).map_err(|source| IdmapError::Persist { path, source })
     }
 }
 

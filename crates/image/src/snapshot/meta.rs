@@ -104,6 +104,22 @@ pub(crate) fn read(root: &Path, driver: &'static str) -> Result<Index, SnapshotE
 
 /// Replace the index atomically and durably.
 pub(crate) fn write(root: &Path, index: &Index) -> Result<(), SnapshotError> {
+    write_with(root, index, |p, d| berth_fsutil::atomic_write(p, d))
+}
+
+/// Replace the index atomically after removing snapshots from it: its content durable, the
+/// replacement not waited for ([`berth_fsutil::atomic_rewrite`]). A removal lost in a crash
+/// is a crash a moment before it: the snapshot is still recorded, its directory is where it
+/// was (or in the trash, emptied at the next open), and whoever removed it removes it again.
+pub(crate) fn write_removal(root: &Path, index: &Index) -> Result<(), SnapshotError> {
+    write_with(root, index, |p, d| berth_fsutil::atomic_rewrite(p, d))
+}
+
+fn write_with(
+    root: &Path,
+    index: &Index,
+    write: impl FnOnce(&Path, &[u8]) -> Result<(), berth_fsutil::FsError>,
+) -> Result<(), SnapshotError> {
     let mut bytes =
         serde_json::to_vec_pretty(index).map_err(|source| SnapshotError::CorruptMetadata {
             path: layout::metadata(root),
@@ -111,11 +127,9 @@ pub(crate) fn write(root: &Path, index: &Index) -> Result<(), SnapshotError> {
             source,
         })?;
     bytes.push(b'\n');
-    berth_fsutil::atomic_write(layout::metadata(root), &bytes).map_err(|source| {
-        SnapshotError::WriteMetadata {
-            root: root.to_owned(),
-            source,
-        }
+    write(&layout::metadata(root), &bytes).map_err(|source| SnapshotError::WriteMetadata {
+        root: root.to_owned(),
+        source,
     })
 }
 

@@ -903,7 +903,7 @@ impl Snapshotter for SnapshotStore {
         }
         self.check_not_in_use(key, id)?;
         index.snapshots.remove(key);
-        meta::write(&self.root, &index)?;
+        meta::write_removal(&self.root, &index)?;
         self.crash_point(CrashPoint::Unrecorded);
         let trash = self.unlink_dir(id);
         drop(lock);

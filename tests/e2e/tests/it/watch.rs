@@ -139,9 +139,15 @@ impl Drop for Env {
                 let _ = self.cmd(&["rm", "-f", id]).output();
             }
         }
-        for h in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
-            let _ =
-                std::fs::remove_dir(Path::new(h).join(self.cgroup_parent.trim_start_matches('/')));
+        // the parent is made in every hierarchy the runtime joins: the v2 root (pure v2),
+        // or each v1 controller's mount and `unified` (hybrid)
+        let parent = self.cgroup_parent.trim_start_matches('/');
+        let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            roots.extend(rd.flatten().map(|e| e.path()));
+        }
+        for h in roots {
+            let _ = std::fs::remove_dir(h.join(parent));
         }
     }
 }

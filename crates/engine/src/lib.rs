@@ -215,12 +215,10 @@ impl Engine {
             return Ok(reference.to_owned());
         }
         if record::valid_name(reference)
-            && let Ok(id) = std::fs::read_to_string(self.layout.names().join(reference))
+            && let Ok(id) = record::name_owner(&self.layout.names().join(reference))
+            && self.layout.record(&id).exists()
         {
-            let id = id.trim().to_owned();
-            if self.layout.record(&id).exists() {
-                return Ok(id);
-            }
+            return Ok(id);
         }
         let ids = record::ids(&self.layout)?;
         let hits: Vec<&String> = ids.iter().filter(|i| i.starts_with(reference)).collect();

@@ -264,15 +264,29 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }
 
+/// The id the name index's entry `path` points at. An entry is a symbolic link whose target
+/// is the id: metadata only, so the directory's `fsync` makes it durable whole, where a file
+/// holding the id needs its own `fsync` first. Entries made before 2026-12-05 are such files,
+/// and are read as well. The link is never followed.
+pub(crate) fn name_owner(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_link(path) {
+        Ok(target) => Ok(target.to_string_lossy().into_owned()),
+        // EINVAL: not a symbolic link, an entry of the older kind
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            std::fs::read_to_string(path).map(|s| s.trim().to_owned())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Reserve `name` for `id` (fails if taken).
 pub fn reserve_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
     let lock_path = layout.names_lock();
     let _g = FileLock::exclusive(&lock_path)
         .map_err(|e| EngineError::io("locking the name index", lock_path, e))?;
     let path = layout.names().join(name);
-    match std::fs::read_to_string(&path) {
+    match name_owner(&path) {
         Ok(owner) => {
-            let owner = owner.trim().to_owned();
             // a stale entry (its container is gone) is taken over; the directory is made
             // before the name is reserved, the record after
             if !owner.is_empty() && layout.dir(&owner).exists() {
@@ -285,10 +299,21 @@ pub fn reserve_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(EngineError::io("reading the name index", path, e)),
     }
-    berth_fsutil::atomic_write(&path, id.as_bytes()).map_err(|source| EngineError::Fs {
-        what: "writing the name index",
-        path,
-        source,
+    // made under a temporary name and renamed over the entry (a stale one is replaced
+    // whole); the name index's lock makes the temporary name this process's alone
+    let temp = layout
+        .names()
+        .join(format!(".{name}.tmp.{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    std::os::unix::fs::symlink(id, &temp)
+        .map_err(|e| EngineError::io("writing the name index", &temp, e))?;
+    berth_fsutil::rename_durable(&temp, &path).map_err(|source| {
+        let _ = std::fs::remove_file(&temp);
+        EngineError::Fs {
+            what: "writing the name index",
+            path,
+            source,
+        }
     })
 }
 
@@ -298,8 +323,8 @@ pub fn release_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
     let _g = FileLock::exclusive(&lock_path)
         .map_err(|e| EngineError::io("locking the name index", lock_path, e))?;
     let path = layout.names().join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(owner) if owner.trim() == id => std::fs::remove_file(&path)
+    match name_owner(&path) {
+        Ok(owner) if owner == id => std::fs::remove_file(&path)
             .map_err(|e| EngineError::io("removing from the name index", path, e)),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -455,6 +480,46 @@ mod tests {
             attachments: crate::attachments::Attachments::default(),
             sbom: None,
         }
+    }
+
+    /// The name index: an entry is a symbolic link to its id (never followed), files of the
+    /// older kind are read too, a name whose container exists is refused, a stale one taken
+    /// over, and a release only drops the name of its own container.
+    #[test]
+    fn names_are_links_to_their_ids_and_older_files_still_count() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            root: d.path().to_owned(),
+        };
+        std::fs::create_dir_all(layout.names()).unwrap();
+        let (a, b) = (format!("{:064x}", 1), format!("{:064x}", 2));
+        std::fs::create_dir_all(layout.dir(&a)).unwrap();
+        std::fs::create_dir_all(layout.dir(&b)).unwrap();
+        reserve_name(&layout, "web", &a).unwrap();
+        let entry = layout.names().join("web");
+        assert_eq!(std::fs::read_link(&entry).unwrap(), PathBuf::from(&a));
+        assert!(matches!(
+            reserve_name(&layout, "web", &b),
+            Err(EngineError::NameInUse { id, .. }) if id == a
+        ));
+        release_name(&layout, "web", &b).unwrap();
+        assert_eq!(name_owner(&entry).unwrap(), a);
+        // a's container is gone: the name is taken over
+        std::fs::remove_dir(layout.dir(&a)).unwrap();
+        reserve_name(&layout, "web", &b).unwrap();
+        assert_eq!(name_owner(&entry).unwrap(), b);
+        release_name(&layout, "web", &b).unwrap();
+        assert!(std::fs::symlink_metadata(&entry).is_err());
+        // an entry of the older kind, a file holding the id
+        berth_fsutil::atomic_write(layout.names().join("db"), format!("{b}\n").as_bytes()).unwrap();
+        assert!(matches!(
+            reserve_name(&layout, "db", &a),
+            Err(EngineError::NameInUse { id, .. }) if id == b
+        ));
+        release_name(&layout, "db", &b).unwrap();
+        assert!(!layout.names().join("db").exists());
+        // nothing but the entries is left in the index
+        assert_eq!(std::fs::read_dir(layout.names()).unwrap().count(), 0);
     }
 
     /// An `--rm` container removed by its monitor while `start` updates its record: the

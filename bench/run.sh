@@ -9,6 +9,10 @@
 #   N=10 bench/run.sh            a quick smoke run
 #   BERTH_BIN=target/debug/berth bench/run.sh
 #                                another build (berth-runtime is looked for next to it)
+#   BERTH_BIN_B=/path/to/other/berth bench/run.sh
+#                                a second build in the same rounds ("berth run (B)", its
+#                                runtime the first build's): an A/B of two builds
+#   NO_PODMAN=1 bench/run.sh     leave podman out (an A/B of builds against the floor only)
 #   GAP_MS=100 bench/run.sh      sleep 100 ms before each timed command: each starts as an
 #                                isolated container start does. Back to back (the default),
 #                                a command's first cgroup write finds the kernel's lock still
@@ -98,6 +102,11 @@ cmds = {
     "podman run (crun)": lambda: podman + ["run", "--rm", "--network", "none", *ulimits, "localhost/bench:1", "true"],
     "berth-runtime run": bare,
 }
+if os.environ.get("BERTH_BIN_B"):
+    berth_b = os.environ["BERTH_BIN_B"]
+    cmds["berth run (B)"] = lambda: [berth_b, "run", "--rm", "--network", "none", "--userns", "host", "localhost/bench:1", "true"]
+if os.environ.get("NO_PODMAN"):
+    del cmds["podman run (crun)"]
 
 gap = float(os.environ.get("GAP_MS", "0")) / 1000
 
@@ -130,8 +139,12 @@ lines = [f"# berth run vs podman run vs berth-runtime run — {datetime.date.tod
 for k, v in res.items():
     lines.append(f"| {k} | {med(v):.1f} | {p90(v):.1f} |")
 b = med(res["berth run"])
-lines += ["", f"- podman / berth: {med(res['podman run (crun)']) / b:.2f}× (target ≥ 3×)",
-          f"- berth / bare runtime: {b / med(res['berth-runtime run']):.2f}× (target ≤ 2×)"]
+lines.append("")
+if "podman run (crun)" in res:
+    lines.append(f"- podman / berth: {med(res['podman run (crun)']) / b:.2f}× (target ≥ 3×)")
+lines.append(f"- berth / bare runtime: {b / med(res['berth-runtime run']):.2f}× (target ≤ 2×)")
+if "berth run (B)" in res:
+    lines.append(f"- B / berth: {med(res['berth run (B)']) / b:.3f}× (B: {os.environ['BERTH_BIN_B']})")
 text = "\n".join(lines) + "\n"
 print(text)
 os.makedirs("bench/results", exist_ok=True)

@@ -56,7 +56,9 @@ pub enum EngineError {
         #[source]
         source: berth_fsutil::FsError,
     },
-    #[error("corrupt container record {path}: {source}; remove the directory to discard it")]
+    #[error(
+        "corrupt container record {path}: {source}; `berth rm -f` of the container discards it"
+    )]
     Corrupt {
         path: PathBuf,
         #[source]

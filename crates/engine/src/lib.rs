@@ -763,18 +763,34 @@ impl Engine {
         )
     }
 
-    /// `berth ps [-a]`, oldest first.
+    /// `berth ps [-a]`, oldest first. A container whose record cannot be read is left out
+    /// ([`Engine::list_checked`] says which): one broken record does not hide the others,
+    /// nor stop `run` or `prune`.
     pub fn list(&self, all: bool) -> Result<Vec<Record>> {
+        self.list_checked(all).map(|(records, _)| records)
+    }
+
+    /// [`Engine::list`], and the containers it left out because their record is corrupt
+    /// (each error names the file; `rm -f` discards such a container).
+    pub fn list_checked(&self, all: bool) -> Result<(Vec<Record>, Vec<EngineError>)> {
         let mut out = Vec::new();
+        let mut corrupt = Vec::new();
         for id in record::ids(&self.layout)? {
             match self.reconcile(&id) {
                 Ok(r) if all || r.status != Status::Exited => out.push(r),
                 Ok(_) | Err(EngineError::NotFound(_)) => {}
+                Err(e @ EngineError::Corrupt { .. }) => corrupt.push(e),
                 Err(e) => return Err(e),
             }
         }
         out.sort_by(|a, b| a.created.cmp(&b.created));
-        Ok(out)
+        Ok((out, corrupt))
+    }
+
+    /// The id of every container on disk, its record readable or not: what a clean-up of
+    /// unrecorded leftovers must leave alone.
+    pub fn ids(&self) -> Result<Vec<String>> {
+        record::ids(&self.layout)
     }
 
     /// Where the container `id` keeps its image's verified SBOM ([`Record::sbom`]).
@@ -869,7 +885,11 @@ impl Engine {
     /// `berth rm [-f]`: `force` kills a running container first.
     pub fn remove(&self, reference: &str, force: bool) -> Result<()> {
         let id = self.resolve(reference)?;
-        let rec = self.reconcile(&id)?;
+        let rec = match self.reconcile(&id) {
+            Ok(rec) => rec,
+            Err(EngineError::Corrupt { .. }) if force => return self.discard(&id),
+            Err(e) => return Err(e),
+        };
         let rt = runtime_of(&rec);
         if matches!(
             rec.status,
@@ -912,6 +932,26 @@ impl Engine {
     }
 
     /// `berth container prune`: remove every exited container; returns their ids.
+    /// `rm -f` of a container whose record cannot be read. Its runtime state is deleted with
+    /// the default runtime, killing what still runs (best effort: which runtime the record
+    /// named is lost with it); its directory and its names go. What the record listed — the
+    /// mounted root filesystem, the snapshot, volumes, host ids, a network — is then
+    /// unrecorded, and is taken away as a killed `run`'s is (`setup::collect_killed_runs`,
+    /// which `berth rm` calls next, and every `run` and `system prune` too).
+    fn discard(&self, id: &str) -> Result<()> {
+        if self.layout.runtime_root().join(id).exists()
+            && let Ok(path) = runtime::resolve(runtime::DEFAULT_RUNTIME, &self.search_path)
+        {
+            let rt = Runtime {
+                path,
+                root: self.layout.runtime_root(),
+            };
+            let _ = rt.kill(id, "SIGKILL");
+            let _ = rt.delete_force(id);
+        }
+        record::discard(&self.layout, id)
+    }
+
     pub fn prune(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for rec in self.list(true)? {

@@ -332,6 +332,30 @@ pub fn release_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
     }
 }
 
+/// Remove the directory of a container whose record cannot be read, and every name that
+/// points at it (a name is in the record too, which is lost).
+pub fn discard(layout: &Layout, id: &str) -> Result<()> {
+    {
+        let lock_path = layout.names_lock();
+        let _g = FileLock::exclusive(&lock_path)
+            .map_err(|e| EngineError::io("locking the name index", lock_path, e))?;
+        let names = layout.names();
+        if let Ok(rd) = std::fs::read_dir(&names) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                if name_owner(&e.path()).is_ok_and(|owner| owner == id) {
+                    std::fs::remove_file(e.path()).map_err(|err| {
+                        EngineError::io("removing from the name index", e.path(), err)
+                    })?;
+                }
+            }
+        }
+    }
+    remove_dir(layout, id)
+}
+
 /// Remove a container's directory and name (the caller holds no lock on it), after undoing
 /// its [`Attachments`](crate::attachments::Attachments) (a failure there keeps the record, so
 /// `rm` can be tried again). The directory goes under the container's lock, so an `update`
@@ -340,17 +364,22 @@ pub fn release_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
 pub fn remove(layout: &Layout, rec: &Record) -> Result<()> {
     rec.attachments.teardown()?;
     release_name(layout, &rec.name, &rec.id)?;
-    let _g = match lock(layout, &rec.id) {
+    remove_dir(layout, &rec.id)
+}
+
+/// Remove a container's directory under its lock.
+fn remove_dir(layout: &Layout, id: &str) -> Result<()> {
+    let _g = match lock(layout, id) {
         Ok(g) => Some(g),
         Err(EngineError::NotFound(_)) => None,
         Err(e) => return Err(e),
     };
-    let dir = layout.dir(&rec.id);
+    let dir = layout.dir(id);
     // renamed away first: a racing `lock` (which creates `container.lock`) then finds no
     // directory, instead of recreating a file in one being emptied. Not waited for: a
     // removal lost in a crash is a crash a moment before it (the record is found again, as
     // exited, and removed again), and a `.removing-` leftover is swept at the next start
-    let doomed = layout.containers().join(format!(".removing-{}", rec.id));
+    let doomed = layout.containers().join(format!(".removing-{id}"));
     match berth_fsutil::rename_unsynced(&dir, &doomed) {
         Ok(()) => {}
         Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(()),

@@ -132,8 +132,12 @@ fn inspect(args: NamesArgs) -> anyhow::Result<()> {
 
 /// The containers (any status) attached to `name`.
 fn users(engine: &berth_engine::Engine, name: &str) -> anyhow::Result<Vec<String>> {
-    Ok(engine
-        .list(true)?
+    // a container whose record cannot be read may use it: refused until it is discarded
+    let (records, corrupt) = engine.list_checked(true)?;
+    if let Some(e) = corrupt.into_iter().next() {
+        return Err(anyhow::Error::new(e).context("cannot tell which containers use the network"));
+    }
+    Ok(records
         .into_iter()
         .filter(|r| {
             r.attachments

@@ -125,7 +125,7 @@ fn prune(args: PruneArgs) -> anyhow::Result<()> {
 /// Undo what containers whose `run` was killed before their record existed left behind
 /// (mounts, snapshots, volumes, host ids, networks: `setup::collect_killed_runs`), under the
 /// lock every `run` holds until its record exists.
-fn collect_killed_runs(data: &DataArgs) -> anyhow::Result<usize> {
+pub(crate) fn collect_killed_runs(data: &DataArgs) -> anyhow::Result<usize> {
     let containers = super::container::DataArgs {
         data: data.data.clone(),
     };
@@ -135,8 +135,8 @@ fn collect_killed_runs(data: &DataArgs) -> anyhow::Result<usize> {
     }
     let _lock = super::container::setup::lock_host_ids(&dir)?;
     let engine = containers.engine()?;
-    let live: std::collections::HashSet<String> =
-        engine.list(true)?.into_iter().map(|r| r.id).collect();
+    // every container on disk, its record readable or not
+    let live: std::collections::HashSet<String> = engine.ids()?.into_iter().collect();
     let snap = data.snapshots()?;
     super::container::setup::collect_killed_runs(&dir, &snap, &live)
 }

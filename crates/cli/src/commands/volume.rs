@@ -128,7 +128,12 @@ fn inspect(args: NamesArgs) -> anyhow::Result<()> {
 /// The volumes each container (any status) uses: name → container names.
 fn users(engine: &berth_engine::Engine) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
     let mut by_volume: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for r in engine.list(true)? {
+    // a container whose record cannot be read may use one: refused until it is discarded
+    let (records, corrupt) = engine.list_checked(true)?;
+    if let Some(e) = corrupt.into_iter().next() {
+        return Err(anyhow::Error::new(e).context("cannot tell which containers use volumes"));
+    }
+    for r in records {
         let names: HashSet<&String> = r.attachments.named_volumes.iter().collect();
         for v in names {
             by_volume.entry(v.clone()).or_default().push(r.name.clone());

@@ -154,11 +154,11 @@ pub fn prepare(
     let snap = image.snapshots;
     let mut attachments = Attachments::default();
     let ids_lock = lock_host_ids(dir)?;
+    // every container on disk, its record readable or not
     let live: HashSet<String> = engine
-        .list(true)
+        .ids()
         .map_err(SetupError::from)?
         .into_iter()
-        .map(|r| r.id)
         .collect();
     collect_killed_runs(dir, &args.network_dirs, snap, &live)?;
     let img = Image {

@@ -250,8 +250,7 @@ fn attach_pasta(
     }
     let dirs = args.network_dirs.clone();
     // (the host-id lock is held: no other `run` is between attaching and its record)
-    let live: std::collections::HashSet<String> =
-        engine.list(true)?.into_iter().map(|r| r.id).collect();
+    let live: std::collections::HashSet<String> = engine.ids()?.into_iter().collect();
     crate::network::collect_orphans(&dirs, &|c| live.contains(c))
         .context("failed to clean up the networks of containers whose run was killed")?;
     let (att, address) =

@@ -1150,5 +1150,108 @@ fn a_warm_foreground_run_waits_on_events_and_fsyncs_only_what_crash_safety_needs
     assert_eq!(count(".metadata.json.tmp."), 2, "{fsyncs:#?}");
     let etc = b.data().join("etc");
     assert_eq!(count(etc.to_str().unwrap()), 0, "{fsyncs:#?}");
+    // directories: the name index once (its entry, a symbolic link, has no content to
+    // sync), the container's own once (config.json and the record as `creating`, together);
+    // removals are not waited for (the containers directory, the trash) and neither is the
+    // `running` record's rename
+    let data = b.data();
+    let dir_synced = |d: PathBuf| count(&format!("<{}>", d.display()));
+    assert_eq!(dir_synced(data.join("names")), 1, "{fsyncs:#?}");
+    assert_eq!(
+        count(&format!("{}/", data.join("names").display())),
+        0,
+        "{fsyncs:#?}"
+    );
+    assert_eq!(dir_synced(data.join("containers")), 0, "{fsyncs:#?}");
+    assert_eq!(dir_synced(data.join("snapshots/tmp")), 0, "{fsyncs:#?}");
+    let own: Vec<&&str> = fsyncs
+        .iter()
+        .filter(|l| {
+            l.contains(&format!("<{}/", data.join("containers").display()))
+                && l.ends_with(">) = 0")
+                && !l.contains(".tmp.")
+        })
+        .collect();
+    assert_eq!(
+        own.len(),
+        1,
+        "the container's directory synced once: {fsyncs:#?}"
+    );
+    b.assert_clean();
+}
+
+/// A container whose record is corrupt (a disk error, a hand edit) hides no other: `ps`
+/// lists the rest and names it on stderr, `run` still works, `rm` without `-f` refuses with
+/// the way out, and `rm -f` discards it with what its record held (its mount, snapshot, name
+/// and cgroup), leaving the other containers alone.
+#[test]
+fn a_corrupt_record_hides_nothing_else_and_rm_f_discards_it() {
+    requires_root!();
+    let b = Berth::new();
+    let broken = b
+        .ok(&["create", "--name", "broken", IMAGE, "true"])
+        .trim()
+        .to_owned();
+    let other = b.ok(&["run", "-d", IMAGE, "sleep", "60"]).trim().to_owned();
+    let record = b
+        .data()
+        .join("containers")
+        .join(&broken)
+        .join("container.json");
+    write_file(&record, b"{\"id\": trunc");
+    let out = b.run(&["ps", "-a", "--no-trunc"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&other) && !stdout.contains(&broken),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(record.to_str().unwrap()) && stderr.contains("rm -f"),
+        "{stderr}"
+    );
+    let (code, out, err) = b.run_rm("berth-runtime", &[], &["echo", "still runs"]);
+    assert_eq!((code, out.as_str()), (0, "still runs\n"), "{err}");
+    let out = b.run(&["rm", "broken"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("container.json") && stderr.contains("rm -f"),
+        "{stderr}"
+    );
+    assert!(b.container_snapshots().contains(&broken));
+    let mounted = |id: &str| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(b.data().join("rootfs").join(id).to_str().unwrap())
+    };
+    assert!(mounted(&broken));
+    b.ok(&["rm", "-f", "broken"]);
+    assert!(!b.container_snapshots().contains(&broken), "snapshot left");
+    assert!(!mounted(&broken), "mount left");
+    for left in [
+        b.data().join("containers").join(&broken),
+        b.data().join("rootfs").join(&broken),
+        b.data().join("etc").join(&broken),
+        b.data().join("names/broken"),
+    ] {
+        assert!(
+            std::fs::symlink_metadata(&left).is_err(),
+            "{} left",
+            left.display()
+        );
+    }
+    let cgroups = b.cgroups();
+    assert!(
+        !cgroups.iter().any(|c| c.ends_with(&broken)),
+        "cgroup left: {cgroups:?}"
+    );
+    // the other container was left alone, and goes the ordinary way
+    assert!(mounted(&other));
+    assert_eq!(b.ps_json().len(), 1);
+    b.ok(&["rm", "-f", &other]);
     b.assert_clean();
 }

@@ -31,7 +31,14 @@ pub struct PsArgs {
 
 pub fn run(args: PsArgs) -> anyhow::Result<i32> {
     let engine = args.data.engine()?;
-    let records = engine.list(args.all).context("failed to list containers")?;
+    let (records, corrupt) = engine
+        .list_checked(args.all)
+        .context("failed to list containers")?;
+    // listed on stderr, the others still shown: one broken record hides nothing else
+    for e in &corrupt {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "warning: {e}");
+    }
     let mut out = std::io::stdout().lock();
     let short = |id: &str| -> String {
         if args.no_trunc {

@@ -24,11 +24,29 @@ pub struct RmArgs {
 pub fn run(args: RmArgs) -> anyhow::Result<i32> {
     let engine = args.data.engine()?;
     let _ = args.volumes;
-    super::each(&args.containers, |c| {
+    let mut discarded = false;
+    let removed = super::each(&args.containers, |c| {
+        // `-f` of a container whose record cannot be read discards it (`Engine::remove`)
+        let corrupt = matches!(
+            engine.inspect(c),
+            Err(berth_engine::EngineError::Corrupt { .. })
+        );
         engine
             .remove(c, args.force)
-            .with_context(|| format!("failed to remove container {c}"))
-    })?;
+            .with_context(|| format!("failed to remove container {c}"))?;
+        discarded |= corrupt;
+        Ok(())
+    });
+    if discarded {
+        // what the lost record listed (mount, snapshot, volumes, host ids, network) is
+        // unrecorded now: taken away as a killed `run`'s is
+        let data = crate::commands::image::DataArgs {
+            data: args.data.data.clone(),
+        };
+        crate::commands::system::collect_killed_runs(&data)
+            .context("failed to clean up after the discarded containers")?;
+    }
+    removed?;
     Ok(0)
 }
 

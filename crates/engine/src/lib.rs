@@ -931,7 +931,6 @@ impl Engine {
         record::remove(&self.layout, &rec)
     }
 
-    /// `berth container prune`: remove every exited container; returns their ids.
     /// `rm -f` of a container whose record cannot be read. Its runtime state is deleted with
     /// the default runtime, killing what still runs (best effort: which runtime the record
     /// named is lost with it); its directory and its names go. What the record listed — the
@@ -952,6 +951,8 @@ impl Engine {
         record::discard(&self.layout, id)
     }
 
+    /// `berth container prune`: remove every exited container; returns their ids. A
+    /// container whose record cannot be read is not one of them (`rm -f` discards it).
     pub fn prune(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for rec in self.list(true)? {

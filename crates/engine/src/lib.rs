@@ -884,10 +884,17 @@ impl Engine {
 
     /// `berth rm [-f]`: `force` kills a running container first.
     pub fn remove(&self, reference: &str, force: bool) -> Result<()> {
+        self.remove_or_discard(reference, force).map(drop)
+    }
+
+    /// [`Engine::remove`], saying whether the container was one whose record could not be
+    /// read, discarded (`rm -f`): what its record held is then left for the caller to collect
+    /// as a killed `run`'s (`setup::collect_killed_runs`).
+    pub fn remove_or_discard(&self, reference: &str, force: bool) -> Result<bool> {
         let id = self.resolve(reference)?;
         let rec = match self.reconcile(&id) {
             Ok(rec) => rec,
-            Err(EngineError::Corrupt { .. }) if force => return self.discard(&id),
+            Err(EngineError::Corrupt { .. }) if force => return self.discard(&id).map(|()| true),
             Err(e) => return Err(e),
         };
         let rt = runtime_of(&rec);
@@ -928,7 +935,7 @@ impl Engine {
         if self.layout.runtime_root().join(&id).exists() {
             rt.delete_force(&id)?;
         }
-        record::remove(&self.layout, &rec)
+        record::remove(&self.layout, &rec).map(|()| false)
     }
 
     /// `rm -f` of a container whose record cannot be read. Its runtime state is deleted with

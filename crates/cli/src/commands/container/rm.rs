@@ -26,15 +26,10 @@ pub fn run(args: RmArgs) -> anyhow::Result<i32> {
     let _ = args.volumes;
     let mut discarded = false;
     let removed = super::each(&args.containers, |c| {
-        // `-f` of a container whose record cannot be read discards it (`Engine::remove`)
-        let corrupt = matches!(
-            engine.inspect(c),
-            Err(berth_engine::EngineError::Corrupt { .. })
-        );
-        engine
-            .remove(c, args.force)
+        // `-f` of a container whose record cannot be read discards it
+        discarded |= engine
+            .remove_or_discard(c, args.force)
             .with_context(|| format!("failed to remove container {c}"))?;
-        discarded |= corrupt;
         Ok(())
     });
     if discarded {

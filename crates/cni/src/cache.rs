@@ -10,8 +10,10 @@
 //!                                          "capabilityArgs", "result"}
 //! ```
 //!
-//! Files are replaced atomically and durably (berth-fsutil), so a crash leaves the old entry
-//! or the new one, never a torn file.
+//! Files are replaced atomically, their content fsynced before the rename (berth-fsutil's
+//! `atomic_rewrite`), so a crash leaves the old entry or the new one, never a torn file; the
+//! rename is not waited for (libcni does not sync at all). An entry a crash lost is DEL's
+//! `prevResult` only: DEL then goes from the network's list, as CNI allows.
 
 use std::path::{Path, PathBuf};
 
@@ -95,7 +97,7 @@ pub(crate) fn write(cache_dir: &Path, a: &Attachment) -> Result<PathBuf> {
     })?;
     berth_fsutil::create_dir_all_durable(&results_dir(cache_dir))
         .map_err(|source| CniError::WriteCache { source })?;
-    berth_fsutil::atomic_write(&path, &data).map_err(|source| CniError::WriteCache { source })?;
+    berth_fsutil::atomic_rewrite(&path, &data).map_err(|source| CniError::WriteCache { source })?;
     Ok(path)
 }
 

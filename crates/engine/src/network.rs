@@ -186,14 +186,18 @@ pub fn attach(
         bandwidth: req.bandwidth.map(BandwidthLimits::from),
         pasta: None,
     };
-    // on disk before each ADD too, beside the namespace: a `run` killed before its record
-    // exists leaves what `collect_orphans` needs to undo it (even an ADD cut short, which
-    // has no CNI cache entry yet)
-    let mut record = |a: &NetworkAttachment| -> Result<()> {
-        record(a);
-        write_intent(a)
-    };
-    if let Err(e) = record(&att) {
+    // Every network named, on disk and durable, before the first ADD, beside the namespace:
+    // a `run` killed before its record exists (or a crash) leaves what `collect_orphans`
+    // needs to undo it, even an ADD cut short, which has no CNI cache entry yet (its DEL goes
+    // from the network's list; CNI's DEL tolerates what was never added). The addresses are
+    // added after the ADDs without waiting for the disk: the undo does not need them.
+    att.networks = lists
+        .iter()
+        .enumerate()
+        .map(|(i, list)| (list.name.clone(), format!("eth{i}")))
+        .collect();
+    record(&att);
+    if let Err(e) = write_intent(&att) {
         let _ = detach(&att);
         return Err(e);
     }
@@ -201,11 +205,6 @@ pub fn attach(
     let mut addresses = Vec::new();
     for (i, list) in lists.iter().enumerate() {
         let ifname = format!("eth{i}");
-        att.networks.push((list.name.clone(), ifname.clone()));
-        if let Err(e) = record(&att) {
-            let _ = detach(&att);
-            return Err(e);
-        }
         let mut rt = RuntimeConf::new(container_id, netns.to_string_lossy(), &ifname);
         if i == 0 {
             // published ports and shaping on the first network, as nerdctl does
@@ -229,7 +228,7 @@ pub fn attach(
                     att.addresses.push((list.name.clone(), ip));
                 }
                 addresses.push(ip);
-                record(&att)?;
+                record(&att);
             }
             Err(e) => {
                 let _ = detach(&att);
@@ -239,6 +238,10 @@ pub fn attach(
                 )));
             }
         }
+    }
+    if let Err(e) = rewrite_intent(&att) {
+        let _ = detach(&att);
+        return Err(e);
     }
     Ok((att, addresses))
 }
@@ -274,10 +277,26 @@ fn intent_path(att: &NetworkAttachment) -> PathBuf {
     att.dirs.netns.join(format!("{}.json", att.container_id))
 }
 
+/// The attachment's intent, written whole and durably: what names something to undo.
 pub(crate) fn write_intent(att: &NetworkAttachment) -> Result<()> {
+    store_intent(att, |p, d| berth_fsutil::atomic_write(p, d))
+}
+
+/// The intent again, with facts its undo does not need (addresses, a pid, shaping): written
+/// whole, never torn, but the rename not waited for (`atomic_rewrite`). Lost in a crash, the
+/// durable intent before it still names everything to undo, and the crash took the kernel's
+/// side (namespace, links, rules, processes) with it.
+pub(crate) fn rewrite_intent(att: &NetworkAttachment) -> Result<()> {
+    store_intent(att, |p, d| berth_fsutil::atomic_rewrite(p, d))
+}
+
+fn store_intent(
+    att: &NetworkAttachment,
+    write: fn(&Path, &[u8]) -> std::result::Result<(), berth_fsutil::FsError>,
+) -> Result<()> {
     let path = intent_path(att);
     let text = serde_json::to_vec(att).map_err(|e| EngineError::Invalid(e.to_string()))?;
-    berth_fsutil::atomic_write(&path, &text)
+    write(&path, &text)
         .map_err(|e| EngineError::io("failed to write", &path, std::io::Error::other(e)))
 }
 

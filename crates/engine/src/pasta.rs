@@ -154,7 +154,7 @@ pub fn attach(
         att.addresses.push((NETWORK.to_owned(), ip));
     }
     record(&att);
-    if let Err(e) = crate::network::write_intent(&att) {
+    if let Err(e) = crate::network::rewrite_intent(&att) {
         return Err(undo(&att, e));
     }
     Ok((att, address))

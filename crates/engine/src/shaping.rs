@@ -52,7 +52,7 @@ pub fn update_bandwidth(att: &mut NetworkAttachment, bw: Bandwidth) -> Result<()
         Ok(_) => Some(BandwidthLimits::from(bw)),
         Err(_) => None,
     };
-    crate::network::write_intent(att)?;
+    crate::network::rewrite_intent(att)?;
     outcome.map(|_| ()).map_err(|e| {
         EngineError::Network(format!(
             "failed to change the bandwidth of container {} on network {network} (it is \

@@ -498,6 +498,55 @@ fn a_run_killed_in_the_middle_of_set_up_leaves_nothing_after_system_prune_or_the
     assert!(b.leftovers().is_empty(), "left behind: {:?}", b.leftovers());
 }
 
+/// A warm bridged `run --rm` under strace fsyncs what the network's undo needs after a crash
+/// and nothing more: the attachment's intent durably once, before the first ADD, naming the
+/// network (its content and the namespace directory), then again with the address without
+/// waiting for the directory; the CNI cache entry's content, not its directory (libcni syncs
+/// neither).
+#[test]
+fn a_bridged_run_makes_its_network_intent_durable_once() {
+    requires_root!();
+    requires_tool!("strace", "ip", "nsenter", "iptables-save");
+    let b = NetBerth::new();
+    // warm: berth0's list written, the plugins' versions cached, the cache directory made
+    b.ok(&["run", "--rm", IMAGE, "true"]);
+    let trace = b.dir.path().join("strace.txt");
+    let cmd = b.berth(&["run", "--rm", IMAGE, "true"]);
+    let mut strace = Command::new("strace");
+    strace
+        .args(["-f", "-y", "-o", trace.to_str().unwrap()])
+        .args(["-e", "trace=fsync,fdatasync"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => strace.env(k, v),
+            None => strace.env_remove(k),
+        };
+    }
+    let out = run_with_timeout(&mut strace, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let fsyncs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("sync(") && !l.contains("resumed>"))
+        .collect();
+    let count = |needle: String| fsyncs.iter().filter(|l| l.contains(&needle)).count();
+    // temporary files start with a dot; a directory shows as `<DIR>`
+    let netns = b.data().join("netns");
+    assert_eq!(count(format!("<{}/.", netns.display())), 2, "{fsyncs:#?}");
+    assert_eq!(count(format!("<{}>", netns.display())), 1, "{fsyncs:#?}");
+    let results = b.data().join("cni/cache/results");
+    assert_eq!(count(format!("<{}/.", results.display())), 1, "{fsyncs:#?}");
+    assert_eq!(count(format!("<{}>", results.display())), 0, "{fsyncs:#?}");
+    let left = b.leftovers();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// A network `slow` (a bridge `slow0` on 10.92.0.0/24, then a plugin `slowpoke`) whose
 /// second plugin hangs on `command` (ADD or DEL) — each time, or only while the file
 /// `until_gone` exists (removed as it starts hanging); else its ADD passes the bridge's

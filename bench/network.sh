@@ -13,11 +13,14 @@
 # Measured:
 # 1. `run --rm IMAGE true`: berth on its default bridge network (berth0: bridge + host-local
 #    + portmap + firewall + bandwidth) vs `--network none`, and podman's `run --rm` on its
-#    default network vs `--network none` (podman's backend as `podman info` reports it: CNI
-#    here, Debian 12's podman 4.3 without netavark; its `podman` network is bridge +
-#    host-local + portmap + firewall + tuning). The bridge − none difference of the medians is
-#    what networking adds to a container's whole life (CNI ADD before the start, DEL at the
-#    removal).
+#    default network vs `--network none`, with each of podman's two network backends, chosen
+#    explicitly (`--network-backend`), each with a store of its own: netavark (podman's
+#    default since 4.0 where it is installed, and what issue 16 compares with; Debian's
+#    netavark package) and CNI (its `podman` network is bridge + host-local + portmap +
+#    firewall + tuning: the same standard plugins as berth0). The bridge − none difference
+#    of the medians is what networking adds to a container's whole life (set-up before the
+#    start, teardown at the removal). NETAVARK=0 leaves netavark out where it is not
+#    installed.
 # 2. `create` and `rm` of a container, bridge vs none, for berth: ADD alone (create) and DEL
 #    alone (rm). Target: network setup (ADD) under 30 ms per container.
 # 3. iperf3 from a container's namespace to a server on the bridge's gateway, against
@@ -39,6 +42,12 @@ for tool in podman crun busybox python3 ip nsenter iperf3 iptables; do
     }
 done
 [ -x /usr/lib/cni/bridge ] || { echo "error: no CNI plugins in /usr/lib/cni (containernetworking-plugins)" >&2; exit 1; }
+NETAVARK=${NETAVARK:-1}
+if [ "$NETAVARK" = 1 ] && [ ! -x /usr/lib/podman/netavark ]; then
+    echo "error: netavark is not installed; hint: apt-get install netavark (podman then prefers it" >&2
+    echo "  for stores that have no containers yet), or NETAVARK=0 to compare with CNI alone" >&2
+    exit 1
+fi
 if [ -z "${BERTH_BIN:-}" ]; then
     echo "building berth and berth-runtime (release)" >&2
     cargo build --release -q -p berth-cli -p berth-runtime-cli
@@ -51,9 +60,17 @@ NETNS=berth-bench-net-$$
 WORK=$(mktemp -d /var/tmp/berth-net-bench.XXXXXX)
 chmod 755 "$WORK"
 IN_NS=(nsenter "--net=/run/netns/$NETNS" --)
-PODMAN=("${IN_NS[@]}" podman --root "$WORK/podman/storage" --runroot "$WORK/podman/run"
-        --tmpdir "$WORK/podman/tmp" --network-config-dir "$WORK/podman/networks"
-        --cgroup-manager cgroupfs --events-backend none --storage-driver overlay --runtime crun)
+# one store per backend: podman keeps a container's networks in the backend's own format
+podman_with() {
+    local backend=$1
+    echo "${IN_NS[@]}" podman --network-backend "$backend" --root "$WORK/p-$backend/storage" \
+        --runroot "$WORK/p-$backend/run" --tmpdir "$WORK/p-$backend/tmp" \
+        --network-config-dir "$WORK/p-$backend/networks" --cgroup-manager cgroupfs \
+        --events-backend none --storage-driver overlay --runtime crun
+}
+read -r -a PODMAN <<<"$(podman_with cni)"
+PODMAN_NV=()
+[ "$NETAVARK" = 1 ] && read -r -a PODMAN_NV <<<"$(podman_with netavark)"
 BERTH=(env XDG_DATA_HOME="$WORK/data" XDG_CONFIG_HOME="$WORK/config" NO_COLOR=1
        PATH="$(dirname "$BERTH_BIN"):$PATH" "${IN_NS[@]}" "$BERTH_BIN")
 IPERF_PID=""
@@ -64,6 +81,10 @@ cleanup() {
     # (no `podman system reset`: it removes networks, and the system's CNI lists with them)
     "${PODMAN[@]}" rm -af >/dev/null 2>&1 || true
     "${PODMAN[@]}" rmi -af >/dev/null 2>&1 || true
+    if [ ${#PODMAN_NV[@]} -gt 0 ]; then
+        "${PODMAN_NV[@]}" rm -af >/dev/null 2>&1 || true
+        "${PODMAN_NV[@]}" rmi -af >/dev/null 2>&1 || true
+    fi
     grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     ip netns del "$NETNS" 2>/dev/null || true
     rm -rf "$WORK"
@@ -78,15 +99,22 @@ for a in true sh sleep; do ln -s busybox "$WORK/rootfs/bin/$a"; done
 tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
 "${BERTH[@]}" import "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
 "${PODMAN[@]}" import -q "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
-BACKEND=$("${PODMAN[@]}" info --format '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)
+[ ${#PODMAN_NV[@]} -gt 0 ] && "${PODMAN_NV[@]}" import -q "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
+VERSIONS="$(podman --version), $(dpkg-query -W -f 'containernetworking-plugins ${Version}' containernetworking-plugins 2>/dev/null)"
+[ ${#PODMAN_NV[@]} -gt 0 ] && VERSIONS+=", $(/usr/lib/podman/netavark --version)"
+# what each store reports in use: proves the flag took
+VERSIONS+=", backends in use: $("${PODMAN[@]}" info --format '{{.Host.NetworkBackend}}')"
+[ ${#PODMAN_NV[@]} -gt 0 ] && VERSIONS+=" and $("${PODMAN_NV[@]}" info --format '{{.Host.NetworkBackend}}')"
 
-python3 - "$WORK" "$N" "$IPERF_SECS" "$BACKEND" "$NETNS" "${#BERTH[@]}" "${BERTH[@]}" "${PODMAN[@]}" <<'PY'
+python3 - "$WORK" "$N" "$IPERF_SECS" "$VERSIONS" "$NETNS" "${#BERTH[@]}" "${#PODMAN[@]}" \
+    "${BERTH[@]}" "${PODMAN[@]}" "${PODMAN_NV[@]}" <<'PY'
 import datetime, json, os, random, statistics, subprocess, sys, time
 
 work, n, iperf_secs, backend, netns = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-nb = int(sys.argv[6])
-berth = sys.argv[7:7 + nb]
-podman = sys.argv[7 + nb:]
+nb, npod = int(sys.argv[6]), int(sys.argv[7])
+berth = sys.argv[8:8 + nb]
+podman = sys.argv[8 + nb:8 + nb + npod]
+podman_nv = sys.argv[8 + nb + npod:]
 in_ns = ["nsenter", f"--net=/run/netns/{netns}", "--"]
 ulimits = ["--ulimit", "nofile=1024:4096", "--ulimit", "nproc=4096:4096"]
 img = "localhost/bench:1"
@@ -123,9 +151,12 @@ seed = int(os.environ.get("SEED", "1"))
 runs = {
     "berth run (bridge)": lambda: timed(berth + ["run", "--rm", "--userns", "host", img, "true"]),
     "berth run --network none": lambda: timed(berth + ["run", "--rm", "--userns", "host", "--network", "none", img, "true"]),
-    "podman run (bridge)": lambda: timed(podman + ["run", "--rm", *ulimits, img, "true"]),
-    "podman run --network none": lambda: timed(podman + ["run", "--rm", "--network", "none", *ulimits, img, "true"]),
+    "podman run (bridge, CNI)": lambda: timed(podman + ["run", "--rm", *ulimits, img, "true"]),
+    "podman run --network none (CNI)": lambda: timed(podman + ["run", "--rm", "--network", "none", *ulimits, img, "true"]),
 }
+if podman_nv:
+    runs["podman run (bridge, netavark)"] = lambda: timed(podman_nv + ["run", "--rm", *ulimits, img, "true"])
+    runs["podman run --network none (netavark)"] = lambda: timed(podman_nv + ["run", "--rm", "--network", "none", *ulimits, img, "true"])
 res = abba(runs, n, seed)
 
 # 2. berth's ADD (create) and DEL (rm) alone
@@ -173,21 +204,26 @@ sh(berth + ["rm", "-f", "bench-iperf"])
 
 lines = [f"# bench/network.sh — {datetime.date.today()}", "",
          f"- N={n} each, interleaved ABBA (seed {seed}); {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f} at the end; "
-         f"podman's network backend: {backend}; berth {berth[-1]}", "",
+         f"{backend}; berth {berth[-1]}", "",
          "| command | median ms | p90 ms |", "| --- | ---: | ---: |"]
 for k, v in res.items():
     lines.append(f"| {k} | {med(v):.1f} | {p90(v):.1f} |")
 for k in ("bridge", "none"):
     lines.append(f"| berth create --network {k} | {med(create[k]):.1f} | {p90(create[k]):.1f} |")
     lines.append(f"| berth rm (--network {k}) | {med(remove[k]):.1f} | {p90(remove[k]):.1f} |")
-b_net = med(res["berth run (bridge)"]) - med(res["berth run --network none"])
-p_net = med(res["podman run (bridge)"]) - med(res["podman run --network none"])
+share = lambda bridge, none: med(res[bridge]) - med(res[none])
+shares = [f"berth {share('berth run (bridge)', 'berth run --network none'):.1f} ms",
+          f"podman with CNI {share('podman run (bridge, CNI)', 'podman run --network none (CNI)'):.1f} ms"]
+ratios = [f"{med(res['podman run (bridge, CNI)']) / med(res['berth run (bridge)']):.2f}× with CNI"]
+if podman_nv:
+    shares.append(f"podman with netavark {share('podman run (bridge, netavark)', 'podman run --network none (netavark)'):.1f} ms")
+    ratios.insert(0, f"{med(res['podman run (bridge, netavark)']) / med(res['berth run (bridge)']):.2f}× with netavark")
 add = med(create["bridge"]) - med(create["none"])
 dele = med(remove["bridge"]) - med(remove["none"])
 lines += ["",
-          f"- networking's share of a `run --rm` (bridge − none medians): berth {b_net:.1f} ms, podman {p_net:.1f} ms",
+          f"- networking's share of a `run --rm` (bridge − none medians): {', '.join(shares)}",
           f"- berth's network setup (CNI ADD, create bridge − none): {add:.1f} ms (target < 30 ms); teardown (DEL, rm): {dele:.1f} ms",
-          f"- podman run / berth run, both on their bridge: {med(res['podman run (bridge)']) / med(res['berth run (bridge)']):.2f}× (target ≥ 2×)",
+          f"- podman run / berth run, both on their bridge: {'; '.join(ratios)} (target ≥ 2×)",
           f"- iperf3 ({iperf_secs} s): container → bridge gateway {bridge_gbit:.1f} Gbit/s; loopback {loop_gbit:.1f} Gbit/s "
           f"({bridge_gbit / loop_gbit:.0%} of loopback)"]
 text = "\n".join(lines) + "\n"

@@ -360,30 +360,16 @@ impl Engine {
         let config = serde_json::to_vec(&spec)
             .map_err(|e| EngineError::Invalid(format!("serializing config.json: {e}")))
             .map_err(cleanup)?;
-        // its content synced, its directory entry made durable by the record's write below
-        // (the same directory, synced after both are renamed into place)
-        berth_fsutil::atomic_rewrite(bundle.join("config.json"), &config)
-            .map_err(|source| EngineError::Fs {
-                what: "writing",
-                path: bundle.join("config.json"),
-                source,
-            })
-            .map_err(cleanup)?;
-        let sbom = match opts.sbom {
+        // written with the record below: config.json, the SBOM, the record and the name
+        // synced at once, then their directory
+        let mut beside: Vec<(&str, &[u8])> = vec![("config.json", &config)];
+        let sbom = match &opts.sbom {
             Some(s) => {
-                let path = self.layout.sbom(&id);
-                // as config.json: durable with the record
-                berth_fsutil::atomic_rewrite(&path, &s.content)
-                    .map_err(|source| EngineError::Fs {
-                        what: "writing the image's verified SBOM to",
-                        path,
-                        source,
-                    })
-                    .map_err(cleanup)?;
+                beside.push((record::SBOM_FILE, &s.content));
                 Some(SbomRecord {
-                    manifest: s.manifest,
-                    artifact_type: s.artifact_type,
-                    signer: s.signer,
+                    manifest: s.manifest.clone(),
+                    artifact_type: s.artifact_type.clone(),
+                    signer: s.signer.clone(),
                     sha256: berth_oci::Digest::sha256_of(&s.content).to_string(),
                 })
             }
@@ -416,7 +402,7 @@ impl Engine {
             attachments: opts.attachments,
             sbom,
         };
-        record::write(&self.layout, &rec).map_err(cleanup)?;
+        record::write_new(&self.layout, &rec, &beside).map_err(cleanup)?;
         // made here (the monitor appends to it) and held open for reading: see `Created::log`
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -139,6 +139,11 @@ pub struct Layout {
     pub root: PathBuf,
 }
 
+/// The record's file name in a container's directory.
+pub const RECORD_FILE: &str = "container.json";
+/// The kept SBOM's file name in a container's directory.
+pub const SBOM_FILE: &str = "sbom.json";
+
 impl Layout {
     pub fn containers(&self) -> PathBuf {
         self.root.join("containers")
@@ -147,11 +152,11 @@ impl Layout {
         self.containers().join(id)
     }
     pub fn record(&self, id: &str) -> PathBuf {
-        self.dir(id).join("container.json")
+        self.dir(id).join(RECORD_FILE)
     }
     /// The verified SBOM of the container's image, when one was kept ([`Record::sbom`]).
     pub fn sbom(&self, id: &str) -> PathBuf {
-        self.dir(id).join("sbom.json")
+        self.dir(id).join(SBOM_FILE)
     }
     pub fn lock(&self, id: &str) -> PathBuf {
         self.dir(id).join("container.lock")
@@ -196,9 +201,25 @@ pub fn read(layout: &Layout, id: &str) -> Result<Record> {
 }
 
 /// Write a new container's record, durably (`berth create` prints the id of a container
-/// that is there after a crash).
-pub fn write(layout: &Layout, rec: &Record) -> Result<()> {
-    write_with(layout, rec, |p, d| berth_fsutil::atomic_write(p, d))
+/// that is there after a crash), with the files `beside` it in its directory (`config.json`,
+/// `sbom.json`) and its name's entry ([`reserve_name`]): their contents and the name index
+/// synced at once ([`berth_fsutil::atomic_write_many`]), then the directory.
+pub fn write_new(layout: &Layout, rec: &Record, beside: &[(&str, &[u8])]) -> Result<()> {
+    let path = layout.record(&rec.id);
+    let data = serde_json::to_vec_pretty(rec).map_err(|source| EngineError::Corrupt {
+        path: path.clone(),
+        source,
+    })?;
+    let mut files = beside.to_vec();
+    files.push((RECORD_FILE, &data));
+    let names = layout.names();
+    berth_fsutil::atomic_write_many(&layout.dir(&rec.id), &files, &[&names]).map_err(|source| {
+        EngineError::Fs {
+            what: "writing the container record",
+            path,
+            source,
+        }
+    })
 }
 
 /// Replace a record by its next state: its content durable, the replacement not waited for
@@ -279,7 +300,8 @@ pub(crate) fn name_owner(path: &Path) -> std::io::Result<String> {
     }
 }
 
-/// Reserve `name` for `id` (fails if taken).
+/// Reserve `name` for `id` (fails if taken). The entry is not yet durable: the new
+/// container's record is written with [`write_new`], which syncs the name index with it.
 pub fn reserve_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
     let lock_path = layout.names_lock();
     let _g = FileLock::exclusive(&lock_path)
@@ -307,7 +329,7 @@ pub fn reserve_name(layout: &Layout, name: &str, id: &str) -> Result<()> {
     let _ = std::fs::remove_file(&temp);
     std::os::unix::fs::symlink(id, &temp)
         .map_err(|e| EngineError::io("writing the name index", &temp, e))?;
-    berth_fsutil::rename_durable(&temp, &path).map_err(|source| {
+    berth_fsutil::rename_unsynced(&temp, &path).map_err(|source| {
         let _ = std::fs::remove_file(&temp);
         EngineError::Fs {
             what: "writing the name index",
@@ -565,7 +587,7 @@ mod tests {
             let id = format!("{i:064x}");
             std::fs::create_dir(layout.dir(&id)).unwrap();
             let rec = sample(&id);
-            write(&layout, &rec).unwrap();
+            write_new(&layout, &rec, &[]).unwrap();
             let l2 = layout.clone();
             let id2 = id.clone();
             let t = std::thread::spawn(move || update(&l2, &id2, |r| r.status = Status::Exited));

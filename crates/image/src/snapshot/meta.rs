@@ -107,6 +107,21 @@ pub(crate) fn write(root: &Path, index: &Index) -> Result<(), SnapshotError> {
     write_with(root, index, |p, d| berth_fsutil::atomic_write(p, d))
 }
 
+/// Replace the index atomically and durably after a snapshot's directory was renamed into
+/// `dir` unsynced: the index's content and `dir` are synced at once
+/// ([`berth_fsutil::atomic_write_many`]) before the index is renamed into place, so a
+/// recorded snapshot's directory is always where the index says.
+pub(crate) fn write_after_rename(
+    root: &Path,
+    index: &Index,
+    dir: &Path,
+) -> Result<(), SnapshotError> {
+    write_with(root, index, |p, d| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        berth_fsutil::atomic_write_many(root, &[(name, d)], &[dir])
+    })
+}
+
 /// Replace the index atomically after removing snapshots from it: its content durable, the
 /// replacement not waited for ([`berth_fsutil::atomic_rewrite`]). A removal lost in a crash
 /// is a crash a moment before it: the snapshot is still recorded, its directory is where it

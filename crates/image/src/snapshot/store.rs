@@ -410,7 +410,8 @@ impl SnapshotStore {
         let dest = layout::snapshot_dir(&self.root, id);
         // A directory already there is an unrecorded leftover (numbers are never reused).
         remove_tree(&dest).map_err(io_err(key, "remove stale", &dest))?;
-        berth_fsutil::rename_durable(&tmp.path, &dest).map_err(fs_err(key))?;
+        // synced with the index below, at once (`meta::write_after_rename`)
+        berth_fsutil::rename_unsynced(&tmp.path, &dest).map_err(fs_err(key))?;
         tmp.keep = true;
         self.crash_point(CrashPoint::Renamed);
         let t = now();
@@ -426,7 +427,7 @@ impl SnapshotStore {
         };
         let mounts = self.mounts_of(&index, key, &rec)?;
         index.snapshots.insert(key.to_owned(), rec);
-        meta::write(&self.root, &index)?;
+        meta::write_after_rename(&self.root, &index, &layout::snapshots(&self.root))?;
         Ok(mounts)
     }
 

@@ -35,6 +35,26 @@ impl Drop for ChildGuard {
     }
 }
 
+/// `cmd` (its program, arguments and environment) run under `strace -f -y`, tracing the
+/// system calls `calls` (strace's `-e trace=` list) into `trace`.
+pub fn under_strace(cmd: &Command, trace: &std::path::Path, calls: &str) -> Command {
+    let mut strace = Command::new("strace");
+    strace
+        .args(["-f", "-y", "-o"])
+        .arg(trace)
+        .arg("-e")
+        .arg(format!("trace={calls}"))
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => strace.env(k, v),
+            None => strace.env_remove(k),
+        };
+    }
+    strace
+}
+
 /// Run `cmd` to completion with its stdout and stderr captured (through files, so a chatty
 /// command cannot block on a full pipe); panics if it runs longer than `timeout` (after
 /// killing it).

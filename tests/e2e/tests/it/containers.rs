@@ -11,7 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use berth_test_support::{
-    ChildGuard, berth_bin, requires_root, requires_tool, run_with_timeout, wait_until, write_file,
+    ChildGuard, berth_bin, requires_root, requires_tool, run_with_timeout, under_strace,
+    wait_until, write_file,
 };
 use serde_json::Value;
 
@@ -1120,18 +1121,7 @@ fn a_warm_foreground_run_waits_on_events_and_fsyncs_only_what_crash_safety_needs
     assert_eq!(code, 0, "{err}");
     let trace = b.dir.path().join("strace.txt");
     let cmd = b.cmd(&["run", "--rm", "--runtime", "berth-runtime", IMAGE, "true"]);
-    let mut strace = Command::new("strace");
-    strace
-        .args(["-f", "-y", "-o", trace.to_str().unwrap()])
-        .args(["-e", "trace=fsync,fdatasync,nanosleep,clock_nanosleep"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => strace.env(k, v),
-            None => strace.env_remove(k),
-        };
-    }
+    let mut strace = under_strace(&cmd, &trace, "fsync,fdatasync,nanosleep,clock_nanosleep");
     let out = run_with_timeout(&mut strace, Duration::from_secs(120));
     assert!(
         out.status.success(),

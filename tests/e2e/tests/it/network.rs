@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use berth_test_support::{
-    berth_bin, requires_root, requires_tool, run_with_timeout, wait_until, write_file,
+    berth_bin, requires_root, requires_tool, run_with_timeout, under_strace, wait_until, write_file,
 };
 
 const IMAGE: &str = "localhost/busybox:net";
@@ -512,18 +512,7 @@ fn a_bridged_run_makes_its_network_intent_durable_once() {
     b.ok(&["run", "--rm", IMAGE, "true"]);
     let trace = b.dir.path().join("strace.txt");
     let cmd = b.berth(&["run", "--rm", IMAGE, "true"]);
-    let mut strace = Command::new("strace");
-    strace
-        .args(["-f", "-y", "-o", trace.to_str().unwrap()])
-        .args(["-e", "trace=fsync,fdatasync"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => strace.env(k, v),
-            None => strace.env_remove(k),
-        };
-    }
+    let mut strace = under_strace(&cmd, &trace, "fsync,fdatasync");
     let out = run_with_timeout(&mut strace, Duration::from_secs(120));
     assert!(
         out.status.success(),

@@ -35,9 +35,15 @@ impl Drop for ChildGuard {
     }
 }
 
-/// `cmd` (its program, arguments and environment) run under `strace -f -y`, tracing the
-/// system calls `calls` (strace's `-e trace=` list) into `trace`.
-pub fn under_strace(cmd: &Command, trace: &std::path::Path, calls: &str) -> Command {
+/// Run `cmd` (its program, arguments and environment) under `strace -f -y`, tracing the
+/// system calls `calls` (strace's `-e trace=` list) into `trace`; panics unless it succeeds
+/// within `timeout`. Returns the trace.
+pub fn run_under_strace(
+    cmd: &Command,
+    trace: &std::path::Path,
+    calls: &str,
+    timeout: Duration,
+) -> String {
     let mut strace = Command::new("strace");
     strace
         .args(["-f", "-y", "-o"])
@@ -52,7 +58,14 @@ pub fn under_strace(cmd: &Command, trace: &std::path::Path, calls: &str) -> Comm
             None => strace.env_remove(k),
         };
     }
-    strace
+    let out = run_with_timeout(&mut strace, timeout);
+    assert!(
+        out.status.success(),
+        "{cmd:?} under strace: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(trace)
+        .unwrap_or_else(|e| panic!("reading the trace {}: {e}", trace.display()))
 }
 
 /// Run `cmd` to completion with its stdout and stderr captured (through files, so a chatty

@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use berth_test_support::{
-    ChildGuard, berth_bin, requires_root, requires_tool, run_with_timeout, under_strace,
+    ChildGuard, berth_bin, requires_root, requires_tool, run_under_strace, run_with_timeout,
     wait_until, write_file,
 };
 use serde_json::Value;
@@ -1121,14 +1121,12 @@ fn a_warm_foreground_run_waits_on_events_and_fsyncs_only_what_crash_safety_needs
     assert_eq!(code, 0, "{err}");
     let trace = b.dir.path().join("strace.txt");
     let cmd = b.cmd(&["run", "--rm", "--runtime", "berth-runtime", IMAGE, "true"]);
-    let mut strace = under_strace(&cmd, &trace, "fsync,fdatasync,nanosleep,clock_nanosleep");
-    let out = run_with_timeout(&mut strace, Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = run_under_strace(
+        &cmd,
+        &trace,
+        "fsync,fdatasync,nanosleep,clock_nanosleep",
+        Duration::from_secs(120),
     );
-    let text = std::fs::read_to_string(&trace).unwrap();
     let sleeps: Vec<&str> = text.lines().filter(|l| l.contains("nanosleep(")).collect();
     assert!(sleeps.is_empty(), "timer sleeps: {sleeps:#?}");
     let fsyncs: Vec<&str> = text

@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use berth_test_support::{
-    berth_bin, requires_root, requires_tool, run_with_timeout, under_strace, wait_until, write_file,
+    berth_bin, requires_root, requires_tool, run_under_strace, run_with_timeout, wait_until,
+    write_file,
 };
 
 const IMAGE: &str = "localhost/busybox:net";
@@ -512,14 +513,7 @@ fn a_bridged_run_makes_its_network_intent_durable_once() {
     b.ok(&["run", "--rm", IMAGE, "true"]);
     let trace = b.dir.path().join("strace.txt");
     let cmd = b.berth(&["run", "--rm", IMAGE, "true"]);
-    let mut strace = under_strace(&cmd, &trace, "fsync,fdatasync");
-    let out = run_with_timeout(&mut strace, Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(&trace).unwrap();
+    let text = run_under_strace(&cmd, &trace, "fsync,fdatasync", Duration::from_secs(120));
     let fsyncs: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("sync(") && !l.contains("resumed>"))

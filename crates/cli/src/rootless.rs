@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
+use crate::commands::container::MONITOR_BIN;
 use anyhow::Context;
 use berth_image::spec::{IdRange, subid_ranges};
 
@@ -104,8 +105,9 @@ fn join_pause(pid: i32) -> anyhow::Result<()> {
     })
 }
 
-/// A process of `uid` running `berth __monitor` in a user namespace other than this
-/// process's: a container's monitor, in the namespace of a pause process that is gone.
+/// A process of `uid` running `berth-monitor` or `berth __monitor` in a user namespace other
+/// than this process's: a container's monitor, in the namespace of a pause process that is
+/// gone.
 fn monitor_in_other_namespace(uid: u32) -> Option<i32> {
     let own = std::fs::read_link("/proc/self/ns/user").ok()?;
     let mut pids: Vec<i32> = std::fs::read_dir("/proc")
@@ -116,10 +118,13 @@ fn monitor_in_other_namespace(uid: u32) -> Option<i32> {
     pids.sort_unstable();
     pids.into_iter().find(|pid| {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let is_monitor = cmdline
-            .split(|b| *b == 0)
-            .nth(1)
-            .is_some_and(|a| a == b"__monitor");
+        let mut argv = cmdline.split(|b| *b == 0);
+        let program = argv.next().unwrap_or_default();
+        let is_monitor = program
+            .rsplit(|b| *b == b'/')
+            .next()
+            .is_some_and(|name| name == MONITOR_BIN.as_bytes())
+            || argv.next().is_some_and(|a| a == b"__monitor");
         is_monitor
             && process_uid(*pid) == Some(uid)
             && std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns != own)

@@ -554,7 +554,7 @@ fn helper_caller_creates_and_exits() {
     let engine = Engine::new(
         PathBuf::from(root),
         MonitorCommand {
-            program: PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor")),
+            program: PathBuf::from(env!("CARGO_BIN_EXE_berth-engine-monitor")),
             args: vec![],
         },
     )

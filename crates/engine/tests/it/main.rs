@@ -30,7 +30,7 @@ pub fn monitor() -> MonitorCommand {
     MonitorCommand {
         #[allow(clippy::disallowed_methods, reason = "a test knob")]
         program: std::env::var_os("BERTH_MONITOR_BIN").map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_berth-monitor")),
+            || PathBuf::from(env!("CARGO_BIN_EXE_berth-engine-monitor")),
             PathBuf::from,
         ),
         args: vec![],

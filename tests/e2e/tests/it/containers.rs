@@ -83,7 +83,12 @@ impl Berth {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(berth_bin());
+        self.cmd_with(&berth_bin(), args)
+    }
+
+    /// [`Berth::cmd`] of another `berth` binary (a copy somewhere else).
+    fn cmd_with(&self, berth: &std::path::Path, args: &[&str]) -> Command {
+        let mut c = Command::new(berth);
         // `run` and `create` (also as `container run|create`) get the cgroup parent
         let verb = match args {
             ["container", v, ..] => 2 * usize::from(matches!(*v, "run" | "create")),
@@ -385,6 +390,99 @@ fn detached_logs_follow_stop_rm() {
         assert_eq!(b.ok(&["rm", &name]).trim(), name);
         b.assert_clean();
     }
+}
+
+/// What a container's monitor runs as: `/proc/PID/exe`, its arguments, and its peak resident
+/// memory (KiB), from the record of container `id` of `b`.
+fn monitor_process(b: &Berth, id: &str) -> (PathBuf, Vec<String>, u64) {
+    let record = b.data().join("containers").join(id).join("container.json");
+    let rec: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let pid = rec["monitor_pid"].as_i64().expect("a monitor pid");
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv = argv
+        .split(|c| *c == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in the monitor's status");
+    (exe, argv, hwm)
+}
+
+/// `berth` runs its containers' monitors as the `berth-monitor` binary installed beside it
+/// (`cargo install --path crates/cli` installs both), which links only the engine, and as its
+/// own `berth __monitor` when that binary is missing: either way the container runs, logs,
+/// stops and is removed, and the small monitor holds less memory for the container's life.
+#[test]
+fn the_monitor_is_berth_monitor_beside_berth_else_berth_itself() {
+    requires_root!();
+    let b = Berth::new();
+    let installed = berth_bin();
+    let beside = installed.with_file_name("berth-monitor");
+    assert!(
+        beside.is_file(),
+        "{} is not built\nhint: cargo build -p berth-cli builds it with berth",
+        beside.display()
+    );
+    // a `berth` in a directory of its own with the runtime it finds beside it but no
+    // monitor (hard links where the file system allows, so that /proc/PID/exe names this
+    // path; copies otherwise)
+    let lone_dir = tempfile::Builder::new()
+        .prefix("berth-alone-")
+        .tempdir_in(b.dir.path())
+        .unwrap();
+    let lone = lone_dir.path().join("berth");
+    for name in ["berth", "berth-runtime"] {
+        let (from, to) = (installed.with_file_name(name), lone.with_file_name(name));
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+    let script = "echo up; trap 'exit 0' TERM; while true; do sleep 0.1; done";
+    let mut memory = Vec::new();
+    for (berth, monitor, args) in [
+        (&installed, &beside, vec![]),
+        (&lone, &lone, vec!["__monitor".to_owned()]),
+    ] {
+        let out = run_with_timeout(
+            &mut b.cmd_with(berth, &["run", "-d", IMAGE, "sh", "-c", script]),
+            Duration::from_secs(120),
+        );
+        assert!(out.status.success(), "{}: run -d: {out:?}", berth.display());
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let (exe, argv, hwm) = monitor_process(&b, &id);
+        assert_eq!(
+            &exe,
+            monitor,
+            "the monitor of {}'s container",
+            berth.display()
+        );
+        assert_eq!(argv[1..1 + args.len()], args[..], "{argv:?}");
+        assert_eq!(argv[1 + args.len()], b.data().to_str().unwrap(), "{argv:?}");
+        assert_eq!(argv[2 + args.len()], id, "{argv:?}");
+        assert!(
+            wait_until(Duration::from_secs(20), || b.ok(&["logs", &id]) == "up\n"),
+            "{}: the monitor relays the output",
+            berth.display()
+        );
+        assert_eq!(b.ok(&["stop", "-t", "10", &id]).trim(), id);
+        assert_eq!(b.ok(&["wait", &id]).trim(), "0");
+        assert_eq!(b.ok(&["rm", &id]).trim(), id);
+        b.assert_clean();
+        memory.push(hwm);
+    }
+    assert!(
+        memory[0] < memory[1],
+        "berth-monitor's peak RSS {} KiB, berth __monitor's {} KiB",
+        memory[0],
+        memory[1]
+    );
 }
 
 #[test]

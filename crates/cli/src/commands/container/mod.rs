@@ -167,19 +167,13 @@ impl DataArgs {
         crate::dirs::data_dir(self.data.clone())
     }
 
-    /// The engine over the data directory, its monitor this binary's `__monitor` mode,
-    /// runtimes given by name looked up on `PATH` (and the sbin directories).
+    /// The engine over the data directory, its monitor [`monitor_command`], runtimes given
+    /// by name looked up on `PATH` (and the sbin directories).
     pub fn engine(&self) -> anyhow::Result<Engine> {
         let dir = self.dir()?;
         let exe = std::env::current_exe().context("failed to find the berth binary")?;
-        let engine = Engine::new(
-            &dir,
-            MonitorCommand {
-                program: exe,
-                args: vec!["__monitor".into()],
-            },
-        )
-        .with_context(|| format!("failed to open the container state in {}", dir.display()))?;
+        let engine = Engine::new(&dir, monitor_command(exe))
+            .with_context(|| format!("failed to open the container state in {}", dir.display()))?;
         Ok(engine.with_search_path(crate::dirs::search_path()))
     }
 
@@ -187,6 +181,31 @@ impl DataArgs {
     pub fn image_data(&self) -> super::image::DataArgs {
         super::image::DataArgs {
             data: self.data.clone(),
+        }
+    }
+}
+
+/// The name of the monitor binary installed next to `berth`.
+pub const MONITOR_BIN: &str = "berth-monitor";
+
+/// The monitor: `berth-monitor` next to the `berth` binary `exe` when it is there (installed
+/// together by `cargo install --path crates/cli`; it links only the engine, so it starts
+/// sooner and holds less memory for its container's whole life), else `exe`'s own
+/// `__monitor` mode.
+fn monitor_command(exe: PathBuf) -> MonitorCommand {
+    let beside = exe.with_file_name(MONITOR_BIN);
+    let executable = std::fs::metadata(&beside).is_ok_and(|m| {
+        m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+    });
+    if executable {
+        MonitorCommand {
+            program: beside,
+            args: vec![],
+        }
+    } else {
+        MonitorCommand {
+            program: exe,
+            args: vec!["__monitor".into()],
         }
     }
 }

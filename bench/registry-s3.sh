@@ -11,11 +11,18 @@
 #   S3_SERVER=s3s-fs CONTENDERS="berth-1 berth-2" bench/registry-s3.sh
 #
 # Parameters (environment):
-#   S3_SERVER=moto    moto (moto_server from $BERTH_MOTO_SERVER or PATH) or s3s-fs. The
-#                     default is moto because docker-registry 2.8's S3 driver cannot push to
-#                     s3s-fs 0.14.1 (it lists multipart uploads to resume each chunked upload;
-#                     s3s-fs answers ListMultipartUploads with 501): on s3s-fs only the berth
-#                     contenders run.
+#   S3_SERVER=moto    moto (moto_server from $BERTH_MOTO_SERVER or PATH), s3s-fs, or
+#                     seaweedfs. The default is moto because docker-registry 2.8's S3 driver
+#                     cannot push to s3s-fs 0.14.1 (it lists multipart uploads to resume each
+#                     chunked upload; s3s-fs answers ListMultipartUploads with 501): on s3s-fs
+#                     only the berth contenders run. seaweedfs is `weed mini` (master,
+#                     volume, filer and S3 gateway in one multi-threaded Go process; files
+#                     under a temporary directory), from $BERTH_WEED or `weed` on PATH. It
+#                     is not in scripts/test: its go.mod has replace directives, so `go
+#                     install` refuses it; build it by hand from the Go module proxy:
+#                       d=$(go mod download -json github.com/seaweedfs/seaweedfs@v0.0.0-20261109003541-7506e5f91cd6 | jq -r .Dir)
+#                       cp -r "$d" /tmp/weed-src && chmod -R u+w /tmp/weed-src
+#                       (cd /tmp/weed-src && go build -o /usr/local/bin/weed ./weed)
 #   CONTENDERS="docker-registry berth-1 berth-2"   which to run; berth's run once its S3
 #                     driver exists (`[storage.s3]` in its configuration)
 #   ROUNDS=3          rounds; each round starts every contender fresh, on a fresh S3 server
@@ -86,8 +93,16 @@ s3s-fs)
         exit 1
     fi
     ;;
+seaweedfs)
+    WEED=${BERTH_WEED:-$(command -v weed || true)}
+    if [ -z "$WEED" ] || [ ! -x "$WEED" ]; then
+        echo "error: SeaweedFS's weed is missing (BERTH_WEED unset and no weed on PATH)" >&2
+        echo "hint: build it from the Go module proxy as this script's header says" >&2
+        exit 1
+    fi
+    ;;
 *)
-    echo "error: S3_SERVER must be moto or s3s-fs, not '$S3_SERVER'" >&2
+    echo "error: S3_SERVER must be moto, s3s-fs or seaweedfs, not '$S3_SERVER'" >&2
     exit 1
     ;;
 esac
@@ -192,14 +207,40 @@ start_s3() { # dir -> sets S3_ENDPOINT
         s3s-fs --host 127.0.0.1 --port "$port" --access-key "$S3_ACCESS" --secret-key "$S3_SECRET" \
             "$dir/root" >"$dir/s3.log" 2>&1 &
         ;;
+    seaweedfs)
+        # every listener on 127.0.0.1 and a free port of its own; no WebDAV, admin UI,
+        # Iceberg or Lance endpoints; the bench's credentials as its one identity
+        printf '{"identities":[{"name":"bench","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}\n' \
+            "$S3_ACCESS" "$S3_SECRET" >"$dir/s3.json"
+        local -a ports=()
+        local i
+        for i in 1 2 3 4 5 6 7 8 9; do ports+=("$(free_port)"); done
+        "$WEED" mini -dir="$dir/root" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+            -master.port="${ports[0]}" -master.port.grpc="${ports[1]}" \
+            -volume.port="${ports[2]}" -volume.port.grpc="${ports[3]}" \
+            -filer.port="${ports[4]}" -filer.port.grpc="${ports[5]}" \
+            -s3.port="$port" -s3.port.grpc="${ports[6]}" -s3.port.iceberg=0 -s3.port.lance=0 \
+            -admin.ui=false -admin.port="${ports[7]}" -admin.port.grpc="${ports[8]}" -webdav=false \
+            -s3.config="$dir/s3.json" >"$dir/s3.log" 2>&1 &
+        ;;
     esac
     PIDS+=($!)
     started "$S3_SERVER" "$port" "$dir/s3.log" || return 1
     S3_ENDPOINT=http://127.0.0.1:$port
     S3_LOG=$dir/s3.log
     # (set -e does not hold inside `start`'s loop condition: every failure exits by hand)
-    if ! curl -sS -f -o /dev/null -X PUT --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS:$S3_SECRET" \
-        -H "x-amz-content-sha256:$EMPTY_SHA256" "$S3_ENDPOINT/$S3_BUCKET"; then
+    # SeaweedFS's gateway listens before its filer is up: a few tries, 10 s at most
+    local tries=50 created=""
+    while [ "$tries" -gt 0 ]; do
+        if curl -sS -f -o /dev/null -X PUT --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS:$S3_SECRET" \
+            -H "x-amz-content-sha256:$EMPTY_SHA256" "$S3_ENDPOINT/$S3_BUCKET" 2>/dev/null; then
+            created=1
+            break
+        fi
+        tries=$((tries - 1))
+        sleep 0.2
+    done
+    if [ -z "$created" ]; then
         echo "error: $S3_SERVER refused to create the bucket $S3_BUCKET; its log:" >&2
         cat "$dir/s3.log" >&2
         exit 1
@@ -511,6 +552,7 @@ OUT=$ROOT/bench/results/$DATE-s3.md
     case $S3_SERVER in
     moto) echo "- S3 server: moto $("${MOTO%/*}/python3" -m pip show moto 2>/dev/null | awk '/^Version:/ { print $2 }') (\`moto_server\`, in memory), fresh for every contender and round" ;;
     s3s-fs) echo "- S3 server: $(s3s-fs --version) (files under a temporary root), fresh for every contender and round" ;;
+    seaweedfs) echo "- S3 server: SeaweedFS $("$WEED" version 2>/dev/null | awk '{ print $3 }') (\`weed mini\`, files under a temporary directory), fresh for every contender and round" ;;
     esac
     echo "- proxy: $(nginx -v 2>&1 | cut -d' ' -f3), round-robin, 2 workers, HTTP/1.1 keepalive to the upstreams, no buffering; in front of every contender"
     echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"

@@ -9,8 +9,26 @@ use crate::error::{EngineError, Result};
 /// The runtime used when none is named.
 pub const DEFAULT_RUNTIME: &str = "berth-runtime";
 
+/// Whether `helper` may be run because it sits beside `exe`, the running binary (a
+/// `berth-runtime`, a `berth-monitor`): a regular executable file that nobody can have put
+/// or changed there who could not also change `exe` itself. Its owner is root, this
+/// process's effective user or `exe`'s owner; nobody else may write to it (a group may when
+/// it may write to `exe` too). Beside a `berth` started from a directory others can write to
+/// (`/tmp`), anyone could otherwise leave a file of that name for root to run.
+pub fn trusted_helper(helper: &Path, exe: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(h), Ok(e)) = (std::fs::metadata(helper), std::fs::metadata(exe)) else {
+        return false;
+    };
+    let euid = rustix::process::geteuid().as_raw();
+    let owner = h.uid() == 0 || h.uid() == euid || h.uid() == e.uid();
+    let group = h.mode() & 0o020 == 0 || (e.mode() & 0o020 != 0 && e.gid() == h.gid());
+    h.is_file() && h.mode() & 0o111 != 0 && h.mode() & 0o002 == 0 && owner && group
+}
+
 /// Find a runtime: a path (contains `/`) is taken as is; a name is looked up next to the
-/// running binary (and in its parent directory), then in `search_path` (the caller's `PATH`).
+/// running binary (and in its parent directory), where only a [`trusted_helper`] counts,
+/// then in `search_path` (the caller's `PATH`).
 pub fn resolve(runtime: &str, search_path: &[PathBuf]) -> Result<PathBuf> {
     let not_found = || EngineError::RuntimeNotFound {
         runtime: runtime.to_owned(),
@@ -27,7 +45,7 @@ pub fn resolve(runtime: &str, search_path: &[PathBuf]) -> Result<PathBuf> {
     {
         for d in [Some(dir), dir.parent()].into_iter().flatten() {
             let c = d.join(runtime);
-            if c.is_file() {
+            if trusted_helper(&c, &exe) {
                 return Ok(c);
             }
         }
@@ -190,5 +208,56 @@ impl Deleting {
             op: "delete",
             stderr,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn file(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        berth_test_support::write_file(&p, b"#!/bin/sh\n");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_helper_beside_berth_counts_only_when_nobody_else_could_have_put_it_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = file(dir.path(), "berth", 0o755);
+        let ok = |name, mode| trusted_helper(&file(dir.path(), name, mode), &exe);
+        assert!(ok("ok", 0o755));
+        assert!(ok("owner-only", 0o700));
+        assert!(!ok("group-writable", 0o775), "berth itself is not");
+        assert!(!ok("world-writable", 0o757));
+        assert!(!ok("not-executable", 0o644));
+        assert!(!trusted_helper(&dir.path().join("missing"), &exe));
+        let sub = dir.path().join("a-directory");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(!trusted_helper(&sub, &exe));
+        // a group that may write to berth may write to its helpers (user-private groups)
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o775)).unwrap();
+        assert!(ok("group-writable-too", 0o775));
+        assert!(!ok("world-writable-still", 0o777));
+    }
+
+    #[test]
+    fn a_helper_owned_by_another_user_is_not_run() {
+        // giving a file away needs root
+        berth_test_support::requires_root!();
+        let dir = tempfile::tempdir().unwrap();
+        let exe = file(dir.path(), "berth", 0o755);
+        let theirs = file(dir.path(), "theirs", 0o755);
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        assert!(!trusted_helper(&theirs, &exe));
+        // unless they own berth itself too: they could change that as well
+        std::os::unix::fs::chown(&exe, Some(65534), Some(65534)).unwrap();
+        assert!(trusted_helper(&theirs, &exe));
+        std::os::unix::fs::chown(&exe, Some(0), Some(0)).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(0), Some(0)).unwrap();
+        assert!(trusted_helper(&theirs, &exe), "root's own");
     }
 }

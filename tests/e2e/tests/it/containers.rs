@@ -483,6 +483,71 @@ fn the_monitor_is_berth_monitor_beside_berth_else_berth_itself() {
         memory[0],
         memory[1]
     );
+
+    // helpers that others could have left beside `berth` are never run: a `berth-monitor`
+    // and a `berth-runtime` anyone may write to, each marking when it is run
+    let planted_dir = tempfile::Builder::new()
+        .prefix("berth-planted-")
+        .tempdir_in(b.dir.path())
+        .unwrap();
+    let planted = planted_dir.path().join("berth");
+    if std::fs::hard_link(&installed, &planted).is_err() {
+        std::fs::copy(&installed, &planted).unwrap();
+    }
+    let ran = planted_dir.path().join("ran");
+    for name in ["berth-monitor", "berth-runtime"] {
+        let p = planted_dir.path().join(name);
+        write_file(
+            &p,
+            format!("#!/bin/sh\necho {name} >> {}\nexit 1\n", ran.display()).as_bytes(),
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let real_runtime = installed.with_file_name("berth-runtime");
+    let out = run_with_timeout(
+        &mut b.cmd_with(
+            &planted,
+            &[
+                "run",
+                "-d",
+                "--runtime",
+                real_runtime.to_str().unwrap(),
+                IMAGE,
+                "sh",
+                "-c",
+                script,
+            ],
+        ),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "planted: run -d: {out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: not running") && stderr.contains("berth-monitor"),
+        "the planted monitor is named: {stderr}"
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let (exe, argv, _) = monitor_process(&b, &id);
+    assert_eq!(exe, planted, "berth runs as its own monitor");
+    assert_eq!(argv[1], "__monitor", "{argv:?}");
+    assert_eq!(b.ok(&["rm", "-f", &id]).trim(), id);
+    // the runtime by name: the writable one beside `berth` is passed over for PATH's, or
+    // none is found; either way it is not run
+    let out = run_with_timeout(
+        &mut b.cmd_with(&planted, &["run", "--rm", IMAGE, "true"]),
+        Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || stderr.contains("runtime \"berth-runtime\" not found"),
+        "planted: run --rm: {out:?}"
+    );
+    assert!(
+        !ran.exists(),
+        "a planted helper ran: {}",
+        std::fs::read_to_string(&ran).unwrap_or_default()
+    );
+    b.assert_clean();
 }
 
 #[test]

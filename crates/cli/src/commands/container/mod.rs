@@ -189,15 +189,22 @@ impl DataArgs {
 pub const MONITOR_BIN: &str = "berth-monitor";
 
 /// The monitor: `berth-monitor` next to the `berth` binary `exe` when it is there (installed
-/// together by `cargo install --path crates/cli`; it links only the engine, so it starts
-/// sooner and holds less memory for its container's whole life), else `exe`'s own
-/// `__monitor` mode.
+/// together by `cargo install --path crates/cli`; it links only the engine, so it holds less
+/// memory for its container's whole life), else `exe`'s own `__monitor` mode. A
+/// `berth-monitor` that someone could have put or changed there who cannot change `berth`
+/// itself ([`berth_engine::runtime::trusted_helper`]) is never run.
 fn monitor_command(exe: PathBuf) -> MonitorCommand {
     let beside = exe.with_file_name(MONITOR_BIN);
-    let executable = std::fs::metadata(&beside).is_ok_and(|m| {
-        m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-    });
-    if executable {
+    let trusted = berth_engine::runtime::trusted_helper(&beside, &exe);
+    if !trusted && beside.exists() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "warning: not running {}: someone who cannot change berth itself could have changed it (its owner, or others' write permission); berth runs as its own monitor instead\nhint: give it berth's owner and chmod go-w it, or reinstall berth (cargo install --path crates/cli)",
+            beside.display()
+        );
+    }
+    if trusted {
         MonitorCommand {
             program: beside,
             args: vec![],

@@ -38,7 +38,9 @@
 # of a 4 KiB object (a URL presigned by boto3 from moto's virtualenv, wrk straight at the
 # server). On moto, which logs every request, also the S3 requests each push and pull made
 # and the S3 requests per manifest GET: the figure that carries over to a real S3 service,
-# where each request costs a round trip and is billed. Contenders run in an order that turns
+# where each request costs a round trip and is billed. During the manifest GETs, also the CPU
+# the S3 server and the registries used (in cores) and how busy the whole machine was: whether
+# a second replica had any CPU left to use. Contenders run in an order that turns
 # round each round (A B C, C B A, …: ABBA for three). Prints medians, the ratios berth/docker-registry and berth-2/berth-1
 # (the issue's targets: >= 2x docker-registry's push and pull, near-linear manifest GET
 # scaling — the load generator shares the machine), and writes them to
@@ -226,6 +228,7 @@ start_s3() { # dir -> sets S3_ENDPOINT
     esac
     PIDS+=($!)
     started "$S3_SERVER" "$port" "$dir/s3.log" || return 1
+    S3_PID=${PIDS[-1]}
     S3_ENDPOINT=http://127.0.0.1:$port
     S3_LOG=$dir/s3.log
     # (set -e does not hold inside `start`'s loop condition: every failure exits by hand)
@@ -311,6 +314,7 @@ EOF
     PIDS+=($!)
     started docker-registry "$port" "$dir/server.log" || return 1
     UPSTREAM=127.0.0.1:$port
+    REGISTRY_PIDS+=("${PIDS[-1]}")
 }
 
 # berth's configuration for the bucket (the `[storage.s3]` table of docs/registry.md)
@@ -339,6 +343,7 @@ EOF
     started "berth on S3" "$port" "$dir/server.log" \
         "berth's S3 driver may not be built yet: CONTENDERS=docker-registry runs the rest" || return 1
     UPSTREAM=127.0.0.1:$port
+    REGISTRY_PIDS+=("${PIDS[-1]}")
 }
 
 start_nginx() { # dir upstream... -> sets HOSTPORT, BASE
@@ -394,6 +399,7 @@ EOF
 
 start_contender() { # name round
     local name=$1 round=$2 dir=$WORK/$1-r$2 a b
+    REGISTRY_PIDS=()
     start start_s3 "$dir/s3"
     case $name in
     docker-registry)
@@ -429,11 +435,37 @@ s3_requests() {
     grep -cE '(GET|PUT|POST|HEAD|DELETE) /[^ ]* HTTP/1\.[01]' "$S3_LOG" || true
 }
 
+HZ=$(getconf CLK_TCK)
+# CPU time (clock ticks) the processes $@ have used so far
+cpu_ticks() {
+    local p t=0
+    for p in "$@"; do
+        t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+# "busy total" clock ticks of the whole machine so far (/proc/stat's cpu line)
+machine_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
+}
+
 run_wrk() { # contender label url [extra wrk args...]
-    local who=$1 label=$2 url=$3 out non2xx before after total
+    local who=$1 label=$2 url=$3 out non2xx before after total s3_0 s3_1 reg_0 reg_1 busy_0 all_0 busy_1 all_1 t0 secs
     shift 3
     before=$(s3_requests)
+    # where the CPU went while wrk ran: the S3 server, the registries, the whole machine
+    s3_0=$(cpu_ticks "$S3_PID")
+    reg_0=$(cpu_ticks "${REGISTRY_PIDS[@]}")
+    read -r busy_0 all_0 < <(machine_ticks)
+    t0=$(now)
     out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
+    secs=$(elapsed "$t0")
+    s3_1=$(cpu_ticks "$S3_PID")
+    reg_1=$(cpu_ticks "${REGISTRY_PIDS[@]}")
+    read -r busy_1 all_1 < <(machine_ticks)
+    record "$who" "$label: S3 server's CPU, cores" "$(awk -v t=$((s3_1 - s3_0)) -v s="$secs" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz / s }')"
+    record "$who" "$label: registries' CPU, cores" "$(awk -v t=$((reg_1 - reg_0)) -v s="$secs" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz / s }')"
+    record "$who" "$label: machine busy, %" "$(awk -v b=$((busy_1 - busy_0)) -v a=$((all_1 - all_0)) 'BEGIN { if (a > 0) printf "%.0f", 100 * b / a; else print 0 }')"
     after=$(s3_requests)
     total=$(awk '/requests in/ { print $1 }' <<<"$out")
     if [ -n "$before" ] && [ "${total:-0}" -gt 0 ]; then
@@ -520,6 +552,8 @@ done
 
 METRICS=("manifest GET req/s|higher" "manifest GET p50 ms|lower" "manifest GET p99 ms|lower"
     "manifest GET S3 requests each|lower"
+    "manifest GET: S3 server's CPU, cores|lower" "manifest GET: registries' CPU, cores|lower"
+    "manifest GET: machine busy, %|lower"
     "S3 server GET 4 KiB req/s|higher" "S3 server GET 4 KiB p50 ms|lower")
 for image in big many; do
     for dir in push pull; do

@@ -100,7 +100,9 @@ pub use layout::{
 pub use loopdev::LoopDevice;
 pub use nginx::{Nginx, ProxiedRequest};
 pub use probe::{PROBE_BIN_ENV, is_static_elf, probe_bin};
-pub use process::{ChildGuard, kill_pid_and_wait, run_under_strace, run_with_timeout};
+pub use process::{
+    ChildGuard, kill_pid_and_wait, read_output_file, run_under_strace, run_with_timeout,
+};
 pub use pty::PtySession;
 pub use registry::{Registry, RegistryOptions, set_last_referenced};
 pub use review::{ReviewBuilder, WorkloadKind, images_of, new_uid};

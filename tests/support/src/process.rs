@@ -84,13 +84,7 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
         status = child.try_wait().ok().flatten();
         status.is_some()
     });
-    let read = |mut f: std::fs::File| {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut v = Vec::new();
-        let _ = f.seek(SeekFrom::Start(0));
-        let _ = f.read_to_end(&mut v);
-        v
-    };
+    let read = |f: std::fs::File| read_output_file(&f);
     let Some(status) = status else {
         drop(guard);
         panic!(
@@ -106,6 +100,27 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     }
 }
 
+/// Everything written so far to `f`, a file a child process has as its stdout or stderr.
+///
+/// Read with `pread`, never moving the file offset: the child's descriptor is a duplicate
+/// of `f` and shares that offset, so seeking to the start to read would make the child's
+/// next write land there, over what it wrote before (an `events` line lost while a test
+/// polled its output every millisecond).
+pub fn read_output_file(f: &std::fs::File) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut v = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match f.read_at(&mut buf, v.len() as u64) {
+            Ok(0) => break,
+            Ok(n) => v.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    v
+}
+
 /// SIGKILL the process `pid`, which is not our child (a daemon a tool left behind, killed
 /// by the pid it wrote), and wait until it is gone; whether it went within `timeout`.
 pub fn kill_pid_and_wait(pid: i32, timeout: Duration) -> bool {
@@ -115,4 +130,45 @@ pub fn kill_pid_and_wait(pid: i32, timeout: Duration) -> bool {
     let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
     let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
     wait_until(timeout, || !proc.exists())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child writes numbered lines while its output is read as fast as possible, as
+    /// the `events` tests poll: every line is there, in order. Reading by seeking the
+    /// shared offset to the start loses lines here (the child's writes land at offset 0).
+    #[test]
+    fn reading_a_childs_output_while_it_writes_loses_nothing() {
+        const LINES: usize = 3000;
+        let out = tempfile::tempfile().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            &format!("i=1; while [ $i -le {LINES} ]; do echo line$i; i=$((i+1)); done"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap());
+        let mut guard = ChildGuard::spawn(&mut cmd);
+        let child = guard.child().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut reads = 0;
+        while child.try_wait().ok().flatten().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer did not finish"
+            );
+            read_output_file(&out);
+            reads += 1;
+        }
+        guard.0 = None;
+        let text = String::from_utf8(read_output_file(&out)).unwrap();
+        let want: Vec<String> = (1..=LINES).map(|i| format!("line{i}")).collect();
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            want,
+            "after {reads} reads"
+        );
+    }
 }

@@ -8,7 +8,6 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -362,12 +361,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 fn read_all(f: &File) -> Vec<u8> {
-    let mut v = Vec::new();
-    if let Ok(mut f) = f.try_clone() {
-        let _ = f.seek(SeekFrom::Start(0));
-        let _ = f.read_to_end(&mut v);
-    }
-    v
+    crate::read_output_file(f)
 }
 
 /// Run `cmd` with stdin null and stdout/stderr to `files`: files, not pipes, because a

@@ -146,11 +146,7 @@ impl Drop for Chromium {
 }
 
 fn read_all(f: &mut std::fs::File) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut v = Vec::new();
-    f.seek(SeekFrom::Start(0)).unwrap();
-    f.read_to_end(&mut v).unwrap();
-    String::from_utf8_lossy(&v).into_owned()
+    String::from_utf8_lossy(&berth_test_support::read_output_file(f)).into_owned()
 }
 
 /// The page's DOM after its script ran (`--dump-dom` dumps after the load event).

@@ -1058,13 +1058,7 @@ fn run_with_input(b: &Berth, args: &[&str], input: &[u8]) -> Output {
         }),
         "berth {args:?} did not finish"
     );
-    let read = |mut f: std::fs::File| {
-        use std::io::{Read, Seek};
-        let mut v = Vec::new();
-        f.rewind().unwrap();
-        f.read_to_end(&mut v).unwrap();
-        v
-    };
+    let read = |f: std::fs::File| berth_test_support::read_output_file(&f);
     Output {
         status: status.unwrap(),
         stdout: read(out),

@@ -20,7 +20,7 @@
 //!   is a real limit; berth writes `pids.max` 0, runc 1.1.5 and crun 1.8.1 leave the limit
 //!   unset ("max"), newer runc writes 1.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -122,11 +122,7 @@ fn with_stdin(rt: &Runtime, args: &[&str], input: &[u8]) -> RtOutput {
 }
 
 fn read_file(f: &std::fs::File) -> Vec<u8> {
-    let mut f = f.try_clone().unwrap();
-    let mut v = Vec::new();
-    f.seek(SeekFrom::Start(0)).unwrap();
-    f.read_to_end(&mut v).unwrap();
-    v
+    berth_test_support::read_output_file(f)
 }
 
 /// A runtime command left running in the background (`events`), its stdout in a file,
@@ -154,9 +150,11 @@ impl Background {
     }
 
     /// Every complete line printed so far that is a JSON value. Others are reported on
-    /// stderr, not fatal: runc 1.1's `events` once printed a line that did not parse while
-    /// a container was OOM-killed under load (seen once in 400 runs); the callers look for
-    /// the events they need and show the whole output when one is missing.
+    /// stderr, not fatal: the callers look for the events they need and show the whole
+    /// output when one is missing. (A line that did not parse, once in 400 runs of runc,
+    /// and an `oom` line lost, once with berth-runtime, were this harness's own doing: it
+    /// read the output by seeking the offset it shares with the child, so the child's next
+    /// line overwrote the start of the file; it reads with `pread` now.)
     pub(super) fn lines(&self) -> Vec<Value> {
         let text = String::from_utf8_lossy(&read_file(&self.out)).into_owned();
         let complete = text.rsplit_once('\n').map_or("", |(done, _)| done);

@@ -41,6 +41,16 @@
 //! content), as after any lost upload. Revision records, which the mark phase reads, stay
 //! durable.
 //!
+//! Upload data a blob references (object storage: [`super::Driver::adopt`] by reference,
+//! see `uploads.rs`) is deleted with the blob: the sweep reads which data the blob's
+//! content names before deleting it, then deletes that data's directory. Left-behind data
+//! is swept too ([`sweep_upload_data`]): data whose owner record names a blob that does not
+//! reference it (two commits of one digest at once, a collection's restore racing a
+//! commit, a crash between the record and the reference) once the record is older than
+//! [`REFERENCE_WINDOW`]; and data no commit claimed, idle for longer than the upload
+//! expiry, after claiming it with the same conditional create a commit uses, so that
+//! exactly one of a late commit and the collector has it.
+//!
 //! One collection at a time: a collection (and the server's upload purge, which deletes
 //! too) holds the storage's lease ([`super::lease`]), in the storage itself, so replicas on
 //! one bucket never collect at once; a second one started meanwhile refuses to run. The
@@ -61,6 +71,11 @@ use super::{
 };
 
 pub use super::manifests::MAX_PUSH_WINDOW;
+
+/// How long after a commit's owner record its reference may still be stored: data whose
+/// record is younger is never taken for left behind. A commit writes the record and the
+/// reference within one request, seconds apart at most.
+pub const REFERENCE_WINDOW: Duration = Duration::from_secs(3600);
 
 /// The shortest grace period that keeps concurrent pushes safe.
 pub const MIN_GRACE: Duration = Duration::from_secs(60);
@@ -91,6 +106,9 @@ pub struct GcReport {
     pub bytes_freed: u64,
     pub uploads_deleted: usize,
     pub links_deleted: usize,
+    /// Upload data left behind, neither a session's nor referenced by its blob (object
+    /// storage only; data deleted with its blob is counted with the blob).
+    pub upload_data_deleted: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -298,6 +316,10 @@ async fn collect_under<D: Driver>(
         report.uploads_deleted +=
             sweep_uploads(driver, repo, opts.upload_expiry, opts.dry_run, guard).await?;
     }
+    if driver.reference_min().is_some() {
+        report.upload_data_deleted +=
+            sweep_upload_data(driver, opts.upload_expiry, opts.dry_run, guard).await?;
+    }
     Ok(report)
 }
 
@@ -362,7 +384,21 @@ async fn sweep_blob<D: Driver>(
         })?;
         return Err(lost);
     }
+    // the upload data the content references, if it can (one HEAD): deleted with it
+    let adopted = if driver.reference_min().is_some_and(|min| info.size >= min) {
+        ctx(driver.adopted_from(&trash).await, || {
+            format!("reading what {d} references")
+        })?
+        .and_then(|p| paths::upload_data_id_of(&p))
+    } else {
+        None
+    };
     ctx(driver.delete(&trash).await, || format!("deleting {d}"))?;
+    if let Some(id) = adopted {
+        ctx(super::delete_upload_data(driver, &id).await, || {
+            format!("deleting the upload data of {d}")
+        })?;
+    }
     // the record goes last; a request marking the blob meanwhile finds no content, and a
     // commit that then moves its copy in leaves a blob without a record, which the next
     // collection dates afresh
@@ -398,10 +434,16 @@ async fn sweep_uploads<D: Driver>(
         // created or removed), its start marker, its data; without modification times,
         // the start the marker records.
         let mut last = None;
+        let apart = driver.reference_min().is_some();
+        let data = if apart {
+            paths::upload_data_apart(&id)
+        } else {
+            paths::upload_data(repo, &id)
+        };
         for p in [
             paths::upload_dir(repo, &id),
             paths::upload_started(repo, &id),
-            paths::upload_data(repo, &id),
+            data,
         ] {
             last = last.max(modified(driver, &p).await);
         }
@@ -425,11 +467,148 @@ async fn sweep_uploads<D: Driver>(
                     });
                 }
             }
+            // its data apart: gone with it, unless a commit that ended the session
+            // meanwhile claimed it (the sweep of left-behind data decides then)
+            if apart {
+                reap_upload_data(driver, &id).await?;
+            }
             tracing::info!(repo, session = %id, "abandoned upload removed");
         }
         removed += 1;
     }
     Ok(removed)
+}
+
+/// Claim the upload data of session `id` for deletion, as a commit claims it for its blob
+/// (a conditional create of its owner record), and delete it when the claim holds;
+/// whether it was deleted (false: a commit owns it, or it is gone).
+async fn reap_upload_data<D: Driver>(driver: &D, id: &str) -> Result<bool, GcError> {
+    let claim = format!("{} {}", paths::UPLOAD_DATA_REAPED, super::now_millis());
+    match driver
+        .put_new(&paths::upload_data_owner(id), bytes::Bytes::from(claim))
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.is_already_exists() => return Ok(false),
+        Err(e) => {
+            return Err(GcError::Storage {
+                during: format!("claiming the upload data of {id}"),
+                source: e,
+            });
+        }
+    }
+    ctx(super::delete_upload_data(driver, id).await, || {
+        format!("deleting the upload data of {id}")
+    })?;
+    Ok(true)
+}
+
+/// What an owner record says: the blob it was claimed for and when, or a reaper's claim.
+enum Owner {
+    Blob(Digest, SystemTime),
+    Reaped(SystemTime),
+    Unreadable,
+}
+
+fn parse_owner(raw: &[u8]) -> Owner {
+    let text = String::from_utf8_lossy(raw);
+    let mut words = text.split_whitespace();
+    let (Some(who), Some(ms)) = (words.next(), words.next()) else {
+        return Owner::Unreadable;
+    };
+    let Ok(ms) = ms.parse::<u64>() else {
+        return Owner::Unreadable;
+    };
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    if who == paths::UPLOAD_DATA_REAPED {
+        return Owner::Reaped(at);
+    }
+    match Digest::parse(who) {
+        Ok(d) => Owner::Blob(d, at),
+        Err(_) => Owner::Unreadable,
+    }
+}
+
+/// Delete upload data kept apart that nothing owns any more (see the module documentation):
+/// claimed for a blob that does not reference it, for longer than [`REFERENCE_WINDOW`];
+/// claimed by a reaper that did not finish; or claimed by nobody and idle for longer than
+/// `expiry` (its session is abandoned, or ended without a commit). Returns how many
+/// directories were (or would be) deleted.
+async fn sweep_upload_data<D: Driver>(
+    driver: &D,
+    expiry: Duration,
+    dry_run: bool,
+    guard: Guard<'_, '_, D>,
+) -> Result<usize, GcError> {
+    let mut deleted = 0;
+    for id in list(driver, &paths::upload_data_root()).await? {
+        let dir = paths::upload_data_dir(&id);
+        let files = match driver.list_files(&dir).await {
+            Ok(f) => f,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => {
+                return Err(GcError::Storage {
+                    during: format!("listing {dir}"),
+                    source: e,
+                });
+            }
+        };
+        let claimed = files.iter().any(|(n, _)| n == paths::UPLOAD_DATA_OWNER);
+        let left = if claimed {
+            let raw = match driver.get_content(&paths::upload_data_owner(&id)).await {
+                Ok(raw) => raw,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => {
+                    return Err(GcError::Storage {
+                        during: format!("reading the owner of {dir}"),
+                        source: e,
+                    });
+                }
+            };
+            match parse_owner(&raw) {
+                Owner::Blob(d, at) => {
+                    older_than(at, REFERENCE_WINDOW)
+                        && match driver.adopted_from(&paths::blob_data(&d)).await {
+                            Ok(of) => of != Some(paths::upload_data_apart(&id)),
+                            Err(e) if e.is_not_found() => true,
+                            Err(e) => {
+                                return Err(GcError::Storage {
+                                    during: format!("reading what {d} references"),
+                                    source: e,
+                                });
+                            }
+                        }
+                }
+                Owner::Reaped(at) => older_than(at, REFERENCE_WINDOW),
+                // not a record this registry writes: left to an operator
+                Owner::Unreadable => false,
+            }
+        } else {
+            let last = files.iter().filter_map(|(_, i)| i.modified).max();
+            last.is_some_and(|t| older_than(t, expiry))
+        };
+        if !left {
+            continue;
+        }
+        if dry_run {
+            deleted += 1;
+            continue;
+        }
+        guard.check()?;
+        let gone = if claimed {
+            ctx(super::delete_upload_data(driver, &id).await, || {
+                format!("deleting {dir}")
+            })?;
+            true
+        } else {
+            reap_upload_data(driver, &id).await?
+        };
+        if gone {
+            tracing::info!(dir = %dir, "upload data left behind removed");
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 async fn started_at<D: Driver>(driver: &D, repo: &str, id: &str) -> Option<SystemTime> {

@@ -265,6 +265,20 @@ impl<'a, D: Driver> Repository<'a, D> {
     }
 }
 
+/// Delete the upload data of session `id` kept apart (the data, then its owner record),
+/// file by file: deleting the directory as a prefix would list its parent, which holds
+/// every blob's adopted data. Not found is no error.
+pub(crate) async fn delete_upload_data<D: Driver>(driver: &D, id: &str) -> DResult<()> {
+    for path in [paths::upload_data_apart(id), paths::upload_data_owner(id)] {
+        match driver.delete(&path).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -158,6 +158,41 @@ pub fn upload_started(name: &str, id: &str) -> String {
     format!("{LAYOUT_VERSION}/repositories/{name}/_uploads/{id}/{UPLOAD_STARTED}")
 }
 
+/// Where the data of upload sessions lives on a driver that adopts written files by
+/// reference ([`crate::storage::Driver::reference_min`]): apart from the sessions, so that
+/// a session's end does not delete data a blob now references. One directory per session,
+/// named by its id (server-made, unique across repositories).
+pub fn upload_data_root() -> String {
+    format!("{LAYOUT_VERSION}/_uploaddata")
+}
+
+pub fn upload_data_dir(id: &str) -> String {
+    format!("{LAYOUT_VERSION}/_uploaddata/{id}")
+}
+
+/// The session's data in [`upload_data_dir`] (named as in the session's own directory).
+pub fn upload_data_apart(id: &str) -> String {
+    format!("{LAYOUT_VERSION}/_uploaddata/{id}/{UPLOAD_DATA}")
+}
+
+/// The name of the owner record in [`upload_data_dir`]: the digest of the blob that
+/// references the data, created (conditionally) by the commit before the reference, or
+/// [`UPLOAD_DATA_REAPED`] by the collector that deletes data no session or blob owns.
+pub const UPLOAD_DATA_OWNER: &str = "owner";
+pub const UPLOAD_DATA_REAPED: &str = "reaped";
+
+pub fn upload_data_owner(id: &str) -> String {
+    format!("{LAYOUT_VERSION}/_uploaddata/{id}/{UPLOAD_DATA_OWNER}")
+}
+
+/// The session whose data kept apart is at `path` (what a blob's reference names), if it
+/// is such data.
+pub fn upload_data_id_of(path: &str) -> Option<String> {
+    let rest = path.strip_prefix(&format!("{}/", upload_data_root()))?;
+    let (id, name) = rest.split_once('/')?;
+    (!id.is_empty() && !id.contains('/') && name == UPLOAD_DATA).then(|| id.to_owned())
+}
+
 /// Parse `<alg>/<hex>` directory names back into a digest (listing `_layers` or `revisions`).
 pub fn digest_from_parts(alg: &str, hex: &str) -> Option<Digest> {
     Digest::parse(&format!("{alg}:{hex}")).ok()

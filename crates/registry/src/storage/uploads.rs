@@ -5,6 +5,14 @@
 //! commit. Content becomes a blob only after its digest is verified, by one move — or, for
 //! a small blob one request carries whole ([`Uploads::commit_whole`]), by one conditional
 //! create of the verified bytes under their digest.
+//!
+//! On a driver that adopts large data by reference instead of moving it
+//! ([`Driver::reference_min`]: object storage, where a move copies every byte), the data
+//! lives apart from the session, in [`paths::upload_data_dir`], so that the session's end
+//! does not delete what a blob now references. The commit first claims that directory
+//! with an owner record (a conditional create naming the blob), then adopts; the
+//! collector deletes the directory with the blob that references it, and reaps one that
+//! neither a session nor a blob owns (`gc.rs`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -70,6 +78,39 @@ impl<'a, D: Driver> Uploads<'a, D> {
         StorageError::UploadUnknown { id: id.to_owned() }
     }
 
+    /// Whether session data lives apart from the sessions (see the module documentation).
+    fn apart(&self) -> bool {
+        self.repo.driver().reference_min().is_some()
+    }
+
+    /// Where the session's data is written.
+    fn data_path(&self, id: &str) -> String {
+        if self.apart() {
+            paths::upload_data_apart(id)
+        } else {
+            paths::upload_data(self.repo.name, id)
+        }
+    }
+
+    /// Delete the session's directory and, kept apart, its data; not found is no error.
+    async fn delete_session(&self, id: &str) -> std::result::Result<(), DriverError> {
+        let dir = match self
+            .repo
+            .driver()
+            .delete(&paths::upload_dir(self.repo.name, id))
+            .await
+        {
+            Err(e) if e.is_not_found() => Ok(()),
+            r => r,
+        };
+        let data = if self.apart() {
+            super::delete_upload_data(self.repo.driver(), id).await
+        } else {
+            Ok(())
+        };
+        dir.and(data)
+    }
+
     /// Start a session; returns its id. The marker is scratch space like the data: written
     /// without fsync (a marker lost or emptied by a crash loses the session, which the spec
     /// allows; an unreadable one counts as abandoned).
@@ -98,12 +139,25 @@ impl<'a, D: Driver> Uploads<'a, D> {
         if !valid_session_id(id) {
             return Err(Self::unknown(id));
         }
-        let files = match self
-            .repo
-            .driver()
-            .list_files(&paths::upload_dir(self.repo.name, id))
-            .await
-        {
+        let driver = self.repo.driver();
+        let (dir, data_dir) = (
+            paths::upload_dir(self.repo.name, id),
+            paths::upload_data_dir(id),
+        );
+        let listing = driver.list_files(&dir);
+        // data kept apart: its directory listed at the same time (two requests, one wait)
+        let (files, apart) = if self.apart() {
+            let (f, d) = tokio::join!(listing, driver.list_files(&data_dir));
+            let d = match d {
+                Ok(d) => d,
+                Err(e) if e.is_not_found() => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+            (f, Some(d))
+        } else {
+            (listing.await, None)
+        };
+        let files = match files {
             Ok(f) => f,
             Err(e) if e.is_not_found() => return Err(Self::unknown(id)),
             Err(e) => return Err(e.into()),
@@ -111,14 +165,22 @@ impl<'a, D: Driver> Uploads<'a, D> {
         let Some((_, marker)) = files.iter().find(|(n, _)| n == paths::UPLOAD_STARTED) else {
             return Err(Self::unknown(id));
         };
-        let size = files
+        let data_files = apart.as_ref().unwrap_or(&files);
+        // data that a commit (or the collector) has claimed is no session's any more
+        if data_files
             .iter()
-            .find(|(n, i)| n == paths::UPLOAD_DATA && !i.is_dir)
-            .map_or(0, |(_, i)| i.size);
-        let tidy = files
-            .iter()
-            .all(|(n, i)| !i.is_dir && (n == paths::UPLOAD_STARTED || n == paths::UPLOAD_DATA));
-        let has_data = files.iter().any(|(n, _)| n == paths::UPLOAD_DATA);
+            .any(|(n, _)| n == paths::UPLOAD_DATA_OWNER)
+            && apart.is_some()
+        {
+            return Err(Self::unknown(id));
+        }
+        let data = data_files.iter().find(|(n, _)| n == paths::UPLOAD_DATA);
+        let size = data.filter(|(_, i)| !i.is_dir).map_or(0, |(_, i)| i.size);
+        let tidy = files.iter().all(|(n, i)| {
+            !i.is_dir
+                && (n == paths::UPLOAD_STARTED || (apart.is_none() && n == paths::UPLOAD_DATA))
+        });
+        let has_data = data.is_some();
         Ok(Session {
             size,
             started: marker.modified,
@@ -157,7 +219,7 @@ impl<'a, D: Driver> Uploads<'a, D> {
         let writer = match self
             .repo
             .driver()
-            .writer_at(&paths::upload_data(self.repo.name, id), current)
+            .writer_at(&self.data_path(id), current)
             .await
         {
             Ok(w) => w,
@@ -195,7 +257,7 @@ impl<'a, D: Driver> Uploads<'a, D> {
         let name = self.repo.name;
         let driver = self.repo.driver();
         let reg = self.repo.reg;
-        let data = paths::upload_data(name, id);
+        let data = self.data_path(id);
         // Flush what the session holds to disk before anything can make it visible (this
         // also creates the file for an empty blob, where nothing was ever appended); no
         // request on object storage, where every stored piece is durable already.
@@ -224,7 +286,7 @@ impl<'a, D: Driver> Uploads<'a, D> {
             _ => rehash(driver, &data, expected.algorithm()).await?,
         };
         if &actual != expected {
-            let _ = driver.delete(&paths::upload_dir(name, id)).await;
+            let _ = self.delete_session(id).await;
             return Err(StorageError::DigestMismatch {
                 expected: expected.clone(),
                 actual,
@@ -252,13 +314,39 @@ impl<'a, D: Driver> Uploads<'a, D> {
         // The clock first, then the content (see `Registry::mark_referenced`): when the
         // blob is already there this is all; otherwise the verified upload moves in.
         let moved = !reg.mark_referenced(expected).await?;
+        let referenced = moved && driver.reference_min().is_some_and(|min| size >= min);
+        if referenced {
+            // claim the data for this blob before any reference to it exists: the collector
+            // reaps only data it claims first, and keeps claimed data while the blob
+            // references it
+            let owner = format!("{expected} {}", now_millis());
+            match driver
+                .put_new(&paths::upload_data_owner(id), Bytes::from(owner))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if e.is_already_exists() => return Err(Self::unknown(id)),
+                Err(e) => return Err(e.into()),
+            }
+        }
         if moved {
-            driver.move_to(&data, &paths::blob_data(expected)).await?;
+            driver
+                .adopt(&data, &paths::blob_data(expected), size)
+                .await?;
         }
         self.repo.blobs().link(expected).await?;
-        // the move and the marker's delete emptied a tidy session's directory; otherwise
-        // its data (a blob that was there already) or strays are left to delete
-        if !(moved && session.tidy) {
+        // The marker's delete emptied a tidy session's directory, and the move its data;
+        // otherwise what is left goes: the data (a blob that was there already, or an
+        // emptied directory apart), strays. Data a blob references stays.
+        if self.apart() {
+            // (a move leaves nothing apart: no owner record was made for it)
+            if !moved {
+                let _ = driver.delete(&data).await;
+            }
+            if !session.tidy {
+                let _ = driver.delete(&paths::upload_dir(name, id)).await;
+            }
+        } else if !(moved && session.tidy) {
             let _ = driver.delete(&paths::upload_dir(name, id)).await;
         }
         tracing::debug!(repo = name, digest = %expected, size, "blob committed");
@@ -318,7 +406,7 @@ impl<'a, D: Driver> Uploads<'a, D> {
         if let Some((id, s)) = session
             && (!s.tidy || s.has_data)
         {
-            let _ = driver.delete(&paths::upload_dir(name, id)).await;
+            let _ = self.delete_session(id).await;
         }
         tracing::debug!(repo = name, digest = %expected, size, "blob committed whole");
         let duration = session
@@ -337,10 +425,14 @@ impl<'a, D: Driver> Uploads<'a, D> {
             .delete(&paths::upload_dir(self.repo.name, id))
             .await
         {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Err(Self::unknown(id)),
-            Err(e) => Err(e.into()),
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => return Err(Self::unknown(id)),
+            Err(e) => return Err(e.into()),
         }
+        if self.apart() {
+            super::delete_upload_data(self.repo.driver(), id).await?;
+        }
+        Ok(())
     }
 
     fn forget_hash(&self, id: &str) {
@@ -353,14 +445,8 @@ impl<'a, D: Driver> Uploads<'a, D> {
     /// its space is free again at once, and the client starts a new upload.
     pub async fn discard(&self, id: &str) {
         self.forget_hash(id);
-        match self
-            .repo
-            .driver()
-            .delete(&paths::upload_dir(self.repo.name, id))
-            .await
-        {
+        match self.delete_session(id).await {
             Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
             Err(e) => {
                 tracing::warn!(repo = self.repo.name, session = id, error = %super::error::error_chain(&e), "failed to remove a failed upload; the next upload purge removes it");
             }

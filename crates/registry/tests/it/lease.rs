@@ -89,6 +89,15 @@ impl<D: Driver + Clone> Driver for Gated<D> {
     async fn move_to(&self, from: &str, to: &str) -> DResult<()> {
         self.inner.move_to(from, to).await
     }
+    fn reference_min(&self) -> Option<u64> {
+        self.inner.reference_min()
+    }
+    async fn adopt(&self, from: &str, to: &str, size: u64) -> DResult<()> {
+        self.inner.adopt(from, to, size).await
+    }
+    async fn adopted_from(&self, path: &str) -> DResult<Option<String>> {
+        self.inner.adopted_from(path).await
+    }
     async fn delete(&self, path: &str) -> DResult<()> {
         self.inner.delete(path).await
     }

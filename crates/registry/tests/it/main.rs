@@ -17,6 +17,7 @@ mod manifests;
 mod memory;
 mod names;
 mod s3;
+mod s3_adopt;
 mod s3_requests;
 mod uploads;
 

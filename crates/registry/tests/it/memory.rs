@@ -547,6 +547,18 @@ impl<D: Driver + Clone> Driver for HookDriver<D> {
         self.fire("move", from);
         r
     }
+    fn reference_min(&self) -> Option<u64> {
+        self.inner.reference_min()
+    }
+    // a commit's adoption is its move of the upload's data (the hooks see it as one)
+    async fn adopt(&self, from: &str, to: &str, size: u64) -> berth_registry::storage::DResult<()> {
+        let r = self.inner.adopt(from, to, size).await;
+        self.fire("move", from);
+        r
+    }
+    async fn adopted_from(&self, path: &str) -> berth_registry::storage::DResult<Option<String>> {
+        self.inner.adopted_from(path).await
+    }
     async fn delete(&self, path: &str) -> berth_registry::storage::DResult<()> {
         self.inner.delete(path).await
     }

@@ -115,6 +115,15 @@ impl Driver for PerClient {
     async fn move_to(&self, from: &str, to: &str) -> DResult<()> {
         self.inner.move_to(from, to).await
     }
+    fn reference_min(&self) -> Option<u64> {
+        self.inner.reference_min()
+    }
+    async fn adopt(&self, from: &str, to: &str, size: u64) -> DResult<()> {
+        self.inner.adopt(from, to, size).await
+    }
+    async fn adopted_from(&self, path: &str) -> DResult<Option<String>> {
+        self.inner.adopted_from(path).await
+    }
     async fn delete(&self, path: &str) -> DResult<()> {
         self.inner.delete(path).await
     }
@@ -265,5 +274,17 @@ fn s3_upload_session_calls_conform() {
             return;
         };
         rt().block_on(testsuite::upload_sessions(&driver(&s, "sessions")));
+    }
+}
+
+/// [`Driver::adopt`] by reference on both servers: the reference object's metadata comes
+/// back with every GET and HEAD, and a move stores it again (testsuite::adoption).
+#[test]
+fn s3_adoption_by_reference_conforms() {
+    for kind in [S3Kind::S3sFs, S3Kind::Moto] {
+        let Some(s) = server(kind) else {
+            return;
+        };
+        rt().block_on(testsuite::adoption(&driver(&s, "adoption")));
     }
 }

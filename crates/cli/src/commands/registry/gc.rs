@@ -105,6 +105,13 @@ pub fn run(args: GcArgs) -> anyhow::Result<()> {
             report.uploads_deleted,
             report.blobs_kept_in_grace
         )?;
+        if report.upload_data_deleted > 0 {
+            writeln!(
+                out,
+                "{verb} the data of {} uploads left behind in object storage",
+                report.upload_data_deleted
+            )?;
+        }
     }
     Ok(())
 }

@@ -26,6 +26,13 @@
 //!   storage layer writes ([`crate::storage::paths::blob_last_referenced`]).
 //! - **Appends are the upload scratch space only.** A [`Driver::writer`] appends to a path;
 //!   nothing written is durable until [`UploadWriter::commit`] with `durable = true`.
+//! - **Adoption may be by reference.** [`Driver::adopt`] makes a written file the content
+//!   of a path stored whole; a driver without a cheap move (an object store, whose move is
+//!   a copy of every byte) may store at the target a reference to the written file's
+//!   pieces instead ([`Driver::reference_min`]). The target then behaves as a file stored
+//!   whole in every method but [`Driver::list_files`], and the pieces stay stored under the
+//!   written file's path: the caller keeps that path out of anything that deletes while a
+//!   reference may name it, and deletes it when none does ([`Driver::adopted_from`]).
 
 pub mod fs;
 pub mod memory;
@@ -240,6 +247,34 @@ pub trait Driver: Send + Sync + 'static {
     /// May be a copy followed by a delete (not one atomic step); metadata such as the
     /// modification time is not kept.
     fn move_to(&self, from: &str, to: &str) -> impl Future<Output = DResult<()>> + Send;
+    /// The smallest written file [`Driver::adopt`] stores by reference rather than moves;
+    /// `None` (the default) when it always moves. The storage layer keeps the data of upload
+    /// sessions apart from the sessions when this is `Some`.
+    fn reference_min(&self) -> Option<u64> {
+        None
+    }
+    /// Make the written file `from`, of `size` bytes as [`Driver::stat`] or
+    /// [`Driver::list_files`] said, the content of `to`, replacing any file there whole.
+    /// Below [`Driver::reference_min`] (and by default) this is [`Driver::move_to`]. At or
+    /// above it the driver may store at `to` a reference to `from`'s pieces instead of
+    /// copying them: `to` then reads, stats, redirects, moves and deletes as a file stored
+    /// whole holding that content (a move moves the reference; a delete deletes only the
+    /// reference), and `from` stays stored — never to be written again, and deleted by the
+    /// caller only when no reference names it ([`Driver::adopted_from`]).
+    fn adopt(&self, from: &str, to: &str, size: u64) -> impl Future<Output = DResult<()>> + Send {
+        let _ = size;
+        self.move_to(from, to)
+    }
+    /// The written file whose pieces the file stored at `path` references (made by
+    /// [`Driver::adopt`], or moved from such a file); `None` for a file holding its own
+    /// content, and [`DriverError::NotFound`] when nothing is stored whole at `path`.
+    /// Defaults to `None` after [`Driver::stat_stored`].
+    fn adopted_from(&self, path: &str) -> impl Future<Output = DResult<Option<String>>> + Send {
+        async move {
+            self.stat_stored(path).await?;
+            Ok(None)
+        }
+    }
     /// Delete a file, or a prefix and everything under it. Deleting a file may also remove
     /// its parent prefix when nothing else is left under it.
     fn delete(&self, path: &str) -> impl Future<Output = DResult<()>> + Send;

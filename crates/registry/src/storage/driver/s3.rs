@@ -38,6 +38,12 @@
 //!   (a chunked upload) is concatenated into one object as it is copied, through this process
 //!   in `part_size` parts. A copy replaces the target whole, so a reader sees the old or the
 //!   new content.
+//! - **Adoption by reference.** An upload's data, once verified, becomes a blob without a
+//!   copy when it is at least `part_size` bytes: [`Driver::adopt`] stores at the blob's key
+//!   a small reference object naming the data's segments ([`reference`]), which every read,
+//!   stat, move and redirect follows. A copy would send every byte through the server a
+//!   second time (0.13–0.20 s of SeaweedFS's CPU per 64 MiB here); distribution's driver
+//!   copies. Smaller data is copied: one request, and reads stay one GET.
 //! - **Prefixes** are what S3 has: a "directory" exists while a key is under it.
 
 use std::collections::BTreeMap;
@@ -51,15 +57,18 @@ use futures_util::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
 use object_store::{
-    GetOptions, GetRange, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode,
-    PutMultipartOptions, PutOptions, PutPayload, RetryConfig, UploadPart,
+    GetOptions, GetRange, GetResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, RetryConfig, UploadPart,
 };
 use serde::Deserialize;
 
 use super::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter};
 
 pub mod credentials;
+mod reference;
 mod transport;
+
+use reference::Reference;
 
 pub use credentials::AwsEnv;
 
@@ -348,8 +357,12 @@ impl S3Driver {
     /// that made every move the garbage collector makes cost the bucket's size.
     async fn locate(&self, path: &str) -> DResult<(Key, Located)> {
         let key = self.key(path)?;
-        match self.probe_store.head(&key).await {
-            Ok(meta) => Ok((key, Located::Object(meta))),
+        match head(&self.probe_store, &key).await {
+            Ok((meta, None)) => Ok((key, Located::Object(meta))),
+            Ok((meta, Some((of, _)))) => {
+                let l = self.load_reference(path, &key, meta, &of).await?;
+                Ok((key, l))
+            }
             Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await,
             Err(_) => {
                 let probe = self.probe(path, &key).await?;
@@ -370,8 +383,16 @@ impl S3Driver {
     }
 
     async fn located(&self, path: &str, key: &Key, probe: Probe) -> DResult<Option<Located>> {
-        if let Some(meta) = probe.object {
-            return Ok(Some(Located::Object(meta)));
+        if probe.object.is_some() {
+            // a listing carries no metadata: whether the object is a reference, a HEAD says
+            return match head(&self.store, key).await {
+                Ok((meta, None)) => Ok(Some(Located::Object(meta))),
+                Ok((meta, Some((of, _)))) => {
+                    self.load_reference(path, key, meta, &of).await.map(Some)
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(backend(path, e)),
+            };
         }
         if probe.written {
             let segs = self.segments(path, key).await?;
@@ -380,6 +401,80 @@ impl S3Driver {
             }
         }
         Ok(None)
+    }
+
+    /// The reference object at `key` (a HEAD said so, naming `of`): its body read and its
+    /// segments resolved.
+    async fn load_reference(
+        &self,
+        path: &str,
+        key: &Key,
+        object: ObjectMeta,
+        of: &str,
+    ) -> DResult<Located> {
+        let r = self.store.get(key).await.map_err(|e| backend(path, e))?;
+        match reference::marked(&r.attributes) {
+            Some((now_of, _)) if now_of == of => self.reference_from(path, r, object, of).await,
+            // replaced since the HEAD (a move back, a new commit): what is there now
+            Some((now_of, _)) => {
+                let meta = r.meta.clone();
+                self.reference_from(path, r, meta, &now_of).await
+            }
+            None => Ok(Located::Object(r.meta)),
+        }
+    }
+
+    /// A reference object's body, from a GET of all of it.
+    async fn reference_from(
+        &self,
+        path: &str,
+        r: GetResult,
+        object: ObjectMeta,
+        of: &str,
+    ) -> DResult<Located> {
+        if r.meta.size > reference::MAX_LEN as u64 {
+            return Err(corrupt(
+                path,
+                format!("a reference object of {} bytes", r.meta.size),
+            ));
+        }
+        let body = r.bytes().await.map_err(|e| backend(path, e))?;
+        let reference = Reference::parse(&body, of)
+            .ok_or_else(|| corrupt(path, format!("a reference to {of} that does not parse")))?;
+        let data_key = self.key(&reference.path)?;
+        let segs = reference
+            .segments
+            .iter()
+            .map(|&(offset, size)| Segment {
+                offset,
+                meta: ObjectMeta {
+                    location: Self::segment_key(&data_key, offset),
+                    last_modified: object.last_modified,
+                    size,
+                    e_tag: None,
+                    version: None,
+                },
+            })
+            .collect();
+        Ok(Located::Referenced {
+            object,
+            reference,
+            segs,
+        })
+    }
+
+    /// Store `reference` at `key` (a new reference, or a moved one), replacing what is
+    /// there whole.
+    async fn put_reference(&self, path: &str, key: &Key, reference: &Reference) -> DResult<()> {
+        let opts = PutOptions {
+            attributes: reference.attributes(),
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(key, PutPayload::from(reference.body()), opts)
+            .await
+            .map(|_| ())
+            .map_err(|e| backend(path, e))
     }
 
     /// Stream the objects `parts` (each from its own start offset) as one reader.
@@ -458,6 +553,73 @@ impl S3Driver {
         }
     }
 
+    /// [`Driver::move_to`] of what [`S3Driver::locate`] found at `from`.
+    async fn move_located(
+        &self,
+        from: &str,
+        from_key: &Key,
+        located: Located,
+        to: &str,
+    ) -> DResult<()> {
+        let from_key = from_key.clone();
+        let to_key = self.key(to)?;
+        let size = located.size();
+        match &located {
+            // stored again, metadata and all, not copied by the server
+            Located::Referenced { reference, .. } => {
+                self.put_reference(from, &to_key, reference).await?
+            }
+            Located::Object(_) if size <= MAX_PART_SIZE => self
+                .store
+                .copy(&from_key, &to_key)
+                .await
+                .map_err(|e| backend(from, e))?,
+            Located::Segments(segs) if segs.len() == 1 && size <= MAX_PART_SIZE => self
+                .store
+                .copy(&segs[0].meta.location, &to_key)
+                .await
+                .map_err(|e| backend(from, e))?,
+            _ => {
+                self.assemble(from, located.parts_from(&from_key, 0), size, &to_key)
+                    .await?
+            }
+        }
+        self.delete_keys(from, located.keys(&from_key)).await
+    }
+
+    /// Delete a file stored whole (a reference: the reference object alone), a written
+    /// file's segments, or a prefix and everything under it.
+    async fn delete_path(&self, path: &str) -> DResult<()> {
+        let key = self.key(path)?;
+        let probe = self.probe(path, &key).await?;
+        let mut keys = Vec::new();
+        if probe.dir {
+            let under: Vec<Key> = self
+                .store
+                .list(Some(&key))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(|e| backend(path, e))?;
+            keys.extend(under);
+        }
+        if probe.written {
+            keys.extend(
+                self.segments(path, &key)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.meta.location),
+            );
+        }
+        if probe.object.is_some() {
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(not_found(path));
+        }
+        self.delete_keys(path, keys).await
+    }
+
     async fn delete_keys(&self, path: &str, keys: Vec<Key>) -> DResult<()> {
         let s = stream::iter(keys.into_iter().map(Ok)).boxed();
         self.store
@@ -519,6 +681,12 @@ struct Segment {
 enum Located {
     Object(ObjectMeta),
     Segments(Vec<Segment>),
+    /// A reference object (`object`) standing for a written file's segments.
+    Referenced {
+        object: ObjectMeta,
+        reference: Reference,
+        segs: Vec<Segment>,
+    },
 }
 
 impl Located {
@@ -526,6 +694,7 @@ impl Located {
         match self {
             Located::Object(m) => m.size,
             Located::Segments(s) => s.last().map_or(0, |l| l.offset + l.meta.size),
+            Located::Referenced { reference, .. } => reference.size,
         }
     }
 
@@ -533,6 +702,7 @@ impl Located {
         match self {
             Located::Object(m) => Some(m.last_modified.into()),
             Located::Segments(s) => s.iter().map(|s| s.meta.last_modified).max().map(Into::into),
+            Located::Referenced { object, .. } => Some(object.last_modified.into()),
         }
     }
 
@@ -540,7 +710,7 @@ impl Located {
     fn parts_from(&self, key: &Key, offset: u64) -> Vec<(Key, u64)> {
         match self {
             Located::Object(_) => vec![(key.clone(), offset)],
-            Located::Segments(segs) => segs
+            Located::Segments(segs) | Located::Referenced { segs, .. } => segs
                 .iter()
                 .filter(|s| s.offset + s.meta.size > offset && s.meta.size > 0)
                 .map(|s| (s.meta.location.clone(), offset.saturating_sub(s.offset)))
@@ -548,13 +718,52 @@ impl Located {
         }
     }
 
-    /// Every object this file is made of.
+    /// Every object this file is made of (for a reference, the reference object alone:
+    /// the segments it names belong to the written file).
     fn keys(&self, key: &Key) -> Vec<Key> {
         match self {
-            Located::Object(_) => vec![key.clone()],
+            Located::Object(_) | Located::Referenced { .. } => vec![key.clone()],
             Located::Segments(segs) => segs.iter().map(|s| s.meta.location.clone()).collect(),
         }
     }
+}
+
+/// A HEAD that reads the object's metadata too: its meta, and when it is a reference, the
+/// written file it names and the content's size.
+async fn head(
+    store: &AmazonS3,
+    key: &Key,
+) -> Result<(ObjectMeta, Option<(String, Option<u64>)>), object_store::Error> {
+    let opts = GetOptions {
+        head: true,
+        ..GetOptions::default()
+    };
+    let r = store.get_opts(key, opts).await?;
+    let marked = reference::marked(&r.attributes);
+    Ok((r.meta, marked))
+}
+
+/// What [`head`] says of a file stored whole, as [`FileInfo`].
+fn stored_info(
+    path: &str,
+    meta: &ObjectMeta,
+    marked: Option<(String, Option<u64>)>,
+) -> DResult<FileInfo> {
+    let size = match marked {
+        None => meta.size,
+        Some((_, Some(size))) => size,
+        Some((of, None)) => {
+            return Err(corrupt(
+                path,
+                format!("a reference to {of} without its size"),
+            ));
+        }
+    };
+    Ok(FileInfo {
+        size,
+        modified: Some(meta.last_modified.into()),
+        is_dir: false,
+    })
 }
 
 fn not_found(path: &str) -> DriverError {
@@ -637,7 +846,15 @@ impl Driver for S3Driver {
     async fn get_content(&self, path: &str) -> DResult<Bytes> {
         let key = self.key(path)?;
         let r = self.store.get(&key).await.map_err(|e| backend(path, e))?;
-        r.bytes().await.map_err(|e| backend(path, e))
+        let Some((of, _)) = reference::marked(&r.attributes) else {
+            return r.bytes().await.map_err(|e| backend(path, e));
+        };
+        let object = r.meta.clone();
+        let located = self.reference_from(path, r, object, &of).await?;
+        let mut data = BytesMut::with_capacity(usize::try_from(located.size()).unwrap_or(0));
+        let mut reader = self.chain(path, located.parts_from(&key, 0));
+        read_into(&mut reader, &mut data, path).await?;
+        Ok(data.freeze())
     }
 
     /// With `redirect = true`, a presigned GET of the object valid for
@@ -647,7 +864,20 @@ impl Driver for S3Driver {
         if !self.redirect {
             return Ok(None);
         }
-        let key = self.key(path)?;
+        let mut key = self.key(path)?;
+        // a reference: its one segment, or no redirect (the registry streams the segments)
+        if let (meta, Some((of, _))) = head(&self.store, &key)
+            .await
+            .map_err(|e| backend(path, e))?
+        {
+            match self.load_reference(path, &key, meta, &of).await? {
+                Located::Referenced { segs, .. } if segs.len() == 1 => {
+                    key = segs[0].meta.location.clone();
+                }
+                Located::Object(_) => {}
+                _ => return Ok(None),
+            }
+        }
         self.store
             .signed_url(http::Method::GET, &key, REDIRECT_VALIDITY)
             .await
@@ -696,11 +926,25 @@ impl Driver for S3Driver {
             ..GetOptions::default()
         };
         let (key, located) = match self.store.get_opts(&key, opts).await {
-            Ok(r) => {
-                let size = r.meta.size;
-                let s = r.into_stream().map_err(io::Error::other);
-                return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
-            }
+            Ok(r) => match reference::marked(&r.attributes) {
+                None => {
+                    let size = r.meta.size;
+                    let s = r.into_stream().map_err(io::Error::other);
+                    return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
+                }
+                // a reference read whole: its body is here
+                Some((of, _)) if offset == 0 => {
+                    let object = r.meta.clone();
+                    let l = self.reference_from(path, r, object, &of).await?;
+                    (key, l)
+                }
+                Some((of, _)) => {
+                    let object = r.meta.clone();
+                    drop(r);
+                    let l = self.load_reference(path, &key, object, &of).await?;
+                    (key, l)
+                }
+            },
             // no object: a written file's segments, or nothing
             Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await?,
             // the server would not serve that range (an offset at the end): look
@@ -734,8 +978,14 @@ impl Driver for S3Driver {
         let key = self.key(path)?;
         let mut segs = self.segments(path, &key).await?;
         let object = if segs.is_empty() {
-            match self.probe_store.head(&key).await {
-                Ok(meta) => Some(meta),
+            match head(&self.probe_store, &key).await {
+                Ok((_, Some(_))) => {
+                    return Err(DriverError::InvalidPath {
+                        path: path.to_owned(),
+                        reason: "it holds a reference to another file's data, which cannot be appended to",
+                    });
+                }
+                Ok((meta, None)) => Some(meta),
                 Err(object_store::Error::NotFound { .. }) => None,
                 // (s3s-fs's 500 on a directory, a transient error): the parent's listing
                 Err(_) => self.probe(path, &key).await?.object,
@@ -803,12 +1053,10 @@ impl Driver for S3Driver {
     /// One HEAD.
     async fn stat_stored(&self, path: &str) -> DResult<FileInfo> {
         let key = self.key(path)?;
-        let meta = self.store.head(&key).await.map_err(|e| backend(path, e))?;
-        Ok(FileInfo {
-            size: meta.size,
-            modified: Some(meta.last_modified.into()),
-            is_dir: false,
-        })
+        let (meta, marked) = head(&self.store, &key)
+            .await
+            .map_err(|e| backend(path, e))?;
+        stored_info(path, &meta, marked)
     }
 
     /// One recursive listing of the directory (paged past 1000 keys): objects directly
@@ -884,12 +1132,8 @@ impl Driver for S3Driver {
     /// decided by listings, which are retried.
     async fn stat(&self, path: &str) -> DResult<FileInfo> {
         let key = self.key(path)?;
-        if let Ok(meta) = self.probe_store.head(&key).await {
-            return Ok(FileInfo {
-                size: meta.size,
-                modified: Some(meta.last_modified.into()),
-                is_dir: false,
-            });
+        if let Ok((meta, marked)) = head(&self.probe_store, &key).await {
+            return stored_info(path, &meta, marked);
         }
         let segs = self.segments(path, &key).await?;
         if !segs.is_empty() {
@@ -945,56 +1189,48 @@ impl Driver for S3Driver {
     /// upload's data (segments) a failed HEAD and one listing of its segments more.
     async fn move_to(&self, from: &str, to: &str) -> DResult<()> {
         let (from_key, located) = self.locate(from).await?;
-        let to_key = self.key(to)?;
-        let size = located.size();
-        match &located {
-            Located::Object(_) if size <= MAX_PART_SIZE => self
-                .store
-                .copy(&from_key, &to_key)
-                .await
-                .map_err(|e| backend(from, e))?,
-            Located::Segments(segs) if segs.len() == 1 && size <= MAX_PART_SIZE => self
-                .store
-                .copy(&segs[0].meta.location, &to_key)
-                .await
-                .map_err(|e| backend(from, e))?,
-            _ => {
-                self.assemble(from, located.parts_from(&from_key, 0), size, &to_key)
-                    .await?
-            }
+        self.move_located(from, &from_key, located, to).await
+    }
+
+    /// `part_size`: smaller data is copied (one request; its reads stay one GET).
+    fn reference_min(&self) -> Option<u64> {
+        Some(self.part_size as u64)
+    }
+
+    /// At least `part_size` bytes of segments: the reference object stored at `to` (one
+    /// listing, one PUT), however large the file; otherwise a move. Either way the file
+    /// must hold `size` bytes in contiguous segments: never a reference to, or a copy of,
+    /// less than the data verified.
+    async fn adopt(&self, from: &str, to: &str, size: u64) -> DResult<()> {
+        let (from_key, located) = self.locate(from).await?;
+        if located.size() != size {
+            return Err(corrupt(
+                from,
+                format!("{} bytes where the upload verified {size}", located.size()),
+            ));
         }
-        self.delete_keys(from, located.keys(&from_key)).await
+        match &located {
+            Located::Segments(segs) if size >= self.part_size as u64 => {
+                let offsets = segs.iter().map(|s| (s.offset, s.meta.size)).collect();
+                let reference = Reference::new(from, size, offsets)
+                    .ok_or_else(|| corrupt(from, "segments that are not contiguous".to_owned()))?;
+                self.put_reference(to, &self.key(to)?, &reference).await
+            }
+            _ => self.move_located(from, &from_key, located, to).await,
+        }
+    }
+
+    /// One HEAD: the reference's metadata names the written file.
+    async fn adopted_from(&self, path: &str) -> DResult<Option<String>> {
+        let key = self.key(path)?;
+        let (_, marked) = head(&self.store, &key)
+            .await
+            .map_err(|e| backend(path, e))?;
+        Ok(marked.map(|(of, _)| of))
     }
 
     async fn delete(&self, path: &str) -> DResult<()> {
-        let key = self.key(path)?;
-        let probe = self.probe(path, &key).await?;
-        let mut keys = Vec::new();
-        if probe.dir {
-            let under: Vec<Key> = self
-                .store
-                .list(Some(&key))
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await
-                .map_err(|e| backend(path, e))?;
-            keys.extend(under);
-        }
-        if probe.written {
-            keys.extend(
-                self.segments(path, &key)
-                    .await?
-                    .into_iter()
-                    .map(|s| s.meta.location),
-            );
-        }
-        if probe.object.is_some() {
-            keys.push(key);
-        }
-        if keys.is_empty() {
-            return Err(not_found(path));
-        }
-        self.delete_keys(path, keys).await
+        self.delete_path(path).await
     }
 }
 

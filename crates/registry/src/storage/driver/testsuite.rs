@@ -31,6 +31,20 @@ async fn read_all<D: Driver>(d: &D, path: &str) -> Vec<u8> {
     got
 }
 
+/// `path` read from each of `offsets` is `data` from there, and its reader's size `data`'s.
+async fn reads_from<D: Driver>(d: &D, path: &str, data: &[u8], offsets: &[usize]) {
+    for &offset in offsets {
+        let (mut r, size) = d.reader(path, offset as u64).await.unwrap();
+        assert_eq!(size, data.len() as u64, "{path}: the reader's size");
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.unwrap();
+        assert!(
+            got == data[offset..],
+            "{path}: content differs read from offset {offset}"
+        );
+    }
+}
+
 /// Every part, each under its own prefix of `d` (which should start empty).
 pub async fn run_all<D: Driver + Clone>(d: &D) {
     run_all_but_the_create_race(d).await;
@@ -49,6 +63,7 @@ pub async fn run_all_but_the_create_race<D: Driver + Clone>(d: &D) {
     conditional_create(d).await;
     gc_clock(d).await;
     upload_sessions(d).await;
+    adoption(d).await;
 }
 
 /// put/get/replace, stat, appends, readers at offsets, moves, deletes, path checks.
@@ -181,16 +196,7 @@ pub async fn large_objects<D: Driver>(d: &D) {
     }
     assert_eq!(w.commit(true).await.unwrap(), SIZE as u64);
     d.move_to("big/upload", "big/blob").await.unwrap();
-    for offset in [0usize, 1, SIZE / 3, SIZE - 1, SIZE] {
-        let (mut r, size) = d.reader("big/blob", offset as u64).await.unwrap();
-        assert_eq!(size, SIZE as u64);
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).await.unwrap();
-        assert!(
-            got == data[offset..],
-            "content differs read from offset {offset}"
-        );
-    }
+    reads_from(d, "big/blob", &data, &[0, 1, SIZE / 3, SIZE - 1, SIZE]).await;
     assert_eq!(d.stat("big/blob").await.unwrap().size, SIZE as u64);
     d.delete("big").await.unwrap();
 }
@@ -474,6 +480,109 @@ pub async fn upload_sessions<D: Driver>(d: &D) {
     d.move_to("sess/2/data", "sess/blob").await.unwrap();
     assert_eq!(d.stat_stored("sess/blob").await.unwrap().size, 1);
     d.delete("sess").await.unwrap();
+}
+
+/// [`Driver::adopt`]: a written file (of two appends) becomes the content of a path stored
+/// whole. At or above [`Driver::reference_min`] by reference: the target reads whole and
+/// from offsets, stats, moves (as the collector moves a blob aside and back) and deletes as
+/// a file stored whole; [`Driver::adopted_from`] names the written file, which stays stored
+/// and is left by the target's delete; a size the file does not hold is refused. Below it,
+/// or on a driver that always moves, a move.
+pub async fn adoption<D: Driver>(d: &D) {
+    let min = d.reference_min();
+    let size = min.map_or(3, |m| usize::try_from(m).unwrap() + 1000);
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let data = Bytes::from(data);
+    for range in [0..size / 2, size / 2..size] {
+        let mut w = d.writer("adopt/up/data").await.unwrap();
+        w.write(data.slice(range)).await.unwrap();
+        w.commit(true).await.unwrap();
+    }
+    d.adopt("adopt/up/data", "adopt/blob", size as u64)
+        .await
+        .unwrap();
+    assert_eq!(d.stat_stored("adopt/blob").await.unwrap().size, size as u64);
+    assert_eq!(d.stat("adopt/blob").await.unwrap().size, size as u64);
+    assert!(read_all(d, "adopt/blob").await == data, "adopted content");
+    assert!(d.get_content("adopt/blob").await.unwrap()[..] == data[..]);
+    let offsets = [1, size / 2 - 1, size / 2, size - 1, size];
+    reads_from(d, "adopt/blob", &data, &offsets).await;
+    let of = d.adopted_from("adopt/blob").await.unwrap();
+    if min.is_some() {
+        assert_eq!(of.as_deref(), Some("adopt/up/data"), "adopted_from");
+        assert_eq!(d.stat("adopt/up/data").await.unwrap().size, size as u64);
+    } else {
+        assert_eq!(of, None, "adopted_from after a move");
+        assert!(d.stat("adopt/up/data").await.unwrap_err().is_not_found());
+    }
+
+    // moved aside and back, as the collector does: the same content, the same reference
+    d.move_to("adopt/blob", "adopt/trash").await.unwrap();
+    assert!(
+        d.stat_stored("adopt/blob")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        read_all(d, "adopt/trash").await == data,
+        "moved adopted content"
+    );
+    assert_eq!(d.adopted_from("adopt/trash").await.unwrap(), of);
+    d.move_to("adopt/trash", "adopt/blob").await.unwrap();
+    assert!(read_all(d, "adopt/blob").await == data);
+
+    // the target's delete leaves a referenced written file
+    d.delete("adopt/blob").await.unwrap();
+    assert!(
+        d.stat_stored("adopt/blob")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        d.adopted_from("adopt/blob")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    if min.is_some() {
+        assert!(
+            read_all(d, "adopt/up/data").await == data,
+            "the referenced file"
+        );
+
+        // below the minimum: moved
+        let mut w = d.writer("adopt/small/data").await.unwrap();
+        w.write(Bytes::from_static(b"abc")).await.unwrap();
+        w.commit(true).await.unwrap();
+        d.adopt("adopt/small/data", "adopt/sblob", 3).await.unwrap();
+        assert_eq!(d.adopted_from("adopt/sblob").await.unwrap(), None);
+        assert_eq!(&d.get_content("adopt/sblob").await.unwrap()[..], b"abc");
+        assert!(d.stat("adopt/small/data").await.unwrap_err().is_not_found());
+
+        // a size the written file does not hold: nothing is stored
+        for wrong in [size as u64 + 1, size as u64 - 1] {
+            assert!(
+                d.adopt("adopt/up/data", "adopt/wrong", wrong)
+                    .await
+                    .is_err(),
+                "adopting {size} bytes as {wrong}"
+            );
+            assert!(
+                d.stat_stored("adopt/wrong")
+                    .await
+                    .unwrap_err()
+                    .is_not_found()
+            );
+        }
+        d.delete("adopt").await.unwrap();
+    } else {
+        assert!(
+            d.list("adopt").await.unwrap_err().is_not_found(),
+            "a move and a delete left something"
+        );
+    }
 }
 
 #[cfg(test)]

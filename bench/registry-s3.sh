@@ -172,15 +172,16 @@ wait_port() { # port pid
 
 # After starting `what` in the background on `port`: wait until it listens. If it does not,
 # kill it; when its log says the port was taken meanwhile (free_port's probe races other
-# processes), return 1 so that the caller tries another port; otherwise print the log and
-# exit.
+# processes; SeaweedFS's own connections between its parts may take one of its ports first:
+# "Port allocation failed"), return 1 so that the caller tries other ports; otherwise print
+# the log and exit.
 started() { # what port log [hint]
     local pid=${PIDS[-1]}
     if wait_port "$2" "$pid"; then return 0; fi
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     unset 'PIDS[-1]'
-    if grep -qiE 'address already in use' "$3" && [ "${START_ATTEMPT:-0}" -lt 5 ]; then
+    if grep -qiE 'address already in use|port allocation failed' "$3" && [ "${START_ATTEMPT:-0}" -lt 5 ]; then
         START_ATTEMPT=$((${START_ATTEMPT:-0} + 1))
         return 1
     fi

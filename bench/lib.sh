@@ -113,6 +113,38 @@ free_port() {
     exit 1
 }
 
+# The curl yardstick (registry.sh, registry-s3.sh), against $BASE with scratch files in
+# $WORK: POST, then PUT ?digest with the file, per blob; then the manifest.
+curl_push() { # layout repo
+    local dir=$1 repo=$2 m hex loc sep
+    m=$(cat "$dir/manifest.digest")
+    for hex in $(jq -r '.config.digest, .layers[].digest' "$dir/blobs/sha256/$m" | cut -d: -f2); do
+        loc=$(curl -sS -f -X POST -D - -o /dev/null "$BASE/v2/$repo/blobs/uploads/" |
+            awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
+        case $loc in http*) ;; *) loc=$BASE$loc ;; esac
+        case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
+        curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
+            -T "$dir/blobs/sha256/$hex" "$loc${sep}digest=sha256:$hex"
+    done
+    curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+        --data-binary "@$dir/blobs/sha256/$m" "$BASE/v2/$repo/manifests/latest"
+}
+
+# pull = GET every blob to /dev/null (one curl, one connection)
+curl_pull() { # layout repo
+    local dir=$1 repo=$2 m
+    m=$(cat "$dir/manifest.digest")
+    {
+        echo "url = \"$BASE/v2/$repo/manifests/latest\""
+        echo 'output = "/dev/null"'
+        for d in $(jq -r '.config.digest, .layers[].digest' "$dir/blobs/sha256/$m"); do
+            echo "url = \"$BASE/v2/$repo/blobs/$d\""
+            echo 'output = "/dev/null"'
+        done
+    } >"$WORK/urls.cfg"
+    curl -sS -f -H 'Accept: application/vnd.oci.image.manifest.v1+json' -K "$WORK/urls.cfg"
+}
+
 wait_ready() { # url pid
     for _ in $(seq 1 300); do
         if curl -sf -o /dev/null "$1/v2/"; then return 0; fi

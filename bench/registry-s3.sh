@@ -521,6 +521,11 @@ bench_contender() { # contender round
         rm -rf "$pulled"
     done
 
+    # the curl yardstick: the registries without skopeo, which bounds its own pulls at
+    # about 190-250 MiB/s (see docs/performance.md); one blob at a time, one connection
+    transfer "$who" "curl push big" "$BIG_BYTES" curl_push "$WORK/big" "bench/curl-big"
+    transfer "$who" "curl pull big" "$BIG_BYTES" curl_pull "$WORK/big" "bench/curl-big"
+
     skopeo_copy --dest-tls-verify=false "oci:$WORK/small:v1" "docker://$HOSTPORT/bench/small:v1"
     run_wrk "$who" "manifest GET" "$BASE/v2/bench/small/manifests/v1" \
         -H 'Accept: application/vnd.oci.image.manifest.v1+json'
@@ -562,6 +567,9 @@ for image in big many; do
             "skopeo $dir $image S3 requests|lower")
     done
 done
+for dir in push pull; do
+    METRICS+=("curl $dir big MiB/s|higher" "curl $dir big s|lower" "curl $dir big S3 requests|lower")
+done
 
 ratio() { # a b -> b/a
     awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", b / a; else print "n/a" }'
@@ -590,7 +598,7 @@ OUT=$ROOT/bench/results/$DATE-s3.md
     seaweedfs) echo "- S3 server: SeaweedFS $("$WEED" version 2>/dev/null | awk '{ print $3 }') (\`weed mini\`, files under a temporary directory), fresh for every contender and round" ;;
     esac
     echo "- proxy: $(nginx -v 2>&1 | cut -d' ' -f3), round-robin, 2 workers, HTTP/1.1 keepalive to the upstreams, no buffering; in front of every contender"
-    echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+    echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2) (the curl yardstick: POST + PUT with the file per blob, GETs on one connection)"
     echo "- machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); S3 server, registries, proxy and clients share it"
     echo "- ROUNDS=$ROUNDS (order turned round each round: $CONTENDERS, then backwards), wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency"
     echo "- big: $BIG_LAYERS x $BIG_MIB MiB incompressible layers ($BIG_BYTES bytes); many: $SMALL_LAYERS x $SMALL_KIB KiB ($MANY_BYTES bytes)"

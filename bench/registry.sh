@@ -108,37 +108,6 @@ skopeo_copy() {
     skopeo --insecure-policy copy --quiet --preserve-digests "$@" >/dev/null
 }
 
-# The curl yardstick: POST, then PUT ?digest with the file, per blob; then the manifest.
-curl_push() { # layout repo
-    local dir=$1 repo=$2 m hex loc sep
-    m=$(cat "$dir/manifest.digest")
-    for hex in $(jq -r '.config.digest, .layers[].digest' "$dir/blobs/sha256/$m" | cut -d: -f2); do
-        loc=$(curl -sS -f -X POST -D - -o /dev/null "$BASE/v2/$repo/blobs/uploads/" |
-            awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
-        case $loc in http*) ;; *) loc=$BASE$loc ;; esac
-        case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
-        curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' \
-            -T "$dir/blobs/sha256/$hex" "$loc${sep}digest=sha256:$hex"
-    done
-    curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-        --data-binary "@$dir/blobs/sha256/$m" "$BASE/v2/$repo/manifests/latest"
-}
-
-# pull = GET every blob to /dev/null (one curl, one connection)
-curl_pull() { # layout repo
-    local dir=$1 repo=$2 m
-    m=$(cat "$dir/manifest.digest")
-    {
-        echo "url = \"$BASE/v2/$repo/manifests/latest\""
-        echo 'output = "/dev/null"'
-        for d in $(jq -r '.config.digest, .layers[].digest' "$dir/blobs/sha256/$m"); do
-            echo "url = \"$BASE/v2/$repo/blobs/$d\""
-            echo 'output = "/dev/null"'
-        done
-    } >"$WORK/urls.cfg"
-    curl -sS -f -H 'Accept: application/vnd.oci.image.manifest.v1+json' -K "$WORK/urls.cfg"
-}
-
 transfer() { # server label bytes command...
     local server=$1 label=$2 bytes=$3 t s
     shift 3

@@ -1198,11 +1198,13 @@ impl Driver for S3Driver {
     }
 
     /// At least `part_size` bytes of segments: the reference object stored at `to` (one
-    /// listing, one PUT), however large the file; otherwise a move. Either way the file
+    /// listing, one PUT), however large the file; otherwise a move (the listing, a copy, a
+    /// delete). Either way the file
     /// must hold `size` bytes in contiguous segments: never a reference to, or a copy of,
     /// less than the data verified.
     async fn adopt(&self, from: &str, to: &str, size: u64) -> DResult<()> {
-        let (from_key, located) = self.locate(from).await?;
+        // a written file, by the contract: its segments' listing, no HEAD first
+        let (from_key, located) = self.locate_written(from, self.key(from)?).await?;
         if located.size() != size {
             return Err(corrupt(
                 from,

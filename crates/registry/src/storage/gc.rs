@@ -479,28 +479,11 @@ async fn sweep_uploads<D: Driver>(
     Ok(removed)
 }
 
-/// Claim the upload data of session `id` for deletion, as a commit claims it for its blob
-/// (a conditional create of its owner record), and delete it when the claim holds;
-/// whether it was deleted (false: a commit owns it, or it is gone).
+/// [`super::reap_upload_data`], its failure said as the collector's.
 async fn reap_upload_data<D: Driver>(driver: &D, id: &str) -> Result<bool, GcError> {
-    let claim = format!("{} {}", paths::UPLOAD_DATA_REAPED, super::now_millis());
-    match driver
-        .put_new(&paths::upload_data_owner(id), bytes::Bytes::from(claim))
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if e.is_already_exists() => return Ok(false),
-        Err(e) => {
-            return Err(GcError::Storage {
-                during: format!("claiming the upload data of {id}"),
-                source: e,
-            });
-        }
-    }
-    ctx(super::delete_upload_data(driver, id).await, || {
-        format!("deleting the upload data of {id}")
-    })?;
-    Ok(true)
+    ctx(super::reap_upload_data(driver, id).await, || {
+        format!("reaping the upload data of {id}")
+    })
 }
 
 /// What an owner record says: the blob it was claimed for and when, or a reaper's claim.

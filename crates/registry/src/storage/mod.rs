@@ -279,6 +279,25 @@ pub(crate) async fn delete_upload_data<D: Driver>(driver: &D, id: &str) -> DResu
     Ok(())
 }
 
+/// Claim the upload data of session `id` for deletion, as a commit claims it for its blob
+/// (a conditional create of its owner record), and delete it when the claim holds;
+/// whether it was deleted (false: a commit owns it, and a blob may reference it). Every
+/// deletion of a session's data but the collector's of a blob's goes through this, so that
+/// a cancel or a purge racing a commit never deletes data the commit's reference names.
+pub(crate) async fn reap_upload_data<D: Driver>(driver: &D, id: &str) -> DResult<bool> {
+    let claim = format!("{} {}", paths::UPLOAD_DATA_REAPED, now_millis());
+    match driver
+        .put_new(&paths::upload_data_owner(id), Bytes::from(claim))
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.is_already_exists() => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    delete_upload_data(driver, id).await?;
+    Ok(true)
+}
+
 pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -92,7 +92,8 @@ impl<'a, D: Driver> Uploads<'a, D> {
         }
     }
 
-    /// Delete the session's directory and, kept apart, its data; not found is no error.
+    /// Delete the session's directory and, kept apart, its data unless a commit claimed it;
+    /// not found is no error.
     async fn delete_session(&self, id: &str) -> std::result::Result<(), DriverError> {
         let dir = match self
             .repo
@@ -104,7 +105,9 @@ impl<'a, D: Driver> Uploads<'a, D> {
             r => r,
         };
         let data = if self.apart() {
-            super::delete_upload_data(self.repo.driver(), id).await
+            super::reap_upload_data(self.repo.driver(), id)
+                .await
+                .map(|_| ())
         } else {
             Ok(())
         };
@@ -430,7 +433,8 @@ impl<'a, D: Driver> Uploads<'a, D> {
             Err(e) => return Err(e.into()),
         }
         if self.apart() {
-            super::delete_upload_data(self.repo.driver(), id).await?;
+            // claimed first: a commit that ended the session meanwhile may reference it
+            super::reap_upload_data(self.repo.driver(), id).await?;
         }
         Ok(())
     }

@@ -380,3 +380,53 @@ fn s3_a_commit_that_loses_the_claim_stores_no_reference() {
         );
     });
 }
+
+/// A session's end racing its commit (a PATCH whose write failed, discarding the session,
+/// or a client's DELETE that read the session just before, while a PUT commits it) never
+/// deletes data the commit's reference names: the data is deleted only after claiming it,
+/// and the commit's claim came first. Without the claim the blob's reference would name
+/// deleted data, for every repository that links the blob.
+#[test]
+fn s3_a_session_ended_while_its_commit_claims_leaves_the_blobs_data() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    let d = driver(&s3, "cancel");
+    let reg = berth_registry::storage::Registry::new(d.clone());
+    let blob = random_bytes(75, LARGE);
+    let digest = Digest::sha256_of(&blob);
+    rt().block_on(async {
+        let uploads = reg.repository("cancel/r").uploads();
+        let id = uploads.create().await.unwrap();
+        let mut w = uploads.writer(&id, 0).await.unwrap();
+        w.write(Bytes::from(blob.clone())).await.unwrap();
+        uploads.keep_hash(w.close().await.unwrap());
+        let session = uploads.session(&id).await.unwrap();
+        uploads.commit(&id, &digest, session).await.unwrap();
+        // the failed PATCH's discard, after the commit's claim (a cancel that passed its
+        // session read deletes the same way)
+        uploads.discard(&id).await;
+        assert_eq!(
+            d.adopted_from(&paths::blob_data(&digest)).await.unwrap(),
+            Some(paths::upload_data_apart(&id))
+        );
+    });
+    let r = berth_registry::storage::Registry::new(d.clone());
+    let got = rt().block_on(async {
+        let (mut reader, size) = r
+            .driver()
+            .reader(&paths::blob_data(&digest), 0)
+            .await
+            .unwrap();
+        let mut v = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut v)
+            .await
+            .unwrap();
+        assert_eq!(size, LARGE as u64);
+        v
+    });
+    assert!(
+        got == blob,
+        "the blob's content after the session's discard"
+    );
+}

@@ -430,3 +430,31 @@ fn s3_a_session_ended_while_its_commit_claims_leaves_the_blobs_data() {
         "the blob's content after the session's discard"
     );
 }
+
+/// Data written in more segments than a reference names (a client that sent thousands of
+/// small chunks) is copied into one object, not referenced: its reads stay a few GETs, and
+/// no reference can outgrow what a read accepts (a blob no one could read, which later
+/// pushes of its digest would find "already there").
+#[test]
+fn s3_data_in_too_many_segments_is_copied_not_referenced() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    let d = driver(&s3, "pieces");
+    const PIECES: usize = 1001;
+    let piece = LARGE / PIECES + 1;
+    let data = random_bytes(76, piece * PIECES);
+    rt().block_on(async {
+        // one PUT each, at the size written so far (as an upload's PATCHes append)
+        let mut size = 0;
+        for chunk in data.chunks(piece) {
+            let mut w = d.writer_at("up/data", size).await.unwrap();
+            w.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+            size = w.commit(false).await.unwrap();
+        }
+        d.adopt("up/data", "blob", data.len() as u64).await.unwrap();
+        assert_eq!(d.adopted_from("blob").await.unwrap(), None, "referenced");
+        assert!(d.get_content("blob").await.unwrap()[..] == data[..]);
+        assert!(d.stat("up/data").await.unwrap_err().is_not_found());
+    });
+}

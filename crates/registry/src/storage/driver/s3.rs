@@ -1197,9 +1197,9 @@ impl Driver for S3Driver {
         Some(self.part_size as u64)
     }
 
-    /// At least `part_size` bytes of segments: the reference object stored at `to` (one
-    /// listing, one PUT), however large the file; otherwise a move (the listing, a copy, a
-    /// delete). Either way the file
+    /// At least `part_size` bytes in at most [`reference::MAX_SEGMENTS`] segments: the
+    /// reference object stored at `to` (one listing, one PUT), however large the file;
+    /// otherwise a move (the listing, a copy, a delete). Either way the file
     /// must hold `size` bytes in contiguous segments: never a reference to, or a copy of,
     /// less than the data verified.
     async fn adopt(&self, from: &str, to: &str, size: u64) -> DResult<()> {
@@ -1212,7 +1212,9 @@ impl Driver for S3Driver {
             ));
         }
         match &located {
-            Located::Segments(segs) if size >= self.part_size as u64 => {
+            Located::Segments(segs)
+                if size >= self.part_size as u64 && segs.len() <= reference::MAX_SEGMENTS =>
+            {
                 let offsets = segs.iter().map(|s| (s.offset, s.meta.size)).collect();
                 let reference = Reference::new(from, size, offsets)
                     .ok_or_else(|| corrupt(from, "segments that are not contiguous".to_owned()))?;

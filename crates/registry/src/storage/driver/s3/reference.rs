@@ -19,6 +19,13 @@ pub(super) const META_SIZE: &str = "berth-reference-size";
 /// segments); a larger one is refused as corrupt rather than read into memory.
 pub(super) const MAX_LEN: usize = 1 << 20;
 
+/// The most segments a reference names. Data written in more pieces (a client that sent
+/// thousands of small chunks) is copied into one object instead: a reference to it would
+/// make every read thousands of GETs, and its body could outgrow [`MAX_LEN`] — a blob
+/// that then could not be read, which later pushes of the same digest would find "already
+/// there". 1 000 `[offset, size]` pairs are at most about 45 KB of JSON.
+pub(super) const MAX_SEGMENTS: usize = 1000;
+
 /// A reference object's body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Reference {

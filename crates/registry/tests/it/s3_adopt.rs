@@ -339,6 +339,20 @@ fn s3_a_commit_and_the_reaper_never_both_have_the_data() {
     assert!(reg.get(&format!("/v2/claims/r/blobs/{digest}")).body == blob);
 }
 
+/// A session holding `blob`, appended in one request, and the session as the committing
+/// request reads it.
+async fn upload_whole(
+    uploads: &berth_registry::storage::uploads::Uploads<'_, PerClient>,
+    blob: &[u8],
+) -> (String, berth_registry::storage::uploads::Session) {
+    let id = uploads.create().await.unwrap();
+    let mut w = uploads.writer(&id, 0).await.unwrap();
+    w.write(Bytes::copy_from_slice(blob)).await.unwrap();
+    uploads.keep_hash(w.close().await.unwrap());
+    let session = uploads.session(&id).await.unwrap();
+    (id, session)
+}
+
 /// The claim itself, where a request's session read comes before the collector's claim:
 /// the commit's conditional create of the owner record loses to the reaper's, so the
 /// commit fails as an unknown upload and stores no reference to data being deleted.
@@ -353,11 +367,7 @@ fn s3_a_commit_that_loses_the_claim_stores_no_reference() {
     let digest = Digest::sha256_of(&blob);
     rt().block_on(async {
         let uploads = reg.repository("lost/r").uploads();
-        let id = uploads.create().await.unwrap();
-        let mut w = uploads.writer(&id, 0).await.unwrap();
-        w.write(Bytes::from(blob.clone())).await.unwrap();
-        uploads.keep_hash(w.close().await.unwrap());
-        let session = uploads.session(&id).await.unwrap();
+        let (id, session) = upload_whole(&uploads, &blob).await;
         // the collector claims the data after this request read its session
         let claim = format!("reaped {}", millis_ago(Duration::ZERO));
         d.put_new(&paths::upload_data_owner(&id), Bytes::from(claim))
@@ -397,11 +407,7 @@ fn s3_a_session_ended_while_its_commit_claims_leaves_the_blobs_data() {
     let digest = Digest::sha256_of(&blob);
     rt().block_on(async {
         let uploads = reg.repository("cancel/r").uploads();
-        let id = uploads.create().await.unwrap();
-        let mut w = uploads.writer(&id, 0).await.unwrap();
-        w.write(Bytes::from(blob.clone())).await.unwrap();
-        uploads.keep_hash(w.close().await.unwrap());
-        let session = uploads.session(&id).await.unwrap();
+        let (id, session) = upload_whole(&uploads, &blob).await;
         uploads.commit(&id, &digest, session).await.unwrap();
         // the failed PATCH's discard, after the commit's claim (a cancel that passed its
         // session read deletes the same way)

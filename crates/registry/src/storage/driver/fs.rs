@@ -108,6 +108,7 @@ fn write_private(full: &Path, data: &[u8], new: bool) -> Result<(), berth_fsutil
             path: full.parent().unwrap_or(full).to_owned(),
             source,
         },
+        |e| e.io_kind() == Some(std::io::ErrorKind::NotFound),
     )
 }
 
@@ -136,11 +137,14 @@ fn write_private_once(full: &Path, data: &[u8], new: bool) -> Result<(), berth_f
 const PARENT_RACE_RETRIES: usize = 8;
 
 /// Run `op` after creating `full`'s parent, again when it failed because the parent was
-/// removed in between (by a delete pruning a directory it had emptied).
+/// removed in between (by a delete pruning a directory it had emptied): the parent is gone
+/// now, or `op` found something missing (`not_found`) — the parent may have been removed
+/// and created again by another writer before this looks.
 fn in_parent<T, E>(
     full: &Path,
     mut op: impl FnMut() -> Result<T, E>,
     mkdir_err: impl Fn(std::io::Error) -> E,
+    not_found: impl Fn(&E) -> bool,
 ) -> Result<T, E> {
     let mut tries = 0;
     loop {
@@ -151,7 +155,7 @@ fn in_parent<T, E>(
             Ok(v) => return Ok(v),
             Err(e) => {
                 tries += 1;
-                let parent_gone = full.parent().is_some_and(|p| !p.is_dir());
+                let parent_gone = full.parent().is_some_and(|p| !p.is_dir()) || not_found(&e);
                 if !parent_gone || tries > PARENT_RACE_RETRIES {
                     return Err(e);
                 }
@@ -220,6 +224,7 @@ impl Driver for FsDriver {
                 &full,
                 || berth_fsutil::atomic_replace(&full, &data).map_err(|e| DriverError::fs(&p, e)),
                 |e| DriverError::io(&p, e),
+                DriverError::is_not_found,
             )?;
             std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| DriverError::io(&p, e))
@@ -260,6 +265,7 @@ impl Driver for FsDriver {
                         .open(&full)
                 },
                 |e| e,
+                |e| e.kind() == std::io::ErrorKind::NotFound,
             )
             .map_err(|e| DriverError::io(&p, e))
         })
@@ -308,6 +314,7 @@ impl Driver for FsDriver {
                 &dst,
                 || berth_fsutil::rename_durable(&src, &dst).map_err(|e| DriverError::fs(&p, e)),
                 |e| DriverError::io(&p, e),
+                DriverError::is_not_found,
             )?;
             // the source's directory may be empty now
             if let Some(parent) = src.parent() {

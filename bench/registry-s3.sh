@@ -30,7 +30,13 @@
 #   BIG_LAYERS=4 BIG_MIB=64        the large image: incompressible layers
 #   SMALL_LAYERS=200 SMALL_KIB=4   the many-small-layers image
 #   LOG_LEVEL=warn    the registries' log level
+#   PROXY_BUFFER=256k nginx's proxy_buffer_size (and 4 proxy_buffers of it). With
+#                     proxy_buffering off nginx relays a response through this one buffer;
+#                     at its default (4k) the proxy itself bounds every contender's pulls at
+#                     about 750-950 MiB/s here, so the bench raises it for all of them
 #   BERTH_BIN=…       a berth binary to use instead of building target/release/berth
+#   BERTH_DISK_TIER=… berth's [storage.cache] disk_max_bytes (0: no disk tier); unset: its
+#                     default (1 GiB)
 #
 # Measures per contender: skopeo push and pull (oci: layout <-> docker://) of the large and
 # the many-layer image, in MiB/s; manifest GET by tag, requests/s and p50/p99 with wrk
@@ -58,6 +64,7 @@ BIG_MIB=${BIG_MIB:-64}
 SMALL_LAYERS=${SMALL_LAYERS:-200}
 SMALL_KIB=${SMALL_KIB:-4}
 LOG_LEVEL=${LOG_LEVEL:-warn}
+PROXY_BUFFER=${PROXY_BUFFER:-256k}
 
 S3_ACCESS=bench-access
 S3_SECRET=bench-secret-0123456789
@@ -335,6 +342,9 @@ prefix = "$prefix"
 path_style = true
 allow_http = true
 EOF
+    if [ -n "${BERTH_DISK_TIER:-}" ]; then
+        printf '\n[storage.cache]\ndisk_max_bytes = %s\n' "$BERTH_DISK_TIER" >>"$dir/config.toml"
+    fi
     # shellcheck disable=SC2046 # one word per variable to unset
     env $(env | awk -F= '/^AWS_/ { printf "-u %s ", $1 }') \
         AWS_ACCESS_KEY_ID="$S3_ACCESS" AWS_SECRET_ACCESS_KEY="$S3_SECRET" AWS_REGION="$S3_REGION" \
@@ -375,6 +385,9 @@ $servers        keepalive 64;
         client_max_body_size 0;
         proxy_request_buffering off;
         proxy_buffering off;
+        proxy_buffer_size $PROXY_BUFFER;
+        proxy_buffers 4 $PROXY_BUFFER;
+        proxy_busy_buffers_size $PROXY_BUFFER;
         proxy_http_version 1.1;
         proxy_read_timeout 300s;
         location / {
@@ -510,6 +523,23 @@ bench_contender() { # contender round
         [ "$image" = many ] && bytes=$MANY_BYTES
         transfer "$who" "skopeo push $image" "$bytes" \
             skopeo_copy --dest-tls-verify=false "oci:$WORK/$image:v1" "docker://$HOSTPORT/bench/$image:v1"
+    done
+
+    # the curl yardstick: the registries without skopeo, which bounds its own pulls at
+    # about 190-250 MiB/s (see docs/performance.md); one blob at a time, one connection.
+    # The first pull is every blob's first GET: from the bucket for every contender. The
+    # second is a hot layer pulled again, which berth's replicas serve from their disk tier
+    # ([storage.cache] disk_max_bytes, on by default over S3) and docker-registry from the
+    # bucket again.
+    transfer "$who" "curl push big" "$BIG_BYTES" curl_push "$WORK/big" "bench/curl-big"
+    transfer "$who" "curl pull big" "$BIG_BYTES" curl_pull "$WORK/big" "bench/curl-big"
+    transfer "$who" "curl pull big again" "$BIG_BYTES" curl_pull "$WORK/big" "bench/curl-big"
+
+    # skopeo's pulls come after, so berth serves them from its disk tier: skopeo bounds
+    # them anyway (the curl rows show the registries)
+    for image in big many; do
+        bytes=$BIG_BYTES
+        [ "$image" = many ] && bytes=$MANY_BYTES
         rm -rf "$pulled"
         transfer "$who" "skopeo pull $image" "$bytes" \
             skopeo_copy --src-tls-verify=false "docker://$HOSTPORT/bench/$image:v1" "oci:$pulled:v1"
@@ -520,11 +550,6 @@ bench_contender() { # contender round
         fi
         rm -rf "$pulled"
     done
-
-    # the curl yardstick: the registries without skopeo, which bounds its own pulls at
-    # about 190-250 MiB/s (see docs/performance.md); one blob at a time, one connection
-    transfer "$who" "curl push big" "$BIG_BYTES" curl_push "$WORK/big" "bench/curl-big"
-    transfer "$who" "curl pull big" "$BIG_BYTES" curl_pull "$WORK/big" "bench/curl-big"
 
     skopeo_copy --dest-tls-verify=false "oci:$WORK/small:v1" "docker://$HOSTPORT/bench/small:v1"
     run_wrk "$who" "manifest GET" "$BASE/v2/bench/small/manifests/v1" \
@@ -567,8 +592,9 @@ for image in big many; do
             "skopeo $dir $image S3 requests|lower")
     done
 done
-for dir in push pull; do
-    METRICS+=("curl $dir big MiB/s|higher" "curl $dir big s|lower" "curl $dir big S3 requests|lower")
+for dir in push pull "pull big again"; do
+    [ "$dir" = "pull big again" ] || dir="$dir big"
+    METRICS+=("curl $dir MiB/s|higher" "curl $dir s|lower" "curl $dir S3 requests|lower")
 done
 
 ratio() { # a b -> b/a
@@ -587,7 +613,7 @@ OUT=$ROOT/bench/results/$DATE-s3.md
     echo "# registries on S3 ($S3_SERVER) — $DATE"
     echo
     if [[ " $CONTENDERS " == *" berth"* ]]; then
-        echo "- berth: $("$BERTH" --version 2>/dev/null || echo "$BERTH") (release build), S3 driver, log level $LOG_LEVEL"
+        echo "- berth: $("$BERTH" --version 2>/dev/null || echo "$BERTH") (release build), S3 driver, disk tier: ${BERTH_DISK_TIER:-1073741824 (the default)} bytes under each replica's data directory, log level $LOG_LEVEL"
     fi
     if [[ " $CONTENDERS " == *" docker-registry "* ]]; then
         echo "- docker-registry: $(docker-registry --version 2>/dev/null | head -1), S3 driver (v4auth, path style, redirect disabled), \`blobdescriptor: inmemory\`, log level $LOG_LEVEL"
@@ -597,7 +623,7 @@ OUT=$ROOT/bench/results/$DATE-s3.md
     s3s-fs) echo "- S3 server: $(s3s-fs --version) (files under a temporary root), fresh for every contender and round" ;;
     seaweedfs) echo "- S3 server: SeaweedFS $("$WEED" version 2>/dev/null | awk '{ print $3 }') (\`weed mini\`, files under a temporary directory), fresh for every contender and round" ;;
     esac
-    echo "- proxy: $(nginx -v 2>&1 | cut -d' ' -f3), round-robin, 2 workers, HTTP/1.1 keepalive to the upstreams, no buffering; in front of every contender"
+    echo "- proxy: $(nginx -v 2>&1 | cut -d' ' -f3), round-robin, 2 workers, HTTP/1.1 keepalive to the upstreams, no buffering (relayed through a $PROXY_BUFFER buffer); in front of every contender"
     echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2) (the curl yardstick: POST + PUT with the file per blob, GETs on one connection)"
     echo "- machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); S3 server, registries, proxy and clients share it"
     echo "- ROUNDS=$ROUNDS (order turned round each round: $CONTENDERS, then backwards), wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency"

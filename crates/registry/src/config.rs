@@ -42,6 +42,12 @@
 //!                                       # 0 turns the cache off
 //! max_entries = 65536                   # entries; 0 turns the cache off
 //! max_entry_bytes = 4194304             # larger content is not kept (its size is); 0: sizes only
+//! disk_max_bytes = 1073741824           # with driver = "s3": larger blobs' bytes kept on this
+//!                                       # machine's disk as GETs stream them, so hot layers are
+//!                                       # served from here; a blob over a quarter of it is not
+//!                                       # kept; 0 turns the disk tier off
+//! disk_dir = "/var/cache/berth-blobs"   # where (unset: <data>/registry/blobcache); one process
+//!                                       # per directory, emptied at every start
 //!
 //! [gc]
 //! grace_secs = 3600                     # never collect a blob younger than this
@@ -158,6 +164,10 @@ pub struct CacheConfig {
     pub max_bytes: u64,
     pub max_entries: usize,
     pub max_entry_bytes: u64,
+    /// The disk tier's bound (`crate::storage::disk_cache`), over object storage only; 0: off.
+    pub disk_max_bytes: u64,
+    /// The disk tier's directory (unset: `<root>/blobcache`).
+    pub disk_dir: Option<PathBuf>,
 }
 
 impl Default for CacheConfig {
@@ -172,6 +182,8 @@ impl From<crate::storage::CacheLimits> for CacheConfig {
             max_bytes: l.max_bytes,
             max_entries: l.max_entries,
             max_entry_bytes: l.max_entry_bytes,
+            disk_max_bytes: crate::storage::disk_cache::DEFAULT_MAX_BYTES,
+            disk_dir: None,
         }
     }
 }
@@ -183,6 +195,21 @@ impl CacheConfig {
             max_entries: self.max_entries,
             max_entry_bytes: self.max_entry_bytes,
         }
+    }
+}
+
+impl StorageConfig {
+    /// Where the disk tier of the read cache lives, when it is on: only over object
+    /// storage (a filesystem root is local already), with a bound, and a directory given or
+    /// a root to put it under.
+    pub fn disk_cache_dir(&self) -> Option<PathBuf> {
+        if self.driver != DriverKind::S3 || self.cache.disk_max_bytes == 0 {
+            return None;
+        }
+        self.cache
+            .disk_dir
+            .clone()
+            .or_else(|| self.root.as_ref().map(|r| r.join("blobcache")))
     }
 }
 
@@ -357,6 +384,34 @@ mod tests {
         assert_eq!(c.storage.cache.max_entry_bytes, 1024);
         assert_eq!(c.storage.cache.max_entries, d.max_entries);
         assert!(toml::from_str::<Config>("[storage.cache]\nmax_byte = 1\n").is_err());
+    }
+
+    #[test]
+    fn the_disk_tier_is_on_over_object_storage_only() {
+        let mut c = Config::default();
+        c.storage.root = Some(PathBuf::from("/data/registry"));
+        assert_eq!(c.storage.cache.disk_max_bytes, 1 << 30);
+        assert_eq!(
+            c.storage.disk_cache_dir(),
+            None,
+            "a filesystem root is local"
+        );
+        c.storage.driver = DriverKind::S3;
+        assert_eq!(
+            c.storage.disk_cache_dir(),
+            Some(PathBuf::from("/data/registry/blobcache"))
+        );
+        let t: Config = toml::from_str(
+            "[storage]\ndriver = \"s3\"\n[storage.s3]\nbucket = \"b\"\n[storage.cache]\ndisk_dir = \"/cache\"\ndisk_max_bytes = 5\n",
+        )
+        .unwrap();
+        assert_eq!(t.storage.disk_cache_dir(), Some(PathBuf::from("/cache")));
+        assert_eq!(t.storage.cache.disk_max_bytes, 5);
+        let off: Config = toml::from_str(
+            "[storage]\ndriver = \"s3\"\n[storage.s3]\nbucket = \"b\"\n[storage.cache]\ndisk_max_bytes = 0\n",
+        )
+        .unwrap();
+        assert_eq!(off.storage.disk_cache_dir(), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::storage::cache::{CacheStats, Lookup};
+use crate::storage::disk_cache::DiskStats;
 
 const UPLOAD_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -25,6 +26,7 @@ pub struct Metrics {
     upload_count: AtomicU64,
     upload_sum_micros: AtomicU64,
     storage_cache: Option<Arc<CacheStats>>,
+    disk_cache: Option<Arc<DiskStats>>,
 }
 
 fn add<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K, n: u64) {
@@ -52,10 +54,12 @@ impl Metrics {
         Metrics::default()
     }
 
-    /// Metrics that also report the storage read cache behind `stats`.
-    pub fn with_storage_cache(stats: Arc<CacheStats>) -> Metrics {
+    /// Metrics that also report the storage read cache behind `stats` and its disk tier's
+    /// `disk`, when there is one.
+    pub fn with_storage_cache(stats: Arc<CacheStats>, disk: Option<Arc<DiskStats>>) -> Metrics {
         Metrics {
             storage_cache: Some(stats),
+            disk_cache: disk,
             ..Metrics::default()
         }
     }
@@ -145,6 +149,9 @@ impl Metrics {
         if let Some(c) = &self.storage_cache {
             render_cache(&mut s, c);
         }
+        if let Some(d) = &self.disk_cache {
+            render_disk_cache(&mut s, d);
+        }
         s
     }
 }
@@ -183,6 +190,49 @@ fn render_cache(s: &mut String, c: &CacheStats) {
     }
 }
 
+fn render_disk_cache(s: &mut String, d: &DiskStats) {
+    for (name, kind, help, v) in [
+        (
+            "berth_registry_disk_cache_hits_total",
+            "counter",
+            "Blob GETs served from the disk tier's files.",
+            d.hits(),
+        ),
+        (
+            "berth_registry_disk_cache_misses_total",
+            "counter",
+            "Blob GETs the disk tier could have served that went to storage.",
+            d.misses(),
+        ),
+        (
+            "berth_registry_disk_cache_fills_total",
+            "counter",
+            "Blobs copied whole to the disk tier as they streamed to a client.",
+            d.fills(),
+        ),
+        (
+            "berth_registry_disk_cache_abandoned_total",
+            "counter",
+            "Copies to the disk tier given up (client gone, writer behind, write failed, collection).",
+            d.abandoned(),
+        ),
+        (
+            "berth_registry_disk_cache_bytes",
+            "gauge",
+            "Bytes in the disk tier's files.",
+            d.bytes(),
+        ),
+        (
+            "berth_registry_disk_cache_entries",
+            "gauge",
+            "Files in the disk tier.",
+            d.entries(),
+        ),
+    ] {
+        let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,7 +268,11 @@ mod tests {
         cache.insert_content(&d, bytes::Bytes::from_static(b"m"));
         assert!(cache.content(&d).is_some());
         assert!(cache.size(&d).is_some());
-        let text = Metrics::with_storage_cache(cache.stats()).render();
+        let text = Metrics::with_storage_cache(cache.stats(), None).render();
+        assert!(
+            !text.contains("disk_cache"),
+            "no disk tier, no disk metrics"
+        );
         for line in [
             "berth_registry_storage_cache_hits_total{kind=\"content\"} 1",
             "berth_registry_storage_cache_hits_total{kind=\"size\"} 1",
@@ -231,5 +285,23 @@ mod tests {
         }
         let bytes = 1 + crate::storage::cache::ENTRY_OVERHEAD;
         assert!(text.contains(&format!("berth_registry_storage_cache_bytes {bytes}\n")));
+    }
+
+    #[test]
+    fn renders_the_disk_tier() {
+        let cache = crate::storage::BlobCache::new(crate::storage::CacheLimits::default());
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = crate::storage::DiskCache::open(tmp.path(), 1 << 20).unwrap();
+        let text = Metrics::with_storage_cache(cache.stats(), Some(disk.stats())).render();
+        for line in [
+            "# TYPE berth_registry_disk_cache_hits_total counter\nberth_registry_disk_cache_hits_total 0\n",
+            "# TYPE berth_registry_disk_cache_bytes gauge\nberth_registry_disk_cache_bytes 0\n",
+            "berth_registry_disk_cache_fills_total 0\n",
+            "berth_registry_disk_cache_abandoned_total 0\n",
+            "berth_registry_disk_cache_misses_total 0\n",
+            "berth_registry_disk_cache_entries 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

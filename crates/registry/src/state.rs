@@ -7,7 +7,7 @@ use crate::auth::{Access, Action, Authorizer, Decision};
 use crate::config::Config;
 use crate::error::{ErrorKind, RegistryError, Result};
 use crate::metrics::Metrics;
-use crate::storage::{Driver, Registry};
+use crate::storage::{DiskCache, Driver, Registry};
 
 /// Everything a request handler can reach.
 #[derive(Debug)]
@@ -21,8 +21,18 @@ pub struct App<D: Driver> {
 
 impl<D: Driver> App<D> {
     pub fn new(driver: D, config: Config, auth: Authorizer, tls: bool) -> App<D> {
-        let storage = Registry::with_cache(driver, config.storage.cache.limits());
-        let metrics = Metrics::with_storage_cache(storage.cache().stats());
+        let mut storage = Registry::with_cache(driver, config.storage.cache.limits());
+        if let Some(dir) = config.storage.disk_cache_dir() {
+            match DiskCache::open(&dir, config.storage.cache.disk_max_bytes) {
+                Ok(disk) => storage = storage.with_disk_cache(disk),
+                // a replica without its disk tier is slower, not wrong
+                Err(e) => tracing::warn!("blob cache on disk off: {e}"),
+            }
+        }
+        let metrics = Metrics::with_storage_cache(
+            storage.cache().stats(),
+            storage.disk_cache().map(DiskCache::stats),
+        );
         App {
             storage,
             config,

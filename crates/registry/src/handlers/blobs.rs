@@ -4,8 +4,6 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
 
 use crate::error::{ErrorKind, RegistryError, Result};
 use crate::handlers::http::empty;
@@ -113,8 +111,7 @@ pub async fn get<D: Driver>(
     let mut resp = if head {
         Response::new(Body::empty())
     } else {
-        let (reader, _) = blobs.open(&d, start).await?;
-        let stream = ReaderStream::with_capacity(reader.take(len), STREAM_CHUNK);
+        let stream = blobs.stream(&d, start, len, STREAM_CHUNK).await?;
         Response::new(Body::from_stream(stream))
     };
     *resp.status_mut() = status;

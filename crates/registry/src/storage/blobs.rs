@@ -4,7 +4,11 @@
 use berth_oci::Digest;
 use bytes::Bytes;
 
+use std::pin::Pin;
+
+use futures_util::Stream;
 use tokio::io::AsyncReadExt;
+use tokio_util::io::ReaderStream;
 
 use super::{BoxReader, Driver, DriverError, Repository, Result, StorageError, missing_ok, paths};
 
@@ -18,6 +22,24 @@ fn from_memory(content: Bytes, offset: u64) -> (BoxReader, u64) {
     let size = content.len() as u64;
     let start = usize::try_from(offset.min(size)).unwrap_or(content.len());
     (Box::pin(std::io::Cursor::new(content.slice(start..))), size)
+}
+
+/// A blob's bytes as a response body streams them.
+pub type BlobStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// What [`Blobs::open_from`] found: a reader and where from, or a stream of a file the
+/// disk tier keeps.
+enum Opened {
+    Reader(BoxReader, u64, Source),
+    Kept(BlobStream),
+}
+
+/// Where [`Blobs::open_from`] found a blob's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Memory,
+    Disk,
+    Storage,
 }
 
 /// The blobs of one repository.
@@ -50,25 +72,77 @@ impl<'a, D: Driver> Blobs<'a, D> {
         self.repo.reg.blob_size(d).await
     }
 
-    /// Stream the blob's content from `offset` (the caller checked it is linked). Content in
+    /// Read the blob's content from `offset` (the caller checked it is linked). Content in
     /// the read cache is served from memory; a small blob (up to [`GET_FILL_MAX`] and the
     /// cache's entry limit) read from the start is read whole, kept, and served from there.
+    /// With a disk tier (object storage), a larger blob kept there is read from its file.
     pub async fn open(&self, d: &Digest, offset: u64) -> Result<(BoxReader, u64)> {
-        let cache = &self.repo.reg.cache;
+        match self.open_from(d, offset, None).await? {
+            Opened::Reader(reader, size, _) => Ok((reader, size)),
+            Opened::Kept(..) => Err(StorageError::Corrupt {
+                what: format!("read of blob {d}"),
+                source: "the disk tier answered a reader's request with a stream".into(),
+            }),
+        }
+    }
+
+    /// [`Blobs::open`] as a stream of `len` bytes in chunks of at most `chunk` (a GET's
+    /// body). With a disk tier, a whole blob read from storage is copied to the tier as the
+    /// stream is read: its chunks are shared with the writer, not copied.
+    pub async fn stream(
+        &self,
+        d: &Digest,
+        offset: u64,
+        len: u64,
+        chunk: usize,
+    ) -> Result<BlobStream> {
+        let (reader, size, from) = match self.open_from(d, offset, Some(len)).await? {
+            Opened::Kept(stream) => return Ok(stream),
+            Opened::Reader(reader, size, from) => (reader, size, from),
+        };
+        let stream: BlobStream = Box::pin(ReaderStream::with_capacity(reader.take(len), chunk));
+        match &self.repo.reg.disk {
+            Some(disk) if from == Source::Storage && offset == 0 && len == size => {
+                Ok(disk.fill(d, size, stream))
+            }
+            _ => Ok(stream),
+        }
+    }
+
+    /// The blob's bytes from `offset`: from memory, the disk tier (as a stream of `len`
+    /// bytes when `stream_len` asks for one) or storage.
+    async fn open_from(&self, d: &Digest, offset: u64, stream_len: Option<u64>) -> Result<Opened> {
+        let reg = self.repo.reg;
+        let cache = &reg.cache;
         if let Some(content) = cache.content(d) {
-            return Ok(from_memory(content, offset));
+            let (r, size) = from_memory(content, offset);
+            return Ok(Opened::Reader(r, size, Source::Memory));
+        }
+        if let Some(disk) = &reg.disk {
+            match stream_len {
+                Some(len) => {
+                    if let Some(stream) = disk.stream_blob(d, offset, len).await {
+                        return Ok(Opened::Kept(stream));
+                    }
+                }
+                None => {
+                    if let Some((r, size)) = disk.open_blob(d, offset).await {
+                        return Ok(Opened::Reader(r, size, Source::Disk));
+                    }
+                }
+            }
         }
         let path = paths::blob_data(d);
         let (mut reader, size) = match self.repo.driver().reader(&path, offset).await {
             Ok(r) => r,
             Err(e) if e.is_not_found() => {
-                cache.evict(d);
+                reg.forget(d);
                 return Err(self.unknown(d));
             }
             Err(e) => return Err(e.into()),
         };
         if offset != 0 || size > GET_FILL_MAX || !cache.keeps_content_of(size) {
-            return Ok((reader, size));
+            return Ok(Opened::Reader(reader, size, Source::Storage));
         }
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         (&mut reader)
@@ -87,7 +161,8 @@ impl<'a, D: Driver> Blobs<'a, D> {
         }
         let content = Bytes::from(buf);
         cache.insert_content(d, content.clone());
-        Ok(from_memory(content, 0))
+        let (r, size) = from_memory(content, 0);
+        Ok(Opened::Reader(r, size, Source::Memory))
     }
 
     /// Where the client may download the blob directly (the caller checked it is linked),

@@ -109,7 +109,7 @@ impl<'a, D: Driver> Manifests<'a, D> {
                 Ok(b)
             }
             Err(e) if e.is_not_found() => {
-                cache.evict(d);
+                self.repo.reg.forget(d);
                 Err(self.unknown(reference))
             }
             Err(e) => Err(e.into()),

@@ -12,6 +12,7 @@
 //!    │                                        ├─ tags()       tag links
 //!    │                                        └─ referrers()  subject → referrer records
 //!    ├─ cache: BlobCache                      sizes and small bytes of blob data (`cache`)
+//!    ├─ disk: DiskCache (object storage)      large blobs' bytes on local disk (`disk_cache`)
 //!    └─ driver: Driver (fs, memory, …)        all paths built in `paths`
 //! ```
 //!
@@ -33,6 +34,7 @@
 
 pub mod blobs;
 pub mod cache;
+pub mod disk_cache;
 pub mod driver;
 pub mod error;
 pub mod gc;
@@ -51,6 +53,7 @@ use berth_oci::Digest;
 use bytes::Bytes;
 
 pub use cache::{BlobCache, CacheLimits};
+pub use disk_cache::DiskCache;
 pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory, s3};
 pub use error::{Result, StorageError};
 pub use manifests::RevisionMeta;
@@ -69,6 +72,7 @@ pub struct Registry<D: Driver> {
     driver: D,
     hashes: Mutex<HashMap<String, uploads::PartialHash>>,
     cache: BlobCache,
+    disk: Option<DiskCache>,
 }
 
 impl<D: Driver> Registry<D> {
@@ -84,6 +88,27 @@ impl<D: Driver> Registry<D> {
             driver,
             hashes: Mutex::new(HashMap::new()),
             cache: BlobCache::new(limits),
+            disk: None,
+        }
+    }
+
+    /// The same storage with `disk` as the local tier for large blobs read from it
+    /// (`disk_cache.rs`; meant for object storage, whose reads are remote).
+    pub fn with_disk_cache(mut self, disk: DiskCache) -> Registry<D> {
+        self.disk = Some(disk);
+        self
+    }
+
+    /// The disk tier, when there is one.
+    pub fn disk_cache(&self) -> Option<&DiskCache> {
+        self.disk.as_ref()
+    }
+
+    /// Forget `d` in both caches: storage said its data is gone, or this process deleted it.
+    pub(crate) fn forget(&self, d: &Digest) {
+        self.cache.evict(d);
+        if let Some(disk) = &self.disk {
+            disk.evict(d);
         }
     }
 
@@ -96,14 +121,17 @@ impl<D: Driver> Registry<D> {
         &self.cache
     }
 
-    /// Run one garbage collection over this registry's driver, then empty the read cache,
-    /// since the collection may have deleted data it holds (see `cache.rs`).
+    /// Run one garbage collection over this registry's driver, then empty the read caches,
+    /// since the collection may have deleted data they hold (see `cache.rs`).
     pub async fn collect(
         &self,
         opts: &gc::GcOptions,
     ) -> std::result::Result<gc::GcReport, gc::GcError> {
         let report = gc::collect(&self.driver, opts).await;
         self.cache.clear();
+        if let Some(disk) = &self.disk {
+            disk.clear();
+        }
         report
     }
 
@@ -137,7 +165,7 @@ impl<D: Driver> Registry<D> {
         // a blob's content is always stored whole: one HEAD on object storage, found or not
         let size = missing_ok(self.driver.stat_stored(&paths::blob_data(d)).await)?.map(|i| i.size);
         if size.is_none() {
-            self.cache.evict(d);
+            self.forget(d);
         }
         Ok(size)
     }

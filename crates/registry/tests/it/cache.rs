@@ -19,7 +19,7 @@ use crate::{TestRegistry, random_bytes};
 
 const CONFIG_JSON: &[u8] = br#"{"architecture":"amd64","os":"linux"}"#;
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,7 +56,7 @@ impl CountingDriver {
     }
 
     /// Calls of any operation on `path`.
-    fn on(&self, path: &str) -> usize {
+    pub(crate) fn on(&self, path: &str) -> usize {
         self.calls
             .lock()
             .unwrap()
@@ -119,7 +119,7 @@ impl Driver for CountingDriver {
 }
 
 /// The value of one sample in `/metrics` (`name` includes any labels).
-fn metric(r: &TestRegistry, name: &str) -> u64 {
+pub(crate) fn metric(r: &TestRegistry, name: &str) -> u64 {
     let text = r.get("/metrics").text();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())

@@ -11,6 +11,7 @@
 )]
 mod blobs;
 mod cache;
+mod disk_cache;
 mod gc;
 mod lease;
 mod manifests;

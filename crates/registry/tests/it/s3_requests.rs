@@ -74,6 +74,10 @@ impl Counted {
     fn start(s3: S3Server, prefix: &str) -> Counted {
         let mut config = Config::default();
         config.storage.min_free_bytes = 0;
+        Counted::start_with(s3, prefix, config)
+    }
+
+    fn start_with(s3: S3Server, prefix: &str, config: Config) -> Counted {
         let reg = TestRegistry::serve(driver(&s3, prefix), config);
         let mut c = Counted {
             s3,
@@ -788,5 +792,72 @@ fn s3_a_collection_lists_nothing_to_stat_or_move_a_blob() {
                 .any(|r| !r.contains("delimiter") && r.contains("/blobs/sha256/")),
             "{d}: its directory's subtree was listed: {listings:#?}"
         );
+    }
+}
+
+/// A pull of a large blob from a replica with the disk tier (`storage/disk_cache.rs`): the
+/// first GET streams the data from the bucket, every later one reads only the repository's
+/// link there (the size is cached in memory) and the bytes from the replica's file; the
+/// same for a blob adopted by reference (its reference and segment are not read again).
+#[test]
+fn s3_requests_per_large_blob_pull_with_the_disk_tier_on_moto() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    let tier = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.storage.min_free_bytes = 0;
+    config.storage.driver = berth_registry::config::DriverKind::S3;
+    config.storage.cache.disk_dir = Some(tier.path().to_owned());
+    let mut c = Counted::start_with(s3, "tier", config);
+    let name = "tier/big";
+    let octet = ("content-type", "application/octet-stream");
+    // 1 MiB is copied at the commit, 9 MiB (over the 8 MiB part size) adopted by reference
+    for (seed, len) in [(20u64, 1usize << 20), (21, 9 << 20)] {
+        let blob = random_bytes(seed, len);
+        let d = Digest::sha256_of(&blob);
+        let r = c.req(
+            "POST ?digest",
+            "POST",
+            &format!("/v2/{name}/blobs/uploads/?digest={d}"),
+            &[octet],
+            &blob,
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let url = format!("/v2/{name}/blobs/{d}");
+        let from = c.table.len();
+        let r = c.req("GET blob (first)", "GET", &url, &[], b"");
+        assert_eq!(r.body, blob);
+        let first = c.total_since(from);
+        let fills = |c: &Counted| {
+            let text = c.reg.get("/metrics").text();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix("berth_registry_disk_cache_fills_total ")?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .unwrap_or(0)
+        };
+        let want = if len == 1 << 20 { 1 } else { 2 };
+        assert!(
+            berth_test_support::wait_until(Duration::from_secs(10), || fills(&c) == want),
+            "the {len}-byte blob was never kept"
+        );
+        let from = c.table.len();
+        for _ in 0..3 {
+            let r = c.req("GET blob (again)", "GET", &url, &[], b"");
+            assert_eq!(r.body, blob);
+        }
+        let again = c.total_since(from);
+        c.print(
+            &format!("pull of {len} bytes: first GET, then three"),
+            from - 1,
+        );
+        assert!(
+            first >= 2,
+            "the first GET reads the data from the bucket: {first}"
+        );
+        assert_eq!(again, 3, "each later GET reads only the link");
     }
 }

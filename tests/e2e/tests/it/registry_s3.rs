@@ -11,7 +11,9 @@
 //! - `redirect = true`: blob GETs answer 307 to a presigned URL the S3 server itself checks;
 //!   HEADs and manifests are never redirected; off by default;
 //! - with authentication, replicas given one token key (as the README says) accept each
-//!   other's tokens, and skopeo logs in and pushes through the proxy.
+//!   other's tokens, and skopeo logs in and pushes through the proxy;
+//! - the disk tier: a layer's second GET comes from the replica's own file, a delete through
+//!   one replica is a 404 through the other at once, one process per tier directory.
 //!
 //! The S3 server, nginx, skopeo and the replicas (`Registry` with
 //! `S3Server::berth_options`) come from `berth_test_support`.
@@ -332,7 +334,8 @@ fn an_upload_continues_on_another_replica(kind: S3Kind) {
         a.get_verified_blob(repo, &digest) == whole,
         "replica a's copy"
     );
-    // it is in the bucket, under the prefix, and in no replica's data directory
+    // it is in the bucket, under the prefix, and in no replica's data directory but as the
+    // disk tier's copy of what a GET read (`registry/blobcache`, emptied at every start)
     let listing = rs.s3.list(PREFIX);
     assert_eq!(
         listing.status,
@@ -346,11 +349,12 @@ fn an_upload_continues_on_another_replica(kind: S3Kind) {
         listing.text()
     );
     for r in &rs.replicas {
+        let tier = r.data_dir().join("registry/blobcache");
         let local = berth_test_support::walk_files(r.temp_dir());
         assert!(
             !local
                 .iter()
-                .any(|p| p.to_string_lossy().contains(digest.hex())),
+                .any(|p| !p.starts_with(&tier) && p.to_string_lossy().contains(digest.hex())),
             "replica {} keeps blob {digest} on its disk: {local:?}",
             r.addr()
         );
@@ -804,6 +808,101 @@ fn authenticated_replicas_share_the_token_key(kind: S3Kind) {
     );
 }
 
+/// The value of one sample in a replica's `/metrics`, if it is there.
+fn metric(r: &Registry, name: &str) -> Option<u64> {
+    let text = r.http().get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// 6. The disk tier (on by default over S3, under each replica's `--data`): a replica serves
+///    a layer's second GET from its own file, skopeo pulls the image whole through the
+///    proxy after, a delete through one replica is a 404 through the other at once, and a
+///    third replica pointed at the first one's directory runs without a tier and says so.
+fn hot_layers_come_from_each_replicas_disk(kind: S3Kind) {
+    let rs = Replicas::start(kind, 2, "");
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("src");
+    image(&src, 500, 12 * MIB);
+    let skopeo = Skopeo::new();
+    let host = rs.proxy.host();
+    let repo = "s3/tier";
+    let out = skopeo_push(&skopeo, &src, &host, repo);
+    assert!(
+        out.status.success(),
+        "skopeo push: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let layer = OciLayout::blob_digests(&src)
+        .into_iter()
+        .max_by_key(|d| OciLayout::read_blob(&src, d).len())
+        .expect("the large layer");
+    let want = OciLayout::read_blob(&src, &layer);
+    let url = format!("/v2/{repo}/blobs/{layer}");
+    for r in &rs.replicas {
+        let fills = "berth_registry_disk_cache_fills_total";
+        assert_eq!(metric(r, fills), Some(0), "{}", r.log());
+        let first = r.http().get(&url);
+        first.expect_status(200, "the layer's first GET");
+        assert!(first.body == want, "the first GET's body differs");
+        assert!(
+            wait_until(Duration::from_secs(20), || metric(r, fills) == Some(1)),
+            "the layer was never kept: {:?}",
+            r.http().get("/metrics").text()
+        );
+        let files = std::fs::read_dir(r.data_dir().join("registry/blobcache"))
+            .expect("the tier under --data")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("sha256-"))
+            .count();
+        assert_eq!(files, 1, "one kept file in {}", r.data_dir().display());
+        let again = r.http().get(&url);
+        again.expect_status(200, "the layer's second GET");
+        assert!(again.body == want, "the second GET's body differs");
+        let part = r
+            .http()
+            .request("GET", &url, &[("range", "bytes=5000-9999")], None);
+        part.expect_status(206, "a ranged GET from the tier");
+        assert!(part.body == want[5000..10000]);
+        assert_eq!(
+            metric(r, "berth_registry_disk_cache_hits_total"),
+            Some(2),
+            "the second and the ranged GET came from the tier"
+        );
+    }
+    skopeo_pull_and_compare(&skopeo, &host, repo, "v1", &src);
+
+    // deleted through one replica: a 404 through the other, though its tier holds it
+    rs.replicas[0]
+        .http()
+        .request("DELETE", &url, &[], None)
+        .expect_status(202, "DELETE the layer");
+    rs.replicas[1]
+        .http()
+        .get(&url)
+        .expect_status(404, "a deleted layer from a warm replica");
+
+    // a third replica on the first one's tier directory: served, without a tier
+    let config = work.path().join("third.toml");
+    let tier = rs.replicas[0].data_dir().join("registry/blobcache");
+    let extra = format!("\n[storage.cache]\ndisk_dir = \"{}\"\n", tier.display());
+    let third = Registry::start(rs.s3.berth_options_with(&config, PREFIX, &extra));
+    let manifest = third.http().request(
+        "GET",
+        &format!("/v2/{repo}/manifests/v1"),
+        &[("accept", "application/vnd.oci.image.manifest.v1+json")],
+        None,
+    );
+    manifest.expect_status(200, "the third replica serves");
+    assert_eq!(metric(&third, "berth_registry_disk_cache_hits_total"), None);
+    assert!(
+        third.log().contains("blob cache on disk off")
+            && third.log().contains("in use by another process"),
+        "the third replica does not say its tier is off:\n{}",
+        third.log()
+    );
+}
+
 /// One module per server, one test per scenario (each takes the server kind).
 macro_rules! replica_tests {
     ($module:ident, $kind:expr) => {
@@ -823,6 +922,8 @@ macro_rules! replica_tests {
                     => presigned_redirects,
                 authenticated_replicas_with_one_token_key_accept_each_others_tokens
                     => authenticated_replicas_share_the_token_key,
+                hot_layers_are_served_from_each_replicas_disk
+                    => hot_layers_come_from_each_replicas_disk,
             );
         }
     };

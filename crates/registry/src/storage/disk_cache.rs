@@ -289,16 +289,27 @@ impl DiskCache {
     /// the buffer the body sends. The caller scoped the read by a repository link read from
     /// storage first.
     pub async fn stream_blob(&self, d: &Digest, offset: u64, len: u64) -> Option<BlobStream> {
-        let (f, size) = self.open_kept(d).await?;
+        let (mut f, size) = self.open_kept(d).await?;
         let end = offset.saturating_add(len).min(size);
+        if offset > 0 && f.seek(SeekFrom::Start(offset)).is_err() {
+            return None;
+        }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
         tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
+            use std::io::Read;
             let mut pos = offset;
             while pos < end {
                 let n = usize::try_from(end - pos).map_or(READ_CHUNK, |left| left.min(READ_CHUNK));
-                let mut buf = vec![0u8; n];
-                let read = f.read_exact_at(&mut buf, pos).map(|()| Bytes::from(buf));
+                // read into spare capacity: no zeroing of the buffer first
+                let mut buf = Vec::with_capacity(n);
+                let read = match (&mut f).take(n as u64).read_to_end(&mut buf) {
+                    Ok(got) if got == n => Ok(Bytes::from(buf)),
+                    Ok(got) => Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the blob cache file ended {} bytes early", n - got),
+                    )),
+                    Err(e) => Err(e),
+                };
                 let failed = read.is_err();
                 // a closed channel: the client went away
                 if tx.blocking_send(read).is_err() || failed {

@@ -295,6 +295,7 @@ impl DiskCache {
             return None;
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+        let (cache, d) = (self.clone(), d.clone());
         tokio::task::spawn_blocking(move || {
             use std::io::Read;
             let mut pos = offset;
@@ -310,9 +311,16 @@ impl DiskCache {
                     )),
                     Err(e) => Err(e),
                 };
-                let failed = read.is_err();
+                if let Err(e) = &read {
+                    // the response ends short (its length was sent): the client sees a
+                    // failed transfer, and the next GET reads storage
+                    tracing::warn!(digest = %d, error = %e, "blob cache file unreadable; evicted");
+                    cache.evict(&d);
+                    let _ = tx.blocking_send(read);
+                    return;
+                }
                 // a closed channel: the client went away
-                if tx.blocking_send(read).is_err() || failed {
+                if tx.blocking_send(read).is_err() {
                     return;
                 }
                 pos += n as u64;
@@ -783,6 +791,47 @@ mod tests {
             settled(&c, d).await;
         }
         assert_eq!(c.stats().entries(), MAX_FILLS as u64);
+    }
+
+    #[tokio::test]
+    async fn a_file_cut_short_while_streamed_ends_the_stream_with_an_error_and_is_evicted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = DiskCache::open(tmp.path(), 1 << 30).unwrap();
+        // more chunks than the read-ahead holds: the reader waits on the channel before the cut
+        let (d, data) = blob(7, (READ_AHEAD + 6) * READ_CHUNK + 5);
+        collect(c.fill(&d, data.len() as u64, stream_of(&data))).await;
+        settled(&c, &d).await;
+        let mut s = c.stream_blob(&d, 0, data.len() as u64).await.expect("kept");
+        // cut after the open checked the size
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp.path().join(file_name(&d)))
+            .unwrap()
+            .set_len(READ_CHUNK as u64 + 10)
+            .unwrap();
+        let (mut got, mut failed) = (0usize, false);
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(b) => got += b.len(),
+                Err(e) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+                    failed = true;
+                }
+            }
+        }
+        assert!(
+            failed,
+            "the stream ended without an error after {got} bytes"
+        );
+        assert!(got < data.len());
+        assert_eq!(c.stats().entries(), 0, "evicted");
+        assert!(names(tmp.path()).is_empty(), "{:?}", names(tmp.path()));
+        // a ranged stream of a kept file starts where asked
+        let (d2, data2) = blob(8, 2 * READ_CHUNK);
+        collect(c.fill(&d2, data2.len() as u64, stream_of(&data2))).await;
+        settled(&c, &d2).await;
+        let part = collect(c.stream_blob(&d2, 12_345, 1_000_000).await.expect("kept")).await;
+        assert_eq!(part, &data2[12_345..1_012_345]);
     }
 
     #[tokio::test]

@@ -212,11 +212,6 @@ impl DiskCache {
         self.inner.stats.clone()
     }
 
-    /// The directory the files are in.
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
-    }
-
     /// Whether a blob of `size` bytes may be kept.
     pub fn keeps(&self, size: u64) -> bool {
         size > 0 && size <= self.inner.max_bytes / 4

@@ -37,6 +37,19 @@
 #   BERTH_BIN=…       a berth binary to use instead of building target/release/berth
 #   BERTH_DISK_TIER=… berth's [storage.cache] disk_max_bytes (0: no disk tier); unset: its
 #                     default (1 GiB)
+#   BERTH_READ_AHEAD=… berth's [storage.s3] read_ahead (0: one GET per blob, as
+#                     docker-registry reads); unset: its default (4)
+#   S3_CONN_RATE=…    cap every TCP connection to or from the S3 server at this rate (a tc
+#                     rate: 720mbit is 90 MB/s), as a real S3 service caps one connection
+#                     ("there's a cap on the throughput of single S3 connection, the only way
+#                     to go faster is multiple parallel connections": awslabs/aws-c-s3's
+#                     README), where on one machine the server's loopback has no cap at all.
+#                     The script then re-runs itself in a network namespace of its own (as
+#                     root: unshare -n) and shapes that namespace's loopback with tc: HTB, one
+#                     class of this rate per value of the low byte of the client's port,
+#                     chosen by a u32 hash filter on the S3 server's port. Every contender
+#                     gets the same caps; traffic between clients, nginx and registries has
+#                     none
 #
 # Measures per contender: skopeo push and pull (oci: layout <-> docker://) of the large and
 # the many-layer image, in MiB/s; manifest GET by tag, requests/s and p50/p99 with wrk
@@ -66,6 +79,9 @@ SMALL_KIB=${SMALL_KIB:-4}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 PROXY_BUFFER=${PROXY_BUFFER:-256k}
 
+BERTH_READ_AHEAD=${BERTH_READ_AHEAD:-}
+S3_CONN_RATE=${S3_CONN_RATE:-}
+
 S3_ACCESS=bench-access
 S3_SECRET=bench-secret-0123456789
 S3_REGION=us-east-1
@@ -73,6 +89,23 @@ S3_BUCKET=registry
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+
+if [ -n "$S3_CONN_RATE" ] && [ -z "${BERTH_BENCH_NETNS:-}" ]; then
+    for tool in unshare tc ip; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            echo "error: S3_CONN_RATE needs $tool (util-linux, iproute2)" >&2
+            exit 1
+        }
+    done
+    if [ "$(id -u)" != 0 ]; then
+        echo "error: S3_CONN_RATE shapes a network namespace's loopback: run as root" >&2
+        exit 1
+    fi
+    exec unshare -n env BERTH_BENCH_NETNS=1 "$0" "$@"
+fi
+if [ -n "${BERTH_BENCH_NETNS:-}" ]; then
+    ip link set lo up
+fi
 
 for tool in skopeo wrk curl jq nginx gzip sha256sum; do
     if ! command -v "$tool" >/dev/null 2>&1; then
@@ -207,6 +240,37 @@ start() { # function args...
 # curl 7.88 signs with --aws-sigv4 but sends no x-amz-content-sha256 (s3s-fs requires it)
 EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 
+# S3_CONN_RATE: every connection to or from the S3 server on `port` capped at that rate
+# (see the header); the loopback's earlier shaping, for an earlier server, is replaced.
+shape_s3_port() { # port
+    local port=$1 batch i
+    batch=$(mktemp)
+    {
+        echo "qdisc add dev lo root handle 1: htb default 1 r2q 10000"
+        echo "class add dev lo parent 1: classid 1:1 htb rate 100gbit burst 1m"
+        for i in $(seq 0 255); do
+            printf 'class add dev lo parent 1: classid 1:%x htb rate %s ceil %s burst 256k cburst 256k\n' \
+                $((0x100 + i)) "$S3_CONN_RATE" "$S3_CONN_RATE"
+        done
+        echo "filter add dev lo parent 1:0 prio 1 handle 2: protocol ip u32 divisor 256"
+        for i in $(seq 0 255); do
+            printf 'filter add dev lo parent 1:0 prio 1 protocol ip u32 ht 2:%x: match u32 0 0 flowid 1:%x\n' \
+                "$i" $((0x100 + i))
+        done
+        # from the server: the client's port is the TCP destination port (bytes 22-23 of
+        # an IP packet without options); to it: the source port (bytes 20-21)
+        echo "filter add dev lo parent 1:0 prio 1 protocol ip u32 ht 800:: match ip sport $port 0xffff hashkey mask 0x000000ff at 20 link 2:"
+        echo "filter add dev lo parent 1:0 prio 1 protocol ip u32 ht 800:: match ip dport $port 0xffff hashkey mask 0x00ff0000 at 20 link 2:"
+    } >"$batch"
+    tc qdisc del dev lo root 2>/dev/null || true
+    if ! tc -batch "$batch" 2>"$batch.err"; then
+        grep -v '^Warning' "$batch.err" >&2 || true
+        echo "error: could not shape the loopback for S3_CONN_RATE=$S3_CONN_RATE (tc: htb and u32 needed)" >&2
+        exit 1
+    fi
+    rm -f "$batch" "$batch.err"
+}
+
 start_s3() { # dir -> sets S3_ENDPOINT
     local dir=$1 port
     port=$(free_port)
@@ -238,6 +302,9 @@ start_s3() { # dir -> sets S3_ENDPOINT
     started "$S3_SERVER" "$port" "$dir/s3.log" || return 1
     S3_PID=${PIDS[-1]}
     S3_ENDPOINT=http://127.0.0.1:$port
+    if [ -n "$S3_CONN_RATE" ]; then
+        shape_s3_port "$port"
+    fi
     S3_LOG=$dir/s3.log
     # (set -e does not hold inside `start`'s loop condition: every failure exits by hand)
     # SeaweedFS's gateway listens before its filer is up: a few tries, 10 s at most
@@ -342,6 +409,9 @@ prefix = "$prefix"
 path_style = true
 allow_http = true
 EOF
+    if [ -n "$BERTH_READ_AHEAD" ]; then
+        printf 'read_ahead = %s\n' "$BERTH_READ_AHEAD" >>"$dir/config.toml"
+    fi
     if [ -n "${BERTH_DISK_TIER:-}" ]; then
         printf '\n[storage.cache]\ndisk_max_bytes = %s\n' "$BERTH_DISK_TIER" >>"$dir/config.toml"
     fi
@@ -613,7 +683,7 @@ OUT=$ROOT/bench/results/$DATE-s3.md
     echo "# registries on S3 ($S3_SERVER) — $DATE"
     echo
     if [[ " $CONTENDERS " == *" berth"* ]]; then
-        echo "- berth: $("$BERTH" --version 2>/dev/null || echo "$BERTH") (release build), S3 driver, disk tier: ${BERTH_DISK_TIER:-1073741824 (the default)} bytes under each replica's data directory, log level $LOG_LEVEL"
+        echo "- berth: $("$BERTH" --version 2>/dev/null || echo "$BERTH") (release build), S3 driver, read_ahead ${BERTH_READ_AHEAD:-4 (the default)}, disk tier: ${BERTH_DISK_TIER:-1073741824 (the default)} bytes under each replica's data directory, log level $LOG_LEVEL"
     fi
     if [[ " $CONTENDERS " == *" docker-registry "* ]]; then
         echo "- docker-registry: $(docker-registry --version 2>/dev/null | head -1), S3 driver (v4auth, path style, redirect disabled), \`blobdescriptor: inmemory\`, log level $LOG_LEVEL"
@@ -625,6 +695,9 @@ OUT=$ROOT/bench/results/$DATE-s3.md
     esac
     echo "- proxy: $(nginx -v 2>&1 | cut -d' ' -f3), round-robin, 2 workers, HTTP/1.1 keepalive to the upstreams, no buffering (relayed through a $PROXY_BUFFER buffer); in front of every contender"
     echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2) (the curl yardstick: POST + PUT with the file per blob, GETs on one connection)"
+    if [ -n "$S3_CONN_RATE" ]; then
+        echo "- every TCP connection to or from the S3 server capped at $S3_CONN_RATE (tc HTB on a private network namespace's loopback, one class per low byte of the client's port); other traffic uncapped"
+    fi
     echo "- machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); S3 server, registries, proxy and clients share it"
     echo "- ROUNDS=$ROUNDS (order turned round each round: $CONTENDERS, then backwards), wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency"
     echo "- big: $BIG_LAYERS x $BIG_MIB MiB incompressible layers ($BIG_BYTES bytes); many: $SMALL_LAYERS x $SMALL_KIB KiB ($MANY_BYTES bytes)"

@@ -30,6 +30,9 @@
 //! allow_http = false                    # true allows an http:// endpoint
 //! ca_file = "/etc/berth/s3-ca.pem"      # extra CA certificates for the endpoint
 //! part_size = 8388608                   # multipart part size, 5 MiB to 5 GiB
+//! read_ahead = 4                        # a large read's ranged GETs (a part, at most
+//!                                       # 16 MiB, each) fetched at once ahead of the one
+//!                                       # sent; 0: one GET per object; at most 32
 //! redirect = false                      # blob GETs redirect to presigned URLs
 //! # credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), else
 //! # ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), else web identity or
@@ -412,6 +415,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(off.storage.disk_cache_dir(), None);
+    }
+
+    #[test]
+    fn s3_read_ahead_defaults_to_four_and_is_bounded() {
+        let parse = |extra: &str| {
+            toml::from_str::<Config>(&format!(
+                "[storage]\ndriver = \"s3\"\n[storage.s3]\nbucket = \"b\"\n{extra}"
+            ))
+            .unwrap()
+        };
+        let c = parse("");
+        assert_eq!(c.storage.s3.as_ref().map(|s| s.read_ahead), Some(4));
+        assert!(c.validate().is_ok());
+        assert!(parse("read_ahead = 0\n").validate().is_ok());
+        assert!(parse("read_ahead = 32\n").validate().is_ok());
+        let err = parse("read_ahead = 33\n")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("storage.s3.read_ahead = 33"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod memory;
 mod names;
 mod s3;
 mod s3_adopt;
+mod s3_ranged;
 mod s3_requests;
 mod uploads;
 

@@ -11,7 +11,7 @@
 //! where the test itself orders the lease's creates.
 
 use berth_registry::storage::driver::testsuite;
-use berth_registry::storage::s3::{AwsEnv, MIN_PART_SIZE, S3Config, S3Driver};
+use berth_registry::storage::s3::{AwsEnv, DEFAULT_READ_AHEAD, MIN_PART_SIZE, S3Config, S3Driver};
 use berth_registry::storage::{BoxReader, DResult, Driver, FileInfo};
 use berth_test_support::{S3Kind, S3Server};
 use bytes::Bytes;
@@ -27,7 +27,16 @@ pub(crate) fn server(kind: S3Kind) -> Option<S3Server> {
 /// A driver on `s3`'s bucket, keys under `prefix`, with the credentials a binary would
 /// gather from the environment `s3.env()` gives; each clone is a client of its own.
 pub(crate) fn driver(s3: &S3Server, prefix: &str) -> PerClient {
-    let config = S3Config {
+    driver_with(s3, prefix, |_| {})
+}
+
+/// [`driver`] with its configuration changed by `change` first.
+pub(crate) fn driver_with(
+    s3: &S3Server,
+    prefix: &str,
+    change: impl FnOnce(&mut S3Config),
+) -> PerClient {
+    let mut config = S3Config {
         bucket: s3.bucket().to_owned(),
         region: Some(s3.region().to_owned()),
         endpoint: Some(s3.endpoint()),
@@ -37,7 +46,9 @@ pub(crate) fn driver(s3: &S3Server, prefix: &str) -> PerClient {
         ca_file: None,
         part_size: MIN_PART_SIZE,
         redirect: false,
+        read_ahead: DEFAULT_READ_AHEAD,
     };
+    change(&mut config);
     let env = AwsEnv {
         vars: s3
             .env()
@@ -65,6 +76,13 @@ pub(crate) struct PerClient {
     config: S3Config,
     env: AwsEnv,
     inner: S3Driver,
+}
+
+impl PerClient {
+    /// The driver itself (what its clones do not share: each has a client of its own).
+    pub(crate) fn inner(&self) -> &S3Driver {
+        &self.inner
+    }
 }
 
 impl Clone for PerClient {
@@ -135,7 +153,7 @@ impl Driver for PerClient {
     }
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -3,7 +3,7 @@
 //! moto. Each run stores under a prefix of its own in a fresh server.
 
 use berth_registry::storage::driver::testsuite;
-use berth_registry::storage::s3::{AwsEnv, S3Config, S3Driver};
+use berth_registry::storage::s3::{AwsEnv, DEFAULT_READ_AHEAD, S3Config, S3Driver};
 use berth_test_support::requires_tool;
 use berth_test_support::{S3Kind, S3Server};
 
@@ -18,6 +18,7 @@ fn driver(s3: &S3Server, prefix: &str, part_size: u64) -> S3Driver {
         ca_file: None,
         part_size,
         redirect: false,
+        read_ahead: DEFAULT_READ_AHEAD,
     };
     let env = AwsEnv {
         vars: s3
@@ -90,6 +91,7 @@ fn a_wrong_secret_is_an_error_not_a_missing_file() {
         ca_file: None,
         part_size: PART,
         redirect: false,
+        read_ahead: DEFAULT_READ_AHEAD,
     };
     let env = AwsEnv {
         vars: [

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
+use futures_util::stream::{self, BoxStream, FuturesUnordered, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
 use object_store::{
@@ -65,9 +65,11 @@ use serde::Deserialize;
 use super::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter};
 
 pub mod credentials;
+mod ranged;
 mod reference;
 mod transport;
 
+use ranged::Span;
 use reference::Reference;
 
 pub use credentials::AwsEnv;
@@ -81,6 +83,10 @@ pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
 pub const REDIRECT_VALIDITY: Duration = Duration::from_secs(20 * 60);
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// Ranged GETs fetched ahead by one read, unless configured.
+pub const DEFAULT_READ_AHEAD: usize = 4;
+/// The most `read_ahead` may be.
+pub const MAX_READ_AHEAD: usize = 32;
 
 /// `[storage.s3]` in the registry configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,10 +116,19 @@ pub struct S3Config {
     /// object store directly.
     #[serde(default)]
     pub redirect: bool,
+    /// Ranged GETs of a large read fetched at once ahead of the one being sent, each a
+    /// part (at most 16 MiB) long, as AWS advises for large objects; 0 reads an object
+    /// with one GET, as distribution does.
+    #[serde(default = "default_read_ahead")]
+    pub read_ahead: usize,
 }
 
 fn default_part_size() -> u64 {
     DEFAULT_PART_SIZE
+}
+
+fn default_read_ahead() -> usize {
+    DEFAULT_READ_AHEAD
 }
 
 impl S3Config {
@@ -126,6 +141,12 @@ impl S3Config {
             return Err(format!(
                 "storage.s3.part_size = {} is outside what S3 accepts ({MIN_PART_SIZE} to {MAX_PART_SIZE} bytes)",
                 self.part_size
+            ));
+        }
+        if self.read_ahead > MAX_READ_AHEAD {
+            return Err(format!(
+                "storage.s3.read_ahead = {} is more than {MAX_READ_AHEAD} ranged GETs at once for one read",
+                self.read_ahead
             ));
         }
         if let Some(e) = &self.endpoint {
@@ -160,6 +181,9 @@ pub struct S3Driver {
     prefix: Arc<str>,
     part_size: usize,
     redirect: bool,
+    read_ahead: usize,
+    /// What the windows large reads fetch ahead may hold, across every read.
+    read_budget: ranged::Budget,
 }
 
 /// A driver that cannot be built: what was wrong.
@@ -251,7 +275,20 @@ impl S3Driver {
             // validated above to be at most 5 GiB
             part_size: usize::try_from(config.part_size).unwrap_or(usize::MAX),
             redirect: config.redirect,
+            read_ahead: config.read_ahead,
+            read_budget: ranged::Budget::new(ranged::BUDGET_BYTES),
         })
+    }
+
+    /// Bytes the windows fetched ahead by large reads hold now, across every read of this
+    /// driver and its clones.
+    pub fn read_ahead_held(&self) -> u64 {
+        ranged::BUDGET_BYTES.saturating_sub(self.read_budget.available_bytes())
+    }
+
+    /// How long a window of a ranged read is: a part, at most [`ranged::MAX_WINDOW`].
+    fn window(&self) -> u64 {
+        (self.part_size as u64).min(ranged::MAX_WINDOW)
     }
 
     /// One listing of the prefix: proves at start that the endpoint answers, the bucket
@@ -477,41 +514,35 @@ impl S3Driver {
             .map_err(|e| backend(path, e))
     }
 
-    /// Stream the objects `parts` (each from its own start offset) as one reader.
-    fn chain(&self, path: &str, parts: Vec<(Key, u64)>) -> BoxReader {
-        let store = self.store.clone();
-        let p = path.to_owned();
-        let s = stream::iter(parts)
-            .then(move |(key, from)| {
-                let store = store.clone();
-                let p = p.clone();
-                async move {
-                    let opts = GetOptions {
-                        range: (from > 0).then_some(GetRange::Offset(from)),
-                        ..GetOptions::default()
-                    };
-                    let r = store
-                        .get_opts(&key, opts)
-                        .await
-                        .map_err(|e| io::Error::other(backend(&p, e)))?;
-                    Ok::<_, io::Error>(r.into_stream().map_err(io::Error::other))
-                }
-            })
-            .try_flatten();
-        Box::pin(tokio_util::io::StreamReader::new(s))
+    /// Stream `spans` as one reader, after `first` (a GET already answered, and how many
+    /// bytes it brings): large reads as ranged GETs at once ([`ranged`]).
+    fn chain(
+        &self,
+        path: &str,
+        first: Option<(BoxStream<'static, io::Result<Bytes>>, u64)>,
+        spans: &[Span],
+    ) -> BoxReader {
+        let r = ranged::Ranged::new(
+            self.store.clone(),
+            path,
+            self.read_budget.clone(),
+            if self.read_ahead == 0 {
+                u64::MAX
+            } else {
+                self.window()
+            },
+            self.read_ahead,
+            first,
+            spans,
+        );
+        Box::pin(tokio_util::io::StreamReader::new(r))
     }
 
     /// Copy `from` (an object or segments, `size` bytes) into one object at `to`.
-    async fn assemble(
-        &self,
-        path: &str,
-        parts: Vec<(Key, u64)>,
-        size: u64,
-        to: &Key,
-    ) -> DResult<()> {
+    async fn assemble(&self, path: &str, spans: Vec<Span>, size: u64, to: &Key) -> DResult<()> {
         if size <= self.part_size as u64 {
             let mut data = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
-            let mut r = self.chain(path, parts);
+            let mut r = self.chain(path, None, &spans);
             read_into(&mut r, &mut data, path).await?;
             return self
                 .store
@@ -526,7 +557,7 @@ impl S3Driver {
             .await
             .map_err(|e| backend(path, e))?;
         let copied = async {
-            let mut r = self.chain(path, parts);
+            let mut r = self.chain(path, None, &spans);
             let mut inflight = FuturesUnordered::new();
             loop {
                 let mut part = BytesMut::with_capacity(self.part_size);
@@ -580,7 +611,7 @@ impl S3Driver {
                 .await
                 .map_err(|e| backend(from, e))?,
             _ => {
-                self.assemble(from, located.parts_from(&from_key, 0), size, &to_key)
+                self.assemble(from, located.spans_from(&from_key, 0), size, &to_key)
                     .await?
             }
         }
@@ -707,13 +738,21 @@ impl Located {
     }
 
     /// The objects to read from `offset` on, each with where to start in it.
-    fn parts_from(&self, key: &Key, offset: u64) -> Vec<(Key, u64)> {
+    fn spans_from(&self, key: &Key, offset: u64) -> Vec<Span> {
         match self {
-            Located::Object(_) => vec![(key.clone(), offset)],
+            Located::Object(m) => vec![Span {
+                key: key.clone(),
+                start: offset,
+                end: m.size,
+            }],
             Located::Segments(segs) | Located::Referenced { segs, .. } => segs
                 .iter()
                 .filter(|s| s.offset + s.meta.size > offset && s.meta.size > 0)
-                .map(|s| (s.meta.location.clone(), offset.saturating_sub(s.offset)))
+                .map(|s| Span {
+                    key: s.meta.location.clone(),
+                    start: offset.saturating_sub(s.offset),
+                    end: s.meta.size,
+                })
                 .collect(),
         }
     }
@@ -852,7 +891,7 @@ impl Driver for S3Driver {
         let object = r.meta.clone();
         let located = self.reference_from(path, r, object, &of).await?;
         let mut data = BytesMut::with_capacity(usize::try_from(located.size()).unwrap_or(0));
-        let mut reader = self.chain(path, located.parts_from(&key, 0));
+        let mut reader = self.chain(path, None, &located.spans_from(&key, 0));
         read_into(&mut reader, &mut data, path).await?;
         Ok(data.freeze())
     }
@@ -916,24 +955,42 @@ impl Driver for S3Driver {
             .map_err(|e| backend(path, e))
     }
 
-    /// A file stored whole (every blob) is one GET from `offset`; a written file is found by
-    /// the listing of its segments when that GET finds nothing, and an offset the server will
-    /// not serve a range from (the end of an object) is located first.
+    /// A file stored whole (every blob) is one GET from `offset`, of its first window when
+    /// reads go ahead ([`ranged`]: the rest follows as ranged GETs); a written file is found
+    /// by the listing of its segments when that GET finds nothing, and an offset the server
+    /// will not serve a range from (the end of an object, an empty object) is located first.
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
         let key = self.key(path)?;
+        let ranged = self.read_ahead > 0;
+        let range = if ranged {
+            let window = self.window();
+            Some(GetRange::Bounded(offset..(offset / window + 1) * window))
+        } else {
+            (offset > 0).then_some(GetRange::Offset(offset))
+        };
         let opts = GetOptions {
-            range: (offset > 0).then_some(GetRange::Offset(offset)),
+            range,
             ..GetOptions::default()
         };
         let (key, located) = match self.store.get_opts(&key, opts).await {
             Ok(r) => match reference::marked(&r.attributes) {
                 None => {
                     let size = r.meta.size;
-                    let s = r.into_stream().map_err(io::Error::other);
-                    return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
+                    let got = r.range.clone();
+                    let s = r.into_stream().map_err(io::Error::other).boxed();
+                    if got.end >= size {
+                        return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
+                    }
+                    let rest = [Span {
+                        key,
+                        start: got.end,
+                        end: size,
+                    }];
+                    let first = Some((s, got.end - got.start));
+                    return Ok((self.chain(path, first, &rest), size));
                 }
                 // a reference read whole: its body is here
-                Some((of, _)) if offset == 0 => {
+                Some((of, _)) if offset == 0 && r.range.end >= r.meta.size => {
                     let object = r.meta.clone();
                     let l = self.reference_from(path, r, object, &of).await?;
                     (key, l)
@@ -947,8 +1004,9 @@ impl Driver for S3Driver {
             },
             // no object: a written file's segments, or nothing
             Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await?,
-            // the server would not serve that range (an offset at the end): look
-            Err(_) if offset > 0 => self.locate(path).await?,
+            // the server would not serve that range (an offset at the end, any range of an
+            // empty object): look
+            Err(_) if offset > 0 || ranged => self.locate(path).await?,
             Err(e) => return Err(backend(path, e)),
         };
         let size = located.size();
@@ -964,7 +1022,10 @@ impl Driver for S3Driver {
         if offset == size {
             return Ok((Box::pin(tokio::io::empty()), size));
         }
-        Ok((self.chain(path, located.parts_from(&key, offset)), size))
+        Ok((
+            self.chain(path, None, &located.spans_from(&key, offset)),
+            size,
+        ))
     }
 
     /// Opens the file's next segment. A missing file is created, empty, if the writer

@@ -195,8 +195,21 @@ pub async fn large_objects<D: Driver>(d: &D) {
         step = (step * 7 + 13) % (3 << 20) + 1;
     }
     assert_eq!(w.commit(true).await.unwrap(), SIZE as u64);
+    // offsets at and around the edges of the windows a driver may read in (5, 8, 16 MiB)
+    let offsets = [
+        0,
+        1,
+        5 << 20,
+        (8 << 20) - 1,
+        8 << 20,
+        (16 << 20) + 3,
+        SIZE / 3,
+        SIZE - 1,
+        SIZE,
+    ];
+    reads_from(d, "big/upload", &data, &offsets).await;
     d.move_to("big/upload", "big/blob").await.unwrap();
-    reads_from(d, "big/blob", &data, &[0, 1, SIZE / 3, SIZE - 1, SIZE]).await;
+    reads_from(d, "big/blob", &data, &offsets).await;
     assert_eq!(d.stat("big/blob").await.unwrap().size, SIZE as u64);
     d.delete("big").await.unwrap();
 }

@@ -1,0 +1,329 @@
+//! Large reads over [`S3Driver`](berth_registry::storage::s3::S3Driver) as ranged GETs in
+//! flight at once (`storage/driver/s3/ranged.rs`), on real S3 servers: every byte in
+//! order from any offset, whatever the read-ahead; one GET per window; the GETs really in
+//! flight together (connections counted by a relay in front of the server); a window that
+//! comes back short ends the read with an error; a read dropped midway gives its memory
+//! back. The tests' part size is S3's smallest, 5 MiB, so a window is 5 MiB.
+
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use berth_registry::storage::{Driver, UploadWriter};
+use berth_test_support::S3Kind;
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use crate::s3::{PerClient, driver_with, rt, server};
+
+const MIB: usize = 1 << 20;
+/// The tests' window: their part size, S3's smallest.
+const WINDOW: usize = 5 * MIB;
+
+fn data(seed: u32, len: usize) -> Bytes {
+    (0..len)
+        .map(|i| (i as u32 ^ seed).wrapping_mul(2_654_435_761).to_be_bytes()[1])
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+fn ahead(s3: &berth_test_support::S3Server, prefix: &str, n: usize) -> PerClient {
+    driver_with(s3, prefix, |c| c.read_ahead = n)
+}
+
+/// `path` read through `d` from `offset`, whole, or the read's error.
+async fn read_from(d: &PerClient, path: &str, offset: usize) -> std::io::Result<Vec<u8>> {
+    let (mut r, _) = d
+        .reader(path, offset as u64)
+        .await
+        .map_err(|e| std::io::Error::other(format!("{path} from {offset}: {e}")))?;
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).await?;
+    Ok(got)
+}
+
+/// `d`'s reads hold no memory ahead within 5 s.
+async fn none_held(d: &PerClient) -> bool {
+    for _ in 0..500 {
+        if d.inner().read_ahead_held() == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// A file of three segments (three writer sessions: 6, 7 and 4 MiB).
+async fn written_file(d: &PerClient, path: &str, content: &Bytes) {
+    for range in [0..6 * MIB, 6 * MIB..13 * MIB, 13 * MIB..content.len()] {
+        let mut w = d.writer(path).await.unwrap();
+        w.write(content.slice(range)).await.unwrap();
+        w.commit(true).await.unwrap();
+    }
+}
+
+/// A stored object of 3 windows and a bit, a written file of three segments and that file
+/// adopted by reference read with 0, 1 and 4 windows ahead, from offsets inside windows, at
+/// their edges, across segments and at the last byte: every byte, in order.
+#[test]
+fn s3_large_reads_return_every_byte_with_any_read_ahead() {
+    for kind in [S3Kind::S3sFs, S3Kind::Moto] {
+        let Some(s3) = server(kind) else {
+            return;
+        };
+        rt().block_on(async {
+            let object = data(1, 3 * WINDOW + 1234);
+            let file = data(2, 17 * MIB + 77);
+            let setup = ahead(&s3, "reads", 0);
+            setup
+                .put_content("big/object", object.clone())
+                .await
+                .unwrap();
+            written_file(&setup, "big/upload", &file).await;
+            setup
+                .adopt("big/upload", "big/adopted", file.len() as u64)
+                .await
+                .unwrap();
+            for n in [0, 1, 4] {
+                let d = ahead(&s3, "reads", n);
+                for (path, content) in [
+                    ("big/object", &object),
+                    ("big/upload", &file),
+                    ("big/adopted", &file),
+                ] {
+                    let len = content.len();
+                    for offset in [
+                        0,
+                        1,
+                        WINDOW - 1,
+                        WINDOW,
+                        6 * MIB,
+                        6 * MIB + 1,
+                        13 * MIB - 1,
+                        2 * WINDOW + 17,
+                        len - 1,
+                        len,
+                    ] {
+                        let got = read_from(&d, path, offset).await.unwrap_or_else(|e| {
+                            panic!("{}, {n} ahead: {path} from {offset}: {e}", kind.name())
+                        });
+                        assert!(
+                            got[..] == content[offset..],
+                            "{}, {n} ahead: {path} from {offset}: {} bytes, {} expected, or \
+                             different bytes",
+                            kind.name(),
+                            got.len(),
+                            len - offset
+                        );
+                    }
+                }
+                assert_eq!(d.inner().read_ahead_held(), 0, "memory left held");
+            }
+        });
+    }
+}
+
+/// Lines of moto's log that are GETs of `key` (`"GET /bucket/key HTTP/1.1" 206 -`).
+fn gets_of(log: &str, key: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains(&format!("GET /{key} HTTP")))
+        .count()
+}
+
+/// moto's log once every request sent so far is in it: moto logs some requests only after
+/// answering them, so a listing for `marker` is sent and waited for.
+fn settled(s3: &berth_test_support::S3Server, marker: &str) -> String {
+    let marker = format!("sentinel-{marker}");
+    assert_eq!(s3.list(&marker).status, 200);
+    let mut log = String::new();
+    let seen = berth_test_support::wait_until(Duration::from_secs(10), || {
+        log = s3.log();
+        log.contains(&marker)
+    });
+    assert!(seen, "moto never logged {marker}");
+    log
+}
+
+/// A read costs one GET per window it covers (4 for 3 windows and a bit, 3 from inside the
+/// second), and one GET with no read-ahead, as distribution's driver reads.
+#[test]
+fn s3_a_large_read_costs_one_get_per_window_on_moto() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    rt().block_on(async {
+        let object = data(3, 3 * WINDOW + 10);
+        let key = format!("{}/count/big", s3.bucket());
+        let four = ahead(&s3, "count", 4);
+        let zero = ahead(&s3, "count", 0);
+        four.put_content("big", object.clone()).await.unwrap();
+        for (d, offset, want) in [
+            (&four, 0, 4),
+            (&four, WINDOW + 3, 3),
+            (&zero, 0, 1),
+            (&zero, WINDOW + 3, 1),
+        ] {
+            let before = gets_of(&settled(&s3, &format!("before-{want}-{offset}")), &key);
+            let got = read_from(d, "big", offset).await.unwrap();
+            assert!(got[..] == object[offset..]);
+            let log = settled(&s3, &format!("after-{want}-{offset}"));
+            assert_eq!(
+                gets_of(&log, &key) - before,
+                want,
+                "GETs of a {}-byte object read from {offset}; its lines in moto's log:\n{}",
+                object.len(),
+                log.lines()
+                    .filter(|l| l.contains("count/big"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    });
+}
+
+/// A TCP relay to an S3 server that counts the connections made through it.
+struct Relay {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Relay {
+    fn start(upstream: SocketAddr) -> Relay {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(c) = c else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(u) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                for (from, to) in [(c.try_clone(), u.try_clone()), (Ok(u), Ok(c))] {
+                    let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                        continue;
+                    };
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Relay { addr, accepted }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Through a relay that counts connections, a read of 4 windows by a new client opens more
+/// than one (the windows ahead are fetched while the first is streamed), and one with no
+/// read-ahead opens one.
+#[test]
+fn s3_the_ranged_gets_of_a_read_are_in_flight_at_once() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    let upstream: SocketAddr = s3
+        .endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let relay = Relay::start(upstream);
+    let through = |n: usize| {
+        driver_with(&s3, "flight", |c| {
+            c.endpoint = Some(format!("http://{}", relay.addr));
+            c.read_ahead = n;
+        })
+    };
+    rt().block_on(async {
+        let object = data(4, 4 * WINDOW);
+        ahead(&s3, "flight", 0)
+            .put_content("big", object.clone())
+            .await
+            .unwrap();
+        for (n, opened) in [(4usize, 2..=5usize), (0, 1..=1)] {
+            let before = relay.accepted();
+            let got = read_from(&through(n), "big", 0).await.unwrap();
+            assert!(got[..] == object[..]);
+            let made = relay.accepted() - before;
+            assert!(
+                opened.contains(&made),
+                "{n} ahead: {made} connections for one read, expected {opened:?}"
+            );
+        }
+    });
+}
+
+/// A written file's second segment replaced, after the reader listed it, by an object
+/// half a MiB shorter: the read ends with an error, with and without read-ahead, instead
+/// of sending fewer bytes than the size it announced (the same objects read whole, before,
+/// are fine).
+#[test]
+fn s3_a_window_that_comes_back_short_ends_the_read_with_an_error() {
+    for kind in [S3Kind::S3sFs, S3Kind::Moto] {
+        let Some(s3) = server(kind) else {
+            return;
+        };
+        rt().block_on(async {
+            for n in [0, 4] {
+                let prefix = format!("short{n}");
+                let d = ahead(&s3, &prefix, n);
+                let file = data(5, 17 * MIB + 77);
+                written_file(&d, "f/upload", &file).await;
+                assert!(read_from(&d, "f/upload", 0).await.unwrap()[..] == file[..]);
+                let (mut r, size) = d.reader("f/upload", 0).await.unwrap();
+                assert_eq!(size, file.len() as u64);
+                // the second segment (7 MiB from 6 MiB) is replaced by 6.5 MiB of it
+                let seg = format!("{prefix}/f/%2Bupload/{:020}", 6 * MIB);
+                let put = s3.put(&seg, &file[6 * MIB..12 * MIB + MIB / 2], &[]);
+                assert_eq!(put.status, 200, "{}", put.text());
+                let mut got = Vec::new();
+                let read = r.read_to_end(&mut got).await;
+                assert!(
+                    read.is_err(),
+                    "{}, {n} ahead: read {} of {size} bytes without an error",
+                    kind.name(),
+                    got.len()
+                );
+                assert!(got.len() < file.len());
+                drop(r);
+                assert!(none_held(&d).await, "memory left held after a failed read");
+            }
+        });
+    }
+}
+
+/// A read dropped after its first bytes, while its windows ahead are fetched, gives their
+/// memory back.
+#[test]
+fn s3_a_read_dropped_midway_gives_its_memory_back() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    rt().block_on(async {
+        let object = data(6, 6 * WINDOW);
+        let d = ahead(&s3, "dropped", 4);
+        d.put_content("big", object.clone()).await.unwrap();
+        let (mut r, _) = d.reader("big", 0).await.unwrap();
+        let mut first = vec![0u8; 4096];
+        r.read_exact(&mut first).await.unwrap();
+        assert_eq!(first[..], object[..4096]);
+        let held = d.inner().read_ahead_held();
+        assert!(
+            held > 0 && held <= 4 * WINDOW as u64,
+            "windows ahead hold {held} bytes while the first is read"
+        );
+        drop(r);
+        assert!(
+            none_held(&d).await,
+            "{} bytes still held",
+            d.inner().read_ahead_held()
+        );
+    });
+}

@@ -4,13 +4,13 @@
 use berth_oci::Digest;
 use bytes::Bytes;
 
-use std::pin::Pin;
-
-use futures_util::Stream;
+use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
-use tokio_util::io::ReaderStream;
+use tokio_util::io::{ReaderStream, StreamReader};
 
-use super::{BoxReader, Driver, DriverError, Repository, Result, StorageError, missing_ok, paths};
+use super::{
+    BoxReader, ByteStream, Driver, DriverError, Repository, Result, StorageError, missing_ok, paths,
+};
 
 /// The largest blob a GET reads whole to fill the read cache: no more than the buffer a
 /// streamed response holds anyway, so many concurrent GETs of distinct blobs cost no more
@@ -25,13 +25,36 @@ fn from_memory(content: Bytes, offset: u64) -> (BoxReader, u64) {
 }
 
 /// A blob's bytes as a response body streams them.
-pub type BlobStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+pub type BlobStream = ByteStream;
 
-/// What [`Blobs::open_from`] found: a reader and where from, or a stream of a file the
-/// disk tier keeps.
+/// What [`Blobs::open_from`] found: a reader, or storage's stream, and where from; or a
+/// stream of a file the disk tier keeps.
 enum Opened {
     Reader(BoxReader, u64, Source),
+    Stream(BlobStream, u64),
     Kept(BlobStream),
+}
+
+/// The first `len` bytes of `s`.
+fn take_bytes(s: BlobStream, len: u64) -> BlobStream {
+    Box::pin(futures_util::stream::unfold(
+        (s, len),
+        |(mut s, left)| async move {
+            if left == 0 {
+                return None;
+            }
+            match s.next().await? {
+                Ok(mut b) => {
+                    if b.len() as u64 > left {
+                        b.truncate(usize::try_from(left).unwrap_or(usize::MAX));
+                    }
+                    let n = b.len() as u64;
+                    Some((Ok(b), (s, left - n)))
+                }
+                Err(e) => Some((Err(e), (s, 0))),
+            }
+        },
+    ))
 }
 
 /// Where [`Blobs::open_from`] found a blob's bytes.
@@ -79,6 +102,7 @@ impl<'a, D: Driver> Blobs<'a, D> {
     pub async fn open(&self, d: &Digest, offset: u64) -> Result<(BoxReader, u64)> {
         match self.open_from(d, offset, None).await? {
             Opened::Reader(reader, size, _) => Ok((reader, size)),
+            Opened::Stream(s, size) => Ok((Box::pin(StreamReader::new(s)), size)),
             Opened::Kept(..) => Err(StorageError::Corrupt {
                 what: format!("read of blob {d}"),
                 source: "the disk tier answered a reader's request with a stream".into(),
@@ -96,11 +120,14 @@ impl<'a, D: Driver> Blobs<'a, D> {
         len: u64,
         chunk: usize,
     ) -> Result<BlobStream> {
-        let (reader, size, from) = match self.open_from(d, offset, Some(len)).await? {
+        let (stream, size, from) = match self.open_from(d, offset, Some((len, chunk))).await? {
             Opened::Kept(stream) => return Ok(stream),
-            Opened::Reader(reader, size, from) => (reader, size, from),
+            Opened::Stream(stream, size) => (take_bytes(stream, len), size, Source::Storage),
+            Opened::Reader(reader, size, from) => {
+                let s: BlobStream = Box::pin(ReaderStream::with_capacity(reader.take(len), chunk));
+                (s, size, from)
+            }
         };
-        let stream: BlobStream = Box::pin(ReaderStream::with_capacity(reader.take(len), chunk));
         match &self.repo.reg.disk {
             Some(disk) if from == Source::Storage && offset == 0 && len == size => {
                 Ok(disk.fill(d, size, stream))
@@ -111,7 +138,12 @@ impl<'a, D: Driver> Blobs<'a, D> {
 
     /// The blob's bytes from `offset`: from memory, the disk tier (as a stream of `len`
     /// bytes when `stream_len` asks for one) or storage.
-    async fn open_from(&self, d: &Digest, offset: u64, stream_len: Option<u64>) -> Result<Opened> {
+    async fn open_from(
+        &self,
+        d: &Digest,
+        offset: u64,
+        stream: Option<(u64, usize)>,
+    ) -> Result<Opened> {
         let reg = self.repo.reg;
         let cache = &reg.cache;
         if let Some(content) = cache.content(d) {
@@ -119,8 +151,8 @@ impl<'a, D: Driver> Blobs<'a, D> {
             return Ok(Opened::Reader(r, size, Source::Memory));
         }
         if let Some(disk) = &reg.disk {
-            match stream_len {
-                Some(len) => {
+            match stream {
+                Some((len, _)) => {
                     if let Some(stream) = disk.stream_blob(d, offset, len).await {
                         return Ok(Opened::Kept(stream));
                     }
@@ -133,8 +165,24 @@ impl<'a, D: Driver> Blobs<'a, D> {
             }
         }
         let path = paths::blob_data(d);
-        let (mut reader, size) = match self.repo.driver().reader(&path, offset).await {
-            Ok(r) => r,
+        // a body streams storage's own chunks (no copy where the driver has them); a
+        // reader's caller gets a reader
+        let opened = match stream {
+            Some((_, chunk)) => self
+                .repo
+                .driver()
+                .stream(&path, offset, chunk)
+                .await
+                .map(|(s, size)| (Opened::Stream(s, size), size)),
+            None => self
+                .repo
+                .driver()
+                .reader(&path, offset)
+                .await
+                .map(|(r, size)| (Opened::Reader(r, size, Source::Storage), size)),
+        };
+        let (opened, size) = match opened {
+            Ok(o) => o,
             Err(e) if e.is_not_found() => {
                 reg.forget(d);
                 return Err(self.unknown(d));
@@ -142,8 +190,13 @@ impl<'a, D: Driver> Blobs<'a, D> {
             Err(e) => return Err(e.into()),
         };
         if offset != 0 || size > GET_FILL_MAX || !cache.keeps_content_of(size) {
-            return Ok(Opened::Reader(reader, size, Source::Storage));
+            return Ok(opened);
         }
+        let mut reader: BoxReader = match opened {
+            Opened::Reader(r, ..) => r,
+            Opened::Stream(s, _) => Box::pin(StreamReader::new(s)),
+            Opened::Kept(s) => return Ok(Opened::Kept(s)),
+        };
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         (&mut reader)
             .take(size)
@@ -220,5 +273,39 @@ impl<'a, D: Driver> Blobs<'a, D> {
         }
         self.link(d).await?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(sizes: &[usize]) -> BlobStream {
+        let items: Vec<std::io::Result<Bytes>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Ok(Bytes::from(vec![i as u8; n])))
+            .collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    async fn lens(s: BlobStream) -> Vec<usize> {
+        s.map(|b| b.map(|b| b.len()).unwrap_or(usize::MAX))
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn take_bytes_cuts_the_chunk_it_ends_in_and_stops_there() {
+        assert_eq!(lens(take_bytes(chunks(&[3, 4, 5]), 5)).await, [3, 2]);
+        assert_eq!(lens(take_bytes(chunks(&[3, 4, 5]), 7)).await, [3, 4]);
+        assert_eq!(lens(take_bytes(chunks(&[3, 4, 5]), 100)).await, [3, 4, 5]);
+        assert!(lens(take_bytes(chunks(&[3]), 0)).await.is_empty());
+        let failing: BlobStream = Box::pin(futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(std::io::Error::other("gone")),
+            Ok(Bytes::from_static(b"cd")),
+        ]));
+        assert_eq!(lens(take_bytes(failing, 10)).await, [2, usize::MAX]);
     }
 }

@@ -54,7 +54,9 @@ use bytes::Bytes;
 
 pub use cache::{BlobCache, CacheLimits};
 pub use disk_cache::DiskCache;
-pub use driver::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory, s3};
+pub use driver::{
+    BoxReader, ByteStream, DResult, Driver, DriverError, FileInfo, UploadWriter, fs, memory, s3,
+};
 pub use error::{Result, StorageError};
 pub use manifests::RevisionMeta;
 pub use uploads::{BlobWriter, Session};

@@ -12,7 +12,7 @@
 
 use berth_registry::storage::driver::testsuite;
 use berth_registry::storage::s3::{AwsEnv, DEFAULT_READ_AHEAD, MIN_PART_SIZE, S3Config, S3Driver};
-use berth_registry::storage::{BoxReader, DResult, Driver, FileInfo};
+use berth_registry::storage::{BoxReader, ByteStream, DResult, Driver, FileInfo};
 use berth_test_support::{S3Kind, S3Server};
 use bytes::Bytes;
 
@@ -111,6 +111,9 @@ impl Driver for PerClient {
     }
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
         self.inner.reader(path, offset).await
+    }
+    async fn stream(&self, path: &str, offset: u64, chunk: usize) -> DResult<(ByteStream, u64)> {
+        self.inner.stream(path, offset, chunk).await
     }
     async fn writer(&self, path: &str) -> DResult<Self::Writer> {
         self.inner.writer(path).await

@@ -143,6 +143,9 @@ pub struct FileInfo {
 /// A reader over stored content, positioned at the requested offset.
 pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
 
+/// A file's bytes as owned chunks (what a response body sends).
+pub type ByteStream = Pin<Box<dyn futures_util::Stream<Item = std::io::Result<Bytes>> + Send>>;
+
 /// Appends bytes to one stored file: the scratch space of an upload session, which the spec
 /// lets a registry lose (the client restarts on BLOB_UPLOAD_UNKNOWN). Nothing written is
 /// durable until [`UploadWriter::commit`] with `durable = true` returns; dropping the writer
@@ -188,6 +191,21 @@ pub trait Driver: Send + Sync + 'static {
         path: &str,
         offset: u64,
     ) -> impl Future<Output = DResult<(BoxReader, u64)>> + Send;
+    /// [`Driver::reader`] as owned chunks, for a response body: the default copies the
+    /// reader's bytes into chunks of `chunk` bytes; a driver whose client yields owned
+    /// chunks (S3's) hands them on as they come, without that copy.
+    fn stream(
+        &self,
+        path: &str,
+        offset: u64,
+        chunk: usize,
+    ) -> impl Future<Output = DResult<(ByteStream, u64)>> + Send {
+        async move {
+            let (r, size) = self.reader(path, offset).await?;
+            let s: ByteStream = Box::pin(tokio_util::io::ReaderStream::with_capacity(r, chunk));
+            Ok((s, size))
+        }
+    }
     /// Open `path` for appending (created, with its parents, if missing — at the latest
     /// when the writer commits; not durably: see [`UploadWriter`]).
     fn writer(&self, path: &str) -> impl Future<Output = DResult<Self::Writer>> + Send;

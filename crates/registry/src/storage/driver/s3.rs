@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{self, BoxStream, FuturesUnordered, StreamExt, TryStreamExt};
+use futures_util::stream::{self, FuturesUnordered, StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
 use object_store::{
@@ -62,7 +62,7 @@ use object_store::{
 };
 use serde::Deserialize;
 
-use super::{BoxReader, DResult, Driver, DriverError, FileInfo, UploadWriter};
+use super::{BoxReader, ByteStream, DResult, Driver, DriverError, FileInfo, UploadWriter};
 
 pub mod credentials;
 mod ranged;
@@ -516,13 +516,20 @@ impl S3Driver {
 
     /// Stream `spans` as one reader, after `first` (a GET already answered, and how many
     /// bytes it brings): large reads as ranged GETs at once ([`ranged`]).
-    fn chain(
+    fn chain(&self, path: &str, first: Option<(ByteStream, u64)>, spans: &[Span]) -> BoxReader {
+        Box::pin(tokio_util::io::StreamReader::new(
+            self.chain_stream(path, first, spans),
+        ))
+    }
+
+    /// [`S3Driver::chain`] as owned chunks.
+    fn chain_stream(
         &self,
         path: &str,
-        first: Option<(BoxStream<'static, io::Result<Bytes>>, u64)>,
+        first: Option<(ByteStream, u64)>,
         spans: &[Span],
-    ) -> BoxReader {
-        let r = ranged::Ranged::new(
+    ) -> ByteStream {
+        Box::pin(ranged::Ranged::new(
             self.store.clone(),
             path,
             self.read_budget.clone(),
@@ -534,8 +541,80 @@ impl S3Driver {
             self.read_ahead,
             first,
             spans,
-        );
-        Box::pin(tokio_util::io::StreamReader::new(r))
+        ))
+    }
+
+    /// A file stored whole (every blob) is one GET from `offset`, of its first window when
+    /// reads go ahead ([`ranged`]: the rest follows as ranged GETs); a written file is found
+    /// by the listing of its segments when that GET finds nothing, and an offset the server
+    /// will not serve a range from (the end of an object, an empty object) is located first.
+    async fn open_stream(&self, path: &str, offset: u64) -> DResult<(ByteStream, u64)> {
+        let key = self.key(path)?;
+        let ranged = self.read_ahead > 0;
+        let range = if ranged {
+            let window = self.window();
+            Some(GetRange::Bounded(offset..(offset / window + 1) * window))
+        } else {
+            (offset > 0).then_some(GetRange::Offset(offset))
+        };
+        let opts = GetOptions {
+            range,
+            ..GetOptions::default()
+        };
+        let (key, located) = match self.store.get_opts(&key, opts).await {
+            Ok(r) => match reference::marked(&r.attributes) {
+                None => {
+                    let size = r.meta.size;
+                    let got = r.range.clone();
+                    let s = r.into_stream().map_err(io::Error::other).boxed();
+                    if got.end >= size {
+                        return Ok((s, size));
+                    }
+                    let rest = [Span {
+                        key,
+                        start: got.end,
+                        end: size,
+                    }];
+                    let first = Some((s, got.end - got.start));
+                    return Ok((self.chain_stream(path, first, &rest), size));
+                }
+                // a reference read whole: its body is here
+                Some((of, _)) if offset == 0 && r.range.end >= r.meta.size => {
+                    let object = r.meta.clone();
+                    let l = self.reference_from(path, r, object, &of).await?;
+                    (key, l)
+                }
+                Some((of, _)) => {
+                    let object = r.meta.clone();
+                    drop(r);
+                    let l = self.load_reference(path, &key, object, &of).await?;
+                    (key, l)
+                }
+            },
+            // no object: a written file's segments, or nothing
+            Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await?,
+            // the server would not serve that range (an offset at the end, any range of an
+            // empty object): look
+            Err(_) if offset > 0 || ranged => self.locate(path).await?,
+            Err(e) => return Err(backend(path, e)),
+        };
+        let size = located.size();
+        if offset > size {
+            return Err(DriverError::Io {
+                path: path.to_owned(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("offset {offset} is past the end ({size} bytes)"),
+                ),
+            });
+        }
+        if offset == size {
+            return Ok((Box::pin(stream::empty()), size));
+        }
+        Ok((
+            self.chain_stream(path, None, &located.spans_from(&key, offset)),
+            size,
+        ))
     }
 
     /// Copy `from` (an object or segments, `size` bytes) into one object at `to`.
@@ -955,77 +1034,15 @@ impl Driver for S3Driver {
             .map_err(|e| backend(path, e))
     }
 
-    /// A file stored whole (every blob) is one GET from `offset`, of its first window when
-    /// reads go ahead ([`ranged`]: the rest follows as ranged GETs); a written file is found
-    /// by the listing of its segments when that GET finds nothing, and an offset the server
-    /// will not serve a range from (the end of an object, an empty object) is located first.
+    /// See [`S3Driver::open_stream`].
     async fn reader(&self, path: &str, offset: u64) -> DResult<(BoxReader, u64)> {
-        let key = self.key(path)?;
-        let ranged = self.read_ahead > 0;
-        let range = if ranged {
-            let window = self.window();
-            Some(GetRange::Bounded(offset..(offset / window + 1) * window))
-        } else {
-            (offset > 0).then_some(GetRange::Offset(offset))
-        };
-        let opts = GetOptions {
-            range,
-            ..GetOptions::default()
-        };
-        let (key, located) = match self.store.get_opts(&key, opts).await {
-            Ok(r) => match reference::marked(&r.attributes) {
-                None => {
-                    let size = r.meta.size;
-                    let got = r.range.clone();
-                    let s = r.into_stream().map_err(io::Error::other).boxed();
-                    if got.end >= size {
-                        return Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size));
-                    }
-                    let rest = [Span {
-                        key,
-                        start: got.end,
-                        end: size,
-                    }];
-                    let first = Some((s, got.end - got.start));
-                    return Ok((self.chain(path, first, &rest), size));
-                }
-                // a reference read whole: its body is here
-                Some((of, _)) if offset == 0 && r.range.end >= r.meta.size => {
-                    let object = r.meta.clone();
-                    let l = self.reference_from(path, r, object, &of).await?;
-                    (key, l)
-                }
-                Some((of, _)) => {
-                    let object = r.meta.clone();
-                    drop(r);
-                    let l = self.load_reference(path, &key, object, &of).await?;
-                    (key, l)
-                }
-            },
-            // no object: a written file's segments, or nothing
-            Err(object_store::Error::NotFound { .. }) => self.locate_written(path, key).await?,
-            // the server would not serve that range (an offset at the end, any range of an
-            // empty object): look
-            Err(_) if offset > 0 || ranged => self.locate(path).await?,
-            Err(e) => return Err(backend(path, e)),
-        };
-        let size = located.size();
-        if offset > size {
-            return Err(DriverError::Io {
-                path: path.to_owned(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("offset {offset} is past the end ({size} bytes)"),
-                ),
-            });
-        }
-        if offset == size {
-            return Ok((Box::pin(tokio::io::empty()), size));
-        }
-        Ok((
-            self.chain(path, None, &located.spans_from(&key, offset)),
-            size,
-        ))
+        let (s, size) = self.open_stream(path, offset).await?;
+        Ok((Box::pin(tokio_util::io::StreamReader::new(s)), size))
+    }
+
+    /// The owned chunks S3's responses bring, handed on as they come.
+    async fn stream(&self, path: &str, offset: u64, _chunk: usize) -> DResult<(ByteStream, u64)> {
+        self.open_stream(path, offset).await
     }
 
     /// Opens the file's next segment. A missing file is created, empty, if the writer

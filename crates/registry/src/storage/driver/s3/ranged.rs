@@ -28,12 +28,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use futures_util::stream::{BoxStream, Stream, StreamExt, TryStreamExt};
+use futures_util::stream::{Stream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3;
 use object_store::path::Path as Key;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+
+use crate::storage::ByteStream;
 
 /// The largest window, whatever the part size (AWS: 8 or 16 MB).
 pub const MAX_WINDOW: u64 = 16 * 1024 * 1024;
@@ -97,9 +99,7 @@ impl Span {
     }
 }
 
-/// Where a window's bytes come from, what the stream still expects of it.
-type Chunks = BoxStream<'static, io::Result<Bytes>>;
-type Opening = Pin<Box<dyn Future<Output = io::Result<Chunks>> + Send>>;
+type Opening = Pin<Box<dyn Future<Output = io::Result<ByteStream>> + Send>>;
 
 /// A window fetched ahead by a task; aborted when dropped unfinished.
 struct Ahead {
@@ -115,7 +115,7 @@ impl Drop for Ahead {
 
 enum Current {
     Opening(Opening, u64),
-    Streaming(Chunks, u64),
+    Streaming(ByteStream, u64),
     Waiting(Ahead),
     /// A window fetched ahead, sent chunk by chunk; its memory is given back when done.
     Buffered {
@@ -145,7 +145,7 @@ impl Ranged {
         budget: Budget,
         window: u64,
         ahead: usize,
-        first: Option<(Chunks, u64)>,
+        first: Option<(ByteStream, u64)>,
         spans: &[Span],
     ) -> Ranged {
         let pending = spans
@@ -199,7 +199,7 @@ impl Ranged {
 }
 
 /// A GET of `w` as a stream of its bytes.
-async fn open(store: Arc<AmazonS3>, path: Arc<str>, w: Span) -> io::Result<Chunks> {
+async fn open(store: Arc<AmazonS3>, path: Arc<str>, w: Span) -> io::Result<ByteStream> {
     let opts = GetOptions {
         range: Some(GetRange::Bounded(w.start..w.end)),
         ..GetOptions::default()

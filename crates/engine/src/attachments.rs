@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_image::snapshot::{Driver, ErrorKind, SnapshotStore, Snapshotter};
+use berth_image::snapshot::{Driver, ErrorKind, SnapshotStore};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
@@ -74,6 +74,12 @@ impl Attachments {
     /// plugins work in the pinned namespace and on the host's bridge and firewall, the rest
     /// on the container's mounts and directories).
     pub fn teardown(&self) -> Result<()> {
+        self.teardown_leaving()?.delete()
+    }
+
+    /// [`Attachments::teardown`], leaving the files of the removed snapshot to the caller:
+    /// see [`Leftovers`].
+    pub fn teardown_leaving(&self) -> Result<Leftovers> {
         let Some(att) = self.network.as_ref() else {
             return self.teardown_local();
         };
@@ -86,12 +92,20 @@ impl Attachments {
                     att.container_id
                 )))
             });
-            local.and(network)
+            match (local, network) {
+                (Ok(left), Ok(())) => Ok(left),
+                (Ok(left), Err(e)) => {
+                    // the rest went: its files too, before the network's error is returned
+                    let _ = left.delete();
+                    Err(e)
+                }
+                (Err(e), _) => Err(e),
+            }
         })
     }
 
     /// Everything but the network.
-    fn teardown_local(&self) -> Result<()> {
+    fn teardown_local(&self) -> Result<Leftovers> {
         for m in &self.mounts {
             unmount_all(m)?;
             remove_mount_point(m)?;
@@ -103,9 +117,24 @@ impl Attachments {
             unmount_all(m)?;
             remove_mount_point(m)?;
         }
-        if let Some(s) = &self.snapshot {
-            remove_snapshot(s)?;
+        let left = Leftovers {
+            snapshot: match &self.snapshot {
+                Some(s) => remove_snapshot(s)?,
+                None => None,
+            },
+            container_dir: None,
+        };
+        match self.teardown_rest() {
+            Ok(()) => Ok(left),
+            Err(e) => {
+                let _ = left.delete();
+                Err(e)
+            }
         }
+    }
+
+    /// What comes after the snapshot: the volumes and the host ids.
+    fn teardown_rest(&self) -> Result<()> {
         for v in &self.volumes {
             match std::fs::remove_dir_all(v) {
                 Ok(()) => {}
@@ -121,6 +150,44 @@ impl Attachments {
                 })?;
         }
         Ok(())
+    }
+}
+
+/// The files of a torn-down container that nothing refers to any more, still to be
+/// deleted: its writable snapshot's directory (already out of the snapshot index, under the
+/// snapshot root's `tmp/`) and its own directory (already renamed to
+/// `containers/.removing-ID`). Everything a user can see is gone when a teardown returns —
+/// the mounts, the snapshot, the record, the name — so the monitor of an `--rm` container
+/// reports the exit first and deletes these after, as containerd's snapshotters leave a
+/// removed snapshot's directory to a later cleanup. Files a killed process never deleted
+/// are deleted by the next snapshot store open and the engine's next start
+/// ([`crate::record::sweep_removals`]).
+#[derive(Debug, Default)]
+#[must_use = "the files stay on disk until `delete` (or a later sweep)"]
+pub struct Leftovers {
+    snapshot: Option<berth_image::snapshot::RemovedFiles>,
+    /// The container's directory, renamed away.
+    pub(crate) container_dir: Option<crate::record::RemovedDir>,
+}
+
+impl Leftovers {
+    /// Delete the files.
+    pub fn delete(self) -> Result<()> {
+        let snapshot = match self.snapshot {
+            Some(files) => {
+                let key = files.key().to_owned();
+                files.delete().map_err(|e| EngineError::Snapshot {
+                    key,
+                    source: Box::new(e),
+                })
+            }
+            None => Ok(()),
+        };
+        let dir = match self.container_dir {
+            Some(dir) => dir.delete(),
+            None => Ok(()),
+        };
+        snapshot.and(dir)
     }
 }
 
@@ -276,9 +343,9 @@ fn unmount_all(path: &Path) -> Result<()> {
     )))
 }
 
-fn remove_snapshot(s: &SnapshotRef) -> Result<()> {
+fn remove_snapshot(s: &SnapshotRef) -> Result<Option<berth_image::snapshot::RemovedFiles>> {
     if !s.root.is_dir() {
-        return Ok(());
+        return Ok(None);
     }
     let driver = match s.driver.as_str() {
         "native" => Driver::Native,
@@ -289,9 +356,9 @@ fn remove_snapshot(s: &SnapshotRef) -> Result<()> {
         source: Box::new(source),
     };
     let store = SnapshotStore::open(&s.root, driver).map_err(snapshot_err)?;
-    match store.remove(&s.key) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+    match store.remove_later(&s.key) {
+        Ok(files) => Ok(files),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(snapshot_err(e)),
     }
 }

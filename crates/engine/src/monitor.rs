@@ -351,20 +351,24 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
         r.finished = Some(record::now());
         r.note = note.clone();
     };
+    let mut leftovers = None;
     if rec.auto_remove {
         // --rm: removed at once, without first writing (and fsyncing) an `exited` record
         // that is deleted right after. A crash before the removal leaves the `running`
         // record, which `ps` reconciles to exited (as after a crash a moment earlier); a
         // failed removal records the exit and leaves the container for `rm`.
         // (not found: removed meanwhile, `rm -f`)
-        if let Ok(current) = record::read(layout, id)
-            && let Err(e) = record::remove(layout, &current)
-        {
-            let _ = record::update(layout, id, exited);
-            if let Some(d) = deleting {
-                let _ = d.finish();
+        if let Ok(current) = record::read(layout, id) {
+            match record::remove_leaving(layout, &current) {
+                Ok(left) => leftovers = Some(left),
+                Err(e) => {
+                    let _ = record::update(layout, id, exited);
+                    if let Some(d) = deleting {
+                        let _ = d.finish();
+                    }
+                    return Err(e.to_string());
+                }
             }
-            return Err(e.to_string());
         }
     } else {
         // removed meanwhile (`rm -f`): nothing to record
@@ -379,6 +383,16 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
         None => writeln!(ready, "exit unknown"),
     };
     let _ = ready.flush();
+    // the removed container's files (its snapshot's upper and work directories, its own
+    // directory) are deleted after the report: nothing names them any more, and deleting
+    // them (a discard per freed extent on a disk mounted with `discard`) is no part of the
+    // answer `run --rm` waits for
+    if let Some(left) = leftovers
+        && let Err(e) = left.delete()
+    {
+        // a later sweep (the engine's next start, the snapshot store's next open) retries
+        let _ = writeln!(std::io::stderr(), "monitor {id}: {e}");
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use berth_fsutil::FileLock;
 use serde::{Deserialize, Serialize};
 
+use crate::attachments::Leftovers;
 use crate::error::{EngineError, Result};
 
 /// A container's life stage.
@@ -384,14 +385,68 @@ pub fn discard(layout: &Layout, id: &str) -> Result<()> {
 /// racing it (`start` of an `--rm` container that already exited) finds the record gone
 /// instead of writing into a half-removed one.
 pub fn remove(layout: &Layout, rec: &Record) -> Result<()> {
-    rec.attachments.teardown()?;
-    release_name(layout, &rec.name, &rec.id)?;
-    remove_dir(layout, &rec.id)
+    remove_leaving(layout, rec)?.delete()
+}
+
+/// [`remove`], leaving the files of the container's directory and snapshot to the caller
+/// (see [`Leftovers`]): when it returns, the record, the name and the snapshot are gone for
+/// every reader.
+pub fn remove_leaving(layout: &Layout, rec: &Record) -> Result<Leftovers> {
+    let mut left = rec.attachments.teardown_leaving()?;
+    let removed = release_name(layout, &rec.name, &rec.id)
+        .and_then(|()| take_dir(layout, &rec.id))
+        .map(|dir| left.container_dir = dir);
+    match removed {
+        Ok(()) => Ok(left),
+        Err(e) => {
+            let _ = left.delete();
+            Err(e)
+        }
+    }
 }
 
 /// Remove a container's directory under its lock.
 fn remove_dir(layout: &Layout, id: &str) -> Result<()> {
-    let _g = match lock(layout, id) {
+    match take_dir(layout, id)? {
+        Some(dir) => dir.delete(),
+        None => Ok(()),
+    }
+}
+
+/// A container's directory renamed to `containers/.removing-ID`, still to be emptied
+/// ([`RemovedDir::delete`]). It holds the container's lock and an `flock` on the directory
+/// itself, so that [`sweep_removals`] leaves it to its remover.
+#[derive(Debug)]
+pub(crate) struct RemovedDir {
+    path: PathBuf,
+    _container_lock: Option<FileLock>,
+    _dir_lock: Option<std::os::fd::OwnedFd>,
+}
+
+impl RemovedDir {
+    pub(crate) fn delete(self) -> Result<()> {
+        delete_removed_dir(&self.path)
+    }
+}
+
+/// An exclusive `flock` on directory `path`, or `None` when someone else holds one (or the
+/// directory is gone).
+fn try_lock_dir(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+    )
+    .ok()?;
+    rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).ok()?;
+    Some(fd)
+}
+
+/// Take a container's directory out of `containers/` under the container's lock (renamed
+/// to `.removing-ID`), or `None` when it was already gone.
+fn take_dir(layout: &Layout, id: &str) -> Result<Option<RemovedDir>> {
+    let g = match lock(layout, id) {
         Ok(g) => Some(g),
         Err(EngineError::NotFound(_)) => None,
         Err(e) => return Err(e),
@@ -403,22 +458,28 @@ fn remove_dir(layout: &Layout, id: &str) -> Result<()> {
     // exited, and removed again), and a `.removing-` leftover is swept at the next start
     let doomed = layout.containers().join(format!(".removing-{id}"));
     match berth_fsutil::rename_unsynced(&dir, &doomed) {
-        Ok(()) => {}
-        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(()),
-        Err(source) => {
-            return Err(EngineError::Fs {
-                what: "removing the container directory",
-                path: dir,
-                source,
-            });
-        }
+        Ok(()) => Ok(Some(RemovedDir {
+            _dir_lock: try_lock_dir(&doomed),
+            path: doomed,
+            _container_lock: g,
+        })),
+        Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => Ok(None),
+        Err(source) => Err(EngineError::Fs {
+            what: "removing the container directory",
+            path: dir,
+            source,
+        }),
     }
+}
+
+/// Delete a container directory [`take_dir`] renamed away.
+fn delete_removed_dir(doomed: &Path) -> Result<()> {
     // an update that looked the directory up before the rename may still drop its
     // temporary file into it while it is emptied (and then find its record gone): the
     // removal goes again over what it added, a few times at most
     let mut tries = 0;
     loop {
-        match std::fs::remove_dir_all(&doomed) {
+        match std::fs::remove_dir_all(doomed) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 8 => {
@@ -427,7 +488,7 @@ fn remove_dir(layout: &Layout, id: &str) -> Result<()> {
             Err(e) => {
                 return Err(EngineError::io(
                     "removing the container directory",
-                    doomed,
+                    doomed.to_path_buf(),
                     e,
                 ));
             }
@@ -439,7 +500,11 @@ fn remove_dir(layout: &Layout, id: &str) -> Result<()> {
 pub fn sweep_removals(layout: &Layout) {
     if let Ok(rd) = std::fs::read_dir(layout.containers()) {
         for ent in rd.flatten() {
-            if ent.file_name().to_string_lossy().starts_with(".removing-") {
+            // one its remover still holds is being emptied (an `--rm` container's monitor
+            // deletes the files after reporting the exit)
+            if ent.file_name().to_string_lossy().starts_with(".removing-")
+                && let Some(_held) = try_lock_dir(&ent.path())
+            {
                 let _ = std::fs::remove_dir_all(ent.path());
             }
         }
@@ -600,6 +665,42 @@ mod tests {
                 !layout.dir(&id).exists(),
                 "iteration {i}: the directory came back"
             );
+        }
+    }
+
+    /// `remove_leaving` (the `--rm` monitor's removal, reported before the files go): the
+    /// record and name are gone at once; the directory waits as `.removing-ID`, and the
+    /// sweep of another engine's start leaves it while its remover holds it and takes it once
+    /// the remover is gone without deleting it.
+    #[test]
+    fn a_removal_left_for_later_is_gone_at_once_and_swept_only_once_let_go() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            root: d.path().to_owned(),
+        };
+        std::fs::create_dir_all(layout.containers()).unwrap();
+        std::fs::create_dir_all(layout.names()).unwrap();
+        let removing = |id: &str| layout.containers().join(format!(".removing-{id}"));
+        for round in 0..2 {
+            let id = format!("{round:064x}");
+            std::fs::create_dir(layout.dir(&id)).unwrap();
+            let rec = sample(&id);
+            write_new(&layout, &rec, &[]).unwrap();
+            let left = remove_leaving(&layout, &rec).unwrap();
+            assert!(matches!(read(&layout, &id), Err(EngineError::NotFound(_))));
+            assert!(ids(&layout).unwrap().is_empty());
+            assert!(!layout.names().join(&rec.name).exists());
+            assert!(removing(&id).join("container.json").exists());
+            sweep_removals(&layout);
+            assert!(removing(&id).exists(), "swept while its remover holds it");
+            if round == 0 {
+                left.delete().unwrap();
+            } else {
+                drop(left);
+                assert!(removing(&id).exists());
+                sweep_removals(&layout);
+            }
+            assert!(!removing(&id).exists());
         }
     }
 }

@@ -45,7 +45,7 @@ pub use mount::{
     MOUNT_DATA_LIMIT, Mount, OVERLAY_MAX_LOWER, Strategy, check_overlay, mount_all, mount_all_with,
     unmount, writable_dir,
 };
-pub use store::{CommitOp, CrashHook, CrashPoint, Driver, SnapshotStore};
+pub use store::{CommitOp, CrashHook, CrashPoint, Driver, RemovedFiles, SnapshotStore};
 
 /// A label that makes a snapshot (and its ancestors) a root of collection.
 pub const LABEL_GC_ROOT: &str = "berth.gc.root";

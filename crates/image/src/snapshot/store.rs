@@ -586,6 +586,38 @@ impl SnapshotStore {
         Ok(layout::fs_dir(&self.root, self.record(&index, key)?.id))
     }
 
+    /// Remove `key` as [`Snapshotter::remove`] does, but leave its files to the caller: when
+    /// this returns, the snapshot is gone from the index (no list, mount or collection sees
+    /// it again) and its directory is out of `snapshots/`, under `tmp/` and locked; deleting
+    /// the files is [`RemovedFiles::delete`]. A caller that answers someone in between (the
+    /// monitor of an `--rm` container reporting its exit) keeps the deletion off that answer.
+    /// Files never deleted (the process killed first) are deleted at a later
+    /// [`SnapshotStore::open`], as any directory left under `tmp/`. `Ok(None)` when the
+    /// directory was already gone.
+    pub fn remove_later(&self, key: &str) -> Result<Option<RemovedFiles>, SnapshotError> {
+        let lock = meta::lock(&self.root)?;
+        let mut index = meta::read(&self.root, self.driver.name())?;
+        let id = self.record(&index, key)?.id;
+        let children: Vec<&str> = index.children(key).collect();
+        if let Some(child) = children.first() {
+            return Err(SnapshotError::HasChildren {
+                key: key.to_owned(),
+                count: children.len(),
+                child: (*child).to_owned(),
+            });
+        }
+        self.check_not_in_use(key, id)?;
+        index.snapshots.remove(key);
+        meta::write_removal(&self.root, &index)?;
+        self.crash_point(CrashPoint::Unrecorded);
+        let trash = self.unlink_dir(id);
+        drop(lock);
+        Ok(trash.map(|trash| RemovedFiles {
+            key: key.to_owned(),
+            trash,
+        }))
+    }
+
     /// The directory of `key` (tests and diagnostics).
     pub fn dir_of(&self, key: &str) -> Result<PathBuf, SnapshotError> {
         let index = meta::read(&self.root, self.driver.name())?;
@@ -593,6 +625,37 @@ impl SnapshotStore {
             &self.root,
             self.record(&index, key)?.id,
         ))
+    }
+}
+
+/// The files of a removed snapshot, still to be deleted ([`SnapshotStore::remove_later`]).
+#[must_use = "the files stay on disk until `delete` (or the next open of the store)"]
+pub struct RemovedFiles {
+    key: String,
+    trash: Trash,
+}
+
+impl RemovedFiles {
+    /// The removed snapshot's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Delete the files.
+    pub fn delete(self) -> Result<(), SnapshotError> {
+        let path = self.trash.path.clone();
+        self.trash
+            .delete()
+            .map_err(io_err(&self.key, "remove", &path))
+    }
+}
+
+impl std::fmt::Debug for RemovedFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemovedFiles")
+            .field("key", &self.key)
+            .field("path", &self.trash.path)
+            .finish()
     }
 }
 
@@ -891,28 +954,8 @@ impl Snapshotter for SnapshotStore {
     }
 
     fn remove(&self, key: &str) -> Result<(), SnapshotError> {
-        let lock = meta::lock(&self.root)?;
-        let mut index = meta::read(&self.root, self.driver.name())?;
-        let id = self.record(&index, key)?.id;
-        let children: Vec<&str> = index.children(key).collect();
-        if let Some(child) = children.first() {
-            return Err(SnapshotError::HasChildren {
-                key: key.to_owned(),
-                count: children.len(),
-                child: (*child).to_owned(),
-            });
-        }
-        self.check_not_in_use(key, id)?;
-        index.snapshots.remove(key);
-        meta::write_removal(&self.root, &index)?;
-        self.crash_point(CrashPoint::Unrecorded);
-        let trash = self.unlink_dir(id);
-        drop(lock);
-        match trash {
-            Some(t) => {
-                let path = t.path.clone();
-                t.delete().map_err(io_err(key, "remove", &path))
-            }
+        match self.remove_later(key)? {
+            Some(files) => files.delete(),
             None => Ok(()),
         }
     }

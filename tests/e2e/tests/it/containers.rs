@@ -199,10 +199,24 @@ impl Berth {
             "mounts left under {}:\n{mounts}",
             data.display()
         );
-        for d in ["containers", "rootfs", "volumes", "runtime"] {
-            let left: Vec<_> = std::fs::read_dir(data.join(d))
+        // an `--rm` container's monitor deletes its directory (`containers/.removing-ID`)
+        // and its snapshot's files (`snapshots/tmp/rm-…`) right after reporting the exit
+        let entries = |d: &str| -> Vec<std::ffi::OsString> {
+            std::fs::read_dir(data.join(d))
                 .map(|r| r.flatten().map(|e| e.file_name()).collect())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        berth_test_support::wait_until(Duration::from_secs(10), || {
+            entries("containers").is_empty() && entries("snapshots/tmp").is_empty()
+        });
+        for d in [
+            "containers",
+            "rootfs",
+            "volumes",
+            "runtime",
+            "snapshots/tmp",
+        ] {
+            let left = entries(d);
             assert!(left.is_empty(), "{d}/ not empty: {left:?}");
         }
         let left = self.cgroups();

@@ -197,6 +197,47 @@ fn killed_mid_remove_the_directory_is_removed_at_open() {
     assert_eq!(dir_names(&s.root().join("snapshots")).len(), 1);
 }
 
+/// `remove_later` (the `--rm` monitor's removal): the snapshot is gone for every reader at
+/// once, its files wait under `tmp/` locked — another process's open leaves them — and go at
+/// `delete`, or at the next open once the remover is gone without deleting them.
+#[test]
+fn a_removal_left_for_later_is_invisible_at_once_and_its_files_go_at_delete_or_the_next_open() {
+    if !require_root() {
+        return;
+    }
+    let (_scratch, s) = setup(Driver::Overlay);
+    for round in 0..2 {
+        let key = format!("container-{round}");
+        let m = s.prepare(&key, Some("base"), &Opts::default()).unwrap();
+        write(&upper(&m), "etc/hosts", "127.0.0.1 localhost");
+        let files = s
+            .remove_later(&key)
+            .unwrap()
+            .expect("its directory to delete");
+        assert_eq!(files.key(), key);
+        assert!(s.stat(&key).is_err());
+        assert!(s.list().unwrap().iter().all(|i| i.key != key));
+        assert_eq!(dir_names(&s.root().join("snapshots")).len(), 1, "only base");
+        let waiting = dir_names(&s.root().join("tmp"));
+        assert_eq!(waiting.len(), 1, "{waiting:?}");
+        // an open's cleanup (another `berth` command) leaves a held removal alone
+        SnapshotStore::open(s.root(), Driver::Overlay).unwrap();
+        assert_eq!(dir_names(&s.root().join("tmp")), waiting);
+        if round == 0 {
+            files.delete().unwrap();
+        } else {
+            // the remover gone without deleting (a killed monitor): the next open does it
+            drop(files);
+            assert_eq!(dir_names(&s.root().join("tmp")), waiting);
+            SnapshotStore::open(s.root(), Driver::Overlay).unwrap();
+        }
+        assert!(dir_names(&s.root().join("tmp")).is_empty());
+        // and the key is free again
+        s.prepare(&key, Some("base"), &Opts::default()).unwrap();
+        s.remove(&key).unwrap();
+    }
+}
+
 #[test]
 fn killed_mid_unpack_the_leased_snapshot_is_removed_at_open_but_not_while_alive() {
     if !require_root() {

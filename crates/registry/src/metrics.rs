@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::storage::cache::{CacheStats, Lookup};
 use crate::storage::disk_cache::DiskStats;
+use crate::storage::driver::Gauge;
 
 const UPLOAD_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -154,6 +155,19 @@ impl Metrics {
         }
         s
     }
+
+    /// [`Metrics::render`] with the storage driver's own gauges after it.
+    pub fn render_with(&self, gauges: &[Gauge]) -> String {
+        let mut s = self.render();
+        for g in gauges {
+            let _ = writeln!(
+                s,
+                "# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}",
+                g.name, g.help, g.value
+            );
+        }
+        s
+    }
 }
 
 fn render_cache(s: &mut String, c: &CacheStats) {
@@ -236,6 +250,23 @@ fn render_disk_cache(s: &mut String, d: &DiskStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drivers_gauges_follow_the_rest() {
+        let m = Metrics::new();
+        let text = m.render_with(&[Gauge {
+            name: "berth_registry_s3_read_ahead_bytes",
+            help: "Bytes held.",
+            value: 42,
+        }]);
+        assert!(text.starts_with(&m.render()));
+        assert!(text.ends_with(
+            "# HELP berth_registry_s3_read_ahead_bytes Bytes held.\n\
+             # TYPE berth_registry_s3_read_ahead_bytes gauge\n\
+             berth_registry_s3_read_ahead_bytes 42\n"
+        ));
+        assert_eq!(m.render_with(&[]), m.render());
+    }
 
     #[test]
     fn renders_counters_and_histogram() {

@@ -319,11 +319,26 @@ fn s3_a_read_dropped_midway_gives_its_memory_back() {
             held > 0 && held <= 4 * WINDOW as u64,
             "windows ahead hold {held} bytes while the first is read"
         );
+        // what `/metrics` shows an operator
+        let gauge = |name: &str| {
+            d.inner()
+                .gauges()
+                .into_iter()
+                .find(|g| g.name == name)
+                .map(|g| g.value)
+        };
+        let shown = gauge("berth_registry_s3_read_ahead_bytes").unwrap();
+        assert!(shown > 0 && shown <= 4 * WINDOW as u64, "{shown}");
+        assert_eq!(
+            gauge("berth_registry_s3_read_ahead_limit_bytes"),
+            Some(256 << 20)
+        );
         drop(r);
         assert!(
             none_held(&d).await,
             "{} bytes still held",
             d.inner().read_ahead_held()
         );
+        assert_eq!(gauge("berth_registry_s3_read_ahead_bytes"), Some(0));
     });
 }

@@ -159,6 +159,14 @@ pub trait UploadWriter: Send {
     fn commit(self, durable: bool) -> impl Future<Output = DResult<u64>> + Send;
 }
 
+/// A driver's gauge for `/metrics` ([`Driver::gauges`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauge {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: u64,
+}
+
 /// A storage backend. Paths are relative, `/`-separated, built by [`crate::storage::paths`].
 ///
 /// Every method is safe to call concurrently from many tasks and from many processes sharing
@@ -270,6 +278,11 @@ pub trait Driver: Send + Sync + 'static {
     /// sessions apart from the sessions when this is `Some`.
     fn reference_min(&self) -> Option<u64> {
         None
+    }
+    /// What the driver itself holds now, for `/metrics`: Prometheus gauges as (name, help,
+    /// value). None by default.
+    fn gauges(&self) -> Vec<Gauge> {
+        Vec::new()
     }
     /// Make the written file `from`, of `size` bytes as [`Driver::stat`] or
     /// [`Driver::list_files`] said, the content of `to`, replacing any file there whole.

@@ -1271,6 +1271,21 @@ impl Driver for S3Driver {
     }
 
     /// `part_size`: smaller data is copied (one request; its reads stay one GET).
+    fn gauges(&self) -> Vec<super::Gauge> {
+        vec![
+            super::Gauge {
+                name: "berth_registry_s3_read_ahead_bytes",
+                help: "Bytes the windows fetched ahead by large reads from the bucket hold now.",
+                value: self.read_ahead_held(),
+            },
+            super::Gauge {
+                name: "berth_registry_s3_read_ahead_limit_bytes",
+                help: "What the windows fetched ahead may hold at most, across all reads.",
+                value: ranged::BUDGET_BYTES,
+            },
+        ]
+    }
+
     fn reference_min(&self) -> Option<u64> {
         Some(self.part_size as u64)
     }

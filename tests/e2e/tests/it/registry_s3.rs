@@ -869,6 +869,17 @@ fn hot_layers_come_from_each_replicas_disk(kind: S3Kind) {
             Some(2),
             "the second and the ranged GET came from the tier"
         );
+        // the first GET's windows ahead are all given back, and the bound is shown
+        assert_eq!(
+            metric(r, "berth_registry_s3_read_ahead_bytes"),
+            Some(0),
+            "{}",
+            r.log()
+        );
+        assert_eq!(
+            metric(r, "berth_registry_s3_read_ahead_limit_bytes"),
+            Some(256 << 20)
+        );
     }
     skopeo_pull_and_compare(&skopeo, &host, repo, "v1", &src);
 

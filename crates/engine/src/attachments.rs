@@ -158,8 +158,8 @@ impl Attachments {
 /// snapshot root's `tmp/`) and its own directory (already renamed to
 /// `containers/.removing-ID`). Everything a user can see is gone when a teardown returns —
 /// the mounts, the snapshot, the record, the name — so the monitor of an `--rm` container
-/// reports the exit first and deletes these after, as containerd's snapshotters leave a
-/// removed snapshot's directory to a later cleanup. Files a killed process never deleted
+/// reports the exit first and deletes these after, as containerd's overlay snapshotter with
+/// `async_remove` leaves a removed snapshot's directory to its next `Cleanup`. Files a killed process never deleted
 /// are deleted by the next snapshot store open and the engine's next start
 /// ([`crate::record::sweep_removals`]).
 #[derive(Debug, Default)]

@@ -568,6 +568,17 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
     use super::*;
 
+    /// A layout in a temporary directory, with its `containers/` and `names/`.
+    fn scratch() -> (tempfile::TempDir, Layout) {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            root: d.path().to_owned(),
+        };
+        std::fs::create_dir_all(layout.containers()).unwrap();
+        std::fs::create_dir_all(layout.names()).unwrap();
+        (d, layout)
+    }
+
     fn sample(id: &str) -> Record {
         Record {
             id: id.to_owned(),
@@ -642,12 +653,7 @@ mod tests {
     /// update finds it gone (NotFound), never a half-written record or a failed rename.
     #[test]
     fn an_update_racing_a_remove_sees_not_found_or_success() {
-        let d = tempfile::tempdir().unwrap();
-        let layout = Layout {
-            root: d.path().to_owned(),
-        };
-        std::fs::create_dir_all(layout.containers()).unwrap();
-        std::fs::create_dir_all(layout.names()).unwrap();
+        let (_d, layout) = scratch();
         for i in 0..300 {
             let id = format!("{i:064x}");
             std::fs::create_dir(layout.dir(&id)).unwrap();
@@ -674,12 +680,7 @@ mod tests {
     /// the remover is gone without deleting it.
     #[test]
     fn a_removal_left_for_later_is_gone_at_once_and_swept_only_once_let_go() {
-        let d = tempfile::tempdir().unwrap();
-        let layout = Layout {
-            root: d.path().to_owned(),
-        };
-        std::fs::create_dir_all(layout.containers()).unwrap();
-        std::fs::create_dir_all(layout.names()).unwrap();
+        let (_d, layout) = scratch();
         let removing = |id: &str| layout.containers().join(format!(".removing-{id}"));
         for round in 0..2 {
             let id = format!("{round:064x}");

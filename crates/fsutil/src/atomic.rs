@@ -313,11 +313,24 @@ pub fn atomic_rewrite(dest: impl AsRef<Path>, data: &[u8]) -> Result<(), FsError
 /// runtime's state under `/run` (runc and crun write theirs the same way): a power loss takes
 /// the containers with it, and their stale records are removed by `delete --force`.
 pub fn atomic_replace(dest: impl AsRef<Path>, data: &[u8]) -> Result<(), FsError> {
-    let dest = dest.as_ref();
+    replace_with_mode(dest.as_ref(), data, 0o666)
+}
+
+/// [`atomic_replace`] for a file only its owner may read: the new file is created 0600
+/// (less if the umask says so) before it takes `dest`'s name, so no moment exists in which
+/// it is readable by others, and nothing touches `dest` after the rename — a file removed
+/// by someone else right after it is replaced is not an error here.
+pub fn atomic_replace_private(dest: impl AsRef<Path>, data: &[u8]) -> Result<(), FsError> {
+    replace_with_mode(dest.as_ref(), data, 0o600)
+}
+
+fn replace_with_mode(dest: &Path, data: &[u8], mode: u32) -> Result<(), FsError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let temp = temp_name(dest);
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(mode)
         .open(&temp)
         .map_err(|source| FsError::CreateTemp {
             dir: parent_of(dest).to_owned(),
@@ -364,6 +377,25 @@ mod tests {
         std::fs::create_dir(dir.path().join("d")).unwrap();
         atomic_write(dir.path().join("d/x"), b"").unwrap();
         assert!(atomic_replace(dir.path().join("d"), b"x").is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn atomic_replace_private_creates_the_file_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("lastref");
+        atomic_replace_private(&dest, b"1").unwrap();
+        atomic_replace_private(&dest, b"2").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"2");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        atomic_replace(dir.path().join("hosts"), b"x").unwrap();
+        let mode = std::fs::metadata(dir.path().join("hosts"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_ne!(mode & 0o044, 0, "a plain replace stays readable: {mode:o}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 

@@ -26,8 +26,8 @@ mod userns;
 mod writebehind;
 
 pub use atomic::{
-    AtomicFile, atomic_replace, atomic_rewrite, atomic_write, atomic_write_many,
-    create_dir_all_durable, rename_durable, rename_unsynced, sync_dir,
+    AtomicFile, atomic_replace, atomic_replace_private, atomic_rewrite, atomic_write,
+    atomic_write_many, create_dir_all_durable, rename_durable, rename_unsynced, sync_dir,
 };
 pub use lock::FileLock;
 pub use process::wait_or_kill_group;

@@ -214,20 +214,23 @@ impl Driver for FsDriver {
         .await
     }
 
-    /// Temporary file + rename without `fsync` (`berth_fsutil::atomic_replace`), then
-    /// 0600 like every other file.
+    /// Temporary file (0600 like every other file) + rename without `fsync`
+    /// (`berth_fsutil::atomic_replace_private`). Nothing touches the file after the rename:
+    /// a collector on another replica may delete it at once, and that is not this write's
+    /// failure.
     async fn put_hint(&self, path: &str, data: Bytes) -> DResult<()> {
         let full = self.full(path)?;
         let p = path.to_owned();
         blocking(path, move || {
             in_parent(
                 &full,
-                || berth_fsutil::atomic_replace(&full, &data).map_err(|e| DriverError::fs(&p, e)),
+                || {
+                    berth_fsutil::atomic_replace_private(&full, &data)
+                        .map_err(|e| DriverError::fs(&p, e))
+                },
                 |e| DriverError::io(&p, e),
                 DriverError::is_not_found,
-            )?;
-            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| DriverError::io(&p, e))
+            )
         })
         .await
     }

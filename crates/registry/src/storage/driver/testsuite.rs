@@ -62,6 +62,7 @@ pub async fn run_all_but_the_create_race<D: Driver + Clone>(d: &D) {
     concurrency(d).await;
     conditional_create(d).await;
     gc_clock(d).await;
+    hints_beside_deletes(d).await;
     upload_sessions(d).await;
     adoption(d).await;
 }
@@ -416,6 +417,44 @@ pub async fn gc_clock<D: Driver + Clone>(d: &D) {
     assert!(seen.unwrap_err().is_not_found());
     assert_eq!(d.get_content(clock).await.unwrap(), "50");
     d.delete("g").await.unwrap();
+}
+
+/// A hint written while another task (a collector on another replica) deletes it and its
+/// directory: every write succeeds — the file may be gone right after, which is not the
+/// writer's failure — and no write leaves a temporary file behind. On a multi-threaded
+/// runtime the two really run at once.
+pub async fn hints_beside_deletes<D: Driver + Clone>(d: &D) {
+    const ROUNDS: u32 = 200;
+    let clock = "hd/blobs/x/lastref";
+    let deleter = {
+        let d = d.clone();
+        tokio::spawn(async move {
+            let mut deleted = 0u32;
+            for _ in 0..ROUNDS {
+                match d.delete(clock).await {
+                    Ok(()) => deleted += 1,
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => panic!("deleting {clock}: {e}"),
+                }
+                tokio::task::yield_now().await;
+            }
+            deleted
+        })
+    };
+    for i in 0..ROUNDS {
+        if let Err(e) = d.put_hint(clock, Bytes::from(i.to_string())).await {
+            panic!("write {i} of a hint beside deletes failed: {e}");
+        }
+    }
+    deleter.await.unwrap();
+    d.put_hint(clock, Bytes::from_static(b"last"))
+        .await
+        .unwrap();
+    assert_eq!(&d.get_content(clock).await.unwrap()[..], b"last");
+    let files = d.list_files("hd/blobs/x").await.unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["lastref"], "what the writes left beside the hint");
+    d.delete("hd").await.unwrap();
 }
 
 /// What an upload session's requests use: [`Driver::list_files`] (names with sizes, a

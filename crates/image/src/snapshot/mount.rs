@@ -118,12 +118,40 @@ pub fn mount_all_with(
     Ok(())
 }
 
+/// How long [`unmount`] keeps retrying a mount the kernel calls busy.
+const UNMOUNT_BUSY_FOR: std::time::Duration = std::time::Duration::from_millis(2500);
+
 /// Unmount `target` (one mount).
+///
+/// A mount is busy for a moment when another thread of this process forks while it has a
+/// file under the mount open: the child holds a copy of the descriptor until its `exec`
+/// closes it (`O_CLOEXEC`). As containerd's `mount.Unmount` (50 tries, 50 ms apart),
+/// `EBUSY` is retried for up to 2.5 s before it is reported; anything else fails at once.
 pub fn unmount(target: &Path) -> Result<(), MountError> {
-    rustix::mount::unmount(target, UnmountFlags::empty()).map_err(|e| MountError::Unmount {
-        target: target.to_owned(),
-        source: e.into(),
-    })
+    let deadline = std::time::Instant::now() + UNMOUNT_BUSY_FOR;
+    let mut wait = std::time::Duration::from_millis(1);
+    loop {
+        match rustix::mount::unmount(target, UnmountFlags::empty()) {
+            Err(rustix::io::Errno::BUSY) if std::time::Instant::now() < deadline => {
+                pause(wait);
+                wait = (wait * 2).min(std::time::Duration::from_millis(50));
+            }
+            r => {
+                return r.map_err(|e| MountError::Unmount {
+                    target: target.to_owned(),
+                    source: e.into(),
+                });
+            }
+        }
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "waiting for another process to drop a mount, not a test"
+)]
+fn pause(d: std::time::Duration) {
+    std::thread::sleep(d);
 }
 
 fn mount_err(m: &Mount, target: &Path, source: io::Error) -> MountError {

@@ -170,6 +170,42 @@ fn more_layers_than_one_mount_page_holds_mount_with_each_strategy() {
     unmount(&root).unwrap();
 }
 
+/// A file under the mount held open for a moment (as by a child forked by another thread,
+/// between its fork and its exec) makes the mount busy only for that moment: `unmount`
+/// waits it out rather than failing the caller (the CI flake of the test above).
+#[test]
+fn unmount_waits_out_a_mount_that_is_busy_for_a_moment() {
+    if !require_root() {
+        return;
+    }
+    let scratch = Scratch::new();
+    let s = scratch.store(Driver::Overlay);
+    layer(&s, "one", None, |d| write(d, "f", "1"));
+    let m = s.prepare("ctr", Some("one"), &Opts::default()).unwrap();
+    let root = scratch.mount(&m, "ctr");
+    let held = fs::File::open(root.join("f")).unwrap();
+    let release = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    let holder = std::thread::spawn(move || {
+        berth_test_support::wait_until(std::time::Duration::from_secs(5), || {
+            std::time::Instant::now() >= release
+        });
+        drop(held);
+    });
+    unmount(&root).unwrap();
+    assert!(std::time::Instant::now() >= release, "unmounted while busy");
+    holder.join().unwrap();
+    // Busy for longer than the wait: the error names the mount and says what to do.
+    let root = scratch.mount(&m, "ctr-again");
+    let held = fs::File::open(root.join("f")).unwrap();
+    let err = unmount(&root).unwrap_err();
+    assert!(
+        err.to_string().contains("stop the processes using it"),
+        "{err}"
+    );
+    drop(held);
+    unmount(&root).unwrap();
+}
+
 #[test]
 fn views_are_read_only() {
     if !require_root() {

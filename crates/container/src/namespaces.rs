@@ -134,6 +134,12 @@ impl Plan {
     /// is already in is skipped (joining one's own user namespace fails with EINVAL).
     /// Whether a user namespace other than the process's own was joined: the caller then
     /// becomes its root, as runc's nsexec does, before making anything in the container.
+    ///
+    /// A namespace that user namespace does not own — another container's network
+    /// namespace, shared with `--network container:` by a container with a user namespace
+    /// of its own — is joined before it, while the runtime still has the capabilities of its
+    /// own user namespace over it (from inside the container's, setns(2) is refused with
+    /// EPERM); crun joins in two passes for the same reason.
     pub(crate) fn join(&self) -> Result<bool, Failure> {
         let mut joined_user = false;
         let mut files = Vec::with_capacity(self.join.len());
@@ -143,7 +149,28 @@ impl Plan {
             check_kind(&f, *t, p)?;
             files.push((*t, p, f));
         }
-        for (t, p, f) in &files {
+        let user = files
+            .iter()
+            .find(|(t, p, _)| *t == LinuxNamespaceType::User && !same_ns(p, "user"))
+            .and_then(|(_, _, f)| f.metadata().ok());
+        let foreign = |f: &File| -> bool {
+            use std::os::unix::fs::MetadataExt;
+            let Some(user) = &user else {
+                return false;
+            };
+            crate::sys::namespace_owner(f.as_fd())
+                .ok()
+                .and_then(|owner| File::from(owner).metadata().ok())
+                .is_some_and(|o| o.dev() != user.dev() || o.ino() != user.ino())
+        };
+        let (before, after): (Vec<_>, Vec<_>) = files
+            .iter()
+            .partition(|(t, _, f)| *t != LinuxNamespaceType::User && foreign(f));
+        for (t, p, f) in before {
+            rustix::thread::move_into_link_name_space(f.as_fd(), Some(link_type(*t)))
+                .ctx(|| format!("failed to join {} namespace {}", proc_name(*t), p.display()))?;
+        }
+        for (t, p, f) in after {
             if *t == LinuxNamespaceType::User && same_ns(p, "user") {
                 continue;
             }

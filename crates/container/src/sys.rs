@@ -318,21 +318,34 @@ pub(crate) fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Err
     io::Error::last_os_error()
 }
 
-/// `ioctl(fd, NS_GET_NSTYPE)` (Linux 4.11): the `CLONE_NEW*` flag of the namespace an nsfs
-/// descriptor refers to — also when it was opened through a bind mount (`/run/netns/<name>`),
-/// whose `/proc/self/fd` link is the mount's path, not `net:[…]`.
-pub(crate) fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
-    /// `_IO(0xb7, 0x3)` from <linux/nsfs.h>.
-    const NS_GET_NSTYPE: u32 = 0xb703;
+/// An nsfs ioctl that takes no argument (`_IO(0xb7, nr)` from <linux/nsfs.h>): its
+/// non-negative result.
+fn nsfs_ioctl(fd: BorrowedFd<'_>, nr: u32) -> io::Result<i32> {
     #[expect(unsafe_code, reason = "ioctl with no argument through libc")]
-    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor, which is
-    // borrowed (open) for the duration of the call.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    // SAFETY: the nsfs requests used here take no argument and only read the descriptor,
+    // which is borrowed (open) for the duration of the call.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), (0xb700 | nr) as _) };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(r)
     }
+}
+
+/// `ioctl(fd, NS_GET_NSTYPE)` (Linux 4.11): the `CLONE_NEW*` flag of the namespace an nsfs
+/// descriptor refers to — also when it was opened through a bind mount (`/run/netns/<name>`),
+/// whose `/proc/self/fd` link is the mount's path, not `net:[…]`.
+pub(crate) fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    nsfs_ioctl(fd, 0x3)
+}
+
+/// The user namespace owning the namespace `fd` refers to (`NS_GET_USERNS`), as a new
+/// descriptor.
+pub(crate) fn namespace_owner(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let r = nsfs_ioctl(fd, 0x1)?;
+    // SAFETY: a descriptor the kernel just returned to this process alone.
+    #[expect(unsafe_code, reason = "adopting the descriptor the ioctl returned")]
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
 }
 
 #[cfg(test)]

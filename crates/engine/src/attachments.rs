@@ -80,7 +80,8 @@ impl Attachments {
     /// [`Attachments::teardown`], leaving the files of the removed snapshot to the caller:
     /// see [`Leftovers`].
     pub fn teardown_leaving(&self) -> Result<Leftovers> {
-        let Some(att) = self.network.as_ref() else {
+        // (released at the container's exit: nothing left to detach)
+        let Some(att) = self.network.as_ref().filter(|n| !n.released) else {
             return self.teardown_local();
         };
         std::thread::scope(|s| {

@@ -30,6 +30,8 @@ pub struct EtcOptions {
     pub name: Option<String>,
     /// The container's own address on its network (none yet: `--network none`).
     pub address: Option<IpAddr>,
+    /// Its IPv6 address there too, on a dual-stack network (docker lists both).
+    pub address6: Option<IpAddr>,
     /// The container shares the host's network namespace.
     pub host_network: bool,
     /// `--add-host NAME:IP`.
@@ -76,6 +78,9 @@ pub fn hosts_file(opts: &EtcOptions, host_hosts: &str) -> String {
             .address
             .map_or_else(|| "127.0.0.1".to_owned(), |a| a.to_string());
         out.push_str(&format!("{addr}\t{names}\n"));
+        if let Some(a6) = opts.address6.filter(|_| opts.address.is_some()) {
+            out.push_str(&format!("{a6}\t{names}\n"));
+        }
     }
     for (name, ip) in &opts.add_hosts {
         out.push_str(&format!("{ip}\t{name}\n"));
@@ -230,6 +235,13 @@ mod tests {
         let h = hosts_file(&o, "");
         assert!(h.contains("10.88.0.5\tabc123 web\n"), "{h}");
         assert!(h.ends_with("10.0.0.9\tdb\n"), "{h}");
+        // dual-stack: the IPv6 address names the container too, after the IPv4 one
+        o.address6 = Some("fd8a:b3e7:6c2d:1::5".parse().unwrap());
+        let h = hosts_file(&o, "");
+        assert!(
+            h.contains("10.88.0.5\tabc123 web\nfd8a:b3e7:6c2d:1::5\tabc123 web\n"),
+            "{h}"
+        );
     }
 
     #[test]

@@ -105,6 +105,19 @@ impl EarlyMonitor {
     }
 }
 
+/// The runtime config in the bundle `bundle` (a container's directory).
+pub(crate) fn bundle_spec(bundle: &Path) -> Result<Spec> {
+    let config = bundle.join("config.json");
+    std::fs::read(&config)
+        .map_err(|e| EngineError::io("reading", &config, e))
+        .and_then(|d| {
+            serde_json::from_slice(&d).map_err(|source| EngineError::Corrupt {
+                path: config.clone(),
+                source,
+            })
+        })
+}
+
 /// `berth exec` options: the process is the container's own (`config.json`'s `process`:
 /// capabilities, no_new_privileges, rlimits, AppArmor, environment) with these changes.
 #[derive(Debug, Clone, Default)]
@@ -790,16 +803,47 @@ impl Engine {
         self.reconcile(&id)
     }
 
-    /// `berth update --network-bandwidth`: shape the container's first CNI network with
-    /// `bw` while it runs ([`shaping::update_bandwidth`]); the record says what holds after,
-    /// a failure included (then the container is unshaped).
+    /// `berth update --network-bandwidth`: shape the container's first CNI network (or a
+    /// rootless container's pasta namespace) with `bw` while it runs
+    /// ([`shaping::update_bandwidth`]); the record says what holds after, a failure included
+    /// (then the container is unshaped).
     pub fn update_network_bandwidth(
         &self,
         reference: &str,
         bw: network::Bandwidth,
     ) -> Result<Record> {
         let id = self.resolve(reference)?;
+        // a rootless container's shaping is in its namespace, which other containers may
+        // share: they are read before its record is locked (the listing locks each record)
+        let pasta = self
+            .inspect(&id)?
+            .attachments
+            .network
+            .is_some_and(|n| n.pasta.is_some());
+        let others: Vec<Record> = if pasta {
+            self.list(false)?
+                .into_iter()
+                .filter(|o| o.id != id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let ((), rec) = record::update(&self.layout, &id, |r| -> Result<()> {
+            if r.attachments
+                .network
+                .as_ref()
+                .is_some_and(|n| n.pasta.is_some())
+            {
+                let holders = shaping::net_admin_holders(r, &others)?;
+                if !holders.is_empty() {
+                    return Err(EngineError::Invalid(format!(
+                        "CAP_NET_ADMIN in the network namespace of container {id} (held by \
+                         {}) could remove shaping made there (a rootless container's): run \
+                         without --privileged or --cap-add NET_ADMIN to cap the bandwidth",
+                        holders.join(", ")
+                    )));
+                }
+            }
             let att = r.attachments.network.as_mut().ok_or_else(|| {
                 EngineError::Invalid(format!(
                     "container {id} has no network of its own (--network none, host, \
@@ -916,6 +960,8 @@ impl Engine {
         while self.monitor_alive(&id) && Instant::now() < deadline {
             backoff.pause();
         }
+        // what the monitor recorded last (its networks released at the exit)
+        let rec = record::read(&self.layout, &id).unwrap_or(rec);
         // runc, crun and berth-runtime keep a container's state in `ROOT/ID`: when the
         // monitor's `delete` already removed it, another is a wasted process
         if self.layout.runtime_root().join(&id).exists() {
@@ -989,15 +1035,7 @@ impl Engine {
         if opts.args.is_empty() {
             return Err(EngineError::Invalid("exec needs a command".to_owned()));
         }
-        let config = rec.bundle.join("config.json");
-        let spec: Spec = std::fs::read(&config)
-            .map_err(|e| EngineError::io("reading", &config, e))
-            .and_then(|d| {
-                serde_json::from_slice(&d).map_err(|source| EngineError::Corrupt {
-                    path: config.clone(),
-                    source,
-                })
-            })?;
+        let spec = bundle_spec(&rec.bundle)?;
         let rootfs = spec
             .root
             .as_ref()

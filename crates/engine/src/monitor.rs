@@ -383,6 +383,16 @@ fn monitor(layout: &Layout, id: &str, start: bool, ready: &mut impl Write) -> Re
         None => writeln!(ready, "exit unknown"),
     };
     let _ = ready.flush();
+    // a container kept after its exit gives its networks back now, as docker's and podman's
+    // do (after the report: a foreground `run` does not wait for the plugins' DEL; `rm`
+    // waits for this monitor before it reads the record)
+    if !rec.auto_remove
+        && let Err(e) = crate::network::release_exited(layout, id)
+        && !matches!(e, crate::EngineError::NotFound(_))
+    {
+        // `rm` detaches what is still recorded
+        let _ = writeln!(std::io::stderr(), "monitor {id}: {e}");
+    }
     // the removed container's files (its snapshot's upper and work directories, its own
     // directory) are deleted after the report: nothing names them any more, and deleting
     // them (a discard per freed extent on a disk mounted with `discard`) is no part of the

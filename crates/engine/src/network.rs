@@ -52,6 +52,9 @@ pub struct NetworkRequest {
     /// `--ip`: the address to ask of the first network's IPAM (host-local's `IP` in
     /// `CNI_ARGS`, as podman's and nerdctl's `--ip`).
     pub ip: Option<IpAddr>,
+    /// `--mac-address`: the first network's interface's address (the bridge plugin's `MAC`
+    /// in `CNI_ARGS`, as podman's and nerdctl's), normalized by [`parse_mac`].
+    pub mac: Option<String>,
     /// The container's user namespace range (`host_start`, `size`), when it has one: the
     /// network namespace is then made owned by a pinned user namespace with that map, which
     /// the container joins (see [`crate::netns::create_with_userns`]).
@@ -70,9 +73,16 @@ pub struct NetworkAttachment {
     pub container_id: String,
     /// The networks attached (or being attached), with their interface names.
     pub networks: Vec<(String, String)>,
-    /// The container's address on each network that gave one.
+    /// The container's addresses on each network that gave some, in the network's order
+    /// (a dual-stack network: its IPv4 address, then its IPv6 one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<(String, IpAddr)>,
+    /// The MAC address of the container's interface on each network that reported one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub macs: Vec<(String, String)>,
+    /// `--network-alias`: the container's other names on its user-defined networks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// Published ports, as `[IP:]HOST->CONTAINER/PROTO` (for `inspect`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub published: Vec<String>,
@@ -83,6 +93,10 @@ pub struct NetworkAttachment {
     /// ([`crate::pasta`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pasta: Option<crate::pasta::PastaState>,
+    /// Detached when the container exited ([`release_exited`]): nothing of it is left to
+    /// undo; the rest of the record says what it was.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
 }
 
 /// [`Bandwidth`] as a record keeps it.
@@ -182,9 +196,12 @@ pub fn attach(
         container_id: container_id.to_owned(),
         networks: Vec::new(),
         addresses: Vec::new(),
+        macs: Vec::new(),
+        aliases: Vec::new(),
         published: published(&req.ports),
         bandwidth: req.bandwidth.map(BandwidthLimits::from),
         pasta: None,
+        released: false,
     };
     // Every network named, on disk and durable, before the first ADD, beside the namespace:
     // a `run` killed before its record exists (or a crash) leaves what `collect_orphans`
@@ -214,26 +231,55 @@ pub fn attach(
             if let Some(bw) = req.bandwidth {
                 rt = rt.with_bandwidth(bw);
             }
-            if let Some(ip) = req.ip {
+            if req.ip.is_some() || req.mac.is_some() {
                 // IgnoreUnknown: plugins that read CNI_ARGS refuse keys they do not know
-                rt = rt
-                    .with_arg("IgnoreUnknown", "1")
-                    .with_arg("IP", ip.to_string());
+                rt = rt.with_arg("IgnoreUnknown", "1");
+            }
+            if let Some(ip) = req.ip {
+                rt = rt.with_arg("IP", ip.to_string());
+            }
+            if let Some(mac) = &req.mac {
+                rt = rt.with_arg("MAC", mac.clone());
             }
         }
         match cni.add(list, &rt) {
             Ok(result) => {
-                let ip = result.ips.iter().find_map(berth_cni::IpConfig::ip);
-                if let Some(ip) = ip {
-                    att.addresses.push((list.name.clone(), ip));
+                // every address the network gave (a dual-stack one: IPv4 and IPv6)
+                let ips: Vec<IpAddr> = result
+                    .ips
+                    .iter()
+                    .filter_map(berth_cni::IpConfig::ip)
+                    .collect();
+                att.addresses
+                    .extend(ips.iter().map(|ip| (list.name.clone(), *ip)));
+                if let Some(mac) = result
+                    .interfaces
+                    .iter()
+                    .find(|i| i.name == ifname && i.sandbox.is_some())
+                    .and_then(|i| i.mac.clone())
+                {
+                    att.macs.push((list.name.clone(), mac));
                 }
-                addresses.push(ip);
+                addresses.push(ips.iter().find(|ip| ip.is_ipv4()).or(ips.first()).copied());
                 record(&att);
             }
             Err(e) => {
                 let _ = detach(&att);
+                let text = e.to_string();
+                let kind = list.plugins.first().map(|p| p.plugin_type.as_str());
+                let hint = match kind {
+                    Some(k @ ("macvlan" | "ipvlan"))
+                        if text.contains("operation not supported") =>
+                    {
+                        format!(
+                            " (hint: this kernel has no support for {k} links: load its module, \
+                             or use a bridge network)"
+                        )
+                    }
+                    _ => String::new(),
+                };
                 return Err(EngineError::Network(format!(
-                    "failed to attach container {container_id} to network {}: {e}",
+                    "failed to attach container {container_id} to network {}: {text}{hint}",
                     list.name
                 )));
             }
@@ -244,6 +290,30 @@ pub fn attach(
         return Err(e);
     }
     Ok((att, addresses))
+}
+
+/// `--mac-address`: six octets of two hex digits separated by `:` (or `-`), a unicast
+/// address (the kernel gives no interface a multicast one); lower case, `:`-separated.
+pub fn parse_mac(s: &str) -> std::result::Result<String, String> {
+    let bad = |why: &str| format!("invalid --mac-address {s:?}: {why}");
+    let octets: Vec<&str> = s.split([':', '-']).collect();
+    if octets.len() != 6
+        || octets
+            .iter()
+            .any(|o| o.len() != 2 || !o.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(bad("give six hex octets, such as 02:42:ac:11:00:02"));
+    }
+    let first = u8::from_str_radix(octets[0], 16).map_err(|_| bad("not hex"))?;
+    if first & 1 == 1 {
+        return Err(bad(
+            "a multicast address (the first octet is odd); an interface needs a unicast one",
+        ));
+    }
+    if octets.iter().all(|o| *o == "00") {
+        return Err(bad("the all-zero address is no interface's"));
+    }
+    Ok(octets.join(":").to_ascii_lowercase())
 }
 
 /// Published ports as `inspect` shows them: `[IP:]HOST->CONTAINER/PROTO`.
@@ -298,6 +368,58 @@ fn store_intent(
     let text = serde_json::to_vec(att).map_err(|e| EngineError::Invalid(e.to_string()))?;
     write(&path, &text)
         .map_err(|e| EngineError::io("failed to write", &path, std::io::Error::other(e)))
+}
+
+/// Detach the networks of container `id` once it has exited, as docker, podman and nerdctl
+/// do at a container's exit (berth never starts an exited container again): its addresses
+/// go back to the pool, its veths, rules and pinned namespace go, and the record keeps the
+/// rest, marked released, until `rm`. Left alone while a running container shares the
+/// namespace (`--network container:`), whose network it would take; `rm` detaches then.
+pub fn release_exited(layout: &crate::record::Layout, id: &str) -> Result<()> {
+    let rec = crate::record::read(layout, id)?;
+    let Some(att) = rec.attachments.network.as_ref().filter(|n| !n.released) else {
+        return Ok(());
+    };
+    if rec.status != crate::Status::Exited || shared_by_a_running_container(layout, id, &att.netns)
+    {
+        return Ok(());
+    }
+    detach(att)?;
+    crate::record::update(layout, id, |r| {
+        if let Some(n) = r.attachments.network.as_mut() {
+            n.released = true;
+            n.addresses.clear();
+            n.macs.clear();
+            n.published.clear();
+            if let Some(p) = n.pasta.as_mut() {
+                p.pid = None;
+            }
+        }
+    })?;
+    Ok(())
+}
+
+/// Whether a running container other than `id` is in the network namespace pinned at
+/// `netns` (compared by device and inode with its init's).
+fn shared_by_a_running_container(layout: &crate::record::Layout, id: &str, netns: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(pinned) = std::fs::metadata(netns) else {
+        return false;
+    };
+    let ids = crate::record::ids(layout).unwrap_or_default();
+    ids.iter().filter(|other| *other != id).any(|other| {
+        let Ok(r) = crate::record::read(layout, other) else {
+            return false;
+        };
+        let Some(pid) = r
+            .init_pid
+            .filter(|p| crate::record::alive(*p, r.init_start))
+        else {
+            return false;
+        };
+        std::fs::metadata(format!("/proc/{pid}/ns/net"))
+            .is_ok_and(|m| m.dev() == pinned.dev() && m.ino() == pinned.ino())
+    })
 }
 
 /// CNI DEL of every network the attachment names (with the cached result where the ADD
@@ -639,6 +761,24 @@ mod tests {
     }
 
     #[test]
+    fn mac_addresses_are_unicast_six_octets_normalized() {
+        assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
+        assert_eq!(parse_mac("02-42-ac-11-00-03").unwrap(), "02:42:ac:11:00:03");
+        for (bad, says) in [
+            ("02:42:ac:11:00", "six hex octets"),
+            ("02:42:ac:11:00:02:01", "six hex octets"),
+            ("02:42:ac:11:00:zz", "six hex octets"),
+            ("2:42:ac:11:00:02", "six hex octets"),
+            ("01:00:5e:00:00:01", "multicast"),
+            ("ff:ff:ff:ff:ff:ff", "multicast"),
+            ("00:00:00:00:00:00", "all-zero"),
+        ] {
+            let e = parse_mac(bad).unwrap_err();
+            assert!(e.contains(says) && e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn bandwidth_reads_tc_and_kubernetes_units_into_bits() {
         let bw = parse_bandwidth("egress=10mbit,ingress=1M").unwrap();
         assert_eq!(bw.egress_rate, 10_000_000);
@@ -680,12 +820,98 @@ mod tests {
 /// `berth network create`'s settings.
 #[derive(Debug, Clone, Default)]
 pub struct CreateNetwork {
-    /// CIDR; `None`: the first free /24 of 10.90.0.0/16.
-    pub subnet: Option<String>,
-    pub gateway: Option<IpAddr>,
+    /// CIDRs, at most one of each family. No IPv4 one: the first free /24 of
+    /// 10.90.0.0/16 (a network always has one, as docker's and podman's). An IPv6 one makes
+    /// the network dual-stack.
+    pub subnets: Vec<String>,
+    /// Gateways, at most one of each family, each inside its family's subnet (default: the
+    /// subnet's first address).
+    pub gateways: Vec<IpAddr>,
+    /// Dual-stack: an IPv6 subnet too, the first free /64 of [`IPV6_POOL`] when none is given.
+    pub ipv6: bool,
     /// No route out and no masquerade: containers reach each other and the host only.
     pub internal: bool,
+    /// `bridge` (the default), or `macvlan` / `ipvlan`: the containers on the host's LAN
+    /// through `parent`, with addresses of its subnet.
+    pub driver: Driver,
+    /// `-o parent=IFACE` (macvlan, ipvlan; default: the interface of the default route).
+    pub parent: Option<String>,
+    /// `-o mode=`: macvlan's bridge (default), vepa, private or passthru; ipvlan's l2
+    /// (default), l3 or l3s.
+    pub mode: Option<String>,
+    /// `-o mtu=`: the containers' interfaces' MTU (and the bridge's).
+    pub mtu: Option<u32>,
 }
+
+/// `network create --driver`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Driver {
+    #[default]
+    Bridge,
+    Macvlan,
+    Ipvlan,
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Driver, String> {
+        match s {
+            "bridge" => Ok(Driver::Bridge),
+            "macvlan" => Ok(Driver::Macvlan),
+            "ipvlan" => Ok(Driver::Ipvlan),
+            other => Err(format!("--driver {other}: give bridge, macvlan or ipvlan")),
+        }
+    }
+}
+
+impl Driver {
+    fn plugin(self) -> &'static str {
+        match self {
+            Driver::Bridge => "bridge",
+            Driver::Macvlan => "macvlan",
+            Driver::Ipvlan => "ipvlan",
+        }
+    }
+}
+
+/// `ip ARGS…` (iproute2) in this network namespace, its output captured.
+fn ip(args: &[&str]) -> Result<std::process::Output> {
+    std::process::Command::new("ip")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            EngineError::Network(format!(
+                "ip {}: {e} (hint: install iproute2)",
+                args.join(" ")
+            ))
+        })
+}
+
+/// `ip -j ARGS…`'s JSON (`null` when it failed or printed none).
+fn ip_json(args: &[&str]) -> Result<serde_json::Value> {
+    let mut all = vec!["-j"];
+    all.extend_from_slice(args);
+    let out = ip(&all)?;
+    Ok(serde_json::from_slice(&out.stdout).unwrap_or_default())
+}
+
+/// The interface of the host's default IPv4 route (macvlan's and ipvlan's default parent,
+/// as podman's).
+fn default_route_interface() -> Option<String> {
+    let routes = ip_json(&["-4", "route", "show", "default"]).ok()?;
+    routes[0]["dev"].as_str().map(str::to_owned)
+}
+
+/// Whether the interface `name` exists in this network namespace.
+fn interface_exists(name: &str) -> bool {
+    ip(&["link", "show", "dev", name]).is_ok_and(|o| o.status.success())
+}
+
+/// Where `network create --ipv6` takes a /64 when not given one: a unique local prefix
+/// (RFC 4193: `fd` and a 40-bit global id, here a fixed one picked at random for berth),
+/// its 16-bit subnet ids counted up from 1.
+pub const IPV6_POOL: &str = "fd8a:b3e7:6c2d::/48";
 
 /// A network as `berth network ls` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -778,6 +1004,59 @@ pub fn create(dirs: &NetworkDirs, name: &str, opts: &CreateNetwork) -> Result<Ne
             "invalid network name {name:?}: letters, digits, -, _ and ., starting with a letter or digit"
         )));
     }
+    let lan = opts.driver != Driver::Bridge;
+    let driver = opts.driver.plugin();
+    if let Some(mode) = &opts.mode {
+        let modes: &[&str] = match opts.driver {
+            Driver::Bridge => &[],
+            Driver::Macvlan => &["bridge", "vepa", "private", "passthru"],
+            Driver::Ipvlan => &["l2", "l3", "l3s"],
+        };
+        if !modes.contains(&mode.as_str()) {
+            return Err(EngineError::Invalid(if modes.is_empty() {
+                format!("-o mode={mode}: a bridge network has no modes")
+            } else {
+                format!("-o mode={mode}: {driver} takes {}", modes.join(", "))
+            }));
+        }
+    }
+    if opts.mtu.is_some_and(|m| !(68..=65535).contains(&m)) {
+        return Err(EngineError::Invalid(format!(
+            "-o mtu={}: give 68 to 65535",
+            opts.mtu.unwrap_or_default()
+        )));
+    }
+    let parent = if lan {
+        if !opts.subnets.iter().any(|s| !s.contains(':')) {
+            return Err(EngineError::Invalid(format!(
+                "a {driver} network puts containers on the parent interface's LAN: give that \
+                 LAN's IPv4 --subnet (and --gateway, its router, unless it is the subnet's first \
+                 address)"
+            )));
+        }
+        let parent = match &opts.parent {
+            Some(p) => p.clone(),
+            None => default_route_interface().ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "a {driver} network needs a parent interface, and the host has no default \
+                     route to take it from: give -o parent=IFACE"
+                ))
+            })?,
+        };
+        if !interface_exists(&parent) {
+            return Err(EngineError::Invalid(format!(
+                "-o parent={parent}: no such interface (see `ip link`)"
+            )));
+        }
+        Some(parent)
+    } else {
+        if opts.parent.is_some() {
+            return Err(EngineError::Invalid(
+                "-o parent= is for macvlan and ipvlan networks (--driver)".into(),
+            ));
+        }
+        None
+    };
     let (existing, _) = list(dirs)?;
     if existing.iter().any(|n| n.name == name) || name == DEFAULT_NETWORK {
         return Err(EngineError::Invalid(format!(
@@ -790,55 +1069,134 @@ pub fn create(dirs: &NetworkDirs, name: &str, opts: &CreateNetwork) -> Result<Ne
         .filter_map(|s| berth_cni::parse_cidr(s))
         .collect();
     taken.extend(berth_cni::parse_cidr(DEFAULT_SUBNET));
-    let subnet = match &opts.subnet {
-        Some(s) => {
-            let parsed = berth_cni::parse_cidr(s)
-                .ok_or_else(|| EngineError::Invalid(format!("--subnet {s}: not a CIDR")))?;
-            if let Some(t) = taken.iter().find(|t| overlaps(**t, parsed)) {
-                return Err(EngineError::Invalid(format!(
-                    "--subnet {s} overlaps {}/{} of another network",
-                    t.0, t.1
-                )));
-            }
-            s.clone()
+    let (mut v4, mut v6) = (None, None);
+    for s in &opts.subnets {
+        let parsed = berth_cni::parse_cidr(s)
+            .ok_or_else(|| EngineError::Invalid(format!("--subnet {s}: not a CIDR")))?;
+        let slot = if parsed.0.is_ipv4() { &mut v4 } else { &mut v6 };
+        if slot.is_some() {
+            return Err(EngineError::Invalid(format!(
+                "--subnet {s}: give at most one IPv4 and one IPv6 subnet"
+            )));
         }
-        None => (0..=255u8)
-            .map(|i| format!("10.90.{i}.0/24"))
-            .find(|s| {
-                berth_cni::parse_cidr(s).is_some_and(|c| !taken.iter().any(|t| overlaps(*t, c)))
-            })
-            .ok_or_else(|| {
+        let bits = if parsed.0.is_ipv4() { 32 } else { 128 };
+        if parsed.1 > bits - 2 {
+            return Err(EngineError::Invalid(format!(
+                "--subnet {s}: too small for a gateway and a container"
+            )));
+        }
+        if let Some(t) = taken.iter().find(|t| overlaps(**t, parsed)) {
+            return Err(EngineError::Invalid(format!(
+                "--subnet {s} overlaps {}/{} of another network",
+                t.0, t.1
+            )));
+        }
+        *slot = Some(s.clone());
+    }
+    let v4 = match v4 {
+        Some(s) => s,
+        None => {
+            first_free(&taken, (0..=255u8).map(|i| format!("10.90.{i}.0/24"))).ok_or_else(|| {
                 EngineError::Invalid("no free subnet left in 10.90.0.0/16: pass --subnet".into())
-            })?,
+            })?
+        }
     };
-    let mut range = serde_json::json!({"subnet": subnet});
-    if let Some(gw) = opts.gateway {
-        range["gateway"] = serde_json::json!(gw.to_string());
+    let v6 = match v6 {
+        Some(s) => Some(s),
+        None if opts.ipv6 => Some(
+            first_free(
+                &taken,
+                (1..=0xffffu32).map(|i| format!("fd8a:b3e7:6c2d:{i:x}::/64")),
+            )
+            .ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "no free /64 left in {IPV6_POOL}: pass an IPv6 --subnet"
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let mut ranges = Vec::new();
+    for subnet in std::iter::once(&v4).chain(v6.as_ref()) {
+        let mut range = serde_json::json!({"subnet": subnet});
+        let family = berth_cni::parse_cidr(subnet).map(|c| c.0.is_ipv4());
+        let gateways: Vec<&IpAddr> = opts
+            .gateways
+            .iter()
+            .filter(|g| Some(g.is_ipv4()) == family)
+            .collect();
+        match gateways[..] {
+            [] => {}
+            [gw] => {
+                let inside = berth_cni::parse_cidr(subnet)
+                    .is_some_and(|c| overlaps(c, (*gw, if gw.is_ipv4() { 32 } else { 128 })));
+                if !inside {
+                    return Err(EngineError::Invalid(format!(
+                        "--gateway {gw} is not in the subnet {subnet}"
+                    )));
+                }
+                range["gateway"] = serde_json::json!(gw.to_string());
+            }
+            _ => {
+                return Err(EngineError::Invalid(
+                    "give at most one --gateway of each address family".into(),
+                ));
+            }
+        }
+        ranges.push(serde_json::json!([range]));
+    }
+    if let Some(gw) = opts.gateways.iter().find(|g| g.is_ipv6() && v6.is_none()) {
+        return Err(EngineError::Invalid(format!(
+            "--gateway {gw}: the network has no IPv6 subnet (add --ipv6)"
+        )));
     }
     let routes = if opts.internal {
         serde_json::json!([])
+    } else if v6.is_some() {
+        serde_json::json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}])
     } else {
         serde_json::json!([{"dst": "0.0.0.0/0"}])
     };
-    let mut plugins = vec![serde_json::json!({
-        "type": "bridge",
-        "bridge": bridge_name(name),
-        "isGateway": true,
-        "ipMasq": !opts.internal,
-        "hairpinMode": true,
-        "ipam": {
-            "type": "host-local",
-            "ranges": [[range]],
-            "routes": routes,
-            "dataDir": dirs.ipam,
-        }
-    })];
-    if !opts.internal {
-        plugins
-            .push(serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}));
+    let ipam = serde_json::json!({
+        "type": "host-local",
+        "ranges": ranges,
+        "routes": routes,
+        "dataDir": dirs.ipam,
+    });
+    let mut first = match &parent {
+        None => serde_json::json!({
+            "type": "bridge",
+            "bridge": bridge_name(name),
+            "isGateway": true,
+            "ipMasq": !opts.internal,
+            "hairpinMode": true,
+            "ipam": ipam,
+        }),
+        // the containers' interfaces on the parent's LAN: its router routes them, nothing of
+        // the host's NAT, firewall or veth (so no portmap, firewall or bandwidth plugin:
+        // podman's macvlan and ipvlan lists have none either)
+        Some(parent) => serde_json::json!({
+            "type": driver,
+            "master": parent,
+            "mode": opts.mode.clone().unwrap_or_else(|| {
+                if opts.driver == Driver::Macvlan { "bridge" } else { "l2" }.to_owned()
+            }),
+            "ipam": ipam,
+        }),
+    };
+    if let Some(mtu) = opts.mtu {
+        first["mtu"] = serde_json::json!(mtu);
     }
-    plugins.push(serde_json::json!({"type": "firewall"}));
-    plugins.push(serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
+    let mut plugins = vec![first];
+    if !lan {
+        if !opts.internal {
+            plugins.push(
+                serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}),
+            );
+        }
+        plugins.push(serde_json::json!({"type": "firewall"}));
+        plugins.push(serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
+    }
     let conf = serde_json::json!({
         "cniVersion": "1.0.0",
         "name": name,
@@ -860,6 +1218,15 @@ pub fn create(dirs: &NetworkDirs, name: &str, opts: &CreateNetwork) -> Result<Ne
     all.into_iter()
         .find(|n| n.name == name)
         .ok_or_else(|| EngineError::Invalid(format!("network {name} vanished after writing it")))
+}
+
+/// The first of `candidates` (CIDRs) that overlaps none of `taken`.
+fn first_free(
+    taken: &[(IpAddr, u8)],
+    mut candidates: impl Iterator<Item = String>,
+) -> Option<String> {
+    candidates
+        .find(|s| berth_cni::parse_cidr(s).is_some_and(|c| !taken.iter().any(|t| overlaps(*t, c))))
 }
 
 /// Whether two CIDRs share an address (same family only).
@@ -905,7 +1272,55 @@ pub fn remove(dirs: &NetworkDirs, name: &str) -> Result<()> {
             )));
         }
     };
+    // what the network's plugins left on the host while it was in use, before its file (a
+    // failure leaves the network to remove again): its bridge, whose address and route would
+    // otherwise shadow a later network given the same subnet, and host-local's directory
+    let list = load(dirs, name)?;
+    for plugin in &list.plugins {
+        if plugin.plugin_type == "bridge"
+            && let Some(bridge) = plugin.raw.get("bridge").and_then(|b| b.as_str())
+        {
+            delete_idle_bridge(bridge)?;
+        }
+        if let Some(ipam) = plugin.raw.get("ipam")
+            && ipam.get("type").and_then(|t| t.as_str()) == Some("host-local")
+        {
+            let data = ipam
+                .get("dataDir")
+                .and_then(|d| d.as_str())
+                .map_or_else(|| PathBuf::from("/var/lib/cni/networks"), PathBuf::from);
+            let own = data.join(name);
+            match std::fs::remove_dir_all(&own) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(EngineError::io("failed to remove", &own, e)),
+            }
+        }
+    }
     std::fs::remove_file(&file).map_err(|e| EngineError::io("failed to remove", &file, e))
+}
+
+/// Delete the bridge `name` in this network namespace if it exists, is a bridge and has no
+/// port left (anything else is not the network's to delete: left alone).
+fn delete_idle_bridge(name: &str) -> Result<()> {
+    // (no such device: `null`, not a bridge)
+    let links = ip_json(&["-d", "link", "show", "dev", name])?;
+    let is_bridge = links[0]["linkinfo"]["info_kind"].as_str() == Some("bridge");
+    let idle = ip_json(&["link", "show", "master", name])?
+        .as_array()
+        .is_some_and(Vec::is_empty);
+    if !is_bridge || !idle {
+        return Ok(());
+    }
+    let out = ip(&["link", "del", "dev", name])?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(EngineError::Network(format!(
+            "failed to delete the network's bridge {name}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
 }
 
 /// Undo the networking of containers that have no record (a `berth run` killed between

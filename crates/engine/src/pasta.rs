@@ -11,6 +11,9 @@
 //! the container binds) and the host's loopback is not reachable through the gateway
 //! (`--no-map-gw`), as podman 4.4 runs it.
 //!
+//! `--network-bandwidth` is applied in the namespace, on `eth0` and an IFB device beside it
+//! ([`crate::shaping::shape_namespace`]): pasta itself has no rate limit.
+//!
 //! pasta daemonises once the namespace is configured and watches the namespace file: it
 //! exits when the file is removed ([`crate::network::detach`] unpins it), so a removed or
 //! killed container, or one whose `run` was killed (`collect_orphans`), leaves no pasta
@@ -21,7 +24,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_cni::PortMapping;
+use berth_cni::{Bandwidth, PortMapping};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
@@ -92,7 +95,8 @@ pub fn args(netns: &Path, ports: &[PortMapping], pid_file: &Path) -> Result<Vec<
     Ok(args)
 }
 
-/// Make the container's namespace and attach pasta to it (`pasta` found on `search`);
+/// Make the container's namespace and attach pasta to it (`pasta` found on `search`), its
+/// traffic shaped to `bandwidth` inside the namespace ([`crate::shaping::shape_namespace`]);
 /// `record` is called with the attachment as soon as the namespace exists, as
 /// [`crate::network::attach`] does. On error what was made is undone. Returns the
 /// attachment and the container's address (the host's, as pasta copies it).
@@ -100,6 +104,7 @@ pub fn attach(
     dirs: &NetworkDirs,
     container_id: &str,
     ports: &[PortMapping],
+    bandwidth: Option<Bandwidth>,
     search: &[PathBuf],
     mut record: impl FnMut(&NetworkAttachment),
 ) -> Result<(NetworkAttachment, Option<IpAddr>)> {
@@ -129,9 +134,12 @@ pub fn attach(
         container_id: container_id.to_owned(),
         networks: Vec::new(),
         addresses: Vec::new(),
+        macs: Vec::new(),
+        aliases: Vec::new(),
         published: crate::network::published(ports),
         bandwidth: None,
         pasta: Some(PastaState { pid: None }),
+        released: false,
     };
     let undo = |att: &NetworkAttachment, e: EngineError| -> EngineError {
         let _ = crate::network::detach(att);
@@ -148,6 +156,18 @@ pub fn attach(
     let _ = std::fs::remove_file(&pid_file);
     if let Err(e) = started {
         return Err(undo(&att, e));
+    }
+    if let Some(bw) = bandwidth {
+        // recorded first: a failure half-way leaves qdiscs that go with the namespace
+        att.bandwidth = Some(bw.into());
+        if let Err(e) = crate::shaping::shape_namespace(&netns, IFNAME, bw, false) {
+            return Err(undo(
+                &att,
+                EngineError::Network(format!(
+                    "failed to shape the traffic of container {container_id}: {e}"
+                )),
+            ));
+        }
     }
     let address = address_in(&netns);
     if let Some(ip) = address {

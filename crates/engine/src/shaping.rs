@@ -12,9 +12,18 @@
 //! first had as `prevResult`; the cache entry is rewritten with the new capability
 //! arguments and result, so `rm` (DEL of the whole list) still undoes exactly what is there.
 //! The container is unshaped for the few milliseconds between the two.
+//!
+//! A rootless container's network (pasta's) has no host-side veth: pasta carries its traffic
+//! through the user's sockets from a tap device in the container's namespace. There the
+//! bandwidth plugin's method is applied inside the namespace ([`shape_namespace`]), which
+//! the container could undo only with CAP_NET_ADMIN: berth refuses to shape a container
+//! that has it ([`lifts_shaping`]).
 
 use std::collections::HashMap;
-use std::process::Command;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use berth_cni::{Bandwidth, Cni, CniResult, RuntimeConf};
 
@@ -25,6 +34,17 @@ use crate::network::{BandwidthLimits, NetworkAttachment};
 /// `bw`. `att` is updated (its `bandwidth`, and the intent file beside the namespace) in
 /// every case: when the new ADD fails the container is left unshaped, and `att` says so.
 pub fn update_bandwidth(att: &mut NetworkAttachment, bw: Bandwidth) -> Result<()> {
+    if att.pasta.is_some() {
+        let outcome = shape_namespace(&att.netns, crate::pasta::IFNAME, bw, true);
+        att.bandwidth = outcome.is_ok().then(|| BandwidthLimits::from(bw));
+        crate::network::rewrite_intent(att)?;
+        return outcome.map_err(|e| {
+            EngineError::Network(format!(
+                "failed to change the bandwidth of container {} (it is unshaped now): {e}",
+                att.container_id
+            ))
+        });
+    }
     let (network, ifname) = att.networks.first().cloned().ok_or_else(|| {
         EngineError::Invalid(format!(
             "container {} has no CNI network (--network bridge or a network's name): \
@@ -157,6 +177,174 @@ fn tc(args: &[&str]) -> std::result::Result<(), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// The IFB device that carries the traffic into a pasta container to its TBF, made in the
+/// container's own namespace (no other container's namespace holds it).
+pub const NAMESPACE_IFB: &str = "berth-ingress";
+
+/// The largest frame pasta's tap carries: its MTU (65 520) and the Ethernet header. A TBF
+/// drops a packet larger than its bucket, so no bucket is smaller.
+const TAP_FRAME_BYTES: u64 = 65_520 + 14;
+
+/// The bandwidth plugin's TBF latency (how long a packet may wait in the bucket's queue).
+const TBF_LATENCY: &str = "25ms";
+
+/// Shape the traffic of the network namespace at `netns` whose interface `ifname` has no
+/// host side to shape (rootless pasta's tap), with the bandwidth plugin's method inside the
+/// namespace: traffic out of the container through a TBF at the root of `ifname`, traffic
+/// into it through an ingress qdisc on `ifname` whose filter redirects every packet to an
+/// IFB device ([`NAMESPACE_IFB`]) with a TBF of its own. A direction of rate 0 is left
+/// unshaped. `replace`: remove the shaping there is first (`update`), so that the
+/// namespace holds exactly `bw`'s.
+///
+/// Each bucket holds at least one of the tap's frames ([`TAP_FRAME_BYTES`]), whatever the
+/// burst asked: a smaller one would drop every full-size frame.
+pub fn shape_namespace(
+    netns: &Path,
+    ifname: &str,
+    bw: Bandwidth,
+    replace: bool,
+) -> std::result::Result<(), String> {
+    if replace {
+        // (each may be absent: -force goes on past a failed line)
+        in_namespace(
+            netns,
+            "tc",
+            &["-force", "-batch", "-"],
+            &format!("qdisc del dev {ifname} root\nqdisc del dev {ifname} ingress\n"),
+        )
+        .ok();
+        in_namespace(
+            netns,
+            "ip",
+            &["-force", "-batch", "-"],
+            &format!("link del {NAMESPACE_IFB}\n"),
+        )
+        .ok();
+    }
+    let mut tc = String::new();
+    if bw.ingress_rate > 0 {
+        in_namespace(
+            netns,
+            "ip",
+            &["-batch", "-"],
+            &format!("link add {NAMESPACE_IFB} type ifb\nlink set {NAMESPACE_IFB} up\n"),
+        )?;
+        // the IFB's bucket before any traffic is sent to it
+        let _ = writeln!(
+            tc,
+            "qdisc add dev {NAMESPACE_IFB} root {}",
+            tbf(bw.ingress_rate, bw.ingress_burst)
+        );
+        let _ = writeln!(tc, "qdisc add dev {ifname} handle ffff: ingress");
+        let _ = writeln!(
+            tc,
+            "filter add dev {ifname} parent ffff: protocol all u32 match u32 0 0 action mirred \
+             egress redirect dev {NAMESPACE_IFB}"
+        );
+    }
+    if bw.egress_rate > 0 {
+        let _ = writeln!(
+            tc,
+            "qdisc add dev {ifname} root {}",
+            tbf(bw.egress_rate, bw.egress_burst)
+        );
+    }
+    if tc.is_empty() {
+        return Ok(());
+    }
+    in_namespace(netns, "tc", &["-batch", "-"], &tc)
+}
+
+/// A TBF qdisc's parameters for `rate` bits per second and a bucket of `burst` bits (at
+/// least one tap frame).
+fn tbf(rate: u64, burst: u64) -> String {
+    let bytes = (burst / 8).max(TAP_FRAME_BYTES);
+    format!("tbf rate {rate}bit burst {bytes}b latency {TBF_LATENCY}")
+}
+
+/// Run `program args…` (iproute2's, in batch mode) in the network namespace at `netns`, its
+/// commands on stdin.
+fn in_namespace(
+    netns: &Path,
+    program: &str,
+    args: &[&str],
+    commands: &str,
+) -> std::result::Result<(), String> {
+    let what = || format!("{program} {} (in {})", args.join(" "), netns.display());
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e} (hint: install util-linux and iproute2)", what()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(commands.as_bytes())
+            .map_err(|e| format!("{}: writing its commands: {e}", what()))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{}: {e}", what()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} failed ({}): {}",
+            what(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The containers holding CAP_NET_ADMIN in the network namespace of `rec` (a rootless
+/// container's, where its shaping is made): itself, and those of `others` whose runtime
+/// config joins that namespace by path (`--network container:`).
+pub(crate) fn net_admin_holders(
+    rec: &crate::Record,
+    others: &[crate::Record],
+) -> Result<Vec<String>> {
+    let joined = rec
+        .init_pid
+        .map(|pid| std::path::PathBuf::from(format!("/proc/{pid}/ns/net")));
+    let mut holders = Vec::new();
+    if lifts_shaping(&crate::bundle_spec(&rec.bundle)?) {
+        holders.push(rec.id.clone());
+    }
+    for other in others {
+        let spec = crate::bundle_spec(&other.bundle)?;
+        let shares = spec
+            .linux
+            .as_ref()
+            .and_then(|l| l.namespaces.as_ref())
+            .into_iter()
+            .flatten()
+            .any(|ns| {
+                ns.typ == berth_runtime_spec::LinuxNamespaceType::Network
+                    && ns.path.is_some()
+                    && ns.path == joined
+            });
+        if shares && lifts_shaping(&spec) {
+            holders.push(other.id.clone());
+        }
+    }
+    Ok(holders)
+}
+
+/// Whether the container's bounding set (its runtime config's) holds CAP_NET_ADMIN, with which the container could remove shaping made in its own
+/// namespace.
+pub fn lifts_shaping(spec: &berth_runtime_spec::Spec) -> bool {
+    spec.process
+        .as_ref()
+        .and_then(|p| p.capabilities.as_ref())
+        .and_then(|c| c.bounding.as_ref())
+        .is_some_and(|b| b.contains(&berth_runtime_spec::Capability::NetAdmin))
 }
 
 /// The annotation Kubernetes (kubelet, containerd's and CRI-O's CRI) reads for the rate of
@@ -309,6 +497,33 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_namespaces_buckets_hold_a_tap_frame_and_net_admin_could_lift_them() {
+        assert_eq!(
+            tbf(10_000_000, 1_000_000),
+            "tbf rate 10000000bit burst 125000b latency 25ms"
+        );
+        // berth's default burst at 1 Mbit/s (32 KiB) is less than one of pasta's frames
+        assert_eq!(
+            tbf(1_000_000, crate::network::default_burst(1_000_000)),
+            "tbf rate 1000000bit burst 65534b latency 25ms"
+        );
+        let with = |caps: &[berth_runtime_spec::Capability]| berth_runtime_spec::Spec {
+            process: Some(berth_runtime_spec::Process {
+                capabilities: Some(berth_runtime_spec::LinuxCapabilities {
+                    bounding: Some(caps.iter().copied().collect()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        use berth_runtime_spec::Capability::{NetAdmin, NetBindService};
+        assert!(lifts_shaping(&with(&[NetBindService, NetAdmin])));
+        assert!(!lifts_shaping(&with(&[NetBindService])));
+        assert!(!lifts_shaping(&berth_runtime_spec::Spec::default()));
     }
 
     #[test]

@@ -37,18 +37,28 @@ enum NetworkCommand {
 pub struct CreateArgs {
     /// The network's name.
     name: String,
-    /// Its subnet (CIDR; default: the first free /24 of 10.90.0.0/16).
+    /// Its subnet (CIDR; default: the first free /24 of 10.90.0.0/16). Give it twice, an
+    /// IPv4 and an IPv6 one, for a dual-stack network.
     #[arg(long)]
-    subnet: Option<String>,
-    /// Its gateway (default: the subnet's first address).
+    subnet: Vec<String>,
+    /// Its gateway (default: the subnet's first address); one of each address family.
     #[arg(long)]
-    gateway: Option<std::net::IpAddr>,
+    gateway: Vec<std::net::IpAddr>,
+    /// Dual-stack: an IPv6 subnet too (default: the first free /64 of fd8a:b3e7:6c2d::/48).
+    #[arg(long)]
+    ipv6: bool,
     /// No route out of the network and no masquerade.
     #[arg(long)]
     internal: bool,
-    /// Only `bridge`.
+    /// bridge (containers behind a bridge with NAT), or macvlan / ipvlan (containers on
+    /// the parent interface's LAN, with addresses of its --subnet).
     #[arg(long, short, default_value = "bridge")]
     driver: String,
+    /// A driver option, KEY=VALUE: parent=IFACE (macvlan, ipvlan; default: the interface
+    /// of the default route), mode=MODE (macvlan: bridge, vepa, private, passthru; ipvlan:
+    /// l2, l3, l3s), mtu=N.
+    #[arg(long = "opt", short = 'o', value_name = "KEY=VALUE")]
+    opt: Vec<String>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -64,18 +74,32 @@ pub fn run(args: NetworkArgs) -> anyhow::Result<()> {
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<()> {
-    if args.driver != "bridge" {
-        anyhow::bail!(
-            "--driver {}: only bridge networks can be created",
-            args.driver
-        );
-    }
+    let driver: berth_engine::network::Driver = args
+        .driver
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
     let dirs = network_dirs(&args.data.dir()?)?;
-    let opts = berth_engine::network::CreateNetwork {
-        subnet: args.subnet,
-        gateway: args.gateway,
+    let mut opts = berth_engine::network::CreateNetwork {
+        subnets: args.subnet,
+        gateways: args.gateway,
+        ipv6: args.ipv6,
         internal: args.internal,
+        driver,
+        ..Default::default()
     };
+    for o in &args.opt {
+        match o.split_once('=') {
+            Some(("parent", v)) if !v.is_empty() => opts.parent = Some(v.to_owned()),
+            Some(("mode", v)) if !v.is_empty() => opts.mode = Some(v.to_owned()),
+            // (docker's name for it too)
+            Some(("mtu" | "com.docker.network.driver.mtu", v)) => {
+                opts.mtu = Some(v.parse().map_err(|_| {
+                    anyhow::anyhow!("-o {o}: the MTU is a number of bytes (such as 1400)")
+                })?);
+            }
+            _ => anyhow::bail!("-o {o}: give parent=IFACE, mode=MODE or mtu=N"),
+        }
+    }
     let info = berth_engine::network::create(&dirs, &args.name, &opts)
         .with_context(|| format!("failed to create network {}", args.name))?;
     super::image::print(&info.name)
@@ -92,11 +116,22 @@ fn ls(args: LsArgs) -> anyhow::Result<()> {
             writeln!(out, "{}", n.name)?;
         }
     } else {
-        writeln!(out, "{:<24}{:<12}{:<20}FILE", "NAME", "DRIVER", "SUBNET")?;
+        // (a dual-stack network's two subnets are wider than one)
+        let width = nets
+            .iter()
+            .map(|n| n.subnets.join(",").len() + 2)
+            .max()
+            .unwrap_or(0)
+            .max(20);
+        writeln!(
+            out,
+            "{:<24}{:<12}{:<width$}FILE",
+            "NAME", "DRIVER", "SUBNET"
+        )?;
         for n in &nets {
             writeln!(
                 out,
-                "{:<24}{:<12}{:<20}{}",
+                "{:<24}{:<12}{:<width$}{}",
                 n.name,
                 n.driver,
                 n.subnets.join(","),

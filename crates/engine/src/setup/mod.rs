@@ -56,6 +56,10 @@ pub struct RunRequest {
     pub publish: Vec<String>,
     pub publish_all: bool,
     pub ip: Option<std::net::IpAddr>,
+    /// `--mac-address`, as given (checked by [`crate::network::parse_mac`]).
+    pub mac_address: Option<String>,
+    /// `--network-alias`: more names on user-defined networks.
+    pub network_alias: Vec<String>,
     pub network_bandwidth: Option<String>,
     pub annotation: Vec<String>,
     pub add_host: Vec<String>,
@@ -309,9 +313,25 @@ fn set_up(
     }
     if let Some(att) = &attachments.network {
         opts.network = berth_image::spec::Network::Path(att.netns.clone());
+        // made for this container, owned by the user namespace it runs in (the pinned one
+        // of its range, or rootless berth's own, which it shares)
+        opts.network_owned = true;
     }
     let peers = link_names(engine, dir, args.name.as_deref(), attachments);
     let (mut spec, notes) = build_spec(image.config, &rootfs, &opts)?;
+    let shaped_inside = attachments
+        .network
+        .as_ref()
+        .is_some_and(|n| n.pasta.is_some() && n.bandwidth.is_some())
+        || shared.as_ref().is_some_and(|o| o.shaped_inside);
+    if shaped_inside && crate::shaping::lifts_shaping(&spec) {
+        bail!(
+            "--network-bandwidth (or a kubernetes.io bandwidth annotation, or --network \
+             container: of a capped container) and CAP_NET_ADMIN (--privileged or --cap-add): \
+             a rootless container's traffic is shaped in its own network namespace, where that \
+             capability could remove the limit; drop one of them"
+        );
+    }
     let annotations = annotations(args)?;
     if !annotations.is_empty() {
         spec.annotations
@@ -714,6 +734,8 @@ fn run_options(
         init: args.init.is_some(),
         stop_signal: args.stop_signal.clone(),
         network,
+        // (set once the networks are attached)
+        network_owned: false,
         userns: if args.userns == "host" {
             Userns::Host
         } else {

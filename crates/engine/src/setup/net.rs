@@ -27,10 +27,19 @@ pub(super) fn etc_files(
     for h in &args.add_host {
         add_hosts.push(parse_add_host(h).map_err(SetupError::Invalid)?);
     }
+    // a dual-stack first network's IPv6 address
+    let address6 = attachments.network.as_ref().and_then(|n| {
+        let (first, _) = n.networks.first()?;
+        n.addresses
+            .iter()
+            .find(|(net, ip)| net == first && ip.is_ipv6())
+            .map(|(_, ip)| *ip)
+    });
     let opts = EtcOptions {
         hostname: spec.hostname.clone().unwrap_or_default(),
         name: args.name.clone(),
         address,
+        address6,
         host_network: args.network() == "host",
         add_hosts,
         dns: args.dns.clone(),
@@ -145,14 +154,20 @@ pub(super) fn attach_networks(
         crate::shaping::kubernetes_bandwidth(&annotations(args)?).map_err(SetupError::Invalid)?;
     let bandwidth = crate::shaping::merge(flag, from_annotations);
     if args.network() == crate::pasta::NETWORK {
-        return attach_pasta(engine, args, id, &ports, bandwidth.is_some(), slot);
+        return attach_pasta(engine, args, id, &ports, bandwidth, slot);
     }
     let Some(networks) = cni_networks(args) else {
-        if !ports.is_empty() || bandwidth.is_some() || args.publish_all || args.ip.is_some() {
+        if !ports.is_empty()
+            || bandwidth.is_some()
+            || args.publish_all
+            || args.ip.is_some()
+            || args.mac_address.is_some()
+            || !args.network_alias.is_empty()
+        {
             bail!(
-                "-p, -P, --ip and --network-bandwidth (or the kubernetes.io bandwidth \
-                 annotations) need a network of the container's own: run with --network bridge \
-                 (or a network's name), not --network {}",
+                "-p, -P, --ip, --mac-address, --network-alias and --network-bandwidth (or the \
+                 kubernetes.io bandwidth annotations) need a network of the container's own: \
+                 run with --network bridge (or a network's name), not --network {}",
                 args.network()
             );
         }
@@ -163,6 +178,30 @@ pub(super) fn attach_networks(
             "--network {}: rootless berth cannot make bridge networks yet; use --network none \
              or --network host",
             args.network()
+        );
+    }
+    for alias in &args.network_alias {
+        let valid = !alias.is_empty()
+            && alias.len() <= 63
+            && alias.as_bytes()[0].is_ascii_alphanumeric()
+            && alias
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            bail!(
+                "invalid --network-alias {alias:?}: letters, digits, -, _ and ., starting with a \
+                 letter or digit, at most 63"
+            );
+        }
+    }
+    if !args.network_alias.is_empty()
+        && networks
+            .iter()
+            .all(|n| n == crate::network::DEFAULT_NETWORK)
+    {
+        bail!(
+            "--network-alias: names are given on user-defined networks only (as docker's): \
+             create one with `berth network create NAME` and run with --network NAME"
         );
     }
     // (the host-id lock is held: no other `run` is between attaching and its record)
@@ -198,10 +237,15 @@ pub(super) fn attach_networks(
         ports,
         bandwidth,
         ip: args.ip,
+        mac: args
+            .mac_address
+            .as_deref()
+            .map(|m| crate::network::parse_mac(m).map_err(SetupError::Invalid))
+            .transpose()?,
         userns: host_ids.map(|r| (r.host_start, r.size)),
     };
     let dirs = args.network_dirs.clone();
-    let (att, addresses) = crate::network::attach(&dirs, id, &req, |a| slot.record(a))
+    let (mut att, addresses) = crate::network::attach(&dirs, id, &req, |a| slot.record(a))
         .with_context(|| {
             if args.network.is_none() {
                 "failed to attach the container to the default network berth0 (--network none \
@@ -210,6 +254,7 @@ pub(super) fn attach_networks(
                 "failed to attach the container to its networks"
             }
         })?;
+    att.aliases = args.network_alias.clone();
     slot.record(&att);
     Ok(addresses.first().copied().flatten())
 }
@@ -232,7 +277,7 @@ fn attach_pasta(
     args: &RunRequest,
     id: &str,
     ports: &[crate::network::PortMapping],
-    bandwidth: bool,
+    bandwidth: Option<crate::network::Bandwidth>,
     slot: &NetworkSlot,
 ) -> Result<Option<std::net::IpAddr>> {
     if !args.rootless {
@@ -241,20 +286,15 @@ fn attach_pasta(
              --network bridge or a network's name"
         );
     }
-    if bandwidth {
-        bail!(
-            "--network-bandwidth (and the kubernetes.io bandwidth annotations) shape a CNI \
-             network's veth (the bandwidth plugin); pasta has none: rootless containers cannot \
-             be capped yet"
-        );
-    }
     let dirs = args.network_dirs.clone();
     // (the host-id lock is held: no other `run` is between attaching and its record)
     let live: std::collections::HashSet<String> = engine.ids()?.into_iter().collect();
     crate::network::collect_orphans(&dirs, &|c| live.contains(c))
         .context("failed to clean up the networks of containers whose run was killed")?;
     let (att, address) =
-        crate::pasta::attach(&dirs, id, ports, &args.search_path, |a| slot.record(a))?;
+        crate::pasta::attach(&dirs, id, ports, bandwidth, &args.search_path, |a| {
+            slot.record(a);
+        })?;
     slot.record(&att);
     Ok(address)
 }
@@ -281,22 +321,45 @@ pub(super) fn link_names(
     if user_defined.is_empty() {
         return Vec::new();
     }
+    // this container's names there (its name and aliases), and each peer's
+    let own_names: Vec<&str> = name
+        .into_iter()
+        .chain(own.aliases.iter().map(String::as_str))
+        .collect();
     let mut peers = Vec::new();
     for r in engine.list(false).unwrap_or_default() {
         let Some(theirs) = &r.attachments.network else {
             continue;
         };
+        let their_names = std::iter::once(r.name.as_str())
+            .chain(theirs.aliases.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // on a dual-stack network each side has an address of each family: every one of
+        // theirs into this container's file, every one of this container's into theirs
+        let shared: Vec<&String> = theirs
+            .addresses
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| user_defined.iter().any(|(net, _)| net == *n))
+            .collect();
+        for (net, their_ip) in &theirs.addresses {
+            if shared.contains(&net)
+                && !peers.iter().any(|p| p == &(their_names.clone(), *their_ip))
+            {
+                peers.push((their_names.clone(), *their_ip));
+            }
+        }
         for (net, ip) in &user_defined {
-            let Some((_, their_ip)) = theirs.addresses.iter().find(|(n, _)| n == net) else {
+            if !shared.contains(&net) {
                 continue;
-            };
-            peers.push((r.name.clone(), *their_ip));
-            if let Some(name) = name
+            }
+            if !own_names.is_empty()
                 && let Ok(mut f) = std::fs::OpenOptions::new()
                     .append(true)
                     .open(dir.join("etc").join(&r.id).join("hosts"))
             {
-                let _ = writeln!(f, "{ip}\t{name}");
+                let _ = writeln!(f, "{ip}\t{}", own_names.join(" "));
             }
         }
     }
@@ -308,6 +371,9 @@ pub(super) fn link_names(
 pub(super) struct SharedNetwork {
     pub(super) netns: PathBuf,
     pub(super) etc: PathBuf,
+    /// The other container's traffic is shaped inside that namespace (rootless pasta's
+    /// `--network-bandwidth`), where CAP_NET_ADMIN could remove it.
+    pub(super) shaped_inside: bool,
 }
 
 pub(super) fn shared_network(engine: &Engine, args: &RunRequest) -> Result<Option<SharedNetwork>> {
@@ -336,5 +402,10 @@ pub(super) fn shared_network(engine: &Engine, args: &RunRequest) -> Result<Optio
     Ok(Some(SharedNetwork {
         netns: PathBuf::from(format!("/proc/{pid}/ns/net")),
         etc: dir.join("etc").join(&other.id),
+        shaped_inside: other
+            .attachments
+            .network
+            .as_ref()
+            .is_some_and(|n| n.pasta.is_some() && n.bandwidth.is_some()),
     }))
 }

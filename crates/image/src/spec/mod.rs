@@ -282,6 +282,11 @@ pub struct RunOptions {
     pub init: bool,
     pub stop_signal: Option<String>,
     pub network: Network,
+    /// The network namespace `network` names was made for the container, owned by the user
+    /// namespace the container runs in (berth's CNI and pasta networks): sysfs can be
+    /// mounted there — the container's own interfaces under `/sys/class/net` — instead of
+    /// the host's bound read-only.
+    pub network_owned: bool,
     pub userns: Userns,
     /// The host ids container ids 0.. map to under `--userns=auto` (the engine allocates it
     /// with [`pick_range`]).
@@ -802,10 +807,10 @@ pub fn build_spec(
             }
         }
     }
-    if (userns.is_some() || opts.rootless) && opts.network != Network::None {
+    if (userns.is_some() || opts.rootless) && opts.network != Network::None && !opts.network_owned {
         // sysfs cannot be mounted in a user namespace that does not own the network
-        // namespace (the host's, or one joined by path): bind the host's, read-only (as
-        // podman does)
+        // namespace (the host's, another container's, or one joined by `ns:PATH`): bind the
+        // host's, read-only (as podman does)
         for m in &mut mounts {
             if m.destination.as_os_str() == "/sys" {
                 m.typ = Some("bind".into());

@@ -644,6 +644,25 @@ fn network_and_userns_modes() {
     assert!(notes.opened.iter().any(|l| l.contains("--network host")));
     // sysfs bound from the host (a user namespace cannot mount one for the host's netns)
     assert_eq!(mount(&spec, "/sys").0.typ.as_deref(), Some("bind"));
+    // a namespace joined by path: bound too, unless it was made for the container in the
+    // user namespace it runs in (berth's CNI and pasta networks), where sysfs is mounted
+    for (owned, typ) in [(false, "bind"), (true, "sysfs")] {
+        let (spec, _) = build(
+            &img,
+            &RunOptions {
+                network: Network::Path("/run/netns/x".into()),
+                network_owned: owned,
+                id_range: range,
+                ..opts()
+            },
+        );
+        let (m, options) = mount(&spec, "/sys");
+        assert_eq!(m.typ.as_deref(), Some(typ), "owned: {owned}");
+        assert!(
+            options.contains(&"ro".to_owned()),
+            "owned: {owned}: {options:?}"
+        );
+    }
     let (spec, _) = build(
         &img,
         &RunOptions {

@@ -1,5 +1,5 @@
 //! Helpers shared by the e2e modules: pushing images over HTTP, snapshots of a data
-//! directory, and a hermetic skopeo.
+//! directory, a hermetic skopeo, and a measured rate checked against a limit.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -217,4 +217,24 @@ pub fn stdout_of(what: &str, args: &[&str], out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout.clone()).expect("output is UTF-8")
+}
+
+/// `measure()` (Mbit/s) is within ±10 % of `want`: measured again, twice at most, when it is
+/// not (a loaded machine's scheduler can starve the shaper's timer or the sender for a
+/// moment); a limit that does not hold fails all three.
+#[track_caller]
+pub fn assert_rate(what: &str, measure: impl Fn() -> f64, want: f64) {
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let got = measure();
+        eprintln!("{what}: measured {got:.2} Mbit/s, limit {want} Mbit/s");
+        if (got - want).abs() <= want * 0.10 {
+            return;
+        }
+        seen.push(format!("{got:.2}"));
+    }
+    panic!(
+        "{what}: measured {} Mbit/s against a limit of {want} Mbit/s",
+        seen.join(", ")
+    );
 }

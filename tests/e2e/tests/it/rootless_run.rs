@@ -15,6 +15,8 @@ use berth_test_support::{
     berth_bin, requires_root, requires_tool, run_with_timeout, wait_until, write_file,
 };
 
+use crate::common::assert_rate;
+
 const USER: &str = "berth-rootless";
 const SUBUID_START: u32 = 200_000;
 const IMAGE: &str = "localhost/busybox:rootless";
@@ -96,8 +98,17 @@ impl UserBerth {
 
     /// `berth ARGS…` as the user, with a clean environment, as a login shell gives one.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("setpriv");
-        c.arg(format!("--reuid={}", self.uid))
+        self.cmd_in(None, args)
+    }
+
+    /// [`UserBerth::cmd`] in the network namespace at `netns` (the host's: `None`).
+    fn cmd_in(&self, netns: Option<&str>, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        if let Some(ns) = netns {
+            c.arg(format!("--net={ns}"));
+        }
+        c.args(["--", "setpriv"])
+            .arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .args(["--init-groups", "--"])
             .arg(berth_bin())
@@ -620,6 +631,10 @@ fn rootless_run_gets_a_network_through_pasta_and_a_published_port_answers_on_loo
         out.contains("default via"),
         "the host's routes copied:\n{out}"
     );
+    // its own sysfs: the namespace is the container's (made in the user namespace it shares),
+    // so none of the host's interfaces shows under /sys/class/net
+    let out = b.ok(&["run", "--rm", IMAGE, "sh", "-c", "echo /sys/class/net/*"]);
+    assert_eq!(out, "/sys/class/net/eth0 /sys/class/net/lo\n");
 
     // -p: pasta listens on the host's loopback as the user and forwards into the container
     let port = free_port();
@@ -673,24 +688,23 @@ fn rootless_run_gets_a_network_through_pasta_and_a_published_port_answers_on_loo
     assert_eq!(pasta.len(), 1, "one pasta for the container: {pasta:?}");
     assert_eq!(host_uid(pasta[0]), b.uid, "pasta runs as the user");
 
-    // shaping needs a CNI network's veth: refused with pasta, not silently dropped
-    let out = b.run(&["update", "--network-bandwidth", "egress=1mbit", "web"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("no CNI network"),
-        "{err}"
-    );
-    let out = b.run(&[
+    // shaping is made in the container's own namespace (its rates are measured in
+    // `rootless_bandwidth_limits_hold_through_pasta_and_change_on_update`)
+    let out = b.ok(&[
         "run",
         "--rm",
         "--annotation",
-        "kubernetes.io/egress-bandwidth=1M",
+        "kubernetes.io/ingress-bandwidth=1M",
         IMAGE,
-        "true",
+        "ip",
+        "-o",
+        "link",
+        "show",
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(125), "{err}");
-    assert!(err.contains("pasta has none"), "{err}");
+    assert!(
+        out.contains("berth-ingress"),
+        "the IFB of the ingress shaping: {out}"
+    );
 
     // rm: the namespace is unpinned and pasta exits with it
     b.ok(&["rm", "-f", "web"]);
@@ -715,6 +729,252 @@ fn rootless_run_gets_a_network_through_pasta_and_a_published_port_answers_on_loo
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "127.0.0.1:{port} still answers after rm"
     );
+}
+
+/// A network namespace of the test's own with a default route (pasta copies the routes and
+/// addresses of the namespace it starts in), deleted on drop.
+struct RoutedNetns(String);
+
+impl RoutedNetns {
+    /// Its address, on one end of a veth pair whose both ends it holds.
+    const ADDRESS: &'static str = "10.91.7.2";
+
+    fn new() -> RoutedNetns {
+        let name = format!("berth-e2e-{}-pasta", std::process::id());
+        let ns = RoutedNetns(name);
+        for args in [
+            vec!["netns", "add", &ns.0],
+            vec![
+                "-n", &ns.0, "link", "add", "d0", "type", "veth", "peer", "name", "d1",
+            ],
+            vec!["-n", &ns.0, "addr", "add", "10.91.7.2/24", "dev", "d0"],
+            vec!["-n", &ns.0, "link", "set", "d0", "up"],
+            vec!["-n", &ns.0, "link", "set", "d1", "up"],
+            vec!["-n", &ns.0, "link", "set", "lo", "up"],
+            vec!["-n", &ns.0, "route", "add", "default", "via", "10.91.7.1"],
+        ] {
+            let out = Command::new("ip").args(&args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        }
+        ns
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for RoutedNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// iperf3 from the namespace `from` to `ADDRESS:port`; `reverse`: the server sends. Mbit/s
+/// received, measured again (bounded) while the server is between two tests.
+fn iperf_mbits(from: &str, port: u16, reverse: bool) -> f64 {
+    let mut last = serde_json::Value::Null;
+    let measured = wait_until(Duration::from_secs(20), || {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={from}")).args([
+            "iperf3",
+            "-c",
+            RoutedNetns::ADDRESS,
+            "-p",
+            &port.to_string(),
+            "-J",
+            "-t",
+            "3",
+        ]);
+        if reverse {
+            c.arg("-R");
+        }
+        let out = run_with_timeout(&mut c, Duration::from_secs(40));
+        last = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("iperf3: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        !last["error"].as_str().is_some_and(|e| {
+            e.contains("Connection refused") || e.contains("busy") || e.contains("reset by peer")
+        })
+    });
+    assert!(measured, "iperf3 kept being refused: {last}");
+    last["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no rate in {last}"))
+        / 1e6
+}
+
+#[test]
+fn rootless_bandwidth_limits_hold_through_pasta_and_change_on_update() {
+    requires_root!();
+    requires_tool!(
+        "setpriv",
+        "newuidmap",
+        "newgidmap",
+        "pasta",
+        "ip",
+        "nsenter",
+        "iperf3",
+        "tc",
+        "ss"
+    );
+    let Some(b) = UserBerth::new() else { return };
+    // the user's berth in a namespace of the test's own: pasta's host side is there, and
+    // iperf3 reaches the published port at its address (not loopback, which pasta splices
+    // past the container's interface)
+    let ns = RoutedNetns::new();
+    let run = |args: &[&str]| {
+        let out = run_with_timeout(
+            &mut b.cmd_in(Some(&ns.path()), args),
+            Duration::from_secs(120),
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "run",
+        "-d",
+        "--name",
+        "capped",
+        "-p",
+        "5301:5201",
+        "--network-bandwidth",
+        "egress=10mbit,ingress=10mbit",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "capped"])).unwrap();
+    let bw = &inspect[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 10_000_000, "{inspect}");
+    assert_eq!(bw["ingress_rate"], 10_000_000, "{inspect}");
+    let pid = inspect[0]["State"]["Pid"].as_i64().unwrap();
+    let container_ns = format!("/proc/{pid}/ns/net");
+    // the server in the container's namespace, the client on pasta's side
+    let _server = berth_test_support::ChildGuard::spawn(
+        Command::new("nsenter")
+            .arg(format!("--net={container_ns}"))
+            .args(["iperf3", "-s", "-p", "5201"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let ss = Command::new("nsenter")
+                .arg(format!("--net={container_ns}"))
+                .args(["ss", "-ltn"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&ss.stdout).contains(":5201")
+        }),
+        "iperf3 -s did not listen in the container's namespace"
+    );
+    let into = || iperf_mbits(&ns.path(), 5301, false);
+    let out_of = || iperf_mbits(&ns.path(), 5301, true);
+    assert_rate("into the container", into, 10.0);
+    assert_rate("out of the container", out_of, 10.0);
+
+    // the container cannot lift its limits: it has no CAP_NET_ADMIN, and berth refuses to
+    // shape one that would
+    let out = b.run(&["exec", "capped", "ip", "link", "del", "berth-ingress"]);
+    assert!(!out.status.success(), "the container removed its IFB");
+    // nor can a neighbour sharing its network namespace, with the default capabilities
+    let (code, _, err) = run(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:capped",
+        IMAGE,
+        "ip",
+        "link",
+        "del",
+        "berth-ingress",
+    ]);
+    assert!(
+        code.is_some_and(|c| c != 0 && c != 125),
+        "a neighbour's ip link del ran and must fail: {code:?} {err}"
+    );
+    assert_rate("into the container, after its try", into, 10.0);
+    // each refused with an error naming the capability
+    let refused = |code: Option<i32>, err: &str, want: Option<i32>| {
+        match want {
+            Some(c) => assert_eq!(code, Some(c), "{err}"),
+            None => assert_ne!(code, Some(0), "{err}"),
+        }
+        assert!(err.contains("CAP_NET_ADMIN"), "{err}");
+    };
+    // `run -d --name NAME FLAGS… IMAGE sleep 300`, which must start
+    let detached = |name: &str, flags: &[&str]| {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend(flags);
+        args.extend([IMAGE, "sleep", "300"]);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+    };
+    let net_admin = ["--cap-add", "NET_ADMIN"];
+    let (code, _, err) = run(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "NET_ADMIN",
+        "--network-bandwidth",
+        "egress=1mbit",
+        IMAGE,
+        "true",
+    ]);
+    refused(code, &err, Some(125));
+    detached("admin", &net_admin);
+    let (code, _, err) = run(&["update", "--network-bandwidth", "egress=1mbit", "admin"]);
+    refused(code, &err, None);
+    // nor may a neighbour in the capped container's namespace hold it: not one joining it
+    // now, and no cap on a container that such a neighbour already shares (an uncapped
+    // container takes one: the control)
+    let (code, _, err) = run(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:capped",
+        "--cap-add",
+        "NET_ADMIN",
+        IMAGE,
+        "true",
+    ]);
+    refused(code, &err, Some(125));
+    detached(
+        "admin-neighbour",
+        &["--network", "container:admin", "--cap-add", "NET_ADMIN"],
+    );
+    b.ok(&["rm", "-f", "admin-neighbour", "admin"]);
+    detached("plain", &[]);
+    detached(
+        "plain-neighbour",
+        &["--network", "container:plain", "--cap-add", "NET_ADMIN"],
+    );
+    let (code, _, err) = run(&["update", "--network-bandwidth", "egress=1mbit", "plain"]);
+    refused(code, &err, None);
+    assert!(err.contains("held by"), "{err}");
+    b.ok(&["rm", "-f", "plain-neighbour", "plain"]);
+
+    // update: out of the container at 20 Mbit/s, into it unshaped (well over the old limit)
+    let (code, out, err) = run(&["update", "--network-bandwidth", "egress=20mbit", "capped"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_rate("out of the container, updated", out_of, 20.0);
+    let free = into();
+    eprintln!("into the container, unshaped after the update: {free:.2} Mbit/s");
+    assert!(
+        free > 30.0,
+        "into the container after update: {free:.2} Mbit/s"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "capped"])).unwrap();
+    let bw = &inspect[0]["NetworkSettings"]["Bandwidth"];
+    assert_eq!(bw["egress_rate"], 20_000_000, "{inspect}");
+    assert_eq!(bw["ingress_rate"], 0, "{inspect}");
+    b.ok(&["rm", "-f", "capped"]);
 }
 
 #[test]

@@ -266,12 +266,24 @@ pub fn inspect_one(engine: &Engine, reference: &str) -> anyhow::Result<serde_jso
         "Mounts": mounts_of(&rec, &config),
         "HostIds": rec.attachments.host_ids,
         "NetworkSettings": rec.attachments.network.as_ref().map(|n| serde_json::json!({
-            "SandboxKey": n.netns,
+            "SandboxKey": (!n.released).then_some(&n.netns),
             "Networks": n.networks.iter().map(|(name, ifname)| (name.clone(), ifname.clone()))
                 .chain(n.pasta.as_ref().map(|_| (berth_engine::pasta::NETWORK.to_owned(), berth_engine::pasta::IFNAME.to_owned())))
                 .map(|(name, ifname)| {
-                    let ip = n.addresses.iter().find(|(a, _)| *a == name).map(|(_, ip)| ip.to_string());
-                    (name, serde_json::json!({"Interface": ifname, "IPAddress": ip}))
+                    let on = |v4: bool| n.addresses.iter()
+                        .find(|(a, ip)| *a == name && ip.is_ipv4() == v4)
+                        .map(|(_, ip)| ip.to_string());
+                    let mac = n.macs.iter().find(|(a, _)| *a == name).map(|(_, m)| m.clone());
+                    let settings = serde_json::json!({
+                        "Interface": ifname,
+                        "IPAddress": on(true),
+                        "GlobalIPv6Address": on(false),
+                        "MacAddress": mac,
+                        "Aliases": (name != berth_engine::network::DEFAULT_NETWORK
+                            && !n.aliases.is_empty())
+                            .then_some(&n.aliases),
+                    });
+                    (name, settings)
                 }).collect::<serde_json::Map<String, serde_json::Value>>(),
             "Pasta": n.pasta,
             "Ports": n.published,

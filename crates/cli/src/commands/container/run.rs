@@ -62,6 +62,14 @@ pub struct RunArgs {
     /// The container's address on its (first) network, from the network's subnet.
     #[arg(long = "ip", value_name = "ADDRESS")]
     pub ip: Option<std::net::IpAddr>,
+    /// The MAC address of the container's interface on its (first) network (a unicast one,
+    /// such as 02:42:ac:11:00:02).
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub mac_address: Option<String>,
+    /// Another name the container answers to on its user-defined networks (in the other
+    /// containers' /etc/hosts there, beside its --name); repeatable.
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_alias: Vec<String>,
     /// Cap the container's network traffic: egress=RATE,ingress=RATE[,burst=SIZE] (10mbit, 1M).
     #[arg(long = "network-bandwidth", value_name = "egress=RATE,ingress=RATE")]
     pub network_bandwidth: Option<String>,

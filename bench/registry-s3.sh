@@ -50,6 +50,12 @@
 #                     chosen by a u32 hash filter on the S3 server's port. Every contender
 #                     gets the same caps; traffic between clients, nginx and registries has
 #                     none
+#   REGISTRY_CPU=…    cap every registry process (each berth replica, docker-registry) at
+#                     this many cores (0.1: a tenth), each in a cgroup of its own with a CFS
+#                     quota (10 ms period), so that the registries, not the S3 server, wrk
+#                     or nginx sharing the cores, bound the manifest GETs: what one and two
+#                     replicas serve is then the replica scaling the issue asks for. The
+#                     cgroups are removed at the end
 #
 # Measures per contender: skopeo push and pull (oci: layout <-> docker://) of the large and
 # the many-layer image, in MiB/s; manifest GET by tag, requests/s and p50/p99 with wrk
@@ -81,6 +87,8 @@ PROXY_BUFFER=${PROXY_BUFFER:-256k}
 
 BERTH_READ_AHEAD=${BERTH_READ_AHEAD:-}
 S3_CONN_RATE=${S3_CONN_RATE:-}
+REGISTRY_CPU=${REGISTRY_CPU:-}
+CPU_CGROUPS=()
 
 S3_ACCESS=bench-access
 S3_SECRET=bench-secret-0123456789
@@ -190,8 +198,34 @@ kill_pids() {
     done
     PIDS=()
 }
+# REGISTRY_CPU: move the registry `pid` into a cgroup of its own whose CFS quota is that many
+# cores (cgroup v2's cpu.max where /sys/fs/cgroup is v2, else the v1 cpu hierarchy).
+cap_cpu() { # pid
+    [ -n "$REGISTRY_CPU" ] || return 0
+    local pid=$1 dir quota period=10000
+    quota=$(awk -v c="$REGISTRY_CPU" -v p=$period 'BEGIN { printf "%d", c * p }')
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        dir=/sys/fs/cgroup/berth-bench-$pid
+        mkdir "$dir"
+        echo "$quota $period" >"$dir/cpu.max"
+    else
+        dir=/sys/fs/cgroup/cpu/berth-bench-$pid
+        mkdir "$dir"
+        echo "$period" >"$dir/cpu.cfs_period_us"
+        echo "$quota" >"$dir/cpu.cfs_quota_us"
+    fi
+    CPU_CGROUPS+=("$dir")
+    echo "$pid" >"$dir/cgroup.procs"
+}
+remove_cpu_cgroups() {
+    local d
+    for d in "${CPU_CGROUPS[@]}"; do
+        rmdir "$d" 2>/dev/null || true
+    done
+    CPU_CGROUPS=()
+}
 # bench_cleanup exits with the status it is entered with: keep the script's
-trap 'status=$?; kill_pids; (exit "$status"); bench_cleanup' EXIT
+trap 'status=$?; kill_pids; remove_cpu_cgroups; (exit "$status"); bench_cleanup' EXIT
 
 if [[ " $CONTENDERS " == *" berth"* ]]; then
     berth_release_bin
@@ -390,6 +424,7 @@ EOF
     started docker-registry "$port" "$dir/server.log" || return 1
     UPSTREAM=127.0.0.1:$port
     REGISTRY_PIDS+=("${PIDS[-1]}")
+    cap_cpu "${PIDS[-1]}"
 }
 
 # berth's configuration for the bucket (the `[storage.s3]` table of docs/registry.md)
@@ -425,6 +460,7 @@ EOF
         "berth's S3 driver may not be built yet: CONTENDERS=docker-registry runs the rest" || return 1
     UPSTREAM=127.0.0.1:$port
     REGISTRY_PIDS+=("${PIDS[-1]}")
+    cap_cpu "${PIDS[-1]}"
 }
 
 start_nginx() { # dir upstream... -> sets HOSTPORT, BASE
@@ -631,6 +667,7 @@ bench_contender() { # contender round
     fi
 
     kill_pids
+    remove_cpu_cgroups
     rm -rf "$WORK/$who-r$round"
 }
 
@@ -697,6 +734,9 @@ OUT=$ROOT/bench/results/$DATE-s3.md
     echo "- clients: $(skopeo --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(curl --version | head -1 | cut -d' ' -f1-2) (the curl yardstick: POST + PUT with the file per blob, GETs on one connection)"
     if [ -n "$S3_CONN_RATE" ]; then
         echo "- every TCP connection to or from the S3 server capped at $S3_CONN_RATE (tc HTB on a private network namespace's loopback, one class per low byte of the client's port); other traffic uncapped"
+    fi
+    if [ -n "$REGISTRY_CPU" ]; then
+        echo "- every registry process (each berth replica, docker-registry) capped at $REGISTRY_CPU cores (a cgroup of its own, CFS quota over a 10 ms period)"
     fi
     echo "- machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(uname -sr); S3 server, registries, proxy and clients share it"
     echo "- ROUNDS=$ROUNDS (order turned round each round: $CONTENDERS, then backwards), wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s --latency"

@@ -21,6 +21,7 @@ pub mod netns;
 pub mod network;
 mod oom;
 pub mod pasta;
+mod pidwait;
 pub mod record;
 pub mod runtime;
 pub mod setup;
@@ -880,14 +881,51 @@ impl Engine {
             if rec.status == Status::Exited {
                 return Ok(rec.exit_code);
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 return Err(EngineError::State {
                     id,
                     status: rec.status.as_str().to_owned(),
                     what: "still running after the wait's timeout".to_owned(),
                 });
             }
-            backoff.pause();
+            // woken by the init's exit; its monitor records it within milliseconds, which
+            // the backoff, started again, looks for (a second at a time: a record that
+            // changes otherwise — a restart — is seen within one)
+            let init = rec
+                .init_pid
+                .and_then(|pid| pidwait::Exit::watch(pid, || record::alive(pid, rec.init_start)));
+            match init {
+                Some(exit) => {
+                    let slice = deadline.map_or(Duration::from_secs(1), |d| {
+                        (d - now).min(Duration::from_secs(1))
+                    });
+                    if exit.wait(slice) {
+                        backoff = Backoff::new();
+                    }
+                }
+                None => backoff.pause(),
+            }
+        }
+    }
+
+    /// Wait, until `deadline`, for the monitor of container `id` (pid `pid`, as recorded) to
+    /// finish: woken by its exit, where the kernel watches it (a pidfd), rather than looking
+    /// every 50 ms. Its lock says whether it still runs.
+    fn await_monitor(&self, id: &str, pid: Option<i32>, deadline: Instant) {
+        let mut backoff = Backoff::new();
+        while self.monitor_alive(id) {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            // the lock is still held after the pidfd is open: the pid is still the monitor's
+            match pid.and_then(|p| pidwait::Exit::watch(p, || self.monitor_alive(id))) {
+                Some(exit) => {
+                    exit.wait((deadline - now).min(Duration::from_secs(1)));
+                }
+                None => backoff.pause(),
+            }
         }
     }
 
@@ -949,17 +987,24 @@ impl Engine {
             {
                 let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
             }
+            // the monitor records the exit, gives the networks back and exits: its exit is
+            // what is waited for (the record's `exited` comes before the networks' DEL)
+            self.await_monitor(
+                &id,
+                rec.monitor_pid,
+                Instant::now() + Duration::from_secs(10),
+            );
             match self.wait(&id, Some(Duration::from_secs(10))) {
                 Ok(_) | Err(EngineError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
         // let an exiting monitor finish its bookkeeping first
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut backoff = Backoff::new();
-        while self.monitor_alive(&id) && Instant::now() < deadline {
-            backoff.pause();
-        }
+        self.await_monitor(
+            &id,
+            rec.monitor_pid,
+            Instant::now() + Duration::from_secs(10),
+        );
         // what the monitor recorded last (its networks released at the exit)
         let rec = record::read(&self.layout, &id).unwrap_or(rec);
         // runc, crun and berth-runtime keep a container's state in `ROOT/ID`: when the

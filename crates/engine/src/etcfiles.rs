@@ -168,6 +168,54 @@ pub fn host_resolv_conf(host_network: bool) -> String {
     etc
 }
 
+/// Append `IP\tNAMES` lines to a container's `/etc/hosts` at `path`, in place (it is bound
+/// into the container: a rename would leave the container the old file). Best effort: a
+/// container whose file is gone is skipped.
+pub fn append_hosts(path: &Path, lines: &[(IpAddr, String)]) {
+    use std::io::Write as _;
+    if lines.is_empty() {
+        return;
+    }
+    let text: String = lines
+        .iter()
+        .map(|(ip, names)| format!("{ip}\t{names}\n"))
+        .collect();
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
+/// Take the lines of the addresses `ips` out of a container's `/etc/hosts` at `path`, in
+/// place (see [`append_hosts`]). Best effort, as it.
+pub fn remove_hosts(path: &Path, ips: &[IpAddr]) {
+    use std::io::{Seek as _, Write as _};
+    if ips.is_empty() {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    let kept: String = text
+        .split_inclusive('\n')
+        .filter(|line| {
+            let first = line.split_whitespace().next();
+            !first
+                .and_then(|w| w.parse::<IpAddr>().ok())
+                .is_some_and(|ip| ips.contains(&ip))
+        })
+        .collect();
+    if kept.len() == text.len() {
+        return;
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
+        // shorter than before: written from the start, then cut to its length
+        let _ = f
+            .seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| f.write_all(kept.as_bytes()))
+            .and_then(|()| f.set_len(kept.len() as u64));
+    }
+}
+
 /// Write the three files into `dir` (created; mode 0644 files, owned by `owner` when the
 /// container's root is not host root) and return `(destination, source)` pairs to bind.
 pub fn write(

@@ -12,6 +12,7 @@
 pub mod attach;
 pub mod attachments;
 pub mod cgwarm;
+pub mod connect;
 pub mod error;
 pub mod etcfiles;
 mod exec;

@@ -292,6 +292,25 @@ pub fn attach(
     Ok((att, addresses))
 }
 
+/// A `--network-alias` (`run`) or `--alias` (`network connect`): a host name of letters,
+/// digits, `-`, `_` and `.`, starting with a letter or digit, at most 63 bytes.
+pub fn check_alias(alias: &str) -> std::result::Result<(), String> {
+    let valid = !alias.is_empty()
+        && alias.len() <= 63
+        && alias.as_bytes()[0].is_ascii_alphanumeric()
+        && alias
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid network alias {alias:?}: letters, digits, -, _ and ., starting with a \
+             letter or digit, at most 63"
+        ))
+    }
+}
+
 /// `--mac-address`: six octets of two hex digits separated by `:` (or `-`), a unicast
 /// address (the kernel gives no interface a multicast one); lower case, `:`-separated.
 pub fn parse_mac(s: &str) -> std::result::Result<String, String> {
@@ -483,6 +502,144 @@ pub fn detach(att: &NetworkAttachment) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(EngineError::io("failed to remove", intent_path(att), e)),
     }
+}
+
+/// `berth network connect`: attach the container whose networking `att` records to network
+/// `name` as well, on its next free interface (`eth1`, …), asking the network's IPAM for `ip`
+/// when given (host-local's `IP`, as `run --ip`). As [`attach`], the intent names the network
+/// durably before the ADD, and an ADD that fails is undone (DEL) and forgotten. Returns the
+/// addresses the network gave.
+pub fn connect(att: &mut NetworkAttachment, name: &str, ip: Option<IpAddr>) -> Result<Vec<IpAddr>> {
+    if att.pasta.is_some() {
+        return Err(EngineError::Invalid(format!(
+            "container {} is rootless, on pasta's network: rootless berth cannot make bridge              networks yet",
+            att.container_id
+        )));
+    }
+    if att.released {
+        return Err(EngineError::Invalid(format!(
+            "container {} has exited and given its networks back: connect a created or              running container",
+            att.container_id
+        )));
+    }
+    let list = load(&att.dirs, name)?;
+    if att.networks.iter().any(|(n, _)| *n == list.name) {
+        return Err(EngineError::Invalid(format!(
+            "container {} is already attached to network {}",
+            att.container_id, list.name
+        )));
+    }
+    let Some(ifname) = (0..att.networks.len() + 1)
+        .map(|i| format!("eth{i}"))
+        .find(|f| !att.networks.iter().any(|(_, g)| g == f))
+    else {
+        return Err(EngineError::Invalid("no free interface name".to_owned()));
+    };
+    att.networks.push((list.name.clone(), ifname.clone()));
+    let forget = |att: &mut NetworkAttachment| {
+        att.networks.retain(|(n, _)| *n != list.name);
+    };
+    if let Err(e) = write_intent(att) {
+        forget(att);
+        return Err(e);
+    }
+    let cni = Cni::new(att.dirs.plugins.clone(), &att.dirs.cache);
+    let mut rt = RuntimeConf::new(
+        att.container_id.clone(),
+        att.netns.to_string_lossy(),
+        ifname.clone(),
+    );
+    if let Some(ip) = ip {
+        rt = rt
+            .with_arg("IgnoreUnknown", "1")
+            .with_arg("IP", ip.to_string());
+    }
+    let result = match cni.add(&list, &rt) {
+        Ok(r) => r,
+        Err(e) => {
+            // what the plugins that ran made goes (CNI's DEL tolerates the rest)
+            let undone = cni.del(&list, &rt);
+            forget(att);
+            let _ = write_intent(att);
+            let mut text = format!(
+                "failed to attach container {} to network {}: {e}",
+                att.container_id, list.name
+            );
+            if let Err(u) = undone {
+                text.push_str(&format!(" (and undoing it failed: {u})"));
+            }
+            return Err(EngineError::Network(text));
+        }
+    };
+    let ips: Vec<IpAddr> = result
+        .ips
+        .iter()
+        .filter_map(berth_cni::IpConfig::ip)
+        .collect();
+    att.addresses
+        .extend(ips.iter().map(|ip| (list.name.clone(), *ip)));
+    if let Some(mac) = result
+        .interfaces
+        .iter()
+        .find(|i| i.name == ifname && i.sandbox.is_some())
+        .and_then(|i| i.mac.clone())
+    {
+        att.macs.push((list.name.clone(), mac));
+    }
+    rewrite_intent(att)?;
+    Ok(ips)
+}
+
+/// `berth network disconnect`: CNI DEL of network `name` alone (from its cached result, or
+/// from its list where the ADD left none), and the attachment forgets it. The namespace
+/// stays, with the container's other networks (none left: only its loopback, as docker's).
+/// Returns the addresses the container had there.
+pub fn disconnect(att: &mut NetworkAttachment, name: &str) -> Result<Vec<IpAddr>> {
+    let Some((network, ifname)) = att.networks.iter().find(|(n, _)| n == name).cloned() else {
+        return Err(EngineError::Invalid(format!(
+            "container {} is not attached to network {name}",
+            att.container_id
+        )));
+    };
+    if !att.released {
+        let cni = Cni::new(att.dirs.plugins.clone(), &att.dirs.cache);
+        let cached = cni
+            .cached_attachments(Some(&att.container_id))
+            .map_err(cni_err)?
+            .into_iter()
+            .find(|a| a.network == network && a.ifname == ifname);
+        let del = match cached {
+            Some(a) => cni.del_attachment(&a),
+            None => {
+                let list = load(&att.dirs, &network)?;
+                let rt = RuntimeConf::new(
+                    att.container_id.clone(),
+                    att.netns.to_string_lossy(),
+                    ifname.clone(),
+                );
+                cni.del(&list, &rt)
+            }
+        };
+        del.map_err(|e| {
+            EngineError::Network(format!(
+                "failed to detach container {} from network {network}: {e}",
+                att.container_id
+            ))
+        })?;
+    }
+    let gone: Vec<IpAddr> = att
+        .addresses
+        .iter()
+        .filter(|(n, _)| *n == network)
+        .map(|(_, ip)| *ip)
+        .collect();
+    att.networks.retain(|(n, _)| *n != network);
+    att.addresses.retain(|(n, _)| *n != network);
+    att.macs.retain(|(n, _)| *n != network);
+    if !att.released {
+        write_intent(att)?;
+    }
+    Ok(gone)
 }
 
 impl NetworkAttachment {

@@ -1,4 +1,4 @@
-//! `berth network create | ls | inspect | rm | prune`: CNI network lists in berth's own
+//! `berth network create | ls | inspect | rm | prune | connect | disconnect`: CNI network lists in berth's own
 //! directory (`<config>/networks`), beside the system's (`/etc/cni/net.d`), as nerdctl keeps
 //! them (`berth_engine::network`).
 
@@ -31,6 +31,36 @@ enum NetworkCommand {
     Rm(NamesArgs),
     /// Remove every network berth created that no container uses.
     Prune(LsArgs),
+    /// Attach a created or running container to one more network (its next interface).
+    Connect(ConnectArgs),
+    /// Detach a container from one of its networks.
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The network.
+    network: String,
+    /// The container (name or id).
+    container: String,
+    /// The address to ask of the network (within its subnet).
+    #[arg(long)]
+    ip: Option<std::net::IpAddr>,
+    /// Another name for the container on user-defined networks (repeatable).
+    #[arg(long)]
+    alias: Vec<String>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// The network.
+    network: String,
+    /// The container (name or id).
+    container: String,
+    #[command(flatten)]
+    data: DataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -70,7 +100,39 @@ pub fn run(args: NetworkArgs) -> anyhow::Result<()> {
         NetworkCommand::Inspect(a) => inspect(a),
         NetworkCommand::Rm(a) => rm(a),
         NetworkCommand::Prune(a) => prune(a),
+        NetworkCommand::Connect(a) => connect(a),
+        NetworkCommand::Disconnect(a) => disconnect(a),
     }
+}
+
+fn connect(args: ConnectArgs) -> anyhow::Result<()> {
+    let engine = args.data.engine()?;
+    let opts = berth_engine::connect::Connect {
+        ip: args.ip,
+        aliases: args.alias,
+    };
+    engine
+        .connect_network(&args.container, &args.network, &opts)
+        .with_context(|| {
+            format!(
+                "failed to connect container {} to network {}",
+                args.container, args.network
+            )
+        })?;
+    Ok(())
+}
+
+fn disconnect(args: DisconnectArgs) -> anyhow::Result<()> {
+    let engine = args.data.engine()?;
+    engine
+        .disconnect_network(&args.container, &args.network)
+        .with_context(|| {
+            format!(
+                "failed to disconnect container {} from network {}",
+                args.container, args.network
+            )
+        })?;
+    Ok(())
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<()> {

@@ -181,18 +181,8 @@ pub(super) fn attach_networks(
         );
     }
     for alias in &args.network_alias {
-        let valid = !alias.is_empty()
-            && alias.len() <= 63
-            && alias.as_bytes()[0].is_ascii_alphanumeric()
-            && alias
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !valid {
-            bail!(
-                "invalid --network-alias {alias:?}: letters, digits, -, _ and ., starting with a \
-                 letter or digit, at most 63"
-            );
-        }
+        crate::network::check_alias(alias)
+            .map_err(|e| SetupError::Invalid(format!("--network-alias: {e}")))?;
     }
     if !args.network_alias.is_empty()
         && networks
@@ -309,7 +299,6 @@ pub(super) fn link_names(
     name: Option<&str>,
     attachments: &Attachments,
 ) -> Vec<(String, std::net::IpAddr)> {
-    use std::io::Write as _;
     let Some(own) = &attachments.network else {
         return Vec::new();
     };
@@ -354,12 +343,11 @@ pub(super) fn link_names(
             if !shared.contains(&net) {
                 continue;
             }
-            if !own_names.is_empty()
-                && let Ok(mut f) = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(dir.join("etc").join(&r.id).join("hosts"))
-            {
-                let _ = writeln!(f, "{ip}\t{}", own_names.join(" "));
+            if !own_names.is_empty() {
+                crate::etcfiles::append_hosts(
+                    &dir.join("etc").join(&r.id).join("hosts"),
+                    &[(*ip, own_names.join(" "))],
+                );
             }
         }
     }

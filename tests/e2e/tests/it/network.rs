@@ -1837,11 +1837,152 @@ fn network_aliases_name_a_container_on_user_defined_networks() {
         ),
         (
             &["--network", "aliased", "--network-alias=bad/name"],
-            "invalid --network-alias",
+            "--network-alias: invalid network alias",
         ),
     ]);
     b.ok(&["rm", "-f", "api"]);
     b.ok(&["network", "rm", "aliased"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
+/// `berth network connect` and `disconnect`, as docker's and podman's: a running container
+/// joins a second network on its next interface (`--ip`, `--alias` honoured), is reached by
+/// name there, and leaves it again; what cannot be done is refused by name; nothing is left.
+#[test]
+fn network_connect_and_disconnect_a_running_container() {
+    requires_root!();
+    requires_tool!("ip", "nsenter");
+    let b = NetBerth::new();
+    b.ok(&["network", "create", "--subnet", "10.91.7.0/24", "back"]);
+    b.ok(&["network", "create", "front"]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "back",
+        IMAGE,
+        "sh",
+        "-c",
+        "while true; do echo hello from srv | nc -l -p 80; done",
+    ]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "front",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    // bounded tries: srv's listener comes back a moment after each answer
+    let reach = |name: &str| {
+        b.run(&[
+            "exec",
+            "cli",
+            "sh",
+            "-c",
+            &format!("for i in 1 2 3 4 5; do nc -w 2 {name} 80 </dev/null && exit 0; sleep 0.2; done; exit 1"),
+        ])
+    };
+    let before = reach("srv");
+    assert!(
+        !before.status.success(),
+        "reached srv before joining its network"
+    );
+    b.ok(&[
+        "network",
+        "connect",
+        "--ip",
+        "10.91.7.50",
+        "--alias",
+        "client",
+        "back",
+        "cli",
+    ]);
+    let out = reach("srv");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from srv\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "cli"])).unwrap();
+    let nets = &v[0]["NetworkSettings"]["Networks"];
+    assert_eq!(nets["back"]["IPAddress"], "10.91.7.50", "{nets}");
+    assert_eq!(nets["back"]["Interface"], "eth1", "{nets}");
+    assert_eq!(nets["front"]["Interface"], "eth0", "{nets}");
+    // the newcomer's names are in the server's file, the server's in the newcomer's
+    let srv_hosts = b.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(
+        srv_hosts.contains("10.91.7.50\tcli client\n"),
+        "{srv_hosts}"
+    );
+    let cli_hosts = b.ok(&["exec", "cli", "cat", "/etc/hosts"]);
+    assert!(cli_hosts.contains("\tsrv\n"), "{cli_hosts}");
+    assert!(
+        b.ok(&["exec", "cli", "cat", "/proc/net/dev"])
+            .contains("eth1:")
+    );
+    for (args, says) in [
+        (
+            &["network", "connect", "back", "cli"][..],
+            "already attached to network back",
+        ),
+        (&["network", "connect", "nosuch", "cli"][..], "nosuch"),
+        (
+            &["network", "connect", "--alias", "bad/name", "front", "srv"][..],
+            "invalid network alias",
+        ),
+        (
+            &["network", "disconnect", "front", "srv"][..],
+            "not attached to network front",
+        ),
+        (&["network", "rm", "back"][..], "in use by container(s)"),
+    ] {
+        let out = b.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was taken");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lone",
+        "--network",
+        "none",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let out = b.run(&["network", "connect", "front", "lone"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no network namespace of its own"),
+        "{out:?}"
+    );
+    b.ok(&["network", "disconnect", "back", "cli"]);
+    assert!(
+        !reach("srv").status.success(),
+        "srv reached after leaving its network"
+    );
+    assert!(
+        !b.ok(&["exec", "cli", "cat", "/proc/net/dev"])
+            .contains("eth1:")
+    );
+    let srv_hosts = b.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(!srv_hosts.contains("10.91.7.50"), "{srv_hosts}");
+    let cli_hosts = b.ok(&["exec", "cli", "cat", "/etc/hosts"]);
+    assert!(!cli_hosts.contains("\tsrv\n"), "{cli_hosts}");
+    // joined again, the network goes with the container's exit and removal
+    b.ok(&["network", "connect", "back", "cli"]);
+    b.ok(&["rm", "-f", "srv", "cli", "lone"]);
+    b.ok(&["network", "rm", "back", "front"]);
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");
 }

@@ -244,22 +244,7 @@ pub fn attach(
         }
         match cni.add(list, &rt) {
             Ok(result) => {
-                // every address the network gave (a dual-stack one: IPv4 and IPv6)
-                let ips: Vec<IpAddr> = result
-                    .ips
-                    .iter()
-                    .filter_map(berth_cni::IpConfig::ip)
-                    .collect();
-                att.addresses
-                    .extend(ips.iter().map(|ip| (list.name.clone(), *ip)));
-                if let Some(mac) = result
-                    .interfaces
-                    .iter()
-                    .find(|i| i.name == ifname && i.sandbox.is_some())
-                    .and_then(|i| i.mac.clone())
-                {
-                    att.macs.push((list.name.clone(), mac));
-                }
+                let ips = att.note_result(&list.name, &ifname, &result);
                 addresses.push(ips.iter().find(|ip| ip.is_ipv4()).or(ips.first()).copied());
                 record(&att);
             }
@@ -571,21 +556,7 @@ pub fn connect(att: &mut NetworkAttachment, name: &str, ip: Option<IpAddr>) -> R
             return Err(EngineError::Network(text));
         }
     };
-    let ips: Vec<IpAddr> = result
-        .ips
-        .iter()
-        .filter_map(berth_cni::IpConfig::ip)
-        .collect();
-    att.addresses
-        .extend(ips.iter().map(|ip| (list.name.clone(), *ip)));
-    if let Some(mac) = result
-        .interfaces
-        .iter()
-        .find(|i| i.name == ifname && i.sandbox.is_some())
-        .and_then(|i| i.mac.clone())
-    {
-        att.macs.push((list.name.clone(), mac));
-    }
+    let ips = att.note_result(&list.name, &ifname, &result);
     rewrite_intent(att)?;
     Ok(ips)
 }
@@ -643,6 +614,32 @@ pub fn disconnect(att: &mut NetworkAttachment, name: &str) -> Result<Vec<IpAddr>
 }
 
 impl NetworkAttachment {
+    /// Keep what network `name`'s ADD on `ifname` gave: every address (a dual-stack
+    /// network: IPv4 and IPv6) and the interface's MAC. Returns the addresses.
+    fn note_result(
+        &mut self,
+        name: &str,
+        ifname: &str,
+        result: &berth_cni::CniResult,
+    ) -> Vec<IpAddr> {
+        let ips: Vec<IpAddr> = result
+            .ips
+            .iter()
+            .filter_map(berth_cni::IpConfig::ip)
+            .collect();
+        self.addresses
+            .extend(ips.iter().map(|ip| (name.to_owned(), *ip)));
+        if let Some(mac) = result
+            .interfaces
+            .iter()
+            .find(|i| i.name == ifname && i.sandbox.is_some())
+            .and_then(|i| i.mac.clone())
+        {
+            self.macs.push((name.to_owned(), mac));
+        }
+        ips
+    }
+
     /// The host ports published, with their protocols (from [`NetworkAttachment::published`]).
     pub fn published_ports(&self) -> Vec<(u16, String)> {
         self.published

@@ -186,15 +186,21 @@ pub fn append_hosts(path: &Path, lines: &[(IpAddr, String)]) {
 }
 
 /// Take the lines of the addresses `ips` out of a container's `/etc/hosts` at `path`, in
-/// place (see [`append_hosts`]). Best effort, as it.
+/// place (see [`append_hosts`]). Best effort, as it; a file over 1 MiB is left as it is.
 pub fn remove_hosts(path: &Path, ips: &[IpAddr]) {
     use std::io::{Seek as _, Write as _};
     if ips.is_empty() {
         return;
     }
-    let Ok(text) = std::fs::read_to_string(path) else {
+    // the container can write its file: one grown past any real hosts file is left alone
+    const LARGEST: u64 = 1 << 20;
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|f| {
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, LARGEST + 1), &mut text)
+    });
+    if !matches!(read, Ok(n) if (n as u64) <= LARGEST) {
         return;
-    };
+    }
     let kept: String = text
         .split_inclusive('\n')
         .filter(|line| {
@@ -344,5 +350,33 @@ mod tests {
             resolv_conf(&o, "nameserver 10.0.0.2\nsearch a.example\noptions edns0\n"),
             "nameserver 1.1.1.1\noptions ndots:2\n"
         );
+    }
+
+    #[test]
+    fn hosts_lines_are_appended_and_taken_out_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        berth_fsutil::atomic_write(&path, b"127.0.0.1\tlocalhost\n10.90.0.2\tme\n").unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let a: IpAddr = "10.90.0.3".parse().unwrap();
+        let b: IpAddr = "fd8a::3".parse().unwrap();
+        append_hosts(&path, &[(a, "web api".into()), (b, "web api".into())]);
+        append_hosts(&path, &[("10.90.0.4".parse().unwrap(), "db".into())]);
+        remove_hosts(&path, &[a, b]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "127.0.0.1\tlocalhost\n10.90.0.2\tme\n10.90.0.4\tdb\n"
+        );
+        // the same file: a container that binds it sees the change
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+        // a file the container grew past any hosts file is left as it is
+        let big = format!("10.90.0.4\tdb\n{}", "#\n".repeat(600_000));
+        berth_fsutil::atomic_write(&path, big.as_bytes()).unwrap();
+        remove_hosts(&path, &["10.90.0.4".parse().unwrap()]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), big);
+        // a missing file is no error
+        append_hosts(&dir.path().join("gone"), &[(a, "x".into())]);
+        remove_hosts(&dir.path().join("gone"), &[a]);
     }
 }

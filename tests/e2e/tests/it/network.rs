@@ -1334,8 +1334,34 @@ fn a_dual_stack_network_gives_containers_both_families_and_names_on_both() {
         "route",
     ]);
     assert!(routes.contains("default via fd00:94::fe"), "{routes}");
+    // -p over IPv6: portmap's ip6tables DNAT answers at the host's IPv6 address on the
+    // bridge (the gateway, ds's first address; a moment after the bridge is up, its
+    // duplicate address detection done)
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        "ds",
+        "-p",
+        "8096:80",
+        IMAGE,
+        "sh",
+        "-c",
+        "while true; do echo published over six | nc -l -p 80; done",
+    ]);
+    let mut gw = v6.segments();
+    gw[4..].copy_from_slice(&[0, 0, 0, 1]);
+    let gw = std::net::Ipv6Addr::from(gw).to_string();
+    let mut got = String::new();
+    wait_until(Duration::from_secs(10), || {
+        got = b.connect(&gw, 8096);
+        !got.is_empty()
+    });
+    assert_eq!(got, "published over six\n", "through [{gw}]:8096");
 
-    b.ok(&["rm", "-f", "srv"]);
+    b.ok(&["rm", "-f", "srv", "pub"]);
     b.ok(&["network", "rm", "ds", "ds2"]);
     let after = b.leftovers();
     assert!(after.is_empty(), "left behind: {after:?}");

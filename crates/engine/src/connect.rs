@@ -26,8 +26,16 @@ impl Engine {
     /// (when user-defined) and theirs into its own.
     pub fn connect_network(&self, reference: &str, name: &str, opts: &Connect) -> Result<Record> {
         let id = self.resolve(reference)?;
+        let name = network_name(name);
         for a in &opts.aliases {
             network::check_alias(a).map_err(EngineError::Invalid)?;
+        }
+        if name == network::DEFAULT_NETWORK && !opts.aliases.is_empty() {
+            return Err(EngineError::Invalid(
+                "--alias: names are given on user-defined networks only (as docker's), not on \
+                 the default network"
+                    .to_owned(),
+            ));
         }
         // read before the record is locked (the listing locks each record)
         let others = self.others_on_networks(&id)?;
@@ -86,6 +94,7 @@ impl Engine {
     /// that network leave its own.
     pub fn disconnect_network(&self, reference: &str, name: &str) -> Result<Record> {
         let id = self.resolve(reference)?;
+        let name = network_name(name);
         let others = self.others_on_networks(&id)?;
         let (outcome, rec) = record::update(&self.layout, &id, |r| -> Result<Vec<IpAddr>> {
             let att = r
@@ -119,6 +128,15 @@ impl Engine {
     /// The container's own `/etc/hosts` (`DIR/etc/ID/hosts`, bound into it).
     fn hosts_file(&self, id: &str) -> PathBuf {
         self.layout.root.join("etc").join(id).join("hosts")
+    }
+}
+
+/// `bridge` names the default network, as `run --network bridge` does.
+fn network_name(name: &str) -> &str {
+    if name == "bridge" {
+        network::DEFAULT_NETWORK
+    } else {
+        name
     }
 }
 

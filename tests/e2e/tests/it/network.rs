@@ -1970,6 +1970,10 @@ fn network_connect_and_disconnect_a_running_container() {
             "not attached to network front",
         ),
         (&["network", "rm", "back"][..], "in use by container(s)"),
+        (
+            &["network", "connect", "--alias", "x", "bridge", "srv"][..],
+            "user-defined networks only",
+        ),
     ] {
         let out = b.run(args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -2005,6 +2009,15 @@ fn network_connect_and_disconnect_a_running_container() {
     assert!(!srv_hosts.contains("10.91.7.50"), "{srv_hosts}");
     let cli_hosts = b.ok(&["exec", "cli", "cat", "/etc/hosts"]);
     assert!(!cli_hosts.contains("\tsrv\n"), "{cli_hosts}");
+    // `bridge` is the default network, as for `run --network bridge`
+    b.ok(&["network", "connect", "bridge", "cli"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "cli"])).unwrap();
+    assert_eq!(
+        v[0]["NetworkSettings"]["Networks"]["berth0"]["Interface"], "eth1",
+        "{v}"
+    );
+    b.ok(&["network", "disconnect", "bridge", "cli"]);
     // joined again, the network goes with the container's exit and removal
     b.ok(&["network", "connect", "back", "cli"]);
     b.ok(&["rm", "-f", "srv", "cli", "lone"]);

@@ -16,6 +16,7 @@ pub mod connect;
 pub mod error;
 pub mod etcfiles;
 mod exec;
+pub mod hostrules;
 pub mod logs;
 pub mod monitor;
 pub mod netns;

@@ -114,12 +114,13 @@ pub fn default_conflist(ipam_dir: &Path) -> serde_json::Value {
         "cniVersion": "1.0.0",
         "name": DEFAULT_NETWORK,
         "disableCheck": true,
+        crate::hostrules::KEY: crate::hostrules::Mode::Masquerade.marker(),
         "plugins": [
             {
                 "type": "bridge",
                 "bridge": DEFAULT_NETWORK,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -129,7 +130,6 @@ pub fn default_conflist(ipam_dir: &Path) -> serde_json::Value {
                 }
             },
             {"type": "portmap", "capabilities": {"portMappings": true}},
-            {"type": "firewall"},
             {"type": "bandwidth", "capabilities": {"bandwidth": true}},
         ]
     })
@@ -218,6 +218,12 @@ pub fn attach(
         let _ = detach(&att);
         return Err(e);
     }
+    for list in &lists {
+        if let Err(e) = ensure_host_rules(dirs, list) {
+            let _ = detach(&att);
+            return Err(e);
+        }
+    }
     let cni = Cni::new(dirs.plugins.clone(), &dirs.cache);
     let mut addresses = Vec::new();
     for (i, list) in lists.iter().enumerate() {
@@ -275,6 +281,15 @@ pub fn attach(
         return Err(e);
     }
     Ok((att, addresses))
+}
+
+/// The network's own rules in the host's firewall, where its list asks berth for them
+/// ([`crate::hostrules`]).
+fn ensure_host_rules(dirs: &NetworkDirs, list: &NetworkConfigList) -> Result<()> {
+    match crate::hostrules::HostRules::of(list)? {
+        Some(rules) => crate::hostrules::ensure(&rules, &dirs.ipam),
+        None => Ok(()),
+    }
 }
 
 /// A `--network-alias` (`run`) or `--alias` (`network connect`): a host name of letters,
@@ -514,6 +529,7 @@ pub fn connect(att: &mut NetworkAttachment, name: &str, ip: Option<IpAddr>) -> R
             att.container_id, list.name
         )));
     }
+    ensure_host_rules(&att.dirs, &list)?;
     let Some(ifname) = (0..att.networks.len() + 1)
         .map(|i| format!("eth{i}"))
         .find(|f| !att.networks.iter().any(|(_, g)| g == f))
@@ -967,7 +983,9 @@ mod tests {
             .iter()
             .map(|p| p.plugin_type.as_str())
             .collect();
-        assert_eq!(types, ["bridge", "portmap", "firewall", "bandwidth"]);
+        assert_eq!(types, ["bridge", "portmap", "bandwidth"]);
+        let rules = crate::hostrules::HostRules::of(&list).unwrap();
+        assert!(rules.is_some(), "the default network's rules are berth's");
     }
 }
 
@@ -1080,7 +1098,7 @@ pub struct NetworkInfo {
 }
 
 /// The subnets a list's IPAM ranges name (host-local's `ranges` or `subnet`).
-fn subnets_of(list: &NetworkConfigList) -> Vec<String> {
+pub(crate) fn subnets_of(list: &NetworkConfigList) -> Vec<String> {
     let mut out = Vec::new();
     for p in &list.plugins {
         let Some(ipam) = p.raw.get("ipam") else {
@@ -1322,7 +1340,9 @@ pub fn create(dirs: &NetworkDirs, name: &str, opts: &CreateNetwork) -> Result<Ne
             "type": "bridge",
             "bridge": bridge_name(name),
             "isGateway": true,
-            "ipMasq": !opts.internal,
+            // masquerade and forwarding are the network's rules, not each container's
+            // (crate::hostrules)
+            "ipMasq": false,
             "hairpinMode": true,
             "ipam": ipam,
         }),
@@ -1348,15 +1368,22 @@ pub fn create(dirs: &NetworkDirs, name: &str, opts: &CreateNetwork) -> Result<Ne
                 serde_json::json!({"type": "portmap", "capabilities": {"portMappings": true}}),
             );
         }
-        plugins.push(serde_json::json!({"type": "firewall"}));
         plugins.push(serde_json::json!({"type": "bandwidth", "capabilities": {"bandwidth": true}}));
     }
-    let conf = serde_json::json!({
+    let mut conf = serde_json::json!({
         "cniVersion": "1.0.0",
         "name": name,
         "disableCheck": true,
         "plugins": plugins,
     });
+    if !lan {
+        let mode = if opts.internal {
+            crate::hostrules::Mode::Isolated
+        } else {
+            crate::hostrules::Mode::Masquerade
+        };
+        conf[crate::hostrules::KEY] = mode.marker();
+    }
     let dir = dirs
         .config
         .first()
@@ -1430,6 +1457,9 @@ pub fn remove(dirs: &NetworkDirs, name: &str) -> Result<()> {
     // failure leaves the network to remove again): its bridge, whose address and route would
     // otherwise shadow a later network given the same subnet, and host-local's directory
     let list = load(dirs, name)?;
+    if let Some(rules) = crate::hostrules::HostRules::of(&list)? {
+        crate::hostrules::remove(&rules, &dirs.ipam)?;
+    }
     for plugin in &list.plugins {
         if plugin.plugin_type == "bridge"
             && let Some(bridge) = plugin.raw.get("bridge").and_then(|b| b.as_str())

@@ -1212,6 +1212,164 @@ fn an_internal_network_has_no_route_out_where_the_default_one_has() {
     assert!(after.is_empty(), "left behind: {after:?}");
 }
 
+/// A bridge network's masquerade and forwarding are rules of the network, made once by berth
+/// (crates/engine/src/hostrules.rs), not the plugins' rules per container: a container
+/// reaches a machine that has no route back to the network (so only masquerade can answer)
+/// through a host whose FORWARD policy is DROP (as docker's hosts have it); a second
+/// container adds no rule; rules a firewall reload dropped are put back by the next
+/// container; an `--internal` network's containers are not forwarded out even with a route
+/// of their own; `network rm` takes the network's rules out.
+#[test]
+fn bridge_networks_masquerade_and_forward_through_rules_of_their_own() {
+    requires_root!();
+    requires_tool!("ip", "nsenter", "iptables", "iptables-save");
+    let b = NetBerth::new();
+    // "outside": a machine on a link of the test namespace, with no route to any bridge's
+    // subnet, and a server on it
+    let outside = TestNetns::new(&format!("{}-out", b.netns));
+    let ip_ok = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip_ok(&[
+        "-n", &b.netns, "link", "add", "up0", "type", "veth", "peer", "name", "wire", "netns",
+        &outside.0,
+    ]);
+    ip_ok(&[
+        "-n",
+        &b.netns,
+        "addr",
+        "add",
+        "198.51.100.2/24",
+        "dev",
+        "up0",
+    ]);
+    ip_ok(&["-n", &b.netns, "link", "set", "up0", "up"]);
+    ip_ok(&[
+        "-n",
+        &outside.0,
+        "addr",
+        "add",
+        "198.51.100.1/24",
+        "dev",
+        "wire",
+    ]);
+    ip_ok(&["-n", &outside.0, "link", "set", "wire", "up"]);
+    ip_ok(&["-n", &outside.0, "link", "set", "lo", "up"]);
+    let mut server = Command::new("nsenter");
+    server
+        .arg(format!("--net={}", outside.path()))
+        .args([
+            "--", "busybox", "nc", "-ll", "-p", "9000", "-e", "echo", "from", "outside",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _server = berth_test_support::ChildGuard::spawn(&mut server);
+    let ipt = |args: &[&str]| {
+        let out = b.in_ns("iptables").args(args).output().unwrap();
+        assert!(out.status.success(), "iptables {args:?}: {out:?}");
+    };
+    ipt(&["-P", "FORWARD", "DROP"]);
+    let rules_of = |network: &str| -> Vec<String> {
+        let out = b.in_ns("iptables-save").output().unwrap();
+        let tag = format!("\"berth network {network}\"");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&tag))
+            .map(str::to_owned)
+            .collect()
+    };
+    let probe = "for i in 1 2 3 4 5; do nc -w 2 198.51.100.1 9000 </dev/null && exit 0; \
+                 sleep 0.2; done; echo unreachable";
+    let out = b.ok(&["run", "--rm", IMAGE, "sh", "-c", probe]);
+    assert_eq!(out, "from outside\n", "masqueraded and forwarded out");
+    let rules = rules_of("berth0");
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    assert_eq!(
+        rules.iter().filter(|r| r.contains("-j MASQUERADE")).count(),
+        1,
+        "{rules:?}"
+    );
+    // per container: none (the plugins' masquerade chains are CNI- and 24 hex digits)
+    b.ok(&["run", "-d", "--name", "second", IMAGE, "sleep", "60"]);
+    assert_eq!(rules_of("berth0"), rules, "a second container adds no rule");
+    let nat = b
+        .in_ns("iptables-save")
+        .args(["-t", "nat"])
+        .output()
+        .unwrap();
+    let nat = String::from_utf8_lossy(&nat.stdout).into_owned();
+    assert!(
+        !nat.lines()
+            .any(|l| l.starts_with(":CNI-")
+                && l[5..].split(' ').next().is_some_and(|c| c.len() == 24)),
+        "{nat}"
+    );
+    b.ok(&["rm", "-f", "second"]);
+    // a firewall reload drops them: the next container puts them back
+    ipt(&["-t", "nat", "-F", "POSTROUTING"]);
+    ipt(&["-F", "FORWARD"]);
+    assert!(rules_of("berth0").is_empty());
+    let out = b.ok(&["run", "--rm", IMAGE, "sh", "-c", probe]);
+    assert_eq!(out, "from outside\n", "the rules were put back");
+    assert_eq!(rules_of("berth0").len(), 3);
+
+    // --internal: with forwarding open, a route out of the container's own (NET_ADMIN) and
+    // one back to the network from outside, the network's rules still forward nothing
+    ipt(&["-P", "FORWARD", "ACCEPT"]);
+    b.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.97.0.0/24",
+        "walled",
+    ]);
+    b.ok(&["network", "create", "--subnet", "10.97.1.0/24", "open"]);
+    ip_ok(&[
+        "-n",
+        &outside.0,
+        "route",
+        "add",
+        "10.97.0.0/23",
+        "via",
+        "198.51.100.2",
+    ]);
+    let probe_via = |gw: &str| format!("ip route add default via {gw} && {{ {probe}; }}");
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "walled",
+        "--cap-add",
+        "NET_ADMIN",
+        IMAGE,
+        "sh",
+        "-c",
+        &probe_via("10.97.0.1"),
+    ]);
+    assert_eq!(
+        out, "unreachable\n",
+        "the internal network forwards nothing out"
+    );
+    assert_eq!(rules_of("walled").len(), 3, "{:?}", rules_of("walled"));
+    // the same from a network that is not internal (the test's control)
+    let out = b.ok(&["run", "--rm", "--network", "open", IMAGE, "sh", "-c", probe]);
+    assert_eq!(out, "from outside\n");
+    b.ok(&["network", "rm", "walled", "open"]);
+    assert!(rules_of("walled").is_empty(), "{:?}", rules_of("walled"));
+    assert!(rules_of("open").is_empty(), "{:?}", rules_of("open"));
+    assert_eq!(
+        rules_of("berth0").len(),
+        3,
+        "the default network keeps its rules"
+    );
+    ip_ok(&["-n", &b.netns, "link", "del", "up0"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
 /// `network create --ipv6` (podman's and docker's flag): a dual-stack network, each
 /// container with an address of each family, reachable over IPv6 from another container (by
 /// address and by the name in its /etc/hosts) and from the host through the bridge; shown by

@@ -138,24 +138,52 @@ pub fn default_conflist(ipam_dir: &Path) -> serde_json::Value {
 /// The network `name`, writing the default network's list into the first configuration
 /// directory when it is asked for and found nowhere.
 pub fn load(dirs: &NetworkDirs, name: &str) -> Result<NetworkConfigList> {
+    let write_default = || -> Result<NetworkConfigList> {
+        let dir = dirs
+            .config
+            .first()
+            .ok_or_else(|| EngineError::Invalid("no network configuration directory".into()))?;
+        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("failed to create", dir, e))?;
+        let path = dir.join(format!("{DEFAULT_NETWORK}.conflist"));
+        let text = serde_json::to_vec_pretty(&default_conflist(&dirs.ipam))
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        berth_fsutil::atomic_write(&path, &text)
+            .map_err(|e| EngineError::io("failed to write", &path, std::io::Error::other(e)))?;
+        berth_cni::load(&dirs.config, name).map_err(cni_err)
+    };
     match berth_cni::load(&dirs.config, name) {
+        // the default list an older berth wrote, unchanged since, is replaced by today's (a
+        // list edited by hand is kept). Containers attached with it are not affected: their
+        // DEL runs from the list their cached result keeps.
+        Ok(list)
+            if name == DEFAULT_NETWORK
+                && list.origin.as_ref().and_then(|f| f.parent())
+                    == dirs.config.first().map(PathBuf::as_path)
+                && serde_json::from_slice::<serde_json::Value>(&list.bytes).ok()
+                    == Some(legacy_default_conflist(&dirs.ipam)) =>
+        {
+            write_default()
+        }
         Ok(list) => Ok(list),
         Err(berth_cni::CniError::NetworkNotFound { .. }) if name == DEFAULT_NETWORK => {
-            let dir = dirs
-                .config
-                .first()
-                .ok_or_else(|| EngineError::Invalid("no network configuration directory".into()))?;
-            std::fs::create_dir_all(dir)
-                .map_err(|e| EngineError::io("failed to create", dir, e))?;
-            let path = dir.join(format!("{DEFAULT_NETWORK}.conflist"));
-            let text = serde_json::to_vec_pretty(&default_conflist(&dirs.ipam))
-                .map_err(|e| EngineError::Invalid(e.to_string()))?;
-            berth_fsutil::atomic_write(&path, &text)
-                .map_err(|e| EngineError::io("failed to write", &path, std::io::Error::other(e)))?;
-            berth_cni::load(&dirs.config, name).map_err(cni_err)
+            write_default()
         }
         Err(e) => Err(cni_err(e)),
     }
+}
+
+/// The default list berth wrote before its rules became the network's
+/// ([`crate::hostrules`]): `bridge` with `ipMasq`, and the `firewall` plugin.
+fn legacy_default_conflist(ipam_dir: &Path) -> serde_json::Value {
+    let mut v = default_conflist(ipam_dir);
+    if let Some(top) = v.as_object_mut() {
+        top.remove(crate::hostrules::KEY);
+    }
+    v["plugins"][0]["ipMasq"] = serde_json::json!(true);
+    if let Some(plugins) = v["plugins"].as_array_mut() {
+        plugins.insert(2, serde_json::json!({"type": "firewall"}));
+    }
+    v
 }
 
 fn cni_err(e: berth_cni::CniError) -> EngineError {
@@ -970,6 +998,64 @@ mod tests {
         ] {
             assert!(parse_bandwidth(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_older_berths_default_list_is_replaced_unless_it_was_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = NetworkDirs {
+            config: vec![dir.path().join("networks")],
+            plugins: Vec::new(),
+            cache: dir.path().join("cache"),
+            netns: dir.path().join("netns"),
+            ipam: dir.path().join("ipam"),
+        };
+        // what berth wrote before df5d5c6, word for word
+        let old = |subnet: &str| {
+            serde_json::json!({
+                "cniVersion": "1.0.0",
+                "name": "berth0",
+                "disableCheck": true,
+                "plugins": [
+                    {
+                        "type": "bridge",
+                        "bridge": "berth0",
+                        "isGateway": true,
+                        "ipMasq": true,
+                        "hairpinMode": true,
+                        "ipam": {
+                            "type": "host-local",
+                            "ranges": [[{"subnet": subnet}]],
+                            "routes": [{"dst": "0.0.0.0/0"}],
+                            "dataDir": dirs.ipam,
+                        }
+                    },
+                    {"type": "portmap", "capabilities": {"portMappings": true}},
+                    {"type": "firewall"},
+                    {"type": "bandwidth", "capabilities": {"bandwidth": true}},
+                ]
+            })
+        };
+        std::fs::create_dir_all(&dirs.config[0]).unwrap();
+        let file = dirs.config[0].join("berth0.conflist");
+        berth_fsutil::atomic_write(
+            &file,
+            &serde_json::to_vec_pretty(&old(DEFAULT_SUBNET)).unwrap(),
+        )
+        .unwrap();
+        let list = load(&dirs, DEFAULT_NETWORK).unwrap();
+        assert!(crate::hostrules::HostRules::of(&list).unwrap().is_some());
+        let on_disk: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(on_disk, default_conflist(&dirs.ipam));
+        // edited (another subnet): the user's list stays as it is
+        let edited = old("10.55.0.0/16");
+        berth_fsutil::atomic_write(&file, &serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+        let list = load(&dirs, DEFAULT_NETWORK).unwrap();
+        assert!(crate::hostrules::HostRules::of(&list).unwrap().is_none());
+        let on_disk: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(on_disk, edited);
     }
 
     #[test]

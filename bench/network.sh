@@ -12,12 +12,14 @@
 #
 # Measured:
 # 1. `run --rm IMAGE true`: berth on its default bridge network (berth0: bridge + host-local
-#    + portmap + firewall + bandwidth) vs `--network none`, and podman's `run --rm` on its
+#    + portmap + bandwidth, masquerade and forwarding as the network's own iptables rules,
+#    crates/engine/src/hostrules.rs) vs `--network none`, and podman's `run --rm` on its
 #    default network vs `--network none`, with each of podman's two network backends, chosen
 #    explicitly (`--network-backend`), each with a store of its own: netavark (podman's
 #    default since 4.0 where it is installed, and what issue 16 compares with; Debian's
 #    netavark package) and CNI (its `podman` network is bridge + host-local + portmap +
-#    firewall + tuning: the same standard plugins as berth0). The bridge − none difference
+#    firewall + tuning: the standard plugins, with their per-container masquerade and
+#    forwarding rules, which berth0 had before it made them per network). The bridge − none difference
 #    of the medians is what networking adds to a container's whole life (set-up before the
 #    start, teardown at the removal). NETAVARK=0 leaves netavark out where it is not
 #    installed.

@@ -22,7 +22,12 @@
 #    forwarding rules, which berth0 had before it made them per network). The bridge − none difference
 #    of the medians is what networking adds to a container's whole life (set-up before the
 #    start, teardown at the removal). NETAVARK=0 leaves netavark out where it is not
-#    installed.
+#    installed. And nerdctl's `run --rm` on its default network (bridge + host-local +
+#    portmap + firewall + tuning) vs `--net none`, where `nerdctl` is on PATH: a containerd
+#    of its own (Debian's, runc) started in the namespace, its root, state and socket under
+#    the bench's directory. Debian has no nerdctl; build one outside the tree, e.g. v2.0.5 from
+#    the Go module proxy (`go mod download github.com/containerd/nerdctl/v2@v2.0.5`, then
+#    `go build ./cmd/nerdctl` in a copy of that directory). NERDCTL=0 leaves it out.
 # 2. `create` and `rm` of a container, bridge vs none, for berth: ADD alone (create) and DEL
 #    alone (rm). Target: network setup (ADD) under 30 ms per container.
 # 3. iperf3 from a container's namespace to a server on the bridge's gateway, against
@@ -50,6 +55,17 @@ if [ "$NETAVARK" = 1 ] && [ ! -x /usr/lib/podman/netavark ]; then
     echo "  for stores that have no containers yet), or NETAVARK=0 to compare with CNI alone" >&2
     exit 1
 fi
+NERDCTL=${NERDCTL:-$(command -v nerdctl >/dev/null 2>&1 && echo 1 || echo 0)}
+if [ "$NERDCTL" = 1 ]; then
+    for tool in nerdctl containerd containerd-shim-runc-v2 runc; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            echo "error: NERDCTL=1 needs $tool (Debian's containerd and runc; nerdctl built by hand)" >&2
+            exit 1
+        }
+    done
+else
+    echo "note: nerdctl is not on PATH: measuring without it (see the header)" >&2
+fi
 if [ -z "${BERTH_BIN:-}" ]; then
     echo "building berth and berth-runtime (release)" >&2
     cargo build --release -q -p berth-cli -p berth-runtime-cli
@@ -75,6 +91,13 @@ PODMAN_NV=()
 [ "$NETAVARK" = 1 ] && read -r -a PODMAN_NV <<<"$(podman_with netavark)"
 BERTH=(env XDG_DATA_HOME="$WORK/data" XDG_CONFIG_HOME="$WORK/config" NO_COLOR=1
        PATH="$(dirname "$BERTH_BIN"):$PATH" "${IN_NS[@]}" "$BERTH_BIN")
+NERDCTL_ARGS=()
+CONTAINERD_PID=""
+if [ "$NERDCTL" = 1 ]; then
+    NERDCTL_ARGS=("${IN_NS[@]}" nerdctl --address "$WORK/ctd/sock" --data-root "$WORK/nerdctl"
+                  --cni-path /usr/lib/cni --cni-netconfpath "$WORK/nerdctl-net"
+                  --cgroup-manager cgroupfs --snapshotter overlayfs --namespace bench)
+fi
 IPERF_PID=""
 cleanup() {
     [ -n "$IPERF_PID" ] && kill "$IPERF_PID" 2>/dev/null || true
@@ -86,6 +109,13 @@ cleanup() {
     if [ ${#PODMAN_NV[@]} -gt 0 ]; then
         "${PODMAN_NV[@]}" rm -af >/dev/null 2>&1 || true
         "${PODMAN_NV[@]}" rmi -af >/dev/null 2>&1 || true
+    fi
+    if [ -n "$CONTAINERD_PID" ]; then
+        for c in $("${NERDCTL_ARGS[@]}" ps -aq 2>/dev/null); do
+            "${NERDCTL_ARGS[@]}" rm -f "$c" >/dev/null 2>&1 || true
+        done
+        kill "$CONTAINERD_PID" 2>/dev/null || true
+        wait "$CONTAINERD_PID" 2>/dev/null || true
     fi
     grep -o " $WORK[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     ip netns del "$NETNS" 2>/dev/null || true
@@ -102,13 +132,29 @@ tar -C "$WORK/rootfs" -cf "$WORK/rootfs.tar" .
 "${BERTH[@]}" import "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
 "${PODMAN[@]}" import -q "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
 [ ${#PODMAN_NV[@]} -gt 0 ] && "${PODMAN_NV[@]}" import -q "$WORK/rootfs.tar" localhost/bench:1 >/dev/null
+if [ "$NERDCTL" = 1 ]; then
+    mkdir -p "$WORK/ctd"
+    printf 'version = 2\nroot = "%s"\nstate = "%s"\n[grpc]\n  address = "%s"\n' \
+        "$WORK/ctd/root" "$WORK/ctd/state" "$WORK/ctd/sock" >"$WORK/ctd/config.toml"
+    "${IN_NS[@]}" containerd --config "$WORK/ctd/config.toml" >"$WORK/ctd/log" 2>&1 &
+    CONTAINERD_PID=$!
+    for _ in $(seq 100); do [ -S "$WORK/ctd/sock" ] && break; sleep 0.1; done
+    [ -S "$WORK/ctd/sock" ] || { echo "error: containerd did not start: $(tail -3 "$WORK/ctd/log")" >&2; exit 1; }
+    "${BERTH[@]}" save -o "$WORK/bench-image.tar" localhost/bench:1 >/dev/null 2>&1
+    "${NERDCTL_ARGS[@]}" load -i "$WORK/bench-image.tar" >/dev/null 2>&1
+fi
 VERSIONS="$(podman --version), $(dpkg-query -W -f 'containernetworking-plugins ${Version}' containernetworking-plugins 2>/dev/null)"
 [ ${#PODMAN_NV[@]} -gt 0 ] && VERSIONS+=", $(/usr/lib/podman/netavark --version)"
 # what each store reports in use: proves the flag took
 VERSIONS+=", backends in use: $("${PODMAN[@]}" info --format '{{.Host.NetworkBackend}}')"
 [ ${#PODMAN_NV[@]} -gt 0 ] && VERSIONS+=" and $("${PODMAN_NV[@]}" info --format '{{.Host.NetworkBackend}}')"
+if [ "$NERDCTL" = 1 ]; then
+    NV=$("${NERDCTL_ARGS[@]}" version --format '{{.Client.Version}}' 2>/dev/null || true)
+    case "$NV" in ""|"<unknown>") NV="(built from source: no version stamped)" ;; esac
+    VERSIONS+=", nerdctl $NV with containerd $(containerd --version | cut -d' ' -f3) and runc $(runc --version | head -1 | cut -d' ' -f3)"
+fi
 
-python3 - "$WORK" "$N" "$IPERF_SECS" "$VERSIONS" "$NETNS" "${#BERTH[@]}" "${#PODMAN[@]}" \
+NERDCTL_CMD="${NERDCTL_ARGS[*]}" python3 - "$WORK" "$N" "$IPERF_SECS" "$VERSIONS" "$NETNS" "${#BERTH[@]}" "${#PODMAN[@]}" \
     "${BERTH[@]}" "${PODMAN[@]}" "${PODMAN_NV[@]}" <<'PY'
 import datetime, json, os, random, statistics, subprocess, sys, time
 
@@ -117,6 +163,7 @@ nb, npod = int(sys.argv[6]), int(sys.argv[7])
 berth = sys.argv[8:8 + nb]
 podman = sys.argv[8 + nb:8 + nb + npod]
 podman_nv = sys.argv[8 + nb + npod:]
+nerdctl = os.environ.get("NERDCTL_CMD", "").split()
 in_ns = ["nsenter", f"--net=/run/netns/{netns}", "--"]
 ulimits = ["--ulimit", "nofile=1024:4096", "--ulimit", "nproc=4096:4096"]
 img = "localhost/bench:1"
@@ -159,6 +206,9 @@ runs = {
 if podman_nv:
     runs["podman run (bridge, netavark)"] = lambda: timed(podman_nv + ["run", "--rm", *ulimits, img, "true"])
     runs["podman run --network none (netavark)"] = lambda: timed(podman_nv + ["run", "--rm", "--network", "none", *ulimits, img, "true"])
+if nerdctl:
+    runs["nerdctl run (bridge)"] = lambda: timed(nerdctl + ["run", "--rm", img, "true"])
+    runs["nerdctl run --network none"] = lambda: timed(nerdctl + ["run", "--rm", "--net", "none", img, "true"])
 res = abba(runs, n, seed)
 
 # 2. berth's ADD (create) and DEL (rm) alone
@@ -220,12 +270,16 @@ ratios = [f"{med(res['podman run (bridge, CNI)']) / med(res['berth run (bridge)'
 if podman_nv:
     shares.append(f"podman with netavark {share('podman run (bridge, netavark)', 'podman run --network none (netavark)'):.1f} ms")
     ratios.insert(0, f"{med(res['podman run (bridge, netavark)']) / med(res['berth run (bridge)']):.2f}× with netavark")
+if nerdctl:
+    shares.append(f"nerdctl {share('nerdctl run (bridge)', 'nerdctl run --network none'):.1f} ms")
 add = med(create["bridge"]) - med(create["none"])
 dele = med(remove["bridge"]) - med(remove["none"])
 lines += ["",
           f"- networking's share of a `run --rm` (bridge − none medians): {', '.join(shares)}",
           f"- berth's network setup (CNI ADD, create bridge − none): {add:.1f} ms (target < 30 ms); teardown (DEL, rm): {dele:.1f} ms",
           f"- podman run / berth run, both on their bridge: {'; '.join(ratios)} (target ≥ 2×)",
+          *([f"- nerdctl run / berth run, both on their bridge: "
+             f"{med(res['nerdctl run (bridge)']) / med(res['berth run (bridge)']):.2f}×"] if nerdctl else []),
           f"- iperf3 ({iperf_secs} s): container → bridge gateway {bridge_gbit:.1f} Gbit/s; loopback {loop_gbit:.1f} Gbit/s "
           f"({bridge_gbit / loop_gbit:.0%} of loopback)"]
 text = "\n".join(lines) + "\n"

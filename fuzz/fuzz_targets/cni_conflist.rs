@@ -5,6 +5,8 @@
 //! list; the request each plugin would get is a JSON object carrying the list's name and
 //! version and no `capabilities`. The same bytes read as a plugin result never panic, and an
 //! accepted result written in each version berth speaks reads back to the same addresses.
+//! A list that asks berth for its host rules (`"berth": {"hostRules": …}`) gives `iptables`
+//! checks whose every value (bridge, subnet, comment) is one argument that is not an option.
 #![no_main]
 
 use berth_cni::{Cni, CniResult, NetworkConfigList, RuntimeConf, SUPPORTED};
@@ -32,6 +34,21 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(v["name"], list.name.as_str());
             assert_eq!(v["cniVersion"], list.cni_version().to_string().as_str());
             assert!(v.get("capabilities").is_none());
+        }
+    }
+    if let Ok(list) = NetworkConfigList::from_bytes(data, "fuzz")
+        && let Ok(Some(rules)) = berth_engine::hostrules::HostRules::of(&list)
+    {
+        let checks = rules.checks();
+        assert!(!checks.is_empty());
+        for argv in &checks {
+            assert!(argv[0] == "iptables" || argv[0] == "ip6tables", "{argv:?}");
+            for pair in argv.windows(2) {
+                if matches!(pair[0].as_str(), "-i" | "-o" | "-s" | "--comment") {
+                    assert!(!pair[1].starts_with('-') && !pair[1].is_empty(), "{argv:?}");
+                }
+            }
+            assert!(argv.contains(&format!("berth network {}", list.name)), "{argv:?}");
         }
     }
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data)

@@ -122,7 +122,10 @@ impl HostRules {
             .ok_or_else(|| {
                 invalid("host rules need a first plugin of type bridge, naming its bridge")
             })?;
-        let valid_name = !bridge.is_empty()
+        let valid_name = bridge
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
             && bridge.len() <= 15
             && bridge
                 .bytes()
@@ -152,6 +155,22 @@ impl HostRules {
             subnets,
             mode,
         }))
+    }
+
+    /// Each rule as the check [`ensure`] runs for it: `iptables -w -t TABLE -C CHAIN …`
+    /// (`ip6tables` for IPv6).
+    pub fn checks(&self) -> Vec<Vec<String>> {
+        self.rules()
+            .iter()
+            .map(|r| {
+                let program = if r.v6 { "ip6tables" } else { "iptables" };
+                [program, "-w", "-t", r.table, "-C", r.chain]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .chain(r.spec.iter().cloned())
+                    .collect()
+            })
+            .collect()
     }
 
     fn rules(&self) -> Vec<Rule> {

@@ -17,6 +17,11 @@ pub struct RuntimeConf {
     pub args: Vec<(String, String)>,
     /// Capability arguments by capability name; each plugin gets those it declares.
     pub capability_args: Map<String, Value>,
+    /// `args.cni.ips` of every plugin's configuration (CONVENTIONS.md, "Args in network
+    /// config"): the addresses to ask of the IPAM, one per range set (host-local and static
+    /// read it; unlike `CNI_ARGS`' `IP`, it carries an address of each family). Given to the
+    /// ADD only: a DEL releases by container id.
+    pub config_ips: Vec<String>,
 }
 
 /// A published port (the `portMappings` capability, as the portmap plugin reads it).
@@ -106,6 +111,12 @@ impl RuntimeConf {
     /// `ips`: static addresses in CIDR notation (host-local and static honour them).
     pub fn with_ips(self, ips: &[String]) -> RuntimeConf {
         self.with_capability("ips", json!(ips))
+    }
+
+    /// `args.cni.ips` ([`RuntimeConf::config_ips`]).
+    pub fn with_config_ips(mut self, ips: &[String]) -> RuntimeConf {
+        self.config_ips = ips.to_vec();
+        self
     }
 
     /// `mac`: the container interface's MAC address (tuning honours it).

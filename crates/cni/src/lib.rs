@@ -299,6 +299,26 @@ impl Cni {
             if !rc.is_empty() {
                 obj.insert("runtimeConfig".to_owned(), Value::Object(rc));
             }
+            if !rt.config_ips.is_empty() {
+                // beside whatever else the list's own `args` holds
+                let args = obj
+                    .entry("args")
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !args.is_object() {
+                    *args = Value::Object(Map::new());
+                }
+                if let Some(args) = args.as_object_mut() {
+                    let cni = args
+                        .entry("cni")
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if !cni.is_object() {
+                        *cni = Value::Object(Map::new());
+                    }
+                    if let Some(cni) = cni.as_object_mut() {
+                        cni.insert("ips".to_owned(), serde_json::json!(rt.config_ips));
+                    }
+                }
+            }
         }
         serde_json::to_vec(&obj).unwrap_or_default()
     }
@@ -510,6 +530,7 @@ impl Cni {
             ifname: att.ifname.clone(),
             args: att.args.clone(),
             capability_args: att.capability_args.clone(),
+            config_ips: Vec::new(),
         };
         self.del(&list, &rt)
     }
@@ -576,6 +597,7 @@ impl Cni {
             ifname: att.ifname.clone(),
             args: att.args.clone(),
             capability_args: att.capability_args.clone(),
+            config_ips: Vec::new(),
         };
         validate(&list, &old, true)?;
         let prepare_err = |reason: String| CniError::Prepare {

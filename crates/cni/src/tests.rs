@@ -210,6 +210,37 @@ fn request_carries_name_version_prev_result_and_only_declared_capabilities() {
 }
 
 #[test]
+fn config_ips_reach_every_plugin_as_args_cni_ips_beside_the_lists_own_args() {
+    let l = list(json!({"cniVersion": "1.0.0", "name": "n", "plugins": [
+        {"type": "bridge", "args": {"cni": {"labels": {"a": "b"}}, "other": 1}},
+        {"type": "portmap", "args": "not an object"},
+    ]}));
+    let rt = RuntimeConf::new("c1", "/run/netns/c1", "eth0")
+        .with_config_ips(&["10.9.0.7".to_owned(), "fd00::7".to_owned()]);
+    let v = Version::new(1, 0, 0);
+    let first: Value =
+        serde_json::from_slice(&Cni::request(&l, &l.plugins[0], v, None, Some(&rt))).unwrap();
+    assert_eq!(
+        first["args"],
+        json!({"cni": {"labels": {"a": "b"}, "ips": ["10.9.0.7", "fd00::7"]}, "other": 1})
+    );
+    let second: Value =
+        serde_json::from_slice(&Cni::request(&l, &l.plugins[1], v, None, Some(&rt))).unwrap();
+    assert_eq!(
+        second["args"],
+        json!({"cni": {"ips": ["10.9.0.7", "fd00::7"]}})
+    );
+    // none asked: the list's args as they are
+    let plain = RuntimeConf::new("c1", "/run/netns/c1", "eth0");
+    let first: Value =
+        serde_json::from_slice(&Cni::request(&l, &l.plugins[0], v, None, Some(&plain))).unwrap();
+    assert_eq!(
+        first["args"],
+        json!({"cni": {"labels": {"a": "b"}}, "other": 1})
+    );
+}
+
+#[test]
 fn attachment_parameters_are_validated() {
     let l = list(json!({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge"}]}));
     let cni = Cni::new(vec![], "/nonexistent-berth-cni-cache");

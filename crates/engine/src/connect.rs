@@ -16,6 +16,8 @@ use crate::{Engine, Status, network};
 pub struct Connect {
     /// The address to ask of the network's IPAM (`--ip`).
     pub ip: Option<IpAddr>,
+    /// The IPv6 address to ask of a dual-stack network's IPAM (`--ip6`).
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// More names for the container on user-defined networks (`--alias`).
     pub aliases: Vec<String>,
 }
@@ -52,7 +54,7 @@ impl Engine {
                 .network
                 .as_mut()
                 .ok_or_else(|| no_network(&r.id))?;
-            let ips = network::connect(att, name, opts.ip)?;
+            let ips = network::connect(att, name, opts.ip, opts.ip6)?;
             for a in &opts.aliases {
                 if !att.aliases.contains(a) {
                     att.aliases.push(a.clone());

@@ -52,6 +52,10 @@ pub struct NetworkRequest {
     /// `--ip`: the address to ask of the first network's IPAM (host-local's `IP` in
     /// `CNI_ARGS`, as podman's and nerdctl's `--ip`).
     pub ip: Option<IpAddr>,
+    /// `--ip6`: the IPv6 address to ask of the first network's IPAM (a dual-stack one). With
+    /// it, both addresses go as `args.cni.ips` ([`berth_cni::RuntimeConf::config_ips`]):
+    /// `CNI_ARGS` carries one address only.
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// `--mac-address`: the first network's interface's address (the bridge plugin's `MAC`
     /// in `CNI_ARGS`, as podman's and nerdctl's), normalized by [`parse_mac`].
     pub mac: Option<String>,
@@ -265,12 +269,16 @@ pub fn attach(
             if let Some(bw) = req.bandwidth {
                 rt = rt.with_bandwidth(bw);
             }
-            if req.ip.is_some() || req.mac.is_some() {
+            let ip_arg = req.ip.filter(|_| req.ip6.is_none());
+            if ip_arg.is_some() || req.mac.is_some() {
                 // IgnoreUnknown: plugins that read CNI_ARGS refuse keys they do not know
                 rt = rt.with_arg("IgnoreUnknown", "1");
             }
-            if let Some(ip) = req.ip {
+            if let Some(ip) = ip_arg {
                 rt = rt.with_arg("IP", ip.to_string());
+            }
+            if let Some(ip6) = req.ip6 {
+                rt = rt.with_config_ips(&requested_ips(list, req.ip, ip6)?);
             }
             if let Some(mac) = &req.mac {
                 rt = rt.with_arg("MAC", mac.clone());
@@ -309,6 +317,28 @@ pub fn attach(
         return Err(e);
     }
     Ok((att, addresses))
+}
+
+/// The addresses `--ip` and `--ip6` ask of `list`'s IPAM as `args.cni.ips`, refused when the
+/// network has no IPv6 subnet for `ip6` (host-local would say only that it could not
+/// allocate it).
+fn requested_ips(
+    list: &NetworkConfigList,
+    ip: Option<IpAddr>,
+    ip6: std::net::Ipv6Addr,
+) -> Result<Vec<String>> {
+    if !subnets_of(list).iter().any(|s| s.contains(':')) {
+        return Err(EngineError::Invalid(format!(
+            "--ip6 {ip6}: network {} has no IPv6 subnet (hint: a dual-stack network, made \
+             with `berth network create --ipv6`)",
+            list.name
+        )));
+    }
+    Ok(ip
+        .into_iter()
+        .chain([IpAddr::V6(ip6)])
+        .map(|a| a.to_string())
+        .collect())
 }
 
 /// The network's own rules in the host's firewall, where its list asks berth for them
@@ -537,7 +567,12 @@ pub fn detach(att: &NetworkAttachment) -> Result<()> {
 /// when given (host-local's `IP`, as `run --ip`). As [`attach`], the intent names the network
 /// durably before the ADD, and an ADD that fails is undone (DEL) and forgotten. Returns the
 /// addresses the network gave.
-pub fn connect(att: &mut NetworkAttachment, name: &str, ip: Option<IpAddr>) -> Result<Vec<IpAddr>> {
+pub fn connect(
+    att: &mut NetworkAttachment,
+    name: &str,
+    ip: Option<IpAddr>,
+    ip6: Option<std::net::Ipv6Addr>,
+) -> Result<Vec<IpAddr>> {
     if att.pasta.is_some() {
         return Err(EngineError::Invalid(format!(
             "container {} is rootless, on pasta's network: rootless berth cannot make bridge              networks yet",
@@ -578,10 +613,14 @@ pub fn connect(att: &mut NetworkAttachment, name: &str, ip: Option<IpAddr>) -> R
         att.netns.to_string_lossy(),
         ifname.clone(),
     );
-    if let Some(ip) = ip {
-        rt = rt
-            .with_arg("IgnoreUnknown", "1")
-            .with_arg("IP", ip.to_string());
+    match (ip, ip6) {
+        (_, Some(ip6)) => rt = rt.with_config_ips(&requested_ips(&list, ip, ip6)?),
+        (Some(ip), None) => {
+            rt = rt
+                .with_arg("IgnoreUnknown", "1")
+                .with_arg("IP", ip.to_string());
+        }
+        (None, None) => {}
     }
     let result = match cni.add(&list, &rt) {
         Ok(r) => r,

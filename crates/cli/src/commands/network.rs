@@ -46,6 +46,9 @@ pub struct ConnectArgs {
     /// The address to ask of the network (within its subnet).
     #[arg(long)]
     ip: Option<std::net::IpAddr>,
+    /// The IPv6 address to ask of a dual-stack network (within its IPv6 subnet).
+    #[arg(long)]
+    ip6: Option<std::net::Ipv6Addr>,
     /// Another name for the container on user-defined networks (repeatable).
     #[arg(long)]
     alias: Vec<String>,
@@ -109,6 +112,7 @@ fn connect(args: ConnectArgs) -> anyhow::Result<()> {
     let engine = args.data.engine()?;
     let opts = berth_engine::connect::Connect {
         ip: args.ip,
+        ip6: args.ip6,
         aliases: args.alias,
     };
     engine

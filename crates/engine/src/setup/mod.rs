@@ -56,6 +56,8 @@ pub struct RunRequest {
     pub publish: Vec<String>,
     pub publish_all: bool,
     pub ip: Option<std::net::IpAddr>,
+    /// `--ip6`: the IPv6 address on a dual-stack first network.
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// `--mac-address`, as given (checked by [`crate::network::parse_mac`]).
     pub mac_address: Option<String>,
     /// `--network-alias`: more names on user-defined networks.

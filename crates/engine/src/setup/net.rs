@@ -161,11 +161,12 @@ pub(super) fn attach_networks(
             || bandwidth.is_some()
             || args.publish_all
             || args.ip.is_some()
+            || args.ip6.is_some()
             || args.mac_address.is_some()
             || !args.network_alias.is_empty()
         {
             bail!(
-                "-p, -P, --ip, --mac-address, --network-alias and --network-bandwidth (or the \
+                "-p, -P, --ip, --ip6, --mac-address, --network-alias and --network-bandwidth (or the \
                  kubernetes.io bandwidth annotations) need a network of the container's own: \
                  run with --network bridge (or a network's name), not --network {}",
                 args.network()
@@ -227,6 +228,7 @@ pub(super) fn attach_networks(
         ports,
         bandwidth,
         ip: args.ip,
+        ip6: args.ip6,
         mac: args
             .mac_address
             .as_deref()

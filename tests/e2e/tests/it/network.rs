@@ -1370,6 +1370,111 @@ fn bridge_networks_masquerade_and_forward_through_rules_of_their_own() {
     assert!(after.is_empty(), "left behind: {after:?}");
 }
 
+/// `--ip6` (docker's and podman's flag): the container's IPv6 address on a dual-stack
+/// network, with `--ip` or alone, on `run` and on `network connect`; a taken address, a
+/// network without an IPv6 subnet and no network at all are refused with their reasons.
+#[test]
+fn ip6_picks_the_containers_ipv6_address_on_a_dual_stack_network() {
+    requires_root!();
+    requires_tool!("ip", "nsenter");
+    let b = NetBerth::new();
+    b.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.96.0.0/24",
+        "--subnet",
+        "fd00:96::/64",
+        "ds",
+    ]);
+    b.ok(&["network", "create", "--subnet", "10.96.1.0/24", "four"]);
+    let on = |name: &str, network: &str| -> (String, String) {
+        let v: serde_json::Value =
+            serde_json::from_str(&b.ok(&["container", "inspect", name])).unwrap();
+        let net = &v[0]["NetworkSettings"]["Networks"][network];
+        (
+            net["IPAddress"].as_str().unwrap_or_default().to_owned(),
+            net["GlobalIPv6Address"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "both",
+        "--network",
+        "ds",
+        "--ip",
+        "10.96.0.50",
+        "--ip6",
+        "fd00:96::50",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(
+        on("both", "ds"),
+        ("10.96.0.50".into(), "fd00:96::50".into())
+    );
+    let addrs = b.ok(&["exec", "both", "ip", "-o", "addr", "show", "eth0"]);
+    assert!(addrs.contains("inet6 fd00:96::50/64"), "{addrs}");
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "six",
+        "--network",
+        "ds",
+        "--ip6",
+        "fd00:96::60",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    let (v4, v6) = on("six", "ds");
+    assert_eq!(v6, "fd00:96::60");
+    assert!(v4.starts_with("10.96.0.") && v4 != "10.96.0.50", "{v4}");
+    b.run_refused(&[
+        // taken by `both`
+        (&["--network", "ds", "--ip6", "fd00:96::50"], "fd00:96::50"),
+        (
+            &["--network", "four", "--ip6", "fd00:96::70"],
+            "no IPv6 subnet",
+        ),
+        (
+            &["--network", "none", "--ip6", "fd00:96::70"],
+            "need a network",
+        ),
+    ]);
+    // connect
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "four",
+        IMAGE,
+        "sleep",
+        "60",
+    ]);
+    b.ok(&["network", "connect", "--ip6", "fd00:96::70", "ds", "late"]);
+    assert_eq!(on("late", "ds").1, "fd00:96::70");
+    let out = b.run(&["network", "connect", "--ip6", "fd00:96::71", "four", "six"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no IPv6 subnet"),
+        "{out:?}"
+    );
+    b.ok(&["rm", "-f", "both", "six", "late"]);
+    b.ok(&["network", "rm", "ds", "four"]);
+    let after = b.leftovers();
+    assert!(after.is_empty(), "left behind: {after:?}");
+}
+
 /// `network create --ipv6` (podman's and docker's flag): a dual-stack network, each
 /// container with an address of each family, reachable over IPv6 from another container (by
 /// address and by the name in its /etc/hosts) and from the host through the bridge; shown by

@@ -62,6 +62,10 @@ pub struct RunArgs {
     /// The container's address on its (first) network, from the network's subnet.
     #[arg(long = "ip", value_name = "ADDRESS")]
     pub ip: Option<std::net::IpAddr>,
+    /// The container's IPv6 address on its (first) network, a dual-stack one (`network
+    /// create --ipv6`), from the network's IPv6 subnet.
+    #[arg(long = "ip6", value_name = "ADDRESS")]
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// The MAC address of the container's interface on its (first) network (a unicast one,
     /// such as 02:42:ac:11:00:02).
     #[arg(long = "mac-address", value_name = "MAC")]

@@ -142,6 +142,7 @@ fn request(args: &RunArgs, init: Option<PathBuf>, dir: &Path) -> anyhow::Result<
         publish: args.publish.clone(),
         publish_all: args.publish_all,
         ip: args.ip,
+        ip6: args.ip6,
         mac_address: args.mac_address.clone(),
         network_alias: args.network_alias.clone(),
         network_bandwidth: args.network_bandwidth.clone(),

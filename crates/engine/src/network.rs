@@ -209,6 +209,11 @@ pub fn attach(
         .iter()
         .map(|n| load(dirs, n))
         .collect::<Result<Vec<_>>>()?;
+    // (refused before anything is made)
+    let config_ips = match (req.ip6, lists.first()) {
+        (Some(ip6), Some(first)) => requested_ips(first, req.ip, ip6)?,
+        _ => Vec::new(),
+    };
     let netns = dirs.netns.join(container_id);
     let userns = req
         .userns
@@ -277,8 +282,8 @@ pub fn attach(
             if let Some(ip) = ip_arg {
                 rt = rt.with_arg("IP", ip.to_string());
             }
-            if let Some(ip6) = req.ip6 {
-                rt = rt.with_config_ips(&requested_ips(list, req.ip, ip6)?);
+            if !config_ips.is_empty() {
+                rt = rt.with_config_ips(&config_ips);
             }
             if let Some(mac) = &req.mac {
                 rt = rt.with_arg("MAC", mac.clone());
@@ -592,6 +597,11 @@ pub fn connect(
             att.container_id, list.name
         )));
     }
+    // (checked before the network is named in the intent)
+    let config_ips = match ip6 {
+        Some(ip6) => requested_ips(&list, ip, ip6)?,
+        None => Vec::new(),
+    };
     ensure_host_rules(&att.dirs, &list)?;
     let Some(ifname) = (0..att.networks.len() + 1)
         .map(|i| format!("eth{i}"))
@@ -614,7 +624,7 @@ pub fn connect(
         ifname.clone(),
     );
     match (ip, ip6) {
-        (_, Some(ip6)) => rt = rt.with_config_ips(&requested_ips(&list, ip, ip6)?),
+        (_, Some(_)) => rt = rt.with_config_ips(&config_ips),
         (Some(ip), None) => {
             rt = rt
                 .with_arg("IgnoreUnknown", "1")

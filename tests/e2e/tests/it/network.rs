@@ -1437,6 +1437,15 @@ fn ip6_picks_the_containers_ipv6_address_on_a_dual_stack_network() {
     let (v4, v6) = on("six", "ds");
     assert_eq!(v6, "fd00:96::60");
     assert!(v4.starts_with("10.96.0.") && v4 != "10.96.0.50", "{v4}");
+    let pinned = || {
+        let mut v: Vec<String> = std::fs::read_dir(b.data().join("netns"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = pinned();
     b.run_refused(&[
         // taken by `both`
         (&["--network", "ds", "--ip6", "fd00:96::50"], "fd00:96::50"),
@@ -1449,6 +1458,12 @@ fn ip6_picks_the_containers_ipv6_address_on_a_dual_stack_network() {
             "need a network",
         ),
     ]);
+    // (a running container's intent may go meanwhile: its record holds the attachment)
+    let after = pinned();
+    assert!(
+        after.iter().all(|e| before.contains(e)),
+        "a refused run leaves no namespace or intent: {after:?} after {before:?}"
+    );
     // connect
     b.ok(&[
         "run",
@@ -1468,6 +1483,14 @@ fn ip6_picks_the_containers_ipv6_address_on_a_dual_stack_network() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no IPv6 subnet"),
         "{out:?}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&b.ok(&["container", "inspect", "six"])).unwrap();
+    let nets = v[0]["NetworkSettings"]["Networks"].as_object().unwrap();
+    assert_eq!(
+        nets.keys().collect::<Vec<_>>(),
+        ["ds"],
+        "a refused connect names nothing"
     );
     b.ok(&["rm", "-f", "both", "six", "late"]);
     b.ok(&["network", "rm", "ds", "four"]);

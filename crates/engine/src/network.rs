@@ -143,11 +143,7 @@ pub fn default_conflist(ipam_dir: &Path) -> serde_json::Value {
 /// directory when it is asked for and found nowhere.
 pub fn load(dirs: &NetworkDirs, name: &str) -> Result<NetworkConfigList> {
     let write_default = || -> Result<NetworkConfigList> {
-        let dir = dirs
-            .config
-            .first()
-            .ok_or_else(|| EngineError::Invalid("no network configuration directory".into()))?;
-        std::fs::create_dir_all(dir).map_err(|e| EngineError::io("failed to create", dir, e))?;
+        let dir = own_config_dir(dirs)?;
         let path = dir.join(format!("{DEFAULT_NETWORK}.conflist"));
         let text = serde_json::to_vec_pretty(&default_conflist(&dirs.ipam))
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
@@ -174,6 +170,17 @@ pub fn load(dirs: &NetworkDirs, name: &str) -> Result<NetworkConfigList> {
         }
         Err(e) => Err(cni_err(e)),
     }
+}
+
+/// berth's own configuration directory (the first), created if missing: where it writes
+/// lists.
+fn own_config_dir(dirs: &NetworkDirs) -> Result<&Path> {
+    let dir = dirs
+        .config
+        .first()
+        .ok_or_else(|| EngineError::Invalid("no network configuration directory".into()))?;
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io("failed to create", dir, e))?;
+    Ok(dir)
 }
 
 /// The default list berth wrote before its rules became the network's
@@ -1519,11 +1526,7 @@ pub fn create(dirs: &NetworkDirs, name: &str, opts: &CreateNetwork) -> Result<Ne
         };
         conf[crate::hostrules::KEY] = mode.marker();
     }
-    let dir = dirs
-        .config
-        .first()
-        .ok_or_else(|| EngineError::Invalid("no network configuration directory".into()))?;
-    std::fs::create_dir_all(dir).map_err(|e| EngineError::io("failed to create", dir, e))?;
+    let dir = own_config_dir(dirs)?;
     let path = dir.join(format!("{name}.conflist"));
     let text = serde_json::to_vec_pretty(&conf).map_err(|e| EngineError::Invalid(e.to_string()))?;
     // the list must be one the CNI crate takes back

@@ -39,6 +39,8 @@
 #                     default (1 GiB)
 #   BERTH_READ_AHEAD=… berth's [storage.s3] read_ahead (0: one GET per blob, as
 #                     docker-registry reads); unset: its default (4)
+#   BERTH_READ_AHEAD_BELOW=… berth's [storage.s3] read_ahead_below in MiB/s (0: every
+#                     large read ranged, untimed); unset: its default (256)
 #   S3_CONN_RATE=…    cap every TCP connection to or from the S3 server at this rate (a tc
 #                     rate: 720mbit is 90 MB/s), as a real S3 service caps one connection
 #                     ("there's a cap on the throughput of single S3 connection, the only way
@@ -86,6 +88,7 @@ LOG_LEVEL=${LOG_LEVEL:-warn}
 PROXY_BUFFER=${PROXY_BUFFER:-256k}
 
 BERTH_READ_AHEAD=${BERTH_READ_AHEAD:-}
+BERTH_READ_AHEAD_BELOW=${BERTH_READ_AHEAD_BELOW:-}
 S3_CONN_RATE=${S3_CONN_RATE:-}
 REGISTRY_CPU=${REGISTRY_CPU:-}
 CPU_CGROUPS=()
@@ -447,6 +450,9 @@ EOF
     if [ -n "$BERTH_READ_AHEAD" ]; then
         printf 'read_ahead = %s\n' "$BERTH_READ_AHEAD" >>"$dir/config.toml"
     fi
+    if [ -n "$BERTH_READ_AHEAD_BELOW" ]; then
+        printf 'read_ahead_below = %s\n' "$BERTH_READ_AHEAD_BELOW" >>"$dir/config.toml"
+    fi
     if [ -n "${BERTH_DISK_TIER:-}" ]; then
         printf '\n[storage.cache]\ndisk_max_bytes = %s\n' "$BERTH_DISK_TIER" >>"$dir/config.toml"
     fi
@@ -720,7 +726,7 @@ OUT=$ROOT/bench/results/$DATE-s3.md
     echo "# registries on S3 ($S3_SERVER) — $DATE"
     echo
     if [[ " $CONTENDERS " == *" berth"* ]]; then
-        echo "- berth: $("$BERTH" --version 2>/dev/null || echo "$BERTH") (release build), S3 driver, read_ahead ${BERTH_READ_AHEAD:-4 (the default)}, disk tier: ${BERTH_DISK_TIER:-1073741824 (the default)} bytes under each replica's data directory, log level $LOG_LEVEL"
+        echo "- berth: $("$BERTH" --version 2>/dev/null || echo "$BERTH") (release build), S3 driver, read_ahead ${BERTH_READ_AHEAD:-4 (the default)}, read_ahead_below ${BERTH_READ_AHEAD_BELOW:-256 (the default)} MiB/s, disk tier: ${BERTH_DISK_TIER:-1073741824 (the default)} bytes under each replica's data directory, log level $LOG_LEVEL"
     fi
     if [[ " $CONTENDERS " == *" docker-registry "* ]]; then
         echo "- docker-registry: $(docker-registry --version 2>/dev/null | head -1), S3 driver (v4auth, path style, redirect disabled), \`blobdescriptor: inmemory\`, log level $LOG_LEVEL"

@@ -33,6 +33,10 @@
 //! read_ahead = 4                        # a large read's ranged GETs (a part, at most
 //!                                       # 16 MiB, each) fetched at once ahead of the one
 //!                                       # sent; 0: one GET per object; at most 32
+//! read_ahead_below = 256                # MiB/s: a large read goes ranged only when its
+//!                                       # first window came slower (one connection
+//!                                       # capped, as on AWS); faster, the rest is one GET
+//!                                       # (a server nearby); 0: always ranged
 //! redirect = false                      # blob GETs redirect to presigned URLs
 //! # credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), else
 //! # ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE), else web identity or
@@ -427,7 +431,16 @@ mod tests {
         };
         let c = parse("");
         assert_eq!(c.storage.s3.as_ref().map(|s| s.read_ahead), Some(4));
+        assert_eq!(c.storage.s3.as_ref().map(|s| s.read_ahead_below), Some(256));
         assert!(c.validate().is_ok());
+        let always = parse(
+            "read_ahead_below = 0
+",
+        );
+        assert_eq!(
+            always.storage.s3.as_ref().map(|s| s.read_ahead_below),
+            Some(0)
+        );
         assert!(parse("read_ahead = 0\n").validate().is_ok());
         assert!(parse("read_ahead = 32\n").validate().is_ok());
         let err = parse("read_ahead = 33\n")

@@ -11,7 +11,9 @@
 //! where the test itself orders the lease's creates.
 
 use berth_registry::storage::driver::testsuite;
-use berth_registry::storage::s3::{AwsEnv, DEFAULT_READ_AHEAD, MIN_PART_SIZE, S3Config, S3Driver};
+use berth_registry::storage::s3::{
+    AwsEnv, DEFAULT_READ_AHEAD, DEFAULT_READ_AHEAD_BELOW, MIN_PART_SIZE, S3Config, S3Driver,
+};
 use berth_registry::storage::{BoxReader, ByteStream, DResult, Driver, FileInfo};
 use berth_test_support::{S3Kind, S3Server};
 use bytes::Bytes;
@@ -47,6 +49,7 @@ pub(crate) fn driver_with(
         part_size: MIN_PART_SIZE,
         redirect: false,
         read_ahead: DEFAULT_READ_AHEAD,
+        read_ahead_below: DEFAULT_READ_AHEAD_BELOW,
     };
     change(&mut config);
     let env = AwsEnv {

@@ -28,8 +28,22 @@ fn data(seed: u32, len: usize) -> Bytes {
         .into()
 }
 
+/// `read_ahead_below` that times nothing: every large read ranged from its first window.
+const ALWAYS: u64 = 0;
+/// A `read_ahead_below` every connection here beats: the rest of a read whole.
+const NEVER: u64 = 1;
+
+/// `n` windows ahead, every large read ranged whatever its first window's rate.
 fn ahead(s3: &berth_test_support::S3Server, prefix: &str, n: usize) -> PerClient {
-    driver_with(s3, prefix, |c| c.read_ahead = n)
+    ahead_below(s3, prefix, n, ALWAYS)
+}
+
+/// `n` windows ahead when the first window comes slower than `below` MiB/s.
+fn ahead_below(s3: &berth_test_support::S3Server, prefix: &str, n: usize, below: u64) -> PerClient {
+    driver_with(s3, prefix, |c| {
+        c.read_ahead = n;
+        c.read_ahead_below = below;
+    })
 }
 
 /// `path` read through `d` from `offset`, whole, or the read's error.
@@ -64,8 +78,10 @@ async fn written_file(d: &PerClient, path: &str, content: &Bytes) {
 }
 
 /// A stored object of 3 windows and a bit, a written file of three segments and that file
-/// adopted by reference read with 0, 1 and 4 windows ahead, from offsets inside windows, at
-/// their edges, across segments and at the last byte: every byte, in order.
+/// adopted by reference read with 0, 1 and 4 windows ahead, and with 4 ahead when the first
+/// window is slow (1 MiB/s: never here, the rest whole; at the default rate: either), from offsets
+/// inside windows, at their edges, across segments and at the last byte: every byte, in
+/// order.
 #[test]
 fn s3_large_reads_return_every_byte_with_any_read_ahead() {
     for kind in [S3Kind::S3sFs, S3Kind::Moto] {
@@ -85,8 +101,14 @@ fn s3_large_reads_return_every_byte_with_any_read_ahead() {
                 .adopt("big/upload", "big/adopted", file.len() as u64)
                 .await
                 .unwrap();
-            for n in [0, 1, 4] {
-                let d = ahead(&s3, "reads", n);
+            for (n, below) in [
+                (0, ALWAYS),
+                (1, ALWAYS),
+                (4, ALWAYS),
+                (4, NEVER),
+                (4, berth_registry::storage::s3::DEFAULT_READ_AHEAD_BELOW),
+            ] {
+                let d = ahead_below(&s3, "reads", n, below);
                 for (path, content) in [
                     ("big/object", &object),
                     ("big/upload", &file),
@@ -106,12 +128,15 @@ fn s3_large_reads_return_every_byte_with_any_read_ahead() {
                         len,
                     ] {
                         let got = read_from(&d, path, offset).await.unwrap_or_else(|e| {
-                            panic!("{}, {n} ahead: {path} from {offset}: {e}", kind.name())
+                            panic!(
+                                "{}, {n} ahead below {below} MiB/s: {path} from {offset}: {e}",
+                                kind.name()
+                            )
                         });
                         assert!(
                             got[..] == content[offset..],
-                            "{}, {n} ahead: {path} from {offset}: {} bytes, {} expected, or \
-                             different bytes",
+                            "{}, {n} ahead below {below} MiB/s: {path} from {offset}: {} \
+                             bytes, {} expected, or different bytes",
                             kind.name(),
                             got.len(),
                             len - offset
@@ -146,7 +171,8 @@ fn settled(s3: &berth_test_support::S3Server, marker: &str) -> String {
 }
 
 /// A read costs one GET per window it covers (4 for 3 windows and a bit, 3 from inside the
-/// second), and one GET with no read-ahead, as distribution's driver reads.
+/// second), one GET with no read-ahead, as distribution's driver reads, and two when the
+/// first window comes fast enough (that window, then the rest whole).
 #[test]
 fn s3_a_large_read_costs_one_get_per_window_on_moto() {
     let Some(s3) = server(S3Kind::Moto) else {
@@ -157,12 +183,16 @@ fn s3_a_large_read_costs_one_get_per_window_on_moto() {
         let key = format!("{}/count/big", s3.bucket());
         let four = ahead(&s3, "count", 4);
         let zero = ahead(&s3, "count", 0);
+        let fast = ahead_below(&s3, "count", 4, NEVER);
         four.put_content("big", object.clone()).await.unwrap();
         for (d, offset, want) in [
             (&four, 0, 4),
             (&four, WINDOW + 3, 3),
             (&zero, 0, 1),
             (&zero, WINDOW + 3, 1),
+            (&fast, 0, 2),
+            (&fast, WINDOW + 3, 2),
+            (&fast, 3 * WINDOW + 3, 1),
         ] {
             let before = gets_of(&settled(&s3, &format!("before-{want}-{offset}")), &key);
             let got = read_from(d, "big", offset).await.unwrap();
@@ -182,14 +212,49 @@ fn s3_a_large_read_costs_one_get_per_window_on_moto() {
     });
 }
 
-/// A TCP relay to an S3 server that counts the connections made through it.
+/// A TCP relay to an S3 server that counts the connections made through it, and can cap
+/// what each connection carries from the server, as S3 caps each connection.
 struct Relay {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
 }
 
+/// Copy `from` to `to`, at most `cap` bytes a second when given.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the sleep paces the copy to the cap: it is the cap, not a wait for a condition"
+)]
+fn relay_copy(mut from: TcpStream, mut to: TcpStream, cap: Option<u64>) {
+    use std::io::{Read, Write};
+    let start = std::time::Instant::now();
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        sent += n as u64;
+        if let Some(cap) = cap {
+            let due = Duration::from_secs_f64(sent as f64 / cap as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
 impl Relay {
     fn start(upstream: SocketAddr) -> Relay {
+        Relay::capped(upstream, None)
+    }
+
+    /// A relay carrying at most `cap` bytes a second from the server on each connection.
+    fn capped(upstream: SocketAddr, cap: Option<u64>) -> Relay {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -201,14 +266,11 @@ impl Relay {
                 let Ok(u) = TcpStream::connect(upstream) else {
                     continue;
                 };
-                for (from, to) in [(c.try_clone(), u.try_clone()), (Ok(u), Ok(c))] {
-                    let (Ok(mut from), Ok(mut to)) = (from, to) else {
+                for (from, to, cap) in [(c.try_clone(), u.try_clone(), None), (Ok(u), Ok(c), cap)] {
+                    let (Ok(from), Ok(to)) = (from, to) else {
                         continue;
                     };
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Write);
-                    });
+                    std::thread::spawn(move || relay_copy(from, to, cap));
                 }
             }
         });
@@ -239,6 +301,7 @@ fn s3_the_ranged_gets_of_a_read_are_in_flight_at_once() {
         driver_with(&s3, "flight", |c| {
             c.endpoint = Some(format!("http://{}", relay.addr));
             c.read_ahead = n;
+            c.read_ahead_below = ALWAYS;
         })
     };
     rt().block_on(async {
@@ -255,6 +318,65 @@ fn s3_the_ranged_gets_of_a_read_are_in_flight_at_once() {
             assert!(
                 opened.contains(&made),
                 "{n} ahead: {made} connections for one read, expected {opened:?}"
+            );
+        }
+    });
+}
+
+/// Each connection capped at 40 MiB/s by a relay: at the default `read_ahead_below`
+/// (256 MiB/s) the first window is slow, and the rest of a 4-window object comes as a
+/// ranged GET per window on connections of their own (4 GETs, more than 2 connections);
+/// with a rate below the cap (8 MiB/s) the first window is fast, and the rest comes whole
+/// (2 GETs). Every byte either way.
+#[test]
+fn s3_a_read_goes_ranged_only_when_its_first_window_comes_slowly() {
+    let Some(s3) = server(S3Kind::Moto) else {
+        return;
+    };
+    let upstream: SocketAddr = s3
+        .endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let relay = Relay::capped(upstream, Some(40 << 20));
+    let through = |below: u64| {
+        driver_with(&s3, "capped", |c| {
+            c.endpoint = Some(format!("http://{}", relay.addr));
+            c.read_ahead = 4;
+            c.read_ahead_below = below;
+        })
+    };
+    let key = format!("{}/capped/big", s3.bucket());
+    rt().block_on(async {
+        let object = data(7, 4 * WINDOW);
+        ahead(&s3, "capped", 0)
+            .put_content("big", object.clone())
+            .await
+            .unwrap();
+        for (below, gets, connections) in [
+            (
+                berth_registry::storage::s3::DEFAULT_READ_AHEAD_BELOW,
+                4,
+                3..=5usize,
+            ),
+            (8, 2, 1..=2),
+        ] {
+            let before_log = gets_of(&settled(&s3, &format!("capped-before-{below}")), &key);
+            let before = relay.accepted();
+            let got = read_from(&through(below), "big", 0).await.unwrap();
+            assert!(got[..] == object[..], "below {below} MiB/s: other bytes");
+            let made = relay.accepted() - before;
+            let log = settled(&s3, &format!("capped-after-{below}"));
+            assert_eq!(
+                gets_of(&log, &key) - before_log,
+                gets,
+                "below {below} MiB/s through a 40 MiB/s cap: GETs of 4 windows"
+            );
+            assert!(
+                connections.contains(&made),
+                "below {below} MiB/s through a 40 MiB/s cap: {made} connections, expected \
+                 {connections:?}"
             );
         }
     });

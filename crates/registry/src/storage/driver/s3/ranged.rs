@@ -14,6 +14,17 @@
 //! is spent a read goes on one streamed window at a time, as with `ahead = 0`, and never
 //! waits for another read's memory.
 //!
+//! A read whose plan has a [`Plan::split_below`] rate first times its first window: the
+//! time the read waits on it after its first chunk, against the bytes that came. At 2 MiB
+//! (or the window's end) it decides. Slower than the rate, one connection is what bounds
+//! the read (a service that caps each connection, as S3 does), and the rest is fetched in
+//! windows, `ahead` at once, while the first window goes on streaming. As fast or faster,
+//! the service gives one connection all it has (a server on the same machine or network,
+//! whose CPU is the bound), and the rest of each object or segment is one GET, as
+//! distribution reads: ranged GETs would only cost that server more work per byte. The GET
+//! of the rest is opened as soon as that is decided, so its answer is there when the first
+//! window ends.
+//!
 //! Each window's length is checked: a window that ends short (an object shorter than its
 //! listing said) ends the read with an error instead of sending the next window's bytes in
 //! its place. Windows are fetched without `If-Match`: what is read this way never changes
@@ -26,6 +37,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{Stream, StreamExt, TryStreamExt};
@@ -43,6 +55,84 @@ pub const MAX_WINDOW: u64 = 16 * 1024 * 1024;
 pub const BUDGET_BYTES: u64 = 256 * 1024 * 1024;
 /// The budget's unit: a semaphore permit stands for this many bytes.
 const UNIT: u64 = 64 * 1024;
+/// Bytes of the first window timed before a read decides how to fetch the rest.
+pub const PROBE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// How a read fetches what follows its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Window length (`u64::MAX`: one GET per span).
+    pub window: u64,
+    /// Windows fetched at once ahead of the one sent.
+    pub ahead: usize,
+    /// Some: time the first window, and fetch the rest in windows only if S3 sent it
+    /// slower than this many bytes a second; None: windows from the start.
+    pub split_below: Option<u64>,
+}
+
+impl Plan {
+    /// Every span with one GET, nothing ahead.
+    pub fn whole() -> Plan {
+        Plan {
+            window: u64::MAX,
+            ahead: 0,
+            split_below: None,
+        }
+    }
+}
+
+/// The first window's timing: how long the read waited on S3 for the bytes it got.
+#[derive(Debug, Default)]
+struct Probe {
+    /// Bytes that came after the first chunk (the wait for the first is the server's
+    /// latency, not the connection's rate).
+    bytes: u64,
+    first_seen: bool,
+    waited: Duration,
+    waiting_since: Option<Instant>,
+}
+
+impl Probe {
+    /// A poll of the stream returned `pending` or not.
+    fn polled(&mut self, pending: bool) {
+        if self.first_seen && (pending != self.waiting_since.is_some()) {
+            self.polled_at(pending, Instant::now());
+        }
+    }
+
+    /// [`Probe::polled`] at `now`.
+    fn polled_at(&mut self, pending: bool, now: Instant) {
+        if !self.first_seen {
+            return;
+        }
+        if pending {
+            if self.waiting_since.is_none() {
+                self.waiting_since = Some(now);
+            }
+        } else if let Some(t) = self.waiting_since.take() {
+            self.waited += now.saturating_duration_since(t);
+        }
+    }
+
+    fn chunk(&mut self, n: u64) {
+        if self.first_seen {
+            self.bytes += n;
+        } else {
+            self.first_seen = true;
+        }
+    }
+
+    /// Whether S3 sent what was timed slower than `below` bytes a second.
+    fn slower_than(&self, below: u64) -> bool {
+        slower_than(self.bytes, self.waited, below)
+    }
+}
+
+/// `bytes` that took `waited` came slower than `below` bytes a second; nothing waited for
+/// is as fast as can be.
+fn slower_than(bytes: u64, waited: Duration, below: u64) -> bool {
+    (bytes as f64) < waited.as_secs_f64() * below as f64
+}
 
 /// Memory for windows fetched ahead, shared by every read of one driver.
 #[derive(Debug, Clone)]
@@ -124,43 +214,117 @@ enum Current {
     },
 }
 
+/// A GET opened ahead of its turn; aborted when dropped unanswered.
+struct Opened {
+    task: JoinHandle<io::Result<ByteStream>>,
+    len: u64,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// The read: see the module documentation.
 pub struct Ranged {
     store: Arc<AmazonS3>,
     path: Arc<str>,
     budget: Budget,
+    window: u64,
     ahead_max: usize,
+    /// `ahead_max` once the first window proves slow.
+    ahead_split: usize,
+    /// While the first window is timed: the rate below which the rest goes in windows.
+    split_below: Option<u64>,
+    probe: Probe,
     pending: VecDeque<Span>,
     ahead: VecDeque<Ahead>,
+    /// The next span's GET, opened early once the rest is known to go whole.
+    opened: Option<Opened>,
     current: Option<Current>,
 }
 
 impl Ranged {
-    /// A read of `spans` in order, in windows of `window` bytes (`u64::MAX`: one GET per
-    /// span), `ahead` of them fetched ahead of the one streamed. `first`, when given, is a GET already answered for the
-    /// first `first_len` bytes (it is streamed before the spans).
+    /// A read of `spans` in order, as `plan` says. `first`, when given, is a GET already
+    /// answered and how many bytes it brings (it is streamed before the spans, and timed
+    /// when the plan says so: then it is the first window, and the spans start at a window
+    /// boundary or at another object).
     pub fn new(
         store: Arc<AmazonS3>,
         path: &str,
         budget: Budget,
-        window: u64,
-        ahead: usize,
+        plan: Plan,
         first: Option<(ByteStream, u64)>,
         spans: &[Span],
     ) -> Ranged {
-        let pending = spans
-            .iter()
-            .filter(|s| s.end > s.start)
-            .flat_map(|s| s.windows(window).collect::<Vec<_>>())
-            .collect();
+        let spans = spans.iter().filter(|s| s.end > s.start);
+        let pending: VecDeque<Span> = match plan.split_below {
+            None => spans.flat_map(|s| s.windows(plan.window)).collect(),
+            // whole spans until the first window is timed; without a GET answered, the
+            // first span's first window is that window
+            Some(_) => {
+                let mut pending: VecDeque<Span> = spans.cloned().collect();
+                if first.is_none()
+                    && let Some(s) = pending.pop_front()
+                {
+                    let mut w = s.windows(plan.window);
+                    let head = w.next();
+                    let rest = Span {
+                        key: s.key.clone(),
+                        start: head.as_ref().map_or(s.start, |h| h.end),
+                        end: s.end,
+                    };
+                    if rest.end > rest.start {
+                        pending.push_front(rest);
+                    }
+                    if let Some(head) = head {
+                        pending.push_front(head);
+                    }
+                }
+                pending
+            }
+        };
         Ranged {
             store,
             path: path.into(),
             budget,
-            ahead_max: ahead,
+            window: plan.window,
+            // nothing ahead while the first window is timed
+            ahead_max: if plan.split_below.is_some() {
+                0
+            } else {
+                plan.ahead
+            },
+            ahead_split: plan.ahead,
+            split_below: plan.split_below,
+            probe: Probe::default(),
             pending,
             ahead: VecDeque::new(),
+            opened: None,
             current: first.map(|(s, len)| Current::Streaming(s, len)),
+        }
+    }
+
+    /// The first window timed as far as it goes: fetch the rest in windows, `ahead_split`
+    /// at once, or each span whole with its GET opened now.
+    fn decide(&mut self) {
+        let Some(below) = self.split_below.take() else {
+            return;
+        };
+        if self.probe.slower_than(below) {
+            let window = self.window;
+            self.pending = self
+                .pending
+                .drain(..)
+                .flat_map(|s| s.windows(window).collect::<Vec<_>>())
+                .collect();
+            self.ahead_max = self.ahead_split;
+            self.top_up();
+        } else if let Some(next) = self.pending.pop_front() {
+            let len = next.len();
+            let task = tokio::spawn(open(self.store.clone(), self.path.clone(), next));
+            self.opened = Some(Opened { task, len });
         }
     }
 
@@ -238,6 +402,20 @@ impl Stream for Ranged {
             if this.current.is_none() {
                 this.current = if let Some(a) = this.ahead.pop_front() {
                     Some(Current::Waiting(a))
+                } else if let Some(o) = this.opened.take() {
+                    let len = o.len;
+                    let path = this.path.clone();
+                    Some(Current::Opening(
+                        Box::pin(async move {
+                            let mut o = o;
+                            (&mut o.task).await.unwrap_or_else(|e| {
+                                Err(io::Error::other(format!(
+                                    "{path}: a GET opened ahead ended: {e}"
+                                )))
+                            })
+                        }),
+                        len,
+                    ))
                 } else if let Some(w) = this.pending.pop_front() {
                     let len = w.len();
                     Some(Current::Opening(
@@ -260,30 +438,46 @@ impl Stream for Ranged {
                         Err(e) => return this.fail(e),
                     }
                 }
-                Current::Streaming(s, left) => match ready!(s.poll_next_unpin(cx)) {
-                    Some(Ok(b)) => {
-                        let n = b.len() as u64;
-                        if n > *left {
-                            let e = io::Error::other(format!(
-                                "{}: S3 sent {} bytes more than the range asked for",
-                                this.path,
-                                n - *left
-                            ));
+                Current::Streaming(s, left) => {
+                    let polled = s.poll_next_unpin(cx);
+                    let timed = this.split_below.is_some();
+                    if timed {
+                        this.probe.polled(polled.is_pending());
+                    }
+                    match ready!(polled) {
+                        Some(Ok(b)) => {
+                            let n = b.len() as u64;
+                            if n > *left {
+                                let e = io::Error::other(format!(
+                                    "{}: S3 sent {} bytes more than the range asked for",
+                                    this.path,
+                                    n - *left
+                                ));
+                                return this.fail(e);
+                            }
+                            *left -= n;
+                            if timed {
+                                this.probe.chunk(n);
+                                if this.probe.bytes >= PROBE_BYTES {
+                                    this.decide();
+                                }
+                            }
+                            return Poll::Ready(Some(Ok(b)));
+                        }
+                        Some(Err(e)) => return this.fail(e),
+                        None if *left > 0 => {
+                            let e = io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("{}: S3 ended a range {left} bytes short", this.path),
+                            );
                             return this.fail(e);
                         }
-                        *left -= n;
-                        return Poll::Ready(Some(Ok(b)));
+                        None => {
+                            this.current = None;
+                            this.decide();
+                        }
                     }
-                    Some(Err(e)) => return this.fail(e),
-                    None if *left > 0 => {
-                        let e = io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("{}: S3 ended a range {left} bytes short", this.path),
-                        );
-                        return this.fail(e);
-                    }
-                    None => this.current = None,
-                },
+                }
                 Current::Waiting(a) => match ready!(Pin::new(&mut a.task).poll(cx)) {
                     Ok(Ok(chunks)) => {
                         let a = match this.current.take() {
@@ -319,6 +513,7 @@ impl Ranged {
     fn fail(&mut self, e: io::Error) -> Poll<Option<io::Result<Bytes>>> {
         self.pending.clear();
         self.ahead.clear();
+        self.opened = None;
         self.current = None;
         Poll::Ready(Some(Err(e)))
     }
@@ -343,6 +538,42 @@ mod tests {
         let w: Vec<_> = span(0, 20).windows(10).map(|w| (w.start, w.end)).collect();
         assert_eq!(w, [(0, 10), (10, 20)]);
         assert_eq!(span(7, 7).windows(10).count(), 0);
+    }
+
+    #[test]
+    fn a_first_window_is_slow_below_the_rate_and_fast_at_it() {
+        let mib = 1 << 20;
+        // 2 MiB waited for 20 ms: 100 MiB/s
+        let waited = Duration::from_millis(20);
+        assert!(slower_than(2 * mib, waited, 256 * mib));
+        assert!(!slower_than(2 * mib, waited, 100 * mib));
+        assert!(!slower_than(2 * mib, waited, 64 * mib));
+        // nothing waited for: as fast as can be
+        assert!(!slower_than(2 * mib, Duration::ZERO, u64::MAX));
+    }
+
+    #[test]
+    fn a_probe_times_the_waits_after_the_first_chunk_only() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut p = Probe::default();
+        // the wait for the first chunk is the server's latency
+        p.polled_at(true, at(0));
+        p.polled_at(false, at(30));
+        p.chunk(1000);
+        assert_eq!((p.bytes, p.waited), (0, Duration::ZERO));
+        // waits count from the first pending poll to the next ready one
+        p.polled_at(true, at(31));
+        p.polled_at(true, at(33));
+        p.polled_at(false, at(36));
+        p.chunk(4096);
+        assert_eq!((p.bytes, p.waited), (4096, Duration::from_millis(5)));
+        // a chunk there when polled adds bytes and no wait
+        p.polled_at(false, at(50));
+        p.chunk(4096);
+        assert_eq!((p.bytes, p.waited), (8192, Duration::from_millis(5)));
+        assert!(p.slower_than(2 << 20), "8 KiB in 5 ms is 1.6 MB/s");
+        assert!(!p.slower_than(1 << 20));
     }
 
     #[test]

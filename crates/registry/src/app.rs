@@ -52,7 +52,7 @@ async fn render_metrics<D: Driver>(State(app): State<Arc<App<D>>>) -> Response {
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
         Extension(RouteLabel("metrics")),
-        app.metrics.render_with(&app.driver().gauges()),
+        app.metrics.render_with(&app.driver().metrics()),
     )
         .into_response()
 }

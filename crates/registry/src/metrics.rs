@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::storage::cache::{CacheStats, Lookup};
 use crate::storage::disk_cache::DiskStats;
-use crate::storage::driver::Gauge;
+use crate::storage::driver::DriverMetric;
 
 const UPLOAD_BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -156,14 +156,17 @@ impl Metrics {
         s
     }
 
-    /// [`Metrics::render`] with the storage driver's own gauges after it.
-    pub fn render_with(&self, gauges: &[Gauge]) -> String {
+    /// [`Metrics::render`] with the storage driver's own metrics after it.
+    pub fn render_with(&self, driver: &[DriverMetric]) -> String {
         let mut s = self.render();
-        for g in gauges {
+        for m in driver {
             let _ = writeln!(
                 s,
-                "# HELP {0} {1}\n# TYPE {0} gauge\n{0} {2}",
-                g.name, g.help, g.value
+                "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}",
+                m.name,
+                m.help,
+                m.kind.as_str(),
+                m.value
             );
         }
         s
@@ -250,20 +253,33 @@ fn render_disk_cache(s: &mut String, d: &DiskStats) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::driver::MetricKind;
 
     #[test]
-    fn a_drivers_gauges_follow_the_rest() {
+    fn a_drivers_metrics_follow_the_rest() {
         let m = Metrics::new();
-        let text = m.render_with(&[Gauge {
-            name: "berth_registry_s3_read_ahead_bytes",
-            help: "Bytes held.",
-            value: 42,
-        }]);
+        let text = m.render_with(&[
+            DriverMetric {
+                name: "berth_registry_s3_read_ahead_bytes",
+                help: "Bytes held.",
+                kind: MetricKind::Gauge,
+                value: 42,
+            },
+            DriverMetric {
+                name: "berth_registry_s3_large_reads_ranged_total",
+                help: "Reads.",
+                kind: MetricKind::Counter,
+                value: 7,
+            },
+        ]);
         assert!(text.starts_with(&m.render()));
         assert!(text.ends_with(
             "# HELP berth_registry_s3_read_ahead_bytes Bytes held.\n\
              # TYPE berth_registry_s3_read_ahead_bytes gauge\n\
-             berth_registry_s3_read_ahead_bytes 42\n"
+             berth_registry_s3_read_ahead_bytes 42\n\
+             # HELP berth_registry_s3_large_reads_ranged_total Reads.\n\
+             # TYPE berth_registry_s3_large_reads_ranged_total counter\n\
+             berth_registry_s3_large_reads_ranged_total 7\n"
         ));
         assert_eq!(m.render_with(&[]), m.render());
     }

@@ -364,8 +364,26 @@ fn s3_a_read_goes_ranged_only_when_its_first_window_comes_slowly() {
         ] {
             let before_log = gets_of(&settled(&s3, &format!("capped-before-{below}")), &key);
             let before = relay.accepted();
-            let got = read_from(&through(below), "big", 0).await.unwrap();
+            let d = through(below);
+            let got = read_from(&d, "big", 0).await.unwrap();
             assert!(got[..] == object[..], "below {below} MiB/s: other bytes");
+            // what `/metrics` shows of the decision
+            let counted = |name: &str| {
+                d.inner()
+                    .metrics()
+                    .into_iter()
+                    .find(|m| m.name == name)
+                    .map(|m| m.value)
+            };
+            let (ranged, whole) = if gets > 2 { (1, 0) } else { (0, 1) };
+            assert_eq!(
+                (
+                    counted("berth_registry_s3_large_reads_ranged_total"),
+                    counted("berth_registry_s3_large_reads_whole_total")
+                ),
+                (Some(ranged), Some(whole)),
+                "below {below} MiB/s: the decision counted"
+            );
             let made = relay.accepted() - before;
             let log = settled(&s3, &format!("capped-after-{below}"));
             assert_eq!(
@@ -444,7 +462,7 @@ fn s3_a_read_dropped_midway_gives_its_memory_back() {
         // what `/metrics` shows an operator
         let gauge = |name: &str| {
             d.inner()
-                .gauges()
+                .metrics()
                 .into_iter()
                 .find(|g| g.name == name)
                 .map(|g| g.value)

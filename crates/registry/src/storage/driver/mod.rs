@@ -159,12 +159,31 @@ pub trait UploadWriter: Send {
     fn commit(self, durable: bool) -> impl Future<Output = DResult<u64>> + Send;
 }
 
-/// A driver's gauge for `/metrics` ([`Driver::gauges`]).
+/// One of a driver's own figures for `/metrics` ([`Driver::metrics`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gauge {
+pub struct DriverMetric {
     pub name: &'static str,
     pub help: &'static str,
+    pub kind: MetricKind,
     pub value: u64,
+}
+
+/// A Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// A level, now.
+    Gauge,
+    /// A running total since the process started.
+    Counter,
+}
+
+impl MetricKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Gauge => "gauge",
+            MetricKind::Counter => "counter",
+        }
+    }
 }
 
 /// A storage backend. Paths are relative, `/`-separated, built by [`crate::storage::paths`].
@@ -279,9 +298,9 @@ pub trait Driver: Send + Sync + 'static {
     fn reference_min(&self) -> Option<u64> {
         None
     }
-    /// What the driver itself holds now, for `/metrics`: Prometheus gauges as (name, help,
-    /// value). None by default.
-    fn gauges(&self) -> Vec<Gauge> {
+    /// The driver's own figures for `/metrics`: what it holds now, and what it has done.
+    /// None by default.
+    fn metrics(&self) -> Vec<DriverMetric> {
         Vec::new()
     }
     /// Make the written file `from`, of `size` bytes as [`Driver::stat`] or

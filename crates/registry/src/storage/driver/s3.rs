@@ -62,7 +62,10 @@ use object_store::{
 };
 use serde::Deserialize;
 
-use super::{BoxReader, ByteStream, DResult, Driver, DriverError, FileInfo, UploadWriter};
+use super::{
+    BoxReader, ByteStream, DResult, Driver, DriverError, DriverMetric, FileInfo, MetricKind,
+    UploadWriter,
+};
 
 pub mod credentials;
 mod ranged;
@@ -201,6 +204,8 @@ pub struct S3Driver {
     split_below: u64,
     /// What the windows large reads fetch ahead may hold, across every read.
     read_budget: ranged::Budget,
+    /// What timed large reads decided.
+    read_decisions: ranged::Decisions,
 }
 
 /// A driver that cannot be built: what was wrong.
@@ -295,6 +300,7 @@ impl S3Driver {
             read_ahead: config.read_ahead,
             split_below: config.read_ahead_below.saturating_mul(1 << 20),
             read_budget: ranged::Budget::new(ranged::BUDGET_BYTES),
+            read_decisions: ranged::Decisions::default(),
         })
     }
 
@@ -560,6 +566,7 @@ impl S3Driver {
             self.store.clone(),
             path,
             self.read_budget.clone(),
+            self.read_decisions.clone(),
             plan,
             first,
             spans,
@@ -1293,17 +1300,31 @@ impl Driver for S3Driver {
     }
 
     /// `part_size`: smaller data is copied (one request; its reads stay one GET).
-    fn gauges(&self) -> Vec<super::Gauge> {
+    fn metrics(&self) -> Vec<DriverMetric> {
         vec![
-            super::Gauge {
+            DriverMetric {
                 name: "berth_registry_s3_read_ahead_bytes",
                 help: "Bytes the windows fetched ahead by large reads from the bucket hold now.",
+                kind: MetricKind::Gauge,
                 value: self.read_ahead_held(),
             },
-            super::Gauge {
+            DriverMetric {
                 name: "berth_registry_s3_read_ahead_limit_bytes",
                 help: "What the windows fetched ahead may hold at most, across all reads.",
+                kind: MetricKind::Gauge,
                 value: ranged::BUDGET_BYTES,
+            },
+            DriverMetric {
+                name: "berth_registry_s3_large_reads_ranged_total",
+                help: "Large reads whose first window came slower than read_ahead_below: the rest as ranged GETs.",
+                kind: MetricKind::Counter,
+                value: self.read_decisions.ranged(),
+            },
+            DriverMetric {
+                name: "berth_registry_s3_large_reads_whole_total",
+                help: "Large reads whose first window came at read_ahead_below or faster: the rest as one GET.",
+                kind: MetricKind::Counter,
+                value: self.read_decisions.whole(),
             },
         ]
     }

@@ -36,6 +36,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -78,6 +79,26 @@ impl Plan {
             ahead: 0,
             split_below: None,
         }
+    }
+}
+
+/// What timed reads decided, since the process started: for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct Decisions(Arc<[AtomicU64; 2]>);
+
+impl Decisions {
+    fn record(&self, ranged: bool) {
+        self.0[usize::from(ranged)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads whose first window came slowly: the rest went as ranged GETs.
+    pub fn ranged(&self) -> u64 {
+        self.0[1].load(Ordering::Relaxed)
+    }
+
+    /// Reads whose first window came fast: the rest went whole.
+    pub fn whole(&self) -> u64 {
+        self.0[0].load(Ordering::Relaxed)
     }
 }
 
@@ -238,6 +259,7 @@ pub struct Ranged {
     /// While the first window is timed: the rate below which the rest goes in windows.
     split_below: Option<u64>,
     probe: Probe,
+    decisions: Decisions,
     pending: VecDeque<Span>,
     ahead: VecDeque<Ahead>,
     /// The next span's GET, opened early once the rest is known to go whole.
@@ -254,6 +276,7 @@ impl Ranged {
         store: Arc<AmazonS3>,
         path: &str,
         budget: Budget,
+        decisions: Decisions,
         plan: Plan,
         first: Option<(ByteStream, u64)>,
         spans: &[Span],
@@ -299,6 +322,7 @@ impl Ranged {
             ahead_split: plan.ahead,
             split_below: plan.split_below,
             probe: Probe::default(),
+            decisions,
             pending,
             ahead: VecDeque::new(),
             opened: None,
@@ -312,7 +336,9 @@ impl Ranged {
         let Some(below) = self.split_below.take() else {
             return;
         };
-        if self.probe.slower_than(below) {
+        let slow = self.probe.slower_than(below);
+        self.decisions.record(slow);
+        if slow {
             let window = self.window;
             self.pending = self
                 .pending

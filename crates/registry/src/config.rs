@@ -432,6 +432,11 @@ mod tests {
         let c = parse("");
         assert_eq!(c.storage.s3.as_ref().map(|s| s.read_ahead), Some(4));
         assert_eq!(c.storage.s3.as_ref().map(|s| s.read_ahead_below), Some(256));
+        // S3Config::new is the table that names only the bucket
+        assert_eq!(
+            format!("{:?}", c.storage.s3),
+            format!("{:?}", Some(crate::storage::s3::S3Config::new("b")))
+        );
         assert!(c.validate().is_ok());
         let always = parse(
             "read_ahead_below = 0

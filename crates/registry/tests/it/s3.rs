@@ -11,9 +11,7 @@
 //! where the test itself orders the lease's creates.
 
 use berth_registry::storage::driver::testsuite;
-use berth_registry::storage::s3::{
-    AwsEnv, DEFAULT_READ_AHEAD, DEFAULT_READ_AHEAD_BELOW, MIN_PART_SIZE, S3Config, S3Driver,
-};
+use berth_registry::storage::s3::{AwsEnv, MIN_PART_SIZE, S3Config, S3Driver};
 use berth_registry::storage::{BoxReader, ByteStream, DResult, Driver, FileInfo};
 use berth_test_support::{S3Kind, S3Server};
 use bytes::Bytes;
@@ -39,17 +37,13 @@ pub(crate) fn driver_with(
     change: impl FnOnce(&mut S3Config),
 ) -> PerClient {
     let mut config = S3Config {
-        bucket: s3.bucket().to_owned(),
         region: Some(s3.region().to_owned()),
         endpoint: Some(s3.endpoint()),
         prefix: prefix.to_owned(),
         path_style: true,
         allow_http: true,
-        ca_file: None,
         part_size: MIN_PART_SIZE,
-        redirect: false,
-        read_ahead: DEFAULT_READ_AHEAD,
-        read_ahead_below: DEFAULT_READ_AHEAD_BELOW,
+        ..S3Config::new(s3.bucket())
     };
     change(&mut config);
     let env = AwsEnv {

@@ -3,22 +3,19 @@
 //! moto. Each run stores under a prefix of its own in a fresh server.
 
 use berth_registry::storage::driver::testsuite;
-use berth_registry::storage::s3::{AwsEnv, DEFAULT_READ_AHEAD, S3Config, S3Driver};
+use berth_registry::storage::s3::{AwsEnv, S3Config, S3Driver};
 use berth_test_support::requires_tool;
 use berth_test_support::{S3Kind, S3Server};
 
 fn driver(s3: &S3Server, prefix: &str, part_size: u64) -> S3Driver {
     let config = S3Config {
-        bucket: s3.bucket().to_owned(),
         region: Some(s3.region().to_owned()),
         endpoint: Some(s3.endpoint()),
         prefix: prefix.to_owned(),
         path_style: true,
         allow_http: true,
-        ca_file: None,
         part_size,
-        redirect: false,
-        read_ahead: DEFAULT_READ_AHEAD,
+        ..S3Config::new(s3.bucket())
     };
     let env = AwsEnv {
         vars: s3
@@ -82,16 +79,13 @@ fn a_wrong_secret_is_an_error_not_a_missing_file() {
     requires_tool!("s3s-fs");
     let s3 = S3Server::s3s_fs();
     let mut config = S3Config {
-        bucket: s3.bucket().to_owned(),
         region: Some(s3.region().to_owned()),
         endpoint: Some(s3.endpoint()),
         prefix: "x".to_owned(),
         path_style: true,
         allow_http: true,
-        ca_file: None,
         part_size: PART,
-        redirect: false,
-        read_ahead: DEFAULT_READ_AHEAD,
+        ..S3Config::new(s3.bucket())
     };
     let env = AwsEnv {
         vars: [

@@ -150,6 +150,24 @@ fn default_read_ahead_below() -> u64 {
 }
 
 impl S3Config {
+    /// A configuration of `bucket` with every other setting at its default, as a
+    /// `[storage.s3]` table naming only the bucket reads.
+    pub fn new(bucket: impl Into<String>) -> S3Config {
+        S3Config {
+            bucket: bucket.into(),
+            region: None,
+            endpoint: None,
+            prefix: String::new(),
+            path_style: false,
+            allow_http: false,
+            ca_file: None,
+            part_size: DEFAULT_PART_SIZE,
+            redirect: false,
+            read_ahead: DEFAULT_READ_AHEAD,
+            read_ahead_below: DEFAULT_READ_AHEAD_BELOW,
+        }
+    }
+
     /// What is wrong with this configuration, said so the operator can fix it.
     pub fn validate(&self) -> Result<(), String> {
         if self.bucket.is_empty() {

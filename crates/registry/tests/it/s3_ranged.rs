@@ -249,12 +249,14 @@ fn relay_copy(mut from: TcpStream, mut to: TcpStream, cap: Option<u64>) {
 }
 
 impl Relay {
-    fn start(upstream: SocketAddr) -> Relay {
-        Relay::capped(upstream, None)
-    }
-
-    /// A relay carrying at most `cap` bytes a second from the server on each connection.
-    fn capped(upstream: SocketAddr, cap: Option<u64>) -> Relay {
+    /// A relay to `s3`, carrying at most `cap` bytes a second from it on each connection.
+    fn to(s3: &berth_test_support::S3Server, cap: Option<u64>) -> Relay {
+        let upstream: SocketAddr = s3
+            .endpoint()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -280,6 +282,20 @@ impl Relay {
     fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
+
+    /// A driver (a client of its own) on `s3` through this relay, its configuration
+    /// changed by `change`.
+    fn driver(
+        &self,
+        s3: &berth_test_support::S3Server,
+        prefix: &str,
+        change: impl FnOnce(&mut berth_registry::storage::s3::S3Config),
+    ) -> PerClient {
+        driver_with(s3, prefix, |c| {
+            c.endpoint = Some(format!("http://{}", self.addr));
+            change(c);
+        })
+    }
 }
 
 /// Through a relay that counts connections, a read of 4 windows by a new client opens more
@@ -290,16 +306,9 @@ fn s3_the_ranged_gets_of_a_read_are_in_flight_at_once() {
     let Some(s3) = server(S3Kind::Moto) else {
         return;
     };
-    let upstream: SocketAddr = s3
-        .endpoint()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let relay = Relay::start(upstream);
+    let relay = Relay::to(&s3, None);
     let through = |n: usize| {
-        driver_with(&s3, "flight", |c| {
-            c.endpoint = Some(format!("http://{}", relay.addr));
+        relay.driver(&s3, "flight", |c| {
             c.read_ahead = n;
             c.read_ahead_below = ALWAYS;
         })
@@ -333,16 +342,9 @@ fn s3_a_read_goes_ranged_only_when_its_first_window_comes_slowly() {
     let Some(s3) = server(S3Kind::Moto) else {
         return;
     };
-    let upstream: SocketAddr = s3
-        .endpoint()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let relay = Relay::capped(upstream, Some(40 << 20));
+    let relay = Relay::to(&s3, Some(40 << 20));
     let through = |below: u64| {
-        driver_with(&s3, "capped", |c| {
-            c.endpoint = Some(format!("http://{}", relay.addr));
+        relay.driver(&s3, "capped", |c| {
             c.read_ahead = 4;
             c.read_ahead_below = below;
         })

@@ -23,7 +23,8 @@
 //! whose CPU is the bound), and the rest of each object or segment is one GET, as
 //! distribution reads: ranged GETs would only cost that server more work per byte. The GET
 //! of the rest is opened as soon as that is decided, so its answer is there when the first
-//! window ends.
+//! window ends; spans no longer than a window (a written file's short segments) are still
+//! fetched `ahead` at once either way.
 //!
 //! Each window's length is checked: a window that ends short (an object shorter than its
 //! listing said) ends the read with an error instead of sending the next window's bytes in
@@ -212,15 +213,27 @@ impl Span {
 
 type Opening = Pin<Box<dyn Future<Output = io::Result<ByteStream>> + Send>>;
 
-/// A window fetched ahead by a task; aborted when dropped unfinished.
-struct Ahead {
-    task: JoinHandle<io::Result<Vec<Bytes>>>,
-    _permit: OwnedSemaphorePermit,
+/// A fetch started by a task ahead of its turn; aborted when dropped unfinished.
+enum Ahead {
+    /// A window read into memory, holding its share of the budget.
+    Window {
+        task: JoinHandle<io::Result<Vec<Bytes>>>,
+        _permit: OwnedSemaphorePermit,
+    },
+    /// A span longer than a window (the rest of an object that comes fast), its GET
+    /// opened: its bytes are streamed in turn.
+    Open {
+        task: JoinHandle<io::Result<ByteStream>>,
+        len: u64,
+    },
 }
 
 impl Drop for Ahead {
     fn drop(&mut self) {
-        self.task.abort();
+        match self {
+            Ahead::Window { task, .. } => task.abort(),
+            Ahead::Open { task, .. } => task.abort(),
+        }
     }
 }
 
@@ -233,18 +246,6 @@ enum Current {
         chunks: VecDeque<Bytes>,
         _held: Option<Ahead>,
     },
-}
-
-/// A GET opened ahead of its turn; aborted when dropped unanswered.
-struct Opened {
-    task: JoinHandle<io::Result<ByteStream>>,
-    len: u64,
-}
-
-impl Drop for Opened {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The read: see the module documentation.
@@ -262,8 +263,6 @@ pub struct Ranged {
     decisions: Decisions,
     pending: VecDeque<Span>,
     ahead: VecDeque<Ahead>,
-    /// The next span's GET, opened early once the rest is known to go whole.
-    opened: Option<Opened>,
     current: Option<Current>,
 }
 
@@ -325,17 +324,20 @@ impl Ranged {
             decisions,
             pending,
             ahead: VecDeque::new(),
-            opened: None,
             current: first.map(|(s, len)| Current::Streaming(s, len)),
         }
     }
 
-    /// The first window timed as far as it goes: fetch the rest in windows, `ahead_split`
-    /// at once, or each span whole with its GET opened now.
+    /// The first window timed as far as it goes: fetch the rest in windows, or each span
+    /// longer than a window whole; either way `ahead_split` fetches at once, so a read of
+    /// many short segments still fetches them together.
     fn decide(&mut self) {
         let Some(below) = self.split_below.take() else {
             return;
         };
+        if self.pending.is_empty() {
+            return;
+        }
         let slow = self.probe.slower_than(below);
         self.decisions.record(slow);
         if slow {
@@ -345,21 +347,30 @@ impl Ranged {
                 .drain(..)
                 .flat_map(|s| s.windows(window).collect::<Vec<_>>())
                 .collect();
-            self.ahead_max = self.ahead_split;
-            self.top_up();
-        } else if let Some(next) = self.pending.pop_front() {
-            let len = next.len();
-            let task = tokio::spawn(open(self.store.clone(), self.path.clone(), next));
-            self.opened = Some(Opened { task, len });
         }
+        self.ahead_max = self.ahead_split;
+        self.top_up();
     }
 
-    /// Start fetching the next windows while there is room.
+    /// Start the next fetches while there is room: windows into memory while the budget
+    /// lasts, and a span longer than a window by opening its GET (one at a time).
     fn top_up(&mut self) {
         while self.ahead.len() < self.ahead_max {
             let Some(w) = self.pending.front() else {
                 return;
             };
+            if w.len() > self.window {
+                if self.ahead.iter().any(|a| matches!(a, Ahead::Open { .. })) {
+                    return;
+                }
+                let Some(w) = self.pending.pop_front() else {
+                    return;
+                };
+                let len = w.len();
+                let task = tokio::spawn(open(self.store.clone(), self.path.clone(), w));
+                self.ahead.push_back(Ahead::Open { task, len });
+                continue;
+            }
             let Some(permit) = self.budget.try_take(w.len()) else {
                 return;
             };
@@ -380,7 +391,7 @@ impl Ranged {
                 check_len(&path, &w, n)?;
                 Ok(got)
             });
-            self.ahead.push_back(Ahead {
+            self.ahead.push_back(Ahead::Window {
                 task,
                 _permit: permit,
             });
@@ -401,6 +412,11 @@ async fn open(store: Arc<AmazonS3>, path: Arc<str>, w: Span) -> io::Result<ByteS
         ))
     })?;
     Ok(r.into_stream().map_err(io::Error::other).boxed())
+}
+
+/// A fetch's task that ended without an answer (aborted, or panicked).
+fn task_ended(path: &str, e: tokio::task::JoinError) -> io::Error {
+    io::Error::other(format!("{path}: a ranged read's task ended: {e}"))
 }
 
 fn check_len(path: &str, w: &Span, got: u64) -> io::Result<()> {
@@ -428,20 +444,6 @@ impl Stream for Ranged {
             if this.current.is_none() {
                 this.current = if let Some(a) = this.ahead.pop_front() {
                     Some(Current::Waiting(a))
-                } else if let Some(o) = this.opened.take() {
-                    let len = o.len;
-                    let path = this.path.clone();
-                    Some(Current::Opening(
-                        Box::pin(async move {
-                            let mut o = o;
-                            (&mut o.task).await.unwrap_or_else(|e| {
-                                Err(io::Error::other(format!(
-                                    "{path}: a GET opened ahead ended: {e}"
-                                )))
-                            })
-                        }),
-                        len,
-                    ))
                 } else if let Some(w) = this.pending.pop_front() {
                     let len = w.len();
                     Some(Current::Opening(
@@ -504,26 +506,30 @@ impl Stream for Ranged {
                         }
                     }
                 }
-                Current::Waiting(a) => match ready!(Pin::new(&mut a.task).poll(cx)) {
-                    Ok(Ok(chunks)) => {
-                        let a = match this.current.take() {
-                            Some(Current::Waiting(a)) => Some(a),
-                            _ => None,
-                        };
-                        this.current = Some(Current::Buffered {
-                            chunks: chunks.into(),
-                            _held: a,
-                        });
+                Current::Waiting(Ahead::Open { task, len }) => {
+                    let len = *len;
+                    match ready!(Pin::new(task).poll(cx)) {
+                        Ok(Ok(s)) => this.current = Some(Current::Streaming(s, len)),
+                        Ok(Err(e)) => return this.fail(e),
+                        Err(e) => return this.fail(task_ended(&this.path, e)),
                     }
-                    Ok(Err(e)) => return this.fail(e),
-                    Err(e) => {
-                        let e = io::Error::other(format!(
-                            "{}: a ranged read's task ended: {e}",
-                            this.path
-                        ));
-                        return this.fail(e);
+                }
+                Current::Waiting(Ahead::Window { task, .. }) => {
+                    match ready!(Pin::new(task).poll(cx)) {
+                        Ok(Ok(chunks)) => {
+                            let a = match this.current.take() {
+                                Some(Current::Waiting(a)) => Some(a),
+                                _ => None,
+                            };
+                            this.current = Some(Current::Buffered {
+                                chunks: chunks.into(),
+                                _held: a,
+                            });
+                        }
+                        Ok(Err(e)) => return this.fail(e),
+                        Err(e) => return this.fail(task_ended(&this.path, e)),
                     }
-                },
+                }
                 Current::Buffered { chunks, .. } => match chunks.pop_front() {
                     Some(b) => return Poll::Ready(Some(Ok(b))),
                     // the window's memory goes back to the budget here
@@ -539,7 +545,6 @@ impl Ranged {
     fn fail(&mut self, e: io::Error) -> Poll<Option<io::Result<Bytes>>> {
         self.pending.clear();
         self.ahead.clear();
-        self.opened = None;
         self.current = None;
         Poll::Ready(Some(Err(e)))
     }

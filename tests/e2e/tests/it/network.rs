@@ -176,6 +176,13 @@ impl NetBerth {
         left
     }
 
+    /// Nothing of the network is left ([`NetBerth::leftovers`]).
+    #[track_caller]
+    fn assert_no_leftovers(&self) {
+        let left = self.leftovers();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
     /// What of a container's set-up outside networking is left: mounts under the test's
     /// directory, mount points, volume and /etc directories, and containers' snapshots
     /// (keys that are container ids) in the snapshot roots' metadata.
@@ -201,6 +208,13 @@ impl NetBerth {
                 .map(|k| format!("snapshot: {k}")),
         );
         left
+    }
+
+    /// Nothing of containers' set-up is left ([`NetBerth::set_up_leftovers`]).
+    #[track_caller]
+    fn assert_no_set_up_leftovers(&self) {
+        let left = self.set_up_leftovers();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
 
@@ -307,8 +321,7 @@ fn bridge_containers_get_addresses_publish_ports_talk_and_leave_nothing() {
     for i in 0..3 {
         b.ok(&["rm", "-f", &format!("web-{i}")]);
     }
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 #[test]
@@ -361,8 +374,7 @@ fn bandwidth_is_shaped_by_the_bandwidth_plugin_and_bad_flags_are_refused() {
         assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
         assert!(err.contains(says), "{flags:?}: {err}");
     }
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 #[test]
@@ -454,8 +466,7 @@ fn user_defined_networks_resolve_names_and_are_managed_with_berth_network() {
         !names.contains(&"appnet") && !names.contains(&"quiet"),
         "{names:?}"
     );
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 #[test]
@@ -511,25 +522,20 @@ fn a_run_killed_in_the_middle_of_set_up_leaves_nothing_after_system_prune_or_the
         pruned.contains("cleaned up after 1 container(s) whose run was killed"),
         "{pruned}"
     );
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
     assert_eq!(addresses(&ipam), 0, "the address was not given back");
-    let after = b.set_up_leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_set_up_leftovers();
     // and so does the next run on a network
     kill_a_run();
     b.ok(&["run", "--rm", "--network", "bridge", IMAGE, "true"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
     assert_eq!(addresses(&ipam), 0, "the address was not given back");
-    let after = b.set_up_leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_set_up_leftovers();
     // also a run with no network at all cleans up after killed ones
     kill_a_run();
     b.ok(&["run", "--rm", "--network", "none", IMAGE, "true"]);
-    let after = b.set_up_leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
-    assert!(b.leftovers().is_empty(), "left behind: {:?}", b.leftovers());
+    b.assert_no_set_up_leftovers();
+    b.assert_no_leftovers();
 }
 
 /// A warm bridged `run --rm` under strace fsyncs what the network's undo needs after a crash
@@ -652,12 +658,8 @@ fn killing_the_monitor_or_rm_midway_leaves_nothing_after_the_next_rm() {
     assert!(b.ok(&["ps", "-q", "--no-trunc"]).contains(&id));
     assert!(!b.leftovers().is_empty(), "the container has its network");
     b.ok(&["rm", "-f", &id]);
-    assert!(b.leftovers().is_empty(), "left: {:?}", b.leftovers());
-    assert!(
-        b.set_up_leftovers().is_empty(),
-        "left: {:?}",
-        b.set_up_leftovers()
-    );
+    b.assert_no_leftovers();
+    b.assert_no_set_up_leftovers();
 
     // rm killed while CNI DEL hangs: the record stays, and the next rm -f finishes
     let id = b
@@ -682,12 +684,8 @@ fn killing_the_monitor_or_rm_midway_leaves_nothing_after_the_next_rm() {
     );
     assert!(!b.leftovers().is_empty(), "the kill left the network");
     b.ok(&["rm", "-f", &id]);
-    assert!(b.leftovers().is_empty(), "left: {:?}", b.leftovers());
-    assert!(
-        b.set_up_leftovers().is_empty(),
-        "left: {:?}",
-        b.set_up_leftovers()
-    );
+    b.assert_no_leftovers();
+    b.assert_no_set_up_leftovers();
 }
 
 /// iperf3 from inside `netns` (a container's) to a server in the test namespace on
@@ -988,8 +986,7 @@ fn run_joins_the_default_bridge_network_unless_told_none_host_or_a_namespace() {
         String::from_utf8_lossy(&out.stderr).contains("absolute path"),
         "{out:?}"
     );
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// An image of the test's busybox root filesystem whose config exposes `ports`, loaded
@@ -1115,8 +1112,7 @@ fn publish_all_maps_each_exposed_port_to_a_free_host_port_shown_by_port_and_insp
     let out = b.run(&["run", "--rm", "--network", "none", "-P", EXPOSING, "true"]);
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     b.ok(&["rm", "-f", "all", "both", "more", "pinned"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 #[test]
@@ -1166,8 +1162,7 @@ fn ip_picks_the_containers_address_and_a_taken_one_is_refused() {
         ),
     ]);
     b.ok(&["rm", "-f", "fixed"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 #[test]
@@ -1208,8 +1203,7 @@ fn an_internal_network_has_no_route_out_where_the_default_one_has() {
     assert!(out.starts_with("unreachable\n"), "{out}");
     assert!(!out.contains("default"), "{out}");
     b.ok(&["network", "rm", "walled"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// A bridge network's masquerade and forwarding are rules of the network, made once by berth
@@ -1366,8 +1360,7 @@ fn bridge_networks_masquerade_and_forward_through_rules_of_their_own() {
         "the default network keeps its rules"
     );
     ip_ok(&["-n", &b.netns, "link", "del", "up0"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// `--ip6` (docker's and podman's flag): the container's IPv6 address on a dual-stack
@@ -1494,8 +1487,7 @@ fn ip6_picks_the_containers_ipv6_address_on_a_dual_stack_network() {
     );
     b.ok(&["rm", "-f", "both", "six", "late"]);
     b.ok(&["network", "rm", "ds", "four"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// `network create --ipv6` (podman's and docker's flag): a dual-stack network, each
@@ -1649,8 +1641,7 @@ fn a_dual_stack_network_gives_containers_both_families_and_names_on_both() {
 
     b.ok(&["rm", "-f", "srv", "pub"]);
     b.ok(&["network", "rm", "ds", "ds2"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
     // no per-container IPv6 masquerade chain or forward rule is left either
     let nat6 = b.in_ns("ip6tables-save").output().unwrap();
     let nat6 = String::from_utf8_lossy(&nat6.stdout);
@@ -1720,8 +1711,7 @@ fn mac_address_sets_the_interface_and_sysfs_shows_the_containers_own_interfaces(
         ),
     ]);
     b.ok(&["rm", "-f", "mac"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// `network rm` takes the network's bridge and host-local's directory with it (as docker's
@@ -1797,8 +1787,7 @@ fn a_removed_networks_bridge_goes_with_it_and_its_subnet_serves_the_next_network
         "unreachable at {ip2} after a removed network"
     );
     b.ok(&["network", "rm", "second"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// `network create -d macvlan|ipvlan -o parent=IFACE` (podman's and nerdctl's drivers): the
@@ -2048,7 +2037,7 @@ fn an_exited_container_gives_its_network_back_unless_a_neighbour_still_uses_it()
     assert_eq!(b.ok(&["logs", "gone"]), "bye\n");
     assert!(b.ok(&["ps", "-a"]).contains("gone"));
     b.ok(&["rm", "gone"]);
-    assert!(b.leftovers().is_empty());
+    b.assert_no_leftovers();
 
     // a neighbour in its namespace keeps it
     b.ok(&["run", "-d", "--name", "host", IMAGE, "sleep", "3"]);
@@ -2088,8 +2077,7 @@ fn an_exited_container_gives_its_network_back_unless_a_neighbour_still_uses_it()
     );
     b.ok(&["rm", "-f", "guest"]);
     b.ok(&["rm", "host"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// `--network-alias` (docker's and podman's flag): more names a container answers to on its
@@ -2154,8 +2142,7 @@ fn network_aliases_name_a_container_on_user_defined_networks() {
     ]);
     b.ok(&["rm", "-f", "api"]);
     b.ok(&["network", "rm", "aliased"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// `berth network connect` and `disconnect`, as docker's and podman's: a running container
@@ -2308,8 +2295,7 @@ fn network_connect_and_disconnect_a_running_container() {
     b.ok(&["network", "connect", "back", "cli"]);
     b.ok(&["rm", "-f", "srv", "cli", "lone"]);
     b.ok(&["network", "rm", "back", "front"]);
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 /// `tc qdisc show` in the test namespace: every qdisc of the host side.
@@ -2454,8 +2440,7 @@ fn update_network_bandwidth_changes_a_running_containers_limits_and_rm_still_cle
     let links = b.in_ns("ip").args(["-o", "link"]).output().unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(!links.contains("bwp"), "an IFB left:\n{links}");
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
 
 #[test]
@@ -2545,6 +2530,5 @@ fn kubernetes_bandwidth_annotations_shape_the_container_like_the_flag() {
         assert_eq!(out.status.code(), Some(125), "{bad}: {err}");
         assert!(err.contains("not a bandwidth"), "{bad}: {err}");
     }
-    let after = b.leftovers();
-    assert!(after.is_empty(), "left behind: {after:?}");
+    b.assert_no_leftovers();
 }
